@@ -1,0 +1,66 @@
+"""The parsed settlement: what every later stage (validate, gate, map, reconcile) reads.
+
+A settlement is a header plus a long frame of lines, one row per amount component, in both
+the V2 and the legacy V1 format (V1's per-kind columns are melted into this shape). Amounts
+are integer minor units; identifiers are strings; times are UTC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+# Columns of Settlement.lines, in order, with their dtypes.
+LINE_COLUMNS: dict[str, str] = {
+    "settlement_id": "str",
+    "line_no": "int64",             # 1-based line number in the source file (header = line 1)
+    "transaction_type": "str",      # Order, Refund, other-transaction, ServiceFee, ...
+    "order_id": "str",
+    "merchant_order_id": "str",
+    "adjustment_id": "str",
+    "shipment_id": "str",
+    "marketplace_name": "str",
+    "amount_type": "str",           # ItemPrice, ItemFees, Promotion, ItemWithheldTax, other-transaction, ...
+    "amount_description": "str",    # Principal, Commission, FBAPerUnitFulfillmentFee, Current Reserve Amount, ...
+    "amount_minor": "int64",        # signed, in minor units of the settlement currency
+    "fulfillment_id": "str",        # AFN / MFN / ""
+    "posted_date": "datetime64[us, UTC]",  # posted-date-time when present, else posted-date at 00:00 UTC
+    "order_item_code": "str",
+    "merchant_order_item_id": "str",
+    "merchant_adjustment_item_id": "str",
+    "sku": "str",
+    "quantity": "Int64",            # empty on refund rows
+    "promotion_id": "str",
+}
+
+# Minor-unit exponent per currency (ISO 4217); JPY has none.
+CURRENCY_DECIMALS: dict[str, int] = {"USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "SEK": 2, "PLN": 2,
+                                     "MXN": 2, "JPY": 0}
+
+
+def currency_decimals(currency: str) -> int:
+    return CURRENCY_DECIMALS.get(currency.upper(), 2)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """One settlement as Amazon reported it. ``lines`` follows ``LINE_COLUMNS``."""
+
+    settlement_id: str
+    source: str                 # file name (or report document id) it came from
+    format: str                 # "v2" or "v1"
+    currency: str
+    start: pd.Timestamp         # UTC
+    end: pd.Timestamp           # UTC
+    deposit_date: pd.Timestamp  # UTC
+    total_minor: int            # total-amount in minor units
+    marketplace: str            # the Amazon marketplace most lines belong to, e.g. "Amazon.com"
+    lines: pd.DataFrame
+
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
+
+    @property
+    def decimals(self) -> int:
+        return currency_decimals(self.currency)

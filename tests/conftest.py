@@ -1,0 +1,28 @@
+"""Fixtures every test area shares. Area-specific fixtures live beside their tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The shared/ folder beside the clone (CI lays it there), or $M3SYNC_SHARED."""
+    return Path(os.environ.get("M3SYNC_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    path = shared_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared folder not found at {path} (set M3SYNC_SHARED)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_default_marketplace(monkeypatch: pytest.MonkeyPatch) -> None:
+    # python-amazon-sp-api silently replaces any marketplace argument with this (sp-api.md §7.8).
+    monkeypatch.delenv("SP_API_DEFAULT_MARKETPLACE", raising=False)
