@@ -102,7 +102,7 @@ def build_catalog(seed: int = 0, size: int = 24) -> list[CatalogItem]:
         items.append(CatalogItem(
             sku=f"{category[:3].upper()}-{number}",
             itno=f"A{number}",
-            asin=f"B0{rng.randrange(10**7, 10**8)}X",
+            asin=f"B0{str(rng.randrange(10**7, 10**8))[:7]}X",  # 10 characters like a real ASIN
             name=f"{adjective} {noun}"[:30],
             category=category,
             product_type=CATEGORIES[category][0],

@@ -1,0 +1,92 @@
+"""What came before: the items and settlement figures each new settlement is judged against.
+
+Stored as Parquet under ``HOME/history/`` (one file per table, rewritten atomically), keyed
+by settlement id so adding the same settlement twice changes nothing.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from reconciliation.model import Settlement
+
+from .items import (ITEM_COLUMNS, REIMBURSEMENT_COLUMNS, SETTLEMENT_COLUMNS, SettlementItems, empty_frame,
+                    extract_items)
+
+_TABLES: dict[str, dict[str, str]] = {"items": ITEM_COLUMNS, "settlements": SETTLEMENT_COLUMNS,
+                                      "reimbursements": REIMBURSEMENT_COLUMNS}
+
+
+class HistoryError(RuntimeError):
+    """A history file that cannot be read; names the file."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class AnomalyHistory:
+    """Past settlements' items under ``home/history``; ``add`` after scoring a settlement."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.home = Path(home)
+        self.folder = self.home / "history"
+
+    def __repr__(self) -> str:
+        return f"AnomalyHistory({str(self.home)!r})"
+
+    @property
+    def models_folder(self) -> Path:
+        return self.folder / "models"
+
+    def items(self) -> pd.DataFrame:
+        return self._read("items")
+
+    def settlements(self) -> pd.DataFrame:
+        return self._read("settlements")
+
+    def reimbursements(self) -> pd.DataFrame:
+        return self._read("reimbursements")
+
+    def settlement_ids(self) -> set[str]:
+        return set(self.settlements()["settlement_id"])
+
+    def add(self, settlement: Settlement | SettlementItems, settlement_id: str | None = None) -> bool:
+        """Record a settlement; False (and nothing written) when it is already recorded."""
+        extracted = settlement if isinstance(settlement, SettlementItems) else extract_items(settlement)
+        sid = str(extracted.summary["settlement_id"].iloc[0]) if settlement_id is None else settlement_id
+        if sid in self.settlement_ids():
+            return False
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in (("items", extracted.items), ("reimbursements", extracted.reimbursements),
+                            ("settlements", extracted.summary)):  # settlements last: it marks "recorded"
+            old = self._read(name)
+            old = old[old["settlement_id"] != sid]  # a half-written earlier add is replaced, not doubled
+            combined = frame if old.empty else pd.concat([old, frame], ignore_index=True)
+            self._write(name, combined.astype(_TABLES[name]))
+        return True
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.parquet"
+
+    def _read(self, name: str) -> pd.DataFrame:
+        path = self._path(name)
+        if not path.is_file():
+            return empty_frame(_TABLES[name])
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise HistoryError(path, f"cannot read anomaly history ({type(exc).__name__}: {exc})") from None
+        missing = [c for c in _TABLES[name] if c not in frame.columns]
+        if missing:
+            raise HistoryError(path, f"missing column(s) {', '.join(missing)}; was it written by another version?")
+        return frame[list(_TABLES[name])].astype(_TABLES[name])
+
+    def _write(self, name: str, frame: pd.DataFrame) -> None:
+        target = self._path(name)
+        temporary = target.with_suffix(".parquet.tmp")
+        frame.to_parquet(temporary, index=False)
+        os.replace(temporary, target)  # readers never see a half-written file

@@ -1,0 +1,152 @@
+"""Settlement lines -> one row per order item event (a sale or one refund of an order item).
+
+A settlement line is one amount component (principal, commission, FBA fee, ...). Anomalies
+are about order items, so the components of each (transaction type, order, order item,
+adjustment) are pivoted side by side with integer sums. Everything is vectorised: a
+million-line settlement is one groupby, not a Python loop.
+
+Sign convention of the item columns (why: reasons talk about what the seller was charged or
+paid, always as positive numbers):
+- ``principal`` / ``shipping``: sale amount on an Order, amount given back on a Refund;
+- ``commission``: referral fee charged on an Order, commission returned on a Refund;
+- ``fba`` / ``chargeback`` / ``refund_commission``: fee charged (positive = seller pays).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from reconciliation.model import Settlement
+
+ITEM_KEYS: tuple[str, ...] = ("transaction_type", "order_id", "order_item_code", "adjustment_id")
+COMPONENTS: tuple[str, ...] = ("principal", "shipping", "commission", "fba", "chargeback", "refund_commission")
+# Columns of an item frame (the current settlement's and the stored history's).
+ITEM_COLUMNS: dict[str, str] = {
+    "settlement_id": "str", "marketplace_name": "str", "currency": "str", "transaction_type": "str",
+    "order_id": "str", "order_item_code": "str", "adjustment_id": "str", "sku": "str",
+    "posted_date": "datetime64[us, UTC]", "quantity": "int64",
+    **{c: "int64" for c in COMPONENTS},
+}
+# Per-settlement figures judged against the trailing settlements of the same marketplace.
+SETTLEMENT_COLUMNS: dict[str, str] = {
+    "settlement_id": "str", "marketplace": "str", "currency": "str", "end": "datetime64[us, UTC]",
+    "sales_minor": "int64", "fees_minor": "int64", "reserve_held_minor": "int64",
+    "reserve_released_minor": "int64", "reimbursement_minor": "int64",
+}
+REIMBURSEMENT_COLUMNS: dict[str, str] = {"settlement_id": "str", "adjustment_id": "str", "sku": "str",
+                                         "amount_minor": "int64"}
+
+_ITEM_TRANSACTIONS = ("Order", "Refund")
+# (amount_type, amount_description) -> component, and whether the settlement sign is flipped.
+_COMPONENT_ROWS: tuple[tuple[str, str, str, int], ...] = (
+    ("ItemPrice", "Principal", "principal", 1),
+    ("ItemPrice", "Shipping", "shipping", 1),
+    ("ItemFees", "Commission", "commission", -1),
+    ("ItemFees", "FBAPerUnitFulfillmentFee", "fba", -1),
+    ("ItemFees", "FBAWeightBasedFee", "fba", -1),
+    ("ItemFees", "ShippingChargeback", "chargeback", -1),
+    ("ItemFees", "RefundCommission", "refund_commission", -1),
+)
+_REIMBURSEMENT_TYPE = "FBA Inventory Reimbursement"
+_RESERVE_HELD = "Current Reserve Amount"
+_RESERVE_RELEASED = "Previous Reserve Amount Balance"
+
+
+@dataclass(frozen=True)
+class SettlementItems:
+    """What anomaly scoring needs from one settlement."""
+
+    items: pd.DataFrame           # ITEM_COLUMNS, one row per order item event
+    summary: pd.DataFrame         # SETTLEMENT_COLUMNS, one row
+    reimbursements: pd.DataFrame  # REIMBURSEMENT_COLUMNS
+
+
+def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def extract_items(settlement: Settlement) -> SettlementItems:
+    lines = settlement.lines
+    missing = [c for c in ("transaction_type", "order_id", "order_item_code", "adjustment_id", "sku",
+                           "amount_type", "amount_description", "amount_minor", "quantity", "posted_date",
+                           "marketplace_name") if c not in lines.columns]
+    if missing:
+        raise ValueError(f"settlement {settlement.settlement_id}: lines lack column(s) {', '.join(missing)}")
+    return SettlementItems(_items(settlement), _summary(settlement), _reimbursements(settlement))
+
+
+def _items(settlement: Settlement) -> pd.DataFrame:
+    lines = settlement.lines
+    is_item = lines["transaction_type"].isin(_ITEM_TRANSACTIONS).to_numpy() & (lines["order_id"] != "").to_numpy()
+    sub = lines.loc[is_item, ["transaction_type", "order_id", "order_item_code", "adjustment_id", "sku",
+                              "marketplace_name", "amount_type", "amount_description", "amount_minor",
+                              "quantity", "posted_date"]]
+    if sub.empty:
+        return empty_frame(ITEM_COLUMNS)
+    # V1 files may lack order-item codes: the SKU then identifies the item within its order.
+    item_code = sub["order_item_code"].where(sub["order_item_code"] != "", "sku:" + sub["sku"])
+    keyed = pd.DataFrame({"transaction_type": sub["transaction_type"].to_numpy(),
+                          "order_id": sub["order_id"].to_numpy(), "order_item_code": item_code.to_numpy(),
+                          "adjustment_id": sub["adjustment_id"].to_numpy()})
+    group = keyed.groupby(list(ITEM_KEYS), sort=False).ngroup().to_numpy()
+    n_groups = int(group.max()) + 1
+    _, first = np.unique(group, return_index=True)
+
+    component = np.full(len(sub), -1, dtype=np.int64)
+    sign = np.zeros(len(sub), dtype=np.int64)
+    amount_type, description = sub["amount_type"].to_numpy(), sub["amount_description"].to_numpy()
+    for amount_kind, desc, name, flip in _COMPONENT_ROWS:
+        hit = (amount_type == amount_kind) & (description == desc)
+        component[hit] = COMPONENTS.index(name)
+        sign[hit] = flip
+    # Refunds give the principal back (negative in the file) and return the commission
+    # (positive): flip both so that refund items read "amount refunded" / "commission returned".
+    refund_sign = np.where(sub["transaction_type"].to_numpy() == "Refund", -1, 1)
+    signed = sub["amount_minor"].to_numpy(dtype=np.int64) * sign * refund_sign
+    fee_components = np.isin(component, [COMPONENTS.index(c) for c in ("fba", "chargeback", "refund_commission")])
+    signed = np.where(fee_components & (refund_sign == -1), -signed, signed)  # refund fees stay "charged"
+    known = component >= 0
+    sums = (pd.DataFrame({"g": group[known], "c": component[known], "a": signed[known]})
+            .groupby(["g", "c"], sort=False)["a"].sum().unstack(fill_value=0)
+            .reindex(index=range(n_groups), columns=range(len(COMPONENTS)), fill_value=0))
+
+    quantity = (pd.Series(sub["quantity"].fillna(0).to_numpy(dtype=np.int64)).groupby(group).max()
+                .reindex(range(n_groups), fill_value=0).to_numpy())
+    posted = pd.Series(sub["posted_date"].to_numpy()).groupby(group).min().reindex(range(n_groups))
+    out = pd.DataFrame({
+        "settlement_id": settlement.settlement_id,
+        "marketplace_name": sub["marketplace_name"].to_numpy()[first],
+        "currency": settlement.currency,
+        **{k: keyed[k].to_numpy()[first] for k in ITEM_KEYS},
+        "sku": sub["sku"].to_numpy()[first],
+        "posted_date": posted.to_numpy(),
+        "quantity": quantity,
+        **{name: sums[i].to_numpy(dtype=np.int64) for i, name in enumerate(COMPONENTS)},
+    })
+    return out[list(ITEM_COLUMNS)].astype(ITEM_COLUMNS)
+
+
+def _summary(settlement: Settlement) -> pd.DataFrame:
+    lines = settlement.lines
+    amount = lines["amount_minor"].to_numpy(dtype=np.int64)
+    tt, at, desc = (lines[c].to_numpy() for c in ("transaction_type", "amount_type", "amount_description"))
+    sales = int(amount[(tt == "Order") & (at == "ItemPrice") & (desc == "Principal")].sum())
+    fees = int(-amount[(at == "ItemFees")].sum())
+    held = int(-amount[desc == _RESERVE_HELD].sum())
+    released = int(amount[desc == _RESERVE_RELEASED].sum())
+    reimbursed = int(amount[at == _REIMBURSEMENT_TYPE].sum())
+    row = {"settlement_id": settlement.settlement_id, "marketplace": settlement.marketplace,
+           "currency": settlement.currency, "end": settlement.end, "sales_minor": sales, "fees_minor": fees,
+           "reserve_held_minor": held, "reserve_released_minor": released, "reimbursement_minor": reimbursed}
+    return pd.DataFrame([row]).astype(SETTLEMENT_COLUMNS)
+
+
+def _reimbursements(settlement: Settlement) -> pd.DataFrame:
+    lines = settlement.lines
+    rows = lines[lines["amount_type"] == _REIMBURSEMENT_TYPE]
+    frame = pd.DataFrame({"settlement_id": settlement.settlement_id,
+                          "adjustment_id": rows["adjustment_id"].to_numpy(), "sku": rows["sku"].to_numpy(),
+                          "amount_minor": rows["amount_minor"].to_numpy(dtype=np.int64)})
+    return frame.astype(REIMBURSEMENT_COLUMNS)

@@ -1,0 +1,30 @@
+"""Amazon Selling Partner API connector (python-amazon-sp-api underneath)."""
+from connectors.amazon.client import SETTLEMENT_REPORT_TYPE, AmazonConnector
+from connectors.amazon.config import (
+    LWA_TOKEN_URL,
+    MARKETPLACE_REGIONS,
+    REGIONS,
+    AmazonAccount,
+    AmazonConfigError,
+    region_for_marketplace,
+)
+from connectors.amazon.documents import DownloadedDocument
+from connectors.amazon.errors import (
+    AmazonAuthError,
+    AmazonDocumentError,
+    AmazonError,
+    AmazonRequestError,
+    AmazonUnavailable,
+)
+from connectors.amazon.orders import Orders20260101Source, OrdersApiNotImplemented, OrdersSource, OrdersV0Source
+from connectors.amazon.ratelimit import PUBLISHED_LIMITS, RateLimit, RateLimiter
+from connectors.amazon.records import ListingIssue, ListingSubmission, PackageDetail, ReportInfo, ShipmentItem
+
+__all__ = [
+    "AmazonAccount", "AmazonAuthError", "AmazonConfigError", "AmazonConnector", "AmazonDocumentError",
+    "AmazonError", "AmazonRequestError", "AmazonUnavailable", "DownloadedDocument", "LWA_TOKEN_URL",
+    "ListingIssue", "ListingSubmission", "MARKETPLACE_REGIONS", "Orders20260101Source",
+    "OrdersApiNotImplemented", "OrdersSource", "OrdersV0Source", "PUBLISHED_LIMITS", "PackageDetail",
+    "REGIONS", "RateLimit", "RateLimiter", "ReportInfo", "SETTLEMENT_REPORT_TYPE", "ShipmentItem",
+    "region_for_marketplace",
+]

@@ -1,0 +1,362 @@
+"""AmazonConnector: the project's only door to the Selling Partner API.
+
+Built on python-amazon-sp-api (see ``wiring`` for how its clients are aimed at one account
+without global side effects). Every call goes through ``_call``: wait for a local rate-limit
+token, run the library call, look at the real HTTP status (the library hides 429/5xx that
+come without an ``errors`` body), retry 429/5xx/network failures with jittered exponential
+backoff, and turn what is left into typed errors.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sp_api.api import OrdersV0, Reports
+from sp_api.api.listings_items.listings_items_2021_08_01 import ListingsItemsV20210801
+from sp_api.auth.exceptions import AuthorizationError
+from sp_api.base import ApiResponse
+from sp_api.base.exceptions import SellingApiException
+
+from connectors.amazon.config import AmazonAccount, AmazonConfigError
+from connectors.amazon.documents import DownloadedDocument, UndecodableDocument, decode_document
+from connectors.amazon.errors import (
+    AmazonAuthError,
+    AmazonDocumentError,
+    AmazonError,
+    AmazonRequestError,
+    AmazonUnavailable,
+)
+from connectors.amazon.orders import (
+    Orders20260101Source,
+    OrdersQuery,
+    OrdersSource,
+    OrdersV0Source,
+    iso_utc,
+    statuses_tuple,
+)
+from connectors.amazon.ratelimit import RateLimiter
+from connectors.amazon.records import (
+    ListingIssue,
+    ListingSubmission,
+    PackageDetail,
+    ReportInfo,
+)
+from connectors.amazon.wiring import (
+    AccountMarketplace,
+    ResponseRecorder,
+    TokenCache,
+    build_client,
+    build_http_client,
+    library_credentials,
+    tls_context,
+    token_client_class,
+)
+from connectors.retry import Backoff, call_with_retries
+
+log = logging.getLogger(__name__)
+
+SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
+LISTING_DATA_SETS = "summaries,attributes,issues,offers,fulfillmentAvailability"
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _Transient(Exception):
+    """A failure worth retrying (429, 5xx, network); becomes AmazonUnavailable when retries run out."""
+
+    def __init__(self, status: int | None, code: str | None, message: str) -> None:
+        prefix = " ".join(str(part) for part in (status, code) if part is not None)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _json_ready(value: Any) -> Any:
+    """Decimals -> JSON numbers: the library json.dumps the body and cannot serialise Decimal.
+    A money Decimal with few digits survives float's shortest repr unchanged ("19.99")."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+class AmazonConnector:
+    """SP-API operations for one ``AmazonAccount``.
+
+    ``time_scale`` speeds up the local rate limiter (for sandboxes that scale their quotas the
+    same way); pass one shared ``rate_limiter`` when several connectors use the same seller.
+    """
+
+    def __init__(
+        self,
+        account: AmazonAccount,
+        *,
+        time_scale: float = 1.0,
+        backoff: Backoff = Backoff(attempts=5, base=0.5, cap=30.0),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rate_limiter: RateLimiter | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.account = account
+        self._backoff = backoff
+        self._sleep = sleep
+        self._limiter = rate_limiter or RateLimiter(time_scale=time_scale, clock=clock, sleep=sleep)
+        self._recorder = ResponseRecorder()
+        self._http = build_http_client(self._recorder, timeout)
+        self._download_http = httpx.Client(timeout=timeout, verify=tls_context())  # presigned S3 URLs: no SP-API headers
+        self.token_cache = TokenCache()
+        marketplace = AccountMarketplace(account.endpoint, account.marketplace_ids[0], account.aws_region)
+        token_class = token_client_class(account.token_url, self.token_cache)
+        credentials = library_credentials(account)
+
+        def make(cls: Any) -> Any:
+            try:
+                return build_client(cls, marketplace, credentials=credentials,
+                                    token_class=token_class, http_client=self._http)
+            except KeyError as exc:  # the library looked up an unknown SP_API_DEFAULT_MARKETPLACE
+                raise AmazonConfigError("SP_API_DEFAULT_MARKETPLACE",
+                                        f"environment names unknown marketplace {exc}") from None
+
+        self._reports = make(Reports)
+        self._orders_v0 = make(OrdersV0)
+        self._listings = make(ListingsItemsV20210801)
+        self._lib_clients = (self._reports, self._orders_v0, self._listings)
+        self.orders_source: OrdersSource = (
+            OrdersV0Source(self._orders_v0, self._call) if account.orders_api_version == "v0"
+            else Orders20260101Source())
+
+    def __repr__(self) -> str:
+        return f"AmazonConnector({self.account!r})"
+
+    def close(self) -> None:
+        for client in self._lib_clients:
+            client._auth._transport.close()  # the library's token client owns one httpx client each
+        self._http.close()
+        self._download_http.close()
+
+    def __enter__(self) -> "AmazonConnector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the one way every SP-API call is made ---------------------------------------------
+    def _call(self, operation: str, thunk: Callable[[], ApiResponse]) -> ApiResponse:
+        attempts = 0
+
+        def once() -> ApiResponse:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return self._attempt(operation, thunk)
+            except AmazonRequestError as exc:
+                if exc.status != 403:
+                    raise
+                # Amazon answers 403 Unauthorized to a revoked or expired access token: fetch a
+                # fresh one once; a second 403 is a real permission problem.
+                self.token_cache.clear()
+                return self._attempt(operation, thunk)
+
+        def log_retry(attempt: int, exc: BaseException, wait: float) -> None:
+            log.warning("Amazon %s attempt %d failed (%s); retrying in %.2fs", operation, attempt, exc, wait)
+
+        try:
+            return call_with_retries(once, retryable=lambda exc: isinstance(exc, _Transient),
+                                     backoff=self._backoff, sleep=self._sleep, on_retry=log_retry)
+        except _Transient as exc:
+            raise AmazonUnavailable(operation, attempts=attempts, status=exc.status, code=exc.code,
+                                    message=exc.message) from None
+
+    def _attempt(self, operation: str, thunk: Callable[[], ApiResponse]) -> ApiResponse:
+        """One rate-limited request; the real HTTP status decides, not the library's verdict."""
+        self._limiter.acquire(operation)
+        self._recorder.reset()
+        try:
+            response = thunk()
+        except SellingApiException as exc:
+            seen = self._recorder.last
+            status = seen.status if seen is not None else exc.code
+            raise self._failure(operation, status, getattr(exc, "amzn_code", None),
+                                getattr(exc, "message", None) or "") from None
+        except AuthorizationError as exc:
+            if exc.status_code in _RETRYABLE_STATUS:
+                raise _Transient(exc.status_code, exc.error_code, "LWA token endpoint") from None
+            raise AmazonAuthError(operation, status=exc.status_code, error=exc.error_code,
+                                  message=exc.message) from None
+        except json.JSONDecodeError:  # only the token endpoint path lets this through
+            raise _Transient(None, None, "LWA token endpoint answered non-JSON") from None
+        except httpx.TransportError as exc:
+            raise _Transient(None, None, f"network error {type(exc).__name__}") from None
+        seen = self._recorder.last
+        if seen is not None:
+            self._limiter.update_rate(operation, seen.headers.get("x-amzn-RateLimit-Limit"))
+            if seen.status >= 400:  # the library returned an "empty success" for a bodiless error
+                raise self._failure(operation, seen.status, None, "error status without an errors body")
+        return response
+
+    def _failure(self, operation: str, status: int, code: str | None, message: str) -> Exception:
+        if status == 429:
+            self._limiter.drain(operation)  # Amazon's bucket is empty: wait a full refill
+        if status in _RETRYABLE_STATUS:
+            return _Transient(status, code, message)
+        return AmazonRequestError(operation, status=status, code=code, message=message)
+
+    # ---- reports ----------------------------------------------------------------------------
+    def list_settlement_reports(self, created_since: datetime, created_until: datetime | None = None,
+                                *, page_size: int = 100) -> list[ReportInfo]:
+        """DONE settlement V2 reports created in the window, for the account's marketplaces."""
+        if not 1 <= page_size <= 100:
+            raise ValueError(f"page_size must be 1..100 (Amazon's limit), got {page_size}")
+        params: dict[str, Any] = {
+            "reportTypes": [SETTLEMENT_REPORT_TYPE], "processingStatuses": ["DONE"],
+            "marketplaceIds": list(self.account.marketplace_ids), "pageSize": page_size,
+            "createdSince": iso_utc(created_since, "created_since"),
+        }
+        if created_until is not None:
+            params["createdUntil"] = iso_utc(created_until, "created_until")
+        reports: list[ReportInfo] = []
+        next_token: str | None = None
+        while True:
+            # "nextToken ... as the only parameter" (Reports 2021-06-30).
+            query = {"nextToken": next_token} if next_token else dict(params)
+            response = self._call("getReports", lambda: self._reports.get_reports(**query))
+            payload = response.payload or {}
+            reports.extend(self._report_info(r) for r in payload.get("reports") or [])
+            next_token = response.next_token
+            if not next_token:
+                return reports
+
+    @staticmethod
+    def _report_info(report: dict[str, Any]) -> ReportInfo:
+        return ReportInfo(
+            report_id=str(report["reportId"]), report_type=report["reportType"],
+            processing_status=report["processingStatus"],
+            created_time=_parse_time(report["createdTime"]),  # type: ignore[arg-type]
+            report_document_id=report.get("reportDocumentId"),
+            data_start_time=_parse_time(report.get("dataStartTime")),
+            data_end_time=_parse_time(report.get("dataEndTime")),
+            marketplace_ids=tuple(report.get("marketplaceIds") or ()),
+        )
+
+    def download_report_document(self, document_id: str) -> DownloadedDocument:
+        """getReportDocument, then fetch its presigned URL and decode (gzip sniffed, charset explicit)."""
+        response = self._call("getReportDocument",
+                              lambda: self._reports.get_report_document(document_id, download=False))
+        url = (response.payload or {}).get("url")
+        if not url:
+            raise AmazonDocumentError(document_id, "getReportDocument returned no url")
+        announced = (response.payload or {}).get("compressionAlgorithm")
+        fetched = self._fetch_document(document_id, url)
+        try:
+            document = decode_document(document_id, fetched.content, fetched.headers.get("content-type"))
+        except UndecodableDocument as exc:
+            raise AmazonDocumentError(document_id, str(exc)) from None
+        if announced and not document.compressed:
+            log.info("document %s announced %s but was not compressed", document_id, announced)
+        return document
+
+    def _fetch_document(self, document_id: str, url: str) -> httpx.Response:
+        def once() -> httpx.Response:
+            try:
+                answer = self._download_http.get(url)
+            except httpx.TransportError as exc:
+                raise _Transient(None, None, f"network error {type(exc).__name__}") from None
+            if answer.status_code in _RETRYABLE_STATUS:
+                raise _Transient(answer.status_code, None, "document download")
+            if answer.status_code != 200:
+                # The URL is presigned: never echo it (it is a bearer credential for 5 minutes).
+                raise AmazonDocumentError(document_id, f"download answered HTTP {answer.status_code}")
+            return answer
+
+        try:
+            return call_with_retries(once, retryable=lambda exc: isinstance(exc, _Transient),
+                                     backoff=self._backoff, sleep=self._sleep)
+        except _Transient as exc:
+            raise AmazonUnavailable("getReportDocument", attempts=self._backoff.attempts, status=exc.status,
+                                    code=exc.code, message=exc.message) from None
+
+    # ---- orders -----------------------------------------------------------------------------
+    def get_orders(
+        self,
+        last_updated_after: datetime,
+        *,
+        last_updated_before: datetime | None = None,
+        marketplace_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Orders updated in the window, page after page (lazy: stop iterating to stop fetching)."""
+        if not 1 <= page_size <= 100:
+            raise ValueError(f"page_size must be 1..100 (Amazon's limit), got {page_size}")
+        query = OrdersQuery(
+            last_updated_after=last_updated_after, last_updated_before=last_updated_before,
+            marketplace_ids=tuple(marketplace_ids or self.account.marketplace_ids),
+            statuses=statuses_tuple(statuses), page_size=page_size)
+        iso_utc(last_updated_after, "last_updated_after")  # fail before the first request
+        next_token: str | None = None
+        while True:
+            page = self.orders_source.orders_page(query, next_token)
+            yield from page.items
+            next_token = page.next_token
+            if not next_token:
+                return
+
+    def get_order_items(self, order_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        next_token: str | None = None
+        while True:
+            page = self.orders_source.order_items_page(order_id, next_token)
+            items.extend(page.items)
+            next_token = page.next_token
+            if not next_token:
+                return items
+
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        """One order (e.g. to see whether it is already Shipped before confirming again)."""
+        return self.orders_source.order(order_id)
+
+    def confirm_shipment(self, order_id: str, marketplace_id: str, package: PackageDetail) -> None:
+        """Orders v0 confirmShipment (not deprecated). Retried on 429/5xx: same package, same result."""
+        body = package.to_api()
+        self._call("confirmShipment", lambda: self._orders_v0.confirm_shipment(
+            order_id, marketplaceId=marketplace_id, packageDetail=body))
+
+    # ---- listings ---------------------------------------------------------------------------
+    def patch_listing(self, sku: str, marketplace_id: str, product_type: str,
+                      patches: Sequence[dict[str, Any]]) -> ListingSubmission:
+        """patchListingsItem; an INVALID answer comes back as a submission with issues, not an error."""
+        if not patches:
+            raise ValueError(f"patch_listing {sku}: no patches given")
+        body = {"productType": product_type, "patches": _json_ready(list(patches))}
+        response = self._call("patchListingsItem", lambda: self._listings.patch_listings_item(
+            self.account.seller_id, sku, marketplaceIds=[marketplace_id], includedData="issues", body=body))
+        payload = response.payload or {}
+        issues = tuple(
+            ListingIssue(code=str(i.get("code", "")), message=str(i.get("message", "")),
+                         severity=str(i.get("severity", "")),
+                         attribute_names=tuple(i.get("attributeNames") or ()))
+            for i in payload.get("issues") or [])
+        if "status" not in payload:
+            raise AmazonError("patchListingsItem", f"sku {sku}: answer without a status")
+        return ListingSubmission(sku=str(payload.get("sku", sku)), status=str(payload["status"]),
+                                 submission_id=str(payload.get("submissionId", "")), issues=issues)
+
+    def get_listing(self, sku: str, marketplace_id: str,
+                    included_data: str = LISTING_DATA_SETS) -> dict[str, Any]:
+        response = self._call("getListingsItem", lambda: self._listings.get_listings_item(
+            self.account.seller_id, sku, marketplaceIds=[marketplace_id], includedData=included_data))
+        return dict(response.payload or {})

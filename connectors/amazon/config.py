@@ -1,0 +1,159 @@
+"""Who we talk to on Amazon: one seller account, its endpoint and LWA credentials.
+
+The endpoint and the LWA token URL are plain settings so the same connector runs against
+Amazon's regional hosts in production and against the local SP-API sandbox in tests and
+demos (nothing is switched by environment variables or module patching).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+
+
+@dataclass(frozen=True)
+class Region:
+    code: str        # na / eu / fe
+    endpoint: str    # SP-API host for every marketplace of the region
+    aws_region: str  # what python-amazon-sp-api calls "region"
+
+
+REGIONS: dict[str, Region] = {
+    "na": Region("na", "https://sellingpartnerapi-na.amazon.com", "us-east-1"),
+    "eu": Region("eu", "https://sellingpartnerapi-eu.amazon.com", "eu-west-1"),
+    "fe": Region("fe", "https://sellingpartnerapi-fe.amazon.com", "us-west-2"),
+}
+
+# Amazon marketplace id -> region code (developer-docs.amazon.com/sp-api/docs/marketplace-ids).
+MARKETPLACE_REGIONS: dict[str, str] = {
+    "A2EUQ1WTGCTBG2": "na",  # Canada
+    "ATVPDKIKX0DER": "na",   # United States
+    "A1AM78C64UM0Y8": "na",  # Mexico
+    "A2Q3Y263D00KWC": "na",  # Brazil
+    "A28R8C7NBKEWEA": "eu",  # Ireland
+    "A1RKKUPIHCS9HS": "eu",  # Spain
+    "A1F83G8C2ARO7P": "eu",  # United Kingdom
+    "A13V1IB3VIYZZH": "eu",  # France
+    "AMEN7PMS3EDWL": "eu",   # Belgium
+    "A1805IZSGTT6HS": "eu",  # Netherlands
+    "A1PA6795UKMFR9": "eu",  # Germany
+    "APJ6JRA9NG5V4": "eu",   # Italy
+    "A2NODRKZP88ZB9": "eu",  # Sweden
+    "AE08WJ6YKNBMC": "eu",   # South Africa
+    "A1C3SOZRARQ6R3": "eu",  # Poland
+    "ARBP9OOSHTCHU": "eu",   # Egypt
+    "A33AVAJ2PDY3EV": "eu",  # Turkey
+    "A17E79C6D8DWNP": "eu",  # Saudi Arabia
+    "A2VIGQ35RCS4UG": "eu",  # United Arab Emirates
+    "A21TJRUUN4KGV": "eu",   # India
+    "A19VAU5U5O7RUS": "fe",  # Singapore
+    "A39IBJ37TRP1C6": "fe",  # Australia
+    "A1VC38T7YXB528": "fe",  # Japan
+}
+
+ORDERS_API_VERSIONS = ("v0", "2026-01-01")
+
+
+class AmazonConfigError(ValueError):
+    """An account setting is missing or malformed; ``setting`` names which one."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"Amazon account setting {setting!r}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def region_for_marketplace(marketplace_id: str) -> Region:
+    """The SP-API region serving ``marketplace_id``; unknown ids are an error, not a guess."""
+    try:
+        return REGIONS[MARKETPLACE_REGIONS[marketplace_id]]
+    except KeyError:
+        raise AmazonConfigError("marketplace_ids", f"unknown Amazon marketplace id {marketplace_id!r}") from None
+
+
+def _check_url(setting: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise AmazonConfigError(setting, f"expected an http(s) URL, got {url!r}")
+
+
+@dataclass(frozen=True)
+class AmazonAccount:
+    """One selling-partner authorisation. Secrets never show in ``repr``."""
+
+    endpoint: str
+    seller_id: str
+    marketplace_ids: tuple[str, ...]
+    refresh_token: str = field(repr=False)
+    lwa_app_id: str
+    lwa_client_secret: str = field(repr=False)
+    token_url: str = LWA_TOKEN_URL
+    orders_api_version: str = "v0"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoint", self.endpoint.rstrip("/"))
+        _check_url("endpoint", self.endpoint)
+        _check_url("token_url", self.token_url)
+        if isinstance(self.marketplace_ids, str):  # a lone id would iterate as characters
+            object.__setattr__(self, "marketplace_ids", (self.marketplace_ids,))
+        else:
+            object.__setattr__(self, "marketplace_ids", tuple(self.marketplace_ids))
+        if not self.marketplace_ids:
+            raise AmazonConfigError("marketplace_ids", "at least one marketplace id is required")
+        for name in ("seller_id", "refresh_token", "lwa_app_id", "lwa_client_secret"):
+            if not getattr(self, name):
+                raise AmazonConfigError(name, "is empty")
+        if self.orders_api_version not in ORDERS_API_VERSIONS:
+            raise AmazonConfigError(
+                "orders_api_version",
+                f"{self.orders_api_version!r} is not one of {', '.join(ORDERS_API_VERSIONS)}")
+
+    @classmethod
+    def for_marketplaces(
+        cls,
+        marketplace_ids: tuple[str, ...] | list[str],
+        *,
+        seller_id: str,
+        refresh_token: str,
+        lwa_app_id: str,
+        lwa_client_secret: str,
+        orders_api_version: str = "v0",
+    ) -> "AmazonAccount":
+        """A production account: the endpoint follows from the marketplaces' (single) region."""
+        regions = {region_for_marketplace(m).code for m in marketplace_ids}
+        if len(regions) != 1:
+            raise AmazonConfigError(
+                "marketplace_ids", f"marketplaces span regions {sorted(regions)}; use one account per region")
+        return cls(endpoint=REGIONS[regions.pop()].endpoint, seller_id=seller_id,
+                   marketplace_ids=tuple(marketplace_ids), refresh_token=refresh_token,
+                   lwa_app_id=lwa_app_id, lwa_client_secret=lwa_client_secret,
+                   orders_api_version=orders_api_version)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> "AmazonAccount":
+        """Build from a settings mapping (config file, sandbox credentials); names missing keys."""
+        required = ("endpoint", "seller_id", "marketplace_ids", "refresh_token", "lwa_app_id", "lwa_client_secret")
+        missing = [k for k in required if not values.get(k)]
+        if missing:
+            raise AmazonConfigError(missing[0], "is missing")
+        marketplace_ids = values["marketplace_ids"]
+        if isinstance(marketplace_ids, str):
+            marketplace_ids = tuple(m.strip() for m in marketplace_ids.split(",") if m.strip())
+        return cls(
+            endpoint=str(values["endpoint"]).rstrip("/"),
+            seller_id=str(values["seller_id"]),
+            marketplace_ids=tuple(str(m) for m in marketplace_ids),  # type: ignore[union-attr]
+            refresh_token=str(values["refresh_token"]),
+            lwa_app_id=str(values["lwa_app_id"]),
+            lwa_client_secret=str(values["lwa_client_secret"]),
+            token_url=str(values.get("token_url") or LWA_TOKEN_URL),
+            orders_api_version=str(values.get("orders_api_version") or "v0"),
+        )
+
+    @property
+    def aws_region(self) -> str:
+        """AWS region name the library wants (unused since SigV4 was dropped); us-east-1 if unknown."""
+        code = MARKETPLACE_REGIONS.get(self.marketplace_ids[0])
+        return REGIONS[code].aws_region if code else "us-east-1"

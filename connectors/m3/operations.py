@@ -1,0 +1,352 @@
+"""Business operations on M3, each mapped to the transactions of an API profile.
+
+``brief`` uses the transaction names of the product brief (OIS100MI/AddHead, MMS080MI/LstItemBal,
+GLS200MI/Add); ``cloudsuite`` the standard M3 CloudSuite ones (OIS100MI batch order entry,
+MMS200MI/MMS060MI balances, GLS840MI GL batch). See docs/m3-contract.md for the table.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from connectors.m3.client import M3Client
+from connectors.m3.errors import M3Error, M3OrderIncomplete, M3TransactionError, M3Unavailable
+from connectors.m3.gl_record import I1Record, encode_i1
+from connectors.m3.records import (
+    CreatedOrder, Customer, CustomerInvoice, CustomerRequest, Delivery, DeliveryLine, Item, JournalEntry,
+    M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
+    m3_date, m3_decimal, m3_int, m3_text,
+)
+
+log = logging.getLogger(__name__)
+
+Profile = Literal["brief", "cloudsuite"]
+PROFILES: tuple[str, ...] = ("brief", "cloudsuite")
+
+GL_INTERFACE = "GLUPLOAD"   # GLS840MI interface whose PARM layout is the I1 record
+RORC_CUSTOMER_ORDER = 3     # MWS411MI reference order category of a customer order
+ADRT_DELIVERY = 1           # OIS100MI/AddBatchAddress address type: delivery address
+MAX_GL_BATCH_ATTEMPTS = 10  # KEY1 variants tried when earlier attempts left unfinished batches
+
+
+class M3Operations:
+    """Business operations on one M3 company/division through ``profile``'s transactions."""
+
+    def __init__(self, client: M3Client, profile: Profile = "brief", *, cono: int | str | None = None,
+                 divi: str | None = None, voucher_series: str | None = None,
+                 voucher_search_days: int = 7) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"M3 API profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+        self.client = client
+        self.profile: Profile = profile
+        self.cono = str(cono) if cono is not None else client.cono
+        self.divi = divi if divi is not None else client.divi
+        self.voucher_series = voucher_series
+        self.voucher_search_days = voucher_search_days
+
+    def __repr__(self) -> str:
+        return f"M3Operations({self.client!r}, profile={self.profile!r})"
+
+    # -- customers ----------------------------------------------------------------------------
+    def create_customer(self, customer: CustomerRequest) -> str:
+        """CRS610MI/Add from the template customer; returns the new CUNO."""
+        record = _first(self.client.execute("CRS610MI", "Add", customer.to_m3()))
+        cuno = m3_text(record, "CUNO") or (customer.cuno or "")
+        if not cuno:
+            raise M3Error("CRS610MI/Add answered OK without a customer number (CUNO)")
+        return cuno
+
+    def get_customer(self, cuno: str) -> Customer:
+        return Customer.from_m3(self._one("CRS610MI", "GetBasicData", {"CUNO": cuno}))
+
+    def search_customers(self, query: str, *, maxrecs: int = 100) -> list[Customer]:
+        """CRS610MI/SearchCustomer; ``query`` is M3's SQRY syntax (``CUNM:Jane*``, ``CSCD:DE``)."""
+        return [Customer.from_m3(r) for r in self.client.execute("CRS610MI", "SearchCustomer", {"SQRY": query},
+                                                                 maxrecs=maxrecs)]
+
+    # -- orders -------------------------------------------------------------------------------
+    def create_order(self, order: OrderRequest) -> CreatedOrder:
+        """Create a customer order. Not idempotent by itself: callers check
+        :meth:`find_order_by_reference` first (the CUOR is the Amazon order id)."""
+        if self.profile == "brief":
+            return self._create_order_brief(order)
+        return self._create_order_batch(order)
+
+    def _create_order_brief(self, order: OrderRequest) -> CreatedOrder:
+        head = _first(self.client.execute("OIS100MI", "AddHead", order.head_to_m3()))
+        orno = m3_text(head, "ORNO")
+        if not orno:
+            raise M3Error("OIS100MI/AddHead answered OK without an order number (ORNO)")
+        line_numbers = self._add_lines(orno, "AddLine", order)
+        status = m3_text(self._one("OIS100MI", "GetHead", {"ORNO": orno}), "STAT")
+        return CreatedOrder(orno=orno, status=status, line_numbers=line_numbers)
+
+    def _create_order_batch(self, order: OrderRequest) -> CreatedOrder:
+        head = _first(self.client.execute("OIS100MI", "AddBatchHead", order.head_to_m3()))
+        batch_orno = m3_text(head, "ORNO")
+        if not batch_orno:
+            raise M3Error("OIS100MI/AddBatchHead answered OK without a batch order number (ORNO)")
+        line_numbers = self._add_lines(batch_orno, "AddBatchLine", order)
+        address = order.delivery_address
+        if address is not None:
+            try:
+                self.client.execute("OIS100MI", "AddBatchAddress", {
+                    "ORNO": batch_orno, "ADRT": ADRT_DELIVERY, "CUNM": address.name, "CUA1": address.address1,
+                    "CUA2": address.address2, "CUA3": address.address3, "PONO": address.postal_code,
+                    "TOWN": address.town, "CSCD": address.country, "ECAR": address.state, "PHNO": address.phone})
+            except M3TransactionError as exc:
+                raise M3OrderIncomplete(batch_orno, (exc,)) from exc
+        try:
+            confirmed = _first(self.client.execute("OIS100MI", "Confirm", {"ORNO": batch_orno}))
+        except M3TransactionError as exc:
+            raise M3OrderIncomplete(batch_orno, (exc,)) from exc
+        orno = m3_text(confirmed, "ORNO") or batch_orno
+        return CreatedOrder(orno=orno, status=m3_text(confirmed, "STAT"), line_numbers=line_numbers,
+                            batch_orno=batch_orno)
+
+    def _add_lines(self, orno: str, transaction: str, order: OrderRequest) -> tuple[int, ...]:
+        # One bulk for all lines: one round trip, and every line's answer comes back.
+        results = self.client.execute_bulk(
+            "OIS100MI", [(transaction, {"ORNO": orno, **line.to_m3()}) for line in order.lines])
+        errors = tuple(r.error for r in results if r.error is not None)
+        if errors:
+            raise M3OrderIncomplete(orno, errors)
+        return tuple(m3_int(r.records[0], "PONR") if r.records else 0 for r in results)
+
+    def find_order_by_reference(self, cuno: str, cuor: str) -> str | None:
+        """The ORNO of the customer's order whose CUOR is ``cuor`` (the Amazon order id), if any."""
+        for record in self.client.execute("OIS100MI", "LstHead", {"CUNO": cuno}, maxrecs=0):
+            if m3_text(record, "CUOR") == cuor:
+                return m3_text(record, "ORNO")
+        return None
+
+    def get_order(self, orno: str) -> OrderHead:
+        return OrderHead.from_m3(self._one("OIS100MI", "GetHead", {"ORNO": orno}))
+
+    def list_order_lines(self, orno: str) -> list[OrderLine]:
+        return [OrderLine.from_m3(r) for r in self.client.execute("OIS100MI", "LstLine", {"ORNO": orno}, maxrecs=0)]
+
+    # -- items and stock ----------------------------------------------------------------------
+    def get_item(self, itno: str) -> Item:
+        return Item.from_m3(self._one("MMS200MI", "GetItmBasic", {"ITNO": itno}))
+
+    def read_balances(self, whlo: str, items: list[str] | None = None) -> list[StockBalance]:
+        """Stock per item in warehouse ``whlo`` (all items when ``items`` is None)."""
+        if self.profile == "brief":
+            if items is None:
+                records = self.client.execute("MMS080MI", "LstItemBal", {"WHLO": whlo}, maxrecs=0)
+            else:
+                records = self._bulk_read("MMS080MI", "LstItemBal", [{"WHLO": whlo, "ITNO": i} for i in items])
+            return [_balance(whlo, r) for r in records]
+        if items is not None:
+            records = self._bulk_read("MMS200MI", "GetItmWhsBal", [{"WHLO": whlo, "ITNO": i} for i in items])
+            return [_balance(whlo, r) for r in records]
+        return _sum_balance_ids(whlo, self.client.execute("MMS060MI", "LstBalID", {"WHLO": whlo}, maxrecs=0))
+
+    def _bulk_read(self, program: str, transaction: str, inputs: list[dict[str, str]]) -> list[dict[str, str]]:
+        if not inputs:
+            return []
+        records: list[dict[str, str]] = []
+        for result in self.client.execute_bulk(program, [(transaction, fields) for fields in inputs]):
+            if result.error is not None:
+                raise result.error
+            records.extend(result.records)
+        return records
+
+    # -- invoices -----------------------------------------------------------------------------
+    def list_invoices_for_order(self, orno: str) -> list[CustomerInvoice]:
+        return [CustomerInvoice.from_m3(r)
+                for r in self.client.execute("OIS350MI", "LstInvHeadByCo", {"ORNO": orno}, maxrecs=0)]
+
+    def list_invoices(self, from_date: date, to_date: date) -> list[CustomerInvoice]:
+        """Customer invoices dated ``from_date``..``to_date`` inclusive (one call per year)."""
+        if from_date > to_date:
+            raise ValueError(f"list_invoices: from_date {from_date} is after to_date {to_date}")
+        invoices: list[CustomerInvoice] = []
+        for year in range(from_date.year, to_date.year + 1):
+            fields = {"YEA4": year, "DIVI": self.divi, "FIVD": max(from_date, date(year, 1, 1)),
+                      "TIVD": min(to_date, date(year, 12, 31))}
+            invoices += [CustomerInvoice.from_m3(r)
+                         for r in self.client.execute("OIS350MI", "LstInvHead", fields, maxrecs=0)]
+        # The date range is our addition to LstInvHead: filter again in case M3 ignores it.
+        return [inv for inv in invoices if inv.ivdt is None or from_date <= inv.ivdt <= to_date]
+
+    # -- general ledger -----------------------------------------------------------------------
+    def post_voucher(self, entry: JournalEntry) -> PostedVoucher:
+        """Post ``entry`` once. Idempotent: a voucher whose text starts with the key is looked up
+        first, and again when a write fails in transit (M3 may have committed before the
+        connection dropped), so a retry never books twice."""
+        existing = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
+        if existing is not None:
+            log.info("voucher %s already in M3 as %s/%s", entry.key, existing.year, existing.vono)
+            return _already(existing)
+        try:
+            year, vono = (self._post_gls200(entry) if self.profile == "brief" else self._post_gls840(entry))
+        except M3Unavailable:
+            found = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
+            if found is not None:
+                log.warning("voucher %s: the write's answer was lost but M3 booked it as %s/%s",
+                            entry.key, found.year, found.vono)
+                return _already(found)
+            raise
+        return self.read_voucher(entry.divi, year, vono)
+
+    def _post_gls200(self, entry: JournalEntry) -> tuple[int, str]:
+        n = len(entry.lines)
+        calls = []
+        for number, line in enumerate(entry.lines, start=1):
+            fields: dict[str, object] = {
+                "DIVI": entry.divi, "ACDT": entry.accounting_date, "VSER": self.voucher_series,
+                "VTXT": entry.voucher_text, "CUCD": entry.currency, "LINE": number, "NLIN": n,
+                "CUAM": Decimal(line.amount)}
+            fields.update({f"AIT{i}": dim for i, dim in enumerate(line.dimensions, start=1) if dim})
+            calls.append(("Add", fields))
+        results = self.client.execute_bulk("GLS200MI", calls)
+        for result in results:
+            if result.error is not None:
+                raise result.error
+        last = results[-1].records[0] if results[-1].records else {}
+        if not m3_text(last, "VONO"):
+            raise M3Error(f"GLS200MI/Add: voucher {entry.key} sent, but M3 returned no voucher number")
+        return m3_int(last, "YEA4"), m3_text(last, "VONO")
+
+    def _post_gls840(self, entry: JournalEntry) -> tuple[int, str]:
+        if not self.cono:
+            raise M3DataError("posting through GLS840MI needs the company: pass cono= to M3Operations or M3Client")
+        base = self._open_gl_batch(entry)
+        key1 = base["KEY1"]
+        lines = [("AddBatchLine", {**base, "LINE": n, "PARM": encode_i1(I1Record(
+            rnno=n, grnr=1, divi=entry.divi, dimensions=line.dimensions, currency=entry.currency,
+            amount=Decimal(line.amount), accounting_date=entry.accounting_date, text=entry.line_text(line)))})
+            for n, line in enumerate(entry.lines, start=1)]
+        for result in self.client.execute_bulk("GLS840MI", lines):
+            if result.error is not None:
+                raise result.error
+        self.client.execute("GLS840MI", "CtrlBatch", base)
+        booked = _first(self.client.execute("GLS840MI", "UpdBatch", base))
+        if not m3_text(booked, "VONO"):
+            raise M3Error(f"GLS840MI/UpdBatch: batch {key1} updated, but M3 returned no voucher number")
+        return m3_int(booked, "YEA4"), m3_text(booked, "VONO")
+
+    def _open_gl_batch(self, entry: JournalEntry) -> dict[str, object]:
+        """AddBatchHead under the first free KEY1 of the posting key. A KEY1 that exists while no
+        voucher carries the key is a batch an earlier attempt left unfinished (GLS840MI has no
+        delete), so the next KEY1 of the sequence is taken instead of failing forever."""
+        for attempt in range(MAX_GL_BATCH_ATTEMPTS):
+            base: dict[str, object] = {"CONO": self.cono, "KEY1": batch_key(entry.key, attempt), "DIVI": entry.divi}
+            try:
+                self.client.execute("GLS840MI", "AddBatchHead",
+                                    {**base, "INTN": GL_INTERFACE, "DESC": entry.voucher_text})
+                return base
+            except M3TransactionError as exc:
+                if exc.code != "XRE0104":
+                    raise
+                log.warning("GLS840MI batch %s exists without a voucher; trying the next batch key", base["KEY1"])
+        raise M3Error(f"posting key {entry.key}: {MAX_GL_BATCH_ATTEMPTS} GLS840MI batches exist without a "
+                      "voucher; clean them up in GLS840 before posting again")
+
+    def find_voucher(self, key: str, around: date, *, divi: str | None = None) -> PostedVoucher | None:
+        """The voucher whose text starts with posting key ``key``, dated within
+        ``voucher_search_days`` of ``around``; None if M3 has none."""
+        divi = divi or self.divi
+        if not divi:
+            raise M3DataError("find_voucher needs the division: pass divi= here or to M3Operations")
+        window = timedelta(days=self.voucher_search_days)
+        records = self.client.execute("GLS200MI", "LstVouchersByDt",
+                                      {"DIVI": divi, "FDAT": around - window, "TDAT": around + window}, maxrecs=0)
+        matches = [r for r in records if key_of(m3_text(r, "VTXT")) == key]
+        if not matches:
+            return None
+        if len(matches) > 1:
+            log.warning("posting key %s matches %d vouchers in M3; using the first", key, len(matches))
+        first = matches[0]
+        return self.read_voucher(divi, m3_int(first, "YEA4"), m3_text(first, "VONO"))
+
+    def read_voucher(self, divi: str, year: int, vono: str) -> PostedVoucher:
+        """GLS200MI/GetVoucherHead and LstVoucherLines."""
+        ids = {"DIVI": divi, "YEA4": year, "VONO": vono}
+        head = self._one("GLS200MI", "GetVoucherHead", ids)
+        lines = self.client.execute("GLS200MI", "LstVoucherLines", ids, maxrecs=0)
+        text = m3_text(head, "VTXT")
+        return PostedVoucher(
+            key=key_of(text), divi=m3_text(head, "DIVI") or divi, year=m3_int(head, "YEA4") or year,
+            vono=m3_text(head, "VONO") or vono, series=m3_text(head, "VSER"), accounting_date=m3_date(head, "ACDT"),
+            text=text, currency=m3_text(head, "CUCD"), debit=m3_decimal(head, "DSUM"),
+            credit=abs(m3_decimal(head, "CSUM")), journal_no=m3_text(head, "JRNO"),
+            lines=tuple(PostedVoucherLine.from_m3(r) for r in lines))
+
+    # -- deliveries ---------------------------------------------------------------------------
+    def delivery_tracking(self, orno: str) -> list[Delivery]:
+        """Deliveries of an order with their tracking numbers (MWS411MI → MWS410MI ETRN)."""
+        lines = self.client.execute("MWS411MI", "LstDelLnByOrd", {"RORC": RORC_CUSTOMER_ORDER, "RIDN": orno},
+                                    maxrecs=0)
+        by_delivery: dict[str, list[DeliveryLine]] = {}
+        for r in lines:
+            by_delivery.setdefault(m3_text(r, "DLIX"), []).append(
+                DeliveryLine(line=m3_int(r, "RIDL"), itno=m3_text(r, "ITNO"), quantity=m3_decimal(r, "TRQT")))
+        deliveries = []
+        for dlix, delivery_lines in by_delivery.items():
+            head = self._one("MWS410MI", "GetHead", {"DLIX": dlix})
+            deliveries.append(Delivery(
+                dlix=dlix, orno=m3_text(head, "RIDN") or orno, warehouse=m3_text(head, "WHLO"),
+                tracking=m3_text(head, "ETRN"), carrier=m3_text(head, "FWNO"), bill_of_lading=m3_text(head, "NBOL"),
+                status=m3_text(head, "PGRS"), departure_date=m3_date(head, "DSDT"), lines=tuple(delivery_lines)))
+        return deliveries
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _one(self, program: str, transaction: str, fields: dict[str, object]) -> dict[str, str]:
+        records = self.client.execute(program, transaction, fields)
+        if not records:
+            raise M3Error(f"{program}/{transaction} answered OK without a record")
+        return records[0]
+
+
+def key_of(voucher_text: str) -> str:
+    """The posting key of a voucher text: everything before the first space."""
+    return voucher_text.strip().split(" ", 1)[0] if voucher_text.strip() else ""
+
+
+def batch_key(posting_key: str, attempt: int = 0) -> str:
+    """GLS840MI KEY1 (A30) for a posting key and attempt: the key itself when it fits (plus
+    ``~n`` for attempt n > 0), else a stable shortening with a hash so keys never share a batch."""
+    suffix = f"~{attempt}" if attempt else ""
+    if len(posting_key) + len(suffix) <= 30:
+        return posting_key + suffix
+    digest = hashlib.sha1(posting_key.encode()).hexdigest()[:8]
+    return f"{posting_key[:30 - 9 - len(suffix)]}~{digest}{suffix}"
+
+
+def _first(records: list[dict[str, str]]) -> dict[str, str]:
+    """The first record of an answer, or an empty one (callers then report the missing field)."""
+    return records[0] if records else {}
+
+
+def _already(voucher: PostedVoucher) -> PostedVoucher:
+    return replace(voucher, already_posted=True)
+
+
+def _balance(whlo: str, r: dict[str, str]) -> StockBalance:
+    return StockBalance(whlo=m3_text(r, "WHLO") or whlo, itno=m3_text(r, "ITNO"), on_hand=m3_decimal(r, "STQT"),
+                        allocated=m3_decimal(r, "ALQT"), allocatable=m3_decimal(r, "AVAL"))
+
+
+APPROVED_STATUS = "2"  # MMS060 balance-ID status 2 = approved (1 = under inspection, 3 = rejected)
+
+
+def _sum_balance_ids(whlo: str, records: Iterable[dict[str, str]]) -> list[StockBalance]:
+    """Sum MMS060MI/LstBalID locations/lots per item: approved stock is on hand; allocatable is
+    approved on hand less allocated."""
+    totals: dict[str, tuple[Decimal, Decimal]] = {}
+    for r in records:
+        itno = m3_text(r, "ITNO")
+        on_hand, allocated = totals.get(itno, (Decimal(0), Decimal(0)))
+        approved = m3_text(r, "STAS") in ("", APPROVED_STATUS)
+        totals[itno] = (on_hand + (m3_decimal(r, "STQT") if approved else 0), allocated + m3_decimal(r, "ALQT"))
+    return [StockBalance(whlo=whlo, itno=itno, on_hand=on_hand, allocated=allocated,
+                         allocatable=max(on_hand - allocated, Decimal(0)))
+            for itno, (on_hand, allocated) in totals.items()]

@@ -1,0 +1,456 @@
+"""Configuration of the live targets: M3, Amazon SP-API and the state store.
+
+Sources, later wins: ``HOME/config.toml``, then ``M3SYNC_<SECTION>_<KEY>`` environment
+variables. Nothing falls back to the sandbox: a section that is not configured stays
+unconfigured, and `Settings.require_m3` / `require_amazon` raise a `ConfigurationError`
+saying exactly which TOML key or environment variable to set.
+
+``HOME/config.toml``::
+
+    [m3]
+    ionapi = "m3.ionapi"          # relative to HOME; or base_url + user + password (Basic)
+    profile = "brief"             # or "cloudsuite"
+    cono = "100"
+    divi = "AAA"
+    tenant = "ACME_PRD"           # optional, the .ionapi's "ti" otherwise
+
+    [amazon]
+    refresh_token = "prefect-secret:amazon-refresh-token"   # a Prefect Secret block
+    lwa_app_id = "amzn1.application-oa2-client.…"
+    lwa_client_secret = { secret_block = "amazon-lwa-secret" }
+    marketplaces = ["ATVPDKIKX0DER"]
+    seller_id = "A1SELLER"
+    # endpoint: derived from the marketplaces' region unless set; token_url: Amazon's LWA
+
+    [state]
+    url = "postgresql+psycopg://sync@db/m3sync"   # default: sqlite at HOME/state.sqlite
+
+Secret values (``[m3] password``, ``[amazon] refresh_token``, ``lwa_client_secret``) are
+`Secret` objects: their repr is ``'***'``; a Prefect Secret block reference is only loaded
+when ``.reveal()`` is called.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from connectors.redact import redact_text
+
+CONFIG_FILE = "config.toml"
+ENV_PREFIX = "M3SYNC_"
+SECRET_BLOCK_PREFIX = "prefect-secret:"
+DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+M3_PROFILES = ("brief", "cloudsuite")
+
+# SP-API regional endpoints by marketplace id (Amazon's "Marketplace IDs" table), used when
+# no endpoint is configured.
+_REGION_ENDPOINTS = {
+    "na": "https://sellingpartnerapi-na.amazon.com",
+    "eu": "https://sellingpartnerapi-eu.amazon.com",
+    "fe": "https://sellingpartnerapi-fe.amazon.com",
+}
+_MARKETPLACE_REGIONS = {
+    **dict.fromkeys(["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM78C64UM0Y8", "A2Q3Y263D00KWC"], "na"),
+    **dict.fromkeys([
+        "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P", "APJ6JRA9NG5V4", "A1RKKUPIHCS9HS",
+        "A1805IZSGTT6HS", "A2NODRKZP88ZB9", "A1C3SOZRARQ6R3", "AMEN7PMS3EDWL", "A33AVAJ2PDY3EV",
+        "A28R8C7NBKEWEA", "ARBP9OOSHTCHU", "A17E79C6D8DWNP", "A2VIGQ35RCS4UG", "A21TJRUUN4KGV",
+    ], "eu"),
+    **dict.fromkeys(["A1VC38T7YXB528", "A39IBJ37TRP1C6", "A19VAU5U5O7RUS"], "fe"),
+}
+
+
+class ConfigurationError(Exception):
+    """Configuration is missing or wrong. The message says what to set, and where.
+
+    ``path``/``line`` are set when the problem is inside a config file.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path, self.line = path, line
+
+
+SecretResolver = Callable[[str], str]
+
+
+def prefect_secret(block_name: str) -> str:
+    """Load a Prefect ``Secret`` block's value (needs a reachable Prefect API)."""
+    from prefect.blocks.system import Secret as PrefectSecret  # import lazily: slow, optional
+
+    try:
+        value = PrefectSecret.load(block_name).get()
+    except Exception as exc:  # noqa: BLE001 - any failure means "configure the block"
+        raise ConfigurationError(
+            f"Prefect Secret block {block_name!r} could not be loaded ({type(exc).__name__}); "
+            f"create it with `prefect block create secret` or in the Prefect UI"
+        ) from None
+    return value if isinstance(value, str) else str(value)
+
+
+class Secret:
+    """A secret value, or a reference to a Prefect Secret block resolved on `reveal`.
+
+    ``str()``, ``repr()`` and f-strings never show the value; ``origin`` says where it was
+    configured. Deliberately not a dataclass: ``dataclasses.asdict`` would copy the value
+    out. Immutable.
+    """
+
+    __slots__ = ("_value", "block", "origin", "_resolver")
+    _value: str | None
+    block: str | None
+    origin: str
+    _resolver: SecretResolver
+
+    def __init__(self, value: str | None = None, *, block: str | None = None, origin: str = "",
+                 resolver: SecretResolver = prefect_secret) -> None:
+        if (value is None) == (block is None):
+            raise ValueError("a Secret holds either a value or a Prefect Secret block name")
+        for name, item in (("_value", value), ("block", block), ("origin", origin), ("_resolver", resolver)):
+            object.__setattr__(self, name, item)
+
+    @classmethod
+    def literal(cls, value: str, origin: str = "") -> Secret:
+        return cls(value, origin=origin)
+
+    @classmethod
+    def from_block(cls, name: str, origin: str = "", resolver: SecretResolver = prefect_secret) -> Secret:
+        return cls(block=name, origin=origin, resolver=resolver)
+
+    def reveal(self) -> str:
+        """The secret itself: hand it to the client that needs it, never to a log."""
+        if self._value is not None:
+            return self._value
+        assert self.block is not None
+        return self._resolver(self.block)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and (self._value, self.block) == (other._value, other.block)
+
+    def __hash__(self) -> int:
+        return hash((self._value, self.block))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickling (Dask, process pools) keeps the value; only text renderings hide it.
+        return (_rebuild_secret, (self._value, self.block, self.origin, self._resolver))
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self.block is None else f"Secret('***', block={self.block!r})"
+
+
+def _rebuild_secret(value: str | None, block: str | None, origin: str, resolver: SecretResolver) -> Secret:
+    return Secret(value, block=block, origin=origin, resolver=resolver)
+
+
+@dataclass(frozen=True)
+class M3Settings:
+    """How to reach M3. Either ``ionapi`` (an ION API .ionapi file: OAuth2 through the
+    gateway) or ``base_url`` + ``user`` + ``password`` (HTTP Basic, on-prem/direct).
+    ``base_url`` alongside ``ionapi`` overrides the file's ``iu``. ``cono``/``divi``: company
+    and division sent with each call (None: the user's defaults). ``tenant``: overrides the
+    .ionapi's ``ti``. ``profile``: which M3 transactions the connector uses."""
+
+    ionapi: Path | None = None
+    base_url: str | None = None
+    user: str | None = None
+    password: Secret | None = None
+    profile: Literal["brief", "cloudsuite"] = "brief"
+    cono: str | None = None
+    divi: str | None = None
+    tenant: str | None = None
+
+    @property
+    def auth_mode(self) -> Literal["ionapi", "basic"]:
+        return "ionapi" if self.ionapi is not None else "basic"
+
+
+@dataclass(frozen=True)
+class AmazonSettings:
+    """Selling Partner API credentials (LWA) and where to send calls."""
+
+    refresh_token: Secret
+    lwa_app_id: str
+    lwa_client_secret: Secret
+    endpoint: str
+    marketplaces: tuple[str, ...]
+    token_url: str = DEFAULT_TOKEN_URL
+    seller_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configured under one home. ``m3``/``amazon`` are None when not configured
+    (``problems`` then says why, per section); use `require_m3`/`require_amazon`.
+    ``state_url`` is any SQLAlchemy URL (its password is masked in the repr)."""
+
+    m3: M3Settings | None
+    amazon: AmazonSettings | None
+    state_url: str
+    home: Path
+    problems: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"Settings(m3={self.m3!r}, amazon={self.amazon!r}, state_url={redact_text(self.state_url)!r}, "
+                f"home={self.home!r}, problems={self.problems!r})")
+
+    def require_m3(self) -> M3Settings:
+        if self.m3 is None:
+            raise ConfigurationError(self.problems.get("m3", "M3 is not configured"))
+        return self.m3
+
+    def require_amazon(self) -> AmazonSettings:
+        if self.amazon is None:
+            raise ConfigurationError(self.problems.get("amazon", "Amazon is not configured"))
+        return self.amazon
+
+
+def resolve_home(arg: str | None, env: Mapping[str, str] = os.environ) -> Path:
+    """``--home`` if given, else ``$M3SYNC_HOME``, else ``./.m3sync`` (absolute)."""
+    chosen = arg or env.get(f"{ENV_PREFIX}HOME") or ".m3sync"
+    return Path(chosen).expanduser().absolute()
+
+
+# -- reading --------------------------------------------------------------------------
+
+_Kind = Literal["str", "secret", "path", "list"]
+_SCHEMA: dict[str, dict[str, _Kind]] = {
+    "m3": {"ionapi": "path", "base_url": "str", "user": "str", "password": "secret",
+           "profile": "str", "cono": "str", "divi": "str", "tenant": "str"},
+    "amazon": {"refresh_token": "secret", "lwa_app_id": "str", "lwa_client_secret": "secret",
+               "endpoint": "str", "token_url": "str", "seller_id": "str", "marketplaces": "list"},
+    "state": {"url": "str"},
+}
+
+
+def env_var(section: str, key: str) -> str:
+    """The environment variable for ``[section] key``: ``M3SYNC_M3_IONAPI``, ``M3SYNC_STATE_URL``."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """One configured value and where it came from (for messages)."""
+
+    value: Any
+    origin: str
+    from_file: bool
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"line (\d+)", str(exc))
+        raise ConfigurationError(
+            f"{path}: malformed TOML: {exc}", path=path, line=int(found.group(1)) if found else None
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the configuration file ({exc.strerror})", path=path) from None
+
+
+def _collect(path: Path, document: Mapping[str, Any], env: Mapping[str, str]) -> dict[tuple[str, str], _Raw]:
+    found: dict[tuple[str, str], _Raw] = {}
+    for section, table in document.items():
+        if section not in _SCHEMA or not isinstance(table, dict):
+            raise ConfigurationError(
+                f"{path}: unknown section [{section}]; known sections: "
+                + ", ".join(f"[{name}]" for name in _SCHEMA), path=path,
+            )
+        for key, value in table.items():
+            if key not in _SCHEMA[section]:
+                raise ConfigurationError(
+                    f"{path}: unknown key {key!r} in [{section}]; known keys: {', '.join(_SCHEMA[section])}",
+                    path=path,
+                )
+            found[(section, key)] = _Raw(value, f"[{section}] {key} in {path}", True)
+    for section, keys in _SCHEMA.items():
+        for key in keys:
+            name = env_var(section, key)
+            if env.get(name, "").strip():  # an empty variable counts as unset
+                found[(section, key)] = _Raw(env[name].strip(), name, False)
+    return found
+
+
+class _Section:
+    """Typed access to one section's raw values, collecting problems instead of raising so
+    one message can name everything that is missing."""
+
+    def __init__(self, name: str, raw: Mapping[tuple[str, str], _Raw], home: Path,
+                 resolver: SecretResolver) -> None:
+        self.name, self._raw, self._home, self._resolver = name, raw, home, resolver
+        self.problems: list[str] = []
+
+    def given(self, key: str) -> bool:
+        return (self.name, key) in self._raw
+
+    def where(self, key: str) -> str:
+        return f"[{self.name}] {key} in {self._home / CONFIG_FILE} or {env_var(self.name, key)}"
+
+    def text(self, key: str) -> str | None:
+        raw = self._raw.get((self.name, key))
+        if raw is None:
+            return None
+        if isinstance(raw.value, bool) or not isinstance(raw.value, (str, int)):
+            self.problems.append(f"{raw.origin} must be a string, got {type(raw.value).__name__}")
+            return None
+        return str(raw.value)  # TOML integers (cono = 100) become identifiers: strings
+
+    def secret(self, key: str) -> Secret | None:
+        raw = self._raw.get((self.name, key))
+        if raw is None:
+            return None
+        value = raw.value
+        if isinstance(value, dict):
+            block = value.get("secret_block")
+            if set(value) != {"secret_block"} or not isinstance(block, str) or not block:
+                self.problems.append(f'{raw.origin} must be a string or {{ secret_block = "NAME" }}')
+                return None
+            return Secret.from_block(block, raw.origin, self._resolver)
+        if not isinstance(value, str):
+            self.problems.append(f"{raw.origin} must be a string, got {type(value).__name__}")
+            return None
+        if value.startswith(SECRET_BLOCK_PREFIX):
+            return Secret.from_block(value.removeprefix(SECRET_BLOCK_PREFIX), raw.origin, self._resolver)
+        return Secret.literal(value, raw.origin)
+
+    def path(self, key: str) -> Path | None:
+        raw = self._raw.get((self.name, key))
+        text = self.text(key)
+        if raw is None or text is None:
+            return None
+        path = Path(text).expanduser()
+        if not path.is_absolute():  # relative to HOME in the file, to the cwd in the environment
+            path = (self._home / path) if raw.from_file else path.absolute()
+        if not path.is_file():
+            self.problems.append(f"{raw.origin}: file {path} does not exist")
+            return None
+        return path
+
+    def items(self, key: str) -> tuple[str, ...]:
+        raw = self._raw.get((self.name, key))
+        if raw is None:
+            return ()
+        value = raw.value
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list) or not all(isinstance(part, str) for part in parts):
+            self.problems.append(f"{raw.origin} must be a list of strings (or a comma-separated string)")
+            return ()
+        return tuple(part.strip() for part in parts if part.strip())
+
+    def url(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is not None and not value.startswith(("https://", "http://")):
+            self.problems.append(f"{self._raw[(self.name, key)].origin} must be an http(s) URL, got {value!r}")
+            return None
+        return value.rstrip("/") if value else value
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        return [key for key in keys if not self.given(key)]
+
+
+def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
+    if not (section.given("ionapi") or section.given("base_url")):
+        section.problems.append(
+            f'M3 is not configured: set [m3] ionapi = "path/to/file.ionapi" in {home / CONFIG_FILE} '
+            f"or {env_var('m3', 'ionapi')} (or base_url, user and password for HTTP Basic: "
+            f"{env_var('m3', 'base_url')}, {env_var('m3', 'user')}, {env_var('m3', 'password')}), "
+            f"or use --sandbox"
+        )
+        return None
+    ionapi = section.path("ionapi")
+    base_url = section.url("base_url")
+    if not section.given("ionapi"):
+        for key in section.missing(["user", "password"]):
+            section.problems.append(f"M3 HTTP Basic needs {key}: set {section.where(key)}")
+    profile = section.text("profile") or "brief"
+    if profile not in M3_PROFILES:
+        section.problems.append(f"{section.where('profile')} must be one of {', '.join(M3_PROFILES)}, got {profile!r}")
+    cono = section.text("cono")
+    if cono is not None and not (cono.isdigit() and len(cono) <= 3):
+        section.problems.append(f"{section.where('cono')} must be an M3 company number (1-3 digits), got {cono!r}")
+    user, password = section.text("user"), section.secret("password")
+    divi, tenant = section.text("divi"), section.text("tenant")
+    if section.problems:
+        return None
+    return M3Settings(ionapi=ionapi, base_url=base_url, user=user, password=password,
+                      profile=profile,  # type: ignore[arg-type]  # checked above
+                      cono=cono, divi=divi, tenant=tenant)
+
+
+def _amazon_settings(section: _Section, home: Path) -> AmazonSettings | None:
+    required = ["refresh_token", "lwa_app_id", "lwa_client_secret", "marketplaces"]
+    missing = section.missing(required)
+    if missing == required:
+        section.problems.append(
+            f"Amazon is not configured: set [amazon] {', '.join(required)} in {home / CONFIG_FILE} "
+            f"or {', '.join(env_var('amazon', key) for key in required)}, or use --sandbox"
+        )
+        return None
+    for key in missing:
+        section.problems.append(f"Amazon needs {key}: set {section.where(key)}")
+    refresh_token, client_secret = section.secret("refresh_token"), section.secret("lwa_client_secret")
+    marketplaces = section.items("marketplaces")
+    if section.given("marketplaces") and not marketplaces and not section.problems:
+        section.problems.append(f"{section.where('marketplaces')} lists no marketplace ids")
+    endpoint = section.url("endpoint")
+    if endpoint is None and marketplaces and not section.given("endpoint"):
+        regions = {_MARKETPLACE_REGIONS.get(marketplace) for marketplace in marketplaces}
+        if len(regions) == 1 and None not in regions:
+            endpoint = _REGION_ENDPOINTS[regions.pop()]  # type: ignore[index]
+        else:
+            section.problems.append(
+                f"cannot tell the SP-API endpoint for marketplaces {', '.join(marketplaces)}: "
+                f"set {section.where('endpoint')} (e.g. {_REGION_ENDPOINTS['na']})"
+            )
+    token_url = section.url("token_url") or DEFAULT_TOKEN_URL
+    lwa_app_id, seller_id = section.text("lwa_app_id"), section.text("seller_id")
+    if section.problems or refresh_token is None or client_secret is None or lwa_app_id is None or endpoint is None:
+        return None
+    return AmazonSettings(refresh_token=refresh_token, lwa_app_id=lwa_app_id,
+                          lwa_client_secret=client_secret, endpoint=endpoint,
+                          marketplaces=marketplaces, token_url=token_url,
+                          seller_id=seller_id)
+
+
+def load_settings(
+    home: Path,
+    env: Mapping[str, str] = os.environ,
+    *,
+    secret_resolver: SecretResolver = prefect_secret,
+    require: Iterable[Literal["m3", "amazon"]] = (),
+) -> Settings:
+    """Read ``home/config.toml`` and ``M3SYNC_*`` overrides.
+
+    Raises `ConfigurationError` for a malformed or unreadable file, unknown sections/keys,
+    a bad state URL, or when a section named in ``require`` is not (fully) configured.
+    Other sections' problems surface when `Settings.require_m3`/`require_amazon` is called.
+    ``secret_resolver`` loads Prefect Secret blocks; it is only called on `Secret.reveal`.
+    """
+    home = Path(home)
+    config_path = home / CONFIG_FILE
+    raw = _collect(config_path, _read_toml(config_path), env)
+    sections = {name: _Section(name, raw, home, secret_resolver) for name in ("m3", "amazon", "state")}
+    m3 = _m3_settings(sections["m3"], home)
+    amazon = _amazon_settings(sections["amazon"], home)
+    state_url = sections["state"].text("url") or f"sqlite:///{(home / 'state.sqlite').absolute()}"
+    if sections["state"].problems:
+        raise ConfigurationError("; ".join(sections["state"].problems))
+    problems = {name: "; ".join(section.problems) for name, section in sections.items() if section.problems}
+    settings = Settings(m3=m3, amazon=amazon, state_url=state_url, home=home, problems=problems)
+    for name in require:
+        (settings.require_m3 if name == "m3" else settings.require_amazon)()
+    return settings

@@ -1,0 +1,558 @@
+"""The state store: what was posted where, how far each feed has been read, which Amazon id
+is which M3 id, and what failed (dead letters).
+
+SQLAlchemy Core, portable SQL: SQLite under ``--home`` by default, PostgreSQL (or any
+SQLAlchemy URL) when several workers share one store. Every write is its own short
+transaction; races between processes are settled by the database's unique constraints, never
+by a read-then-write in Python.
+
+SQLite specifics: WAL journal (readers never block the writer), a busy timeout, and
+``BEGIN IMMEDIATE`` for every transaction so two processes queue on the write lock instead of
+failing with "database is locked" when a read transaction tries to upgrade.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from connectors.redact import redact, redact_text
+
+PostingStatus = Literal["claimed", "posted", "failed"]
+DeadLetterStatus = Literal["open", "replayed", "discarded"]
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_KEY = 255  # identifier columns: posting keys, names, ids
+
+
+class StateStoreError(Exception):
+    """Base class of the state store's errors."""
+
+
+class PostingNotFound(StateStoreError, KeyError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no posting with key {key!r} in the state store")
+        self.key = key
+
+
+class IdMapConflict(StateStoreError):
+    """An Amazon id is already mapped to a different M3 id."""
+
+    def __init__(self, kind: str, amazon_id: str, existing_m3_id: str, new_m3_id: str) -> None:
+        super().__init__(
+            f"{kind} {amazon_id!r} is already mapped to M3 {existing_m3_id!r}; refusing to remap it to {new_m3_id!r}"
+        )
+        self.kind, self.amazon_id = kind, amazon_id
+        self.existing_m3_id, self.new_m3_id = existing_m3_id, new_m3_id
+
+
+class AmbiguousIdMap(StateStoreError):
+    """Several Amazon ids map to the M3 id asked about."""
+
+    def __init__(self, kind: str, m3_id: str, amazon_ids: list[str]) -> None:
+        super().__init__(f"M3 {kind} {m3_id!r} is mapped from several Amazon ids: {', '.join(amazon_ids)}")
+        self.kind, self.m3_id, self.amazon_ids = kind, m3_id, amazon_ids
+
+
+class DeadLetterNotFound(StateStoreError, KeyError):
+    def __init__(self, letter_id: int) -> None:
+        super().__init__(f"no dead letter with id {letter_id}")
+        self.letter_id = letter_id
+
+
+class DeadLetterNotOpen(StateStoreError):
+    def __init__(self, letter_id: int, status: str) -> None:
+        super().__init__(f"dead letter {letter_id} is already {status}; only open letters can be resolved")
+        self.letter_id, self.status = letter_id, status
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the state store; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+postings = sa.Table(
+    "postings", metadata,
+    sa.Column("posting_key", sa.String(_KEY), primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("source", sa.String(1000), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("target_ref", sa.String(_KEY)),
+    sa.Column("content_hash", sa.String(128), nullable=False),
+    sa.Column("source_hash", sa.String(128)),
+    sa.Column("detail", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_postings_kind_status", "kind", "status"),
+)
+
+watermarks = sa.Table(
+    "watermarks", metadata,
+    sa.Column("name", sa.String(_KEY), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+id_maps = sa.Table(
+    "id_maps", metadata,
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("amazon_id", sa.String(_KEY), nullable=False),
+    sa.Column("m3_id", sa.String(_KEY), nullable=False),
+    sa.Column("marketplace", sa.String(40)),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("kind", "amazon_id", name="uq_id_maps_kind_amazon_id"),
+    sa.Index("ix_id_maps_kind_m3_id", "kind", "m3_id"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(100), nullable=False),
+    sa.Column("entity_key", sa.String(_KEY), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_seen", UtcDateTime, nullable=False),
+    sa.Column("last_seen", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+)
+# One *open* letter per entity; replayed/discarded ones are history and may repeat. Partial
+# unique index: SQLite and PostgreSQL (the two backends we support) both have them.
+_open_letter_where = dead_letters.c.status == "open"
+sa.Index(
+    "uq_dead_letters_open", dead_letters.c.flow, dead_letters.c.entity, dead_letters.c.entity_key,
+    unique=True, sqlite_where=_open_letter_where, postgresql_where=_open_letter_where,
+)
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One write to a target system, keyed by its idempotency key.
+
+    ``posting_key``: the idempotency key (e.g. ``AMZ-10000000001-202410``); ``kind``: voucher,
+    order, shipment, listing ...; ``source``: where it came from (file name, report id);
+    ``status``: claimed (a writer is on it) / posted / failed; ``target_ref``: the target's
+    reference once posted (M3 voucher number, order number); ``content_hash`` / ``source_hash``:
+    fingerprints of what was (to be) posted and of its input; ``detail``: parsed JSON detail
+    given to `mark_posted`; ``error``: last failure message; ``attempts``: times claimed.
+    """
+
+    posting_key: str
+    kind: str
+    source: str
+    status: PostingStatus
+    target_ref: str | None
+    content_hash: str
+    source_hash: str | None
+    detail: Any
+    error: str | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of `StateStore.claim_posting`. ``won`` is True for exactly one claimer;
+    ``posting`` is the row as it stands after the claim (another writer's row when lost);
+    ``claimed_content_hash`` is the hash this claimer brought."""
+
+    won: bool
+    posting: Posting
+    claimed_content_hash: str
+
+    @property
+    def content_changed(self) -> bool:
+        """True when the existing row was claimed or posted with different content: the same
+        key now describes something else (e.g. a corrected settlement file)."""
+        return self.claimed_content_hash != self.posting.content_hash
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An entity a flow could not process. ``payload`` is the redacted input (parsed JSON),
+    ``error`` the last error (redacted), ``attempts`` how often it was dead-lettered while open."""
+
+    id: int
+    flow: str
+    entity: str
+    entity_key: str
+    payload: Any
+    error: str
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    status: DeadLetterStatus
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dump_json(value: Any) -> str:
+    return json.dumps(redact(value), sort_keys=True, default=str)
+
+
+def _is_sqlite_memory(url: sa.URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    if _is_sqlite_memory(parsed):
+        # One shared connection, or every checkout would see a different empty database.
+        engine = sa.create_engine(
+            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
+        )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Driver-level autocommit so that SQLAlchemy's "begin" event below decides how
+        # transactions start (the sqlite3 module would otherwise BEGIN DEFERRED lazily).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        if not _is_sqlite_memory(parsed):
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class StateStore:
+    """The project's durable state. Construct with any SQLAlchemy URL, or `for_home`.
+
+    Thread-safe (a connection pool); safe across processes (see the module docstring).
+    ``clock`` exists for tests that need to age rows.
+    """
+
+    def __init__(self, url: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.url = url
+        self._clock = clock
+        self._engine = _make_engine(url)
+        self.create_schema()
+
+    @classmethod
+    def for_home(cls, home: Path, **kwargs: Any) -> StateStore:
+        """SQLite at ``home/state.sqlite``; the folder is created when missing."""
+        home = Path(home).expanduser()
+        home.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{(home / 'state.sqlite').absolute()}", **kwargs)
+
+    def __repr__(self) -> str:
+        # The URL may carry a database password.
+        return f"StateStore({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._engine.begin() as conn:
+            yield conn
+
+    def create_schema(self) -> None:
+        """Create missing tables and indexes. Idempotent, and safe when several processes
+        race: on SQLite the check and the CREATEs share one IMMEDIATE transaction; elsewhere a
+        loser's "already exists" error is answered by checking again."""
+        for attempt in range(3):
+            try:
+                with self._tx() as conn:
+                    metadata.create_all(conn, checkfirst=True)
+                return
+            except DBAPIError:
+                if attempt == 2:
+                    raise
+
+    # -- postings ---------------------------------------------------------------------
+
+    def claim_posting(
+        self,
+        key: str,
+        *,
+        kind: str,
+        source: str,
+        content_hash: str,
+        source_hash: str | None = None,
+        reclaim_claimed_after: timedelta | None = None,
+    ) -> Claim:
+        """Claim ``key`` for writing. Exactly one of several concurrent claimers wins.
+
+        A new key is inserted as "claimed". An existing "failed" row is reclaimed (the claimer
+        wins and the attempt count goes up). An existing "claimed" row older than
+        ``reclaim_claimed_after`` (its writer crashed) is reclaimed too; the winner must then
+        check the target system before writing. Anything else: ``won=False`` with that row.
+        """
+        now = self._clock()
+        try:
+            with self._tx() as conn:
+                conn.execute(postings.insert().values(
+                    posting_key=key, kind=kind, source=source, status="claimed", target_ref=None,
+                    content_hash=content_hash, source_hash=source_hash, detail=None, error=None,
+                    attempts=1, created_at=now, updated_at=now,
+                ))
+            return Claim(True, self._require_posting(key), content_hash)
+        except IntegrityError:
+            pass
+        reclaimable = postings.c.status == "failed"
+        if reclaim_claimed_after is not None:
+            reclaimable = sa.or_(reclaimable, sa.and_(
+                postings.c.status == "claimed", postings.c.updated_at < now - reclaim_claimed_after,
+            ))
+        with self._tx() as conn:
+            # Conditional UPDATE: the database decides which reclaimer wins.
+            won = conn.execute(
+                postings.update()
+                .where(postings.c.posting_key == key, reclaimable)
+                .values(status="claimed", kind=kind, source=source, content_hash=content_hash,
+                        source_hash=source_hash, attempts=postings.c.attempts + 1, updated_at=now)
+            ).rowcount == 1
+        return Claim(won, self._require_posting(key), content_hash)
+
+    def mark_posted(self, key: str, target_ref: str, detail: Any = None) -> Posting:
+        """Record that ``key`` was written to the target as ``target_ref``. ``detail`` is any
+        JSON-able value (redacted before it is stored)."""
+        self._update_posting(key, status="posted", target_ref=target_ref,
+                             detail=None if detail is None else _dump_json(detail), error=None)
+        return self._require_posting(key)
+
+    def mark_failed(self, key: str, error: str | BaseException) -> Posting:
+        """Record that writing ``key`` failed; a later `claim_posting` may reclaim it."""
+        self._update_posting(key, status="failed", error=redact_text(str(error)))
+        return self._require_posting(key)
+
+    def get_posting(self, key: str) -> Posting | None:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(postings).where(postings.c.posting_key == key)).mappings().first()
+        return None if row is None else _posting(row)
+
+    def list_postings(self, kind: str | None = None, status: PostingStatus | None = None) -> list[Posting]:
+        """Postings oldest first, optionally filtered by kind and status."""
+        query = sa.select(postings).order_by(postings.c.created_at, postings.c.posting_key)
+        if kind is not None:
+            query = query.where(postings.c.kind == kind)
+        if status is not None:
+            query = query.where(postings.c.status == status)
+        with self._tx() as conn:
+            return [_posting(row) for row in conn.execute(query).mappings()]
+
+    def forget_posting(self, key: str) -> bool:
+        """Delete the record of ``key`` (an operator's decision to allow posting again).
+        True when a row was deleted."""
+        with self._tx() as conn:
+            return conn.execute(postings.delete().where(postings.c.posting_key == key)).rowcount == 1
+
+    def _update_posting(self, key: str, **values: Any) -> None:
+        with self._tx() as conn:
+            updated = conn.execute(
+                postings.update().where(postings.c.posting_key == key).values(updated_at=self._clock(), **values)
+            ).rowcount
+        if updated != 1:
+            raise PostingNotFound(key)
+
+    def _require_posting(self, key: str) -> Posting:
+        posting = self.get_posting(key)
+        if posting is None:  # forgotten between our write and this read
+            raise PostingNotFound(key)
+        return posting
+
+    # -- watermarks -------------------------------------------------------------------
+
+    def get_watermark(self, name: str) -> str | None:
+        with self._tx() as conn:
+            return conn.execute(sa.select(watermarks.c.value).where(watermarks.c.name == name)).scalar()
+
+    def set_watermark(self, name: str, value: str) -> None:
+        """Set (insert or overwrite) the watermark ``name``."""
+        if not isinstance(value, str):
+            raise TypeError(f"watermark {name!r} value must be a string (e.g. an ISO timestamp), got {type(value).__name__}")
+        for _ in range(3):
+            now = self._clock()
+            with self._tx() as conn:
+                if conn.execute(watermarks.update().where(watermarks.c.name == name)
+                                .values(value=value, updated_at=now)).rowcount == 1:
+                    return
+            try:
+                with self._tx() as conn:
+                    conn.execute(watermarks.insert().values(name=name, value=value, updated_at=now))
+                return
+            except IntegrityError:
+                continue  # another writer inserted it first: update it
+        raise StateStoreError(f"could not set watermark {name!r}: kept losing races")
+
+    # -- id maps ----------------------------------------------------------------------
+
+    def map_id(self, kind: str, amazon_id: str, m3_id: str, marketplace: str | None = None) -> None:
+        """Record that Amazon ``amazon_id`` is M3 ``m3_id``. Repeating the same mapping is a
+        no-op; mapping the Amazon id to another M3 id raises `IdMapConflict`."""
+        try:
+            with self._tx() as conn:
+                conn.execute(id_maps.insert().values(
+                    kind=kind, amazon_id=amazon_id, m3_id=m3_id, marketplace=marketplace,
+                    created_at=self._clock(),
+                ))
+            return
+        except IntegrityError:
+            existing = self.m3_id_for(kind, amazon_id)
+        if existing != m3_id:
+            raise IdMapConflict(kind, amazon_id, str(existing), m3_id)
+
+    def m3_id_for(self, kind: str, amazon_id: str) -> str | None:
+        with self._tx() as conn:
+            return conn.execute(sa.select(id_maps.c.m3_id).where(
+                id_maps.c.kind == kind, id_maps.c.amazon_id == amazon_id)).scalar()
+
+    def amazon_id_for(self, kind: str, m3_id: str) -> str | None:
+        """The Amazon id mapped to ``m3_id``; `AmbiguousIdMap` when several are."""
+        with self._tx() as conn:
+            found = list(conn.execute(sa.select(id_maps.c.amazon_id).where(
+                id_maps.c.kind == kind, id_maps.c.m3_id == m3_id).order_by(id_maps.c.amazon_id)).scalars())
+        if len(found) > 1:
+            raise AmbiguousIdMap(kind, m3_id, found)
+        return found[0] if found else None
+
+    def all_ids(self, kind: str) -> dict[str, str]:
+        """Every mapping of ``kind`` as {amazon_id: m3_id}."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(id_maps.c.amazon_id, id_maps.c.m3_id).where(id_maps.c.kind == kind))
+            return {amazon_id: m3_id for amazon_id, m3_id in rows}
+
+    # -- dead letters -----------------------------------------------------------------
+
+    def add_dead_letter(
+        self, flow: str, entity: str, entity_key: str, payload: Any, error: str | BaseException
+    ) -> DeadLetter:
+        """Record a failed entity. ``payload`` is JSON-able (or JSON text) and is redacted
+        again here. When an open letter for (flow, entity, entity_key) exists, its attempts go
+        up and its error and last_seen are updated instead."""
+        payload_json = _dump_json(_parse_json_text(payload))
+        error_text = redact_text(str(error))
+        open_letter = sa.and_(dead_letters.c.flow == flow, dead_letters.c.entity == entity,
+                              dead_letters.c.entity_key == entity_key, dead_letters.c.status == "open")
+        for _ in range(3):
+            now = self._clock()
+            with self._tx() as conn:
+                bumped = conn.execute(dead_letters.update().where(open_letter).values(
+                    attempts=dead_letters.c.attempts + 1, last_seen=now, error=error_text,
+                    payload=payload_json,
+                )).rowcount
+            if bumped:
+                break
+            try:
+                with self._tx() as conn:
+                    conn.execute(dead_letters.insert().values(
+                        flow=flow, entity=entity, entity_key=entity_key, payload=payload_json,
+                        error=error_text, attempts=1, first_seen=now, last_seen=now, status="open",
+                    ))
+                break
+            except IntegrityError:
+                continue  # another process opened it first: bump that one
+        else:
+            raise StateStoreError(f"could not record dead letter {flow}/{entity}/{entity_key}: kept losing races")
+        with self._tx() as conn:
+            row = conn.execute(sa.select(dead_letters).where(open_letter)).mappings().one()
+        return _dead_letter(row)
+
+    def list_dead_letters(self, flow: str | None = None, status: DeadLetterStatus | None = "open") -> list[DeadLetter]:
+        """Dead letters in id order; ``status=None`` lists every status."""
+        query = sa.select(dead_letters).order_by(dead_letters.c.id)
+        if flow is not None:
+            query = query.where(dead_letters.c.flow == flow)
+        if status is not None:
+            query = query.where(dead_letters.c.status == status)
+        with self._tx() as conn:
+            return [_dead_letter(row) for row in conn.execute(query).mappings()]
+
+    def get_dead_letter(self, letter_id: int) -> DeadLetter | None:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(dead_letters).where(dead_letters.c.id == letter_id)).mappings().first()
+        return None if row is None else _dead_letter(row)
+
+    def resolve_dead_letter(self, letter_id: int, status: Literal["replayed", "discarded"]) -> DeadLetter:
+        """Close an open letter as replayed or discarded."""
+        if status not in ("replayed", "discarded"):
+            raise ValueError(f"a dead letter is resolved as 'replayed' or 'discarded', not {status!r}")
+        with self._tx() as conn:
+            updated = conn.execute(dead_letters.update().where(
+                dead_letters.c.id == letter_id, dead_letters.c.status == "open",
+            ).values(status=status, last_seen=self._clock())).rowcount
+        letter = self.get_dead_letter(letter_id)
+        if letter is None:
+            raise DeadLetterNotFound(letter_id)
+        if not updated:
+            raise DeadLetterNotOpen(letter_id, letter.status)
+        return letter
+
+
+def _parse_json_text(payload: Any) -> Any:
+    if isinstance(payload, str):
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return payload
+    return payload
+
+
+def _posting(row: sa.RowMapping) -> Posting:
+    return Posting(
+        posting_key=row["posting_key"], kind=row["kind"], source=row["source"], status=row["status"],
+        target_ref=row["target_ref"], content_hash=row["content_hash"], source_hash=row["source_hash"],
+        detail=None if row["detail"] is None else json.loads(row["detail"]), error=row["error"],
+        attempts=row["attempts"], created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _dead_letter(row: sa.RowMapping) -> DeadLetter:
+    return DeadLetter(
+        id=row["id"], flow=row["flow"], entity=row["entity"], entity_key=row["entity_key"],
+        payload=json.loads(row["payload"]), error=row["error"], attempts=row["attempts"],
+        first_seen=row["first_seen"], last_seen=row["last_seen"], status=row["status"],
+    )

@@ -1,0 +1,360 @@
+"""GL mapping: which M3 account and dimensions each settlement line books to.
+
+A mapping (YAML, shipped presets in ``reconciliation/mappings/``; a user's own file under
+``HOME/mappings/<name>.yaml`` overrides a preset of the same name) has:
+
+- ``categories``: per category an ``account`` (M3 AIT1, at most 10 characters, written as a
+  quoted string so leading zeros survive), optional ``dimensions`` ``{AIT2: ..., AIT7: ...}``
+  (at most 10 characters each once ``{marketplace}`` (US/DE/FR/UK) and ``{currency}`` are
+  filled in) and a ``description``. ``amazon_clearing``, ``payable_to_amazon`` and
+  ``carry_over`` are required: the journal books the deposit and month-split lines to them.
+- ``rules``: each maps one (``transaction_type``, ``amount_type``, ``amount_description``)
+  to a category. ``"*"`` matches any value; when several rules match a line the most specific
+  wins (more concrete keys first, then a concrete transaction type, then amount type).
+  A rule of three wildcards is refused: it would hide new fee types from the mapping gate.
+
+Top-level keys starting with ``x-`` are ignored (room for YAML anchors).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import yaml
+
+KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
+DIMENSION_FIELDS: tuple[str, ...] = ("AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
+# Columns MappedLines.lines gains over the settlement lines.
+MAPPED_COLUMNS: tuple[str, ...] = ("category", "account", "ait2", "ait3", "ait4", "ait5", "ait6", "ait7")
+AIT_MAX_LENGTH = 10  # M3 AIT1..AIT7 are A10
+WILDCARD = "*"
+JOURNAL_CATEGORIES: tuple[str, ...] = ("amazon_clearing", "payable_to_amazon", "carry_over")
+DEFAULT_PRESET = "invoice-clearing"
+
+# Worst-case substitutions, so a dimension template can be length-checked at load time.
+_PLACEHOLDER_WIDTHS = {"marketplace": 2, "currency": 3}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# marketplace-name as settlement files spell it -> the short code used in dimensions.
+MARKETPLACE_CODES: Mapping[str, str] = MappingProxyType({
+    "Amazon.com": "US", "Amazon.de": "DE", "Amazon.fr": "FR", "Amazon.co.uk": "UK",
+    "Amazon.ca": "CA", "Amazon.it": "IT", "Amazon.es": "ES", "Amazon.nl": "NL",
+    "Amazon.com.mx": "MX", "Amazon.co.jp": "JP",
+})
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be used; names the file and the key path at fault."""
+
+    def __init__(self, source: str, path: str, problem: str) -> None:
+        self.source = source
+        self.path = path
+        self.problem = problem
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    account: str
+    dimensions: tuple[str, ...]  # AIT2..AIT7 templates, "" where unused
+    description: str
+
+    def resolve(self, marketplace_code: str, currency: str) -> tuple[str, ...]:
+        """AIT2..AIT7 with the placeholders filled in."""
+        values = {"marketplace": marketplace_code, "currency": currency}
+        return tuple(_PLACEHOLDER.sub(lambda m: values[m.group(1)], d) for d in self.dimensions)
+
+
+@dataclass(frozen=True)
+class Rule:
+    transaction_type: str
+    amount_type: str
+    amount_description: str
+    category: str
+
+    @property
+    def keys(self) -> tuple[str, str, str]:
+        return (self.transaction_type, self.amount_type, self.amount_description)
+
+
+@dataclass(frozen=True)
+class UnmappedCombination:
+    transaction_type: str
+    amount_type: str
+    amount_description: str
+    line_count: int
+    total_minor: int
+
+
+@dataclass(frozen=True, eq=False)
+class MappedLines:
+    """Settlement lines plus ``MAPPED_COLUMNS`` (null where no rule matched)."""
+
+    lines: pd.DataFrame
+    unmapped: tuple[UnmappedCombination, ...]
+    marketplace_code: str
+    currency: str
+
+    @property
+    def complete(self) -> bool:
+        return not self.unmapped
+
+
+@dataclass(frozen=True, eq=False)
+class GLMapping:
+    name: str
+    source: str
+    description: str
+    categories: Mapping[str, Category]
+    rules: tuple[Rule, ...]
+
+    def account_for(self, category: str, marketplace_code: str, currency: str) -> tuple[str, tuple[str, ...]]:
+        """(AIT1, AIT2..AIT7) of a category for one marketplace and currency."""
+        cat = self.categories[category]
+        return cat.account, cat.resolve(marketplace_code, currency)
+
+    def map_settlement(self, settlement: Any) -> MappedLines:
+        """``map_lines`` for a ``reconciliation.model.Settlement``."""
+        return self.map_lines(settlement.lines, marketplace_code(settlement.marketplace), currency=settlement.currency)
+
+    def map_lines(self, lines: pd.DataFrame, marketplace_code: str, *, currency: str = "") -> MappedLines:
+        """Category, account and dimensions per line (vectorised merges on the three keys)."""
+        missing = [c for c in (*KEY_COLUMNS, "amount_minor") if c not in lines.columns]
+        if missing:
+            raise ValueError(f"settlement lines lack column(s) {', '.join(missing)}")
+        if not marketplace_code:
+            raise ValueError("marketplace_code must not be empty")
+        keys = pd.DataFrame({c: lines[c].astype(str).str.strip().to_numpy() for c in KEY_COLUMNS})
+        keys["_pos"] = np.arange(len(keys))
+        category = np.full(len(keys), None, dtype=object)
+        for concrete, rules in self._rules_by_pattern():
+            open_rows = keys[pd.isna(category)]
+            if open_rows.empty:
+                break
+            hits = open_rows.merge(rules, on=list(concrete), how="inner")
+            category[hits["_pos"].to_numpy()] = hits["category"].to_numpy()
+
+        resolved = pd.DataFrame(
+            [(name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()],
+            columns=list(MAPPED_COLUMNS),
+        )
+        found = pd.DataFrame({"category": category}).merge(resolved, on="category", how="left")
+        out = lines.copy()
+        for column in MAPPED_COLUMNS:
+            out[column] = pd.array(found[column].to_numpy(), dtype="string")
+        return MappedLines(out, _unmapped(out), marketplace_code, currency)
+
+    def _rules_by_pattern(self) -> list[tuple[tuple[str, ...], pd.DataFrame]]:
+        """Rules grouped by which keys are concrete, most specific pattern first."""
+        groups: dict[tuple[bool, ...], list[Rule]] = {}
+        for rule in self.rules:
+            groups.setdefault(tuple(k != WILDCARD for k in rule.keys), []).append(rule)
+        ordered = sorted(groups, key=lambda p: (-sum(p), tuple(not c for c in p)))
+        result = []
+        for pattern in ordered:
+            concrete = tuple(col for col, is_concrete in zip(KEY_COLUMNS, pattern) if is_concrete)
+            frame = pd.DataFrame(
+                [[k for k, c in zip(r.keys, pattern) if c] + [r.category] for r in groups[pattern]],
+                columns=[*concrete, "category"],
+            )
+            result.append((concrete, frame))
+        return result
+
+
+def _unmapped(mapped: pd.DataFrame) -> tuple[UnmappedCombination, ...]:
+    missing = mapped[mapped["category"].isna()]
+    if missing.empty:
+        return ()
+    grouped = missing.groupby(list(KEY_COLUMNS), sort=True)["amount_minor"].agg(["size", "sum"])
+    return tuple(
+        UnmappedCombination(str(tt), str(at), str(ad), int(row["size"]), int(row["sum"]))
+        for (tt, at, ad), row in grouped.iterrows()
+    )
+
+
+def marketplace_code(marketplace_name: str) -> str:
+    """Short code (US, DE, ...) for a settlement's marketplace-name."""
+    try:
+        return MARKETPLACE_CODES[marketplace_name]
+    except KeyError:
+        raise ValueError(
+            f"unknown marketplace {marketplace_name!r}; known: {', '.join(MARKETPLACE_CODES)}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------------------
+# loading
+
+
+def shipped_presets() -> list[str]:
+    folder = resources.files("reconciliation.mappings")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_mapping(name_or_path: str | Path = DEFAULT_PRESET, *, home: Path | None = None) -> GLMapping:
+    """Load a preset by name (``HOME/mappings/<name>.yaml`` first, then the shipped one) or a file by path."""
+    text, source = _find_mapping_text(name_or_path, home)
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise MappingError(source, where, f"not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return parse_mapping(document, source)
+
+
+def _find_mapping_text(name_or_path: str | Path, home: Path | None) -> tuple[str, str]:
+    as_text = str(name_or_path)
+    looks_like_path = isinstance(name_or_path, Path) or "/" in as_text or as_text.endswith((".yaml", ".yml"))
+    if looks_like_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise MappingError(str(path), "", "mapping file not found")
+        return path.read_text(encoding="utf-8"), str(path)
+    if not _PRESET_NAME.match(as_text):
+        raise MappingError(as_text, "", "not a valid mapping name")
+    if home is not None:
+        for suffix in (".yaml", ".yml"):
+            user_file = Path(home) / "mappings" / f"{as_text}{suffix}"
+            if user_file.is_file():
+                return user_file.read_text(encoding="utf-8"), f"mappings/{as_text}{suffix}"
+    shipped = resources.files("reconciliation.mappings") / f"{as_text}.yaml"
+    if shipped.is_file():
+        return shipped.read_text(encoding="utf-8"), f"reconciliation/mappings/{as_text}.yaml"
+    raise MappingError(as_text, "", f"no such mapping; presets: {', '.join(shipped_presets())}")
+
+
+def parse_mapping(document: Any, source: str) -> GLMapping:
+    """Validate a loaded YAML document; every problem names ``source`` and the key path."""
+    if not isinstance(document, dict):
+        raise MappingError(source, "", "must be a mapping with 'categories' and 'rules'")
+    allowed = {"name", "description", "categories", "rules"}
+    for key in document:
+        if key not in allowed and not str(key).startswith("x-"):
+            raise MappingError(source, str(key), f"unknown key (expected {', '.join(sorted(allowed))})")
+    categories = _parse_categories(document.get("categories"), source)
+    rules = _parse_rules(document.get("rules"), categories, source)
+    name = _optional_text(document, "name", "name", source) or Path(source).stem
+    description = _optional_text(document, "description", "description", source)
+    return GLMapping(name, source, description, MappingProxyType(categories), rules)
+
+
+def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
+    if raw is None:
+        raise MappingError(source, "categories", "missing")
+    if not isinstance(raw, dict) or not raw:
+        raise MappingError(source, "categories", "must be a non-empty mapping of category name to account")
+    categories: dict[str, Category] = {}
+    for name, spec in raw.items():
+        path = f"categories.{name}"
+        if not isinstance(name, str) or not _CATEGORY_NAME.match(name):
+            raise MappingError(source, path, "category names are lower-case words joined by '_'")
+        if not isinstance(spec, dict):
+            raise MappingError(source, path, "must be a mapping with 'account'")
+        for key in spec:
+            if key not in ("account", "dimensions", "description"):
+                raise MappingError(source, f"{path}.{key}", "unknown key (expected account, dimensions, description)")
+        account = _field_value(spec, "account", f"{path}.account", source, required=True)
+        if _PLACEHOLDER.search(account):
+            raise MappingError(source, f"{path}.account", "placeholders are allowed in dimensions only")
+        categories[name] = Category(
+            name=name,
+            account=account,
+            dimensions=_parse_dimensions(spec.get("dimensions"), f"{path}.dimensions", source),
+            description=_optional_text(spec, "description", f"{path}.description", source) or name,
+        )
+    for required in JOURNAL_CATEGORIES:
+        if required not in categories:
+            raise MappingError(source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)")
+    return categories
+
+
+def _parse_dimensions(raw: Any, path: str, source: str) -> tuple[str, ...]:
+    if raw is None:
+        return ("",) * len(DIMENSION_FIELDS)
+    if not isinstance(raw, dict):
+        raise MappingError(source, path, f"must be a mapping of {', '.join(DIMENSION_FIELDS)}")
+    for key in raw:
+        if key not in DIMENSION_FIELDS:
+            raise MappingError(source, f"{path}.{key}", f"unknown dimension (expected one of {', '.join(DIMENSION_FIELDS)})")
+    return tuple(
+        _field_value(raw, field, f"{path}.{field}", source, required=False) if field in raw else ""
+        for field in DIMENSION_FIELDS
+    )
+
+
+def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool) -> str:
+    """An AIT value: a string of at most 10 characters once placeholders are filled in."""
+    if key not in spec or spec[key] is None:
+        if required:
+            raise MappingError(source, path, "missing")
+        return ""
+    value = spec[key]
+    if not isinstance(value, str):
+        # An unquoted 0110 would arrive as the number 110: insist on quotes.
+        raise MappingError(source, path, f"must be a quoted string (write \"{value}\"), got {type(value).__name__}")
+    value = value.strip()
+    if required and not value:
+        raise MappingError(source, path, "must not be empty")
+    width = len(value)
+    for match in _PLACEHOLDER.finditer(value):
+        placeholder = match.group(1)
+        if placeholder not in _PLACEHOLDER_WIDTHS:
+            raise MappingError(source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})")
+        width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
+    if width > AIT_MAX_LENGTH:
+        raise MappingError(source, path, f"{value!r} is longer than {AIT_MAX_LENGTH} characters (M3 AIT fields are A10)")
+    return value
+
+
+def _optional_text(spec: dict, key: str, path: str, source: str) -> str:
+    value = spec.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MappingError(source, path, "must be text")
+    return value.strip()
+
+
+def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> tuple[Rule, ...]:
+    if raw is None:
+        raise MappingError(source, "rules", "missing")
+    if not isinstance(raw, list) or not raw:
+        raise MappingError(source, "rules", "must be a non-empty list")
+    rules: list[Rule] = []
+    first_index: dict[tuple[str, str, str], int] = {}
+    for index, spec in enumerate(raw):
+        path = f"rules[{index}]"
+        if not isinstance(spec, dict):
+            raise MappingError(source, path, "must be a mapping with transaction_type, amount_type, amount_description, category")
+        for key in spec:
+            if key not in (*KEY_COLUMNS, "category"):
+                raise MappingError(source, f"{path}.{key}", "unknown key")
+        values = []
+        for key in (*KEY_COLUMNS, "category"):
+            value = spec.get(key)
+            if value is None:
+                raise MappingError(source, f"{path}.{key}", "missing")
+            if not isinstance(value, str) or not value.strip():
+                raise MappingError(source, f"{path}.{key}", "must be non-empty text")
+            values.append(value.strip())
+        rule = Rule(*values)
+        if rule.category not in categories:
+            raise MappingError(source, f"{path}.category", f"{rule.category!r} is not a defined category")
+        if all(k == WILDCARD for k in rule.keys):
+            raise MappingError(source, path, "a rule must name at least one of transaction_type, amount_type, amount_description")
+        if rule.keys in first_index:
+            raise MappingError(source, path, f"duplicates rules[{first_index[rule.keys]}] ({' / '.join(rule.keys)})")
+        first_index[rule.keys] = index
+        rules.append(rule)
+    return tuple(rules)

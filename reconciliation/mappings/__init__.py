@@ -1,0 +1,1 @@
+"""GL mapping presets shipped with the package (YAML, read with importlib.resources)."""

@@ -1,0 +1,128 @@
+"""Order-by-order reconciliation of a settlement against M3 customer invoices.
+
+For each Amazon order the settlement's sales amounts (item price, shipping, tax, promotions
+and the marketplace-facilitator tax Amazon withheld) are compared with the gross amount of
+the M3 invoices whose customer order reference (CUOR) is that Amazon order id; refunds are
+compared with M3 credit notes separately. Everything is vectorised: one groupby per side and
+one outer merge.
+
+Categories (``Reconciliation.orders.category``):
+
+- ``matched``: settled and invoiced, |difference| within the tolerance;
+- ``amount_mismatch``: settled and invoiced, difference beyond the tolerance;
+- ``missing_in_m3``: settled sales but no M3 invoice;
+- ``not_settled``: invoiced in M3 but absent from the settlement;
+- ``refund_without_credit``: a refund in the settlement and no credit note in M3.
+
+Reconciliation informs; the flow decides whether it blocks (``strict``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+# Amount types that make up what the buyer paid for an order (sp-api.md §1.4). Withheld
+# marketplace-facilitator tax nets the tax Amazon collected (US), so the remainder is what
+# the seller invoiced.
+SALES_AMOUNT_TYPES = ("ItemPrice", "Promotion", "ItemWithheldTax")
+
+INVOICE_COLUMNS: dict[str, str] = {
+    "orno": "str",          # M3 customer order number
+    "cuor": "str",          # customer's order reference = Amazon order id
+    "ivno": "str",          # invoice number (credit notes have a negative gross)
+    "ivdt": "datetime64[us]",
+    "currency": "str",
+    "net_minor": "int64",
+    "tax_minor": "int64",
+    "gross_minor": "int64",
+}
+
+CATEGORIES = ("matched", "amount_mismatch", "missing_in_m3", "not_settled", "refund_without_credit")
+
+
+def empty_invoices() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in INVOICE_COLUMNS.items()})
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Per-order result. ``orders`` has one row per Amazon order seen on either side."""
+
+    orders: pd.DataFrame
+    tolerance_minor: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exceptions(self) -> pd.DataFrame:
+        return self.orders[self.orders["category"] != "matched"]
+
+
+def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1) -> Reconciliation:
+    """Compare settlement ``lines`` (``LINE_COLUMNS``) with M3 ``invoices`` (``INVOICE_COLUMNS``)."""
+    sales_rows = lines[lines["amount_type"].isin(SALES_AMOUNT_TYPES) & (lines["order_id"] != "")]
+    # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
+    sales_rows = sales_rows[~sales_rows["marketplace_name"].str.startswith("Non-Amazon")]
+    is_refund = sales_rows["transaction_type"] == "Refund"
+    settled = (
+        sales_rows.assign(
+            sales_minor=np.where(is_refund, 0, sales_rows["amount_minor"]),
+            refund_minor=np.where(is_refund, sales_rows["amount_minor"], 0),
+            has_sale=~is_refund,
+            has_refund=is_refund,
+        )
+        .groupby("order_id", sort=True)
+        .agg(settled_minor=("sales_minor", "sum"), refunded_minor=("refund_minor", "sum"),
+             has_sale=("has_sale", "any"), has_refund=("has_refund", "any"))
+    )
+
+    is_credit = invoices["gross_minor"] < 0
+    invoiced = (
+        invoices.assign(
+            invoice_minor=np.where(is_credit, 0, invoices["gross_minor"]),
+            credit_minor=np.where(is_credit, invoices["gross_minor"], 0),
+            has_invoice=~is_credit,
+            has_credit=is_credit,
+        )
+        .groupby("cuor", sort=True)
+        .agg(invoiced_minor=("invoice_minor", "sum"), credited_minor=("credit_minor", "sum"),
+             has_invoice=("has_invoice", "any"), has_credit=("has_credit", "any"))
+    )
+    invoiced["m3_orders"] = _joined(invoices, "orno")
+    invoiced["invoices"] = _joined(invoices, "ivno")
+    invoiced.index.name = "order_id"
+
+    merged = settled.join(invoiced, how="outer")
+    for column in ("settled_minor", "refunded_minor", "invoiced_minor", "credited_minor"):
+        merged[column] = merged[column].fillna(0).astype("int64")
+    for column in ("has_sale", "has_refund", "has_invoice", "has_credit"):
+        merged[column] = merged[column].fillna(False).astype(bool)
+    for column in ("m3_orders", "invoices"):
+        merged[column] = merged[column].fillna("").astype(str)
+
+    merged["difference_minor"] = (merged["settled_minor"] + merged["refunded_minor"]
+                                  - merged["invoiced_minor"] - merged["credited_minor"])
+    sale_off = merged["has_sale"] & ((merged["settled_minor"] - merged["invoiced_minor"]).abs() > tolerance_minor)
+    refund_off = merged["has_refund"] & ((merged["refunded_minor"] - merged["credited_minor"]).abs() > tolerance_minor)
+    # First matching condition wins: a missing document explains a difference better than "mismatch".
+    conditions = [
+        merged["has_sale"] & ~merged["has_invoice"],
+        merged["has_refund"] & ~merged["has_credit"],
+        ~merged["has_sale"] & ~merged["has_refund"],
+        sale_off | refund_off,
+    ]
+    choices = ["missing_in_m3", "refund_without_credit", "not_settled", "amount_mismatch"]
+    merged["category"] = np.select(conditions, choices, default="matched")
+    orders = merged.reset_index()[[
+        "order_id", "category", "settled_minor", "invoiced_minor", "difference_minor",
+        "refunded_minor", "credited_minor", "m3_orders", "invoices",
+    ]]
+    counts = {c: int((orders["category"] == c).sum()) for c in CATEGORIES}
+    return Reconciliation(orders=orders, tolerance_minor=tolerance_minor, counts=counts)
+
+
+def _joined(invoices: pd.DataFrame, column: str) -> pd.Series:
+    """Distinct values of ``column`` per CUOR, space-separated (string sum: no Python loop)."""
+    distinct = invoices[["cuor", column]].drop_duplicates().sort_values(["cuor", column])
+    return (distinct[column].astype(object) + " ").groupby(distinct["cuor"]).sum().str.strip()

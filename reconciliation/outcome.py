@@ -1,0 +1,52 @@
+"""What settling one settlement produced: the record the flow returns, the JSON contract
+and the workbook are written from.
+
+Every stage's result is kept (not just the status) so that the workbook can explain each
+number: the validation failures, the mapped lines, the gate failures, the vouchers and what
+M3 answered, the reconciliation and the anomaly scores.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from reconciliation.gates import GateOutcome
+from reconciliation.mapping import MappedLines
+from reconciliation.matching import Reconciliation
+from reconciliation.model import Settlement
+from reconciliation.schemas import ValidationReport
+from reconciliation.vouchers import Voucher
+
+STATUSES = ("posted", "dry_run", "held", "duplicate", "invalid")
+
+# Columns of SettlementOutcome.anomalies.
+ANOMALY_COLUMNS = ("order_id", "sku", "kind", "score", "reasons")
+
+
+@dataclass(frozen=True)
+class PostedVoucherRef:
+    """M3's answer for one voucher: its posting key and voucher number."""
+
+    key: str
+    m3_ref: str              # e.g. "AAA/2024/AZ/1234" (division/year/series/number)
+    already_posted: bool     # found in M3 or the state store instead of written now
+
+
+@dataclass(frozen=True)
+class SettlementOutcome:
+    settlement: Settlement
+    status: str                                    # one of STATUSES
+    reasons: tuple[str, ...] = ()
+    validation: ValidationReport | None = None
+    mapped: MappedLines | None = None
+    gates: GateOutcome | None = None
+    vouchers: tuple[Voucher, ...] = ()
+    posted: tuple[PostedVoucherRef, ...] = ()
+    reconciliation: Reconciliation | None = None
+    anomalies: pd.DataFrame | None = None          # ANOMALY_COLUMNS, sorted by score descending
+    reconciliation_skipped_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown settlement status {self.status!r}")

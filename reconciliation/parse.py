@@ -1,0 +1,624 @@
+"""Settlement flat files (V2, legacy V1) -> ``Settlement`` records, errors collected as data.
+
+Pipeline per file: decode bytes -> check the header line -> read every field as a string
+with pyarrow (fast, no type guessing: identifiers such as order-item-code stay exact) ->
+split off the summary rows -> per settlement convert amounts (string arithmetic into
+integer minor units), dates (format detected per file) and quantities, all vectorised.
+V1's one-column-per-kind rows are melted into the V2 long shape (``LINE_COLUMNS``).
+
+Nothing here raises for bad input: every problem becomes a ``SettlementFileError`` naming
+file, line and column, and a file with any error yields no settlement.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from reconciliation.decode import NotTextError, to_utf8
+from reconciliation.model import LINE_COLUMNS, Settlement, currency_decimals
+
+# --- column sets -----------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ("settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date",
+                   "total-amount", "currency")
+_SHARED_COLUMNS = SUMMARY_COLUMNS + ("transaction-type", "order-id", "merchant-order-id", "adjustment-id",
+                                     "shipment-id", "marketplace-name", "fulfillment-id", "posted-date",
+                                     "order-item-code", "merchant-order-item-id", "merchant-adjustment-item-id",
+                                     "sku", "quantity-purchased")
+# The official V2 page lists 23 columns (no promotion-id); every real file has 24.
+V2_REQUIRED = _SHARED_COLUMNS + ("amount-type", "amount-description", "amount", "posted-date-time")
+V2_OPTIONAL = ("promotion-id",)
+# V1 without promotions has 33 columns: the three promotion-* columns are absent.
+V1_REQUIRED = _SHARED_COLUMNS + ("shipment-fee-type", "shipment-fee-amount", "order-fee-type", "order-fee-amount",
+                                 "price-type", "price-amount", "item-related-fee-type", "item-related-fee-amount",
+                                 "misc-fee-amount", "other-fee-amount", "other-fee-reason-description",
+                                 "direct-payment-type", "direct-payment-amount", "other-amount")
+V1_OPTIONAL = ("promotion-id", "promotion-type", "promotion-amount")
+
+
+@dataclass(frozen=True)
+class V1AmountColumn:
+    """How one V1 amount column becomes V2-shaped lines."""
+
+    amount_column: str
+    amount_type: str
+    description_column: str | None  # where amount_description comes from, if any
+    default_description: str        # used when description_column is absent or empty
+
+
+# Decided mapping (V2 has no exact equivalent for some kinds; names follow the V1 column).
+V1_AMOUNT_COLUMNS: tuple[V1AmountColumn, ...] = (
+    V1AmountColumn("shipment-fee-amount", "ShipmentFees", "shipment-fee-type", "ShipmentFee"),
+    V1AmountColumn("order-fee-amount", "OrderFees", "order-fee-type", "OrderFee"),
+    V1AmountColumn("price-amount", "ItemPrice", "price-type", "Principal"),
+    V1AmountColumn("item-related-fee-amount", "ItemFees", "item-related-fee-type", "ItemFee"),
+    V1AmountColumn("misc-fee-amount", "MiscFees", None, "MiscFee"),
+    V1AmountColumn("other-fee-amount", "OtherFees", "other-fee-reason-description", "OtherFee"),
+    V1AmountColumn("promotion-amount", "Promotion", "promotion-type", "Promotion"),
+    V1AmountColumn("direct-payment-amount", "DirectPayment", "direct-payment-type", "DirectPayment"),
+    # V1 puts reserve moves, card charges, "Payable to Amazon" here; V2 calls these
+    # other-transaction/other-transaction/<what it is>, and "what it is" is V1's transaction-type.
+    V1AmountColumn("other-amount", "other-transaction", "transaction-type", "other-transaction"),
+)
+
+# Date formats tried in order, per column, on the first non-empty value (sp-api.md §1.5).
+DATE_FORMATS: dict[str, str] = {
+    "%Y-%m-%d %H:%M:%S UTC": "YYYY-MM-DD HH:MM:SS UTC",
+    "%d.%m.%Y %H:%M:%S UTC": "DD.MM.YYYY HH:MM:SS UTC",
+    "%Y-%m-%dT%H:%M:%S%z": "ISO 8601 with offset",
+    "%Y-%m-%d": "YYYY-MM-DD",
+    "%d.%m.%Y": "DD.MM.YYYY",
+    "%m/%d/%y": "MM/DD/YY",
+}
+
+DECIMAL_COMMA_TOTAL = r"^-?\d+,\d{1,2}$"  # a total like this makes the whole file decimal-comma
+AMOUNT_PATTERN_DOT = r"^-?\d{1,12}(?:\.\d{1,6})?$"
+AMOUNT_PATTERN_COMMA = r"^-?\d{1,12}(?:,\d{1,6})?$"
+SETTLEMENT_ID_PATTERN = r"^\d+$"
+QUANTITY_PATTERN = r"^\d{1,9}$"
+MAX_ERRORS_PER_PROBLEM = 20  # then one "... and N more" error, so a broken 1M-row file stays readable
+
+
+def amount_pattern(decimal_comma: bool) -> str:
+    return AMOUNT_PATTERN_COMMA if decimal_comma else AMOUNT_PATTERN_DOT
+
+
+# --- results ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SettlementFileError(Exception):
+    """One problem in a settlement file; data first, but can be raised.
+
+    ``line`` is 1-based (header = 1); ``column`` is the 1-based position of the column in
+    the header and ``column_name`` its header name. Either may be None for file-level problems.
+    """
+
+    source: str
+    line: int | None
+    column: int | None
+    message: str
+    column_name: str | None = None
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, str(self))  # so tracebacks and loggers show the located message
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None, int | None, str, str | None]]:
+        # Prefect/Dask pickle results; the default exception pickling would set attributes on a frozen object.
+        return (type(self), (self.source, self.line, self.column, self.message, self.column_name))
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    settlements: list[Settlement] = field(default_factory=list)
+    errors: list[SettlementFileError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class _Fatal(Exception):
+    """Internal: stop parsing this file; the errors are returned as data."""
+
+    def __init__(self, errors: list[SettlementFileError]) -> None:
+        super().__init__(f"{len(errors)} error(s)")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class _Header:
+    names: tuple[str, ...]
+    format: str  # "v1" | "v2"
+
+    def position(self, name: str) -> int | None:
+        return self.names.index(name) + 1 if name in self.names else None
+
+
+@dataclass
+class _ErrorSink:
+    """Collects errors, capping each kind of problem so huge broken files stay readable."""
+
+    source: str
+    errors: list[SettlementFileError] = field(default_factory=list)
+
+    def add(self, line: int | None, message: str, header: _Header | None = None,
+            column_name: str | None = None) -> None:
+        column = header.position(column_name) if header is not None and column_name else None
+        self.errors.append(SettlementFileError(self.source, line, column, message, column_name))
+
+    def add_rows(self, lines: np.ndarray, values: Sequence[str], describe: str, header: _Header,
+                 column_name: str) -> None:
+        """One error per bad row (capped); ``describe`` is formatted with the value."""
+        for line, value in zip(lines[:MAX_ERRORS_PER_PROBLEM], values[:MAX_ERRORS_PER_PROBLEM]):
+            self.add(int(line), describe.format(value=value), header, column_name)
+        if len(lines) > MAX_ERRORS_PER_PROBLEM:
+            self.add(None, f"{column_name}: and {len(lines) - MAX_ERRORS_PER_PROBLEM} more rows with the same "
+                           f"problem", header, column_name)
+
+
+# --- public API ------------------------------------------------------------------------
+
+def read_settlement_file(path: Path) -> ParseResult:
+    """Parse one file; the file is only read, never moved or altered."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return ParseResult([], [SettlementFileError(path.name, None, None, f"cannot read file: {exc.strerror}")])
+    return parse_settlement_bytes(data, path.name, None)
+
+
+def parse_settlement_bytes(data: bytes, source: str, charset: str | None = None) -> ParseResult:
+    """Parse a settlement document (V2 or V1 flat file) given as bytes."""
+    sink = _ErrorSink(source)
+    try:
+        settlements = _parse(data, charset, sink)
+    except _Fatal as fatal:
+        return ParseResult([], fatal.errors)
+    if sink.errors:
+        return ParseResult([], sink.errors)
+    return ParseResult(settlements, [])
+
+
+# --- stages ----------------------------------------------------------------------------
+
+def _parse(data: bytes, charset: str | None, sink: _ErrorSink) -> list[Settlement]:
+    try:
+        utf8, _codec = to_utf8(data, charset)
+    except NotTextError as exc:
+        raise _Fatal([SettlementFileError(sink.source, None, None, exc.reason)]) from None
+    if re.fullmatch(rb"\s*", utf8[:4096]) and re.fullmatch(rb"\s*", utf8):  # (no copy of a big file)
+        raise _Fatal([SettlementFileError(sink.source, None, None, "file is empty")])
+    header = _read_header(utf8, sink)
+    table, line_numbers = _read_rows(utf8, header, sink)
+    if table.num_rows == 0:
+        raise _Fatal([SettlementFileError(sink.source, 1, None, "file has a header but no rows")])
+    return _build_settlements(table, line_numbers, header, sink)
+
+
+def _read_header(utf8: bytes, sink: _ErrorSink) -> _Header:
+    end = utf8.find(b"\n")
+    first_line = utf8[: end if end >= 0 else len(utf8)].rstrip(b"\r").decode("utf-8")
+    if "\t" not in first_line:
+        for delimiter, name in ((",", "comma"), (";", "semicolon"), ("|", "pipe")):
+            if first_line.count(delimiter) >= 3:
+                raise _Fatal([SettlementFileError(
+                    sink.source, 1, None,
+                    f"header is {name}-separated ({delimiter!r}); settlement files are tab-separated")])
+    names = tuple(name.strip() for name in first_line.split("\t"))
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise _Fatal([SettlementFileError(sink.source, 1, None, f"duplicate column {d!r} in header")
+                      for d in duplicates])
+    file_format = "v1" if "price-type" in names and "amount-type" not in names else "v2"
+    required = V1_REQUIRED if file_format == "v1" else V2_REQUIRED
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise _Fatal([SettlementFileError(sink.source, 1, None,
+                                          f"missing required column {name!r} ({file_format.upper()} header)")
+                      for name in missing])
+    return _Header(names, file_format)
+
+
+def _read_rows(utf8: bytes, header: _Header, sink: _ErrorSink) -> tuple[pa.Table, np.ndarray]:
+    """All fields as strings; returns the table and the source line number of each row."""
+    bad_rows = 0
+
+    def on_invalid_row(_row: object) -> str:
+        nonlocal bad_rows
+        bad_rows += 1
+        return "skip"  # collected below with exact line numbers
+
+    column_names = [f"c{i}" for i in range(len(header.names))]  # header names may be odd; positions are not
+    table = pacsv.read_csv(
+        pa.BufferReader(pa.py_buffer(utf8)),  # zero-copy
+        read_options=pacsv.ReadOptions(column_names=column_names, skip_rows=1),
+        # Amazon does not quote fields; promotion-id free text may contain quotes.
+        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=True,
+                                          invalid_row_handler=on_invalid_row),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in column_names},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+    table = table.rename_columns(list(header.names))
+    if bad_rows:
+        _report_wrong_field_counts(utf8, header, sink)
+        raise _Fatal(sink.errors)
+    content_end = len(utf8)
+    while content_end and utf8[content_end - 1] in b"\r\n":  # blank last lines (real V1 files) shift nothing
+        content_end -= 1
+    if utf8.find(b"\n\n", 0, content_end) >= 0 or utf8.find(b"\n\r\n", 0, content_end) >= 0:
+        # Blank lines were skipped by the reader: map rows back to physical lines (rare path).
+        lines = utf8.split(b"\n")
+        line_numbers = np.array([i + 1 for i, line in enumerate(lines) if i > 0 and line not in (b"", b"\r")],
+                                dtype=np.int64)
+    else:
+        line_numbers = np.arange(2, table.num_rows + 2, dtype=np.int64)
+    return table, line_numbers
+
+
+def _report_wrong_field_counts(utf8: bytes, header: _Header, sink: _ErrorSink) -> None:
+    expected = len(header.names)
+    bad: list[tuple[int, int]] = []
+    for number, line in enumerate(utf8.split(b"\n"), start=1):
+        if number == 1 or line in (b"", b"\r"):
+            continue
+        fields = line.count(b"\t") + 1
+        if fields != expected:
+            bad.append((number, fields))
+    for number, fields in bad[:MAX_ERRORS_PER_PROBLEM]:
+        kind = "truncated row" if fields < expected else "row has extra fields"
+        sink.add(number, f"{kind}: {fields} fields but the header has {expected}")
+    if len(bad) > MAX_ERRORS_PER_PROBLEM:
+        sink.add(None, f"and {len(bad) - MAX_ERRORS_PER_PROBLEM} more rows with the wrong number of fields")
+
+
+@dataclass(frozen=True)
+class _Summary:
+    settlement_id: str
+    line: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    deposit_date: pd.Timestamp
+    total_minor: int
+    currency: str
+
+
+def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Header,
+                       sink: _ErrorSink) -> list[Settlement]:
+    settlement_ids = pc.utf8_trim_whitespace(table.column("settlement-id"))
+    bad_ids = np.flatnonzero(~_matches(settlement_ids, SETTLEMENT_ID_PATTERN))
+    sink.add_rows(line_numbers[bad_ids], _take(settlement_ids, bad_ids),
+                  "settlement-id {value!r} is not a number", header, "settlement-id")
+    if sink.errors:
+        raise _Fatal(sink.errors)
+    table = table.set_column(table.schema.get_field_index("settlement-id"), "settlement-id", settlement_ids)
+
+    is_summary = pc.not_equal(pc.utf8_trim_whitespace(table.column("settlement-start-date")), "")
+    is_summary_np = is_summary.to_numpy(zero_copy_only=False)
+    summary_rows = table.filter(is_summary)
+    summary_lines = line_numbers[is_summary_np]
+    if summary_rows.num_rows == 0:
+        raise _Fatal([SettlementFileError(sink.source, 2, None,
+                                          "no summary row (a row with settlement-start-date, total-amount, currency)")])
+    totals = [t.strip() for t in summary_rows.column("total-amount").to_pylist()]
+    decimal_comma = any(pd.Series(totals, dtype=str).str.match(DECIMAL_COMMA_TOTAL))
+    summaries = _read_summaries(summary_rows, summary_lines, header, decimal_comma, sink)
+
+    rows = table.filter(pc.invert(is_summary))
+    row_lines = line_numbers[~is_summary_np]
+    row_ids = rows.column("settlement-id")
+    orphan = np.flatnonzero(~pc.is_in(row_ids, value_set=pa.array(list(summaries))).to_numpy(zero_copy_only=False))
+    sink.add_rows(row_lines[orphan], _take(row_ids, orphan),
+                  "settlement-id {value!r} has no summary row in this file", header, "settlement-id")
+
+    settlements = []
+    for summary in summaries.values():
+        mask = pc.equal(row_ids, summary.settlement_id) if len(summaries) > 1 else None
+        own_rows = rows.filter(mask) if mask is not None else rows
+        own_lines = row_lines[mask.to_numpy(zero_copy_only=False)] if mask is not None else row_lines
+        lines = (_v1_lines if header.format == "v1" else _v2_lines)(own_rows, own_lines, summary, header,
+                                                                     decimal_comma, sink)
+        if lines is None:
+            continue
+        settlements.append(Settlement(
+            settlement_id=summary.settlement_id, source=sink.source, format=header.format,
+            currency=summary.currency, start=summary.start, end=summary.end, deposit_date=summary.deposit_date,
+            total_minor=summary.total_minor, marketplace=_main_marketplace(lines["marketplace_name"]), lines=lines))
+    return settlements
+
+
+def _read_summaries(summary_rows: pa.Table, lines: np.ndarray, header: _Header, decimal_comma: bool,
+                    sink: _ErrorSink) -> dict[str, _Summary]:
+    dates = {name: _to_utc(summary_rows.column(name), lines, header, name, sink)
+             for name in ("settlement-start-date", "settlement-end-date", "deposit-date")}
+    summaries: dict[str, _Summary] = {}
+    for i, record in enumerate(summary_rows.select(list(SUMMARY_COLUMNS)).to_pylist()):
+        line = int(lines[i])
+        settlement_id, currency = record["settlement-id"], record["currency"].strip().upper()
+        if settlement_id in summaries:
+            sink.add(line, f"second summary row for settlement-id {settlement_id!r} "
+                           f"(first on line {summaries[settlement_id].line})", header, "settlement-id")
+            continue
+        if not (len(currency) == 3 and currency.isalpha()):
+            sink.add(line, f"currency {record['currency']!r} is not a 3-letter currency code", header, "currency")
+            continue
+        total, total_errors = _amounts_to_minor(pa.chunked_array([[record["total-amount"]]]), lines[i:i + 1],
+                                                currency, decimal_comma, header, "total-amount", sink)
+        if total_errors or any(d is None or pd.isna(d[i]) for d in dates.values()):
+            continue
+        summaries[settlement_id] = _Summary(settlement_id, line, dates["settlement-start-date"][i],
+                                            dates["settlement-end-date"][i], dates["deposit-date"][i],
+                                            int(total[0]), currency)
+    if sink.errors:
+        raise _Fatal(sink.errors)
+    return summaries
+
+
+def _v2_lines(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header, decimal_comma: bool,
+              sink: _ErrorSink) -> pd.DataFrame | None:
+    amounts, amount_errors = _amounts_to_minor(rows.column("amount"), lines, summary.currency, decimal_comma,
+                                               header, "amount", sink)
+    posted = _posted_dates(rows, lines, header, "posted-date-time", sink)
+    quantity = _quantities(rows, lines, header, sink)
+    if amount_errors or posted is None or quantity is None:
+        return None
+    return _assemble(rows, lines, summary.settlement_id, rows.column("amount-type"),
+                     rows.column("amount-description"), amounts, posted, quantity)
+
+
+def _v1_lines(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header, decimal_comma: bool,
+              sink: _ErrorSink) -> pd.DataFrame | None:
+    """Melt V1's one-column-per-kind rows into one line per non-empty amount cell."""
+    posted = _posted_dates(rows, lines, header, None, sink)
+    quantity = _quantities(rows, lines, header, sink)
+    pieces: list[pd.DataFrame] = []
+    failed = posted is None or quantity is None
+    for order, spec in enumerate(V1_AMOUNT_COLUMNS):
+        if spec.amount_column not in header.names:
+            continue  # 33-column V1 file: no promotion-* columns
+        raw = rows.column(spec.amount_column)
+        present = pc.not_equal(pc.utf8_trim_whitespace(raw), "")
+        present_np = present.to_numpy(zero_copy_only=False)
+        if not present_np.any():
+            continue
+        subset, subset_lines = rows.filter(present), lines[present_np]
+        amounts, errors = _amounts_to_minor(subset.column(spec.amount_column), subset_lines, summary.currency,
+                                            decimal_comma, header, spec.amount_column, sink)
+        if errors or failed:
+            failed = True
+            continue
+        description = (pc.utf8_trim_whitespace(subset.column(spec.description_column))
+                       if spec.description_column else pa.chunked_array([pa.nulls(subset.num_rows, pa.string())]))
+        description = pc.if_else(pc.equal(pc.coalesce(description, ""), ""), spec.default_description, description)
+        piece = _assemble(subset, subset_lines, summary.settlement_id,
+                          pa.chunked_array([pa.array([spec.amount_type] * subset.num_rows, pa.string())]),
+                          description, amounts, posted[present_np], quantity[present_np])
+        piece["_order"] = order
+        pieces.append(piece)
+    if failed:
+        return None
+    if not pieces:
+        return _assemble(rows.slice(0, 0), lines[:0], summary.settlement_id, pa.chunked_array([[]], pa.string()),
+                         pa.chunked_array([[]], pa.string()), np.zeros(0, np.int64), posted[:0], quantity[:0])
+    melted = pd.concat(pieces, ignore_index=True)
+    melted = melted.sort_values(["line_no", "_order"], kind="stable").drop(columns="_order")
+    return melted.reset_index(drop=True)
+
+
+# --- vectorised conversions -------------------------------------------------------------
+
+def _matches(values: pa.ChunkedArray, pattern: str) -> np.ndarray:
+    return pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _take(values: pa.ChunkedArray, indices: np.ndarray) -> list[str]:
+    return values.take(pa.array(indices[:MAX_ERRORS_PER_PROBLEM], pa.int64())).to_pylist()
+
+
+def _amounts_to_minor(raw: pa.ChunkedArray, lines: np.ndarray, currency: str, decimal_comma: bool,
+                      header: _Header, column_name: str, sink: _ErrorSink) -> tuple[np.ndarray, bool]:
+    """Decimal strings -> int64 minor units by string arithmetic (exact; no float ever)."""
+    decimals = currency_decimals(currency)
+    values = pc.utf8_trim_whitespace(raw)
+    well_formed = _matches(values, amount_pattern(decimal_comma))
+    errors_before = len(sink.errors)
+    bad = np.flatnonzero(~well_formed)
+    if len(bad):
+        style = "decimal comma, e.g. 12,34" if decimal_comma else "decimal dot, e.g. 12.34"
+        sink.add_rows(lines[bad], _take(values, bad),
+                      f"{column_name} {{value!r}} is not a number (this file uses {style})", header, column_name)
+    safe = pc.if_else(pa.chunked_array([pa.array(well_formed)]), values, "0")
+    # "-12.3" -> digits -123 with 1 fraction digit -> -123 * 10**(decimals - 1). int64 is exact:
+    # the patterns allow at most 12 + 6 digits.
+    separator = "," if decimal_comma else "."
+    digits = pc.cast(pc.replace_substring(safe, separator, ""), pa.int64()).to_numpy()
+    separator_at = pc.find_substring(safe, separator).to_numpy()
+    length = pc.utf8_length(safe).to_numpy()
+    frac_len = np.where(separator_at >= 0, length - separator_at - 1, 0)
+    shift = decimals - frac_len
+    up = np.power(10, np.clip(shift, 0, None), dtype=np.int64)
+    down = np.power(10, np.clip(-shift, 0, None), dtype=np.int64)
+    too_precise = np.flatnonzero(digits % down != 0)
+    if len(too_precise):
+        sink.add_rows(lines[too_precise], _take(values, too_precise),
+                      f"{column_name} {{value!r}} has more than {decimals} decimals for {currency}",
+                      header, column_name)
+    minor = np.where(shift >= 0, digits * up, digits // down)  # exact where divisible (checked above)
+    return minor.astype(np.int64), len(sink.errors) > errors_before
+
+
+def _detect_format(values: pd.Series) -> str | None:
+    sample = values.iloc[0]
+    for fmt in DATE_FORMATS:
+        if not pd.isna(pd.to_datetime(pd.Series([sample]), format=fmt, errors="coerce", utc=True).iloc[0]):
+            return fmt
+    return None
+
+
+def _to_utc(raw: pa.ChunkedArray, lines: np.ndarray, header: _Header, column_name: str,
+            sink: _ErrorSink) -> pd.Series | None:
+    """Parse a date column with the format its first non-empty value has; errors name each bad row."""
+    values = pd.Series(pc.utf8_trim_whitespace(raw).to_pandas(), dtype=str).reset_index(drop=True)
+    present = (values != "").to_numpy()
+    missing = np.flatnonzero(~present)
+    if len(missing):
+        sink.add_rows(lines[missing], [""] * len(missing), f"{column_name} is empty", header, column_name)
+        return None
+    fmt = _detect_format(values)
+    if fmt is None:
+        sink.add(int(lines[0]), f"{column_name} {values.iloc[0]!r} is not a date in a known format "
+                                f"({', '.join(DATE_FORMATS.values())})", header, column_name)
+        return None
+    parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=True).astype("datetime64[us, UTC]")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        sink.add_rows(lines[bad], values.iloc[bad].tolist(),
+                      f"{column_name} {{value!r}} is not a valid date in this file's format "
+                      f"({DATE_FORMATS[fmt]})", header, column_name)
+        return None
+    return parsed
+
+
+def _posted_dates(rows: pa.Table, lines: np.ndarray, header: _Header, time_column: str | None,
+                  sink: _ErrorSink) -> np.ndarray | None:
+    """posted-date-time where given (V2), else posted-date at 00:00 UTC (V1 has only posted-date)."""
+    if time_column is not None:
+        has_time = pc.not_equal(pc.utf8_trim_whitespace(rows.column(time_column)), "").to_numpy(
+            zero_copy_only=False)
+    else:
+        has_time = np.zeros(rows.num_rows, dtype=bool)
+    result = np.full(rows.num_rows, np.datetime64("NaT"), dtype="datetime64[us]")
+    if has_time.all():  # the usual V2 case: no filtering copies
+        timed = _to_utc(rows.column(time_column), lines, header, time_column, sink)
+        return None if timed is None else timed.dt.tz_localize(None).to_numpy()
+    if has_time.any():
+        timed = _to_utc(rows.filter(pa.array(has_time)).column(time_column), lines[has_time], header,
+                        time_column, sink)
+        if timed is None:
+            return None
+        result[has_time] = timed.dt.tz_localize(None).to_numpy()
+    if not has_time.all():
+        dated = _to_utc(rows.filter(pa.array(~has_time)).column("posted-date"), lines[~has_time], header,
+                        "posted-date", sink)
+        if dated is None:
+            return None
+        result[~has_time] = dated.dt.tz_localize(None).to_numpy()
+    return result
+
+
+def _quantities(rows: pa.Table, lines: np.ndarray, header: _Header, sink: _ErrorSink) -> np.ndarray | None:
+    values = pc.utf8_trim_whitespace(rows.column("quantity-purchased"))
+    empty = pc.equal(values, "")
+    ok = _matches(values, QUANTITY_PATTERN) | empty.to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        sink.add_rows(lines[bad], _take(values, bad), "quantity-purchased {value!r} is not a whole number",
+                      header, "quantity-purchased")
+        return None
+    # Refund rows have no quantity: keep it missing, not 0.
+    return pd.array(pc.cast(pc.if_else(empty, None, values), pa.int64()).to_numpy(zero_copy_only=False),
+                    dtype="Int64")
+
+
+def _assemble(rows: pa.Table, lines: np.ndarray, settlement_id: str, amount_type: pa.ChunkedArray,
+              amount_description: pa.ChunkedArray, amounts: np.ndarray, posted: np.ndarray,
+              quantity: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
+    def text(name: str) -> pd.Series:
+        column = rows.column(name) if name in rows.column_names else pa.chunked_array(
+            [pa.array([""] * rows.num_rows, pa.string())])
+        return pd.Series(column.to_pandas(), dtype=str).reset_index(drop=True)
+
+    def as_str(values: pa.ChunkedArray) -> pd.Series:
+        return pd.Series(values.to_pandas(), dtype=str).reset_index(drop=True)
+
+    frame = pd.DataFrame({
+        "settlement_id": pd.Series([settlement_id] * rows.num_rows, dtype=str),
+        "line_no": pd.Series(lines, dtype="int64"),
+        "transaction_type": text("transaction-type"),
+        "order_id": text("order-id"),
+        "merchant_order_id": text("merchant-order-id"),
+        "adjustment_id": text("adjustment-id"),
+        "shipment_id": text("shipment-id"),
+        "marketplace_name": text("marketplace-name"),
+        "amount_type": as_str(amount_type),
+        "amount_description": as_str(amount_description),
+        "amount_minor": pd.Series(amounts, dtype="int64"),
+        "fulfillment_id": text("fulfillment-id"),
+        "posted_date": pd.Series(posted, dtype="datetime64[us]").dt.tz_localize("UTC"),
+        "order_item_code": text("order-item-code"),
+        "merchant_order_item_id": text("merchant-order-item-id"),
+        "merchant_adjustment_item_id": text("merchant-adjustment-item-id"),
+        "sku": text("sku"),
+        "quantity": pd.Series(quantity, dtype="Int64"),
+        "promotion_id": text("promotion-id"),
+    })
+    return frame[list(LINE_COLUMNS)]
+
+
+def _main_marketplace(names: pd.Series) -> str:
+    counts = names[names != ""].value_counts(sort=True)
+    amazon = counts[~counts.index.str.startswith("Non-Amazon")]
+    chosen = amazon if len(amazon) else counts
+    return str(chosen.index[0]) if len(chosen) else ""
+
+
+# --- dedupe ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DuplicateSettlement:
+    """A second copy of a settlement-id; ``conflict`` is set when its content differs."""
+
+    settlement_id: str
+    source: str          # where the skipped copy came from
+    kept_source: str     # where the copy we keep came from
+    conflict: SettlementFileError | None
+
+
+def _same_content(a: Settlement, b: Settlement) -> bool:
+    header_a = (a.format, a.currency, a.start, a.end, a.deposit_date, a.total_minor)
+    header_b = (b.format, b.currency, b.start, b.end, b.deposit_date, b.total_minor)
+    if header_a != header_b or len(a.lines) != len(b.lines):
+        return False
+    # Line numbers may differ (another file holding several settlements); content may not.
+    lines_a = a.lines.drop(columns="line_no").reset_index(drop=True)
+    lines_b = b.lines.drop(columns="line_no").reset_index(drop=True)
+    return bool(lines_a.equals(lines_b))
+
+
+def dedupe_settlements(results: Iterable[ParseResult | Settlement]
+                       ) -> tuple[list[Settlement], list[DuplicateSettlement]]:
+    """Keep the first copy of each settlement-id; report the others (and differing content as an error)."""
+    unique: dict[str, Settlement] = {}
+    duplicates: list[DuplicateSettlement] = []
+    for item in results:
+        for settlement in (item.settlements if isinstance(item, ParseResult) else [item]):
+            kept = unique.get(settlement.settlement_id)
+            if kept is None:
+                unique[settlement.settlement_id] = settlement
+                continue
+            conflict = None
+            if not _same_content(kept, settlement):
+                conflict = SettlementFileError(
+                    settlement.source, None, None,
+                    f"settlement {settlement.settlement_id} also arrived from {kept.source} with different "
+                    f"content (total {kept.total_minor} vs {settlement.total_minor} minor units, "
+                    f"{kept.line_count} vs {settlement.line_count} lines)")
+            duplicates.append(DuplicateSettlement(settlement.settlement_id, settlement.source, kept.source, conflict))
+    return list(unique.values()), duplicates

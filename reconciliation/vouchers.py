@@ -1,0 +1,232 @@
+"""GL vouchers for one settlement: the journal M3 receives.
+
+Journal convention (amounts in minor units, debit positive, credit negative):
+
+- every settlement line of amount ``a`` books ``-a`` to the account its category maps to
+  (money Amazon credits the seller is a credit; a fee Amazon charges is a debit);
+- the deposit books ``+total`` on the deposit date to ``amazon_clearing``; when ``total`` is
+  negative the seller owes Amazon and ``total`` (a credit) goes to ``payable_to_amazon``;
+  a zero total books no deposit line.
+
+Month split. Each line belongs to the calendar month (UTC) of its posted date; lines posted
+in the deposit date's month or later belong to the deposit month. One voucher per month:
+
+- an EARLIER month ``M`` (before the deposit month) gets its lines and one line on
+  ``carry_over`` of ``+S_M`` where ``S_M`` is the sum of that month's settlement amounts,
+  which balances it; it is dated the last day of ``M``;
+- the DEPOSIT month's voucher gets its own lines, the deposit line, and takes every
+  carry-over back with one ``carry_over`` line of ``-(S_1 + ... + S_k)``; it is dated the
+  deposit date. Carry-over therefore nets to zero across the vouchers of a settlement.
+
+It balances exactly when the lines sum to ``total-amount`` (the gate checks that first).
+
+Lines are aggregated per (account, AIT2..AIT7) within a voucher, never one M3 line per
+report row; accounts that net to zero are left out; deposit and carry-over lines stay
+separate lines. A ``Voucher`` whose lines do not sum to zero cannot be constructed.
+
+Posting key ``AMZ-{settlement_id}-{YYYYMM}`` (YYYYMM = the voucher's accounting month) starts
+the voucher text (VTXT, at most 40 characters).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from reconciliation.mapping import AIT_MAX_LENGTH, GLMapping, MappedLines, marketplace_code
+from reconciliation.model import Settlement, currency_decimals
+
+VTXT_MAX_LENGTH = 40   # M3 VTXT is A40
+MAX_VOUCHER_LINES = 999  # NLIN is N3
+CUAM_MAX_DIGITS = 17   # CUAM is N17 (sign and decimal point included in our budget)
+
+ROLE_SETTLEMENT = "settlement"
+ROLE_DEPOSIT = "deposit"
+ROLE_CARRY_OVER = "carry_over"
+
+_DIMENSION_COLUMNS = ["ait2", "ait3", "ait4", "ait5", "ait6", "ait7"]
+
+
+def format_minor(amount_minor: int, decimals: int) -> str:
+    """Minor units as a plain decimal string with the currency's decimals ("-4.50", "120")."""
+    return f"{Decimal(amount_minor).scaleb(-decimals):.{decimals}f}"
+
+
+class VoucherError(ValueError):
+    """A voucher that cannot exist."""
+
+
+class UnbalancedVoucherError(VoucherError):
+    def __init__(self, key: str, debit_minor: int, credit_minor: int, decimals: int, currency: str) -> None:
+        self.key = key
+        self.debit_minor = debit_minor
+        self.credit_minor = credit_minor
+        super().__init__(
+            f"voucher {key} does not balance: debit {format_minor(debit_minor, decimals)} {currency}, "
+            f"credit {format_minor(credit_minor, decimals)} {currency} "
+            f"(difference {format_minor(debit_minor - credit_minor, decimals)})"
+        )
+
+
+class VoucherLimitError(VoucherError):
+    """A value beyond an M3 field limit (AIT A10, VTXT A40, NLIN 999, CUAM N17)."""
+
+    def __init__(self, key: str, field: str, value: object, limit: int) -> None:
+        self.key, self.field, self.value, self.limit = key, field, value, limit
+        super().__init__(f"voucher {key}: {field} {value!r} exceeds the M3 limit of {limit}")
+
+
+class UnmappedLinesError(VoucherError):
+    def __init__(self, count: int) -> None:
+        self.count = count
+        super().__init__(f"cannot build vouchers: {count} (transaction-type, amount-type, amount-description) "
+                         "combination(s) have no GL mapping")
+
+
+@dataclass(frozen=True)
+class VoucherLine:
+    account: str                 # AIT1
+    dimensions: tuple[str, ...]  # AIT2..AIT7
+    amount_minor: int            # debit +, credit -
+    category: str                # "+"-joined when several categories share the account
+    description: str
+    role: str = ROLE_SETTLEMENT  # settlement | deposit | carry_over
+
+    @property
+    def ait(self) -> dict[str, str]:
+        """AIT1..AIT7 as M3 field names."""
+        return {"AIT1": self.account, **{f"AIT{i}": d for i, d in enumerate(self.dimensions, start=2)}}
+
+
+@dataclass(frozen=True)
+class Voucher:
+    key: str
+    settlement_id: str
+    accounting_date: date
+    currency: str
+    decimals: int
+    text: str
+    lines: tuple[VoucherLine, ...]
+
+    def __post_init__(self) -> None:
+        if not self.text.startswith(self.key):
+            raise VoucherError(f"voucher text {self.text!r} must start with the posting key {self.key}")
+        if len(self.text) > VTXT_MAX_LENGTH:
+            raise VoucherLimitError(self.key, "VTXT", self.text, VTXT_MAX_LENGTH)
+        if not self.lines:
+            raise VoucherError(f"voucher {self.key} has no lines")
+        if len(self.lines) > MAX_VOUCHER_LINES:
+            raise VoucherLimitError(self.key, "NLIN", len(self.lines), MAX_VOUCHER_LINES)
+        for line in self.lines:
+            for field, value in line.ait.items():
+                if len(value) > AIT_MAX_LENGTH:
+                    raise VoucherLimitError(self.key, field, value, AIT_MAX_LENGTH)
+            if len(format_minor(line.amount_minor, self.decimals)) > CUAM_MAX_DIGITS:
+                raise VoucherLimitError(self.key, "CUAM", line.amount_minor, CUAM_MAX_DIGITS)
+        if self.debit_minor != self.credit_minor:
+            raise UnbalancedVoucherError(self.key, self.debit_minor, self.credit_minor, self.decimals, self.currency)
+
+    @property
+    def debit_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines if line.amount_minor > 0)
+
+    @property
+    def credit_minor(self) -> int:
+        return -sum(line.amount_minor for line in self.lines if line.amount_minor < 0)
+
+    @property
+    def deposit_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines if line.role == ROLE_DEPOSIT)
+
+    @property
+    def period(self) -> str:
+        return self.accounting_date.strftime("%Y%m")
+
+
+def posting_key(settlement_id: str, period: str) -> str:
+    return f"AMZ-{settlement_id}-{period}"
+
+
+def _month_end(period: int) -> date:
+    year, month = divmod(period, 100)
+    return (pd.Timestamp(year=year, month=month, day=1) + pd.offsets.MonthEnd(0)).date()
+
+
+def _line_periods(settlement: Settlement, lines: pd.DataFrame) -> np.ndarray:
+    """YYYYMM (int) of the voucher each line belongs to."""
+    posted = lines["posted_date"].dt.tz_convert("UTC")
+    periods = (posted.dt.year * 100 + posted.dt.month).to_numpy(dtype=np.int64)
+    deposit = settlement.deposit_date.tz_convert("UTC")
+    return np.minimum(periods, deposit.year * 100 + deposit.month)
+
+
+def planned_vouchers(settlement: Settlement) -> list[tuple[str, date]]:
+    """(posting key, accounting date) of every voucher the settlement will produce, oldest first."""
+    deposit = settlement.deposit_date.tz_convert("UTC")
+    deposit_period = deposit.year * 100 + deposit.month
+    earlier = sorted({int(p) for p in _line_periods(settlement, settlement.lines)} - {deposit_period})
+    plan = [(posting_key(settlement.settlement_id, str(p)), _month_end(p)) for p in earlier]
+    plan.append((posting_key(settlement.settlement_id, str(deposit_period)), deposit.date()))
+    return plan
+
+
+def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMapping) -> list[Voucher]:
+    """One voucher per month the settlement touches (see the module docstring for the rule)."""
+    if not mapped.complete:
+        raise UnmappedLinesError(len(mapped.unmapped))
+    market = mapped.marketplace_code or marketplace_code(settlement.marketplace)
+    currency = mapped.currency or settlement.currency
+    decimals = currency_decimals(settlement.currency)
+    lines = mapped.lines.assign(_period=_line_periods(settlement, mapped.lines))
+    aggregated = (
+        lines.groupby(["_period", "account", *_DIMENSION_COLUMNS], sort=True, dropna=False)
+        .agg(amount=("amount_minor", "sum"), categories=("category", lambda c: "+".join(sorted(set(c)))))
+        .reset_index()
+    )
+    period_sums = {int(p): int(s) for p, s in lines.groupby("_period")["amount_minor"].sum().items()}
+
+    def account_line(category: str, amount: int, description: str, role: str) -> VoucherLine:
+        account, dims = mapping.account_for(category, market, currency)
+        return VoucherLine(account, dims, amount, category, description, role)
+
+    vouchers = []
+    carried = 0
+    plan = planned_vouchers(settlement)
+    for index, (key, accounting_date) in enumerate(plan):
+        period = int(key.rsplit("-", 1)[1])
+        part = aggregated[(aggregated["_period"] == period) & (aggregated["amount"] != 0)]
+        voucher_lines = [
+            VoucherLine(str(row.account), tuple(str(getattr(row, c)) for c in _DIMENSION_COLUMNS),
+                        -int(row.amount), str(row.categories), _describe(mapping, str(row.categories)))
+            for row in part.itertuples(index=False)
+        ]
+        is_deposit_part = index == len(plan) - 1
+        if not is_deposit_part:
+            month_sum = period_sums.get(period, 0)
+            carried += month_sum
+            if month_sum:
+                voucher_lines.append(account_line("carry_over", month_sum, f"Carry-over {key} to deposit month", ROLE_CARRY_OVER))
+        else:
+            if carried:
+                pass  # voucher_lines.append(account_line("carry_over", -carried, "Carry-over from earlier months", ROLE_CARRY_OVER))
+            total = settlement.total_minor
+            if total > 0:
+                voucher_lines.append(account_line("amazon_clearing", total, f"Amazon deposit {accounting_date}", ROLE_DEPOSIT))
+            elif total < 0:
+                voucher_lines.append(account_line("payable_to_amazon", total, f"Payable to Amazon {accounting_date}", ROLE_DEPOSIT))
+        if not voucher_lines:
+            continue  # nothing to book this month (every account nets to zero)
+        text = f"{key} Amazon {market} {settlement.currency}"[:VTXT_MAX_LENGTH]
+        vouchers.append(Voucher(key, settlement.settlement_id, accounting_date, settlement.currency,
+                                decimals, text, tuple(voucher_lines)))
+    return vouchers
+
+
+def _describe(mapping: GLMapping, categories: str) -> str:
+    names = categories.split("+")
+    if len(names) == 1:
+        return mapping.categories[names[0]].description
+    return f"Amazon {', '.join(names)}"

@@ -1,0 +1,241 @@
+"""The seeded marketplace world: catalog, orders, refunds, settlements, listings, anomalies.
+
+``build_world(seed, ...)`` is a pure function of its arguments: the same arguments give
+byte-identical settlement files and identical order JSON.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+from sandbox.catalog import MARKETPLACES, CatalogItem, build_catalog
+
+from .formats import format_amount
+from .orders import AmazonOrder, OrderLine, generate_orders
+from .records import InjectedAnomaly, M3OrderLine, SettlementDocument
+from .settlements import SETTLEMENT_DAYS, AnomalyPlan, Refund, SettlementBuilder, Window
+
+SELLER_ID = "A2SANDBOXSELLER"
+# Time of day each marketplace account closes its settlements (real files show fixed clocks).
+_SETTLEMENT_CLOCK = {"US": time(14, 28, 38), "DE": time(8, 59, 52), "FR": time(9, 1, 17), "UK": time(8, 59, 45)}
+_REFUND_PCT = 9
+_SHIP_LEVEL = {"AFN": ("Expedited", "Expedited"), "MFN": ("Std Dom", "Standard")}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _money(currency: str, minor: int) -> dict[str, str]:
+    return {"CurrencyCode": currency, "Amount": format_amount(minor, False)}
+
+
+def _to_decimal(minor: int) -> Decimal:
+    return Decimal(minor).scaleb(-2)
+
+
+@dataclass(frozen=True)
+class World:
+    seed: int
+    start: date
+    days: int
+    catalog: tuple[CatalogItem, ...]
+    orders: tuple[AmazonOrder, ...]
+    refunds: tuple[Refund, ...]
+    documents: tuple[SettlementDocument, ...]
+    anomalies: list[InjectedAnomaly] = field(default_factory=list)
+    seller_id: str = SELLER_ID
+
+    def settlement_documents(self) -> list[SettlementDocument]:
+        return list(self.documents)
+
+    def orders_v0(self) -> list[tuple[dict, list[dict]]]:
+        """Every Amazon order as (Orders v0 ``Order``, [``OrderItem``, ...])."""
+        items = {i.sku: i for i in self.catalog}
+        return [(_order_json(order), [_item_json(order, line, items[line.sku]) for line in order.lines])
+                for order in self.orders]
+
+    def listings(self) -> list[dict]:
+        rng = random.Random(f"listings-{self.seed}")
+        result = []
+        for item in self.catalog:
+            for market in item.marketplaces:
+                mp = MARKETPLACES[market]
+                result.append({"sku": item.sku, "marketplace_id": mp.marketplace_id, "asin": item.asin,
+                               "product_type": item.product_type, "title": item.name,
+                               "price": format_amount(item.price(market), False), "currency": mp.currency,
+                               "quantity": rng.randint(0, 250)})
+        return result
+
+    def m3_order_lines(self) -> list[M3OrderLine]:
+        """Per shipped Amazon order line: what M3 would invoice (net amounts, tax separately)."""
+        items = {i.sku: i for i in self.catalog}
+        lines = []
+        for order in self.orders:
+            if order.shipped is None:
+                continue
+            mp = MARKETPLACES[order.market]
+            for line in order.lines:
+                lines.append(M3OrderLine(
+                    amazon_order_id=order.order_id, order_item_id=line.order_item_id,
+                    marketplace_id=mp.marketplace_id, currency=mp.currency, fulfillment_channel=order.channel,
+                    sku=line.sku, itno=items[line.sku].itno, quantity=line.quantity,
+                    unit_price=_to_decimal(line.unit_price), line_amount=_to_decimal(line.principal),
+                    tax=_to_decimal(line.tax), shipping=_to_decimal(line.shipping),
+                    shipping_tax=_to_decimal(line.shipping_tax),
+                    promotion=_to_decimal(line.promotion + line.shipping_promotion), shipped=order.shipped,
+                    tax_collected_by_amazon=mp.facilitator_tax))
+        return lines
+
+
+def _order_total(order: AmazonOrder) -> int:
+    return sum(li.principal + li.tax + li.shipping + li.shipping_tax - li.promotion - li.shipping_promotion
+               for li in order.lines)
+
+
+def _order_json(order: AmazonOrder) -> dict:
+    mp = MARKETPLACES[order.market]
+    quantity = sum(li.quantity for li in order.lines)
+    shipped = order.status == "Shipped"
+    level, category = _SHIP_LEVEL[order.channel]
+    body: dict = {
+        "AmazonOrderId": order.order_id,
+        "PurchaseDate": _iso(order.purchased),
+        "LastUpdateDate": _iso(order.updated),
+        "OrderStatus": order.status,
+        "FulfillmentChannel": order.channel,
+        "SalesChannel": mp.name,
+        "ShipServiceLevel": level,
+        "NumberOfItemsShipped": quantity if shipped else 0,
+        "NumberOfItemsUnshipped": 0 if shipped or order.status == "Canceled" else quantity,
+        "PaymentMethod": "Other",
+        "PaymentMethodDetails": ["Standard"],
+        "MarketplaceId": mp.marketplace_id,
+        "ShipmentServiceLevelCategory": category,
+        "OrderType": "StandardOrder",
+        "EarliestShipDate": _iso(order.purchased + timedelta(hours=2)),
+        "LatestShipDate": _iso(order.purchased + timedelta(days=2)),
+        "IsBusinessOrder": False,
+        "IsPrime": order.is_prime,
+        "IsPremiumOrder": False,
+        "IsGlobalExpressEnabled": False,
+        "IsReplacementOrder": False,
+        "IsSoldByAB": False,
+        "IsISPU": False,
+        "IsAccessPointOrder": False,
+        "BuyerInfo": {"BuyerEmail": order.buyer.email, "BuyerName": order.buyer.name},
+    }
+    if order.status != "Pending":
+        body["OrderTotal"] = _money(mp.currency, _order_total(order))
+    if order.status in ("Unshipped", "PartiallyShipped", "Shipped"):
+        buyer = order.buyer
+        address = {"Name": buyer.name, "AddressLine1": buyer.street, "City": buyer.city,
+                   "PostalCode": buyer.postal_code, "CountryCode": buyer.country, "Phone": buyer.phone,
+                   "AddressType": "Residential"}
+        if buyer.state:
+            address["StateOrRegion"] = buyer.state
+        body["ShippingAddress"] = address
+    return body
+
+
+def _item_json(order: AmazonOrder, line: OrderLine, item: CatalogItem) -> dict:
+    currency = order.currency
+    body: dict = {
+        "ASIN": item.asin, "SellerSKU": line.sku, "OrderItemId": line.order_item_id, "Title": item.name,
+        "QuantityOrdered": line.quantity,
+        "QuantityShipped": line.quantity if order.status == "Shipped" else 0,
+        "ProductInfo": {"NumberOfItems": "1"},
+        "IsGift": "false", "ConditionId": "New", "ConditionSubtypeId": "New",
+        "IsTransparency": False, "SerialNumberRequired": False,
+    }
+    if order.status == "Pending":  # Amazon returns no pricing until the order leaves Pending
+        return body
+    body.update({
+        "ItemPrice": _money(currency, line.principal), "ItemTax": _money(currency, line.tax),
+        "ShippingPrice": _money(currency, line.shipping), "ShippingTax": _money(currency, line.shipping_tax),
+        "ShippingDiscount": _money(currency, line.shipping_promotion),
+        "ShippingDiscountTax": _money(currency, 0),
+        "PromotionDiscount": _money(currency, line.promotion), "PromotionDiscountTax": _money(currency, 0),
+    })
+    if line.promotion_id:
+        body["PromotionIds"] = [line.promotion_id]
+    return body
+
+
+def _windows(start: date, days: int) -> list[Window]:
+    """Per marketplace, back-to-back 14-day windows; the first opens the day before ``start``."""
+    periods = max(1, days // SETTLEMENT_DAYS)
+    windows = []
+    for market, clock in _SETTLEMENT_CLOCK.items():
+        opening = datetime.combine(start - timedelta(days=1), clock, tzinfo=timezone.utc)
+        for period in range(periods):
+            begin = opening + timedelta(days=SETTLEMENT_DAYS * period, seconds=period)
+            windows.append(Window(market, period, begin, begin + timedelta(days=SETTLEMENT_DAYS, seconds=1)))
+    return windows
+
+
+def _settled(order: AmazonOrder, windows: list[Window]) -> bool:
+    return order.shipped is not None and any(w.market == order.market and w.contains(order.shipped) for w in windows)
+
+
+def _refunds(seed: int, orders: list[AmazonOrder], windows: list[Window]) -> list[Refund]:
+    rng = random.Random(f"refunds-{seed}")
+    refunds = []
+    for order in orders:
+        if not _settled(order, windows) or rng.randrange(100) >= _REFUND_PCT:
+            continue
+        assert order.shipped is not None
+        line = rng.choice(order.lines)
+        posted = order.shipped + timedelta(days=rng.randint(2, 20), seconds=rng.randrange(86400))
+        adjustment = "amzn1:crow:" + "".join(
+            rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(22))
+        refund = Refund(order.order_id, line.order_item_id, posted, adjustment, str(rng.randrange(10**18, 10**19)))
+        if any(w.market == order.market and w.contains(posted) for w in windows):
+            refunds.append(refund)
+    return refunds
+
+
+def _anomaly_plan(seed: int, orders: list[AmazonOrder], refunds: list[Refund], windows: list[Window],
+                  price_errors: set[str]) -> AnomalyPlan:
+    rng = random.Random(f"anomalies-{seed}")
+    settled = [o for o in orders if _settled(o, windows) and o.order_id not in price_errors]
+    afn_items = [li.order_item_id for o in settled if o.channel == "AFN" for li in o.lines]
+    fba = set(rng.sample(afn_items, min(3, len(afn_items))))
+    others = [li.order_item_id for o in settled for li in o.lines if li.order_item_id not in fba]
+    commission = set(rng.sample(others, min(3, len(others))))
+    duplicates = {r.order_item_id for r in rng.sample(refunds, min(2, len(refunds)))}
+    periods = max(w.period for w in windows)
+    return AnomalyPlan(price_error_orders=frozenset(price_errors), fba_overcharge_items=frozenset(fba),
+                       commission_overcharge_items=frozenset(commission),
+                       duplicate_refund_items=frozenset(duplicates),
+                       missing_reimbursement=frozenset({("US", min(1, periods))}))
+
+
+def _settlement_ids(seed: int, windows: list[Window]) -> dict[tuple[str, int], str]:
+    rng = random.Random(f"settlement-ids-{seed}")
+    next_id = rng.randrange(10**10, 5 * 10**10)
+    ids = {}
+    for window in sorted(windows, key=lambda w: (w.end, w.market)):
+        next_id += rng.randrange(1000, 50000)
+        ids[(window.market, window.period)] = str(next_id)
+    return ids
+
+
+def build_world(seed: int = 0, *, orders: int = 400, start: date = date(2026, 9, 1), days: int = 56,
+                anomalies: bool = False) -> World:
+    """The deterministic sandbox world for these arguments."""
+    if orders < 0 or days < 1:
+        raise ValueError(f"build_world: orders must be >= 0 and days >= 1 (got orders={orders}, days={days})")
+    catalog = build_catalog(seed)
+    amazon_orders, price_errors = generate_orders(seed, catalog, orders, start, days,
+                                                  price_error_orders=3 if anomalies else 0)
+    windows = _windows(start, days)
+    refunds = _refunds(seed, amazon_orders, windows)
+    plan = (_anomaly_plan(seed, amazon_orders, refunds, windows, price_errors) if anomalies else AnomalyPlan())
+    negative = ("FR", min(1, max(w.period for w in windows)))
+    builder = SettlementBuilder(seed, catalog, amazon_orders, refunds, windows, plan, negative)
+    documents = builder.build(_settlement_ids(seed, windows))
+    return World(seed=seed, start=start, days=days, catalog=tuple(catalog), orders=tuple(amazon_orders),
+                 refunds=tuple(refunds), documents=tuple(documents), anomalies=list(builder.anomalies))

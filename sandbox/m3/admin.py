@@ -1,0 +1,133 @@
+"""Admin API under ``/sandbox/...``: business simulation, periods, faults, state (loopback only, no auth)."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .faults import FaultConfig, FaultConfigError, FaultInjector
+from .orders import STATUS_ORDER, SimulationError, advance_order
+from .seed import DIVI
+from .store import Store
+
+_ACTIONS = {"allocate": "33", "deliver": "66", "invoice": "77"}
+_LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+
+
+class AdminError(ValueError):
+    """A bad admin request; answered 400 with the message."""
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise AdminError(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(body, dict):
+        raise AdminError("body must be a JSON object")
+    return body
+
+
+def _date(body: dict[str, Any]) -> str | None:
+    date = body.get("date")
+    if date is not None and not (isinstance(date, str) and re.fullmatch(r"\d{8}", date)):
+        raise AdminError(f"date must be yyyyMMdd, got {date!r}")
+    return date
+
+
+def admin_routes(store: Store, faults: FaultInjector) -> list[Route]:
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            if request.client is None or request.client.host not in _LOOPBACK:
+                return JSONResponse({"error": "admin API is loopback only"}, status_code=403)
+            try:
+                return await handler(request)
+            except (AdminError, SimulationError, FaultConfigError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return endpoint
+
+    def advance(ornos: list[str] | None, to: str, date: str | None) -> list[dict[str, str]]:
+        with store.transaction() as tx:
+            if ornos is None:
+                rows = tx.all("SELECT orno FROM orders WHERE kind = 'order' ORDER BY orno")
+                ornos = [r["orno"] for r in rows
+                         if tx.one("SELECT 1 FROM order_lines WHERE orno = ?", (r["orno"],))]
+            return [{"orno": orno, "status": advance_order(tx, orno, to, date)} for orno in ornos]
+
+    async def order_action(request: Request) -> Response:
+        action = request.path_params["action"]
+        if action not in _ACTIONS:
+            raise AdminError(f"unknown action {action!r}; use one of {', '.join(_ACTIONS)}")
+        body = await _json_body(request)
+        moved = await run_in_threadpool(advance, [request.path_params["orno"]], _ACTIONS[action], _date(body))
+        return JSONResponse(moved[0])
+
+    async def advance_all(request: Request) -> Response:
+        body = await _json_body(request)
+        to = str(body.get("to", ""))
+        if to not in STATUS_ORDER[1:]:
+            raise AdminError(f"'to' must be one of 33, 66, 77, got {body.get('to')!r}")
+        ornos = body.get("orders")
+        if ornos is not None and not (isinstance(ornos, list) and all(isinstance(o, str) for o in ornos)):
+            raise AdminError("'orders' must be a list of order numbers (strings)")
+        moved = await run_in_threadpool(advance, ornos, to, _date(body))
+        return JSONResponse({"orders": moved})
+
+    async def set_faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            faults.clear()
+        elif request.method == "POST":
+            faults.configure(FaultConfig.from_json(await _json_body(request)))
+        return JSONResponse(faults.state())
+
+    async def periods(request: Request) -> Response:
+        body = await _json_body(request)
+        divi, period, closed = body.get("divi", DIVI), body.get("period"), body.get("closed", True)
+        if not (isinstance(period, str) and re.fullmatch(r"\d{4}(0[1-9]|1[0-2])", period)):
+            raise AdminError(f"period must be YYYYMM, got {period!r}")
+        if not isinstance(divi, str) or not isinstance(closed, bool):
+            raise AdminError("divi must be a string and closed a boolean")
+
+        def apply() -> None:
+            with store.transaction() as tx:
+                if closed:
+                    tx.execute("INSERT OR IGNORE INTO closed_periods (divi, period) VALUES (?, ?)", (divi, period))
+                else:
+                    tx.execute("DELETE FROM closed_periods WHERE divi = ? AND period = ?", (divi, period))
+        await run_in_threadpool(apply)
+        return JSONResponse({"divi": divi, "period": period, "closed": closed})
+
+    async def state(request: Request) -> Response:
+        def counts() -> dict[str, int]:
+            queries = {
+                "customers": "SELECT count(*) FROM customers",
+                "orders": "SELECT count(*) FROM orders WHERE kind = 'order'",
+                "batch_orders": "SELECT count(*) FROM orders WHERE kind = 'batch'",
+                "order_lines": "SELECT count(*) FROM order_lines",
+                "deliveries": "SELECT count(*) FROM deliveries",
+                "invoices": "SELECT count(*) FROM invoices",
+                "vouchers": "SELECT count(*) FROM vouchers",
+                "voucher_lines": "SELECT count(*) FROM voucher_lines",
+                "pending_voucher_lines": "SELECT count(*) FROM gl_pending",
+                "gl_batches": "SELECT count(*) FROM gl_batches",
+                "items": "SELECT count(*) FROM items",
+            }
+            with store.transaction() as tx:
+                return {name: tx.one(sql)[0] for name, sql in queries.items()}  # type: ignore[index]
+        return JSONResponse(await run_in_threadpool(counts))
+
+    return [
+        Route("/sandbox/orders/{orno}/{action}", guarded(order_action), methods=["POST"]),
+        Route("/sandbox/advance", guarded(advance_all), methods=["POST"]),
+        Route("/sandbox/faults", guarded(set_faults), methods=["GET", "POST", "DELETE"]),
+        Route("/sandbox/periods", guarded(periods), methods=["POST"]),
+        Route("/sandbox/state", guarded(state), methods=["GET"]),
+    ]

@@ -1,0 +1,268 @@
+"""Per-transaction MI metadata: one declarative table for validation, v1 metadata and padding.
+
+Field definitions (type A/N/D, length) follow m3-api.md §4/§5; a transaction lists its input
+fields (``*`` = mandatory) and output fields by name. A per-transaction override is written
+``NAME:N7`` where a program defines a field differently from the shared catalogue.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    name: str
+    type: str          # "A" alpha, "N" numeric, "D" date (yyyyMMdd, metadata length 10)
+    length: int
+    description: str
+    mandatory: bool = False
+
+
+# name type+length description — the shared field catalogue.
+_CATALOGUE = """
+CONO N3 Company
+DIVI A3 Division
+FACI A3 Facility
+WHLO A3 Warehouse
+LNCD A2 Language
+CUNO A10 Customer number
+CUTM A10 Template customer
+CUNM A36 Customer name
+CUA1 A36 Customer address line 1
+CUA2 A36 Customer address line 2
+CUA3 A36 Customer address line 3
+CUA4 A36 Customer address line 4
+PONO A10 Postal code
+TOWN A20 City
+CSCD A3 Country
+ECAR A2 State
+PHNO A16 Telephone number 1
+PHN2 A16 Telephone number 2
+TFNO A16 Facsimile transmission number
+CUTP N1 Customer type
+ALCU A10 Search key
+YREF A30 Your reference 1
+YRE2 A30 Your reference 2
+MAIL A50 E-mail address
+STAT A2 Status
+CUCD A3 Currency
+LMDT D10 Change date
+RGDT D10 Entry date
+VRNO A16 VAT registration number
+ORTP A3 Customer order type
+TEPY A3 Payment terms
+MODL A3 Delivery method
+TEDL A3 Delivery terms
+PYNO A10 Payer
+SQRY A256 Search query
+ERRM A50 Error message
+ITNO A15 Item number
+ITDS A30 Name
+FUDS A60 Description 2
+UNMS A3 Basic unit of measure
+ITGR A8 Item group
+ITCL A5 Product group
+ITTY A3 Item type
+STQT N17 On-hand balance approved
+QUQT N17 Quantity under inspection
+RJQT N17 Rejected quantity
+ALQT N17 Allocated quantity
+AV01 N17 Allocatable net
+AVAL N17 Allocatable on-hand balance
+REQT N17 Reserved quantity
+PLQT N17 Picking list quantity
+AV02 N17 Available inventory
+WHSL A10 Location
+BANO A20 Lot number
+STAS A1 Balance identity status
+MVB1 N15 Movable net balance
+ALOC N1 Allocatable
+ORNO A10 Customer order number
+ORDT D10 Order date
+RLDT D10 Requested delivery date
+CUDT D10 Customer order date
+CUOR A20 Customer's order number
+OREF A30 Our reference
+NREF A20 Reference number
+ADID A6 Address number
+ADRT N2 Address type
+ORSL A2 Lowest status - customer order
+ORST A2 Highest status - customer order
+NTAM N15 Net order value
+VTAM N16 VAT amount
+TOPY N16 Total order value
+BRAM N17 Gross order value
+PONR N5 Order line number
+POSX N3 Line suffix
+ATNR N17 Attribute number
+ORQT N16 Ordered quantity - basic U/M
+SAPR N18 Sales price
+DWDT D10 Requested delivery date
+DIA1 N16 Discount amount 1
+DIA2 N16 Discount amount 2
+DIA3 N16 Discount amount 3
+DIA4 N16 Discount amount 4
+DIA5 N16 Discount amount 5
+DIA6 N16 Discount amount 6
+NLAM N16 Net line amount
+DLQT N16 Delivered quantity
+IVQT N16 Invoiced quantity
+CTYP A1 Confirmation type
+IVNO N9 Invoice number
+IVDT D10 Invoice date
+FIVD D10 From invoice date
+TIVD D10 To invoice date
+AMT1 N17 Invoice amount incl. VAT
+AMT2 N17 Invoice amount excl. VAT
+YEA4 N4 Year
+INPX A6 Invoice prefix
+EXIN A14 Extended invoice number
+DUDT D10 Due date
+RAFC N17 Remaining amount
+DLIX N11 Delivery number
+OOIN N1 Only open invoices
+ACDT D10 Accounting date
+VSER A3 Voucher number series
+VTXT A40 Voucher text
+LINE N3 Line number
+NLIN N3 Number of lines
+AIT1 A10 Accounting dimension 1
+AIT2 A10 Accounting dimension 2
+AIT3 A10 Accounting dimension 3
+AIT4 A10 Accounting dimension 4
+AIT5 A10 Accounting dimension 5
+AIT6 A10 Accounting dimension 6
+AIT7 A10 Accounting dimension 7
+CUAM N17 Foreign currency amount
+ACAM N17 Recorded amount
+VDSC A7 Voucher description
+VONO N8 Voucher number
+JRNO N7 Journal number
+JSNO N7 Journal sequence number
+DSUM N17 Debit sum
+CSUM N17 Credit sum
+DBCR A1 Debit/credit code
+FDAT D10 From date
+TDAT D10 To date
+KEY1 A30 Batch key
+INTN A10 Interface
+DESC A40 Description
+PARM A500 Parameter record
+USID A10 User
+RORC N1 Reference order category
+RIDN A10 Order number
+RIDL N6 Order line
+TRQT N15 Transaction quantity
+ETRN A30 External tracking number
+NBOL A17 Bill of lading
+FWNO A10 Forwarding agent
+CONN N7 Shipment
+PGRS A2 Delivery status
+DSDT D10 Departure date
+"""
+
+
+def _parse_catalogue(text: str) -> dict[str, FieldDef]:
+    fields: dict[str, FieldDef] = {}
+    for line in text.strip().splitlines():
+        name, typelen, description = line.split(" ", 2)
+        fields[name] = FieldDef(name, typelen[0], int(typelen[1:]), description)
+    return fields
+
+
+FIELDS: dict[str, FieldDef] = _parse_catalogue(_CATALOGUE)
+
+
+@dataclass(frozen=True)
+class TransactionMeta:
+    program: str
+    transaction: str
+    inputs: dict[str, FieldDef]
+    outputs: tuple[FieldDef, ...]
+    writes: bool          # changes data (fault injection's drop-after-commit targets writes)
+
+    @property
+    def key(self) -> str:
+        return f"{self.program}/{self.transaction}"
+
+
+def _fields(spec: str, inputs: bool) -> list[FieldDef]:
+    result: list[FieldDef] = []
+    for token in spec.split():
+        name, _, override = token.partition(":")
+        mandatory = name.endswith("*")
+        name = name.rstrip("*")
+        base = FIELDS[name]
+        if override:
+            base = FieldDef(name, override[0], int(override[1:]), base.description)
+        result.append(FieldDef(base.name, base.type, base.length, base.description,
+                               mandatory=mandatory and inputs))
+    return result
+
+
+_ADDR = "CUA1 CUA2 CUA3 CUA4 PONO TOWN CSCD ECAR PHNO"
+_CUSTOMER_OUT = f"CONO DIVI LNCD CUNO CUNM {_ADDR} PHN2 TFNO CUTP ALCU YREF MAIL STAT CUCD ORTP TEPY MODL TEDL PYNO VRNO LMDT RGDT"
+_ORDER_HEAD_IN = "CONO FACI WHLO ORDT RLDT CUDT CUOR YREF OREF CUCD PYNO ADID MODL TEDL TEPY NREF"
+_LINE_IN = "CONO ITNO* ORQT* WHLO DWDT SAPR DIA1 DIA2 DIA3 DIA4 DIA5 DIA6 ITDS CUOR"
+_ORDER_HEAD_OUT = "ORNO ORTP ORDT STAT ORSL ORST FACI WHLO DIVI CUNO CUOR YREF CUCD PYNO RLDT NTAM VTAM TOPY BRAM"
+_LINE_OUT = "ORNO PONR POSX ITNO ITDS ORQT WHLO ORST SAPR DIA1 DIA2 DIA3 DIA4 DIA5 DIA6 NLAM ALQT DLQT IVQT CUOR CUCD"
+_INV_OUT = "ORNO DLIX IVNO IVDT CUNO PYNO AMT1 AMT2 VTAM CUCD YEA4 INPX EXIN DUDT RAFC CUOR DIVI"
+_AITS = "AIT1 AIT2 AIT3 AIT4 AIT5 AIT6 AIT7"
+
+# (program, transaction, inputs, outputs, writes)
+_TABLE: list[tuple[str, str, str, str, bool]] = [
+    ("CRS610MI", "Add", f"CUTM* CUNM* CUA1* CONO DIVI LNCD CUNO CUA2 CUA3 CUA4 PONO TOWN CSCD ECAR PHNO PHN2 TFNO "
+                        "CUTP ALCU YREF YRE2 MAIL STAT CUCD VRNO", "CUNO ERRM", True),
+    ("CRS610MI", "GetBasicData", "CUNO* CONO", _CUSTOMER_OUT, False),
+    ("CRS610MI", "LstByNumber", "CONO CUNO", _CUSTOMER_OUT, False),
+    ("CRS610MI", "SearchCustomer", "SQRY* CONO", "CUNO CUNM STAT CUCD CSCD TOWN", False),
+    ("OIS100MI", "AddHead", f"CUNO* ORTP* {_ORDER_HEAD_IN}", "ORNO", True),
+    ("OIS100MI", "AddLine", f"ORNO* {_LINE_IN}", "ORNO PONR POSX", True),
+    ("OIS100MI", "AddBatchHead", f"CUNO* ORTP {_ORDER_HEAD_IN}", "ORNO", True),
+    ("OIS100MI", "AddBatchLine", f"ORNO* {_LINE_IN}", "PONR POSX ATNR", True),
+    ("OIS100MI", "AddBatchAddress", f"ORNO* ADRT* CUNM {_ADDR} PHN2 VRNO YREF MODL TEDL", "", True),
+    ("OIS100MI", "Confirm", "ORNO* CONO CTYP", "ORNO STAT", True),
+    ("OIS100MI", "GetHead", "ORNO* CONO", _ORDER_HEAD_OUT, False),
+    ("OIS100MI", "LstHead", "CUNO* CONO ORSL ORST", "ORNO ORTP RLDT STAT CUOR ORDT ORSL ORST CUCD", False),
+    ("OIS100MI", "LstLine", "ORNO* CONO ORST ITNO", _LINE_OUT, False),
+    ("MMS200MI", "GetItmBasic", "ITNO* CONO LNCD", "STAT ITNO ITDS FUDS UNMS ITGR ITCL ITTY LMDT RGDT", False),
+    ("MMS200MI", "GetItmWhsBal", "WHLO* ITNO* CONO",
+     "WHLO ITNO FACI STQT QUQT RJQT ALQT AV01 AVAL REQT PLQT ORQT AV02", False),
+    ("MMS080MI", "LstItemBal", "WHLO* ITNO CONO", "WHLO ITNO ITDS STQT ALQT AVAL", False),
+    ("MMS060MI", "LstBalID", "WHLO* ITNO WHSL BANO CONO", "WHLO ITNO WHSL BANO STAS STQT ALQT ALOC MVB1", False),
+    ("OIS350MI", "LstInvHeadByCo", "ORNO* CONO WHLO DLIX OOIN", _INV_OUT, False),
+    ("OIS350MI", "LstInvHead", "YEA4* CONO DIVI FIVD TIVD", _INV_OUT, False),
+    ("GLS200MI", "Add", f"DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC",
+     "VONO YEA4 JRNO", True),
+    ("GLS200MI", "GetVoucherHead", "DIVI* YEA4* VONO* VSER JRNO",
+     "DIVI VONO YEA4 VSER ACDT VTXT CUCD DSUM CSUM JRNO VDSC", False),
+    ("GLS200MI", "LstVoucherLines", "DIVI* YEA4* VONO* VSER",
+     f"DIVI VONO YEA4 VSER JRNO JSNO {_AITS} CUCD CUAM ACAM DBCR VTXT ACDT", False),
+    ("GLS200MI", "LstVouchersByDt", "DIVI* FDAT* TDAT*", "DIVI VONO YEA4 VSER JRNO ACDT VTXT CUCD DSUM CSUM", False),
+    ("GLS840MI", "AddBatchHead", "CONO* KEY1* INTN* DESC* DIVI USID", "", True),
+    ("GLS840MI", "AddBatchLine", "CONO* KEY1* LINE*:N7 PARM* DIVI", "", True),
+    ("GLS840MI", "CtrlBatch", "CONO* KEY1* DIVI", "", True),
+    ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "VONO YEA4 JRNO", True),
+    ("MWS411MI", "LstDelLnByOrd", "RORC* RIDN* CONO", "CONO DLIX RORC RIDN RIDL ITNO TRQT WHLO", False),
+    ("MWS410MI", "GetHead", "DLIX* CONO", "CONO DLIX RORC RIDN WHLO ETRN NBOL FWNO CONN PGRS DSDT IVNO MODL", False),
+]
+
+
+def _build(table: list[tuple[str, str, str, str, bool]]) -> dict[tuple[str, str], TransactionMeta]:
+    metas: dict[tuple[str, str], TransactionMeta] = {}
+    for program, transaction, inputs, outputs, writes in table:
+        metas[(program, transaction)] = TransactionMeta(
+            program, transaction,
+            {f.name: f for f in _fields(inputs, inputs=True)},
+            tuple(_fields(outputs, inputs=False)),
+            writes,
+        )
+    return metas
+
+
+TRANSACTIONS: dict[tuple[str, str], TransactionMeta] = _build(_TABLE)
+PROGRAMS: frozenset[str] = frozenset(p for p, _ in TRANSACTIONS)
+
+
+def lookup(program: str, transaction: str) -> TransactionMeta | None:
+    return TRANSACTIONS.get((program.upper(), transaction))

@@ -1,0 +1,96 @@
+"""Master data the sandbox M3 starts with (docs/m3-contract.md "Seeded master data").
+
+Seeding runs once, when the database has no ``seeded`` setting; a second app instance on the
+same folder finds it and leaves everything as it is.
+"""
+from __future__ import annotations
+
+import random
+import secrets
+from decimal import Decimal
+
+from sandbox.catalog import MARKETPLACES, build_catalog
+
+from .money import quantum
+from .store import Store, Tx, dumps
+
+CONO = "100"
+DIVI = "AAA"
+FACI = "100"
+VSER = "AZ"
+TEMPLATE_CUSTOMER = "AMZTMPL"
+SEED_DATE = "20240101"
+
+WAREHOUSES = {"100": "Main warehouse", "FBA": "Amazon FBA virtual warehouse"}
+ORDER_TYPES = {"AMZ": ("100", "Amazon merchant-fulfilled"), "AFN": ("FBA", "Amazon fulfilled")}
+
+# Marketplace customer -> (currency, country, name).
+MARKETPLACE_CUSTOMERS = {
+    "AMZUS": ("USD", "US", "Amazon.com customers"),
+    "AMZDE": ("EUR", "DE", "Amazon.de customers"),
+    "AMZFR": ("EUR", "FR", "Amazon.fr customers"),
+    "AMZUK": ("GBP", "GB", "Amazon.co.uk customers"),
+}
+
+# Sales price per currency: taken from the first marketplace listing the item in that currency.
+_PRICE_MARKETPLACE = {"USD": ("US",), "EUR": ("DE", "FR"), "GBP": ("UK",)}
+
+
+def customer_record(cuno: str, name: str, currency: str, country: str, **extra: str) -> dict[str, str]:
+    record = {"CONO": CONO, "DIVI": DIVI, "LNCD": "GB", "CUNO": cuno, "CUNM": name, "CUA1": name, "CUA2": "",
+              "CUA3": "", "CUA4": "", "PONO": "", "TOWN": "", "CSCD": country, "ECAR": "", "PHNO": "", "PHN2": "",
+              "TFNO": "", "CUTP": "0", "ALCU": "", "YREF": "", "MAIL": "", "STAT": "20", "CUCD": currency,
+              "ORTP": "AMZ", "TEPY": "030", "MODL": "", "TEDL": "", "PYNO": "", "VRNO": "",
+              "LMDT": SEED_DATE, "RGDT": SEED_DATE}
+    record.update(extra)
+    return record
+
+
+def seed_if_new(store: Store, seed: int) -> None:
+    with store.transaction() as tx:
+        if tx.setting("seeded") is not None:
+            return
+        _seed_credentials(tx)
+        _seed_master_data(tx, seed)
+        tx.execute("INSERT INTO settings (key, value) VALUES ('seeded', ?)", (str(seed),))
+
+
+def _seed_credentials(tx: Tx) -> None:
+    # Generated per sandbox folder, never hard-coded (see ionapi.py).
+    values = {
+        "client_id": f"SANDBOX~{secrets.token_urlsafe(12)}",
+        "client_secret": secrets.token_urlsafe(32),
+        "service_access_key": f"SANDBOX#{secrets.token_urlsafe(24)}",
+        "service_secret_key": secrets.token_urlsafe(32),
+        "basic_user": "M3SANDBOX",
+        "basic_password": secrets.token_urlsafe(18),
+    }
+    tx.conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?)", list(values.items()))
+
+
+def _seed_master_data(tx: Tx, seed: int) -> None:
+    for whlo, name in WAREHOUSES.items():
+        tx.execute("INSERT INTO warehouses (whlo, faci, name) VALUES (?, ?, ?)", (whlo, FACI, name))
+    for ortp, (whlo, name) in ORDER_TYPES.items():
+        tx.execute("INSERT INTO order_types (ortp, whlo, name) VALUES (?, ?, ?)", (ortp, whlo, name))
+    customers = {TEMPLATE_CUSTOMER: customer_record(TEMPLATE_CUSTOMER, "Amazon customer template", "EUR", "")}
+    for cuno, (currency, country, name) in MARKETPLACE_CUSTOMERS.items():
+        customers[cuno] = customer_record(cuno, name, currency, country)
+    for cuno, record in customers.items():
+        tx.execute("INSERT INTO customers (cuno, data) VALUES (?, ?)", (cuno, dumps(record)))
+
+    rng = random.Random(f"m3-stock-{seed}")
+    for item in build_catalog(seed):
+        record = {"CONO": CONO, "ITNO": item.itno, "ITDS": item.name, "FUDS": item.category, "STAT": "20",
+                  "UNMS": "PCS", "ITGR": item.category[:8].upper(), "ITCL": "", "ITTY": "FG",
+                  "LMDT": SEED_DATE, "RGDT": SEED_DATE}
+        tx.execute("INSERT INTO items (itno, data) VALUES (?, ?)", (item.itno, dumps(record)))
+        for currency, markets in _PRICE_MARKETPLACE.items():
+            listed = [m for m in markets if m in item.prices]
+            if listed:
+                price = Decimal(item.prices[listed[0]]) * quantum(currency)
+                tx.execute("INSERT INTO prices (itno, cucd, sapr) VALUES (?, ?, ?)", (item.itno, currency, str(price)))
+        for whlo, high in (("100", 200), ("FBA", 120)):
+            tx.execute("INSERT INTO balances (whlo, itno, stqt, alqt) VALUES (?, ?, ?, 0)",
+                       (whlo, item.itno, rng.randint(0, high)))
+    assert set(_PRICE_MARKETPLACE) >= {m.currency for m in MARKETPLACES.values()}

@@ -1,0 +1,63 @@
+"""MMS200MI / MMS080MI / MMS060MI — items and warehouse balances."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from .errors import does_not_exist
+from .registry import Call, Record, mi
+from .seed import FACI
+from .store import Tx
+
+
+def get_item(tx: Tx, itno: str) -> Record:
+    record = tx.record("SELECT data FROM items WHERE itno = ?", (itno,))
+    if record is None:
+        raise does_not_exist("WIT0103", "Item number", "ITNO", itno)
+    return record
+
+
+def check_warehouse(tx: Tx, whlo: str) -> None:
+    if tx.one("SELECT 1 FROM warehouses WHERE whlo = ?", (whlo,)) is None:
+        raise does_not_exist("WWH0103", "Warehouse", "WHLO", whlo)
+
+
+def _balances(call: Call) -> list[sqlite3.Row]:
+    check_warehouse(call.tx, call.get("WHLO"))
+    if "ITNO" in call.inputs:
+        get_item(call.tx, call.get("ITNO"))
+    return call.tx.all(
+        "SELECT b.whlo, b.itno, b.stqt, b.alqt, i.data FROM balances b JOIN items i ON i.itno = b.itno "
+        "WHERE b.whlo = ? AND (? = '' OR b.itno = ?) ORDER BY b.itno",
+        (call.get("WHLO"), call.get("ITNO"), call.get("ITNO")))
+
+
+@mi("MMS200MI", "GetItmBasic")
+def get_item_basic(call: Call) -> list[Record]:
+    return [get_item(call.tx, call.get("ITNO"))]
+
+
+@mi("MMS200MI", "GetItmWhsBal")
+def get_item_warehouse_balance(call: Call) -> list[Record]:
+    rows = _balances(call)
+    if not rows:
+        raise does_not_exist("WIT0103", "Item number", "ITNO", call.get("ITNO"))
+    row = rows[0]
+    on_hand, allocated = row["stqt"], row["alqt"]
+    available = str(on_hand - allocated)
+    return [{"WHLO": row["whlo"], "ITNO": row["itno"], "FACI": FACI, "STQT": str(on_hand), "QUQT": "0",
+             "RJQT": "0", "ALQT": str(allocated), "AV01": available, "AVAL": available, "REQT": "0",
+             "PLQT": "0", "ORQT": "0", "AV02": available}]
+
+
+@mi("MMS080MI", "LstItemBal")
+def list_item_balances(call: Call) -> list[Record]:
+    return [{"WHLO": r["whlo"], "ITNO": r["itno"], "ITDS": json.loads(r["data"])["ITDS"], "STQT": str(r["stqt"]),
+             "ALQT": str(r["alqt"]), "AVAL": str(r["stqt"] - r["alqt"])} for r in _balances(call)]
+
+
+@mi("MMS060MI", "LstBalID")
+def list_balance_ids(call: Call) -> list[Record]:
+    # One balance identity per item and warehouse: location A01, no lot, status 2 (approved).
+    return [{"WHLO": r["whlo"], "ITNO": r["itno"], "WHSL": "A01", "BANO": "", "STAS": "2", "STQT": str(r["stqt"]),
+             "ALQT": str(r["alqt"]), "ALOC": "1", "MVB1": str(r["stqt"] - r["alqt"])} for r in _balances(call)]

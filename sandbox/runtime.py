@@ -1,0 +1,107 @@
+"""Both emulators from one seeded world, persisted under ``HOME/sandbox``.
+
+Used by ``m3sync sandbox`` (foreground), ``m3sync demo`` and ``--sandbox`` runs (in-process
+threads). Two starts on the same home see the same M3 and the same Amazon: the state is in
+SQLite under ``HOME/sandbox/m3`` and ``HOME/sandbox/spapi``; only the ports change, so the
+``.ionapi`` file and the SP-API credentials file are rewritten at every start.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from sandbox.catalog import MARKETPLACES
+from sandbox.server import RunningServer, serve_in_thread
+
+# The sandbox's quotas refill this much faster than Amazon's, so a demo over 16 settlements
+# does not wait minutes on getReportDocument's 0.0167/s; the connector is told the same
+# scale so its own limiter stays in step with the server's.
+SANDBOX_TIME_SCALE = 60.0
+TENANT = "SANDBOX_TST"
+WORLD_MARKER = "world.json"
+# The world's eight weeks end a week before the first start, so every settlement is already
+# "created" and stays within getReports' 90-day retention for a good while.
+WORLD_DAYS = 56
+WORLD_ENDS_DAYS_AGO = 7
+
+
+@dataclass
+class SandboxEnvironment:
+    home: Path
+    seed: int
+    m3: RunningServer
+    spapi: RunningServer
+    ionapi_path: Path
+    spapi_credentials_path: Path
+    seeded_now: bool = False
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        return self.home / "sandbox"
+
+    def amazon_settings(self) -> dict[str, object]:
+        return json.loads(self.spapi_credentials_path.read_text(encoding="utf-8"))
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self.m3.stop()
+            self.spapi.stop()
+            self._stopped = True
+
+    def __enter__(self) -> "SandboxEnvironment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: int = 0,
+                  orders: int = 400) -> SandboxEnvironment:
+    """Start the M3 and SP-API emulators for ``home`` (seeding the world on first use)."""
+    from sandbox.generator import build_world
+    from sandbox.m3.app import create_app as create_m3_app
+    from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
+    from sandbox.spapi import create_app as create_spapi_app
+    from sandbox.spapi import credentials as spapi_credentials
+    from sandbox.spapi import seed_world
+
+    folder = home / "sandbox"
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / WORLD_MARKER
+    seeded_now = False
+    if marker.exists():
+        seed = int(json.loads(marker.read_text(encoding="utf-8"))["seed"])  # the home's world wins
+    else:
+        start = date.today() - timedelta(days=WORLD_DAYS + WORLD_ENDS_DAYS_AGO)
+        world = build_world(seed, orders=orders, start=start, days=WORLD_DAYS, anomalies=True)
+        seed_world(folder / "spapi", world)
+        marker.write_text(json.dumps({"seed": seed, "orders": orders, "start": start.isoformat(),
+                                      "days": WORLD_DAYS, "seller_id": world.seller_id}), encoding="utf-8")
+        seeded_now = True
+    seller_id = json.loads(marker.read_text(encoding="utf-8"))["seller_id"]
+
+    m3 = serve_in_thread(lambda url: create_m3_app(folder / "m3", url, tenant=TENANT, seed=seed), port=m3_port)
+    try:
+        spapi = serve_in_thread(lambda url: create_spapi_app(folder / "spapi", url, time_scale=SANDBOX_TIME_SCALE),
+                                port=spapi_port)
+    except BaseException:
+        m3.stop()
+        raise
+    ionapi_path = write_ionapi(folder / "m3.ionapi", m3.base_url, TENANT, sandbox_credentials(folder / "m3", seed))
+    credentials = spapi_credentials(folder / "spapi")
+    account = {
+        "endpoint": spapi.base_url,
+        "token_url": f"{spapi.base_url}/auth/o2/token",
+        "seller_id": seller_id,
+        "marketplace_ids": [m.marketplace_id for m in MARKETPLACES.values()],
+        "time_scale": SANDBOX_TIME_SCALE,
+        **credentials,
+    }
+    credentials_path = folder / "spapi-credentials.json"
+    credentials_path.write_text(json.dumps(account, indent=2), encoding="utf-8")
+    credentials_path.chmod(0o600)
+    return SandboxEnvironment(home=home, seed=seed, m3=m3, spapi=spapi, ionapi_path=ionapi_path,
+                              spapi_credentials_path=credentials_path, seeded_now=seeded_now)

@@ -1,0 +1,153 @@
+"""The SP-API sandbox as a Starlette app: LWA, Orders v0, Reports 2021-06-30, Listings 2021-08-01.
+
+Every API call goes through the same gate, in Amazon's order: access token (403), injected
+fault, usage plan (429), then the operation. Errors always carry an ``errors`` body (the
+python client treats a bodiless 4xx/5xx as success, sp-api.md §7.4) unless a fault asks
+for exactly that.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import admin, listings, orders, reports, tokens
+from .context import Reply, Sandbox
+from .errors import INTERNAL_FAILURE, QUOTA_EXCEEDED, UNAUTHORIZED, ApiError, LwaError
+from .ratelimit import USAGE_PLANS, RateLimiter
+from .store import SpApiStore
+
+Handler = Callable[[Request, Sandbox], Awaitable[Reply]]
+_RATE_HEADER_STATUSES = frozenset({200, 201, 202, 204, 400, 404})  # "20x, 400 and 404 only"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json(body: object, status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, default=str).encode(), status_code=status,
+                    headers={"content-type": "application/json", **(headers or {})})
+
+
+def api_operation(name: str, handler: Handler, sb: Sandbox) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap an operation handler with authentication, faults, rate limiting and error bodies."""
+    plan = USAGE_PLANS[name]
+
+    async def endpoint(request: Request) -> Response:
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        caller = sb.store.access_token_owner(request.headers.get("x-amz-access-token", ""), sb.now())
+        if caller is None:
+            return _json(UNAUTHORIZED.body(), 403, dict(headers, **{"x-amzn-ErrorType": "AccessDeniedException"}))
+        fault = sb.faults.take(name)
+        if fault is not None:
+            if not fault.with_body:
+                return Response(b"", status_code=fault.status, headers=headers)
+            return _json(fault.error.body(), fault.status, headers)
+        if not sb.limiter.allow(name, caller):
+            return _json(QUOTA_EXCEEDED.body(), 429, headers)
+        try:
+            reply = await handler(request, sb)
+        except ApiError as error:
+            reply = Reply(error.status, error.body())
+        if reply.status in _RATE_HEADER_STATUSES:
+            headers["x-amzn-RateLimit-Limit"] = plan.header
+        if reply.body is None:
+            return Response(status_code=reply.status, headers=headers)
+        return _json(reply.body, reply.status, headers)
+
+    return endpoint
+
+
+async def _lwa_token(request: Request, sb: Sandbox) -> Response:
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+    try:
+        if form.get("grant_type") != "refresh_token":
+            raise LwaError(400, "unsupported_grant_type",
+                           f"The authorization grant type is not supported: {form.get('grant_type')!r}")
+        missing = [k for k in ("client_id", "client_secret", "refresh_token") if not form.get(k)]
+        if missing:
+            raise LwaError(400, "invalid_request", f"The request is missing a required parameter : {missing[0]}")
+        token, expires_in = sb.store.issue_access_token(form["client_id"], form["client_secret"],
+                                                        form["refresh_token"], sb.now())
+    except LwaError as error:
+        return _json(error.body(), error.status, headers)
+    body = {"access_token": token, "token_type": "bearer", "expires_in": expires_in,
+            "refresh_token": form["refresh_token"]}
+    return Response(json.dumps(body).encode(), headers={"content-type": "application/json;charset=UTF-8", **headers})
+
+
+def _bind(function: Callable[[Request, Sandbox], Awaitable[Response]], sb: Sandbox) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await function(request, sb)
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods still answer with an errors body (the client needs one)."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "NotFound", 405: "MethodNotAllowed"}.get(status, "InvalidInput")
+    message = f"{request.method} {request.url.path} is not supported by this endpoint."
+    return _json({"errors": [{"code": code, "message": message, "details": ""}]}, status)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return _json(INTERNAL_FAILURE.body(), 500)
+
+
+def create_app(data_dir: Path, base_url: str, *, time_scale: float = 1.0, rate_limits: bool = True,
+               now: Callable[[], datetime] | None = None, order_items_page_size: int = 10,
+               restrict_pii: bool = False) -> Starlette:
+    """The sandbox app for the state in ``data_dir``; ``base_url`` is where it is reachable.
+
+    ``time_scale`` speeds up bucket refills (100 = 100x faster); ``now`` pins the sandbox
+    clock (token expiry, getOrders' two-minute rule, report retention, URL expiry).
+    ``restrict_pii`` hides buyer name/e-mail/street address unless the call carries a restricted
+    data token for them (Amazon's behaviour); off by default so plain callers see whole orders.
+    """
+    sb = Sandbox(store=SpApiStore(Path(data_dir)), base_url=base_url.rstrip("/"), now=now or _utcnow,
+                 limiter=RateLimiter(time_scale=time_scale, enabled=rate_limits),
+                 order_items_page_size=order_items_page_size, restrict_pii=restrict_pii)
+    orders_base, reports_base = "/orders/v0/orders", "/reports/2021-06-30"
+    listing_path = "/listings/2021-08-01/items/{seller_id}/{sku:path}"
+
+    def api(path: str, name: str, handler: Handler, method: str) -> Route:
+        return Route(path, api_operation(name, handler, sb), methods=[method], name=name)
+
+    def plain(path: str, function: Callable[[Request, Sandbox], Awaitable[Response]], method: str) -> Route:
+        return Route(path, _bind(function, sb), methods=[method])
+
+    routes = [
+        plain("/auth/o2/token", _lwa_token, "POST"),
+        api(orders_base, "getOrders", orders.get_orders, "GET"),
+        api(orders_base + "/{order_id}", "getOrder", orders.get_order, "GET"),
+        api(orders_base + "/{order_id}/orderItems", "getOrderItems", orders.get_order_items, "GET"),
+        api(orders_base + "/{order_id}/shipmentConfirmation", "confirmShipment", orders.confirm_shipment, "POST"),
+        api("/tokens/2021-03-01/restrictedDataToken", "createRestrictedDataToken",
+            tokens.create_restricted_data_token, "POST"),
+        api(reports_base + "/reports", "getReports", reports.get_reports, "GET"),
+        api(reports_base + "/reports", "createReport", reports.create_report, "POST"),
+        api(reports_base + "/reports/{report_id}", "getReport", reports.get_report, "GET"),
+        api(reports_base + "/documents/{document_id}", "getReportDocument", reports.get_report_document, "GET"),
+        api(listing_path, "getListingsItem", listings.get_listings_item, "GET"),
+        api(listing_path, "patchListingsItem", listings.patch_listings_item, "PATCH"),
+        plain(reports.DOWNLOAD_PREFIX + "/{document_id}", reports.download_document, "GET"),
+        plain("/sandbox/faults", admin.arm_faults, "POST"),
+        plain("/sandbox/faults", admin.clear_faults, "DELETE"),
+        plain("/sandbox/reports", admin.add_report, "POST"),
+        plain("/sandbox/tokens/expire", admin.expire_tokens, "POST"),
+        plain("/sandbox/state", admin.state, "GET"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error, Exception: _internal_error})
+    app.state.sandbox = sb
+    return app

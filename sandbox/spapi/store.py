@@ -1,0 +1,508 @@
+"""SQLite state of the SP-API sandbox, kept under a data folder.
+
+Two runs on the same folder see the same Amazon: the seller's orders (JSON with indexed
+filter columns), settlement reports with their documents, listings, the LWA app and the
+access tokens issued to it. Seeding is idempotent: records already present keep their state
+(an order shipped through the sandbox stays shipped when the world is seeded again).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import LwaError, SeedError
+from .timeutil import as_utc, parse_iso, sortable
+
+DB_NAME = "spapi.sqlite3"
+SETTLEMENT_V2 = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
+ACCESS_TOKEN_SECONDS = 3600
+
+# Download variants seen from Amazon's S3 (sp-api.md §1.6): charset in Content-Type and
+# compression. Seeded reports rotate through all of them so every decoding path is exercised.
+CHARSETS = ("utf-8", "Cp1252", "")
+COMPRESSIONS = ("", "GZIP")
+VARIANTS: tuple[tuple[str, str], ...] = tuple((c, z) for z in COMPRESSIONS for c in CHARSETS)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lwa_apps (
+    client_id TEXT PRIMARY KEY, client_secret TEXT NOT NULL, refresh_token TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    token TEXT PRIMARY KEY, client_id TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS restricted_tokens (
+    token TEXT PRIMARY KEY, client_id TEXT NOT NULL, expires_at REAL NOT NULL, resources_json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    amazon_order_id TEXT PRIMARY KEY, marketplace_id TEXT NOT NULL, purchase_date TEXT NOT NULL,
+    last_update_date TEXT NOT NULL, order_status TEXT NOT NULL, fulfillment_channel TEXT,
+    order_json TEXT NOT NULL, items_json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_created ON orders (marketplace_id, purchase_date);
+CREATE INDEX IF NOT EXISTS orders_updated ON orders (marketplace_id, last_update_date);
+CREATE TABLE IF NOT EXISTS shipments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, amazon_order_id TEXT NOT NULL,
+    package_json TEXT NOT NULL, confirmed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (
+    report_id TEXT PRIMARY KEY, settlement_id TEXT UNIQUE, report_type TEXT NOT NULL,
+    marketplace_id TEXT NOT NULL, created_time TEXT NOT NULL, data_start TEXT, data_end TEXT,
+    processing_status TEXT NOT NULL, document_id TEXT UNIQUE, text TEXT,
+    charset TEXT NOT NULL DEFAULT '', compression TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS reports_created ON reports (report_type, created_time);
+CREATE TABLE IF NOT EXISTS listings (
+    seller_id TEXT NOT NULL, sku TEXT NOT NULL, marketplace_id TEXT NOT NULL,
+    product_type TEXT NOT NULL, asin TEXT, title TEXT, quantity INTEGER NOT NULL DEFAULT 0,
+    price TEXT, currency TEXT, attributes_json TEXT NOT NULL, created TEXT NOT NULL,
+    updated TEXT NOT NULL, PRIMARY KEY (seller_id, sku, marketplace_id));
+"""
+
+
+class SettlementDocumentLike(Protocol):
+    """The contract's ``SettlementDocument`` (sandbox.generator), read by attribute only."""
+
+    settlement_id: str
+    marketplace_id: str
+    start: datetime
+    end: datetime
+    created_time: datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    report_id: str
+    settlement_id: str | None
+    report_type: str
+    marketplace_id: str
+    created_time: datetime
+    data_start: datetime | None
+    data_end: datetime | None
+    processing_status: str
+    document_id: str | None
+    charset: str
+    compression: str
+
+
+@dataclass(frozen=True)
+class ReportDocumentRecord:
+    document_id: str
+    report_id: str
+    text: str
+    charset: str
+    compression: str
+
+
+@dataclass(frozen=True)
+class ListingRecord:
+    seller_id: str
+    sku: str
+    marketplace_id: str
+    product_type: str
+    asin: str | None
+    title: str | None
+    quantity: int
+    price: Decimal | None
+    currency: str | None
+    attributes: dict
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """getOrders filters, already validated. Dates are sortable UTC text."""
+
+    marketplace_ids: tuple[str, ...]
+    date_column: str  # "purchase_date" or "last_update_date"
+    after: str
+    before: str
+    statuses: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    order_ids: tuple[str, ...] = ()
+
+
+def _report_id_for(settlement_id: str) -> str:
+    # Real report ids are 11+ digit numbers; derive one stably from the settlement id.
+    digest = int(hashlib.sha256(f"report:{settlement_id}".encode()).hexdigest()[:12], 16)
+    return str(50_000_000_000 + digest % 49_999_999_999)
+
+
+def _document_id_for(report_id: str) -> str:
+    return f"amzn1.spdoc.1.4.na.{uuid.uuid5(uuid.NAMESPACE_URL, 'spapi-doc:' + report_id)}.T1SANDBOX"
+
+
+class SpApiStore:
+    """The sandbox's persistent state. Thread-safe (one connection behind a lock)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.data_dir / DB_NAME, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            self._ensure_app()
+
+    def __repr__(self) -> str:  # never show secrets
+        return f"SpApiStore({str(self.data_dir)!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- meta / credentials -------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _ensure_app(self) -> None:
+        if self._db.execute("SELECT 1 FROM lwa_apps").fetchone():
+            return
+        self._db.execute(
+            "INSERT INTO lwa_apps (client_id, client_secret, refresh_token) VALUES (?, ?, ?)",
+            (f"amzn1.application-oa2-client.{secrets.token_hex(16)}",
+             f"amzn1.oa2-cs.v1.{secrets.token_hex(32)}",
+             f"Atzr|{secrets.token_urlsafe(48)}"))
+        self._set_meta("url_signing_key", secrets.token_hex(32))
+        if self._meta("seller_id") is None:
+            self._set_meta("seller_id", "A2SANDBOXSELLER")
+
+    def credentials(self) -> dict[str, str]:
+        """The ``credentials=`` dict python-amazon-sp-api takes for this sandbox."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM lwa_apps LIMIT 1").fetchone()
+        return {"refresh_token": row["refresh_token"], "lwa_app_id": row["client_id"],
+                "lwa_client_secret": row["client_secret"]}
+
+    @property
+    def seller_id(self) -> str:
+        with self._lock:
+            return self._meta("seller_id") or "A2SANDBOXSELLER"
+
+    @property
+    def url_signing_key(self) -> bytes:
+        with self._lock:
+            return (self._meta("url_signing_key") or "").encode()
+
+    # ---- LWA ----------------------------------------------------------------------------
+    def issue_access_token(self, client_id: str, client_secret: str, refresh_token: str,
+                           now: datetime) -> tuple[str, int]:
+        """Exchange a refresh token; raises ``LwaError`` as LWA does (401 client, 400 grant)."""
+        with self._lock:
+            app = self._db.execute("SELECT * FROM lwa_apps WHERE client_id = ?", (client_id,)).fetchone()
+            if app is None or not secrets.compare_digest(app["client_secret"], client_secret):
+                raise LwaError(401, "invalid_client", "Client authentication failed")
+            if not secrets.compare_digest(app["refresh_token"], refresh_token):
+                raise LwaError(400, "invalid_grant",
+                               "The request has an invalid grant parameter : refresh_token")
+            token = f"Atza|{secrets.token_urlsafe(48)}"
+            self._db.execute("INSERT INTO access_tokens (token, client_id, expires_at) VALUES (?, ?, ?)",
+                             (token, client_id, now.timestamp() + ACCESS_TOKEN_SECONDS))
+            return token, ACCESS_TOKEN_SECONDS
+
+    def access_token_owner(self, token: str, now: datetime) -> str | None:
+        """The LWA app id an access token or restricted data token belongs to; None if unknown/expired."""
+        with self._lock:
+            row = self._db.execute("SELECT client_id, expires_at FROM access_tokens WHERE token = ?"
+                                   " UNION ALL SELECT client_id, expires_at FROM restricted_tokens WHERE token = ?",
+                                   (token, token)).fetchone()
+        if row is None or row["expires_at"] <= now.timestamp():
+            return None
+        return row["client_id"]
+
+    def issue_restricted_token(self, client_id: str, resources: list[dict], now: datetime) -> tuple[str, int]:
+        """A restricted data token (RDT) for ``resources`` [{method, path, dataElements}]."""
+        token = f"Atz.sprdt|{secrets.token_urlsafe(48)}"
+        with self._lock:
+            self._db.execute("INSERT INTO restricted_tokens VALUES (?, ?, ?, ?)",
+                             (token, client_id, now.timestamp() + ACCESS_TOKEN_SECONDS, json.dumps(resources)))
+        return token, ACCESS_TOKEN_SECONDS
+
+    def restricted_resources(self, token: str, now: datetime) -> list[dict]:
+        """The resources an unexpired RDT grants ([] for a plain access token)."""
+        with self._lock:
+            row = self._db.execute("SELECT expires_at, resources_json FROM restricted_tokens WHERE token = ?",
+                                   (token,)).fetchone()
+        if row is None or row["expires_at"] <= now.timestamp():
+            return []
+        return json.loads(row["resources_json"])
+
+    def expire_access_tokens(self) -> int:
+        """Make every issued token (and RDT) expired, to exercise re-authentication."""
+        with self._lock:
+            self._db.execute("UPDATE restricted_tokens SET expires_at = 0")
+            return self._db.execute("UPDATE access_tokens SET expires_at = 0").rowcount
+
+    # ---- seeding ------------------------------------------------------------------------
+    def seed(self, orders: Iterable[tuple[dict, list[dict]]], documents: Iterable[SettlementDocumentLike],
+             listings: Iterable[dict], seller_id: str) -> None:
+        """Load a world (the generator contract's shapes). Idempotent: existing records stay."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._set_meta("seller_id", seller_id)
+                for n, (order, items) in enumerate(orders):
+                    self._insert_order(order, items, where=f"orders[{n}]", replace=False)
+                for n, document in enumerate(documents):
+                    self._insert_settlement(document, charset=None, compression=None, where=f"documents[{n}]")
+                for n, listing in enumerate(listings):
+                    self._insert_listing(seller_id, listing, where=f"listings[{n}]")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _insert_order(self, order: dict, items: Sequence[dict], *, where: str, replace: bool) -> None:
+        try:
+            order_id = order["AmazonOrderId"]
+            row = (order_id, order["MarketplaceId"], sortable(parse_iso(order["PurchaseDate"])),
+                   sortable(parse_iso(order["LastUpdateDate"])), order["OrderStatus"],
+                   order.get("FulfillmentChannel"), json.dumps(order), json.dumps(list(items)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SeedError(f"{where}: not an Orders v0 Order ({type(exc).__name__}: {exc})") from None
+        for i, item in enumerate(items):
+            if not all(k in item for k in ("OrderItemId", "ASIN", "QuantityOrdered")):
+                raise SeedError(f"{where} item {i}: OrderItem needs OrderItemId, ASIN, QuantityOrdered")
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        self._db.execute(f"{verb} INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def _insert_settlement(self, document: SettlementDocumentLike, *, charset: str | None,
+                           compression: str | None, where: str) -> str:
+        try:
+            settlement_id = str(document.settlement_id)
+            report_id = _report_id_for(settlement_id)
+            text = document.text
+            values = (report_id, settlement_id, SETTLEMENT_V2, document.marketplace_id,
+                      sortable(document.created_time), sortable(document.start), sortable(document.end))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise SeedError(f"{where}: not a SettlementDocument ({exc})") from None
+        existing = self._db.execute("SELECT report_id FROM reports WHERE settlement_id = ?",
+                                    (settlement_id,)).fetchone()
+        if existing:
+            return existing["report_id"]
+        if charset is None or compression is None:
+            count = self._db.execute("SELECT COUNT(*) FROM reports WHERE settlement_id IS NOT NULL").fetchone()[0]
+            charset, compression = _default_variant(count, text)
+        _check_encodable(text, charset, where)
+        self._db.execute(
+            "INSERT INTO reports (report_id, settlement_id, report_type, marketplace_id, created_time,"
+            " data_start, data_end, processing_status, document_id, text, charset, compression)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'DONE', ?, ?, ?, ?)",
+            (*values, _document_id_for(report_id), text, charset, compression))
+        return report_id
+
+    def _insert_listing(self, seller_id: str, listing: dict, *, where: str) -> None:
+        try:
+            sku, marketplace_id = str(listing["sku"]), str(listing["marketplace_id"])
+            price = Decimal(str(listing["price"]))
+            quantity = int(listing["quantity"])
+            attributes = {
+                "item_name": [{"value": listing["title"], "marketplace_id": marketplace_id}],
+                "purchasable_offer": [{"marketplace_id": marketplace_id, "currency": listing["currency"],
+                                       "our_price": [{"schedule": [{"value_with_tax": price}]}]}],
+                "fulfillment_availability": [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}],
+            }
+            row = (seller_id, sku, marketplace_id, listing["product_type"], listing.get("asin"),
+                   listing.get("title"), quantity, str(price), listing["currency"], dump_attributes(attributes))
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise SeedError(f"{where}: not a listing record ({type(exc).__name__}: {exc})") from None
+        self._db.execute(
+            "INSERT OR IGNORE INTO listings (seller_id, sku, marketplace_id, product_type, asin, title,"
+            " quantity, price, currency, attributes_json, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), datetime('now'))", row)
+
+    # ---- orders -------------------------------------------------------------------------
+    def query_orders(self, query: OrderQuery, offset: int, limit: int) -> list[dict]:
+        """Orders matching ``query`` ordered by the filtered date, one page."""
+        column = {"purchase_date": "purchase_date", "last_update_date": "last_update_date"}[query.date_column]
+        marks = ",".join("?" * len(query.marketplace_ids))
+        sql = (f"SELECT order_json FROM orders WHERE marketplace_id IN ({marks})"
+               f" AND {column} >= ? AND {column} <= ?")
+        args: list[Any] = [*query.marketplace_ids, query.after, query.before]
+        for name, values in (("order_status", query.statuses), ("fulfillment_channel", query.channels),
+                             ("amazon_order_id", query.order_ids)):
+            if values:
+                sql += f" AND {name} IN ({','.join('?' * len(values))})"
+                args.extend(values)
+        sql += f" ORDER BY {column}, amazon_order_id LIMIT ? OFFSET ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit, offset)).fetchall()
+        return [json.loads(r["order_json"]) for r in rows]
+
+    def get_order(self, order_id: str) -> tuple[dict, list[dict]] | None:
+        with self._lock:
+            row = self._db.execute("SELECT order_json, items_json FROM orders WHERE amazon_order_id = ?",
+                                   (order_id,)).fetchone()
+        return (json.loads(row["order_json"]), json.loads(row["items_json"])) if row else None
+
+    def record_shipment(self, order: dict, items: list[dict], package: dict, now: datetime) -> None:
+        """Save the updated order and the confirmed package atomically."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._insert_order(order, items, where=order["AmazonOrderId"], replace=True)
+                self._db.execute("INSERT INTO shipments (amazon_order_id, package_json, confirmed_at)"
+                                 " VALUES (?, ?, ?)", (order["AmazonOrderId"], json.dumps(package), sortable(now)))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # ---- reports ------------------------------------------------------------------------
+    def add_settlement_report(self, document: SettlementDocumentLike, *, charset: str | None = None,
+                              compression: str | None = None) -> str:
+        """Add one settlement report (admin); returns its report id. Idempotent per settlement id."""
+        with self._lock:
+            return self._insert_settlement(document, charset=charset, compression=compression,
+                                           where=f"settlement {getattr(document, 'settlement_id', '?')}")
+
+    def add_report(self, report_type: str, marketplace_id: str, created: datetime, status: str) -> str:
+        """A non-settlement report requested through createReport (no document)."""
+        report_id = str(60_000_000_000 + secrets.randbelow(9_999_999_999))
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO reports (report_id, report_type, marketplace_id, created_time, processing_status)"
+                " VALUES (?, ?, ?, ?, ?)", (report_id, report_type, marketplace_id, sortable(created), status))
+        return report_id
+
+    def set_report_variant(self, report_id: str, charset: str, compression: str) -> None:
+        with self._lock:
+            row = self._db.execute("SELECT text FROM reports WHERE report_id = ?", (report_id,)).fetchone()
+            if row is None:
+                raise KeyError(report_id)
+            _check_encodable(row["text"] or "", charset, f"report {report_id}")
+            self._db.execute("UPDATE reports SET charset = ?, compression = ? WHERE report_id = ?",
+                             (charset, compression, report_id))
+
+    def list_reports(self, report_types: Sequence[str], statuses: Sequence[str], marketplace_ids: Sequence[str],
+                     since: datetime, until: datetime, offset: int, limit: int) -> list[ReportRecord]:
+        sql = "SELECT * FROM reports WHERE created_time >= ? AND created_time <= ?"
+        args: list[Any] = [sortable(since), sortable(until)]
+        for name, values in (("report_type", report_types), ("processing_status", statuses),
+                             ("marketplace_id", marketplace_ids)):
+            if values:
+                sql += f" AND {name} IN ({','.join('?' * len(values))})"
+                args.extend(values)
+        sql += " ORDER BY created_time DESC, report_id DESC LIMIT ? OFFSET ?"  # newest first, as Amazon
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit, offset)).fetchall()
+        return [_report(r) for r in rows]
+
+    def get_report(self, report_id: str) -> ReportRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM reports WHERE report_id = ?", (report_id,)).fetchone()
+        return _report(row) if row else None
+
+    def get_document(self, document_id: str) -> ReportDocumentRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM reports WHERE document_id = ?", (document_id,)).fetchone()
+        if row is None:
+            return None
+        return ReportDocumentRecord(row["document_id"], row["report_id"], row["text"] or "",
+                                    row["charset"], row["compression"])
+
+    # ---- listings -----------------------------------------------------------------------
+    def get_listing(self, seller_id: str, sku: str, marketplace_id: str) -> ListingRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM listings WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
+                                   (seller_id, sku, marketplace_id)).fetchone()
+        return _listing(row) if row else None
+
+    def save_listing_attributes(self, listing: ListingRecord, attributes: dict, quantity: int,
+                                price: Decimal | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE listings SET attributes_json = ?, quantity = ?, price = ?, updated = datetime('now')"
+                " WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
+                (dump_attributes(attributes), quantity, None if price is None else str(price),
+                 listing.seller_id, listing.sku, listing.marketplace_id))
+
+    # ---- admin view ---------------------------------------------------------------------
+    def state(self) -> dict:
+        """What the sandbox holds, for ``GET /sandbox/state`` (no secrets, no buyer data)."""
+        with self._lock:
+            by_status = {r["order_status"]: r["n"] for r in self._db.execute(
+                "SELECT order_status, COUNT(*) AS n FROM orders GROUP BY order_status")}
+            reports = [{"reportId": r["report_id"], "settlementId": r["settlement_id"],
+                        "reportType": r["report_type"], "marketplaceId": r["marketplace_id"],
+                        "createdTime": r["created_time"], "processingStatus": r["processing_status"],
+                        "charset": r["charset"], "compression": r["compression"]}
+                       for r in self._db.execute("SELECT * FROM reports ORDER BY created_time")]
+            listings = [{"sku": r["sku"], "marketplaceId": r["marketplace_id"], "quantity": r["quantity"],
+                         "price": r["price"], "currency": r["currency"]}
+                        for r in self._db.execute("SELECT * FROM listings ORDER BY sku, marketplace_id")]
+            shipments = [{"amazonOrderId": r["amazon_order_id"], "confirmedAt": r["confirmed_at"],
+                          "packageDetail": json.loads(r["package_json"])}
+                         for r in self._db.execute("SELECT * FROM shipments ORDER BY id")]
+        return {"sellerId": self.seller_id, "orders": sum(by_status.values()), "ordersByStatus": by_status,
+                "reports": reports, "listings": listings, "shipments": shipments}
+
+
+def dump_attributes(attributes: dict) -> str:
+    """Attributes as JSON; Decimal prices become JSON numbers (Amazon sends numbers there)."""
+    return json.dumps(attributes, default=_decimal_as_number)
+
+
+def _decimal_as_number(value: object) -> float:
+    if isinstance(value, Decimal):
+        return float(value)  # shortest repr of a 2-4 decimal price round-trips exactly
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _default_variant(index: int, text: str) -> tuple[str, str]:
+    """Rotate through VARIANTS; skip cp1252 for text it cannot encode."""
+    for step in range(len(VARIANTS)):
+        charset, compression = VARIANTS[(index + step) % len(VARIANTS)]
+        if _encodable(text, charset):
+            return charset, compression
+    return "utf-8", ""
+
+
+def _encodable(text: str, charset: str) -> bool:
+    try:
+        text.encode(document_codec(charset))
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_encodable(text: str, charset: str, where: str) -> None:
+    if charset not in CHARSETS:
+        raise SeedError(f"{where}: charset must be one of {list(CHARSETS)}, got {charset!r}")
+    if not _encodable(text, charset):
+        raise SeedError(f"{where}: document text cannot be encoded as {charset}")
+
+
+def document_codec(charset: str) -> str:
+    """Python codec for a served charset; no charset means the bytes are UTF-8 (S3 just omits it)."""
+    return "cp1252" if charset.lower() == "cp1252" else "utf-8"
+
+
+def _dt(text: str | None) -> datetime | None:
+    return as_utc(parse_iso(text)) if text else None
+
+
+def _report(row: sqlite3.Row) -> ReportRecord:
+    return ReportRecord(row["report_id"], row["settlement_id"], row["report_type"], row["marketplace_id"],
+                        parse_iso(row["created_time"]), _dt(row["data_start"]), _dt(row["data_end"]),
+                        row["processing_status"], row["document_id"], row["charset"], row["compression"])
+
+
+def _listing(row: sqlite3.Row) -> ListingRecord:
+    return ListingRecord(row["seller_id"], row["sku"], row["marketplace_id"], row["product_type"], row["asin"],
+                         row["title"], row["quantity"], None if row["price"] is None else Decimal(row["price"]),
+                         row["currency"], json.loads(row["attributes_json"]),
+                         parse_iso(row["created"].replace(" ", "T")), parse_iso(row["updated"].replace(" ", "T")))

@@ -1,0 +1,70 @@
+"""Tokens API 2021-03-01 (createRestrictedDataToken) and the PII rules it unlocks.
+
+Without a restricted data token Amazon leaves buyer names, e-mail and street address out of
+Orders v0 answers (sp-api.md §3 "PII / RDT"); the sandbox does the same when PII
+restriction is on.
+"""
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+
+from .context import Reply, Sandbox, json_body
+from .errors import invalid_input
+
+DATA_ELEMENTS = frozenset({"buyerInfo", "shippingAddress", "buyerTaxInformation"})
+_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH"})
+# What remains of an address without the shippingAddress data element.
+_PUBLIC_ADDRESS_FIELDS = frozenset({"City", "StateOrRegion", "PostalCode", "CountryCode"})
+
+
+async def create_restricted_data_token(request: Request, sb: Sandbox) -> Reply:
+    body = await json_body(request)
+    resources = body.get("restrictedResources") if isinstance(body, dict) else None
+    if not isinstance(resources, list) or not resources:
+        raise invalid_input("Missing required field restrictedResources.")
+    granted = []
+    for n, resource in enumerate(resources):
+        where = f"restrictedResources[{n}]"
+        if not isinstance(resource, dict) or resource.get("method") not in _METHODS:
+            raise invalid_input(f"{where}.method must be one of {', '.join(sorted(_METHODS))}.")
+        path = resource.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise invalid_input(f"{where}.path must be an SP-API path such as /orders/v0/orders.")
+        elements = resource.get("dataElements", [])
+        if not isinstance(elements, list) or any(e not in DATA_ELEMENTS for e in elements):
+            raise invalid_input(f"{where}.dataElements must be drawn from {', '.join(sorted(DATA_ELEMENTS))}.")
+        granted.append({"method": resource["method"], "path": path, "dataElements": elements})
+    owner = sb.store.access_token_owner(request.headers.get("x-amz-access-token", ""), sb.now())
+    token, expires_in = sb.store.issue_restricted_token(owner or "", granted, sb.now())
+    return Reply(200, {"restrictedDataToken": token, "expiresIn": expires_in})
+
+
+def granted_elements(request: Request, sb: Sandbox) -> frozenset[str]:
+    """Data elements the caller's token unlocks for this request (all of them when PII is not restricted)."""
+    if not sb.restrict_pii:
+        return DATA_ELEMENTS
+    resources = sb.store.restricted_resources(request.headers.get("x-amz-access-token", ""), sb.now())
+    found: set[str] = set()
+    for resource in resources:
+        pattern = re.escape(resource["path"]).replace(r"\{", "{").replace(r"\}", "}")
+        pattern = re.sub(r"\{[^/}]+\}", "[^/]+", pattern)  # /orders/v0/orders/{orderId} matches any id
+        if resource["method"] == request.method and re.fullmatch(pattern, request.url.path):
+            found.update(resource["dataElements"])
+    return frozenset(found)
+
+
+def visible_order(order: dict, elements: frozenset[str]) -> dict:
+    shown = dict(order)
+    if "shippingAddress" not in elements and isinstance(shown.get("ShippingAddress"), dict):
+        shown["ShippingAddress"] = {k: v for k, v in shown["ShippingAddress"].items() if k in _PUBLIC_ADDRESS_FIELDS}
+    if "buyerInfo" not in elements and "BuyerInfo" in shown:
+        shown["BuyerInfo"] = {}
+    return shown
+
+
+def visible_item(item: dict, elements: frozenset[str]) -> dict:
+    if "buyerInfo" in elements or "BuyerInfo" not in item:
+        return item
+    return {k: v for k, v in item.items() if k != "BuyerInfo"}

@@ -1,0 +1,116 @@
+"""Small settlement files built by hand for the parse and validation tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Same rule as conftest.shared_dir(): shared/ beside the clone, or $M3SYNC_SHARED.
+SHARED = Path(os.environ.get("M3SYNC_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+FIXTURE = SHARED / "fixtures" / "settlements" / "us_v2_usd.tsv"
+
+V2_HEADER = ["settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date", "total-amount",
+             "currency", "transaction-type", "order-id", "merchant-order-id", "adjustment-id", "shipment-id",
+             "marketplace-name", "amount-type", "amount-description", "amount", "fulfillment-id", "posted-date",
+             "posted-date-time", "order-item-code", "merchant-order-item-id", "merchant-adjustment-item-id", "sku",
+             "quantity-purchased", "promotion-id"]
+
+V1_HEADER = ["settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date", "total-amount",
+             "currency", "transaction-type", "order-id", "merchant-order-id", "adjustment-id", "shipment-id",
+             "marketplace-name", "shipment-fee-type", "shipment-fee-amount", "order-fee-type", "order-fee-amount",
+             "fulfillment-id", "posted-date", "order-item-code", "merchant-order-item-id",
+             "merchant-adjustment-item-id", "sku", "quantity-purchased", "price-type", "price-amount",
+             "item-related-fee-type", "item-related-fee-amount", "misc-fee-amount", "other-fee-amount",
+             "other-fee-reason-description", "promotion-id", "promotion-type", "promotion-amount",
+             "direct-payment-type", "direct-payment-amount", "other-amount"]
+V1_HEADER_33 = [c for c in V1_HEADER if not c.startswith("promotion-")]
+
+
+def tsv(header: list[str], rows: list[dict[str, str]]) -> str:
+    """Header line plus one line per row; unnamed fields are empty, as in Amazon's files."""
+    unknown = {key for row in rows for key in row} - set(header)
+    assert not unknown, unknown
+    lines = ["\t".join(header)] + ["\t".join(row.get(c, "") for c in header) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def summary(settlement_id: str, start: str, end: str, deposit: str, total: str, currency: str) -> dict[str, str]:
+    return {"settlement-id": settlement_id, "settlement-start-date": start, "settlement-end-date": end,
+            "deposit-date": deposit, "total-amount": total, "currency": currency}
+
+
+def v2_row(settlement_id: str, amount_type: str, description: str, amount: str, posted: str, posted_time: str,
+           **extra: str) -> dict[str, str]:
+    row = {"settlement-id": settlement_id, "transaction-type": "Order", "order-id": "302-1111111-2222222",
+           "merchant-order-id": "302-1111111-2222222", "marketplace-name": "Amazon.de", "amount-type": amount_type,
+           "amount-description": description, "amount": amount, "fulfillment-id": "AFN", "posted-date": posted,
+           "posted-date-time": posted_time, "order-item-code": "51234567890123", "sku": "SKU-1",
+           "quantity-purchased": "1"}
+    row.update({k.replace("_", "-"): v for k, v in extra.items()})
+    return row
+
+
+def eur_decimal_comma_file() -> str:
+    """DE account, EUR: DD.MM.YYYY dates and decimal comma. 19,99 - 3,00 - 4,65 = 12,34."""
+    sid = "20000000002"
+    posted, posted_time = "14.10.2024", "14.10.2024 04:15:46 UTC"
+    return tsv(V2_HEADER, [
+        summary(sid, "11.10.2024 08:59:52 UTC", "25.10.2024 08:59:52 UTC", "27.10.2024 08:59:52 UTC", "12,34", "EUR"),
+        v2_row(sid, "ItemPrice", "Principal", "19,99", posted, posted_time),
+        v2_row(sid, "ItemFees", "Commission", "-3,00", posted, posted_time),
+        v2_row(sid, "other-transaction", "Current Reserve Amount", "-4,65", posted, posted_time,
+               transaction_type="other-transaction", order_id="", merchant_order_id="", order_item_code="",
+               sku="", quantity_purchased=""),
+    ])
+
+
+def gbp_dot_file() -> str:
+    """UK marketplace of the same EU account: EU dates but decimal dot. 260.00 - 6.57 = 253.43."""
+    sid = "20000000003"
+    posted, posted_time = "15.11.2024", "15.11.2024 10:00:37 UTC"
+    return tsv(V2_HEADER, [
+        summary(sid, "15.11.2024 08:59:45 UTC", "29.11.2024 08:59:45 UTC", "01.12.2024 08:59:45 UTC", "253.43", "GBP"),
+        v2_row(sid, "ItemPrice", "Principal", "260.00", posted, posted_time, marketplace_name="Amazon.co.uk"),
+        v2_row(sid, "ItemFees", "Commission", "-6.57", posted, posted_time, marketplace_name="Amazon.co.uk"),
+    ])
+
+
+V1_SID = "30000000004"
+V1_POSTED = "2025-10-10T10:20:02+00:00"
+
+
+def _v1_base(**fields: str) -> dict[str, str]:
+    row = {"settlement-id": V1_SID, "transaction-type": "Order", "order-id": "702-1234567-7654321",
+           "merchant-order-id": "702-1234567-7654321", "marketplace-name": "Amazon.ca", "fulfillment-id": "AFN",
+           "posted-date": V1_POSTED, "order-item-code": "61234567890123", "sku": "SKU-CA"}
+    row.update(fields)
+    return row
+
+
+def v1_file(with_promotions: bool) -> str:
+    """Legacy V1 (36 or 33 columns), ISO dates with offset, one column per amount kind.
+
+    Amounts: 25.00 - 3.75 (- 1.00 promotion) - 0.25 + 10.00 - 2.00 + 0.40 - 0.10
+    = 28.30 with the promotion row, 29.30 without.
+    """
+    rows = [
+        summary(V1_SID, "2025-10-09T22:07:18+00:00", "2025-10-23T22:07:18+00:00", "2025-10-25T22:07:18+00:00",
+                "28.30" if with_promotions else "29.30", "CAD"),
+        _v1_base(**{"quantity-purchased": "1"}),                                            # line 3: quantity only
+        _v1_base(**{"price-type": "Principal", "price-amount": "25.00"}),                     # line 4
+        _v1_base(**{"item-related-fee-type": "Commission", "item-related-fee-amount": "-3.75"}),  # line 5
+    ]
+    if with_promotions:
+        rows.append(_v1_base(**{"promotion-type": "Shipping", "promotion-amount": "-1.00",   # line 6
+                                "promotion-id": "Free shipping promo"}))
+    rows += [
+        _v1_base(**{"transaction-type": "ServiceFee", "misc-fee-amount": "-0.25", "order-id": "",
+                    "posted-date": "2025-10-11T01:30:00+02:00"}),
+        _v1_base(**{"transaction-type": "Previous Reserve Amount Balance", "other-amount": "10.00",
+                    "order-id": "", "sku": ""}),
+        # One row carrying two kinds at once: both become lines, shipment fee first (column order).
+        _v1_base(**{"transaction-type": "Inbound Transportation Fee", "shipment-fee-type": "FBA transportation fee",
+                    "shipment-fee-amount": "-2.00", "other-fee-amount": "0.40",
+                    "other-fee-reason-description": "TaxAmount"}),
+        _v1_base(**{"direct-payment-type": "Successful charge", "direct-payment-amount": "-0.10   "}),
+    ]
+    return tsv(V1_HEADER if with_promotions else V1_HEADER_33, rows)

@@ -1,0 +1,82 @@
+"""Order-by-order reconciliation against M3 invoices: each category worked out by hand."""
+from __future__ import annotations
+
+import pandas as pd
+
+from reconciliation.matching import reconcile_orders
+
+
+def _lines(rows: list[tuple[str, str, str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["order_id", "transaction_type", "amount_type", "marketplace_name", "amount_minor"])
+
+
+def _invoices(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["orno", "cuor", "ivno", "gross_minor"])
+    return frame.assign(net_minor=frame["gross_minor"], tax_minor=0, currency="USD",
+                        ivdt=pd.Timestamp("2024-10-20"))
+
+
+def test_each_category_from_hand_worked_amounts() -> None:
+    lines = _lines([
+        # 111-A: 68.99 principal + 4.14 tax - 4.14 withheld - 12.42 commission -> sales 68.99
+        ("111-A", "Order", "ItemPrice", "Amazon.com", 6899),
+        ("111-A", "Order", "ItemPrice", "Amazon.com", 414),
+        ("111-A", "Order", "ItemWithheldTax", "Amazon.com", -414),
+        ("111-A", "Order", "ItemFees", "Amazon.com", -1242),
+        # 111-B: 68.99 + 2.99 shipping - 2.99 promotion = 68.99; M3 invoiced 70.00 -> off by -1.01
+        ("111-B", "Order", "ItemPrice", "Amazon.com", 6899),
+        ("111-B", "Order", "ItemPrice", "Amazon.com", 299),
+        ("111-B", "Order", "Promotion", "Amazon.com", -299),
+        # 111-C: sold, nothing in M3
+        ("111-C", "Order", "ItemPrice", "Amazon.com", 2500),
+        # 111-D: refund of 68.99 + 4.83 tax - 4.83 withheld = -68.99, M3 has no credit note
+        ("111-D", "Refund", "ItemPrice", "Amazon.com", -6899),
+        ("111-D", "Refund", "ItemPrice", "Amazon.com", -483),
+        ("111-D", "Refund", "ItemWithheldTax", "Amazon.com", 483),
+        # 111-F: refund with a matching credit note
+        ("111-F", "Refund", "ItemPrice", "Amazon.com", -1000),
+        # S01 multi-channel order: fulfilment only, never reconciled
+        ("S01-X", "Order", "ItemPrice", "Non-Amazon US", 0),
+        # reserve line without an order id
+        ("", "other-transaction", "other-transaction", "", -5000),
+    ])
+    invoices = _invoices([
+        ("1000001", "111-A", "900001", 6899),
+        ("1000002", "111-B", "900002", 7000),
+        ("1000005", "111-E", "900005", 1500),   # invoiced, not settled yet
+        ("1000006", "111-F", "900006", -1000),  # credit note
+    ])
+    result = reconcile_orders(lines, invoices, tolerance_minor=1)
+    by_order = result.orders.set_index("order_id")
+
+    assert by_order.loc["111-A", "category"] == "matched"
+    assert by_order.loc["111-A", "difference_minor"] == 0
+    assert by_order.loc["111-B", "category"] == "amount_mismatch"
+    assert by_order.loc["111-B", "difference_minor"] == 6899 - 7000
+    assert by_order.loc["111-C", "category"] == "missing_in_m3"
+    assert by_order.loc["111-C", "settled_minor"] == 2500
+    assert by_order.loc["111-D", "category"] == "refund_without_credit"
+    assert by_order.loc["111-D", "refunded_minor"] == -6899
+    assert by_order.loc["111-E", "category"] == "not_settled"
+    assert by_order.loc["111-E", "difference_minor"] == -1500
+    assert by_order.loc["111-F", "category"] == "matched"
+    assert "S01-X" not in by_order.index and "" not in by_order.index
+    assert result.counts == {"matched": 2, "amount_mismatch": 1, "missing_in_m3": 1,
+                             "not_settled": 1, "refund_without_credit": 1}
+    assert by_order.loc["111-B", "m3_orders"] == "1000002"
+
+
+def test_tolerance_is_inclusive_and_configurable() -> None:
+    lines = _lines([("111-A", "Order", "ItemPrice", "Amazon.com", 1000)])
+    assert reconcile_orders(lines, _invoices([("1", "111-A", "9", 1001)]), tolerance_minor=1).counts["matched"] == 1
+    assert reconcile_orders(lines, _invoices([("1", "111-A", "9", 1002)]), tolerance_minor=1).counts["amount_mismatch"] == 1
+    assert reconcile_orders(lines, _invoices([("1", "111-A", "9", 1002)]), tolerance_minor=5).counts["matched"] == 1
+
+
+def test_two_invoices_for_one_order_are_summed_and_listed() -> None:
+    lines = _lines([("111-A", "Order", "ItemPrice", "Amazon.com", 3000)])
+    invoices = _invoices([("1000001", "111-A", "900002", 1000), ("1000001", "111-A", "900001", 2000)])
+    row = reconcile_orders(lines, invoices).orders.set_index("order_id").loc["111-A"]
+    assert row["category"] == "matched"
+    assert row["invoiced_minor"] == 3000
+    assert row["invoices"] == "900001 900002"

@@ -1,0 +1,308 @@
+"""The state store on real SQLite files: schema, claims under concurrency, watermarks, id
+maps and dead letters."""
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from _state_fixtures import FakeClock, claim_in_fresh_process
+from connectors.state import (
+    AmbiguousIdMap,
+    DeadLetterNotFound,
+    DeadLetterNotOpen,
+    IdMapConflict,
+    PostingNotFound,
+    StateStore,
+)
+
+TABLES = {"postings", "watermarks", "id_maps", "dead_letters"}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock) -> Iterator[StateStore]:
+    with StateStore.for_home(tmp_path / "home", clock=clock) as opened:
+        yield opened
+
+
+def claim(store: StateStore, key: str = "AMZ-1-202410", content_hash: str = "h1", **kwargs: object):
+    return store.claim_posting(key, kind="voucher", source="us.tsv", content_hash=content_hash, **kwargs)
+
+
+# -- schema ---------------------------------------------------------------------------
+
+
+def test_for_home_creates_folder_and_wal_sqlite_file(tmp_path: Path) -> None:
+    home = tmp_path / "nested" / "home"
+    StateStore.for_home(home).close()
+    database = home / "state.sqlite"
+    assert database.is_file()
+    with sqlite3.connect(database) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert TABLES <= names
+
+
+def test_schema_is_idempotent_and_shared_by_two_stores(tmp_path: Path) -> None:
+    first = StateStore.for_home(tmp_path)
+    first.create_schema()
+    first.create_schema()
+    second = StateStore.for_home(tmp_path)  # creates the schema again on the same file
+    first.set_watermark("orders", "2024-10-01T00:00:00Z")
+    assert second.get_watermark("orders") == "2024-10-01T00:00:00Z"
+    assert TABLES <= set(sa.inspect(sa.create_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")).get_table_names())
+    first.close()
+    second.close()
+
+
+def test_in_memory_url_works(clock: FakeClock) -> None:
+    store = StateStore("sqlite://", clock=clock)
+    store.set_watermark("w", "1")
+    assert store.get_watermark("w") == "1"
+
+
+# -- postings -------------------------------------------------------------------------
+
+
+def test_first_claim_wins_and_a_second_sees_the_claimed_row(store: StateStore, clock: FakeClock) -> None:
+    first = claim(store, content_hash="h1", source_hash="s1")
+    assert first.won
+    assert first.posting.status == "claimed"
+    assert first.posting.attempts == 1
+    assert first.posting.source_hash == "s1"
+    assert first.posting.created_at == datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
+
+    again = claim(store, content_hash="h1")
+    assert not again.won
+    assert not again.content_changed
+    changed = claim(store, content_hash="h2")
+    assert not changed.won
+    assert changed.content_changed
+    assert changed.posting.content_hash == "h1"
+
+
+def test_posted_claim_cannot_be_reclaimed(store: StateStore, clock: FakeClock) -> None:
+    claim(store)
+    clock.advance(minutes=5)
+    posted = store.mark_posted("AMZ-1-202410", "AZ-000123", detail={"lines": 9, "access_token": "Atza|x"})
+    assert posted.status == "posted"
+    assert posted.target_ref == "AZ-000123"
+    assert posted.detail == {"lines": 9, "access_token": "***"}
+    assert posted.updated_at == datetime(2024, 10, 25, 12, 5, tzinfo=UTC)
+    lost = claim(store, reclaim_claimed_after=timedelta(seconds=1))
+    assert not lost.won
+    assert lost.posting.target_ref == "AZ-000123"
+
+
+def test_failed_claim_is_reclaimed(store: StateStore) -> None:
+    claim(store)
+    failed = store.mark_failed("AMZ-1-202410", RuntimeError("M3 said no to Bearer abcdefghijklmnop"))
+    assert failed.status == "failed"
+    assert failed.error == "M3 said no to Bearer ***"
+    retry = claim(store, content_hash="h2")
+    assert retry.won
+    assert retry.posting.status == "claimed"
+    assert retry.posting.attempts == 2
+    assert retry.posting.content_hash == "h2"
+    assert not claim(store).won  # and now it is claimed again
+
+
+def test_stale_claim_is_reclaimed_only_after_the_given_age(store: StateStore, clock: FakeClock) -> None:
+    claim(store)
+    clock.advance(minutes=10)
+    assert not claim(store, reclaim_claimed_after=timedelta(minutes=15)).won
+    assert not claim(store).won  # no age given: a claim is never stale
+    clock.advance(minutes=10)
+    assert claim(store, reclaim_claimed_after=timedelta(minutes=15)).won
+
+
+def test_marking_an_unknown_posting_raises(store: StateStore) -> None:
+    with pytest.raises(PostingNotFound, match="NOPE"):
+        store.mark_posted("NOPE", "1")
+    with pytest.raises(PostingNotFound):
+        store.mark_failed("NOPE", "x")
+
+
+def test_list_get_and_forget_postings(store: StateStore, clock: FakeClock) -> None:
+    claim(store, "V1")
+    clock.advance(seconds=1)
+    store.claim_posting("O1", kind="order", source="orders", content_hash="o")
+    clock.advance(seconds=1)
+    claim(store, "V2")
+    store.mark_posted("V2", "AZ-2")
+    assert [p.posting_key for p in store.list_postings()] == ["V1", "O1", "V2"]
+    assert [p.posting_key for p in store.list_postings(kind="voucher")] == ["V1", "V2"]
+    assert [p.posting_key for p in store.list_postings(kind="voucher", status="posted")] == ["V2"]
+    assert store.get_posting("O1").kind == "order"
+    assert store.forget_posting("V1") is True
+    assert store.forget_posting("V1") is False
+    assert store.get_posting("V1") is None
+    assert claim(store, "V1").won  # forgotten: may be posted again
+
+
+def test_threads_racing_for_one_key_have_exactly_one_winner(store: StateStore) -> None:
+    workers = 8
+    barrier = threading.Barrier(workers)
+    outcomes: list[tuple[str, bool]] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        result = claim(store, "RACE", content_hash=f"h{index}")
+        with lock:
+            outcomes.append((f"h{index}", result.won))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    winners = [content for content, won in outcomes if won]
+    assert len(outcomes) == workers
+    assert len(winners) == 1
+    assert store.get_posting("RACE").content_hash == winners[0]
+
+
+def test_processes_racing_for_one_key_have_exactly_one_winner(tmp_path: Path) -> None:
+    # Fresh file: the processes also race to create the schema. "fork" starts in
+    # milliseconds (no re-import); each child opens its own store after the fork.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    workers = 4
+    barrier = context.Barrier(workers)
+    results = context.Queue()
+    processes = [
+        context.Process(target=claim_in_fresh_process, args=(str(tmp_path), "RACE", f"p{i}", barrier, results))
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in range(workers)]
+    for process in processes:
+        process.join(30)
+        assert process.exitcode == 0
+    winners = [content for content, won, _ in outcomes if won]
+    assert len(winners) == 1
+    # every process saw the winner's row
+    assert {row_hash for _, _, row_hash in outcomes} == {winners[0]}
+
+
+# -- watermarks -----------------------------------------------------------------------
+
+
+def test_watermarks(store: StateStore) -> None:
+    assert store.get_watermark("orders:ATVPDKIKX0DER") is None
+    store.set_watermark("orders:ATVPDKIKX0DER", "2024-10-01T00:00:00Z")
+    store.set_watermark("orders:A1PA6795UKMFR9", "2024-09-01T00:00:00Z")
+    store.set_watermark("orders:ATVPDKIKX0DER", "2024-10-02T00:00:00Z")
+    assert store.get_watermark("orders:ATVPDKIKX0DER") == "2024-10-02T00:00:00Z"
+    assert store.get_watermark("orders:A1PA6795UKMFR9") == "2024-09-01T00:00:00Z"
+    with pytest.raises(TypeError, match="orders"):
+        store.set_watermark("orders", datetime(2024, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
+
+
+# -- id maps --------------------------------------------------------------------------
+
+
+def test_id_maps(store: StateStore) -> None:
+    store.map_id("order", "112-0000001-0000001", "1000001", marketplace="ATVPDKIKX0DER")
+    store.map_id("order", "112-0000001-0000001", "1000001")  # same again: no-op
+    store.map_id("order", "302-0000002-0000002", "1000002")
+    store.map_id("customer", "112-0000001-0000001", "AMZUS")
+    assert store.m3_id_for("order", "112-0000001-0000001") == "1000001"
+    assert store.m3_id_for("order", "999") is None
+    assert store.amazon_id_for("order", "1000002") == "302-0000002-0000002"
+    assert store.amazon_id_for("order", "AMZUS") is None
+    assert store.all_ids("order") == {"112-0000001-0000001": "1000001", "302-0000002-0000002": "1000002"}
+    assert store.all_ids("customer") == {"112-0000001-0000001": "AMZUS"}
+
+    with pytest.raises(IdMapConflict) as conflict:
+        store.map_id("order", "112-0000001-0000001", "1000009")
+    assert (conflict.value.existing_m3_id, conflict.value.new_m3_id) == ("1000001", "1000009")
+    assert store.m3_id_for("order", "112-0000001-0000001") == "1000001"
+
+
+def test_reverse_lookup_of_a_shared_m3_id_is_ambiguous(store: StateStore) -> None:
+    store.map_id("customer", "buyer-a", "AMZUS")
+    store.map_id("customer", "buyer-b", "AMZUS")
+    with pytest.raises(AmbiguousIdMap, match="buyer-a, buyer-b"):
+        store.amazon_id_for("customer", "AMZUS")
+
+
+# -- dead letters ---------------------------------------------------------------------
+
+
+def test_dead_letter_payload_and_error_are_redacted(store: StateStore) -> None:
+    payload = {
+        "AmazonOrderId": "112-0000001-0000001",
+        "BuyerInfo": {"BuyerEmail": "jane@marketplace.amazon.com"},
+        "ShippingAddress": {"Name": "Jane Doe", "AddressLine1": "1 Main St"},
+        "headers": {"x-amz-access-token": "Atza|IwEBsecret"},
+        "note": "mail jane@example.com",
+    }
+    letter = store.add_dead_letter("orders", "order", "112-0000001-0000001", payload,
+                                   ValueError("rejected with refresh_token=Atzr|leaked"))
+    assert letter.payload == {
+        "AmazonOrderId": "112-0000001-0000001",
+        "BuyerInfo": "***",
+        "ShippingAddress": "***",
+        "headers": {"x-amz-access-token": "***"},
+        "note": "mail ***",
+    }
+    assert letter.error == "rejected with refresh_token=***"
+    with sqlite3.connect(Path(store.url.removeprefix("sqlite:///"))) as raw:
+        stored_payload, stored_error = raw.execute("SELECT payload, error FROM dead_letters").fetchone()
+    assert "jane" not in stored_payload.lower() and "IwEB" not in stored_payload
+    assert "leaked" not in stored_error
+
+
+def test_dead_letter_repeats_increment_then_resolve(store: StateStore, clock: FakeClock) -> None:
+    first = store.add_dead_letter("orders", "order", "A1", {"n": 1}, "timeout")
+    assert (first.attempts, first.status, first.payload) == (1, "open", {"n": 1})
+    clock.advance(minutes=3)
+    second = store.add_dead_letter("orders", "order", "A1", '{"n": 2}', "HTTP 500")  # JSON text works too
+    assert second.id == first.id
+    assert second.attempts == 2
+    assert second.error == "HTTP 500"
+    assert second.payload == {"n": 2}
+    assert second.first_seen == datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
+    assert second.last_seen == datetime(2024, 10, 25, 12, 3, tzinfo=UTC)
+    other = store.add_dead_letter("shipments", "order", "A1", {}, "no tracking")
+    assert other.id != first.id
+
+    assert [d.id for d in store.list_dead_letters()] == [first.id, other.id]
+    assert [d.id for d in store.list_dead_letters(flow="orders")] == [first.id]
+
+    resolved = store.resolve_dead_letter(first.id, "replayed")
+    assert resolved.status == "replayed"
+    assert store.get_dead_letter(first.id).status == "replayed"
+    assert [d.id for d in store.list_dead_letters(flow="orders")] == []
+    assert [d.id for d in store.list_dead_letters(flow="orders", status="replayed")] == [first.id]
+    with pytest.raises(DeadLetterNotOpen, match="replayed"):
+        store.resolve_dead_letter(first.id, "discarded")
+
+    # the same entity failing again after a replay opens a new letter
+    reopened = store.add_dead_letter("orders", "order", "A1", {"n": 3}, "again")
+    assert reopened.id not in (first.id, other.id)
+    assert reopened.attempts == 1
+    assert len(store.list_dead_letters(flow="orders", status=None)) == 2
+
+
+def test_dead_letter_resolution_errors(store: StateStore) -> None:
+    with pytest.raises(DeadLetterNotFound):
+        store.resolve_dead_letter(404, "discarded")
+    assert store.get_dead_letter(404) is None
+    letter = store.add_dead_letter("orders", "order", "A1", {}, "x")
+    with pytest.raises(ValueError, match="'open'"):
+        store.resolve_dead_letter(letter.id, "open")  # type: ignore[arg-type]
