@@ -41,6 +41,8 @@ def to_utf8(data: bytes, charset: str | None = None) -> tuple[bytes, str]:
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]
         charset = charset or "utf-8"
+    if data.isascii():  # real files are ASCII: valid in every candidate encoding, no decode pass needed
+        return data, "ascii"
     candidates = [_codec_name(charset)] if charset else ["utf-8", "cp1252"]
     for codec in candidates:
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -26,6 +27,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
@@ -134,26 +137,32 @@ class GLMapping:
             raise ValueError(f"settlement lines lack column(s) {', '.join(missing)}")
         if not marketplace_code:
             raise ValueError("marketplace_code must not be empty")
-        keys = pd.DataFrame({c: lines[c].astype(str).str.strip().to_numpy() for c in KEY_COLUMNS})
-        keys["_pos"] = np.arange(len(keys))
-        category = np.full(len(keys), None, dtype=object)
-        for concrete, rules in self._rules_by_pattern():
-            open_rows = keys[pd.isna(category)]
-            if open_rows.empty:
+        # Match the distinct key combinations (a few dozen), not the rows (up to millions):
+        # factorize each key column, combine the codes, and broadcast the result back.
+        combos, row_combo = _distinct_combinations(lines)
+        combo_category = np.full(len(combos), None, dtype=object)
+        combos["_combo"] = np.arange(len(combos))
+        for concrete, rules in self._rules_by_pattern:
+            open_combos = combos[pd.isna(combo_category)]
+            if open_combos.empty:
                 break
-            hits = open_rows.merge(rules, on=list(concrete), how="inner")
-            category[hits["_pos"].to_numpy()] = hits["category"].to_numpy()
+            hits = open_combos.merge(rules, on=list(concrete), how="inner")
+            combo_category[hits["_combo"].to_numpy()] = hits["category"].to_numpy()
 
-        resolved = pd.DataFrame(
-            [(name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()],
-            columns=list(MAPPED_COLUMNS),
-        )
-        found = pd.DataFrame({"category": category}).merge(resolved, on="category", how="left")
-        out = lines.copy()
-        for column in MAPPED_COLUMNS:
-            out[column] = pd.array(found[column].to_numpy(), dtype="string")
-        return MappedLines(out, _unmapped(out), marketplace_code, currency)
+        names = list(self.categories)
+        category_index = {name: i for i, name in enumerate(names)}
+        combo_to_category = np.array([-1 if c is None else category_index[c] for c in combo_category], dtype=np.int64)
+        row_category = combo_to_category[row_combo] if len(combos) else np.empty(0, dtype=np.int64)
+        resolved = [(name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()]
+        mapped_columns = {
+            column: pd.array([r[i] for r in resolved], dtype="str").take(row_category, allow_fill=True)
+            for i, column in enumerate(MAPPED_COLUMNS)
+        }
+        out = lines.assign(**mapped_columns)
+        unmapped_combos = np.flatnonzero(combo_to_category < 0)
+        return MappedLines(out, _unmapped(combos, unmapped_combos, row_combo, lines), marketplace_code, currency)
 
+    @cached_property  # works on a frozen dataclass: it writes the instance __dict__ directly
     def _rules_by_pattern(self) -> list[tuple[tuple[str, ...], pd.DataFrame]]:
         """Rules grouped by which keys are concrete, most specific pattern first."""
         groups: dict[tuple[bool, ...], list[Rule]] = {}
@@ -171,15 +180,48 @@ class GLMapping:
         return result
 
 
-def _unmapped(mapped: pd.DataFrame) -> tuple[UnmappedCombination, ...]:
-    missing = mapped[mapped["category"].isna()]
-    if missing.empty:
+def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct (stripped) key combinations and, per row, the index of its combination."""
+    codes = np.zeros(len(lines), dtype=np.int64)
+    uniques = []
+    for column in KEY_COLUMNS:
+        column_codes, column_uniques = _factorize(lines[column])
+        codes = codes * max(len(column_uniques), 1) + column_codes
+        uniques.append((column_codes, column_uniques))
+    distinct, first_row, row_combo = np.unique(codes, return_index=True, return_inverse=True)
+    # Whitespace is stripped on the few distinct values only; combinations that differ only
+    # in whitespace stay separate here and simply match the same rule.
+    combos = pd.DataFrame({
+        column: [str(v).strip() for v in np.asarray(column_uniques, dtype=object)[column_codes[first_row]]]
+        for column, (column_codes, column_uniques) in zip(KEY_COLUMNS, uniques)
+    })
+    return combos, row_combo.reshape(-1)
+
+
+def _factorize(column: pd.Series) -> tuple[np.ndarray, list]:
+    """Integer codes and distinct values; pyarrow's dictionary encoding when the column is
+    Arrow-backed (pandas 3 ``str``), about 3x faster than ``pd.factorize`` there."""
+    backing = getattr(column.array, "_pa_array", None)
+    if backing is not None and (pa.types.is_string(backing.type) or pa.types.is_large_string(backing.type)):
+        encoded = pc.dictionary_encode(backing.combine_chunks() if isinstance(backing, pa.ChunkedArray) else backing)
+        if encoded.null_count == 0:
+            return encoded.indices.to_numpy().astype(np.int64), encoded.dictionary.to_pylist()
+    codes, values = pd.factorize(column.astype(str))
+    return codes.astype(np.int64), list(values)
+
+
+def _unmapped(combos: pd.DataFrame, unmapped: np.ndarray, row_combo: np.ndarray,
+              lines: pd.DataFrame) -> tuple[UnmappedCombination, ...]:
+    if not len(unmapped):
         return ()
-    grouped = missing.groupby(list(KEY_COLUMNS), sort=True)["amount_minor"].agg(["size", "sum"])
-    return tuple(
-        UnmappedCombination(str(tt), str(at), str(ad), int(row["size"]), int(row["sum"]))
-        for (tt, at, ad), row in grouped.iterrows()
-    )
+    amounts = lines["amount_minor"].to_numpy(dtype=np.int64)
+    in_unmapped = np.isin(row_combo, unmapped)
+    per_combo = pd.Series(amounts[in_unmapped]).groupby(row_combo[in_unmapped]).agg(["size", "sum"])
+    found = [
+        UnmappedCombination(*(str(combos.at[int(combo), c]) for c in KEY_COLUMNS), int(row["size"]), int(row["sum"]))
+        for combo, row in per_combo.iterrows()
+    ]
+    return tuple(sorted(found, key=lambda u: (u.transaction_type, u.amount_type, u.amount_description)))
 
 
 def marketplace_code(marketplace_name: str) -> str:

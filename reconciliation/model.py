@@ -64,3 +64,23 @@ class Settlement:
     @property
     def decimals(self) -> int:
         return currency_decimals(self.currency)
+
+
+def minor_to_decimal(amount_minor: int, decimals: int) -> "Decimal":
+    """Exact Decimal of an amount in minor units (1234, 2 -> Decimal('12.34'))."""
+    from decimal import Decimal
+
+    return Decimal(int(amount_minor)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
+
+
+def decimal_to_minor(amount: "Decimal", decimals: int) -> int:
+    """Minor units of an exact amount; refuses amounts with more decimals than the currency has."""
+    scaled = amount.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} has more than {decimals} decimals")
+    return int(scaled)
+
+
+def format_amount(amount_minor: int, currency: str) -> str:
+    """Minor units as the JSON contract's string: the currency's decimals, no float ("31.81")."""
+    return str(minor_to_decimal(amount_minor, currency_decimals(currency)))

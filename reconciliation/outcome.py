@@ -46,6 +46,7 @@ class SettlementOutcome:
     reconciliation: Reconciliation | None = None
     anomalies: pd.DataFrame | None = None          # ANOMALY_COLUMNS, sorted by score descending
     reconciliation_skipped_reason: str = ""
+    unreachable: str = ""                          # M3/Amazon could not be reached (exit code 4)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

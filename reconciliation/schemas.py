@@ -6,15 +6,15 @@ the source file's line numbers, plus the balance rule Σ amount == total-amount 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from reconciliation.model import Settlement, currency_decimals
+from reconciliation.model import Settlement
 from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN
+from reconciliation.vouchers import format_minor
 
 MAX_LINES_IN_REASON = 10
 NON_EMPTY = {"min_value": 1}
@@ -119,12 +119,12 @@ def parsed_lines_schema(start: pd.Timestamp, end: pd.Timestamp) -> pa.DataFrameS
 
 
 class M3Invoices(pa.DataFrameModel):
-    """Customer invoices read from M3 for reconciliation. ``ivdt`` is M3's YYYYMMDD."""
+    """Customer invoices read from M3 (``reconciliation.matching.INVOICE_COLUMNS``)."""
 
     orno: Series[str] = pa.Field(str_length=NON_EMPTY)
     cuor: Series[str]  # customer's order number = Amazon order id (may be empty for non-Amazon orders)
     ivno: Series[str] = pa.Field(str_length=NON_EMPTY)
-    ivdt: Series[str] = pa.Field(str_matches=r"^\d{8}$")
+    ivdt: Series[pd.Timestamp]
     currency: Series[str] = pa.Field(str_matches=r"^[A-Z]{3}$")
     net_minor: Series[np.int64]
     tax_minor: Series[np.int64]
@@ -141,12 +141,12 @@ class VoucherLines(pa.DataFrameModel):
 
     voucher_key: Series[str] = pa.Field(str_length=NON_EMPTY)
     account: Series[str] = pa.Field(str_length=NON_EMPTY)
-    dim2: Series[str] | None  # accounting dimensions (M3 AIT2..AIT7), optional
-    dim3: Series[str] | None
-    dim4: Series[str] | None
-    dim5: Series[str] | None
-    dim6: Series[str] | None
-    dim7: Series[str] | None
+    ait2: Series[str] | None  # accounting dimensions AIT2..AIT7 (as in reconciliation.vouchers), optional
+    ait3: Series[str] | None
+    ait4: Series[str] | None
+    ait5: Series[str] | None
+    ait6: Series[str] | None
+    ait7: Series[str] | None
     debit_minor: Series[np.int64] = pa.Field(ge=0)
     credit_minor: Series[np.int64] = pa.Field(ge=0)
 
@@ -177,22 +177,16 @@ class ValidationReport:
     reasons: list[str]
 
 
-def format_minor(minor: int, currency: str) -> str:
-    """Minor units -> "31.81" with the currency's decimals (exact)."""
-    decimals = currency_decimals(currency)
-    return f"{Decimal(minor).scaleb(-decimals):.{decimals}f}"
-
-
 def validate_settlement(settlement: Settlement) -> ValidationReport:
     """Check lines against ParsedLines (lazily: all failures at once) and the balance rule."""
     failures = _schema_failures(settlement)
     reasons = _reasons_from(failures)
     line_total = int(settlement.lines["amount_minor"].sum()) if "amount_minor" in settlement.lines else 0
     if line_total != settlement.total_minor:
-        currency = settlement.currency
-        reasons.append(f"lines sum to {format_minor(line_total, currency)} {currency} but total-amount is "
-                       f"{format_minor(settlement.total_minor, currency)} {currency} (difference "
-                       f"{format_minor(settlement.total_minor - line_total, currency)})")
+        currency, decimals = settlement.currency, settlement.decimals
+        reasons.append(f"lines sum to {format_minor(line_total, decimals)} {currency} but total-amount is "
+                       f"{format_minor(settlement.total_minor, decimals)} {currency} (difference "
+                       f"{format_minor(settlement.total_minor - line_total, decimals)})")
         balance = pd.DataFrame([{"source": settlement.source, "line": None, "column": "amount_minor",
                                  "check": "sum of amounts == total-amount", "value": str(line_total)}])
         failures = balance if failures.empty else pd.concat([failures, balance], ignore_index=True)

@@ -180,13 +180,22 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
     market = mapped.marketplace_code or marketplace_code(settlement.marketplace)
     currency = mapped.currency or settlement.currency
     decimals = currency_decimals(settlement.currency)
-    lines = mapped.lines.assign(_period=_line_periods(settlement, mapped.lines))
-    aggregated = (
-        lines.groupby(["_period", "account", *_DIMENSION_COLUMNS], sort=True, dropna=False)
-        .agg(amount=("amount_minor", "sum"), categories=("category", lambda c: "+".join(sorted(set(c)))))
-        .reset_index()
+    periods = _line_periods(settlement, mapped.lines)
+    # Sum per (month, category) over all report rows in one groupby; a category fixes the
+    # account and dimensions, so the per-account aggregation below only sees those sums.
+    by_category = (
+        pd.DataFrame({"period": periods, "category": mapped.lines["category"].to_numpy(dtype=object),
+                      "amount": mapped.lines["amount_minor"].to_numpy(dtype=np.int64)})
+        .groupby(["period", "category"], sort=True)["amount"].sum()
     )
-    period_sums = {int(p): int(s) for p, s in lines.groupby("_period")["amount_minor"].sum().items()}
+    accounts: dict[int, dict[tuple[str, tuple[str, ...]], list]] = {}
+    period_sums: dict[int, int] = {}
+    for (period, category), amount in by_category.items():
+        period, amount = int(period), int(amount)
+        period_sums[period] = period_sums.get(period, 0) + amount
+        slot = accounts.setdefault(period, {}).setdefault(mapping.account_for(category, market, currency), [0, set()])
+        slot[0] += amount
+        slot[1].add(category)
 
     def account_line(category: str, amount: int, description: str, role: str) -> VoucherLine:
         account, dims = mapping.account_for(category, market, currency)
@@ -197,12 +206,11 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
     plan = planned_vouchers(settlement)
     for index, (key, accounting_date) in enumerate(plan):
         period = int(key.rsplit("-", 1)[1])
-        part = aggregated[(aggregated["_period"] == period) & (aggregated["amount"] != 0)]
-        voucher_lines = [
-            VoucherLine(str(row.account), tuple(str(getattr(row, c)) for c in _DIMENSION_COLUMNS),
-                        -int(row.amount), str(row.categories), _describe(mapping, str(row.categories)))
-            for row in part.itertuples(index=False)
-        ]
+        voucher_lines = []
+        for (account, dims), (amount, categories) in sorted(accounts.get(period, {}).items()):
+            if amount:
+                joined = "+".join(sorted(categories))
+                voucher_lines.append(VoucherLine(account, dims, -amount, joined, _describe(mapping, joined)))
         is_deposit_part = index == len(plan) - 1
         if not is_deposit_part:
             month_sum = period_sums.get(period, 0)
@@ -211,7 +219,7 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
                 voucher_lines.append(account_line("carry_over", month_sum, f"Carry-over {key} to deposit month", ROLE_CARRY_OVER))
         else:
             if carried:
-                pass  # voucher_lines.append(account_line("carry_over", -carried, "Carry-over from earlier months", ROLE_CARRY_OVER))
+                voucher_lines.append(account_line("carry_over", -carried, "Carry-over from earlier months", ROLE_CARRY_OVER))
             total = settlement.total_minor
             if total > 0:
                 voucher_lines.append(account_line("amazon_clearing", total, f"Amazon deposit {accounting_date}", ROLE_DEPOSIT))
@@ -230,3 +238,19 @@ def _describe(mapping: GLMapping, categories: str) -> str:
     if len(names) == 1:
         return mapping.categories[names[0]].description
     return f"Amazon {', '.join(names)}"
+
+
+def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFrame:
+    """One row per voucher line (columns of ``schemas.VoucherLines`` plus context), for
+    validation, the workbook and artifacts. Amounts stay integer minor units."""
+    columns = ["voucher_key", "settlement_id", "accounting_date", "currency", "line", "account",
+               *_DIMENSION_COLUMNS, "debit_minor", "credit_minor", "category", "description", "role"]
+    records = [
+        (v.key, v.settlement_id, v.accounting_date, v.currency, number, line.account, *line.dimensions,
+         max(line.amount_minor, 0), max(-line.amount_minor, 0), line.category, line.description, line.role)
+        for v in vouchers for number, line in enumerate(v.lines, start=1)
+    ]
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    return frame.astype({"line": "int64", "debit_minor": "int64", "credit_minor": "int64",
+                         **{c: "str" for c in ("voucher_key", "settlement_id", "currency", "account",
+                                               *_DIMENSION_COLUMNS, "category", "description", "role")}})

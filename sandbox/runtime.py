@@ -45,6 +45,23 @@ class SandboxEnvironment:
     def amazon_settings(self) -> dict[str, object]:
         return json.loads(self.spapi_credentials_path.read_text(encoding="utf-8"))
 
+    def advance_m3_order(self, orno: str, step: str, day: date | None = None) -> str:
+        """Drive the M3 business simulation: ``step`` is allocate, deliver or invoice; returns the status."""
+        import httpx
+
+        body = {"date": day.strftime("%Y%m%d")} if day else {}
+        answer = httpx.post(f"{self.m3.base_url}/sandbox/orders/{orno}/{step}", json=body, timeout=30)
+        answer.raise_for_status()
+        return str(answer.json()["status"])
+
+    def world(self):  # -> sandbox.generator.World
+        """The seeded world this home's sandbox holds (rebuilt deterministically from its marker)."""
+        from sandbox.generator import build_world
+
+        marker = json.loads((self.folder / WORLD_MARKER).read_text(encoding="utf-8"))
+        return build_world(marker["seed"], orders=marker["orders"], start=date.fromisoformat(marker["start"]),
+                           days=marker["days"], anomalies=True)
+
     def stop(self) -> None:
         if not self._stopped:
             self.m3.stop()

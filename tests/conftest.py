@@ -26,3 +26,17 @@ def shared() -> Path:
 def _no_default_marketplace(monkeypatch: pytest.MonkeyPatch) -> None:
     # python-amazon-sp-api silently replaces any marketplace argument with this (sp-api.md §7.8).
     monkeypatch.delenv("SP_API_DEFAULT_MARKETPLACE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url():
+    """One temporary Prefect server for the session (flows in-process and CLI subprocesses).
+
+    Flows in this process run under ``prefect_test_harness``; subprocesses get its API URL, so
+    each ``m3sync`` process talks to it instead of starting an ephemeral server of its own.
+    """
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=None):
+        yield PREFECT_API_URL.value()

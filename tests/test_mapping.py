@@ -61,6 +61,15 @@ VOCABULARY = [
     ("REVERSAL_REIMBURSEMENT", "other-transaction", "REVERSAL_REIMBURSEMENT", "reimbursements"),
     ("Payable to Amazon", "other-transaction", "Payable to Amazon", "payable_to_amazon"),
     ("Successful charge", "other-transaction", "Successful charge", "amazon_clearing"),
+    # legacy V1 files as reconciliation.parse melts them
+    ("Order", "ItemFees", "MarketplaceFacilitatorTax-Principal", "marketplace_facilitator_tax"),
+    ("Refund", "ItemFees", "MarketplaceFacilitatorVAT-Shipping", "marketplace_facilitator_tax"),
+    ("Current Reserve Amount", "other-transaction", "Current Reserve Amount", "reserves"),
+    ("Previous Reserve Amount Balance", "other-transaction", "Previous Reserve Amount Balance", "reserves"),
+    ("ServiceFee", "OtherFees", "Cost of Advertising", "advertising"),
+    ("ServiceFee", "ItemFees", "Cost of Advertising", "advertising"),
+    ("ServiceFee", "OtherFees", "TaxAmount", "advertising"),
+    ("Order", "ShipmentFees", "FBA transportation fee", "fba_fulfilment_fees"),
 ]
 
 

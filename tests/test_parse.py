@@ -300,6 +300,19 @@ def test_invalid_date_in_detected_format() -> None:
     assert str(error).startswith("us.tsv:8:18: posted-date-time '2024-13-45 02:58:02 UTC' is not a valid date")
 
 
+def test_impossible_day_is_not_rolled_over() -> None:
+    error = only_error(with_field(9, POSTED_TIME_COL, "2024-02-30 02:58:02 UTC"))
+    assert (error.line, error.column) == (9, 18)
+    assert "'2024-02-30 02:58:02 UTC' is not a valid date" in error.message
+
+
+def test_iso_offset_crossing_midnight() -> None:
+    text = v1_file(with_promotions=True).replace("2025-10-11T01:30:00+02:00", "2025-10-10T23:30:00-02:00")
+    [s], errors = parse_text(text)
+    assert errors == []
+    assert s.lines["posted_date"].iloc[3] == pd.Timestamp("2025-10-11 01:30:00", tz=UTC)
+
+
 def test_unknown_settlement_date_format() -> None:
     error = only_error(with_field(2, 2, "9 Oct 2024"))
     assert (error.line, error.column, error.column_name) == (2, 2, "settlement-start-date")

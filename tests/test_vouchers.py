@@ -17,6 +17,7 @@ from reconciliation.vouchers import (
     VoucherLine,
     build_vouchers,
     format_minor,
+    vouchers_frame,
 )
 from _settlement_builders import make_settlement, settlement_from_tsv
 
@@ -215,3 +216,15 @@ def test_format_minor_uses_currency_decimals():
     assert format_minor(-450, 2) == "-4.50"
     assert format_minor(5, 2) == "0.05"
     assert format_minor(-500, 0) == "-500"
+
+
+def test_vouchers_frame_has_one_sided_rows_per_line(us_fixture):
+    vouchers = _vouchers(us_fixture)
+    frame = vouchers_frame(vouchers)
+    assert len(frame) == 7
+    assert frame["debit_minor"].sum() == frame["credit_minor"].sum() == 6899
+    assert list(frame.loc[frame["account"] == "1510", ["debit_minor", "credit_minor"]].iloc[0]) == [0, 6830]
+    assert list(frame["line"]) == [1, 2, 3, 4, 5, 6, 7]
+    assert str(frame["debit_minor"].dtype) == "int64"
+    schemas = pytest.importorskip("reconciliation.schemas")
+    schemas.VoucherLines.validate(frame)

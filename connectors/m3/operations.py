@@ -120,10 +120,16 @@ class M3Operations:
 
     def find_order_by_reference(self, cuno: str, cuor: str) -> str | None:
         """The ORNO of the customer's order whose CUOR is ``cuor`` (the Amazon order id), if any."""
+        return self.orders_by_reference(cuno).get(cuor)
+
+    def orders_by_reference(self, cuno: str) -> dict[str, str]:
+        """CUOR -> ORNO for every order of the customer (one LstHead; the first order wins)."""
+        found: dict[str, str] = {}
         for record in self.client.execute("OIS100MI", "LstHead", {"CUNO": cuno}, maxrecs=0):
-            if m3_text(record, "CUOR") == cuor:
-                return m3_text(record, "ORNO")
-        return None
+            cuor = m3_text(record, "CUOR")
+            if cuor:
+                found.setdefault(cuor, m3_text(record, "ORNO"))
+        return found
 
     def get_order(self, orno: str) -> OrderHead:
         return OrderHead.from_m3(self._one("OIS100MI", "GetHead", {"ORNO": orno}))

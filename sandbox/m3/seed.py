@@ -36,6 +36,9 @@ MARKETPLACE_CUSTOMERS = {
 _PRICE_MARKETPLACE = {"USD": ("US",), "EUR": ("DE", "FR"), "GBP": ("UK",)}
 
 
+FREIGHT_ITEM = "FREIGHT"
+
+
 def customer_record(cuno: str, name: str, currency: str, country: str, **extra: str) -> dict[str, str]:
     record = {"CONO": CONO, "DIVI": DIVI, "LNCD": "GB", "CUNO": cuno, "CUNM": name, "CUA1": name, "CUA2": "",
               "CUA3": "", "CUA4": "", "PONO": "", "TOWN": "", "CSCD": country, "ECAR": "", "PHNO": "", "PHN2": "",
@@ -93,4 +96,10 @@ def _seed_master_data(tx: Tx, seed: int) -> None:
         for whlo, high in (("100", 200), ("FBA", 120)):
             tx.execute("INSERT INTO balances (whlo, itno, stqt, alqt) VALUES (?, ?, ?, 0)",
                        (whlo, item.itno, rng.randint(0, high)))
+    # Shipping charged to the buyer is invoiced as a line on this non-stock item [ours]: the
+    # sandbox has no order charges, and shipping must be invoiced for a settlement's Shipping
+    # rows to reconcile against M3.
+    freight = {"CONO": CONO, "ITNO": FREIGHT_ITEM, "ITDS": "Freight charge", "FUDS": "Service", "STAT": "20",
+               "UNMS": "PCS", "ITGR": "SERVICE", "ITCL": "", "ITTY": "SRV", "LMDT": SEED_DATE, "RGDT": SEED_DATE}
+    tx.execute("INSERT INTO items (itno, data) VALUES (?, ?)", (FREIGHT_ITEM, dumps(freight)))
     assert set(_PRICE_MARKETPLACE) >= {m.currency for m in MARKETPLACES.values()}

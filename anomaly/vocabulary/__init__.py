@@ -1,0 +1,1 @@
+"""Shipped vocabulary of Amazon fee names (data only)."""

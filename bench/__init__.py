@@ -1,0 +1,1 @@
+"""Benchmarks with their own data generators; not part of the test run."""

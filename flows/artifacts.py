@@ -1,0 +1,43 @@
+"""Prefect artifacts of a settlement run: a markdown summary, a table of exceptions, the workbook path."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from reconciliation.model import format_amount
+from reconciliation.outcome import SettlementOutcome
+from reconciliation.parse import SettlementFileError
+
+
+def summary_markdown(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
+                     workbook: Path) -> str:
+    rows = ["| settlement | marketplace | deposit | total | status | vouchers | reconciliation |",
+            "|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        s = o.settlement
+        rec = o.reconciliation
+        rec_text = (f"{rec.counts['matched']} matched, {len(rec.exceptions)} exceptions" if rec is not None
+                    else f"skipped ({o.reconciliation_skipped_reason})")
+        rows.append(f"| {s.settlement_id} | {s.marketplace} | {s.deposit_date.date()} | "
+                    f"{format_amount(s.total_minor, s.currency)} {s.currency} | {o.status} | "
+                    f"{', '.join(p.m3_ref for p in o.posted) or '-'} | {rec_text} |")
+    if errors:
+        rows.append(f"\n{len(errors)} input problem(s); see the Exceptions sheet.")
+    return "# Amazon settlements\n\n" + "\n".join(rows) + f"\n\nWorkbook: `{workbook}`\n"
+
+
+def exception_rows(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError]) -> list[dict]:
+    rows = [{"settlement": o.settlement.settlement_id, "status": o.status, "reason": reason}
+            for o in outcomes for reason in o.reasons if o.status in ("held", "duplicate")]
+    rows += [{"settlement": "", "status": "invalid", "reason": str(e)} for e in errors]
+    return rows
+
+
+def publish_settlement_artifacts(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
+                                 workbook: Path) -> None:
+    create_markdown_artifact(summary_markdown(outcomes, errors, workbook), key="settlement-summary",
+                             description="Settlements processed in this run")
+    create_table_artifact(exception_rows(outcomes, errors) or [{"settlement": "", "status": "", "reason": "none"}],
+                          key="settlement-exceptions", description="Held, duplicate and invalid settlements")

@@ -1,0 +1,167 @@
+"""The ``m3sync`` command line (DESIGN.md, "Contracts").
+
+Exit codes: 0 success (posted, dry run, duplicate), 2 invalid input or configuration (the
+message on stderr says what and where), 3 a settlement held by a gate, 4 M3 or Amazon
+unreachable or rejecting. No traceback reaches the user for any of these.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_INVALID, EXIT_HELD, EXIT_UNREACHABLE = 0, 2, 3, 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="m3sync", description="Infor M3 <-> Amazon Selling Partner API")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def home_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--home", metavar="DIR", help="state, sandbox and reports (default $M3SYNC_HOME, else ./.m3sync)")
+
+    demo = commands.add_parser("demo", help="run the whole story against the embedded sandbox")
+    home_option(demo)
+    demo.add_argument("--seed", type=int, default=0, help="seed of the sandbox world (first run of a home)")
+    demo.set_defaults(handler=_demo)
+
+    sandbox = commands.add_parser("sandbox", help="run the M3 and SP-API emulators in the foreground")
+    home_option(sandbox)
+    sandbox.add_argument("--m3-port", type=int, default=0, metavar="P", help="M3 port (default: a free one)")
+    sandbox.add_argument("--spapi-port", type=int, default=0, metavar="Q", help="SP-API port (default: a free one)")
+    sandbox.add_argument("--seed", type=int, default=0, help="seed of the sandbox world (first run of a home)")
+    sandbox.set_defaults(handler=_sandbox)
+
+    settle = commands.add_parser("settle", help="settle Amazon settlement reports in M3's general ledger")
+    settle.add_argument("files", nargs="*", metavar="FILE", help="settlement flat files (V2, or legacy V1)")
+    settle.add_argument("--from-amazon", action="store_true", help="settlement reports listed from SP-API")
+    settle.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
+    settle.add_argument("--dry-run", action="store_true", help="check, map and reconcile; post nothing")
+    settle.add_argument("--report", metavar="PATH", help="workbook path (default HOME/reports/settlements-<time>.xlsx)")
+    settle.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    settle.add_argument("--mapping", default="invoice-clearing",
+                        help="GL mapping preset or file (invoice-clearing, summary, or HOME/mappings/NAME.yaml)")
+    settle.add_argument("--tolerance", default="0.01", help="reconciliation tolerance per order (default 0.01)")
+    settle.add_argument("--strict", action="store_true", help="hold settlements whose orders do not reconcile")
+    home_option(settle)
+    settle.set_defaults(handler=_settle)
+    return parser
+
+
+# Defaults for Prefect when the user has not set them (set before Prefect is imported): a
+# loaded laptop needs more than 20 s to start the ephemeral server (stack-notes.md §2), and
+# offline machines log telemetry errors.
+PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for name, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    from connectors.redact import install_redaction
+
+    install_redaction()
+    return int(args.handler(args))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"m3sync: {message}", file=sys.stderr)
+    return code
+
+
+def _known_failure(exc: BaseException) -> int | None:
+    """Exit code for failures we explain in one line (no traceback), else None."""
+    from connectors.amazon import AmazonError, AmazonUnavailable
+    from connectors.amazon.config import AmazonConfigError
+    from connectors.m3 import M3AuthError, M3Error, M3Unavailable
+    from connectors.settings import ConfigurationError
+    from reconciliation.mapping import MappingError
+
+    if isinstance(exc, (ConfigurationError, MappingError, AmazonConfigError)):
+        return EXIT_INVALID
+    if isinstance(exc, (M3Unavailable, M3AuthError, AmazonUnavailable, AmazonError, M3Error)):
+        return EXIT_UNREACHABLE
+    return None
+
+
+def _settle(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    if not args.files and not args.from_amazon:
+        return _fail("settle needs FILE arguments or --from-amazon", EXIT_INVALID)
+    if args.files and args.from_amazon:
+        return _fail("give FILE arguments or --from-amazon, not both", EXIT_INVALID)
+    try:
+        if Decimal(args.tolerance) < 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        return _fail(f"--tolerance {args.tolerance!r} is not a non-negative amount", EXIT_INVALID)
+    missing = [f for f in args.files if not os.path.isfile(f)]
+    if missing:
+        return _fail(f"{missing[0]}: no such file", EXIT_INVALID)
+
+    from flows.contract import exit_code
+    from flows.settlement import settlement_reconciliation
+
+    try:
+        document = settlement_reconciliation(
+            files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,
+            dry_run=args.dry_run, report=args.report, home=args.home, mapping=args.mapping,
+            tolerance=args.tolerance, strict=args.strict)
+    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
+        code = _known_failure(exc)
+        if code is None:
+            raise
+        return _fail(str(exc), code)
+    unreachable = bool(document.get("unreachable"))
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        from flows.demo import summary_lines
+
+        for line in summary_lines(document):
+            print(line)
+    return exit_code(document, unreachable=unreachable)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    try:
+        return run_demo(args.home, args.seed)
+    except Exception as exc:  # noqa: BLE001
+        code = _known_failure(exc)
+        if code is None:
+            raise
+        return _fail(str(exc), code)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from connectors.settings import resolve_home
+    from sandbox.runtime import start_sandbox
+
+    home = resolve_home(args.home)
+    try:
+        env = start_sandbox(home, seed=args.seed, m3_port=args.m3_port, spapi_port=args.spapi_port)
+    except OSError as exc:
+        return _fail(f"cannot start the sandbox: {exc}", EXIT_INVALID)
+    print(f"M3 MI REST   {env.m3.base_url}/m3api-rest/v2/execute   (ION API: {env.m3.base_url}/SANDBOX_TST/M3)")
+    print(f"SP-API       {env.spapi.base_url}")
+    print(f".ionapi      {env.ionapi_path}")
+    print(f"SP-API creds {env.spapi_credentials_path}")
+    print(f"world        seed {env.seed}{' (seeded now)' if env.seeded_now else ''}; Ctrl-C stops", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    env.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Wiring: turn a home folder and ``--sandbox`` into connectors, a state store and options.
+
+Flows get everything they talk to from here, so the same flow runs against the embedded
+sandbox or a live M3 and seller account with configuration only. Nothing silently falls back
+to the sandbox: without ``--sandbox``, a missing setting raises ``ConfigurationError`` naming
+what to configure.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.amazon import AmazonAccount, AmazonConnector
+from connectors.m3 import M3Client, M3Operations
+from connectors.settings import ConfigurationError, Settings, load_settings, resolve_home
+from connectors.state import StateStore
+
+SANDBOX_DIVISION = "AAA"
+
+
+@dataclass
+class Connections:
+    """Open connections for one flow run; ``close()`` revokes tokens and stops sandboxes."""
+
+    home: Path
+    sandbox: bool
+    state: StateStore
+    m3: M3Operations | None = None
+    m3_profile: str = "brief"
+    divi: str = SANDBOX_DIVISION
+    amazon: AmazonConnector | None = None
+    sandbox_env: Any = None          # sandbox.runtime.SandboxEnvironment when sandbox=True
+    _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    def require_m3(self) -> M3Operations:
+        if self.m3 is None:
+            raise ConfigurationError("M3 is not configured: set [m3] ionapi in HOME/config.toml or "
+                                     "M3SYNC_M3_IONAPI, or use --sandbox")
+        return self.m3
+
+    def require_amazon(self) -> AmazonConnector:
+        if self.amazon is None:
+            raise ConfigurationError("Amazon is not configured: set [amazon] refresh_token, lwa_app_id, "
+                                     "lwa_client_secret and seller_id in HOME/config.toml (or M3SYNC_AMAZON_*), "
+                                     "or use --sandbox")
+        return self.amazon
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "Connections":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_connections(home: str | Path | None, *, sandbox: bool, need_m3: bool = True,
+                     need_amazon: bool = False, seed: int = 0) -> Connections:
+    """Connect to the sandbox under ``home`` or to the configured live systems."""
+    home_path = resolve_home(str(home) if home is not None else None)
+    home_path.mkdir(parents=True, exist_ok=True)
+    stack = ExitStack()
+    try:
+        if sandbox:
+            connections = _sandbox_connections(home_path, stack, seed=seed)
+        else:
+            connections = _live_connections(home_path, stack, need_m3=need_m3, need_amazon=need_amazon)
+    except BaseException:
+        stack.close()
+        raise
+    connections._stack = stack
+    return connections
+
+
+def _sandbox_connections(home: Path, stack: ExitStack, *, seed: int) -> Connections:
+    from sandbox.runtime import start_sandbox
+
+    env = start_sandbox(home, seed=seed)
+    stack.callback(env.stop)
+    settings = load_settings(home)
+    profile = settings.m3.profile if settings.m3 is not None else "brief"
+    client = M3Client.from_ionapi(env.ionapi_path)
+    stack.callback(client.close)
+    values: dict[str, Any] = env.amazon_settings()
+    amazon = AmazonConnector(AmazonAccount.from_mapping(values), time_scale=float(values["time_scale"]))
+    stack.callback(amazon.close)
+    state = StateStore(settings.state_url)
+    stack.callback(state.close)
+    return Connections(home=home, sandbox=True, state=state, m3=M3Operations(client, profile),
+                       m3_profile=profile, divi=SANDBOX_DIVISION, amazon=amazon, sandbox_env=env)
+
+
+def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazon: bool) -> Connections:
+    settings: Settings = load_settings(home)
+    state = StateStore(settings.state_url)
+    stack.callback(state.close)
+    connections = Connections(home=home, sandbox=False, state=state)
+    if need_m3:
+        m3 = settings.require_m3()
+        if m3.ionapi is not None:
+            client = M3Client.from_ionapi(m3.ionapi, cono=m3.cono, divi=m3.divi)
+        else:
+            client = M3Client.basic(str(m3.base_url), str(m3.user), m3.password.reveal() if m3.password else "",
+                                    cono=m3.cono, divi=m3.divi)
+        stack.callback(client.close)
+        connections.m3 = M3Operations(client, m3.profile, cono=m3.cono, divi=m3.divi)
+        connections.m3_profile = m3.profile
+        if m3.divi:
+            connections.divi = m3.divi
+    if need_amazon:
+        amazon = settings.require_amazon()
+        account = AmazonAccount(
+            endpoint=amazon.endpoint, token_url=amazon.token_url, seller_id=amazon.seller_id or "",
+            marketplace_ids=amazon.marketplaces, refresh_token=amazon.refresh_token.reveal(),
+            lwa_app_id=amazon.lwa_app_id, lwa_client_secret=amazon.lwa_client_secret.reveal())
+        connections.amazon = AmazonConnector(account)
+        stack.callback(connections.amazon.close)
+    return connections
+
+
+def sandbox_summary(home: Path) -> dict[str, Any]:
+    """What ``m3sync sandbox`` wrote for other tools (URLs are in the files)."""
+    folder = home / "sandbox"
+    return json.loads((folder / "world.json").read_text(encoding="utf-8"))

@@ -1,0 +1,242 @@
+"""The tasks of the settlement flow, one job each. The story is in ``flows/settlement.py``.
+
+Tasks that call M3 or Amazon retry on connector failures only (unreachable, throttled, 5xx);
+a business refusal from M3 is an answer, not a failure, and is never retried.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from connectors.amazon import AmazonUnavailable
+from connectors.m3 import JournalEntry, JournalLine, M3TransactionError, M3Unavailable
+from connectors.m3.records import CustomerInvoice
+from flows.context import Connections
+from reconciliation.mapping import GLMapping
+from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
+from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
+from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
+from reconciliation.parse import (ParseResult, SettlementFileError, dedupe_settlements, parse_settlement_bytes,
+                                  read_settlement_file)
+from reconciliation.pipeline import PreparedSettlement, prepare_settlement
+from reconciliation.vouchers import Voucher
+
+SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
+RETENTION_DAYS = 90  # getReports serves 90 days (sp-api.md §1.1)
+
+
+def connector_failure(task: object, task_run: object, state: object) -> bool:
+    """Retry condition: only M3/Amazon being unreachable or throttled is worth another try."""
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except (M3Unavailable, AmazonUnavailable):
+        return True
+    except Exception:  # noqa: BLE001 - anything else is final
+        return False
+    return False
+
+
+# Task-level retries on top of the connectors' own backoff, for outages longer than a few
+# seconds. M3SYNC_CONNECTOR_RETRIES sets how many (0 turns them off; operators of a flaky
+# gateway may want more).
+_RETRIES = int(os.environ.get("M3SYNC_CONNECTOR_RETRIES", "3"))
+CONNECTOR_RETRIES = dict(retries=_RETRIES, retry_delay_seconds=[2, 8, 30, 60, 120][:max(_RETRIES, 1)],
+                         retry_condition_fn=connector_failure, cache_policy=NO_CACHE)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Settlements to process, and what could not be read (errors as data)."""
+
+    settlements: tuple[Settlement, ...]
+    errors: tuple[SettlementFileError, ...] = ()
+    duplicates_in_input: tuple[str, ...] = ()   # settlement ids seen twice in this run's input
+    watermark: str | None = None                 # new watermark to store after a successful run
+
+
+@task(cache_policy=NO_CACHE)
+def read_files(paths: Sequence[str]) -> Sources:
+    """Parse files as they are (never moved or altered)."""
+    return _collect([read_settlement_file(Path(p)) for p in paths])
+
+
+@task(**CONNECTOR_RETRIES)
+def fetch_from_amazon(connections: Connections) -> Sources:
+    """Settlement reports created since the watermark (Amazon keeps 90 days)."""
+    amazon = connections.require_amazon()
+    now = datetime.now(UTC)
+    since_text = connections.state.get_watermark(SETTLEMENT_REPORTS_WATERMARK)
+    since = datetime.fromisoformat(since_text) if since_text else now - timedelta(days=RETENTION_DAYS - 1)
+    reports = amazon.list_settlement_reports(since, now)
+    results = []
+    for report in sorted(reports, key=lambda r: r.created_time):
+        if report.report_document_id is None:
+            continue
+        document = amazon.download_report_document(report.report_document_id)
+        results.append(parse_settlement_bytes(document.raw, f"report {report.report_id}", charset=None))
+    newest = max((r.created_time for r in reports), default=None)
+    sources = _collect(results)
+    watermark = (newest + timedelta(seconds=1)).isoformat() if newest else None
+    return Sources(sources.settlements, sources.errors, sources.duplicates_in_input, watermark)
+
+
+def _collect(results: list[ParseResult]) -> Sources:
+    errors = [e for r in results for e in r.errors]
+    unique, duplicates = dedupe_settlements(results)
+    errors += [d.conflict for d in duplicates if d.conflict is not None]
+    return Sources(tuple(unique), tuple(errors), tuple(d.settlement_id for d in duplicates))
+
+
+@task(cache_policy=NO_CACHE)
+def prepare(settlement: Settlement, mapping: GLMapping) -> PreparedSettlement:
+    # Periods close in order, so the earliest voucher meets a closed period first: posting in
+    # date order (post_vouchers) means a closed period stops the settlement before anything
+    # is written. M3 has no read transaction for period status the profiles could use.
+    return prepare_settlement(settlement, mapping, closed_periods=None)
+
+
+@task(**CONNECTOR_RETRIES)
+def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataFrame:
+    """M3 invoices of the settlement's orders and of the marketplace's orders invoiced in its window."""
+    m3 = connections.require_m3()
+    start = settlement.start.date() - timedelta(days=60)  # orders invoiced before the window settle in it
+    invoices = m3.list_invoices(start, settlement.end.date())
+    return invoices_frame(invoices, settlement)
+
+
+def invoices_frame(invoices: Sequence[CustomerInvoice], settlement: Settlement) -> pd.DataFrame:
+    decimals = settlement.decimals
+    window_start, window_end = settlement.start.date(), settlement.end.date()
+    orders = set(settlement.lines["order_id"])
+    rows = [
+        {"orno": inv.orno, "cuor": inv.cuor, "ivno": inv.ivno, "ivdt": pd.Timestamp(inv.ivdt),
+         "currency": inv.currency,
+         "net_minor": decimal_to_minor(inv.net, decimals), "tax_minor": decimal_to_minor(inv.tax, decimals),
+         "gross_minor": decimal_to_minor(inv.gross, decimals)}
+        for inv in invoices
+        if inv.currency == settlement.currency and inv.cuor
+        and (inv.cuor in orders or (inv.ivdt is not None and window_start <= inv.ivdt <= window_end
+                                    and _same_marketplace(inv, settlement)))
+    ]
+    return pd.DataFrame(rows, columns=list(INVOICE_COLUMNS)).astype(INVOICE_COLUMNS)
+
+
+def _same_marketplace(invoice: CustomerInvoice, settlement: Settlement) -> bool:
+    # Marketplace customers are one per marketplace (AMZUS, AMZDE, ...): the customer's suffix
+    # names the marketplace. Other customers' invoices are never Amazon's to settle.
+    from reconciliation.mapping import marketplace_code
+
+    return invoice.cuno.endswith(marketplace_code(settlement.marketplace))
+
+
+@task(cache_policy=NO_CACHE)
+def reconcile(settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int) -> Reconciliation:
+    return reconcile_orders(settlement.lines, invoices, tolerance_minor=tolerance_minor)
+
+
+@dataclass
+class PostingResult:
+    posted: list[PostedVoucherRef] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)   # reasons M3 or the state store refused
+
+
+@task(**CONNECTOR_RETRIES)
+def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Sequence[Voucher]) -> PostingResult:
+    """Post in date order; each key is claimed in the state store and looked up in M3 first."""
+    m3, state = connections.require_m3(), connections.state
+    result = PostingResult()
+    for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
+        digest = voucher_hash(voucher)
+        claim = state.claim_posting(voucher.key, kind="voucher", source=settlement.source, content_hash=digest,
+                                    reclaim_claimed_after=timedelta(minutes=15))
+        if not claim.won and claim.posting.status == "posted":
+            if claim.content_changed:
+                result.refused.append(f"{voucher.key} was already posted with different content (M3 voucher "
+                                      f"{claim.posting.target_ref}); reverse it in M3 before posting again")
+                break
+            result.posted.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
+            continue
+        if not claim.won:
+            result.refused.append(f"{voucher.key} is being posted by another run")
+            break
+        try:
+            posted = m3.post_voucher(journal_entry(voucher, connections.divi))
+        except M3TransactionError as exc:
+            state.mark_failed(voucher.key, str(exc))
+            result.refused.append(f"M3 refused {voucher.key}: {exc.message.strip()} ({exc.code or exc.error_type})")
+            break
+        except BaseException as exc:
+            state.mark_failed(voucher.key, type(exc).__name__)
+            raise
+        reference = f"{posted.divi}/{posted.year}/{posted.series}/{posted.vono}"
+        state.mark_posted(voucher.key, reference, detail={"settlement_id": settlement.settlement_id})
+        result.posted.append(PostedVoucherRef(voucher.key, reference, posted.already_posted))
+    return result
+
+
+VTXT_LENGTH = 40  # M3's voucher text; each line's text follows the posting key in it
+
+
+def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
+    room = VTXT_LENGTH - len(voucher.key) - 1
+    lines = tuple(
+        JournalLine(dimensions=(line.account, *line.dimensions), amount=minor_to_decimal(line.amount_minor, voucher.decimals),
+                    text=line.description[:room].rstrip())
+        for line in voucher.lines
+    )
+    text = voucher.text[len(voucher.key):].strip()
+    return JournalEntry(key=voucher.key, divi=divi, accounting_date=voucher.accounting_date,
+                        currency=voucher.currency, text=text, lines=lines)
+
+
+def voucher_hash(voucher: Voucher) -> str:
+    body = "|".join([voucher.key, voucher.accounting_date.isoformat(), voucher.currency,
+                     *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines)])
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: PostingResult | None,
+                reconciliation: Reconciliation | None, skipped_reason: str, anomalies: pd.DataFrame | None,
+                strict_block: bool = False, unreachable: str = "") -> SettlementOutcome:
+    """Status from what happened: held by a gate or by M3, dry run, posted or already posted."""
+    reasons = list(prepared.reasons)
+    if prepared.held:
+        status = "held"
+    elif dry_run:
+        status = "dry_run"
+    elif strict_block:
+        status = "held"
+        reasons.append(f"strict reconciliation: {len(reconciliation.exceptions) if reconciliation else 0} "
+                       "order(s) do not match M3 invoices")
+    elif unreachable:
+        status = "held"
+        reasons.append(unreachable)
+    elif posting is not None and posting.refused:
+        status = "held"
+        reasons += posting.refused
+    elif posting is not None and posting.posted and all(p.already_posted for p in posting.posted):
+        status = "duplicate"
+        reasons.append("already posted to M3: " + ", ".join(p.m3_ref for p in posting.posted))
+    else:
+        status = "posted"
+    if posting is not None and posting.refused and posting.posted:
+        reasons.append("posted before the refusal: " + ", ".join(p.key for p in posting.posted))
+    return SettlementOutcome(
+        settlement=prepared.settlement, status=status, reasons=tuple(reasons), validation=prepared.validation,
+        mapped=prepared.mapped, gates=prepared.gates, vouchers=prepared.gates.vouchers,
+        posted=tuple(posting.posted) if posting else (), reconciliation=reconciliation,
+        anomalies=anomalies, reconciliation_skipped_reason=skipped_reason, unreachable=unreachable)
+
+
+@task(cache_policy=NO_CACHE)
+def score_anomalies(connections: Connections, settlement: Settlement, dry_run: bool) -> pd.DataFrame | None:
+    """Anomaly scores against the home's history; a dry run does not add to the history."""
+    return None

@@ -1,0 +1,714 @@
+"""The accountants' Excel workbook for one settlement run.
+
+One workbook explains every number of the run: ``Summary`` (one row per settlement with its
+check figures), ``Journal`` (the GL vouchers, visibly balanced), ``Fees`` (every amount by
+transaction type / amount type / description), ``Reconciliation`` (per order against M3),
+``Exceptions`` (held reasons, gate failures, unmapped combinations, file errors),
+``Validation`` (pandera failure cases), ``Anomalies`` and ``Lines`` (every settlement line).
+Settlements whose lines no longer fit Excel's row limit go to a CSV file beside the workbook
+(``<stem>-lines-<settlement id>.csv``) and the Summary says so.
+
+Money is written from integer minor units as exact decimals (``Decimal`` in xlsxwriter
+cells, exact decimal literals in the fast table rows of ``xlsx_tables``), never summed as
+floats; every amount carries its settlement currency's number format. Times are UTC, written
+as naive Excel dates with "UTC" in the header. No buyer data exists in the inputs, and none
+is added here.
+"""
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from xlsxwriter.utility import xl_col_to_name
+from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
+
+from reconciliation.matching import CATEGORIES
+from reconciliation.model import LINE_COLUMNS, currency_decimals
+from reconciliation.outcome import SettlementOutcome
+from reconciliation.parse import SettlementFileError
+from reconciliation.vouchers import format_minor
+from reconciliation.xlsx_tables import (
+    EXCEL_MAX_ROWS,
+    EXCEL_MAX_STRING,
+    NUMBER,
+    Column,
+    PendingRows,
+    Styles,
+    amount_cells,
+    datetime_cells,
+    float_cells,
+    integer_cells,
+    place_table,
+    splice_rows,
+    text_cells,
+)
+
+SHEET_SUMMARY = "Summary"
+SHEET_JOURNAL = "Journal"
+SHEET_FEES = "Fees"
+SHEET_RECONCILIATION = "Reconciliation"
+SHEET_EXCEPTIONS = "Exceptions"
+SHEET_VALIDATION = "Validation"
+SHEET_ANOMALIES = "Anomalies"
+SHEET_LINES = "Lines"
+SHEET_NAMES = (SHEET_SUMMARY, SHEET_JOURNAL, SHEET_FEES, SHEET_RECONCILIATION, SHEET_EXCEPTIONS,
+               SHEET_VALIDATION, SHEET_ANOMALIES, SHEET_LINES)
+
+SUMMARY_HEADER_ROW = 3  # 0-based: title, generated-at and counts rows come first
+
+# Styles (names in ``Styles``).
+_HEADER, _TITLE, _BOLD, _WRAP = "header", "title", "bold", "wrap"
+_DATETIME, _DATE, _SCORE = "datetime", "date", "score"
+_BAD, _WARN = "bad", "warn"  # conditional formats
+
+_XLSX_OPTIONS = {
+    "in_memory": True,
+    # Text from settlement files stays text: "=..." is not a formula, "http..." not a link.
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+    "strings_to_numbers": False,
+}
+
+
+class WorkbookError(ValueError):
+    """The workbook cannot be written as asked (bad path or row limit)."""
+
+
+@dataclass(frozen=True)
+class WorkbookInfo:
+    path: Path
+    lines_csv: tuple[Path, ...]  # lines that did not fit the Lines sheet, one file per settlement
+
+
+@dataclass(frozen=True)
+class LinesPlacement:
+    """Where one settlement's lines were written: sheet rows (1-based, inclusive) or a CSV."""
+
+    settlement_id: str
+    line_count: int
+    first_row: int | None = None
+    last_row: int | None = None
+    csv_path: Path | None = None
+
+    def describe(self) -> str:
+        if self.csv_path is not None:
+            return f"CSV {self.csv_path.name} ({self.line_count} lines, beyond the sheet's row limit)"
+        if self.line_count == 0:
+            return "no lines"
+        return f"{SHEET_LINES} rows {self.first_row}-{self.last_row}"
+
+
+def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
+                   file_errors: Sequence[SettlementFileError] = (), generated_at: datetime | None = None,
+                   max_rows: int = EXCEL_MAX_ROWS) -> WorkbookInfo:
+    """Write the run's workbook to ``path`` (.xlsx); ``max_rows`` is the sheet row limit incl. header."""
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise WorkbookError(f"workbook path {str(path)!r} must end in .xlsx")
+    if not path.parent.is_dir():
+        raise WorkbookError(f"workbook folder {str(path.parent)!r} does not exist")
+    if not 2 <= max_rows <= EXCEL_MAX_ROWS:
+        raise WorkbookError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, got {max_rows}")
+    generated = _naive_utc(generated_at or datetime.now(timezone.utc))
+    placements = plan_lines(outcomes, path, max_rows)
+    all_lines = _mark_on_sheet(_lines_frame(outcomes), placements)
+
+    buffer = io.BytesIO()
+    workbook = Workbook(buffer, _XLSX_OPTIONS)
+    workbook.set_properties({"title": "Amazon settlement run", "created": generated,
+                             "comments": "Times are UTC; amounts in each settlement's currency."})
+    styles = _styles(workbook, [o.settlement.currency for o in outcomes])
+    sheets = {name: workbook.add_worksheet(name) for name in SHEET_NAMES}
+    notes: list[str] = []
+    on_sheet = all_lines[all_lines["_on_sheet"].to_numpy()]
+    pending = [
+        _write_lines(workbook, sheets[SHEET_LINES], styles, on_sheet),
+        _write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes),
+        _write_reconciliation(workbook, sheets[SHEET_RECONCILIATION], styles, outcomes, max_rows, notes),
+        _write_exceptions(workbook, sheets[SHEET_EXCEPTIONS], styles, outcomes, file_errors, max_rows, notes),
+        _write_validation(workbook, sheets[SHEET_VALIDATION], styles, outcomes, max_rows, notes),
+        _write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
+    ]
+    _write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
+    notes = [_csv_note(p, max_rows) for p in placements if p.csv_path is not None] + notes
+    _write_summary(sheets[SHEET_SUMMARY], styles, outcomes, placements, file_errors, generated, notes)
+    workbook.close()
+
+    csv_paths = _write_csv_lines(all_lines, placements)
+    splice_rows(buffer.getvalue(), pending, path)
+    return WorkbookInfo(path, csv_paths)
+
+
+# --- lines placement -----------------------------------------------------------------------
+
+def plan_lines(outcomes: Sequence[SettlementOutcome], path: Path, max_rows: int) -> list[LinesPlacement]:
+    """Settlements in order fill the Lines sheet; one that no longer fits goes to a CSV file."""
+    capacity = max_rows - 1  # header row
+    used = 0
+    placements: list[LinesPlacement] = []
+    taken: set[str] = set()
+    for outcome in outcomes:
+        settlement = outcome.settlement
+        count = settlement.line_count
+        if used + count <= capacity:
+            placements.append(LinesPlacement(settlement.settlement_id, count, used + 2, used + count + 1))
+            used += count
+            continue
+        name = _unique_name(f"{path.stem}-lines-{_file_safe(settlement.settlement_id)}", taken)
+        placements.append(LinesPlacement(settlement.settlement_id, count, csv_path=path.with_name(f"{name}.csv")))
+    return placements
+
+
+def _csv_note(placement: LinesPlacement, max_rows: int) -> str:
+    return (f"Lines of settlement {placement.settlement_id} ({placement.line_count}) are in "
+            f"{placement.csv_path.name} beside this workbook: they do not fit the {SHEET_LINES} sheet "
+            f"(limit {max_rows} rows including the header).")
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    candidate, counter = name, 2
+    while candidate in taken:
+        candidate, counter = f"{name}-{counter}", counter + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text) or "unknown"
+
+
+# --- the lines of every settlement ---------------------------------------------------------
+
+# Lines sheet / CSV columns: LINE_COLUMNS with the amount as a decimal, plus currency and GL.
+_LINE_TEXT_COLUMNS = [c for c, t in LINE_COLUMNS.items() if t == "str"]
+
+
+def _lines_frame(outcomes: Sequence[SettlementOutcome]) -> pd.DataFrame:
+    """Every outcome's lines with currency, decimals, marketplace, GL category/account and placement."""
+    parts = []
+    for outcome in outcomes:
+        settlement = outcome.settlement
+        lines = settlement.lines
+        count = len(lines)
+        gl_category = pd.Series(pd.NA, index=lines.index, dtype="str")
+        gl_account = gl_category
+        mapped = outcome.mapped
+        if mapped is not None and len(mapped.lines) == count:
+            gl_category = pd.Series(mapped.lines["category"].to_numpy(), index=lines.index, dtype="str")
+            gl_account = pd.Series(mapped.lines["account"].to_numpy(), index=lines.index, dtype="str")
+        parts.append(lines.assign(
+            currency=settlement.currency, _decimals=settlement.decimals,
+            _settlement_marketplace=settlement.marketplace, gl_category=gl_category, gl_account=gl_account,
+            _outcome=len(parts),
+        ))
+    if not parts:
+        empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in LINE_COLUMNS.items()})
+        return empty.assign(currency="", _decimals=0, _settlement_marketplace="", gl_category="", gl_account="",
+                            _outcome=0, _on_sheet=False)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _mark_on_sheet(frame: pd.DataFrame, placements: Sequence[LinesPlacement]) -> pd.DataFrame:
+    on_sheet = np.array([p.csv_path is None for p in placements], dtype=bool)
+    return frame.assign(_on_sheet=on_sheet[frame["_outcome"].to_numpy()] if len(frame) else False)
+
+
+def _line_columns(lines: pd.DataFrame) -> list[tuple[str, str]]:
+    """(header, kind) of the Lines sheet, in order."""
+    columns = []
+    for name in LINE_COLUMNS:
+        if name == "amount_minor":
+            columns += [("amount", "amount"), ("currency", "text")]
+        elif name == "posted_date":
+            columns.append(("posted_date (UTC)", "datetime"))
+        elif name in ("line_no", "quantity"):
+            columns.append((name, "integer"))
+        else:
+            columns.append((name, "text"))
+    return columns + [("gl_category", "text"), ("gl_account", "text")]
+
+
+def _write_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame) -> PendingRows:
+    columns = []
+    for header, kind in _line_columns(lines):
+        if kind == "amount":
+            columns.append(_amount_column(header, lines["amount_minor"], lines["_decimals"], lines["currency"]))
+        elif kind == "datetime":
+            columns.append(Column(header, datetime_cells(lines["posted_date"]), NUMBER, _DATETIME, 20))
+        elif kind == "integer":
+            columns.append(Column(header, integer_cells(lines[header]), NUMBER, None, 9))
+        else:
+            columns.append(Column(header, text_cells(lines[header]), width=_width(header)))
+    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+
+
+def _write_csv_lines(lines: pd.DataFrame, placements: Sequence[LinesPlacement]) -> tuple[Path, ...]:
+    """The CSV files of settlements beyond the sheet's limit: same columns, exact decimal amounts."""
+    written = []
+    for index, placement in enumerate(placements):
+        if placement.csv_path is None:
+            continue
+        part = lines[lines["_outcome"].to_numpy() == index]
+        table = {}
+        for header, kind in _line_columns(part):
+            if kind == "amount":
+                table[header] = amount_cells(part["amount_minor"], part["_decimals"])
+            elif kind == "datetime":
+                table[header] = part["posted_date"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S")
+            else:
+                table[header] = part[header]
+        pd.DataFrame(table).to_csv(placement.csv_path, index=False, encoding="utf-8")
+        written.append(placement.csv_path)
+    return tuple(written)
+
+
+# --- fees ------------------------------------------------------------------------------------
+
+_FEE_KEYS = ["currency", "_settlement_marketplace", "transaction_type", "amount_type", "amount_description",
+             "gl_category"]
+
+
+def _write_fees(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame, max_rows: int,
+                notes: list[str]) -> PendingRows:
+    grouped = (lines.assign(gl_category=lines["gl_category"].fillna(""))
+               .groupby(_FEE_KEYS, sort=True, dropna=False)
+               .agg(total_minor=("amount_minor", "sum"), count=("amount_minor", "size"),
+                    decimals=("_decimals", "first"))
+               .reset_index())
+    grouped = _fit(grouped, SHEET_FEES, max_rows, 0, notes)
+    columns = [
+        Column("Marketplace", text_cells(grouped["_settlement_marketplace"]), width=16),
+        Column("Currency", text_cells(grouped["currency"]), width=9),
+        Column("Transaction type", text_cells(grouped["transaction_type"]), width=20),
+        Column("Amount type", text_cells(grouped["amount_type"]), width=20),
+        Column("Amount description", text_cells(grouped["amount_description"]), width=34),
+        Column("GL category", text_cells(grouped["gl_category"]), width=24),
+        _amount_column("Sum", grouped["total_minor"], grouped["decimals"], grouped["currency"]),
+        Column("Count", integer_cells(grouped["count"]), NUMBER, width=9),
+    ]
+    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+
+
+# --- reconciliation --------------------------------------------------------------------------
+
+def _write_reconciliation(workbook: Workbook, sheet: Worksheet, styles: Styles,
+                          outcomes: Sequence[SettlementOutcome], max_rows: int, notes: list[str]) -> PendingRows:
+    parts = [o.reconciliation.orders.assign(settlement_id=o.settlement.settlement_id,
+                                            currency=o.settlement.currency, decimals=o.settlement.decimals)
+             for o in outcomes if o.reconciliation is not None]
+    orders = (pd.concat(parts, ignore_index=True) if parts else
+              pd.DataFrame(columns=["settlement_id", "currency", "decimals", "order_id", "category", "settled_minor",
+                                    "invoiced_minor", "difference_minor", "refunded_minor", "credited_minor",
+                                    "m3_orders", "invoices"]))
+    orders = _fit(orders, SHEET_RECONCILIATION, max_rows, 0, notes)
+    decimals, currency = orders["decimals"], orders["currency"]
+    columns = [
+        Column("Settlement ID", text_cells(orders["settlement_id"]), width=14),
+        Column("Currency", text_cells(currency), width=9),
+        Column("Order ID", text_cells(orders["order_id"]), width=22),
+        Column("Category", text_cells(orders["category"]), width=22),
+        _amount_column("Settled", orders["settled_minor"], decimals, currency),
+        _amount_column("Invoiced", orders["invoiced_minor"], decimals, currency),
+        _amount_column("Difference", orders["difference_minor"], decimals, currency),
+        _amount_column("Refunded", orders["refunded_minor"], decimals, currency),
+        _amount_column("Credited", orders["credited_minor"], decimals, currency),
+        Column("M3 orders", text_cells(orders["m3_orders"]), width=16),
+        Column("M3 invoices", text_cells(orders["invoices"]), width=16),
+    ]
+    pending = place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+    last = max(len(orders), 1)
+    # Differences and non-matched orders stand out without any filter.
+    sheet.conditional_format(1, 6, last, 6, {"type": "cell", "criteria": "!=", "value": 0,
+                                             "format": styles.get(_BAD)})
+    sheet.conditional_format(1, 3, last, 3, {"type": "formula", "criteria": '=AND($D2<>"",$D2<>"matched")',
+                                             "format": styles.get(_WARN)})
+    return pending
+
+
+# --- exceptions ------------------------------------------------------------------------------
+
+_EXCEPTION_COLUMNS = ["kind", "settlement_id", "source", "line", "column", "gate", "transaction_type",
+                      "amount_type", "amount_description", "line_count", "total_minor", "currency", "message"]
+
+
+def exception_rows(outcomes: Sequence[SettlementOutcome],
+                   file_errors: Sequence[SettlementFileError] = ()) -> pd.DataFrame:
+    """Held reasons, gate failures, unmapped combinations and file errors as one table."""
+    rows: list[dict[str, object]] = []
+    for outcome in outcomes:
+        settlement = outcome.settlement
+        base = {"settlement_id": settlement.settlement_id, "source": settlement.source,
+                "currency": settlement.currency}
+        failures = outcome.gates.failures if outcome.gates is not None else ()
+        gate_texts = {f.reason for f in failures} | {str(f) for f in failures}
+        for reason in outcome.reasons:
+            if reason not in gate_texts:
+                rows.append({**base, "kind": f"{outcome.status} reason", "message": reason})
+        for failure in failures:
+            rows.append({**base, "kind": "gate failure", "gate": failure.gate, "message": failure.reason})
+        for combination in outcome.mapped.unmapped if outcome.mapped is not None else ():
+            rows.append({**base, "kind": "unmapped combination", "gate": "mapping",
+                         "transaction_type": combination.transaction_type,
+                         "amount_type": combination.amount_type,
+                         "amount_description": combination.amount_description,
+                         "line_count": combination.line_count, "total_minor": combination.total_minor,
+                         "message": "no GL mapping rule matches this combination"})
+        if outcome.reconciliation_skipped_reason:
+            rows.append({**base, "kind": "reconciliation skipped", "message": outcome.reconciliation_skipped_reason})
+    for error in file_errors:
+        column = error.column_name or ""
+        if error.column is not None:
+            column = f"{error.column} ({error.column_name})" if error.column_name else str(error.column)
+        rows.append({"kind": "file error", "source": error.source, "line": error.line, "column": column,
+                     "message": error.message})
+    frame = pd.DataFrame(rows, columns=_EXCEPTION_COLUMNS)
+    for name in ("line", "line_count", "total_minor"):
+        frame[name] = pd.array(frame[name], dtype="Int64")
+    return frame
+
+
+def _write_exceptions(workbook: Workbook, sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
+                      file_errors: Sequence[SettlementFileError], max_rows: int, notes: list[str]) -> PendingRows:
+    rows = _fit(exception_rows(outcomes, file_errors), SHEET_EXCEPTIONS, max_rows, 0, notes)
+    currency = rows["currency"].fillna("")
+    decimals = currency.map(lambda c: currency_decimals(c) if c else 2).astype("int64")
+    columns = [
+        Column("Kind", text_cells(rows["kind"]), width=22),
+        Column("Settlement ID", text_cells(rows["settlement_id"]), width=14),
+        Column("File", text_cells(rows["source"]), width=24),
+        Column("Line", integer_cells(rows["line"]), NUMBER, width=8),
+        Column("Column", text_cells(rows["column"]), width=18),
+        Column("Gate", text_cells(rows["gate"]), width=10),
+        Column("Transaction type", text_cells(rows["transaction_type"]), width=18),
+        Column("Amount type", text_cells(rows["amount_type"]), width=18),
+        Column("Amount description", text_cells(rows["amount_description"]), width=28),
+        Column("Lines", integer_cells(rows["line_count"]), NUMBER, width=8),
+        _optional_amount_column("Total", rows["total_minor"], decimals, currency),
+        Column("Currency", text_cells(currency), width=9),
+        Column("Message", text_cells(rows["message"]), width=80),
+    ]
+    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+
+
+# --- validation and anomalies ----------------------------------------------------------------
+
+def _write_validation(workbook: Workbook, sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
+                      max_rows: int, notes: list[str]) -> PendingRows:
+    parts = [o.validation.failure_cases.assign(settlement_id=o.settlement.settlement_id)
+             for o in outcomes if o.validation is not None and len(o.validation.failure_cases)]
+    cases = (pd.concat(parts, ignore_index=True) if parts
+             else pd.DataFrame(columns=["settlement_id", "source", "line", "column", "check", "value"]))
+    cases = _fit(cases, SHEET_VALIDATION, max_rows, 0, notes)
+    columns = [
+        Column("Settlement ID", text_cells(cases["settlement_id"]), width=14),
+        Column("File", text_cells(cases["source"]), width=24),
+        Column("Line", integer_cells(cases["line"]), NUMBER, width=8),
+        Column("Column", text_cells(cases["column"]), width=22),
+        Column("Check", text_cells(cases["check"]), width=40),
+        Column("Value", text_cells(cases["value"]), width=30),
+    ]
+    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+
+
+def _write_anomalies(workbook: Workbook, sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
+                     max_rows: int, notes: list[str]) -> PendingRows:
+    parts = [o.anomalies.assign(settlement_id=o.settlement.settlement_id)
+             for o in outcomes if o.anomalies is not None and len(o.anomalies)]
+    anomalies = (pd.concat(parts, ignore_index=True) if parts
+                 else pd.DataFrame(columns=["settlement_id", "order_id", "sku", "kind", "score", "reasons"]))
+    anomalies = anomalies.assign(score=pd.to_numeric(anomalies["score"], errors="coerce").astype("float64"))
+    anomalies = anomalies.sort_values("score", ascending=False, na_position="last", kind="stable")
+    anomalies = _fit(anomalies, SHEET_ANOMALIES, max_rows, 0, notes)
+    columns = [
+        Column("Score", float_cells(anomalies["score"]), NUMBER, _SCORE, 8),
+        Column("Settlement ID", text_cells(anomalies["settlement_id"]), width=14),
+        Column("Order ID", text_cells(anomalies["order_id"]), width=22),
+        Column("SKU", text_cells(anomalies["sku"]), width=18),
+        Column("Kind", text_cells(anomalies["kind"]), width=20),
+        Column("Reasons", text_cells(anomalies["reasons"].map(_reason_text)), width=90),
+    ]
+    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+
+
+def _reason_text(reasons: object) -> str:
+    if isinstance(reasons, (list, tuple, np.ndarray)):
+        return "; ".join(str(r) for r in reasons)
+    return "" if reasons is None or (isinstance(reasons, float) and np.isnan(reasons)) else str(reasons)
+
+
+# --- journal ---------------------------------------------------------------------------------
+
+_JOURNAL_HEADERS = ["Settlement ID", "Voucher key", "Accounting date", "M3 voucher", "Currency",
+                    "Account (AIT1)", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7", "Category", "Description",
+                    "Role", "Debit", "Credit", "Debit - credit"]
+_JOURNAL_WIDTHS = [14, 24, 14, 18, 9, 14, 8, 8, 8, 8, 8, 8, 30, 40, 11, 14, 14, 14]
+_DEBIT = _JOURNAL_HEADERS.index("Debit")
+_CREDIT = _JOURNAL_HEADERS.index("Credit")
+
+
+def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
+    """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached."""
+    header = styles.get(_HEADER)
+    for index, (title, width) in enumerate(zip(_JOURNAL_HEADERS, _JOURNAL_WIDTHS)):
+        sheet.set_column(index, index, width)
+        sheet.write_string(0, index, title, header)
+    sheet.freeze_panes(1, 0)
+    row = 1
+    debit_col, credit_col = _column_letter(_DEBIT), _column_letter(_CREDIT)
+    for outcome in outcomes:
+        m3_refs = {p.key: p.m3_ref for p in outcome.posted}
+        for voucher in outcome.vouchers:
+            money = styles.get(_amount_style(voucher.currency))
+            total = styles.get(_total_style(voucher.currency))
+            head = [outcome.settlement.settlement_id, voucher.key]
+            first = row
+            for line in voucher.lines:
+                sheet.write_row(row, 0, head)
+                sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
+                sheet.write_row(row, 3, [m3_refs.get(voucher.key, ""), voucher.currency, line.account,
+                                         *line.dimensions, line.category, _cell_text(line.description), line.role])
+                if line.amount_minor > 0:
+                    sheet.write_number(row, _DEBIT, _decimal(line.amount_minor, voucher.decimals), money)
+                elif line.amount_minor < 0:
+                    sheet.write_number(row, _CREDIT, _decimal(-line.amount_minor, voucher.decimals), money)
+                row += 1
+            last = row - 1
+            bold = styles.get(_BOLD)
+            sheet.write_row(row, 0, head, bold)
+            sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
+            sheet.write_row(row, 3, [m3_refs.get(voucher.key, ""), voucher.currency], bold)
+            sheet.write_string(row, 13, f"Total {voucher.key}", bold)
+            sheet.write_string(row, 14, "total", bold)
+            debit, credit = voucher.debit_minor, voucher.credit_minor
+            sheet.write_formula(row, _DEBIT, f"=SUBTOTAL(9,{debit_col}{first + 1}:{debit_col}{last + 1})", total,
+                                _decimal(debit, voucher.decimals))
+            sheet.write_formula(row, _CREDIT, f"=SUBTOTAL(9,{credit_col}{first + 1}:{credit_col}{last + 1})", total,
+                                _decimal(credit, voucher.decimals))
+            sheet.write_formula(row, _CREDIT + 1, f"={debit_col}{row + 1}-{credit_col}{row + 1}", total,
+                                _decimal(debit - credit, voucher.decimals))
+            row += 1
+    sheet.autofilter(0, 0, max(row - 1, 1), len(_JOURNAL_HEADERS) - 1)
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+_CATEGORY_LABELS = {"matched": "Matched", "amount_mismatch": "Amount mismatch", "missing_in_m3": "Missing in M3",
+                    "not_settled": "Not settled (M3 only)", "refund_without_credit": "Refund without credit"}
+_SUMMARY_COLUMNS = [
+    ("Settlement ID", 14), ("File", 22), ("Format", 7), ("Marketplace", 13), ("Currency", 9),
+    ("Start (UTC)", 19), ("End (UTC)", 19), ("Deposit date (UTC)", 19), ("Total (deposit)", 15), ("Lines", 8),
+    ("Status", 9), ("Reasons", 60), ("Voucher keys", 26), ("M3 voucher numbers", 22),
+    ("Sum of lines", 15), ("Sum of lines - total", 15), ("Voucher debits", 15), ("Voucher credits", 15),
+    ("Debits - credits", 15), ("Deposit line", 15), ("Deposit line - total", 15), ("Checks", 30),
+    *[(_CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES],
+    ("Reconciliation", 30), ("Lines written to", 40),
+]
+SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
+_DIFFERENCE_COLUMNS = [SUMMARY_HEADERS.index(n) for n in
+                       ("Sum of lines - total", "Debits - credits", "Deposit line - total")]
+
+
+@dataclass(frozen=True)
+class CheckFigures:
+    """The Summary's check figures of one settlement, in minor units (None: no vouchers)."""
+
+    lines_minor: int
+    debit_minor: int | None
+    credit_minor: int | None
+    deposit_line_minor: int | None
+
+    @classmethod
+    def of(cls, outcome: SettlementOutcome) -> CheckFigures:
+        lines = int(outcome.settlement.lines["amount_minor"].sum())
+        if not outcome.vouchers:
+            return cls(lines, None, None, None)
+        return cls(lines, sum(v.debit_minor for v in outcome.vouchers), sum(v.credit_minor for v in outcome.vouchers),
+                   sum(v.deposit_minor for v in outcome.vouchers))
+
+    def problems(self, total_minor: int, decimals: int) -> list[str]:
+        found = []
+        if self.lines_minor != total_minor:
+            found.append(f"lines differ from total by {format_minor(self.lines_minor - total_minor, decimals)}")
+        if self.debit_minor is None:
+            return found + ["no vouchers"]
+        if self.debit_minor != self.credit_minor:
+            found.append(f"debits differ from credits by {format_minor(self.debit_minor - self.credit_minor, decimals)}")
+        if self.deposit_line_minor != total_minor:
+            found.append(f"deposit line differs from total by "
+                         f"{format_minor(self.deposit_line_minor - total_minor, decimals)}")
+        return found
+
+
+def _write_summary(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
+                   placements: Sequence[LinesPlacement], file_errors: Sequence[SettlementFileError],
+                   generated: datetime, notes: Sequence[str]) -> None:
+    sheet.write_string(0, 0, "Amazon settlement run", styles.get(_TITLE))
+    sheet.write_string(1, 0, "Generated (UTC)")
+    sheet.write_datetime(1, 1, generated, styles.get(_DATETIME))
+    counts = pd.Series([o.status for o in outcomes], dtype="str").value_counts()
+    status_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
+    sheet.write_string(2, 0, f"{len(outcomes)} settlement(s): {status_text}; {len(file_errors)} file error(s)"
+                             f" (see {SHEET_EXCEPTIONS})")
+    header = styles.get(_HEADER)
+    for index, (title, width) in enumerate(_SUMMARY_COLUMNS):
+        sheet.set_column(index, index, width)
+        sheet.write_string(SUMMARY_HEADER_ROW, index, title, header)
+    sheet.freeze_panes(SUMMARY_HEADER_ROW + 1, 1)
+    row = SUMMARY_HEADER_ROW + 1
+    for outcome, placement in zip(outcomes, placements):
+        _write_summary_row(sheet, styles, row, outcome, placement)
+        row += 1
+    last = max(row - 1, SUMMARY_HEADER_ROW + 1)
+    sheet.autofilter(SUMMARY_HEADER_ROW, 0, last, len(_SUMMARY_COLUMNS) - 1)
+    for column in _DIFFERENCE_COLUMNS:
+        sheet.conditional_format(SUMMARY_HEADER_ROW + 1, column, last, column,
+                                 {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)})
+    checks = SUMMARY_HEADERS.index("Checks")
+    sheet.conditional_format(SUMMARY_HEADER_ROW + 1, checks, last, checks,
+                             {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_WARN)})
+    row = last + 2
+    for note in notes:
+        sheet.write_string(row, 0, _cell_text(note))
+        row += 1
+
+
+def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome,
+                       placement: LinesPlacement) -> None:
+    settlement = outcome.settlement
+    decimals = settlement.decimals
+    money = styles.get(_amount_style(settlement.currency))
+    when = styles.get(_DATETIME)
+    figures = CheckFigures.of(outcome)
+    problems = figures.problems(settlement.total_minor, decimals)
+    counts = outcome.reconciliation.counts if outcome.reconciliation is not None else {}
+
+    def amount(minor: int | None) -> Decimal | None:
+        return None if minor is None else _decimal(minor, decimals)
+
+    def minus(a: int | None, b: int | None) -> int | None:
+        return None if a is None or b is None else a - b
+
+    values: list[object] = [
+        settlement.settlement_id, settlement.source, settlement.format, settlement.marketplace, settlement.currency,
+        _naive_utc(settlement.start), _naive_utc(settlement.end), _naive_utc(settlement.deposit_date),
+        amount(settlement.total_minor), settlement.line_count, outcome.status,
+        _cell_text("\n".join(outcome.reasons)),
+        "\n".join(v.key for v in outcome.vouchers),
+        "\n".join(f"{p.m3_ref}{' (already posted)' if p.already_posted else ''}" for p in outcome.posted),
+        amount(figures.lines_minor), amount(figures.lines_minor - settlement.total_minor),
+        amount(figures.debit_minor), amount(figures.credit_minor),
+        amount(minus(figures.debit_minor, figures.credit_minor)),
+        amount(figures.deposit_line_minor), amount(minus(figures.deposit_line_minor, settlement.total_minor)),
+        "OK" if not problems else "; ".join(problems),
+        *[counts.get(c) if outcome.reconciliation is not None else None for c in CATEGORIES],
+        "done" if outcome.reconciliation is not None else (outcome.reconciliation_skipped_reason or "skipped"),
+        placement.describe(),
+    ]
+    for column, value in enumerate(values):
+        if value is None or value == "":
+            continue
+        if isinstance(value, datetime):
+            sheet.write_datetime(row, column, value, when)
+        elif isinstance(value, Decimal):
+            sheet.write_number(row, column, value, money)
+        elif isinstance(value, int):
+            sheet.write_number(row, column, value)
+        else:
+            sheet.write_string(row, column, str(value), styles.get(_WRAP) if "\n" in str(value) else None)
+
+
+# --- shared helpers --------------------------------------------------------------------------
+
+def _styles(workbook: Workbook, currencies: Sequence[str]) -> Styles:
+    styles = Styles(workbook)
+    styles.get(_HEADER, {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": True, "valign": "top"})
+    styles.get(_TITLE, {"bold": True, "font_size": 14})
+    styles.get(_BOLD, {"bold": True})
+    styles.get(_WRAP, {"text_wrap": True, "valign": "top"})
+    styles.get(_DATETIME, {"num_format": "yyyy-mm-dd hh:mm:ss"})
+    styles.get(_DATE, {"num_format": "yyyy-mm-dd"})
+    styles.get(_SCORE, {"num_format": "0.000"})
+    styles.get(_BAD, {"bg_color": "#FFC7CE", "font_color": "#9C0006"})
+    styles.get(_WARN, {"bg_color": "#FFEB9C", "font_color": "#9C5700"})
+    for currency in {*currencies, "USD"}:  # USD: empty tables still reference one amount style
+        styles.get(_amount_style(currency), {"num_format": currency_number_format(currency)})
+        styles.get(_total_style(currency), {"num_format": currency_number_format(currency), "bold": True, "top": 1})
+    return styles
+
+
+def currency_number_format(currency: str) -> str:
+    """Excel number format for amounts in ``currency``: ``#,##0.00 "USD"``, ``#,##0 "JPY"``."""
+    decimals = currency_decimals(currency)
+    code = re.sub(r"[^A-Za-z]", "", currency)
+    return "#,##0" + ("." + "0" * decimals if decimals else "") + f' "{code}"'
+
+
+def _amount_style(currency: str) -> str:
+    return f"amount:{currency}"
+
+
+def _total_style(currency: str) -> str:
+    return f"total:{currency}"
+
+
+def _amount_column(header: str, minor: pd.Series, decimals: pd.Series, currency: pd.Series) -> Column:
+    return Column(header, amount_cells(minor, decimals), NUMBER, _amount_style_series(currency), 15)
+
+
+def _optional_amount_column(header: str, minor: pd.Series, decimals: pd.Series, currency: pd.Series) -> Column:
+    """An amount column where missing values stay empty (exceptions without an amount)."""
+    present = minor.notna().to_numpy()
+    cells = pd.Series("", index=minor.index, dtype="str")
+    if present.any():
+        cells[present] = amount_cells(minor[present].astype("int64"), decimals[present]).to_numpy()
+    return Column(header, cells, NUMBER, _amount_style_series(currency.replace("", "USD")), 15)
+
+
+def _amount_style_series(currency: pd.Series) -> pd.Series:
+    """Per-row amount style names (vectorised ``_amount_style``)."""
+    return _amount_style("") + currency.astype("str").fillna("")
+
+
+def _fit(frame: pd.DataFrame, sheet_name: str, max_rows: int, header_row: int, notes: list[str]) -> pd.DataFrame:
+    """The rows that fit below the header; a note in the Summary for what was cut."""
+    capacity = max_rows - header_row - 1
+    if len(frame) <= capacity:
+        return frame
+    notes.append(f"{sheet_name}: only the first {capacity} of {len(frame)} rows fit the sheet's row limit.")
+    return frame.iloc[:capacity]
+
+
+def _decimal(minor: int, decimals: int) -> Decimal:
+    return Decimal(int(minor)).scaleb(-decimals)
+
+
+def _naive_utc(moment: datetime | pd.Timestamp) -> datetime:
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+def _as_datetime(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+def _cell_text(text: str) -> str:
+    return text[:EXCEL_MAX_STRING]
+
+
+def _column_letter(index: int) -> str:
+    return xl_col_to_name(index)
+
+
+def _width(header: str) -> float:
+    return {"settlement_id": 13, "order_id": 21, "merchant_order_id": 21, "amount_description": 30,
+            "marketplace_name": 14, "adjustment_id": 24, "sku": 16, "promotion_id": 24}.get(header, 14)

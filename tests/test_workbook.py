@@ -1,0 +1,450 @@
+"""The accountants' workbook, read back with openpyxl (and its XML checked directly).
+
+Inputs come from the real pipeline functions (parse, validate, map, gates, reconcile); the
+expected figures are worked out by hand from the fixture file us_v2_usd.tsv.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import zipfile
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from xml.etree import ElementTree
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from reconciliation.gates import check_gates
+from reconciliation.mapping import load_mapping
+from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
+from reconciliation.outcome import ANOMALY_COLUMNS, PostedVoucherRef, SettlementOutcome
+from reconciliation.parse import SettlementFileError, parse_settlement_bytes, read_settlement_file
+from reconciliation.schemas import validate_settlement
+from reconciliation.workbook import (
+    SHEET_NAMES,
+    SUMMARY_HEADER_ROW,
+    WorkbookError,
+    currency_number_format,
+    write_workbook,
+)
+from _settlement_builders import make_settlement
+
+FIXTURE_ID = "10000000001"
+HELD_ID = "10000000002"
+JPY_ID = "10000000003"
+VOUCHER_KEY = f"AMZ-{FIXTURE_ID}-202410"
+GENERATED = datetime(2026, 11, 26, 12, 30, tzinfo=timezone.utc)
+USD_FORMAT = '#,##0.00 "USD"'
+JPY_FORMAT = '#,##0 "JPY"'
+
+
+# --- inputs built with the real pipeline ---------------------------------------------------
+
+def _settle(settlement, status: str = "posted", invoices: pd.DataFrame | None = None, **extra) -> SettlementOutcome:
+    mapping = load_mapping("invoice-clearing")
+    mapped = mapping.map_settlement(settlement)
+    gates = check_gates(settlement, mapped, mapping)
+    if gates.held:
+        status = "held"
+    posted = tuple(PostedVoucherRef(v.key, f"AAA/2024/AZ/{n}", False) for n, v in enumerate(gates.vouchers, 1)) \
+        if status == "posted" else ()
+    reconciliation = reconcile_orders(settlement.lines, invoices) if invoices is not None else None
+    return SettlementOutcome(settlement=settlement, status=status, reasons=tuple(gates.reasons),
+                             validation=validate_settlement(settlement), mapped=mapped, gates=gates,
+                             vouchers=gates.vouchers, posted=posted, reconciliation=reconciliation, **extra)
+
+
+def _invoices(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["orno", "cuor", "ivno", "gross_minor"])
+    frame = frame.assign(ivdt=pd.Timestamp("2024-10-21"), currency="USD", net_minor=frame["gross_minor"], tax_minor=0)
+    return frame[list(INVOICE_COLUMNS)]
+
+
+@pytest.fixture(scope="module")
+def fixture_file(shared: Path) -> Path:
+    return shared / "fixtures" / "settlements" / "us_v2_usd.tsv"
+
+
+@pytest.fixture(scope="module")
+def fixture_settlement(fixture_file: Path):
+    [settlement] = read_settlement_file(fixture_file).settlements
+    return settlement
+
+
+@pytest.fixture(scope="module")
+def fixture_outcome(fixture_settlement) -> SettlementOutcome:
+    # Sales per order from the file: 9000001 68.99 + 4.14 tax - 4.14 withheld = 68.99 (invoiced 68.99: matched);
+    # 9000002 68.99 + 2.99 shipping - 2.99 promotion = 68.99 (invoiced 70.00: mismatch of -1.01);
+    # 9000004 is a refund (-68.99) without a credit note.
+    invoices = _invoices([("0000100001", "111-0000000-9000001", "900001", 6899),
+                          ("0000100002", "114-0000000-9000002", "900002", 7000)])
+    anomalies = pd.DataFrame([
+        ("111-0000000-9000001", "DEMO-SKU-A", "fee", 0.2, ["commission 18% of principal"]),
+        ("114-0000000-9000002", "DEMO-SKU-A", "fee", 0.9, ["commission 31% of principal", "SKU median 15%"]),
+    ], columns=list(ANOMALY_COLUMNS))
+    return _settle(fixture_settlement, invoices=invoices, anomalies=anomalies)
+
+
+@pytest.fixture(scope="module")
+def held_outcome(fixture_settlement) -> SettlementOutcome:
+    """The fixture under another id, with one DigitalServicesFee renamed to a fee no rule knows."""
+    lines = fixture_settlement.lines.copy()
+    lines["settlement_id"] = HELD_ID
+    renamed = lines.index[lines["amount_description"] == "DigitalServicesFee"][0]  # the -0.37 on line 8
+    lines.loc[renamed, "amount_description"] = "MysteryFee"
+    lines.loc[lines.index[0], "fulfillment_id"] = "XYZ"  # a pandera failure on line 3
+    return _settle(dataclasses.replace(fixture_settlement, settlement_id=HELD_ID, source="held.tsv", lines=lines))
+
+
+@pytest.fixture(scope="module")
+def jpy_outcome() -> SettlementOutcome:
+    settlement = make_settlement(
+        [("Order", "ItemPrice", "Principal", 1200, "2024-10-18 02:58:02", "503-0000000-0000001"),
+         ("Order", "ItemFees", "Commission", -180, "2024-10-18 02:58:02", "503-0000000-0000001")],
+        settlement_id=JPY_ID, currency="JPY", marketplace="Amazon.co.jp")
+    return _settle(settlement, status="dry_run")
+
+
+FILE_ERROR = SettlementFileError("broken.tsv", 7, 15, "amount 'abc' is not a number", "amount")
+
+
+@pytest.fixture(scope="module")
+def workbook_path(tmp_path_factory, fixture_outcome, held_outcome, jpy_outcome) -> Path:
+    path = tmp_path_factory.mktemp("workbook") / "run.xlsx"
+    info = write_workbook([fixture_outcome, held_outcome, jpy_outcome], path, file_errors=[FILE_ERROR],
+                          generated_at=GENERATED)
+    assert info.path == path and info.lines_csv == ()
+    return path
+
+
+@pytest.fixture(scope="module")
+def book(workbook_path: Path) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(workbook_path)
+
+
+@pytest.fixture(scope="module")
+def values(workbook_path: Path) -> openpyxl.Workbook:
+    """The cached values (what a reader without recalculation sees)."""
+    return openpyxl.load_workbook(workbook_path, data_only=True)
+
+
+def _table(sheet, header_row: int = 1) -> list[dict[str, object]]:
+    rows = list(sheet.iter_rows(min_row=header_row, values_only=True))
+    header = rows[0]
+    return [dict(zip(header, row)) for row in rows[1:] if any(v is not None for v in row)]
+
+
+def _cells_by_header(sheet, header: str, header_row: int = 1) -> list:
+    column = [c.value for c in sheet[header_row]].index(header) + 1
+    return [sheet.cell(row, column) for row in range(header_row + 1, sheet.max_row + 1)]
+
+
+def _money(value: object) -> Decimal:
+    return Decimal(str(value))
+
+
+# --- sheets and journal --------------------------------------------------------------------
+
+def test_sheet_names_in_order(book) -> None:
+    assert book.sheetnames == ["Summary", "Journal", "Fees", "Reconciliation", "Exceptions", "Validation",
+                               "Anomalies", "Lines"]
+    assert list(SHEET_NAMES) == book.sheetnames
+
+
+def test_journal_of_the_fixture_balances_and_books_the_deposit(values) -> None:
+    rows = [r for r in _table(values["Journal"]) if r["Voucher key"] == VOUCHER_KEY]
+    lines, totals = [r for r in rows if r["Role"] != "total"], [r for r in rows if r["Role"] == "total"]
+    # Debits by hand: commission 12.42 + FBA 21.79 + digital services 0.49 + refund commission 2.48
+    # + deposit 31.81 = 68.99; credits: receivable 68.30 + withheld tax 0.69 = 68.99.
+    debits = sum(_money(r["Debit"]) for r in lines if r["Debit"] is not None)
+    credits = sum(_money(r["Credit"]) for r in lines if r["Credit"] is not None)
+    assert debits == credits == Decimal("68.99")
+    [deposit] = [r for r in lines if r["Role"] == "deposit"]
+    assert (deposit["Account (AIT1)"], _money(deposit["Debit"]), deposit["Credit"]) == ("1930", Decimal("31.81"), None)
+    assert deposit["AIT3"] == "US" and deposit["M3 voucher"] == "AAA/2024/AZ/1"
+    [total] = totals
+    assert (_money(total["Debit"]), _money(total["Credit"]), _money(total["Debit - credit"])) == \
+        (Decimal("68.99"), Decimal("68.99"), Decimal("0"))
+    assert total["Accounting date"] == datetime(2024, 10, 25)
+
+
+def test_journal_totals_are_subtotal_formulas_over_the_voucher_lines(book) -> None:
+    sheet = book["Journal"]
+    keys = [c.value for c in _cells_by_header(sheet, "Voucher key")]
+    roles = [c.value for c in _cells_by_header(sheet, "Role")]
+    first = keys.index(VOUCHER_KEY) + 2
+    total_row = roles.index("total") + 2
+    header = [c.value for c in sheet[1]]
+    debit = sheet.cell(total_row, header.index("Debit") + 1)
+    credit = sheet.cell(total_row, header.index("Credit") + 1)
+    assert debit.value == f"=SUBTOTAL(9,P{first}:P{total_row - 1})"
+    assert credit.value == f"=SUBTOTAL(9,Q{first}:Q{total_row - 1})"
+    assert debit.number_format == USD_FORMAT
+    # The held settlement has no vouchers, so nothing of it is in the journal.
+    assert HELD_ID not in {c.value for c in _cells_by_header(sheet, "Settlement ID")}
+
+
+# --- summary -------------------------------------------------------------------------------
+
+def _summary(values) -> dict[str, dict[str, object]]:
+    return {r["Settlement ID"]: r for r in _table(values["Summary"], SUMMARY_HEADER_ROW + 1)}
+
+
+def test_summary_figures_of_the_fixture(values) -> None:
+    row = _summary(values)[FIXTURE_ID]
+    assert (row["Marketplace"], row["Currency"], row["Lines"], row["Status"]) == ("Amazon.com", "USD", 20, "posted")
+    assert row["Start (UTC)"] == datetime(2024, 10, 9, 14, 28, 38)
+    assert row["End (UTC)"] == datetime(2024, 10, 23, 14, 28, 39)
+    assert row["Deposit date (UTC)"] == datetime(2024, 10, 25, 14, 28, 39)
+    money = {k: _money(row[k]) for k in ("Total (deposit)", "Sum of lines", "Sum of lines - total", "Voucher debits",
+                                         "Voucher credits", "Debits - credits", "Deposit line", "Deposit line - total")}
+    assert money == {"Total (deposit)": Decimal("31.81"), "Sum of lines": Decimal("31.81"),
+                     "Sum of lines - total": 0, "Voucher debits": Decimal("68.99"),
+                     "Voucher credits": Decimal("68.99"), "Debits - credits": 0, "Deposit line": Decimal("31.81"),
+                     "Deposit line - total": 0}
+    assert row["Checks"] == "OK"
+    assert (row["Voucher keys"], row["M3 voucher numbers"]) == (VOUCHER_KEY, "AAA/2024/AZ/1")
+    assert (row["Matched"], row["Amount mismatch"], row["Missing in M3"], row["Not settled (M3 only)"],
+            row["Refund without credit"]) == (1, 1, 0, 0, 1)
+    assert row["Lines written to"] == "Lines rows 2-21"
+
+
+def test_summary_of_a_held_settlement_names_why(values) -> None:
+    row = _summary(values)[HELD_ID]
+    assert row["Status"] == "held"
+    assert "MysteryFee" in row["Reasons"]
+    assert row["Voucher debits"] is None and row["Voucher keys"] is None
+    assert "no vouchers" in row["Checks"]
+    assert row["Lines written to"] == "Lines rows 22-41"
+    sheet = values["Summary"]
+    assert sheet["B2"].value == datetime(2026, 11, 26, 12, 30)  # generated_at, naive UTC
+    assert "3 settlement(s)" in sheet["A3"].value and "1 file error(s)" in sheet["A3"].value
+
+
+# --- reconciliation, exceptions, validation, anomalies, fees ----------------------------------
+
+def test_reconciliation_rows_and_conditional_formatting(book, values) -> None:
+    rows = {r["Order ID"]: r for r in _table(values["Reconciliation"])}
+    assert rows["111-0000000-9000001"]["Category"] == "matched"
+    assert _money(rows["111-0000000-9000001"]["Difference"]) == 0
+    mismatch = rows["114-0000000-9000002"]
+    assert (mismatch["Category"], _money(mismatch["Settled"]), _money(mismatch["Invoiced"]),
+            _money(mismatch["Difference"])) == ("amount_mismatch", Decimal("68.99"), Decimal("70.00"), Decimal("-1.01"))
+    assert rows["112-0000000-9000004"]["Category"] == "refund_without_credit"
+
+    sheet = book["Reconciliation"]
+    header = [c.value for c in sheet[1]]
+    difference = openpyxl.utils.get_column_letter(header.index("Difference") + 1)
+    category = openpyxl.utils.get_column_letter(header.index("Category") + 1)
+    rules = {str(cf.sqref): cf.rules for cf in sheet.conditional_formatting}
+    assert f"{difference}2:{difference}4" in rules
+    [rule] = rules[f"{difference}2:{difference}4"]
+    assert (rule.type, rule.operator, rule.formula) == ("cellIs", "notEqual", ["0"])
+    [category_rule] = rules[f"{category}2:{category}4"]
+    assert category_rule.type == "expression" and '"matched"' in category_rule.formula[0]
+    assert _cells_by_header(sheet, "Difference")[0].number_format == USD_FORMAT
+
+
+def test_exceptions_list_the_unmapped_combination_gate_failure_and_file_error(values) -> None:
+    rows = _table(values["Exceptions"])
+    [unmapped] = [r for r in rows if r["Kind"] == "unmapped combination"]
+    assert (unmapped["Settlement ID"], unmapped["Transaction type"], unmapped["Amount type"],
+            unmapped["Amount description"], unmapped["Lines"], _money(unmapped["Total"]), unmapped["Currency"]) == \
+        (HELD_ID, "Order", "ItemFees", "MysteryFee", 1, Decimal("-0.37"), "USD")
+    gates = [r for r in rows if r["Kind"] == "gate failure"]
+    assert [(r["Settlement ID"], r["Gate"]) for r in gates] == [(HELD_ID, "mapping")]
+    assert "MysteryFee" in gates[0]["Message"]
+    [file_error] = [r for r in rows if r["Kind"] == "file error"]
+    assert (file_error["File"], file_error["Line"], file_error["Column"], file_error["Message"]) == \
+        ("broken.tsv", 7, "15 (amount)", "amount 'abc' is not a number")
+    # The held reason repeats the gate failure, so it is not listed twice.
+    assert not [r for r in rows if r["Kind"] == "held reason"]
+
+
+def test_validation_lists_the_pandera_failure_case(values) -> None:
+    rows = _table(values["Validation"])
+    [case] = [r for r in rows if r["Column"] == "fulfillment_id"]
+    assert (case["Settlement ID"], case["File"], case["Line"], case["Value"]) == (HELD_ID, "held.tsv", 3, "XYZ")
+    assert "isin" in case["Check"]
+
+
+def test_anomalies_sorted_by_score_with_reasons(values) -> None:
+    rows = _table(values["Anomalies"])
+    assert [(r["Score"], r["Order ID"]) for r in rows] == [(0.9, "114-0000000-9000002"), (0.2, "111-0000000-9000001")]
+    assert rows[0]["Reasons"] == "commission 31% of principal; SKU median 15%"
+
+
+def test_anomalies_sheet_has_headers_when_there_are_none(tmp_path: Path, jpy_outcome) -> None:
+    write_workbook([jpy_outcome], tmp_path / "jpy.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "jpy.xlsx")["Anomalies"]
+    assert [c.value for c in sheet[1]] == ["Score", "Settlement ID", "Order ID", "SKU", "Kind", "Reasons"]
+    assert sheet.max_row == 1 and sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+
+
+def test_fees_break_down_amounts_per_marketplace_and_currency(values) -> None:
+    rows = {(r["Marketplace"], r["Currency"], r["Transaction type"], r["Amount type"], r["Amount description"]): r
+            for r in _table(values["Fees"])}
+    # The file has two order commissions of -12.42 and one refunded commission of +12.42; the run
+    # holds the fixture and its held copy (same marketplace and currency), so each counts twice.
+    commission = rows[("Amazon.com", "USD", "Order", "ItemFees", "Commission")]
+    assert (_money(commission["Sum"]), commission["Count"]) == (Decimal("-49.68"), 4)
+    refunded = rows[("Amazon.com", "USD", "Refund", "ItemFees", "Commission")]
+    assert (_money(refunded["Sum"]), refunded["Count"]) == (Decimal("24.84"), 2)
+    # DigitalServicesFee: -0.37 twice in the fixture, once in the held copy (the other became MysteryFee).
+    digital = rows[("Amazon.com", "USD", "Order", "ItemFees", "DigitalServicesFee")]
+    assert (_money(digital["Sum"]), digital["Count"]) == (Decimal("-1.11"), 3)
+    mystery = rows[("Amazon.com", "USD", "Order", "ItemFees", "MysteryFee")]
+    assert (_money(mystery["Sum"]), mystery["Count"], mystery["GL category"]) == (Decimal("-0.37"), 1, None)
+    # Fixture and held copy: FBA fee -5.84, -5.84, -10.11 each -> 6 lines, -43.58.
+    fba = rows[("Amazon.com", "USD", "Order", "ItemFees", "FBAPerUnitFulfillmentFee")]
+    assert (_money(fba["Sum"]), fba["Count"], fba["GL category"]) == (Decimal("-43.58"), 6, "fba_fulfilment_fees")
+    yen = rows[("Amazon.co.jp", "JPY", "Order", "ItemPrice", "Principal")]
+    assert (yen["Sum"], yen["Count"]) == (1200, 1)
+
+
+# --- lines, formats, dates -----------------------------------------------------------------
+
+def test_lines_match_the_file_exactly(values, fixture_file: Path) -> None:
+    with open(fixture_file, newline="", encoding="utf-8") as handle:
+        body = list(csv.DictReader(handle, delimiter="\t"))[1:]
+    rows = [r for r in _table(values["Lines"]) if r["settlement_id"] == FIXTURE_ID]
+    assert [(_money(r["amount"]), r["amount_description"], r["order_id"]) for r in rows] == \
+        [(Decimal(b["amount"]), b["amount-description"], b["order-id"]) for b in body]
+    assert sum(_money(r["amount"]) for r in rows) == Decimal("31.81")
+    assert rows[0]["gl_category"] == "principal" and rows[0]["gl_account"] == "1510"
+    assert rows[0]["line_no"] == 3 and rows[0]["quantity"] == 1 and rows[-1]["quantity"] is None
+
+
+def test_number_formats_carry_the_currency(book) -> None:
+    lines = book["Lines"]
+    formats = {(s.value, a.number_format) for s, a in zip(_cells_by_header(lines, "settlement_id"),
+                                                           _cells_by_header(lines, "amount"))}
+    assert formats == {(FIXTURE_ID, USD_FORMAT), (HELD_ID, USD_FORMAT), (JPY_ID, JPY_FORMAT)}
+    yen = [a.value for s, a in zip(_cells_by_header(lines, "settlement_id"), _cells_by_header(lines, "amount"))
+           if s.value == JPY_ID]
+    assert yen == [1200, -180]
+    summary = book["Summary"]
+    totals = {s.value: t.number_format for s, t in zip(_cells_by_header(summary, "Settlement ID", SUMMARY_HEADER_ROW + 1),
+                                                       _cells_by_header(summary, "Total (deposit)", SUMMARY_HEADER_ROW + 1))
+              if s.value}
+    assert totals == {FIXTURE_ID: USD_FORMAT, HELD_ID: USD_FORMAT, JPY_ID: JPY_FORMAT}
+    assert currency_number_format("EUR") == '#,##0.00 "EUR"'
+
+
+def test_dates_are_naive_excel_dates_in_utc(book) -> None:
+    lines = book["Lines"]
+    assert lines["N1"].value == "posted_date (UTC)"
+    first = lines["N2"]
+    # Line 3 of the file: posted-date-time 2024-10-18 02:58:02 UTC.
+    assert first.is_date and first.value == datetime(2024, 10, 18, 2, 58, 2) and first.value.tzinfo is None
+    refund = lines["N18"]  # line 19 of the file: 2024-10-20 00:01:36 UTC
+    assert refund.value == datetime(2024, 10, 20, 0, 1, 36)
+
+
+def test_frozen_headers_and_autofilters_on_every_table(book) -> None:
+    for name in SHEET_NAMES:
+        sheet = book[name]
+        header_row = SUMMARY_HEADER_ROW + 1 if name == "Summary" else 1
+        assert sheet.freeze_panes in (f"A{header_row + 1}", f"B{header_row + 1}"), name
+        assert sheet.auto_filter.ref and sheet.auto_filter.ref.split(":")[0][1:] == str(header_row), name
+
+
+def test_no_nan_or_infinity_and_well_formed_xml(book, workbook_path: Path) -> None:
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, float):
+                    assert math.isfinite(cell.value), (sheet.title, cell.coordinate)
+                assert cell.value not in ("nan", "NaN", "<NA>", "None", "NaT"), (sheet.title, cell.coordinate)
+    with zipfile.ZipFile(workbook_path) as archive:
+        for name in archive.namelist():
+            if name.endswith(".xml"):
+                ElementTree.fromstring(archive.read(name))  # raises on malformed XML
+
+
+# --- row limit, text safety, bad arguments --------------------------------------------------
+
+def test_lines_past_the_row_limit_go_to_csv_and_the_summary_says_so(tmp_path: Path, fixture_outcome,
+                                                                    held_outcome) -> None:
+    # 25 rows: header + 20 fixture lines fit; the held settlement's 20 lines do not.
+    info = write_workbook([fixture_outcome, held_outcome], tmp_path / "small.xlsx", max_rows=25)
+    expected_csv = tmp_path / f"small-lines-{HELD_ID}.csv"
+    assert info.lines_csv == (expected_csv,)
+    book = openpyxl.load_workbook(info.path)
+    assert book["Lines"].max_row == 21
+    assert {c.value for c in _cells_by_header(book["Lines"], "settlement_id")} == {FIXTURE_ID}
+    summary = _summary(book)
+    assert summary[HELD_ID]["Lines written to"].startswith(f"CSV small-lines-{HELD_ID}.csv (20 lines")
+    notes = [c.value for c in book["Summary"]["A"] if c.value and "beside this workbook" in str(c.value)]
+    assert len(notes) == 1 and expected_csv.name in notes[0]
+    with open(expected_csv, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal("31.81")
+    assert rows[0]["amount"] == "68.99" and rows[0]["posted_date (UTC)"] == "2024-10-18 02:58:02"
+    assert rows[0]["order_item_code"] == "90000000000001"
+
+
+def test_text_stays_text_and_long_text_is_cut(tmp_path: Path) -> None:
+    tricky = "=HYPERLINK(\"http://x\")&<b>_x0041_\x01"
+    settlement = make_settlement([
+        {"transaction_type": "Order", "amount_type": "ItemPrice", "amount_description": "Principal",
+         "amount_minor": 100, "posted_date": "2024-10-18", "sku": tricky, "order_id": "0012"},
+    ])
+    outcome = SettlementOutcome(settlement=settlement, status="invalid", reasons=("x" * 40_000,))
+    write_workbook([outcome], tmp_path / "text.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "text.xlsx")
+    row = _table(book["Lines"])[0]
+    # Not a formula, markup kept literally, the control character replaced. "_x0041_" would read as
+    # "A" in Excel, so its underscore is escaped as "_x005F_" (Excel and LibreOffice show "_x0041_";
+    # openpyxl does not decode the escape).
+    assert row["sku"] == "=HYPERLINK(\"http://x\")&<b>_x005F_x0041_\ufffd"
+    assert book["Lines"]["R2"].data_type == "s"
+    assert row["order_id"] == "0012"  # identifiers stay strings
+    reason = _summary(book)[settlement.settlement_id]["Reasons"]
+    assert len(reason) == 32_767
+
+
+def test_generated_settlements_each_check_out(tmp_path: Path) -> None:
+    from sandbox.generator import build_world
+
+    documents = build_world(0, orders=60, days=14).settlement_documents()
+    outcomes = []
+    for document in documents:
+        [settlement] = parse_settlement_bytes(document.text.encode(), f"{document.settlement_id}.tsv").settlements
+        outcomes.append(_settle(settlement, status="dry_run"))
+    write_workbook(outcomes, tmp_path / "world.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "world.xlsx", data_only=True)
+    summary = _summary(book)
+    assert set(summary) == {d.settlement_id for d in documents}
+    for outcome in outcomes:
+        row = summary[outcome.settlement.settlement_id]
+        assert _money(row["Total (deposit)"]) == Decimal(outcome.settlement.total_minor).scaleb(-2)
+        assert row["Sum of lines - total"] == 0
+        if row["Status"] != "held":
+            assert row["Checks"] == "OK"
+            assert _money(row["Voucher debits"]) == _money(row["Voucher credits"])
+    currencies = {s.value: a.number_format for s, a in zip(_cells_by_header(book["Lines"], "currency"),
+                                                           _cells_by_header(book["Lines"], "amount"))}
+    assert currencies == {c: currency_number_format(c) for c in {o.settlement.currency for o in outcomes}}
+    assert len(currencies) >= 2
+
+
+def test_bad_arguments_are_refused_with_a_clear_error(tmp_path: Path, jpy_outcome) -> None:
+    with pytest.raises(WorkbookError, match=r"\.xlsx"):
+        write_workbook([jpy_outcome], tmp_path / "run.xls")
+    with pytest.raises(WorkbookError, match="max_rows"):
+        write_workbook([jpy_outcome], tmp_path / "run.xlsx", max_rows=1)
+    with pytest.raises(WorkbookError, match="does not exist"):
+        write_workbook([jpy_outcome], tmp_path / "missing" / "run.xlsx")
+
+
+def test_an_empty_run_still_writes_every_sheet(tmp_path: Path) -> None:
+    info = write_workbook([], tmp_path / "empty.xlsx", file_errors=[FILE_ERROR])
+    book = openpyxl.load_workbook(info.path)
+    assert book.sheetnames == list(SHEET_NAMES)
+    assert _table(book["Exceptions"])[0]["File"] == "broken.tsv"
