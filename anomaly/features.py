@@ -27,6 +27,7 @@ MIN_REFERRAL_PER_UNIT_MINOR = 30
 # Per-settlement judgements need this many earlier settlements of the marketplace.
 MIN_TRAILING_SETTLEMENTS = 3
 TRAILING_WINDOW = 6
+MIN_PRICE_OBSERVATIONS = 3
 
 
 def _baseline(frame: pd.DataFrame, mask: np.ndarray, keys: list[str], value: pd.Series,
@@ -77,7 +78,9 @@ def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = No
     out[["price_median", "price_settlements", "price_count"]] = _baseline(items, price_mask, ["sku", "marketplace_name"],
                                                           out["unit_price"], "price")
     out.loc[~price_mask, ["price_median", "price_settlements", "price_count"]] = np.nan
-    out["price_ratio"] = out["unit_price"] / out["price_median"]
+    # With fewer than three sales the median cannot tell a typo from the right price.
+    trusted = out["price_count"].fillna(0) >= MIN_PRICE_OBSERVATIONS
+    out["price_ratio"] = (out["unit_price"] / out["price_median"]).where(trusted)
 
     _refund_features(items, out, is_sale, is_refund)
     out["chargeback_excess"] = np.where(is_sale, (items["chargeback"] - items["shipping"]).clip(lower=0), 0)
@@ -86,8 +89,10 @@ def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = No
 
 def _refund_features(items: pd.DataFrame, out: pd.DataFrame, is_sale: np.ndarray, is_refund: np.ndarray) -> None:
     key = ["order_id", "order_item_code"]
-    sales = items.loc[is_sale, key + ["principal"]].groupby(key, sort=False)["principal"].sum()
     refunds = items.loc[is_refund, key + ["posted_date", "adjustment_id", "principal", "settlement_id"]]
+    # Only the sales that were refunded matter: filter before grouping (cheap on big settlements).
+    refunded_sale = is_sale & items["order_id"].isin(refunds["order_id"]).to_numpy(dtype=bool)
+    sales = items.loc[refunded_sale, key + ["principal"]].groupby(key, sort=False)["principal"].sum()
     refunds = refunds.sort_values(key + ["posted_date", "adjustment_id"], kind="stable")
     grouped = refunds.groupby(key, sort=False)
     refunds = refunds.assign(

@@ -15,8 +15,11 @@ from reconciliation.model import Settlement
 from .items import (ITEM_COLUMNS, REIMBURSEMENT_COLUMNS, SETTLEMENT_COLUMNS, SettlementItems, empty_frame,
                     extract_items)
 
+# Scores as the flow kept them (ANOMALY_COLUMNS plus the settlement), for the analyst notebook.
+SCORE_COLUMNS: dict[str, str] = {"settlement_id": "str", "order_id": "str", "sku": "str", "kind": "str",
+                                 "score": "float64", "reasons": "object"}
 _TABLES: dict[str, dict[str, str]] = {"items": ITEM_COLUMNS, "settlements": SETTLEMENT_COLUMNS,
-                                      "reimbursements": REIMBURSEMENT_COLUMNS}
+                                      "reimbursements": REIMBURSEMENT_COLUMNS, "scores": SCORE_COLUMNS}
 
 
 class HistoryError(RuntimeError):
@@ -51,17 +54,26 @@ class AnomalyHistory:
     def reimbursements(self) -> pd.DataFrame:
         return self._read("reimbursements")
 
+    def scores(self) -> pd.DataFrame:
+        """Scores recorded with ``add(..., scores=...)`` (reasons as lists of text)."""
+        frame = self._read("scores")
+        frame["reasons"] = [list(r) if r is not None else [] for r in frame["reasons"]]
+        return frame
+
     def settlement_ids(self) -> set[str]:
         return set(self.settlements()["settlement_id"])
 
-    def add(self, settlement: Settlement | SettlementItems, settlement_id: str | None = None) -> bool:
-        """Record a settlement; False (and nothing written) when it is already recorded."""
+    def add(self, settlement: Settlement | SettlementItems, *, scores: pd.DataFrame | None = None) -> bool:
+        """Record a settlement (and optionally its scores, ANOMALY_COLUMNS as ``score_settlement``
+        returned them); False, and nothing written, when the settlement is already recorded."""
         extracted = settlement if isinstance(settlement, SettlementItems) else extract_items(settlement)
-        sid = str(extracted.summary["settlement_id"].iloc[0]) if settlement_id is None else settlement_id
+        sid = str(extracted.summary["settlement_id"].iloc[0])
         if sid in self.settlement_ids():
             return False
         self.folder.mkdir(parents=True, exist_ok=True)
+        score_rows = _score_rows(scores, sid)
         for name, frame in (("items", extracted.items), ("reimbursements", extracted.reimbursements),
+                            ("scores", score_rows),
                             ("settlements", extracted.summary)):  # settlements last: it marks "recorded"
             old = self._read(name)
             old = old[old["settlement_id"] != sid]  # a half-written earlier add is replaced, not doubled
@@ -85,8 +97,20 @@ class AnomalyHistory:
             raise HistoryError(path, f"missing column(s) {', '.join(missing)}; was it written by another version?")
         return frame[list(_TABLES[name])].astype(_TABLES[name])
 
+
     def _write(self, name: str, frame: pd.DataFrame) -> None:
         target = self._path(name)
         temporary = target.with_suffix(".parquet.tmp")
         frame.to_parquet(temporary, index=False)
         os.replace(temporary, target)  # readers never see a half-written file
+
+
+def _score_rows(scores: pd.DataFrame | None, settlement_id: str) -> pd.DataFrame:
+    if scores is None:
+        return empty_frame(SCORE_COLUMNS)
+    missing = [c for c in SCORE_COLUMNS if c not in scores.columns and c != "settlement_id"]
+    if missing:
+        raise ValueError(f"scores for settlement {settlement_id} lack column(s) {', '.join(missing)}")
+    rows = scores.assign(settlement_id=settlement_id)[list(SCORE_COLUMNS)].reset_index(drop=True)
+    rows["reasons"] = [list(r) for r in rows["reasons"]]
+    return rows

@@ -21,6 +21,8 @@ import pandas as pd
 from reconciliation.model import Settlement
 
 ITEM_KEYS: tuple[str, ...] = ("transaction_type", "order_id", "order_item_code", "adjustment_id")
+# Order-item codes are unique across orders, so grouping needs only these (one string key fewer).
+_GROUP_KEYS: list[str] = ["transaction_type", "order_item_code", "adjustment_id"]
 COMPONENTS: tuple[str, ...] = ("principal", "shipping", "commission", "fba", "chargeback", "refund_commission")
 # Columns of an item frame (the current settlement's and the stored history's).
 ITEM_COLUMNS: dict[str, str] = {
@@ -79,34 +81,26 @@ def extract_items(settlement: Settlement) -> SettlementItems:
 
 def _items(settlement: Settlement) -> pd.DataFrame:
     lines = settlement.lines
-    is_item = lines["transaction_type"].isin(_ITEM_TRANSACTIONS).to_numpy() & (lines["order_id"] != "").to_numpy()
+    is_item = (lines["transaction_type"].isin(_ITEM_TRANSACTIONS) & lines["order_id"].ne("")).to_numpy(dtype=bool)
     sub = lines.loc[is_item, ["transaction_type", "order_id", "order_item_code", "adjustment_id", "sku",
                               "marketplace_name", "amount_type", "amount_description", "amount_minor",
-                              "quantity", "posted_date"]]
+                              "quantity", "posted_date"]].reset_index(drop=True)
     if sub.empty:
         return empty_frame(ITEM_COLUMNS)
     # V1 files may lack order-item codes: the SKU then identifies the item within its order.
-    item_code = sub["order_item_code"].where(sub["order_item_code"] != "", "sku:" + sub["sku"])
-    keyed = pd.DataFrame({"transaction_type": sub["transaction_type"].to_numpy(),
-                          "order_id": sub["order_id"].to_numpy(), "order_item_code": item_code.to_numpy(),
-                          "adjustment_id": sub["adjustment_id"].to_numpy()})
-    group = keyed.groupby(list(ITEM_KEYS), sort=False).ngroup().to_numpy()
+    sub["order_item_code"] = sub["order_item_code"].where(sub["order_item_code"].ne(""),
+                                                          "sku:" + sub["order_id"] + "/" + sub["sku"])
+    group = sub.groupby(_GROUP_KEYS, sort=False).ngroup().to_numpy()
     n_groups = int(group.max()) + 1
     _, first = np.unique(group, return_index=True)
 
-    component = np.full(len(sub), -1, dtype=np.int64)
-    sign = np.zeros(len(sub), dtype=np.int64)
-    amount_type, description = sub["amount_type"].to_numpy(), sub["amount_description"].to_numpy()
-    for amount_kind, desc, name, flip in _COMPONENT_ROWS:
-        hit = (amount_type == amount_kind) & (description == desc)
-        component[hit] = COMPONENTS.index(name)
-        sign[hit] = flip
+    component, sign = _component_codes(sub["amount_type"], sub["amount_description"])
     # Refunds give the principal back (negative in the file) and return the commission
-    # (positive): flip both so that refund items read "amount refunded" / "commission returned".
-    refund_sign = np.where(sub["transaction_type"].to_numpy() == "Refund", -1, 1)
-    signed = sub["amount_minor"].to_numpy(dtype=np.int64) * sign * refund_sign
-    fee_components = np.isin(component, [COMPONENTS.index(c) for c in ("fba", "chargeback", "refund_commission")])
-    signed = np.where(fee_components & (refund_sign == -1), -signed, signed)  # refund fees stay "charged"
+    # (positive): flip both so that refund items read "amount refunded" / "commission returned";
+    # fees on a refund stay "charged" (positive = the seller pays).
+    is_refund = sub["transaction_type"].eq("Refund").to_numpy(dtype=bool)
+    is_fee = np.isin(component, [COMPONENTS.index(c) for c in ("fba", "chargeback", "refund_commission")])
+    signed = sub["amount_minor"].to_numpy(dtype=np.int64) * sign * np.where(is_refund & ~is_fee, -1, 1)
     known = component >= 0
     sums = (pd.DataFrame({"g": group[known], "c": component[known], "a": signed[known]})
             .groupby(["g", "c"], sort=False)["a"].sum().unstack(fill_value=0)
@@ -114,29 +108,49 @@ def _items(settlement: Settlement) -> pd.DataFrame:
 
     quantity = (pd.Series(sub["quantity"].fillna(0).to_numpy(dtype=np.int64)).groupby(group).max()
                 .reindex(range(n_groups), fill_value=0).to_numpy())
-    posted = pd.Series(sub["posted_date"].to_numpy()).groupby(group).min().reindex(range(n_groups))
+    posted = sub["posted_date"].groupby(group).min().reindex(range(n_groups))  # stays tz-aware (no object array)
+    firsts = sub.iloc[first].reset_index(drop=True)
     out = pd.DataFrame({
         "settlement_id": settlement.settlement_id,
-        "marketplace_name": sub["marketplace_name"].to_numpy()[first],
+        "marketplace_name": firsts["marketplace_name"],
         "currency": settlement.currency,
-        **{k: keyed[k].to_numpy()[first] for k in ITEM_KEYS},
-        "sku": sub["sku"].to_numpy()[first],
-        "posted_date": posted.to_numpy(),
+        **{k: firsts[k] for k in ITEM_KEYS},
+        "sku": firsts["sku"],
+        "posted_date": posted.reset_index(drop=True),
         "quantity": quantity,
         **{name: sums[i].to_numpy(dtype=np.int64) for i, name in enumerate(COMPONENTS)},
     })
     return out[list(ITEM_COLUMNS)].astype(ITEM_COLUMNS)
 
 
+def _component_codes(amount_type: pd.Series, description: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Component index (-1 = not a component) and sign per line, via factorised keys (no string loops)."""
+    type_codes, type_values = pd.factorize(amount_type)
+    desc_codes, desc_values = pd.factorize(description)
+    table = np.full((len(type_values) + 1, len(desc_values) + 1), -1, dtype=np.int64)
+    signs = np.zeros_like(table)
+    type_index = {v: i for i, v in enumerate(type_values)}
+    desc_index = {v: i for i, v in enumerate(desc_values)}
+    for amount_kind, desc, name, flip in _COMPONENT_ROWS:
+        if amount_kind in type_index and desc in desc_index:
+            table[type_index[amount_kind], desc_index[desc]] = COMPONENTS.index(name)
+            signs[type_index[amount_kind], desc_index[desc]] = flip
+    return table[type_codes, desc_codes], signs[type_codes, desc_codes]
+
+
 def _summary(settlement: Settlement) -> pd.DataFrame:
     lines = settlement.lines
     amount = lines["amount_minor"].to_numpy(dtype=np.int64)
-    tt, at, desc = (lines[c].to_numpy() for c in ("transaction_type", "amount_type", "amount_description"))
-    sales = int(amount[(tt == "Order") & (at == "ItemPrice") & (desc == "Principal")].sum())
-    fees = int(-amount[(at == "ItemFees")].sum())
-    held = int(-amount[desc == _RESERVE_HELD].sum())
-    released = int(amount[desc == _RESERVE_RELEASED].sum())
-    reimbursed = int(amount[at == _REIMBURSEMENT_TYPE].sum())
+
+    def where(column: str, value: str) -> np.ndarray:
+        return lines[column].eq(value).to_numpy(dtype=bool)
+
+    sales = int(amount[where("transaction_type", "Order") & where("amount_type", "ItemPrice")
+                       & where("amount_description", "Principal")].sum())
+    fees = int(-amount[where("amount_type", "ItemFees")].sum())
+    held = int(-amount[where("amount_description", _RESERVE_HELD)].sum())
+    released = int(amount[where("amount_description", _RESERVE_RELEASED)].sum())
+    reimbursed = int(amount[where("amount_type", _REIMBURSEMENT_TYPE)].sum())
     row = {"settlement_id": settlement.settlement_id, "marketplace": settlement.marketplace,
            "currency": settlement.currency, "end": settlement.end, "sales_minor": sales, "fees_minor": fees,
            "reserve_held_minor": held, "reserve_released_minor": released, "reimbursement_minor": reimbursed}
@@ -145,7 +159,7 @@ def _summary(settlement: Settlement) -> pd.DataFrame:
 
 def _reimbursements(settlement: Settlement) -> pd.DataFrame:
     lines = settlement.lines
-    rows = lines[lines["amount_type"] == _REIMBURSEMENT_TYPE]
+    rows = lines[lines["amount_type"].eq(_REIMBURSEMENT_TYPE).to_numpy(dtype=bool)]
     frame = pd.DataFrame({"settlement_id": settlement.settlement_id,
                           "adjustment_id": rows["adjustment_id"].to_numpy(), "sku": rows["sku"].to_numpy(),
                           "amount_minor": rows["amount_minor"].to_numpy(dtype=np.int64)})

@@ -22,6 +22,8 @@ MODEL_FEATURES: tuple[str, ...] = ("fba", "referral", "price", "refund", "refund
 FIT_SAMPLE = 50_000   # rows used to fit; scoring always covers every item
 TREES = 64            # enough for seven low-dimensional features; fits and saves in well under a second
 _QUANTUM = 20.0
+_CODE_OFFSET = int(4 * _QUANTUM)      # quantised values lie within [-4, 4]
+_CODE_BASE = 2 * _CODE_OFFSET + 1
 _DEAD_ZONE = 0.1   # within about 7 % of the baseline counts as the baseline itself
 
 
@@ -47,7 +49,7 @@ def model_matrix(features: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "fba": log_ratio("fba_ratio"), "referral": log_ratio("referral_ratio"), "price": log_ratio("price_ratio", fee=False),
         "refund": log_ratio("refund_ratio"), "refund_commission": log_ratio("refund_commission_ratio"),
-        "chargeback": np.clip(excess / np.where(shipping > 0, shipping, 100.0), 0, 4),
+        "chargeback": np.round(np.clip(excess / np.where(shipping > 0, shipping, 100.0), 0, 4) * _QUANTUM) / _QUANTUM,
         "refund_repeat": np.clip(features["refund_rank"].fillna(1).to_numpy(dtype="float64") - 1, 0, 3),
     }, index=features.index)
 
@@ -77,7 +79,16 @@ class AnomalyModel:
         """Isolation score per row in (0, 1]: about 0.5 or less is ordinary, near 1 is isolated."""
         if matrix.empty:
             return np.zeros(0)
-        return -self.estimator.score_samples(matrix[list(self.features)].to_numpy(dtype="float64"))
+        values = matrix[list(self.features)].to_numpy(dtype="float64")
+        # Inputs are quantised, so a big settlement has only a few hundred distinct rows:
+        # score those and spread the result back (same numbers, a fraction of the time).
+        codes = np.rint(values * _QUANTUM).astype(np.int64) + _CODE_OFFSET
+        if not np.allclose(values * _QUANTUM, np.rint(values * _QUANTUM)) or codes.min() < 0 or codes.max() >= _CODE_BASE:
+            return -self.estimator.score_samples(values)
+        key = codes @ (_CODE_BASE ** np.arange(codes.shape[1], dtype=np.int64))
+        back, distinct = pd.factorize(key)
+        first = np.unique(back, return_index=True)[1]
+        return -self.estimator.score_samples(values[first])[back]
 
     def save(self, path: Path | str) -> Path:
         target = Path(path)

@@ -17,7 +17,6 @@ from .money import format_minor, format_percent, round_minor
 FEE_TOLERANCE = 0.10      # fees within 10 % of their baseline are normal variation
 PRICE_TOLERANCE = 0.30    # a unit price 30 % off the SKU's median is a typo, not a promotion
 REFUND_COMMISSION_TOLERANCE = 0.5
-MIN_PRICE_OBSERVATIONS = 3
 MIN_EXCESS_MINOR = 2      # rounding of a percentage fee is never an overcharge
 
 
@@ -90,8 +89,6 @@ def _price(items: pd.DataFrame, f: pd.DataFrame, decimals: int) -> tuple[np.ndar
     ratio = f["price_ratio"].to_numpy()
     off = np.abs(np.log2(np.where(ratio > 0, ratio, 1.0)))
     fired = (np.nan_to_num(ratio, nan=1.0) < 1 - PRICE_TOLERANCE) | (np.nan_to_num(ratio, nan=1.0) > 1 + PRICE_TOLERANCE)
-    # With fewer than three sales the median cannot tell the typo from the right price.
-    fired &= f["price_count"].fillna(0).to_numpy() >= MIN_PRICE_OBSERVATIONS
 
     def build(at: pd.Index) -> pd.Series:
         g, i = f.iloc[at], items.iloc[at]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -69,6 +70,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args))
 
 
+class _WithoutTraceback(logging.Formatter):
+    """Formats a record as ``inner`` does, but without its traceback: the terminal gets one
+    line per failure, while Prefect's API handler still sends the whole traceback to the UI."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def concise_console_logs() -> None:
+    """Give Prefect's console handlers the traceback-free formatter (after Prefect set them up)."""
+    import prefect  # noqa: F401 - sets up Prefect's logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(l for l in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(l, logging.Logger))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _WithoutTraceback):
+                handler.setFormatter(_WithoutTraceback(handler.formatter))
+
+
 def _fail(message: str, code: int) -> int:
     print(f"m3sync: {message}", file=sys.stderr)
     return code
@@ -101,13 +132,24 @@ def _settle(args: argparse.Namespace) -> int:
             raise InvalidOperation
     except InvalidOperation:
         return _fail(f"--tolerance {args.tolerance!r} is not a non-negative amount", EXIT_INVALID)
+    if args.report and not args.report.lower().endswith(".xlsx"):
+        return _fail(f"--report {args.report}: the workbook must be an .xlsx file", EXIT_INVALID)
     missing = [f for f in args.files if not os.path.isfile(f)]
     if missing:
         return _fail(f"{missing[0]}: no such file", EXIT_INVALID)
 
+    from flows.context import checked_settings
     from flows.contract import exit_code
     from flows.settlement import settlement_reconciliation
 
+    try:
+        checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run, need_amazon=args.from_amazon)
+    except Exception as exc:  # noqa: BLE001
+        code = _known_failure(exc)
+        if code is None:
+            raise
+        return _fail(str(exc), code)
+    concise_console_logs()
     try:
         document = settlement_reconciliation(
             files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,
@@ -132,6 +174,7 @@ def _settle(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
+    concise_console_logs()
     try:
         return run_demo(args.home, args.seed)
     except Exception as exc:  # noqa: BLE001

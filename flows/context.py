@@ -18,7 +18,7 @@ from connectors.m3 import M3Client, M3Operations
 from connectors.settings import ConfigurationError, Settings, load_settings, resolve_home
 from connectors.state import StateStore
 
-SANDBOX_DIVISION = "AAA"
+SANDBOX_COMPANY, SANDBOX_DIVISION = "100", "AAA"
 
 
 @dataclass
@@ -90,12 +90,36 @@ def _sandbox_connections(home: Path, stack: ExitStack, *, seed: int) -> Connecti
     stack.callback(amazon.close)
     state = StateStore(settings.state_url)
     stack.callback(state.close)
-    return Connections(home=home, sandbox=True, state=state, m3=M3Operations(client, profile),
+    ops = M3Operations(client, profile, cono=SANDBOX_COMPANY, divi=SANDBOX_DIVISION)
+    return Connections(home=home, sandbox=True, state=state, m3=ops,
                        m3_profile=profile, divi=SANDBOX_DIVISION, amazon=amazon, sandbox_env=env)
 
 
+def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, need_amazon: bool) -> Settings:
+    """Load and check the configuration a run needs; raises ConfigurationError saying what to set.
+
+    The command line calls this before starting a flow run, so a missing setting is one line
+    on stderr rather than a failed run.
+    """
+    home_path = resolve_home(str(home) if home is not None else None)
+    settings = load_settings(home_path)
+    if sandbox:
+        return settings
+    if need_m3:
+        m3 = settings.require_m3()
+        if m3.profile == "cloudsuite" and not m3.cono:
+            raise ConfigurationError("the cloudsuite profile posts through GLS840MI, which needs the company: "
+                                     "set [m3] cono in HOME/config.toml or M3SYNC_M3_CONO")
+    if need_amazon:
+        amazon = settings.require_amazon()
+        if not amazon.seller_id:
+            raise ConfigurationError("Amazon seller id missing: set [amazon] seller_id in HOME/config.toml "
+                                     "or M3SYNC_AMAZON_SELLER_ID")
+    return settings
+
+
 def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazon: bool) -> Connections:
-    settings: Settings = load_settings(home)
+    settings = checked_settings(home, sandbox=False, need_m3=need_m3, need_amazon=need_amazon)
     state = StateStore(settings.state_url)
     stack.callback(state.close)
     connections = Connections(home=home, sandbox=False, state=state)

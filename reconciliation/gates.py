@@ -15,14 +15,8 @@ from datetime import date
 from typing import Callable
 
 from reconciliation.mapping import GLMapping, MappedLines
-from reconciliation.model import Settlement
-from reconciliation.vouchers import (
-    Voucher,
-    VoucherError,
-    build_vouchers,
-    format_minor,
-    planned_vouchers,
-)
+from reconciliation.model import Settlement, format_minor
+from reconciliation.vouchers import Voucher, VoucherError, build_vouchers, planned_vouchers
 
 GATE_SUM = "sum"
 GATE_MAPPING = "mapping"

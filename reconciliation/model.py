@@ -81,6 +81,11 @@ def decimal_to_minor(amount: "Decimal", decimals: int) -> int:
     return int(scaled)
 
 
+def format_minor(amount_minor: int, decimals: int) -> str:
+    """Minor units as a plain decimal string with the currency's decimals ("-4.50", "120")."""
+    return str(minor_to_decimal(amount_minor, decimals))
+
+
 def format_amount(amount_minor: int, currency: str) -> str:
     """Minor units as the JSON contract's string: the currency's decimals, no float ("31.81")."""
-    return str(minor_to_decimal(amount_minor, currency_decimals(currency)))
+    return format_minor(amount_minor, currency_decimals(currency))

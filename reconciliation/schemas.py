@@ -14,7 +14,7 @@ from pandera.typing import Series
 
 from reconciliation.model import Settlement
 from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN
-from reconciliation.vouchers import format_minor
+from reconciliation.model import format_minor
 
 MAX_LINES_IN_REASON = 10
 NON_EMPTY = {"min_value": 1}

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
 from reconciliation.mapping import AIT_MAX_LENGTH, GLMapping, MappedLines, marketplace_code
-from reconciliation.model import Settlement, currency_decimals
+from reconciliation.model import Settlement, currency_decimals, format_minor
 
 VTXT_MAX_LENGTH = 40   # M3 VTXT is A40
 MAX_VOUCHER_LINES = 999  # NLIN is N3
@@ -48,11 +47,6 @@ ROLE_DEPOSIT = "deposit"
 ROLE_CARRY_OVER = "carry_over"
 
 _DIMENSION_COLUMNS = ["ait2", "ait3", "ait4", "ait5", "ait6", "ait7"]
-
-
-def format_minor(amount_minor: int, decimals: int) -> str:
-    """Minor units as a plain decimal string with the currency's decimals ("-4.50", "120")."""
-    return f"{Decimal(amount_minor).scaleb(-decimals):.{decimals}f}"
 
 
 class VoucherError(ValueError):

@@ -117,7 +117,8 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
         raise WorkbookError(f"workbook folder {str(path.parent)!r} does not exist")
     if not 2 <= max_rows <= EXCEL_MAX_ROWS:
         raise WorkbookError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, got {max_rows}")
-    generated = _naive_utc(generated_at or datetime.now(timezone.utc))
+    _check_lines(outcomes)
+    generated = _naive_utc(generated_at or datetime.now(timezone.utc))  # a naive generated_at is taken as UTC
     placements = plan_lines(outcomes, path, max_rows)
     all_lines = _mark_on_sheet(_lines_frame(outcomes), placements)
 
@@ -143,8 +144,22 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
     workbook.close()
 
     csv_paths = _write_csv_lines(all_lines, placements)
-    splice_rows(buffer.getvalue(), pending, path)
+    # Written beside the target and renamed, so a failure never leaves a half-written workbook.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        splice_rows(buffer.getvalue(), pending, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return WorkbookInfo(path, csv_paths)
+
+
+def _check_lines(outcomes: Sequence[SettlementOutcome]) -> None:
+    for position, outcome in enumerate(outcomes):
+        missing = [c for c in LINE_COLUMNS if c not in outcome.settlement.lines.columns]
+        if missing:
+            raise WorkbookError(f"outcome {position} (settlement {outcome.settlement.settlement_id}): lines lack "
+                                f"column(s) {', '.join(missing)}")
 
 
 # --- lines placement -----------------------------------------------------------------------
@@ -187,9 +202,6 @@ def _file_safe(text: str) -> str:
 
 # --- the lines of every settlement ---------------------------------------------------------
 
-# Lines sheet / CSV columns: LINE_COLUMNS with the amount as a decimal, plus currency and GL.
-_LINE_TEXT_COLUMNS = [c for c, t in LINE_COLUMNS.items() if t == "str"]
-
 
 def _lines_frame(outcomes: Sequence[SettlementOutcome]) -> pd.DataFrame:
     """Every outcome's lines with currency, decimals, marketplace, GL category/account and placement."""
@@ -221,9 +233,10 @@ def _mark_on_sheet(frame: pd.DataFrame, placements: Sequence[LinesPlacement]) ->
     return frame.assign(_on_sheet=on_sheet[frame["_outcome"].to_numpy()] if len(frame) else False)
 
 
-def _line_columns(lines: pd.DataFrame) -> list[tuple[str, str]]:
-    """(header, kind) of the Lines sheet, in order."""
-    columns = []
+def _line_sheet_columns() -> tuple[tuple[str, str], ...]:
+    """(header, kind) of the Lines sheet and CSV: LINE_COLUMNS with the amount as a decimal
+    followed by its currency, the posted date marked UTC, then the GL category and account."""
+    columns: list[tuple[str, str]] = []
     for name in LINE_COLUMNS:
         if name == "amount_minor":
             columns += [("amount", "amount"), ("currency", "text")]
@@ -233,12 +246,15 @@ def _line_columns(lines: pd.DataFrame) -> list[tuple[str, str]]:
             columns.append((name, "integer"))
         else:
             columns.append((name, "text"))
-    return columns + [("gl_category", "text"), ("gl_account", "text")]
+    return (*columns, ("gl_category", "text"), ("gl_account", "text"))
+
+
+LINE_SHEET_COLUMNS = _line_sheet_columns()
 
 
 def _write_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame) -> PendingRows:
     columns = []
-    for header, kind in _line_columns(lines):
+    for header, kind in LINE_SHEET_COLUMNS:
         if kind == "amount":
             columns.append(_amount_column(header, lines["amount_minor"], lines["_decimals"], lines["currency"]))
         elif kind == "datetime":
@@ -258,7 +274,7 @@ def _write_csv_lines(lines: pd.DataFrame, placements: Sequence[LinesPlacement]) 
             continue
         part = lines[lines["_outcome"].to_numpy() == index]
         table = {}
-        for header, kind in _line_columns(part):
+        for header, kind in LINE_SHEET_COLUMNS:
             if kind == "amount":
                 table[header] = amount_cells(part["amount_minor"], part["_decimals"])
             elif kind == "datetime":
@@ -540,7 +556,8 @@ class CheckFigures:
         if self.debit_minor is None:
             return found + ["no vouchers"]
         if self.debit_minor != self.credit_minor:
-            found.append(f"debits differ from credits by {format_minor(self.debit_minor - self.credit_minor, decimals)}")
+            difference = format_minor(self.debit_minor - self.credit_minor, decimals)
+            found.append(f"debits differ from credits by {difference}")
         if self.deposit_line_minor != total_minor:
             found.append(f"deposit line differs from total by "
                          f"{format_minor(self.deposit_line_minor - total_minor, decimals)}")

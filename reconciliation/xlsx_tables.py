@@ -2,10 +2,11 @@
 string operations and spliced into the finished file.
 
 Why: xlsxwriter spends ~9 µs of Python per cell; a 100,000-line settlement has ~2 million
-cells, which alone would take ~18 s. Rendering the ``<row>`` elements column-wise with pandas
-string operations takes a second or two. xlsxwriter still writes everything else (header
-row, column widths and formats, frozen panes, autofilter, conditional formats, every other
-sheet); ``splice_rows`` then inserts the rendered rows into the sheet's ``<sheetData>``.
+cells, which alone would take ~18 s. Rendering the ``<row>`` elements column-wise with pyarrow
+string kernels takes a second or two. xlsxwriter still writes everything else (header row,
+column widths and formats, frozen panes, autofilter, conditional formats, every other sheet);
+``splice_rows`` then inserts the rendered rows into the sheet's ``<sheetData>``. Text cells
+are inline strings (as xlsxwriter's own constant-memory mode writes them), XML-escaped.
 
 Cells are written as inline strings and plain numbers; the number text is produced here
 (exact decimal strings for money), so no float arithmetic touches an amount.

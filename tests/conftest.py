@@ -8,6 +8,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Before Prefect is imported: a loaded 2-core machine needs more than the default 20 s to start
+# a Prefect server (stack-notes.md §2), and there is no network for telemetry.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 
 def shared_dir() -> Path:
     """The shared/ folder beside the clone (CI lays it there), or $M3SYNC_SHARED."""

@@ -158,7 +158,7 @@ def test_missing_reimbursement_needs_an_inventory_ledger(world, settlements, tmp
 
 
 def test_clean_world_stays_quiet(tmp_path):
-    world = build_world(SEED, orders=ORDERS, days=DAYS, anomalies=False)
+    world = build_world(SEED, orders=500, days=DAYS, anomalies=False)
     flagged = _run(world, tmp_path)
     orders = {o.order_id for o in world.orders if o.shipped is not None}
     flagged_orders = {o for frame in flagged.values() for o in frame["order_id"] if o}
@@ -246,3 +246,26 @@ def test_threshold_zero_returns_every_item_and_bad_threshold_is_refused(world, s
     assert len(every) == len(items.drop_duplicates(["transaction_type", "order_id", "order_item_code", "adjustment_id"]))
     with pytest.raises(ValueError, match="threshold must be within"):
         score_settlement(settlement, AnomalyHistory(tmp_path), threshold=1.5)
+
+
+@pytest.mark.parametrize(("description", "kind"), [("FBAPerUnitFulfillmentFee", "fee_overcharge_fba"),
+                                                   ("Commission", "fee_overcharge_commission")])
+def test_a_fee_twenty_percent_over_its_baseline_is_flagged(settlements, tmp_path, description, kind):
+    settlement = settlements[3]
+    lines = settlement.lines.copy()
+    fees = lines.index[(lines["transaction_type"] == "Order") & (lines["amount_description"] == description)
+                       & (lines["amount_minor"] <= -300)]
+    target = fees[0]
+    original = -int(lines.at[target, "amount_minor"])
+    lines.at[target, "amount_minor"] = -(original * 12 // 10)  # 20 % more
+    flags = score_settlement(replace(settlement, lines=lines), AnomalyHistory(tmp_path), persist_model=False)
+    row = flags[(flags["order_id"] == lines.at[target, "order_id"]) & (flags["kind"] == kind)]
+    assert len(row) == 1, flags
+    reason = row.iloc[0]["reasons"][0]
+    if kind == "fee_overcharge_fba":
+        quantity = int(lines.at[target, "quantity"])
+        assert reason.startswith(f"FBA fee {_money(round(original * 12 // 10 / quantity))} per unit; "
+                                 f"this SKU's median {_money(original // quantity)} over "), reason
+    else:
+        assert reason.startswith(f"commission {_money(original * 12 // 10)} is "), reason
+        assert f"(expected {_money(original)})" in reason, reason

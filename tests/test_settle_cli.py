@@ -85,7 +85,7 @@ BAD_INPUTS = {
                       ":7:"),
     "nocolumn.tsv": (lambda lines: "\n".join("\t".join(f for i, f in enumerate(l.split("\t")) if i != 14)
                                               for l in lines).encode(), "amount"),
-    "commas.tsv": (lambda lines: "\n".join(l.replace("\t", ",") for l in lines).encode(), "delimit"),
+    "commas.tsv": (lambda lines: "\n".join(l.replace("\t", ",") for l in lines).encode(), "tab-separated"),
     "letters.tsv": (lambda lines: "\n".join(lines[:4] + [lines[4].replace("\t-4.14\t", "\tabc\t")] + lines[5:]).encode(),
                     ":5:15:"),
     "baddate.tsv": (lambda lines: "\n".join([lines[0], lines[1].replace("2024-10-09 14:28:38 UTC", "09/Oct/2024")]
@@ -93,22 +93,23 @@ BAD_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
-def test_bad_input_exits_2_naming_the_place_and_posts_nothing(prefect_api_url: str, fixture_file: Path,
-                                                              tmp_path: Path, name: str) -> None:
-    edit, expected = BAD_INPUTS[name]
-    bad = _variant(fixture_file, tmp_path, name, edit)
-    before = _digest(bad)
+def test_each_bad_input_is_invalid_naming_the_place_and_posts_nothing(prefect_api_url: str, fixture_file: Path,
+                                                                      tmp_path: Path) -> None:
+    bad = {name: _variant(fixture_file, tmp_path, name, edit) for name, (edit, _) in BAD_INPUTS.items()}
+    before = {name: _digest(path) for name, path in bad.items()}
     home = tmp_path / "home"
-    run = m3sync("settle", str(bad), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
+    run = m3sync("settle", *map(str, bad.values()), "--sandbox", "--json", "--home", str(home),
+                 api_url=prefect_api_url)
     assert run.code == 2, (run.stdout, run.stderr)
     assert "Traceback" not in run.stderr
-    entry, = run.document["settlements"]
-    assert entry["status"] == "invalid"
-    assert entry["source"] == name
-    assert any(expected in reason for reason in entry["reasons"]), entry["reasons"]
-    assert all(reason.startswith(name) for reason in entry["reasons"])
-    assert _digest(bad) == before
+    entries = {entry["source"]: entry for entry in run.document["settlements"]}
+    assert set(entries) == set(BAD_INPUTS)
+    for name, (_, expected) in BAD_INPUTS.items():
+        entry = entries[name]
+        assert entry["status"] == "invalid"
+        assert any(expected in reason for reason in entry["reasons"]), (name, entry["reasons"])
+        assert all(reason.startswith(name) for reason in entry["reasons"])
+        assert _digest(bad[name]) == before[name]
     assert _sandbox_vouchers(home) == 0
 
 

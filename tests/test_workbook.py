@@ -328,8 +328,9 @@ def test_number_formats_carry_the_currency(book) -> None:
            if s.value == JPY_ID]
     assert yen == [1200, -180]
     summary = book["Summary"]
-    totals = {s.value: t.number_format for s, t in zip(_cells_by_header(summary, "Settlement ID", SUMMARY_HEADER_ROW + 1),
-                                                       _cells_by_header(summary, "Total (deposit)", SUMMARY_HEADER_ROW + 1))
+    header_row = SUMMARY_HEADER_ROW + 1
+    totals = {s.value: t.number_format for s, t in zip(_cells_by_header(summary, "Settlement ID", header_row),
+                                                       _cells_by_header(summary, "Total (deposit)", header_row))
               if s.value}
     assert totals == {FIXTURE_ID: USD_FORMAT, HELD_ID: USD_FORMAT, JPY_ID: JPY_FORMAT}
     assert currency_number_format("EUR") == '#,##0.00 "EUR"'
@@ -441,6 +442,10 @@ def test_bad_arguments_are_refused_with_a_clear_error(tmp_path: Path, jpy_outcom
         write_workbook([jpy_outcome], tmp_path / "run.xlsx", max_rows=1)
     with pytest.raises(WorkbookError, match="does not exist"):
         write_workbook([jpy_outcome], tmp_path / "missing" / "run.xlsx")
+    broken = dataclasses.replace(jpy_outcome.settlement, lines=jpy_outcome.settlement.lines.drop(columns="sku"))
+    with pytest.raises(WorkbookError, match=f"settlement {JPY_ID}\\): lines lack column\\(s\\) sku"):
+        write_workbook([dataclasses.replace(jpy_outcome, settlement=broken)], tmp_path / "run.xlsx")
+    assert not list(tmp_path.iterdir())  # nothing half-written
 
 
 def test_an_empty_run_still_writes_every_sheet(tmp_path: Path) -> None:
@@ -448,3 +453,31 @@ def test_an_empty_run_still_writes_every_sheet(tmp_path: Path) -> None:
     book = openpyxl.load_workbook(info.path)
     assert book.sheetnames == list(SHEET_NAMES)
     assert _table(book["Exceptions"])[0]["File"] == "broken.tsv"
+
+
+def test_a_settlement_across_month_end_has_two_balanced_vouchers(tmp_path: Path) -> None:
+    settlement = make_settlement(
+        [("Order", "ItemPrice", "Principal", 5000, "2024-09-28 10:00:00", "111-0000000-0000001"),
+         ("Order", "ItemFees", "Commission", -750, "2024-10-02 10:00:00", "111-0000000-0000001")],
+        settlement_id="10000000004", start="2024-09-25 00:00:00", end="2024-10-03 00:00:00",
+        deposit="2024-10-05 00:00:00")
+    write_workbook([_settle(settlement)], tmp_path / "split.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "split.xlsx", data_only=True)
+    totals = [(r["Voucher key"], r["Accounting date"], _money(r["Debit"]), _money(r["Credit"]))
+              for r in _table(book["Journal"]) if r["Role"] == "total"]
+    # September: principal credit 50.00, carry-over debit 50.00 (dated the month's last day).
+    # October: commission debit 7.50 + deposit debit 42.50, carry-over back credit 50.00.
+    assert totals == [("AMZ-10000000004-202409", datetime(2024, 9, 30), Decimal("50.00"), Decimal("50.00")),
+                      ("AMZ-10000000004-202410", datetime(2024, 10, 5), Decimal("50.00"), Decimal("50.00"))]
+    row = _summary(book)["10000000004"]
+    assert (_money(row["Voucher debits"]), _money(row["Deposit line"]), row["Checks"]) == \
+        (Decimal("100.00"), Decimal("42.50"), "OK")
+    assert row["Voucher keys"] == "AMZ-10000000004-202409\nAMZ-10000000004-202410"
+
+
+def test_amount_cells_are_exact_decimal_literals() -> None:
+    from reconciliation.xlsx_tables import amount_cells
+
+    minor = pd.Series([-5, 0, 3181, 123456789012345, -180, 7])
+    decimals = pd.Series([2, 2, 2, 2, 0, 3])
+    assert amount_cells(minor, decimals).tolist() == ["-0.05", "0.00", "31.81", "1234567890123.45", "-180", "0.007"]

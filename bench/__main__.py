@@ -1,0 +1,35 @@
+"""Run every benchmark in this folder with its defaults: ``python -m bench`` (``make bench``).
+
+Benchmarks that are not present in this checkout (``bench.anomaly_eval`` comes with the
+anomaly work) are skipped with a note. The exit code is the largest any benchmark returned.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+
+# (module, what it measures); each module has ``main(argv: list[str] | None) -> int``.
+BENCHMARKS = (
+    ("bench.settlement_pipeline", "settlement pipeline vs read_csv, peak memory, workbook"),
+    ("bench.anomaly_eval", "anomaly detection precision/recall and scoring speed"),
+)
+
+
+def main() -> int:
+    worst = 0
+    for name, purpose in BENCHMARKS:
+        print(f"=== {name}: {purpose}", flush=True)
+        if importlib.util.find_spec(name) is None:
+            print(f"(skipped: {name} is not in this checkout)\n", flush=True)
+            continue
+        started = time.perf_counter()
+        code = importlib.import_module(name).main([])  # [] = its defaults, not this command's argv
+        print(f"=== {name}: exit code {code}, {time.perf_counter() - started:.0f} s\n", flush=True)
+        worst = max(worst, code)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())

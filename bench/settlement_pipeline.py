@@ -1,0 +1,319 @@
+"""Settlement pipeline benchmark: time and peak memory against ``pandas.read_csv`` of the same file.
+
+    python -m bench.settlement_pipeline [--lines 1000000] [--workbook-lines 100000] [--out DIR]
+                                        [--runs 3] [--seed 1]
+
+1. Generates a balanced ``--lines`` V2 settlement (sandbox.generator.large) and its matching M3
+   invoice set (not timed).
+2. Runs ``--runs`` trials, each in a fresh spawned process: the whole pipeline (parse, validate,
+   map to GL, gates + vouchers, reconcile against the invoices) stage by stage, then, in the same
+   process, the baseline ``pandas.read_csv(path, sep="\\t", engine="pyarrow", dtype=str)`` of the
+   same file. Medians over the trials; the ratio is median pipeline / median baseline.
+   The pipeline's peak RSS is the trial process's own peak (``VmHWM``; ``ru_maxrss`` off Linux)
+   read right after the pipeline (the baseline runs afterwards, so it cannot inflate it); the
+   baseline's peak comes from a separate fresh process that only reads the file. Both include
+   the interpreter and imports (about 0.15 GiB); the pipeline's also the loaded invoices.
+3. Writes the workbook of a ``--workbook-lines`` settlement (full outcome incl. reconciliation)
+   ``--runs`` times in one fresh process; median ``write_workbook`` time.
+
+Exit code 0 whether or not a target is met (this is a measurement); 1 if the pipeline itself
+fails (the file does not parse, or the settlement is held), since then nothing was measured.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+RATIO_TARGET = 8.0
+PEAK_RSS_TARGET_BYTES = 3 * 1024**3
+WORKBOOK_TARGET_SECONDS = 15.0
+TOLERANCE_MINOR = 1  # the flow's default reconciliation tolerance (0.01)
+GIB = 1024**3
+
+STAGES = ("parse", "validate", "map", "gates + vouchers", "reconcile")
+
+T = TypeVar("T")
+
+
+class BenchmarkError(RuntimeError):
+    """The pipeline did not run through, so there is nothing to measure."""
+
+
+@dataclass(frozen=True)
+class BenchInputs:
+    settlement: Path
+    invoices: Path      # parquet of reconciliation.matching.INVOICE_COLUMNS
+    lines: int
+
+
+@dataclass(frozen=True)
+class PipelineTrial:
+    """One fresh process: the pipeline stage by stage, then the baseline read of the same file."""
+
+    stage_seconds: tuple[float, ...]   # aligned with STAGES
+    startup_rss: int                   # bytes, after imports and loading the invoices
+    peak_rss: int                      # bytes, right after the pipeline
+    baseline_seconds: float
+    summary: str
+
+    @property
+    def pipeline_seconds(self) -> float:
+        return sum(self.stage_seconds)
+
+
+@dataclass(frozen=True)
+class BaselinePeak:
+    seconds: float
+    startup_rss: int
+    peak_rss: int
+
+
+@dataclass(frozen=True)
+class WorkbookTrial:
+    prepare_seconds: float             # parse .. reconcile of the workbook's settlement (not the target)
+    write_seconds: tuple[float, ...]
+    peak_rss: int
+    size_bytes: int
+    sheets_note: str
+
+
+# --- measurements (each runs in a fresh spawned process) -------------------------------
+
+def _peak_rss_bytes() -> int:
+    """This process's peak RSS. On Linux VmHWM, because ru_maxrss survives fork + exec: a spawned
+    child reports at least its parent's RSS at the fork (measured: 0.97 GiB floor when the parent
+    had generated the data), so it cannot tell a small child from a big parent."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+def _timed(action: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - started
+
+
+def _read_baseline(path: Path) -> object:
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", engine="pyarrow", dtype=str)
+
+
+def _settle(inputs: BenchInputs, invoices: object) -> tuple[object, tuple[float, ...]]:
+    """The flow's pure stages in order (what prepare_settlement + reconcile do), timed one by one."""
+    from reconciliation.gates import check_gates
+    from reconciliation.mapping import load_mapping
+    from reconciliation.matching import reconcile_orders
+    from reconciliation.outcome import SettlementOutcome
+    from reconciliation.parse import read_settlement_file
+    from reconciliation.pipeline import PreparedSettlement
+    from reconciliation.schemas import validate_settlement
+
+    mapping = load_mapping()
+    parsed, parse_s = _timed(lambda: read_settlement_file(inputs.settlement))
+    if not parsed.ok or len(parsed.settlements) != 1:
+        problems = "; ".join(str(e) for e in parsed.errors[:5])
+        raise BenchmarkError(f"{inputs.settlement.name}: expected one settlement, got "
+                             f"{len(parsed.settlements)} ({problems or 'no errors reported'})")
+    settlement = parsed.settlements[0]
+    validation, validate_s = _timed(lambda: validate_settlement(settlement))
+    mapped, map_s = _timed(lambda: mapping.map_settlement(settlement))
+    gates, gates_s = _timed(lambda: check_gates(settlement, mapped, mapping))
+    prepared = PreparedSettlement(settlement, validation, mapped, gates)
+    if prepared.held:
+        raise BenchmarkError(f"{inputs.settlement.name}: settlement held: {'; '.join(prepared.reasons)}")
+    reconciliation, reconcile_s = _timed(
+        lambda: reconcile_orders(settlement.lines, invoices, tolerance_minor=TOLERANCE_MINOR))
+    outcome = SettlementOutcome(
+        settlement=settlement, status="dry_run", reasons=prepared.reasons, validation=validation, mapped=mapped,
+        gates=gates, vouchers=gates.vouchers, reconciliation=reconciliation)
+    return outcome, (parse_s, validate_s, map_s, gates_s, reconcile_s)
+
+
+def _describe(outcome: object) -> str:
+    settlement, reconciliation = outcome.settlement, outcome.reconciliation
+    counts = ", ".join(f"{k} {v:,}" for k, v in reconciliation.counts.items() if v)
+    return (f"settlement {settlement.settlement_id}: {settlement.line_count:,} lines, {outcome.status}, "
+            f"{len(outcome.vouchers)} voucher(s) with {sum(len(v.lines) for v in outcome.vouchers)} lines, "
+            f"validation {'ok' if outcome.validation.ok else 'FAILED'}, reconciliation: {counts}")
+
+
+def _load_invoices(path: Path) -> object:
+    import pandas as pd
+
+    from reconciliation.matching import INVOICE_COLUMNS
+
+    return pd.read_parquet(path).astype(INVOICE_COLUMNS)
+
+
+def pipeline_trial(inputs: BenchInputs) -> PipelineTrial:
+    invoices = _load_invoices(inputs.invoices)   # an input of the pipeline, loaded untimed
+    startup = _peak_rss_bytes()
+    outcome, stage_seconds = _settle(inputs, invoices)
+    peak = _peak_rss_bytes()
+    summary = _describe(outcome)
+    del outcome, invoices
+    _frame, baseline_seconds = _timed(lambda: _read_baseline(inputs.settlement))
+    return PipelineTrial(stage_seconds, startup, peak, baseline_seconds, summary)
+
+
+def baseline_peak(path: Path) -> BaselinePeak:
+    import pandas  # noqa: F401  (imports before the startup figure, as in the pipeline trial)
+
+    startup = _peak_rss_bytes()
+    _frame, seconds = _timed(lambda: _read_baseline(path))
+    return BaselinePeak(seconds, startup, _peak_rss_bytes())
+
+
+def workbook_trial(inputs: BenchInputs, workbook: Path, runs: int) -> WorkbookTrial:
+    from reconciliation.workbook import write_workbook
+
+    invoices = _load_invoices(inputs.invoices)
+    started = time.perf_counter()
+    outcome, _stages = _settle(inputs, invoices)
+    prepare_seconds = time.perf_counter() - started
+    timed = [_timed(lambda: write_workbook([outcome], workbook)) for _ in range(runs)]
+    info = timed[-1][0]
+    note = (f"lines in CSV {', '.join(p.name for p in info.lines_csv)}" if info.lines_csv
+            else "all lines on the Lines sheet")
+    seconds = [elapsed for _info, elapsed in timed]
+    return WorkbookTrial(prepare_seconds, tuple(seconds), _peak_rss_bytes(), workbook.stat().st_size, note)
+
+
+def _in_fresh_process(function: Callable[..., T], *args: object) -> T:
+    # spawn, one task per process: every measurement starts from a clean interpreter, so
+    # ru_maxrss is that measurement's own peak.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        return pool.submit(function, *args).result()
+
+
+# --- data -------------------------------------------------------------------------------
+
+def generate_inputs(folder: Path, lines: int, seed: int) -> tuple[BenchInputs, float]:
+    from reconciliation.matching import INVOICE_COLUMNS
+    from sandbox.generator.large import matching_invoices, write_large_settlement
+
+    started = time.perf_counter()
+    settlement = write_large_settlement(folder / f"settlement_{lines}.tsv", lines, seed)
+    invoices = folder / f"invoices_{lines}.parquet"
+    matching_invoices(lines, seed)[list(INVOICE_COLUMNS)].to_parquet(invoices, index=False)
+    return BenchInputs(settlement, invoices, lines), time.perf_counter() - started
+
+
+# --- report -----------------------------------------------------------------------------
+
+def _gib(size: int) -> str:
+    return f"{size / GIB:.2f} GiB"
+
+
+def _runs(values: Sequence[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def machine_facts() -> list[str]:
+    import pandas as pd
+    import pyarrow as pa
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return [f"machine: {os.cpu_count()} cores, {_gib(ram)} RAM, {platform.platform()}",
+            f"software: Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the pipeline settlement")
+    parser.add_argument("--workbook-lines", type=int, default=100_000, help="lines of the workbook settlement")
+    parser.add_argument("--out", type=Path, help="keep generated files and the workbook here (default: temp dir)")
+    parser.add_argument("--runs", type=int, default=3, help="trials per measurement (median)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.lines < 1 or args.workbook_lines < 1 or args.runs < 1:
+        parser.error("--lines, --workbook-lines and --runs must be >= 1")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        return _run(args, args.out)
+    with tempfile.TemporaryDirectory(prefix="bench-settlement-") as folder:
+        return _run(args, Path(folder))
+
+
+def _run(args: argparse.Namespace, folder: Path) -> int:
+    print(f"settlement pipeline benchmark: {args.lines:,} lines, workbook {args.workbook_lines:,} lines, "
+          f"seed {args.seed}, {args.runs} run(s) each, medians; files in {folder}")
+    for fact in machine_facts():
+        print(fact)
+    print(f"load average before (1/5/15 min): {_load()}", flush=True)
+
+    # Generated in a child too, so this process stays small (see _peak_rss_bytes).
+    inputs, generated_s = _in_fresh_process(generate_inputs, folder, args.lines, args.seed)
+    print(f"generated {inputs.settlement.name} ({inputs.settlement.stat().st_size / 1e6:.0f} MB) and its "
+          f"matching invoices in {generated_s:.1f} s (not timed)", flush=True)
+    try:
+        trials = [_in_fresh_process(pipeline_trial, inputs) for _ in range(args.runs)]
+        baseline = _in_fresh_process(baseline_peak, inputs.settlement)
+        workbook_inputs, _ = _in_fresh_process(generate_inputs, folder, args.workbook_lines, args.seed)
+        workbook = _in_fresh_process(workbook_trial, workbook_inputs, folder / "settlement_workbook.xlsx", args.runs)
+    except BenchmarkError as exc:
+        print(f"ERROR: the pipeline did not run through, nothing measured: {exc}", file=sys.stderr)
+        return 1
+
+    print(f"\npipeline on {trials[0].summary}")
+    print(f"{'stage':<44}{'median':>10}   runs (s)")
+    for index, stage in enumerate(STAGES):
+        values = [t.stage_seconds[index] for t in trials]
+        print(f"  {stage:<42}{statistics.median(values):>8.2f} s   {_runs(values)}")
+    pipeline_s = statistics.median(t.pipeline_seconds for t in trials)
+    baseline_s = statistics.median(t.baseline_seconds for t in trials)
+    ratio = pipeline_s / baseline_s
+    peak = max(t.peak_rss for t in trials)
+    print(f"  {'pipeline total':<42}{pipeline_s:>8.2f} s   {_runs([t.pipeline_seconds for t in trials])}")
+    print(f"  {'baseline read_csv(pyarrow, dtype=str)':<42}{baseline_s:>8.2f} s   "
+          f"{_runs([t.baseline_seconds for t in trials])}")
+    print(f"peak RSS: pipeline process {_gib(peak)} (after imports + invoices {_gib(trials[0].startup_rss)}); "
+          f"baseline process {_gib(baseline.peak_rss)} (after imports {_gib(baseline.startup_rss)}; "
+          f"that read took {baseline.seconds:.2f} s)")
+
+    workbook_s = statistics.median(workbook.write_seconds)
+    print(f"\nworkbook of {args.workbook_lines:,} lines: write_workbook {workbook_s:.2f} s median "
+          f"(runs {_runs(workbook.write_seconds)} s); {workbook.size_bytes / 1e6:.1f} MB, {workbook.sheets_note}; "
+          f"process peak RSS {_gib(workbook.peak_rss)}; parse..reconcile before it {workbook.prepare_seconds:.2f} s")
+
+    print(f"\nload average after (1/5/15 min): {_load()}")
+    print(f"{_verdict(ratio <= RATIO_TARGET)}  pipeline/baseline ratio {ratio:.2f}x (target <= {RATIO_TARGET:.0f}x)")
+    print(f"{_verdict(peak <= PEAK_RSS_TARGET_BYTES)}  pipeline peak RSS {_gib(peak)} "
+          f"(target <= {_gib(PEAK_RSS_TARGET_BYTES)})")
+    print(f"{_verdict(workbook_s <= WORKBOOK_TARGET_SECONDS)}  workbook {args.workbook_lines:,} lines "
+          f"{workbook_s:.2f} s (target <= {WORKBOOK_TARGET_SECONDS:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    # Through the package name, so the spawned processes unpickle bench.settlement_pipeline.*
+    from bench.settlement_pipeline import main as package_main
+
+    sys.exit(package_main())

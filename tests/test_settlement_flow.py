@@ -1,0 +1,134 @@
+"""The settlement flow under prefect_test_harness, against an M3 sandbox configured as a live M3.
+
+Configuring the sandbox through HOME/config.toml (not --sandbox) exercises the path a real
+installation takes: the .ionapi file, the profile, the state store under HOME.
+"""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.m3 import M3Client, M3Operations
+from sandbox.generator import build_world
+from sandbox.m3.app import create_app
+from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
+from sandbox.server import serve_in_thread
+
+
+@pytest.fixture
+def live_m3(tmp_path: Path):
+    """An M3 sandbox of the test's own, and a home whose config.toml points at it."""
+    data = tmp_path / "m3"
+    server = serve_in_thread(lambda url: create_app(data, url, tenant="TST"))
+    home = tmp_path / "home"
+    home.mkdir()
+    ionapi = write_ionapi(home / "m3.ionapi", server.base_url, "TST", sandbox_credentials(data))
+
+    def configure(profile: str) -> Path:
+        (home / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\nprofile = "{profile}"\ncono = 100\ndivi = "AAA"\n')
+        return home
+
+    yield server, configure, ionapi
+    server.stop()
+
+
+def _vouchers_in_m3(ionapi: Path, key: str, around) -> list:
+    with M3Client.from_ionapi(ionapi) as client:
+        ops = M3Operations(client)
+        found = ops.find_voucher(key, around)
+        return [] if found is None else [ops.read_voucher(found.divi, found.year, found.vono)]
+
+
+def test_generated_world_posts_balanced_vouchers_equal_to_each_deposit(prefect_api_url: str, live_m3,
+                                                                       tmp_path: Path) -> None:
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("cloudsuite")
+    world = build_world(5, orders=160)
+    files = []
+    for document in world.settlement_documents():
+        path = tmp_path / f"{document.settlement_id}.tsv"
+        path.write_text(document.text, encoding="utf-8")
+        files.append(str(path))
+    result = settlement_reconciliation(files=files, home=str(home))
+
+    entries = {e["settlement_id"]: e for e in result["settlements"]}
+    assert len(entries) == len(world.settlement_documents())
+    crossing = negative = 0
+    for document in world.settlement_documents():
+        entry = entries[document.settlement_id]
+        assert entry["status"] == "posted", (document.settlement_id, entry["reasons"])
+        assert Decimal(entry["total_amount"]) == document.total
+        vouchers = entry["journal"]["vouchers"]
+        months = {(d.year, d.month) for d in (document.start, document.end)}
+        assert len(vouchers) >= 1
+        crossing += len(vouchers) > 1 and len(months) > 1
+        negative += document.total < 0
+        deposit_voucher = max(vouchers, key=lambda v: v["date"])
+        assert deposit_voucher["date"] == document.deposit_date.date().isoformat()
+        for voucher in vouchers:
+            assert voucher["debit"] == voucher["credit"]
+            posted, = _vouchers_in_m3(ionapi, voucher["key"], __import__("datetime").date.fromisoformat(voucher["date"]))
+            assert posted.debit == posted.credit == Decimal(voucher["debit"])
+            assert len(posted.lines) == voucher["lines"]
+        # The deposit line of the last part carries total-amount to the clearing (or payable) account.
+        last = _vouchers_in_m3(ionapi, deposit_voucher["key"],
+                               __import__("datetime").date.fromisoformat(deposit_voucher["date"]))[0]
+        clearing = [l.amount for l in last.lines if l.dimensions[0] in ("1930", "2450")]
+        assert document.total in clearing or -document.total in clearing or document.total == 0
+    assert crossing >= 1 and negative >= 1
+    assert Path(result["report"]).is_file()
+
+
+def test_drop_after_commit_and_rerun_never_post_twice(prefect_api_url: str, live_m3, shared: Path) -> None:
+    from datetime import date
+
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    httpx.post(f"{server.base_url}/sandbox/faults", json={"drop_after_commit": 1, "transactions": ["GLS200MI/Add"]})
+    first = settlement_reconciliation(files=[fixture], home=str(home))
+    assert first["settlements"][0]["status"] in ("posted", "duplicate"), first["settlements"][0]["reasons"]
+    httpx.delete(f"{server.base_url}/sandbox/faults")
+    second = settlement_reconciliation(files=[fixture], home=str(home))
+    assert second["settlements"][0]["status"] == "duplicate"
+    (home / "state.sqlite").unlink()
+    third = settlement_reconciliation(files=[fixture], home=str(home))
+    assert third["settlements"][0]["status"] == "duplicate"
+    state = httpx.get(f"{server.base_url}/sandbox/state").json()
+    assert state["vouchers"] == 1
+    assert len(_vouchers_in_m3(ionapi, "AMZ-10000000001-202410", date(2024, 10, 25))) == 1
+
+
+def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, live_m3, shared: Path,
+                                                       tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    text = (shared / "fixtures/settlements/us_v2_usd.tsv").read_text()
+    held = tmp_path / "held.tsv"
+    held.write_text(text.replace("DigitalServicesFee", "BrandNewMysteryFee"))
+    result = settlement_reconciliation(files=[str(held)], home=str(home), report=str(tmp_path / "run.xlsx"))
+    entry, = result["settlements"]
+    assert entry["status"] == "held"
+    assert any("BrandNewMysteryFee" in r for r in entry["reasons"])
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["settlement-summary", "settlement-exceptions"])))
+    keys = {a.key for a in artifacts}
+    assert keys == {"settlement-summary", "settlement-exceptions"}
+    summary = next(a for a in artifacts if a.key == "settlement-summary")
+    assert "10000000001" in summary.data and str(tmp_path / "run.xlsx") in summary.data
+    exceptions = next(a for a in artifacts if a.key == "settlement-exceptions")
+    assert "BrandNewMysteryFee" in json.dumps(exceptions.data)
