@@ -42,6 +42,14 @@ def _baseline(frame: pd.DataFrame, mask: np.ndarray, keys: list[str], value: pd.
     return merged[[f"{prefix}_median", f"{prefix}_settlements", f"{prefix}_count"]]
 
 
+def _checked_categories(categories: Mapping[str, str]) -> dict[str, str]:
+    bad = [sku for sku, category in categories.items() if not isinstance(sku, str) or not isinstance(category, str)
+           or not category.strip()]
+    if bad:
+        raise ValueError(f"catalog_hints must map SKU text to a category name; bad entries for {bad[:5]}")
+    return dict(categories)
+
+
 def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Features for every row of ``items`` (history and current together, ITEM_COLUMNS)."""
     items = items.reset_index(drop=True)
@@ -60,7 +68,8 @@ def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = No
     # Effective referral rate vs the category (or SKU) baseline in the marketplace.
     base = (items["principal"] + items["shipping"]).to_numpy(dtype="float64")
     ref_mask = is_sale & (base > 0) & (items["commission"].to_numpy() > 0)
-    group = items["sku"].map(categories) if categories else pd.Series(np.nan, index=items.index, dtype=object)
+    group = (items["sku"].map(_checked_categories(categories)) if categories
+             else pd.Series(np.nan, index=items.index, dtype=object))
     out["referral_group"] = group.where(group.notna(), "SKU " + items["sku"]).astype(str)
     out["sales_base"] = np.where(ref_mask, base, np.nan)
     out["referral_rate"] = items["commission"] / out["sales_base"]
@@ -93,7 +102,8 @@ def _refund_features(items: pd.DataFrame, out: pd.DataFrame, is_sale: np.ndarray
     # Only the sales that were refunded matter: filter before grouping (cheap on big settlements).
     refunded_sale = is_sale & items["order_id"].isin(refunds["order_id"]).to_numpy(dtype=bool)
     sales = items.loc[refunded_sale, key + ["principal"]].groupby(key, sort=False)["principal"].sum()
-    refunds = refunds.sort_values(key + ["posted_date", "adjustment_id"], kind="stable")
+    # Same posting time: what was recorded first (history before the current file) comes first.
+    refunds = refunds.sort_values(key + ["posted_date"], kind="stable")
     grouped = refunds.groupby(key, sort=False)
     refunds = refunds.assign(
         refund_rank=grouped.cumcount() + 1,

@@ -20,7 +20,7 @@ MODEL_VERSION = 1
 MODEL_FEATURES: tuple[str, ...] = ("fba", "referral", "price", "refund", "refund_commission", "chargeback",
                                    "refund_repeat")
 FIT_SAMPLE = 50_000   # rows used to fit; scoring always covers every item
-TREES = 64            # enough for seven low-dimensional features; fits and saves in well under a second
+TREES = 48            # enough for seven low-dimensional features; fits and saves in well under a second
 _QUANTUM = 20.0
 _CODE_OFFSET = int(4 * _QUANTUM)      # quantised values lie within [-4, 4]
 _CODE_BASE = 2 * _CODE_OFFSET + 1

@@ -15,7 +15,7 @@ def round_minor(values: np.ndarray | pd.Series) -> np.ndarray:
     return (np.sign(array) * np.floor(np.abs(array) + 0.5)).astype("int64")
 
 
-def format_minor(values: np.ndarray | pd.Series, decimals: int) -> pd.Series:
+def format_minor_column(values: np.ndarray | pd.Series, decimals: int) -> pd.Series:
     """Integer minor units -> "1234.56" strings (no thousands separator, "-" for negatives)."""
     minor = pd.Series(np.asarray(values, dtype="int64"))
     if decimals == 0:

@@ -15,13 +15,13 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from reconciliation.model import Settlement
+from reconciliation.model import Settlement, format_minor
 
 from .features import MIN_TRAILING_SETTLEMENTS, item_features, settlement_features
 from .history import AnomalyHistory
 from .items import extract_items
 from .model import MODEL_FEATURES, AnomalyModel, model_matrix
-from .money import format_minor, format_percent
+from .money import format_percent
 from .rules import evaluate_rules
 
 ANOMALY_COLUMNS: tuple[str, ...] = ("order_id", "sku", "kind", "score", "reasons")
@@ -126,16 +126,18 @@ def _combine(items: pd.DataFrame, features: pd.DataFrame, matrix: pd.DataFrame, 
     if len(unusual):
         long.append(pd.DataFrame({"pos": unusual, "score": 0.0,
                                   "reason": _unusual_reasons(matrix.iloc[unusual], isolation[unusual])}))
-    reasons = pd.Series([[] for _ in range(0)], dtype=object)
+    reason_lists = np.empty(len(items), dtype=object)
+    reason_lists[:] = [[] for _ in range(len(items))]  # every item gets its own (usually empty) list
     fired = pd.concat(long, ignore_index=True) if long else pd.DataFrame(columns=["pos", "score", "reason"])
     if len(fired):
         fired = fired.sort_values(["pos", "score"], ascending=[True, False], kind="stable")
-        reasons = fired.groupby("pos", sort=False)["reason"].agg(list)
-    reason_lists = reasons.reindex(range(len(items)))
-    reason_lists = reason_lists.where(reason_lists.notna(), pd.Series([[]] * len(items), dtype=object))
+        grouped = fired.groupby("pos", sort=False)["reason"].agg(list)
+        # Element-wise: numpy would turn equal-length lists into a 2-D block. Only fired items loop.
+        for position, reasons in zip(grouped.index.to_numpy(dtype=np.int64), grouped.to_list()):
+            reason_lists[position] = reasons
     return pd.DataFrame({
         "order_id": items["order_id"], "sku": items["sku"], "kind": kinds, "score": np.round(score, 4),
-        "reasons": reason_lists.to_numpy(), "settlement_id": items["settlement_id"],
+        "reasons": reason_lists, "settlement_id": items["settlement_id"],
         "marketplace_name": items["marketplace_name"], "transaction_type": items["transaction_type"],
         "order_item_code": items["order_item_code"], "adjustment_id": items["adjustment_id"],
         "posted_date": items["posted_date"], "rule_score": rule, "isolation": np.round(isolation, 4),
@@ -158,7 +160,8 @@ def _unusual_reasons(matrix: pd.DataFrame, isolation: np.ndarray) -> np.ndarray:
             + np.where(parts != "", ": " + parts + " of its baseline", "")).to_numpy()
 
 
-def _empty_row_frame() -> dict[str, object]:
+def _account_level_defaults() -> dict[str, object]:
+    """Detail columns of a row that belongs to the settlement, not to one order item."""
     return {"settlement_id": "", "marketplace_name": "", "transaction_type": "", "order_item_code": "",
             "adjustment_id": "", "posted_date": pd.NaT, "isolation": 0.0}
 
@@ -168,24 +171,25 @@ def _settlement_rows(summary: pd.DataFrame, past: pd.DataFrame, sid: str, decima
     past = past[past["settlement_id"] != sid]
     f = settlement_features(summary, past).iloc[0]
     row = summary.iloc[0]
+    trailing = int(f["trailing_settlements"])
     rows = []
-    if f["trailing_settlements"] >= MIN_TRAILING_SETTLEMENTS and f["fee_share_median"] > 0:
+    if trailing >= MIN_TRAILING_SETTLEMENTS and f["fee_share_median"] > 0:
         ratio = f["fee_share"] / f["fee_share_median"]
         if ratio > FEE_SHARE_TOLERANCE:
             rows.append(("fee_share_high", min(1.0, 0.55 + (ratio - FEE_SHARE_TOLERANCE)),
-                         f"fees {format_minor([row['fees_minor']], decimals)[0]} are {format_percent([f['fee_share']])[0]}"
-                         f" of sales {format_minor([row['sales_minor']], decimals)[0]}; median "
+                         f"fees {format_minor(row['fees_minor'], decimals)} are {format_percent([f['fee_share']])[0]}"
+                         f" of sales {format_minor(row['sales_minor'], decimals)}; median "
                          f"{format_percent([f['fee_share_median']])[0]} over the last "
-                         f"{f['trailing_settlements']} settlements on {row['marketplace']}"))
-    if f["trailing_settlements"] >= MIN_TRAILING_SETTLEMENTS and pd.notna(f["reserve_share"]):
+                         f"{trailing} settlements on {row['marketplace']}"))
+    if trailing >= MIN_TRAILING_SETTLEMENTS and pd.notna(f["reserve_share"]):
         excess = f["reserve_share"] - f["reserve_share_median"]
         if excess > RESERVE_SHARE_TOLERANCE:
             rows.append(("reserve_high", min(1.0, 0.55 + excess),
-                         f"reserve held back {format_minor([row['reserve_held_minor']], decimals)[0]} is "
+                         f"reserve held back {format_minor(row['reserve_held_minor'], decimals)} is "
                          f"{format_percent([f['reserve_share']])[0]} of sales; median "
                          f"{format_percent([f['reserve_share_median']])[0]} over the last "
-                         f"{f['trailing_settlements']} settlements on {row['marketplace']}"))
-    return pd.DataFrame([{**_empty_row_frame(), "order_id": "", "sku": "", "kind": kind, "score": round(score, 4),
+                         f"{trailing} settlements on {row['marketplace']}"))
+    return pd.DataFrame([{**_account_level_defaults(), "order_id": "", "sku": "", "kind": kind, "score": round(score, 4),
                           "reasons": [reason], "settlement_id": sid, "marketplace_name": row["marketplace"],
                           "rule_score": score} for kind, score, reason in rows],
                         columns=list(ANOMALY_COLUMNS + DETAIL_COLUMNS))
@@ -201,7 +205,7 @@ def _missing_reimbursements(events: pd.DataFrame, reimbursed: set[str], sid: str
                + open_events["quantity"].astype(str) + " unit(s) lost or damaged in Amazon's warehouse, "
                + "no reimbursement in this or an earlier settlement")
     return pd.DataFrame({
-        **{k: v for k, v in _empty_row_frame().items()}, "order_id": "", "sku": open_events["sku"].astype(str).to_numpy(),
+        **_account_level_defaults(), "order_id": "", "sku": open_events["sku"].astype(str).to_numpy(),
         "kind": "missing_reimbursement", "score": 0.75, "reasons": [[r] for r in reasons],
         "settlement_id": sid, "adjustment_id": open_events["event_id"].astype(str).to_numpy(), "rule_score": 0.75,
     }, columns=list(ANOMALY_COLUMNS + DETAIL_COLUMNS))

@@ -36,6 +36,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import pandas as pd
+import pyarrow
+
+from reconciliation.gates import check_gates
+from reconciliation.mapping import load_mapping
+from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
+from reconciliation.outcome import SettlementOutcome
+from reconciliation.parse import read_settlement_file
+from reconciliation.pipeline import PreparedSettlement
+from reconciliation.schemas import validate_settlement
+from reconciliation.workbook import write_workbook
+from sandbox.generator.large import matching_invoices, write_large_settlement
+
 RATIO_TARGET = 8.0
 PEAK_RSS_TARGET_BYTES = 3 * 1024**3
 WORKBOOK_TARGET_SECONDS = 15.0
@@ -110,22 +123,12 @@ def _timed(action: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - started
 
 
-def _read_baseline(path: Path) -> object:
-    import pandas as pd
-
+def _read_baseline(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", engine="pyarrow", dtype=str)
 
 
-def _settle(inputs: BenchInputs, invoices: object) -> tuple[object, tuple[float, ...]]:
+def _settle(inputs: BenchInputs, invoices: pd.DataFrame) -> tuple[SettlementOutcome, tuple[float, ...]]:
     """The flow's pure stages in order (what prepare_settlement + reconcile do), timed one by one."""
-    from reconciliation.gates import check_gates
-    from reconciliation.mapping import load_mapping
-    from reconciliation.matching import reconcile_orders
-    from reconciliation.outcome import SettlementOutcome
-    from reconciliation.parse import read_settlement_file
-    from reconciliation.pipeline import PreparedSettlement
-    from reconciliation.schemas import validate_settlement
-
     mapping = load_mapping()
     parsed, parse_s = _timed(lambda: read_settlement_file(inputs.settlement))
     if not parsed.ok or len(parsed.settlements) != 1:
@@ -147,7 +150,7 @@ def _settle(inputs: BenchInputs, invoices: object) -> tuple[object, tuple[float,
     return outcome, (parse_s, validate_s, map_s, gates_s, reconcile_s)
 
 
-def _describe(outcome: object) -> str:
+def _describe(outcome: SettlementOutcome) -> str:
     settlement, reconciliation = outcome.settlement, outcome.reconciliation
     counts = ", ".join(f"{k} {v:,}" for k, v in reconciliation.counts.items() if v)
     return (f"settlement {settlement.settlement_id}: {settlement.line_count:,} lines, {outcome.status}, "
@@ -155,11 +158,7 @@ def _describe(outcome: object) -> str:
             f"validation {'ok' if outcome.validation.ok else 'FAILED'}, reconciliation: {counts}")
 
 
-def _load_invoices(path: Path) -> object:
-    import pandas as pd
-
-    from reconciliation.matching import INVOICE_COLUMNS
-
+def _load_invoices(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).astype(INVOICE_COLUMNS)
 
 
@@ -175,16 +174,12 @@ def pipeline_trial(inputs: BenchInputs) -> PipelineTrial:
 
 
 def baseline_peak(path: Path) -> BaselinePeak:
-    import pandas  # noqa: F401  (imports before the startup figure, as in the pipeline trial)
-
     startup = _peak_rss_bytes()
     _frame, seconds = _timed(lambda: _read_baseline(path))
     return BaselinePeak(seconds, startup, _peak_rss_bytes())
 
 
 def workbook_trial(inputs: BenchInputs, workbook: Path, runs: int) -> WorkbookTrial:
-    from reconciliation.workbook import write_workbook
-
     invoices = _load_invoices(inputs.invoices)
     started = time.perf_counter()
     outcome, _stages = _settle(inputs, invoices)
@@ -208,9 +203,6 @@ def _in_fresh_process(function: Callable[..., T], *args: object) -> T:
 # --- data -------------------------------------------------------------------------------
 
 def generate_inputs(folder: Path, lines: int, seed: int) -> tuple[BenchInputs, float]:
-    from reconciliation.matching import INVOICE_COLUMNS
-    from sandbox.generator.large import matching_invoices, write_large_settlement
-
     started = time.perf_counter()
     settlement = write_large_settlement(folder / f"settlement_{lines}.tsv", lines, seed)
     invoices = folder / f"invoices_{lines}.parquet"
@@ -237,12 +229,9 @@ def _load() -> str:
 
 
 def machine_facts() -> list[str]:
-    import pandas as pd
-    import pyarrow as pa
-
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return [f"machine: {os.cpu_count()} cores, {_gib(ram)} RAM, {platform.platform()}",
-            f"software: Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pa.__version__}"]
+            f"software: Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pyarrow.__version__}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,3 +41,17 @@ def publish_settlement_artifacts(outcomes: Sequence[SettlementOutcome], errors: 
                              description="Settlements processed in this run")
     create_table_artifact(exception_rows(outcomes, errors) or [{"settlement": "", "status": "", "reason": "none"}],
                           key="settlement-exceptions", description="Held, duplicate and invalid settlements")
+    create_table_artifact(anomaly_rows(outcomes) or [{"settlement": "", "order_id": "", "sku": "", "kind": "",
+                                                      "score": "", "reasons": "none flagged"}],
+                          key="settlement-anomalies", description="Items flagged by the anomaly model and rules")
+
+
+def anomaly_rows(outcomes: Sequence[SettlementOutcome]) -> list[dict]:
+    rows = []
+    for o in outcomes:
+        if o.anomalies is None:
+            continue
+        for a in o.anomalies.itertuples(index=False):
+            rows.append({"settlement": o.settlement.settlement_id, "order_id": a.order_id, "sku": a.sku,
+                         "kind": a.kind, "score": round(float(a.score), 3), "reasons": "; ".join(a.reasons)})
+    return sorted(rows, key=lambda r: -r["score"])

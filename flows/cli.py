@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole story against the embedded sandbox")
     home_option(demo)
     demo.add_argument("--seed", type=int, default=0, help="seed of the sandbox world (first run of a home)")
+    demo.add_argument("--orders", type=int, default=400, help="Amazon orders in the world (first run of a home)")
     demo.set_defaults(handler=_demo)
 
     sandbox = commands.add_parser("sandbox", help="run the M3 and SP-API emulators in the foreground")
@@ -176,7 +177,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     concise_console_logs()
     try:
-        return run_demo(args.home, args.seed)
+        return run_demo(args.home, args.seed, orders=args.orders)
     except Exception as exc:  # noqa: BLE001
         code = _known_failure(exc)
         if code is None:

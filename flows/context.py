@@ -59,14 +59,14 @@ class Connections:
 
 
 def open_connections(home: str | Path | None, *, sandbox: bool, need_m3: bool = True,
-                     need_amazon: bool = False, seed: int = 0) -> Connections:
+                     need_amazon: bool = False, seed: int = 0, orders: int = 400) -> Connections:
     """Connect to the sandbox under ``home`` or to the configured live systems."""
     home_path = resolve_home(str(home) if home is not None else None)
     home_path.mkdir(parents=True, exist_ok=True)
     stack = ExitStack()
     try:
         if sandbox:
-            connections = _sandbox_connections(home_path, stack, seed=seed)
+            connections = _sandbox_connections(home_path, stack, seed=seed, orders=orders)
         else:
             connections = _live_connections(home_path, stack, need_m3=need_m3, need_amazon=need_amazon)
     except BaseException:
@@ -76,10 +76,10 @@ def open_connections(home: str | Path | None, *, sandbox: bool, need_m3: bool = 
     return connections
 
 
-def _sandbox_connections(home: Path, stack: ExitStack, *, seed: int) -> Connections:
+def _sandbox_connections(home: Path, stack: ExitStack, *, seed: int, orders: int) -> Connections:
     from sandbox.runtime import start_sandbox
 
-    env = start_sandbox(home, seed=seed)
+    env = start_sandbox(home, seed=seed, orders=orders)
     stack.callback(env.stop)
     settings = load_settings(home)
     profile = settings.m3.profile if settings.m3 is not None else "brief"

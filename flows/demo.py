@@ -72,10 +72,10 @@ def put_orders_in_m3(m3: M3Operations, state: StateStore, world: Any,
     return counts
 
 
-def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print) -> int:
+def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *, orders: int = 400) -> int:
     from flows.settlement import settlement_reconciliation
 
-    with open_connections(home, sandbox=True, seed=seed) as connections:
+    with open_connections(home, sandbox=True, seed=seed, orders=orders) as connections:
         env = connections.sandbox_env
         echo(f"Sandbox up: M3 {env.m3.base_url}, SP-API {env.spapi.base_url} (world seed {env.seed}, "
              f"home {connections.home})")
@@ -95,8 +95,9 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     by_status: dict[str, int] = defaultdict(int)
     for entry in entries:
         by_status[entry["status"]] += 1
-    lines = [f"Settlements: {len(entries)} processed: "
-             + ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))]
+    lines = [f"Settlements: {len(entries)} processed"
+             + (": " + ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())) if entries
+                else " (no settlement report new since the last run)")]
     totals: dict[str, Decimal] = defaultdict(Decimal)
     rec: dict[str, int] = defaultdict(int)
     anomalies: list[tuple[float, str, str]] = []

@@ -65,4 +65,4 @@ def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapp
             unreachable = f"M3 unreachable while posting, nothing more posted: {exc}"
     return steps.outcome_for(prepared, dry_run=dry_run, posting=posting, reconciliation=reconciliation,
                              skipped_reason=skipped, anomalies=anomalies, strict_block=blocked,
-                             unreachable=unreachable)
+                             unreachable=unreachable, suggestions=steps.mapping_suggestions(prepared, mapping))

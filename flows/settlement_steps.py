@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
 from connectors.m3 import JournalEntry, JournalLine, M3TransactionError, M3Unavailable
 from connectors.m3.records import CustomerInvoice
@@ -205,9 +207,10 @@ def voucher_hash(voucher: Voucher) -> str:
 
 def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: PostingResult | None,
                 reconciliation: Reconciliation | None, skipped_reason: str, anomalies: pd.DataFrame | None,
-                strict_block: bool = False, unreachable: str = "") -> SettlementOutcome:
+                strict_block: bool = False, unreachable: str = "", suggestions: tuple[str, ...] = ()
+                ) -> SettlementOutcome:
     """Status from what happened: held by a gate or by M3, dry run, posted or already posted."""
-    reasons = list(prepared.reasons)
+    reasons = [*prepared.reasons, *suggestions]
     if prepared.held:
         status = "held"
     elif dry_run:
@@ -236,7 +239,24 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
         anomalies=anomalies, reconciliation_skipped_reason=skipped_reason, unreachable=unreachable)
 
 
+# Each settlement is judged against the ones recorded before it; the history's Parquet
+# files are read and extended under one lock so concurrent settle tasks see a consistent past.
+_HISTORY_LOCK = threading.Lock()
+
+
 @task(cache_policy=NO_CACHE)
-def score_anomalies(connections: Connections, settlement: Settlement, dry_run: bool) -> pd.DataFrame | None:
-    """Anomaly scores against the home's history; a dry run does not add to the history."""
-    return None
+def score_anomalies(connections: Connections, settlement: Settlement, dry_run: bool) -> pd.DataFrame:
+    """Anomaly scores against the home's history; a dry run neither saves a model nor adds history."""
+    history = AnomalyHistory(connections.home)
+    with _HISTORY_LOCK:
+        scored = score_items(settlement, history, persist_model=not dry_run)
+        if not dry_run:
+            history.add(settlement, scores=scored.flagged(0.0))  # every score: the notebook plots them all
+    return scored.flagged()
+
+
+def mapping_suggestions(prepared: PreparedSettlement, mapping: GLMapping) -> tuple[str, ...]:
+    """For a settlement held on unmapped fee types: the likely GL category and the YAML line to add."""
+    if not prepared.mapped.unmapped:
+        return ()
+    return tuple(s.reason() for s in suggest_categories(prepared.mapped.unmapped, mapping))

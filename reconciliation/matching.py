@@ -123,6 +123,16 @@ def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_m
 
 
 def _joined(invoices: pd.DataFrame, column: str) -> pd.Series:
-    """Distinct values of ``column`` per CUOR, space-separated (string sum: no Python loop)."""
-    distinct = invoices[["cuor", column]].drop_duplicates().sort_values(["cuor", column])
-    return (distinct[column].astype(object) + " ").groupby(distinct["cuor"]).sum().str.strip()
+    """Distinct values of ``column`` per CUOR, space-separated (string sum: no Python loop).
+
+    Most orders have one invoice: those values are taken as they are, and only CUORs with
+    several values are sorted and joined (the object-string sum costs ~0.8 s per 200k orders).
+    """
+    distinct = invoices[["cuor", column]].drop_duplicates()
+    several = distinct["cuor"].duplicated(keep=False).to_numpy()
+    single = distinct[~several].set_index("cuor")[column].astype(object)
+    if not several.any():
+        return single
+    multi = distinct[several].sort_values(["cuor", column])
+    joined = (multi[column].astype(object) + " ").groupby(multi["cuor"]).sum().str.strip()
+    return pd.concat([single, joined])

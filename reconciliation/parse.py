@@ -325,7 +325,7 @@ def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Heade
     decimal_comma = any(pd.Series(totals, dtype=str).str.match(DECIMAL_COMMA_TOTAL))
     summaries = _read_summaries(summary_rows, summary_lines, header, decimal_comma, sink)
 
-    rows = table.filter(pc.invert(is_summary))
+    rows = _transaction_rows(table, is_summary, is_summary_np)
     row_lines = line_numbers[~is_summary_np]
     row_ids = rows.column("settlement-id")
     orphan = np.flatnonzero(~pc.is_in(row_ids, value_set=pa.array(list(summaries))).to_numpy(zero_copy_only=False))
@@ -346,6 +346,15 @@ def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Heade
             currency=summary.currency, start=summary.start, end=summary.end, deposit_date=summary.deposit_date,
             total_minor=summary.total_minor, marketplace=_main_marketplace(lines["marketplace_name"]), lines=lines))
     return settlements
+
+
+def _transaction_rows(table: pa.Table, is_summary: pa.ChunkedArray, is_summary_np: np.ndarray) -> pa.Table:
+    """The table without its summary rows. Usually the summary is the first data row: a
+    zero-copy slice then, where filtering copies every column (~0.7 s per million rows)."""
+    leading = int(np.argmin(is_summary_np)) if not is_summary_np.all() else len(is_summary_np)
+    if not is_summary_np[leading:].any():
+        return table.slice(leading)
+    return table.filter(pc.invert(is_summary))
 
 
 def _read_summaries(summary_rows: pa.Table, lines: np.ndarray, header: _Header, decimal_comma: bool,

@@ -17,7 +17,7 @@ from reconciliation.parse import parse_settlement_bytes
 from sandbox.catalog import FBA_FEES, MARKETPLACES
 from sandbox.generator import World, build_world
 
-SEED, ORDERS, DAYS = 3, 800, 28
+SEED, ORDERS, DAYS = 3, 600, 28
 ITEM_KINDS = ("fee_overcharge_fba", "fee_overcharge_commission", "duplicate_refund", "price_error")
 
 
@@ -264,8 +264,28 @@ def test_a_fee_twenty_percent_over_its_baseline_is_flagged(settlements, tmp_path
     reason = row.iloc[0]["reasons"][0]
     if kind == "fee_overcharge_fba":
         quantity = int(lines.at[target, "quantity"])
-        assert reason.startswith(f"FBA fee {_money(round(original * 12 // 10 / quantity))} per unit; "
+        charged = original * 12 // 10
+        assert reason.startswith(f"FBA fee {_money((2 * charged + quantity) // (2 * quantity))} per unit; "
                                  f"this SKU's median {_money(original // quantity)} over "), reason
     else:
         assert reason.startswith(f"commission {_money(original * 12 // 10)} is "), reason
         assert f"(expected {_money(original)})" in reason, reason
+
+
+def test_fee_share_above_the_trailing_settlements_is_flagged(settlements, tmp_path):
+    base = next(s for s in settlements if s.marketplace == "Amazon.com")
+    history = AnomalyHistory(tmp_path)
+    for k in (3, 2, 1):  # three earlier fortnights with the same figures
+        history.add(replace(base, settlement_id=f"earlier-{k}", end=base.end - pd.Timedelta(days=14 * k)))
+    lines = base.lines.copy()
+    commission = (lines["transaction_type"] == "Order") & (lines["amount_description"] == "Commission")
+    lines.loc[commission, "amount_minor"] *= 2
+    flags = score_settlement(replace(base, settlement_id="now", lines=lines), history, persist_model=False)
+    row = flags[flags["kind"] == "fee_share_high"].iloc[0]
+    assert (row["order_id"], row["sku"]) == ("", "")
+    sales = int(base.lines.loc[(base.lines["transaction_type"] == "Order") & (base.lines["amount_type"] == "ItemPrice")
+                               & (base.lines["amount_description"] == "Principal"), "amount_minor"].sum())
+    fees_before = -int(base.lines.loc[base.lines["amount_type"] == "ItemFees", "amount_minor"].sum())
+    fees_now = fees_before - int(base.lines.loc[commission, "amount_minor"].sum())
+    assert row["reasons"] == [f"fees {_money(fees_now)} are {100 * fees_now / sales:.1f}% of sales {_money(sales)}; "
+                              f"median {100 * fees_before / sales:.1f}% over the last 3 settlements on Amazon.com"]
