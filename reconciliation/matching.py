@@ -64,31 +64,11 @@ def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_m
     sales_rows = lines[lines["amount_type"].isin(SALES_AMOUNT_TYPES) & (lines["order_id"] != "")]
     # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
     sales_rows = sales_rows[~sales_rows["marketplace_name"].str.startswith("Non-Amazon")]
-    is_refund = sales_rows["transaction_type"] == "Refund"
-    settled = (
-        sales_rows.assign(
-            sales_minor=np.where(is_refund, 0, sales_rows["amount_minor"]),
-            refund_minor=np.where(is_refund, sales_rows["amount_minor"], 0),
-            has_sale=~is_refund,
-            has_refund=is_refund,
-        )
-        .groupby("order_id", sort=True)
-        .agg(settled_minor=("sales_minor", "sum"), refunded_minor=("refund_minor", "sum"),
-             has_sale=("has_sale", "any"), has_refund=("has_refund", "any"))
-    )
-
-    is_credit = invoices["gross_minor"] < 0
-    invoiced = (
-        invoices.assign(
-            invoice_minor=np.where(is_credit, 0, invoices["gross_minor"]),
-            credit_minor=np.where(is_credit, invoices["gross_minor"], 0),
-            has_invoice=~is_credit,
-            has_credit=is_credit,
-        )
-        .groupby("cuor", sort=True)
-        .agg(invoiced_minor=("invoice_minor", "sum"), credited_minor=("credit_minor", "sum"),
-             has_invoice=("has_invoice", "any"), has_credit=("has_credit", "any"))
-    )
+    settled = _split_totals(sales_rows, "order_id", sales_rows["amount_minor"],
+                            sales_rows["transaction_type"] == "Refund",
+                            ("settled_minor", "refunded_minor", "has_sale", "has_refund"))
+    invoiced = _split_totals(invoices, "cuor", invoices["gross_minor"], invoices["gross_minor"] < 0,
+                             ("invoiced_minor", "credited_minor", "has_invoice", "has_credit"))
     invoiced["m3_orders"] = _joined(invoices, "orno")
     invoiced["invoices"] = _joined(invoices, "ivno")
     invoiced.index.name = "order_id"
@@ -120,6 +100,20 @@ def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_m
     ]]
     counts = {c: int((orders["category"] == c).sum()) for c in CATEGORIES}
     return Reconciliation(orders=orders, tolerance_minor=tolerance_minor, counts=counts)
+
+
+def _split_totals(frame: pd.DataFrame, key: str, amount: pd.Series, second: pd.Series,
+                  names: tuple[str, str, str, str]) -> pd.DataFrame:
+    """Per ``key``: the sum of ``amount`` where ``second`` is false and where it is true, and
+    whether any row of each kind exists (sales vs refunds, invoices vs credit notes)."""
+    first_sum, second_sum, has_first, has_second = names
+    parts = pd.DataFrame({
+        key: frame[key],
+        first_sum: np.where(second, 0, amount), second_sum: np.where(second, amount, 0),
+        has_first: ~second, has_second: second,
+    })
+    return parts.groupby(key, sort=True).agg(**{first_sum: (first_sum, "sum"), second_sum: (second_sum, "sum"),
+                                                has_first: (has_first, "any"), has_second: (has_second, "any")})
 
 
 def _joined(invoices: pd.DataFrame, column: str) -> pd.Series:
