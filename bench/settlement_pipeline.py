@@ -5,14 +5,15 @@
 
 1. Generates a balanced ``--lines`` V2 settlement (sandbox.generator.large) and its matching M3
    invoice set (not timed).
-2. Runs ``--runs`` trials, each in a fresh spawned process: the whole pipeline (parse, validate,
-   map to GL, gates + vouchers, reconcile against the invoices) stage by stage, then, in the same
-   process, the baseline ``pandas.read_csv(path, sep="\\t", engine="pyarrow", dtype=str)`` of the
-   same file. Medians over the trials; the ratio is median pipeline / median baseline.
-   The pipeline's peak RSS is the trial process's own peak (``VmHWM``; ``ru_maxrss`` off Linux)
-   read right after the pipeline (the baseline runs afterwards, so it cannot inflate it); the
-   baseline's peak comes from a separate fresh process that only reads the file. Both include
-   the interpreter and imports (about 0.15 GiB); the pipeline's also the loaded invoices.
+2. Time, in one fresh spawned process, the baseline ``pandas.read_csv(path, sep="\\t",
+   engine="pyarrow", dtype=str)`` and the whole pipeline (parse, validate, map to GL, gates +
+   vouchers, reconcile against the invoices) stage by stage: each once untimed (warm-up), then
+   ``--runs`` rounds of baseline + pipeline. Medians; the ratio is median pipeline / median
+   baseline.
+   Peak RSS: the pipeline once and the baseline once, each alone in a fresh process, read as
+   that process's own peak (``VmHWM``; ``ru_maxrss`` off Linux). Both include the interpreter and
+   imports (about 0.15 GiB); the pipeline's also the loaded invoices. Their (cold) times are
+   printed too, for information.
 3. Writes the workbook of a ``--workbook-lines`` settlement (full outcome incl. reconciliation)
    ``--runs`` times in one fresh process; median ``write_workbook`` time.
 
@@ -72,14 +73,11 @@ class BenchInputs:
 
 
 @dataclass(frozen=True)
-class PipelineTrial:
-    """One fresh process: the pipeline stage by stage, then the baseline read of the same file."""
+class TimedRound:
+    """One baseline read and one pipeline run, back to back in the timing process."""
 
-    stage_seconds: tuple[float, ...]   # aligned with STAGES
-    startup_rss: int                   # bytes, after imports and loading the invoices
-    peak_rss: int                      # bytes, right after the pipeline
     baseline_seconds: float
-    summary: str
+    stage_seconds: tuple[float, ...]   # aligned with STAGES
 
     @property
     def pipeline_seconds(self) -> float:
@@ -87,9 +85,17 @@ class PipelineTrial:
 
 
 @dataclass(frozen=True)
-class BaselinePeak:
+class TimingSession:
+    rounds: tuple[TimedRound, ...]
+    summary: str                       # what the pipeline produced (settlement, vouchers, reconciliation)
+
+
+@dataclass(frozen=True)
+class PeakMeasure:
+    """A fresh process that did one thing once: its own peak RSS, and that cold run's time."""
+
     seconds: float
-    startup_rss: int
+    startup_rss: int                   # bytes, after imports (and the invoices, for the pipeline)
     peak_rss: int
 
 
@@ -162,21 +168,38 @@ def _load_invoices(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).astype(INVOICE_COLUMNS)
 
 
-def pipeline_trial(inputs: BenchInputs) -> PipelineTrial:
+def timing_session(inputs: BenchInputs, runs: int) -> TimingSession:
+    """Both sides warmed up once (untimed), then ``runs`` rounds of baseline + pipeline.
+
+    Warm-up, because a cold first call pays for lazy imports, pyarrow's thread pool and fresh
+    heap pages; without it, whichever side runs first in a process looks slower.
+    """
     invoices = _load_invoices(inputs.invoices)   # an input of the pipeline, loaded untimed
-    startup = _peak_rss_bytes()
-    outcome, stage_seconds = _settle(inputs, invoices)
-    peak = _peak_rss_bytes()
+    _read_baseline(inputs.settlement)
+    outcome, _stages = _settle(inputs, invoices)
     summary = _describe(outcome)
-    del outcome, invoices
-    _frame, baseline_seconds = _timed(lambda: _read_baseline(inputs.settlement))
-    return PipelineTrial(stage_seconds, startup, peak, baseline_seconds, summary)
+    del outcome
+    rounds = []
+    for _ in range(runs):
+        _frame, baseline_seconds = _timed(lambda: _read_baseline(inputs.settlement))
+        del _frame
+        _outcome, stage_seconds = _settle(inputs, invoices)
+        del _outcome
+        rounds.append(TimedRound(baseline_seconds, stage_seconds))
+    return TimingSession(tuple(rounds), summary)
 
 
-def baseline_peak(path: Path) -> BaselinePeak:
+def pipeline_peak(inputs: BenchInputs) -> PeakMeasure:
+    invoices = _load_invoices(inputs.invoices)
+    startup = _peak_rss_bytes()
+    _outcome, stage_seconds = _settle(inputs, invoices)
+    return PeakMeasure(sum(stage_seconds), startup, _peak_rss_bytes())
+
+
+def baseline_peak(path: Path) -> PeakMeasure:
     startup = _peak_rss_bytes()
     _frame, seconds = _timed(lambda: _read_baseline(path))
-    return BaselinePeak(seconds, startup, _peak_rss_bytes())
+    return PeakMeasure(seconds, startup, _peak_rss_bytes())
 
 
 def workbook_trial(inputs: BenchInputs, workbook: Path, runs: int) -> WorkbookTrial:
@@ -239,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the pipeline settlement")
     parser.add_argument("--workbook-lines", type=int, default=100_000, help="lines of the workbook settlement")
     parser.add_argument("--out", type=Path, help="keep generated files and the workbook here (default: temp dir)")
-    parser.add_argument("--runs", type=int, default=3, help="trials per measurement (median)")
+    parser.add_argument("--runs", type=int, default=3, help="timed rounds of baseline + pipeline, and workbook writes (medians)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     if args.lines < 1 or args.workbook_lines < 1 or args.runs < 1:
@@ -263,29 +286,33 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     print(f"generated {inputs.settlement.name} ({inputs.settlement.stat().st_size / 1e6:.0f} MB) and its "
           f"matching invoices in {generated_s:.1f} s (not timed)", flush=True)
     try:
-        trials = [_in_fresh_process(pipeline_trial, inputs) for _ in range(args.runs)]
-        baseline = _in_fresh_process(baseline_peak, inputs.settlement)
+        session = _in_fresh_process(timing_session, inputs, args.runs)
+        pipeline_cold = _in_fresh_process(pipeline_peak, inputs)
+        baseline_cold = _in_fresh_process(baseline_peak, inputs.settlement)
         workbook_inputs, _ = _in_fresh_process(generate_inputs, folder, args.workbook_lines, args.seed)
         workbook = _in_fresh_process(workbook_trial, workbook_inputs, folder / "settlement_workbook.xlsx", args.runs)
     except BenchmarkError as exc:
         print(f"ERROR: the pipeline did not run through, nothing measured: {exc}", file=sys.stderr)
         return 1
 
-    print(f"\npipeline on {trials[0].summary}")
+    rounds = session.rounds
+    print(f"\npipeline on {session.summary}")
+    print(f"one process, warmed up, then {len(rounds)} rounds of baseline + pipeline:")
     print(f"{'stage':<44}{'median':>10}   runs (s)")
     for index, stage in enumerate(STAGES):
-        values = [t.stage_seconds[index] for t in trials]
+        values = [r.stage_seconds[index] for r in rounds]
         print(f"  {stage:<42}{statistics.median(values):>8.2f} s   {_runs(values)}")
-    pipeline_s = statistics.median(t.pipeline_seconds for t in trials)
-    baseline_s = statistics.median(t.baseline_seconds for t in trials)
+    pipeline_s = statistics.median(r.pipeline_seconds for r in rounds)
+    baseline_s = statistics.median(r.baseline_seconds for r in rounds)
     ratio = pipeline_s / baseline_s
-    peak = max(t.peak_rss for t in trials)
-    print(f"  {'pipeline total':<42}{pipeline_s:>8.2f} s   {_runs([t.pipeline_seconds for t in trials])}")
+    peak = pipeline_cold.peak_rss
+    print(f"  {'pipeline total':<42}{pipeline_s:>8.2f} s   {_runs([r.pipeline_seconds for r in rounds])}")
     print(f"  {'baseline read_csv(pyarrow, dtype=str)':<42}{baseline_s:>8.2f} s   "
-          f"{_runs([t.baseline_seconds for t in trials])}")
-    print(f"peak RSS: pipeline process {_gib(peak)} (after imports + invoices {_gib(trials[0].startup_rss)}); "
-          f"baseline process {_gib(baseline.peak_rss)} (after imports {_gib(baseline.startup_rss)}; "
-          f"that read took {baseline.seconds:.2f} s)")
+          f"{_runs([r.baseline_seconds for r in rounds])}")
+    print(f"cold, each alone in a fresh process: pipeline {pipeline_cold.seconds:.2f} s, baseline "
+          f"{baseline_cold.seconds:.2f} s (ratio {pipeline_cold.seconds / baseline_cold.seconds:.2f}x, not the target)")
+    print(f"peak RSS: pipeline process {_gib(peak)} (after imports + invoices {_gib(pipeline_cold.startup_rss)}); "
+          f"baseline process {_gib(baseline_cold.peak_rss)} (after imports {_gib(baseline_cold.startup_rss)})")
 
     workbook_s = statistics.median(workbook.write_seconds)
     print(f"\nworkbook of {args.workbook_lines:,} lines: write_workbook {workbook_s:.2f} s median "

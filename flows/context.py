@@ -123,7 +123,7 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
     state = StateStore(settings.state_url)
     stack.callback(state.close)
     connections = Connections(home=home, sandbox=False, state=state)
-    if need_m3:
+    if need_m3 or settings.m3 is not None:  # a dry run still reconciles when M3 is configured
         m3 = settings.require_m3()
         if m3.ionapi is not None:
             client = M3Client.from_ionapi(m3.ionapi, cono=m3.cono, divi=m3.divi)

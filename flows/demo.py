@@ -17,6 +17,7 @@ from typing import Any
 from connectors.m3 import M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
 from flows.context import open_connections
+from flows.contract import EXIT_INVALID, EXIT_UNREACHABLE, exit_code
 
 FREIGHT_ITEM = "FREIGHT"  # the sandbox M3's non-stock item for shipping charged to buyers
 
@@ -31,12 +32,13 @@ def order_requests(world: Any) -> list[tuple[OrderRequest, Any]]:
     for order_id, lines in by_order.items():
         order = shipped[order_id]
         market = order.market
-        request_lines = [OrderLineRequest(itno=l.itno, quantity=l.quantity, unit_price=l.unit_price) for l in lines]
+        request_lines = [OrderLineRequest(itno=l.itno, quantity=l.quantity, unit_price=l.unit_price,
+                                          discount=l.item_promotion or None) for l in lines]
         shipping = sum((l.shipping for l in lines), Decimal(0))
-        promotion = sum((l.promotion for l in lines), Decimal(0))
+        shipping_promotion = sum((l.shipping_promotion for l in lines), Decimal(0))
         if shipping > 0:
             request_lines.append(OrderLineRequest(itno=FREIGHT_ITEM, quantity=1, unit_price=shipping,
-                                                  discount=min(promotion, shipping) or None))
+                                                  discount=shipping_promotion or None))
         requests.append((OrderRequest(cuno=f"AMZ{market}", customer_order_ref=order_id,
                                       order_type="AFN" if order.channel == "AFN" else "AMZ",
                                       lines=tuple(request_lines), order_date=order.purchased.date(),
@@ -87,7 +89,10 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
     document = settlement_reconciliation(from_amazon=True, sandbox=True, home=str(home_path))
     for line in summary_lines(document):
         echo(line)
-    return 0
+    # A held settlement is a result worth showing; unreadable reports or an unreachable
+    # sandbox are failures of the demo itself.
+    code = exit_code(document, unreachable=bool(document.get("unreachable")))
+    return code if code in (EXIT_INVALID, EXIT_UNREACHABLE) else 0
 
 
 def summary_lines(document: dict[str, Any]) -> list[str]:

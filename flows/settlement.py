@@ -1,12 +1,15 @@
 """Amazon settlements into M3's general ledger: the whole story on one screen.
 
-read (files or SP-API since the watermark) -> per settlement, concurrently: validate, map,
-gate -> reconcile against M3 invoices -> score anomalies -> post balanced vouchers (never
-twice) -> one workbook for the run -> artifacts -> the JSON document ``m3sync settle`` prints.
+read (files or SP-API since the watermark) -> score anomalies, oldest settlement first ->
+per settlement, concurrently: validate, map, gate -> reconcile against M3 invoices -> post
+balanced vouchers (never twice) -> one workbook for the run -> artifacts -> the JSON
+document ``m3sync settle`` prints.
 """
 from __future__ import annotations
 
 from decimal import Decimal
+
+import pandas as pd
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -32,8 +35,11 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
         gl_mapping = load_mapping(mapping, home=connections.home)
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
-        futures = [settle_one.submit(connections, s, gl_mapping, dry_run, tolerance, strict)
-                   for s in sources.settlements]
+        # Anomalies first, oldest settlement first: each is judged against those before it.
+        chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))
+        anomalies = {s.settlement_id: steps.score_anomalies(connections, s, dry_run) for s in chronological}
+        futures = [settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], dry_run, tolerance,
+                                     strict) for s in sources.settlements]
         outcomes = [f.result() for f in futures]
         workbook = write_workbook(outcomes, report_path(connections.home, report), file_errors=sources.errors)
         if from_amazon and sources.watermark and not dry_run and all(o.status != "held" for o in outcomes):
@@ -43,8 +49,8 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")
-def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapping, dry_run: bool,
-               tolerance: str, strict: bool) -> SettlementOutcome:
+def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapping, anomalies: pd.DataFrame,
+               dry_run: bool, tolerance: str, strict: bool) -> SettlementOutcome:
     prepared = steps.prepare(settlement, mapping)
     reconciliation, skipped = None, ""
     if connections.m3 is None:
@@ -55,7 +61,6 @@ def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapp
             reconciliation = steps.reconcile(settlement, invoices, decimal_to_minor(Decimal(tolerance), settlement.decimals))
         except M3Unavailable as exc:
             skipped = f"M3 unreachable: {exc}"
-    anomalies = steps.score_anomalies(connections, settlement, dry_run)
     blocked = strict and reconciliation is not None and not reconciliation.exceptions.empty
     posting, unreachable = None, ""
     if not (prepared.held or dry_run or blocked):

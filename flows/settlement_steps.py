@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -83,7 +82,9 @@ def fetch_from_amazon(connections: Connections) -> Sources:
         if report.report_document_id is None:
             continue
         document = amazon.download_report_document(report.report_document_id)
-        results.append(parse_settlement_bytes(document.raw, f"report {report.report_id}", charset=None))
+        # The connector has decompressed and decoded it (header charset, else UTF-8, else cp1252).
+        results.append(parse_settlement_bytes(document.text.encode("utf-8"), f"report {report.report_id}",
+                                              charset="utf-8"))
     newest = max((r.created_time for r in reports), default=None)
     sources = _collect(results)
     watermark = (newest + timedelta(seconds=1)).isoformat() if newest else None
@@ -239,19 +240,13 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
         anomalies=anomalies, reconciliation_skipped_reason=skipped_reason, unreachable=unreachable)
 
 
-# Each settlement is judged against the ones recorded before it; the history's Parquet
-# files are read and extended under one lock so concurrent settle tasks see a consistent past.
-_HISTORY_LOCK = threading.Lock()
-
-
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="anomalies-{settlement.settlement_id}")
 def score_anomalies(connections: Connections, settlement: Settlement, dry_run: bool) -> pd.DataFrame:
-    """Anomaly scores against the home's history; a dry run neither saves a model nor adds history."""
+    """Scores against the home's history (call oldest first); a dry run saves no model and no history."""
     history = AnomalyHistory(connections.home)
-    with _HISTORY_LOCK:
-        scored = score_items(settlement, history, persist_model=not dry_run)
-        if not dry_run:
-            history.add(settlement, scores=scored.flagged(0.0))  # every score: the notebook plots them all
+    scored = score_items(settlement, history, persist_model=not dry_run)
+    if not dry_run:
+        history.add(settlement, scores=scored.flagged(0.0))  # every score: the notebook plots them all
     return scored.flagged()
 
 

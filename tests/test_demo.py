@@ -17,6 +17,7 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert "Traceback" not in run.stderr
     out = run.stdout
     assert "M3 orders:" in out and "Settlements: 16 processed" in out, out
+    assert "invalid" not in out, out
     workbooks = list((home / "reports").glob("settlements-*.xlsx"))
     assert len(workbooks) == 1
     book = load_workbook(workbooks[0], read_only=True)

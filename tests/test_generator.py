@@ -331,7 +331,8 @@ def test_orders_match_the_official_model(world, shared: Path) -> None:
             assert re.fullmatch(r"[A-Z0-9]{10}", item["ASIN"])
         if order["OrderStatus"] not in ("Pending",):
             total = sum(Decimal(i[k]["Amount"]) for i in items for k in ("ItemPrice", "ItemTax", "ShippingPrice", "ShippingTax")) \
-                - sum(Decimal(i[k]["Amount"]) for i in items for k in ("PromotionDiscount", "ShippingDiscount"))
+                - sum(Decimal(i[k]["Amount"]) for i in items
+                      for k in ("PromotionDiscount", "ShippingDiscount", "PromotionDiscountTax", "ShippingDiscountTax"))
             assert Decimal(order["OrderTotal"]["Amount"]) == total
     assert len(markets) == 4
     channels = {o["FulfillmentChannel"] for o, _ in world.orders_v0()}

@@ -76,6 +76,14 @@ class OrderLine:
     promotion: int           # item discount on the line, positive
     promotion_id: str
     shipping_promotion: int  # shipping discount, positive (free-shipping promotion)
+    # VAT marketplaces: the VAT on the discounts, refunded to the buyer as Promotion/TaxDiscount
+    # (sp-api.md §1.4), so the VAT charged is that of the discounted price, as M3 invoices it.
+    promotion_tax: int = 0
+    shipping_promotion_tax: int = 0
+
+    @property
+    def tax_discount(self) -> int:
+        return self.promotion_tax + self.shipping_promotion_tax
 
     @property
     def principal(self) -> int:
@@ -163,9 +171,12 @@ def _line(rng: random.Random, market: str, channel: str, item: CatalogItem, buye
         promotion_id = f"SAVE10-{item.category.upper()}"
     elif shipping_promotion:
         promotion_id = FREE_SHIPPING_PROMOTION
+    promotion_tax = ratio(promotion, mp.vat_rate_pct, 100) if mp.vat_rate_pct else 0
+    shipping_promotion_tax = shipping_tax if mp.vat_rate_pct and shipping_promotion else 0
     return OrderLine(order_item_id=_digits(rng, 14), sku=item.sku, quantity=quantity, unit_price=unit_price,
                      unit_tax=unit_tax, shipping=shipping, shipping_tax=shipping_tax, promotion=promotion,
-                     promotion_id=promotion_id, shipping_promotion=shipping_promotion)
+                     promotion_id=promotion_id, shipping_promotion=shipping_promotion,
+                     promotion_tax=promotion_tax, shipping_promotion_tax=shipping_promotion_tax)
 
 
 def generate_orders(seed: int, catalog: list[CatalogItem], count: int, start: date, days: int,

@@ -92,3 +92,5 @@ class M3OrderLine:
     # True where Amazon collects and remits the tax as marketplace facilitator (US): the seller
     # does not invoice it, and the settlement withholds it again (ItemWithheldTax).
     tax_collected_by_amazon: bool = False
+    item_promotion: Decimal = Decimal(0)      # the part of ``promotion`` on the item price
+    shipping_promotion: Decimal = Decimal(0)  # the part of ``promotion`` waiving shipping

@@ -118,6 +118,8 @@ def _order_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Item
         parts.append(("Promotion", "Principal", -line.promotion, line.promotion_id))
     if line.shipping_promotion:
         parts.append(("Promotion", "Shipping", -line.shipping_promotion, line.promotion_id))
+    if line.tax_discount:
+        parts.append(("Promotion", "TaxDiscount", -line.tax_discount, line.promotion_id))
     return [replace(base, amount_type=t, amount_description=d, amount=a, promotion_id=p) for t, d, a, p in parts]
 
 
@@ -153,6 +155,8 @@ def _refund_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Ite
         parts.append(("Promotion", "Principal", line.promotion, line.promotion_id))
     if line.shipping_promotion:
         parts.append(("Promotion", "Shipping", line.shipping_promotion, line.promotion_id))
+    if line.tax_discount:
+        parts.append(("Promotion", "TaxDiscount", line.tax_discount, line.promotion_id))
     return [replace(base, amount_type=t, amount_description=d, amount=a, promotion_id=p) for t, d, a, p in parts]
 
 

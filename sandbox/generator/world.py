@@ -86,13 +86,14 @@ class World:
                     tax=_to_decimal(line.tax), shipping=_to_decimal(line.shipping),
                     shipping_tax=_to_decimal(line.shipping_tax),
                     promotion=_to_decimal(line.promotion + line.shipping_promotion), shipped=order.shipped,
-                    tax_collected_by_amazon=mp.facilitator_tax))
+                    tax_collected_by_amazon=mp.facilitator_tax, item_promotion=_to_decimal(line.promotion),
+                    shipping_promotion=_to_decimal(line.shipping_promotion)))
         return lines
 
 
 def _order_total(order: AmazonOrder) -> int:
     return sum(li.principal + li.tax + li.shipping + li.shipping_tax - li.promotion - li.shipping_promotion
-               for li in order.lines)
+               - li.tax_discount for li in order.lines)
 
 
 def _order_json(order: AmazonOrder) -> dict:
@@ -156,8 +157,9 @@ def _item_json(order: AmazonOrder, line: OrderLine, item: CatalogItem) -> dict:
         "ItemPrice": _money(currency, line.principal), "ItemTax": _money(currency, line.tax),
         "ShippingPrice": _money(currency, line.shipping), "ShippingTax": _money(currency, line.shipping_tax),
         "ShippingDiscount": _money(currency, line.shipping_promotion),
-        "ShippingDiscountTax": _money(currency, 0),
-        "PromotionDiscount": _money(currency, line.promotion), "PromotionDiscountTax": _money(currency, 0),
+        "ShippingDiscountTax": _money(currency, line.shipping_promotion_tax),
+        "PromotionDiscount": _money(currency, line.promotion),
+        "PromotionDiscountTax": _money(currency, line.promotion_tax),
     })
     if line.promotion_id:
         body["PromotionIds"] = [line.promotion_id]
