@@ -64,8 +64,17 @@ def invalid_entry(source: str, errors: Sequence[SettlementFileError]) -> dict[st
             "anomalies": []}
 
 
+def duplicate_entry(kept: dict[str, Any], source: str) -> dict[str, Any]:
+    """A second copy of a settlement in the same run (another file or document): processed once."""
+    return {**kept, "source": source, "status": "duplicate",
+            "reasons": [f"same settlement as {kept['source']}; processed once"]}
+
+
 def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workbook: Any) -> dict[str, Any]:
     entries = [settlement_entry(o) for o in outcomes]
+    by_id = {entry["settlement_id"]: entry for entry in entries}
+    entries += [duplicate_entry(by_id[d.settlement_id], d.source) for d in sources.duplicates_in_input
+                if d.settlement_id in by_id]
     by_source: dict[str, list[SettlementFileError]] = {}
     for error in sources.errors:
         by_source.setdefault(error.source, []).append(error)

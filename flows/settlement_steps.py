@@ -25,8 +25,8 @@ from reconciliation.mapping import GLMapping
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
-from reconciliation.parse import (ParseResult, SettlementFileError, dedupe_settlements, parse_settlement_bytes,
-                                  read_settlement_file)
+from reconciliation.parse import (DuplicateSettlement, ParseResult, SettlementFileError, dedupe_settlements,
+                                  parse_settlement_bytes, read_settlement_file)
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
 from reconciliation.vouchers import Voucher
 
@@ -59,7 +59,7 @@ class Sources:
 
     settlements: tuple[Settlement, ...]
     errors: tuple[SettlementFileError, ...] = ()
-    duplicates_in_input: tuple[str, ...] = ()   # settlement ids seen twice in this run's input
+    duplicates_in_input: tuple[DuplicateSettlement, ...] = ()  # second copies in this run's input (same content)
     watermark: str | None = None                 # new watermark to store after a successful run
 
 
@@ -95,7 +95,7 @@ def _collect(results: list[ParseResult]) -> Sources:
     errors = [e for r in results for e in r.errors]
     unique, duplicates = dedupe_settlements(results)
     errors += [d.conflict for d in duplicates if d.conflict is not None]
-    return Sources(tuple(unique), tuple(errors), tuple(d.settlement_id for d in duplicates))
+    return Sources(tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None))
 
 
 @task(cache_policy=NO_CACHE)

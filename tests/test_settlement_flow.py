@@ -131,3 +131,51 @@ def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, liv
     assert "10000000001" in summary.data and "held" in summary.data
     exceptions, = [a for a in artifacts if a.key == "settlement-exceptions" and a.flow_run_id == summary.flow_run_id]
     assert "BrandNewMysteryFee" in json.dumps(exceptions.data)
+
+
+def test_same_settlement_twice_in_one_run_posts_once(prefect_api_url: str, live_m3, shared: Path,
+                                                      tmp_path: Path) -> None:
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    text = (shared / "fixtures/settlements/us_v2_usd.tsv").read_bytes()
+    first, second = tmp_path / "download-1.tsv", tmp_path / "download-2.tsv"
+    first.write_bytes(text)
+    second.write_bytes(text)
+    result = settlement_reconciliation(files=[str(first), str(second)], home=str(home))
+    statuses = {e["source"]: e["status"] for e in result["settlements"]}
+    assert statuses == {"download-1.tsv": "posted", "download-2.tsv": "duplicate"}
+    assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 1
+
+
+def test_closed_period_holds_the_settlement_and_posts_nothing(prefect_api_url: str, live_m3, shared: Path) -> None:
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("cloudsuite")
+    closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
+    assert closed.status_code == 200, closed.text
+    result = settlement_reconciliation(files=[str(shared / "fixtures/settlements/us_v2_usd.tsv")], home=str(home))
+    entry, = result["settlements"]
+    assert entry["status"] == "held"
+    assert any("AMZ-10000000001-202410" in r and "closed" in r.lower() for r in entry["reasons"]), entry["reasons"]
+    assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 0
+
+
+def test_prefect_yaml_deployment_points_at_the_flow_with_valid_parameters() -> None:
+    import inspect
+
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    repo = Path(__file__).resolve().parents[1]
+    document = yaml.safe_load((repo / "prefect.yaml").read_text())
+    deployment, = [d for d in document["deployments"] if d["name"] == "settlement-reconciliation"]
+    entry_file, _, function = deployment["entrypoint"].partition(":")
+    flow = load_flow_from_entrypoint(str(repo / entry_file) + ":" + function)
+    assert flow.name == "settlement-reconciliation"
+    accepted = inspect.signature(flow.fn).parameters
+    assert set(deployment["parameters"]) <= set(accepted)
+    assert deployment["parameters"]["from_amazon"] is True and deployment["schedules"][0]["cron"]
+    assert deployment["work_pool"]["name"]
