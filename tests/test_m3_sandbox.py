@@ -460,7 +460,7 @@ def test_two_instances_on_one_folder_share_state_and_tokens(tmp_path: Path) -> N
         b.token = a.token
         assert b.v2("CRS610MI", "GetBasicData", CUNO=cuno).status_code == 200
         # every catalog item, plus the non-stock FREIGHT item shipping charges are invoiced on
-    assert a.admin("state", method="GET").json()["items"] == len(build_catalog(0)) + 1
+        assert a.admin("state", method="GET").json()["items"] == len(build_catalog(0)) + 1
 
 
 def test_v1_through_the_ion_gateway_path_with_matrix_maxrecs(m3: M3) -> None:
