@@ -7,7 +7,6 @@ what to configure.
 """
 from __future__ import annotations
 
-import json
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,8 +144,3 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
         stack.callback(connections.amazon.close)
     return connections
 
-
-def sandbox_summary(home: Path) -> dict[str, Any]:
-    """What ``m3sync sandbox`` wrote for other tools (URLs are in the files)."""
-    folder = home / "sandbox"
-    return json.loads((folder / "world.json").read_text(encoding="utf-8"))

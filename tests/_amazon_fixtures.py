@@ -5,6 +5,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ from connectors.amazon import AmazonAccount, AmazonConnector
 from connectors.retry import Backoff
 from sandbox.server import RunningServer, serve_in_thread
 from sandbox.spapi import SpApiStore, create_app, credentials
+from sandbox.generator.records import SettlementDocument
 
 DE = "A1PA6795UKMFR9"
 FR = "A13V1IB3VIYZZH"
@@ -42,16 +44,6 @@ def settlement_text(settlement_id: str) -> str:
            "other-transaction", SPECIAL, "12,50", "", "02.11.2026", "02.11.2026 10:00:00 UTC",
            "", "", "", "", "", ""]
     return "\n".join([HEADER, "\t".join(summary), "\t".join(row)]) + "\n"
-
-
-@dataclass(frozen=True)
-class SettlementDoc:
-    settlement_id: str
-    marketplace_id: str
-    start: datetime
-    end: datetime
-    created_time: datetime
-    text: str
 
 
 def order(order_id: str, marketplace_id: str, updated: datetime, status: str, channel: str) -> dict:
@@ -89,8 +81,9 @@ def seed(data_dir: Path, now: datetime) -> dict[str, tuple[str, str, str]]:
         for n, (charset, compression) in enumerate(VARIANTS):
             settlement_id = f"2400000000{n}"
             created = now - timedelta(days=10 - n)
-            doc = SettlementDoc(settlement_id, DE, created - timedelta(days=16), created - timedelta(days=2),
-                                created, settlement_text(settlement_id))
+            end = created - timedelta(days=2)
+            doc = SettlementDocument(settlement_id, DE, "EUR", end - timedelta(days=14), end, end + timedelta(days=2),
+                                     Decimal("0"), settlement_text(settlement_id), created)
             report_id = store.add_settlement_report(doc, charset=charset, compression=compression)
             variants[report_id] = (settlement_id, charset, compression)
         return variants

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from sp_api.api import ListingsItems, Orders, Reports
 from sp_api.auth import AccessTokenClient
+from sandbox.generator.records import SettlementDocument
 
 US, DE = "ATVPDKIKX0DER", "A1PA6795UKMFR9"
 SELLER = "A2SANDBOXSELLER"
@@ -20,21 +21,6 @@ V2_HEADER = ("settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit
              "amount-type\tamount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\t"
              "order-item-code\tmerchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\t"
              "promotion-id")
-
-
-@dataclass(frozen=True)
-class Doc:
-    """Same fields as the contract's SettlementDocument."""
-
-    settlement_id: str
-    marketplace_id: str
-    currency: str
-    start: datetime
-    end: datetime
-    deposit_date: datetime
-    total: Decimal
-    text: str
-    created_time: datetime
 
 
 def money(currency: str, amount: str) -> dict:
@@ -81,8 +67,8 @@ def settlement(settlement_id: str, day: int, *, marketplace: str = US, note: str
         lines.append("\t".join([settlement_id, "", "", "", "", "", "Order", "111-0000001-0000001", "", "", "",
                                 name, amount_type, description, amount(value), "AFN", "", "", "12345678901234",
                                 "", "", "SKU-0", "1", note]))
-    return Doc(settlement_id, marketplace, currency, start, end, end + timedelta(days=2), Decimal("17.00"),
-               "\n".join(lines) + "\n", end + timedelta(hours=3))
+    return SettlementDocument(settlement_id, marketplace, currency, start, end, end + timedelta(days=2),
+                              Decimal("17.00"), "\n".join(lines) + "\n", end + timedelta(hours=3))
 
 
 def listing(sku: str, marketplace: str = US, quantity: int = 5, price: str = "12.99") -> dict:
