@@ -459,11 +459,13 @@ class StateStore:
             raise AmbiguousIdMap(kind, m3_id, found)
         return found[0] if found else None
 
-    def all_ids(self, kind: str) -> dict[str, str]:
-        """Every mapping of ``kind`` as {amazon_id: m3_id}."""
+    def all_ids(self, kind: str, *, marketplace: str | None = None) -> dict[str, str]:
+        """Every mapping of ``kind`` (of one marketplace, when given) as {amazon_id: m3_id}."""
+        query = sa.select(id_maps.c.amazon_id, id_maps.c.m3_id).where(id_maps.c.kind == kind)
+        if marketplace is not None:
+            query = query.where(id_maps.c.marketplace == marketplace)
         with self._tx() as conn:
-            rows = conn.execute(sa.select(id_maps.c.amazon_id, id_maps.c.m3_id).where(id_maps.c.kind == kind))
-            return {amazon_id: m3_id for amazon_id, m3_id in rows}
+            return {amazon_id: m3_id for amazon_id, m3_id in conn.execute(query)}
 
     # -- dead letters -----------------------------------------------------------------
 

@@ -108,14 +108,21 @@ def prepare(settlement: Settlement, mapping: GLMapping) -> PreparedSettlement:
 
 @task(**CONNECTOR_RETRIES)
 def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataFrame:
-    """M3 invoices of the settlement's orders and of the marketplace's orders invoiced in its window."""
+    """M3 invoices of the settlement's orders, and of the marketplace's other orders invoiced in its window."""
+    from reconciliation.mapping import marketplace_code
+
     m3 = connections.require_m3()
     start = settlement.start.date() - timedelta(days=60)  # orders invoiced before the window settle in it
     invoices = m3.list_invoices(start, settlement.end.date())
-    return invoices_frame(invoices, settlement)
+    # Which Amazon orders belong to this marketplace: the id map order sync (and the demo) keep.
+    marketplace_orders = set(connections.state.all_ids("order", marketplace=marketplace_code(settlement.marketplace)))
+    return invoices_frame(invoices, settlement, marketplace_orders)
 
 
-def invoices_frame(invoices: Sequence[CustomerInvoice], settlement: Settlement) -> pd.DataFrame:
+def invoices_frame(invoices: Sequence[CustomerInvoice], settlement: Settlement,
+                   marketplace_orders: set[str]) -> pd.DataFrame:
+    """INVOICE_COLUMNS for the invoices to reconcile: those of the settlement's orders, and, as
+    "not settled" candidates, those of the marketplace's orders invoiced within its window."""
     decimals = settlement.decimals
     window_start, window_end = settlement.start.date(), settlement.end.date()
     orders = set(settlement.lines["order_id"])
@@ -126,18 +133,10 @@ def invoices_frame(invoices: Sequence[CustomerInvoice], settlement: Settlement) 
          "gross_minor": decimal_to_minor(inv.gross, decimals)}
         for inv in invoices
         if inv.currency == settlement.currency and inv.cuor
-        and (inv.cuor in orders or (inv.ivdt is not None and window_start <= inv.ivdt <= window_end
-                                    and _same_marketplace(inv, settlement)))
+        and (inv.cuor in orders or (inv.cuor in marketplace_orders and inv.ivdt is not None
+                                    and window_start <= inv.ivdt <= window_end))
     ]
     return pd.DataFrame(rows, columns=list(INVOICE_COLUMNS)).astype(INVOICE_COLUMNS)
-
-
-def _same_marketplace(invoice: CustomerInvoice, settlement: Settlement) -> bool:
-    # Marketplace customers are one per marketplace (AMZUS, AMZDE, ...): the customer's suffix
-    # names the marketplace. Other customers' invoices are never Amazon's to settle.
-    from reconciliation.mapping import marketplace_code
-
-    return invoice.cuno.endswith(marketplace_code(settlement.marketplace))
 
 
 @task(cache_policy=NO_CACHE)
