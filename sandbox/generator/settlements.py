@@ -101,10 +101,7 @@ def _order_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Item
     if line.shipping_tax:
         parts.append(("ItemPrice", "ShippingTax", line.shipping_tax, ""))
     if mp.facilitator_tax:
-        if line.tax:
-            parts.append(("ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", -line.tax, ""))
-        if line.shipping_tax:
-            parts.append(("ItemWithheldTax", "MarketplaceFacilitatorTax-Shipping", -line.shipping_tax, ""))
+        parts += _withheld_tax_parts(line, sign=-1)
     else:
         parts.append(("ItemWithheldTax", "MarketplaceFacilitatorVAT-Principal", 0, ""))
     if fees.fba:
@@ -114,12 +111,7 @@ def _order_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Item
         parts.append(("ItemFees", "DigitalServicesFee", -fees.dst, ""))
     if fees.chargeback:
         parts.append(("ItemFees", "ShippingChargeback", -fees.chargeback, ""))
-    if line.promotion:
-        parts.append(("Promotion", "Principal", -line.promotion, line.promotion_id))
-    if line.shipping_promotion:
-        parts.append(("Promotion", "Shipping", -line.shipping_promotion, line.promotion_id))
-    if line.tax_discount:
-        parts.append(("Promotion", "TaxDiscount", -line.tax_discount, line.promotion_id))
+    parts += _promotion_parts(line, sign=-1)
     return [replace(base, amount_type=t, amount_description=d, amount=a, promotion_id=p) for t, d, a, p in parts]
 
 
@@ -139,10 +131,7 @@ def _refund_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Ite
     if line.shipping_tax:
         parts.append(("ItemPrice", "ShippingTax", -line.shipping_tax, ""))
     if mp.facilitator_tax:
-        if line.tax:
-            parts.append(("ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", line.tax, ""))
-        if line.shipping_tax:
-            parts.append(("ItemWithheldTax", "MarketplaceFacilitatorTax-Shipping", line.shipping_tax, ""))
+        parts += _withheld_tax_parts(line, sign=+1)
     parts.append(("ItemFees", "Commission", fees.commission, ""))
     parts.append(("ItemFees", "RefundCommission",
                   -min(ratio(fees.commission, REFUND_ADMIN_PCT, 100), REFUND_ADMIN_CAP), ""))
@@ -151,13 +140,24 @@ def _refund_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Ite
         parts.append(("ItemFees", "DigitalServicesFee", dst_refund, ""))
     if fees.chargeback:
         parts.append(("ItemFees", "ShippingChargeback", fees.chargeback, ""))
-    if line.promotion:
-        parts.append(("Promotion", "Principal", line.promotion, line.promotion_id))
-    if line.shipping_promotion:
-        parts.append(("Promotion", "Shipping", line.shipping_promotion, line.promotion_id))
-    if line.tax_discount:
-        parts.append(("Promotion", "TaxDiscount", line.tax_discount, line.promotion_id))
+    parts += _promotion_parts(line, sign=+1)
     return [replace(base, amount_type=t, amount_description=d, amount=a, promotion_id=p) for t, d, a, p in parts]
+
+
+def _withheld_tax_parts(line: OrderLine, sign: int) -> list[tuple[str, str, int, str]]:
+    """Marketplace-facilitator tax Amazon withholds (sign -1 on an order, +1 on its refund)."""
+    parts = []
+    if line.tax:
+        parts.append(("ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", sign * line.tax, ""))
+    if line.shipping_tax:
+        parts.append(("ItemWithheldTax", "MarketplaceFacilitatorTax-Shipping", sign * line.shipping_tax, ""))
+    return parts
+
+
+def _promotion_parts(line: OrderLine, sign: int) -> list[tuple[str, str, int, str]]:
+    """Item, shipping and VAT discounts (sign -1 on an order, +1 on its refund)."""
+    amounts = (("Principal", line.promotion), ("Shipping", line.shipping_promotion), ("TaxDiscount", line.tax_discount))
+    return [("Promotion", description, sign * amount, line.promotion_id) for description, amount in amounts if amount]
 
 
 def _digits(rng: random.Random, n: int) -> str:
