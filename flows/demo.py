@@ -18,8 +18,7 @@ from connectors.m3 import M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
 from flows.context import open_connections
 from flows.contract import EXIT_INVALID, EXIT_UNREACHABLE, exit_code
-
-FREIGHT_ITEM = "FREIGHT"  # the sandbox M3's non-stock item for shipping charged to buyers
+from sandbox.m3.seed import FREIGHT_ITEM  # the sandbox M3's non-stock item for shipping charged to buyers
 
 
 def order_requests(world: Any) -> list[tuple[OrderRequest, Any]]:
