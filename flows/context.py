@@ -7,6 +7,8 @@ what to configure.
 """
 from __future__ import annotations
 
+import atexit
+import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,15 @@ class Connections:
     divi: str = SANDBOX_DIVISION
     amazon: AmazonConnector | None = None
     sandbox_env: Any = None          # sandbox.runtime.SandboxEnvironment when sandbox=True
+    need_m3: bool = True
+    need_amazon: bool = False
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Task runners that ship tasks to other processes (Dask, process pools) pickle their
+        # arguments: a worker reconnects from the same home (the sandbox's servers keep running
+        # in the flow's process; their URLs and keys are in the files under HOME/sandbox).
+        return (reconnect, (self.home, self.sandbox, self.need_m3, self.need_amazon))
 
     def require_m3(self) -> M3Operations:
         if self.m3 is None:
@@ -75,23 +85,53 @@ def open_connections(home: str | Path | None, *, sandbox: bool, need_m3: bool = 
     return connections
 
 
+_REOPENED: dict[tuple[Path, bool, bool, bool], Connections] = {}
+_REOPEN_LOCK = threading.Lock()
+
+
+def reconnect(home: Path, sandbox: bool, need_m3: bool, need_amazon: bool) -> Connections:
+    """Connections of a worker process for a flow run's home (opened once per process)."""
+    key = (Path(home), sandbox, need_m3, need_amazon)
+    with _REOPEN_LOCK:
+        if key not in _REOPENED:
+            stack = ExitStack()
+            if sandbox:
+                connections = _sandbox_clients(Path(home), stack)
+            else:
+                connections = _live_connections(Path(home), stack, need_m3=need_m3, need_amazon=need_amazon)
+            connections._stack = stack
+            _REOPENED[key] = connections
+            atexit.register(connections.close)
+        return _REOPENED[key]
+
+
 def _sandbox_connections(home: Path, stack: ExitStack, *, seed: int, orders: int) -> Connections:
     from sandbox.runtime import start_sandbox
 
     env = start_sandbox(home, seed=seed, orders=orders)
     stack.callback(env.stop)
+    connections = _sandbox_clients(home, stack)
+    connections.sandbox_env = env
+    return connections
+
+
+def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
+    """Clients for the sandbox under ``home`` from the files its start wrote (.ionapi, SP-API credentials)."""
+    import json
+
+    folder = home / "sandbox"
     settings = load_settings(home)
     profile = settings.m3.profile if settings.m3 is not None else "brief"
-    client = M3Client.from_ionapi(env.ionapi_path)
+    client = M3Client.from_ionapi(folder / "m3.ionapi")
     stack.callback(client.close)
-    values: dict[str, Any] = env.amazon_settings()
+    values: dict[str, Any] = json.loads((folder / "spapi-credentials.json").read_text(encoding="utf-8"))
     amazon = AmazonConnector(AmazonAccount.from_mapping(values), time_scale=float(values["time_scale"]))
     stack.callback(amazon.close)
     state = StateStore(settings.state_url)
     stack.callback(state.close)
     ops = M3Operations(client, profile, cono=SANDBOX_COMPANY, divi=SANDBOX_DIVISION)
-    return Connections(home=home, sandbox=True, state=state, m3=ops,
-                       m3_profile=profile, divi=SANDBOX_DIVISION, amazon=amazon, sandbox_env=env)
+    return Connections(home=home, sandbox=True, state=state, m3=ops, m3_profile=profile, divi=SANDBOX_DIVISION,
+                       amazon=amazon, need_amazon=True)
 
 
 def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, need_amazon: bool) -> Settings:
@@ -121,7 +161,7 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
     settings = checked_settings(home, sandbox=False, need_m3=need_m3, need_amazon=need_amazon)
     state = StateStore(settings.state_url)
     stack.callback(state.close)
-    connections = Connections(home=home, sandbox=False, state=state)
+    connections = Connections(home=home, sandbox=False, state=state, need_m3=need_m3, need_amazon=need_amazon)
     if need_m3 or settings.m3 is not None:  # a dry run still reconciles when M3 is configured
         m3 = settings.require_m3()
         if m3.ionapi is not None:

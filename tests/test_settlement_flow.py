@@ -179,3 +179,25 @@ def test_prefect_yaml_deployment_points_at_the_flow_with_valid_parameters() -> N
     assert set(deployment["parameters"]) <= set(accepted)
     assert deployment["parameters"]["from_amazon"] is True and deployment["schedules"][0]["cron"]
     assert deployment["work_pool"]["name"]
+
+
+def test_connections_survive_pickling_for_task_runners_in_other_processes(live_m3, tmp_path: Path) -> None:
+    """Dask or process task runners pickle task arguments: a worker reconnects from the home."""
+    import pickle
+    import subprocess
+    import sys
+
+    from flows.context import open_connections
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    with open_connections(home, sandbox=False) as connections:
+        payload = pickle.dumps(connections)
+    assert b"sask" not in payload and b"password" not in payload  # only the home travels, no secrets
+    worker = ("import pickle, sys\n"
+              "connections = pickle.loads(sys.stdin.buffer.read())\n"
+              "print(connections.require_m3().get_customer('AMZUS').currency)\n")
+    done = subprocess.run([sys.executable, "-c", worker], input=payload, capture_output=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().strip() == "USD"
