@@ -113,8 +113,9 @@ def _known_failure(exc: BaseException) -> int | None:
     from connectors.m3 import M3AuthError, M3Error, M3Unavailable
     from connectors.settings import ConfigurationError
     from reconciliation.mapping import MappingError
+    from reconciliation.workbook import WorkbookError
 
-    if isinstance(exc, (ConfigurationError, MappingError, AmazonConfigError)):
+    if isinstance(exc, (ConfigurationError, MappingError, AmazonConfigError, WorkbookError)):
         return EXIT_INVALID
     if isinstance(exc, (M3Unavailable, M3AuthError, AmazonUnavailable, AmazonError, M3Error)):
         return EXIT_UNREACHABLE
