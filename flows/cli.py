@@ -15,7 +15,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-EXIT_OK, EXIT_INVALID, EXIT_HELD, EXIT_UNREACHABLE = 0, 2, 3, 4
+from flows.exit_codes import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
+
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,8 +13,8 @@ import pandas as pd
 from reconciliation.model import format_amount
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
+from flows.exit_codes import EXIT_HELD, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
 
-EXIT_OK, EXIT_INVALID, EXIT_HELD, EXIT_UNREACHABLE = 0, 2, 3, 4
 
 
 def _utc(moment: pd.Timestamp) -> str:

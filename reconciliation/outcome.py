@@ -20,9 +20,6 @@ from reconciliation.vouchers import Voucher
 
 STATUSES = ("posted", "dry_run", "held", "duplicate", "invalid")
 
-# Columns of SettlementOutcome.anomalies.
-ANOMALY_COLUMNS = ("order_id", "sku", "kind", "score", "reasons")
-
 
 @dataclass(frozen=True)
 class PostedVoucherRef:
@@ -44,7 +41,7 @@ class SettlementOutcome:
     vouchers: tuple[Voucher, ...] = ()
     posted: tuple[PostedVoucherRef, ...] = ()
     reconciliation: Reconciliation | None = None
-    anomalies: pd.DataFrame | None = None          # ANOMALY_COLUMNS, sorted by score descending
+    anomalies: pd.DataFrame | None = None          # anomaly.ANOMALY_COLUMNS, sorted by score descending
     reconciliation_skipped_reason: str = ""
     unreachable: str = ""                          # M3/Amazon could not be reached (exit code 4)
 

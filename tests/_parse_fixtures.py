@@ -1,27 +1,15 @@
 """Small settlement files built by hand for the parse and validation tests."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from conftest import shared_dir
+from sandbox.generator import V1_COLUMNS, V2_COLUMNS
 
-# Same rule as conftest.shared_dir(): shared/ beside the clone, or $M3SYNC_SHARED.
-SHARED = Path(os.environ.get("M3SYNC_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = shared_dir()
 FIXTURE = SHARED / "fixtures" / "settlements" / "us_v2_usd.tsv"
 
-V2_HEADER = ["settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date", "total-amount",
-             "currency", "transaction-type", "order-id", "merchant-order-id", "adjustment-id", "shipment-id",
-             "marketplace-name", "amount-type", "amount-description", "amount", "fulfillment-id", "posted-date",
-             "posted-date-time", "order-item-code", "merchant-order-item-id", "merchant-adjustment-item-id", "sku",
-             "quantity-purchased", "promotion-id"]
-
-V1_HEADER = ["settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date", "total-amount",
-             "currency", "transaction-type", "order-id", "merchant-order-id", "adjustment-id", "shipment-id",
-             "marketplace-name", "shipment-fee-type", "shipment-fee-amount", "order-fee-type", "order-fee-amount",
-             "fulfillment-id", "posted-date", "order-item-code", "merchant-order-item-id",
-             "merchant-adjustment-item-id", "sku", "quantity-purchased", "price-type", "price-amount",
-             "item-related-fee-type", "item-related-fee-amount", "misc-fee-amount", "other-fee-amount",
-             "other-fee-reason-description", "promotion-id", "promotion-type", "promotion-amount",
-             "direct-payment-type", "direct-payment-amount", "other-amount"]
+# The 24 V2 columns and the 36 legacy V1 columns in file order (sp-api.md §1.2).
+V2_HEADER = list(V2_COLUMNS)
+V1_HEADER = list(V1_COLUMNS)
 V1_HEADER_33 = [c for c in V1_HEADER if not c.startswith("promotion-")]
 
 

@@ -21,7 +21,8 @@ import pytest
 from reconciliation.gates import check_gates
 from reconciliation.mapping import load_mapping
 from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
-from reconciliation.outcome import ANOMALY_COLUMNS, PostedVoucherRef, SettlementOutcome
+from anomaly import ANOMALY_COLUMNS
+from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError, parse_settlement_bytes, read_settlement_file
 from reconciliation.schemas import validate_settlement
 from reconciliation.workbook import (
