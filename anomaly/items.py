@@ -5,6 +5,11 @@ are about order items, so the components of each (transaction type, order, order
 adjustment) are pivoted side by side with integer sums. Everything is vectorised: a
 million-line settlement is one groupby, not a Python loop.
 
+Each item carries its fulfilment ``channel``: ``amazon`` for an Amazon storefront order, ``mcf``
+for a multi-channel fulfilment order (FBA shipping an order the seller took elsewhere:
+marketplace-name ``Non-Amazon …`` or a seller-internal name, order ids like ``S01-…`` or
+``#1088``, ``Principal 0.00`` and a higher fulfilment fee). Baselines are kept per channel.
+
 Sign convention of the item columns (why: reasons talk about what the seller was charged or
 paid, always as positive numbers):
 - ``principal`` / ``shipping``: sale amount on an Order, amount given back on a Refund;
@@ -26,8 +31,8 @@ _GROUP_KEYS: list[str] = ["transaction_type", "order_item_code", "adjustment_id"
 COMPONENTS: tuple[str, ...] = ("principal", "shipping", "commission", "fba", "chargeback", "refund_commission")
 # Columns of an item frame (the current settlement's and the stored history's).
 ITEM_COLUMNS: dict[str, str] = {
-    "settlement_id": "str", "marketplace_name": "str", "currency": "str", "transaction_type": "str",
-    "order_id": "str", "order_item_code": "str", "adjustment_id": "str", "sku": "str",
+    "settlement_id": "str", "marketplace_name": "str", "channel": "str", "currency": "str",
+    "transaction_type": "str", "order_id": "str", "order_item_code": "str", "adjustment_id": "str", "sku": "str",
     "posted_date": "datetime64[us, UTC]", "quantity": "int64",
     **{c: "int64" for c in COMPONENTS},
 }
@@ -39,6 +44,10 @@ SETTLEMENT_COLUMNS: dict[str, str] = {
 }
 REIMBURSEMENT_COLUMNS: dict[str, str] = {"settlement_id": "str", "adjustment_id": "str", "sku": "str",
                                          "amount_minor": "int64"}
+
+CHANNEL_AMAZON, CHANNEL_MCF = "amazon", "mcf"
+# Order ids of MCF orders when the marketplace-name is empty: "S01-1234567-1234567", "#1088".
+_MCF_ORDER_ID = r"^(?:S\d{2}-|#)"
 
 _ITEM_TRANSACTIONS = ("Order", "Refund")
 # (amount_type, amount_description) -> component, and whether the settlement sign is flipped.
@@ -113,6 +122,7 @@ def _items(settlement: Settlement) -> pd.DataFrame:
     out = pd.DataFrame({
         "settlement_id": settlement.settlement_id,
         "marketplace_name": firsts["marketplace_name"],
+        "channel": fulfilment_channel(firsts["marketplace_name"], firsts["order_id"]),
         "currency": settlement.currency,
         **{k: firsts[k] for k in ITEM_KEYS},
         "sku": firsts["sku"],
@@ -121,6 +131,25 @@ def _items(settlement: Settlement) -> pd.DataFrame:
         **{name: sums[i].to_numpy(dtype=np.int64) for i, name in enumerate(COMPONENTS)},
     })
     return out[list(ITEM_COLUMNS)].astype(ITEM_COLUMNS)
+
+
+def fulfilment_channel(marketplace_name: pd.Series, order_id: pd.Series) -> pd.Series:
+    """CHANNEL_MCF or CHANNEL_AMAZON per row; any text (empty, unknown, odd case) is accepted.
+
+    A name starting with "Non-Amazon", or any name that is not an Amazon storefront
+    ("SI CA Prod Marketplace"), is MCF; without a name the order id decides ("S01-…", "#1088").
+    """
+    names = marketplace_name.fillna("").astype(str)
+    codes, uniques = pd.factorize(names)  # few distinct names: classify those, not every row
+    folded = pd.Series(uniques, dtype=object).str.strip().str.lower()
+    by_name = np.where(folded.str.startswith("non-amazon") | (folded.ne("") & ~folded.str.contains("amazon")),
+                       CHANNEL_MCF, CHANNEL_AMAZON).astype(object)
+    unnamed = np.append(folded.eq("").to_numpy(dtype=bool), False)[codes]
+    channel = np.append(by_name, CHANNEL_AMAZON)[codes] if len(codes) else np.array([], dtype=object)
+    if unnamed.any():
+        mcf_id = order_id[unnamed].fillna("").astype(str).str.strip().str.contains(_MCF_ORDER_ID, regex=True)
+        channel[unnamed] = np.where(mcf_id.to_numpy(dtype=bool), CHANNEL_MCF, CHANNEL_AMAZON)
+    return pd.Series(channel, index=marketplace_name.index, dtype=object)
 
 
 def _component_codes(amount_type: pd.Series, description: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +176,11 @@ def _summary(settlement: Settlement) -> pd.DataFrame:
 
     sales = int(amount[where("transaction_type", "Order") & where("amount_type", "ItemPrice")
                        & where("amount_description", "Principal")].sum())
-    fees = int(-amount[where("amount_type", "ItemFees")].sum())
+    # MCF orders' fees pay for sales made elsewhere: they stay out of the fee share of Amazon sales.
+    item_fee = where("amount_type", "ItemFees")
+    fee_lines = lines.loc[item_fee, ["marketplace_name", "order_id"]]
+    amazon_fee = fulfilment_channel(fee_lines["marketplace_name"], fee_lines["order_id"]).eq(CHANNEL_AMAZON)
+    fees = int(-amount[item_fee][amazon_fee.to_numpy(dtype=bool)].sum())
     held = int(-amount[where("amount_description", _RESERVE_HELD)].sum())
     released = int(amount[where("amount_description", _RESERVE_RELEASED)].sum())
     reimbursed = int(amount[where("amount_type", _REIMBURSEMENT_TYPE)].sum())
