@@ -188,3 +188,16 @@ def test_settlements_of_several_currencies_are_never_mixed(tmp_path):
         assert flags.empty, flags
         history.add(settlement)
     assert sorted(set(history.items()["currency"])) == ["CAD", "EUR", "USD"]
+
+
+def test_generated_mcf_variant_raises_no_fee_flag(tmp_path):
+    """The generator's MCF variant (Amazon and MCF orders of the same SKUs, MCF at twice the fee)."""
+    from _settlement_builders import settlement_from_tsv
+    from sandbox.generator.variants import variant_settlement
+
+    path = tmp_path / "mcf.tsv"
+    path.write_text(variant_settlement("mcf", 0).text, encoding="utf-8")
+    settlement = settlement_from_tsv(path)
+    assert settlement.lines["marketplace_name"].str.startswith("Non-Amazon").any()
+    scored = score_items(settlement, AnomalyHistory(tmp_path / "home"), persist_model=False).items
+    assert set(scored.loc[scored["score"] >= 0.5, "kind"]) == set(), scored
