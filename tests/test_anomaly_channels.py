@@ -5,7 +5,7 @@ out from the rows written here.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -201,3 +201,31 @@ def test_generated_mcf_variant_raises_no_fee_flag(tmp_path):
     assert settlement.lines["marketplace_name"].str.startswith("Non-Amazon").any()
     scored = score_items(settlement, AnomalyHistory(tmp_path / "home"), persist_model=False).items
     assert set(scored.loc[scored["score"] >= 0.5, "kind"]) == set(), scored
+
+
+def test_upper_case_layout_is_read_like_the_classic_spelling(tmp_path):
+    """Newer files spell keys in upper case with underscores; items, fees, reserves and
+    reimbursements are recognised the same way."""
+    classic = _mixed_settlement()
+    spelled = {"Order": "ORDER", "ItemPrice": "ITEMPRICE", "ItemFees": "ITEMFEES", "Principal": "PRINCIPAL",
+               "FBAPerUnitFulfillmentFee": "FBAPERUNITFULFILLMENTFEE", "Commission": "COMMISSION"}
+    lines = classic.lines.copy()
+    for column in ("transaction_type", "amount_type", "amount_description"):
+        lines[column] = lines[column].replace(spelled)
+    assert set(lines["transaction_type"]) == {"ORDER"}
+    upper = replace(classic, lines=lines)
+    first = score_items(classic, AnomalyHistory(tmp_path / "a"), persist_model=False).items
+    second = score_items(upper, AnomalyHistory(tmp_path / "b"), persist_model=False).items
+    pd.testing.assert_frame_equal(first, second)
+    # Account-level rows: 12.00 reserve held, 5.00 released, one reimbursement of 7.50.
+    extra = make_settlement([
+        ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "CURRENT_RESERVE_AMOUNT", -1200, POSTED),
+        ("other-transaction", "other-transaction", "Previous Reserve Amount Balance", 500, POSTED),
+        {"transaction_type": "OTHER_TRANSACTION", "amount_type": "FBA_INVENTORY_REIMBURSEMENT",
+         "amount_description": "WAREHOUSE_DAMAGE", "amount_minor": 750, "posted_date": POSTED,
+         "adjustment_id": "1234567890", "sku": SKU}], settlement_id="20000000005")
+    history = AnomalyHistory(tmp_path / "c")
+    history.add(extra)
+    row = history.settlements().iloc[0]
+    assert (row["reserve_held_minor"], row["reserve_released_minor"], row["reimbursement_minor"]) == (1200, 500, 750)
+    assert list(history.reimbursements()["adjustment_id"]) == ["1234567890"]
