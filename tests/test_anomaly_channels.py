@@ -229,3 +229,16 @@ def test_upper_case_layout_is_read_like_the_classic_spelling(tmp_path):
     row = history.settlements().iloc[0]
     assert (row["reserve_held_minor"], row["reserve_released_minor"], row["reimbursement_minor"]) == (1200, 500, 750)
     assert list(history.reimbursements()["adjustment_id"]) == ["1234567890"]
+
+
+def test_one_settlement_holding_rows_of_two_marketplaces_scores(tmp_path):
+    """Rows of a USD and a CAD marketplace under one summary (a file whose settlements were not
+    split): scoring goes on and keeps each row's marketplace; prices are judged per marketplace."""
+    rows = [row for n in range(3) for row in _order(f"112-200000{n}-1234567", "Amazon.com", 2000, 322, commission=300)]
+    rows += [row for n in range(3) for row in _order(f"702-200000{n}-1234567", "Amazon.ca", 4000, 322, commission=600)]
+    scored = score_items(make_settlement(rows, settlement_id="30000000010"), AnomalyHistory(tmp_path),
+                         persist_model=False).items
+    assert sorted(set(scored["marketplace_name"])) == ["Amazon.ca", "Amazon.com"] and len(scored) == 6
+    # 40.00 on Amazon.ca is no price error against 20.00 on Amazon.com: each marketplace has its own
+    # median (a shared one, 30.00, would put both 33 % off).
+    assert "price_error" not in set(scored["kind"])
