@@ -182,13 +182,12 @@ def fulfilment_channel(marketplace_name: pd.Series, order_id: pd.Series) -> pd.S
     A name starting with "Non-Amazon", or any name that is not an Amazon storefront
     ("SI CA Prod Marketplace"), is MCF; without a name the order id decides ("S01-…", "#1088").
     """
-    names = marketplace_name.fillna("").astype(str)
-    codes, uniques = pd.factorize(names)  # few distinct names: classify those, not every row
-    folded = pd.Series(uniques, dtype=object).str.strip().str.lower()
+    codes, uniques = pd.factorize(marketplace_name.fillna(""))  # few distinct names: classify those only
+    folded = pd.Series(uniques, dtype=object).astype(str).str.strip().str.lower()
     by_name = np.where(folded.str.startswith("non-amazon") | (folded.ne("") & ~folded.str.contains("amazon")),
                        CHANNEL_MCF, CHANNEL_AMAZON).astype(object)
-    unnamed = np.append(folded.eq("").to_numpy(dtype=bool), False)[codes]
-    channel = np.append(by_name, CHANNEL_AMAZON)[codes] if len(codes) else np.array([], dtype=object)
+    channel = by_name[codes]
+    unnamed = folded.eq("").to_numpy(dtype=bool)[codes]
     if unnamed.any():
         mcf_id = order_id[unnamed].fillna("").astype(str).str.strip().str.contains(_MCF_ORDER_ID, regex=True)
         channel[unnamed] = np.where(mcf_id.to_numpy(dtype=bool), CHANNEL_MCF, CHANNEL_AMAZON)

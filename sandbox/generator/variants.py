@@ -81,7 +81,8 @@ class _Context:
         return ratio(fees["USD"], _FEE_FACTOR_PCT[self.market.code], 100)
 
     def order_id(self) -> str:
-        return f"{self.rng.choice(_ORDER_PREFIXES[self.market.code])}-{self.rng.randrange(10**6, 10**7):07d}-{self.rng.randrange(10**6, 10**7):07d}"
+        prefix = self.rng.choice(_ORDER_PREFIXES[self.market.code])
+        return f"{prefix}-{self.digits(7)}-{self.digits(7)}"
 
     def digits(self, n: int) -> str:
         return str(self.rng.randrange(10 ** (n - 1), 10 ** n))
@@ -147,16 +148,12 @@ def _liquidations(ctx: _Context) -> list[SettlementRow]:
 
 def _account_level_only(ctx: _Context) -> list[SettlementRow]:
     """No order at all and no marketplace-name on any row (a real CA file, 5 rows)."""
-    fee = ctx.rng.randrange(2000, 30000)
-    charge = ctx.rng.randrange(1000, 5000)
-    return [_row("other-transaction", "other-transaction", "Subscription Fee", -2999, ctx.moment()),
-            _row("other-transaction", "other-transaction", "FBAInboundTransportationFee", -fee, ctx.moment(),
-                 shipment_id="FBA" + ctx.digits(9)),
-            _row("other-transaction", "other-transaction", "FBAInboundTransportationFee", -ctx.rng.randrange(500, 3000),
-                 ctx.moment(), shipment_id="FBA" + ctx.digits(9)),
-            _row("other-transaction", "other-transaction", "Successful charge", charge, ctx.moment()),
-            _row("ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -ctx.rng.randrange(1000, 9000),
-                 ctx.moment())]
+    inbound = [_row("other-transaction", "other-transaction", "FBAInboundTransportationFee", -ctx.rng.randrange(500, 30000),
+                    ctx.moment(), shipment_id="FBA" + ctx.digits(9)) for _ in range(2)]
+    return [_row("other-transaction", "other-transaction", "Subscription Fee", -2999, ctx.moment()), *inbound,
+            _row("other-transaction", "other-transaction", "Successful charge", ctx.rng.randrange(1000, 5000),
+                 ctx.moment()),
+            _advertising(ctx)]
 
 
 def _plain_market(ctx: _Context) -> list[SettlementRow]:
@@ -210,7 +207,8 @@ def _refund_like(ctx: _Context, transaction_type: str) -> list[SettlementRow]:
     tax = ratio(principal, 7, 100)
     commission = ratio(principal, item.referral_bp, 10000)
     parts = [("ItemPrice", "Principal", -principal), ("ItemPrice", "Tax", -tax),
-             ("ItemFees", "Commission", commission), ("ItemFees", "RefundCommission", -min(ratio(commission, 20, 100), 500)),
+             ("ItemFees", "Commission", commission),
+             ("ItemFees", "RefundCommission", -min(ratio(commission, 20, 100), 500)),
              ("ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", tax)]
     refunded = min(sale[0].posted + timedelta(days=3), _START + timedelta(days=_DAYS) - timedelta(seconds=1))
     return sale + _item_rows(ctx, transaction_type, parts, order_id=sale[0].order_id, sku=item.sku, adjustment=True,
