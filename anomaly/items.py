@@ -26,6 +26,8 @@ import pandas as pd
 
 from reconciliation.model import Settlement
 
+from .money import exact_sum, saturated_int64
+
 ITEM_KEYS: tuple[str, ...] = ("transaction_type", "order_id", "order_item_code", "adjustment_id")
 # Order-item codes are unique across orders, so grouping needs only these (one string key fewer).
 _GROUP_KEYS: list[str] = ["transaction_type", "order_item_code", "adjustment_id"]
@@ -215,19 +217,22 @@ def _summary(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     def where(column: str, value: str) -> np.ndarray:
         return getattr(keys, column).equals(value)
 
-    sales = int(amount[where("transaction_type", "ORDER") & where("amount_type", "ITEMPRICE")
-                       & where("amount_description", "PRINCIPAL")].sum())
+    sales = exact_sum(amount[where("transaction_type", "ORDER") & where("amount_type", "ITEMPRICE")
+                             & where("amount_description", "PRINCIPAL")])
     # MCF orders' fees pay for sales made elsewhere: they stay out of the fee share of Amazon sales.
     item_fee = where("amount_type", "ITEMFEES")
     fee_lines = lines.loc[item_fee, ["marketplace_name", "order_id"]]
     amazon_fee = fulfilment_channel(fee_lines["marketplace_name"], fee_lines["order_id"]).eq(CHANNEL_AMAZON)
-    fees = int(-amount[item_fee][amazon_fee.to_numpy(dtype=bool)].sum())
-    held = int(-amount[where("amount_description", _RESERVE_HELD)].sum())
-    released = int(amount[where("amount_description", _RESERVE_RELEASED)].sum())
-    reimbursed = int(amount[where("amount_type", _REIMBURSEMENT_TYPE)].sum())
+    fees = -exact_sum(amount[item_fee][amazon_fee.to_numpy(dtype=bool)])
+    held = -exact_sum(amount[where("amount_description", _RESERVE_HELD)])
+    released = exact_sum(amount[where("amount_description", _RESERVE_RELEASED)])
+    reimbursed = exact_sum(amount[where("amount_type", _REIMBURSEMENT_TYPE)])
+    # Exact sums, stored saturated: a sum beyond int64 (a settlement the sum gate holds) never wraps.
+    figures = {"sales_minor": sales, "fees_minor": fees, "reserve_held_minor": held,
+               "reserve_released_minor": released, "reimbursement_minor": reimbursed}
     row = {"settlement_id": settlement.settlement_id, "marketplace": settlement.marketplace,
-           "currency": settlement.currency, "end": settlement.end, "sales_minor": sales, "fees_minor": fees,
-           "reserve_held_minor": held, "reserve_released_minor": released, "reimbursement_minor": reimbursed}
+           "currency": settlement.currency, "end": settlement.end,
+           **{name: saturated_int64(value) for name, value in figures.items()}}
     return pd.DataFrame([row]).astype(SETTLEMENT_COLUMNS)
 
 

@@ -242,3 +242,17 @@ def test_one_settlement_holding_rows_of_two_marketplaces_scores(tmp_path):
     # 40.00 on Amazon.ca is no price error against 20.00 on Amazon.com: each marketplace has its own
     # median (a shared one, 30.00, would put both 33 % off).
     assert "price_error" not in set(scored["kind"])
+
+
+def test_figures_beyond_int64_saturate_instead_of_wrapping(tmp_path):
+    """Three Principal rows of 4e18 minor units: their sum (1.2e19) exceeds int64; the stored
+    sales figure stays the largest int64 instead of wrapping to a negative number."""
+    huge = 4 * 10 ** 18
+    rows = [{"transaction_type": "Order", "amount_type": "ItemPrice", "amount_description": "Principal",
+             "amount_minor": huge, "posted_date": POSTED, "order_id": f"112-000000{n}-1234567",
+             "order_item_code": f"item-{n}", "sku": SKU, "quantity": 1} for n in range(3)]
+    settlement = make_settlement(rows, total_minor=0, settlement_id="40000000001")
+    score_items(settlement, AnomalyHistory(tmp_path), persist_model=False)
+    history = AnomalyHistory(tmp_path)
+    history.add(settlement)
+    assert int(history.settlements().iloc[0]["sales_minor"]) == 2 ** 63 - 1
