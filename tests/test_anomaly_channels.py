@@ -95,12 +95,13 @@ def test_history_keeps_the_channel_and_later_runs_compare_like_with_like(tmp_pat
     assert dict(zip(stored["order_id"], stored["channel"])) == {
         **{f"112-000000{n}-1234567": "amazon" for n in range(5)},
         "S01-1111111-0000001": "mcf", "S01-1111111-0000002": "mcf", "#1088": "mcf", "S01-1111111-0000004": "mcf"}
-    # A later settlement of MCF orders only at 6.44: the MCF history median is 6.44 (3 of 4 stored
-    # fees plus this one), the Amazon one 3.22; nothing is out of line.
+    # A later settlement with one MCF order at 6.44: the stored MCF fees 6.44, 6.44, 6.44, 19.32
+    # plus this one have the median 6.44 (the Amazon median, 3.22, plays no part): nothing flagged.
     later = make_settlement(_order("S01-2222222-0000001", "Non-Amazon US", 0, 644), settlement_id="20000000002")
     flags = score_settlement(later, history, persist_model=False)
     assert flags.empty, flags
-    # An MCF order at 7.50 is above the MCF median 6.44 (+16.5 %, over 2 settlements).
+    # (That settlement is not recorded.) One MCF order at 7.50: fees 6.44 x 3, 7.50, 19.32 -> median
+    # 6.44 over 2 settlements (the stored one and this one); 7.50 / 6.44 = +16.5 %, 1.06 over.
     dearer = make_settlement(_order("S01-3333333-0000001", "Non-Amazon US", 0, 750), settlement_id="20000000003")
     row = score_settlement(dearer, history, persist_model=False).iloc[0]
     assert row["kind"] == "fee_overcharge_fba"
@@ -132,8 +133,6 @@ def test_history_written_before_the_channel_column_still_loads(tmp_path):
 
 def test_mcf_fees_stay_out_of_the_fee_share(tmp_path):
     history = AnomalyHistory(tmp_path)
-    scored_summary = score_items(_mixed_settlement(), history, persist_model=False)
-    assert scored_summary.items is not None
     history.add(_mixed_settlement())
     row = history.settlements().iloc[0]
     # Amazon fees: 4 x 3.22 + 3.60 FBA + 5 x 3.00 commission = 31.48; sales 5 x 20.00.
