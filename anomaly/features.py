@@ -1,7 +1,10 @@
 """Per-item and per-settlement features, each measured against its own baseline.
 
 Baselines are medians over the stored history plus the current settlement (so the very first
-settlement is judged against itself; a median shrugs off the few bad items it contains):
+settlement is judged against itself; a median shrugs off the few bad items it contains). Every
+baseline is kept per fulfilment channel (items.py): multi-channel fulfilment (MCF) orders have
+no principal and a higher fulfilment fee, so they are compared with MCF orders only and never
+enter an Amazon order's baseline.
 
 - FBA fee per unit against the SKU's median per unit (per currency: EUR marketplaces share
   one fee schedule);
@@ -21,6 +24,8 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+
+from .items import CHANNEL_AMAZON
 
 # Amazon's minimum referral fee per unit (0.30 in the settlement currency's minor units).
 MIN_REFERRAL_PER_UNIT_MINOR = 30
@@ -61,7 +66,8 @@ def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = No
     # FBA fee per unit vs the SKU's history.
     fba_mask = is_sale & (items["fba"].to_numpy() > 0) & (quantity > 0)
     out["fba_unit"] = np.where(fba_mask, items["fba"] / np.where(quantity > 0, quantity, 1), np.nan)
-    out[["fba_median", "fba_settlements", "fba_count"]] = _baseline(items, fba_mask, ["sku", "currency"], out["fba_unit"], "fba")
+    out[["fba_median", "fba_settlements", "fba_count"]] = _baseline(items, fba_mask, ["sku", "currency", "channel"],
+                                                                    out["fba_unit"], "fba")
     out.loc[~fba_mask, ["fba_median", "fba_settlements", "fba_count"]] = np.nan
     out["fba_ratio"] = out["fba_unit"] / out["fba_median"]
 
@@ -75,7 +81,7 @@ def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = No
     out["referral_rate"] = items["commission"] / out["sales_base"]
     keyed = items.assign(referral_group=out["referral_group"])
     out[["referral_median", "referral_settlements", "referral_count"]] = _baseline(
-        keyed, ref_mask, ["referral_group", "marketplace_name"], out["referral_rate"], "referral")
+        keyed, ref_mask, ["referral_group", "marketplace_name", "channel"], out["referral_rate"], "referral")
     out.loc[~ref_mask, ["referral_median", "referral_settlements"]] = np.nan
     out["referral_expected"] = np.maximum(out["referral_median"] * out["sales_base"],
                                           MIN_REFERRAL_PER_UNIT_MINOR * quantity)
@@ -84,15 +90,17 @@ def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = No
     # Unit price vs the SKU's price history in the marketplace.
     price_mask = is_sale & (items["principal"].to_numpy() > 0) & (quantity > 0)
     out["unit_price"] = np.where(price_mask, items["principal"] / np.where(quantity > 0, quantity, 1), np.nan)
-    out[["price_median", "price_settlements", "price_count"]] = _baseline(items, price_mask, ["sku", "marketplace_name"],
-                                                          out["unit_price"], "price")
+    out[["price_median", "price_settlements", "price_count"]] = _baseline(
+        items, price_mask, ["sku", "marketplace_name", "channel"], out["unit_price"], "price")
     out.loc[~price_mask, ["price_median", "price_settlements", "price_count"]] = np.nan
     # With fewer than three sales the median cannot tell a typo from the right price.
     trusted = out["price_count"].fillna(0) >= MIN_PRICE_OBSERVATIONS
     out["price_ratio"] = (out["unit_price"] / out["price_median"]).where(trusted)
 
     _refund_features(items, out, is_sale, is_refund)
-    out["chargeback_excess"] = np.where(is_sale, (items["chargeback"] - items["shipping"]).clip(lower=0), 0)
+    # An MCF buyer paid shipping in the seller's own shop, not in the settlement: nothing to compare with.
+    is_amazon = (items["channel"] == CHANNEL_AMAZON).to_numpy()
+    out["chargeback_excess"] = np.where(is_sale & is_amazon, (items["chargeback"] - items["shipping"]).clip(lower=0), 0)
     return out
 
 
@@ -118,14 +126,16 @@ def _refund_features(items: pd.DataFrame, out: pd.DataFrame, is_sale: np.ndarray
                "previous_settlement"]
     for column in columns:
         out[column] = refunds[column].reindex(out.index)
-    out["refund_ratio"] = out["refunded_so_far"] / out["sale_principal"]
+    # A sale without principal (an MCF order) cannot be exceeded in any meaningful way.
+    out["refund_ratio"] = out["refunded_so_far"] / out["sale_principal"].where(out["sale_principal"] > 0)
 
     # Refund administration fee as a share of the commission it was charged on.
     commission = items["commission"].to_numpy(dtype="float64")
     rc_mask = is_refund & (commission > 0)
     out["refund_commission_rate"] = np.where(rc_mask, items["refund_commission"] / np.where(rc_mask, commission, 1),
                                              np.nan)
-    stats = _baseline(items, rc_mask, ["marketplace_name"], out["refund_commission_rate"], "refund_commission")
+    stats = _baseline(items, rc_mask, ["marketplace_name", "channel"], out["refund_commission_rate"],
+                      "refund_commission")
     out["refund_commission_median"] = stats["refund_commission_median"].where(rc_mask)
     out["refund_commission_ratio"] = out["refund_commission_rate"] / out["refund_commission_median"]
 

@@ -1,7 +1,8 @@
 """What came before: the items and settlement figures each new settlement is judged against.
 
 Stored as Parquet under ``HOME/history/`` (one file per table, rewritten atomically), keyed
-by settlement id so adding the same settlement twice changes nothing.
+by settlement id so adding the same settlement twice changes nothing. Items keep their
+fulfilment channel (Amazon or MCF); files written before that column existed still load.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 from reconciliation.model import Settlement
 
 from .items import (ITEM_COLUMNS, REIMBURSEMENT_COLUMNS, SETTLEMENT_COLUMNS, SettlementItems, empty_frame,
-                    extract_items)
+                    extract_items, fulfilment_channel)
 
 # Scores as the flow kept them (ANOMALY_COLUMNS plus the settlement), for the analyst notebook.
 SCORE_COLUMNS: dict[str, str] = {"settlement_id": "str", "order_id": "str", "sku": "str", "kind": "str",
@@ -92,11 +93,14 @@ class AnomalyHistory:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise HistoryError(path, f"cannot read anomaly history ({type(exc).__name__}: {exc})") from None
+        if name == "items" and "channel" not in frame.columns and {"marketplace_name", "order_id"} <= set(frame.columns):
+            # Written before items kept their channel: the stored name and order id still tell it
+            # (every Amazon storefront order reads as "amazon", as it always was judged).
+            frame["channel"] = fulfilment_channel(frame["marketplace_name"], frame["order_id"]).to_numpy()
         missing = [c for c in _TABLES[name] if c not in frame.columns]
         if missing:
             raise HistoryError(path, f"missing column(s) {', '.join(missing)}; was it written by another version?")
         return frame[list(_TABLES[name])].astype(_TABLES[name])
-
 
     def _write(self, name: str, frame: pd.DataFrame) -> None:
         target = self._path(name)

@@ -5,6 +5,11 @@ are about order items, so the components of each (transaction type, order, order
 adjustment) are pivoted side by side with integer sums. Everything is vectorised: a
 million-line settlement is one groupby, not a Python loop.
 
+Each item carries its fulfilment ``channel``: ``amazon`` for an Amazon storefront order, ``mcf``
+for a multi-channel fulfilment order (FBA shipping an order the seller took elsewhere:
+marketplace-name ``Non-Amazon …`` or a seller-internal name, order ids like ``S01-…`` or
+``#1088``, ``Principal 0.00`` and a higher fulfilment fee). Baselines are kept per channel.
+
 Sign convention of the item columns (why: reasons talk about what the seller was charged or
 paid, always as positive numbers):
 - ``principal`` / ``shipping``: sale amount on an Order, amount given back on a Refund;
@@ -13,6 +18,7 @@ paid, always as positive numbers):
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,14 +26,16 @@ import pandas as pd
 
 from reconciliation.model import Settlement
 
+from .money import exact_sum, saturated_int64
+
 ITEM_KEYS: tuple[str, ...] = ("transaction_type", "order_id", "order_item_code", "adjustment_id")
 # Order-item codes are unique across orders, so grouping needs only these (one string key fewer).
 _GROUP_KEYS: list[str] = ["transaction_type", "order_item_code", "adjustment_id"]
 COMPONENTS: tuple[str, ...] = ("principal", "shipping", "commission", "fba", "chargeback", "refund_commission")
 # Columns of an item frame (the current settlement's and the stored history's).
 ITEM_COLUMNS: dict[str, str] = {
-    "settlement_id": "str", "marketplace_name": "str", "currency": "str", "transaction_type": "str",
-    "order_id": "str", "order_item_code": "str", "adjustment_id": "str", "sku": "str",
+    "settlement_id": "str", "marketplace_name": "str", "channel": "str", "currency": "str",
+    "transaction_type": "str", "order_id": "str", "order_item_code": "str", "adjustment_id": "str", "sku": "str",
     "posted_date": "datetime64[us, UTC]", "quantity": "int64",
     **{c: "int64" for c in COMPONENTS},
 }
@@ -40,20 +48,27 @@ SETTLEMENT_COLUMNS: dict[str, str] = {
 REIMBURSEMENT_COLUMNS: dict[str, str] = {"settlement_id": "str", "adjustment_id": "str", "sku": "str",
                                          "amount_minor": "int64"}
 
-_ITEM_TRANSACTIONS = ("Order", "Refund")
+CHANNEL_AMAZON, CHANNEL_MCF = "amazon", "mcf"
+# Order ids of MCF orders when the marketplace-name is empty: "S01-1234567-1234567", "#1088".
+_MCF_ORDER_ID = r"^(?:S\d{2}-|#)"
+
+# Lines are recognised by normalised keys (upper case, every run of other characters one "_"),
+# so "Order" / "ORDER" and "FBA Inventory Reimbursement" / "FBA_INVENTORY_REIMBURSEMENT" are one.
+# Normalised transaction type -> the spelling the item frame keeps.
+_ITEM_TRANSACTIONS: dict[str, str] = {"ORDER": "Order", "REFUND": "Refund"}
 # (amount_type, amount_description) -> component, and whether the settlement sign is flipped.
 _COMPONENT_ROWS: tuple[tuple[str, str, str, int], ...] = (
-    ("ItemPrice", "Principal", "principal", 1),
-    ("ItemPrice", "Shipping", "shipping", 1),
-    ("ItemFees", "Commission", "commission", -1),
-    ("ItemFees", "FBAPerUnitFulfillmentFee", "fba", -1),
-    ("ItemFees", "FBAWeightBasedFee", "fba", -1),
-    ("ItemFees", "ShippingChargeback", "chargeback", -1),
-    ("ItemFees", "RefundCommission", "refund_commission", -1),
+    ("ITEMPRICE", "PRINCIPAL", "principal", 1),
+    ("ITEMPRICE", "SHIPPING", "shipping", 1),
+    ("ITEMFEES", "COMMISSION", "commission", -1),
+    ("ITEMFEES", "FBAPERUNITFULFILLMENTFEE", "fba", -1),
+    ("ITEMFEES", "FBAWEIGHTBASEDFEE", "fba", -1),
+    ("ITEMFEES", "SHIPPINGCHARGEBACK", "chargeback", -1),
+    ("ITEMFEES", "REFUNDCOMMISSION", "refund_commission", -1),
 )
-_REIMBURSEMENT_TYPE = "FBA Inventory Reimbursement"
-_RESERVE_HELD = "Current Reserve Amount"
-_RESERVE_RELEASED = "Previous Reserve Amount Balance"
+_REIMBURSEMENT_TYPE = "FBA_INVENTORY_REIMBURSEMENT"
+_RESERVE_HELD = "CURRENT_RESERVE_AMOUNT"
+_RESERVE_RELEASED = "PREVIOUS_RESERVE_AMOUNT_BALANCE"
 
 
 @dataclass(frozen=True)
@@ -76,17 +91,56 @@ def extract_items(settlement: Settlement) -> SettlementItems:
                            "marketplace_name") if c not in lines.columns]
     if missing:
         raise ValueError(f"settlement {settlement.settlement_id}: lines lack column(s) {', '.join(missing)}")
-    return SettlementItems(_items(settlement), _summary(settlement), _reimbursements(settlement))
+    keys = _LineKeys(*(_KeyColumn.of(lines[c]) for c in ("transaction_type", "amount_type", "amount_description")))
+    return SettlementItems(_items(settlement, keys), _summary(settlement, keys), _reimbursements(settlement, keys))
 
 
-def _items(settlement: Settlement) -> pd.DataFrame:
+def normalised_key(text: str) -> str:
+    """Upper case, every run of non-alphanumerics one "_", none at either end ("Storage Fee" -> "STORAGE_FEE")."""
+    return re.sub(r"[^A-Z0-9]+", "_", text.upper()).strip("_")
+
+
+@dataclass(frozen=True)
+class _KeyColumn:
+    """One text column as integer codes per line and the normalised key of each code: lines are
+    compared by code, so a million lines cost one factorize and a few integer comparisons."""
+
+    codes: np.ndarray   # int64 per line
+    keys: np.ndarray    # normalised key per code (object)
+
+    @classmethod
+    def of(cls, values: pd.Series) -> "_KeyColumn":
+        codes, uniques = pd.factorize(values.fillna(""))
+        return cls(codes, np.array([normalised_key(str(u)) for u in uniques], dtype=object))
+
+    def codes_by_key(self) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for code, key in enumerate(self.keys):
+            found.setdefault(key, []).append(code)
+        return found
+
+    def equals(self, key: str) -> np.ndarray:
+        return np.isin(self.codes, [code for code, k in enumerate(self.keys) if k == key])
+
+
+@dataclass(frozen=True)
+class _LineKeys:
+    """Normalised transaction type, amount type and description of every line."""
+
+    transaction_type: _KeyColumn
+    amount_type: _KeyColumn
+    amount_description: _KeyColumn
+
+
+def _items(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     lines = settlement.lines
-    is_item = (lines["transaction_type"].isin(_ITEM_TRANSACTIONS) & lines["order_id"].ne("")).to_numpy(dtype=bool)
-    sub = lines.loc[is_item, ["transaction_type", "order_id", "order_item_code", "adjustment_id", "sku",
-                              "marketplace_name", "amount_type", "amount_description", "amount_minor",
-                              "quantity", "posted_date"]].reset_index(drop=True)
+    item_type = np.array([_ITEM_TRANSACTIONS.get(k, "") for k in keys.transaction_type.keys], dtype=object)
+    is_item = (item_type != "").astype(bool)[keys.transaction_type.codes] & lines["order_id"].ne("").to_numpy(dtype=bool)
+    sub = lines.loc[is_item, ["order_id", "order_item_code", "adjustment_id", "sku",
+                              "marketplace_name", "amount_minor", "quantity", "posted_date"]].reset_index(drop=True)
     if sub.empty:
         return empty_frame(ITEM_COLUMNS)
+    sub["transaction_type"] = item_type[keys.transaction_type.codes[is_item]]
     # V1 files may lack order-item codes: the SKU then identifies the item within its order.
     sub["order_item_code"] = sub["order_item_code"].where(sub["order_item_code"].ne(""),
                                                           "sku:" + sub["order_id"] + "/" + sub["sku"])
@@ -94,7 +148,7 @@ def _items(settlement: Settlement) -> pd.DataFrame:
     n_groups = int(group.max()) + 1
     _, first = np.unique(group, return_index=True)
 
-    component, sign = _component_codes(sub["amount_type"], sub["amount_description"])
+    component, sign = _component_codes(keys, is_item)
     # Refunds give the principal back (negative in the file) and return the commission
     # (positive): flip both so that refund items read "amount refunded" / "commission returned";
     # fees on a refund stay "charged" (positive = the seller pays).
@@ -113,6 +167,7 @@ def _items(settlement: Settlement) -> pd.DataFrame:
     out = pd.DataFrame({
         "settlement_id": settlement.settlement_id,
         "marketplace_name": firsts["marketplace_name"],
+        "channel": fulfilment_channel(firsts["marketplace_name"], firsts["order_id"]),
         "currency": settlement.currency,
         **{k: firsts[k] for k in ITEM_KEYS},
         "sku": firsts["sku"],
@@ -123,43 +178,67 @@ def _items(settlement: Settlement) -> pd.DataFrame:
     return out[list(ITEM_COLUMNS)].astype(ITEM_COLUMNS)
 
 
-def _component_codes(amount_type: pd.Series, description: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Component index (-1 = not a component) and sign per line, via factorised keys (no string loops)."""
-    type_codes, type_values = pd.factorize(amount_type)
-    desc_codes, desc_values = pd.factorize(description)
-    table = np.full((len(type_values) + 1, len(desc_values) + 1), -1, dtype=np.int64)
+def fulfilment_channel(marketplace_name: pd.Series, order_id: pd.Series) -> pd.Series:
+    """CHANNEL_MCF or CHANNEL_AMAZON per row; any text (empty, unknown, odd case) is accepted.
+
+    A name starting with "Non-Amazon", or any name that is not an Amazon storefront
+    ("SI CA Prod Marketplace"), is MCF; without a name the order id decides ("S01-…", "#1088").
+    """
+    codes, uniques = pd.factorize(marketplace_name.fillna(""))  # few distinct names: classify those only
+    folded = pd.Series(uniques, dtype=object).astype(str).str.strip().str.lower()
+    by_name = np.where(folded.str.startswith("non-amazon") | (folded.ne("") & ~folded.str.contains("amazon")),
+                       CHANNEL_MCF, CHANNEL_AMAZON).astype(object)
+    channel = by_name[codes]
+    unnamed = folded.eq("").to_numpy(dtype=bool)[codes]
+    if unnamed.any():
+        mcf_id = order_id[unnamed].fillna("").astype(str).str.strip().str.contains(_MCF_ORDER_ID, regex=True)
+        channel[unnamed] = np.where(mcf_id.to_numpy(dtype=bool), CHANNEL_MCF, CHANNEL_AMAZON)
+    return pd.Series(channel, index=marketplace_name.index, dtype=object)
+
+
+def _component_codes(keys: _LineKeys, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Component index (-1 = not a component) and sign of the ``chosen`` lines, via their key codes."""
+    types, descriptions = keys.amount_type, keys.amount_description
+    table = np.full((len(types.keys) + 1, len(descriptions.keys) + 1), -1, dtype=np.int64)
     signs = np.zeros_like(table)
-    type_index = {v: i for i, v in enumerate(type_values)}
-    desc_index = {v: i for i, v in enumerate(desc_values)}
+    type_index, desc_index = types.codes_by_key(), descriptions.codes_by_key()
     for amount_kind, desc, name, flip in _COMPONENT_ROWS:
-        if amount_kind in type_index and desc in desc_index:
-            table[type_index[amount_kind], desc_index[desc]] = COMPONENTS.index(name)
-            signs[type_index[amount_kind], desc_index[desc]] = flip
+        for t in type_index.get(amount_kind, []):
+            for d in desc_index.get(desc, []):
+                table[t, d], signs[t, d] = COMPONENTS.index(name), flip
+    type_codes, desc_codes = types.codes[chosen], descriptions.codes[chosen]
     return table[type_codes, desc_codes], signs[type_codes, desc_codes]
 
 
-def _summary(settlement: Settlement) -> pd.DataFrame:
+def _summary(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     lines = settlement.lines
     amount = lines["amount_minor"].to_numpy(dtype=np.int64)
 
     def where(column: str, value: str) -> np.ndarray:
-        return lines[column].eq(value).to_numpy(dtype=bool)
+        return getattr(keys, column).equals(value)
 
-    sales = int(amount[where("transaction_type", "Order") & where("amount_type", "ItemPrice")
-                       & where("amount_description", "Principal")].sum())
-    fees = int(-amount[where("amount_type", "ItemFees")].sum())
-    held = int(-amount[where("amount_description", _RESERVE_HELD)].sum())
-    released = int(amount[where("amount_description", _RESERVE_RELEASED)].sum())
-    reimbursed = int(amount[where("amount_type", _REIMBURSEMENT_TYPE)].sum())
+    sales = exact_sum(amount[where("transaction_type", "ORDER") & where("amount_type", "ITEMPRICE")
+                             & where("amount_description", "PRINCIPAL")])
+    # MCF orders' fees pay for sales made elsewhere: they stay out of the fee share of Amazon sales.
+    item_fee = where("amount_type", "ITEMFEES")
+    fee_lines = lines.loc[item_fee, ["marketplace_name", "order_id"]]
+    amazon_fee = fulfilment_channel(fee_lines["marketplace_name"], fee_lines["order_id"]).eq(CHANNEL_AMAZON)
+    fees = -exact_sum(amount[item_fee][amazon_fee.to_numpy(dtype=bool)])
+    held = -exact_sum(amount[where("amount_description", _RESERVE_HELD)])
+    released = exact_sum(amount[where("amount_description", _RESERVE_RELEASED)])
+    reimbursed = exact_sum(amount[where("amount_type", _REIMBURSEMENT_TYPE)])
+    # Exact sums, stored saturated: a sum beyond int64 (a settlement the sum gate holds) never wraps.
+    figures = {"sales_minor": sales, "fees_minor": fees, "reserve_held_minor": held,
+               "reserve_released_minor": released, "reimbursement_minor": reimbursed}
     row = {"settlement_id": settlement.settlement_id, "marketplace": settlement.marketplace,
-           "currency": settlement.currency, "end": settlement.end, "sales_minor": sales, "fees_minor": fees,
-           "reserve_held_minor": held, "reserve_released_minor": released, "reimbursement_minor": reimbursed}
+           "currency": settlement.currency, "end": settlement.end,
+           **{name: saturated_int64(value) for name, value in figures.items()}}
     return pd.DataFrame([row]).astype(SETTLEMENT_COLUMNS)
 
 
-def _reimbursements(settlement: Settlement) -> pd.DataFrame:
+def _reimbursements(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     lines = settlement.lines
-    rows = lines[lines["amount_type"].eq(_REIMBURSEMENT_TYPE).to_numpy(dtype=bool)]
+    rows = lines[keys.amount_type.equals(_REIMBURSEMENT_TYPE)]
     frame = pd.DataFrame({"settlement_id": settlement.settlement_id,
                           "adjustment_id": rows["adjustment_id"].to_numpy(), "sku": rows["sku"].to_numpy(),
                           "amount_minor": rows["amount_minor"].to_numpy(dtype=np.int64)})

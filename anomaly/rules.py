@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .items import CHANNEL_MCF
 from .money import format_minor_column, format_percent, round_minor
 
 FEE_TOLERANCE = 0.10      # fees within 10 % of their baseline are normal variation
@@ -60,7 +61,11 @@ def _fba(items: pd.DataFrame, f: pd.DataFrame, decimals: int) -> tuple[np.ndarra
     def build(at: pd.Index) -> pd.Series:
         g = f.iloc[at]
         over = round_minor((g["fba_unit"] - g["fba_median"]) * items["quantity"].iloc[at])
-        return ("FBA fee " + format_minor_column(round_minor(g["fba_unit"]), decimals).to_numpy() + " per unit; this SKU's median "
+        # An MCF order is judged against MCF orders only; its reason says so.
+        mcf = (items["channel"].iloc[at] == CHANNEL_MCF).to_numpy()
+        baseline = np.where(mcf, " per unit on a multi-channel fulfilment (MCF) order; this SKU's MCF median ",
+                            " per unit; this SKU's median ")
+        return ("FBA fee " + format_minor_column(round_minor(g["fba_unit"]), decimals).to_numpy() + baseline
                 + format_minor_column(round_minor(g["fba_median"]), decimals).to_numpy() + " over "
                 + _settlements(g["fba_settlements"]).to_numpy() + " (+"
                 + format_percent(g["fba_ratio"] - 1).to_numpy() + ", " + format_minor_column(over, decimals).to_numpy()

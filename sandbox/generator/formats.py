@@ -3,12 +3,13 @@
 V2: 24 tab-separated columns, summary row with columns 1-6 only, '\n' line endings. The date
 style and decimal mark follow the seller account's region and currency, not the project's
 taste: EU account -> ``DD.MM.YYYY HH:MM:SS UTC`` / ``DD.MM.YYYY``, EUR with a decimal comma,
-GBP with a dot; US -> ``YYYY-MM-DD HH:MM:SS UTC`` / ``YYYY-MM-DD``.
+GBP with a dot; US -> ``YYYY-MM-DD HH:MM:SS UTC`` / ``YYYY-MM-DD``; Japan (date style "jp") ->
+``YYYY/MM/DD HH:MM:SS JST`` / ``YYYY/MM/DD`` in Japan's local time, amounts without decimals.
 V1 (legacy): 36 columns, ISO 8601 dates with offset, dot decimals, one column per kind.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sandbox.catalog import Marketplace
 
@@ -43,11 +44,19 @@ def format_amount(minor: int, decimal_comma: bool, decimals: int = 2) -> str:
     return f"{sign}{whole}{',' if decimal_comma else '.'}{frac:0{decimals}d}"
 
 
+# Japanese files write local time with the zone's name (UTC+9, no daylight saving).
+JST_OFFSET = timedelta(hours=9)
+
+
 def format_datetime(moment: datetime, date_style: str) -> str:
+    if date_style == "jp":
+        return (moment + JST_OFFSET).strftime("%Y/%m/%d %H:%M:%S JST")
     return moment.strftime("%d.%m.%Y %H:%M:%S UTC" if date_style == "eu" else "%Y-%m-%d %H:%M:%S UTC")
 
 
 def format_date(moment: datetime, date_style: str) -> str:
+    if date_style == "jp":
+        return (moment + JST_OFFSET).strftime("%Y/%m/%d")
     return moment.strftime("%d.%m.%Y" if date_style == "eu" else "%Y-%m-%d")
 
 
@@ -57,20 +66,26 @@ def format_iso(moment: datetime) -> str:
 
 
 def render_v2(settlement_id: str, market: Marketplace, start: datetime, end: datetime, deposit: datetime,
-              total_minor: int, rows: tuple[SettlementRow, ...]) -> str:
+              total_minor: int, rows: tuple[SettlementRow, ...], *, decimals: int = 2,
+              short_transaction_types: frozenset[str] = frozenset()) -> str:
+    """The V2 text; rows of ``short_transaction_types`` omit their empty last field (promotion-id),
+    as Amazon ships ``Liquidations`` rows: 23 fields under the 24-column header."""
     style, comma = market.date_style, market.decimal_comma
     summary = [settlement_id, format_datetime(start, style), format_datetime(end, style),
-               format_datetime(deposit, style), format_amount(total_minor, comma), market.currency]
+               format_datetime(deposit, style), format_amount(total_minor, comma, decimals), market.currency]
     lines = ["\t".join(V2_COLUMNS), "\t".join(summary + [""] * (len(V2_COLUMNS) - len(summary)))]
     for row in rows:
-        lines.append("\t".join((
+        fields = (
             settlement_id, "", "", "", "", "", row.transaction_type, row.order_id, row.merchant_order_id,
             row.adjustment_id, row.shipment_id, row.marketplace_name, row.amount_type,
-            row.amount_description, format_amount(row.amount, comma), row.fulfillment_id,
+            row.amount_description, format_amount(row.amount, comma, decimals), row.fulfillment_id,
             format_date(row.posted, style), format_datetime(row.posted, style), row.order_item_code,
             row.merchant_order_item_id, row.merchant_adjustment_item_id, row.sku,
             "" if row.quantity is None else str(row.quantity), row.promotion_id,
-        )))
+        )
+        if row.transaction_type in short_transaction_types and not row.promotion_id:
+            fields = fields[:-1]
+        lines.append("\t".join(fields))
     return "\n".join(lines) + "\n"
 
 
