@@ -309,3 +309,11 @@ def test_normalise_key():
     assert normalise_key("A-to-z Guarantee Refund") == "ATOZGUARANTEEREFUND"
     assert normalise_key("  other-transaction ") == normalise_key("OTHER_TRANSACTION") == "OTHERTRANSACTION"
     assert normalise_key("Gebühr") == "GEBÜHR"
+
+
+def test_readme_mapping_table_matches_both_presets():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = {m.group(1): (m.group(2), m.group(3))
+             for m in re.finditer(r"^\| `([a-z_]+)` \| (\w+) \| (\w+) \|", readme, flags=re.MULTILINE)}
+    presets = [load_mapping(p) for p in PRESETS]
+    assert table == {c: tuple(m.categories[c].account for m in presets) for c in presets[0].categories}
