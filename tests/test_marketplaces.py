@@ -2,6 +2,8 @@
 marketplace gate holding what cannot be told (never a traceback)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -39,6 +41,8 @@ EXPECTED = {
 }
 EUR_MARKETPLACES = "Amazon.de, Amazon.fr, Amazon.it, Amazon.es, Amazon.nl, Amazon.com.be, Amazon.ie"
 DE_ID, FR_ID, US_ID, CA_ID = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
+UK_ID = "A1F83G8C2ARO7P"
+GOLDEN = Path(__file__).parent / "golden" / "categories"
 
 
 def test_every_marketplace_once_with_code_currency_and_decimals():
@@ -239,3 +243,37 @@ def test_jpy_settlement_has_no_decimals():
     assert voucher.decimals == 0
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
         ("1510", "JP", -1980), ("6110", "JP", 198), ("1930", "JP", 1782)]
+
+
+def test_flow_places_settlements_by_currency_and_configuration_and_holds_the_rest(prefect_api_url: str,
+                                                                                  tmp_path: Path) -> None:
+    """One dry run through the flow: the CA file (no marketplace-name, CAD) books to Amazon.ca by
+    its currency; the same rows in EUR book to Amazon.fr because config.toml lists Amazon.co.uk
+    and Amazon.fr, one EUR marketplace; in CHF they are held with the reason, and the run goes on."""
+    from flows.contract import exit_code
+    from flows.settlement import settlement_reconciliation
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        '[amazon]\nrefresh_token = "t"\nlwa_app_id = "a"\nlwa_client_secret = "s"\n'
+        f'marketplaces = ["{UK_ID}", "{FR_ID}"]\n', encoding="utf-8")
+    ca = (GOLDEN / "ca_v2_account_level_no_marketplace.tsv").read_text(encoding="utf-8")
+    files = [str(GOLDEN / "ca_v2_account_level_no_marketplace.tsv")]
+    for currency, settlement_id in (("EUR", "40000000014"), ("CHF", "40000000024")):
+        path = tmp_path / f"{currency}.tsv"
+        path.write_text(ca.replace("\tCAD\t", f"\t{currency}\t").replace("40000000004", settlement_id),
+                        encoding="utf-8")
+        files.append(str(path))
+    document = settlement_reconciliation(files=files, dry_run=True, home=str(home), report=str(tmp_path / "r.xlsx"))
+
+    entries = {e["settlement_id"]: e for e in document["settlements"]}
+    assert {k: (e["currency"], e["marketplace"], e["status"]) for k, e in entries.items()} == {
+        "40000000004": ("CAD", "Amazon.ca", "dry_run"),
+        "40000000014": ("EUR", "Amazon.fr", "dry_run"),
+        "40000000024": ("CHF", "", "held"),
+    }
+    assert entries["40000000024"]["reasons"][0].startswith(
+        "no marketplace-name on any row and no Amazon marketplace settles in CHF")
+    assert entries["40000000004"]["total_amount"] == "-321.69"
+    assert exit_code(document) == 3
