@@ -60,6 +60,7 @@ _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # marketplace-name as settlement files spell it -> the short code used in dimensions.
 MARKETPLACE_CODES: Mapping[str, str] = MappingProxyType({m.name: m.code for m in MARKETPLACES})
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+_SPELLED = "spelled_"  # prefix of the combination columns that keep the file's spelling
 
 
 def normalise_key(value: str) -> str:
@@ -225,9 +226,6 @@ def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
         **{_SPELLED + column: values for column, values in spelled.items()},
     })
     return combos, row_combo.reshape(-1)
-
-
-_SPELLED = "spelled_"
 
 
 def _factorize(column: pd.Series) -> tuple[np.ndarray, list]:
