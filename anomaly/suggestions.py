@@ -18,11 +18,12 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from reconciliation.mapping import WILDCARD, GLMapping
+from reconciliation.mapping import WILDCARD, GLMapping, normalise_key
 
 NEIGHBOURS = 5
-# Key values that say nothing about what kind of amount it is.
-_GENERIC = {"", WILDCARD, "order", "refund", "other-transaction", "servicefee", "itemfees", "adjustment"}
+# Key values that say nothing about what kind of amount it is, normalised as rules match
+# (other-transaction, OTHER_TRANSACTION and OtherTransaction are one).
+_GENERIC = {"", *map(normalise_key, ("order", "refund", "other-transaction", "servicefee", "itemfees", "adjustment"))}
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _PLAIN_YAML = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()/&-]*$")
 
@@ -71,8 +72,9 @@ def _words(value: str) -> str:
 def _describe(keys: tuple[str, str, str]) -> str:
     """Text of a combination: its specific parts, most specific first."""
     transaction_type, amount_type, description = keys
-    parts = [k for k in (description, amount_type, transaction_type) if k.strip().lower() not in _GENERIC]
-    if transaction_type.strip().lower() == "refund":
+    parts = [k for k in (description, amount_type, transaction_type)
+             if k.strip() != WILDCARD and normalise_key(k) not in _GENERIC]
+    if normalise_key(transaction_type) == "REFUND":
         parts.append("refund")
     return _words(" ".join(parts)) or _words(" ".join(keys))
 

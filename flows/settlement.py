@@ -51,7 +51,8 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")
 def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapping, anomalies: pd.DataFrame,
                dry_run: bool, tolerance: str, strict: bool) -> SettlementOutcome:
-    prepared = steps.prepare(settlement, mapping)
+    prepared = steps.prepare(settlement, mapping, steps.configured_marketplaces(connections))
+    settlement = prepared.settlement  # its marketplace resolved: what later steps read
     reconciliation, skipped = None, ""
     if connections.m3 is None:
         skipped = "M3 is not configured (dry run)"

@@ -20,8 +20,10 @@ from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
 from connectors.m3 import JournalEntry, JournalLine, M3TransactionError, M3Unavailable
 from connectors.m3.records import CustomerInvoice
+from connectors.settings import ConfigurationError, load_settings
 from flows.context import Connections
 from reconciliation.mapping import GLMapping
+from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
@@ -99,23 +101,40 @@ def _collect(results: list[ParseResult]) -> Sources:
 
 
 @task(cache_policy=NO_CACHE)
-def prepare(settlement: Settlement, mapping: GLMapping) -> PreparedSettlement:
+def prepare(settlement: Settlement, mapping: GLMapping, configured_marketplaces: Sequence[str] = ()
+            ) -> PreparedSettlement:
     # Periods close in order, so the earliest voucher meets a closed period first: posting in
     # date order (post_vouchers) means a closed period stops the settlement before anything
     # is written. M3 has no read transaction for period status the profiles could use.
-    return prepare_settlement(settlement, mapping, closed_periods=None)
+    return prepare_settlement(settlement, mapping, closed_periods=None,
+                              configured_marketplaces=configured_marketplaces)
+
+
+def configured_marketplaces(connections: Connections) -> tuple[str, ...]:
+    """The seller account's marketplace ids (``[amazon] marketplaces``, or the sandbox account's);
+    () when Amazon is not configured. They place a settlement whose rows name no marketplace."""
+    if connections.amazon is not None:
+        return tuple(connections.amazon.account.marketplace_ids)
+    try:
+        amazon = load_settings(connections.home).amazon  # secrets are resolved only when revealed
+    except ConfigurationError:
+        return ()
+    return tuple(amazon.marketplaces) if amazon is not None else ()
 
 
 @task(**CONNECTOR_RETRIES)
 def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataFrame:
-    """M3 invoices of the settlement's orders, and of the marketplace's other orders invoiced in its window."""
-    from reconciliation.mapping import marketplace_code
+    """M3 invoices of the settlement's orders, and of the marketplace's other orders invoiced in its window.
 
+    ``settlement`` is ``PreparedSettlement.settlement`` (its marketplace resolved); one whose
+    marketplace could not be told is held, and reconciles against its own orders only."""
     m3 = connections.require_m3()
     start = settlement.start.date() - timedelta(days=60)  # orders invoiced before the window settle in it
     invoices = m3.list_invoices(start, settlement.end.date())
     # Which Amazon orders belong to this marketplace: the id map order sync (and the demo) keep.
-    marketplace_orders = set(connections.state.all_ids("order", marketplace=marketplace_code(settlement.marketplace)))
+    marketplace = find_marketplace(settlement.marketplace)
+    marketplace_orders = (set(connections.state.all_ids("order", marketplace=marketplace.code))
+                          if marketplace is not None else set())
     return invoices_frame(invoices, settlement, marketplace_orders)
 
 

@@ -5,13 +5,22 @@ A mapping (YAML, shipped presets in ``reconciliation/mappings/``; a user's own f
 
 - ``categories``: per category an ``account`` (M3 AIT1, at most 10 characters, written as a
   quoted string so leading zeros survive), optional ``dimensions`` ``{AIT2: ..., AIT7: ...}``
-  (at most 10 characters each once ``{marketplace}`` (US/DE/FR/UK) and ``{currency}`` are
-  filled in) and a ``description``. ``amazon_clearing``, ``payable_to_amazon`` and
+  (at most 10 characters each once ``{marketplace}`` (the two-letter code of
+  ``reconciliation.marketplaces``: US, DE, FR, UK, JP, ...) and ``{currency}`` are filled in)
+  and a ``description``. ``amazon_clearing``, ``payable_to_amazon`` and
   ``carry_over`` are required: the journal books the deposit and month-split lines to them.
 - ``rules``: each maps one (``transaction_type``, ``amount_type``, ``amount_description``)
   to a category. ``"*"`` matches any value; when several rules match a line the most specific
   wins (more concrete keys first, then a concrete transaction type, then amount type).
   A rule of three wildcards is refused: it would hide new fee types from the mapping gate.
+
+Rules match on normalised keys: upper-case with every character that is not a letter or digit
+removed, so ``Storage Fee``, ``StorageFee``, ``STORAGE_FEE`` and ``storage-fee`` are one key
+(``STORAGEFEE``), as are ``MarketplaceFacilitatorTax-Principal`` and
+``MARKETPLACEFACILITATORTAX_PRINCIPAL``. Amazon spells one item all these ways across
+marketplaces, eras and V1/V2 (settlement-vocabulary.md §1); dropping the separators rather than
+turning them into ``_`` also joins the camel-case and the upper-case spellings. A mapping file
+keeps its readable spelling; two rules with the same normalised keys are an error.
 
 Top-level keys starting with ``x-`` are ignored (room for YAML anchors).
 """
@@ -31,6 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from reconciliation.marketplaces import MARKETPLACES, find_marketplace
+
 KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
 DIMENSION_FIELDS: tuple[str, ...] = ("AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
 # Columns MappedLines.lines gains over the settlement lines.
@@ -47,11 +58,19 @@ _CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # marketplace-name as settlement files spell it -> the short code used in dimensions.
-MARKETPLACE_CODES: Mapping[str, str] = MappingProxyType({
-    "Amazon.com": "US", "Amazon.de": "DE", "Amazon.fr": "FR", "Amazon.co.uk": "UK",
-    "Amazon.ca": "CA", "Amazon.it": "IT", "Amazon.es": "ES", "Amazon.nl": "NL",
-    "Amazon.com.mx": "MX", "Amazon.co.jp": "JP",
-})
+MARKETPLACE_CODES: Mapping[str, str] = MappingProxyType({m.name: m.code for m in MARKETPLACES})
+_NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
+_SPELLED = "spelled_"  # prefix of the combination columns that keep the file's spelling
+
+
+def normalise_key(value: str) -> str:
+    """The form rules and lines are compared in: upper-case, letters and digits only
+    ("Storage Fee", "StorageFee", "STORAGE_FEE" -> "STORAGEFEE")."""
+    return _NOT_ALPHANUMERIC.sub("", str(value).upper())
+
+
+class UnknownMarketplaceError(ValueError):
+    """A marketplace name that is neither an Amazon marketplace nor a country's MCF channel."""
 
 
 class MappingError(ValueError):
@@ -87,7 +106,13 @@ class Rule:
 
     @property
     def keys(self) -> tuple[str, str, str]:
+        """The keys as the mapping file spells them."""
         return (self.transaction_type, self.amount_type, self.amount_description)
+
+    @property
+    def match_keys(self) -> tuple[str, str, str]:
+        """The normalised keys it matches on (wildcards stay ``*``)."""
+        return tuple(k if k == WILDCARD else normalise_key(k) for k in self.keys)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -173,7 +198,7 @@ class GLMapping:
         for pattern in ordered:
             concrete = tuple(col for col, is_concrete in zip(KEY_COLUMNS, pattern) if is_concrete)
             frame = pd.DataFrame(
-                [[k for k, c in zip(r.keys, pattern) if c] + [r.category] for r in groups[pattern]],
+                [[k for k, c in zip(r.match_keys, pattern) if c] + [r.category] for r in groups[pattern]],
                 columns=[*concrete, "category"],
             )
             result.append((concrete, frame))
@@ -181,7 +206,8 @@ class GLMapping:
 
 
 def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The distinct (stripped) key combinations and, per row, the index of its combination."""
+    """The distinct key combinations and, per row, the index of its combination: the keys as
+    the file spells them (stripped, for reports) and, in ``KEY_COLUMNS``, normalised (to match)."""
     codes = np.zeros(len(lines), dtype=np.int64)
     uniques = []
     for column in KEY_COLUMNS:
@@ -189,11 +215,15 @@ def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
         codes = codes * max(len(column_uniques), 1) + column_codes
         uniques.append((column_codes, column_uniques))
     distinct, first_row, row_combo = np.unique(codes, return_index=True, return_inverse=True)
-    # Whitespace is stripped on the few distinct values only; combinations that differ only
-    # in whitespace stay separate here and simply match the same rule.
-    combos = pd.DataFrame({
+    # Keys are normalised on the few distinct values only; combinations that differ only in
+    # spelling stay separate here (each is reported as spelled) and simply match the same rule.
+    spelled = {
         column: [str(v).strip() for v in np.asarray(column_uniques, dtype=object)[column_codes[first_row]]]
         for column, (column_codes, column_uniques) in zip(KEY_COLUMNS, uniques)
+    }
+    combos = pd.DataFrame({
+        **{column: [normalise_key(v) for v in values] for column, values in spelled.items()},
+        **{_SPELLED + column: values for column, values in spelled.items()},
     })
     return combos, row_combo.reshape(-1)
 
@@ -218,20 +248,22 @@ def _unmapped(combos: pd.DataFrame, unmapped: np.ndarray, row_combo: np.ndarray,
     in_unmapped = np.isin(row_combo, unmapped)
     per_combo = pd.Series(amounts[in_unmapped]).groupby(row_combo[in_unmapped]).agg(["size", "sum"])
     found = [
-        UnmappedCombination(*(str(combos.at[int(combo), c]) for c in KEY_COLUMNS), int(row["size"]), int(row["sum"]))
+        UnmappedCombination(*(str(combos.at[int(combo), _SPELLED + c]) for c in KEY_COLUMNS),
+                            int(row["size"]), int(row["sum"]))
         for combo, row in per_combo.iterrows()
     ]
     return tuple(sorted(found, key=lambda u: (u.transaction_type, u.amount_type, u.amount_description)))
 
 
 def marketplace_code(marketplace_name: str) -> str:
-    """Short code (US, DE, ...) for a settlement's marketplace-name."""
-    try:
-        return MARKETPLACE_CODES[marketplace_name]
-    except KeyError:
-        raise ValueError(
-            f"unknown marketplace {marketplace_name!r}; known: {', '.join(MARKETPLACE_CODES)}"
-        ) from None
+    """Short code (US, DE, ...) for a settlement's marketplace-name (or an MCF name's country).
+
+    ``reconciliation.pipeline.prepare_settlement`` resolves every settlement's marketplace
+    first and holds the ones it cannot tell, so the flow never meets the error raised here."""
+    marketplace = find_marketplace(marketplace_name)
+    if marketplace is None:
+        raise UnknownMarketplaceError(f"unknown marketplace {marketplace_name!r}")
+    return marketplace.code
 
 
 # ----------------------------------------------------------------------------------------
@@ -374,7 +406,7 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
     if not isinstance(raw, list) or not raw:
         raise MappingError(source, "rules", "must be a non-empty list")
     rules: list[Rule] = []
-    first_index: dict[tuple[str, str, str], int] = {}
+    first_index: dict[tuple[str, str, str], int] = {}  # normalised keys -> index of the first rule
     for index, spec in enumerate(raw):
         path = f"rules[{index}]"
         if not isinstance(spec, dict):
@@ -395,8 +427,16 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
             raise MappingError(source, f"{path}.category", f"{rule.category!r} is not a defined category")
         if all(k == WILDCARD for k in rule.keys):
             raise MappingError(source, path, "a rule must name at least one of transaction_type, amount_type, amount_description")
-        if rule.keys in first_index:
-            raise MappingError(source, path, f"duplicates rules[{first_index[rule.keys]}] ({' / '.join(rule.keys)})")
-        first_index[rule.keys] = index
+        for key, value, normalised in zip(KEY_COLUMNS, rule.keys, rule.match_keys):
+            if not normalised:
+                raise MappingError(source, f"{path}.{key}", f"{value!r} has no letter or digit to match on")
+        if rule.match_keys in first_index:
+            first = rules[first_index[rule.match_keys]]
+            what = " / ".join(first.keys)
+            if first.keys != rule.keys:
+                what = (f"{' / '.join(rule.keys)} and {what} are the same key once normalised: "
+                        f"{' / '.join(rule.match_keys)}")
+            raise MappingError(source, path, f"duplicates rules[{first_index[rule.match_keys]}] ({what})")
+        first_index[rule.match_keys] = index
         rules.append(rule)
     return tuple(rules)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from reconciliation.marketplaces import CURRENCY_DECIMALS  # noqa: F401 - re-exported: one table
+
 # Columns of Settlement.lines, in order, with their dtypes.
 LINE_COLUMNS: dict[str, str] = {
     "settlement_id": "str",
@@ -33,13 +35,11 @@ LINE_COLUMNS: dict[str, str] = {
     "promotion_id": "str",
 }
 
-# Minor-unit exponent per currency (ISO 4217); JPY has none.
-CURRENCY_DECIMALS: dict[str, int] = {"USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "SEK": 2, "PLN": 2,
-                                     "MXN": 2, "JPY": 0}
-
 
 def currency_decimals(currency: str) -> int:
-    return CURRENCY_DECIMALS.get(currency.upper(), 2)
+    """Minor-unit exponent (ISO 4217) of the currency: from the marketplace table (JPY has
+    none); 2 for a currency no marketplace uses."""
+    return CURRENCY_DECIMALS.get(currency.strip().upper(), 2)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from reconciliation.decode import NotTextError, to_utf8
+from reconciliation.marketplaces import main_marketplace_name
 from reconciliation.model import LINE_COLUMNS, Settlement, currency_decimals
 
 # --- column sets -----------------------------------------------------------------------
@@ -344,7 +345,7 @@ def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Heade
         settlements.append(Settlement(
             settlement_id=summary.settlement_id, source=sink.source, format=header.format,
             currency=summary.currency, start=summary.start, end=summary.end, deposit_date=summary.deposit_date,
-            total_minor=summary.total_minor, marketplace=_main_marketplace(lines["marketplace_name"]), lines=lines))
+            total_minor=summary.total_minor, marketplace=main_marketplace_name(lines["marketplace_name"]), lines=lines))
     return settlements
 
 
@@ -604,13 +605,6 @@ def _assemble(rows: pa.Table, lines: np.ndarray, settlement_id: str, amount_type
         "promotion_id": text("promotion-id"),
     })
     return frame[list(LINE_COLUMNS)]
-
-
-def _main_marketplace(names: pd.Series) -> str:
-    counts = names[names != ""].value_counts(sort=True)
-    amazon = counts[~counts.index.str.startswith("Non-Amazon")]
-    chosen = amazon if len(amazon) else counts
-    return str(chosen.index[0]) if len(chosen) else ""
 
 
 # --- dedupe ----------------------------------------------------------------------------

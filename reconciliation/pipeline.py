@@ -1,26 +1,39 @@
 """The pure stages of settling one settlement, before anything talks to M3.
 
-validate (pandera) -> map to GL -> gates (sum, mapping, voucher balance, period) -> vouchers.
-Each stage's result is kept for the workbook; errors are data, not exceptions.
+marketplace -> validate (pandera) -> map to GL -> gates (sum, mapping, voucher balance,
+period) -> vouchers. Each stage's result is kept for the workbook; errors are data, not
+exceptions.
+
+The marketplace stage decides which marketplace the settlement books to (its rows, else the
+seller account's configured marketplaces and the currency; ``reconciliation.marketplaces``).
+When it cannot tell, or a row names a marketplace never seen, the ``marketplace`` gate holds
+the settlement; the other stages still run so every problem is reported at once.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 
-from reconciliation.gates import GateOutcome, check_gates
+from reconciliation.gates import GateFailure, GateOutcome, check_gates
 from reconciliation.mapping import GLMapping, MappedLines
+from reconciliation.marketplaces import MarketplaceResolution, resolve_marketplace
 from reconciliation.model import Settlement
 from reconciliation.schemas import ValidationReport, validate_settlement
+
+GATE_MARKETPLACE = "marketplace"
+# {marketplace} in the dimensions of a settlement whose marketplace could not be told. It is
+# held by the marketplace gate, so this never reaches M3; the workbook shows it as it is.
+UNRESOLVED_MARKETPLACE_CODE = "??"
 
 
 @dataclass(frozen=True)
 class PreparedSettlement:
-    settlement: Settlement
+    settlement: Settlement      # with its resolved marketplace (later stages read this one)
     validation: ValidationReport
     mapped: MappedLines
     gates: GateOutcome
+    marketplace: MarketplaceResolution | None = None
 
     @property
     def held(self) -> bool:
@@ -35,8 +48,18 @@ class PreparedSettlement:
 
 
 def prepare_settlement(settlement: Settlement, mapping: GLMapping, *,
-                       closed_periods: Callable[[date], bool] | None = None) -> PreparedSettlement:
+                       closed_periods: Callable[[date], bool] | None = None,
+                       configured_marketplaces: Sequence[str] = ()) -> PreparedSettlement:
+    """Every pure stage; ``configured_marketplaces`` are the seller account's marketplace ids
+    (``[amazon] marketplaces``), used only for a settlement whose rows name no marketplace."""
+    resolution = resolve_marketplace(settlement.lines["marketplace_name"], settlement.currency,
+                                     configured_marketplaces)
+    if resolution.marketplace is not None and resolution.marketplace.name != settlement.marketplace:
+        settlement = replace(settlement, marketplace=resolution.marketplace.name)
+    code = resolution.marketplace.code if resolution.marketplace is not None else UNRESOLVED_MARKETPLACE_CODE
     validation = validate_settlement(settlement)
-    mapped = mapping.map_settlement(settlement)
+    mapped = mapping.map_lines(settlement.lines, code, currency=settlement.currency)
     gates = check_gates(settlement, mapped, mapping, closed_periods=closed_periods)
-    return PreparedSettlement(settlement, validation, mapped, gates)
+    if resolution.held:
+        gates = GateOutcome(True, (GateFailure(GATE_MARKETPLACE, resolution.problem), *gates.failures), ())
+    return PreparedSettlement(settlement, validation, mapped, gates, resolution)

@@ -56,7 +56,8 @@ VOCABULARY = [
     ("ServiceFee", "other-transaction", "Subscription Fee", "subscription"),
     ("Subscription Fee", "other-transaction", "Subscription Fee", "subscription"),
     ("Storage Fee", "other-transaction", "Storage Fee", "storage"),
-    ("Inbound Transportation Fee", "ShipmentFees", "FBA transportation fee", "fba_fulfilment_fees"),
+    # inbound transport is landed cost of the inventory, not a fulfilment fee (settlement-vocabulary.md §3)
+    ("Inbound Transportation Fee", "ShipmentFees", "FBA transportation fee", "inbound_freight"),
     ("WAREHOUSE_DAMAGE", "other-transaction", "WAREHOUSE_DAMAGE", "reimbursements"),
     ("REVERSAL_REIMBURSEMENT", "other-transaction", "REVERSAL_REIMBURSEMENT", "reimbursements"),
     ("Payable to Amazon", "other-transaction", "Payable to Amazon", "payable_to_amazon"),
@@ -68,7 +69,8 @@ VOCABULARY = [
     ("Previous Reserve Amount Balance", "other-transaction", "Previous Reserve Amount Balance", "reserves"),
     ("ServiceFee", "OtherFees", "Cost of Advertising", "advertising"),
     ("ServiceFee", "ItemFees", "Cost of Advertising", "advertising"),
-    ("ServiceFee", "OtherFees", "TaxAmount", "advertising"),
+    # GST/HST/VAT on advertising invoices is recoverable input tax, never advertising expense
+    ("ServiceFee", "OtherFees", "TaxAmount", "input_tax"),
     ("Order", "ShipmentFees", "FBA transportation fee", "fba_fulfilment_fees"),
 ]
 

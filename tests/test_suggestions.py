@@ -12,7 +12,7 @@ from reconciliation.mappings import __file__ as mappings_init
 
 UNSEEN = [
     (("other-transaction", "other-transaction", "FBA Long-Term Storage Fee"), "storage"),
-    (("other-transaction", "other-transaction", "Inbound Placement Service Fee"), "fba_fulfilment_fees"),
+    (("other-transaction", "other-transaction", "Inbound Placement Service Fee"), "inbound_freight"),
     (("Order", "ItemFees", "Low-Inventory-Level Fee"), "fba_fulfilment_fees"),
 ]
 
@@ -73,7 +73,7 @@ def test_accepts_the_mapping_gates_unmapped_records(mapping):
                            "amount_description": "Vine Enrollment Fee", "amount_minor": -20000}])
     unmapped = mapping.map_lines(lines, "US", currency="USD").unmapped
     [suggestion] = suggest_categories(unmapped, mapping)
-    assert suggestion.category == "advertising"
+    assert suggestion.category == "promotion_fees"  # a marketing programme, not advertising
     assert suggest_categories([], mapping) == []
 
 
