@@ -18,12 +18,13 @@ paid, always as positive numbers):
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from reconciliation.mapping import normalise_key
+from reconciliation.marketplaces import is_multichannel, marketplace_by_name
 from reconciliation.model import Settlement
 
 from .money import exact_sum, saturated_int64
@@ -52,7 +53,7 @@ CHANNEL_AMAZON, CHANNEL_MCF = "amazon", "mcf"
 # Order ids of MCF orders when the marketplace-name is empty: "S01-1234567-1234567", "#1088".
 _MCF_ORDER_ID = r"^(?:S\d{2}-|#)"
 
-# Lines are recognised by normalised keys (upper case, every run of other characters one "_"),
+# Lines are recognised by the GL mapping's normalised keys (upper case, letters and digits only),
 # so "Order" / "ORDER" and "FBA Inventory Reimbursement" / "FBA_INVENTORY_REIMBURSEMENT" are one.
 # Normalised transaction type -> the spelling the item frame keeps.
 _ITEM_TRANSACTIONS: dict[str, str] = {"ORDER": "Order", "REFUND": "Refund"}
@@ -66,9 +67,9 @@ _COMPONENT_ROWS: tuple[tuple[str, str, str, int], ...] = (
     ("ITEMFEES", "SHIPPINGCHARGEBACK", "chargeback", -1),
     ("ITEMFEES", "REFUNDCOMMISSION", "refund_commission", -1),
 )
-_REIMBURSEMENT_TYPE = "FBA_INVENTORY_REIMBURSEMENT"
-_RESERVE_HELD = "CURRENT_RESERVE_AMOUNT"
-_RESERVE_RELEASED = "PREVIOUS_RESERVE_AMOUNT_BALANCE"
+_REIMBURSEMENT_TYPE = "FBAINVENTORYREIMBURSEMENT"
+_RESERVE_HELD = "CURRENTRESERVEAMOUNT"
+_RESERVE_RELEASED = "PREVIOUSRESERVEAMOUNTBALANCE"
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,6 @@ def extract_items(settlement: Settlement) -> SettlementItems:
     return SettlementItems(_items(settlement, keys), _summary(settlement, keys), _reimbursements(settlement, keys))
 
 
-def normalised_key(text: str) -> str:
-    """Upper case, every run of non-alphanumerics one "_", none at either end ("Storage Fee" -> "STORAGE_FEE")."""
-    return re.sub(r"[^A-Z0-9]+", "_", text.upper()).strip("_")
-
-
 @dataclass(frozen=True)
 class _KeyColumn:
     """One text column as integer codes per line and the normalised key of each code: lines are
@@ -111,7 +107,7 @@ class _KeyColumn:
     @classmethod
     def of(cls, values: pd.Series) -> "_KeyColumn":
         codes, uniques = pd.factorize(values.fillna(""))
-        return cls(codes, np.array([normalised_key(str(u)) for u in uniques], dtype=object))
+        return cls(codes, np.array([normalise_key(str(u)) for u in uniques], dtype=object))
 
     def codes_by_key(self) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
@@ -186,8 +182,11 @@ def fulfilment_channel(marketplace_name: pd.Series, order_id: pd.Series) -> pd.S
     """
     codes, uniques = pd.factorize(marketplace_name.fillna(""))  # few distinct names: classify those only
     folded = pd.Series(uniques, dtype=object).astype(str).str.strip().str.lower()
-    by_name = np.where(folded.str.startswith("non-amazon") | (folded.ne("") & ~folded.str.contains("amazon")),
-                       CHANNEL_MCF, CHANNEL_AMAZON).astype(object)
+    # A seller-internal name that is no Amazon storefront counts as MCF too (the marketplace
+    # table knows the documented MCF spellings; sellers invent others).
+    named_mcf = [is_multichannel(n) or (n != "" and marketplace_by_name(n) is None and "amazon" not in n)
+                 for n in folded]
+    by_name = np.where(np.array(named_mcf, dtype=bool), CHANNEL_MCF, CHANNEL_AMAZON).astype(object)
     channel = by_name[codes]
     unnamed = folded.eq("").to_numpy(dtype=bool)[codes]
     if unnamed.any():
