@@ -327,9 +327,10 @@ def test_truncated_row() -> None:
     lines = fixture_lines()
     lines[5 - 1] = "\t".join(lines[5 - 1].split("\t")[:20])
     error = only_error("\n".join(lines))
-    assert error.line == 5
-    assert "truncated row: 20 fields but the header has 24" in str(error)
-    assert str(error).startswith("us.tsv:5: ")
+    # 20 fields: the first missing column (21, merchant-adjustment-item-id) is a required one.
+    assert (error.line, error.column, error.column_name) == (5, 21, "merchant-adjustment-item-id")
+    assert str(error) == ("us.tsv:5:21: truncated row: 20 fields but the header has 24 "
+                          "(required column 'merchant-adjustment-item-id' is missing)")
 
 
 def test_line_numbers_survive_blank_lines() -> None:
