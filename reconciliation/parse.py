@@ -8,6 +8,19 @@ V1's one-column-per-kind rows are melted into the V2 long shape (``LINE_COLUMNS`
 
 Nothing here raises for bad input: every problem becomes a ``SettlementFileError`` naming
 file, line and column, and a file with any error yields no settlement.
+
+Decisions on shapes real files have (settlement-vocabulary.md §2) and on fuzzed input:
+
+- lines end with LF or CR LF; a lone CR is an error where it stands, never a line break;
+- a short row is padded when every missing field is an optional trailing column (Amazon's
+  23-field ``Liquidations`` rows under the 24-column header); missing a required column or
+  having more fields than the header is an error naming the line and the column;
+- a line longer than ``MAX_LINE_BYTES`` is an error naming it;
+- dates: see ``DATE_FORMATS`` and ``ZONE_OFFSETS_HOURS`` (JST times are converted to UTC);
+- amounts: digits with one decimal separator, the file's; a thousands separator is refused
+  (Amazon never writes one) with its own message;
+- a settlement whose Σ|amount| does not fit in int64 is refused, so every int64 sum after
+  this stage is exact (see ``INT64_MAX``).
 """
 from __future__ import annotations
 
