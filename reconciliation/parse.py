@@ -349,7 +349,8 @@ def _read_rows(utf8: bytes, body_start: int, header: _Header, sink: _ErrorSink) 
         raise _Fatal([_line_too_long(sink, line, length) for line, length in too_long[:MAX_ERRORS_PER_PROBLEM]]
                      or [SettlementFileError(sink.source, None, None, f"cannot be read as a tab-separated "
                                                                       f"file: {exc}")]) from None
-    if _longest_field(table) > MAX_LINE_BYTES // len(header.names):  # a line this long may have been read
+    # pyarrow may read a line of up to two blocks; such a line has a field of more than MAX/columns bytes.
+    if _longest_field(table) > MAX_LINE_BYTES // (2 * len(header.names)):
         too_long = _long_lines(utf8)
         if too_long:
             raise _Fatal([_line_too_long(sink, line, length) for line, length in too_long[:MAX_ERRORS_PER_PROBLEM]])
@@ -552,14 +553,18 @@ def _check_row_currency(rows: pa.Table, lines: np.ndarray, summary: _Summary, he
 INT64_MAX = int(np.iinfo(np.int64).max)
 
 
+def _int64_sum_is_exact(values: np.ndarray) -> bool:
+    """True when no sum of any subset of ``values`` can leave int64 (n * max|value| bounds them all)."""
+    if len(values) == 0:
+        return True
+    return max(abs(int(values.max())), abs(int(values.min()))) * len(values) <= INT64_MAX
+
+
 def exact_sum(amounts: np.ndarray | pd.Series) -> int:
     """Σ of int64 amounts as a Python int: exact at any size (int64 .sum() wraps silently)."""
     values = np.asarray(amounts, dtype=np.int64)
-    if len(values) == 0:
-        return 0
-    largest = max(abs(int(values.max())), abs(int(values.min())))
-    if largest * len(values) <= INT64_MAX:
-        return int(values.sum())  # cannot wrap: the usual case, one vectorised pass
+    if _int64_sum_is_exact(values):
+        return int(values.sum())  # the usual case: one vectorised pass
     # Split every value into high and low 32 bits; each half's int64 sum cannot wrap below 2**31 rows.
     high, low = values >> 32, values & 0xFFFFFFFF
     return int(high.sum()) * (1 << 32) + int(low.sum())
@@ -567,10 +572,7 @@ def exact_sum(amounts: np.ndarray | pd.Series) -> int:
 
 def _summable(lines: pd.DataFrame, summary: _Summary, header: _Header, sink: _ErrorSink) -> bool:
     amounts = lines["amount_minor"].to_numpy()
-    if len(amounts) == 0:
-        return True
-    largest = max(abs(int(amounts.max())), abs(int(amounts.min())))
-    if largest * len(amounts) <= INT64_MAX:  # the usual case: no need to add anything up
+    if _int64_sum_is_exact(amounts):  # the usual case: no need to add anything up
         return True
     running = np.cumsum(np.abs(amounts.astype(object)))  # rare path: exact, Python ints
     if running[-1] <= INT64_MAX:

@@ -31,7 +31,7 @@ from _parse_fixtures import (
 )
 from reconciliation.mapping import load_mapping
 from reconciliation.model import LINE_COLUMNS
-from reconciliation.parse import MAX_LINE_BYTES, parse_settlement_bytes
+from reconciliation.parse import MAX_LINE_BYTES, exact_sum, parse_settlement_bytes
 from reconciliation.pipeline import prepare_settlement
 from reconciliation.schemas import validate_settlement
 
@@ -288,3 +288,12 @@ def test_fuzzed_files_end_in_settlements_or_located_errors() -> None:
             assert settlement.lines["amount_minor"].dtype == np.int64
         outcomes["parsed" if result.settlements else "errors"] += 1
     assert min(outcomes.values()) > 40, outcomes  # both outcomes are exercised
+
+
+def test_exact_sum_at_any_size() -> None:
+    big = np.iinfo(np.int64).max
+    values = np.array([big, big, 1, -3], dtype=np.int64)  # int64 .sum() wraps this to -4
+    assert int(values.sum()) == -4
+    assert exact_sum(values) == 2 * big - 2
+    assert exact_sum(np.array([-big - 1, -big - 1], dtype=np.int64)) == -2 ** 64
+    assert exact_sum(np.array([], dtype=np.int64)) == 0 and exact_sum(np.array([5, -7])) == -2
