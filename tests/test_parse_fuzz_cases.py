@@ -126,7 +126,30 @@ def test_short_row_missing_only_the_optional_promotion_id_is_padded_also_with_cr
         assert (row["promotion_id"], row["amount_minor"], row["quantity"]) == ("", -299, 1)
 
 
+def test_duplicate_column_in_header() -> None:
+    lines = fixture_lines()
+    lines[0] = lines[0].replace("\tsku\t", "\tamount\t")
+    error = only_error("\n".join(lines))
+    assert (error.line, error.message) == (1, "duplicate column 'amount' in header")
+
+
 # --- fields -----------------------------------------------------------------------------------
+
+def test_summary_row_problems() -> None:
+    error = only_error(with_field(2, CURRENCY, "US$"))
+    assert (error.line, error.column) == (2, CURRENCY) and "'US$' is not a 3-letter currency code" in error.message
+    lines = fixture_lines()
+    twice = "\n".join(lines[:2] + [lines[1]] + lines[2:])  # the summary row again on line 3
+    error = only_error(twice)
+    assert (error.line, error.column) == (3, 1) and "second summary row for settlement-id '10000000001'" in error.message
+
+
+def test_settlement_id_not_a_number() -> None:
+    error = only_error(with_field(7, 1, "1000000000x"))
+    assert (error.line, error.column, error.column_name) == (7, 1, "settlement-id")
+    assert "'1000000000x' is not a number" in error.message
+
+
 
 def test_row_currency_differs_from_the_summary() -> None:
     error = only_error(with_field(5, CURRENCY, "EUR"))
