@@ -520,10 +520,11 @@ def _check_transaction_rows(rows: pa.Table, lines: np.ndarray, header: _Header, 
     if order_types:
         is_order = _is_in(rows.column("transaction-type"), order_types)
         has_item = ~_blank(rows.column("order-item-code"))
-        for column_name, applies in (("order-id", is_order), ("posted-date", is_order),
-                                     ("sku", is_order & has_item)):
+        for column_name, applies, rule in (
+                ("order-id", is_order, "an Order or Refund row"),
+                ("posted-date", is_order, "an Order or Refund row"),
+                ("sku", is_order & has_item, "an Order or Refund row with an order-item-code")):
             bad = np.flatnonzero(applies & _blank(rows.column(column_name)))
-            rule = "an Order or Refund row" if column_name != "sku" else "an Order or Refund row with an order-item-code"
             sink.add_rows(lines[bad], [""] * len(bad), f"{column_name} is empty on {rule}", header, column_name)
     skus = pc.unique(rows.column("sku"))
     date_like = pc.filter(skus, pc.match_substring_regex(skus, DATE_LIKE))

@@ -141,7 +141,8 @@ def test_summary_row_problems() -> None:
     lines = fixture_lines()
     twice = "\n".join(lines[:2] + [lines[1]] + lines[2:])  # the summary row again on line 3
     error = only_error(twice)
-    assert (error.line, error.column) == (3, 1) and "second summary row for settlement-id '10000000001'" in error.message
+    assert (error.line, error.column) == (3, 1)
+    assert "second summary row for settlement-id '10000000001'" in error.message
 
 
 def test_settlement_id_not_a_number() -> None:
