@@ -492,8 +492,9 @@ def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Heade
 
 # Rows about a customer order: they name the order and the day; item rows name the SKU.
 ORDER_TRANSACTION_TYPES = frozenset({"ORDER", "REFUND"})
-# A SKU that looks like this is a date: the columns were shifted or swapped under the header.
-DATE_LIKE = r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[./]\d{1,2}[./]\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$"
+# A SKU written like one of DATE_FORMATS (zero-padded, as Amazon writes dates) is a date: the
+# columns were shifted or swapped under the header. Version-like SKUs ("1.2.30") do not match.
+DATE_LIKE = r"^\s*(\d{4}[-/]\d{2}[-/]\d{2}|\d{2}\.\d{2}\.\d{4}|\d{2}/\d{2}/\d{2})([ T]\d{2}:\d{2}.*)?\s*$"
 
 
 def normalised_key(value: str) -> str:

@@ -321,3 +321,9 @@ def test_exact_sum_at_any_size() -> None:
     assert exact_sum(values) == 2 * big - 2
     assert exact_sum(np.array([-big - 1, -big - 1], dtype=np.int64)) == -2 ** 64
     assert exact_sum(np.array([], dtype=np.int64)) == 0 and exact_sum(np.array([5, -7])) == -2
+
+
+def test_version_like_skus_are_not_dates() -> None:
+    for sku in ("1.2.30", "2024-RED", "10-12-2024-BOX", "14.10.24"):
+        [s], errors = parse_text(with_field(3, SKU, sku))
+        assert errors == [] and s.lines["sku"].iloc[0] == sku
