@@ -16,6 +16,8 @@ from typing import Callable
 
 from reconciliation.mapping import GLMapping, MappedLines
 from reconciliation.model import Settlement, format_minor
+from reconciliation.parse import exact_sum
+from reconciliation.schemas import balance_reason
 from reconciliation.vouchers import Voucher, VoucherError, build_vouchers, planned_vouchers
 
 GATE_SUM = "sum"
@@ -65,13 +67,9 @@ def _money(amount_minor: int, settlement: Settlement) -> str:
 
 
 def _sum_gate(settlement: Settlement) -> list[GateFailure]:
-    lines_sum = int(settlement.lines["amount_minor"].sum())
-    if lines_sum == settlement.total_minor:
-        return []
-    difference = lines_sum - settlement.total_minor
-    return [GateFailure(GATE_SUM, f"lines sum to {_money(lines_sum, settlement)} but total-amount is "
-                                  f"{_money(settlement.total_minor, settlement)} "
-                                  f"(difference {format_minor(difference, settlement.decimals)})")]
+    # Python-int sum: exact at any size (an int64 sum wraps silently); same sentence as validation's.
+    reason = balance_reason(exact_sum(settlement.lines["amount_minor"]), settlement)
+    return [] if reason is None else [GateFailure(GATE_SUM, reason)]
 
 
 def _mapping_gate(settlement: Settlement, mapped: MappedLines) -> list[GateFailure]:

@@ -8,6 +8,19 @@ V1's one-column-per-kind rows are melted into the V2 long shape (``LINE_COLUMNS`
 
 Nothing here raises for bad input: every problem becomes a ``SettlementFileError`` naming
 file, line and column, and a file with any error yields no settlement.
+
+Decisions on shapes real files have (settlement-vocabulary.md §2) and on fuzzed input:
+
+- lines end with LF or CR LF; a lone CR is an error where it stands, never a line break;
+- a short row is padded when every missing field is an optional trailing column (Amazon's
+  23-field ``Liquidations`` rows under the 24-column header); missing a required column or
+  having more fields than the header is an error naming the line and the column;
+- a line longer than ``MAX_LINE_BYTES`` is an error naming it;
+- dates: see ``DATE_FORMATS`` and ``ZONE_OFFSETS_HOURS`` (JST times are converted to UTC);
+- amounts: digits with one decimal separator, the file's; a thousands separator is refused
+  (Amazon never writes one) with its own message;
+- a settlement whose Σ|amount| does not fit in int64 is refused, so every int64 sum after
+  this stage is exact (see ``INT64_MAX``).
 """
 from __future__ import annotations
 
@@ -71,25 +84,49 @@ V1_AMOUNT_COLUMNS: tuple[V1AmountColumn, ...] = (
     V1AmountColumn("other-amount", "other-transaction", "transaction-type", "other-transaction"),
 )
 
-# Date formats tried in order, per column, on the column's first value (sp-api.md §1.5).
-DATE_FORMATS: dict[str, str] = {
-    "%Y-%m-%d %H:%M:%S UTC": "YYYY-MM-DD HH:MM:SS UTC",
-    "%d.%m.%Y %H:%M:%S UTC": "DD.MM.YYYY HH:MM:SS UTC",
-    "%Y-%m-%dT%H:%M:%S%z": "ISO 8601 with offset",
-    "%Y-%m-%d": "YYYY-MM-DD",
-    "%d.%m.%Y": "DD.MM.YYYY",
-    "%m/%d/%y": "MM/DD/YY",
-}
-# Where the two-digit day starts in each format (without %z), to catch pyarrow's day roll-over.
-_DAY_OFFSETS: dict[str, int] = {"%Y-%m-%d %H:%M:%S UTC": 8, "%d.%m.%Y %H:%M:%S UTC": 0, "%Y-%m-%dT%H:%M:%S": 8,
-                                "%Y-%m-%d": 8, "%d.%m.%Y": 0, "%m/%d/%y": 3}
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    """A date or date-time layout (sp-api.md §1.5, settlement-vocabulary.md §2)."""
+
+    strptime: str  # pyarrow/strptime format; a zoned one gets " <zone word>" appended as a literal
+    label: str
+    day_at: int    # where the two-digit day starts, to catch pyarrow's day roll-over (02-30 -> 03-01)
+    zoned: bool    # followed by a time-zone word: "2024-10-09 14:28:38 UTC", "2024/10/09 14:28:38 JST"
+
+
+# Tried in order on a column's first non-empty value; the whole column must then have that layout.
+DATE_FORMATS: tuple[DateFormat, ...] = (
+    DateFormat("%Y-%m-%d %H:%M:%S", "YYYY-MM-DD HH:MM:SS <zone>", 8, True),
+    DateFormat("%d.%m.%Y %H:%M:%S", "DD.MM.YYYY HH:MM:SS <zone>", 0, True),
+    DateFormat("%Y/%m/%d %H:%M:%S", "YYYY/MM/DD HH:MM:SS <zone>", 8, True),  # Japan
+    DateFormat("%Y-%m-%dT%H:%M:%S%z", "ISO 8601 with offset", 8, False),
+    DateFormat("%Y-%m-%d", "YYYY-MM-DD", 8, False),
+    DateFormat("%d.%m.%Y", "DD.MM.YYYY", 0, False),
+    DateFormat("%Y/%m/%d", "YYYY/MM/DD", 8, False),
+    DateFormat("%m/%d/%y", "MM/DD/YY", 3, False),
+)
+# Time-zone words a date-time may end with, as hours east of UTC. Times are converted to UTC
+# (JST 2024/10/09 14:28:38 = 05:28:38 UTC), so every later stage compares like with like; a
+# date without time (posted-date) is that calendar day at 00:00 UTC whatever the marketplace,
+# as for every other marketplace. Only unambiguous fixed-offset words; another word is an error.
+ZONE_OFFSETS_HOURS: dict[str, int] = {"UTC": 0, "GMT": 0, "JST": 9, "CET": 1, "CEST": 2, "PST": -8, "PDT": -7}
+_ZONE_WORD = re.compile(r"(.*\d)\s+([A-Za-z]{2,5})")
 
 DECIMAL_COMMA_TOTAL = r"^-?\d+,\d{1,2}$"  # a total like this makes the whole file decimal-comma
 AMOUNT_PATTERN_DOT = r"^-?\d{1,12}(?:\.\d{1,6})?$"
 AMOUNT_PATTERN_COMMA = r"^-?\d{1,12}(?:,\d{1,6})?$"
+# Digit grouping ("1,234.56", "1.234,56", "1'234.56"): Amazon's files never have it (sp-api.md §1.5),
+# and "1,234" alone is ambiguous (1234 or 1.234). Such amounts are refused with their own message,
+# in decimal-dot and decimal-comma files alike, rather than guessed.
+GROUPED_AMOUNT = r"^-?\d{1,3}(?:[.,' ]\d{3})+(?:[.,]\d{1,6})?$"
 SETTLEMENT_ID_PATTERN = r"^\d+$"
 QUANTITY_PATTERN = r"^\d{1,9}$"
 MAX_ERRORS_PER_PROBLEM = 20  # then one "... and N more" error, so a broken 1M-row file stays readable
+# Longest line read: also pyarrow's block size, so a longer row is our located error, not ArrowInvalid.
+# Real rows are a few hundred bytes; a promotion-id of a megabyte is a broken file.
+MAX_LINE_BYTES = 1 << 20
 
 
 def amount_pattern(decimal_comma: bool) -> str:
@@ -210,16 +247,53 @@ def _parse(data: bytes, charset: str | None, sink: _ErrorSink) -> list[Settlemen
         raise _Fatal([SettlementFileError(sink.source, None, None, exc.reason)]) from None
     if re.fullmatch(rb"\s*", utf8[:4096]) and re.fullmatch(rb"\s*", utf8):  # (no copy of a big file)
         raise _Fatal([SettlementFileError(sink.source, None, None, "file is empty")])
-    header = _read_header(utf8, sink)
-    table, line_numbers = _read_rows(utf8, header, sink)
+    _check_carriage_returns(utf8, sink)
+    header, body_start = _read_header(utf8, sink)
+    table, line_numbers = _read_rows(utf8, body_start, header, sink)
     if table.num_rows == 0:
         raise _Fatal([SettlementFileError(sink.source, 1, None, "file has a header but no rows")])
     return _build_settlements(table, line_numbers, header, sink)
 
 
-def _read_header(utf8: bytes, sink: _ErrorSink) -> _Header:
+def _check_carriage_returns(utf8: bytes, sink: _ErrorSink) -> None:
+    """A CR that is not part of CR LF is an error, never a line break.
+
+    Amazon ends lines with LF (or CR LF after a Windows round trip). pyarrow would split a row
+    at a lone CR, and the halves would have the wrong number of fields; reading on would shift
+    line numbers. One memchr on the normal path (LF files), two counts for CR LF files;
+    positions only when the counts differ.
+    """
+    if b"\r" not in utf8 or utf8.count(b"\r") == utf8.count(b"\r\n"):
+        return
+    found = 0
+    for match in re.finditer(rb"\r(?!\n)", utf8):
+        found += 1
+        if found > MAX_ERRORS_PER_PROBLEM:
+            continue
+        at = match.start()
+        line_start = utf8.rfind(b"\n", 0, at) + 1
+        line = utf8.count(b"\n", 0, line_start) + 1
+        column = utf8.count(b"\t", line_start, at) + 1
+        sink.errors.append(SettlementFileError(
+            sink.source, line, column, "carriage return (CR) inside a line: Amazon's files end lines with LF or "
+                                       "CR LF, a lone CR is not a line break (was the file edited?)"))
+    if found > MAX_ERRORS_PER_PROBLEM:
+        sink.add(None, f"and {found - MAX_ERRORS_PER_PROBLEM} more lone carriage returns")
+    raise _Fatal(sink.errors)
+
+
+def _line_too_long(sink: _ErrorSink, line: int, length: int) -> SettlementFileError:
+    return SettlementFileError(sink.source, line, None, f"line {line} is longer than {MAX_LINE_BYTES} bytes "
+                                                        f"({length} bytes; a settlement row has a few hundred)")
+
+
+def _read_header(utf8: bytes, sink: _ErrorSink) -> tuple[_Header, int]:
+    """The header and the offset where the rows start (len(utf8) when there are none)."""
     end = utf8.find(b"\n")
-    first_line = utf8[: end if end >= 0 else len(utf8)].rstrip(b"\r").decode("utf-8")
+    end = end if end >= 0 else len(utf8)
+    if end > MAX_LINE_BYTES:
+        raise _Fatal([_line_too_long(sink, 1, end)])
+    first_line = utf8[:end].rstrip(b"\r").decode("utf-8")
     if "\t" not in first_line:
         for delimiter, name in ((",", "comma"), (";", "semicolon"), ("|", "pipe")):
             if first_line.count(delimiter) >= 3:
@@ -230,7 +304,7 @@ def _read_header(utf8: bytes, sink: _ErrorSink) -> _Header:
     duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise _Fatal([SettlementFileError(sink.source, 1, None, f"duplicate column {d!r} in header")
-                      for d in duplicates])
+                      for d in duplicates[:MAX_ERRORS_PER_PROBLEM]])
     file_format = "v1" if "price-type" in names and "amount-type" not in names else "v2"
     required = V1_REQUIRED if file_format == "v1" else V2_REQUIRED
     missing = [name for name in required if name not in names]
@@ -238,32 +312,54 @@ def _read_header(utf8: bytes, sink: _ErrorSink) -> _Header:
         raise _Fatal([SettlementFileError(sink.source, 1, None,
                                           f"missing required column {name!r} ({file_format.upper()} header)")
                       for name in missing])
-    return _Header(names, file_format)
+    return _Header(names, file_format), min(end + 1, len(utf8))
 
 
-def _read_rows(utf8: bytes, header: _Header, sink: _ErrorSink) -> tuple[pa.Table, np.ndarray]:
-    """All fields as strings; returns the table and the source line number of each row."""
+def _read_csv(body: pa.Buffer, header: _Header) -> tuple[pa.Table, int]:
+    """(all fields as strings, number of rows whose field count differs from the header's)."""
     bad_rows = 0
 
     def on_invalid_row(_row: object) -> str:
         nonlocal bad_rows
         bad_rows += 1
-        return "skip"  # collected below with exact line numbers
+        return "skip"  # located and explained by _fix_row_shapes
 
     column_names = [f"c{i}" for i in range(len(header.names))]  # header names may be odd; positions are not
     table = pacsv.read_csv(
-        pa.BufferReader(pa.py_buffer(utf8)),  # zero-copy
-        read_options=pacsv.ReadOptions(column_names=column_names, skip_rows=1),
+        pa.BufferReader(body),  # zero-copy
+        read_options=pacsv.ReadOptions(column_names=column_names, block_size=MAX_LINE_BYTES),
         # Amazon does not quote fields; promotion-id free text may contain quotes.
         parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=True,
                                           invalid_row_handler=on_invalid_row),
         convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in column_names},
                                              strings_can_be_null=False, quoted_strings_can_be_null=False),
     )
-    table = table.rename_columns(list(header.names))
+    return table.rename_columns(list(header.names)), bad_rows
+
+
+def _read_rows(utf8: bytes, body_start: int, header: _Header, sink: _ErrorSink) -> tuple[pa.Table, np.ndarray]:
+    """All fields as strings; returns the table and the source line number of each row."""
+    if re.fullmatch(rb"\s*", utf8[body_start:body_start + 4096]) and re.fullmatch(rb"\s*", utf8[body_start:]):
+        raise _Fatal([SettlementFileError(sink.source, 1, None, "file has a header but no rows")])
+    body = pa.py_buffer(utf8).slice(body_start)  # the header is ours: pyarrow sees rows only
+    try:
+        table, bad_rows = _read_csv(body, header)
+    except pa.ArrowInvalid as exc:
+        # A row longer than a block: say which one. Anything else pyarrow refuses is still one line.
+        too_long = _long_lines(utf8)
+        raise _Fatal([_line_too_long(sink, line, length) for line, length in too_long[:MAX_ERRORS_PER_PROBLEM]]
+                     or [SettlementFileError(sink.source, None, None, f"cannot be read as a tab-separated "
+                                                                      f"file: {exc}")]) from None
+    # pyarrow may read a line of up to two blocks; such a line has a field of more than MAX/columns bytes.
+    if _longest_field(table) > MAX_LINE_BYTES // (2 * len(header.names)):
+        too_long = _long_lines(utf8)
+        if too_long:
+            raise _Fatal([_line_too_long(sink, line, length) for line, length in too_long[:MAX_ERRORS_PER_PROBLEM]])
     if bad_rows:
-        _report_wrong_field_counts(utf8, header, sink)
-        raise _Fatal(sink.errors)
+        utf8 = _fix_row_shapes(utf8, header, sink)  # pads short rows, or raises _Fatal naming them
+        table, bad_rows = _read_csv(pa.py_buffer(utf8).slice(body_start), header)
+        if bad_rows:  # cannot happen: every row now has the header's field count
+            raise _Fatal([SettlementFileError(sink.source, None, None, "rows with the wrong number of fields")])
     content_end = len(utf8)
     while content_end and utf8[content_end - 1] in b"\r\n":  # blank last lines (real V1 files) shift nothing
         content_end -= 1
@@ -278,20 +374,64 @@ def _read_rows(utf8: bytes, header: _Header, sink: _ErrorSink) -> tuple[pa.Table
     return table, line_numbers
 
 
-def _report_wrong_field_counts(utf8: bytes, header: _Header, sink: _ErrorSink) -> None:
+def _longest_field(table: pa.Table) -> int:
+    """Bytes of the longest field (lengths come from the offsets: no pass over the text)."""
+    return max((pc.max(pc.binary_length(column)).as_py() or 0 for column in table.columns), default=0)
+
+
+def _long_lines(utf8: bytes) -> list[tuple[int, int]]:
+    """(line number, length) of every line longer than MAX_LINE_BYTES (error path only)."""
+    found, start, number = [], 0, 1
+    while start <= len(utf8):
+        end = utf8.find(b"\n", start)
+        end = len(utf8) if end < 0 else end
+        if end - start > MAX_LINE_BYTES:
+            found.append((number, end - start))
+        start, number = end + 1, number + 1
+    return found
+
+
+def _fix_row_shapes(utf8: bytes, header: _Header, sink: _ErrorSink) -> bytes:
+    """Pad short rows whose missing fields are all optional columns; every other wrong shape is an error.
+
+    Amazon omits trailing empty fields on some rows (real US 2024 ``Liquidations`` rows have 23
+    fields under the 24-column header; promotion-id is the missing one). A row that lacks a
+    required column, or has more fields than the header, is an error naming its line and the
+    column where it goes wrong. Rare path: one Python pass over the lines.
+    """
     expected = len(header.names)
-    bad: list[tuple[int, int]] = []
-    for number, line in enumerate(utf8.split(b"\n"), start=1):
-        if number == 1 or line in (b"", b"\r"):
+    required = set(V1_REQUIRED if header.format == "v1" else V2_REQUIRED)
+    # A row needs at least every field up to the last required column; later ones may be missing.
+    min_fields = max(i for i, name in enumerate(header.names, start=1) if name in required)
+    lines = utf8.split(b"\n")
+    bad: list[SettlementFileError] = []
+    for index, line in enumerate(lines[1:], start=1):
+        if line in (b"", b"\r"):
             continue
         fields = line.count(b"\t") + 1
-        if fields != expected:
-            bad.append((number, fields))
-    for number, fields in bad[:MAX_ERRORS_PER_PROBLEM]:
-        kind = "truncated row" if fields < expected else "row has extra fields"
-        sink.add(number, f"{kind}: {fields} fields but the header has {expected}")
-    if len(bad) > MAX_ERRORS_PER_PROBLEM:
-        sink.add(None, f"and {len(bad) - MAX_ERRORS_PER_PROBLEM} more rows with the wrong number of fields")
+        if fields == expected:
+            continue
+        number = index + 1
+        if fields > expected:
+            bad.append(SettlementFileError(
+                sink.source, number, expected + 1,
+                f"row has extra fields: {fields} fields but the header has {expected} "
+                f"(the first extra field is column {expected + 1})"))
+        elif fields < min_fields:
+            missing = next(name for name in header.names[fields:] if name in required)
+            bad.append(SettlementFileError(
+                sink.source, number, header.position(missing),
+                f"truncated row: {fields} fields but the header has {expected} "
+                f"(required column {missing!r} is missing)", missing))
+        else:
+            end = len(line) - 1 if line.endswith(b"\r") else len(line)
+            lines[index] = line[:end] + b"\t" * (expected - fields) + line[end:]
+    if bad:
+        more = len(bad) - MAX_ERRORS_PER_PROBLEM
+        raise _Fatal(bad[:MAX_ERRORS_PER_PROBLEM] + (
+            [SettlementFileError(sink.source, None, None, f"and {more} more rows with the wrong number of fields")]
+            if more > 0 else []))
+    return b"\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -332,21 +472,120 @@ def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Heade
     orphan = np.flatnonzero(~pc.is_in(row_ids, value_set=pa.array(list(summaries))).to_numpy(zero_copy_only=False))
     sink.add_rows(row_lines[orphan], _take(row_ids, orphan),
                   "settlement-id {value!r} has no summary row in this file", header, "settlement-id")
+    _check_transaction_rows(rows, row_lines, header, sink)
 
     settlements = []
     for summary in summaries.values():
         mask = pc.equal(row_ids, summary.settlement_id) if len(summaries) > 1 else None
         own_rows = rows.filter(mask) if mask is not None else rows
         own_lines = row_lines[mask.to_numpy(zero_copy_only=False)] if mask is not None else row_lines
+        _check_row_currency(own_rows, own_lines, summary, header, sink)
         lines = (_v1_lines if header.format == "v1" else _v2_lines)(own_rows, own_lines, summary, header,
                                                                      decimal_comma, sink)
-        if lines is None:
+        if lines is None or not _summable(lines, summary, header, sink):
             continue
         settlements.append(Settlement(
             settlement_id=summary.settlement_id, source=sink.source, format=header.format,
             currency=summary.currency, start=summary.start, end=summary.end, deposit_date=summary.deposit_date,
             total_minor=summary.total_minor, marketplace=main_marketplace_name(lines["marketplace_name"]), lines=lines))
     return settlements
+
+
+# Rows about a customer order: they name the order and the day; item rows name the SKU.
+ORDER_TRANSACTION_TYPES = frozenset({"ORDER", "REFUND"})
+# A SKU written like one of DATE_FORMATS (zero-padded, as Amazon writes dates) is a date: the
+# columns were shifted or swapped under the header. Version-like SKUs ("1.2.30") do not match.
+DATE_LIKE = r"^\s*(\d{4}[-/]\d{2}[-/]\d{2}|\d{2}\.\d{2}\.\d{4}|\d{2}/\d{2}/\d{2})([ T]\d{2}:\d{2}.*)?\s*$"
+
+
+def normalised_key(value: str) -> str:
+    """Upper case, every run of other characters removed: 'Order', 'ORDER', 'order ' -> 'ORDER'."""
+    return re.sub(r"[^0-9A-Z]+", "", value.upper())
+
+
+def _check_transaction_rows(rows: pa.Table, lines: np.ndarray, header: _Header, sink: _ErrorSink) -> None:
+    """Field rules the column types alone do not catch (all vectorised; rows located only on failure).
+
+    - ``Order``/``Refund`` rows have an order-id (MCF orders too: ``S01-…``) and a posted-date;
+      those about an item (order-item-code given) have a sku. Order-level rows without an item
+      (no order-item-code) may lack the sku. Other transaction types (fees, reserves,
+      transfers, liquidations) may be account-level and have none of them.
+    - posted-date, when given, is a real date even where posted-date-time is used instead (V2).
+    - a sku is not a date: the sign of columns swapped under an unchanged header.
+    """
+    if rows.num_rows == 0:
+        return
+    if header.format == "v2":  # V1 parses posted-date on every row anyway
+        _check_dates(rows.column("posted-date"), lines, header, "posted-date", sink)
+    types = pc.unique(rows.column("transaction-type")).to_pylist()
+    order_types = [t for t in types if normalised_key(t) in ORDER_TRANSACTION_TYPES]
+    if order_types:
+        is_order = _is_in(rows.column("transaction-type"), order_types)
+        has_item = ~_blank(rows.column("order-item-code"))
+        for column_name, applies, rule in (
+                ("order-id", is_order, "an Order or Refund row"),
+                ("posted-date", is_order, "an Order or Refund row"),
+                ("sku", is_order & has_item, "an Order or Refund row with an order-item-code")):
+            bad = np.flatnonzero(applies & _blank(rows.column(column_name)))
+            sink.add_rows(lines[bad], [""] * len(bad), f"{column_name} is empty on {rule}", header, column_name)
+    skus = pc.unique(rows.column("sku"))
+    date_like = pc.filter(skus, pc.match_substring_regex(skus, DATE_LIKE))
+    if len(date_like):
+        bad = np.flatnonzero(_is_in(rows.column("sku"), date_like.to_pylist()))
+        sink.add_rows(lines[bad], _take(rows.column("sku"), bad),
+                      "sku {value!r} is a date: are columns swapped or shifted under the header?", header, "sku")
+
+
+def _check_row_currency(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header,
+                        sink: _ErrorSink) -> None:
+    """Transaction rows leave currency empty; where one is given it is the settlement's (summary row's)."""
+    currencies = [c for c in pc.unique(rows.column("currency")).to_pylist() if c.strip().upper() not in
+                  ("", summary.currency)]
+    if currencies:
+        bad = np.flatnonzero(_is_in(rows.column("currency"), currencies))
+        sink.add_rows(lines[bad], _take(rows.column("currency"), bad),
+                      f"currency {{value!r}} differs from the settlement's currency {summary.currency} "
+                      f"(summary row, line {summary.line})", header, "currency")
+
+
+# Downstream code sums amount_minor in int64 (groupby per category, voucher, order). Those sums
+# are exact when Σ|amount| fits in int64: no partial sum can exceed it. Python-int sums
+# (exact_sum) guard the gates anyway; a settlement beyond this is refused here, with a
+# located error, so no later int64 sum can wrap (issue #8: 184,468 lines of 999,999,999,999.99
+# wrapped to 31.81). Real settlements are below 10**12 minor units by far.
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _int64_sum_is_exact(values: np.ndarray) -> bool:
+    """True when no sum of any subset of ``values`` can leave int64 (n * max|value| bounds them all)."""
+    if len(values) == 0:
+        return True
+    return max(abs(int(values.max())), abs(int(values.min()))) * len(values) <= INT64_MAX
+
+
+def exact_sum(amounts: np.ndarray | pd.Series) -> int:
+    """Σ of int64 amounts as a Python int: exact at any size (int64 .sum() wraps silently)."""
+    values = np.asarray(amounts, dtype=np.int64)
+    if _int64_sum_is_exact(values):
+        return int(values.sum())  # the usual case: one vectorised pass
+    # Split every value into high and low 32 bits; each half's int64 sum cannot wrap below 2**31 rows.
+    high, low = values >> 32, values & 0xFFFFFFFF
+    return int(high.sum()) * (1 << 32) + int(low.sum())
+
+
+def _summable(lines: pd.DataFrame, summary: _Summary, header: _Header, sink: _ErrorSink) -> bool:
+    amounts = lines["amount_minor"].to_numpy()
+    if _int64_sum_is_exact(amounts):  # the usual case: no need to add anything up
+        return True
+    running = np.cumsum(np.abs(amounts.astype(object)))  # rare path: exact, Python ints
+    if running[-1] <= INT64_MAX:
+        return True
+    first_over = int(np.argmax(running > INT64_MAX))
+    sink.add(int(lines["line_no"].iloc[first_over]),
+             f"settlement {summary.settlement_id}: the absolute amounts add up to more than {INT64_MAX} minor "
+             f"units by this line; no real settlement is that large, and its sums could not be kept exact",
+             header, "amount" if header.format == "v2" else None)
+    return False
 
 
 def _transaction_rows(table: pa.Table, is_summary: pa.ChunkedArray, is_summary_np: np.ndarray) -> pa.Table:
@@ -442,6 +681,16 @@ def _matches(values: pa.ChunkedArray, pattern: str) -> np.ndarray:
     return pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def _is_in(values: pa.ChunkedArray, value_set: Sequence[str]) -> np.ndarray:
+    return pc.is_in(values, value_set=pa.array(value_set, pa.string())).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _blank(values: pa.ChunkedArray) -> np.ndarray:
+    """Empty or whitespace only (utf8_is_space stops at the first other character: cheap)."""
+    empty = pc.or_(pc.equal(pc.binary_length(values), 0), pc.utf8_is_space(values))
+    return empty.to_numpy(zero_copy_only=False).astype(bool)
+
+
 def _take(values: pa.ChunkedArray, indices: np.ndarray) -> list[str]:
     return values.take(pa.array(indices[:MAX_ERRORS_PER_PROBLEM], pa.int64())).to_pylist()
 
@@ -455,9 +704,13 @@ def _amounts_to_minor(raw: pa.ChunkedArray, lines: np.ndarray, currency: str, de
     errors_before = len(sink.errors)
     bad = np.flatnonzero(~well_formed)
     if len(bad):
-        style = "decimal comma, e.g. 12,34" if decimal_comma else "decimal dot, e.g. 12.34"
-        sink.add_rows(lines[bad], _take(values, bad),
+        style = "decimal comma, e.g. 1234,56" if decimal_comma else "decimal dot, e.g. 1234.56"
+        grouped = _matches(values.take(pa.array(bad, pa.int64())), GROUPED_AMOUNT)
+        sink.add_rows(lines[bad[~grouped]], _take(values, bad[~grouped]),
                       f"{column_name} {{value!r}} is not a number (this file uses {style})", header, column_name)
+        sink.add_rows(lines[bad[grouped]], _take(values, bad[grouped]),
+                      f"{column_name} {{value!r}} has a thousands separator: Amazon never groups digits, so the "
+                      f"file was edited and is not read (this file uses {style})", header, column_name)
     safe = pc.if_else(pa.chunked_array([pa.array(well_formed)]), values, "0")
     # "-12.3" -> digits -123 with 1 fraction digit -> -123 * 10**(decimals - 1). int64 is exact:
     # the patterns allow at most 12 + 6 digits.
@@ -478,21 +731,23 @@ def _amounts_to_minor(raw: pa.ChunkedArray, lines: np.ndarray, currency: str, de
     return minor.astype(np.int64), len(sink.errors) > errors_before
 
 
-def _strptime_exact(values: pa.ChunkedArray, fmt: str) -> tuple[pa.ChunkedArray, np.ndarray]:
+def _strptime_exact(values: pa.ChunkedArray, date_format: DateFormat, zone: str = ""
+                    ) -> tuple[pa.ChunkedArray, np.ndarray]:
     """Parse with pyarrow (C++, ~0.1 s per million, pandas needs seconds when values are distinct).
 
-    Returns (timestamps in UTC without tz, mask of invalid rows). pyarrow's strptime rolls
-    impossible days over (2024-02-30 -> 03-01), so the day written in the text is compared
-    with the parsed day of the local (pre-offset) time.
+    Returns (timestamps without tz, in the zone written / UTC for %z, mask of invalid rows).
+    pyarrow's strptime rolls impossible days over (2024-02-30 -> 03-01), so the day written in
+    the text is compared with the parsed day of the local (pre-offset) time.
     """
+    fmt = f"{date_format.strptime} {zone}" if date_format.zoned else date_format.strptime
     parsed = pc.strptime(values, format=fmt, unit="us", error_is_null=True)
     if "%z" in fmt:
         local_fmt = fmt.replace("%z", "")
         local = pc.strptime(pc.utf8_slice_codeunits(values, 0, 19), format=local_fmt, unit="us", error_is_null=True)
         parsed = pc.cast(parsed, pa.timestamp("us"))  # UTC instants, tz dropped
     else:
-        local, local_fmt = parsed, fmt
-    day_at = _DAY_OFFSETS[local_fmt]
+        local = parsed
+    day_at = date_format.day_at
     day_text = pc.utf8_slice_codeunits(values, day_at, day_at + 2)
     day_text = pc.if_else(pc.match_substring_regex(day_text, r"^\d\d$"), day_text, "0")
     rolled_over = pc.not_equal(pc.day(local), pc.cast(day_text, pa.int64()))
@@ -500,36 +755,90 @@ def _strptime_exact(values: pa.ChunkedArray, fmt: str) -> tuple[pa.ChunkedArray,
     return parsed, invalid.to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _detect_format(sample: str) -> str | None:
+@dataclass(frozen=True)
+class _DetectedFormat:
+    date_format: DateFormat
+    zone: str  # the zone word as written ("" when none)
+
+    @property
+    def label(self) -> str:
+        return self.date_format.label.replace("<zone>", self.zone)
+
+    @property
+    def utc_offset(self) -> np.timedelta64:
+        return np.timedelta64(ZONE_OFFSETS_HOURS.get(self.zone.upper(), 0), "h")
+
+
+def _detect_format(sample: str) -> _DetectedFormat | str:
+    """The layout of ``sample``, or why none fits."""
     sample_array = pa.chunked_array([[sample]])
-    for fmt in DATE_FORMATS:
-        if not _strptime_exact(sample_array, fmt)[1][0]:
-            return fmt
-    return None
+    zoned = _ZONE_WORD.fullmatch(sample)
+    if zoned and zoned[2].upper() not in ZONE_OFFSETS_HOURS:
+        return (f"has the time zone {zoned[2]!r}, not one we convert "
+                f"({', '.join(ZONE_OFFSETS_HOURS)}: the offset from UTC must be unambiguous)")
+    for date_format in DATE_FORMATS:
+        if date_format.zoned != bool(zoned):
+            continue
+        zone = zoned[2] if zoned else ""
+        if not _strptime_exact(sample_array, date_format, zone)[1][0]:
+            return _DetectedFormat(date_format, zone)
+    return f"is not a date in a known format ({', '.join(f.label for f in DATE_FORMATS)})"
 
 
 def _to_utc(raw: pa.ChunkedArray, lines: np.ndarray, header: _Header, column_name: str,
             sink: _ErrorSink) -> np.ndarray | None:
     """Parse a date column with the format its first value has; datetime64[us] (UTC) or None on errors."""
+    if len(raw) == 0:  # a settlement with no transaction rows
+        return np.zeros(0, dtype="datetime64[us]")
     values = pc.utf8_trim_whitespace(raw)
     missing = np.flatnonzero(pc.equal(values, "").to_numpy(zero_copy_only=False))
     if len(missing):
         sink.add_rows(lines[missing], [""] * len(missing), f"{column_name} is empty", header, column_name)
         return None
     first = values[0].as_py()
-    fmt = _detect_format(first)
-    if fmt is None:
-        sink.add(int(lines[0]), f"{column_name} {first!r} is not a date in a known format "
-                                f"({', '.join(DATE_FORMATS.values())})", header, column_name)
+    detected = _detect_format(first)
+    if isinstance(detected, str):
+        sink.add(int(lines[0]), f"{column_name} {first!r} {detected}", header, column_name)
         return None
-    parsed, invalid = _strptime_exact(values, fmt)
+    parsed, invalid = _strptime_exact(values, detected.date_format, detected.zone)
     bad = np.flatnonzero(invalid)
     if len(bad):
         sink.add_rows(lines[bad], _take(values, bad),
                       f"{column_name} {{value!r}} is not a valid date in this file's format "
-                      f"({DATE_FORMATS[fmt]})", header, column_name)
+                      f"({detected.label})", header, column_name)
         return None
-    return parsed.to_numpy().astype("datetime64[us]")
+    utc = parsed.to_numpy().astype("datetime64[us]")
+    return utc - detected.utc_offset if detected.utc_offset else utc
+
+
+def _check_dates(raw: pa.ChunkedArray, lines: np.ndarray, header: _Header, column_name: str,
+                 sink: _ErrorSink) -> None:
+    """Every non-empty value of a date column that is not otherwise used (posted-date in V2) is a real date.
+
+    Checked on the distinct values (a settlement spans ~14 days: a handful), so a million rows
+    cost one hash pass; rows are located only when a value is bad.
+    """
+    distinct = pc.unique(pc.utf8_trim_whitespace(pc.unique(raw)))
+    distinct = pc.filter(distinct, pc.not_equal(distinct, ""))
+    if len(distinct) == 0:
+        return
+    detected: _DetectedFormat | str = ""
+    for sample in distinct[:MAX_ERRORS_PER_PROBLEM].to_pylist():  # the first value that is a date sets the layout
+        detected = _detect_format(sample)
+        if not isinstance(detected, str):
+            break
+    if isinstance(detected, str):
+        bad_values = distinct.to_pylist()
+        describe = f"{column_name} {{value!r}} is not a date in a known format"
+    else:
+        invalid = _strptime_exact(pa.chunked_array([distinct]), detected.date_format, detected.zone)[1]
+        bad_values = [v for v, bad in zip(distinct.to_pylist(), invalid) if bad]
+        describe = (f"{column_name} {{value!r}} is not a valid date in this file's format "
+                    f"({detected.label})")
+    if bad_values:
+        values = pc.utf8_trim_whitespace(raw)
+        rows = np.flatnonzero(_is_in(values, bad_values))
+        sink.add_rows(lines[rows], _take(values, rows), describe, header, column_name)
 
 
 def _posted_dates(rows: pa.Table, lines: np.ndarray, header: _Header, time_column: str | None,

@@ -13,7 +13,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from reconciliation.model import Settlement
-from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN
+from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN, exact_sum
 from reconciliation.model import format_minor
 
 MAX_LINES_IN_REASON = 10
@@ -181,16 +181,30 @@ def validate_settlement(settlement: Settlement) -> ValidationReport:
     """Check lines against ParsedLines (lazily: all failures at once) and the balance rule."""
     failures = _schema_failures(settlement)
     reasons = _reasons_from(failures)
-    line_total = int(settlement.lines["amount_minor"].sum()) if "amount_minor" in settlement.lines else 0
-    if line_total != settlement.total_minor:
-        currency, decimals = settlement.currency, settlement.decimals
-        reasons.append(f"lines sum to {format_minor(line_total, decimals)} {currency} but total-amount is "
-                       f"{format_minor(settlement.total_minor, decimals)} {currency} (difference "
-                       f"{format_minor(settlement.total_minor - line_total, decimals)})")
+    line_total = exact_sum(settlement.lines["amount_minor"]) if "amount_minor" in settlement.lines else 0
+    unbalanced = balance_reason(line_total, settlement)
+    if unbalanced is not None:
+        reasons.append(unbalanced)
         balance = pd.DataFrame([{"source": settlement.source, "line": None, "column": "amount_minor",
                                  "check": "sum of amounts == total-amount", "value": str(line_total)}])
         failures = balance if failures.empty else pd.concat([failures, balance], ignore_index=True)
     return ValidationReport(ok=not reasons, failure_cases=failures, reasons=reasons)
+
+
+def balance_reason(line_total: int, settlement: Settlement) -> str | None:
+    """The one sentence for Σ lines != total-amount, or None when they agree.
+
+    The sum gate and validation both state this rule; they share this sentence word for word, so
+    a settlement's reasons (gate reasons + validation reasons not already said) carry it once.
+    "short"/"over" instead of a signed difference: nobody has to guess which side was subtracted.
+    """
+    if line_total == settlement.total_minor:
+        return None
+    currency, decimals = settlement.currency, settlement.decimals
+    gap = settlement.total_minor - line_total
+    return (f"lines sum to {format_minor(line_total, decimals)} {currency} but total-amount is "
+            f"{format_minor(settlement.total_minor, decimals)} {currency}: the lines are "
+            f"{format_minor(abs(gap), decimals)} {currency} {'short' if gap > 0 else 'over'}")
 
 
 def _schema_failures(settlement: Settlement) -> pd.DataFrame:

@@ -1,11 +1,18 @@
 """Small settlement files built by hand for the parse and validation tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import shared_dir
+from reconciliation.model import Settlement
+from reconciliation.parse import SettlementFileError, parse_settlement_bytes
 from sandbox.generator import V1_COLUMNS, V2_COLUMNS
 
 SHARED = shared_dir()
 FIXTURE = SHARED / "fixtures" / "settlements" / "us_v2_usd.tsv"
+GOLDEN_ROW_SHAPES = Path(__file__).parent / "golden" / "row_shapes"
+UTC = "UTC"
+AMOUNT_COL, POSTED_TIME_COL = 15, 18  # 1-based positions in the V2 header
 
 # The 24 V2 columns and the 36 legacy V1 columns in file order (sp-api.md §1.2).
 V2_HEADER = list(V2_COLUMNS)
@@ -102,3 +109,35 @@ def v1_file(with_promotions: bool) -> str:
         _v1_base(**{"direct-payment-type": "Successful charge", "direct-payment-amount": "-0.10   "}),
     ]
     return tsv(V1_HEADER if with_promotions else V1_HEADER_33, rows)
+
+
+# --- parsing text and editing the US fixture ------------------------------------------------
+
+def fixture_lines() -> list[str]:
+    return FIXTURE.read_text().split("\n")
+
+
+def parse_text(text: str, source: str = "us.tsv") -> tuple[list[Settlement], list[SettlementFileError]]:
+    result = parse_settlement_bytes(text.encode("utf-8"), source)
+    return result.settlements, result.errors
+
+
+def only_error(text: str, source: str = "us.tsv") -> SettlementFileError:
+    settlements, errors = parse_text(text, source)
+    assert settlements == []
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def with_field_text(text: str, line_no: int, column: int, value: str) -> str:
+    """``text`` with one field (1-based line and column) replaced."""
+    lines = text.split("\n")
+    fields = lines[line_no - 1].split("\t")
+    fields[column - 1] = value
+    lines[line_no - 1] = "\t".join(fields)
+    return "\n".join(lines)
+
+
+def with_field(line_no: int, column: int, value: str) -> str:
+    """The US fixture with one field replaced."""
+    return with_field_text(FIXTURE.read_text(), line_no, column, value)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from _settlement_builders import make_settlement, settlement_from_tsv
 from reconciliation.gates import GateFailure, check_gates
 from reconciliation.mapping import WILDCARD, load_mapping
+from reconciliation.pipeline import prepare_settlement
 from reconciliation.vouchers import ROLE_CARRY_OVER
 
 MAPPING = load_mapping("invoice-clearing")
@@ -39,8 +40,32 @@ def test_sum_gate(us_fixture):
     assert outcome.held and outcome.vouchers == ()
     # lines: 31.81 (fixture) vs total 31.82
     assert outcome.failures == (
-        GateFailure("sum", "lines sum to 31.81 USD but total-amount is 31.82 USD (difference -0.01)"),
+        GateFailure("sum", "lines sum to 31.81 USD but total-amount is 31.82 USD: the lines are 0.01 USD short"),
     )
+
+
+def test_unbalanced_settlement_is_one_reason_not_two(us_fixture):
+    # The sum gate and validation's balance rule both see this; the settlement says it once.
+    settlement = make_settlement(us_fixture.lines.to_dict("records"), total_minor=3182)
+    prepared = prepare_settlement(settlement, MAPPING)
+    assert prepared.held
+    assert [r for r in prepared.reasons if "total-amount" in r] == [
+        "lines sum to 31.81 USD but total-amount is 31.82 USD: the lines are 0.01 USD short"]
+    settlement = make_settlement(us_fixture.lines.to_dict("records"), total_minor=3081)
+    assert [r for r in prepare_settlement(settlement, MAPPING).reasons if "total-amount" in r] == [
+        "lines sum to 31.81 USD but total-amount is 30.81 USD: the lines are 1.00 USD over"]
+
+
+def test_sum_gate_is_exact_beyond_int64(us_fixture):
+    # 2 lines of 2**62 minor units sum to 2**63, one more than int64 holds: an int64 sum wraps
+    # to -2**63. The exact sum equals a total-amount of 2**63, so the gate passes this sum...
+    big = 2 ** 62
+    rows = [("other-transaction", "other-transaction", "Current Reserve Amount", big, "2024-10-18")] * 2
+    # (other gates may refuse amounts this large; only the sum gate is under test here)
+    assert [f for f in _gate(make_settlement(rows, total_minor=2 ** 63)).failures if f.gate == "sum"] == []
+    # ...and a total of -2**63 (what the wrapped sum would claim) is held, 2**64 minor units apart.
+    [failure] = [f for f in _gate(make_settlement(rows, total_minor=-(2 ** 63))).failures if f.gate == "sum"]
+    assert failure.reason.endswith(f"the lines are {2 ** 64 // 100}.{2 ** 64 % 100:02d} USD over")
 
 
 def test_mapping_gate_lists_each_unmapped_combination():

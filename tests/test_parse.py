@@ -18,43 +18,23 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from _parse_fixtures import (
+    AMOUNT_COL,
     FIXTURE,
+    POSTED_TIME_COL,
+    UTC,
     V2_HEADER,
     eur_decimal_comma_file,
+    fixture_lines,
     gbp_dot_file,
+    only_error,
+    parse_text,
     summary,
     tsv,
     v1_file,
     v2_row,
+    with_field,
+    with_field_text,
 )
-
-UTC = "UTC"
-AMOUNT_COL, POSTED_TIME_COL = 15, 18  # 1-based positions in the V2 header
-
-
-def fixture_lines() -> list[str]:
-    return FIXTURE.read_text().split("\n")
-
-
-def parse_text(text: str, source: str = "us.tsv") -> tuple[list, list[SettlementFileError]]:
-    result = parse_settlement_bytes(text.encode("utf-8"), source)
-    return result.settlements, result.errors
-
-
-def only_error(text: str, source: str = "us.tsv") -> SettlementFileError:
-    settlements, errors = parse_text(text, source)
-    assert settlements == []
-    assert len(errors) == 1, errors
-    return errors[0]
-
-
-def with_field(line_no: int, column: int, value: str) -> str:
-    """The fixture with one field (1-based line and column) replaced."""
-    lines = fixture_lines()
-    fields = lines[line_no - 1].split("\t")
-    fields[column - 1] = value
-    lines[line_no - 1] = "\t".join(fields)
-    return "\n".join(lines)
 
 
 # --- the real-format US fixture ----------------------------------------------------------
@@ -237,14 +217,6 @@ def test_same_settlement_with_different_content_is_an_error(tmp_path: Path) -> N
     assert "10000000001" in str(conflict) and "a.tsv" in str(conflict) and conflict.source == "b.tsv"
 
 
-def with_field_text(text: str, line_no: int, column: int, value: str) -> str:
-    lines = text.split("\n")
-    fields = lines[line_no - 1].split("\t")
-    fields[column - 1] = value
-    lines[line_no - 1] = "\t".join(fields)
-    return "\n".join(lines)
-
-
 # --- encodings -----------------------------------------------------------------------------
 
 def _text_with_sku(sku: str) -> str:
@@ -327,9 +299,10 @@ def test_truncated_row() -> None:
     lines = fixture_lines()
     lines[5 - 1] = "\t".join(lines[5 - 1].split("\t")[:20])
     error = only_error("\n".join(lines))
-    assert error.line == 5
-    assert "truncated row: 20 fields but the header has 24" in str(error)
-    assert str(error).startswith("us.tsv:5: ")
+    # 20 fields: the first missing column (21, merchant-adjustment-item-id) is a required one.
+    assert (error.line, error.column, error.column_name) == (5, 21, "merchant-adjustment-item-id")
+    assert str(error) == ("us.tsv:5:21: truncated row: 20 fields but the header has 24 "
+                          "(required column 'merchant-adjustment-item-id' is missing)")
 
 
 def test_line_numbers_survive_blank_lines() -> None:

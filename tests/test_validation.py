@@ -43,7 +43,7 @@ def test_balance_reason_names_both_amounts_and_difference() -> None:
     lines.loc[0, "amount_minor"] = 6898  # 68.99 -> 68.98: lines now sum to 31.80
     report = validate_settlement(with_lines(settlement, lines))
     assert not report.ok
-    assert report.reasons == ["lines sum to 31.80 USD but total-amount is 31.81 USD (difference 0.01)"]
+    assert report.reasons == ["lines sum to 31.80 USD but total-amount is 31.81 USD: the lines are 0.01 USD short"]
     balance = report.failure_cases.iloc[-1]
     assert (balance["check"], balance["value"]) == ("sum of amounts == total-amount", "3180")
 
@@ -69,7 +69,7 @@ def test_lazy_validation_reports_every_failure_at_once() -> None:
     joined = "\n".join(report.reasons)
     assert "amount_type" in joined and "line 4" in joined
     assert "posted_date" in joined and "line 6" in joined and "2025-01-01" in joined
-    assert "lines sum to 32.81 USD but total-amount is 31.81 USD (difference -1.00)" in joined
+    assert "lines sum to 32.81 USD but total-amount is 31.81 USD: the lines are 1.00 USD over" in joined
 
 
 def test_posted_date_one_day_outside_the_period_is_tolerated() -> None:
