@@ -25,9 +25,9 @@ import pandas as pd
 
 from reconciliation.mapping import normalise_key
 from reconciliation.marketplaces import is_multichannel, marketplace_by_name
-from reconciliation.model import Settlement
+from reconciliation.model import Settlement, exact_sum
 
-from .money import exact_sum, saturated_int64
+from .money import saturated_int64
 
 ITEM_KEYS: tuple[str, ...] = ("transaction_type", "order_id", "order_item_code", "adjustment_id")
 # Order-item codes are unique across orders, so grouping needs only these (one string key fewer).

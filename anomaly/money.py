@@ -9,17 +9,6 @@ import numpy as np
 import pandas as pd
 
 
-def exact_sum(values: np.ndarray) -> int:
-    """Exact integer sum of int64 minor units: numpy when it provably cannot wrap, Python ints otherwise."""
-    array = np.asarray(values, dtype="int64")
-    if len(array) == 0:
-        return 0
-    largest = int(np.abs(array).max()) if array.min() > np.iinfo("int64").min else 2 ** 63
-    if largest * len(array) < 2 ** 63:
-        return int(array.sum())
-    return sum(int(v) for v in array.tolist())
-
-
 def saturated_int64(value: int) -> int:
     """``value`` held within int64 (stored figures of absurd settlements saturate, they never wrap)."""
     bounds = np.iinfo("int64")

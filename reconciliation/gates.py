@@ -16,7 +16,7 @@ from typing import Callable
 
 from reconciliation.mapping import GLMapping, MappedLines
 from reconciliation.model import Settlement, format_minor
-from reconciliation.parse import exact_sum
+from reconciliation.model import exact_sum
 from reconciliation.schemas import balance_reason
 from reconciliation.vouchers import Voucher, VoucherError, build_vouchers, planned_vouchers
 

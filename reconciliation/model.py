@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from reconciliation.marketplaces import CURRENCY_DECIMALS  # noqa: F401 - re-exported: one table
@@ -89,3 +90,23 @@ def format_minor(amount_minor: int, decimals: int) -> str:
 def format_amount(amount_minor: int, currency: str) -> str:
     """Minor units as the JSON contract's string: the currency's decimals, no float ("31.81")."""
     return format_minor(amount_minor, currency_decimals(currency))
+
+
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def int64_sum_is_exact(values: np.ndarray) -> bool:
+    """True when no sum of any subset of ``values`` can leave int64 (n * max|value| bounds them all)."""
+    if len(values) == 0:
+        return True
+    return max(abs(int(values.max())), abs(int(values.min()))) * len(values) <= INT64_MAX
+
+
+def exact_sum(amounts: np.ndarray | pd.Series) -> int:
+    """Σ of int64 amounts as a Python int: exact at any size (int64 .sum() wraps silently)."""
+    values = np.asarray(amounts, dtype=np.int64)
+    if int64_sum_is_exact(values):
+        return int(values.sum())  # the usual case: one vectorised pass
+    # Split every value into high and low 32 bits; each half's int64 sum cannot wrap below 2**31 rows.
+    high, low = values >> 32, values & 0xFFFFFFFF
+    return int(high.sum()) * (1 << 32) + int(low.sum())

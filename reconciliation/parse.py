@@ -38,7 +38,7 @@ import pyarrow.csv as pacsv
 
 from reconciliation.decode import NotTextError, to_utf8
 from reconciliation.marketplaces import main_marketplace_name
-from reconciliation.model import LINE_COLUMNS, Settlement, currency_decimals
+from reconciliation.model import INT64_MAX, LINE_COLUMNS, Settlement, currency_decimals, int64_sum_is_exact
 
 # --- column sets -----------------------------------------------------------------------
 
@@ -553,29 +553,11 @@ def _check_row_currency(rows: pa.Table, lines: np.ndarray, summary: _Summary, he
 # (exact_sum) guard the gates anyway; a settlement beyond this is refused here, with a
 # located error, so no later int64 sum can wrap (issue #8: 184,468 lines of 999,999,999,999.99
 # wrapped to 31.81). Real settlements are below 10**12 minor units by far.
-INT64_MAX = int(np.iinfo(np.int64).max)
-
-
-def _int64_sum_is_exact(values: np.ndarray) -> bool:
-    """True when no sum of any subset of ``values`` can leave int64 (n * max|value| bounds them all)."""
-    if len(values) == 0:
-        return True
-    return max(abs(int(values.max())), abs(int(values.min()))) * len(values) <= INT64_MAX
-
-
-def exact_sum(amounts: np.ndarray | pd.Series) -> int:
-    """Σ of int64 amounts as a Python int: exact at any size (int64 .sum() wraps silently)."""
-    values = np.asarray(amounts, dtype=np.int64)
-    if _int64_sum_is_exact(values):
-        return int(values.sum())  # the usual case: one vectorised pass
-    # Split every value into high and low 32 bits; each half's int64 sum cannot wrap below 2**31 rows.
-    high, low = values >> 32, values & 0xFFFFFFFF
-    return int(high.sum()) * (1 << 32) + int(low.sum())
 
 
 def _summable(lines: pd.DataFrame, summary: _Summary, header: _Header, sink: _ErrorSink) -> bool:
     amounts = lines["amount_minor"].to_numpy()
-    if _int64_sum_is_exact(amounts):  # the usual case: no need to add anything up
+    if int64_sum_is_exact(amounts):  # the usual case: no need to add anything up
         return True
     running = np.cumsum(np.abs(amounts.astype(object)))  # rare path: exact, Python ints
     if running[-1] <= INT64_MAX:

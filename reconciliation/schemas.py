@@ -13,7 +13,8 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from reconciliation.model import Settlement
-from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN, exact_sum
+from reconciliation.model import exact_sum
+from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN
 from reconciliation.model import format_minor
 
 MAX_LINES_IN_REASON = 10

@@ -31,7 +31,8 @@ from _parse_fixtures import (
 )
 from reconciliation.mapping import load_mapping
 from reconciliation.model import LINE_COLUMNS
-from reconciliation.parse import MAX_LINE_BYTES, exact_sum, parse_settlement_bytes
+from reconciliation.model import exact_sum
+from reconciliation.parse import MAX_LINE_BYTES, parse_settlement_bytes
 from reconciliation.pipeline import prepare_settlement
 from reconciliation.schemas import validate_settlement
 
