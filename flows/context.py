@@ -16,7 +16,7 @@ from typing import Any
 
 from connectors.amazon import AmazonAccount, AmazonConnector
 from connectors.m3 import M3Client, M3Operations
-from connectors.settings import ConfigurationError, Settings, load_settings, resolve_home
+from connectors.settings import ConfigurationError, Settings, check_state_url, load_settings, resolve_home
 from connectors.state import StateStore
 
 SANDBOX_COMPANY, SANDBOX_DIVISION = "100", "AAA"
@@ -71,7 +71,11 @@ def open_connections(home: str | Path | None, *, sandbox: bool, need_m3: bool = 
                      need_amazon: bool = False, seed: int = 0, orders: int = 400) -> Connections:
     """Connect to the sandbox under ``home`` or to the configured live systems."""
     home_path = resolve_home(str(home) if home is not None else None)
-    home_path.mkdir(parents=True, exist_ok=True)
+    try:
+        home_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"home folder {home_path}: cannot create it ({exc.strerror or exc}); "
+                                 "choose another with --home or M3SYNC_HOME") from None
     stack = ExitStack()
     try:
         if sandbox:
@@ -142,6 +146,7 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
     """
     home_path = resolve_home(str(home) if home is not None else None)
     settings = load_settings(home_path)
+    check_state_url(settings.state_url, settings.state_url_origin)
     if sandbox:
         return settings
     if need_m3:
