@@ -500,5 +500,5 @@ def check_state_url(url: str, origin: str = "the state database URL", *, driver:
         dialect.import_dbapi()
     except ImportError as exc:
         module = (exc.name or parsed.get_driver_name()).split(".")[0]
-        raise ConfigurationError(f"{origin}: the state database URL needs the {module} driver, which is not "
-                                 f"installed: pip install '{_DRIVER_PACKAGES.get(module, module)}'") from None
+        raise ConfigurationError(f"{origin} {shown} needs the {module} database driver, which is not installed: "
+                                 f"pip install '{_DRIVER_PACKAGES.get(module, module)}'") from None

@@ -179,20 +179,21 @@ def _settle(args: argparse.Namespace) -> int:
     if missing:
         return _fail(f"{missing[0]}: no such file", EXIT_INVALID)
 
-    from flows.context import checked_settings
-    from flows.contract import exit_code
+    from flows.context import checked_settings, load_gl_mapping
     from flows.reports import report_path
-    from flows.settlement import settlement_reconciliation
-    from flows.settlement_steps import load_gl_mapping
 
     try:
-        # Everything that can be checked is, before the flow starts and anything is posted.
+        # Everything that can be checked is, before Prefect starts and anything is posted.
         settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run,
                                     need_amazon=args.from_amazon)
         report_path(settings.home, args.report)
         load_gl_mapping(args.mapping, settings.home)
     except Exception as exc:  # noqa: BLE001
         return _failure(exc)
+
+    from flows.contract import exit_code
+    from flows.settlement import settlement_reconciliation
+
     concise_console_logs()
     state = settlement_reconciliation(
         files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,

@@ -16,8 +16,10 @@ from typing import Any
 
 from connectors.amazon import AmazonAccount, AmazonConnector
 from connectors.m3 import M3Client, M3Operations
-from connectors.settings import ConfigurationError, Settings, check_state_url, load_settings, resolve_home
+from connectors.settings import (ConfigurationError, Settings, check_state_url, decode_error_position, load_settings,
+                                 resolve_home)
 from connectors.state import StateStore
+from reconciliation.mapping import GLMapping, MappingError, load_mapping
 
 SANDBOX_COMPANY, SANDBOX_DIVISION = "100", "AAA"
 
@@ -189,3 +191,12 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
         stack.callback(connections.amazon.close)
     return connections
 
+
+def load_gl_mapping(name_or_path: str, home: Path) -> GLMapping:
+    """The GL mapping preset or file; a file that is not UTF-8 is a MappingError naming line and column."""
+    try:
+        return load_mapping(name_or_path, home=home)
+    except UnicodeDecodeError as exc:
+        line, column = decode_error_position(exc)
+        raise MappingError(str(name_or_path), f"line {line}, column {column}",
+                           "not UTF-8 text; save the mapping file as UTF-8") from None

@@ -22,7 +22,7 @@ from prefect.futures import PrefectFuture
 from connectors.m3 import M3Error
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.context import Connections, open_connections
+from flows.context import Connections, load_gl_mapping, open_connections
 from flows.contract import settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
@@ -43,7 +43,7 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
-        gl_mapping = steps.load_gl_mapping(mapping, connections.home)
+        gl_mapping = load_gl_mapping(mapping, connections.home)
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
         # Anomalies first, oldest settlement first: each is judged against those before it.
         chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))

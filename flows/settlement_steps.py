@@ -20,11 +20,10 @@ from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
 from connectors.m3 import JournalEntry, JournalLine, M3AuthError, M3Error, M3TransactionError, M3Unavailable
 from connectors.m3.records import CustomerInvoice
-from connectors.settings import decode_error_position
 from connectors.state import StateStore
 from flows.context import Connections
 from flows.failures import UnexpectedError, contained
-from reconciliation.mapping import GLMapping, MappingError, load_mapping
+from reconciliation.mapping import GLMapping
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
@@ -121,16 +120,6 @@ def _read_each(parsers: Iterable[tuple[str, Callable[[], ParseResult]]]) -> Sour
     errors += [d.conflict for d in duplicates if d.conflict is not None]
     return Sources(tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None),
                    failures=tuple(failures))
-
-
-def load_gl_mapping(name_or_path: str, home: Path) -> GLMapping:
-    """The GL mapping preset or file; a file that is not UTF-8 is a MappingError naming line and column."""
-    try:
-        return load_mapping(name_or_path, home=home)
-    except UnicodeDecodeError as exc:
-        line, column = decode_error_position(exc)
-        raise MappingError(str(name_or_path), f"line {line}, column {column}",
-                           "not UTF-8 text; save the mapping file as UTF-8") from None
 
 
 @task(cache_policy=NO_CACHE)
