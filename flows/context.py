@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.amazon import AmazonAccount, AmazonConnector
-from connectors.m3 import M3Client, M3Operations
+from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
 from connectors.settings import (ConfigurationError, Settings, check_state_url, decode_error_position, load_settings,
                                  resolve_home)
 from connectors.state import StateStore
@@ -153,6 +153,8 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
         return settings
     if need_m3:
         m3 = settings.require_m3()
+        if m3.ionapi is not None:
+            check_ionapi(m3.ionapi)
         if m3.profile == "cloudsuite" and not m3.cono:
             raise ConfigurationError("the cloudsuite profile posts through GLS840MI, which needs the company: "
                                      "set [m3] cono in HOME/config.toml or M3SYNC_M3_CONO")
@@ -162,6 +164,20 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
             raise ConfigurationError("Amazon seller id missing: set [amazon] seller_id in HOME/config.toml "
                                      "or M3SYNC_AMAZON_SELLER_ID")
     return settings
+
+
+def check_ionapi(path: Path) -> None:
+    """Raise ConfigurationError (one line, no key shown) unless ``path`` is a readable .ionapi file."""
+    try:
+        IonApiCredentials.from_file(path)
+    except M3AuthError as exc:  # missing, not JSON, keys missing: the message names the file, never a key
+        raise ConfigurationError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        line, column = decode_error_position(exc)
+        raise ConfigurationError(f"{path}:{line}:{column}: not UTF-8 text; the .ionapi file must be UTF-8 JSON"
+                                 ) from None
+    except OSError as exc:
+        raise ConfigurationError(f".ionapi file {path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazon: bool) -> Connections:

@@ -279,6 +279,21 @@ def test_state_url_without_its_driver_says_what_to_install_without_the_password(
     assert "S3cret" not in str(error.value)
 
 
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"ti": "T", "cs": "c\xe9-secret"}'.encode("latin-1"), ":1:21: not UTF-8 text"),
+    (b'{"ti": "T", "cs": "secret",', r"is not valid JSON \(line 1, column 28\)"),
+    (b'{"ti": "T", "cs": "secret"}', "lacks"),
+])
+def test_an_unusable_ionapi_file_is_a_configuration_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    from flows.context import checked_settings
+
+    (tmp_path / "m3.ionapi").write_bytes(content)
+    write_config(tmp_path, '[m3]\nionapi = "m3.ionapi"\n')
+    with pytest.raises(ConfigurationError, match=expected) as error:
+        checked_settings(tmp_path, sandbox=False, need_m3=True, need_amazon=False)
+    assert "m3.ionapi" in str(error.value) and "secret" not in str(error.value)
+
+
 @pytest.mark.parametrize(("url", "expected"), [("not a url", "is not a database URL"),
                                                ("nosuchdb://u:S3cret-pw@h/x", "names a database SQLAlchemy does not know")])
 def test_bad_state_urls_are_one_line_without_the_password(tmp_path: Path, url: str, expected: str) -> None:
