@@ -24,7 +24,8 @@ from flows import settlement_steps
 from flows.context import load_gl_mapping
 from flows.contract import exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
-from reconciliation.workbook import SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, WorkbookError
+from reconciliation.workbook import (SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS,
+                                     WorkbookError)
 
 FIXTURE = "fixtures/settlements/us_v2_usd.tsv"
 FIXTURE_ID = "10000000001"
@@ -111,11 +112,16 @@ def _batch(folder: Path, text: str, second_edit: Callable[[str], str] | None) ->
     return [str(folder / name) for name in files]
 
 
-def _summary_statuses(workbook: Path) -> dict[str, str]:
-    sheet = openpyxl.load_workbook(workbook, read_only=True)[SHEET_SUMMARY]
-    rows = list(sheet.iter_rows(min_row=SUMMARY_HEADER_ROW + 2, values_only=True))
+def _summary_statuses(book) -> dict[str, str]:
+    rows = list(book[SHEET_SUMMARY].iter_rows(min_row=SUMMARY_HEADER_ROW + 2, values_only=True))
     status = SUMMARY_HEADERS.index("Status")
     return {row[0]: row[status] for row in rows if row[0] and str(row[0]).isdigit()}
+
+
+def _exception_messages(book, source: str) -> list[str]:
+    rows = list(book[SHEET_EXCEPTIONS].iter_rows(values_only=True))
+    header = rows[0]
+    return [row[header.index("Message")] for row in rows[1:] if row[header.index("File")] == source]
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -155,10 +161,13 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
     assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 2 + second_vouchers
     assert exit_code(document) == code
     assert document["report"] == str(report) and report.is_file()
-    statuses = _summary_statuses(report)
+    book = openpyxl.load_workbook(report, read_only=True)
+    statuses = _summary_statuses(book)
     assert statuses[FIRST] == statuses[THIRD] == "posted"
     if second["settlement_id"] is not None:
         assert statuses[SECOND] == status
+    messages = _exception_messages(book, "second.tsv")
+    assert messages and (status == "invalid" or any(fragment in message for message in messages)), messages
 
 
 def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_code(
@@ -278,3 +287,23 @@ def test_problem_lines_are_one_per_reason() -> None:
     assert exit_code({**document, "unreachable": False}) == EXIT_FAILED
     assert exit_code({"settlements": document["settlements"][:2], "unreachable": False}) == EXIT_INVALID
     assert exit_code({"settlements": document["settlements"][4:], "unreachable": False}) == EXIT_OK
+
+
+def test_an_outcome_that_cannot_be_described_still_reports_what_was_posted() -> None:
+    import pandas as pd
+
+    from _settlement_builders import make_settlement
+    from flows.contract import settle_document
+    from flows.settlement_steps import Sources
+    from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
+
+    settlement = make_settlement([("Order", "ItemPrice", "Principal", 1000, "2024-10-18", "111-1")])
+    # Anomalies without their columns: describing them fails, the posted voucher must still be reported.
+    outcome = SettlementOutcome(settlement=settlement, status="posted", anomalies=pd.DataFrame({"x": [1]}),
+                                posted=(PostedVoucherRef("AMZ-10000000001-202410", "AAA/2024/AZ/7", False),))
+    document = settle_document([outcome], Sources(settlements=(settlement,)), None)
+    entry, = document["settlements"]
+    assert (entry["settlement_id"], entry["status"]) == ("10000000001", "failed")
+    assert entry["journal"]["vouchers"][0]["m3_ref"] == "AAA/2024/AZ/7"
+    assert any("AttributeError" in reason for reason in entry["reasons"]), entry["reasons"]
+    assert exit_code(document) == EXIT_FAILED
