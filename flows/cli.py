@@ -182,14 +182,12 @@ def _settle(args: argparse.Namespace) -> int:
     from flows.context import checked_settings, load_gl_mapping
     from flows.reports import report_path
 
-    try:
-        # Everything that can be checked is, before Prefect starts and anything is posted.
-        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run,
-                                    need_amazon=args.from_amazon)
-        report_path(settings.home, args.report)
-        load_gl_mapping(args.mapping, settings.home)
-    except Exception as exc:  # noqa: BLE001
-        return _failure(exc)
+    # Everything that can be checked is, before Prefect starts and anything is posted (a
+    # failure here is one line from main()).
+    settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run,
+                                need_amazon=args.from_amazon)
+    report_path(settings.home, args.report)
+    load_gl_mapping(args.mapping, settings.home)
 
     from flows.contract import exit_code
     from flows.settlement import settlement_reconciliation

@@ -13,7 +13,7 @@ import pandas as pd
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
 from flows.failures import UnexpectedError, contained
 from reconciliation.model import format_amount
-from reconciliation.outcome import SettlementOutcome
+from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError
 
 
@@ -55,9 +55,10 @@ def settlement_entry(outcome: SettlementOutcome) -> dict[str, Any]:
 
 
 def file_entry(source: str, status: str, reasons: Sequence[str], settlement_id: str | None = None,
-               posted: Sequence[Any] = ()) -> dict[str, Any]:
-    """An entry with what is known when no settlement could be described: a file that could not
-    be read (``invalid``) or whose reading failed (``failed``); every key of the contract is there."""
+               posted: Sequence[PostedVoucherRef] = ()) -> dict[str, Any]:
+    """An entry with what is known when no settlement can be described: a file that could not be
+    read (``invalid``), whose reading failed, or an outcome whose description failed (``failed``,
+    with what was posted); every key of the contract is there."""
     return {"settlement_id": settlement_id, "source": source, "format": None, "marketplace": None,
             "currency": None, "start": None, "end": None, "deposit_date": None, "total_amount": None,
             "line_count": 0, "status": status, "reasons": list(reasons),
@@ -89,8 +90,7 @@ def duplicate_entry(kept: dict[str, Any], source: str) -> dict[str, Any]:
             "reasons": [f"same settlement as {kept['source']}; processed once"]}
 
 
-def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any,
-                    workbook: Any) -> dict[str, Any]:
+def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workbook: Any) -> dict[str, Any]:
     """The run's document. ``workbook`` is the written workbook's info (``.path``), or the
     `UnexpectedError` that stopped it: then ``report`` is null and ``report_error`` says why."""
     entries = [_entry(o) for o in outcomes]

@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 from connectors.m3 import M3Client, M3Operations
