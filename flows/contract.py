@@ -126,3 +126,26 @@ def exit_code(document: dict[str, Any]) -> int:
     if "held" in statuses:
         return EXIT_HELD
     return EXIT_OK
+
+
+# The flow run's state name when the run has a problem (DESIGN.md: a run with a held, invalid
+# or failed item, or an unreachable system, never ends as a plain Completed).
+RUN_STATE_NAMES = {EXIT_UNREACHABLE: "Unreachable", EXIT_FAILED: "Failed items", EXIT_INVALID: "Invalid input",
+                   EXIT_HELD: "Held"}
+
+
+def run_state(document: dict[str, Any]) -> Any:
+    """The flow's return value: the document, inside a Completed state named after the run's
+    worst problem (with the statuses counted in its message) when it has one."""
+    from prefect.states import Completed
+
+    name = RUN_STATE_NAMES.get(exit_code(document))
+    if name is None:
+        return document
+    counts: dict[str, int] = {}
+    for entry in document["settlements"]:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    message = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    if document.get("report_error"):
+        message += "; workbook not written"
+    return Completed(name=name, message=message, data=document)

@@ -7,7 +7,9 @@ run -> artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
 error in m3sync included) becomes its outcome, the others go on, and the JSON document is
-returned even when the workbook cannot be written.
+returned even when the workbook cannot be written. A run with a problem ends in a Completed
+state named after the worst one ("Held", "Invalid input", "Failed items", "Unreachable"), never
+a plain Completed.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from connectors.m3 import M3Error
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
 from flows.context import Connections, load_gl_mapping, open_connections
-from flows.contract import settle_document
+from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
 from reconciliation.mapping import GLMapping
@@ -63,7 +65,7 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
         if not isinstance(workbook, UnexpectedError):
             contained("publishing the run's artifacts", lambda: publish_settlement_artifacts(
                 outcomes, sources.errors, workbook.path, sources.failures))
-        return settle_document(outcomes, sources, workbook)
+        return run_state(settle_document(outcomes, sources, workbook))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")

@@ -22,7 +22,7 @@ from _cli import m3sync
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 from flows import settlement_steps
 from flows.context import load_gl_mapping
-from flows.contract import exit_code
+from flows.contract import RUN_STATE_NAMES, exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
 from reconciliation.workbook import (SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS,
                                      WorkbookError)
@@ -140,7 +140,9 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
     files = _batch(tmp_path / "in", (shared / FIXTURE).read_text(encoding="utf-8"), edit)
     report = tmp_path / "out" / "run.xlsx"
 
-    document = settlement_reconciliation(files=files, home=str(home), report=str(report))
+    state = settlement_reconciliation(files=files, home=str(home), report=str(report), return_state=True)
+    document = state.result()
+    assert state.is_completed() and state.name == RUN_STATE_NAMES[code]  # never a plain "Completed"
 
     by_source = {entry["source"]: entry for entry in document["settlements"]}
     assert set(by_source) == {"first.tsv", "second.tsv", "third.tsv"}
