@@ -96,6 +96,15 @@ def is_personal_key(key: str) -> bool:
     return k in _PERSONAL_KEYS or k.startswith(_PERSONAL_PREFIXES)
 
 
+_URL_USERINFO = re.compile(r"^(?P<scheme>\s*[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>.*)@", re.DOTALL)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its whole userinfo masked (``ftp://***@host``): for URLs shown in messages,
+    where a user name may be an account and a password may hold any character."""
+    return _URL_USERINFO.sub(r"\g<scheme>" + MASK + "@", url, count=1)
+
+
 def redact_text(text: str) -> str:
     """Mask tokens, credentials and e-mail addresses inside free text."""
     for pattern, replacement in _INLINE_PATTERNS:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from connectors.redact import redact_text
+from connectors.redact import redact_text, redact_url
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "M3SYNC_"
@@ -199,6 +199,7 @@ class Settings:
     state_url: str
     home: Path
     problems: Mapping[str, str] = field(default_factory=dict)
+    state_url_origin: str = "the state database URL"   # where it was configured, for messages
 
     def __repr__(self) -> str:
         return (f"Settings(m3={self.m3!r}, amazon={self.amazon!r}, state_url={redact_text(self.state_url)!r}, "
@@ -247,12 +248,23 @@ class _Raw:
     from_file: bool
 
 
+def decode_error_position(exc: UnicodeDecodeError) -> tuple[int, int]:
+    """1-based line and column (in bytes) of the first byte that is not valid in the text's encoding."""
+    data = bytes(exc.object)
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    return data.count(b"\n", 0, exc.start) + 1, exc.start - line_start + 1
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
+    except UnicodeDecodeError as exc:
+        line, column = decode_error_position(exc)
+        raise ConfigurationError(f"{path}:{line}:{column}: not UTF-8 text; TOML files must be saved as UTF-8",
+                                 path=path, line=line) from None
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
         raise ConfigurationError(
@@ -354,7 +366,8 @@ class _Section:
     def url(self, key: str) -> str | None:
         value = self.text(key)
         if value is not None and not value.startswith(("https://", "http://")):
-            self.problems.append(f"{self._raw[(self.name, key)].origin} must be an http(s) URL, got {value!r}")
+            self.problems.append(f"{self._raw[(self.name, key)].origin} must be an http(s) URL, "
+                                 f"got {redact_url(value)!r}")
             return None
         return value.rstrip("/") if value else value
 
@@ -446,11 +459,46 @@ def load_settings(
     sections = {name: _Section(name, raw, home, secret_resolver) for name in ("m3", "amazon", "state")}
     m3 = _m3_settings(sections["m3"], home)
     amazon = _amazon_settings(sections["amazon"], home)
-    state_url = sections["state"].text("url") or f"sqlite:///{(home / 'state.sqlite').absolute()}"
+    state_url = sections["state"].text("url")
+    state_origin = raw[("state", "url")].origin if state_url is not None else "the default state database"
+    if state_url is not None:
+        check_state_url(state_url, state_origin, driver=False)  # the driver is checked when a run needs it
+    state_url = state_url or f"sqlite:///{(home / 'state.sqlite').absolute()}"
     if sections["state"].problems:
         raise ConfigurationError("; ".join(sections["state"].problems))
     problems = {name: "; ".join(section.problems) for name, section in sections.items() if section.problems}
-    settings = Settings(m3=m3, amazon=amazon, state_url=state_url, home=home, problems=problems)
+    settings = Settings(m3=m3, amazon=amazon, state_url=state_url, home=home, problems=problems,
+                        state_url_origin=state_origin)
     for name in require:
         (settings.require_m3 if name == "m3" else settings.require_amazon)()
     return settings
+
+
+# pip packages of the database drivers SQLAlchemy's dialects import, where the names differ.
+_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+                    "pymysql": "PyMySQL"}
+
+
+def check_state_url(url: str, origin: str = "the state database URL", *, driver: bool = True) -> None:
+    """Raise ConfigurationError (one line, userinfo masked) unless ``url`` is a SQLAlchemy URL whose
+    database driver is installed (``driver=False``: the URL only); ``origin`` says where it was configured."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    shown = redact_url(url)
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigurationError(f"{origin}: {shown} names a database SQLAlchemy does not know") from None
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(f"{origin}: {shown} is not a database URL (e.g. sqlite:////path/state.sqlite "
+                                 "or postgresql+psycopg://user@host/db)") from None
+    if not driver:
+        return
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = (exc.name or parsed.get_driver_name()).split(".")[0]
+        raise ConfigurationError(f"{origin} {shown} needs the {module} database driver, which is not installed: "
+                                 f"pip install '{_DRIVER_PACKAGES.get(module, module)}'") from None

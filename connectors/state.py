@@ -228,6 +228,9 @@ def _is_sqlite_memory(url: sa.URL) -> bool:
 
 
 def _make_engine(url: str) -> Engine:
+    from connectors.settings import check_state_url
+
+    check_state_url(url)  # a missing driver is a one-line ConfigurationError, not an ImportError
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -10,9 +11,12 @@ from reconciliation.model import format_amount
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
 
+if TYPE_CHECKING:
+    from flows.settlement_steps import FileFailure
+
 
 def summary_markdown(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
-                     workbook: Path) -> str:
+                     workbook: Path, failures: Sequence[FileFailure] = ()) -> str:
     rows = ["| settlement | marketplace | deposit | total | status | vouchers | reconciliation |",
             "|---|---|---|---|---|---|---|"]
     for o in outcomes:
@@ -25,22 +29,27 @@ def summary_markdown(outcomes: Sequence[SettlementOutcome], errors: Sequence[Set
                     f"{', '.join(p.m3_ref for p in o.posted) or '-'} | {rec_text} |")
     if errors:
         rows.append(f"\n{len(errors)} input problem(s); see the Exceptions sheet.")
+    if failures:
+        rows.append(f"\n{len(failures)} file(s) failed with an unexpected error; see the Exceptions sheet.")
     return "# Amazon settlements\n\n" + "\n".join(rows) + f"\n\nWorkbook: `{workbook}`\n"
 
 
-def exception_rows(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError]) -> list[dict]:
+def exception_rows(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
+                   failures: Sequence[FileFailure] = ()) -> list[dict]:
     rows = [{"settlement": o.settlement.settlement_id, "status": o.status, "reason": reason}
-            for o in outcomes for reason in o.reasons if o.status in ("held", "duplicate")]
+            for o in outcomes for reason in o.reasons if o.status in ("held", "duplicate", "failed")]
     rows += [{"settlement": "", "status": "invalid", "reason": str(e)} for e in errors]
+    rows += [{"settlement": "", "status": "failed", "reason": f"{f.source}: {f.error.reason()}"} for f in failures]
     return rows
 
 
 def publish_settlement_artifacts(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
-                                 workbook: Path) -> None:
-    create_markdown_artifact(summary_markdown(outcomes, errors, workbook), key="settlement-summary",
+                                 workbook: Path, failures: Sequence[FileFailure] = ()) -> None:
+    create_markdown_artifact(summary_markdown(outcomes, errors, workbook, failures), key="settlement-summary",
                              description="Settlements processed in this run")
-    create_table_artifact(exception_rows(outcomes, errors) or [{"settlement": "", "status": "", "reason": "none"}],
-                          key="settlement-exceptions", description="Held, duplicate and invalid settlements")
+    create_table_artifact(exception_rows(outcomes, errors, failures)
+                          or [{"settlement": "", "status": "", "reason": "none"}],
+                          key="settlement-exceptions", description="Held, duplicate, failed and invalid settlements")
     create_table_artifact(anomaly_rows(outcomes) or [{"settlement": "", "order_id": "", "sku": "", "kind": "",
                                                       "score": "", "reasons": "none flagged"}],
                           key="settlement-anomalies", description="Items flagged by the anomaly model and rules")

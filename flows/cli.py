@@ -1,8 +1,12 @@
 """The ``m3sync`` command line (DESIGN.md, "Contracts").
 
-Exit codes: 0 success (posted, dry run, duplicate), 2 invalid input or configuration (the
-message on stderr says what and where), 3 a settlement held by a gate, 4 M3 or Amazon
-unreachable or rejecting. No traceback reaches the user for any of these.
+Exit codes (flows/exit_codes.py): 0 success (posted, dry run, duplicate); 2 invalid input or
+configuration; 3 a settlement held (by a gate, or M3 refused its voucher); 4 M3 or Amazon
+unreachable or rejecting; 5 an unexpected error in m3sync itself (the flow run's log has the
+traceback). Several at once: 4, then 5, then 2, then 3. Exit code 1 is never used. No
+traceback reaches the terminal: every failure is one line on stderr, and for ``settle`` each
+reason of an invalid, held or failed settlement too (``file:line:column: message`` for input
+errors), while ``--json`` keeps stdout to exactly one JSON document.
 """
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
-from flows.exit_codes import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
+from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
 
 
 
@@ -69,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connectors.redact import install_redaction
 
     install_redaction()
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except Exception as exc:  # noqa: BLE001 - one line and a documented exit code, never a traceback
+        return _failure(exc)
 
 
 class _WithoutTraceback(logging.Formatter):
@@ -103,7 +111,9 @@ def concise_console_logs() -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"m3sync: {message}", file=sys.stderr)
+    from connectors.redact import redact_text
+
+    print(f"m3sync: {redact_text(' '.join(message.split()))}", file=sys.stderr)
     return code
 
 
@@ -123,6 +133,36 @@ def _known_failure(exc: BaseException) -> int | None:
     return None
 
 
+def _failure(exc: BaseException, flow_run_id: Any = None) -> int:
+    """One line on stderr and the exit code: a known failure as it is, anything else as exit 5."""
+    code = _known_failure(exc)
+    if code is not None:
+        return _fail(str(exc), code)
+    first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+    where = (f"the traceback is in the log of flow run {flow_run_id} (prefect flow-run logs {flow_run_id})"
+             if flow_run_id else "please report it with the command that was run")
+    return _fail(f"unexpected error in m3sync: {type(exc).__name__}: {first}; {where}", EXIT_FAILED)
+
+
+def problem_lines(document: dict[str, Any]) -> list[str]:
+    """One stderr line per reason of each invalid, held or failed entry (``file:line:column: message``
+    for input errors), and one for a workbook that could not be written."""
+    lines = []
+    for entry in document["settlements"]:
+        if entry["status"] not in ("invalid", "held", "failed"):
+            continue
+        where = entry["source"] if entry["settlement_id"] is None else \
+            f"{entry['source']}: settlement {entry['settlement_id']}"
+        for reason in entry["reasons"]:
+            text = " ".join(str(reason).split())
+            # A file's input errors already start with "file:line:column:".
+            lines.append(text if entry["status"] == "invalid" and entry["settlement_id"] is None
+                         else f"{where}: {entry['status']}: {text}")
+    if document.get("report_error"):
+        lines.append(f"m3sync: {document['report_error']}")
+    return lines
+
+
 def _settle(args: argparse.Namespace) -> int:
     from decimal import Decimal, InvalidOperation
 
@@ -135,35 +175,32 @@ def _settle(args: argparse.Namespace) -> int:
             raise InvalidOperation
     except InvalidOperation:
         return _fail(f"--tolerance {args.tolerance!r} is not a non-negative amount", EXIT_INVALID)
-    if args.report and not args.report.lower().endswith(".xlsx"):
-        return _fail(f"--report {args.report}: the workbook must be an .xlsx file", EXIT_INVALID)
     missing = [f for f in args.files if not os.path.isfile(f)]
     if missing:
         return _fail(f"{missing[0]}: no such file", EXIT_INVALID)
 
-    from flows.context import checked_settings
+    from flows.context import checked_settings, load_gl_mapping
+    from flows.reports import report_path
+
+    # Everything that can be checked is, before Prefect starts and anything is posted (a
+    # failure here is one line from main()).
+    settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run,
+                                need_amazon=args.from_amazon)
+    report_path(settings.home, args.report)
+    load_gl_mapping(args.mapping, settings.home)
+
     from flows.contract import exit_code
     from flows.settlement import settlement_reconciliation
 
-    try:
-        checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run, need_amazon=args.from_amazon)
-    except Exception as exc:  # noqa: BLE001
-        code = _known_failure(exc)
-        if code is None:
-            raise
-        return _fail(str(exc), code)
     concise_console_logs()
+    state = settlement_reconciliation(
+        files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,
+        dry_run=args.dry_run, report=args.report, home=args.home, mapping=args.mapping,
+        tolerance=args.tolerance, strict=args.strict, return_state=True)
     try:
-        document = settlement_reconciliation(
-            files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,
-            dry_run=args.dry_run, report=args.report, home=args.home, mapping=args.mapping,
-            tolerance=args.tolerance, strict=args.strict)
+        document = state.result()
     except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
-        code = _known_failure(exc)
-        if code is None:
-            raise
-        return _fail(str(exc), code)
-    unreachable = bool(document.get("unreachable"))
+        return _failure(exc, state.state_details.flow_run_id)
     if args.json:
         print(json.dumps(document, indent=2))
     else:
@@ -171,20 +208,17 @@ def _settle(args: argparse.Namespace) -> int:
 
         for line in summary_lines(document):
             print(line)
-    return exit_code(document, unreachable=unreachable)
+    sys.stdout.flush()
+    for line in problem_lines(document):
+        print(line, file=sys.stderr)
+    return exit_code(document)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
     concise_console_logs()
-    try:
-        return run_demo(args.home, args.seed, orders=args.orders)
-    except Exception as exc:  # noqa: BLE001
-        code = _known_failure(exc)
-        if code is None:
-            raise
-        return _fail(str(exc), code)
+    return run_demo(args.home, args.seed, orders=args.orders)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from connectors.amazon import AmazonAccount, AmazonConnector
-from connectors.m3 import M3Client, M3Operations
-from connectors.settings import ConfigurationError, Settings, load_settings, resolve_home
+from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
+from connectors.settings import (ConfigurationError, Settings, check_state_url, decode_error_position, load_settings,
+                                 resolve_home)
 from connectors.state import StateStore
+from reconciliation.mapping import GLMapping, MappingError, load_mapping
 
 SANDBOX_COMPANY, SANDBOX_DIVISION = "100", "AAA"
 
@@ -71,7 +73,11 @@ def open_connections(home: str | Path | None, *, sandbox: bool, need_m3: bool = 
                      need_amazon: bool = False, seed: int = 0, orders: int = 400) -> Connections:
     """Connect to the sandbox under ``home`` or to the configured live systems."""
     home_path = resolve_home(str(home) if home is not None else None)
-    home_path.mkdir(parents=True, exist_ok=True)
+    try:
+        home_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"home folder {home_path}: cannot create it ({exc.strerror or exc}); "
+                                 "choose another with --home or M3SYNC_HOME") from None
     stack = ExitStack()
     try:
         if sandbox:
@@ -142,10 +148,13 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
     """
     home_path = resolve_home(str(home) if home is not None else None)
     settings = load_settings(home_path)
+    check_state_url(settings.state_url, settings.state_url_origin)
     if sandbox:
         return settings
     if need_m3:
         m3 = settings.require_m3()
+        if m3.ionapi is not None:
+            check_ionapi(m3.ionapi)
         if m3.profile == "cloudsuite" and not m3.cono:
             raise ConfigurationError("the cloudsuite profile posts through GLS840MI, which needs the company: "
                                      "set [m3] cono in HOME/config.toml or M3SYNC_M3_CONO")
@@ -155,6 +164,20 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
             raise ConfigurationError("Amazon seller id missing: set [amazon] seller_id in HOME/config.toml "
                                      "or M3SYNC_AMAZON_SELLER_ID")
     return settings
+
+
+def check_ionapi(path: Path) -> None:
+    """Raise ConfigurationError (one line, no key shown) unless ``path`` is a readable .ionapi file."""
+    try:
+        IonApiCredentials.from_file(path)
+    except M3AuthError as exc:  # missing, not JSON, keys missing: the message names the file, never a key
+        raise ConfigurationError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        line, column = decode_error_position(exc)
+        raise ConfigurationError(f"{path}:{line}:{column}: not UTF-8 text; the .ionapi file must be UTF-8 JSON"
+                                 ) from None
+    except OSError as exc:
+        raise ConfigurationError(f".ionapi file {path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazon: bool) -> Connections:
@@ -184,3 +207,12 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
         stack.callback(connections.amazon.close)
     return connections
 
+
+def load_gl_mapping(name_or_path: str, home: Path) -> GLMapping:
+    """The GL mapping preset or file; a file that is not UTF-8 is a MappingError naming line and column."""
+    try:
+        return load_mapping(name_or_path, home=home)
+    except UnicodeDecodeError as exc:
+        line, column = decode_error_position(exc)
+        raise MappingError(str(name_or_path), f"line {line}, column {column}",
+                           "not UTF-8 text; save the mapping file as UTF-8") from None

@@ -10,11 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
+from flows.failures import UnexpectedError, contained
 from reconciliation.model import format_amount
-from reconciliation.outcome import SettlementOutcome
+from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError
-from flows.exit_codes import EXIT_HELD, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
-
 
 
 def _utc(moment: pd.Timestamp) -> str:
@@ -54,14 +54,34 @@ def settlement_entry(outcome: SettlementOutcome) -> dict[str, Any]:
     }
 
 
-def invalid_entry(source: str, errors: Sequence[SettlementFileError]) -> dict[str, Any]:
-    """A file (or part of one) that could not be read: no settlement, status ``invalid``."""
-    return {"settlement_id": None, "source": source, "format": None, "marketplace": None, "currency": None,
-            "start": None, "end": None, "deposit_date": None, "total_amount": None, "line_count": 0,
-            "status": "invalid", "reasons": [str(e) for e in errors], "journal": {"vouchers": []},
+def file_entry(source: str, status: str, reasons: Sequence[str], settlement_id: str | None = None,
+               posted: Sequence[PostedVoucherRef] = ()) -> dict[str, Any]:
+    """An entry with what is known when no settlement can be described: a file that could not be
+    read (``invalid``), whose reading failed, or an outcome whose description failed (``failed``,
+    with what was posted); every key of the contract is there."""
+    return {"settlement_id": settlement_id, "source": source, "format": None, "marketplace": None,
+            "currency": None, "start": None, "end": None, "deposit_date": None, "total_amount": None,
+            "line_count": 0, "status": status, "reasons": list(reasons),
+            "journal": {"vouchers": [{"key": p.key, "date": None, "lines": None, "debit": None, "credit": None,
+                                      "m3_ref": p.m3_ref} for p in posted]},
             "reconciliation": {"status": "skipped", "matched": 0, "amount_mismatch": 0, "missing_in_m3": 0,
                                "not_settled": 0},
             "anomalies": []}
+
+
+def invalid_entry(source: str, errors: Sequence[SettlementFileError]) -> dict[str, Any]:
+    """A file (or part of one) that could not be read: no settlement, status ``invalid``."""
+    return file_entry(source, "invalid", [str(e) for e in errors])
+
+
+def _entry(outcome: SettlementOutcome) -> dict[str, Any]:
+    """The outcome's entry; should describing it fail, the essentials (what was posted above all)."""
+    entry = contained(f"describing settlement {outcome.settlement.settlement_id}",
+                      lambda: settlement_entry(outcome))
+    if not isinstance(entry, UnexpectedError):
+        return entry
+    return file_entry(outcome.settlement.source, "failed", [*outcome.reasons, entry.reason()],
+                      settlement_id=outcome.settlement.settlement_id, posted=outcome.posted)
 
 
 def duplicate_entry(kept: dict[str, Any], source: str) -> dict[str, Any]:
@@ -71,7 +91,9 @@ def duplicate_entry(kept: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workbook: Any) -> dict[str, Any]:
-    entries = [settlement_entry(o) for o in outcomes]
+    """The run's document. ``workbook`` is the written workbook's info (``.path``), or the
+    `UnexpectedError` that stopped it: then ``report`` is null and ``report_error`` says why."""
+    entries = [_entry(o) for o in outcomes]
     by_id = {entry["settlement_id"]: entry for entry in entries}
     entries += [duplicate_entry(by_id[d.settlement_id], d.source) for d in sources.duplicates_in_input
                 if d.settlement_id in by_id]
@@ -79,20 +101,51 @@ def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workboo
     for error in sources.errors:
         by_source.setdefault(error.source, []).append(error)
     entries += [invalid_entry(source, errors) for source, errors in by_source.items()]
+    entries += [file_entry(f.source, "failed", [f.error.reason(), "nothing posted for this file"])
+                for f in sources.failures]
     document: dict[str, Any] = {"settlements": entries,
                                 "unreachable": any(o.unreachable for o in outcomes)}
-    if workbook is not None:
+    if isinstance(workbook, UnexpectedError):
+        document["report"] = None
+        document["report_error"] = f"workbook not written: {workbook.reason()}"
+    elif workbook is not None:
         document["report"] = str(workbook.path)
     return document
 
 
-def exit_code(document: dict[str, Any], unreachable: bool = False) -> int:
-    """4 unreachable, else 2 invalid input, else 3 held, else 0 (posted, dry run, duplicate)."""
+def exit_code(document: dict[str, Any]) -> int:
+    """4 unreachable, else 5 failed (a settlement, a file or the workbook), else 2 invalid input,
+    else 3 held, else 0 (posted, dry run, duplicate). See ``flows/exit_codes.py``."""
     statuses = {entry["status"] for entry in document["settlements"]}
-    if unreachable:
+    if document.get("unreachable"):
         return EXIT_UNREACHABLE
+    if "failed" in statuses or document.get("report_error"):
+        return EXIT_FAILED
     if "invalid" in statuses:
         return EXIT_INVALID
     if "held" in statuses:
         return EXIT_HELD
     return EXIT_OK
+
+
+# The flow run's state name when the run has a problem (DESIGN.md: a run with a held, invalid
+# or failed item, or an unreachable system, never ends as a plain Completed).
+RUN_STATE_NAMES = {EXIT_UNREACHABLE: "Unreachable", EXIT_FAILED: "Failed items", EXIT_INVALID: "Invalid input",
+                   EXIT_HELD: "Held"}
+
+
+def run_state(document: dict[str, Any]) -> Any:
+    """The flow's return value: the document, inside a Completed state named after the run's
+    worst problem (with the statuses counted in its message) when it has one."""
+    from prefect.states import Completed
+
+    name = RUN_STATE_NAMES.get(exit_code(document))
+    if name is None:
+        return document
+    counts: dict[str, int] = {}
+    for entry in document["settlements"]:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    message = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    if document.get("report_error"):
+        message += "; workbook not written"
+    return Completed(name=name, message=message, data=document)

@@ -18,7 +18,7 @@ from connectors.m3 import M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
 from flows.context import open_connections
 from flows.contract import exit_code
-from flows.exit_codes import EXIT_INVALID, EXIT_UNREACHABLE
+from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
 from sandbox.m3.seed import FREIGHT_ITEM  # the sandbox M3's non-stock item for shipping charged to buyers
 
 
@@ -89,10 +89,10 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
     document = settlement_reconciliation(from_amazon=True, sandbox=True, home=str(home_path))
     for line in summary_lines(document):
         echo(line)
-    # A held settlement is a result worth showing; unreadable reports or an unreachable
-    # sandbox are failures of the demo itself.
-    code = exit_code(document, unreachable=bool(document.get("unreachable")))
-    return code if code in (EXIT_INVALID, EXIT_UNREACHABLE) else 0
+    # A held settlement is a result worth showing; unreadable reports, an unreachable sandbox
+    # or an unexpected error are failures of the demo itself.
+    code = exit_code(document)
+    return code if code in (EXIT_INVALID, EXIT_UNREACHABLE, EXIT_FAILED) else 0
 
 
 def summary_lines(document: dict[str, Any]) -> list[str]:
@@ -107,15 +107,15 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     rec: dict[str, int] = defaultdict(int)
     anomalies: list[tuple[float, str, str]] = []
     for e in entries:
-        if e["status"] == "invalid":
-            lines.append(f"  {e['source']}: invalid: {'; '.join(e['reasons'])}")
+        if e["settlement_id"] is None:  # a file that could not be read
+            lines.append(f"  {e['source']}: {e['status']}: {'; '.join(e['reasons'])}")
             continue
         totals[e["currency"]] += Decimal(e["total_amount"])
         refs = ", ".join(v["m3_ref"] or v["key"] for v in e["journal"]["vouchers"]) or "-"
         lines.append(f"  {e['settlement_id']} {e['marketplace']:<13} {e['total_amount']:>10} {e['currency']} "
                      f"{e['status']:<9} {refs}")
-        for reason in e["reasons"] if e["status"] == "held" else []:
-            lines.append(f"      held: {reason}")
+        for reason in e["reasons"] if e["status"] in ("held", "failed") else []:
+            lines.append(f"      {e['status']}: {reason}")
         for key in ("matched", "amount_mismatch", "missing_in_m3", "not_settled", "refund_without_credit"):
             rec[key] += int(e["reconciliation"].get(key, 0))
         anomalies += [(a["score"], e["settlement_id"], f"{a['order_id'] or '-'} {a['sku'] or ''}: "
@@ -125,7 +125,9 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     lines.append(f"Anomalies flagged: {len(anomalies)}")
     for score, settlement_id, text in sorted(anomalies, reverse=True)[:5]:
         lines.append(f"  {score:.2f} settlement {settlement_id} {text}")
-    if "report" in document:
+    if document.get("report"):
         lines.append(f"Workbook: {document['report']}")
+    if document.get("report_error"):
+        lines.append(f"Workbook: {document['report_error']}")
     return lines
 

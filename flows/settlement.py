@@ -1,9 +1,15 @@
 """Amazon settlements into M3's general ledger: the whole story on one screen.
 
-read (files or SP-API since the watermark) -> score anomalies, oldest settlement first ->
-per settlement, concurrently: validate, map, gate -> reconcile against M3 invoices -> post
-balanced vouchers (never twice) -> one workbook for the run -> artifacts -> the JSON
-document ``m3sync settle`` prints.
+check where the workbook goes -> read (files or SP-API since the watermark) -> score
+anomalies, oldest settlement first -> per settlement, concurrently: validate, map, gate ->
+reconcile against M3 invoices -> post balanced vouchers (never twice) -> one workbook for the
+run -> artifacts -> the JSON document ``m3sync settle`` prints.
+
+One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
+error in m3sync included) becomes its outcome, the others go on, and the JSON document is
+returned even when the workbook cannot be written. A run with a problem ends in a Completed
+state named after the worst one ("Held", "Invalid input", "Failed items", "Unreachable"), never
+a plain Completed.
 """
 from __future__ import annotations
 
@@ -13,17 +19,22 @@ import pandas as pd
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 
-from connectors.m3 import M3Unavailable
+from connectors.m3 import M3Error
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.context import Connections, open_connections
-from flows.contract import settle_document
+from flows.context import Connections, load_gl_mapping, open_connections
+from flows.contract import run_state, settle_document
+from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
-from reconciliation.mapping import GLMapping, load_mapping
+from reconciliation.mapping import GLMapping
 from reconciliation.model import Settlement, decimal_to_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook import write_workbook
+
+# Statuses after which the next run must see the same reports again.
+_RETRY_STATUSES = ("held", "failed")
 
 
 @flow(name="settlement-reconciliation")
@@ -33,42 +44,79 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
                               strict: bool = False) -> dict:
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
-        gl_mapping = load_mapping(mapping, home=connections.home)
+        workbook_path = report_path(connections.home, report)  # checked before anything is posted
+        gl_mapping = load_gl_mapping(mapping, connections.home)
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
         # Anomalies first, oldest settlement first: each is judged against those before it.
         chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))
-        anomalies = {s.settlement_id: steps.score_anomalies(connections, s, dry_run) for s in chronological}
+        anomalies = {s.settlement_id: contained(f"scoring anomalies of settlement {s.settlement_id}",
+                                                lambda s=s: steps.score_anomalies(connections, s, dry_run))
+                     for s in chronological}
         futures = [settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], dry_run, tolerance,
                                      strict) for s in sources.settlements]
-        outcomes = [f.result() for f in futures]
-        workbook = write_workbook(outcomes, report_path(connections.home, report), file_errors=sources.errors)
-        if from_amazon and sources.watermark and not dry_run and all(o.status != "held" for o in outcomes):
+        outcomes = [_outcome(future, settlement, connections)
+                    for future, settlement in zip(futures, sources.settlements)]
+        file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
+        workbook = contained("writing the workbook", lambda: write_workbook(
+            outcomes, workbook_path, file_errors=file_errors))
+        if (from_amazon and sources.watermark and not dry_run and not sources.failures
+                and all(o.status not in _RETRY_STATUSES for o in outcomes)):
             connections.state.set_watermark(steps.SETTLEMENT_REPORTS_WATERMARK, sources.watermark)
-        publish_settlement_artifacts(outcomes, sources.errors, workbook.path)
-        return settle_document(outcomes, sources, workbook)
+        if not isinstance(workbook, UnexpectedError):
+            contained("publishing the run's artifacts", lambda: publish_settlement_artifacts(
+                outcomes, sources.errors, workbook.path, sources.failures))
+        return run_state(settle_document(outcomes, sources, workbook))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")
-def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapping, anomalies: pd.DataFrame,
-               dry_run: bool, tolerance: str, strict: bool) -> SettlementOutcome:
-    prepared = steps.prepare(settlement, mapping, steps.configured_marketplaces(connections))
+def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapping,
+               anomalies: pd.DataFrame | UnexpectedError, dry_run: bool, tolerance: str,
+               strict: bool) -> SettlementOutcome:
+    """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's."""
+    progress = steps.Progress(settlement)
+    if isinstance(anomalies, UnexpectedError):
+        return steps.failed_outcome(progress, anomalies, connections.state, None)
+    try:
+        return _settle(connections, progress, mapping, anomalies, dry_run, tolerance, strict)
+    except Exception as exc:  # noqa: BLE001 - an unexpected error fails this settlement only
+        return steps.failed_outcome(progress, unexpected(progress.stage, exc), connections.state, anomalies)
+
+
+def _settle(connections: Connections, progress: steps.Progress, mapping: GLMapping, anomalies: pd.DataFrame,
+            dry_run: bool, tolerance: str, strict: bool) -> SettlementOutcome:
+    progress.stage = "validating and mapping"
+    prepared = progress.prepared = steps.prepare(progress.settlement, mapping,
+                                                 steps.configured_marketplaces(connections))
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
-    reconciliation, skipped = None, ""
     if connections.m3 is None:
-        skipped = "M3 is not configured (dry run)"
+        progress.skipped_reason = "M3 is not configured (dry run)"
     else:
+        progress.stage = "reconciling against M3 invoices"
         try:
             invoices = steps.fetch_invoices(connections, settlement)
-            reconciliation = steps.reconcile(settlement, invoices, decimal_to_minor(Decimal(tolerance), settlement.decimals))
-        except M3Unavailable as exc:
-            skipped = f"M3 unreachable: {exc}"
+            progress.reconciliation = steps.reconcile(
+                settlement, invoices, decimal_to_minor(Decimal(tolerance), settlement.decimals))
+        except M3Error as exc:
+            progress.skipped_reason = steps.m3_problem(exc)
+    reconciliation = progress.reconciliation
     blocked = strict and reconciliation is not None and not reconciliation.exceptions.empty
     posting, unreachable = None, ""
     if not (prepared.held or dry_run or blocked):
+        progress.stage, progress.posting_started = "posting to M3", True
         try:
-            posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers)
-        except M3Unavailable as exc:
-            unreachable = f"M3 unreachable while posting, nothing more posted: {exc}"
+            posting = progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers)
+        except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
+            unreachable = f"{steps.m3_problem(exc)}; nothing more posted"
+            posting = steps.PostingResult(posted=steps.posted_in_state(connections.state, prepared.gates.vouchers))
+    progress.stage = "reporting the outcome"
     return steps.outcome_for(prepared, dry_run=dry_run, posting=posting, reconciliation=reconciliation,
-                             skipped_reason=skipped, anomalies=anomalies, strict_block=blocked,
+                             skipped_reason=progress.skipped_reason, anomalies=anomalies, strict_block=blocked,
                              unreachable=unreachable, suggestions=steps.mapping_suggestions(prepared, mapping))
+
+
+def _outcome(future: PrefectFuture, settlement: Settlement, connections: Connections) -> SettlementOutcome:
+    """The task's outcome; should the task itself fail (a task runner's error), a failed outcome."""
+    result = contained(f"settling {settlement.settlement_id}", future.result)
+    if isinstance(result, UnexpectedError):
+        return steps.failed_outcome(steps.Progress(settlement, posting_started=True), result, connections.state, None)
+    return result

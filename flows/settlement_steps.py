@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +18,12 @@ from prefect.cache_policies import NO_CACHE
 
 from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
-from connectors.m3 import JournalEntry, JournalLine, M3TransactionError, M3Unavailable
+from connectors.m3 import JournalEntry, JournalLine, M3AuthError, M3Error, M3TransactionError, M3Unavailable
 from connectors.m3.records import CustomerInvoice
 from connectors.settings import ConfigurationError, load_settings
+from connectors.state import StateStore
 from flows.context import Connections
+from flows.failures import UnexpectedError, contained
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
@@ -55,6 +57,20 @@ CONNECTOR_RETRIES = dict(retries=_RETRIES, retry_delay_seconds=[2, 8, 30, 60, 12
                          retry_condition_fn=connector_failure, cache_policy=NO_CACHE)
 
 
+# --- reading --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileFailure:
+    """A file (or Amazon report) whose reading failed unexpectedly: no settlement, status ``failed``."""
+
+    source: str
+    error: UnexpectedError
+
+    def as_file_error(self) -> SettlementFileError:
+        """The same, as a file-level row of the workbook's Exceptions sheet."""
+        return SettlementFileError(self.source, None, None, f"failed: {self.error.reason()}")
+
+
 @dataclass(frozen=True)
 class Sources:
     """Settlements to process, and what could not be read (errors as data)."""
@@ -63,12 +79,13 @@ class Sources:
     errors: tuple[SettlementFileError, ...] = ()
     duplicates_in_input: tuple[DuplicateSettlement, ...] = ()  # second copies in this run's input (same content)
     watermark: str | None = None                 # new watermark to store after a successful run
+    failures: tuple[FileFailure, ...] = ()       # files whose reading failed unexpectedly
 
 
 @task(cache_policy=NO_CACHE)
 def read_files(paths: Sequence[str]) -> Sources:
     """Parse files as they are (never moved or altered)."""
-    return _collect([read_settlement_file(Path(p)) for p in paths])
+    return _read_each((Path(p).name, lambda p=p: read_settlement_file(Path(p))) for p in paths)
 
 
 @task(**CONNECTOR_RETRIES)
@@ -79,25 +96,32 @@ def fetch_from_amazon(connections: Connections) -> Sources:
     since_text = connections.state.get_watermark(SETTLEMENT_REPORTS_WATERMARK)
     since = datetime.fromisoformat(since_text) if since_text else now - timedelta(days=RETENTION_DAYS - 1)
     reports = amazon.list_settlement_reports(since, now)
-    results = []
-    for report in sorted(reports, key=lambda r: r.created_time):
-        if report.report_document_id is None:
-            continue
-        document = amazon.download_report_document(report.report_document_id)
-        # The connector has decompressed and decoded it (header charset, else UTF-8, else cp1252).
-        results.append(parse_settlement_bytes(document.text.encode("utf-8"), f"report {report.report_id}",
-                                              charset="utf-8"))
+    # Downloads first: Amazon being unreachable fails the whole task (and is retried).
+    documents = [(f"report {report.report_id}", amazon.download_report_document(report.report_document_id))
+                 for report in sorted(reports, key=lambda r: r.created_time) if report.report_document_id is not None]
+    # The connector has decompressed and decoded each (header charset, else UTF-8, else cp1252).
+    sources = _read_each((source, lambda source=source, document=document: parse_settlement_bytes(
+        document.text.encode("utf-8"), source, charset="utf-8")) for source, document in documents)
     newest = max((r.created_time for r in reports), default=None)
-    sources = _collect(results)
     watermark = (newest + timedelta(seconds=1)).isoformat() if newest else None
-    return Sources(sources.settlements, sources.errors, sources.duplicates_in_input, watermark)
+    return Sources(sources.settlements, sources.errors, sources.duplicates_in_input, watermark, sources.failures)
 
 
-def _collect(results: list[ParseResult]) -> Sources:
+def _read_each(parsers: Iterable[tuple[str, Callable[[], ParseResult]]]) -> Sources:
+    """Parse each source; one whose parsing fails unexpectedly becomes a failure, the others go on."""
+    results: list[ParseResult] = []
+    failures: list[FileFailure] = []
+    for source, parse in parsers:
+        result = contained(f"reading {source}", parse)
+        if isinstance(result, UnexpectedError):
+            failures.append(FileFailure(source, result))
+        else:
+            results.append(result)
     errors = [e for r in results for e in r.errors]
     unique, duplicates = dedupe_settlements(results)
     errors += [d.conflict for d in duplicates if d.conflict is not None]
-    return Sources(tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None))
+    return Sources(tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None),
+                   failures=tuple(failures))
 
 
 @task(cache_policy=NO_CACHE)
@@ -249,13 +273,75 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
         reasons.append("already posted to M3: " + ", ".join(p.m3_ref for p in posting.posted))
     else:
         status = "posted"
-    if posting is not None and posting.refused and posting.posted:
+    if posting is not None and (posting.refused or unreachable) and posting.posted:
         reasons.append("posted before the refusal: " + ", ".join(p.key for p in posting.posted))
     return SettlementOutcome(
         settlement=prepared.settlement, status=status, reasons=tuple(reasons), validation=prepared.validation,
         mapped=prepared.mapped, gates=prepared.gates, vouchers=prepared.gates.vouchers,
         posted=tuple(posting.posted) if posting else (), reconciliation=reconciliation,
         anomalies=anomalies, reconciliation_skipped_reason=skipped_reason, unreachable=unreachable)
+
+
+def m3_problem(exc: M3Error) -> str:
+    """One line for M3 not answering, rejecting our credentials, or refusing a request."""
+    if isinstance(exc, M3Unavailable):
+        return f"M3 unreachable: {exc}"
+    if isinstance(exc, M3AuthError):
+        return f"M3 rejected the credentials: {exc}"
+    return f"M3 refused: {exc}"
+
+
+def posted_in_state(state: StateStore, vouchers: Sequence[Voucher]) -> list[PostedVoucherRef]:
+    """The vouchers the state store records as posted: what a run that stopped half-way did write."""
+    found = []
+    for voucher in vouchers:
+        posting = state.get_posting(voucher.key)
+        if posting is not None and posting.status == "posted":
+            found.append(PostedVoucherRef(voucher.key, posting.target_ref or "", False))
+    return found
+
+
+@dataclass
+class Progress:
+    """How far settling one settlement got; a failure's outcome keeps all of it."""
+
+    settlement: Settlement
+    stage: str = "starting"
+    prepared: PreparedSettlement | None = None
+    reconciliation: Reconciliation | None = None
+    skipped_reason: str = ""
+    posting_started: bool = False
+    posting: PostingResult | None = None
+
+
+def failed_outcome(progress: Progress, error: UnexpectedError, state: StateStore,
+                   anomalies: pd.DataFrame | None) -> SettlementOutcome:
+    """Status ``failed``: the error, what had been done (mapped lines, vouchers, reconciliation)
+    and what was posted before it; the others' settlements go on."""
+    prepared = progress.prepared
+    vouchers = prepared.gates.vouchers if prepared is not None else ()
+    reasons = [error.reason(), *(prepared.reasons if prepared is not None else ())]
+    posted: list[PostedVoucherRef] = list(progress.posting.posted) if progress.posting is not None else []
+    unknown = progress.posting is None and progress.posting_started and prepared is None
+    if progress.posting is None and progress.posting_started and prepared is not None:
+        found = contained("looking up what was posted", lambda: posted_in_state(state, vouchers))
+        unknown = isinstance(found, UnexpectedError)
+        posted = [] if isinstance(found, UnexpectedError) else found
+    if unknown:
+        reasons.append("could not tell what was posted before the error (the state store and M3 know; "
+                       "a rerun never posts a voucher twice)")
+    elif posted:
+        reasons.append("posted before the error: " + ", ".join(f"{p.key} ({p.m3_ref})" for p in posted))
+    else:
+        reasons.append("nothing posted for this settlement")
+    skipped = progress.skipped_reason or ("" if progress.reconciliation is not None
+                                          else f"not done: failed while {error.stage}")
+    return SettlementOutcome(
+        settlement=prepared.settlement if prepared is not None else progress.settlement, status="failed",
+        reasons=tuple(reasons), validation=prepared.validation if prepared is not None else None,
+        mapped=prepared.mapped if prepared is not None else None,
+        gates=prepared.gates if prepared is not None else None, vouchers=vouchers, posted=tuple(posted),
+        reconciliation=progress.reconciliation, anomalies=anomalies, reconciliation_skipped_reason=skipped)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="anomalies-{settlement.settlement_id}")

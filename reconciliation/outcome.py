@@ -18,7 +18,11 @@ from reconciliation.model import Settlement
 from reconciliation.schemas import ValidationReport
 from reconciliation.vouchers import Voucher
 
-STATUSES = ("posted", "dry_run", "held", "duplicate", "invalid")
+# posted: written to M3 now; dry_run: checked, nothing posted by choice; held: a gate, M3's
+# refusal or M3 being unreachable stopped it; duplicate: already in M3; invalid: the input is
+# wrong; failed: an unexpected error in m3sync itself (the reason names it, the log has the
+# traceback).
+STATUSES = ("posted", "dry_run", "held", "duplicate", "invalid", "failed")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ column widths and formats, frozen panes, autofilter, conditional formats, every 
 are inline strings (as xlsxwriter's own constant-memory mode writes them), XML-escaped.
 
 Cells are written as inline strings and plain numbers; the number text is produced here
-(exact decimal strings for money), so no float arithmetic touches an amount.
+(exact decimal strings for money), so no float arithmetic touches an amount. Text from files is
+never a formula: "=...", "+...", "-...", "@..." are inline strings, shown as typed.
 """
 from __future__ import annotations
 

@@ -233,6 +233,75 @@ def test_malformed_toml_names_file_and_line(tmp_path: Path) -> None:
     assert (error.value.path, error.value.line) == (path, 3)
 
 
+def test_config_file_that_is_not_utf8_names_file_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes('[m3]\nprofile = "brief"\ndivi = "ÄÄÄ"\n'.encode("latin-1"))  # 'divi = "' is 8 bytes
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(tmp_path, env={})
+    assert str(error.value) == f"{path}:3:9: not UTF-8 text; TOML files must be saved as UTF-8"
+    assert (error.value.path, error.value.line) == (path, 3)
+
+
+@pytest.mark.parametrize("url", ["ftp://svc-user:PA55-word@m3host", "ftp://svc-user:PA55/word@m3host:21108"])
+def test_urls_in_errors_never_show_their_password(tmp_path: Path, url: str) -> None:
+    write_config(tmp_path, f'[m3]\nbase_url = "{url}"\nuser = "U"\npassword = "p"\n')
+    env_only = {"M3SYNC_M3_BASE_URL": url, "M3SYNC_M3_USER": "U", "M3SYNC_M3_PASSWORD": "p"}
+    for home, env in ((tmp_path, {}), (tmp_path / "elsewhere", env_only)):
+        with pytest.raises(ConfigurationError) as error:
+            load_settings(home, env=env).require_m3()
+        assert "must be an http(s) URL" in str(error.value)
+        assert "PA55" not in str(error.value) and "svc-user" not in str(error.value)
+        assert "'ftp://***@m3host" in str(error.value)
+
+
+def test_state_url_without_its_driver_says_what_to_install_without_the_password(tmp_path: Path) -> None:
+    import importlib.util
+
+    from connectors.state import StateStore
+    from flows.context import checked_settings
+
+    if importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg is installed here: no missing driver to report")
+    url = "postgresql+psycopg://sync:S3cret-pw@db:5432/m3sync"
+    write_config(tmp_path, f'[state]\nurl = "{url}"\n')
+    for env in ({}, {"M3SYNC_STATE_URL": url}):
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            with pytest.raises(ConfigurationError) as error:
+                checked_settings(tmp_path, sandbox=True, need_m3=False, need_amazon=False)
+        message = str(error.value)
+        assert "needs the psycopg database driver" in message and "pip install 'psycopg[binary]'" in message
+        assert ("M3SYNC_STATE_URL" if env else "[state] url") in message
+        assert "S3cret" not in message
+    with pytest.raises(ConfigurationError, match="needs the psycopg database driver") as error:
+        StateStore(url)
+    assert "S3cret" not in str(error.value)
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"ti": "T", "cs": "c\xe9-secret"}'.encode("latin-1"), ":1:21: not UTF-8 text"),
+    (b'{"ti": "T", "cs": "secret",', r"is not valid JSON \(line 1, column 28\)"),
+    (b'{"ti": "T", "cs": "secret"}', "lacks"),
+])
+def test_an_unusable_ionapi_file_is_a_configuration_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    from flows.context import checked_settings
+
+    (tmp_path / "m3.ionapi").write_bytes(content)
+    write_config(tmp_path, '[m3]\nionapi = "m3.ionapi"\n')
+    with pytest.raises(ConfigurationError, match=expected) as error:
+        checked_settings(tmp_path, sandbox=False, need_m3=True, need_amazon=False)
+    assert "m3.ionapi" in str(error.value) and "secret" not in str(error.value)
+
+
+@pytest.mark.parametrize(("url", "expected"), [("not a url", "is not a database URL"),
+                                               ("nosuchdb://u:S3cret-pw@h/x", "names a database SQLAlchemy does not know")])
+def test_bad_state_urls_are_one_line_without_the_password(tmp_path: Path, url: str, expected: str) -> None:
+    with pytest.raises(ConfigurationError, match=expected) as error:
+        load_settings(tmp_path, env={"M3SYNC_STATE_URL": url})
+    assert "S3cret" not in str(error.value) and "M3SYNC_STATE_URL" in str(error.value)
+
+
 def test_unknown_keys_and_sections_are_rejected(tmp_path: Path) -> None:
     write_config(tmp_path, '[m3]\npasword = "x"\n')
     with pytest.raises(ConfigurationError, match=r"unknown key 'pasword' in \[m3\]"):

@@ -5,6 +5,7 @@ Expected figures are worked out from ../shared/fixtures/settlements/us_v2_usd.ts
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -174,3 +175,30 @@ def test_unreachable_m3_exits_4(prefect_api_url: str, fixture_file: Path, tmp_pa
                  env={"M3SYNC_CONNECTOR_RETRIES": "0"})
     assert run.code == 4, (run.stdout, run.stderr)
     assert "Traceback" not in run.stderr
+
+
+def test_configuration_errors_are_one_line_exit_2_without_secrets(prefect_api_url: str, fixture_file: Path,
+                                                                   tmp_path: Path) -> None:
+    homes = {name: tmp_path / name for name in ("latin1", "ftp", "driver", "report")}
+    for home in homes.values():
+        home.mkdir()
+    (homes["latin1"] / "config.toml").write_bytes('[m3]\ndivi = "ÄÄÄ"\n'.encode("latin-1"))
+    (homes["driver"] / "config.toml").write_text('[state]\nurl = "postgresql+psycopg://svc:S3cret-pw@db/m3sync"\n')
+    (tmp_path / "folder.xlsx").mkdir()
+    cases = {
+        "latin1": (["--dry-run"], {}, f"{homes['latin1'] / 'config.toml'}:2:9: not UTF-8 text"),
+        "ftp": ([], {"M3SYNC_M3_BASE_URL": "ftp://svc:S3cret-pw@m3host", "M3SYNC_M3_USER": "svc",
+                     "M3SYNC_M3_PASSWORD": "S3cret-pw"}, "M3SYNC_M3_BASE_URL must be an http(s) URL"),
+        "driver": (["--sandbox"], {}, "needs the psycopg database driver"),
+        "report": (["--sandbox", "--report", str(tmp_path / "folder.xlsx")], {}, "is a folder"),
+    }
+    if importlib.util.find_spec("psycopg") is not None:
+        del cases["driver"]
+    for name, (options, env, expected) in cases.items():
+        run = m3sync("settle", str(fixture_file), "--json", "--home", str(homes[name]), *options,
+                     api_url=prefect_api_url, env=env)
+        assert run.code == 2, (name, run.stdout, run.stderr)
+        assert run.stdout == "" and run.stderr.count("\n") == 1, (name, run.stderr)
+        assert run.stderr.startswith("m3sync: ") and expected in run.stderr, (name, run.stderr)
+        assert "S3cret" not in run.stderr
+    assert not (homes["report"] / "sandbox").exists()  # refused before the sandbox (or anything) started

@@ -482,3 +482,41 @@ def test_amount_cells_are_exact_decimal_literals() -> None:
     minor = pd.Series([-5, 0, 3181, 123456789012345, -180, 7])
     decimals = pd.Series([2, 2, 2, 2, 0, 3])
     assert amount_cells(minor, decimals).tolist() == ["-0.05", "0.00", "31.81", "1234567890123.45", "-180", "0.007"]
+
+
+FORMULA_LIKE = {"order_id": '=HYPERLINK("http://evil.example","click")', "sku": "+1+1",
+                "merchant_order_id": "@SUM(A1)", "shipment_id": "\t=1+1", "amount_description": "-2+3"}
+
+
+def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -> None:
+    order = FORMULA_LIKE["order_id"]
+    texts = {k: v for k, v in FORMULA_LIKE.items() if k != "amount_description"}
+    settlement = make_settlement([
+        {"transaction_type": "Order", "amount_type": "ItemPrice", "amount_description": "Principal",
+         "amount_minor": 1000, "posted_date": "2024-10-18", **texts},
+        {"transaction_type": "Order", "amount_type": "ItemFees", "amount_description": FORMULA_LIKE["amount_description"],
+         "amount_minor": -414, "posted_date": "2024-10-18", **texts},
+    ])
+    source = "=1+2.tsv"
+    settlement = dataclasses.replace(settlement, source=source)
+    # The fee "-2+3" has no rule: the settlement is held, and the combination is listed in Exceptions.
+    outcome = _settle(settlement, invoices=_invoices([("0000100001", order, "900001", 1000)]))
+    assert outcome.status == "held"
+    write_workbook([outcome], tmp_path / "formulas.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "formulas.xlsx")
+
+    def cells(sheet: str, value: str) -> list:
+        return [c for row in book[sheet].iter_rows() for c in row if c.value == value]
+
+    expected_places = {"Lines": [*texts.values(), "-2+3"], "Fees": ["-2+3"], "Exceptions": ["-2+3"],
+                       "Reconciliation": [order], "Summary": [source]}
+    for sheet, values in expected_places.items():
+        for value in values:
+            found = cells(sheet, value)
+            assert found, (sheet, value)
+            assert all(c.data_type == "s" for c in found), (sheet, value)
+    assert not [c.coordinate for ws in book.worksheets for row in ws.iter_rows() for c in row if c.data_type == "f"]
+    amounts = {row["amount_description"]: cell for row, cell in
+               zip(_table(book["Lines"]), _cells_by_header(book["Lines"], "amount"))}
+    assert amounts["-2+3"].data_type == "n" and _money(amounts["-2+3"].value) == Decimal("-4.14")  # still a number
+    assert amounts["Principal"].data_type == "n" and _money(amounts["Principal"].value) == Decimal("10.00")
