@@ -29,7 +29,8 @@ from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
 from reconciliation.mapping import GLMapping
-from reconciliation.model import Settlement, decimal_to_minor
+from reconciliation.matching import tolerance_minor
+from reconciliation.model import Settlement
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook import write_workbook
 
@@ -95,7 +96,7 @@ def _settle(connections: Connections, progress: steps.Progress, mapping: GLMappi
         try:
             invoices = steps.fetch_invoices(connections, settlement)
             progress.reconciliation = steps.reconcile(
-                settlement, invoices, decimal_to_minor(Decimal(tolerance), settlement.decimals))
+                settlement, invoices, tolerance_minor(Decimal(tolerance), settlement.decimals))
         except M3Error as exc:
             progress.skipped_reason = steps.m3_problem(exc)
     reconciliation = progress.reconciliation

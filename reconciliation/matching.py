@@ -19,6 +19,7 @@ Reconciliation informs; the flow decides whether it blocks (``strict``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,12 @@ class Reconciliation:
     @property
     def exceptions(self) -> pd.DataFrame:
         return self.orders[self.orders["category"] != "matched"]
+
+
+def tolerance_minor(tolerance: Decimal, decimals: int) -> int:
+    """A tolerance in whole minor units of the currency, rounded down: a difference must stay
+    within it, so 0.01 is 1 cent in USD and 0 yen in JPY (no decimals)."""
+    return int(tolerance.scaleb(decimals).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1) -> Reconciliation:

@@ -80,3 +80,15 @@ def test_two_invoices_for_one_order_are_summed_and_listed() -> None:
     assert row["category"] == "matched"
     assert row["invoiced_minor"] == 3000
     assert row["invoices"] == "900001 900002"
+
+
+def test_tolerance_in_minor_units_rounds_down_per_currency() -> None:
+    from decimal import Decimal
+
+    from reconciliation.matching import tolerance_minor
+
+    assert tolerance_minor(Decimal("0.01"), 2) == 1      # one cent
+    assert tolerance_minor(Decimal("0.01"), 0) == 0      # JPY: no part of a yen to allow
+    assert tolerance_minor(Decimal("5"), 0) == 5
+    assert tolerance_minor(Decimal("0.015"), 2) == 1     # within 1.5 cents: 1 cent is, 2 are not
+    assert tolerance_minor(Decimal("0"), 2) == 0
