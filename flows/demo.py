@@ -127,5 +127,7 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         lines.append(f"  {score:.2f} settlement {settlement_id} {text}")
     if "report" in document:
         lines.append(f"Workbook: {document['report']}")
+    if document.get("lines_file"):
+        lines.append(f"Every line: {document['lines_file']}")
     return lines
 
