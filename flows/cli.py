@@ -142,8 +142,6 @@ def _settle(args: argparse.Namespace) -> int:
         return _fail(f"{missing[0]}: no such file", EXIT_INVALID)
 
     from flows.context import checked_settings
-    from flows.contract import exit_code
-    from flows.settlement import settlement_reconciliation
 
     try:
         checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run, need_amazon=args.from_amazon)
@@ -152,12 +150,22 @@ def _settle(args: argparse.Namespace) -> int:
         if code is None:
             raise
         return _fail(str(exc), code)
-    concise_console_logs()
+    from flows.prefect_server import start_ephemeral_server
+
+    server = start_ephemeral_server()  # boots in its own process while the flow's modules import
     try:
-        document = settlement_reconciliation(
-            files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,
-            dry_run=args.dry_run, report=args.report, home=args.home, mapping=args.mapping,
-            tolerance=args.tolerance, strict=args.strict)
+        from flows.contract import exit_code
+        from flows.settlement import settlement_reconciliation
+
+        concise_console_logs()
+    finally:
+        server.wait()
+    try:
+        with server.in_use():
+            document = settlement_reconciliation(
+                files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,
+                dry_run=args.dry_run, report=args.report, home=args.home, mapping=args.mapping,
+                tolerance=args.tolerance, strict=args.strict)
     except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
         code = _known_failure(exc)
         if code is None:
