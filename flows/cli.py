@@ -190,11 +190,18 @@ def _settle(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from flows.demo import run_demo
+    from flows.prefect_server import start_ephemeral_server
 
-    concise_console_logs()
+    server = start_ephemeral_server()  # boots while the demo's modules import
     try:
-        return run_demo(args.home, args.seed, orders=args.orders)
+        from flows.demo import run_demo
+
+        concise_console_logs()
+    finally:
+        server.wait()
+    try:
+        with server.in_use():
+            return run_demo(args.home, args.seed, orders=args.orders)
     except Exception as exc:  # noqa: BLE001
         code = _known_failure(exc)
         if code is None:
