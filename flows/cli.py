@@ -146,6 +146,9 @@ def _settle(args: argparse.Namespace) -> int:
     if missing:
         return _fail(f"{missing[0]}: no such file", EXIT_INVALID)
 
+    from flows.prefect_server import start_ephemeral_server
+
+    server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
     from flows.context import checked_settings
 
     try:
@@ -154,11 +157,11 @@ def _settle(args: argparse.Namespace) -> int:
         code = _known_failure(exc)
         if code is None:
             raise
-        return _fail(str(exc), code)
-    from flows.prefect_server import start_ephemeral_server
-
-    server = start_ephemeral_server()  # boots in its own process while the flow's modules import
+        return _fail(str(exc), code)  # the server is stopped at exit
     try:
+        from flows.arrow_memory import use_jemalloc_for_arrow
+
+        use_jemalloc_for_arrow()
         from flows.contract import exit_code
         from flows.settlement import settlement_reconciliation
 
@@ -194,6 +197,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     server = start_ephemeral_server()  # boots while the demo's modules import
     try:
+        from flows.arrow_memory import use_jemalloc_for_arrow
+
+        use_jemalloc_for_arrow()
         from flows.demo import run_demo
 
         concise_console_logs()

@@ -253,7 +253,10 @@ def _style_attribute(column: Column, styles: Styles, row_count: int) -> pa.Array
     names = column.style.reset_index(drop=True).astype("str")
     if len(names) != row_count:
         raise TableError(f"column {column.header!r}: {len(names)} styles for {row_count} rows")
-    indices = {name: f' s="{styles.xf_index(name)}"' for name in names.unique()}
+    unique = names.unique()
+    indices = {name: f' s="{styles.xf_index(name)}"' for name in unique}
+    if len(unique) == 1:  # one currency: one attribute for every row, no per-row lookup
+        return _text(indices[unique[0]])
     return _arrow_text(names.map(indices))
 
 
