@@ -14,6 +14,7 @@ import time
 BENCHMARKS = (
     ("bench.settlement_pipeline", "settlement pipeline vs read_csv, peak memory, workbook"),
     ("bench.anomaly_eval", "anomaly detection precision/recall and scoring speed"),
+    ("bench.settle_command", "the whole m3sync settle command vs a fresh read_csv process, peak RSS"),
 )
 
 

@@ -209,7 +209,7 @@ def workbook_trial(inputs: BenchInputs, workbook: Path, runs: int) -> WorkbookTr
     prepare_seconds = time.perf_counter() - started
     timed = [_timed(lambda: write_workbook([outcome], workbook)) for _ in range(runs)]
     info = timed[-1][0]
-    note = (f"lines in CSV {', '.join(p.name for p in info.lines_csv)}" if info.lines_csv
+    note = (f"lines summed on the Lines sheet, every line in {info.lines_file.name}" if info.lines_file
             else "all lines on the Lines sheet")
     seconds = [elapsed for _info, elapsed in timed]
     return WorkbookTrial(prepare_seconds, tuple(seconds), _peak_rss_bytes(), workbook.stat().st_size, note)

@@ -110,6 +110,8 @@ def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workboo
         document["report_error"] = f"workbook not written: {workbook.reason()}"
     elif workbook is not None:
         document["report"] = str(workbook.path)
+        # Every raw line, when the workbook's Lines sheet holds them summed (large runs); else null.
+        document["lines_file"] = str(workbook.lines_file) if workbook.lines_file is not None else None
     return document
 
 

@@ -129,5 +129,7 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         lines.append(f"Workbook: {document['report']}")
     if document.get("report_error"):
         lines.append(f"Workbook: {document['report_error']}")
+    if document.get("lines_file"):
+        lines.append(f"Every line: {document['lines_file']}")
     return lines
 

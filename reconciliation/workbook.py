@@ -4,9 +4,12 @@ One workbook explains every number of the run: ``Summary`` (one row per settleme
 check figures), ``Journal`` (the GL vouchers, visibly balanced), ``Fees`` (every amount by
 transaction type / amount type / description), ``Reconciliation`` (per order against M3),
 ``Exceptions`` (held reasons, gate failures, unmapped combinations, file errors),
-``Validation`` (pandera failure cases), ``Anomalies`` and ``Lines`` (every settlement line).
-Settlements whose lines no longer fit Excel's row limit go to a CSV file beside the workbook
-(``<stem>-lines-<settlement id>.csv``) and the Summary says so.
+``Validation`` (pandera failure cases), ``Anomalies`` and ``Lines``: every settlement line
+when the run has at most ``LINES_ON_SHEET`` lines; above that, the Lines sheet sums them per
+settlement, posted day, transaction type, amount type, description, marketplace and GL account,
+and every raw line goes to one CSV file beside the workbook (``<stem>-lines.csv``), linked from
+the Summary. A million-row sheet is near Excel's limit, takes most of the run's time and memory
+to write, and nobody scrolls it; a CSV opens in Excel, Power Query or pandas.
 
 Money is written from integer minor units as exact decimals (``Decimal`` in xlsxwriter
 cells, exact decimal literals in the fast table rows of ``xlsx_tables``), never summed as
@@ -26,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
@@ -63,6 +68,9 @@ SHEET_NAMES = (SHEET_SUMMARY, SHEET_JOURNAL, SHEET_FEES, SHEET_RECONCILIATION, S
                SHEET_VALIDATION, SHEET_ANOMALIES, SHEET_LINES)
 
 SUMMARY_HEADER_ROW = 3  # 0-based: title, generated-at and counts rows come first
+# Up to this many lines in a run, the Lines sheet holds every line (filterable in Excel, written
+# in a few seconds); above it, sums per day and fee type, and every line in the CSV beside it.
+LINES_ON_SHEET = 100_000
 
 # Styles (names in ``Styles``).
 _HEADER, _TITLE, _BOLD, _WRAP = "header", "title", "bold", "wrap"
@@ -85,31 +93,37 @@ class WorkbookError(ValueError):
 @dataclass(frozen=True)
 class WorkbookInfo:
     path: Path
-    lines_csv: tuple[Path, ...]  # lines that did not fit the Lines sheet, one file per settlement
+    lines_file: Path | None = None  # every raw line of the run, when the Lines sheet holds sums
 
 
 @dataclass(frozen=True)
 class LinesPlacement:
-    """Where one settlement's lines were written: sheet rows (1-based, inclusive) or a CSV."""
+    """Where one settlement's lines are on the Lines sheet (1-based rows, inclusive), and the side file."""
 
     settlement_id: str
     line_count: int
-    first_row: int | None = None
+    first_row: int | None = None     # None: no rows on the sheet
     last_row: int | None = None
-    csv_path: Path | None = None
+    lines_file: Path | None = None   # set when the sheet holds sums and every line is in this CSV
 
     def describe(self) -> str:
-        if self.csv_path is not None:
-            return f"CSV {self.csv_path.name} ({self.line_count} lines, beyond the sheet's row limit)"
         if self.line_count == 0:
             return "no lines"
-        return f"{SHEET_LINES} rows {self.first_row}-{self.last_row}"
+        rows = f"{SHEET_LINES} rows {self.first_row}-{self.last_row}" if self.first_row is not None else ""
+        if self.lines_file is None:
+            return rows
+        return (f"{self.line_count} lines in {self.lines_file.name}; "
+                + (f"summed in {rows}" if rows else f"not on the {SHEET_LINES} sheet (row limit)"))
 
 
 def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
                    file_errors: Sequence[SettlementFileError] = (), generated_at: datetime | None = None,
-                   max_rows: int = EXCEL_MAX_ROWS) -> WorkbookInfo:
-    """Write the run's workbook to ``path`` (.xlsx); ``max_rows`` is the sheet row limit incl. header."""
+                   max_rows: int = EXCEL_MAX_ROWS, lines_on_sheet: int = LINES_ON_SHEET) -> WorkbookInfo:
+    """Write the run's workbook to ``path`` (.xlsx); ``max_rows`` is the sheet row limit incl. header.
+
+    A run of more than ``lines_on_sheet`` lines (or more than fit below the header) gets its
+    lines summed on the Lines sheet and every raw line in ``<stem>-lines.csv`` beside it.
+    """
     path = Path(path)
     if path.suffix.lower() != ".xlsx":
         raise WorkbookError(f"workbook path {str(path)!r} must end in .xlsx")
@@ -119,8 +133,12 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
         raise WorkbookError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, got {max_rows}")
     _check_lines(outcomes)
     generated = _naive_utc(generated_at or datetime.now(timezone.utc))  # a naive generated_at is taken as UTC
-    placements = plan_lines(outcomes, path, max_rows)
-    all_lines = _mark_on_sheet(_lines_frame(outcomes), placements)
+    all_lines = _lines_frame(outcomes)
+    lines_file = (path.with_name(f"{path.stem}-lines.csv")
+                  if len(all_lines) > min(lines_on_sheet, max_rows - 1) else None)
+    notes: list[str] = []
+    sheet_lines = all_lines if lines_file is None else _fit(summed_lines(all_lines), SHEET_LINES, max_rows, 0, notes)
+    placements = plan_lines(outcomes, sheet_lines["_outcome"].to_numpy(), lines_file)
 
     buffer = io.BytesIO()
     workbook = Workbook(buffer, _XLSX_OPTIONS)
@@ -128,10 +146,9 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
                              "comments": "Times are UTC; amounts in each settlement's currency."})
     styles = _styles(workbook, [o.settlement.currency for o in outcomes])
     sheets = {name: workbook.add_worksheet(name) for name in SHEET_NAMES}
-    notes: list[str] = []
-    on_sheet = all_lines[all_lines["_on_sheet"].to_numpy()]
     pending = [
-        _write_lines(workbook, sheets[SHEET_LINES], styles, on_sheet),
+        (_write_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines) if lines_file is None
+         else _write_summed_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)),
         _write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes),
         _write_reconciliation(workbook, sheets[SHEET_RECONCILIATION], styles, outcomes, max_rows, notes),
         _write_exceptions(workbook, sheets[SHEET_EXCEPTIONS], styles, outcomes, file_errors, max_rows, notes),
@@ -139,19 +156,36 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
         _write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
     ]
     _write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
-    notes = [_csv_note(p, max_rows) for p in placements if p.csv_path is not None] + notes
-    _write_summary(sheets[SHEET_SUMMARY], styles, outcomes, placements, file_errors, generated, notes)
+    _write_summary(sheets[SHEET_SUMMARY], styles, outcomes, placements, file_errors, generated, notes,
+                   lines_file, len(all_lines))
     workbook.close()
 
-    csv_paths = _write_csv_lines(all_lines, placements)
-    # Written beside the target and renamed, so a failure never leaves a half-written workbook.
-    partial = path.with_name(f".{path.name}.partial")
-    try:
+    # Each file is written beside its target and renamed, so a failure never leaves a half-written
+    # one; the lines file first, so the workbook never links to a file that is not there.
+    if lines_file is not None:
+        with _replaced_atomically(lines_file) as partial:
+            write_lines_csv(all_lines, partial)
+    with _replaced_atomically(path) as partial:
         splice_rows(buffer.getvalue(), pending, partial)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return WorkbookInfo(path, csv_paths)
+    return WorkbookInfo(path, lines_file)
+
+
+class _replaced_atomically:
+    """``with _replaced_atomically(target) as partial:`` write ``partial``; it replaces ``target`` on success."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.partial = target.with_name(f".{target.name}.partial")
+
+    def __enter__(self) -> Path:
+        return self.partial
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.partial.replace(self.target)
+        finally:
+            self.partial.unlink(missing_ok=True)
 
 
 def _check_lines(outcomes: Sequence[SettlementOutcome]) -> None:
@@ -164,40 +198,17 @@ def _check_lines(outcomes: Sequence[SettlementOutcome]) -> None:
 
 # --- lines placement -----------------------------------------------------------------------
 
-def plan_lines(outcomes: Sequence[SettlementOutcome], path: Path, max_rows: int) -> list[LinesPlacement]:
-    """Settlements in order fill the Lines sheet; one that no longer fits goes to a CSV file."""
-    capacity = max_rows - 1  # header row
-    used = 0
-    placements: list[LinesPlacement] = []
-    taken: set[str] = set()
-    for outcome in outcomes:
-        settlement = outcome.settlement
-        count = settlement.line_count
-        if used + count <= capacity:
-            placements.append(LinesPlacement(settlement.settlement_id, count, used + 2, used + count + 1))
-            used += count
-            continue
-        name = _unique_name(f"{path.stem}-lines-{_file_safe(settlement.settlement_id)}", taken)
-        placements.append(LinesPlacement(settlement.settlement_id, count, csv_path=path.with_name(f"{name}.csv")))
+def plan_lines(outcomes: Sequence[SettlementOutcome], row_outcomes: np.ndarray,
+               lines_file: Path | None) -> list[LinesPlacement]:
+    """Each settlement's rows on the Lines sheet; ``row_outcomes`` is the outcome index of every
+    sheet row (rows of one outcome are contiguous and in outcome order)."""
+    placements = []
+    for index, outcome in enumerate(outcomes):
+        first, last = np.searchsorted(row_outcomes, [index, index + 1])  # 0-based data rows [first, last)
+        rows = (int(first) + 2, int(last) + 1) if last > first else (None, None)  # header is row 1
+        placements.append(LinesPlacement(outcome.settlement.settlement_id, outcome.settlement.line_count,
+                                         *rows, lines_file=lines_file))
     return placements
-
-
-def _csv_note(placement: LinesPlacement, max_rows: int) -> str:
-    return (f"Lines of settlement {placement.settlement_id} ({placement.line_count}) are in "
-            f"{placement.csv_path.name} beside this workbook: they do not fit the {SHEET_LINES} sheet "
-            f"(limit {max_rows} rows including the header).")
-
-
-def _unique_name(name: str, taken: set[str]) -> str:
-    candidate, counter = name, 2
-    while candidate in taken:
-        candidate, counter = f"{name}-{counter}", counter + 1
-    taken.add(candidate)
-    return candidate
-
-
-def _file_safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text) or "unknown"
 
 
 # --- the lines of every settlement ---------------------------------------------------------
@@ -224,13 +235,8 @@ def _lines_frame(outcomes: Sequence[SettlementOutcome]) -> pd.DataFrame:
     if not parts:
         empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in LINE_COLUMNS.items()})
         return empty.assign(currency="", _decimals=0, _settlement_marketplace="", gl_category="", gl_account="",
-                            _outcome=0, _on_sheet=False)
+                            _outcome=0)
     return pd.concat(parts, ignore_index=True)
-
-
-def _mark_on_sheet(frame: pd.DataFrame, placements: Sequence[LinesPlacement]) -> pd.DataFrame:
-    on_sheet = np.array([p.csv_path is None for p in placements], dtype=bool)
-    return frame.assign(_on_sheet=on_sheet[frame["_outcome"].to_numpy()] if len(frame) else False)
 
 
 def _line_sheet_columns() -> tuple[tuple[str, str], ...]:
@@ -266,24 +272,89 @@ def _write_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd
     return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
 
 
-def _write_csv_lines(lines: pd.DataFrame, placements: Sequence[LinesPlacement]) -> tuple[Path, ...]:
-    """The CSV files of settlements beyond the sheet's limit: same columns, exact decimal amounts."""
-    written = []
-    for index, placement in enumerate(placements):
-        if placement.csv_path is None:
-            continue
-        part = lines[lines["_outcome"].to_numpy() == index]
-        table = {}
-        for header, kind in LINE_SHEET_COLUMNS:
-            if kind == "amount":
-                table[header] = amount_cells(part["amount_minor"], part["_decimals"])
-            elif kind == "datetime":
-                table[header] = part["posted_date"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S")
-            else:
-                table[header] = part[header]
-        pd.DataFrame(table).to_csv(placement.csv_path, index=False, encoding="utf-8")
-        written.append(placement.csv_path)
-    return tuple(written)
+def write_lines_csv(lines: pd.DataFrame, path: Path) -> None:
+    """Every line, in the Lines sheet's columns, as UTF-8 CSV: amounts exact decimal text, times UTC.
+
+    Built as an Arrow table and written with pyarrow's CSV writer: a million lines in about a
+    second (pandas' ``to_csv`` takes ~10 s; gzip would add ~8 s, which is why it is plain CSV).
+    """
+    table = {}
+    for header, kind in LINE_SHEET_COLUMNS:
+        if kind == "amount":
+            table[header] = pa.array(amount_cells(lines["amount_minor"], lines["_decimals"]))
+        elif kind == "datetime":
+            # Naive UTC in whole seconds (as in the file); Arrow's cast to text is "YYYY-MM-DD HH:MM:SS"
+            # and ~10x faster than strftime.
+            utc = pa.array(lines["posted_date"].dt.tz_convert("UTC").dt.tz_localize(None))
+            table[header] = utc.cast(pa.timestamp("s"), safe=False).cast(pa.string())
+        elif kind == "integer":
+            table[header] = pa.array(pd.array(lines[header], dtype="Int64"))
+        else:
+            table[header] = pa.array(lines[header].astype("str"))
+    pa_csv.write_csv(pa.table(table), path, pa_csv.WriteOptions(quoting_style="needed"))
+
+
+_SUMMED_KEYS = ["_outcome", "settlement_id", "_day", "transaction_type", "amount_type", "amount_description",
+                "marketplace_name", "gl_category", "gl_account"]
+
+
+def summed_lines(lines: pd.DataFrame) -> pd.DataFrame:
+    """The lines summed per settlement, posted day (UTC), transaction type, amount type and
+    description, marketplace and GL category/account: count, exact sum, first and last line number.
+
+    Sorted by outcome, then day and keys, so each settlement's rows are contiguous. The sums are
+    exact at any size: each amount is split into its high and low 32 bits, whose int64 sums
+    cannot wrap below 2**31 lines per group, and recombined as Python integers.
+    """
+    amounts = lines["amount_minor"].to_numpy(dtype=np.int64)
+    keyed = lines.assign(_day=lines["posted_date"].dt.tz_convert("UTC").dt.floor("D"),
+                         _high=amounts >> _HALF, _low=amounts & _LOW_MASK,
+                         **{k: lines[k].astype("str").fillna("") for k in _SUMMED_KEYS[3:]})
+    summed = (keyed.groupby(_SUMMED_KEYS, sort=True, dropna=False)
+              .agg(count=("amount_minor", "size"), first_line=("line_no", "min"), last_line=("line_no", "max"),
+                   currency=("currency", "first"), _decimals=("_decimals", "first"),
+                   _high=("_high", "sum"), _low=("_low", "sum"))
+              .reset_index())
+    total = [(int(high) << _HALF) + int(low) for high, low in zip(summed["_high"], summed["_low"])]
+    return summed.drop(columns=["_high", "_low"]).assign(amount_minor=pd.Series(total, dtype=object))
+
+
+_HALF, _LOW_MASK = 32, 0xFFFFFFFF
+
+
+def exact_sum(amounts: np.ndarray) -> int:
+    """The exact sum of int64 minor units as a Python integer (the halves' int64 sums cannot wrap)."""
+    return (int((amounts >> _HALF).sum()) << _HALF) + int((amounts & _LOW_MASK).sum())
+
+
+def _exact_amount_cells(amount_minor: pd.Series, decimals: pd.Series) -> pd.Series:
+    """Decimal literals of Python-integer minor units (sums beyond int64 included); a few rows only."""
+    def text(minor: int, places: int) -> str:
+        whole, fraction = divmod(abs(int(minor)), 10 ** places)
+        return ("-" if minor < 0 else "") + str(whole) + (f".{fraction:0{places}d}" if places else "")
+
+    return pd.Series([text(m, int(d)) for m, d in zip(amount_minor, decimals)], index=amount_minor.index,
+                     dtype="str")
+
+
+def _write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, summed: pd.DataFrame) -> PendingRows:
+    columns = [
+        Column("settlement_id", text_cells(summed["settlement_id"]), width=_width("settlement_id")),
+        Column("posted day (UTC)", datetime_cells(summed["_day"]), NUMBER, _DATE, 12),
+        Column("transaction_type", text_cells(summed["transaction_type"]), width=20),
+        Column("amount_type", text_cells(summed["amount_type"]), width=20),
+        Column("amount_description", text_cells(summed["amount_description"]), width=_width("amount_description")),
+        Column("marketplace_name", text_cells(summed["marketplace_name"]), width=_width("marketplace_name")),
+        Column("gl_category", text_cells(summed["gl_category"]), width=24),
+        Column("gl_account", text_cells(summed["gl_account"]), width=12),
+        Column("lines", integer_cells(summed["count"]), NUMBER, None, 9),
+        Column("amount", _exact_amount_cells(summed["amount_minor"], summed["_decimals"]), NUMBER,
+               _amount_style_series(summed["currency"]), 15),
+        Column("currency", text_cells(summed["currency"]), width=9),
+        Column("first line_no", integer_cells(summed["first_line"]), NUMBER, None, 11),
+        Column("last line_no", integer_cells(summed["last_line"]), NUMBER, None, 11),
+    ]
+    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
 
 
 # --- fees ------------------------------------------------------------------------------------
@@ -543,7 +614,7 @@ class CheckFigures:
 
     @classmethod
     def of(cls, outcome: SettlementOutcome) -> CheckFigures:
-        lines = int(outcome.settlement.lines["amount_minor"].sum())
+        lines = exact_sum(outcome.settlement.lines["amount_minor"].to_numpy(dtype=np.int64))
         if not outcome.vouchers:
             return cls(lines, None, None, None)
         return cls(lines, sum(v.debit_minor for v in outcome.vouchers), sum(v.credit_minor for v in outcome.vouchers),
@@ -566,7 +637,7 @@ class CheckFigures:
 
 def _write_summary(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
                    placements: Sequence[LinesPlacement], file_errors: Sequence[SettlementFileError],
-                   generated: datetime, notes: Sequence[str]) -> None:
+                   generated: datetime, notes: Sequence[str], lines_file: Path | None, line_count: int) -> None:
     sheet.write_string(0, 0, "Amazon settlement run", styles.get(_TITLE))
     sheet.write_string(1, 0, "Generated (UTC)")
     sheet.write_datetime(1, 1, generated, styles.get(_DATETIME))
@@ -582,6 +653,8 @@ def _write_summary(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
     row = SUMMARY_HEADER_ROW + 1
     for outcome, placement in zip(outcomes, placements):
         _write_summary_row(sheet, styles, row, outcome, placement)
+        if lines_file is not None and placement.line_count:
+            _link_lines_file(sheet, row, SUMMARY_HEADERS.index("Lines written to"), lines_file, placement.describe())
         row += 1
     last = max(row - 1, SUMMARY_HEADER_ROW + 1)
     sheet.autofilter(SUMMARY_HEADER_ROW, 0, last, len(_SUMMARY_COLUMNS) - 1)
@@ -592,9 +665,19 @@ def _write_summary(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
     sheet.conditional_format(SUMMARY_HEADER_ROW + 1, checks, last, checks,
                              {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_WARN)})
     row = last + 2
+    if lines_file is not None:
+        _link_lines_file(sheet, row, 0, lines_file,
+                         f"All {line_count} lines of this run are in {lines_file.name} beside this workbook (CSV, "
+                         f"exact amounts); the {SHEET_LINES} sheet sums them per settlement, day and fee type.")
+        row += 1
     for note in notes:
         sheet.write_string(row, 0, _cell_text(note))
         row += 1
+
+
+def _link_lines_file(sheet: Worksheet, row: int, column: int, lines_file: Path, text: str) -> None:
+    """A relative link to the lines file: it works wherever the two files are moved together."""
+    sheet.write_url(row, column, f"external:{lines_file.name}", string=_cell_text(text))
 
 
 def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome,

@@ -112,20 +112,26 @@ def integer_cells(values: pd.Series) -> pd.Series:
 
 
 def amount_cells(amount_minor: pd.Series, decimals: pd.Series) -> pd.Series:
-    """Exact decimal literals ("-4.14", "1200") of minor units, per-row currency decimals."""
+    """Exact decimal literals ("-4.14", "1200") of minor units, per-row currency decimals.
+
+    Integer division and pyarrow string kernels: no Python string per row (a million amounts in
+    ~0.1 s rather than ~1 s)."""
     minor = amount_minor.to_numpy(dtype=np.int64)
     places = decimals.to_numpy(dtype=np.int64)
     magnitude = np.abs(minor)
-    out = pd.Series(np.where(minor < 0, "-", ""), index=amount_minor.index, dtype="str")
-    whole = np.empty(len(minor), dtype=object)
+    text: pa.Array | None = None
     for d in np.unique(places):
-        rows = places == d
         scale = 10 ** int(d)
-        integral = pd.Series(magnitude[rows] // scale).astype("str")
+        digits = pc.cast(pa.array(magnitude // scale), pa.large_string())
         if d > 0:
-            integral = integral + "." + pd.Series(magnitude[rows] % scale).astype("str").str.zfill(int(d))
-        whole[rows] = integral.to_numpy(dtype=object)
-    return out + pd.Series(whole, index=amount_minor.index, dtype="str")
+            fraction = pc.utf8_lpad(pc.cast(pa.array(magnitude % scale), pa.large_string()), width=int(d),
+                                    padding="0")
+            digits = _join(digits, _text("."), fraction)
+        text = digits if text is None else pc.if_else(pa.array(places == d), digits, text)
+    if text is None:
+        return pd.Series([], index=amount_minor.index, dtype="str")
+    signed = _join(pc.if_else(pa.array(minor < 0), _text("-"), _text("")), text)
+    return pd.Series(pa.chunked_array([pc.cast(signed, pa.string())]), index=amount_minor.index, dtype="str")
 
 
 def datetime_cells(values: pd.Series) -> pd.Series:
@@ -190,32 +196,47 @@ def render_rows(columns: Sequence[Column], first_row: int, styles: Styles) -> by
                      _text('"'), _style_attribute(column, styles, row_count), _text(opening), cells, _text(closing))
         parts.append(pc.if_else(present, cell, _text("")))
     parts.append(_text("</row>"))
-    return "".join(_join(*parts).to_pylist()).encode("utf-8")
+    return _concatenated(_join(*parts))
+
+
+def _concatenated(strings: pa.Array) -> bytes:
+    """All strings of a (null-free) large_string array back to back, as UTF-8: the array's data
+    buffer already holds them so, which saves a Python string per row and a join."""
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    return strings.buffers()[2][start:end].to_pybytes() if end > start else b""
 
 
 def splice_rows(xlsx: bytes, pending: Sequence[PendingRows], path: Path) -> None:
-    """Write ``xlsx`` to ``path`` with each sheet's rendered rows inserted into its sheetData."""
+    """Write ``xlsx`` to ``path`` with each sheet's rendered rows inserted into its sheetData.
+
+    Each part is streamed into the archive piece by piece (head, rows, tail), so the rendered
+    rows, often most of the file, are never copied into one joined string."""
     by_part = {f"xl/worksheets/sheet{p.sheet_index + 1}.xml": p for p in pending}
     with zipfile.ZipFile(io.BytesIO(xlsx)) as source, \
             zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as target:
         for info in source.infolist():
             data = source.read(info.filename)
-            if info.filename in by_part:
-                data = _insert_rows(data, by_part.pop(info.filename))
-            target.writestr(info.filename, data)
+            rows = by_part.pop(info.filename, None)
+            pieces = _with_rows(data, rows) if rows is not None else (data,)
+            large = sum(len(piece) for piece in pieces) >= zipfile.ZIP64_LIMIT  # as writestr would decide
+            with target.open(info.filename, "w", force_zip64=large) as member:
+                for piece in pieces:
+                    member.write(piece)
     if by_part:
         raise TableError(f"sheet parts not found in the workbook: {', '.join(sorted(by_part))}")
 
 
-def _insert_rows(sheet_xml: bytes, pending: PendingRows) -> bytes:
+def _with_rows(sheet_xml: bytes, pending: PendingRows) -> tuple[bytes, ...]:
+    """The sheet's XML as (head, rows, tail): the rows go before ``</sheetData>``."""
     if pending.row_count == 0:
-        return sheet_xml
+        return (sheet_xml,)
     end = sheet_xml.rfind(b"</sheetData>")
     if end < 0:
         raise TableError(f"sheet {pending.sheet_index + 1} has no sheetData element")
     last = xl_rowcol_to_cell(pending.first_row + pending.row_count - 1, pending.column_count - 1)
     head = re.sub(rb'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}"/>'.encode(), sheet_xml[:end], count=1)
-    return head + pending.xml + sheet_xml[end:]
+    return head, pending.xml, sheet_xml[end:]
 
 
 def _row_count(columns: Sequence[Column]) -> int:
@@ -233,7 +254,10 @@ def _style_attribute(column: Column, styles: Styles, row_count: int) -> pa.Array
     names = column.style.reset_index(drop=True).astype("str")
     if len(names) != row_count:
         raise TableError(f"column {column.header!r}: {len(names)} styles for {row_count} rows")
-    indices = {name: f' s="{styles.xf_index(name)}"' for name in names.unique()}
+    unique = names.unique()
+    indices = {name: f' s="{styles.xf_index(name)}"' for name in unique}
+    if len(unique) == 1:  # one currency: one attribute for every row, no per-row lookup
+        return _text(indices[unique[0]])
     return _arrow_text(names.map(indices))
 
 

@@ -64,6 +64,9 @@ class SandboxEnvironment:
 
     def stop(self) -> None:
         if not self._stopped:
+            # Both at once: each server notices should_exit on its next 0.1 s tick.
+            self.m3.signal_exit()
+            self.spapi.signal_exit()
             self.m3.stop()
             self.spapi.stop()
             self._stopped = True

@@ -25,8 +25,12 @@ class RunningServer:
     _server: uvicorn.Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
-    def stop(self) -> None:
+    def signal_exit(self) -> None:
+        """Ask the server to stop without waiting (``stop`` waits)."""
         self._server.should_exit = True
+
+    def stop(self) -> None:
+        self.signal_exit()
         self._thread.join(timeout=10)
 
     def __enter__(self) -> "RunningServer":

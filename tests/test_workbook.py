@@ -28,6 +28,7 @@ from reconciliation.schemas import validate_settlement
 from reconciliation.workbook import (
     SHEET_NAMES,
     SUMMARY_HEADER_ROW,
+    SUMMARY_HEADERS,
     WorkbookError,
     currency_number_format,
     write_workbook,
@@ -118,7 +119,7 @@ def workbook_path(tmp_path_factory, fixture_outcome, held_outcome, jpy_outcome) 
     path = tmp_path_factory.mktemp("workbook") / "run.xlsx"
     info = write_workbook([fixture_outcome, held_outcome, jpy_outcome], path, file_errors=[FILE_ERROR],
                           generated_at=GENERATED)
-    assert info.path == path and info.lines_csv == ()
+    assert info.path == path and info.lines_file is None  # 41 lines: every line on the Lines sheet
     return path
 
 
@@ -370,25 +371,78 @@ def test_no_nan_or_infinity_and_well_formed_xml(book, workbook_path: Path) -> No
 
 # --- row limit, text safety, bad arguments --------------------------------------------------
 
-def test_lines_past_the_row_limit_go_to_csv_and_the_summary_says_so(tmp_path: Path, fixture_outcome,
-                                                                    held_outcome) -> None:
-    # 25 rows: header + 20 fixture lines fit; the held settlement's 20 lines do not.
-    info = write_workbook([fixture_outcome, held_outcome], tmp_path / "small.xlsx", max_rows=25)
-    expected_csv = tmp_path / f"small-lines-{HELD_ID}.csv"
-    assert info.lines_csv == (expected_csv,)
-    book = openpyxl.load_workbook(info.path)
-    assert book["Lines"].max_row == 21
-    assert {c.value for c in _cells_by_header(book["Lines"], "settlement_id")} == {FIXTURE_ID}
-    summary = _summary(book)
-    assert summary[HELD_ID]["Lines written to"].startswith(f"CSV small-lines-{HELD_ID}.csv (20 lines")
-    notes = [c.value for c in book["Summary"]["A"] if c.value and "beside this workbook" in str(c.value)]
-    assert len(notes) == 1 and expected_csv.name in notes[0]
+def test_a_large_run_sums_the_lines_on_the_sheet_and_writes_every_line_beside_it(tmp_path: Path, fixture_outcome,
+                                                                                 held_outcome) -> None:
+    # 40 lines > lines_on_sheet=30: the Lines sheet sums them, every raw line goes to small-lines.csv.
+    info = write_workbook([fixture_outcome, held_outcome], tmp_path / "small.xlsx", lines_on_sheet=30)
+    expected_csv = tmp_path / "small-lines.csv"
+    assert info.lines_file == expected_csv and expected_csv.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small-lines.csv", "small.xlsx"]  # no partial files left
+
     with open(expected_csv, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 20
-    assert sum(Decimal(r["amount"]) for r in rows) == Decimal("31.81")
+    assert len(rows) == 40
+    # Both settlements are the fixture's 20 lines (the held one renames a description): total-amount 31.81 each.
+    for settlement_id in (FIXTURE_ID, HELD_ID):
+        amounts = [Decimal(r["amount"]) for r in rows if r["settlement_id"] == settlement_id]
+        assert len(amounts) == 20 and sum(amounts) == Decimal("31.81")
     assert rows[0]["amount"] == "68.99" and rows[0]["posted_date (UTC)"] == "2024-10-18 02:58:02"
-    assert rows[0]["order_item_code"] == "90000000000001"
+    assert rows[0]["order_item_code"] == "90000000000001" and rows[0]["line_no"] == "3"
+    assert rows[0]["currency"] == "USD" and rows[0]["gl_account"] != ""
+
+    book = openpyxl.load_workbook(info.path)
+    summed = _table(book["Lines"])
+    fixture_rows = [r for r in summed if r["settlement_id"] == FIXTURE_ID]
+    # By hand: 18 Oct 8 groups (principal, tax, withheld tax, FBA, commission, digital services, shipping,
+    # shipping promotion), 19 Oct 2 (the MCF order's principal and FBA fee), 20 Oct the refund's 6.
+    assert len(fixture_rows) == 16
+    assert sum(r["lines"] for r in fixture_rows) == 20
+    assert sum(_money(r["amount"]) for r in fixture_rows) == Decimal("31.81")
+    [commission] = [r for r in fixture_rows if r["amount_description"] == "Commission"
+                    and r["transaction_type"] == "Order"]
+    assert (commission["posted day (UTC)"], commission["lines"], _money(commission["amount"]),
+            commission["first line_no"], commission["last line_no"]) == \
+        (datetime(2024, 10, 18), 2, Decimal("-24.84"), 7, 12)
+    assert _cells_by_header(book["Lines"], "amount")[0].number_format == USD_FORMAT
+
+    summary = _summary(book)
+    assert summary[FIXTURE_ID]["Lines written to"] == "20 lines in small-lines.csv; summed in Lines rows 2-17"
+    assert summary[HELD_ID]["Lines written to"].startswith("20 lines in small-lines.csv; summed in Lines rows 18-")
+    column = SUMMARY_HEADERS.index("Lines written to") + 1
+    links = [book["Summary"].cell(SUMMARY_HEADER_ROW + 2 + n, column).hyperlink for n in range(2)]
+    assert [link.target for link in links] == ["small-lines.csv", "small-lines.csv"]  # relative: moves with the book
+    [note] = [c for c in book["Summary"]["A"] if c.value and "beside this workbook" in str(c.value)]
+    assert "All 40 lines" in note.value and note.hyperlink.target == "small-lines.csv"
+
+
+def test_summed_lines_are_exact_beyond_int64(tmp_path: Path) -> None:
+    # Three lines of 9,000,000,000,000,000,000 minor units: 2.7e19 does not fit int64 (max 9.22e18).
+    big = 9 * 10**18
+    settlement = make_settlement(
+        [("Order", "ItemPrice", "Principal", big, "2024-10-18 02:58:02", "111-0000000-0000001")] * 3,
+        settlement_id=JPY_ID, currency="JPY", marketplace="Amazon.co.jp", total_minor=27 * 10**18)
+    outcome = SettlementOutcome(settlement=settlement, status="invalid")
+    info = write_workbook([outcome], tmp_path / "big.xlsx", lines_on_sheet=2)
+    book = openpyxl.load_workbook(info.path)
+    [row] = _table(book["Lines"])
+    assert row["lines"] == 3
+    assert _money(_summary(book)[JPY_ID]["Sum of lines - total"]) == 0  # the Summary's check sum is exact too
+    with zipfile.ZipFile(info.path) as archive:
+        assert b"<v>27000000000000000000</v>" in archive.read("xl/worksheets/sheet8.xml")
+    with open(info.lines_file, newline="", encoding="utf-8") as handle:
+        assert sum(Decimal(r["amount"]) for r in csv.DictReader(handle)) == Decimal(27 * 10**18)
+
+
+def test_the_json_document_names_the_lines_file(tmp_path: Path, fixture_outcome) -> None:
+    from flows.contract import settle_document
+    from flows.settlement_steps import Sources
+
+    sources = Sources(settlements=(fixture_outcome.settlement,))
+    small = settle_document([fixture_outcome], sources, write_workbook([fixture_outcome], tmp_path / "a.xlsx"))
+    large = settle_document([fixture_outcome], sources,
+                            write_workbook([fixture_outcome], tmp_path / "b.xlsx", lines_on_sheet=10))
+    assert (small["report"], small["lines_file"]) == (str(tmp_path / "a.xlsx"), None)
+    assert (large["report"], large["lines_file"]) == (str(tmp_path / "b.xlsx"), str(tmp_path / "b-lines.csv"))
 
 
 def test_text_stays_text_and_long_text_is_cut(tmp_path: Path) -> None:
