@@ -144,9 +144,31 @@ def _failure(exc: BaseException, flow_run_id: Any = None) -> int:
     if code is not None:
         return _fail(str(exc), code)
     first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+    prefect_down = _prefect_unreachable(exc)
+    if prefect_down:
+        return _fail(prefect_down, EXIT_UNREACHABLE)
     where = (f"the traceback is in the log of flow run {flow_run_id} (prefect flow-run logs {flow_run_id})"
              if flow_run_id else "please report it with the command that was run")
     return _fail(f"unexpected error in m3sync: {type(exc).__name__}: {first}; {where}", EXIT_FAILED)
+
+
+def _prefect_unreachable(exc: BaseException) -> str:
+    """The one line for Prefect's API being out of reach (a configured server that is down, or
+    the temporary server not starting in time on a busy machine), else "". Prefect raises plain
+    RuntimeErrors for both, so they are told by their wording."""
+    text = str(exc)
+    if not isinstance(exc, RuntimeError):
+        return ""
+    if text.startswith("Failed to reach API at"):
+        url = text.removeprefix("Failed to reach API at").strip()
+        return (f"Prefect's API at {url} does not answer: start that server, or unset PREFECT_API_URL "
+                "to let m3sync start a temporary one")
+    if "ephemeral Prefect API server" in text:
+        timeout = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+        return (f"Prefect's temporary server did not start within {timeout} s (a busy machine?): set "
+                "PREFECT_API_URL to a running Prefect server, or raise "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+    return ""
 
 
 def problem_lines(document: dict[str, Any]) -> list[str]:

@@ -8,5 +8,5 @@ a developer (5), then what needs different input (2), then what needs an account
 EXIT_OK = 0            # every settlement posted, dry run, or skipped as duplicate
 EXIT_INVALID = 2       # invalid input or configuration: the message on stderr names what and where
 EXIT_HELD = 3          # at least one settlement held (a gate, or M3 refused a voucher)
-EXIT_UNREACHABLE = 4   # M3 or Amazon unreachable or rejecting the credentials
+EXIT_UNREACHABLE = 4   # M3 or Amazon (or Prefect's API) unreachable, or rejecting the credentials
 EXIT_FAILED = 5        # an unexpected error in m3sync itself: the message names it, the log has the traceback

@@ -202,3 +202,29 @@ def test_configuration_errors_are_one_line_exit_2_without_secrets(prefect_api_ur
         assert run.stderr.startswith("m3sync: ") and expected in run.stderr, (name, run.stderr)
         assert "S3cret" not in run.stderr
     assert not (homes["report"] / "sandbox").exists()  # refused before the sandbox (or anything) started
+
+
+def test_prefect_api_that_does_not_answer_is_one_line_and_exit_4(fixture_file: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    run = m3sync("settle", str(fixture_file), "--sandbox", "--dry-run", "--home", str(tmp_path / "home"),
+                 api_url=f"http://127.0.0.1:{port}/api")
+    assert run.code == 4, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"m3sync: Prefect's API at http://127.0.0.1:{port}/api/ does not answer: start that server, or unset "
+        "PREFECT_API_URL to let m3sync start a temporary one"]
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_temporary_prefect_server_that_does_not_start_is_named() -> None:
+    from flows.cli import _prefect_unreachable
+
+    message = _prefect_unreachable(RuntimeError("Timed out while attempting to connect to ephemeral Prefect API "
+                                                "server. Ephemeral server process exited with code 1."))
+    assert message.startswith("Prefect's temporary server did not start within")
+    assert "PREFECT_API_URL" in message
+    assert _prefect_unreachable(RuntimeError("something else")) == ""
+    assert _prefect_unreachable(ValueError("Failed to reach API at x")) == ""
