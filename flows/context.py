@@ -16,8 +16,8 @@ from typing import Any
 
 from connectors.amazon import AmazonAccount, AmazonConnector
 from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
-from connectors.settings import (ConfigurationError, Settings, check_state_url, decode_error_position, load_settings,
-                                 resolve_home)
+from connectors.settings import (SANDBOX_M3_PROFILE, ConfigurationError, Settings, check_state_url,
+                                 decode_error_position, load_settings, resolve_home)
 from connectors.state import StateStore
 from reconciliation.mapping import GLMapping, MappingError, load_mapping
 
@@ -32,7 +32,7 @@ class Connections:
     sandbox: bool
     state: StateStore
     m3: M3Operations | None = None
-    m3_profile: str = "brief"
+    m3_profile: str = SANDBOX_M3_PROFILE
     divi: str = SANDBOX_DIVISION
     amazon: AmazonConnector | None = None
     sandbox_env: Any = None          # sandbox.runtime.SandboxEnvironment when sandbox=True
@@ -127,7 +127,7 @@ def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
 
     folder = home / "sandbox"
     settings = load_settings(home)
-    profile = settings.m3.profile if settings.m3 is not None else "brief"
+    profile = settings.m3.profile if settings.m3 is not None else SANDBOX_M3_PROFILE
     client = M3Client.from_ionapi(folder / "m3.ionapi")
     stack.callback(client.close)
     values: dict[str, Any] = json.loads((folder / "spapi-credentials.json").read_text(encoding="utf-8"))
