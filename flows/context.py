@@ -194,6 +194,8 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
                                     cono=m3.cono, divi=m3.divi)
         stack.callback(client.close)
         connections.m3 = M3Operations(client, m3.profile, cono=m3.cono, divi=m3.divi)
+        if need_m3:  # a company or division the M3 user may not use is a configuration error (exit 2)
+            connections.m3.check_company()
         connections.m3_profile = m3.profile
         if m3.divi:
             connections.divi = m3.divi
