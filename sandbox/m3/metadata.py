@@ -28,7 +28,7 @@ class FieldDef:
 
 # What M3 reads as a number: digits, at most one '.', an optional leading '-'. Not NaN,
 # Infinity, 1e2, 1_000, +3, ' 3' or '1,5' (Python's Decimal would take several of these).
-_NUMBER = re.compile(r"(-?)(\d*)(?:\.(\d*))?")
+_NUMBER = re.compile(r"(-?)([0-9]*)(?:\.([0-9]*))?")  # ASCII digits: \\d would take ١٢
 
 
 def number_error(field: "FieldDef", value: str) -> MIError | None:
