@@ -155,9 +155,6 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
         m3 = settings.require_m3()
         if m3.ionapi is not None:
             check_ionapi(m3.ionapi)
-        if m3.profile == "cloudsuite" and not m3.cono:
-            raise ConfigurationError("the cloudsuite profile posts through GLS840MI, which needs the company: "
-                                     "set [m3] cono in HOME/config.toml or M3SYNC_M3_CONO")
     if need_amazon:
         amazon = settings.require_amazon()
         if not amazon.seller_id:
@@ -194,11 +191,12 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
                                     cono=m3.cono, divi=m3.divi)
         stack.callback(client.close)
         connections.m3 = M3Operations(client, m3.profile, cono=m3.cono, divi=m3.divi)
-        if need_m3:  # a company or division the M3 user may not use is a configuration error (exit 2)
-            connections.m3.check_company()
         connections.m3_profile = m3.profile
         if m3.divi:
             connections.divi = m3.divi
+        if need_m3:  # a company or division the M3 user may not use is a configuration error (exit 2);
+            # without cono/divi configured, the M3 user's defaults are used (and GLS840MI gets the company)
+            connections.divi = connections.m3.check_company()[1] or connections.divi
     if need_amazon:
         amazon = settings.require_amazon()
         account = AmazonAccount(

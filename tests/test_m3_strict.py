@@ -205,11 +205,15 @@ def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):  
     with pytest.raises(ConfigurationError, match=r"\[m3\] cono = '999'.*Not authorized for company 999") as info:
         open_connections(home, sandbox=False)
     assert _known_failure(info.value) == EXIT_INVALID
-    # a live configuration without a profile uses the standard CloudSuite transactions
-    config.write_text(config.read_text().replace('profile = "cloudsuite"\n', "").replace("cono = 999", "cono = 100"))
+    # a live configuration without a profile uses the standard CloudSuite transactions, and without
+    # cono/divi the M3 user's defaults (GLS840MI then still gets its CONO)
+    config.write_text(config.read_text().replace('profile = "cloudsuite"\n', "").replace("cono = 999\n", "")
+                      .replace('divi = "AAA"\n', ""))
+    assert "cono" not in config.read_text() and "profile" not in config.read_text()
     with open_connections(home, sandbox=False) as connections:
         assert connections.m3 is not None and connections.m3.profile == "cloudsuite"
         assert connections.m3_profile == "cloudsuite"
+        assert (connections.m3.cono, connections.m3.divi, connections.divi) == ("100", "AAA", "AAA")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,8 +61,10 @@ class M3Operations:
 
         Reads the user's defaults and authorisations (MNS150MI/GetUserData, LstCmpDivi); where
         MNS150MI is not open to the user, a first read in the company shows the same refusal.
-        Returns the (company, division) in force; raises :class:`ConfigurationError` naming
-        ``cono``/``divi`` when M3 refuses them (M3Unavailable/M3AuthError pass through).
+        Returns the (company, division) in force and adopts them where none was configured
+        (M3 then works in the user's defaults, and GLS840MI needs the company explicitly);
+        raises :class:`ConfigurationError` naming ``cono``/``divi`` when M3 refuses them
+        (M3Unavailable/M3AuthError pass through).
         """
         try:
             try:
@@ -72,7 +74,7 @@ class M3Operations:
                     raise
                 log.info("MNS150MI/GetUserData not available (%s); checking the company with a first read", exc)
                 self.client.execute("CRS610MI", "LstByNumber", maxrecs=1)
-                return self.cono or "", self.divi or ""
+                return self.cono or "", self.divi or ""  # the user's defaults stay unknown
             cono = _company(self.cono or m3_text(user, "CONO"))
             divi = self.divi or m3_text(user, "DIVI")
             allowed = self.client.execute("MNS150MI", "LstCmpDivi", {"USID": m3_text(user, "USID")}, maxrecs=0)
@@ -89,6 +91,7 @@ class M3Operations:
         if pairs and divi and (cono, divi) not in pairs:
             raise ConfigurationError(_context_problem("divi", divi, f"M3 user {usid} may not use division {divi}"
                                                       f" of company {cono} (allowed: {_listed(pairs)})"))
+        self.cono, self.divi = self.cono or cono or None, self.divi or divi or None
         return cono, divi
 
     # -- customers ----------------------------------------------------------------------------
