@@ -21,7 +21,9 @@ import pytest
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 from connectors.m3 import M3Client, M3Operations, M3TransactionError
 from connectors.m3.errors import M3Error, M3ListTruncated
-from connectors.m3.records import CustomerRequest, JournalEntry, JournalLine, OrderLineRequest, OrderRequest
+from connectors.m3.records import (
+    CustomerRequest, JournalEntry, JournalLine, OrderAddress, OrderLineRequest, OrderRequest,
+)
 from connectors.retry import Backoff
 from connectors.settings import ConfigurationError
 from sandbox.m3.app import create_app
@@ -383,6 +385,14 @@ def test_connector_retries_locked_idempotent_writes_and_surfaces_the_others(box,
         results = client.execute_bulk("OIS100MI", [("AddBatchAddress", address), ("AddBatchAddress", address)],
                                       idempotent=True)
         assert all(r.ok for r in results)
+        # the cloudsuite order flow sends its address idempotently: a lock there does not stop the order
+        box.admin("POST", "/sandbox/faults", {"record_locked": 1, "transactions": ["OIS100MI/AddBatchAddress"]})
+        itno = box.stored("SELECT data FROM items WHERE itno != 'FREIGHT' LIMIT 1")[0]["ITNO"]
+        created = M3Operations(client, "cloudsuite").create_order(OrderRequest(
+            cuno="AMZUS", customer_order_ref=unique("LOCK-"), order_type="AMZ",
+            lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal("1.00")),),
+            delivery_address=OrderAddress(name="Jane Buyer", address1="1 Main Street", town="Austin", country="US")))
+        assert created.status == "90" and box.admin("GET", "/sandbox/faults")["locks_left"] == 0
         # creating a customer is not idempotent: M3's answer is surfaced, never retried
         customers = box.state()["customers"]
         box.admin("POST", "/sandbox/faults", {"record_locked": 2, "locked_by": "PLANNER",

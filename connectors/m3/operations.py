@@ -140,7 +140,8 @@ class M3Operations:
                 self.client.execute("OIS100MI", "AddBatchAddress", {
                     "ORNO": batch_orno, "ADRT": ADRT_DELIVERY, "CUNM": address.name, "CUA1": address.address1,
                     "CUA2": address.address2, "CUA3": address.address3, "PONO": address.postal_code,
-                    "TOWN": address.town, "CSCD": address.country, "ECAR": address.state, "PHNO": address.phone})
+                    "TOWN": address.town, "CSCD": address.country, "ECAR": address.state, "PHNO": address.phone},
+                    idempotent=True)  # one address per type on the batch order: a repeat adds nothing
             except M3TransactionError as exc:
                 raise M3OrderIncomplete(batch_orno, (exc,)) from exc
         try:
