@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Literal
 
 from connectors.m3.client import M3Client
 from connectors.m3.errors import M3Error, M3ListTruncated, M3OrderIncomplete, M3TransactionError, M3Unavailable
@@ -23,11 +22,11 @@ from connectors.m3.records import (
     M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
     m3_date, m3_decimal, m3_int, m3_text,
 )
-from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, env_var
+from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, env_var
 
 log = logging.getLogger(__name__)
 
-Profile = Literal["brief", "cloudsuite"]
+Profile = M3Profile
 PROFILES: tuple[str, ...] = M3_PROFILES
 AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field CONO; DIVI for a division)
 
