@@ -9,7 +9,7 @@ saying exactly which TOML key or environment variable to set.
 
     [m3]
     ionapi = "m3.ionapi"          # relative to HOME; or base_url + user + password (Basic)
-    profile = "brief"             # or "cloudsuite"
+    profile = "cloudsuite"        # the default; "brief" only for tenants mapping the brief's names
     cono = "100"
     divi = "AAA"
     tenant = "ACME_PRD"           # optional, the .ionapi's "ti" otherwise
@@ -45,7 +45,15 @@ CONFIG_FILE = "config.toml"
 ENV_PREFIX = "M3SYNC_"
 SECRET_BLOCK_PREFIX = "prefect-secret:"
 DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
-M3_PROFILES = ("brief", "cloudsuite")
+M3Profile = Literal["brief", "cloudsuite"]
+M3_PROFILES: tuple[M3Profile, ...] = ("brief", "cloudsuite")
+# The one definition of which M3 transactions are used when nothing says otherwise. A live M3
+# gets the standard CloudSuite transactions: the brief's names (OIS100MI/AddHead, MMS080MI/LstItemBal,
+# GLS200MI/Add) do not exist in standard M3 and are used only when chosen explicitly. The sandbox
+# serves both; `m3sync demo` and `--sandbox` use SANDBOX_M3_PROFILE unless an [m3] section
+# is configured.
+DEFAULT_M3_PROFILE: M3Profile = "cloudsuite"
+SANDBOX_M3_PROFILE: M3Profile = "brief"
 
 # SP-API regional endpoints by marketplace id (Amazon's "Marketplace IDs" table), used when
 # no endpoint is configured.
@@ -165,7 +173,7 @@ class M3Settings:
     base_url: str | None = None
     user: str | None = None
     password: Secret | None = None
-    profile: Literal["brief", "cloudsuite"] = "brief"
+    profile: M3Profile = DEFAULT_M3_PROFILE
     cono: str | None = None
     divi: str | None = None
     tenant: str | None = None
@@ -389,7 +397,7 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
     if not section.given("ionapi"):
         for key in section.missing(["user", "password"]):
             section.problems.append(f"M3 HTTP Basic needs {key}: set {section.where(key)}")
-    profile = section.text("profile") or "brief"
+    profile = section.text("profile") or DEFAULT_M3_PROFILE
     if profile not in M3_PROFILES:
         section.problems.append(f"{section.where('profile')} must be one of {', '.join(M3_PROFILES)}, got {profile!r}")
     cono = section.text("cono")

@@ -16,8 +16,8 @@ from typing import Any
 
 from connectors.amazon import AmazonAccount, AmazonConnector
 from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
-from connectors.settings import (ConfigurationError, Settings, check_state_url, decode_error_position, load_settings,
-                                 resolve_home)
+from connectors.settings import (SANDBOX_M3_PROFILE, ConfigurationError, Settings, check_state_url,
+                                 decode_error_position, load_settings, resolve_home)
 from connectors.state import StateStore
 from reconciliation.mapping import GLMapping, MappingError, load_mapping
 
@@ -32,7 +32,7 @@ class Connections:
     sandbox: bool
     state: StateStore
     m3: M3Operations | None = None
-    m3_profile: str = "brief"
+    m3_profile: str = SANDBOX_M3_PROFILE
     divi: str = SANDBOX_DIVISION
     amazon: AmazonConnector | None = None
     sandbox_env: Any = None          # sandbox.runtime.SandboxEnvironment when sandbox=True
@@ -127,7 +127,7 @@ def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
 
     folder = home / "sandbox"
     settings = load_settings(home)
-    profile = settings.m3.profile if settings.m3 is not None else "brief"
+    profile = settings.m3.profile if settings.m3 is not None else SANDBOX_M3_PROFILE
     client = M3Client.from_ionapi(folder / "m3.ionapi")
     stack.callback(client.close)
     values: dict[str, Any] = json.loads((folder / "spapi-credentials.json").read_text(encoding="utf-8"))
@@ -155,9 +155,6 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
         m3 = settings.require_m3()
         if m3.ionapi is not None:
             check_ionapi(m3.ionapi)
-        if m3.profile == "cloudsuite" and not m3.cono:
-            raise ConfigurationError("the cloudsuite profile posts through GLS840MI, which needs the company: "
-                                     "set [m3] cono in HOME/config.toml or M3SYNC_M3_CONO")
     if need_amazon:
         amazon = settings.require_amazon()
         if not amazon.seller_id:
@@ -197,6 +194,9 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
         connections.m3_profile = m3.profile
         if m3.divi:
             connections.divi = m3.divi
+        if need_m3:  # a company or division the M3 user may not use is a configuration error (exit 2);
+            # without cono/divi configured, the M3 user's defaults are used (and GLS840MI gets the company)
+            connections.divi = connections.m3.check_company()[1] or connections.divi
     if need_amazon:
         amazon = settings.require_amazon()
         account = AmazonAccount(

@@ -82,6 +82,19 @@ def test_settings_from_toml(home: Path) -> None:
     assert settings.home == home
 
 
+def test_live_m3_without_a_profile_uses_cloudsuite_and_brief_only_when_chosen(home: Path) -> None:
+    without = FULL_TOML.replace('profile = "cloudsuite"\n', "")
+    assert "profile" not in without
+    write_config(home, without)
+    assert load_settings(home, env={}).require_m3().profile == "cloudsuite"
+    assert load_settings(home, env={"M3SYNC_M3_PROFILE": "brief"}).require_m3().profile == "brief"
+    write_config(home, without.replace("[m3]\n", '[m3]\nprofile = "brief"\n'))
+    assert load_settings(home, env={}).require_m3().profile == "brief"
+    write_config(home, without.replace("[m3]\n", '[m3]\nprofile = "standard"\n'))
+    with pytest.raises(ConfigurationError, match=r"\[m3\] profile .* must be one of brief, cloudsuite, got 'standard'"):
+        load_settings(home, env={}, require=["m3"])
+
+
 def test_environment_overrides_toml(home: Path, tmp_path: Path) -> None:
     write_config(home, FULL_TOML)
     env = {

@@ -1,11 +1,17 @@
 """httpx client for Infor M3's MI REST API: v2 single GET, v2 bulk POST, v1 GET (m3-api.md §1-2).
 
-Transport failures (timeouts, dropped connections, 5xx, 429) are retried with exponential
-backoff and jitter for reads always, for writes only when the caller says the write is
-idempotent: MI has no idempotency key, so a blind retry of an Add could write twice.
+Transport failures (timeouts, dropped connections, 5xx, 429) and M3's "record locked / changed
+by another user" answers are retried with exponential backoff and jitter for reads always, for
+writes only when the caller says the write is idempotent: MI has no idempotency key, so a blind
+retry of an Add could write twice.
+
+Limits: a bulk request is split to stay within the gateway's size (``bulk_max_transactions``,
+``bulk_max_bytes``); ``maxrecs=0`` ("all") asks for ``max_records`` and raises
+:class:`M3ListTruncated` when the answer is full, so no caller works on a silently cut list.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -20,7 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.m3.auth import BasicCredentials, IonApiCredentials, IonApiOAuth
-from connectors.m3.errors import M3AuthError, M3Error, M3TransactionError, M3Unavailable
+from connectors.m3.errors import M3AuthError, M3Error, M3ListTruncated, M3TransactionError, M3Unavailable
 from connectors.retry import Backoff, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,11 @@ _NAME = re.compile(r"^[A-Z0-9]{1,12}$")
 _PROGRAM = re.compile(r"^[A-Z0-9]{2,10}$")
 _TRANSACTION = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _READ_PREFIXES = ("Get", "Lst", "Search", "Sel")
+# M3's answers for a record another job holds or changed meanwhile (m3-api.md §6): worth a retry.
+LOCKED_CODES = frozenset({"XUP0001", "XO_1130"})
+BULK_MAX_TRANSACTIONS = 100    # what the gateway takes in one bulk request (the sandbox's default limits)
+BULK_MAX_BYTES = 64 * 1024
+MAX_RECORDS = 10_000           # the most records M3 returns for one list call (maxrecs=0)
 
 
 class _RedactQueryFilter(logging.Filter):
@@ -48,6 +59,11 @@ class _RedactQueryFilter(logging.Filter):
 _httpx_logger = logging.getLogger("httpx")
 if not any(isinstance(f, _RedactQueryFilter) for f in _httpx_logger.filters):
     _httpx_logger.addFilter(_RedactQueryFilter())
+
+
+def is_locked(error: BaseException) -> bool:
+    """True for M3's "record locked / changed by another user" answers."""
+    return isinstance(error, M3TransactionError) and error.code in LOCKED_CODES
 
 
 def is_read_transaction(transaction: str) -> bool:
@@ -95,12 +111,21 @@ class M3Client:
                  cono: int | str | None = None, divi: str | None = None, timeout: float = 30.0,
                  backoff: Backoff = Backoff(attempts=4, base=0.5, cap=8.0),
                  transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 bulk_max_transactions: int = BULK_MAX_TRANSACTIONS, bulk_max_bytes: int = BULK_MAX_BYTES,
+                 max_records: int = MAX_RECORDS) -> None:
+        for name, limit in (("bulk_max_transactions", bulk_max_transactions), ("bulk_max_bytes", bulk_max_bytes),
+                            ("max_records", max_records)):
+            if limit <= 0:
+                raise ValueError(f"{name} must be positive, got {limit!r}")
         root = base_url.rstrip("/")
         self.base_url = f"{root}/{tenant}/M3" if tenant else root
         self.cono = None if cono is None else str(cono)
         self.divi = divi
         self.backoff = backoff
+        self.bulk_max_transactions = bulk_max_transactions
+        self.bulk_max_bytes = bulk_max_bytes
+        self.max_records = max_records
         self._auth = auth
         self._sleep = sleep
         self._http = httpx.Client(base_url=self.base_url, auth=auth, timeout=timeout, transport=transport,
@@ -143,63 +168,124 @@ class M3Client:
     def execute(self, program: str, transaction: str, fields: Fields | None = None, *,
                 maxrecs: int | None = None, returncols: Sequence[str] | None = None,
                 idempotent: bool | None = None) -> list[dict[str, str]]:
-        """Run one transaction with the v2 single GET; returns its records (trimmed strings)."""
+        """Run one transaction with the v2 single GET; returns its records (trimmed strings).
+
+        ``maxrecs=0`` means every record: :class:`M3ListTruncated` if M3's limit cut the list.
+        """
         _check_names(program, transaction)
         params = self._context_params() | _encode_fields(program, transaction, fields)
         if maxrecs is not None:
-            params["maxrecs"] = str(maxrecs)
+            params["maxrecs"] = str(self._maxrecs(maxrecs))
         if returncols:
             params["returncols"] = ",".join(returncols)
         path = f"/m3api-rest/v2/execute/{program}/{transaction}"
-        body = self._call(program, transaction, _retry_allowed(transaction, idempotent),
-                          lambda: self._http.get(path, params=params), accept_400=True)
-        results = body.get("results") or []
-        if body.get("wasTerminated") and not results:
-            raise _termination_error(program, transaction, body)
-        if not results:
-            raise M3Error(f"{program}/{transaction}: M3 answered without results")
-        first = results[0]
-        error = _result_error(program, transaction, first)
-        if error is not None:
-            raise error
-        return [_strings(rec) for rec in first.get("records") or []]
+        retry = _retry_allowed(transaction, idempotent)
+
+        def attempt() -> list[dict[str, str]]:
+            body = self._call(program, transaction, retry, lambda: self._http.get(path, params=params),
+                              accept_400=True)
+            results = body.get("results") or []
+            if body.get("wasTerminated") and not results:
+                raise _termination_error(program, transaction, body)
+            if not results:
+                raise M3Error(f"{program}/{transaction}: M3 answered without results")
+            first = results[0]
+            error = _result_error(program, transaction, first)
+            if error is not None:
+                raise error
+            return [_strings(rec) for rec in first.get("records") or []]
+
+        records = self._retry_locked(f"{program}/{transaction}", retry, attempt)
+        self._check_complete(f"{program}/{transaction}", maxrecs, len(records))
+        return records
 
     def execute_bulk(self, program: str, records: Sequence[tuple[str, Fields]], *,
                      idempotent: bool = False, maxrecs: int | None = None) -> list[BulkResult]:
-        """Run several transactions of one program in one v2 bulk POST, in order.
+        """Run several transactions of one program in v2 bulk POSTs, in order.
 
         A failing transaction does not stop the others; each :class:`BulkResult` carries its
-        own records or error. Retried on transport failures only if every transaction reads or
-        the caller says the whole bulk is idempotent.
+        own records or error. The transactions are split into as many requests as the gateway's
+        limits need (in order; a transport failure stops the remaining requests). Retried on
+        transport failures and record locks only if every transaction reads or the caller says
+        the whole bulk is idempotent; then only the locked transactions are sent again.
         """
         if not records:
             return []
-        transactions = []
+        items = []
         for transaction, fields in records:
             _check_names(program, transaction)
-            transactions.append({"transaction": transaction,
-                                 "record": _encode_fields(program, transaction, fields),
-                                 "selectedColumns": []})
-        payload: dict[str, Any] = {"program": program, "transactions": transactions}
+            items.append({"transaction": transaction, "record": _encode_fields(program, transaction, fields),
+                          "selectedColumns": []})
+        header: dict[str, Any] = {"program": program}
         if self.cono is not None:
-            payload["cono"] = int(self.cono) if self.cono.isdigit() else self.cono
+            header["cono"] = int(self.cono) if self.cono.isdigit() else self.cono
         if self.divi is not None:
-            payload["divi"] = self.divi
+            header["divi"] = self.divi
         if maxrecs is not None:
-            payload["maxReturnedRecords"] = maxrecs
+            header["maxReturnedRecords"] = self._maxrecs(maxrecs)
         retry = idempotent or all(is_read_transaction(t) for t, _ in records)
-        names = sorted({t for t, _ in records})
-        body = self._call(program, f"{'+'.join(names)} (bulk of {len(records)})", retry,
-                          lambda: self._http.post("/m3api-rest/v2/execute", json=payload), accept_400=True)
+        results: list[BulkResult] = [BulkResult(transaction=t) for t, _ in records]
+        pending = list(range(len(records)))
+        attempt = 0
+        while True:
+            for chunk in self._bulk_chunks(program, header, [items[i] for i in pending]):
+                chunk_indexes = pending[:len(chunk)]
+                pending = pending[len(chunk):]
+                for index, result in zip(chunk_indexes, self._send_bulk(program, header, chunk, retry)):
+                    results[index] = result
+            locked = [i for i, r in enumerate(results) if r.error is not None and is_locked(r.error)]
+            attempt += 1
+            if not (retry and locked) or attempt >= self.backoff.attempts:
+                break
+            wait = self.backoff.delay(attempt - 1)
+            log.warning("M3 %s bulk: %d transaction(s) met a locked record; retry %d in %.2fs", program,
+                        len(locked), attempt, wait)
+            self._sleep(wait)
+            pending = locked
+        for result in results:
+            if result.ok:
+                self._check_complete(f"{program}/{result.transaction}", maxrecs, len(result.records))
+        return results
+
+    def _bulk_chunks(self, program: str, header: Mapping[str, Any],
+                     items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """``items`` in order, cut into requests within the transaction and byte limits."""
+        empty = len(_bulk_body(header, []))
+        chunks: list[list[dict[str, Any]]] = []
+        current: list[dict[str, Any]] = []
+        size = empty
+        for item in items:
+            item_size = len(_bulk_body({}, [item])) - len(_bulk_body({}, [])) + 1  # + the comma
+            if empty + item_size > self.bulk_max_bytes:
+                raise M3Error(f"{program}/{item['transaction']}: one transaction of {item_size} bytes does not fit "
+                              f"a bulk request of at most {self.bulk_max_bytes} bytes")
+            if current and (len(current) >= self.bulk_max_transactions or size + item_size > self.bulk_max_bytes):
+                chunks.append(current)
+                current, size = [], empty
+            current.append(item)
+            size += item_size
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _send_bulk(self, program: str, header: Mapping[str, Any], items: list[dict[str, Any]],
+                   retry: bool) -> list[BulkResult]:
+        body_bytes = _bulk_body(header, items)
+        names = sorted({item["transaction"] for item in items})
+        body = self._call(program, f"{'+'.join(names)} (bulk of {len(items)})", retry,
+                          lambda: self._http.post("/m3api-rest/v2/execute", content=body_bytes,
+                                                  headers={"Content-Type": "application/json"}),
+                          accept_400=True)
         results = body.get("results") or []
-        if body.get("wasTerminated") and len(results) < len(records):
-            raise _termination_error(program, records[len(results)][0] if results else records[0][0], body)
-        if len(results) != len(records):
-            raise M3Error(f"{program} bulk: sent {len(records)} transactions, M3 answered {len(results)} results")
+        if body.get("wasTerminated") and len(results) < len(items):
+            raise _termination_error(program, items[len(results)]["transaction"] if results
+                                     else items[0]["transaction"], body)
+        if len(results) != len(items):
+            raise M3Error(f"{program} bulk: sent {len(items)} transactions, M3 answered {len(results)} results")
         out = []
-        for (transaction, _), result in zip(records, results):
-            error = _result_error(program, transaction, result)
-            out.append(BulkResult(transaction=transaction,
+        for item, result in zip(items, results):
+            error = _result_error(program, item["transaction"], result)
+            out.append(BulkResult(transaction=item["transaction"],
                                   records=() if error else tuple(_strings(r) for r in result.get("records") or []),
                                   error=error))
         return out
@@ -211,7 +297,7 @@ class M3Client:
         _check_names(program, transaction)
         matrix = ";metadata=false"
         if maxrecs is not None:
-            matrix += f";maxrecs={int(maxrecs)}"
+            matrix += f";maxrecs={self._maxrecs(int(maxrecs))}"
         if returncols:
             for col in returncols:
                 if not _NAME.match(col):
@@ -223,21 +309,47 @@ class M3Client:
             matrix += f";divi={quote(self.divi)}"
         path = f"/m3api-rest/execute/{program}/{transaction}{matrix}"
         params = _encode_fields(program, transaction, fields)
-        body = self._call(program, transaction, _retry_allowed(transaction, idempotent),
-                          lambda: self._http.get(path, params=params), accept_400=False)
-        nok = body.get("ErrorMessage") if isinstance(body.get("ErrorMessage"), dict) else (
-            body if "@type" in body else None)
-        if nok is not None:
-            raise M3TransactionError(program, transaction, str(nok.get("@type") or "ServerReturnedNOK"),
-                                     _clean(nok.get("@code")), _clean(nok.get("@field")),
-                                     str(nok.get("Message") or ""))
-        rows = []
-        for mi_record in body.get("MIRecord") or []:
-            rows.append({str(nv["Name"]).strip(): str(nv.get("Value") or "").rstrip()
-                         for nv in mi_record.get("NameValue") or []})
+        retry = _retry_allowed(transaction, idempotent)
+
+        def attempt() -> list[dict[str, str]]:
+            body = self._call(program, transaction, retry, lambda: self._http.get(path, params=params),
+                              accept_400=False)
+            nok = body.get("ErrorMessage") if isinstance(body.get("ErrorMessage"), dict) else (
+                body if "@type" in body else None)
+            if nok is not None:
+                raise M3TransactionError(program, transaction, str(nok.get("@type") or "ServerReturnedNOK"),
+                                         _clean(nok.get("@code")), _clean(nok.get("@field")),
+                                         str(nok.get("Message") or ""))
+            rows = []
+            for mi_record in body.get("MIRecord") or []:
+                rows.append({str(nv["Name"]).strip(): str(nv.get("Value") or "").rstrip()
+                             for nv in mi_record.get("NameValue") or []})
+            return rows
+
+        rows = self._retry_locked(f"{program}/{transaction}", retry, attempt)
+        self._check_complete(f"{program}/{transaction}", maxrecs, len(rows))
         return rows
 
     # -- plumbing -------------------------------------------------------------------------------
+    def _maxrecs(self, maxrecs: int) -> int:
+        """What to send for ``maxrecs``: 0 ("all") becomes the most M3 returns, so a cut list shows."""
+        if maxrecs < 0:
+            raise ValueError(f"maxrecs must be 0 (all) or more, got {maxrecs}")
+        return self.max_records if maxrecs == 0 else maxrecs
+
+    def _check_complete(self, what: str, maxrecs: int | None, received: int) -> None:
+        if maxrecs == 0 and received >= self.max_records:
+            raise M3ListTruncated(what, self.max_records)
+
+    def _retry_locked(self, what: str, retry: bool, attempt: Callable[[], list[dict[str, str]]]
+                      ) -> list[dict[str, str]]:
+        """``attempt`` again with backoff while M3 answers that the record is locked, if ``retry``."""
+        def on_retry(n: int, exc: BaseException, wait: float) -> None:
+            log.warning("M3 %s met a locked record (%s); retry %d in %.2fs", what, exc, n, wait)
+
+        return call_with_retries(attempt, retryable=lambda exc: retry and is_locked(exc), backoff=self.backoff,
+                                 sleep=self._sleep, on_retry=on_retry)
+
     def _context_params(self) -> dict[str, str]:
         params = {}
         if self.cono is not None:
@@ -275,11 +387,23 @@ class M3Client:
         )
 
 
+def _bulk_body(header: Mapping[str, Any], items: list[dict[str, Any]]) -> bytes:
+    """The bulk request body exactly as sent (its length is what the gateway limits)."""
+    return json.dumps({**header, "transactions": items}, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
 def _decode(program: str, transaction: str, response: httpx.Response, accept_400: bool) -> dict[str, Any]:
     what = f"{program}/{transaction}"
     status = response.status_code
     if status in (401, 403):
         raise M3AuthError(f"M3 refused the credentials for {what}: HTTP {status}")
+    if status == 413:
+        try:
+            reason = str(response.json().get("terminationReason") or "")
+        except (ValueError, AttributeError):
+            reason = ""
+        raise M3Error(f"{what}: M3 refused the request as too large (HTTP 413){': ' + reason if reason else ''}")
     if status == 429 or status >= 500:
         raise M3Unavailable(what, f"HTTP {status}", status=status,
                             retry_after=_retry_after(response.headers.get("Retry-After")))

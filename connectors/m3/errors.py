@@ -71,3 +71,17 @@ class M3OrderIncomplete(M3Error):
 
     def __reduce__(self):
         return (type(self), (self.orno, self.errors))
+
+
+class M3ListTruncated(M3Error):
+    """A list answer filled the most records M3 returns (``maxrecs``): records may be missing, so
+    the caller narrows the selection (a shorter date range, a start position) instead of using it."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        self.what = what
+        self.limit = limit
+        super().__init__(f"{what} returned the maximum of {limit} records, so the list may be incomplete; "
+                         "narrow the selection")
+
+    def __reduce__(self):
+        return (type(self), (self.what, self.limit))

@@ -1,8 +1,9 @@
 """Business operations on M3, each mapped to the transactions of an API profile.
 
-``brief`` uses the transaction names of the product brief (OIS100MI/AddHead, MMS080MI/LstItemBal,
-GLS200MI/Add); ``cloudsuite`` the standard M3 CloudSuite ones (OIS100MI batch order entry,
-MMS200MI/MMS060MI balances, GLS840MI GL batch). See docs/m3-contract.md for the table.
+``cloudsuite`` (the default) uses the standard M3 CloudSuite transactions (OIS100MI batch order
+entry, MMS200MI/MMS060MI balances, GLS840MI GL batch); ``brief`` the transaction names of the
+product brief (OIS100MI/AddHead, MMS080MI/LstItemBal, GLS200MI/Add), which standard M3 does not
+have: only for tenants that expose them through their own mappings. See docs/m3-contract.md.
 """
 from __future__ import annotations
 
@@ -12,21 +13,22 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Literal
 
 from connectors.m3.client import M3Client
-from connectors.m3.errors import M3Error, M3OrderIncomplete, M3TransactionError, M3Unavailable
+from connectors.m3.errors import M3Error, M3ListTruncated, M3OrderIncomplete, M3TransactionError, M3Unavailable
 from connectors.m3.gl_record import I1Record, encode_i1
 from connectors.m3.records import (
     CreatedOrder, Customer, CustomerInvoice, CustomerRequest, Delivery, DeliveryLine, Item, JournalEntry,
     M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
     m3_date, m3_decimal, m3_int, m3_text,
 )
+from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, env_var
 
 log = logging.getLogger(__name__)
 
-Profile = Literal["brief", "cloudsuite"]
-PROFILES: tuple[str, ...] = ("brief", "cloudsuite")
+Profile = M3Profile
+PROFILES: tuple[str, ...] = M3_PROFILES
+AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field CONO; DIVI for a division)
 
 GL_INTERFACE = "GLUPLOAD"   # GLS840MI interface whose PARM layout is the I1 record
 RORC_CUSTOMER_ORDER = 3     # MWS411MI reference order category of a customer order
@@ -37,7 +39,7 @@ MAX_GL_BATCH_ATTEMPTS = 10  # KEY1 variants tried when earlier attempts left unf
 class M3Operations:
     """Business operations on one M3 company/division through ``profile``'s transactions."""
 
-    def __init__(self, client: M3Client, profile: Profile = "brief", *, cono: int | str | None = None,
+    def __init__(self, client: M3Client, profile: Profile = DEFAULT_M3_PROFILE, *, cono: int | str | None = None,
                  divi: str | None = None, voucher_series: str | None = None,
                  voucher_search_days: int = 7) -> None:
         if profile not in PROFILES:
@@ -51,6 +53,45 @@ class M3Operations:
 
     def __repr__(self) -> str:
         return f"M3Operations({self.client!r}, profile={self.profile!r})"
+
+    # -- company and division -----------------------------------------------------------------
+    def check_company(self) -> tuple[str, str]:
+        """Check at start-up that the M3 user may work in the configured company and division.
+
+        Reads the user's defaults and authorisations (MNS150MI/GetUserData, LstCmpDivi); where
+        MNS150MI is not open to the user, a first read in the company shows the same refusal.
+        Returns the (company, division) in force and adopts them where none was configured
+        (M3 then works in the user's defaults, and GLS840MI needs the company explicitly);
+        raises :class:`ConfigurationError` naming ``cono``/``divi`` when M3 refuses them
+        (M3Unavailable/M3AuthError pass through).
+        """
+        try:
+            try:
+                user = _first(self.client.execute("MNS150MI", "GetUserData"))
+            except M3TransactionError as exc:
+                if exc.code == AUTHORISATION_ERROR:
+                    raise
+                log.info("MNS150MI/GetUserData not available (%s); checking the company with a first read", exc)
+                self.client.execute("CRS610MI", "LstByNumber", maxrecs=1)
+                return self.cono or "", self.divi or ""  # the user's defaults stay unknown
+            cono = _company(self.cono or m3_text(user, "CONO"))
+            divi = self.divi or m3_text(user, "DIVI")
+            allowed = self.client.execute("MNS150MI", "LstCmpDivi", {"USID": m3_text(user, "USID")}, maxrecs=0)
+        except M3TransactionError as exc:
+            if exc.code != AUTHORISATION_ERROR:
+                raise
+            key = "divi" if exc.field == "DIVI" else "cono"
+            raise ConfigurationError(_context_problem(key, getattr(self, key), exc.message)) from None
+        pairs = {(_company(m3_text(r, "CONO")), m3_text(r, "DIVI")) for r in allowed}
+        usid = m3_text(user, "USID")
+        if pairs and cono not in {c for c, _ in pairs}:
+            raise ConfigurationError(_context_problem("cono", cono, f"M3 user {usid} may not use company {cono}"
+                                                      f" (allowed: {_listed(pairs)})"))
+        if pairs and divi and (cono, divi) not in pairs:
+            raise ConfigurationError(_context_problem("divi", divi, f"M3 user {usid} may not use division {divi}"
+                                                      f" of company {cono} (allowed: {_listed(pairs)})"))
+        self.cono, self.divi = self.cono or cono or None, self.divi or divi or None
+        return cono, divi
 
     # -- customers ----------------------------------------------------------------------------
     def create_customer(self, customer: CustomerRequest) -> str:
@@ -98,7 +139,8 @@ class M3Operations:
                 self.client.execute("OIS100MI", "AddBatchAddress", {
                     "ORNO": batch_orno, "ADRT": ADRT_DELIVERY, "CUNM": address.name, "CUA1": address.address1,
                     "CUA2": address.address2, "CUA3": address.address3, "PONO": address.postal_code,
-                    "TOWN": address.town, "CSCD": address.country, "ECAR": address.state, "PHNO": address.phone})
+                    "TOWN": address.town, "CSCD": address.country, "ECAR": address.state, "PHNO": address.phone},
+                    idempotent=True)  # one address per type on the batch order: a repeat adds nothing
             except M3TransactionError as exc:
                 raise M3OrderIncomplete(batch_orno, (exc,)) from exc
         try:
@@ -175,12 +217,21 @@ class M3Operations:
             raise ValueError(f"list_invoices: from_date {from_date} is after to_date {to_date}")
         invoices: list[CustomerInvoice] = []
         for year in range(from_date.year, to_date.year + 1):
-            fields = {"YEA4": year, "DIVI": self.divi, "FIVD": max(from_date, date(year, 1, 1)),
-                      "TIVD": min(to_date, date(year, 12, 31))}
-            invoices += [CustomerInvoice.from_m3(r)
-                         for r in self.client.execute("OIS350MI", "LstInvHead", fields, maxrecs=0)]
+            invoices += self._invoices_between(max(from_date, date(year, 1, 1)), min(to_date, date(year, 12, 31)))
         # The date range is our addition to LstInvHead: filter again in case M3 ignores it.
         return [inv for inv in invoices if inv.ivdt is None or from_date <= inv.ivdt <= to_date]
+
+    def _invoices_between(self, first: date, last: date) -> list[CustomerInvoice]:
+        """LstInvHead for dates first..last of one year; halves the range while M3's record limit cuts it."""
+        fields = {"YEA4": first.year, "DIVI": self.divi, "FIVD": first, "TIVD": last}
+        try:
+            return [CustomerInvoice.from_m3(r)
+                    for r in self.client.execute("OIS350MI", "LstInvHead", fields, maxrecs=0)]
+        except M3ListTruncated:
+            if first == last:
+                raise
+        middle = first + (last - first) // 2
+        return self._invoices_between(first, middle) + self._invoices_between(middle + timedelta(days=1), last)
 
     # -- general ledger -----------------------------------------------------------------------
     def post_voucher(self, entry: JournalEntry) -> PostedVoucher:
@@ -325,6 +376,20 @@ def batch_key(posting_key: str, attempt: int = 0) -> str:
         return posting_key + suffix
     digest = hashlib.sha1(posting_key.encode()).hexdigest()[:8]
     return f"{posting_key[:30 - 9 - len(suffix)]}~{digest}{suffix}"
+
+
+def _context_problem(key: str, value: str | None, reason: str) -> str:
+    what = "company" if key == "cono" else "division"
+    return (f"M3 refuses the configured {what} ([m3] {key} = {value!r}): {reason}; set [m3] {key} in "
+            f"HOME/config.toml or {env_var('m3', key)} to a {what} the M3 user may use")
+
+
+def _company(cono: str) -> str:
+    return str(int(cono)) if cono.isdigit() else cono  # CONO is N3: 0100 is company 100
+
+
+def _listed(pairs: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{c}/{d}" if d else c for c, d in sorted(pairs))
 
 
 def _first(records: list[dict[str, str]]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from . import metadata, transactions, wire
 from .admin import admin_routes
 from .auth import Authenticator, OAuthError, parse_form
-from .errors import MIError
+from .errors import MIError, nok
 from .faults import FaultInjector
 from .ionapi import REVOKE_PATH, TOKEN_PATH
 from .seed import seed_if_new
@@ -81,13 +81,27 @@ def _transaction_meta(program: str, transaction: str) -> metadata.TransactionMet
         return None
 
 
+BULK_MAX_TRANSACTIONS = 100     # [ours] per bulk request, as gateways limit them (m3-api.md §1.3: 80 / 32 KB seen)
+BULK_MAX_BYTES = 64 * 1024      # [ours] bulk request body
+
+
 def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"] = "oauth",
-               token_lifetime: int = 7200, tenant: str = "SANDBOX_TST", seed: int = 0) -> Starlette:
-    """The sandbox M3 on the database in ``data_dir`` (created and seeded when new)."""
+               token_lifetime: int = 7200, tenant: str = "SANDBOX_TST", seed: int = 0,
+               bulk_max_transactions: int = BULK_MAX_TRANSACTIONS, bulk_max_bytes: int = BULK_MAX_BYTES,
+               max_list_records: int = wire.MAX_LIST_RECORDS) -> Starlette:
+    """The sandbox M3 on the database in ``data_dir`` (created and seeded when new).
+
+    A bulk request above ``bulk_max_transactions`` or ``bulk_max_bytes`` is refused whole with
+    HTTP 413, as the gateway does; no list answer holds more than ``max_list_records``.
+    """
     if auth not in ("oauth", "basic"):
         raise ValueError(f"auth must be 'oauth' or 'basic', got {auth!r}")
     if token_lifetime <= 0:
         raise ValueError(f"token_lifetime must be positive seconds, got {token_lifetime!r}")
+    for name, limit in (("bulk_max_transactions", bulk_max_transactions), ("bulk_max_bytes", bulk_max_bytes),
+                        ("max_list_records", max_list_records)):
+        if limit <= 0:
+            raise ValueError(f"{name} must be positive, got {limit!r}")
     store = Store(Path(data_dir))
     seed_if_new(store, seed)
     authenticator = Authenticator(store, token_lifetime)
@@ -122,11 +136,16 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
             return DroppedResponse()
         return response
 
+    def locked(meta: metadata.TransactionMeta) -> MIError | None:
+        """A write meeting a record another user holds (fault injection): M3's XUP0001, nothing written."""
+        user = faults.take_lock(meta.key, meta.writes)
+        return None if user is None else nok("XUP0001", "The record has been changed by user &1", "", user)
+
     def run_one(program: str, transaction: str, fields: dict[str, str], cono: str = "",
                 divi: str = "") -> tuple[metadata.TransactionMeta | None, list[dict[str, str]] | MIError]:
         try:
             meta = transactions.resolve(program, transaction)
-            return meta, transactions.execute(store, program, transaction, fields, cono, divi)
+            return meta, transactions.execute(store, program, transaction, fields, cono, divi, interrupt=locked)
         except MIError as error:
             return _transaction_meta(program, transaction), error
 
@@ -138,7 +157,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
             return JSONResponse({"error": "path must be .../execute/{PROGRAM}/{TRANSACTION}"}, status_code=404)
         program, transaction, fields, params = parsed
         try:
-            options = wire.Options.parse(params, v1=v1)
+            options = wire.Options.parse(params, v1=v1, max_records=max_list_records)
         except wire.BadParameter as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         cono, divi = params.get("cono", ""), params.get("divi", "")
@@ -166,13 +185,22 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
     async def bulk(request: Request) -> Response:
         if not await authorized(request):
             return unauthorized()
+        raw = await request.body()
+        if len(raw) > bulk_max_bytes:
+            return JSONResponse(wire.v2_terminated(
+                f"Request body of {len(raw)} bytes exceeds the limit of {bulk_max_bytes} bytes; split the bulk request",
+                "RequestTooLarge"), status_code=413)
         try:
-            body = json.loads(await request.body())
-            program, items, options, cono, divi = _parse_bulk(body)
+            body = json.loads(raw)
+            program, items, options, cono, divi = _parse_bulk(body, max_list_records)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return JSONResponse(wire.v2_terminated(f"bulk body is not JSON: {exc}"), status_code=400)
         except BulkBodyError as exc:
             return JSONResponse(wire.v2_terminated(str(exc)), status_code=400)
+        if len(items) > bulk_max_transactions:
+            return JSONResponse(wire.v2_terminated(
+                f"Bulk request has {len(items)} transactions, the limit is {bulk_max_transactions}; "
+                "split the bulk request", "RequestTooLarge"), status_code=413)
         metas = [_transaction_meta(program, trn) for trn, _, _ in items]
 
         async def run() -> Response:
@@ -236,7 +264,8 @@ class BulkBodyError(ValueError):
     """A bulk body the gateway cannot run; the message names the bad key."""
 
 
-def _parse_bulk(body: Any) -> tuple[str, list[tuple[str, dict[str, str], tuple[str, ...]]], wire.Options, str, str]:
+def _parse_bulk(body: Any, max_records: int) -> tuple[str, list[tuple[str, dict[str, str], tuple[str, ...]]],
+                                                     wire.Options, str, str]:
     if not isinstance(body, dict):
         raise BulkBodyError("bulk body must be a JSON object")
     program = body.get("program")
@@ -260,7 +289,7 @@ def _parse_bulk(body: Any) -> tuple[str, list[tuple[str, dict[str, str], tuple[s
     maxrecs = body.get("maxReturnedRecords", wire.DEFAULT_MAXRECS)
     if not isinstance(maxrecs, int) or maxrecs < 0:
         raise BulkBodyError("maxReturnedRecords must be a non-negative integer")
-    options = wire.Options(maxrecs=maxrecs, exclude_empty=bool(body.get("excludeEmptyValues", False)),
+    options = wire.Options(maxrecs=wire.capped(maxrecs, max_records), exclude_empty=bool(body.get("excludeEmptyValues", False)),
                            right_trim=bool(body.get("rightTrim", True)))
     cono = "" if body.get("cono") is None else str(body["cono"])
     divi = "" if body.get("divi") is None else str(body["divi"])

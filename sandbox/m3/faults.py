@@ -1,4 +1,4 @@
-"""Fault injection for the MI paths: latency, error statuses, hangs, and commit-then-drop.
+"""Fault injection for the MI paths: latency, error statuses, hangs, commit-then-drop, record locks.
 
 Configured per app instance through ``/sandbox/faults`` (not shared between instances).
 """
@@ -24,6 +24,8 @@ class FaultConfig:
     timeout_rate: float = 0.0        # share of matching requests held ``hang_ms`` and then answered 504
     hang_ms: int = 30_000
     drop_after_commit: int = 0       # next N matching writes: executed, committed, connection dropped
+    record_locked: int = 0           # next N matching write transactions: M3's XUP0001 NOK, nothing written
+    locked_by: str = "M3BATCH"       # the user XUP0001 names ("changed by user &1")
     transactions: tuple[str, ...] = ()   # "PGM/TRN"; empty = every transaction
     seed: int | None = None
 
@@ -36,7 +38,7 @@ class FaultConfig:
         if unknown:
             raise FaultConfigError(f"unknown fault setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values: dict[str, Any] = {}
-        for name in ("latency_ms", "status", "hang_ms", "drop_after_commit"):
+        for name in ("latency_ms", "status", "hang_ms", "drop_after_commit", "record_locked"):
             if name in body:
                 if not isinstance(body[name], int) or body[name] < 0:
                     raise FaultConfigError(f"{name} must be a non-negative integer, got {body[name]!r}")
@@ -54,6 +56,11 @@ class FaultConfig:
             if not isinstance(txs, list) or not all(isinstance(t, str) and "/" in t for t in txs):
                 raise FaultConfigError("transactions must be a list of 'PGM/TRN' strings")
             values["transactions"] = tuple(txs)
+        if "locked_by" in body:
+            user = body["locked_by"]
+            if not (isinstance(user, str) and 0 < len(user) <= 10):
+                raise FaultConfigError("locked_by must be an M3 user id (1-10 characters)")
+            values["locked_by"] = user
         if body.get("seed") is not None:
             if not isinstance(body["seed"], int):
                 raise FaultConfigError("seed must be an integer")
@@ -74,6 +81,7 @@ class FaultInjector:
         self._config = FaultConfig()
         self._rng = random.Random()
         self._drops_left = 0
+        self._locks_left = 0
 
     @property
     def config(self) -> FaultConfig:
@@ -84,6 +92,7 @@ class FaultInjector:
             self._config = config
             self._rng = random.Random(config.seed)
             self._drops_left = config.drop_after_commit
+            self._locks_left = config.record_locked
 
     def clear(self) -> None:
         self.configure(FaultConfig())
@@ -113,8 +122,19 @@ class FaultInjector:
             self._drops_left -= 1
             return True
 
+    def take_lock(self, key: str, writes: bool) -> str | None:
+        """The user holding the record when this write transaction must meet a lock, else None.
+
+        Per transaction, so in a bulk request only the matching items meet the lock.
+        """
+        with self._lock:
+            if self._locks_left <= 0 or not writes or not self._matches([key]):
+                return None
+            self._locks_left -= 1
+            return self._config.locked_by
+
     def state(self) -> dict[str, Any]:
         with self._lock:
             cfg = self._config
             return {**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, "transactions": list(cfg.transactions),
-                    "drops_left": self._drops_left}
+                    "drops_left": self._drops_left, "locks_left": self._locks_left}

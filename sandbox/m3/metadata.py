@@ -3,19 +3,54 @@
 Field definitions (type A/N/D, length) follow m3-api.md §4/§5; a transaction lists its input
 fields (``*`` = mandatory) and output fields by name. A per-transaction override is written
 ``NAME:N7`` where a program defines a field differently from the shared catalogue.
+
+Numeric fields are written ``N<length>.<decimals>`` (``CUAM N17.2``: 17 digits, 2 of them
+decimals); no ``.`` means an integer field. The decimals are [ours] where m3-api.md gives only
+the length: amounts 2, quantities and prices 6.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from .errors import TOO_LONG, MIError, invalid
 
 
 @dataclass(frozen=True)
 class FieldDef:
     name: str
     type: str          # "A" alpha, "N" numeric, "D" date (yyyyMMdd, metadata length 10)
-    length: int
+    length: int        # characters (A), digits including decimals (N)
     description: str
     mandatory: bool = False
+    decimals: int = 0  # N only: digits after the decimal separator
+
+
+# What M3 reads as a number: digits, at most one '.', an optional leading '-'. Not NaN,
+# Infinity, 1e2, 1_000, +3, ' 3' or '1,5' (Python's Decimal would take several of these).
+_NUMBER = re.compile(r"(-?)([0-9]*)(?:\.([0-9]*))?")  # ASCII digits: \\d would take ١٢
+
+
+def number_error(field: "FieldDef", value: str) -> MIError | None:
+    """M3's input error when ``value`` is not a number that fits numeric ``field``, else None."""
+    match = _NUMBER.fullmatch(value)
+    if match is None or not (match.group(2) or match.group(3)):
+        return invalid(field.name, value, "is invalid - not a number")
+    whole, decimals = match.group(2).lstrip("0"), match.group(3) or ""
+    if len(decimals) > field.decimals:
+        why = "must be a whole number" if field.decimals == 0 else f"has more than {field.decimals} decimals"
+        return invalid(field.name, value, f"is invalid - {why}")
+    digits = field.length - field.decimals
+    if len(whole) > digits:
+        return MIError(TOO_LONG, f"Input field {field.name} is too long, max {digits} digits before the decimal "
+                                 "separator", field=field.name)
+    return None
+
+
+def _type_length(spec: str) -> tuple[str, int, int]:
+    """``"N17.2"`` -> ("N", 17, 2); ``"A10"`` -> ("A", 10, 0)."""
+    length, _, decimals = spec[1:].partition(".")
+    return spec[0], int(length), int(decimals or 0)
 
 
 # name type+length description — the shared field catalogue.
@@ -63,19 +98,19 @@ UNMS A3 Basic unit of measure
 ITGR A8 Item group
 ITCL A5 Product group
 ITTY A3 Item type
-STQT N17 On-hand balance approved
-QUQT N17 Quantity under inspection
-RJQT N17 Rejected quantity
-ALQT N17 Allocated quantity
-AV01 N17 Allocatable net
-AVAL N17 Allocatable on-hand balance
-REQT N17 Reserved quantity
-PLQT N17 Picking list quantity
-AV02 N17 Available inventory
+STQT N17.6 On-hand balance approved
+QUQT N17.6 Quantity under inspection
+RJQT N17.6 Rejected quantity
+ALQT N17.6 Allocated quantity
+AV01 N17.6 Allocatable net
+AVAL N17.6 Allocatable on-hand balance
+REQT N17.6 Reserved quantity
+PLQT N17.6 Picking list quantity
+AV02 N17.6 Available inventory
 WHSL A10 Location
 BANO A20 Lot number
 STAS A1 Balance identity status
-MVB1 N15 Movable net balance
+MVB1 N15.6 Movable net balance
 ALOC N1 Allocatable
 ORNO A10 Customer order number
 ORDT D10 Order date
@@ -88,37 +123,37 @@ ADID A6 Address number
 ADRT N2 Address type
 ORSL A2 Lowest status - customer order
 ORST A2 Highest status - customer order
-NTAM N15 Net order value
-VTAM N16 VAT amount
-TOPY N16 Total order value
-BRAM N17 Gross order value
+NTAM N15.2 Net order value
+VTAM N16.2 VAT amount
+TOPY N16.2 Total order value
+BRAM N17.2 Gross order value
 PONR N5 Order line number
 POSX N3 Line suffix
 ATNR N17 Attribute number
-ORQT N16 Ordered quantity - basic U/M
-SAPR N18 Sales price
+ORQT N16.6 Ordered quantity - basic U/M
+SAPR N18.6 Sales price
 DWDT D10 Requested delivery date
-DIA1 N16 Discount amount 1
-DIA2 N16 Discount amount 2
-DIA3 N16 Discount amount 3
-DIA4 N16 Discount amount 4
-DIA5 N16 Discount amount 5
-DIA6 N16 Discount amount 6
-NLAM N16 Net line amount
-DLQT N16 Delivered quantity
-IVQT N16 Invoiced quantity
+DIA1 N16.2 Discount amount 1
+DIA2 N16.2 Discount amount 2
+DIA3 N16.2 Discount amount 3
+DIA4 N16.2 Discount amount 4
+DIA5 N16.2 Discount amount 5
+DIA6 N16.2 Discount amount 6
+NLAM N16.2 Net line amount
+DLQT N16.6 Delivered quantity
+IVQT N16.6 Invoiced quantity
 CTYP A1 Confirmation type
 IVNO N9 Invoice number
 IVDT D10 Invoice date
 FIVD D10 From invoice date
 TIVD D10 To invoice date
-AMT1 N17 Invoice amount incl. VAT
-AMT2 N17 Invoice amount excl. VAT
+AMT1 N17.2 Invoice amount incl. VAT
+AMT2 N17.2 Invoice amount excl. VAT
 YEA4 N4 Year
 INPX A6 Invoice prefix
 EXIN A14 Extended invoice number
 DUDT D10 Due date
-RAFC N17 Remaining amount
+RAFC N17.2 Remaining amount
 DLIX N11 Delivery number
 OOIN N1 Only open invoices
 ACDT D10 Accounting date
@@ -133,14 +168,14 @@ AIT4 A10 Accounting dimension 4
 AIT5 A10 Accounting dimension 5
 AIT6 A10 Accounting dimension 6
 AIT7 A10 Accounting dimension 7
-CUAM N17 Foreign currency amount
-ACAM N17 Recorded amount
+CUAM N17.2 Foreign currency amount
+ACAM N17.2 Recorded amount
 VDSC A7 Voucher description
 VONO N8 Voucher number
 JRNO N7 Journal number
 JSNO N7 Journal sequence number
-DSUM N17 Debit sum
-CSUM N17 Credit sum
+DSUM N17.2 Debit sum
+CSUM N17.2 Credit sum
 DBCR A1 Debit/credit code
 FDAT D10 From date
 TDAT D10 To date
@@ -152,13 +187,21 @@ USID A10 User
 RORC N1 Reference order category
 RIDN A10 Order number
 RIDL N6 Order line
-TRQT N15 Transaction quantity
+TRQT N15.6 Transaction quantity
 ETRN A30 External tracking number
 NBOL A17 Bill of lading
 FWNO A10 Forwarding agent
 CONN N7 Shipment
 PGRS A2 Delivery status
 DSDT D10 Departure date
+LANC A2 Language
+DTFM A3 Date format
+DCFM A1 Decimal format
+TIZO A5 Time zone
+NAME A36 Name
+USTA A2 User status
+TX40 A40 Company name
+CONM A40 Division name
 """
 
 
@@ -166,7 +209,8 @@ def _parse_catalogue(text: str) -> dict[str, FieldDef]:
     fields: dict[str, FieldDef] = {}
     for line in text.strip().splitlines():
         name, typelen, description = line.split(" ", 2)
-        fields[name] = FieldDef(name, typelen[0], int(typelen[1:]), description)
+        kind, length, decimals = _type_length(typelen)
+        fields[name] = FieldDef(name, kind, length, description, decimals=decimals)
     return fields
 
 
@@ -194,9 +238,10 @@ def _fields(spec: str, inputs: bool) -> list[FieldDef]:
         name = name.rstrip("*")
         base = FIELDS[name]
         if override:
-            base = FieldDef(name, override[0], int(override[1:]), base.description)
+            kind, length, decimals = _type_length(override)
+            base = FieldDef(name, kind, length, base.description, decimals=decimals)
         result.append(FieldDef(base.name, base.type, base.length, base.description,
-                               mandatory=mandatory and inputs))
+                               mandatory=mandatory and inputs, decimals=base.decimals))
     return result
 
 
@@ -243,6 +288,8 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("GLS840MI", "AddBatchLine", "CONO* KEY1* LINE*:N7 PARM* DIVI", "", True),
     ("GLS840MI", "CtrlBatch", "CONO* KEY1* DIVI", "", True),
     ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "VONO YEA4 JRNO", True),
+    ("MNS150MI", "GetUserData", "USID", "USID NAME CONO DIVI LANC DTFM DCFM TIZO FACI WHLO USTA TX40 CONM", False),
+    ("MNS150MI", "LstCmpDivi", "USID*", "CONO DIVI TX40 CONM", False),
     ("MWS411MI", "LstDelLnByOrd", "RORC* RIDN* CONO", "CONO DLIX RORC RIDN RIDL ITNO TRQT WHLO", False),
     ("MWS410MI", "GetHead", "DLIX* CONO", "CONO DLIX RORC RIDN WHLO ETRN NBOL FWNO CONN PGRS DSDT IVNO MODL", False),
 ]

@@ -102,7 +102,7 @@ def add_line(call: Call, kind: str) -> Record:
     lines = order_lines(tx, head["ORNO"])
     ponr = (max((int(line["PONR"]) for line in lines), default=0)) + 1
     net = quantity * price - sum(discounts.values(), Decimal(0))
-    line = {"ORNO": head["ORNO"], "PONR": str(ponr), "POSX": "0", "ITNO": item["ITNO"],
+    line = {"CONO": head["CONO"], "DIVI": head["DIVI"], "ORNO": head["ORNO"], "PONR": str(ponr), "POSX": "0", "ITNO": item["ITNO"],
             "ITDS": call.get("ITDS") or item["ITDS"], "ORQT": fmt_qty(quantity), "WHLO": whlo, "ORST": "22",
             "SAPR": fmt_amount(price, currency), **{f: fmt_amount(d, currency) for f, d in discounts.items()},
             "NLAM": fmt_amount(net, currency), "ALQT": "0", "DLQT": "0", "IVQT": "0",
@@ -192,7 +192,7 @@ def _allocate(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
 def _deliver(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
     dlix = str(tx.next_number("delivery", 10000000001))
     carrier = "UPS" if head["CUCD"] == "USD" else "DHL"
-    delivery = {"CONO": head["CONO"], "DLIX": dlix, "RORC": "3", "RIDN": head["ORNO"], "WHLO": head["WHLO"],
+    delivery = {"CONO": head["CONO"], "DIVI": head["DIVI"], "DLIX": dlix, "RORC": "3", "RIDN": head["ORNO"], "WHLO": head["WHLO"],
                 "ETRN": f"{'1Z' if carrier == 'UPS' else 'JJD'}{dlix}{head['ORNO'][-4:]}", "NBOL": "",
                 "FWNO": carrier, "CONN": str(tx.next_number("shipment", 1000001)), "PGRS": "60", "DSDT": day,
                 "IVNO": "", "MODL": ""}
@@ -212,7 +212,7 @@ def _invoice(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
     due = (dt.datetime.strptime(day, "%Y%m%d") + dt.timedelta(days=30)).strftime("%Y%m%d")
     dlix = lines[0].get("DLIX", "")
     gross = totals["NTAM"] + totals["VTAM"]
-    invoice = {"DIVI": head["DIVI"], "ORNO": head["ORNO"], "DLIX": dlix, "IVNO": ivno, "IVDT": day,
+    invoice = {"CONO": head["CONO"], "DIVI": head["DIVI"], "ORNO": head["ORNO"], "DLIX": dlix, "IVNO": ivno, "IVDT": day,
                "CUNO": head["CUNO"], "PYNO": head.get("PYNO") or head["CUNO"], "CUCD": currency, "YEA4": year,
                "AMT1": fmt_amount(gross, currency), "AMT2": fmt_amount(totals["NTAM"], currency),
                "VTAM": fmt_amount(totals["VTAM"], currency), "INPX": "AZ", "EXIN": f"AZ{ivno}", "DUDT": due,

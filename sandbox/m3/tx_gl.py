@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from .errors import invalid, nok
+from .metadata import FIELDS, number_error
 from .money import fmt_amount
 from .registry import Call, Record, mi
 from .seed import VSER
@@ -131,10 +132,8 @@ def parse_i1(parm: str) -> dict[str, str]:
     for name in ("GRNR", "AIT1", "CUCD", "CUAM", "ACDT"):
         if not fields[name]:
             raise invalid("PARM", parm[:20] + "...", f"is invalid - {name} is blank")
-    try:
-        Decimal(fields["CUAM"])
-    except InvalidOperation:
-        raise invalid("PARM", fields["CUAM"], "is invalid - CUAM is not a number") from None
+    if number_error(FIELDS["CUAM"], fields["CUAM"]) is not None:  # M3's number grammar, not Python's Decimal
+        raise invalid("PARM", fields["CUAM"], "is invalid - CUAM is not a number")
     if not (fields["ACDT"].isdigit() and len(fields["ACDT"]) == 8):
         raise invalid("PARM", fields["ACDT"], "is invalid - ACDT is not yyyyMMdd")
     return fields

@@ -37,7 +37,7 @@ def add_batch_address(call: Call) -> list[Record]:
     if adrt not in {"1", "3"}:  # 1 = delivery address, 3 = payer/invoice address
         raise nok("WADRT01", "Address type &1 is invalid", "ADRT", adrt)
     call.tx.execute("INSERT OR REPLACE INTO order_addresses (orno, adrt, data) VALUES (?, ?, ?)",
-                    (call.get("ORNO"), adrt, dumps(dict(call.inputs))))
+                    (call.get("ORNO"), adrt, dumps({**call.inputs, "CONO": call.cono, "DIVI": call.divi})))
     return []
 
 

@@ -12,7 +12,8 @@ from .errors import MIError
 from .metadata import FieldDef, TransactionMeta
 
 MESSAGE_WIDTH = 132
-DEFAULT_MAXRECS = 100  # M3's default when maxrecs is not given; 0 = unlimited
+DEFAULT_MAXRECS = 100  # M3's default when maxrecs is not given; 0 = as many as the server allows
+MAX_LIST_RECORDS = 10_000  # [ours] the server's cap on any list answer, also for maxrecs=0
 
 
 class BadParameter(ValueError):
@@ -30,7 +31,7 @@ class Options:
     right_trim: bool = True
 
     @classmethod
-    def parse(cls, params: Mapping[str, str], *, v1: bool) -> "Options":
+    def parse(cls, params: Mapping[str, str], *, v1: bool, max_records: int = MAX_LIST_RECORDS) -> "Options":
         def flag(name: str, default: bool) -> bool:
             value = params.get(name)
             if value is None or value == "":
@@ -46,11 +47,17 @@ class Options:
             raise BadParameter(f"parameter maxrecs={raw_max!r} is not a number") from None
         if maxrecs < 0:
             raise BadParameter(f"parameter maxrecs={raw_max!r} must be 0 or more")
+        maxrecs = capped(maxrecs, max_records)
         cols = tuple(c.strip().upper() for c in params.get("returncols", "").split(",") if c.strip())
         # v1 spells it excludempty (Odin), v2 excludeempty (developer portal); accept both on both.
         exclude = flag("excludeempty", flag("excludempty", False))
         return cls(maxrecs=maxrecs, returncols=cols, metadata=flag("metadata", True), exclude_empty=exclude,
                    right_trim=False if v1 else flag("righttrim", True))
+
+
+def capped(maxrecs: int, max_records: int) -> int:
+    """The records a list may return: ``maxrecs`` (0 = all) never above the server's cap."""
+    return max_records if maxrecs == 0 else min(maxrecs, max_records)
 
 
 def _columns(meta: TransactionMeta, options: Options) -> tuple[FieldDef, ...]:
