@@ -63,10 +63,12 @@ def settlement(settlement_id: str, day: int, *, marketplace: str = US, note: str
     lines = [V2_HEADER,
              "\t".join([settlement_id, fmt(start), fmt(end), fmt(end + timedelta(days=2)), amount("17.00"), currency]
                        + [""] * 18)]
+    posted = start + timedelta(days=1)
+    day_fmt = (lambda d: d.strftime("%Y-%m-%d")) if marketplace == US else (lambda d: d.strftime("%d.%m.%Y"))
     for amount_type, description, value in rows:
         lines.append("\t".join([settlement_id, "", "", "", "", "", "Order", "111-0000001-0000001", "", "", "",
-                                name, amount_type, description, amount(value), "AFN", "", "", "12345678901234",
-                                "", "", "SKU-0", "1", note]))
+                                name, amount_type, description, amount(value), "AFN", day_fmt(posted), fmt(posted),
+                                "12345678901234", "", "", "SKU-0", "1", note]))
     return SettlementDocument(settlement_id, marketplace, currency, start, end, end + timedelta(days=2),
                               Decimal("17.00"), "\n".join(lines) + "\n", end + timedelta(hours=3))
 
