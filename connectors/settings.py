@@ -193,6 +193,8 @@ class AmazonSettings:
     accounts: tuple[AmazonRegionSettings, ...]
     token_url: str = DEFAULT_TOKEN_URL
     seller_id: str | None = None
+    deadline_seconds: float = 60.0               # an unreachable Amazon fails an operation after this
+    max_document_bytes: int = 2 << 30             # report documents: downloaded and decompressed bound
 
     @property
     def marketplaces(self) -> tuple[str, ...]:
@@ -254,7 +256,8 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     "m3": {"ionapi": "path", "base_url": "str", "user": "str", "password": "secret",
            "profile": "str", "cono": "str", "divi": "str", "tenant": "str"},
     "amazon": {"refresh_token": "secret", "lwa_app_id": "str", "lwa_client_secret": "secret",
-               "endpoint": "str", "token_url": "str", "seller_id": "str", "marketplaces": "list"},
+               "endpoint": "str", "token_url": "str", "seller_id": "str", "marketplaces": "list",
+               "deadline_seconds": "str", "max_document_bytes": "str"},
     **{f"amazon.{region}": {"refresh_token": "secret", "endpoint": "str", "marketplaces": "list"}
        for region in AMAZON_REGIONS},
     "state": {"url": "str"},
@@ -501,11 +504,28 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     client_secret = section.secret("lwa_client_secret")
     token_url = section.url("token_url") or DEFAULT_TOKEN_URL
     lwa_app_id, seller_id = section.text("lwa_app_id"), section.text("seller_id")
+    deadline = _positive(section, "deadline_seconds", float, 60.0)
+    max_document_bytes = _positive(section, "max_document_bytes", int, 2 << 30)
     if section.problems or client_secret is None or lwa_app_id is None or None in accounts:
         return None
     return AmazonSettings(lwa_app_id=lwa_app_id, lwa_client_secret=client_secret,
                           accounts=tuple(a for a in accounts if a is not None), token_url=token_url,
-                          seller_id=seller_id)
+                          seller_id=seller_id, deadline_seconds=deadline, max_document_bytes=max_document_bytes)
+
+
+def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: Any) -> Any:
+    """A positive number setting (TOML number or numeric string); problems are named."""
+    raw = section._raw.get((section.name, key))
+    if raw is None:
+        return default
+    try:
+        value = None if isinstance(raw.value, bool) else kind(str(raw.value).strip())
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        section.problems.append(f"{raw.origin} must be a positive number, got {raw.value!r}")
+        return default
+    return value
 
 
 def load_settings(

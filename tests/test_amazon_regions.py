@@ -161,9 +161,13 @@ def test_regional_tables_in_config_toml_open_one_connector_per_region(regions, t
         f'endpoint = "{regions["na"].base_url}"\n'
         f'[amazon.eu]\nrefresh_token = "wrong"\nmarketplaces = ["{DE}"]\nendpoint = "{regions["eu"].base_url}"\n',
         encoding="utf-8")
-    settings = load_settings(tmp_path, env={"M3SYNC_AMAZON_EU_REFRESH_TOKEN": eu["refresh_token"]}).require_amazon()
+    settings = load_settings(tmp_path, env={"M3SYNC_AMAZON_EU_REFRESH_TOKEN": eu["refresh_token"],
+                                            "M3SYNC_AMAZON_DEADLINE_SECONDS": "20",
+                                            "M3SYNC_AMAZON_MAX_DOCUMENT_BYTES": "1000000"}).require_amazon()
     assert [(a.region, a.marketplaces) for a in settings.accounts] == [("na", (US,)), ("eu", (DE,))]
     with SellerAccounts.from_settings(settings, time_scale=TIME_SCALE, backoff=FAST_BACKOFF) as seller:
+        assert seller.for_marketplace(DE).deadline == 20.0
+        assert seller.for_marketplace(DE).document_limits == DocumentLimits(1_000_000, 1_000_000)
         assert seller.for_marketplace(DE).get_order(DE_ORDER)["MarketplaceId"] == DE
         assert seller.for_marketplace(US).get_order(US_ORDER)["MarketplaceId"] == US
 
@@ -175,6 +179,8 @@ def test_regional_tables_in_config_toml_open_one_connector_per_region(regions, t
      'marketplaces = ["A1PA6795UKMFR9"]\n', "are not NA marketplaces"),
     ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\n[amazon.fe]\nmarketplaces = ["A1VC38T7YXB528"]\n',
      "[amazon.fe] refresh_token"),
+    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\nmarketplaces = ["A1VC38T7YXB528"]\n'
+     'deadline_seconds = -5\n', "[amazon] deadline_seconds"),
 ])
 def test_regional_configuration_mistakes_are_named(tmp_path: Path, toml: str, expected: str) -> None:
     from connectors.settings import ConfigurationError

@@ -11,6 +11,7 @@ from typing import Any
 
 from connectors.amazon.client import AmazonConnector
 from connectors.amazon.config import MARKETPLACE_REGIONS, AmazonAccount, AmazonConfigError
+from connectors.amazon.documents import DocumentLimits
 
 
 class SellerAccounts:
@@ -58,6 +59,9 @@ class SellerAccounts:
                                   refresh_token=regional.refresh_token.reveal(), lwa_app_id=settings.lwa_app_id,
                                   lwa_client_secret=settings.lwa_client_secret.reveal())
                     for regional in settings.accounts]
+        limit = settings.max_document_bytes
+        connector_options.setdefault("deadline", settings.deadline_seconds)
+        connector_options.setdefault("document_limits", DocumentLimits(limit, limit))
         return cls.open(accounts, **connector_options)
 
     @property
