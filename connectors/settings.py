@@ -447,11 +447,13 @@ def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettin
         section.problems.append(f"{section.where('marketplaces')} lists no marketplace ids")
     regions = sorted({_MARKETPLACE_REGIONS[m] for m in marketplaces if m in _MARKETPLACE_REGIONS})
     if len(regions) > 1:
+        tables = ", ".join(f"[amazon.{r}]" for r in regions)
+        variables = ", ".join(env_var(f"amazon.{r}", "refresh_token") for r in regions)
         section.problems.append(
             f"marketplaces {', '.join(marketplaces)} belong to regions {', '.join(regions)}: Amazon issues one "
-            f"refresh token per region, so configure one account per region ({', '.join(f'[amazon.{r}]' for r in regions)} "
-            f"with refresh_token and marketplaces, or {', '.join(env_var('amazon.' + r, 'refresh_token') for r in regions)}"
-            f"); one [amazon] endpoint ({env_var('amazon', 'endpoint')}) cannot serve them all")
+            f"refresh token per region, so configure one account per region ({tables} with refresh_token and "
+            f"marketplaces, or {variables}); one [amazon] endpoint ({env_var('amazon', 'endpoint')}) cannot "
+            f"serve them all")
     elif region is not None and regions and regions != [region]:
         section.problems.append(f"{section.where('marketplaces')}: {', '.join(marketplaces)} are not "
                                 f"{region.upper()} marketplaces (they belong to {regions[0]})")
