@@ -257,6 +257,19 @@ def test_refused_connections_use_no_quota_and_fail_fast_naming_host_and_operatio
     assert failure.value.attempts == FAST_BACKOFF.attempts
 
 
+def test_a_dns_failure_uses_no_quota_and_names_the_host() -> None:
+    limiter = RateLimiter(time_scale=1.0)
+    nowhere = "https://sellingpartnerapi-xx.invalid"  # .invalid never resolves (RFC 2606)
+    account = replace(_unreachable_account(1), endpoint=nowhere, token_url=f"{nowhere}/auth/o2/token")
+    with AmazonConnector(account, rate_limiter=limiter, backoff=FAST_BACKOFF) as connector:
+        started = time.monotonic()
+        with pytest.raises(AmazonUnreachable, match="sellingpartnerapi-xx.invalid") as failure:
+            connector.get_order(DE_ORDER)
+    assert time.monotonic() - started < 10.0
+    assert "getOrder" in str(failure.value)
+    assert limiter.available("getOrder") == pytest.approx(30.0, abs=0.01)  # burst 30, nothing charged
+
+
 def test_the_deadline_bounds_all_retries() -> None:
     many_slow_retries = Backoff(attempts=100, base=0.25, cap=0.25)
     with AmazonConnector(_unreachable_account(_closed_port()), backoff=many_slow_retries,

@@ -6,7 +6,7 @@ opens one ``AmazonConnector`` per configured region and routes a marketplace to 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from connectors.amazon.client import AmazonConnector
@@ -84,9 +84,6 @@ class SellerAccounts:
         region = MARKETPLACE_REGIONS.get(marketplace_id, "unknown")
         raise AmazonConfigError("marketplaces", f"marketplace {marketplace_id} (region {region}) is not in any "
                                 "configured Amazon account; add it to that region's [amazon.<region>] marketplaces")
-
-    def each(self, function: Callable[[AmazonConnector], Any]) -> list[Any]:
-        return [function(connector) for connector in self.connectors]
 
     def close(self) -> None:
         for connector in self.connectors:
