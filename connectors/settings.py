@@ -22,6 +22,15 @@ saying exactly which TOML key or environment variable to set.
     seller_id = "A1SELLER"
     # endpoint: derived from the marketplaces' region unless set; token_url: Amazon's LWA
 
+    # Selling in several regions: Amazon issues one refresh token per region, so give each
+    # region its own table (and leave refresh_token/marketplaces/endpoint out of [amazon]):
+    [amazon.na]
+    refresh_token = "prefect-secret:amazon-refresh-na"
+    marketplaces = ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"]
+    [amazon.eu]
+    refresh_token = "prefect-secret:amazon-refresh-eu"
+    marketplaces = ["A1PA6795UKMFR9"]            # endpoint optional, as above
+
     [state]
     url = "postgresql+psycopg://sync@db/m3sync"   # default: sqlite at HOME/state.sqlite
 
@@ -40,6 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from connectors.redact import redact_text, redact_url
+from reconciliation.marketplaces import MARKETPLACES  # pure data: the one marketplace table
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "M3SYNC_"
@@ -55,22 +65,10 @@ M3_PROFILES: tuple[M3Profile, ...] = ("brief", "cloudsuite")
 DEFAULT_M3_PROFILE: M3Profile = "cloudsuite"
 SANDBOX_M3_PROFILE: M3Profile = "brief"
 
-# SP-API regional endpoints by marketplace id (Amazon's "Marketplace IDs" table), used when
-# no endpoint is configured.
-_REGION_ENDPOINTS = {
-    "na": "https://sellingpartnerapi-na.amazon.com",
-    "eu": "https://sellingpartnerapi-eu.amazon.com",
-    "fe": "https://sellingpartnerapi-fe.amazon.com",
-}
-_MARKETPLACE_REGIONS = {
-    **dict.fromkeys(["ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM78C64UM0Y8", "A2Q3Y263D00KWC"], "na"),
-    **dict.fromkeys([
-        "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P", "APJ6JRA9NG5V4", "A1RKKUPIHCS9HS",
-        "A1805IZSGTT6HS", "A2NODRKZP88ZB9", "A1C3SOZRARQ6R3", "AMEN7PMS3EDWL", "A33AVAJ2PDY3EV",
-        "A28R8C7NBKEWEA", "ARBP9OOSHTCHU", "A17E79C6D8DWNP", "A2VIGQ35RCS4UG", "A21TJRUUN4KGV", "AE08WJ6YKNBMC",
-    ], "eu"),
-    **dict.fromkeys(["A1VC38T7YXB528", "A39IBJ37TRP1C6", "A19VAU5U5O7RUS"], "fe"),
-}
+# SP-API regional endpoints; a marketplace's region comes from the project's one marketplace table.
+AMAZON_REGIONS = ("na", "eu", "fe")
+_REGION_ENDPOINTS = {region: f"https://sellingpartnerapi-{region}.amazon.com" for region in AMAZON_REGIONS}
+_MARKETPLACE_REGIONS = {m.marketplace_id: m.region.lower() for m in MARKETPLACES}
 
 
 class ConfigurationError(Exception):
@@ -184,16 +182,45 @@ class M3Settings:
 
 
 @dataclass(frozen=True)
-class AmazonSettings:
-    """Selling Partner API credentials (LWA) and where to send calls."""
+class AmazonRegionSettings:
+    """One region's authorisation: its refresh token, host and the marketplaces sold there."""
 
+    region: str                  # na / eu / fe
     refresh_token: Secret
-    lwa_app_id: str
-    lwa_client_secret: Secret
     endpoint: str
     marketplaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AmazonSettings:
+    """Selling Partner API credentials (LWA app, shared by all regions) and one account per
+    region. ``refresh_token``/``endpoint`` are the single account's (an error with several)."""
+
+    lwa_app_id: str
+    lwa_client_secret: Secret
+    accounts: tuple[AmazonRegionSettings, ...]
     token_url: str = DEFAULT_TOKEN_URL
     seller_id: str | None = None
+    deadline_seconds: float = 60.0               # an unreachable Amazon fails an operation after this
+    max_document_bytes: int = 2 << 30             # report documents: downloaded and decompressed bound
+
+    @property
+    def marketplaces(self) -> tuple[str, ...]:
+        return tuple(m for account in self.accounts for m in account.marketplaces)
+
+    def _single(self) -> AmazonRegionSettings:
+        if len(self.accounts) != 1:
+            raise ConfigurationError(f"{len(self.accounts)} Amazon regions are configured "
+                                     f"({', '.join(a.region for a in self.accounts)}): use .accounts")
+        return self.accounts[0]
+
+    @property
+    def refresh_token(self) -> Secret:
+        return self._single().refresh_token
+
+    @property
+    def endpoint(self) -> str:
+        return self._single().endpoint
 
 
 @dataclass(frozen=True)
@@ -237,14 +264,17 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     "m3": {"ionapi": "path", "base_url": "str", "user": "str", "password": "secret",
            "profile": "str", "cono": "str", "divi": "str", "tenant": "str"},
     "amazon": {"refresh_token": "secret", "lwa_app_id": "str", "lwa_client_secret": "secret",
-               "endpoint": "str", "token_url": "str", "seller_id": "str", "marketplaces": "list"},
+               "endpoint": "str", "token_url": "str", "seller_id": "str", "marketplaces": "list",
+               "deadline_seconds": "str", "max_document_bytes": "str"},
+    **{f"amazon.{region}": {"refresh_token": "secret", "endpoint": "str", "marketplaces": "list"}
+       for region in AMAZON_REGIONS},
     "state": {"url": "str"},
 }
 
 
 def env_var(section: str, key: str) -> str:
     """The environment variable for ``[section] key``: ``M3SYNC_M3_IONAPI``, ``M3SYNC_STATE_URL``."""
-    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+    return f"{ENV_PREFIX}{section.upper().replace('.', '_')}_{key.upper()}"
 
 
 @dataclass(frozen=True)
@@ -291,6 +321,9 @@ def _collect(path: Path, document: Mapping[str, Any], env: Mapping[str, str]) ->
                 + ", ".join(f"[{name}]" for name in _SCHEMA), path=path,
             )
         for key, value in table.items():
+            if section == "amazon" and key in AMAZON_REGIONS and isinstance(value, dict):
+                found.update(_collect(path, {f"amazon.{key}": value}, {}))  # [amazon.na] etc.
+                continue
             if key not in _SCHEMA[section]:
                 raise ConfigurationError(
                     f"{path}: unknown key {key!r} in [{section}]; known keys: {', '.join(_SCHEMA[section])}",
@@ -412,39 +445,97 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
                       cono=cono, divi=divi, tenant=tenant)
 
 
-def _amazon_settings(section: _Section, home: Path) -> AmazonSettings | None:
-    required = ["refresh_token", "lwa_app_id", "lwa_client_secret", "marketplaces"]
-    missing = section.missing(required)
-    if missing == required:
-        section.problems.append(
-            f"Amazon is not configured: set [amazon] {', '.join(required)} in {home / CONFIG_FILE} "
-            f"or {', '.join(env_var('amazon', key) for key in required)}, or use --sandbox"
-        )
-        return None
-    for key in missing:
+def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettings | None:
+    """One region's account from ``section`` ([amazon] alone, or [amazon.<region>]); problems are
+    collected on ``section``. ``region`` None: told by the marketplaces."""
+    for key in section.missing(["refresh_token", "marketplaces"]):
         section.problems.append(f"Amazon needs {key}: set {section.where(key)}")
-    refresh_token, client_secret = section.secret("refresh_token"), section.secret("lwa_client_secret")
-    marketplaces = section.items("marketplaces")
+    refresh_token, marketplaces = section.secret("refresh_token"), section.items("marketplaces")
     if section.given("marketplaces") and not marketplaces and not section.problems:
         section.problems.append(f"{section.where('marketplaces')} lists no marketplace ids")
+    regions = sorted({_MARKETPLACE_REGIONS[m] for m in marketplaces if m in _MARKETPLACE_REGIONS})
+    if len(regions) > 1:
+        tables = ", ".join(f"[amazon.{r}]" for r in regions)
+        variables = ", ".join(env_var(f"amazon.{r}", "refresh_token") for r in regions)
+        section.problems.append(
+            f"marketplaces {', '.join(marketplaces)} belong to regions {', '.join(regions)}: Amazon issues one "
+            f"refresh token per region, so configure one account per region ({tables} with refresh_token and "
+            f"marketplaces, or {variables}); one [amazon] endpoint ({env_var('amazon', 'endpoint')}) cannot "
+            f"serve them all")
+    elif region is not None and regions and regions != [region]:
+        section.problems.append(f"{section.where('marketplaces')}: {', '.join(marketplaces)} are not "
+                                f"{region.upper()} marketplaces (they belong to {regions[0]})")
+    region = region or (regions[0] if regions else None)
     endpoint = section.url("endpoint")
-    if endpoint is None and marketplaces and not section.given("endpoint"):
-        regions = {_MARKETPLACE_REGIONS.get(marketplace) for marketplace in marketplaces}
-        if len(regions) == 1 and None not in regions:
-            endpoint = _REGION_ENDPOINTS[regions.pop()]  # type: ignore[index]
+    if endpoint is None and marketplaces and not section.given("endpoint") and len(regions) <= 1:
+        if region is not None:
+            endpoint = _REGION_ENDPOINTS[region]
         else:
             section.problems.append(
                 f"cannot tell the SP-API endpoint for marketplaces {', '.join(marketplaces)}: "
                 f"set {section.where('endpoint')} (e.g. {_REGION_ENDPOINTS['na']})"
             )
+    if section.problems or refresh_token is None or endpoint is None:
+        return None
+    return AmazonRegionSettings(region=region or "custom", refresh_token=refresh_token, endpoint=endpoint,
+                                marketplaces=marketplaces)
+
+
+def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSettings | None:
+    """``[amazon]`` (the LWA app, seller and optionally one region's account) and ``[amazon.<region>]``
+    tables (one account each); all problems are collected on the ``amazon`` section."""
+    section = sections["amazon"]
+    regional = [sections[f"amazon.{r}"] for r in AMAZON_REGIONS
+                if any(sections[f"amazon.{r}"].given(k) for k in _SCHEMA[f"amazon.{r}"])]
+    single_keys = ("refresh_token", "marketplaces", "endpoint")
+    app_keys = ["lwa_app_id", "lwa_client_secret"]
+    if not regional and all(not section.given(k) for k in [*app_keys, "refresh_token", "marketplaces"]):
+        required = ["refresh_token", "lwa_app_id", "lwa_client_secret", "marketplaces"]
+        section.problems.append(
+            f"Amazon is not configured: set [amazon] {', '.join(required)} in {home / CONFIG_FILE} "
+            f"or {', '.join(env_var('amazon', key) for key in required)}, or use --sandbox"
+        )
+        return None
+    for key in section.missing(app_keys):
+        section.problems.append(f"Amazon needs {key}: set {section.where(key)}")
+    accounts: list[AmazonRegionSettings | None] = []
+    if regional:
+        mixed = [k for k in single_keys if section.given(k)]
+        if mixed:
+            section.problems.append(
+                f"{section.where(mixed[0])} is set together with [{regional[0].name}]: with one table per "
+                f"region, put refresh_token, marketplaces and endpoint in the region tables only")
+        for table in regional:
+            accounts.append(_amazon_account(table, table.name.split(".", 1)[1]))
+            section.problems.extend(table.problems)
+            table.problems.clear()
+    else:
+        accounts.append(_amazon_account(section, None))
+    client_secret = section.secret("lwa_client_secret")
     token_url = section.url("token_url") or DEFAULT_TOKEN_URL
     lwa_app_id, seller_id = section.text("lwa_app_id"), section.text("seller_id")
-    if section.problems or refresh_token is None or client_secret is None or lwa_app_id is None or endpoint is None:
+    deadline = _positive(section, "deadline_seconds", float, 60.0)
+    max_document_bytes = _positive(section, "max_document_bytes", int, 2 << 30)
+    if section.problems or client_secret is None or lwa_app_id is None or None in accounts:
         return None
-    return AmazonSettings(refresh_token=refresh_token, lwa_app_id=lwa_app_id,
-                          lwa_client_secret=client_secret, endpoint=endpoint,
-                          marketplaces=marketplaces, token_url=token_url,
-                          seller_id=seller_id)
+    return AmazonSettings(lwa_app_id=lwa_app_id, lwa_client_secret=client_secret,
+                          accounts=tuple(a for a in accounts if a is not None), token_url=token_url,
+                          seller_id=seller_id, deadline_seconds=deadline, max_document_bytes=max_document_bytes)
+
+
+def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: Any) -> Any:
+    """A positive number setting (TOML number or numeric string); problems are named."""
+    raw = section._raw.get((section.name, key))
+    if raw is None:
+        return default
+    try:
+        value = None if isinstance(raw.value, bool) else kind(str(raw.value).strip())
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        section.problems.append(f"{raw.origin} must be a positive number, got {raw.value!r}")
+        return default
+    return value
 
 
 def load_settings(
@@ -464,9 +555,9 @@ def load_settings(
     home = Path(home)
     config_path = home / CONFIG_FILE
     raw = _collect(config_path, _read_toml(config_path), env)
-    sections = {name: _Section(name, raw, home, secret_resolver) for name in ("m3", "amazon", "state")}
+    sections = {name: _Section(name, raw, home, secret_resolver) for name in _SCHEMA}
     m3 = _m3_settings(sections["m3"], home)
-    amazon = _amazon_settings(sections["amazon"], home)
+    amazon = _amazon_settings(sections, home)
     state_url = sections["state"].text("url")
     state_origin = raw[("state", "url")].origin if state_url is not None else "the default state database"
     if state_url is not None:

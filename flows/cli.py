@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the M3 and SP-API emulators in the foreground")
     home_option(sandbox)
     sandbox.add_argument("--m3-port", type=int, default=0, metavar="P", help="M3 port (default: a free one)")
-    sandbox.add_argument("--spapi-port", type=int, default=0, metavar="Q", help="SP-API port (default: a free one)")
+    sandbox.add_argument("--spapi-port", type=int, default=0, metavar="Q",
+                         help="SP-API North America port; Europe and Far East take the next two (default: free ones)")
     sandbox.add_argument("--seed", type=int, default=0, help="seed of the sandbox world (first run of a home)")
     sandbox.set_defaults(handler=_sandbox)
 
@@ -279,7 +280,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot start the sandbox: {exc}", EXIT_INVALID)
     print(f"M3 MI REST   {env.m3.base_url}/m3api-rest/v2/execute   (ION API: {env.m3.base_url}/SANDBOX_TST/M3)")
-    print(f"SP-API       {env.spapi.base_url}")
+    for region, server in env.spapi.items():
+        print(f"SP-API {region.upper()}    {server.base_url}")
     print(f".ionapi      {env.ionapi_path}")
     print(f"SP-API creds {env.spapi_credentials_path}")
     print(f"world        seed {env.seed}{' (seeded now)' if env.seeded_now else ''}; Ctrl-C stops", flush=True)

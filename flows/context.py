@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.amazon import AmazonAccount, AmazonConnector
+from connectors.amazon import SellerAccounts
 from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
 from connectors.settings import (SANDBOX_M3_PROFILE, ConfigurationError, Settings, check_state_url,
                                  decode_error_position, load_settings, resolve_home)
@@ -34,7 +34,7 @@ class Connections:
     m3: M3Operations | None = None
     m3_profile: str = SANDBOX_M3_PROFILE
     divi: str = SANDBOX_DIVISION
-    amazon: AmazonConnector | None = None
+    amazon: SellerAccounts | None = None  # one connector per SP-API region
     sandbox_env: Any = None          # sandbox.runtime.SandboxEnvironment when sandbox=True
     need_m3: bool = True
     need_amazon: bool = False
@@ -52,7 +52,7 @@ class Connections:
                                      "M3SYNC_M3_IONAPI, or use --sandbox")
         return self.m3
 
-    def require_amazon(self) -> AmazonConnector:
+    def require_amazon(self) -> SellerAccounts:
         if self.amazon is None:
             raise ConfigurationError("Amazon is not configured: set [amazon] refresh_token, lwa_app_id, "
                                      "lwa_client_secret and seller_id in HOME/config.toml (or M3SYNC_AMAZON_*), "
@@ -131,7 +131,7 @@ def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
     client = M3Client.from_ionapi(folder / "m3.ionapi")
     stack.callback(client.close)
     values: dict[str, Any] = json.loads((folder / "spapi-credentials.json").read_text(encoding="utf-8"))
-    amazon = AmazonConnector(AmazonAccount.from_mapping(values), time_scale=float(values["time_scale"]))
+    amazon = SellerAccounts.from_sandbox_file(values)
     stack.callback(amazon.close)
     state = StateStore(settings.state_url)
     stack.callback(state.close)
@@ -198,12 +198,7 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
             # without cono/divi configured, the M3 user's defaults are used (and GLS840MI gets the company)
             connections.divi = connections.m3.check_company()[1] or connections.divi
     if need_amazon:
-        amazon = settings.require_amazon()
-        account = AmazonAccount(
-            endpoint=amazon.endpoint, token_url=amazon.token_url, seller_id=amazon.seller_id or "",
-            marketplace_ids=amazon.marketplaces, refresh_token=amazon.refresh_token.reveal(),
-            lwa_app_id=amazon.lwa_app_id, lwa_client_secret=amazon.lwa_client_secret.reveal())
-        connections.amazon = AmazonConnector(account)
+        connections.amazon = SellerAccounts.from_settings(settings.require_amazon())
         stack.callback(connections.amazon.close)
     return connections
 

@@ -79,7 +79,8 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
 
     with open_connections(home, sandbox=True, seed=seed, orders=orders) as connections:
         env = connections.sandbox_env
-        echo(f"Sandbox up: M3 {env.m3.base_url}, SP-API {env.spapi.base_url} (world seed {env.seed}, "
+        hosts = ", ".join(f"{region.upper()} {server.base_url}" for region, server in env.spapi.items())
+        echo(f"Sandbox up: M3 {env.m3.base_url}, SP-API {hosts} (world seed {env.seed}, "
              f"home {connections.home})")
         world = env.world()
         counts = put_orders_in_m3(connections.require_m3(), connections.state, world,

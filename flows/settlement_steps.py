@@ -6,6 +6,7 @@ a business refusal from M3 is an answer, not a failure, and is never retried.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from reconciliation.parse import (DuplicateSettlement, ParseResult, SettlementFi
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
 from reconciliation.vouchers import Voucher
 
+logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
 RETENTION_DAYS = 90  # getReports serves 90 days (sp-api.md §1.1)
 
@@ -90,21 +92,40 @@ def read_files(paths: Sequence[str]) -> Sources:
 
 @task(**CONNECTOR_RETRIES)
 def fetch_from_amazon(connections: Connections) -> Sources:
-    """Settlement reports created since the watermark (Amazon keeps 90 days)."""
+    """Settlement reports created since the watermark (Amazon keeps 90 days), from every region's account."""
     amazon = connections.require_amazon()
     now = datetime.now(UTC)
     since_text = connections.state.get_watermark(SETTLEMENT_REPORTS_WATERMARK)
     since = datetime.fromisoformat(since_text) if since_text else now - timedelta(days=RETENTION_DAYS - 1)
-    reports = amazon.list_settlement_reports(since, now)
-    # Downloads first: Amazon being unreachable fails the whole task (and is retried).
-    documents = [(f"report {report.report_id}", amazon.download_report_document(report.report_document_id))
-                 for report in sorted(reports, key=lambda r: r.created_time) if report.report_document_id is not None]
+    documents, created, accepted = [], [], {}
+    for connector in amazon:
+        reports = connector.list_settlement_reports(since, now)
+        created += [r.created_time for r in reports]
+        # Downloads first: Amazon being unreachable fails the whole task (and is retried).
+        for report in sorted(reports, key=lambda r: r.created_time):
+            if report.report_document_id is not None:
+                source = f"report {report.report_id}"
+                documents.append((source, connector.download_report_document(report.report_document_id)))
+                accepted[source] = connector.account.marketplace_ids
     # The connector has decompressed and decoded each (header charset, else UTF-8, else cp1252).
     sources = _read_each((source, lambda source=source, document=document: parse_settlement_bytes(
         document.text.encode("utf-8"), source, charset="utf-8")) for source, document in documents)
-    newest = max((r.created_time for r in reports), default=None)
+    settlements = tuple(s for s in sources.settlements if _of_account(s, accepted.get(s.source, ())))
+    newest = max(created, default=None)
     watermark = (newest + timedelta(seconds=1)).isoformat() if newest else None
-    return Sources(sources.settlements, sources.errors, sources.duplicates_in_input, watermark, sources.failures)
+    return Sources(settlements, sources.errors, sources.duplicates_in_input, watermark, sources.failures)
+
+
+def _of_account(settlement: Settlement, marketplace_ids: Sequence[str]) -> bool:
+    """Amazon lists every settlement of the seller's region whatever ``marketplaceIds`` says: keep the
+    ones whose rows name one of the account's marketplaces. One whose rows name none (account-level
+    fees only) stays: marketplace resolution decides it, or holds it saying why."""
+    marketplace = find_marketplace(settlement.marketplace)
+    if marketplace is None or marketplace.marketplace_id in marketplace_ids:
+        return True
+    logger.info("settlement %s (%s) is not in this Amazon account's marketplaces %s; skipped",
+                settlement.settlement_id, marketplace.name, ", ".join(marketplace_ids))
+    return False
 
 
 def _read_each(parsers: Iterable[tuple[str, Callable[[], ParseResult]]]) -> Sources:
@@ -138,7 +159,7 @@ def configured_marketplaces(connections: Connections) -> tuple[str, ...]:
     """The seller account's marketplace ids (``[amazon] marketplaces``, or the sandbox account's);
     () when Amazon is not configured. They place a settlement whose rows name no marketplace."""
     if connections.amazon is not None:
-        return tuple(connections.amazon.account.marketplace_ids)
+        return connections.amazon.marketplace_ids
     try:
         amazon = load_settings(connections.home).amazon  # secrets are resolved only when revealed
     except ConfigurationError:

@@ -4,6 +4,11 @@ Used by ``m3sync sandbox`` (foreground), ``m3sync demo`` and ``--sandbox`` runs 
 threads). Two starts on the same home see the same M3 and the same Amazon: the state is in
 SQLite under ``HOME/sandbox/m3`` and ``HOME/sandbox/spapi``; only the ports change, so the
 ``.ionapi`` file and the SP-API credentials file are rewritten at every start.
+
+Amazon has one host per region (na, eu, fe) and one refresh token per region, so the SP-API
+sandbox runs one server per region on its own port, all over the same data folder. The
+credentials file holds the shared LWA app and seller, and per region its endpoint, refresh
+token and the world's marketplaces there.
 """
 from __future__ import annotations
 
@@ -15,10 +20,10 @@ from pathlib import Path
 from sandbox.catalog import MARKETPLACES
 from sandbox.server import RunningServer, serve_in_thread
 
-# The sandbox's quotas refill this much faster than Amazon's, so a demo over 16 settlements
-# does not wait minutes on getReportDocument's 0.0167/s; the connector is told the same
-# scale so its own limiter stays in step with the server's.
-SANDBOX_TIME_SCALE = 60.0
+# The sandbox's quotas are Amazon's (time scale 1): per region, the world's settlements fit in
+# getReportDocument's burst of 15 (EU has 3 marketplaces x 4 fortnights = 12). The connector is
+# told the same scale so its own limiter stays in step with the server's.
+SANDBOX_TIME_SCALE = 1.0
 TENANT = "SANDBOX_TST"
 WORLD_MARKER = "world.json"
 # The world's eight weeks end a week before the first start, so every settlement is already
@@ -32,7 +37,7 @@ class SandboxEnvironment:
     home: Path
     seed: int
     m3: RunningServer
-    spapi: RunningServer
+    spapi: dict[str, RunningServer]   # region (na, eu, fe) -> that region's SP-API host
     ionapi_path: Path
     spapi_credentials_path: Path
     seeded_now: bool = False
@@ -65,10 +70,10 @@ class SandboxEnvironment:
     def stop(self) -> None:
         if not self._stopped:
             # Both at once: each server notices should_exit on its next 0.1 s tick.
-            self.m3.signal_exit()
-            self.spapi.signal_exit()
-            self.m3.stop()
-            self.spapi.stop()
+            for server in (self.m3, *self.spapi.values()):
+                server.signal_exit()
+            for server in (self.m3, *self.spapi.values()):
+                server.stop()
             self._stopped = True
 
     def __enter__(self) -> "SandboxEnvironment":
@@ -80,13 +85,14 @@ class SandboxEnvironment:
 
 def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: int = 0,
                   orders: int = 400) -> SandboxEnvironment:
-    """Start the M3 and SP-API emulators for ``home`` (seeding the world on first use)."""
+    """Start the M3 and SP-API emulators for ``home`` (seeding the world on first use).
+    ``spapi_port`` (0: free ports) is North America's; Europe and Far East take the next two."""
     from sandbox.generator import build_world
     from sandbox.m3.app import create_app as create_m3_app
     from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
     from sandbox.spapi import create_app as create_spapi_app
+    from sandbox.spapi import REGIONS, seed_world
     from sandbox.spapi import credentials as spapi_credentials
-    from sandbox.spapi import seed_world
 
     folder = home / "sandbox"
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,21 +110,29 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
     seller_id = json.loads(marker.read_text(encoding="utf-8"))["seller_id"]
 
     m3 = serve_in_thread(lambda url: create_m3_app(folder / "m3", url, tenant=TENANT, seed=seed), port=m3_port)
+    spapi: dict[str, RunningServer] = {}
     try:
-        spapi = serve_in_thread(lambda url: create_spapi_app(folder / "spapi", url, time_scale=SANDBOX_TIME_SCALE),
-                                port=spapi_port)
+        for n, region in enumerate(REGIONS):
+            spapi[region] = serve_in_thread(
+                lambda url, region=region: create_spapi_app(folder / "spapi", url, region=region,
+                                                            time_scale=SANDBOX_TIME_SCALE),
+                port=spapi_port + n if spapi_port else 0)
     except BaseException:
-        m3.stop()
+        for server in (m3, *spapi.values()):
+            server.stop()
         raise
     ionapi_path = write_ionapi(folder / "m3.ionapi", m3.base_url, TENANT, sandbox_credentials(folder / "m3", seed))
-    credentials = spapi_credentials(folder / "spapi")
+    app = spapi_credentials(folder / "spapi", "na")
     account = {
-        "endpoint": spapi.base_url,
-        "token_url": f"{spapi.base_url}/auth/o2/token",
+        "token_url": f"{spapi['na'].base_url}/auth/o2/token",  # LWA is global (api.amazon.com)
         "seller_id": seller_id,
-        "marketplace_ids": [m.marketplace_id for m in MARKETPLACES.values()],
+        "lwa_app_id": app["lwa_app_id"],
+        "lwa_client_secret": app["lwa_client_secret"],
         "time_scale": SANDBOX_TIME_SCALE,
-        **credentials,
+        "regions": {region: {"endpoint": server.base_url,
+                             "refresh_token": spapi_credentials(folder / "spapi", region)["refresh_token"],
+                             "marketplace_ids": [m.marketplace_id for m in MARKETPLACES.values() if m.region == region]}
+                    for region, server in spapi.items()},
     }
     credentials_path = folder / "spapi-credentials.json"
     credentials_path.write_text(json.dumps(account, indent=2), encoding="utf-8")

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from sp_api.api import ListingsItems, Orders, Reports
+from sp_api.api import ListingsItems, Orders, Reports, Tokens
 from sp_api.auth import AccessTokenClient
 from sandbox.generator.records import SettlementDocument
 
@@ -63,10 +63,12 @@ def settlement(settlement_id: str, day: int, *, marketplace: str = US, note: str
     lines = [V2_HEADER,
              "\t".join([settlement_id, fmt(start), fmt(end), fmt(end + timedelta(days=2)), amount("17.00"), currency]
                        + [""] * 18)]
+    posted = start + timedelta(days=1)
+    day_fmt = (lambda d: d.strftime("%Y-%m-%d")) if marketplace == US else (lambda d: d.strftime("%d.%m.%Y"))
     for amount_type, description, value in rows:
         lines.append("\t".join([settlement_id, "", "", "", "", "", "Order", "111-0000001-0000001", "", "", "",
-                                name, amount_type, description, amount(value), "AFN", "", "", "12345678901234",
-                                "", "", "SKU-0", "1", note]))
+                                name, amount_type, description, amount(value), "AFN", day_fmt(posted), fmt(posted),
+                                "12345678901234", "", "", "SKU-0", "1", note]))
     return SettlementDocument(settlement_id, marketplace, currency, start, end, end + timedelta(days=2),
                               Decimal("17.00"), "\n".join(lines) + "\n", end + timedelta(hours=3))
 
@@ -86,16 +88,19 @@ class SpApiClients:
     orders: Orders
     reports: Reports
     listings: ListingsItems
+    tokens: Tokens
 
 
-def clients(base_url: str, credentials: dict, marketplace_id: str = US) -> SpApiClients:
+def clients(base_url: str, credentials: dict, marketplace_id: str = US,
+            restricted_data_token: str | None = None) -> SpApiClients:
     """The real python-amazon-sp-api clients aimed at the sandbox (sp-api.md §7.8)."""
     host = base_url.removeprefix("http://")
     lwa = type("SandboxLWA", (AccessTokenClient,), {"scheme": "http://", "host": host})
     marketplace = types.SimpleNamespace(endpoint=base_url, marketplace_id=marketplace_id, region="us-east-1")
     # verify=False: the sandbox is plain http, and loading the CA bundle costs ~0.1 s per client.
-    kwargs = {"marketplace": marketplace, "credentials": credentials, "auth_token_client_class": lwa, "verify": False}
-    return SpApiClients(Orders(**kwargs), Reports(**kwargs), ListingsItems(**kwargs))
+    kwargs = {"marketplace": marketplace, "credentials": credentials, "auth_token_client_class": lwa, "verify": False,
+              "restricted_data_token": restricted_data_token}
+    return SpApiClients(Orders(**kwargs), Reports(**kwargs), ListingsItems(**kwargs), Tokens(**kwargs))
 
 
 def models_folder() -> Path | None:

@@ -44,7 +44,8 @@ def running_sandbox(tmp_path_factory: pytest.TempPathFactory):
 
 def test_banner_names_both_emulators_and_the_files(running_sandbox) -> None:
     home, banner = running_sandbox
-    assert "M3 MI REST" in banner and "SP-API" in banner
+    assert "M3 MI REST" in banner
+    assert all(f"SP-API {region}" in banner for region in ("NA", "EU", "FE"))  # one host per region
     assert str(home / "sandbox" / "m3.ionapi") in banner
     assert (home / "sandbox" / "m3.ionapi").stat().st_mode & 0o077 == 0  # secrets: owner only
 
@@ -69,21 +70,27 @@ def test_plain_python_amazon_sp_api_lists_downloads_and_pages(running_sandbox) -
 
     home, _ = running_sandbox
     settings = json.loads((home / "sandbox" / "spapi-credentials.json").read_text())
-    endpoint = settings["endpoint"]
+    assert (home / "sandbox" / "spapi-credentials.json").stat().st_mode & 0o077 == 0
+    na, eu = settings["regions"]["na"], settings["regions"]["eu"]
+    assert na["endpoint"] != eu["endpoint"] and na["refresh_token"] != eu["refresh_token"]
+    assert na["marketplace_ids"] == ["ATVPDKIKX0DER"]
+    endpoint = na["endpoint"]
+    token_host = settings["token_url"].removeprefix("http://").removesuffix("/auth/o2/token")
 
     class SandboxLWA(AccessTokenClient):  # sp-api.md §7.8: the library's own hook
         scheme = "http://"
-        host = endpoint.removeprefix("http://")
+        host = token_host
 
     token_module.cache.clear()
     marketplace = types.SimpleNamespace(endpoint=endpoint, marketplace_id="ATVPDKIKX0DER", region="us-east-1")
-    credentials = {k: settings[k] for k in ("refresh_token", "lwa_app_id", "lwa_client_secret")}
+    credentials = {"refresh_token": na["refresh_token"], "lwa_app_id": settings["lwa_app_id"],
+                   "lwa_client_secret": settings["lwa_client_secret"]}
 
     reports = Reports(marketplace, credentials=credentials, auth_token_client_class=SandboxLWA)
     listed = reports.get_reports(reportTypes=["GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"], pageSize=100)
     found = listed.payload["reports"]
-    # The client adds the marketplace it is aimed at as a filter: Amazon.com's four fortnightly
-    # settlements of the seeded eight weeks.
+    # The North America host lists the region's settlements (Amazon.com's four fortnightly ones of
+    # the seeded eight weeks); the EU ones live on the EU host.
     assert len(found) == 4
     assert {tuple(r["marketplaceIds"]) for r in found} == {("ATVPDKIKX0DER",)}
     document = reports.get_report_document(found[0]["reportDocumentId"], download=True)
@@ -103,3 +110,29 @@ def test_plain_python_amazon_sp_api_lists_downloads_and_pages(running_sandbox) -
     assert len({o["AmazonOrderId"] for o in seen}) == len(seen)
     assert {o["MarketplaceId"] for o in seen} == {"ATVPDKIKX0DER"}
     token_module.cache.clear()
+
+
+def test_each_region_host_takes_its_own_refresh_token_only(running_sandbox) -> None:
+    import httpx
+
+    home, _ = running_sandbox
+    settings = json.loads((home / "sandbox" / "spapi-credentials.json").read_text())
+
+    def access_token(region: str) -> str:
+        answer = httpx.post(settings["token_url"], data={
+            "grant_type": "refresh_token", "refresh_token": settings["regions"][region]["refresh_token"],
+            "client_id": settings["lwa_app_id"], "client_secret": settings["lwa_client_secret"]})
+        return answer.json()["access_token"]
+
+    na_token = access_token("na")
+    path = "/reports/2021-06-30/reports?reportTypes=GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2&pageSize=100"
+    on_na = httpx.get(settings["regions"]["na"]["endpoint"] + path, headers={"x-amz-access-token": na_token})
+    on_eu = httpx.get(settings["regions"]["eu"]["endpoint"] + path, headers={"x-amz-access-token": na_token})
+    assert on_na.status_code == 200
+    # Amazon's answer to another region's token (selling-partner-api-models#4825).
+    assert (on_eu.status_code, on_eu.json()) == (403, {"errors": [
+        {"code": "Unauthorized", "message": "Access to requested resource is denied.", "details": ""}]})
+    eu_reports = httpx.get(settings["regions"]["eu"]["endpoint"] + path,
+                           headers={"x-amz-access-token": access_token("eu")}).json()["reports"]
+    # Amazon.de, .fr and .co.uk: four fortnights each, whatever marketplaceIds would say.
+    assert len(eu_reports) == 12 and "ATVPDKIKX0DER" not in {m for r in eu_reports for m in r["marketplaceIds"]}

@@ -254,24 +254,56 @@ def test_confirm_shipment_refuses_afn_and_wrong_marketplace(api) -> None:
     assert "marketplace" in wrong.value.message
 
 
-def test_buyer_pii_needs_a_restricted_data_token_when_restricted(tmp_path: Path, api) -> None:
-    unrestricted = api.orders.get_order("111-0000000-0000000").payload  # default: whole orders
-    assert unrestricted["ShippingAddress"]["Name"] == "Jane Doe"
+def test_buyer_pii_needs_a_restricted_data_token_by_default(tmp_path: Path, sandbox, api) -> None:
+    orders = api.orders
+    plain = orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", MaxResultsPerPage=1).payload["Orders"][0]
+    # Name, street and phone withheld; the fixture's address is Jane Doe, 1 Main St, +1 206 555 0100.
+    assert plain["ShippingAddress"] == {"City": "Seattle", "StateOrRegion": "WA", "PostalCode": "98101",
+                                        "CountryCode": "US"}
+    assert plain["BuyerInfo"] == {}
+    full = orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", MaxResultsPerPage=1,
+                             RestrictedResources=["buyerInfo", "shippingAddress"]).payload["Orders"][0]
+    assert (full["ShippingAddress"]["AddressLine1"], full["BuyerInfo"]["BuyerName"]) == ("1 Main St", "Jane Doe")
+    one = orders.get_order("111-0000000-0000001", RestrictedResources=["shippingAddress"]).payload
+    assert one["ShippingAddress"]["Name"] == "Jane Doe" and one["BuyerInfo"] == {}
+    # The RDT was for that path only; the next plain call is restricted again.
+    assert "Name" not in orders.get_order("111-0000000-0000001").payload["ShippingAddress"]
+    # getOrderAddress / getOrderBuyerInfo: an RDT for the path itself (no dataElements) unlocks them.
+    address = orders.get_order_address("111-0000000-0000001").payload
+    assert address == {"AmazonOrderId": "111-0000000-0000001", "ShippingAddress": {
+        "City": "Seattle", "StateOrRegion": "WA", "PostalCode": "98101", "CountryCode": "US"}}
+    assert orders.get_order_buyer_info("111-0000000-0000001").payload == {"AmazonOrderId": "111-0000000-0000001"}
+    rdt = api.tokens.create_restricted_data_token(restrictedResources=[
+        {"method": "GET", "path": "/orders/v0/orders/{orderId}/address"},
+        {"method": "GET", "path": "/orders/v0/orders/111-0000000-0000001/buyerInfo"}]).payload
+    assert rdt["expiresIn"] == 3600
+    with_rdt = clients(sandbox.base_url, credentials(sandbox.data_dir),
+                       restricted_data_token=rdt["restrictedDataToken"]).orders
+    assert with_rdt.get_order_address("111-0000000-0000002").payload["ShippingAddress"]["Phone"] == "+1 206 555 0100"
+    assert with_rdt.get_order_buyer_info("111-0000000-0000001").payload["BuyerName"] == "Jane Doe"
+    # buyerInfo was granted for order ...0001 only.
+    assert "BuyerName" not in with_rdt.get_order_buyer_info("111-0000000-0000002").payload
     seed_default(tmp_path)
     with serve_in_thread(lambda url: create_app(tmp_path, url, rate_limits=False, now=lambda: NOW,
-                                                restrict_pii=True)) as server:
-        orders = clients(server.base_url, credentials(tmp_path)).orders
-        plain = orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", MaxResultsPerPage=1).payload["Orders"][0]
-        assert plain["ShippingAddress"] == {"City": "Seattle", "StateOrRegion": "WA", "PostalCode": "98101",
-                                            "CountryCode": "US"}
-        assert plain["BuyerInfo"] == {}
-        full = orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", MaxResultsPerPage=1,
-                                 RestrictedResources=["buyerInfo", "shippingAddress"]).payload["Orders"][0]
-        assert (full["ShippingAddress"]["AddressLine1"], full["BuyerInfo"]["BuyerName"]) == ("1 Main St", "Jane Doe")
-        one = orders.get_order("111-0000000-0000001", RestrictedResources=["shippingAddress"]).payload
-        assert one["ShippingAddress"]["Name"] == "Jane Doe" and one["BuyerInfo"] == {}
-        # The RDT was for that path only; the next plain call is restricted again.
-        assert "Name" not in orders.get_order("111-0000000-0000001").payload["ShippingAddress"]
+                                                restrict_pii=False)) as server:
+        whole = clients(server.base_url, credentials(tmp_path)).orders.get_order("111-0000000-0000000").payload
+        assert whole["ShippingAddress"]["Name"] == "Jane Doe"
+
+
+def test_restricted_data_token_request_is_checked_against_the_model(sandbox) -> None:
+    token = access_token(sandbox.base_url, credentials(sandbox.data_dir))
+    url = f"{sandbox.base_url}/tokens/2021-03-01/restrictedDataToken"
+    headers = {"x-amz-access-token": token}
+    cases = [({}, "restrictedResources"),
+             ({"restrictedResources": [{"method": "PATCH", "path": "/orders/v0/orders"}]}, "method"),
+             ({"restrictedResources": [{"method": "GET", "path": "/reports/2021-06-30/reports"}]},
+              "not a restricted operation"),
+             ({"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders",
+                                        "dataElements": ["creditCard"]}]}, "dataElements"),
+             ({"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders"}] * 51}, "at most 50")]
+    for body, fragment in cases:
+        answer = HTTP.post(url, json=body, headers=headers)
+        assert answer.status_code == 400 and fragment in answer.json()["errors"][0]["message"], (body, answer.text)
 
 
 # ---- Reports 2021-06-30 ---------------------------------------------------------------------
@@ -293,8 +325,10 @@ def test_settlement_reports_are_listed_newest_first_with_paging(api) -> None:
     assert reports[0]["dataStartTime"] == newest.start.strftime("%Y-%m-%dT%H:%M:%S+00:00")
     assert reports[0]["marketplaceIds"] == [newest.marketplace_id]
     assert all(r["processingStatus"] == "DONE" and r["reportDocumentId"] for r in reports)
-    us_only = _all_settlement_reports(api)  # the client adds its own (US) marketplace
-    assert len(us_only) == 3
+    # Amazon ignores marketplaceIds for settlement reports: the client's own (US) id, or DE alone,
+    # still lists all six (three US, three DE).
+    assert len(_all_settlement_reports(api)) == 6
+    assert len(_all_settlement_reports(api, marketplaceIds=[DE])) == 6
     assert api.reports.get_report(reports[0]["reportId"]).payload["reportId"] == reports[0]["reportId"]
 
 
@@ -552,6 +586,10 @@ def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> l
         ("getOrder", "GET", f"{o}/111-0000000-0000000", {}),
         ("getOrder", "GET", f"{o}/999-9999999-9999999", {}),
         ("getOrderItems", "GET", f"{o}/111-0000003-0000001/orderItems", {}),
+        ("getOrderAddress", "GET", f"{o}/111-0000000-0000000/address", {}),
+        ("getOrderAddress", "GET", f"{o}/999-9999999-9999999/address", {}),
+        ("getOrderBuyerInfo", "GET", f"{o}/111-0000000-0000000/buyerInfo", {}),
+        ("getOrderBuyerInfo", "GET", f"{o}/999-9999999-9999999/buyerInfo", {}),
         ("getOrderItems", "GET", f"{o}/111-0000003-0000001/orderItems", {"params": {"NextToken": "garbage"}}),
         ("confirmShipment", "POST", f"{o}/111-0000004-0000003/shipmentConfirmation",
          {"json": {"marketplaceId": US, "packageDetail": dict(good_package, trackingNumber="")}}),

@@ -1,4 +1,5 @@
 """Amazon Selling Partner API connector (python-amazon-sp-api underneath)."""
+from connectors.amazon.accounts import SellerAccounts
 from connectors.amazon.client import SETTLEMENT_REPORT_TYPE, AmazonConnector
 from connectors.amazon.config import (
     LWA_TOKEN_URL,
@@ -8,13 +9,14 @@ from connectors.amazon.config import (
     AmazonConfigError,
     region_for_marketplace,
 )
-from connectors.amazon.documents import DownloadedDocument
+from connectors.amazon.documents import DocumentLimits, DownloadedDocument
 from connectors.amazon.errors import (
     AmazonAuthError,
     AmazonDocumentError,
     AmazonError,
     AmazonRequestError,
     AmazonUnavailable,
+    AmazonUnreachable,
 )
 from connectors.amazon.orders import Orders20260101Source, OrdersApiNotImplemented, OrdersSource, OrdersV0Source
 from connectors.amazon.ratelimit import PUBLISHED_LIMITS, RateLimit, RateLimiter
@@ -22,7 +24,8 @@ from connectors.amazon.records import ListingIssue, ListingSubmission, PackageDe
 
 __all__ = [
     "AmazonAccount", "AmazonAuthError", "AmazonConfigError", "AmazonConnector", "AmazonDocumentError",
-    "AmazonError", "AmazonRequestError", "AmazonUnavailable", "DownloadedDocument", "LWA_TOKEN_URL",
+    "AmazonError", "AmazonRequestError", "AmazonUnavailable", "AmazonUnreachable", "DocumentLimits",
+    "DownloadedDocument", "LWA_TOKEN_URL", "SellerAccounts",
     "ListingIssue", "ListingSubmission", "MARKETPLACE_REGIONS", "Orders20260101Source",
     "OrdersApiNotImplemented", "OrdersSource", "OrdersV0Source", "PUBLISHED_LIMITS", "PackageDetail",
     "REGIONS", "RateLimit", "RateLimiter", "ReportInfo", "SETTLEMENT_REPORT_TYPE", "ShipmentItem",

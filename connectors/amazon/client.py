@@ -5,11 +5,20 @@ without global side effects). Every call goes through ``_call``: wait for a loca
 token, run the library call, look at the real HTTP status (the library hides 429/5xx that
 come without an ``errors`` body), retry 429/5xx/network failures with jittered exponential
 backoff, and turn what is left into typed errors.
+
+Failing fast: a request that never reached Amazon (connection refused, DNS failure, connect
+timeout) gives its rate-limit token back, and retries stop at the connector's ``deadline``
+(60 s by default) with ``AmazonUnreachable`` naming the URL and the operation.
+
+Buyer PII (names, addresses, phone, e-mail) is only returned for a Restricted Data Token
+(Tokens API 2021-03-01); ``get_order_address``/``get_order_buyer_info``/``get_orders(pii=True)``
+obtain one for the path they call and reuse it until shortly before it expires.
 """
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -17,23 +26,32 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sp_api.api import OrdersV0, Reports
+from sp_api.api import OrdersV0, Reports, Tokens
 from sp_api.api.listings_items.listings_items_2021_08_01 import ListingsItemsV20210801
 from sp_api.auth.exceptions import AuthorizationError
 from sp_api.base import ApiResponse
 from sp_api.base.exceptions import SellingApiException
 
 from connectors.amazon.config import AmazonAccount, AmazonConfigError
-from connectors.amazon.documents import DownloadedDocument, UndecodableDocument, decode_document
+from connectors.amazon.documents import (
+    DocumentLimits,
+    DocumentRefused,
+    DownloadedDocument,
+    UndecodableDocument,
+    check_document_url,
+    decode_document,
+)
 from connectors.amazon.errors import (
     AmazonAuthError,
     AmazonDocumentError,
     AmazonError,
     AmazonRequestError,
     AmazonUnavailable,
+    AmazonUnreachable,
 )
 from connectors.amazon.orders import (
     Orders20260101Source,
+    OrdersApiNotImplemented,
     OrdersQuery,
     OrdersSource,
     OrdersV0Source,
@@ -64,17 +82,57 @@ log = logging.getLogger(__name__)
 SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 LISTING_DATA_SETS = "summaries,attributes,issues,offers,fulfillmentAvailability"
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+DEFAULT_DEADLINE_S = 60.0   # an unreachable Amazon fails within this (issue: it took ~8 minutes)
+_CONNECT_TIMEOUT_S = 10.0
+_RDT_EXPIRY_MARGIN_S = 60.0
+PII_ELEMENTS = ("buyerInfo", "shippingAddress")
 
 
 class _Transient(Exception):
-    """A failure worth retrying (429, 5xx, network); becomes AmazonUnavailable when retries run out."""
+    """A failure worth retrying (429, 5xx, network); becomes AmazonUnavailable when retries run out.
+    ``unreachable`` is the URL (scheme and host, never the query) when no connection was made."""
 
-    def __init__(self, status: int | None, code: str | None, message: str) -> None:
+    def __init__(self, status: int | None, code: str | None, message: str, unreachable: str | None = None) -> None:
         prefix = " ".join(str(part) for part in (status, code) if part is not None)
         super().__init__(f"{prefix}: {message}" if prefix else message)
         self.status = status
         self.code = code
         self.message = message
+        self.unreachable = unreachable
+
+
+_CONNECT_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
+
+
+def _connect_failure(exc: httpx.TransportError) -> _Transient:
+    """A request that never reached the server: name where it went (scheme://host:port only)."""
+    try:
+        url = exc.request.url
+        where = f"{url.scheme}://{url.netloc.decode('ascii')}"
+    except RuntimeError:  # httpx raises when the exception carries no request
+        where = "(unknown host)"
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return _Transient(None, None, f"{type(exc).__name__}: {reason}", unreachable=where)
+
+
+class _WithRestrictedToken:
+    """A library client whose every call carries ``token`` (an RDT) instead of the access token."""
+
+    def __init__(self, client: Any, token: str, lock: threading.Lock) -> None:
+        self._client, self._token, self._lock = client, token, lock
+
+    def __getattr__(self, name: str) -> Callable[..., ApiResponse]:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> ApiResponse:
+            with self._lock:  # the token is an attribute of the shared client: one caller at a time
+                self._client.restricted_data_token = self._token
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    self._client.restricted_data_token = None
+
+        return call
 
 
 def _json_ready(value: Any) -> Any:
@@ -98,6 +156,8 @@ class AmazonConnector:
 
     ``time_scale`` speeds up the local rate limiter (for sandboxes that scale their quotas the
     same way); pass one shared ``rate_limiter`` when several connectors use the same seller.
+    ``deadline``: seconds one operation may spend retrying before it fails. ``document_limits``
+    bound report downloads and their decompression.
     """
 
     def __init__(
@@ -110,14 +170,25 @@ class AmazonConnector:
         clock: Callable[[], float] = time.monotonic,
         rate_limiter: RateLimiter | None = None,
         timeout: float = 30.0,
+        deadline: float = DEFAULT_DEADLINE_S,
+        document_limits: DocumentLimits = DocumentLimits(),
     ) -> None:
+        if deadline <= 0:
+            raise ValueError(f"deadline must be positive seconds, got {deadline}")
         self.account = account
+        self.deadline = deadline
+        self.document_limits = document_limits
         self._backoff = backoff
         self._sleep = sleep
+        self._clock = clock
         self._limiter = rate_limiter or RateLimiter(time_scale=time_scale, clock=clock, sleep=sleep)
         self._recorder = ResponseRecorder()
-        self._http = build_http_client(self._recorder, timeout)
-        self._download_http = httpx.Client(timeout=timeout, verify=tls_context())  # presigned S3 URLs: no SP-API headers
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT_S))
+        self._http = build_http_client(self._recorder, timeouts)
+        # Presigned S3 URLs: no SP-API headers. Streamed, so a document's size is checked as it comes.
+        self._download_http = httpx.Client(timeout=timeouts, verify=tls_context())
+        self._rdt_lock = threading.Lock()
+        self._rdt_cache: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
         self.token_cache = TokenCache()
         marketplace = AccountMarketplace(account.endpoint, account.marketplace_ids[0], account.aws_region)
         token_class = token_client_class(account.token_url, self.token_cache)
@@ -134,7 +205,10 @@ class AmazonConnector:
         self._reports = make(Reports)
         self._orders_v0 = make(OrdersV0)
         self._listings = make(ListingsItemsV20210801)
-        self._lib_clients = (self._reports, self._orders_v0, self._listings)
+        self._tokens = make(Tokens)
+        self._orders_rdt = make(OrdersV0)  # carries a restricted data token, one call at a time
+        self._orders_rdt_lock = threading.Lock()
+        self._lib_clients = (self._reports, self._orders_v0, self._listings, self._tokens, self._orders_rdt)
         self.orders_source: OrdersSource = (
             OrdersV0Source(self._orders_v0, self._call) if account.orders_api_version == "v0"
             else Orders20260101Source())
@@ -169,16 +243,34 @@ class AmazonConnector:
                 # Amazon answers 403 Unauthorized to a revoked or expired access token: fetch a
                 # fresh one once; a second 403 is a real permission problem.
                 self.token_cache.clear()
+                with self._rdt_lock:
+                    self._rdt_cache.clear()
                 return self._attempt(operation, thunk)
+
+        return self._retrying(operation, once, lambda: attempts)
+
+    def _retrying(self, operation: str, once: Callable[[], Any], attempts: Callable[[], int]) -> Any:
+        """Retry ``once`` on transient failures with backoff, within ``deadline`` seconds."""
+        started = self._clock()
+        give_up_at = started + self.deadline
 
         def log_retry(attempt: int, exc: BaseException, wait: float) -> None:
             log.warning("Amazon %s attempt %d failed (%s); retrying in %.2fs", operation, attempt, exc, wait)
 
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, _Transient) and self._clock() < give_up_at
+
+        def sleep(wait: float) -> None:  # never sleep past the deadline
+            self._sleep(max(0.0, min(wait, give_up_at - self._clock())))
+
         try:
-            return call_with_retries(once, retryable=lambda exc: isinstance(exc, _Transient),
-                                     backoff=self._backoff, sleep=self._sleep, on_retry=log_retry)
+            return call_with_retries(once, retryable=retryable, backoff=self._backoff, sleep=sleep,
+                                     on_retry=log_retry)
         except _Transient as exc:
-            raise AmazonUnavailable(operation, attempts=attempts, status=exc.status, code=exc.code,
+            if exc.unreachable is not None:
+                raise AmazonUnreachable(operation, url=exc.unreachable, attempts=attempts(),
+                                        seconds=self._clock() - started, reason=exc.message) from None
+            raise AmazonUnavailable(operation, attempts=attempts(), status=exc.status, code=exc.code,
                                     message=exc.message) from None
 
     def _attempt(self, operation: str, thunk: Callable[[], ApiResponse]) -> ApiResponse:
@@ -199,6 +291,9 @@ class AmazonConnector:
                                   message=exc.message) from None
         except json.JSONDecodeError:  # only the token endpoint path lets this through
             raise _Transient(None, None, "LWA token endpoint answered non-JSON") from None
+        except _CONNECT_FAILURES as exc:
+            self._limiter.refund(operation)  # nothing reached Amazon: its quota is untouched
+            raise _connect_failure(exc) from None
         except httpx.TransportError as exc:
             raise _Transient(None, None, f"network error {type(exc).__name__}") from None
         seen = self._recorder.last
@@ -218,7 +313,10 @@ class AmazonConnector:
     # ---- reports ----------------------------------------------------------------------------
     def list_settlement_reports(self, created_since: datetime, created_until: datetime | None = None,
                                 *, page_size: int = 100) -> list[ReportInfo]:
-        """DONE settlement V2 reports created in the window, for the account's marketplaces."""
+        """DONE settlement V2 reports created in the window: every one of the seller in this region.
+
+        Amazon ignores ``marketplaceIds`` for settlement reports (they are scheduled per account,
+        not requested per marketplace), so callers tell the marketplace from the settlement's rows."""
         if not 1 <= page_size <= 100:
             raise ValueError(f"page_size must be 1..100 (Amazon's limit), got {page_size}")
         params: dict[str, Any] = {
@@ -253,41 +351,61 @@ class AmazonConnector:
         )
 
     def download_report_document(self, document_id: str) -> DownloadedDocument:
-        """getReportDocument, then fetch its presigned URL and decode (gzip sniffed, charset explicit)."""
+        """getReportDocument, then fetch its presigned URL and decode (gzip sniffed, charset explicit).
+
+        The URL must be https on Amazon's document hosts (the sandbox's own host when the
+        endpoint is the local sandbox); download and decompressed sizes are bounded by
+        ``document_limits``."""
         response = self._call("getReportDocument",
                               lambda: self._reports.get_report_document(document_id, download=False))
         url = (response.payload or {}).get("url")
         if not url:
             raise AmazonDocumentError(document_id, "getReportDocument returned no url")
-        announced = (response.payload or {}).get("compressionAlgorithm")
-        fetched = self._fetch_document(document_id, url)
         try:
-            document = decode_document(document_id, fetched.content, fetched.headers.get("content-type"))
-        except UndecodableDocument as exc:
+            check_document_url(str(url), self.account.endpoint)
+        except DocumentRefused as exc:
+            raise AmazonDocumentError(document_id, str(exc)) from None
+        announced = (response.payload or {}).get("compressionAlgorithm")
+        raw, content_type = self._fetch_document(document_id, str(url))
+        try:
+            document = decode_document(document_id, raw, content_type, self.document_limits)
+        except (UndecodableDocument, DocumentRefused) as exc:
             raise AmazonDocumentError(document_id, str(exc)) from None
         if announced and not document.compressed:
             log.info("document %s announced %s but was not compressed", document_id, announced)
         return document
 
-    def _fetch_document(self, document_id: str, url: str) -> httpx.Response:
-        def once() -> httpx.Response:
+    def _fetch_document(self, document_id: str, url: str) -> tuple[bytes, str | None]:
+        limit = self.document_limits.max_download_bytes
+        attempts = 0
+
+        def once() -> tuple[bytes, str | None]:
+            nonlocal attempts
+            attempts += 1
             try:
-                answer = self._download_http.get(url)
+                with self._download_http.stream("GET", url) as answer:
+                    if answer.status_code in _RETRYABLE_STATUS:
+                        raise _Transient(answer.status_code, None, "document download")
+                    if answer.status_code != 200:
+                        # The URL is presigned: never echo it (it is a bearer credential for 5 minutes).
+                        raise AmazonDocumentError(document_id, f"download answered HTTP {answer.status_code}")
+                    declared = answer.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > limit:
+                        raise AmazonDocumentError(document_id, f"document is {declared} bytes, more than the "
+                                                  f"configured max_download_bytes {limit}; refused")
+                    body = bytearray()
+                    for chunk in answer.iter_raw():
+                        body += chunk
+                        if len(body) > limit:
+                            raise AmazonDocumentError(document_id, f"document is more than the configured "
+                                                      f"max_download_bytes {limit}; refused")
+                    return bytes(body), answer.headers.get("content-type")
+            except _CONNECT_FAILURES as exc:
+                raise _connect_failure(exc) from None
             except httpx.TransportError as exc:
                 raise _Transient(None, None, f"network error {type(exc).__name__}") from None
-            if answer.status_code in _RETRYABLE_STATUS:
-                raise _Transient(answer.status_code, None, "document download")
-            if answer.status_code != 200:
-                # The URL is presigned: never echo it (it is a bearer credential for 5 minutes).
-                raise AmazonDocumentError(document_id, f"download answered HTTP {answer.status_code}")
-            return answer
 
-        try:
-            return call_with_retries(once, retryable=lambda exc: isinstance(exc, _Transient),
-                                     backoff=self._backoff, sleep=self._sleep)
-        except _Transient as exc:
-            raise AmazonUnavailable("getReportDocument", attempts=self._backoff.attempts, status=exc.status,
-                                    code=exc.code, message=exc.message) from None
+        return self._retrying("getReportDocument", once, lambda: attempts)
 
     # ---- orders -----------------------------------------------------------------------------
     def get_orders(
@@ -298,8 +416,10 @@ class AmazonConnector:
         marketplace_ids: Sequence[str] | None = None,
         statuses: Sequence[str] | None = None,
         page_size: int = 100,
+        pii: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Orders updated in the window, page after page (lazy: stop iterating to stop fetching)."""
+        """Orders updated in the window, page after page (lazy: stop iterating to stop fetching).
+        ``pii``: with buyer name and whole shipping address (a restricted data token is obtained)."""
         if not 1 <= page_size <= 100:
             raise ValueError(f"page_size must be 1..100 (Amazon's limit), got {page_size}")
         query = OrdersQuery(
@@ -307,9 +427,15 @@ class AmazonConnector:
             marketplace_ids=tuple(marketplace_ids or self.account.marketplace_ids),
             statuses=statuses_tuple(statuses), page_size=page_size)
         iso_utc(last_updated_after, "last_updated_after")  # fail before the first request
+        source = self.orders_source
+        if pii:
+            if not isinstance(source, OrdersV0Source):
+                raise OrdersApiNotImplemented("getOrders", "buyer data is implemented for Orders API v0 only")
+            token = self._restricted_data_token("/orders/v0/orders", PII_ELEMENTS)
+            source = OrdersV0Source(_WithRestrictedToken(self._orders_rdt, token, self._orders_rdt_lock), self._call)
         next_token: str | None = None
         while True:
-            page = self.orders_source.orders_page(query, next_token)
+            page = source.orders_page(query, next_token)
             yield from page.items
             next_token = page.next_token
             if not next_token:
@@ -328,6 +454,44 @@ class AmazonConnector:
     def get_order(self, order_id: str) -> dict[str, Any]:
         """One order (e.g. to see whether it is already Shipped before confirming again)."""
         return self.orders_source.order(order_id)
+
+    def get_order_address(self, order_id: str) -> dict[str, Any]:
+        """getOrderAddress with a restricted data token: the whole ship-to address (name, street, phone)."""
+        return self._restricted_order_call("getOrderAddress", "/orders/v0/orders/{orderId}/address",
+                                           lambda client: client.get_order_address(order_id))
+
+    def get_order_buyer_info(self, order_id: str) -> dict[str, Any]:
+        """getOrderBuyerInfo with a restricted data token: buyer name and e-mail."""
+        return self._restricted_order_call("getOrderBuyerInfo", "/orders/v0/orders/{orderId}/buyerInfo",
+                                           lambda client: client.get_order_buyer_info(order_id))
+
+    def _restricted_order_call(self, operation: str, path: str,
+                               request: Callable[[Any], ApiResponse]) -> dict[str, Any]:
+        # One RDT for the generic path ({orderId}) serves every order until it expires.
+        token = self._restricted_data_token(path, ())
+        client = _WithRestrictedToken(self._orders_rdt, token, self._orders_rdt_lock)
+        return dict(self._call(operation, lambda: request(client)).payload or {})
+
+    def _restricted_data_token(self, path: str, data_elements: Sequence[str]) -> str:
+        """createRestrictedDataToken for GET ``path``, reused until a minute before it expires."""
+        key = (path, tuple(data_elements))
+        with self._rdt_lock:
+            cached = self._rdt_cache.get(key)
+            if cached is not None and cached[1] > self._clock():
+                return cached[0]
+        resource: dict[str, Any] = {"method": "GET", "path": path}
+        if data_elements:
+            resource["dataElements"] = list(data_elements)
+        response = self._call("createRestrictedDataToken", lambda: self._tokens.create_restricted_data_token(
+            restrictedResources=[resource]))
+        payload = response.payload or {}
+        token = payload.get("restrictedDataToken")
+        if not token:
+            raise AmazonError("createRestrictedDataToken", "answer without a restrictedDataToken")
+        lifetime = float(payload.get("expiresIn") or 3600)
+        with self._rdt_lock:
+            self._rdt_cache[key] = (str(token), self._clock() + max(0.0, lifetime - _RDT_EXPIRY_MARGIN_S))
+        return str(token)
 
     def confirm_shipment(self, order_id: str, marketplace_id: str, package: PackageDetail) -> None:
         """Orders v0 confirmShipment (not deprecated). Retried on 429/5xx: same package, same result."""

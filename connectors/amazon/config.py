@@ -1,4 +1,9 @@
-"""Who we talk to on Amazon: one seller account, its endpoint and LWA credentials.
+"""Who we talk to on Amazon: one seller account in one region, its endpoint and LWA credentials.
+
+Amazon authorises an app once per region (na, eu, fe) and hands out one refresh token per
+region; each region has its own host. An ``AmazonAccount`` is therefore one region's
+authorisation: its marketplaces must all belong to that region (``accounts.SellerAccounts``
+holds one per region).
 
 The endpoint and the LWA token URL are plain settings so the same connector runs against
 Amazon's regional hosts in production and against the local SP-API sandbox in tests and
@@ -9,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from reconciliation.marketplaces import MARKETPLACES
 
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 
@@ -26,32 +33,9 @@ REGIONS: dict[str, Region] = {
     "fe": Region("fe", "https://sellingpartnerapi-fe.amazon.com", "us-west-2"),
 }
 
-# Amazon marketplace id -> region code (developer-docs.amazon.com/sp-api/docs/marketplace-ids).
-MARKETPLACE_REGIONS: dict[str, str] = {
-    "A2EUQ1WTGCTBG2": "na",  # Canada
-    "ATVPDKIKX0DER": "na",   # United States
-    "A1AM78C64UM0Y8": "na",  # Mexico
-    "A2Q3Y263D00KWC": "na",  # Brazil
-    "A28R8C7NBKEWEA": "eu",  # Ireland
-    "A1RKKUPIHCS9HS": "eu",  # Spain
-    "A1F83G8C2ARO7P": "eu",  # United Kingdom
-    "A13V1IB3VIYZZH": "eu",  # France
-    "AMEN7PMS3EDWL": "eu",   # Belgium
-    "A1805IZSGTT6HS": "eu",  # Netherlands
-    "A1PA6795UKMFR9": "eu",  # Germany
-    "APJ6JRA9NG5V4": "eu",   # Italy
-    "A2NODRKZP88ZB9": "eu",  # Sweden
-    "AE08WJ6YKNBMC": "eu",   # South Africa
-    "A1C3SOZRARQ6R3": "eu",  # Poland
-    "ARBP9OOSHTCHU": "eu",   # Egypt
-    "A33AVAJ2PDY3EV": "eu",  # Turkey
-    "A17E79C6D8DWNP": "eu",  # Saudi Arabia
-    "A2VIGQ35RCS4UG": "eu",  # United Arab Emirates
-    "A21TJRUUN4KGV": "eu",   # India
-    "A19VAU5U5O7RUS": "fe",  # Singapore
-    "A39IBJ37TRP1C6": "fe",  # Australia
-    "A1VC38T7YXB528": "fe",  # Japan
-}
+# Amazon marketplace id -> region code, from the project's one marketplace table (a pure data
+# module; importing it from a connector is the one exception to "connectors import no domain").
+MARKETPLACE_REGIONS: dict[str, str] = {m.marketplace_id: m.region.lower() for m in MARKETPLACES}
 
 ORDERS_API_VERSIONS = ("v0", "2026-01-01")
 
@@ -102,6 +86,10 @@ class AmazonAccount:
             object.__setattr__(self, "marketplace_ids", tuple(self.marketplace_ids))
         if not self.marketplace_ids:
             raise AmazonConfigError("marketplace_ids", "at least one marketplace id is required")
+        regions = sorted({MARKETPLACE_REGIONS[m] for m in self.marketplace_ids if m in MARKETPLACE_REGIONS})
+        if len(regions) > 1:
+            raise AmazonConfigError("marketplace_ids", f"marketplaces span regions {', '.join(regions)}; Amazon "
+                                    "issues one refresh token per region: configure one account per region")
         for name in ("seller_id", "refresh_token", "lwa_app_id", "lwa_client_secret"):
             if not getattr(self, name):
                 raise AmazonConfigError(name, "is empty")
@@ -151,6 +139,11 @@ class AmazonAccount:
             token_url=str(values.get("token_url") or LWA_TOKEN_URL),
             orders_api_version=str(values.get("orders_api_version") or "v0"),
         )
+
+    @property
+    def region(self) -> str | None:
+        """na / eu / fe: the region of the account's marketplaces (None if no id is known)."""
+        return next((MARKETPLACE_REGIONS[m] for m in self.marketplace_ids if m in MARKETPLACE_REGIONS), None)
 
     @property
     def aws_region(self) -> str:

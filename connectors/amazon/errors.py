@@ -47,3 +47,16 @@ class AmazonDocumentError(AmazonError):
     def __init__(self, document_id: str, message: str) -> None:
         super().__init__("getReportDocument", f"document {document_id}: {message}")
         self.document_id = document_id
+
+
+class AmazonUnreachable(AmazonError):
+    """No connection could be made to ``url`` (refused, DNS failure, connect timeout) within the
+    connector's deadline. Not an ``AmazonUnavailable``: the connector already retried for as long
+    as it was allowed to, so callers should fail now rather than retry again."""
+
+    def __init__(self, operation: str, *, url: str, attempts: int, seconds: float, reason: str) -> None:
+        super().__init__(operation, f"cannot connect to {url} ({reason}); gave up after {attempts} attempt(s) "
+                                    f"in {seconds:.1f}s")
+        self.url = url
+        self.attempts = attempts
+        self.seconds = seconds

@@ -28,6 +28,9 @@ PUBLISHED_LIMITS: Mapping[str, RateLimit] = {
     "getOrders": RateLimit(0.0167, 20),
     "getOrder": RateLimit(0.5, 30),
     "getOrderItems": RateLimit(0.5, 30),
+    "getOrderAddress": RateLimit(0.5, 30),
+    "getOrderBuyerInfo": RateLimit(0.5, 30),
+    "createRestrictedDataToken": RateLimit(1.0, 10),
     "confirmShipment": RateLimit(2.0, 10),
     "getReports": RateLimit(0.0222, 10),
     "getReportDocument": RateLimit(0.0167, 15),
@@ -93,6 +96,14 @@ class RateLimiter:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def refund(self, operation: str) -> None:
+        """Give back the token of a request that never reached Amazon (connection refused, DNS
+        failure): Amazon counted nothing, so neither do we (a retry must not wait a refill)."""
+        with self._lock:
+            bucket = self._bucket(operation)
+            bucket.refill(self._clock(), self._time_scale)
+            bucket.tokens = min(float(bucket.burst), bucket.tokens + 1.0)
 
     def available(self, operation: str) -> float:
         """Tokens in the bucket right now (negative while callers are waiting)."""

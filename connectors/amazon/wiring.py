@@ -133,7 +133,7 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def build_http_client(recorder: ResponseRecorder, timeout: float) -> httpx.Client:
+def build_http_client(recorder: ResponseRecorder, timeout: float | httpx.Timeout) -> httpx.Client:
     return httpx.Client(
         timeout=timeout, verify=tls_context(),
         event_hooks={"request": [recorder.on_request], "response": [recorder.on_response]},

@@ -2,26 +2,31 @@
 
     app = create_app(data_dir, base_url)          # Starlette; serve with sandbox.server.serve_in_thread
     SpApiStore(data_dir).seed(orders, documents, listings, seller_id)
-    credentials(data_dir)                         # the client's ``credentials=`` dict
+    credentials(data_dir, "eu")                   # the client's ``credentials=`` dict for a region
+
+Amazon serves each region (na, eu, fe) from its own host with its own refresh token; the
+sandbox does the same with one app per region (``create_app(..., region="eu")``) on its own
+port, all sharing the data folder. ``region=None`` answers for every marketplace on one host
+(only for tests of the API shapes).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from .app import create_app
-from .store import SpApiStore
+from .store import REGIONS, SpApiStore
 
 
-def credentials(data_dir: Path) -> dict[str, str]:
-    """LWA app id, client secret and refresh token generated for this data folder."""
+def credentials(data_dir: Path, region: str = "na") -> dict[str, str]:
+    """LWA app id, client secret and ``region``'s refresh token generated for this data folder."""
     store = SpApiStore(Path(data_dir))
     try:
-        return store.credentials()
+        return store.credentials(region)
     finally:
         store.close()
 
 
-__all__ = ["SpApiStore", "create_app", "credentials"]
+__all__ = ["REGIONS", "SpApiStore", "create_app", "credentials"]
 
 
 def seed_world(data_dir: Path, world: object) -> None:

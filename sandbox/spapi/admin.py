@@ -127,3 +127,17 @@ async def expire_tokens(request: Request, sb: Sandbox) -> Response:
 
 async def state(request: Request, sb: Sandbox) -> Response:
     return JSONResponse(dict(sb.store.state(), faults=sb.faults.describe()))
+
+
+async def set_document_url(request: Request, sb: Sandbox) -> Response:
+    """Body {"base": "https://host"} or {"base": null}: where getReportDocument points its URLs
+    (tests of the client's host and https checks; null = this host again)."""
+    try:
+        spec = await _body(request)
+    except SeedError as exc:
+        return _bad(str(exc))
+    base = spec.get("base") if isinstance(spec, dict) else None
+    if base is not None and not (isinstance(base, str) and base.startswith(("http://", "https://"))):
+        return _bad("base must be an http(s) URL or null")
+    sb.document_url_base = base.rstrip("/") if base else None
+    return JSONResponse({"base": sb.document_url_base})

@@ -24,7 +24,7 @@ from . import admin, listings, orders, reports, tokens
 from .context import Reply, Sandbox
 from .errors import INTERNAL_FAILURE, QUOTA_EXCEEDED, UNAUTHORIZED, ApiError, LwaError
 from .ratelimit import USAGE_PLANS, RateLimiter
-from .store import SpApiStore
+from .store import REGIONS, SpApiStore
 
 Handler = Callable[[Request, Sandbox], Awaitable[Reply]]
 _RATE_HEADER_STATUSES = frozenset({200, 201, 202, 204, 400, 404})  # "20x, 400 and 404 only"
@@ -46,14 +46,16 @@ def api_operation(name: str, handler: Handler, sb: Sandbox) -> Callable[[Request
     async def endpoint(request: Request) -> Response:
         headers = {"x-amzn-RequestId": str(uuid.uuid4())}
         caller = sb.store.access_token_owner(request.headers.get("x-amz-access-token", ""), sb.now())
-        if caller is None:
+        # A token of another region's refresh token is refused like an unknown one (403
+        # Unauthorized, empty details: selling-partner-api-models#4825).
+        if caller is None or (sb.region is not None and caller.region != sb.region):
             return _json(UNAUTHORIZED.body(), 403, dict(headers, **{"x-amzn-ErrorType": "AccessDeniedException"}))
         fault = sb.faults.take(name)
         if fault is not None:
             if not fault.with_body:
                 return Response(b"", status_code=fault.status, headers=headers)
             return _json(fault.error.body(), fault.status, headers)
-        if not sb.limiter.allow(name, caller):
+        if not sb.limiter.allow(name, caller.client_id):
             return _json(QUOTA_EXCEEDED.body(), 429, headers)
         try:
             reply = await handler(request, sb)
@@ -105,19 +107,24 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _json(INTERNAL_FAILURE.body(), 500)
 
 
-def create_app(data_dir: Path, base_url: str, *, time_scale: float = 1.0, rate_limits: bool = True,
-               now: Callable[[], datetime] | None = None, order_items_page_size: int = 10,
-               restrict_pii: bool = False) -> Starlette:
+def create_app(data_dir: Path, base_url: str, *, region: str | None = None, time_scale: float = 1.0,
+               rate_limits: bool = True, now: Callable[[], datetime] | None = None,
+               order_items_page_size: int = 10, restrict_pii: bool = True) -> Starlette:
     """The sandbox app for the state in ``data_dir``; ``base_url`` is where it is reachable.
 
-    ``time_scale`` speeds up bucket refills (100 = 100x faster); ``now`` pins the sandbox
-    clock (token expiry, getOrders' two-minute rule, report retention, URL expiry).
-    ``restrict_pii`` hides buyer name/e-mail/street address unless the call carries a restricted
-    data token for them (Amazon's behaviour); off by default so plain callers see whole orders.
+    ``region`` (na / eu / fe) makes it one of Amazon's regional hosts: it serves that region's
+    marketplaces and accepts access tokens of that region's refresh token only (None: every
+    marketplace and token, for tests of the API shapes). Rate limits are Amazon's published
+    usage plans; ``time_scale`` speeds up bucket refills (100 = 100x faster, 1 = Amazon's pace).
+    ``now`` pins the sandbox clock (token expiry, getOrders' two-minute rule, report retention,
+    URL expiry). ``restrict_pii`` (default on, as Amazon) withholds buyer name, e-mail, phone
+    and street address unless the call carries a restricted data token for that path.
     """
+    if region is not None and region not in REGIONS:
+        raise ValueError(f"unknown SP-API region {region!r}; one of {', '.join(REGIONS)}")
     sb = Sandbox(store=SpApiStore(Path(data_dir)), base_url=base_url.rstrip("/"), now=now or _utcnow,
                  limiter=RateLimiter(time_scale=time_scale, enabled=rate_limits),
-                 order_items_page_size=order_items_page_size, restrict_pii=restrict_pii)
+                 order_items_page_size=order_items_page_size, restrict_pii=restrict_pii, region=region)
     orders_base, reports_base = "/orders/v0/orders", "/reports/2021-06-30"
     listing_path = "/listings/2021-08-01/items/{seller_id}/{sku:path}"
 
@@ -132,6 +139,8 @@ def create_app(data_dir: Path, base_url: str, *, time_scale: float = 1.0, rate_l
         api(orders_base, "getOrders", orders.get_orders, "GET"),
         api(orders_base + "/{order_id}", "getOrder", orders.get_order, "GET"),
         api(orders_base + "/{order_id}/orderItems", "getOrderItems", orders.get_order_items, "GET"),
+        api(orders_base + "/{order_id}/address", "getOrderAddress", orders.get_order_address, "GET"),
+        api(orders_base + "/{order_id}/buyerInfo", "getOrderBuyerInfo", orders.get_order_buyer_info, "GET"),
         api(orders_base + "/{order_id}/shipmentConfirmation", "confirmShipment", orders.confirm_shipment, "POST"),
         api("/tokens/2021-03-01/restrictedDataToken", "createRestrictedDataToken",
             tokens.create_restricted_data_token, "POST"),
@@ -146,6 +155,7 @@ def create_app(data_dir: Path, base_url: str, *, time_scale: float = 1.0, rate_l
         plain("/sandbox/faults", admin.clear_faults, "DELETE"),
         plain("/sandbox/reports", admin.add_report, "POST"),
         plain("/sandbox/tokens/expire", admin.expire_tokens, "POST"),
+        plain("/sandbox/document-url", admin.set_document_url, "POST"),
         plain("/sandbox/state", admin.state, "GET"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error, Exception: _internal_error})

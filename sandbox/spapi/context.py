@@ -11,6 +11,8 @@ from typing import Any
 
 from starlette.requests import Request
 
+from reconciliation.marketplaces import MARKETPLACES
+
 from .errors import invalid_input
 from .faults import FaultPlan
 from .ratelimit import RateLimiter
@@ -29,7 +31,28 @@ class Sandbox:
     limiter: RateLimiter
     faults: FaultPlan = field(default_factory=FaultPlan)
     order_items_page_size: int = 10
-    restrict_pii: bool = False  # True: buyer PII only with a restricted data token, as Amazon
+    restrict_pii: bool = True  # buyer PII only with a restricted data token, as Amazon
+    region: str | None = None  # na / eu / fe: this host serves that region's marketplaces only
+    document_url_base: str | None = None  # admin override of where document URLs point (tests)
+
+    def serves(self, marketplace_id: str) -> bool:
+        """Whether this host answers for ``marketplace_id`` (every one when region-less)."""
+        return self.region is None or marketplace_id in region_marketplaces(self.region)
+
+    def served_marketplaces(self) -> tuple[str, ...]:
+        return () if self.region is None else region_marketplaces(self.region)
+
+    def check_served(self, markets: list[str]) -> None:
+        """Amazon's regional hosts refuse marketplace ids of another region."""
+        foreign = [m for m in markets if not self.serves(m)]
+        if foreign:
+            raise invalid_input(f"Invalid marketplace id(s) {', '.join(foreign)} for this endpoint.",
+                                f"This host serves the {str(self.region).upper()} region only.")
+
+
+def region_marketplaces(region: str) -> tuple[str, ...]:
+    """Marketplace ids of an SP-API region (``reconciliation.marketplaces``: the one table)."""
+    return tuple(m.marketplace_id for m in MARKETPLACES if m.region.lower() == region.lower())
 
 
 @dataclass(frozen=True)

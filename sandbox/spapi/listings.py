@@ -49,6 +49,7 @@ def _resolve(request: Request, sb: Sandbox) -> tuple[str, str, list[str]]:
     markets = marketplace_ids(request)
     if not markets:
         raise _bad_request("Missing required parameter marketplaceIds.")
+    sb.check_served(markets)
     return seller_id, sku, markets
 
 

@@ -27,6 +27,8 @@ OPERATION_SCHEMAS: dict[str, OperationSchemas] = {
     "getOrders": OperationSchemas(ORDERS, "GetOrdersResponse", "GetOrdersResponse"),
     "getOrder": OperationSchemas(ORDERS, "GetOrderResponse", "GetOrderResponse"),
     "getOrderItems": OperationSchemas(ORDERS, "GetOrderItemsResponse", "GetOrderItemsResponse"),
+    "getOrderAddress": OperationSchemas(ORDERS, "GetOrderAddressResponse", "GetOrderAddressResponse"),
+    "getOrderBuyerInfo": OperationSchemas(ORDERS, "GetOrderBuyerInfoResponse", "GetOrderBuyerInfoResponse"),
     "confirmShipment": OperationSchemas(ORDERS, "", "ConfirmShipmentErrorResponse"),
     "getReports": OperationSchemas(REPORTS, "GetReportsResponse", "ErrorList"),
     "getReport": OperationSchemas(REPORTS, "Report", "ErrorList"),

@@ -10,7 +10,7 @@ from .context import Reply, Sandbox, date_param, decode_token, encode_token, int
 from .errors import invalid_input, not_found
 from .store import OrderQuery
 from .timeutil import parse_iso, sortable
-from .tokens import granted_elements, visible_item, visible_order
+from .tokens import granted_elements, visible_buyer_info, visible_item, visible_order
 
 ORDER_STATUSES = frozenset({"Pending", "Unshipped", "PartiallyShipped", "Shipped", "Canceled",
                             "Unfulfillable", "InvoiceUnconfirmed", "PendingAvailability"})
@@ -51,6 +51,7 @@ def _order_query(request: Request, sb: Sandbox) -> tuple[OrderQuery, int]:
         raise invalid_input("Missing required parameter MarketplaceIds.")
     if len(markets) > 50:
         raise invalid_input("MarketplaceIds accepts at most 50 values.")
+    sb.check_served(markets)
     created_after, created_before = date_param(request, "CreatedAfter"), date_param(request, "CreatedBefore")
     updated_after, updated_before = date_param(request, "LastUpdatedAfter"), date_param(request, "LastUpdatedBefore")
     if created_after is None and updated_after is None:
@@ -86,7 +87,7 @@ def _order_query(request: Request, sb: Sandbox) -> tuple[OrderQuery, int]:
 
 def _find_order(sb: Sandbox, order_id: str) -> tuple[dict, list[dict]]:
     found = sb.store.get_order(order_id)
-    if found is None:
+    if found is None or not sb.serves(found[0]["MarketplaceId"]):  # another region's host knows nothing of it
         raise not_found(f"Order {order_id} was not found.")
     return found
 
@@ -94,6 +95,24 @@ def _find_order(sb: Sandbox, order_id: str) -> tuple[dict, list[dict]]:
 async def get_order(request: Request, sb: Sandbox) -> Reply:
     order, _ = _find_order(sb, request.path_params["order_id"])
     return Reply(200, {"payload": visible_order(order, granted_elements(request, sb))})
+
+
+async def get_order_address(request: Request, sb: Sandbox) -> Reply:
+    order_id = request.path_params["order_id"]
+    order, _ = _find_order(sb, order_id)
+    shown = visible_order(order, granted_elements(request, sb))
+    payload: dict = {"AmazonOrderId": order_id}
+    if isinstance(shown.get("ShippingAddress"), dict):
+        payload["ShippingAddress"] = shown["ShippingAddress"]
+    return Reply(200, {"payload": payload})
+
+
+async def get_order_buyer_info(request: Request, sb: Sandbox) -> Reply:
+    order_id = request.path_params["order_id"]
+    order, _ = _find_order(sb, order_id)
+    info = order.get("BuyerInfo") if isinstance(order.get("BuyerInfo"), dict) else {}
+    return Reply(200, {"payload": {"AmazonOrderId": order_id,
+                                   **visible_buyer_info(info, granted_elements(request, sb))}})
 
 
 async def get_order_items(request: Request, sb: Sandbox) -> Reply:

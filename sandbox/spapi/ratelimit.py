@@ -23,6 +23,8 @@ USAGE_PLANS: dict[str, UsagePlan] = {
     "getOrders": UsagePlan(0.0167, 20),
     "getOrder": UsagePlan(0.5, 30),
     "getOrderItems": UsagePlan(0.5, 30),
+    "getOrderAddress": UsagePlan(0.5, 30),
+    "getOrderBuyerInfo": UsagePlan(0.5, 30),
     "confirmShipment": UsagePlan(2.0, 10),
     "getReports": UsagePlan(0.0222, 10),
     "getReport": UsagePlan(2.0, 15),

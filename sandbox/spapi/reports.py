@@ -1,4 +1,9 @@
-"""Reports API 2021-06-30 (not payload-wrapped) and the presigned document download."""
+"""Reports API 2021-06-30 (not payload-wrapped) and the presigned document download.
+
+Settlement reports are listed whatever ``marketplaceIds`` says (Amazon ignores that filter for
+them: they belong to the seller's account, not to a marketplace request); a regional host lists
+the reports of its region's marketplaces only.
+"""
 from __future__ import annotations
 
 import gzip
@@ -52,7 +57,8 @@ async def get_reports(request: Request, sb: Sandbox) -> Reply:
         filters, offset = _report_filters(request, sb), 0
     page_size = filters["size"]
     page = sb.store.list_reports(filters["types"], filters["statuses"], filters["markets"],
-                                 parse_iso(filters["since"]), parse_iso(filters["until"]), offset, page_size + 1)
+                                 parse_iso(filters["since"]), parse_iso(filters["until"]), offset, page_size + 1,
+                                 served_marketplaces=sb.served_marketplaces())
     body: dict = {"reports": [report_json(r) for r in page[:page_size]]}
     if len(page) > page_size:
         body["nextToken"] = encode_token({"kind": "reports", "q": filters, "o": offset + page_size})
@@ -73,6 +79,7 @@ def _report_filters(request: Request, sb: Sandbox) -> dict:
     markets = marketplace_ids(request)
     if len(markets) > 10:
         raise invalid_input("marketplaceIds accepts between 1 and 10 values.")
+    sb.check_served(markets)
     now = sb.now()
     since = date_param(request, "createdSince") or now - RETENTION
     until = date_param(request, "createdUntil") or now
@@ -85,7 +92,7 @@ def _report_filters(request: Request, sb: Sandbox) -> dict:
 
 async def get_report(request: Request, sb: Sandbox) -> Reply:
     report = sb.store.get_report(request.path_params["report_id"])
-    if report is None:
+    if report is None or not sb.serves(report.marketplace_id):
         raise not_found(f"Report {request.path_params['report_id']} was not found.")
     return Reply(200, report_json(report))
 
@@ -97,6 +104,7 @@ async def create_report(request: Request, sb: Sandbox) -> Reply:
     markets = body.get("marketplaceIds")
     if not isinstance(markets, list) or not markets or not all(isinstance(m, str) for m in markets):
         raise invalid_input("Missing required field marketplaceIds.")
+    sb.check_served(markets)
     number = SETTLEMENT_TYPE_NUMBERS.get(body["reportType"])
     if number is not None:  # settlement reports are scheduled by Amazon, never requested
         raise invalid_input(f"Request for report type {number} is not allowed at this time")
@@ -108,7 +116,8 @@ async def create_report(request: Request, sb: Sandbox) -> Reply:
 async def get_report_document(request: Request, sb: Sandbox) -> Reply:
     document_id = request.path_params["document_id"]
     document = sb.store.get_document(document_id)
-    if document is None:
+    report = sb.store.get_report(document.report_id) if document is not None else None
+    if document is None or report is None or not sb.serves(report.marketplace_id):
         raise not_found(f"Report document {document_id} was not found.")
     body = {"reportDocumentId": document_id, "url": _presigned_url(sb, document_id)}
     if document.compression:
@@ -123,7 +132,7 @@ def _signature(sb: Sandbox, document_id: str, expires: int) -> str:
 def _presigned_url(sb: Sandbox, document_id: str) -> str:
     # Built from the configured base URL: the client's Host header is wrong (sp-api.md §7.1).
     expires = int((sb.now() + URL_LIFETIME).timestamp())
-    return (f"{sb.base_url}{DOWNLOAD_PREFIX}/{quote(document_id, safe='')}"
+    return (f"{sb.document_url_base or sb.base_url}{DOWNLOAD_PREFIX}/{quote(document_id, safe='')}"
             f"?X-Amz-Expires={int(URL_LIFETIME.total_seconds())}&Expires={expires}"
             f"&X-Amz-Signature={_signature(sb, document_id, expires)}")
 

@@ -24,6 +24,9 @@ from .errors import LwaError, SeedError
 from .timeutil import as_utc, parse_iso, sortable
 
 DB_NAME = "spapi.sqlite3"
+# SP-API regions (hosts sellingpartnerapi-na/eu/fe.amazon.com); a seller authorises an app once
+# per region and gets one refresh token per region (selling-partner-api-models#4825).
+REGIONS = ("na", "eu", "fe")
 SETTLEMENT_V2 = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 ACCESS_TOKEN_SECONDS = 3600
 
@@ -37,10 +40,12 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lwa_apps (
     client_id TEXT PRIMARY KEY, client_secret TEXT NOT NULL, refresh_token TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS refresh_tokens (region TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS access_tokens (
-    token TEXT PRIMARY KEY, client_id TEXT NOT NULL, expires_at REAL NOT NULL);
+    token TEXT PRIMARY KEY, client_id TEXT NOT NULL, expires_at REAL NOT NULL, region TEXT NOT NULL DEFAULT 'na');
 CREATE TABLE IF NOT EXISTS restricted_tokens (
-    token TEXT PRIMARY KEY, client_id TEXT NOT NULL, expires_at REAL NOT NULL, resources_json TEXT NOT NULL);
+    token TEXT PRIMARY KEY, client_id TEXT NOT NULL, expires_at REAL NOT NULL, resources_json TEXT NOT NULL,
+    region TEXT NOT NULL DEFAULT 'na');
 CREATE TABLE IF NOT EXISTS orders (
     amazon_order_id TEXT PRIMARY KEY, marketplace_id TEXT NOT NULL, purchase_date TEXT NOT NULL,
     last_update_date TEXT NOT NULL, order_status TEXT NOT NULL, fulfillment_channel TEXT,
@@ -73,6 +78,14 @@ class SettlementDocumentLike(Protocol):
     end: datetime
     created_time: datetime
     text: str
+
+
+@dataclass(frozen=True)
+class TokenOwner:
+    """Whom an access token (or RDT) was issued to, and for which region's refresh token."""
+
+    client_id: str
+    region: str
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,7 @@ class SpApiStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            self._migrate()
             self._ensure_app()
 
     def __repr__(self) -> str:  # never show secrets
@@ -168,23 +182,40 @@ class SpApiStore:
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def _migrate(self) -> None:
+        """Folders created before regions existed: token tables gain their region column."""
+        for table in ("access_tokens", "restricted_tokens"):
+            columns = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if "region" not in columns:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN region TEXT NOT NULL DEFAULT 'na'")
+
     def _ensure_app(self) -> None:
-        if self._db.execute("SELECT 1 FROM lwa_apps").fetchone():
-            return
-        self._db.execute(
-            "INSERT INTO lwa_apps (client_id, client_secret, refresh_token) VALUES (?, ?, ?)",
-            (f"amzn1.application-oa2-client.{secrets.token_hex(16)}",
-             f"amzn1.oa2-cs.v1.{secrets.token_hex(32)}",
-             f"Atzr|{secrets.token_urlsafe(48)}"))
-        self._set_meta("url_signing_key", secrets.token_hex(32))
+        app = self._db.execute("SELECT refresh_token FROM lwa_apps").fetchone()
+        if app is None:
+            self._db.execute(
+                "INSERT INTO lwa_apps (client_id, client_secret, refresh_token) VALUES (?, ?, ?)",
+                (f"amzn1.application-oa2-client.{secrets.token_hex(16)}",
+                 f"amzn1.oa2-cs.v1.{secrets.token_hex(32)}",
+                 f"Atzr|{secrets.token_urlsafe(48)}"))
+            self._set_meta("url_signing_key", secrets.token_hex(32))
+            app = self._db.execute("SELECT refresh_token FROM lwa_apps").fetchone()
+        # The app's original refresh token is North America's (older folders keep working).
+        self._db.execute("INSERT OR IGNORE INTO refresh_tokens (region, token) VALUES ('na', ?)",
+                         (app["refresh_token"],))
+        for region in REGIONS:
+            self._db.execute("INSERT OR IGNORE INTO refresh_tokens (region, token) VALUES (?, ?)",
+                             (region, f"Atzr|{secrets.token_urlsafe(48)}"))
         if self._meta("seller_id") is None:
             self._set_meta("seller_id", "A2SANDBOXSELLER")
 
-    def credentials(self) -> dict[str, str]:
-        """The ``credentials=`` dict python-amazon-sp-api takes for this sandbox."""
+    def credentials(self, region: str = "na") -> dict[str, str]:
+        """The ``credentials=`` dict python-amazon-sp-api takes for this sandbox's ``region``."""
+        if region not in REGIONS:
+            raise ValueError(f"unknown SP-API region {region!r}; one of {', '.join(REGIONS)}")
         with self._lock:
             row = self._db.execute("SELECT * FROM lwa_apps LIMIT 1").fetchone()
-        return {"refresh_token": row["refresh_token"], "lwa_app_id": row["client_id"],
+            token = self._db.execute("SELECT token FROM refresh_tokens WHERE region = ?", (region,)).fetchone()
+        return {"refresh_token": token["token"], "lwa_app_id": row["client_id"],
                 "lwa_client_secret": row["client_secret"]}
 
     @property
@@ -200,35 +231,39 @@ class SpApiStore:
     # ---- LWA ----------------------------------------------------------------------------
     def issue_access_token(self, client_id: str, client_secret: str, refresh_token: str,
                            now: datetime) -> tuple[str, int]:
-        """Exchange a refresh token; raises ``LwaError`` as LWA does (401 client, 400 grant)."""
+        """Exchange a refresh token; raises ``LwaError`` as LWA does (401 client, 400 grant).
+        The access token works on the hosts of the refresh token's region only."""
         with self._lock:
             app = self._db.execute("SELECT * FROM lwa_apps WHERE client_id = ?", (client_id,)).fetchone()
             if app is None or not secrets.compare_digest(app["client_secret"], client_secret):
                 raise LwaError(401, "invalid_client", "Client authentication failed")
-            if not secrets.compare_digest(app["refresh_token"], refresh_token):
+            region = next((row["region"] for row in self._db.execute("SELECT region, token FROM refresh_tokens")
+                           if secrets.compare_digest(row["token"], refresh_token)), None)
+            if region is None:
                 raise LwaError(400, "invalid_grant",
                                "The request has an invalid grant parameter : refresh_token")
             token = f"Atza|{secrets.token_urlsafe(48)}"
-            self._db.execute("INSERT INTO access_tokens (token, client_id, expires_at) VALUES (?, ?, ?)",
-                             (token, client_id, now.timestamp() + ACCESS_TOKEN_SECONDS))
+            self._db.execute("INSERT INTO access_tokens (token, client_id, expires_at, region) VALUES (?, ?, ?, ?)",
+                             (token, client_id, now.timestamp() + ACCESS_TOKEN_SECONDS, region))
             return token, ACCESS_TOKEN_SECONDS
 
-    def access_token_owner(self, token: str, now: datetime) -> str | None:
-        """The LWA app id an access token or restricted data token belongs to; None if unknown/expired."""
+    def access_token_owner(self, token: str, now: datetime) -> TokenOwner | None:
+        """Whom an access token or restricted data token belongs to; None if unknown/expired."""
         with self._lock:
-            row = self._db.execute("SELECT client_id, expires_at FROM access_tokens WHERE token = ?"
-                                   " UNION ALL SELECT client_id, expires_at FROM restricted_tokens WHERE token = ?",
-                                   (token, token)).fetchone()
+            row = self._db.execute("SELECT client_id, expires_at, region FROM access_tokens WHERE token = ?"
+                                   " UNION ALL SELECT client_id, expires_at, region FROM restricted_tokens"
+                                   " WHERE token = ?", (token, token)).fetchone()
         if row is None or row["expires_at"] <= now.timestamp():
             return None
-        return row["client_id"]
+        return TokenOwner(row["client_id"], row["region"])
 
-    def issue_restricted_token(self, client_id: str, resources: list[dict], now: datetime) -> tuple[str, int]:
-        """A restricted data token (RDT) for ``resources`` [{method, path, dataElements}]."""
+    def issue_restricted_token(self, owner: TokenOwner, resources: list[dict], now: datetime) -> tuple[str, int]:
+        """A restricted data token (RDT) for ``resources`` [{method, path, dataElements}], same region."""
         token = f"Atz.sprdt|{secrets.token_urlsafe(48)}"
         with self._lock:
-            self._db.execute("INSERT INTO restricted_tokens VALUES (?, ?, ?, ?)",
-                             (token, client_id, now.timestamp() + ACCESS_TOKEN_SECONDS, json.dumps(resources)))
+            self._db.execute("INSERT INTO restricted_tokens (token, client_id, expires_at, resources_json, region)"
+                             " VALUES (?, ?, ?, ?, ?)", (token, owner.client_id, now.timestamp() + ACCESS_TOKEN_SECONDS,
+                                                         json.dumps(resources), owner.region))
         return token, ACCESS_TOKEN_SECONDS
 
     def restricted_resources(self, token: str, now: datetime) -> list[dict]:
@@ -388,11 +423,18 @@ class SpApiStore:
                              (charset, compression, report_id))
 
     def list_reports(self, report_types: Sequence[str], statuses: Sequence[str], marketplace_ids: Sequence[str],
-                     since: datetime, until: datetime, offset: int, limit: int) -> list[ReportRecord]:
+                     since: datetime, until: datetime, offset: int, limit: int,
+                     served_marketplaces: Sequence[str] = ()) -> list[ReportRecord]:
+        """Reports newest first. ``marketplace_ids`` narrows every type except settlement reports,
+        which Amazon lists whatever the filter says; ``served_marketplaces`` (a regional host's
+        marketplaces) bounds all of them."""
         sql = "SELECT * FROM reports WHERE created_time >= ? AND created_time <= ?"
         args: list[Any] = [sortable(since), sortable(until)]
+        if marketplace_ids:
+            sql += (f" AND (report_type = ? OR marketplace_id IN ({','.join('?' * len(marketplace_ids))}))")
+            args.extend([SETTLEMENT_V2, *marketplace_ids])
         for name, values in (("report_type", report_types), ("processing_status", statuses),
-                             ("marketplace_id", marketplace_ids)):
+                             ("marketplace_id", served_marketplaces)):
             if values:
                 sql += f" AND {name} IN ({','.join('?' * len(values))})"
                 args.extend(values)
