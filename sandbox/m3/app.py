@@ -28,6 +28,7 @@ from .faults import FaultInjector
 from .ionapi import REVOKE_PATH, TOKEN_PATH
 from .seed import seed_if_new
 from .store import Store
+from .tx_gl import BatchJobs
 
 
 class ConnectionDropped(Exception):
@@ -82,8 +83,10 @@ def _transaction_meta(program: str, transaction: str) -> metadata.TransactionMet
 
 
 def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"] = "oauth",
-               token_lifetime: int = 7200, tenant: str = "SANDBOX_TST", seed: int = 0) -> Starlette:
-    """The sandbox M3 on the database in ``data_dir`` (created and seeded when new)."""
+               token_lifetime: int = 7200, tenant: str = "SANDBOX_TST", seed: int = 0,
+               gl_batch_delay: float = 0.5) -> Starlette:
+    """The sandbox M3 on the database in ``data_dir`` (created and seeded when new).
+    ``gl_batch_delay``: seconds between GLS840MI/UpdBatch and the batch job booking the voucher."""
     if auth not in ("oauth", "basic"):
         raise ValueError(f"auth must be 'oauth' or 'basic', got {auth!r}")
     if token_lifetime <= 0:
@@ -92,6 +95,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
     seed_if_new(store, seed)
     authenticator = Authenticator(store, token_lifetime)
     faults = FaultInjector()
+    gl_jobs = BatchJobs(store, gl_batch_delay)
 
     def unauthorized() -> Response:
         if auth == "oauth":
@@ -124,6 +128,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
 
     def run_one(program: str, transaction: str, fields: dict[str, str], cono: str = "",
                 divi: str = "") -> tuple[metadata.TransactionMeta | None, list[dict[str, str]] | MIError]:
+        gl_jobs.run_due()  # M3's batch job runs on its own clock: never answer as if it had not
         try:
             meta = transactions.resolve(program, transaction)
             return meta, transactions.execute(store, program, transaction, fields, cono, divi)
@@ -220,7 +225,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
         Route("/m3api-rest/v2/execute", bulk, methods=["POST"]),
         Route("/m3api-rest/v2/execute/{rest:path}", v2_execute, methods=["GET"]),
     ]
-    routes: list[Any] = [*admin_routes(store, faults), *mi_routes, Mount(f"/{tenant}/M3", routes=mi_routes)]
+    routes: list[Any] = [*admin_routes(store, faults, gl_jobs), *mi_routes, Mount(f"/{tenant}/M3", routes=mi_routes)]
     if auth == "oauth":
         routes += [Route(f"/{tenant}/as/{TOKEN_PATH}", token, methods=["POST"]),
                    Route(f"/{tenant}/as/{REVOKE_PATH}", revoke, methods=["POST"])]
@@ -229,6 +234,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
     app.state.base_url = base_url.rstrip("/")
     app.state.tenant = tenant
     app.state.faults = faults
+    app.state.gl_jobs = gl_jobs
     return app
 
 

@@ -242,7 +242,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("GLS840MI", "AddBatchHead", "CONO* KEY1* INTN* DESC* DIVI USID", "", True),
     ("GLS840MI", "AddBatchLine", "CONO* KEY1* LINE*:N7 PARM* DIVI", "", True),
     ("GLS840MI", "CtrlBatch", "CONO* KEY1* DIVI", "", True),
-    ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "VONO YEA4 JRNO", True),
+    ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "CONO", True),  # no voucher: a job books it later
     ("MWS411MI", "LstDelLnByOrd", "RORC* RIDN* CONO", "CONO DLIX RORC RIDN RIDL ITNO TRQT WHLO", False),
     ("MWS410MI", "GetHead", "DLIX* CONO", "CONO DLIX RORC RIDN WHLO ETRN NBOL FWNO CONN PGRS DSDT IVNO MODL", False),
 ]
