@@ -238,3 +238,96 @@ def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile
                 t.join(timeout=30)
             assert sorted(isinstance(r, PostedVoucher) and r.already_posted for r in results) == [False, True]
     assert [len(box.vouchers_with_key(k)) for k in keys] == [1] * 10
+
+
+# -- the settlement flow: submitted, confirmed, failed, in doubt --------------------------------------
+
+from _live_m3 import live_m3  # noqa: E402,F401 - a fixture
+
+SETTLEMENT_KEY, SETTLEMENT_DATE = "AMZ-10000000001-202410", "20241025"  # us_v2_usd.tsv: one voucher
+
+
+def _configure(home: Path, ionapi: Path, profile: str, **waits: float) -> None:
+    extra = "".join(f"{name} = {value}\n" for name, value in waits.items())
+    (home / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\nprofile = "{profile}"\ncono = 100\n'
+                                      f'divi = "AAA"\n{extra}')
+
+
+def _admin(server: RunningServer, method: str, path: str, body: dict | None = None) -> dict:
+    response = httpx.request(method, f"{server.base_url}/sandbox/{path}", json=body, timeout=10)
+    assert response.status_code < 400, response.text
+    return response.json()
+
+
+def _vouchers_for_settlement(server: RunningServer) -> int:
+    _admin(server, "POST", "gl/batch-job/run")
+    return _admin(server, "GET", "state")["vouchers"]
+
+
+def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefect_api_url: str, live_m3,
+                                                                           shared: Path) -> None:
+    from flows.cli import problem_lines
+    from flows.contract import exit_code
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("cloudsuite")
+    _configure(home, ionapi, "cloudsuite", voucher_wait_seconds=0.5)
+    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    _admin(server, "POST", "gl/batch-job", {"delay_ms": 3_600_000})  # M3's job queue is an hour behind
+
+    first = settlement_reconciliation(files=[fixture], home=str(home))
+    [entry] = first["settlements"]
+    assert entry["status"] == "submitted", entry["reasons"]
+    assert any(f"GL batch {SETTLEMENT_KEY}" in r and "next run confirms it" in r for r in entry["reasons"])
+    assert entry["journal"]["vouchers"][0]["m3_ref"] is None
+    assert exit_code(first) == 0
+    assert any(": submitted: " in line for line in problem_lines(first))  # the note on stderr
+
+    assert len(_admin(server, "POST", "gl/batch-job/run")["ran"]) == 1  # M3's job runs at last
+    third = settlement_reconciliation(files=[fixture], home=str(home))
+    [entry] = third["settlements"]
+    assert entry["status"] == "posted", entry["reasons"]  # confirmed now: the earlier runs did not post it
+    assert entry["journal"]["vouchers"][0]["m3_ref"].startswith("AAA/2024/")
+    assert any("booked by M3 since an earlier run submitted it" in r for r in entry["reasons"])
+
+    (home / "state.sqlite").unlink()  # a lost state database: M3 itself knows the key
+    fourth = settlement_reconciliation(files=[fixture], home=str(home))
+    assert fourth["settlements"][0]["status"] == "duplicate"
+    assert _vouchers_for_settlement(server) == 1
+    assert _admin(server, "GET", "state")["gl_batches"] == 1
+
+
+def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_url: str, live_m3,
+                                                                    shared: Path) -> None:
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("cloudsuite")
+    _configure(home, ionapi, "cloudsuite", voucher_wait_seconds=1)
+    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    _admin(server, "POST", "gl/batch-job", {"fail_next": 1, "error": "XBA0009 Account 6570 is blocked"})
+    for _ in range(2):  # the rerun is held the same way: the failed batch is never re-submitted
+        [entry] = settlement_reconciliation(files=[fixture], home=str(home))["settlements"]
+        assert entry["status"] == "held"
+        assert any("Account 6570 is blocked" in r and SETTLEMENT_KEY in r for r in entry["reasons"]), entry["reasons"]
+    batches = _admin(server, "GET", "gl/batch-job")["batches"]
+    assert [(b["key1"], b["state"]) for b in batches] == [(SETTLEMENT_KEY, "failed")]
+    assert _vouchers_for_settlement(server) == 0
+
+
+def test_settlement_whose_write_commits_after_the_timeout_posts_once(prefect_api_url: str, live_m3,
+                                                                      shared: Path) -> None:
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    _configure(home, ionapi, "brief", timeout_seconds=1, settle_seconds=3)
+    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    _admin(server, "POST", "faults", {"latency_ms": 2000, "transactions": ["GLS200MI/Add"]})
+    # The write times out; the claim stays in doubt; the task's retry waits for M3 instead of writing again.
+    first = settlement_reconciliation(files=[fixture], home=str(home))
+    assert first["settlements"][0]["status"] in ("posted", "duplicate"), first["settlements"][0]["reasons"]
+    second = settlement_reconciliation(files=[fixture], home=str(home))
+    assert second["settlements"][0]["status"] == "duplicate"
+    assert _vouchers_for_settlement(server) == 1
