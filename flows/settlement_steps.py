@@ -224,7 +224,8 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
             result.posted.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
             continue
         if not claim.won:
-            result.refused.append(f"{voucher.key} is being posted by another run")
+            result.refused.append(f"{voucher.key} is being posted by another run (process "
+                                  f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
             break
         previous = claim.previous.status if claim.previous is not None else None
         in_doubt_since = (claim.previous.updated_at if previous == "in_doubt"
@@ -253,7 +254,8 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
         state.mark_posted(voucher.key, reference, detail={"settlement_id": settlement.settlement_id})
         if previous == "submitted":  # booked by M3's batch job since the run that submitted it
             result.confirmed.append(f"{voucher.key} ({reference}, batch {claim.previous.target_ref})")
-        result.posted.append(PostedVoucherRef(voucher.key, reference, posted.already_posted and previous != "submitted"))
+        already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
+        result.posted.append(PostedVoucherRef(voucher.key, reference, already))
     return result
 
 

@@ -101,7 +101,7 @@ class M3BatchFailed(M3TransactionError):
 
     def __init__(self, batch: str, code: str | None, errors: str) -> None:
         super().__init__("GLS840MI", "UpdBatch", "ServerReturnedNOK", code, "KEY1",
-                         f"batch {batch} was submitted but M3's update job failed: {errors.strip()}")
+                         f"GLS840 batch {batch} was not booked by M3's update job: {errors.strip()}")
         self.batch = batch
         self.errors = errors
 

@@ -135,7 +135,8 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
             body = await _json_body(request)
             unknown = sorted(set(body) - {"delay_ms", "fail_next", "error"})
             if unknown:
-                raise AdminError(f"unknown batch job setting(s): {', '.join(unknown)}; known: delay_ms, error, fail_next")
+                raise AdminError(f"unknown batch job setting(s): {', '.join(unknown)}; "
+                                 "known: delay_ms, error, fail_next")
             for name in ("delay_ms", "fail_next"):
                 if name in body and not (isinstance(body[name], int) and not isinstance(body[name], bool)
                                          and body[name] >= 0):
