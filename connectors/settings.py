@@ -175,6 +175,11 @@ class M3Settings:
     cono: str | None = None
     divi: str | None = None
     tenant: str | None = None
+    # Seconds: one MI call's answer; how long to await the voucher of a GLS840 batch before
+    # reporting the settlement "submitted"; how long an unanswered write may still commit in M3.
+    timeout_seconds: float = 30.0
+    voucher_wait_seconds: float = 60.0
+    settle_seconds: float = 120.0
 
     @property
     def auth_mode(self) -> Literal["ionapi", "basic"]:
@@ -262,7 +267,8 @@ def resolve_home(arg: str | None, env: Mapping[str, str] = os.environ) -> Path:
 _Kind = Literal["str", "secret", "path", "list"]
 _SCHEMA: dict[str, dict[str, _Kind]] = {
     "m3": {"ionapi": "path", "base_url": "str", "user": "str", "password": "secret",
-           "profile": "str", "cono": "str", "divi": "str", "tenant": "str"},
+           "profile": "str", "cono": "str", "divi": "str", "tenant": "str",
+           "timeout_seconds": "str", "voucher_wait_seconds": "str", "settle_seconds": "str"},
     "amazon": {"refresh_token": "secret", "lwa_app_id": "str", "lwa_client_secret": "secret",
                "endpoint": "str", "token_url": "str", "seller_id": "str", "marketplaces": "list",
                "deadline_seconds": "str", "max_document_bytes": "str"},
@@ -404,6 +410,19 @@ class _Section:
             return ()
         return tuple(part.strip() for part in parts if part.strip())
 
+    def seconds(self, key: str, default: float) -> float:
+        raw = self._raw.get((self.name, key))
+        if raw is None:
+            return default
+        try:
+            value = float(raw.value) if not isinstance(raw.value, bool) else -1.0
+        except (TypeError, ValueError):
+            value = -1.0
+        if not (0 <= value < 86400):  # also refuses nan
+            self.problems.append(f"{raw.origin} must be a number of seconds (0 to 86400), got {raw.value!r}")
+            return default
+        return value
+
     def url(self, key: str) -> str | None:
         value = self.text(key)
         if value is not None and not value.startswith(("https://", "http://")):
@@ -438,11 +457,13 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
         section.problems.append(f"{section.where('cono')} must be an M3 company number (1-3 digits), got {cono!r}")
     user, password = section.text("user"), section.secret("password")
     divi, tenant = section.text("divi"), section.text("tenant")
+    waits = {key: section.seconds(key, getattr(M3Settings, key))
+             for key in ("timeout_seconds", "voucher_wait_seconds", "settle_seconds")}
     if section.problems:
         return None
     return M3Settings(ionapi=ionapi, base_url=base_url, user=user, password=password,
                       profile=profile,  # type: ignore[arg-type]  # checked above
-                      cono=cono, divi=divi, tenant=tenant)
+                      cono=cono, divi=divi, tenant=tenant, **waits)
 
 
 def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettings | None:

@@ -13,6 +13,8 @@ failing with "database is locked" when a read transaction tries to upgrade.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +30,12 @@ from sqlalchemy.pool import StaticPool
 
 from connectors.redact import redact, redact_text
 
-PostingStatus = Literal["claimed", "posted", "failed"]
+# claimed: a writer is on it; posted: in the target; failed: the target refused it, or nothing
+# was sent (may be claimed again at once); in_doubt: a write was sent and its answer never came
+# (the next claimer must first see what the target did); submitted: handed to the target, which
+# has not finished it yet (an M3 GL batch awaiting its job; the next claimer confirms it).
+PostingStatus = Literal["claimed", "posted", "failed", "in_doubt", "submitted"]
+RECLAIMABLE_STATUSES = ("failed", "in_doubt", "submitted")
 DeadLetterStatus = Literal["open", "replayed", "discarded"]
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -112,6 +119,7 @@ postings = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("owner", sa.String(_KEY)),  # host:pid:start of the process holding the claim
     sa.Index("ix_postings_kind_status", "kind", "status"),
 )
 
@@ -161,10 +169,11 @@ class Posting:
 
     ``posting_key``: the idempotency key (e.g. ``AMZ-10000000001-202410``); ``kind``: voucher,
     order, shipment, listing ...; ``source``: where it came from (file name, report id);
-    ``status``: claimed (a writer is on it) / posted / failed; ``target_ref``: the target's
-    reference once posted (M3 voucher number, order number); ``content_hash`` / ``source_hash``:
-    fingerprints of what was (to be) posted and of its input; ``detail``: parsed JSON detail
-    given to `mark_posted`; ``error``: last failure message; ``attempts``: times claimed.
+    ``status``: see `PostingStatus`; ``target_ref``: the target's reference once posted (M3
+    voucher number, order number) or submitted (GLS840 batch KEY1); ``content_hash`` /
+    ``source_hash``: fingerprints of what was (to be) posted and of its input; ``detail``: parsed
+    JSON detail given to `mark_posted`; ``error``: last failure message; ``attempts``: times
+    claimed; ``owner``: the process that last claimed it (``host:pid:start``).
     """
 
     posting_key: str
@@ -179,17 +188,20 @@ class Posting:
     attempts: int
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
 class Claim:
     """The result of `StateStore.claim_posting`. ``won`` is True for exactly one claimer;
     ``posting`` is the row as it stands after the claim (another writer's row when lost);
-    ``claimed_content_hash`` is the hash this claimer brought."""
+    ``claimed_content_hash`` is the hash this claimer brought; ``previous`` is the row the
+    winner took over (None for a new key): its status says what to check in the target first."""
 
     won: bool
     posting: Posting
     claimed_content_hash: str
+    previous: Posting | None = None
 
     @property
     def content_changed(self) -> bool:
@@ -310,6 +322,7 @@ class StateStore:
             try:
                 with self._tx() as conn:
                     metadata.create_all(conn, checkfirst=True)
+                    _add_missing_columns(conn)
                 return
             except DBAPIError:
                 if attempt == 2:
@@ -329,36 +342,42 @@ class StateStore:
     ) -> Claim:
         """Claim ``key`` for writing. Exactly one of several concurrent claimers wins.
 
-        A new key is inserted as "claimed". An existing "failed" row is reclaimed (the claimer
-        wins and the attempt count goes up). An existing "claimed" row older than
-        ``reclaim_claimed_after`` (its writer crashed) is reclaimed too; the winner must then
-        check the target system before writing. Anything else: ``won=False`` with that row.
+        A new key is inserted as "claimed", owned by this process. An existing "failed",
+        "in_doubt" or "submitted" row is reclaimed (the claimer wins and the attempt count goes
+        up). An existing "claimed" row is reclaimed when its owner process is gone (same host,
+        that pid no longer running the process that claimed it) or, for owners elsewhere, when
+        it is older than ``reclaim_claimed_after``. A winner over an "in_doubt", "submitted" or
+        "claimed" row (``Claim.previous``) must check the target before writing. Anything else:
+        ``won=False`` with that row.
         """
         now = self._clock()
+        owner = process_owner()
         try:
             with self._tx() as conn:
                 conn.execute(postings.insert().values(
                     posting_key=key, kind=kind, source=source, status="claimed", target_ref=None,
                     content_hash=content_hash, source_hash=source_hash, detail=None, error=None,
-                    attempts=1, created_at=now, updated_at=now,
+                    attempts=1, created_at=now, updated_at=now, owner=owner,
                 ))
             return Claim(True, self._require_posting(key), content_hash)
         except IntegrityError:
             pass
-        reclaimable = postings.c.status == "failed"
-        if reclaim_claimed_after is not None:
-            reclaimable = sa.or_(reclaimable, sa.and_(
-                postings.c.status == "claimed", postings.c.updated_at < now - reclaim_claimed_after,
-            ))
+        previous = self._require_posting(key)
+        reclaimable = previous.status in RECLAIMABLE_STATUSES or (previous.status == "claimed" and (
+            owner_is_gone(previous.owner)
+            or (reclaim_claimed_after is not None and previous.updated_at < now - reclaim_claimed_after)))
+        if not reclaimable:
+            return Claim(False, previous, content_hash)
         with self._tx() as conn:
-            # Conditional UPDATE: the database decides which reclaimer wins.
+            # Compare-and-set on the row as read: of several reclaimers the database picks one.
             won = conn.execute(
                 postings.update()
-                .where(postings.c.posting_key == key, reclaimable)
+                .where(postings.c.posting_key == key, postings.c.status == previous.status,
+                       postings.c.attempts == previous.attempts, postings.c.updated_at == previous.updated_at)
                 .values(status="claimed", kind=kind, source=source, content_hash=content_hash,
-                        source_hash=source_hash, attempts=postings.c.attempts + 1, updated_at=now)
+                        source_hash=source_hash, attempts=postings.c.attempts + 1, updated_at=now, owner=owner)
             ).rowcount == 1
-        return Claim(won, self._require_posting(key), content_hash)
+        return Claim(won, self._require_posting(key), content_hash, previous if won else None)
 
     def mark_posted(self, key: str, target_ref: str, detail: Any = None) -> Posting:
         """Record that ``key`` was written to the target as ``target_ref``. ``detail`` is any
@@ -368,8 +387,23 @@ class StateStore:
         return self._require_posting(key)
 
     def mark_failed(self, key: str, error: str | BaseException) -> Posting:
-        """Record that writing ``key`` failed; a later `claim_posting` may reclaim it."""
+        """Record that writing ``key`` failed (refused, or nothing sent); a later
+        `claim_posting` may reclaim it and write at once."""
         self._update_posting(key, status="failed", error=redact_text(str(error)))
+        return self._require_posting(key)
+
+    def mark_in_doubt(self, key: str, error: str | BaseException) -> Posting:
+        """Record that a write of ``key`` was sent and its answer never came: the target may
+        have committed it. ``updated_at`` (now) bounds when it was sent; a later claimer must
+        see what the target did before writing again."""
+        self._update_posting(key, status="in_doubt", error=redact_text(str(error)))
+        return self._require_posting(key)
+
+    def mark_submitted(self, key: str, target_ref: str, detail: Any = None) -> Posting:
+        """Record that ``key`` was handed to the target as ``target_ref`` (a GLS840 batch KEY1)
+        and is not finished yet; a later claimer confirms it, never submits it again."""
+        self._update_posting(key, status="submitted", target_ref=target_ref, error=None,
+                             detail=None if detail is None else _dump_json(detail))
         return self._require_posting(key)
 
     def get_posting(self, key: str) -> Posting | None:
@@ -537,6 +571,56 @@ class StateStore:
         return letter
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added after a store was first created (``postings.owner``): ALTER TABLE ADD."""
+    present = {column["name"] for column in sa.inspect(conn).get_columns("postings")}
+    for column in postings.columns:
+        if column.name not in present and column.nullable:
+            type_sql = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE postings ADD COLUMN {column.name} {type_sql}")
+
+
+def _process_start(pid: int) -> str:
+    """When ``pid`` started (clock ticks since boot, Linux); "" where /proc is not available,
+    "zombie" for a process that has exited but not been reaped."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return ""
+    if len(fields) < 20:
+        return ""
+    return "zombie" if fields[0] == "Z" else fields[19]
+
+
+def process_owner(pid: int | None = None) -> str:
+    """``host:pid:start`` of this process (or ``pid``): who holds a claim. The start time tells
+    a reused pid from the claimer."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def owner_is_gone(owner: str | None) -> bool:
+    """True when ``owner`` ran on this host and that process no longer runs. Owners on other
+    hosts (or unknown) are never declared gone: their claims age out instead."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, another user's
+    except OSError:
+        return False
+    return bool(start) and _process_start(pid) not in ("", start)
+
+
 def _parse_json_text(payload: Any) -> Any:
     if isinstance(payload, str):
         try:
@@ -552,6 +636,7 @@ def _posting(row: sa.RowMapping) -> Posting:
         target_ref=row["target_ref"], content_hash=row["content_hash"], source_hash=row["source_hash"],
         detail=None if row["detail"] is None else json.loads(row["detail"]), error=row["error"],
         attempts=row["attempts"], created_at=row["created_at"], updated_at=row["updated_at"],
+        owner=row.get("owner"),
     )
 
 

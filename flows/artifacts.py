@@ -37,7 +37,7 @@ def summary_markdown(outcomes: Sequence[SettlementOutcome], errors: Sequence[Set
 def exception_rows(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
                    failures: Sequence[FileFailure] = ()) -> list[dict]:
     rows = [{"settlement": o.settlement.settlement_id, "status": o.status, "reason": reason}
-            for o in outcomes for reason in o.reasons if o.status in ("held", "duplicate", "failed")]
+            for o in outcomes for reason in o.reasons if o.status in ("held", "duplicate", "submitted", "failed")]
     rows += [{"settlement": "", "status": "invalid", "reason": str(e)} for e in errors]
     rows += [{"settlement": "", "status": "failed", "reason": f"{f.source}: {f.error.reason()}"} for f in failures]
     return rows

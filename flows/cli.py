@@ -1,6 +1,7 @@
 """The ``m3sync`` command line (DESIGN.md, "Contracts").
 
-Exit codes (flows/exit_codes.py): 0 success (posted, dry run, duplicate); 2 invalid input or
+Exit codes (flows/exit_codes.py): 0 success (posted, dry run, duplicate, or submitted: M3's GL
+batch job has not booked a voucher yet, a note on stderr says so); 2 invalid input or
 configuration; 3 a settlement held (by a gate, or M3 refused its voucher); 4 M3 or Amazon
 unreachable or rejecting; 5 an unexpected error in m3sync itself (the flow run's log has the
 traceback). Several at once: 4, then 5, then 2, then 3. Exit code 1 is never used. No
@@ -174,10 +175,11 @@ def _prefect_unreachable(exc: BaseException) -> str:
 
 def problem_lines(document: dict[str, Any]) -> list[str]:
     """One stderr line per reason of each invalid, held or failed entry (``file:line:column: message``
-    for input errors), and one for a workbook that could not be written."""
+    for input errors), a note per reason of a submitted one (exit 0: the next run confirms it),
+    and one for a workbook that could not be written."""
     lines = []
     for entry in document["settlements"]:
-        if entry["status"] not in ("invalid", "held", "failed"):
+        if entry["status"] not in ("invalid", "held", "failed", "submitted"):
             continue
         where = entry["source"] if entry["settlement_id"] is None else \
             f"{entry['source']}: settlement {entry['settlement_id']}"

@@ -185,12 +185,13 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
     if need_m3 or settings.m3 is not None:  # a dry run still reconciles when M3 is configured
         m3 = settings.require_m3()
         if m3.ionapi is not None:
-            client = M3Client.from_ionapi(m3.ionapi, cono=m3.cono, divi=m3.divi)
+            client = M3Client.from_ionapi(m3.ionapi, cono=m3.cono, divi=m3.divi, timeout=m3.timeout_seconds)
         else:
             client = M3Client.basic(str(m3.base_url), str(m3.user), m3.password.reveal() if m3.password else "",
-                                    cono=m3.cono, divi=m3.divi)
+                                    cono=m3.cono, divi=m3.divi, timeout=m3.timeout_seconds)
         stack.callback(client.close)
-        connections.m3 = M3Operations(client, m3.profile, cono=m3.cono, divi=m3.divi)
+        connections.m3 = M3Operations(client, m3.profile, cono=m3.cono, divi=m3.divi,
+                                      voucher_wait=m3.voucher_wait_seconds, settle_seconds=m3.settle_seconds)
         connections.m3_profile = m3.profile
         if m3.divi:
             connections.divi = m3.divi

@@ -117,7 +117,7 @@ def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workboo
 
 def exit_code(document: dict[str, Any]) -> int:
     """4 unreachable, else 5 failed (a settlement, a file or the workbook), else 2 invalid input,
-    else 3 held, else 0 (posted, dry run, duplicate). See ``flows/exit_codes.py``."""
+    else 3 held, else 0 (posted, dry run, duplicate, submitted). See ``flows/exit_codes.py``."""
     statuses = {entry["status"] for entry in document["settlements"]}
     if document.get("unreachable"):
         return EXIT_UNREACHABLE

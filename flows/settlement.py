@@ -34,8 +34,9 @@ from reconciliation.model import Settlement
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook import write_workbook
 
-# Statuses after which the next run must see the same reports again.
-_RETRY_STATUSES = ("held", "failed")
+# Statuses after which the next run must see the same reports again (a submitted settlement is
+# confirmed by the run that sees it next).
+_RETRY_STATUSES = ("held", "failed", "submitted")
 
 
 @flow(name="settlement-reconciliation")

@@ -19,7 +19,10 @@ from prefect.cache_policies import NO_CACHE
 
 from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
-from connectors.m3 import JournalEntry, JournalLine, M3AuthError, M3Error, M3TransactionError, M3Unavailable
+from connectors.m3 import (
+    JournalEntry, JournalLine, M3AuthError, M3Error, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+    SubmittedVoucher,
+)
 from connectors.m3.records import CustomerInvoice
 from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
@@ -29,7 +32,7 @@ from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
-from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
+from reconciliation.outcome import PostedVoucherRef, SettlementOutcome, SubmittedVoucherRef
 from reconciliation.parse import (DuplicateSettlement, ParseResult, SettlementFileError, dedupe_settlements,
                                   parse_settlement_bytes, read_settlement_file)
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
@@ -212,17 +215,28 @@ def reconcile(settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: i
 class PostingResult:
     posted: list[PostedVoucherRef] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)   # reasons M3 or the state store refused
+    submitted: list[SubmittedVoucherRef] = field(default_factory=list)  # M3's batch job has not booked them yet
+    confirmed: list[str] = field(default_factory=list)  # submitted by an earlier run, found booked now
+
+
+# A claim taken over from a process that is gone (or from a claim this old, when its owner is
+# on another host) is checked in M3 first: whatever that process sent, it sent before now.
+RECLAIM_CLAIMED_AFTER = timedelta(minutes=15)
 
 
 @task(**CONNECTOR_RETRIES)
 def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Sequence[Voucher]) -> PostingResult:
-    """Post in date order; each key is claimed in the state store and looked up in M3 first."""
+    """Post in date order; each key is claimed in the state store and looked up in M3 first.
+
+    A write whose answer never came leaves its claim ``in_doubt`` (never ``failed``): the next
+    attempt waits for M3 to show it, or for the connector's settle time, before writing again.
+    A GLS840 batch M3 has not booked yet leaves it ``submitted``: the next run confirms it."""
     m3, state = connections.require_m3(), connections.state
     result = PostingResult()
     for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
         digest = voucher_hash(voucher)
         claim = state.claim_posting(voucher.key, kind="voucher", source=settlement.source, content_hash=digest,
-                                    reclaim_claimed_after=timedelta(minutes=15))
+                                    reclaim_claimed_after=RECLAIM_CLAIMED_AFTER)
         if not claim.won and claim.posting.status == "posted":
             if claim.content_changed:
                 result.refused.append(f"{voucher.key} was already posted with different content (M3 voucher "
@@ -231,20 +245,38 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
             result.posted.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
             continue
         if not claim.won:
-            result.refused.append(f"{voucher.key} is being posted by another run")
+            result.refused.append(f"{voucher.key} is being posted by another run (process "
+                                  f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
             break
+        previous = claim.previous.status if claim.previous is not None else None
+        in_doubt_since = (claim.previous.updated_at if previous == "in_doubt"
+                          else datetime.now(UTC) if previous == "claimed" else None)
+        entry = journal_entry(voucher, connections.divi)
         try:
-            posted = m3.post_voucher(journal_entry(voucher, connections.divi))
+            posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
         except M3TransactionError as exc:
             state.mark_failed(voucher.key, str(exc))
             result.refused.append(f"M3 refused {voucher.key}: {exc.message.strip()} ({exc.code or exc.error_type})")
             break
-        except BaseException as exc:
-            state.mark_failed(voucher.key, type(exc).__name__)
+        except M3WriteInDoubt as exc:
+            state.mark_in_doubt(voucher.key, str(exc))
             raise
+        except M3Unavailable as exc:  # nothing was sent; an earlier attempt's doubt still stands
+            (state.mark_failed if in_doubt_since is None else state.mark_in_doubt)(voucher.key, str(exc))
+            raise
+        except BaseException as exc:  # may have written: the next attempt looks in M3 first
+            state.mark_in_doubt(voucher.key, type(exc).__name__)
+            raise
+        if isinstance(posted, SubmittedVoucher):
+            state.mark_submitted(voucher.key, posted.batch, detail={"settlement_id": settlement.settlement_id})
+            result.submitted.append(SubmittedVoucherRef(voucher.key, posted.batch))
+            continue
         reference = f"{posted.divi}/{posted.year}/{posted.series}/{posted.vono}"
         state.mark_posted(voucher.key, reference, detail={"settlement_id": settlement.settlement_id})
-        result.posted.append(PostedVoucherRef(voucher.key, reference, posted.already_posted))
+        if previous == "submitted":  # booked by M3's batch job since the run that submitted it
+            result.confirmed.append(f"{voucher.key} ({reference}, batch {claim.previous.target_ref})")
+        already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
+        result.posted.append(PostedVoucherRef(voucher.key, reference, already))
     return result
 
 
@@ -289,6 +321,10 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
     elif posting is not None and posting.refused:
         status = "held"
         reasons += posting.refused
+    elif posting is not None and posting.submitted:
+        status = "submitted"
+        reasons += [f"{s.key} was submitted to M3 as GL batch {s.batch} (GLS840); M3's batch job has not booked "
+                    "it yet: the next run confirms it and never submits it again" for s in posting.submitted]
     elif posting is not None and posting.posted and all(p.already_posted for p in posting.posted):
         status = "duplicate"
         reasons.append("already posted to M3: " + ", ".join(p.m3_ref for p in posting.posted))
@@ -296,10 +332,16 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
         status = "posted"
     if posting is not None and (posting.refused or unreachable) and posting.posted:
         reasons.append("posted before the refusal: " + ", ".join(p.key for p in posting.posted))
+    if posting is not None and (posting.refused or unreachable) and posting.submitted:
+        reasons.append("submitted to M3 before the refusal, not booked yet (the next run confirms them): "
+                       + ", ".join(f"{s.key} (batch {s.batch})" for s in posting.submitted))
+    if posting is not None and posting.confirmed:
+        reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(posting.confirmed))
     return SettlementOutcome(
         settlement=prepared.settlement, status=status, reasons=tuple(reasons), validation=prepared.validation,
         mapped=prepared.mapped, gates=prepared.gates, vouchers=prepared.gates.vouchers,
-        posted=tuple(posting.posted) if posting else (), reconciliation=reconciliation,
+        posted=tuple(posting.posted) if posting else (), submitted=tuple(posting.submitted) if posting else (),
+        reconciliation=reconciliation,
         anomalies=anomalies, reconciliation_skipped_reason=skipped_reason, unreachable=unreachable)
 
 

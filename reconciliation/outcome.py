@@ -19,10 +19,11 @@ from reconciliation.schemas import ValidationReport
 from reconciliation.vouchers import Voucher
 
 # posted: written to M3 now; dry_run: checked, nothing posted by choice; held: a gate, M3's
-# refusal or M3 being unreachable stopped it; duplicate: already in M3; invalid: the input is
-# wrong; failed: an unexpected error in m3sync itself (the reason names it, the log has the
-# traceback).
-STATUSES = ("posted", "dry_run", "held", "duplicate", "invalid", "failed")
+# refusal or M3 being unreachable stopped it; duplicate: already in M3; submitted: handed to
+# M3 as a GL batch that M3's batch job has not booked yet (the next run confirms it, never
+# submits it again); invalid: the input is wrong; failed: an unexpected error in m3sync itself
+# (the reason names it, the log has the traceback).
+STATUSES = ("posted", "dry_run", "held", "duplicate", "submitted", "invalid", "failed")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class PostedVoucherRef:
 
 
 @dataclass(frozen=True)
+class SubmittedVoucherRef:
+    """A voucher M3 accepted as GLS840 batch ``batch`` (KEY1) and has not booked yet."""
+
+    key: str
+    batch: str
+
+
+@dataclass(frozen=True)
 class SettlementOutcome:
     settlement: Settlement
     status: str                                    # one of STATUSES
@@ -44,6 +53,7 @@ class SettlementOutcome:
     gates: GateOutcome | None = None
     vouchers: tuple[Voucher, ...] = ()
     posted: tuple[PostedVoucherRef, ...] = ()
+    submitted: tuple[SubmittedVoucherRef, ...] = ()  # in M3's batch queue, not booked yet
     reconciliation: Reconciliation | None = None
     anomalies: pd.DataFrame | None = None          # anomaly.ANOMALY_COLUMNS, sorted by score descending
     reconciliation_skipped_reason: str = ""

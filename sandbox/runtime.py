@@ -24,6 +24,9 @@ from sandbox.server import RunningServer, serve_in_thread
 # getReportDocument's burst of 15 (EU has 3 marketplaces x 4 fortnights = 12). The connector is
 # told the same scale so its own limiter stays in step with the server's.
 SANDBOX_TIME_SCALE = 1.0
+# Seconds between GLS840MI/UpdBatch and the sandbox's batch job booking the voucher: short, so
+# the demo and --sandbox runs confirm each voucher at once (the connector polls for it).
+SANDBOX_GL_BATCH_DELAY = 0.1
 TENANT = "SANDBOX_TST"
 WORLD_MARKER = "world.json"
 # The world's eight weeks end a week before the first start, so every settlement is already
@@ -109,7 +112,8 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
         seeded_now = True
     seller_id = json.loads(marker.read_text(encoding="utf-8"))["seller_id"]
 
-    m3 = serve_in_thread(lambda url: create_m3_app(folder / "m3", url, tenant=TENANT, seed=seed), port=m3_port)
+    m3 = serve_in_thread(lambda url: create_m3_app(folder / "m3", url, tenant=TENANT, seed=seed,
+                                                   gl_batch_delay=SANDBOX_GL_BATCH_DELAY), port=m3_port)
     spapi: dict[str, RunningServer] = {}
     try:
         for n, region in enumerate(REGIONS):

@@ -15,6 +15,8 @@ def claim_in_fresh_process(home: str, key: str, content_hash: str, barrier: Barr
     store = StateStore.for_home(Path(home))
     claim = store.claim_posting(key, kind="voucher", source="race.tsv", content_hash=content_hash)
     results.put((content_hash, claim.won, claim.posting.content_hash))
+    # Stay alive until every process has claimed: a claimer that is gone may be taken over.
+    barrier.wait(timeout=60)
     store.close()
 
 

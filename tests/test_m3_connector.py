@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from connectors.m3 import (
-    IonApiCredentials, IonApiOAuth, M3AuthError, M3Client, M3TransactionError, M3Unavailable,
+    IonApiCredentials, IonApiOAuth, M3AuthError, M3BatchFailed, M3Client, M3TransactionError, M3Unavailable,
+    M3WriteInDoubt,
 )
 from connectors.m3.client import format_value
 from connectors.m3.gl_record import I1_LENGTH, I1Record, I1RecordError, decode_i1, encode_i1
@@ -158,8 +159,7 @@ def test_key_of_and_batch_key():
     assert batch_key("SHORT") == "SHORT"
     long_key = "AMZ-10000000001-202410-EXTRA-PART"
     assert len(batch_key(long_key)) == 30 and batch_key(long_key) != batch_key(long_key + "X")
-    assert batch_key("SHORT", 2) == "SHORT~2"
-    assert len(batch_key(long_key, 3)) == 30 and batch_key(long_key, 3).endswith("~3")
+    assert batch_key(long_key) == batch_key(long_key)  # no attempt counter: a rerun meets its own batch
 
 
 def test_format_value_for_m3():
@@ -509,6 +509,13 @@ def test_errors_survive_pickling():
                                                                                 "InputFieldTooLong", "CUNM")
     unavailable = pickle.loads(pickle.dumps(M3Unavailable("GLS200MI/Add", "HTTP 503", status=503)))
     assert unavailable.status == 503 and "HTTP 503" in str(unavailable)
+    since = datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
+    doubt = pickle.loads(pickle.dumps(M3WriteInDoubt("GLS200MI/Add", "timed out", key="AMZ-1", since=since)))
+    assert (doubt.key, doubt.since, str(doubt)) == (
+        "AMZ-1", since, "M3 unavailable for GLS200MI/Add: timed out; the write to M3 is in doubt (posting key AMZ-1)")
+    failed = pickle.loads(pickle.dumps(M3BatchFailed("AMZ-1", "XBA0003", "Account blocked")))
+    assert (failed.batch, failed.code, failed.field, failed.message) == (
+        "AMZ-1", "XBA0003", "KEY1", "GLS840 batch AMZ-1 was not booked by M3's update job: Account blocked")
 
 
 def test_writes_are_not_retried(client, sandbox, no_faults, caplog):

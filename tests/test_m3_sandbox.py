@@ -396,13 +396,75 @@ def test_cloudsuite_gl_batch_books_one_voucher_per_group(m3: M3) -> None:
     _gl_batch(m3, "AMZ-1", [("1", "1930", "50.00"), ("1", "3010", "-50.00"),
                             ("2", "1930", "7.50"), ("2", "6570", "-7.50")], "20240720")
     assert m3.ok("GLS840MI", "CtrlBatch", CONO="100", KEY1="AMZ-1") == []
-    booked = m3.ok("GLS840MI", "UpdBatch", CONO="100", KEY1="AMZ-1")[0]
+    # UpdBatch submits M3's batch job: it answers with the company only, and books nothing yet.
+    assert m3.ok("GLS840MI", "UpdBatch", CONO="100", KEY1="AMZ-1") == [{"CONO": "100"}]
+    assert m3.ok("GLS200MI", "LstVouchersByDt", DIVI="AAA", FDAT="20240720", TDAT="20240720") == []
+    # The batch can no longer change, nor be submitted again, nor be replaced by a new head.
+    assert m3.error("GLS840MI", "UpdBatch", CONO="100", KEY1="AMZ-1")["errorCode"] == "XBA0002"
+    assert m3.error("GLS840MI", "AddBatchLine", CONO="100", KEY1="AMZ-1", LINE="5",
+                    PARM=i1_record("3", "1930", "1.00", "20240720"))["errorCode"] == "XBA0002"
+    assert m3.error("GLS840MI", "AddBatchHead", CONO="100", KEY1="AMZ-1", INTN="GLUPLOAD",
+                    DESC="again")["errorCode"] == "XRE0104"
+    ran = m3.admin("gl/batch-job/run").json()["ran"]
+    assert [(r["key1"], r["state"], len(r["vouchers"])) for r in ran] == [("AMZ-1", "updated", 2)]
     vouchers = m3.ok("GLS200MI", "LstVouchersByDt", DIVI="AAA", FDAT="20240720", TDAT="20240720")
     assert [(v["DSUM"], v["CSUM"]) for v in vouchers] == [("50.00", "-50.00"), ("7.50", "-7.50")]
-    assert vouchers[0]["VONO"] == booked["VONO"]
+    assert [v["VONO"] for v in vouchers] == [v["VONO"] for v in ran[0]["vouchers"]]
+    assert m3.admin("gl/batch-job/run").json()["ran"] == []  # a job runs once
     assert m3.error("GLS840MI", "UpdBatch", CONO="100", KEY1="AMZ-1")["errorCode"] == "XRE0104"
     assert m3.error("GLS840MI", "AddBatchHead", CONO="100", KEY1="AMZ-1", INTN="GLUPLOAD",
                     DESC="again")["errorCode"] == "XRE0104"
+
+
+def test_gl_batch_job_runs_after_its_delay_and_can_be_made_to_fail(m3: M3) -> None:
+    assert m3.admin("gl/batch-job", {"delay_ms": 300}).json()["delay_ms"] == 300
+    try:
+        _gl_batch(m3, "AMZ-SLOW", [("1", "1930", "3.00"), ("1", "3010", "-3.00")], "20240722")
+        m3.ok("GLS840MI", "UpdBatch", CONO="100", KEY1="AMZ-SLOW")
+        assert m3.ok("GLS200MI", "LstVouchersByDt", DIVI="AAA", FDAT="20240722", TDAT="20240722") == []
+        time.sleep(0.4)  # past the delay: the next request sees the job done
+        [booked] = m3.ok("GLS200MI", "LstVouchersByDt", DIVI="AAA", FDAT="20240722", TDAT="20240722")
+        assert booked["DSUM"] == "3.00"
+        # The next job fails: the batch stays unbooked, its errors visible to the admin call and to CtrlBatch.
+        m3.admin("gl/batch-job", {"fail_next": 1, "error": "XBA0009 Account 3010 is blocked"})
+        _gl_batch(m3, "AMZ-FAIL", [("1", "1930", "4.00"), ("1", "3010", "-4.00")], "20240723")
+        m3.ok("GLS840MI", "UpdBatch", CONO="100", KEY1="AMZ-FAIL")
+        [failed] = m3.admin("gl/batch-job/run").json()["ran"]
+        assert (failed["state"], failed["errors"]) == ("failed", ["XBA0009 Account 3010 is blocked"])
+        assert m3.ok("GLS200MI", "LstVouchersByDt", DIVI="AAA", FDAT="20240723", TDAT="20240723") == []
+        listed = {b["key1"]: b for b in m3.admin("gl/batch-job", method="GET").json()["batches"]}
+        assert listed["AMZ-FAIL"]["state"] == "failed" and listed["AMZ-SLOW"]["state"] == "updated"
+        again = m3.error("GLS840MI", "CtrlBatch", CONO="100", KEY1="AMZ-FAIL")
+        assert again["errorCode"] == "XBA0003" and "Account 3010 is blocked" in again["errorMessage"]
+        assert m3.admin("gl/batch-job", method="GET").json()["fail_next"] == 0  # only the next job failed
+        bad = m3.admin("gl/batch-job", {"delay_ms": -1})
+        assert bad.status_code == 400 and "delay_ms" in bad.json()["error"]
+    finally:
+        m3.admin("gl/batch-job", {"delay_ms": 500})
+
+
+def test_two_instances_on_one_folder_run_a_batch_job_once(tmp_path: Path) -> None:
+    with serve_in_thread(lambda url: create_app(tmp_path, url, gl_batch_delay=0.2)) as first, \
+            serve_in_thread(lambda url: create_app(tmp_path, url, gl_batch_delay=0.2)) as second:
+        a, b = M3(first, tmp_path), M3(second, tmp_path)
+        _gl_batch(a, "AMZ-SHARED", [("1", "1930", "9.00"), ("1", "3010", "-9.00")], "20240724")
+        a.ok("GLS840MI", "UpdBatch", CONO="100", KEY1="AMZ-SHARED")
+        time.sleep(0.3)
+        # Both instances are asked at once, many times: the job books one voucher.
+        import threading
+        answers: list[int] = []
+
+        def ask(box: M3) -> None:
+            for _ in range(5):
+                answers.append(len(box.ok("GLS200MI", "LstVouchersByDt", DIVI="AAA", FDAT="20240724",
+                                          TDAT="20240724")))
+        threads = [threading.Thread(target=ask, args=(box,)) for box in (a, b, a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers == [1] * 20
+        assert a.admin("gl/batch-job/run").json()["ran"] == [] == b.admin("gl/batch-job/run").json()["ran"]
 
 
 def test_cloudsuite_gl_batch_refuses_unbalanced_group_and_bad_records(m3: M3) -> None:

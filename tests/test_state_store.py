@@ -127,6 +127,77 @@ def test_stale_claim_is_reclaimed_only_after_the_given_age(store: StateStore, cl
     assert claim(store, reclaim_claimed_after=timedelta(minutes=15)).won
 
 
+def test_in_doubt_and_submitted_claims_are_taken_over_with_what_came_before(store: StateStore,
+                                                                             clock: FakeClock) -> None:
+    claim(store)
+    clock.advance(seconds=30)
+    doubt = store.mark_in_doubt("AMZ-1-202410", "M3 unavailable for GLS200MI/Add: timed out (Bearer abcdefghijkl)")
+    assert (doubt.status, doubt.error) == ("in_doubt", "M3 unavailable for GLS200MI/Add: timed out (Bearer ***)")
+    clock.advance(seconds=5)
+    retry = claim(store)
+    assert retry.won and retry.posting.status == "claimed" and retry.posting.attempts == 2
+    # The winner learns the write was in doubt since 12:00:30, so it looks in M3 before writing.
+    assert retry.previous is not None and retry.previous.status == "in_doubt"
+    assert retry.previous.updated_at == datetime(2024, 10, 25, 12, 0, 30, tzinfo=UTC)
+    submitted = store.mark_submitted("AMZ-1-202410", "AMZ-1-202410", detail={"settlement_id": "1"})
+    assert (submitted.status, submitted.target_ref, submitted.detail) == ("submitted", "AMZ-1-202410",
+                                                                          {"settlement_id": "1"})
+    confirm = claim(store)
+    assert confirm.won and confirm.previous is not None and confirm.previous.status == "submitted"
+    assert not claim(store).won  # claimed again: the confirming run owns it now
+    assert claim(store).previous is None
+
+
+def test_claim_of_a_process_that_is_gone_is_taken_over_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    script = ("import sys; from pathlib import Path; from connectors.state import StateStore; "
+              "s = StateStore.for_home(Path(sys.argv[1])); "
+              "s.claim_posting('AMZ-9-202410', kind='voucher', source='x.tsv', content_hash='h'); s.close()")
+    subprocess.run([sys.executable, "-c", script, str(home)], check=True, timeout=60)  # claims, then exits
+    with StateStore.for_home(home) as store:
+        dead = store.get_posting("AMZ-9-202410")
+        assert dead is not None and dead.status == "claimed" and dead.owner
+        taken = store.claim_posting("AMZ-9-202410", kind="voucher", source="x.tsv", content_hash="h",
+                                    reclaim_claimed_after=timedelta(minutes=15))  # no 15-minute wait
+        assert taken.won and taken.previous is not None and taken.previous.owner == dead.owner
+        # This process is alive: its claim is not taken over by another claimer.
+        assert not store.claim_posting("AMZ-9-202410", kind="voucher", source="x.tsv", content_hash="h").won
+
+
+def test_owner_liveness() -> None:
+    import os
+    import socket
+
+    from connectors.state import owner_is_gone, process_owner
+
+    me = process_owner()
+    assert me.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+    assert not owner_is_gone(me)
+    assert owner_is_gone(f"{socket.gethostname()}:999999999:1")  # no such pid
+    host, pid, start = me.split(":")
+    if start:  # /proc: the same pid with another start time is another process
+        assert owner_is_gone(f"{host}:{pid}:{int(start) + 1}")
+    assert not owner_is_gone("another-host:1:1") and not owner_is_gone(None)  # elsewhere: ages out instead
+
+
+def test_an_older_store_gains_the_owner_column(tmp_path: Path) -> None:
+    database = tmp_path / "state.sqlite"
+    with sqlite3.connect(database) as raw:  # the postings table as it was before claims had owners
+        raw.execute("CREATE TABLE postings (posting_key VARCHAR(255) PRIMARY KEY, kind VARCHAR(40) NOT NULL, "
+                    "source VARCHAR(1000) NOT NULL, status VARCHAR(16) NOT NULL, target_ref VARCHAR(255), "
+                    "content_hash VARCHAR(128) NOT NULL, source_hash VARCHAR(128), detail TEXT, error TEXT, "
+                    "attempts INTEGER NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)")
+        raw.execute("INSERT INTO postings VALUES ('OLD', 'voucher', 'a.tsv', 'posted', 'AAA/2024/AZ/1', 'h', NULL, "
+                    "NULL, NULL, 1, '2024-10-25 12:00:00.000000', '2024-10-25 12:00:00.000000')")
+    with StateStore.for_home(tmp_path) as store:
+        old = store.get_posting("OLD")
+        assert old is not None and old.status == "posted" and old.owner is None
+        assert claim(store, "NEW").posting.owner is not None
+
+
 def test_marking_an_unknown_posting_raises(store: StateStore) -> None:
     with pytest.raises(PostingNotFound, match="NOPE"):
         store.mark_posted("NOPE", "1")

@@ -1,6 +1,8 @@
 """Typed M3 errors. Messages carry M3's own code/field/text, never tokens or secrets."""
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class M3Error(Exception):
     """Base of every error the M3 connector raises."""
@@ -85,3 +87,37 @@ class M3ListTruncated(M3Error):
 
     def __reduce__(self):
         return (type(self), (self.what, self.limit))
+
+
+class M3WriteInDoubt(M3Unavailable):
+    """A write was sent and its answer never came (timeout, dropped connection): M3 may have
+    committed it. Not a failure: the next attempt must first see what M3 did (``since`` is when
+    the first write of the attempt was sent, UTC) and write again only on proven absence."""
+
+    def __init__(self, what: str, reason: str, *, key: str, since: datetime) -> None:
+        super().__init__(what, f"{reason}; the write to M3 is in doubt (posting key {key})")
+        self.key = key
+        self.since = since
+        self.cause_reason = reason
+
+    def __reduce__(self):
+        return (_rebuild_in_doubt, (self.what, self.cause_reason, self.key, self.since))
+
+
+def _rebuild_in_doubt(what: str, reason: str, key: str, since: datetime) -> M3WriteInDoubt:
+    return M3WriteInDoubt(what, reason, key=key, since=since)
+
+
+class M3BatchFailed(M3TransactionError):
+    """M3's update job for GLS840MI batch ``batch`` ended with errors: nothing was booked and
+    the batch stays in GLS840 with M3's errors. Never re-submitted under another KEY1: an
+    operator corrects or deletes it in GLS840."""
+
+    def __init__(self, batch: str, code: str | None, errors: str) -> None:
+        super().__init__("GLS840MI", "UpdBatch", "ServerReturnedNOK", code, "KEY1",
+                         f"GLS840 batch {batch} was not booked by M3's update job: {errors.strip()}")
+        self.batch = batch
+        self.errors = errors
+
+    def __reduce__(self):
+        return (type(self), (self.batch, self.code, self.errors))

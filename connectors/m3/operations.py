@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from connectors.m3.client import M3Client
-from connectors.m3.errors import M3Error, M3ListTruncated, M3OrderIncomplete, M3TransactionError, M3Unavailable
+from connectors.m3.errors import (
+    M3BatchFailed, M3Error, M3ListTruncated, M3OrderIncomplete, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+)
 from connectors.m3.gl_record import I1Record, encode_i1
 from connectors.m3.records import (
     CreatedOrder, Customer, CustomerInvoice, CustomerRequest, Delivery, DeliveryLine, Item, JournalEntry,
     M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
-    m3_date, m3_decimal, m3_int, m3_text,
+    SubmittedVoucher, m3_date, m3_decimal, m3_int, m3_text,
 )
 from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, env_var
 
@@ -33,7 +38,9 @@ AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field C
 GL_INTERFACE = "GLUPLOAD"   # GLS840MI interface whose PARM layout is the I1 record
 RORC_CUSTOMER_ORDER = 3     # MWS411MI reference order category of a customer order
 ADRT_DELIVERY = 1           # OIS100MI/AddBatchAddress address type: delivery address
-MAX_GL_BATCH_ATTEMPTS = 10  # KEY1 variants tried when earlier attempts left unfinished batches
+VOUCHER_WAIT_SECONDS = 60.0   # how long post_voucher polls for the voucher a GLS840 batch job books
+SETTLE_SECONDS = 120.0        # how long after an unanswered write M3 may still commit it
+POLL_FIRST, POLL_MAX = 0.1, 2.0   # seconds between looks for a voucher: doubling up to the cap
 
 
 class M3Operations:
@@ -41,7 +48,8 @@ class M3Operations:
 
     def __init__(self, client: M3Client, profile: Profile = DEFAULT_M3_PROFILE, *, cono: int | str | None = None,
                  divi: str | None = None, voucher_series: str | None = None,
-                 voucher_search_days: int = 7) -> None:
+                 voucher_search_days: int = 7, voucher_wait: float = VOUCHER_WAIT_SECONDS,
+                 settle_seconds: float = SETTLE_SECONDS, sleep: Callable[[float], None] = time.sleep) -> None:
         if profile not in PROFILES:
             raise ValueError(f"M3 API profile must be one of {', '.join(PROFILES)}, got {profile!r}")
         self.client = client
@@ -50,6 +58,12 @@ class M3Operations:
         self.divi = divi if divi is not None else client.divi
         self.voucher_series = voucher_series
         self.voucher_search_days = voucher_search_days
+        if voucher_wait < 0 or settle_seconds < 0:
+            raise ValueError(f"voucher_wait and settle_seconds must be >= 0 seconds, got {voucher_wait!r}, "
+                             f"{settle_seconds!r}")
+        self.voucher_wait = voucher_wait       # cloudsuite: how long to await the batch job's voucher
+        self.settle_seconds = settle_seconds   # brief: how long an unanswered write may still commit
+        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"M3Operations({self.client!r}, profile={self.profile!r})"
@@ -234,26 +248,89 @@ class M3Operations:
         return self._invoices_between(first, middle) + self._invoices_between(middle + timedelta(days=1), last)
 
     # -- general ledger -----------------------------------------------------------------------
-    def post_voucher(self, entry: JournalEntry) -> PostedVoucher:
-        """Post ``entry`` once. Idempotent: a voucher whose text starts with the key is looked up
-        first, and again when a write fails in transit (M3 may have committed before the
-        connection dropped), so a retry never books twice."""
-        existing = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
-        if existing is not None:
-            log.info("voucher %s already in M3 as %s/%s", entry.key, existing.year, existing.vono)
-            return _already(existing)
-        try:
-            year, vono = (self._post_gls200(entry) if self.profile == "brief" else self._post_gls840(entry))
-        except M3Unavailable:
+    def post_voucher(self, entry: JournalEntry, *, in_doubt_since: datetime | None = None
+                     ) -> PostedVoucher | SubmittedVoucher:
+        """Post ``entry`` exactly once, or find it posted; see docs/m3-contract.md.
+
+        A voucher whose text starts with the key is looked up first. ``in_doubt_since``: an
+        earlier attempt's write was sent then (UTC) and never answered; under ``brief``
+        (GLS200MI/Add has no key M3 could refuse) nothing is written before M3 shows the voucher
+        or ``settle_seconds`` have passed since then and a last look still finds none. Under
+        ``cloudsuite`` the batch's KEY1 comes from the posting key alone, so M3 itself refuses a
+        second batch: an existing batch is finished or awaited, never replaced.
+
+        Returns the voucher, or a :class:`SubmittedVoucher` when the GLS840 batch job has not
+        booked it within ``voucher_wait``. Raises ``M3WriteInDoubt`` when a write's answer was
+        lost and M3 does not show the voucher yet, ``M3BatchFailed`` when the batch job failed.
+        Callers in one process posting the same key take turns.
+        """
+        with _KEY_LOCKS.held((self.client.base_url, self.cono, entry.divi, entry.key)):
+            existing = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
+            if existing is None and in_doubt_since is not None and self.profile == "brief":
+                existing = self._settle(entry, in_doubt_since)
+            if existing is not None:
+                log.info("voucher %s already in M3 as %s/%s", entry.key, existing.year, existing.vono)
+                return _already(existing)
+            if self.profile == "brief":
+                return self._answered_or_found(entry, lambda: self._post_gls200(entry))
+            try:
+                return self._answered_or_found(entry, lambda: self._post_gls840(entry))
+            except M3WriteInDoubt as doubt:
+                # Safe to go on at once: the same KEY1 makes M3 refuse a second batch (finishing
+                # or awaiting the one the lost answer belonged to).
+                log.warning("voucher %s: %s; resuming batch %s", entry.key, doubt, batch_key(entry.key))
+                try:
+                    return self._post_gls840(entry)
+                except M3Unavailable:
+                    raise doubt from None
+
+    def _settle(self, entry: JournalEntry, since: datetime) -> PostedVoucher | None:
+        """Wait until M3 shows the voucher of an in-doubt write, or its settle time is over."""
+        until = since + timedelta(seconds=self.settle_seconds)
+        remaining = (until - datetime.now(UTC)).total_seconds()
+        if remaining > 0:
+            log.warning("voucher %s: an earlier write is in doubt; waiting up to %.0f s for M3 to show it "
+                        "before writing again", entry.key, remaining)
+        return self._wait_for_voucher(entry, remaining)
+
+    def _wait_for_voucher(self, entry: JournalEntry, seconds: float) -> PostedVoucher | None:
+        """Poll GLS200MI for the voucher for up to ``seconds``; a last look at the end."""
+        deadline = time.monotonic() + max(seconds, 0.0)
+        pause = POLL_FIRST
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
+            self._sleep(min(pause, left))
+            pause = min(pause * 2, POLL_MAX)
             found = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
             if found is not None:
-                log.warning("voucher %s: the write's answer was lost but M3 booked it as %s/%s",
-                            entry.key, found.year, found.vono)
-                return _already(found)
-            raise
-        return self.read_voucher(entry.divi, year, vono)
+                return found
 
-    def _post_gls200(self, entry: JournalEntry) -> tuple[int, str]:
+    def _answered_or_found(self, entry: JournalEntry, write: Callable[[], PostedVoucher | SubmittedVoucher]
+                           ) -> PostedVoucher | SubmittedVoucher:
+        """Run ``write``; once anything was sent, a lost answer is a write in doubt: M3 is looked
+        at once (it may have committed before the connection dropped), never written to again."""
+        since = datetime.now(UTC)
+        try:
+            return write()
+        except M3WriteInDoubt:
+            raise
+        except M3Unavailable as exc:
+            if _refused_before_sending(exc):
+                raise
+            doubt = M3WriteInDoubt(exc.what, exc.reason, key=entry.key, since=since)
+        try:
+            found = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
+        except M3Unavailable:
+            found = None
+        if found is not None:
+            log.warning("voucher %s: the write's answer was lost but M3 booked it as %s/%s",
+                        entry.key, found.year, found.vono)
+            return _already(found)
+        raise doubt
+
+    def _post_gls200(self, entry: JournalEntry) -> PostedVoucher:
         n = len(entry.lines)
         calls = []
         for number, line in enumerate(entry.lines, start=1):
@@ -270,42 +347,65 @@ class M3Operations:
         last = results[-1].records[0] if results[-1].records else {}
         if not m3_text(last, "VONO"):
             raise M3Error(f"GLS200MI/Add: voucher {entry.key} sent, but M3 returned no voucher number")
-        return m3_int(last, "YEA4"), m3_text(last, "VONO")
+        return self.read_voucher(entry.divi, m3_int(last, "YEA4"), m3_text(last, "VONO"))
 
-    def _post_gls840(self, entry: JournalEntry) -> tuple[int, str]:
+    def _post_gls840(self, entry: JournalEntry) -> PostedVoucher | SubmittedVoucher:
+        """One GLS840MI batch per posting key: head, lines, check, update, then await the
+        batch job. Every step tolerates an earlier attempt having done it (head or line exists,
+        batch already submitted), so a rerun finishes or awaits the same batch."""
         if not self.cono:
             raise M3DataError("posting through GLS840MI needs the company: pass cono= to M3Operations or M3Client")
-        base = self._open_gl_batch(entry)
-        key1 = base["KEY1"]
+        base: dict[str, object] = {"CONO": self.cono, "KEY1": batch_key(entry.key), "DIVI": entry.divi}
+        key1 = str(base["KEY1"])
+        try:
+            self.client.execute("GLS840MI", "AddBatchHead", {**base, "INTN": GL_INTERFACE, "DESC": entry.voucher_text})
+        except M3TransactionError as exc:
+            if exc.code != "XRE0104":
+                raise
+            log.info("GLS840MI batch %s exists (an earlier attempt opened it): finishing that batch", key1)
         lines = [("AddBatchLine", {**base, "LINE": n, "PARM": encode_i1(I1Record(
             rnno=n, grnr=1, divi=entry.divi, dimensions=line.dimensions, currency=entry.currency,
             amount=Decimal(line.amount), accounting_date=entry.accounting_date, text=entry.line_text(line)))})
             for n, line in enumerate(entry.lines, start=1)]
-        for result in self.client.execute_bulk("GLS840MI", lines):
-            if result.error is not None:
-                raise result.error
-        self.client.execute("GLS840MI", "CtrlBatch", base)
-        booked = _first(self.client.execute("GLS840MI", "UpdBatch", base))
-        if not m3_text(booked, "VONO"):
-            raise M3Error(f"GLS840MI/UpdBatch: batch {key1} updated, but M3 returned no voucher number")
-        return m3_int(booked, "YEA4"), m3_text(booked, "VONO")
+        try:
+            for result in self.client.execute_bulk("GLS840MI", lines):
+                if result.error is not None and not _line_exists(result.error):
+                    raise result.error
+            self.client.execute("GLS840MI", "CtrlBatch", base)
+            self.client.execute("GLS840MI", "UpdBatch", base)
+        except M3TransactionError as exc:
+            if not _batch_submitted(exc):
+                raise
+            if exc.code == BATCH_FAILED:
+                raise M3BatchFailed(key1, exc.code, exc.message) from None
+            log.info("GLS840MI batch %s was submitted by an earlier attempt: awaiting its voucher", key1)
+            return self._await_batch(entry, base, submitted_now=False)
+        return self._await_batch(entry, base, submitted_now=True)
 
-    def _open_gl_batch(self, entry: JournalEntry) -> dict[str, object]:
-        """AddBatchHead under the first free KEY1 of the posting key. A KEY1 that exists while no
-        voucher carries the key is a batch an earlier attempt left unfinished (GLS840MI has no
-        delete), so the next KEY1 of the sequence is taken instead of failing forever."""
-        for attempt in range(MAX_GL_BATCH_ATTEMPTS):
-            base: dict[str, object] = {"CONO": self.cono, "KEY1": batch_key(entry.key, attempt), "DIVI": entry.divi}
-            try:
-                self.client.execute("GLS840MI", "AddBatchHead",
-                                    {**base, "INTN": GL_INTERFACE, "DESC": entry.voucher_text})
-                return base
-            except M3TransactionError as exc:
-                if exc.code != "XRE0104":
-                    raise
-                log.warning("GLS840MI batch %s exists without a voucher; trying the next batch key", base["KEY1"])
-        raise M3Error(f"posting key {entry.key}: {MAX_GL_BATCH_ATTEMPTS} GLS840MI batches exist without a "
-                      "voucher; clean them up in GLS840 before posting again")
+    def _await_batch(self, entry: JournalEntry, base: dict[str, object], *, submitted_now: bool
+                     ) -> PostedVoucher | SubmittedVoucher:
+        """The voucher once M3's batch job has booked it (polled for ``voucher_wait`` s);
+        else the batch as submitted, or ``M3BatchFailed`` with M3's errors."""
+        key1 = str(base["KEY1"])
+        found = self._wait_for_voucher(entry, self.voucher_wait)
+        if found is not None:
+            return found if submitted_now else _already(found)
+        try:  # GLS840MI has no read transaction: the check (option 6) tells the batch's state
+            self.client.execute("GLS840MI", "CtrlBatch", base, idempotent=True)
+        except M3TransactionError as exc:
+            if exc.code == BATCH_FAILED:
+                raise M3BatchFailed(key1, exc.code, exc.message) from None
+            if exc.code == BATCH_QUEUED:
+                log.info("voucher %s: batch %s submitted, not booked yet", entry.key, key1)
+                return SubmittedVoucher(key=entry.key, divi=entry.divi, batch=key1)
+            if exc.code == "XRE0104":  # booked since the last look
+                found = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
+                if found is not None:
+                    return found if submitted_now else _already(found)
+                raise M3Error(f"GLS840MI batch {key1} is updated, but no voucher with posting key {entry.key} "
+                              f"is dated within {self.voucher_search_days} days of {entry.accounting_date}") from None
+            raise
+        raise M3Error(f"GLS840MI batch {key1} is still open after UpdBatch; update it in GLS840")
 
     def find_voucher(self, key: str, around: date, *, divi: str | None = None) -> PostedVoucher | None:
         """The voucher whose text starts with posting key ``key``, dated within
@@ -368,14 +468,61 @@ def key_of(voucher_text: str) -> str:
     return voucher_text.strip().split(" ", 1)[0] if voucher_text.strip() else ""
 
 
-def batch_key(posting_key: str, attempt: int = 0) -> str:
-    """GLS840MI KEY1 (A30) for a posting key and attempt: the key itself when it fits (plus
-    ``~n`` for attempt n > 0), else a stable shortening with a hash so keys never share a batch."""
-    suffix = f"~{attempt}" if attempt else ""
-    if len(posting_key) + len(suffix) <= 30:
-        return posting_key + suffix
+def batch_key(posting_key: str) -> str:
+    """GLS840MI KEY1 (A30) of a posting key: the key itself when it fits, else a stable
+    shortening with a hash so keys never share a batch. The same key always gives the same
+    KEY1 (no attempt counter): an existing batch is the earlier attempt's, never abandoned."""
+    if len(posting_key) <= 30:
+        return posting_key
     digest = hashlib.sha1(posting_key.encode()).hexdigest()[:8]
-    return f"{posting_key[:30 - 9 - len(suffix)]}~{digest}{suffix}"
+    return f"{posting_key[:30 - 9]}~{digest}"
+
+
+BATCH_QUEUED = "XBA0002"   # GLS840MI: batch submitted for update, the job has not run yet [sandbox's code]
+BATCH_FAILED = "XBA0003"   # GLS840MI: the update job ended with errors [sandbox's code]
+
+
+def _refused_before_sending(exc: M3Unavailable) -> bool:
+    """Nothing reached M3: the connection was refused, or the gateway throttled the request.
+    Everything else (timeout, dropped answer, 5xx) may have run in M3."""
+    return exc.status == 429 or "ConnectError" in exc.reason
+
+
+def _line_exists(error: M3TransactionError) -> bool:
+    """AddBatchLine's "line already exists": an earlier attempt added it."""
+    return error.code == "XRE0104" and error.field == "LINE"
+
+
+def _batch_submitted(error: M3TransactionError) -> bool:
+    """The batch is past changing: submitted, updated, or its update job failed."""
+    return error.code in (BATCH_QUEUED, BATCH_FAILED) or (error.code == "XRE0104" and error.field == "KEY1")
+
+
+class _KeyLocks:
+    """One lock per posting key, alive while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[object, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def held(self, key: object) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+_KEY_LOCKS = _KeyLocks()
 
 
 def _context_problem(key: str, value: str | None, reason: str) -> str:

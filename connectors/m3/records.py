@@ -465,3 +465,14 @@ class PostedVoucher:
     journal_no: str                        # JRNO
     lines: tuple[PostedVoucherLine, ...] = ()
     already_posted: bool = False           # post_voucher found it in M3 instead of writing it
+
+
+@dataclass(frozen=True)
+class SubmittedVoucher:
+    """A voucher handed to M3 as GLS840MI batch ``batch`` (KEY1) whose batch job had not booked
+    it within the connector's wait. It is not failed and must never be sent again under another
+    batch: the next :meth:`M3Operations.post_voucher` of the same entry finds it once booked."""
+
+    key: str                               # posting key
+    divi: str
+    batch: str                             # GLS840MI KEY1

@@ -14,6 +14,7 @@ from .faults import FaultConfig, FaultConfigError, FaultInjector
 from .orders import STATUS_ORDER, SimulationError, advance_order
 from .seed import DIVI
 from .store import Store
+from .tx_gl import BatchJobs
 
 _ACTIONS = {"allocate": "33", "deliver": "66", "invoice": "77"}
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
@@ -43,12 +44,13 @@ def _date(body: dict[str, Any]) -> str | None:
     return date
 
 
-def admin_routes(store: Store, faults: FaultInjector) -> list[Route]:
+def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> list[Route]:
     def guarded(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             if request.client is None or request.client.host not in _LOOPBACK:
                 return JSONResponse({"error": "admin API is loopback only"}, status_code=403)
             try:
+                await run_in_threadpool(gl_jobs.run_due)  # admin answers see the batch job on time too
                 return await handler(request)
             except (AdminError, SimulationError, FaultConfigError) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
@@ -118,13 +120,43 @@ def admin_routes(store: Store, faults: FaultInjector) -> list[Route]:
                 "voucher_lines": "SELECT count(*) FROM voucher_lines",
                 "pending_voucher_lines": "SELECT count(*) FROM gl_pending",
                 "gl_batches": "SELECT count(*) FROM gl_batches",
+                "gl_batches_queued": "SELECT count(*) FROM gl_batches WHERE state = 'queued'",
+                "gl_batches_failed": "SELECT count(*) FROM gl_batches WHERE state = 'failed'",
                 "items": "SELECT count(*) FROM items",
             }
             with store.transaction() as tx:
                 return {name: tx.one(sql)[0] for name, sql in queries.items()}  # type: ignore[index]
         return JSONResponse(await run_in_threadpool(counts))
 
+    async def gl_batch_job(request: Request) -> Response:
+        """GET: the job's settings and every batch with its state, errors and vouchers.
+        POST {"delay_ms": N, "fail_next": N, "error": "text"}: change them (delay: this instance)."""
+        if request.method == "POST":
+            body = await _json_body(request)
+            unknown = sorted(set(body) - {"delay_ms", "fail_next", "error"})
+            if unknown:
+                raise AdminError(f"unknown batch job setting(s): {', '.join(unknown)}; "
+                                 "known: delay_ms, error, fail_next")
+            for name in ("delay_ms", "fail_next"):
+                if name in body and not (isinstance(body[name], int) and not isinstance(body[name], bool)
+                                         and body[name] >= 0):
+                    raise AdminError(f"{name} must be a non-negative integer, got {body[name]!r}")
+            if "error" in body and not (isinstance(body["error"], str) and body["error"].strip()):
+                raise AdminError("error must be a non-empty string")
+            if "delay_ms" in body:
+                gl_jobs.delay = body["delay_ms"] / 1000
+            if "fail_next" in body or "error" in body:
+                current = (await run_in_threadpool(gl_jobs.state))["fail_next"]
+                await run_in_threadpool(gl_jobs.fail_next, body.get("fail_next", current), body.get("error"))
+        return JSONResponse(await run_in_threadpool(gl_jobs.state))
+
+    async def gl_batch_job_run(request: Request) -> Response:
+        """Run every queued batch now, whatever its delay."""
+        return JSONResponse({"ran": await run_in_threadpool(lambda: gl_jobs.run_due(everything=True))})
+
     return [
+        Route("/sandbox/gl/batch-job", guarded(gl_batch_job), methods=["GET", "POST"]),
+        Route("/sandbox/gl/batch-job/run", guarded(gl_batch_job_run), methods=["POST"]),
         Route("/sandbox/orders/{orno}/{action}", guarded(order_action), methods=["POST"]),
         Route("/sandbox/advance", guarded(advance_all), methods=["POST"]),
         Route("/sandbox/faults", guarded(set_faults), methods=["GET", "POST", "DELETE"]),

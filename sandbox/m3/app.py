@@ -28,6 +28,7 @@ from .faults import FaultInjector
 from .ionapi import REVOKE_PATH, TOKEN_PATH
 from .seed import seed_if_new
 from .store import Store
+from .tx_gl import BatchJobs
 
 
 class ConnectionDropped(Exception):
@@ -88,11 +89,12 @@ BULK_MAX_BYTES = 64 * 1024      # [ours] bulk request body
 def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"] = "oauth",
                token_lifetime: int = 7200, tenant: str = "SANDBOX_TST", seed: int = 0,
                bulk_max_transactions: int = BULK_MAX_TRANSACTIONS, bulk_max_bytes: int = BULK_MAX_BYTES,
-               max_list_records: int = wire.MAX_LIST_RECORDS) -> Starlette:
+               max_list_records: int = wire.MAX_LIST_RECORDS, gl_batch_delay: float = 0.5) -> Starlette:
     """The sandbox M3 on the database in ``data_dir`` (created and seeded when new).
 
     A bulk request above ``bulk_max_transactions`` or ``bulk_max_bytes`` is refused whole with
     HTTP 413, as the gateway does; no list answer holds more than ``max_list_records``.
+    ``gl_batch_delay``: seconds between GLS840MI/UpdBatch and the batch job booking the voucher.
     """
     if auth not in ("oauth", "basic"):
         raise ValueError(f"auth must be 'oauth' or 'basic', got {auth!r}")
@@ -106,6 +108,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
     seed_if_new(store, seed)
     authenticator = Authenticator(store, token_lifetime)
     faults = FaultInjector()
+    gl_jobs = BatchJobs(store, gl_batch_delay)
 
     def unauthorized() -> Response:
         if auth == "oauth":
@@ -143,6 +146,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
 
     def run_one(program: str, transaction: str, fields: dict[str, str], cono: str = "",
                 divi: str = "") -> tuple[metadata.TransactionMeta | None, list[dict[str, str]] | MIError]:
+        gl_jobs.run_due()  # M3's batch job runs on its own clock: never answer as if it had not
         try:
             meta = transactions.resolve(program, transaction)
             return meta, transactions.execute(store, program, transaction, fields, cono, divi, interrupt=locked)
@@ -248,7 +252,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
         Route("/m3api-rest/v2/execute", bulk, methods=["POST"]),
         Route("/m3api-rest/v2/execute/{rest:path}", v2_execute, methods=["GET"]),
     ]
-    routes: list[Any] = [*admin_routes(store, faults), *mi_routes, Mount(f"/{tenant}/M3", routes=mi_routes)]
+    routes: list[Any] = [*admin_routes(store, faults, gl_jobs), *mi_routes, Mount(f"/{tenant}/M3", routes=mi_routes)]
     if auth == "oauth":
         routes += [Route(f"/{tenant}/as/{TOKEN_PATH}", token, methods=["POST"]),
                    Route(f"/{tenant}/as/{REVOKE_PATH}", revoke, methods=["POST"])]
@@ -257,6 +261,7 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
     app.state.base_url = base_url.rstrip("/")
     app.state.tenant = tenant
     app.state.faults = faults
+    app.state.gl_jobs = gl_jobs
     return app
 
 

@@ -287,7 +287,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("GLS840MI", "AddBatchHead", "CONO* KEY1* INTN* DESC* DIVI USID", "", True),
     ("GLS840MI", "AddBatchLine", "CONO* KEY1* LINE*:N7 PARM* DIVI", "", True),
     ("GLS840MI", "CtrlBatch", "CONO* KEY1* DIVI", "", True),
-    ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "VONO YEA4 JRNO", True),
+    ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "CONO", True),  # no voucher: a job books it later
     ("MNS150MI", "GetUserData", "USID", "USID NAME CONO DIVI LANC DTFM DCFM TIZO FACI WHLO USTA TX40 CONM", False),
     ("MNS150MI", "LstCmpDivi", "USID*", "CONO DIVI TX40 CONM", False),
     ("MWS411MI", "LstDelLnByOrd", "RORC* RIDN* CONO", "CONO DLIX RORC RIDN RIDL ITNO TRQT WHLO", False),

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS gl_batches (cono TEXT, key1 TEXT, state TEXT NOT NULL
                                        PRIMARY KEY (cono, key1));
 CREATE TABLE IF NOT EXISTS gl_batch_lines (cono TEXT, key1 TEXT, line INTEGER, data TEXT NOT NULL,
                                            PRIMARY KEY (cono, key1, line));
+CREATE INDEX IF NOT EXISTS gl_batches_state ON gl_batches (state);
 CREATE TABLE IF NOT EXISTS closed_periods (divi TEXT, period TEXT, PRIMARY KEY (divi, period));
 CREATE TABLE IF NOT EXISTS tokens (digest TEXT PRIMARY KEY, kind TEXT NOT NULL, expires REAL NOT NULL,
                                    revoked INTEGER NOT NULL DEFAULT 0);
@@ -129,6 +130,11 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def snapshot(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """A read outside any write transaction (no write lock taken): what is committed now."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:

@@ -5,16 +5,19 @@ or falls in a closed period, so the two profiles book identical vouchers.
 """
 from __future__ import annotations
 
+import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from .errors import invalid, nok
+from .errors import MIError, invalid, nok
 from .metadata import FIELDS, number_error
 from .money import fmt_amount
 from .registry import Call, Record, mi
 from .seed import VSER
-from .store import Tx, dumps
+from .store import Store, Tx, dumps
 
 AIT_FIELDS = ("AIT1", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
 GL_INTERFACE = "GLUPLOAD"
@@ -139,27 +142,38 @@ def parse_i1(parm: str) -> dict[str, str]:
     return fields
 
 
-def _batch(call: Call) -> dict[str, str]:
-    row = call.tx.one("SELECT state, data FROM gl_batches WHERE cono = ? AND key1 = ?",
-                      (call.get("CONO"), call.get("KEY1")))
+# Batch states: open -> controlled (CtrlBatch) -> queued (UpdBatch) -> updated (the batch job
+# booked it) or failed (the job found errors; the batch stays, unbooked, with its errors).
+QUEUED, UPDATED, FAILED = "queued", "updated", "failed"
+
+
+def _batch(call: Call) -> dict[str, Any]:
+    """The batch named by CONO/KEY1 while it can still be changed (open or controlled)."""
+    key1 = call.get("KEY1")
+    row = call.tx.one("SELECT state, data FROM gl_batches WHERE cono = ? AND key1 = ?", (call.get("CONO"), key1))
     if row is None:
-        raise nok("XRE0103", "Record does not exist: batch &1", "KEY1", call.get("KEY1"))
-    if row["state"] == "updated":
-        raise nok("XRE0104", "Record already exists: batch &1 is already updated", "KEY1", call.get("KEY1"))
-    return {"state": row["state"], "DIVI": call.get("DIVI") or call.divi}
+        raise nok("XRE0103", "Record does not exist: batch &1", "KEY1", key1)
+    data = json.loads(row["data"])
+    if row["state"] == UPDATED:
+        raise nok("XRE0104", "Record already exists: batch &1 is already updated", "KEY1", key1)
+    if row["state"] == QUEUED:
+        raise nok("XBA0002", "Batch &1 is submitted for update; wait for the update job", "KEY1", key1)
+    if row["state"] == FAILED:
+        raise nok("XBA0003", "Batch &1: update job ended with errors: &2", "KEY1", key1,
+                  "; ".join(data.get("errors", [])))
+    return {"state": row["state"], "DIVI": call.get("DIVI") or data.get("DIVI") or call.divi}
 
 
-def _batch_groups(call: Call, divi: str) -> dict[str, list[VoucherLine]]:
-    rows = call.tx.records("SELECT data FROM gl_batch_lines WHERE cono = ? AND key1 = ? ORDER BY line",
-                           (call.get("CONO"), call.get("KEY1")))
+def _batch_groups(tx: Tx, cono: str, key1: str, divi: str) -> dict[str, list[VoucherLine]]:
+    rows = tx.records("SELECT data FROM gl_batch_lines WHERE cono = ? AND key1 = ? ORDER BY line", (cono, key1))
     if not rows:
-        raise nok("XRE0103", "Record does not exist: batch &1 has no lines", "KEY1", call.get("KEY1"))
+        raise nok("XRE0103", "Record does not exist: batch &1 has no lines", "KEY1", key1)
     groups: dict[str, list[VoucherLine]] = defaultdict(list)
     for r in rows:
         groups[r["GRNR"]].append(VoucherLine(tuple(r[a] for a in AIT_FIELDS), Decimal(r["CUAM"]), r["CUCD"],
                                              r["ACDT"], r["VTXT"]))
     for lines in groups.values():
-        check_voucher(call.tx, divi, lines)
+        check_voucher(tx, divi, lines)
     return groups
 
 
@@ -192,7 +206,7 @@ def add_batch_line(call: Call) -> list[Record]:
 @mi("GLS840MI", "CtrlBatch")
 def control_batch(call: Call) -> list[Record]:
     batch = _batch(call)
-    _batch_groups(call, batch["DIVI"])
+    _batch_groups(call.tx, call.get("CONO"), call.get("KEY1"), batch["DIVI"])
     call.tx.execute("UPDATE gl_batches SET state = 'controlled' WHERE cono = ? AND key1 = ?",
                     (call.get("CONO"), call.get("KEY1")))
     return []
@@ -200,12 +214,96 @@ def control_batch(call: Call) -> list[Record]:
 
 @mi("GLS840MI", "UpdBatch")
 def update_batch(call: Call) -> list[Record]:
+    """Checks the batch and queues it for M3's batch job; no voucher yet (GLS840 option 9
+    submits a job). The job books it later: see :class:`BatchJobs`."""
     batch = _batch(call)
-    groups = _batch_groups(call, batch["DIVI"])
-    booked = [book_voucher(call.tx, batch["DIVI"], groups[grnr], "GLUPLOAD") for grnr in sorted(groups)]
-    call.tx.execute("UPDATE gl_batches SET state = 'updated' WHERE cono = ? AND key1 = ?",
-                    (call.get("CONO"), call.get("KEY1")))
-    return [booked[0]]
+    _batch_groups(call.tx, call.get("CONO"), call.get("KEY1"), batch["DIVI"])
+    _set_state(call.tx, call.get("CONO"), call.get("KEY1"), QUEUED,
+               {"DIVI": batch["DIVI"], "queued_at": time.time(), "errors": [], "vouchers": []})
+    return [{"CONO": call.get("CONO")}]
+
+
+def _set_state(tx: Tx, cono: str, key1: str, state: str, changes: dict[str, Any]) -> None:
+    data = json.loads(tx.one("SELECT data FROM gl_batches WHERE cono = ? AND key1 = ?", (cono, key1))["data"])
+    data.update(changes)
+    tx.execute("UPDATE gl_batches SET state = ?, data = ? WHERE cono = ? AND key1 = ?",
+               (state, json.dumps(data, sort_keys=True), cono, key1))
+
+
+FAIL_NEXT_SETTING = "gl_batch_job_fail_next"        # shared by every instance on the database
+FAIL_MESSAGE_SETTING = "gl_batch_job_fail_message"
+DEFAULT_FAILURE = "XBA0009 Account string is blocked (sandbox: batch job failure injected)"
+
+
+class BatchJobs:
+    """M3's GL batch update job as the sandbox runs it.
+
+    A batch queued by UpdBatch is booked once it has waited ``delay`` seconds. The sandbox runs
+    due jobs before it answers any request (MI or admin), so from the outside the job runs on
+    time; a request can never see a due batch unbooked. Instances on one database share the
+    queue: a job runs in one ``BEGIN IMMEDIATE`` transaction that first checks the batch is
+    still queued, so it runs exactly once whichever instance (or process) gets there first.
+    """
+
+    def __init__(self, store: Store, delay: float = 0.5) -> None:
+        if delay < 0:
+            raise ValueError(f"GL batch job delay must be >= 0 seconds, got {delay!r}")
+        self.store = store
+        self.delay = delay
+
+    def run_due(self, *, now: float | None = None, everything: bool = False) -> list[dict[str, Any]]:
+        """Run every queued batch whose delay has passed (``everything``: all queued ones)."""
+        moment = time.time() if now is None else now
+        queued = self.store.snapshot("SELECT cono, key1, data FROM gl_batches WHERE state = ?", (QUEUED,))
+        ran = []
+        for row in queued:
+            if everything or json.loads(row["data"]).get("queued_at", 0) + self.delay <= moment:
+                result = self._run(row["cono"], row["key1"])
+                if result is not None:
+                    ran.append(result)
+        return ran
+
+    def _run(self, cono: str, key1: str) -> dict[str, Any] | None:
+        with self.store.transaction() as tx:
+            row = tx.one("SELECT state, data FROM gl_batches WHERE cono = ? AND key1 = ?", (cono, key1))
+            if row is None or row["state"] != QUEUED:
+                return None  # another instance ran it first
+            divi = json.loads(row["data"])["DIVI"]
+            fail_next = int(tx.setting(FAIL_NEXT_SETTING) or 0)
+            if fail_next > 0:
+                tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                           (FAIL_NEXT_SETTING, str(fail_next - 1)))
+                errors = [tx.setting(FAIL_MESSAGE_SETTING) or DEFAULT_FAILURE]
+            else:
+                try:
+                    groups = _batch_groups(tx, cono, key1, divi)
+                    booked = [book_voucher(tx, divi, groups[grnr], GL_INTERFACE) for grnr in sorted(groups)]
+                except MIError as error:  # e.g. the period was closed after the batch was queued
+                    errors = [f"{error.code} {error.message}".strip()]
+                else:
+                    _set_state(tx, cono, key1, UPDATED, {"vouchers": booked, "updated_at": time.time()})
+                    return {"cono": cono, "key1": key1, "state": UPDATED, "vouchers": booked}
+            _set_state(tx, cono, key1, FAILED, {"errors": errors, "failed_at": time.time()})
+            return {"cono": cono, "key1": key1, "state": FAILED, "errors": errors}
+
+    def fail_next(self, count: int, message: str | None = None) -> None:
+        with self.store.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (FAIL_NEXT_SETTING, str(count)))
+            if message is not None:
+                tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                           (FAIL_MESSAGE_SETTING, message))
+
+    def state(self) -> dict[str, Any]:
+        with self.store.transaction() as tx:
+            fail_next = int(tx.setting(FAIL_NEXT_SETTING) or 0)
+            rows = tx.all("SELECT cono, key1, state, data FROM gl_batches ORDER BY cono, key1")
+        batches = []
+        for row in rows:
+            data = json.loads(row["data"])
+            batches.append({"cono": row["cono"], "key1": row["key1"], "state": row["state"],
+                            "divi": data.get("DIVI", ""), "errors": data.get("errors", []),
+                            "vouchers": data.get("vouchers", [])})
+        return {"delay_ms": round(self.delay * 1000), "fail_next": fail_next, "batches": batches}
 
 
 # ---- GLS200MI reads -----------------------------------------------------------------------
