@@ -1,7 +1,7 @@
 """Settlement pipeline benchmark: time and peak memory against ``pandas.read_csv`` of the same file.
 
     python -m bench.settlement_pipeline [--lines 1000000] [--workbook-lines 100000] [--out DIR]
-                                        [--runs 3] [--seed 1]
+                                        [--runs 3] [--seed 1] [--profile N]
 
 1. Generates a balanced ``--lines`` V2 settlement (sandbox.generator.large) and its matching M3
    invoice set (not timed).
@@ -9,7 +9,8 @@
    engine="pyarrow", dtype=str)`` and the whole pipeline (parse, validate, map to GL, gates +
    vouchers, reconcile against the invoices) stage by stage: each once untimed (warm-up), then
    ``--runs`` rounds of baseline + pipeline. Medians; the ratio is median pipeline / median
-   baseline.
+   baseline. ``--profile N``: after the timed rounds, one more pipeline run in the same process
+   under cProfile (not timed, not in the figures); prints its N costliest functions.
    Peak RSS: the pipeline once and the baseline once, each alone in a fresh process, read as
    that process's own peak (``VmHWM``; ``ru_maxrss`` off Linux). Both include the interpreter and
    imports (about 0.15 GiB); the pipeline's also the loaded invoices. Their (cold) times are
@@ -23,9 +24,12 @@ fails (the file does not parse, or the settlement is held), since then nothing w
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import multiprocessing
 import os
 import platform
+import pstats
 import resource
 import statistics
 import sys
@@ -88,6 +92,7 @@ class TimedRound:
 class TimingSession:
     rounds: tuple[TimedRound, ...]
     summary: str                       # what the pipeline produced (settlement, vouchers, reconciliation)
+    profile: str = ""                  # cProfile of one more, untimed run (--profile)
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ def _load_invoices(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).astype(INVOICE_COLUMNS)
 
 
-def timing_session(inputs: BenchInputs, runs: int) -> TimingSession:
+def timing_session(inputs: BenchInputs, runs: int, profile_top: int = 0) -> TimingSession:
     """Both sides warmed up once (untimed), then ``runs`` rounds of baseline + pipeline.
 
     Warm-up, because a cold first call pays for lazy imports, pyarrow's thread pool and fresh
@@ -186,7 +191,16 @@ def timing_session(inputs: BenchInputs, runs: int) -> TimingSession:
         _outcome, stage_seconds = _settle(inputs, invoices)
         del _outcome
         rounds.append(TimedRound(baseline_seconds, stage_seconds))
-    return TimingSession(tuple(rounds), summary)
+    return TimingSession(tuple(rounds), summary, _profiled(inputs, invoices, profile_top) if profile_top else "")
+
+
+def _profiled(inputs: BenchInputs, invoices: pd.DataFrame, top: int) -> str:
+    """The ``top`` functions by cumulative time of one more pipeline run (after the timed ones)."""
+    profiler = cProfile.Profile()
+    profiler.runcall(_settle, inputs, invoices)
+    report = io.StringIO()
+    pstats.Stats(profiler, stream=report).sort_stats("cumulative").print_stats(top)
+    return report.getvalue()
 
 
 def pipeline_peak(inputs: BenchInputs) -> PeakMeasure:
@@ -264,9 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="keep generated files and the workbook here (default: temp dir)")
     parser.add_argument("--runs", type=int, default=3, help="timed rounds of baseline + pipeline, and workbook writes (medians)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="print the N costliest functions (cProfile) of one extra, untimed pipeline run")
     args = parser.parse_args(argv)
-    if args.lines < 1 or args.workbook_lines < 1 or args.runs < 1:
-        parser.error("--lines, --workbook-lines and --runs must be >= 1")
+    if args.lines < 1 or args.workbook_lines < 1 or args.runs < 1 or args.profile < 0:
+        parser.error("--lines, --workbook-lines and --runs must be >= 1, --profile >= 0")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         return _run(args, args.out)
@@ -286,7 +302,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     print(f"generated {inputs.settlement.name} ({inputs.settlement.stat().st_size / 1e6:.0f} MB) and its "
           f"matching invoices in {generated_s:.1f} s (not timed)", flush=True)
     try:
-        session = _in_fresh_process(timing_session, inputs, args.runs)
+        session = _in_fresh_process(timing_session, inputs, args.runs, args.profile)
         pipeline_cold = _in_fresh_process(pipeline_peak, inputs)
         baseline_cold = _in_fresh_process(baseline_peak, inputs.settlement)
         workbook_inputs, _ = _in_fresh_process(generate_inputs, folder, args.workbook_lines, args.seed)
@@ -313,6 +329,9 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
           f"{baseline_cold.seconds:.2f} s (ratio {pipeline_cold.seconds / baseline_cold.seconds:.2f}x, not the target)")
     print(f"peak RSS: pipeline process {_gib(peak)} (after imports + invoices {_gib(pipeline_cold.startup_rss)}); "
           f"baseline process {_gib(baseline_cold.peak_rss)} (after imports {_gib(baseline_cold.startup_rss)})")
+    if session.profile:
+        print("\ncProfile of one more pipeline run in the timing process (untimed, not in the figures above):")
+        print(session.profile.strip("\n"))
 
     workbook_s = statistics.median(workbook.write_seconds)
     print(f"\nworkbook of {args.workbook_lines:,} lines: write_workbook {workbook_s:.2f} s median "

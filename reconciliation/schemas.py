@@ -77,14 +77,14 @@ class ParsedLines(pa.DataFrameModel):
 
     settlement_id: Series[str]
     line_no: Series[np.int64] = pa.Field(ge=2)
-    transaction_type: Series[str] = pa.Field(str_length=NON_EMPTY)
+    transaction_type: Series[str]  # non_empty below
     order_id: Series[str]
     merchant_order_id: Series[str]
     adjustment_id: Series[str]
     shipment_id: Series[str]
     marketplace_name: Series[str]
-    amount_type: Series[str] = pa.Field(str_length=NON_EMPTY)
-    amount_description: Series[str] = pa.Field(str_length=NON_EMPTY)
+    amount_type: Series[str]
+    amount_description: Series[str]
     amount_minor: Series[np.int64]
     fulfillment_id: Series[str] = pa.Field(isin=["AFN", "MFN", ""])
     posted_date: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs=_UTC_US)
@@ -100,6 +100,14 @@ class ParsedLines(pa.DataFrameModel):
     @classmethod
     def settlement_id_digits(cls, values: Series[str]) -> Series[bool]:
         return values.str.isdigit()
+
+    # != "" is str_length(min_value=1) without measuring every string (~0.05 s per million rows);
+    # same name and message as pandera's built-in check, so failures read as before.
+    @pa.check("transaction_type", "amount_type", "amount_description", name="str_length",
+              error="str_length(1, None)")
+    @classmethod
+    def non_empty(cls, values: Series[str]) -> Series[bool]:
+        return values != ""
 
     @pa.check("order_item_code", name="digits or empty")
     @classmethod

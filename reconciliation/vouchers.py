@@ -35,7 +35,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from reconciliation.mapping import AIT_MAX_LENGTH, GLMapping, MappedLines, marketplace_code
+from reconciliation.mapping import AIT_MAX_LENGTH, GLMapping, MappedLines, factorize_text, marketplace_code
 from reconciliation.model import Settlement, currency_decimals, format_minor
 
 VTXT_MAX_LENGTH = 40   # M3 VTXT is A40
@@ -159,10 +159,15 @@ def _line_periods(settlement: Settlement, lines: pd.DataFrame) -> np.ndarray:
 
 def planned_vouchers(settlement: Settlement) -> list[tuple[str, date]]:
     """(posting key, accounting date) of every voucher the settlement will produce, oldest first."""
+    return _plan(settlement, _line_periods(settlement, settlement.lines))
+
+
+def _plan(settlement: Settlement, periods: np.ndarray) -> list[tuple[str, date]]:
+    """``planned_vouchers`` from the lines' periods (``_line_periods``)."""
     deposit = settlement.deposit_date.tz_convert("UTC")
     deposit_period = deposit.year * 100 + deposit.month
     # np.unique, not a Python set over every line (0.2 s per million lines).
-    earlier = sorted(set(np.unique(_line_periods(settlement, settlement.lines)).tolist()) - {deposit_period})
+    earlier = sorted(set(np.unique(periods).tolist()) - {deposit_period})
     plan = [(posting_key(settlement.settlement_id, str(p)), _month_end(p)) for p in earlier]
     plan.append((posting_key(settlement.settlement_id, str(deposit_period)), deposit.date()))
     return plan
@@ -176,17 +181,9 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
     currency = mapped.currency or settlement.currency
     decimals = currency_decimals(settlement.currency)
     periods = _line_periods(settlement, mapped.lines)
-    # Sum per (month, category) over all report rows in one groupby; a category fixes the
-    # account and dimensions, so the per-account aggregation below only sees those sums.
-    by_category = (
-        pd.DataFrame({"period": periods, "category": mapped.lines["category"].to_numpy(dtype=object),
-                      "amount": mapped.lines["amount_minor"].to_numpy(dtype=np.int64)})
-        .groupby(["period", "category"], sort=True)["amount"].sum()
-    )
     accounts: dict[int, dict[tuple[str, tuple[str, ...]], list]] = {}
     period_sums: dict[int, int] = {}
-    for (period, category), amount in by_category.items():
-        period, amount = int(period), int(amount)
+    for period, category, amount in _sums_by_period_and_category(periods, mapped.lines):
         period_sums[period] = period_sums.get(period, 0) + amount
         slot = accounts.setdefault(period, {}).setdefault(mapping.account_for(category, market, currency), [0, set()])
         slot[0] += amount
@@ -198,7 +195,7 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
 
     vouchers = []
     carried = 0
-    plan = planned_vouchers(settlement)
+    plan = _plan(settlement, periods)
     for index, (key, accounting_date) in enumerate(plan):
         period = int(key.rsplit("-", 1)[1])
         voucher_lines = []
@@ -226,6 +223,27 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
         vouchers.append(Voucher(key, settlement.settlement_id, accounting_date, settlement.currency,
                                 decimals, text, tuple(voucher_lines)))
     return vouchers
+
+
+def _sums_by_period_and_category(periods: np.ndarray, lines: pd.DataFrame) -> list[tuple[int, str, int]]:
+    """(period, category, Σ amount_minor) of every (period, category) some line has, sorted.
+
+    Summed over all report rows at once; a category fixes the account and dimensions, so the
+    per-account aggregation only sees these sums. On integer codes: converting the category
+    strings for a groupby costs ~0.1 s per million lines.
+    """
+    codes, names = factorize_text(lines["category"])
+    has_category = codes >= 0  # no category: unmapped (build_vouchers refuses those before)
+    # Codes follow first appearance; ranked by name, the keys sort by (period, category).
+    by_name = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[by_name] = np.arange(len(names))
+    width = max(len(names), 1)
+    groups, group_of_row = np.unique(periods[has_category] * width + rank[codes[has_category]], return_inverse=True)
+    sums = np.zeros(len(groups), dtype=np.int64)
+    np.add.at(sums, group_of_row.reshape(-1), lines["amount_minor"].to_numpy(dtype=np.int64)[has_category])
+    return [(period, str(names[by_name[position]]), amount)
+            for (period, position), amount in zip((divmod(g, width) for g in groups.tolist()), sums.tolist())]
 
 
 def _describe(mapping: GLMapping, categories: str) -> str:

@@ -92,3 +92,40 @@ def test_tolerance_in_minor_units_rounds_down_per_currency() -> None:
     assert tolerance_minor(Decimal("5"), 0) == 5
     assert tolerance_minor(Decimal("0.015"), 2) == 1     # within 1.5 cents: 1 cent is, 2 are not
     assert tolerance_minor(Decimal("0"), 2) == 0
+
+
+def test_orders_sorted_by_id_across_both_sides_with_each_document_listed_once() -> None:
+    lines = _lines([
+        ("111-C", "Order", "ItemPrice", "Amazon.com", 1000),
+        ("111-A", "Order", "ItemPrice", "Amazon.com", 2000),
+        ("111-A", "Refund", "ItemPrice", "Amazon.com", -500),
+    ])
+    invoices = _invoices([
+        ("1000002", "111-B", "900003", 700),     # invoiced, not settled: sorts between A and C
+        ("1000001", "111-A", "900009", -500),    # credit note of the same M3 order as the invoice below
+        ("1000001", "111-A", "900002", 2000),
+        ("1000003", "111-C", "900004", 1000),
+    ])
+    orders = reconcile_orders(lines, invoices).orders
+
+    assert orders["order_id"].tolist() == ["111-A", "111-B", "111-C"]
+    assert orders["category"].tolist() == ["matched", "not_settled", "matched"]
+    assert orders["settled_minor"].tolist() == [2000, 0, 1000]
+    assert orders["refunded_minor"].tolist() == [-500, 0, 0]
+    assert orders["invoiced_minor"].tolist() == [2000, 700, 1000]
+    assert orders["credited_minor"].tolist() == [-500, 0, 0]
+    assert orders["difference_minor"].tolist() == [0, -700, 0]
+    assert orders["m3_orders"].tolist() == ["1000001", "1000002", "1000003"]  # 1000001 once, not twice
+    assert orders["invoices"].tolist() == ["900002 900009", "900003", "900004"]
+    assert {c: str(t) for c, t in orders.dtypes.items()} == {
+        "order_id": "str", "category": "str", "settled_minor": "int64", "invoiced_minor": "int64",
+        "difference_minor": "int64", "refunded_minor": "int64", "credited_minor": "int64",
+        "m3_orders": "str", "invoices": "str"}
+
+
+def test_empty_settlement_and_no_invoices_give_no_orders() -> None:
+    result = reconcile_orders(_lines([]).astype({"amount_minor": "int64"}), _invoices([]).astype({"gross_minor": "int64"}))
+    assert result.orders.empty
+    assert list(result.orders.columns)[:2] == ["order_id", "category"]
+    assert result.counts == {"matched": 0, "amount_mismatch": 0, "missing_in_m3": 0, "not_settled": 0,
+                             "refund_without_credit": 0}

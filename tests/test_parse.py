@@ -147,6 +147,16 @@ def test_v1_33_columns_without_promotions() -> None:
     assert int(s.lines["amount_minor"].sum()) == 2930
 
 
+def test_v1_file_with_only_a_summary_row_is_a_settlement_without_lines() -> None:
+    # As a V2 file with only its summary row; this used to end in a TypeError traceback.
+    header_and_summary = "\n".join(v1_file(with_promotions=True).split("\n")[:2]) + "\n"
+    [settlement], errors = parse_text(header_and_summary, "v1.tsv")
+    assert errors == []
+    assert (settlement.settlement_id, settlement.format, settlement.currency, settlement.total_minor) == (
+        "30000000004", "v1", "CAD", 2830)
+    assert settlement.line_count == 0
+
+
 def test_file_with_two_settlements() -> None:
     a, b = "40000000001", "40000000002"
     text = tsv(V2_HEADER, [
@@ -258,6 +268,21 @@ def test_several_bad_amounts_are_all_reported() -> None:
     settlements, errors = parse_text(text)
     assert settlements == []
     assert [(e.line, e.column) for e in errors] == [(5, 15), (9, 15)]
+
+
+def test_a_bad_value_repeated_on_several_rows_is_located_on_each() -> None:
+    # Values are checked once per distinct text: every row carrying a bad one is still named,
+    # in file order, with the value as written minus surrounding blanks.
+    text = with_field_text(with_field_text(with_field(5, AMOUNT_COL, "x"), 9, AMOUNT_COL, "x"), 12, AMOUNT_COL, " x ")
+    settlements, errors = parse_text(text)
+    assert settlements == []
+    assert [(e.line, e.column, e.message) for e in errors] == [
+        (line, 15, "amount 'x' is not a number (this file uses decimal dot, e.g. 1234.56)") for line in (5, 9, 12)]
+    text = with_field_text(with_field(4, POSTED_TIME_COL, "2024-02-30 02:58:02 UTC"), 8, POSTED_TIME_COL,
+                           "2024-02-30 02:58:02 UTC")
+    settlements, errors = parse_text(text)
+    assert settlements == []
+    assert [(e.line, e.column) for e in errors] == [(4, 18), (8, 18)]
 
 
 def test_unknown_date_format() -> None:

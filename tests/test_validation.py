@@ -72,6 +72,22 @@ def test_lazy_validation_reports_every_failure_at_once() -> None:
     assert "lines sum to 32.81 USD but total-amount is 31.81 USD: the lines are 1.00 USD over" in joined
 
 
+def test_empty_key_texts_fail_the_length_check_with_its_message() -> None:
+    # The three mapping keys must not be empty; a blank is not empty (the mapping gate sees it).
+    settlement = fixture_settlement()
+    lines = settlement.lines.copy()
+    lines.loc[0, "transaction_type"] = ""    # file line 3
+    lines.loc[2, "amount_type"] = ""         # file line 5
+    lines.loc[3, "amount_description"] = ""  # file line 6
+    lines.loc[4, "amount_description"] = " "  # file line 7: one character
+    report = validate_settlement(with_lines(settlement, lines))
+    assert report.reasons == [
+        "transaction_type: check 'str_length(1, None)' failed on line 3 (values: '')",
+        "amount_type: check 'str_length(1, None)' failed on line 5 (values: '')",
+        "amount_description: check 'str_length(1, None)' failed on line 6 (values: '')",
+    ]
+
+
 def test_posted_date_one_day_outside_the_period_is_tolerated() -> None:
     settlement = fixture_settlement()
     lines = settlement.lines.copy()

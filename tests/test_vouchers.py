@@ -136,6 +136,26 @@ def test_three_months_each_earlier_month_carried():
     assert [(l.account, l.amount_minor) for l in octo.lines] == [("1510", 500), ("1595", -3000), ("1930", 2500)]
 
 
+def test_categories_sharing_an_account_are_named_per_month_even_when_one_nets_to_zero():
+    settlement = make_settlement([
+        ("Order", "ItemPrice", "Principal", 1000, "2024-09-29 10:00:00"),
+        ("Order", "ItemPrice", "Shipping", 299, "2024-09-30 10:00:00"),
+        ("Order", "ItemPrice", "Principal", 500, "2024-10-01 10:00:00"),
+        ("Order", "Promotion", "Shipping", -200, "2024-10-02 10:00:00"),
+        ("Order", "Promotion", "Shipping", 200, "2024-10-03 10:00:00"),
+        ("Order", "ItemFees", "Commission", -100, "2024-10-03 10:00:00"),
+        ("Order", "ItemFees", "Commission", 100, "2024-10-04 10:00:00"),
+    ], start="2024-09-25 00:00:00", end="2024-10-09 00:00:00", deposit="2024-10-11 14:00:00")
+    september, october = _vouchers(settlement)
+    # September: principal 10.00 + shipping 2.99 on 1510 -> -12.99, carried over.
+    assert [(l.account, l.amount_minor, l.category) for l in september.lines] == [
+        ("1510", -1299, "principal+shipping"), ("1595", 1299, "carry_over")]
+    # October: principal 5.00 and promotions netting 0.00 share 1510 (both named); commission
+    # nets to zero on its own account 6110, which is left out; deposit 12.99 + 5.00 = 17.99.
+    assert [(l.account, l.amount_minor, l.category) for l in october.lines] == [
+        ("1510", -500, "principal+promotions"), ("1595", -1299, "carry_over"), ("1930", 1799, "amazon_clearing")]
+
+
 def test_negative_total_is_a_credit_to_payable_to_amazon():
     settlement = make_settlement([
         ("Order", "ItemPrice", "Principal", 2000, "2024-10-18 00:00:00"),
