@@ -175,6 +175,7 @@ def test_unreachable_m3_exits_4(prefect_api_url: str, fixture_file: Path, tmp_pa
                  env={"M3SYNC_CONNECTOR_RETRIES": "0"})
     assert run.code == 4, (run.stdout, run.stderr)
     assert "Traceback" not in run.stderr
+    assert f"connection to http://127.0.0.1:{port} failed" in run.stderr  # the operator sees which host
 
 
 def test_configuration_errors_are_one_line_exit_2_without_secrets(prefect_api_url: str, fixture_file: Path,

@@ -143,9 +143,10 @@ class IonApiOAuth(httpx.Auth):
         try:
             response = self._http.post(creds.token_url, data=body, headers={"Accept": "application/json"})
         except httpx.TimeoutException:
-            raise M3Unavailable("ION API token endpoint", "timed out") from None
+            raise M3Unavailable("ION API token endpoint", f"{origin(creds.token_url)} timed out") from None
         except httpx.TransportError as exc:
-            raise M3Unavailable("ION API token endpoint", type(exc).__name__) from None
+            raise M3Unavailable("ION API token endpoint",
+                                f"connection to {origin(creds.token_url)} failed ({type(exc).__name__})") from None
         if response.status_code >= 500 or response.status_code == 429:
             raise M3Unavailable("ION API token endpoint", f"HTTP {response.status_code}",
                                 status=response.status_code)
@@ -207,3 +208,9 @@ class BasicCredentials:
 
     def auth(self) -> httpx.BasicAuth:
         return httpx.BasicAuth(self.user, self.password)
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL for messages (never a path, user or password)."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")

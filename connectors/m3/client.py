@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.m3.auth import BasicCredentials, IonApiCredentials, IonApiOAuth
+from connectors.m3.auth import BasicCredentials, IonApiCredentials, IonApiOAuth, origin
 from connectors.m3.errors import M3AuthError, M3Error, M3ListTruncated, M3TransactionError, M3Unavailable
 from connectors.retry import Backoff, call_with_retries
 
@@ -130,6 +130,11 @@ class M3Client:
         self._sleep = sleep
         self._http = httpx.Client(base_url=self.base_url, auth=auth, timeout=timeout, transport=transport,
                                   headers={"Accept": "application/json"})
+
+    @property
+    def _origin(self) -> str:
+        """scheme://host:port of M3 for messages (never a path, user or password)."""
+        return origin(str(self._http.base_url))
 
     def __repr__(self) -> str:
         return f"M3Client({self.base_url!r}, cono={self.cono!r}, divi={self.divi!r})"
@@ -368,10 +373,10 @@ class M3Client:
             try:
                 response = send()
             except httpx.TimeoutException:
-                raise M3Unavailable(what, "timed out") from None
+                raise M3Unavailable(what, f"{self._origin} timed out") from None
             except httpx.TransportError as exc:
                 # e.g. RemoteProtocolError when M3 dropped the connection after committing
-                raise M3Unavailable(what, f"connection failed ({type(exc).__name__})") from None
+                raise M3Unavailable(what, f"connection to {self._origin} failed ({type(exc).__name__})") from None
             return _decode(program, transaction, response, accept_400)
 
         def on_retry(n: int, exc: BaseException, wait: float) -> None:
