@@ -48,13 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from connectors.amazon.config import LWA_TOKEN_URL, MARKETPLACE_REGIONS, REGIONS
 from connectors.redact import redact_text, redact_url
-from reconciliation.marketplaces import MARKETPLACES  # pure data: the one marketplace table
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "M3SYNC_"
 SECRET_BLOCK_PREFIX = "prefect-secret:"
-DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+DEFAULT_TOKEN_URL = LWA_TOKEN_URL
 M3Profile = Literal["brief", "cloudsuite"]
 M3_PROFILES: tuple[M3Profile, ...] = ("brief", "cloudsuite")
 # The one definition of which M3 transactions are used when nothing says otherwise. A live M3
@@ -65,10 +65,9 @@ M3_PROFILES: tuple[M3Profile, ...] = ("brief", "cloudsuite")
 DEFAULT_M3_PROFILE: M3Profile = "cloudsuite"
 SANDBOX_M3_PROFILE: M3Profile = "brief"
 
-# SP-API regional endpoints; a marketplace's region comes from the project's one marketplace table.
-AMAZON_REGIONS = ("na", "eu", "fe")
-_REGION_ENDPOINTS = {region: f"https://sellingpartnerapi-{region}.amazon.com" for region in AMAZON_REGIONS}
-_MARKETPLACE_REGIONS = {m.marketplace_id: m.region.lower() for m in MARKETPLACES}
+# SP-API regions, their endpoints and the LWA token URL are defined once, in connectors.amazon.config
+# (a marketplace's region in turn comes from the one marketplace table, reconciliation.marketplaces).
+AMAZON_REGIONS: tuple[str, ...] = tuple(REGIONS)
 
 
 class ConfigurationError(Exception):
@@ -474,7 +473,7 @@ def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettin
     refresh_token, marketplaces = section.secret("refresh_token"), section.items("marketplaces")
     if section.given("marketplaces") and not marketplaces and not section.problems:
         section.problems.append(f"{section.where('marketplaces')} lists no marketplace ids")
-    regions = sorted({_MARKETPLACE_REGIONS[m] for m in marketplaces if m in _MARKETPLACE_REGIONS})
+    regions = sorted({MARKETPLACE_REGIONS[m] for m in marketplaces if m in MARKETPLACE_REGIONS})
     if len(regions) > 1:
         tables = ", ".join(f"[amazon.{r}]" for r in regions)
         variables = ", ".join(env_var(f"amazon.{r}", "refresh_token") for r in regions)
@@ -490,11 +489,11 @@ def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettin
     endpoint = section.url("endpoint")
     if endpoint is None and marketplaces and not section.given("endpoint") and len(regions) <= 1:
         if region is not None:
-            endpoint = _REGION_ENDPOINTS[region]
+            endpoint = REGIONS[region].endpoint
         else:
             section.problems.append(
                 f"cannot tell the SP-API endpoint for marketplaces {', '.join(marketplaces)}: "
-                f"set {section.where('endpoint')} (e.g. {_REGION_ENDPOINTS['na']})"
+                f"set {section.where('endpoint')} (e.g. {REGIONS['na'].endpoint})"
             )
     if section.problems or refresh_token is None or endpoint is None:
         return None
