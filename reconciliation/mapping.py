@@ -40,13 +40,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from reconciliation.m3_fields import AIT_LENGTH
 from reconciliation.marketplaces import MARKETPLACES, find_marketplace
 
 KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
 DIMENSION_FIELDS: tuple[str, ...] = ("AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
 # Columns MappedLines.lines gains over the settlement lines.
 MAPPED_COLUMNS: tuple[str, ...] = ("category", "account", "ait2", "ait3", "ait4", "ait5", "ait6", "ait7")
-AIT_MAX_LENGTH = 10  # M3 AIT1..AIT7 are A10
 WILDCARD = "*"
 JOURNAL_CATEGORIES: tuple[str, ...] = ("amazon_clearing", "payable_to_amazon", "carry_over")
 DEFAULT_PRESET = "invoice-clearing"
@@ -387,8 +387,8 @@ def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool
         if placeholder not in _PLACEHOLDER_WIDTHS:
             raise MappingError(source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})")
         width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
-    if width > AIT_MAX_LENGTH:
-        raise MappingError(source, path, f"{value!r} is longer than {AIT_MAX_LENGTH} characters (M3 AIT fields are A10)")
+    if width > AIT_LENGTH:
+        raise MappingError(source, path, f"{value!r} is longer than {AIT_LENGTH} characters (M3 AIT fields are A10)")
     return value
 
 
