@@ -46,9 +46,11 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from connectors.amazon.client import DEFAULT_DEADLINE_S
 from connectors.amazon.config import LWA_TOKEN_URL, MARKETPLACE_REGIONS, REGIONS
+from connectors.amazon.documents import DocumentLimits
 from connectors.redact import redact_text, redact_url
 
 CONFIG_FILE = "config.toml"
@@ -56,7 +58,7 @@ ENV_PREFIX = "M3SYNC_"
 SECRET_BLOCK_PREFIX = "prefect-secret:"
 DEFAULT_TOKEN_URL = LWA_TOKEN_URL
 M3Profile = Literal["brief", "cloudsuite"]
-M3_PROFILES: tuple[M3Profile, ...] = ("brief", "cloudsuite")
+M3_PROFILES: tuple[M3Profile, ...] = get_args(M3Profile)
 # The one definition of which M3 transactions are used when nothing says otherwise. A live M3
 # gets the standard CloudSuite transactions: the brief's names (OIS100MI/AddHead, MMS080MI/LstItemBal,
 # GLS200MI/Add) do not exist in standard M3 and are used only when chosen explicitly. The sandbox
@@ -205,8 +207,8 @@ class AmazonSettings:
     accounts: tuple[AmazonRegionSettings, ...]
     token_url: str = DEFAULT_TOKEN_URL
     seller_id: str | None = None
-    deadline_seconds: float = 60.0               # an unreachable Amazon fails an operation after this
-    max_document_bytes: int = 2 << 30             # report documents: downloaded and decompressed bound
+    deadline_seconds: float = DEFAULT_DEADLINE_S  # an unreachable Amazon fails an operation after this
+    max_document_bytes: int = DocumentLimits.max_download_bytes  # report documents: download and inflate bound
 
     @property
     def marketplaces(self) -> tuple[str, ...]:
@@ -534,8 +536,8 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     client_secret = section.secret("lwa_client_secret")
     token_url = section.url("token_url") or DEFAULT_TOKEN_URL
     lwa_app_id, seller_id = section.text("lwa_app_id"), section.text("seller_id")
-    deadline = _positive(section, "deadline_seconds", float, 60.0)
-    max_document_bytes = _positive(section, "max_document_bytes", int, 2 << 30)
+    deadline = _positive(section, "deadline_seconds", float, AmazonSettings.deadline_seconds)
+    max_document_bytes = _positive(section, "max_document_bytes", int, AmazonSettings.max_document_bytes)
     if section.problems or client_secret is None or lwa_app_id is None or None in accounts:
         return None
     return AmazonSettings(lwa_app_id=lwa_app_id, lwa_client_secret=client_secret,
