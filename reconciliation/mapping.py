@@ -52,7 +52,9 @@ JOURNAL_CATEGORIES: tuple[str, ...] = ("amazon_clearing", "payable_to_amazon", "
 DEFAULT_PRESET = "invoice-clearing"
 
 # Worst-case substitutions, so a dimension template can be length-checked at load time.
-_PLACEHOLDER_WIDTHS = {"marketplace": 2, "currency": 3}
+# Widest value a placeholder can take, from the marketplace table (codes are 2 letters, currencies 3).
+_PLACEHOLDER_WIDTHS = {"marketplace": max(len(m.code) for m in MARKETPLACES),
+                       "currency": max(len(m.currency) for m in MARKETPLACES)}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -388,7 +390,7 @@ def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool
             raise MappingError(source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})")
         width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
     if width > AIT_LENGTH:
-        raise MappingError(source, path, f"{value!r} is longer than {AIT_LENGTH} characters (M3 AIT fields are A10)")
+        raise MappingError(source, path, f"{value!r} is longer than {AIT_LENGTH} characters (M3 AIT fields are A{AIT_LENGTH})")
     return value
 
 
