@@ -46,17 +46,19 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from connectors.amazon.client import DEFAULT_DEADLINE_S
+from connectors.amazon.config import LWA_TOKEN_URL, MARKETPLACE_REGIONS, REGIONS
+from connectors.amazon.documents import DocumentLimits
 from connectors.redact import redact_text, redact_url
-from reconciliation.marketplaces import MARKETPLACES  # pure data: the one marketplace table
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "M3SYNC_"
 SECRET_BLOCK_PREFIX = "prefect-secret:"
-DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+DEFAULT_TOKEN_URL = LWA_TOKEN_URL
 M3Profile = Literal["brief", "cloudsuite"]
-M3_PROFILES: tuple[M3Profile, ...] = ("brief", "cloudsuite")
+M3_PROFILES: tuple[M3Profile, ...] = get_args(M3Profile)
 # The one definition of which M3 transactions are used when nothing says otherwise. A live M3
 # gets the standard CloudSuite transactions: the brief's names (OIS100MI/AddHead, MMS080MI/LstItemBal,
 # GLS200MI/Add) do not exist in standard M3 and are used only when chosen explicitly. The sandbox
@@ -65,10 +67,9 @@ M3_PROFILES: tuple[M3Profile, ...] = ("brief", "cloudsuite")
 DEFAULT_M3_PROFILE: M3Profile = "cloudsuite"
 SANDBOX_M3_PROFILE: M3Profile = "brief"
 
-# SP-API regional endpoints; a marketplace's region comes from the project's one marketplace table.
-AMAZON_REGIONS = ("na", "eu", "fe")
-_REGION_ENDPOINTS = {region: f"https://sellingpartnerapi-{region}.amazon.com" for region in AMAZON_REGIONS}
-_MARKETPLACE_REGIONS = {m.marketplace_id: m.region.lower() for m in MARKETPLACES}
+# SP-API regions, their endpoints and the LWA token URL are defined once, in connectors.amazon.config
+# (a marketplace's region in turn comes from the one marketplace table, reconciliation.marketplaces).
+AMAZON_REGIONS: tuple[str, ...] = tuple(REGIONS)
 
 
 class ConfigurationError(Exception):
@@ -206,8 +207,8 @@ class AmazonSettings:
     accounts: tuple[AmazonRegionSettings, ...]
     token_url: str = DEFAULT_TOKEN_URL
     seller_id: str | None = None
-    deadline_seconds: float = 60.0               # an unreachable Amazon fails an operation after this
-    max_document_bytes: int = 2 << 30             # report documents: downloaded and decompressed bound
+    deadline_seconds: float = DEFAULT_DEADLINE_S  # an unreachable Amazon fails an operation after this
+    max_document_bytes: int = DocumentLimits.max_download_bytes  # report documents: download and inflate bound
 
     @property
     def marketplaces(self) -> tuple[str, ...]:
@@ -474,7 +475,7 @@ def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettin
     refresh_token, marketplaces = section.secret("refresh_token"), section.items("marketplaces")
     if section.given("marketplaces") and not marketplaces and not section.problems:
         section.problems.append(f"{section.where('marketplaces')} lists no marketplace ids")
-    regions = sorted({_MARKETPLACE_REGIONS[m] for m in marketplaces if m in _MARKETPLACE_REGIONS})
+    regions = sorted({MARKETPLACE_REGIONS[m] for m in marketplaces if m in MARKETPLACE_REGIONS})
     if len(regions) > 1:
         tables = ", ".join(f"[amazon.{r}]" for r in regions)
         variables = ", ".join(env_var(f"amazon.{r}", "refresh_token") for r in regions)
@@ -490,11 +491,11 @@ def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettin
     endpoint = section.url("endpoint")
     if endpoint is None and marketplaces and not section.given("endpoint") and len(regions) <= 1:
         if region is not None:
-            endpoint = _REGION_ENDPOINTS[region]
+            endpoint = REGIONS[region].endpoint
         else:
             section.problems.append(
                 f"cannot tell the SP-API endpoint for marketplaces {', '.join(marketplaces)}: "
-                f"set {section.where('endpoint')} (e.g. {_REGION_ENDPOINTS['na']})"
+                f"set {section.where('endpoint')} (e.g. {REGIONS['na'].endpoint})"
             )
     if section.problems or refresh_token is None or endpoint is None:
         return None
@@ -535,8 +536,8 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     client_secret = section.secret("lwa_client_secret")
     token_url = section.url("token_url") or DEFAULT_TOKEN_URL
     lwa_app_id, seller_id = section.text("lwa_app_id"), section.text("seller_id")
-    deadline = _positive(section, "deadline_seconds", float, 60.0)
-    max_document_bytes = _positive(section, "max_document_bytes", int, 2 << 30)
+    deadline = _positive(section, "deadline_seconds", float, AmazonSettings.deadline_seconds)
+    max_document_bytes = _positive(section, "max_document_bytes", int, AmazonSettings.max_document_bytes)
     if section.problems or client_secret is None or lwa_app_id is None or None in accounts:
         return None
     return AmazonSettings(lwa_app_id=lwa_app_id, lwa_client_secret=client_secret,

@@ -28,6 +28,7 @@ from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
 from flows.context import Connections
 from flows.failures import UnexpectedError, contained
+from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
@@ -280,11 +281,8 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
     return result
 
 
-VTXT_LENGTH = 40  # M3's voucher text; each line's text follows the posting key in it
-
-
 def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
-    room = VTXT_LENGTH - len(voucher.key) - 1
+    room = VTXT_LENGTH - len(voucher.key) - 1  # each line's text follows the posting key in VTXT
     lines = tuple(
         JournalLine(dimensions=(line.account, *line.dimensions), amount=minor_to_decimal(line.amount_minor, voucher.decimals),
                     text=line.description[:room].rstrip())

@@ -40,19 +40,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from reconciliation.m3_fields import AIT_LENGTH
 from reconciliation.marketplaces import MARKETPLACES, find_marketplace
 
 KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
 DIMENSION_FIELDS: tuple[str, ...] = ("AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
 # Columns MappedLines.lines gains over the settlement lines.
 MAPPED_COLUMNS: tuple[str, ...] = ("category", "account", "ait2", "ait3", "ait4", "ait5", "ait6", "ait7")
-AIT_MAX_LENGTH = 10  # M3 AIT1..AIT7 are A10
 WILDCARD = "*"
 JOURNAL_CATEGORIES: tuple[str, ...] = ("amazon_clearing", "payable_to_amazon", "carry_over")
 DEFAULT_PRESET = "invoice-clearing"
 
 # Worst-case substitutions, so a dimension template can be length-checked at load time.
-_PLACEHOLDER_WIDTHS = {"marketplace": 2, "currency": 3}
+# Widest value a placeholder can take, from the marketplace table (codes are 2 letters, currencies 3).
+_PLACEHOLDER_WIDTHS = {"marketplace": max(len(m.code) for m in MARKETPLACES),
+                       "currency": max(len(m.currency) for m in MARKETPLACES)}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -387,8 +389,8 @@ def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool
         if placeholder not in _PLACEHOLDER_WIDTHS:
             raise MappingError(source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})")
         width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
-    if width > AIT_MAX_LENGTH:
-        raise MappingError(source, path, f"{value!r} is longer than {AIT_MAX_LENGTH} characters (M3 AIT fields are A10)")
+    if width > AIT_LENGTH:
+        raise MappingError(source, path, f"{value!r} is longer than {AIT_LENGTH} characters (M3 AIT fields are A{AIT_LENGTH})")
     return value
 
 

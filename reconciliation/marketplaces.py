@@ -14,6 +14,16 @@ marketplace.
 rows name none (account-level fees only) takes it from the seller account's configured
 marketplaces narrowed by the settlement currency, else from the currency alone when exactly one
 marketplace uses it. When it cannot be told, the answer says why (errors as data).
+
+Where the table lives, and who imports it: the domain imports nothing outside itself, so a fact
+the domain needs (a marketplace's currency, decimals, GL code) has to be defined in the domain.
+The table and its lookups are pure (no network, no Prefect), which makes this module, with
+``reconciliation.m3_fields``, the part of the domain other layers may import for facts:
+``connectors/amazon/config.py`` derives the marketplace -> region lookup from it and adds each
+region's SP-API host and the LWA token URL (defined there once); ``connectors/settings.py``
+imports those; the sandbox's catalog, SP-API emulator and M3 money take their marketplaces,
+regions and currency decimals from here. Adding a marketplace is one line in ``MARKETPLACES``
+(``tests/test_marketplace_regions_agree.py`` walks every id through settings and connector).
 """
 from __future__ import annotations
 

@@ -35,12 +35,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from reconciliation.mapping import AIT_MAX_LENGTH, GLMapping, MappedLines, factorize_text, marketplace_code
+from reconciliation.m3_fields import AIT_LENGTH, CUAM_LENGTH, MAX_VOUCHER_LINES, VTXT_LENGTH
+from reconciliation.mapping import GLMapping, MappedLines, factorize_text, marketplace_code
 from reconciliation.model import Settlement, currency_decimals, format_minor
-
-VTXT_MAX_LENGTH = 40   # M3 VTXT is A40
-MAX_VOUCHER_LINES = 999  # NLIN is N3
-CUAM_MAX_DIGITS = 17   # CUAM is N17 (sign and decimal point included in our budget)
 
 ROLE_SETTLEMENT = "settlement"
 ROLE_DEPOSIT = "deposit"
@@ -108,18 +105,18 @@ class Voucher:
     def __post_init__(self) -> None:
         if not self.text.startswith(self.key):
             raise VoucherError(f"voucher text {self.text!r} must start with the posting key {self.key}")
-        if len(self.text) > VTXT_MAX_LENGTH:
-            raise VoucherLimitError(self.key, "VTXT", self.text, VTXT_MAX_LENGTH)
+        if len(self.text) > VTXT_LENGTH:
+            raise VoucherLimitError(self.key, "VTXT", self.text, VTXT_LENGTH)
         if not self.lines:
             raise VoucherError(f"voucher {self.key} has no lines")
         if len(self.lines) > MAX_VOUCHER_LINES:
             raise VoucherLimitError(self.key, "NLIN", len(self.lines), MAX_VOUCHER_LINES)
         for line in self.lines:
             for field, value in line.ait.items():
-                if len(value) > AIT_MAX_LENGTH:
-                    raise VoucherLimitError(self.key, field, value, AIT_MAX_LENGTH)
-            if len(format_minor(line.amount_minor, self.decimals)) > CUAM_MAX_DIGITS:
-                raise VoucherLimitError(self.key, "CUAM", line.amount_minor, CUAM_MAX_DIGITS)
+                if len(value) > AIT_LENGTH:
+                    raise VoucherLimitError(self.key, field, value, AIT_LENGTH)
+            if len(format_minor(line.amount_minor, self.decimals)) > CUAM_LENGTH:
+                raise VoucherLimitError(self.key, "CUAM", line.amount_minor, CUAM_LENGTH)
         if self.debit_minor != self.credit_minor:
             raise UnbalancedVoucherError(self.key, self.debit_minor, self.credit_minor, self.decimals, self.currency)
 
@@ -219,7 +216,7 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
                 voucher_lines.append(account_line("payable_to_amazon", total, f"Payable to Amazon {accounting_date}", ROLE_DEPOSIT))
         if not voucher_lines:
             continue  # nothing to book this month (every account nets to zero)
-        text = f"{key} Amazon {market} {settlement.currency}"[:VTXT_MAX_LENGTH]
+        text = f"{key} Amazon {market} {settlement.currency}"[:VTXT_LENGTH]
         vouchers.append(Voucher(key, settlement.settlement_id, accounting_date, settlement.currency,
                                 decimals, text, tuple(voucher_lines)))
     return vouchers

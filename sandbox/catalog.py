@@ -9,26 +9,38 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from reconciliation.marketplaces import MARKETPLACES as AMAZON_MARKETPLACES
+
 
 @dataclass(frozen=True)
 class Marketplace:
+    """A marketplace the sandbox sells in: Amazon's facts (id, name, currency, region) come from
+    the one marketplace table, ``reconciliation.marketplaces``; the rest is the sandbox's own."""
+
     code: str            # short code used inside the project: US, DE, FR, UK
     marketplace_id: str  # Amazon's id
     name: str            # marketplace-name as settlement files spell it
     currency: str
-    region: str          # SP-API region: na / eu
-    aws_region: str
+    region: str          # SP-API region: na / eu / fe
     date_style: str      # "iso" (YYYY-MM-DD) or "eu" (DD.MM.YYYY)
     decimal_comma: bool
     vat_rate_pct: int    # 0 where Amazon collects marketplace-facilitator sales tax instead
     facilitator_tax: bool
 
+    @classmethod
+    def of(cls, code: str, date_style: str, decimal_comma: bool, vat_rate_pct: int,
+           facilitator_tax: bool) -> Marketplace:
+        """The marketplace with dimension code ``code`` in the one table, with the sandbox's formats and tax."""
+        amazon = next(m for m in AMAZON_MARKETPLACES if m.code == code)
+        return cls(code, amazon.marketplace_id, amazon.name, amazon.currency, amazon.region.lower(),
+                   date_style, decimal_comma, vat_rate_pct, facilitator_tax)
+
 
 MARKETPLACES: dict[str, Marketplace] = {
-    "US": Marketplace("US", "ATVPDKIKX0DER", "Amazon.com", "USD", "na", "us-east-1", "iso", False, 0, True),
-    "DE": Marketplace("DE", "A1PA6795UKMFR9", "Amazon.de", "EUR", "eu", "eu-west-1", "eu", True, 19, False),
-    "FR": Marketplace("FR", "A13V1IB3VIYZZH", "Amazon.fr", "EUR", "eu", "eu-west-1", "eu", True, 20, False),
-    "UK": Marketplace("UK", "A1F83G8C2ARO7P", "Amazon.co.uk", "GBP", "eu", "eu-west-1", "eu", False, 20, False),
+    "US": Marketplace.of("US", "iso", False, 0, True),
+    "DE": Marketplace.of("DE", "eu", True, 19, False),
+    "FR": Marketplace.of("FR", "eu", True, 20, False),
+    "UK": Marketplace.of("UK", "eu", False, 20, False),
 }
 
 MARKETPLACE_BY_ID = {m.marketplace_id: m for m in MARKETPLACES.values()}

@@ -95,6 +95,7 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
     from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
     from sandbox.spapi import create_app as create_spapi_app
     from sandbox.spapi import REGIONS, seed_world
+    from sandbox.spapi.app import LWA_TOKEN_PATH
     from sandbox.spapi import credentials as spapi_credentials
 
     folder = home / "sandbox"
@@ -128,7 +129,7 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
     ionapi_path = write_ionapi(folder / "m3.ionapi", m3.base_url, TENANT, sandbox_credentials(folder / "m3", seed))
     app = spapi_credentials(folder / "spapi", "na")
     account = {
-        "token_url": f"{spapi['na'].base_url}/auth/o2/token",  # LWA is global (api.amazon.com)
+        "token_url": f"{spapi['na'].base_url}{LWA_TOKEN_PATH}",  # LWA is global (api.amazon.com)
         "seller_id": seller_id,
         "lwa_app_id": app["lwa_app_id"],
         "lwa_client_secret": app["lwa_client_secret"],

@@ -9,7 +9,6 @@ import pytest
 
 from _settlement_builders import make_settlement
 from connectors.amazon.config import MARKETPLACE_REGIONS
-from connectors.settings import _MARKETPLACE_REGIONS as SETTINGS_REGIONS
 from reconciliation.mapping import UnknownMarketplaceError, load_mapping, marketplace_code
 from reconciliation.marketplaces import (
     CURRENCY_DECIMALS,
@@ -54,10 +53,10 @@ def test_every_marketplace_once_with_code_currency_and_decimals():
 
 
 def test_ids_and_regions_agree_with_the_connectors():
-    # The connectors keep their own id -> region tables (they import nothing from reconciliation/).
+    # The connector's id -> region lookup is derived from the table (settings use the same one:
+    # tests/test_marketplace_regions_agree.py walks every id through both).
     ours = {m.marketplace_id: m.region.lower() for m in MARKETPLACES}
     assert ours == MARKETPLACE_REGIONS
-    assert ours == SETTINGS_REGIONS  # South Africa (AE08WJ6YKNBMC) was missing there
     assert marketplace_by_id(DE_ID).name == "Amazon.de" and marketplace_by_id("A0000000000000") is None
 
 

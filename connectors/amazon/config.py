@@ -8,6 +8,13 @@ holds one per region).
 The endpoint and the LWA token URL are plain settings so the same connector runs against
 Amazon's regional hosts in production and against the local SP-API sandbox in tests and
 demos (nothing is switched by environment variables or module patching).
+
+The one definition of Amazon's hosts: the SP-API regions (code, endpoint, AWS region) and the
+LWA token URL live here and nowhere else; ``connectors.settings`` imports them to derive an
+account's default endpoint. Which region a marketplace belongs to is not repeated here: it comes
+from ``reconciliation.marketplaces.MARKETPLACES`` (the one marketplace table, a pure data module
+with no network and no Prefect, so connectors, the settings layer, the domain and the sandbox
+can all import it without breaking the layering).
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from reconciliation.marketplaces import MARKETPLACES
+from reconciliation.marketplaces import MARKETPLACES, REGION_EU, REGION_FE, REGION_NA
 
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 
@@ -27,15 +34,20 @@ class Region:
     aws_region: str  # what python-amazon-sp-api calls "region"
 
 
-REGIONS: dict[str, Region] = {
-    "na": Region("na", "https://sellingpartnerapi-na.amazon.com", "us-east-1"),
-    "eu": Region("eu", "https://sellingpartnerapi-eu.amazon.com", "eu-west-1"),
-    "fe": Region("fe", "https://sellingpartnerapi-fe.amazon.com", "us-west-2"),
-}
+def _region(code: str, aws_region: str) -> Region:
+    code = code.lower()
+    return Region(code, f"https://sellingpartnerapi-{code}.amazon.com", aws_region)
+
+
+# Region code (na / eu / fe) -> its host; keyed by the marketplace table's region codes.
+REGIONS: dict[str, Region] = {r.code: r for r in (
+    _region(REGION_NA, "us-east-1"), _region(REGION_EU, "eu-west-1"), _region(REGION_FE, "us-west-2"))}
 
 # Amazon marketplace id -> region code, from the project's one marketplace table (a pure data
 # module; importing it from a connector is the one exception to "connectors import no domain").
 MARKETPLACE_REGIONS: dict[str, str] = {m.marketplace_id: m.region.lower() for m in MARKETPLACES}
+if not set(MARKETPLACE_REGIONS.values()) <= REGIONS.keys():  # a region added to the table but not here
+    raise ValueError(f"regions without an SP-API host: {sorted(set(MARKETPLACE_REGIONS.values()) - REGIONS.keys())}")
 
 ORDERS_API_VERSIONS = ("v0", "2026-01-01")
 

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from reconciliation.m3_fields import AIT_COUNT, AIT_LENGTH, CUAM_LENGTH, CUCD_LENGTH, DIVI_LENGTH, VTXT_LENGTH
+
 # (name, width) in record order, after the 2-char record type.
 I1_FIELDS: tuple[tuple[str, int], ...] = (
-    ("RNNO", 9), ("GRNR", 8), ("DIVI", 3),
-    ("AIT1", 10), ("AIT2", 10), ("AIT3", 10), ("AIT4", 10), ("AIT5", 10), ("AIT6", 10), ("AIT7", 10),
-    ("CUCD", 3), ("CUAM", 17), ("ACDT", 8), ("VTXT", 40),
+    ("RNNO", 9), ("GRNR", 8), ("DIVI", DIVI_LENGTH),
+    *((f"AIT{i}", AIT_LENGTH) for i in range(1, AIT_COUNT + 1)),
+    ("CUCD", CUCD_LENGTH), ("CUAM", CUAM_LENGTH), ("ACDT", 8), ("VTXT", VTXT_LENGTH),
 )
+_WIDTHS = dict(I1_FIELDS)
 I1_LENGTH = 2 + sum(width for _, width in I1_FIELDS)  # 160
 
 
@@ -51,17 +54,17 @@ def _number(name: str, value: int, width: int) -> str:
 
 def encode_i1(record: I1Record) -> str:
     """Build the 160-char PARM string for one voucher line."""
-    if len(record.dimensions) > 7:
-        raise I1RecordError(f"I1 record has {len(record.dimensions)} dimensions, at most 7 (AIT1..AIT7)")
-    dims = tuple(record.dimensions) + ("",) * (7 - len(record.dimensions))
+    if len(record.dimensions) > AIT_COUNT:
+        raise I1RecordError(f"I1 record has {len(record.dimensions)} dimensions, at most {AIT_COUNT} (AIT1..AIT7)")
+    dims = tuple(record.dimensions) + ("",) * (AIT_COUNT - len(record.dimensions))
     amount = format(record.amount, "f")
-    if len(amount) > 17:
-        raise I1RecordError(f"I1 field CUAM {amount} is longer than 17 chars")
-    parts = ["I1", _number("RNNO", record.rnno, 9), _number("GRNR", record.grnr, 8),
-             _alpha("DIVI", record.divi, 3)]
-    parts += [_alpha(f"AIT{i}", dim, 10) for i, dim in enumerate(dims, start=1)]
-    parts += [_alpha("CUCD", record.currency, 3), amount.rjust(17),
-              record.accounting_date.strftime("%Y%m%d"), _alpha("VTXT", record.text, 40)]
+    if len(amount) > CUAM_LENGTH:
+        raise I1RecordError(f"I1 field CUAM {amount} is longer than {CUAM_LENGTH} chars")
+    parts = ["I1", _number("RNNO", record.rnno, _WIDTHS["RNNO"]), _number("GRNR", record.grnr, _WIDTHS["GRNR"]),
+             _alpha("DIVI", record.divi, DIVI_LENGTH)]
+    parts += [_alpha(f"AIT{i}", dim, AIT_LENGTH) for i, dim in enumerate(dims, start=1)]
+    parts += [_alpha("CUCD", record.currency, CUCD_LENGTH), amount.rjust(CUAM_LENGTH),
+              record.accounting_date.strftime("%Y%m%d"), _alpha("VTXT", record.text, VTXT_LENGTH)]
     return "".join(parts)
 
 
@@ -90,7 +93,7 @@ def decode_i1(parm: str) -> I1Record:
             raise I1RecordError(f"I1 field {name} is not a number: {values[name]!r}")
     return I1Record(
         rnno=int(values["RNNO"]), grnr=int(values["GRNR"]), divi=values["DIVI"].strip(),
-        dimensions=tuple(values[f"AIT{i}"].strip() for i in range(1, 8)),
+        dimensions=tuple(values[f"AIT{i}"].strip() for i in range(1, AIT_COUNT + 1)),
         currency=values["CUCD"].strip(), amount=amount, accounting_date=accounting_date,
         text=values["VTXT"].rstrip(),
     )

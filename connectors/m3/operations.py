@@ -27,33 +27,33 @@ from connectors.m3.records import (
     M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
     SubmittedVoucher, m3_date, m3_decimal, m3_int, m3_text,
 )
-from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, env_var
+# The API profiles are defined once, in the settings layer that reads [m3] profile.
+from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, M3Settings, env_var
 
 log = logging.getLogger(__name__)
 
-Profile = M3Profile
-PROFILES: tuple[str, ...] = M3_PROFILES
 AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field CONO; DIVI for a division)
 
 GL_INTERFACE = "GLUPLOAD"   # GLS840MI interface whose PARM layout is the I1 record
 RORC_CUSTOMER_ORDER = 3     # MWS411MI reference order category of a customer order
 ADRT_DELIVERY = 1           # OIS100MI/AddBatchAddress address type: delivery address
-VOUCHER_WAIT_SECONDS = 60.0   # how long post_voucher polls for the voucher a GLS840 batch job books
-SETTLE_SECONDS = 120.0        # how long after an unanswered write M3 may still commit it
+# Defaults of [m3] voucher_wait_seconds and settle_seconds, defined once in M3Settings:
+VOUCHER_WAIT_SECONDS = M3Settings.voucher_wait_seconds  # how long post_voucher polls for a GLS840 batch's voucher
+SETTLE_SECONDS = M3Settings.settle_seconds  # how long after an unanswered write M3 may still commit it
 POLL_FIRST, POLL_MAX = 0.1, 2.0   # seconds between looks for a voucher: doubling up to the cap
 
 
 class M3Operations:
     """Business operations on one M3 company/division through ``profile``'s transactions."""
 
-    def __init__(self, client: M3Client, profile: Profile = DEFAULT_M3_PROFILE, *, cono: int | str | None = None,
+    def __init__(self, client: M3Client, profile: M3Profile = DEFAULT_M3_PROFILE, *, cono: int | str | None = None,
                  divi: str | None = None, voucher_series: str | None = None,
                  voucher_search_days: int = 7, voucher_wait: float = VOUCHER_WAIT_SECONDS,
                  settle_seconds: float = SETTLE_SECONDS, sleep: Callable[[float], None] = time.sleep) -> None:
-        if profile not in PROFILES:
-            raise ValueError(f"M3 API profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+        if profile not in M3_PROFILES:
+            raise ValueError(f"M3 API profile must be one of {', '.join(M3_PROFILES)}, got {profile!r}")
         self.client = client
-        self.profile: Profile = profile
+        self.profile: M3Profile = profile
         self.cono = str(cono) if cono is not None else client.cono
         self.divi = divi if divi is not None else client.divi
         self.voucher_series = voucher_series

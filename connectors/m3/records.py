@@ -12,6 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from connectors.m3.errors import M3Error
+# M3's GL field sizes are defined once, beside the voucher builder that must fit them (pure data).
+from reconciliation.m3_fields import (AIT_COUNT, AIT_LENGTH, CUAM_LENGTH, CUCD_LENGTH, DIVI_LENGTH, MAX_VOUCHER_LINES,
+                                      VTXT_LENGTH)
 
 
 class M3DataError(M3Error, ValueError):
@@ -354,10 +357,6 @@ class Delivery:
 
 
 # -- general ledger ------------------------------------------------------------------------------
-MAX_DIMENSIONS = 7
-DIMENSION_LENGTH = 10      # AIT1..AIT7 A10
-VOUCHER_TEXT_LENGTH = 40   # VTXT A40
-AMOUNT_LENGTH = 17         # CUAM N17
 
 
 @dataclass(frozen=True)
@@ -367,18 +366,18 @@ class JournalLine:
     text: str = ""                         # line text (cloudsuite: in the line's VTXT after the key)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dimensions, tuple) or not 1 <= len(self.dimensions) <= MAX_DIMENSIONS:
-            raise M3DataError(f"journal line: dimensions must be a tuple of 1..{MAX_DIMENSIONS} strings (AIT1..AIT7), "
+        if not isinstance(self.dimensions, tuple) or not 1 <= len(self.dimensions) <= AIT_COUNT:
+            raise M3DataError(f"journal line: dimensions must be a tuple of 1..{AIT_COUNT} strings (AIT1..AIT7), "
                               f"got {self.dimensions!r}")
         if not self.dimensions[0]:
             raise M3DataError("journal line: AIT1 (the account) must be given")
         for i, dim in enumerate(self.dimensions, start=1):
             if not isinstance(dim, str):
                 raise M3DataError(f"journal line: AIT{i} must be a string, got {type(dim).__name__}")
-            check_length(f"journal line {self.dimensions[0]}", f"AIT{i}", dim, DIMENSION_LENGTH)
+            check_length(f"journal line {self.dimensions[0]}", f"AIT{i}", dim, AIT_LENGTH)
         _check_amount(f"journal line {self.dimensions[0]}", "amount", self.amount)
-        if len(format(Decimal(self.amount), "f")) > AMOUNT_LENGTH:
-            raise M3DataError(f"journal line {self.dimensions[0]}: amount {self.amount} does not fit CUAM N17")
+        if len(format(Decimal(self.amount), "f")) > CUAM_LENGTH:
+            raise M3DataError(f"journal line {self.dimensions[0]}: amount {self.amount} does not fit CUAM N{CUAM_LENGTH}")
 
 
 @dataclass(frozen=True)
@@ -400,19 +399,19 @@ class JournalEntry:
         where = f"journal entry {self.key!r}"
         if not self.key or any(ch.isspace() for ch in self.key):
             raise M3DataError(f"{where}: key must be non-empty and contain no spaces")
-        check_length(where, "DIVI", self.divi, 3, required=True)
-        check_length(where, "CUCD", self.currency, 3, required=True)
+        check_length(where, "DIVI", self.divi, DIVI_LENGTH, required=True)
+        check_length(where, "CUCD", self.currency, CUCD_LENGTH, required=True)
         if isinstance(self.accounting_date, datetime) or not isinstance(self.accounting_date, date):
             raise M3DataError(f"{where}: accounting_date must be a datetime.date")
-        check_length(where, "VTXT (key + text)", self.voucher_text, VOUCHER_TEXT_LENGTH)
+        check_length(where, "VTXT (key + text)", self.voucher_text, VTXT_LENGTH)
         if not isinstance(self.lines, tuple) or len(self.lines) < 2:
             raise M3DataError(f"{where}: a voucher needs at least two lines (a tuple of JournalLine)")
-        if len(self.lines) > 999:
-            raise M3DataError(f"{where}: {len(self.lines)} lines, M3 allows 999 per voucher (NLIN N3)")
+        if len(self.lines) > MAX_VOUCHER_LINES:
+            raise M3DataError(f"{where}: {len(self.lines)} lines, M3 allows {MAX_VOUCHER_LINES} per voucher (NLIN N3)")
         for n, line in enumerate(self.lines, start=1):
             if not isinstance(line, JournalLine):
                 raise M3DataError(f"{where}: line {n} is not a JournalLine")
-            check_length(f"{where} line {n}", "VTXT (key + line text)", self.line_text(line), VOUCHER_TEXT_LENGTH)
+            check_length(f"{where} line {n}", "VTXT (key + line text)", self.line_text(line), VTXT_LENGTH)
         if self.debit != self.credit:
             raise M3DataError(f"{where}: lines do not balance: debit {self.debit} credit {self.credit} "
                               f"(difference {self.debit - self.credit})")

@@ -21,20 +21,20 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Callable
 
+from reconciliation.marketplaces import CURRENCY_DECIMALS
 from sandbox.catalog import FBA_FEES, MARKETPLACES, CatalogItem, Marketplace, build_catalog
 
 from .orders import ratio
 from .formats import render_v2
 from .records import SettlementDocument, SettlementRow
 
-# Marketplaces the default world does not sell in (ids as Amazon documents them).
+# Marketplaces the default world does not sell in (Amazon's facts from the one marketplace table).
 EXTRA_MARKETPLACES: dict[str, Marketplace] = {
-    "CA": Marketplace("CA", "A2EUQ1WTGCTBG2", "Amazon.ca", "CAD", "na", "us-east-1", "iso", False, 13, False),
-    "AU": Marketplace("AU", "A39IBJ37TRP1C6", "Amazon.com.au", "AUD", "fe", "us-west-2", "iso", False, 10, False),
-    "JP": Marketplace("JP", "A1VC38T7YXB528", "Amazon.co.jp", "JPY", "fe", "us-west-2", "jp", False, 10, False),
-    "TR": Marketplace("TR", "A33AVAJ2PDY3EV", "Amazon.com.tr", "TRY", "eu", "eu-west-1", "iso", False, 20, False),
+    "CA": Marketplace.of("CA", "iso", False, 13, False),
+    "AU": Marketplace.of("AU", "iso", False, 10, False),
+    "JP": Marketplace.of("JP", "jp", False, 10, False),
+    "TR": Marketplace.of("TR", "iso", False, 20, False),
 }
-_DECIMALS = {"JPY": 0}
 # Prices and FBA fees outside the catalog's markets: percent of the USD minor-unit amount.
 _PRICE_FACTOR_PCT = {"CA": 135, "AU": 150, "JP": 150, "TR": 3300}
 _FEE_FACTOR_PCT = {"CA": 135, "AU": 150, "JP": 100, "TR": 3300}
@@ -53,7 +53,7 @@ def _market(code: str) -> Marketplace:
 
 
 def _decimals(market: Marketplace) -> int:
-    return _DECIMALS.get(market.currency, 2)
+    return CURRENCY_DECIMALS[market.currency]
 
 
 @dataclass(frozen=True)

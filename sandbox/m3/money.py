@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-# The sandbox's currencies all have two decimals (USD, EUR, GBP).
-CURRENCY_DECIMALS = {"USD": 2, "EUR": 2, "GBP": 2}
+# ISO 4217 decimals per currency come from the one marketplace table (JPY has none).
+from reconciliation.marketplaces import CURRENCY_DECIMALS
 
 # Output VAT the sandbox M3 charges on invoices, by the customer's country [ours]: the
 # destination country's standard rate (OSS), as for Amazon EU sales; US 0 because Amazon

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,11 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.amazon.config import LWA_TOKEN_URL  # shared wire format: the token endpoint's path
+
 from . import admin, listings, orders, reports, tokens
 from .context import Reply, Sandbox
 from .errors import INTERNAL_FAILURE, QUOTA_EXCEEDED, UNAUTHORIZED, ApiError, LwaError
 from .ratelimit import USAGE_PLANS, RateLimiter
 from .store import REGIONS, SpApiStore
+
+LWA_TOKEN_PATH = urlsplit(LWA_TOKEN_URL).path  # /auth/o2/token, as on api.amazon.com
 
 Handler = Callable[[Request, Sandbox], Awaitable[Reply]]
 _RATE_HEADER_STATUSES = frozenset({200, 201, 202, 204, 400, 404})  # "20x, 400 and 404 only"
@@ -135,7 +139,7 @@ def create_app(data_dir: Path, base_url: str, *, region: str | None = None, time
         return Route(path, _bind(function, sb), methods=[method])
 
     routes = [
-        plain("/auth/o2/token", _lwa_token, "POST"),
+        plain(LWA_TOKEN_PATH, _lwa_token, "POST"),
         api(orders_base, "getOrders", orders.get_orders, "GET"),
         api(orders_base + "/{order_id}", "getOrder", orders.get_order, "GET"),
         api(orders_base + "/{order_id}/orderItems", "getOrderItems", orders.get_order_items, "GET"),

@@ -20,13 +20,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciliation.marketplaces import MARKETPLACES
+
 from .errors import LwaError, SeedError
 from .timeutil import as_utc, parse_iso, sortable
 
 DB_NAME = "spapi.sqlite3"
 # SP-API regions (hosts sellingpartnerapi-na/eu/fe.amazon.com); a seller authorises an app once
 # per region and gets one refresh token per region (selling-partner-api-models#4825).
-REGIONS = ("na", "eu", "fe")
+# Region codes in the one marketplace table's order (na, eu, fe), not repeated here.
+REGIONS: tuple[str, ...] = tuple(dict.fromkeys(m.region.lower() for m in MARKETPLACES))
 SETTLEMENT_V2 = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 ACCESS_TOKEN_SECONDS = 3600
 
