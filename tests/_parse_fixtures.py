@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import shared_dir
+from conftest import US_V2_FIXTURE
 from reconciliation.model import Settlement
 from reconciliation.parse import SettlementFileError, parse_settlement_bytes
 from sandbox.generator import V1_COLUMNS, V2_COLUMNS
 
-SHARED = shared_dir()
-FIXTURE = SHARED / "fixtures" / "settlements" / "us_v2_usd.tsv"
+FIXTURE = US_V2_FIXTURE
 GOLDEN_ROW_SHAPES = Path(__file__).parent / "golden" / "row_shapes"
 UTC = "UTC"
 AMOUNT_COL, POSTED_TIME_COL = 15, 18  # 1-based positions in the V2 header

@@ -101,11 +101,3 @@ def clients(base_url: str, credentials: dict, marketplace_id: str = US,
     kwargs = {"marketplace": marketplace, "credentials": credentials, "auth_token_client_class": lwa, "verify": False,
               "restricted_data_token": restricted_data_token}
     return SpApiClients(Orders(**kwargs), Reports(**kwargs), ListingsItems(**kwargs), Tokens(**kwargs))
-
-
-def models_folder() -> Path | None:
-    import os
-    override = os.environ.get("M3SYNC_SHARED")
-    shared = Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
-    folder = shared / "spapi-models"
-    return folder if folder.is_dir() else None

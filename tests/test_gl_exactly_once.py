@@ -265,7 +265,7 @@ def _vouchers_for_settlement(server: RunningServer) -> int:
 
 
 def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefect_api_url: str, live_m3,
-                                                                           shared: Path) -> None:
+                                                                           us_v2_tsv: Path) -> None:
     from flows.cli import problem_lines
     from flows.contract import exit_code
     from flows.settlement import settlement_reconciliation
@@ -273,7 +273,7 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefe
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     _configure(home, ionapi, "cloudsuite", voucher_wait_seconds=0.5)
-    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    fixture = str(us_v2_tsv)
     _admin(server, "POST", "gl/batch-job", {"delay_ms": 3_600_000})  # M3's job queue is an hour behind
 
     first = settlement_reconciliation(files=[fixture], home=str(home))
@@ -299,13 +299,13 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefe
 
 
 def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_url: str, live_m3,
-                                                                    shared: Path) -> None:
+                                                                    us_v2_tsv: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     _configure(home, ionapi, "cloudsuite", voucher_wait_seconds=1)
-    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    fixture = str(us_v2_tsv)
     _admin(server, "POST", "gl/batch-job", {"fail_next": 1, "error": "XBA0009 Account 6570 is blocked"})
     for _ in range(2):  # the rerun is held the same way: the failed batch is never re-submitted
         [entry] = settlement_reconciliation(files=[fixture], home=str(home))["settlements"]
@@ -317,13 +317,13 @@ def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_ur
 
 
 def test_settlement_whose_write_commits_after_the_timeout_posts_once(prefect_api_url: str, live_m3,
-                                                                      shared: Path) -> None:
+                                                                      us_v2_tsv: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("brief")
     _configure(home, ionapi, "brief", timeout_seconds=1, settle_seconds=3)
-    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    fixture = str(us_v2_tsv)
     _admin(server, "POST", "faults", {"latency_ms": 2000, "transactions": ["GLS200MI/Add"]})
     # The write times out; the claim stays in doubt; the task's retry waits for M3 instead of writing again.
     first = settlement_reconciliation(files=[fixture], home=str(home))

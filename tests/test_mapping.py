@@ -112,8 +112,8 @@ def test_summary_recognises_revenue_returns_and_refunded_tax():
     assert list(mapped.lines["account"]) == ["3010", "3020", "2610", "3090", "2610", "2610"]
 
 
-def test_fixture_lines_map_row_by_row(shared: Path):
-    settlement = settlement_from_tsv(shared / "fixtures" / "settlements" / "us_v2_usd.tsv")
+def test_fixture_lines_map_row_by_row(us_v2_tsv: Path):
+    settlement = settlement_from_tsv(us_v2_tsv)
     mapped = load_mapping("invoice-clearing").map_settlement(settlement)
     assert list(mapped.lines["account"]) == [
         "1510", "1510", "2610", "6120", "6110", "6130",          # order 1

@@ -1,6 +1,6 @@
 """``m3sync settle`` through a subprocess: the JSON contract, exit codes and bad input.
 
-Expected figures are worked out from ../shared/fixtures/settlements/us_v2_usd.tsv by hand.
+Expected figures are worked out from tests/fixtures/settlements/us_v2_usd.tsv by hand.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from _cli import m3sync
 from sandbox.runtime import start_sandbox
 
-FIXTURE = "fixtures/settlements/us_v2_usd.tsv"
 
 
 def _sandbox_vouchers(home: Path) -> int:
@@ -28,9 +27,9 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture
-def fixture_file(shared: Path, tmp_path: Path) -> Path:
+def fixture_file(us_v2_tsv: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "us_v2_usd.tsv"
-    shutil.copy(shared / FIXTURE, copy)
+    shutil.copy(us_v2_tsv, copy)
     return copy
 
 

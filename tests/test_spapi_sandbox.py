@@ -15,7 +15,7 @@ from sp_api.base.exceptions import (SellingApiBadRequestException, SellingApiFor
 
 from sandbox.server import serve_in_thread
 from sandbox.spapi import SpApiStore, create_app, credentials
-from _spapi_fixtures import (DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing, models_folder,
+from _spapi_fixtures import (DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing,
                                    order, settlement)
 
 BASE_TIME = datetime(2026, 9, 1, tzinfo=timezone.utc)
@@ -611,10 +611,8 @@ def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> l
     ]
 
 
-def test_every_answer_matches_the_official_models(sandbox, api) -> None:
-    folder = models_folder()
-    if folder is None:
-        pytest.skip("shared/spapi-models not found (set M3SYNC_SHARED to the folder holding spapi-models)")
+def test_every_answer_matches_the_official_models(sandbox, api, spapi_models: Path) -> None:
+    folder = spapi_models
     import jsonschema
 
     from sandbox.spapi.models import OPERATION_SCHEMAS, schema_for
