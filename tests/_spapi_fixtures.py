@@ -93,7 +93,7 @@ class SpApiClients:
 
 def clients(base_url: str, credentials: dict, marketplace_id: str = US,
             restricted_data_token: str | None = None) -> SpApiClients:
-    """The real python-amazon-sp-api clients aimed at the sandbox (sp-api.md §7.8)."""
+    """The real python-amazon-sp-api clients aimed at the sandbox (through the library's own hooks)."""
     host = base_url.removeprefix("http://")
     lwa = type("SandboxLWA", (AccessTokenClient,), {"scheme": "http://", "host": host})
     marketplace = types.SimpleNamespace(endpoint=base_url, marketplace_id=marketplace_id, region="us-east-1")

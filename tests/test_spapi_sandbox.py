@@ -360,7 +360,7 @@ def test_every_download_variant_decodes_to_the_document(sandbox, api) -> None:
         if charset:
             assert downloaded == expected
             assert NOTE in downloaded
-        else:  # no charset: the client falls back to ISO-8859-1 (sp-api.md §7.6), so UTF-8 bytes come out garbled
+        else:  # no charset: the client falls back to ISO-8859-1, so UTF-8 bytes come out garbled
             assert downloaded.encode("iso-8859-1").decode("utf-8") == expected
             assert NOTE not in downloaded
     assert variants == {(c, z) for c in ("utf-8", "Cp1252", "") for z in ("", "GZIP")}
@@ -520,7 +520,7 @@ def test_injected_faults(sandbox, api) -> None:
     with pytest.raises(SellingApiTemporarilyUnavailableException):
         api.orders.get_order("111-0000000-0000000")
     assert api.orders.get_order("111-0000000-0000000").payload["AmazonOrderId"] == "111-0000000-0000000"
-    # Without a body the client reports an empty success (its known gap, sp-api.md §7.4).
+    # Without a body the client reports an empty success (its known gap).
     HTTP.post(f"{sandbox.base_url}/sandbox/faults", json={"status": 429, "count": 2, "with_body": False})
     assert api.orders.get_order("111-0000000-0000000").payload == {}
     HTTP.delete(f"{sandbox.base_url}/sandbox/faults")
