@@ -52,3 +52,12 @@ def prefect_api_url():
 
     with prefect_test_harness(server_startup_timeout=None):
         yield PREFECT_API_URL.value()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` (seconds each) every test that runs a flow or the CLI under the session's
+    Prefect server, and the notebooks; other slow tests carry ``@pytest.mark.slow`` themselves.
+    ``pytest -m "not slow"`` is the quick loop (CONTRIBUTING.md)."""
+    for item in items:
+        if "prefect_api_url" in getattr(item, "fixturenames", ()) or item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)

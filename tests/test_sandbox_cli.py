@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the sandbox command in a subprocess, seeding a world
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a subprocess that boots its own Prefect server
 
 
 def _processes_with_prefect_home(prefect_home: Path) -> list[str]:
