@@ -166,6 +166,7 @@ def test_failed_batch_job_is_reported_with_m3s_errors_and_never_resubmitted(box:
 LATENCY_MS, CLIENT_TIMEOUT, SETTLE = 2000, 1.0, 3.0
 
 
+@pytest.mark.slow  # each case waits for its late request to land (~3 s)
 @pytest.mark.parametrize("profile, transaction", [
     ("brief", "GLS200MI/Add"),
     ("cloudsuite", "GLS840MI/AddBatchHead"),
@@ -191,6 +192,7 @@ def test_write_committed_after_the_client_timed_out_is_booked_once(box: Box, cle
     assert len(box.vouchers_with_key(k)) == 1
 
 
+@pytest.mark.slow  # waits for the late request to land
 def test_without_the_settle_wait_a_late_commit_would_book_twice(box: Box, clean: None) -> None:
     """The case the settle wait exists for (brief: GLS200MI/Add has no key M3 could refuse)."""
     k = key("NOWAIT")
@@ -218,6 +220,7 @@ def test_in_doubt_write_that_never_reached_m3_is_written_after_the_settle_time(b
 
 # -- two callers in one process --------------------------------------------------------------------
 
+@pytest.mark.slow  # ten races, each through M3's batch job
 @pytest.mark.parametrize("profile", ["brief", "cloudsuite"])
 def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile: str) -> None:
     keys = [key(f"RACE{profile[0].upper()}") for _ in range(10)]
