@@ -204,6 +204,7 @@ def test_configuration_errors_are_one_line_exit_2_without_secrets(prefect_api_ur
     assert not (homes["report"] / "sandbox").exists()  # refused before the sandbox (or anything) started
 
 
+@pytest.mark.slow  # an m3sync subprocess that waits for a Prefect API that never answers
 def test_prefect_api_that_does_not_answer_is_one_line_and_exit_4(fixture_file: Path, tmp_path: Path) -> None:
     import socket
 
