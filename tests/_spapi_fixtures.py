@@ -5,7 +5,6 @@ import types
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 from sp_api.api import ListingsItems, Orders, Reports, Tokens
