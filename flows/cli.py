@@ -1,4 +1,4 @@
-"""The ``m3sync`` command line (DESIGN.md, "Contracts").
+"""The ``m3sync`` command line (docs/cli-contract.md).
 
 Exit codes (flows/exit_codes.py): 0 success (posted, dry run, duplicate, or submitted: M3's GL
 batch job has not booked a voucher yet, a note on stderr says so); 2 invalid input or
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Defaults for Prefect when the user has not set them (set before Prefect is imported): a
-# loaded laptop needs more than 20 s to start the ephemeral server (stack-notes.md §2), and
+# loaded laptop needs more than 20 s to start the ephemeral server (Prefect's default), and
 # offline machines log telemetry errors.
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

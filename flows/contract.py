@@ -1,4 +1,4 @@
-"""The JSON document ``m3sync settle --json`` prints (DESIGN.md, "Contracts"), and its exit code.
+"""The JSON document ``m3sync settle --json`` prints (docs/cli-contract.md), and its exit code.
 
 Other tools script against this shape: keys are never renamed, amounts are strings with the
 currency's decimals, dates are ISO 8601 (UTC for times).
@@ -130,7 +130,7 @@ def exit_code(document: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-# The flow run's state name when the run has a problem (DESIGN.md: a run with a held, invalid
+# The flow run's state name when the run has a problem (docs/cli-contract.md: a run with a held, invalid
 # or failed item, or an unreachable system, never ends as a plain Completed).
 RUN_STATE_NAMES = {EXIT_UNREACHABLE: "Unreachable", EXIT_FAILED: "Failed items", EXIT_INVALID: "Invalid input",
                    EXIT_HELD: "Held"}

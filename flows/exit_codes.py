@@ -1,4 +1,4 @@
-"""Exit codes of ``m3sync`` (DESIGN.md, "Contracts"): other tools script against them.
+"""Exit codes of ``m3sync`` (docs/cli-contract.md): other tools script against them.
 
 When a run has several outcomes, the first of 4, 5, 2, 3 that applies wins: the most
 transient first, so a script that retries on 4 sees the rest on the next run; then what needs

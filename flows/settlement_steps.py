@@ -41,7 +41,8 @@ from reconciliation.vouchers import Voucher
 
 logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
-RETENTION_DAYS = 90  # getReports serves 90 days (sp-api.md §1.1)
+# getReports serves 90 days: https://developer-docs.amazon.com/sp-api/docs/reports-api-v2021-06-30-reference
+RETENTION_DAYS = 90
 
 
 def connector_failure(task: object, task_run: object, state: object) -> bool:

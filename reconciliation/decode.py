@@ -1,6 +1,6 @@
 """Bytes of a settlement document -> UTF-8 bytes ready for the CSV reader.
 
-Amazon does not state the encoding reliably (sp-api.md §1.6): S3 sometimes declares
+Amazon does not state the encoding reliably (as reported against python-amazon-sp-api): S3 sometimes declares
 ``charset=Cp1252``, sometimes ``utf8``, often nothing. We try the declared charset, else
 UTF-8, else cp1252, and hand the reader UTF-8 bytes (unchanged when they already are UTF-8,
 so the common case costs one validation pass and no copy).

@@ -18,7 +18,7 @@ Rules match on normalised keys: upper-case with every character that is not a le
 removed, so ``Storage Fee``, ``StorageFee``, ``STORAGE_FEE`` and ``storage-fee`` are one key
 (``STORAGEFEE``), as are ``MarketplaceFacilitatorTax-Principal`` and
 ``MARKETPLACEFACILITATORTAX_PRINCIPAL``. Amazon spells one item all these ways across
-marketplaces, eras and V1/V2 (settlement-vocabulary.md §1); dropping the separators rather than
+marketplaces, eras and V1/V2 (docs/settlement-vocabulary.md §1); dropping the separators rather than
 turning them into ``_`` also joins the camel-case and the upper-case spellings. A mapping file
 keeps its readable spelling; two rules with the same normalised keys are an error.
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Amount types that make up what the buyer paid for an order (sp-api.md §1.4). Withheld
+# Amount types that make up what the buyer paid for an order (real V2 files). Withheld
 # marketplace-facilitator tax nets the tax Amazon collected (US), so the remainder is what
 # the seller invoiced.
 SALES_AMOUNT_TYPES = ("ItemPrice", "Promotion", "ItemWithheldTax")

@@ -9,7 +9,7 @@ V1's one-column-per-kind rows are melted into the V2 long shape (``LINE_COLUMNS`
 Nothing here raises for bad input: every problem becomes a ``SettlementFileError`` naming
 file, line and column, and a file with any error yields no settlement.
 
-Decisions on shapes real files have (settlement-vocabulary.md §2) and on fuzzed input:
+Decisions on shapes real files have (docs/settlement-vocabulary.md §2) and on fuzzed input:
 
 - lines end with LF or CR LF; a lone CR is an error where it stands, never a line break;
 - a short row is padded when every missing field is an optional trailing column (Amazon's
@@ -88,7 +88,7 @@ V1_AMOUNT_COLUMNS: tuple[V1AmountColumn, ...] = (
 
 @dataclass(frozen=True)
 class DateFormat:
-    """A date or date-time layout (sp-api.md §1.5, settlement-vocabulary.md §2)."""
+    """A date or date-time layout (docs/settlement-vocabulary.md §2)."""
 
     strptime: str  # pyarrow/strptime format; a zoned one gets " <zone word>" appended as a literal
     label: str
@@ -117,7 +117,7 @@ _ZONE_WORD = re.compile(r"(.*\d)\s+([A-Za-z]{2,5})")
 DECIMAL_COMMA_TOTAL = r"^-?\d+,\d{1,2}$"  # a total like this makes the whole file decimal-comma
 AMOUNT_PATTERN_DOT = r"^-?\d{1,12}(?:\.\d{1,6})?$"
 AMOUNT_PATTERN_COMMA = r"^-?\d{1,12}(?:,\d{1,6})?$"
-# Digit grouping ("1,234.56", "1.234,56", "1'234.56"): Amazon's files never have it (sp-api.md §1.5),
+# Digit grouping ("1,234.56", "1.234,56", "1'234.56"): Amazon's files never have it,
 # and "1,234" alone is ambiguous (1234 or 1.234). Such amounts are refused with their own message,
 # in decimal-dot and decimal-comma files alike, rather than guessed.
 GROUPED_AMOUNT = r"^-?\d{1,3}(?:[.,' ]\d{3})+(?:[.,]\d{1,6})?$"

@@ -1,7 +1,8 @@
 """pandera models for the settlement pipeline's frames, and ``validate_settlement``.
 
 Validation is lazy: every failure in a frame is collected and reported at once, mapped back to
-the source file's line numbers, plus the balance rule Σ amount == total-amount (sp-api.md §1.3).
+the source file's line numbers, plus the balance rule Σ amount == total-amount (every real
+settlement file balances so).
 """
 from __future__ import annotations
 

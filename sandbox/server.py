@@ -2,7 +2,8 @@
 
 The port is bound before the app is built so the app knows its own base URL: the SP-API
 emulator must hand out absolute document URLs, and the client's Host header is wrong
-(sp-api.md §7.1), so the URL can never come from the request.
+(python-amazon-sp-api sends ``Host: 27.0.0.1:PORT`` for ``http://127.0.0.1:PORT``), so the URL
+can never come from the request.
 """
 from __future__ import annotations
 

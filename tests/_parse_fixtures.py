@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import shared_dir
+from conftest import US_V2_FIXTURE
 from reconciliation.model import Settlement
 from reconciliation.parse import SettlementFileError, parse_settlement_bytes
 from sandbox.generator import V1_COLUMNS, V2_COLUMNS
 
-SHARED = shared_dir()
-FIXTURE = SHARED / "fixtures" / "settlements" / "us_v2_usd.tsv"
+FIXTURE = US_V2_FIXTURE
 GOLDEN_ROW_SHAPES = Path(__file__).parent / "golden" / "row_shapes"
 UTC = "UTC"
 AMOUNT_COL, POSTED_TIME_COL = 15, 18  # 1-based positions in the V2 header
 
-# The 24 V2 columns and the 36 legacy V1 columns in file order (sp-api.md §1.2).
+# The 24 V2 columns and the 36 legacy V1 columns in file order:
+# https://developer-docs.amazon.com/sp-api/docs/report-type-values-settlement
 V2_HEADER = list(V2_COLUMNS)
 V1_HEADER = list(V1_COLUMNS)
 V1_HEADER_33 = [c for c in V1_HEADER if not c.startswith("promotion-")]

@@ -5,7 +5,6 @@ import types
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 from sp_api.api import ListingsItems, Orders, Reports, Tokens
@@ -93,7 +92,7 @@ class SpApiClients:
 
 def clients(base_url: str, credentials: dict, marketplace_id: str = US,
             restricted_data_token: str | None = None) -> SpApiClients:
-    """The real python-amazon-sp-api clients aimed at the sandbox (sp-api.md §7.8)."""
+    """The real python-amazon-sp-api clients aimed at the sandbox (through the library's own hooks)."""
     host = base_url.removeprefix("http://")
     lwa = type("SandboxLWA", (AccessTokenClient,), {"scheme": "http://", "host": host})
     marketplace = types.SimpleNamespace(endpoint=base_url, marketplace_id=marketplace_id, region="us-east-1")
@@ -101,11 +100,3 @@ def clients(base_url: str, credentials: dict, marketplace_id: str = US,
     kwargs = {"marketplace": marketplace, "credentials": credentials, "auth_token_client_class": lwa, "verify": False,
               "restricted_data_token": restricted_data_token}
     return SpApiClients(Orders(**kwargs), Reports(**kwargs), ListingsItems(**kwargs), Tokens(**kwargs))
-
-
-def models_folder() -> Path | None:
-    import os
-    override = os.environ.get("M3SYNC_SHARED")
-    shared = Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
-    folder = shared / "spapi-models"
-    return folder if folder.is_dir() else None

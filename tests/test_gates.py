@@ -19,8 +19,8 @@ MAPPING = load_mapping("invoice-clearing")
 
 
 @pytest.fixture
-def us_fixture(shared: Path):
-    return settlement_from_tsv(shared / "fixtures" / "settlements" / "us_v2_usd.tsv")
+def us_fixture(us_v2_tsv: Path):
+    return settlement_from_tsv(us_v2_tsv)
 
 
 def _gate(settlement, mapping=MAPPING, mapped=None, **kwargs):

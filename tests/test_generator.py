@@ -21,6 +21,7 @@ from sandbox.catalog import CATEGORIES, FBA_FEES, MARKETPLACE_BY_ID, build_catal
 from sandbox.generator import V1_COLUMNS, V2_COLUMNS, build_world, write_settlement_v1
 from sandbox.generator.formats import format_amount
 from sandbox.generator.large import matching_invoices, write_large_settlement
+from sandbox.spapi.models import ORDERS, load_model
 
 V1_AMOUNT_COLUMNS = ("shipment-fee-amount", "order-fee-amount", "price-amount", "item-related-fee-amount",
                      "misc-fee-amount", "other-fee-amount", "promotion-amount", "direct-payment-amount",
@@ -311,8 +312,8 @@ def doc_market(doc) -> str:
 
 # --- Orders API shapes, listings, M3 lines ------------------------------------------------------------
 
-def test_orders_match_the_official_model(world, shared: Path) -> None:
-    models = json.loads((shared / "spapi-models" / "ordersV0.json").read_text())
+def test_orders_match_the_official_model(world, spapi_models: Path) -> None:
+    models = load_model(spapi_models, ORDERS)
     definitions = models["definitions"]
     # Validators built once: constructing one per document dominates the run time.
     order_validator = jsonschema.Draft4Validator({"$ref": "#/definitions/Order", "definitions": definitions})

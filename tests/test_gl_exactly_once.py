@@ -166,6 +166,7 @@ def test_failed_batch_job_is_reported_with_m3s_errors_and_never_resubmitted(box:
 LATENCY_MS, CLIENT_TIMEOUT, SETTLE = 2000, 1.0, 3.0
 
 
+@pytest.mark.slow  # each case waits for its late request to land (~3 s)
 @pytest.mark.parametrize("profile, transaction", [
     ("brief", "GLS200MI/Add"),
     ("cloudsuite", "GLS840MI/AddBatchHead"),
@@ -191,6 +192,7 @@ def test_write_committed_after_the_client_timed_out_is_booked_once(box: Box, cle
     assert len(box.vouchers_with_key(k)) == 1
 
 
+@pytest.mark.slow  # waits for the late request to land
 def test_without_the_settle_wait_a_late_commit_would_book_twice(box: Box, clean: None) -> None:
     """The case the settle wait exists for (brief: GLS200MI/Add has no key M3 could refuse)."""
     k = key("NOWAIT")
@@ -218,6 +220,7 @@ def test_in_doubt_write_that_never_reached_m3_is_written_after_the_settle_time(b
 
 # -- two callers in one process --------------------------------------------------------------------
 
+@pytest.mark.slow  # ten races, each through M3's batch job
 @pytest.mark.parametrize("profile", ["brief", "cloudsuite"])
 def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile: str) -> None:
     keys = [key(f"RACE{profile[0].upper()}") for _ in range(10)]
@@ -265,7 +268,7 @@ def _vouchers_for_settlement(server: RunningServer) -> int:
 
 
 def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefect_api_url: str, live_m3,
-                                                                           shared: Path) -> None:
+                                                                           us_v2_tsv: Path) -> None:
     from flows.cli import problem_lines
     from flows.contract import exit_code
     from flows.settlement import settlement_reconciliation
@@ -273,7 +276,7 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefe
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     _configure(home, ionapi, "cloudsuite", voucher_wait_seconds=0.5)
-    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    fixture = str(us_v2_tsv)
     _admin(server, "POST", "gl/batch-job", {"delay_ms": 3_600_000})  # M3's job queue is an hour behind
 
     first = settlement_reconciliation(files=[fixture], home=str(home))
@@ -299,13 +302,13 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefe
 
 
 def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_url: str, live_m3,
-                                                                    shared: Path) -> None:
+                                                                    us_v2_tsv: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     _configure(home, ionapi, "cloudsuite", voucher_wait_seconds=1)
-    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    fixture = str(us_v2_tsv)
     _admin(server, "POST", "gl/batch-job", {"fail_next": 1, "error": "XBA0009 Account 6570 is blocked"})
     for _ in range(2):  # the rerun is held the same way: the failed batch is never re-submitted
         [entry] = settlement_reconciliation(files=[fixture], home=str(home))["settlements"]
@@ -317,13 +320,13 @@ def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_ur
 
 
 def test_settlement_whose_write_commits_after_the_timeout_posts_once(prefect_api_url: str, live_m3,
-                                                                      shared: Path) -> None:
+                                                                      us_v2_tsv: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("brief")
     _configure(home, ionapi, "brief", timeout_seconds=1, settle_seconds=3)
-    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    fixture = str(us_v2_tsv)
     _admin(server, "POST", "faults", {"latency_ms": 2000, "transactions": ["GLS200MI/Add"]})
     # The write times out; the claim stays in doubt; the task's retry waits for M3 instead of writing again.
     first = settlement_reconciliation(files=[fixture], home=str(home))

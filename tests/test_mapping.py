@@ -14,7 +14,7 @@ CATEGORIES = {
     "advertising", "subscription", "storage", "removal", "amazon_clearing", "payable_to_amazon", "carry_over",
 }
 
-# sp-api.md §1.4 (V2, real files), the V1 transaction types and the generator's rows -> category
+# Real V2 files (docs/settlement-vocabulary.md), the V1 transaction types and the generator's rows -> category
 # under invoice-clearing, as an accountant would book them.
 VOCABULARY = [
     ("Order", "ItemPrice", "Principal", "principal"),
@@ -56,7 +56,7 @@ VOCABULARY = [
     ("ServiceFee", "other-transaction", "Subscription Fee", "subscription"),
     ("Subscription Fee", "other-transaction", "Subscription Fee", "subscription"),
     ("Storage Fee", "other-transaction", "Storage Fee", "storage"),
-    # inbound transport is landed cost of the inventory, not a fulfilment fee (settlement-vocabulary.md §3)
+    # inbound transport is landed cost of the inventory, not a fulfilment fee (docs/settlement-vocabulary.md §3)
     ("Inbound Transportation Fee", "ShipmentFees", "FBA transportation fee", "inbound_freight"),
     ("WAREHOUSE_DAMAGE", "other-transaction", "WAREHOUSE_DAMAGE", "reimbursements"),
     ("REVERSAL_REIMBURSEMENT", "other-transaction", "REVERSAL_REIMBURSEMENT", "reimbursements"),
@@ -112,8 +112,8 @@ def test_summary_recognises_revenue_returns_and_refunded_tax():
     assert list(mapped.lines["account"]) == ["3010", "3020", "2610", "3090", "2610", "2610"]
 
 
-def test_fixture_lines_map_row_by_row(shared: Path):
-    settlement = settlement_from_tsv(shared / "fixtures" / "settlements" / "us_v2_usd.tsv")
+def test_fixture_lines_map_row_by_row(us_v2_tsv: Path):
+    settlement = settlement_from_tsv(us_v2_tsv)
     mapped = load_mapping("invoice-clearing").map_settlement(settlement)
     assert list(mapped.lines["account"]) == [
         "1510", "1510", "2610", "6120", "6110", "6130",          # order 1

@@ -22,7 +22,7 @@ from reconciliation.marketplaces import (
 from reconciliation.model import currency_decimals, format_amount
 from reconciliation.pipeline import GATE_MARKETPLACE, prepare_settlement
 
-# settlement-vocabulary.md §2, as settlement files spell them
+# docs/settlement-vocabulary.md §2, as settlement files spell them
 NAMES = ["Amazon.com", "Amazon.ca", "Amazon.com.mx", "Amazon.com.br", "Amazon.co.uk", "Amazon.de", "Amazon.fr",
          "Amazon.it", "Amazon.es", "Amazon.nl", "Amazon.se", "Amazon.pl", "Amazon.com.be", "Amazon.com.tr",
          "Amazon.ie", "Amazon.ae", "Amazon.sa", "Amazon.eg", "Amazon.in", "Amazon.co.jp", "Amazon.com.au",
@@ -167,7 +167,7 @@ def test_unknown_name_is_a_reported_fact():
 
 # --- the marketplace stage of prepare_settlement -------------------------------------------
 
-# The real CA file's shape (settlement-vocabulary.md §2): account-level rows only, no
+# The real CA file's shape (docs/settlement-vocabulary.md §2): account-level rows only, no
 # marketplace-name on any row. Amounts chosen here; they sum to -321.69 CAD like the real one.
 CA_ROWS = [
     ("Subscription Fee", "other-transaction", "Subscription Fee", -3999, "2024-10-10"),

@@ -297,6 +297,7 @@ def _mutate(rng: random.Random, text: str) -> bytes:
     return bytes(b"\n".join(lines))
 
 
+@pytest.mark.slow  # 300 mutants through the parser
 def test_fuzzed_files_end_in_settlements_or_located_errors() -> None:
     rng = random.Random(8)
     bases = [FIXTURE.read_text(), eur_decimal_comma_file(), gbp_dot_file(), v1_file(True), v1_file(False)]

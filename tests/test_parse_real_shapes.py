@@ -1,4 +1,4 @@
-"""Row shapes of real sellers' files (settlement-vocabulary.md §2), one hand-written golden file each.
+"""Row shapes of real sellers' files (docs/settlement-vocabulary.md §2), one hand-written golden file each.
 
 Every expected value below is read off the file named in the test by hand (the files are small:
 ``tests/golden/row_shapes/``). Only the parsed settlement is asserted here; which GL account a

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the sandbox command in a subprocess, seeding a world
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_plain_python_amazon_sp_api_lists_downloads_and_pages(running_sandbox) -
     endpoint = na["endpoint"]
     token_host = settings["token_url"].removeprefix("http://").removesuffix("/auth/o2/token")
 
-    class SandboxLWA(AccessTokenClient):  # sp-api.md §7.8: the library's own hook
+    class SandboxLWA(AccessTokenClient):  # the library's own hook for the LWA host
         scheme = "http://"
         host = token_host
 

@@ -27,7 +27,6 @@ from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
 from reconciliation.workbook import (SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS,
                                      WorkbookError)
 
-FIXTURE = "fixtures/settlements/us_v2_usd.tsv"
 FIXTURE_ID = "10000000001"
 FIRST, SECOND, THIRD = "10000000011", "10000000012", "10000000013"
 
@@ -126,7 +125,7 @@ def _exception_messages(book, source: str) -> list[str]:
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
-        kind: str, prefect_api_url: str, live_m3, shared: Path, tmp_path: Path,
+        kind: str, prefect_api_url: str, live_m3, us_v2_tsv: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.settlement import settlement_reconciliation
 
@@ -137,7 +136,7 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
         _close_november(server)
     elif fault is not None:
         fault(monkeypatch)
-    files = _batch(tmp_path / "in", (shared / FIXTURE).read_text(encoding="utf-8"), edit)
+    files = _batch(tmp_path / "in", (us_v2_tsv).read_text(encoding="utf-8"), edit)
     report = tmp_path / "out" / "run.xlsx"
 
     state = settlement_reconciliation(files=files, home=str(home), report=str(report), return_state=True)
@@ -173,7 +172,7 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
 
 
 def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_code(
-        prefect_api_url: str, live_m3, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        prefect_api_url: str, live_m3, us_v2_tsv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import flows.settlement
 
     def disk_full(*args, **kwargs):
@@ -182,7 +181,7 @@ def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_c
     monkeypatch.setattr(flows.settlement, "write_workbook", disk_full)
     server, configure, _ = live_m3
     home = configure("brief")
-    files = _batch(tmp_path / "in", (shared / FIXTURE).read_text(encoding="utf-8"), None)
+    files = _batch(tmp_path / "in", (us_v2_tsv).read_text(encoding="utf-8"), None)
     document = flows.settlement.settlement_reconciliation(files=files, home=str(home),
                                                           report=str(tmp_path / "run.xlsx"))
     assert [e["status"] for e in document["settlements"]] == ["posted"] * 3
@@ -225,7 +224,7 @@ def test_report_paths_that_cannot_be_written_are_refused(tmp_path: Path, unwrita
     assert made.parent.is_dir() and not made.exists() and list(made.parent.iterdir()) == []
 
 
-def test_a_bad_report_path_stops_the_flow_before_anything_is_posted(prefect_api_url: str, live_m3, shared: Path,
+def test_a_bad_report_path_stops_the_flow_before_anything_is_posted(prefect_api_url: str, live_m3, us_v2_tsv: Path,
                                                                      tmp_path: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
@@ -233,7 +232,7 @@ def test_a_bad_report_path_stops_the_flow_before_anything_is_posted(prefect_api_
     home = configure("brief")
     (tmp_path / "taken.xlsx").mkdir()
     with pytest.raises(WorkbookError, match="is a folder"):
-        settlement_reconciliation(files=[str(shared / FIXTURE)], home=str(home), report=str(tmp_path / "taken.xlsx"))
+        settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home), report=str(tmp_path / "taken.xlsx"))
     assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 0
 
 
@@ -246,9 +245,9 @@ def test_mapping_file_that_is_not_utf8_names_line_and_column(tmp_path: Path) -> 
         load_gl_mapping(str(path), tmp_path)
 
 
-def test_cli_batch_prints_one_json_document_and_each_problem_on_stderr(prefect_api_url: str, shared: Path,
+def test_cli_batch_prints_one_json_document_and_each_problem_on_stderr(prefect_api_url: str, us_v2_tsv: Path,
                                                                        tmp_path: Path) -> None:
-    text = (shared / FIXTURE).read_text(encoding="utf-8")
+    text = (us_v2_tsv).read_text(encoding="utf-8")
     folder = tmp_path / "in"
     files = _batch(folder, text, _amount_letters)
     held = folder / "held.tsv"

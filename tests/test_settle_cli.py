@@ -1,6 +1,6 @@
 """``m3sync settle`` through a subprocess: the JSON contract, exit codes and bad input.
 
-Expected figures are worked out from ../shared/fixtures/settlements/us_v2_usd.tsv by hand.
+Expected figures are worked out from tests/fixtures/settlements/us_v2_usd.tsv by hand.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from _cli import m3sync
 from sandbox.runtime import start_sandbox
 
-FIXTURE = "fixtures/settlements/us_v2_usd.tsv"
 
 
 def _sandbox_vouchers(home: Path) -> int:
@@ -28,9 +27,9 @@ def _digest(path: Path) -> str:
 
 
 @pytest.fixture
-def fixture_file(shared: Path, tmp_path: Path) -> Path:
+def fixture_file(us_v2_tsv: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "us_v2_usd.tsv"
-    shutil.copy(shared / FIXTURE, copy)
+    shutil.copy(us_v2_tsv, copy)
     return copy
 
 
@@ -205,6 +204,7 @@ def test_configuration_errors_are_one_line_exit_2_without_secrets(prefect_api_ur
     assert not (homes["report"] / "sandbox").exists()  # refused before the sandbox (or anything) started
 
 
+@pytest.mark.slow  # an m3sync subprocess that waits for a Prefect API that never answers
 def test_prefect_api_that_does_not_answer_is_one_line_and_exit_4(fixture_file: Path, tmp_path: Path) -> None:
     import socket
 

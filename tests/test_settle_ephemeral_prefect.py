@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a subprocess that boots its own Prefect server
 
 
 def _processes_with_prefect_home(prefect_home: Path) -> list[str]:
@@ -30,9 +32,9 @@ def _processes_with_prefect_home(prefect_home: Path) -> list[str]:
     return found
 
 
-def test_settle_without_a_prefect_server_starts_one_uses_it_and_stops_it(shared: Path, tmp_path: Path) -> None:
+def test_settle_without_a_prefect_server_starts_one_uses_it_and_stops_it(us_v2_tsv: Path, tmp_path: Path) -> None:
     settlement = tmp_path / "us_v2_usd.tsv"
-    shutil.copy(shared / "fixtures" / "settlements" / "us_v2_usd.tsv", settlement)
+    shutil.copy(us_v2_tsv, settlement)
     prefect_home = tmp_path / "prefect"
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("M3SYNC_", "PREFECT_", "SP_API_DEFAULT"))}
     environment.update({"PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -65,14 +65,14 @@ def test_generated_world_posts_balanced_vouchers_equal_to_each_deposit(prefect_a
     assert Path(result["report"]).is_file()
 
 
-def test_drop_after_commit_and_rerun_never_post_twice(prefect_api_url: str, live_m3, shared: Path) -> None:
+def test_drop_after_commit_and_rerun_never_post_twice(prefect_api_url: str, live_m3, us_v2_tsv: Path) -> None:
     from datetime import date
 
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("brief")
-    fixture = str(shared / "fixtures/settlements/us_v2_usd.tsv")
+    fixture = str(us_v2_tsv)
     httpx.post(f"{server.base_url}/sandbox/faults", json={"drop_after_commit": 1, "transactions": ["GLS200MI/Add"]})
     first = settlement_reconciliation(files=[fixture], home=str(home))
     assert first["settlements"][0]["status"] in ("posted", "duplicate"), first["settlements"][0]["reasons"]
@@ -87,7 +87,7 @@ def test_drop_after_commit_and_rerun_never_post_twice(prefect_api_url: str, live
     assert len(_vouchers_in_m3(ionapi, "AMZ-10000000001-202410", date(2024, 10, 25))) == 1
 
 
-def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, live_m3, shared: Path,
+def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, live_m3, us_v2_tsv: Path,
                                                        tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -96,7 +96,7 @@ def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, liv
 
     server, configure, ionapi = live_m3
     home = configure("brief")
-    text = (shared / "fixtures/settlements/us_v2_usd.tsv").read_text()
+    text = (us_v2_tsv).read_text()
     held = tmp_path / "held.tsv"
     held.write_text(text.replace("DigitalServicesFee", "BrandNewMysteryFee"))
     result = settlement_reconciliation(files=[str(held)], home=str(home), report=str(tmp_path / "run.xlsx"))
@@ -113,13 +113,13 @@ def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, liv
     assert "BrandNewMysteryFee" in json.dumps(exceptions.data)
 
 
-def test_same_settlement_twice_in_one_run_posts_once(prefect_api_url: str, live_m3, shared: Path,
+def test_same_settlement_twice_in_one_run_posts_once(prefect_api_url: str, live_m3, us_v2_tsv: Path,
                                                       tmp_path: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("brief")
-    text = (shared / "fixtures/settlements/us_v2_usd.tsv").read_bytes()
+    text = (us_v2_tsv).read_bytes()
     first, second = tmp_path / "download-1.tsv", tmp_path / "download-2.tsv"
     first.write_bytes(text)
     second.write_bytes(text)
@@ -129,14 +129,14 @@ def test_same_settlement_twice_in_one_run_posts_once(prefect_api_url: str, live_
     assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 1
 
 
-def test_closed_period_holds_the_settlement_and_posts_nothing(prefect_api_url: str, live_m3, shared: Path) -> None:
+def test_closed_period_holds_the_settlement_and_posts_nothing(prefect_api_url: str, live_m3, us_v2_tsv: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
     assert closed.status_code == 200, closed.text
-    result = settlement_reconciliation(files=[str(shared / "fixtures/settlements/us_v2_usd.tsv")], home=str(home))
+    result = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))
     entry, = result["settlements"]
     assert entry["status"] == "held"
     assert any("AMZ-10000000001-202410" in r and "closed" in r.lower() for r in entry["reasons"]), entry["reasons"]

@@ -15,7 +15,7 @@ from sp_api.base.exceptions import (SellingApiBadRequestException, SellingApiFor
 
 from sandbox.server import serve_in_thread
 from sandbox.spapi import SpApiStore, create_app, credentials
-from _spapi_fixtures import (DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing, models_folder,
+from _spapi_fixtures import (DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing,
                                    order, settlement)
 
 BASE_TIME = datetime(2026, 9, 1, tzinfo=timezone.utc)
@@ -360,7 +360,7 @@ def test_every_download_variant_decodes_to_the_document(sandbox, api) -> None:
         if charset:
             assert downloaded == expected
             assert NOTE in downloaded
-        else:  # no charset: the client falls back to ISO-8859-1 (sp-api.md §7.6), so UTF-8 bytes come out garbled
+        else:  # no charset: the client falls back to ISO-8859-1, so UTF-8 bytes come out garbled
             assert downloaded.encode("iso-8859-1").decode("utf-8") == expected
             assert NOTE not in downloaded
     assert variants == {(c, z) for c in ("utf-8", "Cp1252", "") for z in ("", "GZIP")}
@@ -520,7 +520,7 @@ def test_injected_faults(sandbox, api) -> None:
     with pytest.raises(SellingApiTemporarilyUnavailableException):
         api.orders.get_order("111-0000000-0000000")
     assert api.orders.get_order("111-0000000-0000000").payload["AmazonOrderId"] == "111-0000000-0000000"
-    # Without a body the client reports an empty success (its known gap, sp-api.md §7.4).
+    # Without a body the client reports an empty success (its known gap).
     HTTP.post(f"{sandbox.base_url}/sandbox/faults", json={"status": 429, "count": 2, "with_body": False})
     assert api.orders.get_order("111-0000000-0000000").payload == {}
     HTTP.delete(f"{sandbox.base_url}/sandbox/faults")
@@ -611,10 +611,8 @@ def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> l
     ]
 
 
-def test_every_answer_matches_the_official_models(sandbox, api) -> None:
-    folder = models_folder()
-    if folder is None:
-        pytest.skip("shared/spapi-models not found (set M3SYNC_SHARED to the folder holding spapi-models)")
+def test_every_answer_matches_the_official_models(sandbox, api, spapi_models: Path) -> None:
+    folder = spapi_models
     import jsonschema
 
     from sandbox.spapi.models import OPERATION_SCHEMAS, schema_for

@@ -1,4 +1,4 @@
-"""Every combination real settlement files carry (settlement-vocabulary.md §3) is mapped in
+"""Every combination real settlement files carry (docs/settlement-vocabulary.md §3) is mapped in
 both presets, to the category an accountant books it to; rules match on normalised keys."""
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 from _settlement_builders import lines_frame
 from reconciliation.mapping import MappingError, load_mapping, normalise_key, parse_mapping
 
+REPO = Path(__file__).resolve().parents[1]
 PRESETS = ("invoice-clearing", "summary")
 
-# settlement-vocabulary.md §3, written out by hand: (transaction-type, amount-type,
+# docs/settlement-vocabulary.md §3, written out by hand: (transaction-type, amount-type,
 # amount-description) -> category under invoice-clearing. Upper-case rows are the doc's
 # normalised spelling; mixed-case rows are the V2 spelling of the same item. Where the doc
 # says `*`, concrete examples stand in for it.
@@ -247,10 +248,10 @@ def test_new_categories_have_the_same_account_in_both_presets():
     }
 
 
-def test_the_hand_written_list_covers_every_value_the_document_names(shared: Path):
+def test_the_hand_written_list_covers_every_value_the_document_names():
     """Cross-check against the document itself: every concrete value in §3's three key columns
     appears in SECTION_3 in that column (normalised), so no item was left out by hand."""
-    text = (shared / "reference" / "settlement-vocabulary.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "settlement-vocabulary.md").read_text(encoding="utf-8")
     section = text.split("## 3.", 1)[1]
     seen = [set(), set(), set()]
     for tt, at, ad, _ in SECTION_3:

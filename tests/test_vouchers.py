@@ -26,8 +26,8 @@ US_PL = ("AMZ", "US", "", "", "", "")   # P&L dimensions: AIT2 = channel AMZ, AI
 
 
 @pytest.fixture
-def us_fixture(shared: Path):
-    return settlement_from_tsv(shared / "fixtures" / "settlements" / "us_v2_usd.tsv")
+def us_fixture(us_v2_tsv: Path):
+    return settlement_from_tsv(us_v2_tsv)
 
 
 def _vouchers(settlement, preset="invoice-clearing"):

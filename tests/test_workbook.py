@@ -67,8 +67,8 @@ def _invoices(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def fixture_file(shared: Path) -> Path:
-    return shared / "fixtures" / "settlements" / "us_v2_usd.tsv"
+def fixture_file(us_v2_tsv: Path) -> Path:
+    return us_v2_tsv
 
 
 @pytest.fixture(scope="module")

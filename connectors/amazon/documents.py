@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 GZIP_MAGIC = b"\x1f\x8b"
 GIB = 1 << 30
 # Presigned report URLs point at S3 (tortuga-prod-na.s3-external-1.amazonaws.com,
-# tortuga-prod-eu.s3-eu-west-1.amazonaws.com, ...; sp-api.md §2).
+# tortuga-prod-eu.s3-eu-west-1.amazonaws.com, ...;
+# https://developer-docs.amazon.com/sp-api/docs/reports-api-v2021-06-30-reference).
 AMAZON_DOCUMENT_HOST_SUFFIXES = (".amazonaws.com",)
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _CHUNK = 1 << 16

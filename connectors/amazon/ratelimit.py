@@ -23,7 +23,9 @@ class RateLimit:
             raise ValueError(f"rate limit needs rate > 0 and burst >= 1, got {self.rate}/{self.burst}")
 
 
-# Amazon's published default usage plans (rate per second / burst), sp-api.md §2-§4.
+# Amazon's published default usage plans (rate per second / burst), in the models of
+# https://github.com/amzn/selling-partner-api-models and
+# https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits.
 PUBLISHED_LIMITS: Mapping[str, RateLimit] = {
     "getOrders": RateLimit(0.0167, 20),
     "getOrder": RateLimit(0.5, 30),

@@ -35,7 +35,8 @@ _DEFAULT_TOKEN_LIFETIME_S = 3600.0
 
 @dataclass(frozen=True)
 class AccountMarketplace:
-    """What ``sp_api.base.Client`` reads from a ``Marketplaces`` member (sp-api.md §7.1)."""
+    """What ``sp_api.base.Client`` reads from a ``Marketplaces`` member (python-amazon-sp-api's
+    ``sp_api/base/client.py``, https://github.com/saleweaver/python-amazon-sp-api)."""
 
     endpoint: str
     marketplace_id: str

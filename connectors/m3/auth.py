@@ -1,6 +1,6 @@
 """ION API credentials (.ionapi) and the two ways M3 authenticates: OAuth2 and HTTP Basic.
 
-The OAuth2 flow is the backend-service one (m3-api.md §3): resource-owner password grant with
+The OAuth2 flow is the backend-service one (Infor ION API's backend service): resource-owner password grant with
 the service account keys, the token cached until shortly before it expires, refreshed with the
 refresh token when one was issued, and revoked on close. Secrets never reach a repr or a log.
 """

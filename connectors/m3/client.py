@@ -1,4 +1,4 @@
-"""httpx client for Infor M3's MI REST API: v2 single GET, v2 bulk POST, v1 GET (m3-api.md §1-2).
+"""httpx client for Infor M3's MI REST API: v2 single GET, v2 bulk POST, v1 GET (docs/m3-contract.md).
 
 Transport failures (timeouts, dropped connections, 5xx, 429) and M3's "record locked / changed
 by another user" answers are retried with exponential backoff and jitter for reads always, for
@@ -38,7 +38,7 @@ _NAME = re.compile(r"^[A-Z0-9]{1,12}$")
 _PROGRAM = re.compile(r"^[A-Z0-9]{2,10}$")
 _TRANSACTION = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _READ_PREFIXES = ("Get", "Lst", "Search", "Sel")
-# M3's answers for a record another job holds or changed meanwhile (m3-api.md §6): worth a retry.
+# M3's answers for a record another job holds or changed meanwhile (docs/m3-contract.md): worth a retry.
 LOCKED_CODES = frozenset({"XUP0001", "XO_1130"})
 BULK_MAX_TRANSACTIONS = 100    # what the gateway takes in one bulk request (the sandbox's default limits)
 BULK_MAX_BYTES = 64 * 1024

@@ -1,6 +1,6 @@
 """The fixed-width ``I1`` record of GLS840MI/AddBatchLine (interface GLUPLOAD).
 
-Layout (m3-api.md §4.5, m3-contract.md): ``"I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10
+Layout (docs/m3-contract.md): ``"I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10
 each) + CUCD(3) + CUAM(17, right-aligned, signed) + ACDT(yyyyMMdd) + VTXT(40)`` = 160 chars.
 Numbers (RNNO, GRNR) are zero-padded, alpha fields left-aligned and space-padded. Shared wire
 format: the sandbox may decode with :func:`decode_i1` so both sides agree on one definition.

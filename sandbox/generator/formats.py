@@ -1,4 +1,5 @@
-"""Settlement flat-file text exactly as Amazon writes it (sp-api.md §1.2, §1.5).
+"""Settlement flat-file text exactly as Amazon writes it (columns and formats:
+https://developer-docs.amazon.com/sp-api/docs/report-type-values-settlement).
 
 V2: 24 tab-separated columns, summary row with columns 1-6 only, '\n' line endings. The date
 style and decimal mark follow the seller account's region and currency, not the project's

@@ -77,7 +77,7 @@ class OrderLine:
     promotion_id: str
     shipping_promotion: int  # shipping discount, positive (free-shipping promotion)
     # VAT marketplaces: the VAT on the discounts, refunded to the buyer as Promotion/TaxDiscount
-    # (sp-api.md §1.4), so the VAT charged is that of the discounted price, as M3 invoices it.
+    # (real V2 files), so the VAT charged is that of the discounted price, as M3 invoices it.
     promotion_tax: int = 0
     shipping_promotion_tax: int = 0
 

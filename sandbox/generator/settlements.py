@@ -1,4 +1,6 @@
-"""Settlement flat files V2 consistent with the generated orders (sp-api.md §1.3, §1.4).
+"""Settlement flat files V2 consistent with the generated orders (rows and totals as in real
+files: docs/settlement-vocabulary.md;
+https://developer-docs.amazon.com/sp-api/docs/report-type-values-settlement).
 
 One settlement per marketplace per ~14-day window; the next window starts where the previous
 ended. Every amount is computed in integer minor units and the total is their exact sum.

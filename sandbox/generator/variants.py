@@ -1,7 +1,7 @@
 """Small settlement files with the row shapes and vocabulary real sellers' files have.
 
 Opt-in and separate from ``build_world`` (whose bytes the demo and the tests pin): one small,
-balanced V2 file per variant of ``settlement-vocabulary.md``::
+balanced V2 file per variant of ``docs/settlement-vocabulary.md``::
 
     from sandbox.generator.variants import VARIANTS, real_world_variants, variant_settlement
     for name, data in real_world_variants(seed=0):      # [(variant name, file bytes), ...]

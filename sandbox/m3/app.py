@@ -82,7 +82,8 @@ def _transaction_meta(program: str, transaction: str) -> metadata.TransactionMet
         return None
 
 
-BULK_MAX_TRANSACTIONS = 100     # [ours] per bulk request, as gateways limit them (m3-api.md §1.3: 80 / 32 KB seen)
+# [ours] per bulk request, as gateways limit them (80 transactions / 32 KB seen; docs/m3-contract.md)
+BULK_MAX_TRANSACTIONS = 100
 BULK_MAX_BYTES = 64 * 1024      # [ours] bulk request body
 
 

@@ -35,5 +35,5 @@ def does_not_exist(code: str, what: str, field: str, value: str) -> MIError:
 
 
 def invalid(field: str, value: str, why: str = "is invalid") -> MIError:
-    # Pattern W + field + 01 (m3-api.md §6).
+    # Pattern W + field + 01 (M3's message ids, docs/m3-contract.md).
     return nok(f"W{field}01", f"{field} &1 {why}", field, value)

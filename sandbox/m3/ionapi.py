@@ -1,4 +1,4 @@
-"""The sandbox's credentials and its ``.ionapi`` file (m3-api.md §3).
+"""The sandbox's credentials and its ``.ionapi`` file (Infor ION API's downloadable credentials file).
 
 Credentials are generated when a sandbox folder's database is created (seed.py) and read
 back from it, so every app instance on that folder accepts the same keys. Secrets are kept

@@ -1,11 +1,11 @@
 """Per-transaction MI metadata: one declarative table for validation, v1 metadata and padding.
 
-Field definitions (type A/N/D, length) follow m3-api.md §4/§5; a transaction lists its input
+Field definitions (type A/N/D, length) follow Infor's MI metadata (docs/m3-contract.md); a transaction lists its input
 fields (``*`` = mandatory) and output fields by name. A per-transaction override is written
 ``NAME:N7`` where a program defines a field differently from the shared catalogue.
 
 Numeric fields are written ``N<length>.<decimals>`` (``CUAM N17.2``: 17 digits, 2 of them
-decimals); no ``.`` means an integer field. The decimals are [ours] where m3-api.md gives only
+decimals); no ``.`` means an integer field. The decimals are [ours] where Infor's documentation gives only
 the length: amounts 2, quantities and prices 6.
 """
 from __future__ import annotations

@@ -44,7 +44,7 @@ def add_batch_address(call: Call) -> list[Record]:
 @mi("OIS100MI", "Confirm")
 def confirm(call: Call) -> list[Record]:
     head = orders.confirm_batch(call.tx, call.get("ORNO"))
-    # STAT is the batch order's status: 90 = "Customer Order Created" (m3-api.md §4.1).
+    # STAT is the batch order's status: 90 = "Customer Order Created" (OIS100MI batch orders).
     return [{"ORNO": head["ORNO"], "STAT": "90"}]
 
 

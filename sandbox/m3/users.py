@@ -2,7 +2,7 @@
 
 Every MI call runs in a company/division context: the ``cono``/``divi`` parameters or ``CONO``/``DIVI``
 inputs, else the user's defaults. A context the user may not use is M3's authorisation error
-``XAU0008`` ("Not authorized for company 999", m3-api.md §2.2), raised before any handler runs.
+``XAU0008`` ("Not authorized for company 999", docs/m3-contract.md), raised before any handler runs.
 """
 from __future__ import annotations
 

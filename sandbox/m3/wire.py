@@ -1,6 +1,6 @@
 """MI REST response bodies: v1 (padded MIRecord/NameValue), v2 and bulk (flat records).
 
-Output fields, their order and their padding come from ``metadata.py`` (m3-api.md §2).
+Output fields, their order and their padding come from ``metadata.py`` (docs/m3-contract.md).
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Every API call goes through the same gate, in Amazon's order: access token (403), injected
 fault, usage plan (429), then the operation. Errors always carry an ``errors`` body (the
-python client treats a bodiless 4xx/5xx as success, sp-api.md §7.4) unless a fault asks
+python client treats a bodiless 4xx/5xx as success,
+https://github.com/saleweaver/python-amazon-sp-api) unless a fault asks
 for exactly that.
 """
 from __future__ import annotations

@@ -19,7 +19,8 @@ from .ratelimit import RateLimiter
 from .store import SpApiStore
 from .timeutil import parse_iso
 
-# The client adds its marketplace under all of these names (sp-api.md §7.1); any may carry ids.
+# The client adds its marketplace under all of these names (python-amazon-sp-api,
+# sp_api/base/client.py); any may carry ids.
 MARKETPLACE_PARAM_NAMES = ("MarketplaceIds", "MarketplaceId", "marketplace_ids", "marketplaceIds", "marketplaceId")
 
 

@@ -1,7 +1,10 @@
 """Amazon's official SP-API models, for validating the sandbox's answers in tests.
 
-The sandbox never needs these at runtime (users do not have ``../shared``); tests locate
-``shared/spapi-models`` beside the repository, or under ``$M3SYNC_SHARED``.
+The sandbox never needs these at runtime. Tests find them in ``$M3SYNC_SPAPI_MODELS``: the
+``models`` folder of a clone of https://github.com/amzn/selling-partner-api-models (one folder
+per API, e.g. ``orders-api-model/ordersV0.json``) or a flat folder of the same JSON files.
+Without the variable, ``$M3SYNC_SHARED/spapi-models`` or ``../shared/spapi-models`` beside the
+clone is used when present.
 """
 from __future__ import annotations
 
@@ -40,17 +43,29 @@ OPERATION_SCHEMAS: dict[str, OperationSchemas] = {
 }
 
 
+MODELS_ENV = "M3SYNC_SPAPI_MODELS"
+HOW_TO_GET_MODELS = (f"Amazon's SP-API models not found: clone https://github.com/amzn/selling-partner-api-models "
+                     f"and set {MODELS_ENV} to its models folder")
+
+
 def models_dir() -> Path | None:
-    """``shared/spapi-models`` (``$M3SYNC_SHARED/spapi-models`` when set), or None if absent."""
-    override = os.environ.get("M3SYNC_SHARED")
-    shared = Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
-    folder = shared / "spapi-models"
+    """The folder holding Amazon's models (see the module docstring), or None if there is none."""
+    configured = os.environ.get(MODELS_ENV)
+    if configured:
+        folder = Path(configured)
+    else:
+        shared = os.environ.get("M3SYNC_SHARED")
+        folder = (Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared") / "spapi-models"
     return folder if folder.is_dir() else None
 
 
 @lru_cache(maxsize=None)
 def load_model(folder: Path, name: str) -> dict:
-    return json.loads((folder / name).read_text(encoding="utf-8"))
+    """One model by file name, directly in ``folder`` or in one of its per-API folders (Amazon's layout)."""
+    path = folder / name
+    if not path.is_file():
+        path = next(folder.glob(f"*/{name}"), path)
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def schema_for(folder: Path, model: str, definition: str) -> dict:

@@ -18,7 +18,8 @@ class UsagePlan:
         return f"{self.rate:.4f}".rstrip("0").rstrip(".") if self.rate < 1 else f"{self.rate:.1f}"
 
 
-# Rates and bursts from the official models (sp-api.md §0.6, §3, §4).
+# Rates and bursts from the official models (https://github.com/amzn/selling-partner-api-models;
+# https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits).
 USAGE_PLANS: dict[str, UsagePlan] = {
     "getOrders": UsagePlan(0.0167, 20),
     "getOrder": UsagePlan(0.5, 30),

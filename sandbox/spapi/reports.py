@@ -21,7 +21,7 @@ from .store import ReportRecord, document_codec
 from .timeutil import amazon_time, parse_iso, sortable
 
 PROCESSING_STATUSES = frozenset({"CANCELLED", "DONE", "FATAL", "IN_PROGRESS", "IN_QUEUE"})
-# Amazon refuses these in createReport with its internal report-type number (sp-api.md §0.1).
+# Amazon refuses these in createReport with its internal report-type number (as seen from Amazon's API).
 SETTLEMENT_TYPE_NUMBERS = {"GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2": 1118,
                            "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE": 1117,
                            "GET_V2_SETTLEMENT_REPORT_DATA_XML": 1116}
@@ -130,7 +130,8 @@ def _signature(sb: Sandbox, document_id: str, expires: int) -> str:
 
 
 def _presigned_url(sb: Sandbox, document_id: str) -> str:
-    # Built from the configured base URL: the client's Host header is wrong (sp-api.md §7.1).
+    # Built from the configured base URL: the client's Host header is wrong (python-amazon-sp-api
+    # drops the host's first character after an http:// scheme).
     expires = int((sb.now() + URL_LIFETIME).timestamp())
     return (f"{sb.document_url_base or sb.base_url}{DOWNLOAD_PREFIX}/{quote(document_id, safe='')}"
             f"?X-Amz-Expires={int(URL_LIFETIME.total_seconds())}&Expires={expires}"

@@ -33,7 +33,7 @@ REGIONS: tuple[str, ...] = tuple(dict.fromkeys(m.region.lower() for m in MARKETP
 SETTLEMENT_V2 = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 ACCESS_TOKEN_SECONDS = 3600
 
-# Download variants seen from Amazon's S3 (sp-api.md §1.6): charset in Content-Type and
+# Download variants seen from Amazon's S3 (as reported against python-amazon-sp-api): charset in Content-Type and
 # compression. Seeded reports rotate through all of them so every decoding path is exercised.
 CHARSETS = ("utf-8", "Cp1252", "")
 COMPRESSIONS = ("", "GZIP")

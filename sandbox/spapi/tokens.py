@@ -1,7 +1,8 @@
 """Tokens API 2021-03-01 (createRestrictedDataToken) and the PII rules it unlocks.
 
 Without a restricted data token Amazon leaves buyer names, e-mail, phone and street address
-out of Orders v0 answers (sp-api.md §3 "PII / RDT"); the sandbox does the same (PII
+out of Orders v0 answers (restricted data tokens:
+https://developer-docs.amazon.com/sp-api/docs/tokens-api-use-case-guide); the sandbox does the same (PII
 restriction is on unless turned off). An RDT is issued for operation paths that handle
 restricted data only, as ``tokens_2021-03-01.json`` describes, and unlocks exactly the
 method, path and data elements it names.
