@@ -11,7 +11,7 @@ demos (nothing is switched by environment variables or module patching).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -129,10 +129,12 @@ class AmazonAccount:
         marketplace_ids = values["marketplace_ids"]
         if isinstance(marketplace_ids, str):
             marketplace_ids = tuple(m.strip() for m in marketplace_ids.split(",") if m.strip())
+        elif not isinstance(marketplace_ids, Iterable):
+            raise AmazonConfigError("marketplace_ids", "must be a list or comma-separated text")
         return cls(
             endpoint=str(values["endpoint"]).rstrip("/"),
             seller_id=str(values["seller_id"]),
-            marketplace_ids=tuple(str(m) for m in marketplace_ids),  # type: ignore[union-attr]
+            marketplace_ids=tuple(str(m) for m in marketplace_ids),
             refresh_token=str(values["refresh_token"]),
             lwa_app_id=str(values["lwa_app_id"]),
             lwa_client_secret=str(values["lwa_client_secret"]),

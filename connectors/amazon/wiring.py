@@ -75,7 +75,7 @@ def token_client_class(token_url: str, cache: TokenCache) -> type[AccessTokenCli
     """A subclass of the library's token client bound to ``token_url`` and ``cache``."""
     parts = urlsplit(token_url)
 
-    class AccountAccessTokenClient(AccessTokenClient):
+    class AccountAccessTokenClient(AccessTokenClient):  # type: ignore[misc]  # sp-api ships no type information
         scheme = f"{parts.scheme}://"
         host = parts.netloc
         path = parts.path or "/"

@@ -146,7 +146,7 @@ class M3Client:
                     transport: httpx.BaseTransport | None = None, **kwargs: Any) -> "M3Client":
         credentials = IonApiCredentials.from_file(path)
         auth = IonApiOAuth(credentials, timeout=timeout, transport=transport)
-        extra = {"backoff": backoff} if backoff is not None else {}
+        extra: dict[str, Any] = {"backoff": backoff} if backoff is not None else {}
         return cls(credentials.iu, auth, tenant=credentials.ti, cono=cono, divi=divi, timeout=timeout,
                    transport=transport, **extra, **kwargs)
 

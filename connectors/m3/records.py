@@ -176,7 +176,7 @@ class OrderLineRequest:
         if self.quantity <= 0:
             raise M3DataError(f"order line {self.itno}: ORQT must be positive, got {self.quantity}")
 
-    def to_m3(self) -> dict[str, object]:
+    def to_m3(self) -> dict[str, str | int | Decimal | date | None]:
         return {"ITNO": self.itno, "ORQT": self.quantity, "SAPR": self.unit_price, "DIA1": self.discount,
                 "WHLO": self.warehouse, "DWDT": self.requested_delivery_date}
 
@@ -204,7 +204,7 @@ class OrderRequest:
         if not isinstance(self.lines, tuple) or not self.lines:
             raise M3DataError(f"order {self.customer_order_ref}: lines must be a non-empty tuple of OrderLineRequest")
 
-    def head_to_m3(self) -> dict[str, object]:
+    def head_to_m3(self) -> dict[str, str | int | Decimal | date | None]:
         return {"CUNO": self.cuno, "ORTP": self.order_type, "FACI": self.facility, "WHLO": self.warehouse,
                 "ORDT": self.order_date, "RLDT": self.requested_delivery_date, "CUOR": self.customer_order_ref,
                 "YREF": self.your_reference, "CUCD": self.currency}
