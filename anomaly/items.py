@@ -214,7 +214,7 @@ def _summary(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     amount = lines["amount_minor"].to_numpy(dtype=np.int64)
 
     def where(column: str, value: str) -> np.ndarray:
-        return getattr(keys, column).equals(value)
+        return np.asarray(getattr(keys, column).equals(value), dtype=bool)
 
     sales = exact_sum(amount[where("transaction_type", "ORDER") & where("amount_type", "ITEMPRICE")
                              & where("amount_description", "PRINCIPAL")])

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from operator import attrgetter
 from typing import Iterable
 
 import numpy as np
@@ -124,10 +125,11 @@ def suggest_categories(unmapped: Iterable[tuple[str, str, str]], mapping: GLMapp
 
 def _as_keys(item: object) -> tuple[str, str, str]:
     if hasattr(item, "transaction_type"):
-        values = (getattr(item, "transaction_type"), getattr(item, "amount_type"), getattr(item, "amount_description"))
+        values = tuple(attrgetter("transaction_type", "amount_type", "amount_description")(item))
     else:
-        values = tuple(item)  # type: ignore[arg-type]
-    if len(values) != 3 or not all(isinstance(v, str) for v in values):
+        values = tuple(item) if isinstance(item, Iterable) else ()
+    texts = tuple(v for v in values if isinstance(v, str))
+    if len(values) != 3 or len(texts) != 3:
         raise ValueError(f"unmapped combination must be (transaction_type, amount_type, amount_description) text, "
                          f"got {item!r}")
-    return values  # type: ignore[return-value]
+    return texts[0], texts[1], texts[2]
