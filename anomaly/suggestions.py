@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from reconciliation.mapping import WILDCARD, GLMapping, normalise_key
+from reconciliation.mapping import WILDCARD, GLMapping, UnmappedCombination, normalise_key
 
 NEIGHBOURS = 5
 # Key values that say nothing about what kind of amount it is, normalised as rules match
@@ -91,7 +91,7 @@ def yaml_rule_line(keys: tuple[str, str, str], category: str) -> str:
     return f"  - {{transaction_type: {tt}, amount_type: {at}, amount_description: {ad}, category: {category}}}"
 
 
-def suggest_categories(unmapped: Iterable[tuple[str, str, str]], mapping: GLMapping, *,
+def suggest_categories(unmapped: Iterable[tuple[str, str, str] | UnmappedCombination], mapping: GLMapping, *,
                        vocabulary: Iterable[tuple[str, str]] | None = None) -> list[Suggestion]:
     """One suggestion per unmapped (transaction_type, amount_type, amount_description).
 

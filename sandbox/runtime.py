@@ -12,6 +12,7 @@ token and the world's marketplaces there.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -118,8 +119,7 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
     try:
         for n, region in enumerate(REGIONS):
             spapi[region] = serve_in_thread(
-                lambda url, region=region: create_spapi_app(folder / "spapi", url, region=region,
-                                                            time_scale=SANDBOX_TIME_SCALE),
+                functools.partial(create_spapi_app, folder / "spapi", region=region, time_scale=SANDBOX_TIME_SCALE),
                 port=spapi_port + n if spapi_port else 0)
     except BaseException:
         for server in (m3, *spapi.values()):

@@ -58,7 +58,6 @@ def serve_in_thread(app_factory: Callable[[str], Any], host: str = "127.0.0.1", 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
 
     def run() -> None:
         asyncio.run(server.serve(sockets=[sock]))

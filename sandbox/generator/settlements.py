@@ -172,7 +172,7 @@ def _crow_id(rng: random.Random) -> str:
 def _account_row(posted: datetime, transaction_type: str, amount_type: str,
                  description: str, amount: int, **extra: object) -> SettlementRow:
     return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]
+                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]  # extra: SettlementRow fields by name
 
 
 def _moment(rng: random.Random, window: Window) -> datetime:

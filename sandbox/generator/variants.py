@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Callable
+from typing import Any, Callable
 
 from sandbox.catalog import FBA_FEES, MARKETPLACES, CatalogItem, Marketplace, build_catalog
 
@@ -91,7 +91,7 @@ class _Context:
 def _row(transaction_type: str, amount_type: str, description: str, amount: int, posted: datetime,
          **extra: object) -> SettlementRow:
     return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]
+                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]  # extra: SettlementRow fields by name
 
 
 def _item_rows(ctx: _Context, transaction_type: str, parts: list[tuple[str, str, int]], *,
@@ -102,14 +102,14 @@ def _item_rows(ctx: _Context, transaction_type: str, parts: list[tuple[str, str,
     zero amounts are left out except the Principal (MCF orders carry ``Principal 0.00``)."""
     posted = posted or ctx.moment()
     name = ctx.market.name if marketplace_name is None else marketplace_name
-    common = dict(order_id=order_id or ctx.order_id(), marketplace_name=name, order_item_code=ctx.digits(14),
+    common: dict[str, Any] = dict(order_id=order_id or ctx.order_id(), marketplace_name=name, order_item_code=ctx.digits(14),
                   sku=sku or ctx.item().sku, quantity=quantity, fulfillment_id="AFN")
     common["merchant_order_id"] = common["order_id"]
     if adjustment:
         common["adjustment_id"] = ctx.digits(14)
         common["merchant_adjustment_item_id"] = ctx.digits(10)
     common.update(extra)
-    return [_row(transaction_type, kind, description, amount, posted, **common)  # type: ignore[arg-type]
+    return [_row(transaction_type, kind, description, amount, posted, **common)
             for kind, description, amount in parts if amount or description == "Principal"]
 
 
