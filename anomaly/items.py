@@ -105,7 +105,7 @@ class _KeyColumn:
     keys: np.ndarray    # normalised key per code (object)
 
     @classmethod
-    def of(cls, values: pd.Series) -> "_KeyColumn":
+    def of(cls, values: pd.Series) -> _KeyColumn:
         codes, uniques = pd.factorize(values.fillna(""))
         return cls(codes, np.array([normalise_key(str(u)) for u in uniques], dtype=object))
 

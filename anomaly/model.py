@@ -62,7 +62,7 @@ class AnomalyModel:
     seed: int
 
     @classmethod
-    def fit(cls, matrix: pd.DataFrame, *, seed: int = 0) -> "AnomalyModel":
+    def fit(cls, matrix: pd.DataFrame, *, seed: int = 0) -> AnomalyModel:
         missing = [c for c in MODEL_FEATURES if c not in matrix.columns]
         if missing:
             raise ValueError(f"model matrix lacks feature column(s) {', '.join(missing)}")
@@ -99,7 +99,7 @@ class AnomalyModel:
         return target
 
     @classmethod
-    def load(cls, path: Path | str) -> "AnomalyModel":
+    def load(cls, path: Path | str) -> AnomalyModel:
         source = Path(path)
         if not source.is_file():
             raise ModelFileError(source, "model file not found")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from operator import attrgetter
-from typing import Iterable
 
 import numpy as np
 import yaml

@@ -17,7 +17,6 @@ import functools
 from decimal import Decimal
 
 import pandas as pd
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture

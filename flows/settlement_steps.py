@@ -22,7 +22,13 @@ from prefect.cache_policies import NO_CACHE
 from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
 from connectors.m3 import (
-    JournalEntry, JournalLine, M3AuthError, M3Error, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+    JournalEntry,
+    JournalLine,
+    M3AuthError,
+    M3Error,
+    M3TransactionError,
+    M3Unavailable,
+    M3WriteInDoubt,
     SubmittedVoucher,
 )
 from connectors.m3.records import CustomerInvoice
@@ -35,8 +41,14 @@ from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome, SubmittedVoucherRef
-from reconciliation.parse import (DuplicateSettlement, ParseResult, SettlementFileError, dedupe_settlements,
-                                  parse_settlement_bytes, read_settlement_file)
+from reconciliation.parse import (
+    DuplicateSettlement,
+    ParseResult,
+    SettlementFileError,
+    dedupe_settlements,
+    parse_settlement_bytes,
+    read_settlement_file,
+)
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
 from reconciliation.vouchers import Voucher
 

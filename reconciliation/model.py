@@ -69,12 +69,12 @@ class Settlement:
         return currency_decimals(self.currency)
 
 
-def minor_to_decimal(amount_minor: int, decimals: int) -> "Decimal":
+def minor_to_decimal(amount_minor: int, decimals: int) -> Decimal:
     """Exact Decimal of an amount in minor units (1234, 2 -> Decimal('12.34'))."""
     return Decimal(int(amount_minor)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
 
 
-def decimal_to_minor(amount: "Decimal", decimals: int) -> int:
+def decimal_to_minor(amount: Decimal, decimals: int) -> int:
     """Minor units of an exact amount; refuses amounts with more decimals than the currency has."""
     scaled = amount.scaleb(decimals)
     if scaled != scaled.to_integral_value():

@@ -12,10 +12,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from reconciliation.model import Settlement
-from reconciliation.model import exact_sum
+from reconciliation.model import Settlement, exact_sum, format_minor
 from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN
-from reconciliation.model import format_minor
 
 MAX_LINES_IN_REASON = 10
 NON_EMPTY = {"min_value": 1}

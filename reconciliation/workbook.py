@@ -23,7 +23,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,10 +36,9 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.matching import CATEGORIES
-from reconciliation.model import LINE_COLUMNS, currency_decimals
+from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
-from reconciliation.model import format_minor
 from reconciliation.xlsx_tables import (
     EXCEL_MAX_ROWS,
     EXCEL_MAX_STRING,
@@ -132,7 +131,7 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
     if not 2 <= max_rows <= EXCEL_MAX_ROWS:
         raise WorkbookError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, got {max_rows}")
     _check_lines(outcomes)
-    generated = _naive_utc(generated_at or datetime.now(timezone.utc))  # a naive generated_at is taken as UTC
+    generated = _naive_utc(generated_at or datetime.now(UTC))  # a naive generated_at is taken as UTC
     all_lines = _lines_frame(outcomes)
     lines_file = (path.with_name(f"{path.stem}-lines.csv")
                   if len(all_lines) > min(lines_on_sheet, max_rows - 1) else None)

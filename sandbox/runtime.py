@@ -80,7 +80,7 @@ class SandboxEnvironment:
                 server.stop()
             self._stopped = True
 
-    def __enter__(self) -> "SandboxEnvironment":
+    def __enter__(self) -> SandboxEnvironment:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -94,8 +94,8 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
     from sandbox.generator import build_world
     from sandbox.m3.app import create_app as create_m3_app
     from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
-    from sandbox.spapi import create_app as create_spapi_app
     from sandbox.spapi import REGIONS, seed_world
+    from sandbox.spapi import create_app as create_spapi_app
     from sandbox.spapi import credentials as spapi_credentials
 
     folder = home / "sandbox"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import shared_dir
+
 from reconciliation.model import Settlement
 from reconciliation.parse import SettlementFileError, parse_settlement_bytes
 from sandbox.generator import V1_COLUMNS, V2_COLUMNS

@@ -9,17 +9,26 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-
 from _amazon_fixtures import FAST_BACKOFF
 from _cli import m3sync
 from _spapi_fixtures import DE, US, order, settlement
-from connectors.amazon import (AmazonAccount, AmazonConfigError, AmazonConnector, AmazonDocumentError,
-                               AmazonRequestError, AmazonUnreachable, DocumentLimits, RateLimiter, SellerAccounts)
+
+from connectors.amazon import (
+    AmazonAccount,
+    AmazonConfigError,
+    AmazonConnector,
+    AmazonDocumentError,
+    AmazonRequestError,
+    AmazonUnreachable,
+    DocumentLimits,
+    RateLimiter,
+    SellerAccounts,
+)
 from connectors.amazon.documents import DocumentRefused, check_document_url, inflate_bounded
 from connectors.retry import Backoff
 from connectors.settings import load_settings
@@ -32,7 +41,7 @@ from sandbox.spapi import SpApiStore, create_app, credentials
 
 FR, JP = "A13V1IB3VIYZZH", "A1VC38T7YXB528"
 SELLER = "A2SANDBOXSELLER"
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 US_ORDER, DE_ORDER = "111-0000000-0000001", "302-0000000-0000001"
 TIME_SCALE = 1000.0
 

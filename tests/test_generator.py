@@ -10,7 +10,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -59,11 +59,11 @@ def rows_of(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
 
 def parse_time(value: str) -> datetime:
     fmt = "%d.%m.%Y %H:%M:%S UTC" if EU_DATETIME.match(value) else "%Y-%m-%d %H:%M:%S UTC"
-    return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, fmt).replace(tzinfo=UTC)
 
 
 def parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def half_up(numerator: int, denominator: int) -> int:

@@ -20,7 +20,13 @@ import httpx
 import pytest
 
 from connectors.m3 import (
-    JournalEntry, JournalLine, M3BatchFailed, M3Client, M3Operations, M3WriteInDoubt, PostedVoucher,
+    JournalEntry,
+    JournalLine,
+    M3BatchFailed,
+    M3Client,
+    M3Operations,
+    M3WriteInDoubt,
+    PostedVoucher,
     SubmittedVoucher,
 )
 from connectors.m3.operations import batch_key, key_of

@@ -18,14 +18,26 @@ import httpx
 import pytest
 
 from connectors.m3 import (
-    IonApiCredentials, IonApiOAuth, M3AuthError, M3BatchFailed, M3Client, M3TransactionError, M3Unavailable,
+    IonApiCredentials,
+    IonApiOAuth,
+    M3AuthError,
+    M3BatchFailed,
+    M3Client,
+    M3TransactionError,
+    M3Unavailable,
     M3WriteInDoubt,
 )
 from connectors.m3.client import format_value
 from connectors.m3.gl_record import I1_LENGTH, I1Record, I1RecordError, decode_i1, encode_i1
 from connectors.m3.operations import M3Operations, batch_key, key_of
 from connectors.m3.records import (
-    CustomerRequest, JournalEntry, JournalLine, M3DataError, OrderAddress, OrderLineRequest, OrderRequest,
+    CustomerRequest,
+    JournalEntry,
+    JournalLine,
+    M3DataError,
+    OrderAddress,
+    OrderLineRequest,
+    OrderRequest,
 )
 from connectors.retry import Backoff
 from sandbox.m3.app import create_app

@@ -17,12 +17,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from connectors.m3 import M3Client, M3Operations, M3TransactionError
 from connectors.m3.errors import M3Error, M3ListTruncated
 from connectors.m3.records import (
-    CustomerRequest, JournalEntry, JournalLine, OrderAddress, OrderLineRequest, OrderRequest,
+    CustomerRequest,
+    JournalEntry,
+    JournalLine,
+    OrderAddress,
+    OrderLineRequest,
+    OrderRequest,
 )
 from connectors.retry import Backoff
 from connectors.settings import ConfigurationError

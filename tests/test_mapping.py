@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _settlement_builders import lines_frame, settlement_from_tsv
+
 from reconciliation.mapping import MappingError, UnmappedCombination, load_mapping, shipped_presets
 
 CATEGORIES = {

@@ -10,13 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from reconciliation.parse import (
-    SettlementFileError,
-    dedupe_settlements,
-    parse_settlement_bytes,
-    read_settlement_file,
-)
 from _parse_fixtures import (
     AMOUNT_COL,
     FIXTURE,
@@ -36,6 +29,12 @@ from _parse_fixtures import (
     with_field_text,
 )
 
+from reconciliation.parse import (
+    SettlementFileError,
+    dedupe_settlements,
+    parse_settlement_bytes,
+    read_settlement_file,
+)
 
 # --- the real-format US fixture ----------------------------------------------------------
 

@@ -17,15 +17,14 @@ from pathlib import Path
 import httpx
 import openpyxl
 import pytest
-
 from _cli import m3sync
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from flows import settlement_steps
 from flows.context import load_gl_mapping
 from flows.contract import RUN_STATE_NAMES, exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
-from reconciliation.workbook import (SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS,
-                                     WorkbookError)
+from reconciliation.workbook import SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, WorkbookError
 
 FIXTURE = "fixtures/settlements/us_v2_usd.tsv"
 FIXTURE_ID = "10000000001"
@@ -293,8 +292,8 @@ def test_problem_lines_are_one_per_reason() -> None:
 
 def test_an_outcome_that_cannot_be_described_still_reports_what_was_posted() -> None:
     import pandas as pd
-
     from _settlement_builders import make_settlement
+
     from flows.contract import settle_document
     from flows.settlement_steps import Sources
     from reconciliation.outcome import PostedVoucherRef, SettlementOutcome

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from _state_fixtures import FakeClock, claim_in_fresh_process
+
 from connectors.state import (
     AmbiguousIdMap,
     DeadLetterNotFound,

@@ -226,7 +226,7 @@ class AmazonConnector:
         self._http.close()
         self._download_http.close()
 
-    def __enter__(self) -> "AmazonConnector":
+    def __enter__(self) -> AmazonConnector:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -108,7 +108,7 @@ class AmazonAccount:
         lwa_app_id: str,
         lwa_client_secret: str,
         orders_api_version: str = "v0",
-    ) -> "AmazonAccount":
+    ) -> AmazonAccount:
         """A production account: the endpoint follows from the marketplaces' (single) region."""
         regions = {region_for_marketplace(m).code for m in marketplace_ids}
         if len(regions) != 1:
@@ -120,7 +120,7 @@ class AmazonAccount:
                    orders_api_version=orders_api_version)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> "AmazonAccount":
+    def from_mapping(cls, values: Mapping[str, object]) -> AmazonAccount:
         """Build from a settings mapping (config file, sandbox credentials); names missing keys."""
         required = ("endpoint", "seller_id", "marketplace_ids", "refresh_token", "lwa_app_id", "lwa_client_secret")
         missing = [k for k in required if not values.get(k)]

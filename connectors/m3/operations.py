@@ -19,13 +19,36 @@ from decimal import Decimal
 
 from connectors.m3.client import FieldValue, M3Client
 from connectors.m3.errors import (
-    M3BatchFailed, M3Error, M3ListTruncated, M3OrderIncomplete, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+    M3BatchFailed,
+    M3Error,
+    M3ListTruncated,
+    M3OrderIncomplete,
+    M3TransactionError,
+    M3Unavailable,
+    M3WriteInDoubt,
 )
 from connectors.m3.gl_record import I1Record, encode_i1
 from connectors.m3.records import (
-    CreatedOrder, Customer, CustomerInvoice, CustomerRequest, Delivery, DeliveryLine, Item, JournalEntry,
-    M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
-    SubmittedVoucher, m3_date, m3_decimal, m3_int, m3_text,
+    CreatedOrder,
+    Customer,
+    CustomerInvoice,
+    CustomerRequest,
+    Delivery,
+    DeliveryLine,
+    Item,
+    JournalEntry,
+    M3DataError,
+    OrderHead,
+    OrderLine,
+    OrderRequest,
+    PostedVoucher,
+    PostedVoucherLine,
+    StockBalance,
+    SubmittedVoucher,
+    m3_date,
+    m3_decimal,
+    m3_int,
+    m3_text,
 )
 from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, env_var
 

@@ -16,15 +16,16 @@ underscores, ``CHARGEBACK_REFUND``); classic rows keep the classic spelling (``O
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from sandbox.catalog import FBA_FEES, MARKETPLACES, CatalogItem, Marketplace, build_catalog
 
-from .orders import ratio
 from .formats import render_v2
+from .orders import ratio
 from .records import SettlementDocument, SettlementRow
 
 # Marketplaces the default world does not sell in (ids as Amazon documents them).
@@ -43,7 +44,7 @@ _ORDER_PREFIXES = {"US": (111, 112, 113, 114), "CA": (701, 702), "AU": (249, 250
                    "TR": (405, 406), "DE": (302, 303, 304), "UK": (202, 203, 204)}
 # Multi-channel fulfilment costs more than fulfilling an Amazon order of the same item.
 MCF_FEE_PCT = 200
-_START = datetime(2024, 10, 9, 14, 28, 38, tzinfo=timezone.utc)   # the clock of a real US file
+_START = datetime(2024, 10, 9, 14, 28, 38, tzinfo=UTC)   # the clock of a real US file
 _DAYS = 14
 LIQUIDATIONS = "Liquidations"
 

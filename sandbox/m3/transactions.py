@@ -16,6 +16,7 @@ from .seed import CONO, DIVI
 from .store import Store
 from .users import authorisation_error
 
+
 def validate(meta: metadata.TransactionMeta, raw: dict[str, str]) -> dict[str, str]:
     """Field checks in M3's order: length, then format, then mandatory fields.
 

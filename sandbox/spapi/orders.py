@@ -6,7 +6,17 @@ from datetime import timedelta
 
 from starlette.requests import Request
 
-from .context import Reply, Sandbox, date_param, decode_token, encode_token, int_param, json_body, marketplace_ids, values
+from .context import (
+    Reply,
+    Sandbox,
+    date_param,
+    decode_token,
+    encode_token,
+    int_param,
+    json_body,
+    marketplace_ids,
+    values,
+)
 from .errors import invalid_input, not_found
 from .store import OrderQuery
 from .timeutil import parse_iso, sortable
