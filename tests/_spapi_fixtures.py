@@ -52,7 +52,7 @@ def order(order_id: str, purchased: datetime, *, status: str = "Unshipped", chan
     return head, line_items
 
 
-def settlement(settlement_id: str, day: int, *, marketplace: str = US, note: str = "") -> Doc:
+def settlement(settlement_id: str, day: int, *, marketplace: str = US, note: str = "") -> SettlementDocument:
     """A small balanced V2 document; ``note`` lands in promotion-id (for non-ASCII checks)."""
     start = datetime(2026, 9, day, 14, 0, tzinfo=UTC)
     end = start + timedelta(days=14)

@@ -182,13 +182,15 @@ def test_regional_tables_in_config_toml_open_one_connector_per_region(regions, t
 
 
 @pytest.mark.parametrize(("toml", "expected"), [
-    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\n[amazon.eu]\nrefresh_token = "e"\n'
+    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\n'
+     '[amazon.eu]\nrefresh_token = "e"\n'
      'marketplaces = ["A1PA6795UKMFR9"]\n', "in the region tables only"),
     ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\n[amazon.na]\nrefresh_token = "e"\n'
      'marketplaces = ["A1PA6795UKMFR9"]\n', "are not NA marketplaces"),
     ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\n[amazon.fe]\nmarketplaces = ["A1VC38T7YXB528"]\n',
      "[amazon.fe] refresh_token"),
-    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\nmarketplaces = ["A1VC38T7YXB528"]\n'
+    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\n'
+     'marketplaces = ["A1VC38T7YXB528"]\n'
      'deadline_seconds = -5\n', "[amazon] deadline_seconds"),
 ])
 def test_regional_configuration_mistakes_are_named(tmp_path: Path, toml: str, expected: str) -> None:

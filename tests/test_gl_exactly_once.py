@@ -233,7 +233,8 @@ def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile
             barrier = threading.Barrier(2)
             results: list[object] = []
 
-            def post(client: M3Client, k: str = k, barrier: threading.Barrier = barrier) -> None:
+            def post(client: M3Client, k: str = k, barrier: threading.Barrier = barrier,
+                     results: list[object] = results) -> None:
                 barrier.wait(timeout=10)
                 results.append(ops(client, profile, voucher_wait=5).post_voucher(entry(k)))
 

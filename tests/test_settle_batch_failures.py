@@ -217,7 +217,7 @@ def _bad_reports(tmp_path: Path, unwritable: Path) -> dict[str, tuple[Path, str]
 def test_report_paths_that_cannot_be_written_are_refused(tmp_path: Path, unwritable_folder: Path) -> None:
     from flows.reports import report_path
 
-    for name, (path, message) in _bad_reports(tmp_path, unwritable_folder).items():
+    for path, message in _bad_reports(tmp_path, unwritable_folder).values():
         with pytest.raises(WorkbookError, match=message):
             report_path(tmp_path / "home", str(path))
     made = report_path(tmp_path / "home", str(tmp_path / "new" / "deeper" / "run.xlsx"))
