@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
@@ -57,10 +58,10 @@ SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
 RETENTION_DAYS = 90  # getReports serves 90 days (sp-api.md §1.1)
 
 
-def connector_failure(task: object, task_run: object, state: object) -> bool:
+def connector_failure(task: object, task_run: object, state: State[Any]) -> bool:
     """Retry condition: only M3/Amazon being unreachable or throttled is worth another try."""
     try:
-        state.result()  # type: ignore[attr-defined]
+        state.result()
     except (M3Unavailable, AmazonUnavailable):
         return True
     except Exception:  # noqa: BLE001 - anything else is final

@@ -113,7 +113,9 @@ class Rule:
     @property
     def match_keys(self) -> tuple[str, str, str]:
         """The normalised keys it matches on (wildcards stay ``*``)."""
-        return tuple(k if k == WILDCARD else normalise_key(k) for k in self.keys)  # type: ignore[return-value]
+        transaction_type, amount_type, amount_description = (
+            k if k == WILDCARD else normalise_key(k) for k in self.keys)
+        return transaction_type, amount_type, amount_description
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class Sandbox:
                                          seller_id="A2SANDBOXSELLER", marketplace_ids=(DE,),
                                          **credentials(self.data_dir))
         values.update(overrides)
-        return AmazonAccount(**values)  # type: ignore[arg-type]
+        return AmazonAccount(**values)  # type: ignore[arg-type]  # the fields by name
 
     def connector(self, time_scale: float = TIME_SCALE, **overrides: object) -> AmazonConnector:
         return AmazonConnector(self.account(**overrides), time_scale=time_scale, backoff=FAST_BACKOFF)

@@ -169,7 +169,7 @@ def account(**overrides: object) -> AmazonAccount:
         marketplace_ids=("A1PA6795UKMFR9",), refresh_token="Atzr|very-secret-refresh",
         lwa_app_id="amzn1.application-oa2-client.x", lwa_client_secret="cs-very-secret")
     values.update(overrides)
-    return AmazonAccount(**values)  # type: ignore[arg-type]
+    return AmazonAccount(**values)  # type: ignore[arg-type]  # the fields by name
 
 
 def test_account_repr_hides_secrets() -> None:

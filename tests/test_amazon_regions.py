@@ -75,7 +75,7 @@ def regions(tmp_path_factory: pytest.TempPathFactory):
             servers[region] = serve_in_thread(lambda url, region=region: create_app(
                 data_dir, url, region=region, time_scale=TIME_SCALE))
         for server in servers.values():
-            server.data_dir = data_dir  # type: ignore[attr-defined]
+            server.data_dir = data_dir  # type: ignore[attr-defined]  # a note for the test on the running server
         yield servers
     finally:
         for server in servers.values():
@@ -209,7 +209,7 @@ def test_quotas_are_amazons_at_time_scale_one(tmp_path: Path) -> None:
                          "title": "Listing", "price": "9.99", "currency": "EUR", "quantity": 4}], SELLER)
     store.close()
     with serve_in_thread(lambda url: create_app(tmp_path, url, region="eu", time_scale=1.0)) as server:
-        server.data_dir = tmp_path  # type: ignore[attr-defined]
+        server.data_dir = tmp_path  # type: ignore[attr-defined]  # a note for the test on the running server
         patch = [{"op": "replace", "path": "/attributes/fulfillment_availability",
                   "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 3}]}]
         # Our limiter at Amazon's rate: 5 at once, then one every 0.2 s (a 429 from clocks a few ms

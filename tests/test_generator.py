@@ -188,9 +188,9 @@ def test_fees_follow_catalog_rates(world) -> None:
                 key = row["amount-description"] if row["amount-type"] != "Promotion" else "promo-" + row["amount-description"]
                 blocks[(row["order-id"], row["order-item-code"])][key] = money(row["amount"])
                 blocks[(row["order-id"], row["order-item-code"])]["qty"] = Decimal(row["quantity-purchased"])
-                blocks[(row["order-id"], row["order-item-code"])]["sku"] = row["sku"]  # type: ignore[assignment]
+                blocks[(row["order-id"], row["order-item-code"])]["sku"] = row["sku"]  # type: ignore[assignment]  # one text among the amounts
         for block in blocks.values():
-            item, qty = catalog[block["sku"]], int(block["qty"])  # type: ignore[index]
+            item, qty = catalog[block["sku"]], int(block["qty"])  # type: ignore[index]  # "sku" holds the text
             base = int((block["Principal"] + block.get("Shipping", Decimal(0))) * 100)
             assert -block["Commission"] * 100 == max(half_up(base * item.referral_bp, 10000), 30 * qty)
             if "FBAPerUnitFulfillmentFee" in block:

@@ -97,7 +97,7 @@ def entry(posting_key: str) -> JournalEntry:
 
 
 def ops(client: M3Client, profile: str, **kwargs) -> M3Operations:
-    return M3Operations(client, profile, cono=100, divi="AAA", **kwargs)  # type: ignore[arg-type]
+    return M3Operations(client, profile, cono=100, divi="AAA", **kwargs)  # type: ignore[arg-type]  # options by name
 
 
 # -- the asynchronous batch job ------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile
 
 # -- the settlement flow: submitted, confirmed, failed, in doubt --------------------------------------
 
-from _live_m3 import live_m3  # noqa: E402,F401 - a fixture
+from _live_m3 import live_m3  # noqa: E402,F401 - a fixture, for the live tests below
 
 SETTLEMENT_KEY, SETTLEMENT_DATE = "AMZ-10000000001-202410", "20241025"  # us_v2_usd.tsv: one voucher
 

@@ -157,7 +157,7 @@ def test_journal_entry_refuses_unbalanced_and_oversized_values():
     with pytest.raises(M3DataError, match="VTXT"):
         entry("AMZ-10000000001-202410", balanced_lines(), text="a text much too long for forty chars")
     with pytest.raises(M3DataError, match="never float"):
-        JournalLine(("1930",), 1.5)  # type: ignore[arg-type]
+        JournalLine(("1930",), 1.5)  # type: ignore[arg-type]  # the wrong type on purpose
     with pytest.raises(M3DataError, match="at least two lines"):
         entry("K2", (JournalLine(("1930",), Decimal(0)),))
     ok = entry("K3", balanced_lines())
@@ -181,7 +181,7 @@ def test_format_value_for_m3():
     assert format_value(7) == "7"
     from datetime import datetime
     with pytest.raises(TypeError):
-        format_value(datetime(2024, 1, 1))  # type: ignore[arg-type]
+        format_value(datetime(2024, 1, 1))  # type: ignore[arg-type]  # the wrong type on purpose
     with pytest.raises(TypeError):
         format_value(True)
 

@@ -198,7 +198,7 @@ def test_connector_checks_company_and_division_at_start_up(box):
     assert "[m3] divi = 'BBB'" in str(refused.value) and "M3SYNC_M3_DIVI" in str(refused.value)
 
 
-def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):  # noqa: F811
+def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):
     from flows.cli import _known_failure
     from flows.context import open_connections
     from flows.exit_codes import EXIT_INVALID

@@ -423,7 +423,7 @@ def test_error_is_a_raisable_frozen_record() -> None:
         raise error
     assert caught.value == error
     with pytest.raises(AttributeError):
-        error.line = 1  # type: ignore[misc]
+        error.line = 1  # type: ignore[misc]  # frozen: the point of the test
     # Results cross process boundaries (Prefect, Dask): errors must survive pickling.
     copy = pickle.loads(pickle.dumps(error))
     assert copy == error and str(copy) == str(error) and copy.args == (str(error),)

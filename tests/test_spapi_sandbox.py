@@ -58,7 +58,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("spapi")
     seed_default(data_dir)
     with serve_in_thread(lambda url: create_app(data_dir, url, rate_limits=False, now=lambda: NOW)) as server:
-        server.data_dir = data_dir  # type: ignore[attr-defined]
+        server.data_dir = data_dir  # type: ignore[attr-defined]  # a note for the test on the running server
         yield server
 
 

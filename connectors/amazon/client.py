@@ -347,7 +347,7 @@ class AmazonConnector:
         return ReportInfo(
             report_id=str(report["reportId"]), report_type=report["reportType"],
             processing_status=report["processingStatus"],
-            created_time=_parse_time(report["createdTime"]),  # type: ignore[arg-type]
+            created_time=_parse_time(report["createdTime"]),  # type: ignore[arg-type]  # always set in getReports
             report_document_id=report.get("reportDocumentId"),
             data_start_time=_parse_time(report.get("dataStartTime")),
             data_end_time=_parse_time(report.get("dataEndTime")),

@@ -266,7 +266,9 @@ class SettlementBuilder:
 
     def _note_fee_anomalies(self, sid: str, order: AmazonOrder, line: OrderLine, item: CatalogItem,
                             fees: ItemFees, mp: Marketplace) -> None:
-        fmt = lambda v: format_amount(v, mp.decimal_comma)  # noqa: E731
+        def fmt(minor: int) -> str:
+            return format_amount(minor, mp.decimal_comma)
+
         if fees.fba != fees.fba_expected:
             self._flag("fee_overcharge_fba", sid, order.order_id, line.sku,
                        f"FBA fee {fmt(fees.fba)} charged, {item.size_tier} fee is {fmt(fees.fba_expected)}")

@@ -101,7 +101,7 @@ def execute(store: Store, program: str, transaction: str, raw_inputs: dict[str, 
 
 def _register_all() -> None:
     # Importing the handler modules fills HANDLERS.
-    from . import tx_customers, tx_gl, tx_invoices, tx_orders, tx_stock, tx_users  # noqa: F401
+    from . import tx_customers, tx_gl, tx_invoices, tx_orders, tx_stock, tx_users  # noqa: F401 - imported to register
 
     missing = set(metadata.TRANSACTIONS) - set(HANDLERS)
     if missing:
