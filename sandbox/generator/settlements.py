@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sandbox.catalog import FBA_FEES, MARKETPLACES, CatalogItem, Marketplace
 
@@ -170,9 +171,9 @@ def _crow_id(rng: random.Random) -> str:
 
 
 def _account_row(posted: datetime, transaction_type: str, amount_type: str,
-                 description: str, amount: int, **extra: object) -> SettlementRow:
+                 description: str, amount: int, **extra: Any) -> SettlementRow:  # SettlementRow fields by name
     return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]  # extra: SettlementRow fields by name
+                         amount_description=description, amount=amount, posted=posted, **extra)
 
 
 def _moment(rng: random.Random, window: Window) -> datetime:

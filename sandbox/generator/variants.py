@@ -90,15 +90,15 @@ class _Context:
 
 
 def _row(transaction_type: str, amount_type: str, description: str, amount: int, posted: datetime,
-         **extra: object) -> SettlementRow:
+         **extra: Any) -> SettlementRow:  # SettlementRow fields by name
     return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]  # extra: SettlementRow fields by name
+                         amount_description=description, amount=amount, posted=posted, **extra)
 
 
 def _item_rows(ctx: _Context, transaction_type: str, parts: list[tuple[str, str, int]], *,
                order_id: str | None = None, marketplace_name: str | None = None, sku: str | None = None,
                quantity: int | None = None, adjustment: bool = False, posted: datetime | None = None,
-               **extra: object) -> list[SettlementRow]:
+               **extra: Any) -> list[SettlementRow]:
     """Rows of one order item event sharing its ids, one per (amount-type, description, amount);
     zero amounts are left out except the Principal (MCF orders carry ``Principal 0.00``)."""
     posted = posted or ctx.moment()
