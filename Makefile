@@ -1,5 +1,5 @@
-# The two set-up commands a newcomer needs: `make demo` and `make test`.
-# Both create .venv with the machine's python3 and install the project into it.
+# The set-up commands a newcomer needs: `make demo`, `make test` and `make lint`.
+# All create .venv with the machine's python3 and install the project into it.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
