@@ -1,16 +1,16 @@
-# The two set-up commands a newcomer needs: `make demo` and `make test`.
-# Both create .venv with the machine's python3 and install the project into it.
+# The set-up commands a newcomer needs: `make demo`, `make test` and `make lint`.
+# All create .venv with the machine's python3 and install the project into it.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,notebooks]'
+	$(BIN)/python -m pip install --quiet -e '.[test,notebooks,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,8 +21,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Formatting, lint, types (strict for the domain and the connectors), import layering: all in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .m3sync
+	rm -rf $(VENV) .pytest_cache .m3sync .mypy_cache .ruff_cache .import_linter_cache

@@ -20,7 +20,7 @@ enter an Amazon order's baseline.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

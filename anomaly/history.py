@@ -13,8 +13,15 @@ import pandas as pd
 
 from reconciliation.model import Settlement
 
-from .items import (ITEM_COLUMNS, REIMBURSEMENT_COLUMNS, SETTLEMENT_COLUMNS, SettlementItems, empty_frame,
-                    extract_items, fulfilment_channel)
+from .items import (
+    ITEM_COLUMNS,
+    REIMBURSEMENT_COLUMNS,
+    SETTLEMENT_COLUMNS,
+    SettlementItems,
+    empty_frame,
+    extract_items,
+    fulfilment_channel,
+)
 
 # Scores as the flow kept them (ANOMALY_COLUMNS plus the settlement), for the analyst notebook.
 SCORE_COLUMNS: dict[str, str] = {"settlement_id": "str", "order_id": "str", "sku": "str", "kind": "str",

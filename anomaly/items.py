@@ -105,7 +105,7 @@ class _KeyColumn:
     keys: np.ndarray    # normalised key per code (object)
 
     @classmethod
-    def of(cls, values: pd.Series) -> "_KeyColumn":
+    def of(cls, values: pd.Series) -> _KeyColumn:
         codes, uniques = pd.factorize(values.fillna(""))
         return cls(codes, np.array([normalise_key(str(u)) for u in uniques], dtype=object))
 
@@ -214,7 +214,7 @@ def _summary(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     amount = lines["amount_minor"].to_numpy(dtype=np.int64)
 
     def where(column: str, value: str) -> np.ndarray:
-        return getattr(keys, column).equals(value)
+        return np.asarray(getattr(keys, column).equals(value), dtype=bool)
 
     sales = exact_sum(amount[where("transaction_type", "ORDER") & where("amount_type", "ITEMPRICE")
                              & where("amount_description", "PRINCIPAL")])

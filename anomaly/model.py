@@ -62,7 +62,7 @@ class AnomalyModel:
     seed: int
 
     @classmethod
-    def fit(cls, matrix: pd.DataFrame, *, seed: int = 0) -> "AnomalyModel":
+    def fit(cls, matrix: pd.DataFrame, *, seed: int = 0) -> AnomalyModel:
         missing = [c for c in MODEL_FEATURES if c not in matrix.columns]
         if missing:
             raise ValueError(f"model matrix lacks feature column(s) {', '.join(missing)}")
@@ -84,11 +84,12 @@ class AnomalyModel:
         # score those and spread the result back (same numbers, a fraction of the time).
         codes = np.rint(values * _QUANTUM).astype(np.int64) + _CODE_OFFSET
         if not np.allclose(values * _QUANTUM, np.rint(values * _QUANTUM)) or codes.min() < 0 or codes.max() >= _CODE_BASE:
-            return -self.estimator.score_samples(values)
+            return -np.asarray(self.estimator.score_samples(values), dtype=np.float64)
         key = codes @ (_CODE_BASE ** np.arange(codes.shape[1], dtype=np.int64))
         back, distinct = pd.factorize(key)
         first = np.unique(back, return_index=True)[1]
-        return -self.estimator.score_samples(values[first])[back]
+        scores: np.ndarray = -np.asarray(self.estimator.score_samples(values[first]), dtype=np.float64)[back]
+        return scores
 
     def save(self, path: Path | str) -> Path:
         target = Path(path)
@@ -98,7 +99,7 @@ class AnomalyModel:
         return target
 
     @classmethod
-    def load(cls, path: Path | str) -> "AnomalyModel":
+    def load(cls, path: Path | str) -> AnomalyModel:
         source = Path(path)
         if not source.is_file():
             raise ModelFileError(source, "model file not found")

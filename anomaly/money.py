@@ -18,7 +18,8 @@ def saturated_int64(value: int) -> int:
 def round_minor(values: np.ndarray | pd.Series) -> np.ndarray:
     """Float minor units (a per-unit fee, a median) -> int64, half away from zero."""
     array = np.asarray(values, dtype="float64")
-    return (np.sign(array) * np.floor(np.abs(array) + 0.5)).astype("int64")
+    rounded: np.ndarray = (np.sign(array) * np.floor(np.abs(array) + 0.5)).astype(np.int64)
+    return rounded
 
 
 def format_minor_column(values: np.ndarray | pd.Series, decimals: int) -> pd.Series:

@@ -9,8 +9,8 @@ fired, the model only raises its confidence.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -155,9 +155,10 @@ def _unusual_reasons(matrix: pd.DataFrame, isolation: np.ndarray) -> np.ndarray:
         if column in ("chargeback", "refund_repeat"):
             text = labels[column] + " " + pd.Series(np.char.mod("%.2f", values)).to_numpy()
         parts = parts + np.where(off, np.where(parts == "", "", ", ") + text, "")
-    return ("unusual combination for this item (isolation score "
-            + pd.Series(np.char.mod("%.2f", isolation), index=matrix.index) + ")"
-            + np.where(parts != "", ": " + parts + " of its baseline", "")).to_numpy()
+    reasons: np.ndarray = ("unusual combination for this item (isolation score "
+                           + pd.Series(np.char.mod("%.2f", isolation), index=matrix.index) + ")"
+                           + np.where(parts != "", ": " + parts + " of its baseline", "")).to_numpy()
+    return reasons
 
 
 def _account_level_defaults() -> dict[str, object]:

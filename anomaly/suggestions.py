@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Iterable
+from operator import attrgetter
 
 import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from reconciliation.mapping import WILDCARD, GLMapping, normalise_key
+from reconciliation.mapping import WILDCARD, GLMapping, UnmappedCombination, normalise_key
 
 NEIGHBOURS = 5
 # Key values that say nothing about what kind of amount it is, normalised as rules match
@@ -90,7 +91,7 @@ def yaml_rule_line(keys: tuple[str, str, str], category: str) -> str:
     return f"  - {{transaction_type: {tt}, amount_type: {at}, amount_description: {ad}, category: {category}}}"
 
 
-def suggest_categories(unmapped: Iterable[tuple[str, str, str]], mapping: GLMapping, *,
+def suggest_categories(unmapped: Iterable[tuple[str, str, str] | UnmappedCombination], mapping: GLMapping, *,
                        vocabulary: Iterable[tuple[str, str]] | None = None) -> list[Suggestion]:
     """One suggestion per unmapped (transaction_type, amount_type, amount_description).
 
@@ -124,10 +125,11 @@ def suggest_categories(unmapped: Iterable[tuple[str, str, str]], mapping: GLMapp
 
 def _as_keys(item: object) -> tuple[str, str, str]:
     if hasattr(item, "transaction_type"):
-        values = (getattr(item, "transaction_type"), getattr(item, "amount_type"), getattr(item, "amount_description"))
+        values = tuple(attrgetter("transaction_type", "amount_type", "amount_description")(item))
     else:
-        values = tuple(item)  # type: ignore[arg-type]
-    if len(values) != 3 or not all(isinstance(v, str) for v in values):
+        values = tuple(item) if isinstance(item, Iterable) else ()
+    texts = tuple(v for v in values if isinstance(v, str))
+    if len(values) != 3 or len(texts) != 3:
         raise ValueError(f"unmapped combination must be (transaction_type, amount_type, amount_description) text, "
                          f"got {item!r}")
-    return values  # type: ignore[return-value]
+    return texts[0], texts[1], texts[2]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from anomaly import AnomalyHistory, DEFAULT_THRESHOLD, score_items
+from anomaly import DEFAULT_THRESHOLD, AnomalyHistory, score_items
 from reconciliation.parse import parse_settlement_bytes, read_settlement_file
 from sandbox.generator import World, build_world
 from sandbox.generator.large import write_large_settlement

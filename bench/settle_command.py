@@ -263,7 +263,7 @@ class PrefectServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def __enter__(self) -> "PrefectServer":
+    def __enter__(self) -> PrefectServer:
         import socket
         import urllib.request
 

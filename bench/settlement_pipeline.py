@@ -163,6 +163,7 @@ def _settle(inputs: BenchInputs, invoices: pd.DataFrame) -> tuple[SettlementOutc
 
 def _describe(outcome: SettlementOutcome) -> str:
     settlement, reconciliation = outcome.settlement, outcome.reconciliation
+    assert reconciliation is not None and outcome.validation is not None  # the bench settles whole files only
     counts = ", ".join(f"{k} {v:,}" for k, v in reconciliation.counts.items() if v)
     return (f"settlement {settlement.settlement_id}: {settlement.line_count:,} lines, {outcome.status}, "
             f"{len(outcome.vouchers)} voucher(s) with {sum(len(v.lines) for v in outcome.vouchers)} lines, "

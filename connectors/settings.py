@@ -91,7 +91,7 @@ def prefect_secret(block_name: str) -> str:
     from prefect.blocks.system import Secret as PrefectSecret  # import lazily: slow, optional
 
     try:
-        value = PrefectSecret.load(block_name).get()
+        value = PrefectSecret.load(block_name).get()  # type: ignore[union-attr]  # sync caller: a block
     except Exception as exc:  # noqa: BLE001 - any failure means "configure the block"
         raise ConfigurationError(
             f"Prefect Secret block {block_name!r} could not be loaded ({type(exc).__name__}); "

@@ -25,7 +25,6 @@ from typing import Any
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="m3sync", description="Infor M3 <-> Amazon Selling Partner API")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -16,8 +16,15 @@ from typing import Any
 
 from connectors.amazon import SellerAccounts
 from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
-from connectors.settings import (SANDBOX_M3_PROFILE, ConfigurationError, Settings, check_state_url,
-                                 decode_error_position, load_settings, resolve_home)
+from connectors.settings import (
+    SANDBOX_M3_PROFILE,
+    ConfigurationError,
+    Settings,
+    check_state_url,
+    decode_error_position,
+    load_settings,
+    resolve_home,
+)
 from connectors.state import StateStore
 from reconciliation.mapping import GLMapping, MappingError, load_mapping
 
@@ -62,7 +69,7 @@ class Connections:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> "Connections":
+    def __enter__(self) -> Connections:
         return self
 
     def __exit__(self, *exc: object) -> None:

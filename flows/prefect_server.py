@@ -49,7 +49,7 @@ class EphemeralServer:
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def start(self) -> "EphemeralServer":
+    def start(self) -> EphemeralServer:
         if _server_maybe_configured() and not _ephemeral_server_needed():
             return self
         self._thread = threading.Thread(target=self._start, name="prefect-ephemeral-server", daemon=True)

@@ -13,10 +13,10 @@ a plain Completed.
 """
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 import pandas as pd
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
@@ -52,7 +52,7 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
         # Anomalies first, oldest settlement first: each is judged against those before it.
         chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))
         anomalies = {s.settlement_id: contained(f"scoring anomalies of settlement {s.settlement_id}",
-                                                lambda s=s: steps.score_anomalies(connections, s, dry_run))
+                                                functools.partial(steps.score_anomalies, connections, s, dry_run))
                      for s in chronological}
         futures = [settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], dry_run, tolerance,
                                      strict) for s in sources.settlements]

@@ -5,6 +5,7 @@ a business refusal from M3 is an answer, not a failure, and is never retried.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -12,15 +13,23 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
 from connectors.m3 import (
-    JournalEntry, JournalLine, M3AuthError, M3Error, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+    JournalEntry,
+    JournalLine,
+    M3AuthError,
+    M3Error,
+    M3TransactionError,
+    M3Unavailable,
+    M3WriteInDoubt,
     SubmittedVoucher,
 )
 from connectors.m3.records import CustomerInvoice
@@ -34,8 +43,14 @@ from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome, SubmittedVoucherRef
-from reconciliation.parse import (DuplicateSettlement, ParseResult, SettlementFileError, dedupe_settlements,
-                                  parse_settlement_bytes, read_settlement_file)
+from reconciliation.parse import (
+    DuplicateSettlement,
+    ParseResult,
+    SettlementFileError,
+    dedupe_settlements,
+    parse_settlement_bytes,
+    read_settlement_file,
+)
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
 from reconciliation.vouchers import Voucher
 
@@ -45,10 +60,10 @@ SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
 RETENTION_DAYS = 90
 
 
-def connector_failure(task: object, task_run: object, state: object) -> bool:
+def connector_failure(task: object, task_run: object, state: State[Any]) -> bool:
     """Retry condition: only M3/Amazon being unreachable or throttled is worth another try."""
     try:
-        state.result()  # type: ignore[attr-defined]
+        state.result()
     except (M3Unavailable, AmazonUnavailable):
         return True
     except Exception:  # noqa: BLE001 - anything else is final
@@ -60,7 +75,7 @@ def connector_failure(task: object, task_run: object, state: object) -> bool:
 # seconds. M3SYNC_CONNECTOR_RETRIES sets how many (0 turns them off; operators of a flaky
 # gateway may want more).
 _RETRIES = int(os.environ.get("M3SYNC_CONNECTOR_RETRIES", "3"))
-CONNECTOR_RETRIES = dict(retries=_RETRIES, retry_delay_seconds=[2, 8, 30, 60, 120][:max(_RETRIES, 1)],
+CONNECTOR_RETRIES: dict[str, Any] = dict(retries=_RETRIES, retry_delay_seconds=[2, 8, 30, 60, 120][:max(_RETRIES, 1)],
                          retry_condition_fn=connector_failure, cache_policy=NO_CACHE)
 
 
@@ -92,7 +107,7 @@ class Sources:
 @task(cache_policy=NO_CACHE)
 def read_files(paths: Sequence[str]) -> Sources:
     """Parse files as they are (never moved or altered)."""
-    return _read_each((Path(p).name, lambda p=p: read_settlement_file(Path(p))) for p in paths)
+    return _read_each((Path(p).name, functools.partial(read_settlement_file, Path(p))) for p in paths)
 
 
 @task(**CONNECTOR_RETRIES)
@@ -113,7 +128,7 @@ def fetch_from_amazon(connections: Connections) -> Sources:
                 documents.append((source, connector.download_report_document(report.report_document_id)))
                 accepted[source] = connector.account.marketplace_ids
     # The connector has decompressed and decoded each (header charset, else UTF-8, else cp1252).
-    sources = _read_each((source, lambda source=source, document=document: parse_settlement_bytes(
+    sources = _read_each((source, lambda source=source, document=document: parse_settlement_bytes(  # type: ignore[misc]  # binds the loop's values
         document.text.encode("utf-8"), source, charset="utf-8")) for source, document in documents)
     settlements = tuple(s for s in sources.settlements if _of_account(s, accepted.get(s.source, ())))
     newest = max(created, default=None)
@@ -251,7 +266,7 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
                                   f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
             break
         previous = claim.previous.status if claim.previous is not None else None
-        in_doubt_since = (claim.previous.updated_at if previous == "in_doubt"
+        in_doubt_since = (claim.previous.updated_at if claim.previous is not None and previous == "in_doubt"
                           else datetime.now(UTC) if previous == "claimed" else None)
         entry = journal_entry(voucher, connections.divi)
         try:
@@ -275,7 +290,7 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
             continue
         reference = f"{posted.divi}/{posted.year}/{posted.series}/{posted.vono}"
         state.mark_posted(voucher.key, reference, detail={"settlement_id": settlement.settlement_id})
-        if previous == "submitted":  # booked by M3's batch job since the run that submitted it
+        if previous == "submitted" and claim.previous is not None:  # booked by M3's batch job since the run that submitted it
             result.confirmed.append(f"{voucher.key} ({reference}, batch {claim.previous.target_ref})")
         already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
         result.posted.append(PostedVoucherRef(voucher.key, reference, already))

@@ -10,13 +10,12 @@ Gates, in order (every failing gate is reported, not just the first):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable
 
 from reconciliation.mapping import GLMapping, MappedLines
-from reconciliation.model import Settlement, format_minor
-from reconciliation.model import exact_sum
+from reconciliation.model import Settlement, exact_sum, format_minor
 from reconciliation.schemas import balance_reason
 from reconciliation.vouchers import Voucher, VoucherError, build_vouchers, planned_vouchers
 

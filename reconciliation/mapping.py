@@ -27,12 +27,13 @@ Top-level keys starting with ``x-`` are ignored (room for YAML anchors).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,7 +115,9 @@ class Rule:
     @property
     def match_keys(self) -> tuple[str, str, str]:
         """The normalised keys it matches on (wildcards stay ``*``)."""
-        return tuple(k if k == WILDCARD else normalise_key(k) for k in self.keys)  # type: ignore[return-value]
+        transaction_type, amount_type, amount_description = (
+            k if k == WILDCARD else normalise_key(k) for k in self.keys)
+        return transaction_type, amount_type, amount_description
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
     return combos, row_combo.reshape(-1)
 
 
-def factorize_text(column: pd.Series) -> tuple[np.ndarray, list]:
+def factorize_text(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes (-1 for a missing value) and distinct values, in order of first appearance;
     pyarrow's dictionary encoding when the column is Arrow-backed (pandas 3 ``str``), about 3x
     faster than ``pd.factorize`` there."""
@@ -251,7 +254,7 @@ def _unmapped(combos: pd.DataFrame, unmapped: np.ndarray, row_combo: np.ndarray,
     in_unmapped = np.isin(row_combo, unmapped)
     per_combo = pd.Series(amounts[in_unmapped]).groupby(row_combo[in_unmapped]).agg(["size", "sum"])
     found = [
-        UnmappedCombination(*(str(combos.at[int(combo), _SPELLED + c]) for c in KEY_COLUMNS),
+        UnmappedCombination(*(str(combos.at[int(combo), _SPELLED + c]) for c in KEY_COLUMNS),  # type: ignore[call-arg, arg-type]  # the 3 key columns
                             int(row["size"]), int(row["sum"]))
         for combo, row in per_combo.iterrows()
     ]
@@ -370,7 +373,7 @@ def _parse_dimensions(raw: Any, path: str, source: str) -> tuple[str, ...]:
     )
 
 
-def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool) -> str:
+def _field_value(spec: dict[str, Any], key: str, path: str, source: str, *, required: bool) -> str:
     """An AIT value: a string of at most 10 characters once placeholders are filled in."""
     if key not in spec or spec[key] is None:
         if required:
@@ -394,7 +397,7 @@ def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool
     return value
 
 
-def _optional_text(spec: dict, key: str, path: str, source: str) -> str:
+def _optional_text(spec: dict[str, Any], key: str, path: str, source: str) -> str:
     value = spec.get(key)
     if value is None:
         return ""

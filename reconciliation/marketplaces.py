@@ -28,7 +28,7 @@ regions and currency decimals from here. Adding a marketplace is one line in ``M
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -150,7 +150,9 @@ def main_marketplace_name(names: pd.Series) -> str:
     """The name most lines carry, preferring Amazon marketplaces, then other names, then MCF
     names (MCF rows ride along in a marketplace's settlement); "" when no row names one."""
     counts = name_counts(names)
-    for wanted in (lambda n: marketplace_by_name(n) is not None, lambda n: not is_multichannel(n), lambda n: True):
+    preferences: tuple[Callable[[str], bool], ...] = (
+        lambda n: marketplace_by_name(n) is not None, lambda n: not is_multichannel(n), lambda n: True)
+    for wanted in preferences:
         for name, _ in counts:
             if wanted(name):
                 return name

@@ -135,7 +135,7 @@ def _strings(column: pd.Series) -> pa.Array:
 
 
 def _valid_rows(values: pa.Array) -> np.ndarray:
-    return values.is_valid().to_numpy(zero_copy_only=False).astype(bool)
+    return np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _as_str(values: pa.Array) -> pd.Series:

@@ -7,11 +7,13 @@ are integer minor units; identifiers are strings; times are UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
-from reconciliation.marketplaces import CURRENCY_DECIMALS  # noqa: F401 - re-exported: one table
+# Re-exported (the `as` form says so to ruff and mypy): one table, defined in marketplaces.
+from reconciliation.marketplaces import CURRENCY_DECIMALS as CURRENCY_DECIMALS
 
 # Columns of Settlement.lines, in order, with their dtypes.
 LINE_COLUMNS: dict[str, str] = {
@@ -67,14 +69,12 @@ class Settlement:
         return currency_decimals(self.currency)
 
 
-def minor_to_decimal(amount_minor: int, decimals: int) -> "Decimal":
+def minor_to_decimal(amount_minor: int, decimals: int) -> Decimal:
     """Exact Decimal of an amount in minor units (1234, 2 -> Decimal('12.34'))."""
-    from decimal import Decimal
-
     return Decimal(int(amount_minor)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
 
 
-def decimal_to_minor(amount: "Decimal", decimals: int) -> int:
+def decimal_to_minor(amount: Decimal, decimals: int) -> int:
     """Minor units of an exact amount; refuses amounts with more decimals than the currency has."""
     scaled = amount.scaleb(decimals)
     if scaled != scaled.to_integral_value():

@@ -599,7 +599,7 @@ def _read_summaries(summary_rows: pa.Table, lines: np.ndarray, header: _Header, 
                                                 currency, decimal_comma, header, "total-amount", sink)
         if total_errors or any(d is None for d in dates.values()):
             continue
-        start, end, deposit = (pd.Timestamp(dates[name][i]).tz_localize("UTC")
+        start, end, deposit = (pd.Timestamp(dates[name][i]).tz_localize("UTC")  # type: ignore[index]  # None: skipped above
                                for name in ("settlement-start-date", "settlement-end-date", "deposit-date"))
         summaries[settlement_id] = _Summary(settlement_id, line, start, end, deposit, int(total[0]), currency)
     if sink.errors:
@@ -640,6 +640,7 @@ def _v1_lines(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Hea
         if errors or failed:
             failed = True
             continue
+        assert posted is not None and quantity is not None  # else `failed`
         description = (pc.utf8_trim_whitespace(subset.column(spec.description_column))
                        if spec.description_column else pa.chunked_array([pa.nulls(subset.num_rows, pa.string())]))
         description = pc.if_else(pc.equal(pc.coalesce(description, ""), ""), spec.default_description, description)
@@ -650,6 +651,7 @@ def _v1_lines(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Hea
         pieces.append(piece)
     if failed:
         return None
+    assert posted is not None and quantity is not None  # else `failed`
     if not pieces:
         return _assemble(rows.slice(0, 0), lines[:0], summary.settlement_id, pa.chunked_array([[]], pa.string()),
                          pa.chunked_array([[]], pa.string()), np.zeros(0, np.int64), posted[:0], quantity[:0])
@@ -686,7 +688,8 @@ class _Distinct:
 
     def texts(self, rows: np.ndarray) -> list[str]:
         """The trimmed text of the first ``MAX_ERRORS_PER_PROBLEM`` ``rows`` (for error messages)."""
-        return self.values.take(pa.array(self.of_row[rows[:MAX_ERRORS_PER_PROBLEM]], pa.int64())).to_pylist()
+        texts: list[str] = self.values.take(pa.array(self.of_row[rows[:MAX_ERRORS_PER_PROBLEM]], pa.int64())).to_pylist()
+        return texts
 
     def expand(self, per_value: pa.Array | np.ndarray) -> pa.Array | np.ndarray:
         """One entry per row from one entry per distinct value."""
@@ -696,21 +699,23 @@ class _Distinct:
 
 
 def _matches(values: pa.ChunkedArray, pattern: str) -> np.ndarray:
-    return pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False).astype(bool)
+    return np.asarray(pc.match_substring_regex(values, pattern).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _is_in(values: pa.ChunkedArray, value_set: Sequence[str]) -> np.ndarray:
-    return pc.is_in(values, value_set=pa.array(value_set, pa.string())).to_numpy(zero_copy_only=False).astype(bool)
+    return np.asarray(pc.is_in(values, value_set=pa.array(value_set, pa.string())).to_numpy(zero_copy_only=False),
+                      dtype=bool)
 
 
 def _blank(values: pa.ChunkedArray) -> np.ndarray:
     """Empty or whitespace only (utf8_is_space stops at the first other character: cheap)."""
     empty = pc.or_(pc.equal(pc.binary_length(values), 0), pc.utf8_is_space(values))
-    return empty.to_numpy(zero_copy_only=False).astype(bool)
+    return np.asarray(empty.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _take(values: pa.ChunkedArray, indices: np.ndarray) -> list[str]:
-    return values.take(pa.array(indices[:MAX_ERRORS_PER_PROBLEM], pa.int64())).to_pylist()
+    texts: list[str] = values.take(pa.array(indices[:MAX_ERRORS_PER_PROBLEM], pa.int64())).to_pylist()
+    return texts
 
 
 def _amounts_to_minor(raw: pa.ChunkedArray, lines: np.ndarray, currency: str, decimal_comma: bool,
@@ -871,9 +876,9 @@ def _posted_dates(rows: pa.Table, lines: np.ndarray, header: _Header, time_colum
     else:
         has_time = np.zeros(rows.num_rows, dtype=bool)
     result = np.full(rows.num_rows, np.datetime64("NaT"), dtype="datetime64[us]")
-    if times is not None and has_time.all():  # the usual V2 case: no filtering copies
+    if time_column is not None and times is not None and has_time.all():  # the usual V2 case: no filtering copies
         return _to_utc(times, lines, header, time_column, sink)
-    if has_time.any():
+    if time_column is not None and has_time.any():
         timed = _to_utc(rows.filter(pa.array(has_time)).column(time_column), lines[has_time], header,
                         time_column, sink)
         if timed is None:
@@ -888,7 +893,7 @@ def _posted_dates(rows: pa.Table, lines: np.ndarray, header: _Header, time_colum
     return result
 
 
-def _quantities(rows: pa.Table, lines: np.ndarray, header: _Header, sink: _ErrorSink) -> np.ndarray | None:
+def _quantities(rows: pa.Table, lines: np.ndarray, header: _Header, sink: _ErrorSink) -> pd.arrays.IntegerArray | None:
     distinct = _Distinct.of(rows.column("quantity-purchased"))
     empty = pc.equal(distinct.values, "").to_numpy(zero_copy_only=False)
     ok = _matches(distinct.values, QUANTITY_PATTERN) | empty
@@ -899,7 +904,8 @@ def _quantities(rows: pa.Table, lines: np.ndarray, header: _Header, sink: _Error
         return None
     numbers = pc.cast(pc.if_else(pa.array(empty), "0", distinct.values), pa.int64()).to_numpy()
     # Refund rows have no quantity: keep it missing, not 0.
-    return pd.arrays.IntegerArray(distinct.expand(numbers), distinct.expand(empty))
+    quantities: pd.arrays.IntegerArray = pd.arrays.IntegerArray(distinct.expand(numbers), distinct.expand(empty))
+    return quantities
 
 
 def _assemble(rows: pa.Table, lines: np.ndarray, settlement_id: str, amount_type: pa.ChunkedArray,

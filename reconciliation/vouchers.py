@@ -29,8 +29,10 @@ the voucher text (VTXT, at most 40 characters).
 """
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,7 +145,7 @@ def posting_key(settlement_id: str, period: str) -> str:
 
 def _month_end(period: int) -> date:
     year, month = divmod(period, 100)
-    return (pd.Timestamp(year=year, month=month, day=1) + pd.offsets.MonthEnd(0)).date()
+    return date(year, month, calendar.monthrange(year, month)[1])
 
 
 def _line_periods(settlement: Settlement, lines: pd.DataFrame) -> np.ndarray:
@@ -151,7 +153,8 @@ def _line_periods(settlement: Settlement, lines: pd.DataFrame) -> np.ndarray:
     posted = lines["posted_date"].dt.tz_convert("UTC")
     periods = (posted.dt.year * 100 + posted.dt.month).to_numpy(dtype=np.int64)
     deposit = settlement.deposit_date.tz_convert("UTC")
-    return np.minimum(periods, deposit.year * 100 + deposit.month)
+    capped: np.ndarray = np.minimum(periods, deposit.year * 100 + deposit.month)
+    return capped
 
 
 def planned_vouchers(settlement: Settlement) -> list[tuple[str, date]]:
@@ -178,7 +181,7 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
     currency = mapped.currency or settlement.currency
     decimals = currency_decimals(settlement.currency)
     periods = _line_periods(settlement, mapped.lines)
-    accounts: dict[int, dict[tuple[str, tuple[str, ...]], list]] = {}
+    accounts: dict[int, dict[tuple[str, tuple[str, ...]], list[Any]]] = {}  # [amount, categories]
     period_sums: dict[int, int] = {}
     for period, category, amount in _sums_by_period_and_category(periods, mapped.lines):
         period_sums[period] = period_sums.get(period, 0) + amount

@@ -23,7 +23,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,10 +36,9 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.matching import CATEGORIES
-from reconciliation.model import LINE_COLUMNS, currency_decimals
+from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
-from reconciliation.vouchers import format_minor
 from reconciliation.xlsx_tables import (
     EXCEL_MAX_ROWS,
     EXCEL_MAX_STRING,
@@ -132,7 +131,7 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
     if not 2 <= max_rows <= EXCEL_MAX_ROWS:
         raise WorkbookError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, got {max_rows}")
     _check_lines(outcomes)
-    generated = _naive_utc(generated_at or datetime.now(timezone.utc))  # a naive generated_at is taken as UTC
+    generated = _naive_utc(generated_at or datetime.now(UTC))  # a naive generated_at is taken as UTC
     all_lines = _lines_frame(outcomes)
     lines_file = (path.with_name(f"{path.stem}-lines.csv")
                   if len(all_lines) > min(lines_on_sheet, max_rows - 1) else None)
@@ -205,9 +204,9 @@ def plan_lines(outcomes: Sequence[SettlementOutcome], row_outcomes: np.ndarray,
     placements = []
     for index, outcome in enumerate(outcomes):
         first, last = np.searchsorted(row_outcomes, [index, index + 1])  # 0-based data rows [first, last)
-        rows = (int(first) + 2, int(last) + 1) if last > first else (None, None)  # header is row 1
+        first_row, last_row = (int(first) + 2, int(last) + 1) if last > first else (None, None)  # header is row 1
         placements.append(LinesPlacement(outcome.settlement.settlement_id, outcome.settlement.line_count,
-                                         *rows, lines_file=lines_file))
+                                         first_row, last_row, lines_file=lines_file))
     return placements
 
 
@@ -216,7 +215,7 @@ def plan_lines(outcomes: Sequence[SettlementOutcome], row_outcomes: np.ndarray,
 
 def _lines_frame(outcomes: Sequence[SettlementOutcome]) -> pd.DataFrame:
     """Every outcome's lines with currency, decimals, marketplace, GL category/account and placement."""
-    parts = []
+    parts: list[pd.DataFrame] = []
     for outcome in outcomes:
         settlement = outcome.settlement
         lines = settlement.lines
@@ -624,8 +623,8 @@ class CheckFigures:
         found = []
         if self.lines_minor != total_minor:
             found.append(f"lines differ from total by {format_minor(self.lines_minor - total_minor, decimals)}")
-        if self.debit_minor is None:
-            return found + ["no vouchers"]
+        if self.debit_minor is None or self.credit_minor is None or self.deposit_line_minor is None:
+            return found + ["no vouchers"]  # all three are None together
         if self.debit_minor != self.credit_minor:
             difference = format_minor(self.debit_minor - self.credit_minor, decimals)
             found.append(f"debits differ from credits by {difference}")
@@ -795,7 +794,8 @@ def _naive_utc(moment: datetime | pd.Timestamp) -> datetime:
     stamp = pd.Timestamp(moment)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.to_pydatetime()
+    naive: datetime = stamp.to_pydatetime()
+    return naive
 
 
 def _as_datetime(day: date) -> datetime:
@@ -807,7 +807,7 @@ def _cell_text(text: str) -> str:
 
 
 def _column_letter(index: int) -> str:
-    return xl_col_to_name(index)
+    return str(xl_col_to_name(index))
 
 
 def _width(header: str) -> float:

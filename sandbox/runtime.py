@@ -12,6 +12,7 @@ token and the world's marketplaces there.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -79,7 +80,7 @@ class SandboxEnvironment:
                 server.stop()
             self._stopped = True
 
-    def __enter__(self) -> "SandboxEnvironment":
+    def __enter__(self) -> SandboxEnvironment:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -93,8 +94,8 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
     from sandbox.generator import build_world
     from sandbox.m3.app import create_app as create_m3_app
     from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
-    from sandbox.spapi import create_app as create_spapi_app
     from sandbox.spapi import REGIONS, seed_world
+    from sandbox.spapi import create_app as create_spapi_app
     from sandbox.spapi.app import LWA_TOKEN_PATH
     from sandbox.spapi import credentials as spapi_credentials
 
@@ -119,8 +120,7 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
     try:
         for n, region in enumerate(REGIONS):
             spapi[region] = serve_in_thread(
-                lambda url, region=region: create_spapi_app(folder / "spapi", url, region=region,
-                                                            time_scale=SANDBOX_TIME_SCALE),
+                functools.partial(create_spapi_app, folder / "spapi", region=region, time_scale=SANDBOX_TIME_SCALE),
                 port=spapi_port + n if spapi_port else 0)
     except BaseException:
         for server in (m3, *spapi.values()):

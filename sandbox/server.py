@@ -34,7 +34,7 @@ class RunningServer:
         self.signal_exit()
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> RunningServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -59,7 +59,6 @@ def serve_in_thread(app_factory: Callable[[str], Any], host: str = "127.0.0.1", 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
 
     def run() -> None:
         asyncio.run(server.serve(sockets=[sock]))

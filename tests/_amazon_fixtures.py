@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,17 +12,17 @@ import httpx
 
 from connectors.amazon import AmazonAccount, AmazonConnector
 from connectors.retry import Backoff
+from sandbox.generator.records import SettlementDocument
 from sandbox.server import RunningServer, serve_in_thread
 from sandbox.spapi import SpApiStore, create_app, credentials
-from sandbox.generator.records import SettlementDocument
 
 DE = "A1PA6795UKMFR9"
 FR = "A13V1IB3VIYZZH"
 TIME_SCALE = 1000.0  # sandbox buckets and ours refill 1000x faster (getOrders: 16.7 tokens/s)
 FAST_BACKOFF = Backoff(attempts=5, base=0.01, cap=0.1)
 
-WINDOW_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-WINDOW_END = datetime(2026, 1, 2, 12, tzinfo=timezone.utc)   # 36 h: orders 0..24 (hourly) are inside
+WINDOW_START = datetime(2026, 1, 1, tzinfo=UTC)
+WINDOW_END = datetime(2026, 1, 2, 12, tzinfo=UTC)   # 36 h: orders 0..24 (hourly) are inside
 SHIP_MFN = "302-9000001-9000001"   # MFN, Unshipped, 12 items (two item pages of 10)
 SHIP_AFN = "302-9000002-9000002"   # AFN: confirmShipment must be refused
 
@@ -69,7 +69,7 @@ def seed(data_dir: Path, now: datetime) -> dict[str, tuple[str, str, str]]:
               for n in range(25)]
     orders += [(order(f"171-{3000000 + n:07d}-{4000000 + n:07d}", FR, WINDOW_START + timedelta(hours=n),
                       "Shipped", "AFN"), [item(1)]) for n in range(2)]
-    shipping_day = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    shipping_day = datetime(2026, 2, 1, tzinfo=UTC)
     orders.append((order(SHIP_MFN, DE, shipping_day, "Unshipped", "MFN"), [item(n) for n in range(12)]))
     orders.append((order(SHIP_AFN, DE, shipping_day, "Unshipped", "AFN"), [item(1)]))
     listings = [{"sku": "KIT/CHEF KNIFE-01", "marketplace_id": DE, "price": "24.99", "quantity": 7,
@@ -106,7 +106,7 @@ class Sandbox:
                                          seller_id="A2SANDBOXSELLER", marketplace_ids=(DE,),
                                          **credentials(self.data_dir))
         values.update(overrides)
-        return AmazonAccount(**values)  # type: ignore[arg-type]
+        return AmazonAccount(**values)  # type: ignore[arg-type]  # the fields by name
 
     def connector(self, time_scale: float = TIME_SCALE, **overrides: object) -> AmazonConnector:
         return AmazonConnector(self.account(**overrides), time_scale=time_scale, backoff=FAST_BACKOFF)
@@ -125,7 +125,7 @@ class Sandbox:
 
 def start_sandbox(data_dir: Path, seed_world: bool = True, time_scale: float = TIME_SCALE) -> Iterator[Sandbox]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    variants = seed(data_dir, datetime.now(timezone.utc)) if seed_world else {}
+    variants = seed(data_dir, datetime.now(UTC)) if seed_world else {}
     server = serve_in_thread(lambda base_url: create_app(data_dir, base_url, time_scale=time_scale))
     try:
         yield Sandbox(server, data_dir, variants)

@@ -8,9 +8,9 @@ csv module and ``Decimal`` (independent of ``reconciliation.parse``).
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
 

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 from sp_api.api import ListingsItems, Orders, Reports, Tokens
 from sp_api.auth import AccessTokenClient
+
 from sandbox.generator.records import SettlementDocument
 
 US, DE = "ATVPDKIKX0DER", "A1PA6795UKMFR9"
 SELLER = "A2SANDBOXSELLER"
-NOW = datetime(2026, 10, 20, 12, 0, tzinfo=timezone.utc)  # the sandbox clock in these tests
+NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)  # the sandbox clock in these tests
 SETTLEMENT_V2 = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 V2_HEADER = ("settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
              "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\t"
@@ -50,9 +51,9 @@ def order(order_id: str, purchased: datetime, *, status: str = "Unshipped", chan
     return head, line_items
 
 
-def settlement(settlement_id: str, day: int, *, marketplace: str = US, note: str = "") -> Doc:
+def settlement(settlement_id: str, day: int, *, marketplace: str = US, note: str = "") -> SettlementDocument:
     """A small balanced V2 document; ``note`` lands in promotion-id (for non-ASCII checks)."""
-    start = datetime(2026, 9, day, 14, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 9, day, 14, 0, tzinfo=UTC)
     end = start + timedelta(days=14)
     currency, name = ("USD", "Amazon.com") if marketplace == US else ("EUR", "Amazon.de")
     fmt = (lambda d: d.strftime("%Y-%m-%d %H:%M:%S UTC")) if marketplace == US else \

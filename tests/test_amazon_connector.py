@@ -5,12 +5,25 @@ import gzip
 import logging
 import types
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import sp_api.auth.access_token_client as library_auth
+from _amazon_fixtures import (
+    DE,
+    SHIP_AFN,
+    SHIP_MFN,
+    SPECIAL,
+    WINDOW_END,
+    WINDOW_START,
+    Sandbox,
+    de_order_id,
+    settlement_text,
+    share_lwa_app,
+    start_sandbox,
+)
 from sp_api.api import Reports
 from sp_api.auth import AccessTokenClient
 from sp_api.auth._core import build_cache_key
@@ -35,19 +48,6 @@ from connectors.amazon import (
 )
 from connectors.amazon.documents import UndecodableDocument, decode_document
 from sandbox.server import serve_in_thread
-from _amazon_fixtures import (
-    DE,
-    SHIP_AFN,
-    SHIP_MFN,
-    SPECIAL,
-    WINDOW_END,
-    WINDOW_START,
-    Sandbox,
-    de_order_id,
-    settlement_text,
-    share_lwa_app,
-    start_sandbox,
-)
 
 
 class FakeClock:
@@ -169,7 +169,7 @@ def account(**overrides: object) -> AmazonAccount:
         marketplace_ids=("A1PA6795UKMFR9",), refresh_token="Atzr|very-secret-refresh",
         lwa_app_id="amzn1.application-oa2-client.x", lwa_client_secret="cs-very-secret")
     values.update(overrides)
-    return AmazonAccount(**values)  # type: ignore[arg-type]
+    return AmazonAccount(**values)  # type: ignore[arg-type]  # the fields by name
 
 
 def test_account_repr_hides_secrets() -> None:
@@ -212,14 +212,14 @@ def test_region_table() -> None:
 
 
 def test_package_detail_wire_format_and_validation() -> None:
-    package = PackageDetail("1", "DHL", "JJD000390007", datetime(2024, 10, 9, 16, 30, tzinfo=timezone.utc),
+    package = PackageDetail("1", "DHL", "JJD000390007", datetime(2024, 10, 9, 16, 30, tzinfo=UTC),
                             (ShipmentItem("79039765272157", 2),), carrier_name="DHL")
     assert package.to_api() == {
         "packageReferenceId": "1", "carrierCode": "DHL", "trackingNumber": "JJD000390007",
         "shipDate": "2024-10-09T16:30:00Z", "carrierName": "DHL",
         "orderItems": [{"orderItemId": "79039765272157", "quantity": 2}]}
     with pytest.raises(ValueError, match="positive number"):
-        PackageDetail("PKG-1", "DHL", "x", datetime(2024, 1, 1, tzinfo=timezone.utc), (ShipmentItem("1", 1),))
+        PackageDetail("PKG-1", "DHL", "x", datetime(2024, 1, 1, tzinfo=UTC), (ShipmentItem("1", 1),))
     with pytest.raises(ValueError, match="timezone-aware"):
         PackageDetail("1", "DHL", "x", datetime(2024, 1, 1), (ShipmentItem("1", 1),))
 
@@ -243,7 +243,7 @@ def retries_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_lists_and_downloads_every_charset_and_compression_variant(sandbox: Sandbox) -> None:
     with sandbox.connector() as amazon:
-        since = datetime.now(timezone.utc) - timedelta(days=30)
+        since = datetime.now(UTC) - timedelta(days=30)
         reports = amazon.list_settlement_reports(since, page_size=4)   # 6 reports: two pages
         assert sorted(r.report_id for r in reports) == sorted(sandbox.variants)
         assert all(r.processing_status == "DONE" and r.marketplace_ids == (DE,) for r in reports)
@@ -265,7 +265,7 @@ def test_lists_and_downloads_every_charset_and_compression_variant(sandbox: Sand
 
 def test_created_window_filters_reports(sandbox: Sandbox) -> None:
     with sandbox.connector() as amazon:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # Settlement n was created 10 - n days ago (n = 0..5): before now - 6.5 days are n = 0..3.
         older = amazon.list_settlement_reports(now - timedelta(days=30), now - timedelta(days=6, hours=12))
         assert sorted(sandbox.variants[r.report_id][0] for r in older) == [f"2400000000{n}" for n in range(4)]
@@ -294,7 +294,7 @@ def test_order_items_paging(sandbox: Sandbox) -> None:
 
 
 def test_confirm_shipment_and_refusals(sandbox: Sandbox) -> None:
-    package = PackageDetail("1", "DHL", "JJD000390007", datetime(2026, 2, 2, 9, tzinfo=timezone.utc),
+    package = PackageDetail("1", "DHL", "JJD000390007", datetime(2026, 2, 2, 9, tzinfo=UTC),
                             (ShipmentItem("10000000000000", 1), ShipmentItem("10000000000001", 1)))
     with sandbox.connector() as amazon:
         amazon.confirm_shipment(SHIP_MFN, DE, package)
@@ -362,7 +362,7 @@ def test_bodiless_429_is_seen_and_retried(sandbox: Sandbox, caplog: pytest.LogCa
     caplog.set_level(logging.WARNING, logger="connectors.amazon.client")
     sandbox.arm_fault(429, 2, ["getReports"], with_body=False)
     with sandbox.connector() as amazon:
-        reports = amazon.list_settlement_reports(datetime.now(timezone.utc) - timedelta(days=30))
+        reports = amazon.list_settlement_reports(datetime.now(UTC) - timedelta(days=30))
     assert len(reports) == 6
     messages = retries_logged(caplog)
     assert len(messages) == 2 and all("429" in m for m in messages)
@@ -395,7 +395,7 @@ def test_works_with_sp_api_default_marketplace_set(sandbox: Sandbox, monkeypatch
     # The library would aim at sellingpartnerapi-na.amazon.com (US) and inject the US marketplace id.
     monkeypatch.setenv("SP_API_DEFAULT_MARKETPLACE", "US")
     with sandbox.connector() as amazon:
-        assert len(amazon.list_settlement_reports(datetime.now(timezone.utc) - timedelta(days=30))) == 6
+        assert len(amazon.list_settlement_reports(datetime.now(UTC) - timedelta(days=30))) == 6
         assert amazon.get_listing("KIT/CHEF KNIFE-01", DE)["sku"] == "KIT/CHEF KNIFE-01"
         assert len(amazon.get_order_items(SHIP_MFN)) == 12
 
@@ -405,7 +405,7 @@ def test_token_caches_are_per_account(sandbox: Sandbox, tmp_path: Path) -> None:
     # access tokens: with the library's global cache (keyed by refresh token) it would get 403.
     share_lwa_app(sandbox.data_dir, tmp_path)
     for other in start_sandbox(tmp_path, seed_world=False):
-        since = datetime.now(timezone.utc) - timedelta(days=30)
+        since = datetime.now(UTC) - timedelta(days=30)
         with sandbox.connector() as first, other.connector() as second:
             assert len(first.list_settlement_reports(since)) == 6
             assert second.list_settlement_reports(since) == []
@@ -447,7 +447,7 @@ def test_host_header_fixed_per_connector_only() -> None:
                                 seller_id="S", marketplace_ids=(DE,), refresh_token="Atzr|r",
                                 lwa_app_id="app", lwa_client_secret="s")
         with AmazonConnector(account) as amazon:
-            assert amazon.list_settlement_reports(datetime.now(timezone.utc) - timedelta(days=1)) == []
+            assert amazon.list_settlement_reports(datetime.now(UTC) - timedelta(days=1)) == []
 
         class StubLwa(AccessTokenClient):
             scheme, host = "http://", netloc

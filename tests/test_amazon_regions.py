@@ -9,17 +9,26 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-
 from _amazon_fixtures import FAST_BACKOFF
 from _cli import m3sync
 from _spapi_fixtures import DE, US, order, settlement
-from connectors.amazon import (AmazonAccount, AmazonConfigError, AmazonConnector, AmazonDocumentError,
-                               AmazonRequestError, AmazonUnreachable, DocumentLimits, RateLimiter, SellerAccounts)
+
+from connectors.amazon import (
+    AmazonAccount,
+    AmazonConfigError,
+    AmazonConnector,
+    AmazonDocumentError,
+    AmazonRequestError,
+    AmazonUnreachable,
+    DocumentLimits,
+    RateLimiter,
+    SellerAccounts,
+)
 from connectors.amazon.documents import DocumentRefused, check_document_url, inflate_bounded
 from connectors.retry import Backoff
 from connectors.settings import load_settings
@@ -32,7 +41,7 @@ from sandbox.spapi import SpApiStore, create_app, credentials
 
 FR, JP = "A13V1IB3VIYZZH", "A1VC38T7YXB528"
 SELLER = "A2SANDBOXSELLER"
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 US_ORDER, DE_ORDER = "111-0000000-0000001", "302-0000000-0000001"
 TIME_SCALE = 1000.0
 
@@ -66,7 +75,7 @@ def regions(tmp_path_factory: pytest.TempPathFactory):
             servers[region] = serve_in_thread(lambda url, region=region: create_app(
                 data_dir, url, region=region, time_scale=TIME_SCALE))
         for server in servers.values():
-            server.data_dir = data_dir  # type: ignore[attr-defined]
+            server.data_dir = data_dir  # type: ignore[attr-defined]  # a note for the test on the running server
         yield servers
     finally:
         for server in servers.values():
@@ -173,13 +182,15 @@ def test_regional_tables_in_config_toml_open_one_connector_per_region(regions, t
 
 
 @pytest.mark.parametrize(("toml", "expected"), [
-    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\n[amazon.eu]\nrefresh_token = "e"\n'
+    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\n'
+     '[amazon.eu]\nrefresh_token = "e"\n'
      'marketplaces = ["A1PA6795UKMFR9"]\n', "in the region tables only"),
     ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\n[amazon.na]\nrefresh_token = "e"\n'
      'marketplaces = ["A1PA6795UKMFR9"]\n', "are not NA marketplaces"),
     ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\n[amazon.fe]\nmarketplaces = ["A1VC38T7YXB528"]\n',
      "[amazon.fe] refresh_token"),
-    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\nmarketplaces = ["A1VC38T7YXB528"]\n'
+    ('[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\nrefresh_token = "r"\n'
+     'marketplaces = ["A1VC38T7YXB528"]\n'
      'deadline_seconds = -5\n', "[amazon] deadline_seconds"),
 ])
 def test_regional_configuration_mistakes_are_named(tmp_path: Path, toml: str, expected: str) -> None:
@@ -198,7 +209,7 @@ def test_quotas_are_amazons_at_time_scale_one(tmp_path: Path) -> None:
                          "title": "Listing", "price": "9.99", "currency": "EUR", "quantity": 4}], SELLER)
     store.close()
     with serve_in_thread(lambda url: create_app(tmp_path, url, region="eu", time_scale=1.0)) as server:
-        server.data_dir = tmp_path  # type: ignore[attr-defined]
+        server.data_dir = tmp_path  # type: ignore[attr-defined]  # a note for the test on the running server
         patch = [{"op": "replace", "path": "/attributes/fulfillment_availability",
                   "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 3}]}]
         # Our limiter at Amazon's rate: 5 at once, then one every 0.2 s (a 429 from clocks a few ms

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly import (ANOMALY_COLUMNS, AnomalyHistory, AnomalyModel, ModelFileError, score_items,
-                     score_settlement)
+from anomaly import ANOMALY_COLUMNS, AnomalyHistory, AnomalyModel, ModelFileError, score_items, score_settlement
 from anomaly.model import model_matrix
 from reconciliation.model import Settlement
 from reconciliation.parse import parse_settlement_bytes

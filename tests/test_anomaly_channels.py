@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-
 from _settlement_builders import make_settlement
+
 from anomaly import AnomalyHistory, score_items, score_settlement
 from anomaly.items import ITEM_COLUMNS, fulfilment_channel
 
@@ -192,6 +192,7 @@ def test_settlements_of_several_currencies_are_never_mixed(tmp_path):
 def test_generated_mcf_variant_raises_no_fee_flag(tmp_path):
     """The generator's MCF variant (Amazon and MCF orders of the same SKUs, MCF at twice the fee)."""
     from _settlement_builders import settlement_from_tsv
+
     from sandbox.generator.variants import variant_settlement
 
     path = tmp_path / "mcf.tsv"

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from _cli import m3sync
 from openpyxl import load_workbook
 
-from _cli import m3sync
 from sandbox.runtime import start_sandbox
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _settlement_builders import make_settlement, settlement_from_tsv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _settlement_builders import make_settlement, settlement_from_tsv
 from reconciliation.gates import GateFailure, check_gates
 from reconciliation.mapping import WILDCARD, load_mapping
 from reconciliation.pipeline import prepare_settlement

@@ -10,7 +10,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,11 +60,11 @@ def rows_of(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
 
 def parse_time(value: str) -> datetime:
     fmt = "%d.%m.%Y %H:%M:%S UTC" if EU_DATETIME.match(value) else "%Y-%m-%d %H:%M:%S UTC"
-    return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, fmt).replace(tzinfo=UTC)
 
 
 def parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def half_up(numerator: int, denominator: int) -> int:
@@ -189,9 +189,9 @@ def test_fees_follow_catalog_rates(world) -> None:
                 key = row["amount-description"] if row["amount-type"] != "Promotion" else "promo-" + row["amount-description"]
                 blocks[(row["order-id"], row["order-item-code"])][key] = money(row["amount"])
                 blocks[(row["order-id"], row["order-item-code"])]["qty"] = Decimal(row["quantity-purchased"])
-                blocks[(row["order-id"], row["order-item-code"])]["sku"] = row["sku"]  # type: ignore[assignment]
+                blocks[(row["order-id"], row["order-item-code"])]["sku"] = row["sku"]  # type: ignore[assignment]  # one text among the amounts
         for block in blocks.values():
-            item, qty = catalog[block["sku"]], int(block["qty"])  # type: ignore[index]
+            item, qty = catalog[block["sku"]], int(block["qty"])  # type: ignore[index]  # "sku" holds the text
             base = int((block["Principal"] + block.get("Shipping", Decimal(0))) * 100)
             assert -block["Commission"] * 100 == max(half_up(base * item.referral_bp, 10000), 30 * qty)
             if "FBAPerUnitFulfillmentFee" in block:

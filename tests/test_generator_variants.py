@@ -9,7 +9,7 @@ import csv
 import io
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -117,7 +117,7 @@ def test_variant_balances_and_has_its_vocabulary(files, name):
         assert row["posted-date"] == row["posted-date-time"][:10]
     if offset:  # Japanese local time: 9 hours ahead of the UTC window the other variants use
         utc_start = datetime.strptime(summary["settlement-start-date"], fmt) - timedelta(hours=offset)
-        assert utc_start.replace(tzinfo=timezone.utc) == datetime(2024, 10, 9, 14, 28, 38, tzinfo=timezone.utc)
+        assert utc_start.replace(tzinfo=UTC) == datetime(2024, 10, 9, 14, 28, 38, tzinfo=UTC)
     assert wanted <= {(r["transaction-type"], r["amount-type"], r["amount-description"]) for r in rows}
     names = {r["marketplace-name"] for r in rows if r["order-id"]}
     assert names <= {marketplace, "Non-Amazon US", "Non-Amazon"}

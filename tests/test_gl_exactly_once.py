@@ -20,7 +20,13 @@ import httpx
 import pytest
 
 from connectors.m3 import (
-    JournalEntry, JournalLine, M3BatchFailed, M3Client, M3Operations, M3WriteInDoubt, PostedVoucher,
+    JournalEntry,
+    JournalLine,
+    M3BatchFailed,
+    M3Client,
+    M3Operations,
+    M3WriteInDoubt,
+    PostedVoucher,
     SubmittedVoucher,
 )
 from connectors.m3.operations import batch_key, key_of
@@ -91,7 +97,7 @@ def entry(posting_key: str) -> JournalEntry:
 
 
 def ops(client: M3Client, profile: str, **kwargs) -> M3Operations:
-    return M3Operations(client, profile, cono=100, divi="AAA", **kwargs)  # type: ignore[arg-type]
+    return M3Operations(client, profile, cono=100, divi="AAA", **kwargs)  # type: ignore[arg-type]  # options by name
 
 
 # -- the asynchronous batch job ------------------------------------------------------------------
@@ -230,7 +236,8 @@ def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile
             barrier = threading.Barrier(2)
             results: list[object] = []
 
-            def post(client: M3Client, k: str = k, barrier: threading.Barrier = barrier) -> None:
+            def post(client: M3Client, k: str = k, barrier: threading.Barrier = barrier,
+                     results: list[object] = results) -> None:
                 barrier.wait(timeout=10)
                 results.append(ops(client, profile, voucher_wait=5).post_voucher(entry(k)))
 
@@ -245,7 +252,7 @@ def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile
 
 # -- the settlement flow: submitted, confirmed, failed, in doubt --------------------------------------
 
-from _live_m3 import live_m3  # noqa: E402,F401 - a fixture
+from _live_m3 import live_m3  # noqa: E402,F401 - a fixture, for the live tests below
 
 SETTLEMENT_KEY, SETTLEMENT_DATE = "AMZ-10000000001-202410", "20241025"  # us_v2_usd.tsv: one voucher
 

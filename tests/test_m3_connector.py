@@ -18,14 +18,26 @@ import httpx
 import pytest
 
 from connectors.m3 import (
-    IonApiCredentials, IonApiOAuth, M3AuthError, M3BatchFailed, M3Client, M3TransactionError, M3Unavailable,
+    IonApiCredentials,
+    IonApiOAuth,
+    M3AuthError,
+    M3BatchFailed,
+    M3Client,
+    M3TransactionError,
+    M3Unavailable,
     M3WriteInDoubt,
 )
 from connectors.m3.client import format_value
 from connectors.m3.gl_record import I1_LENGTH, I1Record, I1RecordError, decode_i1, encode_i1
 from connectors.m3.operations import M3Operations, batch_key, key_of
 from connectors.m3.records import (
-    CustomerRequest, JournalEntry, JournalLine, M3DataError, OrderAddress, OrderLineRequest, OrderRequest,
+    CustomerRequest,
+    JournalEntry,
+    JournalLine,
+    M3DataError,
+    OrderAddress,
+    OrderLineRequest,
+    OrderRequest,
 )
 from connectors.retry import Backoff
 from sandbox.m3.app import create_app
@@ -145,7 +157,7 @@ def test_journal_entry_refuses_unbalanced_and_oversized_values():
     with pytest.raises(M3DataError, match="VTXT"):
         entry("AMZ-10000000001-202410", balanced_lines(), text="a text much too long for forty chars")
     with pytest.raises(M3DataError, match="never float"):
-        JournalLine(("1930",), 1.5)  # type: ignore[arg-type]
+        JournalLine(("1930",), 1.5)  # type: ignore[arg-type]  # the wrong type on purpose
     with pytest.raises(M3DataError, match="at least two lines"):
         entry("K2", (JournalLine(("1930",), Decimal(0)),))
     ok = entry("K3", balanced_lines())
@@ -169,7 +181,7 @@ def test_format_value_for_m3():
     assert format_value(7) == "7"
     from datetime import datetime
     with pytest.raises(TypeError):
-        format_value(datetime(2024, 1, 1))  # type: ignore[arg-type]
+        format_value(datetime(2024, 1, 1))  # type: ignore[arg-type]  # the wrong type on purpose
     with pytest.raises(TypeError):
         format_value(True)
 

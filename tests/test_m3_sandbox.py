@@ -380,7 +380,8 @@ def test_closed_period_refuses_postings(m3: M3) -> None:
 
 
 def i1_record(group: str, account: str, amount: str, acdt: str, vtxt: str = VTXT) -> str:
-    """GLUPLOAD I1: I1 + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..7(10 each) + CUCD(3) + CUAM(17 right) + ACDT(8) + VTXT(40)."""
+    """GLUPLOAD I1: I1 + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..7(10 each) + CUCD(3) + CUAM(17 right) + ACDT(8)
+    + VTXT(40)."""
     return ("I1" + "1".rjust(9) + group.rjust(8) + "AAA" + account.ljust(10) + " " * 60 + "EUR"
             + amount.rjust(17) + acdt + vtxt.ljust(40))
 

@@ -17,12 +17,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from connectors.m3 import M3Client, M3Operations, M3TransactionError
 from connectors.m3.errors import M3Error, M3ListTruncated
 from connectors.m3.records import (
-    CustomerRequest, JournalEntry, JournalLine, OrderAddress, OrderLineRequest, OrderRequest,
+    CustomerRequest,
+    JournalEntry,
+    JournalLine,
+    OrderAddress,
+    OrderLineRequest,
+    OrderRequest,
 )
 from connectors.retry import Backoff
 from connectors.settings import ConfigurationError
@@ -193,7 +198,7 @@ def test_connector_checks_company_and_division_at_start_up(box):
     assert "[m3] divi = 'BBB'" in str(refused.value) and "M3SYNC_M3_DIVI" in str(refused.value)
 
 
-def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):  # noqa: F811
+def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):
     from flows.cli import _known_failure
     from flows.context import open_connections
     from flows.exit_codes import EXIT_INVALID

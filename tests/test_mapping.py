@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from _settlement_builders import lines_frame, settlement_from_tsv
+
 from reconciliation.mapping import MappingError, UnmappedCombination, load_mapping, shipped_presets
 
 CATEGORIES = {
@@ -198,7 +198,8 @@ def _bad(tmp_path: Path, text: str) -> str:
     ('  carry_over: {account: "1595"}\n', "", "categories.carry_over: missing"),
     ("rules:\n", "rules:\n  - {transaction_type: '*', amount_type: '*', amount_description: '*', category: principal}\n",
      "rules[0]: a rule must name at least one of"),
-    ("rules:\n", "rules:\n  - {transaction_type: Order, amount_type: ItemPrice, amount_description: Principal, category: principal}\n",
+    ("rules:\n", "rules:\n  - {transaction_type: Order, amount_type: ItemPrice, amount_description: Principal, "
+                "category: principal}\n",
      "rules[1]: duplicates rules[0] (Order / ItemPrice / Principal)"),
     ("amount_description: Principal, ", "", "rules[0].amount_description: missing"),
     ("name: custom\n", "name: custom\nextends: summary\n", "mappings/custom.yaml: extends: unknown key"),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from _settlement_builders import make_settlement
+
 from connectors.amazon.config import MARKETPLACE_REGIONS
 from reconciliation.mapping import UnknownMarketplaceError, load_mapping, marketplace_code
 from reconciliation.marketplaces import (

@@ -10,13 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from reconciliation.parse import (
-    SettlementFileError,
-    dedupe_settlements,
-    parse_settlement_bytes,
-    read_settlement_file,
-)
 from _parse_fixtures import (
     AMOUNT_COL,
     FIXTURE,
@@ -36,6 +29,12 @@ from _parse_fixtures import (
     with_field_text,
 )
 
+from reconciliation.parse import (
+    SettlementFileError,
+    dedupe_settlements,
+    parse_settlement_bytes,
+    read_settlement_file,
+)
 
 # --- the real-format US fixture ----------------------------------------------------------
 
@@ -424,7 +423,7 @@ def test_error_is_a_raisable_frozen_record() -> None:
         raise error
     assert caught.value == error
     with pytest.raises(AttributeError):
-        error.line = 1  # type: ignore[misc]
+        error.line = 1  # type: ignore[misc]  # frozen: the point of the test
     # Results cross process boundaries (Prefect, Dask): errors must survive pickling.
     copy = pickle.loads(pickle.dumps(error))
     assert copy == error and str(copy) == str(error) and copy.args == (str(error),)

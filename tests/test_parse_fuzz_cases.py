@@ -12,7 +12,6 @@ import random
 
 import numpy as np
 import pytest
-
 from _parse_fixtures import (
     AMOUNT_COL,
     FIXTURE,
@@ -29,9 +28,9 @@ from _parse_fixtures import (
     with_field,
     with_field_text,
 )
+
 from reconciliation.mapping import load_mapping
-from reconciliation.model import LINE_COLUMNS
-from reconciliation.model import exact_sum
+from reconciliation.model import LINE_COLUMNS, exact_sum
 from reconciliation.parse import MAX_LINE_BYTES, parse_settlement_bytes
 from reconciliation.pipeline import prepare_settlement
 from reconciliation.schemas import validate_settlement

@@ -7,8 +7,8 @@ row goes to is the mapping's business.
 from __future__ import annotations
 
 import pandas as pd
-
 from _parse_fixtures import GOLDEN_ROW_SHAPES, UTC
+
 from reconciliation.model import Settlement
 from reconciliation.parse import read_settlement_file
 from reconciliation.schemas import validate_settlement

@@ -170,7 +170,7 @@ def test_secrets_never_show_in_text(home: Path) -> None:
     assert repr(Secret.literal("x")) == "Secret('***')"
     assert str(Secret.literal("x")) == "***"
     with pytest.raises(AttributeError):
-        Secret.literal("x")._value = "y"  # type: ignore[misc]
+        Secret.literal("x")._value = "y"  # type: ignore[misc]  # frozen: the point of the test
 
 
 def test_secret_survives_pickling_for_worker_processes() -> None:

@@ -17,15 +17,14 @@ from pathlib import Path
 import httpx
 import openpyxl
 import pytest
-
 from _cli import m3sync
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from flows import settlement_steps
 from flows.context import load_gl_mapping
 from flows.contract import RUN_STATE_NAMES, exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
-from reconciliation.workbook import (SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS,
-                                     WorkbookError)
+from reconciliation.workbook import SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, WorkbookError
 
 FIXTURE_ID = "10000000001"
 FIRST, SECOND, THIRD = "10000000011", "10000000012", "10000000013"
@@ -217,7 +216,7 @@ def _bad_reports(tmp_path: Path, unwritable: Path) -> dict[str, tuple[Path, str]
 def test_report_paths_that_cannot_be_written_are_refused(tmp_path: Path, unwritable_folder: Path) -> None:
     from flows.reports import report_path
 
-    for name, (path, message) in _bad_reports(tmp_path, unwritable_folder).items():
+    for path, message in _bad_reports(tmp_path, unwritable_folder).values():
         with pytest.raises(WorkbookError, match=message):
             report_path(tmp_path / "home", str(path))
     made = report_path(tmp_path / "home", str(tmp_path / "new" / "deeper" / "run.xlsx"))
@@ -292,8 +291,8 @@ def test_problem_lines_are_one_per_reason() -> None:
 
 def test_an_outcome_that_cannot_be_described_still_reports_what_was_posted() -> None:
     import pandas as pd
-
     from _settlement_builders import make_settlement
+
     from flows.contract import settle_document
     from flows.settlement_steps import Sources
     from reconciliation.outcome import PostedVoucherRef, SettlementOutcome

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from _cli import m3sync
+
 from sandbox.runtime import start_sandbox
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from sandbox.generator import real_world_variants
 
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from connectors.m3 import M3Client, M3Operations
 from sandbox.generator import build_world
 

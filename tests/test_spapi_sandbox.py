@@ -2,23 +2,25 @@
 from __future__ import annotations
 
 import gzip
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from _spapi_fixtures import DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing, order, settlement
 from sp_api.auth.exceptions import AuthorizationError
-from sp_api.base.exceptions import (SellingApiBadRequestException, SellingApiForbiddenException,
-                                    SellingApiNotFoundException, SellingApiRequestThrottledException,
-                                    SellingApiTemporarilyUnavailableException)
+from sp_api.base.exceptions import (
+    SellingApiBadRequestException,
+    SellingApiForbiddenException,
+    SellingApiNotFoundException,
+    SellingApiRequestThrottledException,
+    SellingApiTemporarilyUnavailableException,
+)
 
 from sandbox.server import serve_in_thread
 from sandbox.spapi import SpApiStore, create_app, credentials
-from _spapi_fixtures import (DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing,
-                                   order, settlement)
 
-BASE_TIME = datetime(2026, 9, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 9, 1, tzinfo=UTC)
 US_ORDERS = [order(f"111-0000000-{n:07d}", BASE_TIME + timedelta(hours=n)) for n in range(25)]
 AFN_SHIPPED = [order(f"111-0000001-{n:07d}", BASE_TIME + timedelta(hours=n, minutes=30), status="Shipped",
                      channel="AFN") for n in range(3)]
@@ -56,7 +58,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("spapi")
     seed_default(data_dir)
     with serve_in_thread(lambda url: create_app(data_dir, url, rate_limits=False, now=lambda: NOW)) as server:
-        server.data_dir = data_dir  # type: ignore[attr-defined]
+        server.data_dir = data_dir  # type: ignore[attr-defined]  # a note for the test on the running server
         yield server
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from _state_fixtures import FakeClock, claim_in_fresh_process
+
 from connectors.state import (
     AmbiguousIdMap,
     DeadLetterNotFound,
@@ -280,7 +280,7 @@ def test_watermarks(store: StateStore) -> None:
     assert store.get_watermark("orders:ATVPDKIKX0DER") == "2024-10-02T00:00:00Z"
     assert store.get_watermark("orders:A1PA6795UKMFR9") == "2024-09-01T00:00:00Z"
     with pytest.raises(TypeError, match="orders"):
-        store.set_watermark("orders", datetime(2024, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
+        store.set_watermark("orders", datetime(2024, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 # -- id maps --------------------------------------------------------------------------
@@ -376,4 +376,4 @@ def test_dead_letter_resolution_errors(store: StateStore) -> None:
     assert store.get_dead_letter(404) is None
     letter = store.add_dead_letter("orders", "order", "A1", {}, "x")
     with pytest.raises(ValueError, match="'open'"):
-        store.resolve_dead_letter(letter.id, "open")  # type: ignore[arg-type]
+        store.resolve_dead_letter(letter.id, "open")  # type: ignore[arg-type]  # the wrong value on purpose

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pytest
-
 from _parse_fixtures import FIXTURE, eur_decimal_comma_file, v1_file
+
 from reconciliation.model import Settlement
 from reconciliation.parse import parse_settlement_bytes, read_settlement_file
 from reconciliation.schemas import (

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from _settlement_builders import lines_frame
+
 from reconciliation.mapping import MappingError, load_mapping, normalise_key, parse_mapping
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,6 +5,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from _settlement_builders import make_settlement, settlement_from_tsv
 
 from reconciliation.mapping import load_mapping
 from reconciliation.vouchers import (
@@ -19,7 +20,6 @@ from reconciliation.vouchers import (
     format_minor,
     vouchers_frame,
 )
-from _settlement_builders import make_settlement, settlement_from_tsv
 
 US_BS = ("", "US", "", "", "", "")      # balance-sheet dimensions in the presets: AIT3 = marketplace
 US_PL = ("AMZ", "US", "", "", "", "")   # P&L dimensions: AIT2 = channel AMZ, AIT3 = marketplace

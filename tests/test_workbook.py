@@ -9,7 +9,7 @@ import csv
 import dataclasses
 import math
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from xml.etree import ElementTree
@@ -17,11 +17,12 @@ from xml.etree import ElementTree
 import openpyxl
 import pandas as pd
 import pytest
+from _settlement_builders import make_settlement
 
+from anomaly import ANOMALY_COLUMNS
 from reconciliation.gates import check_gates
 from reconciliation.mapping import load_mapping
 from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
-from anomaly import ANOMALY_COLUMNS
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError, parse_settlement_bytes, read_settlement_file
 from reconciliation.schemas import validate_settlement
@@ -33,13 +34,12 @@ from reconciliation.workbook import (
     currency_number_format,
     write_workbook,
 )
-from _settlement_builders import make_settlement
 
 FIXTURE_ID = "10000000001"
 HELD_ID = "10000000002"
 JPY_ID = "10000000003"
 VOUCHER_KEY = f"AMZ-{FIXTURE_ID}-202410"
-GENERATED = datetime(2026, 11, 26, 12, 30, tzinfo=timezone.utc)
+GENERATED = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
 USD_FORMAT = '#,##0.00 "USD"'
 JPY_FORMAT = '#,##0 "JPY"'
 

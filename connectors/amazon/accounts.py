@@ -29,7 +29,7 @@ class SellerAccounts:
         self._by_region = by_region
 
     @classmethod
-    def open(cls, accounts: Sequence[AmazonAccount], **connector_options: Any) -> "SellerAccounts":
+    def open(cls, accounts: Sequence[AmazonAccount], **connector_options: Any) -> SellerAccounts:
         """One connector per account (``connector_options`` go to each ``AmazonConnector``)."""
         opened: list[AmazonConnector] = []
         try:
@@ -42,7 +42,7 @@ class SellerAccounts:
             raise
 
     @classmethod
-    def from_sandbox_file(cls, values: Mapping[str, Any], **connector_options: Any) -> "SellerAccounts":
+    def from_sandbox_file(cls, values: Mapping[str, Any], **connector_options: Any) -> SellerAccounts:
         """From ``HOME/sandbox/spapi-credentials.json`` (written by ``sandbox.runtime``): shared LWA
         app and seller, and per region its endpoint, refresh token and marketplaces. Regions with
         no marketplace in the sandbox world are skipped."""
@@ -52,7 +52,7 @@ class SellerAccounts:
         return cls.open(accounts, time_scale=float(values.get("time_scale", 1.0)), **connector_options)
 
     @classmethod
-    def from_settings(cls, settings: Any, **connector_options: Any) -> "SellerAccounts":
+    def from_settings(cls, settings: Any, **connector_options: Any) -> SellerAccounts:
         """From ``connectors.settings.AmazonSettings`` (secrets revealed here, handed to the clients only)."""
         accounts = [AmazonAccount(endpoint=regional.endpoint, token_url=settings.token_url,
                                   seller_id=settings.seller_id or "", marketplace_ids=regional.marketplaces,
@@ -89,7 +89,7 @@ class SellerAccounts:
         for connector in self.connectors:
             connector.close()
 
-    def __enter__(self) -> "SellerAccounts":
+    def __enter__(self) -> SellerAccounts:
         return self
 
     def __exit__(self, *exc: object) -> None:

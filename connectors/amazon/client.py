@@ -16,6 +16,7 @@ obtain one for the path they call and reuse it until shortly before it expires.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -23,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sp_api.api import OrdersV0, Reports, Tokens
@@ -78,6 +79,7 @@ from connectors.amazon.wiring import (
 from connectors.retry import Backoff, call_with_retries
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 LISTING_DATA_SETS = "summaries,attributes,issues,offers,fulfillmentAvailability"
@@ -139,7 +141,9 @@ def _json_ready(value: Any) -> Any:
     """Decimals -> JSON numbers: the library json.dumps the body and cannot serialise Decimal.
     A money Decimal with few digits survives float's shortest repr unchanged ("19.99")."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+        exponent = value.as_tuple().exponent  # "n", "N", "F" for NaN and infinity
+        return int(value) if isinstance(exponent, int) and exponent >= 0 and value == value.to_integral_value() \
+            else float(value)
     if isinstance(value, dict):
         return {k: _json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -222,7 +226,7 @@ class AmazonConnector:
         self._http.close()
         self._download_http.close()
 
-    def __enter__(self) -> "AmazonConnector":
+    def __enter__(self) -> AmazonConnector:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -249,7 +253,7 @@ class AmazonConnector:
 
         return self._retrying(operation, once, lambda: attempts)
 
-    def _retrying(self, operation: str, once: Callable[[], Any], attempts: Callable[[], int]) -> Any:
+    def _retrying(self, operation: str, once: Callable[[], _T], attempts: Callable[[], int]) -> _T:
         """Retry ``once`` on transient failures with backoff, within ``deadline`` seconds."""
         started = self._clock()
         give_up_at = started + self.deadline
@@ -331,7 +335,7 @@ class AmazonConnector:
         while True:
             # "nextToken ... as the only parameter" (Reports 2021-06-30).
             query = {"nextToken": next_token} if next_token else dict(params)
-            response = self._call("getReports", lambda: self._reports.get_reports(**query))
+            response = self._call("getReports", functools.partial(self._reports.get_reports, **query))
             payload = response.payload or {}
             reports.extend(self._report_info(r) for r in payload.get("reports") or [])
             next_token = response.next_token
@@ -343,7 +347,7 @@ class AmazonConnector:
         return ReportInfo(
             report_id=str(report["reportId"]), report_type=report["reportType"],
             processing_status=report["processingStatus"],
-            created_time=_parse_time(report["createdTime"]),  # type: ignore[arg-type]
+            created_time=_parse_time(report["createdTime"]),  # type: ignore[arg-type]  # always set in getReports
             report_document_id=report.get("reportDocumentId"),
             data_start_time=_parse_time(report.get("dataStartTime")),
             data_end_time=_parse_time(report.get("dataEndTime")),

@@ -18,7 +18,7 @@ can all import it without breaking the layering).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -120,7 +120,7 @@ class AmazonAccount:
         lwa_app_id: str,
         lwa_client_secret: str,
         orders_api_version: str = "v0",
-    ) -> "AmazonAccount":
+    ) -> AmazonAccount:
         """A production account: the endpoint follows from the marketplaces' (single) region."""
         regions = {region_for_marketplace(m).code for m in marketplace_ids}
         if len(regions) != 1:
@@ -132,7 +132,7 @@ class AmazonAccount:
                    orders_api_version=orders_api_version)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> "AmazonAccount":
+    def from_mapping(cls, values: Mapping[str, object]) -> AmazonAccount:
         """Build from a settings mapping (config file, sandbox credentials); names missing keys."""
         required = ("endpoint", "seller_id", "marketplace_ids", "refresh_token", "lwa_app_id", "lwa_client_secret")
         missing = [k for k in required if not values.get(k)]
@@ -141,10 +141,12 @@ class AmazonAccount:
         marketplace_ids = values["marketplace_ids"]
         if isinstance(marketplace_ids, str):
             marketplace_ids = tuple(m.strip() for m in marketplace_ids.split(",") if m.strip())
+        elif not isinstance(marketplace_ids, Iterable):
+            raise AmazonConfigError("marketplace_ids", "must be a list or comma-separated text")
         return cls(
             endpoint=str(values["endpoint"]).rstrip("/"),
             seller_id=str(values["seller_id"]),
-            marketplace_ids=tuple(str(m) for m in marketplace_ids),  # type: ignore[union-attr]
+            marketplace_ids=tuple(str(m) for m in marketplace_ids),
             refresh_token=str(values["refresh_token"]),
             lwa_app_id=str(values["lwa_app_id"]),
             lwa_client_secret=str(values["lwa_client_secret"]),

@@ -76,7 +76,7 @@ def token_client_class(token_url: str, cache: TokenCache) -> type[AccessTokenCli
     """A subclass of the library's token client bound to ``token_url`` and ``cache``."""
     parts = urlsplit(token_url)
 
-    class AccountAccessTokenClient(AccessTokenClient):
+    class AccountAccessTokenClient(AccessTokenClient):  # type: ignore[misc]  # sp-api ships no type information
         scheme = f"{parts.scheme}://"
         host = parts.netloc
         path = parts.path or "/"
@@ -154,12 +154,12 @@ def build_client(
     client = client_cls(marketplace=account, credentials=credentials,
                         auth_token_client_class=token_class, verify=tls_context(), **kwargs)
     # SP_API_DEFAULT_MARKETPLACE replaces the marketplace argument inside __init__: undo it here.
-    client.endpoint = account.endpoint  # type: ignore[attr-defined]
-    client.marketplace_id = account.marketplace_id  # type: ignore[attr-defined]
-    client.region = account.region  # type: ignore[attr-defined]
-    own_transport = client._transport  # type: ignore[attr-defined]
+    client.endpoint = account.endpoint  # type: ignore[attr-defined]  # ClientT: any sp-api client
+    client.marketplace_id = account.marketplace_id  # type: ignore[attr-defined]  # ClientT: any sp-api client
+    client.region = account.region  # type: ignore[attr-defined]  # ClientT: any sp-api client
+    own_transport = client._transport  # type: ignore[attr-defined]  # ClientT: any sp-api client
     own_transport.close()  # the library built its own httpx client; ours carries the hooks
-    client._transport = HttpxTransport(client=http_client)  # type: ignore[attr-defined]
+    client._transport = HttpxTransport(client=http_client)  # type: ignore[attr-defined]  # ClientT: any sp-api client
     return client
 
 

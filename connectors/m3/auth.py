@@ -38,7 +38,7 @@ class IonApiCredentials:
     or_: str = "revoke_token.oauth2"          # revoke path; "or" in the file (a Python keyword)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "IonApiCredentials":
+    def from_file(cls, path: str | Path) -> IonApiCredentials:
         path = Path(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8-sig"))

@@ -143,15 +143,15 @@ class M3Client:
     @classmethod
     def from_ionapi(cls, path: str | Path, *, cono: int | str | None = None, divi: str | None = None,
                     timeout: float = 30.0, backoff: Backoff | None = None,
-                    transport: httpx.BaseTransport | None = None, **kwargs: Any) -> "M3Client":
+                    transport: httpx.BaseTransport | None = None, **kwargs: Any) -> M3Client:
         credentials = IonApiCredentials.from_file(path)
         auth = IonApiOAuth(credentials, timeout=timeout, transport=transport)
-        extra = {"backoff": backoff} if backoff is not None else {}
+        extra: dict[str, Any] = {"backoff": backoff} if backoff is not None else {}
         return cls(credentials.iu, auth, tenant=credentials.ti, cono=cono, divi=divi, timeout=timeout,
                    transport=transport, **extra, **kwargs)
 
     @classmethod
-    def basic(cls, base_url: str, user: str, password: str, **kwargs: Any) -> "M3Client":
+    def basic(cls, base_url: str, user: str, password: str, **kwargs: Any) -> M3Client:
         return cls(base_url, BasicCredentials(user, password).auth(), **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ class M3Client:
         finally:
             self._http.close()
 
-    def __enter__(self) -> "M3Client":
+    def __enter__(self) -> M3Client:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,6 +1,7 @@
 """Typed M3 errors. Messages carry M3's own code/field/text, never tokens or secrets."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 
@@ -28,7 +29,7 @@ class M3TransactionError(M3Error):
                                          f"field {self.field}" if self.field else "") if p)
         super().__init__(f"{where} {error_type}{f' ({detail})' if detail else ''}: {self.message}")
 
-    def __reduce__(self):  # keep the typed fields when pickled (Prefect task results, process pools)
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:  # keep the typed fields when pickled (Prefect task results, process pools)
         return (type(self), (self.program, self.transaction, self.error_type, self.code, self.field,
                              self.message))
 
@@ -48,7 +49,7 @@ class M3Unavailable(M3Error):
         self.retry_after = retry_after
         super().__init__(f"M3 unavailable for {what}: {reason}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
         return (_rebuild_unavailable, (self.what, self.reason, self.status, self.retry_after))
 
 
@@ -71,7 +72,7 @@ class M3OrderIncomplete(M3Error):
         super().__init__(f"order {orno} is incomplete: {len(errors)} step(s) failed"
                          + (f"; first: {first}" if first else ""))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
         return (type(self), (self.orno, self.errors))
 
 
@@ -85,7 +86,7 @@ class M3ListTruncated(M3Error):
         super().__init__(f"{what} returned the maximum of {limit} records, so the list may be incomplete; "
                          "narrow the selection")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
         return (type(self), (self.what, self.limit))
 
 
@@ -100,7 +101,7 @@ class M3WriteInDoubt(M3Unavailable):
         self.since = since
         self.cause_reason = reason
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
         return (_rebuild_in_doubt, (self.what, self.cause_reason, self.key, self.since))
 
 
@@ -119,5 +120,5 @@ class M3BatchFailed(M3TransactionError):
         self.batch = batch
         self.errors = errors
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
         return (type(self), (self.batch, self.code, self.errors))

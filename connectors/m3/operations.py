@@ -17,15 +17,38 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from connectors.m3.client import M3Client
+from connectors.m3.client import FieldValue, M3Client
 from connectors.m3.errors import (
-    M3BatchFailed, M3Error, M3ListTruncated, M3OrderIncomplete, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+    M3BatchFailed,
+    M3Error,
+    M3ListTruncated,
+    M3OrderIncomplete,
+    M3TransactionError,
+    M3Unavailable,
+    M3WriteInDoubt,
 )
 from connectors.m3.gl_record import I1Record, encode_i1
 from connectors.m3.records import (
-    CreatedOrder, Customer, CustomerInvoice, CustomerRequest, Delivery, DeliveryLine, Item, JournalEntry,
-    M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
-    SubmittedVoucher, m3_date, m3_decimal, m3_int, m3_text,
+    CreatedOrder,
+    Customer,
+    CustomerInvoice,
+    CustomerRequest,
+    Delivery,
+    DeliveryLine,
+    Item,
+    JournalEntry,
+    M3DataError,
+    OrderHead,
+    OrderLine,
+    OrderRequest,
+    PostedVoucher,
+    PostedVoucherLine,
+    StockBalance,
+    SubmittedVoucher,
+    m3_date,
+    m3_decimal,
+    m3_int,
+    m3_text,
 )
 # The API profiles are defined once, in the settings layer that reads [m3] profile.
 from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, M3Settings, env_var
@@ -334,7 +357,7 @@ class M3Operations:
         n = len(entry.lines)
         calls = []
         for number, line in enumerate(entry.lines, start=1):
-            fields: dict[str, object] = {
+            fields: dict[str, FieldValue | None] = {
                 "DIVI": entry.divi, "ACDT": entry.accounting_date, "VSER": self.voucher_series,
                 "VTXT": entry.voucher_text, "CUCD": entry.currency, "LINE": number, "NLIN": n,
                 "CUAM": Decimal(line.amount)}
@@ -355,7 +378,7 @@ class M3Operations:
         batch already submitted), so a rerun finishes or awaits the same batch."""
         if not self.cono:
             raise M3DataError("posting through GLS840MI needs the company: pass cono= to M3Operations or M3Client")
-        base: dict[str, object] = {"CONO": self.cono, "KEY1": batch_key(entry.key), "DIVI": entry.divi}
+        base: dict[str, FieldValue | None] = {"CONO": self.cono, "KEY1": batch_key(entry.key), "DIVI": entry.divi}
         key1 = str(base["KEY1"])
         try:
             self.client.execute("GLS840MI", "AddBatchHead", {**base, "INTN": GL_INTERFACE, "DESC": entry.voucher_text})
@@ -382,7 +405,7 @@ class M3Operations:
             return self._await_batch(entry, base, submitted_now=False)
         return self._await_batch(entry, base, submitted_now=True)
 
-    def _await_batch(self, entry: JournalEntry, base: dict[str, object], *, submitted_now: bool
+    def _await_batch(self, entry: JournalEntry, base: dict[str, FieldValue | None], *, submitted_now: bool
                      ) -> PostedVoucher | SubmittedVoucher:
         """The voucher once M3's batch job has booked it (polled for ``voucher_wait`` s);
         else the batch as submitted, or ``M3BatchFailed`` with M3's errors."""
@@ -426,7 +449,7 @@ class M3Operations:
 
     def read_voucher(self, divi: str, year: int, vono: str) -> PostedVoucher:
         """GLS200MI/GetVoucherHead and LstVoucherLines."""
-        ids = {"DIVI": divi, "YEA4": year, "VONO": vono}
+        ids: dict[str, FieldValue | None] = {"DIVI": divi, "YEA4": year, "VONO": vono}
         head = self._one("GLS200MI", "GetVoucherHead", ids)
         lines = self.client.execute("GLS200MI", "LstVoucherLines", ids, maxrecs=0)
         text = m3_text(head, "VTXT")
@@ -456,7 +479,7 @@ class M3Operations:
         return deliveries
 
     # -- helpers ------------------------------------------------------------------------------
-    def _one(self, program: str, transaction: str, fields: dict[str, object]) -> dict[str, str]:
+    def _one(self, program: str, transaction: str, fields: dict[str, FieldValue | None]) -> dict[str, str]:
         records = self.client.execute(program, transaction, fields)
         if not records:
             raise M3Error(f"{program}/{transaction} answered OK without a record")

@@ -129,7 +129,7 @@ class Customer:
     registered: date | None = None
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "Customer":
+    def from_m3(cls, r: Mapping[str, str]) -> Customer:
         return cls(cuno=m3_text(r, "CUNO"), name=m3_text(r, "CUNM"), status=m3_text(r, "STAT"),
                    currency=m3_text(r, "CUCD"), country=m3_text(r, "CSCD"), town=m3_text(r, "TOWN"),
                    address=tuple(m3_text(r, f"CUA{i}") for i in range(1, 5) if m3_text(r, f"CUA{i}")),
@@ -179,7 +179,7 @@ class OrderLineRequest:
         if self.quantity <= 0:
             raise M3DataError(f"order line {self.itno}: ORQT must be positive, got {self.quantity}")
 
-    def to_m3(self) -> dict[str, object]:
+    def to_m3(self) -> dict[str, str | int | Decimal | date | None]:
         return {"ITNO": self.itno, "ORQT": self.quantity, "SAPR": self.unit_price, "DIA1": self.discount,
                 "WHLO": self.warehouse, "DWDT": self.requested_delivery_date}
 
@@ -207,7 +207,7 @@ class OrderRequest:
         if not isinstance(self.lines, tuple) or not self.lines:
             raise M3DataError(f"order {self.customer_order_ref}: lines must be a non-empty tuple of OrderLineRequest")
 
-    def head_to_m3(self) -> dict[str, object]:
+    def head_to_m3(self) -> dict[str, str | int | Decimal | date | None]:
         return {"CUNO": self.cuno, "ORTP": self.order_type, "FACI": self.facility, "WHLO": self.warehouse,
                 "ORDT": self.order_date, "RLDT": self.requested_delivery_date, "CUOR": self.customer_order_ref,
                 "YREF": self.your_reference, "CUCD": self.currency}
@@ -240,7 +240,7 @@ class OrderHead:
     total_amount: Decimal
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "OrderHead":
+    def from_m3(cls, r: Mapping[str, str]) -> OrderHead:
         return cls(orno=m3_text(r, "ORNO"), cuno=m3_text(r, "CUNO"), customer_order_ref=m3_text(r, "CUOR"),
                    order_type=m3_text(r, "ORTP"), status=m3_text(r, "STAT"), lowest_status=m3_text(r, "ORSL"),
                    highest_status=m3_text(r, "ORST"), currency=m3_text(r, "CUCD"), order_date=m3_date(r, "ORDT"),
@@ -268,7 +268,7 @@ class OrderLine:
     currency: str
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "OrderLine":
+    def from_m3(cls, r: Mapping[str, str]) -> OrderLine:
         return cls(orno=m3_text(r, "ORNO"), line_number=m3_int(r, "PONR"), suffix=m3_int(r, "POSX"),
                    itno=m3_text(r, "ITNO"), name=m3_text(r, "ITDS"), quantity=m3_decimal(r, "ORQT"),
                    unit_price=m3_decimal(r, "SAPR"), discount=m3_decimal(r, "DIA1"),
@@ -289,7 +289,7 @@ class Item:
     item_type: str
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "Item":
+    def from_m3(cls, r: Mapping[str, str]) -> Item:
         return cls(itno=m3_text(r, "ITNO"), name=m3_text(r, "ITDS"), description=m3_text(r, "FUDS"),
                    status=m3_text(r, "STAT"), unit=m3_text(r, "UNMS"), item_group=m3_text(r, "ITGR"),
                    item_type=m3_text(r, "ITTY"))
@@ -325,7 +325,7 @@ class CustomerInvoice:
     remaining: Decimal                     # RAFC
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "CustomerInvoice":
+    def from_m3(cls, r: Mapping[str, str]) -> CustomerInvoice:
         gross, net = m3_decimal(r, "AMT1"), m3_decimal(r, "AMT2")
         tax = m3_decimal(r, "VTAM") if m3_text(r, "VTAM") else gross - net
         return cls(orno=m3_text(r, "ORNO"), cuor=m3_text(r, "CUOR") or None, ivno=m3_text(r, "IVNO"),
@@ -441,7 +441,7 @@ class PostedVoucherLine:
     journal_sequence: int                  # JSNO
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "PostedVoucherLine":
+    def from_m3(cls, r: Mapping[str, str]) -> PostedVoucherLine:
         dims = [m3_text(r, f"AIT{i}") for i in range(1, 8)]
         while dims and not dims[-1]:
             dims.pop()

@@ -76,7 +76,7 @@ def render_v2(settlement_id: str, market: Marketplace, start: datetime, end: dat
                format_datetime(deposit, style), format_amount(total_minor, comma, decimals), market.currency]
     lines = ["\t".join(V2_COLUMNS), "\t".join(summary + [""] * (len(V2_COLUMNS) - len(summary)))]
     for row in rows:
-        fields = (
+        fields: tuple[str, ...] = (
             settlement_id, "", "", "", "", "", row.transaction_type, row.order_id, row.merchant_order_id,
             row.adjustment_id, row.shipment_id, row.marketplace_name, row.amount_type,
             row.amount_description, format_amount(row.amount, comma, decimals), row.fulfillment_id,

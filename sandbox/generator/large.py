@@ -8,7 +8,7 @@ match those orders exactly (one per order, ``reconciliation.matching.INVOICE_COL
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ class LargeOrders:
 
 def _window() -> tuple[datetime, datetime]:
     # Benchmarks need one fixed fortnight; the clock matches the real US file.
-    start = datetime.combine(_START, time(14, 28, 38), tzinfo=timezone.utc)
+    start = datetime.combine(_START, time(14, 28, 38), tzinfo=UTC)
     return start, start + timedelta(days=14, seconds=1)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sandbox.catalog import MARKETPLACES, CatalogItem
 
@@ -184,7 +184,7 @@ def generate_orders(seed: int, catalog: list[CatalogItem], count: int, start: da
     """``count`` orders purchased in [start, start + days); returns them and the ids of orders
     whose price was deliberately mis-set (``price_error_orders`` of them, anomaly ground truth)."""
     rng = random.Random(f"orders-{seed}")
-    begin = datetime.combine(start, time(0), tzinfo=timezone.utc)
+    begin = datetime.combine(start, time(0), tzinfo=UTC)
     world_end = begin + timedelta(days=days)
     markets = list(MARKETPLACE_WEIGHTS)
     orders: list[AmazonOrder] = []

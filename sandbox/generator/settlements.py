@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sandbox.catalog import FBA_FEES, MARKETPLACES, CatalogItem, Marketplace
 
@@ -172,9 +173,9 @@ def _crow_id(rng: random.Random) -> str:
 
 
 def _account_row(posted: datetime, transaction_type: str, amount_type: str,
-                 description: str, amount: int, **extra: object) -> SettlementRow:
+                 description: str, amount: int, **extra: Any) -> SettlementRow:  # SettlementRow fields by name
     return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]
+                         amount_description=description, amount=amount, posted=posted, **extra)
 
 
 def _moment(rng: random.Random, window: Window) -> datetime:
@@ -268,7 +269,9 @@ class SettlementBuilder:
 
     def _note_fee_anomalies(self, sid: str, order: AmazonOrder, line: OrderLine, item: CatalogItem,
                             fees: ItemFees, mp: Marketplace) -> None:
-        fmt = lambda v: format_amount(v, mp.decimal_comma)  # noqa: E731
+        def fmt(minor: int) -> str:
+            return format_amount(minor, mp.decimal_comma)
+
         if fees.fba != fees.fba_expected:
             self._flag("fee_overcharge_fba", sid, order.order_id, line.sku,
                        f"FBA fee {fmt(fees.fba)} charged, {item.size_tier} fee is {fmt(fees.fba_expected)}")

@@ -16,16 +16,17 @@ underscores, ``CHARGEBACK_REFUND``); classic rows keep the classic spelling (``O
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
+from typing import Any
 
 from reconciliation.marketplaces import CURRENCY_DECIMALS
 from sandbox.catalog import FBA_FEES, MARKETPLACES, CatalogItem, Marketplace, build_catalog
 
-from .orders import ratio
 from .formats import render_v2
+from .orders import ratio
 from .records import SettlementDocument, SettlementRow
 
 # Marketplaces the default world does not sell in (Amazon's facts from the one marketplace table).
@@ -43,7 +44,7 @@ _ORDER_PREFIXES = {"US": (111, 112, 113, 114), "CA": (701, 702), "AU": (249, 250
                    "TR": (405, 406), "DE": (302, 303, 304), "UK": (202, 203, 204)}
 # Multi-channel fulfilment costs more than fulfilling an Amazon order of the same item.
 MCF_FEE_PCT = 200
-_START = datetime(2024, 10, 9, 14, 28, 38, tzinfo=timezone.utc)   # the clock of a real US file
+_START = datetime(2024, 10, 9, 14, 28, 38, tzinfo=UTC)   # the clock of a real US file
 _DAYS = 14
 LIQUIDATIONS = "Liquidations"
 
@@ -89,27 +90,27 @@ class _Context:
 
 
 def _row(transaction_type: str, amount_type: str, description: str, amount: int, posted: datetime,
-         **extra: object) -> SettlementRow:
+         **extra: Any) -> SettlementRow:  # SettlementRow fields by name
     return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]
+                         amount_description=description, amount=amount, posted=posted, **extra)
 
 
 def _item_rows(ctx: _Context, transaction_type: str, parts: list[tuple[str, str, int]], *,
                order_id: str | None = None, marketplace_name: str | None = None, sku: str | None = None,
                quantity: int | None = None, adjustment: bool = False, posted: datetime | None = None,
-               **extra: object) -> list[SettlementRow]:
+               **extra: Any) -> list[SettlementRow]:
     """Rows of one order item event sharing its ids, one per (amount-type, description, amount);
     zero amounts are left out except the Principal (MCF orders carry ``Principal 0.00``)."""
     posted = posted or ctx.moment()
     name = ctx.market.name if marketplace_name is None else marketplace_name
-    common = dict(order_id=order_id or ctx.order_id(), marketplace_name=name, order_item_code=ctx.digits(14),
+    common: dict[str, Any] = dict(order_id=order_id or ctx.order_id(), marketplace_name=name, order_item_code=ctx.digits(14),
                   sku=sku or ctx.item().sku, quantity=quantity, fulfillment_id="AFN")
     common["merchant_order_id"] = common["order_id"]
     if adjustment:
         common["adjustment_id"] = ctx.digits(14)
         common["merchant_adjustment_item_id"] = ctx.digits(10)
     common.update(extra)
-    return [_row(transaction_type, kind, description, amount, posted, **common)  # type: ignore[arg-type]
+    return [_row(transaction_type, kind, description, amount, posted, **common)
             for kind, description, amount in parts if amount or description == "Principal"]
 
 

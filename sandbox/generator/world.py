@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sandbox.catalog import MARKETPLACES, CatalogItem, build_catalog
@@ -171,7 +171,7 @@ def _windows(start: date, days: int) -> list[Window]:
     periods = max(1, days // SETTLEMENT_DAYS)
     windows = []
     for market, clock in _SETTLEMENT_CLOCK.items():
-        opening = datetime.combine(start - timedelta(days=1), clock, tzinfo=timezone.utc)
+        opening = datetime.combine(start - timedelta(days=1), clock, tzinfo=UTC)
         for period in range(periods):
             begin = opening + timedelta(days=SETTLEMENT_DAYS * period, seconds=period)
             windows.append(Window(market, period, begin, begin + timedelta(days=SETTLEMENT_DAYS, seconds=1)))

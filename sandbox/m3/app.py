@@ -193,7 +193,8 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
         raw = await request.body()
         if len(raw) > bulk_max_bytes:
             return JSONResponse(wire.v2_terminated(
-                f"Request body of {len(raw)} bytes exceeds the limit of {bulk_max_bytes} bytes; split the bulk request",
+                f"Request body of {len(raw)} bytes exceeds the limit of {bulk_max_bytes} bytes; "
+                "split the bulk request",
                 "RequestTooLarge"), status_code=413)
         try:
             body = json.loads(raw)

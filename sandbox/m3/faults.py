@@ -30,7 +30,7 @@ class FaultConfig:
     seed: int | None = None
 
     @classmethod
-    def from_json(cls, body: Any) -> "FaultConfig":
+    def from_json(cls, body: Any) -> FaultConfig:
         if not isinstance(body, dict):
             raise FaultConfigError("faults body must be a JSON object")
         known = {f.name for f in fields(cls)}

@@ -35,7 +35,7 @@ def read_credentials(tx: Tx) -> SandboxCredentials:
     missing = [n for n, v in values.items() if v is None]
     if missing:
         raise RuntimeError(f"sandbox database has no credentials ({', '.join(missing)}); was it seeded?")
-    return SandboxCredentials(**values)  # type: ignore[arg-type]
+    return SandboxCredentials(**values)  # type: ignore[arg-type]  # no value is None: checked above
 
 
 def sandbox_credentials(data_dir: Path, seed: int = 0) -> SandboxCredentials:

@@ -31,7 +31,7 @@ class FieldDef:
 _NUMBER = re.compile(r"(-?)([0-9]*)(?:\.([0-9]*))?")  # ASCII digits: \\d would take ١٢
 
 
-def number_error(field: "FieldDef", value: str) -> MIError | None:
+def number_error(field: FieldDef, value: str) -> MIError | None:
     """M3's input error when ``value`` is not a number that fits numeric ``field``, else None."""
     match = _NUMBER.fullmatch(value)
     if match is None or not (match.group(2) or match.group(3)):
@@ -256,7 +256,7 @@ _AITS = "AIT1 AIT2 AIT3 AIT4 AIT5 AIT6 AIT7"
 
 # (program, transaction, inputs, outputs, writes)
 _TABLE: list[tuple[str, str, str, str, bool]] = [
-    ("CRS610MI", "Add", f"CUTM* CUNM* CUA1* CONO DIVI LNCD CUNO CUA2 CUA3 CUA4 PONO TOWN CSCD ECAR PHNO PHN2 TFNO "
+    ("CRS610MI", "Add", "CUTM* CUNM* CUA1* CONO DIVI LNCD CUNO CUA2 CUA3 CUA4 PONO TOWN CSCD ECAR PHNO PHN2 TFNO "
                         "CUTP ALCU YREF YRE2 MAIL STAT CUCD VRNO", "CUNO ERRM", True),
     ("CRS610MI", "GetBasicData", "CUNO* CONO", _CUSTOMER_OUT, False),
     ("CRS610MI", "LstByNumber", "CONO CUNO", _CUSTOMER_OUT, False),
@@ -277,7 +277,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("MMS060MI", "LstBalID", "WHLO* ITNO WHSL BANO CONO", "WHLO ITNO WHSL BANO STAS STQT ALQT ALOC MVB1", False),
     ("OIS350MI", "LstInvHeadByCo", "ORNO* CONO WHLO DLIX OOIN", _INV_OUT, False),
     ("OIS350MI", "LstInvHead", "YEA4* CONO DIVI FIVD TIVD", _INV_OUT, False),
-    ("GLS200MI", "Add", f"DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC",
+    ("GLS200MI", "Add", "DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC",
      "VONO YEA4 JRNO", True),
     ("GLS200MI", "GetVoucherHead", "DIVI* YEA4* VONO* VSER JRNO",
      "DIVI VONO YEA4 VSER ACDT VTXT CUCD DSUM CSUM JRNO VDSC", False),

@@ -14,11 +14,11 @@ from decimal import Decimal
 
 from .errors import does_not_exist, invalid, nok
 from .money import fmt_amount, fmt_qty, vat
+from .registry import Call, Record
 from .seed import DIVI, FACI
 from .store import Tx, dumps
 from .tx_customers import get_customer
 from .tx_stock import check_warehouse, get_item
-from .registry import Call, Record
 
 DISCOUNT_FIELDS = ("DIA1", "DIA2", "DIA3", "DIA4", "DIA5", "DIA6")
 HEAD_FIELDS = ("ORDT", "RLDT", "CUDT", "CUOR", "YREF", "OREF", "PYNO", "ADID", "MODL", "TEDL", "TEPY", "NREF")

@@ -16,6 +16,7 @@ from .seed import CONO, DIVI
 from .store import Store
 from .users import authorisation_error
 
+
 def validate(meta: metadata.TransactionMeta, raw: dict[str, str]) -> dict[str, str]:
     """Field checks in M3's order: length, then format, then mandatory fields.
 
@@ -100,7 +101,7 @@ def execute(store: Store, program: str, transaction: str, raw_inputs: dict[str, 
 
 def _register_all() -> None:
     # Importing the handler modules fills HANDLERS.
-    from . import tx_customers, tx_gl, tx_invoices, tx_orders, tx_stock, tx_users  # noqa: F401
+    from . import tx_customers, tx_gl, tx_invoices, tx_orders, tx_stock, tx_users  # noqa: F401 - imported to register
 
     missing = set(metadata.TRANSACTIONS) - set(HANDLERS)
     if missing:

@@ -5,9 +5,9 @@ import datetime as dt
 import fnmatch
 
 from .errors import does_not_exist, invalid, nok
+from .registry import Call, Record, mi
 from .seed import TEMPLATE_CUSTOMER
 from .store import Tx, dumps
-from .registry import Call, Record, mi
 
 _COPIED_FROM_INPUT = ("LNCD", "CUNM", "CUA1", "CUA2", "CUA3", "CUA4", "PONO", "TOWN", "CSCD", "ECAR", "PHNO",
                       "PHN2", "TFNO", "CUTP", "ALCU", "YREF", "MAIL", "STAT", "CUCD", "VRNO")

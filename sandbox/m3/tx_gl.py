@@ -224,7 +224,9 @@ def update_batch(call: Call) -> list[Record]:
 
 
 def _set_state(tx: Tx, cono: str, key1: str, state: str, changes: dict[str, Any]) -> None:
-    data = json.loads(tx.one("SELECT data FROM gl_batches WHERE cono = ? AND key1 = ?", (cono, key1))["data"])
+    row = tx.one("SELECT data FROM gl_batches WHERE cono = ? AND key1 = ?", (cono, key1))
+    assert row is not None  # callers look the batch up first
+    data = json.loads(row["data"])
     data.update(changes)
     tx.execute("UPDATE gl_batches SET state = ?, data = ? WHERE cono = ? AND key1 = ?",
                (state, json.dumps(data, sort_keys=True), cono, key1))

@@ -31,7 +31,7 @@ class Options:
     right_trim: bool = True
 
     @classmethod
-    def parse(cls, params: Mapping[str, str], *, v1: bool, max_records: int = MAX_LIST_RECORDS) -> "Options":
+    def parse(cls, params: Mapping[str, str], *, v1: bool, max_records: int = MAX_LIST_RECORDS) -> Options:
         def flag(name: str, default: bool) -> bool:
             value = params.get(name)
             if value is None or value == "":

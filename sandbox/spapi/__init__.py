@@ -12,9 +12,13 @@ port, all sharing the data folder. ``region=None`` answers for every marketplace
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .app import create_app
 from .store import REGIONS, SpApiStore
+
+if TYPE_CHECKING:  # for the annotation only: serving the sandbox does not load the generator
+    from sandbox.generator.world import World
 
 
 def credentials(data_dir: Path, region: str = "na") -> dict[str, str]:
@@ -29,12 +33,11 @@ def credentials(data_dir: Path, region: str = "na") -> dict[str, str]:
 __all__ = ["REGIONS", "SpApiStore", "create_app", "credentials"]
 
 
-def seed_world(data_dir: Path, world: object) -> None:
+def seed_world(data_dir: Path, world: World) -> None:
     """Seed the sandbox in ``data_dir`` from a ``sandbox.generator`` World (idempotent)."""
     store = SpApiStore(Path(data_dir))
     try:
-        store.seed(world.orders_v0(), world.settlement_documents(), world.listings(),  # type: ignore[attr-defined]
-                   world.seller_id)  # type: ignore[attr-defined]
+        store.seed(world.orders_v0(), world.settlement_documents(), world.listings(), world.seller_id)
     finally:
         store.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ORDERS, REPORTS, LISTINGS = "ordersV0.json", "reports_2021-06-30.json", "listingsItems_2021-08-01.json"
@@ -59,7 +59,7 @@ def models_dir() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_model(folder: Path, name: str) -> dict:
     """One model by file name, directly in ``folder`` or in one of its per-API folders (Amazon's layout)."""
     path = folder / name

@@ -6,7 +6,17 @@ from datetime import timedelta
 
 from starlette.requests import Request
 
-from .context import Reply, Sandbox, date_param, decode_token, encode_token, int_param, json_body, marketplace_ids, values
+from .context import (
+    Reply,
+    Sandbox,
+    date_param,
+    decode_token,
+    encode_token,
+    int_param,
+    json_body,
+    marketplace_ids,
+    values,
+)
 from .errors import invalid_input, not_found
 from .store import OrderQuery
 from .timeutil import parse_iso, sortable
@@ -63,6 +73,7 @@ def _order_query(request: Request, sb: Sandbox) -> tuple[OrderQuery, int]:
     column, names = ("purchase_date", ("CreatedAfter", "CreatedBefore")) if created_after else \
         ("last_update_date", ("LastUpdatedAfter", "LastUpdatedBefore"))
     after = created_after or updated_after
+    assert after is not None  # one of the two is required above
     latest = sb.now() - _MIN_AGE
     before = (created_before if created_after else updated_before) or latest
     if before > latest:
@@ -110,7 +121,8 @@ async def get_order_address(request: Request, sb: Sandbox) -> Reply:
 async def get_order_buyer_info(request: Request, sb: Sandbox) -> Reply:
     order_id = request.path_params["order_id"]
     order, _ = _find_order(sb, order_id)
-    info = order.get("BuyerInfo") if isinstance(order.get("BuyerInfo"), dict) else {}
+    buyer_info = order.get("BuyerInfo")
+    info = buyer_info if isinstance(buyer_info, dict) else {}
     return Reply(200, {"payload": {"AmazonOrderId": order_id,
                                    **visible_buyer_info(info, granted_elements(request, sb))}})
 

@@ -15,7 +15,17 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .context import Reply, Sandbox, date_param, decode_token, encode_token, int_param, json_body, marketplace_ids, values
+from .context import (
+    Reply,
+    Sandbox,
+    date_param,
+    decode_token,
+    encode_token,
+    int_param,
+    json_body,
+    marketplace_ids,
+    values,
+)
 from .errors import invalid_input, not_found
 from .store import ReportRecord, document_codec
 from .timeutil import amazon_time, parse_iso, sortable

@@ -73,14 +73,21 @@ CREATE TABLE IF NOT EXISTS listings (
 
 
 class SettlementDocumentLike(Protocol):
-    """The contract's ``SettlementDocument`` (sandbox.generator), read by attribute only."""
+    """The contract's ``SettlementDocument`` (sandbox.generator), read by attribute only
+    (properties: frozen dataclasses satisfy it)."""
 
-    settlement_id: str
-    marketplace_id: str
-    start: datetime
-    end: datetime
-    created_time: datetime
-    text: str
+    @property
+    def settlement_id(self) -> str: ...
+    @property
+    def marketplace_id(self) -> str: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def created_time(self) -> datetime: ...
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True)
