@@ -11,6 +11,7 @@ returned even when the workbook cannot be written. A run with a problem ends in 
 state named after the worst one ("Held", "Invalid input", "Failed items", "Unreachable"), never
 a plain Completed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,10 +41,17 @@ _RETRY_STATUSES = ("held", "failed", "submitted")
 
 
 @flow(name="settlement-reconciliation")
-def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool = False, sandbox: bool = False,
-                              dry_run: bool = False, report: str | None = None, home: str | None = None,
-                              mapping: str = "invoice-clearing", tolerance: str = "0.01",
-                              strict: bool = False) -> dict:
+def settlement_reconciliation(
+    files: list[str] | None = None,
+    from_amazon: bool = False,
+    sandbox: bool = False,
+    dry_run: bool = False,
+    report: str | None = None,
+    home: str | None = None,
+    mapping: str = "invoice-clearing",
+    tolerance: str = "0.01",
+    strict: bool = False,
+) -> dict:
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
@@ -51,29 +59,50 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
         # Anomalies first, oldest settlement first: each is judged against those before it.
         chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))
-        anomalies = {s.settlement_id: contained(f"scoring anomalies of settlement {s.settlement_id}",
-                                                functools.partial(steps.score_anomalies, connections, s, dry_run))
-                     for s in chronological}
-        futures = [settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], dry_run, tolerance,
-                                     strict) for s in sources.settlements]
-        outcomes = [_outcome(future, settlement, connections)
-                    for future, settlement in zip(futures, sources.settlements)]
+        anomalies = {
+            s.settlement_id: contained(
+                f"scoring anomalies of settlement {s.settlement_id}",
+                functools.partial(steps.score_anomalies, connections, s, dry_run),
+            )
+            for s in chronological
+        }
+        futures = [
+            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], dry_run, tolerance, strict)
+            for s in sources.settlements
+        ]
+        outcomes = [
+            _outcome(future, settlement, connections) for future, settlement in zip(futures, sources.settlements)
+        ]
         file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
-        workbook = contained("writing the workbook", lambda: write_workbook(
-            outcomes, workbook_path, file_errors=file_errors))
-        if (from_amazon and sources.watermark and not dry_run and not sources.failures
-                and all(o.status not in _RETRY_STATUSES for o in outcomes)):
+        workbook = contained(
+            "writing the workbook", lambda: write_workbook(outcomes, workbook_path, file_errors=file_errors)
+        )
+        if (
+            from_amazon
+            and sources.watermark
+            and not dry_run
+            and not sources.failures
+            and all(o.status not in _RETRY_STATUSES for o in outcomes)
+        ):
             connections.state.set_watermark(steps.SETTLEMENT_REPORTS_WATERMARK, sources.watermark)
         if not isinstance(workbook, UnexpectedError):
-            contained("publishing the run's artifacts", lambda: publish_settlement_artifacts(
-                outcomes, sources.errors, workbook.path, sources.failures))
+            contained(
+                "publishing the run's artifacts",
+                lambda: publish_settlement_artifacts(outcomes, sources.errors, workbook.path, sources.failures),
+            )
         return run_state(settle_document(outcomes, sources, workbook))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")
-def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapping,
-               anomalies: pd.DataFrame | UnexpectedError, dry_run: bool, tolerance: str,
-               strict: bool) -> SettlementOutcome:
+def settle_one(
+    connections: Connections,
+    settlement: Settlement,
+    mapping: GLMapping,
+    anomalies: pd.DataFrame | UnexpectedError,
+    dry_run: bool,
+    tolerance: str,
+    strict: bool,
+) -> SettlementOutcome:
     """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's."""
     progress = steps.Progress(settlement)
     if isinstance(anomalies, UnexpectedError):
@@ -84,11 +113,19 @@ def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapp
         return steps.failed_outcome(progress, unexpected(progress.stage, exc), connections.state, anomalies)
 
 
-def _settle(connections: Connections, progress: steps.Progress, mapping: GLMapping, anomalies: pd.DataFrame,
-            dry_run: bool, tolerance: str, strict: bool) -> SettlementOutcome:
+def _settle(
+    connections: Connections,
+    progress: steps.Progress,
+    mapping: GLMapping,
+    anomalies: pd.DataFrame,
+    dry_run: bool,
+    tolerance: str,
+    strict: bool,
+) -> SettlementOutcome:
     progress.stage = "validating and mapping"
-    prepared = progress.prepared = steps.prepare(progress.settlement, mapping,
-                                                 steps.configured_marketplaces(connections))
+    prepared = progress.prepared = steps.prepare(
+        progress.settlement, mapping, steps.configured_marketplaces(connections)
+    )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     if connections.m3 is None:
         progress.skipped_reason = "M3 is not configured (dry run)"
@@ -97,7 +134,8 @@ def _settle(connections: Connections, progress: steps.Progress, mapping: GLMappi
         try:
             invoices = steps.fetch_invoices(connections, settlement)
             progress.reconciliation = steps.reconcile(
-                settlement, invoices, tolerance_minor(Decimal(tolerance), settlement.decimals))
+                settlement, invoices, tolerance_minor(Decimal(tolerance), settlement.decimals)
+            )
         except M3Error as exc:
             progress.skipped_reason = steps.m3_problem(exc)
     reconciliation = progress.reconciliation
@@ -111,9 +149,17 @@ def _settle(connections: Connections, progress: steps.Progress, mapping: GLMappi
             unreachable = f"{steps.m3_problem(exc)}; nothing more posted"
             posting = steps.PostingResult(posted=steps.posted_in_state(connections.state, prepared.gates.vouchers))
     progress.stage = "reporting the outcome"
-    return steps.outcome_for(prepared, dry_run=dry_run, posting=posting, reconciliation=reconciliation,
-                             skipped_reason=progress.skipped_reason, anomalies=anomalies, strict_block=blocked,
-                             unreachable=unreachable, suggestions=steps.mapping_suggestions(prepared, mapping))
+    return steps.outcome_for(
+        prepared,
+        dry_run=dry_run,
+        posting=posting,
+        reconciliation=reconciliation,
+        skipped_reason=progress.skipped_reason,
+        anomalies=anomalies,
+        strict_block=blocked,
+        unreachable=unreachable,
+        suggestions=steps.mapping_suggestions(prepared, mapping),
+    )
 
 
 def _outcome(future: PrefectFuture, settlement: Settlement, connections: Connections) -> SettlementOutcome:

@@ -3,6 +3,7 @@
 Tasks that call M3 or Amazon retry on connector failures only (unreachable, throttled, 5xx);
 a business refusal from M3 is an answer, not a failure, and is never retried.
 """
+
 from __future__ import annotations
 
 import functools
@@ -75,11 +76,16 @@ def connector_failure(task: object, task_run: object, state: State[Any]) -> bool
 # seconds. M3SYNC_CONNECTOR_RETRIES sets how many (0 turns them off; operators of a flaky
 # gateway may want more).
 _RETRIES = int(os.environ.get("M3SYNC_CONNECTOR_RETRIES", "3"))
-CONNECTOR_RETRIES: dict[str, Any] = dict(retries=_RETRIES, retry_delay_seconds=[2, 8, 30, 60, 120][:max(_RETRIES, 1)],
-                         retry_condition_fn=connector_failure, cache_policy=NO_CACHE)
+CONNECTOR_RETRIES: dict[str, Any] = dict(
+    retries=_RETRIES,
+    retry_delay_seconds=[2, 8, 30, 60, 120][: max(_RETRIES, 1)],
+    retry_condition_fn=connector_failure,
+    cache_policy=NO_CACHE,
+)
 
 
 # --- reading --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FileFailure:
@@ -100,8 +106,8 @@ class Sources:
     settlements: tuple[Settlement, ...]
     errors: tuple[SettlementFileError, ...] = ()
     duplicates_in_input: tuple[DuplicateSettlement, ...] = ()  # second copies in this run's input (same content)
-    watermark: str | None = None                 # new watermark to store after a successful run
-    failures: tuple[FileFailure, ...] = ()       # files whose reading failed unexpectedly
+    watermark: str | None = None  # new watermark to store after a successful run
+    failures: tuple[FileFailure, ...] = ()  # files whose reading failed unexpectedly
 
 
 @task(cache_policy=NO_CACHE)
@@ -128,8 +134,15 @@ def fetch_from_amazon(connections: Connections) -> Sources:
                 documents.append((source, connector.download_report_document(report.report_document_id)))
                 accepted[source] = connector.account.marketplace_ids
     # The connector has decompressed and decoded each (header charset, else UTF-8, else cp1252).
-    sources = _read_each((source, lambda source=source, document=document: parse_settlement_bytes(  # type: ignore[misc]  # binds the loop's values
-        document.text.encode("utf-8"), source, charset="utf-8")) for source, document in documents)
+    sources = _read_each(
+        (
+            source,
+            lambda source=source, document=document: parse_settlement_bytes(  # type: ignore[misc]  # binds the loop's values
+                document.text.encode("utf-8"), source, charset="utf-8"
+            ),
+        )
+        for source, document in documents
+    )
     settlements = tuple(s for s in sources.settlements if _of_account(s, accepted.get(s.source, ())))
     newest = max(created, default=None)
     watermark = (newest + timedelta(seconds=1)).isoformat() if newest else None
@@ -143,8 +156,12 @@ def _of_account(settlement: Settlement, marketplace_ids: Sequence[str]) -> bool:
     marketplace = find_marketplace(settlement.marketplace)
     if marketplace is None or marketplace.marketplace_id in marketplace_ids:
         return True
-    logger.info("settlement %s (%s) is not in this Amazon account's marketplaces %s; skipped",
-                settlement.settlement_id, marketplace.name, ", ".join(marketplace_ids))
+    logger.info(
+        "settlement %s (%s) is not in this Amazon account's marketplaces %s; skipped",
+        settlement.settlement_id,
+        marketplace.name,
+        ", ".join(marketplace_ids),
+    )
     return False
 
 
@@ -161,18 +178,19 @@ def _read_each(parsers: Iterable[tuple[str, Callable[[], ParseResult]]]) -> Sour
     errors = [e for r in results for e in r.errors]
     unique, duplicates = dedupe_settlements(results)
     errors += [d.conflict for d in duplicates if d.conflict is not None]
-    return Sources(tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None),
-                   failures=tuple(failures))
+    return Sources(
+        tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None), failures=tuple(failures)
+    )
 
 
 @task(cache_policy=NO_CACHE)
-def prepare(settlement: Settlement, mapping: GLMapping, configured_marketplaces: Sequence[str] = ()
-            ) -> PreparedSettlement:
+def prepare(
+    settlement: Settlement, mapping: GLMapping, configured_marketplaces: Sequence[str] = ()
+) -> PreparedSettlement:
     # Periods close in order, so the earliest voucher meets a closed period first: posting in
     # date order (post_vouchers) means a closed period stops the settlement before anything
     # is written. M3 has no read transaction for period status the profiles could use.
-    return prepare_settlement(settlement, mapping, closed_periods=None,
-                              configured_marketplaces=configured_marketplaces)
+    return prepare_settlement(settlement, mapping, closed_periods=None, configured_marketplaces=configured_marketplaces)
 
 
 def configured_marketplaces(connections: Connections) -> tuple[str, ...]:
@@ -198,27 +216,38 @@ def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataF
     invoices = m3.list_invoices(start, settlement.end.date())
     # Which Amazon orders belong to this marketplace: the id map order sync (and the demo) keep.
     marketplace = find_marketplace(settlement.marketplace)
-    marketplace_orders = (set(connections.state.all_ids("order", marketplace=marketplace.code))
-                          if marketplace is not None else set())
+    marketplace_orders = (
+        set(connections.state.all_ids("order", marketplace=marketplace.code)) if marketplace is not None else set()
+    )
     return invoices_frame(invoices, settlement, marketplace_orders)
 
 
-def invoices_frame(invoices: Sequence[CustomerInvoice], settlement: Settlement,
-                   marketplace_orders: set[str]) -> pd.DataFrame:
+def invoices_frame(
+    invoices: Sequence[CustomerInvoice], settlement: Settlement, marketplace_orders: set[str]
+) -> pd.DataFrame:
     """INVOICE_COLUMNS for the invoices to reconcile: those of the settlement's orders, and, as
     "not settled" candidates, those of the marketplace's orders invoiced within its window."""
     decimals = settlement.decimals
     window_start, window_end = settlement.start.date(), settlement.end.date()
     orders = set(settlement.lines["order_id"].unique())  # unique first: 1M lines are ~200k orders (5x faster)
     rows = [
-        {"orno": inv.orno, "cuor": inv.cuor, "ivno": inv.ivno, "ivdt": pd.Timestamp(inv.ivdt),
-         "currency": inv.currency,
-         "net_minor": decimal_to_minor(inv.net, decimals), "tax_minor": decimal_to_minor(inv.tax, decimals),
-         "gross_minor": decimal_to_minor(inv.gross, decimals)}
+        {
+            "orno": inv.orno,
+            "cuor": inv.cuor,
+            "ivno": inv.ivno,
+            "ivdt": pd.Timestamp(inv.ivdt),
+            "currency": inv.currency,
+            "net_minor": decimal_to_minor(inv.net, decimals),
+            "tax_minor": decimal_to_minor(inv.tax, decimals),
+            "gross_minor": decimal_to_minor(inv.gross, decimals),
+        }
         for inv in invoices
-        if inv.currency == settlement.currency and inv.cuor
-        and (inv.cuor in orders or (inv.cuor in marketplace_orders and inv.ivdt is not None
-                                    and window_start <= inv.ivdt <= window_end))
+        if inv.currency == settlement.currency
+        and inv.cuor
+        and (
+            inv.cuor in orders
+            or (inv.cuor in marketplace_orders and inv.ivdt is not None and window_start <= inv.ivdt <= window_end)
+        )
     ]
     return pd.DataFrame(rows, columns=list(INVOICE_COLUMNS)).astype(INVOICE_COLUMNS)
 
@@ -231,7 +260,7 @@ def reconcile(settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: i
 @dataclass
 class PostingResult:
     posted: list[PostedVoucherRef] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)   # reasons M3 or the state store refused
+    refused: list[str] = field(default_factory=list)  # reasons M3 or the state store refused
     submitted: list[SubmittedVoucherRef] = field(default_factory=list)  # M3's batch job has not booked them yet
     confirmed: list[str] = field(default_factory=list)  # submitted by an earlier run, found booked now
 
@@ -252,22 +281,36 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
     result = PostingResult()
     for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
         digest = voucher_hash(voucher)
-        claim = state.claim_posting(voucher.key, kind="voucher", source=settlement.source, content_hash=digest,
-                                    reclaim_claimed_after=RECLAIM_CLAIMED_AFTER)
+        claim = state.claim_posting(
+            voucher.key,
+            kind="voucher",
+            source=settlement.source,
+            content_hash=digest,
+            reclaim_claimed_after=RECLAIM_CLAIMED_AFTER,
+        )
         if not claim.won and claim.posting.status == "posted":
             if claim.content_changed:
-                result.refused.append(f"{voucher.key} was already posted with different content (M3 voucher "
-                                      f"{claim.posting.target_ref}); reverse it in M3 before posting again")
+                result.refused.append(
+                    f"{voucher.key} was already posted with different content (M3 voucher "
+                    f"{claim.posting.target_ref}); reverse it in M3 before posting again"
+                )
                 break
             result.posted.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
             continue
         if not claim.won:
-            result.refused.append(f"{voucher.key} is being posted by another run (process "
-                                  f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
+            result.refused.append(
+                f"{voucher.key} is being posted by another run (process "
+                f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
             break
         previous = claim.previous.status if claim.previous is not None else None
-        in_doubt_since = (claim.previous.updated_at if claim.previous is not None and previous == "in_doubt"
-                          else datetime.now(UTC) if previous == "claimed" else None)
+        in_doubt_since = (
+            claim.previous.updated_at
+            if claim.previous is not None and previous == "in_doubt"
+            else datetime.now(UTC)
+            if previous == "claimed"
+            else None
+        )
         entry = journal_entry(voucher, connections.divi)
         try:
             posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
@@ -290,7 +333,9 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
             continue
         reference = f"{posted.divi}/{posted.year}/{posted.series}/{posted.vono}"
         state.mark_posted(voucher.key, reference, detail={"settlement_id": settlement.settlement_id})
-        if previous == "submitted" and claim.previous is not None:  # booked by M3's batch job since the run that submitted it
+        if (
+            previous == "submitted" and claim.previous is not None
+        ):  # booked by M3's batch job since the run that submitted it
             result.confirmed.append(f"{voucher.key} ({reference}, batch {claim.previous.target_ref})")
         already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
         result.posted.append(PostedVoucherRef(voucher.key, reference, already))
@@ -300,25 +345,48 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
 def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
     room = VTXT_LENGTH - len(voucher.key) - 1  # each line's text follows the posting key in VTXT
     lines = tuple(
-        JournalLine(dimensions=(line.account, *line.dimensions), amount=minor_to_decimal(line.amount_minor, voucher.decimals),
-                    text=line.description[:room].rstrip())
+        JournalLine(
+            dimensions=(line.account, *line.dimensions),
+            amount=minor_to_decimal(line.amount_minor, voucher.decimals),
+            text=line.description[:room].rstrip(),
+        )
         for line in voucher.lines
     )
-    text = voucher.text[len(voucher.key):].strip()
-    return JournalEntry(key=voucher.key, divi=divi, accounting_date=voucher.accounting_date,
-                        currency=voucher.currency, text=text, lines=lines)
+    text = voucher.text[len(voucher.key) :].strip()
+    return JournalEntry(
+        key=voucher.key,
+        divi=divi,
+        accounting_date=voucher.accounting_date,
+        currency=voucher.currency,
+        text=text,
+        lines=lines,
+    )
 
 
 def voucher_hash(voucher: Voucher) -> str:
-    body = "|".join([voucher.key, voucher.accounting_date.isoformat(), voucher.currency,
-                     *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines)])
+    body = "|".join(
+        [
+            voucher.key,
+            voucher.accounting_date.isoformat(),
+            voucher.currency,
+            *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines),
+        ]
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: PostingResult | None,
-                reconciliation: Reconciliation | None, skipped_reason: str, anomalies: pd.DataFrame | None,
-                strict_block: bool = False, unreachable: str = "", suggestions: tuple[str, ...] = ()
-                ) -> SettlementOutcome:
+def outcome_for(
+    prepared: PreparedSettlement,
+    *,
+    dry_run: bool,
+    posting: PostingResult | None,
+    reconciliation: Reconciliation | None,
+    skipped_reason: str,
+    anomalies: pd.DataFrame | None,
+    strict_block: bool = False,
+    unreachable: str = "",
+    suggestions: tuple[str, ...] = (),
+) -> SettlementOutcome:
     """Status from what happened: held by a gate or by M3, dry run, posted or already posted."""
     reasons = [*prepared.reasons, *suggestions]
     if prepared.held:
@@ -327,8 +395,10 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
         status = "dry_run"
     elif strict_block:
         status = "held"
-        reasons.append(f"strict reconciliation: {len(reconciliation.exceptions) if reconciliation else 0} "
-                       "order(s) do not match M3 invoices")
+        reasons.append(
+            f"strict reconciliation: {len(reconciliation.exceptions) if reconciliation else 0} "
+            "order(s) do not match M3 invoices"
+        )
     elif unreachable:
         status = "held"
         reasons.append(unreachable)
@@ -337,8 +407,11 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
         reasons += posting.refused
     elif posting is not None and posting.submitted:
         status = "submitted"
-        reasons += [f"{s.key} was submitted to M3 as GL batch {s.batch} (GLS840); M3's batch job has not booked "
-                    "it yet: the next run confirms it and never submits it again" for s in posting.submitted]
+        reasons += [
+            f"{s.key} was submitted to M3 as GL batch {s.batch} (GLS840); M3's batch job has not booked "
+            "it yet: the next run confirms it and never submits it again"
+            for s in posting.submitted
+        ]
     elif posting is not None and posting.posted and all(p.already_posted for p in posting.posted):
         status = "duplicate"
         reasons.append("already posted to M3: " + ", ".join(p.m3_ref for p in posting.posted))
@@ -347,16 +420,27 @@ def outcome_for(prepared: PreparedSettlement, *, dry_run: bool, posting: Posting
     if posting is not None and (posting.refused or unreachable) and posting.posted:
         reasons.append("posted before the refusal: " + ", ".join(p.key for p in posting.posted))
     if posting is not None and (posting.refused or unreachable) and posting.submitted:
-        reasons.append("submitted to M3 before the refusal, not booked yet (the next run confirms them): "
-                       + ", ".join(f"{s.key} (batch {s.batch})" for s in posting.submitted))
+        reasons.append(
+            "submitted to M3 before the refusal, not booked yet (the next run confirms them): "
+            + ", ".join(f"{s.key} (batch {s.batch})" for s in posting.submitted)
+        )
     if posting is not None and posting.confirmed:
         reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(posting.confirmed))
     return SettlementOutcome(
-        settlement=prepared.settlement, status=status, reasons=tuple(reasons), validation=prepared.validation,
-        mapped=prepared.mapped, gates=prepared.gates, vouchers=prepared.gates.vouchers,
-        posted=tuple(posting.posted) if posting else (), submitted=tuple(posting.submitted) if posting else (),
+        settlement=prepared.settlement,
+        status=status,
+        reasons=tuple(reasons),
+        validation=prepared.validation,
+        mapped=prepared.mapped,
+        gates=prepared.gates,
+        vouchers=prepared.gates.vouchers,
+        posted=tuple(posting.posted) if posting else (),
+        submitted=tuple(posting.submitted) if posting else (),
         reconciliation=reconciliation,
-        anomalies=anomalies, reconciliation_skipped_reason=skipped_reason, unreachable=unreachable)
+        anomalies=anomalies,
+        reconciliation_skipped_reason=skipped_reason,
+        unreachable=unreachable,
+    )
 
 
 def m3_problem(exc: M3Error) -> str:
@@ -391,8 +475,9 @@ class Progress:
     posting: PostingResult | None = None
 
 
-def failed_outcome(progress: Progress, error: UnexpectedError, state: StateStore,
-                   anomalies: pd.DataFrame | None) -> SettlementOutcome:
+def failed_outcome(
+    progress: Progress, error: UnexpectedError, state: StateStore, anomalies: pd.DataFrame | None
+) -> SettlementOutcome:
     """Status ``failed``: the error, what had been done (mapped lines, vouchers, reconciliation)
     and what was posted before it; the others' settlements go on."""
     prepared = progress.prepared
@@ -405,20 +490,30 @@ def failed_outcome(progress: Progress, error: UnexpectedError, state: StateStore
         unknown = isinstance(found, UnexpectedError)
         posted = [] if isinstance(found, UnexpectedError) else found
     if unknown:
-        reasons.append("could not tell what was posted before the error (the state store and M3 know; "
-                       "a rerun never posts a voucher twice)")
+        reasons.append(
+            "could not tell what was posted before the error (the state store and M3 know; "
+            "a rerun never posts a voucher twice)"
+        )
     elif posted:
         reasons.append("posted before the error: " + ", ".join(f"{p.key} ({p.m3_ref})" for p in posted))
     else:
         reasons.append("nothing posted for this settlement")
-    skipped = progress.skipped_reason or ("" if progress.reconciliation is not None
-                                          else f"not done: failed while {error.stage}")
+    skipped = progress.skipped_reason or (
+        "" if progress.reconciliation is not None else f"not done: failed while {error.stage}"
+    )
     return SettlementOutcome(
-        settlement=prepared.settlement if prepared is not None else progress.settlement, status="failed",
-        reasons=tuple(reasons), validation=prepared.validation if prepared is not None else None,
+        settlement=prepared.settlement if prepared is not None else progress.settlement,
+        status="failed",
+        reasons=tuple(reasons),
+        validation=prepared.validation if prepared is not None else None,
         mapped=prepared.mapped if prepared is not None else None,
-        gates=prepared.gates if prepared is not None else None, vouchers=vouchers, posted=tuple(posted),
-        reconciliation=progress.reconciliation, anomalies=anomalies, reconciliation_skipped_reason=skipped)
+        gates=prepared.gates if prepared is not None else None,
+        vouchers=vouchers,
+        posted=tuple(posted),
+        reconciliation=progress.reconciliation,
+        anomalies=anomalies,
+        reconciliation_skipped_reason=skipped,
+    )
 
 
 @task(cache_policy=NO_CACHE, task_run_name="anomalies-{settlement.settlement_id}")

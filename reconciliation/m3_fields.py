@@ -12,12 +12,13 @@ The sandbox M3 keeps its own field dictionary (``sandbox/m3/metadata.py``, what 
 metadata answers) on purpose: an emulator taking its limits from the code under test could not
 catch that code exceeding them; ``tests/test_m3_fields.py`` checks the two agree.
 """
+
 from __future__ import annotations
 
-DIVI_LENGTH = 3           # division: A3
-CUCD_LENGTH = 3           # currency: A3
-AIT_COUNT = 7             # accounting dimensions AIT1..AIT7; AIT1 is the account
-AIT_LENGTH = 10           # each AIT: A10
-VTXT_LENGTH = 40          # voucher text: A40 (the posting key, then the line's text)
-CUAM_LENGTH = 17          # amount: N17, counted as the characters of the formatted amount
-MAX_VOUCHER_LINES = 999   # lines per voucher: NLIN is N3
+DIVI_LENGTH = 3  # division: A3
+CUCD_LENGTH = 3  # currency: A3
+AIT_COUNT = 7  # accounting dimensions AIT1..AIT7; AIT1 is the account
+AIT_LENGTH = 10  # each AIT: A10
+VTXT_LENGTH = 40  # voucher text: A40 (the posting key, then the line's text)
+CUAM_LENGTH = 17  # amount: N17, counted as the characters of the formatted amount
+MAX_VOUCHER_LINES = 999  # lines per voucher: NLIN is N3

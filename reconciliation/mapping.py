@@ -24,6 +24,7 @@ keeps its readable spelling; two rules with the same normalised keys are an erro
 
 Top-level keys starting with ``x-`` are ignored (room for YAML anchors).
 """
+
 from __future__ import annotations
 
 import re
@@ -54,8 +55,10 @@ DEFAULT_PRESET = "invoice-clearing"
 
 # Worst-case substitutions, so a dimension template can be length-checked at load time.
 # Widest value a placeholder can take, from the marketplace table (codes are 2 letters, currencies 3).
-_PLACEHOLDER_WIDTHS = {"marketplace": max(len(m.code) for m in MARKETPLACES),
-                       "currency": max(len(m.currency) for m in MARKETPLACES)}
+_PLACEHOLDER_WIDTHS = {
+    "marketplace": max(len(m.code) for m in MARKETPLACES),
+    "currency": max(len(m.currency) for m in MARKETPLACES),
+}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -116,7 +119,8 @@ class Rule:
     def match_keys(self) -> tuple[str, str, str]:
         """The normalised keys it matches on (wildcards stay ``*``)."""
         transaction_type, amount_type, amount_description = (
-            k if k == WILDCARD else normalise_key(k) for k in self.keys)
+            k if k == WILDCARD else normalise_key(k) for k in self.keys
+        )
         return transaction_type, amount_type, amount_description
 
 
@@ -183,7 +187,9 @@ class GLMapping:
         category_index = {name: i for i, name in enumerate(names)}
         combo_to_category = np.array([-1 if c is None else category_index[c] for c in combo_category], dtype=np.int64)
         row_category = combo_to_category[row_combo] if len(combos) else np.empty(0, dtype=np.int64)
-        resolved = [(name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()]
+        resolved = [
+            (name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()
+        ]
         mapped_columns = {
             column: pd.array([r[i] for r in resolved], dtype="str").take(row_category, allow_fill=True)
             for i, column in enumerate(MAPPED_COLUMNS)
@@ -226,10 +232,12 @@ def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
         column: [str(v).strip() for v in np.asarray(column_uniques, dtype=object)[column_codes[first_row]]]
         for column, (column_codes, column_uniques) in zip(KEY_COLUMNS, uniques)
     }
-    combos = pd.DataFrame({
-        **{column: [normalise_key(v) for v in values] for column, values in spelled.items()},
-        **{_SPELLED + column: values for column, values in spelled.items()},
-    })
+    combos = pd.DataFrame(
+        {
+            **{column: [normalise_key(v) for v in values] for column, values in spelled.items()},
+            **{_SPELLED + column: values for column, values in spelled.items()},
+        }
+    )
     return combos, row_combo.reshape(-1)
 
 
@@ -246,16 +254,20 @@ def factorize_text(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int64), list(values)
 
 
-def _unmapped(combos: pd.DataFrame, unmapped: np.ndarray, row_combo: np.ndarray,
-              lines: pd.DataFrame) -> tuple[UnmappedCombination, ...]:
+def _unmapped(
+    combos: pd.DataFrame, unmapped: np.ndarray, row_combo: np.ndarray, lines: pd.DataFrame
+) -> tuple[UnmappedCombination, ...]:
     if not len(unmapped):
         return ()
     amounts = lines["amount_minor"].to_numpy(dtype=np.int64)
     in_unmapped = np.isin(row_combo, unmapped)
     per_combo = pd.Series(amounts[in_unmapped]).groupby(row_combo[in_unmapped]).agg(["size", "sum"])
     found = [
-        UnmappedCombination(*(str(combos.at[int(combo), _SPELLED + c]) for c in KEY_COLUMNS),  # type: ignore[call-arg, arg-type]  # the 3 key columns
-                            int(row["size"]), int(row["sum"]))
+        UnmappedCombination(
+            *(str(combos.at[int(combo), _SPELLED + c]) for c in KEY_COLUMNS),  # type: ignore[call-arg, arg-type]  # the 3 key columns
+            int(row["size"]),
+            int(row["sum"]),
+        )
         for combo, row in per_combo.iterrows()
     ]
     return tuple(sorted(found, key=lambda u: (u.transaction_type, u.amount_type, u.amount_description)))
@@ -355,7 +367,9 @@ def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
         )
     for required in JOURNAL_CATEGORIES:
         if required not in categories:
-            raise MappingError(source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)")
+            raise MappingError(
+                source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)"
+            )
     return categories
 
 
@@ -366,7 +380,9 @@ def _parse_dimensions(raw: Any, path: str, source: str) -> tuple[str, ...]:
         raise MappingError(source, path, f"must be a mapping of {', '.join(DIMENSION_FIELDS)}")
     for key in raw:
         if key not in DIMENSION_FIELDS:
-            raise MappingError(source, f"{path}.{key}", f"unknown dimension (expected one of {', '.join(DIMENSION_FIELDS)})")
+            raise MappingError(
+                source, f"{path}.{key}", f"unknown dimension (expected one of {', '.join(DIMENSION_FIELDS)})"
+            )
     return tuple(
         _field_value(raw, field, f"{path}.{field}", source, required=False) if field in raw else ""
         for field in DIMENSION_FIELDS
@@ -382,7 +398,7 @@ def _field_value(spec: dict[str, Any], key: str, path: str, source: str, *, requ
     value = spec[key]
     if not isinstance(value, str):
         # An unquoted 0110 would arrive as the number 110: insist on quotes.
-        raise MappingError(source, path, f"must be a quoted string (write \"{value}\"), got {type(value).__name__}")
+        raise MappingError(source, path, f'must be a quoted string (write "{value}"), got {type(value).__name__}')
     value = value.strip()
     if required and not value:
         raise MappingError(source, path, "must not be empty")
@@ -390,10 +406,14 @@ def _field_value(spec: dict[str, Any], key: str, path: str, source: str, *, requ
     for match in _PLACEHOLDER.finditer(value):
         placeholder = match.group(1)
         if placeholder not in _PLACEHOLDER_WIDTHS:
-            raise MappingError(source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})")
+            raise MappingError(
+                source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})"
+            )
         width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
     if width > AIT_LENGTH:
-        raise MappingError(source, path, f"{value!r} is longer than {AIT_LENGTH} characters (M3 AIT fields are A{AIT_LENGTH})")
+        raise MappingError(
+            source, path, f"{value!r} is longer than {AIT_LENGTH} characters (M3 AIT fields are A{AIT_LENGTH})"
+        )
     return value
 
 
@@ -416,7 +436,9 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
     for index, spec in enumerate(raw):
         path = f"rules[{index}]"
         if not isinstance(spec, dict):
-            raise MappingError(source, path, "must be a mapping with transaction_type, amount_type, amount_description, category")
+            raise MappingError(
+                source, path, "must be a mapping with transaction_type, amount_type, amount_description, category"
+            )
         for key in spec:
             if key not in (*KEY_COLUMNS, "category"):
                 raise MappingError(source, f"{path}.{key}", "unknown key")
@@ -432,7 +454,9 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
         if rule.category not in categories:
             raise MappingError(source, f"{path}.category", f"{rule.category!r} is not a defined category")
         if all(k == WILDCARD for k in rule.keys):
-            raise MappingError(source, path, "a rule must name at least one of transaction_type, amount_type, amount_description")
+            raise MappingError(
+                source, path, "a rule must name at least one of transaction_type, amount_type, amount_description"
+            )
         for key, value, normalised in zip(KEY_COLUMNS, rule.keys, rule.match_keys):
             if not normalised:
                 raise MappingError(source, f"{path}.{key}", f"{value!r} has no letter or digit to match on")
@@ -440,8 +464,10 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
             first = rules[first_index[rule.match_keys]]
             what = " / ".join(first.keys)
             if first.keys != rule.keys:
-                what = (f"{' / '.join(rule.keys)} and {what} are the same key once normalised: "
-                        f"{' / '.join(rule.match_keys)}")
+                what = (
+                    f"{' / '.join(rule.keys)} and {what} are the same key once normalised: "
+                    f"{' / '.join(rule.match_keys)}"
+                )
             raise MappingError(source, path, f"duplicates rules[{first_index[rule.match_keys]}] ({what})")
         first_index[rule.match_keys] = index
         rules.append(rule)

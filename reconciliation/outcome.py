@@ -5,6 +5,7 @@ Every stage's result is kept (not just the status) so that the workbook can expl
 number: the validation failures, the mapped lines, the gate failures, the vouchers and what
 M3 answered, the reconciliation and the anomaly scores.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ class PostedVoucherRef:
     """M3's answer for one voucher: its posting key and voucher number."""
 
     key: str
-    m3_ref: str              # e.g. "AAA/2024/AZ/1234" (division/year/series/number)
-    already_posted: bool     # found in M3 or the state store instead of written now
+    m3_ref: str  # e.g. "AAA/2024/AZ/1234" (division/year/series/number)
+    already_posted: bool  # found in M3 or the state store instead of written now
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class SubmittedVoucherRef:
 @dataclass(frozen=True)
 class SettlementOutcome:
     settlement: Settlement
-    status: str                                    # one of STATUSES
+    status: str  # one of STATUSES
     reasons: tuple[str, ...] = ()
     validation: ValidationReport | None = None
     mapped: MappedLines | None = None
@@ -55,9 +56,9 @@ class SettlementOutcome:
     posted: tuple[PostedVoucherRef, ...] = ()
     submitted: tuple[SubmittedVoucherRef, ...] = ()  # in M3's batch queue, not booked yet
     reconciliation: Reconciliation | None = None
-    anomalies: pd.DataFrame | None = None          # anomaly.ANOMALY_COLUMNS, sorted by score descending
+    anomalies: pd.DataFrame | None = None  # anomaly.ANOMALY_COLUMNS, sorted by score descending
     reconciliation_skipped_reason: str = ""
-    unreachable: str = ""                          # M3/Amazon could not be reached (exit code 4)
+    unreachable: str = ""  # M3/Amazon could not be reached (exit code 4)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

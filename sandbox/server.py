@@ -5,6 +5,7 @@ emulator must hand out absolute document URLs, and the client's Host header is w
 (python-amazon-sp-api sends ``Host: 27.0.0.1:PORT`` for ``http://127.0.0.1:PORT``), so the URL
 can never come from the request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -56,8 +57,7 @@ def serve_in_thread(app_factory: Callable[[str], Any], host: str = "127.0.0.1", 
     actual_port = sock.getsockname()[1]
     base_url = f"http://{host}:{actual_port}"
     app = app_factory(base_url)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
 
     def run() -> None:

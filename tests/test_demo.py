@@ -1,4 +1,5 @@
 """``m3sync demo`` end to end on a small world: orders into M3, settlements posted, workbook written."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,7 @@
 """M3's GL field sizes: one definition (reconciliation/m3_fields.py) used by the voucher builder,
 the flow and the M3 connector, checked against the sandbox M3's own field dictionary (the
 emulator keeps an independent copy on purpose, so a wrong definition is caught here)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -37,19 +38,29 @@ def test_the_i1_layout_is_the_one_the_sandbox_parses() -> None:
 
 
 def _voucher(text: str, account: str = "3010") -> Voucher:
-    lines = (VoucherLine(account, ("DE",), 1000, "sales", "Principal"),
-             VoucherLine("1930", (), -1000, "bank", "Transfer"))
+    lines = (
+        VoucherLine(account, ("DE",), 1000, "sales", "Principal"),
+        VoucherLine("1930", (), -1000, "bank", "Transfer"),
+    )
     return Voucher(KEY, "10000000001", date(2024, 10, 31), "EUR", 2, text, lines)
 
 
 def test_a_voucher_at_every_limit_passes_domain_flow_and_connector_and_one_more_fails_each() -> None:
-    text = f"{KEY} " + "x" * 17                       # 40 characters: VTXT's size
-    voucher = _voucher(text, account="A" * 10)        # AIT1 at its 10 characters
+    text = f"{KEY} " + "x" * 17  # 40 characters: VTXT's size
+    voucher = _voucher(text, account="A" * 10)  # AIT1 at its 10 characters
     entry = journal_entry(voucher, "AAA")
     assert entry.voucher_text == text
     assert all(len(entry.line_text(line)) <= 40 for line in entry.lines)
-    record = I1Record(1, 1, "AAA", entry.lines[0].dimensions, "EUR", entry.lines[0].amount,
-                      entry.accounting_date, entry.line_text(entry.lines[0]))
+    record = I1Record(
+        1,
+        1,
+        "AAA",
+        entry.lines[0].dimensions,
+        "EUR",
+        entry.lines[0].amount,
+        entry.accounting_date,
+        entry.line_text(entry.lines[0]),
+    )
     assert len(encode_i1(record)) == 160
 
     with pytest.raises(VoucherLimitError, match="VTXT"):
@@ -57,8 +68,14 @@ def test_a_voucher_at_every_limit_passes_domain_flow_and_connector_and_one_more_
     with pytest.raises(VoucherLimitError, match="AIT1"):
         _voucher(text, account="A" * 11)
     with pytest.raises(M3Error, match="VTXT"):
-        JournalEntry(KEY, "AAA", date(2024, 10, 31), "EUR", "x" * 18,
-                     (JournalLine(("3010",), Decimal("1")), JournalLine(("1930",), Decimal("-1"))))
+        JournalEntry(
+            KEY,
+            "AAA",
+            date(2024, 10, 31),
+            "EUR",
+            "x" * 18,
+            (JournalLine(("3010",), Decimal("1")), JournalLine(("1930",), Decimal("-1"))),
+        )
     with pytest.raises(M3Error, match="AIT1"):
         JournalLine(("A" * 11,), Decimal("1"))
 
@@ -66,8 +83,15 @@ def test_a_voucher_at_every_limit_passes_domain_flow_and_connector_and_one_more_
 def test_the_line_limit_is_999_in_domain_and_connector() -> None:
     many = tuple(VoucherLine("3010", (), 1, "sales", "Principal") for _ in range(999))
     with pytest.raises(VoucherLimitError, match="NLIN"):
-        Voucher(KEY, "10000000001", date(2024, 10, 31), "EUR", 2, KEY,
-                (*many, VoucherLine("1930", (), -999, "bank", "Transfer")))
+        Voucher(
+            KEY,
+            "10000000001",
+            date(2024, 10, 31),
+            "EUR",
+            2,
+            KEY,
+            (*many, VoucherLine("1930", (), -999, "bank", "Transfer")),
+        )
     lines = tuple(JournalLine(("3010",), Decimal("0.01")) for _ in range(999))
     with pytest.raises(M3Error, match="999 per voucher"):
         JournalEntry(KEY, "AAA", date(2024, 10, 31), "EUR", "", (*lines, JournalLine(("1930",), Decimal("-9.99"))))

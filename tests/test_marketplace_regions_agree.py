@@ -7,6 +7,7 @@ walks each marketplace id through both and checks they name the host Amazon docu
 marketplace's region (developer-docs.amazon.com/sp-api/docs/sp-api-endpoints), written out
 here by hand rather than taken from the code.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +19,11 @@ from connectors.settings import ConfigurationError, load_settings
 from reconciliation.marketplaces import MARKETPLACES, Marketplace
 
 # Amazon's published SP-API hosts and LWA token endpoint.
-HOSTS = {"NA": "https://sellingpartnerapi-na.amazon.com",
-         "EU": "https://sellingpartnerapi-eu.amazon.com",
-         "FE": "https://sellingpartnerapi-fe.amazon.com"}
+HOSTS = {
+    "NA": "https://sellingpartnerapi-na.amazon.com",
+    "EU": "https://sellingpartnerapi-eu.amazon.com",
+    "FE": "https://sellingpartnerapi-fe.amazon.com",
+}
 AWS_REGIONS = {"NA": "us-east-1", "EU": "eu-west-1", "FE": "us-west-2"}
 LWA = "https://api.amazon.com/auth/o2/token"
 
@@ -51,9 +54,13 @@ def test_settings_and_connector_agree_on_every_marketplace(marketplace: Marketpl
 
     region = region_for_marketplace(marketplace.marketplace_id)
     assert (region.code, region.endpoint, region.aws_region) == (
-        marketplace.region.lower(), host, AWS_REGIONS[marketplace.region])
-    account = AmazonAccount.for_marketplaces([marketplace.marketplace_id], seller_id="A1SELLER",
-                                             refresh_token="r", lwa_app_id="a", lwa_client_secret="s")
+        marketplace.region.lower(),
+        host,
+        AWS_REGIONS[marketplace.region],
+    )
+    account = AmazonAccount.for_marketplaces(
+        [marketplace.marketplace_id], seller_id="A1SELLER", refresh_token="r", lwa_app_id="a", lwa_client_secret="s"
+    )
     assert (account.endpoint, account.token_url, account.region) == (host, LWA, marketplace.region.lower())
 
     # The settings handed to the connector open one account on the same host.
@@ -64,15 +71,21 @@ def test_settings_and_connector_agree_on_every_marketplace(marketplace: Marketpl
 
 
 def test_south_africa_alone_is_configured_in_europe(tmp_path: Path) -> None:
-    env = {"M3SYNC_AMAZON_REFRESH_TOKEN": "r", "M3SYNC_AMAZON_LWA_APP_ID": "a",
-           "M3SYNC_AMAZON_LWA_CLIENT_SECRET": "s", "M3SYNC_AMAZON_MARKETPLACES": "AE08WJ6YKNBMC"}
+    env = {
+        "M3SYNC_AMAZON_REFRESH_TOKEN": "r",
+        "M3SYNC_AMAZON_LWA_APP_ID": "a",
+        "M3SYNC_AMAZON_LWA_CLIENT_SECRET": "s",
+        "M3SYNC_AMAZON_MARKETPLACES": "AE08WJ6YKNBMC",
+    }
     assert load_settings(tmp_path, env=env).require_amazon().endpoint == "https://sellingpartnerapi-eu.amazon.com"
 
 
 def test_a_marketplace_in_the_wrong_regional_table_is_named(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
         '[amazon]\nlwa_app_id = "a"\nlwa_client_secret = "s"\n'
-        '[amazon.fe]\nrefresh_token = "r"\nmarketplaces = ["AE08WJ6YKNBMC"]\n', encoding="utf-8")
+        '[amazon.fe]\nrefresh_token = "r"\nmarketplaces = ["AE08WJ6YKNBMC"]\n',
+        encoding="utf-8",
+    )
     settings = load_settings(tmp_path, env={})
     with pytest.raises(ConfigurationError, match="not FE marketplaces"):
         settings.require_amazon()

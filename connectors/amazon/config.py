@@ -16,6 +16,7 @@ from ``reconciliation.marketplaces.MARKETPLACES`` (the one marketplace table, a 
 with no network and no Prefect, so connectors, the settings layer, the domain and the sandbox
 can all import it without breaking the layering).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -29,8 +30,8 @@ LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 
 @dataclass(frozen=True)
 class Region:
-    code: str        # na / eu / fe
-    endpoint: str    # SP-API host for every marketplace of the region
+    code: str  # na / eu / fe
+    endpoint: str  # SP-API host for every marketplace of the region
     aws_region: str  # what python-amazon-sp-api calls "region"
 
 
@@ -40,8 +41,10 @@ def _region(code: str, aws_region: str) -> Region:
 
 
 # Region code (na / eu / fe) -> its host; keyed by the marketplace table's region codes.
-REGIONS: dict[str, Region] = {r.code: r for r in (
-    _region(REGION_NA, "us-east-1"), _region(REGION_EU, "eu-west-1"), _region(REGION_FE, "us-west-2"))}
+REGIONS: dict[str, Region] = {
+    r.code: r
+    for r in (_region(REGION_NA, "us-east-1"), _region(REGION_EU, "eu-west-1"), _region(REGION_FE, "us-west-2"))
+}
 
 # Amazon marketplace id -> region code, from the project's one marketplace table (a pure data
 # module; importing it from a connector is the one exception to "connectors import no domain").
@@ -100,15 +103,18 @@ class AmazonAccount:
             raise AmazonConfigError("marketplace_ids", "at least one marketplace id is required")
         regions = sorted({MARKETPLACE_REGIONS[m] for m in self.marketplace_ids if m in MARKETPLACE_REGIONS})
         if len(regions) > 1:
-            raise AmazonConfigError("marketplace_ids", f"marketplaces span regions {', '.join(regions)}; Amazon "
-                                    "issues one refresh token per region: configure one account per region")
+            raise AmazonConfigError(
+                "marketplace_ids",
+                f"marketplaces span regions {', '.join(regions)}; Amazon "
+                "issues one refresh token per region: configure one account per region",
+            )
         for name in ("seller_id", "refresh_token", "lwa_app_id", "lwa_client_secret"):
             if not getattr(self, name):
                 raise AmazonConfigError(name, "is empty")
         if self.orders_api_version not in ORDERS_API_VERSIONS:
             raise AmazonConfigError(
-                "orders_api_version",
-                f"{self.orders_api_version!r} is not one of {', '.join(ORDERS_API_VERSIONS)}")
+                "orders_api_version", f"{self.orders_api_version!r} is not one of {', '.join(ORDERS_API_VERSIONS)}"
+            )
 
     @classmethod
     def for_marketplaces(
@@ -125,11 +131,17 @@ class AmazonAccount:
         regions = {region_for_marketplace(m).code for m in marketplace_ids}
         if len(regions) != 1:
             raise AmazonConfigError(
-                "marketplace_ids", f"marketplaces span regions {sorted(regions)}; use one account per region")
-        return cls(endpoint=REGIONS[regions.pop()].endpoint, seller_id=seller_id,
-                   marketplace_ids=tuple(marketplace_ids), refresh_token=refresh_token,
-                   lwa_app_id=lwa_app_id, lwa_client_secret=lwa_client_secret,
-                   orders_api_version=orders_api_version)
+                "marketplace_ids", f"marketplaces span regions {sorted(regions)}; use one account per region"
+            )
+        return cls(
+            endpoint=REGIONS[regions.pop()].endpoint,
+            seller_id=seller_id,
+            marketplace_ids=tuple(marketplace_ids),
+            refresh_token=refresh_token,
+            lwa_app_id=lwa_app_id,
+            lwa_client_secret=lwa_client_secret,
+            orders_api_version=orders_api_version,
+        )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> AmazonAccount:

@@ -6,6 +6,7 @@ talks to an ``OrdersSource`` chosen by ``AmazonAccount.orders_api_version`` so t
 configuration change plus one new class, not a rewrite. ``confirmShipment`` stays on v0
 (it is not deprecated).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -63,8 +64,7 @@ class OrdersV0Source:
         self._call = call
 
     def orders_page(self, query: OrdersQuery, next_token: str | None) -> Page:
-        params: dict[str, Any] = {"MarketplaceIds": list(query.marketplace_ids),
-                                  "MaxResultsPerPage": query.page_size}
+        params: dict[str, Any] = {"MarketplaceIds": list(query.marketplace_ids), "MaxResultsPerPage": query.page_size}
         if next_token:
             params["NextToken"] = next_token  # filters stay: NextToken only moves the page
         params["LastUpdatedAfter"] = iso_utc(query.last_updated_after, "last_updated_after")
@@ -107,7 +107,8 @@ class Orders20260101Source:
 
     def _refuse(self, operation: str) -> AmazonError:
         return OrdersApiNotImplemented(
-            operation, "Orders API 2026-01-01 is not implemented yet; set orders_api_version='v0'")
+            operation, "Orders API 2026-01-01 is not implemented yet; set orders_api_version='v0'"
+        )
 
     def orders_page(self, query: OrdersQuery, next_token: str | None) -> Page:
         raise self._refuse("searchOrders")

@@ -1,4 +1,5 @@
 """Infor M3 connector: MI REST client (v1, v2, bulk), ION API auth, business operations."""
+
 from connectors.m3.auth import BasicCredentials, IonApiCredentials, IonApiOAuth
 from connectors.m3.client import BulkResult, M3Client
 from connectors.m3.errors import (
@@ -34,9 +35,36 @@ from connectors.m3.records import (
 )
 
 __all__ = [
-    "BasicCredentials", "BulkResult", "CreatedOrder", "Customer", "CustomerInvoice", "CustomerRequest", "Delivery",
-    "DeliveryLine", "IonApiCredentials", "IonApiOAuth", "Item", "JournalEntry", "JournalLine", "M3AuthError",
-    "M3Client", "M3DataError", "M3Error", "M3Operations", "M3OrderIncomplete", "M3TransactionError", "M3Unavailable",
-    "OrderAddress", "OrderHead", "OrderLine", "OrderLineRequest", "OrderRequest", "PostedVoucher",
-    "PostedVoucherLine", "StockBalance", "SubmittedVoucher", "M3BatchFailed", "M3WriteInDoubt",
+    "BasicCredentials",
+    "BulkResult",
+    "CreatedOrder",
+    "Customer",
+    "CustomerInvoice",
+    "CustomerRequest",
+    "Delivery",
+    "DeliveryLine",
+    "IonApiCredentials",
+    "IonApiOAuth",
+    "Item",
+    "JournalEntry",
+    "JournalLine",
+    "M3AuthError",
+    "M3Client",
+    "M3DataError",
+    "M3Error",
+    "M3Operations",
+    "M3OrderIncomplete",
+    "M3TransactionError",
+    "M3Unavailable",
+    "OrderAddress",
+    "OrderHead",
+    "OrderLine",
+    "OrderLineRequest",
+    "OrderRequest",
+    "PostedVoucher",
+    "PostedVoucherLine",
+    "StockBalance",
+    "SubmittedVoucher",
+    "M3BatchFailed",
+    "M3WriteInDoubt",
 ]

@@ -9,6 +9,7 @@ sandbox does the same with one app per region (``create_app(..., region="eu")``)
 port, all sharing the data folder. ``region=None`` answers for every marketplace on one host
 (only for tests of the API shapes).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Admin endpoints under ``/sandbox/`` (never under an API path): faults, reports, state."""
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,9 @@ async def add_report(request: Request, sb: Sandbox) -> Response:
     except SeedError as exc:
         return _bad(str(exc))
     report = sb.store.get_report(report_id)
-    return JSONResponse({"reportId": report_id, "reportDocumentId": report.document_id if report else None},
-                        status_code=201)
+    return JSONResponse(
+        {"reportId": report_id, "reportDocumentId": report.document_id if report else None}, status_code=201
+    )
 
 
 def _compression(value: object) -> str | None:

@@ -6,6 +6,7 @@ per API, e.g. ``orders-api-model/ordersV0.json``) or a flat folder of the same J
 Without the variable, ``$M3SYNC_SHARED/spapi-models`` or ``../shared/spapi-models`` beside the
 clone is used when present.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,9 @@ TOKENS = "tokens_2021-03-01.json"
 
 @dataclass(frozen=True)
 class OperationSchemas:
-    model: str     # file name in spapi-models
-    success: str   # definition of the 2xx body ("" = no body)
-    error: str     # definition of the error body
+    model: str  # file name in spapi-models
+    success: str  # definition of the 2xx body ("" = no body)
+    error: str  # definition of the error body
 
 
 # Per operation, as declared in each model's ``responses``.
@@ -44,8 +45,10 @@ OPERATION_SCHEMAS: dict[str, OperationSchemas] = {
 
 
 MODELS_ENV = "M3SYNC_SPAPI_MODELS"
-HOW_TO_GET_MODELS = (f"Amazon's SP-API models not found: clone https://github.com/amzn/selling-partner-api-models "
-                     f"and set {MODELS_ENV} to its models folder")
+HOW_TO_GET_MODELS = (
+    f"Amazon's SP-API models not found: clone https://github.com/amzn/selling-partner-api-models "
+    f"and set {MODELS_ENV} to its models folder"
+)
 
 
 def models_dir() -> Path | None:

@@ -1,4 +1,5 @@
 """ISO-8601 handling shared by the store and the handlers (all times UTC-aware)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
