@@ -34,8 +34,10 @@ def summary_markdown(outcomes: Sequence[SettlementOutcome], errors: Sequence[Set
     return "# Amazon settlements\n\n" + "\n".join(rows) + f"\n\nWorkbook: `{workbook}`\n"
 
 
-def exception_rows(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
-                   failures: Sequence[FileFailure] = ()) -> list[dict]:
+def exceptions_artifact_rows(outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError],
+                             failures: Sequence[FileFailure] = ()) -> list[dict]:
+    """One row per reason of the run's problems, for the ``settlement-exceptions`` table artifact
+    (the workbook's Exceptions sheet, ``reconciliation.workbook.exception_rows``, has the detail)."""
     rows = [{"settlement": o.settlement.settlement_id, "status": o.status, "reason": reason}
             for o in outcomes for reason in o.reasons if o.status in ("held", "duplicate", "submitted", "failed")]
     rows += [{"settlement": "", "status": "invalid", "reason": str(e)} for e in errors]
@@ -47,7 +49,7 @@ def publish_settlement_artifacts(outcomes: Sequence[SettlementOutcome], errors: 
                                  workbook: Path, failures: Sequence[FileFailure] = ()) -> None:
     create_markdown_artifact(summary_markdown(outcomes, errors, workbook, failures), key="settlement-summary",
                              description="Settlements processed in this run")
-    create_table_artifact(exception_rows(outcomes, errors, failures)
+    create_table_artifact(exceptions_artifact_rows(outcomes, errors, failures)
                           or [{"settlement": "", "status": "", "reason": "none"}],
                           key="settlement-exceptions", description="Held, duplicate, failed and invalid settlements")
     create_table_artifact(anomaly_rows(outcomes) or [{"settlement": "", "order_id": "", "sku": "", "kind": "",

@@ -24,7 +24,7 @@ from prefect.futures import PrefectFuture
 from connectors.m3 import M3Error
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.context import Connections, load_gl_mapping, open_connections
+from flows.connections import Connections, load_gl_mapping, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path

@@ -26,7 +26,7 @@ from connectors.m3 import (
 from connectors.m3.records import CustomerInvoice
 from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
-from flows.context import Connections
+from flows.connections import Connections
 from flows.failures import UnexpectedError, contained
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
