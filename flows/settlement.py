@@ -54,7 +54,7 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
         # Anomalies first, oldest settlement first: each is judged against those before it.
         chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))
         anomalies = {s.settlement_id: contained(f"scoring anomalies of settlement {s.settlement_id}",
-                                                lambda s=s: steps.score_anomalies(connections, s, dry_run))
+                                                lambda s=s: steps.score_anomalies(connections, s, options.dry_run))
                      for s in chronological}
         futures = [settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options)
                    for s in sources.settlements]
