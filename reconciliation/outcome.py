@@ -138,7 +138,8 @@ def decide_outcome(settlement: Settlement, prepared: PreparedSettlement | None,
                    suggestions: tuple[str, ...] = ()) -> SettlementOutcome:
     """The settlement's status and reasons from what happened to it.
 
-    ``prepared`` is None, ``reconciliation`` None and ``posting`` None when an unexpected
+    ``settlement`` is the one read; the outcome describes ``prepared.settlement`` (its
+    marketplace resolved) when there is one. ``prepared`` is None, ``reconciliation`` None and ``posting`` None when an unexpected
     ``error`` came before that stage (or, for ``posting``, when nothing was to be posted).
     ``error`` makes it ``failed`` whatever else happened; otherwise: held by a gate, dry run,
     held by ``--strict``, held by M3 (unreachable, a refusal), submitted, duplicate or posted.
