@@ -18,9 +18,10 @@ enter an Amazon order's baseline.
 - shipping chargeback against the shipping the buyer paid;
 - per settlement: fee share of sales and reserve held back against the trailing settlements.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -35,21 +36,27 @@ TRAILING_WINDOW = 6
 MIN_PRICE_OBSERVATIONS = 3
 
 
-def _baseline(frame: pd.DataFrame, mask: np.ndarray, keys: list[str], value: pd.Series,
-              prefix: str) -> pd.DataFrame:
+def _baseline(frame: pd.DataFrame, mask: np.ndarray, keys: list[str], value: pd.Series, prefix: str) -> pd.DataFrame:
     """Median of ``value``, the number of settlements and of items behind it, per ``keys``, for every row."""
     source = frame.loc[mask, keys + ["settlement_id"]].assign(_v=value[mask].to_numpy())
-    stats = source.groupby(keys, sort=False).agg(**{f"{prefix}_median": ("_v", "median"),
-                                                   f"{prefix}_settlements": ("settlement_id", "nunique"),
-                                                   f"{prefix}_count": ("_v", "size")})
+    stats = source.groupby(keys, sort=False).agg(
+        **{
+            f"{prefix}_median": ("_v", "median"),
+            f"{prefix}_settlements": ("settlement_id", "nunique"),
+            f"{prefix}_count": ("_v", "size"),
+        }
+    )
     merged = frame[keys].merge(stats, left_on=keys, right_index=True, how="left")
     merged.index = frame.index
     return merged[[f"{prefix}_median", f"{prefix}_settlements", f"{prefix}_count"]]
 
 
 def _checked_categories(categories: Mapping[str, str]) -> dict[str, str]:
-    bad = [sku for sku, category in categories.items() if not isinstance(sku, str) or not isinstance(category, str)
-           or not category.strip()]
+    bad = [
+        sku
+        for sku, category in categories.items()
+        if not isinstance(sku, str) or not isinstance(category, str) or not category.strip()
+    ]
     if bad:
         raise ValueError(f"catalog_hints must map SKU text to a category name; bad entries for {bad[:5]}")
     return dict(categories)
@@ -66,32 +73,39 @@ def item_features(items: pd.DataFrame, categories: Mapping[str, str] | None = No
     # FBA fee per unit vs the SKU's history.
     fba_mask = is_sale & (items["fba"].to_numpy() > 0) & (quantity > 0)
     out["fba_unit"] = np.where(fba_mask, items["fba"] / np.where(quantity > 0, quantity, 1), np.nan)
-    out[["fba_median", "fba_settlements", "fba_count"]] = _baseline(items, fba_mask, ["sku", "currency", "channel"],
-                                                                    out["fba_unit"], "fba")
+    out[["fba_median", "fba_settlements", "fba_count"]] = _baseline(
+        items, fba_mask, ["sku", "currency", "channel"], out["fba_unit"], "fba"
+    )
     out.loc[~fba_mask, ["fba_median", "fba_settlements", "fba_count"]] = np.nan
     out["fba_ratio"] = out["fba_unit"] / out["fba_median"]
 
     # Effective referral rate vs the category (or SKU) baseline in the marketplace.
     base = (items["principal"] + items["shipping"]).to_numpy(dtype="float64")
     ref_mask = is_sale & (base > 0) & (items["commission"].to_numpy() > 0)
-    group = (items["sku"].map(_checked_categories(categories)) if categories
-             else pd.Series(np.nan, index=items.index, dtype=object))
+    group = (
+        items["sku"].map(_checked_categories(categories))
+        if categories
+        else pd.Series(np.nan, index=items.index, dtype=object)
+    )
     out["referral_group"] = group.where(group.notna(), "SKU " + items["sku"]).astype(str)
     out["sales_base"] = np.where(ref_mask, base, np.nan)
     out["referral_rate"] = items["commission"] / out["sales_base"]
     keyed = items.assign(referral_group=out["referral_group"])
     out[["referral_median", "referral_settlements", "referral_count"]] = _baseline(
-        keyed, ref_mask, ["referral_group", "marketplace_name", "channel"], out["referral_rate"], "referral")
+        keyed, ref_mask, ["referral_group", "marketplace_name", "channel"], out["referral_rate"], "referral"
+    )
     out.loc[~ref_mask, ["referral_median", "referral_settlements"]] = np.nan
-    out["referral_expected"] = np.maximum(out["referral_median"] * out["sales_base"],
-                                          MIN_REFERRAL_PER_UNIT_MINOR * quantity)
+    out["referral_expected"] = np.maximum(
+        out["referral_median"] * out["sales_base"], MIN_REFERRAL_PER_UNIT_MINOR * quantity
+    )
     out["referral_ratio"] = items["commission"] / out["referral_expected"]
 
     # Unit price vs the SKU's price history in the marketplace.
     price_mask = is_sale & (items["principal"].to_numpy() > 0) & (quantity > 0)
     out["unit_price"] = np.where(price_mask, items["principal"] / np.where(quantity > 0, quantity, 1), np.nan)
     out[["price_median", "price_settlements", "price_count"]] = _baseline(
-        items, price_mask, ["sku", "marketplace_name", "channel"], out["unit_price"], "price")
+        items, price_mask, ["sku", "marketplace_name", "channel"], out["unit_price"], "price"
+    )
     out.loc[~price_mask, ["price_median", "price_settlements", "price_count"]] = np.nan
     # With fewer than three sales the median cannot tell a typo from the right price.
     trusted = out["price_count"].fillna(0) >= MIN_PRICE_OBSERVATIONS
@@ -122,8 +136,14 @@ def _refund_features(items: pd.DataFrame, out: pd.DataFrame, is_sale: np.ndarray
     )
     sale = refunds[key].merge(sales.rename("sale_principal"), left_on=key, right_index=True, how="left")
     refunds["sale_principal"] = sale["sale_principal"].to_numpy()
-    columns = ["refund_rank", "refunded_so_far", "sale_principal", "previous_adjustment", "previous_posted",
-               "previous_settlement"]
+    columns = [
+        "refund_rank",
+        "refunded_so_far",
+        "sale_principal",
+        "previous_adjustment",
+        "previous_posted",
+        "previous_settlement",
+    ]
     for column in columns:
         out[column] = refunds[column].reindex(out.index)
     # A sale without principal (an MCF order) cannot be exceeded in any meaningful way.
@@ -132,10 +152,12 @@ def _refund_features(items: pd.DataFrame, out: pd.DataFrame, is_sale: np.ndarray
     # Refund administration fee as a share of the commission it was charged on.
     commission = items["commission"].to_numpy(dtype="float64")
     rc_mask = is_refund & (commission > 0)
-    out["refund_commission_rate"] = np.where(rc_mask, items["refund_commission"] / np.where(rc_mask, commission, 1),
-                                             np.nan)
-    stats = _baseline(items, rc_mask, ["marketplace_name", "channel"], out["refund_commission_rate"],
-                      "refund_commission")
+    out["refund_commission_rate"] = np.where(
+        rc_mask, items["refund_commission"] / np.where(rc_mask, commission, 1), np.nan
+    )
+    stats = _baseline(
+        items, rc_mask, ["marketplace_name", "channel"], out["refund_commission_rate"], "refund_commission"
+    )
     out["refund_commission_median"] = stats["refund_commission_median"].where(rc_mask)
     out["refund_commission_ratio"] = out["refund_commission_rate"] / out["refund_commission_median"]
 
@@ -143,8 +165,15 @@ def _refund_features(items: pd.DataFrame, out: pd.DataFrame, is_sale: np.ndarray
 def settlement_features(current: pd.DataFrame, past: pd.DataFrame) -> pd.DataFrame:
     """Fee share of sales and reserve share against the trailing settlements of the marketplace."""
     row = current.iloc[0]
-    trailing = past[(past["marketplace"] == row["marketplace"]) & (past["currency"] == row["currency"])
-                    & (past["end"] < row["end"])].sort_values("end").tail(TRAILING_WINDOW)
+    trailing = (
+        past[
+            (past["marketplace"] == row["marketplace"])
+            & (past["currency"] == row["currency"])
+            & (past["end"] < row["end"])
+        ]
+        .sort_values("end")
+        .tail(TRAILING_WINDOW)
+    )
 
     def shares(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         sales = frame["sales_minor"].where(frame["sales_minor"] > 0)
@@ -152,8 +181,12 @@ def settlement_features(current: pd.DataFrame, past: pd.DataFrame) -> pd.DataFra
 
     fee_share, reserve_share = shares(current)
     past_fee, past_reserve = shares(trailing)
-    return pd.DataFrame({
-        "fee_share": fee_share.to_numpy(), "reserve_share": reserve_share.to_numpy(),
-        "fee_share_median": [past_fee.median()], "reserve_share_median": [past_reserve.median()],
-        "trailing_settlements": [int(past_fee.notna().sum())],
-    })
+    return pd.DataFrame(
+        {
+            "fee_share": fee_share.to_numpy(),
+            "reserve_share": reserve_share.to_numpy(),
+            "fee_share_median": [past_fee.median()],
+            "reserve_share_median": [past_reserve.median()],
+            "trailing_settlements": [int(past_fee.notna().sum())],
+        }
+    )

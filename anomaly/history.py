@@ -4,6 +4,7 @@ Stored as Parquet under ``HOME/history/`` (one file per table, rewritten atomica
 by settlement id so adding the same settlement twice changes nothing. Items keep their
 fulfilment channel (Amazon or MCF); files written before that column existed still load.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,14 +14,31 @@ import pandas as pd
 
 from reconciliation.model import Settlement
 
-from .items import (ITEM_COLUMNS, REIMBURSEMENT_COLUMNS, SETTLEMENT_COLUMNS, SettlementItems, empty_frame,
-                    extract_items, fulfilment_channel)
+from .items import (
+    ITEM_COLUMNS,
+    REIMBURSEMENT_COLUMNS,
+    SETTLEMENT_COLUMNS,
+    SettlementItems,
+    empty_frame,
+    extract_items,
+    fulfilment_channel,
+)
 
 # Scores as the flow kept them (ANOMALY_COLUMNS plus the settlement), for the analyst notebook.
-SCORE_COLUMNS: dict[str, str] = {"settlement_id": "str", "order_id": "str", "sku": "str", "kind": "str",
-                                 "score": "float64", "reasons": "object"}
-_TABLES: dict[str, dict[str, str]] = {"items": ITEM_COLUMNS, "settlements": SETTLEMENT_COLUMNS,
-                                      "reimbursements": REIMBURSEMENT_COLUMNS, "scores": SCORE_COLUMNS}
+SCORE_COLUMNS: dict[str, str] = {
+    "settlement_id": "str",
+    "order_id": "str",
+    "sku": "str",
+    "kind": "str",
+    "score": "float64",
+    "reasons": "object",
+}
+_TABLES: dict[str, dict[str, str]] = {
+    "items": ITEM_COLUMNS,
+    "settlements": SETTLEMENT_COLUMNS,
+    "reimbursements": REIMBURSEMENT_COLUMNS,
+    "scores": SCORE_COLUMNS,
+}
 
 
 class HistoryError(RuntimeError):
@@ -73,9 +91,12 @@ class AnomalyHistory:
             return False
         self.folder.mkdir(parents=True, exist_ok=True)
         score_rows = _score_rows(scores, sid)
-        for name, frame in (("items", extracted.items), ("reimbursements", extracted.reimbursements),
-                            ("scores", score_rows),
-                            ("settlements", extracted.summary)):  # settlements last: it marks "recorded"
+        for name, frame in (
+            ("items", extracted.items),
+            ("reimbursements", extracted.reimbursements),
+            ("scores", score_rows),
+            ("settlements", extracted.summary),
+        ):  # settlements last: it marks "recorded"
             old = self._read(name)
             old = old[old["settlement_id"] != sid]  # a half-written earlier add is replaced, not doubled
             combined = frame if old.empty else pd.concat([old, frame], ignore_index=True)
@@ -93,7 +114,11 @@ class AnomalyHistory:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise HistoryError(path, f"cannot read anomaly history ({type(exc).__name__}: {exc})") from None
-        if name == "items" and "channel" not in frame.columns and {"marketplace_name", "order_id"} <= set(frame.columns):
+        if (
+            name == "items"
+            and "channel" not in frame.columns
+            and {"marketplace_name", "order_id"} <= set(frame.columns)
+        ):
             # Written before items kept their channel: the stored name and order id still tell it
             # (every Amazon storefront order reads as "amazon", as it always was judged).
             frame["channel"] = fulfilment_channel(frame["marketplace_name"], frame["order_id"]).to_numpy()

@@ -16,6 +16,7 @@ paid, always as positive numbers):
 - ``commission``: referral fee charged on an Order, commission returned on a Refund;
 - ``fba`` / ``chargeback`` / ``refund_commission``: fee charged (positive = seller pays).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,19 +36,37 @@ _GROUP_KEYS: list[str] = ["transaction_type", "order_item_code", "adjustment_id"
 COMPONENTS: tuple[str, ...] = ("principal", "shipping", "commission", "fba", "chargeback", "refund_commission")
 # Columns of an item frame (the current settlement's and the stored history's).
 ITEM_COLUMNS: dict[str, str] = {
-    "settlement_id": "str", "marketplace_name": "str", "channel": "str", "currency": "str",
-    "transaction_type": "str", "order_id": "str", "order_item_code": "str", "adjustment_id": "str", "sku": "str",
-    "posted_date": "datetime64[us, UTC]", "quantity": "int64",
+    "settlement_id": "str",
+    "marketplace_name": "str",
+    "channel": "str",
+    "currency": "str",
+    "transaction_type": "str",
+    "order_id": "str",
+    "order_item_code": "str",
+    "adjustment_id": "str",
+    "sku": "str",
+    "posted_date": "datetime64[us, UTC]",
+    "quantity": "int64",
     **{c: "int64" for c in COMPONENTS},
 }
 # Per-settlement figures judged against the trailing settlements of the same marketplace.
 SETTLEMENT_COLUMNS: dict[str, str] = {
-    "settlement_id": "str", "marketplace": "str", "currency": "str", "end": "datetime64[us, UTC]",
-    "sales_minor": "int64", "fees_minor": "int64", "reserve_held_minor": "int64",
-    "reserve_released_minor": "int64", "reimbursement_minor": "int64",
+    "settlement_id": "str",
+    "marketplace": "str",
+    "currency": "str",
+    "end": "datetime64[us, UTC]",
+    "sales_minor": "int64",
+    "fees_minor": "int64",
+    "reserve_held_minor": "int64",
+    "reserve_released_minor": "int64",
+    "reimbursement_minor": "int64",
 }
-REIMBURSEMENT_COLUMNS: dict[str, str] = {"settlement_id": "str", "adjustment_id": "str", "sku": "str",
-                                         "amount_minor": "int64"}
+REIMBURSEMENT_COLUMNS: dict[str, str] = {
+    "settlement_id": "str",
+    "adjustment_id": "str",
+    "sku": "str",
+    "amount_minor": "int64",
+}
 
 CHANNEL_AMAZON, CHANNEL_MCF = "amazon", "mcf"
 # Order ids of MCF orders when the marketplace-name is empty: "S01-1234567-1234567", "#1088".
@@ -76,8 +95,8 @@ _RESERVE_RELEASED = "PREVIOUSRESERVEAMOUNTBALANCE"
 class SettlementItems:
     """What anomaly scoring needs from one settlement. Compares by identity (``eq=False``): DataFrames."""
 
-    items: pd.DataFrame           # ITEM_COLUMNS, one row per order item event
-    summary: pd.DataFrame         # SETTLEMENT_COLUMNS, one row
+    items: pd.DataFrame  # ITEM_COLUMNS, one row per order item event
+    summary: pd.DataFrame  # SETTLEMENT_COLUMNS, one row
     reimbursements: pd.DataFrame  # REIMBURSEMENT_COLUMNS
 
 
@@ -87,9 +106,23 @@ def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
 
 def extract_items(settlement: Settlement) -> SettlementItems:
     lines = settlement.lines
-    missing = [c for c in ("transaction_type", "order_id", "order_item_code", "adjustment_id", "sku",
-                           "amount_type", "amount_description", "amount_minor", "quantity", "posted_date",
-                           "marketplace_name") if c not in lines.columns]
+    missing = [
+        c
+        for c in (
+            "transaction_type",
+            "order_id",
+            "order_item_code",
+            "adjustment_id",
+            "sku",
+            "amount_type",
+            "amount_description",
+            "amount_minor",
+            "quantity",
+            "posted_date",
+            "marketplace_name",
+        )
+        if c not in lines.columns
+    ]
     if missing:
         raise ValueError(f"settlement {settlement.settlement_id}: lines lack column(s) {', '.join(missing)}")
     keys = _LineKeys(*(_KeyColumn.of(lines[c]) for c in ("transaction_type", "amount_type", "amount_description")))
@@ -101,11 +134,11 @@ class _KeyColumn:
     """One text column as integer codes per line and the normalised key of each code: lines are
     compared by code, so a million lines cost one factorize and a few integer comparisons."""
 
-    codes: np.ndarray   # int64 per line
-    keys: np.ndarray    # normalised key per code (object)
+    codes: np.ndarray  # int64 per line
+    keys: np.ndarray  # normalised key per code (object)
 
     @classmethod
-    def of(cls, values: pd.Series) -> "_KeyColumn":
+    def of(cls, values: pd.Series) -> _KeyColumn:
         codes, uniques = pd.factorize(values.fillna(""))
         return cls(codes, np.array([normalise_key(str(u)) for u in uniques], dtype=object))
 
@@ -131,15 +164,29 @@ class _LineKeys:
 def _items(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     lines = settlement.lines
     item_type = np.array([_ITEM_TRANSACTIONS.get(k, "") for k in keys.transaction_type.keys], dtype=object)
-    is_item = (item_type != "").astype(bool)[keys.transaction_type.codes] & lines["order_id"].ne("").to_numpy(dtype=bool)
-    sub = lines.loc[is_item, ["order_id", "order_item_code", "adjustment_id", "sku",
-                              "marketplace_name", "amount_minor", "quantity", "posted_date"]].reset_index(drop=True)
+    is_item = (item_type != "").astype(bool)[keys.transaction_type.codes] & lines["order_id"].ne("").to_numpy(
+        dtype=bool
+    )
+    sub = lines.loc[
+        is_item,
+        [
+            "order_id",
+            "order_item_code",
+            "adjustment_id",
+            "sku",
+            "marketplace_name",
+            "amount_minor",
+            "quantity",
+            "posted_date",
+        ],
+    ].reset_index(drop=True)
     if sub.empty:
         return empty_frame(ITEM_COLUMNS)
     sub["transaction_type"] = item_type[keys.transaction_type.codes[is_item]]
     # V1 files may lack order-item codes: the SKU then identifies the item within its order.
-    sub["order_item_code"] = sub["order_item_code"].where(sub["order_item_code"].ne(""),
-                                                          "sku:" + sub["order_id"] + "/" + sub["sku"])
+    sub["order_item_code"] = sub["order_item_code"].where(
+        sub["order_item_code"].ne(""), "sku:" + sub["order_id"] + "/" + sub["sku"]
+    )
     group = sub.groupby(_GROUP_KEYS, sort=False).ngroup().to_numpy()
     n_groups = int(group.max()) + 1
     _, first = np.unique(group, return_index=True)
@@ -152,25 +199,36 @@ def _items(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     is_fee = np.isin(component, [COMPONENTS.index(c) for c in ("fba", "chargeback", "refund_commission")])
     signed = sub["amount_minor"].to_numpy(dtype=np.int64) * sign * np.where(is_refund & ~is_fee, -1, 1)
     known = component >= 0
-    sums = (pd.DataFrame({"g": group[known], "c": component[known], "a": signed[known]})
-            .groupby(["g", "c"], sort=False)["a"].sum().unstack(fill_value=0)
-            .reindex(index=range(n_groups), columns=range(len(COMPONENTS)), fill_value=0))
+    sums = (
+        pd.DataFrame({"g": group[known], "c": component[known], "a": signed[known]})
+        .groupby(["g", "c"], sort=False)["a"]
+        .sum()
+        .unstack(fill_value=0)
+        .reindex(index=range(n_groups), columns=range(len(COMPONENTS)), fill_value=0)
+    )
 
-    quantity = (pd.Series(sub["quantity"].fillna(0).to_numpy(dtype=np.int64)).groupby(group).max()
-                .reindex(range(n_groups), fill_value=0).to_numpy())
+    quantity = (
+        pd.Series(sub["quantity"].fillna(0).to_numpy(dtype=np.int64))
+        .groupby(group)
+        .max()
+        .reindex(range(n_groups), fill_value=0)
+        .to_numpy()
+    )
     posted = sub["posted_date"].groupby(group).min().reindex(range(n_groups))  # stays tz-aware (no object array)
     firsts = sub.iloc[first].reset_index(drop=True)
-    out = pd.DataFrame({
-        "settlement_id": settlement.settlement_id,
-        "marketplace_name": firsts["marketplace_name"],
-        "channel": fulfilment_channel(firsts["marketplace_name"], firsts["order_id"]),
-        "currency": settlement.currency,
-        **{k: firsts[k] for k in ITEM_KEYS},
-        "sku": firsts["sku"],
-        "posted_date": posted.reset_index(drop=True),
-        "quantity": quantity,
-        **{name: sums[i].to_numpy(dtype=np.int64) for i, name in enumerate(COMPONENTS)},
-    })
+    out = pd.DataFrame(
+        {
+            "settlement_id": settlement.settlement_id,
+            "marketplace_name": firsts["marketplace_name"],
+            "channel": fulfilment_channel(firsts["marketplace_name"], firsts["order_id"]),
+            "currency": settlement.currency,
+            **{k: firsts[k] for k in ITEM_KEYS},
+            "sku": firsts["sku"],
+            "posted_date": posted.reset_index(drop=True),
+            "quantity": quantity,
+            **{name: sums[i].to_numpy(dtype=np.int64) for i, name in enumerate(COMPONENTS)},
+        }
+    )
     return out[list(ITEM_COLUMNS)].astype(ITEM_COLUMNS)
 
 
@@ -184,8 +242,9 @@ def fulfilment_channel(marketplace_name: pd.Series, order_id: pd.Series) -> pd.S
     folded = pd.Series(uniques, dtype=object).astype(str).str.strip().str.lower()
     # A seller-internal name that is no Amazon storefront counts as MCF too (the marketplace
     # table knows the documented MCF spellings; sellers invent others).
-    named_mcf = [is_multichannel(n) or (n != "" and marketplace_by_name(n) is None and "amazon" not in n)
-                 for n in folded]
+    named_mcf = [
+        is_multichannel(n) or (n != "" and marketplace_by_name(n) is None and "amazon" not in n) for n in folded
+    ]
     by_name = np.where(np.array(named_mcf, dtype=bool), CHANNEL_MCF, CHANNEL_AMAZON).astype(object)
     channel = by_name[codes]
     unnamed = folded.eq("").to_numpy(dtype=bool)[codes]
@@ -216,8 +275,13 @@ def _summary(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     def where(column: str, value: str) -> np.ndarray:
         return getattr(keys, column).equals(value)
 
-    sales = exact_sum(amount[where("transaction_type", "ORDER") & where("amount_type", "ITEMPRICE")
-                             & where("amount_description", "PRINCIPAL")])
+    sales = exact_sum(
+        amount[
+            where("transaction_type", "ORDER")
+            & where("amount_type", "ITEMPRICE")
+            & where("amount_description", "PRINCIPAL")
+        ]
+    )
     # MCF orders' fees pay for sales made elsewhere: they stay out of the fee share of Amazon sales.
     item_fee = where("amount_type", "ITEMFEES")
     fee_lines = lines.loc[item_fee, ["marketplace_name", "order_id"]]
@@ -227,18 +291,32 @@ def _summary(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     released = exact_sum(amount[where("amount_description", _RESERVE_RELEASED)])
     reimbursed = exact_sum(amount[where("amount_type", _REIMBURSEMENT_TYPE)])
     # Exact sums, stored saturated: a sum beyond int64 (a settlement the sum gate holds) never wraps.
-    figures = {"sales_minor": sales, "fees_minor": fees, "reserve_held_minor": held,
-               "reserve_released_minor": released, "reimbursement_minor": reimbursed}
-    row = {"settlement_id": settlement.settlement_id, "marketplace": settlement.marketplace,
-           "currency": settlement.currency, "end": settlement.end,
-           **{name: saturated_int64(value) for name, value in figures.items()}}
+    figures = {
+        "sales_minor": sales,
+        "fees_minor": fees,
+        "reserve_held_minor": held,
+        "reserve_released_minor": released,
+        "reimbursement_minor": reimbursed,
+    }
+    row = {
+        "settlement_id": settlement.settlement_id,
+        "marketplace": settlement.marketplace,
+        "currency": settlement.currency,
+        "end": settlement.end,
+        **{name: saturated_int64(value) for name, value in figures.items()},
+    }
     return pd.DataFrame([row]).astype(SETTLEMENT_COLUMNS)
 
 
 def _reimbursements(settlement: Settlement, keys: _LineKeys) -> pd.DataFrame:
     lines = settlement.lines
     rows = lines[keys.amount_type.equals(_REIMBURSEMENT_TYPE)]
-    frame = pd.DataFrame({"settlement_id": settlement.settlement_id,
-                          "adjustment_id": rows["adjustment_id"].to_numpy(), "sku": rows["sku"].to_numpy(),
-                          "amount_minor": rows["amount_minor"].to_numpy(dtype=np.int64)})
+    frame = pd.DataFrame(
+        {
+            "settlement_id": settlement.settlement_id,
+            "adjustment_id": rows["adjustment_id"].to_numpy(),
+            "sku": rows["sku"].to_numpy(),
+            "amount_minor": rows["amount_minor"].to_numpy(dtype=np.int64),
+        }
+    )
     return frame.astype(REIMBURSEMENT_COLUMNS)

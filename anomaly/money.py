@@ -3,6 +3,7 @@
 Amounts stay integers until they become text; per-unit values and medians are rounded half
 away from zero to whole minor units first, so "5.84" is exactly what the fee schedule says.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ def format_minor_column(values: np.ndarray | pd.Series, decimals: int) -> pd.Ser
     minor = pd.Series(np.asarray(values, dtype="int64"))
     if decimals == 0:
         return minor.astype(str)
-    scale = 10 ** decimals
+    scale = 10**decimals
     absolute = minor.abs()
     text = (absolute // scale).astype(str) + "." + (absolute % scale).astype(str).str.zfill(decimals)
     return text.where(minor >= 0, "-" + text)

@@ -7,10 +7,11 @@ IsolationForest's view rescaled so ordinary items get 0. The model alone can rea
 MODEL_WEIGHT, so an item no rule names is flagged only when it is far out of line; when a rule
 fired, the model only raises its confidence.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -26,13 +27,21 @@ from .rules import evaluate_rules
 
 ANOMALY_COLUMNS: tuple[str, ...] = ("order_id", "sku", "kind", "score", "reasons")
 # Extra columns of ScoredSettlement.items (after ANOMALY_COLUMNS).
-DETAIL_COLUMNS: tuple[str, ...] = ("settlement_id", "marketplace_name", "transaction_type", "order_item_code",
-                                   "adjustment_id", "posted_date", "rule_score", "isolation")
+DETAIL_COLUMNS: tuple[str, ...] = (
+    "settlement_id",
+    "marketplace_name",
+    "transaction_type",
+    "order_item_code",
+    "adjustment_id",
+    "posted_date",
+    "rule_score",
+    "isolation",
+)
 DEFAULT_THRESHOLD = 0.5
 MODEL_WEIGHT = 0.6
-ISOLATION_FLOOR, ISOLATION_SPAN = 0.62, 0.18   # isolation scores below the floor are ordinary
-FEE_SHARE_TOLERANCE = 1.25                      # fees 25 % above their usual share of sales
-RESERVE_SHARE_TOLERANCE = 0.05                  # reserve 5 points of sales above usual
+ISOLATION_FLOOR, ISOLATION_SPAN = 0.62, 0.18  # isolation scores below the floor are ordinary
+FEE_SHARE_TOLERANCE = 1.25  # fees 25 % above their usual share of sales
+RESERVE_SHARE_TOLERANCE = 0.05  # reserve 5 points of sales above usual
 INVENTORY_EVENT_COLUMNS = ("event_id", "sku", "quantity")
 
 
@@ -53,10 +62,17 @@ class ScoredSettlement:
         return chosen[list(ANOMALY_COLUMNS)].reset_index(drop=True)
 
 
-def score_settlement(settlement: Settlement, history: AnomalyHistory, *,
-                     catalog_hints: Mapping[str, str] | None = None, threshold: float = DEFAULT_THRESHOLD,
-                     inventory_events: pd.DataFrame | None = None, seed: int = 0,
-                     model: AnomalyModel | None = None, persist_model: bool = True) -> pd.DataFrame:
+def score_settlement(
+    settlement: Settlement,
+    history: AnomalyHistory,
+    *,
+    catalog_hints: Mapping[str, str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    inventory_events: pd.DataFrame | None = None,
+    seed: int = 0,
+    model: AnomalyModel | None = None,
+    persist_model: bool = True,
+) -> pd.DataFrame:
     """Anomalies of ``settlement`` judged against ``history``: ANOMALY_COLUMNS, score descending.
 
     ``catalog_hints`` maps SKU -> product category (referral rates are judged per category
@@ -65,19 +81,35 @@ def score_settlement(settlement: Settlement, history: AnomalyHistory, *,
     ``model`` is given). Call ``history.add(settlement)`` afterwards.
     """
     _check_threshold(threshold)
-    return score_items(settlement, history, catalog_hints=catalog_hints, inventory_events=inventory_events,
-                       seed=seed, model=model, persist_model=persist_model).flagged(threshold)
+    return score_items(
+        settlement,
+        history,
+        catalog_hints=catalog_hints,
+        inventory_events=inventory_events,
+        seed=seed,
+        model=model,
+        persist_model=persist_model,
+    ).flagged(threshold)
 
 
-def score_items(settlement: Settlement, history: AnomalyHistory, *,
-                catalog_hints: Mapping[str, str] | None = None, inventory_events: pd.DataFrame | None = None,
-                seed: int = 0, model: AnomalyModel | None = None, persist_model: bool = True) -> ScoredSettlement:
+def score_items(
+    settlement: Settlement,
+    history: AnomalyHistory,
+    *,
+    catalog_hints: Mapping[str, str] | None = None,
+    inventory_events: pd.DataFrame | None = None,
+    seed: int = 0,
+    model: AnomalyModel | None = None,
+    persist_model: bool = True,
+) -> ScoredSettlement:
     """Score every item; fits (and saves under ``HOME/history/models``) a model unless one is given."""
     sid = settlement.settlement_id
     current = extract_items(settlement)
     past = history.items()
     past = past[past["settlement_id"] != sid]  # re-scoring a recorded settlement must not count it twice
-    everything = pd.concat([past, current.items], ignore_index=True) if len(past) else current.items.reset_index(drop=True)
+    everything = (
+        pd.concat([past, current.items], ignore_index=True) if len(past) else current.items.reset_index(drop=True)
+    )
     features = item_features(everything, catalog_hints)
     matrix = model_matrix(features, everything)
     if model is None:
@@ -88,16 +120,18 @@ def score_items(settlement: Settlement, history: AnomalyHistory, *,
     items = everything.iloc[start:].reset_index(drop=True)
     item_features_now = features.iloc[start:].reset_index(drop=True)
     isolation = model.anomaly_score(matrix.iloc[start:].reset_index(drop=True))
-    scored = _combine(items, item_features_now, matrix.iloc[start:].reset_index(drop=True), isolation,
-                      settlement.decimals)
+    scored = _combine(
+        items, item_features_now, matrix.iloc[start:].reset_index(drop=True), isolation, settlement.decimals
+    )
     extra = [_settlement_rows(current.summary, history.settlements(), sid, settlement.decimals)]
     if inventory_events is not None:
         seen = pd.concat([history.reimbursements()["adjustment_id"], current.reimbursements["adjustment_id"]])
         extra.append(_missing_reimbursements(inventory_events, set(seen), sid))
     frames = [f for f in [scored, *extra] if len(f)]
     result = pd.concat(frames, ignore_index=True) if frames else scored
-    result = result.sort_values(["score", "order_id", "sku", "adjustment_id"], ascending=[False, True, True, True],
-                                kind="stable").reset_index(drop=True)
+    result = result.sort_values(
+        ["score", "order_id", "sku", "adjustment_id"], ascending=[False, True, True, True], kind="stable"
+    ).reset_index(drop=True)
     return ScoredSettlement(sid, result[list(ANOMALY_COLUMNS + DETAIL_COLUMNS)], model)
 
 
@@ -110,8 +144,9 @@ def _safe_name(settlement_id: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in settlement_id) or "settlement"
 
 
-def _combine(items: pd.DataFrame, features: pd.DataFrame, matrix: pd.DataFrame, isolation: np.ndarray,
-             decimals: int) -> pd.DataFrame:
+def _combine(
+    items: pd.DataFrame, features: pd.DataFrame, matrix: pd.DataFrame, isolation: np.ndarray, decimals: int
+) -> pd.DataFrame:
     hits = evaluate_rules(items, features, decimals)
     rule_scores = np.column_stack([h.scores for h in hits]) if hits else np.zeros((len(items), 1))
     rule = rule_scores.max(axis=1) if len(items) else np.zeros(0)
@@ -122,12 +157,23 @@ def _combine(items: pd.DataFrame, features: pd.DataFrame, matrix: pd.DataFrame, 
     kinds = np.where(rule > 0, kinds, np.where(iso_part > 0, "unusual", ""))
 
     # Reasons: one long frame of the fired rules (few rows), strongest first per item.
-    long = [pd.DataFrame({"pos": np.flatnonzero(h.scores > 0), "score": h.scores[h.scores > 0],
-                          "reason": h.reasons[h.scores > 0].to_numpy()}) for h in hits]
+    long = [
+        pd.DataFrame(
+            {
+                "pos": np.flatnonzero(h.scores > 0),
+                "score": h.scores[h.scores > 0],
+                "reason": h.reasons[h.scores > 0].to_numpy(),
+            }
+        )
+        for h in hits
+    ]
     unusual = np.flatnonzero((rule == 0) & (iso_part > 0))
     if len(unusual):
-        long.append(pd.DataFrame({"pos": unusual, "score": 0.0,
-                                  "reason": _unusual_reasons(matrix.iloc[unusual], isolation[unusual])}))
+        long.append(
+            pd.DataFrame(
+                {"pos": unusual, "score": 0.0, "reason": _unusual_reasons(matrix.iloc[unusual], isolation[unusual])}
+            )
+        )
     reason_lists = np.empty(len(items), dtype=object)
     reason_lists[:] = [[] for _ in range(len(items))]  # every item gets its own (usually empty) list
     fired = pd.concat(long, ignore_index=True) if long else pd.DataFrame(columns=["pos", "score", "reason"])
@@ -137,18 +183,35 @@ def _combine(items: pd.DataFrame, features: pd.DataFrame, matrix: pd.DataFrame, 
         # Element-wise: numpy would turn equal-length lists into a 2-D block. Only fired items loop.
         for position, reasons in zip(grouped.index.to_numpy(dtype=np.int64), grouped.to_list()):
             reason_lists[position] = reasons
-    return pd.DataFrame({
-        "order_id": items["order_id"], "sku": items["sku"], "kind": kinds, "score": np.round(score, 4),
-        "reasons": reason_lists, "settlement_id": items["settlement_id"],
-        "marketplace_name": items["marketplace_name"], "transaction_type": items["transaction_type"],
-        "order_item_code": items["order_item_code"], "adjustment_id": items["adjustment_id"],
-        "posted_date": items["posted_date"], "rule_score": rule, "isolation": np.round(isolation, 4),
-    })
+    return pd.DataFrame(
+        {
+            "order_id": items["order_id"],
+            "sku": items["sku"],
+            "kind": kinds,
+            "score": np.round(score, 4),
+            "reasons": reason_lists,
+            "settlement_id": items["settlement_id"],
+            "marketplace_name": items["marketplace_name"],
+            "transaction_type": items["transaction_type"],
+            "order_item_code": items["order_item_code"],
+            "adjustment_id": items["adjustment_id"],
+            "posted_date": items["posted_date"],
+            "rule_score": rule,
+            "isolation": np.round(isolation, 4),
+        }
+    )
 
 
 def _unusual_reasons(matrix: pd.DataFrame, isolation: np.ndarray) -> np.ndarray:
-    labels = {"fba": "FBA fee", "referral": "commission", "price": "unit price", "refund": "refund",
-              "refund_commission": "refund fee", "chargeback": "chargeback", "refund_repeat": "repeat refunds"}
+    labels = {
+        "fba": "FBA fee",
+        "referral": "commission",
+        "price": "unit price",
+        "refund": "refund",
+        "refund_commission": "refund fee",
+        "chargeback": "chargeback",
+        "refund_repeat": "repeat refunds",
+    }
     parts = pd.Series("", index=matrix.index, dtype=object)
     for column in MODEL_FEATURES:
         values = matrix[column].to_numpy()
@@ -157,15 +220,25 @@ def _unusual_reasons(matrix: pd.DataFrame, isolation: np.ndarray) -> np.ndarray:
         if column in ("chargeback", "refund_repeat"):
             text = labels[column] + " " + pd.Series(np.char.mod("%.2f", values)).to_numpy()
         parts = parts + np.where(off, np.where(parts == "", "", ", ") + text, "")
-    return ("unusual combination for this item (isolation score "
-            + pd.Series(np.char.mod("%.2f", isolation), index=matrix.index) + ")"
-            + np.where(parts != "", ": " + parts + " of its baseline", "")).to_numpy()
+    return (
+        "unusual combination for this item (isolation score "
+        + pd.Series(np.char.mod("%.2f", isolation), index=matrix.index)
+        + ")"
+        + np.where(parts != "", ": " + parts + " of its baseline", "")
+    ).to_numpy()
 
 
 def _account_level_defaults() -> dict[str, object]:
     """Detail columns of a row that belongs to the settlement, not to one order item."""
-    return {"settlement_id": "", "marketplace_name": "", "transaction_type": "", "order_item_code": "",
-            "adjustment_id": "", "posted_date": pd.NaT, "isolation": 0.0}
+    return {
+        "settlement_id": "",
+        "marketplace_name": "",
+        "transaction_type": "",
+        "order_item_code": "",
+        "adjustment_id": "",
+        "posted_date": pd.NaT,
+        "isolation": 0.0,
+    }
 
 
 def _settlement_rows(summary: pd.DataFrame, past: pd.DataFrame, sid: str, decimals: int) -> pd.DataFrame:
@@ -178,23 +251,46 @@ def _settlement_rows(summary: pd.DataFrame, past: pd.DataFrame, sid: str, decima
     if trailing >= MIN_TRAILING_SETTLEMENTS and f["fee_share_median"] > 0:
         ratio = f["fee_share"] / f["fee_share_median"]
         if ratio > FEE_SHARE_TOLERANCE:
-            rows.append(("fee_share_high", min(1.0, 0.55 + (ratio - FEE_SHARE_TOLERANCE)),
-                         f"fees {format_minor(row['fees_minor'], decimals)} are {format_percent([f['fee_share']])[0]}"
-                         f" of sales {format_minor(row['sales_minor'], decimals)}; median "
-                         f"{format_percent([f['fee_share_median']])[0]} over the last "
-                         f"{trailing} settlements on {row['marketplace']}"))
+            rows.append(
+                (
+                    "fee_share_high",
+                    min(1.0, 0.55 + (ratio - FEE_SHARE_TOLERANCE)),
+                    f"fees {format_minor(row['fees_minor'], decimals)} are {format_percent([f['fee_share']])[0]}"
+                    f" of sales {format_minor(row['sales_minor'], decimals)}; median "
+                    f"{format_percent([f['fee_share_median']])[0]} over the last "
+                    f"{trailing} settlements on {row['marketplace']}",
+                )
+            )
     if trailing >= MIN_TRAILING_SETTLEMENTS and pd.notna(f["reserve_share"]):
         excess = f["reserve_share"] - f["reserve_share_median"]
         if excess > RESERVE_SHARE_TOLERANCE:
-            rows.append(("reserve_high", min(1.0, 0.55 + excess),
-                         f"reserve held back {format_minor(row['reserve_held_minor'], decimals)} is "
-                         f"{format_percent([f['reserve_share']])[0]} of sales; median "
-                         f"{format_percent([f['reserve_share_median']])[0]} over the last "
-                         f"{trailing} settlements on {row['marketplace']}"))
-    return pd.DataFrame([{**_account_level_defaults(), "order_id": "", "sku": "", "kind": kind, "score": round(score, 4),
-                          "reasons": [reason], "settlement_id": sid, "marketplace_name": row["marketplace"],
-                          "rule_score": score} for kind, score, reason in rows],
-                        columns=list(ANOMALY_COLUMNS + DETAIL_COLUMNS))
+            rows.append(
+                (
+                    "reserve_high",
+                    min(1.0, 0.55 + excess),
+                    f"reserve held back {format_minor(row['reserve_held_minor'], decimals)} is "
+                    f"{format_percent([f['reserve_share']])[0]} of sales; median "
+                    f"{format_percent([f['reserve_share_median']])[0]} over the last "
+                    f"{trailing} settlements on {row['marketplace']}",
+                )
+            )
+    return pd.DataFrame(
+        [
+            {
+                **_account_level_defaults(),
+                "order_id": "",
+                "sku": "",
+                "kind": kind,
+                "score": round(score, 4),
+                "reasons": [reason],
+                "settlement_id": sid,
+                "marketplace_name": row["marketplace"],
+                "rule_score": score,
+            }
+            for kind, score, reason in rows
+        ],
+        columns=list(ANOMALY_COLUMNS + DETAIL_COLUMNS),
+    )
 
 
 def _missing_reimbursements(events: pd.DataFrame, reimbursed: set[str], sid: str) -> pd.DataFrame:
@@ -203,11 +299,25 @@ def _missing_reimbursements(events: pd.DataFrame, reimbursed: set[str], sid: str
     if missing_columns:
         raise ValueError(f"inventory_events lack column(s) {', '.join(missing_columns)}")
     open_events = events[~events["event_id"].astype(str).isin(reimbursed)]
-    reasons = ("inventory event " + open_events["event_id"].astype(str) + ": "
-               + open_events["quantity"].astype(str) + " unit(s) lost or damaged in Amazon's warehouse, "
-               + "no reimbursement in this or an earlier settlement")
-    return pd.DataFrame({
-        **_account_level_defaults(), "order_id": "", "sku": open_events["sku"].astype(str).to_numpy(),
-        "kind": "missing_reimbursement", "score": 0.75, "reasons": [[r] for r in reasons],
-        "settlement_id": sid, "adjustment_id": open_events["event_id"].astype(str).to_numpy(), "rule_score": 0.75,
-    }, columns=list(ANOMALY_COLUMNS + DETAIL_COLUMNS))
+    reasons = (
+        "inventory event "
+        + open_events["event_id"].astype(str)
+        + ": "
+        + open_events["quantity"].astype(str)
+        + " unit(s) lost or damaged in Amazon's warehouse, "
+        + "no reimbursement in this or an earlier settlement"
+    )
+    return pd.DataFrame(
+        {
+            **_account_level_defaults(),
+            "order_id": "",
+            "sku": open_events["sku"].astype(str).to_numpy(),
+            "kind": "missing_reimbursement",
+            "score": 0.75,
+            "reasons": [[r] for r in reasons],
+            "settlement_id": sid,
+            "adjustment_id": open_events["event_id"].astype(str).to_numpy(),
+            "rule_score": 0.75,
+        },
+        columns=list(ANOMALY_COLUMNS + DETAIL_COLUMNS),
+    )

@@ -6,13 +6,14 @@ cosine similarity. Character n-grams match "Long-Term Storage" to "Storage Fee" 
 "FBAPerUnit..." to "FBA Per Unit ..." without a word list. Suggestions are shown to a person
 (reasons, Exceptions sheet); they are never applied to the mapping automatically.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Iterable
 
 import numpy as np
 import yaml
@@ -34,20 +35,23 @@ class VocabularyError(ValueError):
 
 @dataclass(frozen=True)
 class Suggestion:
-    combination: tuple[str, str, str]   # (transaction_type, amount_type, amount_description)
+    combination: tuple[str, str, str]  # (transaction_type, amount_type, amount_description)
     category: str
-    confidence: float                   # cosine similarity of the best supporting entry, 0..1
-    yaml_line: str                      # the rule to add under ``rules:`` (review first)
-    nearest: str                        # the known name it resembles most
+    confidence: float  # cosine similarity of the best supporting entry, 0..1
+    yaml_line: str  # the rule to add under ``rules:`` (review first)
+    nearest: str  # the known name it resembles most
 
     def reason(self) -> str:
-        return (f"unmapped {' / '.join(self.combination)}: looks like {self.category} "
-                f"(confidence {self.confidence:.2f}, nearest known {self.nearest!r}); to map it add "
-                f"{self.yaml_line.strip()}")
+        return (
+            f"unmapped {' / '.join(self.combination)}: looks like {self.category} "
+            f"(confidence {self.confidence:.2f}, nearest known {self.nearest!r}); to map it add "
+            f"{self.yaml_line.strip()}"
+        )
 
 
-def load_vocabulary(text: str | None = None, source: str = "anomaly/vocabulary/amazon_fee_names.yaml"
-                    ) -> tuple[tuple[str, str], ...]:
+def load_vocabulary(
+    text: str | None = None, source: str = "anomaly/vocabulary/amazon_fee_names.yaml"
+) -> tuple[tuple[str, str], ...]:
     """(name, category) pairs of the shipped vocabulary (or of ``text``)."""
     if text is None:
         text = (resources.files("anomaly.vocabulary") / "amazon_fee_names.yaml").read_text(encoding="utf-8")
@@ -57,7 +61,9 @@ def load_vocabulary(text: str | None = None, source: str = "anomaly/vocabulary/a
         raise VocabularyError(f"{source}: expected a 'names' list")
     pairs = []
     for index, entry in enumerate(names):
-        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("category"), str)):
+        if not (
+            isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("category"), str)
+        ):
             raise VocabularyError(f"{source}: names[{index}] needs text 'name' and 'category'")
         pairs.append((entry["name"], entry["category"]))
     return tuple(pairs)
@@ -72,8 +78,11 @@ def _words(value: str) -> str:
 def _describe(keys: tuple[str, str, str]) -> str:
     """Text of a combination: its specific parts, most specific first."""
     transaction_type, amount_type, description = keys
-    parts = [k for k in (description, amount_type, transaction_type)
-             if k.strip() != WILDCARD and normalise_key(k) not in _GENERIC]
+    parts = [
+        k
+        for k in (description, amount_type, transaction_type)
+        if k.strip() != WILDCARD and normalise_key(k) not in _GENERIC
+    ]
     if normalise_key(transaction_type) == "REFUND":
         parts.append("refund")
     return _words(" ".join(parts)) or _words(" ".join(keys))
@@ -90,8 +99,9 @@ def yaml_rule_line(keys: tuple[str, str, str], category: str) -> str:
     return f"  - {{transaction_type: {tt}, amount_type: {at}, amount_description: {ad}, category: {category}}}"
 
 
-def suggest_categories(unmapped: Iterable[tuple[str, str, str]], mapping: GLMapping, *,
-                       vocabulary: Iterable[tuple[str, str]] | None = None) -> list[Suggestion]:
+def suggest_categories(
+    unmapped: Iterable[tuple[str, str, str]], mapping: GLMapping, *, vocabulary: Iterable[tuple[str, str]] | None = None
+) -> list[Suggestion]:
     """One suggestion per unmapped (transaction_type, amount_type, amount_description).
 
     Accepts plain tuples or ``UnmappedCombination`` records. Vocabulary entries whose category
@@ -117,17 +127,19 @@ def suggest_categories(unmapped: Iterable[tuple[str, str, str]], mapping: GLMapp
             votes[categories[index]] = votes.get(categories[index], 0.0) + float(row[index]) ** 4
         category = max(votes, key=lambda c: (votes[c], -list(votes).index(c)))
         best = next(i for i in nearest if categories[i] == category)
-        suggestions.append(Suggestion(keys, category, round(float(row[best]), 2), yaml_rule_line(keys, category),
-                                      known[best][2]))
+        suggestions.append(
+            Suggestion(keys, category, round(float(row[best]), 2), yaml_rule_line(keys, category), known[best][2])
+        )
     return suggestions
 
 
 def _as_keys(item: object) -> tuple[str, str, str]:
     if hasattr(item, "transaction_type"):
-        values = (getattr(item, "transaction_type"), getattr(item, "amount_type"), getattr(item, "amount_description"))
+        values = (item.transaction_type, item.amount_type, item.amount_description)
     else:
         values = tuple(item)  # type: ignore[arg-type]
     if len(values) != 3 or not all(isinstance(v, str) for v in values):
-        raise ValueError(f"unmapped combination must be (transaction_type, amount_type, amount_description) text, "
-                         f"got {item!r}")
+        raise ValueError(
+            f"unmapped combination must be (transaction_type, amount_type, amount_description) text, got {item!r}"
+        )
     return values  # type: ignore[return-value]

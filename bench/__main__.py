@@ -3,6 +3,7 @@
 Benchmarks that are not present in this checkout (``bench.anomaly_eval`` comes with the
 anomaly work) are skipped with a note. The exit code is the largest any benchmark returned.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -11,6 +11,7 @@
 2. The same world without anomalies: the share of settled orders flagged (false positives).
 3. Scoring time of one settlement of ``--lines`` lines (sandbox.generator.large).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from anomaly import AnomalyHistory, DEFAULT_THRESHOLD, score_items
+from anomaly import DEFAULT_THRESHOLD, AnomalyHistory, score_items
 from reconciliation.parse import parse_settlement_bytes, read_settlement_file
 from sandbox.generator import World, build_world
 from sandbox.generator.large import write_large_settlement
@@ -37,8 +38,8 @@ _EVENT = re.compile(r"event (\S+?)\)")
 class WorldRun:
     """Compares by identity (``eq=False``): ``flagged`` is a DataFrame."""
 
-    flagged: pd.DataFrame    # settlement_id, key, kind, score
-    orders: int              # distinct settled orders
+    flagged: pd.DataFrame  # settlement_id, key, kind, score
+    orders: int  # distinct settled orders
     seconds: float
 
 
@@ -56,8 +57,10 @@ def run_world(world: World, threshold: float, *, ledger: bool) -> WorldRun:
             elapsed += time.perf_counter() - started
             history.add(settlement)
             hits = scored.flagged(threshold)
-            hits = hits.assign(settlement_id=settlement.settlement_id,
-                               key=hits["order_id"].where(hits["order_id"] != "", "sku:" + hits["sku"]))
+            hits = hits.assign(
+                settlement_id=settlement.settlement_id,
+                key=hits["order_id"].where(hits["order_id"] != "", "sku:" + hits["sku"]),
+            )
             flagged.append(hits)
             lines = settlement.lines
             orders |= set(lines.loc[lines["transaction_type"] == "Order", "order_id"])
@@ -68,8 +71,13 @@ def run_world(world: World, threshold: float, *, ledger: bool) -> WorldRun:
 def _simulated_ledger(settlement, lost) -> pd.DataFrame:
     lines = settlement.lines
     reimbursed = lines[lines["amount_type"] == "FBA Inventory Reimbursement"]
-    events = pd.DataFrame({"event_id": reimbursed["adjustment_id"], "sku": reimbursed["sku"],
-                           "quantity": reimbursed["quantity"].fillna(1).astype("int64")})
+    events = pd.DataFrame(
+        {
+            "event_id": reimbursed["adjustment_id"],
+            "sku": reimbursed["sku"],
+            "quantity": reimbursed["quantity"].fillna(1).astype("int64"),
+        }
+    )
     if lost is not None:
         match = _EVENT.search(lost.detail)
         event_id = match.group(1) if match else "unknown"
@@ -78,8 +86,12 @@ def _simulated_ledger(settlement, lost) -> pd.DataFrame:
 
 
 def precision_recall(world: World, run: WorldRun) -> pd.DataFrame:
-    truth = pd.DataFrame([{"settlement_id": a.settlement_id, "key": a.order_id or f"sku:{a.sku}", "kind": a.kind}
-                          for a in world.anomalies]).drop_duplicates()
+    truth = pd.DataFrame(
+        [
+            {"settlement_id": a.settlement_id, "key": a.order_id or f"sku:{a.sku}", "kind": a.kind}
+            for a in world.anomalies
+        ]
+    ).drop_duplicates()
     found = run.flagged.drop_duplicates(["settlement_id", "key", "kind"])
     rows = []
     for kind in sorted(set(truth["kind"]) | set(found["kind"])):
@@ -87,14 +99,26 @@ def precision_recall(world: World, run: WorldRun) -> pd.DataFrame:
         hit_t = t.merge(f, on=["settlement_id", "key", "kind"]).shape[0]
         # A flag on a truly anomalous item under another kind name is still a true alarm.
         hit_f = f.merge(truth[["settlement_id", "key"]].drop_duplicates(), on=["settlement_id", "key"]).shape[0]
-        rows.append({"kind": kind, "injected": len(t), "flagged": len(f),
-                     "recall": hit_t / len(t) if len(t) else float("nan"),
-                     "precision": hit_f / len(f) if len(f) else float("nan")})
+        rows.append(
+            {
+                "kind": kind,
+                "injected": len(t),
+                "flagged": len(f),
+                "recall": hit_t / len(t) if len(t) else float("nan"),
+                "precision": hit_f / len(f) if len(f) else float("nan"),
+            }
+        )
     items = run.flagged.drop_duplicates(["settlement_id", "key"])
     true_items = items.merge(truth[["settlement_id", "key"]].drop_duplicates(), on=["settlement_id", "key"]).shape[0]
-    rows.append({"kind": "OVERALL", "injected": len(truth.drop_duplicates(["settlement_id", "key"])),
-                 "flagged": len(items), "recall": float("nan"),
-                 "precision": true_items / len(items) if len(items) else float("nan")})
+    rows.append(
+        {
+            "kind": "OVERALL",
+            "injected": len(truth.drop_duplicates(["settlement_id", "key"])),
+            "flagged": len(items),
+            "recall": float("nan"),
+            "precision": true_items / len(items) if len(items) else float("nan"),
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -119,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     world = build_world(args.seed, orders=args.orders, anomalies=True)
-    print(f"world: {args.orders} orders, seed {args.seed}, {len(world.documents)} settlements, "
-          f"{len(world.anomalies)} injected anomalies (built in {time.perf_counter() - started:.0f} s)")
+    print(
+        f"world: {args.orders} orders, seed {args.seed}, {len(world.documents)} settlements, "
+        f"{len(world.anomalies)} injected anomalies (built in {time.perf_counter() - started:.0f} s)"
+    )
     run = run_world(world, args.threshold, ledger=True)
     table = precision_recall(world, run)
     print(f"\nwith anomalies, threshold {args.threshold} (scoring {run.seconds:.1f} s for all settlements):")
@@ -128,23 +154,29 @@ def main(argv: list[str] | None = None) -> int:
     fee = table[table["kind"].isin(FEE_KINDS)]
     fee_recall = (fee["recall"] * fee["injected"]).sum() / fee["injected"].sum()
     precision = float(table.loc[table["kind"] == "OVERALL", "precision"].iloc[0])
-    print("(missing_reimbursement is scored against a simulated inventory ledger; a settlement alone has no trace of it)")
+    print(
+        "(missing_reimbursement is scored against a simulated inventory ledger; a settlement alone has no trace of it)"
+    )
 
     clean = run_world(build_world(args.seed, orders=args.orders, anomalies=False), args.threshold, ledger=False)
     flagged_orders = clean.flagged.loc[~clean.flagged["key"].str.startswith("sku:"), "key"].nunique()
     fp_rate = flagged_orders / clean.orders if clean.orders else 0.0
-    print(f"\nclean world: {flagged_orders} of {clean.orders} settled orders flagged = {fp_rate:.3%}; "
-          f"{len(clean.flagged)} flags in total")
+    print(
+        f"\nclean world: {flagged_orders} of {clean.orders} settled orders flagged = {fp_rate:.3%}; "
+        f"{len(clean.flagged)} flags in total"
+    )
     if len(clean.flagged):
         print(clean.flagged["kind"].value_counts().to_string())
 
     seconds, items = time_large(args.lines, args.seed)
     print(f"\nscoring one settlement of {args.lines:,} lines ({items:,} items): {seconds:.2f} s")
 
-    checks = {f"fee overcharge recall >= {TARGET_FEE_RECALL}": fee_recall >= TARGET_FEE_RECALL,
-              f"overall precision >= {TARGET_PRECISION}": precision >= TARGET_PRECISION,
-              f"clean-world false positives <= {TARGET_CLEAN_FP:.1%}": fp_rate <= TARGET_CLEAN_FP,
-              f"{args.lines:,} lines in <= {TARGET_SECONDS:.0f} s": seconds <= TARGET_SECONDS}
+    checks = {
+        f"fee overcharge recall >= {TARGET_FEE_RECALL}": fee_recall >= TARGET_FEE_RECALL,
+        f"overall precision >= {TARGET_PRECISION}": precision >= TARGET_PRECISION,
+        f"clean-world false positives <= {TARGET_CLEAN_FP:.1%}": fp_rate <= TARGET_CLEAN_FP,
+        f"{args.lines:,} lines in <= {TARGET_SECONDS:.0f} s": seconds <= TARGET_SECONDS,
+    }
     print(f"\nfee overcharge recall {fee_recall:.3f}, overall precision {precision:.3f}")
     for name, ok in checks.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")

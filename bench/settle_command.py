@@ -26,6 +26,7 @@ Targets (issue 8, item 6): command wall time <= 15x the baseline's, largest proc
 command <= 2 GB (2e9 bytes). Exit code 0 whether or not a target is met (a measurement); 1 if
 the command failed or did not settle the file (then nothing was measured).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,12 +52,15 @@ SAMPLE_SECONDS = 0.05
 GIB = 1024**3
 REPO = Path(__file__).resolve().parents[1]
 
-BASELINE_CODE = ("import sys, pandas as pd; "
-                 "frame = pd.read_csv(sys.argv[1], sep='\\t', engine='pyarrow', dtype=str); "
-                 "print(len(frame))")
+BASELINE_CODE = (
+    "import sys, pandas as pd; "
+    "frame = pd.read_csv(sys.argv[1], sep='\\t', engine='pyarrow', dtype=str); "
+    "print(len(frame))"
+)
 
 
 # --- process tree sampling ------------------------------------------------------------------
+
 
 def _descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (psutil if installed, else /proc)."""
@@ -108,7 +112,7 @@ def _command_line(pid: int) -> str:
         return "?"
     words = [p.decode(errors="replace") for p in parts if p]
     if "-m" in words:  # python -m MODULE ...: the module names the process
-        return " ".join(words[words.index("-m") + 1:][:2])
+        return " ".join(words[words.index("-m") + 1 :][:2])
     return " ".join(Path(w).name if i == 0 else w for i, w in enumerate(words[:2]))[:60]
 
 
@@ -158,8 +162,8 @@ class ChildRun:
     largest_rss: int
     largest_name: str
     tree_rss: int
-    processes: tuple[tuple[str, int], ...]    # (name, peak) per process seen, largest first
-    children_maxrss: int                      # getrusage(RUSAGE_CHILDREN).ru_maxrss after it, bytes
+    processes: tuple[tuple[str, int], ...]  # (name, peak) per process seen, largest first
+    children_maxrss: int  # getrusage(RUSAGE_CHILDREN).ru_maxrss after it, bytes
     stdout: str
     stderr: str
 
@@ -184,8 +188,9 @@ def run_child(label: str, argv: Sequence[str], env: dict[str, str], cwd: Path) -
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     largest, name = sampler.largest
-    processes = tuple(sorted(((sampler.names[p], peak) for p, peak in sampler.peaks.items()),
-                             key=lambda item: -item[1]))
+    processes = tuple(
+        sorted(((sampler.names[p], peak) for p, peak in sampler.peaks.items()), key=lambda item: -item[1])
+    )
     maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     maxrss = int(maxrss) if sys.platform == "darwin" else int(maxrss) * 1024
     return ChildRun(label, seconds, returncode, largest, name, sampler.tree_peak, processes, maxrss, stdout, stderr)
@@ -193,13 +198,18 @@ def run_child(label: str, argv: Sequence[str], env: dict[str, str], cwd: Path) -
 
 # --- the two children -----------------------------------------------------------------------
 
+
 def _child_environment(api_url: str | None) -> dict[str, str]:
     """A user's environment: no M3SYNC_* settings; Prefect as tests/_cli.py sets it, but the API
     URL only with ``--prefect server`` (without it the command starts its ephemeral server)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("M3SYNC_", "SP_API_DEFAULT", "PREFECT_API_URL"))}
-    env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("M3SYNC_", "SP_API_DEFAULT", "PREFECT_API_URL"))}
+    env.update(
+        {
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+    )
     if api_url:
         env["PREFECT_API_URL"] = api_url
     return env
@@ -211,8 +221,20 @@ def run_baseline(settlement: Path, env: dict[str, str]) -> ChildRun:
 
 def run_command(settlement: Path, folder: Path, run: int, env: dict[str, str]) -> ChildRun:
     home, report = folder / f"home-{run}", folder / f"report-{run}.xlsx"
-    argv = [sys.executable, "-m", "flows.cli", "settle", str(settlement), "--sandbox", "--dry-run", "--json",
-            "--report", str(report), "--home", str(home)]
+    argv = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "settle",
+        str(settlement),
+        "--sandbox",
+        "--dry-run",
+        "--json",
+        "--report",
+        str(report),
+        "--home",
+        str(home),
+    ]
     return run_child("m3sync settle", argv, env, REPO)
 
 
@@ -226,14 +248,18 @@ def check_command(result: ChildRun, lines: int) -> str:
         raise BenchmarkError(f"m3sync settle printed no JSON document ({exc}): {result.stdout[:500]}") from exc
     entries = document.get("settlements", [])
     if len(entries) != 1 or entries[0]["status"] != "dry_run" or entries[0]["line_count"] != lines:
-        raise BenchmarkError(f"m3sync settle did not settle the file: "
-                             f"{[(e['status'], e['line_count'], e['reasons'][:3]) for e in entries]}")
+        raise BenchmarkError(
+            f"m3sync settle did not settle the file: "
+            f"{[(e['status'], e['line_count'], e['reasons'][:3]) for e in entries]}"
+        )
     entry = entries[0]
     report = Path(document["report"])
     side = f", lines file {Path(document['lines_file']).name}" if document.get("lines_file") else ""
-    return (f"settlement {entry['settlement_id']}: {entry['line_count']:,} lines, {entry['status']}, total "
-            f"{entry['total_amount']} {entry['currency']}, reconciliation {entry['reconciliation']['status']}; "
-            f"workbook {report.name} {report.stat().st_size / 1e6:.1f} MB{side}")
+    return (
+        f"settlement {entry['settlement_id']}: {entry['line_count']:,} lines, {entry['status']}, total "
+        f"{entry['total_amount']} {entry['currency']}, reconciliation {entry['reconciliation']['status']}; "
+        f"workbook {report.name} {report.stat().st_size / 1e6:.1f} MB{side}"
+    )
 
 
 class BenchmarkError(RuntimeError):
@@ -263,7 +289,7 @@ class PrefectServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def __enter__(self) -> "PrefectServer":
+    def __enter__(self) -> PrefectServer:
         import socket
         import urllib.request
 
@@ -271,9 +297,12 @@ class PrefectServer:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         env = {**self.env, "PREFECT_UI_ENABLED": "0"}
-        self.process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                         "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -298,6 +327,7 @@ class PrefectServer:
 
 # --- report ---------------------------------------------------------------------------------
 
+
 def _gib(size: int) -> str:
     return f"{size / GIB:.2f} GiB"
 
@@ -318,14 +348,18 @@ def _cpu_model() -> str:
 
 def machine_facts() -> list[str]:
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return [f"machine: {os.cpu_count()} cores ({_cpu_model()}), {_gib(ram)} RAM, {platform.platform()}",
-            f"python: {sys.executable} {platform.python_version()}"]
+    return [
+        f"machine: {os.cpu_count()} cores ({_cpu_model()}), {_gib(ram)} RAM, {platform.platform()}",
+        f"python: {sys.executable} {platform.python_version()}",
+    ]
 
 
 def _describe(run: ChildRun) -> str:
     others = ", ".join(f"{name} {_gib(peak)}" for name, peak in run.processes[1:4])
-    return (f"  {run.label:<14}{run.seconds:>8.2f} s   largest process {_gib(run.largest_rss)} ({run.largest_name})"
-            f"; tree {_gib(run.tree_rss)}" + (f"; others: {others}" if others else ""))
+    return (
+        f"  {run.label:<14}{run.seconds:>8.2f} s   largest process {_gib(run.largest_rss)} ({run.largest_name})"
+        f"; tree {_gib(run.tree_rss)}" + (f"; others: {others}" if others else "")
+    )
 
 
 def _verdict(ok: bool) -> str:
@@ -355,9 +389,15 @@ def measure(mode: str, settlement: Path, folder: Path, lines: int, runs: int) ->
         env = _child_environment(server.url)
     try:
         baseline, command = [], []
-        print(f"\nPrefect {mode}: " + ("the command starts its own ephemeral server (what a user without a "
-                                       "server gets)" if server is None else f"a running server at {server.url}, "
-                                       "not measured"), flush=True)
+        print(
+            f"\nPrefect {mode}: "
+            + (
+                "the command starts its own ephemeral server (what a user without a server gets)"
+                if server is None
+                else f"a running server at {server.url}, not measured"
+            ),
+            flush=True,
+        )
         for run in range(runs):
             print(f"round {run + 1} (load average {_load()}):", flush=True)
             baseline.append(run_baseline(settlement, env))
@@ -366,8 +406,11 @@ def measure(mode: str, settlement: Path, folder: Path, lines: int, runs: int) ->
             print(_describe(command[-1]), flush=True)
             if baseline[-1].returncode != 0:
                 raise BenchmarkError(f"read_csv exited {baseline[-1].returncode}: {baseline[-1].stderr[-2000:]}")
-            print(f"  -> {check_command(command[-1], lines)}; ru_maxrss of the children so far "
-                  f"{_gib(command[-1].children_maxrss)}", flush=True)
+            print(
+                f"  -> {check_command(command[-1], lines)}; ru_maxrss of the children so far "
+                f"{_gib(command[-1].children_maxrss)}",
+                flush=True,
+            )
         return ModeResult(mode, tuple(baseline), tuple(command))
     finally:
         if server is not None:
@@ -380,9 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="keep the file, homes and workbooks here (default: temp dir)")
     parser.add_argument("--runs", type=int, default=1, help="rounds of baseline + command (medians)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--prefect", choices=("ephemeral", "server", "both"), default="ephemeral",
-                        help="let the command start Prefect's ephemeral server (default), give it a running one, "
-                             "or measure both")
+    parser.add_argument(
+        "--prefect",
+        choices=("ephemeral", "server", "both"),
+        default="ephemeral",
+        help="let the command start Prefect's ephemeral server (default), give it a running one, or measure both",
+    )
     args = parser.parse_args(argv)
     if args.lines < 1 or args.runs < 1:
         parser.error("--lines and --runs must be >= 1")
@@ -394,15 +440,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, folder: Path) -> int:
-    print(f"settle command benchmark: {args.lines:,} lines, seed {args.seed}, {args.runs} round(s), "
-          f"Prefect {args.prefect}; files in {folder}")
+    print(
+        f"settle command benchmark: {args.lines:,} lines, seed {args.seed}, {args.runs} round(s), "
+        f"Prefect {args.prefect}; files in {folder}"
+    )
     for fact in machine_facts():
         print(fact)
     print(f"load average before (1/5/15 min): {_load()}", flush=True)
     settlement = folder / f"settlement_{args.lines}.tsv"
     seconds = generate(settlement, args.lines, args.seed)
-    print(f"generated {settlement.name} ({settlement.stat().st_size / 1e6:.0f} MB) in {seconds:.1f} s (not timed)",
-          flush=True)
+    print(
+        f"generated {settlement.name} ({settlement.stat().st_size / 1e6:.0f} MB) in {seconds:.1f} s (not timed)",
+        flush=True,
+    )
     modes = ("ephemeral", "server") if args.prefect == "both" else (args.prefect,)
     try:
         results = [measure(mode, settlement, folder, args.lines, args.runs) for mode in modes]
@@ -413,10 +463,14 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     for result in results:
         command_s = statistics.median(c.seconds for c in result.command)
         baseline_s = statistics.median(b.seconds for b in result.baseline)
-        print(f"{_verdict(result.ratio <= RATIO_TARGET)}  [{result.mode}] command {command_s:.2f} s / read_csv "
-              f"{baseline_s:.2f} s = {result.ratio:.1f}x (target <= {RATIO_TARGET:.0f}x)")
-        print(f"{_verdict(result.peak <= PEAK_RSS_TARGET_BYTES)}  [{result.mode}] largest process of the command "
-              f"{result.peak / 1e9:.2f} GB = {_gib(result.peak)} (target <= {PEAK_RSS_TARGET_BYTES / 1e9:.0f} GB)")
+        print(
+            f"{_verdict(result.ratio <= RATIO_TARGET)}  [{result.mode}] command {command_s:.2f} s / read_csv "
+            f"{baseline_s:.2f} s = {result.ratio:.1f}x (target <= {RATIO_TARGET:.0f}x)"
+        )
+        print(
+            f"{_verdict(result.peak <= PEAK_RSS_TARGET_BYTES)}  [{result.mode}] largest process of the command "
+            f"{result.peak / 1e9:.2f} GB = {_gib(result.peak)} (target <= {PEAK_RSS_TARGET_BYTES / 1e9:.0f} GB)"
+        )
     return 0
 
 

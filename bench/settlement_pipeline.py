@@ -21,6 +21,7 @@
 Exit code 0 whether or not a target is met (this is a measurement); 1 if the pipeline itself
 fails (the file does not parse, or the settlement is held), since then nothing was measured.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,7 @@ class BenchmarkError(RuntimeError):
 @dataclass(frozen=True)
 class BenchInputs:
     settlement: Path
-    invoices: Path      # parquet of reconciliation.matching.INVOICE_COLUMNS
+    invoices: Path  # parquet of reconciliation.matching.INVOICE_COLUMNS
     lines: int
 
 
@@ -81,7 +82,7 @@ class TimedRound:
     """One baseline read and one pipeline run, back to back in the timing process."""
 
     baseline_seconds: float
-    stage_seconds: tuple[float, ...]   # aligned with STAGES
+    stage_seconds: tuple[float, ...]  # aligned with STAGES
 
     @property
     def pipeline_seconds(self) -> float:
@@ -91,8 +92,8 @@ class TimedRound:
 @dataclass(frozen=True)
 class TimingSession:
     rounds: tuple[TimedRound, ...]
-    summary: str                       # what the pipeline produced (settlement, vouchers, reconciliation)
-    profile: str = ""                  # cProfile of one more, untimed run (--profile)
+    summary: str  # what the pipeline produced (settlement, vouchers, reconciliation)
+    profile: str = ""  # cProfile of one more, untimed run (--profile)
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,13 @@ class PeakMeasure:
     """A fresh process that did one thing once: its own peak RSS, and that cold run's time."""
 
     seconds: float
-    startup_rss: int                   # bytes, after imports (and the invoices, for the pipeline)
+    startup_rss: int  # bytes, after imports (and the invoices, for the pipeline)
     peak_rss: int
 
 
 @dataclass(frozen=True)
 class WorkbookTrial:
-    prepare_seconds: float             # parse .. reconcile of the workbook's settlement (not the target)
+    prepare_seconds: float  # parse .. reconcile of the workbook's settlement (not the target)
     write_seconds: tuple[float, ...]
     peak_rss: int
     size_bytes: int
@@ -114,6 +115,7 @@ class WorkbookTrial:
 
 
 # --- measurements (each runs in a fresh spawned process) -------------------------------
+
 
 def _peak_rss_bytes() -> int:
     """This process's peak RSS. On Linux VmHWM, because ru_maxrss survives fork + exec: a spawned
@@ -144,8 +146,10 @@ def _settle(inputs: BenchInputs, invoices: pd.DataFrame) -> tuple[SettlementOutc
     parsed, parse_s = _timed(lambda: read_settlement_file(inputs.settlement))
     if not parsed.ok or len(parsed.settlements) != 1:
         problems = "; ".join(str(e) for e in parsed.errors[:5])
-        raise BenchmarkError(f"{inputs.settlement.name}: expected one settlement, got "
-                             f"{len(parsed.settlements)} ({problems or 'no errors reported'})")
+        raise BenchmarkError(
+            f"{inputs.settlement.name}: expected one settlement, got "
+            f"{len(parsed.settlements)} ({problems or 'no errors reported'})"
+        )
     settlement = parsed.settlements[0]
     validation, validate_s = _timed(lambda: validate_settlement(settlement))
     mapped, map_s = _timed(lambda: mapping.map_settlement(settlement))
@@ -154,19 +158,29 @@ def _settle(inputs: BenchInputs, invoices: pd.DataFrame) -> tuple[SettlementOutc
     if prepared.held:
         raise BenchmarkError(f"{inputs.settlement.name}: settlement held: {'; '.join(prepared.reasons)}")
     reconciliation, reconcile_s = _timed(
-        lambda: reconcile_orders(settlement.lines, invoices, tolerance_minor=TOLERANCE_MINOR))
+        lambda: reconcile_orders(settlement.lines, invoices, tolerance_minor=TOLERANCE_MINOR)
+    )
     outcome = SettlementOutcome(
-        settlement=settlement, status="dry_run", reasons=prepared.reasons, validation=validation, mapped=mapped,
-        gates=gates, vouchers=gates.vouchers, reconciliation=reconciliation)
+        settlement=settlement,
+        status="dry_run",
+        reasons=prepared.reasons,
+        validation=validation,
+        mapped=mapped,
+        gates=gates,
+        vouchers=gates.vouchers,
+        reconciliation=reconciliation,
+    )
     return outcome, (parse_s, validate_s, map_s, gates_s, reconcile_s)
 
 
 def _describe(outcome: SettlementOutcome) -> str:
     settlement, reconciliation = outcome.settlement, outcome.reconciliation
     counts = ", ".join(f"{k} {v:,}" for k, v in reconciliation.counts.items() if v)
-    return (f"settlement {settlement.settlement_id}: {settlement.line_count:,} lines, {outcome.status}, "
-            f"{len(outcome.vouchers)} voucher(s) with {sum(len(v.lines) for v in outcome.vouchers)} lines, "
-            f"validation {'ok' if outcome.validation.ok else 'FAILED'}, reconciliation: {counts}")
+    return (
+        f"settlement {settlement.settlement_id}: {settlement.line_count:,} lines, {outcome.status}, "
+        f"{len(outcome.vouchers)} voucher(s) with {sum(len(v.lines) for v in outcome.vouchers)} lines, "
+        f"validation {'ok' if outcome.validation.ok else 'FAILED'}, reconciliation: {counts}"
+    )
 
 
 def _load_invoices(path: Path) -> pd.DataFrame:
@@ -179,7 +193,7 @@ def timing_session(inputs: BenchInputs, runs: int, profile_top: int = 0) -> Timi
     Warm-up, because a cold first call pays for lazy imports, pyarrow's thread pool and fresh
     heap pages; without it, whichever side runs first in a process looks slower.
     """
-    invoices = _load_invoices(inputs.invoices)   # an input of the pipeline, loaded untimed
+    invoices = _load_invoices(inputs.invoices)  # an input of the pipeline, loaded untimed
     _read_baseline(inputs.settlement)
     outcome, _stages = _settle(inputs, invoices)
     summary = _describe(outcome)
@@ -223,8 +237,11 @@ def workbook_trial(inputs: BenchInputs, workbook: Path, runs: int) -> WorkbookTr
     prepare_seconds = time.perf_counter() - started
     timed = [_timed(lambda: write_workbook([outcome], workbook)) for _ in range(runs)]
     info = timed[-1][0]
-    note = (f"lines summed on the Lines sheet, every line in {info.lines_file.name}" if info.lines_file
-            else "all lines on the Lines sheet")
+    note = (
+        f"lines summed on the Lines sheet, every line in {info.lines_file.name}"
+        if info.lines_file
+        else "all lines on the Lines sheet"
+    )
     seconds = [elapsed for _info, elapsed in timed]
     return WorkbookTrial(prepare_seconds, tuple(seconds), _peak_rss_bytes(), workbook.stat().st_size, note)
 
@@ -239,6 +256,7 @@ def _in_fresh_process(function: Callable[..., T], *args: object) -> T:
 
 # --- data -------------------------------------------------------------------------------
 
+
 def generate_inputs(folder: Path, lines: int, seed: int) -> tuple[BenchInputs, float]:
     started = time.perf_counter()
     settlement = write_large_settlement(folder / f"settlement_{lines}.tsv", lines, seed)
@@ -248,6 +266,7 @@ def generate_inputs(folder: Path, lines: int, seed: int) -> tuple[BenchInputs, f
 
 
 # --- report -----------------------------------------------------------------------------
+
 
 def _gib(size: int) -> str:
     return f"{size / GIB:.2f} GiB"
@@ -267,8 +286,10 @@ def _load() -> str:
 
 def machine_facts() -> list[str]:
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return [f"machine: {os.cpu_count()} cores, {_gib(ram)} RAM, {platform.platform()}",
-            f"software: Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pyarrow.__version__}"]
+    return [
+        f"machine: {os.cpu_count()} cores, {_gib(ram)} RAM, {platform.platform()}",
+        f"software: Python {platform.python_version()}, pandas {pd.__version__}, pyarrow {pyarrow.__version__}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,10 +297,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines of the pipeline settlement")
     parser.add_argument("--workbook-lines", type=int, default=100_000, help="lines of the workbook settlement")
     parser.add_argument("--out", type=Path, help="keep generated files and the workbook here (default: temp dir)")
-    parser.add_argument("--runs", type=int, default=3, help="timed rounds of baseline + pipeline, and workbook writes (medians)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="timed rounds of baseline + pipeline, and workbook writes (medians)"
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="print the N costliest functions (cProfile) of one extra, untimed pipeline run")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N costliest functions (cProfile) of one extra, untimed pipeline run",
+    )
     args = parser.parse_args(argv)
     if args.lines < 1 or args.workbook_lines < 1 or args.runs < 1 or args.profile < 0:
         parser.error("--lines, --workbook-lines and --runs must be >= 1, --profile >= 0")
@@ -291,16 +319,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, folder: Path) -> int:
-    print(f"settlement pipeline benchmark: {args.lines:,} lines, workbook {args.workbook_lines:,} lines, "
-          f"seed {args.seed}, {args.runs} run(s) each, medians; files in {folder}")
+    print(
+        f"settlement pipeline benchmark: {args.lines:,} lines, workbook {args.workbook_lines:,} lines, "
+        f"seed {args.seed}, {args.runs} run(s) each, medians; files in {folder}"
+    )
     for fact in machine_facts():
         print(fact)
     print(f"load average before (1/5/15 min): {_load()}", flush=True)
 
     # Generated in a child too, so this process stays small (see _peak_rss_bytes).
     inputs, generated_s = _in_fresh_process(generate_inputs, folder, args.lines, args.seed)
-    print(f"generated {inputs.settlement.name} ({inputs.settlement.stat().st_size / 1e6:.0f} MB) and its "
-          f"matching invoices in {generated_s:.1f} s (not timed)", flush=True)
+    print(
+        f"generated {inputs.settlement.name} ({inputs.settlement.stat().st_size / 1e6:.0f} MB) and its "
+        f"matching invoices in {generated_s:.1f} s (not timed)",
+        flush=True,
+    )
     try:
         session = _in_fresh_process(timing_session, inputs, args.runs, args.profile)
         pipeline_cold = _in_fresh_process(pipeline_peak, inputs)
@@ -323,27 +356,39 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     ratio = pipeline_s / baseline_s
     peak = pipeline_cold.peak_rss
     print(f"  {'pipeline total':<42}{pipeline_s:>8.2f} s   {_runs([r.pipeline_seconds for r in rounds])}")
-    print(f"  {'baseline read_csv(pyarrow, dtype=str)':<42}{baseline_s:>8.2f} s   "
-          f"{_runs([r.baseline_seconds for r in rounds])}")
-    print(f"cold, each alone in a fresh process: pipeline {pipeline_cold.seconds:.2f} s, baseline "
-          f"{baseline_cold.seconds:.2f} s (ratio {pipeline_cold.seconds / baseline_cold.seconds:.2f}x, not the target)")
-    print(f"peak RSS: pipeline process {_gib(peak)} (after imports + invoices {_gib(pipeline_cold.startup_rss)}); "
-          f"baseline process {_gib(baseline_cold.peak_rss)} (after imports {_gib(baseline_cold.startup_rss)})")
+    print(
+        f"  {'baseline read_csv(pyarrow, dtype=str)':<42}{baseline_s:>8.2f} s   "
+        f"{_runs([r.baseline_seconds for r in rounds])}"
+    )
+    print(
+        f"cold, each alone in a fresh process: pipeline {pipeline_cold.seconds:.2f} s, baseline "
+        f"{baseline_cold.seconds:.2f} s (ratio {pipeline_cold.seconds / baseline_cold.seconds:.2f}x, not the target)"
+    )
+    print(
+        f"peak RSS: pipeline process {_gib(peak)} (after imports + invoices {_gib(pipeline_cold.startup_rss)}); "
+        f"baseline process {_gib(baseline_cold.peak_rss)} (after imports {_gib(baseline_cold.startup_rss)})"
+    )
     if session.profile:
         print("\ncProfile of one more pipeline run in the timing process (untimed, not in the figures above):")
         print(session.profile.strip("\n"))
 
     workbook_s = statistics.median(workbook.write_seconds)
-    print(f"\nworkbook of {args.workbook_lines:,} lines: write_workbook {workbook_s:.2f} s median "
-          f"(runs {_runs(workbook.write_seconds)} s); {workbook.size_bytes / 1e6:.1f} MB, {workbook.sheets_note}; "
-          f"process peak RSS {_gib(workbook.peak_rss)}; parse..reconcile before it {workbook.prepare_seconds:.2f} s")
+    print(
+        f"\nworkbook of {args.workbook_lines:,} lines: write_workbook {workbook_s:.2f} s median "
+        f"(runs {_runs(workbook.write_seconds)} s); {workbook.size_bytes / 1e6:.1f} MB, {workbook.sheets_note}; "
+        f"process peak RSS {_gib(workbook.peak_rss)}; parse..reconcile before it {workbook.prepare_seconds:.2f} s"
+    )
 
     print(f"\nload average after (1/5/15 min): {_load()}")
     print(f"{_verdict(ratio <= RATIO_TARGET)}  pipeline/baseline ratio {ratio:.2f}x (target <= {RATIO_TARGET:.0f}x)")
-    print(f"{_verdict(peak <= PEAK_RSS_TARGET_BYTES)}  pipeline peak RSS {_gib(peak)} "
-          f"(target <= {_gib(PEAK_RSS_TARGET_BYTES)})")
-    print(f"{_verdict(workbook_s <= WORKBOOK_TARGET_SECONDS)}  workbook {args.workbook_lines:,} lines "
-          f"{workbook_s:.2f} s (target <= {WORKBOOK_TARGET_SECONDS:.0f} s)")
+    print(
+        f"{_verdict(peak <= PEAK_RSS_TARGET_BYTES)}  pipeline peak RSS {_gib(peak)} "
+        f"(target <= {_gib(PEAK_RSS_TARGET_BYTES)})"
+    )
+    print(
+        f"{_verdict(workbook_s <= WORKBOOK_TARGET_SECONDS)}  workbook {args.workbook_lines:,} lines "
+        f"{workbook_s:.2f} s (target <= {WORKBOOK_TARGET_SECONDS:.0f} s)"
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ its argument). Two rules apply:
 handlers of the loggers this project writes through, so a stray ``log.info(response.json())``
 cannot leak a token.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,27 +27,79 @@ MASK = "***"
 
 # Compared after lower-casing and dropping everything but letters and digits, so
 # "X-Amz-Access-Token", "x_amz_access_token" and "XAmzAccessToken" are one key.
-_SECRET_KEYS = frozenset({
-    "token", "secret", "password", "passwd", "pwd", "sask", "saak", "cs", "refreshtoken",
-    "accesstoken", "idtoken", "authorization", "proxyauthorization", "xamzaccesstoken",
-    "xamzsecuritytoken", "clientsecret", "lwaclientsecret", "apikey", "xapikey", "cookie",
-    "setcookie", "privatekey", "secretkey", "secretaccesskey", "awssecretaccesskey",
-    "sessiontoken", "credentials",
-})
+_SECRET_KEYS = frozenset(
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "sask",
+        "saak",
+        "cs",
+        "refreshtoken",
+        "accesstoken",
+        "idtoken",
+        "authorization",
+        "proxyauthorization",
+        "xamzaccesstoken",
+        "xamzsecuritytoken",
+        "clientsecret",
+        "lwaclientsecret",
+        "apikey",
+        "xapikey",
+        "cookie",
+        "setcookie",
+        "privatekey",
+        "secretkey",
+        "secretaccesskey",
+        "awssecretaccesskey",
+        "sessiontoken",
+        "credentials",
+    }
+)
 # Key fragments that make any key secret ("m3_password", "lwa_client_secret_v2" ...).
 _SECRET_FRAGMENTS = ("token", "secret", "password", "passwd")
 # Keys that contain a fragment but hold no secret: pagination cursors and token metadata.
 _NOT_SECRET = frozenset({"nexttoken", "tokentype", "tokenurl", "expiresin", "continuationtoken"})
 
-_PERSONAL_KEYS = frozenset({
-    # SP-API Orders / address objects
-    "name", "buyername", "buyeremail", "email", "emailaddress", "phone", "phonenumber",
-    "addressline1", "addressline2", "addressline3", "postalcode", "recipientname",
-    "shippingaddress", "billingaddress", "buyerinfo", "buyercounty", "buyertaxinfo",
-    "buyer", "street", "streetaddress",
-    # M3 customer and order-address fields (CRS610MI, OIS100MI/AddBatchAddress)
-    "cunm", "cua1", "cua2", "cua3", "cua4", "pono", "phno", "phn2", "tfno", "mail", "emal",
-})
+_PERSONAL_KEYS = frozenset(
+    {
+        # SP-API Orders / address objects
+        "name",
+        "buyername",
+        "buyeremail",
+        "email",
+        "emailaddress",
+        "phone",
+        "phonenumber",
+        "addressline1",
+        "addressline2",
+        "addressline3",
+        "postalcode",
+        "recipientname",
+        "shippingaddress",
+        "billingaddress",
+        "buyerinfo",
+        "buyercounty",
+        "buyertaxinfo",
+        "buyer",
+        "street",
+        "streetaddress",
+        # M3 customer and order-address fields (CRS610MI, OIS100MI/AddBatchAddress)
+        "cunm",
+        "cua1",
+        "cua2",
+        "cua3",
+        "cua4",
+        "pono",
+        "phno",
+        "phn2",
+        "tfno",
+        "mail",
+        "emal",
+    }
+)
 _PERSONAL_PREFIXES = ("buyer",)
 # Spelled as they appear on the wire, for the inline patterns below.
 _PERSONAL_FIELD_NAMES = (
@@ -209,8 +262,7 @@ def install_redaction(logger_names: Iterable[str] = ("", "prefect", "httpx", "sp
             loggers += [
                 logging.getLogger(other)
                 for other in existing
-                if other.startswith(f"{name}.")
-                and isinstance(logging.root.manager.loggerDict[other], logging.Logger)
+                if other.startswith(f"{name}.") and isinstance(logging.root.manager.loggerDict[other], logging.Logger)
             ]
         for logger in loggers:
             _attach(logger)

@@ -3,6 +3,7 @@
 One policy object, no hidden state: callers decide which failures are retryable (reads:
 timeouts, 5xx, 429; writes only where the write is idempotent) and pass a predicate.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,7 +24,7 @@ class Backoff:
     cap: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap, self.base * (2 ** attempt))
+        ceiling = min(self.cap, self.base * (2**attempt))
         return (rng or random).uniform(0, ceiling)
 
 

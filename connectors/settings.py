@@ -38,6 +38,7 @@ Secret values (``[m3] password``, ``[amazon] refresh_token``, ``lwa_client_secre
 `Secret` objects: their repr is ``'***'``; a Prefect Secret block reference is only loaded
 when ``.reveal()`` is called.
 """
+
 from __future__ import annotations
 
 import os
@@ -113,8 +114,14 @@ class Secret:
     origin: str
     _resolver: SecretResolver
 
-    def __init__(self, value: str | None = None, *, block: str | None = None, origin: str = "",
-                 resolver: SecretResolver = prefect_secret) -> None:
+    def __init__(
+        self,
+        value: str | None = None,
+        *,
+        block: str | None = None,
+        origin: str = "",
+        resolver: SecretResolver = prefect_secret,
+    ) -> None:
         if (value is None) == (block is None):
             raise ValueError("a Secret holds either a value or a Prefect Secret block name")
         for name, item in (("_value", value), ("block", block), ("origin", origin), ("_resolver", resolver)):
@@ -190,7 +197,7 @@ class M3Settings:
 class AmazonRegionSettings:
     """One region's authorisation: its refresh token, host and the marketplaces sold there."""
 
-    region: str                  # na / eu / fe
+    region: str  # na / eu / fe
     refresh_token: Secret
     endpoint: str
     marketplaces: tuple[str, ...]
@@ -206,8 +213,8 @@ class AmazonSettings:
     accounts: tuple[AmazonRegionSettings, ...]
     token_url: str = DEFAULT_TOKEN_URL
     seller_id: str | None = None
-    deadline_seconds: float = 60.0               # an unreachable Amazon fails an operation after this
-    max_document_bytes: int = 2 << 30             # report documents: downloaded and decompressed bound
+    deadline_seconds: float = 60.0  # an unreachable Amazon fails an operation after this
+    max_document_bytes: int = 2 << 30  # report documents: downloaded and decompressed bound
 
     @property
     def marketplaces(self) -> tuple[str, ...]:
@@ -215,8 +222,10 @@ class AmazonSettings:
 
     def _single(self) -> AmazonRegionSettings:
         if len(self.accounts) != 1:
-            raise ConfigurationError(f"{len(self.accounts)} Amazon regions are configured "
-                                     f"({', '.join(a.region for a in self.accounts)}): use .accounts")
+            raise ConfigurationError(
+                f"{len(self.accounts)} Amazon regions are configured "
+                f"({', '.join(a.region for a in self.accounts)}): use .accounts"
+            )
         return self.accounts[0]
 
     @property
@@ -239,11 +248,13 @@ class Settings:
     state_url: str
     home: Path
     problems: Mapping[str, str] = field(default_factory=dict)
-    state_url_origin: str = "the state database URL"   # where it was configured, for messages
+    state_url_origin: str = "the state database URL"  # where it was configured, for messages
 
     def __repr__(self) -> str:
-        return (f"Settings(m3={self.m3!r}, amazon={self.amazon!r}, state_url={redact_text(self.state_url)!r}, "
-                f"home={self.home!r}, problems={self.problems!r})")
+        return (
+            f"Settings(m3={self.m3!r}, amazon={self.amazon!r}, state_url={redact_text(self.state_url)!r}, "
+            f"home={self.home!r}, problems={self.problems!r})"
+        )
 
     def require_m3(self) -> M3Settings:
         if self.m3 is None:
@@ -266,14 +277,34 @@ def resolve_home(arg: str | None, env: Mapping[str, str] = os.environ) -> Path:
 
 _Kind = Literal["str", "secret", "path", "list"]
 _SCHEMA: dict[str, dict[str, _Kind]] = {
-    "m3": {"ionapi": "path", "base_url": "str", "user": "str", "password": "secret",
-           "profile": "str", "cono": "str", "divi": "str", "tenant": "str",
-           "timeout_seconds": "str", "voucher_wait_seconds": "str", "settle_seconds": "str"},
-    "amazon": {"refresh_token": "secret", "lwa_app_id": "str", "lwa_client_secret": "secret",
-               "endpoint": "str", "token_url": "str", "seller_id": "str", "marketplaces": "list",
-               "deadline_seconds": "str", "max_document_bytes": "str"},
-    **{f"amazon.{region}": {"refresh_token": "secret", "endpoint": "str", "marketplaces": "list"}
-       for region in AMAZON_REGIONS},
+    "m3": {
+        "ionapi": "path",
+        "base_url": "str",
+        "user": "str",
+        "password": "secret",
+        "profile": "str",
+        "cono": "str",
+        "divi": "str",
+        "tenant": "str",
+        "timeout_seconds": "str",
+        "voucher_wait_seconds": "str",
+        "settle_seconds": "str",
+    },
+    "amazon": {
+        "refresh_token": "secret",
+        "lwa_app_id": "str",
+        "lwa_client_secret": "secret",
+        "endpoint": "str",
+        "token_url": "str",
+        "seller_id": "str",
+        "marketplaces": "list",
+        "deadline_seconds": "str",
+        "max_document_bytes": "str",
+    },
+    **{
+        f"amazon.{region}": {"refresh_token": "secret", "endpoint": "str", "marketplaces": "list"}
+        for region in AMAZON_REGIONS
+    },
     "state": {"url": "str"},
 }
 
@@ -307,8 +338,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except UnicodeDecodeError as exc:
         line, column = decode_error_position(exc)
-        raise ConfigurationError(f"{path}:{line}:{column}: not UTF-8 text; TOML files must be saved as UTF-8",
-                                 path=path, line=line) from None
+        raise ConfigurationError(
+            f"{path}:{line}:{column}: not UTF-8 text; TOML files must be saved as UTF-8", path=path, line=line
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
         raise ConfigurationError(
@@ -323,8 +355,8 @@ def _collect(path: Path, document: Mapping[str, Any], env: Mapping[str, str]) ->
     for section, table in document.items():
         if section not in _SCHEMA or not isinstance(table, dict):
             raise ConfigurationError(
-                f"{path}: unknown section [{section}]; known sections: "
-                + ", ".join(f"[{name}]" for name in _SCHEMA), path=path,
+                f"{path}: unknown section [{section}]; known sections: " + ", ".join(f"[{name}]" for name in _SCHEMA),
+                path=path,
             )
         for key, value in table.items():
             if section == "amazon" and key in AMAZON_REGIONS and isinstance(value, dict):
@@ -348,8 +380,7 @@ class _Section:
     """Typed access to one section's raw values, collecting problems instead of raising so
     one message can name everything that is missing."""
 
-    def __init__(self, name: str, raw: Mapping[tuple[str, str], _Raw], home: Path,
-                 resolver: SecretResolver) -> None:
+    def __init__(self, name: str, raw: Mapping[tuple[str, str], _Raw], home: Path, resolver: SecretResolver) -> None:
         self.name, self._raw, self._home, self._resolver = name, raw, home, resolver
         self.problems: list[str] = []
 
@@ -426,8 +457,9 @@ class _Section:
     def url(self, key: str) -> str | None:
         value = self.text(key)
         if value is not None and not value.startswith(("https://", "http://")):
-            self.problems.append(f"{self._raw[(self.name, key)].origin} must be an http(s) URL, "
-                                 f"got {redact_url(value)!r}")
+            self.problems.append(
+                f"{self._raw[(self.name, key)].origin} must be an http(s) URL, got {redact_url(value)!r}"
+            )
             return None
         return value.rstrip("/") if value else value
 
@@ -457,13 +489,23 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
         section.problems.append(f"{section.where('cono')} must be an M3 company number (1-3 digits), got {cono!r}")
     user, password = section.text("user"), section.secret("password")
     divi, tenant = section.text("divi"), section.text("tenant")
-    waits = {key: section.seconds(key, getattr(M3Settings, key))
-             for key in ("timeout_seconds", "voucher_wait_seconds", "settle_seconds")}
+    waits = {
+        key: section.seconds(key, getattr(M3Settings, key))
+        for key in ("timeout_seconds", "voucher_wait_seconds", "settle_seconds")
+    }
     if section.problems:
         return None
-    return M3Settings(ionapi=ionapi, base_url=base_url, user=user, password=password,
-                      profile=profile,  # type: ignore[arg-type]  # checked above
-                      cono=cono, divi=divi, tenant=tenant, **waits)
+    return M3Settings(
+        ionapi=ionapi,
+        base_url=base_url,
+        user=user,
+        password=password,
+        profile=profile,  # type: ignore[arg-type]  # checked above
+        cono=cono,
+        divi=divi,
+        tenant=tenant,
+        **waits,
+    )
 
 
 def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettings | None:
@@ -482,10 +524,13 @@ def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettin
             f"marketplaces {', '.join(marketplaces)} belong to regions {', '.join(regions)}: Amazon issues one "
             f"refresh token per region, so configure one account per region ({tables} with refresh_token and "
             f"marketplaces, or {variables}); one [amazon] endpoint ({env_var('amazon', 'endpoint')}) cannot "
-            f"serve them all")
+            f"serve them all"
+        )
     elif region is not None and regions and regions != [region]:
-        section.problems.append(f"{section.where('marketplaces')}: {', '.join(marketplaces)} are not "
-                                f"{region.upper()} marketplaces (they belong to {regions[0]})")
+        section.problems.append(
+            f"{section.where('marketplaces')}: {', '.join(marketplaces)} are not "
+            f"{region.upper()} marketplaces (they belong to {regions[0]})"
+        )
     region = region or (regions[0] if regions else None)
     endpoint = section.url("endpoint")
     if endpoint is None and marketplaces and not section.given("endpoint") and len(regions) <= 1:
@@ -498,16 +543,20 @@ def _amazon_account(section: _Section, region: str | None) -> AmazonRegionSettin
             )
     if section.problems or refresh_token is None or endpoint is None:
         return None
-    return AmazonRegionSettings(region=region or "custom", refresh_token=refresh_token, endpoint=endpoint,
-                                marketplaces=marketplaces)
+    return AmazonRegionSettings(
+        region=region or "custom", refresh_token=refresh_token, endpoint=endpoint, marketplaces=marketplaces
+    )
 
 
 def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSettings | None:
     """``[amazon]`` (the LWA app, seller and optionally one region's account) and ``[amazon.<region>]``
     tables (one account each); all problems are collected on the ``amazon`` section."""
     section = sections["amazon"]
-    regional = [sections[f"amazon.{r}"] for r in AMAZON_REGIONS
-                if any(sections[f"amazon.{r}"].given(k) for k in _SCHEMA[f"amazon.{r}"])]
+    regional = [
+        sections[f"amazon.{r}"]
+        for r in AMAZON_REGIONS
+        if any(sections[f"amazon.{r}"].given(k) for k in _SCHEMA[f"amazon.{r}"])
+    ]
     single_keys = ("refresh_token", "marketplaces", "endpoint")
     app_keys = ["lwa_app_id", "lwa_client_secret"]
     if not regional and all(not section.given(k) for k in [*app_keys, "refresh_token", "marketplaces"]):
@@ -525,7 +574,8 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
         if mixed:
             section.problems.append(
                 f"{section.where(mixed[0])} is set together with [{regional[0].name}]: with one table per "
-                f"region, put refresh_token, marketplaces and endpoint in the region tables only")
+                f"region, put refresh_token, marketplaces and endpoint in the region tables only"
+            )
         for table in regional:
             accounts.append(_amazon_account(table, table.name.split(".", 1)[1]))
             section.problems.extend(table.problems)
@@ -539,9 +589,15 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     max_document_bytes = _positive(section, "max_document_bytes", int, 2 << 30)
     if section.problems or client_secret is None or lwa_app_id is None or None in accounts:
         return None
-    return AmazonSettings(lwa_app_id=lwa_app_id, lwa_client_secret=client_secret,
-                          accounts=tuple(a for a in accounts if a is not None), token_url=token_url,
-                          seller_id=seller_id, deadline_seconds=deadline, max_document_bytes=max_document_bytes)
+    return AmazonSettings(
+        lwa_app_id=lwa_app_id,
+        lwa_client_secret=client_secret,
+        accounts=tuple(a for a in accounts if a is not None),
+        token_url=token_url,
+        seller_id=seller_id,
+        deadline_seconds=deadline,
+        max_document_bytes=max_document_bytes,
+    )
 
 
 def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: Any) -> Any:
@@ -587,16 +643,21 @@ def load_settings(
     if sections["state"].problems:
         raise ConfigurationError("; ".join(sections["state"].problems))
     problems = {name: "; ".join(section.problems) for name, section in sections.items() if section.problems}
-    settings = Settings(m3=m3, amazon=amazon, state_url=state_url, home=home, problems=problems,
-                        state_url_origin=state_origin)
+    settings = Settings(
+        m3=m3, amazon=amazon, state_url=state_url, home=home, problems=problems, state_url_origin=state_origin
+    )
     for name in require:
         (settings.require_m3 if name == "m3" else settings.require_amazon)()
     return settings
 
 
 # pip packages of the database drivers SQLAlchemy's dialects import, where the names differ.
-_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
-                    "pymysql": "PyMySQL"}
+_DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "PyMySQL",
+}
 
 
 def check_state_url(url: str, origin: str = "the state database URL", *, driver: bool = True) -> None:
@@ -612,13 +673,17 @@ def check_state_url(url: str, origin: str = "the state database URL", *, driver:
     except NoSuchModuleError:
         raise ConfigurationError(f"{origin}: {shown} names a database SQLAlchemy does not know") from None
     except (ArgumentError, ValueError):
-        raise ConfigurationError(f"{origin}: {shown} is not a database URL (e.g. sqlite:////path/state.sqlite "
-                                 "or postgresql+psycopg://user@host/db)") from None
+        raise ConfigurationError(
+            f"{origin}: {shown} is not a database URL (e.g. sqlite:////path/state.sqlite "
+            "or postgresql+psycopg://user@host/db)"
+        ) from None
     if not driver:
         return
     try:
         dialect.import_dbapi()
     except ImportError as exc:
         module = (exc.name or parsed.get_driver_name()).split(".")[0]
-        raise ConfigurationError(f"{origin} {shown} needs the {module} database driver, which is not installed: "
-                                 f"pip install '{_DRIVER_PACKAGES.get(module, module)}'") from None
+        raise ConfigurationError(
+            f"{origin} {shown} needs the {module} database driver, which is not installed: "
+            f"pip install '{_DRIVER_PACKAGES.get(module, module)}'"
+        ) from None

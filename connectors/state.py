@@ -10,6 +10,7 @@ SQLite specifics: WAL journal (readers never block the writer), a busy timeout, 
 ``BEGIN IMMEDIATE`` for every transaction so two processes queue on the write lock instead of
 failing with "database is locked" when a read transaction tries to upgrade.
 """
+
 from __future__ import annotations
 
 import json
@@ -106,7 +107,8 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 metadata = sa.MetaData()
 
 postings = sa.Table(
-    "postings", metadata,
+    "postings",
+    metadata,
     sa.Column("posting_key", sa.String(_KEY), primary_key=True),
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("source", sa.String(1000), nullable=False),
@@ -124,14 +126,16 @@ postings = sa.Table(
 )
 
 watermarks = sa.Table(
-    "watermarks", metadata,
+    "watermarks",
+    metadata,
     sa.Column("name", sa.String(_KEY), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
 id_maps = sa.Table(
-    "id_maps", metadata,
+    "id_maps",
+    metadata,
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("amazon_id", sa.String(_KEY), nullable=False),
     sa.Column("m3_id", sa.String(_KEY), nullable=False),
@@ -142,7 +146,8 @@ id_maps = sa.Table(
 )
 
 dead_letters = sa.Table(
-    "dead_letters", metadata,
+    "dead_letters",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("flow", sa.String(100), nullable=False),
     sa.Column("entity", sa.String(100), nullable=False),
@@ -158,8 +163,13 @@ dead_letters = sa.Table(
 # unique index: SQLite and PostgreSQL (the two backends we support) both have them.
 _open_letter_where = dead_letters.c.status == "open"
 sa.Index(
-    "uq_dead_letters_open", dead_letters.c.flow, dead_letters.c.entity, dead_letters.c.entity_key,
-    unique=True, sqlite_where=_open_letter_where, postgresql_where=_open_letter_where,
+    "uq_dead_letters_open",
+    dead_letters.c.flow,
+    dead_letters.c.entity,
+    dead_letters.c.entity_key,
+    unique=True,
+    sqlite_where=_open_letter_where,
+    postgresql_where=_open_letter_where,
 )
 
 
@@ -248,14 +258,10 @@ def _make_engine(url: str) -> Engine:
         return sa.create_engine(parsed, pool_pre_ping=True)
     if _is_sqlite_memory(parsed):
         # One shared connection, or every checkout would see a different empty database.
-        engine = sa.create_engine(
-            parsed, poolclass=StaticPool, connect_args={"check_same_thread": False}
-        )
+        engine = sa.create_engine(parsed, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
-        )
+        engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -354,36 +360,72 @@ class StateStore:
         owner = process_owner()
         try:
             with self._tx() as conn:
-                conn.execute(postings.insert().values(
-                    posting_key=key, kind=kind, source=source, status="claimed", target_ref=None,
-                    content_hash=content_hash, source_hash=source_hash, detail=None, error=None,
-                    attempts=1, created_at=now, updated_at=now, owner=owner,
-                ))
+                conn.execute(
+                    postings.insert().values(
+                        posting_key=key,
+                        kind=kind,
+                        source=source,
+                        status="claimed",
+                        target_ref=None,
+                        content_hash=content_hash,
+                        source_hash=source_hash,
+                        detail=None,
+                        error=None,
+                        attempts=1,
+                        created_at=now,
+                        updated_at=now,
+                        owner=owner,
+                    )
+                )
             return Claim(True, self._require_posting(key), content_hash)
         except IntegrityError:
             pass
         previous = self._require_posting(key)
-        reclaimable = previous.status in RECLAIMABLE_STATUSES or (previous.status == "claimed" and (
-            owner_is_gone(previous.owner)
-            or (reclaim_claimed_after is not None and previous.updated_at < now - reclaim_claimed_after)))
+        reclaimable = previous.status in RECLAIMABLE_STATUSES or (
+            previous.status == "claimed"
+            and (
+                owner_is_gone(previous.owner)
+                or (reclaim_claimed_after is not None and previous.updated_at < now - reclaim_claimed_after)
+            )
+        )
         if not reclaimable:
             return Claim(False, previous, content_hash)
         with self._tx() as conn:
             # Compare-and-set on the row as read: of several reclaimers the database picks one.
-            won = conn.execute(
-                postings.update()
-                .where(postings.c.posting_key == key, postings.c.status == previous.status,
-                       postings.c.attempts == previous.attempts, postings.c.updated_at == previous.updated_at)
-                .values(status="claimed", kind=kind, source=source, content_hash=content_hash,
-                        source_hash=source_hash, attempts=postings.c.attempts + 1, updated_at=now, owner=owner)
-            ).rowcount == 1
+            won = (
+                conn.execute(
+                    postings.update()
+                    .where(
+                        postings.c.posting_key == key,
+                        postings.c.status == previous.status,
+                        postings.c.attempts == previous.attempts,
+                        postings.c.updated_at == previous.updated_at,
+                    )
+                    .values(
+                        status="claimed",
+                        kind=kind,
+                        source=source,
+                        content_hash=content_hash,
+                        source_hash=source_hash,
+                        attempts=postings.c.attempts + 1,
+                        updated_at=now,
+                        owner=owner,
+                    )
+                ).rowcount
+                == 1
+            )
         return Claim(won, self._require_posting(key), content_hash, previous if won else None)
 
     def mark_posted(self, key: str, target_ref: str, detail: Any = None) -> Posting:
         """Record that ``key`` was written to the target as ``target_ref``. ``detail`` is any
         JSON-able value (redacted before it is stored)."""
-        self._update_posting(key, status="posted", target_ref=target_ref,
-                             detail=None if detail is None else _dump_json(detail), error=None)
+        self._update_posting(
+            key,
+            status="posted",
+            target_ref=target_ref,
+            detail=None if detail is None else _dump_json(detail),
+            error=None,
+        )
         return self._require_posting(key)
 
     def mark_failed(self, key: str, error: str | BaseException) -> Posting:
@@ -402,8 +444,13 @@ class StateStore:
     def mark_submitted(self, key: str, target_ref: str, detail: Any = None) -> Posting:
         """Record that ``key`` was handed to the target as ``target_ref`` (a GLS840 batch KEY1)
         and is not finished yet; a later claimer confirms it, never submits it again."""
-        self._update_posting(key, status="submitted", target_ref=target_ref, error=None,
-                             detail=None if detail is None else _dump_json(detail))
+        self._update_posting(
+            key,
+            status="submitted",
+            target_ref=target_ref,
+            error=None,
+            detail=None if detail is None else _dump_json(detail),
+        )
         return self._require_posting(key)
 
     def get_posting(self, key: str) -> Posting | None:
@@ -450,12 +497,18 @@ class StateStore:
     def set_watermark(self, name: str, value: str) -> None:
         """Set (insert or overwrite) the watermark ``name``."""
         if not isinstance(value, str):
-            raise TypeError(f"watermark {name!r} value must be a string (e.g. an ISO timestamp), got {type(value).__name__}")
+            raise TypeError(
+                f"watermark {name!r} value must be a string (e.g. an ISO timestamp), got {type(value).__name__}"
+            )
         for _ in range(3):
             now = self._clock()
             with self._tx() as conn:
-                if conn.execute(watermarks.update().where(watermarks.c.name == name)
-                                .values(value=value, updated_at=now)).rowcount == 1:
+                if (
+                    conn.execute(
+                        watermarks.update().where(watermarks.c.name == name).values(value=value, updated_at=now)
+                    ).rowcount
+                    == 1
+                ):
                     return
             try:
                 with self._tx() as conn:
@@ -472,10 +525,15 @@ class StateStore:
         no-op; mapping the Amazon id to another M3 id raises `IdMapConflict`."""
         try:
             with self._tx() as conn:
-                conn.execute(id_maps.insert().values(
-                    kind=kind, amazon_id=amazon_id, m3_id=m3_id, marketplace=marketplace,
-                    created_at=self._clock(),
-                ))
+                conn.execute(
+                    id_maps.insert().values(
+                        kind=kind,
+                        amazon_id=amazon_id,
+                        m3_id=m3_id,
+                        marketplace=marketplace,
+                        created_at=self._clock(),
+                    )
+                )
             return
         except IntegrityError:
             existing = self.m3_id_for(kind, amazon_id)
@@ -484,14 +542,20 @@ class StateStore:
 
     def m3_id_for(self, kind: str, amazon_id: str) -> str | None:
         with self._tx() as conn:
-            return conn.execute(sa.select(id_maps.c.m3_id).where(
-                id_maps.c.kind == kind, id_maps.c.amazon_id == amazon_id)).scalar()
+            return conn.execute(
+                sa.select(id_maps.c.m3_id).where(id_maps.c.kind == kind, id_maps.c.amazon_id == amazon_id)
+            ).scalar()
 
     def amazon_id_for(self, kind: str, m3_id: str) -> str | None:
         """The Amazon id mapped to ``m3_id``; `AmbiguousIdMap` when several are."""
         with self._tx() as conn:
-            found = list(conn.execute(sa.select(id_maps.c.amazon_id).where(
-                id_maps.c.kind == kind, id_maps.c.m3_id == m3_id).order_by(id_maps.c.amazon_id)).scalars())
+            found = list(
+                conn.execute(
+                    sa.select(id_maps.c.amazon_id)
+                    .where(id_maps.c.kind == kind, id_maps.c.m3_id == m3_id)
+                    .order_by(id_maps.c.amazon_id)
+                ).scalars()
+            )
         if len(found) > 1:
             raise AmbiguousIdMap(kind, m3_id, found)
         return found[0] if found else None
@@ -514,23 +578,42 @@ class StateStore:
         up and its error and last_seen are updated instead."""
         payload_json = _dump_json(_parse_json_text(payload))
         error_text = redact_text(str(error))
-        open_letter = sa.and_(dead_letters.c.flow == flow, dead_letters.c.entity == entity,
-                              dead_letters.c.entity_key == entity_key, dead_letters.c.status == "open")
+        open_letter = sa.and_(
+            dead_letters.c.flow == flow,
+            dead_letters.c.entity == entity,
+            dead_letters.c.entity_key == entity_key,
+            dead_letters.c.status == "open",
+        )
         for _ in range(3):
             now = self._clock()
             with self._tx() as conn:
-                bumped = conn.execute(dead_letters.update().where(open_letter).values(
-                    attempts=dead_letters.c.attempts + 1, last_seen=now, error=error_text,
-                    payload=payload_json,
-                )).rowcount
+                bumped = conn.execute(
+                    dead_letters.update()
+                    .where(open_letter)
+                    .values(
+                        attempts=dead_letters.c.attempts + 1,
+                        last_seen=now,
+                        error=error_text,
+                        payload=payload_json,
+                    )
+                ).rowcount
             if bumped:
                 break
             try:
                 with self._tx() as conn:
-                    conn.execute(dead_letters.insert().values(
-                        flow=flow, entity=entity, entity_key=entity_key, payload=payload_json,
-                        error=error_text, attempts=1, first_seen=now, last_seen=now, status="open",
-                    ))
+                    conn.execute(
+                        dead_letters.insert().values(
+                            flow=flow,
+                            entity=entity,
+                            entity_key=entity_key,
+                            payload=payload_json,
+                            error=error_text,
+                            attempts=1,
+                            first_seen=now,
+                            last_seen=now,
+                            status="open",
+                        )
+                    )
                 break
             except IntegrityError:
                 continue  # another process opened it first: bump that one
@@ -560,9 +643,14 @@ class StateStore:
         if status not in ("replayed", "discarded"):
             raise ValueError(f"a dead letter is resolved as 'replayed' or 'discarded', not {status!r}")
         with self._tx() as conn:
-            updated = conn.execute(dead_letters.update().where(
-                dead_letters.c.id == letter_id, dead_letters.c.status == "open",
-            ).values(status=status, last_seen=self._clock())).rowcount
+            updated = conn.execute(
+                dead_letters.update()
+                .where(
+                    dead_letters.c.id == letter_id,
+                    dead_letters.c.status == "open",
+                )
+                .values(status=status, last_seen=self._clock())
+            ).rowcount
         letter = self.get_dead_letter(letter_id)
         if letter is None:
             raise DeadLetterNotFound(letter_id)
@@ -632,17 +720,32 @@ def _parse_json_text(payload: Any) -> Any:
 
 def _posting(row: sa.RowMapping) -> Posting:
     return Posting(
-        posting_key=row["posting_key"], kind=row["kind"], source=row["source"], status=row["status"],
-        target_ref=row["target_ref"], content_hash=row["content_hash"], source_hash=row["source_hash"],
-        detail=None if row["detail"] is None else json.loads(row["detail"]), error=row["error"],
-        attempts=row["attempts"], created_at=row["created_at"], updated_at=row["updated_at"],
+        posting_key=row["posting_key"],
+        kind=row["kind"],
+        source=row["source"],
+        status=row["status"],
+        target_ref=row["target_ref"],
+        content_hash=row["content_hash"],
+        source_hash=row["source_hash"],
+        detail=None if row["detail"] is None else json.loads(row["detail"]),
+        error=row["error"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
         owner=row.get("owner"),
     )
 
 
 def _dead_letter(row: sa.RowMapping) -> DeadLetter:
     return DeadLetter(
-        id=row["id"], flow=row["flow"], entity=row["entity"], entity_key=row["entity_key"],
-        payload=json.loads(row["payload"]), error=row["error"], attempts=row["attempts"],
-        first_seen=row["first_seen"], last_seen=row["last_seen"], status=row["status"],
+        id=row["id"],
+        flow=row["flow"],
+        entity=row["entity"],
+        entity_key=row["entity_key"],
+        payload=json.loads(row["payload"]),
+        error=row["error"],
+        attempts=row["attempts"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        status=row["status"],
     )

@@ -7,6 +7,7 @@ took ~1 s longer (twice the system time) and peaked ~0.1 GB higher than jemalloc
 already allocated keep their pool, so switching at run time is safe. An explicit
 ``ARROW_DEFAULT_MEMORY_POOL`` is the user's choice and is left alone.
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ traceback reaches the terminal: every failure is one line on stderr, and for ``s
 reason of an invalid, held or failed settlement too (``file:line:column: message`` for input
 errors), while ``--json`` keeps stdout to exactly one JSON document.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,13 +26,14 @@ from typing import Any
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="m3sync", description="Infor M3 <-> Amazon Selling Partner API")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def home_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--home", metavar="DIR", help="state, sandbox and reports (default $M3SYNC_HOME, else ./.m3sync)")
+        p.add_argument(
+            "--home", metavar="DIR", help="state, sandbox and reports (default $M3SYNC_HOME, else ./.m3sync)"
+        )
 
     demo = commands.add_parser("demo", help="run the whole story against the embedded sandbox")
     home_option(demo)
@@ -42,8 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the M3 and SP-API emulators in the foreground")
     home_option(sandbox)
     sandbox.add_argument("--m3-port", type=int, default=0, metavar="P", help="M3 port (default: a free one)")
-    sandbox.add_argument("--spapi-port", type=int, default=0, metavar="Q",
-                         help="SP-API North America port; Europe and Far East take the next two (default: free ones)")
+    sandbox.add_argument(
+        "--spapi-port",
+        type=int,
+        default=0,
+        metavar="Q",
+        help="SP-API North America port; Europe and Far East take the next two (default: free ones)",
+    )
     sandbox.add_argument("--seed", type=int, default=0, help="seed of the sandbox world (first run of a home)")
     sandbox.set_defaults(handler=_sandbox)
 
@@ -54,8 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     settle.add_argument("--dry-run", action="store_true", help="check, map and reconcile; post nothing")
     settle.add_argument("--report", metavar="PATH", help="workbook path (default HOME/reports/settlements-<time>.xlsx)")
     settle.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    settle.add_argument("--mapping", default="invoice-clearing",
-                        help="GL mapping preset or file (invoice-clearing, summary, or HOME/mappings/NAME.yaml)")
+    settle.add_argument(
+        "--mapping",
+        default="invoice-clearing",
+        help="GL mapping preset or file (invoice-clearing, summary, or HOME/mappings/NAME.yaml)",
+    )
     settle.add_argument("--tolerance", default="0.01", help="reconciliation tolerance per order (default 0.01)")
     settle.add_argument("--strict", action="store_true", help="hold settlements whose orders do not reconcile")
     home_option(settle)
@@ -66,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 # Defaults for Prefect when the user has not set them (set before Prefect is imported): a
 # loaded laptop needs more than 20 s to start the ephemeral server (stack-notes.md §2), and
 # offline machines log telemetry errors.
-PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,8 +121,10 @@ def concise_console_logs() -> None:
     import prefect  # noqa: F401 - sets up Prefect's logging
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    loggers = [logging.getLogger(), *(l for l in logging.Logger.manager.loggerDict.values()
-                                      if isinstance(l, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(l for l in logging.Logger.manager.loggerDict.values() if isinstance(l, logging.Logger)),
+    ]
     for logger in loggers:
         for handler in logger.handlers:
             if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _WithoutTraceback):
@@ -149,8 +163,11 @@ def _failure(exc: BaseException, flow_run_id: Any = None) -> int:
     prefect_down = _prefect_unreachable(exc)
     if prefect_down:
         return _fail(prefect_down, EXIT_UNREACHABLE)
-    where = (f"the traceback is in the log of flow run {flow_run_id} (prefect flow-run logs {flow_run_id})"
-             if flow_run_id else "please report it with the command that was run")
+    where = (
+        f"the traceback is in the log of flow run {flow_run_id} (prefect flow-run logs {flow_run_id})"
+        if flow_run_id
+        else "please report it with the command that was run"
+    )
     return _fail(f"unexpected error in m3sync: {type(exc).__name__}: {first}; {where}", EXIT_FAILED)
 
 
@@ -163,13 +180,17 @@ def _prefect_unreachable(exc: BaseException) -> str:
         return ""
     if text.startswith("Failed to reach API at"):
         url = text.removeprefix("Failed to reach API at").strip()
-        return (f"Prefect's API at {url} does not answer: start that server, or unset PREFECT_API_URL "
-                "to let m3sync start a temporary one")
+        return (
+            f"Prefect's API at {url} does not answer: start that server, or unset PREFECT_API_URL "
+            "to let m3sync start a temporary one"
+        )
     if "ephemeral Prefect API server" in text:
         timeout = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-        return (f"Prefect's temporary server did not start within {timeout} s (a busy machine?): set "
-                "PREFECT_API_URL to a running Prefect server, or raise "
-                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+        return (
+            f"Prefect's temporary server did not start within {timeout} s (a busy machine?): set "
+            "PREFECT_API_URL to a running Prefect server, or raise "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+        )
     return ""
 
 
@@ -181,13 +202,19 @@ def problem_lines(document: dict[str, Any]) -> list[str]:
     for entry in document["settlements"]:
         if entry["status"] not in ("invalid", "held", "failed", "submitted"):
             continue
-        where = entry["source"] if entry["settlement_id"] is None else \
-            f"{entry['source']}: settlement {entry['settlement_id']}"
+        where = (
+            entry["source"]
+            if entry["settlement_id"] is None
+            else f"{entry['source']}: settlement {entry['settlement_id']}"
+        )
         for reason in entry["reasons"]:
             text = " ".join(str(reason).split())
             # A file's input errors already start with "file:line:column:".
-            lines.append(text if entry["status"] == "invalid" and entry["settlement_id"] is None
-                         else f"{where}: {entry['status']}: {text}")
+            lines.append(
+                text
+                if entry["status"] == "invalid" and entry["settlement_id"] is None
+                else f"{where}: {entry['status']}: {text}"
+            )
     if document.get("report_error"):
         lines.append(f"m3sync: {document['report_error']}")
     return lines
@@ -217,8 +244,7 @@ def _settle(args: argparse.Namespace) -> int:
 
     # Everything that can be checked is, before Prefect starts and anything is posted (a
     # failure here is one line from main(); the server is stopped at exit).
-    settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run,
-                                need_amazon=args.from_amazon)
+    settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run, need_amazon=args.from_amazon)
     report_path(settings.home, args.report)
     load_gl_mapping(args.mapping, settings.home)
     try:
@@ -235,9 +261,17 @@ def _settle(args: argparse.Namespace) -> int:
         server.wait()
     with server.in_use():
         state = settlement_reconciliation(
-            files=[os.path.abspath(f) for f in args.files], from_amazon=args.from_amazon, sandbox=args.sandbox,
-            dry_run=args.dry_run, report=args.report, home=args.home, mapping=args.mapping,
-            tolerance=args.tolerance, strict=args.strict, return_state=True)
+            files=[os.path.abspath(f) for f in args.files],
+            from_amazon=args.from_amazon,
+            sandbox=args.sandbox,
+            dry_run=args.dry_run,
+            report=args.report,
+            home=args.home,
+            mapping=args.mapping,
+            tolerance=args.tolerance,
+            strict=args.strict,
+            return_state=True,
+        )
     try:
         document = state.result()
     except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code

@@ -5,6 +5,7 @@ sandbox or a live M3 and seller account with configuration only. Nothing silentl
 to the sandbox: without ``--sandbox``, a missing setting raises ``ConfigurationError`` naming
 what to configure.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -16,8 +17,15 @@ from typing import Any
 
 from connectors.amazon import SellerAccounts
 from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
-from connectors.settings import (SANDBOX_M3_PROFILE, ConfigurationError, Settings, check_state_url,
-                                 decode_error_position, load_settings, resolve_home)
+from connectors.settings import (
+    SANDBOX_M3_PROFILE,
+    ConfigurationError,
+    Settings,
+    check_state_url,
+    decode_error_position,
+    load_settings,
+    resolve_home,
+)
 from connectors.state import StateStore
 from reconciliation.mapping import GLMapping, MappingError, load_mapping
 
@@ -35,7 +43,7 @@ class Connections:
     m3_profile: str = SANDBOX_M3_PROFILE
     divi: str = SANDBOX_DIVISION
     amazon: SellerAccounts | None = None  # one connector per SP-API region
-    sandbox_env: Any = None          # sandbox.runtime.SandboxEnvironment when sandbox=True
+    sandbox_env: Any = None  # sandbox.runtime.SandboxEnvironment when sandbox=True
     need_m3: bool = True
     need_amazon: bool = False
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
@@ -48,36 +56,48 @@ class Connections:
 
     def require_m3(self) -> M3Operations:
         if self.m3 is None:
-            raise ConfigurationError("M3 is not configured: set [m3] ionapi in HOME/config.toml or "
-                                     "M3SYNC_M3_IONAPI, or use --sandbox")
+            raise ConfigurationError(
+                "M3 is not configured: set [m3] ionapi in HOME/config.toml or M3SYNC_M3_IONAPI, or use --sandbox"
+            )
         return self.m3
 
     def require_amazon(self) -> SellerAccounts:
         if self.amazon is None:
-            raise ConfigurationError("Amazon is not configured: set [amazon] refresh_token, lwa_app_id, "
-                                     "lwa_client_secret and seller_id in HOME/config.toml (or M3SYNC_AMAZON_*), "
-                                     "or use --sandbox")
+            raise ConfigurationError(
+                "Amazon is not configured: set [amazon] refresh_token, lwa_app_id, "
+                "lwa_client_secret and seller_id in HOME/config.toml (or M3SYNC_AMAZON_*), "
+                "or use --sandbox"
+            )
         return self.amazon
 
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> "Connections":
+    def __enter__(self) -> Connections:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def open_connections(home: str | Path | None, *, sandbox: bool, need_m3: bool = True,
-                     need_amazon: bool = False, seed: int = 0, orders: int = 400) -> Connections:
+def open_connections(
+    home: str | Path | None,
+    *,
+    sandbox: bool,
+    need_m3: bool = True,
+    need_amazon: bool = False,
+    seed: int = 0,
+    orders: int = 400,
+) -> Connections:
     """Connect to the sandbox under ``home`` or to the configured live systems."""
     home_path = resolve_home(str(home) if home is not None else None)
     try:
         home_path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigurationError(f"home folder {home_path}: cannot create it ({exc.strerror or exc}); "
-                                 "choose another with --home or M3SYNC_HOME") from None
+        raise ConfigurationError(
+            f"home folder {home_path}: cannot create it ({exc.strerror or exc}); "
+            "choose another with --home or M3SYNC_HOME"
+        ) from None
     stack = ExitStack()
     try:
         if sandbox:
@@ -136,8 +156,16 @@ def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
     state = StateStore(settings.state_url)
     stack.callback(state.close)
     ops = M3Operations(client, profile, cono=SANDBOX_COMPANY, divi=SANDBOX_DIVISION)
-    return Connections(home=home, sandbox=True, state=state, m3=ops, m3_profile=profile, divi=SANDBOX_DIVISION,
-                       amazon=amazon, need_amazon=True)
+    return Connections(
+        home=home,
+        sandbox=True,
+        state=state,
+        m3=ops,
+        m3_profile=profile,
+        divi=SANDBOX_DIVISION,
+        amazon=amazon,
+        need_amazon=True,
+    )
 
 
 def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, need_amazon: bool) -> Settings:
@@ -158,8 +186,9 @@ def checked_settings(home: str | Path | None, *, sandbox: bool, need_m3: bool, n
     if need_amazon:
         amazon = settings.require_amazon()
         if not amazon.seller_id:
-            raise ConfigurationError("Amazon seller id missing: set [amazon] seller_id in HOME/config.toml "
-                                     "or M3SYNC_AMAZON_SELLER_ID")
+            raise ConfigurationError(
+                "Amazon seller id missing: set [amazon] seller_id in HOME/config.toml or M3SYNC_AMAZON_SELLER_ID"
+            )
     return settings
 
 
@@ -171,8 +200,9 @@ def check_ionapi(path: Path) -> None:
         raise ConfigurationError(str(exc)) from None
     except UnicodeDecodeError as exc:
         line, column = decode_error_position(exc)
-        raise ConfigurationError(f"{path}:{line}:{column}: not UTF-8 text; the .ionapi file must be UTF-8 JSON"
-                                 ) from None
+        raise ConfigurationError(
+            f"{path}:{line}:{column}: not UTF-8 text; the .ionapi file must be UTF-8 JSON"
+        ) from None
     except OSError as exc:
         raise ConfigurationError(f".ionapi file {path}: cannot read it ({exc.strerror or exc})") from None
 
@@ -187,11 +217,23 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
         if m3.ionapi is not None:
             client = M3Client.from_ionapi(m3.ionapi, cono=m3.cono, divi=m3.divi, timeout=m3.timeout_seconds)
         else:
-            client = M3Client.basic(str(m3.base_url), str(m3.user), m3.password.reveal() if m3.password else "",
-                                    cono=m3.cono, divi=m3.divi, timeout=m3.timeout_seconds)
+            client = M3Client.basic(
+                str(m3.base_url),
+                str(m3.user),
+                m3.password.reveal() if m3.password else "",
+                cono=m3.cono,
+                divi=m3.divi,
+                timeout=m3.timeout_seconds,
+            )
         stack.callback(client.close)
-        connections.m3 = M3Operations(client, m3.profile, cono=m3.cono, divi=m3.divi,
-                                      voucher_wait=m3.voucher_wait_seconds, settle_seconds=m3.settle_seconds)
+        connections.m3 = M3Operations(
+            client,
+            m3.profile,
+            cono=m3.cono,
+            divi=m3.divi,
+            voucher_wait=m3.voucher_wait_seconds,
+            settle_seconds=m3.settle_seconds,
+        )
         connections.m3_profile = m3.profile
         if m3.divi:
             connections.divi = m3.divi
@@ -210,5 +252,6 @@ def load_gl_mapping(name_or_path: str, home: Path) -> GLMapping:
         return load_mapping(name_or_path, home=home)
     except UnicodeDecodeError as exc:
         line, column = decode_error_position(exc)
-        raise MappingError(str(name_or_path), f"line {line}, column {column}",
-                           "not UTF-8 text; save the mapping file as UTF-8") from None
+        raise MappingError(
+            str(name_or_path), f"line {line}, column {column}", "not UTF-8 text; save the mapping file as UTF-8"
+        ) from None

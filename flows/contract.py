@@ -3,6 +3,7 @@
 Other tools script against this shape: keys are never renamed, amounts are strings with the
 currency's decimals, dates are ISO 8601 (UTC for times).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,47 +27,100 @@ def settlement_entry(outcome: SettlementOutcome) -> dict[str, Any]:
     vouchers = []
     refs = {p.key: p.m3_ref for p in outcome.posted}
     for voucher in outcome.vouchers:
-        vouchers.append({"key": voucher.key, "date": voucher.accounting_date.isoformat(), "lines": len(voucher.lines),
-                         "debit": format_amount(voucher.debit_minor, s.currency),
-                         "credit": format_amount(voucher.credit_minor, s.currency),
-                         "m3_ref": refs.get(voucher.key)})
+        vouchers.append(
+            {
+                "key": voucher.key,
+                "date": voucher.accounting_date.isoformat(),
+                "lines": len(voucher.lines),
+                "debit": format_amount(voucher.debit_minor, s.currency),
+                "credit": format_amount(voucher.credit_minor, s.currency),
+                "m3_ref": refs.get(voucher.key),
+            }
+        )
     rec = outcome.reconciliation
     reconciliation: dict[str, Any] = {"status": "done" if rec is not None else "skipped"}
     if rec is not None:
         reconciliation.update(rec.counts)
     else:
-        reconciliation.update({"matched": 0, "amount_mismatch": 0, "missing_in_m3": 0, "not_settled": 0,
-                               "refund_without_credit": 0, "reason": outcome.reconciliation_skipped_reason})
+        reconciliation.update(
+            {
+                "matched": 0,
+                "amount_mismatch": 0,
+                "missing_in_m3": 0,
+                "not_settled": 0,
+                "refund_without_credit": 0,
+                "reason": outcome.reconciliation_skipped_reason,
+            }
+        )
     anomalies = []
     if outcome.anomalies is not None:
         for row in outcome.anomalies.itertuples(index=False):
-            anomalies.append({"order_id": row.order_id, "sku": row.sku, "kind": row.kind,
-                              "score": round(float(row.score), 4), "reasons": list(row.reasons)})
+            anomalies.append(
+                {
+                    "order_id": row.order_id,
+                    "sku": row.sku,
+                    "kind": row.kind,
+                    "score": round(float(row.score), 4),
+                    "reasons": list(row.reasons),
+                }
+            )
     return {
-        "settlement_id": s.settlement_id, "source": s.source, "format": s.format, "marketplace": s.marketplace,
-        "currency": s.currency, "start": _utc(s.start), "end": _utc(s.end),
+        "settlement_id": s.settlement_id,
+        "source": s.source,
+        "format": s.format,
+        "marketplace": s.marketplace,
+        "currency": s.currency,
+        "start": _utc(s.start),
+        "end": _utc(s.end),
         "deposit_date": s.deposit_date.tz_convert("UTC").date().isoformat(),
-        "total_amount": format_amount(s.total_minor, s.currency), "line_count": s.line_count,
-        "status": outcome.status, "reasons": list(outcome.reasons),
+        "total_amount": format_amount(s.total_minor, s.currency),
+        "line_count": s.line_count,
+        "status": outcome.status,
+        "reasons": list(outcome.reasons),
         "journal": {"vouchers": vouchers},
         "reconciliation": reconciliation,
         "anomalies": anomalies,
     }
 
 
-def file_entry(source: str, status: str, reasons: Sequence[str], settlement_id: str | None = None,
-               posted: Sequence[PostedVoucherRef] = ()) -> dict[str, Any]:
+def file_entry(
+    source: str,
+    status: str,
+    reasons: Sequence[str],
+    settlement_id: str | None = None,
+    posted: Sequence[PostedVoucherRef] = (),
+) -> dict[str, Any]:
     """An entry with what is known when no settlement can be described: a file that could not be
     read (``invalid``), whose reading failed, or an outcome whose description failed (``failed``,
     with what was posted); every key of the contract is there."""
-    return {"settlement_id": settlement_id, "source": source, "format": None, "marketplace": None,
-            "currency": None, "start": None, "end": None, "deposit_date": None, "total_amount": None,
-            "line_count": 0, "status": status, "reasons": list(reasons),
-            "journal": {"vouchers": [{"key": p.key, "date": None, "lines": None, "debit": None, "credit": None,
-                                      "m3_ref": p.m3_ref} for p in posted]},
-            "reconciliation": {"status": "skipped", "matched": 0, "amount_mismatch": 0, "missing_in_m3": 0,
-                               "not_settled": 0},
-            "anomalies": []}
+    return {
+        "settlement_id": settlement_id,
+        "source": source,
+        "format": None,
+        "marketplace": None,
+        "currency": None,
+        "start": None,
+        "end": None,
+        "deposit_date": None,
+        "total_amount": None,
+        "line_count": 0,
+        "status": status,
+        "reasons": list(reasons),
+        "journal": {
+            "vouchers": [
+                {"key": p.key, "date": None, "lines": None, "debit": None, "credit": None, "m3_ref": p.m3_ref}
+                for p in posted
+            ]
+        },
+        "reconciliation": {
+            "status": "skipped",
+            "matched": 0,
+            "amount_mismatch": 0,
+            "missing_in_m3": 0,
+            "not_settled": 0,
+        },
+        "anomalies": [],
+    }
 
 
 def invalid_entry(source: str, errors: Sequence[SettlementFileError]) -> dict[str, Any]:
@@ -76,18 +130,26 @@ def invalid_entry(source: str, errors: Sequence[SettlementFileError]) -> dict[st
 
 def _entry(outcome: SettlementOutcome) -> dict[str, Any]:
     """The outcome's entry; should describing it fail, the essentials (what was posted above all)."""
-    entry = contained(f"describing settlement {outcome.settlement.settlement_id}",
-                      lambda: settlement_entry(outcome))
+    entry = contained(f"describing settlement {outcome.settlement.settlement_id}", lambda: settlement_entry(outcome))
     if not isinstance(entry, UnexpectedError):
         return entry
-    return file_entry(outcome.settlement.source, "failed", [*outcome.reasons, entry.reason()],
-                      settlement_id=outcome.settlement.settlement_id, posted=outcome.posted)
+    return file_entry(
+        outcome.settlement.source,
+        "failed",
+        [*outcome.reasons, entry.reason()],
+        settlement_id=outcome.settlement.settlement_id,
+        posted=outcome.posted,
+    )
 
 
 def duplicate_entry(kept: dict[str, Any], source: str) -> dict[str, Any]:
     """A second copy of a settlement in the same run (another file or document): processed once."""
-    return {**kept, "source": source, "status": "duplicate",
-            "reasons": [f"same settlement as {kept['source']}; processed once"]}
+    return {
+        **kept,
+        "source": source,
+        "status": "duplicate",
+        "reasons": [f"same settlement as {kept['source']}; processed once"],
+    }
 
 
 def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workbook: Any) -> dict[str, Any]:
@@ -95,16 +157,19 @@ def settle_document(outcomes: Sequence[SettlementOutcome], sources: Any, workboo
     `UnexpectedError` that stopped it: then ``report`` is null and ``report_error`` says why."""
     entries = [_entry(o) for o in outcomes]
     by_id = {entry["settlement_id"]: entry for entry in entries}
-    entries += [duplicate_entry(by_id[d.settlement_id], d.source) for d in sources.duplicates_in_input
-                if d.settlement_id in by_id]
+    entries += [
+        duplicate_entry(by_id[d.settlement_id], d.source)
+        for d in sources.duplicates_in_input
+        if d.settlement_id in by_id
+    ]
     by_source: dict[str, list[SettlementFileError]] = {}
     for error in sources.errors:
         by_source.setdefault(error.source, []).append(error)
     entries += [invalid_entry(source, errors) for source, errors in by_source.items()]
-    entries += [file_entry(f.source, "failed", [f.error.reason(), "nothing posted for this file"])
-                for f in sources.failures]
-    document: dict[str, Any] = {"settlements": entries,
-                                "unreachable": any(o.unreachable for o in outcomes)}
+    entries += [
+        file_entry(f.source, "failed", [f.error.reason(), "nothing posted for this file"]) for f in sources.failures
+    ]
+    document: dict[str, Any] = {"settlements": entries, "unreachable": any(o.unreachable for o in outcomes)}
     if isinstance(workbook, UnexpectedError):
         document["report"] = None
         document["report_error"] = f"workbook not written: {workbook.reason()}"
@@ -132,8 +197,12 @@ def exit_code(document: dict[str, Any]) -> int:
 
 # The flow run's state name when the run has a problem (DESIGN.md: a run with a held, invalid
 # or failed item, or an unreachable system, never ends as a plain Completed).
-RUN_STATE_NAMES = {EXIT_UNREACHABLE: "Unreachable", EXIT_FAILED: "Failed items", EXIT_INVALID: "Invalid input",
-                   EXIT_HELD: "Held"}
+RUN_STATE_NAMES = {
+    EXIT_UNREACHABLE: "Unreachable",
+    EXIT_FAILED: "Failed items",
+    EXIT_INVALID: "Invalid input",
+    EXIT_HELD: "Held",
+}
 
 
 def run_state(document: dict[str, Any]) -> Any:

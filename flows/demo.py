@@ -6,6 +6,7 @@
 3. run the settlement flow on every settlement report Amazon lists;
 4. print what happened and where the workbook is.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -32,22 +33,39 @@ def order_requests(world: Any) -> list[tuple[OrderRequest, Any]]:
     for order_id, lines in by_order.items():
         order = shipped[order_id]
         market = order.market
-        request_lines = [OrderLineRequest(itno=l.itno, quantity=l.quantity, unit_price=l.unit_price,
-                                          discount=l.item_promotion or None) for l in lines]
+        request_lines = [
+            OrderLineRequest(
+                itno=l.itno, quantity=l.quantity, unit_price=l.unit_price, discount=l.item_promotion or None
+            )
+            for l in lines
+        ]
         shipping = sum((l.shipping for l in lines), Decimal(0))
         shipping_promotion = sum((l.shipping_promotion for l in lines), Decimal(0))
         if shipping > 0:
-            request_lines.append(OrderLineRequest(itno=FREIGHT_ITEM, quantity=1, unit_price=shipping,
-                                                  discount=shipping_promotion or None))
-        requests.append((OrderRequest(cuno=f"AMZ{market}", customer_order_ref=order_id,
-                                      order_type="AFN" if order.channel == "AFN" else "AMZ",
-                                      lines=tuple(request_lines), order_date=order.purchased.date(),
-                                      currency=lines[0].currency), order))
+            request_lines.append(
+                OrderLineRequest(
+                    itno=FREIGHT_ITEM, quantity=1, unit_price=shipping, discount=shipping_promotion or None
+                )
+            )
+        requests.append(
+            (
+                OrderRequest(
+                    cuno=f"AMZ{market}",
+                    customer_order_ref=order_id,
+                    order_type="AFN" if order.channel == "AFN" else "AMZ",
+                    lines=tuple(request_lines),
+                    order_date=order.purchased.date(),
+                    currency=lines[0].currency,
+                ),
+                order,
+            )
+        )
     return requests
 
 
-def put_orders_in_m3(m3: M3Operations, state: StateStore, world: Any,
-                     invoice: Callable[[str, Any], str], workers: int = 4) -> dict[str, int]:
+def put_orders_in_m3(
+    m3: M3Operations, state: StateStore, world: Any, invoice: Callable[[str, Any], str], workers: int = 4
+) -> dict[str, int]:
     """Create and invoice the world's shipped orders in M3 once (id map + CUOR make it idempotent)."""
     counts = {"created": 0, "already_in_m3": 0}
     requests = order_requests(world)
@@ -80,11 +98,14 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
     with open_connections(home, sandbox=True, seed=seed, orders=orders) as connections:
         env = connections.sandbox_env
         hosts = ", ".join(f"{region.upper()} {server.base_url}" for region, server in env.spapi.items())
-        echo(f"Sandbox up: M3 {env.m3.base_url}, SP-API {hosts} (world seed {env.seed}, "
-             f"home {connections.home})")
+        echo(f"Sandbox up: M3 {env.m3.base_url}, SP-API {hosts} (world seed {env.seed}, home {connections.home})")
         world = env.world()
-        counts = put_orders_in_m3(connections.require_m3(), connections.state, world,
-                                  lambda orno, day: env.advance_m3_order(orno, "invoice", day))
+        counts = put_orders_in_m3(
+            connections.require_m3(),
+            connections.state,
+            world,
+            lambda orno, day: env.advance_m3_order(orno, "invoice", day),
+        )
         echo(f"M3 orders: {counts['created']} created and invoiced, {counts['already_in_m3']} already there")
         home_path = connections.home
     document = settlement_reconciliation(from_amazon=True, sandbox=True, home=str(home_path))
@@ -101,9 +122,14 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     by_status: dict[str, int] = defaultdict(int)
     for entry in entries:
         by_status[entry["status"]] += 1
-    lines = [f"Settlements: {len(entries)} processed"
-             + (": " + ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())) if entries
-                else " (no settlement report new since the last run)")]
+    lines = [
+        f"Settlements: {len(entries)} processed"
+        + (
+            ": " + ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+            if entries
+            else " (no settlement report new since the last run)"
+        )
+    ]
     totals: dict[str, Decimal] = defaultdict(Decimal)
     rec: dict[str, int] = defaultdict(int)
     anomalies: list[tuple[float, str, str]] = []
@@ -113,16 +139,22 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
             continue
         totals[e["currency"]] += Decimal(e["total_amount"])
         refs = ", ".join(v["m3_ref"] or v["key"] for v in e["journal"]["vouchers"]) or "-"
-        lines.append(f"  {e['settlement_id']} {e['marketplace']:<13} {e['total_amount']:>10} {e['currency']} "
-                     f"{e['status']:<9} {refs}")
+        lines.append(
+            f"  {e['settlement_id']} {e['marketplace']:<13} {e['total_amount']:>10} {e['currency']} "
+            f"{e['status']:<9} {refs}"
+        )
         for reason in e["reasons"] if e["status"] in ("held", "failed") else []:
             lines.append(f"      {e['status']}: {reason}")
         for key in ("matched", "amount_mismatch", "missing_in_m3", "not_settled", "refund_without_credit"):
             rec[key] += int(e["reconciliation"].get(key, 0))
-        anomalies += [(a["score"], e["settlement_id"], f"{a['order_id'] or '-'} {a['sku'] or ''}: "
-                       f"{'; '.join(a['reasons'])}") for a in e["anomalies"]]
+        anomalies += [
+            (a["score"], e["settlement_id"], f"{a['order_id'] or '-'} {a['sku'] or ''}: {'; '.join(a['reasons'])}")
+            for a in e["anomalies"]
+        ]
     lines.append("Deposits: " + ", ".join(f"{amount} {currency}" for currency, amount in sorted(totals.items())))
-    lines.append("Reconciliation against M3 invoices: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in rec.items()))
+    lines.append(
+        "Reconciliation against M3 invoices: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in rec.items())
+    )
     lines.append(f"Anomalies flagged: {len(anomalies)}")
     for score, settlement_id, text in sorted(anomalies, reverse=True)[:5]:
         lines.append(f"  {score:.2f} settlement {settlement_id} {text}")
@@ -133,4 +165,3 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     if document.get("lines_file"):
         lines.append(f"Every line: {document['lines_file']}")
     return lines
-

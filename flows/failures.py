@@ -5,6 +5,7 @@ at ERROR in the Prefect run's log (the console shows one line: ``flows.cli`` str
 there) and returned as an `UnexpectedError` naming the stage, the error and the flow run whose
 log has the details.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,9 +26,9 @@ class UnexpectedError:
     """An exception m3sync did not expect: where it happened, what it was, and which flow
     run's log holds its traceback. It becomes one settlement's (or file's) ``failed`` outcome."""
 
-    stage: str               # what m3sync was doing: "reconciling against M3 invoices", ...
+    stage: str  # what m3sync was doing: "reconciling against M3 invoices", ...
     error_type: str
-    message: str             # its first line, secrets masked
+    message: str  # its first line, secrets masked
     flow_run_id: str = ""
     flow_run_name: str = ""
 
@@ -40,12 +41,15 @@ class UnexpectedError:
         lines = str(exc).strip().splitlines()
         message = redact_text(lines[0] if lines else "(no message)")
         if len(message) > cls.MESSAGE_LENGTH:
-            message = message[:cls.MESSAGE_LENGTH - 1] + "…"
+            message = message[: cls.MESSAGE_LENGTH - 1] + "…"
         return cls(stage, type(exc).__name__, message, str(flow_run.id or ""), str(flow_run.name or ""))
 
     def reason(self) -> str:
-        where = (f"the traceback is in the log of flow run {self.flow_run_name} "
-                 f"(prefect flow-run logs {self.flow_run_id})" if self.flow_run_id else "the traceback is in the log")
+        where = (
+            f"the traceback is in the log of flow run {self.flow_run_name} (prefect flow-run logs {self.flow_run_id})"
+            if self.flow_run_id
+            else "the traceback is in the log"
+        )
         return f"unexpected error in m3sync while {self.stage}: {self.error_type}: {self.message}; {where}"
 
 

@@ -17,6 +17,7 @@ otherwise the server is started before Prefect is even imported, and stopped aga
 Prefect's settings then say it is not needed. If the early start fails, the flow run starts
 Prefect's own server and reports any error itself.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -35,8 +36,15 @@ from pathlib import Path
 # How the two settings that decide look in profiles.toml / .env (PREFECT_API_URL,
 # PREFECT_SERVER_EPHEMERAL_ENABLED) and in prefect.toml / pyproject.toml ([api] url,
 # [server.ephemeral] enabled), lower-cased.
-_SETTING_KEYS = ("api_url", "ephemeral_enabled", "[api]", "api.url", "[tool.prefect.api]", "ephemeral]",
-                 "ephemeral.enabled")
+_SETTING_KEYS = (
+    "api_url",
+    "ephemeral_enabled",
+    "[api]",
+    "api.url",
+    "[tool.prefect.api]",
+    "ephemeral]",
+    "ephemeral.enabled",
+)
 _PORT_IN_USE = 3  # uvicorn's exit code when the port was taken between our check and its bind
 
 
@@ -49,7 +57,7 @@ class EphemeralServer:
         self._thread: threading.Thread | None = None
         self._stopped = False
 
-    def start(self) -> "EphemeralServer":
+    def start(self) -> EphemeralServer:
         if _server_maybe_configured() and not _ephemeral_server_needed():
             return self
         self._thread = threading.Thread(target=self._start, name="prefect-ephemeral-server", daemon=True)
@@ -128,8 +136,10 @@ class EphemeralServer:
 def _server_maybe_configured() -> bool:
     """Whether the environment or a Prefect settings file may set an API URL or turn ephemeral
     mode off (a cheap look, no Prefect import; when in doubt Prefect's own settings decide)."""
-    if any(name in os.environ for name in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_ENABLED",
-                                           "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")):
+    if any(
+        name in os.environ
+        for name in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")
+    ):
         return True
     home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     for settings_file in (home / "profiles.toml", Path("prefect.toml"), Path(".env"), Path("pyproject.toml")):
@@ -173,13 +183,32 @@ def _launch(port: int) -> subprocess.Popen[bytes]:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("prefect is not installed")
     app_dir = Path(list(spec.submodule_search_locations)[0]).parent
-    environment = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-                   "PREFECT__SERVER_FINAL": "1"}
+    environment = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
-         "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "error", "--lifespan", "on"],
-        env=environment)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(app_dir),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ],
+        env=environment,
+    )
 
 
 def start_ephemeral_server() -> EphemeralServer:

@@ -4,6 +4,7 @@ The path is checked before anything is posted (the command line checks it before
 starts, the flow again before reading): a workbook that cannot be written must not be found
 out after a voucher is in M3.
 """
+
 from __future__ import annotations
 
 import tempfile

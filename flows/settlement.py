@@ -11,12 +11,12 @@ returned even when the workbook cannot be written. A run with a problem ends in 
 state named after the worst one ("Held", "Invalid input", "Failed items", "Unreachable"), never
 a plain Completed.
 """
+
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pandas as pd
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
@@ -31,8 +31,14 @@ from flows.reports import report_path
 from reconciliation.mapping import GLMapping
 from reconciliation.matching import tolerance_minor
 from reconciliation.model import Settlement
-from reconciliation.outcome import (PostingResult, ReconciliationSkipped, RunOptions, SettlementOutcome,
-                                    decide_outcome, may_post)
+from reconciliation.outcome import (
+    PostingResult,
+    ReconciliationSkipped,
+    RunOptions,
+    SettlementOutcome,
+    decide_outcome,
+    may_post,
+)
 from reconciliation.workbook import write_workbook
 
 # Statuses after which the next run must see the same reports again (a submitted settlement is
@@ -41,10 +47,17 @@ _RETRY_STATUSES = ("held", "failed", "submitted")
 
 
 @flow(name="settlement-reconciliation")
-def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool = False, sandbox: bool = False,
-                              dry_run: bool = False, report: str | None = None, home: str | None = None,
-                              mapping: str = "invoice-clearing", tolerance: str = "0.01",
-                              strict: bool = False) -> dict:
+def settlement_reconciliation(
+    files: list[str] | None = None,
+    from_amazon: bool = False,
+    sandbox: bool = False,
+    dry_run: bool = False,
+    report: str | None = None,
+    home: str | None = None,
+    mapping: str = "invoice-clearing",
+    tolerance: str = "0.01",
+    strict: bool = False,
+) -> dict:
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
     options = RunOptions(dry_run=dry_run, strict=strict, tolerance=Decimal(tolerance))
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
@@ -53,28 +66,49 @@ def settlement_reconciliation(files: list[str] | None = None, from_amazon: bool 
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
         # Anomalies first, oldest settlement first: each is judged against those before it.
         chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))
-        anomalies = {s.settlement_id: contained(f"scoring anomalies of settlement {s.settlement_id}",
-                                                lambda s=s: steps.score_anomalies(connections, s, options.dry_run))
-                     for s in chronological}
-        futures = [settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options)
-                   for s in sources.settlements]
-        outcomes = [_outcome(future, settlement, connections, options)
-                    for future, settlement in zip(futures, sources.settlements)]
+        anomalies = {
+            s.settlement_id: contained(
+                f"scoring anomalies of settlement {s.settlement_id}",
+                lambda s=s: steps.score_anomalies(connections, s, options.dry_run),
+            )
+            for s in chronological
+        }
+        futures = [
+            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options)
+            for s in sources.settlements
+        ]
+        outcomes = [
+            _outcome(future, settlement, connections, options)
+            for future, settlement in zip(futures, sources.settlements)
+        ]
         file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
-        workbook = contained("writing the workbook", lambda: write_workbook(
-            outcomes, workbook_path, file_errors=file_errors))
-        if (from_amazon and sources.watermark and not dry_run and not sources.failures
-                and all(o.status not in _RETRY_STATUSES for o in outcomes)):
+        workbook = contained(
+            "writing the workbook", lambda: write_workbook(outcomes, workbook_path, file_errors=file_errors)
+        )
+        if (
+            from_amazon
+            and sources.watermark
+            and not dry_run
+            and not sources.failures
+            and all(o.status not in _RETRY_STATUSES for o in outcomes)
+        ):
             connections.state.set_watermark(steps.SETTLEMENT_REPORTS_WATERMARK, sources.watermark)
         if not isinstance(workbook, UnexpectedError):
-            contained("publishing the run's artifacts", lambda: publish_settlement_artifacts(
-                outcomes, sources.errors, workbook.path, sources.failures))
+            contained(
+                "publishing the run's artifacts",
+                lambda: publish_settlement_artifacts(outcomes, sources.errors, workbook.path, sources.failures),
+            )
         return run_state(settle_document(outcomes, sources, workbook))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")
-def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapping,
-               anomalies: pd.DataFrame | UnexpectedError, options: RunOptions) -> SettlementOutcome:
+def settle_one(
+    connections: Connections,
+    settlement: Settlement,
+    mapping: GLMapping,
+    anomalies: pd.DataFrame | UnexpectedError,
+    options: RunOptions,
+) -> SettlementOutcome:
     """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's."""
     progress = steps.Progress(settlement)
     if isinstance(anomalies, UnexpectedError):
@@ -85,12 +119,14 @@ def settle_one(connections: Connections, settlement: Settlement, mapping: GLMapp
         return steps.failed_outcome(progress, unexpected(progress.stage, exc), connections.state, anomalies, options)
 
 
-def _settle(connections: Connections, progress: steps.Progress, mapping: GLMapping, anomalies: pd.DataFrame,
-            options: RunOptions) -> SettlementOutcome:
+def _settle(
+    connections: Connections, progress: steps.Progress, mapping: GLMapping, anomalies: pd.DataFrame, options: RunOptions
+) -> SettlementOutcome:
     """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
     progress.stage = "validating and mapping"
-    prepared = progress.prepared = steps.prepare(progress.settlement, mapping,
-                                                 steps.configured_marketplaces(connections))
+    prepared = progress.prepared = steps.prepare(
+        progress.settlement, mapping, steps.configured_marketplaces(connections)
+    )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     if connections.m3 is None:
         progress.reconciliation = ReconciliationSkipped("M3 is not configured (dry run)")
@@ -99,7 +135,8 @@ def _settle(connections: Connections, progress: steps.Progress, mapping: GLMappi
         try:
             invoices = steps.fetch_invoices(connections, settlement)
             progress.reconciliation = steps.reconcile(
-                settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals))
+                settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals)
+            )
         except M3Error as exc:
             progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))
     if may_post(prepared, progress.reconciliation, options):
@@ -109,17 +146,27 @@ def _settle(connections: Connections, progress: steps.Progress, mapping: GLMappi
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
             progress.posting = PostingResult(
                 posted=tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers)),
-                unreachable=steps.m3_problem(exc))
+                unreachable=steps.m3_problem(exc),
+            )
     progress.stage = "reporting the outcome"
-    return decide_outcome(settlement, prepared, progress.reconciliation, progress.posting, options,
-                          anomalies=anomalies, suggestions=steps.mapping_suggestions(prepared, mapping))
+    return decide_outcome(
+        settlement,
+        prepared,
+        progress.reconciliation,
+        progress.posting,
+        options,
+        anomalies=anomalies,
+        suggestions=steps.mapping_suggestions(prepared, mapping),
+    )
 
 
-def _outcome(future: PrefectFuture, settlement: Settlement, connections: Connections,
-             options: RunOptions) -> SettlementOutcome:
+def _outcome(
+    future: PrefectFuture, settlement: Settlement, connections: Connections, options: RunOptions
+) -> SettlementOutcome:
     """The task's outcome; should the task itself fail (a task runner's error), a failed outcome."""
     result = contained(f"settling {settlement.settlement_id}", future.result)
     if isinstance(result, UnexpectedError):
-        return steps.failed_outcome(steps.Progress(settlement, posting_started=True), result, connections.state,
-                                    None, options)
+        return steps.failed_outcome(
+            steps.Progress(settlement, posting_started=True), result, connections.state, None, options
+        )
     return result

@@ -3,6 +3,7 @@
 Tasks that call M3 or Amazon retry on connector failures only (unreachable, throttled, 5xx);
 a business refusal from M3 is an answer, not a failure, and is never retried.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,13 @@ from prefect.cache_policies import NO_CACHE
 from anomaly import AnomalyHistory, score_items, suggest_categories
 from connectors.amazon import AmazonUnavailable
 from connectors.m3 import (
-    JournalEntry, JournalLine, M3AuthError, M3Error, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+    JournalEntry,
+    JournalLine,
+    M3AuthError,
+    M3Error,
+    M3TransactionError,
+    M3Unavailable,
+    M3WriteInDoubt,
     SubmittedVoucher,
 )
 from connectors.m3.records import CustomerInvoice
@@ -32,10 +39,24 @@ from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
-from reconciliation.outcome import (PostedVoucherRef, PostingResult, PostingUnknown, ReconciliationSkipped, RunOptions,
-                                    SettlementOutcome, SubmittedVoucherRef, decide_outcome)
-from reconciliation.parse import (DuplicateSettlement, ParseResult, SettlementFileError, dedupe_settlements,
-                                  parse_settlement_bytes, read_settlement_file)
+from reconciliation.outcome import (
+    PostedVoucherRef,
+    PostingResult,
+    PostingUnknown,
+    ReconciliationSkipped,
+    RunOptions,
+    SettlementOutcome,
+    SubmittedVoucherRef,
+    decide_outcome,
+)
+from reconciliation.parse import (
+    DuplicateSettlement,
+    ParseResult,
+    SettlementFileError,
+    dedupe_settlements,
+    parse_settlement_bytes,
+    read_settlement_file,
+)
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
 from reconciliation.vouchers import Voucher
 
@@ -59,11 +80,16 @@ def connector_failure(task: object, task_run: object, state: object) -> bool:
 # seconds. M3SYNC_CONNECTOR_RETRIES sets how many (0 turns them off; operators of a flaky
 # gateway may want more).
 _RETRIES = int(os.environ.get("M3SYNC_CONNECTOR_RETRIES", "3"))
-CONNECTOR_RETRIES = dict(retries=_RETRIES, retry_delay_seconds=[2, 8, 30, 60, 120][:max(_RETRIES, 1)],
-                         retry_condition_fn=connector_failure, cache_policy=NO_CACHE)
+CONNECTOR_RETRIES = dict(
+    retries=_RETRIES,
+    retry_delay_seconds=[2, 8, 30, 60, 120][: max(_RETRIES, 1)],
+    retry_condition_fn=connector_failure,
+    cache_policy=NO_CACHE,
+)
 
 
 # --- reading --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FileFailure:
@@ -84,8 +110,8 @@ class Sources:
     settlements: tuple[Settlement, ...]
     errors: tuple[SettlementFileError, ...] = ()
     duplicates_in_input: tuple[DuplicateSettlement, ...] = ()  # second copies in this run's input (same content)
-    watermark: str | None = None                 # new watermark to store after a successful run
-    failures: tuple[FileFailure, ...] = ()       # files whose reading failed unexpectedly
+    watermark: str | None = None  # new watermark to store after a successful run
+    failures: tuple[FileFailure, ...] = ()  # files whose reading failed unexpectedly
 
 
 @task(cache_policy=NO_CACHE)
@@ -112,8 +138,15 @@ def fetch_from_amazon(connections: Connections) -> Sources:
                 documents.append((source, connector.download_report_document(report.report_document_id)))
                 accepted[source] = connector.account.marketplace_ids
     # The connector has decompressed and decoded each (header charset, else UTF-8, else cp1252).
-    sources = _read_each((source, lambda source=source, document=document: parse_settlement_bytes(
-        document.text.encode("utf-8"), source, charset="utf-8")) for source, document in documents)
+    sources = _read_each(
+        (
+            source,
+            lambda source=source, document=document: parse_settlement_bytes(
+                document.text.encode("utf-8"), source, charset="utf-8"
+            ),
+        )
+        for source, document in documents
+    )
     settlements = tuple(s for s in sources.settlements if _of_account(s, accepted.get(s.source, ())))
     newest = max(created, default=None)
     watermark = (newest + timedelta(seconds=1)).isoformat() if newest else None
@@ -127,8 +160,12 @@ def _of_account(settlement: Settlement, marketplace_ids: Sequence[str]) -> bool:
     marketplace = find_marketplace(settlement.marketplace)
     if marketplace is None or marketplace.marketplace_id in marketplace_ids:
         return True
-    logger.info("settlement %s (%s) is not in this Amazon account's marketplaces %s; skipped",
-                settlement.settlement_id, marketplace.name, ", ".join(marketplace_ids))
+    logger.info(
+        "settlement %s (%s) is not in this Amazon account's marketplaces %s; skipped",
+        settlement.settlement_id,
+        marketplace.name,
+        ", ".join(marketplace_ids),
+    )
     return False
 
 
@@ -145,18 +182,19 @@ def _read_each(parsers: Iterable[tuple[str, Callable[[], ParseResult]]]) -> Sour
     errors = [e for r in results for e in r.errors]
     unique, duplicates = dedupe_settlements(results)
     errors += [d.conflict for d in duplicates if d.conflict is not None]
-    return Sources(tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None),
-                   failures=tuple(failures))
+    return Sources(
+        tuple(unique), tuple(errors), tuple(d for d in duplicates if d.conflict is None), failures=tuple(failures)
+    )
 
 
 @task(cache_policy=NO_CACHE)
-def prepare(settlement: Settlement, mapping: GLMapping, configured_marketplaces: Sequence[str] = ()
-            ) -> PreparedSettlement:
+def prepare(
+    settlement: Settlement, mapping: GLMapping, configured_marketplaces: Sequence[str] = ()
+) -> PreparedSettlement:
     # Periods close in order, so the earliest voucher meets a closed period first: posting in
     # date order (post_vouchers) means a closed period stops the settlement before anything
     # is written. M3 has no read transaction for period status the profiles could use.
-    return prepare_settlement(settlement, mapping, closed_periods=None,
-                              configured_marketplaces=configured_marketplaces)
+    return prepare_settlement(settlement, mapping, closed_periods=None, configured_marketplaces=configured_marketplaces)
 
 
 def configured_marketplaces(connections: Connections) -> tuple[str, ...]:
@@ -182,27 +220,38 @@ def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataF
     invoices = m3.list_invoices(start, settlement.end.date())
     # Which Amazon orders belong to this marketplace: the id map order sync (and the demo) keep.
     marketplace = find_marketplace(settlement.marketplace)
-    marketplace_orders = (set(connections.state.all_ids("order", marketplace=marketplace.code))
-                          if marketplace is not None else set())
+    marketplace_orders = (
+        set(connections.state.all_ids("order", marketplace=marketplace.code)) if marketplace is not None else set()
+    )
     return invoices_frame(invoices, settlement, marketplace_orders)
 
 
-def invoices_frame(invoices: Sequence[CustomerInvoice], settlement: Settlement,
-                   marketplace_orders: set[str]) -> pd.DataFrame:
+def invoices_frame(
+    invoices: Sequence[CustomerInvoice], settlement: Settlement, marketplace_orders: set[str]
+) -> pd.DataFrame:
     """INVOICE_COLUMNS for the invoices to reconcile: those of the settlement's orders, and, as
     "not settled" candidates, those of the marketplace's orders invoiced within its window."""
     decimals = settlement.decimals
     window_start, window_end = settlement.start.date(), settlement.end.date()
     orders = set(settlement.lines["order_id"].unique())  # unique first: 1M lines are ~200k orders (5x faster)
     rows = [
-        {"orno": inv.orno, "cuor": inv.cuor, "ivno": inv.ivno, "ivdt": pd.Timestamp(inv.ivdt),
-         "currency": inv.currency,
-         "net_minor": decimal_to_minor(inv.net, decimals), "tax_minor": decimal_to_minor(inv.tax, decimals),
-         "gross_minor": decimal_to_minor(inv.gross, decimals)}
+        {
+            "orno": inv.orno,
+            "cuor": inv.cuor,
+            "ivno": inv.ivno,
+            "ivdt": pd.Timestamp(inv.ivdt),
+            "currency": inv.currency,
+            "net_minor": decimal_to_minor(inv.net, decimals),
+            "tax_minor": decimal_to_minor(inv.tax, decimals),
+            "gross_minor": decimal_to_minor(inv.gross, decimals),
+        }
         for inv in invoices
-        if inv.currency == settlement.currency and inv.cuor
-        and (inv.cuor in orders or (inv.cuor in marketplace_orders and inv.ivdt is not None
-                                    and window_start <= inv.ivdt <= window_end))
+        if inv.currency == settlement.currency
+        and inv.cuor
+        and (
+            inv.cuor in orders
+            or (inv.cuor in marketplace_orders and inv.ivdt is not None and window_start <= inv.ivdt <= window_end)
+        )
     ]
     return pd.DataFrame(rows, columns=list(INVOICE_COLUMNS)).astype(INVOICE_COLUMNS)
 
@@ -231,22 +280,36 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
     confirmed: list[str] = []
     for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
         digest = voucher_hash(voucher)
-        claim = state.claim_posting(voucher.key, kind="voucher", source=settlement.source, content_hash=digest,
-                                    reclaim_claimed_after=RECLAIM_CLAIMED_AFTER)
+        claim = state.claim_posting(
+            voucher.key,
+            kind="voucher",
+            source=settlement.source,
+            content_hash=digest,
+            reclaim_claimed_after=RECLAIM_CLAIMED_AFTER,
+        )
         if not claim.won and claim.posting.status == "posted":
             if claim.content_changed:
-                refused.append(f"{voucher.key} was already posted with different content (M3 voucher "
-                               f"{claim.posting.target_ref}); reverse it in M3 before posting again")
+                refused.append(
+                    f"{voucher.key} was already posted with different content (M3 voucher "
+                    f"{claim.posting.target_ref}); reverse it in M3 before posting again"
+                )
                 break
             posted_refs.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
             continue
         if not claim.won:
-            refused.append(f"{voucher.key} is being posted by another run (process "
-                           f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
+            refused.append(
+                f"{voucher.key} is being posted by another run (process "
+                f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
+            )
             break
         previous = claim.previous.status if claim.previous is not None else None
-        in_doubt_since = (claim.previous.updated_at if previous == "in_doubt"
-                          else datetime.now(UTC) if previous == "claimed" else None)
+        in_doubt_since = (
+            claim.previous.updated_at
+            if previous == "in_doubt"
+            else datetime.now(UTC)
+            if previous == "claimed"
+            else None
+        )
         entry = journal_entry(voucher, connections.divi)
         try:
             posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
@@ -282,18 +345,33 @@ VTXT_LENGTH = 40  # M3's voucher text; each line's text follows the posting key 
 def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
     room = VTXT_LENGTH - len(voucher.key) - 1
     lines = tuple(
-        JournalLine(dimensions=(line.account, *line.dimensions), amount=minor_to_decimal(line.amount_minor, voucher.decimals),
-                    text=line.description[:room].rstrip())
+        JournalLine(
+            dimensions=(line.account, *line.dimensions),
+            amount=minor_to_decimal(line.amount_minor, voucher.decimals),
+            text=line.description[:room].rstrip(),
+        )
         for line in voucher.lines
     )
-    text = voucher.text[len(voucher.key):].strip()
-    return JournalEntry(key=voucher.key, divi=divi, accounting_date=voucher.accounting_date,
-                        currency=voucher.currency, text=text, lines=lines)
+    text = voucher.text[len(voucher.key) :].strip()
+    return JournalEntry(
+        key=voucher.key,
+        divi=divi,
+        accounting_date=voucher.accounting_date,
+        currency=voucher.currency,
+        text=text,
+        lines=lines,
+    )
 
 
 def voucher_hash(voucher: Voucher) -> str:
-    body = "|".join([voucher.key, voucher.accounting_date.isoformat(), voucher.currency,
-                     *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines)])
+    body = "|".join(
+        [
+            voucher.key,
+            voucher.accounting_date.isoformat(),
+            voucher.currency,
+            *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines),
+        ]
+    )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -328,11 +406,19 @@ class Progress:
     posting: PostingResult | None = None
 
 
-def failed_outcome(progress: Progress, error: UnexpectedError, state: StateStore, anomalies: pd.DataFrame | None,
-                   options: RunOptions) -> SettlementOutcome:
+def failed_outcome(
+    progress: Progress, error: UnexpectedError, state: StateStore, anomalies: pd.DataFrame | None, options: RunOptions
+) -> SettlementOutcome:
     """Status ``failed`` (``reconciliation.outcome.decide_outcome``), with what was posted before the error."""
-    return decide_outcome(progress.settlement, progress.prepared, progress.reconciliation,
-                          posted_before_error(progress, state), options, error=error, anomalies=anomalies)
+    return decide_outcome(
+        progress.settlement,
+        progress.prepared,
+        progress.reconciliation,
+        posted_before_error(progress, state),
+        options,
+        error=error,
+        anomalies=anomalies,
+    )
 
 
 def posted_before_error(progress: Progress, state: StateStore) -> PostingResult | PostingUnknown | None:

@@ -5,6 +5,7 @@ Amazon does not state the encoding reliably (sp-api.md §1.6): S3 sometimes decl
 UTF-8, else cp1252, and hand the reader UTF-8 bytes (unchanged when they already are UTF-8,
 so the common case costs one validation pass and no copy).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -39,7 +40,7 @@ def to_utf8(data: bytes, charset: str | None = None) -> tuple[bytes, str]:
         # (a gzip body that was not unpacked, a spreadsheet, ...).
         raise NotTextError("not a text file (contains NUL bytes)")
     if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM):]
+        data = data[len(UTF8_BOM) :]
         charset = charset or "utf-8"
     if data.isascii():  # real files are ASCII: valid in every candidate encoding, no decode pass needed
         return data, "ascii"

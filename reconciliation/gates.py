@@ -8,15 +8,15 @@ Gates, in order (every failing gate is reported, not just the first):
 - ``period``: no voucher falls into a closed accounting period (``closed_periods`` comes from
   M3 via the flow; ``None`` means it cannot be told here, so the gate passes).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable
 
 from reconciliation.mapping import GLMapping, MappedLines
-from reconciliation.model import Settlement, format_minor
-from reconciliation.model import exact_sum
+from reconciliation.model import Settlement, exact_sum, format_minor
 from reconciliation.schemas import balance_reason
 from reconciliation.vouchers import Voucher, VoucherError, build_vouchers, planned_vouchers
 
@@ -46,8 +46,13 @@ class GateOutcome:
         return [f.reason for f in self.failures]
 
 
-def check_gates(settlement: Settlement, mapped: MappedLines, mapping: GLMapping, *,
-                closed_periods: Callable[[date], bool] | None = None) -> GateOutcome:
+def check_gates(
+    settlement: Settlement,
+    mapped: MappedLines,
+    mapping: GLMapping,
+    *,
+    closed_periods: Callable[[date], bool] | None = None,
+) -> GateOutcome:
     """Run every gate; vouchers only when all pass."""
     failures = [*_sum_gate(settlement), *_mapping_gate(settlement, mapped)]
     vouchers: list[Voucher] = []
@@ -74,9 +79,11 @@ def _sum_gate(settlement: Settlement) -> list[GateFailure]:
 
 def _mapping_gate(settlement: Settlement, mapped: MappedLines) -> list[GateFailure]:
     return [
-        GateFailure(GATE_MAPPING,
-                    f"unmapped: {u.transaction_type} / {u.amount_type} / {u.amount_description} "
-                    f"({u.line_count} line{'s' if u.line_count != 1 else ''}, {_money(u.total_minor, settlement)})")
+        GateFailure(
+            GATE_MAPPING,
+            f"unmapped: {u.transaction_type} / {u.amount_type} / {u.amount_description} "
+            f"({u.line_count} line{'s' if u.line_count != 1 else ''}, {_money(u.total_minor, settlement)})",
+        )
         for u in mapped.unmapped
     ]
 
@@ -85,8 +92,10 @@ def _period_gate(settlement: Settlement, closed_periods: Callable[[date], bool] 
     if closed_periods is None:
         return []
     return [
-        GateFailure(GATE_PERIOD, f"accounting period {accounting_date:%Y-%m} is closed "
-                                 f"(voucher {key} dated {accounting_date.isoformat()})")
+        GateFailure(
+            GATE_PERIOD,
+            f"accounting period {accounting_date:%Y-%m} is closed (voucher {key} dated {accounting_date.isoformat()})",
+        )
         for key, accounting_date in planned_vouchers(settlement)
         if closed_periods(accounting_date)
     ]

@@ -24,15 +24,17 @@ keeps its readable spelling; two rules with the same normalised keys are an erro
 
 Top-level keys starting with ``x-`` are ignored (room for YAML anchors).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -179,7 +181,9 @@ class GLMapping:
         category_index = {name: i for i, name in enumerate(names)}
         combo_to_category = np.array([-1 if c is None else category_index[c] for c in combo_category], dtype=np.int64)
         row_category = combo_to_category[row_combo] if len(combos) else np.empty(0, dtype=np.int64)
-        resolved = [(name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()]
+        resolved = [
+            (name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()
+        ]
         mapped_columns = {
             column: pd.array([r[i] for r in resolved], dtype="str").take(row_category, allow_fill=True)
             for i, column in enumerate(MAPPED_COLUMNS)
@@ -222,10 +226,12 @@ def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
         column: [str(v).strip() for v in np.asarray(column_uniques, dtype=object)[column_codes[first_row]]]
         for column, (column_codes, column_uniques) in zip(KEY_COLUMNS, uniques)
     }
-    combos = pd.DataFrame({
-        **{column: [normalise_key(v) for v in values] for column, values in spelled.items()},
-        **{_SPELLED + column: values for column, values in spelled.items()},
-    })
+    combos = pd.DataFrame(
+        {
+            **{column: [normalise_key(v) for v in values] for column, values in spelled.items()},
+            **{_SPELLED + column: values for column, values in spelled.items()},
+        }
+    )
     return combos, row_combo.reshape(-1)
 
 
@@ -242,16 +248,18 @@ def factorize_text(column: pd.Series) -> tuple[np.ndarray, list]:
     return codes.astype(np.int64), list(values)
 
 
-def _unmapped(combos: pd.DataFrame, unmapped: np.ndarray, row_combo: np.ndarray,
-              lines: pd.DataFrame) -> tuple[UnmappedCombination, ...]:
+def _unmapped(
+    combos: pd.DataFrame, unmapped: np.ndarray, row_combo: np.ndarray, lines: pd.DataFrame
+) -> tuple[UnmappedCombination, ...]:
     if not len(unmapped):
         return ()
     amounts = lines["amount_minor"].to_numpy(dtype=np.int64)
     in_unmapped = np.isin(row_combo, unmapped)
     per_combo = pd.Series(amounts[in_unmapped]).groupby(row_combo[in_unmapped]).agg(["size", "sum"])
     found = [
-        UnmappedCombination(*(str(combos.at[int(combo), _SPELLED + c]) for c in KEY_COLUMNS),
-                            int(row["size"]), int(row["sum"]))
+        UnmappedCombination(
+            *(str(combos.at[int(combo), _SPELLED + c]) for c in KEY_COLUMNS), int(row["size"]), int(row["sum"])
+        )
         for combo, row in per_combo.iterrows()
     ]
     return tuple(sorted(found, key=lambda u: (u.transaction_type, u.amount_type, u.amount_description)))
@@ -351,7 +359,9 @@ def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
         )
     for required in JOURNAL_CATEGORIES:
         if required not in categories:
-            raise MappingError(source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)")
+            raise MappingError(
+                source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)"
+            )
     return categories
 
 
@@ -362,7 +372,9 @@ def _parse_dimensions(raw: Any, path: str, source: str) -> tuple[str, ...]:
         raise MappingError(source, path, f"must be a mapping of {', '.join(DIMENSION_FIELDS)}")
     for key in raw:
         if key not in DIMENSION_FIELDS:
-            raise MappingError(source, f"{path}.{key}", f"unknown dimension (expected one of {', '.join(DIMENSION_FIELDS)})")
+            raise MappingError(
+                source, f"{path}.{key}", f"unknown dimension (expected one of {', '.join(DIMENSION_FIELDS)})"
+            )
     return tuple(
         _field_value(raw, field, f"{path}.{field}", source, required=False) if field in raw else ""
         for field in DIMENSION_FIELDS
@@ -378,7 +390,7 @@ def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool
     value = spec[key]
     if not isinstance(value, str):
         # An unquoted 0110 would arrive as the number 110: insist on quotes.
-        raise MappingError(source, path, f"must be a quoted string (write \"{value}\"), got {type(value).__name__}")
+        raise MappingError(source, path, f'must be a quoted string (write "{value}"), got {type(value).__name__}')
     value = value.strip()
     if required and not value:
         raise MappingError(source, path, "must not be empty")
@@ -386,10 +398,14 @@ def _field_value(spec: dict, key: str, path: str, source: str, *, required: bool
     for match in _PLACEHOLDER.finditer(value):
         placeholder = match.group(1)
         if placeholder not in _PLACEHOLDER_WIDTHS:
-            raise MappingError(source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})")
+            raise MappingError(
+                source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})"
+            )
         width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
     if width > AIT_MAX_LENGTH:
-        raise MappingError(source, path, f"{value!r} is longer than {AIT_MAX_LENGTH} characters (M3 AIT fields are A10)")
+        raise MappingError(
+            source, path, f"{value!r} is longer than {AIT_MAX_LENGTH} characters (M3 AIT fields are A10)"
+        )
     return value
 
 
@@ -412,7 +428,9 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
     for index, spec in enumerate(raw):
         path = f"rules[{index}]"
         if not isinstance(spec, dict):
-            raise MappingError(source, path, "must be a mapping with transaction_type, amount_type, amount_description, category")
+            raise MappingError(
+                source, path, "must be a mapping with transaction_type, amount_type, amount_description, category"
+            )
         for key in spec:
             if key not in (*KEY_COLUMNS, "category"):
                 raise MappingError(source, f"{path}.{key}", "unknown key")
@@ -428,7 +446,9 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
         if rule.category not in categories:
             raise MappingError(source, f"{path}.category", f"{rule.category!r} is not a defined category")
         if all(k == WILDCARD for k in rule.keys):
-            raise MappingError(source, path, "a rule must name at least one of transaction_type, amount_type, amount_description")
+            raise MappingError(
+                source, path, "a rule must name at least one of transaction_type, amount_type, amount_description"
+            )
         for key, value, normalised in zip(KEY_COLUMNS, rule.keys, rule.match_keys):
             if not normalised:
                 raise MappingError(source, f"{path}.{key}", f"{value!r} has no letter or digit to match on")
@@ -436,8 +456,10 @@ def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> t
             first = rules[first_index[rule.match_keys]]
             what = " / ".join(first.keys)
             if first.keys != rule.keys:
-                what = (f"{' / '.join(rule.keys)} and {what} are the same key once normalised: "
-                        f"{' / '.join(rule.match_keys)}")
+                what = (
+                    f"{' / '.join(rule.keys)} and {what} are the same key once normalised: "
+                    f"{' / '.join(rule.match_keys)}"
+                )
             raise MappingError(source, path, f"duplicates rules[{first_index[rule.match_keys]}] ({what})")
         first_index[rule.match_keys] = index
         rules.append(rule)

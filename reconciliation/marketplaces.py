@@ -15,6 +15,7 @@ rows name none (account-level fees only) takes it from the seller account's conf
 marketplaces narrowed by the settlement currency, else from the currency alone when exactly one
 marketplace uses it. When it cannot be told, the answer says why (errors as data).
 """
+
 from __future__ import annotations
 
 import re
@@ -29,13 +30,13 @@ REGION_NA, REGION_EU, REGION_FE = "NA", "EU", "FE"
 
 @dataclass(frozen=True)
 class Marketplace:
-    name: str            # marketplace-name as settlement files spell it
+    name: str  # marketplace-name as settlement files spell it
     marketplace_id: str  # Amazon's MarketplaceId (developer-docs.amazon.com/sp-api/docs/marketplace-ids)
-    code: str            # two letters in GL dimensions ({marketplace}); UK for Amazon.co.uk
-    country: str         # ISO 3166-1 alpha-2 (GB for Amazon.co.uk)
-    currency: str        # ISO 4217
-    decimals: int        # ISO 4217 minor unit of the currency (JPY has none)
-    region: str          # SP-API region: NA, EU or FE
+    code: str  # two letters in GL dimensions ({marketplace}); UK for Amazon.co.uk
+    country: str  # ISO 3166-1 alpha-2 (GB for Amazon.co.uk)
+    currency: str  # ISO 4217
+    decimals: int  # ISO 4217 minor unit of the currency (JPY has none)
+    region: str  # SP-API region: NA, EU or FE
 
 
 MARKETPLACES: tuple[Marketplace, ...] = (
@@ -110,8 +111,11 @@ def multichannel_country(name: str) -> Marketplace | None:
     Amazon.co.uk); None for a name without one (``Non-Amazon``) or with several."""
     if not is_multichannel(name):
         return None
-    found = {_BY_MCF_COUNTRY[word.upper()] for word in _LETTERS.findall(name)
-             if len(word) == 2 and word.upper() in _BY_MCF_COUNTRY}
+    found = {
+        _BY_MCF_COUNTRY[word.upper()]
+        for word in _LETTERS.findall(name)
+        if len(word) == 2 and word.upper() in _BY_MCF_COUNTRY
+    }
     return found.pop() if len(found) == 1 else None
 
 
@@ -152,17 +156,18 @@ class MarketplaceResolution:
     """Which marketplace a settlement books to, and how that was decided."""
 
     marketplace: Marketplace | None
-    decided_by: str                     # "rows", "multi-channel rows", "configuration", "currency", ""
-    problem: str = ""                   # why the settlement must be held ("" when it may go on)
-    unknown_names: tuple[tuple[str, int], ...] = ()   # names never seen, with their line counts
+    decided_by: str  # "rows", "multi-channel rows", "configuration", "currency", ""
+    problem: str = ""  # why the settlement must be held ("" when it may go on)
+    unknown_names: tuple[tuple[str, int], ...] = ()  # names never seen, with their line counts
 
     @property
     def held(self) -> bool:
         return bool(self.problem)
 
 
-def resolve_marketplace(names: pd.Series, currency: str,
-                        configured_marketplaces: Sequence[str] = ()) -> MarketplaceResolution:
+def resolve_marketplace(
+    names: pd.Series, currency: str, configured_marketplaces: Sequence[str] = ()
+) -> MarketplaceResolution:
     """The marketplace of a settlement from its rows' ``marketplace-name`` values.
 
     Rows naming an Amazon marketplace decide (the one with most lines). Rows naming only MCF
@@ -176,9 +181,12 @@ def resolve_marketplace(names: pd.Series, currency: str,
         listed = ", ".join(f"{n!r} ({c} line{'s' if c != 1 else ''})" for n, c in unknown)
         chosen = next((marketplace_by_name(n) for n, _ in counts if marketplace_by_name(n)), None)
         return MarketplaceResolution(
-            chosen, "rows" if chosen else "",
+            chosen,
+            "rows" if chosen else "",
             f"unknown marketplace-name {listed}: not an Amazon marketplace or multi-channel name this "
-            f"version knows; nothing is posted for this settlement", unknown)
+            f"version knows; nothing is posted for this settlement",
+            unknown,
+        )
     amazon = [marketplace_by_name(n) for n, _ in counts if marketplace_by_name(n) is not None]
     if amazon:
         return MarketplaceResolution(amazon[0], "rows")
@@ -188,8 +196,11 @@ def resolve_marketplace(names: pd.Series, currency: str,
         countries = [m for m in countries if m.currency == currency.strip().upper()]
     if len(countries) == 1:
         return MarketplaceResolution(countries[0], "multi-channel rows")
-    what = (f"only multi-channel rows ({', '.join(repr(n) for n in channels)})" if channels
-            else "no marketplace-name on any row")
+    what = (
+        f"only multi-channel rows ({', '.join(repr(n) for n in channels)})"
+        if channels
+        else "no marketplace-name on any row"
+    )
     return _from_account(what, currency, configured_marketplaces)
 
 
@@ -201,21 +212,38 @@ def _from_account(what: str, currency: str, configured_marketplaces: Sequence[st
     if len(narrowed) == 1:
         return MarketplaceResolution(narrowed[0], "configuration")
     if len(narrowed) > 1:
-        return MarketplaceResolution(None, "", (
-            f"{what} and the configured marketplaces {_names(narrowed)} all settle in {currency}: cannot tell "
-            f"which one this settlement belongs to; nothing is posted for it (book it by hand)"))
+        return MarketplaceResolution(
+            None,
+            "",
+            (
+                f"{what} and the configured marketplaces {_names(narrowed)} all settle in {currency}: cannot tell "
+                f"which one this settlement belongs to; nothing is posted for it (book it by hand)"
+            ),
+        )
     by_currency = marketplaces_for_currency(currency)
     if len(by_currency) == 1:
         return MarketplaceResolution(by_currency[0], "currency")
-    note = f" (configured id(s) {', '.join(map(repr, unknown_ids))} are not Amazon marketplace ids)" if unknown_ids else ""
+    note = (
+        f" (configured id(s) {', '.join(map(repr, unknown_ids))} are not Amazon marketplace ids)" if unknown_ids else ""
+    )
     if not by_currency:
-        return MarketplaceResolution(None, "", (
-            f"{what} and no Amazon marketplace settles in {currency or 'an empty currency'!s}{note}; "
-            f"nothing is posted for this settlement"))
-    return MarketplaceResolution(None, "", (
-        f"{what} and {currency} is used by {_names(by_currency)}{note}; set [amazon] marketplaces in "
-        f"config.toml to this seller account's marketplace ids (e.g. \"{by_currency[0].marketplace_id}\" "
-        f"for {by_currency[0].name}) so the marketplace can be told"))
+        return MarketplaceResolution(
+            None,
+            "",
+            (
+                f"{what} and no Amazon marketplace settles in {currency or 'an empty currency'!s}{note}; "
+                f"nothing is posted for this settlement"
+            ),
+        )
+    return MarketplaceResolution(
+        None,
+        "",
+        (
+            f"{what} and {currency} is used by {_names(by_currency)}{note}; set [amazon] marketplaces in "
+            f'config.toml to this seller account\'s marketplace ids (e.g. "{by_currency[0].marketplace_id}" '
+            f"for {by_currency[0].name}) so the marketplace can be told"
+        ),
+    )
 
 
 def _names(marketplaces: Iterable[Marketplace]) -> str:

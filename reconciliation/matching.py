@@ -16,6 +16,7 @@ Categories (``Reconciliation.orders.category``):
 
 Reconciliation informs; the flow decides whether it blocks (``strict``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,9 +33,9 @@ import pyarrow.compute as pc
 SALES_AMOUNT_TYPES = ("ItemPrice", "Promotion", "ItemWithheldTax")
 
 INVOICE_COLUMNS: dict[str, str] = {
-    "orno": "str",          # M3 customer order number
-    "cuor": "str",          # customer's order reference = Amazon order id
-    "ivno": "str",          # invoice number (credit notes have a negative gross)
+    "orno": "str",  # M3 customer order number
+    "cuor": "str",  # customer's order reference = Amazon order id
+    "ivno": "str",  # invoice number (credit notes have a negative gross)
     "ivdt": "datetime64[us]",
     "currency": "str",
     "net_minor": "int64",
@@ -72,9 +73,12 @@ def tolerance_minor(tolerance: Decimal, decimals: int) -> int:
 
 def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1) -> Reconciliation:
     """Compare settlement ``lines`` (``LINE_COLUMNS``) with M3 ``invoices`` (``INVOICE_COLUMNS``)."""
-    sales = (lines["amount_type"].isin(SALES_AMOUNT_TYPES) & (lines["order_id"] != "")
-             # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
-             & ~lines["marketplace_name"].str.startswith("Non-Amazon", na=False)).to_numpy(dtype=bool)
+    sales = (
+        lines["amount_type"].isin(SALES_AMOUNT_TYPES)
+        & (lines["order_id"] != "")
+        # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
+        & ~lines["marketplace_name"].str.startswith("Non-Amazon", na=False)
+    ).to_numpy(dtype=bool)
     sale_keys = _strings(lines["order_id"]).filter(sales)
     sale_amounts = lines["amount_minor"].to_numpy(dtype=np.int64)[sales]
     is_refund = pc.equal(_strings(lines["transaction_type"]).filter(sales), "Refund")
@@ -83,8 +87,9 @@ def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_m
     # Rows without a key belong to no order (a groupby leaves them out too).
     sale_rows = _valid_rows(sale_keys)
     invoice_rows = _valid_rows(invoice_keys)
-    order_ids, (sale_codes, invoice_codes) = _sorted_distinct(sale_keys.filter(sale_rows),
-                                                              invoice_keys.filter(invoice_rows))
+    order_ids, (sale_codes, invoice_codes) = _sorted_distinct(
+        sale_keys.filter(sale_rows), invoice_keys.filter(invoice_rows)
+    )
     sale_amounts = sale_amounts[sale_rows]
     refund = pc.fill_null(is_refund, False).to_numpy(zero_copy_only=False).astype(bool)[sale_rows]
     invoice_amounts = invoice_amounts[invoice_rows]
@@ -105,26 +110,30 @@ def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_m
         ~has_sale & ~has_refund,
         sale_off | refund_off,
     ]
-    choices = [CATEGORIES.index(c) for c in ("missing_in_m3", "refund_without_credit", "not_settled",
-                                             "amount_mismatch")]
+    choices = [
+        CATEGORIES.index(c) for c in ("missing_in_m3", "refund_without_credit", "not_settled", "amount_mismatch")
+    ]
     category = np.select(conditions, choices, default=CATEGORIES.index("matched")).astype(np.int64)
-    orders = pd.DataFrame({
-        "order_id": _as_str(order_ids),
-        "category": _as_str(pa.array(CATEGORIES, pa.large_string()).take(pa.array(category))),
-        "settled_minor": settled,
-        "invoiced_minor": invoiced,
-        "difference_minor": settled + refunded - invoiced - credited,
-        "refunded_minor": refunded,
-        "credited_minor": credited,
-        "m3_orders": _as_str(_joined(invoice_codes, _strings(invoices["orno"]).filter(invoice_rows), count)),
-        "invoices": _as_str(_joined(invoice_codes, _strings(invoices["ivno"]).filter(invoice_rows), count)),
-    })
+    orders = pd.DataFrame(
+        {
+            "order_id": _as_str(order_ids),
+            "category": _as_str(pa.array(CATEGORIES, pa.large_string()).take(pa.array(category))),
+            "settled_minor": settled,
+            "invoiced_minor": invoiced,
+            "difference_minor": settled + refunded - invoiced - credited,
+            "refunded_minor": refunded,
+            "credited_minor": credited,
+            "m3_orders": _as_str(_joined(invoice_codes, _strings(invoices["orno"]).filter(invoice_rows), count)),
+            "invoices": _as_str(_joined(invoice_codes, _strings(invoices["ivno"]).filter(invoice_rows), count)),
+        }
+    )
     counts = dict(zip(CATEGORIES, np.bincount(category, minlength=len(CATEGORIES)).tolist()))
     return Reconciliation(orders=orders, tolerance_minor=tolerance_minor, counts=counts)
 
 
 # The per-order work runs on integer codes of the order ids (numpy), not on the strings:
 # a groupby or a join on 200,000 string keys costs ~0.1 s each, a hash pass ~0.03 s.
+
 
 def _strings(column: pd.Series) -> pa.Array:
     """A text column as one Arrow large_string array (zero-copy for pandas' Arrow-backed ``str``)."""
@@ -195,8 +204,7 @@ def _joined_distinct(codes: np.ndarray, values: pa.Array, count: int) -> pa.Arra
     pairs = np.unique(codes[present] * width + value_codes)
     pair_codes, pair_values = np.divmod(pairs, width)
     offsets = np.searchsorted(pair_codes, np.arange(count + 1))
-    per_code = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()),
-                                             distinct_values.take(pa.array(pair_values)))
+    per_code = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), distinct_values.take(pa.array(pair_values)))
     joined = pc.binary_join(per_code, pa.scalar(" ", pa.large_string()))
     has_null = np.zeros(count, dtype=bool)
     has_null[codes[~present]] = True

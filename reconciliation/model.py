@@ -4,6 +4,7 @@ A settlement is a header plus a long frame of lines, one row per amount componen
 the V2 and the legacy V1 format (V1's per-kind columns are melted into this shape). Amounts
 are integer minor units; identifiers are strings; times are UTC.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,23 +17,23 @@ from reconciliation.marketplaces import CURRENCY_DECIMALS  # noqa: F401 - re-exp
 # Columns of Settlement.lines, in order, with their dtypes.
 LINE_COLUMNS: dict[str, str] = {
     "settlement_id": "str",
-    "line_no": "int64",             # 1-based line number in the source file (header = line 1)
-    "transaction_type": "str",      # Order, Refund, other-transaction, ServiceFee, ...
+    "line_no": "int64",  # 1-based line number in the source file (header = line 1)
+    "transaction_type": "str",  # Order, Refund, other-transaction, ServiceFee, ...
     "order_id": "str",
     "merchant_order_id": "str",
     "adjustment_id": "str",
     "shipment_id": "str",
     "marketplace_name": "str",
-    "amount_type": "str",           # ItemPrice, ItemFees, Promotion, ItemWithheldTax, other-transaction, ...
-    "amount_description": "str",    # Principal, Commission, FBAPerUnitFulfillmentFee, Current Reserve Amount, ...
-    "amount_minor": "int64",        # signed, in minor units of the settlement currency
-    "fulfillment_id": "str",        # AFN / MFN / ""
+    "amount_type": "str",  # ItemPrice, ItemFees, Promotion, ItemWithheldTax, other-transaction, ...
+    "amount_description": "str",  # Principal, Commission, FBAPerUnitFulfillmentFee, Current Reserve Amount, ...
+    "amount_minor": "int64",  # signed, in minor units of the settlement currency
+    "fulfillment_id": "str",  # AFN / MFN / ""
     "posted_date": "datetime64[us, UTC]",  # posted-date-time when present, else posted-date at 00:00 UTC
     "order_item_code": "str",
     "merchant_order_item_id": "str",
     "merchant_adjustment_item_id": "str",
     "sku": "str",
-    "quantity": "Int64",            # empty on refund rows
+    "quantity": "Int64",  # empty on refund rows
     "promotion_id": "str",
 }
 
@@ -52,14 +53,14 @@ class Settlement:
     question, not ``==``'s."""
 
     settlement_id: str
-    source: str                 # file name (or report document id) it came from
-    format: str                 # "v2" or "v1"
+    source: str  # file name (or report document id) it came from
+    format: str  # "v2" or "v1"
     currency: str
-    start: pd.Timestamp         # UTC
-    end: pd.Timestamp           # UTC
+    start: pd.Timestamp  # UTC
+    end: pd.Timestamp  # UTC
     deposit_date: pd.Timestamp  # UTC
-    total_minor: int            # total-amount in minor units
-    marketplace: str            # the Amazon marketplace most lines belong to, e.g. "Amazon.com"
+    total_minor: int  # total-amount in minor units
+    marketplace: str  # the Amazon marketplace most lines belong to, e.g. "Amazon.com"
     lines: pd.DataFrame
 
     @property
@@ -71,14 +72,14 @@ class Settlement:
         return currency_decimals(self.currency)
 
 
-def minor_to_decimal(amount_minor: int, decimals: int) -> "Decimal":
+def minor_to_decimal(amount_minor: int, decimals: int) -> Decimal:
     """Exact Decimal of an amount in minor units (1234, 2 -> Decimal('12.34'))."""
     from decimal import Decimal
 
     return Decimal(int(amount_minor)).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
 
 
-def decimal_to_minor(amount: "Decimal", decimals: int) -> int:
+def decimal_to_minor(amount: Decimal, decimals: int) -> int:
     """Minor units of an exact amount; refuses amounts with more decimals than the currency has."""
     scaled = amount.scaleb(decimals)
     if scaled != scaled.to_integral_value():

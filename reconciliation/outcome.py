@@ -9,6 +9,7 @@ written from. Every stage's result is kept (not just the status) so that the wor
 explain each number: the validation failures, the mapped lines, the gate failures, the
 vouchers and what M3 answered, the reconciliation and the anomaly scores.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,9 +40,9 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 class RunOptions:
     """How the run was asked to settle (``m3sync settle`` flags), the same for every settlement."""
 
-    dry_run: bool = False                  # check and report; post nothing
-    strict: bool = False                   # hold a settlement with any order not matching M3's invoices
-    tolerance: Decimal = Decimal("0.01")   # per order, in the settlement's currency
+    dry_run: bool = False  # check and report; post nothing
+    strict: bool = False  # hold a settlement with any order not matching M3's invoices
+    tolerance: Decimal = Decimal("0.01")  # per order, in the settlement's currency
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class PostedVoucherRef:
     """M3's answer for one voucher: its posting key and voucher number."""
 
     key: str
-    m3_ref: str              # e.g. "AAA/2024/AZ/1234" (division/year/series/number)
-    already_posted: bool     # found in M3 or the state store instead of written now
+    m3_ref: str  # e.g. "AAA/2024/AZ/1234" (division/year/series/number)
+    already_posted: bool  # found in M3 or the state store instead of written now
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ class PostingResult:
     store's answers. Posting goes in date order and stops at the first refusal."""
 
     posted: tuple[PostedVoucherRef, ...] = ()
-    refused: tuple[str, ...] = ()          # why M3 or the state store refused a voucher
+    refused: tuple[str, ...] = ()  # why M3 or the state store refused a voucher
     submitted: tuple[SubmittedVoucherRef, ...] = ()  # M3's batch job has not booked them yet
-    confirmed: tuple[str, ...] = ()        # submitted by an earlier run, found booked now: "key (ref, batch b)"
+    confirmed: tuple[str, ...] = ()  # submitted by an earlier run, found booked now: "key (ref, batch b)"
     # M3 could not be reached or rejected m3sync itself (an answer in doubt included): posting
     # stopped, and ``posted`` is what the state store records as posted.
     unreachable: str = ""
@@ -111,9 +112,9 @@ class SettlementOutcome:
     posted: tuple[PostedVoucherRef, ...] = ()
     submitted: tuple[SubmittedVoucherRef, ...] = ()  # in M3's batch queue, not booked yet
     reconciliation: Reconciliation | None = None
-    anomalies: pd.DataFrame | None = None          # anomaly.ANOMALY_COLUMNS, sorted by score descending
+    anomalies: pd.DataFrame | None = None  # anomaly.ANOMALY_COLUMNS, sorted by score descending
     reconciliation_skipped_reason: str = ""
-    unreachable: str = ""                          # M3/Amazon could not be reached (exit code 4)
+    unreachable: str = ""  # M3/Amazon could not be reached (exit code 4)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -125,17 +126,24 @@ def blocked_by_strict(reconciliation: Reconciliation | ReconciliationSkipped | N
     return options.strict and isinstance(reconciliation, Reconciliation) and not reconciliation.exceptions.empty
 
 
-def may_post(prepared: PreparedSettlement, reconciliation: Reconciliation | ReconciliationSkipped | None,
-             options: RunOptions) -> bool:
+def may_post(
+    prepared: PreparedSettlement, reconciliation: Reconciliation | ReconciliationSkipped | None, options: RunOptions
+) -> bool:
     """Post only what no gate holds, outside a dry run, and (with ``--strict``) whose orders all match."""
     return not (prepared.held or options.dry_run or blocked_by_strict(reconciliation, options))
 
 
-def decide_outcome(settlement: Settlement, prepared: PreparedSettlement | None,
-                   reconciliation: Reconciliation | ReconciliationSkipped | None,
-                   posting: PostingResult | PostingUnknown | None, options: RunOptions, *,
-                   error: ErrorReport | None = None, anomalies: pd.DataFrame | None = None,
-                   suggestions: tuple[str, ...] = ()) -> SettlementOutcome:
+def decide_outcome(
+    settlement: Settlement,
+    prepared: PreparedSettlement | None,
+    reconciliation: Reconciliation | ReconciliationSkipped | None,
+    posting: PostingResult | PostingUnknown | None,
+    options: RunOptions,
+    *,
+    error: ErrorReport | None = None,
+    anomalies: pd.DataFrame | None = None,
+    suggestions: tuple[str, ...] = (),
+) -> SettlementOutcome:
     """The settlement's status and reasons from what happened to it.
 
     ``settlement`` is the one read; the outcome describes ``prepared.settlement`` (its
@@ -171,8 +179,11 @@ def decide_outcome(settlement: Settlement, prepared: PreparedSettlement | None,
         reasons += result.refused
     elif result.submitted:
         status = "submitted"
-        reasons += [f"{s.key} was submitted to M3 as GL batch {s.batch} (GLS840); M3's batch job has not booked "
-                    "it yet: the next run confirms it and never submits it again" for s in result.submitted]
+        reasons += [
+            f"{s.key} was submitted to M3 as GL batch {s.batch} (GLS840); M3's batch job has not booked "
+            "it yet: the next run confirms it and never submits it again"
+            for s in result.submitted
+        ]
     elif result.posted and all(p.already_posted for p in result.posted):
         status = "duplicate"
         reasons.append("already posted to M3: " + ", ".join(p.m3_ref for p in result.posted))
@@ -181,25 +192,42 @@ def decide_outcome(settlement: Settlement, prepared: PreparedSettlement | None,
     if (result.refused or stopped) and result.posted:
         reasons.append("posted before the refusal: " + ", ".join(p.key for p in result.posted))
     if (result.refused or stopped) and result.submitted:
-        reasons.append("submitted to M3 before the refusal, not booked yet (the next run confirms them): "
-                       + ", ".join(f"{s.key} (batch {s.batch})" for s in result.submitted))
+        reasons.append(
+            "submitted to M3 before the refusal, not booked yet (the next run confirms them): "
+            + ", ".join(f"{s.key} (batch {s.batch})" for s in result.submitted)
+        )
     if result.confirmed:
         reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(result.confirmed))
     return SettlementOutcome(
-        settlement=prepared.settlement, status=status, reasons=tuple(reasons), validation=prepared.validation,
-        mapped=prepared.mapped, gates=prepared.gates, vouchers=prepared.gates.vouchers, posted=result.posted,
-        submitted=result.submitted, reconciliation=_done(reconciliation), anomalies=anomalies,
-        reconciliation_skipped_reason=_skipped_reason(reconciliation), unreachable=stopped)
+        settlement=prepared.settlement,
+        status=status,
+        reasons=tuple(reasons),
+        validation=prepared.validation,
+        mapped=prepared.mapped,
+        gates=prepared.gates,
+        vouchers=prepared.gates.vouchers,
+        posted=result.posted,
+        submitted=result.submitted,
+        reconciliation=_done(reconciliation),
+        anomalies=anomalies,
+        reconciliation_skipped_reason=_skipped_reason(reconciliation),
+        unreachable=stopped,
+    )
 
 
-POSTED_UNKNOWN = ("could not tell what was posted before the error (the state store and M3 know; "
-                  "a rerun never posts a voucher twice)")
+POSTED_UNKNOWN = (
+    "could not tell what was posted before the error (the state store and M3 know; a rerun never posts a voucher twice)"
+)
 
 
-def _failed(settlement: Settlement, prepared: PreparedSettlement | None,
-            reconciliation: Reconciliation | ReconciliationSkipped | None,
-            posting: PostingResult | PostingUnknown | None, error: ErrorReport,
-            anomalies: pd.DataFrame | None) -> SettlementOutcome:
+def _failed(
+    settlement: Settlement,
+    prepared: PreparedSettlement | None,
+    reconciliation: Reconciliation | ReconciliationSkipped | None,
+    posting: PostingResult | PostingUnknown | None,
+    error: ErrorReport,
+    anomalies: pd.DataFrame | None,
+) -> SettlementOutcome:
     """Status ``failed``: the error, what had been done (mapped lines, vouchers, reconciliation)
     and what was posted before it."""
     reasons = [error.reason(), *(prepared.reasons if prepared is not None else ())]
@@ -210,15 +238,20 @@ def _failed(settlement: Settlement, prepared: PreparedSettlement | None,
         reasons.append("posted before the error: " + ", ".join(f"{p.key} ({p.m3_ref})" for p in posted))
     else:
         reasons.append("nothing posted for this settlement")
-    skipped = (_skipped_reason(reconciliation) if reconciliation is not None
-               else f"not done: failed while {error.stage}")
+    skipped = _skipped_reason(reconciliation) if reconciliation is not None else f"not done: failed while {error.stage}"
     return SettlementOutcome(
-        settlement=prepared.settlement if prepared is not None else settlement, status="failed",
-        reasons=tuple(reasons), validation=prepared.validation if prepared is not None else None,
+        settlement=prepared.settlement if prepared is not None else settlement,
+        status="failed",
+        reasons=tuple(reasons),
+        validation=prepared.validation if prepared is not None else None,
         mapped=prepared.mapped if prepared is not None else None,
         gates=prepared.gates if prepared is not None else None,
-        vouchers=prepared.gates.vouchers if prepared is not None else (), posted=posted,
-        reconciliation=_done(reconciliation), anomalies=anomalies, reconciliation_skipped_reason=skipped)
+        vouchers=prepared.gates.vouchers if prepared is not None else (),
+        posted=posted,
+        reconciliation=_done(reconciliation),
+        anomalies=anomalies,
+        reconciliation_skipped_reason=skipped,
+    )
 
 
 def _done(reconciliation: Reconciliation | ReconciliationSkipped | None) -> Reconciliation | None:

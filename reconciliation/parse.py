@@ -22,6 +22,7 @@ Decisions on shapes real files have (settlement-vocabulary.md §2) and on fuzzed
 - a settlement whose Σ|amount| does not fit in int64 is refused, so every int64 sum after
   this stage is exact (see ``INT64_MAX``).
 """
+
 from __future__ import annotations
 
 import re
@@ -42,20 +43,49 @@ from reconciliation.model import INT64_MAX, LINE_COLUMNS, Settlement, currency_d
 
 # --- column sets -----------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ("settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date",
-                   "total-amount", "currency")
-_SHARED_COLUMNS = SUMMARY_COLUMNS + ("transaction-type", "order-id", "merchant-order-id", "adjustment-id",
-                                     "shipment-id", "marketplace-name", "fulfillment-id", "posted-date",
-                                     "order-item-code", "merchant-order-item-id", "merchant-adjustment-item-id",
-                                     "sku", "quantity-purchased")
+SUMMARY_COLUMNS = (
+    "settlement-id",
+    "settlement-start-date",
+    "settlement-end-date",
+    "deposit-date",
+    "total-amount",
+    "currency",
+)
+_SHARED_COLUMNS = SUMMARY_COLUMNS + (
+    "transaction-type",
+    "order-id",
+    "merchant-order-id",
+    "adjustment-id",
+    "shipment-id",
+    "marketplace-name",
+    "fulfillment-id",
+    "posted-date",
+    "order-item-code",
+    "merchant-order-item-id",
+    "merchant-adjustment-item-id",
+    "sku",
+    "quantity-purchased",
+)
 # The official V2 page lists 23 columns (no promotion-id); every real file has 24.
 V2_REQUIRED = _SHARED_COLUMNS + ("amount-type", "amount-description", "amount", "posted-date-time")
 V2_OPTIONAL = ("promotion-id",)
 # V1 without promotions has 33 columns: the three promotion-* columns are absent.
-V1_REQUIRED = _SHARED_COLUMNS + ("shipment-fee-type", "shipment-fee-amount", "order-fee-type", "order-fee-amount",
-                                 "price-type", "price-amount", "item-related-fee-type", "item-related-fee-amount",
-                                 "misc-fee-amount", "other-fee-amount", "other-fee-reason-description",
-                                 "direct-payment-type", "direct-payment-amount", "other-amount")
+V1_REQUIRED = _SHARED_COLUMNS + (
+    "shipment-fee-type",
+    "shipment-fee-amount",
+    "order-fee-type",
+    "order-fee-amount",
+    "price-type",
+    "price-amount",
+    "item-related-fee-type",
+    "item-related-fee-amount",
+    "misc-fee-amount",
+    "other-fee-amount",
+    "other-fee-reason-description",
+    "direct-payment-type",
+    "direct-payment-amount",
+    "other-amount",
+)
 V1_OPTIONAL = ("promotion-id", "promotion-type", "promotion-amount")
 
 
@@ -66,7 +96,7 @@ class V1AmountColumn:
     amount_column: str
     amount_type: str
     description_column: str | None  # where amount_description comes from, if any
-    default_description: str        # used when description_column is absent or empty
+    default_description: str  # used when description_column is absent or empty
 
 
 # Decided mapping (V2 has no exact equivalent for some kinds; names follow the V1 column).
@@ -85,15 +115,14 @@ V1_AMOUNT_COLUMNS: tuple[V1AmountColumn, ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class DateFormat:
     """A date or date-time layout (sp-api.md §1.5, settlement-vocabulary.md §2)."""
 
     strptime: str  # pyarrow/strptime format; a zoned one gets " <zone word>" appended as a literal
     label: str
-    day_at: int    # where the two-digit day starts, to catch pyarrow's day roll-over (02-30 -> 03-01)
-    zoned: bool    # followed by a time-zone word: "2024-10-09 14:28:38 UTC", "2024/10/09 14:28:38 JST"
+    day_at: int  # where the two-digit day starts, to catch pyarrow's day roll-over (02-30 -> 03-01)
+    zoned: bool  # followed by a time-zone word: "2024-10-09 14:28:38 UTC", "2024/10/09 14:28:38 JST"
 
 
 # Tried in order on a column's first non-empty value; the whole column must then have that layout.
@@ -134,6 +163,7 @@ def amount_pattern(decimal_comma: bool) -> str:
 
 
 # --- results ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SettlementFileError(Exception):
@@ -199,22 +229,29 @@ class _ErrorSink:
     source: str
     errors: list[SettlementFileError] = field(default_factory=list)
 
-    def add(self, line: int | None, message: str, header: _Header | None = None,
-            column_name: str | None = None) -> None:
+    def add(
+        self, line: int | None, message: str, header: _Header | None = None, column_name: str | None = None
+    ) -> None:
         column = header.position(column_name) if header is not None and column_name else None
         self.errors.append(SettlementFileError(self.source, line, column, message, column_name))
 
-    def add_rows(self, lines: np.ndarray, values: Sequence[str], describe: str, header: _Header,
-                 column_name: str) -> None:
+    def add_rows(
+        self, lines: np.ndarray, values: Sequence[str], describe: str, header: _Header, column_name: str
+    ) -> None:
         """One error per bad row (capped); ``describe`` is formatted with the value."""
         for line, value in zip(lines[:MAX_ERRORS_PER_PROBLEM], values[:MAX_ERRORS_PER_PROBLEM]):
             self.add(int(line), describe.format(value=value), header, column_name)
         if len(lines) > MAX_ERRORS_PER_PROBLEM:
-            self.add(None, f"{column_name}: and {len(lines) - MAX_ERRORS_PER_PROBLEM} more rows with the same "
-                           f"problem", header, column_name)
+            self.add(
+                None,
+                f"{column_name}: and {len(lines) - MAX_ERRORS_PER_PROBLEM} more rows with the same problem",
+                header,
+                column_name,
+            )
 
 
 # --- public API ------------------------------------------------------------------------
+
 
 def read_settlement_file(path: Path) -> ParseResult:
     """Parse one file; the file is only read, never moved or altered."""
@@ -239,6 +276,7 @@ def parse_settlement_bytes(data: bytes, source: str, charset: str | None = None)
 
 
 # --- stages ----------------------------------------------------------------------------
+
 
 def _parse(data: bytes, charset: str | None, sink: _ErrorSink) -> list[Settlement]:
     try:
@@ -274,17 +312,27 @@ def _check_carriage_returns(utf8: bytes, sink: _ErrorSink) -> None:
         line_start = utf8.rfind(b"\n", 0, at) + 1
         line = utf8.count(b"\n", 0, line_start) + 1
         column = utf8.count(b"\t", line_start, at) + 1
-        sink.errors.append(SettlementFileError(
-            sink.source, line, column, "carriage return (CR) inside a line: Amazon's files end lines with LF or "
-                                       "CR LF, a lone CR is not a line break (was the file edited?)"))
+        sink.errors.append(
+            SettlementFileError(
+                sink.source,
+                line,
+                column,
+                "carriage return (CR) inside a line: Amazon's files end lines with LF or "
+                "CR LF, a lone CR is not a line break (was the file edited?)",
+            )
+        )
     if found > MAX_ERRORS_PER_PROBLEM:
         sink.add(None, f"and {found - MAX_ERRORS_PER_PROBLEM} more lone carriage returns")
     raise _Fatal(sink.errors)
 
 
 def _line_too_long(sink: _ErrorSink, line: int, length: int) -> SettlementFileError:
-    return SettlementFileError(sink.source, line, None, f"line {line} is longer than {MAX_LINE_BYTES} bytes "
-                                                        f"({length} bytes; a settlement row has a few hundred)")
+    return SettlementFileError(
+        sink.source,
+        line,
+        None,
+        f"line {line} is longer than {MAX_LINE_BYTES} bytes ({length} bytes; a settlement row has a few hundred)",
+    )
 
 
 def _read_header(utf8: bytes, sink: _ErrorSink) -> tuple[_Header, int]:
@@ -297,21 +345,37 @@ def _read_header(utf8: bytes, sink: _ErrorSink) -> tuple[_Header, int]:
     if "\t" not in first_line:
         for delimiter, name in ((",", "comma"), (";", "semicolon"), ("|", "pipe")):
             if first_line.count(delimiter) >= 3:
-                raise _Fatal([SettlementFileError(
-                    sink.source, 1, None,
-                    f"header is {name}-separated ({delimiter!r}); settlement files are tab-separated")])
+                raise _Fatal(
+                    [
+                        SettlementFileError(
+                            sink.source,
+                            1,
+                            None,
+                            f"header is {name}-separated ({delimiter!r}); settlement files are tab-separated",
+                        )
+                    ]
+                )
     names = tuple(name.strip() for name in first_line.split("\t"))
     duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
-        raise _Fatal([SettlementFileError(sink.source, 1, None, f"duplicate column {d!r} in header")
-                      for d in duplicates[:MAX_ERRORS_PER_PROBLEM]])
+        raise _Fatal(
+            [
+                SettlementFileError(sink.source, 1, None, f"duplicate column {d!r} in header")
+                for d in duplicates[:MAX_ERRORS_PER_PROBLEM]
+            ]
+        )
     file_format = "v1" if "price-type" in names and "amount-type" not in names else "v2"
     required = V1_REQUIRED if file_format == "v1" else V2_REQUIRED
     missing = [name for name in required if name not in names]
     if missing:
-        raise _Fatal([SettlementFileError(sink.source, 1, None,
-                                          f"missing required column {name!r} ({file_format.upper()} header)")
-                      for name in missing])
+        raise _Fatal(
+            [
+                SettlementFileError(
+                    sink.source, 1, None, f"missing required column {name!r} ({file_format.upper()} header)"
+                )
+                for name in missing
+            ]
+        )
     return _Header(names, file_format), min(end + 1, len(utf8))
 
 
@@ -329,17 +393,21 @@ def _read_csv(body: pa.Buffer, header: _Header) -> tuple[pa.Table, int]:
         pa.BufferReader(body),  # zero-copy
         read_options=pacsv.ReadOptions(column_names=column_names, block_size=MAX_LINE_BYTES),
         # Amazon does not quote fields; promotion-id free text may contain quotes.
-        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=True,
-                                          invalid_row_handler=on_invalid_row),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in column_names},
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+        parse_options=pacsv.ParseOptions(
+            delimiter="\t", quote_char=False, ignore_empty_lines=True, invalid_row_handler=on_invalid_row
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in column_names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
     )
     return table.rename_columns(list(header.names)), bad_rows
 
 
 def _read_rows(utf8: bytes, body_start: int, header: _Header, sink: _ErrorSink) -> tuple[pa.Table, np.ndarray]:
     """All fields as strings; returns the table and the source line number of each row."""
-    if re.fullmatch(rb"\s*", utf8[body_start:body_start + 4096]) and re.fullmatch(rb"\s*", utf8[body_start:]):
+    if re.fullmatch(rb"\s*", utf8[body_start : body_start + 4096]) and re.fullmatch(rb"\s*", utf8[body_start:]):
         raise _Fatal([SettlementFileError(sink.source, 1, None, "file has a header but no rows")])
     body = pa.py_buffer(utf8).slice(body_start)  # the header is ours: pyarrow sees rows only
     try:
@@ -347,9 +415,10 @@ def _read_rows(utf8: bytes, body_start: int, header: _Header, sink: _ErrorSink) 
     except pa.ArrowInvalid as exc:
         # A row longer than a block: say which one. Anything else pyarrow refuses is still one line.
         too_long = _long_lines(utf8)
-        raise _Fatal([_line_too_long(sink, line, length) for line, length in too_long[:MAX_ERRORS_PER_PROBLEM]]
-                     or [SettlementFileError(sink.source, None, None, f"cannot be read as a tab-separated "
-                                                                      f"file: {exc}")]) from None
+        raise _Fatal(
+            [_line_too_long(sink, line, length) for line, length in too_long[:MAX_ERRORS_PER_PROBLEM]]
+            or [SettlementFileError(sink.source, None, None, f"cannot be read as a tab-separated file: {exc}")]
+        ) from None
     # pyarrow may read a line of up to two blocks; such a line has a field of more than MAX/columns bytes.
     if _longest_field(table) > MAX_LINE_BYTES // (2 * len(header.names)):
         too_long = _long_lines(utf8)
@@ -367,8 +436,9 @@ def _read_rows(utf8: bytes, body_start: int, header: _Header, sink: _ErrorSink) 
         # More physical lines than header + rows: the reader skipped blank lines. Map rows back
         # to their physical line numbers (rare path).
         lines = utf8.split(b"\n")
-        line_numbers = np.array([i + 1 for i, line in enumerate(lines) if i > 0 and line not in (b"", b"\r")],
-                                dtype=np.int64)
+        line_numbers = np.array(
+            [i + 1 for i, line in enumerate(lines) if i > 0 and line not in (b"", b"\r")], dtype=np.int64
+        )
     else:
         line_numbers = np.arange(2, table.num_rows + 2, dtype=np.int64)
     return table, line_numbers
@@ -413,24 +483,40 @@ def _fix_row_shapes(utf8: bytes, header: _Header, sink: _ErrorSink) -> bytes:
             continue
         number = index + 1
         if fields > expected:
-            bad.append(SettlementFileError(
-                sink.source, number, expected + 1,
-                f"row has extra fields: {fields} fields but the header has {expected} "
-                f"(the first extra field is column {expected + 1})"))
+            bad.append(
+                SettlementFileError(
+                    sink.source,
+                    number,
+                    expected + 1,
+                    f"row has extra fields: {fields} fields but the header has {expected} "
+                    f"(the first extra field is column {expected + 1})",
+                )
+            )
         elif fields < min_fields:
             missing = next(name for name in header.names[fields:] if name in required)
-            bad.append(SettlementFileError(
-                sink.source, number, header.position(missing),
-                f"truncated row: {fields} fields but the header has {expected} "
-                f"(required column {missing!r} is missing)", missing))
+            bad.append(
+                SettlementFileError(
+                    sink.source,
+                    number,
+                    header.position(missing),
+                    f"truncated row: {fields} fields but the header has {expected} "
+                    f"(required column {missing!r} is missing)",
+                    missing,
+                )
+            )
         else:
             end = len(line) - 1 if line.endswith(b"\r") else len(line)
             lines[index] = line[:end] + b"\t" * (expected - fields) + line[end:]
     if bad:
         more = len(bad) - MAX_ERRORS_PER_PROBLEM
-        raise _Fatal(bad[:MAX_ERRORS_PER_PROBLEM] + (
-            [SettlementFileError(sink.source, None, None, f"and {more} more rows with the wrong number of fields")]
-            if more > 0 else []))
+        raise _Fatal(
+            bad[:MAX_ERRORS_PER_PROBLEM]
+            + (
+                [SettlementFileError(sink.source, None, None, f"and {more} more rows with the wrong number of fields")]
+                if more > 0
+                else []
+            )
+        )
     return b"\n".join(lines)
 
 
@@ -445,24 +531,36 @@ class _Summary:
     currency: str
 
 
-def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Header,
-                       sink: _ErrorSink) -> list[Settlement]:
+def _build_settlements(
+    table: pa.Table, line_numbers: np.ndarray, header: _Header, sink: _ErrorSink
+) -> list[Settlement]:
     settlement_ids = _Distinct.of(table.column("settlement-id"))
     bad_ids = settlement_ids.rows(~_matches(settlement_ids.values, SETTLEMENT_ID_PATTERN))
-    sink.add_rows(line_numbers[bad_ids], settlement_ids.texts(bad_ids),
-                  "settlement-id {value!r} is not a number", header, "settlement-id")
+    sink.add_rows(
+        line_numbers[bad_ids],
+        settlement_ids.texts(bad_ids),
+        "settlement-id {value!r} is not a number",
+        header,
+        "settlement-id",
+    )
     if sink.errors:
         raise _Fatal(sink.errors)
-    table = table.set_column(table.schema.get_field_index("settlement-id"), "settlement-id",
-                             settlement_ids.expand(settlement_ids.values))
+    table = table.set_column(
+        table.schema.get_field_index("settlement-id"), "settlement-id", settlement_ids.expand(settlement_ids.values)
+    )
 
     is_summary = pc.not_equal(pc.utf8_trim_whitespace(table.column("settlement-start-date")), "")
     is_summary_np = is_summary.to_numpy(zero_copy_only=False)
     summary_rows = table.filter(is_summary)
     summary_lines = line_numbers[is_summary_np]
     if summary_rows.num_rows == 0:
-        raise _Fatal([SettlementFileError(sink.source, 2, None,
-                                          "no summary row (a row with settlement-start-date, total-amount, currency)")])
+        raise _Fatal(
+            [
+                SettlementFileError(
+                    sink.source, 2, None, "no summary row (a row with settlement-start-date, total-amount, currency)"
+                )
+            ]
+        )
     totals = [t.strip() for t in summary_rows.column("total-amount").to_pylist()]
     decimal_comma = any(pd.Series(totals, dtype=str).str.match(DECIMAL_COMMA_TOTAL))
     summaries = _read_summaries(summary_rows, summary_lines, header, decimal_comma, sink)
@@ -471,8 +569,13 @@ def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Heade
     row_lines = line_numbers[~is_summary_np]
     row_ids = rows.column("settlement-id")
     orphan = np.flatnonzero(~pc.is_in(row_ids, value_set=pa.array(list(summaries))).to_numpy(zero_copy_only=False))
-    sink.add_rows(row_lines[orphan], _take(row_ids, orphan),
-                  "settlement-id {value!r} has no summary row in this file", header, "settlement-id")
+    sink.add_rows(
+        row_lines[orphan],
+        _take(row_ids, orphan),
+        "settlement-id {value!r} has no summary row in this file",
+        header,
+        "settlement-id",
+    )
     _check_transaction_rows(rows, row_lines, header, sink)
 
     settlements = []
@@ -481,14 +584,25 @@ def _build_settlements(table: pa.Table, line_numbers: np.ndarray, header: _Heade
         own_rows = rows.filter(mask) if mask is not None else rows
         own_lines = row_lines[mask.to_numpy(zero_copy_only=False)] if mask is not None else row_lines
         _check_row_currency(own_rows, own_lines, summary, header, sink)
-        lines = (_v1_lines if header.format == "v1" else _v2_lines)(own_rows, own_lines, summary, header,
-                                                                     decimal_comma, sink)
+        lines = (_v1_lines if header.format == "v1" else _v2_lines)(
+            own_rows, own_lines, summary, header, decimal_comma, sink
+        )
         if lines is None or not _summable(lines, summary, header, sink):
             continue
-        settlements.append(Settlement(
-            settlement_id=summary.settlement_id, source=sink.source, format=header.format,
-            currency=summary.currency, start=summary.start, end=summary.end, deposit_date=summary.deposit_date,
-            total_minor=summary.total_minor, marketplace=main_marketplace_name(lines["marketplace_name"]), lines=lines))
+        settlements.append(
+            Settlement(
+                settlement_id=summary.settlement_id,
+                source=sink.source,
+                format=header.format,
+                currency=summary.currency,
+                start=summary.start,
+                end=summary.end,
+                deposit_date=summary.deposit_date,
+                total_minor=summary.total_minor,
+                marketplace=main_marketplace_name(lines["marketplace_name"]),
+                lines=lines,
+            )
+        )
     return settlements
 
 
@@ -524,29 +638,42 @@ def _check_transaction_rows(rows: pa.Table, lines: np.ndarray, header: _Header, 
         is_order = _is_in(rows.column("transaction-type"), order_types)
         has_item = ~_blank(rows.column("order-item-code"))
         for column_name, applies, rule in (
-                ("order-id", is_order, "an Order or Refund row"),
-                ("posted-date", is_order, "an Order or Refund row"),
-                ("sku", is_order & has_item, "an Order or Refund row with an order-item-code")):
+            ("order-id", is_order, "an Order or Refund row"),
+            ("posted-date", is_order, "an Order or Refund row"),
+            ("sku", is_order & has_item, "an Order or Refund row with an order-item-code"),
+        ):
             bad = np.flatnonzero(applies & _blank(rows.column(column_name)))
             sink.add_rows(lines[bad], [""] * len(bad), f"{column_name} is empty on {rule}", header, column_name)
     skus = pc.unique(rows.column("sku"))
     date_like = pc.filter(skus, pc.match_substring_regex(skus, DATE_LIKE))
     if len(date_like):
         bad = np.flatnonzero(_is_in(rows.column("sku"), date_like.to_pylist()))
-        sink.add_rows(lines[bad], _take(rows.column("sku"), bad),
-                      "sku {value!r} is a date: are columns swapped or shifted under the header?", header, "sku")
+        sink.add_rows(
+            lines[bad],
+            _take(rows.column("sku"), bad),
+            "sku {value!r} is a date: are columns swapped or shifted under the header?",
+            header,
+            "sku",
+        )
 
 
-def _check_row_currency(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header,
-                        sink: _ErrorSink) -> None:
+def _check_row_currency(
+    rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header, sink: _ErrorSink
+) -> None:
     """Transaction rows leave currency empty; where one is given it is the settlement's (summary row's)."""
-    currencies = [c for c in pc.unique(rows.column("currency")).to_pylist() if c.strip().upper() not in
-                  ("", summary.currency)]
+    currencies = [
+        c for c in pc.unique(rows.column("currency")).to_pylist() if c.strip().upper() not in ("", summary.currency)
+    ]
     if currencies:
         bad = np.flatnonzero(_is_in(rows.column("currency"), currencies))
-        sink.add_rows(lines[bad], _take(rows.column("currency"), bad),
-                      f"currency {{value!r}} differs from the settlement's currency {summary.currency} "
-                      f"(summary row, line {summary.line})", header, "currency")
+        sink.add_rows(
+            lines[bad],
+            _take(rows.column("currency"), bad),
+            f"currency {{value!r}} differs from the settlement's currency {summary.currency} "
+            f"(summary row, line {summary.line})",
+            header,
+            "currency",
+        )
 
 
 # Downstream code sums amount_minor in int64 (groupby per category, voucher, order). Those sums
@@ -564,10 +691,13 @@ def _summable(lines: pd.DataFrame, summary: _Summary, header: _Header, sink: _Er
     if running[-1] <= INT64_MAX:
         return True
     first_over = int(np.argmax(running > INT64_MAX))
-    sink.add(int(lines["line_no"].iloc[first_over]),
-             f"settlement {summary.settlement_id}: the absolute amounts add up to more than {INT64_MAX} minor "
-             f"units by this line; no real settlement is that large, and its sums could not be kept exact",
-             header, "amount" if header.format == "v2" else None)
+    sink.add(
+        int(lines["line_no"].iloc[first_over]),
+        f"settlement {summary.settlement_id}: the absolute amounts add up to more than {INT64_MAX} minor "
+        f"units by this line; no real settlement is that large, and its sums could not be kept exact",
+        header,
+        "amount" if header.format == "v2" else None,
+    )
     return False
 
 
@@ -580,47 +710,75 @@ def _transaction_rows(table: pa.Table, is_summary: pa.ChunkedArray, is_summary_n
     return table.filter(pc.invert(is_summary))
 
 
-def _read_summaries(summary_rows: pa.Table, lines: np.ndarray, header: _Header, decimal_comma: bool,
-                    sink: _ErrorSink) -> dict[str, _Summary]:
-    dates = {name: _to_utc(summary_rows.column(name), lines, header, name, sink)
-             for name in ("settlement-start-date", "settlement-end-date", "deposit-date")}
+def _read_summaries(
+    summary_rows: pa.Table, lines: np.ndarray, header: _Header, decimal_comma: bool, sink: _ErrorSink
+) -> dict[str, _Summary]:
+    dates = {
+        name: _to_utc(summary_rows.column(name), lines, header, name, sink)
+        for name in ("settlement-start-date", "settlement-end-date", "deposit-date")
+    }
     summaries: dict[str, _Summary] = {}
     for i, record in enumerate(summary_rows.select(list(SUMMARY_COLUMNS)).to_pylist()):
         line = int(lines[i])
         settlement_id, currency = record["settlement-id"], record["currency"].strip().upper()
         if settlement_id in summaries:
-            sink.add(line, f"second summary row for settlement-id {settlement_id!r} "
-                           f"(first on line {summaries[settlement_id].line})", header, "settlement-id")
+            sink.add(
+                line,
+                f"second summary row for settlement-id {settlement_id!r} "
+                f"(first on line {summaries[settlement_id].line})",
+                header,
+                "settlement-id",
+            )
             continue
         if not (len(currency) == 3 and currency.isalpha()):
             sink.add(line, f"currency {record['currency']!r} is not a 3-letter currency code", header, "currency")
             continue
-        total, total_errors = _amounts_to_minor(pa.chunked_array([[record["total-amount"]]]), lines[i:i + 1],
-                                                currency, decimal_comma, header, "total-amount", sink)
+        total, total_errors = _amounts_to_minor(
+            pa.chunked_array([[record["total-amount"]]]),
+            lines[i : i + 1],
+            currency,
+            decimal_comma,
+            header,
+            "total-amount",
+            sink,
+        )
         if total_errors or any(d is None for d in dates.values()):
             continue
-        start, end, deposit = (pd.Timestamp(dates[name][i]).tz_localize("UTC")
-                               for name in ("settlement-start-date", "settlement-end-date", "deposit-date"))
+        start, end, deposit = (
+            pd.Timestamp(dates[name][i]).tz_localize("UTC")
+            for name in ("settlement-start-date", "settlement-end-date", "deposit-date")
+        )
         summaries[settlement_id] = _Summary(settlement_id, line, start, end, deposit, int(total[0]), currency)
     if sink.errors:
         raise _Fatal(sink.errors)
     return summaries
 
 
-def _v2_lines(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header, decimal_comma: bool,
-              sink: _ErrorSink) -> pd.DataFrame | None:
-    amounts, amount_errors = _amounts_to_minor(rows.column("amount"), lines, summary.currency, decimal_comma,
-                                               header, "amount", sink)
+def _v2_lines(
+    rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header, decimal_comma: bool, sink: _ErrorSink
+) -> pd.DataFrame | None:
+    amounts, amount_errors = _amounts_to_minor(
+        rows.column("amount"), lines, summary.currency, decimal_comma, header, "amount", sink
+    )
     posted = _posted_dates(rows, lines, header, "posted-date-time", sink)
     quantity = _quantities(rows, lines, header, sink)
     if amount_errors or posted is None or quantity is None:
         return None
-    return _assemble(rows, lines, summary.settlement_id, rows.column("amount-type"),
-                     rows.column("amount-description"), amounts, posted, quantity)
+    return _assemble(
+        rows,
+        lines,
+        summary.settlement_id,
+        rows.column("amount-type"),
+        rows.column("amount-description"),
+        amounts,
+        posted,
+        quantity,
+    )
 
 
-def _v1_lines(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header, decimal_comma: bool,
-              sink: _ErrorSink) -> pd.DataFrame | None:
+def _v1_lines(
+    rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Header, decimal_comma: bool, sink: _ErrorSink
+) -> pd.DataFrame | None:
     """Melt V1's one-column-per-kind rows into one line per non-empty amount cell."""
     posted = _posted_dates(rows, lines, header, None, sink)
     quantity = _quantities(rows, lines, header, sink)
@@ -635,30 +793,56 @@ def _v1_lines(rows: pa.Table, lines: np.ndarray, summary: _Summary, header: _Hea
         if not present_np.any():
             continue
         subset, subset_lines = rows.filter(present), lines[present_np]
-        amounts, errors = _amounts_to_minor(subset.column(spec.amount_column), subset_lines, summary.currency,
-                                            decimal_comma, header, spec.amount_column, sink)
+        amounts, errors = _amounts_to_minor(
+            subset.column(spec.amount_column),
+            subset_lines,
+            summary.currency,
+            decimal_comma,
+            header,
+            spec.amount_column,
+            sink,
+        )
         if errors or failed:
             failed = True
             continue
-        description = (pc.utf8_trim_whitespace(subset.column(spec.description_column))
-                       if spec.description_column else pa.chunked_array([pa.nulls(subset.num_rows, pa.string())]))
+        description = (
+            pc.utf8_trim_whitespace(subset.column(spec.description_column))
+            if spec.description_column
+            else pa.chunked_array([pa.nulls(subset.num_rows, pa.string())])
+        )
         description = pc.if_else(pc.equal(pc.coalesce(description, ""), ""), spec.default_description, description)
-        piece = _assemble(subset, subset_lines, summary.settlement_id,
-                          pa.chunked_array([pa.array([spec.amount_type] * subset.num_rows, pa.string())]),
-                          description, amounts, posted[present_np], quantity[present_np])
+        piece = _assemble(
+            subset,
+            subset_lines,
+            summary.settlement_id,
+            pa.chunked_array([pa.array([spec.amount_type] * subset.num_rows, pa.string())]),
+            description,
+            amounts,
+            posted[present_np],
+            quantity[present_np],
+        )
         piece["_order"] = order
         pieces.append(piece)
     if failed:
         return None
     if not pieces:
-        return _assemble(rows.slice(0, 0), lines[:0], summary.settlement_id, pa.chunked_array([[]], pa.string()),
-                         pa.chunked_array([[]], pa.string()), np.zeros(0, np.int64), posted[:0], quantity[:0])
+        return _assemble(
+            rows.slice(0, 0),
+            lines[:0],
+            summary.settlement_id,
+            pa.chunked_array([[]], pa.string()),
+            pa.chunked_array([[]], pa.string()),
+            np.zeros(0, np.int64),
+            posted[:0],
+            quantity[:0],
+        )
     melted = pd.concat(pieces, ignore_index=True)
     melted = melted.sort_values(["line_no", "_order"], kind="stable").drop(columns="_order")
     return melted.reset_index(drop=True)
 
 
 # --- vectorised conversions -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Distinct:
@@ -671,14 +855,13 @@ class _Distinct:
     the error messages. The columns come from the CSV reader without nulls.
     """
 
-    values: pa.Array    # distinct values, trimmed (two spellings may trim to the same text)
+    values: pa.Array  # distinct values, trimmed (two spellings may trim to the same text)
     of_row: np.ndarray  # per row, its index into ``values``
 
     @staticmethod
     def of(column: pa.ChunkedArray) -> _Distinct:
         encoded = pc.dictionary_encode(column.combine_chunks())
-        return _Distinct(pc.utf8_trim_whitespace(encoded.dictionary),
-                         encoded.indices.to_numpy(zero_copy_only=False))
+        return _Distinct(pc.utf8_trim_whitespace(encoded.dictionary), encoded.indices.to_numpy(zero_copy_only=False))
 
     def rows(self, flagged: np.ndarray) -> np.ndarray:
         """Positions of the rows whose value is ``flagged`` (one bool per distinct value)."""
@@ -713,8 +896,15 @@ def _take(values: pa.ChunkedArray, indices: np.ndarray) -> list[str]:
     return values.take(pa.array(indices[:MAX_ERRORS_PER_PROBLEM], pa.int64())).to_pylist()
 
 
-def _amounts_to_minor(raw: pa.ChunkedArray, lines: np.ndarray, currency: str, decimal_comma: bool,
-                      header: _Header, column_name: str, sink: _ErrorSink) -> tuple[np.ndarray, bool]:
+def _amounts_to_minor(
+    raw: pa.ChunkedArray,
+    lines: np.ndarray,
+    currency: str,
+    decimal_comma: bool,
+    header: _Header,
+    column_name: str,
+    sink: _ErrorSink,
+) -> tuple[np.ndarray, bool]:
     """Decimal strings -> int64 minor units by string arithmetic (exact; no float ever), once per
     distinct value."""
     decimals = currency_decimals(currency)
@@ -726,11 +916,21 @@ def _amounts_to_minor(raw: pa.ChunkedArray, lines: np.ndarray, currency: str, de
     if len(bad):
         style = "decimal comma, e.g. 1234,56" if decimal_comma else "decimal dot, e.g. 1234.56"
         grouped = _matches(values, GROUPED_AMOUNT)[distinct.of_row[bad]]
-        sink.add_rows(lines[bad[~grouped]], distinct.texts(bad[~grouped]),
-                      f"{column_name} {{value!r}} is not a number (this file uses {style})", header, column_name)
-        sink.add_rows(lines[bad[grouped]], distinct.texts(bad[grouped]),
-                      f"{column_name} {{value!r}} has a thousands separator: Amazon never groups digits, so the "
-                      f"file was edited and is not read (this file uses {style})", header, column_name)
+        sink.add_rows(
+            lines[bad[~grouped]],
+            distinct.texts(bad[~grouped]),
+            f"{column_name} {{value!r}} is not a number (this file uses {style})",
+            header,
+            column_name,
+        )
+        sink.add_rows(
+            lines[bad[grouped]],
+            distinct.texts(bad[grouped]),
+            f"{column_name} {{value!r}} has a thousands separator: Amazon never groups digits, so the "
+            f"file was edited and is not read (this file uses {style})",
+            header,
+            column_name,
+        )
     safe = pc.if_else(pa.array(well_formed), values, "0")
     # "-12.3" -> digits -123 with 1 fraction digit -> -123 * 10**(decimals - 1). int64 is exact:
     # the patterns allow at most 12 + 6 digits.
@@ -744,15 +944,20 @@ def _amounts_to_minor(raw: pa.ChunkedArray, lines: np.ndarray, currency: str, de
     down = np.power(10, np.clip(-shift, 0, None), dtype=np.int64)
     too_precise = distinct.rows(digits % down != 0)
     if len(too_precise):
-        sink.add_rows(lines[too_precise], distinct.texts(too_precise),
-                      f"{column_name} {{value!r}} has more than {decimals} decimals for {currency}",
-                      header, column_name)
+        sink.add_rows(
+            lines[too_precise],
+            distinct.texts(too_precise),
+            f"{column_name} {{value!r}} has more than {decimals} decimals for {currency}",
+            header,
+            column_name,
+        )
     minor = np.where(shift >= 0, digits * up, digits // down)  # exact where divisible (checked above)
     return distinct.expand(minor.astype(np.int64)), len(sink.errors) > errors_before
 
 
-def _strptime_exact(values: pa.ChunkedArray | pa.Array, date_format: DateFormat, zone: str = ""
-                    ) -> tuple[pa.ChunkedArray | pa.Array, np.ndarray]:
+def _strptime_exact(
+    values: pa.ChunkedArray | pa.Array, date_format: DateFormat, zone: str = ""
+) -> tuple[pa.ChunkedArray | pa.Array, np.ndarray]:
     """Parse with pyarrow (C++, ~0.1 s per million, pandas needs seconds when values are distinct).
 
     Returns (timestamps without tz, in the zone written / UTC for %z, mask of invalid rows).
@@ -794,8 +999,10 @@ def _detect_format(sample: str) -> _DetectedFormat | str:
     sample_array = pa.chunked_array([[sample]])
     zoned = _ZONE_WORD.fullmatch(sample)
     if zoned and zoned[2].upper() not in ZONE_OFFSETS_HOURS:
-        return (f"has the time zone {zoned[2]!r}, not one we convert "
-                f"({', '.join(ZONE_OFFSETS_HOURS)}: the offset from UTC must be unambiguous)")
+        return (
+            f"has the time zone {zoned[2]!r}, not one we convert "
+            f"({', '.join(ZONE_OFFSETS_HOURS)}: the offset from UTC must be unambiguous)"
+        )
     for date_format in DATE_FORMATS:
         if date_format.zoned != bool(zoned):
             continue
@@ -805,8 +1012,9 @@ def _detect_format(sample: str) -> _DetectedFormat | str:
     return f"is not a date in a known format ({', '.join(f.label for f in DATE_FORMATS)})"
 
 
-def _to_utc(raw: pa.ChunkedArray | _Distinct, lines: np.ndarray, header: _Header, column_name: str,
-            sink: _ErrorSink) -> np.ndarray | None:
+def _to_utc(
+    raw: pa.ChunkedArray | _Distinct, lines: np.ndarray, header: _Header, column_name: str, sink: _ErrorSink
+) -> np.ndarray | None:
     """Parse a date column with the format its first value has; datetime64[us] (UTC) or None on errors."""
     distinct = raw if isinstance(raw, _Distinct) else _Distinct.of(raw)
     if len(distinct.of_row) == 0:  # a settlement with no transaction rows
@@ -824,16 +1032,19 @@ def _to_utc(raw: pa.ChunkedArray | _Distinct, lines: np.ndarray, header: _Header
     parsed, invalid = _strptime_exact(values, detected.date_format, detected.zone)
     bad = distinct.rows(invalid)
     if len(bad):
-        sink.add_rows(lines[bad], distinct.texts(bad),
-                      f"{column_name} {{value!r}} is not a valid date in this file's format "
-                      f"({detected.label})", header, column_name)
+        sink.add_rows(
+            lines[bad],
+            distinct.texts(bad),
+            f"{column_name} {{value!r}} is not a valid date in this file's format ({detected.label})",
+            header,
+            column_name,
+        )
         return None
     utc = distinct.expand(parsed.to_numpy(zero_copy_only=False).astype("datetime64[us]"))
     return utc - detected.utc_offset if detected.utc_offset else utc
 
 
-def _check_dates(raw: pa.ChunkedArray, lines: np.ndarray, header: _Header, column_name: str,
-                 sink: _ErrorSink) -> None:
+def _check_dates(raw: pa.ChunkedArray, lines: np.ndarray, header: _Header, column_name: str, sink: _ErrorSink) -> None:
     """Every non-empty value of a date column that is not otherwise used (posted-date in V2) is a real date.
 
     Checked on the distinct values (a settlement spans ~14 days: a handful), so a million rows
@@ -854,16 +1065,16 @@ def _check_dates(raw: pa.ChunkedArray, lines: np.ndarray, header: _Header, colum
     else:
         invalid = _strptime_exact(pa.chunked_array([distinct]), detected.date_format, detected.zone)[1]
         bad_values = [v for v, bad in zip(distinct.to_pylist(), invalid) if bad]
-        describe = (f"{column_name} {{value!r}} is not a valid date in this file's format "
-                    f"({detected.label})")
+        describe = f"{column_name} {{value!r}} is not a valid date in this file's format ({detected.label})"
     if bad_values:
         values = pc.utf8_trim_whitespace(raw)
         rows = np.flatnonzero(_is_in(values, bad_values))
         sink.add_rows(lines[rows], _take(values, rows), describe, header, column_name)
 
 
-def _posted_dates(rows: pa.Table, lines: np.ndarray, header: _Header, time_column: str | None,
-                  sink: _ErrorSink) -> np.ndarray | None:
+def _posted_dates(
+    rows: pa.Table, lines: np.ndarray, header: _Header, time_column: str | None, sink: _ErrorSink
+) -> np.ndarray | None:
     """posted-date-time where given (V2), else posted-date at 00:00 UTC (V1 has only posted-date)."""
     times = _Distinct.of(rows.column(time_column)) if time_column is not None else None
     if times is not None:
@@ -874,14 +1085,14 @@ def _posted_dates(rows: pa.Table, lines: np.ndarray, header: _Header, time_colum
     if times is not None and has_time.all():  # the usual V2 case: no filtering copies
         return _to_utc(times, lines, header, time_column, sink)
     if has_time.any():
-        timed = _to_utc(rows.filter(pa.array(has_time)).column(time_column), lines[has_time], header,
-                        time_column, sink)
+        timed = _to_utc(rows.filter(pa.array(has_time)).column(time_column), lines[has_time], header, time_column, sink)
         if timed is None:
             return None
         result[has_time] = timed
     if not has_time.all():
-        dated = _to_utc(rows.filter(pa.array(~has_time)).column("posted-date"), lines[~has_time], header,
-                        "posted-date", sink)
+        dated = _to_utc(
+            rows.filter(pa.array(~has_time)).column("posted-date"), lines[~has_time], header, "posted-date", sink
+        )
         if dated is None:
             return None
         result[~has_time] = dated
@@ -894,17 +1105,29 @@ def _quantities(rows: pa.Table, lines: np.ndarray, header: _Header, sink: _Error
     ok = _matches(distinct.values, QUANTITY_PATTERN) | empty
     bad = distinct.rows(~ok)
     if len(bad):
-        sink.add_rows(lines[bad], distinct.texts(bad), "quantity-purchased {value!r} is not a whole number",
-                      header, "quantity-purchased")
+        sink.add_rows(
+            lines[bad],
+            distinct.texts(bad),
+            "quantity-purchased {value!r} is not a whole number",
+            header,
+            "quantity-purchased",
+        )
         return None
     numbers = pc.cast(pc.if_else(pa.array(empty), "0", distinct.values), pa.int64()).to_numpy()
     # Refund rows have no quantity: keep it missing, not 0.
     return pd.arrays.IntegerArray(distinct.expand(numbers), distinct.expand(empty))
 
 
-def _assemble(rows: pa.Table, lines: np.ndarray, settlement_id: str, amount_type: pa.ChunkedArray,
-              amount_description: pa.ChunkedArray, amounts: np.ndarray, posted: np.ndarray,
-              quantity: pd.api.extensions.ExtensionArray) -> pd.DataFrame:
+def _assemble(
+    rows: pa.Table,
+    lines: np.ndarray,
+    settlement_id: str,
+    amount_type: pa.ChunkedArray,
+    amount_description: pa.ChunkedArray,
+    amounts: np.ndarray,
+    posted: np.ndarray,
+    quantity: pd.api.extensions.ExtensionArray,
+) -> pd.DataFrame:
     def same_text(value: str) -> pa.Array:  # a take, not a list of a million str (~0.05 s)
         return pa.array([value], pa.string()).take(pa.array(np.zeros(rows.num_rows, dtype=np.int32)))
 
@@ -914,39 +1137,42 @@ def _assemble(rows: pa.Table, lines: np.ndarray, settlement_id: str, amount_type
     def as_str(values: pa.ChunkedArray | pa.Array) -> pd.Series:
         return pd.Series(values.to_pandas(), dtype=str).reset_index(drop=True)
 
-    frame = pd.DataFrame({
-        "settlement_id": as_str(same_text(settlement_id)),
-        "line_no": pd.Series(lines, dtype="int64"),
-        "transaction_type": text("transaction-type"),
-        "order_id": text("order-id"),
-        "merchant_order_id": text("merchant-order-id"),
-        "adjustment_id": text("adjustment-id"),
-        "shipment_id": text("shipment-id"),
-        "marketplace_name": text("marketplace-name"),
-        "amount_type": as_str(amount_type),
-        "amount_description": as_str(amount_description),
-        "amount_minor": pd.Series(amounts, dtype="int64"),
-        "fulfillment_id": text("fulfillment-id"),
-        "posted_date": pd.Series(posted, dtype="datetime64[us]").dt.tz_localize("UTC"),
-        "order_item_code": text("order-item-code"),
-        "merchant_order_item_id": text("merchant-order-item-id"),
-        "merchant_adjustment_item_id": text("merchant-adjustment-item-id"),
-        "sku": text("sku"),
-        "quantity": pd.Series(quantity, dtype="Int64"),
-        "promotion_id": text("promotion-id"),
-    })
+    frame = pd.DataFrame(
+        {
+            "settlement_id": as_str(same_text(settlement_id)),
+            "line_no": pd.Series(lines, dtype="int64"),
+            "transaction_type": text("transaction-type"),
+            "order_id": text("order-id"),
+            "merchant_order_id": text("merchant-order-id"),
+            "adjustment_id": text("adjustment-id"),
+            "shipment_id": text("shipment-id"),
+            "marketplace_name": text("marketplace-name"),
+            "amount_type": as_str(amount_type),
+            "amount_description": as_str(amount_description),
+            "amount_minor": pd.Series(amounts, dtype="int64"),
+            "fulfillment_id": text("fulfillment-id"),
+            "posted_date": pd.Series(posted, dtype="datetime64[us]").dt.tz_localize("UTC"),
+            "order_item_code": text("order-item-code"),
+            "merchant_order_item_id": text("merchant-order-item-id"),
+            "merchant_adjustment_item_id": text("merchant-adjustment-item-id"),
+            "sku": text("sku"),
+            "quantity": pd.Series(quantity, dtype="Int64"),
+            "promotion_id": text("promotion-id"),
+        }
+    )
     return frame[list(LINE_COLUMNS)]
 
 
 # --- dedupe ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DuplicateSettlement:
     """A second copy of a settlement-id; ``conflict`` is set when its content differs."""
 
     settlement_id: str
-    source: str          # where the skipped copy came from
-    kept_source: str     # where the copy we keep came from
+    source: str  # where the skipped copy came from
+    kept_source: str  # where the copy we keep came from
     conflict: SettlementFileError | None
 
 
@@ -961,13 +1187,14 @@ def _same_content(a: Settlement, b: Settlement) -> bool:
     return bool(lines_a.equals(lines_b))
 
 
-def dedupe_settlements(results: Iterable[ParseResult | Settlement]
-                       ) -> tuple[list[Settlement], list[DuplicateSettlement]]:
+def dedupe_settlements(
+    results: Iterable[ParseResult | Settlement],
+) -> tuple[list[Settlement], list[DuplicateSettlement]]:
     """Keep the first copy of each settlement-id; report the others (and differing content as an error)."""
     unique: dict[str, Settlement] = {}
     duplicates: list[DuplicateSettlement] = []
     for item in results:
-        for settlement in (item.settlements if isinstance(item, ParseResult) else [item]):
+        for settlement in item.settlements if isinstance(item, ParseResult) else [item]:
             kept = unique.get(settlement.settlement_id)
             if kept is None:
                 unique[settlement.settlement_id] = settlement
@@ -975,9 +1202,12 @@ def dedupe_settlements(results: Iterable[ParseResult | Settlement]
             conflict = None
             if not _same_content(kept, settlement):
                 conflict = SettlementFileError(
-                    settlement.source, None, None,
+                    settlement.source,
+                    None,
+                    None,
                     f"settlement {settlement.settlement_id} also arrived from {kept.source} with different "
                     f"content (total {kept.total_minor} vs {settlement.total_minor} minor units, "
-                    f"{kept.line_count} vs {settlement.line_count} lines)")
+                    f"{kept.line_count} vs {settlement.line_count} lines)",
+                )
             duplicates.append(DuplicateSettlement(settlement.settlement_id, settlement.source, kept.source, conflict))
     return list(unique.values()), duplicates

@@ -9,6 +9,7 @@ seller account's configured marketplaces and the currency; ``reconciliation.mark
 When it cannot tell, or a row names a marketplace never seen, the ``marketplace`` gate holds
 the settlement; the other stages still run so every problem is reported at once.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ UNRESOLVED_MARKETPLACE_CODE = "??"
 class PreparedSettlement:
     """A settlement through every pure stage. Compares by identity (``eq=False``): it holds DataFrames."""
 
-    settlement: Settlement      # with its resolved marketplace (later stages read this one)
+    settlement: Settlement  # with its resolved marketplace (later stages read this one)
     validation: ValidationReport
     mapped: MappedLines
     gates: GateOutcome
@@ -49,13 +50,16 @@ class PreparedSettlement:
         return tuple(reasons)
 
 
-def prepare_settlement(settlement: Settlement, mapping: GLMapping, *,
-                       closed_periods: Callable[[date], bool] | None = None,
-                       configured_marketplaces: Sequence[str] = ()) -> PreparedSettlement:
+def prepare_settlement(
+    settlement: Settlement,
+    mapping: GLMapping,
+    *,
+    closed_periods: Callable[[date], bool] | None = None,
+    configured_marketplaces: Sequence[str] = (),
+) -> PreparedSettlement:
     """Every pure stage; ``configured_marketplaces`` are the seller account's marketplace ids
     (``[amazon] marketplaces``), used only for a settlement whose rows name no marketplace."""
-    resolution = resolve_marketplace(settlement.lines["marketplace_name"], settlement.currency,
-                                     configured_marketplaces)
+    resolution = resolve_marketplace(settlement.lines["marketplace_name"], settlement.currency, configured_marketplaces)
     if resolution.marketplace is not None and resolution.marketplace.name != settlement.marketplace:
         settlement = replace(settlement, marketplace=resolution.marketplace.name)
     code = resolution.marketplace.code if resolution.marketplace is not None else UNRESOLVED_MARKETPLACE_CODE

@@ -3,6 +3,7 @@
 Validation is lazy: every failure in a frame is collected and reported at once, mapped back to
 the source file's line numbers, plus the balance rule Σ amount == total-amount (sp-api.md §1.3).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,10 +13,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from reconciliation.model import Settlement
-from reconciliation.model import exact_sum
+from reconciliation.model import Settlement, exact_sum, format_minor
 from reconciliation.parse import AMOUNT_PATTERN_COMMA, AMOUNT_PATTERN_DOT, SETTLEMENT_ID_PATTERN
-from reconciliation.model import format_minor
 
 MAX_LINES_IN_REASON = 10
 NON_EMPTY = {"min_value": 1}
@@ -57,8 +56,11 @@ class RawLines(pa.DataFrameModel):
     @classmethod
     def transaction_rows_complete(cls, frame: pd.DataFrame) -> pd.Series:
         is_summary = frame["settlement-start-date"].str.strip() != ""
-        complete = ((frame["amount-type"].str.strip() != "") & (frame["amount-description"].str.strip() != "")
-                    & (frame["amount"].str.strip() != ""))
+        complete = (
+            (frame["amount-type"].str.strip() != "")
+            & (frame["amount-description"].str.strip() != "")
+            & (frame["amount"].str.strip() != "")
+        )
         return is_summary | complete
 
     class Config:
@@ -68,8 +70,7 @@ class RawLines(pa.DataFrameModel):
 def raw_lines_schema(decimal_comma: bool) -> pa.DataFrameSchema:
     """RawLines with the amount pattern of the file's detected decimal separator."""
     pattern = (AMOUNT_PATTERN_COMMA if decimal_comma else AMOUNT_PATTERN_DOT).strip("^$")
-    return RawLines.to_schema().update_column(
-        "amount", checks=[pa.Check.str_matches(rf"^(\s*{pattern}\s*)?$")])
+    return RawLines.to_schema().update_column("amount", checks=[pa.Check.str_matches(rf"^(\s*{pattern}\s*)?$")])
 
 
 class ParsedLines(pa.DataFrameModel):
@@ -103,8 +104,7 @@ class ParsedLines(pa.DataFrameModel):
 
     # != "" is str_length(min_value=1) without measuring every string (~0.05 s per million rows);
     # same name and message as pandera's built-in check, so failures read as before.
-    @pa.check("transaction_type", "amount_type", "amount_description", name="str_length",
-              error="str_length(1, None)")
+    @pa.check("transaction_type", "amount_type", "amount_description", name="str_length", error="str_length(1, None)")
     @classmethod
     def non_empty(cls, values: Series[str]) -> Series[bool]:
         return values != ""
@@ -122,8 +122,11 @@ class ParsedLines(pa.DataFrameModel):
 def parsed_lines_schema(start: pd.Timestamp, end: pd.Timestamp) -> pa.DataFrameSchema:
     """ParsedLines plus: posted_date within [start − 1 day, end + 1 day] of its settlement."""
     low, high = start - pd.Timedelta(days=1), end + pd.Timedelta(days=1)
-    within = pa.Check(lambda posted: posted.between(low, high), name="posted_date within settlement period",
-                      error=f"posted_date within {low:%Y-%m-%d %H:%M} .. {high:%Y-%m-%d %H:%M} UTC")
+    within = pa.Check(
+        lambda posted: posted.between(low, high),
+        name="posted_date within settlement period",
+        error=f"posted_date within {low:%Y-%m-%d %H:%M} .. {high:%Y-%m-%d %H:%M} UTC",
+    )
     return ParsedLines.to_schema().update_column("posted_date", checks=[within])
 
 
@@ -196,8 +199,17 @@ def validate_settlement(settlement: Settlement) -> ValidationReport:
     unbalanced = balance_reason(line_total, settlement)
     if unbalanced is not None:
         reasons.append(unbalanced)
-        balance = pd.DataFrame([{"source": settlement.source, "line": None, "column": "amount_minor",
-                                 "check": "sum of amounts == total-amount", "value": str(line_total)}])
+        balance = pd.DataFrame(
+            [
+                {
+                    "source": settlement.source,
+                    "line": None,
+                    "column": "amount_minor",
+                    "check": "sum of amounts == total-amount",
+                    "value": str(line_total),
+                }
+            ]
+        )
         failures = balance if failures.empty else pd.concat([failures, balance], ignore_index=True)
     return ValidationReport(ok=not reasons, failure_cases=failures, reasons=reasons)
 
@@ -213,9 +225,11 @@ def balance_reason(line_total: int, settlement: Settlement) -> str | None:
         return None
     currency, decimals = settlement.currency, settlement.decimals
     gap = settlement.total_minor - line_total
-    return (f"lines sum to {format_minor(line_total, decimals)} {currency} but total-amount is "
-            f"{format_minor(settlement.total_minor, decimals)} {currency}: the lines are "
-            f"{format_minor(abs(gap), decimals)} {currency} {'short' if gap > 0 else 'over'}")
+    return (
+        f"lines sum to {format_minor(line_total, decimals)} {currency} but total-amount is "
+        f"{format_minor(settlement.total_minor, decimals)} {currency}: the lines are "
+        f"{format_minor(abs(gap), decimals)} {currency} {'short' if gap > 0 else 'over'}"
+    )
 
 
 def _schema_failures(settlement: Settlement) -> pd.DataFrame:
@@ -232,13 +246,15 @@ def _schema_failures(settlement: Settlement) -> pd.DataFrame:
         lines = settlement.lines["line_no"].reindex(labels).to_numpy(dtype=float)
     else:
         lines = np.full(len(cases), np.nan)
-    return pd.DataFrame({
-        "source": settlement.source,
-        "line": pd.array(lines, dtype="Int64"),
-        "column": cases["column"].astype(str).to_numpy(),
-        "check": cases["check"].astype(str).to_numpy(),
-        "value": cases["failure_case"].astype(str).to_numpy(),
-    })[FAILURE_COLUMNS]
+    return pd.DataFrame(
+        {
+            "source": settlement.source,
+            "line": pd.array(lines, dtype="Int64"),
+            "column": cases["column"].astype(str).to_numpy(),
+            "check": cases["check"].astype(str).to_numpy(),
+            "value": cases["failure_case"].astype(str).to_numpy(),
+        }
+    )[FAILURE_COLUMNS]
 
 
 def _reasons_from(failures: pd.DataFrame) -> list[str]:

@@ -27,6 +27,7 @@ separate lines. A ``Voucher`` whose lines do not sum to zero cannot be construct
 Posting key ``AMZ-{settlement_id}-{YYYYMM}`` (YYYYMM = the voucher's accounting month) starts
 the voucher text (VTXT, at most 40 characters).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,9 +39,9 @@ import pandas as pd
 from reconciliation.mapping import AIT_MAX_LENGTH, GLMapping, MappedLines, factorize_text, marketplace_code
 from reconciliation.model import Settlement, currency_decimals, format_minor
 
-VTXT_MAX_LENGTH = 40   # M3 VTXT is A40
+VTXT_MAX_LENGTH = 40  # M3 VTXT is A40
 MAX_VOUCHER_LINES = 999  # NLIN is N3
-CUAM_MAX_DIGITS = 17   # CUAM is N17 (sign and decimal point included in our budget)
+CUAM_MAX_DIGITS = 17  # CUAM is N17 (sign and decimal point included in our budget)
 
 ROLE_SETTLEMENT = "settlement"
 ROLE_DEPOSIT = "deposit"
@@ -76,16 +77,18 @@ class VoucherLimitError(VoucherError):
 class UnmappedLinesError(VoucherError):
     def __init__(self, count: int) -> None:
         self.count = count
-        super().__init__(f"cannot build vouchers: {count} (transaction-type, amount-type, amount-description) "
-                         "combination(s) have no GL mapping")
+        super().__init__(
+            f"cannot build vouchers: {count} (transaction-type, amount-type, amount-description) "
+            "combination(s) have no GL mapping"
+        )
 
 
 @dataclass(frozen=True)
 class VoucherLine:
-    account: str                 # AIT1
+    account: str  # AIT1
     dimensions: tuple[str, ...]  # AIT2..AIT7
-    amount_minor: int            # debit +, credit -
-    category: str                # "+"-joined when several categories share the account
+    amount_minor: int  # debit +, credit -
+    category: str  # "+"-joined when several categories share the account
     description: str
     role: str = ROLE_SETTLEMENT  # settlement | deposit | carry_over
 
@@ -208,20 +211,37 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
             month_sum = period_sums.get(period, 0)
             carried += month_sum
             if month_sum:
-                voucher_lines.append(account_line("carry_over", month_sum, f"Carry-over {key} to deposit month", ROLE_CARRY_OVER))
+                voucher_lines.append(
+                    account_line("carry_over", month_sum, f"Carry-over {key} to deposit month", ROLE_CARRY_OVER)
+                )
         else:
             if carried:
-                voucher_lines.append(account_line("carry_over", -carried, "Carry-over from earlier months", ROLE_CARRY_OVER))
+                voucher_lines.append(
+                    account_line("carry_over", -carried, "Carry-over from earlier months", ROLE_CARRY_OVER)
+                )
             total = settlement.total_minor
             if total > 0:
-                voucher_lines.append(account_line("amazon_clearing", total, f"Amazon deposit {accounting_date}", ROLE_DEPOSIT))
+                voucher_lines.append(
+                    account_line("amazon_clearing", total, f"Amazon deposit {accounting_date}", ROLE_DEPOSIT)
+                )
             elif total < 0:
-                voucher_lines.append(account_line("payable_to_amazon", total, f"Payable to Amazon {accounting_date}", ROLE_DEPOSIT))
+                voucher_lines.append(
+                    account_line("payable_to_amazon", total, f"Payable to Amazon {accounting_date}", ROLE_DEPOSIT)
+                )
         if not voucher_lines:
             continue  # nothing to book this month (every account nets to zero)
         text = f"{key} Amazon {market} {settlement.currency}"[:VTXT_MAX_LENGTH]
-        vouchers.append(Voucher(key, settlement.settlement_id, accounting_date, settlement.currency,
-                                decimals, text, tuple(voucher_lines)))
+        vouchers.append(
+            Voucher(
+                key,
+                settlement.settlement_id,
+                accounting_date,
+                settlement.currency,
+                decimals,
+                text,
+                tuple(voucher_lines),
+            )
+        )
     return vouchers
 
 
@@ -242,8 +262,10 @@ def _sums_by_period_and_category(periods: np.ndarray, lines: pd.DataFrame) -> li
     groups, group_of_row = np.unique(periods[has_category] * width + rank[codes[has_category]], return_inverse=True)
     sums = np.zeros(len(groups), dtype=np.int64)
     np.add.at(sums, group_of_row.reshape(-1), lines["amount_minor"].to_numpy(dtype=np.int64)[has_category])
-    return [(period, str(names[by_name[position]]), amount)
-            for (period, position), amount in zip((divmod(g, width) for g in groups.tolist()), sums.tolist())]
+    return [
+        (period, str(names[by_name[position]]), amount)
+        for (period, position), amount in zip((divmod(g, width) for g in groups.tolist()), sums.tolist())
+    ]
 
 
 def _describe(mapping: GLMapping, categories: str) -> str:
@@ -256,14 +278,56 @@ def _describe(mapping: GLMapping, categories: str) -> str:
 def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFrame:
     """One row per voucher line (columns of ``schemas.VoucherLines`` plus context), for
     validation, the workbook and artifacts. Amounts stay integer minor units."""
-    columns = ["voucher_key", "settlement_id", "accounting_date", "currency", "line", "account",
-               *_DIMENSION_COLUMNS, "debit_minor", "credit_minor", "category", "description", "role"]
+    columns = [
+        "voucher_key",
+        "settlement_id",
+        "accounting_date",
+        "currency",
+        "line",
+        "account",
+        *_DIMENSION_COLUMNS,
+        "debit_minor",
+        "credit_minor",
+        "category",
+        "description",
+        "role",
+    ]
     records = [
-        (v.key, v.settlement_id, v.accounting_date, v.currency, number, line.account, *line.dimensions,
-         max(line.amount_minor, 0), max(-line.amount_minor, 0), line.category, line.description, line.role)
-        for v in vouchers for number, line in enumerate(v.lines, start=1)
+        (
+            v.key,
+            v.settlement_id,
+            v.accounting_date,
+            v.currency,
+            number,
+            line.account,
+            *line.dimensions,
+            max(line.amount_minor, 0),
+            max(-line.amount_minor, 0),
+            line.category,
+            line.description,
+            line.role,
+        )
+        for v in vouchers
+        for number, line in enumerate(v.lines, start=1)
     ]
     frame = pd.DataFrame.from_records(records, columns=columns)
-    return frame.astype({"line": "int64", "debit_minor": "int64", "credit_minor": "int64",
-                         **{c: "str" for c in ("voucher_key", "settlement_id", "currency", "account",
-                                               *_DIMENSION_COLUMNS, "category", "description", "role")}})
+    return frame.astype(
+        {
+            "line": "int64",
+            "debit_minor": "int64",
+            "credit_minor": "int64",
+            **{
+                c: "str"
+                for c in (
+                    "voucher_key",
+                    "settlement_id",
+                    "currency",
+                    "account",
+                    *_DIMENSION_COLUMNS,
+                    "category",
+                    "description",
+                    "role",
+                )
+            },
+        }
+    )

@@ -17,13 +17,14 @@ floats; every amount carries its settlement currency's number format. Times are 
 as naive Excel dates with "UTC" in the header. No buyer data exists in the inputs, and none
 is added here.
 """
+
 from __future__ import annotations
 
 import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,8 +65,16 @@ SHEET_EXCEPTIONS = "Exceptions"
 SHEET_VALIDATION = "Validation"
 SHEET_ANOMALIES = "Anomalies"
 SHEET_LINES = "Lines"
-SHEET_NAMES = (SHEET_SUMMARY, SHEET_JOURNAL, SHEET_FEES, SHEET_RECONCILIATION, SHEET_EXCEPTIONS,
-               SHEET_VALIDATION, SHEET_ANOMALIES, SHEET_LINES)
+SHEET_NAMES = (
+    SHEET_SUMMARY,
+    SHEET_JOURNAL,
+    SHEET_FEES,
+    SHEET_RECONCILIATION,
+    SHEET_EXCEPTIONS,
+    SHEET_VALIDATION,
+    SHEET_ANOMALIES,
+    SHEET_LINES,
+)
 
 SUMMARY_HEADER_ROW = 3  # 0-based: title, generated-at and counts rows come first
 # Up to this many lines in a run, the Lines sheet holds every line (filterable in Excel, written
@@ -102,9 +111,9 @@ class LinesPlacement:
 
     settlement_id: str
     line_count: int
-    first_row: int | None = None     # None: no rows on the sheet
+    first_row: int | None = None  # None: no rows on the sheet
     last_row: int | None = None
-    lines_file: Path | None = None   # set when the sheet holds sums and every line is in this CSV
+    lines_file: Path | None = None  # set when the sheet holds sums and every line is in this CSV
 
     def describe(self) -> str:
         if self.line_count == 0:
@@ -112,13 +121,20 @@ class LinesPlacement:
         rows = f"{SHEET_LINES} rows {self.first_row}-{self.last_row}" if self.first_row is not None else ""
         if self.lines_file is None:
             return rows
-        return (f"{self.line_count} lines in {self.lines_file.name}; "
-                + (f"summed in {rows}" if rows else f"not on the {SHEET_LINES} sheet (row limit)"))
+        return f"{self.line_count} lines in {self.lines_file.name}; " + (
+            f"summed in {rows}" if rows else f"not on the {SHEET_LINES} sheet (row limit)"
+        )
 
 
-def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
-                   file_errors: Sequence[SettlementFileError] = (), generated_at: datetime | None = None,
-                   max_rows: int = EXCEL_MAX_ROWS, lines_on_sheet: int = LINES_ON_SHEET) -> WorkbookInfo:
+def write_workbook(
+    outcomes: Sequence[SettlementOutcome],
+    path: Path,
+    *,
+    file_errors: Sequence[SettlementFileError] = (),
+    generated_at: datetime | None = None,
+    max_rows: int = EXCEL_MAX_ROWS,
+    lines_on_sheet: int = LINES_ON_SHEET,
+) -> WorkbookInfo:
     """Write the run's workbook to ``path`` (.xlsx); ``max_rows`` is the sheet row limit incl. header.
 
     A run of more than ``lines_on_sheet`` lines (or more than fit below the header) gets its
@@ -132,23 +148,32 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
     if not 2 <= max_rows <= EXCEL_MAX_ROWS:
         raise WorkbookError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, got {max_rows}")
     _check_lines(outcomes)
-    generated = _naive_utc(generated_at or datetime.now(timezone.utc))  # a naive generated_at is taken as UTC
+    generated = _naive_utc(generated_at or datetime.now(UTC))  # a naive generated_at is taken as UTC
     all_lines = _lines_frame(outcomes)
-    lines_file = (path.with_name(f"{path.stem}-lines.csv")
-                  if len(all_lines) > min(lines_on_sheet, max_rows - 1) else None)
+    lines_file = (
+        path.with_name(f"{path.stem}-lines.csv") if len(all_lines) > min(lines_on_sheet, max_rows - 1) else None
+    )
     notes: list[str] = []
     sheet_lines = all_lines if lines_file is None else _fit(summed_lines(all_lines), SHEET_LINES, max_rows, 0, notes)
     placements = plan_lines(outcomes, sheet_lines["_outcome"].to_numpy(), lines_file)
 
     buffer = io.BytesIO()
     workbook = Workbook(buffer, _XLSX_OPTIONS)
-    workbook.set_properties({"title": "Amazon settlement run", "created": generated,
-                             "comments": "Times are UTC; amounts in each settlement's currency."})
+    workbook.set_properties(
+        {
+            "title": "Amazon settlement run",
+            "created": generated,
+            "comments": "Times are UTC; amounts in each settlement's currency.",
+        }
+    )
     styles = _styles(workbook, [o.settlement.currency for o in outcomes])
     sheets = {name: workbook.add_worksheet(name) for name in SHEET_NAMES}
     pending = [
-        (_write_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines) if lines_file is None
-         else _write_summed_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)),
+        (
+            _write_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
+            if lines_file is None
+            else _write_summed_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
+        ),
         _write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes),
         _write_reconciliation(workbook, sheets[SHEET_RECONCILIATION], styles, outcomes, max_rows, notes),
         _write_exceptions(workbook, sheets[SHEET_EXCEPTIONS], styles, outcomes, file_errors, max_rows, notes),
@@ -156,8 +181,9 @@ def write_workbook(outcomes: Sequence[SettlementOutcome], path: Path, *,
         _write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
     ]
     _write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
-    _write_summary(sheets[SHEET_SUMMARY], styles, outcomes, placements, file_errors, generated, notes,
-                   lines_file, len(all_lines))
+    _write_summary(
+        sheets[SHEET_SUMMARY], styles, outcomes, placements, file_errors, generated, notes, lines_file, len(all_lines)
+    )
     workbook.close()
 
     # Each file is written beside its target and renamed, so a failure never leaves a half-written
@@ -192,22 +218,29 @@ def _check_lines(outcomes: Sequence[SettlementOutcome]) -> None:
     for position, outcome in enumerate(outcomes):
         missing = [c for c in LINE_COLUMNS if c not in outcome.settlement.lines.columns]
         if missing:
-            raise WorkbookError(f"outcome {position} (settlement {outcome.settlement.settlement_id}): lines lack "
-                                f"column(s) {', '.join(missing)}")
+            raise WorkbookError(
+                f"outcome {position} (settlement {outcome.settlement.settlement_id}): lines lack "
+                f"column(s) {', '.join(missing)}"
+            )
 
 
 # --- lines placement -----------------------------------------------------------------------
 
-def plan_lines(outcomes: Sequence[SettlementOutcome], row_outcomes: np.ndarray,
-               lines_file: Path | None) -> list[LinesPlacement]:
+
+def plan_lines(
+    outcomes: Sequence[SettlementOutcome], row_outcomes: np.ndarray, lines_file: Path | None
+) -> list[LinesPlacement]:
     """Each settlement's rows on the Lines sheet; ``row_outcomes`` is the outcome index of every
     sheet row (rows of one outcome are contiguous and in outcome order)."""
     placements = []
     for index, outcome in enumerate(outcomes):
         first, last = np.searchsorted(row_outcomes, [index, index + 1])  # 0-based data rows [first, last)
         rows = (int(first) + 2, int(last) + 1) if last > first else (None, None)  # header is row 1
-        placements.append(LinesPlacement(outcome.settlement.settlement_id, outcome.settlement.line_count,
-                                         *rows, lines_file=lines_file))
+        placements.append(
+            LinesPlacement(
+                outcome.settlement.settlement_id, outcome.settlement.line_count, *rows, lines_file=lines_file
+            )
+        )
     return placements
 
 
@@ -227,15 +260,21 @@ def _lines_frame(outcomes: Sequence[SettlementOutcome]) -> pd.DataFrame:
         if mapped is not None and len(mapped.lines) == count:
             gl_category = pd.Series(mapped.lines["category"].to_numpy(), index=lines.index, dtype="str")
             gl_account = pd.Series(mapped.lines["account"].to_numpy(), index=lines.index, dtype="str")
-        parts.append(lines.assign(
-            currency=settlement.currency, _decimals=settlement.decimals,
-            _settlement_marketplace=settlement.marketplace, gl_category=gl_category, gl_account=gl_account,
-            _outcome=len(parts),
-        ))
+        parts.append(
+            lines.assign(
+                currency=settlement.currency,
+                _decimals=settlement.decimals,
+                _settlement_marketplace=settlement.marketplace,
+                gl_category=gl_category,
+                gl_account=gl_account,
+                _outcome=len(parts),
+            )
+        )
     if not parts:
         empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in LINE_COLUMNS.items()})
-        return empty.assign(currency="", _decimals=0, _settlement_marketplace="", gl_category="", gl_account="",
-                            _outcome=0)
+        return empty.assign(
+            currency="", _decimals=0, _settlement_marketplace="", gl_category="", gl_account="", _outcome=0
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -294,8 +333,17 @@ def write_lines_csv(lines: pd.DataFrame, path: Path) -> None:
     pa_csv.write_csv(pa.table(table), path, pa_csv.WriteOptions(quoting_style="needed"))
 
 
-_SUMMED_KEYS = ["_outcome", "settlement_id", "_day", "transaction_type", "amount_type", "amount_description",
-                "marketplace_name", "gl_category", "gl_account"]
+_SUMMED_KEYS = [
+    "_outcome",
+    "settlement_id",
+    "_day",
+    "transaction_type",
+    "amount_type",
+    "amount_description",
+    "marketplace_name",
+    "gl_category",
+    "gl_account",
+]
 
 
 def summed_lines(lines: pd.DataFrame) -> pd.DataFrame:
@@ -307,14 +355,25 @@ def summed_lines(lines: pd.DataFrame) -> pd.DataFrame:
     cannot wrap below 2**31 lines per group, and recombined as Python integers.
     """
     amounts = lines["amount_minor"].to_numpy(dtype=np.int64)
-    keyed = lines.assign(_day=lines["posted_date"].dt.tz_convert("UTC").dt.floor("D"),
-                         _high=amounts >> _HALF, _low=amounts & _LOW_MASK,
-                         **{k: lines[k].astype("str").fillna("") for k in _SUMMED_KEYS[3:]})
-    summed = (keyed.groupby(_SUMMED_KEYS, sort=True, dropna=False)
-              .agg(count=("amount_minor", "size"), first_line=("line_no", "min"), last_line=("line_no", "max"),
-                   currency=("currency", "first"), _decimals=("_decimals", "first"),
-                   _high=("_high", "sum"), _low=("_low", "sum"))
-              .reset_index())
+    keyed = lines.assign(
+        _day=lines["posted_date"].dt.tz_convert("UTC").dt.floor("D"),
+        _high=amounts >> _HALF,
+        _low=amounts & _LOW_MASK,
+        **{k: lines[k].astype("str").fillna("") for k in _SUMMED_KEYS[3:]},
+    )
+    summed = (
+        keyed.groupby(_SUMMED_KEYS, sort=True, dropna=False)
+        .agg(
+            count=("amount_minor", "size"),
+            first_line=("line_no", "min"),
+            last_line=("line_no", "max"),
+            currency=("currency", "first"),
+            _decimals=("_decimals", "first"),
+            _high=("_high", "sum"),
+            _low=("_low", "sum"),
+        )
+        .reset_index()
+    )
     total = [(int(high) << _HALF) + int(low) for high, low in zip(summed["_high"], summed["_low"])]
     return summed.drop(columns=["_high", "_low"]).assign(amount_minor=pd.Series(total, dtype=object))
 
@@ -329,12 +388,12 @@ def exact_sum(amounts: np.ndarray) -> int:
 
 def _exact_amount_cells(amount_minor: pd.Series, decimals: pd.Series) -> pd.Series:
     """Decimal literals of Python-integer minor units (sums beyond int64 included); a few rows only."""
+
     def text(minor: int, places: int) -> str:
-        whole, fraction = divmod(abs(int(minor)), 10 ** places)
+        whole, fraction = divmod(abs(int(minor)), 10**places)
         return ("-" if minor < 0 else "") + str(whole) + (f".{fraction:0{places}d}" if places else "")
 
-    return pd.Series([text(m, int(d)) for m, d in zip(amount_minor, decimals)], index=amount_minor.index,
-                     dtype="str")
+    return pd.Series([text(m, int(d)) for m, d in zip(amount_minor, decimals)], index=amount_minor.index, dtype="str")
 
 
 def _write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, summed: pd.DataFrame) -> PendingRows:
@@ -348,8 +407,13 @@ def _write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, su
         Column("gl_category", text_cells(summed["gl_category"]), width=24),
         Column("gl_account", text_cells(summed["gl_account"]), width=12),
         Column("lines", integer_cells(summed["count"]), NUMBER, None, 9),
-        Column("amount", _exact_amount_cells(summed["amount_minor"], summed["_decimals"]), NUMBER,
-               _amount_style_series(summed["currency"]), 15),
+        Column(
+            "amount",
+            _exact_amount_cells(summed["amount_minor"], summed["_decimals"]),
+            NUMBER,
+            _amount_style_series(summed["currency"]),
+            15,
+        ),
         Column("currency", text_cells(summed["currency"]), width=9),
         Column("first line_no", integer_cells(summed["first_line"]), NUMBER, None, 11),
         Column("last line_no", integer_cells(summed["last_line"]), NUMBER, None, 11),
@@ -359,17 +423,25 @@ def _write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, su
 
 # --- fees ------------------------------------------------------------------------------------
 
-_FEE_KEYS = ["currency", "_settlement_marketplace", "transaction_type", "amount_type", "amount_description",
-             "gl_category"]
+_FEE_KEYS = [
+    "currency",
+    "_settlement_marketplace",
+    "transaction_type",
+    "amount_type",
+    "amount_description",
+    "gl_category",
+]
 
 
-def _write_fees(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame, max_rows: int,
-                notes: list[str]) -> PendingRows:
-    grouped = (lines.assign(gl_category=lines["gl_category"].fillna(""))
-               .groupby(_FEE_KEYS, sort=True, dropna=False)
-               .agg(total_minor=("amount_minor", "sum"), count=("amount_minor", "size"),
-                    decimals=("_decimals", "first"))
-               .reset_index())
+def _write_fees(
+    workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame, max_rows: int, notes: list[str]
+) -> PendingRows:
+    grouped = (
+        lines.assign(gl_category=lines["gl_category"].fillna(""))
+        .groupby(_FEE_KEYS, sort=True, dropna=False)
+        .agg(total_minor=("amount_minor", "sum"), count=("amount_minor", "size"), decimals=("_decimals", "first"))
+        .reset_index()
+    )
     grouped = _fit(grouped, SHEET_FEES, max_rows, 0, notes)
     columns = [
         Column("Marketplace", text_cells(grouped["_settlement_marketplace"]), width=16),
@@ -386,15 +458,42 @@ def _write_fees(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.
 
 # --- reconciliation --------------------------------------------------------------------------
 
-def _write_reconciliation(workbook: Workbook, sheet: Worksheet, styles: Styles,
-                          outcomes: Sequence[SettlementOutcome], max_rows: int, notes: list[str]) -> PendingRows:
-    parts = [o.reconciliation.orders.assign(settlement_id=o.settlement.settlement_id,
-                                            currency=o.settlement.currency, decimals=o.settlement.decimals)
-             for o in outcomes if o.reconciliation is not None]
-    orders = (pd.concat(parts, ignore_index=True) if parts else
-              pd.DataFrame(columns=["settlement_id", "currency", "decimals", "order_id", "category", "settled_minor",
-                                    "invoiced_minor", "difference_minor", "refunded_minor", "credited_minor",
-                                    "m3_orders", "invoices"]))
+
+def _write_reconciliation(
+    workbook: Workbook,
+    sheet: Worksheet,
+    styles: Styles,
+    outcomes: Sequence[SettlementOutcome],
+    max_rows: int,
+    notes: list[str],
+) -> PendingRows:
+    parts = [
+        o.reconciliation.orders.assign(
+            settlement_id=o.settlement.settlement_id, currency=o.settlement.currency, decimals=o.settlement.decimals
+        )
+        for o in outcomes
+        if o.reconciliation is not None
+    ]
+    orders = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(
+            columns=[
+                "settlement_id",
+                "currency",
+                "decimals",
+                "order_id",
+                "category",
+                "settled_minor",
+                "invoiced_minor",
+                "difference_minor",
+                "refunded_minor",
+                "credited_minor",
+                "m3_orders",
+                "invoices",
+            ]
+        )
+    )
     orders = _fit(orders, SHEET_RECONCILIATION, max_rows, 0, notes)
     decimals, currency = orders["decimals"], orders["currency"]
     columns = [
@@ -413,27 +512,40 @@ def _write_reconciliation(workbook: Workbook, sheet: Worksheet, styles: Styles,
     pending = place_table(workbook, sheet, styles, columns, header_style=_HEADER)
     last = max(len(orders), 1)
     # Differences and non-matched orders stand out without any filter.
-    sheet.conditional_format(1, 6, last, 6, {"type": "cell", "criteria": "!=", "value": 0,
-                                             "format": styles.get(_BAD)})
-    sheet.conditional_format(1, 3, last, 3, {"type": "formula", "criteria": '=AND($D2<>"",$D2<>"matched")',
-                                             "format": styles.get(_WARN)})
+    sheet.conditional_format(1, 6, last, 6, {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)})
+    sheet.conditional_format(
+        1, 3, last, 3, {"type": "formula", "criteria": '=AND($D2<>"",$D2<>"matched")', "format": styles.get(_WARN)}
+    )
     return pending
 
 
 # --- exceptions ------------------------------------------------------------------------------
 
-_EXCEPTION_COLUMNS = ["kind", "settlement_id", "source", "line", "column", "gate", "transaction_type",
-                      "amount_type", "amount_description", "line_count", "total_minor", "currency", "message"]
+_EXCEPTION_COLUMNS = [
+    "kind",
+    "settlement_id",
+    "source",
+    "line",
+    "column",
+    "gate",
+    "transaction_type",
+    "amount_type",
+    "amount_description",
+    "line_count",
+    "total_minor",
+    "currency",
+    "message",
+]
 
 
-def exception_rows(outcomes: Sequence[SettlementOutcome],
-                   file_errors: Sequence[SettlementFileError] = ()) -> pd.DataFrame:
+def exception_rows(
+    outcomes: Sequence[SettlementOutcome], file_errors: Sequence[SettlementFileError] = ()
+) -> pd.DataFrame:
     """Held reasons, gate failures, unmapped combinations and file errors as one table."""
     rows: list[dict[str, object]] = []
     for outcome in outcomes:
         settlement = outcome.settlement
-        base = {"settlement_id": settlement.settlement_id, "source": settlement.source,
-                "currency": settlement.currency}
+        base = {"settlement_id": settlement.settlement_id, "source": settlement.source, "currency": settlement.currency}
         failures = outcome.gates.failures if outcome.gates is not None else ()
         gate_texts = {f.reason for f in failures} | {str(f) for f in failures}
         for reason in outcome.reasons:
@@ -442,28 +554,49 @@ def exception_rows(outcomes: Sequence[SettlementOutcome],
         for failure in failures:
             rows.append({**base, "kind": "gate failure", "gate": failure.gate, "message": failure.reason})
         for combination in outcome.mapped.unmapped if outcome.mapped is not None else ():
-            rows.append({**base, "kind": "unmapped combination", "gate": "mapping",
-                         "transaction_type": combination.transaction_type,
-                         "amount_type": combination.amount_type,
-                         "amount_description": combination.amount_description,
-                         "line_count": combination.line_count, "total_minor": combination.total_minor,
-                         "message": "no GL mapping rule matches this combination"})
+            rows.append(
+                {
+                    **base,
+                    "kind": "unmapped combination",
+                    "gate": "mapping",
+                    "transaction_type": combination.transaction_type,
+                    "amount_type": combination.amount_type,
+                    "amount_description": combination.amount_description,
+                    "line_count": combination.line_count,
+                    "total_minor": combination.total_minor,
+                    "message": "no GL mapping rule matches this combination",
+                }
+            )
         if outcome.reconciliation_skipped_reason:
             rows.append({**base, "kind": "reconciliation skipped", "message": outcome.reconciliation_skipped_reason})
     for error in file_errors:
         column = error.column_name or ""
         if error.column is not None:
             column = f"{error.column} ({error.column_name})" if error.column_name else str(error.column)
-        rows.append({"kind": "file error", "source": error.source, "line": error.line, "column": column,
-                     "message": error.message})
+        rows.append(
+            {
+                "kind": "file error",
+                "source": error.source,
+                "line": error.line,
+                "column": column,
+                "message": error.message,
+            }
+        )
     frame = pd.DataFrame(rows, columns=_EXCEPTION_COLUMNS)
     for name in ("line", "line_count", "total_minor"):
         frame[name] = pd.array(frame[name], dtype="Int64")
     return frame
 
 
-def _write_exceptions(workbook: Workbook, sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
-                      file_errors: Sequence[SettlementFileError], max_rows: int, notes: list[str]) -> PendingRows:
+def _write_exceptions(
+    workbook: Workbook,
+    sheet: Worksheet,
+    styles: Styles,
+    outcomes: Sequence[SettlementOutcome],
+    file_errors: Sequence[SettlementFileError],
+    max_rows: int,
+    notes: list[str],
+) -> PendingRows:
     rows = _fit(exception_rows(outcomes, file_errors), SHEET_EXCEPTIONS, max_rows, 0, notes)
     currency = rows["currency"].fillna("")
     decimals = currency.map(lambda c: currency_decimals(c) if c else 2).astype("int64")
@@ -487,12 +620,25 @@ def _write_exceptions(workbook: Workbook, sheet: Worksheet, styles: Styles, outc
 
 # --- validation and anomalies ----------------------------------------------------------------
 
-def _write_validation(workbook: Workbook, sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
-                      max_rows: int, notes: list[str]) -> PendingRows:
-    parts = [o.validation.failure_cases.assign(settlement_id=o.settlement.settlement_id)
-             for o in outcomes if o.validation is not None and len(o.validation.failure_cases)]
-    cases = (pd.concat(parts, ignore_index=True) if parts
-             else pd.DataFrame(columns=["settlement_id", "source", "line", "column", "check", "value"]))
+
+def _write_validation(
+    workbook: Workbook,
+    sheet: Worksheet,
+    styles: Styles,
+    outcomes: Sequence[SettlementOutcome],
+    max_rows: int,
+    notes: list[str],
+) -> PendingRows:
+    parts = [
+        o.validation.failure_cases.assign(settlement_id=o.settlement.settlement_id)
+        for o in outcomes
+        if o.validation is not None and len(o.validation.failure_cases)
+    ]
+    cases = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["settlement_id", "source", "line", "column", "check", "value"])
+    )
     cases = _fit(cases, SHEET_VALIDATION, max_rows, 0, notes)
     columns = [
         Column("Settlement ID", text_cells(cases["settlement_id"]), width=14),
@@ -505,12 +651,24 @@ def _write_validation(workbook: Workbook, sheet: Worksheet, styles: Styles, outc
     return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
 
 
-def _write_anomalies(workbook: Workbook, sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
-                     max_rows: int, notes: list[str]) -> PendingRows:
-    parts = [o.anomalies.assign(settlement_id=o.settlement.settlement_id)
-             for o in outcomes if o.anomalies is not None and len(o.anomalies)]
-    anomalies = (pd.concat(parts, ignore_index=True) if parts
-                 else pd.DataFrame(columns=["settlement_id", "order_id", "sku", "kind", "score", "reasons"]))
+def _write_anomalies(
+    workbook: Workbook,
+    sheet: Worksheet,
+    styles: Styles,
+    outcomes: Sequence[SettlementOutcome],
+    max_rows: int,
+    notes: list[str],
+) -> PendingRows:
+    parts = [
+        o.anomalies.assign(settlement_id=o.settlement.settlement_id)
+        for o in outcomes
+        if o.anomalies is not None and len(o.anomalies)
+    ]
+    anomalies = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["settlement_id", "order_id", "sku", "kind", "score", "reasons"])
+    )
     anomalies = anomalies.assign(score=pd.to_numeric(anomalies["score"], errors="coerce").astype("float64"))
     anomalies = anomalies.sort_values("score", ascending=False, na_position="last", kind="stable")
     anomalies = _fit(anomalies, SHEET_ANOMALIES, max_rows, 0, notes)
@@ -533,9 +691,26 @@ def _reason_text(reasons: object) -> str:
 
 # --- journal ---------------------------------------------------------------------------------
 
-_JOURNAL_HEADERS = ["Settlement ID", "Voucher key", "Accounting date", "M3 voucher", "Currency",
-                    "Account (AIT1)", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7", "Category", "Description",
-                    "Role", "Debit", "Credit", "Debit - credit"]
+_JOURNAL_HEADERS = [
+    "Settlement ID",
+    "Voucher key",
+    "Accounting date",
+    "M3 voucher",
+    "Currency",
+    "Account (AIT1)",
+    "AIT2",
+    "AIT3",
+    "AIT4",
+    "AIT5",
+    "AIT6",
+    "AIT7",
+    "Category",
+    "Description",
+    "Role",
+    "Debit",
+    "Credit",
+    "Debit - credit",
+]
 _JOURNAL_WIDTHS = [14, 24, 14, 18, 9, 14, 8, 8, 8, 8, 8, 8, 30, 40, 11, 14, 14, 14]
 _DEBIT = _JOURNAL_HEADERS.index("Debit")
 _CREDIT = _JOURNAL_HEADERS.index("Credit")
@@ -560,8 +735,19 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             for line in voucher.lines:
                 sheet.write_row(row, 0, head)
                 sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
-                sheet.write_row(row, 3, [m3_refs.get(voucher.key, ""), voucher.currency, line.account,
-                                         *line.dimensions, line.category, _cell_text(line.description), line.role])
+                sheet.write_row(
+                    row,
+                    3,
+                    [
+                        m3_refs.get(voucher.key, ""),
+                        voucher.currency,
+                        line.account,
+                        *line.dimensions,
+                        line.category,
+                        _cell_text(line.description),
+                        line.role,
+                    ],
+                )
                 if line.amount_minor > 0:
                     sheet.write_number(row, _DEBIT, _decimal(line.amount_minor, voucher.decimals), money)
                 elif line.amount_minor < 0:
@@ -575,32 +761,71 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             sheet.write_string(row, 13, f"Total {voucher.key}", bold)
             sheet.write_string(row, 14, "total", bold)
             debit, credit = voucher.debit_minor, voucher.credit_minor
-            sheet.write_formula(row, _DEBIT, f"=SUBTOTAL(9,{debit_col}{first + 1}:{debit_col}{last + 1})", total,
-                                _decimal(debit, voucher.decimals))
-            sheet.write_formula(row, _CREDIT, f"=SUBTOTAL(9,{credit_col}{first + 1}:{credit_col}{last + 1})", total,
-                                _decimal(credit, voucher.decimals))
-            sheet.write_formula(row, _CREDIT + 1, f"={debit_col}{row + 1}-{credit_col}{row + 1}", total,
-                                _decimal(debit - credit, voucher.decimals))
+            sheet.write_formula(
+                row,
+                _DEBIT,
+                f"=SUBTOTAL(9,{debit_col}{first + 1}:{debit_col}{last + 1})",
+                total,
+                _decimal(debit, voucher.decimals),
+            )
+            sheet.write_formula(
+                row,
+                _CREDIT,
+                f"=SUBTOTAL(9,{credit_col}{first + 1}:{credit_col}{last + 1})",
+                total,
+                _decimal(credit, voucher.decimals),
+            )
+            sheet.write_formula(
+                row,
+                _CREDIT + 1,
+                f"={debit_col}{row + 1}-{credit_col}{row + 1}",
+                total,
+                _decimal(debit - credit, voucher.decimals),
+            )
             row += 1
     sheet.autofilter(0, 0, max(row - 1, 1), len(_JOURNAL_HEADERS) - 1)
 
 
 # --- summary ---------------------------------------------------------------------------------
 
-_CATEGORY_LABELS = {"matched": "Matched", "amount_mismatch": "Amount mismatch", "missing_in_m3": "Missing in M3",
-                    "not_settled": "Not settled (M3 only)", "refund_without_credit": "Refund without credit"}
+_CATEGORY_LABELS = {
+    "matched": "Matched",
+    "amount_mismatch": "Amount mismatch",
+    "missing_in_m3": "Missing in M3",
+    "not_settled": "Not settled (M3 only)",
+    "refund_without_credit": "Refund without credit",
+}
 _SUMMARY_COLUMNS = [
-    ("Settlement ID", 14), ("File", 22), ("Format", 7), ("Marketplace", 13), ("Currency", 9),
-    ("Start (UTC)", 19), ("End (UTC)", 19), ("Deposit date (UTC)", 19), ("Total (deposit)", 15), ("Lines", 8),
-    ("Status", 9), ("Reasons", 60), ("Voucher keys", 26), ("M3 voucher numbers", 22),
-    ("Sum of lines", 15), ("Sum of lines - total", 15), ("Voucher debits", 15), ("Voucher credits", 15),
-    ("Debits - credits", 15), ("Deposit line", 15), ("Deposit line - total", 15), ("Checks", 30),
+    ("Settlement ID", 14),
+    ("File", 22),
+    ("Format", 7),
+    ("Marketplace", 13),
+    ("Currency", 9),
+    ("Start (UTC)", 19),
+    ("End (UTC)", 19),
+    ("Deposit date (UTC)", 19),
+    ("Total (deposit)", 15),
+    ("Lines", 8),
+    ("Status", 9),
+    ("Reasons", 60),
+    ("Voucher keys", 26),
+    ("M3 voucher numbers", 22),
+    ("Sum of lines", 15),
+    ("Sum of lines - total", 15),
+    ("Voucher debits", 15),
+    ("Voucher credits", 15),
+    ("Debits - credits", 15),
+    ("Deposit line", 15),
+    ("Deposit line - total", 15),
+    ("Checks", 30),
     *[(_CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES],
-    ("Reconciliation", 30), ("Lines written to", 40),
+    ("Reconciliation", 30),
+    ("Lines written to", 40),
 ]
 SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
-_DIFFERENCE_COLUMNS = [SUMMARY_HEADERS.index(n) for n in
-                       ("Sum of lines - total", "Debits - credits", "Deposit line - total")]
+_DIFFERENCE_COLUMNS = [
+    SUMMARY_HEADERS.index(n) for n in ("Sum of lines - total", "Debits - credits", "Deposit line - total")
+]
 
 
 @dataclass(frozen=True)
@@ -617,8 +842,12 @@ class CheckFigures:
         lines = exact_sum(outcome.settlement.lines["amount_minor"].to_numpy(dtype=np.int64))
         if not outcome.vouchers:
             return cls(lines, None, None, None)
-        return cls(lines, sum(v.debit_minor for v in outcome.vouchers), sum(v.credit_minor for v in outcome.vouchers),
-                   sum(v.deposit_minor for v in outcome.vouchers))
+        return cls(
+            lines,
+            sum(v.debit_minor for v in outcome.vouchers),
+            sum(v.credit_minor for v in outcome.vouchers),
+            sum(v.deposit_minor for v in outcome.vouchers),
+        )
 
     def problems(self, total_minor: int, decimals: int) -> list[str]:
         found = []
@@ -630,21 +859,31 @@ class CheckFigures:
             difference = format_minor(self.debit_minor - self.credit_minor, decimals)
             found.append(f"debits differ from credits by {difference}")
         if self.deposit_line_minor != total_minor:
-            found.append(f"deposit line differs from total by "
-                         f"{format_minor(self.deposit_line_minor - total_minor, decimals)}")
+            found.append(
+                f"deposit line differs from total by {format_minor(self.deposit_line_minor - total_minor, decimals)}"
+            )
         return found
 
 
-def _write_summary(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome],
-                   placements: Sequence[LinesPlacement], file_errors: Sequence[SettlementFileError],
-                   generated: datetime, notes: Sequence[str], lines_file: Path | None, line_count: int) -> None:
+def _write_summary(
+    sheet: Worksheet,
+    styles: Styles,
+    outcomes: Sequence[SettlementOutcome],
+    placements: Sequence[LinesPlacement],
+    file_errors: Sequence[SettlementFileError],
+    generated: datetime,
+    notes: Sequence[str],
+    lines_file: Path | None,
+    line_count: int,
+) -> None:
     sheet.write_string(0, 0, "Amazon settlement run", styles.get(_TITLE))
     sheet.write_string(1, 0, "Generated (UTC)")
     sheet.write_datetime(1, 1, generated, styles.get(_DATETIME))
     counts = pd.Series([o.status for o in outcomes], dtype="str").value_counts()
     status_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
-    sheet.write_string(2, 0, f"{len(outcomes)} settlement(s): {status_text}; {len(file_errors)} file error(s)"
-                             f" (see {SHEET_EXCEPTIONS})")
+    sheet.write_string(
+        2, 0, f"{len(outcomes)} settlement(s): {status_text}; {len(file_errors)} file error(s) (see {SHEET_EXCEPTIONS})"
+    )
     header = styles.get(_HEADER)
     for index, (title, width) in enumerate(_SUMMARY_COLUMNS):
         sheet.set_column(index, index, width)
@@ -659,16 +898,31 @@ def _write_summary(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
     last = max(row - 1, SUMMARY_HEADER_ROW + 1)
     sheet.autofilter(SUMMARY_HEADER_ROW, 0, last, len(_SUMMARY_COLUMNS) - 1)
     for column in _DIFFERENCE_COLUMNS:
-        sheet.conditional_format(SUMMARY_HEADER_ROW + 1, column, last, column,
-                                 {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)})
+        sheet.conditional_format(
+            SUMMARY_HEADER_ROW + 1,
+            column,
+            last,
+            column,
+            {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)},
+        )
     checks = SUMMARY_HEADERS.index("Checks")
-    sheet.conditional_format(SUMMARY_HEADER_ROW + 1, checks, last, checks,
-                             {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_WARN)})
+    sheet.conditional_format(
+        SUMMARY_HEADER_ROW + 1,
+        checks,
+        last,
+        checks,
+        {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_WARN)},
+    )
     row = last + 2
     if lines_file is not None:
-        _link_lines_file(sheet, row, 0, lines_file,
-                         f"All {line_count} lines of this run are in {lines_file.name} beside this workbook (CSV, "
-                         f"exact amounts); the {SHEET_LINES} sheet sums them per settlement, day and fee type.")
+        _link_lines_file(
+            sheet,
+            row,
+            0,
+            lines_file,
+            f"All {line_count} lines of this run are in {lines_file.name} beside this workbook (CSV, "
+            f"exact amounts); the {SHEET_LINES} sheet sums them per settlement, day and fee type.",
+        )
         row += 1
     for note in notes:
         sheet.write_string(row, 0, _cell_text(note))
@@ -680,8 +934,9 @@ def _link_lines_file(sheet: Worksheet, row: int, column: int, lines_file: Path, 
     sheet.write_url(row, column, f"external:{lines_file.name}", string=_cell_text(text))
 
 
-def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome,
-                       placement: LinesPlacement) -> None:
+def _write_summary_row(
+    sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome, placement: LinesPlacement
+) -> None:
     settlement = outcome.settlement
     decimals = settlement.decimals
     money = styles.get(_amount_style(settlement.currency))
@@ -697,17 +952,32 @@ def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: Sett
         return None if a is None or b is None else a - b
 
     values: list[object] = [
-        settlement.settlement_id, settlement.source, settlement.format, settlement.marketplace, settlement.currency,
-        _naive_utc(settlement.start), _naive_utc(settlement.end), _naive_utc(settlement.deposit_date),
-        amount(settlement.total_minor), settlement.line_count, outcome.status,
+        settlement.settlement_id,
+        settlement.source,
+        settlement.format,
+        settlement.marketplace,
+        settlement.currency,
+        _naive_utc(settlement.start),
+        _naive_utc(settlement.end),
+        _naive_utc(settlement.deposit_date),
+        amount(settlement.total_minor),
+        settlement.line_count,
+        outcome.status,
         _cell_text("\n".join(outcome.reasons)),
         "\n".join(v.key for v in outcome.vouchers),
-        "\n".join([*(f"{p.m3_ref}{' (already posted)' if p.already_posted else ''}" for p in outcome.posted),
-                   *(f"batch {b.batch} (submitted, not booked yet)" for b in outcome.submitted)]),
-        amount(figures.lines_minor), amount(figures.lines_minor - settlement.total_minor),
-        amount(figures.debit_minor), amount(figures.credit_minor),
+        "\n".join(
+            [
+                *(f"{p.m3_ref}{' (already posted)' if p.already_posted else ''}" for p in outcome.posted),
+                *(f"batch {b.batch} (submitted, not booked yet)" for b in outcome.submitted),
+            ]
+        ),
+        amount(figures.lines_minor),
+        amount(figures.lines_minor - settlement.total_minor),
+        amount(figures.debit_minor),
+        amount(figures.credit_minor),
         amount(minus(figures.debit_minor, figures.credit_minor)),
-        amount(figures.deposit_line_minor), amount(minus(figures.deposit_line_minor, settlement.total_minor)),
+        amount(figures.deposit_line_minor),
+        amount(minus(figures.deposit_line_minor, settlement.total_minor)),
         "OK" if not problems else "; ".join(problems),
         *[counts.get(c) if outcome.reconciliation is not None else None for c in CATEGORIES],
         "done" if outcome.reconciliation is not None else (outcome.reconciliation_skipped_reason or "skipped"),
@@ -727,6 +997,7 @@ def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: Sett
 
 
 # --- shared helpers --------------------------------------------------------------------------
+
 
 def _styles(workbook: Workbook, currencies: Sequence[str]) -> Styles:
     styles = Styles(workbook)
@@ -811,5 +1082,13 @@ def _column_letter(index: int) -> str:
 
 
 def _width(header: str) -> float:
-    return {"settlement_id": 13, "order_id": 21, "merchant_order_id": 21, "amount_description": 30,
-            "marketplace_name": 14, "adjustment_id": 24, "sku": 16, "promotion_id": 24}.get(header, 14)
+    return {
+        "settlement_id": 13,
+        "order_id": 21,
+        "merchant_order_id": 21,
+        "amount_description": 30,
+        "marketplace_name": 14,
+        "adjustment_id": 24,
+        "sku": 16,
+        "promotion_id": 24,
+    }.get(header, 14)

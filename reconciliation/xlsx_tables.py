@@ -12,6 +12,7 @@ Cells are written as inline strings and plain numbers; the number text is produc
 (exact decimal strings for money), so no float arithmetic touches an amount. Text from files is
 never a formula: "=...", "+...", "-...", "@..." are inline strings, shown as typed.
 """
+
 from __future__ import annotations
 
 import io
@@ -68,7 +69,7 @@ class PendingRows:
     """Rows rendered for one sheet, waiting for the workbook to be closed."""
 
     sheet_index: int  # 0-based position of the sheet in the workbook
-    first_row: int    # 0-based row of the first data row
+    first_row: int  # 0-based row of the first data row
     row_count: int
     column_count: int
     xml: bytes
@@ -100,6 +101,7 @@ class Styles:
 
 # --- cell text ---------------------------------------------------------------------------
 
+
 def text_cells(values: pd.Series) -> pd.Series:
     """Strings for a TEXT column: missing -> "" (no cell), too long -> cut at Excel's limit."""
     return values.astype("str").fillna("").str.slice(0, EXCEL_MAX_STRING)
@@ -124,8 +126,7 @@ def amount_cells(amount_minor: pd.Series, decimals: pd.Series) -> pd.Series:
         scale = 10 ** int(d)
         digits = pc.cast(pa.array(magnitude // scale), pa.large_string())
         if d > 0:
-            fraction = pc.utf8_lpad(pc.cast(pa.array(magnitude % scale), pa.large_string()), width=int(d),
-                                    padding="0")
+            fraction = pc.utf8_lpad(pc.cast(pa.array(magnitude % scale), pa.large_string()), width=int(d), padding="0")
             digits = _join(digits, _text("."), fraction)
         text = digits if text is None else pc.if_else(pa.array(places == d), digits, text)
     if text is None:
@@ -153,8 +154,16 @@ def float_cells(values: pd.Series) -> pd.Series:
 
 # --- sheets ------------------------------------------------------------------------------
 
-def place_table(workbook: Workbook, sheet: Worksheet, styles: Styles, columns: Sequence[Column], *,
-                header_style: str, header_row: int = 0) -> PendingRows:
+
+def place_table(
+    workbook: Workbook,
+    sheet: Worksheet,
+    styles: Styles,
+    columns: Sequence[Column],
+    *,
+    header_style: str,
+    header_row: int = 0,
+) -> PendingRows:
     """Header, widths, frozen header, autofilter via xlsxwriter; the rows rendered for splicing."""
     row_count = _row_count(columns)
     if header_row + 1 + row_count > EXCEL_MAX_ROWS:
@@ -192,8 +201,15 @@ def render_rows(columns: Sequence[Column], first_row: int, styles: Styles) -> by
             opening, closing = "><v>", "</v></c>"
         else:
             raise TableError(f"column {column.header!r}: unknown kind {column.kind!r}")
-        cell = _join(_text(f'<c r="{xl_col_to_name(index)}'), row_numbers,
-                     _text('"'), _style_attribute(column, styles, row_count), _text(opening), cells, _text(closing))
+        cell = _join(
+            _text(f'<c r="{xl_col_to_name(index)}'),
+            row_numbers,
+            _text('"'),
+            _style_attribute(column, styles, row_count),
+            _text(opening),
+            cells,
+            _text(closing),
+        )
         parts.append(pc.if_else(present, cell, _text("")))
     parts.append(_text("</row>"))
     return _concatenated(_join(*parts))
@@ -202,7 +218,7 @@ def render_rows(columns: Sequence[Column], first_row: int, styles: Styles) -> by
 def _concatenated(strings: pa.Array) -> bytes:
     """All strings of a (null-free) large_string array back to back, as UTF-8: the array's data
     buffer already holds them so, which saves a Python string per row and a join."""
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
     start, end = int(offsets[0]), int(offsets[-1])
     return strings.buffers()[2][start:end].to_pybytes() if end > start else b""
 
@@ -213,8 +229,10 @@ def splice_rows(xlsx: bytes, pending: Sequence[PendingRows], path: Path) -> None
     Each part is streamed into the archive piece by piece (head, rows, tail), so the rendered
     rows, often most of the file, are never copied into one joined string."""
     by_part = {f"xl/worksheets/sheet{p.sheet_index + 1}.xml": p for p in pending}
-    with zipfile.ZipFile(io.BytesIO(xlsx)) as source, \
-            zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as target:
+    with (
+        zipfile.ZipFile(io.BytesIO(xlsx)) as source,
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as target,
+    ):
         for info in source.infolist():
             data = source.read(info.filename)
             rows = by_part.pop(info.filename, None)

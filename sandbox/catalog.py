@@ -4,6 +4,7 @@ One deterministic list for a seed: the SP-API sandbox lists these SKUs, the M3 s
 the matching item numbers (ITNO) and stock, and the settlement generator prices and fees
 them. Prices are integer minor units per marketplace.
 """
+
 from __future__ import annotations
 
 import random
@@ -12,15 +13,15 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Marketplace:
-    code: str            # short code used inside the project: US, DE, FR, UK
+    code: str  # short code used inside the project: US, DE, FR, UK
     marketplace_id: str  # Amazon's id
-    name: str            # marketplace-name as settlement files spell it
+    name: str  # marketplace-name as settlement files spell it
     currency: str
-    region: str          # SP-API region: na / eu
+    region: str  # SP-API region: na / eu
     aws_region: str
-    date_style: str      # "iso" (YYYY-MM-DD) or "eu" (DD.MM.YYYY)
+    date_style: str  # "iso" (YYYY-MM-DD) or "eu" (DD.MM.YYYY)
     decimal_comma: bool
-    vat_rate_pct: int    # 0 where Amazon collects marketplace-facilitator sales tax instead
+    vat_rate_pct: int  # 0 where Amazon collects marketplace-facilitator sales tax instead
     facilitator_tax: bool
 
 
@@ -66,18 +67,18 @@ _PRICE_FACTOR = {"US": 100, "DE": 95, "FR": 97, "UK": 82}
 
 @dataclass(frozen=True)
 class CatalogItem:
-    sku: str                  # seller SKU on Amazon
-    itno: str                 # M3 item number (MITMAS ITNO, A15)
+    sku: str  # seller SKU on Amazon
+    itno: str  # M3 item number (MITMAS ITNO, A15)
     asin: str
-    name: str                 # item name (M3 ITDS, A30)
+    name: str  # item name (M3 ITDS, A30)
     category: str
-    product_type: str         # Listings API productType
+    product_type: str  # Listings API productType
     size_tier: str
     weight_g: int
-    referral_bp: int          # referral commission rate in basis points
-    unit_cost: int            # standard cost in minor units of USD
+    referral_bp: int  # referral commission rate in basis points
+    unit_cost: int  # standard cost in minor units of USD
     prices: dict[str, int] = field(default_factory=dict)  # marketplace code -> price (minor units, tax incl. where VAT)
-    marketplaces: tuple[str, ...] = ()                     # where it is listed
+    marketplaces: tuple[str, ...] = ()  # where it is listed
 
     def price(self, marketplace: str) -> int:
         return self.prices[marketplace]
@@ -93,24 +94,29 @@ def build_catalog(seed: int = 0, size: int = 24) -> list[CatalogItem]:
         noun = _NOUNS[category][(n // len(categories)) % len(_NOUNS[category])]
         adjective = rng.choice(_ADJECTIVES)
         tier = rng.choices(list(FBA_FEES), weights=[5, 4, 1])[0]
-        weight = {"small_standard": rng.randint(80, 400), "large_standard": rng.randint(400, 4000),
-                  "small_oversize": rng.randint(4000, 20000)}[tier]
+        weight = {
+            "small_standard": rng.randint(80, 400),
+            "large_standard": rng.randint(400, 4000),
+            "small_oversize": rng.randint(4000, 20000),
+        }[tier]
         usd = rng.randrange(999, 9999, 100) - 1  # x.99 price points
         listed = ("US", "DE", "FR", "UK") if n % 5 else ("US", "DE", "UK")
         prices = {m: (usd * _PRICE_FACTOR[m] // 100 // 100) * 100 + 99 for m in listed}
         number = 10001 + n
-        items.append(CatalogItem(
-            sku=f"{category[:3].upper()}-{number}",
-            itno=f"A{number}",
-            asin=f"B0{str(rng.randrange(10**7, 10**8))[:7]}X",  # 10 characters like a real ASIN
-            name=f"{adjective} {noun}"[:30],
-            category=category,
-            product_type=CATEGORIES[category][0],
-            size_tier=tier,
-            weight_g=weight,
-            referral_bp=CATEGORIES[category][1],
-            unit_cost=usd * rng.randint(30, 45) // 100,
-            prices=prices,
-            marketplaces=listed,
-        ))
+        items.append(
+            CatalogItem(
+                sku=f"{category[:3].upper()}-{number}",
+                itno=f"A{number}",
+                asin=f"B0{str(rng.randrange(10**7, 10**8))[:7]}X",  # 10 characters like a real ASIN
+                name=f"{adjective} {noun}"[:30],
+                category=category,
+                product_type=CATEGORIES[category][0],
+                size_tier=tier,
+                weight_g=weight,
+                referral_bp=CATEGORIES[category][1],
+                unit_cost=usd * rng.randint(30, 45) // 100,
+                prices=prices,
+                marketplaces=listed,
+            )
+        )
     return items

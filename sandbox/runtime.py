@@ -10,6 +10,7 @@ sandbox runs one server per region on its own port, all over the same data folde
 credentials file holds the shared LWA app and seller, and per region its endpoint, refresh
 token and the world's marketplaces there.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ class SandboxEnvironment:
     home: Path
     seed: int
     m3: RunningServer
-    spapi: dict[str, RunningServer]   # region (na, eu, fe) -> that region's SP-API host
+    spapi: dict[str, RunningServer]  # region (na, eu, fe) -> that region's SP-API host
     ionapi_path: Path
     spapi_credentials_path: Path
     seeded_now: bool = False
@@ -67,8 +68,13 @@ class SandboxEnvironment:
         from sandbox.generator import build_world
 
         marker = json.loads((self.folder / WORLD_MARKER).read_text(encoding="utf-8"))
-        return build_world(marker["seed"], orders=marker["orders"], start=date.fromisoformat(marker["start"]),
-                           days=marker["days"], anomalies=True)
+        return build_world(
+            marker["seed"],
+            orders=marker["orders"],
+            start=date.fromisoformat(marker["start"]),
+            days=marker["days"],
+            anomalies=True,
+        )
 
     def stop(self) -> None:
         if not self._stopped:
@@ -79,22 +85,23 @@ class SandboxEnvironment:
                 server.stop()
             self._stopped = True
 
-    def __enter__(self) -> "SandboxEnvironment":
+    def __enter__(self) -> SandboxEnvironment:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: int = 0,
-                  orders: int = 400) -> SandboxEnvironment:
+def start_sandbox(
+    home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: int = 0, orders: int = 400
+) -> SandboxEnvironment:
     """Start the M3 and SP-API emulators for ``home`` (seeding the world on first use).
     ``spapi_port`` (0: free ports) is North America's; Europe and Far East take the next two."""
     from sandbox.generator import build_world
     from sandbox.m3.app import create_app as create_m3_app
     from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
-    from sandbox.spapi import create_app as create_spapi_app
     from sandbox.spapi import REGIONS, seed_world
+    from sandbox.spapi import create_app as create_spapi_app
     from sandbox.spapi import credentials as spapi_credentials
 
     folder = home / "sandbox"
@@ -107,20 +114,34 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
         start = date.today() - timedelta(days=WORLD_DAYS + WORLD_ENDS_DAYS_AGO)
         world = build_world(seed, orders=orders, start=start, days=WORLD_DAYS, anomalies=True)
         seed_world(folder / "spapi", world)
-        marker.write_text(json.dumps({"seed": seed, "orders": orders, "start": start.isoformat(),
-                                      "days": WORLD_DAYS, "seller_id": world.seller_id}), encoding="utf-8")
+        marker.write_text(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "orders": orders,
+                    "start": start.isoformat(),
+                    "days": WORLD_DAYS,
+                    "seller_id": world.seller_id,
+                }
+            ),
+            encoding="utf-8",
+        )
         seeded_now = True
     seller_id = json.loads(marker.read_text(encoding="utf-8"))["seller_id"]
 
-    m3 = serve_in_thread(lambda url: create_m3_app(folder / "m3", url, tenant=TENANT, seed=seed,
-                                                   gl_batch_delay=SANDBOX_GL_BATCH_DELAY), port=m3_port)
+    m3 = serve_in_thread(
+        lambda url: create_m3_app(folder / "m3", url, tenant=TENANT, seed=seed, gl_batch_delay=SANDBOX_GL_BATCH_DELAY),
+        port=m3_port,
+    )
     spapi: dict[str, RunningServer] = {}
     try:
         for n, region in enumerate(REGIONS):
             spapi[region] = serve_in_thread(
-                lambda url, region=region: create_spapi_app(folder / "spapi", url, region=region,
-                                                            time_scale=SANDBOX_TIME_SCALE),
-                port=spapi_port + n if spapi_port else 0)
+                lambda url, region=region: create_spapi_app(
+                    folder / "spapi", url, region=region, time_scale=SANDBOX_TIME_SCALE
+                ),
+                port=spapi_port + n if spapi_port else 0,
+            )
     except BaseException:
         for server in (m3, *spapi.values()):
             server.stop()
@@ -133,13 +154,24 @@ def start_sandbox(home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: in
         "lwa_app_id": app["lwa_app_id"],
         "lwa_client_secret": app["lwa_client_secret"],
         "time_scale": SANDBOX_TIME_SCALE,
-        "regions": {region: {"endpoint": server.base_url,
-                             "refresh_token": spapi_credentials(folder / "spapi", region)["refresh_token"],
-                             "marketplace_ids": [m.marketplace_id for m in MARKETPLACES.values() if m.region == region]}
-                    for region, server in spapi.items()},
+        "regions": {
+            region: {
+                "endpoint": server.base_url,
+                "refresh_token": spapi_credentials(folder / "spapi", region)["refresh_token"],
+                "marketplace_ids": [m.marketplace_id for m in MARKETPLACES.values() if m.region == region],
+            }
+            for region, server in spapi.items()
+        },
     }
     credentials_path = folder / "spapi-credentials.json"
     credentials_path.write_text(json.dumps(account, indent=2), encoding="utf-8")
     credentials_path.chmod(0o600)
-    return SandboxEnvironment(home=home, seed=seed, m3=m3, spapi=spapi, ionapi_path=ionapi_path,
-                              spapi_credentials_path=credentials_path, seeded_now=seeded_now)
+    return SandboxEnvironment(
+        home=home,
+        seed=seed,
+        m3=m3,
+        spapi=spapi,
+        ionapi_path=ionapi_path,
+        spapi_credentials_path=credentials_path,
+        seeded_now=seeded_now,
+    )

@@ -4,6 +4,7 @@ The port is bound before the app is built so the app knows its own base URL: the
 emulator must hand out absolute document URLs, and the client's Host header is wrong
 (sp-api.md §7.1), so the URL can never come from the request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,7 @@ class RunningServer:
         self.signal_exit()
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> RunningServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -55,8 +56,7 @@ def serve_in_thread(app_factory: Callable[[str], Any], host: str = "127.0.0.1", 
     actual_port = sock.getsockname()[1]
     base_url = f"http://{host}:{actual_port}"
     app = app_factory(base_url)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
 

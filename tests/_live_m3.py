@@ -3,6 +3,7 @@
 Configuring the sandbox through config.toml (not --sandbox) exercises the path a real
 installation takes: the .ionapi file, the profile, the state store under HOME.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,9 @@ def live_m3(tmp_path: Path):
     ionapi = write_ionapi(home / "m3.ionapi", server.base_url, "TST", sandbox_credentials(data))
 
     def configure(profile: str) -> Path:
-        (home / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\nprofile = "{profile}"\ncono = 100\ndivi = "AAA"\n')
+        (home / "config.toml").write_text(
+            f'[m3]\nionapi = "{ionapi}"\nprofile = "{profile}"\ncono = 100\ndivi = "AAA"\n'
+        )
         return home
 
     yield server, configure, ionapi

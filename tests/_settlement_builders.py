@@ -5,12 +5,13 @@ amount_minor, posted_date[, order_id])`` into a frame with exactly ``LINE_COLUMN
 ``make_settlement`` wraps it; ``settlement_from_tsv`` reads a V2 flat file with the stdlib
 csv module and ``Decimal`` (independent of ``reconciliation.parse``).
 """
+
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -19,8 +20,9 @@ from reconciliation.model import LINE_COLUMNS, Settlement, currency_decimals
 LineTuple = Sequence[object]
 
 
-def lines_frame(rows: Iterable[LineTuple | dict], *, settlement_id: str = "10000000001",
-                marketplace_name: str = "Amazon.com") -> pd.DataFrame:
+def lines_frame(
+    rows: Iterable[LineTuple | dict], *, settlement_id: str = "10000000001", marketplace_name: str = "Amazon.com"
+) -> pd.DataFrame:
     """A lines frame with ``LINE_COLUMNS`` and their dtypes; unspecified text columns are ""."""
     records = []
     for line_no, row in enumerate(rows, start=3):  # header = line 1, summary = line 2
@@ -28,13 +30,17 @@ def lines_frame(rows: Iterable[LineTuple | dict], *, settlement_id: str = "10000
             fields = dict(row)
         else:
             tt, at, ad, amount, posted, *rest = row
-            fields = {"transaction_type": tt, "amount_type": at, "amount_description": ad,
-                      "amount_minor": amount, "posted_date": posted}
+            fields = {
+                "transaction_type": tt,
+                "amount_type": at,
+                "amount_description": ad,
+                "amount_minor": amount,
+                "posted_date": posted,
+            }
             if rest:
                 fields["order_id"] = rest[0]
         record = {c: "" for c, dtype in LINE_COLUMNS.items() if dtype == "str"}
-        record.update(settlement_id=settlement_id, line_no=line_no, marketplace_name=marketplace_name,
-                      quantity=None)
+        record.update(settlement_id=settlement_id, line_no=line_no, marketplace_name=marketplace_name, quantity=None)
         record.update(fields)
         records.append(record)
     frame = pd.DataFrame(records, columns=list(LINE_COLUMNS))
@@ -46,18 +52,31 @@ def lines_frame(rows: Iterable[LineTuple | dict], *, settlement_id: str = "10000
     return frame
 
 
-def make_settlement(rows: Iterable[LineTuple | dict], *, total_minor: int | None = None,
-                    settlement_id: str = "10000000001", currency: str = "USD",
-                    marketplace: str = "Amazon.com", start: str = "2024-10-09 14:28:38",
-                    end: str = "2024-10-23 14:28:39", deposit: str = "2024-10-25 14:28:39") -> Settlement:
+def make_settlement(
+    rows: Iterable[LineTuple | dict],
+    *,
+    total_minor: int | None = None,
+    settlement_id: str = "10000000001",
+    currency: str = "USD",
+    marketplace: str = "Amazon.com",
+    start: str = "2024-10-09 14:28:38",
+    end: str = "2024-10-23 14:28:39",
+    deposit: str = "2024-10-25 14:28:39",
+) -> Settlement:
     """A Settlement; ``total_minor`` defaults to the exact sum of the lines."""
     lines = lines_frame(rows, settlement_id=settlement_id, marketplace_name=marketplace)
     total = int(lines["amount_minor"].sum()) if total_minor is None else total_minor
     return Settlement(
-        settlement_id=settlement_id, source="test", format="v2", currency=currency,
-        start=pd.Timestamp(start, tz="UTC"), end=pd.Timestamp(end, tz="UTC"),
-        deposit_date=pd.Timestamp(deposit, tz="UTC"), total_minor=total,
-        marketplace=marketplace, lines=lines,
+        settlement_id=settlement_id,
+        source="test",
+        format="v2",
+        currency=currency,
+        start=pd.Timestamp(start, tz="UTC"),
+        end=pd.Timestamp(end, tz="UTC"),
+        deposit_date=pd.Timestamp(deposit, tz="UTC"),
+        total_minor=total,
+        marketplace=marketplace,
+        lines=lines,
     )
 
 
@@ -74,21 +93,31 @@ def settlement_from_tsv(path: Path) -> Settlement:
     decimals = currency_decimals(currency)
     lines = []
     for row in body:
-        lines.append({
-            "transaction_type": row["transaction-type"], "amount_type": row["amount-type"],
-            "amount_description": row["amount-description"],
-            "amount_minor": _minor(row["amount"], decimals),
-            "posted_date": row["posted-date-time"].removesuffix(" UTC") or row["posted-date"],
-            "order_id": row["order-id"], "merchant_order_id": row["merchant-order-id"],
-            "adjustment_id": row["adjustment-id"], "shipment_id": row["shipment-id"],
-            "marketplace_name": row["marketplace-name"], "fulfillment_id": row["fulfillment-id"],
-            "order_item_code": row["order-item-code"], "sku": row["sku"],
-            "quantity": int(row["quantity-purchased"]) if row["quantity-purchased"] else None,
-            "promotion_id": row["promotion-id"],
-        })
+        lines.append(
+            {
+                "transaction_type": row["transaction-type"],
+                "amount_type": row["amount-type"],
+                "amount_description": row["amount-description"],
+                "amount_minor": _minor(row["amount"], decimals),
+                "posted_date": row["posted-date-time"].removesuffix(" UTC") or row["posted-date"],
+                "order_id": row["order-id"],
+                "merchant_order_id": row["merchant-order-id"],
+                "adjustment_id": row["adjustment-id"],
+                "shipment_id": row["shipment-id"],
+                "marketplace_name": row["marketplace-name"],
+                "fulfillment_id": row["fulfillment-id"],
+                "order_item_code": row["order-item-code"],
+                "sku": row["sku"],
+                "quantity": int(row["quantity-purchased"]) if row["quantity-purchased"] else None,
+                "promotion_id": row["promotion-id"],
+            }
+        )
     return make_settlement(
-        lines, total_minor=_minor(summary["total-amount"], decimals),
-        settlement_id=summary["settlement-id"], currency=currency, marketplace="Amazon.com",
+        lines,
+        total_minor=_minor(summary["total-amount"], decimals),
+        settlement_id=summary["settlement-id"],
+        currency=currency,
+        marketplace="Amazon.com",
         start=summary["settlement-start-date"].removesuffix(" UTC"),
         end=summary["settlement-end-date"].removesuffix(" UTC"),
         deposit=summary["deposit-date"].removesuffix(" UTC"),

@@ -1,4 +1,5 @@
 """Helpers for tests/test_state_store.py that must be importable by spawned processes."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

@@ -1,4 +1,5 @@
 """Fixtures every test area shares. Area-specific fixtures live beside their tests."""
+
 from __future__ import annotations
 
 import os

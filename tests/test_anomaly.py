@@ -1,4 +1,5 @@
 """Anomaly scoring against the generator's injected ground truth (pure domain: no sandbox server)."""
+
 from __future__ import annotations
 
 import re
@@ -9,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly import (ANOMALY_COLUMNS, AnomalyHistory, AnomalyModel, ModelFileError, score_items,
-                     score_settlement)
+from anomaly import ANOMALY_COLUMNS, AnomalyHistory, AnomalyModel, ModelFileError, score_items, score_settlement
 from anomaly.model import model_matrix
 from reconciliation.model import Settlement
 from reconciliation.parse import parse_settlement_bytes
@@ -22,8 +22,10 @@ ITEM_KINDS = ("fee_overcharge_fba", "fee_overcharge_commission", "duplicate_refu
 
 
 def _settlements(world: World) -> list[Settlement]:
-    return [parse_settlement_bytes(d.text.encode("utf-8"), d.settlement_id).settlements[0]
-            for d in world.settlement_documents()]
+    return [
+        parse_settlement_bytes(d.text.encode("utf-8"), d.settlement_id).settlements[0]
+        for d in world.settlement_documents()
+    ]
 
 
 def _run(world: World, home: Path, settlements: list[Settlement] | None = None) -> dict[str, pd.DataFrame]:
@@ -32,8 +34,9 @@ def _run(world: World, home: Path, settlements: list[Settlement] | None = None) 
     hints = {i.sku: i.category for i in world.catalog}
     flagged = {}
     for settlement in settlements if settlements is not None else _settlements(world):
-        flagged[settlement.settlement_id] = score_settlement(settlement, history, catalog_hints=hints,
-                                                             persist_model=False)
+        flagged[settlement.settlement_id] = score_settlement(
+            settlement, history, catalog_hints=hints, persist_model=False
+        )
         history.add(settlement)
     return flagged
 
@@ -49,15 +52,17 @@ def settlements(world: World) -> list[Settlement]:
 
 
 @pytest.fixture(scope="module")
-def flagged(world: World, settlements: list[Settlement], tmp_path_factory: pytest.TempPathFactory
-            ) -> dict[str, pd.DataFrame]:
+def flagged(
+    world: World, settlements: list[Settlement], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, pd.DataFrame]:
     return _run(world, tmp_path_factory.mktemp("home"), settlements)
 
 
 def _hit(flagged: dict[str, pd.DataFrame], anomaly) -> pd.Series:
     frame = flagged[anomaly.settlement_id]
-    rows = frame[(frame["order_id"] == anomaly.order_id) & (frame["sku"] == anomaly.sku)
-                 & (frame["kind"] == anomaly.kind)]
+    rows = frame[
+        (frame["order_id"] == anomaly.order_id) & (frame["sku"] == anomaly.sku) & (frame["kind"] == anomaly.kind)
+    ]
     assert len(rows) == 1, f"{anomaly} not flagged; flags were:\n{frame}"
     return rows.iloc[0]
 
@@ -73,8 +78,13 @@ def _judgeable(world: World, anomaly) -> bool:
         return True
     document = next(d for d in world.documents if d.settlement_id == anomaly.settlement_id)
     market = next(o.market for o in world.orders if o.order_id == anomaly.order_id)
-    sales = sum(1 for o in world.orders if o.market == market and o.shipped is not None
-                and o.shipped < document.end for li in o.lines if li.sku == anomaly.sku)
+    sales = sum(
+        1
+        for o in world.orders
+        if o.market == market and o.shipped is not None and o.shipped < document.end
+        for li in o.lines
+        if li.sku == anomaly.sku
+    )
     return sales >= 3
 
 
@@ -105,7 +115,9 @@ def test_fba_overcharge_reason_has_the_fee_schedule_numbers(world, flagged):
         position = tiers.index(item.size_tier)
         charged = FBA_FEES[tiers[position + 1]][currency] if position + 1 < len(tiers) else (expected * 3 + 1) // 2
         reason = _hit(flagged, anomaly)["reasons"][0]
-        assert reason.startswith(f"FBA fee {_money(charged)} per unit; this SKU's median {_money(expected)} over "), reason
+        assert reason.startswith(f"FBA fee {_money(charged)} per unit; this SKU's median {_money(expected)} over "), (
+            reason
+        )
 
 
 def test_commission_overcharge_reason_names_rate_and_category_baseline(world, flagged):
@@ -134,7 +146,9 @@ def test_duplicate_refund_reason_names_both_refunds(world, flagged):
 
 def test_price_error_reason_has_the_wrong_and_usual_unit_price(world, flagged):
     for anomaly in (a for a in world.anomalies if a.kind == "price_error" and _judgeable(world, a)):
-        wrong, usual = (v.replace(",", ".") for v in re.match(r"unit principal (\S+) vs catalog (\S+)", anomaly.detail).groups())
+        wrong, usual = (
+            v.replace(",", ".") for v in re.match(r"unit principal (\S+) vs catalog (\S+)", anomaly.detail).groups()
+        )
         reason = _hit(flagged, anomaly)["reasons"][0]
         assert reason.startswith(f"unit price {wrong} vs this SKU's median {usual} on "), reason
 
@@ -144,8 +158,13 @@ def test_missing_reimbursement_needs_an_inventory_ledger(world, settlements, tmp
     event_id = re.search(r"event (\d+)", lost.detail).group(1)
     target = next(s for s in settlements if s.settlement_id == lost.settlement_id)
     reimbursed = target.lines[target.lines["amount_type"] == "FBA Inventory Reimbursement"]
-    ledger = pd.DataFrame({"event_id": list(reimbursed["adjustment_id"]) + [event_id],
-                           "sku": list(reimbursed["sku"]) + [lost.sku], "quantity": [1] * (len(reimbursed) + 1)})
+    ledger = pd.DataFrame(
+        {
+            "event_id": list(reimbursed["adjustment_id"]) + [event_id],
+            "sku": list(reimbursed["sku"]) + [lost.sku],
+            "quantity": [1] * (len(reimbursed) + 1),
+        }
+    )
     flags = score_settlement(target, AnomalyHistory(tmp_path), inventory_events=ledger)
     missing = flags[flags["kind"] == "missing_reimbursement"]
     assert list(missing["sku"]) == [lost.sku] and list(missing["order_id"]) == [""]
@@ -168,16 +187,26 @@ def test_clean_world_stays_quiet(tmp_path):
 def test_shipping_chargeback_above_shipping_charged_is_explained(world, settlements, tmp_path):
     settlement = settlements[0]
     lines = settlement.lines.copy()
-    chargebacks = lines.index[(lines["amount_description"] == "ShippingChargeback") & (lines["transaction_type"] == "Order")]
+    chargebacks = lines.index[
+        (lines["amount_description"] == "ShippingChargeback") & (lines["transaction_type"] == "Order")
+    ]
     target = chargebacks[0]
     order_id, code = lines.at[target, "order_id"], lines.at[target, "order_item_code"]
-    shipping = int(lines.loc[(lines["order_id"] == order_id) & (lines["order_item_code"] == code)
-                             & (lines["amount_description"] == "Shipping")
-                             & (lines["transaction_type"] == "Order"), "amount_minor"].sum())
+    shipping = int(
+        lines.loc[
+            (lines["order_id"] == order_id)
+            & (lines["order_item_code"] == code)
+            & (lines["amount_description"] == "Shipping")
+            & (lines["transaction_type"] == "Order"),
+            "amount_minor",
+        ].sum()
+    )
     lines.at[target, "amount_minor"] = -3 * shipping
     flags = score_settlement(replace(settlement, lines=lines), AnomalyHistory(tmp_path))
     row = flags[(flags["order_id"] == order_id) & (flags["kind"] == "chargeback_exceeds_shipping")].iloc[0]
-    assert f"shipping chargeback {_money(3 * shipping)} but the buyer paid {_money(shipping)} shipping" in row["reasons"]
+    assert (
+        f"shipping chargeback {_money(3 * shipping)} but the buyer paid {_money(shipping)} shipping" in row["reasons"]
+    )
 
 
 def test_scoring_is_deterministic_for_a_seed(world, settlements, tmp_path):
@@ -196,15 +225,29 @@ def test_saved_model_loads_and_scores_the_same(world, settlements, tmp_path):
     assert loaded.features == scored.model.features and loaded.seed == 11
     rescored = score_items(settlement, history, model=loaded, persist_model=False)
     pd.testing.assert_frame_equal(scored.items, rescored.items)
-    matrix = model_matrix(pd.DataFrame({c: [1.0, 2.0] for c in ("fba_ratio", "referral_ratio", "price_ratio",
-                                                                "refund_ratio", "refund_commission_ratio",
-                                                                "chargeback_excess", "refund_rank")}),
-                          pd.DataFrame({"shipping": [0, 0]}))
+    matrix = model_matrix(
+        pd.DataFrame(
+            {
+                c: [1.0, 2.0]
+                for c in (
+                    "fba_ratio",
+                    "referral_ratio",
+                    "price_ratio",
+                    "refund_ratio",
+                    "refund_commission_ratio",
+                    "chargeback_excess",
+                    "refund_rank",
+                )
+            }
+        ),
+        pd.DataFrame({"shipping": [0, 0]}),
+    )
     np.testing.assert_array_equal(loaded.anomaly_score(matrix), scored.model.anomaly_score(matrix))
 
 
 def test_model_file_of_another_version_is_refused(tmp_path):
     import joblib
+
     path = tmp_path / "old.joblib"
     joblib.dump({"version": 0, "features": [], "seed": 0, "estimator": None}, path)
     with pytest.raises(ModelFileError, match="old.joblib: model version 0"):
@@ -243,18 +286,25 @@ def test_threshold_zero_returns_every_item_and_bad_threshold_is_refused(world, s
     settlement = settlements[0]
     every = score_settlement(settlement, AnomalyHistory(tmp_path), threshold=0.0)
     items = settlement.lines[settlement.lines["transaction_type"].isin(["Order", "Refund"])]
-    assert len(every) == len(items.drop_duplicates(["transaction_type", "order_id", "order_item_code", "adjustment_id"]))
+    assert len(every) == len(
+        items.drop_duplicates(["transaction_type", "order_id", "order_item_code", "adjustment_id"])
+    )
     with pytest.raises(ValueError, match="threshold must be within"):
         score_settlement(settlement, AnomalyHistory(tmp_path), threshold=1.5)
 
 
-@pytest.mark.parametrize(("description", "kind"), [("FBAPerUnitFulfillmentFee", "fee_overcharge_fba"),
-                                                   ("Commission", "fee_overcharge_commission")])
+@pytest.mark.parametrize(
+    ("description", "kind"),
+    [("FBAPerUnitFulfillmentFee", "fee_overcharge_fba"), ("Commission", "fee_overcharge_commission")],
+)
 def test_a_fee_twenty_percent_over_its_baseline_is_flagged(settlements, tmp_path, description, kind):
     settlement = settlements[3]
     lines = settlement.lines.copy()
-    fees = lines.index[(lines["transaction_type"] == "Order") & (lines["amount_description"] == description)
-                       & (lines["amount_minor"] <= -300)]
+    fees = lines.index[
+        (lines["transaction_type"] == "Order")
+        & (lines["amount_description"] == description)
+        & (lines["amount_minor"] <= -300)
+    ]
     target = fees[0]
     original = -int(lines.at[target, "amount_minor"])
     lines.at[target, "amount_minor"] = -(original * 12 // 10)  # 20 % more
@@ -265,8 +315,10 @@ def test_a_fee_twenty_percent_over_its_baseline_is_flagged(settlements, tmp_path
     if kind == "fee_overcharge_fba":
         quantity = int(lines.at[target, "quantity"])
         charged = original * 12 // 10
-        assert reason.startswith(f"FBA fee {_money((2 * charged + quantity) // (2 * quantity))} per unit; "
-                                 f"this SKU's median {_money(original // quantity)} over "), reason
+        assert reason.startswith(
+            f"FBA fee {_money((2 * charged + quantity) // (2 * quantity))} per unit; "
+            f"this SKU's median {_money(original // quantity)} over "
+        ), reason
     else:
         assert reason.startswith(f"commission {_money(original * 12 // 10)} is "), reason
         assert f"(expected {_money(original)})" in reason, reason
@@ -283,13 +335,25 @@ def test_fee_share_above_the_trailing_settlements_is_flagged(settlements, tmp_pa
     flags = score_settlement(replace(base, settlement_id="now", lines=lines), history, persist_model=False)
     row = flags[flags["kind"] == "fee_share_high"].iloc[0]
     assert (row["order_id"], row["sku"]) == ("", "")
-    sales = int(base.lines.loc[(base.lines["transaction_type"] == "Order") & (base.lines["amount_type"] == "ItemPrice")
-                               & (base.lines["amount_description"] == "Principal"), "amount_minor"].sum())
+    sales = int(
+        base.lines.loc[
+            (base.lines["transaction_type"] == "Order")
+            & (base.lines["amount_type"] == "ItemPrice")
+            & (base.lines["amount_description"] == "Principal"),
+            "amount_minor",
+        ].sum()
+    )
     # Fees of multi-channel fulfilment orders (marketplace "Non-Amazon US") belong to sales made
     # elsewhere and stay out of the share of Amazon sales.
-    amazon_fees = (base.lines["amount_type"] == "ItemFees") & ~base.lines["marketplace_name"].str.startswith("Non-Amazon")
-    assert (base.lines["marketplace_name"].str.startswith("Non-Amazon") & (base.lines["amount_type"] == "ItemFees")).any()
+    amazon_fees = (base.lines["amount_type"] == "ItemFees") & ~base.lines["marketplace_name"].str.startswith(
+        "Non-Amazon"
+    )
+    assert (
+        base.lines["marketplace_name"].str.startswith("Non-Amazon") & (base.lines["amount_type"] == "ItemFees")
+    ).any()
     fees_before = -int(base.lines.loc[amazon_fees, "amount_minor"].sum())
     fees_now = fees_before - int(base.lines.loc[commission, "amount_minor"].sum())
-    assert row["reasons"] == [f"fees {_money(fees_now)} are {100 * fees_now / sales:.1f}% of sales {_money(sales)}; "
-                              f"median {100 * fees_before / sales:.1f}% over the last 3 settlements on Amazon.com"]
+    assert row["reasons"] == [
+        f"fees {_money(fees_now)} are {100 * fees_now / sales:.1f}% of sales {_money(sales)}; "
+        f"median {100 * fees_before / sales:.1f}% over the last 3 settlements on Amazon.com"
+    ]

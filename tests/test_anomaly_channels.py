@@ -3,14 +3,15 @@
 Settlements are built by hand (``_settlement_builders``); every expected median below is worked
 out from the rows written here.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pandas as pd
 import pytest
-
 from _settlement_builders import make_settlement
+
 from anomaly import AnomalyHistory, score_items, score_settlement
 from anomaly.items import ITEM_COLUMNS, fulfilment_channel
 
@@ -18,30 +19,51 @@ SKU = "KIT-10002"
 POSTED = "2024-10-12 10:00:00"
 
 
-def _order(order_id: str, marketplace: str, principal: int, fba: int, *, commission: int | None = None,
-           sku: str = SKU, quantity: int = 1) -> list[dict]:
+def _order(
+    order_id: str,
+    marketplace: str,
+    principal: int,
+    fba: int,
+    *,
+    commission: int | None = None,
+    sku: str = SKU,
+    quantity: int = 1,
+) -> list[dict]:
     """The lines of one order item: Principal, FBA fee and (Amazon orders) Commission."""
-    common = {"transaction_type": "Order", "order_id": order_id, "order_item_code": f"item-{order_id}",
-              "sku": sku, "quantity": quantity, "marketplace_name": marketplace, "posted_date": POSTED,
-              "fulfillment_id": "AFN", "amount_type": "ItemPrice"}
-    rows = [{**common, "amount_description": "Principal", "amount_minor": principal},
-            {**common, "amount_type": "ItemFees", "amount_description": "FBAPerUnitFulfillmentFee",
-             "amount_minor": -fba}]
+    common = {
+        "transaction_type": "Order",
+        "order_id": order_id,
+        "order_item_code": f"item-{order_id}",
+        "sku": sku,
+        "quantity": quantity,
+        "marketplace_name": marketplace,
+        "posted_date": POSTED,
+        "fulfillment_id": "AFN",
+        "amount_type": "ItemPrice",
+    }
+    rows = [
+        {**common, "amount_description": "Principal", "amount_minor": principal},
+        {**common, "amount_type": "ItemFees", "amount_description": "FBAPerUnitFulfillmentFee", "amount_minor": -fba},
+    ]
     if commission is not None:
-        rows.append({**common, "amount_type": "ItemFees", "amount_description": "Commission",
-                     "amount_minor": -commission})
+        rows.append(
+            {**common, "amount_type": "ItemFees", "amount_description": "Commission", "amount_minor": -commission}
+        )
     return rows
 
 
-def _mixed_settlement(settlement_id: str = "20000000001", *, mcf_outlier: int = 1932,
-                      amazon_outlier: int = 360):
+def _mixed_settlement(settlement_id: str = "20000000001", *, mcf_outlier: int = 1932, amazon_outlier: int = 360):
     """Five Amazon FBA orders of SKU at 3.22 (one at ``amazon_outlier``) and four MCF orders of the
     same SKU at twice that fee, 6.44 (one at ``mcf_outlier``)."""
     rows: list[dict] = []
     for n, fee in enumerate([322, 322, 322, 322, amazon_outlier]):
         rows += _order(f"112-000000{n}-1234567", "Amazon.com", 2000, fee, commission=300)
-    mcf_orders = [("S01-1111111-0000001", "Non-Amazon US"), ("S01-1111111-0000002", "Non-Amazon"),
-                  ("#1088", "SI CA Prod Marketplace"), ("S01-1111111-0000004", "Non-Amazon US")]
+    mcf_orders = [
+        ("S01-1111111-0000001", "Non-Amazon US"),
+        ("S01-1111111-0000002", "Non-Amazon"),
+        ("#1088", "SI CA Prod Marketplace"),
+        ("S01-1111111-0000004", "Non-Amazon US"),
+    ]
     for (order_id, marketplace), fee in zip(mcf_orders, [644, 644, 644, mcf_outlier]):
         rows += _order(order_id, marketplace, 0, fee)
     return make_settlement(rows, settlement_id=settlement_id)
@@ -51,13 +73,23 @@ def _kinds(scored: pd.DataFrame, order_id: str) -> set[str]:
     return set(scored.loc[(scored["order_id"] == order_id) & (scored["score"] >= 0.5), "kind"])
 
 
-@pytest.mark.parametrize(("name", "order_id", "channel"), [
-    ("Amazon.com", "112-1234567-1234567", "amazon"), ("Amazon.com.au", "", "amazon"),
-    ("amazon.co.jp", "503-1234567-1234567", "amazon"), ("Non-Amazon", "S01-1234567-1234567", "mcf"),
-    ("Non-Amazon UK", "", "mcf"), ("  non-amazon ca ", "", "mcf"), ("SI CA Prod Marketplace", "#1088", "mcf"),
-    ("", "S01-9748372-3412255", "mcf"), ("", "#1088", "mcf"), ("", "112-1234567-1234567", "amazon"),
-    ("", "", "amazon"), ("\u00ff\x01?", "", "mcf"),
-])
+@pytest.mark.parametrize(
+    ("name", "order_id", "channel"),
+    [
+        ("Amazon.com", "112-1234567-1234567", "amazon"),
+        ("Amazon.com.au", "", "amazon"),
+        ("amazon.co.jp", "503-1234567-1234567", "amazon"),
+        ("Non-Amazon", "S01-1234567-1234567", "mcf"),
+        ("Non-Amazon UK", "", "mcf"),
+        ("  non-amazon ca ", "", "mcf"),
+        ("SI CA Prod Marketplace", "#1088", "mcf"),
+        ("", "S01-9748372-3412255", "mcf"),
+        ("", "#1088", "mcf"),
+        ("", "112-1234567-1234567", "amazon"),
+        ("", "", "amazon"),
+        ("\u00ff\x01?", "", "mcf"),
+    ],
+)
 def test_channel_of_any_marketplace_name(name, order_id, channel):
     names = pd.Series([name, "Amazon.de"])
     assert list(fulfilment_channel(names, pd.Series([order_id, ""]))) == [channel, "amazon"]
@@ -73,7 +105,8 @@ def test_mcf_orders_are_judged_against_mcf_orders_only(tmp_path):
     assert len(outlier) == 1 and outlier.iloc[0]["score"] >= 0.5
     assert outlier.iloc[0]["reasons"][0] == (
         "FBA fee 19.32 per unit on a multi-channel fulfilment (MCF) order; this SKU's MCF median 6.44 over "
-        "1 settlement (+200.0%, 12.88 overcharged on 1 unit(s))")
+        "1 settlement (+200.0%, 12.88 overcharged on 1 unit(s))"
+    )
     # Amazon median: 3.22, 3.22, 3.22, 3.22, 3.60 -> 3.22. Had the MCF fees been mixed in
     # (nine fees) the median would be 3.60 and the 3.60 order would pass unnoticed.
     amazon = scored[(scored["order_id"] == "112-0000004-1234567") & (scored["kind"] == "fee_overcharge_fba")]
@@ -94,7 +127,11 @@ def test_history_keeps_the_channel_and_later_runs_compare_like_with_like(tmp_pat
     assert list(stored.columns) == list(ITEM_COLUMNS)
     assert dict(zip(stored["order_id"], stored["channel"])) == {
         **{f"112-000000{n}-1234567": "amazon" for n in range(5)},
-        "S01-1111111-0000001": "mcf", "S01-1111111-0000002": "mcf", "#1088": "mcf", "S01-1111111-0000004": "mcf"}
+        "S01-1111111-0000001": "mcf",
+        "S01-1111111-0000002": "mcf",
+        "#1088": "mcf",
+        "S01-1111111-0000004": "mcf",
+    }
     # A later settlement with one MCF order at 6.44: the stored MCF fees 6.44, 6.44, 6.44, 19.32
     # plus this one have the median 6.44 (the Amazon median, 3.22, plays no part): nothing flagged.
     later = make_settlement(_order("S01-2222222-0000001", "Non-Amazon US", 0, 644), settlement_id="20000000002")
@@ -105,8 +142,10 @@ def test_history_keeps_the_channel_and_later_runs_compare_like_with_like(tmp_pat
     dearer = make_settlement(_order("S01-3333333-0000001", "Non-Amazon US", 0, 750), settlement_id="20000000003")
     row = score_settlement(dearer, history, persist_model=False).iloc[0]
     assert row["kind"] == "fee_overcharge_fba"
-    assert row["reasons"][0].startswith("FBA fee 7.50 per unit on a multi-channel fulfilment (MCF) order; "
-                                        "this SKU's MCF median 6.44 over 2 settlements (+16.5%, 1.06 overcharged")
+    assert row["reasons"][0].startswith(
+        "FBA fee 7.50 per unit on a multi-channel fulfilment (MCF) order; "
+        "this SKU's MCF median 6.44 over 2 settlements (+16.5%, 1.06 overcharged"
+    )
 
 
 def test_history_written_before_the_channel_column_still_loads(tmp_path):
@@ -126,8 +165,13 @@ def test_history_written_before_the_channel_column_still_loads(tmp_path):
     amazon_only = old[old["marketplace_name"] == "Amazon.com"]
     amazon_only.to_parquet(path, index=False)
     assert set(history.items()["channel"]) == {"amazon"}
-    flags = score_settlement(make_settlement(_order("112-9999999-0000001", "Amazon.com", 2000, 322, commission=300),
-                                             settlement_id="20000000009"), history, persist_model=False)
+    flags = score_settlement(
+        make_settlement(
+            _order("112-9999999-0000001", "Amazon.com", 2000, 322, commission=300), settlement_id="20000000009"
+        ),
+        history,
+        persist_model=False,
+    )
     assert flags.empty, flags
 
 
@@ -141,11 +185,14 @@ def test_mcf_fees_stay_out_of_the_fee_share(tmp_path):
 
 # --- settlements of odd shape: scoring never raises ---------------------------------------------
 
+
 def test_account_level_only_settlement_without_marketplace_name(tmp_path):
-    rows = [("other-transaction", "other-transaction", "Subscription Fee", -3999, POSTED),
-            ("other-transaction", "other-transaction", "FBAInboundTransportationFee", -21750, POSTED),
-            ("other-transaction", "other-transaction", "Successful charge", 25749, POSTED),
-            ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -1500, POSTED)]
+    rows = [
+        ("other-transaction", "other-transaction", "Subscription Fee", -3999, POSTED),
+        ("other-transaction", "other-transaction", "FBAInboundTransportationFee", -21750, POSTED),
+        ("other-transaction", "other-transaction", "Successful charge", 25749, POSTED),
+        ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -1500, POSTED),
+    ]
     settlement = make_settlement(rows, marketplace="", currency="CAD")
     assert set(settlement.lines["marketplace_name"]) == {""}
     scored = score_items(settlement, AnomalyHistory(tmp_path), persist_model=False)
@@ -169,19 +216,28 @@ def test_jpy_settlement_reasons_have_no_decimals(tmp_path):
     flags = score_settlement(settlement, AnomalyHistory(tmp_path), persist_model=False)
     row = flags[flags["kind"] == "fee_overcharge_fba"]
     assert list(row["order_id"]) == ["503-0000004-1234567"]
-    assert row.iloc[0]["reasons"][0] == ("FBA fee 600 per unit; this SKU's median 300 over 1 settlement "
-                                         "(+100.0%, 300 overcharged on 1 unit(s))")
+    assert row.iloc[0]["reasons"][0] == (
+        "FBA fee 600 per unit; this SKU's median 300 over 1 settlement (+100.0%, 300 overcharged on 1 unit(s))"
+    )
 
 
 def test_settlements_of_several_currencies_are_never_mixed(tmp_path):
     """One file with USD, CAD and EUR settlements of the same SKU: its FBA fee differs per currency
     (3.22 USD, 4.02 CAD, 2.85 EUR), so a shared baseline would flag the dearer ones."""
     history = AnomalyHistory(tmp_path)
-    plan = [("30000000001", "USD", "Amazon.com", "112", 2000, 322), ("30000000002", "CAD", "Amazon.ca", "702", 2600, 402),
-            ("30000000003", "EUR", "Amazon.de", "302", 1800, 285)]
+    plan = [
+        ("30000000001", "USD", "Amazon.com", "112", 2000, 322),
+        ("30000000002", "CAD", "Amazon.ca", "702", 2600, 402),
+        ("30000000003", "EUR", "Amazon.de", "302", 1800, 285),
+    ]
     for settlement_id, currency, marketplace, prefix, principal, fba in plan:
-        rows = [row for n in range(4) for row in _order(f"{prefix}-100000{n}-1234567", marketplace, principal, fba,
-                                                         commission=principal * 15 // 100)]
+        rows = [
+            row
+            for n in range(4)
+            for row in _order(
+                f"{prefix}-100000{n}-1234567", marketplace, principal, fba, commission=principal * 15 // 100
+            )
+        ]
         settlement = make_settlement(rows, settlement_id=settlement_id, currency=currency, marketplace=marketplace)
         flags = score_settlement(settlement, history, persist_model=False)
         assert flags.empty, flags
@@ -192,6 +248,7 @@ def test_settlements_of_several_currencies_are_never_mixed(tmp_path):
 def test_generated_mcf_variant_raises_no_fee_flag(tmp_path):
     """The generator's MCF variant (Amazon and MCF orders of the same SKUs, MCF at twice the fee)."""
     from _settlement_builders import settlement_from_tsv
+
     from sandbox.generator.variants import variant_settlement
 
     path = tmp_path / "mcf.tsv"
@@ -206,8 +263,14 @@ def test_upper_case_layout_is_read_like_the_classic_spelling(tmp_path):
     """Newer files spell keys in upper case with underscores; items, fees, reserves and
     reimbursements are recognised the same way."""
     classic = _mixed_settlement()
-    spelled = {"Order": "ORDER", "ItemPrice": "ITEMPRICE", "ItemFees": "ITEMFEES", "Principal": "PRINCIPAL",
-               "FBAPerUnitFulfillmentFee": "FBAPERUNITFULFILLMENTFEE", "Commission": "COMMISSION"}
+    spelled = {
+        "Order": "ORDER",
+        "ItemPrice": "ITEMPRICE",
+        "ItemFees": "ITEMFEES",
+        "Principal": "PRINCIPAL",
+        "FBAPerUnitFulfillmentFee": "FBAPERUNITFULFILLMENTFEE",
+        "Commission": "COMMISSION",
+    }
     lines = classic.lines.copy()
     for column in ("transaction_type", "amount_type", "amount_description"):
         lines[column] = lines[column].replace(spelled)
@@ -217,12 +280,22 @@ def test_upper_case_layout_is_read_like_the_classic_spelling(tmp_path):
     second = score_items(upper, AnomalyHistory(tmp_path / "b"), persist_model=False).items
     pd.testing.assert_frame_equal(first, second)
     # Account-level rows: 12.00 reserve held, 5.00 released, one reimbursement of 7.50.
-    extra = make_settlement([
-        ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "CURRENT_RESERVE_AMOUNT", -1200, POSTED),
-        ("other-transaction", "other-transaction", "Previous Reserve Amount Balance", 500, POSTED),
-        {"transaction_type": "OTHER_TRANSACTION", "amount_type": "FBA_INVENTORY_REIMBURSEMENT",
-         "amount_description": "WAREHOUSE_DAMAGE", "amount_minor": 750, "posted_date": POSTED,
-         "adjustment_id": "1234567890", "sku": SKU}], settlement_id="20000000005")
+    extra = make_settlement(
+        [
+            ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "CURRENT_RESERVE_AMOUNT", -1200, POSTED),
+            ("other-transaction", "other-transaction", "Previous Reserve Amount Balance", 500, POSTED),
+            {
+                "transaction_type": "OTHER_TRANSACTION",
+                "amount_type": "FBA_INVENTORY_REIMBURSEMENT",
+                "amount_description": "WAREHOUSE_DAMAGE",
+                "amount_minor": 750,
+                "posted_date": POSTED,
+                "adjustment_id": "1234567890",
+                "sku": SKU,
+            },
+        ],
+        settlement_id="20000000005",
+    )
     history = AnomalyHistory(tmp_path / "c")
     history.add(extra)
     row = history.settlements().iloc[0]
@@ -235,8 +308,9 @@ def test_one_settlement_holding_rows_of_two_marketplaces_scores(tmp_path):
     split): scoring goes on and keeps each row's marketplace; prices are judged per marketplace."""
     rows = [row for n in range(3) for row in _order(f"112-200000{n}-1234567", "Amazon.com", 2000, 322, commission=300)]
     rows += [row for n in range(3) for row in _order(f"702-200000{n}-1234567", "Amazon.ca", 4000, 322, commission=600)]
-    scored = score_items(make_settlement(rows, settlement_id="30000000010"), AnomalyHistory(tmp_path),
-                         persist_model=False).items
+    scored = score_items(
+        make_settlement(rows, settlement_id="30000000010"), AnomalyHistory(tmp_path), persist_model=False
+    ).items
     assert sorted(set(scored["marketplace_name"])) == ["Amazon.ca", "Amazon.com"] and len(scored) == 6
     # 40.00 on Amazon.ca is no price error against 20.00 on Amazon.com: each marketplace has its own
     # median (a shared one, 30.00, would put both 33 % off).
@@ -246,12 +320,23 @@ def test_one_settlement_holding_rows_of_two_marketplaces_scores(tmp_path):
 def test_figures_beyond_int64_saturate_instead_of_wrapping(tmp_path):
     """Three Principal rows of 4e18 minor units: their sum (1.2e19) exceeds int64; the stored
     sales figure stays the largest int64 instead of wrapping to a negative number."""
-    huge = 4 * 10 ** 18
-    rows = [{"transaction_type": "Order", "amount_type": "ItemPrice", "amount_description": "Principal",
-             "amount_minor": huge, "posted_date": POSTED, "order_id": f"112-000000{n}-1234567",
-             "order_item_code": f"item-{n}", "sku": SKU, "quantity": 1} for n in range(3)]
+    huge = 4 * 10**18
+    rows = [
+        {
+            "transaction_type": "Order",
+            "amount_type": "ItemPrice",
+            "amount_description": "Principal",
+            "amount_minor": huge,
+            "posted_date": POSTED,
+            "order_id": f"112-000000{n}-1234567",
+            "order_item_code": f"item-{n}",
+            "sku": SKU,
+            "quantity": 1,
+        }
+        for n in range(3)
+    ]
     settlement = make_settlement(rows, total_minor=0, settlement_id="40000000001")
     score_items(settlement, AnomalyHistory(tmp_path), persist_model=False)
     history = AnomalyHistory(tmp_path)
     history.add(settlement)
-    assert int(history.settlements().iloc[0]["sales_minor"]) == 2 ** 63 - 1
+    assert int(history.settlements().iloc[0]["sales_minor"]) == 2**63 - 1

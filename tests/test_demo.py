@@ -1,12 +1,13 @@
 """``m3sync demo`` end to end on a small world: orders into M3, settlements posted, workbook written."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+from _cli import m3sync
 from openpyxl import load_workbook
 
-from _cli import m3sync
 from sandbox.runtime import start_sandbox
 
 

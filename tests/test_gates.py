@@ -1,4 +1,5 @@
 """Integrity gates, one failing at a time, and the never-unbalanced property."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -6,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _settlement_builders import make_settlement, settlement_from_tsv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _settlement_builders import make_settlement, settlement_from_tsv
 from reconciliation.gates import GateFailure, check_gates
 from reconciliation.mapping import WILDCARD, load_mapping
 from reconciliation.pipeline import prepare_settlement
@@ -50,32 +51,36 @@ def test_unbalanced_settlement_is_one_reason_not_two(us_fixture):
     prepared = prepare_settlement(settlement, MAPPING)
     assert prepared.held
     assert [r for r in prepared.reasons if "total-amount" in r] == [
-        "lines sum to 31.81 USD but total-amount is 31.82 USD: the lines are 0.01 USD short"]
+        "lines sum to 31.81 USD but total-amount is 31.82 USD: the lines are 0.01 USD short"
+    ]
     settlement = make_settlement(us_fixture.lines.to_dict("records"), total_minor=3081)
     assert [r for r in prepare_settlement(settlement, MAPPING).reasons if "total-amount" in r] == [
-        "lines sum to 31.81 USD but total-amount is 30.81 USD: the lines are 1.00 USD over"]
+        "lines sum to 31.81 USD but total-amount is 30.81 USD: the lines are 1.00 USD over"
+    ]
 
 
 def test_sum_gate_is_exact_beyond_int64(us_fixture):
     # 2 lines of 2**62 minor units sum to 2**63, one more than int64 holds: an int64 sum wraps
     # to -2**63. The exact sum equals a total-amount of 2**63, so the gate passes this sum...
-    big = 2 ** 62
+    big = 2**62
     rows = [("other-transaction", "other-transaction", "Current Reserve Amount", big, "2024-10-18")] * 2
     # (other gates may refuse amounts this large; only the sum gate is under test here)
-    assert [f for f in _gate(make_settlement(rows, total_minor=2 ** 63)).failures if f.gate == "sum"] == []
+    assert [f for f in _gate(make_settlement(rows, total_minor=2**63)).failures if f.gate == "sum"] == []
     # ...and a total of -2**63 (what the wrapped sum would claim) is held, 2**64 minor units apart.
-    [failure] = [f for f in _gate(make_settlement(rows, total_minor=-(2 ** 63))).failures if f.gate == "sum"]
-    assert failure.reason.endswith(f"the lines are {2 ** 64 // 100}.{2 ** 64 % 100:02d} USD over")
+    [failure] = [f for f in _gate(make_settlement(rows, total_minor=-(2**63))).failures if f.gate == "sum"]
+    assert failure.reason.endswith(f"the lines are {2**64 // 100}.{2**64 % 100:02d} USD over")
 
 
 def test_mapping_gate_lists_each_unmapped_combination():
-    settlement = make_settlement([
-        ("Order", "ItemPrice", "Principal", 2000, "2024-10-18"),
-        ("Order", "ItemFees", "NewFeeType", -150, "2024-10-18"),
-        ("Order", "ItemFees", "NewFeeType", -150, "2024-10-19"),
-        ("Order", "ItemFees", "NewFeeType", -150, "2024-10-20"),
-        ("other-transaction", "other-transaction", "Lottery Win", 100, "2024-10-20"),
-    ])
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 2000, "2024-10-18"),
+            ("Order", "ItemFees", "NewFeeType", -150, "2024-10-18"),
+            ("Order", "ItemFees", "NewFeeType", -150, "2024-10-19"),
+            ("Order", "ItemFees", "NewFeeType", -150, "2024-10-20"),
+            ("other-transaction", "other-transaction", "Lottery Win", 100, "2024-10-20"),
+        ]
+    )
     outcome = _gate(settlement)
     assert outcome.held and outcome.vouchers == ()
     assert outcome.reasons == [
@@ -86,8 +91,9 @@ def test_mapping_gate_lists_each_unmapped_combination():
 
 
 def test_mapping_gate_formats_with_currency_decimals():
-    settlement = make_settlement([("Order", "ItemFees", "NewFeeType", -500, "2024-10-18")], currency="JPY",
-                                 marketplace="Amazon.co.jp")
+    settlement = make_settlement(
+        [("Order", "ItemFees", "NewFeeType", -500, "2024-10-18")], currency="JPY", marketplace="Amazon.co.jp"
+    )
     assert _gate(settlement).reasons == ["unmapped: Order / ItemFees / NewFeeType (1 line, -500 JPY)"]
 
 
@@ -100,22 +106,28 @@ def test_balance_gate_when_mapped_lines_disagree_with_the_settlement(us_fixture)
     assert outcome.held and outcome.vouchers == ()
     [failure] = outcome.failures
     assert failure.gate == "balance"
-    assert failure.reason.startswith("voucher AMZ-10000000001-202410 does not balance: debit 69.24 USD, credit 68.99 USD (difference 0.25)")
+    assert failure.reason.startswith(
+        "voucher AMZ-10000000001-202410 does not balance: debit 69.24 USD, credit 68.99 USD (difference 0.25)"
+    )
 
 
 def test_period_gate_closed_period_holds(us_fixture):
     closed = {(2024, 10)}
     outcome = _gate(us_fixture, closed_periods=lambda d: (d.year, d.month) in closed)
     assert outcome.held and outcome.vouchers == ()
-    assert outcome.failures == (GateFailure(
-        "period", "accounting period 2024-10 is closed (voucher AMZ-10000000001-202410 dated 2024-10-25)"),)
+    assert outcome.failures == (
+        GateFailure("period", "accounting period 2024-10 is closed (voucher AMZ-10000000001-202410 dated 2024-10-25)"),
+    )
 
 
 def test_period_gate_checks_earlier_month_vouchers_too():
-    settlement = make_settlement([
-        ("Order", "ItemPrice", "Principal", 1000, "2024-09-30 22:00:00"),
-        ("Order", "ItemPrice", "Principal", 1000, "2024-10-01 02:00:00"),
-    ], deposit="2024-10-04 00:00:00")
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 1000, "2024-09-30 22:00:00"),
+            ("Order", "ItemPrice", "Principal", 1000, "2024-10-01 02:00:00"),
+        ],
+        deposit="2024-10-04 00:00:00",
+    )
     asked: list[date] = []
     outcome = _gate(settlement, closed_periods=lambda d: asked.append(d) or d.month == 9)
     assert asked == [date(2024, 9, 30), date(2024, 10, 4)]
@@ -134,35 +146,46 @@ def test_several_gates_fail_together():
 
 # --- property: vouchers balance and carry the total, or the settlement is held -----------
 
-_CONCRETE_KEYS = sorted({
-    tuple("AnyValue" if k == WILDCARD else k for k in rule.keys) for rule in MAPPING.rules
-})
-_MONTH_STARTS = [pd.Timestamp("2024-08-01", tz="UTC"), pd.Timestamp("2024-09-01", tz="UTC"),
-                 pd.Timestamp("2024-10-01", tz="UTC")]
+_CONCRETE_KEYS = sorted({tuple("AnyValue" if k == WILDCARD else k for k in rule.keys) for rule in MAPPING.rules})
+_MONTH_STARTS = [
+    pd.Timestamp("2024-08-01", tz="UTC"),
+    pd.Timestamp("2024-09-01", tz="UTC"),
+    pd.Timestamp("2024-10-01", tz="UTC"),
+]
 
 _UNMAPPED_KEYS = ("Order", "ItemFees", "BrandNewFee")
 _line = st.tuples(
     st.sampled_from(_CONCRETE_KEYS),
-    st.integers(min_value=-10**9, max_value=10**9),
-    st.integers(min_value=0, max_value=2),              # which month
+    st.integers(min_value=-(10**9), max_value=10**9),
+    st.integers(min_value=0, max_value=2),  # which month
     st.integers(min_value=0, max_value=31 * 86400 - 1),  # seconds into that month (may spill over)
 )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=st.lists(_line, min_size=1, max_size=25), months=st.integers(1, 3),
-       total_delta=st.sampled_from([0, 0, 0, 1, -7]), unmapped_fee=st.sampled_from([False, False, False, True]))
+@given(
+    lines=st.lists(_line, min_size=1, max_size=25),
+    months=st.integers(1, 3),
+    total_delta=st.sampled_from([0, 0, 0, 1, -7]),
+    unmapped_fee=st.sampled_from([False, False, False, True]),
+)
 def test_property_balanced_vouchers_or_held(lines, months, total_delta, unmapped_fee):
     if unmapped_fee:
         lines = [(_UNMAPPED_KEYS, *lines[0][1:]), *lines]
     first = _MONTH_STARTS[3 - months]
-    rows = [(*keys, amount, first + pd.DateOffset(months=min(m, months - 1)) + pd.Timedelta(seconds=s))
-            for keys, amount, m, s in lines]
+    rows = [
+        (*keys, amount, first + pd.DateOffset(months=min(m, months - 1)) + pd.Timedelta(seconds=s))
+        for keys, amount, m, s in lines
+    ]
     deposit = max(r[4] for r in rows) + pd.Timedelta(days=1)
     exact_total = sum(r[3] for r in rows)
-    settlement = make_settlement(rows, total_minor=exact_total + total_delta,
-                                 start=str(first.tz_localize(None)), end=str(deposit.tz_localize(None)),
-                                 deposit=str(deposit.tz_localize(None)))
+    settlement = make_settlement(
+        rows,
+        total_minor=exact_total + total_delta,
+        start=str(first.tz_localize(None)),
+        end=str(deposit.tz_localize(None)),
+        deposit=str(deposit.tz_localize(None)),
+    )
     outcome = _gate(settlement)
     if outcome.held:
         assert outcome.vouchers == ()

@@ -3,6 +3,7 @@
 Settlement files are read back with plain ``csv`` + ``Decimal`` (never with project code), and
 expected fees are derived from the catalog inputs, not from generator output.
 """
+
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,9 +23,17 @@ from sandbox.generator import V1_COLUMNS, V2_COLUMNS, build_world, write_settlem
 from sandbox.generator.formats import format_amount
 from sandbox.generator.large import matching_invoices, write_large_settlement
 
-V1_AMOUNT_COLUMNS = ("shipment-fee-amount", "order-fee-amount", "price-amount", "item-related-fee-amount",
-                     "misc-fee-amount", "other-fee-amount", "promotion-amount", "direct-payment-amount",
-                     "other-amount")
+V1_AMOUNT_COLUMNS = (
+    "shipment-fee-amount",
+    "order-fee-amount",
+    "price-amount",
+    "item-related-fee-amount",
+    "misc-fee-amount",
+    "other-fee-amount",
+    "promotion-amount",
+    "direct-payment-amount",
+    "other-amount",
+)
 EU_DATETIME = re.compile(r"^\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2} UTC$")
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$")
 EU_DATE, ISO_DATE = re.compile(r"^\d{2}\.\d{2}\.\d{4}$"), re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -59,11 +68,11 @@ def rows_of(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
 
 def parse_time(value: str) -> datetime:
     fmt = "%d.%m.%Y %H:%M:%S UTC" if EU_DATETIME.match(value) else "%Y-%m-%d %H:%M:%S UTC"
-    return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, fmt).replace(tzinfo=UTC)
 
 
 def parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def half_up(numerator: int, denominator: int) -> int:
@@ -71,6 +80,7 @@ def half_up(numerator: int, denominator: int) -> int:
 
 
 # --- determinism -------------------------------------------------------------------------------
+
 
 def test_same_seed_gives_identical_files_and_orders(world) -> None:
     again = build_world(0)
@@ -86,6 +96,7 @@ def test_different_seed_gives_different_world(world) -> None:
 
 
 # --- shape of the settlement files ----------------------------------------------------------------
+
 
 def test_every_settlement_balances_exactly(world, anomalous_world) -> None:
     for doc in world.settlement_documents() + anomalous_world.settlement_documents():
@@ -105,8 +116,8 @@ def test_layout_24_columns_summary_row_and_ids(world) -> None:
         table = read_tsv(doc.text)
         assert tuple(table[0]) == V2_COLUMNS
         assert all(len(row) == 24 for row in table)
-        assert all(cell == "" for cell in table[1][6:])          # summary: columns 1-6 only
-        assert all(row[1:6] == [""] * 5 for row in table[2:])   # transaction rows: no header values
+        assert all(cell == "" for cell in table[1][6:])  # summary: columns 1-6 only
+        assert all(row[1:6] == [""] * 5 for row in table[2:])  # transaction rows: no header values
         assert all(row[0] == doc.settlement_id for row in table[1:])
         assert re.fullmatch(r"\d{11}", doc.settlement_id)
         assert doc.deposit_date == doc.end + timedelta(days=2)
@@ -115,11 +126,14 @@ def test_layout_24_columns_summary_row_and_ids(world) -> None:
         assert table[1][5] == doc.currency == MARKETPLACE_BY_ID[doc.marketplace_id].currency
 
 
-@pytest.mark.parametrize("currency, datetime_re, date_re, amount_re", [
-    ("USD", ISO_DATETIME, ISO_DATE, DOT_AMOUNT),
-    ("EUR", EU_DATETIME, EU_DATE, COMMA_AMOUNT),
-    ("GBP", EU_DATETIME, EU_DATE, DOT_AMOUNT),   # UK: same EU account dates, but dot decimals
-])
+@pytest.mark.parametrize(
+    "currency, datetime_re, date_re, amount_re",
+    [
+        ("USD", ISO_DATETIME, ISO_DATE, DOT_AMOUNT),
+        ("EUR", EU_DATETIME, EU_DATE, COMMA_AMOUNT),
+        ("GBP", EU_DATETIME, EU_DATE, DOT_AMOUNT),  # UK: same EU account dates, but dot decimals
+    ],
+)
 def test_formats_per_marketplace(world, currency, datetime_re, date_re, amount_re) -> None:
     docs = [d for d in world.settlement_documents() if d.currency == currency]
     assert docs
@@ -141,6 +155,7 @@ def test_format_amount_by_hand() -> None:
 
 
 # --- consistency with the orders ----------------------------------------------------------------
+
 
 def test_settled_orders_match_amazon_orders(world) -> None:
     orders = {o["AmazonOrderId"]: (o, {i["OrderItemId"]: i for i in items}) for o, items in world.orders_v0()}
@@ -185,7 +200,11 @@ def test_fees_follow_catalog_rates(world) -> None:
         for row in rows:
             if row["transaction-type"] == "Order" and not row["marketplace-name"].startswith("Non-Amazon"):
                 # Promotion rows reuse the descriptions Principal/Shipping: keep them apart.
-                key = row["amount-description"] if row["amount-type"] != "Promotion" else "promo-" + row["amount-description"]
+                key = (
+                    row["amount-description"]
+                    if row["amount-type"] != "Promotion"
+                    else "promo-" + row["amount-description"]
+                )
                 blocks[(row["order-id"], row["order-item-code"])][key] = money(row["amount"])
                 blocks[(row["order-id"], row["order-item-code"])]["qty"] = Decimal(row["quantity-purchased"])
                 blocks[(row["order-id"], row["order-item-code"])]["sku"] = row["sku"]  # type: ignore[assignment]
@@ -210,16 +229,25 @@ def test_vocabulary_of_a_real_account_is_present(world) -> None:
             if r["marketplace-name"].startswith("Non-Amazon"):
                 assert r["order-id"].startswith("S01-") and r["merchant-order-id"].startswith("#")
                 assert r["amount-description"] != "Principal" or money(r["amount"]) == 0
-    for expected in [("Order", "ItemPrice", "Principal"), ("Order", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal"),
-                     ("Order", "ItemFees", "FBAPerUnitFulfillmentFee"), ("Order", "ItemFees", "DigitalServicesFee"),
-                     ("Order", "Promotion", "Shipping"), ("Order", "Promotion", "Principal"),
-                     ("Refund", "ItemFees", "RefundCommission"), ("Refund", "ItemFees", "Commission"),
-                     ("other-transaction", "other-transaction", "RemovalComplete"),
-                     ("other-transaction", "other-transaction", "Subscription Fee"),
-                     ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount")]:
+    for expected in [
+        ("Order", "ItemPrice", "Principal"),
+        ("Order", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal"),
+        ("Order", "ItemFees", "FBAPerUnitFulfillmentFee"),
+        ("Order", "ItemFees", "DigitalServicesFee"),
+        ("Order", "Promotion", "Shipping"),
+        ("Order", "Promotion", "Principal"),
+        ("Refund", "ItemFees", "RefundCommission"),
+        ("Refund", "ItemFees", "Commission"),
+        ("other-transaction", "other-transaction", "RemovalComplete"),
+        ("other-transaction", "other-transaction", "Subscription Fee"),
+        ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount"),
+    ]:
         assert expected in seen, expected
-    assert any(t == ("other-transaction", "FBA Inventory Reimbursement", k) for t in seen
-               for k in ("WAREHOUSE_DAMAGE", "REVERSAL_REIMBURSEMENT"))
+    assert any(
+        t == ("other-transaction", "FBA Inventory Reimbursement", k)
+        for t in seen
+        for k in ("WAREHOUSE_DAMAGE", "REVERSAL_REIMBURSEMENT")
+    )
 
 
 def test_refund_commission_is_20_percent_capped(world) -> None:
@@ -240,6 +268,7 @@ def test_refund_commission_is_20_percent_capped(world) -> None:
 
 # --- period features --------------------------------------------------------------------------
 
+
 def test_month_crossing_negative_and_reserves_present(world) -> None:
     docs = world.settlement_documents()
     assert any(d.start.month != d.end.month for d in docs)
@@ -256,15 +285,23 @@ def test_reserves_carry_exactly_between_consecutive_settlements(world) -> None:
         docs.sort(key=lambda d: d.start)
         for previous, current in zip(docs, docs[1:]):
             assert current.start == previous.end  # back-to-back windows
-            held = [money(r["amount"]) for r in rows_of(previous.text)[1] if r["amount-description"] == "Current Reserve Amount"]
-            released = [money(r["amount"]) for r in rows_of(current.text)[1]
-                        if r["amount-description"] == "Previous Reserve Amount Balance"]
+            held = [
+                money(r["amount"])
+                for r in rows_of(previous.text)[1]
+                if r["amount-description"] == "Current Reserve Amount"
+            ]
+            released = [
+                money(r["amount"])
+                for r in rows_of(current.text)[1]
+                if r["amount-description"] == "Previous Reserve Amount Balance"
+            ]
             assert [-x for x in held] == released
             carried += len(released)
     assert carried >= 6
 
 
 # --- anomalies ----------------------------------------------------------------------------------
+
 
 def test_clean_world_has_no_anomalies(world) -> None:
     assert world.anomalies == []
@@ -274,8 +311,13 @@ def test_anomalies_ground_truth(anomalous_world) -> None:
     catalog = {i.sku: i for i in build_catalog(0)}
     docs = {d.settlement_id: d for d in anomalous_world.settlement_documents()}
     kinds = {a.kind for a in anomalous_world.anomalies}
-    assert kinds == {"fee_overcharge_fba", "fee_overcharge_commission", "duplicate_refund",
-                     "missing_reimbursement", "price_error"}
+    assert kinds == {
+        "fee_overcharge_fba",
+        "fee_overcharge_commission",
+        "duplicate_refund",
+        "missing_reimbursement",
+        "price_error",
+    }
     for anomaly in anomalous_world.anomalies:
         doc = docs[anomaly.settlement_id]
         rows = [r for r in rows_of(doc.text)[1] if r["order-id"] == anomaly.order_id and r["sku"] == anomaly.sku]
@@ -286,7 +328,9 @@ def test_anomalies_ground_truth(anomalous_world) -> None:
             assert -money(fee["amount"]) * 100 >= Decimal(expected) * Decimal("1.2")
         elif anomaly.kind == "fee_overcharge_commission":
             fee = next(r for r in rows if r["amount-description"] == "Commission" and r["transaction-type"] == "Order")
-            principal = next(r for r in rows if r["amount-description"] == "Principal" and r["transaction-type"] == "Order")
+            principal = next(
+                r for r in rows if r["amount-description"] == "Principal" and r["transaction-type"] == "Order"
+            )
             assert -money(fee["amount"]) >= money(principal["amount"]) * item.referral_bp / 10000 * Decimal("1.2")
         elif anomaly.kind == "duplicate_refund":
             refunds = {r["adjustment-id"] for r in rows if r["transaction-type"] == "Refund"}
@@ -297,9 +341,13 @@ def test_anomalies_ground_truth(anomalous_world) -> None:
             listed = Decimal(item.price(doc_market(doc))) / 100
             assert unit < listed / 3 or unit > listed * 2
         else:  # missing reimbursement: nothing for that SKU in the reimbursement rows
-            assert not [r for r in rows_of(doc.text)[1]
-                        if r["amount-type"] == "FBA Inventory Reimbursement" and r["sku"] == anomaly.sku
-                        and anomaly.detail.split("event ")[1].split(")")[0] == r["adjustment-id"]]
+            assert not [
+                r
+                for r in rows_of(doc.text)[1]
+                if r["amount-type"] == "FBA Inventory Reimbursement"
+                and r["sku"] == anomaly.sku
+                and anomaly.detail.split("event ")[1].split(")")[0] == r["adjustment-id"]
+            ]
     # The anomalous world is the clean world plus the falsifications: same orders otherwise.
     clean_ids = [o["AmazonOrderId"] for o, _ in build_world(0).orders_v0()]
     assert [o["AmazonOrderId"] for o, _ in anomalous_world.orders_v0()] == clean_ids
@@ -310,6 +358,7 @@ def doc_market(doc) -> str:
 
 
 # --- Orders API shapes, listings, M3 lines ------------------------------------------------------------
+
 
 def test_orders_match_the_official_model(world, shared: Path) -> None:
     models = json.loads((shared / "spapi-models" / "ordersV0.json").read_text())
@@ -330,9 +379,13 @@ def test_orders_match_the_official_model(world, shared: Path) -> None:
             assert re.fullmatch(r"\d{14}", item["OrderItemId"])
             assert re.fullmatch(r"[A-Z0-9]{10}", item["ASIN"])
         if order["OrderStatus"] not in ("Pending",):
-            total = sum(Decimal(i[k]["Amount"]) for i in items for k in ("ItemPrice", "ItemTax", "ShippingPrice", "ShippingTax")) \
-                - sum(Decimal(i[k]["Amount"]) for i in items
-                      for k in ("PromotionDiscount", "ShippingDiscount", "PromotionDiscountTax", "ShippingDiscountTax"))
+            total = sum(
+                Decimal(i[k]["Amount"]) for i in items for k in ("ItemPrice", "ItemTax", "ShippingPrice", "ShippingTax")
+            ) - sum(
+                Decimal(i[k]["Amount"])
+                for i in items
+                for k in ("PromotionDiscount", "ShippingDiscount", "PromotionDiscountTax", "ShippingDiscountTax")
+            )
             assert Decimal(order["OrderTotal"]["Amount"]) == total
     assert len(markets) == 4
     channels = {o["FulfillmentChannel"] for o, _ in world.orders_v0()}
@@ -367,6 +420,7 @@ def test_m3_order_lines_cover_shipped_orders(world) -> None:
 
 # --- legacy V1 --------------------------------------------------------------------------------
 
+
 def test_v1_writer_has_36_columns_and_balances(world) -> None:
     for doc in world.settlement_documents()[:6]:
         table = read_tsv(write_settlement_v1(doc))
@@ -377,13 +431,17 @@ def test_v1_writer_has_36_columns_and_balances(world) -> None:
         records = [dict(zip(V1_COLUMNS, row)) for row in table[2:]]
         total = sum(Decimal(r[c]) for r in records for c in V1_AMOUNT_COLUMNS if r[c])
         assert total == Decimal(header["total-amount"]) == doc.total
-        quantity_only = [r for r in records if r["transaction-type"] == "Order" and r["quantity-purchased"]
-                         and not any(r[c] for c in V1_AMOUNT_COLUMNS)]
+        quantity_only = [
+            r
+            for r in records
+            if r["transaction-type"] == "Order" and r["quantity-purchased"] and not any(r[c] for c in V1_AMOUNT_COLUMNS)
+        ]
         orders = {(r["order-id"], r["order-item-code"]) for r in records if r["transaction-type"] == "Order"}
         assert len(quantity_only) == len(orders) > 0
 
 
 # --- large benchmark file ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("marketplace, lines", [("US", 20_000), ("DE", 5_003)])
 def test_large_settlement_has_n_lines_and_balances(tmp_path, marketplace, lines) -> None:

@@ -3,13 +3,14 @@
 Files are read back with plain ``csv`` + ``Decimal`` (never with project code); expected fees
 come from the catalog inputs and the rates stated here, not from generator output.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,45 +21,98 @@ from sandbox.generator.variants import VARIANTS, real_world_variants, variant_se
 
 # variant -> (currency, marketplace-name on item rows or "" when none, (transaction, amount type, description) present)
 EXPECTED: dict[str, tuple[str, str, set[tuple[str, str, str]]]] = {
-    "liquidations": ("USD", "Amazon.com", {("Liquidations", "ItemPrice", "Principal"),
-                                           ("Liquidations", "ItemFees", "LiquidationsBrokerageFee"),
-                                           ("LIQUIDATIONS_ADJUSTMENTS", "ItemPrice", "TAX")}),
-    "account_level_only": ("CAD", "", {("other-transaction", "other-transaction", "Subscription Fee"),
-                                       ("other-transaction", "other-transaction", "FBAInboundTransportationFee"),
-                                       ("other-transaction", "other-transaction", "Successful charge")}),
+    "liquidations": (
+        "USD",
+        "Amazon.com",
+        {
+            ("Liquidations", "ItemPrice", "Principal"),
+            ("Liquidations", "ItemFees", "LiquidationsBrokerageFee"),
+            ("LIQUIDATIONS_ADJUSTMENTS", "ItemPrice", "TAX"),
+        },
+    ),
+    "account_level_only": (
+        "CAD",
+        "",
+        {
+            ("other-transaction", "other-transaction", "Subscription Fee"),
+            ("other-transaction", "other-transaction", "FBAInboundTransportationFee"),
+            ("other-transaction", "other-transaction", "Successful charge"),
+        },
+    ),
     "jp": ("JPY", "Amazon.co.jp", {("Order", "ItemPrice", "Principal"), ("Order", "Points", "PointsGranted")}),
     "ca": ("CAD", "Amazon.ca", {("Order", "ItemPrice", "Principal"), ("Order", "ItemPrice", "Tax")}),
     "au": ("AUD", "Amazon.com.au", {("Order", "ItemPrice", "Principal"), ("Order", "ItemPrice", "Tax")}),
-    "mcf": ("USD", "Amazon.com", {("Order", "ItemPrice", "Principal"), ("Order", "ItemFees", "FBAPerUnitFulfillmentFee")}),
-    "fee_layout_2024": ("GBP", "Amazon.co.uk", {("AMAZONFEES", "VINE_ENROLLMENT_FEE", "BASE_FEE"),
-                                                ("AMAZONFEES", "VINE_ENROLLMENT_FEE", "DISCOUNT_ON_FEE"),
-                                                ("AMAZONFEES", "VINE_ENROLLMENT_FEE", "TAX_ON_FEE"),
-                                                ("FBAFEES", "FBA_INVENTORY_STORAGE_FEE", "TAX_ON_FEE"),
-                                                ("FBAFEES", "AWD_STORAGE_FEE", "BASE_FEE")}),
-    "chargeback_refund": ("USD", "Amazon.com", {("CHARGEBACK_REFUND", "ItemPrice", "Principal"),
-                                                ("CHARGEBACK_REFUND", "ItemFees", "RefundCommission"),
-                                                ("CHARGEBACK_REFUND", "ItemWithheldTax",
-                                                 "MarketplaceFacilitatorTax-Principal")}),
-    "a_to_z_refund": ("USD", "Amazon.com", {("A_TO_Z_GUARANTEE_REFUND", "ItemPrice", "Principal"),
-                                            ("A_TO_Z_GUARANTEE_REFUND", "ItemFees", "Commission")}),
-    "retrocharge": ("USD", "Amazon.com", {("ORDER_RETROCHARGE", "ItemPrice", "TAX"),
-                                          ("REFUND_RETROCHARGE", "ItemPrice", "SHIPPINGTAX"),
-                                          ("ORDER_RETROCHARGE", "ItemWithheldTax", "MARKETPLACEFACILITATORTAX_PRINCIPAL")}),
-    "coupon_fees": ("EUR", "Amazon.de", {("COUPONREDEMPTIONFEE", "COUPONREDEMPTIONFEE", "BASE_FEE"),
-                                         ("COUPONREDEMPTIONFEE", "COUPONREDEMPTIONFEE", "TAX_ON_FEE")}),
-    "advertising_tax": ("CAD", "Amazon.ca", {("ServiceFee", "Cost of Advertising", "TransactionTotalAmount"),
-                                             ("SERVICEFEE", "OTHERFEES", "TAXAMOUNT")}),
+    "mcf": (
+        "USD",
+        "Amazon.com",
+        {("Order", "ItemPrice", "Principal"), ("Order", "ItemFees", "FBAPerUnitFulfillmentFee")},
+    ),
+    "fee_layout_2024": (
+        "GBP",
+        "Amazon.co.uk",
+        {
+            ("AMAZONFEES", "VINE_ENROLLMENT_FEE", "BASE_FEE"),
+            ("AMAZONFEES", "VINE_ENROLLMENT_FEE", "DISCOUNT_ON_FEE"),
+            ("AMAZONFEES", "VINE_ENROLLMENT_FEE", "TAX_ON_FEE"),
+            ("FBAFEES", "FBA_INVENTORY_STORAGE_FEE", "TAX_ON_FEE"),
+            ("FBAFEES", "AWD_STORAGE_FEE", "BASE_FEE"),
+        },
+    ),
+    "chargeback_refund": (
+        "USD",
+        "Amazon.com",
+        {
+            ("CHARGEBACK_REFUND", "ItemPrice", "Principal"),
+            ("CHARGEBACK_REFUND", "ItemFees", "RefundCommission"),
+            ("CHARGEBACK_REFUND", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal"),
+        },
+    ),
+    "a_to_z_refund": (
+        "USD",
+        "Amazon.com",
+        {("A_TO_Z_GUARANTEE_REFUND", "ItemPrice", "Principal"), ("A_TO_Z_GUARANTEE_REFUND", "ItemFees", "Commission")},
+    ),
+    "retrocharge": (
+        "USD",
+        "Amazon.com",
+        {
+            ("ORDER_RETROCHARGE", "ItemPrice", "TAX"),
+            ("REFUND_RETROCHARGE", "ItemPrice", "SHIPPINGTAX"),
+            ("ORDER_RETROCHARGE", "ItemWithheldTax", "MARKETPLACEFACILITATORTAX_PRINCIPAL"),
+        },
+    ),
+    "coupon_fees": (
+        "EUR",
+        "Amazon.de",
+        {
+            ("COUPONREDEMPTIONFEE", "COUPONREDEMPTIONFEE", "BASE_FEE"),
+            ("COUPONREDEMPTIONFEE", "COUPONREDEMPTIONFEE", "TAX_ON_FEE"),
+        },
+    ),
+    "advertising_tax": (
+        "CAD",
+        "Amazon.ca",
+        {("ServiceFee", "Cost of Advertising", "TransactionTotalAmount"), ("SERVICEFEE", "OTHERFEES", "TAXAMOUNT")},
+    ),
     "commingling_vat": ("EUR", "Amazon.de", {("COMMINGLING_VAT", "OTHER_TRANSACTION", "COMMINGLING_VAT")}),
-    "buy_shipping": ("USD", "Amazon.com", {("OTHER_TRANSACTION", "OTHER_TRANSACTION", "SHIPPING_LABEL_PURCHASE"),
-                                           ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "SHIPPING_LABEL_PURCHASE_FOR_RETURN"),
-                                           ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "SHIPPINGSERVICESREFUND")}),
+    "buy_shipping": (
+        "USD",
+        "Amazon.com",
+        {
+            ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "SHIPPING_LABEL_PURCHASE"),
+            ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "SHIPPING_LABEL_PURCHASE_FOR_RETURN"),
+            ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "SHIPPINGSERVICESREFUND"),
+        },
+    ),
     "capital_services": ("USD", "Amazon.com", {("OTHER_TRANSACTION", "OTHER_TRANSACTION", "AMAZON_CAPITAL_SERVICES")}),
     "seller_rewards": ("USD", "Amazon.com", {("SELLER_REWARDS", "SELLER_REWARDS", "SELLER_REWARDS")}),
     "income_tax": ("TRY", "Amazon.com.tr", {("OTHER_TRANSACTION", "OTHER_TRANSACTION", "INCOME_TAX_CHARGED")}),
 }
-DATETIME = {"iso": (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$"), "%Y-%m-%d %H:%M:%S UTC", 0),
-            "eu": (re.compile(r"^\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2} UTC$"), "%d.%m.%Y %H:%M:%S UTC", 0),
-            "jp": (re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} JST$"), "%Y/%m/%d %H:%M:%S JST", 9)}
+DATETIME = {
+    "iso": (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$"), "%Y-%m-%d %H:%M:%S UTC", 0),
+    "eu": (re.compile(r"^\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2} UTC$"), "%d.%m.%Y %H:%M:%S UTC", 0),
+    "jp": (re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} JST$"), "%Y/%m/%d %H:%M:%S JST", 9),
+}
 STYLE = {"EUR": "eu", "GBP": "eu", "JPY": "jp"}
 AMOUNT = {"JPY": re.compile(r"^-?\d+$"), "EUR": re.compile(r"^-?\d+,\d{2}$")}
 DOT_AMOUNT = re.compile(r"^-?\d+\.\d{2}$")
@@ -117,7 +171,7 @@ def test_variant_balances_and_has_its_vocabulary(files, name):
         assert row["posted-date"] == row["posted-date-time"][:10]
     if offset:  # Japanese local time: 9 hours ahead of the UTC window the other variants use
         utc_start = datetime.strptime(summary["settlement-start-date"], fmt) - timedelta(hours=offset)
-        assert utc_start.replace(tzinfo=timezone.utc) == datetime(2024, 10, 9, 14, 28, 38, tzinfo=timezone.utc)
+        assert utc_start.replace(tzinfo=UTC) == datetime(2024, 10, 9, 14, 28, 38, tzinfo=UTC)
     assert wanted <= {(r["transaction-type"], r["amount-type"], r["amount-description"]) for r in rows}
     names = {r["marketplace-name"] for r in rows if r["order-id"]}
     assert names <= {marketplace, "Non-Amazon US", "Non-Amazon"}
@@ -158,8 +212,9 @@ def test_mcf_rows_have_shop_ids_no_principal_and_twice_the_fba_fee(files):
     _, rows = records(files["mcf"])
     mcf = [r for r in rows if r["marketplace-name"].startswith("Non-Amazon")]
     assert {r["marketplace-name"] for r in mcf} == {"Non-Amazon US", "Non-Amazon"}
-    assert all(re.match(r"^S01-\d{7}-\d{7}$", r["order-id"]) and re.match(r"^#\d{4}$", r["merchant-order-id"])
-               for r in mcf)
+    assert all(
+        re.match(r"^S01-\d{7}-\d{7}$", r["order-id"]) and re.match(r"^#\d{4}$", r["merchant-order-id"]) for r in mcf
+    )
     principal = [r for r in mcf if r["amount-description"] == "Principal"]
     assert len(principal) == 3 and {r["amount"] for r in principal} == {"0.00"}
     for row in (r for r in mcf if r["amount-description"] == "FBAPerUnitFulfillmentFee"):
@@ -175,7 +230,9 @@ def test_2024_fee_layout_tax_on_fee_is_uk_vat_of_the_discounted_fee(files):
     for row in rows:
         if row["transaction-type"] in ("AMAZONFEES", "FBAFEES"):
             assert row["amount-description"] in ("BASE_FEE", "DISCOUNT_ON_FEE", "TAX_ON_FEE")
-            fees[(row["amount-type"], row["posted-date-time"])][row["amount-description"]] = int(money(row["amount"]) * 100)
+            fees[(row["amount-type"], row["posted-date-time"])][row["amount-description"]] = int(
+                money(row["amount"]) * 100
+            )
     assert len(fees) == 4
     for parts in fees.values():
         net = -parts["BASE_FEE"] - parts.get("DISCOUNT_ON_FEE", 0)

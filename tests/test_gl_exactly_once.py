@@ -5,6 +5,7 @@ after M3 committed; M3 commits after the client stopped waiting; two threads pos
 Every case ends by counting the vouchers M3 holds for the posting key once every queued batch
 job has run: exactly one (or none, for a failed job).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,7 +21,13 @@ import httpx
 import pytest
 
 from connectors.m3 import (
-    JournalEntry, JournalLine, M3BatchFailed, M3Client, M3Operations, M3WriteInDoubt, PostedVoucher,
+    JournalEntry,
+    JournalLine,
+    M3BatchFailed,
+    M3Client,
+    M3Operations,
+    M3WriteInDoubt,
+    PostedVoucher,
     SubmittedVoucher,
 )
 from connectors.m3.operations import batch_key, key_of
@@ -58,8 +65,9 @@ class Box:
         """Every voucher whose text starts with ``key``, after every queued batch job has run."""
         self.admin("POST", "gl/batch-job/run")
         with self.client() as client:
-            records = client.execute("GLS200MI", "LstVouchersByDt", {"DIVI": "AAA", "FDAT": ACDT, "TDAT": ACDT},
-                                     maxrecs=0)
+            records = client.execute(
+                "GLS200MI", "LstVouchersByDt", {"DIVI": "AAA", "FDAT": ACDT, "TDAT": ACDT}, maxrecs=0
+            )
         return [r for r in records if key_of(r["VTXT"]) == key]
 
 
@@ -84,10 +92,18 @@ def key(prefix: str) -> str:
 
 def entry(posting_key: str) -> JournalEntry:
     # 100.00 to the bank, 85.00 sales and 15.00 fees credited: balanced by construction.
-    return JournalEntry(key=posting_key, divi="AAA", accounting_date=ACDT, currency="EUR", text="Amazon",
-                        lines=(JournalLine(("1930",), Decimal("100.00"), "bank"),
-                               JournalLine(("3010",), Decimal("-85.00"), "sales"),
-                               JournalLine(("6570",), Decimal("-15.00"), "fees")))
+    return JournalEntry(
+        key=posting_key,
+        divi="AAA",
+        accounting_date=ACDT,
+        currency="EUR",
+        text="Amazon",
+        lines=(
+            JournalLine(("1930",), Decimal("100.00"), "bank"),
+            JournalLine(("3010",), Decimal("-85.00"), "sales"),
+            JournalLine(("6570",), Decimal("-15.00"), "fees"),
+        ),
+    )
 
 
 def ops(client: M3Client, profile: str, **kwargs) -> M3Operations:
@@ -95,6 +111,7 @@ def ops(client: M3Client, profile: str, **kwargs) -> M3Operations:
 
 
 # -- the asynchronous batch job ------------------------------------------------------------------
+
 
 def test_posting_waits_for_the_batch_job_and_books_once(box: Box, clean: None) -> None:
     k = key("JOB")
@@ -166,15 +183,19 @@ def test_failed_batch_job_is_reported_with_m3s_errors_and_never_resubmitted(box:
 LATENCY_MS, CLIENT_TIMEOUT, SETTLE = 2000, 1.0, 3.0
 
 
-@pytest.mark.parametrize("profile, transaction", [
-    ("brief", "GLS200MI/Add"),
-    ("cloudsuite", "GLS840MI/AddBatchHead"),
-    ("cloudsuite", "GLS840MI/AddBatchLine"),
-    ("cloudsuite", "GLS840MI/CtrlBatch"),
-    ("cloudsuite", "GLS840MI/UpdBatch"),
-])
-def test_write_committed_after_the_client_timed_out_is_booked_once(box: Box, clean: None, profile: str,
-                                                                   transaction: str) -> None:
+@pytest.mark.parametrize(
+    "profile, transaction",
+    [
+        ("brief", "GLS200MI/Add"),
+        ("cloudsuite", "GLS840MI/AddBatchHead"),
+        ("cloudsuite", "GLS840MI/AddBatchLine"),
+        ("cloudsuite", "GLS840MI/CtrlBatch"),
+        ("cloudsuite", "GLS840MI/UpdBatch"),
+    ],
+)
+def test_write_committed_after_the_client_timed_out_is_booked_once(
+    box: Box, clean: None, profile: str, transaction: str
+) -> None:
     k = key(f"LATE{profile[0].upper()}")
     box.admin("POST", "faults", {"latency_ms": LATENCY_MS, "transactions": [transaction]})
     with box.client(timeout=CLIENT_TIMEOUT) as client:
@@ -185,7 +206,8 @@ def test_write_committed_after_the_client_timed_out_is_booked_once(box: Box, cle
         box.admin("DELETE", "faults")  # the late requests are still on their way into M3
         # The next attempt at once, as a rerun or a task retry would: nothing is written twice.
         again = ops(client, profile, voucher_wait=5, settle_seconds=SETTLE).post_voucher(
-            entry(k), in_doubt_since=info.value.since)
+            entry(k), in_doubt_since=info.value.since
+        )
     assert isinstance(again, PostedVoucher) and again.key == k
     time.sleep(max(all_landed - time.monotonic(), 0) + 0.2)
     assert len(box.vouchers_with_key(k)) == 1
@@ -209,14 +231,14 @@ def test_in_doubt_write_that_never_reached_m3_is_written_after_the_settle_time(b
     k = key("ABSENT")
     started = time.monotonic()
     with box.client() as client:
-        posted = ops(client, "brief", settle_seconds=1.0).post_voucher(
-            entry(k), in_doubt_since=datetime.now(UTC))
+        posted = ops(client, "brief", settle_seconds=1.0).post_voucher(entry(k), in_doubt_since=datetime.now(UTC))
     assert isinstance(posted, PostedVoucher) and not posted.already_posted
     assert time.monotonic() - started >= 1.0  # proven absent only once the settle time was over
     assert len(box.vouchers_with_key(k)) == 1
 
 
 # -- two callers in one process --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("profile", ["brief", "cloudsuite"])
 def test_two_threads_posting_one_key_book_it_once(box: Box, clean: None, profile: str) -> None:
@@ -249,8 +271,9 @@ SETTLEMENT_KEY, SETTLEMENT_DATE = "AMZ-10000000001-202410", "20241025"  # us_v2_
 
 def _configure(home: Path, ionapi: Path, profile: str, **waits: float) -> None:
     extra = "".join(f"{name} = {value}\n" for name, value in waits.items())
-    (home / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\nprofile = "{profile}"\ncono = 100\n'
-                                      f'divi = "AAA"\n{extra}')
+    (home / "config.toml").write_text(
+        f'[m3]\nionapi = "{ionapi}"\nprofile = "{profile}"\ncono = 100\ndivi = "AAA"\n{extra}'
+    )
 
 
 def _admin(server: RunningServer, method: str, path: str, body: dict | None = None) -> dict:
@@ -264,8 +287,9 @@ def _vouchers_for_settlement(server: RunningServer) -> int:
     return _admin(server, "GET", "state")["vouchers"]
 
 
-def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefect_api_url: str, live_m3,
-                                                                           shared: Path) -> None:
+def test_settlement_submitted_then_confirmed_and_found_again_without_state(
+    prefect_api_url: str, live_m3, shared: Path
+) -> None:
     from flows.cli import problem_lines
     from flows.contract import exit_code
     from flows.settlement import settlement_reconciliation
@@ -298,8 +322,7 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(prefe
     assert _admin(server, "GET", "state")["gl_batches"] == 1
 
 
-def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_url: str, live_m3,
-                                                                    shared: Path) -> None:
+def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_url: str, live_m3, shared: Path) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
@@ -316,8 +339,9 @@ def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(prefect_api_ur
     assert _vouchers_for_settlement(server) == 0
 
 
-def test_settlement_whose_write_commits_after_the_timeout_posts_once(prefect_api_url: str, live_m3,
-                                                                      shared: Path) -> None:
+def test_settlement_whose_write_commits_after_the_timeout_posts_once(
+    prefect_api_url: str, live_m3, shared: Path
+) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3

@@ -5,6 +5,7 @@ every voucher line worked out by hand from the file.
 Journal convention (reconciliation/vouchers.py): a line of amount a books -a to its account
 (debit +, credit -); the deposit books +total to 1930, or a negative total to 2450.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,9 +17,19 @@ from reconciliation.parse import read_settlement_file
 from reconciliation.pipeline import prepare_settlement
 
 GOLDEN = Path(__file__).parent / "golden" / "categories"
-NEW_CATEGORIES = {"liquidation_proceeds", "liquidation_fees", "input_tax", "withholding_tax", "sales_tax_adjustments",
-                  "outbound_freight", "inbound_freight", "promotion_fees", "loan_repayment", "adjustments_review",
-                  "other_income"}
+NEW_CATEGORIES = {
+    "liquidation_proceeds",
+    "liquidation_fees",
+    "input_tax",
+    "withholding_tax",
+    "sales_tax_adjustments",
+    "outbound_freight",
+    "inbound_freight",
+    "promotion_fees",
+    "loan_repayment",
+    "adjustments_review",
+    "other_income",
+}
 
 
 def _bs(code: str) -> tuple[str, ...]:
@@ -37,60 +48,80 @@ EXPECTED = {
     # placement -27.30; coupon -0.60; loan repayment -250.00; seller rewards 5.00; MiscAdjustment 12.34.
     # total 124.33; debit 124.33 + 250.00 + 7.50 + 61.88 + 8.47 + 27.30 + 0.60 = 480.08
     #               = credit 49.99 + 0.25 + 12.34 + 412.50 + 5.00
-    "us_v2_liquidation_freight_lending.tsv": ("Amazon.com", "USD", [
-        ("1510", _bs("US"), -4999, "principal"),
-        ("2610", _bs("US"), -25, "marketplace_facilitator_tax+sales_tax_adjustments"),
-        ("2840", _bs("US"), 25000, "loan_repayment"),
-        ("2999", _bs("US"), -1234, "adjustments_review"),
-        ("3070", _pl("US"), -41250, "liquidation_proceeds"),
-        ("3990", _pl("US"), -500, "other_income"),
-        ("6110", _pl("US"), 750, "referral_commission"),
-        ("6180", _pl("US"), 6188, "liquidation_fees"),
-        ("6210", _pl("US"), 847, "outbound_freight"),
-        ("6220", _pl("US"), 2730, "inbound_freight"),
-        ("6520", _pl("US"), 60, "promotion_fees"),
-        ("1930", _bs("US"), 12433, "amazon_clearing"),
-    ]),
+    "us_v2_liquidation_freight_lending.tsv": (
+        "Amazon.com",
+        "USD",
+        [
+            ("1510", _bs("US"), -4999, "principal"),
+            ("2610", _bs("US"), -25, "marketplace_facilitator_tax+sales_tax_adjustments"),
+            ("2840", _bs("US"), 25000, "loan_repayment"),
+            ("2999", _bs("US"), -1234, "adjustments_review"),
+            ("3070", _pl("US"), -41250, "liquidation_proceeds"),
+            ("3990", _pl("US"), -500, "other_income"),
+            ("6110", _pl("US"), 750, "referral_commission"),
+            ("6180", _pl("US"), 6188, "liquidation_fees"),
+            ("6210", _pl("US"), 847, "outbound_freight"),
+            ("6220", _pl("US"), 2730, "inbound_freight"),
+            ("6520", _pl("US"), 60, "promotion_fees"),
+            ("1930", _bs("US"), 12433, "amazon_clearing"),
+        ],
+    ),
     # Principal 39,90; Commission -5,99; FBA -3,45; Vine BASE_FEE -200,00 and TAX_ON_FEE -38,00;
     # storage BASE_FEE -12,40, DISCOUNT_ON_FEE +1,24, TAX_ON_FEE -2,12; Commingling VAT -0,57;
     # advertising -50,00 and its TaxAmount -9,50. total -280,89 (the seller owes Amazon).
     # 2640 input tax: 38,00 + 2,12 + 0,57 + 9,50 = 50,19; 6160 storage: 12,40 - 1,24 = 11,16.
-    "de_v2_input_tax.tsv": ("Amazon.de", "EUR", [
-        ("1510", _bs("DE"), -3990, "principal"),
-        ("2640", _bs("DE"), 5019, "input_tax"),
-        ("6110", _pl("DE"), 599, "referral_commission"),
-        ("6120", _pl("DE"), 345, "fba_fulfilment_fees"),
-        ("6160", _pl("DE"), 1116, "storage"),
-        ("6510", _pl("DE"), 5000, "advertising"),
-        ("6520", _pl("DE"), 20000, "promotion_fees"),
-        ("2450", _bs("DE"), -28089, "payable_to_amazon"),
-    ]),
+    "de_v2_input_tax.tsv": (
+        "Amazon.de",
+        "EUR",
+        [
+            ("1510", _bs("DE"), -3990, "principal"),
+            ("2640", _bs("DE"), 5019, "input_tax"),
+            ("6110", _pl("DE"), 599, "referral_commission"),
+            ("6120", _pl("DE"), 345, "fba_fulfilment_fees"),
+            ("6160", _pl("DE"), 1116, "storage"),
+            ("6510", _pl("DE"), 5000, "advertising"),
+            ("6520", _pl("DE"), 20000, "promotion_fees"),
+            ("2450", _bs("DE"), -28089, "payable_to_amazon"),
+        ],
+    ),
     # Principal 1499.00, Commission -179.88; INCOME_TAX_CHARGED -14.99; chargeback Principal
     # -499.00 and its commission back +59.88. total 865.01.
     # 1510: 1499.00 - 499.00 = 1000.00; 6110: 179.88 - 59.88 = 120.00.
-    "in_v2_withholding_chargeback.tsv": ("Amazon.in", "INR", [
-        ("1510", _bs("IN"), -100000, "principal+refunds"),
-        ("1640", _bs("IN"), 1499, "withholding_tax"),
-        ("6110", _pl("IN"), 12000, "referral_commission"),
-        ("1930", _bs("IN"), 86501, "amazon_clearing"),
-    ]),
+    "in_v2_withholding_chargeback.tsv": (
+        "Amazon.in",
+        "INR",
+        [
+            ("1510", _bs("IN"), -100000, "principal+refunds"),
+            ("1640", _bs("IN"), 1499, "withholding_tax"),
+            ("6110", _pl("IN"), 12000, "referral_commission"),
+            ("1930", _bs("IN"), 86501, "amazon_clearing"),
+        ],
+    ),
     # No marketplace-name on any row; CAD -> Amazon.ca. Subscription -39.99, inbound transport
     # -150.00, storage -98.70, advertising -29.20 and its HST -3.80: total -321.69.
-    "ca_v2_account_level_no_marketplace.tsv": ("Amazon.ca", "CAD", [
-        ("2640", _bs("CA"), 380, "input_tax"),
-        ("6150", _pl("CA"), 3999, "subscription"),
-        ("6160", _pl("CA"), 9870, "storage"),
-        ("6220", _pl("CA"), 15000, "inbound_freight"),
-        ("6510", _pl("CA"), 2920, "advertising"),
-        ("2450", _bs("CA"), -32169, "payable_to_amazon"),
-    ]),
+    "ca_v2_account_level_no_marketplace.tsv": (
+        "Amazon.ca",
+        "CAD",
+        [
+            ("2640", _bs("CA"), 380, "input_tax"),
+            ("6150", _pl("CA"), 3999, "subscription"),
+            ("6160", _pl("CA"), 9870, "storage"),
+            ("6220", _pl("CA"), 15000, "inbound_freight"),
+            ("6510", _pl("CA"), 2920, "advertising"),
+            ("2450", _bs("CA"), -32169, "payable_to_amazon"),
+        ],
+    ),
     # Yen have no decimals: Principal 1980, points -20, Commission -198, FBA -318; total 1444.
-    "jp_v2_points_jpy.tsv": ("Amazon.co.jp", "JPY", [
-        ("1510", _bs("JP"), -1960, "principal+promotions"),
-        ("6110", _pl("JP"), 198, "referral_commission"),
-        ("6120", _pl("JP"), 318, "fba_fulfilment_fees"),
-        ("1930", _bs("JP"), 1444, "amazon_clearing"),
-    ]),
+    "jp_v2_points_jpy.tsv": (
+        "Amazon.co.jp",
+        "JPY",
+        [
+            ("1510", _bs("JP"), -1960, "principal+promotions"),
+            ("6110", _pl("JP"), 198, "referral_commission"),
+            ("6120", _pl("JP"), 318, "fba_fulfilment_fees"),
+            ("1930", _bs("JP"), 1444, "amazon_clearing"),
+        ],
+    ),
 }
 
 
@@ -118,10 +149,18 @@ def test_golden_us_file_under_summary():
     # As invoice-clearing except the order's principal, which is revenue (3010) here; the
     # liquidation stays liquidation proceeds (3070), never sales revenue.
     assert [(l.account, l.dimensions, l.amount_minor) for l in voucher.lines] == [
-        ("2610", _bs("US"), -25), ("2840", _bs("US"), 25000), ("2999", _bs("US"), -1234),
-        ("3010", _pl("US"), -4999), ("3070", _pl("US"), -41250), ("3990", _pl("US"), -500),
-        ("6110", _pl("US"), 750), ("6180", _pl("US"), 6188), ("6210", _pl("US"), 847),
-        ("6220", _pl("US"), 2730), ("6520", _pl("US"), 60), ("1930", _bs("US"), 12433),
+        ("2610", _bs("US"), -25),
+        ("2840", _bs("US"), 25000),
+        ("2999", _bs("US"), -1234),
+        ("3010", _pl("US"), -4999),
+        ("3070", _pl("US"), -41250),
+        ("3990", _pl("US"), -500),
+        ("6110", _pl("US"), 750),
+        ("6180", _pl("US"), 6188),
+        ("6210", _pl("US"), 847),
+        ("6220", _pl("US"), 2730),
+        ("6520", _pl("US"), 60),
+        ("1930", _bs("US"), 12433),
     ]
 
 

@@ -3,6 +3,7 @@
 Expected values are worked out from the inputs (prices, quantities, line amounts we send), never
 read back from the connector first.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -18,14 +19,26 @@ import httpx
 import pytest
 
 from connectors.m3 import (
-    IonApiCredentials, IonApiOAuth, M3AuthError, M3BatchFailed, M3Client, M3TransactionError, M3Unavailable,
+    IonApiCredentials,
+    IonApiOAuth,
+    M3AuthError,
+    M3BatchFailed,
+    M3Client,
+    M3TransactionError,
+    M3Unavailable,
     M3WriteInDoubt,
 )
 from connectors.m3.client import format_value
 from connectors.m3.gl_record import I1_LENGTH, I1Record, I1RecordError, decode_i1, encode_i1
 from connectors.m3.operations import M3Operations, batch_key, key_of
 from connectors.m3.records import (
-    CustomerRequest, JournalEntry, JournalLine, M3DataError, OrderAddress, OrderLineRequest, OrderRequest,
+    CustomerRequest,
+    JournalEntry,
+    JournalLine,
+    M3DataError,
+    OrderAddress,
+    OrderLineRequest,
+    OrderRequest,
 )
 from connectors.retry import Backoff
 from sandbox.m3.app import create_app
@@ -65,8 +78,12 @@ class Sandbox:
 def start_sandbox(tmp_path_factory: pytest.TempPathFactory, name: str, **app_kwargs) -> Sandbox:
     data_dir = tmp_path_factory.mktemp(name)
     server = serve_in_thread(lambda base: create_app(data_dir, base, **app_kwargs))
-    ionapi = write_ionapi(data_dir / "sandbox.ionapi", server.base_url, app_kwargs.get("tenant", DEFAULT_TENANT),
-                          sandbox_credentials(data_dir))
+    ionapi = write_ionapi(
+        data_dir / "sandbox.ionapi",
+        server.base_url,
+        app_kwargs.get("tenant", DEFAULT_TENANT),
+        sandbox_credentials(data_dir),
+    )
     return Sandbox(server, data_dir, ionapi)
 
 
@@ -98,43 +115,74 @@ def no_faults(sandbox) -> Iterator[None]:
 # Pure units: I1 record, journal entries, value formatting, .ionapi parsing
 # ---------------------------------------------------------------------------------------------
 
+
 def test_i1_record_layout_worked_out_by_hand():
-    record = I1Record(rnno=1, grnr=1, divi="AAA", dimensions=("3010", "", "US"), currency="USD",
-                      amount=Decimal("-120.00"), accounting_date=date(2024, 10, 25), text="AMZ-1 fees")
-    expected = ("I1" + "000000001" + "00000001" + "AAA"
-                + "3010      " + " " * 10 + "US        " + " " * 40   # AIT1..AIT7, 10 each
-                + "USD" + " " * 10 + "-120.00"                          # CUAM right-aligned in 17
-                + "20241025" + "AMZ-1 fees" + " " * 30)                 # ACDT, VTXT(40)
+    record = I1Record(
+        rnno=1,
+        grnr=1,
+        divi="AAA",
+        dimensions=("3010", "", "US"),
+        currency="USD",
+        amount=Decimal("-120.00"),
+        accounting_date=date(2024, 10, 25),
+        text="AMZ-1 fees",
+    )
+    expected = (
+        "I1"
+        + "000000001"
+        + "00000001"
+        + "AAA"
+        + "3010      "
+        + " " * 10
+        + "US        "
+        + " " * 40  # AIT1..AIT7, 10 each
+        + "USD"
+        + " " * 10
+        + "-120.00"  # CUAM right-aligned in 17
+        + "20241025"
+        + "AMZ-1 fees"
+        + " " * 30
+    )  # ACDT, VTXT(40)
     assert encode_i1(record) == expected
     assert len(expected) == 160 == I1_LENGTH
     assert expected[95:112] == "          -120.00"  # CUAM sits at chars 96..112
-    assert decode_i1(expected) == I1Record(1, 1, "AAA", ("3010", "", "US", "", "", "", ""), "USD",
-                                           Decimal("-120.00"), date(2024, 10, 25), "AMZ-1 fees")
+    assert decode_i1(expected) == I1Record(
+        1, 1, "AAA", ("3010", "", "US", "", "", "", ""), "USD", Decimal("-120.00"), date(2024, 10, 25), "AMZ-1 fees"
+    )
     assert decode_i1(expected.rstrip()) == decode_i1(expected)  # M3 may trim trailing blanks
 
 
 def test_i1_record_refuses_values_that_do_not_fit():
-    base = dict(rnno=1, grnr=1, divi="AAA", currency="EUR", amount=Decimal("1"), accounting_date=date(2024, 1, 1),
-                text="x")
+    base = dict(
+        rnno=1, grnr=1, divi="AAA", currency="EUR", amount=Decimal("1"), accounting_date=date(2024, 1, 1), text="x"
+    )
     with pytest.raises(I1RecordError, match="AIT1"):
         encode_i1(I1Record(dimensions=("12345678901",), **base))
     with pytest.raises(I1RecordError, match="VTXT"):
         encode_i1(I1Record(**{**base, "text": "x" * 41}, dimensions=("1",)))
     with pytest.raises(I1RecordError, match="RNNO"):
-        encode_i1(I1Record(**{**base, "rnno": 10 ** 9}, dimensions=("1",)))
+        encode_i1(I1Record(**{**base, "rnno": 10**9}, dimensions=("1",)))
     with pytest.raises(I1RecordError, match="CUAM"):
         decode_i1("I1" + "0" * 17 + "AAA" + " " * 73 + "not-a-number".rjust(17) + "20240101")
 
 
-def entry(key: str, lines: tuple[JournalLine, ...], *, text: str = "Amazon", acdt: date = date(2024, 10, 25),
-          currency: str = "EUR") -> JournalEntry:
+def entry(
+    key: str,
+    lines: tuple[JournalLine, ...],
+    *,
+    text: str = "Amazon",
+    acdt: date = date(2024, 10, 25),
+    currency: str = "EUR",
+) -> JournalEntry:
     return JournalEntry(key=key, divi="AAA", accounting_date=acdt, currency=currency, text=text, lines=lines)
 
 
 def balanced_lines(amount: str = "120.00") -> tuple[JournalLine, ...]:
-    return (JournalLine(("1930", "", "DE"), Decimal(amount), "bank"),
-            JournalLine(("3010",), -Decimal(amount) + Decimal("15.50"), "sales"),
-            JournalLine(("6570", "AMZFEE"), Decimal("-15.50"), "fees"))
+    return (
+        JournalLine(("1930", "", "DE"), Decimal(amount), "bank"),
+        JournalLine(("3010",), -Decimal(amount) + Decimal("15.50"), "sales"),
+        JournalLine(("6570", "AMZFEE"), Decimal("-15.50"), "fees"),
+    )
 
 
 def test_journal_entry_refuses_unbalanced_and_oversized_values():
@@ -168,6 +216,7 @@ def test_format_value_for_m3():
     assert format_value(Decimal("1E+2")) == "100"
     assert format_value(7) == "7"
     from datetime import datetime
+
     with pytest.raises(TypeError):
         format_value(datetime(2024, 1, 1))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -176,9 +225,21 @@ def test_format_value_for_m3():
 
 def test_ionapi_file_parsing_hides_secrets(tmp_path):
     path = tmp_path / "x.ionapi"
-    path.write_text(json.dumps({"ti": "T1", "ci": "T1~cid", "cs": "CLIENTSECRET", "iu": "https://ion/",
-                                "pu": "https://sso/T1/as/", "ot": "token.oauth2", "or": "revoke_token.oauth2",
-                                "saak": "T1#ACCESSKEY", "sask": "SECRETKEY"}))
+    path.write_text(
+        json.dumps(
+            {
+                "ti": "T1",
+                "ci": "T1~cid",
+                "cs": "CLIENTSECRET",
+                "iu": "https://ion/",
+                "pu": "https://sso/T1/as/",
+                "ot": "token.oauth2",
+                "or": "revoke_token.oauth2",
+                "saak": "T1#ACCESSKEY",
+                "sask": "SECRETKEY",
+            }
+        )
+    )
     creds = IonApiCredentials.from_file(path)
     assert creds.m3_base_url == "https://ion/T1/M3"
     assert creds.token_url == "https://sso/T1/as/token.oauth2"
@@ -197,14 +258,18 @@ def test_ionapi_file_parsing_hides_secrets(tmp_path):
 # Auth
 # ---------------------------------------------------------------------------------------------
 
+
 def test_token_fetched_once_and_reused_and_logs_hold_no_secret(sandbox, caplog):
     caplog.set_level(logging.DEBUG)
     creds = IonApiCredentials.from_file(sandbox.ionapi)
     auth = IonApiOAuth(creds)
     with M3Client(creds.iu, auth, tenant=creds.ti, backoff=FAST) as c:
         assert c.execute("CRS610MI", "GetBasicData", {"CUNO": "AMZUS"})[0]["CUCD"] == "USD"
-        c.execute("MMS200MI", "GetItmBasic", {"ITNO": c.execute("MMS080MI", "LstItemBal", {"WHLO": "100"},
-                                                                maxrecs=1)[0]["ITNO"]})
+        c.execute(
+            "MMS200MI",
+            "GetItmBasic",
+            {"ITNO": c.execute("MMS080MI", "LstItemBal", {"WHLO": "100"}, maxrecs=1)[0]["ITNO"]},
+        )
         token = auth.access_token()
         assert auth.grants == ["password"]
     for secret in (token, creds.cs, creds.sask, creds.saak):
@@ -229,6 +294,7 @@ def test_token_refreshed_before_expiry(sandbox):
 def test_expired_token_gets_401_then_one_refresh(tmp_path_factory):
     # The server expires tokens after 1 s; our clock never moves, so only the 401 tells us.
     import time
+
     box = start_sandbox(tmp_path_factory, "m3short", auth="oauth", token_lifetime=1)
     try:
         creds = IonApiCredentials.from_file(box.ionapi)
@@ -289,6 +355,7 @@ def basic_credentials(box: Sandbox) -> tuple[str, str]:
 # Errors, bulk, v1
 # ---------------------------------------------------------------------------------------------
 
+
 def test_every_error_type_surfaces_with_code_and_field(client):
     with pytest.raises(M3TransactionError) as info:
         client.execute("CRS610MI", "GetBasicData", {"CUNO": "NOSUCH"})
@@ -313,9 +380,14 @@ def test_every_error_type_surfaces_with_code_and_field(client):
 
 
 def test_bulk_with_one_failing_transaction(client):
-    results = client.execute_bulk("CRS610MI", [
-        ("GetBasicData", {"CUNO": "AMZUS"}), ("GetBasicData", {"CUNO": "NOSUCH"}), ("GetBasicData", {"CUNO": "AMZUK"}),
-    ])
+    results = client.execute_bulk(
+        "CRS610MI",
+        [
+            ("GetBasicData", {"CUNO": "AMZUS"}),
+            ("GetBasicData", {"CUNO": "NOSUCH"}),
+            ("GetBasicData", {"CUNO": "AMZUK"}),
+        ],
+    )
     assert [r.ok for r in results] == [True, False, True]
     assert results[0].records[0]["CUCD"] == "USD" and results[2].records[0]["CUCD"] == "GBP"
     assert (results[1].error.code, results[1].error.field) == ("WCU0203", "CUNO")
@@ -343,14 +415,29 @@ def test_bad_names_are_refused_before_sending(client):
 # Business operations in both profiles
 # ---------------------------------------------------------------------------------------------
 
+
 def test_customer_created_and_read_back(ops, caplog):
     caplog.set_level(logging.DEBUG)
     name = unique("Jane-Buyer-")
-    cuno = ops.create_customer(CustomerRequest(name=name, address1="1 Main Street", town="Berlin", country="DE",
-                                               postal_code="10115", currency="EUR", email="jane@example.com"))
+    cuno = ops.create_customer(
+        CustomerRequest(
+            name=name,
+            address1="1 Main Street",
+            town="Berlin",
+            country="DE",
+            postal_code="10115",
+            currency="EUR",
+            email="jane@example.com",
+        )
+    )
     customer = ops.get_customer(cuno)
-    assert (customer.cuno, customer.name, customer.town, customer.country, customer.currency) == \
-        (cuno, name, "Berlin", "DE", "EUR")
+    assert (customer.cuno, customer.name, customer.town, customer.country, customer.currency) == (
+        cuno,
+        name,
+        "Berlin",
+        "DE",
+        "EUR",
+    )
     assert customer.address == ("1 Main Street",)
     assert "jane@example.com" not in repr(customer)
     assert cuno in [c.cuno for c in ops.search_customers(f"CUNM:{name}")]
@@ -367,11 +454,18 @@ def test_customer_request_checks_m3_limits():
 
 def test_order_created_found_and_read_back(ops, sandbox):
     cuor = unique("111-0000000-")
-    order = OrderRequest(cuno="AMZDE", customer_order_ref=cuor, order_type="AMZ", lines=(
-        OrderLineRequest(itno=first_item(ops), quantity=2, unit_price=Decimal("10.50")),
-        OrderLineRequest(itno=first_item(ops), quantity=Decimal(1), unit_price=Decimal("4.00"),
-                         discount=Decimal("1.00")),
-    ), delivery_address=OrderAddress(name="Jane Buyer", address1="1 Main Street", town="Berlin", country="DE"))
+    order = OrderRequest(
+        cuno="AMZDE",
+        customer_order_ref=cuor,
+        order_type="AMZ",
+        lines=(
+            OrderLineRequest(itno=first_item(ops), quantity=2, unit_price=Decimal("10.50")),
+            OrderLineRequest(
+                itno=first_item(ops), quantity=Decimal(1), unit_price=Decimal("4.00"), discount=Decimal("1.00")
+            ),
+        ),
+        delivery_address=OrderAddress(name="Jane Buyer", address1="1 Main Street", town="Berlin", country="DE"),
+    )
     assert ops.find_order_by_reference("AMZDE", cuor) is None
     created = ops.create_order(order)
     assert created.line_numbers == (1, 2)
@@ -380,17 +474,27 @@ def test_order_created_found_and_read_back(ops, sandbox):
     head = ops.get_order(created.orno)
     # 2 x 10.50 + (1 x 4.00 - 1.00) = 24.00 net; 19 % VAT on EUR orders in the sandbox = 4.56
     assert (head.cuno, head.customer_order_ref, head.currency) == ("AMZDE", cuor, "EUR")
-    assert (head.net_amount, head.vat_amount, head.total_amount) == (Decimal("24.00"), Decimal("4.56"),
-                                                                     Decimal("28.56"))
+    assert (head.net_amount, head.vat_amount, head.total_amount) == (
+        Decimal("24.00"),
+        Decimal("4.56"),
+        Decimal("28.56"),
+    )
     lines = ops.list_order_lines(created.orno)
     assert [(ln.line_number, ln.quantity, ln.unit_price, ln.net_amount) for ln in lines] == [
-        (1, Decimal(2), Decimal("10.50"), Decimal("21.00")), (2, Decimal(1), Decimal("4.00"), Decimal("3.00"))]
+        (1, Decimal(2), Decimal("10.50"), Decimal("21.00")),
+        (2, Decimal(1), Decimal("4.00"), Decimal("3.00")),
+    ]
 
 
 def test_order_with_an_unknown_item_reports_the_line(ops):
     from connectors.m3.errors import M3OrderIncomplete
-    order = OrderRequest(cuno="AMZUS", customer_order_ref=unique("112-"), order_type="AMZ", lines=(
-        OrderLineRequest(itno="NOSUCHITEM", quantity=1, unit_price=Decimal("1.00")),))
+
+    order = OrderRequest(
+        cuno="AMZUS",
+        customer_order_ref=unique("112-"),
+        order_type="AMZ",
+        lines=(OrderLineRequest(itno="NOSUCHITEM", quantity=1, unit_price=Decimal("1.00")),),
+    )
     with pytest.raises(M3OrderIncomplete) as info:
         ops.create_order(order)
     assert info.value.errors[0].code == "WIT0103" and info.value.orno
@@ -420,8 +524,14 @@ def test_balances_agree_across_profiles(client):
 
 def test_delivery_tracking_and_invoices(ops, sandbox):
     itno = first_item(ops)
-    created = ops.create_order(OrderRequest(cuno="AMZUK", customer_order_ref=unique("113-"), order_type="AMZ",
-                                            lines=(OrderLineRequest(itno=itno, quantity=3, unit_price=Decimal("5.00")),)))
+    created = ops.create_order(
+        OrderRequest(
+            cuno="AMZUK",
+            customer_order_ref=unique("113-"),
+            order_type="AMZ",
+            lines=(OrderLineRequest(itno=itno, quantity=3, unit_price=Decimal("5.00")),),
+        )
+    )
     assert ops.delivery_tracking(created.orno) == []
     sandbox.admin("POST", "/sandbox/advance", {"to": "77", "orders": [created.orno], "date": "20241020"})
     [delivery] = ops.delivery_tracking(created.orno)
@@ -429,8 +539,12 @@ def test_delivery_tracking_and_invoices(ops, sandbox):
     assert [(ln.itno, ln.quantity) for ln in delivery.lines] == [(itno, Decimal(3))]
     [invoice] = ops.list_invoices_for_order(created.orno)
     # 3 x 5.00 = 15.00 net; GBP VAT 20 % = 3.00
-    assert (invoice.net, invoice.tax, invoice.gross, invoice.currency) == (Decimal("15.00"), Decimal("3.00"),
-                                                                           Decimal("18.00"), "GBP")
+    assert (invoice.net, invoice.tax, invoice.gross, invoice.currency) == (
+        Decimal("15.00"),
+        Decimal("3.00"),
+        Decimal("18.00"),
+        "GBP",
+    )
     assert invoice.ivdt == date(2024, 10, 20) and invoice.cuno == "AMZUK"
     in_range = ops.list_invoices(date(2024, 10, 1), date(2024, 10, 31))
     assert invoice.ivno in [i.ivno for i in in_range]
@@ -457,10 +571,13 @@ def test_voucher_posted_once_and_read_back(ops, sandbox):
 def test_unbalanced_voucher_refused_by_m3_when_sent_raw(client, ops, sandbox):
     key = unique("AMZ-RAW-")
     common = {"DIVI": "AAA", "ACDT": date(2024, 10, 25), "VTXT": key, "CUCD": "EUR", "NLIN": 2}
-    results = client.execute_bulk("GLS200MI", [
-        ("Add", {**common, "LINE": 1, "AIT1": "1930", "CUAM": Decimal("100.00")}),
-        ("Add", {**common, "LINE": 2, "AIT1": "3010", "CUAM": Decimal("-99.00")}),
-    ])
+    results = client.execute_bulk(
+        "GLS200MI",
+        [
+            ("Add", {**common, "LINE": 1, "AIT1": "1930", "CUAM": Decimal("100.00")}),
+            ("Add", {**common, "LINE": 2, "AIT1": "3010", "CUAM": Decimal("-99.00")}),
+        ],
+    )
     assert results[0].ok and not results[1].ok
     assert (results[1].error.error_type, results[1].error.code) == ("ServerReturnedNOK", "XBA0001")
     assert ops.find_voucher(key, date(2024, 10, 25)) is None
@@ -477,26 +594,32 @@ def test_closed_period_is_refused(ops, sandbox):
 # Fault injection
 # ---------------------------------------------------------------------------------------------
 
+
 def test_reads_are_retried_through_server_errors(client, sandbox, no_faults, caplog):
     caplog.set_level(logging.WARNING, logger="connectors.m3.client")
-    sandbox.admin("POST", "/sandbox/faults", {"error_rate": 0.5, "status": 503, "seed": 7,
-                                              "transactions": ["CRS610MI/GetBasicData"]})
+    sandbox.admin(
+        "POST",
+        "/sandbox/faults",
+        {"error_rate": 0.5, "status": 503, "seed": 7, "transactions": ["CRS610MI/GetBasicData"]},
+    )
     for _ in range(6):
         assert client.execute("CRS610MI", "GetBasicData", {"CUNO": "AMZUS"})[0]["CUNO"] == "AMZUS"
     assert "retry" in caplog.text  # at least one of the 6 reads met a 503 and was retried
 
 
 def test_reads_give_up_after_the_backoff_attempts(client, sandbox, no_faults):
-    sandbox.admin("POST", "/sandbox/faults", {"error_rate": 1.0, "status": 429,
-                                              "transactions": ["CRS610MI/GetBasicData"]})
+    sandbox.admin(
+        "POST", "/sandbox/faults", {"error_rate": 1.0, "status": 429, "transactions": ["CRS610MI/GetBasicData"]}
+    )
     with pytest.raises(M3Unavailable) as info:
         client.execute("CRS610MI", "GetBasicData", {"CUNO": "AMZUS"})
     assert info.value.status == 429
 
 
 def test_read_timeouts_are_retried_then_reported(sandbox, no_faults):
-    sandbox.admin("POST", "/sandbox/faults", {"timeout_rate": 1.0, "hang_ms": 800,
-                                              "transactions": ["MMS200MI/GetItmBasic"]})
+    sandbox.admin(
+        "POST", "/sandbox/faults", {"timeout_rate": 1.0, "hang_ms": 800, "transactions": ["MMS200MI/GetItmBasic"]}
+    )
     with M3Client.from_ionapi(sandbox.ionapi, timeout=0.2, backoff=Backoff(attempts=2, base=0.01, cap=0.01)) as c:
         with pytest.raises(M3Unavailable, match="timed out"):
             c.execute("MMS200MI", "GetItmBasic", {"ITNO": "ANY"})
@@ -504,18 +627,30 @@ def test_read_timeouts_are_retried_then_reported(sandbox, no_faults):
 
 def test_errors_survive_pickling():
     import pickle
+
     error = pickle.loads(pickle.dumps(M3TransactionError("CRS610MI", "Add", "InputFieldTooLong", None, "CUNM", "x")))
-    assert (error.program, error.transaction, error.error_type, error.field) == ("CRS610MI", "Add",
-                                                                                "InputFieldTooLong", "CUNM")
+    assert (error.program, error.transaction, error.error_type, error.field) == (
+        "CRS610MI",
+        "Add",
+        "InputFieldTooLong",
+        "CUNM",
+    )
     unavailable = pickle.loads(pickle.dumps(M3Unavailable("GLS200MI/Add", "HTTP 503", status=503)))
     assert unavailable.status == 503 and "HTTP 503" in str(unavailable)
     since = datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
     doubt = pickle.loads(pickle.dumps(M3WriteInDoubt("GLS200MI/Add", "timed out", key="AMZ-1", since=since)))
     assert (doubt.key, doubt.since, str(doubt)) == (
-        "AMZ-1", since, "M3 unavailable for GLS200MI/Add: timed out; the write to M3 is in doubt (posting key AMZ-1)")
+        "AMZ-1",
+        since,
+        "M3 unavailable for GLS200MI/Add: timed out; the write to M3 is in doubt (posting key AMZ-1)",
+    )
     failed = pickle.loads(pickle.dumps(M3BatchFailed("AMZ-1", "XBA0003", "Account blocked")))
     assert (failed.batch, failed.code, failed.field, failed.message) == (
-        "AMZ-1", "XBA0003", "KEY1", "GLS840 batch AMZ-1 was not booked by M3's update job: Account blocked")
+        "AMZ-1",
+        "XBA0003",
+        "KEY1",
+        "GLS840 batch AMZ-1 was not booked by M3's update job: Account blocked",
+    )
 
 
 def test_writes_are_not_retried(client, sandbox, no_faults, caplog):

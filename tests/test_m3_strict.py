@@ -4,6 +4,7 @@ Company/division authorisation (XAU0008) and the start-up check, numbers and key
 them, bulk size limits and list record caps, and records locked by another user. Expected values
 come from the inputs (the sandbox's seeded user 100/AAA, the limits each sandbox is started with).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -17,12 +18,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from connectors.m3 import M3Client, M3Operations, M3TransactionError
 from connectors.m3.errors import M3Error, M3ListTruncated
 from connectors.m3.records import (
-    CustomerRequest, JournalEntry, JournalLine, OrderAddress, OrderLineRequest, OrderRequest,
+    CustomerRequest,
+    JournalEntry,
+    JournalLine,
+    OrderAddress,
+    OrderLineRequest,
+    OrderRequest,
 )
 from connectors.retry import Backoff
 from connectors.settings import ConfigurationError
@@ -59,8 +65,9 @@ class Box:
 
     def bulk(self, body: dict | bytes) -> httpx.Response:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self.http.post("/m3api-rest/v2/execute", content=content, headers={**self.auth,
-                                                                                  "Content-Type": "application/json"})
+        return self.http.post(
+            "/m3api-rest/v2/execute", content=content, headers={**self.auth, "Content-Type": "application/json"}
+        )
 
     def admin(self, method: str, path: str, body: dict | None = None) -> dict:
         response = self.http.request(method, path, json=body)
@@ -85,9 +92,16 @@ def start(tmp_path_factory: pytest.TempPathFactory, name: str, **limits: int) ->
     creds = sandbox_credentials(data_dir)
     ionapi = write_ionapi(data_dir / "sandbox.ionapi", server.base_url, TENANT, creds)
     http = httpx.Client(base_url=server.base_url, timeout=10)
-    token = http.post(f"/{TENANT}/as/token.oauth2", data={
-        "grant_type": "password", "username": creds.service_access_key, "password": creds.service_secret_key,
-        "client_id": creds.client_id, "client_secret": creds.client_secret}).json()["access_token"]
+    token = http.post(
+        f"/{TENANT}/as/token.oauth2",
+        data={
+            "grant_type": "password",
+            "username": creds.service_access_key,
+            "password": creds.service_secret_key,
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        },
+    ).json()["access_token"]
     return Box(server, data_dir, ionapi, http, token)
 
 
@@ -125,14 +139,21 @@ def error_of(response: httpx.Response) -> dict:
 # Item 4: company and division
 # ---------------------------------------------------------------------------------------------
 
+
 def test_company_or_division_the_user_may_not_use_is_refused_before_anything_runs(box):
     assert error_of(box.v2("CRS610MI", "GetBasicData", CUNO="AMZUS", cono="999")) == {
-        "errorType": "ServerReturnedNOK", "errorCode": "XAU0008", "errorField": "CONO",
-        "errorMessage": "Not authorized for company 999"}
+        "errorType": "ServerReturnedNOK",
+        "errorCode": "XAU0008",
+        "errorField": "CONO",
+        "errorMessage": "Not authorized for company 999",
+    }
     assert error_of(box.v2("CRS610MI", "GetBasicData", CUNO="AMZUS", CONO="999"))["errorCode"] == "XAU0008"
     assert error_of(box.v2("OIS350MI", "LstInvHead", YEA4="2024", divi="ZZZ")) == {
-        "errorType": "ServerReturnedNOK", "errorCode": "XAU0008", "errorField": "DIVI",
-        "errorMessage": "Not authorized for division ZZZ"}
+        "errorType": "ServerReturnedNOK",
+        "errorCode": "XAU0008",
+        "errorField": "DIVI",
+        "errorMessage": "Not authorized for division ZZZ",
+    }
     # v1 answers the same NOK with HTTP 200, Message padded to 132
     v1 = box.v1("CRS610MI", "GetBasicData;cono=999", CUNO="AMZUS").json()
     assert (v1["@code"], v1["@field"], v1["Message"].rstrip()) == ("XAU0008", "CONO", "Not authorized for company 999")
@@ -144,8 +165,13 @@ def test_company_or_division_the_user_may_not_use_is_refused_before_anything_run
     assert error_of(refused)["errorCode"] == "XAU0008"
     assert box.state()["gl_batches"] == before
     # a bulk body's cono applies to every transaction in it
-    body = box.bulk({"program": "CRS610MI", "cono": 999, "transactions": [
-        {"transaction": "GetBasicData", "record": {"CUNO": "AMZUS"}}]}).json()
+    body = box.bulk(
+        {
+            "program": "CRS610MI",
+            "cono": 999,
+            "transactions": [{"transaction": "GetBasicData", "record": {"CUNO": "AMZUS"}}],
+        }
+    ).json()
     assert body["nrOfFailedTransactions"] == 1 and body["results"][0]["errorCode"] == "XAU0008"
 
 
@@ -162,9 +188,14 @@ def test_every_record_the_emulator_creates_carries_company_and_division(box):
         ops = M3Operations(client, "cloudsuite")
         cuno = ops.create_customer(CustomerRequest(name="Company Check", address1="1 Street", currency="EUR"))
         itno = box.stored("SELECT data FROM items WHERE itno != 'FREIGHT' LIMIT 1")[0]["ITNO"]
-        created = ops.create_order(OrderRequest(cuno="AMZDE", customer_order_ref=unique("CO-"), order_type="AMZ",
-                                                lines=(OrderLineRequest(itno=itno, quantity=1,
-                                                                        unit_price=Decimal("3.00")),)))
+        created = ops.create_order(
+            OrderRequest(
+                cuno="AMZDE",
+                customer_order_ref=unique("CO-"),
+                order_type="AMZ",
+                lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal("3.00")),),
+            )
+        )
     box.admin("POST", "/sandbox/advance", {"to": "77", "orders": [created.orno], "date": "20241001"})
     records = {
         "customer": box.stored(f"SELECT data FROM customers WHERE cuno = '{cuno}'"),
@@ -209,8 +240,12 @@ def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):  
     assert _known_failure(info.value) == EXIT_INVALID
     # a live configuration without a profile uses the standard CloudSuite transactions, and without
     # cono/divi the M3 user's defaults (GLS840MI then still gets its CONO)
-    config.write_text(config.read_text().replace('profile = "cloudsuite"\n', "").replace("cono = 999\n", "")
-                      .replace('divi = "AAA"\n', ""))
+    config.write_text(
+        config.read_text()
+        .replace('profile = "cloudsuite"\n', "")
+        .replace("cono = 999\n", "")
+        .replace('divi = "AAA"\n', "")
+    )
     assert "cono" not in config.read_text() and "profile" not in config.read_text()
     with open_connections(home, sandbox=False) as connections:
         assert connections.m3 is not None and connections.m3.profile == "cloudsuite"
@@ -222,8 +257,24 @@ def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):  
 # Item 5: numbers and strings as M3 reads them
 # ---------------------------------------------------------------------------------------------
 
-NOT_NUMBERS = ["NaN", "nan", "Infinity", "-Infinity", "1e2", "1E2", "1_000", "+3", " 3", "1,5", "--1", "1.2.3",
-               ".", "-", "0x10", "١٢"]
+NOT_NUMBERS = [
+    "NaN",
+    "nan",
+    "Infinity",
+    "-Infinity",
+    "1e2",
+    "1E2",
+    "1_000",
+    "+3",
+    " 3",
+    "1,5",
+    "--1",
+    "1.2.3",
+    ".",
+    "-",
+    "0x10",
+    "١٢",
+]
 
 
 @pytest.mark.parametrize("value", NOT_NUMBERS)
@@ -231,8 +282,11 @@ def test_what_is_not_an_m3_number_is_an_input_error_naming_the_field(box, value)
     # GLS200MI/Add validates before it buffers anything; CUAM is N17 with 2 decimals
     fields = dict(ACDT="20241001", VTXT=unique("NUM-"), CUCD="EUR", LINE="1", NLIN="2", AIT1="1930", CUAM=value)
     assert error_of(box.v2("GLS200MI", "Add", **fields)) == {
-        "errorType": "ServerReturnedNOK", "errorCode": "WCUAM01", "errorField": "CUAM",
-        "errorMessage": f"CUAM {value} is invalid - not a number"}
+        "errorType": "ServerReturnedNOK",
+        "errorCode": "WCUAM01",
+        "errorField": "CUAM",
+        "errorMessage": f"CUAM {value} is invalid - not a number",
+    }
     v1 = box.v1("GLS200MI", "Add", **fields)
     assert v1.status_code == 200 and v1.json()["@field"] == "CUAM"
 
@@ -247,8 +301,10 @@ def test_numbers_beyond_the_fields_digits_or_decimals_are_refused(box):
         too_long = error_of(box.v2("GLS200MI", "Add", VTXT=unique("NUM-"), CUAM=digits, **base))
         assert (too_long["errorType"], too_long["errorField"]) == ("InputFieldTooLong", "CUAM")
     # an integer field takes no decimals; YEA4 is N4
-    assert error_of(box.v2("OIS350MI", "LstInvHead", YEA4="2024.5"))["errorMessage"] == \
-        "YEA4 2024.5 is invalid - must be a whole number"
+    assert (
+        error_of(box.v2("OIS350MI", "LstInvHead", YEA4="2024.5"))["errorMessage"]
+        == "YEA4 2024.5 is invalid - must be a whole number"
+    )
     assert error_of(box.v2("OIS350MI", "LstInvHead", YEA4="20245"))["errorType"] == "InputFieldTooLong"
     # what M3 does accept: digits, one separator, a leading minus, leading zeros
     for good in ("2024", "02024"):
@@ -260,16 +316,19 @@ def test_numbers_beyond_the_fields_digits_or_decimals_are_refused(box):
 
 
 def test_bad_numbers_in_bulk_bodies_and_gl_records_never_give_http_500(box):
-    body = b'{"program":"OIS350MI","transactions":[{"transaction":"LstInvHead","record":{"YEA4":NaN}},' \
-           b'{"transaction":"LstInvHead","record":{"YEA4":"Infinity"}}]}'
+    body = (
+        b'{"program":"OIS350MI","transactions":[{"transaction":"LstInvHead","record":{"YEA4":NaN}},'
+        b'{"transaction":"LstInvHead","record":{"YEA4":"Infinity"}}]}'
+    )
     answer = box.bulk(body)
     assert answer.status_code == 200
     assert [r["errorCode"] for r in answer.json()["results"]] == ["WYEA401", "WYEA401"]
     key1 = unique("KNAN-")
     assert box.v2("GLS840MI", "AddBatchHead", CONO="100", KEY1=key1, INTN="GLUPLOAD", DESC="x").status_code == 200
     parm = "I1" + "000000001" + "00000001" + "AAA" + "1930".ljust(70) + "EUR" + "NaN".rjust(17) + "20241001"
-    assert error_of(box.v2("GLS840MI", "AddBatchLine", CONO="100", KEY1=key1, LINE="1", PARM=parm))["errorField"] \
-        == "PARM"
+    assert (
+        error_of(box.v2("GLS840MI", "AddBatchLine", CONO="100", KEY1=key1, LINE="1", PARM=parm))["errorField"] == "PARM"
+    )
 
 
 def test_keys_are_not_trimmed_on_the_left(box):
@@ -284,6 +343,7 @@ def test_keys_are_not_trimmed_on_the_left(box):
 # ---------------------------------------------------------------------------------------------
 # Item 6: bulk size limits and list record caps
 # ---------------------------------------------------------------------------------------------
+
 
 def _reads(n: int, cuno: str = "AMZUS") -> dict:
     return {"program": "CRS610MI", "transactions": [{"transaction": "GetBasicData", "record": {"CUNO": cuno}}] * n}
@@ -300,8 +360,12 @@ def test_gateway_refuses_bulk_requests_above_its_default_limits(box):
     assert too_big.status_code == 413 and "limit of 65536 bytes" in too_big.json()["terminationReason"]
     # nothing of a refused bulk runs
     customers = box.state()["customers"]
-    adds = {"program": "CRS610MI", "transactions": [
-        {"transaction": "Add", "record": {"CUTM": "AMZTMPL", "CUNM": f"Bulk {n}", "CUA1": "x"}} for n in range(101)]}
+    adds = {
+        "program": "CRS610MI",
+        "transactions": [
+            {"transaction": "Add", "record": {"CUTM": "AMZTMPL", "CUNM": f"Bulk {n}", "CUA1": "x"}} for n in range(101)
+        ],
+    }
     assert box.bulk(adds).status_code == 413
     assert box.state()["customers"] == customers
 
@@ -329,10 +393,14 @@ def test_connector_splits_bulk_reads_and_writes_to_the_gateways_limits(small):
         # a voucher of 7 lines through GLS200MI/Add (one Add per line): split over two requests, booked once
         before = small.state()["vouchers"]
         lines = tuple(JournalLine(("1930",), Decimal("10.00"), f"l{n}") for n in range(6)) + (
-            JournalLine(("3010",), Decimal("-60.00"), "sales"),)
+            JournalLine(("3010",), Decimal("-60.00"), "sales"),
+        )
         key = unique("SPLIT-")
-        posted = M3Operations(client, "brief").post_voucher(JournalEntry(
-            key=key, divi="AAA", accounting_date=date(2024, 10, 1), currency="EUR", text="split", lines=lines))
+        posted = M3Operations(client, "brief").post_voucher(
+            JournalEntry(
+                key=key, divi="AAA", accounting_date=date(2024, 10, 1), currency="EUR", text="split", lines=lines
+            )
+        )
         assert (posted.key, posted.debit, posted.credit) == (key, Decimal("60.00"), Decimal("60.00"))
         assert small.state()["vouchers"] == before + 1
         stored = small.stored(f"SELECT data FROM voucher_lines WHERE vono = '{posted.vono}' AND yea4 = '2024'")
@@ -348,9 +416,14 @@ def test_invoice_lists_narrow_by_date_when_m3s_record_limit_cuts_them(small):
         ops = M3Operations(client, "brief")
         itno = small.stored("SELECT data FROM items WHERE itno != 'FREIGHT' LIMIT 1")[0]["ITNO"]
         for day in days:
-            created = ops.create_order(OrderRequest(cuno="AMZDE", customer_order_ref=unique("INV-"), order_type="AMZ",
-                                                    lines=(OrderLineRequest(itno=itno, quantity=1,
-                                                                            unit_price=Decimal("2.00")),)))
+            created = ops.create_order(
+                OrderRequest(
+                    cuno="AMZDE",
+                    customer_order_ref=unique("INV-"),
+                    order_type="AMZ",
+                    lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal("2.00")),),
+                )
+            )
             small.admin("POST", "/sandbox/advance", {"to": "77", "orders": [created.orno], "date": day})
         invoices = ops.list_invoices(date(2024, 9, 1), date(2024, 9, 30))
         assert sorted(inv.ivdt.strftime("%Y%m%d") for inv in invoices) == days
@@ -360,13 +433,17 @@ def test_invoice_lists_narrow_by_date_when_m3s_record_limit_cuts_them(small):
 # Item 7: records locked / changed by another user
 # ---------------------------------------------------------------------------------------------
 
+
 def test_injected_record_lock_answers_m3s_message_and_writes_nothing(box, no_faults):
     customers = box.state()["customers"]
     box.admin("POST", "/sandbox/faults", {"record_locked": 1, "locked_by": "PLANNER", "transactions": ["CRS610MI/Add"]})
     add = dict(CUTM="AMZTMPL", CUNM="Locked Out", CUA1="1 Street")
     assert error_of(box.v2("CRS610MI", "Add", **add)) == {
-        "errorType": "ServerReturnedNOK", "errorCode": "XUP0001", "errorField": "",
-        "errorMessage": "The record has been changed by user PLANNER"}
+        "errorType": "ServerReturnedNOK",
+        "errorCode": "XUP0001",
+        "errorField": "",
+        "errorMessage": "The record has been changed by user PLANNER",
+    }
     assert box.state()["customers"] == customers
     assert box.v2("CRS610MI", "GetBasicData", CUNO="AMZUS").status_code == 200  # reads never meet the lock
     assert box.v2("CRS610MI", "Add", **add).status_code == 200  # the lock is gone
@@ -382,21 +459,28 @@ def test_connector_retries_locked_idempotent_writes_and_surfaces_the_others(box,
         assert client.execute("OIS100MI", "AddBatchAddress", address, idempotent=True) == []
         assert box.admin("GET", "/sandbox/faults")["locks_left"] == 0  # locked twice, then written
         box.admin("POST", "/sandbox/faults", {"record_locked": 1, "transactions": ["OIS100MI/AddBatchAddress"]})
-        results = client.execute_bulk("OIS100MI", [("AddBatchAddress", address), ("AddBatchAddress", address)],
-                                      idempotent=True)
+        results = client.execute_bulk(
+            "OIS100MI", [("AddBatchAddress", address), ("AddBatchAddress", address)], idempotent=True
+        )
         assert all(r.ok for r in results)
         # the cloudsuite order flow sends its address idempotently: a lock there does not stop the order
         box.admin("POST", "/sandbox/faults", {"record_locked": 1, "transactions": ["OIS100MI/AddBatchAddress"]})
         itno = box.stored("SELECT data FROM items WHERE itno != 'FREIGHT' LIMIT 1")[0]["ITNO"]
-        created = M3Operations(client, "cloudsuite").create_order(OrderRequest(
-            cuno="AMZUS", customer_order_ref=unique("LOCK-"), order_type="AMZ",
-            lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal("1.00")),),
-            delivery_address=OrderAddress(name="Jane Buyer", address1="1 Main Street", town="Austin", country="US")))
+        created = M3Operations(client, "cloudsuite").create_order(
+            OrderRequest(
+                cuno="AMZUS",
+                customer_order_ref=unique("LOCK-"),
+                order_type="AMZ",
+                lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal("1.00")),),
+                delivery_address=OrderAddress(name="Jane Buyer", address1="1 Main Street", town="Austin", country="US"),
+            )
+        )
         assert created.status == "90" and box.admin("GET", "/sandbox/faults")["locks_left"] == 0
         # creating a customer is not idempotent: M3's answer is surfaced, never retried
         customers = box.state()["customers"]
-        box.admin("POST", "/sandbox/faults", {"record_locked": 2, "locked_by": "PLANNER",
-                                              "transactions": ["CRS610MI/Add"]})
+        box.admin(
+            "POST", "/sandbox/faults", {"record_locked": 2, "locked_by": "PLANNER", "transactions": ["CRS610MI/Add"]}
+        )
         with pytest.raises(M3TransactionError) as info:
             M3Operations(client).create_customer(CustomerRequest(name="Not Twice", address1="Street"))
         assert (info.value.code, info.value.message) == ("XUP0001", "The record has been changed by user PLANNER")

@@ -1,17 +1,34 @@
 """GL mapping presets, rule matching, user overrides and malformed mapping files."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from _settlement_builders import lines_frame, settlement_from_tsv
+
 from reconciliation.mapping import MappingError, UnmappedCombination, load_mapping, shipped_presets
 
 CATEGORIES = {
-    "principal", "shipping", "tax", "marketplace_facilitator_tax", "promotions", "referral_commission",
-    "fba_fulfilment_fees", "other_selling_fees", "refunds", "refund_commission", "reimbursements", "reserves",
-    "advertising", "subscription", "storage", "removal", "amazon_clearing", "payable_to_amazon", "carry_over",
+    "principal",
+    "shipping",
+    "tax",
+    "marketplace_facilitator_tax",
+    "promotions",
+    "referral_commission",
+    "fba_fulfilment_fees",
+    "other_selling_fees",
+    "refunds",
+    "refund_commission",
+    "reimbursements",
+    "reserves",
+    "advertising",
+    "subscription",
+    "storage",
+    "removal",
+    "amazon_clearing",
+    "payable_to_amazon",
+    "carry_over",
 }
 
 # sp-api.md §1.4 (V2, real files), the V1 transaction types and the generator's rows -> category
@@ -104,8 +121,14 @@ def test_vocabulary_categories_under_invoice_clearing():
 
 
 def test_summary_recognises_revenue_returns_and_refunded_tax():
-    keys = [("Order", "ItemPrice", "Principal"), ("Order", "ItemPrice", "Shipping"), ("Order", "ItemPrice", "Tax"),
-            ("Refund", "ItemPrice", "Principal"), ("Refund", "ItemPrice", "Tax"), ("Order", "Promotion", "TaxDiscount")]
+    keys = [
+        ("Order", "ItemPrice", "Principal"),
+        ("Order", "ItemPrice", "Shipping"),
+        ("Order", "ItemPrice", "Tax"),
+        ("Refund", "ItemPrice", "Principal"),
+        ("Refund", "ItemPrice", "Tax"),
+        ("Order", "Promotion", "TaxDiscount"),
+    ]
     mapped = load_mapping("summary").map_lines(_frame(keys), "DE", currency="EUR")
     # the exact Refund/ItemPrice/Tax rule beats the Refund/ItemPrice/* rule
     assert list(mapped.lines["category"]) == ["principal", "shipping", "tax", "refunds", "tax", "tax"]
@@ -116,23 +139,41 @@ def test_fixture_lines_map_row_by_row(shared: Path):
     settlement = settlement_from_tsv(shared / "fixtures" / "settlements" / "us_v2_usd.tsv")
     mapped = load_mapping("invoice-clearing").map_settlement(settlement)
     assert list(mapped.lines["account"]) == [
-        "1510", "1510", "2610", "6120", "6110", "6130",          # order 1
-        "1510", "1510", "6120", "6110", "6130", "1510",          # order 2 (with shipping promotion)
-        "1510", "6120",                                          # MCF order
-        "1510", "1510", "2610", "6110", "6140", "6130",          # refund
+        "1510",
+        "1510",
+        "2610",
+        "6120",
+        "6110",
+        "6130",  # order 1
+        "1510",
+        "1510",
+        "6120",
+        "6110",
+        "6130",
+        "1510",  # order 2 (with shipping promotion)
+        "1510",
+        "6120",  # MCF order
+        "1510",
+        "1510",
+        "2610",
+        "6110",
+        "6140",
+        "6130",  # refund
     ]
     assert set(mapped.lines["ait3"]) == {"US"}
     assert len(mapped.lines) == 20 and list(mapped.lines["line_no"]) == list(settlement.lines["line_no"])
 
 
 def test_unmapped_combinations_are_counted_and_summed():
-    frame = lines_frame([
-        ("Order", "ItemFees", "NewFeeType", -150, "2024-10-18"),
-        ("Order", "ItemPrice", "Principal", 1000, "2024-10-18"),
-        ("Order", "ItemFees", "NewFeeType", -150, "2024-10-18"),
-        ("Mystery", "Thing", "Stuff", 7, "2024-10-18"),
-        ("Order", "ItemFees", "NewFeeType", -150, "2024-10-19"),
-    ])
+    frame = lines_frame(
+        [
+            ("Order", "ItemFees", "NewFeeType", -150, "2024-10-18"),
+            ("Order", "ItemPrice", "Principal", 1000, "2024-10-18"),
+            ("Order", "ItemFees", "NewFeeType", -150, "2024-10-18"),
+            ("Mystery", "Thing", "Stuff", 7, "2024-10-18"),
+            ("Order", "ItemFees", "NewFeeType", -150, "2024-10-19"),
+        ]
+    )
     mapped = load_mapping().map_lines(frame, "US")
     assert mapped.unmapped == (
         UnmappedCombination("Mystery", "Thing", "Stuff", 1, 7),
@@ -187,23 +228,56 @@ def _bad(tmp_path: Path, text: str) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    ('principal: {account: "0100", ', "principal: {", "mappings/custom.yaml: categories.principal.account: missing"),
-    ("category: principal}", "category: fees}", "mappings/custom.yaml: rules[0].category: 'fees' is not a defined category"),
-    ('account: "0100"', 'account: "ACCOUNT-0100"', "categories.principal.account: 'ACCOUNT-0100' is longer than 10 characters"),
-    ('account: "0100"', "account: 100", 'categories.principal.account: must be a quoted string (write "100"), got int'),
-    ('AIT2: "S{marketplace}"', 'AIT2: "SALES-{currency}-X"', "categories.principal.dimensions.AIT2: 'SALES-{currency}-X' is longer than 10"),
-    ('AIT2: "S{marketplace}"', 'AIT2: "{region}"', "categories.principal.dimensions.AIT2: unknown placeholder {region}"),
-    ('AIT2: "S{marketplace}"', 'AIT8: "X"', "categories.principal.dimensions.AIT8: unknown dimension"),
-    ('  carry_over: {account: "1595"}\n', "", "categories.carry_over: missing"),
-    ("rules:\n", "rules:\n  - {transaction_type: '*', amount_type: '*', amount_description: '*', category: principal}\n",
-     "rules[0]: a rule must name at least one of"),
-    ("rules:\n", "rules:\n  - {transaction_type: Order, amount_type: ItemPrice, amount_description: Principal, category: principal}\n",
-     "rules[1]: duplicates rules[0] (Order / ItemPrice / Principal)"),
-    ("amount_description: Principal, ", "", "rules[0].amount_description: missing"),
-    ("name: custom\n", "name: custom\nextends: summary\n", "mappings/custom.yaml: extends: unknown key"),
-    ("categories:\n", "categories:\n  bad: [1, 2\n", "mappings/custom.yaml: line "),
-])
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        (
+            'principal: {account: "0100", ',
+            "principal: {",
+            "mappings/custom.yaml: categories.principal.account: missing",
+        ),
+        (
+            "category: principal}",
+            "category: fees}",
+            "mappings/custom.yaml: rules[0].category: 'fees' is not a defined category",
+        ),
+        (
+            'account: "0100"',
+            'account: "ACCOUNT-0100"',
+            "categories.principal.account: 'ACCOUNT-0100' is longer than 10 characters",
+        ),
+        (
+            'account: "0100"',
+            "account: 100",
+            'categories.principal.account: must be a quoted string (write "100"), got int',
+        ),
+        (
+            'AIT2: "S{marketplace}"',
+            'AIT2: "SALES-{currency}-X"',
+            "categories.principal.dimensions.AIT2: 'SALES-{currency}-X' is longer than 10",
+        ),
+        (
+            'AIT2: "S{marketplace}"',
+            'AIT2: "{region}"',
+            "categories.principal.dimensions.AIT2: unknown placeholder {region}",
+        ),
+        ('AIT2: "S{marketplace}"', 'AIT8: "X"', "categories.principal.dimensions.AIT8: unknown dimension"),
+        ('  carry_over: {account: "1595"}\n', "", "categories.carry_over: missing"),
+        (
+            "rules:\n",
+            "rules:\n  - {transaction_type: '*', amount_type: '*', amount_description: '*', category: principal}\n",
+            "rules[0]: a rule must name at least one of",
+        ),
+        (
+            "rules:\n",
+            "rules:\n  - {transaction_type: Order, amount_type: ItemPrice, amount_description: Principal, category: principal}\n",
+            "rules[1]: duplicates rules[0] (Order / ItemPrice / Principal)",
+        ),
+        ("amount_description: Principal, ", "", "rules[0].amount_description: missing"),
+        ("name: custom\n", "name: custom\nextends: summary\n", "mappings/custom.yaml: extends: unknown key"),
+        ("categories:\n", "categories:\n  bad: [1, 2\n", "mappings/custom.yaml: line "),
+    ],
+)
 def test_malformed_mapping_names_the_key_path(tmp_path: Path, old: str, new: str, expected: str):
     assert old in CUSTOM
     assert expected in _bad(tmp_path, CUSTOM.replace(old, new, 1))

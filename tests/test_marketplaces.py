@@ -1,13 +1,14 @@
 """Every Amazon marketplace defined once; which marketplace a settlement books to; the
 marketplace gate holding what cannot be told (never a traceback)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from _settlement_builders import make_settlement
+
 from connectors.amazon.config import MARKETPLACE_REGIONS
 from connectors.settings import _MARKETPLACE_REGIONS as SETTINGS_REGIONS
 from reconciliation.mapping import UnknownMarketplaceError, load_mapping, marketplace_code
@@ -24,20 +25,56 @@ from reconciliation.model import currency_decimals, format_amount
 from reconciliation.pipeline import GATE_MARKETPLACE, prepare_settlement
 
 # settlement-vocabulary.md §2, as settlement files spell them
-NAMES = ["Amazon.com", "Amazon.ca", "Amazon.com.mx", "Amazon.com.br", "Amazon.co.uk", "Amazon.de", "Amazon.fr",
-         "Amazon.it", "Amazon.es", "Amazon.nl", "Amazon.se", "Amazon.pl", "Amazon.com.be", "Amazon.com.tr",
-         "Amazon.ie", "Amazon.ae", "Amazon.sa", "Amazon.eg", "Amazon.in", "Amazon.co.jp", "Amazon.com.au",
-         "Amazon.sg", "Amazon.co.za"]
+NAMES = [
+    "Amazon.com",
+    "Amazon.ca",
+    "Amazon.com.mx",
+    "Amazon.com.br",
+    "Amazon.co.uk",
+    "Amazon.de",
+    "Amazon.fr",
+    "Amazon.it",
+    "Amazon.es",
+    "Amazon.nl",
+    "Amazon.se",
+    "Amazon.pl",
+    "Amazon.com.be",
+    "Amazon.com.tr",
+    "Amazon.ie",
+    "Amazon.ae",
+    "Amazon.sa",
+    "Amazon.eg",
+    "Amazon.in",
+    "Amazon.co.jp",
+    "Amazon.com.au",
+    "Amazon.sg",
+    "Amazon.co.za",
+]
 # name -> (GL code, currency, decimals), by hand from ISO 4217 and the presets' US/DE/FR/UK
 EXPECTED = {
-    "Amazon.com": ("US", "USD", 2), "Amazon.ca": ("CA", "CAD", 2), "Amazon.com.mx": ("MX", "MXN", 2),
-    "Amazon.com.br": ("BR", "BRL", 2), "Amazon.co.uk": ("UK", "GBP", 2), "Amazon.de": ("DE", "EUR", 2),
-    "Amazon.fr": ("FR", "EUR", 2), "Amazon.it": ("IT", "EUR", 2), "Amazon.es": ("ES", "EUR", 2),
-    "Amazon.nl": ("NL", "EUR", 2), "Amazon.se": ("SE", "SEK", 2), "Amazon.pl": ("PL", "PLN", 2),
-    "Amazon.com.be": ("BE", "EUR", 2), "Amazon.com.tr": ("TR", "TRY", 2), "Amazon.ie": ("IE", "EUR", 2),
-    "Amazon.ae": ("AE", "AED", 2), "Amazon.sa": ("SA", "SAR", 2), "Amazon.eg": ("EG", "EGP", 2),
-    "Amazon.in": ("IN", "INR", 2), "Amazon.co.jp": ("JP", "JPY", 0), "Amazon.com.au": ("AU", "AUD", 2),
-    "Amazon.sg": ("SG", "SGD", 2), "Amazon.co.za": ("ZA", "ZAR", 2),
+    "Amazon.com": ("US", "USD", 2),
+    "Amazon.ca": ("CA", "CAD", 2),
+    "Amazon.com.mx": ("MX", "MXN", 2),
+    "Amazon.com.br": ("BR", "BRL", 2),
+    "Amazon.co.uk": ("UK", "GBP", 2),
+    "Amazon.de": ("DE", "EUR", 2),
+    "Amazon.fr": ("FR", "EUR", 2),
+    "Amazon.it": ("IT", "EUR", 2),
+    "Amazon.es": ("ES", "EUR", 2),
+    "Amazon.nl": ("NL", "EUR", 2),
+    "Amazon.se": ("SE", "SEK", 2),
+    "Amazon.pl": ("PL", "PLN", 2),
+    "Amazon.com.be": ("BE", "EUR", 2),
+    "Amazon.com.tr": ("TR", "TRY", 2),
+    "Amazon.ie": ("IE", "EUR", 2),
+    "Amazon.ae": ("AE", "AED", 2),
+    "Amazon.sa": ("SA", "SAR", 2),
+    "Amazon.eg": ("EG", "EGP", 2),
+    "Amazon.in": ("IN", "INR", 2),
+    "Amazon.co.jp": ("JP", "JPY", 0),
+    "Amazon.com.au": ("AU", "AUD", 2),
+    "Amazon.sg": ("SG", "SGD", 2),
+    "Amazon.co.za": ("ZA", "ZAR", 2),
 }
 EUR_MARKETPLACES = "Amazon.de, Amazon.fr, Amazon.it, Amazon.es, Amazon.nl, Amazon.com.be, Amazon.ie"
 DE_ID, FR_ID, US_ID, CA_ID = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
@@ -74,10 +111,19 @@ def test_marketplace_code_of_every_name(name):
     assert marketplace_code(name) == EXPECTED[name][0]
 
 
-@pytest.mark.parametrize(("name", "code"), [
-    ("Non-Amazon US", "US"), ("Non-Amazon UK", "UK"), ("Non-Amazon CA", "CA"), ("Non-Amazon DE", "DE"),
-    ("Non-Amazon GB", "UK"), ("SI CA Prod Marketplace", "CA"), ("amazon.DE", "DE"), (" Amazon.com ", "US"),
-])
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("Non-Amazon US", "US"),
+        ("Non-Amazon UK", "UK"),
+        ("Non-Amazon CA", "CA"),
+        ("Non-Amazon DE", "DE"),
+        ("Non-Amazon GB", "UK"),
+        ("SI CA Prod Marketplace", "CA"),
+        ("amazon.DE", "DE"),
+        (" Amazon.com ", "US"),
+    ],
+)
 def test_multichannel_names_and_spellings(name, code):
     assert marketplace_code(name) == code
 
@@ -107,20 +153,23 @@ def _names(*names: str) -> pd.Series:
     return pd.Series(list(names), dtype="str")
 
 
-@pytest.mark.parametrize(("names", "currency", "configured", "expected", "decided_by"), [
-    (("Amazon.com", "Non-Amazon US", "", "Amazon.com"), "USD", (), "Amazon.com", "rows"),
-    (("", "Amazon.de", "Amazon.fr", "Amazon.de"), "EUR", (), "Amazon.de", "rows"),
-    (("Non-Amazon UK", "Non-Amazon UK"), "GBP", (), "Amazon.co.uk", "multi-channel rows"),
-    (("Non-Amazon US", "Non-Amazon CA"), "CAD", (), "Amazon.ca", "multi-channel rows"),
-    (("Non-Amazon", ""), "USD", (), "Amazon.com", "currency"),
-    (("", "", "", "", ""), "CAD", (), "Amazon.ca", "currency"),
-    (("",), "JPY", (), "Amazon.co.jp", "currency"),
-    (("",), "GBP", (), "Amazon.co.uk", "currency"),
-    (("",), "USD", (), "Amazon.com", "currency"),
-    (("",), "EUR", (US_ID, FR_ID), "Amazon.fr", "configuration"),
-    (("",), "CAD", (US_ID, CA_ID), "Amazon.ca", "configuration"),
-    (("",), "USD", (DE_ID,), "Amazon.com", "currency"),  # configured ids outside the currency: the currency decides
-])
+@pytest.mark.parametrize(
+    ("names", "currency", "configured", "expected", "decided_by"),
+    [
+        (("Amazon.com", "Non-Amazon US", "", "Amazon.com"), "USD", (), "Amazon.com", "rows"),
+        (("", "Amazon.de", "Amazon.fr", "Amazon.de"), "EUR", (), "Amazon.de", "rows"),
+        (("Non-Amazon UK", "Non-Amazon UK"), "GBP", (), "Amazon.co.uk", "multi-channel rows"),
+        (("Non-Amazon US", "Non-Amazon CA"), "CAD", (), "Amazon.ca", "multi-channel rows"),
+        (("Non-Amazon", ""), "USD", (), "Amazon.com", "currency"),
+        (("", "", "", "", ""), "CAD", (), "Amazon.ca", "currency"),
+        (("",), "JPY", (), "Amazon.co.jp", "currency"),
+        (("",), "GBP", (), "Amazon.co.uk", "currency"),
+        (("",), "USD", (), "Amazon.com", "currency"),
+        (("",), "EUR", (US_ID, FR_ID), "Amazon.fr", "configuration"),
+        (("",), "CAD", (US_ID, CA_ID), "Amazon.ca", "configuration"),
+        (("",), "USD", (DE_ID,), "Amazon.com", "currency"),  # configured ids outside the currency: the currency decides
+    ],
+)
 def test_resolution(names, currency, configured, expected, decided_by):
     resolution = resolve_marketplace(_names(*names), currency, configured)
     assert (resolution.marketplace.name, resolution.decided_by, resolution.problem) == (expected, decided_by, "")
@@ -132,22 +181,27 @@ def test_ambiguous_currency_is_held_with_what_to_configure():
     assert resolution.held and resolution.marketplace is None
     assert resolution.problem == (
         f"no marketplace-name on any row and EUR is used by {EUR_MARKETPLACES}; set [amazon] marketplaces in "
-        "config.toml to this seller account's marketplace ids (e.g. \"A1PA6795UKMFR9\" for Amazon.de) so the "
-        "marketplace can be told")
+        'config.toml to this seller account\'s marketplace ids (e.g. "A1PA6795UKMFR9" for Amazon.de) so the '
+        "marketplace can be told"
+    )
 
 
 def test_configured_marketplaces_that_share_the_currency_are_held():
     resolution = resolve_marketplace(_names(""), "EUR", (DE_ID, FR_ID, US_ID))
     assert resolution.held and resolution.marketplace is None
-    assert resolution.problem.startswith("no marketplace-name on any row and the configured marketplaces "
-                                         "Amazon.de, Amazon.fr all settle in EUR: cannot tell which one")
+    assert resolution.problem.startswith(
+        "no marketplace-name on any row and the configured marketplaces "
+        "Amazon.de, Amazon.fr all settle in EUR: cannot tell which one"
+    )
 
 
 def test_currency_no_marketplace_uses_is_held():
     resolution = resolve_marketplace(_names(""), "CHF", ("NOT-AN-ID",))
-    assert resolution.problem == ("no marketplace-name on any row and no Amazon marketplace settles in CHF "
-                                  "(configured id(s) 'NOT-AN-ID' are not Amazon marketplace ids); nothing is "
-                                  "posted for this settlement")
+    assert resolution.problem == (
+        "no marketplace-name on any row and no Amazon marketplace settles in CHF "
+        "(configured id(s) 'NOT-AN-ID' are not Amazon marketplace ids); nothing is "
+        "posted for this settlement"
+    )
 
 
 def test_mcf_rows_without_a_country_and_an_ambiguous_currency_are_held():
@@ -159,8 +213,10 @@ def test_mcf_rows_without_a_country_and_an_ambiguous_currency_are_held():
 def test_unknown_name_is_a_reported_fact():
     alone = resolve_marketplace(_names("Amazon.xx", "Amazon.xx", ""), "USD")
     assert alone.held and alone.marketplace is None and alone.unknown_names == (("Amazon.xx", 2),)
-    assert alone.problem == ("unknown marketplace-name 'Amazon.xx' (2 lines): not an Amazon marketplace or "
-                             "multi-channel name this version knows; nothing is posted for this settlement")
+    assert alone.problem == (
+        "unknown marketplace-name 'Amazon.xx' (2 lines): not an Amazon marketplace or "
+        "multi-channel name this version knows; nothing is posted for this settlement"
+    )
     beside = resolve_marketplace(_names("Amazon.com", "Amazon.com", "Amazon.xx"), "USD")
     assert beside.held and beside.marketplace.name == "Amazon.com"
     assert "'Amazon.xx' (1 line)" in beside.problem
@@ -191,7 +247,11 @@ def test_settlement_without_marketplace_names_takes_it_from_the_currency():
     # 6150 subscription 39.99, 6220 inbound freight 150.00, 6160 storage 98.70 + 33.00 = 131.70;
     # the seller owes Amazon 321.69: a credit on 2450 payable to Amazon.
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
-        ("6150", "CA", 3999), ("6160", "CA", 13170), ("6220", "CA", 15000), ("2450", "CA", -32169)]
+        ("6150", "CA", 3999),
+        ("6160", "CA", 13170),
+        ("6220", "CA", 15000),
+        ("2450", "CA", -32169),
+    ]
     assert voucher.text.startswith(f"{voucher.key} Amazon CA CAD")
 
 
@@ -211,9 +271,13 @@ def test_ambiguous_settlement_is_held_by_the_marketplace_gate_not_a_traceback():
 
 
 def test_unknown_marketplace_name_holds_and_other_gates_still_report():
-    settlement = make_settlement([("Order", "ItemPrice", "Principal", 1000, "2024-10-18"),
-                                  ("Order", "ItemFees", "BrandNewFee", -100, "2024-10-18")],
-                                 marketplace="Amazon.xx")
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 1000, "2024-10-18"),
+            ("Order", "ItemFees", "BrandNewFee", -100, "2024-10-18"),
+        ],
+        marketplace="Amazon.xx",
+    )
     prepared = prepare_settlement(settlement, load_mapping())
     assert prepared.held
     assert [f.gate for f in prepared.gates.failures] == [GATE_MARKETPLACE, "mapping"]
@@ -222,31 +286,47 @@ def test_unknown_marketplace_name_holds_and_other_gates_still_report():
 
 
 def test_multichannel_only_settlement_books_to_its_country():
-    settlement = make_settlement([("Order", "ItemPrice", "Principal", 0, "2024-10-18"),
-                                  ("Order", "ItemFees", "FBAPerUnitFulfillmentFee", -1011, "2024-10-18")],
-                                 marketplace="Non-Amazon UK", currency="GBP")
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 0, "2024-10-18"),
+            ("Order", "ItemFees", "FBAPerUnitFulfillmentFee", -1011, "2024-10-18"),
+        ],
+        marketplace="Non-Amazon UK",
+        currency="GBP",
+    )
     prepared = prepare_settlement(settlement, load_mapping())
     assert not prepared.held, prepared.reasons
     assert prepared.settlement.marketplace == "Amazon.co.uk"
     [voucher] = prepared.gates.vouchers
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
-        ("6120", "UK", 1011), ("2450", "UK", -1011)]
+        ("6120", "UK", 1011),
+        ("2450", "UK", -1011),
+    ]
 
 
 def test_jpy_settlement_has_no_decimals():
-    settlement = make_settlement([("Order", "ItemPrice", "Principal", 1980, "2024-10-18"),
-                                  ("Order", "ItemFees", "Commission", -198, "2024-10-18")],
-                                 marketplace="Amazon.co.jp", currency="JPY")
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 1980, "2024-10-18"),
+            ("Order", "ItemFees", "Commission", -198, "2024-10-18"),
+        ],
+        marketplace="Amazon.co.jp",
+        currency="JPY",
+    )
     prepared = prepare_settlement(settlement, load_mapping())
     assert not prepared.held and prepared.settlement.decimals == 0
     [voucher] = prepared.gates.vouchers
     assert voucher.decimals == 0
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
-        ("1510", "JP", -1980), ("6110", "JP", 198), ("1930", "JP", 1782)]
+        ("1510", "JP", -1980),
+        ("6110", "JP", 198),
+        ("1930", "JP", 1782),
+    ]
 
 
-def test_flow_places_settlements_by_currency_and_configuration_and_holds_the_rest(prefect_api_url: str,
-                                                                                  tmp_path: Path) -> None:
+def test_flow_places_settlements_by_currency_and_configuration_and_holds_the_rest(
+    prefect_api_url: str, tmp_path: Path
+) -> None:
     """One dry run through the flow: the CA file (no marketplace-name, CAD) books to Amazon.ca by
     its currency; the same rows in EUR book to Amazon.fr because config.toml lists Amazon.co.uk
     and Amazon.fr, one EUR marketplace; in CHF they are held with the reason, and the run goes on."""
@@ -257,13 +337,16 @@ def test_flow_places_settlements_by_currency_and_configuration_and_holds_the_res
     home.mkdir()
     (home / "config.toml").write_text(
         '[amazon]\nrefresh_token = "t"\nlwa_app_id = "a"\nlwa_client_secret = "s"\n'
-        f'marketplaces = ["{UK_ID}", "{FR_ID}"]\n', encoding="utf-8")
+        f'marketplaces = ["{UK_ID}", "{FR_ID}"]\n',
+        encoding="utf-8",
+    )
     ca = (GOLDEN / "ca_v2_account_level_no_marketplace.tsv").read_text(encoding="utf-8")
     files = [str(GOLDEN / "ca_v2_account_level_no_marketplace.tsv")]
     for currency, settlement_id in (("EUR", "40000000014"), ("CHF", "40000000024")):
         path = tmp_path / f"{currency}.tsv"
-        path.write_text(ca.replace("\tCAD\t", f"\t{currency}\t").replace("40000000004", settlement_id),
-                        encoding="utf-8")
+        path.write_text(
+            ca.replace("\tCAD\t", f"\t{currency}\t").replace("40000000004", settlement_id), encoding="utf-8"
+        )
         files.append(str(path))
     document = settlement_reconciliation(files=files, dry_run=True, home=str(home), report=str(tmp_path / "r.xlsx"))
 
@@ -274,6 +357,7 @@ def test_flow_places_settlements_by_currency_and_configuration_and_holds_the_res
         "40000000024": ("CHF", "", "held"),
     }
     assert entries["40000000024"]["reasons"][0].startswith(
-        "no marketplace-name on any row and no Amazon marketplace settles in CHF")
+        "no marketplace-name on any row and no Amazon marketplace settles in CHF"
+    )
     assert entries["40000000004"]["total_amount"] == "-321.69"
     assert exit_code(document) == 3

@@ -1,4 +1,5 @@
 """Order-by-order reconciliation against M3 invoices: each category worked out by hand."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -7,45 +8,50 @@ from reconciliation.matching import reconcile_orders
 
 
 def _lines(rows: list[tuple[str, str, str, str, int]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["order_id", "transaction_type", "amount_type", "marketplace_name", "amount_minor"])
+    return pd.DataFrame(
+        rows, columns=["order_id", "transaction_type", "amount_type", "marketplace_name", "amount_minor"]
+    )
 
 
 def _invoices(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["orno", "cuor", "ivno", "gross_minor"])
-    return frame.assign(net_minor=frame["gross_minor"], tax_minor=0, currency="USD",
-                        ivdt=pd.Timestamp("2024-10-20"))
+    return frame.assign(net_minor=frame["gross_minor"], tax_minor=0, currency="USD", ivdt=pd.Timestamp("2024-10-20"))
 
 
 def test_each_category_from_hand_worked_amounts() -> None:
-    lines = _lines([
-        # 111-A: 68.99 principal + 4.14 tax - 4.14 withheld - 12.42 commission -> sales 68.99
-        ("111-A", "Order", "ItemPrice", "Amazon.com", 6899),
-        ("111-A", "Order", "ItemPrice", "Amazon.com", 414),
-        ("111-A", "Order", "ItemWithheldTax", "Amazon.com", -414),
-        ("111-A", "Order", "ItemFees", "Amazon.com", -1242),
-        # 111-B: 68.99 + 2.99 shipping - 2.99 promotion = 68.99; M3 invoiced 70.00 -> off by -1.01
-        ("111-B", "Order", "ItemPrice", "Amazon.com", 6899),
-        ("111-B", "Order", "ItemPrice", "Amazon.com", 299),
-        ("111-B", "Order", "Promotion", "Amazon.com", -299),
-        # 111-C: sold, nothing in M3
-        ("111-C", "Order", "ItemPrice", "Amazon.com", 2500),
-        # 111-D: refund of 68.99 + 4.83 tax - 4.83 withheld = -68.99, M3 has no credit note
-        ("111-D", "Refund", "ItemPrice", "Amazon.com", -6899),
-        ("111-D", "Refund", "ItemPrice", "Amazon.com", -483),
-        ("111-D", "Refund", "ItemWithheldTax", "Amazon.com", 483),
-        # 111-F: refund with a matching credit note
-        ("111-F", "Refund", "ItemPrice", "Amazon.com", -1000),
-        # S01 multi-channel order: fulfilment only, never reconciled
-        ("S01-X", "Order", "ItemPrice", "Non-Amazon US", 0),
-        # reserve line without an order id
-        ("", "other-transaction", "other-transaction", "", -5000),
-    ])
-    invoices = _invoices([
-        ("1000001", "111-A", "900001", 6899),
-        ("1000002", "111-B", "900002", 7000),
-        ("1000005", "111-E", "900005", 1500),   # invoiced, not settled yet
-        ("1000006", "111-F", "900006", -1000),  # credit note
-    ])
+    lines = _lines(
+        [
+            # 111-A: 68.99 principal + 4.14 tax - 4.14 withheld - 12.42 commission -> sales 68.99
+            ("111-A", "Order", "ItemPrice", "Amazon.com", 6899),
+            ("111-A", "Order", "ItemPrice", "Amazon.com", 414),
+            ("111-A", "Order", "ItemWithheldTax", "Amazon.com", -414),
+            ("111-A", "Order", "ItemFees", "Amazon.com", -1242),
+            # 111-B: 68.99 + 2.99 shipping - 2.99 promotion = 68.99; M3 invoiced 70.00 -> off by -1.01
+            ("111-B", "Order", "ItemPrice", "Amazon.com", 6899),
+            ("111-B", "Order", "ItemPrice", "Amazon.com", 299),
+            ("111-B", "Order", "Promotion", "Amazon.com", -299),
+            # 111-C: sold, nothing in M3
+            ("111-C", "Order", "ItemPrice", "Amazon.com", 2500),
+            # 111-D: refund of 68.99 + 4.83 tax - 4.83 withheld = -68.99, M3 has no credit note
+            ("111-D", "Refund", "ItemPrice", "Amazon.com", -6899),
+            ("111-D", "Refund", "ItemPrice", "Amazon.com", -483),
+            ("111-D", "Refund", "ItemWithheldTax", "Amazon.com", 483),
+            # 111-F: refund with a matching credit note
+            ("111-F", "Refund", "ItemPrice", "Amazon.com", -1000),
+            # S01 multi-channel order: fulfilment only, never reconciled
+            ("S01-X", "Order", "ItemPrice", "Non-Amazon US", 0),
+            # reserve line without an order id
+            ("", "other-transaction", "other-transaction", "", -5000),
+        ]
+    )
+    invoices = _invoices(
+        [
+            ("1000001", "111-A", "900001", 6899),
+            ("1000002", "111-B", "900002", 7000),
+            ("1000005", "111-E", "900005", 1500),  # invoiced, not settled yet
+            ("1000006", "111-F", "900006", -1000),  # credit note
+        ]
+    )
     result = reconcile_orders(lines, invoices, tolerance_minor=1)
     by_order = result.orders.set_index("order_id")
 
@@ -61,15 +67,23 @@ def test_each_category_from_hand_worked_amounts() -> None:
     assert by_order.loc["111-E", "difference_minor"] == -1500
     assert by_order.loc["111-F", "category"] == "matched"
     assert "S01-X" not in by_order.index and "" not in by_order.index
-    assert result.counts == {"matched": 2, "amount_mismatch": 1, "missing_in_m3": 1,
-                             "not_settled": 1, "refund_without_credit": 1}
+    assert result.counts == {
+        "matched": 2,
+        "amount_mismatch": 1,
+        "missing_in_m3": 1,
+        "not_settled": 1,
+        "refund_without_credit": 1,
+    }
     assert by_order.loc["111-B", "m3_orders"] == "1000002"
 
 
 def test_tolerance_is_inclusive_and_configurable() -> None:
     lines = _lines([("111-A", "Order", "ItemPrice", "Amazon.com", 1000)])
     assert reconcile_orders(lines, _invoices([("1", "111-A", "9", 1001)]), tolerance_minor=1).counts["matched"] == 1
-    assert reconcile_orders(lines, _invoices([("1", "111-A", "9", 1002)]), tolerance_minor=1).counts["amount_mismatch"] == 1
+    assert (
+        reconcile_orders(lines, _invoices([("1", "111-A", "9", 1002)]), tolerance_minor=1).counts["amount_mismatch"]
+        == 1
+    )
     assert reconcile_orders(lines, _invoices([("1", "111-A", "9", 1002)]), tolerance_minor=5).counts["matched"] == 1
 
 
@@ -87,25 +101,29 @@ def test_tolerance_in_minor_units_rounds_down_per_currency() -> None:
 
     from reconciliation.matching import tolerance_minor
 
-    assert tolerance_minor(Decimal("0.01"), 2) == 1      # one cent
-    assert tolerance_minor(Decimal("0.01"), 0) == 0      # JPY: no part of a yen to allow
+    assert tolerance_minor(Decimal("0.01"), 2) == 1  # one cent
+    assert tolerance_minor(Decimal("0.01"), 0) == 0  # JPY: no part of a yen to allow
     assert tolerance_minor(Decimal("5"), 0) == 5
-    assert tolerance_minor(Decimal("0.015"), 2) == 1     # within 1.5 cents: 1 cent is, 2 are not
+    assert tolerance_minor(Decimal("0.015"), 2) == 1  # within 1.5 cents: 1 cent is, 2 are not
     assert tolerance_minor(Decimal("0"), 2) == 0
 
 
 def test_orders_sorted_by_id_across_both_sides_with_each_document_listed_once() -> None:
-    lines = _lines([
-        ("111-C", "Order", "ItemPrice", "Amazon.com", 1000),
-        ("111-A", "Order", "ItemPrice", "Amazon.com", 2000),
-        ("111-A", "Refund", "ItemPrice", "Amazon.com", -500),
-    ])
-    invoices = _invoices([
-        ("1000002", "111-B", "900003", 700),     # invoiced, not settled: sorts between A and C
-        ("1000001", "111-A", "900009", -500),    # credit note of the same M3 order as the invoice below
-        ("1000001", "111-A", "900002", 2000),
-        ("1000003", "111-C", "900004", 1000),
-    ])
+    lines = _lines(
+        [
+            ("111-C", "Order", "ItemPrice", "Amazon.com", 1000),
+            ("111-A", "Order", "ItemPrice", "Amazon.com", 2000),
+            ("111-A", "Refund", "ItemPrice", "Amazon.com", -500),
+        ]
+    )
+    invoices = _invoices(
+        [
+            ("1000002", "111-B", "900003", 700),  # invoiced, not settled: sorts between A and C
+            ("1000001", "111-A", "900009", -500),  # credit note of the same M3 order as the invoice below
+            ("1000001", "111-A", "900002", 2000),
+            ("1000003", "111-C", "900004", 1000),
+        ]
+    )
     orders = reconcile_orders(lines, invoices).orders
 
     assert orders["order_id"].tolist() == ["111-A", "111-B", "111-C"]
@@ -118,14 +136,28 @@ def test_orders_sorted_by_id_across_both_sides_with_each_document_listed_once() 
     assert orders["m3_orders"].tolist() == ["1000001", "1000002", "1000003"]  # 1000001 once, not twice
     assert orders["invoices"].tolist() == ["900002 900009", "900003", "900004"]
     assert {c: str(t) for c, t in orders.dtypes.items()} == {
-        "order_id": "str", "category": "str", "settled_minor": "int64", "invoiced_minor": "int64",
-        "difference_minor": "int64", "refunded_minor": "int64", "credited_minor": "int64",
-        "m3_orders": "str", "invoices": "str"}
+        "order_id": "str",
+        "category": "str",
+        "settled_minor": "int64",
+        "invoiced_minor": "int64",
+        "difference_minor": "int64",
+        "refunded_minor": "int64",
+        "credited_minor": "int64",
+        "m3_orders": "str",
+        "invoices": "str",
+    }
 
 
 def test_empty_settlement_and_no_invoices_give_no_orders() -> None:
-    result = reconcile_orders(_lines([]).astype({"amount_minor": "int64"}), _invoices([]).astype({"gross_minor": "int64"}))
+    result = reconcile_orders(
+        _lines([]).astype({"amount_minor": "int64"}), _invoices([]).astype({"gross_minor": "int64"})
+    )
     assert result.orders.empty
     assert list(result.orders.columns)[:2] == ["order_id", "category"]
-    assert result.counts == {"matched": 0, "amount_mismatch": 0, "missing_in_m3": 0, "not_settled": 0,
-                             "refund_without_credit": 0}
+    assert result.counts == {
+        "matched": 0,
+        "amount_mismatch": 0,
+        "missing_in_m3": 0,
+        "not_settled": 0,
+        "refund_without_credit": 0,
+    }

@@ -3,6 +3,7 @@ status and every reason text, from inputs built by hand (no Prefect, no M3, no s
 
 Each expected reason below is written out in full from the rule it states, never copied from a run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,19 +13,33 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
-
 from _settlement_builders import make_settlement
+
 from reconciliation.gates import GateFailure, GateOutcome
 from reconciliation.mapping import MappedLines
 from reconciliation.matching import Reconciliation
-from reconciliation.outcome import (STATUSES, PostedVoucherRef, PostingResult, PostingUnknown, ReconciliationSkipped,
-                                    RunOptions, SettlementOutcome, SubmittedVoucherRef, decide_outcome, may_post)
+from reconciliation.outcome import (
+    STATUSES,
+    PostedVoucherRef,
+    PostingResult,
+    PostingUnknown,
+    ReconciliationSkipped,
+    RunOptions,
+    SettlementOutcome,
+    SubmittedVoucherRef,
+    decide_outcome,
+    may_post,
+)
 from reconciliation.pipeline import PreparedSettlement
 from reconciliation.schemas import FAILURE_COLUMNS, ValidationReport
 from reconciliation.vouchers import Voucher, VoucherLine
 
-SETTLEMENT = make_settlement([("Order", "ItemPrice", "Principal", 1000, "2024-10-10", "111-A"),
-                              ("Order", "ItemFees", "Commission", -150, "2024-10-10", "111-A")])
+SETTLEMENT = make_settlement(
+    [
+        ("Order", "ItemPrice", "Principal", 1000, "2024-10-10", "111-A"),
+        ("Order", "ItemFees", "Commission", -150, "2024-10-10", "111-A"),
+    ]
+)
 POST = RunOptions()
 K1 = PostedVoucherRef("AZ10000000001-1", "AAA/2024/AZ/1", already_posted=False)
 K2 = PostedVoucherRef("AZ10000000001-2", "AAA/2024/AZ/2", already_posted=False)
@@ -32,17 +47,25 @@ GATE_REASON = "lines sum to 8.50 but total-amount is 9.00"
 
 
 def _voucher(key: str) -> Voucher:
-    return Voucher(key=key, settlement_id=SETTLEMENT.settlement_id, accounting_date=date(2024, 10, 23),
-                   currency="USD", decimals=2, text=f"{key} Amazon settlement",
-                   lines=(VoucherLine("1930", (), 850, "deposit", "deposit"),
-                          VoucherLine("3010", (), -850, "sales", "sales")))
+    return Voucher(
+        key=key,
+        settlement_id=SETTLEMENT.settlement_id,
+        accounting_date=date(2024, 10, 23),
+        currency="USD",
+        decimals=2,
+        text=f"{key} Amazon settlement",
+        lines=(VoucherLine("1930", (), 850, "deposit", "deposit"), VoucherLine("3010", (), -850, "sales", "sales")),
+    )
 
 
 def _prepared(*, held: bool = False) -> PreparedSettlement:
     validation = ValidationReport(ok=True, failure_cases=pd.DataFrame(columns=FAILURE_COLUMNS), reasons=[])
     mapped = MappedLines(SETTLEMENT.lines, (), "US", "USD")
-    gates = (GateOutcome(True, (GateFailure("sum", GATE_REASON),), ()) if held
-             else GateOutcome(False, (), (_voucher(K1.key), _voucher(K2.key))))
+    gates = (
+        GateOutcome(True, (GateFailure("sum", GATE_REASON),), ())
+        if held
+        else GateOutcome(False, (), (_voucher(K1.key), _voucher(K2.key)))
+    )
     return PreparedSettlement(SETTLEMENT, validation, mapped, gates)
 
 
@@ -91,8 +114,9 @@ def test_posted() -> None:
 
 def test_posted_when_some_were_already_in_m3_and_one_is_new() -> None:
     already = dataclasses.replace(K1, already_posted=True)
-    outcome = decide_outcome(SETTLEMENT, _prepared(), _reconciliation("matched"), PostingResult(posted=(already, K2)),
-                             POST)
+    outcome = decide_outcome(
+        SETTLEMENT, _prepared(), _reconciliation("matched"), PostingResult(posted=(already, K2)), POST
+    )
     assert outcome.status == "posted"
 
 
@@ -100,8 +124,9 @@ def test_posted_names_a_batch_m3_booked_since_an_earlier_run_submitted_it() -> N
     posting = PostingResult(posted=(K1,), confirmed=("AZ10000000001-1 (AAA/2024/AZ/1, batch 77)",))
     outcome = decide_outcome(SETTLEMENT, _prepared(), _reconciliation("matched"), posting, POST)
     assert outcome.status == "posted"
-    assert outcome.reasons == ("booked by M3 since an earlier run submitted it: AZ10000000001-1 "
-                               "(AAA/2024/AZ/1, batch 77)",)
+    assert outcome.reasons == (
+        "booked by M3 since an earlier run submitted it: AZ10000000001-1 (AAA/2024/AZ/1, batch 77)",
+    )
 
 
 def test_dry_run_posts_nothing_and_keeps_why_reconciliation_was_skipped() -> None:
@@ -119,8 +144,14 @@ def test_held_by_a_gate_even_in_a_dry_run_with_the_mapping_suggestions_after_the
     suggestion = "BrandNewFee looks like a selling fee: add it under fees in the mapping"
     for options in (POST, RunOptions(dry_run=True)):
         assert not may_post(_prepared(held=True), None, options)
-        outcome = decide_outcome(SETTLEMENT, _prepared(held=True), ReconciliationSkipped("M3 unreachable: down"),
-                                 None, options, suggestions=(suggestion,))
+        outcome = decide_outcome(
+            SETTLEMENT,
+            _prepared(held=True),
+            ReconciliationSkipped("M3 unreachable: down"),
+            None,
+            options,
+            suggestions=(suggestion,),
+        )
         assert outcome.status == "held"
         assert outcome.reasons == (GATE_REASON, suggestion)
         assert outcome.vouchers == ()
@@ -166,16 +197,20 @@ def test_held_when_m3_refused_a_voucher_naming_what_went_before() -> None:
 def test_held_when_what_was_posted_is_unknown() -> None:
     outcome = decide_outcome(SETTLEMENT, _prepared(), _reconciliation("matched"), PostingUnknown(), POST)
     assert outcome.status == "held"
-    assert outcome.reasons == ("could not tell what was posted before the error (the state store and M3 know; "
-                               "a rerun never posts a voucher twice)",)
+    assert outcome.reasons == (
+        "could not tell what was posted before the error (the state store and M3 know; "
+        "a rerun never posts a voucher twice)",
+    )
 
 
 def test_submitted_when_m3_has_not_booked_the_batch_yet() -> None:
     posting = PostingResult(submitted=(SubmittedVoucherRef(K1.key, "77"),))
     outcome = decide_outcome(SETTLEMENT, _prepared(), _reconciliation("matched"), posting, POST)
     assert outcome.status == "submitted"
-    assert outcome.reasons == ("AZ10000000001-1 was submitted to M3 as GL batch 77 (GLS840); M3's batch job has "
-                               "not booked it yet: the next run confirms it and never submits it again",)
+    assert outcome.reasons == (
+        "AZ10000000001-1 was submitted to M3 as GL batch 77 (GLS840); M3's batch job has "
+        "not booked it yet: the next run confirms it and never submits it again",
+    )
     assert outcome.posted == ()
 
 
@@ -190,8 +225,10 @@ def test_failed_before_anything_was_prepared() -> None:
     crash = Crash("validating and mapping")
     outcome = decide_outcome(SETTLEMENT, None, None, None, POST, error=crash)
     assert outcome.status == "failed"
-    assert outcome.reasons == ("unexpected error in m3sync while validating and mapping: ZeroDivisionError: "
-                               "division by zero", "nothing posted for this settlement")
+    assert outcome.reasons == (
+        "unexpected error in m3sync while validating and mapping: ZeroDivisionError: division by zero",
+        "nothing posted for this settlement",
+    )
     assert outcome.settlement is SETTLEMENT
     assert (outcome.vouchers, outcome.posted, outcome.gates) == ((), (), None)
     assert outcome.reconciliation_skipped_reason == "not done: failed while validating and mapping"
@@ -199,24 +236,35 @@ def test_failed_before_anything_was_prepared() -> None:
 
 def test_failed_after_posting_names_what_was_posted_and_keeps_the_reconciliation() -> None:
     reconciliation = _reconciliation("matched")
-    outcome = decide_outcome(SETTLEMENT, _prepared(), reconciliation, PostingResult(posted=(K1,)), POST,
-                             error=Crash("reporting the outcome"))
+    outcome = decide_outcome(
+        SETTLEMENT, _prepared(), reconciliation, PostingResult(posted=(K1,)), POST, error=Crash("reporting the outcome")
+    )
     assert outcome.status == "failed"
-    assert outcome.reasons == ("unexpected error in m3sync while reporting the outcome: ZeroDivisionError: "
-                               "division by zero", "posted before the error: AZ10000000001-1 (AAA/2024/AZ/1)")
+    assert outcome.reasons == (
+        "unexpected error in m3sync while reporting the outcome: ZeroDivisionError: division by zero",
+        "posted before the error: AZ10000000001-1 (AAA/2024/AZ/1)",
+    )
     assert outcome.posted == (K1,)
     assert outcome.reconciliation is reconciliation
     assert outcome.reconciliation_skipped_reason == ""
 
 
 def test_failed_when_what_was_posted_cannot_be_told_keeps_why_reconciliation_was_skipped() -> None:
-    outcome = decide_outcome(SETTLEMENT, _prepared(held=True), ReconciliationSkipped("M3 unreachable: down"),
-                             PostingUnknown(), RunOptions(dry_run=True), error=Crash("posting to M3"))
+    outcome = decide_outcome(
+        SETTLEMENT,
+        _prepared(held=True),
+        ReconciliationSkipped("M3 unreachable: down"),
+        PostingUnknown(),
+        RunOptions(dry_run=True),
+        error=Crash("posting to M3"),
+    )
     assert outcome.status == "failed"  # an unexpected error outranks a gate and a dry run
-    assert outcome.reasons == ("unexpected error in m3sync while posting to M3: ZeroDivisionError: division by zero",
-                               GATE_REASON,
-                               "could not tell what was posted before the error (the state store and M3 know; "
-                               "a rerun never posts a voucher twice)")
+    assert outcome.reasons == (
+        "unexpected error in m3sync while posting to M3: ZeroDivisionError: division by zero",
+        GATE_REASON,
+        "could not tell what was posted before the error (the state store and M3 know; "
+        "a rerun never posts a voucher twice)",
+    )
     assert outcome.reconciliation_skipped_reason == "M3 unreachable: down"
 
 

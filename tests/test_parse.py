@@ -2,6 +2,7 @@
 
 Expected values are read off the input files by hand (see tests/_parse_fixtures.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,13 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from reconciliation.parse import (
-    SettlementFileError,
-    dedupe_settlements,
-    parse_settlement_bytes,
-    read_settlement_file,
-)
 from _parse_fixtures import (
     AMOUNT_COL,
     FIXTURE,
@@ -36,8 +30,15 @@ from _parse_fixtures import (
     with_field_text,
 )
 
+from reconciliation.parse import (
+    SettlementFileError,
+    dedupe_settlements,
+    parse_settlement_bytes,
+    read_settlement_file,
+)
 
 # --- the real-format US fixture ----------------------------------------------------------
+
 
 def test_us_fixture_header_values() -> None:
     result = read_settlement_file(FIXTURE)
@@ -60,7 +61,10 @@ def test_us_fixture_lines() -> None:
     assert int(lines["amount_minor"].sum()) == 3181
     first = lines.iloc[0]
     assert (first["transaction_type"], first["amount_type"], first["amount_description"]) == (
-        "Order", "ItemPrice", "Principal")
+        "Order",
+        "ItemPrice",
+        "Principal",
+    )
     assert first["amount_minor"] == 6899
     assert first["order_item_code"] == "90000000000001"  # exact string, not a float
     assert first["posted_date"] == pd.Timestamp("2024-10-18 02:58:02", tz=UTC)
@@ -93,6 +97,7 @@ def test_input_file_is_not_changed(tmp_path: Path) -> None:
 
 # --- other marketplaces and the legacy format --------------------------------------------
 
+
 def test_eur_file_with_decimal_comma_and_eu_dates() -> None:
     [s], errors = parse_text(eur_decimal_comma_file(), "de.tsv")
     assert errors == []
@@ -117,8 +122,7 @@ def test_v1_36_columns_melted() -> None:
     assert errors == []
     assert (s.format, s.currency, s.marketplace, s.total_minor) == ("v1", "CAD", "Amazon.ca", 2830)
     assert s.start == pd.Timestamp("2025-10-09 22:07:18", tz=UTC)
-    got = list(zip(s.lines["line_no"], s.lines["amount_type"], s.lines["amount_description"],
-                   s.lines["amount_minor"]))
+    got = list(zip(s.lines["line_no"], s.lines["amount_type"], s.lines["amount_description"], s.lines["amount_minor"]))
     assert got == [
         (4, "ItemPrice", "Principal", 2500),
         (5, "ItemFees", "Commission", -375),
@@ -153,20 +157,50 @@ def test_v1_file_with_only_a_summary_row_is_a_settlement_without_lines() -> None
     [settlement], errors = parse_text(header_and_summary, "v1.tsv")
     assert errors == []
     assert (settlement.settlement_id, settlement.format, settlement.currency, settlement.total_minor) == (
-        "30000000004", "v1", "CAD", 2830)
+        "30000000004",
+        "v1",
+        "CAD",
+        2830,
+    )
     assert settlement.line_count == 0
 
 
 def test_file_with_two_settlements() -> None:
     a, b = "40000000001", "40000000002"
-    text = tsv(V2_HEADER, [
-        summary(a, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "5.00", "USD"),
-        v2_row(a, "ItemPrice", "Principal", "7.00", "2024-10-18", "2024-10-18 02:58:02 UTC", marketplace_name="Amazon.com"),
-        v2_row(a, "ItemFees", "Commission", "-2.00", "2024-10-18", "2024-10-18 02:58:02 UTC", marketplace_name="Amazon.com"),
-        summary(b, "2024-10-23 14:28:39 UTC", "2024-11-06 14:28:39 UTC", "2024-11-08 14:28:39 UTC", "-1.50", "USD"),
-        v2_row(b, "ItemFees", "Commission", "-1.50", "2024-10-30", "2024-10-30 11:00:00 UTC",
-               marketplace_name="Non-Amazon US"),
-    ])
+    text = tsv(
+        V2_HEADER,
+        [
+            summary(a, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "5.00", "USD"),
+            v2_row(
+                a,
+                "ItemPrice",
+                "Principal",
+                "7.00",
+                "2024-10-18",
+                "2024-10-18 02:58:02 UTC",
+                marketplace_name="Amazon.com",
+            ),
+            v2_row(
+                a,
+                "ItemFees",
+                "Commission",
+                "-2.00",
+                "2024-10-18",
+                "2024-10-18 02:58:02 UTC",
+                marketplace_name="Amazon.com",
+            ),
+            summary(b, "2024-10-23 14:28:39 UTC", "2024-11-06 14:28:39 UTC", "2024-11-08 14:28:39 UTC", "-1.50", "USD"),
+            v2_row(
+                b,
+                "ItemFees",
+                "Commission",
+                "-1.50",
+                "2024-10-30",
+                "2024-10-30 11:00:00 UTC",
+                marketplace_name="Non-Amazon US",
+            ),
+        ],
+    )
     settlements, errors = parse_text(text, "two.tsv")
     assert errors == []
     by_id = {s.settlement_id: s for s in settlements}
@@ -180,11 +214,16 @@ def test_file_with_two_settlements() -> None:
 
 def test_jpy_has_no_minor_digits() -> None:
     sid = "50000000001"
-    text = tsv(V2_HEADER, [
-        summary(sid, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "1200", "JPY"),
-        v2_row(sid, "ItemPrice", "Principal", "1500", "2024-10-18", "2024-10-18 02:58:02 UTC"),
-        v2_row(sid, "ItemFees", "Commission", "-300", "2024-10-18", "2024-10-18 02:58:02 UTC"),
-    ])
+    text = tsv(
+        V2_HEADER,
+        [
+            summary(
+                sid, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "1200", "JPY"
+            ),
+            v2_row(sid, "ItemPrice", "Principal", "1500", "2024-10-18", "2024-10-18 02:58:02 UTC"),
+            v2_row(sid, "ItemFees", "Commission", "-300", "2024-10-18", "2024-10-18 02:58:02 UTC"),
+        ],
+    )
     [s], errors = parse_text(text)
     assert errors == []
     assert (s.total_minor, s.lines["amount_minor"].tolist()) == (1200, [1500, -300])
@@ -192,16 +231,22 @@ def test_jpy_has_no_minor_digits() -> None:
 
 def test_date_only_us_posted_date_used_when_posted_date_time_is_empty() -> None:
     sid = "50000000002"
-    text = tsv(V2_HEADER, [
-        summary(sid, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "1.00", "USD"),
-        v2_row(sid, "ItemPrice", "Principal", "1.00", "10/18/24", ""),
-    ])
+    text = tsv(
+        V2_HEADER,
+        [
+            summary(
+                sid, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "1.00", "USD"
+            ),
+            v2_row(sid, "ItemPrice", "Principal", "1.00", "10/18/24", ""),
+        ],
+    )
     [s], errors = parse_text(text)
     assert errors == []
     assert s.lines["posted_date"].iloc[0] == pd.Timestamp("2024-10-18 00:00:00", tz=UTC)
 
 
 # --- duplicates --------------------------------------------------------------------------
+
 
 def test_same_settlement_in_two_files_is_kept_once(tmp_path: Path) -> None:
     first, second = tmp_path / "a.tsv", tmp_path / "b.tsv"
@@ -211,7 +256,10 @@ def test_same_settlement_in_two_files_is_kept_once(tmp_path: Path) -> None:
     assert [s.source for s in unique] == ["a.tsv"]
     assert len(duplicates) == 1
     assert (duplicates[0].settlement_id, duplicates[0].source, duplicates[0].kept_source) == (
-        "10000000001", "b.tsv", "a.tsv")
+        "10000000001",
+        "b.tsv",
+        "a.tsv",
+    )
     assert duplicates[0].conflict is None
 
 
@@ -229,12 +277,15 @@ def test_same_settlement_with_different_content_is_an_error(tmp_path: Path) -> N
 
 # --- encodings -----------------------------------------------------------------------------
 
+
 def _text_with_sku(sku: str) -> str:
     return with_field(3, 22, sku)
 
 
-@pytest.mark.parametrize(("encoding", "charset"), [("cp1252", None), ("cp1252", "Cp1252"), ("utf-8", None),
-                                                    ("utf-8", "utf8"), ("utf-8-sig", None)])
+@pytest.mark.parametrize(
+    ("encoding", "charset"),
+    [("cp1252", None), ("cp1252", "Cp1252"), ("utf-8", None), ("utf-8", "utf8"), ("utf-8-sig", None)],
+)
 def test_encodings(encoding: str, charset: str | None) -> None:
     data = _text_with_sku("CAFÉ-É1").encode(encoding)
     result = parse_settlement_bytes(data, "enc.tsv", charset)
@@ -244,6 +295,7 @@ def test_encodings(encoding: str, charset: str | None) -> None:
 
 
 # --- bad input: every error names file, line and column -----------------------------------
+
 
 def test_non_numeric_amount() -> None:
     error = only_error(with_field(5, AMOUNT_COL, "abc"))
@@ -277,9 +329,11 @@ def test_a_bad_value_repeated_on_several_rows_is_located_on_each() -> None:
     settlements, errors = parse_text(text)
     assert settlements == []
     assert [(e.line, e.column, e.message) for e in errors] == [
-        (line, 15, "amount 'x' is not a number (this file uses decimal dot, e.g. 1234.56)") for line in (5, 9, 12)]
-    text = with_field_text(with_field(4, POSTED_TIME_COL, "2024-02-30 02:58:02 UTC"), 8, POSTED_TIME_COL,
-                           "2024-02-30 02:58:02 UTC")
+        (line, 15, "amount 'x' is not a number (this file uses decimal dot, e.g. 1234.56)") for line in (5, 9, 12)
+    ]
+    text = with_field_text(
+        with_field(4, POSTED_TIME_COL, "2024-02-30 02:58:02 UTC"), 8, POSTED_TIME_COL, "2024-02-30 02:58:02 UTC"
+    )
     settlements, errors = parse_text(text)
     assert settlements == []
     assert [(e.line, e.column) for e in errors] == [(4, 18), (8, 18)]
@@ -326,8 +380,10 @@ def test_truncated_row() -> None:
     error = only_error("\n".join(lines))
     # 20 fields: the first missing column (21, merchant-adjustment-item-id) is a required one.
     assert (error.line, error.column, error.column_name) == (5, 21, "merchant-adjustment-item-id")
-    assert str(error) == ("us.tsv:5:21: truncated row: 20 fields but the header has 24 "
-                          "(required column 'merchant-adjustment-item-id' is missing)")
+    assert str(error) == (
+        "us.tsv:5:21: truncated row: 20 fields but the header has 24 "
+        "(required column 'merchant-adjustment-item-id' is missing)"
+    )
 
 
 def test_line_numbers_survive_blank_lines() -> None:
@@ -343,7 +399,7 @@ def test_line_numbers_survive_blank_lines() -> None:
 def test_missing_required_column() -> None:
     lines = [line.split("\t") for line in fixture_lines() if line]
     index = V2_HEADER.index("amount-type")
-    text = "\n".join("\t".join(f[:index] + f[index + 1:]) for f in lines) + "\n"
+    text = "\n".join("\t".join(f[:index] + f[index + 1 :]) for f in lines) + "\n"
     error = only_error(text)
     assert (error.line, error.column) == (1, None)
     assert "missing required column 'amount-type'" in error.message
@@ -352,8 +408,12 @@ def test_missing_required_column() -> None:
 def test_extra_and_reordered_columns_are_tolerated() -> None:
     lines = [line.split("\t") for line in fixture_lines() if line]
     # Move amount to the front and add an unknown column at the end.
-    text = "\n".join("\t".join([f[14]] + f[:14] + f[15:] + (["new-col"] if i == 0 else ["x"]))
-                     for i, f in enumerate(lines)) + "\n"
+    text = (
+        "\n".join(
+            "\t".join([f[14]] + f[:14] + f[15:] + (["new-col"] if i == 0 else ["x"])) for i, f in enumerate(lines)
+        )
+        + "\n"
+    )
     [s], errors = parse_text(text)
     assert errors == []
     assert s.total_minor == 3181 and int(s.lines["amount_minor"].sum()) == 3181

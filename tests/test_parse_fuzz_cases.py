@@ -5,6 +5,7 @@ located ``SettlementFileError``s (file:line:column) or in correctly parsed settl
 an exception and never in "no settlement and no error". Line and column numbers are counted by
 hand in the edited file (1-based; the header is line 1; the US fixture's rows are lines 3-22).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,6 @@ import random
 
 import numpy as np
 import pytest
-
 from _parse_fixtures import (
     AMOUNT_COL,
     FIXTURE,
@@ -29,9 +29,9 @@ from _parse_fixtures import (
     with_field,
     with_field_text,
 )
+
 from reconciliation.mapping import load_mapping
-from reconciliation.model import LINE_COLUMNS
-from reconciliation.model import exact_sum
+from reconciliation.model import LINE_COLUMNS, exact_sum
 from reconciliation.parse import MAX_LINE_BYTES, parse_settlement_bytes
 from reconciliation.pipeline import prepare_settlement
 from reconciliation.schemas import validate_settlement
@@ -47,6 +47,7 @@ def errors_of(text: str | bytes, source: str = "us.tsv") -> list[tuple[int | Non
 
 
 # --- line structure -------------------------------------------------------------------------
+
 
 def test_stray_carriage_return_inside_a_field() -> None:
     lines = fixture_lines()
@@ -136,6 +137,7 @@ def test_duplicate_column_in_header() -> None:
 
 # --- fields -----------------------------------------------------------------------------------
 
+
 def test_summary_row_problems() -> None:
     error = only_error(with_field(2, CURRENCY, "US$"))
     assert (error.line, error.column) == (2, CURRENCY) and "'US$' is not a 3-letter currency code" in error.message
@@ -150,7 +152,6 @@ def test_settlement_id_not_a_number() -> None:
     error = only_error(with_field(7, 1, "1000000000x"))
     assert (error.line, error.column, error.column_name) == (7, 1, "settlement-id")
     assert "'1000000000x' is not a number" in error.message
-
 
 
 def test_row_currency_differs_from_the_summary() -> None:
@@ -197,11 +198,14 @@ def test_sku_and_posted_date_swapped_under_the_header() -> None:
     assert (error.line, error.column) == (5, SKU) and "'14.10.2024' is a date" in error.message
 
 
-@pytest.mark.parametrize(("text", "line", "value", "style"), [
-    (with_field(5, AMOUNT_COL, "1,234.56"), 5, "1,234.56", "decimal dot"),
-    (with_field_text(eur_decimal_comma_file(), 3, AMOUNT_COL, "1.234,56"), 3, "1.234,56", "decimal comma"),
-    (with_field_text(gbp_dot_file(), 3, AMOUNT_COL, "1,260.00"), 3, "1,260.00", "decimal dot"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "value", "style"),
+    [
+        (with_field(5, AMOUNT_COL, "1,234.56"), 5, "1,234.56", "decimal dot"),
+        (with_field_text(eur_decimal_comma_file(), 3, AMOUNT_COL, "1.234,56"), 3, "1.234,56", "decimal comma"),
+        (with_field_text(gbp_dot_file(), 3, AMOUNT_COL, "1,260.00"), 3, "1,260.00", "decimal dot"),
+    ],
+)
 def test_thousands_separator_is_refused(text: str, line: int, value: str, style: str) -> None:
     error = only_error(text)
     assert (error.line, error.column) == (line, AMOUNT_COL)
@@ -233,6 +237,7 @@ def test_sums_beyond_int64_are_refused_not_wrapped() -> None:
 
 # --- settlements the parser must produce (the marketplace is resolved elsewhere) ---------------
 
+
 def test_marketplace_name_never_seen() -> None:
     text = "\n".join(line.replace("\tAmazon.com\t", "\tAmazon.xx\t") for line in fixture_lines())
     [s], errors = parse_text(text)
@@ -247,15 +252,22 @@ def test_unknown_time_zone_word() -> None:
 
 def test_two_settlements_in_two_currencies_with_currency_on_rows() -> None:
     a, b = "40000000001", "40000000002"
-    text = tsv(V2_HEADER, [
-        summary(a, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "5.00", "USD"),
-        v2_row(a, "ItemPrice", "Principal", "5.00", "2024-10-18", "2024-10-18 02:58:02 UTC", currency="USD"),
-        summary(b, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "5", "JPY"),
-        v2_row(b, "ItemPrice", "Principal", "5", "2024-10-18", "2024-10-18 02:58:02 UTC", currency="JPY"),
-    ])
+    text = tsv(
+        V2_HEADER,
+        [
+            summary(a, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "5.00", "USD"),
+            v2_row(a, "ItemPrice", "Principal", "5.00", "2024-10-18", "2024-10-18 02:58:02 UTC", currency="USD"),
+            summary(b, "2024-10-09 14:28:38 UTC", "2024-10-23 14:28:39 UTC", "2024-10-25 14:28:39 UTC", "5", "JPY"),
+            v2_row(b, "ItemPrice", "Principal", "5", "2024-10-18", "2024-10-18 02:58:02 UTC", currency="JPY"),
+        ],
+    )
     usd, jpy = parse_text(text)[0]
     assert (usd.currency, usd.lines["amount_minor"].tolist(), jpy.currency, jpy.lines["amount_minor"].tolist()) == (
-        "USD", [500], "JPY", [5])
+        "USD",
+        [500],
+        "JPY",
+        [5],
+    )
     # JPY has no minor digits: "5.00" on a JPY row is too precise, named on its line.
     assert errors_of(with_field_text(text, 5, AMOUNT_COL, "5.50")) == [(5, AMOUNT_COL)]
     # A JPY row under the USD settlement is named.
@@ -264,8 +276,25 @@ def test_two_settlements_in_two_currencies_with_currency_on_rows() -> None:
 
 # --- fuzzing: random mutants of real-format files never raise, never vanish ---------------------
 
-_TOKENS = ["", " ", "-", "0", "1e5", "NaN", "99999999999999999999", "2024-02-30", "30.02.2024", "é", "\"", "x" * 300,
-           "1.234,56", "1,234.56", "2024/10/18 09:15:00 JST", "Amazon.xx", "EUR"]
+_TOKENS = [
+    "",
+    " ",
+    "-",
+    "0",
+    "1e5",
+    "NaN",
+    "99999999999999999999",
+    "2024-02-30",
+    "30.02.2024",
+    "é",
+    '"',
+    "x" * 300,
+    "1.234,56",
+    "1,234.56",
+    "2024/10/18 09:15:00 JST",
+    "Amazon.xx",
+    "EUR",
+]
 
 
 def _mutate(rng: random.Random, text: str) -> bytes:
@@ -275,7 +304,7 @@ def _mutate(rng: random.Random, text: str) -> bytes:
     if kind == 0:
         data[at:at] = rng.choice([b"\t", b"\r", b"\n", b"\r\n", b",", b".", b"-", b"9", b"\xc3", b" "])
     elif kind == 1:
-        del data[at:at + rng.randint(1, 8)]
+        del data[at : at + rng.randint(1, 8)]
     elif kind == 2:
         del data[at:]
     elif kind == 3:
@@ -320,7 +349,7 @@ def test_exact_sum_at_any_size() -> None:
     values = np.array([big, big, 1, -3], dtype=np.int64)  # int64 .sum() wraps this to -4
     assert int(values.sum()) == -4
     assert exact_sum(values) == 2 * big - 2
-    assert exact_sum(np.array([-big - 1, -big - 1], dtype=np.int64)) == -2 ** 64
+    assert exact_sum(np.array([-big - 1, -big - 1], dtype=np.int64)) == -(2**64)
     assert exact_sum(np.array([], dtype=np.int64)) == 0 and exact_sum(np.array([5, -7])) == -2
 
 

@@ -4,11 +4,12 @@ Every expected value below is read off the file named in the test by hand (the f
 ``tests/golden/row_shapes/``). Only the parsed settlement is asserted here; which GL account a
 row goes to is the mapping's business.
 """
+
 from __future__ import annotations
 
 import pandas as pd
-
 from _parse_fixtures import GOLDEN_ROW_SHAPES, UTC
+
 from reconciliation.model import Settlement
 from reconciliation.parse import read_settlement_file
 from reconciliation.schemas import validate_settlement
@@ -57,22 +58,28 @@ def test_account_level_settlement_without_any_marketplace_name() -> None:
         (4, "other-transaction", "FBAInboundTransportationFee", -41250, ""),
         (5, "other-transaction", "Successful charge", 13080, ""),
     ]
-    assert s.lines["posted_date"].tolist() == [ts("2025-03-02 10:00:00"), ts("2025-03-05 21:45:10"),
-                                               ts("2025-03-14 06:59:59")]
+    assert s.lines["posted_date"].tolist() == [
+        ts("2025-03-02 10:00:00"),
+        ts("2025-03-05 21:45:10"),
+        ts("2025-03-14 06:59:59"),
+    ]
 
 
 def test_japanese_dates_with_jst_are_converted_to_utc() -> None:
     [s] = golden("jp_dates.tsv")
     assert (s.currency, s.decimals, s.total_minor, s.marketplace) == ("JPY", 0, 2480, "Amazon.co.jp")
     # JST = UTC+9: 2024/10/09 14:28:38 JST is 05:28:38 UTC.
-    assert (s.start, s.end, s.deposit_date) == (ts("2024-10-09 05:28:38"), ts("2024-10-23 05:28:39"),
-                                                ts("2024-10-25 05:28:39"))
+    assert (s.start, s.end, s.deposit_date) == (
+        ts("2024-10-09 05:28:38"),
+        ts("2024-10-23 05:28:39"),
+        ts("2024-10-25 05:28:39"),
+    )
     assert lines_of(s, "amount_type", "amount_minor", "posted_date") == [
         (3, "ItemPrice", 3000, ts("2024-10-18 00:15:00")),
         (4, "ItemFees", -450, ts("2024-10-18 00:15:00")),
         (5, "Points", -30, ts("2024-10-18 00:15:00")),
         (6, "other-transaction", -140, ts("2024-10-19 18:00:00")),  # 03:00 JST is the previous day in UTC
-        (7, "other-transaction", 100, ts("2024-10-21 00:00:00")),   # posted-date only: that day, 00:00 UTC
+        (7, "other-transaction", 100, ts("2024-10-21 00:00:00")),  # posted-date only: that day, 00:00 UTC
     ]
 
 
@@ -95,7 +102,10 @@ def test_v1_33_columns() -> None:
     [s] = golden("v1_33_columns.tsv")
     assert (s.format, s.total_minor, s.marketplace) == ("v1", 251, "Amazon.ca")
     assert lines_of(s, "amount_description", "amount_minor") == [
-        (4, "Principal", 5000), (5, "Commission", -750), (6, "Subscription Fee", -3999)]
+        (4, "Principal", 5000),
+        (5, "Commission", -750),
+        (6, "Subscription Fee", -3999),
+    ]
     assert s.lines["promotion_id"].eq("").all()
 
 
@@ -115,15 +125,26 @@ def test_v2_24_columns() -> None:
     [s] = golden("v2_24_columns.tsv")
     assert (s.currency, s.total_minor, s.marketplace) == ("GBP", 25044, "Amazon.co.uk")
     assert lines_of(s, "amount_type", "amount_minor", "promotion_id") == [
-        (3, "ItemPrice", 26000, ""), (4, "Promotion", -299, "UK Free Delivery"), (5, "ItemFees", -657, "")]
+        (3, "ItemPrice", 26000, ""),
+        (4, "Promotion", -299, "UK Free Delivery"),
+        (5, "ItemFees", -657, ""),
+    ]
 
 
 def test_two_settlements_in_two_currencies_each_with_its_own_decimals() -> None:
     usd, jpy = golden("two_settlements_two_currencies.tsv")
     assert (usd.settlement_id, usd.currency, usd.total_minor, usd.marketplace) == (
-        "65000000001", "USD", 1500, "Amazon.com")
+        "65000000001",
+        "USD",
+        1500,
+        "Amazon.com",
+    )
     assert (jpy.settlement_id, jpy.currency, jpy.total_minor, jpy.marketplace) == (
-        "65000000002", "JPY", 1500, "Amazon.co.jp")
+        "65000000002",
+        "JPY",
+        1500,
+        "Amazon.co.jp",
+    )
     # "20.00" USD is 2000 cents; "2000" JPY is 2000 yen (no minor digits).
     assert lines_of(usd, "amount_minor") == [(3, 2000), (4, -500)]
     assert lines_of(jpy, "amount_minor") == [(6, 2000), (7, -500)]

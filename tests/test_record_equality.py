@@ -1,6 +1,7 @@
 """Frozen records that hold DataFrames (or arrays) compare by identity (``eq=False``): comparing two
 never raises pandas' "truth value of a DataFrame is ambiguous", two records with the same content
 are different records, and each can be a set member or a dict key."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,9 +9,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from _settlement_builders import make_settlement
 from sklearn.ensemble import IsolationForest
 
-from _settlement_builders import make_settlement
 from anomaly.items import extract_items
 from anomaly.model import AnomalyModel
 from anomaly.rules import RuleHits
@@ -22,8 +23,10 @@ from reconciliation.outcome import SettlementOutcome
 from reconciliation.pipeline import PreparedSettlement
 from reconciliation.schemas import FAILURE_COLUMNS, ValidationReport
 
-ROWS = [("Order", "ItemPrice", "Principal", 1000, "2024-10-10", "111-A"),
-        ("Order", "ItemFees", "Commission", -150, "2024-10-10", "111-A")]
+ROWS = [
+    ("Order", "ItemPrice", "Principal", 1000, "2024-10-10", "111-A"),
+    ("Order", "ItemFees", "Commission", -150, "2024-10-10", "111-A"),
+]
 
 
 def _pair() -> list[tuple[object, object]]:
@@ -40,13 +43,16 @@ def _pair() -> list[tuple[object, object]]:
     pairs.append((prepared[0], prepared[1]))
     orders = pd.DataFrame({"order_id": ["111-A"], "category": ["matched"]})
     pairs.append((Reconciliation(orders, 1, {"matched": 1}), Reconciliation(orders.copy(), 1, {"matched": 1})))
-    pairs.append((SettlementOutcome(first, "posted", anomalies=orders), SettlementOutcome(second, "posted",
-                                                                                           anomalies=orders.copy())))
+    pairs.append(
+        (
+            SettlementOutcome(first, "posted", anomalies=orders),
+            SettlementOutcome(second, "posted", anomalies=orders.copy()),
+        )
+    )
     pairs.append((extract_items(first), extract_items(second)))
     model = AnomalyModel(IsolationForest(), (), 1, 0)
     pairs.append((ScoredSettlement("1", orders, model), ScoredSettlement("1", orders.copy(), model)))
-    pairs.append((RuleHits("fee", np.zeros(2), pd.Series(["", ""])),
-                  RuleHits("fee", np.zeros(2), pd.Series(["", ""]))))
+    pairs.append((RuleHits("fee", np.zeros(2), pd.Series(["", ""])), RuleHits("fee", np.zeros(2), pd.Series(["", ""]))))
     return pairs
 
 
@@ -59,4 +65,3 @@ def test_records_holding_dataframes_compare_by_identity_without_raising(index: i
     assert not (a == b)
     assert a != b
     assert len({a, b}) == 2
-

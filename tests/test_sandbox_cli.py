@@ -4,6 +4,7 @@ The M3 connector reaches it with the written .ionapi file; the unmodified python
 client, aimed at it with the written credentials, lists and downloads the seeded settlements
 and pages through the orders.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 def running_sandbox(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("sandbox-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("M3SYNC_")}
-    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "sandbox", "--home", str(home), "--seed", "7"],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "sandbox", "--home", str(home), "--seed", "7"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     banner = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -83,8 +90,11 @@ def test_plain_python_amazon_sp_api_lists_downloads_and_pages(running_sandbox) -
 
     token_module.cache.clear()
     marketplace = types.SimpleNamespace(endpoint=endpoint, marketplace_id="ATVPDKIKX0DER", region="us-east-1")
-    credentials = {"refresh_token": na["refresh_token"], "lwa_app_id": settings["lwa_app_id"],
-                   "lwa_client_secret": settings["lwa_client_secret"]}
+    credentials = {
+        "refresh_token": na["refresh_token"],
+        "lwa_app_id": settings["lwa_app_id"],
+        "lwa_client_secret": settings["lwa_client_secret"],
+    }
 
     reports = Reports(marketplace, credentials=credentials, auth_token_client_class=SandboxLWA)
     listed = reports.get_reports(reportTypes=["GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"], pageSize=100)
@@ -119,9 +129,15 @@ def test_each_region_host_takes_its_own_refresh_token_only(running_sandbox) -> N
     settings = json.loads((home / "sandbox" / "spapi-credentials.json").read_text())
 
     def access_token(region: str) -> str:
-        answer = httpx.post(settings["token_url"], data={
-            "grant_type": "refresh_token", "refresh_token": settings["regions"][region]["refresh_token"],
-            "client_id": settings["lwa_app_id"], "client_secret": settings["lwa_client_secret"]})
+        answer = httpx.post(
+            settings["token_url"],
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": settings["regions"][region]["refresh_token"],
+                "client_id": settings["lwa_app_id"],
+                "client_secret": settings["lwa_client_secret"],
+            },
+        )
         return answer.json()["access_token"]
 
     na_token = access_token("na")
@@ -130,9 +146,12 @@ def test_each_region_host_takes_its_own_refresh_token_only(running_sandbox) -> N
     on_eu = httpx.get(settings["regions"]["eu"]["endpoint"] + path, headers={"x-amz-access-token": na_token})
     assert on_na.status_code == 200
     # Amazon's answer to another region's token (selling-partner-api-models#4825).
-    assert (on_eu.status_code, on_eu.json()) == (403, {"errors": [
-        {"code": "Unauthorized", "message": "Access to requested resource is denied.", "details": ""}]})
-    eu_reports = httpx.get(settings["regions"]["eu"]["endpoint"] + path,
-                           headers={"x-amz-access-token": access_token("eu")}).json()["reports"]
+    assert (on_eu.status_code, on_eu.json()) == (
+        403,
+        {"errors": [{"code": "Unauthorized", "message": "Access to requested resource is denied.", "details": ""}]},
+    )
+    eu_reports = httpx.get(
+        settings["regions"]["eu"]["endpoint"] + path, headers={"x-amz-access-token": access_token("eu")}
+    ).json()["reports"]
     # Amazon.de, .fr and .co.uk: four fortnights each, whatever marketplaceIds would say.
     assert len(eu_reports) == 12 and "ATVPDKIKX0DER" not in {m for r in eu_reports for m in r["marketplaceIds"]}

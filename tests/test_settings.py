@@ -1,5 +1,6 @@
 """Configuration loading (TOML + M3SYNC_* environment), secrets, and redaction of secrets and
 buyer personal data in values and logs."""
+
 from __future__ import annotations
 
 import io
@@ -123,8 +124,12 @@ def test_environment_overrides_toml(home: Path, tmp_path: Path) -> None:
 
 
 def test_environment_alone_configures_basic_auth_m3(tmp_path: Path) -> None:
-    env = {"M3SYNC_M3_BASE_URL": "https://m3.local:21108", "M3SYNC_M3_USER": "INFORBC\\SYNC",
-           "M3SYNC_M3_PASSWORD": "pw-123", "M3SYNC_M3_DIVI": "BBB"}
+    env = {
+        "M3SYNC_M3_BASE_URL": "https://m3.local:21108",
+        "M3SYNC_M3_USER": "INFORBC\\SYNC",
+        "M3SYNC_M3_PASSWORD": "pw-123",
+        "M3SYNC_M3_DIVI": "BBB",
+    }
     m3 = load_settings(tmp_path / "nowhere", env=env, require=("m3",)).require_m3()
     assert m3.auth_mode == "basic"
     assert (m3.base_url, m3.user, m3.divi, m3.cono) == ("https://m3.local:21108", "INFORBC\\SYNC", "BBB", None)
@@ -132,7 +137,9 @@ def test_environment_alone_configures_basic_auth_m3(tmp_path: Path) -> None:
 
 
 def test_secret_blocks_are_resolved_only_when_revealed(home: Path) -> None:
-    write_config(home, """\
+    write_config(
+        home,
+        """\
 [m3]
 base_url = "https://m3.example.com"
 user = "SYNC"
@@ -143,7 +150,8 @@ refresh_token = "prefect-secret:amazon-refresh"
 lwa_app_id = "app"
 lwa_client_secret = "will be overridden"
 marketplaces = "A1PA6795UKMFR9"
-""")
+""",
+    )
     resolver = RecordingResolver()
     env = {"M3SYNC_AMAZON_LWA_CLIENT_SECRET": "prefect-secret:lwa-secret"}
     settings = load_settings(home, env=env, secret_resolver=resolver)
@@ -159,11 +167,16 @@ marketplaces = "A1PA6795UKMFR9"
 
 def test_secrets_never_show_in_text(home: Path) -> None:
     write_config(home, FULL_TOML)
-    settings = load_settings(home, env={"M3SYNC_M3_PASSWORD": "pw-plain-123",
-                                        "M3SYNC_STATE_URL": "postgresql://sync:pw-plain-123@db/m3sync"})
+    settings = load_settings(
+        home, env={"M3SYNC_M3_PASSWORD": "pw-plain-123", "M3SYNC_STATE_URL": "postgresql://sync:pw-plain-123@db/m3sync"}
+    )
     assert "postgresql://sync:***@db/m3sync" in repr(settings)
-    for rendering in (repr(settings), str(settings), f"{settings.require_amazon().refresh_token}",
-                      str(settings.require_m3().password)):
+    for rendering in (
+        repr(settings),
+        str(settings),
+        f"{settings.require_amazon().refresh_token}",
+        str(settings.require_m3().password),
+    ):
         assert "IwEBrefresh" not in rendering
         assert "lwa-client-secret-value" not in rendering
         assert "pw-plain-123" not in rendering
@@ -199,8 +212,9 @@ def test_nothing_configured_falls_back_to_nothing(tmp_path: Path) -> None:
 
 
 def test_partial_amazon_configuration_names_each_missing_key(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path, env={"M3SYNC_AMAZON_REFRESH_TOKEN": "Atzr|x",
-                                            "M3SYNC_AMAZON_MARKETPLACES": "ATVPDKIKX0DER"})
+    settings = load_settings(
+        tmp_path, env={"M3SYNC_AMAZON_REFRESH_TOKEN": "Atzr|x", "M3SYNC_AMAZON_MARKETPLACES": "ATVPDKIKX0DER"}
+    )
     with pytest.raises(ConfigurationError) as error:
         settings.require_amazon()
     message = str(error.value)
@@ -231,8 +245,12 @@ def test_bad_m3_values_are_named(home: Path, toml: str, expected: str) -> None:
 
 
 def test_mixed_region_marketplaces_need_an_endpoint(tmp_path: Path) -> None:
-    env = {"M3SYNC_AMAZON_REFRESH_TOKEN": "r", "M3SYNC_AMAZON_LWA_APP_ID": "a",
-           "M3SYNC_AMAZON_LWA_CLIENT_SECRET": "s", "M3SYNC_AMAZON_MARKETPLACES": "ATVPDKIKX0DER,A1PA6795UKMFR9"}
+    env = {
+        "M3SYNC_AMAZON_REFRESH_TOKEN": "r",
+        "M3SYNC_AMAZON_LWA_APP_ID": "a",
+        "M3SYNC_AMAZON_LWA_CLIENT_SECRET": "s",
+        "M3SYNC_AMAZON_MARKETPLACES": "ATVPDKIKX0DER,A1PA6795UKMFR9",
+    }
     with pytest.raises(ConfigurationError, match="M3SYNC_AMAZON_ENDPOINT"):
         load_settings(tmp_path, env=env).require_amazon()
 
@@ -292,11 +310,14 @@ def test_state_url_without_its_driver_says_what_to_install_without_the_password(
     assert "S3cret" not in str(error.value)
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    ('{"ti": "T", "cs": "c\xe9-secret"}'.encode("latin-1"), ":1:21: not UTF-8 text"),
-    (b'{"ti": "T", "cs": "secret",', r"is not valid JSON \(line 1, column 28\)"),
-    (b'{"ti": "T", "cs": "secret"}', "lacks"),
-])
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"ti": "T", "cs": "c\xe9-secret"}'.encode("latin-1"), ":1:21: not UTF-8 text"),
+        (b'{"ti": "T", "cs": "secret",', r"is not valid JSON \(line 1, column 28\)"),
+        (b'{"ti": "T", "cs": "secret"}', "lacks"),
+    ],
+)
 def test_an_unusable_ionapi_file_is_a_configuration_error(tmp_path: Path, content: bytes, expected: str) -> None:
     from flows.connections import checked_settings
 
@@ -307,8 +328,13 @@ def test_an_unusable_ionapi_file_is_a_configuration_error(tmp_path: Path, conten
     assert "m3.ionapi" in str(error.value) and "secret" not in str(error.value)
 
 
-@pytest.mark.parametrize(("url", "expected"), [("not a url", "is not a database URL"),
-                                               ("nosuchdb://u:S3cret-pw@h/x", "names a database SQLAlchemy does not know")])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("not a url", "is not a database URL"),
+        ("nosuchdb://u:S3cret-pw@h/x", "names a database SQLAlchemy does not know"),
+    ],
+)
 def test_bad_state_urls_are_one_line_without_the_password(tmp_path: Path, url: str, expected: str) -> None:
     with pytest.raises(ConfigurationError, match=expected) as error:
         load_settings(tmp_path, env={"M3SYNC_STATE_URL": url})
@@ -334,38 +360,81 @@ def test_resolve_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # -- redaction ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", [
-    "token", "secret", "password", "sask", "saak", "cs", "refresh_token", "access_token", "Authorization",
-    "x-amz-access-token", "client_secret", "lwa_client_secret", "M3_PASSWORD", "apiKey",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "token",
+        "secret",
+        "password",
+        "sask",
+        "saak",
+        "cs",
+        "refresh_token",
+        "access_token",
+        "Authorization",
+        "x-amz-access-token",
+        "client_secret",
+        "lwa_client_secret",
+        "M3_PASSWORD",
+        "apiKey",
+    ],
+)
 def test_secret_keys_are_masked(key: str) -> None:
     assert redact({key: "value-1", "keep": "visible"}) == {key: MASK, "keep": "visible"}
 
 
-@pytest.mark.parametrize("key", [
-    "BuyerEmail", "BuyerName", "Name", "AddressLine1", "AddressLine2", "AddressLine3", "Phone", "PostalCode",
-    "email", "buyer_county", "CUNM", "CUA1", "PHNO", "MAIL",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "BuyerEmail",
+        "BuyerName",
+        "Name",
+        "AddressLine1",
+        "AddressLine2",
+        "AddressLine3",
+        "Phone",
+        "PostalCode",
+        "email",
+        "buyer_county",
+        "CUNM",
+        "CUA1",
+        "PHNO",
+        "MAIL",
+    ],
+)
 def test_personal_data_keys_are_masked(key: str) -> None:
     assert redact({key: "Jane", "AmazonOrderId": "112-1"}) == {key: MASK, "AmazonOrderId": "112-1"}
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("token Atza|IwEBabc123 expired", "token Atza|*** expired"),
-    ("refresh with Atzr|IwEBxyz", "refresh with Atzr|***"),
-    ("sent Bearer eyJhbGciOiJIUzI1NiJ9.x.y", "sent Bearer ***"),
-    ("Basic dXNlcjpwYXNzd29yZA==", "Basic ***"),
-    ("order for jane.doe+x@marketplace.amazon.com shipped", "order for *** shipped"),
-    ("grant_type=password&username=U&password=hunter2&client_secret=abc", "grant_type=password&username=U&password=***&client_secret=***"),
-    ("connecting to postgresql+psycopg://sync:pa55word@db:5432/m3sync", "connecting to postgresql+psycopg://sync:***@db:5432/m3sync"),
-    ("see https://example.com/a:b@c", "see https://example.com/a:b@c"),
-    ('{"access_token": "abc123", "expires_in": 3600}', '{"access_token": "***", "expires_in": 3600}'),
-    ("Basic mode selected; GetBasicData ok", "Basic mode selected; GetBasicData ok"),
-    ("GET /m3api-rest/v2/execute/CRS610MI/Add?CUTM=AMZTMPL&CUNM=Jane+Doe&CUA1=1%20Main&PONO=10115 200",
-     "GET /m3api-rest/v2/execute/CRS610MI/Add?CUTM=AMZTMPL&CUNM=***&CUA1=***&PONO=*** 200"),
-    ('{"Name": "Jane \\"JD\\" Doe", "City": "Berlin", "PostalCode": "10115"}',
-     '{"Name": "***", "City": "Berlin", "PostalCode": "***"}'),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("token Atza|IwEBabc123 expired", "token Atza|*** expired"),
+        ("refresh with Atzr|IwEBxyz", "refresh with Atzr|***"),
+        ("sent Bearer eyJhbGciOiJIUzI1NiJ9.x.y", "sent Bearer ***"),
+        ("Basic dXNlcjpwYXNzd29yZA==", "Basic ***"),
+        ("order for jane.doe+x@marketplace.amazon.com shipped", "order for *** shipped"),
+        (
+            "grant_type=password&username=U&password=hunter2&client_secret=abc",
+            "grant_type=password&username=U&password=***&client_secret=***",
+        ),
+        (
+            "connecting to postgresql+psycopg://sync:pa55word@db:5432/m3sync",
+            "connecting to postgresql+psycopg://sync:***@db:5432/m3sync",
+        ),
+        ("see https://example.com/a:b@c", "see https://example.com/a:b@c"),
+        ('{"access_token": "abc123", "expires_in": 3600}', '{"access_token": "***", "expires_in": 3600}'),
+        ("Basic mode selected; GetBasicData ok", "Basic mode selected; GetBasicData ok"),
+        (
+            "GET /m3api-rest/v2/execute/CRS610MI/Add?CUTM=AMZTMPL&CUNM=Jane+Doe&CUA1=1%20Main&PONO=10115 200",
+            "GET /m3api-rest/v2/execute/CRS610MI/Add?CUTM=AMZTMPL&CUNM=***&CUA1=***&PONO=*** 200",
+        ),
+        (
+            '{"Name": "Jane \\"JD\\" Doe", "City": "Berlin", "PostalCode": "10115"}',
+            '{"Name": "***", "City": "Berlin", "PostalCode": "***"}',
+        ),
+    ],
+)
 def test_inline_patterns(text: str, expected: str) -> None:
     assert redact(text) == expected
 

@@ -7,6 +7,7 @@ a live M3; the "unexpected error in m3sync" kinds replace one internal function 
 raises for the second settlement only (nothing else can provoke a bug on purpose). One CLI
 run checks stdout (exactly one JSON document), stderr (one line per problem) and the exit code.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,14 @@ from pathlib import Path
 import httpx
 import openpyxl
 import pytest
-
 from _cli import m3sync
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from flows import settlement_steps
 from flows.connections import load_gl_mapping
 from flows.contract import RUN_STATE_NAMES, exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
-from reconciliation.workbook import (SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS,
-                                     WorkbookError)
+from reconciliation.workbook import SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, WorkbookError
 
 FIXTURE = "fixtures/settlements/us_v2_usd.tsv"
 FIXTURE_ID = "10000000001"
@@ -74,12 +74,15 @@ def _crash_scoring(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _crash_reconciling(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fail_for_second(monkeypatch, "reconcile_orders",
-                     lambda lines, *a, **k: bool((lines["settlement_id"] == SECOND).any()))
+    _fail_for_second(
+        monkeypatch, "reconcile_orders", lambda lines, *a, **k: bool((lines["settlement_id"] == SECOND).any())
+    )
 
 
 def _crash_after_posting(monkeypatch: pytest.MonkeyPatch) -> None:
-    _fail_for_second(monkeypatch, "mapping_suggestions", lambda prepared, _: prepared.settlement.settlement_id == SECOND)
+    _fail_for_second(
+        monkeypatch, "mapping_suggestions", lambda prepared, _: prepared.settlement.settlement_id == SECOND
+    )
 
 
 def _close_november(server) -> None:
@@ -92,21 +95,48 @@ KINDS = {
     "invalid amount": (_amount_letters, None, "invalid", "second.tsv:5:15:", 0, EXIT_INVALID),
     "unmapped fee": (_unknown_fee, None, "held", "BrandNewMysteryFee", 0, EXIT_HELD),
     "M3 refuses a closed period": (_november, "close", "held", "closed", 0, EXIT_HELD),
-    "crash while reading": (None, _crash_reading, "failed", "InjectedFault: injected fault in read_settlement_file",
-                            0, EXIT_FAILED),
-    "crash while scoring anomalies": (None, _crash_scoring, "failed", "InjectedFault: injected fault in score_items",
-                                      0, EXIT_FAILED),
-    "crash while reconciling": (None, _crash_reconciling, "failed",
-                                "while reconciling against M3 invoices: InjectedFault", 0, EXIT_FAILED),
-    "crash after posting": (None, _crash_after_posting, "failed", "InjectedFault: injected fault in mapping_suggestions",
-                            1, EXIT_FAILED),
+    "crash while reading": (
+        None,
+        _crash_reading,
+        "failed",
+        "InjectedFault: injected fault in read_settlement_file",
+        0,
+        EXIT_FAILED,
+    ),
+    "crash while scoring anomalies": (
+        None,
+        _crash_scoring,
+        "failed",
+        "InjectedFault: injected fault in score_items",
+        0,
+        EXIT_FAILED,
+    ),
+    "crash while reconciling": (
+        None,
+        _crash_reconciling,
+        "failed",
+        "while reconciling against M3 invoices: InjectedFault",
+        0,
+        EXIT_FAILED,
+    ),
+    "crash after posting": (
+        None,
+        _crash_after_posting,
+        "failed",
+        "InjectedFault: injected fault in mapping_suggestions",
+        1,
+        EXIT_FAILED,
+    ),
 }
 
 
 def _batch(folder: Path, text: str, second_edit: Callable[[str], str] | None) -> list[str]:
     folder.mkdir(exist_ok=True)
-    files = {"first.tsv": _variant(text, FIRST), "second.tsv": _variant(text, SECOND, second_edit or (lambda t: t)),
-             "third.tsv": _variant(text, THIRD)}
+    files = {
+        "first.tsv": _variant(text, FIRST),
+        "second.tsv": _variant(text, SECOND, second_edit or (lambda t: t)),
+        "third.tsv": _variant(text, THIRD),
+    }
     for name, content in files.items():
         (folder / name).write_text(content, encoding="utf-8")
     return [str(folder / name) for name in files]
@@ -126,8 +156,8 @@ def _exception_messages(book, source: str) -> list[str]:
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
-        kind: str, prefect_api_url: str, live_m3, shared: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    kind: str, prefect_api_url: str, live_m3, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flows.settlement import settlement_reconciliation
 
     edit, fault, status, fragment, second_vouchers, code = KINDS[kind]
@@ -149,7 +179,7 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
     for name, settlement_id in (("first.tsv", FIRST), ("third.tsv", THIRD)):
         entry = by_source[name]
         assert (entry["settlement_id"], entry["status"]) == (settlement_id, "posted"), entry["reasons"]
-        voucher, = entry["journal"]["vouchers"]
+        (voucher,) = entry["journal"]["vouchers"]
         assert voucher["key"] == f"AMZ-{settlement_id}-202410" and voucher["m3_ref"]
     second = by_source["second.tsv"]
     assert second["status"] == status
@@ -158,8 +188,10 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
         assert any("prefect flow-run logs" in reason for reason in second["reasons"]), second["reasons"]
         posted = [v["m3_ref"] for v in second["journal"]["vouchers"] if v["m3_ref"]]
         assert len(posted) == second_vouchers
-        assert any(("posted before the error" if second_vouchers else "nothing posted") in reason
-                   for reason in second["reasons"]), second["reasons"]
+        assert any(
+            ("posted before the error" if second_vouchers else "nothing posted") in reason
+            for reason in second["reasons"]
+        ), second["reasons"]
     assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 2 + second_vouchers
     assert exit_code(document) == code
     assert document["report"] == str(report) and report.is_file()
@@ -173,7 +205,8 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
 
 
 def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_code(
-        prefect_api_url: str, live_m3, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefect_api_url: str, live_m3, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import flows.settlement
 
     def disk_full(*args, **kwargs):
@@ -183,8 +216,9 @@ def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_c
     server, configure, _ = live_m3
     home = configure("brief")
     files = _batch(tmp_path / "in", (shared / FIXTURE).read_text(encoding="utf-8"), None)
-    document = flows.settlement.settlement_reconciliation(files=files, home=str(home),
-                                                          report=str(tmp_path / "run.xlsx"))
+    document = flows.settlement.settlement_reconciliation(
+        files=files, home=str(home), report=str(tmp_path / "run.xlsx")
+    )
     assert [e["status"] for e in document["settlements"]] == ["posted"] * 3
     assert all(e["journal"]["vouchers"][0]["m3_ref"] for e in document["settlements"])
     assert document["report"] is None
@@ -225,8 +259,9 @@ def test_report_paths_that_cannot_be_written_are_refused(tmp_path: Path, unwrita
     assert made.parent.is_dir() and not made.exists() and list(made.parent.iterdir()) == []
 
 
-def test_a_bad_report_path_stops_the_flow_before_anything_is_posted(prefect_api_url: str, live_m3, shared: Path,
-                                                                     tmp_path: Path) -> None:
+def test_a_bad_report_path_stops_the_flow_before_anything_is_posted(
+    prefect_api_url: str, live_m3, shared: Path, tmp_path: Path
+) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, _ = live_m3
@@ -241,13 +276,16 @@ def test_mapping_file_that_is_not_utf8_names_line_and_column(tmp_path: Path) -> 
     from reconciliation.mapping import MappingError
 
     path = tmp_path / "latin1.yaml"
-    path.write_bytes("name: mine\ndescription: Gebühren\n".encode("latin-1"))  # "description: Geb" is 16 bytes: ü (0xfc) is column 17
+    path.write_bytes(
+        "name: mine\ndescription: Gebühren\n".encode("latin-1")
+    )  # "description: Geb" is 16 bytes: ü (0xfc) is column 17
     with pytest.raises(MappingError, match=r"latin1\.yaml: line 2, column 17: not UTF-8"):
         load_gl_mapping(str(path), tmp_path)
 
 
-def test_cli_batch_prints_one_json_document_and_each_problem_on_stderr(prefect_api_url: str, shared: Path,
-                                                                       tmp_path: Path) -> None:
+def test_cli_batch_prints_one_json_document_and_each_problem_on_stderr(
+    prefect_api_url: str, shared: Path, tmp_path: Path
+) -> None:
     text = (shared / FIXTURE).read_text(encoding="utf-8")
     folder = tmp_path / "in"
     files = _batch(folder, text, _amount_letters)
@@ -255,8 +293,17 @@ def test_cli_batch_prints_one_json_document_and_each_problem_on_stderr(prefect_a
     held.write_text(_variant(text, "10000000014", _unknown_fee), encoding="utf-8")
     files.insert(2, str(held))
     report = tmp_path / "run.xlsx"
-    run = m3sync("settle", *files, "--sandbox", "--json", "--report", str(report), "--home", str(tmp_path / "home"),
-                 api_url=prefect_api_url)
+    run = m3sync(
+        "settle",
+        *files,
+        "--sandbox",
+        "--json",
+        "--report",
+        str(report),
+        "--home",
+        str(tmp_path / "home"),
+        api_url=prefect_api_url,
+    )
     assert run.code == EXIT_INVALID, (run.stdout, run.stderr)  # invalid (2) outranks held (3)
     document = json.loads(run.stdout)  # the whole of stdout is one document
     statuses = {e["source"]: e["status"] for e in document["settlements"]}
@@ -264,24 +311,33 @@ def test_cli_batch_prints_one_json_document_and_each_problem_on_stderr(prefect_a
     assert document["report"] == str(report) and report.is_file()
     errors = run.stderr.splitlines()
     assert any(line.startswith("second.tsv:5:15: ") for line in errors), run.stderr
-    assert any(line.startswith("held.tsv: settlement 10000000014: held: ") and "BrandNewMysteryFee" in line
-               for line in errors), run.stderr
+    assert any(
+        line.startswith("held.tsv: settlement 10000000014: held: ") and "BrandNewMysteryFee" in line for line in errors
+    ), run.stderr
     assert "Traceback" not in run.stderr
 
 
 def test_problem_lines_are_one_per_reason() -> None:
     from flows.cli import problem_lines
 
-    document = {"settlements": [
-        {"settlement_id": FIRST, "source": "a.tsv", "status": "posted", "reasons": []},
-        {"settlement_id": None, "source": "b.tsv", "status": "invalid",
-         "reasons": ["b.tsv:3:15: amount 'x' is not a number", "b.tsv:4:2: bad date"]},
-        {"settlement_id": SECOND, "source": "c.tsv", "status": "held", "reasons": ["fee X\nhas no rule"]},
-        {"settlement_id": THIRD, "source": "d.tsv", "status": "failed", "reasons": ["unexpected error in m3sync"]},
-        {"settlement_id": "4", "source": "e.tsv", "status": "duplicate", "reasons": ["already posted"]},
-    ], "report_error": "workbook not written: OSError"}
+    document = {
+        "settlements": [
+            {"settlement_id": FIRST, "source": "a.tsv", "status": "posted", "reasons": []},
+            {
+                "settlement_id": None,
+                "source": "b.tsv",
+                "status": "invalid",
+                "reasons": ["b.tsv:3:15: amount 'x' is not a number", "b.tsv:4:2: bad date"],
+            },
+            {"settlement_id": SECOND, "source": "c.tsv", "status": "held", "reasons": ["fee X\nhas no rule"]},
+            {"settlement_id": THIRD, "source": "d.tsv", "status": "failed", "reasons": ["unexpected error in m3sync"]},
+            {"settlement_id": "4", "source": "e.tsv", "status": "duplicate", "reasons": ["already posted"]},
+        ],
+        "report_error": "workbook not written: OSError",
+    }
     assert problem_lines(document) == [
-        "b.tsv:3:15: amount 'x' is not a number", "b.tsv:4:2: bad date",
+        "b.tsv:3:15: amount 'x' is not a number",
+        "b.tsv:4:2: bad date",
         f"c.tsv: settlement {SECOND}: held: fee X has no rule",
         f"d.tsv: settlement {THIRD}: failed: unexpected error in m3sync",
         "m3sync: workbook not written: OSError",
@@ -293,18 +349,22 @@ def test_problem_lines_are_one_per_reason() -> None:
 
 def test_an_outcome_that_cannot_be_described_still_reports_what_was_posted() -> None:
     import pandas as pd
-
     from _settlement_builders import make_settlement
+
     from flows.contract import settle_document
     from flows.settlement_steps import Sources
     from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 
     settlement = make_settlement([("Order", "ItemPrice", "Principal", 1000, "2024-10-18", "111-1")])
     # Anomalies without their columns: describing them fails, the posted voucher must still be reported.
-    outcome = SettlementOutcome(settlement=settlement, status="posted", anomalies=pd.DataFrame({"x": [1]}),
-                                posted=(PostedVoucherRef("AMZ-10000000001-202410", "AAA/2024/AZ/7", False),))
+    outcome = SettlementOutcome(
+        settlement=settlement,
+        status="posted",
+        anomalies=pd.DataFrame({"x": [1]}),
+        posted=(PostedVoucherRef("AMZ-10000000001-202410", "AAA/2024/AZ/7", False),),
+    )
     document = settle_document([outcome], Sources(settlements=(settlement,)), None)
-    entry, = document["settlements"]
+    (entry,) = document["settlements"]
     assert (entry["settlement_id"], entry["status"]) == ("10000000001", "failed")
     assert entry["journal"]["vouchers"][0]["m3_ref"] == "AAA/2024/AZ/7"
     assert any("AttributeError" in reason for reason in entry["reasons"]), entry["reasons"]

@@ -2,6 +2,7 @@
 
 Expected figures are worked out from ../shared/fixtures/settlements/us_v2_usd.tsv by hand.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from _cli import m3sync
+
 from sandbox.runtime import start_sandbox
 
 FIXTURE = "fixtures/settlements/us_v2_usd.tsv"
@@ -39,19 +40,46 @@ def test_fixture_posts_once_with_the_contracted_json(prefect_api_url: str, fixtu
     before = _digest(fixture_file)
     first = m3sync("settle", str(fixture_file), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
     assert first.code == 0, first.stderr
-    entry, = first.document["settlements"]
-    assert {k: entry[k] for k in ("settlement_id", "source", "format", "marketplace", "currency", "start", "end",
-                                  "deposit_date", "total_amount", "line_count", "status")} == {
-        "settlement_id": "10000000001", "source": "us_v2_usd.tsv", "format": "v2", "marketplace": "Amazon.com",
-        "currency": "USD", "start": "2024-10-09T14:28:38Z", "end": "2024-10-23T14:28:39Z",
-        "deposit_date": "2024-10-25", "total_amount": "31.81", "line_count": 20, "status": "posted"}
-    voucher, = entry["journal"]["vouchers"]
+    (entry,) = first.document["settlements"]
+    assert {
+        k: entry[k]
+        for k in (
+            "settlement_id",
+            "source",
+            "format",
+            "marketplace",
+            "currency",
+            "start",
+            "end",
+            "deposit_date",
+            "total_amount",
+            "line_count",
+            "status",
+        )
+    } == {
+        "settlement_id": "10000000001",
+        "source": "us_v2_usd.tsv",
+        "format": "v2",
+        "marketplace": "Amazon.com",
+        "currency": "USD",
+        "start": "2024-10-09T14:28:38Z",
+        "end": "2024-10-23T14:28:39Z",
+        "deposit_date": "2024-10-25",
+        "total_amount": "31.81",
+        "line_count": 20,
+        "status": "posted",
+    }
+    (voucher,) = entry["journal"]["vouchers"]
     # Debits: commission 12.42 + FBA fees 21.79 (5.84+5.84+10.11) + digital services 0.49
     # (0.37+0.37-0.25) + refund commission 2.48 + deposit 31.81 = 68.99. Credits: receivable
     # 68.30 (68.99+68.99+0.00-68.99 principal, +2.99 shipping, -2.99 promotion, +4.14-4.83 tax)
     # + facilitator tax withheld 0.69 (-4.14+4.83) = 68.99.
     assert (voucher["key"], voucher["date"], voucher["debit"], voucher["credit"]) == (
-        "AMZ-10000000001-202410", "2024-10-25", "68.99", "68.99")
+        "AMZ-10000000001-202410",
+        "2024-10-25",
+        "68.99",
+        "68.99",
+    )
     assert voucher["m3_ref"]
     # None of the fixture's orders are in the fresh sandbox M3: two sales and one refund.
     assert entry["reconciliation"]["status"] == "done"
@@ -82,25 +110,35 @@ def _variant(fixture: Path, tmp_path: Path, name: str, edit) -> Path:
 BAD_INPUTS = {
     "empty.tsv": (lambda lines: b"", "empty"),
     "binary.tsv": (lambda lines: b"\x00\x01\x02PK\x03\x04" * 50, "not a text file"),
-    "truncated.tsv": (lambda lines: "\n".join(lines[:6] + ["\t".join(lines[6].split("\t")[:10])] + lines[7:]).encode(),
-                      ":7:"),
-    "nocolumn.tsv": (lambda lines: "\n".join("\t".join(f for i, f in enumerate(l.split("\t")) if i != 14)
-                                              for l in lines).encode(), "amount"),
+    "truncated.tsv": (
+        lambda lines: "\n".join(lines[:6] + ["\t".join(lines[6].split("\t")[:10])] + lines[7:]).encode(),
+        ":7:",
+    ),
+    "nocolumn.tsv": (
+        lambda lines: "\n".join("\t".join(f for i, f in enumerate(l.split("\t")) if i != 14) for l in lines).encode(),
+        "amount",
+    ),
     "commas.tsv": (lambda lines: "\n".join(l.replace("\t", ",") for l in lines).encode(), "tab-separated"),
-    "letters.tsv": (lambda lines: "\n".join(lines[:4] + [lines[4].replace("\t-4.14\t", "\tabc\t")] + lines[5:]).encode(),
-                    ":5:15:"),
-    "baddate.tsv": (lambda lines: "\n".join([lines[0], lines[1].replace("2024-10-09 14:28:38 UTC", "09/Oct/2024")]
-                                            + lines[2:]).encode(), ":2:2:"),
+    "letters.tsv": (
+        lambda lines: "\n".join(lines[:4] + [lines[4].replace("\t-4.14\t", "\tabc\t")] + lines[5:]).encode(),
+        ":5:15:",
+    ),
+    "baddate.tsv": (
+        lambda lines: "\n".join(
+            [lines[0], lines[1].replace("2024-10-09 14:28:38 UTC", "09/Oct/2024")] + lines[2:]
+        ).encode(),
+        ":2:2:",
+    ),
 }
 
 
-def test_each_bad_input_is_invalid_naming_the_place_and_posts_nothing(prefect_api_url: str, fixture_file: Path,
-                                                                      tmp_path: Path) -> None:
+def test_each_bad_input_is_invalid_naming_the_place_and_posts_nothing(
+    prefect_api_url: str, fixture_file: Path, tmp_path: Path
+) -> None:
     bad = {name: _variant(fixture_file, tmp_path, name, edit) for name, (edit, _) in BAD_INPUTS.items()}
     before = {name: _digest(path) for name, path in bad.items()}
     home = tmp_path / "home"
-    run = m3sync("settle", *map(str, bad.values()), "--sandbox", "--json", "--home", str(home),
-                 api_url=prefect_api_url)
+    run = m3sync("settle", *map(str, bad.values()), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
     assert run.code == 2, (run.stdout, run.stderr)
     assert "Traceback" not in run.stderr
     entries = {entry["source"]: entry for entry in run.document["settlements"]}
@@ -115,12 +153,16 @@ def test_each_bad_input_is_invalid_naming_the_place_and_posts_nothing(prefect_ap
 
 
 def test_unbalanced_settlement_is_held_with_exit_3(prefect_api_url: str, fixture_file: Path, tmp_path: Path) -> None:
-    bad = _variant(fixture_file, tmp_path, "unbalanced.tsv",
-                   lambda lines: "\n".join([lines[0], lines[1].replace("\t31.81\t", "\t31.80\t")] + lines[2:]).encode())
+    bad = _variant(
+        fixture_file,
+        tmp_path,
+        "unbalanced.tsv",
+        lambda lines: "\n".join([lines[0], lines[1].replace("\t31.81\t", "\t31.80\t")] + lines[2:]).encode(),
+    )
     home = tmp_path / "home"
     run = m3sync("settle", str(bad), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
     assert run.code == 3, run.stderr
-    entry, = run.document["settlements"]
+    (entry,) = run.document["settlements"]
     assert entry["status"] == "held"
     assert any("31.81" in r and "31.80" in r for r in entry["reasons"]), entry["reasons"]
     assert entry["journal"]["vouchers"] == []
@@ -137,8 +179,17 @@ def test_v1_file_and_a_file_with_two_settlements(prefect_api_url: str, tmp_path:
     us = [d for d in documents if d.marketplace_id == "ATVPDKIKX0DER"]
     first, second = us[0].text.rstrip("\n").split("\n"), us[1].text.rstrip("\n").split("\n")
     two.write_text("\n".join(first + second[1:]) + "\n", encoding="utf-8")
-    run = m3sync("settle", str(v1), str(two), "--sandbox", "--dry-run", "--json", "--home", str(tmp_path / "h"),
-                 api_url=prefect_api_url)
+    run = m3sync(
+        "settle",
+        str(v1),
+        str(two),
+        "--sandbox",
+        "--dry-run",
+        "--json",
+        "--home",
+        str(tmp_path / "h"),
+        api_url=prefect_api_url,
+    )
     assert run.code in (0, 3), run.stderr
     by_id = {e["settlement_id"]: e for e in run.document["settlements"]}
     assert by_id[documents[0].settlement_id]["format"] == "v1"
@@ -167,19 +218,39 @@ def test_unreachable_m3_exits_4(prefect_api_url: str, fixture_file: Path, tmp_pa
     home = tmp_path / "home"
     home.mkdir()
     ionapi = home / "m3.ionapi"
-    ionapi.write_text(json.dumps({"ti": "T", "ci": "c", "cs": "s", "iu": f"http://127.0.0.1:{port}",
-                                  "pu": f"http://127.0.0.1:{port}/T/as/", "ot": "token.oauth2",
-                                  "or": "revoke_token.oauth2", "saak": "a", "sask": "b"}))
+    ionapi.write_text(
+        json.dumps(
+            {
+                "ti": "T",
+                "ci": "c",
+                "cs": "s",
+                "iu": f"http://127.0.0.1:{port}",
+                "pu": f"http://127.0.0.1:{port}/T/as/",
+                "ot": "token.oauth2",
+                "or": "revoke_token.oauth2",
+                "saak": "a",
+                "sask": "b",
+            }
+        )
+    )
     (home / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\n')
-    run = m3sync("settle", str(fixture_file), "--json", "--home", str(home), api_url=prefect_api_url,
-                 env={"M3SYNC_CONNECTOR_RETRIES": "0"})
+    run = m3sync(
+        "settle",
+        str(fixture_file),
+        "--json",
+        "--home",
+        str(home),
+        api_url=prefect_api_url,
+        env={"M3SYNC_CONNECTOR_RETRIES": "0"},
+    )
     assert run.code == 4, (run.stdout, run.stderr)
     assert "Traceback" not in run.stderr
     assert f"connection to http://127.0.0.1:{port} failed" in run.stderr  # the operator sees which host
 
 
-def test_configuration_errors_are_one_line_exit_2_without_secrets(prefect_api_url: str, fixture_file: Path,
-                                                                   tmp_path: Path) -> None:
+def test_configuration_errors_are_one_line_exit_2_without_secrets(
+    prefect_api_url: str, fixture_file: Path, tmp_path: Path
+) -> None:
     homes = {name: tmp_path / name for name in ("latin1", "ftp", "driver", "report")}
     for home in homes.values():
         home.mkdir()
@@ -188,16 +259,31 @@ def test_configuration_errors_are_one_line_exit_2_without_secrets(prefect_api_ur
     (tmp_path / "folder.xlsx").mkdir()
     cases = {
         "latin1": (["--dry-run"], {}, f"{homes['latin1'] / 'config.toml'}:2:9: not UTF-8 text"),
-        "ftp": ([], {"M3SYNC_M3_BASE_URL": "ftp://svc:S3cret-pw@m3host", "M3SYNC_M3_USER": "svc",
-                     "M3SYNC_M3_PASSWORD": "S3cret-pw"}, "M3SYNC_M3_BASE_URL must be an http(s) URL"),
+        "ftp": (
+            [],
+            {
+                "M3SYNC_M3_BASE_URL": "ftp://svc:S3cret-pw@m3host",
+                "M3SYNC_M3_USER": "svc",
+                "M3SYNC_M3_PASSWORD": "S3cret-pw",
+            },
+            "M3SYNC_M3_BASE_URL must be an http(s) URL",
+        ),
         "driver": (["--sandbox"], {}, "needs the psycopg database driver"),
         "report": (["--sandbox", "--report", str(tmp_path / "folder.xlsx")], {}, "is a folder"),
     }
     if importlib.util.find_spec("psycopg") is not None:
         del cases["driver"]
     for name, (options, env, expected) in cases.items():
-        run = m3sync("settle", str(fixture_file), "--json", "--home", str(homes[name]), *options,
-                     api_url=prefect_api_url, env=env)
+        run = m3sync(
+            "settle",
+            str(fixture_file),
+            "--json",
+            "--home",
+            str(homes[name]),
+            *options,
+            api_url=prefect_api_url,
+            env=env,
+        )
         assert run.code == 2, (name, run.stdout, run.stderr)
         assert run.stdout == "" and run.stderr.count("\n") == 1, (name, run.stderr)
         assert run.stderr.startswith("m3sync: ") and expected in run.stderr, (name, run.stderr)
@@ -211,20 +297,32 @@ def test_prefect_api_that_does_not_answer_is_one_line_and_exit_4(fixture_file: P
     with socket.socket() as closed:  # a port nothing listens on once this block ends
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    run = m3sync("settle", str(fixture_file), "--sandbox", "--dry-run", "--home", str(tmp_path / "home"),
-                 api_url=f"http://127.0.0.1:{port}/api")
+    run = m3sync(
+        "settle",
+        str(fixture_file),
+        "--sandbox",
+        "--dry-run",
+        "--home",
+        str(tmp_path / "home"),
+        api_url=f"http://127.0.0.1:{port}/api",
+    )
     assert run.code == 4, run.stderr
     assert run.stderr.strip().splitlines() == [
         f"m3sync: Prefect's API at http://127.0.0.1:{port}/api/ does not answer: start that server, or unset "
-        "PREFECT_API_URL to let m3sync start a temporary one"]
+        "PREFECT_API_URL to let m3sync start a temporary one"
+    ]
     assert "Traceback" not in run.stderr + run.stdout
 
 
 def test_temporary_prefect_server_that_does_not_start_is_named() -> None:
     from flows.cli import _prefect_unreachable
 
-    message = _prefect_unreachable(RuntimeError("Timed out while attempting to connect to ephemeral Prefect API "
-                                                "server. Ephemeral server process exited with code 1."))
+    message = _prefect_unreachable(
+        RuntimeError(
+            "Timed out while attempting to connect to ephemeral Prefect API "
+            "server. Ephemeral server process exited with code 1."
+        )
+    )
     assert message.startswith("Prefect's temporary server did not start within")
     assert "PREFECT_API_URL" in message
     assert _prefect_unreachable(RuntimeError("something else")) == ""

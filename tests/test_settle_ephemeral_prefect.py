@@ -5,6 +5,7 @@ The other CLI tests pass a running server's URL (tests/_cli.py), so only this on
 ephemeral way. One subprocess run (several seconds: the server boots), with its own
 PREFECT_HOME so the user's Prefect database is not touched.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,34 @@ def test_settle_without_a_prefect_server_starts_one_uses_it_and_stops_it(shared:
     shutil.copy(shared / "fixtures" / "settlements" / "us_v2_usd.tsv", settlement)
     prefect_home = tmp_path / "prefect"
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("M3SYNC_", "PREFECT_", "SP_API_DEFAULT"))}
-    environment.update({"PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"})
+    environment.update(
+        {
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        }
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "settle", str(settlement), "--sandbox", "--dry-run", "--json",
-         "--report", str(tmp_path / "run.xlsx"), "--home", str(tmp_path / "home")],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "settle",
+            str(settlement),
+            "--sandbox",
+            "--dry-run",
+            "--json",
+            "--report",
+            str(tmp_path / "run.xlsx"),
+            "--home",
+            str(tmp_path / "home"),
+        ],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     [entry] = document["settlements"]

@@ -5,6 +5,7 @@ JSON total equal to the file's own sum (read here with csv and Decimal, not with
 One flow run over all variants at once (as a seller's mixed batch would be), against an M3
 sandbox configured as a live M3.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from sandbox.generator import real_world_variants
 
 
@@ -27,12 +29,16 @@ def _file_total(data: bytes) -> tuple[str, Decimal, Decimal]:
 
     summary = next(r for r in body if r[col["settlement-start-date"]].strip())
     lines = [r for r in body if not r[col["settlement-start-date"]].strip()]
-    return (summary[col["currency"]], number(summary[col["total-amount"]]),
-            sum((number(r[col["amount"]]) for r in lines), Decimal(0)))
+    return (
+        summary[col["currency"]],
+        number(summary[col["total-amount"]]),
+        sum((number(r[col["amount"]]) for r in lines), Decimal(0)),
+    )
 
 
-def test_every_real_world_variant_posts_one_balanced_voucher_per_month(prefect_api_url: str, live_m3,
-                                                                      tmp_path: Path) -> None:
+def test_every_real_world_variant_posts_one_balanced_voucher_per_month(
+    prefect_api_url: str, live_m3, tmp_path: Path
+) -> None:
     from flows.settlement import settlement_reconciliation
 
     _server, configure, _ = live_m3
@@ -46,8 +52,9 @@ def test_every_real_world_variant_posts_one_balanced_voucher_per_month(prefect_a
         assert total == line_sum, name  # the generator's promise, checked independently
         expected[f"{name}.tsv"] = (currency, total)
 
-    document = settlement_reconciliation(files=sorted(str(p) for p in folder.iterdir()), home=str(home),
-                                         report=str(tmp_path / "out.xlsx"))
+    document = settlement_reconciliation(
+        files=sorted(str(p) for p in folder.iterdir()), home=str(home), report=str(tmp_path / "out.xlsx")
+    )
 
     entries = {e["source"]: e for e in document["settlements"]}
     assert set(entries) == set(expected)

@@ -3,6 +3,7 @@
 Configuring the sandbox through HOME/config.toml (not --sandbox) exercises the path a real
 installation takes: the .ionapi file, the profile, the state store under HOME.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+
 from connectors.m3 import M3Client, M3Operations
 from sandbox.generator import build_world
 
@@ -23,8 +24,9 @@ def _vouchers_in_m3(ionapi: Path, key: str, around) -> list:
         return [] if found is None else [ops.read_voucher(found.divi, found.year, found.vono)]
 
 
-def test_generated_world_posts_balanced_vouchers_equal_to_each_deposit(prefect_api_url: str, live_m3,
-                                                                       tmp_path: Path) -> None:
+def test_generated_world_posts_balanced_vouchers_equal_to_each_deposit(
+    prefect_api_url: str, live_m3, tmp_path: Path
+) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
@@ -53,12 +55,15 @@ def test_generated_world_posts_balanced_vouchers_equal_to_each_deposit(prefect_a
         assert deposit_voucher["date"] == document.deposit_date.date().isoformat()
         for voucher in vouchers:
             assert voucher["debit"] == voucher["credit"]
-            posted, = _vouchers_in_m3(ionapi, voucher["key"], __import__("datetime").date.fromisoformat(voucher["date"]))
+            (posted,) = _vouchers_in_m3(
+                ionapi, voucher["key"], __import__("datetime").date.fromisoformat(voucher["date"])
+            )
             assert posted.debit == posted.credit == Decimal(voucher["debit"])
             assert len(posted.lines) == voucher["lines"]
         # The deposit line of the last part carries total-amount to the clearing (or payable) account.
-        last = _vouchers_in_m3(ionapi, deposit_voucher["key"],
-                               __import__("datetime").date.fromisoformat(deposit_voucher["date"]))[0]
+        last = _vouchers_in_m3(
+            ionapi, deposit_voucher["key"], __import__("datetime").date.fromisoformat(deposit_voucher["date"])
+        )[0]
         clearing = [l.amount for l in last.lines if l.dimensions[0] in ("1930", "2450")]
         assert document.total in clearing or -document.total in clearing or document.total == 0
     assert crossing >= 1 and negative >= 1
@@ -87,8 +92,9 @@ def test_drop_after_commit_and_rerun_never_post_twice(prefect_api_url: str, live
     assert len(_vouchers_in_m3(ionapi, "AMZ-10000000001-202410", date(2024, 10, 25))) == 1
 
 
-def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, live_m3, shared: Path,
-                                                       tmp_path: Path) -> None:
+def test_run_publishes_summary_and_exception_artifacts(
+    prefect_api_url: str, live_m3, shared: Path, tmp_path: Path
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -100,21 +106,23 @@ def test_run_publishes_summary_and_exception_artifacts(prefect_api_url: str, liv
     held = tmp_path / "held.tsv"
     held.write_text(text.replace("DigitalServicesFee", "BrandNewMysteryFee"))
     result = settlement_reconciliation(files=[str(held)], home=str(home), report=str(tmp_path / "run.xlsx"))
-    entry, = result["settlements"]
+    (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any("BrandNewMysteryFee" in r for r in entry["reasons"])
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["settlement-summary", "settlement-exceptions"])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["settlement-summary", "settlement-exceptions"]))
+        )
     # Other tests' runs share the session's Prefect server: this run's artifacts name its workbook.
-    summary, = [a for a in artifacts if a.key == "settlement-summary" and str(tmp_path / "run.xlsx") in a.data]
+    (summary,) = [a for a in artifacts if a.key == "settlement-summary" and str(tmp_path / "run.xlsx") in a.data]
     assert "10000000001" in summary.data and "held" in summary.data
-    exceptions, = [a for a in artifacts if a.key == "settlement-exceptions" and a.flow_run_id == summary.flow_run_id]
+    (exceptions,) = [a for a in artifacts if a.key == "settlement-exceptions" and a.flow_run_id == summary.flow_run_id]
     assert "BrandNewMysteryFee" in json.dumps(exceptions.data)
 
 
-def test_same_settlement_twice_in_one_run_posts_once(prefect_api_url: str, live_m3, shared: Path,
-                                                      tmp_path: Path) -> None:
+def test_same_settlement_twice_in_one_run_posts_once(
+    prefect_api_url: str, live_m3, shared: Path, tmp_path: Path
+) -> None:
     from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
@@ -137,7 +145,7 @@ def test_closed_period_holds_the_settlement_and_posts_nothing(prefect_api_url: s
     closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
     assert closed.status_code == 200, closed.text
     result = settlement_reconciliation(files=[str(shared / "fixtures/settlements/us_v2_usd.tsv")], home=str(home))
-    entry, = result["settlements"]
+    (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any("AMZ-10000000001-202410" in r and "closed" in r.lower() for r in entry["reasons"]), entry["reasons"]
     assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 0
@@ -151,7 +159,7 @@ def test_prefect_yaml_deployment_points_at_the_flow_with_valid_parameters() -> N
 
     repo = Path(__file__).resolve().parents[1]
     document = yaml.safe_load((repo / "prefect.yaml").read_text())
-    deployment, = [d for d in document["deployments"] if d["name"] == "settlement-reconciliation"]
+    (deployment,) = [d for d in document["deployments"] if d["name"] == "settlement-reconciliation"]
     entry_file, _, function = deployment["entrypoint"].partition(":")
     flow = load_flow_from_entrypoint(str(repo / entry_file) + ":" + function)
     assert flow.name == "settlement-reconciliation"
@@ -174,10 +182,17 @@ def test_connections_survive_pickling_for_task_runners_in_other_processes(live_m
     with open_connections(home, sandbox=False) as connections:
         payload = pickle.dumps(connections)
     assert b"sask" not in payload and b"password" not in payload  # only the home travels, no secrets
-    worker = ("import pickle, sys\n"
-              "connections = pickle.loads(sys.stdin.buffer.read())\n"
-              "print(connections.require_m3().get_customer('AMZUS').currency)\n")
-    done = subprocess.run([sys.executable, "-c", worker], input=payload, capture_output=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    worker = (
+        "import pickle, sys\n"
+        "connections = pickle.loads(sys.stdin.buffer.read())\n"
+        "print(connections.require_m3().get_customer('AMZUS').currency)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", worker],
+        input=payload,
+        capture_output=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout.decode().strip() == "USD"

@@ -1,34 +1,40 @@
 """The SP-API sandbox, driven over real HTTP by the unmodified python-amazon-sp-api client."""
+
 from __future__ import annotations
 
 import gzip
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from _spapi_fixtures import DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing, models_folder, order, settlement
 from sp_api.auth.exceptions import AuthorizationError
-from sp_api.base.exceptions import (SellingApiBadRequestException, SellingApiForbiddenException,
-                                    SellingApiNotFoundException, SellingApiRequestThrottledException,
-                                    SellingApiTemporarilyUnavailableException)
+from sp_api.base.exceptions import (
+    SellingApiBadRequestException,
+    SellingApiForbiddenException,
+    SellingApiNotFoundException,
+    SellingApiRequestThrottledException,
+    SellingApiTemporarilyUnavailableException,
+)
 
 from sandbox.server import serve_in_thread
 from sandbox.spapi import SpApiStore, create_app, credentials
-from _spapi_fixtures import (DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing, models_folder,
-                                   order, settlement)
 
-BASE_TIME = datetime(2026, 9, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 9, 1, tzinfo=UTC)
 US_ORDERS = [order(f"111-0000000-{n:07d}", BASE_TIME + timedelta(hours=n)) for n in range(25)]
-AFN_SHIPPED = [order(f"111-0000001-{n:07d}", BASE_TIME + timedelta(hours=n, minutes=30), status="Shipped",
-                     channel="AFN") for n in range(3)]
+AFN_SHIPPED = [
+    order(f"111-0000001-{n:07d}", BASE_TIME + timedelta(hours=n, minutes=30), status="Shipped", channel="AFN")
+    for n in range(3)
+]
 PENDING = order("111-0000002-0000001", BASE_TIME + timedelta(days=3), status="Pending", items=2)
 BIG = order("111-0000003-0000001", BASE_TIME + timedelta(days=4), items=12)
 SHIP_ME = order("111-0000004-0000001", BASE_TIME + timedelta(days=5), items=2)
 PARTIAL = order("111-0000004-0000002", BASE_TIME + timedelta(days=5, hours=1), items=1)
 BAD_SHIP = order("111-0000004-0000003", BASE_TIME + timedelta(days=5, hours=2), items=1)
-DE_ORDERS = [order(f"302-0000000-{n:07d}", BASE_TIME + timedelta(hours=n), marketplace=DE, currency="EUR")
-             for n in range(3)]
+DE_ORDERS = [
+    order(f"302-0000000-{n:07d}", BASE_TIME + timedelta(hours=n), marketplace=DE, currency="EUR") for n in range(3)
+]
 NOTE = "Rabatt réduction été"  # non-ASCII, encodable in cp1252
 DOCS = [settlement(f"2600000000{n}", 1 + n, marketplace=US if n % 2 == 0 else DE, note=NOTE) for n in range(6)]
 OLD_DOC = settlement("25000000001", 1, note="")  # created in September, then moved > 90 days back:
@@ -46,6 +52,7 @@ def seed_default(data_dir: Path) -> None:
 @pytest.fixture(autouse=True)
 def _clean_client_state(monkeypatch: pytest.MonkeyPatch) -> None:
     import sp_api.auth.access_token_client as token_module
+
     monkeypatch.delenv("SP_API_DEFAULT_MARKETPLACE", raising=False)
     monkeypatch.delenv("AWS_ENV", raising=False)
     token_module.cache.clear()
@@ -66,14 +73,21 @@ def api(sandbox):
 
 
 def access_token(base_url: str, creds: dict) -> str:
-    answer = HTTP.post(f"{base_url}/auth/o2/token", data={
-        "grant_type": "refresh_token", "refresh_token": creds["refresh_token"],
-        "client_id": creds["lwa_app_id"], "client_secret": creds["lwa_client_secret"]})
+    answer = HTTP.post(
+        f"{base_url}/auth/o2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": creds["refresh_token"],
+            "client_id": creds["lwa_app_id"],
+            "client_secret": creds["lwa_client_secret"],
+        },
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()["access_token"]
 
 
 # ---- LWA and access tokens ----------------------------------------------------------------
+
 
 def test_credentials_are_generated_per_data_folder_and_persist(tmp_path: Path) -> None:
     first = credentials(tmp_path / "a")
@@ -86,7 +100,9 @@ def test_credentials_are_generated_per_data_folder_and_persist(tmp_path: Path) -
 def test_lwa_rejects_wrong_client_and_unknown_refresh_token(sandbox) -> None:
     good = credentials(sandbox.data_dir)
     with pytest.raises(AuthorizationError) as wrong_client:
-        clients(sandbox.base_url, dict(good, lwa_client_secret="not-the-secret")).orders.get_order("111-0000000-0000000")
+        clients(sandbox.base_url, dict(good, lwa_client_secret="not-the-secret")).orders.get_order(
+            "111-0000000-0000000"
+        )
     assert (wrong_client.value.error_code, wrong_client.value.status_code) == ("invalid_client", 401)
     with pytest.raises(AuthorizationError) as bad_grant:
         clients(sandbox.base_url, dict(good, refresh_token="Atzr|unknown")).orders.get_order("111-0000000-0000000")
@@ -97,9 +113,15 @@ def test_lwa_rejects_wrong_client_and_unknown_refresh_token(sandbox) -> None:
 
 def test_token_answer_is_an_hour_bearer(sandbox) -> None:
     creds = credentials(sandbox.data_dir)
-    answer = HTTP.post(f"{sandbox.base_url}/auth/o2/token", data={
-        "grant_type": "refresh_token", "refresh_token": creds["refresh_token"],
-        "client_id": creds["lwa_app_id"], "client_secret": creds["lwa_client_secret"]})
+    answer = HTTP.post(
+        f"{sandbox.base_url}/auth/o2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": creds["refresh_token"],
+            "client_id": creds["lwa_app_id"],
+            "client_secret": creds["lwa_client_secret"],
+        },
+    )
     body = answer.json()
     assert (body["token_type"], body["expires_in"]) == ("bearer", 3600)
     assert body["access_token"].startswith("Atza|")
@@ -126,10 +148,12 @@ def test_calls_without_valid_token_are_denied(sandbox, tmp_path: Path) -> None:
 
 # ---- Orders v0 ------------------------------------------------------------------------------
 
+
 def test_get_orders_pages_with_next_token_and_filters_marketplace(api) -> None:
     seen: list[str] = []
-    page = api.orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", CreatedBefore="2026-09-02T00:00:00Z",
-                                 MaxResultsPerPage=10)
+    page = api.orders.get_orders(
+        CreatedAfter="2026-09-01T00:00:00Z", CreatedBefore="2026-09-02T00:00:00Z", MaxResultsPerPage=10
+    )
     pages = 1
     seen += [o["AmazonOrderId"] for o in page.payload["Orders"]]
     while page.next_token:
@@ -138,8 +162,10 @@ def test_get_orders_pages_with_next_token_and_filters_marketplace(api) -> None:
         pages += 1
     # Created from Sept 1 00:00 to Sept 2 00:00 inclusive ("before (or at)"): the 25 US orders at
     # hours 0..24 and the 3 AFN ones; DE orders are filtered out by the client's marketplace.
-    expected = sorted([o["AmazonOrderId"] for o, _ in US_ORDERS + AFN_SHIPPED],
-                      key=lambda i: next(o["PurchaseDate"] for o, _ in ALL_ORDERS if o["AmazonOrderId"] == i))
+    expected = sorted(
+        [o["AmazonOrderId"] for o, _ in US_ORDERS + AFN_SHIPPED],
+        key=lambda i: next(o["PurchaseDate"] for o, _ in ALL_ORDERS if o["AmazonOrderId"] == i),
+    )
     assert seen == expected
     assert pages == 3
     assert page.payload["CreatedBefore"] == "2026-09-02T00:00:00Z"
@@ -147,34 +173,49 @@ def test_get_orders_pages_with_next_token_and_filters_marketplace(api) -> None:
 
 def test_get_orders_filters_status_channel_and_marketplace(sandbox, api) -> None:
     afn = api.orders.get_orders(CreatedAfter="2026-08-01T00:00:00Z", FulfillmentChannels=["AFN"])
-    assert sorted(o["AmazonOrderId"] for o in afn.payload["Orders"]) == sorted(o["AmazonOrderId"] for o, _ in AFN_SHIPPED)
+    assert sorted(o["AmazonOrderId"] for o in afn.payload["Orders"]) == sorted(
+        o["AmazonOrderId"] for o, _ in AFN_SHIPPED
+    )
     pending = api.orders.get_orders(CreatedAfter="2026-08-01T00:00:00Z", OrderStatuses="Pending")
     assert [o["AmazonOrderId"] for o in pending.payload["Orders"]] == ["111-0000002-0000001"]
     de = clients(sandbox.base_url, credentials(sandbox.data_dir), DE).orders
     found = de.get_orders(CreatedAfter="2026-08-01T00:00:00Z").payload["Orders"]
     assert sorted(o["AmazonOrderId"] for o in found) == sorted(o["AmazonOrderId"] for o, _ in DE_ORDERS)
-    both = api.orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", CreatedBefore="2026-09-01T02:10:00Z",
-                                 MarketplaceIds=[US, DE]).payload["Orders"]
+    both = api.orders.get_orders(
+        CreatedAfter="2026-09-01T00:00:00Z", CreatedBefore="2026-09-01T02:10:00Z", MarketplaceIds=[US, DE]
+    ).payload["Orders"]
     assert len(both) == 3 + 3 + 2  # US hours 0-2, DE hours 0-2, AFN 0:30 and 1:30
-    by_update = api.orders.get_orders(LastUpdatedAfter="2026-09-01T00:30:00Z",
-                                      LastUpdatedBefore="2026-09-01T02:00:00Z").payload
-    assert [o["AmazonOrderId"] for o in by_update["Orders"]] == ["111-0000000-0000000", "111-0000001-0000000",
-                                                                  "111-0000000-0000001"]
+    by_update = api.orders.get_orders(
+        LastUpdatedAfter="2026-09-01T00:30:00Z", LastUpdatedBefore="2026-09-01T02:00:00Z"
+    ).payload
+    assert [o["AmazonOrderId"] for o in by_update["Orders"]] == [
+        "111-0000000-0000000",
+        "111-0000001-0000000",
+        "111-0000000-0000001",
+    ]
     assert "LastUpdatedBefore" in by_update
-    picked = api.orders.get_orders(CreatedAfter="2026-08-01T00:00:00Z",
-                                   AmazonOrderIds=["111-0000000-0000003", "111-0000001-0000002", "302-0000000-0000000"])
-    assert sorted(o["AmazonOrderId"] for o in picked.payload["Orders"]) == ["111-0000000-0000003", "111-0000001-0000002"]
+    picked = api.orders.get_orders(
+        CreatedAfter="2026-08-01T00:00:00Z",
+        AmazonOrderIds=["111-0000000-0000003", "111-0000001-0000002", "302-0000000-0000000"],
+    )
+    assert sorted(o["AmazonOrderId"] for o in picked.payload["Orders"]) == [
+        "111-0000000-0000003",
+        "111-0000001-0000002",
+    ]
 
 
-@pytest.mark.parametrize("params, fragment", [
-    ({}, "CreatedAfter or LastUpdatedAfter"),
-    ({"CreatedAfter": "yesterday"}, "CreatedAfter"),
-    ({"CreatedAfter": "2026-09-01T00:00:00Z", "MaxResultsPerPage": 101}, "MaxResultsPerPage"),
-    ({"CreatedAfter": "2026-09-01T00:00:00Z", "CreatedBefore": NOW.isoformat()}, "two minutes"),
-    ({"CreatedAfter": "2026-09-01T00:00:00Z", "LastUpdatedAfter": "2026-09-01T00:00:00Z"}, "cannot be set"),
-    ({"CreatedAfter": "2026-09-01T00:00:00Z", "OrderStatuses": "Lost"}, "OrderStatuses"),
-    ({"NextToken": "not-a-token"}, "NextToken"),
-])
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        ({}, "CreatedAfter or LastUpdatedAfter"),
+        ({"CreatedAfter": "yesterday"}, "CreatedAfter"),
+        ({"CreatedAfter": "2026-09-01T00:00:00Z", "MaxResultsPerPage": 101}, "MaxResultsPerPage"),
+        ({"CreatedAfter": "2026-09-01T00:00:00Z", "CreatedBefore": NOW.isoformat()}, "two minutes"),
+        ({"CreatedAfter": "2026-09-01T00:00:00Z", "LastUpdatedAfter": "2026-09-01T00:00:00Z"}, "cannot be set"),
+        ({"CreatedAfter": "2026-09-01T00:00:00Z", "OrderStatuses": "Lost"}, "OrderStatuses"),
+        ({"NextToken": "not-a-token"}, "NextToken"),
+    ],
+)
 def test_get_orders_rejects_bad_input(api, params: dict, fragment: str) -> None:
     with pytest.raises(SellingApiBadRequestException) as bad:
         api.orders.get_orders(**params)
@@ -199,18 +240,30 @@ def test_get_order_and_items_paging_and_pending_prices(api) -> None:
 def test_confirm_shipment_round_trip(api) -> None:
     order_id = "111-0000004-0000001"
     items = SHIP_ME[1]
-    package = {"packageReferenceId": "1", "carrierCode": "UPS", "carrierName": "UPS", "trackingNumber": "1Z999",
-               "shipDate": "2026-09-07T10:00:00Z",
-               "orderItems": [{"orderItemId": items[0]["OrderItemId"], "quantity": 2}]}
+    package = {
+        "packageReferenceId": "1",
+        "carrierCode": "UPS",
+        "carrierName": "UPS",
+        "trackingNumber": "1Z999",
+        "shipDate": "2026-09-07T10:00:00Z",
+        "orderItems": [{"orderItemId": items[0]["OrderItemId"], "quantity": 2}],
+    }
     answer = api.orders.confirm_shipment(order_id, marketplaceId=US, packageDetail=package, extraKey="ignored")
     assert answer.payload == {"status_code": 204}
     partly = api.orders.get_order(order_id).payload
-    assert (partly["OrderStatus"], partly["NumberOfItemsShipped"], partly["NumberOfItemsUnshipped"]) == \
-        ("PartiallyShipped", 2, 2)
+    assert (partly["OrderStatus"], partly["NumberOfItemsShipped"], partly["NumberOfItemsUnshipped"]) == (
+        "PartiallyShipped",
+        2,
+        2,
+    )
     second = dict(package, packageReferenceId="2", orderItems=[{"orderItemId": items[1]["OrderItemId"], "quantity": 2}])
     api.orders.confirm_shipment(order_id, marketplaceId=US, packageDetail=second)
     shipped = api.orders.get_order(order_id).payload
-    assert (shipped["OrderStatus"], shipped["NumberOfItemsShipped"], shipped["NumberOfItemsUnshipped"]) == ("Shipped", 4, 0)
+    assert (shipped["OrderStatus"], shipped["NumberOfItemsShipped"], shipped["NumberOfItemsUnshipped"]) == (
+        "Shipped",
+        4,
+        0,
+    )
     assert [i["QuantityShipped"] for i in api.orders.get_order_items(order_id).payload["OrderItems"]] == [2, 2]
     with pytest.raises(SellingApiBadRequestException) as again:  # already shipped
         api.orders.confirm_shipment(order_id, marketplaceId=US, packageDetail=package)
@@ -218,21 +271,29 @@ def test_confirm_shipment_round_trip(api) -> None:
 
 
 def _package(item_id: str, **changes) -> dict:
-    base = {"packageReferenceId": "1", "carrierCode": "UPS", "trackingNumber": "1Z1", "shipDate": "2026-09-07T10:00:00Z",
-            "orderItems": [{"orderItemId": item_id, "quantity": 1}]}
+    base = {
+        "packageReferenceId": "1",
+        "carrierCode": "UPS",
+        "trackingNumber": "1Z1",
+        "shipDate": "2026-09-07T10:00:00Z",
+        "orderItems": [{"orderItemId": item_id, "quantity": 1}],
+    }
     return {k: v for k, v in {**base, **changes}.items() if v is not None}
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"trackingNumber": None}, "trackingNumber"),
-    ({"carrierCode": ""}, "carrierCode"),
-    ({"packageReferenceId": "abc"}, "positive numeric"),
-    ({"shipDate": "next week"}, "shipDate"),
-    ({"orderItems": []}, "orderItems"),
-    ({"orderItems": [{"orderItemId": "00000000000000", "quantity": 1}]}, "not an item of order"),
-    ({"orderItems": [{"orderItemId": "ITEM", "quantity": 3}]}, "exceeds the unshipped quantity 2"),
-    ({"orderItems": [{"orderItemId": "ITEM", "quantity": 0}]}, "positive integer"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"trackingNumber": None}, "trackingNumber"),
+        ({"carrierCode": ""}, "carrierCode"),
+        ({"packageReferenceId": "abc"}, "positive numeric"),
+        ({"shipDate": "next week"}, "shipDate"),
+        ({"orderItems": []}, "orderItems"),
+        ({"orderItems": [{"orderItemId": "00000000000000", "quantity": 1}]}, "not an item of order"),
+        ({"orderItems": [{"orderItemId": "ITEM", "quantity": 3}]}, "exceeds the unshipped quantity 2"),
+        ({"orderItems": [{"orderItemId": "ITEM", "quantity": 0}]}, "positive integer"),
+    ],
+)
 def test_confirm_shipment_rejects_bad_package(api, changes: dict, fragment: str) -> None:
     item_id = BAD_SHIP[1][0]["OrderItemId"]
     if "orderItems" in changes and changes["orderItems"] and changes["orderItems"][0]["orderItemId"] == "ITEM":
@@ -249,8 +310,9 @@ def test_confirm_shipment_refuses_afn_and_wrong_marketplace(api) -> None:
     with pytest.raises(SellingApiBadRequestException):
         api.orders.confirm_shipment(afn_id, marketplaceId=US, packageDetail=_package(afn_items[0]["OrderItemId"]))
     with pytest.raises(SellingApiBadRequestException) as wrong:
-        api.orders.confirm_shipment("111-0000004-0000003", marketplaceId=DE,
-                                    packageDetail=_package(BAD_SHIP[1][0]["OrderItemId"]))
+        api.orders.confirm_shipment(
+            "111-0000004-0000003", marketplaceId=DE, packageDetail=_package(BAD_SHIP[1][0]["OrderItemId"])
+        )
     assert "marketplace" in wrong.value.message
 
 
@@ -258,11 +320,16 @@ def test_buyer_pii_needs_a_restricted_data_token_by_default(tmp_path: Path, sand
     orders = api.orders
     plain = orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", MaxResultsPerPage=1).payload["Orders"][0]
     # Name, street and phone withheld; the fixture's address is Jane Doe, 1 Main St, +1 206 555 0100.
-    assert plain["ShippingAddress"] == {"City": "Seattle", "StateOrRegion": "WA", "PostalCode": "98101",
-                                        "CountryCode": "US"}
+    assert plain["ShippingAddress"] == {
+        "City": "Seattle",
+        "StateOrRegion": "WA",
+        "PostalCode": "98101",
+        "CountryCode": "US",
+    }
     assert plain["BuyerInfo"] == {}
-    full = orders.get_orders(CreatedAfter="2026-09-01T00:00:00Z", MaxResultsPerPage=1,
-                             RestrictedResources=["buyerInfo", "shippingAddress"]).payload["Orders"][0]
+    full = orders.get_orders(
+        CreatedAfter="2026-09-01T00:00:00Z", MaxResultsPerPage=1, RestrictedResources=["buyerInfo", "shippingAddress"]
+    ).payload["Orders"][0]
     assert (full["ShippingAddress"]["AddressLine1"], full["BuyerInfo"]["BuyerName"]) == ("1 Main St", "Jane Doe")
     one = orders.get_order("111-0000000-0000001", RestrictedResources=["shippingAddress"]).payload
     assert one["ShippingAddress"]["Name"] == "Jane Doe" and one["BuyerInfo"] == {}
@@ -270,22 +337,29 @@ def test_buyer_pii_needs_a_restricted_data_token_by_default(tmp_path: Path, sand
     assert "Name" not in orders.get_order("111-0000000-0000001").payload["ShippingAddress"]
     # getOrderAddress / getOrderBuyerInfo: an RDT for the path itself (no dataElements) unlocks them.
     address = orders.get_order_address("111-0000000-0000001").payload
-    assert address == {"AmazonOrderId": "111-0000000-0000001", "ShippingAddress": {
-        "City": "Seattle", "StateOrRegion": "WA", "PostalCode": "98101", "CountryCode": "US"}}
+    assert address == {
+        "AmazonOrderId": "111-0000000-0000001",
+        "ShippingAddress": {"City": "Seattle", "StateOrRegion": "WA", "PostalCode": "98101", "CountryCode": "US"},
+    }
     assert orders.get_order_buyer_info("111-0000000-0000001").payload == {"AmazonOrderId": "111-0000000-0000001"}
-    rdt = api.tokens.create_restricted_data_token(restrictedResources=[
-        {"method": "GET", "path": "/orders/v0/orders/{orderId}/address"},
-        {"method": "GET", "path": "/orders/v0/orders/111-0000000-0000001/buyerInfo"}]).payload
+    rdt = api.tokens.create_restricted_data_token(
+        restrictedResources=[
+            {"method": "GET", "path": "/orders/v0/orders/{orderId}/address"},
+            {"method": "GET", "path": "/orders/v0/orders/111-0000000-0000001/buyerInfo"},
+        ]
+    ).payload
     assert rdt["expiresIn"] == 3600
-    with_rdt = clients(sandbox.base_url, credentials(sandbox.data_dir),
-                       restricted_data_token=rdt["restrictedDataToken"]).orders
+    with_rdt = clients(
+        sandbox.base_url, credentials(sandbox.data_dir), restricted_data_token=rdt["restrictedDataToken"]
+    ).orders
     assert with_rdt.get_order_address("111-0000000-0000002").payload["ShippingAddress"]["Phone"] == "+1 206 555 0100"
     assert with_rdt.get_order_buyer_info("111-0000000-0000001").payload["BuyerName"] == "Jane Doe"
     # buyerInfo was granted for order ...0001 only.
     assert "BuyerName" not in with_rdt.get_order_buyer_info("111-0000000-0000002").payload
     seed_default(tmp_path)
-    with serve_in_thread(lambda url: create_app(tmp_path, url, rate_limits=False, now=lambda: NOW,
-                                                restrict_pii=False)) as server:
+    with serve_in_thread(
+        lambda url: create_app(tmp_path, url, rate_limits=False, now=lambda: NOW, restrict_pii=False)
+    ) as server:
         whole = clients(server.base_url, credentials(tmp_path)).orders.get_order("111-0000000-0000000").payload
         assert whole["ShippingAddress"]["Name"] == "Jane Doe"
 
@@ -294,19 +368,26 @@ def test_restricted_data_token_request_is_checked_against_the_model(sandbox) -> 
     token = access_token(sandbox.base_url, credentials(sandbox.data_dir))
     url = f"{sandbox.base_url}/tokens/2021-03-01/restrictedDataToken"
     headers = {"x-amz-access-token": token}
-    cases = [({}, "restrictedResources"),
-             ({"restrictedResources": [{"method": "PATCH", "path": "/orders/v0/orders"}]}, "method"),
-             ({"restrictedResources": [{"method": "GET", "path": "/reports/2021-06-30/reports"}]},
-              "not a restricted operation"),
-             ({"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders",
-                                        "dataElements": ["creditCard"]}]}, "dataElements"),
-             ({"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders"}] * 51}, "at most 50")]
+    cases = [
+        ({}, "restrictedResources"),
+        ({"restrictedResources": [{"method": "PATCH", "path": "/orders/v0/orders"}]}, "method"),
+        (
+            {"restrictedResources": [{"method": "GET", "path": "/reports/2021-06-30/reports"}]},
+            "not a restricted operation",
+        ),
+        (
+            {"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders", "dataElements": ["creditCard"]}]},
+            "dataElements",
+        ),
+        ({"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders"}] * 51}, "at most 50"),
+    ]
     for body, fragment in cases:
         answer = HTTP.post(url, json=body, headers=headers)
         assert answer.status_code == 400 and fragment in answer.json()["errors"][0]["message"], (body, answer.text)
 
 
 # ---- Reports 2021-06-30 ---------------------------------------------------------------------
+
 
 def _all_settlement_reports(api, **filters) -> list[dict]:
     page = api.reports.get_reports(reportTypes=[SETTLEMENT_V2], pageSize=4, **filters)
@@ -387,8 +468,9 @@ def test_create_report_refuses_settlement_types(api) -> None:
 
 def test_admin_adds_a_report_from_its_text(sandbox, api) -> None:
     doc = settlement("27000000001", 20, marketplace=DE, note=NOTE)
-    answer = HTTP.post(f"{sandbox.base_url}/sandbox/reports",
-                        json={"text": doc.text, "charset": "Cp1252", "compression": "GZIP"})
+    answer = HTTP.post(
+        f"{sandbox.base_url}/sandbox/reports", json={"text": doc.text, "charset": "Cp1252", "compression": "GZIP"}
+    )
     assert answer.status_code == 201, answer.text
     report = api.reports.get_report(answer.json()["reportId"]).payload
     assert report["marketplaceIds"] == [DE]  # from the Amazon.de rows
@@ -402,71 +484,119 @@ def test_admin_adds_a_report_from_its_text(sandbox, api) -> None:
 
 # ---- Listings Items 2021-08-01 --------------------------------------------------------------
 
+
 def _quantity_patch(quantity: object) -> dict:
-    return {"op": "replace", "path": "/attributes/fulfillment_availability",
-            "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}]}
+    return {
+        "op": "replace",
+        "path": "/attributes/fulfillment_availability",
+        "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}],
+    }
 
 
 def _price_patch(price: float, currency: str = "USD", marketplace: str = US) -> dict:
-    return {"op": "replace", "path": "/attributes/purchasable_offer",
-            "value": [{"marketplace_id": marketplace, "currency": currency,
-                       "our_price": [{"schedule": [{"value_with_tax": price}]}]}]}
+    return {
+        "op": "replace",
+        "path": "/attributes/purchasable_offer",
+        "value": [
+            {
+                "marketplace_id": marketplace,
+                "currency": currency,
+                "our_price": [{"schedule": [{"value_with_tax": price}]}],
+            }
+        ],
+    }
 
 
 def test_listing_patch_and_get_round_trip(api) -> None:
     sku = "SKU/B 1"  # percent-encoded in the path by the client
-    answer = api.listings.patch_listings_item(SELLER, sku, marketplaceIds=[US], body={
-        "productType": "HOME", "patches": [_quantity_patch(42), _price_patch(15.49)], "extra": True})
+    answer = api.listings.patch_listings_item(
+        SELLER,
+        sku,
+        marketplaceIds=[US],
+        body={"productType": "HOME", "patches": [_quantity_patch(42), _price_patch(15.49)], "extra": True},
+    )
     assert (answer.payload["status"], answer.payload["issues"], answer.payload["sku"]) == ("ACCEPTED", [], sku)
-    item = api.listings.get_listings_item(SELLER, sku, marketplaceIds=[US],
-                                          includedData="summaries,offers,fulfillmentAvailability,attributes").payload
+    item = api.listings.get_listings_item(
+        SELLER, sku, marketplaceIds=[US], includedData="summaries,offers,fulfillmentAvailability,attributes"
+    ).payload
     assert item["fulfillmentAvailability"] == [{"fulfillmentChannelCode": "DEFAULT", "quantity": 42}]
     assert item["offers"][0]["price"] == {"currencyCode": "USD", "amount": "15.49"}
     assert item["summaries"][0]["status"] == ["BUYABLE", "DISCOVERABLE"]
     assert item["attributes"]["item_name"][0]["value"] == "Listing SKU/B 1"
-    api.listings.patch_listings_item(SELLER, sku, marketplaceIds=[US], body={
-        "productType": "HOME", "patches": [{"op": "merge", "path": "/attributes/fulfillment_availability",
-                                            "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 0}]}]})
+    api.listings.patch_listings_item(
+        SELLER,
+        sku,
+        marketplaceIds=[US],
+        body={
+            "productType": "HOME",
+            "patches": [
+                {
+                    "op": "merge",
+                    "path": "/attributes/fulfillment_availability",
+                    "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 0}],
+                }
+            ],
+        },
+    )
     item = api.listings.get_listings_item(SELLER, sku, marketplaceIds=[US], includedData="summaries,offers").payload
     assert item["summaries"][0]["status"] == ["DISCOVERABLE"]
     assert item["offers"][0]["price"]["amount"] == "15.49"  # the price patch stays
 
 
 def test_listing_patch_preview_does_not_store(api) -> None:
-    answer = api.listings.patch_listings_item(SELLER, "SKU-A", marketplaceIds=[DE], mode="VALIDATION_PREVIEW",
-                                              includedData="issues,identifiers",
-                                              body={"productType": "HOME", "patches": [_quantity_patch(99)]})
+    answer = api.listings.patch_listings_item(
+        SELLER,
+        "SKU-A",
+        marketplaceIds=[DE],
+        mode="VALIDATION_PREVIEW",
+        includedData="issues,identifiers",
+        body={"productType": "HOME", "patches": [_quantity_patch(99)]},
+    )
     assert answer.payload["status"] == "VALID"
     assert answer.payload["identifiers"] == [{"marketplaceId": DE, "asin": "B0LIST0001"}]
     item = api.listings.get_listings_item(SELLER, "SKU-A", marketplaceIds=[DE], includedData="fulfillmentAvailability")
     assert item.payload["fulfillmentAvailability"][0]["quantity"] == 3
 
 
-@pytest.mark.parametrize("patch, attribute", [
-    (_quantity_patch(-1), "fulfillment_availability"),
-    (_quantity_patch("ten"), "fulfillment_availability"),
-    (_price_patch(0), "purchasable_offer"),
-    (_price_patch(9.99, currency="EUR"), "purchasable_offer"),
-])
+@pytest.mark.parametrize(
+    "patch, attribute",
+    [
+        (_quantity_patch(-1), "fulfillment_availability"),
+        (_quantity_patch("ten"), "fulfillment_availability"),
+        (_price_patch(0), "purchasable_offer"),
+        (_price_patch(9.99, currency="EUR"), "purchasable_offer"),
+    ],
+)
 def test_listing_patch_with_bad_values_is_invalid(api, patch: dict, attribute: str) -> None:
-    answer = api.listings.patch_listings_item(SELLER, "SKU-A", marketplaceIds=[US],
-                                              body={"productType": "HOME", "patches": [patch]})
+    answer = api.listings.patch_listings_item(
+        SELLER, "SKU-A", marketplaceIds=[US], body={"productType": "HOME", "patches": [patch]}
+    )
     assert answer.payload["status"] == "INVALID"
     assert answer.payload["issues"][0]["attributeNames"] == [attribute]
     assert answer.payload["issues"][0]["severity"] == "ERROR"
-    item = api.listings.get_listings_item(SELLER, "SKU-A", marketplaceIds=[US], includedData="offers,fulfillmentAvailability")
+    item = api.listings.get_listings_item(
+        SELLER, "SKU-A", marketplaceIds=[US], includedData="offers,fulfillmentAvailability"
+    )
     assert item.payload["fulfillmentAvailability"][0]["quantity"] == 5
     assert item.payload["offers"][0]["price"]["amount"] == "12.99"
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ({"patches": [_quantity_patch(1)]}, "productType"),
-    ({"productType": "HOME", "patches": []}, "patches"),
-    ({"productType": "HOME", "patches": [dict(_quantity_patch(1), op="move")]}, "op must be one of"),
-    ({"productType": "HOME", "patches": [dict(_quantity_patch(1), path="/attributes/fulfillment_availability/0")]},
-     "path must look like"),
-    ({"productType": "HOME", "patches": [dict(_quantity_patch(1), value={"quantity": 1})]}, "array of objects"),
-])
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"patches": [_quantity_patch(1)]}, "productType"),
+        ({"productType": "HOME", "patches": []}, "patches"),
+        ({"productType": "HOME", "patches": [dict(_quantity_patch(1), op="move")]}, "op must be one of"),
+        (
+            {
+                "productType": "HOME",
+                "patches": [dict(_quantity_patch(1), path="/attributes/fulfillment_availability/0")],
+            },
+            "path must look like",
+        ),
+        ({"productType": "HOME", "patches": [dict(_quantity_patch(1), value={"quantity": 1})]}, "array of objects"),
+    ],
+)
 def test_listing_patch_malformed_is_400(api, body: dict, fragment: str) -> None:
     with pytest.raises(SellingApiBadRequestException) as bad:
         api.listings.patch_listings_item(SELLER, "SKU-A", marketplaceIds=[US], body=body)
@@ -482,6 +612,7 @@ def test_unknown_listing_is_404_and_other_seller_is_denied(api) -> None:
 
 # ---- rate limits, faults, persistence ---------------------------------------------------------
 
+
 def test_burst_exhausted_is_throttled_and_refills_with_time_scale(tmp_path: Path) -> None:
     seed_default(tmp_path)
     with serve_in_thread(lambda url: create_app(tmp_path, url, now=lambda: NOW)) as server:
@@ -496,10 +627,18 @@ def test_burst_exhausted_is_throttled_and_refills_with_time_scale(tmp_path: Path
         orders.get_order("111-0000000-0000000")  # other operations have their own bucket
 
 
-@pytest.mark.parametrize("operation, rate, burst", [("getOrders", 0.0167, 20), ("getOrder", 0.5, 30),
-                                                    ("getReportDocument", 0.0167, 15), ("patchListingsItem", 5.0, 5)])
+@pytest.mark.parametrize(
+    "operation, rate, burst",
+    [
+        ("getOrders", 0.0167, 20),
+        ("getOrder", 0.5, 30),
+        ("getReportDocument", 0.0167, 15),
+        ("patchListingsItem", 5.0, 5),
+    ],
+)
 def test_buckets_refill_at_amazons_rate_times_time_scale(operation: str, rate: float, burst: int) -> None:
     from sandbox.spapi.ratelimit import RateLimiter
+
     clock = [1000.0]
     limiter = RateLimiter(time_scale=100, clock=lambda: clock[0])
     assert all(limiter.allow(operation, "app") for _ in range(burst))
@@ -513,8 +652,7 @@ def test_buckets_refill_at_amazons_rate_times_time_scale(operation: str, rate: f
 
 
 def test_injected_faults(sandbox, api) -> None:
-    arm = HTTP.post(f"{sandbox.base_url}/sandbox/faults",
-                     json={"status": 503, "count": 1, "operations": ["getOrder"]})
+    arm = HTTP.post(f"{sandbox.base_url}/sandbox/faults", json={"status": 503, "count": 1, "operations": ["getOrder"]})
     assert arm.status_code == 200
     api.orders.get_order_items("111-0000000-0000000")  # not targeted
     with pytest.raises(SellingApiTemporarilyUnavailableException):
@@ -534,7 +672,9 @@ def test_state_persists_across_apps_and_seeding_is_idempotent(tmp_path: Path) ->
     with serve_in_thread(lambda url: create_app(tmp_path, url, rate_limits=False, now=lambda: NOW)) as server:
         orders = clients(server.base_url, credentials(tmp_path)).orders
         item = PARTIAL[1][0]
-        orders.confirm_shipment(PARTIAL[0]["AmazonOrderId"], marketplaceId=US, packageDetail=_package(item["OrderItemId"]))
+        orders.confirm_shipment(
+            PARTIAL[0]["AmazonOrderId"], marketplaceId=US, packageDetail=_package(item["OrderItemId"])
+        )
     seed_default(tmp_path)  # again: must not undo the shipment
     with serve_in_thread(lambda url: create_app(tmp_path, url, rate_limits=False, now=lambda: NOW)) as server:
         orders = clients(server.base_url, credentials(tmp_path)).orders
@@ -550,6 +690,7 @@ def test_generated_world_loads(tmp_path: Path) -> None:
     generator = pytest.importorskip("sandbox.generator", reason="engineer F's generator not present")
     world = generator.build_world(3, orders=40, start=(NOW - timedelta(days=50)).date(), days=30)
     from sandbox.spapi import seed_world
+
     seed_world(tmp_path, world)
     with serve_in_thread(lambda url: create_app(tmp_path, url, rate_limits=False, now=lambda: NOW)) as server:
         creds = credentials(tmp_path)
@@ -572,14 +713,24 @@ def test_generated_world_loads(tmp_path: Path) -> None:
 
 # ---- schema conformance of every operation -----------------------------------------------------
 
+
 def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> list[tuple[str, str, str, dict]]:
     """(operation, method, url, kwargs) pairs: a success and an error for each operation."""
     o, r, l = f"{base}/orders/v0/orders", f"{base}/reports/2021-06-30", f"{base}/listings/2021-08-01/items/{seller}"
     good_package = _package(BAD_SHIP[1][0]["OrderItemId"])
     return [
-        ("createRestrictedDataToken", "POST", f"{base}/tokens/2021-03-01/restrictedDataToken",
-         {"json": {"restrictedResources": [{"method": "GET", "path": "/orders/v0/orders",
-                                            "dataElements": ["buyerInfo", "shippingAddress"]}]}}),
+        (
+            "createRestrictedDataToken",
+            "POST",
+            f"{base}/tokens/2021-03-01/restrictedDataToken",
+            {
+                "json": {
+                    "restrictedResources": [
+                        {"method": "GET", "path": "/orders/v0/orders", "dataElements": ["buyerInfo", "shippingAddress"]}
+                    ]
+                }
+            },
+        ),
         ("createRestrictedDataToken", "POST", f"{base}/tokens/2021-03-01/restrictedDataToken", {"json": {}}),
         ("getOrders", "GET", o, {"params": {"MarketplaceIds": US, "CreatedAfter": "2026-09-01T00:00:00Z"}}),
         ("getOrders", "GET", o, {"params": {"MarketplaceIds": US}}),
@@ -591,22 +742,46 @@ def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> l
         ("getOrderBuyerInfo", "GET", f"{o}/111-0000000-0000000/buyerInfo", {}),
         ("getOrderBuyerInfo", "GET", f"{o}/999-9999999-9999999/buyerInfo", {}),
         ("getOrderItems", "GET", f"{o}/111-0000003-0000001/orderItems", {"params": {"NextToken": "garbage"}}),
-        ("confirmShipment", "POST", f"{o}/111-0000004-0000003/shipmentConfirmation",
-         {"json": {"marketplaceId": US, "packageDetail": dict(good_package, trackingNumber="")}}),
+        (
+            "confirmShipment",
+            "POST",
+            f"{o}/111-0000004-0000003/shipmentConfirmation",
+            {"json": {"marketplaceId": US, "packageDetail": dict(good_package, trackingNumber="")}},
+        ),
         ("getReports", "GET", f"{r}/reports", {"params": {"reportTypes": SETTLEMENT_V2, "pageSize": 2}}),
         ("getReports", "GET", f"{r}/reports", {"params": {"reportTypes": SETTLEMENT_V2, "pageSize": 0}}),
         ("getReport", "GET", f"{r}/reports/{report_id}", {}),
         ("getReport", "GET", f"{r}/reports/0", {}),
-        ("createReport", "POST", f"{r}/reports", {"json": {"reportType": "GET_FLAT_FILE_OPEN_LISTINGS_DATA",
-                                                          "marketplaceIds": [US]}}),
+        (
+            "createReport",
+            "POST",
+            f"{r}/reports",
+            {"json": {"reportType": "GET_FLAT_FILE_OPEN_LISTINGS_DATA", "marketplaceIds": [US]}},
+        ),
         ("createReport", "POST", f"{r}/reports", {"json": {"reportType": SETTLEMENT_V2, "marketplaceIds": [US]}}),
         ("getReportDocument", "GET", f"{r}/documents/{document_id}", {}),
         ("getReportDocument", "GET", f"{r}/documents/nope", {}),
-        ("getListingsItem", "GET", f"{l}/SKU-A", {"params": {"marketplaceIds": US, "includedData":
-                                                           "summaries,attributes,issues,offers,fulfillmentAvailability,productTypes"}}),
+        (
+            "getListingsItem",
+            "GET",
+            f"{l}/SKU-A",
+            {
+                "params": {
+                    "marketplaceIds": US,
+                    "includedData": "summaries,attributes,issues,offers,fulfillmentAvailability,productTypes",
+                }
+            },
+        ),
         ("getListingsItem", "GET", f"{l}/NOPE", {"params": {"marketplaceIds": US}}),
-        ("patchListingsItem", "PATCH", f"{l}/SKU-A", {"params": {"marketplaceIds": US, "includedData": "issues,identifiers"},
-                                                      "json": {"productType": "HOME", "patches": [_quantity_patch(-5)]}}),
+        (
+            "patchListingsItem",
+            "PATCH",
+            f"{l}/SKU-A",
+            {
+                "params": {"marketplaceIds": US, "includedData": "issues,identifiers"},
+                "json": {"productType": "HOME", "patches": [_quantity_patch(-5)]},
+            },
+        ),
         ("patchListingsItem", "PATCH", f"{l}/SKU-A", {"params": {"marketplaceIds": US}, "json": {"patches": []}}),
     ]
 
@@ -618,13 +793,15 @@ def test_every_answer_matches_the_official_models(sandbox, api) -> None:
     import jsonschema
 
     from sandbox.spapi.models import OPERATION_SCHEMAS, schema_for
+
     report = _all_settlement_reports(api)[0]
     token = access_token(sandbox.base_url, credentials(sandbox.data_dir))
     headers = {"x-amz-access-token": token, "host": "27.0.0.1:1"}  # the client's bogus Host
     checked: set[tuple[str, bool]] = set()
     with httpx.Client(headers=headers, verify=False) as http:
-        for operation, method, url, kwargs in _schema_cases(sandbox.base_url, SELLER, report["reportId"],
-                                                            report["reportDocumentId"]):
+        for operation, method, url, kwargs in _schema_cases(
+            sandbox.base_url, SELLER, report["reportId"], report["reportDocumentId"]
+        ):
             answer = http.request(method, url, **kwargs)
             spec = OPERATION_SCHEMAS[operation]
             ok = answer.status_code < 300
@@ -634,9 +811,13 @@ def test_every_answer_matches_the_official_models(sandbox, api) -> None:
             jsonschema.Draft4Validator(schema_for(folder, spec.model, definition)).validate(answer.json())
             checked.add((operation, ok))
         unauthorized = HTTP.get(f"{sandbox.base_url}/orders/v0/orders/111-0000000-0000000")
-        jsonschema.Draft4Validator(schema_for(folder, "ordersV0.json", "GetOrderResponse")).validate(unauthorized.json())
-        confirm = http.post(f"{sandbox.base_url}/orders/v0/orders/111-0000000-0000024/shipmentConfirmation",
-                            json={"marketplaceId": US, "packageDetail": _package(US_ORDERS[24][1][0]["OrderItemId"])})
+        jsonschema.Draft4Validator(schema_for(folder, "ordersV0.json", "GetOrderResponse")).validate(
+            unauthorized.json()
+        )
+        confirm = http.post(
+            f"{sandbox.base_url}/orders/v0/orders/111-0000000-0000024/shipmentConfirmation",
+            json={"marketplaceId": US, "packageDetail": _package(US_ORDERS[24][1][0]["OrderItemId"])},
+        )
         assert (confirm.status_code, confirm.content) == (204, b"")
         checked.add(("confirmShipment", True))
     assert checked == {(op, ok) for op in OPERATION_SCHEMAS for ok in (True, False)}

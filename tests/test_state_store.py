@@ -1,5 +1,6 @@
 """The state store on real SQLite files: schema, claims under concurrency, watermarks, id
 maps and dead letters."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from _state_fixtures import FakeClock, claim_in_fresh_process
+
 from connectors.state import (
     AmbiguousIdMap,
     DeadLetterNotFound,
@@ -127,8 +128,9 @@ def test_stale_claim_is_reclaimed_only_after_the_given_age(store: StateStore, cl
     assert claim(store, reclaim_claimed_after=timedelta(minutes=15)).won
 
 
-def test_in_doubt_and_submitted_claims_are_taken_over_with_what_came_before(store: StateStore,
-                                                                             clock: FakeClock) -> None:
+def test_in_doubt_and_submitted_claims_are_taken_over_with_what_came_before(
+    store: StateStore, clock: FakeClock
+) -> None:
     claim(store)
     clock.advance(seconds=30)
     doubt = store.mark_in_doubt("AMZ-1-202410", "M3 unavailable for GLS200MI/Add: timed out (Bearer abcdefghijkl)")
@@ -140,8 +142,11 @@ def test_in_doubt_and_submitted_claims_are_taken_over_with_what_came_before(stor
     assert retry.previous is not None and retry.previous.status == "in_doubt"
     assert retry.previous.updated_at == datetime(2024, 10, 25, 12, 0, 30, tzinfo=UTC)
     submitted = store.mark_submitted("AMZ-1-202410", "AMZ-1-202410", detail={"settlement_id": "1"})
-    assert (submitted.status, submitted.target_ref, submitted.detail) == ("submitted", "AMZ-1-202410",
-                                                                          {"settlement_id": "1"})
+    assert (submitted.status, submitted.target_ref, submitted.detail) == (
+        "submitted",
+        "AMZ-1-202410",
+        {"settlement_id": "1"},
+    )
     confirm = claim(store)
     assert confirm.won and confirm.previous is not None and confirm.previous.status == "submitted"
     assert not claim(store).won  # claimed again: the confirming run owns it now
@@ -153,15 +158,22 @@ def test_claim_of_a_process_that_is_gone_is_taken_over_at_once(tmp_path: Path) -
     import sys
 
     home = tmp_path / "home"
-    script = ("import sys; from pathlib import Path; from connectors.state import StateStore; "
-              "s = StateStore.for_home(Path(sys.argv[1])); "
-              "s.claim_posting('AMZ-9-202410', kind='voucher', source='x.tsv', content_hash='h'); s.close()")
+    script = (
+        "import sys; from pathlib import Path; from connectors.state import StateStore; "
+        "s = StateStore.for_home(Path(sys.argv[1])); "
+        "s.claim_posting('AMZ-9-202410', kind='voucher', source='x.tsv', content_hash='h'); s.close()"
+    )
     subprocess.run([sys.executable, "-c", script, str(home)], check=True, timeout=60)  # claims, then exits
     with StateStore.for_home(home) as store:
         dead = store.get_posting("AMZ-9-202410")
         assert dead is not None and dead.status == "claimed" and dead.owner
-        taken = store.claim_posting("AMZ-9-202410", kind="voucher", source="x.tsv", content_hash="h",
-                                    reclaim_claimed_after=timedelta(minutes=15))  # no 15-minute wait
+        taken = store.claim_posting(
+            "AMZ-9-202410",
+            kind="voucher",
+            source="x.tsv",
+            content_hash="h",
+            reclaim_claimed_after=timedelta(minutes=15),
+        )  # no 15-minute wait
         assert taken.won and taken.previous is not None and taken.previous.owner == dead.owner
         # This process is alive: its claim is not taken over by another claimer.
         assert not store.claim_posting("AMZ-9-202410", kind="voucher", source="x.tsv", content_hash="h").won
@@ -186,12 +198,16 @@ def test_owner_liveness() -> None:
 def test_an_older_store_gains_the_owner_column(tmp_path: Path) -> None:
     database = tmp_path / "state.sqlite"
     with sqlite3.connect(database) as raw:  # the postings table as it was before claims had owners
-        raw.execute("CREATE TABLE postings (posting_key VARCHAR(255) PRIMARY KEY, kind VARCHAR(40) NOT NULL, "
-                    "source VARCHAR(1000) NOT NULL, status VARCHAR(16) NOT NULL, target_ref VARCHAR(255), "
-                    "content_hash VARCHAR(128) NOT NULL, source_hash VARCHAR(128), detail TEXT, error TEXT, "
-                    "attempts INTEGER NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)")
-        raw.execute("INSERT INTO postings VALUES ('OLD', 'voucher', 'a.tsv', 'posted', 'AAA/2024/AZ/1', 'h', NULL, "
-                    "NULL, NULL, 1, '2024-10-25 12:00:00.000000', '2024-10-25 12:00:00.000000')")
+        raw.execute(
+            "CREATE TABLE postings (posting_key VARCHAR(255) PRIMARY KEY, kind VARCHAR(40) NOT NULL, "
+            "source VARCHAR(1000) NOT NULL, status VARCHAR(16) NOT NULL, target_ref VARCHAR(255), "
+            "content_hash VARCHAR(128) NOT NULL, source_hash VARCHAR(128), detail TEXT, error TEXT, "
+            "attempts INTEGER NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)"
+        )
+        raw.execute(
+            "INSERT INTO postings VALUES ('OLD', 'voucher', 'a.tsv', 'posted', 'AAA/2024/AZ/1', 'h', NULL, "
+            "NULL, NULL, 1, '2024-10-25 12:00:00.000000', '2024-10-25 12:00:00.000000')"
+        )
     with StateStore.for_home(tmp_path) as store:
         old = store.get_posting("OLD")
         assert old is not None and old.status == "posted" and old.owner is None
@@ -322,8 +338,9 @@ def test_dead_letter_payload_and_error_are_redacted(store: StateStore) -> None:
         "headers": {"x-amz-access-token": "Atza|IwEBsecret"},
         "note": "mail jane@example.com",
     }
-    letter = store.add_dead_letter("orders", "order", "112-0000001-0000001", payload,
-                                   ValueError("rejected with refresh_token=Atzr|leaked"))
+    letter = store.add_dead_letter(
+        "orders", "order", "112-0000001-0000001", payload, ValueError("rejected with refresh_token=Atzr|leaked")
+    )
     assert letter.payload == {
         "AmazonOrderId": "112-0000001-0000001",
         "BuyerInfo": "***",

@@ -1,4 +1,5 @@
 """Fee-type mapping suggestions: category, confidence and the YAML line to add."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -44,8 +45,10 @@ def test_names_missing_from_the_vocabulary_still_land_right(mapping, combination
 def test_yaml_line_is_a_valid_rule_that_maps_the_combination(mapping):
     combination = ("other-transaction", "other-transaction", "FBA Long-Term Storage Fee")
     [suggestion] = suggest_categories([combination], mapping)
-    assert suggestion.yaml_line == ("  - {transaction_type: other-transaction, amount_type: other-transaction, "
-                                    "amount_description: FBA Long-Term Storage Fee, category: storage}")
+    assert suggestion.yaml_line == (
+        "  - {transaction_type: other-transaction, amount_type: other-transaction, "
+        "amount_description: FBA Long-Term Storage Fee, category: storage}"
+    )
     _assert_line_maps(mapping, suggestion)
 
 
@@ -69,8 +72,16 @@ def _assert_line_maps(mapping, suggestion: Suggestion) -> None:
 
 
 def test_accepts_the_mapping_gates_unmapped_records(mapping):
-    lines = pd.DataFrame([{"transaction_type": "other-transaction", "amount_type": "other-transaction",
-                           "amount_description": "Vine Enrollment Fee", "amount_minor": -20000}])
+    lines = pd.DataFrame(
+        [
+            {
+                "transaction_type": "other-transaction",
+                "amount_type": "other-transaction",
+                "amount_description": "Vine Enrollment Fee",
+                "amount_minor": -20000,
+            }
+        ]
+    )
     unmapped = mapping.map_lines(lines, "US", currency="USD").unmapped
     [suggestion] = suggest_categories(unmapped, mapping)
     assert suggestion.category == "promotion_fees"  # a marketing programme, not advertising

@@ -1,4 +1,5 @@
 """pandera models and validate_settlement: lazy validation, line numbers, balance rule."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pytest
-
 from _parse_fixtures import FIXTURE, eur_decimal_comma_file, v1_file
+
 from reconciliation.model import Settlement
 from reconciliation.parse import parse_settlement_bytes, read_settlement_file
 from reconciliation.schemas import (
@@ -51,19 +52,24 @@ def test_balance_reason_names_both_amounts_and_difference() -> None:
 def test_lazy_validation_reports_every_failure_at_once() -> None:
     settlement = fixture_settlement()
     lines = settlement.lines.copy()
-    lines.loc[1, "amount_type"] = ""                                        # file line 4
-    lines.loc[2, "quantity"] = -1                                           # file line 5
-    lines.loc[3, "posted_date"] = pd.Timestamp("2025-01-01", tz="UTC")      # file line 6, after end + 1 day
-    lines.loc[4, "fulfillment_id"] = "XYZ"                                  # file line 7
-    lines.loc[5, "order_item_code"] = "9.0000000000001e13"                  # file line 8, a float-mangled id
-    lines.loc[0, "amount_minor"] += 100                                     # balance off by 1.00
+    lines.loc[1, "amount_type"] = ""  # file line 4
+    lines.loc[2, "quantity"] = -1  # file line 5
+    lines.loc[3, "posted_date"] = pd.Timestamp("2025-01-01", tz="UTC")  # file line 6, after end + 1 day
+    lines.loc[4, "fulfillment_id"] = "XYZ"  # file line 7
+    lines.loc[5, "order_item_code"] = "9.0000000000001e13"  # file line 8, a float-mangled id
+    lines.loc[0, "amount_minor"] += 100  # balance off by 1.00
     report = validate_settlement(with_lines(settlement, lines))
     assert not report.ok
     cases = report.failure_cases
     assert list(cases.columns) == ["source", "line", "column", "check", "value"]
     located = {(row.column, int(row.line)) for row in cases.itertuples() if not pd.isna(row.line)}
-    assert located == {("amount_type", 4), ("quantity", 5), ("posted_date", 6), ("fulfillment_id", 7),
-                       ("order_item_code", 8)}
+    assert located == {
+        ("amount_type", 4),
+        ("quantity", 5),
+        ("posted_date", 6),
+        ("fulfillment_id", 7),
+        ("order_item_code", 8),
+    }
     assert set(cases["source"]) == {"us_v2_usd.tsv"}
     assert len(report.reasons) == 6
     joined = "\n".join(report.reasons)
@@ -76,8 +82,8 @@ def test_empty_key_texts_fail_the_length_check_with_its_message() -> None:
     # The three mapping keys must not be empty; a blank is not empty (the mapping gate sees it).
     settlement = fixture_settlement()
     lines = settlement.lines.copy()
-    lines.loc[0, "transaction_type"] = ""    # file line 3
-    lines.loc[2, "amount_type"] = ""         # file line 5
+    lines.loc[0, "transaction_type"] = ""  # file line 3
+    lines.loc[2, "amount_type"] = ""  # file line 5
     lines.loc[3, "amount_description"] = ""  # file line 6
     lines.loc[4, "amount_description"] = " "  # file line 7: one character
     report = validate_settlement(with_lines(settlement, lines))
@@ -146,22 +152,24 @@ def test_raw_lines_reports_several_problems_lazily() -> None:
 
 
 def _vouchers(rows: list[tuple[str, str, int, int]]) -> pd.DataFrame:
-    return pd.DataFrame({"voucher_key": pd.Series([r[0] for r in rows], dtype=str),
-                         "account": pd.Series([r[1] for r in rows], dtype=str),
-                         "debit_minor": np.array([r[2] for r in rows], dtype=np.int64),
-                         "credit_minor": np.array([r[3] for r in rows], dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "voucher_key": pd.Series([r[0] for r in rows], dtype=str),
+            "account": pd.Series([r[1] for r in rows], dtype=str),
+            "debit_minor": np.array([r[2] for r in rows], dtype=np.int64),
+            "credit_minor": np.array([r[3] for r in rows], dtype=np.int64),
+        }
+    )
 
 
 def test_voucher_lines_balance_per_voucher() -> None:
-    good = _vouchers([("V1", "1930", 3181, 0), ("V1", "3010", 0, 3181),
-                      ("V2", "1930", 0, 100), ("V2", "6570", 100, 0)])
+    good = _vouchers([("V1", "1930", 3181, 0), ("V1", "3010", 0, 3181), ("V2", "1930", 0, 100), ("V2", "6570", 100, 0)])
     VoucherLines.validate(good)
     VoucherLines.validate(good.assign(ait2="AMZUS", ait3=""))  # dimension columns optional, str when present
     with pytest.raises(pa.errors.SchemaError):
         VoucherLines.validate(good.assign(ait2=1))
     # Both vouchers unbalanced in opposite directions: the grand total still balances.
-    bad = _vouchers([("V1", "1930", 3181, 0), ("V1", "3010", 0, 3180),
-                     ("V2", "1930", 0, 101), ("V2", "6570", 100, 0)])
+    bad = _vouchers([("V1", "1930", 3181, 0), ("V1", "3010", 0, 3180), ("V2", "1930", 0, 101), ("V2", "6570", 100, 0)])
     with pytest.raises(pa.errors.SchemaErrors) as caught:
         VoucherLines.validate(bad, lazy=True)
     assert "each voucher's debits equal its credits" in set(caught.value.failure_cases["check"].astype(str))
@@ -177,10 +185,18 @@ def test_voucher_line_must_be_one_sided_and_non_negative() -> None:
 
 
 def test_m3_invoices_gross_is_net_plus_tax() -> None:
-    frame = pd.DataFrame({"orno": ["0000123"], "cuor": ["111-0000000-9000001"], "ivno": ["5001"],
-                          "ivdt": pd.to_datetime(["2024-10-18"]).astype("datetime64[us]"), "currency": ["USD"], "net_minor": np.array([6899]),
-                          "tax_minor": np.array([414]), "gross_minor": np.array([7313])}).astype(
-        {"orno": str, "cuor": str, "ivno": str, "currency": str})
+    frame = pd.DataFrame(
+        {
+            "orno": ["0000123"],
+            "cuor": ["111-0000000-9000001"],
+            "ivno": ["5001"],
+            "ivdt": pd.to_datetime(["2024-10-18"]).astype("datetime64[us]"),
+            "currency": ["USD"],
+            "net_minor": np.array([6899]),
+            "tax_minor": np.array([414]),
+            "gross_minor": np.array([7313]),
+        }
+    ).astype({"orno": str, "cuor": str, "ivno": str, "currency": str})
     M3Invoices.validate(frame)
     frame.loc[0, "gross_minor"] = 7312
     with pytest.raises(pa.errors.SchemaErrors) as caught:

@@ -1,13 +1,14 @@
 """Every combination real settlement files carry (settlement-vocabulary.md §3) is mapped in
 both presets, to the category an accountant books it to; rules match on normalised keys."""
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 import pytest
-
 from _settlement_builders import lines_frame
+
 from reconciliation.mapping import MappingError, load_mapping, normalise_key, parse_mapping
 
 PRESETS = ("invoice-clearing", "summary")
@@ -25,7 +26,12 @@ SECTION_3 = [
     # LIQUIDATIONS_ADJUSTMENTS: their tax nets with the withheld tax (2610)
     ("LIQUIDATIONS_ADJUSTMENTS", "ITEMPRICE", "TAX", "sales_tax_adjustments"),
     ("LIQUIDATIONS_ADJUSTMENTS", "ITEMPRICE", "PRINCIPAL", "liquidation_proceeds"),
-    ("LIQUIDATIONS_ADJUSTMENTS", "ITEMWITHHELDTAX", "MARKETPLACEFACILITATORTAX_PRINCIPAL", "marketplace_facilitator_tax"),
+    (
+        "LIQUIDATIONS_ADJUSTMENTS",
+        "ITEMWITHHELDTAX",
+        "MARKETPLACEFACILITATORTAX_PRINCIPAL",
+        "marketplace_facilitator_tax",
+    ),
     # CHARGEBACK_REFUND: as refunds
     ("CHARGEBACK_REFUND", "ITEMPRICE", "PRINCIPAL", "refunds"),
     ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPING", "refunds"),
@@ -44,7 +50,12 @@ SECTION_3 = [
     ("A-to-z Guarantee Refund", "ItemPrice", "Principal", "refunds"),
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMFEES", "COMMISSION", "referral_commission"),
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMFEES", "REFUNDCOMMISSION", "refund_commission"),
-    ("A_TO_Z_GUARANTEE_REFUND", "ITEMWITHHELDTAX", "MARKETPLACEFACILITATORTAX_PRINCIPAL", "marketplace_facilitator_tax"),
+    (
+        "A_TO_Z_GUARANTEE_REFUND",
+        "ITEMWITHHELDTAX",
+        "MARKETPLACEFACILITATORTAX_PRINCIPAL",
+        "marketplace_facilitator_tax",
+    ),
     # ORDER_RETROCHARGE / REFUND_RETROCHARGE: tax after the fact nets with its withheld tax
     ("ORDER_RETROCHARGE", "ITEMPRICE", "TAX", "sales_tax_adjustments"),
     ("ORDER_RETROCHARGE", "ITEMPRICE", "SHIPPINGTAX", "sales_tax_adjustments"),
@@ -106,7 +117,12 @@ SECTION_3 = [
     ("Lightning Deal Fee", "other-transaction", "Lightning Deal Fee", "promotion_fees"),
     ("VINE_ENROLLMENT_FEE", "VINE_ENROLLMENT_FEE", "BASE_FEE", "promotion_fees"),
     ("VINE_ENROLLMENT_FEE", "VINE_ENROLLMENT_FEE", "TAX_ON_FEE", "input_tax"),
-    ("SELLERREVIEWENROLLMENTPAYMENT", "SELLERREVIEWENROLLMENTPAYMENT", "SELLERREVIEWENROLLMENTPAYMENT", "promotion_fees"),
+    (
+        "SELLERREVIEWENROLLMENTPAYMENT",
+        "SELLERREVIEWENROLLMENTPAYMENT",
+        "SELLERREVIEWENROLLMENTPAYMENT",
+        "promotion_fees",
+    ),
     ("SellerReviewEnrollmentPayment", "other-transaction", "Early Reviewer Program", "promotion_fees"),
     # SERVICEFEE: advertising credit; tax on advertising is input tax
     ("SERVICEFEE", "REFUND_FOR_ADVERTISER", "TRANSACTIONTOTALAMOUNT", "advertising"),
@@ -175,9 +191,19 @@ SUMMARY_DIFFERS = {
     ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "PROMOTION_ADJUSTMENT"): "promotions",
 }
 
-NEW_CATEGORIES = ("liquidation_proceeds", "liquidation_fees", "input_tax", "withholding_tax", "sales_tax_adjustments",
-                  "outbound_freight", "inbound_freight", "promotion_fees", "loan_repayment", "adjustments_review",
-                  "other_income")
+NEW_CATEGORIES = (
+    "liquidation_proceeds",
+    "liquidation_fees",
+    "input_tax",
+    "withholding_tax",
+    "sales_tax_adjustments",
+    "outbound_freight",
+    "inbound_freight",
+    "promotion_fees",
+    "loan_repayment",
+    "adjustments_review",
+    "other_income",
+)
 
 
 def _map(preset: str, keys):
@@ -204,20 +230,23 @@ def test_section_3_categories_under_summary():
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-@pytest.mark.parametrize(("keys", "category"), [
-    # tax Amazon charges on its own fees: recoverable input tax, never an expense
-    (("AMAZONFEES", "VINE_ENROLLMENT_FEE", "TAX_ON_FEE"), "input_tax"),
-    (("FBAFEES", "FBA_INVENTORY_STORAGE_FEE", "TAX_ON_FEE"), "input_tax"),
-    (("SERVICEFEE", "OTHERFEES", "TAXAMOUNT"), "input_tax"),
-    (("COMMINGLING_VAT", "OTHER_TRANSACTION", "COMMINGLING_VAT"), "input_tax"),
-    (("OTHER_TRANSACTION", "CAPACITY_RESERVATION_FEE", "TAX"), "input_tax"),
-    # no M3 invoice exists for a liquidation
-    (("LIQUIDATIONS", "ITEMPRICE", "PRINCIPAL"), "liquidation_proceeds"),
-    (("CHARGEBACK_REFUND", "ITEMPRICE", "PRINCIPAL"), "refunds"),
-    (("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "PRINCIPAL"), "refunds"),
-    (("OTHER_TRANSACTION", "OTHER_TRANSACTION", "AMAZON_CAPITAL_SERVICES"), "loan_repayment"),
-    (("OTHER_TRANSACTION", "OTHER_TRANSACTION", "INCOME_TAX_CHARGED"), "withholding_tax"),
-])
+@pytest.mark.parametrize(
+    ("keys", "category"),
+    [
+        # tax Amazon charges on its own fees: recoverable input tax, never an expense
+        (("AMAZONFEES", "VINE_ENROLLMENT_FEE", "TAX_ON_FEE"), "input_tax"),
+        (("FBAFEES", "FBA_INVENTORY_STORAGE_FEE", "TAX_ON_FEE"), "input_tax"),
+        (("SERVICEFEE", "OTHERFEES", "TAXAMOUNT"), "input_tax"),
+        (("COMMINGLING_VAT", "OTHER_TRANSACTION", "COMMINGLING_VAT"), "input_tax"),
+        (("OTHER_TRANSACTION", "CAPACITY_RESERVATION_FEE", "TAX"), "input_tax"),
+        # no M3 invoice exists for a liquidation
+        (("LIQUIDATIONS", "ITEMPRICE", "PRINCIPAL"), "liquidation_proceeds"),
+        (("CHARGEBACK_REFUND", "ITEMPRICE", "PRINCIPAL"), "refunds"),
+        (("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "PRINCIPAL"), "refunds"),
+        (("OTHER_TRANSACTION", "OTHER_TRANSACTION", "AMAZON_CAPITAL_SERVICES"), "loan_repayment"),
+        (("OTHER_TRANSACTION", "OTHER_TRANSACTION", "INCOME_TAX_CHARGED"), "withholding_tax"),
+    ],
+)
 def test_accounting_critical_categories_and_accounts(preset, keys, category):
     mapped = _map(preset, [keys])
     assert mapped.lines["category"].iloc[0] == category
@@ -233,18 +262,33 @@ def test_accounting_critical_categories_and_accounts(preset, keys, category):
 
 def test_tax_on_advertising_is_not_advertising_any_more():
     for preset in PRESETS:
-        mapped = _map(preset, [("ServiceFee", "OtherFees", "TaxAmount"), ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount")])
+        mapped = _map(
+            preset,
+            [("ServiceFee", "OtherFees", "TaxAmount"), ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount")],
+        )
         assert list(mapped.lines["category"]) == ["input_tax", "advertising"]
         assert list(mapped.lines["account"]) == ["2640", "6510"]
 
 
 def test_new_categories_have_the_same_account_in_both_presets():
     accounts = {preset: {c: load_mapping(preset).categories[c].account for c in NEW_CATEGORIES} for preset in PRESETS}
-    assert accounts["invoice-clearing"] == accounts["summary"] == {
-        "liquidation_proceeds": "3070", "liquidation_fees": "6180", "input_tax": "2640", "withholding_tax": "1640",
-        "sales_tax_adjustments": "2610", "outbound_freight": "6210", "inbound_freight": "6220",
-        "promotion_fees": "6520", "loan_repayment": "2840", "adjustments_review": "2999", "other_income": "3990",
-    }
+    assert (
+        accounts["invoice-clearing"]
+        == accounts["summary"]
+        == {
+            "liquidation_proceeds": "3070",
+            "liquidation_fees": "6180",
+            "input_tax": "2640",
+            "withholding_tax": "1640",
+            "sales_tax_adjustments": "2610",
+            "outbound_freight": "6210",
+            "inbound_freight": "6220",
+            "promotion_fees": "6520",
+            "loan_repayment": "2840",
+            "adjustments_review": "2999",
+            "other_income": "3990",
+        }
+    )
 
 
 def test_the_hand_written_list_covers_every_value_the_document_names(shared: Path):
@@ -272,31 +316,50 @@ def test_the_hand_written_list_covers_every_value_the_document_names(shared: Pat
 
 @pytest.mark.parametrize("spelling", ["Storage Fee", "STORAGE_FEE", "storage-fee", "StorageFee", " storage fee "])
 def test_one_rule_covers_every_spelling(spelling):
-    mapped = _map("invoice-clearing", [("other-transaction", "other-transaction", spelling),
-                                       (spelling, "other-transaction", spelling)])
+    mapped = _map(
+        "invoice-clearing",
+        [("other-transaction", "other-transaction", spelling), (spelling, "other-transaction", spelling)],
+    )
     assert list(mapped.lines["category"]) == ["storage", "storage"]
 
 
 def test_unmapped_combinations_are_reported_as_the_file_spells_them():
-    mapped = _map("invoice-clearing", [("other-transaction", "other-transaction", "Brand New Fee"),
-                                       ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "BRAND_NEW_FEE")])
+    mapped = _map(
+        "invoice-clearing",
+        [
+            ("other-transaction", "other-transaction", "Brand New Fee"),
+            ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "BRAND_NEW_FEE"),
+        ],
+    )
     # one normalised key, two spellings: each reported as written, with its own line count
     assert [(u.transaction_type, u.amount_description, u.line_count) for u in mapped.unmapped] == [
-        ("OTHER_TRANSACTION", "BRAND_NEW_FEE", 1), ("other-transaction", "Brand New Fee", 1)]
+        ("OTHER_TRANSACTION", "BRAND_NEW_FEE", 1),
+        ("other-transaction", "Brand New Fee", 1),
+    ]
 
 
 def _custom(*rules: str) -> dict:
-    return {"categories": {"storage": {"account": "6160"}, "amazon_clearing": {"account": "1930"},
-                           "payable_to_amazon": {"account": "2450"}, "carry_over": {"account": "1595"}},
-            "rules": [dict(zip(("transaction_type", "amount_type", "amount_description", "category"), r.split("|")))
-                      for r in rules]}
+    return {
+        "categories": {
+            "storage": {"account": "6160"},
+            "amazon_clearing": {"account": "1930"},
+            "payable_to_amazon": {"account": "2450"},
+            "carry_over": {"account": "1595"},
+        },
+        "rules": [
+            dict(zip(("transaction_type", "amount_type", "amount_description", "category"), r.split("|")))
+            for r in rules
+        ],
+    }
 
 
 def test_two_rules_with_one_normalised_key_are_an_error_naming_both():
     with pytest.raises(MappingError) as caught:
         parse_mapping(_custom("Storage Fee|*|*|storage", "other|x|y|storage", "STORAGE_FEE|*|*|storage"), "mine.yaml")
-    assert str(caught.value) == ("mine.yaml: rules[2]: duplicates rules[0] (STORAGE_FEE / * / * and Storage Fee / * / * "
-                                 "are the same key once normalised: STORAGEFEE / * / *)")
+    assert str(caught.value) == (
+        "mine.yaml: rules[2]: duplicates rules[0] (STORAGE_FEE / * / * and Storage Fee / * / * "
+        "are the same key once normalised: STORAGEFEE / * / *)"
+    )
 
 
 def test_a_key_without_letters_or_digits_is_refused():
@@ -313,7 +376,9 @@ def test_normalise_key():
 
 def test_readme_mapping_table_matches_both_presets():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    table = {m.group(1): (m.group(2), m.group(3))
-             for m in re.finditer(r"^\| `([a-z_]+)` \| (\w+) \| (\w+) \|", readme, flags=re.MULTILINE)}
+    table = {
+        m.group(1): (m.group(2), m.group(3))
+        for m in re.finditer(r"^\| `([a-z_]+)` \| (\w+) \| (\w+) \|", readme, flags=re.MULTILINE)
+    }
     presets = [load_mapping(p) for p in PRESETS]
     assert table == {c: tuple(m.categories[c].account for m in presets) for c in presets[0].categories}

@@ -1,10 +1,12 @@
 """Voucher building: the fixture's journal worked out by hand, month split, deposit sides."""
+
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
 
 import pytest
+from _settlement_builders import make_settlement, settlement_from_tsv
 
 from reconciliation.mapping import load_mapping
 from reconciliation.vouchers import (
@@ -19,10 +21,9 @@ from reconciliation.vouchers import (
     format_minor,
     vouchers_frame,
 )
-from _settlement_builders import make_settlement, settlement_from_tsv
 
-US_BS = ("", "US", "", "", "", "")      # balance-sheet dimensions in the presets: AIT3 = marketplace
-US_PL = ("AMZ", "US", "", "", "", "")   # P&L dimensions: AIT2 = channel AMZ, AIT3 = marketplace
+US_BS = ("", "US", "", "", "", "")  # balance-sheet dimensions in the presets: AIT3 = marketplace
+US_PL = ("AMZ", "US", "", "", "", "")  # P&L dimensions: AIT2 = channel AMZ, AIT3 = marketplace
 
 
 @pytest.fixture
@@ -93,12 +94,17 @@ def test_fixture_voucher_summary_preset(us_fixture):
 
 
 def test_month_crossing_settlement_gives_two_vouchers_linked_by_carry_over():
-    settlement = make_settlement([
-        ("Order", "ItemPrice", "Principal", 10000, "2024-09-29 10:00:00"),
-        ("Order", "ItemFees", "Commission", -1500, "2024-09-30 23:59:59"),
-        ("Order", "ItemPrice", "Principal", 5000, "2024-10-01 00:00:00"),
-        ("Order", "ItemFees", "Commission", -750, "2024-10-02 08:00:00"),
-    ], start="2024-09-25 00:00:00", end="2024-10-09 00:00:00", deposit="2024-10-11 14:00:00")
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 10000, "2024-09-29 10:00:00"),
+            ("Order", "ItemFees", "Commission", -1500, "2024-09-30 23:59:59"),
+            ("Order", "ItemPrice", "Principal", 5000, "2024-10-01 00:00:00"),
+            ("Order", "ItemFees", "Commission", -750, "2024-10-02 08:00:00"),
+        ],
+        start="2024-09-25 00:00:00",
+        end="2024-10-09 00:00:00",
+        deposit="2024-10-11 14:00:00",
+    )
     september, october = _vouchers(settlement)
     # September: 100.00 principal, -15.00 commission -> month sum 85.00 carried over.
     assert september.key == "AMZ-10000000001-202409"
@@ -123,11 +129,14 @@ def test_month_crossing_settlement_gives_two_vouchers_linked_by_carry_over():
 
 
 def test_three_months_each_earlier_month_carried():
-    settlement = make_settlement([
-        ("Order", "ItemPrice", "Principal", 1000, "2024-08-31 12:00:00"),
-        ("Order", "ItemPrice", "Principal", 2000, "2024-09-15 12:00:00"),
-        ("Refund", "ItemPrice", "Principal", -500, "2024-10-01 12:00:00"),
-    ], deposit="2024-10-03 00:00:00")
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 1000, "2024-08-31 12:00:00"),
+            ("Order", "ItemPrice", "Principal", 2000, "2024-09-15 12:00:00"),
+            ("Refund", "ItemPrice", "Principal", -500, "2024-10-01 12:00:00"),
+        ],
+        deposit="2024-10-03 00:00:00",
+    )
     aug, sep, octo = _vouchers(settlement)
     assert [v.accounting_date for v in (aug, sep, octo)] == [date(2024, 8, 31), date(2024, 9, 30), date(2024, 10, 3)]
     assert [l.amount_minor for l in aug.lines] == [-1000, 1000]
@@ -137,31 +146,43 @@ def test_three_months_each_earlier_month_carried():
 
 
 def test_categories_sharing_an_account_are_named_per_month_even_when_one_nets_to_zero():
-    settlement = make_settlement([
-        ("Order", "ItemPrice", "Principal", 1000, "2024-09-29 10:00:00"),
-        ("Order", "ItemPrice", "Shipping", 299, "2024-09-30 10:00:00"),
-        ("Order", "ItemPrice", "Principal", 500, "2024-10-01 10:00:00"),
-        ("Order", "Promotion", "Shipping", -200, "2024-10-02 10:00:00"),
-        ("Order", "Promotion", "Shipping", 200, "2024-10-03 10:00:00"),
-        ("Order", "ItemFees", "Commission", -100, "2024-10-03 10:00:00"),
-        ("Order", "ItemFees", "Commission", 100, "2024-10-04 10:00:00"),
-    ], start="2024-09-25 00:00:00", end="2024-10-09 00:00:00", deposit="2024-10-11 14:00:00")
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 1000, "2024-09-29 10:00:00"),
+            ("Order", "ItemPrice", "Shipping", 299, "2024-09-30 10:00:00"),
+            ("Order", "ItemPrice", "Principal", 500, "2024-10-01 10:00:00"),
+            ("Order", "Promotion", "Shipping", -200, "2024-10-02 10:00:00"),
+            ("Order", "Promotion", "Shipping", 200, "2024-10-03 10:00:00"),
+            ("Order", "ItemFees", "Commission", -100, "2024-10-03 10:00:00"),
+            ("Order", "ItemFees", "Commission", 100, "2024-10-04 10:00:00"),
+        ],
+        start="2024-09-25 00:00:00",
+        end="2024-10-09 00:00:00",
+        deposit="2024-10-11 14:00:00",
+    )
     september, october = _vouchers(settlement)
     # September: principal 10.00 + shipping 2.99 on 1510 -> -12.99, carried over.
     assert [(l.account, l.amount_minor, l.category) for l in september.lines] == [
-        ("1510", -1299, "principal+shipping"), ("1595", 1299, "carry_over")]
+        ("1510", -1299, "principal+shipping"),
+        ("1595", 1299, "carry_over"),
+    ]
     # October: principal 5.00 and promotions netting 0.00 share 1510 (both named); commission
     # nets to zero on its own account 6110, which is left out; deposit 12.99 + 5.00 = 17.99.
     assert [(l.account, l.amount_minor, l.category) for l in october.lines] == [
-        ("1510", -500, "principal+promotions"), ("1595", -1299, "carry_over"), ("1930", 1799, "amazon_clearing")]
+        ("1510", -500, "principal+promotions"),
+        ("1595", -1299, "carry_over"),
+        ("1930", 1799, "amazon_clearing"),
+    ]
 
 
 def test_negative_total_is_a_credit_to_payable_to_amazon():
-    settlement = make_settlement([
-        ("Order", "ItemPrice", "Principal", 2000, "2024-10-18 00:00:00"),
-        ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -4500, "2024-10-19 00:00:00"),
-        ("other-transaction", "other-transaction", "Subscription Fee", -3999, "2024-10-19 00:00:00"),
-    ])
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 2000, "2024-10-18 00:00:00"),
+            ("ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -4500, "2024-10-19 00:00:00"),
+            ("other-transaction", "other-transaction", "Subscription Fee", -3999, "2024-10-19 00:00:00"),
+        ]
+    )
     [voucher] = _vouchers(settlement)
     # total = 20.00 - 45.00 - 39.99 = -64.99 -> credit -64.99 on 2450 payable to Amazon
     assert settlement.total_minor == -6499
@@ -175,11 +196,13 @@ def test_negative_total_is_a_credit_to_payable_to_amazon():
 
 
 def test_reserves_go_to_the_balance_sheet_reserve_account():
-    settlement = make_settlement([
-        ("Order", "ItemPrice", "Principal", 3000, "2024-10-18 00:00:00"),
-        ("other-transaction", "other-transaction", "Previous Reserve Amount Balance", 1200, "2024-10-10 00:00:00"),
-        ("other-transaction", "other-transaction", "Current Reserve Amount", -4200, "2024-10-23 00:00:00"),
-    ])
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 3000, "2024-10-18 00:00:00"),
+            ("other-transaction", "other-transaction", "Previous Reserve Amount Balance", 1200, "2024-10-10 00:00:00"),
+            ("other-transaction", "other-transaction", "Current Reserve Amount", -4200, "2024-10-23 00:00:00"),
+        ]
+    )
     # total = 30.00 + 12.00 - 42.00 = 0.00: the reserve swallows the payout, no deposit line.
     [voucher] = _vouchers(settlement)
     assert settlement.total_minor == 0
@@ -193,13 +216,17 @@ def test_lines_are_aggregated_per_account_not_per_row():
     rows += [("Order", "ItemFees", "Commission", -300, "2024-10-18 00:00:00")] * 1500
     [voucher] = _vouchers(make_settlement(rows))
     # 1500 x 19.99 = 29985.00; 1500 x 3.00 = 4500.00; deposit 25485.00
-    assert _summary(voucher) == [("1510", US_BS, -2998500, "settlement"), ("6110", US_PL, 450000, "settlement"),
-                                 ("1930", US_BS, 2548500, ROLE_DEPOSIT)]
+    assert _summary(voucher) == [
+        ("1510", US_BS, -2998500, "settlement"),
+        ("6110", US_PL, 450000, "settlement"),
+        ("1930", US_BS, 2548500, ROLE_DEPOSIT),
+    ]
 
 
 def test_marketplace_placeholder_resolves_per_settlement():
-    settlement = make_settlement([("Order", "ItemPrice", "Principal", 5244, "2024-10-18 00:00:00")],
-                                 currency="EUR", marketplace="Amazon.de")
+    settlement = make_settlement(
+        [("Order", "ItemPrice", "Principal", 5244, "2024-10-18 00:00:00")], currency="EUR", marketplace="Amazon.de"
+    )
     [voucher] = _vouchers(settlement)
     assert [l.dimensions for l in voucher.lines] == [("", "DE", "", "", "", "")] * 2
     assert voucher.text == "AMZ-10000000001-202410 Amazon DE EUR"
@@ -211,22 +238,40 @@ def _line(account="1930", amount=100, dims=("",) * 6):
 
 def test_unbalanced_voucher_cannot_be_constructed():
     with pytest.raises(UnbalancedVoucherError) as caught:
-        Voucher("AMZ-1-202410", "1", date(2024, 10, 25), "USD", 2, "AMZ-1-202410",
-                (_line(amount=1000), _line(account="6110", amount=-999)))
+        Voucher(
+            "AMZ-1-202410",
+            "1",
+            date(2024, 10, 25),
+            "USD",
+            2,
+            "AMZ-1-202410",
+            (_line(amount=1000), _line(account="6110", amount=-999)),
+        )
     assert "debit 10.00 USD, credit 9.99 USD (difference 0.01)" in str(caught.value)
     assert (caught.value.debit_minor, caught.value.credit_minor) == (1000, 999)
 
 
-@pytest.mark.parametrize("text, lines, error, words", [
-    ("AMZ-1-202410", (_line(account="12345678901", amount=1), _line(amount=-1)), VoucherLimitError, "AIT1"),
-    ("AMZ-1-202410", (_line(amount=1, dims=("", "", "", "", "", "TOOLONGVALUE")), _line(amount=-1)),
-     VoucherLimitError, "AIT7"),
-    ("AMZ-1-202410 " + "x" * 40, (_line(amount=1), _line(amount=-1)), VoucherLimitError, "VTXT"),
-    ("Amazon AMZ-1-202410", (_line(amount=1), _line(amount=-1)), VoucherError, "must start with the posting key"),
-    ("AMZ-1-202410", tuple(_line(amount=1) for _ in range(500)) + tuple(_line(amount=-1) for _ in range(500)),
-     VoucherLimitError, "NLIN"),
-    ("AMZ-1-202410", (), VoucherError, "no lines"),
-])
+@pytest.mark.parametrize(
+    "text, lines, error, words",
+    [
+        ("AMZ-1-202410", (_line(account="12345678901", amount=1), _line(amount=-1)), VoucherLimitError, "AIT1"),
+        (
+            "AMZ-1-202410",
+            (_line(amount=1, dims=("", "", "", "", "", "TOOLONGVALUE")), _line(amount=-1)),
+            VoucherLimitError,
+            "AIT7",
+        ),
+        ("AMZ-1-202410 " + "x" * 40, (_line(amount=1), _line(amount=-1)), VoucherLimitError, "VTXT"),
+        ("Amazon AMZ-1-202410", (_line(amount=1), _line(amount=-1)), VoucherError, "must start with the posting key"),
+        (
+            "AMZ-1-202410",
+            tuple(_line(amount=1) for _ in range(500)) + tuple(_line(amount=-1) for _ in range(500)),
+            VoucherLimitError,
+            "NLIN",
+        ),
+        ("AMZ-1-202410", (), VoucherError, "no lines"),
+    ],
+)
 def test_m3_field_limits_are_enforced(text, lines, error, words):
     with pytest.raises(error, match=words):
         Voucher("AMZ-1-202410", "1", date(2024, 10, 25), "USD", 2, text, lines)

@@ -3,13 +3,14 @@
 Inputs come from the real pipeline functions (parse, validate, map, gates, reconcile); the
 expected figures are worked out by hand from the fixture file us_v2_usd.tsv.
 """
+
 from __future__ import annotations
 
 import csv
 import dataclasses
 import math
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from xml.etree import ElementTree
@@ -17,11 +18,12 @@ from xml.etree import ElementTree
 import openpyxl
 import pandas as pd
 import pytest
+from _settlement_builders import make_settlement
 
+from anomaly import ANOMALY_COLUMNS
 from reconciliation.gates import check_gates
 from reconciliation.mapping import load_mapping
 from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
-from anomaly import ANOMALY_COLUMNS
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError, parse_settlement_bytes, read_settlement_file
 from reconciliation.schemas import validate_settlement
@@ -33,18 +35,18 @@ from reconciliation.workbook import (
     currency_number_format,
     write_workbook,
 )
-from _settlement_builders import make_settlement
 
 FIXTURE_ID = "10000000001"
 HELD_ID = "10000000002"
 JPY_ID = "10000000003"
 VOUCHER_KEY = f"AMZ-{FIXTURE_ID}-202410"
-GENERATED = datetime(2026, 11, 26, 12, 30, tzinfo=timezone.utc)
+GENERATED = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
 USD_FORMAT = '#,##0.00 "USD"'
 JPY_FORMAT = '#,##0 "JPY"'
 
 
 # --- inputs built with the real pipeline ---------------------------------------------------
+
 
 def _settle(settlement, status: str = "posted", invoices: pd.DataFrame | None = None, **extra) -> SettlementOutcome:
     mapping = load_mapping("invoice-clearing")
@@ -52,12 +54,24 @@ def _settle(settlement, status: str = "posted", invoices: pd.DataFrame | None = 
     gates = check_gates(settlement, mapped, mapping)
     if gates.held:
         status = "held"
-    posted = tuple(PostedVoucherRef(v.key, f"AAA/2024/AZ/{n}", False) for n, v in enumerate(gates.vouchers, 1)) \
-        if status == "posted" else ()
+    posted = (
+        tuple(PostedVoucherRef(v.key, f"AAA/2024/AZ/{n}", False) for n, v in enumerate(gates.vouchers, 1))
+        if status == "posted"
+        else ()
+    )
     reconciliation = reconcile_orders(settlement.lines, invoices) if invoices is not None else None
-    return SettlementOutcome(settlement=settlement, status=status, reasons=tuple(gates.reasons),
-                             validation=validate_settlement(settlement), mapped=mapped, gates=gates,
-                             vouchers=gates.vouchers, posted=posted, reconciliation=reconciliation, **extra)
+    return SettlementOutcome(
+        settlement=settlement,
+        status=status,
+        reasons=tuple(gates.reasons),
+        validation=validate_settlement(settlement),
+        mapped=mapped,
+        gates=gates,
+        vouchers=gates.vouchers,
+        posted=posted,
+        reconciliation=reconciliation,
+        **extra,
+    )
 
 
 def _invoices(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
@@ -82,12 +96,16 @@ def fixture_outcome(fixture_settlement) -> SettlementOutcome:
     # Sales per order from the file: 9000001 68.99 + 4.14 tax - 4.14 withheld = 68.99 (invoiced 68.99: matched);
     # 9000002 68.99 + 2.99 shipping - 2.99 promotion = 68.99 (invoiced 70.00: mismatch of -1.01);
     # 9000004 is a refund (-68.99) without a credit note.
-    invoices = _invoices([("0000100001", "111-0000000-9000001", "900001", 6899),
-                          ("0000100002", "114-0000000-9000002", "900002", 7000)])
-    anomalies = pd.DataFrame([
-        ("111-0000000-9000001", "DEMO-SKU-A", "fee", 0.2, ["commission 18% of principal"]),
-        ("114-0000000-9000002", "DEMO-SKU-A", "fee", 0.9, ["commission 31% of principal", "SKU median 15%"]),
-    ], columns=list(ANOMALY_COLUMNS))
+    invoices = _invoices(
+        [("0000100001", "111-0000000-9000001", "900001", 6899), ("0000100002", "114-0000000-9000002", "900002", 7000)]
+    )
+    anomalies = pd.DataFrame(
+        [
+            ("111-0000000-9000001", "DEMO-SKU-A", "fee", 0.2, ["commission 18% of principal"]),
+            ("114-0000000-9000002", "DEMO-SKU-A", "fee", 0.9, ["commission 31% of principal", "SKU median 15%"]),
+        ],
+        columns=list(ANOMALY_COLUMNS),
+    )
     return _settle(fixture_settlement, invoices=invoices, anomalies=anomalies)
 
 
@@ -105,9 +123,14 @@ def held_outcome(fixture_settlement) -> SettlementOutcome:
 @pytest.fixture(scope="module")
 def jpy_outcome() -> SettlementOutcome:
     settlement = make_settlement(
-        [("Order", "ItemPrice", "Principal", 1200, "2024-10-18 02:58:02", "503-0000000-0000001"),
-         ("Order", "ItemFees", "Commission", -180, "2024-10-18 02:58:02", "503-0000000-0000001")],
-        settlement_id=JPY_ID, currency="JPY", marketplace="Amazon.co.jp")
+        [
+            ("Order", "ItemPrice", "Principal", 1200, "2024-10-18 02:58:02", "503-0000000-0000001"),
+            ("Order", "ItemFees", "Commission", -180, "2024-10-18 02:58:02", "503-0000000-0000001"),
+        ],
+        settlement_id=JPY_ID,
+        currency="JPY",
+        marketplace="Amazon.co.jp",
+    )
     return _settle(settlement, status="dry_run")
 
 
@@ -117,8 +140,9 @@ FILE_ERROR = SettlementFileError("broken.tsv", 7, 15, "amount 'abc' is not a num
 @pytest.fixture(scope="module")
 def workbook_path(tmp_path_factory, fixture_outcome, held_outcome, jpy_outcome) -> Path:
     path = tmp_path_factory.mktemp("workbook") / "run.xlsx"
-    info = write_workbook([fixture_outcome, held_outcome, jpy_outcome], path, file_errors=[FILE_ERROR],
-                          generated_at=GENERATED)
+    info = write_workbook(
+        [fixture_outcome, held_outcome, jpy_outcome], path, file_errors=[FILE_ERROR], generated_at=GENERATED
+    )
     assert info.path == path and info.lines_file is None  # 41 lines: every line on the Lines sheet
     return path
 
@@ -151,9 +175,18 @@ def _money(value: object) -> Decimal:
 
 # --- sheets and journal --------------------------------------------------------------------
 
+
 def test_sheet_names_in_order(book) -> None:
-    assert book.sheetnames == ["Summary", "Journal", "Fees", "Reconciliation", "Exceptions", "Validation",
-                               "Anomalies", "Lines"]
+    assert book.sheetnames == [
+        "Summary",
+        "Journal",
+        "Fees",
+        "Reconciliation",
+        "Exceptions",
+        "Validation",
+        "Anomalies",
+        "Lines",
+    ]
     assert list(SHEET_NAMES) == book.sheetnames
 
 
@@ -169,8 +202,11 @@ def test_journal_of_the_fixture_balances_and_books_the_deposit(values) -> None:
     assert (deposit["Account (AIT1)"], _money(deposit["Debit"]), deposit["Credit"]) == ("1930", Decimal("31.81"), None)
     assert deposit["AIT3"] == "US" and deposit["M3 voucher"] == "AAA/2024/AZ/1"
     [total] = totals
-    assert (_money(total["Debit"]), _money(total["Credit"]), _money(total["Debit - credit"])) == \
-        (Decimal("68.99"), Decimal("68.99"), Decimal("0"))
+    assert (_money(total["Debit"]), _money(total["Credit"]), _money(total["Debit - credit"])) == (
+        Decimal("68.99"),
+        Decimal("68.99"),
+        Decimal("0"),
+    )
     assert total["Accounting date"] == datetime(2024, 10, 25)
 
 
@@ -192,6 +228,7 @@ def test_journal_totals_are_subtotal_formulas_over_the_voucher_lines(book) -> No
 
 # --- summary -------------------------------------------------------------------------------
 
+
 def _summary(values) -> dict[str, dict[str, object]]:
     return {r["Settlement ID"]: r for r in _table(values["Summary"], SUMMARY_HEADER_ROW + 1)}
 
@@ -202,16 +239,38 @@ def test_summary_figures_of_the_fixture(values) -> None:
     assert row["Start (UTC)"] == datetime(2024, 10, 9, 14, 28, 38)
     assert row["End (UTC)"] == datetime(2024, 10, 23, 14, 28, 39)
     assert row["Deposit date (UTC)"] == datetime(2024, 10, 25, 14, 28, 39)
-    money = {k: _money(row[k]) for k in ("Total (deposit)", "Sum of lines", "Sum of lines - total", "Voucher debits",
-                                         "Voucher credits", "Debits - credits", "Deposit line", "Deposit line - total")}
-    assert money == {"Total (deposit)": Decimal("31.81"), "Sum of lines": Decimal("31.81"),
-                     "Sum of lines - total": 0, "Voucher debits": Decimal("68.99"),
-                     "Voucher credits": Decimal("68.99"), "Debits - credits": 0, "Deposit line": Decimal("31.81"),
-                     "Deposit line - total": 0}
+    money = {
+        k: _money(row[k])
+        for k in (
+            "Total (deposit)",
+            "Sum of lines",
+            "Sum of lines - total",
+            "Voucher debits",
+            "Voucher credits",
+            "Debits - credits",
+            "Deposit line",
+            "Deposit line - total",
+        )
+    }
+    assert money == {
+        "Total (deposit)": Decimal("31.81"),
+        "Sum of lines": Decimal("31.81"),
+        "Sum of lines - total": 0,
+        "Voucher debits": Decimal("68.99"),
+        "Voucher credits": Decimal("68.99"),
+        "Debits - credits": 0,
+        "Deposit line": Decimal("31.81"),
+        "Deposit line - total": 0,
+    }
     assert row["Checks"] == "OK"
     assert (row["Voucher keys"], row["M3 voucher numbers"]) == (VOUCHER_KEY, "AAA/2024/AZ/1")
-    assert (row["Matched"], row["Amount mismatch"], row["Missing in M3"], row["Not settled (M3 only)"],
-            row["Refund without credit"]) == (1, 1, 0, 0, 1)
+    assert (
+        row["Matched"],
+        row["Amount mismatch"],
+        row["Missing in M3"],
+        row["Not settled (M3 only)"],
+        row["Refund without credit"],
+    ) == (1, 1, 0, 0, 1)
     assert row["Lines written to"] == "Lines rows 2-21"
 
 
@@ -229,13 +288,18 @@ def test_summary_of_a_held_settlement_names_why(values) -> None:
 
 # --- reconciliation, exceptions, validation, anomalies, fees ----------------------------------
 
+
 def test_reconciliation_rows_and_conditional_formatting(book, values) -> None:
     rows = {r["Order ID"]: r for r in _table(values["Reconciliation"])}
     assert rows["111-0000000-9000001"]["Category"] == "matched"
     assert _money(rows["111-0000000-9000001"]["Difference"]) == 0
     mismatch = rows["114-0000000-9000002"]
-    assert (mismatch["Category"], _money(mismatch["Settled"]), _money(mismatch["Invoiced"]),
-            _money(mismatch["Difference"])) == ("amount_mismatch", Decimal("68.99"), Decimal("70.00"), Decimal("-1.01"))
+    assert (
+        mismatch["Category"],
+        _money(mismatch["Settled"]),
+        _money(mismatch["Invoiced"]),
+        _money(mismatch["Difference"]),
+    ) == ("amount_mismatch", Decimal("68.99"), Decimal("70.00"), Decimal("-1.01"))
     assert rows["112-0000000-9000004"]["Category"] == "refund_without_credit"
 
     sheet = book["Reconciliation"]
@@ -254,15 +318,25 @@ def test_reconciliation_rows_and_conditional_formatting(book, values) -> None:
 def test_exceptions_list_the_unmapped_combination_gate_failure_and_file_error(values) -> None:
     rows = _table(values["Exceptions"])
     [unmapped] = [r for r in rows if r["Kind"] == "unmapped combination"]
-    assert (unmapped["Settlement ID"], unmapped["Transaction type"], unmapped["Amount type"],
-            unmapped["Amount description"], unmapped["Lines"], _money(unmapped["Total"]), unmapped["Currency"]) == \
-        (HELD_ID, "Order", "ItemFees", "MysteryFee", 1, Decimal("-0.37"), "USD")
+    assert (
+        unmapped["Settlement ID"],
+        unmapped["Transaction type"],
+        unmapped["Amount type"],
+        unmapped["Amount description"],
+        unmapped["Lines"],
+        _money(unmapped["Total"]),
+        unmapped["Currency"],
+    ) == (HELD_ID, "Order", "ItemFees", "MysteryFee", 1, Decimal("-0.37"), "USD")
     gates = [r for r in rows if r["Kind"] == "gate failure"]
     assert [(r["Settlement ID"], r["Gate"]) for r in gates] == [(HELD_ID, "mapping")]
     assert "MysteryFee" in gates[0]["Message"]
     [file_error] = [r for r in rows if r["Kind"] == "file error"]
-    assert (file_error["File"], file_error["Line"], file_error["Column"], file_error["Message"]) == \
-        ("broken.tsv", 7, "15 (amount)", "amount 'abc' is not a number")
+    assert (file_error["File"], file_error["Line"], file_error["Column"], file_error["Message"]) == (
+        "broken.tsv",
+        7,
+        "15 (amount)",
+        "amount 'abc' is not a number",
+    )
     # The held reason repeats the gate failure, so it is not listed twice.
     assert not [r for r in rows if r["Kind"] == "held reason"]
 
@@ -288,8 +362,10 @@ def test_anomalies_sheet_has_headers_when_there_are_none(tmp_path: Path, jpy_out
 
 
 def test_fees_break_down_amounts_per_marketplace_and_currency(values) -> None:
-    rows = {(r["Marketplace"], r["Currency"], r["Transaction type"], r["Amount type"], r["Amount description"]): r
-            for r in _table(values["Fees"])}
+    rows = {
+        (r["Marketplace"], r["Currency"], r["Transaction type"], r["Amount type"], r["Amount description"]): r
+        for r in _table(values["Fees"])
+    }
     # The file has two order commissions of -12.42 and one refunded commission of +12.42; the run
     # holds the fixture and its held copy (same marketplace and currency), so each counts twice.
     commission = rows[("Amazon.com", "USD", "Order", "ItemFees", "Commission")]
@@ -310,12 +386,14 @@ def test_fees_break_down_amounts_per_marketplace_and_currency(values) -> None:
 
 # --- lines, formats, dates -----------------------------------------------------------------
 
+
 def test_lines_match_the_file_exactly(values, fixture_file: Path) -> None:
     with open(fixture_file, newline="", encoding="utf-8") as handle:
         body = list(csv.DictReader(handle, delimiter="\t"))[1:]
     rows = [r for r in _table(values["Lines"]) if r["settlement_id"] == FIXTURE_ID]
-    assert [(_money(r["amount"]), r["amount_description"], r["order_id"]) for r in rows] == \
-        [(Decimal(b["amount"]), b["amount-description"], b["order-id"]) for b in body]
+    assert [(_money(r["amount"]), r["amount_description"], r["order_id"]) for r in rows] == [
+        (Decimal(b["amount"]), b["amount-description"], b["order-id"]) for b in body
+    ]
     assert sum(_money(r["amount"]) for r in rows) == Decimal("31.81")
     assert rows[0]["gl_category"] == "principal" and rows[0]["gl_account"] == "1510"
     assert rows[0]["line_no"] == 3 and rows[0]["quantity"] == 1 and rows[-1]["quantity"] is None
@@ -323,17 +401,27 @@ def test_lines_match_the_file_exactly(values, fixture_file: Path) -> None:
 
 def test_number_formats_carry_the_currency(book) -> None:
     lines = book["Lines"]
-    formats = {(s.value, a.number_format) for s, a in zip(_cells_by_header(lines, "settlement_id"),
-                                                           _cells_by_header(lines, "amount"))}
+    formats = {
+        (s.value, a.number_format)
+        for s, a in zip(_cells_by_header(lines, "settlement_id"), _cells_by_header(lines, "amount"))
+    }
     assert formats == {(FIXTURE_ID, USD_FORMAT), (HELD_ID, USD_FORMAT), (JPY_ID, JPY_FORMAT)}
-    yen = [a.value for s, a in zip(_cells_by_header(lines, "settlement_id"), _cells_by_header(lines, "amount"))
-           if s.value == JPY_ID]
+    yen = [
+        a.value
+        for s, a in zip(_cells_by_header(lines, "settlement_id"), _cells_by_header(lines, "amount"))
+        if s.value == JPY_ID
+    ]
     assert yen == [1200, -180]
     summary = book["Summary"]
     header_row = SUMMARY_HEADER_ROW + 1
-    totals = {s.value: t.number_format for s, t in zip(_cells_by_header(summary, "Settlement ID", header_row),
-                                                       _cells_by_header(summary, "Total (deposit)", header_row))
-              if s.value}
+    totals = {
+        s.value: t.number_format
+        for s, t in zip(
+            _cells_by_header(summary, "Settlement ID", header_row),
+            _cells_by_header(summary, "Total (deposit)", header_row),
+        )
+        if s.value
+    }
     assert totals == {FIXTURE_ID: USD_FORMAT, HELD_ID: USD_FORMAT, JPY_ID: JPY_FORMAT}
     assert currency_number_format("EUR") == '#,##0.00 "EUR"'
 
@@ -371,8 +459,10 @@ def test_no_nan_or_infinity_and_well_formed_xml(book, workbook_path: Path) -> No
 
 # --- row limit, text safety, bad arguments --------------------------------------------------
 
-def test_a_large_run_sums_the_lines_on_the_sheet_and_writes_every_line_beside_it(tmp_path: Path, fixture_outcome,
-                                                                                 held_outcome) -> None:
+
+def test_a_large_run_sums_the_lines_on_the_sheet_and_writes_every_line_beside_it(
+    tmp_path: Path, fixture_outcome, held_outcome
+) -> None:
     # 40 lines > lines_on_sheet=30: the Lines sheet sums them, every raw line goes to small-lines.csv.
     info = write_workbook([fixture_outcome, held_outcome], tmp_path / "small.xlsx", lines_on_sheet=30)
     expected_csv = tmp_path / "small-lines.csv"
@@ -398,11 +488,16 @@ def test_a_large_run_sums_the_lines_on_the_sheet_and_writes_every_line_beside_it
     assert len(fixture_rows) == 16
     assert sum(r["lines"] for r in fixture_rows) == 20
     assert sum(_money(r["amount"]) for r in fixture_rows) == Decimal("31.81")
-    [commission] = [r for r in fixture_rows if r["amount_description"] == "Commission"
-                    and r["transaction_type"] == "Order"]
-    assert (commission["posted day (UTC)"], commission["lines"], _money(commission["amount"]),
-            commission["first line_no"], commission["last line_no"]) == \
-        (datetime(2024, 10, 18), 2, Decimal("-24.84"), 7, 12)
+    [commission] = [
+        r for r in fixture_rows if r["amount_description"] == "Commission" and r["transaction_type"] == "Order"
+    ]
+    assert (
+        commission["posted day (UTC)"],
+        commission["lines"],
+        _money(commission["amount"]),
+        commission["first line_no"],
+        commission["last line_no"],
+    ) == (datetime(2024, 10, 18), 2, Decimal("-24.84"), 7, 12)
     assert _cells_by_header(book["Lines"], "amount")[0].number_format == USD_FORMAT
 
     summary = _summary(book)
@@ -420,7 +515,11 @@ def test_summed_lines_are_exact_beyond_int64(tmp_path: Path) -> None:
     big = 9 * 10**18
     settlement = make_settlement(
         [("Order", "ItemPrice", "Principal", big, "2024-10-18 02:58:02", "111-0000000-0000001")] * 3,
-        settlement_id=JPY_ID, currency="JPY", marketplace="Amazon.co.jp", total_minor=27 * 10**18)
+        settlement_id=JPY_ID,
+        currency="JPY",
+        marketplace="Amazon.co.jp",
+        total_minor=27 * 10**18,
+    )
     outcome = SettlementOutcome(settlement=settlement, status="invalid")
     info = write_workbook([outcome], tmp_path / "big.xlsx", lines_on_sheet=2)
     book = openpyxl.load_workbook(info.path)
@@ -439,18 +538,28 @@ def test_the_json_document_names_the_lines_file(tmp_path: Path, fixture_outcome)
 
     sources = Sources(settlements=(fixture_outcome.settlement,))
     small = settle_document([fixture_outcome], sources, write_workbook([fixture_outcome], tmp_path / "a.xlsx"))
-    large = settle_document([fixture_outcome], sources,
-                            write_workbook([fixture_outcome], tmp_path / "b.xlsx", lines_on_sheet=10))
+    large = settle_document(
+        [fixture_outcome], sources, write_workbook([fixture_outcome], tmp_path / "b.xlsx", lines_on_sheet=10)
+    )
     assert (small["report"], small["lines_file"]) == (str(tmp_path / "a.xlsx"), None)
     assert (large["report"], large["lines_file"]) == (str(tmp_path / "b.xlsx"), str(tmp_path / "b-lines.csv"))
 
 
 def test_text_stays_text_and_long_text_is_cut(tmp_path: Path) -> None:
-    tricky = "=HYPERLINK(\"http://x\")&<b>_x0041_\x01"
-    settlement = make_settlement([
-        {"transaction_type": "Order", "amount_type": "ItemPrice", "amount_description": "Principal",
-         "amount_minor": 100, "posted_date": "2024-10-18", "sku": tricky, "order_id": "0012"},
-    ])
+    tricky = '=HYPERLINK("http://x")&<b>_x0041_\x01'
+    settlement = make_settlement(
+        [
+            {
+                "transaction_type": "Order",
+                "amount_type": "ItemPrice",
+                "amount_description": "Principal",
+                "amount_minor": 100,
+                "posted_date": "2024-10-18",
+                "sku": tricky,
+                "order_id": "0012",
+            },
+        ]
+    )
     outcome = SettlementOutcome(settlement=settlement, status="invalid", reasons=("x" * 40_000,))
     write_workbook([outcome], tmp_path / "text.xlsx")
     book = openpyxl.load_workbook(tmp_path / "text.xlsx")
@@ -458,7 +567,7 @@ def test_text_stays_text_and_long_text_is_cut(tmp_path: Path) -> None:
     # Not a formula, markup kept literally, the control character replaced. "_x0041_" would read as
     # "A" in Excel, so its underscore is escaped as "_x005F_" (Excel and LibreOffice show "_x0041_";
     # openpyxl does not decode the escape).
-    assert row["sku"] == "=HYPERLINK(\"http://x\")&<b>_x005F_x0041_\ufffd"
+    assert row["sku"] == '=HYPERLINK("http://x")&<b>_x005F_x0041_\ufffd'
     assert book["Lines"]["R2"].data_type == "s"
     assert row["order_id"] == "0012"  # identifiers stay strings
     reason = _summary(book)[settlement.settlement_id]["Reasons"]
@@ -484,8 +593,10 @@ def test_generated_settlements_each_check_out(tmp_path: Path) -> None:
         if row["Status"] != "held":
             assert row["Checks"] == "OK"
             assert _money(row["Voucher debits"]) == _money(row["Voucher credits"])
-    currencies = {s.value: a.number_format for s, a in zip(_cells_by_header(book["Lines"], "currency"),
-                                                           _cells_by_header(book["Lines"], "amount"))}
+    currencies = {
+        s.value: a.number_format
+        for s, a in zip(_cells_by_header(book["Lines"], "currency"), _cells_by_header(book["Lines"], "amount"))
+    }
     assert currencies == {c: currency_number_format(c) for c in {o.settlement.currency for o in outcomes}}
     assert len(currencies) >= 2
 
@@ -512,21 +623,34 @@ def test_an_empty_run_still_writes_every_sheet(tmp_path: Path) -> None:
 
 def test_a_settlement_across_month_end_has_two_balanced_vouchers(tmp_path: Path) -> None:
     settlement = make_settlement(
-        [("Order", "ItemPrice", "Principal", 5000, "2024-09-28 10:00:00", "111-0000000-0000001"),
-         ("Order", "ItemFees", "Commission", -750, "2024-10-02 10:00:00", "111-0000000-0000001")],
-        settlement_id="10000000004", start="2024-09-25 00:00:00", end="2024-10-03 00:00:00",
-        deposit="2024-10-05 00:00:00")
+        [
+            ("Order", "ItemPrice", "Principal", 5000, "2024-09-28 10:00:00", "111-0000000-0000001"),
+            ("Order", "ItemFees", "Commission", -750, "2024-10-02 10:00:00", "111-0000000-0000001"),
+        ],
+        settlement_id="10000000004",
+        start="2024-09-25 00:00:00",
+        end="2024-10-03 00:00:00",
+        deposit="2024-10-05 00:00:00",
+    )
     write_workbook([_settle(settlement)], tmp_path / "split.xlsx")
     book = openpyxl.load_workbook(tmp_path / "split.xlsx", data_only=True)
-    totals = [(r["Voucher key"], r["Accounting date"], _money(r["Debit"]), _money(r["Credit"]))
-              for r in _table(book["Journal"]) if r["Role"] == "total"]
+    totals = [
+        (r["Voucher key"], r["Accounting date"], _money(r["Debit"]), _money(r["Credit"]))
+        for r in _table(book["Journal"])
+        if r["Role"] == "total"
+    ]
     # September: principal credit 50.00, carry-over debit 50.00 (dated the month's last day).
     # October: commission debit 7.50 + deposit debit 42.50, carry-over back credit 50.00.
-    assert totals == [("AMZ-10000000004-202409", datetime(2024, 9, 30), Decimal("50.00"), Decimal("50.00")),
-                      ("AMZ-10000000004-202410", datetime(2024, 10, 5), Decimal("50.00"), Decimal("50.00"))]
+    assert totals == [
+        ("AMZ-10000000004-202409", datetime(2024, 9, 30), Decimal("50.00"), Decimal("50.00")),
+        ("AMZ-10000000004-202410", datetime(2024, 10, 5), Decimal("50.00"), Decimal("50.00")),
+    ]
     row = _summary(book)["10000000004"]
-    assert (_money(row["Voucher debits"]), _money(row["Deposit line"]), row["Checks"]) == \
-        (Decimal("100.00"), Decimal("42.50"), "OK")
+    assert (_money(row["Voucher debits"]), _money(row["Deposit line"]), row["Checks"]) == (
+        Decimal("100.00"),
+        Decimal("42.50"),
+        "OK",
+    )
     assert row["Voucher keys"] == "AMZ-10000000004-202409\nAMZ-10000000004-202410"
 
 
@@ -538,19 +662,38 @@ def test_amount_cells_are_exact_decimal_literals() -> None:
     assert amount_cells(minor, decimals).tolist() == ["-0.05", "0.00", "31.81", "1234567890123.45", "-180", "0.007"]
 
 
-FORMULA_LIKE = {"order_id": '=HYPERLINK("http://evil.example","click")', "sku": "+1+1",
-                "merchant_order_id": "@SUM(A1)", "shipment_id": "\t=1+1", "amount_description": "-2+3"}
+FORMULA_LIKE = {
+    "order_id": '=HYPERLINK("http://evil.example","click")',
+    "sku": "+1+1",
+    "merchant_order_id": "@SUM(A1)",
+    "shipment_id": "\t=1+1",
+    "amount_description": "-2+3",
+}
 
 
 def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -> None:
     order = FORMULA_LIKE["order_id"]
     texts = {k: v for k, v in FORMULA_LIKE.items() if k != "amount_description"}
-    settlement = make_settlement([
-        {"transaction_type": "Order", "amount_type": "ItemPrice", "amount_description": "Principal",
-         "amount_minor": 1000, "posted_date": "2024-10-18", **texts},
-        {"transaction_type": "Order", "amount_type": "ItemFees", "amount_description": FORMULA_LIKE["amount_description"],
-         "amount_minor": -414, "posted_date": "2024-10-18", **texts},
-    ])
+    settlement = make_settlement(
+        [
+            {
+                "transaction_type": "Order",
+                "amount_type": "ItemPrice",
+                "amount_description": "Principal",
+                "amount_minor": 1000,
+                "posted_date": "2024-10-18",
+                **texts,
+            },
+            {
+                "transaction_type": "Order",
+                "amount_type": "ItemFees",
+                "amount_description": FORMULA_LIKE["amount_description"],
+                "amount_minor": -414,
+                "posted_date": "2024-10-18",
+                **texts,
+            },
+        ]
+    )
     source = "=1+2.tsv"
     settlement = dataclasses.replace(settlement, source=source)
     # The fee "-2+3" has no rule: the settlement is held, and the combination is listed in Exceptions.
@@ -562,15 +705,22 @@ def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -
     def cells(sheet: str, value: str) -> list:
         return [c for row in book[sheet].iter_rows() for c in row if c.value == value]
 
-    expected_places = {"Lines": [*texts.values(), "-2+3"], "Fees": ["-2+3"], "Exceptions": ["-2+3"],
-                       "Reconciliation": [order], "Summary": [source]}
+    expected_places = {
+        "Lines": [*texts.values(), "-2+3"],
+        "Fees": ["-2+3"],
+        "Exceptions": ["-2+3"],
+        "Reconciliation": [order],
+        "Summary": [source],
+    }
     for sheet, values in expected_places.items():
         for value in values:
             found = cells(sheet, value)
             assert found, (sheet, value)
             assert all(c.data_type == "s" for c in found), (sheet, value)
     assert not [c.coordinate for ws in book.worksheets for row in ws.iter_rows() for c in row if c.data_type == "f"]
-    amounts = {row["amount_description"]: cell for row, cell in
-               zip(_table(book["Lines"]), _cells_by_header(book["Lines"], "amount"))}
+    amounts = {
+        row["amount_description"]: cell
+        for row, cell in zip(_table(book["Lines"]), _cells_by_header(book["Lines"], "amount"))
+    }
     assert amounts["-2+3"].data_type == "n" and _money(amounts["-2+3"].value) == Decimal("-4.14")  # still a number
     assert amounts["Principal"].data_type == "n" and _money(amounts["Principal"].value) == Decimal("10.00")

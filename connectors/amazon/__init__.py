@@ -1,4 +1,5 @@
 """Amazon Selling Partner API connector (python-amazon-sp-api underneath)."""
+
 from connectors.amazon.accounts import SellerAccounts
 from connectors.amazon.client import SETTLEMENT_REPORT_TYPE, AmazonConnector
 from connectors.amazon.config import (
@@ -23,11 +24,33 @@ from connectors.amazon.ratelimit import PUBLISHED_LIMITS, RateLimit, RateLimiter
 from connectors.amazon.records import ListingIssue, ListingSubmission, PackageDetail, ReportInfo, ShipmentItem
 
 __all__ = [
-    "AmazonAccount", "AmazonAuthError", "AmazonConfigError", "AmazonConnector", "AmazonDocumentError",
-    "AmazonError", "AmazonRequestError", "AmazonUnavailable", "AmazonUnreachable", "DocumentLimits",
-    "DownloadedDocument", "LWA_TOKEN_URL", "SellerAccounts",
-    "ListingIssue", "ListingSubmission", "MARKETPLACE_REGIONS", "Orders20260101Source",
-    "OrdersApiNotImplemented", "OrdersSource", "OrdersV0Source", "PUBLISHED_LIMITS", "PackageDetail",
-    "REGIONS", "RateLimit", "RateLimiter", "ReportInfo", "SETTLEMENT_REPORT_TYPE", "ShipmentItem",
+    "AmazonAccount",
+    "AmazonAuthError",
+    "AmazonConfigError",
+    "AmazonConnector",
+    "AmazonDocumentError",
+    "AmazonError",
+    "AmazonRequestError",
+    "AmazonUnavailable",
+    "AmazonUnreachable",
+    "DocumentLimits",
+    "DownloadedDocument",
+    "LWA_TOKEN_URL",
+    "SellerAccounts",
+    "ListingIssue",
+    "ListingSubmission",
+    "MARKETPLACE_REGIONS",
+    "Orders20260101Source",
+    "OrdersApiNotImplemented",
+    "OrdersSource",
+    "OrdersV0Source",
+    "PUBLISHED_LIMITS",
+    "PackageDetail",
+    "REGIONS",
+    "RateLimit",
+    "RateLimiter",
+    "ReportInfo",
+    "SETTLEMENT_REPORT_TYPE",
+    "ShipmentItem",
     "region_for_marketplace",
 ]

@@ -4,6 +4,7 @@ Amazon's regions (na, eu, fe) each have their own host and their own refresh tok
 same app; a seller selling in the US and Germany has two authorisations. ``SellerAccounts``
 opens one ``AmazonConnector`` per configured region and routes a marketplace to its region's.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +30,7 @@ class SellerAccounts:
         self._by_region = by_region
 
     @classmethod
-    def open(cls, accounts: Sequence[AmazonAccount], **connector_options: Any) -> "SellerAccounts":
+    def open(cls, accounts: Sequence[AmazonAccount], **connector_options: Any) -> SellerAccounts:
         """One connector per account (``connector_options`` go to each ``AmazonConnector``)."""
         opened: list[AmazonConnector] = []
         try:
@@ -42,23 +43,33 @@ class SellerAccounts:
             raise
 
     @classmethod
-    def from_sandbox_file(cls, values: Mapping[str, Any], **connector_options: Any) -> "SellerAccounts":
+    def from_sandbox_file(cls, values: Mapping[str, Any], **connector_options: Any) -> SellerAccounts:
         """From ``HOME/sandbox/spapi-credentials.json`` (written by ``sandbox.runtime``): shared LWA
         app and seller, and per region its endpoint, refresh token and marketplaces. Regions with
         no marketplace in the sandbox world are skipped."""
         shared = {k: values[k] for k in ("token_url", "seller_id", "lwa_app_id", "lwa_client_secret")}
-        accounts = [AmazonAccount.from_mapping({**shared, **regional})
-                    for _, regional in sorted(dict(values["regions"]).items()) if regional.get("marketplace_ids")]
+        accounts = [
+            AmazonAccount.from_mapping({**shared, **regional})
+            for _, regional in sorted(dict(values["regions"]).items())
+            if regional.get("marketplace_ids")
+        ]
         return cls.open(accounts, time_scale=float(values.get("time_scale", 1.0)), **connector_options)
 
     @classmethod
-    def from_settings(cls, settings: Any, **connector_options: Any) -> "SellerAccounts":
+    def from_settings(cls, settings: Any, **connector_options: Any) -> SellerAccounts:
         """From ``connectors.settings.AmazonSettings`` (secrets revealed here, handed to the clients only)."""
-        accounts = [AmazonAccount(endpoint=regional.endpoint, token_url=settings.token_url,
-                                  seller_id=settings.seller_id or "", marketplace_ids=regional.marketplaces,
-                                  refresh_token=regional.refresh_token.reveal(), lwa_app_id=settings.lwa_app_id,
-                                  lwa_client_secret=settings.lwa_client_secret.reveal())
-                    for regional in settings.accounts]
+        accounts = [
+            AmazonAccount(
+                endpoint=regional.endpoint,
+                token_url=settings.token_url,
+                seller_id=settings.seller_id or "",
+                marketplace_ids=regional.marketplaces,
+                refresh_token=regional.refresh_token.reveal(),
+                lwa_app_id=settings.lwa_app_id,
+                lwa_client_secret=settings.lwa_client_secret.reveal(),
+            )
+            for regional in settings.accounts
+        ]
         limit = settings.max_document_bytes
         connector_options.setdefault("deadline", settings.deadline_seconds)
         connector_options.setdefault("document_limits", DocumentLimits(limit, limit))
@@ -82,14 +93,17 @@ class SellerAccounts:
             if marketplace_id in connector.account.marketplace_ids:
                 return connector
         region = MARKETPLACE_REGIONS.get(marketplace_id, "unknown")
-        raise AmazonConfigError("marketplaces", f"marketplace {marketplace_id} (region {region}) is not in any "
-                                "configured Amazon account; add it to that region's [amazon.<region>] marketplaces")
+        raise AmazonConfigError(
+            "marketplaces",
+            f"marketplace {marketplace_id} (region {region}) is not in any "
+            "configured Amazon account; add it to that region's [amazon.<region>] marketplaces",
+        )
 
     def close(self) -> None:
         for connector in self.connectors:
             connector.close()
 
-    def __enter__(self) -> "SellerAccounts":
+    def __enter__(self) -> SellerAccounts:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ Buyer PII (names, addresses, phone, e-mail) is only returned for a Restricted Da
 (Tokens API 2021-03-01); ``get_order_address``/``get_order_buyer_info``/``get_orders(pii=True)``
 obtain one for the path they call and reuse it until shortly before it expires.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,7 @@ log = logging.getLogger(__name__)
 SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 LISTING_DATA_SETS = "summaries,attributes,issues,offers,fulfillmentAvailability"
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-DEFAULT_DEADLINE_S = 60.0   # an unreachable Amazon fails within this (issue: it took ~8 minutes)
+DEFAULT_DEADLINE_S = 60.0  # an unreachable Amazon fails within this (issue: it took ~8 minutes)
 _CONNECT_TIMEOUT_S = 10.0
 _RDT_EXPIRY_MARGIN_S = 60.0
 PII_ELEMENTS = ("buyerInfo", "shippingAddress")
@@ -196,11 +197,13 @@ class AmazonConnector:
 
         def make(cls: Any) -> Any:
             try:
-                return build_client(cls, marketplace, credentials=credentials,
-                                    token_class=token_class, http_client=self._http)
+                return build_client(
+                    cls, marketplace, credentials=credentials, token_class=token_class, http_client=self._http
+                )
             except KeyError as exc:  # the library looked up an unknown SP_API_DEFAULT_MARKETPLACE
-                raise AmazonConfigError("SP_API_DEFAULT_MARKETPLACE",
-                                        f"environment names unknown marketplace {exc}") from None
+                raise AmazonConfigError(
+                    "SP_API_DEFAULT_MARKETPLACE", f"environment names unknown marketplace {exc}"
+                ) from None
 
         self._reports = make(Reports)
         self._orders_v0 = make(OrdersV0)
@@ -210,8 +213,10 @@ class AmazonConnector:
         self._orders_rdt_lock = threading.Lock()
         self._lib_clients = (self._reports, self._orders_v0, self._listings, self._tokens, self._orders_rdt)
         self.orders_source: OrdersSource = (
-            OrdersV0Source(self._orders_v0, self._call) if account.orders_api_version == "v0"
-            else Orders20260101Source())
+            OrdersV0Source(self._orders_v0, self._call)
+            if account.orders_api_version == "v0"
+            else Orders20260101Source()
+        )
 
     def __repr__(self) -> str:
         return f"AmazonConnector({self.account!r})"
@@ -222,7 +227,7 @@ class AmazonConnector:
         self._http.close()
         self._download_http.close()
 
-    def __enter__(self) -> "AmazonConnector":
+    def __enter__(self) -> AmazonConnector:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -264,14 +269,19 @@ class AmazonConnector:
             self._sleep(max(0.0, min(wait, give_up_at - self._clock())))
 
         try:
-            return call_with_retries(once, retryable=retryable, backoff=self._backoff, sleep=sleep,
-                                     on_retry=log_retry)
+            return call_with_retries(once, retryable=retryable, backoff=self._backoff, sleep=sleep, on_retry=log_retry)
         except _Transient as exc:
             if exc.unreachable is not None:
-                raise AmazonUnreachable(operation, url=exc.unreachable, attempts=attempts(),
-                                        seconds=self._clock() - started, reason=exc.message) from None
-            raise AmazonUnavailable(operation, attempts=attempts(), status=exc.status, code=exc.code,
-                                    message=exc.message) from None
+                raise AmazonUnreachable(
+                    operation,
+                    url=exc.unreachable,
+                    attempts=attempts(),
+                    seconds=self._clock() - started,
+                    reason=exc.message,
+                ) from None
+            raise AmazonUnavailable(
+                operation, attempts=attempts(), status=exc.status, code=exc.code, message=exc.message
+            ) from None
 
     def _attempt(self, operation: str, thunk: Callable[[], ApiResponse]) -> ApiResponse:
         """One rate-limited request; the real HTTP status decides, not the library's verdict."""
@@ -282,13 +292,15 @@ class AmazonConnector:
         except SellingApiException as exc:
             seen = self._recorder.last
             status = seen.status if seen is not None else exc.code
-            raise self._failure(operation, status, getattr(exc, "amzn_code", None),
-                                getattr(exc, "message", None) or "") from None
+            raise self._failure(
+                operation, status, getattr(exc, "amzn_code", None), getattr(exc, "message", None) or ""
+            ) from None
         except AuthorizationError as exc:
             if exc.status_code in _RETRYABLE_STATUS:
                 raise _Transient(exc.status_code, exc.error_code, "LWA token endpoint") from None
-            raise AmazonAuthError(operation, status=exc.status_code, error=exc.error_code,
-                                  message=exc.message) from None
+            raise AmazonAuthError(
+                operation, status=exc.status_code, error=exc.error_code, message=exc.message
+            ) from None
         except json.JSONDecodeError:  # only the token endpoint path lets this through
             raise _Transient(None, None, "LWA token endpoint answered non-JSON") from None
         except _CONNECT_FAILURES as exc:
@@ -311,8 +323,9 @@ class AmazonConnector:
         return AmazonRequestError(operation, status=status, code=code, message=message)
 
     # ---- reports ----------------------------------------------------------------------------
-    def list_settlement_reports(self, created_since: datetime, created_until: datetime | None = None,
-                                *, page_size: int = 100) -> list[ReportInfo]:
+    def list_settlement_reports(
+        self, created_since: datetime, created_until: datetime | None = None, *, page_size: int = 100
+    ) -> list[ReportInfo]:
         """DONE settlement V2 reports created in the window: every one of the seller in this region.
 
         Amazon ignores ``marketplaceIds`` for settlement reports (they are scheduled per account,
@@ -320,8 +333,10 @@ class AmazonConnector:
         if not 1 <= page_size <= 100:
             raise ValueError(f"page_size must be 1..100 (Amazon's limit), got {page_size}")
         params: dict[str, Any] = {
-            "reportTypes": [SETTLEMENT_REPORT_TYPE], "processingStatuses": ["DONE"],
-            "marketplaceIds": list(self.account.marketplace_ids), "pageSize": page_size,
+            "reportTypes": [SETTLEMENT_REPORT_TYPE],
+            "processingStatuses": ["DONE"],
+            "marketplaceIds": list(self.account.marketplace_ids),
+            "pageSize": page_size,
             "createdSince": iso_utc(created_since, "created_since"),
         }
         if created_until is not None:
@@ -341,7 +356,8 @@ class AmazonConnector:
     @staticmethod
     def _report_info(report: dict[str, Any]) -> ReportInfo:
         return ReportInfo(
-            report_id=str(report["reportId"]), report_type=report["reportType"],
+            report_id=str(report["reportId"]),
+            report_type=report["reportType"],
             processing_status=report["processingStatus"],
             created_time=_parse_time(report["createdTime"]),  # type: ignore[arg-type]
             report_document_id=report.get("reportDocumentId"),
@@ -356,8 +372,9 @@ class AmazonConnector:
         The URL must be https on Amazon's document hosts (the sandbox's own host when the
         endpoint is the local sandbox); download and decompressed sizes are bounded by
         ``document_limits``."""
-        response = self._call("getReportDocument",
-                              lambda: self._reports.get_report_document(document_id, download=False))
+        response = self._call(
+            "getReportDocument", lambda: self._reports.get_report_document(document_id, download=False)
+        )
         url = (response.payload or {}).get("url")
         if not url:
             raise AmazonDocumentError(document_id, "getReportDocument returned no url")
@@ -391,14 +408,18 @@ class AmazonConnector:
                         raise AmazonDocumentError(document_id, f"download answered HTTP {answer.status_code}")
                     declared = answer.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > limit:
-                        raise AmazonDocumentError(document_id, f"document is {declared} bytes, more than the "
-                                                  f"configured max_download_bytes {limit}; refused")
+                        raise AmazonDocumentError(
+                            document_id,
+                            f"document is {declared} bytes, more than the "
+                            f"configured max_download_bytes {limit}; refused",
+                        )
                     body = bytearray()
                     for chunk in answer.iter_raw():
                         body += chunk
                         if len(body) > limit:
-                            raise AmazonDocumentError(document_id, f"document is more than the configured "
-                                                      f"max_download_bytes {limit}; refused")
+                            raise AmazonDocumentError(
+                                document_id, f"document is more than the configured max_download_bytes {limit}; refused"
+                            )
                     return bytes(body), answer.headers.get("content-type")
             except _CONNECT_FAILURES as exc:
                 raise _connect_failure(exc) from None
@@ -423,9 +444,12 @@ class AmazonConnector:
         if not 1 <= page_size <= 100:
             raise ValueError(f"page_size must be 1..100 (Amazon's limit), got {page_size}")
         query = OrdersQuery(
-            last_updated_after=last_updated_after, last_updated_before=last_updated_before,
+            last_updated_after=last_updated_after,
+            last_updated_before=last_updated_before,
             marketplace_ids=tuple(marketplace_ids or self.account.marketplace_ids),
-            statuses=statuses_tuple(statuses), page_size=page_size)
+            statuses=statuses_tuple(statuses),
+            page_size=page_size,
+        )
         iso_utc(last_updated_after, "last_updated_after")  # fail before the first request
         source = self.orders_source
         if pii:
@@ -457,16 +481,21 @@ class AmazonConnector:
 
     def get_order_address(self, order_id: str) -> dict[str, Any]:
         """getOrderAddress with a restricted data token: the whole ship-to address (name, street, phone)."""
-        return self._restricted_order_call("getOrderAddress", "/orders/v0/orders/{orderId}/address",
-                                           lambda client: client.get_order_address(order_id))
+        return self._restricted_order_call(
+            "getOrderAddress", "/orders/v0/orders/{orderId}/address", lambda client: client.get_order_address(order_id)
+        )
 
     def get_order_buyer_info(self, order_id: str) -> dict[str, Any]:
         """getOrderBuyerInfo with a restricted data token: buyer name and e-mail."""
-        return self._restricted_order_call("getOrderBuyerInfo", "/orders/v0/orders/{orderId}/buyerInfo",
-                                           lambda client: client.get_order_buyer_info(order_id))
+        return self._restricted_order_call(
+            "getOrderBuyerInfo",
+            "/orders/v0/orders/{orderId}/buyerInfo",
+            lambda client: client.get_order_buyer_info(order_id),
+        )
 
-    def _restricted_order_call(self, operation: str, path: str,
-                               request: Callable[[Any], ApiResponse]) -> dict[str, Any]:
+    def _restricted_order_call(
+        self, operation: str, path: str, request: Callable[[Any], ApiResponse]
+    ) -> dict[str, Any]:
         # One RDT for the generic path ({orderId}) serves every order until it expires.
         token = self._restricted_data_token(path, ())
         client = _WithRestrictedToken(self._orders_rdt, token, self._orders_rdt_lock)
@@ -482,8 +511,10 @@ class AmazonConnector:
         resource: dict[str, Any] = {"method": "GET", "path": path}
         if data_elements:
             resource["dataElements"] = list(data_elements)
-        response = self._call("createRestrictedDataToken", lambda: self._tokens.create_restricted_data_token(
-            restrictedResources=[resource]))
+        response = self._call(
+            "createRestrictedDataToken",
+            lambda: self._tokens.create_restricted_data_token(restrictedResources=[resource]),
+        )
         payload = response.payload or {}
         token = payload.get("restrictedDataToken")
         if not token:
@@ -496,31 +527,49 @@ class AmazonConnector:
     def confirm_shipment(self, order_id: str, marketplace_id: str, package: PackageDetail) -> None:
         """Orders v0 confirmShipment (not deprecated). Retried on 429/5xx: same package, same result."""
         body = package.to_api()
-        self._call("confirmShipment", lambda: self._orders_v0.confirm_shipment(
-            order_id, marketplaceId=marketplace_id, packageDetail=body))
+        self._call(
+            "confirmShipment",
+            lambda: self._orders_v0.confirm_shipment(order_id, marketplaceId=marketplace_id, packageDetail=body),
+        )
 
     # ---- listings ---------------------------------------------------------------------------
-    def patch_listing(self, sku: str, marketplace_id: str, product_type: str,
-                      patches: Sequence[dict[str, Any]]) -> ListingSubmission:
+    def patch_listing(
+        self, sku: str, marketplace_id: str, product_type: str, patches: Sequence[dict[str, Any]]
+    ) -> ListingSubmission:
         """patchListingsItem; an INVALID answer comes back as a submission with issues, not an error."""
         if not patches:
             raise ValueError(f"patch_listing {sku}: no patches given")
         body = {"productType": product_type, "patches": _json_ready(list(patches))}
-        response = self._call("patchListingsItem", lambda: self._listings.patch_listings_item(
-            self.account.seller_id, sku, marketplaceIds=[marketplace_id], includedData="issues", body=body))
+        response = self._call(
+            "patchListingsItem",
+            lambda: self._listings.patch_listings_item(
+                self.account.seller_id, sku, marketplaceIds=[marketplace_id], includedData="issues", body=body
+            ),
+        )
         payload = response.payload or {}
         issues = tuple(
-            ListingIssue(code=str(i.get("code", "")), message=str(i.get("message", "")),
-                         severity=str(i.get("severity", "")),
-                         attribute_names=tuple(i.get("attributeNames") or ()))
-            for i in payload.get("issues") or [])
+            ListingIssue(
+                code=str(i.get("code", "")),
+                message=str(i.get("message", "")),
+                severity=str(i.get("severity", "")),
+                attribute_names=tuple(i.get("attributeNames") or ()),
+            )
+            for i in payload.get("issues") or []
+        )
         if "status" not in payload:
             raise AmazonError("patchListingsItem", f"sku {sku}: answer without a status")
-        return ListingSubmission(sku=str(payload.get("sku", sku)), status=str(payload["status"]),
-                                 submission_id=str(payload.get("submissionId", "")), issues=issues)
+        return ListingSubmission(
+            sku=str(payload.get("sku", sku)),
+            status=str(payload["status"]),
+            submission_id=str(payload.get("submissionId", "")),
+            issues=issues,
+        )
 
-    def get_listing(self, sku: str, marketplace_id: str,
-                    included_data: str = LISTING_DATA_SETS) -> dict[str, Any]:
-        response = self._call("getListingsItem", lambda: self._listings.get_listings_item(
-            self.account.seller_id, sku, marketplaceIds=[marketplace_id], includedData=included_data))
+    def get_listing(self, sku: str, marketplace_id: str, included_data: str = LISTING_DATA_SETS) -> dict[str, Any]:
+        response = self._call(
+            "getListingsItem",
+            lambda: self._listings.get_listings_item(
+                self.account.seller_id, sku, marketplaceIds=[marketplace_id], includedData=included_data
+            ),
+        )
         return dict(response.payload or {})

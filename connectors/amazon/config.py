@@ -9,6 +9,7 @@ The endpoint and the LWA token URL are plain settings so the same connector runs
 Amazon's regional hosts in production and against the local SP-API sandbox in tests and
 demos (nothing is switched by environment variables or module patching).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -22,8 +23,8 @@ LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
 
 @dataclass(frozen=True)
 class Region:
-    code: str        # na / eu / fe
-    endpoint: str    # SP-API host for every marketplace of the region
+    code: str  # na / eu / fe
+    endpoint: str  # SP-API host for every marketplace of the region
     aws_region: str  # what python-amazon-sp-api calls "region"
 
 
@@ -88,15 +89,18 @@ class AmazonAccount:
             raise AmazonConfigError("marketplace_ids", "at least one marketplace id is required")
         regions = sorted({MARKETPLACE_REGIONS[m] for m in self.marketplace_ids if m in MARKETPLACE_REGIONS})
         if len(regions) > 1:
-            raise AmazonConfigError("marketplace_ids", f"marketplaces span regions {', '.join(regions)}; Amazon "
-                                    "issues one refresh token per region: configure one account per region")
+            raise AmazonConfigError(
+                "marketplace_ids",
+                f"marketplaces span regions {', '.join(regions)}; Amazon "
+                "issues one refresh token per region: configure one account per region",
+            )
         for name in ("seller_id", "refresh_token", "lwa_app_id", "lwa_client_secret"):
             if not getattr(self, name):
                 raise AmazonConfigError(name, "is empty")
         if self.orders_api_version not in ORDERS_API_VERSIONS:
             raise AmazonConfigError(
-                "orders_api_version",
-                f"{self.orders_api_version!r} is not one of {', '.join(ORDERS_API_VERSIONS)}")
+                "orders_api_version", f"{self.orders_api_version!r} is not one of {', '.join(ORDERS_API_VERSIONS)}"
+            )
 
     @classmethod
     def for_marketplaces(
@@ -108,19 +112,25 @@ class AmazonAccount:
         lwa_app_id: str,
         lwa_client_secret: str,
         orders_api_version: str = "v0",
-    ) -> "AmazonAccount":
+    ) -> AmazonAccount:
         """A production account: the endpoint follows from the marketplaces' (single) region."""
         regions = {region_for_marketplace(m).code for m in marketplace_ids}
         if len(regions) != 1:
             raise AmazonConfigError(
-                "marketplace_ids", f"marketplaces span regions {sorted(regions)}; use one account per region")
-        return cls(endpoint=REGIONS[regions.pop()].endpoint, seller_id=seller_id,
-                   marketplace_ids=tuple(marketplace_ids), refresh_token=refresh_token,
-                   lwa_app_id=lwa_app_id, lwa_client_secret=lwa_client_secret,
-                   orders_api_version=orders_api_version)
+                "marketplace_ids", f"marketplaces span regions {sorted(regions)}; use one account per region"
+            )
+        return cls(
+            endpoint=REGIONS[regions.pop()].endpoint,
+            seller_id=seller_id,
+            marketplace_ids=tuple(marketplace_ids),
+            refresh_token=refresh_token,
+            lwa_app_id=lwa_app_id,
+            lwa_client_secret=lwa_client_secret,
+            orders_api_version=orders_api_version,
+        )
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> "AmazonAccount":
+    def from_mapping(cls, values: Mapping[str, object]) -> AmazonAccount:
         """Build from a settings mapping (config file, sandbox credentials); names missing keys."""
         required = ("endpoint", "seller_id", "marketplace_ids", "refresh_token", "lwa_app_id", "lwa_client_secret")
         missing = [k for k in required if not values.get(k)]

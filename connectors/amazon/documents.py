@@ -11,6 +11,7 @@ bomb stops at the cap instead of filling memory), and ``check_document_url`` acc
 https URLs on Amazon's S3 hosts (``*.amazonaws.com``), plus the SP-API host itself when that
 is the local sandbox (plain http on 127.0.0.1/localhost).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -44,6 +45,7 @@ class DocumentLimits:
 class DocumentRefused(ValueError):
     """A document URL or body we will not take (wrong host, not https, too large)."""
 
+
 # Charset labels Amazon/S3 sends that Python does not know by that name.
 _CHARSET_ALIASES = {"cp1252": "cp1252", "utf8": "utf-8", "windows-31j": "cp932"}
 
@@ -51,9 +53,9 @@ _CHARSET_ALIASES = {"cp1252": "cp1252", "utf8": "utf-8", "windows-31j": "cp932"}
 @dataclass(frozen=True)
 class DownloadedDocument:
     document_id: str
-    raw: bytes = field(repr=False)   # bytes as served (still compressed if ``compressed``)
-    text: str = field(repr=False)    # decoded, decompressed content
-    charset_used: str               # Python codec name actually used
+    raw: bytes = field(repr=False)  # bytes as served (still compressed if ``compressed``)
+    text: str = field(repr=False)  # decoded, decompressed content
+    charset_used: str  # Python codec name actually used
     compressed: bool
 
 
@@ -97,11 +99,15 @@ def check_document_url(url: str, endpoint: str) -> None:
     if is_local_sandbox(endpoint) and parts.scheme == sandbox.scheme and parts.netloc == sandbox.netloc:
         return
     if parts.scheme != "https":
-        raise DocumentRefused(f"document URL is {parts.scheme or 'no'}:// on {host or '(no host)'}; "
-                              "report documents are fetched over https only")
+        raise DocumentRefused(
+            f"document URL is {parts.scheme or 'no'}:// on {host or '(no host)'}; "
+            "report documents are fetched over https only"
+        )
     if not host.endswith(AMAZON_DOCUMENT_HOST_SUFFIXES):
-        raise DocumentRefused(f"document URL host {host or '(none)'} is not one of Amazon's document hosts "
-                              f"(*{', *'.join(AMAZON_DOCUMENT_HOST_SUFFIXES)})")
+        raise DocumentRefused(
+            f"document URL host {host or '(none)'} is not one of Amazon's document hosts "
+            f"(*{', *'.join(AMAZON_DOCUMENT_HOST_SUFFIXES)})"
+        )
 
 
 def inflate_bounded(raw: bytes, limit: int) -> bytes:
@@ -118,8 +124,9 @@ def inflate_bounded(raw: bytes, limit: int) -> bytes:
                 raise UndecodableDocument(f"body starts with the gzip magic but does not inflate: {exc}") from None
             out += piece
             if len(out) > limit:
-                raise DocumentRefused(f"document inflates to more than {limit} bytes (the configured "
-                                      "max_decompressed_bytes); refused")
+                raise DocumentRefused(
+                    f"document inflates to more than {limit} bytes (the configured max_decompressed_bytes); refused"
+                )
             pending = inflater.unconsumed_tail
         if not inflater.eof:
             raise UndecodableDocument("body starts with the gzip magic but the gzip stream is truncated")
@@ -143,8 +150,7 @@ def decode_text(body: bytes, declared_charset: str | None) -> tuple[str, str]:
         try:
             return body.decode(codec), codec
         except UnicodeDecodeError as exc:
-            raise UndecodableDocument(
-                f"body is not valid {declared_charset} at byte {exc.start}") from None
+            raise UndecodableDocument(f"body is not valid {declared_charset} at byte {exc.start}") from None
     try:
         return body.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -155,8 +161,9 @@ def decode_text(body: bytes, declared_charset: str | None) -> tuple[str, str]:
         raise UndecodableDocument(f"body is neither UTF-8 nor cp1252 (byte {exc.start})") from None
 
 
-def decode_document(document_id: str, raw: bytes, content_type: str | None,
-                    limits: DocumentLimits = DocumentLimits()) -> DownloadedDocument:
+def decode_document(
+    document_id: str, raw: bytes, content_type: str | None, limits: DocumentLimits = DocumentLimits()
+) -> DownloadedDocument:
     body, compressed = decompress_if_gzip(raw, limits.max_decompressed_bytes)
     text, codec = decode_text(body, header_charset(content_type))
     if text.startswith("\ufeff"):  # a UTF-8 byte-order mark is not content

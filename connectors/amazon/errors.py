@@ -1,4 +1,5 @@
 """Typed failures of the Amazon connector. Messages carry Amazon's code and text, never secrets."""
+
 from __future__ import annotations
 
 
@@ -55,8 +56,9 @@ class AmazonUnreachable(AmazonError):
     as it was allowed to, so callers should fail now rather than retry again."""
 
     def __init__(self, operation: str, *, url: str, attempts: int, seconds: float, reason: str) -> None:
-        super().__init__(operation, f"cannot connect to {url} ({reason}); gave up after {attempts} attempt(s) "
-                                    f"in {seconds:.1f}s")
+        super().__init__(
+            operation, f"cannot connect to {url} ({reason}); gave up after {attempts} attempt(s) in {seconds:.1f}s"
+        )
         self.url = url
         self.attempts = attempts
         self.seconds = seconds

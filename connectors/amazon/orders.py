@@ -6,11 +6,12 @@ talks to an ``OrdersSource`` chosen by ``AmazonAccount.orders_api_version`` so t
 configuration change plus one new class, not a rewrite. ``confirmShipment`` stays on v0
 (it is not deprecated).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sp_api.base import ApiResponse
@@ -40,7 +41,7 @@ def iso_utc(moment: datetime, what: str) -> str:
     """``2024-10-09T14:28:38Z``; naive datetimes are refused (their zone would be a guess)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {moment.isoformat()}")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class OrdersSource(Protocol):
@@ -63,8 +64,7 @@ class OrdersV0Source:
         self._call = call
 
     def orders_page(self, query: OrdersQuery, next_token: str | None) -> Page:
-        params: dict[str, Any] = {"MarketplaceIds": list(query.marketplace_ids),
-                                  "MaxResultsPerPage": query.page_size}
+        params: dict[str, Any] = {"MarketplaceIds": list(query.marketplace_ids), "MaxResultsPerPage": query.page_size}
         if next_token:
             params["NextToken"] = next_token  # filters stay: NextToken only moves the page
         params["LastUpdatedAfter"] = iso_utc(query.last_updated_after, "last_updated_after")
@@ -107,7 +107,8 @@ class Orders20260101Source:
 
     def _refuse(self, operation: str) -> AmazonError:
         return OrdersApiNotImplemented(
-            operation, "Orders API 2026-01-01 is not implemented yet; set orders_api_version='v0'")
+            operation, "Orders API 2026-01-01 is not implemented yet; set orders_api_version='v0'"
+        )
 
     def orders_page(self, query: OrdersQuery, next_token: str | None) -> Page:
         raise self._refuse("searchOrders")

@@ -5,6 +5,7 @@ per second refill a bucket of ``burst``. We keep the same bucket locally and wai
 a call instead of collecting 429s. ``time_scale`` speeds the refill up for tests against
 the sandbox (which scales its own buckets the same way); production uses 1.0.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RateLimit:
     rate: float  # tokens per second
-    burst: int   # bucket size
+    burst: int  # bucket size
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.burst < 1:

@@ -1,4 +1,5 @@
 """Immutable records the Amazon connector hands out or takes in."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -66,8 +67,11 @@ class PackageDetail:
             "shipDate": iso_utc(self.ship_date, "ship_date"),
             "orderItems": [{"orderItemId": i.order_item_id, "quantity": i.quantity} for i in self.items],
         }
-        optional = {"carrierName": self.carrier_name, "shippingMethod": self.shipping_method,
-                    "shipFromSupplySourceId": self.ship_from_supply_source_id}
+        optional = {
+            "carrierName": self.carrier_name,
+            "shippingMethod": self.shipping_method,
+            "shipFromSupplySourceId": self.ship_from_supply_source_id,
+        }
         body.update({k: v for k, v in optional.items() if v})
         return body
 

@@ -9,6 +9,7 @@ client after construction, and one httpx client whose hooks fix the Host header 
 library sends ``endpoint[8:]``, wrong for ``http://``) and record each response's status,
 because the library turns a 429/5xx without an ``errors`` body into an empty success.
 """
+
 from __future__ import annotations
 
 import functools
@@ -86,14 +87,15 @@ def token_client_class(token_url: str, cache: TokenCache) -> type[AccessTokenCli
 
         def get_auth(self) -> AccessTokenResponse:
             token = cache.get_or_fetch(
-                self._get_cache_key(),
-                lambda: self._request(self._token_url(), self.data, self.headers))
+                self._get_cache_key(), lambda: self._request(self._token_url(), self.data, self.headers)
+            )
             return AccessTokenResponse(**token)
 
         def get_grantless_auth(self, scope: str = "sellingpartnerapi::notifications") -> AccessTokenResponse:
             token = cache.get_or_fetch(
                 self._get_cache_key(scope),
-                lambda: self._request(self._token_url(), self.grantless_data(scope), self.headers))
+                lambda: self._request(self._token_url(), self.grantless_data(scope), self.headers),
+            )
             return AccessTokenResponse(**token)
 
     return AccountAccessTokenClient
@@ -135,7 +137,8 @@ def tls_context() -> ssl.SSLContext:
 
 def build_http_client(recorder: ResponseRecorder, timeout: float | httpx.Timeout) -> httpx.Client:
     return httpx.Client(
-        timeout=timeout, verify=tls_context(),
+        timeout=timeout,
+        verify=tls_context(),
         event_hooks={"request": [recorder.on_request], "response": [recorder.on_response]},
     )
 
@@ -150,8 +153,13 @@ def build_client(
     **kwargs: Any,
 ) -> ClientT:
     """Construct a library client, then pin it to ``account`` whatever the environment says."""
-    client = client_cls(marketplace=account, credentials=credentials,
-                        auth_token_client_class=token_class, verify=tls_context(), **kwargs)
+    client = client_cls(
+        marketplace=account,
+        credentials=credentials,
+        auth_token_client_class=token_class,
+        verify=tls_context(),
+        **kwargs,
+    )
     # SP_API_DEFAULT_MARKETPLACE replaces the marketplace argument inside __init__: undo it here.
     client.endpoint = account.endpoint  # type: ignore[attr-defined]
     client.marketplace_id = account.marketplace_id  # type: ignore[attr-defined]
@@ -163,5 +171,8 @@ def build_client(
 
 
 def library_credentials(account: AmazonAccount) -> dict[str, str]:
-    return {"refresh_token": account.refresh_token, "lwa_app_id": account.lwa_app_id,
-            "lwa_client_secret": account.lwa_client_secret}
+    return {
+        "refresh_token": account.refresh_token,
+        "lwa_app_id": account.lwa_app_id,
+        "lwa_client_secret": account.lwa_client_secret,
+    }

@@ -4,6 +4,7 @@ The OAuth2 flow is the backend-service one (m3-api.md §3): resource-owner passw
 the service account keys, the token cached until shortly before it expires, refreshed with the
 refresh token when one was issued, and revoked on close. Secrets never reach a repr or a log.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,34 +28,44 @@ _REQUIRED_KEYS = ("ti", "ci", "cs", "iu", "pu", "ot", "saak", "sask")
 class IonApiCredentials:
     """The keys of a backend-service ``.ionapi`` file that this connector uses."""
 
-    ti: str                                   # tenant
-    ci: str                                   # OAuth client id
-    cs: str = field(repr=False)               # OAuth client secret
-    iu: str                                   # ION API gateway base URL
-    pu: str                                   # auth server base, ends with /as/
-    ot: str                                   # token path (appended to pu)
-    saak: str = field(repr=False)             # service account access key (OAuth username)
-    sask: str = field(repr=False)             # service account secret key (OAuth password)
-    or_: str = "revoke_token.oauth2"          # revoke path; "or" in the file (a Python keyword)
+    ti: str  # tenant
+    ci: str  # OAuth client id
+    cs: str = field(repr=False)  # OAuth client secret
+    iu: str  # ION API gateway base URL
+    pu: str  # auth server base, ends with /as/
+    ot: str  # token path (appended to pu)
+    saak: str = field(repr=False)  # service account access key (OAuth username)
+    sask: str = field(repr=False)  # service account secret key (OAuth password)
+    or_: str = "revoke_token.oauth2"  # revoke path; "or" in the file (a Python keyword)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "IonApiCredentials":
+    def from_file(cls, path: str | Path) -> IonApiCredentials:
         path = Path(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise M3AuthError(f".ionapi file {path} does not exist") from None
         except json.JSONDecodeError as exc:
-            raise M3AuthError(f".ionapi file {path} is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+            raise M3AuthError(
+                f".ionapi file {path} is not valid JSON (line {exc.lineno}, column {exc.colno})"
+            ) from None
         if not isinstance(raw, dict):
             raise M3AuthError(f".ionapi file {path} must hold a JSON object")
         missing = [key for key in _REQUIRED_KEYS if not isinstance(raw.get(key), str) or not raw.get(key)]
         if missing:
             hint = " (saak/sask only exist in Backend Service app files)" if {"saak", "sask"} & set(missing) else ""
             raise M3AuthError(f".ionapi file {path} lacks {', '.join(missing)}{hint}")
-        return cls(ti=raw["ti"], ci=raw["ci"], cs=raw["cs"], iu=raw["iu"].rstrip("/"), pu=raw["pu"],
-                   ot=raw["ot"], saak=raw["saak"], sask=raw["sask"],
-                   or_=raw.get("or") or "revoke_token.oauth2")
+        return cls(
+            ti=raw["ti"],
+            ci=raw["ci"],
+            cs=raw["cs"],
+            iu=raw["iu"].rstrip("/"),
+            pu=raw["pu"],
+            ot=raw["ot"],
+            saak=raw["saak"],
+            sask=raw["sask"],
+            or_=raw.get("or") or "revoke_token.oauth2",
+        )
 
     @property
     def token_url(self) -> str:
@@ -78,7 +89,7 @@ def _join(base: str, path: str) -> str:
 class _Token:
     access: str = field(repr=False)
     refresh: str | None = field(repr=False)
-    expires_at: float                        # time.monotonic() at which we stop using it
+    expires_at: float  # time.monotonic() at which we stop using it
 
 
 class IonApiOAuth(httpx.Auth):
@@ -88,9 +99,14 @@ class IonApiOAuth(httpx.Auth):
     client) so refreshing and revoking also work outside a request.
     """
 
-    def __init__(self, credentials: IonApiCredentials, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        credentials: IonApiCredentials,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._credentials = credentials
         self._http = httpx.Client(timeout=timeout, transport=transport)
         self._clock = clock
@@ -145,14 +161,15 @@ class IonApiOAuth(httpx.Auth):
         except httpx.TimeoutException:
             raise M3Unavailable("ION API token endpoint", f"{origin(creds.token_url)} timed out") from None
         except httpx.TransportError as exc:
-            raise M3Unavailable("ION API token endpoint",
-                                f"connection to {origin(creds.token_url)} failed ({type(exc).__name__})") from None
+            raise M3Unavailable(
+                "ION API token endpoint", f"connection to {origin(creds.token_url)} failed ({type(exc).__name__})"
+            ) from None
         if response.status_code >= 500 or response.status_code == 429:
-            raise M3Unavailable("ION API token endpoint", f"HTTP {response.status_code}",
-                                status=response.status_code)
+            raise M3Unavailable("ION API token endpoint", f"HTTP {response.status_code}", status=response.status_code)
         if response.status_code != 200:
-            raise M3AuthError(f"ION API token request ({grant} grant) refused: HTTP {response.status_code}"
-                              f"{_oauth_error(response)}")
+            raise M3AuthError(
+                f"ION API token request ({grant} grant) refused: HTTP {response.status_code}{_oauth_error(response)}"
+            )
         try:
             payload = response.json()
             access = payload["access_token"]
@@ -164,8 +181,9 @@ class IonApiOAuth(httpx.Auth):
         # expires between our check and M3's.
         margin = min(60.0, lifetime * 0.1)
         log.debug("ION API token obtained with the %s grant, valid %ss", grant, int(lifetime))
-        return _Token(access=access, refresh=payload.get("refresh_token") or None,
-                      expires_at=self._clock() + lifetime - margin)
+        return _Token(
+            access=access, refresh=payload.get("refresh_token") or None, expires_at=self._clock() + lifetime - margin
+        )
 
     def revoke(self) -> None:
         """Revoke the tokens we hold (best effort: a failed revoke is logged, not raised)."""
@@ -178,8 +196,10 @@ class IonApiOAuth(httpx.Auth):
             if not value:
                 continue
             try:
-                response = self._http.post(creds.revoke_url, data={
-                    "token": value, "token_type_hint": hint, "client_id": creds.ci, "client_secret": creds.cs})
+                response = self._http.post(
+                    creds.revoke_url,
+                    data={"token": value, "token_type_hint": hint, "client_id": creds.ci, "client_secret": creds.cs},
+                )
                 if response.status_code >= 400:
                     log.warning("ION API revoke of the %s answered HTTP %s", hint, response.status_code)
             except httpx.HTTPError as exc:

@@ -9,6 +9,7 @@ Limits: a bulk request is split to stay within the gateway's size (``bulk_max_tr
 ``bulk_max_bytes``); ``maxrecs=0`` ("all") asks for ``max_records`` and raises
 :class:`M3ListTruncated` when the answer is full, so no caller works on a silently cut list.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,9 @@ _TRANSACTION = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _READ_PREFIXES = ("Get", "Lst", "Search", "Sel")
 # M3's answers for a record another job holds or changed meanwhile (m3-api.md §6): worth a retry.
 LOCKED_CODES = frozenset({"XUP0001", "XO_1130"})
-BULK_MAX_TRANSACTIONS = 100    # what the gateway takes in one bulk request (the sandbox's default limits)
+BULK_MAX_TRANSACTIONS = 100  # what the gateway takes in one bulk request (the sandbox's default limits)
 BULK_MAX_BYTES = 64 * 1024
-MAX_RECORDS = 10_000           # the most records M3 returns for one list call (maxrecs=0)
+MAX_RECORDS = 10_000  # the most records M3 returns for one list call (maxrecs=0)
 
 
 class _RedactQueryFilter(logging.Filter):
@@ -51,8 +52,7 @@ class _RedactQueryFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
-            record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a
-                                for a in record.args)
+            record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args)
         return True
 
 
@@ -107,15 +107,27 @@ class M3Client:
     """One M3 environment. ``base_url`` is the host (``https://m3:443``) or the ION API route;
     with ``tenant`` the gateway form ``{base_url}/{tenant}/M3`` is used."""
 
-    def __init__(self, base_url: str, auth: httpx.Auth | None, *, tenant: str | None = None,
-                 cono: int | str | None = None, divi: str | None = None, timeout: float = 30.0,
-                 backoff: Backoff = Backoff(attempts=4, base=0.5, cap=8.0),
-                 transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 bulk_max_transactions: int = BULK_MAX_TRANSACTIONS, bulk_max_bytes: int = BULK_MAX_BYTES,
-                 max_records: int = MAX_RECORDS) -> None:
-        for name, limit in (("bulk_max_transactions", bulk_max_transactions), ("bulk_max_bytes", bulk_max_bytes),
-                            ("max_records", max_records)):
+    def __init__(
+        self,
+        base_url: str,
+        auth: httpx.Auth | None,
+        *,
+        tenant: str | None = None,
+        cono: int | str | None = None,
+        divi: str | None = None,
+        timeout: float = 30.0,
+        backoff: Backoff = Backoff(attempts=4, base=0.5, cap=8.0),
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        bulk_max_transactions: int = BULK_MAX_TRANSACTIONS,
+        bulk_max_bytes: int = BULK_MAX_BYTES,
+        max_records: int = MAX_RECORDS,
+    ) -> None:
+        for name, limit in (
+            ("bulk_max_transactions", bulk_max_transactions),
+            ("bulk_max_bytes", bulk_max_bytes),
+            ("max_records", max_records),
+        ):
             if limit <= 0:
                 raise ValueError(f"{name} must be positive, got {limit!r}")
         root = base_url.rstrip("/")
@@ -128,8 +140,13 @@ class M3Client:
         self.max_records = max_records
         self._auth = auth
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.base_url, auth=auth, timeout=timeout, transport=transport,
-                                  headers={"Accept": "application/json"})
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
 
     @property
     def _origin(self) -> str:
@@ -141,17 +158,34 @@ class M3Client:
 
     # -- constructors ---------------------------------------------------------------------------
     @classmethod
-    def from_ionapi(cls, path: str | Path, *, cono: int | str | None = None, divi: str | None = None,
-                    timeout: float = 30.0, backoff: Backoff | None = None,
-                    transport: httpx.BaseTransport | None = None, **kwargs: Any) -> "M3Client":
+    def from_ionapi(
+        cls,
+        path: str | Path,
+        *,
+        cono: int | str | None = None,
+        divi: str | None = None,
+        timeout: float = 30.0,
+        backoff: Backoff | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **kwargs: Any,
+    ) -> M3Client:
         credentials = IonApiCredentials.from_file(path)
         auth = IonApiOAuth(credentials, timeout=timeout, transport=transport)
         extra = {"backoff": backoff} if backoff is not None else {}
-        return cls(credentials.iu, auth, tenant=credentials.ti, cono=cono, divi=divi, timeout=timeout,
-                   transport=transport, **extra, **kwargs)
+        return cls(
+            credentials.iu,
+            auth,
+            tenant=credentials.ti,
+            cono=cono,
+            divi=divi,
+            timeout=timeout,
+            transport=transport,
+            **extra,
+            **kwargs,
+        )
 
     @classmethod
-    def basic(cls, base_url: str, user: str, password: str, **kwargs: Any) -> "M3Client":
+    def basic(cls, base_url: str, user: str, password: str, **kwargs: Any) -> M3Client:
         return cls(base_url, BasicCredentials(user, password).auth(), **kwargs)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -163,16 +197,23 @@ class M3Client:
         finally:
             self._http.close()
 
-    def __enter__(self) -> "M3Client":
+    def __enter__(self) -> M3Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- MI calls -------------------------------------------------------------------------------
-    def execute(self, program: str, transaction: str, fields: Fields | None = None, *,
-                maxrecs: int | None = None, returncols: Sequence[str] | None = None,
-                idempotent: bool | None = None) -> list[dict[str, str]]:
+    def execute(
+        self,
+        program: str,
+        transaction: str,
+        fields: Fields | None = None,
+        *,
+        maxrecs: int | None = None,
+        returncols: Sequence[str] | None = None,
+        idempotent: bool | None = None,
+    ) -> list[dict[str, str]]:
         """Run one transaction with the v2 single GET; returns its records (trimmed strings).
 
         ``maxrecs=0`` means every record: :class:`M3ListTruncated` if M3's limit cut the list.
@@ -187,8 +228,7 @@ class M3Client:
         retry = _retry_allowed(transaction, idempotent)
 
         def attempt() -> list[dict[str, str]]:
-            body = self._call(program, transaction, retry, lambda: self._http.get(path, params=params),
-                              accept_400=True)
+            body = self._call(program, transaction, retry, lambda: self._http.get(path, params=params), accept_400=True)
             results = body.get("results") or []
             if body.get("wasTerminated") and not results:
                 raise _termination_error(program, transaction, body)
@@ -204,8 +244,14 @@ class M3Client:
         self._check_complete(f"{program}/{transaction}", maxrecs, len(records))
         return records
 
-    def execute_bulk(self, program: str, records: Sequence[tuple[str, Fields]], *,
-                     idempotent: bool = False, maxrecs: int | None = None) -> list[BulkResult]:
+    def execute_bulk(
+        self,
+        program: str,
+        records: Sequence[tuple[str, Fields]],
+        *,
+        idempotent: bool = False,
+        maxrecs: int | None = None,
+    ) -> list[BulkResult]:
         """Run several transactions of one program in v2 bulk POSTs, in order.
 
         A failing transaction does not stop the others; each :class:`BulkResult` carries its
@@ -219,8 +265,13 @@ class M3Client:
         items = []
         for transaction, fields in records:
             _check_names(program, transaction)
-            items.append({"transaction": transaction, "record": _encode_fields(program, transaction, fields),
-                          "selectedColumns": []})
+            items.append(
+                {
+                    "transaction": transaction,
+                    "record": _encode_fields(program, transaction, fields),
+                    "selectedColumns": [],
+                }
+            )
         header: dict[str, Any] = {"program": program}
         if self.cono is not None:
             header["cono"] = int(self.cono) if self.cono.isdigit() else self.cono
@@ -234,8 +285,8 @@ class M3Client:
         attempt = 0
         while True:
             for chunk in self._bulk_chunks(program, header, [items[i] for i in pending]):
-                chunk_indexes = pending[:len(chunk)]
-                pending = pending[len(chunk):]
+                chunk_indexes = pending[: len(chunk)]
+                pending = pending[len(chunk) :]
                 for index, result in zip(chunk_indexes, self._send_bulk(program, header, chunk, retry)):
                     results[index] = result
             locked = [i for i, r in enumerate(results) if r.error is not None and is_locked(r.error)]
@@ -243,8 +294,13 @@ class M3Client:
             if not (retry and locked) or attempt >= self.backoff.attempts:
                 break
             wait = self.backoff.delay(attempt - 1)
-            log.warning("M3 %s bulk: %d transaction(s) met a locked record; retry %d in %.2fs", program,
-                        len(locked), attempt, wait)
+            log.warning(
+                "M3 %s bulk: %d transaction(s) met a locked record; retry %d in %.2fs",
+                program,
+                len(locked),
+                attempt,
+                wait,
+            )
             self._sleep(wait)
             pending = locked
         for result in results:
@@ -252,8 +308,9 @@ class M3Client:
                 self._check_complete(f"{program}/{result.transaction}", maxrecs, len(result.records))
         return results
 
-    def _bulk_chunks(self, program: str, header: Mapping[str, Any],
-                     items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    def _bulk_chunks(
+        self, program: str, header: Mapping[str, Any], items: list[dict[str, Any]]
+    ) -> list[list[dict[str, Any]]]:
         """``items`` in order, cut into requests within the transaction and byte limits."""
         empty = len(_bulk_body(header, []))
         chunks: list[list[dict[str, Any]]] = []
@@ -262,8 +319,10 @@ class M3Client:
         for item in items:
             item_size = len(_bulk_body({}, [item])) - len(_bulk_body({}, [])) + 1  # + the comma
             if empty + item_size > self.bulk_max_bytes:
-                raise M3Error(f"{program}/{item['transaction']}: one transaction of {item_size} bytes does not fit "
-                              f"a bulk request of at most {self.bulk_max_bytes} bytes")
+                raise M3Error(
+                    f"{program}/{item['transaction']}: one transaction of {item_size} bytes does not fit "
+                    f"a bulk request of at most {self.bulk_max_bytes} bytes"
+                )
             if current and (len(current) >= self.bulk_max_transactions or size + item_size > self.bulk_max_bytes):
                 chunks.append(current)
                 current, size = [], empty
@@ -273,31 +332,49 @@ class M3Client:
             chunks.append(current)
         return chunks
 
-    def _send_bulk(self, program: str, header: Mapping[str, Any], items: list[dict[str, Any]],
-                   retry: bool) -> list[BulkResult]:
+    def _send_bulk(
+        self, program: str, header: Mapping[str, Any], items: list[dict[str, Any]], retry: bool
+    ) -> list[BulkResult]:
         body_bytes = _bulk_body(header, items)
         names = sorted({item["transaction"] for item in items})
-        body = self._call(program, f"{'+'.join(names)} (bulk of {len(items)})", retry,
-                          lambda: self._http.post("/m3api-rest/v2/execute", content=body_bytes,
-                                                  headers={"Content-Type": "application/json"}),
-                          accept_400=True)
+        body = self._call(
+            program,
+            f"{'+'.join(names)} (bulk of {len(items)})",
+            retry,
+            lambda: self._http.post(
+                "/m3api-rest/v2/execute", content=body_bytes, headers={"Content-Type": "application/json"}
+            ),
+            accept_400=True,
+        )
         results = body.get("results") or []
         if body.get("wasTerminated") and len(results) < len(items):
-            raise _termination_error(program, items[len(results)]["transaction"] if results
-                                     else items[0]["transaction"], body)
+            raise _termination_error(
+                program, items[len(results)]["transaction"] if results else items[0]["transaction"], body
+            )
         if len(results) != len(items):
             raise M3Error(f"{program} bulk: sent {len(items)} transactions, M3 answered {len(results)} results")
         out = []
         for item, result in zip(items, results):
             error = _result_error(program, item["transaction"], result)
-            out.append(BulkResult(transaction=item["transaction"],
-                                  records=() if error else tuple(_strings(r) for r in result.get("records") or []),
-                                  error=error))
+            out.append(
+                BulkResult(
+                    transaction=item["transaction"],
+                    records=() if error else tuple(_strings(r) for r in result.get("records") or []),
+                    error=error,
+                )
+            )
         return out
 
-    def execute_v1(self, program: str, transaction: str, fields: Fields | None = None, *,
-                   maxrecs: int | None = None, returncols: Sequence[str] | None = None,
-                   idempotent: bool | None = None) -> list[dict[str, str]]:
+    def execute_v1(
+        self,
+        program: str,
+        transaction: str,
+        fields: Fields | None = None,
+        *,
+        maxrecs: int | None = None,
+        returncols: Sequence[str] | None = None,
+        idempotent: bool | None = None,
+    ) -> list[dict[str, str]]:
         """Run one transaction with the v1 GET (matrix parameters, padded ``MIRecord`` values)."""
         _check_names(program, transaction)
         matrix = ";metadata=false"
@@ -317,18 +394,31 @@ class M3Client:
         retry = _retry_allowed(transaction, idempotent)
 
         def attempt() -> list[dict[str, str]]:
-            body = self._call(program, transaction, retry, lambda: self._http.get(path, params=params),
-                              accept_400=False)
-            nok = body.get("ErrorMessage") if isinstance(body.get("ErrorMessage"), dict) else (
-                body if "@type" in body else None)
+            body = self._call(
+                program, transaction, retry, lambda: self._http.get(path, params=params), accept_400=False
+            )
+            nok = (
+                body.get("ErrorMessage")
+                if isinstance(body.get("ErrorMessage"), dict)
+                else (body if "@type" in body else None)
+            )
             if nok is not None:
-                raise M3TransactionError(program, transaction, str(nok.get("@type") or "ServerReturnedNOK"),
-                                         _clean(nok.get("@code")), _clean(nok.get("@field")),
-                                         str(nok.get("Message") or ""))
+                raise M3TransactionError(
+                    program,
+                    transaction,
+                    str(nok.get("@type") or "ServerReturnedNOK"),
+                    _clean(nok.get("@code")),
+                    _clean(nok.get("@field")),
+                    str(nok.get("Message") or ""),
+                )
             rows = []
             for mi_record in body.get("MIRecord") or []:
-                rows.append({str(nv["Name"]).strip(): str(nv.get("Value") or "").rstrip()
-                             for nv in mi_record.get("NameValue") or []})
+                rows.append(
+                    {
+                        str(nv["Name"]).strip(): str(nv.get("Value") or "").rstrip()
+                        for nv in mi_record.get("NameValue") or []
+                    }
+                )
             return rows
 
         rows = self._retry_locked(f"{program}/{transaction}", retry, attempt)
@@ -346,14 +436,21 @@ class M3Client:
         if maxrecs == 0 and received >= self.max_records:
             raise M3ListTruncated(what, self.max_records)
 
-    def _retry_locked(self, what: str, retry: bool, attempt: Callable[[], list[dict[str, str]]]
-                      ) -> list[dict[str, str]]:
+    def _retry_locked(
+        self, what: str, retry: bool, attempt: Callable[[], list[dict[str, str]]]
+    ) -> list[dict[str, str]]:
         """``attempt`` again with backoff while M3 answers that the record is locked, if ``retry``."""
+
         def on_retry(n: int, exc: BaseException, wait: float) -> None:
             log.warning("M3 %s met a locked record (%s); retry %d in %.2fs", what, exc, n, wait)
 
-        return call_with_retries(attempt, retryable=lambda exc: retry and is_locked(exc), backoff=self.backoff,
-                                 sleep=self._sleep, on_retry=on_retry)
+        return call_with_retries(
+            attempt,
+            retryable=lambda exc: retry and is_locked(exc),
+            backoff=self.backoff,
+            sleep=self._sleep,
+            on_retry=on_retry,
+        )
 
     def _context_params(self) -> dict[str, str]:
         params = {}
@@ -363,8 +460,9 @@ class M3Client:
             params["divi"] = self.divi
         return params
 
-    def _call(self, program: str, transaction: str, retry: bool, send: Callable[[], httpx.Response], *,
-              accept_400: bool) -> dict[str, Any]:
+    def _call(
+        self, program: str, transaction: str, retry: bool, send: Callable[[], httpx.Response], *, accept_400: bool
+    ) -> dict[str, Any]:
         """Send with retries; the decoded JSON object of the answer. ``transaction`` may be a
         label ("Add+Get (bulk of 3)") used only in messages."""
         what = f"{program}/{transaction}"
@@ -394,8 +492,9 @@ class M3Client:
 
 def _bulk_body(header: Mapping[str, Any], items: list[dict[str, Any]]) -> bytes:
     """The bulk request body exactly as sent (its length is what the gateway limits)."""
-    return json.dumps({**header, "transactions": items}, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return json.dumps(
+        {**header, "transactions": items}, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def _decode(program: str, transaction: str, response: httpx.Response, accept_400: bool) -> dict[str, Any]:
@@ -410,8 +509,9 @@ def _decode(program: str, transaction: str, response: httpx.Response, accept_400
             reason = ""
         raise M3Error(f"{what}: M3 refused the request as too large (HTTP 413){': ' + reason if reason else ''}")
     if status == 429 or status >= 500:
-        raise M3Unavailable(what, f"HTTP {status}", status=status,
-                            retry_after=_retry_after(response.headers.get("Retry-After")))
+        raise M3Unavailable(
+            what, f"HTTP {status}", status=status, retry_after=_retry_after(response.headers.get("Retry-After"))
+        )
     if status == 200 or (status == 400 and accept_400):
         try:
             body = response.json()
@@ -421,8 +521,9 @@ def _decode(program: str, transaction: str, response: httpx.Response, accept_400
             return body
         if status == 400:
             # The ION gateway answers an unknown program/transaction with a bare 400.
-            raise M3TransactionError(program, transaction, "TransactionNotFound", None, None,
-                                     "HTTP 400 without an MI answer")
+            raise M3TransactionError(
+                program, transaction, "TransactionNotFound", None, None, "HTTP 400 without an MI answer"
+            )
         raise M3Error(f"{what}: M3 answered HTTP 200 without a JSON object")
     raise M3Error(f"{what}: unexpected HTTP {status} from M3")
 
@@ -468,15 +569,25 @@ def _clean(value: Any) -> str | None:
 def _result_error(program: str, transaction: str, result: Mapping[str, Any]) -> M3TransactionError | None:
     if not (result.get("errorType") or result.get("errorCode") or result.get("errorMessage")):
         return None
-    return M3TransactionError(program, str(result.get("transaction") or transaction),
-                              str(result.get("errorType") or "ServerReturnedNOK"),
-                              _clean(result.get("errorCode")), _clean(result.get("errorField")),
-                              str(result.get("errorMessage") or ""))
+    return M3TransactionError(
+        program,
+        str(result.get("transaction") or transaction),
+        str(result.get("errorType") or "ServerReturnedNOK"),
+        _clean(result.get("errorCode")),
+        _clean(result.get("errorField")),
+        str(result.get("errorMessage") or ""),
+    )
 
 
 def _termination_error(program: str, transaction: str, body: Mapping[str, Any]) -> M3TransactionError:
-    return M3TransactionError(program, transaction, str(body.get("terminationErrorType") or "ServerReturnedNOK"),
-                              None, None, str(body.get("terminationReason") or "request terminated by M3"))
+    return M3TransactionError(
+        program,
+        transaction,
+        str(body.get("terminationErrorType") or "ServerReturnedNOK"),
+        None,
+        None,
+        str(body.get("terminationReason") or "request terminated by M3"),
+    )
 
 
 def _strings(record: Mapping[str, Any]) -> dict[str, str]:

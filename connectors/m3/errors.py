@@ -1,4 +1,5 @@
 """Typed M3 errors. Messages carry M3's own code/field/text, never tokens or secrets."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -15,8 +16,9 @@ class M3TransactionError(M3Error):
     or ServerReturnedNOK; ``code`` is the message id (e.g. WCU0203), ``field`` the input field.
     """
 
-    def __init__(self, program: str, transaction: str, error_type: str, code: str | None,
-                 field: str | None, message: str) -> None:
+    def __init__(
+        self, program: str, transaction: str, error_type: str, code: str | None, field: str | None, message: str
+    ) -> None:
         self.program = program
         self.transaction = transaction
         self.error_type = error_type
@@ -24,13 +26,13 @@ class M3TransactionError(M3Error):
         self.field = field or None
         self.message = message.strip()
         where = f"{program}/{transaction}"
-        detail = ", ".join(p for p in (f"code {self.code}" if self.code else "",
-                                         f"field {self.field}" if self.field else "") if p)
+        detail = ", ".join(
+            p for p in (f"code {self.code}" if self.code else "", f"field {self.field}" if self.field else "") if p
+        )
         super().__init__(f"{where} {error_type}{f' ({detail})' if detail else ''}: {self.message}")
 
     def __reduce__(self):  # keep the typed fields when pickled (Prefect task results, process pools)
-        return (type(self), (self.program, self.transaction, self.error_type, self.code, self.field,
-                             self.message))
+        return (type(self), (self.program, self.transaction, self.error_type, self.code, self.field, self.message))
 
 
 class M3AuthError(M3Error):
@@ -40,8 +42,7 @@ class M3AuthError(M3Error):
 class M3Unavailable(M3Error):
     """M3 could not be reached or answered with a transient failure (timeout, connection, 5xx, 429)."""
 
-    def __init__(self, what: str, reason: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(self, what: str, reason: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         self.what = what
         self.reason = reason
         self.status = status
@@ -52,8 +53,7 @@ class M3Unavailable(M3Error):
         return (_rebuild_unavailable, (self.what, self.reason, self.status, self.retry_after))
 
 
-def _rebuild_unavailable(what: str, reason: str, status: int | None,
-                         retry_after: float | None) -> M3Unavailable:
+def _rebuild_unavailable(what: str, reason: str, status: int | None, retry_after: float | None) -> M3Unavailable:
     return M3Unavailable(what, reason, status=status, retry_after=retry_after)
 
 
@@ -68,8 +68,9 @@ class M3OrderIncomplete(M3Error):
         self.orno = orno
         self.errors = errors
         first = errors[0] if errors else None
-        super().__init__(f"order {orno} is incomplete: {len(errors)} step(s) failed"
-                         + (f"; first: {first}" if first else ""))
+        super().__init__(
+            f"order {orno} is incomplete: {len(errors)} step(s) failed" + (f"; first: {first}" if first else "")
+        )
 
     def __reduce__(self):
         return (type(self), (self.orno, self.errors))
@@ -82,8 +83,9 @@ class M3ListTruncated(M3Error):
     def __init__(self, what: str, limit: int) -> None:
         self.what = what
         self.limit = limit
-        super().__init__(f"{what} returned the maximum of {limit} records, so the list may be incomplete; "
-                         "narrow the selection")
+        super().__init__(
+            f"{what} returned the maximum of {limit} records, so the list may be incomplete; narrow the selection"
+        )
 
     def __reduce__(self):
         return (type(self), (self.what, self.limit))
@@ -114,8 +116,14 @@ class M3BatchFailed(M3TransactionError):
     operator corrects or deletes it in GLS840."""
 
     def __init__(self, batch: str, code: str | None, errors: str) -> None:
-        super().__init__("GLS840MI", "UpdBatch", "ServerReturnedNOK", code, "KEY1",
-                         f"GLS840 batch {batch} was not booked by M3's update job: {errors.strip()}")
+        super().__init__(
+            "GLS840MI",
+            "UpdBatch",
+            "ServerReturnedNOK",
+            code,
+            "KEY1",
+            f"GLS840 batch {batch} was not booked by M3's update job: {errors.strip()}",
+        )
         self.batch = batch
         self.errors = errors
 

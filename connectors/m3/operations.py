@@ -5,6 +5,7 @@ entry, MMS200MI/MMS060MI balances, GLS840MI GL batch); ``brief`` the transaction
 product brief (OIS100MI/AddHead, MMS080MI/LstItemBal, GLS200MI/Add), which standard M3 does not
 have: only for tenants that expose them through their own mappings. See docs/m3-contract.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,13 +20,36 @@ from decimal import Decimal
 
 from connectors.m3.client import M3Client
 from connectors.m3.errors import (
-    M3BatchFailed, M3Error, M3ListTruncated, M3OrderIncomplete, M3TransactionError, M3Unavailable, M3WriteInDoubt,
+    M3BatchFailed,
+    M3Error,
+    M3ListTruncated,
+    M3OrderIncomplete,
+    M3TransactionError,
+    M3Unavailable,
+    M3WriteInDoubt,
 )
 from connectors.m3.gl_record import I1Record, encode_i1
 from connectors.m3.records import (
-    CreatedOrder, Customer, CustomerInvoice, CustomerRequest, Delivery, DeliveryLine, Item, JournalEntry,
-    M3DataError, OrderHead, OrderLine, OrderRequest, PostedVoucher, PostedVoucherLine, StockBalance,
-    SubmittedVoucher, m3_date, m3_decimal, m3_int, m3_text,
+    CreatedOrder,
+    Customer,
+    CustomerInvoice,
+    CustomerRequest,
+    Delivery,
+    DeliveryLine,
+    Item,
+    JournalEntry,
+    M3DataError,
+    OrderHead,
+    OrderLine,
+    OrderRequest,
+    PostedVoucher,
+    PostedVoucherLine,
+    StockBalance,
+    SubmittedVoucher,
+    m3_date,
+    m3_decimal,
+    m3_int,
+    m3_text,
 )
 from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, env_var
 
@@ -35,21 +59,30 @@ Profile = M3Profile
 PROFILES: tuple[str, ...] = M3_PROFILES
 AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field CONO; DIVI for a division)
 
-GL_INTERFACE = "GLUPLOAD"   # GLS840MI interface whose PARM layout is the I1 record
-RORC_CUSTOMER_ORDER = 3     # MWS411MI reference order category of a customer order
-ADRT_DELIVERY = 1           # OIS100MI/AddBatchAddress address type: delivery address
-VOUCHER_WAIT_SECONDS = 60.0   # how long post_voucher polls for the voucher a GLS840 batch job books
-SETTLE_SECONDS = 120.0        # how long after an unanswered write M3 may still commit it
-POLL_FIRST, POLL_MAX = 0.1, 2.0   # seconds between looks for a voucher: doubling up to the cap
+GL_INTERFACE = "GLUPLOAD"  # GLS840MI interface whose PARM layout is the I1 record
+RORC_CUSTOMER_ORDER = 3  # MWS411MI reference order category of a customer order
+ADRT_DELIVERY = 1  # OIS100MI/AddBatchAddress address type: delivery address
+VOUCHER_WAIT_SECONDS = 60.0  # how long post_voucher polls for the voucher a GLS840 batch job books
+SETTLE_SECONDS = 120.0  # how long after an unanswered write M3 may still commit it
+POLL_FIRST, POLL_MAX = 0.1, 2.0  # seconds between looks for a voucher: doubling up to the cap
 
 
 class M3Operations:
     """Business operations on one M3 company/division through ``profile``'s transactions."""
 
-    def __init__(self, client: M3Client, profile: Profile = DEFAULT_M3_PROFILE, *, cono: int | str | None = None,
-                 divi: str | None = None, voucher_series: str | None = None,
-                 voucher_search_days: int = 7, voucher_wait: float = VOUCHER_WAIT_SECONDS,
-                 settle_seconds: float = SETTLE_SECONDS, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: M3Client,
+        profile: Profile = DEFAULT_M3_PROFILE,
+        *,
+        cono: int | str | None = None,
+        divi: str | None = None,
+        voucher_series: str | None = None,
+        voucher_search_days: int = 7,
+        voucher_wait: float = VOUCHER_WAIT_SECONDS,
+        settle_seconds: float = SETTLE_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"M3 API profile must be one of {', '.join(PROFILES)}, got {profile!r}")
         self.client = client
@@ -59,10 +92,11 @@ class M3Operations:
         self.voucher_series = voucher_series
         self.voucher_search_days = voucher_search_days
         if voucher_wait < 0 or settle_seconds < 0:
-            raise ValueError(f"voucher_wait and settle_seconds must be >= 0 seconds, got {voucher_wait!r}, "
-                             f"{settle_seconds!r}")
-        self.voucher_wait = voucher_wait       # cloudsuite: how long to await the batch job's voucher
-        self.settle_seconds = settle_seconds   # brief: how long an unanswered write may still commit
+            raise ValueError(
+                f"voucher_wait and settle_seconds must be >= 0 seconds, got {voucher_wait!r}, {settle_seconds!r}"
+            )
+        self.voucher_wait = voucher_wait  # cloudsuite: how long to await the batch job's voucher
+        self.settle_seconds = settle_seconds  # brief: how long an unanswered write may still commit
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -99,11 +133,17 @@ class M3Operations:
         pairs = {(_company(m3_text(r, "CONO")), m3_text(r, "DIVI")) for r in allowed}
         usid = m3_text(user, "USID")
         if pairs and cono not in {c for c, _ in pairs}:
-            raise ConfigurationError(_context_problem("cono", cono, f"M3 user {usid} may not use company {cono}"
-                                                      f" (allowed: {_listed(pairs)})"))
+            raise ConfigurationError(
+                _context_problem("cono", cono, f"M3 user {usid} may not use company {cono} (allowed: {_listed(pairs)})")
+            )
         if pairs and divi and (cono, divi) not in pairs:
-            raise ConfigurationError(_context_problem("divi", divi, f"M3 user {usid} may not use division {divi}"
-                                                      f" of company {cono} (allowed: {_listed(pairs)})"))
+            raise ConfigurationError(
+                _context_problem(
+                    "divi",
+                    divi,
+                    f"M3 user {usid} may not use division {divi} of company {cono} (allowed: {_listed(pairs)})",
+                )
+            )
         self.cono, self.divi = self.cono or cono or None, self.divi or divi or None
         return cono, divi
 
@@ -121,8 +161,10 @@ class M3Operations:
 
     def search_customers(self, query: str, *, maxrecs: int = 100) -> list[Customer]:
         """CRS610MI/SearchCustomer; ``query`` is M3's SQRY syntax (``CUNM:Jane*``, ``CSCD:DE``)."""
-        return [Customer.from_m3(r) for r in self.client.execute("CRS610MI", "SearchCustomer", {"SQRY": query},
-                                                                 maxrecs=maxrecs)]
+        return [
+            Customer.from_m3(r)
+            for r in self.client.execute("CRS610MI", "SearchCustomer", {"SQRY": query}, maxrecs=maxrecs)
+        ]
 
     # -- orders -------------------------------------------------------------------------------
     def create_order(self, order: OrderRequest) -> CreatedOrder:
@@ -150,11 +192,24 @@ class M3Operations:
         address = order.delivery_address
         if address is not None:
             try:
-                self.client.execute("OIS100MI", "AddBatchAddress", {
-                    "ORNO": batch_orno, "ADRT": ADRT_DELIVERY, "CUNM": address.name, "CUA1": address.address1,
-                    "CUA2": address.address2, "CUA3": address.address3, "PONO": address.postal_code,
-                    "TOWN": address.town, "CSCD": address.country, "ECAR": address.state, "PHNO": address.phone},
-                    idempotent=True)  # one address per type on the batch order: a repeat adds nothing
+                self.client.execute(
+                    "OIS100MI",
+                    "AddBatchAddress",
+                    {
+                        "ORNO": batch_orno,
+                        "ADRT": ADRT_DELIVERY,
+                        "CUNM": address.name,
+                        "CUA1": address.address1,
+                        "CUA2": address.address2,
+                        "CUA3": address.address3,
+                        "PONO": address.postal_code,
+                        "TOWN": address.town,
+                        "CSCD": address.country,
+                        "ECAR": address.state,
+                        "PHNO": address.phone,
+                    },
+                    idempotent=True,
+                )  # one address per type on the batch order: a repeat adds nothing
             except M3TransactionError as exc:
                 raise M3OrderIncomplete(batch_orno, (exc,)) from exc
         try:
@@ -162,13 +217,15 @@ class M3Operations:
         except M3TransactionError as exc:
             raise M3OrderIncomplete(batch_orno, (exc,)) from exc
         orno = m3_text(confirmed, "ORNO") or batch_orno
-        return CreatedOrder(orno=orno, status=m3_text(confirmed, "STAT"), line_numbers=line_numbers,
-                            batch_orno=batch_orno)
+        return CreatedOrder(
+            orno=orno, status=m3_text(confirmed, "STAT"), line_numbers=line_numbers, batch_orno=batch_orno
+        )
 
     def _add_lines(self, orno: str, transaction: str, order: OrderRequest) -> tuple[int, ...]:
         # One bulk for all lines: one round trip, and every line's answer comes back.
         results = self.client.execute_bulk(
-            "OIS100MI", [(transaction, {"ORNO": orno, **line.to_m3()}) for line in order.lines])
+            "OIS100MI", [(transaction, {"ORNO": orno, **line.to_m3()}) for line in order.lines]
+        )
         errors = tuple(r.error for r in results if r.error is not None)
         if errors:
             raise M3OrderIncomplete(orno, errors)
@@ -222,8 +279,10 @@ class M3Operations:
 
     # -- invoices -----------------------------------------------------------------------------
     def list_invoices_for_order(self, orno: str) -> list[CustomerInvoice]:
-        return [CustomerInvoice.from_m3(r)
-                for r in self.client.execute("OIS350MI", "LstInvHeadByCo", {"ORNO": orno}, maxrecs=0)]
+        return [
+            CustomerInvoice.from_m3(r)
+            for r in self.client.execute("OIS350MI", "LstInvHeadByCo", {"ORNO": orno}, maxrecs=0)
+        ]
 
     def list_invoices(self, from_date: date, to_date: date) -> list[CustomerInvoice]:
         """Customer invoices dated ``from_date``..``to_date`` inclusive (one call per year)."""
@@ -239,8 +298,9 @@ class M3Operations:
         """LstInvHead for dates first..last of one year; halves the range while M3's record limit cuts it."""
         fields = {"YEA4": first.year, "DIVI": self.divi, "FIVD": first, "TIVD": last}
         try:
-            return [CustomerInvoice.from_m3(r)
-                    for r in self.client.execute("OIS350MI", "LstInvHead", fields, maxrecs=0)]
+            return [
+                CustomerInvoice.from_m3(r) for r in self.client.execute("OIS350MI", "LstInvHead", fields, maxrecs=0)
+            ]
         except M3ListTruncated:
             if first == last:
                 raise
@@ -248,8 +308,9 @@ class M3Operations:
         return self._invoices_between(first, middle) + self._invoices_between(middle + timedelta(days=1), last)
 
     # -- general ledger -----------------------------------------------------------------------
-    def post_voucher(self, entry: JournalEntry, *, in_doubt_since: datetime | None = None
-                     ) -> PostedVoucher | SubmittedVoucher:
+    def post_voucher(
+        self, entry: JournalEntry, *, in_doubt_since: datetime | None = None
+    ) -> PostedVoucher | SubmittedVoucher:
         """Post ``entry`` exactly once, or find it posted; see docs/m3-contract.md.
 
         A voucher whose text starts with the key is looked up first. ``in_doubt_since``: an
@@ -289,8 +350,11 @@ class M3Operations:
         until = since + timedelta(seconds=self.settle_seconds)
         remaining = (until - datetime.now(UTC)).total_seconds()
         if remaining > 0:
-            log.warning("voucher %s: an earlier write is in doubt; waiting up to %.0f s for M3 to show it "
-                        "before writing again", entry.key, remaining)
+            log.warning(
+                "voucher %s: an earlier write is in doubt; waiting up to %.0f s for M3 to show it before writing again",
+                entry.key,
+                remaining,
+            )
         return self._wait_for_voucher(entry, remaining)
 
     def _wait_for_voucher(self, entry: JournalEntry, seconds: float) -> PostedVoucher | None:
@@ -307,8 +371,9 @@ class M3Operations:
             if found is not None:
                 return found
 
-    def _answered_or_found(self, entry: JournalEntry, write: Callable[[], PostedVoucher | SubmittedVoucher]
-                           ) -> PostedVoucher | SubmittedVoucher:
+    def _answered_or_found(
+        self, entry: JournalEntry, write: Callable[[], PostedVoucher | SubmittedVoucher]
+    ) -> PostedVoucher | SubmittedVoucher:
         """Run ``write``; once anything was sent, a lost answer is a write in doubt: M3 is looked
         at once (it may have committed before the connection dropped), never written to again."""
         since = datetime.now(UTC)
@@ -325,8 +390,9 @@ class M3Operations:
         except M3Unavailable:
             found = None
         if found is not None:
-            log.warning("voucher %s: the write's answer was lost but M3 booked it as %s/%s",
-                        entry.key, found.year, found.vono)
+            log.warning(
+                "voucher %s: the write's answer was lost but M3 booked it as %s/%s", entry.key, found.year, found.vono
+            )
             return _already(found)
         raise doubt
 
@@ -335,9 +401,15 @@ class M3Operations:
         calls = []
         for number, line in enumerate(entry.lines, start=1):
             fields: dict[str, object] = {
-                "DIVI": entry.divi, "ACDT": entry.accounting_date, "VSER": self.voucher_series,
-                "VTXT": entry.voucher_text, "CUCD": entry.currency, "LINE": number, "NLIN": n,
-                "CUAM": Decimal(line.amount)}
+                "DIVI": entry.divi,
+                "ACDT": entry.accounting_date,
+                "VSER": self.voucher_series,
+                "VTXT": entry.voucher_text,
+                "CUCD": entry.currency,
+                "LINE": number,
+                "NLIN": n,
+                "CUAM": Decimal(line.amount),
+            }
             fields.update({f"AIT{i}": dim for i, dim in enumerate(line.dimensions, start=1) if dim})
             calls.append(("Add", fields))
         results = self.client.execute_bulk("GLS200MI", calls)
@@ -363,10 +435,28 @@ class M3Operations:
             if exc.code != "XRE0104":
                 raise
             log.info("GLS840MI batch %s exists (an earlier attempt opened it): finishing that batch", key1)
-        lines = [("AddBatchLine", {**base, "LINE": n, "PARM": encode_i1(I1Record(
-            rnno=n, grnr=1, divi=entry.divi, dimensions=line.dimensions, currency=entry.currency,
-            amount=Decimal(line.amount), accounting_date=entry.accounting_date, text=entry.line_text(line)))})
-            for n, line in enumerate(entry.lines, start=1)]
+        lines = [
+            (
+                "AddBatchLine",
+                {
+                    **base,
+                    "LINE": n,
+                    "PARM": encode_i1(
+                        I1Record(
+                            rnno=n,
+                            grnr=1,
+                            divi=entry.divi,
+                            dimensions=line.dimensions,
+                            currency=entry.currency,
+                            amount=Decimal(line.amount),
+                            accounting_date=entry.accounting_date,
+                            text=entry.line_text(line),
+                        )
+                    ),
+                },
+            )
+            for n, line in enumerate(entry.lines, start=1)
+        ]
         try:
             for result in self.client.execute_bulk("GLS840MI", lines):
                 if result.error is not None and not _line_exists(result.error):
@@ -382,8 +472,9 @@ class M3Operations:
             return self._await_batch(entry, base, submitted_now=False)
         return self._await_batch(entry, base, submitted_now=True)
 
-    def _await_batch(self, entry: JournalEntry, base: dict[str, object], *, submitted_now: bool
-                     ) -> PostedVoucher | SubmittedVoucher:
+    def _await_batch(
+        self, entry: JournalEntry, base: dict[str, object], *, submitted_now: bool
+    ) -> PostedVoucher | SubmittedVoucher:
         """The voucher once M3's batch job has booked it (polled for ``voucher_wait`` s);
         else the batch as submitted, or ``M3BatchFailed`` with M3's errors."""
         key1 = str(base["KEY1"])
@@ -402,8 +493,10 @@ class M3Operations:
                 found = self.find_voucher(entry.key, entry.accounting_date, divi=entry.divi)
                 if found is not None:
                     return found if submitted_now else _already(found)
-                raise M3Error(f"GLS840MI batch {key1} is updated, but no voucher with posting key {entry.key} "
-                              f"is dated within {self.voucher_search_days} days of {entry.accounting_date}") from None
+                raise M3Error(
+                    f"GLS840MI batch {key1} is updated, but no voucher with posting key {entry.key} "
+                    f"is dated within {self.voucher_search_days} days of {entry.accounting_date}"
+                ) from None
             raise
         raise M3Error(f"GLS840MI batch {key1} is still open after UpdBatch; update it in GLS840")
 
@@ -414,8 +507,9 @@ class M3Operations:
         if not divi:
             raise M3DataError("find_voucher needs the division: pass divi= here or to M3Operations")
         window = timedelta(days=self.voucher_search_days)
-        records = self.client.execute("GLS200MI", "LstVouchersByDt",
-                                      {"DIVI": divi, "FDAT": around - window, "TDAT": around + window}, maxrecs=0)
+        records = self.client.execute(
+            "GLS200MI", "LstVouchersByDt", {"DIVI": divi, "FDAT": around - window, "TDAT": around + window}, maxrecs=0
+        )
         matches = [r for r in records if key_of(m3_text(r, "VTXT")) == key]
         if not matches:
             return None
@@ -431,28 +525,45 @@ class M3Operations:
         lines = self.client.execute("GLS200MI", "LstVoucherLines", ids, maxrecs=0)
         text = m3_text(head, "VTXT")
         return PostedVoucher(
-            key=key_of(text), divi=m3_text(head, "DIVI") or divi, year=m3_int(head, "YEA4") or year,
-            vono=m3_text(head, "VONO") or vono, series=m3_text(head, "VSER"), accounting_date=m3_date(head, "ACDT"),
-            text=text, currency=m3_text(head, "CUCD"), debit=m3_decimal(head, "DSUM"),
-            credit=abs(m3_decimal(head, "CSUM")), journal_no=m3_text(head, "JRNO"),
-            lines=tuple(PostedVoucherLine.from_m3(r) for r in lines))
+            key=key_of(text),
+            divi=m3_text(head, "DIVI") or divi,
+            year=m3_int(head, "YEA4") or year,
+            vono=m3_text(head, "VONO") or vono,
+            series=m3_text(head, "VSER"),
+            accounting_date=m3_date(head, "ACDT"),
+            text=text,
+            currency=m3_text(head, "CUCD"),
+            debit=m3_decimal(head, "DSUM"),
+            credit=abs(m3_decimal(head, "CSUM")),
+            journal_no=m3_text(head, "JRNO"),
+            lines=tuple(PostedVoucherLine.from_m3(r) for r in lines),
+        )
 
     # -- deliveries ---------------------------------------------------------------------------
     def delivery_tracking(self, orno: str) -> list[Delivery]:
         """Deliveries of an order with their tracking numbers (MWS411MI → MWS410MI ETRN)."""
-        lines = self.client.execute("MWS411MI", "LstDelLnByOrd", {"RORC": RORC_CUSTOMER_ORDER, "RIDN": orno},
-                                    maxrecs=0)
+        lines = self.client.execute("MWS411MI", "LstDelLnByOrd", {"RORC": RORC_CUSTOMER_ORDER, "RIDN": orno}, maxrecs=0)
         by_delivery: dict[str, list[DeliveryLine]] = {}
         for r in lines:
             by_delivery.setdefault(m3_text(r, "DLIX"), []).append(
-                DeliveryLine(line=m3_int(r, "RIDL"), itno=m3_text(r, "ITNO"), quantity=m3_decimal(r, "TRQT")))
+                DeliveryLine(line=m3_int(r, "RIDL"), itno=m3_text(r, "ITNO"), quantity=m3_decimal(r, "TRQT"))
+            )
         deliveries = []
         for dlix, delivery_lines in by_delivery.items():
             head = self._one("MWS410MI", "GetHead", {"DLIX": dlix})
-            deliveries.append(Delivery(
-                dlix=dlix, orno=m3_text(head, "RIDN") or orno, warehouse=m3_text(head, "WHLO"),
-                tracking=m3_text(head, "ETRN"), carrier=m3_text(head, "FWNO"), bill_of_lading=m3_text(head, "NBOL"),
-                status=m3_text(head, "PGRS"), departure_date=m3_date(head, "DSDT"), lines=tuple(delivery_lines)))
+            deliveries.append(
+                Delivery(
+                    dlix=dlix,
+                    orno=m3_text(head, "RIDN") or orno,
+                    warehouse=m3_text(head, "WHLO"),
+                    tracking=m3_text(head, "ETRN"),
+                    carrier=m3_text(head, "FWNO"),
+                    bill_of_lading=m3_text(head, "NBOL"),
+                    status=m3_text(head, "PGRS"),
+                    departure_date=m3_date(head, "DSDT"),
+                    lines=tuple(delivery_lines),
+                )
+            )
         return deliveries
 
     # -- helpers ------------------------------------------------------------------------------
@@ -475,11 +586,11 @@ def batch_key(posting_key: str) -> str:
     if len(posting_key) <= 30:
         return posting_key
     digest = hashlib.sha1(posting_key.encode()).hexdigest()[:8]
-    return f"{posting_key[:30 - 9]}~{digest}"
+    return f"{posting_key[: 30 - 9]}~{digest}"
 
 
-BATCH_QUEUED = "XBA0002"   # GLS840MI: batch submitted for update, the job has not run yet [sandbox's code]
-BATCH_FAILED = "XBA0003"   # GLS840MI: the update job ended with errors [sandbox's code]
+BATCH_QUEUED = "XBA0002"  # GLS840MI: batch submitted for update, the job has not run yet [sandbox's code]
+BATCH_FAILED = "XBA0003"  # GLS840MI: the update job ended with errors [sandbox's code]
 
 
 def _refused_before_sending(exc: M3Unavailable) -> bool:
@@ -527,8 +638,10 @@ _KEY_LOCKS = _KeyLocks()
 
 def _context_problem(key: str, value: str | None, reason: str) -> str:
     what = "company" if key == "cono" else "division"
-    return (f"M3 refuses the configured {what} ([m3] {key} = {value!r}): {reason}; set [m3] {key} in "
-            f"HOME/config.toml or {env_var('m3', key)} to a {what} the M3 user may use")
+    return (
+        f"M3 refuses the configured {what} ([m3] {key} = {value!r}): {reason}; set [m3] {key} in "
+        f"HOME/config.toml or {env_var('m3', key)} to a {what} the M3 user may use"
+    )
 
 
 def _company(cono: str) -> str:
@@ -549,8 +662,13 @@ def _already(voucher: PostedVoucher) -> PostedVoucher:
 
 
 def _balance(whlo: str, r: dict[str, str]) -> StockBalance:
-    return StockBalance(whlo=m3_text(r, "WHLO") or whlo, itno=m3_text(r, "ITNO"), on_hand=m3_decimal(r, "STQT"),
-                        allocated=m3_decimal(r, "ALQT"), allocatable=m3_decimal(r, "AVAL"))
+    return StockBalance(
+        whlo=m3_text(r, "WHLO") or whlo,
+        itno=m3_text(r, "ITNO"),
+        on_hand=m3_decimal(r, "STQT"),
+        allocated=m3_decimal(r, "ALQT"),
+        allocatable=m3_decimal(r, "AVAL"),
+    )
 
 
 APPROVED_STATUS = "2"  # MMS060 balance-ID status 2 = approved (1 = under inspection, 3 = rejected)
@@ -565,6 +683,9 @@ def _sum_balance_ids(whlo: str, records: Iterable[dict[str, str]]) -> list[Stock
         on_hand, allocated = totals.get(itno, (Decimal(0), Decimal(0)))
         approved = m3_text(r, "STAS") in ("", APPROVED_STATUS)
         totals[itno] = (on_hand + (m3_decimal(r, "STQT") if approved else 0), allocated + m3_decimal(r, "ALQT"))
-    return [StockBalance(whlo=whlo, itno=itno, on_hand=on_hand, allocated=allocated,
-                         allocatable=max(on_hand - allocated, Decimal(0)))
-            for itno, (on_hand, allocated) in totals.items()]
+    return [
+        StockBalance(
+            whlo=whlo, itno=itno, on_hand=on_hand, allocated=allocated, allocatable=max(on_hand - allocated, Decimal(0))
+        )
+        for itno, (on_hand, allocated) in totals.items()
+    ]

@@ -4,6 +4,7 @@ M3 answers with strings; the ``from_m3`` constructors parse numbers to ``Decimal
 and yyyyMMdd dates to ``datetime.date``. Requests check M3's field limits when built, so a
 value that M3 would refuse is refused here with the field named.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -73,39 +74,63 @@ def _check_amount(what: str, name: str, value: object, *, allow_none: bool = Fal
 class CustomerRequest:
     """A new customer for CRS610MI/Add, created from ``template`` (the template customer)."""
 
-    name: str                              # CUNM A36
-    address1: str                          # CUA1 A36
-    template: str = "AMZTMPL"              # CUTM
-    cuno: str | None = None                # CUNO: None lets M3 number it
+    name: str  # CUNM A36
+    address1: str  # CUA1 A36
+    template: str = "AMZTMPL"  # CUTM
+    cuno: str | None = None  # CUNO: None lets M3 number it
     address2: str | None = None
     address3: str | None = None
     address4: str | None = None
-    postal_code: str | None = None         # PONO A10
-    town: str | None = None                # TOWN A20
-    country: str | None = None             # CSCD A3
-    state: str | None = None               # ECAR A2
-    phone: str | None = field(default=None, repr=False)   # PHNO A16
-    email: str | None = field(default=None, repr=False)   # MAIL A50
-    currency: str | None = None            # CUCD
-    reference: str | None = None           # YREF A30
-    search_key: str | None = None          # ALCU A10
+    postal_code: str | None = None  # PONO A10
+    town: str | None = None  # TOWN A20
+    country: str | None = None  # CSCD A3
+    state: str | None = None  # ECAR A2
+    phone: str | None = field(default=None, repr=False)  # PHNO A16
+    email: str | None = field(default=None, repr=False)  # MAIL A50
+    currency: str | None = None  # CUCD
+    reference: str | None = None  # YREF A30
+    search_key: str | None = None  # ALCU A10
 
     def __post_init__(self) -> None:
         for name, value, limit, required in (
-            ("CUNM", self.name, 36, True), ("CUA1", self.address1, 36, True), ("CUTM", self.template, 10, True),
-            ("CUNO", self.cuno, 10, False), ("CUA2", self.address2, 36, False), ("CUA3", self.address3, 36, False),
-            ("CUA4", self.address4, 36, False), ("PONO", self.postal_code, 10, False), ("TOWN", self.town, 20, False),
-            ("CSCD", self.country, 3, False), ("ECAR", self.state, 2, False), ("PHNO", self.phone, 16, False),
-            ("MAIL", self.email, 50, False), ("CUCD", self.currency, 3, False), ("YREF", self.reference, 30, False),
+            ("CUNM", self.name, 36, True),
+            ("CUA1", self.address1, 36, True),
+            ("CUTM", self.template, 10, True),
+            ("CUNO", self.cuno, 10, False),
+            ("CUA2", self.address2, 36, False),
+            ("CUA3", self.address3, 36, False),
+            ("CUA4", self.address4, 36, False),
+            ("PONO", self.postal_code, 10, False),
+            ("TOWN", self.town, 20, False),
+            ("CSCD", self.country, 3, False),
+            ("ECAR", self.state, 2, False),
+            ("PHNO", self.phone, 16, False),
+            ("MAIL", self.email, 50, False),
+            ("CUCD", self.currency, 3, False),
+            ("YREF", self.reference, 30, False),
             ("ALCU", self.search_key, 10, False),
         ):
             check_length("customer", name, value, limit, required=required)
 
     def to_m3(self) -> dict[str, str | None]:
-        return {"CUTM": self.template, "CUNO": self.cuno, "CUNM": self.name, "CUA1": self.address1,
-                "CUA2": self.address2, "CUA3": self.address3, "CUA4": self.address4, "PONO": self.postal_code,
-                "TOWN": self.town, "CSCD": self.country, "ECAR": self.state, "PHNO": self.phone,
-                "MAIL": self.email, "CUCD": self.currency, "YREF": self.reference, "ALCU": self.search_key}
+        return {
+            "CUTM": self.template,
+            "CUNO": self.cuno,
+            "CUNM": self.name,
+            "CUA1": self.address1,
+            "CUA2": self.address2,
+            "CUA3": self.address3,
+            "CUA4": self.address4,
+            "PONO": self.postal_code,
+            "TOWN": self.town,
+            "CSCD": self.country,
+            "ECAR": self.state,
+            "PHNO": self.phone,
+            "MAIL": self.email,
+            "CUCD": self.currency,
+            "YREF": self.reference,
+            "ALCU": self.search_key,
+        }
 
 
 @dataclass(frozen=True)
@@ -126,13 +151,23 @@ class Customer:
     registered: date | None = None
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "Customer":
-        return cls(cuno=m3_text(r, "CUNO"), name=m3_text(r, "CUNM"), status=m3_text(r, "STAT"),
-                   currency=m3_text(r, "CUCD"), country=m3_text(r, "CSCD"), town=m3_text(r, "TOWN"),
-                   address=tuple(m3_text(r, f"CUA{i}") for i in range(1, 5) if m3_text(r, f"CUA{i}")),
-                   postal_code=m3_text(r, "PONO"), phone=m3_text(r, "PHNO"), email=m3_text(r, "MAIL"),
-                   order_type=m3_text(r, "ORTP"), payer=m3_text(r, "PYNO"), division=m3_text(r, "DIVI"),
-                   registered=m3_date(r, "RGDT"))
+    def from_m3(cls, r: Mapping[str, str]) -> Customer:
+        return cls(
+            cuno=m3_text(r, "CUNO"),
+            name=m3_text(r, "CUNM"),
+            status=m3_text(r, "STAT"),
+            currency=m3_text(r, "CUCD"),
+            country=m3_text(r, "CSCD"),
+            town=m3_text(r, "TOWN"),
+            address=tuple(m3_text(r, f"CUA{i}") for i in range(1, 5) if m3_text(r, f"CUA{i}")),
+            postal_code=m3_text(r, "PONO"),
+            phone=m3_text(r, "PHNO"),
+            email=m3_text(r, "MAIL"),
+            order_type=m3_text(r, "ORTP"),
+            payer=m3_text(r, "PYNO"),
+            division=m3_text(r, "DIVI"),
+            registered=m3_date(r, "RGDT"),
+        )
 
 
 # -- orders --------------------------------------------------------------------------------------
@@ -151,20 +186,27 @@ class OrderAddress:
     phone: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name, value, limit in (("CUNM", self.name, 36), ("CUA1", self.address1, 36), ("CUA2", self.address2, 36),
-                                   ("CUA3", self.address3, 36), ("PONO", self.postal_code, 10),
-                                   ("TOWN", self.town, 20), ("CSCD", self.country, 3), ("ECAR", self.state, 2),
-                                   ("PHNO", self.phone, 16)):
+        for name, value, limit in (
+            ("CUNM", self.name, 36),
+            ("CUA1", self.address1, 36),
+            ("CUA2", self.address2, 36),
+            ("CUA3", self.address3, 36),
+            ("PONO", self.postal_code, 10),
+            ("TOWN", self.town, 20),
+            ("CSCD", self.country, 3),
+            ("ECAR", self.state, 2),
+            ("PHNO", self.phone, 16),
+        ):
             check_length("delivery address", name, value, limit, required=name in ("CUNM", "CUA1"))
 
 
 @dataclass(frozen=True)
 class OrderLineRequest:
-    itno: str                              # ITNO A15
-    quantity: Decimal | int                # ORQT, > 0
-    unit_price: Decimal | None = None      # SAPR; None = M3's price list
-    discount: Decimal | None = None        # DIA1 (amount)
-    warehouse: str | None = None           # WHLO; None = the head's
+    itno: str  # ITNO A15
+    quantity: Decimal | int  # ORQT, > 0
+    unit_price: Decimal | None = None  # SAPR; None = M3's price list
+    discount: Decimal | None = None  # DIA1 (amount)
+    warehouse: str | None = None  # WHLO; None = the head's
     requested_delivery_date: date | None = None  # DWDT
 
     def __post_init__(self) -> None:
@@ -177,45 +219,64 @@ class OrderLineRequest:
             raise M3DataError(f"order line {self.itno}: ORQT must be positive, got {self.quantity}")
 
     def to_m3(self) -> dict[str, object]:
-        return {"ITNO": self.itno, "ORQT": self.quantity, "SAPR": self.unit_price, "DIA1": self.discount,
-                "WHLO": self.warehouse, "DWDT": self.requested_delivery_date}
+        return {
+            "ITNO": self.itno,
+            "ORQT": self.quantity,
+            "SAPR": self.unit_price,
+            "DIA1": self.discount,
+            "WHLO": self.warehouse,
+            "DWDT": self.requested_delivery_date,
+        }
 
 
 @dataclass(frozen=True)
 class OrderRequest:
-    cuno: str                              # CUNO A10
-    customer_order_ref: str                # CUOR A20: the Amazon order id, our idempotency reference
-    order_type: str                        # ORTP A3 (AMZ / AFN)
+    cuno: str  # CUNO A10
+    customer_order_ref: str  # CUOR A20: the Amazon order id, our idempotency reference
+    order_type: str  # ORTP A3 (AMZ / AFN)
     lines: tuple[OrderLineRequest, ...]
-    order_date: date | None = None         # ORDT
+    order_date: date | None = None  # ORDT
     requested_delivery_date: date | None = None  # RLDT
-    warehouse: str | None = None           # WHLO
-    facility: str | None = None            # FACI
-    currency: str | None = None            # CUCD
-    your_reference: str | None = None      # YREF A30
+    warehouse: str | None = None  # WHLO
+    facility: str | None = None  # FACI
+    currency: str | None = None  # CUCD
+    your_reference: str | None = None  # YREF A30
     delivery_address: OrderAddress | None = None
 
     def __post_init__(self) -> None:
-        for name, value, limit, required in (("CUNO", self.cuno, 10, True), ("CUOR", self.customer_order_ref, 20, True),
-                                             ("ORTP", self.order_type, 3, True), ("WHLO", self.warehouse, 3, False),
-                                             ("FACI", self.facility, 3, False), ("CUCD", self.currency, 3, False),
-                                             ("YREF", self.your_reference, 30, False)):
+        for name, value, limit, required in (
+            ("CUNO", self.cuno, 10, True),
+            ("CUOR", self.customer_order_ref, 20, True),
+            ("ORTP", self.order_type, 3, True),
+            ("WHLO", self.warehouse, 3, False),
+            ("FACI", self.facility, 3, False),
+            ("CUCD", self.currency, 3, False),
+            ("YREF", self.your_reference, 30, False),
+        ):
             check_length(f"order {self.customer_order_ref}", name, value, limit, required=required)
         if not isinstance(self.lines, tuple) or not self.lines:
             raise M3DataError(f"order {self.customer_order_ref}: lines must be a non-empty tuple of OrderLineRequest")
 
     def head_to_m3(self) -> dict[str, object]:
-        return {"CUNO": self.cuno, "ORTP": self.order_type, "FACI": self.facility, "WHLO": self.warehouse,
-                "ORDT": self.order_date, "RLDT": self.requested_delivery_date, "CUOR": self.customer_order_ref,
-                "YREF": self.your_reference, "CUCD": self.currency}
+        return {
+            "CUNO": self.cuno,
+            "ORTP": self.order_type,
+            "FACI": self.facility,
+            "WHLO": self.warehouse,
+            "ORDT": self.order_date,
+            "RLDT": self.requested_delivery_date,
+            "CUOR": self.customer_order_ref,
+            "YREF": self.your_reference,
+            "CUCD": self.currency,
+        }
 
 
 @dataclass(frozen=True)
 class CreatedOrder:
-    orno: str                              # the final order number
-    status: str                            # STAT after creation
-    line_numbers: tuple[int, ...]          # PONR per requested line, in order
-    batch_orno: str | None = None          # cloudsuite: the temporary batch order number
+    orno: str  # the final order number
+    status: str  # STAT after creation
+    line_numbers: tuple[int, ...]  # PONR per requested line, in order
+    batch_orno: str | None = None  # cloudsuite: the temporary batch order number
 
 
 @dataclass(frozen=True)
@@ -237,27 +298,38 @@ class OrderHead:
     total_amount: Decimal
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "OrderHead":
-        return cls(orno=m3_text(r, "ORNO"), cuno=m3_text(r, "CUNO"), customer_order_ref=m3_text(r, "CUOR"),
-                   order_type=m3_text(r, "ORTP"), status=m3_text(r, "STAT"), lowest_status=m3_text(r, "ORSL"),
-                   highest_status=m3_text(r, "ORST"), currency=m3_text(r, "CUCD"), order_date=m3_date(r, "ORDT"),
-                   warehouse=m3_text(r, "WHLO"), facility=m3_text(r, "FACI"), division=m3_text(r, "DIVI"),
-                   net_amount=m3_decimal(r, "NTAM"), vat_amount=m3_decimal(r, "VTAM"),
-                   total_amount=m3_decimal(r, "TOPY"))
+    def from_m3(cls, r: Mapping[str, str]) -> OrderHead:
+        return cls(
+            orno=m3_text(r, "ORNO"),
+            cuno=m3_text(r, "CUNO"),
+            customer_order_ref=m3_text(r, "CUOR"),
+            order_type=m3_text(r, "ORTP"),
+            status=m3_text(r, "STAT"),
+            lowest_status=m3_text(r, "ORSL"),
+            highest_status=m3_text(r, "ORST"),
+            currency=m3_text(r, "CUCD"),
+            order_date=m3_date(r, "ORDT"),
+            warehouse=m3_text(r, "WHLO"),
+            facility=m3_text(r, "FACI"),
+            division=m3_text(r, "DIVI"),
+            net_amount=m3_decimal(r, "NTAM"),
+            vat_amount=m3_decimal(r, "VTAM"),
+            total_amount=m3_decimal(r, "TOPY"),
+        )
 
 
 @dataclass(frozen=True)
 class OrderLine:
     orno: str
-    line_number: int                       # PONR
-    suffix: int                            # POSX
+    line_number: int  # PONR
+    suffix: int  # POSX
     itno: str
     name: str
-    quantity: Decimal                      # ORQT
-    unit_price: Decimal                    # SAPR
-    discount: Decimal                      # DIA1
-    net_amount: Decimal                    # NLAM
-    status: str                            # ORST
+    quantity: Decimal  # ORQT
+    unit_price: Decimal  # SAPR
+    discount: Decimal  # DIA1
+    net_amount: Decimal  # NLAM
+    status: str  # ORST
     warehouse: str
     allocated: Decimal
     delivered: Decimal
@@ -265,13 +337,24 @@ class OrderLine:
     currency: str
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "OrderLine":
-        return cls(orno=m3_text(r, "ORNO"), line_number=m3_int(r, "PONR"), suffix=m3_int(r, "POSX"),
-                   itno=m3_text(r, "ITNO"), name=m3_text(r, "ITDS"), quantity=m3_decimal(r, "ORQT"),
-                   unit_price=m3_decimal(r, "SAPR"), discount=m3_decimal(r, "DIA1"),
-                   net_amount=m3_decimal(r, "NLAM"), status=m3_text(r, "ORST"), warehouse=m3_text(r, "WHLO"),
-                   allocated=m3_decimal(r, "ALQT"), delivered=m3_decimal(r, "DLQT"),
-                   invoiced=m3_decimal(r, "IVQT"), currency=m3_text(r, "CUCD"))
+    def from_m3(cls, r: Mapping[str, str]) -> OrderLine:
+        return cls(
+            orno=m3_text(r, "ORNO"),
+            line_number=m3_int(r, "PONR"),
+            suffix=m3_int(r, "POSX"),
+            itno=m3_text(r, "ITNO"),
+            name=m3_text(r, "ITDS"),
+            quantity=m3_decimal(r, "ORQT"),
+            unit_price=m3_decimal(r, "SAPR"),
+            discount=m3_decimal(r, "DIA1"),
+            net_amount=m3_decimal(r, "NLAM"),
+            status=m3_text(r, "ORST"),
+            warehouse=m3_text(r, "WHLO"),
+            allocated=m3_decimal(r, "ALQT"),
+            delivered=m3_decimal(r, "DLQT"),
+            invoiced=m3_decimal(r, "IVQT"),
+            currency=m3_text(r, "CUCD"),
+        )
 
 
 # -- items and stock -----------------------------------------------------------------------------
@@ -286,58 +369,77 @@ class Item:
     item_type: str
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "Item":
-        return cls(itno=m3_text(r, "ITNO"), name=m3_text(r, "ITDS"), description=m3_text(r, "FUDS"),
-                   status=m3_text(r, "STAT"), unit=m3_text(r, "UNMS"), item_group=m3_text(r, "ITGR"),
-                   item_type=m3_text(r, "ITTY"))
+    def from_m3(cls, r: Mapping[str, str]) -> Item:
+        return cls(
+            itno=m3_text(r, "ITNO"),
+            name=m3_text(r, "ITDS"),
+            description=m3_text(r, "FUDS"),
+            status=m3_text(r, "STAT"),
+            unit=m3_text(r, "UNMS"),
+            item_group=m3_text(r, "ITGR"),
+            item_type=m3_text(r, "ITTY"),
+        )
 
 
 @dataclass(frozen=True)
 class StockBalance:
     whlo: str
     itno: str
-    on_hand: Decimal                       # STQT: on-hand approved
-    allocated: Decimal                     # ALQT
-    allocatable: Decimal                   # AVAL: what may still be promised
+    on_hand: Decimal  # STQT: on-hand approved
+    allocated: Decimal  # ALQT
+    allocatable: Decimal  # AVAL: what may still be promised
 
 
 # -- invoices ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CustomerInvoice:
     orno: str
-    cuor: str | None                       # the customer's order number (Amazon order id) when known
-    ivno: str                              # IVNO as M3 shows it (an identifier: kept a string)
+    cuor: str | None  # the customer's order number (Amazon order id) when known
+    ivno: str  # IVNO as M3 shows it (an identifier: kept a string)
     ivdt: date | None
     cuno: str
     currency: str
-    gross: Decimal                         # AMT1, incl. VAT
-    net: Decimal                           # AMT2, excl. VAT
-    tax: Decimal                           # VTAM, else gross - net
+    gross: Decimal  # AMT1, incl. VAT
+    net: Decimal  # AMT2, excl. VAT
+    tax: Decimal  # VTAM, else gross - net
     year: int
     division: str
-    delivery: str                          # DLIX
-    prefix: str                            # INPX
-    extended_number: str                   # EXIN
+    delivery: str  # DLIX
+    prefix: str  # INPX
+    extended_number: str  # EXIN
     due_date: date | None
-    remaining: Decimal                     # RAFC
+    remaining: Decimal  # RAFC
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "CustomerInvoice":
+    def from_m3(cls, r: Mapping[str, str]) -> CustomerInvoice:
         gross, net = m3_decimal(r, "AMT1"), m3_decimal(r, "AMT2")
         tax = m3_decimal(r, "VTAM") if m3_text(r, "VTAM") else gross - net
-        return cls(orno=m3_text(r, "ORNO"), cuor=m3_text(r, "CUOR") or None, ivno=m3_text(r, "IVNO"),
-                   ivdt=m3_date(r, "IVDT"), cuno=m3_text(r, "CUNO"), currency=m3_text(r, "CUCD"),
-                   gross=gross, net=net, tax=tax, year=m3_int(r, "YEA4"), division=m3_text(r, "DIVI"),
-                   delivery=m3_text(r, "DLIX"), prefix=m3_text(r, "INPX"), extended_number=m3_text(r, "EXIN"),
-                   due_date=m3_date(r, "DUDT"), remaining=m3_decimal(r, "RAFC"))
+        return cls(
+            orno=m3_text(r, "ORNO"),
+            cuor=m3_text(r, "CUOR") or None,
+            ivno=m3_text(r, "IVNO"),
+            ivdt=m3_date(r, "IVDT"),
+            cuno=m3_text(r, "CUNO"),
+            currency=m3_text(r, "CUCD"),
+            gross=gross,
+            net=net,
+            tax=tax,
+            year=m3_int(r, "YEA4"),
+            division=m3_text(r, "DIVI"),
+            delivery=m3_text(r, "DLIX"),
+            prefix=m3_text(r, "INPX"),
+            extended_number=m3_text(r, "EXIN"),
+            due_date=m3_date(r, "DUDT"),
+            remaining=m3_decimal(r, "RAFC"),
+        )
 
 
 # -- deliveries ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DeliveryLine:
-    line: int                              # RIDL: order line number
+    line: int  # RIDL: order line number
     itno: str
-    quantity: Decimal                      # TRQT
+    quantity: Decimal  # TRQT
 
 
 @dataclass(frozen=True)
@@ -345,31 +447,33 @@ class Delivery:
     dlix: str
     orno: str
     warehouse: str
-    tracking: str                          # ETRN (may be empty until packed)
-    carrier: str                           # FWNO forwarding agent
-    bill_of_lading: str                    # NBOL
-    status: str                            # PGRS
-    departure_date: date | None            # DSDT
+    tracking: str  # ETRN (may be empty until packed)
+    carrier: str  # FWNO forwarding agent
+    bill_of_lading: str  # NBOL
+    status: str  # PGRS
+    departure_date: date | None  # DSDT
     lines: tuple[DeliveryLine, ...]
 
 
 # -- general ledger ------------------------------------------------------------------------------
 MAX_DIMENSIONS = 7
-DIMENSION_LENGTH = 10      # AIT1..AIT7 A10
-VOUCHER_TEXT_LENGTH = 40   # VTXT A40
-AMOUNT_LENGTH = 17         # CUAM N17
+DIMENSION_LENGTH = 10  # AIT1..AIT7 A10
+VOUCHER_TEXT_LENGTH = 40  # VTXT A40
+AMOUNT_LENGTH = 17  # CUAM N17
 
 
 @dataclass(frozen=True)
 class JournalLine:
-    dimensions: tuple[str, ...]            # AIT1..AIT7; AIT1 is the account
-    amount: Decimal                        # signed: debit positive, credit negative
-    text: str = ""                         # line text (cloudsuite: in the line's VTXT after the key)
+    dimensions: tuple[str, ...]  # AIT1..AIT7; AIT1 is the account
+    amount: Decimal  # signed: debit positive, credit negative
+    text: str = ""  # line text (cloudsuite: in the line's VTXT after the key)
 
     def __post_init__(self) -> None:
         if not isinstance(self.dimensions, tuple) or not 1 <= len(self.dimensions) <= MAX_DIMENSIONS:
-            raise M3DataError(f"journal line: dimensions must be a tuple of 1..{MAX_DIMENSIONS} strings (AIT1..AIT7), "
-                              f"got {self.dimensions!r}")
+            raise M3DataError(
+                f"journal line: dimensions must be a tuple of 1..{MAX_DIMENSIONS} strings (AIT1..AIT7), "
+                f"got {self.dimensions!r}"
+            )
         if not self.dimensions[0]:
             raise M3DataError("journal line: AIT1 (the account) must be given")
         for i, dim in enumerate(self.dimensions, start=1):
@@ -414,8 +518,10 @@ class JournalEntry:
                 raise M3DataError(f"{where}: line {n} is not a JournalLine")
             check_length(f"{where} line {n}", "VTXT (key + line text)", self.line_text(line), VOUCHER_TEXT_LENGTH)
         if self.debit != self.credit:
-            raise M3DataError(f"{where}: lines do not balance: debit {self.debit} credit {self.credit} "
-                              f"(difference {self.debit - self.credit})")
+            raise M3DataError(
+                f"{where}: lines do not balance: debit {self.debit} credit {self.credit} "
+                f"(difference {self.debit - self.credit})"
+            )
 
     @property
     def voucher_text(self) -> str:
@@ -435,36 +541,41 @@ class JournalEntry:
 
 @dataclass(frozen=True)
 class PostedVoucherLine:
-    dimensions: tuple[str, ...]            # AIT1..AIT7, trailing blanks dropped
-    amount: Decimal                        # CUAM (signed)
-    local_amount: Decimal                  # ACAM
+    dimensions: tuple[str, ...]  # AIT1..AIT7, trailing blanks dropped
+    amount: Decimal  # CUAM (signed)
+    local_amount: Decimal  # ACAM
     text: str
-    journal_sequence: int                  # JSNO
+    journal_sequence: int  # JSNO
 
     @classmethod
-    def from_m3(cls, r: Mapping[str, str]) -> "PostedVoucherLine":
+    def from_m3(cls, r: Mapping[str, str]) -> PostedVoucherLine:
         dims = [m3_text(r, f"AIT{i}") for i in range(1, 8)]
         while dims and not dims[-1]:
             dims.pop()
-        return cls(dimensions=tuple(dims), amount=m3_decimal(r, "CUAM"), local_amount=m3_decimal(r, "ACAM"),
-                   text=m3_text(r, "VTXT"), journal_sequence=m3_int(r, "JSNO"))
+        return cls(
+            dimensions=tuple(dims),
+            amount=m3_decimal(r, "CUAM"),
+            local_amount=m3_decimal(r, "ACAM"),
+            text=m3_text(r, "VTXT"),
+            journal_sequence=m3_int(r, "JSNO"),
+        )
 
 
 @dataclass(frozen=True)
 class PostedVoucher:
-    key: str                               # posting key at the start of VTXT ("" if none)
+    key: str  # posting key at the start of VTXT ("" if none)
     divi: str
     year: int
-    vono: str                              # voucher number (identifier: a string)
-    series: str                            # VSER
+    vono: str  # voucher number (identifier: a string)
+    series: str  # VSER
     accounting_date: date | None
-    text: str                              # VTXT
+    text: str  # VTXT
     currency: str
-    debit: Decimal                         # DSUM
-    credit: Decimal                        # CSUM as a positive amount (M3 may sign it)
-    journal_no: str                        # JRNO
+    debit: Decimal  # DSUM
+    credit: Decimal  # CSUM as a positive amount (M3 may sign it)
+    journal_no: str  # JRNO
     lines: tuple[PostedVoucherLine, ...] = ()
-    already_posted: bool = False           # post_voucher found it in M3 instead of writing it
+    already_posted: bool = False  # post_voucher found it in M3 instead of writing it
 
 
 @dataclass(frozen=True)
@@ -473,6 +584,6 @@ class SubmittedVoucher:
     it within the connector's wait. It is not failed and must never be sent again under another
     batch: the next :meth:`M3Operations.post_voucher` of the same entry finds it once booked."""
 
-    key: str                               # posting key
+    key: str  # posting key
     divi: str
-    batch: str                             # GLS840MI KEY1
+    batch: str  # GLS840MI KEY1

@@ -7,6 +7,7 @@ GBP with a dot; US -> ``YYYY-MM-DD HH:MM:SS UTC`` / ``YYYY-MM-DD``; Japan (date 
 ``YYYY/MM/DD HH:MM:SS JST`` / ``YYYY/MM/DD`` in Japan's local time, amounts without decimals.
 V1 (legacy): 36 columns, ISO 8601 dates with offset, dot decimals, one column per kind.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -16,29 +17,76 @@ from sandbox.catalog import Marketplace
 from .records import SettlementDocument, SettlementRow
 
 V2_COLUMNS: tuple[str, ...] = (
-    "settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date", "total-amount",
-    "currency", "transaction-type", "order-id", "merchant-order-id", "adjustment-id", "shipment-id",
-    "marketplace-name", "amount-type", "amount-description", "amount", "fulfillment-id", "posted-date",
-    "posted-date-time", "order-item-code", "merchant-order-item-id", "merchant-adjustment-item-id",
-    "sku", "quantity-purchased", "promotion-id",
+    "settlement-id",
+    "settlement-start-date",
+    "settlement-end-date",
+    "deposit-date",
+    "total-amount",
+    "currency",
+    "transaction-type",
+    "order-id",
+    "merchant-order-id",
+    "adjustment-id",
+    "shipment-id",
+    "marketplace-name",
+    "amount-type",
+    "amount-description",
+    "amount",
+    "fulfillment-id",
+    "posted-date",
+    "posted-date-time",
+    "order-item-code",
+    "merchant-order-item-id",
+    "merchant-adjustment-item-id",
+    "sku",
+    "quantity-purchased",
+    "promotion-id",
 )
 
 V1_COLUMNS: tuple[str, ...] = (
-    "settlement-id", "settlement-start-date", "settlement-end-date", "deposit-date", "total-amount",
-    "currency", "transaction-type", "order-id", "merchant-order-id", "adjustment-id", "shipment-id",
-    "marketplace-name", "shipment-fee-type", "shipment-fee-amount", "order-fee-type", "order-fee-amount",
-    "fulfillment-id", "posted-date", "order-item-code", "merchant-order-item-id",
-    "merchant-adjustment-item-id", "sku", "quantity-purchased", "price-type", "price-amount",
-    "item-related-fee-type", "item-related-fee-amount", "misc-fee-amount", "other-fee-amount",
-    "other-fee-reason-description", "promotion-id", "promotion-type", "promotion-amount",
-    "direct-payment-type", "direct-payment-amount", "other-amount",
+    "settlement-id",
+    "settlement-start-date",
+    "settlement-end-date",
+    "deposit-date",
+    "total-amount",
+    "currency",
+    "transaction-type",
+    "order-id",
+    "merchant-order-id",
+    "adjustment-id",
+    "shipment-id",
+    "marketplace-name",
+    "shipment-fee-type",
+    "shipment-fee-amount",
+    "order-fee-type",
+    "order-fee-amount",
+    "fulfillment-id",
+    "posted-date",
+    "order-item-code",
+    "merchant-order-item-id",
+    "merchant-adjustment-item-id",
+    "sku",
+    "quantity-purchased",
+    "price-type",
+    "price-amount",
+    "item-related-fee-type",
+    "item-related-fee-amount",
+    "misc-fee-amount",
+    "other-fee-amount",
+    "other-fee-reason-description",
+    "promotion-id",
+    "promotion-type",
+    "promotion-amount",
+    "direct-payment-type",
+    "direct-payment-amount",
+    "other-amount",
 )
 
 
 def format_amount(minor: int, decimal_comma: bool, decimals: int = 2) -> str:
     """Minor units -> '12.99' / '-0,50' (no thousands separator, as in real files)."""
     sign = "-" if minor < 0 else ""
-    whole, frac = divmod(abs(minor), 10 ** decimals)
+    whole, frac = divmod(abs(minor), 10**decimals)
     if decimals == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}{',' if decimal_comma else '.'}{frac:0{decimals}d}"
@@ -65,23 +113,56 @@ def format_iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-def render_v2(settlement_id: str, market: Marketplace, start: datetime, end: datetime, deposit: datetime,
-              total_minor: int, rows: tuple[SettlementRow, ...], *, decimals: int = 2,
-              short_transaction_types: frozenset[str] = frozenset()) -> str:
+def render_v2(
+    settlement_id: str,
+    market: Marketplace,
+    start: datetime,
+    end: datetime,
+    deposit: datetime,
+    total_minor: int,
+    rows: tuple[SettlementRow, ...],
+    *,
+    decimals: int = 2,
+    short_transaction_types: frozenset[str] = frozenset(),
+) -> str:
     """The V2 text; rows of ``short_transaction_types`` omit their empty last field (promotion-id),
     as Amazon ships ``Liquidations`` rows: 23 fields under the 24-column header."""
     style, comma = market.date_style, market.decimal_comma
-    summary = [settlement_id, format_datetime(start, style), format_datetime(end, style),
-               format_datetime(deposit, style), format_amount(total_minor, comma, decimals), market.currency]
+    summary = [
+        settlement_id,
+        format_datetime(start, style),
+        format_datetime(end, style),
+        format_datetime(deposit, style),
+        format_amount(total_minor, comma, decimals),
+        market.currency,
+    ]
     lines = ["\t".join(V2_COLUMNS), "\t".join(summary + [""] * (len(V2_COLUMNS) - len(summary)))]
     for row in rows:
         fields = (
-            settlement_id, "", "", "", "", "", row.transaction_type, row.order_id, row.merchant_order_id,
-            row.adjustment_id, row.shipment_id, row.marketplace_name, row.amount_type,
-            row.amount_description, format_amount(row.amount, comma, decimals), row.fulfillment_id,
-            format_date(row.posted, style), format_datetime(row.posted, style), row.order_item_code,
-            row.merchant_order_item_id, row.merchant_adjustment_item_id, row.sku,
-            "" if row.quantity is None else str(row.quantity), row.promotion_id,
+            settlement_id,
+            "",
+            "",
+            "",
+            "",
+            "",
+            row.transaction_type,
+            row.order_id,
+            row.merchant_order_id,
+            row.adjustment_id,
+            row.shipment_id,
+            row.marketplace_name,
+            row.amount_type,
+            row.amount_description,
+            format_amount(row.amount, comma, decimals),
+            row.fulfillment_id,
+            format_date(row.posted, style),
+            format_datetime(row.posted, style),
+            row.order_item_code,
+            row.merchant_order_item_id,
+            row.merchant_adjustment_item_id,
+            row.sku,
+            "" if row.quantity is None else str(row.quantity),
+            row.promotion_id,
         )
         if row.transaction_type in short_transaction_types and not row.promotion_id:
             fields = fields[:-1]
@@ -96,15 +177,23 @@ _V1_ITEM_FEE_TYPES = {"ItemFees", "ItemWithheldTax"}
 
 def _v1_row(doc: SettlementDocument, row: SettlementRow, *, quantity_only: bool = False) -> list[str]:
     cells = dict.fromkeys(V1_COLUMNS, "")
-    cells.update({
-        "settlement-id": doc.settlement_id, "transaction-type": row.transaction_type,
-        "order-id": row.order_id, "merchant-order-id": row.merchant_order_id,
-        "adjustment-id": row.adjustment_id, "shipment-id": row.shipment_id,
-        "marketplace-name": row.marketplace_name, "fulfillment-id": row.fulfillment_id,
-        "posted-date": format_iso(row.posted), "order-item-code": row.order_item_code,
-        "merchant-order-item-id": row.merchant_order_item_id,
-        "merchant-adjustment-item-id": row.merchant_adjustment_item_id, "sku": row.sku,
-    })
+    cells.update(
+        {
+            "settlement-id": doc.settlement_id,
+            "transaction-type": row.transaction_type,
+            "order-id": row.order_id,
+            "merchant-order-id": row.merchant_order_id,
+            "adjustment-id": row.adjustment_id,
+            "shipment-id": row.shipment_id,
+            "marketplace-name": row.marketplace_name,
+            "fulfillment-id": row.fulfillment_id,
+            "posted-date": format_iso(row.posted),
+            "order-item-code": row.order_item_code,
+            "merchant-order-item-id": row.merchant_order_item_id,
+            "merchant-adjustment-item-id": row.merchant_adjustment_item_id,
+            "sku": row.sku,
+        }
+    )
     if quantity_only:
         cells["quantity-purchased"] = str(row.quantity)
         return [cells[c] for c in V1_COLUMNS]
@@ -115,7 +204,10 @@ def _v1_row(doc: SettlementDocument, row: SettlementRow, *, quantity_only: bool 
         cells["item-related-fee-type"], cells["item-related-fee-amount"] = row.amount_description, amount
     elif row.amount_type == "Promotion":
         cells["promotion-id"], cells["promotion-type"], cells["promotion-amount"] = (
-            row.promotion_id, row.amount_description, amount)
+            row.promotion_id,
+            row.amount_description,
+            amount,
+        )
     elif row.transaction_type == "ServiceFee":
         cells["other-fee-reason-description"], cells["other-fee-amount"] = row.amount_type, amount
     else:
@@ -135,8 +227,14 @@ def write_settlement_v1(doc: SettlementDocument) -> str:
     """
     if not doc.rows:
         raise ValueError(f"settlement {doc.settlement_id}: document carries no rows to convert to V1")
-    header = [doc.settlement_id, format_iso(doc.start), format_iso(doc.end), format_iso(doc.deposit_date),
-              f"{doc.total:.2f}", doc.currency]
+    header = [
+        doc.settlement_id,
+        format_iso(doc.start),
+        format_iso(doc.end),
+        format_iso(doc.deposit_date),
+        f"{doc.total:.2f}",
+        doc.currency,
+    ]
     lines = ["\t".join(V1_COLUMNS), "\t".join(header + [""] * (len(V1_COLUMNS) - len(header)))]
     seen_items: set[tuple[str, str]] = set()
     for row in doc.rows:

@@ -5,10 +5,11 @@ fee, Commission); the N mod 5 leftover rows are advertising charges. No per-row 
 a million lines take a few seconds. ``write_matching_invoices`` writes the M3 invoices that
 match those orders exactly (one per order, ``reconciliation.matching.INVOICE_COLUMNS``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +34,18 @@ class LargeOrders:
     sku: np.ndarray
     itno: np.ndarray
     quantity: np.ndarray
-    principal: np.ndarray       # int64 minor units, net
+    principal: np.ndarray  # int64 minor units, net
     tax: np.ndarray
-    fba_fee: np.ndarray         # positive
-    commission: np.ndarray      # positive
-    posted: pd.DatetimeIndex    # UTC
+    fba_fee: np.ndarray  # positive
+    commission: np.ndarray  # positive
+    posted: pd.DatetimeIndex  # UTC
     extra_rows: int
-    advertising: np.ndarray     # positive, one per leftover row
+    advertising: np.ndarray  # positive, one per leftover row
 
 
 def _window() -> tuple[datetime, datetime]:
     # Benchmarks need one fixed fortnight; the clock matches the real US file.
-    start = datetime.combine(_START, time(14, 28, 38), tzinfo=timezone.utc)
+    start = datetime.combine(_START, time(14, 28, 38), tzinfo=UTC)
     return start, start + timedelta(days=14, seconds=1)
 
 
@@ -79,15 +80,28 @@ def large_orders(lines: int, seed: int, marketplace: str = "US") -> LargeOrders:
     offsets = np.sort(rng.integers(60, span, n))
     posted = pd.DatetimeIndex(pd.Timestamp(start) + pd.to_timedelta(offsets, unit="s"))
     serial = pd.Series(np.arange(n, dtype=np.int64))
-    order_id = (_ORDER_PREFIX[marketplace] + "-" + pd.Series(rng.integers(10**6, 10**7, n)).astype(str) + "-"
-                + serial.astype(str).str.zfill(7)).to_numpy()
-    item_code = (pd.Series(rng.integers(10**13, 9 * 10**13, n, dtype=np.int64)) // 10**7 * 10**7 + serial)
+    order_id = (
+        _ORDER_PREFIX[marketplace]
+        + "-"
+        + pd.Series(rng.integers(10**6, 10**7, n)).astype(str)
+        + "-"
+        + serial.astype(str).str.zfill(7)
+    ).to_numpy()
+    item_code = pd.Series(rng.integers(10**13, 9 * 10**13, n, dtype=np.int64)) // 10**7 * 10**7 + serial
     return LargeOrders(
-        order_id=order_id, order_item_code=item_code.astype(str).to_numpy(),
+        order_id=order_id,
+        order_item_code=item_code.astype(str).to_numpy(),
         sku=np.array([i.sku for i in catalog], dtype=object)[pick],
         itno=np.array([i.itno for i in catalog], dtype=object)[pick],
-        quantity=quantity, principal=principal, tax=tax, fba_fee=fba_fee, commission=commission,
-        posted=posted, extra_rows=extra, advertising=rng.integers(500, 5000, extra))
+        quantity=quantity,
+        principal=principal,
+        tax=tax,
+        fba_fee=fba_fee,
+        commission=commission,
+        posted=posted,
+        extra_rows=extra,
+        advertising=rng.integers(500, 5000, extra),
+    )
 
 
 def _amount_strings(minor: np.ndarray, decimal_comma: bool) -> pd.Series:
@@ -114,27 +128,61 @@ def write_large_settlement(path: str | Path, lines: int, seed: int, marketplace:
     # The five rows of an order share every column except amount-type/-description/amount, so
     # each line is built as per-order prefix + per-row middle + per-order suffix (string
     # concatenation over whole arrays; far faster than DataFrame.to_csv on 24 object columns).
-    withheld_kind = "MarketplaceFacilitatorTax-Principal" if mp.facilitator_tax else "MarketplaceFacilitatorVAT-Principal"
-    kinds = np.array(["ItemPrice\tPrincipal\t", "ItemPrice\tTax\t", f"ItemWithheldTax\t{withheld_kind}\t",
-                      "ItemFees\tFBAPerUnitFulfillmentFee\t", "ItemFees\tCommission\t"], dtype=object)
+    withheld_kind = (
+        "MarketplaceFacilitatorTax-Principal" if mp.facilitator_tax else "MarketplaceFacilitatorVAT-Principal"
+    )
+    kinds = np.array(
+        [
+            "ItemPrice\tPrincipal\t",
+            "ItemPrice\tTax\t",
+            f"ItemWithheldTax\t{withheld_kind}\t",
+            "ItemFees\tFBAPerUnitFulfillmentFee\t",
+            "ItemFees\tCommission\t",
+        ],
+        dtype=object,
+    )
     order_id, code = _text(orders.order_id), _text(orders.order_item_code)
-    prefix = (f"{settlement_id}\t\t\t\t\t\tOrder\t" + order_id + "\t" + order_id + "\t\t" + code.str[-9:]
-              + f"\t{mp.name}\t")
-    suffix = ("\tAFN\t" + _text(orders.posted.strftime("%d.%m.%Y" if style == "eu" else "%Y-%m-%d")) + "\t"
-              + _text(orders.posted.strftime("%d.%m.%Y %H:%M:%S UTC" if style == "eu" else "%Y-%m-%d %H:%M:%S UTC"))
-              + "\t" + code + "\t\t\t" + _text(orders.sku) + "\t" + _text(orders.quantity) + "\t")
+    prefix = (
+        f"{settlement_id}\t\t\t\t\t\tOrder\t" + order_id + "\t" + order_id + "\t\t" + code.str[-9:] + f"\t{mp.name}\t"
+    )
+    suffix = (
+        "\tAFN\t"
+        + _text(orders.posted.strftime("%d.%m.%Y" if style == "eu" else "%Y-%m-%d"))
+        + "\t"
+        + _text(orders.posted.strftime("%d.%m.%Y %H:%M:%S UTC" if style == "eu" else "%Y-%m-%d %H:%M:%S UTC"))
+        + "\t"
+        + code
+        + "\t\t\t"
+        + _text(orders.sku)
+        + "\t"
+        + _text(orders.quantity)
+        + "\t"
+    )
     amount_text = _amount_strings(amounts, mp.decimal_comma).to_numpy()
-    order_lines = (np.repeat(prefix.to_numpy(), BLOCK) + np.tile(kinds, n) + amount_text[: n * BLOCK]
-                   + np.repeat(suffix.to_numpy(), BLOCK))
+    order_lines = (
+        np.repeat(prefix.to_numpy(), BLOCK)
+        + np.tile(kinds, n)
+        + amount_text[: n * BLOCK]
+        + np.repeat(suffix.to_numpy(), BLOCK)
+    )
     start, end = _window()
     ad_time = end - timedelta(hours=1)
     ad_suffix = f"\t\t{format_date(ad_time, style)}\t{format_datetime(ad_time, style)}\t\t\t\t\t\t"
-    ad_lines = [f"{settlement_id}\t\t\t\t\t\tServiceFee\t\t\t\t\t\tCost of Advertising\tTransactionTotalAmount\t"
-                f"{text}{ad_suffix}" for text in amount_text[n * BLOCK:]]
+    ad_lines = [
+        f"{settlement_id}\t\t\t\t\t\tServiceFee\t\t\t\t\t\tCost of Advertising\tTransactionTotalAmount\t"
+        f"{text}{ad_suffix}"
+        for text in amount_text[n * BLOCK :]
+    ]
     total = int(amounts.sum())
     deposit = end + timedelta(days=2)
-    summary = [settlement_id, format_datetime(start, style), format_datetime(end, style),
-               format_datetime(deposit, style), format_amount(total, mp.decimal_comma), mp.currency]
+    summary = [
+        settlement_id,
+        format_datetime(start, style),
+        format_datetime(end, style),
+        format_datetime(deposit, style),
+        format_amount(total, mp.decimal_comma),
+        mp.currency,
+    ]
     target = Path(path)
     with target.open("w", encoding="utf-8", newline="") as handle:
         handle.write("\t".join(V2_COLUMNS) + "\n")
@@ -154,19 +202,21 @@ def matching_invoices(lines: int, seed: int, marketplace: str = "US") -> pd.Data
     n = len(orders.principal)
     tax = np.zeros(n, dtype=np.int64) if mp.facilitator_tax else orders.tax
     serial = pd.Series(np.arange(n, dtype=np.int64))
-    return pd.DataFrame({
-        "orno": ("1" + serial.astype(str).str.zfill(9)).astype(str),
-        "cuor": pd.Series(orders.order_id, dtype=str),
-        "ivno": (serial + 500000000).astype(str),
-        "ivdt": pd.Series(orders.posted.tz_localize(None).normalize()).astype("datetime64[us]"),
-        "currency": mp.currency,
-        "net_minor": pd.Series(orders.principal, dtype="int64"),
-        "tax_minor": pd.Series(tax, dtype="int64"),
-        "gross_minor": pd.Series(orders.principal + tax, dtype="int64"),
-        "sku": pd.Series(orders.sku, dtype=str),
-        "itno": pd.Series(orders.itno, dtype=str),
-        "quantity": pd.Series(orders.quantity, dtype="int64"),
-    })
+    return pd.DataFrame(
+        {
+            "orno": ("1" + serial.astype(str).str.zfill(9)).astype(str),
+            "cuor": pd.Series(orders.order_id, dtype=str),
+            "ivno": (serial + 500000000).astype(str),
+            "ivdt": pd.Series(orders.posted.tz_localize(None).normalize()).astype("datetime64[us]"),
+            "currency": mp.currency,
+            "net_minor": pd.Series(orders.principal, dtype="int64"),
+            "tax_minor": pd.Series(tax, dtype="int64"),
+            "gross_minor": pd.Series(orders.principal + tax, dtype="int64"),
+            "sku": pd.Series(orders.sku, dtype=str),
+            "itno": pd.Series(orders.itno, dtype=str),
+            "quantity": pd.Series(orders.quantity, dtype="int64"),
+        }
+    )
 
 
 def write_matching_invoices(path: str | Path, lines: int, seed: int, marketplace: str = "US") -> Path:

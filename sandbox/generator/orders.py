@@ -5,11 +5,12 @@ settlement ``Principal`` are the line amount **net of VAT / sales tax**; ``ItemT
 settlement ``Tax`` row carry the tax. In EU marketplaces the catalog price is VAT-inclusive and
 is split into net + VAT per unit, so unit price x quantity stays exact.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sandbox.catalog import MARKETPLACES, CatalogItem
 
@@ -17,19 +18,29 @@ from sandbox.catalog import MARKETPLACES, CatalogItem
 MARKETPLACE_WEIGHTS: dict[str, int] = {"US": 50, "DE": 22, "UK": 18, "FR": 10}
 
 # Amazon order-id prefixes seen per region (3-7-7 format).
-_ORDER_PREFIXES = {"US": ("111", "112", "113", "114"), "DE": ("302", "303", "304", "028"),
-                   "FR": ("402", "403", "171", "404"), "UK": ("202", "203", "204", "026")}
+_ORDER_PREFIXES = {
+    "US": ("111", "112", "113", "114"),
+    "DE": ("302", "303", "304", "028"),
+    "FR": ("402", "403", "171", "404"),
+    "UK": ("202", "203", "204", "026"),
+}
 
 # US sales tax by state in basis points (collected and withheld by Amazon as facilitator).
 _US_STATES: dict[str, tuple[int, tuple[str, str]]] = {
-    "CA": (725, ("Los Angeles", "90012")), "NY": (888, ("New York", "10001")),
-    "TX": (625, ("Austin", "78701")), "WA": (650, ("Seattle", "98101")),
-    "FL": (600, ("Miami", "33101")), "OR": (0, ("Portland", "97201")),
-    "IL": (625, ("Chicago", "60601")), "PA": (600, ("Philadelphia", "19103")),
+    "CA": (725, ("Los Angeles", "90012")),
+    "NY": (888, ("New York", "10001")),
+    "TX": (625, ("Austin", "78701")),
+    "WA": (650, ("Seattle", "98101")),
+    "FL": (600, ("Miami", "33101")),
+    "OR": (0, ("Portland", "97201")),
+    "IL": (625, ("Chicago", "60601")),
+    "PA": (600, ("Philadelphia", "19103")),
 }
-_CITIES = {"DE": (("Berlin", "10115"), ("München", "80331"), ("Hamburg", "20095"), ("Köln", "50667")),
-           "FR": (("Paris", "75001"), ("Lyon", "69001"), ("Marseille", "13001"), ("Lille", "59000")),
-           "UK": (("London", "EC1A 1BB"), ("Manchester", "M1 1AE"), ("Leeds", "LS1 1UR"), ("Bristol", "BS1 4DJ"))}
+_CITIES = {
+    "DE": (("Berlin", "10115"), ("München", "80331"), ("Hamburg", "20095"), ("Köln", "50667")),
+    "FR": (("Paris", "75001"), ("Lyon", "69001"), ("Marseille", "13001"), ("Lille", "59000")),
+    "UK": (("London", "EC1A 1BB"), ("Manchester", "M1 1AE"), ("Leeds", "LS1 1UR"), ("Bristol", "BS1 4DJ")),
+}
 _COUNTRY = {"US": "US", "DE": "DE", "FR": "FR", "UK": "GB"}
 _FIRST = ("Alex", "Sam", "Maria", "Jonas", "Claire", "Emma", "Lukas", "Olivia", "Noah", "Léa", "Oliver", "Mia")
 _LAST = ("Smith", "Müller", "Martin", "Jones", "Schmidt", "Bernard", "Brown", "Dubois", "Taylor", "Weber")
@@ -69,11 +80,11 @@ class OrderLine:
     order_item_id: str
     sku: str
     quantity: int
-    unit_price: int          # net minor units per unit
+    unit_price: int  # net minor units per unit
     unit_tax: int
-    shipping: int            # line total, net
+    shipping: int  # line total, net
     shipping_tax: int
-    promotion: int           # item discount on the line, positive
+    promotion: int  # item discount on the line, positive
     promotion_id: str
     shipping_promotion: int  # shipping discount, positive (free-shipping promotion)
     # VAT marketplaces: the VAT on the discounts, refunded to the buyer as Promotion/TaxDiscount
@@ -97,10 +108,10 @@ class OrderLine:
 @dataclass(frozen=True)
 class AmazonOrder:
     order_id: str
-    market: str              # marketplace code: US / DE / FR / UK
-    channel: str             # AFN / MFN
+    market: str  # marketplace code: US / DE / FR / UK
+    channel: str  # AFN / MFN
     purchased: datetime
-    status: str              # Shipped / Canceled / Unshipped / Pending
+    status: str  # Shipped / Canceled / Unshipped / Pending
     updated: datetime
     shipped: datetime | None
     shipment_id: str
@@ -117,7 +128,9 @@ def _digits(rng: random.Random, n: int) -> str:
     return "".join(rng.choice("0123456789") for _ in range(n))
 
 
-def _token(rng: random.Random, n: int, alphabet: str = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789") -> str:
+def _token(
+    rng: random.Random, n: int, alphabet: str = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789"
+) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
@@ -130,10 +143,17 @@ def _buyer(rng: random.Random, market: str) -> Buyer:
     else:
         state = ""
         city, postal = rng.choice(_CITIES[market])
-        phone = f"+{ {'DE': 49, 'FR': 33, 'UK': 44}[market]} {_digits(rng, 10)}"
-    return Buyer(name=f"{first} {last}", email=f"{_token(rng, 14, 'abcdefghijklmnopqrstuvwxyz0123456789')}@marketplace.amazon.com",
-                 street=f"{rng.randint(1, 250)} {rng.choice(_STREETS)}", city=city, postal_code=postal,
-                 state=state, country=_COUNTRY[market], phone=phone)
+        phone = f"+{ {'DE': 49, 'FR': 33, 'UK': 44}[market] } {_digits(rng, 10)}"
+    return Buyer(
+        name=f"{first} {last}",
+        email=f"{_token(rng, 14, 'abcdefghijklmnopqrstuvwxyz0123456789')}@marketplace.amazon.com",
+        street=f"{rng.randint(1, 250)} {rng.choice(_STREETS)}",
+        city=city,
+        postal_code=postal,
+        state=state,
+        country=_COUNTRY[market],
+        phone=phone,
+    )
 
 
 def split_gross(gross: int, vat_pct: int) -> tuple[int, int]:
@@ -142,8 +162,9 @@ def split_gross(gross: int, vat_pct: int) -> tuple[int, int]:
     return net, gross - net
 
 
-def _line(rng: random.Random, market: str, channel: str, item: CatalogItem, buyer: Buyer,
-          price_factor_pct: int) -> OrderLine:
+def _line(
+    rng: random.Random, market: str, channel: str, item: CatalogItem, buyer: Buyer, price_factor_pct: int
+) -> OrderLine:
     mp = MARKETPLACES[market]
     quantity = rng.choices((1, 2, 3), weights=(80, 15, 5))[0]
     listed = ratio(item.price(market), price_factor_pct, 100)
@@ -173,18 +194,29 @@ def _line(rng: random.Random, market: str, channel: str, item: CatalogItem, buye
         promotion_id = FREE_SHIPPING_PROMOTION
     promotion_tax = ratio(promotion, mp.vat_rate_pct, 100) if mp.vat_rate_pct else 0
     shipping_promotion_tax = shipping_tax if mp.vat_rate_pct and shipping_promotion else 0
-    return OrderLine(order_item_id=_digits(rng, 14), sku=item.sku, quantity=quantity, unit_price=unit_price,
-                     unit_tax=unit_tax, shipping=shipping, shipping_tax=shipping_tax, promotion=promotion,
-                     promotion_id=promotion_id, shipping_promotion=shipping_promotion,
-                     promotion_tax=promotion_tax, shipping_promotion_tax=shipping_promotion_tax)
+    return OrderLine(
+        order_item_id=_digits(rng, 14),
+        sku=item.sku,
+        quantity=quantity,
+        unit_price=unit_price,
+        unit_tax=unit_tax,
+        shipping=shipping,
+        shipping_tax=shipping_tax,
+        promotion=promotion,
+        promotion_id=promotion_id,
+        shipping_promotion=shipping_promotion,
+        promotion_tax=promotion_tax,
+        shipping_promotion_tax=shipping_promotion_tax,
+    )
 
 
-def generate_orders(seed: int, catalog: list[CatalogItem], count: int, start: date, days: int,
-                    price_error_orders: int = 0) -> tuple[list[AmazonOrder], set[str]]:
+def generate_orders(
+    seed: int, catalog: list[CatalogItem], count: int, start: date, days: int, price_error_orders: int = 0
+) -> tuple[list[AmazonOrder], set[str]]:
     """``count`` orders purchased in [start, start + days); returns them and the ids of orders
     whose price was deliberately mis-set (``price_error_orders`` of them, anomaly ground truth)."""
     rng = random.Random(f"orders-{seed}")
-    begin = datetime.combine(start, time(0), tzinfo=timezone.utc)
+    begin = datetime.combine(start, time(0), tzinfo=UTC)
     world_end = begin + timedelta(days=days)
     markets = list(MARKETPLACE_WEIGHTS)
     orders: list[AmazonOrder] = []
@@ -222,8 +254,20 @@ def generate_orders(seed: int, catalog: list[CatalogItem], count: int, start: da
         else:
             status, shipped = "Shipped", purchased + ship_delay
             updated = shipped
-        orders.append(AmazonOrder(order_id=order_id, market=market, channel=channel, purchased=purchased,
-                                  status=status, updated=updated, shipped=shipped, shipment_id=_token(rng, 9),
-                                  buyer=buyer, lines=lines, is_prime=channel == "AFN"))
+        orders.append(
+            AmazonOrder(
+                order_id=order_id,
+                market=market,
+                channel=channel,
+                purchased=purchased,
+                status=status,
+                updated=updated,
+                shipped=shipped,
+                shipment_id=_token(rng, 9),
+                buyer=buyer,
+                lines=lines,
+                is_prime=channel == "AFN",
+            )
+        )
     orders.sort(key=lambda o: (o.purchased, o.order_id))
     return orders, price_errors

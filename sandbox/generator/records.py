@@ -3,6 +3,7 @@
 Amounts inside the generator are integer minor units; the public edges (settlement totals,
 M3 order lines) use ``Decimal``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ class SettlementRow:
     transaction_type: str
     amount_type: str
     amount_description: str
-    amount: int                      # signed minor units of the settlement currency
-    posted: datetime                 # UTC aware
+    amount: int  # signed minor units of the settlement currency
+    posted: datetime  # UTC aware
     marketplace_name: str = ""
     order_id: str = ""
     merchant_order_id: str = ""
@@ -29,7 +30,7 @@ class SettlementRow:
     merchant_order_item_id: str = ""
     merchant_adjustment_item_id: str = ""
     sku: str = ""
-    quantity: int | None = None      # None = empty cell (refund rows, account-level rows)
+    quantity: int | None = None  # None = empty cell (refund rows, account-level rows)
     promotion_id: str = ""
 
 
@@ -58,10 +59,10 @@ class SettlementDocument:
 class InjectedAnomaly:
     """Ground truth for one deliberately wrong thing in a settlement (anomalies=True only)."""
 
-    kind: str            # fee_overcharge_fba | fee_overcharge_commission | duplicate_refund
-                         # | missing_reimbursement | price_error
+    kind: str  # fee_overcharge_fba | fee_overcharge_commission | duplicate_refund
+    # | missing_reimbursement | price_error
     settlement_id: str
-    order_id: str        # "" when the anomaly is not tied to an order (missing reimbursement)
+    order_id: str  # "" when the anomaly is not tied to an order (missing reimbursement)
     sku: str
     detail: str
 
@@ -78,7 +79,7 @@ class M3OrderLine:
     order_item_id: str
     marketplace_id: str
     currency: str
-    fulfillment_channel: str   # AFN / MFN
+    fulfillment_channel: str  # AFN / MFN
     sku: str
     itno: str
     quantity: int
@@ -92,5 +93,5 @@ class M3OrderLine:
     # True where Amazon collects and remits the tax as marketplace facilitator (US): the seller
     # does not invoice it, and the settlement withholds it again (ItemWithheldTax).
     tax_collected_by_amazon: bool = False
-    item_promotion: Decimal = Decimal(0)      # the part of ``promotion`` on the item price
+    item_promotion: Decimal = Decimal(0)  # the part of ``promotion`` on the item price
     shipping_promotion: Decimal = Decimal(0)  # the part of ``promotion`` waiving shipping

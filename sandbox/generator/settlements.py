@@ -3,6 +3,7 @@
 One settlement per marketplace per ~14-day window; the next window starts where the previous
 ended. Every amount is computed in integer minor units and the total is their exact sum.
 """
+
 from __future__ import annotations
 
 import random
@@ -19,10 +20,10 @@ from .records import InjectedAnomaly, SettlementDocument, SettlementRow
 SETTLEMENT_DAYS = 14
 # Digital services tax charged on Amazon's fees, basis points (FR 3 %, UK 2 %).
 DST_BP: dict[str, int] = {"FR": 300, "UK": 200}
-MIN_COMMISSION_PER_UNIT = 30          # minor units
+MIN_COMMISSION_PER_UNIT = 30  # minor units
 REFUND_ADMIN_PCT, REFUND_ADMIN_CAP = 20, 500
-RESERVE_PCT = 10                      # share of the window's principal held back
-SUBSCRIPTION_FEE = {"US": 3999, "DE": 3900}   # EU account pays in EUR through Amazon.de
+RESERVE_PCT = 10  # share of the window's principal held back
+SUBSCRIPTION_FEE = {"US": 3999, "DE": 3900}  # EU account pays in EUR through Amazon.de
 REMOVAL_FEE_PER_UNIT = {"USD": 97, "EUR": 50, "GBP": 45}
 _SIZE_TIERS = list(FBA_FEES)
 
@@ -52,15 +53,15 @@ class AnomalyPlan:
     """What to falsify, chosen up front so the ground truth is known exactly."""
 
     price_error_orders: frozenset[str] = frozenset()
-    fba_overcharge_items: frozenset[str] = frozenset()          # order item ids
-    commission_overcharge_items: frozenset[str] = frozenset()   # order item ids
-    duplicate_refund_items: frozenset[str] = frozenset()        # order item ids of refunded lines
+    fba_overcharge_items: frozenset[str] = frozenset()  # order item ids
+    commission_overcharge_items: frozenset[str] = frozenset()  # order item ids
+    duplicate_refund_items: frozenset[str] = frozenset()  # order item ids of refunded lines
     missing_reimbursement: frozenset[tuple[str, int]] = frozenset()  # (market, period)
 
 
 @dataclass(frozen=True)
 class ItemFees:
-    fba: int          # positive minor units charged
+    fba: int  # positive minor units charged
     commission: int
     dst: int
     chargeback: int
@@ -74,8 +75,11 @@ def item_fees(order: AmazonOrder, line: OrderLine, item: CatalogItem, plan: Anom
     fba = fba_expected
     if line.order_item_id in plan.fba_overcharge_items and fba:
         tier_index = _SIZE_TIERS.index(item.size_tier)
-        fba = (FBA_FEES[_SIZE_TIERS[tier_index + 1]][currency] * line.quantity
-               if tier_index + 1 < len(_SIZE_TIERS) else ratio(fba_expected, 150, 100))
+        fba = (
+            FBA_FEES[_SIZE_TIERS[tier_index + 1]][currency] * line.quantity
+            if tier_index + 1 < len(_SIZE_TIERS)
+            else ratio(fba_expected, 150, 100)
+        )
     base = line.principal + line.shipping
     commission_expected = max(ratio(base, item.referral_bp, 10000), MIN_COMMISSION_PER_UNIT * line.quantity)
     commission = commission_expected
@@ -88,11 +92,21 @@ def item_fees(order: AmazonOrder, line: OrderLine, item: CatalogItem, plan: Anom
 
 def _order_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: ItemFees) -> list[SettlementRow]:
     assert order.shipped is not None
-    base = SettlementRow(transaction_type="Order", amount_type="", amount_description="", amount=0,
-                         posted=order.shipped, marketplace_name=mp.name, order_id=order.order_id,
-                         merchant_order_id=order.order_id, shipment_id=order.shipment_id,
-                         fulfillment_id=order.channel, order_item_code=line.order_item_id, sku=line.sku,
-                         quantity=line.quantity)
+    base = SettlementRow(
+        transaction_type="Order",
+        amount_type="",
+        amount_description="",
+        amount=0,
+        posted=order.shipped,
+        marketplace_name=mp.name,
+        order_id=order.order_id,
+        merchant_order_id=order.order_id,
+        shipment_id=order.shipment_id,
+        fulfillment_id=order.channel,
+        order_item_code=line.order_item_id,
+        sku=line.sku,
+        quantity=line.quantity,
+    )
     parts: list[tuple[str, str, int, str]] = [("ItemPrice", "Principal", line.principal, "")]
     if line.tax:
         parts.append(("ItemPrice", "Tax", line.tax, ""))
@@ -115,13 +129,24 @@ def _order_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Item
     return [replace(base, amount_type=t, amount_description=d, amount=a, promotion_id=p) for t, d, a, p in parts]
 
 
-def _refund_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: ItemFees,
-                 refund: Refund) -> list[SettlementRow]:
-    base = SettlementRow(transaction_type="Refund", amount_type="", amount_description="", amount=0,
-                         posted=refund.posted, marketplace_name=mp.name, order_id=order.order_id,
-                         merchant_order_id=order.order_id, adjustment_id=refund.adjustment_id,
-                         fulfillment_id=order.channel, order_item_code=line.order_item_id,
-                         merchant_adjustment_item_id=refund.merchant_adjustment_item_id, sku=line.sku)
+def _refund_rows(
+    order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: ItemFees, refund: Refund
+) -> list[SettlementRow]:
+    base = SettlementRow(
+        transaction_type="Refund",
+        amount_type="",
+        amount_description="",
+        amount=0,
+        posted=refund.posted,
+        marketplace_name=mp.name,
+        order_id=order.order_id,
+        merchant_order_id=order.order_id,
+        adjustment_id=refund.adjustment_id,
+        fulfillment_id=order.channel,
+        order_item_code=line.order_item_id,
+        merchant_adjustment_item_id=refund.merchant_adjustment_item_id,
+        sku=line.sku,
+    )
     parts: list[tuple[str, str, int, str]] = []
     if line.tax:
         parts.append(("ItemPrice", "Tax", -line.tax, ""))
@@ -133,8 +158,9 @@ def _refund_rows(order: AmazonOrder, line: OrderLine, mp: Marketplace, fees: Ite
     if mp.facilitator_tax:
         parts += _withheld_tax_parts(line, sign=+1)
     parts.append(("ItemFees", "Commission", fees.commission, ""))
-    parts.append(("ItemFees", "RefundCommission",
-                  -min(ratio(fees.commission, REFUND_ADMIN_PCT, 100), REFUND_ADMIN_CAP), ""))
+    parts.append(
+        ("ItemFees", "RefundCommission", -min(ratio(fees.commission, REFUND_ADMIN_PCT, 100), REFUND_ADMIN_CAP), "")
+    )
     dst_refund = ratio(fees.commission, DST_BP.get(order.market, 0), 10000)
     if dst_refund:
         parts.append(("ItemFees", "DigitalServicesFee", dst_refund, ""))
@@ -161,7 +187,7 @@ def _promotion_parts(line: OrderLine, sign: int) -> list[tuple[str, str, int, st
 
 
 def _digits(rng: random.Random, n: int) -> str:
-    return str(rng.randrange(10 ** (n - 1), 10 ** n))
+    return str(rng.randrange(10 ** (n - 1), 10**n))
 
 
 def _crow_id(rng: random.Random) -> str:
@@ -169,10 +195,17 @@ def _crow_id(rng: random.Random) -> str:
     return "amzn1:crow:" + "".join(rng.choice(alphabet) for _ in range(22))
 
 
-def _account_row(posted: datetime, transaction_type: str, amount_type: str,
-                 description: str, amount: int, **extra: object) -> SettlementRow:
-    return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]
+def _account_row(
+    posted: datetime, transaction_type: str, amount_type: str, description: str, amount: int, **extra: object
+) -> SettlementRow:
+    return SettlementRow(
+        transaction_type=transaction_type,
+        amount_type=amount_type,
+        amount_description=description,
+        amount=amount,
+        posted=posted,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def _moment(rng: random.Random, window: Window) -> datetime:
@@ -198,8 +231,16 @@ class _Event:
 class SettlementBuilder:
     """Assembles the settlements of every marketplace window, carrying reserves forward."""
 
-    def __init__(self, seed: int, catalog: list[CatalogItem], orders: list[AmazonOrder], refunds: list[Refund],
-                 windows: list[Window], plan: AnomalyPlan, negative: tuple[str, int] | None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        catalog: list[CatalogItem],
+        orders: list[AmazonOrder],
+        refunds: list[Refund],
+        windows: list[Window],
+        plan: AnomalyPlan,
+        negative: tuple[str, int] | None,
+    ) -> None:
         self._seed = seed
         self._items = {i.sku: i for i in catalog}
         self._catalog = catalog
@@ -242,9 +283,14 @@ class SettlementBuilder:
                 line = order.lines[0]
                 listed = self._items[line.sku].price(order.market)
                 catalog_net = split_gross(listed, mp.vat_rate_pct)[0] if mp.vat_rate_pct else listed
-                self._flag("price_error", sid, order.order_id, line.sku,
-                           f"unit principal {format_amount(line.unit_price, mp.decimal_comma)} vs catalog "
-                           f"{format_amount(catalog_net, mp.decimal_comma)} {mp.currency}")
+                self._flag(
+                    "price_error",
+                    sid,
+                    order.order_id,
+                    line.sku,
+                    f"unit principal {format_amount(line.unit_price, mp.decimal_comma)} vs catalog "
+                    f"{format_amount(catalog_net, mp.decimal_comma)} {mp.currency}",
+                )
             events.append(_Event(order.shipped, tuple(rows)))
         for refund in self._refunds:
             order = by_id[refund.order_id]
@@ -255,25 +301,43 @@ class SettlementBuilder:
             events.append(_Event(refund.posted, tuple(_refund_rows(order, line, mp, fees, refund))))
             if line.order_item_id in self._plan.duplicate_refund_items:
                 rng = random.Random(f"dup-{self._seed}-{refund.adjustment_id}")
-                twin = replace(refund, adjustment_id=_crow_id(rng),
-                               merchant_adjustment_item_id=_digits(rng, 19),
-                               posted=min(refund.posted + timedelta(hours=rng.randint(1, 30)),
-                                          window.end - timedelta(seconds=1)))
+                twin = replace(
+                    refund,
+                    adjustment_id=_crow_id(rng),
+                    merchant_adjustment_item_id=_digits(rng, 19),
+                    posted=min(refund.posted + timedelta(hours=rng.randint(1, 30)), window.end - timedelta(seconds=1)),
+                )
                 events.append(_Event(twin.posted, tuple(_refund_rows(order, line, mp, fees, twin))))
-                self._flag("duplicate_refund", sid, order.order_id, line.sku,
-                           f"refund {refund.adjustment_id} repeated as {twin.adjustment_id}")
+                self._flag(
+                    "duplicate_refund",
+                    sid,
+                    order.order_id,
+                    line.sku,
+                    f"refund {refund.adjustment_id} repeated as {twin.adjustment_id}",
+                )
         return events, principal_total
 
-    def _note_fee_anomalies(self, sid: str, order: AmazonOrder, line: OrderLine, item: CatalogItem,
-                            fees: ItemFees, mp: Marketplace) -> None:
+    def _note_fee_anomalies(
+        self, sid: str, order: AmazonOrder, line: OrderLine, item: CatalogItem, fees: ItemFees, mp: Marketplace
+    ) -> None:
         fmt = lambda v: format_amount(v, mp.decimal_comma)  # noqa: E731
         if fees.fba != fees.fba_expected:
-            self._flag("fee_overcharge_fba", sid, order.order_id, line.sku,
-                       f"FBA fee {fmt(fees.fba)} charged, {item.size_tier} fee is {fmt(fees.fba_expected)}")
+            self._flag(
+                "fee_overcharge_fba",
+                sid,
+                order.order_id,
+                line.sku,
+                f"FBA fee {fmt(fees.fba)} charged, {item.size_tier} fee is {fmt(fees.fba_expected)}",
+            )
         if fees.commission != fees.commission_expected:
-            self._flag("fee_overcharge_commission", sid, order.order_id, line.sku,
-                       f"commission {fmt(fees.commission)} charged, {item.referral_bp / 100:.0f}% is "
-                       f"{fmt(fees.commission_expected)}")
+            self._flag(
+                "fee_overcharge_commission",
+                sid,
+                order.order_id,
+                line.sku,
+                f"commission {fmt(fees.commission)} charged, {item.referral_bp / 100:.0f}% is "
+                f"{fmt(fees.commission_expected)}",
+            )
 
     def _account_events(self, window: Window, sid: str, mp: Marketplace, rng: random.Random) -> list[_Event]:
         events: list[_Event] = []
@@ -282,15 +346,33 @@ class SettlementBuilder:
         if window.market != "FR":
             for _ in range(rng.randint(0, 2)):
                 item, qty, posted = rng.choice(afn_items), rng.randint(1, 2), _moment(rng, window)
-                common = dict(marketplace_name=f"Non-Amazon {window.market}",
-                              order_id=f"S01-{_digits(rng, 7)}-{_digits(rng, 7)}",
-                              merchant_order_id=f"#{rng.randint(1000, 9999)}", shipment_id=_digits(rng, 9),
-                              fulfillment_id="AFN", order_item_code=_digits(rng, 14),
-                              merchant_order_item_id=item.sku, sku=item.sku, quantity=qty)
-                events.append(_Event(posted, (
-                    _account_row(posted, "Order", "ItemPrice", "Principal", 0, **common),
-                    _account_row(posted, "Order", "ItemFees", "FBAPerUnitFulfillmentFee",
-                                 -FBA_FEES[item.size_tier][mp.currency] * qty, **common))))
+                common = dict(
+                    marketplace_name=f"Non-Amazon {window.market}",
+                    order_id=f"S01-{_digits(rng, 7)}-{_digits(rng, 7)}",
+                    merchant_order_id=f"#{rng.randint(1000, 9999)}",
+                    shipment_id=_digits(rng, 9),
+                    fulfillment_id="AFN",
+                    order_item_code=_digits(rng, 14),
+                    merchant_order_item_id=item.sku,
+                    sku=item.sku,
+                    quantity=qty,
+                )
+                events.append(
+                    _Event(
+                        posted,
+                        (
+                            _account_row(posted, "Order", "ItemPrice", "Principal", 0, **common),
+                            _account_row(
+                                posted,
+                                "Order",
+                                "ItemFees",
+                                "FBAPerUnitFulfillmentFee",
+                                -FBA_FEES[item.size_tier][mp.currency] * qty,
+                                **common,
+                            ),
+                        ),
+                    )
+                )
         # FBA inventory reimbursements (lost / damaged in Amazon's warehouse).
         forced_loss = (window.market, window.period) in self._plan.missing_reimbursement
         happens, damage_roll = rng.random() < 0.6, rng.random()  # drawn always: same stream with anomalies
@@ -300,26 +382,72 @@ class SettlementBuilder:
             adjustment = _digits(rng, 10)
             amount = ratio(item.price(window.market), 60, 100) * qty
             if forced_loss:
-                self._flag("missing_reimbursement", sid, "", item.sku,
-                           f"{qty} unit(s) lost/damaged ({kind}, event {adjustment}) with no reimbursement; "
-                           f"expected about {format_amount(amount, mp.decimal_comma)} {mp.currency}")
+                self._flag(
+                    "missing_reimbursement",
+                    sid,
+                    "",
+                    item.sku,
+                    f"{qty} unit(s) lost/damaged ({kind}, event {adjustment}) with no reimbursement; "
+                    f"expected about {format_amount(amount, mp.decimal_comma)} {mp.currency}",
+                )
             else:
-                events.append(_Event(posted, (_account_row(
-                    posted, "other-transaction", "FBA Inventory Reimbursement", kind, amount,
-                    marketplace_name=mp.name, adjustment_id=adjustment, sku=item.sku, quantity=qty,
-                    fulfillment_id="AFN"),)))
+                events.append(
+                    _Event(
+                        posted,
+                        (
+                            _account_row(
+                                posted,
+                                "other-transaction",
+                                "FBA Inventory Reimbursement",
+                                kind,
+                                amount,
+                                marketplace_name=mp.name,
+                                adjustment_id=adjustment,
+                                sku=item.sku,
+                                quantity=qty,
+                                fulfillment_id="AFN",
+                            ),
+                        ),
+                    )
+                )
         if rng.random() < 0.35:
             item, qty, posted = rng.choice(afn_items), rng.randint(1, 10), _moment(rng, window)
-            events.append(_Event(posted, (_account_row(
-                posted, "other-transaction", "other-transaction", "RemovalComplete",
-                -REMOVAL_FEE_PER_UNIT[mp.currency] * qty, marketplace_name=mp.name,
-                order_id=posted.strftime("%y%m%d%H") + "VO", sku=item.sku, quantity=qty),)))
+            events.append(
+                _Event(
+                    posted,
+                    (
+                        _account_row(
+                            posted,
+                            "other-transaction",
+                            "other-transaction",
+                            "RemovalComplete",
+                            -REMOVAL_FEE_PER_UNIT[mp.currency] * qty,
+                            marketplace_name=mp.name,
+                            order_id=posted.strftime("%y%m%d%H") + "VO",
+                            sku=item.sku,
+                            quantity=qty,
+                        ),
+                    ),
+                )
+            )
         for first in _month_starts(window):
             if window.market in SUBSCRIPTION_FEE:
                 posted = min(first + timedelta(hours=6), window.end - timedelta(seconds=1))
-                events.append(_Event(posted, (_account_row(
-                    posted, "other-transaction", "other-transaction", "Subscription Fee",
-                    -SUBSCRIPTION_FEE[window.market], marketplace_name=mp.name),)))
+                events.append(
+                    _Event(
+                        posted,
+                        (
+                            _account_row(
+                                posted,
+                                "other-transaction",
+                                "other-transaction",
+                                "Subscription Fee",
+                                -SUBSCRIPTION_FEE[window.market],
+                                marketplace_name=mp.name,
+                            ),
+                        ),
+                    )
+                )
         return events
 
     def _settle(self, window: Window, sid: str, previous_reserve: int) -> tuple[SettlementDocument, int]:
@@ -336,26 +464,45 @@ class SettlementBuilder:
             advertising = running + rng.randrange(2500, 8000)
         else:
             advertising = rng.randrange(1500, 9000)
-        ad_row = _account_row(ad_posted, "ServiceFee", "Cost of Advertising", "TransactionTotalAmount",
-                              -advertising)
+        ad_row = _account_row(ad_posted, "ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -advertising)
         body = sorted(body + [ad_row], key=lambda r: r.posted)
         running -= advertising
         # Amazon holds back part of recent sales; it never makes a positive payout negative.
         reserve = min(ratio(principal_total, RESERVE_PCT, 100), max(running, 0))
         rows: list[SettlementRow] = []
         if previous_reserve:
-            rows.append(_account_row(window.start, "other-transaction", "other-transaction",
-                                     "Previous Reserve Amount Balance", previous_reserve))
+            rows.append(
+                _account_row(
+                    window.start,
+                    "other-transaction",
+                    "other-transaction",
+                    "Previous Reserve Amount Balance",
+                    previous_reserve,
+                )
+            )
         rows += body
         if reserve:
-            rows.append(_account_row(window.end - timedelta(seconds=1), "other-transaction",
-                                     "other-transaction", "Current Reserve Amount", -reserve))
+            rows.append(
+                _account_row(
+                    window.end - timedelta(seconds=1),
+                    "other-transaction",
+                    "other-transaction",
+                    "Current Reserve Amount",
+                    -reserve,
+                )
+            )
         total = sum(r.amount for r in rows)
         deposit = window.end + timedelta(days=2)
         doc = SettlementDocument(
-            settlement_id=sid, marketplace_id=mp.marketplace_id, currency=mp.currency, start=window.start,
-            end=window.end, deposit_date=deposit, total=Decimal(total).scaleb(-2), text=render_v2(
-                sid, mp, window.start, window.end, deposit, total, tuple(rows)),
+            settlement_id=sid,
+            marketplace_id=mp.marketplace_id,
+            currency=mp.currency,
+            start=window.start,
+            end=window.end,
+            deposit_date=deposit,
+            total=Decimal(total).scaleb(-2),
+            text=render_v2(sid, mp, window.start, window.end, deposit, total, tuple(rows)),
             created_time=window.end + timedelta(hours=rng.randint(2, 6), minutes=rng.randint(0, 59)),
-            rows=tuple(rows))
+            rows=tuple(rows),
+        )
         return doc, reserve

@@ -13,18 +13,19 @@ settlement currency (JPY has none) and total-amount is their exact sum. Transact
 the 2024+ vocabulary are spelled as real files spell them in that layout (upper case with
 underscores, ``CHARGEBACK_REFUND``); classic rows keep the classic spelling (``Order``).
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 from sandbox.catalog import FBA_FEES, MARKETPLACES, CatalogItem, Marketplace, build_catalog
 
-from .orders import ratio
 from .formats import render_v2
+from .orders import ratio
 from .records import SettlementDocument, SettlementRow
 
 # Marketplaces the default world does not sell in (ids as Amazon documents them).
@@ -39,11 +40,18 @@ _DECIMALS = {"JPY": 0}
 _PRICE_FACTOR_PCT = {"CA": 135, "AU": 150, "JP": 150, "TR": 3300}
 _FEE_FACTOR_PCT = {"CA": 135, "AU": 150, "JP": 100, "TR": 3300}
 # Amazon order-id prefixes (3-7-7) per marketplace.
-_ORDER_PREFIXES = {"US": (111, 112, 113, 114), "CA": (701, 702), "AU": (249, 250), "JP": (249, 250, 503),
-                   "TR": (405, 406), "DE": (302, 303, 304), "UK": (202, 203, 204)}
+_ORDER_PREFIXES = {
+    "US": (111, 112, 113, 114),
+    "CA": (701, 702),
+    "AU": (249, 250),
+    "JP": (249, 250, 503),
+    "TR": (405, 406),
+    "DE": (302, 303, 304),
+    "UK": (202, 203, 204),
+}
 # Multi-channel fulfilment costs more than fulfilling an Amazon order of the same item.
 MCF_FEE_PCT = 200
-_START = datetime(2024, 10, 9, 14, 28, 38, tzinfo=timezone.utc)   # the clock of a real US file
+_START = datetime(2024, 10, 9, 14, 28, 38, tzinfo=UTC)  # the clock of a real US file
 _DAYS = 14
 LIQUIDATIONS = "Liquidations"
 
@@ -85,75 +93,135 @@ class _Context:
         return f"{prefix}-{self.digits(7)}-{self.digits(7)}"
 
     def digits(self, n: int) -> str:
-        return str(self.rng.randrange(10 ** (n - 1), 10 ** n))
+        return str(self.rng.randrange(10 ** (n - 1), 10**n))
 
 
-def _row(transaction_type: str, amount_type: str, description: str, amount: int, posted: datetime,
-         **extra: object) -> SettlementRow:
-    return SettlementRow(transaction_type=transaction_type, amount_type=amount_type,
-                         amount_description=description, amount=amount, posted=posted, **extra)  # type: ignore[arg-type]
+def _row(
+    transaction_type: str, amount_type: str, description: str, amount: int, posted: datetime, **extra: object
+) -> SettlementRow:
+    return SettlementRow(
+        transaction_type=transaction_type,
+        amount_type=amount_type,
+        amount_description=description,
+        amount=amount,
+        posted=posted,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
-def _item_rows(ctx: _Context, transaction_type: str, parts: list[tuple[str, str, int]], *,
-               order_id: str | None = None, marketplace_name: str | None = None, sku: str | None = None,
-               quantity: int | None = None, adjustment: bool = False, posted: datetime | None = None,
-               **extra: object) -> list[SettlementRow]:
+def _item_rows(
+    ctx: _Context,
+    transaction_type: str,
+    parts: list[tuple[str, str, int]],
+    *,
+    order_id: str | None = None,
+    marketplace_name: str | None = None,
+    sku: str | None = None,
+    quantity: int | None = None,
+    adjustment: bool = False,
+    posted: datetime | None = None,
+    **extra: object,
+) -> list[SettlementRow]:
     """Rows of one order item event sharing its ids, one per (amount-type, description, amount);
     zero amounts are left out except the Principal (MCF orders carry ``Principal 0.00``)."""
     posted = posted or ctx.moment()
     name = ctx.market.name if marketplace_name is None else marketplace_name
-    common = dict(order_id=order_id or ctx.order_id(), marketplace_name=name, order_item_code=ctx.digits(14),
-                  sku=sku or ctx.item().sku, quantity=quantity, fulfillment_id="AFN")
+    common = dict(
+        order_id=order_id or ctx.order_id(),
+        marketplace_name=name,
+        order_item_code=ctx.digits(14),
+        sku=sku or ctx.item().sku,
+        quantity=quantity,
+        fulfillment_id="AFN",
+    )
     common["merchant_order_id"] = common["order_id"]
     if adjustment:
         common["adjustment_id"] = ctx.digits(14)
         common["merchant_adjustment_item_id"] = ctx.digits(10)
     common.update(extra)
-    return [_row(transaction_type, kind, description, amount, posted, **common)  # type: ignore[arg-type]
-            for kind, description, amount in parts if amount or description == "Principal"]
+    return [
+        _row(transaction_type, kind, description, amount, posted, **common)  # type: ignore[arg-type]
+        for kind, description, amount in parts
+        if amount or description == "Principal"
+    ]
 
 
-def _sale(ctx: _Context, *, item: CatalogItem | None = None, quantity: int = 1,
-          extra_parts: tuple[tuple[str, str, int], ...] = ()) -> list[SettlementRow]:
+def _sale(
+    ctx: _Context,
+    *,
+    item: CatalogItem | None = None,
+    quantity: int = 1,
+    extra_parts: tuple[tuple[str, str, int], ...] = (),
+) -> list[SettlementRow]:
     """An ordinary FBA order line: price, tax, commission and FBA fee of the catalog item."""
     item = item or ctx.item()
     principal = ctx.price(item) * quantity
     tax = ratio(principal, ctx.market.vat_rate_pct, 100)
-    parts = [("ItemPrice", "Principal", principal), ("ItemPrice", "Tax", tax),
-             ("ItemFees", "FBAPerUnitFulfillmentFee", -ctx.fba_fee(item) * quantity),
-             ("ItemFees", "Commission", -ratio(principal + tax, item.referral_bp, 10000)), *extra_parts]
+    parts = [
+        ("ItemPrice", "Principal", principal),
+        ("ItemPrice", "Tax", tax),
+        ("ItemFees", "FBAPerUnitFulfillmentFee", -ctx.fba_fee(item) * quantity),
+        ("ItemFees", "Commission", -ratio(principal + tax, item.referral_bp, 10000)),
+        *extra_parts,
+    ]
     return _item_rows(ctx, "Order", parts, sku=item.sku, quantity=quantity)
 
 
 def _advertising(ctx: _Context) -> SettlementRow:
-    return _row("ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -ctx.rng.randrange(1500, 9000),
-                ctx.moment())
+    return _row(
+        "ServiceFee", "Cost of Advertising", "TransactionTotalAmount", -ctx.rng.randrange(1500, 9000), ctx.moment()
+    )
 
 
 # --- the variants --------------------------------------------------------------------------------
+
 
 def _liquidations(ctx: _Context) -> list[SettlementRow]:
     rows = _sale(ctx)
     for _ in range(2):
         item, quantity = ctx.item(), ctx.rng.randint(5, 40)
-        proceeds = ratio(ctx.price(item) * quantity, 10, 100)   # liquidators pay about a tenth
-        rows += _item_rows(ctx, LIQUIDATIONS, [("ItemPrice", "Principal", proceeds),
-                                               ("ItemFees", "LiquidationsBrokerageFee", -ratio(proceeds, 15, 100))],
-                           order_id=ctx.digits(7), sku=item.sku, quantity=quantity)
-    rows += _item_rows(ctx, "LIQUIDATIONS_ADJUSTMENTS", [("ItemPrice", "TAX", ctx.rng.randrange(50, 300)),
-                                                         ("ItemWithheldTax", "MARKETPLACEFACILITATORTAX_PRINCIPAL",
-                                                          -ctx.rng.randrange(50, 300))], order_id=ctx.digits(7))
+        proceeds = ratio(ctx.price(item) * quantity, 10, 100)  # liquidators pay about a tenth
+        rows += _item_rows(
+            ctx,
+            LIQUIDATIONS,
+            [("ItemPrice", "Principal", proceeds), ("ItemFees", "LiquidationsBrokerageFee", -ratio(proceeds, 15, 100))],
+            order_id=ctx.digits(7),
+            sku=item.sku,
+            quantity=quantity,
+        )
+    rows += _item_rows(
+        ctx,
+        "LIQUIDATIONS_ADJUSTMENTS",
+        [
+            ("ItemPrice", "TAX", ctx.rng.randrange(50, 300)),
+            ("ItemWithheldTax", "MARKETPLACEFACILITATORTAX_PRINCIPAL", -ctx.rng.randrange(50, 300)),
+        ],
+        order_id=ctx.digits(7),
+    )
     return rows
 
 
 def _account_level_only(ctx: _Context) -> list[SettlementRow]:
     """No order at all and no marketplace-name on any row (a real CA file, 5 rows)."""
-    inbound = [_row("other-transaction", "other-transaction", "FBAInboundTransportationFee", -ctx.rng.randrange(500, 30000),
-                    ctx.moment(), shipment_id="FBA" + ctx.digits(9)) for _ in range(2)]
-    return [_row("other-transaction", "other-transaction", "Subscription Fee", -2999, ctx.moment()), *inbound,
-            _row("other-transaction", "other-transaction", "Successful charge", ctx.rng.randrange(1000, 5000),
-                 ctx.moment()),
-            _advertising(ctx)]
+    inbound = [
+        _row(
+            "other-transaction",
+            "other-transaction",
+            "FBAInboundTransportationFee",
+            -ctx.rng.randrange(500, 30000),
+            ctx.moment(),
+            shipment_id="FBA" + ctx.digits(9),
+        )
+        for _ in range(2)
+    ]
+    return [
+        _row("other-transaction", "other-transaction", "Subscription Fee", -2999, ctx.moment()),
+        *inbound,
+        _row(
+            "other-transaction", "other-transaction", "Successful charge", ctx.rng.randrange(1000, 5000), ctx.moment()
+        ),
+        _advertising(ctx),
+    ]
 
 
 def _plain_market(ctx: _Context) -> list[SettlementRow]:
@@ -176,26 +244,41 @@ def _mcf(ctx: _Context) -> list[SettlementRow]:
         item, quantity = ctx.item(), ctx.rng.randint(1, 2)
         rows += _sale(ctx, item=item, quantity=quantity)
         shop_order = f"#{ctx.rng.randint(1000, 9999)}"
-        rows += _item_rows(ctx, "Order", [("ItemPrice", "Principal", 0),
-                                          ("ItemFees", "FBAPerUnitFulfillmentFee",
-                                           -ratio(ctx.fba_fee(item), MCF_FEE_PCT, 100) * quantity)],
-                           order_id=f"S01-{ctx.digits(7)}-{ctx.digits(7)}", marketplace_name=name, sku=item.sku,
-                           quantity=quantity, merchant_order_id=shop_order, merchant_order_item_id=item.sku)
+        rows += _item_rows(
+            ctx,
+            "Order",
+            [
+                ("ItemPrice", "Principal", 0),
+                ("ItemFees", "FBAPerUnitFulfillmentFee", -ratio(ctx.fba_fee(item), MCF_FEE_PCT, 100) * quantity),
+            ],
+            order_id=f"S01-{ctx.digits(7)}-{ctx.digits(7)}",
+            marketplace_name=name,
+            sku=item.sku,
+            quantity=quantity,
+            merchant_order_id=shop_order,
+            merchant_order_item_id=item.sku,
+        )
     return rows
 
 
 def _fee_layout_2024(ctx: _Context) -> list[SettlementRow]:
     """The amount-type names the fee; the description splits base fee, discount and tax on the fee."""
     rows = _sale(ctx)
-    for transaction_type, fee_type in (("AMAZONFEES", "VINE_ENROLLMENT_FEE"), ("FBAFEES", "FBA_INVENTORY_STORAGE_FEE"),
-                                       ("FBAFEES", "AWD_STORAGE_FEE"), ("FBAFEES", "FBA_REMOVAL_ORDER_DISPOSAL_FEE")):
+    for transaction_type, fee_type in (
+        ("AMAZONFEES", "VINE_ENROLLMENT_FEE"),
+        ("FBAFEES", "FBA_INVENTORY_STORAGE_FEE"),
+        ("FBAFEES", "AWD_STORAGE_FEE"),
+        ("FBAFEES", "FBA_REMOVAL_ORDER_DISPOSAL_FEE"),
+    ):
         base = ctx.rng.randrange(500, 20000)
         discount = ratio(base, 25, 100) if transaction_type == "AMAZONFEES" else 0
         tax = ratio(base - discount, ctx.market.vat_rate_pct, 100)
         posted = ctx.moment()
-        rows += [_row(transaction_type, fee_type, description, amount, posted)
-                 for description, amount in (("BASE_FEE", -base), ("DISCOUNT_ON_FEE", discount), ("TAX_ON_FEE", -tax))
-                 if amount]
+        rows += [
+            _row(transaction_type, fee_type, description, amount, posted)
+            for description, amount in (("BASE_FEE", -base), ("DISCOUNT_ON_FEE", discount), ("TAX_ON_FEE", -tax))
+            if amount
+        ]
     return rows
 
 
@@ -206,35 +289,48 @@ def _refund_like(ctx: _Context, transaction_type: str) -> list[SettlementRow]:
     principal = next(r.amount for r in sale if r.amount_description == "Principal")
     tax = ratio(principal, 7, 100)
     commission = ratio(principal, item.referral_bp, 10000)
-    parts = [("ItemPrice", "Principal", -principal), ("ItemPrice", "Tax", -tax),
-             ("ItemFees", "Commission", commission),
-             ("ItemFees", "RefundCommission", -min(ratio(commission, 20, 100), 500)),
-             ("ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", tax)]
+    parts = [
+        ("ItemPrice", "Principal", -principal),
+        ("ItemPrice", "Tax", -tax),
+        ("ItemFees", "Commission", commission),
+        ("ItemFees", "RefundCommission", -min(ratio(commission, 20, 100), 500)),
+        ("ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", tax),
+    ]
     refunded = min(sale[0].posted + timedelta(days=3), _START + timedelta(days=_DAYS) - timedelta(seconds=1))
-    return sale + _item_rows(ctx, transaction_type, parts, order_id=sale[0].order_id, sku=item.sku, adjustment=True,
-                             posted=refunded)
+    return sale + _item_rows(
+        ctx, transaction_type, parts, order_id=sale[0].order_id, sku=item.sku, adjustment=True, posted=refunded
+    )
 
 
 def _retrocharge(ctx: _Context) -> list[SettlementRow]:
     rows = _sale(ctx)
     for transaction_type, sign in (("ORDER_RETROCHARGE", -1), ("REFUND_RETROCHARGE", 1)):
         tax, shipping_tax = ctx.rng.randrange(20, 400), ctx.rng.randrange(5, 60)
-        rows += _item_rows(ctx, transaction_type, [
-            ("ItemPrice", "TAX", sign * tax), ("ItemPrice", "SHIPPINGTAX", sign * shipping_tax),
-            ("ItemWithheldTax", "MARKETPLACEFACILITATORTAX_PRINCIPAL", -sign * tax),
-            ("ItemWithheldTax", "MARKETPLACEFACILITATORTAX_SHIPPING", -sign * shipping_tax)])
+        rows += _item_rows(
+            ctx,
+            transaction_type,
+            [
+                ("ItemPrice", "TAX", sign * tax),
+                ("ItemPrice", "SHIPPINGTAX", sign * shipping_tax),
+                ("ItemWithheldTax", "MARKETPLACEFACILITATORTAX_PRINCIPAL", -sign * tax),
+                ("ItemWithheldTax", "MARKETPLACEFACILITATORTAX_SHIPPING", -sign * shipping_tax),
+            ],
+        )
     # Each retrocharge's tax and withheld tax net to zero; this one leaves a residue to adjust.
     rows += _item_rows(ctx, "ORDER_RETROCHARGE", [("ItemPrice", "TAX", -ctx.rng.randrange(10, 90))])
     return rows
 
 
-def _fee_with_tax(ctx: _Context, transaction_type: str, amount_type: str, descriptions: tuple[str, str]
-                  ) -> list[SettlementRow]:
+def _fee_with_tax(
+    ctx: _Context, transaction_type: str, amount_type: str, descriptions: tuple[str, str]
+) -> list[SettlementRow]:
     """A fee and the VAT Amazon charges on it (two rows, same moment)."""
     base = ctx.rng.randrange(60, 3000)
     posted = ctx.moment()
-    return [_row(transaction_type, amount_type, descriptions[0], -base, posted),
-            _row(transaction_type, amount_type, descriptions[1], -ratio(base, ctx.market.vat_rate_pct, 100), posted)]
+    return [
+        _row(transaction_type, amount_type, descriptions[0], -base, posted),
+        _row(transaction_type, amount_type, descriptions[1], -ratio(base, ctx.market.vat_rate_pct, 100), posted),
+    ]
 
 
 def _coupon_fees(ctx: _Context) -> list[SettlementRow]:
@@ -254,25 +350,56 @@ def _advertising_tax(ctx: _Context) -> list[SettlementRow]:
 
 def _commingling_vat(ctx: _Context) -> list[SettlementRow]:
     rows = _sale(ctx)
-    return rows + [_row("COMMINGLING_VAT", "OTHER_TRANSACTION", "COMMINGLING_VAT", -ctx.rng.randrange(20, 900),
-                        ctx.moment(), marketplace_name=ctx.market.name)]
+    return rows + [
+        _row(
+            "COMMINGLING_VAT",
+            "OTHER_TRANSACTION",
+            "COMMINGLING_VAT",
+            -ctx.rng.randrange(20, 900),
+            ctx.moment(),
+            marketplace_name=ctx.market.name,
+        )
+    ]
 
 
 def _buy_shipping(ctx: _Context) -> list[SettlementRow]:
     """Merchant-fulfilled orders whose labels were bought through Amazon (and one refunded label)."""
     rows: list[SettlementRow] = []
-    for description, sign in (("SHIPPING_LABEL_PURCHASE", -1), ("SHIPPING_LABEL_PURCHASE", -1),
-                              ("SHIPPING_LABEL_PURCHASE_FOR_RETURN", -1), ("SHIPPINGSERVICESREFUND", 1)):
-        rows.append(_row("OTHER_TRANSACTION", "OTHER_TRANSACTION", description, sign * ctx.rng.randrange(450, 1800),
-                         ctx.moment(), order_id=ctx.order_id(), marketplace_name=ctx.market.name))
+    for description, sign in (
+        ("SHIPPING_LABEL_PURCHASE", -1),
+        ("SHIPPING_LABEL_PURCHASE", -1),
+        ("SHIPPING_LABEL_PURCHASE_FOR_RETURN", -1),
+        ("SHIPPINGSERVICESREFUND", 1),
+    ):
+        rows.append(
+            _row(
+                "OTHER_TRANSACTION",
+                "OTHER_TRANSACTION",
+                description,
+                sign * ctx.rng.randrange(450, 1800),
+                ctx.moment(),
+                order_id=ctx.order_id(),
+                marketplace_name=ctx.market.name,
+            )
+        )
     return _sale(ctx) + rows
 
 
-def _single_row(transaction_type: str, amount_type: str, description: str, sign: int, low: int, high: int
-                ) -> Callable[[_Context], list[SettlementRow]]:
+def _single_row(
+    transaction_type: str, amount_type: str, description: str, sign: int, low: int, high: int
+) -> Callable[[_Context], list[SettlementRow]]:
     def build(ctx: _Context) -> list[SettlementRow]:
-        return _sale(ctx) + [_row(transaction_type, amount_type, description, sign * ctx.rng.randrange(low, high),
-                                  ctx.moment(), marketplace_name=ctx.market.name)]
+        return _sale(ctx) + [
+            _row(
+                transaction_type,
+                amount_type,
+                description,
+                sign * ctx.rng.randrange(low, high),
+                ctx.moment(),
+                marketplace_name=ctx.market.name,
+            )
+        ]
+
     return build
 
 
@@ -284,31 +411,60 @@ class Variant:
     what: str
 
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("liquidations", "US", _liquidations,
-            "Liquidations rows with 23 fields (promotion-id omitted), brokerage fee, liquidation adjustments"),
-    Variant("account_level_only", "CA", _account_level_only,
-            "only account-level rows (subscription, inbound transport, card charge), no marketplace-name"),
-    Variant("jp", "JP", _jp, "Amazon.co.jp: JPY without decimals, YYYY/MM/DD ... JST dates, Points"),
-    Variant("ca", "CA", _plain_market, "Amazon.ca in CAD"),
-    Variant("au", "AU", _plain_market, "Amazon.com.au in AUD"),
-    Variant("mcf", "US", _mcf, "Non-Amazon MCF orders (S01-... ids, #1088 shop ids, Principal 0.00, higher fee)"),
-    Variant("fee_layout_2024", "UK", _fee_layout_2024,
-            "AMAZONFEES / FBAFEES rows: amount-type names the fee; BASE_FEE, DISCOUNT_ON_FEE, TAX_ON_FEE"),
-    Variant("chargeback_refund", "US", lambda ctx: _refund_like(ctx, "CHARGEBACK_REFUND"), "CHARGEBACK_REFUND"),
-    Variant("a_to_z_refund", "US", lambda ctx: _refund_like(ctx, "A_TO_Z_GUARANTEE_REFUND"), "A_TO_Z_GUARANTEE_REFUND"),
-    Variant("retrocharge", "US", _retrocharge, "ORDER_RETROCHARGE and REFUND_RETROCHARGE"),
-    Variant("coupon_fees", "DE", _coupon_fees, "COUPONREDEMPTIONFEE with VAT on the fee"),
-    Variant("advertising_tax", "CA", _advertising_tax, "SERVICEFEE / OTHERFEES / TAXAMOUNT: tax on advertising"),
-    Variant("commingling_vat", "DE", _commingling_vat, "COMMINGLING_VAT"),
-    Variant("buy_shipping", "US", _buy_shipping, "Buy Shipping labels (SHIPPING_LABEL_PURCHASE ...)"),
-    Variant("capital_services", "US", _single_row("OTHER_TRANSACTION", "OTHER_TRANSACTION", "AMAZON_CAPITAL_SERVICES",
-                                                  -1, 20000, 90000), "AMAZON_CAPITAL_SERVICES loan repayment"),
-    Variant("seller_rewards", "US", _single_row("SELLER_REWARDS", "SELLER_REWARDS", "SELLER_REWARDS", 1, 500, 5000),
-            "SELLER_REWARDS"),
-    Variant("income_tax", "TR", _single_row("OTHER_TRANSACTION", "OTHER_TRANSACTION", "INCOME_TAX_CHARGED",
-                                            -1, 100, 2000), "INCOME_TAX_CHARGED withheld by Amazon (Turkey)"),
-)}
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "liquidations",
+            "US",
+            _liquidations,
+            "Liquidations rows with 23 fields (promotion-id omitted), brokerage fee, liquidation adjustments",
+        ),
+        Variant(
+            "account_level_only",
+            "CA",
+            _account_level_only,
+            "only account-level rows (subscription, inbound transport, card charge), no marketplace-name",
+        ),
+        Variant("jp", "JP", _jp, "Amazon.co.jp: JPY without decimals, YYYY/MM/DD ... JST dates, Points"),
+        Variant("ca", "CA", _plain_market, "Amazon.ca in CAD"),
+        Variant("au", "AU", _plain_market, "Amazon.com.au in AUD"),
+        Variant("mcf", "US", _mcf, "Non-Amazon MCF orders (S01-... ids, #1088 shop ids, Principal 0.00, higher fee)"),
+        Variant(
+            "fee_layout_2024",
+            "UK",
+            _fee_layout_2024,
+            "AMAZONFEES / FBAFEES rows: amount-type names the fee; BASE_FEE, DISCOUNT_ON_FEE, TAX_ON_FEE",
+        ),
+        Variant("chargeback_refund", "US", lambda ctx: _refund_like(ctx, "CHARGEBACK_REFUND"), "CHARGEBACK_REFUND"),
+        Variant(
+            "a_to_z_refund", "US", lambda ctx: _refund_like(ctx, "A_TO_Z_GUARANTEE_REFUND"), "A_TO_Z_GUARANTEE_REFUND"
+        ),
+        Variant("retrocharge", "US", _retrocharge, "ORDER_RETROCHARGE and REFUND_RETROCHARGE"),
+        Variant("coupon_fees", "DE", _coupon_fees, "COUPONREDEMPTIONFEE with VAT on the fee"),
+        Variant("advertising_tax", "CA", _advertising_tax, "SERVICEFEE / OTHERFEES / TAXAMOUNT: tax on advertising"),
+        Variant("commingling_vat", "DE", _commingling_vat, "COMMINGLING_VAT"),
+        Variant("buy_shipping", "US", _buy_shipping, "Buy Shipping labels (SHIPPING_LABEL_PURCHASE ...)"),
+        Variant(
+            "capital_services",
+            "US",
+            _single_row("OTHER_TRANSACTION", "OTHER_TRANSACTION", "AMAZON_CAPITAL_SERVICES", -1, 20000, 90000),
+            "AMAZON_CAPITAL_SERVICES loan repayment",
+        ),
+        Variant(
+            "seller_rewards",
+            "US",
+            _single_row("SELLER_REWARDS", "SELLER_REWARDS", "SELLER_REWARDS", 1, 500, 5000),
+            "SELLER_REWARDS",
+        ),
+        Variant(
+            "income_tax",
+            "TR",
+            _single_row("OTHER_TRANSACTION", "OTHER_TRANSACTION", "INCOME_TAX_CHARGED", -1, 100, 2000),
+            "INCOME_TAX_CHARGED withheld by Amazon (Turkey)",
+        ),
+    )
+}
 
 
 def variant_settlement(name: str, seed: int = 0) -> SettlementDocument:
@@ -327,12 +483,29 @@ def variant_settlement(name: str, seed: int = 0) -> SettlementDocument:
     start, end = _START, _START + timedelta(days=_DAYS, seconds=1)
     deposit = end + timedelta(days=2)
     decimals = _decimals(market)
-    text = render_v2(settlement_id, market, start, end, deposit, total, rows, decimals=decimals,
-                     short_transaction_types=frozenset({LIQUIDATIONS}))
-    return SettlementDocument(settlement_id=settlement_id, marketplace_id=market.marketplace_id,
-                              currency=market.currency, start=start, end=end, deposit_date=deposit,
-                              total=Decimal(total).scaleb(-decimals), text=text,
-                              created_time=end + timedelta(hours=3), rows=rows)
+    text = render_v2(
+        settlement_id,
+        market,
+        start,
+        end,
+        deposit,
+        total,
+        rows,
+        decimals=decimals,
+        short_transaction_types=frozenset({LIQUIDATIONS}),
+    )
+    return SettlementDocument(
+        settlement_id=settlement_id,
+        marketplace_id=market.marketplace_id,
+        currency=market.currency,
+        start=start,
+        end=end,
+        deposit_date=deposit,
+        total=Decimal(total).scaleb(-decimals),
+        text=text,
+        created_time=end + timedelta(hours=3),
+        rows=rows,
+    )
 
 
 def real_world_variants(seed: int = 0, names: tuple[str, ...] | None = None) -> list[tuple[str, bytes]]:

@@ -3,11 +3,12 @@
 ``build_world(seed, ...)`` is a pure function of its arguments: the same arguments give
 byte-identical settlement files and identical order JSON.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sandbox.catalog import MARKETPLACES, CatalogItem, build_catalog
@@ -54,8 +55,10 @@ class World:
     def orders_v0(self) -> list[tuple[dict, list[dict]]]:
         """Every Amazon order as (Orders v0 ``Order``, [``OrderItem``, ...])."""
         items = {i.sku: i for i in self.catalog}
-        return [(_order_json(order), [_item_json(order, line, items[line.sku]) for line in order.lines])
-                for order in self.orders]
+        return [
+            (_order_json(order), [_item_json(order, line, items[line.sku]) for line in order.lines])
+            for order in self.orders
+        ]
 
     def listings(self) -> list[dict]:
         rng = random.Random(f"listings-{self.seed}")
@@ -63,10 +66,18 @@ class World:
         for item in self.catalog:
             for market in item.marketplaces:
                 mp = MARKETPLACES[market]
-                result.append({"sku": item.sku, "marketplace_id": mp.marketplace_id, "asin": item.asin,
-                               "product_type": item.product_type, "title": item.name,
-                               "price": format_amount(item.price(market), False), "currency": mp.currency,
-                               "quantity": rng.randint(0, 250)})
+                result.append(
+                    {
+                        "sku": item.sku,
+                        "marketplace_id": mp.marketplace_id,
+                        "asin": item.asin,
+                        "product_type": item.product_type,
+                        "title": item.name,
+                        "price": format_amount(item.price(market), False),
+                        "currency": mp.currency,
+                        "quantity": rng.randint(0, 250),
+                    }
+                )
         return result
 
     def m3_order_lines(self) -> list[M3OrderLine]:
@@ -78,22 +89,36 @@ class World:
                 continue
             mp = MARKETPLACES[order.market]
             for line in order.lines:
-                lines.append(M3OrderLine(
-                    amazon_order_id=order.order_id, order_item_id=line.order_item_id,
-                    marketplace_id=mp.marketplace_id, currency=mp.currency, fulfillment_channel=order.channel,
-                    sku=line.sku, itno=items[line.sku].itno, quantity=line.quantity,
-                    unit_price=_to_decimal(line.unit_price), line_amount=_to_decimal(line.principal),
-                    tax=_to_decimal(line.tax), shipping=_to_decimal(line.shipping),
-                    shipping_tax=_to_decimal(line.shipping_tax),
-                    promotion=_to_decimal(line.promotion + line.shipping_promotion), shipped=order.shipped,
-                    tax_collected_by_amazon=mp.facilitator_tax, item_promotion=_to_decimal(line.promotion),
-                    shipping_promotion=_to_decimal(line.shipping_promotion)))
+                lines.append(
+                    M3OrderLine(
+                        amazon_order_id=order.order_id,
+                        order_item_id=line.order_item_id,
+                        marketplace_id=mp.marketplace_id,
+                        currency=mp.currency,
+                        fulfillment_channel=order.channel,
+                        sku=line.sku,
+                        itno=items[line.sku].itno,
+                        quantity=line.quantity,
+                        unit_price=_to_decimal(line.unit_price),
+                        line_amount=_to_decimal(line.principal),
+                        tax=_to_decimal(line.tax),
+                        shipping=_to_decimal(line.shipping),
+                        shipping_tax=_to_decimal(line.shipping_tax),
+                        promotion=_to_decimal(line.promotion + line.shipping_promotion),
+                        shipped=order.shipped,
+                        tax_collected_by_amazon=mp.facilitator_tax,
+                        item_promotion=_to_decimal(line.promotion),
+                        shipping_promotion=_to_decimal(line.shipping_promotion),
+                    )
+                )
         return lines
 
 
 def _order_total(order: AmazonOrder) -> int:
-    return sum(li.principal + li.tax + li.shipping + li.shipping_tax - li.promotion - li.shipping_promotion
-               - li.tax_discount for li in order.lines)
+    return sum(
+        li.principal + li.tax + li.shipping + li.shipping_tax - li.promotion - li.shipping_promotion - li.tax_discount
+        for li in order.lines
+    )
 
 
 def _order_json(order: AmazonOrder) -> dict:
@@ -132,9 +157,15 @@ def _order_json(order: AmazonOrder) -> dict:
         body["OrderTotal"] = _money(mp.currency, _order_total(order))
     if order.status in ("Unshipped", "PartiallyShipped", "Shipped"):
         buyer = order.buyer
-        address = {"Name": buyer.name, "AddressLine1": buyer.street, "City": buyer.city,
-                   "PostalCode": buyer.postal_code, "CountryCode": buyer.country, "Phone": buyer.phone,
-                   "AddressType": "Residential"}
+        address = {
+            "Name": buyer.name,
+            "AddressLine1": buyer.street,
+            "City": buyer.city,
+            "PostalCode": buyer.postal_code,
+            "CountryCode": buyer.country,
+            "Phone": buyer.phone,
+            "AddressType": "Residential",
+        }
         if buyer.state:
             address["StateOrRegion"] = buyer.state
         body["ShippingAddress"] = address
@@ -144,23 +175,33 @@ def _order_json(order: AmazonOrder) -> dict:
 def _item_json(order: AmazonOrder, line: OrderLine, item: CatalogItem) -> dict:
     currency = order.currency
     body: dict = {
-        "ASIN": item.asin, "SellerSKU": line.sku, "OrderItemId": line.order_item_id, "Title": item.name,
+        "ASIN": item.asin,
+        "SellerSKU": line.sku,
+        "OrderItemId": line.order_item_id,
+        "Title": item.name,
         "QuantityOrdered": line.quantity,
         "QuantityShipped": line.quantity if order.status == "Shipped" else 0,
         "ProductInfo": {"NumberOfItems": "1"},
-        "IsGift": "false", "ConditionId": "New", "ConditionSubtypeId": "New",
-        "IsTransparency": False, "SerialNumberRequired": False,
+        "IsGift": "false",
+        "ConditionId": "New",
+        "ConditionSubtypeId": "New",
+        "IsTransparency": False,
+        "SerialNumberRequired": False,
     }
     if order.status == "Pending":  # Amazon returns no pricing until the order leaves Pending
         return body
-    body.update({
-        "ItemPrice": _money(currency, line.principal), "ItemTax": _money(currency, line.tax),
-        "ShippingPrice": _money(currency, line.shipping), "ShippingTax": _money(currency, line.shipping_tax),
-        "ShippingDiscount": _money(currency, line.shipping_promotion),
-        "ShippingDiscountTax": _money(currency, line.shipping_promotion_tax),
-        "PromotionDiscount": _money(currency, line.promotion),
-        "PromotionDiscountTax": _money(currency, line.promotion_tax),
-    })
+    body.update(
+        {
+            "ItemPrice": _money(currency, line.principal),
+            "ItemTax": _money(currency, line.tax),
+            "ShippingPrice": _money(currency, line.shipping),
+            "ShippingTax": _money(currency, line.shipping_tax),
+            "ShippingDiscount": _money(currency, line.shipping_promotion),
+            "ShippingDiscountTax": _money(currency, line.shipping_promotion_tax),
+            "PromotionDiscount": _money(currency, line.promotion),
+            "PromotionDiscountTax": _money(currency, line.promotion_tax),
+        }
+    )
     if line.promotion_id:
         body["PromotionIds"] = [line.promotion_id]
     return body
@@ -171,7 +212,7 @@ def _windows(start: date, days: int) -> list[Window]:
     periods = max(1, days // SETTLEMENT_DAYS)
     windows = []
     for market, clock in _SETTLEMENT_CLOCK.items():
-        opening = datetime.combine(start - timedelta(days=1), clock, tzinfo=timezone.utc)
+        opening = datetime.combine(start - timedelta(days=1), clock, tzinfo=UTC)
         for period in range(periods):
             begin = opening + timedelta(days=SETTLEMENT_DAYS * period, seconds=period)
             windows.append(Window(market, period, begin, begin + timedelta(days=SETTLEMENT_DAYS, seconds=1)))
@@ -192,15 +233,17 @@ def _refunds(seed: int, orders: list[AmazonOrder], windows: list[Window]) -> lis
         line = rng.choice(order.lines)
         posted = order.shipped + timedelta(days=rng.randint(2, 20), seconds=rng.randrange(86400))
         adjustment = "amzn1:crow:" + "".join(
-            rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(22))
+            rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(22)
+        )
         refund = Refund(order.order_id, line.order_item_id, posted, adjustment, str(rng.randrange(10**18, 10**19)))
         if any(w.market == order.market and w.contains(posted) for w in windows):
             refunds.append(refund)
     return refunds
 
 
-def _anomaly_plan(seed: int, orders: list[AmazonOrder], refunds: list[Refund], windows: list[Window],
-                  price_errors: set[str]) -> AnomalyPlan:
+def _anomaly_plan(
+    seed: int, orders: list[AmazonOrder], refunds: list[Refund], windows: list[Window], price_errors: set[str]
+) -> AnomalyPlan:
     rng = random.Random(f"anomalies-{seed}")
     settled = [o for o in orders if _settled(o, windows) and o.order_id not in price_errors]
     afn_items = [li.order_item_id for o in settled if o.channel == "AFN" for li in o.lines]
@@ -209,10 +252,13 @@ def _anomaly_plan(seed: int, orders: list[AmazonOrder], refunds: list[Refund], w
     commission = set(rng.sample(others, min(3, len(others))))
     duplicates = {r.order_item_id for r in rng.sample(refunds, min(2, len(refunds)))}
     periods = max(w.period for w in windows)
-    return AnomalyPlan(price_error_orders=frozenset(price_errors), fba_overcharge_items=frozenset(fba),
-                       commission_overcharge_items=frozenset(commission),
-                       duplicate_refund_items=frozenset(duplicates),
-                       missing_reimbursement=frozenset({("US", min(1, periods))}))
+    return AnomalyPlan(
+        price_error_orders=frozenset(price_errors),
+        fba_overcharge_items=frozenset(fba),
+        commission_overcharge_items=frozenset(commission),
+        duplicate_refund_items=frozenset(duplicates),
+        missing_reimbursement=frozenset({("US", min(1, periods))}),
+    )
 
 
 def _settlement_ids(seed: int, windows: list[Window]) -> dict[tuple[str, int], str]:
@@ -225,19 +271,29 @@ def _settlement_ids(seed: int, windows: list[Window]) -> dict[tuple[str, int], s
     return ids
 
 
-def build_world(seed: int = 0, *, orders: int = 400, start: date = date(2026, 9, 1), days: int = 56,
-                anomalies: bool = False) -> World:
+def build_world(
+    seed: int = 0, *, orders: int = 400, start: date = date(2026, 9, 1), days: int = 56, anomalies: bool = False
+) -> World:
     """The deterministic sandbox world for these arguments."""
     if orders < 0 or days < 1:
         raise ValueError(f"build_world: orders must be >= 0 and days >= 1 (got orders={orders}, days={days})")
     catalog = build_catalog(seed)
-    amazon_orders, price_errors = generate_orders(seed, catalog, orders, start, days,
-                                                  price_error_orders=3 if anomalies else 0)
+    amazon_orders, price_errors = generate_orders(
+        seed, catalog, orders, start, days, price_error_orders=3 if anomalies else 0
+    )
     windows = _windows(start, days)
     refunds = _refunds(seed, amazon_orders, windows)
-    plan = (_anomaly_plan(seed, amazon_orders, refunds, windows, price_errors) if anomalies else AnomalyPlan())
+    plan = _anomaly_plan(seed, amazon_orders, refunds, windows, price_errors) if anomalies else AnomalyPlan()
     negative = ("FR", min(1, max(w.period for w in windows)))
     builder = SettlementBuilder(seed, catalog, amazon_orders, refunds, windows, plan, negative)
     documents = builder.build(_settlement_ids(seed, windows))
-    return World(seed=seed, start=start, days=days, catalog=tuple(catalog), orders=tuple(amazon_orders),
-                 refunds=tuple(refunds), documents=tuple(documents), anomalies=list(builder.anomalies))
+    return World(
+        seed=seed,
+        start=start,
+        days=days,
+        catalog=tuple(catalog),
+        orders=tuple(amazon_orders),
+        refunds=tuple(refunds),
+        documents=tuple(documents),
+        anomalies=list(builder.anomalies),
+    )

@@ -1,4 +1,5 @@
 """Admin API under ``/sandbox/...``: business simulation, periods, faults, state (loopback only, no auth)."""
+
 from __future__ import annotations
 
 import json
@@ -54,14 +55,14 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
                 return await handler(request)
             except (AdminError, SimulationError, FaultConfigError) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+
         return endpoint
 
     def advance(ornos: list[str] | None, to: str, date: str | None) -> list[dict[str, str]]:
         with store.transaction() as tx:
             if ornos is None:
                 rows = tx.all("SELECT orno FROM orders WHERE kind = 'order' ORDER BY orno")
-                ornos = [r["orno"] for r in rows
-                         if tx.one("SELECT 1 FROM order_lines WHERE orno = ?", (r["orno"],))]
+                ornos = [r["orno"] for r in rows if tx.one("SELECT 1 FROM order_lines WHERE orno = ?", (r["orno"],))]
             return [{"orno": orno, "status": advance_order(tx, orno, to, date)} for orno in ornos]
 
     async def order_action(request: Request) -> Response:
@@ -104,6 +105,7 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
                     tx.execute("INSERT OR IGNORE INTO closed_periods (divi, period) VALUES (?, ?)", (divi, period))
                 else:
                     tx.execute("DELETE FROM closed_periods WHERE divi = ? AND period = ?", (divi, period))
+
         await run_in_threadpool(apply)
         return JSONResponse({"divi": divi, "period": period, "closed": closed})
 
@@ -126,6 +128,7 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
             }
             with store.transaction() as tx:
                 return {name: tx.one(sql)[0] for name, sql in queries.items()}  # type: ignore[index]
+
         return JSONResponse(await run_in_threadpool(counts))
 
     async def gl_batch_job(request: Request) -> Response:
@@ -135,11 +138,13 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
             body = await _json_body(request)
             unknown = sorted(set(body) - {"delay_ms", "fail_next", "error"})
             if unknown:
-                raise AdminError(f"unknown batch job setting(s): {', '.join(unknown)}; "
-                                 "known: delay_ms, error, fail_next")
+                raise AdminError(
+                    f"unknown batch job setting(s): {', '.join(unknown)}; known: delay_ms, error, fail_next"
+                )
             for name in ("delay_ms", "fail_next"):
-                if name in body and not (isinstance(body[name], int) and not isinstance(body[name], bool)
-                                         and body[name] >= 0):
+                if name in body and not (
+                    isinstance(body[name], int) and not isinstance(body[name], bool) and body[name] >= 0
+                ):
                     raise AdminError(f"{name} must be a non-negative integer, got {body[name]!r}")
             if "error" in body and not (isinstance(body["error"], str) and body["error"].strip()):
                 raise AdminError("error must be a non-empty string")

@@ -5,6 +5,7 @@ Paths (both directly and under the ION gateway form ``/{tenant}/M3``):
 (v2), ``POST /m3api-rest/v2/execute`` (bulk), ``GET /m3api-rest/csrf``; token/revoke at
 ``/{tenant}/as/token.oauth2`` and ``/{tenant}/as/revoke_token.oauth2``; admin under ``/sandbox``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,13 @@ class DroppedResponse(Response):
         super().__init__(status_code=200)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"{", "more_body": True})
         raise ConnectionDropped("fault injection: connection dropped after commit")
 
@@ -82,14 +88,23 @@ def _transaction_meta(program: str, transaction: str) -> metadata.TransactionMet
         return None
 
 
-BULK_MAX_TRANSACTIONS = 100     # [ours] per bulk request, as gateways limit them (m3-api.md §1.3: 80 / 32 KB seen)
-BULK_MAX_BYTES = 64 * 1024      # [ours] bulk request body
+BULK_MAX_TRANSACTIONS = 100  # [ours] per bulk request, as gateways limit them (m3-api.md §1.3: 80 / 32 KB seen)
+BULK_MAX_BYTES = 64 * 1024  # [ours] bulk request body
 
 
-def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"] = "oauth",
-               token_lifetime: int = 7200, tenant: str = "SANDBOX_TST", seed: int = 0,
-               bulk_max_transactions: int = BULK_MAX_TRANSACTIONS, bulk_max_bytes: int = BULK_MAX_BYTES,
-               max_list_records: int = wire.MAX_LIST_RECORDS, gl_batch_delay: float = 0.5) -> Starlette:
+def create_app(
+    data_dir: Path,
+    base_url: str,
+    *,
+    auth: Literal["oauth", "basic"] = "oauth",
+    token_lifetime: int = 7200,
+    tenant: str = "SANDBOX_TST",
+    seed: int = 0,
+    bulk_max_transactions: int = BULK_MAX_TRANSACTIONS,
+    bulk_max_bytes: int = BULK_MAX_BYTES,
+    max_list_records: int = wire.MAX_LIST_RECORDS,
+    gl_batch_delay: float = 0.5,
+) -> Starlette:
     """The sandbox M3 on the database in ``data_dir`` (created and seeded when new).
 
     A bulk request above ``bulk_max_transactions`` or ``bulk_max_bytes`` is refused whole with
@@ -100,8 +115,11 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
         raise ValueError(f"auth must be 'oauth' or 'basic', got {auth!r}")
     if token_lifetime <= 0:
         raise ValueError(f"token_lifetime must be positive seconds, got {token_lifetime!r}")
-    for name, limit in (("bulk_max_transactions", bulk_max_transactions), ("bulk_max_bytes", bulk_max_bytes),
-                        ("max_list_records", max_list_records)):
+    for name, limit in (
+        ("bulk_max_transactions", bulk_max_transactions),
+        ("bulk_max_bytes", bulk_max_bytes),
+        ("max_list_records", max_list_records),
+    ):
         if limit <= 0:
             raise ValueError(f"{name} must be positive, got {limit!r}")
     store = Store(Path(data_dir))
@@ -112,10 +130,14 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
 
     def unauthorized() -> Response:
         if auth == "oauth":
-            return JSONResponse({"error": "invalid_token", "error_description": "missing, expired or revoked token"},
-                                status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return PlainTextResponse("<h2>Unauthorized</h2>", status_code=401,
-                                 headers={"WWW-Authenticate": 'Basic realm="M3"'})
+            return JSONResponse(
+                {"error": "invalid_token", "error_description": "missing, expired or revoked token"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return PlainTextResponse(
+            "<h2>Unauthorized</h2>", status_code=401, headers={"WWW-Authenticate": 'Basic realm="M3"'}
+        )
 
     async def authorized(request: Request) -> bool:
         header = request.headers.get("authorization")
@@ -132,8 +154,9 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
             return PlainTextResponse("Gateway Timeout", status_code=504)
         if decision.error_status is not None:
             headers = {"Retry-After": "1"} if decision.error_status == 429 else {}
-            return PlainTextResponse(f"sandbox fault {decision.error_status}", status_code=decision.error_status,
-                                     headers=headers)
+            return PlainTextResponse(
+                f"sandbox fault {decision.error_status}", status_code=decision.error_status, headers=headers
+            )
         response = await run()
         if faults.take_drop(keys, writes):
             return DroppedResponse()
@@ -144,8 +167,9 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
         user = faults.take_lock(meta.key, meta.writes)
         return None if user is None else nok("XUP0001", "The record has been changed by user &1", "", user)
 
-    def run_one(program: str, transaction: str, fields: dict[str, str], cono: str = "",
-                divi: str = "") -> tuple[metadata.TransactionMeta | None, list[dict[str, str]] | MIError]:
+    def run_one(
+        program: str, transaction: str, fields: dict[str, str], cono: str = "", divi: str = ""
+    ) -> tuple[metadata.TransactionMeta | None, list[dict[str, str]] | MIError]:
         gl_jobs.run_due()  # M3's batch job runs on its own clock: never answer as if it had not
         try:
             meta = transactions.resolve(program, transaction)
@@ -191,9 +215,13 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
             return unauthorized()
         raw = await request.body()
         if len(raw) > bulk_max_bytes:
-            return JSONResponse(wire.v2_terminated(
-                f"Request body of {len(raw)} bytes exceeds the limit of {bulk_max_bytes} bytes; split the bulk request",
-                "RequestTooLarge"), status_code=413)
+            return JSONResponse(
+                wire.v2_terminated(
+                    f"Request body of {len(raw)} bytes exceeds the limit of {bulk_max_bytes} bytes; split the bulk request",
+                    "RequestTooLarge",
+                ),
+                status_code=413,
+            )
         try:
             body = json.loads(raw)
             program, items, options, cono, divi = _parse_bulk(body, max_list_records)
@@ -202,9 +230,14 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
         except BulkBodyError as exc:
             return JSONResponse(wire.v2_terminated(str(exc)), status_code=400)
         if len(items) > bulk_max_transactions:
-            return JSONResponse(wire.v2_terminated(
-                f"Bulk request has {len(items)} transactions, the limit is {bulk_max_transactions}; "
-                "split the bulk request", "RequestTooLarge"), status_code=413)
+            return JSONResponse(
+                wire.v2_terminated(
+                    f"Bulk request has {len(items)} transactions, the limit is {bulk_max_transactions}; "
+                    "split the bulk request",
+                    "RequestTooLarge",
+                ),
+                status_code=413,
+            )
         metas = [_transaction_meta(program, trn) for trn, _, _ in items]
 
         async def run() -> Response:
@@ -216,10 +249,12 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
                         results.append(wire.v2_result_error(transaction, outcome))
                     else:
                         assert found is not None
-                        item_options = wire.Options(options.maxrecs, columns, True, options.exclude_empty,
-                                                    options.right_trim)
+                        item_options = wire.Options(
+                            options.maxrecs, columns, True, options.exclude_empty, options.right_trim
+                        )
                         results.append(wire.v2_result_ok(found, outcome, item_options))
                 return results
+
             return JSONResponse(wire.v2_envelope(await run_in_threadpool(run_all)))
 
         keys = [f"{program}/{trn}" for trn, _, _ in items]
@@ -254,8 +289,10 @@ def create_app(data_dir: Path, base_url: str, *, auth: Literal["oauth", "basic"]
     ]
     routes: list[Any] = [*admin_routes(store, faults, gl_jobs), *mi_routes, Mount(f"/{tenant}/M3", routes=mi_routes)]
     if auth == "oauth":
-        routes += [Route(f"/{tenant}/as/{TOKEN_PATH}", token, methods=["POST"]),
-                   Route(f"/{tenant}/as/{REVOKE_PATH}", revoke, methods=["POST"])]
+        routes += [
+            Route(f"/{tenant}/as/{TOKEN_PATH}", token, methods=["POST"]),
+            Route(f"/{tenant}/as/{REVOKE_PATH}", revoke, methods=["POST"]),
+        ]
     app = Starlette(routes=routes)
     app.state.store = store
     app.state.base_url = base_url.rstrip("/")
@@ -269,8 +306,9 @@ class BulkBodyError(ValueError):
     """A bulk body the gateway cannot run; the message names the bad key."""
 
 
-def _parse_bulk(body: Any, max_records: int) -> tuple[str, list[tuple[str, dict[str, str], tuple[str, ...]]],
-                                                     wire.Options, str, str]:
+def _parse_bulk(
+    body: Any, max_records: int
+) -> tuple[str, list[tuple[str, dict[str, str], tuple[str, ...]]], wire.Options, str, str]:
     if not isinstance(body, dict):
         raise BulkBodyError("bulk body must be a JSON object")
     program = body.get("program")
@@ -294,9 +332,11 @@ def _parse_bulk(body: Any, max_records: int) -> tuple[str, list[tuple[str, dict[
     maxrecs = body.get("maxReturnedRecords", wire.DEFAULT_MAXRECS)
     if not isinstance(maxrecs, int) or maxrecs < 0:
         raise BulkBodyError("maxReturnedRecords must be a non-negative integer")
-    options = wire.Options(maxrecs=wire.capped(maxrecs, max_records), exclude_empty=bool(body.get("excludeEmptyValues", False)),
-                           right_trim=bool(body.get("rightTrim", True)))
+    options = wire.Options(
+        maxrecs=wire.capped(maxrecs, max_records),
+        exclude_empty=bool(body.get("excludeEmptyValues", False)),
+        right_trim=bool(body.get("rightTrim", True)),
+    )
     cono = "" if body.get("cono") is None else str(body["cono"])
     divi = "" if body.get("divi") is None else str(body["divi"])
     return program.upper(), items, options, cono, divi
-

@@ -3,6 +3,7 @@
 Only SHA-256 digests of tokens are stored, in the shared database, so instances on one
 folder accept each other's tokens and a database dump holds no usable token.
 """
+
 from __future__ import annotations
 
 import base64
@@ -80,16 +81,22 @@ class Authenticator:
             rows.append((_digest(refresh_token), "refresh", now + REFRESH_LIFETIME))
         with self._store.transaction() as tx:
             tx.conn.executemany("INSERT INTO tokens (digest, kind, expires) VALUES (?, ?, ?)", rows)
-        return {"access_token": access, "token_type": "Bearer", "expires_in": self.token_lifetime,
-                "refresh_token": refresh_token}
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "refresh_token": refresh_token,
+        }
 
     def token(self, form: dict[str, str], authorization: str | None) -> dict[str, object]:
         """The token endpoint (``pu + ot``): password or refresh_token grant."""
         grant = form.get("grant_type", "")
         if grant == "password":
             creds = self._check_client(form, authorization)
-            if not (_same(form.get("username"), creds.service_access_key)
-                    and _same(form.get("password"), creds.service_secret_key)):
+            if not (
+                _same(form.get("username"), creds.service_access_key)
+                and _same(form.get("password"), creds.service_secret_key)
+            ):
                 raise OAuthError(400, "invalid_grant", "service account credentials are wrong")
             return self._issue()
         if grant == "refresh_token":

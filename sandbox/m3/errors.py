@@ -1,4 +1,5 @@
 """MI errors as data: the four error types M3 reports, with message id and field."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

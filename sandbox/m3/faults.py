@@ -2,6 +2,7 @@
 
 Configured per app instance through ``/sandbox/faults`` (not shared between instances).
 """
+
 from __future__ import annotations
 
 import random
@@ -19,18 +20,18 @@ class FaultConfigError(ValueError):
 @dataclass(frozen=True)
 class FaultConfig:
     latency_ms: int = 0
-    error_rate: float = 0.0          # share of matching requests answered with ``status``, not executed
+    error_rate: float = 0.0  # share of matching requests answered with ``status``, not executed
     status: int = 500
-    timeout_rate: float = 0.0        # share of matching requests held ``hang_ms`` and then answered 504
+    timeout_rate: float = 0.0  # share of matching requests held ``hang_ms`` and then answered 504
     hang_ms: int = 30_000
-    drop_after_commit: int = 0       # next N matching writes: executed, committed, connection dropped
-    record_locked: int = 0           # next N matching write transactions: M3's XUP0001 NOK, nothing written
-    locked_by: str = "M3BATCH"       # the user XUP0001 names ("changed by user &1")
-    transactions: tuple[str, ...] = ()   # "PGM/TRN"; empty = every transaction
+    drop_after_commit: int = 0  # next N matching writes: executed, committed, connection dropped
+    record_locked: int = 0  # next N matching write transactions: M3's XUP0001 NOK, nothing written
+    locked_by: str = "M3BATCH"  # the user XUP0001 names ("changed by user &1")
+    transactions: tuple[str, ...] = ()  # "PGM/TRN"; empty = every transaction
     seed: int | None = None
 
     @classmethod
-    def from_json(cls, body: Any) -> "FaultConfig":
+    def from_json(cls, body: Any) -> FaultConfig:
         if not isinstance(body, dict):
             raise FaultConfigError("faults body must be a JSON object")
         known = {f.name for f in fields(cls)}
@@ -136,5 +137,9 @@ class FaultInjector:
     def state(self) -> dict[str, Any]:
         with self._lock:
             cfg = self._config
-            return {**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, "transactions": list(cfg.transactions),
-                    "drops_left": self._drops_left, "locks_left": self._locks_left}
+            return {
+                **{f.name: getattr(cfg, f.name) for f in fields(cfg)},
+                "transactions": list(cfg.transactions),
+                "drops_left": self._drops_left,
+                "locks_left": self._locks_left,
+            }

@@ -4,6 +4,7 @@ Credentials are generated when a sandbox folder's database is created (seed.py) 
 back from it, so every app instance on that folder accepts the same keys. Secrets are kept
 out of ``repr``.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,22 @@ def basic_auth_credentials(data_dir: Path, seed: int = 0) -> tuple[str, str]:
 
 def ionapi_document(base_url: str, tenant: str, creds: SandboxCredentials) -> dict[str, str]:
     base = base_url.rstrip("/")
-    return {"ti": tenant, "cn": f"M3SYNC_{tenant}", "dt": "12", "ci": creds.client_id, "cs": creds.client_secret,
-            "iu": base, "pu": f"{base}/{tenant}/as/", "oa": AUTHORIZE_PATH, "ot": TOKEN_PATH, "or": REVOKE_PATH,
-            "ev": "SANDBOX", "v": "1.0", "saak": creds.service_access_key, "sask": creds.service_secret_key}
+    return {
+        "ti": tenant,
+        "cn": f"M3SYNC_{tenant}",
+        "dt": "12",
+        "ci": creds.client_id,
+        "cs": creds.client_secret,
+        "iu": base,
+        "pu": f"{base}/{tenant}/as/",
+        "oa": AUTHORIZE_PATH,
+        "ot": TOKEN_PATH,
+        "or": REVOKE_PATH,
+        "ev": "SANDBOX",
+        "v": "1.0",
+        "saak": creds.service_access_key,
+        "sask": creds.service_secret_key,
+    }
 
 
 def write_ionapi(path: Path, base_url: str, tenant: str, creds: SandboxCredentials) -> Path:

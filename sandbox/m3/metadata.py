@@ -8,6 +8,7 @@ Numeric fields are written ``N<length>.<decimals>`` (``CUAM N17.2``: 17 digits, 
 decimals); no ``.`` means an integer field. The decimals are [ours] where m3-api.md gives only
 the length: amounts 2, quantities and prices 6.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,8 @@ from .errors import TOO_LONG, MIError, invalid
 @dataclass(frozen=True)
 class FieldDef:
     name: str
-    type: str          # "A" alpha, "N" numeric, "D" date (yyyyMMdd, metadata length 10)
-    length: int        # characters (A), digits including decimals (N)
+    type: str  # "A" alpha, "N" numeric, "D" date (yyyyMMdd, metadata length 10)
+    length: int  # characters (A), digits including decimals (N)
     description: str
     mandatory: bool = False
     decimals: int = 0  # N only: digits after the decimal separator
@@ -31,7 +32,7 @@ class FieldDef:
 _NUMBER = re.compile(r"(-?)([0-9]*)(?:\.([0-9]*))?")  # ASCII digits: \\d would take ١٢
 
 
-def number_error(field: "FieldDef", value: str) -> MIError | None:
+def number_error(field: FieldDef, value: str) -> MIError | None:
     """M3's input error when ``value`` is not a number that fits numeric ``field``, else None."""
     match = _NUMBER.fullmatch(value)
     if match is None or not (match.group(2) or match.group(3)):
@@ -42,8 +43,11 @@ def number_error(field: "FieldDef", value: str) -> MIError | None:
         return invalid(field.name, value, f"is invalid - {why}")
     digits = field.length - field.decimals
     if len(whole) > digits:
-        return MIError(TOO_LONG, f"Input field {field.name} is too long, max {digits} digits before the decimal "
-                                 "separator", field=field.name)
+        return MIError(
+            TOO_LONG,
+            f"Input field {field.name} is too long, max {digits} digits before the decimal separator",
+            field=field.name,
+        )
     return None
 
 
@@ -223,7 +227,7 @@ class TransactionMeta:
     transaction: str
     inputs: dict[str, FieldDef]
     outputs: tuple[FieldDef, ...]
-    writes: bool          # changes data (fault injection's drop-after-commit targets writes)
+    writes: bool  # changes data (fault injection's drop-after-commit targets writes)
 
     @property
     def key(self) -> str:
@@ -240,13 +244,23 @@ def _fields(spec: str, inputs: bool) -> list[FieldDef]:
         if override:
             kind, length, decimals = _type_length(override)
             base = FieldDef(name, kind, length, base.description, decimals=decimals)
-        result.append(FieldDef(base.name, base.type, base.length, base.description,
-                               mandatory=mandatory and inputs, decimals=base.decimals))
+        result.append(
+            FieldDef(
+                base.name,
+                base.type,
+                base.length,
+                base.description,
+                mandatory=mandatory and inputs,
+                decimals=base.decimals,
+            )
+        )
     return result
 
 
 _ADDR = "CUA1 CUA2 CUA3 CUA4 PONO TOWN CSCD ECAR PHNO"
-_CUSTOMER_OUT = f"CONO DIVI LNCD CUNO CUNM {_ADDR} PHN2 TFNO CUTP ALCU YREF MAIL STAT CUCD ORTP TEPY MODL TEDL PYNO VRNO LMDT RGDT"
+_CUSTOMER_OUT = (
+    f"CONO DIVI LNCD CUNO CUNM {_ADDR} PHN2 TFNO CUTP ALCU YREF MAIL STAT CUCD ORTP TEPY MODL TEDL PYNO VRNO LMDT RGDT"
+)
 _ORDER_HEAD_IN = "CONO FACI WHLO ORDT RLDT CUDT CUOR YREF OREF CUCD PYNO ADID MODL TEDL TEPY NREF"
 _LINE_IN = "CONO ITNO* ORQT* WHLO DWDT SAPR DIA1 DIA2 DIA3 DIA4 DIA5 DIA6 ITDS CUOR"
 _ORDER_HEAD_OUT = "ORNO ORTP ORDT STAT ORSL ORST FACI WHLO DIVI CUNO CUOR YREF CUCD PYNO RLDT NTAM VTAM TOPY BRAM"
@@ -256,8 +270,14 @@ _AITS = "AIT1 AIT2 AIT3 AIT4 AIT5 AIT6 AIT7"
 
 # (program, transaction, inputs, outputs, writes)
 _TABLE: list[tuple[str, str, str, str, bool]] = [
-    ("CRS610MI", "Add", f"CUTM* CUNM* CUA1* CONO DIVI LNCD CUNO CUA2 CUA3 CUA4 PONO TOWN CSCD ECAR PHNO PHN2 TFNO "
-                        "CUTP ALCU YREF YRE2 MAIL STAT CUCD VRNO", "CUNO ERRM", True),
+    (
+        "CRS610MI",
+        "Add",
+        "CUTM* CUNM* CUA1* CONO DIVI LNCD CUNO CUA2 CUA3 CUA4 PONO TOWN CSCD ECAR PHNO PHN2 TFNO "
+        "CUTP ALCU YREF YRE2 MAIL STAT CUCD VRNO",
+        "CUNO ERRM",
+        True,
+    ),
     ("CRS610MI", "GetBasicData", "CUNO* CONO", _CUSTOMER_OUT, False),
     ("CRS610MI", "LstByNumber", "CONO CUNO", _CUSTOMER_OUT, False),
     ("CRS610MI", "SearchCustomer", "SQRY* CONO", "CUNO CUNM STAT CUCD CSCD TOWN", False),
@@ -271,18 +291,38 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("OIS100MI", "LstHead", "CUNO* CONO ORSL ORST", "ORNO ORTP RLDT STAT CUOR ORDT ORSL ORST CUCD", False),
     ("OIS100MI", "LstLine", "ORNO* CONO ORST ITNO", _LINE_OUT, False),
     ("MMS200MI", "GetItmBasic", "ITNO* CONO LNCD", "STAT ITNO ITDS FUDS UNMS ITGR ITCL ITTY LMDT RGDT", False),
-    ("MMS200MI", "GetItmWhsBal", "WHLO* ITNO* CONO",
-     "WHLO ITNO FACI STQT QUQT RJQT ALQT AV01 AVAL REQT PLQT ORQT AV02", False),
+    (
+        "MMS200MI",
+        "GetItmWhsBal",
+        "WHLO* ITNO* CONO",
+        "WHLO ITNO FACI STQT QUQT RJQT ALQT AV01 AVAL REQT PLQT ORQT AV02",
+        False,
+    ),
     ("MMS080MI", "LstItemBal", "WHLO* ITNO CONO", "WHLO ITNO ITDS STQT ALQT AVAL", False),
     ("MMS060MI", "LstBalID", "WHLO* ITNO WHSL BANO CONO", "WHLO ITNO WHSL BANO STAS STQT ALQT ALOC MVB1", False),
     ("OIS350MI", "LstInvHeadByCo", "ORNO* CONO WHLO DLIX OOIN", _INV_OUT, False),
     ("OIS350MI", "LstInvHead", "YEA4* CONO DIVI FIVD TIVD", _INV_OUT, False),
-    ("GLS200MI", "Add", f"DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC",
-     "VONO YEA4 JRNO", True),
-    ("GLS200MI", "GetVoucherHead", "DIVI* YEA4* VONO* VSER JRNO",
-     "DIVI VONO YEA4 VSER ACDT VTXT CUCD DSUM CSUM JRNO VDSC", False),
-    ("GLS200MI", "LstVoucherLines", "DIVI* YEA4* VONO* VSER",
-     f"DIVI VONO YEA4 VSER JRNO JSNO {_AITS} CUCD CUAM ACAM DBCR VTXT ACDT", False),
+    (
+        "GLS200MI",
+        "Add",
+        "DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC",
+        "VONO YEA4 JRNO",
+        True,
+    ),
+    (
+        "GLS200MI",
+        "GetVoucherHead",
+        "DIVI* YEA4* VONO* VSER JRNO",
+        "DIVI VONO YEA4 VSER ACDT VTXT CUCD DSUM CSUM JRNO VDSC",
+        False,
+    ),
+    (
+        "GLS200MI",
+        "LstVoucherLines",
+        "DIVI* YEA4* VONO* VSER",
+        f"DIVI VONO YEA4 VSER JRNO JSNO {_AITS} CUCD CUAM ACAM DBCR VTXT ACDT",
+        False,
+    ),
     ("GLS200MI", "LstVouchersByDt", "DIVI* FDAT* TDAT*", "DIVI VONO YEA4 VSER JRNO ACDT VTXT CUCD DSUM CSUM", False),
     ("GLS840MI", "AddBatchHead", "CONO* KEY1* INTN* DESC* DIVI USID", "", True),
     ("GLS840MI", "AddBatchLine", "CONO* KEY1* LINE*:N7 PARM* DIVI", "", True),
@@ -299,7 +339,8 @@ def _build(table: list[tuple[str, str, str, str, bool]]) -> dict[tuple[str, str]
     metas: dict[tuple[str, str], TransactionMeta] = {}
     for program, transaction, inputs, outputs, writes in table:
         metas[(program, transaction)] = TransactionMeta(
-            program, transaction,
+            program,
+            transaction,
             {f.name: f for f in _fields(inputs, inputs=True)},
             tuple(_fields(outputs, inputs=False)),
             writes,

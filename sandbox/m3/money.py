@@ -1,4 +1,5 @@
 """Exact amounts for the sandbox: Decimal, rounded half-up to the currency's decimals."""
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
@@ -10,8 +11,7 @@ CURRENCY_DECIMALS = {"USD": 2, "EUR": 2, "GBP": 2}
 # destination country's standard rate (OSS), as for Amazon EU sales; US 0 because Amazon
 # collects US sales tax as marketplace facilitator. Unknown countries fall back to the
 # currency's rate.
-VAT_RATE_PCT_BY_COUNTRY = {"DE": Decimal(19), "FR": Decimal(20), "GB": Decimal(20), "UK": Decimal(20),
-                           "US": Decimal(0)}
+VAT_RATE_PCT_BY_COUNTRY = {"DE": Decimal(19), "FR": Decimal(20), "GB": Decimal(20), "UK": Decimal(20), "US": Decimal(0)}
 VAT_RATE_PCT = {"EUR": Decimal(19), "GBP": Decimal(20), "USD": Decimal(0)}
 
 

@@ -7,6 +7,7 @@ Amounts [ours]: ``SAPR`` is the net sales price per unit; a line's ``NLAM`` = OR
 the order's ``BRAM`` = Σ ORQT × SAPR, ``NTAM`` = Σ NLAM, ``VTAM`` = Σ VAT per line at the rate of
 the customer's country (``money.vat_rate_pct``), ``TOPY`` = NTAM + VTAM. Invoices use the same figures.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,11 +15,11 @@ from decimal import Decimal
 
 from .errors import does_not_exist, invalid, nok
 from .money import fmt_amount, fmt_qty, vat
+from .registry import Call, Record
 from .seed import DIVI, FACI
 from .store import Tx, dumps
 from .tx_customers import get_customer
 from .tx_stock import check_warehouse, get_item
-from .registry import Call, Record
 
 DISCOUNT_FIELDS = ("DIA1", "DIA2", "DIA3", "DIA4", "DIA5", "DIA6")
 HEAD_FIELDS = ("ORDT", "RLDT", "CUDT", "CUOR", "YREF", "OREF", "PYNO", "ADID", "MODL", "TEDL", "TEPY", "NREF")
@@ -41,13 +42,17 @@ def order_lines(tx: Tx, orno: str) -> list[Record]:
 
 
 def save_order(tx: Tx, head: Record, kind: str) -> None:
-    tx.execute("INSERT OR REPLACE INTO orders (orno, kind, cuno, cuor, data) VALUES (?, ?, ?, ?, ?)",
-               (head["ORNO"], kind, head["CUNO"], head.get("CUOR", ""), dumps(head)))
+    tx.execute(
+        "INSERT OR REPLACE INTO orders (orno, kind, cuno, cuor, data) VALUES (?, ?, ?, ?, ?)",
+        (head["ORNO"], kind, head["CUNO"], head.get("CUOR", ""), dumps(head)),
+    )
 
 
 def save_line(tx: Tx, line: Record) -> None:
-    tx.execute("INSERT OR REPLACE INTO order_lines (orno, ponr, data) VALUES (?, ?, ?)",
-               (line["ORNO"], int(line["PONR"]), dumps(line)))
+    tx.execute(
+        "INSERT OR REPLACE INTO order_lines (orno, ponr, data) VALUES (?, ?, ?)",
+        (line["ORNO"], int(line["PONR"]), dumps(line)),
+    )
 
 
 def create_head(call: Call, kind: str) -> Record:
@@ -65,9 +70,21 @@ def create_head(call: Call, kind: str) -> Record:
     currency = call.get("CUCD") or customer["CUCD"]
     number = tx.next_number("batch_order" if kind == "batch" else "order", 1)
     orno = f"{'9' if kind == 'batch' else '1'}{number:09d}"
-    head = {"CONO": call.cono, "DIVI": call.divi or DIVI, "ORNO": orno, "ORTP": ortp, "FACI": FACI, "WHLO": whlo,
-            "CUNO": customer["CUNO"], "CUCD": currency, "STAT": "15" if kind == "batch" else "20",
-            "ORSL": "", "ORST": "", "ORDT": today(), **{f: "" for f in HEAD_FIELDS if f != "ORDT"}}
+    head = {
+        "CONO": call.cono,
+        "DIVI": call.divi or DIVI,
+        "ORNO": orno,
+        "ORTP": ortp,
+        "FACI": FACI,
+        "WHLO": whlo,
+        "CUNO": customer["CUNO"],
+        "CUCD": currency,
+        "STAT": "15" if kind == "batch" else "20",
+        "ORSL": "",
+        "ORST": "",
+        "ORDT": today(),
+        **{f: "" for f in HEAD_FIELDS if f != "ORDT"},
+    }
     head.update({f: call.inputs[f] for f in HEAD_FIELDS if f in call.inputs})
     _set_totals(head, [], customer["CSCD"])
     save_order(tx, head, kind)
@@ -91,8 +108,9 @@ def add_line(call: Call, kind: str) -> Record:
     else:
         row = tx.one("SELECT sapr FROM prices WHERE itno = ? AND cucd = ?", (item["ITNO"], currency))
         if row is None:
-            raise nok("WSAPR02", "Sales price must be entered: no price for item &1 in &2", "SAPR",
-                      item["ITNO"], currency)
+            raise nok(
+                "WSAPR02", "Sales price must be entered: no price for item &1 in &2", "SAPR", item["ITNO"], currency
+            )
         price = Decimal(row["sapr"])
     if price < 0:
         raise nok("XNU0003", "Negative value is not permitted", "SAPR")
@@ -102,12 +120,28 @@ def add_line(call: Call, kind: str) -> Record:
     lines = order_lines(tx, head["ORNO"])
     ponr = (max((int(line["PONR"]) for line in lines), default=0)) + 1
     net = quantity * price - sum(discounts.values(), Decimal(0))
-    line = {"CONO": head["CONO"], "DIVI": head["DIVI"], "ORNO": head["ORNO"], "PONR": str(ponr), "POSX": "0", "ITNO": item["ITNO"],
-            "ITDS": call.get("ITDS") or item["ITDS"], "ORQT": fmt_qty(quantity), "WHLO": whlo, "ORST": "22",
-            "SAPR": fmt_amount(price, currency), **{f: fmt_amount(d, currency) for f, d in discounts.items()},
-            "NLAM": fmt_amount(net, currency), "ALQT": "0", "DLQT": "0", "IVQT": "0",
-            "CUOR": call.get("CUOR") or head.get("CUOR", ""), "CUCD": currency, "DWDT": call.get("DWDT"),
-            "DLIX": ""}
+    line = {
+        "CONO": head["CONO"],
+        "DIVI": head["DIVI"],
+        "ORNO": head["ORNO"],
+        "PONR": str(ponr),
+        "POSX": "0",
+        "ITNO": item["ITNO"],
+        "ITDS": call.get("ITDS") or item["ITDS"],
+        "ORQT": fmt_qty(quantity),
+        "WHLO": whlo,
+        "ORST": "22",
+        "SAPR": fmt_amount(price, currency),
+        **{f: fmt_amount(d, currency) for f, d in discounts.items()},
+        "NLAM": fmt_amount(net, currency),
+        "ALQT": "0",
+        "DLQT": "0",
+        "IVQT": "0",
+        "CUOR": call.get("CUOR") or head.get("CUOR", ""),
+        "CUCD": currency,
+        "DWDT": call.get("DWDT"),
+        "DLIX": "",
+    }
     save_line(tx, line)
     _refresh_head(tx, head, kind, [*lines, line])
     return line
@@ -156,6 +190,7 @@ def _refresh_head(tx: Tx, head: Record, kind: str, lines: list[Record]) -> None:
 
 # ---- business simulation (admin API) -------------------------------------------------------
 
+
 class SimulationError(Exception):
     """An admin request that cannot be carried out (unknown order, bad target status)."""
 
@@ -172,7 +207,7 @@ def advance_order(tx: Tx, orno: str, to: str, date: str | None = None) -> str:
         raise SimulationError(f"customer order {orno!r} has no lines")
     day = date or today()
     steps = {"33": _allocate, "66": _deliver, "77": _invoice}
-    for status in STATUS_ORDER[1:STATUS_ORDER.index(to) + 1]:
+    for status in STATUS_ORDER[1 : STATUS_ORDER.index(to) + 1]:
         if min(line["ORST"] for line in lines) < status:
             steps[status](tx, head, lines, day)
             for line in lines:
@@ -192,15 +227,29 @@ def _allocate(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
 def _deliver(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
     dlix = str(tx.next_number("delivery", 10000000001))
     carrier = "UPS" if head["CUCD"] == "USD" else "DHL"
-    delivery = {"CONO": head["CONO"], "DIVI": head["DIVI"], "DLIX": dlix, "RORC": "3", "RIDN": head["ORNO"], "WHLO": head["WHLO"],
-                "ETRN": f"{'1Z' if carrier == 'UPS' else 'JJD'}{dlix}{head['ORNO'][-4:]}", "NBOL": "",
-                "FWNO": carrier, "CONN": str(tx.next_number("shipment", 1000001)), "PGRS": "60", "DSDT": day,
-                "IVNO": "", "MODL": ""}
+    delivery = {
+        "CONO": head["CONO"],
+        "DIVI": head["DIVI"],
+        "DLIX": dlix,
+        "RORC": "3",
+        "RIDN": head["ORNO"],
+        "WHLO": head["WHLO"],
+        "ETRN": f"{'1Z' if carrier == 'UPS' else 'JJD'}{dlix}{head['ORNO'][-4:]}",
+        "NBOL": "",
+        "FWNO": carrier,
+        "CONN": str(tx.next_number("shipment", 1000001)),
+        "PGRS": "60",
+        "DSDT": day,
+        "IVNO": "",
+        "MODL": "",
+    }
     tx.execute("INSERT INTO deliveries (dlix, orno, data) VALUES (?, ?, ?)", (dlix, head["ORNO"], dumps(delivery)))
     for line in lines:
         qty = int(Decimal(line["ORQT"]))
-        tx.execute("UPDATE balances SET stqt = stqt - ?, alqt = max(alqt - ?, 0) WHERE whlo = ? AND itno = ?",
-                   (qty, qty, line["WHLO"], line["ITNO"]))
+        tx.execute(
+            "UPDATE balances SET stqt = stqt - ?, alqt = max(alqt - ?, 0) WHERE whlo = ? AND itno = ?",
+            (qty, qty, line["WHLO"], line["ITNO"]),
+        )
         line.update({"ALQT": "0", "DLQT": line["ORQT"], "DLIX": dlix})
 
 
@@ -212,13 +261,30 @@ def _invoice(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
     due = (dt.datetime.strptime(day, "%Y%m%d") + dt.timedelta(days=30)).strftime("%Y%m%d")
     dlix = lines[0].get("DLIX", "")
     gross = totals["NTAM"] + totals["VTAM"]
-    invoice = {"CONO": head["CONO"], "DIVI": head["DIVI"], "ORNO": head["ORNO"], "DLIX": dlix, "IVNO": ivno, "IVDT": day,
-               "CUNO": head["CUNO"], "PYNO": head.get("PYNO") or head["CUNO"], "CUCD": currency, "YEA4": year,
-               "AMT1": fmt_amount(gross, currency), "AMT2": fmt_amount(totals["NTAM"], currency),
-               "VTAM": fmt_amount(totals["VTAM"], currency), "INPX": "AZ", "EXIN": f"AZ{ivno}", "DUDT": due,
-               "RAFC": fmt_amount(gross, currency), "CUOR": head.get("CUOR", "")}
-    tx.execute("INSERT INTO invoices (divi, yea4, ivno, orno, ivdt, data) VALUES (?, ?, ?, ?, ?, ?)",
-               (head["DIVI"], year, ivno, head["ORNO"], day, dumps(invoice)))
+    invoice = {
+        "CONO": head["CONO"],
+        "DIVI": head["DIVI"],
+        "ORNO": head["ORNO"],
+        "DLIX": dlix,
+        "IVNO": ivno,
+        "IVDT": day,
+        "CUNO": head["CUNO"],
+        "PYNO": head.get("PYNO") or head["CUNO"],
+        "CUCD": currency,
+        "YEA4": year,
+        "AMT1": fmt_amount(gross, currency),
+        "AMT2": fmt_amount(totals["NTAM"], currency),
+        "VTAM": fmt_amount(totals["VTAM"], currency),
+        "INPX": "AZ",
+        "EXIN": f"AZ{ivno}",
+        "DUDT": due,
+        "RAFC": fmt_amount(gross, currency),
+        "CUOR": head.get("CUOR", ""),
+    }
+    tx.execute(
+        "INSERT INTO invoices (divi, yea4, ivno, orno, ivdt, data) VALUES (?, ?, ?, ?, ?, ?)",
+        (head["DIVI"], year, ivno, head["ORNO"], day, dumps(invoice)),
+    )
     delivery = tx.record("SELECT data FROM deliveries WHERE dlix = ?", (dlix,))
     if delivery is not None:
         delivery.update({"PGRS": "70", "IVNO": ivno})

@@ -1,4 +1,5 @@
 """The handler registry: ``@mi(PGM, TRN)`` functions ``(Call) -> list[record]``."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -37,4 +38,5 @@ def mi(program: str, transaction: str) -> Callable[[Handler], Handler]:
             raise RuntimeError(f"{program}/{transaction} has a handler but no metadata")
         HANDLERS[(program, transaction)] = handler
         return handler
+
     return register

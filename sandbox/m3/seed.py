@@ -3,6 +3,7 @@
 Seeding runs once, when the database has no ``seeded`` setting; a second app instance on the
 same folder finds it and leaves everything as it is.
 """
+
 from __future__ import annotations
 
 import random
@@ -40,11 +41,38 @@ FREIGHT_ITEM = "FREIGHT"
 
 
 def customer_record(cuno: str, name: str, currency: str, country: str, **extra: str) -> dict[str, str]:
-    record = {"CONO": CONO, "DIVI": DIVI, "LNCD": "GB", "CUNO": cuno, "CUNM": name, "CUA1": name, "CUA2": "",
-              "CUA3": "", "CUA4": "", "PONO": "", "TOWN": "", "CSCD": country, "ECAR": "", "PHNO": "", "PHN2": "",
-              "TFNO": "", "CUTP": "0", "ALCU": "", "YREF": "", "MAIL": "", "STAT": "20", "CUCD": currency,
-              "ORTP": "AMZ", "TEPY": "030", "MODL": "", "TEDL": "", "PYNO": "", "VRNO": "",
-              "LMDT": SEED_DATE, "RGDT": SEED_DATE}
+    record = {
+        "CONO": CONO,
+        "DIVI": DIVI,
+        "LNCD": "GB",
+        "CUNO": cuno,
+        "CUNM": name,
+        "CUA1": name,
+        "CUA2": "",
+        "CUA3": "",
+        "CUA4": "",
+        "PONO": "",
+        "TOWN": "",
+        "CSCD": country,
+        "ECAR": "",
+        "PHNO": "",
+        "PHN2": "",
+        "TFNO": "",
+        "CUTP": "0",
+        "ALCU": "",
+        "YREF": "",
+        "MAIL": "",
+        "STAT": "20",
+        "CUCD": currency,
+        "ORTP": "AMZ",
+        "TEPY": "030",
+        "MODL": "",
+        "TEDL": "",
+        "PYNO": "",
+        "VRNO": "",
+        "LMDT": SEED_DATE,
+        "RGDT": SEED_DATE,
+    }
     record.update(extra)
     return record
 
@@ -84,9 +112,19 @@ def _seed_master_data(tx: Tx, seed: int) -> None:
 
     rng = random.Random(f"m3-stock-{seed}")
     for item in build_catalog(seed):
-        record = {"CONO": CONO, "ITNO": item.itno, "ITDS": item.name, "FUDS": item.category, "STAT": "20",
-                  "UNMS": "PCS", "ITGR": item.category[:8].upper(), "ITCL": "", "ITTY": "FG",
-                  "LMDT": SEED_DATE, "RGDT": SEED_DATE}
+        record = {
+            "CONO": CONO,
+            "ITNO": item.itno,
+            "ITDS": item.name,
+            "FUDS": item.category,
+            "STAT": "20",
+            "UNMS": "PCS",
+            "ITGR": item.category[:8].upper(),
+            "ITCL": "",
+            "ITTY": "FG",
+            "LMDT": SEED_DATE,
+            "RGDT": SEED_DATE,
+        }
         tx.execute("INSERT INTO items (itno, data) VALUES (?, ?)", (item.itno, dumps(record)))
         for currency, markets in _PRICE_MARKETPLACE.items():
             listed = [m for m in markets if m in item.prices]
@@ -94,12 +132,25 @@ def _seed_master_data(tx: Tx, seed: int) -> None:
                 price = Decimal(item.prices[listed[0]]) * quantum(currency)
                 tx.execute("INSERT INTO prices (itno, cucd, sapr) VALUES (?, ?, ?)", (item.itno, currency, str(price)))
         for whlo, high in (("100", 200), ("FBA", 120)):
-            tx.execute("INSERT INTO balances (whlo, itno, stqt, alqt) VALUES (?, ?, ?, 0)",
-                       (whlo, item.itno, rng.randint(0, high)))
+            tx.execute(
+                "INSERT INTO balances (whlo, itno, stqt, alqt) VALUES (?, ?, ?, 0)",
+                (whlo, item.itno, rng.randint(0, high)),
+            )
     # Shipping charged to the buyer is invoiced as a line on this non-stock item [ours]: the
     # sandbox has no order charges, and shipping must be invoiced for a settlement's Shipping
     # rows to reconcile against M3.
-    freight = {"CONO": CONO, "ITNO": FREIGHT_ITEM, "ITDS": "Freight charge", "FUDS": "Service", "STAT": "20",
-               "UNMS": "PCS", "ITGR": "SERVICE", "ITCL": "", "ITTY": "SRV", "LMDT": SEED_DATE, "RGDT": SEED_DATE}
+    freight = {
+        "CONO": CONO,
+        "ITNO": FREIGHT_ITEM,
+        "ITDS": "Freight charge",
+        "FUDS": "Service",
+        "STAT": "20",
+        "UNMS": "PCS",
+        "ITGR": "SERVICE",
+        "ITCL": "",
+        "ITTY": "SRV",
+        "LMDT": SEED_DATE,
+        "RGDT": SEED_DATE,
+    }
     tx.execute("INSERT INTO items (itno, data) VALUES (?, ?)", (FREIGHT_ITEM, dumps(freight)))
     assert set(_PRICE_MARKETPLACE) >= {m.currency for m in MARKETPLACES.values()}

@@ -5,6 +5,7 @@ searched, so a handler reads and writes the same field names the wire carries. E
 transaction runs in one ``BEGIN IMMEDIATE`` transaction under a per-database lock: WAL lets
 readers of another process proceed, the lock serialises writers of this process.
 """
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ Validation comes from ``metadata.py`` alone, so v1, v2 and bulk (and both API pr
 check inputs identically. Handlers are plain functions ``(Call) -> list[record]`` registered
 with ``@mi(PGM, TRN)``; they raise ``MIError`` for business NOKs.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,6 +16,7 @@ from .registry import HANDLERS, Call, Record
 from .seed import CONO, DIVI
 from .store import Store
 from .users import authorisation_error
+
 
 def validate(meta: metadata.TransactionMeta, raw: dict[str, str]) -> dict[str, str]:
     """Field checks in M3's order: length, then format, then mandatory fields.
@@ -65,9 +67,15 @@ def resolve(program: str, transaction: str) -> metadata.TransactionMeta:
     return meta
 
 
-def execute(store: Store, program: str, transaction: str, raw_inputs: dict[str, str],
-            cono: str = "", divi: str = "",
-            interrupt: Callable[[metadata.TransactionMeta], MIError | None] | None = None) -> list[Record]:
+def execute(
+    store: Store,
+    program: str,
+    transaction: str,
+    raw_inputs: dict[str, str],
+    cono: str = "",
+    divi: str = "",
+    interrupt: Callable[[metadata.TransactionMeta], MIError | None] | None = None,
+) -> list[Record]:
     """Run one transaction in its own database transaction; raises ``MIError`` on NOK.
 
     The company/division context (``CONO``/``DIVI`` inputs, else the ``cono``/``divi``

@@ -1,16 +1,37 @@
 """CRS610MI — customers."""
+
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
 
 from .errors import does_not_exist, invalid, nok
+from .registry import Call, Record, mi
 from .seed import TEMPLATE_CUSTOMER
 from .store import Tx, dumps
-from .registry import Call, Record, mi
 
-_COPIED_FROM_INPUT = ("LNCD", "CUNM", "CUA1", "CUA2", "CUA3", "CUA4", "PONO", "TOWN", "CSCD", "ECAR", "PHNO",
-                      "PHN2", "TFNO", "CUTP", "ALCU", "YREF", "MAIL", "STAT", "CUCD", "VRNO")
+_COPIED_FROM_INPUT = (
+    "LNCD",
+    "CUNM",
+    "CUA1",
+    "CUA2",
+    "CUA3",
+    "CUA4",
+    "PONO",
+    "TOWN",
+    "CSCD",
+    "ECAR",
+    "PHNO",
+    "PHN2",
+    "TFNO",
+    "CUTP",
+    "ALCU",
+    "YREF",
+    "MAIL",
+    "STAT",
+    "CUCD",
+    "VRNO",
+)
 
 
 def get_customer(tx: Tx, cuno: str, field: str = "CUNO") -> Record:
@@ -62,5 +83,6 @@ def search(call: Call) -> list[Record]:
             raise invalid("SQRY", call.get("SQRY"), f"is invalid: term {term!r} is not FIELD:value")
         terms.append((name.upper(), pattern.upper()))
     customers = call.tx.records("SELECT data FROM customers ORDER BY cuno")
-    return [c for c in customers
-            if all(fnmatch.fnmatchcase(c.get(name, "").upper(), pattern) for name, pattern in terms)]
+    return [
+        c for c in customers if all(fnmatch.fnmatchcase(c.get(name, "").upper(), pattern) for name, pattern in terms)
+    ]

@@ -3,6 +3,7 @@
 Both posting paths end in ``book_voucher``, which refuses a voucher that does not net to zero
 or falls in a closed period, so the two profiles book identical vouchers.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ GL_INTERFACE = "GLUPLOAD"
 @dataclass(frozen=True)
 class VoucherLine:
     aits: tuple[str, ...]
-    amount: Decimal        # signed: debit positive, credit negative
+    amount: Decimal  # signed: debit positive, credit negative
     currency: str
     acdt: str
     vtxt: str
@@ -38,8 +39,14 @@ def _unbalanced(lines: list[VoucherLine], commit: bool = False) -> Exception | N
     if debit == credit:
         return None
     currency = lines[0].currency
-    return nok("XBA0001", "Voucher does not balance: debit &1 credit &2", "CUAM",
-               fmt_amount(debit, currency), fmt_amount(credit, currency), commit=commit)
+    return nok(
+        "XBA0001",
+        "Voucher does not balance: debit &1 credit &2",
+        "CUAM",
+        fmt_amount(debit, currency),
+        fmt_amount(credit, currency),
+        commit=commit,
+    )
 
 
 def check_period(tx: Tx, divi: str, acdt: str) -> None:
@@ -52,8 +59,9 @@ def check_voucher(tx: Tx, divi: str, lines: list[VoucherLine], commit: bool = Fa
     if len({ln.currency for ln in lines}) > 1:
         raise nok("WCUCD01", "Currency differs between lines of voucher &1", "CUCD", lines[0].vtxt, commit=commit)
     if len({ln.acdt for ln in lines}) > 1:
-        raise nok("WACDT01", "Accounting date differs between lines of voucher &1", "ACDT", lines[0].vtxt,
-                  commit=commit)
+        raise nok(
+            "WACDT01", "Accounting date differs between lines of voucher &1", "ACDT", lines[0].vtxt, commit=commit
+        )
     check_period(tx, divi, lines[0].acdt)
     error = _unbalanced(lines, commit)
     if error is not None:
@@ -69,23 +77,49 @@ def book_voucher(tx: Tx, divi: str, lines: list[VoucherLine], vdsc: str = "") ->
     currency = first.currency
     debit = sum((ln.amount for ln in lines if ln.amount > 0), Decimal(0))
     credit = sum((ln.amount for ln in lines if ln.amount < 0), Decimal(0))
-    head = {"DIVI": divi, "VONO": vono, "YEA4": year, "VSER": VSER, "ACDT": first.acdt, "VTXT": first.vtxt,
-            "CUCD": currency, "DSUM": fmt_amount(debit, currency), "CSUM": fmt_amount(credit, currency),
-            "JRNO": jrno, "VDSC": vdsc}
-    tx.execute("INSERT INTO vouchers (divi, yea4, vono, acdt, data) VALUES (?, ?, ?, ?, ?)",
-               (divi, year, vono, first.acdt, dumps(head)))
+    head = {
+        "DIVI": divi,
+        "VONO": vono,
+        "YEA4": year,
+        "VSER": VSER,
+        "ACDT": first.acdt,
+        "VTXT": first.vtxt,
+        "CUCD": currency,
+        "DSUM": fmt_amount(debit, currency),
+        "CSUM": fmt_amount(credit, currency),
+        "JRNO": jrno,
+        "VDSC": vdsc,
+    }
+    tx.execute(
+        "INSERT INTO vouchers (divi, yea4, vono, acdt, data) VALUES (?, ?, ?, ?, ?)",
+        (divi, year, vono, first.acdt, dumps(head)),
+    )
     for jsno, line in enumerate(lines, start=1):
         amount = fmt_amount(line.amount, currency)
-        record = {"DIVI": divi, "VONO": vono, "YEA4": year, "VSER": VSER, "JRNO": jrno, "JSNO": str(jsno),
-                  **dict(zip(AIT_FIELDS, line.aits)), "CUCD": currency, "CUAM": amount,
-                  "ACAM": amount,  # the sandbox books at rate 1: recorded = foreign amount [ours]
-                  "DBCR": "D" if line.amount >= 0 else "C", "VTXT": line.vtxt, "ACDT": line.acdt}
-        tx.execute("INSERT INTO voucher_lines (divi, yea4, vono, jsno, data) VALUES (?, ?, ?, ?, ?)",
-                   (divi, year, vono, jsno, dumps(record)))
+        record = {
+            "DIVI": divi,
+            "VONO": vono,
+            "YEA4": year,
+            "VSER": VSER,
+            "JRNO": jrno,
+            "JSNO": str(jsno),
+            **dict(zip(AIT_FIELDS, line.aits)),
+            "CUCD": currency,
+            "CUAM": amount,
+            "ACAM": amount,  # the sandbox books at rate 1: recorded = foreign amount [ours]
+            "DBCR": "D" if line.amount >= 0 else "C",
+            "VTXT": line.vtxt,
+            "ACDT": line.acdt,
+        }
+        tx.execute(
+            "INSERT INTO voucher_lines (divi, yea4, vono, jsno, data) VALUES (?, ?, ?, ?, ?)",
+            (divi, year, vono, jsno, dumps(record)),
+        )
     return {"VONO": vono, "YEA4": year, "JRNO": jrno}
 
 
 # ---- GLS200MI/Add: one call per line, buffered until NLIN lines have arrived ----------------
+
 
 @mi("GLS200MI", "Add")
 def add_voucher_line(call: Call) -> list[Record]:
@@ -98,14 +132,18 @@ def add_voucher_line(call: Call) -> list[Record]:
     check_period(tx, divi, call.get("ACDT"))
     if line_no == 1:  # a voucher starts again at line 1; drop what an earlier attempt left behind
         tx.execute("DELETE FROM gl_pending WHERE divi = ? AND vtxt = ?", (divi, vtxt))
-    tx.execute("INSERT OR REPLACE INTO gl_pending (divi, vtxt, line, data) VALUES (?, ?, ?, ?)",
-               (divi, vtxt, line_no, dumps(call.inputs)))
+    tx.execute(
+        "INSERT OR REPLACE INTO gl_pending (divi, vtxt, line, data) VALUES (?, ?, ?, ?)",
+        (divi, vtxt, line_no, dumps(call.inputs)),
+    )
     pending = tx.records("SELECT data FROM gl_pending WHERE divi = ? AND vtxt = ? ORDER BY line", (divi, vtxt))
     if len(pending) < total:
         return []
     tx.execute("DELETE FROM gl_pending WHERE divi = ? AND vtxt = ?", (divi, vtxt))
-    lines = [VoucherLine(tuple(p.get(a, "") for a in AIT_FIELDS), Decimal(p["CUAM"]), p["CUCD"], p["ACDT"], vtxt)
-             for p in pending]
+    lines = [
+        VoucherLine(tuple(p.get(a, "") for a in AIT_FIELDS), Decimal(p["CUAM"]), p["CUCD"], p["ACDT"], vtxt)
+        for p in pending
+    ]
     # On failure the buffer stays cleared (commit=True): nothing of this voucher is booked.
     check_voucher(tx, divi, lines, commit=True)
     return [book_voucher(tx, divi, lines, call.get("VDSC"))]
@@ -114,9 +152,17 @@ def add_voucher_line(call: Call) -> list[Record]:
 # ---- GLS840MI: batch head, fixed-width I1 lines, control, update ------------------------
 
 # "I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10 each) + CUCD(3) + CUAM(17) + ACDT(8) + VTXT(40)
-I1_LAYOUT: tuple[tuple[str, int], ...] = (("RCID", 2), ("RNNO", 9), ("GRNR", 8), ("DIVI", 3),
-                                          *((a, 10) for a in AIT_FIELDS), ("CUCD", 3), ("CUAM", 17),
-                                          ("ACDT", 8), ("VTXT", 40))
+I1_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("RCID", 2),
+    ("RNNO", 9),
+    ("GRNR", 8),
+    ("DIVI", 3),
+    *((a, 10) for a in AIT_FIELDS),
+    ("CUCD", 3),
+    ("CUAM", 17),
+    ("ACDT", 8),
+    ("VTXT", 40),
+)
 I1_LENGTH = sum(width for _, width in I1_LAYOUT)
 
 
@@ -128,7 +174,7 @@ def parse_i1(parm: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     position = 0
     for name, width in I1_LAYOUT:
-        fields[name] = padded[position:position + width].strip()
+        fields[name] = padded[position : position + width].strip()
         position += width
     if fields["RCID"] != "I1":
         raise invalid("PARM", parm[:2], "is invalid - record must start with I1")
@@ -159,8 +205,9 @@ def _batch(call: Call) -> dict[str, Any]:
     if row["state"] == QUEUED:
         raise nok("XBA0002", "Batch &1 is submitted for update; wait for the update job", "KEY1", key1)
     if row["state"] == FAILED:
-        raise nok("XBA0003", "Batch &1: update job ended with errors: &2", "KEY1", key1,
-                  "; ".join(data.get("errors", [])))
+        raise nok(
+            "XBA0003", "Batch &1: update job ended with errors: &2", "KEY1", key1, "; ".join(data.get("errors", []))
+        )
     return {"state": row["state"], "DIVI": call.get("DIVI") or data.get("DIVI") or call.divi}
 
 
@@ -170,8 +217,9 @@ def _batch_groups(tx: Tx, cono: str, key1: str, divi: str) -> dict[str, list[Vou
         raise nok("XRE0103", "Record does not exist: batch &1 has no lines", "KEY1", key1)
     groups: dict[str, list[VoucherLine]] = defaultdict(list)
     for r in rows:
-        groups[r["GRNR"]].append(VoucherLine(tuple(r[a] for a in AIT_FIELDS), Decimal(r["CUAM"]), r["CUCD"],
-                                             r["ACDT"], r["VTXT"]))
+        groups[r["GRNR"]].append(
+            VoucherLine(tuple(r[a] for a in AIT_FIELDS), Decimal(r["CUAM"]), r["CUCD"], r["ACDT"], r["VTXT"])
+        )
     for lines in groups.values():
         check_voucher(tx, divi, lines)
     return groups
@@ -183,8 +231,10 @@ def add_batch_head(call: Call) -> list[Record]:
         raise nok("WINTN03", "Interface &1 does not exist", "INTN", call.get("INTN"))
     if call.tx.one("SELECT 1 FROM gl_batches WHERE cono = ? AND key1 = ?", (call.get("CONO"), call.get("KEY1"))):
         raise nok("XRE0104", "Record already exists: batch &1", "KEY1", call.get("KEY1"))
-    call.tx.execute("INSERT INTO gl_batches (cono, key1, state, data) VALUES (?, ?, 'open', ?)",
-                    (call.get("CONO"), call.get("KEY1"), dumps(dict(call.inputs))))
+    call.tx.execute(
+        "INSERT INTO gl_batches (cono, key1, state, data) VALUES (?, ?, 'open', ?)",
+        (call.get("CONO"), call.get("KEY1"), dumps(dict(call.inputs))),
+    )
     return []
 
 
@@ -197,8 +247,7 @@ def add_batch_line(call: Call) -> list[Record]:
     key = (call.get("CONO"), call.get("KEY1"), line)
     if call.tx.one("SELECT 1 FROM gl_batch_lines WHERE cono = ? AND key1 = ? AND line = ?", key):
         raise nok("XRE0104", "Record already exists: line &1", "LINE", line)
-    call.tx.execute("INSERT INTO gl_batch_lines (cono, key1, line, data) VALUES (?, ?, ?, ?)",
-                    (*key, dumps(fields)))
+    call.tx.execute("INSERT INTO gl_batch_lines (cono, key1, line, data) VALUES (?, ?, ?, ?)", (*key, dumps(fields)))
     call.tx.execute("UPDATE gl_batches SET state = 'open' WHERE cono = ? AND key1 = ?", key[:2])
     return []
 
@@ -207,8 +256,9 @@ def add_batch_line(call: Call) -> list[Record]:
 def control_batch(call: Call) -> list[Record]:
     batch = _batch(call)
     _batch_groups(call.tx, call.get("CONO"), call.get("KEY1"), batch["DIVI"])
-    call.tx.execute("UPDATE gl_batches SET state = 'controlled' WHERE cono = ? AND key1 = ?",
-                    (call.get("CONO"), call.get("KEY1")))
+    call.tx.execute(
+        "UPDATE gl_batches SET state = 'controlled' WHERE cono = ? AND key1 = ?", (call.get("CONO"), call.get("KEY1"))
+    )
     return []
 
 
@@ -218,19 +268,26 @@ def update_batch(call: Call) -> list[Record]:
     submits a job). The job books it later: see :class:`BatchJobs`."""
     batch = _batch(call)
     _batch_groups(call.tx, call.get("CONO"), call.get("KEY1"), batch["DIVI"])
-    _set_state(call.tx, call.get("CONO"), call.get("KEY1"), QUEUED,
-               {"DIVI": batch["DIVI"], "queued_at": time.time(), "errors": [], "vouchers": []})
+    _set_state(
+        call.tx,
+        call.get("CONO"),
+        call.get("KEY1"),
+        QUEUED,
+        {"DIVI": batch["DIVI"], "queued_at": time.time(), "errors": [], "vouchers": []},
+    )
     return [{"CONO": call.get("CONO")}]
 
 
 def _set_state(tx: Tx, cono: str, key1: str, state: str, changes: dict[str, Any]) -> None:
     data = json.loads(tx.one("SELECT data FROM gl_batches WHERE cono = ? AND key1 = ?", (cono, key1))["data"])
     data.update(changes)
-    tx.execute("UPDATE gl_batches SET state = ?, data = ? WHERE cono = ? AND key1 = ?",
-               (state, json.dumps(data, sort_keys=True), cono, key1))
+    tx.execute(
+        "UPDATE gl_batches SET state = ?, data = ? WHERE cono = ? AND key1 = ?",
+        (state, json.dumps(data, sort_keys=True), cono, key1),
+    )
 
 
-FAIL_NEXT_SETTING = "gl_batch_job_fail_next"        # shared by every instance on the database
+FAIL_NEXT_SETTING = "gl_batch_job_fail_next"  # shared by every instance on the database
 FAIL_MESSAGE_SETTING = "gl_batch_job_fail_message"
 DEFAULT_FAILURE = "XBA0009 Account string is blocked (sandbox: batch job failure injected)"
 
@@ -271,8 +328,10 @@ class BatchJobs:
             divi = json.loads(row["data"])["DIVI"]
             fail_next = int(tx.setting(FAIL_NEXT_SETTING) or 0)
             if fail_next > 0:
-                tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-                           (FAIL_NEXT_SETTING, str(fail_next - 1)))
+                tx.execute(
+                    "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                    (FAIL_NEXT_SETTING, str(fail_next - 1)),
+                )
                 errors = [tx.setting(FAIL_MESSAGE_SETTING) or DEFAULT_FAILURE]
             else:
                 try:
@@ -290,8 +349,9 @@ class BatchJobs:
         with self.store.transaction() as tx:
             tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (FAIL_NEXT_SETTING, str(count)))
             if message is not None:
-                tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-                           (FAIL_MESSAGE_SETTING, message))
+                tx.execute(
+                    "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (FAIL_MESSAGE_SETTING, message)
+                )
 
     def state(self) -> dict[str, Any]:
         with self.store.transaction() as tx:
@@ -300,13 +360,21 @@ class BatchJobs:
         batches = []
         for row in rows:
             data = json.loads(row["data"])
-            batches.append({"cono": row["cono"], "key1": row["key1"], "state": row["state"],
-                            "divi": data.get("DIVI", ""), "errors": data.get("errors", []),
-                            "vouchers": data.get("vouchers", [])})
+            batches.append(
+                {
+                    "cono": row["cono"],
+                    "key1": row["key1"],
+                    "state": row["state"],
+                    "divi": data.get("DIVI", ""),
+                    "errors": data.get("errors", []),
+                    "vouchers": data.get("vouchers", []),
+                }
+            )
         return {"delay_ms": round(self.delay * 1000), "fail_next": fail_next, "batches": batches}
 
 
 # ---- GLS200MI reads -----------------------------------------------------------------------
+
 
 def _voucher_key(call: Call) -> tuple[str, str, str]:
     return call.get("DIVI"), call.get("YEA4"), str(int(call.decimal("VONO")))
@@ -323,12 +391,14 @@ def get_voucher_head(call: Call) -> list[Record]:
 @mi("GLS200MI", "LstVoucherLines")
 def list_voucher_lines(call: Call) -> list[Record]:
     get_voucher_head(call)
-    return call.tx.records("SELECT data FROM voucher_lines WHERE divi = ? AND yea4 = ? AND vono = ? ORDER BY jsno",
-                           _voucher_key(call))
+    return call.tx.records(
+        "SELECT data FROM voucher_lines WHERE divi = ? AND yea4 = ? AND vono = ? ORDER BY jsno", _voucher_key(call)
+    )
 
 
 @mi("GLS200MI", "LstVouchersByDt")
 def list_vouchers_by_date(call: Call) -> list[Record]:
     return call.tx.records(
         "SELECT data FROM vouchers WHERE divi = ? AND acdt BETWEEN ? AND ? ORDER BY acdt, yea4, CAST(vono AS INTEGER)",
-        (call.get("DIVI"), call.get("FDAT"), call.get("TDAT")))
+        (call.get("DIVI"), call.get("FDAT"), call.get("TDAT")),
+    )

@@ -1,4 +1,5 @@
 """OIS350MI invoices, MWS411MI / MWS410MI deliveries and tracking numbers."""
+
 from __future__ import annotations
 
 from .errors import does_not_exist, nok
@@ -23,7 +24,8 @@ def list_invoices(call: Call) -> list[Record]:
         raise nok("WFIVD01", "From invoice date &1 is after to date &2", "FIVD", low, high)
     return call.tx.records(
         "SELECT data FROM invoices WHERE divi = ? AND yea4 = ? AND ivdt BETWEEN ? AND ? ORDER BY ivno",
-        (call.divi, call.get("YEA4"), low, high))
+        (call.divi, call.get("YEA4"), low, high),
+    )
 
 
 @mi("MWS411MI", "LstDelLnByOrd")
@@ -31,9 +33,20 @@ def list_delivery_lines(call: Call) -> list[Record]:
     if call.get("RORC") != "3":  # only customer orders exist in the sandbox
         raise nok("WRORC01", "Reference order category &1 is invalid", "RORC", call.get("RORC"))
     lines = call.tx.records("SELECT data FROM order_lines WHERE orno = ? ORDER BY ponr", (call.get("RIDN"),))
-    return [{"CONO": call.cono, "DLIX": line["DLIX"], "RORC": "3", "RIDN": line["ORNO"], "RIDL": line["PONR"],
-             "ITNO": line["ITNO"], "TRQT": line["DLQT"], "WHLO": line["WHLO"]}
-            for line in lines if line.get("DLIX")]
+    return [
+        {
+            "CONO": call.cono,
+            "DLIX": line["DLIX"],
+            "RORC": "3",
+            "RIDN": line["ORNO"],
+            "RIDL": line["PONR"],
+            "ITNO": line["ITNO"],
+            "TRQT": line["DLQT"],
+            "WHLO": line["WHLO"],
+        }
+        for line in lines
+        if line.get("DLIX")
+    ]
 
 
 @mi("MWS410MI", "GetHead")

@@ -1,4 +1,5 @@
 """OIS100MI — customer orders: the brief's AddHead/AddLine and CloudSuite's batch flow."""
+
 from __future__ import annotations
 
 from . import orders
@@ -36,8 +37,10 @@ def add_batch_address(call: Call) -> list[Record]:
     adrt = call.get("ADRT")
     if adrt not in {"1", "3"}:  # 1 = delivery address, 3 = payer/invoice address
         raise nok("WADRT01", "Address type &1 is invalid", "ADRT", adrt)
-    call.tx.execute("INSERT OR REPLACE INTO order_addresses (orno, adrt, data) VALUES (?, ?, ?)",
-                    (call.get("ORNO"), adrt, dumps({**call.inputs, "CONO": call.cono, "DIVI": call.divi})))
+    call.tx.execute(
+        "INSERT OR REPLACE INTO order_addresses (orno, adrt, data) VALUES (?, ?, ?)",
+        (call.get("ORNO"), adrt, dumps({**call.inputs, "CONO": call.cono, "DIVI": call.divi})),
+    )
     return []
 
 
@@ -56,8 +59,9 @@ def get_head(call: Call) -> list[Record]:
 @mi("OIS100MI", "LstHead")
 def list_heads(call: Call) -> list[Record]:
     get_customer(call.tx, call.get("CUNO"))
-    heads = call.tx.records("SELECT data FROM orders WHERE cuno = ? AND kind = 'order' ORDER BY orno",
-                            (call.get("CUNO"),))
+    heads = call.tx.records(
+        "SELECT data FROM orders WHERE cuno = ? AND kind = 'order' ORDER BY orno", (call.get("CUNO"),)
+    )
     low, high = call.get("ORSL", "00"), call.get("ORST", "99")
     return [h for h in heads if low <= (h["ORSL"] or "00") and (h["ORST"] or "00") <= high]
 

@@ -1,4 +1,5 @@
 """MMS200MI / MMS080MI / MMS060MI — items and warehouse balances."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,8 @@ def _balances(call: Call) -> list[sqlite3.Row]:
     return call.tx.all(
         "SELECT b.whlo, b.itno, b.stqt, b.alqt, i.data FROM balances b JOIN items i ON i.itno = b.itno "
         "WHERE b.whlo = ? AND (? = '' OR b.itno = ?) ORDER BY b.itno",
-        (call.get("WHLO"), call.get("ITNO"), call.get("ITNO")))
+        (call.get("WHLO"), call.get("ITNO"), call.get("ITNO")),
+    )
 
 
 @mi("MMS200MI", "GetItmBasic")
@@ -45,19 +47,54 @@ def get_item_warehouse_balance(call: Call) -> list[Record]:
     row = rows[0]
     on_hand, allocated = row["stqt"], row["alqt"]
     available = str(on_hand - allocated)
-    return [{"WHLO": row["whlo"], "ITNO": row["itno"], "FACI": FACI, "STQT": str(on_hand), "QUQT": "0",
-             "RJQT": "0", "ALQT": str(allocated), "AV01": available, "AVAL": available, "REQT": "0",
-             "PLQT": "0", "ORQT": "0", "AV02": available}]
+    return [
+        {
+            "WHLO": row["whlo"],
+            "ITNO": row["itno"],
+            "FACI": FACI,
+            "STQT": str(on_hand),
+            "QUQT": "0",
+            "RJQT": "0",
+            "ALQT": str(allocated),
+            "AV01": available,
+            "AVAL": available,
+            "REQT": "0",
+            "PLQT": "0",
+            "ORQT": "0",
+            "AV02": available,
+        }
+    ]
 
 
 @mi("MMS080MI", "LstItemBal")
 def list_item_balances(call: Call) -> list[Record]:
-    return [{"WHLO": r["whlo"], "ITNO": r["itno"], "ITDS": json.loads(r["data"])["ITDS"], "STQT": str(r["stqt"]),
-             "ALQT": str(r["alqt"]), "AVAL": str(r["stqt"] - r["alqt"])} for r in _balances(call)]
+    return [
+        {
+            "WHLO": r["whlo"],
+            "ITNO": r["itno"],
+            "ITDS": json.loads(r["data"])["ITDS"],
+            "STQT": str(r["stqt"]),
+            "ALQT": str(r["alqt"]),
+            "AVAL": str(r["stqt"] - r["alqt"]),
+        }
+        for r in _balances(call)
+    ]
 
 
 @mi("MMS060MI", "LstBalID")
 def list_balance_ids(call: Call) -> list[Record]:
     # One balance identity per item and warehouse: location A01, no lot, status 2 (approved).
-    return [{"WHLO": r["whlo"], "ITNO": r["itno"], "WHSL": "A01", "BANO": "", "STAS": "2", "STQT": str(r["stqt"]),
-             "ALQT": str(r["alqt"]), "ALOC": "1", "MVB1": str(r["stqt"] - r["alqt"])} for r in _balances(call)]
+    return [
+        {
+            "WHLO": r["whlo"],
+            "ITNO": r["itno"],
+            "WHSL": "A01",
+            "BANO": "",
+            "STAS": "2",
+            "STQT": str(r["stqt"]),
+            "ALQT": str(r["alqt"]),
+            "ALOC": "1",
+            "MVB1": str(r["stqt"] - r["alqt"]),
+        }
+        for r in _balances(call)
+    ]

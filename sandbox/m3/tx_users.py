@@ -1,4 +1,5 @@
 """MNS150MI — the calling user's defaults and the companies/divisions it may use."""
+
 from __future__ import annotations
 
 from .errors import nok
@@ -18,12 +19,22 @@ def get_user_data(call: Call) -> list[Record]:
     """The user's defaults (USID omitted: the calling user)."""
     usid = _check_user(call)
     cono, divi = DEFAULTS["CONO"], DEFAULTS["DIVI"]
-    return [{**DEFAULTS, "USID": usid, "NAME": USER_NAME, "USTA": "20", "TX40": COMPANY_NAMES[cono],
-             "CONM": DIVISIONS[(cono, divi)]}]
+    return [
+        {
+            **DEFAULTS,
+            "USID": usid,
+            "NAME": USER_NAME,
+            "USTA": "20",
+            "TX40": COMPANY_NAMES[cono],
+            "CONM": DIVISIONS[(cono, divi)],
+        }
+    ]
 
 
 @mi("MNS150MI", "LstCmpDivi")
 def list_companies_and_divisions(call: Call) -> list[Record]:
     _check_user(call)
-    return [{"CONO": cono, "DIVI": divi, "TX40": COMPANY_NAMES[cono], "CONM": name}
-            for (cono, divi), name in sorted(DIVISIONS.items())]
+    return [
+        {"CONO": cono, "DIVI": divi, "TX40": COMPANY_NAMES[cono], "CONM": name}
+        for (cono, divi), name in sorted(DIVISIONS.items())
+    ]

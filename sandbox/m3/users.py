@@ -4,6 +4,7 @@ Every MI call runs in a company/division context: the ``cono``/``divi`` paramete
 inputs, else the user's defaults. A context the user may not use is M3's authorisation error
 ``XAU0008`` ("Not authorized for company 999", m3-api.md §2.2), raised before any handler runs.
 """
+
 from __future__ import annotations
 
 from .errors import MIError, nok
@@ -14,8 +15,16 @@ USER_NAME = "Sandbox integration user"
 COMPANY_NAMES = {CONO: "Sandbox Trading"}
 # (company, division) -> division name: the user's MNS151 authorisations.
 DIVISIONS = {(CONO, DIVI): "Amazon marketplaces"}
-DEFAULTS = {"CONO": CONO, "DIVI": DIVI, "FACI": FACI, "WHLO": "100", "LANC": "GB", "DTFM": "YMD", "DCFM": ".",
-            "TIZO": "UTC"}
+DEFAULTS = {
+    "CONO": CONO,
+    "DIVI": DIVI,
+    "FACI": FACI,
+    "WHLO": "100",
+    "LANC": "GB",
+    "DTFM": "YMD",
+    "DCFM": ".",
+    "TIZO": "UTC",
+}
 
 
 def authorisation_error(cono: str, divi: str) -> MIError | None:

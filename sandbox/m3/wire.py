@@ -2,6 +2,7 @@
 
 Output fields, their order and their padding come from ``metadata.py`` (m3-api.md §2).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ class Options:
     right_trim: bool = True
 
     @classmethod
-    def parse(cls, params: Mapping[str, str], *, v1: bool, max_records: int = MAX_LIST_RECORDS) -> "Options":
+    def parse(cls, params: Mapping[str, str], *, v1: bool, max_records: int = MAX_LIST_RECORDS) -> Options:
         def flag(name: str, default: bool) -> bool:
             value = params.get(name)
             if value is None or value == "":
@@ -51,8 +52,13 @@ class Options:
         cols = tuple(c.strip().upper() for c in params.get("returncols", "").split(",") if c.strip())
         # v1 spells it excludempty (Odin), v2 excludeempty (developer portal); accept both on both.
         exclude = flag("excludeempty", flag("excludempty", False))
-        return cls(maxrecs=maxrecs, returncols=cols, metadata=flag("metadata", True), exclude_empty=exclude,
-                   right_trim=False if v1 else flag("righttrim", True))
+        return cls(
+            maxrecs=maxrecs,
+            returncols=cols,
+            metadata=flag("metadata", True),
+            exclude_empty=exclude,
+            right_trim=False if v1 else flag("righttrim", True),
+        )
 
 
 def capped(maxrecs: int, max_records: int) -> int:
@@ -83,12 +89,16 @@ def _values(record: Mapping[str, str], columns: tuple[FieldDef, ...], options: O
 
 # ---- v1 --------------------------------------------------------------------------------
 
+
 def v1_ok(meta: TransactionMeta, records: list[dict[str, str]], options: Options) -> dict[str, Any]:
     columns = _columns(meta, options)
     body: dict[str, Any] = {"Program": meta.program, "Transaction": meta.transaction}
     if options.metadata:
-        body["Metadata"] = {"Field": [{"@name": f.name, "@type": f.type, "@length": f.length,
-                                       "@description": f.description} for f in columns]}
+        body["Metadata"] = {
+            "Field": [
+                {"@name": f.name, "@type": f.type, "@length": f.length, "@description": f.description} for f in columns
+            ]
+        }
     body["MIRecord"] = [
         {"RowIndex": i, "NameValue": [{"Name": n, "Value": v} for n, v in _values(r, columns, options)]}
         for i, r in enumerate(_limit(records, options.maxrecs))
@@ -97,30 +107,56 @@ def v1_ok(meta: TransactionMeta, records: list[dict[str, str]], options: Options
 
 
 def v1_error(error: MIError) -> dict[str, Any]:
-    return {"Message": error.message[:MESSAGE_WIDTH].ljust(MESSAGE_WIDTH), "@type": error.type,
-            "@code": error.code or None, "@cfg": None, "@field": error.field or None}
+    return {
+        "Message": error.message[:MESSAGE_WIDTH].ljust(MESSAGE_WIDTH),
+        "@type": error.type,
+        "@code": error.code or None,
+        "@cfg": None,
+        "@field": error.field or None,
+    }
 
 
 # ---- v2 and bulk -------------------------------------------------------------------------
 
+
 def v2_result_ok(meta: TransactionMeta, records: list[dict[str, str]], options: Options) -> dict[str, Any]:
     columns = _columns(meta, options)
-    return {"transaction": meta.transaction,
-            "records": [dict(_values(r, columns, options)) for r in _limit(records, options.maxrecs)]}
+    return {
+        "transaction": meta.transaction,
+        "records": [dict(_values(r, columns, options)) for r in _limit(records, options.maxrecs)],
+    }
 
 
 def v2_result_error(transaction: str, error: MIError) -> dict[str, Any]:
-    return {"transaction": transaction, "errorMessage": error.message, "errorType": error.type,
-            "errorCode": error.code, "errorField": error.field, "records": []}
+    return {
+        "transaction": transaction,
+        "errorMessage": error.message,
+        "errorType": error.type,
+        "errorCode": error.code,
+        "errorField": error.field,
+        "records": [],
+    }
 
 
 def v2_envelope(results: list[dict[str, Any]]) -> dict[str, Any]:
     failed = sum(1 for r in results if "errorType" in r)
-    return {"results": results, "wasTerminated": False, "nrOfSuccessfullTransactions": len(results) - failed,
-            "nrOfNotProcessedTransactions": 0, "nrOfFailedTransactions": failed}
+    return {
+        "results": results,
+        "wasTerminated": False,
+        "nrOfSuccessfullTransactions": len(results) - failed,
+        "nrOfNotProcessedTransactions": 0,
+        "nrOfFailedTransactions": failed,
+    }
 
 
 def v2_terminated(reason: str, error_type: str = "ClientError") -> dict[str, Any]:
     """A request the gateway refuses as a whole (malformed bulk body)."""
-    return {"results": [], "wasTerminated": True, "terminationReason": reason, "terminationErrorType": error_type,
-            "nrOfSuccessfullTransactions": 0, "nrOfNotProcessedTransactions": 0, "nrOfFailedTransactions": 0}
+    return {
+        "results": [],
+        "wasTerminated": True,
+        "terminationReason": reason,
+        "terminationErrorType": error_type,
+        "nrOfSuccessfullTransactions": 0,
+        "nrOfNotProcessedTransactions": 0,
+        "nrOfFailedTransactions": 0,
+    }

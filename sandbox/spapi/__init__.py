@@ -9,6 +9,7 @@ sandbox does the same with one app per region (``create_app(..., region="eu")``)
 port, all sharing the data folder. ``region=None`` answers for every marketplace on one host
 (only for tests of the API shapes).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,12 @@ def seed_world(data_dir: Path, world: object) -> None:
     """Seed the sandbox in ``data_dir`` from a ``sandbox.generator`` World (idempotent)."""
     store = SpApiStore(Path(data_dir))
     try:
-        store.seed(world.orders_v0(), world.settlement_documents(), world.listings(),  # type: ignore[attr-defined]
-                   world.seller_id)  # type: ignore[attr-defined]
+        store.seed(
+            world.orders_v0(),
+            world.settlement_documents(),
+            world.listings(),  # type: ignore[attr-defined]
+            world.seller_id,
+        )  # type: ignore[attr-defined]
     finally:
         store.close()
 

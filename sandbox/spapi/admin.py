@@ -1,9 +1,10 @@
 """Admin endpoints under ``/sandbox/`` (never under an API path): faults, reports, state."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -69,8 +70,9 @@ async def add_report(request: Request, sb: Sandbox) -> Response:
     except SeedError as exc:
         return _bad(str(exc))
     report = sb.store.get_report(report_id)
-    return JSONResponse({"reportId": report_id, "reportDocumentId": report.document_id if report else None},
-                        status_code=201)
+    return JSONResponse(
+        {"reportId": report_id, "reportDocumentId": report.document_id if report else None}, status_code=201
+    )
 
 
 def _compression(value: object) -> str | None:
@@ -102,7 +104,7 @@ def settlement_from_text(spec: dict) -> PostedSettlement:
 def _time(text: str, field: str) -> datetime:
     for fmt in _SETTLEMENT_TIME_FORMATS:
         try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     try:

@@ -5,12 +5,13 @@ fault, usage plan (429), then the operation. Errors always carry an ``errors`` b
 python client treats a bodiless 4xx/5xx as success, sp-api.md §7.4) unless a fault asks
 for exactly that.
 """
+
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -31,12 +32,15 @@ _RATE_HEADER_STATUSES = frozenset({200, 201, 202, 204, 400, 404})  # "20x, 400 a
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _json(body: object, status: int, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, default=str).encode(), status_code=status,
-                    headers={"content-type": "application/json", **(headers or {})})
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=str).encode(),
+        status_code=status,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
 
 
 def api_operation(name: str, handler: Handler, sb: Sandbox) -> Callable[[Request], Awaitable[Response]]:
@@ -75,23 +79,34 @@ async def _lwa_token(request: Request, sb: Sandbox) -> Response:
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
     try:
         if form.get("grant_type") != "refresh_token":
-            raise LwaError(400, "unsupported_grant_type",
-                           f"The authorization grant type is not supported: {form.get('grant_type')!r}")
+            raise LwaError(
+                400,
+                "unsupported_grant_type",
+                f"The authorization grant type is not supported: {form.get('grant_type')!r}",
+            )
         missing = [k for k in ("client_id", "client_secret", "refresh_token") if not form.get(k)]
         if missing:
             raise LwaError(400, "invalid_request", f"The request is missing a required parameter : {missing[0]}")
-        token, expires_in = sb.store.issue_access_token(form["client_id"], form["client_secret"],
-                                                        form["refresh_token"], sb.now())
+        token, expires_in = sb.store.issue_access_token(
+            form["client_id"], form["client_secret"], form["refresh_token"], sb.now()
+        )
     except LwaError as error:
         return _json(error.body(), error.status, headers)
-    body = {"access_token": token, "token_type": "bearer", "expires_in": expires_in,
-            "refresh_token": form["refresh_token"]}
+    body = {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": expires_in,
+        "refresh_token": form["refresh_token"],
+    }
     return Response(json.dumps(body).encode(), headers={"content-type": "application/json;charset=UTF-8", **headers})
 
 
-def _bind(function: Callable[[Request, Sandbox], Awaitable[Response]], sb: Sandbox) -> Callable[[Request], Awaitable[Response]]:
+def _bind(
+    function: Callable[[Request, Sandbox], Awaitable[Response]], sb: Sandbox
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         return await function(request, sb)
+
     return endpoint
 
 
@@ -107,9 +122,17 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _json(INTERNAL_FAILURE.body(), 500)
 
 
-def create_app(data_dir: Path, base_url: str, *, region: str | None = None, time_scale: float = 1.0,
-               rate_limits: bool = True, now: Callable[[], datetime] | None = None,
-               order_items_page_size: int = 10, restrict_pii: bool = True) -> Starlette:
+def create_app(
+    data_dir: Path,
+    base_url: str,
+    *,
+    region: str | None = None,
+    time_scale: float = 1.0,
+    rate_limits: bool = True,
+    now: Callable[[], datetime] | None = None,
+    order_items_page_size: int = 10,
+    restrict_pii: bool = True,
+) -> Starlette:
     """The sandbox app for the state in ``data_dir``; ``base_url`` is where it is reachable.
 
     ``region`` (na / eu / fe) makes it one of Amazon's regional hosts: it serves that region's
@@ -122,9 +145,15 @@ def create_app(data_dir: Path, base_url: str, *, region: str | None = None, time
     """
     if region is not None and region not in REGIONS:
         raise ValueError(f"unknown SP-API region {region!r}; one of {', '.join(REGIONS)}")
-    sb = Sandbox(store=SpApiStore(Path(data_dir)), base_url=base_url.rstrip("/"), now=now or _utcnow,
-                 limiter=RateLimiter(time_scale=time_scale, enabled=rate_limits),
-                 order_items_page_size=order_items_page_size, restrict_pii=restrict_pii, region=region)
+    sb = Sandbox(
+        store=SpApiStore(Path(data_dir)),
+        base_url=base_url.rstrip("/"),
+        now=now or _utcnow,
+        limiter=RateLimiter(time_scale=time_scale, enabled=rate_limits),
+        order_items_page_size=order_items_page_size,
+        restrict_pii=restrict_pii,
+        region=region,
+    )
     orders_base, reports_base = "/orders/v0/orders", "/reports/2021-06-30"
     listing_path = "/listings/2021-08-01/items/{seller_id}/{sku:path}"
 
@@ -142,8 +171,12 @@ def create_app(data_dir: Path, base_url: str, *, region: str | None = None, time
         api(orders_base + "/{order_id}/address", "getOrderAddress", orders.get_order_address, "GET"),
         api(orders_base + "/{order_id}/buyerInfo", "getOrderBuyerInfo", orders.get_order_buyer_info, "GET"),
         api(orders_base + "/{order_id}/shipmentConfirmation", "confirmShipment", orders.confirm_shipment, "POST"),
-        api("/tokens/2021-03-01/restrictedDataToken", "createRestrictedDataToken",
-            tokens.create_restricted_data_token, "POST"),
+        api(
+            "/tokens/2021-03-01/restrictedDataToken",
+            "createRestrictedDataToken",
+            tokens.create_restricted_data_token,
+            "POST",
+        ),
         api(reports_base + "/reports", "getReports", reports.get_reports, "GET"),
         api(reports_base + "/reports", "createReport", reports.create_report, "POST"),
         api(reports_base + "/reports/{report_id}", "getReport", reports.get_report, "GET"),

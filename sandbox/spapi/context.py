@@ -1,4 +1,5 @@
 """What every handler shares: the store, the clock, limits, faults, and query helpers."""
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,10 @@ class Sandbox:
         """Amazon's regional hosts refuse marketplace ids of another region."""
         foreign = [m for m in markets if not self.serves(m)]
         if foreign:
-            raise invalid_input(f"Invalid marketplace id(s) {', '.join(foreign)} for this endpoint.",
-                                f"This host serves the {str(self.region).upper()} region only.")
+            raise invalid_input(
+                f"Invalid marketplace id(s) {', '.join(foreign)} for this endpoint.",
+                f"This host serves the {str(self.region).upper()} region only.",
+            )
 
 
 def region_marketplaces(region: str) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ Every SP-API error body has the same shape, ``{"errors": [{"code", "message", "d
 Orders v0 (``…Response.errors`` is an array) and Reports/Listings (``ErrorList`` object)
 validate alike.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Injected failures (admin ``POST /sandbox/faults``): the next N calls fail on purpose."""
+
 from __future__ import annotations
 
 import threading
@@ -14,7 +15,7 @@ FAULT_ERRORS: dict[int, ApiError] = {429: QUOTA_EXCEEDED, 500: INTERNAL_FAILURE,
 class Fault:
     status: int
     operations: frozenset[str]  # empty = every API operation
-    with_body: bool             # False: no errors body (the client then reports an empty success)
+    with_body: bool  # False: no errors body (the client then reports an empty success)
 
     @property
     def error(self) -> ApiError:
@@ -69,5 +70,9 @@ class FaultPlan:
         with self._lock:
             if self._fault is None:
                 return None
-            return {"status": self._fault.status, "remaining": self._remaining,
-                    "operations": sorted(self._fault.operations), "with_body": self._fault.with_body}
+            return {
+                "status": self._fault.status,
+                "remaining": self._remaining,
+                "operations": sorted(self._fault.operations),
+                "with_body": self._fault.with_body,
+            }

@@ -5,6 +5,7 @@ Only the attributes the integration writes are understood in depth (quantity in
 stored as sent. Problems with the content are answered as Amazon does: HTTP 200, status
 ``INVALID`` with issues; a malformed request is a 400.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,18 @@ from .timeutil import amazon_time
 
 PATCH_OPS = frozenset({"add", "replace", "merge", "delete"})
 _PATH = re.compile(r"/attributes/([a-z][a-z0-9_]*)")
-GET_INCLUDED = frozenset({"summaries", "attributes", "issues", "offers", "fulfillmentAvailability",
-                          "procurement", "relationships", "productTypes"})
+GET_INCLUDED = frozenset(
+    {
+        "summaries",
+        "attributes",
+        "issues",
+        "offers",
+        "fulfillmentAvailability",
+        "procurement",
+        "relationships",
+        "productTypes",
+    }
+)
 PATCH_INCLUDED = frozenset({"identifiers", "issues"})
 # Elements inside these attributes are matched by a selector field when merging (Amazon's rule).
 _SELECTORS = {"fulfillment_availability": "fulfillment_channel_code", "purchasable_offer": "marketplace_id"}
@@ -33,8 +44,13 @@ class _Invalid(Exception):
 
     def __init__(self, code: str, message: str, attribute: str, category: str = "INVALID_ATTRIBUTE") -> None:
         super().__init__(message)
-        self.issue = {"code": code, "message": message, "severity": "ERROR",
-                      "attributeNames": [attribute], "categories": [category]}
+        self.issue = {
+            "code": code,
+            "message": message,
+            "severity": "ERROR",
+            "attributeNames": [attribute],
+            "categories": [category],
+        }
 
 
 def _bad_request(message: str) -> ApiError:
@@ -44,8 +60,12 @@ def _bad_request(message: str) -> ApiError:
 def _resolve(request: Request, sb: Sandbox) -> tuple[str, str, list[str]]:
     seller_id, sku = request.path_params["seller_id"], request.path_params["sku"]
     if seller_id != sb.store.seller_id:
-        raise ApiError(403, "Unauthorized", "Access to requested resource is denied.",
-                       f"The caller is not authorised for seller {seller_id}.")
+        raise ApiError(
+            403,
+            "Unauthorized",
+            "Access to requested resource is denied.",
+            f"The caller is not authorised for seller {seller_id}.",
+        )
     markets = marketplace_ids(request)
     if not markets:
         raise _bad_request("Missing required parameter marketplaceIds.")
@@ -75,15 +95,28 @@ async def patch_listings_item(request: Request, sb: Sandbox) -> Reply:
     for marketplace_id in markets:
         listing = sb.store.get_listing(seller_id, sku, marketplace_id)
         if listing is None:
-            issues.append({"code": "4000003", "severity": "ERROR", "categories": ["INVALID_ATTRIBUTE"],
-                           "message": f"The SKU '{sku}' does not exist in marketplace {marketplace_id}; "
-                                      "patchListingsItem only updates existing listings.",
-                           "marketplaceIds": [marketplace_id]})
+            issues.append(
+                {
+                    "code": "4000003",
+                    "severity": "ERROR",
+                    "categories": ["INVALID_ATTRIBUTE"],
+                    "message": f"The SKU '{sku}' does not exist in marketplace {marketplace_id}; "
+                    "patchListingsItem only updates existing listings.",
+                    "marketplaceIds": [marketplace_id],
+                }
+            )
             continue
         if listing.product_type != product_type:
-            issues.append({"code": "90244", "severity": "ERROR", "categories": ["INVALID_ATTRIBUTE"],
-                           "message": f"productType {product_type} does not match the listing's "
-                                      f"product type {listing.product_type}.", "marketplaceIds": [marketplace_id]})
+            issues.append(
+                {
+                    "code": "90244",
+                    "severity": "ERROR",
+                    "categories": ["INVALID_ATTRIBUTE"],
+                    "message": f"productType {product_type} does not match the listing's "
+                    f"product type {listing.product_type}.",
+                    "marketplaceIds": [marketplace_id],
+                }
+            )
             continue
         try:
             attributes = _apply(listing.attributes, patches)
@@ -103,8 +136,9 @@ async def patch_listings_item(request: Request, sb: Sandbox) -> Reply:
     if "issues" in included:
         submission["issues"] = issues
     if "identifiers" in included:
-        submission["identifiers"] = [{"marketplaceId": listing.marketplace_id, "asin": listing.asin}
-                                     for listing, *_ in results if listing.asin]
+        submission["identifiers"] = [
+            {"marketplaceId": listing.marketplace_id, "asin": listing.asin} for listing, *_ in results if listing.asin
+        ]
     return Reply(200, submission)
 
 
@@ -124,8 +158,10 @@ def _validate_patch_request(body: object) -> tuple[str, list[dict]]:
         if patch.get("op") not in PATCH_OPS:
             raise _bad_request(f"{where}.op must be one of {', '.join(sorted(PATCH_OPS))}, got {patch.get('op')!r}.")
         if not isinstance(patch.get("path"), str) or not _PATH.fullmatch(patch["path"]):
-            raise _bad_request(f"{where}.path must look like /attributes/<attribute_name>, got {patch.get('path')!r} "
-                               "(patching inside an attribute is not supported).")
+            raise _bad_request(
+                f"{where}.path must look like /attributes/<attribute_name>, got {patch.get('path')!r} "
+                "(patching inside an attribute is not supported)."
+            )
         if patch["op"] != "delete":
             value = patch.get("value")
             if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
@@ -165,10 +201,14 @@ def _quantity_and_price(attributes: dict, listing: ListingRecord) -> tuple[int, 
     for element in attributes.get("fulfillment_availability", []):
         code = element.get("fulfillment_channel_code")
         if not isinstance(code, str) or not code:
-            raise _Invalid("90220", "'fulfillment_channel_code' is required but not supplied.", "fulfillment_availability")
+            raise _Invalid(
+                "90220", "'fulfillment_channel_code' is required but not supplied.", "fulfillment_availability"
+            )
         value = element.get("quantity", 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _Invalid("8560", f"quantity must be a whole number of 0 or more, got {value!r}.", "fulfillment_availability")
+            raise _Invalid(
+                "8560", f"quantity must be a whole number of 0 or more, got {value!r}.", "fulfillment_availability"
+            )
         if code == "DEFAULT":
             quantity = value
     price = None
@@ -176,17 +216,27 @@ def _quantity_and_price(attributes: dict, listing: ListingRecord) -> tuple[int, 
         if element.get("marketplace_id", listing.marketplace_id) != listing.marketplace_id:
             continue
         if listing.currency and element.get("currency") != listing.currency:
-            raise _Invalid("8567", f"currency must be {listing.currency} in marketplace {listing.marketplace_id}, "
-                                   f"got {element.get('currency')!r}.", "purchasable_offer", "INVALID_PRICE")
+            raise _Invalid(
+                "8567",
+                f"currency must be {listing.currency} in marketplace {listing.marketplace_id}, "
+                f"got {element.get('currency')!r}.",
+                "purchasable_offer",
+                "INVALID_PRICE",
+            )
         try:
             raw = element["our_price"][0]["schedule"][0]["value_with_tax"]
             price = Decimal(str(raw))
         except (KeyError, IndexError, TypeError, InvalidOperation):
-            raise _Invalid("90220", "'our_price[0].schedule[0].value_with_tax' is required but not supplied.",
-                           "purchasable_offer", "MISSING_PRICE") from None
+            raise _Invalid(
+                "90220",
+                "'our_price[0].schedule[0].value_with_tax' is required but not supplied.",
+                "purchasable_offer",
+                "MISSING_PRICE",
+            ) from None
         if isinstance(raw, bool) or not price.is_finite() or price <= 0:
-            raise _Invalid("8567", f"value_with_tax must be a positive number, got {raw!r}.",
-                           "purchasable_offer", "INVALID_PRICE")
+            raise _Invalid(
+                "8567", f"value_with_tax must be a positive number, got {raw!r}.", "purchasable_offer", "INVALID_PRICE"
+            )
     return quantity, price
 
 
@@ -204,9 +254,15 @@ async def get_listings_item(request: Request, sb: Sandbox) -> Reply:
     if "issues" in included:
         item["issues"] = []
     if "offers" in included:
-        item["offers"] = [{"marketplaceId": l.marketplace_id, "offerType": "B2C",
-                           "price": {"currencyCode": l.currency, "amount": str(l.price)}}
-                          for l in listings if l.price is not None and l.currency]
+        item["offers"] = [
+            {
+                "marketplaceId": l.marketplace_id,
+                "offerType": "B2C",
+                "price": {"currencyCode": l.currency, "amount": str(l.price)},
+            }
+            for l in listings
+            if l.price is not None and l.currency
+        ]
     if "fulfillmentAvailability" in included:
         item["fulfillmentAvailability"] = [{"fulfillmentChannelCode": "DEFAULT", "quantity": listings[0].quantity}]
     if "productTypes" in included:
@@ -219,10 +275,14 @@ async def get_listings_item(request: Request, sb: Sandbox) -> Reply:
 
 
 def _summary(listing: ListingRecord) -> dict:
-    summary = {"marketplaceId": listing.marketplace_id, "productType": listing.product_type,
-               "conditionType": "new_new",
-               "status": ["BUYABLE", "DISCOVERABLE"] if listing.quantity > 0 else ["DISCOVERABLE"],
-               "createdDate": amazon_time(listing.created), "lastUpdatedDate": amazon_time(listing.updated)}
+    summary = {
+        "marketplaceId": listing.marketplace_id,
+        "productType": listing.product_type,
+        "conditionType": "new_new",
+        "status": ["BUYABLE", "DISCOVERABLE"] if listing.quantity > 0 else ["DISCOVERABLE"],
+        "createdDate": amazon_time(listing.created),
+        "lastUpdatedDate": amazon_time(listing.updated),
+    }
     if listing.asin:
         summary["asin"] = listing.asin
     if listing.title:

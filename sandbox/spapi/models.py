@@ -3,12 +3,13 @@
 The sandbox never needs these at runtime (users do not have ``../shared``); tests locate
 ``shared/spapi-models`` beside the repository, or under ``$M3SYNC_SHARED``.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ORDERS, REPORTS, LISTINGS = "ordersV0.json", "reports_2021-06-30.json", "listingsItems_2021-08-01.json"
@@ -17,9 +18,9 @@ TOKENS = "tokens_2021-03-01.json"
 
 @dataclass(frozen=True)
 class OperationSchemas:
-    model: str     # file name in spapi-models
-    success: str   # definition of the 2xx body ("" = no body)
-    error: str     # definition of the error body
+    model: str  # file name in spapi-models
+    success: str  # definition of the 2xx body ("" = no body)
+    error: str  # definition of the error body
 
 
 # Per operation, as declared in each model's ``responses``.
@@ -48,7 +49,7 @@ def models_dir() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_model(folder: Path, name: str) -> dict:
     return json.loads((folder / name).read_text(encoding="utf-8"))
 

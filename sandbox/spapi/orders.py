@@ -1,4 +1,5 @@
 """Orders API v0: getOrders, getOrder, getOrderItems, confirmShipment (payload-wrapped)."""
+
 from __future__ import annotations
 
 import re
@@ -6,20 +7,50 @@ from datetime import timedelta
 
 from starlette.requests import Request
 
-from .context import Reply, Sandbox, date_param, decode_token, encode_token, int_param, json_body, marketplace_ids, values
+from .context import (
+    Reply,
+    Sandbox,
+    date_param,
+    decode_token,
+    encode_token,
+    int_param,
+    json_body,
+    marketplace_ids,
+    values,
+)
 from .errors import invalid_input, not_found
 from .store import OrderQuery
 from .timeutil import parse_iso, sortable
 from .tokens import granted_elements, visible_buyer_info, visible_item, visible_order
 
-ORDER_STATUSES = frozenset({"Pending", "Unshipped", "PartiallyShipped", "Shipped", "Canceled",
-                            "Unfulfillable", "InvoiceUnconfirmed", "PendingAvailability"})
+ORDER_STATUSES = frozenset(
+    {
+        "Pending",
+        "Unshipped",
+        "PartiallyShipped",
+        "Shipped",
+        "Canceled",
+        "Unfulfillable",
+        "InvoiceUnconfirmed",
+        "PendingAvailability",
+    }
+)
 FULFILLMENT_CHANNELS = frozenset({"AFN", "MFN"})
 SHIPPABLE = frozenset({"Unshipped", "PartiallyShipped"})
 # Pending orders carry no pricing until they leave Pending (ordersV0 getOrderItems notes).
-_PRICE_FIELDS = ("ItemPrice", "ItemTax", "ShippingPrice", "ShippingTax", "ShippingDiscount",
-                 "ShippingDiscountTax", "PromotionDiscount", "PromotionDiscountTax", "PromotionIds",
-                 "CODFee", "CODFeeDiscount")
+_PRICE_FIELDS = (
+    "ItemPrice",
+    "ItemTax",
+    "ShippingPrice",
+    "ShippingTax",
+    "ShippingDiscount",
+    "ShippingDiscountTax",
+    "PromotionDiscount",
+    "PromotionDiscountTax",
+    "PromotionIds",
+    "CODFee",
+    "CODFeeDiscount",
+)
 _MIN_AGE = timedelta(minutes=2)  # *Before must be at least two minutes in the past
 
 
@@ -27,8 +58,15 @@ async def get_orders(request: Request, sb: Sandbox) -> Reply:
     token = request.query_params.get("NextToken")
     if token:  # "NextToken doesn't affect any filters": the token carries them
         state = decode_token(token, "orders")
-        query = OrderQuery(tuple(state["m"]), state["c"], state["a"], state["b"], tuple(state["s"]), tuple(state["f"]),
-                           tuple(state["i"]))
+        query = OrderQuery(
+            tuple(state["m"]),
+            state["c"],
+            state["a"],
+            state["b"],
+            tuple(state["s"]),
+            tuple(state["f"]),
+            tuple(state["i"]),
+        )
         offset, page_size = state["o"], state["p"]
     else:
         query, page_size = _order_query(request, sb)
@@ -37,10 +75,20 @@ async def get_orders(request: Request, sb: Sandbox) -> Reply:
     elements = granted_elements(request, sb)
     payload: dict = {"Orders": [visible_order(o, elements) for o in page[:page_size]]}
     if len(page) > page_size:
-        payload["NextToken"] = encode_token({
-            "kind": "orders", "m": list(query.marketplace_ids), "c": query.date_column, "a": query.after,
-            "b": query.before, "s": list(query.statuses), "f": list(query.channels), "i": list(query.order_ids),
-            "o": offset + page_size, "p": page_size})
+        payload["NextToken"] = encode_token(
+            {
+                "kind": "orders",
+                "m": list(query.marketplace_ids),
+                "c": query.date_column,
+                "a": query.after,
+                "b": query.before,
+                "s": list(query.statuses),
+                "f": list(query.channels),
+                "i": list(query.order_ids),
+                "o": offset + page_size,
+                "p": page_size,
+            }
+        )
     payload["CreatedBefore" if query.date_column == "purchase_date" else "LastUpdatedBefore"] = query.before
     return Reply(200, {"payload": payload})
 
@@ -60,8 +108,11 @@ def _order_query(request: Request, sb: Sandbox) -> tuple[OrderQuery, int]:
         raise invalid_input("LastUpdatedAfter and LastUpdatedBefore cannot be set when CreatedAfter is set.")
     if updated_after is not None and created_before is not None:
         raise invalid_input("CreatedBefore cannot be set when LastUpdatedAfter is set.")
-    column, names = ("purchase_date", ("CreatedAfter", "CreatedBefore")) if created_after else \
-        ("last_update_date", ("LastUpdatedAfter", "LastUpdatedBefore"))
+    column, names = (
+        ("purchase_date", ("CreatedAfter", "CreatedBefore"))
+        if created_after
+        else ("last_update_date", ("LastUpdatedAfter", "LastUpdatedBefore"))
+    )
     after = created_after or updated_after
     latest = sb.now() - _MIN_AGE
     before = (created_before if created_after else updated_before) or latest
@@ -72,7 +123,9 @@ def _order_query(request: Request, sb: Sandbox) -> tuple[OrderQuery, int]:
     statuses = values(request, "OrderStatuses")
     bad = [s for s in statuses if s not in ORDER_STATUSES]
     if bad:
-        raise invalid_input(f"Invalid OrderStatuses: {', '.join(bad)}.", f"Allowed: {', '.join(sorted(ORDER_STATUSES))}")
+        raise invalid_input(
+            f"Invalid OrderStatuses: {', '.join(bad)}.", f"Allowed: {', '.join(sorted(ORDER_STATUSES))}"
+        )
     channels = values(request, "FulfillmentChannels")
     bad = [c for c in channels if c not in FULFILLMENT_CHANNELS]
     if bad:
@@ -81,8 +134,9 @@ def _order_query(request: Request, sb: Sandbox) -> tuple[OrderQuery, int]:
     if len(order_ids) > 50:
         raise invalid_input("AmazonOrderIds accepts at most 50 values.")
     page_size = int_param(request, "MaxResultsPerPage", 100, 1, 100)
-    return OrderQuery(tuple(markets), column, sortable(after), sortable(before), tuple(statuses), tuple(channels),
-                      tuple(order_ids)), page_size
+    return OrderQuery(
+        tuple(markets), column, sortable(after), sortable(before), tuple(statuses), tuple(channels), tuple(order_ids)
+    ), page_size
 
 
 def _find_order(sb: Sandbox, order_id: str) -> tuple[dict, list[dict]]:
@@ -111,8 +165,9 @@ async def get_order_buyer_info(request: Request, sb: Sandbox) -> Reply:
     order_id = request.path_params["order_id"]
     order, _ = _find_order(sb, order_id)
     info = order.get("BuyerInfo") if isinstance(order.get("BuyerInfo"), dict) else {}
-    return Reply(200, {"payload": {"AmazonOrderId": order_id,
-                                   **visible_buyer_info(info, granted_elements(request, sb))}})
+    return Reply(
+        200, {"payload": {"AmazonOrderId": order_id, **visible_buyer_info(info, granted_elements(request, sb))}}
+    )
 
 
 async def get_order_items(request: Request, sb: Sandbox) -> Reply:
@@ -126,7 +181,7 @@ async def get_order_items(request: Request, sb: Sandbox) -> Reply:
             raise invalid_input("Invalid NextToken.", "The token belongs to another order.")
         offset = state["o"]
     size = sb.order_items_page_size
-    page = items[offset:offset + size]
+    page = items[offset : offset + size]
     if order["OrderStatus"] == "Pending":
         page = [{k: v for k, v in item.items() if k not in _PRICE_FIELDS} for item in page]
     elements = granted_elements(request, sb)
@@ -146,14 +201,20 @@ async def confirm_shipment(request: Request, sb: Sandbox) -> Reply:
     if order.get("FulfillmentChannel") == "AFN":
         raise invalid_input(f"Order {order_id} is fulfilled by Amazon (AFN); shipments are confirmed by Amazon.")
     quantities = _validate_package_items(package["orderItems"], items, order_id)
-    updated_items = [dict(item, QuantityShipped=int(item.get("QuantityShipped") or 0) + quantities.get(item["OrderItemId"], 0))
-                     for item in items]
+    updated_items = [
+        dict(item, QuantityShipped=int(item.get("QuantityShipped") or 0) + quantities.get(item["OrderItemId"], 0))
+        for item in items
+    ]
     shipped = sum(i["QuantityShipped"] for i in updated_items)
     unshipped = sum(int(i["QuantityOrdered"]) - i["QuantityShipped"] for i in updated_items)
     now = sb.now()
-    updated_order = dict(order, NumberOfItemsShipped=shipped, NumberOfItemsUnshipped=unshipped,
-                         OrderStatus="Shipped" if unshipped == 0 else "PartiallyShipped",
-                         LastUpdateDate=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    updated_order = dict(
+        order,
+        NumberOfItemsShipped=shipped,
+        NumberOfItemsUnshipped=unshipped,
+        OrderStatus="Shipped" if unshipped == 0 else "PartiallyShipped",
+        LastUpdateDate=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     sb.store.record_shipment(updated_order, updated_items, package, now)
     return Reply(204)
 
@@ -165,7 +226,9 @@ def _validate_confirmation(body: object, order: dict) -> dict:
     if not isinstance(marketplace, str) or not marketplace:
         raise invalid_input("Missing required field marketplaceId.")
     if marketplace != order["MarketplaceId"]:
-        raise invalid_input(f"marketplaceId {marketplace} does not match the order's marketplace {order['MarketplaceId']}.")
+        raise invalid_input(
+            f"marketplaceId {marketplace} does not match the order's marketplace {order['MarketplaceId']}."
+        )
     package = body.get("packageDetail")
     if not isinstance(package, dict):
         raise invalid_input("Missing required field packageDetail.")
@@ -173,8 +236,10 @@ def _validate_confirmation(body: object, order: dict) -> dict:
         if not isinstance(package.get(name), str) or not package[name].strip():
             raise invalid_input(f"Missing required field packageDetail.{name}.")
     if not re.fullmatch(r"[1-9][0-9]*", package["packageReferenceId"]):
-        raise invalid_input("packageDetail.packageReferenceId must be a positive numeric value.",
-                            f"Got {package['packageReferenceId']!r}.")
+        raise invalid_input(
+            "packageDetail.packageReferenceId must be a positive numeric value.",
+            f"Got {package['packageReferenceId']!r}.",
+        )
     try:
         parse_iso(package["shipDate"])
     except ValueError:
@@ -200,6 +265,8 @@ def _validate_package_items(lines: list, items: list[dict], order_id: str) -> di
         quantities[item["OrderItemId"]] = quantities.get(item["OrderItemId"], 0) + quantity
         open_quantity = int(item["QuantityOrdered"]) - int(item.get("QuantityShipped") or 0)
         if quantities[item["OrderItemId"]] > open_quantity:
-            raise invalid_input(f"{where}.quantity {quantity} exceeds the unshipped quantity {open_quantity} "
-                                f"of item {item['OrderItemId']}.")
+            raise invalid_input(
+                f"{where}.quantity {quantity} exceeds the unshipped quantity {open_quantity} "
+                f"of item {item['OrderItemId']}."
+            )
     return quantities

@@ -1,4 +1,5 @@
 """Amazon's usage plans as token buckets (rate = refill per second, burst = bucket size)."""
+
 from __future__ import annotations
 
 import threading
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class UsagePlan:
-    rate: float   # requests per second
+    rate: float  # requests per second
     burst: int
 
     @property
@@ -39,8 +40,9 @@ USAGE_PLANS: dict[str, UsagePlan] = {
 class RateLimiter:
     """One bucket per (operation, caller). ``time_scale`` speeds refilling up for tests."""
 
-    def __init__(self, *, time_scale: float = 1.0, enabled: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, time_scale: float = 1.0, enabled: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, got {time_scale}")
         self.time_scale = time_scale

@@ -4,6 +4,7 @@ Settlement reports are listed whatever ``marketplaceIds`` says (Amazon ignores t
 them: they belong to the seller's account, not to a marketplace request); a regional host lists
 the reports of its region's marketplaces only.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,25 +16,47 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .context import Reply, Sandbox, date_param, decode_token, encode_token, int_param, json_body, marketplace_ids, values
+from .context import (
+    Reply,
+    Sandbox,
+    date_param,
+    decode_token,
+    encode_token,
+    int_param,
+    json_body,
+    marketplace_ids,
+    values,
+)
 from .errors import invalid_input, not_found
 from .store import ReportRecord, document_codec
 from .timeutil import amazon_time, parse_iso, sortable
 
 PROCESSING_STATUSES = frozenset({"CANCELLED", "DONE", "FATAL", "IN_PROGRESS", "IN_QUEUE"})
 # Amazon refuses these in createReport with its internal report-type number (sp-api.md §0.1).
-SETTLEMENT_TYPE_NUMBERS = {"GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2": 1118,
-                           "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE": 1117,
-                           "GET_V2_SETTLEMENT_REPORT_DATA_XML": 1116}
+SETTLEMENT_TYPE_NUMBERS = {
+    "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2": 1118,
+    "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE": 1117,
+    "GET_V2_SETTLEMENT_REPORT_DATA_XML": 1116,
+}
 RETENTION = timedelta(days=90)
 URL_LIFETIME = timedelta(minutes=5)
 DOWNLOAD_PREFIX = "/s3/tortuga"
-_GET_REPORTS_PARAMS = ("reportTypes", "processingStatuses", "marketplaceIds", "pageSize", "createdSince", "createdUntil")
+_GET_REPORTS_PARAMS = (
+    "reportTypes",
+    "processingStatuses",
+    "marketplaceIds",
+    "pageSize",
+    "createdSince",
+    "createdUntil",
+)
 
 
 def report_json(report: ReportRecord) -> dict:
-    body: dict = {"reportId": report.report_id, "reportType": report.report_type,
-                  "marketplaceIds": [report.marketplace_id]}
+    body: dict = {
+        "reportId": report.report_id,
+        "reportType": report.report_type,
+        "marketplaceIds": [report.marketplace_id],
+    }
     if report.data_start and report.data_end:
         body["dataStartTime"], body["dataEndTime"] = amazon_time(report.data_start), amazon_time(report.data_end)
     body["createdTime"] = amazon_time(report.created_time)
@@ -56,9 +79,16 @@ async def get_reports(request: Request, sb: Sandbox) -> Reply:
     else:
         filters, offset = _report_filters(request, sb), 0
     page_size = filters["size"]
-    page = sb.store.list_reports(filters["types"], filters["statuses"], filters["markets"],
-                                 parse_iso(filters["since"]), parse_iso(filters["until"]), offset, page_size + 1,
-                                 served_marketplaces=sb.served_marketplaces())
+    page = sb.store.list_reports(
+        filters["types"],
+        filters["statuses"],
+        filters["markets"],
+        parse_iso(filters["since"]),
+        parse_iso(filters["until"]),
+        offset,
+        page_size + 1,
+        served_marketplaces=sb.served_marketplaces(),
+    )
     body: dict = {"reports": [report_json(r) for r in page[:page_size]]}
     if len(page) > page_size:
         body["nextToken"] = encode_token({"kind": "reports", "q": filters, "o": offset + page_size})
@@ -74,8 +104,9 @@ def _report_filters(request: Request, sb: Sandbox) -> dict:
     statuses = values(request, "processingStatuses")
     bad = [s for s in statuses if s not in PROCESSING_STATUSES]
     if bad:
-        raise invalid_input(f"Invalid processingStatuses: {', '.join(bad)}.",
-                            f"Allowed: {', '.join(sorted(PROCESSING_STATUSES))}")
+        raise invalid_input(
+            f"Invalid processingStatuses: {', '.join(bad)}.", f"Allowed: {', '.join(sorted(PROCESSING_STATUSES))}"
+        )
     markets = marketplace_ids(request)
     if len(markets) > 10:
         raise invalid_input("marketplaceIds accepts between 1 and 10 values.")
@@ -86,8 +117,14 @@ def _report_filters(request: Request, sb: Sandbox) -> dict:
     if since > until:
         raise invalid_input("createdSince must be earlier than createdUntil.")
     since = max(since, now - RETENTION)  # reports are retained for 90 days at most
-    return {"types": types, "statuses": statuses, "markets": markets, "since": sortable(since),
-            "until": sortable(until), "size": int_param(request, "pageSize", 10, 1, 100)}
+    return {
+        "types": types,
+        "statuses": statuses,
+        "markets": markets,
+        "since": sortable(since),
+        "until": sortable(until),
+        "size": int_param(request, "pageSize", 10, 1, 100),
+    }
 
 
 async def get_report(request: Request, sb: Sandbox) -> Reply:
@@ -132,9 +169,11 @@ def _signature(sb: Sandbox, document_id: str, expires: int) -> str:
 def _presigned_url(sb: Sandbox, document_id: str) -> str:
     # Built from the configured base URL: the client's Host header is wrong (sp-api.md §7.1).
     expires = int((sb.now() + URL_LIFETIME).timestamp())
-    return (f"{sb.document_url_base or sb.base_url}{DOWNLOAD_PREFIX}/{quote(document_id, safe='')}"
-            f"?X-Amz-Expires={int(URL_LIFETIME.total_seconds())}&Expires={expires}"
-            f"&X-Amz-Signature={_signature(sb, document_id, expires)}")
+    return (
+        f"{sb.document_url_base or sb.base_url}{DOWNLOAD_PREFIX}/{quote(document_id, safe='')}"
+        f"?X-Amz-Expires={int(URL_LIFETIME.total_seconds())}&Expires={expires}"
+        f"&X-Amz-Signature={_signature(sb, document_id, expires)}"
+    )
 
 
 async def download_document(request: Request, sb: Sandbox) -> Response:

@@ -5,6 +5,7 @@ filter columns), settlement reports with their documents, listings, the LWA app 
 access tokens issued to it. Seeding is idempotent: records already present keep their state
 (an order shipped through the sandbox stays shipped when the world is seeded again).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -194,17 +195,23 @@ class SpApiStore:
         if app is None:
             self._db.execute(
                 "INSERT INTO lwa_apps (client_id, client_secret, refresh_token) VALUES (?, ?, ?)",
-                (f"amzn1.application-oa2-client.{secrets.token_hex(16)}",
-                 f"amzn1.oa2-cs.v1.{secrets.token_hex(32)}",
-                 f"Atzr|{secrets.token_urlsafe(48)}"))
+                (
+                    f"amzn1.application-oa2-client.{secrets.token_hex(16)}",
+                    f"amzn1.oa2-cs.v1.{secrets.token_hex(32)}",
+                    f"Atzr|{secrets.token_urlsafe(48)}",
+                ),
+            )
             self._set_meta("url_signing_key", secrets.token_hex(32))
             app = self._db.execute("SELECT refresh_token FROM lwa_apps").fetchone()
         # The app's original refresh token is North America's (older folders keep working).
-        self._db.execute("INSERT OR IGNORE INTO refresh_tokens (region, token) VALUES ('na', ?)",
-                         (app["refresh_token"],))
+        self._db.execute(
+            "INSERT OR IGNORE INTO refresh_tokens (region, token) VALUES ('na', ?)", (app["refresh_token"],)
+        )
         for region in REGIONS:
-            self._db.execute("INSERT OR IGNORE INTO refresh_tokens (region, token) VALUES (?, ?)",
-                             (region, f"Atzr|{secrets.token_urlsafe(48)}"))
+            self._db.execute(
+                "INSERT OR IGNORE INTO refresh_tokens (region, token) VALUES (?, ?)",
+                (region, f"Atzr|{secrets.token_urlsafe(48)}"),
+            )
         if self._meta("seller_id") is None:
             self._set_meta("seller_id", "A2SANDBOXSELLER")
 
@@ -215,8 +222,11 @@ class SpApiStore:
         with self._lock:
             row = self._db.execute("SELECT * FROM lwa_apps LIMIT 1").fetchone()
             token = self._db.execute("SELECT token FROM refresh_tokens WHERE region = ?", (region,)).fetchone()
-        return {"refresh_token": token["token"], "lwa_app_id": row["client_id"],
-                "lwa_client_secret": row["client_secret"]}
+        return {
+            "refresh_token": token["token"],
+            "lwa_app_id": row["client_id"],
+            "lwa_client_secret": row["client_secret"],
+        }
 
     @property
     def seller_id(self) -> str:
@@ -229,30 +239,41 @@ class SpApiStore:
             return (self._meta("url_signing_key") or "").encode()
 
     # ---- LWA ----------------------------------------------------------------------------
-    def issue_access_token(self, client_id: str, client_secret: str, refresh_token: str,
-                           now: datetime) -> tuple[str, int]:
+    def issue_access_token(
+        self, client_id: str, client_secret: str, refresh_token: str, now: datetime
+    ) -> tuple[str, int]:
         """Exchange a refresh token; raises ``LwaError`` as LWA does (401 client, 400 grant).
         The access token works on the hosts of the refresh token's region only."""
         with self._lock:
             app = self._db.execute("SELECT * FROM lwa_apps WHERE client_id = ?", (client_id,)).fetchone()
             if app is None or not secrets.compare_digest(app["client_secret"], client_secret):
                 raise LwaError(401, "invalid_client", "Client authentication failed")
-            region = next((row["region"] for row in self._db.execute("SELECT region, token FROM refresh_tokens")
-                           if secrets.compare_digest(row["token"], refresh_token)), None)
+            region = next(
+                (
+                    row["region"]
+                    for row in self._db.execute("SELECT region, token FROM refresh_tokens")
+                    if secrets.compare_digest(row["token"], refresh_token)
+                ),
+                None,
+            )
             if region is None:
-                raise LwaError(400, "invalid_grant",
-                               "The request has an invalid grant parameter : refresh_token")
+                raise LwaError(400, "invalid_grant", "The request has an invalid grant parameter : refresh_token")
             token = f"Atza|{secrets.token_urlsafe(48)}"
-            self._db.execute("INSERT INTO access_tokens (token, client_id, expires_at, region) VALUES (?, ?, ?, ?)",
-                             (token, client_id, now.timestamp() + ACCESS_TOKEN_SECONDS, region))
+            self._db.execute(
+                "INSERT INTO access_tokens (token, client_id, expires_at, region) VALUES (?, ?, ?, ?)",
+                (token, client_id, now.timestamp() + ACCESS_TOKEN_SECONDS, region),
+            )
             return token, ACCESS_TOKEN_SECONDS
 
     def access_token_owner(self, token: str, now: datetime) -> TokenOwner | None:
         """Whom an access token or restricted data token belongs to; None if unknown/expired."""
         with self._lock:
-            row = self._db.execute("SELECT client_id, expires_at, region FROM access_tokens WHERE token = ?"
-                                   " UNION ALL SELECT client_id, expires_at, region FROM restricted_tokens"
-                                   " WHERE token = ?", (token, token)).fetchone()
+            row = self._db.execute(
+                "SELECT client_id, expires_at, region FROM access_tokens WHERE token = ?"
+                " UNION ALL SELECT client_id, expires_at, region FROM restricted_tokens"
+                " WHERE token = ?",
+                (token, token),
+            ).fetchone()
         if row is None or row["expires_at"] <= now.timestamp():
             return None
         return TokenOwner(row["client_id"], row["region"])
@@ -261,16 +282,19 @@ class SpApiStore:
         """A restricted data token (RDT) for ``resources`` [{method, path, dataElements}], same region."""
         token = f"Atz.sprdt|{secrets.token_urlsafe(48)}"
         with self._lock:
-            self._db.execute("INSERT INTO restricted_tokens (token, client_id, expires_at, resources_json, region)"
-                             " VALUES (?, ?, ?, ?, ?)", (token, owner.client_id, now.timestamp() + ACCESS_TOKEN_SECONDS,
-                                                         json.dumps(resources), owner.region))
+            self._db.execute(
+                "INSERT INTO restricted_tokens (token, client_id, expires_at, resources_json, region)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (token, owner.client_id, now.timestamp() + ACCESS_TOKEN_SECONDS, json.dumps(resources), owner.region),
+            )
         return token, ACCESS_TOKEN_SECONDS
 
     def restricted_resources(self, token: str, now: datetime) -> list[dict]:
         """The resources an unexpired RDT grants ([] for a plain access token)."""
         with self._lock:
-            row = self._db.execute("SELECT expires_at, resources_json FROM restricted_tokens WHERE token = ?",
-                                   (token,)).fetchone()
+            row = self._db.execute(
+                "SELECT expires_at, resources_json FROM restricted_tokens WHERE token = ?", (token,)
+            ).fetchone()
         if row is None or row["expires_at"] <= now.timestamp():
             return []
         return json.loads(row["resources_json"])
@@ -282,8 +306,13 @@ class SpApiStore:
             return self._db.execute("UPDATE access_tokens SET expires_at = 0").rowcount
 
     # ---- seeding ------------------------------------------------------------------------
-    def seed(self, orders: Iterable[tuple[dict, list[dict]]], documents: Iterable[SettlementDocumentLike],
-             listings: Iterable[dict], seller_id: str) -> None:
+    def seed(
+        self,
+        orders: Iterable[tuple[dict, list[dict]]],
+        documents: Iterable[SettlementDocumentLike],
+        listings: Iterable[dict],
+        seller_id: str,
+    ) -> None:
         """Load a world (the generator contract's shapes). Idempotent: existing records stay."""
         with self._lock:
             self._db.execute("BEGIN")
@@ -303,9 +332,16 @@ class SpApiStore:
     def _insert_order(self, order: dict, items: Sequence[dict], *, where: str, replace: bool) -> None:
         try:
             order_id = order["AmazonOrderId"]
-            row = (order_id, order["MarketplaceId"], sortable(parse_iso(order["PurchaseDate"])),
-                   sortable(parse_iso(order["LastUpdateDate"])), order["OrderStatus"],
-                   order.get("FulfillmentChannel"), json.dumps(order), json.dumps(list(items)))
+            row = (
+                order_id,
+                order["MarketplaceId"],
+                sortable(parse_iso(order["PurchaseDate"])),
+                sortable(parse_iso(order["LastUpdateDate"])),
+                order["OrderStatus"],
+                order.get("FulfillmentChannel"),
+                json.dumps(order),
+                json.dumps(list(items)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise SeedError(f"{where}: not an Orders v0 Order ({type(exc).__name__}: {exc})") from None
         for i, item in enumerate(items):
@@ -314,18 +350,27 @@ class SpApiStore:
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         self._db.execute(f"{verb} INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
 
-    def _insert_settlement(self, document: SettlementDocumentLike, *, charset: str | None,
-                           compression: str | None, where: str) -> str:
+    def _insert_settlement(
+        self, document: SettlementDocumentLike, *, charset: str | None, compression: str | None, where: str
+    ) -> str:
         try:
             settlement_id = str(document.settlement_id)
             report_id = _report_id_for(settlement_id)
             text = document.text
-            values = (report_id, settlement_id, SETTLEMENT_V2, document.marketplace_id,
-                      sortable(document.created_time), sortable(document.start), sortable(document.end))
+            values = (
+                report_id,
+                settlement_id,
+                SETTLEMENT_V2,
+                document.marketplace_id,
+                sortable(document.created_time),
+                sortable(document.start),
+                sortable(document.end),
+            )
         except (AttributeError, TypeError, ValueError) as exc:
             raise SeedError(f"{where}: not a SettlementDocument ({exc})") from None
-        existing = self._db.execute("SELECT report_id FROM reports WHERE settlement_id = ?",
-                                    (settlement_id,)).fetchone()
+        existing = self._db.execute(
+            "SELECT report_id FROM reports WHERE settlement_id = ?", (settlement_id,)
+        ).fetchone()
         if existing:
             return existing["report_id"]
         if charset is None or compression is None:
@@ -336,7 +381,8 @@ class SpApiStore:
             "INSERT INTO reports (report_id, settlement_id, report_type, marketplace_id, created_time,"
             " data_start, data_end, processing_status, document_id, text, charset, compression)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 'DONE', ?, ?, ?, ?)",
-            (*values, _document_id_for(report_id), text, charset, compression))
+            (*values, _document_id_for(report_id), text, charset, compression),
+        )
         return report_id
 
     def _insert_listing(self, seller_id: str, listing: dict, *, where: str) -> None:
@@ -346,29 +392,48 @@ class SpApiStore:
             quantity = int(listing["quantity"])
             attributes = {
                 "item_name": [{"value": listing["title"], "marketplace_id": marketplace_id}],
-                "purchasable_offer": [{"marketplace_id": marketplace_id, "currency": listing["currency"],
-                                       "our_price": [{"schedule": [{"value_with_tax": price}]}]}],
+                "purchasable_offer": [
+                    {
+                        "marketplace_id": marketplace_id,
+                        "currency": listing["currency"],
+                        "our_price": [{"schedule": [{"value_with_tax": price}]}],
+                    }
+                ],
                 "fulfillment_availability": [{"fulfillment_channel_code": "DEFAULT", "quantity": quantity}],
             }
-            row = (seller_id, sku, marketplace_id, listing["product_type"], listing.get("asin"),
-                   listing.get("title"), quantity, str(price), listing["currency"], dump_attributes(attributes))
+            row = (
+                seller_id,
+                sku,
+                marketplace_id,
+                listing["product_type"],
+                listing.get("asin"),
+                listing.get("title"),
+                quantity,
+                str(price),
+                listing["currency"],
+                dump_attributes(attributes),
+            )
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise SeedError(f"{where}: not a listing record ({type(exc).__name__}: {exc})") from None
         self._db.execute(
             "INSERT OR IGNORE INTO listings (seller_id, sku, marketplace_id, product_type, asin, title,"
             " quantity, price, currency, attributes_json, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), datetime('now'))", row)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), datetime('now'))",
+            row,
+        )
 
     # ---- orders -------------------------------------------------------------------------
     def query_orders(self, query: OrderQuery, offset: int, limit: int) -> list[dict]:
         """Orders matching ``query`` ordered by the filtered date, one page."""
         column = {"purchase_date": "purchase_date", "last_update_date": "last_update_date"}[query.date_column]
         marks = ",".join("?" * len(query.marketplace_ids))
-        sql = (f"SELECT order_json FROM orders WHERE marketplace_id IN ({marks})"
-               f" AND {column} >= ? AND {column} <= ?")
+        sql = f"SELECT order_json FROM orders WHERE marketplace_id IN ({marks}) AND {column} >= ? AND {column} <= ?"
         args: list[Any] = [*query.marketplace_ids, query.after, query.before]
-        for name, values in (("order_status", query.statuses), ("fulfillment_channel", query.channels),
-                             ("amazon_order_id", query.order_ids)):
+        for name, values in (
+            ("order_status", query.statuses),
+            ("fulfillment_channel", query.channels),
+            ("amazon_order_id", query.order_ids),
+        ):
             if values:
                 sql += f" AND {name} IN ({','.join('?' * len(values))})"
                 args.extend(values)
@@ -379,8 +444,9 @@ class SpApiStore:
 
     def get_order(self, order_id: str) -> tuple[dict, list[dict]] | None:
         with self._lock:
-            row = self._db.execute("SELECT order_json, items_json FROM orders WHERE amazon_order_id = ?",
-                                   (order_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT order_json, items_json FROM orders WHERE amazon_order_id = ?", (order_id,)
+            ).fetchone()
         return (json.loads(row["order_json"]), json.loads(row["items_json"])) if row else None
 
     def record_shipment(self, order: dict, items: list[dict], package: dict, now: datetime) -> None:
@@ -389,20 +455,27 @@ class SpApiStore:
             self._db.execute("BEGIN")
             try:
                 self._insert_order(order, items, where=order["AmazonOrderId"], replace=True)
-                self._db.execute("INSERT INTO shipments (amazon_order_id, package_json, confirmed_at)"
-                                 " VALUES (?, ?, ?)", (order["AmazonOrderId"], json.dumps(package), sortable(now)))
+                self._db.execute(
+                    "INSERT INTO shipments (amazon_order_id, package_json, confirmed_at) VALUES (?, ?, ?)",
+                    (order["AmazonOrderId"], json.dumps(package), sortable(now)),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
     # ---- reports ------------------------------------------------------------------------
-    def add_settlement_report(self, document: SettlementDocumentLike, *, charset: str | None = None,
-                              compression: str | None = None) -> str:
+    def add_settlement_report(
+        self, document: SettlementDocumentLike, *, charset: str | None = None, compression: str | None = None
+    ) -> str:
         """Add one settlement report (admin); returns its report id. Idempotent per settlement id."""
         with self._lock:
-            return self._insert_settlement(document, charset=charset, compression=compression,
-                                           where=f"settlement {getattr(document, 'settlement_id', '?')}")
+            return self._insert_settlement(
+                document,
+                charset=charset,
+                compression=compression,
+                where=f"settlement {getattr(document, 'settlement_id', '?')}",
+            )
 
     def add_report(self, report_type: str, marketplace_id: str, created: datetime, status: str) -> str:
         """A non-settlement report requested through createReport (no document)."""
@@ -410,7 +483,9 @@ class SpApiStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO reports (report_id, report_type, marketplace_id, created_time, processing_status)"
-                " VALUES (?, ?, ?, ?, ?)", (report_id, report_type, marketplace_id, sortable(created), status))
+                " VALUES (?, ?, ?, ?, ?)",
+                (report_id, report_type, marketplace_id, sortable(created), status),
+            )
         return report_id
 
     def set_report_variant(self, report_id: str, charset: str, compression: str) -> None:
@@ -419,22 +494,34 @@ class SpApiStore:
             if row is None:
                 raise KeyError(report_id)
             _check_encodable(row["text"] or "", charset, f"report {report_id}")
-            self._db.execute("UPDATE reports SET charset = ?, compression = ? WHERE report_id = ?",
-                             (charset, compression, report_id))
+            self._db.execute(
+                "UPDATE reports SET charset = ?, compression = ? WHERE report_id = ?", (charset, compression, report_id)
+            )
 
-    def list_reports(self, report_types: Sequence[str], statuses: Sequence[str], marketplace_ids: Sequence[str],
-                     since: datetime, until: datetime, offset: int, limit: int,
-                     served_marketplaces: Sequence[str] = ()) -> list[ReportRecord]:
+    def list_reports(
+        self,
+        report_types: Sequence[str],
+        statuses: Sequence[str],
+        marketplace_ids: Sequence[str],
+        since: datetime,
+        until: datetime,
+        offset: int,
+        limit: int,
+        served_marketplaces: Sequence[str] = (),
+    ) -> list[ReportRecord]:
         """Reports newest first. ``marketplace_ids`` narrows every type except settlement reports,
         which Amazon lists whatever the filter says; ``served_marketplaces`` (a regional host's
         marketplaces) bounds all of them."""
         sql = "SELECT * FROM reports WHERE created_time >= ? AND created_time <= ?"
         args: list[Any] = [sortable(since), sortable(until)]
         if marketplace_ids:
-            sql += (f" AND (report_type = ? OR marketplace_id IN ({','.join('?' * len(marketplace_ids))}))")
+            sql += f" AND (report_type = ? OR marketplace_id IN ({','.join('?' * len(marketplace_ids))}))"
             args.extend([SETTLEMENT_V2, *marketplace_ids])
-        for name, values in (("report_type", report_types), ("processing_status", statuses),
-                             ("marketplace_id", served_marketplaces)):
+        for name, values in (
+            ("report_type", report_types),
+            ("processing_status", statuses),
+            ("marketplace_id", served_marketplaces),
+        ):
             if values:
                 sql += f" AND {name} IN ({','.join('?' * len(values))})"
                 args.extend(values)
@@ -453,44 +540,83 @@ class SpApiStore:
             row = self._db.execute("SELECT * FROM reports WHERE document_id = ?", (document_id,)).fetchone()
         if row is None:
             return None
-        return ReportDocumentRecord(row["document_id"], row["report_id"], row["text"] or "",
-                                    row["charset"], row["compression"])
+        return ReportDocumentRecord(
+            row["document_id"], row["report_id"], row["text"] or "", row["charset"], row["compression"]
+        )
 
     # ---- listings -----------------------------------------------------------------------
     def get_listing(self, seller_id: str, sku: str, marketplace_id: str) -> ListingRecord | None:
         with self._lock:
-            row = self._db.execute("SELECT * FROM listings WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
-                                   (seller_id, sku, marketplace_id)).fetchone()
+            row = self._db.execute(
+                "SELECT * FROM listings WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
+                (seller_id, sku, marketplace_id),
+            ).fetchone()
         return _listing(row) if row else None
 
-    def save_listing_attributes(self, listing: ListingRecord, attributes: dict, quantity: int,
-                                price: Decimal | None) -> None:
+    def save_listing_attributes(
+        self, listing: ListingRecord, attributes: dict, quantity: int, price: Decimal | None
+    ) -> None:
         with self._lock:
             self._db.execute(
                 "UPDATE listings SET attributes_json = ?, quantity = ?, price = ?, updated = datetime('now')"
                 " WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
-                (dump_attributes(attributes), quantity, None if price is None else str(price),
-                 listing.seller_id, listing.sku, listing.marketplace_id))
+                (
+                    dump_attributes(attributes),
+                    quantity,
+                    None if price is None else str(price),
+                    listing.seller_id,
+                    listing.sku,
+                    listing.marketplace_id,
+                ),
+            )
 
     # ---- admin view ---------------------------------------------------------------------
     def state(self) -> dict:
         """What the sandbox holds, for ``GET /sandbox/state`` (no secrets, no buyer data)."""
         with self._lock:
-            by_status = {r["order_status"]: r["n"] for r in self._db.execute(
-                "SELECT order_status, COUNT(*) AS n FROM orders GROUP BY order_status")}
-            reports = [{"reportId": r["report_id"], "settlementId": r["settlement_id"],
-                        "reportType": r["report_type"], "marketplaceId": r["marketplace_id"],
-                        "createdTime": r["created_time"], "processingStatus": r["processing_status"],
-                        "charset": r["charset"], "compression": r["compression"]}
-                       for r in self._db.execute("SELECT * FROM reports ORDER BY created_time")]
-            listings = [{"sku": r["sku"], "marketplaceId": r["marketplace_id"], "quantity": r["quantity"],
-                         "price": r["price"], "currency": r["currency"]}
-                        for r in self._db.execute("SELECT * FROM listings ORDER BY sku, marketplace_id")]
-            shipments = [{"amazonOrderId": r["amazon_order_id"], "confirmedAt": r["confirmed_at"],
-                          "packageDetail": json.loads(r["package_json"])}
-                         for r in self._db.execute("SELECT * FROM shipments ORDER BY id")]
-        return {"sellerId": self.seller_id, "orders": sum(by_status.values()), "ordersByStatus": by_status,
-                "reports": reports, "listings": listings, "shipments": shipments}
+            by_status = {
+                r["order_status"]: r["n"]
+                for r in self._db.execute("SELECT order_status, COUNT(*) AS n FROM orders GROUP BY order_status")
+            }
+            reports = [
+                {
+                    "reportId": r["report_id"],
+                    "settlementId": r["settlement_id"],
+                    "reportType": r["report_type"],
+                    "marketplaceId": r["marketplace_id"],
+                    "createdTime": r["created_time"],
+                    "processingStatus": r["processing_status"],
+                    "charset": r["charset"],
+                    "compression": r["compression"],
+                }
+                for r in self._db.execute("SELECT * FROM reports ORDER BY created_time")
+            ]
+            listings = [
+                {
+                    "sku": r["sku"],
+                    "marketplaceId": r["marketplace_id"],
+                    "quantity": r["quantity"],
+                    "price": r["price"],
+                    "currency": r["currency"],
+                }
+                for r in self._db.execute("SELECT * FROM listings ORDER BY sku, marketplace_id")
+            ]
+            shipments = [
+                {
+                    "amazonOrderId": r["amazon_order_id"],
+                    "confirmedAt": r["confirmed_at"],
+                    "packageDetail": json.loads(r["package_json"]),
+                }
+                for r in self._db.execute("SELECT * FROM shipments ORDER BY id")
+            ]
+        return {
+            "sellerId": self.seller_id,
+            "orders": sum(by_status.values()),
+            "ordersByStatus": by_status,
+            "reports": reports,
+            "listings": listings,
+            "shipments": shipments,
+        }
 
 
 def dump_attributes(attributes: dict) -> str:
@@ -538,13 +664,33 @@ def _dt(text: str | None) -> datetime | None:
 
 
 def _report(row: sqlite3.Row) -> ReportRecord:
-    return ReportRecord(row["report_id"], row["settlement_id"], row["report_type"], row["marketplace_id"],
-                        parse_iso(row["created_time"]), _dt(row["data_start"]), _dt(row["data_end"]),
-                        row["processing_status"], row["document_id"], row["charset"], row["compression"])
+    return ReportRecord(
+        row["report_id"],
+        row["settlement_id"],
+        row["report_type"],
+        row["marketplace_id"],
+        parse_iso(row["created_time"]),
+        _dt(row["data_start"]),
+        _dt(row["data_end"]),
+        row["processing_status"],
+        row["document_id"],
+        row["charset"],
+        row["compression"],
+    )
 
 
 def _listing(row: sqlite3.Row) -> ListingRecord:
-    return ListingRecord(row["seller_id"], row["sku"], row["marketplace_id"], row["product_type"], row["asin"],
-                         row["title"], row["quantity"], None if row["price"] is None else Decimal(row["price"]),
-                         row["currency"], json.loads(row["attributes_json"]),
-                         parse_iso(row["created"].replace(" ", "T")), parse_iso(row["updated"].replace(" ", "T")))
+    return ListingRecord(
+        row["seller_id"],
+        row["sku"],
+        row["marketplace_id"],
+        row["product_type"],
+        row["asin"],
+        row["title"],
+        row["quantity"],
+        None if row["price"] is None else Decimal(row["price"]),
+        row["currency"],
+        json.loads(row["attributes_json"]),
+        parse_iso(row["created"].replace(" ", "T")),
+        parse_iso(row["updated"].replace(" ", "T")),
+    )

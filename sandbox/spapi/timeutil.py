@@ -1,7 +1,8 @@
 """ISO-8601 handling shared by the store and the handlers (all times UTC-aware)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def parse_iso(text: str) -> datetime:
@@ -9,11 +10,11 @@ def parse_iso(text: str) -> datetime:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"not an ISO-8601 date-time: {text!r}")
     value = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def sortable(value: datetime) -> str:

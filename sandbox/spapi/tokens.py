@@ -6,6 +6,7 @@ restriction is on unless turned off). An RDT is issued for operation paths that 
 restricted data only, as ``tokens_2021-03-01.json`` describes, and unlocks exactly the
 method, path and data elements it names.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,10 @@ async def create_restricted_data_token(request: Request, sb: Sandbox) -> Reply:
         if not isinstance(path, str) or not path.startswith("/"):
             raise invalid_input(f"{where}.path must be an SP-API path such as /orders/v0/orders.")
         if not any(pattern.fullmatch(path) for pattern, _ in _RESTRICTED_PATHS):
-            raise invalid_input(f"Application does not have access to one or more requested data elements: "
-                                f"{where}.path {path} is not a restricted operation.")
+            raise invalid_input(
+                f"Application does not have access to one or more requested data elements: "
+                f"{where}.path {path} is not a restricted operation."
+            )
         elements = resource.get("dataElements", [])
         if not isinstance(elements, list) or any(e not in DATA_ELEMENTS for e in elements):
             raise invalid_input(f"{where}.dataElements must be drawn from {', '.join(sorted(DATA_ELEMENTS))}.")
@@ -71,8 +74,9 @@ def granted_elements(request: Request, sb: Sandbox) -> frozenset[str]:
         pattern = re.sub(r"\{[^/}]+\}", "[^/]+", pattern)  # /orders/v0/orders/{orderId} matches any id
         if resource["method"] == request.method and re.fullmatch(pattern, request.url.path):
             found.update(resource["dataElements"])
-            found.update(next((implied for p, implied in _RESTRICTED_PATHS
-                               if implied and p.fullmatch(resource["path"])), ()))
+            found.update(
+                next((implied for p, implied in _RESTRICTED_PATHS if implied and p.fullmatch(resource["path"])), ())
+            )
     return frozenset(found)
 
 
