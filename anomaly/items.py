@@ -91,9 +91,9 @@ _RESERVE_HELD = "CURRENTRESERVEAMOUNT"
 _RESERVE_RELEASED = "PREVIOUSRESERVEAMOUNTBALANCE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SettlementItems:
-    """What anomaly scoring needs from one settlement."""
+    """What anomaly scoring needs from one settlement. Compares by identity (``eq=False``): DataFrames."""
 
     items: pd.DataFrame  # ITEM_COLUMNS, one row per order item event
     summary: pd.DataFrame  # SETTLEMENT_COLUMNS, one row

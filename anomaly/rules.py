@@ -22,8 +22,10 @@ REFUND_COMMISSION_TOLERANCE = 0.5
 MIN_EXCESS_MINOR = 2  # rounding of a percentage fee is never an overcharge
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RuleHits:
+    """One rule's verdict per item. Compares by identity (``eq=False``): it holds an array and a Series."""
+
     kind: str
     scores: np.ndarray  # per item, 0 where the rule did not fire
     reasons: pd.Series  # per item, "" where the rule did not fire

@@ -45,9 +45,11 @@ RESERVE_SHARE_TOLERANCE = 0.05  # reserve 5 points of sales above usual
 INVENTORY_EVENT_COLUMNS = ("event_id", "sku", "quantity")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScoredSettlement:
-    """Every item of a settlement with its score (``items``: ANOMALY_COLUMNS + DETAIL_COLUMNS)."""
+    """Every item of a settlement with its score (``items``: ANOMALY_COLUMNS + DETAIL_COLUMNS).
+
+    Compares by identity (``eq=False``): ``items`` is a DataFrame; the key is ``settlement_id``."""
 
     settlement_id: str
     items: pd.DataFrame

@@ -34,8 +34,10 @@ FEE_KINDS = ("fee_overcharge_fba", "fee_overcharge_commission")
 _EVENT = re.compile(r"event (\S+?)\)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WorldRun:
+    """Compares by identity (``eq=False``): ``flagged`` is a DataFrame."""
+
     flagged: pd.DataFrame  # settlement_id, key, kind, score
     orders: int  # distinct settled orders
     seconds: float

@@ -46,9 +46,11 @@ def summary_markdown(
     return "# Amazon settlements\n\n" + "\n".join(rows) + f"\n\nWorkbook: `{workbook}`\n"
 
 
-def exception_rows(
+def exceptions_artifact_rows(
     outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError], failures: Sequence[FileFailure] = ()
 ) -> list[dict]:
+    """One row per reason of the run's problems, for the ``settlement-exceptions`` table artifact
+    (the workbook's Exceptions sheet, ``reconciliation.workbook.exception_rows``, has the detail)."""
     rows = [
         {"settlement": o.settlement.settlement_id, "status": o.status, "reason": reason}
         for o in outcomes
@@ -72,7 +74,7 @@ def publish_settlement_artifacts(
         description="Settlements processed in this run",
     )
     create_table_artifact(
-        exception_rows(outcomes, errors, failures) or [{"settlement": "", "status": "", "reason": "none"}],
+        exceptions_artifact_rows(outcomes, errors, failures) or [{"settlement": "", "status": "", "reason": "none"}],
         key="settlement-exceptions",
         description="Held, duplicate, failed and invalid settlements",
     )

@@ -239,7 +239,7 @@ def _settle(args: argparse.Namespace) -> int:
     from flows.prefect_server import start_ephemeral_server
 
     server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
-    from flows.context import checked_settings, load_gl_mapping
+    from flows.connections import checked_settings, load_gl_mapping
     from flows.reports import report_path
 
     # Everything that can be checked is, before Prefect starts and anything is posted (a

@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.m3 import M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
-from flows.context import open_connections
+from flows.connections import open_connections
 from flows.contract import exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
 from sandbox.m3.seed import FREIGHT_ITEM  # the sandbox M3's non-stock item for shipping charged to buyers

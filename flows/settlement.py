@@ -25,14 +25,21 @@ from prefect.futures import PrefectFuture
 from connectors.m3 import M3Error
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.context import Connections, load_gl_mapping, open_connections
+from flows.connections import Connections, load_gl_mapping, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
 from reconciliation.mapping import GLMapping
 from reconciliation.matching import tolerance_minor
 from reconciliation.model import Settlement
-from reconciliation.outcome import SettlementOutcome
+from reconciliation.outcome import (
+    PostingResult,
+    ReconciliationSkipped,
+    RunOptions,
+    SettlementOutcome,
+    decide_outcome,
+    may_post,
+)
 from reconciliation.workbook import write_workbook
 
 # Statuses after which the next run must see the same reports again (a submitted settlement is
@@ -53,6 +60,7 @@ def settlement_reconciliation(
     strict: bool = False,
 ) -> dict:
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
+    options = RunOptions(dry_run=dry_run, strict=strict, tolerance=Decimal(tolerance))
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
         gl_mapping = load_gl_mapping(mapping, connections.home)
@@ -62,16 +70,17 @@ def settlement_reconciliation(
         anomalies = {
             s.settlement_id: contained(
                 f"scoring anomalies of settlement {s.settlement_id}",
-                functools.partial(steps.score_anomalies, connections, s, dry_run),
+                functools.partial(steps.score_anomalies, connections, s, options.dry_run),
             )
             for s in chronological
         }
         futures = [
-            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], dry_run, tolerance, strict)
+            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options)
             for s in sources.settlements
         ]
         outcomes = [
-            _outcome(future, settlement, connections) for future, settlement in zip(futures, sources.settlements)
+            _outcome(future, settlement, connections, options)
+            for future, settlement in zip(futures, sources.settlements)
         ]
         file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
         workbook = contained(
@@ -99,72 +108,66 @@ def settle_one(
     settlement: Settlement,
     mapping: GLMapping,
     anomalies: pd.DataFrame | UnexpectedError,
-    dry_run: bool,
-    tolerance: str,
-    strict: bool,
+    options: RunOptions,
 ) -> SettlementOutcome:
     """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's."""
     progress = steps.Progress(settlement)
     if isinstance(anomalies, UnexpectedError):
-        return steps.failed_outcome(progress, anomalies, connections.state, None)
+        return steps.failed_outcome(progress, anomalies, connections.state, None, options)
     try:
-        return _settle(connections, progress, mapping, anomalies, dry_run, tolerance, strict)
+        return _settle(connections, progress, mapping, anomalies, options)
     except Exception as exc:  # noqa: BLE001 - an unexpected error fails this settlement only
-        return steps.failed_outcome(progress, unexpected(progress.stage, exc), connections.state, anomalies)
+        return steps.failed_outcome(progress, unexpected(progress.stage, exc), connections.state, anomalies, options)
 
 
 def _settle(
-    connections: Connections,
-    progress: steps.Progress,
-    mapping: GLMapping,
-    anomalies: pd.DataFrame,
-    dry_run: bool,
-    tolerance: str,
-    strict: bool,
+    connections: Connections, progress: steps.Progress, mapping: GLMapping, anomalies: pd.DataFrame, options: RunOptions
 ) -> SettlementOutcome:
+    """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
     progress.stage = "validating and mapping"
     prepared = progress.prepared = steps.prepare(
         progress.settlement, mapping, steps.configured_marketplaces(connections)
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     if connections.m3 is None:
-        progress.skipped_reason = "M3 is not configured (dry run)"
+        progress.reconciliation = ReconciliationSkipped("M3 is not configured (dry run)")
     else:
         progress.stage = "reconciling against M3 invoices"
         try:
             invoices = steps.fetch_invoices(connections, settlement)
             progress.reconciliation = steps.reconcile(
-                settlement, invoices, tolerance_minor(Decimal(tolerance), settlement.decimals)
+                settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals)
             )
         except M3Error as exc:
-            progress.skipped_reason = steps.m3_problem(exc)
-    reconciliation = progress.reconciliation
-    blocked = strict and reconciliation is not None and not reconciliation.exceptions.empty
-    posting, unreachable = None, ""
-    if not (prepared.held or dry_run or blocked):
+            progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))
+    if may_post(prepared, progress.reconciliation, options):
         progress.stage, progress.posting_started = "posting to M3", True
         try:
-            posting = progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers)
+            progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers)
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
-            unreachable = f"{steps.m3_problem(exc)}; nothing more posted"
-            posting = steps.PostingResult(posted=steps.posted_in_state(connections.state, prepared.gates.vouchers))
+            progress.posting = PostingResult(
+                posted=tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers)),
+                unreachable=steps.m3_problem(exc),
+            )
     progress.stage = "reporting the outcome"
-    return steps.outcome_for(
+    return decide_outcome(
+        settlement,
         prepared,
-        dry_run=dry_run,
-        posting=posting,
-        reconciliation=reconciliation,
-        skipped_reason=progress.skipped_reason,
+        progress.reconciliation,
+        progress.posting,
+        options,
         anomalies=anomalies,
-        strict_block=blocked,
-        unreachable=unreachable,
         suggestions=steps.mapping_suggestions(prepared, mapping),
     )
 
 
-def _outcome(future: PrefectFuture, settlement: Settlement, connections: Connections) -> SettlementOutcome:
+def _outcome(
+    future: PrefectFuture, settlement: Settlement, connections: Connections, options: RunOptions
+) -> SettlementOutcome:
     """The task's outcome; should the task itself fail (a task runner's error), a failed outcome."""
     result = contained(f"settling {settlement.settlement_id}", future.result)
     if isinstance(result, UnexpectedError):
-        return steps.failed_outcome(steps.Progress(settlement, posting_started=True), result, connections.state, None)
+        return steps.failed_outcome(
+            steps.Progress(settlement, posting_started=True), result, connections.state, None, options
+        )
     return result

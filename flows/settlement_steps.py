@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,14 +36,23 @@ from connectors.m3 import (
 from connectors.m3.records import CustomerInvoice
 from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
-from flows.context import Connections
+from flows.connections import Connections
 from flows.failures import UnexpectedError, contained
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
-from reconciliation.outcome import PostedVoucherRef, SettlementOutcome, SubmittedVoucherRef
+from reconciliation.outcome import (
+    PostedVoucherRef,
+    PostingResult,
+    PostingUnknown,
+    ReconciliationSkipped,
+    RunOptions,
+    SettlementOutcome,
+    SubmittedVoucherRef,
+    decide_outcome,
+)
 from reconciliation.parse import (
     DuplicateSettlement,
     ParseResult,
@@ -257,14 +266,6 @@ def reconcile(settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: i
     return reconcile_orders(settlement.lines, invoices, tolerance_minor=tolerance_minor)
 
 
-@dataclass
-class PostingResult:
-    posted: list[PostedVoucherRef] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)  # reasons M3 or the state store refused
-    submitted: list[SubmittedVoucherRef] = field(default_factory=list)  # M3's batch job has not booked them yet
-    confirmed: list[str] = field(default_factory=list)  # submitted by an earlier run, found booked now
-
-
 # A claim taken over from a process that is gone (or from a claim this old, when its owner is
 # on another host) is checked in M3 first: whatever that process sent, it sent before now.
 RECLAIM_CLAIMED_AFTER = timedelta(minutes=15)
@@ -278,7 +279,10 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
     attempt waits for M3 to show it, or for the connector's settle time, before writing again.
     A GLS840 batch M3 has not booked yet leaves it ``submitted``: the next run confirms it."""
     m3, state = connections.require_m3(), connections.state
-    result = PostingResult()
+    posted_refs: list[PostedVoucherRef] = []
+    refused: list[str] = []
+    submitted: list[SubmittedVoucherRef] = []
+    confirmed: list[str] = []
     for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
         digest = voucher_hash(voucher)
         claim = state.claim_posting(
@@ -290,15 +294,15 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
         )
         if not claim.won and claim.posting.status == "posted":
             if claim.content_changed:
-                result.refused.append(
+                refused.append(
                     f"{voucher.key} was already posted with different content (M3 voucher "
                     f"{claim.posting.target_ref}); reverse it in M3 before posting again"
                 )
                 break
-            result.posted.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
+            posted_refs.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
             continue
         if not claim.won:
-            result.refused.append(
+            refused.append(
                 f"{voucher.key} is being posted by another run (process "
                 f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
             )
@@ -316,7 +320,7 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
             posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
         except M3TransactionError as exc:
             state.mark_failed(voucher.key, str(exc))
-            result.refused.append(f"M3 refused {voucher.key}: {exc.message.strip()} ({exc.code or exc.error_type})")
+            refused.append(f"M3 refused {voucher.key}: {exc.message.strip()} ({exc.code or exc.error_type})")
             break
         except M3WriteInDoubt as exc:
             state.mark_in_doubt(voucher.key, str(exc))
@@ -329,17 +333,15 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
             raise
         if isinstance(posted, SubmittedVoucher):
             state.mark_submitted(voucher.key, posted.batch, detail={"settlement_id": settlement.settlement_id})
-            result.submitted.append(SubmittedVoucherRef(voucher.key, posted.batch))
+            submitted.append(SubmittedVoucherRef(voucher.key, posted.batch))
             continue
         reference = f"{posted.divi}/{posted.year}/{posted.series}/{posted.vono}"
         state.mark_posted(voucher.key, reference, detail={"settlement_id": settlement.settlement_id})
-        if (
-            previous == "submitted" and claim.previous is not None
-        ):  # booked by M3's batch job since the run that submitted it
-            result.confirmed.append(f"{voucher.key} ({reference}, batch {claim.previous.target_ref})")
+        if previous == "submitted" and claim.previous is not None:  # booked by M3's batch job since then
+            confirmed.append(f"{voucher.key} ({reference}, batch {claim.previous.target_ref})")
         already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
-        result.posted.append(PostedVoucherRef(voucher.key, reference, already))
-    return result
+        posted_refs.append(PostedVoucherRef(voucher.key, reference, already))
+    return PostingResult(tuple(posted_refs), tuple(refused), tuple(submitted), tuple(confirmed))
 
 
 def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
@@ -375,74 +377,6 @@ def voucher_hash(voucher: Voucher) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def outcome_for(
-    prepared: PreparedSettlement,
-    *,
-    dry_run: bool,
-    posting: PostingResult | None,
-    reconciliation: Reconciliation | None,
-    skipped_reason: str,
-    anomalies: pd.DataFrame | None,
-    strict_block: bool = False,
-    unreachable: str = "",
-    suggestions: tuple[str, ...] = (),
-) -> SettlementOutcome:
-    """Status from what happened: held by a gate or by M3, dry run, posted or already posted."""
-    reasons = [*prepared.reasons, *suggestions]
-    if prepared.held:
-        status = "held"
-    elif dry_run:
-        status = "dry_run"
-    elif strict_block:
-        status = "held"
-        reasons.append(
-            f"strict reconciliation: {len(reconciliation.exceptions) if reconciliation else 0} "
-            "order(s) do not match M3 invoices"
-        )
-    elif unreachable:
-        status = "held"
-        reasons.append(unreachable)
-    elif posting is not None and posting.refused:
-        status = "held"
-        reasons += posting.refused
-    elif posting is not None and posting.submitted:
-        status = "submitted"
-        reasons += [
-            f"{s.key} was submitted to M3 as GL batch {s.batch} (GLS840); M3's batch job has not booked "
-            "it yet: the next run confirms it and never submits it again"
-            for s in posting.submitted
-        ]
-    elif posting is not None and posting.posted and all(p.already_posted for p in posting.posted):
-        status = "duplicate"
-        reasons.append("already posted to M3: " + ", ".join(p.m3_ref for p in posting.posted))
-    else:
-        status = "posted"
-    if posting is not None and (posting.refused or unreachable) and posting.posted:
-        reasons.append("posted before the refusal: " + ", ".join(p.key for p in posting.posted))
-    if posting is not None and (posting.refused or unreachable) and posting.submitted:
-        reasons.append(
-            "submitted to M3 before the refusal, not booked yet (the next run confirms them): "
-            + ", ".join(f"{s.key} (batch {s.batch})" for s in posting.submitted)
-        )
-    if posting is not None and posting.confirmed:
-        reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(posting.confirmed))
-    return SettlementOutcome(
-        settlement=prepared.settlement,
-        status=status,
-        reasons=tuple(reasons),
-        validation=prepared.validation,
-        mapped=prepared.mapped,
-        gates=prepared.gates,
-        vouchers=prepared.gates.vouchers,
-        posted=tuple(posting.posted) if posting else (),
-        submitted=tuple(posting.submitted) if posting else (),
-        reconciliation=reconciliation,
-        anomalies=anomalies,
-        reconciliation_skipped_reason=skipped_reason,
-        unreachable=unreachable,
-    )
-
-
 def m3_problem(exc: M3Error) -> str:
     """One line for M3 not answering, rejecting our credentials, or refusing a request."""
     if isinstance(exc, M3Unavailable):
@@ -469,51 +403,36 @@ class Progress:
     settlement: Settlement
     stage: str = "starting"
     prepared: PreparedSettlement | None = None
-    reconciliation: Reconciliation | None = None
-    skipped_reason: str = ""
+    reconciliation: Reconciliation | ReconciliationSkipped | None = None
     posting_started: bool = False
     posting: PostingResult | None = None
 
 
 def failed_outcome(
-    progress: Progress, error: UnexpectedError, state: StateStore, anomalies: pd.DataFrame | None
+    progress: Progress, error: UnexpectedError, state: StateStore, anomalies: pd.DataFrame | None, options: RunOptions
 ) -> SettlementOutcome:
-    """Status ``failed``: the error, what had been done (mapped lines, vouchers, reconciliation)
-    and what was posted before it; the others' settlements go on."""
-    prepared = progress.prepared
-    vouchers = prepared.gates.vouchers if prepared is not None else ()
-    reasons = [error.reason(), *(prepared.reasons if prepared is not None else ())]
-    posted: list[PostedVoucherRef] = list(progress.posting.posted) if progress.posting is not None else []
-    unknown = progress.posting is None and progress.posting_started and prepared is None
-    if progress.posting is None and progress.posting_started and prepared is not None:
-        found = contained("looking up what was posted", lambda: posted_in_state(state, vouchers))
-        unknown = isinstance(found, UnexpectedError)
-        posted = [] if isinstance(found, UnexpectedError) else found
-    if unknown:
-        reasons.append(
-            "could not tell what was posted before the error (the state store and M3 know; "
-            "a rerun never posts a voucher twice)"
-        )
-    elif posted:
-        reasons.append("posted before the error: " + ", ".join(f"{p.key} ({p.m3_ref})" for p in posted))
-    else:
-        reasons.append("nothing posted for this settlement")
-    skipped = progress.skipped_reason or (
-        "" if progress.reconciliation is not None else f"not done: failed while {error.stage}"
-    )
-    return SettlementOutcome(
-        settlement=prepared.settlement if prepared is not None else progress.settlement,
-        status="failed",
-        reasons=tuple(reasons),
-        validation=prepared.validation if prepared is not None else None,
-        mapped=prepared.mapped if prepared is not None else None,
-        gates=prepared.gates if prepared is not None else None,
-        vouchers=vouchers,
-        posted=tuple(posted),
-        reconciliation=progress.reconciliation,
+    """Status ``failed`` (``reconciliation.outcome.decide_outcome``), with what was posted before the error."""
+    return decide_outcome(
+        progress.settlement,
+        progress.prepared,
+        progress.reconciliation,
+        posted_before_error(progress, state),
+        options,
+        error=error,
         anomalies=anomalies,
-        reconciliation_skipped_reason=skipped,
     )
+
+
+def posted_before_error(progress: Progress, state: StateStore) -> PostingResult | PostingUnknown | None:
+    """What posting got before an unexpected error; when posting had begun without an answer, what
+    the state store records as posted (unknown when that cannot be read either)."""
+    if progress.posting is not None or not progress.posting_started:
+        return progress.posting
+    prepared = progress.prepared
+    if prepared is None:
+        return PostingUnknown()
+    found = contained("looking up what was posted", lambda: posted_in_state(state, prepared.gates.vouchers))
+    return PostingUnknown() if isinstance(found, UnexpectedError) else PostingResult(posted=tuple(found))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="anomalies-{settlement.settlement_id}")

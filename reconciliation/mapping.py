@@ -135,7 +135,8 @@ class UnmappedCombination:
 
 @dataclass(frozen=True, eq=False)
 class MappedLines:
-    """Settlement lines plus ``MAPPED_COLUMNS`` (null where no rule matched)."""
+    """Settlement lines plus ``MAPPED_COLUMNS`` (null where no rule matched). Compares by identity
+    (``eq=False``): ``lines`` is a DataFrame."""
 
     lines: pd.DataFrame
     unmapped: tuple[UnmappedCombination, ...]

@@ -50,9 +50,11 @@ def empty_invoices() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in INVOICE_COLUMNS.items()})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Reconciliation:
-    """Per-order result. ``orders`` has one row per Amazon order seen on either side."""
+    """Per-order result. ``orders`` has one row per Amazon order seen on either side.
+
+    Compares by identity (``eq=False``): ``orders`` is a DataFrame; compare ``counts`` for the totals."""
 
     orders: pd.DataFrame
     tolerance_minor: int

@@ -46,9 +46,13 @@ def currency_decimals(currency: str) -> int:
     return CURRENCY_DECIMALS.get(currency.strip().upper(), 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Settlement:
-    """One settlement as Amazon reported it. ``lines`` follows ``LINE_COLUMNS``."""
+    """One settlement as Amazon reported it. ``lines`` follows ``LINE_COLUMNS``.
+
+    Compares by identity (``eq=False``): a DataFrame has no single truth value. Its key is
+    ``settlement_id``; whether two copies hold the same content is ``parse.dedupe_settlements``'s
+    question, not ``==``'s."""
 
     settlement_id: str
     source: str  # file name (or report document id) it came from

@@ -28,8 +28,10 @@ GATE_MARKETPLACE = "marketplace"
 UNRESOLVED_MARKETPLACE_CODE = "??"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PreparedSettlement:
+    """A settlement through every pure stage. Compares by identity (``eq=False``): it holds DataFrames."""
+
     settlement: Settlement  # with its resolved marketplace (later stages read this one)
     validation: ValidationReport
     mapped: MappedLines

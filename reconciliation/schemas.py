@@ -186,8 +186,10 @@ class VoucherLines(pa.DataFrameModel):
 FAILURE_COLUMNS = ["source", "line", "column", "check", "value"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ValidationReport:
+    """Compares by identity (``eq=False``): ``failure_cases`` is a DataFrame."""
+
     ok: bool
     failure_cases: pd.DataFrame = field(repr=False)  # columns FAILURE_COLUMNS; line is None for frame-level
     reasons: list[str]

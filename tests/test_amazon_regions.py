@@ -34,7 +34,7 @@ from connectors.amazon.documents import DocumentRefused, check_document_url, inf
 from connectors.retry import Backoff
 from connectors.settings import load_settings
 from connectors.state import StateStore
-from flows.context import Connections
+from flows.connections import Connections
 from flows.settlement_steps import fetch_from_amazon
 from sandbox.generator.records import SettlementDocument
 from sandbox.server import serve_in_thread

@@ -226,7 +226,7 @@ def test_connector_checks_company_and_division_at_start_up(box):
 
 def test_live_configuration_with_a_foreign_company_fails_at_start_up(live_m3):
     from flows.cli import _known_failure
-    from flows.context import open_connections
+    from flows.connections import open_connections
     from flows.exit_codes import EXIT_INVALID
 
     _, configure, _ = live_m3

@@ -289,7 +289,7 @@ def test_state_url_without_its_driver_says_what_to_install_without_the_password(
     import importlib.util
 
     from connectors.state import StateStore
-    from flows.context import checked_settings
+    from flows.connections import checked_settings
 
     if importlib.util.find_spec("psycopg") is not None:
         pytest.skip("psycopg is installed here: no missing driver to report")
@@ -319,7 +319,7 @@ def test_state_url_without_its_driver_says_what_to_install_without_the_password(
     ],
 )
 def test_an_unusable_ionapi_file_is_a_configuration_error(tmp_path: Path, content: bytes, expected: str) -> None:
-    from flows.context import checked_settings
+    from flows.connections import checked_settings
 
     (tmp_path / "m3.ionapi").write_bytes(content)
     write_config(tmp_path, '[m3]\nionapi = "m3.ionapi"\n')

@@ -22,7 +22,7 @@ from _cli import m3sync
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from flows import settlement_steps
-from flows.context import load_gl_mapping
+from flows.connections import load_gl_mapping
 from flows.contract import RUN_STATE_NAMES, exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
 from reconciliation.workbook import SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, WorkbookError

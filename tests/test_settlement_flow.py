@@ -175,7 +175,7 @@ def test_connections_survive_pickling_for_task_runners_in_other_processes(live_m
     import subprocess
     import sys
 
-    from flows.context import open_connections
+    from flows.connections import open_connections
 
     server, configure, ionapi = live_m3
     home = configure("brief")
