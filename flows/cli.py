@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settle.add_argument("--tolerance", default="0.01", help="reconciliation tolerance per order (default 0.01)")
     settle.add_argument("--strict", action="store_true", help="hold settlements whose orders do not reconcile")
+    settle.add_argument(
+        "--first-open-period",
+        action="store_true",
+        help="post a voucher whose accounting period is closed in M3 in the first open period (default: hold)",
+    )
     home_option(settle)
     settle.set_defaults(handler=_settle)
     return parser
@@ -270,6 +275,7 @@ def _settle(args: argparse.Namespace) -> int:
             mapping=args.mapping,
             tolerance=args.tolerance,
             strict=args.strict,
+            first_open_period=args.first_open_period,
             return_state=True,
         )
     try:

@@ -58,9 +58,12 @@ def settlement_reconciliation(
     mapping: str = "invoice-clearing",
     tolerance: str = "0.01",
     strict: bool = False,
+    first_open_period: bool = False,
 ) -> dict:
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
-    options = RunOptions(dry_run=dry_run, strict=strict, tolerance=Decimal(tolerance))
+    options = RunOptions(
+        dry_run=dry_run, strict=strict, tolerance=Decimal(tolerance), first_open_period=first_open_period
+    )
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
         gl_mapping = load_gl_mapping(mapping, connections.home)
@@ -124,9 +127,20 @@ def _settle(
     connections: Connections, progress: steps.Progress, mapping: GLMapping, anomalies: pd.DataFrame, options: RunOptions
 ) -> SettlementOutcome:
     """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
+    periods, periods_unread = None, None
+    if connections.m3 is not None:  # read before anything is written: every voucher is checked first
+        progress.stage = "reading M3's accounting periods"
+        try:
+            periods = steps.read_period_locks(connections, progress.settlement)
+        except M3Error as exc:  # unreachable or rejecting us: nothing is posted unchecked
+            periods_unread = steps.m3_problem(exc)
     progress.stage = "validating and mapping"
     prepared = progress.prepared = steps.prepare(
-        progress.settlement, mapping, steps.configured_marketplaces(connections)
+        progress.settlement,
+        mapping,
+        steps.configured_marketplaces(connections),
+        periods,
+        options.first_open_period,
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     if connections.m3 is None:
@@ -140,7 +154,10 @@ def _settle(
             )
         except M3Error as exc:
             progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))
-    if may_post(prepared, progress.reconciliation, options):
+    if periods_unread is not None and may_post(prepared, progress.reconciliation, options):
+        posted = tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers))
+        progress.posting = PostingResult(posted=posted, unreachable=periods_unread)
+    elif may_post(prepared, progress.reconciliation, options):
         progress.stage, progress.posting_started = "posting to M3", True
         try:
             progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers)

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
 from flows.connections import Connections
 from flows.failures import UnexpectedError, contained
+from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
@@ -62,7 +63,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
-from reconciliation.vouchers import Voucher
+from reconciliation.vouchers import Voucher, planned_vouchers
 
 logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
@@ -192,14 +193,64 @@ def _read_each(parsers: Iterable[tuple[str, Callable[[], ParseResult]]]) -> Sour
     )
 
 
+@dataclass(frozen=True)
+class PeriodLocks:
+    """M3's closed accounting periods around one settlement, and its vouchers already posted."""
+
+    closed: frozenset[str]  # YYYYMM
+    already_posted: frozenset[str] = frozenset()  # posting keys: in M3 already, whatever their period
+
+    def is_closed(self, day: date) -> bool:
+        return f"{day:%Y%m}" in self.closed
+
+
+@task(**CONNECTOR_RETRIES)
+def read_period_locks(connections: Connections, settlement: Settlement) -> PeriodLocks | None:
+    """M3's period status from the settlement's first voucher month to ``FIRST_OPEN_SEARCH_MONTHS``
+    after its last (where a voucher in a closed month may move to); None when M3 cannot tell (a
+    tenant without the period transaction): then M3 itself refuses a voucher in a closed period."""
+    m3 = connections.require_m3()
+    planned = planned_vouchers(settlement)
+    dates = [accounting_date for _, accounting_date in planned]
+    try:
+        closed = m3.closed_periods(
+            min(dates), _months_after(max(dates), FIRST_OPEN_SEARCH_MONTHS), divi=connections.divi
+        )
+    except M3TransactionError as exc:
+        logger.warning("M3 did not tell its closed periods (%s); posting without the period check", exc)
+        return None
+    posted = frozenset(key for key, _ in planned if _is_posted(connections.state, key))
+    return PeriodLocks(closed, posted)
+
+
+def _is_posted(state: StateStore, key: str) -> bool:
+    posting = state.get_posting(key)
+    return posting is not None and posting.status == "posted"
+
+
+def _months_after(day: date, months: int) -> date:
+    """The first day of the month ``months`` after ``day``'s."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(year, month + 1, 1)
+
+
 @task(cache_policy=NO_CACHE)
 def prepare(
-    settlement: Settlement, mapping: GLMapping, configured_marketplaces: Sequence[str] = ()
+    settlement: Settlement,
+    mapping: GLMapping,
+    configured_marketplaces: Sequence[str] = (),
+    periods: PeriodLocks | None = None,
+    first_open_period: bool = False,
 ) -> PreparedSettlement:
-    # Periods close in order, so the earliest voucher meets a closed period first: posting in
-    # date order (post_vouchers) means a closed period stops the settlement before anything
-    # is written. M3 has no read transaction for period status the profiles could use.
-    return prepare_settlement(settlement, mapping, closed_periods=None, configured_marketplaces=configured_marketplaces)
+    """The pure stages; ``periods`` None (a dry run, or M3 not telling) leaves the period gate open."""
+    return prepare_settlement(
+        settlement,
+        mapping,
+        closed_periods=periods.is_closed if periods is not None else None,
+        first_open_period=first_open_period,
+        already_posted=periods.already_posted if periods is not None else (),
+        configured_marketplaces=configured_marketplaces,
+    )
 
 
 def configured_marketplaces(connections: Connections) -> tuple[str, ...]:

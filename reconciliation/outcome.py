@@ -43,6 +43,7 @@ class RunOptions:
     dry_run: bool = False  # check and report; post nothing
     strict: bool = False  # hold a settlement with any order not matching M3's invoices
     tolerance: Decimal = Decimal("0.01")  # per order, in the settlement's currency
+    first_open_period: bool = False  # post a voucher whose period is closed in the first open one
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ the settlement; the other stages still run so every problem is reported at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -55,17 +55,27 @@ def prepare_settlement(
     mapping: GLMapping,
     *,
     closed_periods: Callable[[date], bool] | None = None,
+    first_open_period: bool = False,
+    already_posted: Collection[str] = (),
     configured_marketplaces: Sequence[str] = (),
 ) -> PreparedSettlement:
     """Every pure stage; ``configured_marketplaces`` are the seller account's marketplace ids
-    (``[amazon] marketplaces``), used only for a settlement whose rows name no marketplace."""
+    (``[amazon] marketplaces``), used only for a settlement whose rows name no marketplace.
+    ``closed_periods``, ``first_open_period`` and ``already_posted``: see ``reconciliation.gates.check_gates``."""
     resolution = resolve_marketplace(settlement.lines["marketplace_name"], settlement.currency, configured_marketplaces)
     if resolution.marketplace is not None and resolution.marketplace.name != settlement.marketplace:
         settlement = replace(settlement, marketplace=resolution.marketplace.name)
     code = resolution.marketplace.code if resolution.marketplace is not None else UNRESOLVED_MARKETPLACE_CODE
     validation = validate_settlement(settlement)
     mapped = mapping.map_lines(settlement.lines, code, currency=settlement.currency)
-    gates = check_gates(settlement, mapped, mapping, closed_periods=closed_periods)
+    gates = check_gates(
+        settlement,
+        mapped,
+        mapping,
+        closed_periods=closed_periods,
+        first_open_period=first_open_period,
+        already_posted=already_posted,
+    )
     if resolution.held:
         gates = GateOutcome(True, (GateFailure(GATE_MARKETPLACE, resolution.problem), *gates.failures), ())
     return PreparedSettlement(settlement, validation, mapped, gates, resolution)

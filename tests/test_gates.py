@@ -116,7 +116,11 @@ def test_period_gate_closed_period_holds(us_fixture):
     outcome = _gate(us_fixture, closed_periods=lambda d: (d.year, d.month) in closed)
     assert outcome.held and outcome.vouchers == ()
     assert outcome.failures == (
-        GateFailure("period", "accounting period 2024-10 is closed (voucher AMZ-10000000001-202410 dated 2024-10-25)"),
+        GateFailure(
+            "period",
+            "accounting period 2024-10 is closed (voucher AMZ-10000000001-202410 dated 2024-10-25): "
+            "reopen it in M3, or post in the first open period (2024-11) with `m3sync settle --first-open-period`",
+        ),
     )
 
 
@@ -130,8 +134,65 @@ def test_period_gate_checks_earlier_month_vouchers_too():
     )
     asked: list[date] = []
     outcome = _gate(settlement, closed_periods=lambda d: asked.append(d) or d.month == 9)
-    assert asked == [date(2024, 9, 30), date(2024, 10, 4)]
-    assert outcome.reasons == ["accounting period 2024-09 is closed (voucher AMZ-10000000001-202409 dated 2024-09-30)"]
+    # 2024-09-30 is closed, so the next month is asked for the advice; then the deposit voucher.
+    assert asked == [date(2024, 9, 30), date(2024, 10, 1), date(2024, 10, 4)]
+    assert outcome.reasons == [
+        "accounting period 2024-09 is closed (voucher AMZ-10000000001-202409 dated 2024-09-30): "
+        "reopen it in M3, or post in the first open period (2024-10) with `m3sync settle --first-open-period`"
+    ]
+
+
+def _split_september_october():
+    return make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 1000, "2024-09-30 22:00:00"),
+            ("Order", "ItemPrice", "Principal", 2500, "2024-10-01 02:00:00"),
+        ],
+        deposit="2024-10-04 00:00:00",
+    )
+
+
+def test_first_open_period_moves_a_closed_months_voucher_keeping_its_key():
+    settlement = _split_september_october()
+    open_dates = {v.key: v.accounting_date for v in _gate(settlement, closed_periods=lambda d: False).vouchers}
+    outcome = _gate(settlement, closed_periods=lambda d: d.month in (8, 9), first_open_period=True)
+    assert not outcome.held
+    assert {v.key: v.accounting_date for v in outcome.vouchers} == {
+        "AMZ-10000000001-202409": date(2024, 10, 1),  # September closed: the first day of October
+        "AMZ-10000000001-202410": date(2024, 10, 4),  # the deposit day, as before
+    }
+    assert open_dates["AMZ-10000000001-202409"] == date(2024, 9, 30)
+    # Only the date moves: the 10.00 of September is still carried over on its own voucher.
+    (september,) = [v for v in outcome.vouchers if v.key.endswith("202409")]
+    assert sorted(line.amount_minor for line in september.lines) == [-1000, 1000]
+
+
+def test_first_open_period_skips_several_closed_months():
+    settlement = _split_september_october()
+    outcome = _gate(settlement, closed_periods=lambda d: (d.year, d.month) <= (2024, 11), first_open_period=True)
+    assert [v.accounting_date for v in outcome.vouchers] == [date(2024, 12, 1), date(2024, 12, 1)]
+
+
+def test_no_open_period_within_a_year_holds_even_with_the_flag():
+    settlement = _split_september_october()
+    outcome = _gate(settlement, closed_periods=lambda d: True, first_open_period=True)
+    assert outcome.held and outcome.vouchers == ()
+    assert outcome.reasons[0] == (
+        "accounting period 2024-09 is closed (voucher AMZ-10000000001-202409 dated 2024-09-30): "
+        "no period is open in the 12 months after it; reopen one in M3"
+    )
+
+
+def test_a_voucher_already_posted_is_not_held_by_its_closed_period():
+    settlement = _split_september_october()
+    outcome = _gate(
+        settlement,
+        closed_periods=lambda d: d.month == 9,
+        first_open_period=True,
+        already_posted={"AMZ-10000000001-202409"},
+    )
+    # In M3 already: it keeps its date, so the rerun finds it unchanged instead of "different content".
+    assert [v.accounting_date for v in outcome.vouchers] == [date(2024, 9, 30), date(2024, 10, 4)]
 
 
 def test_unknown_periods_do_not_hold(us_fixture):

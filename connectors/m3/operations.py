@@ -55,6 +55,9 @@ from connectors.m3.records import (
 # The API profiles are defined once, in the settings layer that reads [m3] profile.
 from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationError, M3Profile, M3Settings, env_var
 
+# GLS900MI/LstPeriods STAT of a period closed for posting [ours: the sandbox's choice].
+PERIOD_CLOSED = "90"
+
 log = logging.getLogger(__name__)
 
 AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field CONO; DIVI for a division)
@@ -518,6 +521,20 @@ class M3Operations:
             log.warning("posting key %s matches %d vouchers in M3; using the first", key, len(matches))
         first = matches[0]
         return self.read_voucher(divi, m3_int(first, "YEA4"), m3_text(first, "VONO"))
+
+    def closed_periods(self, first: date, last: date, *, divi: str | None = None) -> frozenset[str]:
+        """The accounting periods (``YYYYMM``) from ``first``'s month to ``last``'s that M3 has
+        closed for posting (GLS900MI/LstPeriods [ours], docs/m3-contract.md; both profiles)."""
+        divi = divi or self.divi
+        if not divi:
+            raise M3DataError("closed_periods needs the division: pass divi= here or to M3Operations")
+        records = self.client.execute(
+            "GLS900MI",
+            "LstPeriods",
+            {"DIVI": divi, "FPER": f"{first:%Y%m}", "TPER": f"{last:%Y%m}"},
+            maxrecs=0,
+        )
+        return frozenset(m3_text(r, "PERI") for r in records if m3_text(r, "STAT") == PERIOD_CLOSED)
 
     def read_voucher(self, divi: str, year: int, vono: str) -> PostedVoucher:
         """GLS200MI/GetVoucherHead and LstVoucherLines."""

@@ -182,7 +182,10 @@ DSUM N17.2 Debit sum
 CSUM N17.2 Credit sum
 DBCR A1 Debit/credit code
 FDAT D10 From date
+FPER N6 From period
 TDAT D10 To date
+TPER N6 To period
+PERI N6 Period
 KEY1 A30 Batch key
 INTN A10 Interface
 DESC A40 Description
@@ -324,6 +327,8 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
         False,
     ),
     ("GLS200MI", "LstVouchersByDt", "DIVI* FDAT* TDAT*", "DIVI VONO YEA4 VSER JRNO ACDT VTXT CUCD DSUM CSUM", False),
+    # [ours] period status; docs/m3-contract.md "Accounting periods"
+    ("GLS900MI", "LstPeriods", "DIVI* FPER* TPER*", "DIVI PERI STAT", False),
     ("GLS840MI", "AddBatchHead", "CONO* KEY1* INTN* DESC* DIVI USID", "", True),
     ("GLS840MI", "AddBatchLine", "CONO* KEY1* LINE*:N7 PARM* DIVI", "", True),
     ("GLS840MI", "CtrlBatch", "CONO* KEY1* DIVI", "", True),

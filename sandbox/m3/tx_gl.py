@@ -404,3 +404,35 @@ def list_vouchers_by_date(call: Call) -> list[Record]:
         "SELECT data FROM vouchers WHERE divi = ? AND acdt BETWEEN ? AND ? ORDER BY acdt, yea4, CAST(vono AS INTEGER)",
         (call.get("DIVI"), call.get("FDAT"), call.get("TDAT")),
     )
+
+
+# ---- GLS900MI/LstPeriods [ours]: the status of each accounting period in a range -------------
+
+PERIOD_OPEN, PERIOD_CLOSED = "10", "90"  # STAT values [ours]
+MAX_PERIODS = 120  # months one call lists [ours]
+
+
+def _period(call: Call, field: str) -> tuple[int, int]:
+    text = call.get(field)
+    year, month = divmod(int(text), 100) if text.isdigit() and len(text) == 6 else (0, 0)
+    if not 1 <= month <= 12:
+        raise invalid(field, text, "is invalid - must be a period YYYYMM")
+    return year, month
+
+
+@mi("GLS900MI", "LstPeriods")
+def list_periods(call: Call) -> list[Record]:
+    """One record per month from FPER to TPER (inclusive): open unless closed through the admin API."""
+    divi = call.get("DIVI")
+    year, month = _period(call, "FPER")
+    last = _period(call, "TPER")
+    count = (last[0] - year) * 12 + last[1] - month + 1
+    if not 1 <= count <= MAX_PERIODS:
+        raise invalid("TPER", call.get("TPER"), f"is invalid - must be FPER..FPER+{MAX_PERIODS - 1} months")
+    records = []
+    for _ in range(count):
+        period = f"{year:04d}{month:02d}"
+        closed = call.tx.period_closed(divi, period)
+        records.append({"DIVI": divi, "PERI": period, "STAT": PERIOD_CLOSED if closed else PERIOD_OPEN})
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return records
