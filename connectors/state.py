@@ -122,6 +122,7 @@ postings = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("owner", sa.String(_KEY)),  # host:pid:start of the process holding the claim
+    sa.Column("audit", sa.Text),  # JSON: what the write was made from (a voucher's audit record)
     sa.Index("ix_postings_kind_status", "kind", "status"),
 )
 
@@ -183,7 +184,8 @@ class Posting:
     voucher number, order number) or submitted (GLS840 batch KEY1); ``content_hash`` /
     ``source_hash``: fingerprints of what was (to be) posted and of its input; ``detail``: parsed
     JSON detail given to `mark_posted`; ``error``: last failure message; ``attempts``: times
-    claimed; ``owner``: the process that last claimed it (``host:pid:start``).
+    claimed; ``owner``: the process that last claimed it (``host:pid:start``); ``audit``: parsed
+    JSON given to `claim_posting` (a voucher's file and mapping hashes, tool and key versions).
     """
 
     posting_key: str
@@ -199,6 +201,7 @@ class Posting:
     created_at: datetime
     updated_at: datetime
     owner: str | None = None
+    audit: Any = None
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,7 @@ class StateStore:
         content_hash: str,
         source_hash: str | None = None,
         reclaim_claimed_after: timedelta | None = None,
+        audit: Any = None,
     ) -> Claim:
         """Claim ``key`` for writing. Exactly one of several concurrent claimers wins.
 
@@ -355,10 +359,12 @@ class StateStore:
         that pid no longer running the process that claimed it) or, for owners elsewhere, when
         it is older than ``reclaim_claimed_after``. A winner over an "in_doubt", "submitted" or
         "claimed" row (``Claim.previous``) must check the target before writing. Anything else:
-        ``won=False`` with that row.
+        ``won=False`` with that row. ``audit`` (any JSON-able value) is stored with the claim by
+        whoever wins it: the record of what this write was made from.
         """
         now = self._clock()
         owner = process_owner()
+        audit_json = None if audit is None else _dump_json(audit)
         try:
             with self._tx() as conn:
                 conn.execute(
@@ -376,6 +382,7 @@ class StateStore:
                         created_at=now,
                         updated_at=now,
                         owner=owner,
+                        audit=audit_json,
                     )
                 )
             return Claim(True, self._require_posting(key), content_hash)
@@ -411,6 +418,7 @@ class StateStore:
                         attempts=postings.c.attempts + 1,
                         updated_at=now,
                         owner=owner,
+                        audit=audit_json,
                     )
                 ).rowcount
                 == 1
@@ -661,7 +669,7 @@ class StateStore:
 
 
 def _add_missing_columns(conn: Connection) -> None:
-    """Columns added after a store was first created (``postings.owner``): ALTER TABLE ADD."""
+    """Columns added after a store was first created (``postings.owner``, ``postings.audit``): ALTER TABLE ADD."""
     present = {column["name"] for column in sa.inspect(conn).get_columns("postings")}
     for column in postings.columns:
         if column.name not in present and column.nullable:
@@ -734,6 +742,7 @@ def _posting(row: sa.RowMapping) -> Posting:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         owner=row.get("owner"),
+        audit=None if row.get("audit") is None else json.loads(row["audit"]),
     )
 
 

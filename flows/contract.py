@@ -35,6 +35,7 @@ def settlement_entry(outcome: SettlementOutcome) -> dict[str, Any]:
                 "debit": format_amount(voucher.debit_minor, s.currency),
                 "credit": format_amount(voucher.credit_minor, s.currency),
                 "m3_ref": refs.get(voucher.key),
+                "audit": audit.as_dict() if (audit := outcome.audits.get(voucher.key)) is not None else None,
             }
         )
     rec = outcome.reconciliation
@@ -108,7 +109,15 @@ def file_entry(
         "reasons": list(reasons),
         "journal": {
             "vouchers": [
-                {"key": p.key, "date": None, "lines": None, "debit": None, "credit": None, "m3_ref": p.m3_ref}
+                {
+                    "key": p.key,
+                    "date": None,
+                    "lines": None,
+                    "debit": None,
+                    "credit": None,
+                    "m3_ref": p.m3_ref,
+                    "audit": None,
+                }
                 for p in posted
             ]
         },

@@ -143,6 +143,7 @@ def _settle(
         options.first_open_period,
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
+    audits = progress.audits = steps.audit_records(settlement, mapping, prepared.gates.vouchers)
     if connections.m3 is None:
         progress.reconciliation = ReconciliationSkipped("M3 is not configured (dry run)")
     else:
@@ -160,7 +161,7 @@ def _settle(
     elif may_post(prepared, progress.reconciliation, options):
         progress.stage, progress.posting_started = "posting to M3", True
         try:
-            progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers)
+            progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers, audits)
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
             progress.posting = PostingResult(
                 posted=tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers)),
@@ -175,6 +176,7 @@ def _settle(
         options,
         anomalies=anomalies,
         suggestions=steps.mapping_suggestions(prepared, mapping),
+        audits=audits,
     )
 
 

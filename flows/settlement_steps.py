@@ -10,7 +10,7 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
 from flows.connections import Connections
 from flows.failures import UnexpectedError, contained
+from reconciliation.audit import AuditRecord, tool_version, voucher_audits
 from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
@@ -323,8 +324,13 @@ RECLAIM_CLAIMED_AFTER = timedelta(minutes=15)
 
 
 @task(**CONNECTOR_RETRIES)
-def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Sequence[Voucher]) -> PostingResult:
-    """Post in date order; each key is claimed in the state store and looked up in M3 first.
+def post_vouchers(
+    connections: Connections,
+    settlement: Settlement,
+    vouchers: Sequence[Voucher],
+    audits: Mapping[str, AuditRecord] | None = None,
+) -> PostingResult:
+    """Post in date order; each key is claimed in the state store (with its audit record) and looked up in M3 first.
 
     A write whose answer never came leaves its claim ``in_doubt`` (never ``failed``): the next
     attempt waits for M3 to show it, or for the connector's settle time, before writing again.
@@ -342,6 +348,7 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
             source=settlement.source,
             content_hash=digest,
             reclaim_claimed_after=RECLAIM_CLAIMED_AFTER,
+            audit=audits[voucher.key].as_dict() if audits and voucher.key in audits else None,
         )
         if not claim.won and claim.posting.status == "posted":
             if claim.content_changed:
@@ -393,6 +400,17 @@ def post_vouchers(connections: Connections, settlement: Settlement, vouchers: Se
         already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
         posted_refs.append(PostedVoucherRef(voucher.key, reference, already))
     return PostingResult(tuple(posted_refs), tuple(refused), tuple(submitted), tuple(confirmed))
+
+
+def audit_records(settlement: Settlement, mapping: GLMapping, vouchers: Sequence[Voucher]) -> dict[str, AuditRecord]:
+    """Each voucher's audit record: the settlement file's and the mapping's SHA-256, this release."""
+    return voucher_audits(
+        settlement.source_sha256,
+        mapping.name,
+        mapping.content_sha256,
+        (v.key for v in vouchers),
+        tool_version=tool_version(),
+    )
 
 
 def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
@@ -457,6 +475,7 @@ class Progress:
     reconciliation: Reconciliation | ReconciliationSkipped | None = None
     posting_started: bool = False
     posting: PostingResult | None = None
+    audits: dict[str, AuditRecord] | None = None  # by voucher key, once the vouchers are made
 
 
 def failed_outcome(
@@ -471,6 +490,7 @@ def failed_outcome(
         options,
         error=error,
         anomalies=anomalies,
+        audits=progress.audits,
     )
 
 

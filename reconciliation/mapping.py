@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from reconciliation.audit import sha256_hex
 from reconciliation.m3_fields import AIT_LENGTH
 from reconciliation.marketplaces import MARKETPLACES, find_marketplace
 
@@ -155,6 +156,7 @@ class GLMapping:
     description: str
     categories: Mapping[str, Category]
     rules: tuple[Rule, ...]
+    content_sha256: str = ""  # of the mapping file's bytes (a voucher's audit record names it)
 
     def account_for(self, category: str, marketplace_code: str, currency: str) -> tuple[str, tuple[str, ...]]:
         """(AIT1, AIT2..AIT7) of a category for one marketplace and currency."""
@@ -296,34 +298,37 @@ def shipped_presets() -> list[str]:
 
 def load_mapping(name_or_path: str | Path = DEFAULT_PRESET, *, home: Path | None = None) -> GLMapping:
     """Load a preset by name (``HOME/mappings/<name>.yaml`` first, then the shipped one) or a file by path."""
-    text, source = _find_mapping_text(name_or_path, home)
+    content, source = _find_mapping_file(name_or_path, home)
     try:
-        document = yaml.safe_load(text)
+        document = yaml.safe_load(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MappingError(source, f"byte {exc.start + 1}", "not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise MappingError(source, where, f"not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    return parse_mapping(document, source)
+    return replace(parse_mapping(document, source), content_sha256=sha256_hex(content))
 
 
-def _find_mapping_text(name_or_path: str | Path, home: Path | None) -> tuple[str, str]:
+def _find_mapping_file(name_or_path: str | Path, home: Path | None) -> tuple[bytes, str]:
+    """The mapping file's bytes (hashed as they are: the audit record's ``mapping_sha256``) and its name."""
     as_text = str(name_or_path)
     looks_like_path = isinstance(name_or_path, Path) or "/" in as_text or as_text.endswith((".yaml", ".yml"))
     if looks_like_path:
         path = Path(name_or_path)
         if not path.is_file():
             raise MappingError(str(path), "", "mapping file not found")
-        return path.read_text(encoding="utf-8"), str(path)
+        return path.read_bytes(), str(path)
     if not _PRESET_NAME.match(as_text):
         raise MappingError(as_text, "", "not a valid mapping name")
     if home is not None:
         for suffix in (".yaml", ".yml"):
             user_file = Path(home) / "mappings" / f"{as_text}{suffix}"
             if user_file.is_file():
-                return user_file.read_text(encoding="utf-8"), f"mappings/{as_text}{suffix}"
+                return user_file.read_bytes(), f"mappings/{as_text}{suffix}"
     shipped = resources.files("reconciliation.mappings") / f"{as_text}.yaml"
     if shipped.is_file():
-        return shipped.read_text(encoding="utf-8"), f"reconciliation/mappings/{as_text}.yaml"
+        return shipped.read_bytes(), f"reconciliation/mappings/{as_text}.yaml"
     raise MappingError(as_text, "", f"no such mapping; presets: {', '.join(shipped_presets())}")
 
 

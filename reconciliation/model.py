@@ -64,6 +64,7 @@ class Settlement:
     total_minor: int  # total-amount in minor units
     marketplace: str  # the Amazon marketplace most lines belong to, e.g. "Amazon.com"
     lines: pd.DataFrame
+    source_sha256: str = ""  # of the bytes it was parsed from (for an Amazon report, the decoded document)
 
     @property
     def line_count(self) -> int:

@@ -12,12 +12,14 @@ vouchers and what M3 answered, the reconciliation and the anomaly scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol, get_args
 
 import pandas as pd
 
+from reconciliation.audit import AuditRecord
 from reconciliation.gates import GateOutcome
 from reconciliation.mapping import MappedLines
 from reconciliation.matching import Reconciliation
@@ -116,6 +118,7 @@ class SettlementOutcome:
     anomalies: pd.DataFrame | None = None  # anomaly.ANOMALY_COLUMNS, sorted by score descending
     reconciliation_skipped_reason: str = ""
     unreachable: str = ""  # M3/Amazon could not be reached (exit code 4)
+    audits: Mapping[str, AuditRecord] = field(default_factory=dict)  # by voucher key: what it was made from
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -144,6 +147,7 @@ def decide_outcome(
     error: ErrorReport | None = None,
     anomalies: pd.DataFrame | None = None,
     suggestions: tuple[str, ...] = (),
+    audits: Mapping[str, AuditRecord] | None = None,
 ) -> SettlementOutcome:
     """The settlement's status and reasons from what happened to it.
 
@@ -154,9 +158,11 @@ def decide_outcome(
     ``error`` makes it ``failed`` whatever else happened; otherwise: held by a gate, dry run,
     held by ``--strict``, held by M3 (unreachable, a refusal), submitted, duplicate or posted.
     ``suggestions`` (the likely GL category of an unmapped fee type) follow the reasons.
+    ``audits`` (by voucher key) are kept as they are, whatever the status.
     """
+    audits = audits or {}
     if error is not None:
-        return _failed(settlement, prepared, reconciliation, posting, error, anomalies)
+        return _failed(settlement, prepared, reconciliation, posting, error, anomalies, audits)
     if prepared is None:
         raise ValueError("a settlement that was not prepared can only have failed: pass the error")
     reasons = [*prepared.reasons, *suggestions]
@@ -214,6 +220,7 @@ def decide_outcome(
         anomalies=anomalies,
         reconciliation_skipped_reason=_skipped_reason(reconciliation),
         unreachable=stopped,
+        audits=audits,
     )
 
 
@@ -229,6 +236,7 @@ def _failed(
     posting: PostingResult | PostingUnknown | None,
     error: ErrorReport,
     anomalies: pd.DataFrame | None,
+    audits: Mapping[str, AuditRecord],
 ) -> SettlementOutcome:
     """Status ``failed``: the error, what had been done (mapped lines, vouchers, reconciliation)
     and what was posted before it."""
@@ -253,6 +261,7 @@ def _failed(
         reconciliation=_done(reconciliation),
         anomalies=anomalies,
         reconciliation_skipped_reason=skipped,
+        audits=audits,
     )
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from reconciliation.audit import sha256_hex
 from reconciliation.decode import NotTextError, to_utf8
 from reconciliation.marketplaces import main_marketplace_name
 from reconciliation.model import INT64_MAX, LINE_COLUMNS, Settlement, currency_decimals, int64_sum_is_exact
@@ -264,7 +265,8 @@ def read_settlement_file(path: Path) -> ParseResult:
 
 
 def parse_settlement_bytes(data: bytes, source: str, charset: str | None = None) -> ParseResult:
-    """Parse a settlement document (V2 or V1 flat file) given as bytes."""
+    """Parse a settlement document (V2 or V1 flat file) given as bytes; each settlement carries
+    the SHA-256 of ``data`` (its audit record's ``source_sha256``)."""
     sink = _ErrorSink(source)
     try:
         settlements = _parse(data, charset, sink)
@@ -272,7 +274,8 @@ def parse_settlement_bytes(data: bytes, source: str, charset: str | None = None)
         return ParseResult([], fatal.errors)
     if sink.errors:
         return ParseResult([], sink.errors)
-    return ParseResult(settlements, [])
+    digest = sha256_hex(data)
+    return ParseResult([replace(s, source_sha256=digest) for s in settlements], [])
 
 
 # --- stages ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -32,10 +32,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from reconciliation.audit import AuditRecord
 from reconciliation.matching import CATEGORIES
 from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
@@ -717,12 +719,34 @@ _JOURNAL_HEADERS = [
 _JOURNAL_WIDTHS = [14, 24, 14, 18, 9, 14, 8, 8, 8, 8, 8, 8, 30, 40, 11, 14, 14, 14]
 _DEBIT = _JOURNAL_HEADERS.index("Debit")
 _CREDIT = _JOURNAL_HEADERS.index("Credit")
+# The voucher's audit record on each of its rows, after the amounts: (header, width, value).
+_JOURNAL_AUDIT_COLUMNS: tuple[tuple[str, int, Callable[[AuditRecord], str | int]], ...] = (
+    ("File SHA-256", 66, lambda a: a.source_sha256),
+    ("Mapping", 18, lambda a: a.mapping_name),
+    ("Mapping SHA-256", 66, lambda a: a.mapping_sha256),
+    ("Tool version", 12, lambda a: a.tool_version),
+    ("Key version", 11, lambda a: a.key_version),
+)
+_JOURNAL_AUDIT = len(_JOURNAL_HEADERS)  # the first audit column
+
+
+def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: Format | None = None) -> None:
+    if audit is None:  # a voucher made before its audit record could be (a failure): cells left empty
+        return
+    for offset, (_header, _width, value) in enumerate(_JOURNAL_AUDIT_COLUMNS):
+        cell = value(audit)
+        if isinstance(cell, int):
+            sheet.write_number(row, _JOURNAL_AUDIT + offset, cell, style)
+        else:
+            sheet.write_string(row, _JOURNAL_AUDIT + offset, cell, style)
 
 
 def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
     """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached."""
     header = styles.get(_HEADER)
-    for index, (title, width) in enumerate(zip(_JOURNAL_HEADERS, _JOURNAL_WIDTHS)):
+    titles = [*_JOURNAL_HEADERS, *(c[0] for c in _JOURNAL_AUDIT_COLUMNS)]
+    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS)]
+    for index, (title, width) in enumerate(zip(titles, widths)):
         sheet.set_column(index, index, width)
         sheet.write_string(0, index, title, header)
     sheet.freeze_panes(1, 0)
@@ -734,9 +758,11 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             money = styles.get(_amount_style(voucher.currency))
             total = styles.get(_total_style(voucher.currency))
             head = [outcome.settlement.settlement_id, voucher.key]
+            audit = outcome.audits.get(voucher.key)
             first = row
             for line in voucher.lines:
                 sheet.write_row(row, 0, head)
+                _write_audit(sheet, row, audit)
                 sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
                 sheet.write_row(
                     row,
@@ -759,6 +785,7 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             last = row - 1
             bold = styles.get(_BOLD)
             sheet.write_row(row, 0, head, bold)
+            _write_audit(sheet, row, audit, bold)
             sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
             sheet.write_row(row, 3, [m3_refs.get(voucher.key, ""), voucher.currency], bold)
             sheet.write_string(row, 13, f"Total {voucher.key}", bold)
@@ -786,7 +813,7 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
                 _decimal(debit - credit, voucher.decimals),
             )
             row += 1
-    sheet.autofilter(0, 0, max(row - 1, 1), len(_JOURNAL_HEADERS) - 1)
+    sheet.autofilter(0, 0, max(row - 1, 1), len(titles) - 1)
 
 
 # --- summary ---------------------------------------------------------------------------------
