@@ -299,10 +299,11 @@ def shipped_presets() -> list[str]:
 def load_mapping(name_or_path: str | Path = DEFAULT_PRESET, *, home: Path | None = None) -> GLMapping:
     """Load a preset by name (``HOME/mappings/<name>.yaml`` first, then the shipped one) or a file by path."""
     content, source = _find_mapping_file(name_or_path, home)
+    # A file that is not UTF-8 raises UnicodeDecodeError: flows.connections.load_gl_mapping turns it
+    # into a MappingError naming line and column.
+    text = content.decode("utf-8")
     try:
-        document = yaml.safe_load(content.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MappingError(source, f"byte {exc.start + 1}", "not UTF-8 text") from None
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
