@@ -125,8 +125,8 @@ def _settle(
 ) -> SettlementOutcome:
     """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
     progress.stage = "validating and mapping"
-    prepared = progress.prepared = steps.prepare(
-        progress.settlement, mapping, steps.configured_marketplaces(connections)
+    prepared = progress.prepared = steps.at_current_version(
+        connections.state, steps.prepare(progress.settlement, mapping, steps.configured_marketplaces(connections))
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     if connections.m3 is None:
