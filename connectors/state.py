@@ -567,7 +567,9 @@ class StateStore:
         with self._tx() as conn:
             row = (
                 conn.execute(
-                    sa.select(reversals).where(reversals.c.settlement_id == settlement_id, reversals.c.version == version)
+                    sa.select(reversals).where(
+                        reversals.c.settlement_id == settlement_id, reversals.c.version == version
+                    )
                 )
                 .mappings()
                 .first()

@@ -318,12 +318,20 @@ def _reverse(args: argparse.Namespace) -> int:
         print(json.dumps(outcome.document(), indent=2))
     else:
         for voucher in outcome.vouchers:
-            print(f"{voucher.key}  reverses {voucher.reverses} ({voucher.original_m3_ref}): {voucher.m3_ref or voucher.batch}")
+            print(
+                f"{voucher.key}  reverses {voucher.reverses} ({voucher.original_m3_ref}): "
+                f"{voucher.m3_ref or voucher.batch}"
+            )
         if outcome.status == "reversed":
-            print(f"settlement {outcome.settlement_id} version {outcome.version} reversed; settle posts version {outcome.next_version}")
+            print(
+                f"settlement {outcome.settlement_id} version {outcome.version} reversed; "
+                f"settle posts version {outcome.next_version}"
+            )
     sys.stdout.flush()
     for reason in outcome.reasons:
-        print(f"m3sync: settlement {outcome.settlement_id}: {outcome.status}: {' '.join(reason.split())}", file=sys.stderr)
+        print(
+            f"m3sync: settlement {outcome.settlement_id}: {outcome.status}: {' '.join(reason.split())}", file=sys.stderr
+        )
     return outcome.exit_code
 
 

@@ -144,9 +144,7 @@ def reverse_settlement(connections: Connections, settlement_id: str, on: date | 
         )
         if one.refused is not None:
             return ReversalOutcome(settlement_id, "held", version, accounting_date, tuple(done), (one.refused,))
-        done.append(
-            ReversingVoucher(entry.key, original.posting_key, ref, one.reference, one.batch, one.already)
-        )
+        done.append(ReversingVoucher(entry.key, original.posting_key, ref, one.reference, one.batch, one.already))
     if any(v.batch is not None for v in done):
         waiting = ", ".join(f"{v.key} (batch {v.batch})" for v in done if v.batch is not None)
         return ReversalOutcome(
@@ -170,9 +168,7 @@ def reverse_settlement(connections: Connections, settlement_id: str, on: date | 
     return ReversalOutcome(settlement_id, "reversed", version, accounting_date, tuple(done))
 
 
-def reversing_entry(
-    key: str, divi: str, currency: str, accounting_date: date, lines: tuple[Any, ...]
-) -> JournalEntry:
+def reversing_entry(key: str, divi: str, currency: str, accounting_date: date, lines: tuple[Any, ...]) -> JournalEntry:
     """The voucher reversing the one posted under ``key``: its lines as M3 holds them, amounts negated."""
     return JournalEntry(
         key=reversal_key(key),

@@ -73,7 +73,7 @@ def test_reverse_then_settle_again_posts_version_2_once(
     assert first["status"] == "posted", first["reasons"]
     assert [v["key"] for v in first["journal"]["vouchers"]] == [KEY_V1]
     (original,) = _vouchers(ionapi, KEY_V1, DEPOSIT)
-    assert (Decimal("31.81"), ) == tuple(l.amount for l in original.lines if l.dimensions[0] == "1930")
+    assert (Decimal("31.81"),) == tuple(l.amount for l in original.lines if l.dimensions[0] == "1930")
 
     reversed_ = _reverse(home)
     assert (reversed_.status, reversed_.version, reversed_.next_version, reversed_.exit_code) == ("reversed", 1, 2, 0)
@@ -103,9 +103,7 @@ def test_reverse_then_settle_again_posts_version_2_once(
 
 
 @pytest.mark.slow
-def test_reversal_timing_out_is_posted_once_on_rerun(
-    prefect_api_url: str, live_m3, us_v2_tsv: Path
-) -> None:
+def test_reversal_timing_out_is_posted_once_on_rerun(prefect_api_url: str, live_m3, us_v2_tsv: Path) -> None:
     from connectors.m3 import M3WriteInDoubt
     from flows.settlement import settlement_reconciliation
 
@@ -123,7 +121,8 @@ def test_reversal_timing_out_is_posted_once_on_rerun(
     finally:
         httpx.delete(f"{server.base_url}/sandbox/faults")
     with StateStore.for_home(home) as state:
-        assert state.get_posting("REV-" + KEY_V1).status == "in_doubt"  # type: ignore[union-attr]
+        posting = state.get_posting("REV-" + KEY_V1)
+        assert posting is not None and posting.status == "in_doubt"
         assert state.settlement_version(SETTLEMENT) == 1  # not recorded until M3 shows the voucher
     rerun = _reverse(home)
     assert rerun.status == "reversed"
