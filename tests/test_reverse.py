@@ -173,3 +173,24 @@ def test_at_version_rekeys_voucher_text(us_v2_tsv: Path) -> None:
     assert moved.key == KEY_V2 and moved.text.startswith(KEY_V2 + " ")
     assert moved.text[len(KEY_V2) :] == voucher.text[len(KEY_V1) :]
     assert moved.lines == voucher.lines
+
+
+def test_state_store_records_each_version_reversed_once(tmp_path: Path) -> None:
+    from connectors.state import AlreadyReversed
+
+    with StateStore.for_home(tmp_path) as state:
+        assert state.settlement_version(SETTLEMENT) == 1
+        assert state.get_reversal(SETTLEMENT, 1) is None
+        recorded = state.record_reversal(
+            SETTLEMENT, 1, {KEY_V1: "AAA/2024/AZ/1"}, {"REV-" + KEY_V1: "AAA/2024/AZ/2"}, "2024-11-04"
+        )
+        assert (recorded.version, recorded.reversal, recorded.accounting_date) == (
+            1,
+            {"REV-" + KEY_V1: "AAA/2024/AZ/2"},
+            "2024-11-04",
+        )
+        assert state.settlement_version(SETTLEMENT) == 2
+        assert state.settlement_version("10000000002") == 1  # other settlements keep theirs
+        with pytest.raises(AlreadyReversed, match="version 1 is already reversed"):
+            state.record_reversal(SETTLEMENT, 1, {}, {}, "2024-11-05")
+        assert state.settlement_version(SETTLEMENT) == 2
