@@ -84,6 +84,14 @@ class DeadLetterNotOpen(StateStoreError):
         self.letter_id, self.status = letter_id, status
 
 
+class AlreadyReversed(StateStoreError):
+    """A version of a settlement's posting keys is already recorded as reversed."""
+
+    def __init__(self, settlement_id: str, version: int) -> None:
+        super().__init__(f"settlement {settlement_id} version {version} is already reversed")
+        self.settlement_id, self.version = settlement_id, version
+
+
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
 
@@ -160,6 +168,19 @@ dead_letters = sa.Table(
     sa.Column("last_seen", UtcDateTime, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
 )
+# A settlement's reversals (issue 11): one row per reversed version of its posting keys. The
+# current version is 1 + the number of rows; the primary key makes a version reversed once.
+reversals = sa.Table(
+    "reversals",
+    metadata,
+    sa.Column("settlement_id", sa.String(_KEY), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),  # the version reversed
+    sa.Column("reversed", sa.Text, nullable=False),  # JSON {posting key: M3 voucher} reversed
+    sa.Column("reversal", sa.Text, nullable=False),  # JSON {reversing posting key: M3 voucher}
+    sa.Column("accounting_date", sa.String(10), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
 # One *open* letter per entity; replayed/discarded ones are history and may repeat. Partial
 # unique index: SQLite and PostgreSQL (the two backends we support) both have them.
 _open_letter_where = dead_letters.c.status == "open"
@@ -221,6 +242,19 @@ class Claim:
         """True when the existing row was claimed or posted with different content: the same
         key now describes something else (e.g. a corrected settlement file)."""
         return self.claimed_content_hash != self.posting.content_hash
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """A reversed version of a settlement's vouchers: ``reversed`` maps each original posting
+    key to its M3 voucher, ``reversal`` each reversing posting key to its M3 voucher."""
+
+    settlement_id: str
+    version: int
+    reversed: dict[str, str]
+    reversal: dict[str, str]
+    accounting_date: str  # YYYY-MM-DD
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -496,6 +530,68 @@ class StateStore:
         if posting is None:  # forgotten between our write and this read
             raise PostingNotFound(key)
         return posting
+
+    # -- reversals and posting-key versions --------------------------------------------
+
+    def settlement_version(self, settlement_id: str) -> int:
+        """The version of the posting keys the settlement is posted under now: 1, plus one per
+        reversal recorded."""
+        with self._tx() as conn:
+            reversed_count = conn.execute(
+                sa.select(sa.func.count()).select_from(reversals).where(reversals.c.settlement_id == settlement_id)
+            ).scalar_one()
+        return int(reversed_count) + 1
+
+    def record_reversal(
+        self,
+        settlement_id: str,
+        version: int,
+        reversed_vouchers: dict[str, str],
+        reversal_vouchers: dict[str, str],
+        accounting_date: str,
+    ) -> Reversal:
+        """Record that ``version`` of the settlement's vouchers is reversed: from now on it is
+        posted under ``version + 1``. `AlreadyReversed` when it was recorded before (the
+        primary key decides between racing processes)."""
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    reversals.insert().values(
+                        settlement_id=settlement_id,
+                        version=version,
+                        reversed=_dump_json(reversed_vouchers),
+                        reversal=_dump_json(reversal_vouchers),
+                        accounting_date=accounting_date,
+                        created_at=self._clock(),
+                    )
+                )
+        except IntegrityError:
+            raise AlreadyReversed(settlement_id, version) from None
+        found = self.get_reversal(settlement_id, version)
+        assert found is not None  # just inserted; rows are never deleted
+        return found
+
+    def get_reversal(self, settlement_id: str, version: int) -> Reversal | None:
+        with self._tx() as conn:
+            row = (
+                conn.execute(
+                    sa.select(reversals).where(
+                        reversals.c.settlement_id == settlement_id, reversals.c.version == version
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return Reversal(
+            settlement_id=row["settlement_id"],
+            version=row["version"],
+            reversed=json.loads(row["reversed"]),
+            reversal=json.loads(row["reversal"]),
+            accounting_date=row["accounting_date"],
+            created_at=row["created_at"],
+        )
 
     # -- watermarks -------------------------------------------------------------------
 

@@ -75,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     home_option(settle)
     settle.set_defaults(handler=_settle)
+
+    reverse = commands.add_parser(
+        "reverse", help="reverse a settlement's vouchers in M3 so that it can be posted again (as a new version)"
+    )
+    reverse.add_argument("settlement_id", metavar="SETTLEMENT_ID", help="Amazon's settlement id")
+    reverse.add_argument("--date", metavar="YYYY-MM-DD", help="accounting date of the reversal (default today, UTC)")
+    reverse.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
+    reverse.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    home_option(reverse)
+    reverse.set_defaults(handler=_reverse)
     return parser
 
 
@@ -293,6 +303,42 @@ def _settle(args: argparse.Namespace) -> int:
     for line in problem_lines(document):
         print(line, file=sys.stderr)
     return exit_code(document)
+
+
+def _reverse(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    on = None
+    if args.date is not None:
+        try:
+            on = date.fromisoformat(args.date)
+        except ValueError:
+            return _fail(f"--date {args.date!r} is not a date (YYYY-MM-DD)", EXIT_INVALID)
+    from flows.connections import checked_settings, open_connections
+    from flows.reversal import reverse_settlement
+
+    checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=False)
+    with open_connections(args.home, sandbox=args.sandbox, need_m3=True) as connections:
+        outcome = reverse_settlement(connections, args.settlement_id, on)
+    if args.json:
+        print(json.dumps(outcome.document(), indent=2))
+    else:
+        for voucher in outcome.vouchers:
+            print(
+                f"{voucher.key}  reverses {voucher.reverses} ({voucher.original_m3_ref}): "
+                f"{voucher.m3_ref or voucher.batch}"
+            )
+        if outcome.status == "reversed":
+            print(
+                f"settlement {outcome.settlement_id} version {outcome.version} reversed; "
+                f"settle posts version {outcome.next_version}"
+            )
+    sys.stdout.flush()
+    for reason in outcome.reasons:
+        print(
+            f"m3sync: settlement {outcome.settlement_id}: {outcome.status}: {' '.join(reason.split())}", file=sys.stderr
+        )
+    return outcome.exit_code
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -135,12 +135,15 @@ def _settle(
         except M3Error as exc:  # unreachable or rejecting us: nothing is posted unchecked
             periods_unread = steps.m3_problem(exc)
     progress.stage = "validating and mapping"
-    prepared = progress.prepared = steps.prepare(
-        progress.settlement,
-        mapping,
-        steps.configured_marketplaces(connections),
-        periods,
-        options.first_open_period,
+    prepared = progress.prepared = steps.at_current_version(
+        connections.state,
+        steps.prepare(
+            progress.settlement,
+            mapping,
+            steps.configured_marketplaces(connections),
+            periods,
+            options.first_open_period,
+        ),
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     audits = progress.audits = steps.audit_records(settlement, mapping, prepared.gates.vouchers)

@@ -6,6 +6,7 @@ a business refusal from M3 is an answer, not a failure, and is never retried.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -64,7 +65,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
-from reconciliation.vouchers import Voucher, planned_vouchers
+from reconciliation.vouchers import Voucher, at_version, planned_vouchers
 
 logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
@@ -330,75 +331,31 @@ def post_vouchers(
     vouchers: Sequence[Voucher],
     audits: Mapping[str, AuditRecord] | None = None,
 ) -> PostingResult:
-    """Post in date order; each key is claimed in the state store (with its audit record) and looked up in M3 first.
-
-    A write whose answer never came leaves its claim ``in_doubt`` (never ``failed``): the next
-    attempt waits for M3 to show it, or for the connector's settle time, before writing again.
-    A GLS840 batch M3 has not booked yet leaves it ``submitted``: the next run confirms it."""
-    m3, state = connections.require_m3(), connections.state
+    """Post in date order, each exactly once (`post_entry`, with its audit record); the first
+    refusal stops the rest."""
     posted_refs: list[PostedVoucherRef] = []
     refused: list[str] = []
     submitted: list[SubmittedVoucherRef] = []
     confirmed: list[str] = []
     for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
-        digest = voucher_hash(voucher)
-        claim = state.claim_posting(
-            voucher.key,
+        one = post_entry(
+            connections,
+            journal_entry(voucher, connections.divi),
             kind="voucher",
             source=settlement.source,
-            content_hash=digest,
-            reclaim_claimed_after=RECLAIM_CLAIMED_AFTER,
+            content_hash=voucher_hash(voucher),
+            detail={"settlement_id": settlement.settlement_id},
             audit=audits[voucher.key].as_dict() if audits and voucher.key in audits else None,
         )
-        if not claim.won and claim.posting.status == "posted":
-            if claim.content_changed:
-                refused.append(
-                    f"{voucher.key} was already posted with different content (M3 voucher "
-                    f"{claim.posting.target_ref}); reverse it in M3 before posting again"
-                )
-                break
-            posted_refs.append(PostedVoucherRef(voucher.key, claim.posting.target_ref or "", True))
-            continue
-        if not claim.won:
-            refused.append(
-                f"{voucher.key} is being posted by another run (process "
-                f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
-            )
+        if one.refused is not None:
+            refused.append(one.refused)
             break
-        previous = claim.previous.status if claim.previous is not None else None
-        in_doubt_since = (
-            claim.previous.updated_at
-            if claim.previous is not None and previous == "in_doubt"
-            else datetime.now(UTC)
-            if previous == "claimed"
-            else None
-        )
-        entry = journal_entry(voucher, connections.divi)
-        try:
-            posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
-        except M3TransactionError as exc:
-            state.mark_failed(voucher.key, str(exc))
-            refused.append(f"M3 refused {voucher.key}: {exc.message.strip()} ({exc.code or exc.error_type})")
-            break
-        except M3WriteInDoubt as exc:
-            state.mark_in_doubt(voucher.key, str(exc))
-            raise
-        except M3Unavailable as exc:  # nothing was sent; an earlier attempt's doubt still stands
-            (state.mark_failed if in_doubt_since is None else state.mark_in_doubt)(voucher.key, str(exc))
-            raise
-        except BaseException as exc:  # may have written: the next attempt looks in M3 first
-            state.mark_in_doubt(voucher.key, type(exc).__name__)
-            raise
-        if isinstance(posted, SubmittedVoucher):
-            state.mark_submitted(voucher.key, posted.batch, detail={"settlement_id": settlement.settlement_id})
-            submitted.append(SubmittedVoucherRef(voucher.key, posted.batch))
+        if one.batch is not None:
+            submitted.append(SubmittedVoucherRef(voucher.key, one.batch))
             continue
-        reference = f"{posted.divi}/{posted.year}/{posted.series}/{posted.vono}"
-        state.mark_posted(voucher.key, reference, detail={"settlement_id": settlement.settlement_id})
-        if previous == "submitted" and claim.previous is not None:  # booked by M3's batch job since then
-            confirmed.append(f"{voucher.key} ({reference}, batch {claim.previous.target_ref})")
-        already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
-        posted_refs.append(PostedVoucherRef(voucher.key, reference, already))
+        posted_refs.append(PostedVoucherRef(voucher.key, one.reference or "", one.already))
+        if one.confirmed is not None:
+            confirmed.append(one.confirmed)
     return PostingResult(tuple(posted_refs), tuple(refused), tuple(submitted), tuple(confirmed))
 
 
@@ -411,6 +368,104 @@ def audit_records(settlement: Settlement, mapping: GLMapping, vouchers: Sequence
         (v.key for v in vouchers),
         tool_version=tool_version(),
     )
+
+
+@dataclass(frozen=True)
+class EntryPosted:
+    """What `post_entry` came to: ``reference`` (M3's voucher) when posted, ``already`` when
+    found there before this call; ``batch`` when submitted and not booked yet; ``refused`` (the
+    reason) when M3 refused it or another run holds its claim; ``confirmed`` when an earlier
+    run's batch has been booked since."""
+
+    key: str
+    reference: str | None = None
+    already: bool = False
+    batch: str | None = None
+    refused: str | None = None
+    confirmed: str | None = None
+
+
+def post_entry(
+    connections: Connections,
+    entry: JournalEntry,
+    *,
+    kind: str,
+    source: str,
+    content_hash: str,
+    detail: Any,
+    audit: dict[str, Any] | None = None,
+) -> EntryPosted:
+    """Post one journal entry exactly once: its key is claimed in the state store and looked up in M3 first.
+
+    A write whose answer never came leaves its claim ``in_doubt`` (never ``failed``) and raises:
+    the next attempt waits for M3 to show it, or for the connector's settle time, before writing
+    again. A GLS840 batch M3 has not booked yet leaves it ``submitted``: the next run confirms it.
+    Settlement vouchers and their reversals (``flows/reversal.py``) both go through here."""
+    m3, state, key = connections.require_m3(), connections.state, entry.key
+    claim = state.claim_posting(
+        key,
+        kind=kind,
+        source=source,
+        content_hash=content_hash,
+        reclaim_claimed_after=RECLAIM_CLAIMED_AFTER,
+        audit=audit,
+    )
+    if not claim.won and claim.posting.status == "posted":
+        if claim.content_changed:
+            return EntryPosted(
+                key,
+                refused=f"{key} was already posted with different content (M3 voucher "
+                f"{claim.posting.target_ref}); reverse it (m3sync reverse) before posting again",
+            )
+        return EntryPosted(key, reference=claim.posting.target_ref or "", already=True)
+    if not claim.won:
+        return EntryPosted(
+            key,
+            refused=f"{key} is being posted by another run (process "
+            f"{claim.posting.owner or 'unknown'}, claimed {claim.posting.updated_at:%Y-%m-%d %H:%M:%S} UTC)",
+        )
+    previous = claim.previous.status if claim.previous is not None else None
+    in_doubt_since = (
+        claim.previous.updated_at
+        if claim.previous is not None and previous == "in_doubt"
+        else datetime.now(UTC)
+        if previous == "claimed"
+        else None
+    )
+    try:
+        posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
+    except M3TransactionError as exc:
+        state.mark_failed(key, str(exc))
+        return EntryPosted(key, refused=f"M3 refused {key}: {exc.message.strip()} ({exc.code or exc.error_type})")
+    except M3WriteInDoubt as exc:
+        state.mark_in_doubt(key, str(exc))
+        raise
+    except M3Unavailable as exc:  # nothing was sent; an earlier attempt's doubt still stands
+        (state.mark_failed if in_doubt_since is None else state.mark_in_doubt)(key, str(exc))
+        raise
+    except BaseException as exc:  # may have written: the next attempt looks in M3 first
+        state.mark_in_doubt(key, type(exc).__name__)
+        raise
+    if isinstance(posted, SubmittedVoucher):
+        state.mark_submitted(key, posted.batch, detail=detail)
+        return EntryPosted(key, batch=posted.batch)
+    reference = f"{posted.divi}/{posted.year}/{posted.series}/{posted.vono}"
+    state.mark_posted(key, reference, detail=detail)
+    confirmed = None
+    if previous == "submitted" and claim.previous is not None:  # booked by M3's batch job since then
+        confirmed = f"{key} ({reference}, batch {claim.previous.target_ref})"
+    already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
+    return EntryPosted(key, reference=reference, already=already, confirmed=confirmed)
+
+
+def at_current_version(state: StateStore, prepared: PreparedSettlement) -> PreparedSettlement:
+    """``prepared`` with its vouchers under the posting keys of the settlement's current version
+    (``AMZ-…-v2`` once version 1 was reversed by ``m3sync reverse``)."""
+    version = state.settlement_version(prepared.settlement.settlement_id)
+    if version == 1 or not prepared.gates.vouchers:
+        return prepared
+    vouchers = tuple(at_version(v, version) for v in prepared.gates.vouchers)
+    return dataclasses.replace(prepared, gates=dataclasses.replace(prepared.gates, vouchers=vouchers))
 
 
 def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:

@@ -58,8 +58,13 @@ def voucher_audits(
     voucher_keys: Iterable[str],
     *,
     tool_version: str,
-    key_version: int = FIRST_KEY_VERSION,
 ) -> dict[str, AuditRecord]:
-    """The audit record of each voucher (by posting key) made from one settlement file with one mapping."""
-    record = AuditRecord(source_sha256, mapping_name, mapping_sha256, tool_version, key_version)
-    return {key: record for key in voucher_keys}
+    """The audit record of each voucher (by posting key) made from one settlement file with one
+    mapping; the key version is read from the key (``AMZ-…-v2`` after one reversal)."""
+    # Imported here: reconciliation.vouchers imports the mapping module, which imports this one.
+    from reconciliation.vouchers import key_version
+
+    return {
+        key: AuditRecord(source_sha256, mapping_name, mapping_sha256, tool_version, key_version(key))
+        for key in voucher_keys
+    }

@@ -25,13 +25,14 @@ report row; accounts that net to zero are left out; deposit and carry-over lines
 separate lines. A ``Voucher`` whose lines do not sum to zero cannot be constructed.
 
 Posting key ``AMZ-{settlement_id}-{YYYYMM}`` (YYYYMM = the voucher's accounting month) starts
-the voucher text (VTXT, at most 40 characters).
+the voucher text (VTXT, at most 40 characters); a settlement reversed and posted again takes
+``AMZ-{settlement_id}-{YYYYMM}-v{N}`` (``at_version``), its reversal ``REV-`` + the key reversed.
 """
 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -142,8 +143,34 @@ class Voucher:
         return self.accounting_date.strftime("%Y%m")
 
 
-def posting_key(settlement_id: str, period: str) -> str:
-    return f"AMZ-{settlement_id}-{period}"
+def posting_key(settlement_id: str, period: str, version: int = 1) -> str:
+    """``AMZ-{id}-{YYYYMM}``; from version 2 on (a reversed settlement posted again)
+    ``AMZ-{id}-{YYYYMM}-v{N}``: a new key, so M3 and the state store see a new voucher."""
+    base = f"AMZ-{settlement_id}-{period}"
+    return base if version == 1 else f"{base}-v{version}"
+
+
+REVERSAL_PREFIX = "REV-"
+
+
+def reversal_key(key: str) -> str:
+    """The posting key of the voucher reversing the one posted under ``key``."""
+    return f"{REVERSAL_PREFIX}{key}"
+
+
+def key_version(key: str) -> int:
+    """The version of a settlement voucher's posting key (1 for ``AMZ-{id}-{YYYYMM}``)."""
+    last = key.rsplit("-", 1)[-1]
+    return int(last[1:]) if last.startswith("v") and last[1:].isdigit() else 1
+
+
+def at_version(voucher: Voucher, version: int) -> Voucher:
+    """``voucher`` under the posting key of ``version`` (its text starts with the new key)."""
+    key = posting_key(voucher.settlement_id, voucher.period, version)
+    if key == voucher.key:
+        return voucher
+    text = f"{key}{voucher.text[len(voucher.key) :]}"[:VTXT_LENGTH].rstrip()
+    return replace(voucher, key=key, text=text)
 
 
 def _month_end(period: int) -> date:
