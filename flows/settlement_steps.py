@@ -65,7 +65,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
-from reconciliation.vouchers import Voucher, at_version, planned_vouchers
+from reconciliation.vouchers import Voucher, at_version, key_at_version, planned_vouchers
 
 logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
@@ -221,7 +221,10 @@ def read_period_locks(connections: Connections, settlement: Settlement) -> Perio
     except M3TransactionError as exc:
         logger.warning("M3 did not tell its closed periods (%s); posting without the period check", exc)
         return None
-    posted = frozenset(key for key, _ in planned if _is_posted(connections.state, key))
+    # The gate sees version-1 keys; what is posted is the settlement's current version (``-v2``
+    # once ``m3sync reverse`` reversed version 1, whose vouchers must not count as posted).
+    version = connections.state.settlement_version(settlement.settlement_id)
+    posted = frozenset(key for key, _ in planned if _is_posted(connections.state, key_at_version(key, version)))
     return PeriodLocks(closed, posted)
 
 

@@ -146,8 +146,12 @@ class Voucher:
 def posting_key(settlement_id: str, period: str, version: int = 1) -> str:
     """``AMZ-{id}-{YYYYMM}``; from version 2 on (a reversed settlement posted again)
     ``AMZ-{id}-{YYYYMM}-v{N}``: a new key, so M3 and the state store see a new voucher."""
-    base = f"AMZ-{settlement_id}-{period}"
-    return base if version == 1 else f"{base}-v{version}"
+    return key_at_version(f"AMZ-{settlement_id}-{period}", version)
+
+
+def key_at_version(first_key: str, version: int) -> str:
+    """A version-1 posting key (``AMZ-{id}-{YYYYMM}``) as it is spelled at ``version``."""
+    return first_key if version == 1 else f"{first_key}-v{version}"
 
 
 REVERSAL_PREFIX = "REV-"
@@ -165,8 +169,11 @@ def key_version(key: str) -> int:
 
 
 def at_version(voucher: Voucher, version: int) -> Voucher:
-    """``voucher`` under the posting key of ``version`` (its text starts with the new key)."""
-    key = posting_key(voucher.settlement_id, voucher.period, version)
+    """``voucher`` under the posting key of ``version`` (its text starts with the new key). The key
+    is versioned as it stands, not rebuilt from the period: a voucher the period gate moved to
+    the first open period keeps the key of the month it belongs to."""
+    first_key = voucher.key if key_version(voucher.key) == 1 else voucher.key.rsplit("-", 1)[0]
+    key = key_at_version(first_key, version)
     if key == voucher.key:
         return voucher
     text = f"{key}{voucher.text[len(voucher.key) :]}"[:VTXT_LENGTH].rstrip()

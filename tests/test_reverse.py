@@ -195,3 +195,26 @@ def test_state_store_records_each_version_reversed_once(tmp_path: Path) -> None:
         with pytest.raises(AlreadyReversed, match="version 1 is already reversed"):
             state.record_reversal(SETTLEMENT, 1, {}, {}, "2024-11-05")
         assert state.settlement_version(SETTLEMENT) == 2
+
+
+def test_version_2_into_a_closed_month_moves_to_the_first_open_period(
+    prefect_api_url: str, live_m3, us_v2_tsv: Path
+) -> None:
+    """Version 1 was posted in October 2024 and reversed; October is closed since. Version 2 is not
+    posted yet, so --first-open-period moves it to 2024-11-01 (version 1's posting must not count)."""
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    assert settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]["status"] == "posted"
+    assert _reverse(home).status == "reversed"
+    closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
+    assert closed.status_code == 200, closed.text
+
+    held = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]
+    assert held["status"] == "held" and "2024-10 is closed" in " ".join(held["reasons"])
+    moved = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home), first_open_period=True)
+    entry = moved["settlements"][0]
+    assert entry["status"] == "posted", entry["reasons"]
+    assert [(v["key"], v["date"]) for v in entry["journal"]["vouchers"]] == [(KEY_V2, "2024-11-01")]
+    assert len(_vouchers(ionapi, KEY_V2, date(2024, 11, 1))) == 1
