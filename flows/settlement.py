@@ -158,10 +158,11 @@ def _settle(
             )
         except M3Error as exc:
             progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))
-    if periods_unread is not None and may_post(prepared, progress.reconciliation, options):
+    posting_allowed = may_post(prepared, progress.reconciliation, options)
+    if posting_allowed and periods_unread is not None:  # nothing is posted unchecked
         posted = tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers))
         progress.posting = PostingResult(posted=posted, unreachable=periods_unread)
-    elif may_post(prepared, progress.reconciliation, options):
+    elif posting_allowed:
         progress.stage, progress.posting_started = "posting to M3", True
         try:
             progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers, audits)
