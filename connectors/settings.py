@@ -60,6 +60,10 @@ SECRET_BLOCK_PREFIX = "prefect-secret:"
 DEFAULT_TOKEN_URL = LWA_TOKEN_URL
 M3Profile = Literal["brief", "cloudsuite"]
 M3_PROFILES: tuple[M3Profile, ...] = get_args(M3Profile)
+# [m3] customer_ledger: settle the Amazon invoices in M3's customer ledger (ARS040MI payments)
+# or only in the GL (their invoices post to a GL clearing account); auto asks M3 at start-up.
+CustomerLedgerMode = Literal["auto", "allocate", "gl-clearing"]
+CUSTOMER_LEDGER_MODES: tuple[CustomerLedgerMode, ...] = get_args(CustomerLedgerMode)
 # The one definition of which M3 transactions are used when nothing says otherwise. A live M3
 # gets the standard CloudSuite transactions: the brief's names (OIS100MI/AddHead, MMS080MI/LstItemBal,
 # GLS200MI/Add) do not exist in standard M3 and are used only when chosen explicitly. The sandbox
@@ -188,6 +192,9 @@ class M3Settings:
     timeout_seconds: float = 30.0
     voucher_wait_seconds: float = 60.0
     settle_seconds: float = 120.0
+    customer_ledger: CustomerLedgerMode = "auto"
+    # allocate: the settlement's receivable lines go here; the customer payment clears it
+    payment_clearing_account: str = "1519"
 
     @property
     def auth_mode(self) -> Literal["ionapi", "basic"]:
@@ -290,6 +297,8 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "timeout_seconds": "str",
         "voucher_wait_seconds": "str",
         "settle_seconds": "str",
+        "customer_ledger": "str",
+        "payment_clearing_account": "str",
     },
     "amazon": {
         "refresh_token": "secret",
@@ -494,9 +503,21 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
         key: section.seconds(key, getattr(M3Settings, key))
         for key in ("timeout_seconds", "voucher_wait_seconds", "settle_seconds")
     }
+    ledger = section.text("customer_ledger") or M3Settings.customer_ledger
+    if ledger not in CUSTOMER_LEDGER_MODES:
+        section.problems.append(
+            f"{section.where('customer_ledger')} must be one of {', '.join(CUSTOMER_LEDGER_MODES)}, got {ledger!r}"
+        )
+    clearing = section.text("payment_clearing_account") or M3Settings.payment_clearing_account
+    if len(clearing) > 10:
+        section.problems.append(
+            f"{section.where('payment_clearing_account')} must be an M3 account (at most 10 characters)"
+        )
     if section.problems:
         return None
     return M3Settings(
+        customer_ledger=ledger,  # type: ignore[arg-type]  # checked above
+        payment_clearing_account=clearing,
         ionapi=ionapi,
         base_url=base_url,
         user=user,

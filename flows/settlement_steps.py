@@ -29,23 +29,32 @@ from connectors.m3 import (
     JournalLine,
     M3AuthError,
     M3Error,
+    M3Operations,
     M3TransactionError,
     M3Unavailable,
     M3WriteInDoubt,
     SubmittedVoucher,
 )
-from connectors.m3.records import CustomerInvoice
+from connectors.m3.ledger import CustomerPayment, LedgerSetup, PaymentLine, detect_setup, pay_invoices
+from connectors.m3.records import CustomerInvoice, PostedVoucher
 from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
 from flows.connections import Connections
 from flows.failures import UnexpectedError, contained
 from reconciliation.audit import AuditRecord, tool_version, voucher_audits
 from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
-from reconciliation.m3_fields import VTXT_LENGTH
+from reconciliation.ledger import (
+    LEDGER_INVOICE_COLUMNS,
+    PaymentAllocation,
+    allocate_payment,
+    clearing_string,
+    receivable_to_clearing,
+)
+from reconciliation.m3_fields import MAX_VOUCHER_LINES, VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
-from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
+from reconciliation.model import Settlement, decimal_to_minor, format_amount, minor_to_decimal
 from reconciliation.outcome import (
     PostedVoucherRef,
     PostingResult,
@@ -65,7 +74,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
-from reconciliation.vouchers import Voucher, at_version, key_at_version, planned_vouchers
+from reconciliation.vouchers import Voucher, at_version, key_at_version, key_version, planned_vouchers
 
 logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
@@ -305,6 +314,9 @@ def invoices_frame(
             "net_minor": decimal_to_minor(inv.net, decimals),
             "tax_minor": decimal_to_minor(inv.tax, decimals),
             "gross_minor": decimal_to_minor(inv.gross, decimals),
+            "cuno": inv.cuno,
+            "cino": inv.extended_number or inv.ivno,
+            "year": inv.year,
         }
         for inv in invoices
         if inv.currency == settlement.currency
@@ -314,7 +326,8 @@ def invoices_frame(
             or (inv.cuor in marketplace_orders and inv.ivdt is not None and window_start <= inv.ivdt <= window_end)
         )
     ]
-    return pd.DataFrame(rows, columns=list(INVOICE_COLUMNS)).astype(INVOICE_COLUMNS)
+    columns = {**INVOICE_COLUMNS, **LEDGER_INVOICE_COLUMNS}  # the customer ledger's allocation reads the latter
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
 @task(cache_policy=NO_CACHE)
@@ -397,13 +410,15 @@ def post_entry(
     content_hash: str,
     detail: Any,
     audit: dict[str, Any] | None = None,
+    write: Callable[[datetime | None], PostedVoucher | SubmittedVoucher] | None = None,
 ) -> EntryPosted:
     """Post one journal entry exactly once: its key is claimed in the state store and looked up in M3 first.
 
     A write whose answer never came leaves its claim ``in_doubt`` (never ``failed``) and raises:
     the next attempt waits for M3 to show it, or for the connector's settle time, before writing
     again. A GLS840 batch M3 has not booked yet leaves it ``submitted``: the next run confirms it.
-    Settlement vouchers and their reversals (``flows/reversal.py``) both go through here."""
+    Settlement vouchers, their reversals (``flows/reversal.py``) and customer payments (``write``:
+    what writes the entry, given when an earlier attempt's write went unanswered) all go through here."""
     m3, state, key = connections.require_m3(), connections.state, entry.key
     claim = state.claim_posting(
         key,
@@ -436,7 +451,7 @@ def post_entry(
         else None
     )
     try:
-        posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
+        posted = write(in_doubt_since) if write is not None else m3.post_voucher(entry, in_doubt_since=in_doubt_since)
     except M3TransactionError as exc:
         state.mark_failed(key, str(exc))
         return EntryPosted(key, refused=f"M3 refused {key}: {exc.message.strip()} ({exc.code or exc.error_type})")
@@ -459,6 +474,140 @@ def post_entry(
         confirmed = f"{key} ({reference}, batch {claim.previous.target_ref})"
     already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
     return EntryPosted(key, reference=reference, already=already, confirmed=confirmed)
+
+
+# --- the customer ledger (docs/m3-contract.md "Customer ledger") -----------------------------------
+
+RECEIVABLE_CATEGORY = "principal"  # the mapping's receivable is where the order principal goes
+PAYMENT_LINES = MAX_VOUCHER_LINES - 1  # per payment batch: one voucher line per invoice plus the clearing line
+
+
+@dataclass(frozen=True)
+class LedgerChoice:
+    """How this run settles the Amazon invoices: ``allocate`` (customer payments in M3's ledger),
+    ``gl-clearing`` (the GL voucher alone), or ``unknown`` (M3 could not be asked: nothing posts)."""
+
+    mode: str
+    reason: str
+    receivable_account: str = ""
+    clearing_account: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"mode": self.mode, "reason": self.reason, "clearing_account": self.clearing_account or None}  # type: ignore[dict-item]  # null in JSON when unused
+
+
+def customer_ledger_choice(connections: Connections, mapping: GLMapping) -> LedgerChoice:
+    """``[m3] customer_ledger`` (auto: asked of M3 with harmless reads); logged once per run."""
+    m3_settings = load_settings(connections.home).m3
+    configured = m3_settings.customer_ledger if m3_settings is not None else "auto"
+    clearing = m3_settings.payment_clearing_account if m3_settings is not None else "1519"
+    category = mapping.categories.get(RECEIVABLE_CATEGORY)
+    if connections.m3 is None:
+        choice = LedgerChoice("gl-clearing", "M3 is not configured (dry run)")
+    elif category is None:
+        choice = LedgerChoice("gl-clearing", f"mapping {mapping.name} has no {RECEIVABLE_CATEGORY} category")
+    elif configured != "auto":
+        choice = LedgerChoice(configured, "[m3] customer_ledger", category.account, clearing)
+    else:
+        try:
+            setup: LedgerSetup = detect_setup(connections.m3, divi=connections.divi)
+            choice = LedgerChoice(setup.mode, f"auto: {setup.reason}", category.account, clearing)
+        except M3Error as exc:
+            choice = LedgerChoice("unknown", f"cannot tell M3's customer ledger set-up: {m3_problem(exc)}")
+    logger.info("customer ledger: %s (%s)", choice.mode, choice.reason)
+    return choice
+
+
+def with_customer_ledger(prepared: PreparedSettlement, ledger: LedgerChoice) -> PreparedSettlement:
+    """``allocate``: the vouchers' receivable lines on the payment clearing account instead."""
+    if ledger.mode != "allocate" or not prepared.gates.vouchers:
+        return prepared
+    vouchers = tuple(
+        receivable_to_clearing(v, ledger.receivable_account, ledger.clearing_account) for v in prepared.gates.vouchers
+    )
+    return dataclasses.replace(prepared, gates=dataclasses.replace(prepared.gates, vouchers=vouchers))
+
+
+def payment_key(settlement_id: str, vouchers: Sequence[Voucher], part: int, parts: int) -> str:
+    """``PAY-{id}`` (``-P{n}`` when the payment takes several batches), at the vouchers' key version."""
+    base = f"PAY-{settlement_id}" + (f"-P{part}" if parts > 1 else "")
+    return key_at_version(base, key_version(vouchers[0].key))
+
+
+@task(**CONNECTOR_RETRIES)
+def settle_customer_ledger(
+    connections: Connections,
+    prepared: PreparedSettlement,
+    invoices: pd.DataFrame | None,
+    posting: PostingResult,
+    ledger: LedgerChoice,
+) -> PostingResult:
+    """After the vouchers: the settlement pays its invoices in M3's customer ledger (``allocate``),
+    each payment batch exactly once (``post_entry``). Its references join ``posting``; what no
+    invoice took stays on the clearing account and is said."""
+    vouchers = prepared.gates.vouchers
+    if ledger.mode != "allocate" or invoices is None or not vouchers or posting.refused or posting.submitted:
+        return posting
+    settlement = prepared.settlement
+    allocation = allocate_payment(prepared.mapped.lines, invoices, ledger.receivable_account, settlement.total_minor)
+    posted, refused = list(posting.posted), list(posting.refused)
+    chunks = [
+        allocation.allocations[i : i + PAYMENT_LINES] for i in range(0, len(allocation.allocations), PAYMENT_LINES)
+    ]
+    clearing = clearing_string(vouchers, ledger.clearing_account)
+    m3 = connections.require_m3()
+    for part, chunk in enumerate(chunks, start=1):
+        payment = CustomerPayment(
+            key=payment_key(settlement.settlement_id, vouchers, part, len(chunks)),
+            divi=connections.divi,
+            accounting_date=max(v.accounting_date for v in vouchers),
+            currency=settlement.currency,
+            clearing=clearing,
+            lines=tuple(
+                PaymentLine(a.customer, a.invoice, a.year, minor_to_decimal(a.amount_minor, settlement.decimals))
+                for a in chunk
+            ),
+        )
+        one = post_entry(
+            connections,
+            payment,  # type: ignore[arg-type]  # post_entry reads only the key of what ``write`` posts
+            kind="payment",
+            source=settlement.source,
+            content_hash=hashlib.sha256(repr(payment).encode()).hexdigest(),
+            detail={"settlement_id": settlement.settlement_id, "invoices": len(chunk)},
+            write=functools.partial(_pay, m3, payment),
+        )
+        if one.refused is not None:
+            refused.append(one.refused)
+            break
+        posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already))
+    note = payment_note(allocation, ledger, settlement.currency)
+    return dataclasses.replace(posting, posted=tuple(posted), refused=tuple(refused), notes=(*posting.notes, note))
+
+
+def _pay(m3: M3Operations, payment: CustomerPayment, _in_doubt_since: datetime | None) -> PostedVoucher:
+    """A payment batch resumes at once after a lost answer: M3 refuses its head and lines twice."""
+    return pay_invoices(m3, payment)
+
+
+def payment_note(allocation: PaymentAllocation, ledger: LedgerChoice, currency: str) -> str:
+    """One line for the outcome: what the customer payment settled, deducted, and left over."""
+    invoices = len({(a.customer, a.invoice, a.year) for a in allocation.allocations})
+    text = (
+        f"customer ledger ({ledger.mode}): the settlement pays {invoices} invoice(s) "
+        f"{format_amount(allocation.allocated_minor, currency)} {currency} less Amazon's deductions "
+        f"{format_amount(-allocation.deductions_minor, currency)} {currency}"
+    )
+    if allocation.unallocated_minor:
+        orders = ", ".join(allocation.unallocated_orders[:5]) + (
+            " ..." if len(allocation.unallocated_orders) > 5 else ""
+        )
+        text += (
+            f"; {format_amount(allocation.unallocated_minor, currency)} {currency} of the receivable found no "
+            f"invoice and stays on clearing account {ledger.clearing_account}"
+            + (f" (orders {orders})" if orders else "")
+        )
+    return text
 
 
 def at_current_version(state: StateStore, prepared: PreparedSettlement) -> PreparedSettlement:

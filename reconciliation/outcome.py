@@ -84,6 +84,7 @@ class PostingResult:
     # M3 could not be reached or rejected m3sync itself (an answer in doubt included): posting
     # stopped, and ``posted`` is what the state store records as posted.
     unreachable: str = ""
+    notes: tuple[str, ...] = ()  # what else posting did (the customer ledger's payment), said as reasons
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def decide_outcome(
         )
     if result.confirmed:
         reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(result.confirmed))
+    reasons += result.notes
     return SettlementOutcome(
         settlement=prepared.settlement,
         status=status,

@@ -18,6 +18,13 @@ from typing import Any
 
 DB_NAME = "m3.sqlite"
 
+
+def ledger_schema() -> str:
+    from .ledger import SCHEMA  # the customer ledger's tables live with its rules
+
+    return SCHEMA
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -118,7 +125,7 @@ class Store:
             self._conn.execute("PRAGMA busy_timeout=30000")
             # WAL + NORMAL: commits survive a process crash; no fsync per MI call (a sandbox).
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(_SCHEMA + ledger_schema())
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
