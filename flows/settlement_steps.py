@@ -546,8 +546,16 @@ def settle_customer_ledger(
     each payment batch exactly once (``post_entry``). Its references join ``posting``; what no
     invoice took stays on the clearing account and is said."""
     vouchers = prepared.gates.vouchers
-    if ledger.mode != "allocate" or invoices is None or not vouchers or posting.refused or posting.submitted:
+    if not vouchers or posting.refused or posting.submitted or not posting.posted:
         return posting
+    if ledger.mode != "allocate" or invoices is None:
+        note = (
+            f"customer ledger ({ledger.mode}): {ledger.reason}; the GL voucher alone settles the receivable"
+            if ledger.mode != "allocate"
+            else f"customer ledger (allocate): M3's invoices could not be read; the receivable waits on clearing "
+            f"account {ledger.clearing_account} until the next run pays the invoices"
+        )
+        return dataclasses.replace(posting, notes=(*posting.notes, note))
     settlement = prepared.settlement
     allocation = allocate_payment(prepared.mapped.lines, invoices, ledger.receivable_account, settlement.total_minor)
     posted, refused = list(posting.posted), list(posting.refused)

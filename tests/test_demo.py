@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,13 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert {"Summary", "Journal", "Reconciliation", "Anomalies"} <= set(book.sheetnames)
     with start_sandbox(home) as env:
         state = httpx.get(f"{env.m3.base_url}/sandbox/state").json()
+        ledger = httpx.get(f"{env.m3.base_url}/sandbox/customer-ledger").json()
     assert state["invoices"] == state["orders"] > 0
+    # The demo's M3 keeps the Amazon invoices open in its customer ledger: the settlements pay
+    # them (ARS040MI), and each marketplace customer's open amount equals GL 1510 of its marketplace.
+    assert state["payment_batches"] >= 1
+    receivable = {f"AMZ{b['ait3']}": Decimal(b["balance"]) for b in ledger["gl"] if b["account"] == "1510"}
+    assert receivable == {cuno: Decimal(amount) for cuno, amount in ledger["ledger"].items()}
     posted = out.count(" posted ")
     assert posted >= 1 and state["vouchers"] >= posted
 
