@@ -252,3 +252,40 @@ def test_allocation_spreads_an_order_over_its_invoices_and_refunds_over_credit_n
     assert [(a.invoice, a.amount_minor) for a in result.allocations] == [("AZ1", 6000), ("AZ2", 5000), ("AZ3", -3000)]
     assert (result.receivable_minor, result.unallocated_minor, result.deductions_minor) == (10000, 2000, -1200)
     assert result.unallocated_orders == ("C",)
+
+
+def test_configured_gl_clearing_overrides_detection(prefect_api_url: str, live_m3, tmp_path: Path) -> None:
+    """``[m3] customer_ledger = "gl-clearing"`` on a tenant whose invoices are open: no payment, and
+    the voucher credits the receivable itself (the ledger stays open: the user's choice, said)."""
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    with (home / "config.toml").open("a", encoding="utf-8") as config:
+        config.write('customer_ledger = "gl-clearing"\n')
+    _invoice_orders(server.base_url, ionapi)
+    result = settlement_reconciliation(files=[str(_settlement(tmp_path, "50.00", "127.50"))], home=str(home))
+    assert result["customer_ledger"] == {
+        "mode": "gl-clearing",
+        "reason": "[m3] customer_ledger",
+        "clearing_account": "1519",
+    }
+    assert _admin(server.base_url, "GET", "state")["payment_batches"] == 0
+    ledger, gl = _ledger(server.base_url)
+    assert ledger == Decimal("150.00") and gl["1510/US"] == 0  # GL only: 150.00 invoiced, 150.00 credited
+
+
+def test_customer_ledger_settings(tmp_path: Path) -> None:
+    from connectors.settings import ConfigurationError, load_settings
+
+    config = tmp_path / "config.toml"
+    base = '[m3]\nbase_url = "http://m3.example"\nuser = "u"\npassword = "p"\n'
+    config.write_text(base)
+    m3 = load_settings(tmp_path).require_m3()
+    assert (m3.customer_ledger, m3.payment_clearing_account) == ("auto", "1519")
+    config.write_text(base + 'customer_ledger = "allocate"\npayment_clearing_account = "1598"\n')
+    m3 = load_settings(tmp_path).require_m3()
+    assert (m3.customer_ledger, m3.payment_clearing_account) == ("allocate", "1598")
+    config.write_text(base + 'customer_ledger = "sometimes"\n')
+    with pytest.raises(ConfigurationError, match="customer_ledger .* must be one of auto, allocate, gl-clearing"):
+        load_settings(tmp_path).require_m3()
