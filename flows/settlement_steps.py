@@ -40,7 +40,7 @@ from connectors.m3.records import CustomerInvoice, PostedVoucher
 from connectors.settings import ConfigurationError, load_settings
 from connectors.state import StateStore
 from flows.connections import Connections
-from flows.failures import UnexpectedError, contained
+from flows.failures import UnexpectedError, contained, run_logger
 from reconciliation.audit import AuditRecord, tool_version, voucher_audits
 from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
 from reconciliation.ledger import (
@@ -514,7 +514,7 @@ def customer_ledger_choice(connections: Connections, mapping: GLMapping) -> Ledg
             choice = LedgerChoice(setup.mode, f"auto: {setup.reason}", category.account, clearing)
         except M3Error as exc:
             choice = LedgerChoice("unknown", f"cannot tell M3's customer ledger set-up: {m3_problem(exc)}")
-    logger.info("customer ledger: %s (%s)", choice.mode, choice.reason)
+    run_logger().info("customer ledger: %s (%s)", choice.mode, choice.reason)
     return choice
 
 
