@@ -11,9 +11,11 @@ import functools
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from connectors.m3 import (
 from connectors.m3.ledger import CustomerPayment, LedgerSetup, PaymentLine, detect_setup, pay_invoices
 from connectors.m3.records import CustomerInvoice, PostedVoucher
 from connectors.settings import ConfigurationError, load_settings
-from connectors.state import StateStore
+from connectors.state import Posting, StateStore
 from flows.connections import Connections
 from flows.failures import UnexpectedError, contained, run_logger
 from reconciliation.audit import AuditRecord, tool_version, voucher_audits
@@ -74,7 +76,14 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
-from reconciliation.vouchers import Voucher, at_version, key_at_version, key_version, planned_vouchers
+from reconciliation.vouchers import (
+    Voucher,
+    at_version,
+    key_at_version,
+    key_version,
+    planned_vouchers,
+    reversal_key,
+)
 
 logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
@@ -582,7 +591,7 @@ def settle_customer_ledger(
             kind="payment",
             source=settlement.source,
             content_hash=hashlib.sha256(repr(payment).encode()).hexdigest(),
-            detail={"settlement_id": settlement.settlement_id, "invoices": len(chunk)},
+            detail=payment_detail(settlement.settlement_id, payment),
             write=functools.partial(_pay, m3, payment),
         )
         if one.refused is not None:
@@ -591,6 +600,46 @@ def settle_customer_ledger(
         posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already))
     note = payment_note(allocation, ledger, settlement.currency)
     return dataclasses.replace(posting, posted=tuple(posted), refused=tuple(refused), notes=(*posting.notes, note))
+
+
+def payment_detail(settlement_id: str, payment: CustomerPayment) -> dict[str, Any]:
+    """What the state store keeps of a payment: enough to reverse it (``reverse_payment``)."""
+    return {
+        "settlement_id": settlement_id,
+        "currency": payment.currency,
+        "clearing": list(payment.clearing),
+        "lines": [[ln.customer, ln.invoice, ln.year, str(ln.amount)] for ln in payment.lines],
+    }
+
+
+def is_payment_of(key: str, settlement_id: str) -> bool:
+    """``PAY-{id}``, ``PAY-{id}-P{n}``, at any key version."""
+    return re.fullmatch(rf"PAY-{re.escape(settlement_id)}(-P\d+)?(-v\d+)?", key) is not None
+
+
+def reverse_payment(connections: Connections, original: Posting, accounting_date: date) -> EntryPosted:
+    """The customer payment posted under ``original`` paid back, exactly once (``REV-`` + its key):
+    its invoices open again, its GL side reversed (clearing credited, receivable debited)."""
+    detail = original.detail or {}
+    payment = CustomerPayment(
+        key=reversal_key(original.posting_key),
+        divi=connections.divi,
+        accounting_date=accounting_date,
+        currency=str(detail.get("currency", "")),
+        clearing=tuple(detail.get("clearing", ())),
+        lines=tuple(PaymentLine(c, i, int(y), -Decimal(a)) for c, i, y, a in detail.get("lines", ())),
+    )
+    if not payment.lines:
+        return EntryPosted(payment.key, refused=f"{original.posting_key}: the state store keeps no lines to reverse")
+    return post_entry(
+        connections,
+        payment,  # type: ignore[arg-type]  # post_entry reads only the key of what ``write`` posts
+        kind="payment_reversal",
+        source=f"reversal of {original.posting_key} ({original.target_ref})",
+        content_hash=hashlib.sha256(repr(payment).encode()).hexdigest(),
+        detail={**payment_detail(str(detail.get("settlement_id", "")), payment), "reverses": original.posting_key},
+        write=functools.partial(_pay, connections.require_m3(), payment),
+    )
 
 
 def _pay(m3: M3Operations, payment: CustomerPayment, _in_doubt_since: datetime | None) -> PostedVoucher:

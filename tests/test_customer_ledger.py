@@ -17,6 +17,7 @@ says 5.00 and so does GL 1510/US (150.00 - 145.00).
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from itertools import count
 from pathlib import Path
@@ -289,3 +290,34 @@ def test_customer_ledger_settings(tmp_path: Path) -> None:
     config.write_text(base + 'customer_ledger = "sometimes"\n')
     with pytest.raises(ConfigurationError, match="customer_ledger .* must be one of auto, allocate, gl-clearing"):
         load_settings(tmp_path).require_m3()
+
+
+def test_reverse_pays_back_and_reposting_pays_once(prefect_api_url: str, live_m3, tmp_path: Path) -> None:
+    """``m3sync reverse`` pays the invoices back (REV-PAY-…: both open again, 1510/US back to
+    150.00, 1519/US nil); the settlement posted again as version 2 pays them once more, never twice."""
+    from flows.connections import open_connections
+    from flows.reversal import reverse_settlement
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    _invoice_orders(server.base_url, ionapi)
+    settlement = _settlement(tmp_path, "50.00", "127.50")
+    sid = settlement.stem
+    assert settlement_reconciliation(files=[str(settlement)], home=str(home))["settlements"][0]["status"] == "posted"
+
+    with open_connections(home, sandbox=False) as connections:
+        reversed_ = reverse_settlement(connections, sid, date(2024, 10, 28))
+    assert reversed_.status == "reversed", reversed_.reasons
+    assert [v.key for v in reversed_.vouchers] == [f"REV-PAY-{sid}", f"REV-AMZ-{sid}-202410"]
+    assert sorted(_open_items(ionapi).values()) == ["0", "0"]  # both invoices open again
+    ledger, gl = _ledger(server.base_url)
+    assert ledger == Decimal("150.00") and gl["1510/US"] == Decimal("150.00") and gl["1519/US"] == 0
+
+    again = settlement_reconciliation(files=[str(settlement)], home=str(home))
+    (entry,) = again["settlements"]
+    assert entry["status"] == "posted", entry["reasons"]
+    assert set(_open_items(ionapi).values()) == {"9"}
+    ledger, gl = _ledger(server.base_url)
+    assert ledger == Decimal("0.00") and gl["1510/US"] == 0 and gl["1519/US"] == 0
+    assert _admin(server.base_url, "GET", "state")["payment_batches"] == 3  # PAY, REV-PAY, PAY-…-v2
