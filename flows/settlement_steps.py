@@ -598,7 +598,8 @@ def settle_customer_ledger(
             refused.append(one.refused)
             break
         posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already))
-    note = payment_note(allocation, ledger, settlement.currency)
+    paid = [f"{p.key} ({p.m3_ref})" for p in posted[len(posting.posted) :]]
+    note = payment_note(allocation, ledger, settlement.currency, paid)
     return dataclasses.replace(posting, posted=tuple(posted), refused=tuple(refused), notes=(*posting.notes, note))
 
 
@@ -647,13 +648,14 @@ def _pay(m3: M3Operations, payment: CustomerPayment, _in_doubt_since: datetime |
     return pay_invoices(m3, payment)
 
 
-def payment_note(allocation: PaymentAllocation, ledger: LedgerChoice, currency: str) -> str:
+def payment_note(allocation: PaymentAllocation, ledger: LedgerChoice, currency: str, paid: Sequence[str] = ()) -> str:
     """One line for the outcome: what the customer payment settled, deducted, and left over."""
     invoices = len({(a.customer, a.invoice, a.year) for a in allocation.allocations})
     text = (
         f"customer ledger ({ledger.mode}): the settlement pays {invoices} invoice(s) "
         f"{format_amount(allocation.allocated_minor, currency)} {currency} less Amazon's deductions "
         f"{format_amount(-allocation.deductions_minor, currency)} {currency}"
+        + (f" (payment {', '.join(paid)})" if paid else "")
     )
     if allocation.unallocated_minor:
         orders = ", ".join(allocation.unallocated_orders[:5]) + (

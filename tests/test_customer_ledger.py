@@ -126,10 +126,13 @@ def test_settlement_pays_both_invoices_and_ledger_agrees_with_gl(
     _invoice_orders(server.base_url, ionapi)
     assert _ledger(server.base_url) == (Decimal("150.00"), {"1510/US": Decimal("150.00")})
 
-    result = settlement_reconciliation(files=[str(_settlement(tmp_path, "50.00", "127.50"))], home=str(home))
+    settlement = _settlement(tmp_path, "50.00", "127.50")
+    result = settlement_reconciliation(files=[str(settlement)], home=str(home))
     assert result["customer_ledger"]["mode"] == "allocate", result["customer_ledger"]
     (entry,) = result["settlements"]
     assert entry["status"] == "posted", entry["reasons"]
+    # the settlement's voucher is M3's voucher 1 of 2024, the payment's voucher 2
+    assert any(f"(payment PAY-{settlement.stem} (AAA/2024/AZ/2))" in r for r in entry["reasons"]), entry["reasons"]
     assert any("pays 2 invoice(s) 150.00 USD less Amazon's deductions 22.50 USD" in r for r in entry["reasons"]), entry[
         "reasons"
     ]
