@@ -193,6 +193,7 @@ class M3Settings:
     voucher_wait_seconds: float = 60.0
     settle_seconds: float = 120.0
     customer_ledger: CustomerLedgerMode = "auto"
+    receivable_account: str = "1510"  # the account M3's invoices of the Amazon customers debit
     # allocate: the settlement's receivable lines go here; the customer payment clears it
     payment_clearing_account: str = "1519"
 
@@ -298,6 +299,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "voucher_wait_seconds": "str",
         "settle_seconds": "str",
         "customer_ledger": "str",
+        "receivable_account": "str",
         "payment_clearing_account": "str",
     },
     "amazon": {
@@ -508,16 +510,18 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
         section.problems.append(
             f"{section.where('customer_ledger')} must be one of {', '.join(CUSTOMER_LEDGER_MODES)}, got {ledger!r}"
         )
-    clearing = section.text("payment_clearing_account") or M3Settings.payment_clearing_account
-    if len(clearing) > 10:
-        section.problems.append(
-            f"{section.where('payment_clearing_account')} must be an M3 account (at most 10 characters)"
-        )
+    accounts = {
+        key: section.text(key) or getattr(M3Settings, key) for key in ("receivable_account", "payment_clearing_account")
+    }
+    for key, account in accounts.items():
+        if len(account) > 10:
+            section.problems.append(f"{section.where(key)} must be an M3 account (at most 10 characters)")
     if section.problems:
         return None
     return M3Settings(
         customer_ledger=ledger,  # type: ignore[arg-type]  # checked above
-        payment_clearing_account=clearing,
+        receivable_account=accounts["receivable_account"],
+        payment_clearing_account=accounts["payment_clearing_account"],
         ionapi=ionapi,
         base_url=base_url,
         user=user,

@@ -39,7 +39,7 @@ from connectors.m3 import (
 )
 from connectors.m3.ledger import CustomerPayment, LedgerSetup, PaymentLine, detect_setup, pay_invoices
 from connectors.m3.records import CustomerInvoice, PostedVoucher
-from connectors.settings import ConfigurationError, load_settings
+from connectors.settings import ConfigurationError, M3Settings, load_settings
 from connectors.state import Posting, StateStore
 from flows.connections import Connections
 from flows.failures import UnexpectedError, contained, run_logger
@@ -487,7 +487,6 @@ def post_entry(
 
 # --- the customer ledger (docs/m3-contract.md "Customer ledger") -----------------------------------
 
-RECEIVABLE_CATEGORY = "principal"  # the mapping's receivable is where the order principal goes
 PAYMENT_LINES = MAX_VOUCHER_LINES - 1  # per payment batch: one voucher line per invoice plus the clearing line
 
 
@@ -507,20 +506,22 @@ class LedgerChoice:
 
 def customer_ledger_choice(connections: Connections, mapping: GLMapping) -> LedgerChoice:
     """``[m3] customer_ledger`` (auto: asked of M3 with harmless reads); logged once per run."""
-    m3_settings = load_settings(connections.home).m3
-    configured = m3_settings.customer_ledger if m3_settings is not None else "auto"
-    clearing = m3_settings.payment_clearing_account if m3_settings is not None else "1519"
-    category = mapping.categories.get(RECEIVABLE_CATEGORY)
+    m3_settings = load_settings(connections.home).m3 or M3Settings()
+    configured, receivable = m3_settings.customer_ledger, m3_settings.receivable_account
+    clearing = m3_settings.payment_clearing_account
     if connections.m3 is None:
         choice = LedgerChoice("gl-clearing", "M3 is not configured (dry run)")
-    elif category is None:
-        choice = LedgerChoice("gl-clearing", f"mapping {mapping.name} has no {RECEIVABLE_CATEGORY} category")
+    elif not any(c.account == receivable for c in mapping.categories.values()):
+        choice = LedgerChoice(
+            "gl-clearing",
+            f"mapping {mapping.name} books nothing to the receivable {receivable} ([m3] receivable_account)",
+        )
     elif configured != "auto":
-        choice = LedgerChoice(configured, "[m3] customer_ledger", category.account, clearing)
+        choice = LedgerChoice(configured, "[m3] customer_ledger", receivable, clearing)
     else:
         try:
             setup: LedgerSetup = detect_setup(connections.m3, divi=connections.divi)
-            choice = LedgerChoice(setup.mode, f"auto: {setup.reason}", category.account, clearing)
+            choice = LedgerChoice(setup.mode, f"auto: {setup.reason}", receivable, clearing)
         except M3Error as exc:
             choice = LedgerChoice("unknown", f"cannot tell M3's customer ledger set-up: {m3_problem(exc)}")
     run_logger().info("customer ledger: %s (%s)", choice.mode, choice.reason)

@@ -286,10 +286,12 @@ def test_customer_ledger_settings(tmp_path: Path) -> None:
     base = '[m3]\nbase_url = "http://m3.example"\nuser = "u"\npassword = "p"\n'
     config.write_text(base)
     m3 = load_settings(tmp_path).require_m3()
-    assert (m3.customer_ledger, m3.payment_clearing_account) == ("auto", "1519")
-    config.write_text(base + 'customer_ledger = "allocate"\npayment_clearing_account = "1598"\n')
+    assert (m3.customer_ledger, m3.receivable_account, m3.payment_clearing_account) == ("auto", "1510", "1519")
+    config.write_text(
+        base + 'customer_ledger = "allocate"\nreceivable_account = "1511"\npayment_clearing_account = "1598"\n'
+    )
     m3 = load_settings(tmp_path).require_m3()
-    assert (m3.customer_ledger, m3.payment_clearing_account) == ("allocate", "1598")
+    assert (m3.customer_ledger, m3.receivable_account, m3.payment_clearing_account) == ("allocate", "1511", "1598")
     config.write_text(base + 'customer_ledger = "sometimes"\n')
     with pytest.raises(ConfigurationError, match="customer_ledger .* must be one of auto, allocate, gl-clearing"):
         load_settings(tmp_path).require_m3()
@@ -324,3 +326,21 @@ def test_reverse_pays_back_and_reposting_pays_once(prefect_api_url: str, live_m3
     ledger, gl = _ledger(server.base_url)
     assert ledger == Decimal("0.00") and gl["1510/US"] == 0 and gl["1519/US"] == 0
     assert _admin(server.base_url, "GET", "state")["payment_batches"] == 3  # PAY, REV-PAY, PAY-…-v2
+
+
+def test_a_mapping_without_the_receivable_settles_nothing_in_the_ledger(
+    prefect_api_url: str, live_m3, tmp_path: Path
+) -> None:
+    """The summary preset books sales to revenue (M3 does not invoice the orders): no allocation,
+    even on a tenant whose ledger holds open Amazon invoices."""
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    _invoice_orders(server.base_url, ionapi)
+    result = settlement_reconciliation(
+        files=[str(_settlement(tmp_path, "50.00", "127.50"))], home=str(home), mapping="summary"
+    )
+    assert result["customer_ledger"]["mode"] == "gl-clearing"
+    assert "mapping summary books nothing to the receivable 1510" in result["customer_ledger"]["reason"]
+    assert _admin(server.base_url, "GET", "state")["payment_batches"] == 0
