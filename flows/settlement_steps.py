@@ -500,8 +500,8 @@ class LedgerChoice:
     receivable_account: str = ""
     clearing_account: str = ""
 
-    def as_dict(self) -> dict[str, str]:
-        return {"mode": self.mode, "reason": self.reason, "clearing_account": self.clearing_account or None}  # type: ignore[dict-item]  # null in JSON when unused
+    def as_dict(self) -> dict[str, str | None]:
+        return {"mode": self.mode, "reason": self.reason, "clearing_account": self.clearing_account or None}
 
 
 def customer_ledger_choice(connections: Connections, mapping: GLMapping) -> LedgerChoice:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -152,11 +152,3 @@ def _post_batch(m3: M3Operations, payment: CustomerPayment) -> PostedVoucher:
         raise M3Error(f"ARS040MI/ControlBatch: payment batch {base['PBID']} booked no voucher")
     voucher = m3.read_voucher(payment.divi, m3_int(head, "YEA4"), m3_text(head, "VONO"))
     return replace(voucher, key=payment.key, already_posted=booked_before)
-
-
-def open_items(m3: M3Operations, customers: Sequence[str], *, divi: str | None = None) -> list[dict[str, str]]:
-    """The customers' open ledger items (ARS200MI/LstInvoices, AAC0=1)."""
-    found: list[dict[str, str]] = []
-    for cuno in customers:
-        found += m3.client.execute("ARS200MI", "LstInvoices", {"CUNO": cuno, "AAC0": 1}, maxrecs=0)
-    return found

@@ -15,15 +15,6 @@ from decimal import Decimal
 from .money import fmt_amount
 from .store import Tx, dumps
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ar_items (divi TEXT, cuno TEXT, cino TEXT, inyr TEXT, data TEXT NOT NULL,
-                                     PRIMARY KEY (divi, cuno, cino, inyr));
-CREATE TABLE IF NOT EXISTS ar_batches (divi TEXT, pbid TEXT, state TEXT NOT NULL, data TEXT NOT NULL,
-                                       PRIMARY KEY (divi, pbid));
-CREATE TABLE IF NOT EXISTS ar_batch_lines (divi TEXT, pbid TEXT, trno INTEGER, data TEXT NOT NULL,
-                                           PRIMARY KEY (divi, pbid, trno));
-"""
-
 RECEIVABLE, GL_CLEARING = "receivable", "gl-clearing"
 SETUPS = (RECEIVABLE, GL_CLEARING)
 SETUP_SETTING, ACCOUNT_SETTING = "customer_ledger_setup", "customer_ledger_account"

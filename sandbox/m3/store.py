@@ -18,13 +18,6 @@ from typing import Any
 
 DB_NAME = "m3.sqlite"
 
-
-def ledger_schema() -> str:
-    from .ledger import SCHEMA  # the customer ledger's tables live with its rules
-
-    return SCHEMA
-
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -54,6 +47,12 @@ CREATE TABLE IF NOT EXISTS gl_batches (cono TEXT, key1 TEXT, state TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS gl_batch_lines (cono TEXT, key1 TEXT, line INTEGER, data TEXT NOT NULL,
                                            PRIMARY KEY (cono, key1, line));
 CREATE INDEX IF NOT EXISTS gl_batches_state ON gl_batches (state);
+CREATE TABLE IF NOT EXISTS ar_items (divi TEXT, cuno TEXT, cino TEXT, inyr TEXT, data TEXT NOT NULL,
+                                     PRIMARY KEY (divi, cuno, cino, inyr));
+CREATE TABLE IF NOT EXISTS ar_batches (divi TEXT, pbid TEXT, state TEXT NOT NULL, data TEXT NOT NULL,
+                                       PRIMARY KEY (divi, pbid));
+CREATE TABLE IF NOT EXISTS ar_batch_lines (divi TEXT, pbid TEXT, trno INTEGER, data TEXT NOT NULL,
+                                           PRIMARY KEY (divi, pbid, trno));
 CREATE TABLE IF NOT EXISTS closed_periods (divi TEXT, period TEXT, PRIMARY KEY (divi, period));
 CREATE TABLE IF NOT EXISTS tokens (digest TEXT PRIMARY KEY, kind TEXT NOT NULL, expires REAL NOT NULL,
                                    revoked INTEGER NOT NULL DEFAULT 0);
@@ -125,7 +124,7 @@ class Store:
             self._conn.execute("PRAGMA busy_timeout=30000")
             # WAL + NORMAL: commits survive a process crash; no fsync per MI call (a sandbox).
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA + ledger_schema())
+            self._conn.executescript(_SCHEMA)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
