@@ -50,9 +50,10 @@ from reconciliation.ledger import (
     PaymentAllocation,
     allocate_payment,
     clearing_string,
+    payment_batches,
     receivable_to_clearing,
 )
-from reconciliation.m3_fields import MAX_VOUCHER_LINES, VTXT_LENGTH
+from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
@@ -487,8 +488,6 @@ def post_entry(
 
 # --- the customer ledger (docs/m3-contract.md "Customer ledger") -----------------------------------
 
-PAYMENT_LINES = MAX_VOUCHER_LINES - 1  # per payment batch: one voucher line per invoice plus the clearing line
-
 
 @dataclass(frozen=True)
 class LedgerChoice:
@@ -538,12 +537,6 @@ def with_customer_ledger(prepared: PreparedSettlement, ledger: LedgerChoice) -> 
     return dataclasses.replace(prepared, gates=dataclasses.replace(prepared.gates, vouchers=vouchers))
 
 
-def payment_key(settlement_id: str, vouchers: Sequence[Voucher], part: int, parts: int) -> str:
-    """``PAY-{id}`` (``-P{n}`` when the payment takes several batches), at the vouchers' key version."""
-    base = f"PAY-{settlement_id}" + (f"-P{part}" if parts > 1 else "")
-    return key_at_version(base, key_version(vouchers[0].key))
-
-
 @task(**CONNECTOR_RETRIES)
 def settle_customer_ledger(
     connections: Connections,
@@ -569,14 +562,12 @@ def settle_customer_ledger(
     settlement = prepared.settlement
     allocation = allocate_payment(prepared.mapped.lines, invoices, ledger.receivable_account, settlement.total_minor)
     posted, refused = list(posting.posted), list(posting.refused)
-    chunks = [
-        allocation.allocations[i : i + PAYMENT_LINES] for i in range(0, len(allocation.allocations), PAYMENT_LINES)
-    ]
     clearing = clearing_string(vouchers, ledger.clearing_account)
     m3 = connections.require_m3()
-    for part, chunk in enumerate(chunks, start=1):
+    batches = payment_batches(settlement.settlement_id, key_version(vouchers[0].key), allocation.allocations)
+    for key, chunk in batches:
         payment = CustomerPayment(
-            key=payment_key(settlement.settlement_id, vouchers, part, len(chunks)),
+            key=key,
             divi=connections.divi,
             accounting_date=max(v.accounting_date for v in vouchers),
             currency=settlement.currency,

@@ -15,8 +15,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from reconciliation.m3_fields import MAX_VOUCHER_LINES
 from reconciliation.model import exact_sum
-from reconciliation.vouchers import Voucher
+from reconciliation.vouchers import Voucher, key_at_version
+
+# Invoices per payment batch: its voucher has a line per invoice and the clearing line, and no
+# voucher has more than MAX_VOUCHER_LINES.
+MAX_PAYMENT_LINES = MAX_VOUCHER_LINES - 1
 
 # Columns of the reconciliation's invoice frame the ledger needs besides matching's.
 LEDGER_INVOICE_COLUMNS: dict[str, str] = {
@@ -132,3 +137,15 @@ def clearing_string(vouchers: tuple[Voucher, ...] | list[Voucher], clearing_acco
             if line.account == clearing_account:
                 return (clearing_account, *line.dimensions)
     return (clearing_account,)
+
+
+def payment_batches(
+    settlement_id: str, version: int, allocations: tuple[InvoiceAllocation, ...], limit: int = MAX_PAYMENT_LINES
+) -> list[tuple[str, tuple[InvoiceAllocation, ...]]]:
+    """(posting key, allocations) per payment batch of at most ``limit`` invoices: ``PAY-{id}``,
+    or ``PAY-{id}-P1``, ``-P2`` … when one batch cannot take them all; at the vouchers' key version."""
+    chunks = [allocations[i : i + limit] for i in range(0, len(allocations), limit)]
+    return [
+        (key_at_version(f"PAY-{settlement_id}" + (f"-P{n}" if len(chunks) > 1 else ""), version), chunk)
+        for n, chunk in enumerate(chunks, start=1)
+    ]

@@ -29,7 +29,7 @@ from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from connectors.m3 import M3Client, M3Operations, OrderLineRequest, OrderRequest
 from connectors.m3.ledger import detect_setup
-from reconciliation.ledger import allocate_payment
+from reconciliation.ledger import MAX_PAYMENT_LINES, InvoiceAllocation, allocate_payment, payment_batches
 
 ORDER_1, ORDER_2 = "111-0000000-7000001", "111-0000000-7000002"
 HEADER = (
@@ -344,3 +344,18 @@ def test_a_mapping_without_the_receivable_settles_nothing_in_the_ledger(
     assert result["customer_ledger"]["mode"] == "gl-clearing"
     assert "mapping summary books nothing to the receivable 1510" in result["customer_ledger"]["reason"]
     assert _admin(server.base_url, "GET", "state")["payment_batches"] == 0
+
+
+def test_thousands_of_invoices_take_several_payment_batches_within_the_voucher_line_limit() -> None:
+    """2,000 invoices: 998 + 998 + 4 (each batch's voucher: 998 invoice lines + 1 clearing line = 999)."""
+    allocations = tuple(InvoiceAllocation(f"O{i}", "AMZUS", f"AZ{i}", 2024, 100) for i in range(2000))
+    batches = payment_batches("123", 1, allocations)
+    assert MAX_PAYMENT_LINES == 998
+    assert [(key, len(chunk)) for key, chunk in batches] == [
+        ("PAY-123-P1", 998),
+        ("PAY-123-P2", 998),
+        ("PAY-123-P3", 4),
+    ]
+    assert [a for _, chunk in batches for a in chunk] == list(allocations)  # every invoice once, in order
+    assert payment_batches("123", 2, allocations[:5]) == [("PAY-123-v2", allocations[:5])]
+    assert payment_batches("123", 1, ()) == []
