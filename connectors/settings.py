@@ -709,22 +709,22 @@ def _ledger_settings(raw: Mapping[tuple[str, str], _Raw]) -> LedgerSettings:
                 divi, _, currency = divi.partition(":")
                 currencies = {currency: currencies}
             if not isinstance(currencies, dict):
-                problems.append(f"{table_raw.origin}: [m3.rates.{divi}] must be a table of currency = \"rate\"")
+                problems.append(f'{table_raw.origin}: [m3.rates.{divi}] must be a table of currency = "rate"')
                 continue
             for currency, rate in currencies.items():
                 where = _entry_origin(table_raw, f"m3.rates.{divi}", currency)
                 try:
                     # A TOML float is binary: only a string (or an integer) is the exact rate.
-                    value = None if isinstance(rate, (bool, float)) else Decimal(str(rate).strip())
+                    fixed: Decimal | None = None if isinstance(rate, (bool, float)) else Decimal(str(rate).strip())
                 except InvalidOperation:
-                    value = None
-                if value is None or not value.is_finite() or value <= 0 or len(currency) != 3:
+                    fixed = None
+                if fixed is None or not fixed.is_finite() or fixed <= 0 or len(currency) != 3:
                     problems.append(
                         f"{where} must be a currency code = a positive rate written as a "
                         f'string (e.g. EUR = "11.4523"), got {rate!r}'
                     )
                 else:
-                    rates[(divi, currency)] = value
+                    rates[(divi, currency)] = fixed
     if problems:
         raise ConfigurationError("; ".join(problems))
     return LedgerSettings(divisions=divisions, rate_type=rate_type, rates=rates, origins=origins)

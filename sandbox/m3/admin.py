@@ -140,7 +140,13 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
         return JSONResponse(
             {
                 "rates": [
-                    {"divi": r["divi"], "currency": r["cucd"], "rate_type": r["crtp"], "date": r["fdat"], "rate": r["arat"]}
+                    {
+                        "divi": r["divi"],
+                        "currency": r["cucd"],
+                        "rate_type": r["crtp"],
+                        "date": r["fdat"],
+                        "rate": r["arat"],
+                    }
                     for r in rows
                 ]
             }
@@ -160,7 +166,8 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
             def apply() -> None:
                 with store.transaction() as tx:
                     tx.execute(
-                        "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (f"rounding_account:{divi}", account)
+                        "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                        (f"rounding_account:{divi}", account),
                     )
 
             await run_in_threadpool(apply)
