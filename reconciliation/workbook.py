@@ -38,7 +38,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.audit import AuditRecord
-from reconciliation.local_currency import LocalLine, LocalVoucher
+from reconciliation.local_currency import LocalLine
 from reconciliation.matching import CATEGORIES
 from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
@@ -752,13 +752,10 @@ def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: F
             sheet.write_string(row, _JOURNAL_AUDIT + offset, cell, style)
 
 
-def _write_local(
-    sheet: Worksheet, styles: Styles, row: int, local: LocalVoucher | None, line: LocalLine | None
-) -> None:
+def _write_local(sheet: Worksheet, styles: Styles, row: int, division: str, line: LocalLine | None) -> None:
     """The division, and the line's rate type, rate and local amount as M3 booked them."""
-    if local is None:
-        return
-    sheet.write_string(row, _JOURNAL_LOCAL, local.division)
+    if division:
+        sheet.write_string(row, _JOURNAL_LOCAL, division)
     if line is None:
         return
     if line.rate_type is not None:
@@ -794,6 +791,8 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             head = [outcome.settlement.settlement_id, voucher.key]
             audit = outcome.audits.get(voucher.key)
             local = booked.get(voucher.key)
+            # Not read back this run (posted earlier): the division is the first part of M3's reference.
+            division = local.division if local is not None else m3_refs.get(voucher.key, "").split("/")[0]
             # M3 keeps the lines in the order they were sent; pair them only when it holds them all.
             sent = local.sent_lines if local is not None else ()
             paired = sent if len(sent) == len(voucher.lines) else (None,) * len(voucher.lines)
@@ -801,7 +800,7 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             for line, local_line in zip(voucher.lines, paired):
                 sheet.write_row(row, 0, head)
                 _write_audit(sheet, row, audit)
-                _write_local(sheet, styles, row, local, local_line)
+                _write_local(sheet, styles, row, division, local_line)
                 sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
                 sheet.write_row(
                     row,
@@ -824,7 +823,7 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             for added in local.added_lines if local is not None else ():
                 sheet.write_row(row, 0, head)
                 _write_audit(sheet, row, audit)
-                _write_local(sheet, styles, row, local, added)
+                _write_local(sheet, styles, row, division, added)
                 sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
                 sheet.write_row(
                     row,
@@ -848,8 +847,9 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             sheet.write_row(row, 3, [m3_refs.get(voucher.key, ""), voucher.currency], bold)
             sheet.write_string(row, 13, f"Total {voucher.key}", bold)
             sheet.write_string(row, 14, "total", bold)
+            if division:
+                sheet.write_string(row, _JOURNAL_LOCAL, division, bold)
             if local is not None:
-                sheet.write_string(row, _JOURNAL_LOCAL, local.division, bold)
                 local_total = styles.get(f"{_LOCAL_AMOUNT}:total", {"num_format": "#,##0.00", "bold": True, "top": 1})
                 sheet.write_number(row, _JOURNAL_LOCAL + 3, local.local_debit, local_total)
                 sheet.write_number(row, _JOURNAL_LOCAL + 4, local.local_credit, local_total)

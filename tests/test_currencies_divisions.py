@@ -215,9 +215,19 @@ def test_marketplaces_post_to_their_divisions_and_periods_are_read_per_division(
     assert any("2024-10 is closed" in r for r in entries["30000000002"]["reasons"]), entries["30000000002"]["reasons"]
 
     _admin(server.base_url, "/sandbox/periods", {"divi": "200", "period": "202410", "closed": False})
+    report = tmp_path / "report.xlsx"
     entries = {
         e["settlement_id"]: e
-        for e in settlement_reconciliation(files=files, home=str(home), mapping="summary")["settlements"]
+        for e in settlement_reconciliation(files=files, home=str(home), mapping="summary", report=str(report))[
+            "settlements"
+        ]
+    }
+    rows = list(openpyxl.load_workbook(report, read_only=True)["Journal"].iter_rows(values_only=True))
+    key, division = rows[0].index("Voucher key"), rows[0].index("M3 division")
+    # The US voucher was posted by the first run (its division from M3's reference), the UK one now.
+    assert {(row[key], row[division]) for row in rows[1:]} == {
+        ("AMZ-30000000001-202410", "100"),
+        ("AMZ-30000000002-202410", "200"),
     }
     assert entries["30000000001"]["status"] == "duplicate"
     assert entries["30000000002"]["status"] == "posted", entries["30000000002"]["reasons"]

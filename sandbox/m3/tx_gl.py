@@ -17,7 +17,7 @@ from .errors import MIError, invalid, nok
 from .metadata import FIELDS, number_error
 from .money import fmt_amount, to_currency
 from .registry import Call, Record, mi
-from .seed import DEFAULT_RATE_TYPE, DIVISION_CURRENCIES, ROUNDING_ACCOUNT, VSER
+from .seed import DEFAULT_RATE_TYPE, DIVI, DIVISION_CURRENCIES, ROUNDING_ACCOUNT, VSER
 from .store import Store, Tx, dumps
 
 AIT_FIELDS = ("AIT1", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
@@ -45,7 +45,7 @@ class Recorded:
 
 
 def local_currency(divi: str) -> str:
-    return DIVISION_CURRENCIES.get(divi, DIVISION_CURRENCIES[next(iter(DIVISION_CURRENCIES))])
+    return DIVISION_CURRENCIES.get(divi, DIVISION_CURRENCIES[DIVI])
 
 
 def rounding_account(tx: Tx, divi: str) -> str:
