@@ -46,7 +46,7 @@ from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
 from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local_voucher
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
-from reconciliation.marketplaces import find_marketplace
+from reconciliation.marketplaces import find_marketplace, resolve_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
 from reconciliation.outcome import (
@@ -232,8 +232,11 @@ def read_period_locks(connections: Connections, settlement: Settlement) -> Perio
 
 
 def division_of(connections: Connections, settlement: Settlement) -> str:
-    """The M3 division the settlement's marketplace posts to ([m3.divisions], else the default)."""
-    marketplace = find_marketplace(settlement.marketplace)
+    """The M3 division the settlement's marketplace posts to ([m3.divisions], else the default).
+    The marketplace is resolved as ``prepare`` resolves it, so periods are read in the division
+    the vouchers go to even before the settlement is prepared."""
+    names = settlement.lines["marketplace_name"]
+    marketplace = resolve_marketplace(names, settlement.currency, configured_marketplaces(connections)).marketplace
     return connections.division_for(marketplace.code if marketplace is not None else None)
 
 
