@@ -162,6 +162,8 @@ def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
     state = StateStore(settings.state_url)
     stack.callback(state.close)
     ops = M3Operations(client, profile, cono=SANDBOX_COMPANY, divi=SANDBOX_DIVISION)
+    if settings.ledger.divisions:  # a division the sandbox M3 does not know fails here too, naming the key
+        ops.check_company(settings.ledger.routed())
     return Connections(
         home=home,
         sandbox=True,
