@@ -24,7 +24,7 @@ NEW_CATEGORIES = {
     "withholding_tax",
     "sales_tax_adjustments",
     "outbound_freight",
-    "inbound_freight",
+    "inbound_landed_cost",
     "promotion_fees",
     "loan_repayment",
     "adjustments_review",
@@ -46,8 +46,10 @@ EXPECTED = {
     # Order Principal 49.99, Commission -7.50; Liquidations Principal 412.50, brokerage fee -61.88;
     # retrocharge Tax 3.15 and withheld tax -2.90 (residue 0.25 on 2610); label -8.47; inbound
     # placement -27.30; coupon -0.60; loan repayment -250.00; seller rewards 5.00; MiscAdjustment 12.34.
+    # Liquidation proceeds and seller rewards are both other income: 3990 credit 412.50 + 5.00 = 417.50;
+    # inbound placement is inventory landed cost (4050).
     # total 124.33; debit 124.33 + 250.00 + 7.50 + 61.88 + 8.47 + 27.30 + 0.60 = 480.08
-    #               = credit 49.99 + 0.25 + 12.34 + 412.50 + 5.00
+    #               = credit 49.99 + 0.25 + 12.34 + 417.50
     "us_v2_liquidation_freight_lending.tsv": (
         "Amazon.com",
         "USD",
@@ -56,12 +58,11 @@ EXPECTED = {
             ("2610", _bs("US"), -25, "marketplace_facilitator_tax+sales_tax_adjustments"),
             ("2840", _bs("US"), 25000, "loan_repayment"),
             ("2999", _bs("US"), -1234, "adjustments_review"),
-            ("3070", _pl("US"), -41250, "liquidation_proceeds"),
-            ("3990", _pl("US"), -500, "other_income"),
+            ("3990", _pl("US"), -41750, "liquidation_proceeds+other_income"),
+            ("4050", _pl("US"), 2730, "inbound_landed_cost"),
             ("6110", _pl("US"), 750, "referral_commission"),
             ("6180", _pl("US"), 6188, "liquidation_fees"),
             ("6210", _pl("US"), 847, "outbound_freight"),
-            ("6220", _pl("US"), 2730, "inbound_freight"),
             ("6520", _pl("US"), 60, "promotion_fees"),
             ("1930", _bs("US"), 12433, "amazon_clearing"),
         ],
@@ -104,9 +105,9 @@ EXPECTED = {
         "CAD",
         [
             ("2640", _bs("CA"), 380, "input_tax"),
+            ("4050", _pl("CA"), 15000, "inbound_landed_cost"),
             ("6150", _pl("CA"), 3999, "subscription"),
             ("6160", _pl("CA"), 9870, "storage"),
-            ("6220", _pl("CA"), 15000, "inbound_freight"),
             ("6510", _pl("CA"), 2920, "advertising"),
             ("2450", _bs("CA"), -32169, "payable_to_amazon"),
         ],
@@ -147,18 +148,17 @@ def test_golden_us_file_under_summary():
     prepared = _prepared("us_v2_liquidation_freight_lending.tsv", "summary")
     [voucher] = prepared.gates.vouchers
     # As invoice-clearing except the order's principal, which is revenue (3010) here; the
-    # liquidation stays liquidation proceeds (3070), never sales revenue.
+    # liquidation stays other income (3990), never sales revenue.
     assert [(l.account, l.dimensions, l.amount_minor) for l in voucher.lines] == [
         ("2610", _bs("US"), -25),
         ("2840", _bs("US"), 25000),
         ("2999", _bs("US"), -1234),
         ("3010", _pl("US"), -4999),
-        ("3070", _pl("US"), -41250),
-        ("3990", _pl("US"), -500),
+        ("3990", _pl("US"), -41750),
+        ("4050", _pl("US"), 2730),
         ("6110", _pl("US"), 750),
         ("6180", _pl("US"), 6188),
         ("6210", _pl("US"), 847),
-        ("6220", _pl("US"), 2730),
         ("6520", _pl("US"), 60),
         ("1930", _bs("US"), 12433),
     ]

@@ -74,7 +74,7 @@ VOCABULARY = [
     ("Subscription Fee", "other-transaction", "Subscription Fee", "subscription"),
     ("Storage Fee", "other-transaction", "Storage Fee", "storage"),
     # inbound transport is landed cost of the inventory, not a fulfilment fee (docs/settlement-vocabulary.md §3)
-    ("Inbound Transportation Fee", "ShipmentFees", "FBA transportation fee", "inbound_freight"),
+    ("Inbound Transportation Fee", "ShipmentFees", "FBA transportation fee", "inbound_landed_cost"),
     ("WAREHOUSE_DAMAGE", "other-transaction", "WAREHOUSE_DAMAGE", "reimbursements"),
     ("REVERSAL_REIMBURSEMENT", "other-transaction", "REVERSAL_REIMBURSEMENT", "reimbursements"),
     ("Payable to Amazon", "other-transaction", "Payable to Amazon", "payable_to_amazon"),

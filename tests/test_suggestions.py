@@ -13,7 +13,7 @@ from reconciliation.mappings import __file__ as mappings_init
 
 UNSEEN = [
     (("other-transaction", "other-transaction", "FBA Long-Term Storage Fee"), "storage"),
-    (("other-transaction", "other-transaction", "Inbound Placement Service Fee"), "inbound_freight"),
+    (("other-transaction", "other-transaction", "Inbound Placement Service Fee"), "inbound_landed_cost"),
     (("Order", "ItemFees", "Low-Inventory-Level Fee"), "fba_fulfilment_fees"),
 ]
 
