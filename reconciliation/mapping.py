@@ -277,7 +277,8 @@ def is_multichannel_row(lines: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(lines), dtype=bool)
     codes, names = factorize_text(lines["marketplace_name"])
     by_name = np.array([is_multichannel(str(n)) for n in names] + [False], dtype=bool)  # [-1]: missing name
-    return by_name[codes]
+    rows: np.ndarray = by_name[codes]
+    return rows
 
 
 def factorize_text(column: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -454,7 +455,9 @@ def _field_value(spec: dict[str, Any], key: str, path: str, source: str, *, requ
         placeholder = match.group(1)
         if placeholder not in _PLACEHOLDER_WIDTHS:
             raise MappingError(
-                source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}}, {{currency}} or {{channel}})"
+                source,
+                path,
+                f"unknown placeholder {{{placeholder}}} (use {{marketplace}}, {{currency}} or {{channel}})",
             )
         width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
     if width > AIT_LENGTH:

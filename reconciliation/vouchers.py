@@ -303,9 +303,7 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
     return vouchers
 
 
-def _sums_by_period_and_category(
-    periods: np.ndarray, lines: pd.DataFrame
-) -> list[tuple[int, str, str, int, int]]:
+def _sums_by_period_and_category(periods: np.ndarray, lines: pd.DataFrame) -> list[tuple[int, str, str, int, int]]:
     """(period, category, channel, Σ positive amount_minor, Σ negative amount_minor) of every
     (period, category, channel) some line has, sorted.
 
