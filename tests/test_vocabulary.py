@@ -383,3 +383,18 @@ def test_readme_mapping_table_matches_both_presets():
     }
     presets = [load_mapping(p) for p in PRESETS]
     assert table == {c: tuple(m.categories[c].account for m in presets) for c in presets[0].categories}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_multi_channel_lines_book_under_mcf_never_the_amazon_marketplace(preset):
+    """Every §3 combination on a Non-Amazon (MCF) row: P&L accounts carry AIT2 MCF, the same
+    item on an Amazon.com row AIT2 AMZ; balance-sheet accounts carry no channel."""
+    keys = [row[:3] for row in SECTION_3]
+    amazon = _map(preset, keys).lines
+    frame = lines_frame([(tt, at, ad, -100, "2024-10-18") for tt, at, ad in keys], marketplace_name="Non-Amazon US")
+    mcf = load_mapping(preset).map_lines(frame, "US", currency="USD").lines
+    assert list(mcf["account"]) == list(amazon["account"]) and list(mcf["ait3"]) == list(amazon["ait3"])
+    profit_and_loss = amazon["account"].str[0].isin(list("3456789")).to_numpy()
+    assert profit_and_loss.sum() > 50  # the test saw the fee and income rows it is about
+    assert set(mcf["ait2"][profit_and_loss]) == {"MCF"} and set(amazon["ait2"][profit_and_loss]) == {"AMZ"}
+    assert set(mcf["ait2"][~profit_and_loss]) == set(amazon["ait2"][~profit_and_loss]) == {""}
