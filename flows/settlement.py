@@ -29,6 +29,7 @@ from flows.connections import Connections, load_gl_mapping, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
+from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
 from reconciliation.matching import tolerance_minor
 from reconciliation.model import Settlement
@@ -113,7 +114,7 @@ def settle_one(
     mapping: GLMapping,
     anomalies: pd.DataFrame | UnexpectedError,
     options: RunOptions,
-    ledger: steps.LedgerChoice,
+    ledger: steps.LedgerChoices,
 ) -> SettlementOutcome:
     """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's."""
     progress = steps.Progress(settlement)
@@ -131,10 +132,11 @@ def _settle(
     mapping: GLMapping,
     anomalies: pd.DataFrame,
     options: RunOptions,
-    ledger: steps.LedgerChoice,
+    ledgers: steps.LedgerChoices,
 ) -> SettlementOutcome:
     """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
     periods, m3_unread, invoices = None, None, None
+    ledger = ledgers.for_division(steps.division_of(connections, progress.settlement))
     if ledger.mode == "unknown":  # the customer ledger's set-up could not be read: nothing is posted
         m3_unread = ledger.reason
     if connections.m3 is not None:  # read before anything is written: every voucher is checked first
@@ -177,8 +179,12 @@ def _settle(
     elif posting_allowed:
         progress.stage, progress.posting_started = "posting to M3", True
         try:
-            progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers, audits)
-            progress.posting = steps.settle_customer_ledger(connections, prepared, invoices, progress.posting, ledger)
+            progress.posting = steps.post_vouchers(
+                connections, settlement, prepared.gates.vouchers, audits, fx_accounts(mapping)
+            )
+            progress.posting = steps.settle_customer_ledger(
+                connections, prepared, invoices, progress.posting, ledger, fx_accounts(mapping)
+            )
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
             progress.posting = PostingResult(
                 posted=tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers)),

@@ -35,10 +35,11 @@ from connectors.m3 import (
     M3TransactionError,
     M3Unavailable,
     M3WriteInDoubt,
+    PostedVoucher,
     SubmittedVoucher,
 )
 from connectors.m3.ledger import CustomerPayment, LedgerSetup, PaymentLine, detect_setup, pay_invoices
-from connectors.m3.records import CustomerInvoice, PostedVoucher
+from connectors.m3.records import CustomerInvoice
 from connectors.settings import ConfigurationError, M3Settings, load_settings
 from connectors.state import Posting, StateStore
 from flows.connections import Connections
@@ -53,9 +54,10 @@ from reconciliation.ledger import (
     payment_batches,
     receivable_to_clearing,
 )
+from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local_voucher
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
-from reconciliation.marketplaces import find_marketplace
+from reconciliation.marketplaces import find_marketplace, resolve_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
 from reconciliation.model import Settlement, decimal_to_minor, format_amount, minor_to_decimal
 from reconciliation.outcome import (
@@ -235,7 +237,7 @@ def read_period_locks(connections: Connections, settlement: Settlement) -> Perio
     dates = [accounting_date for _, accounting_date in planned]
     try:
         closed = m3.closed_periods(
-            min(dates), _months_after(max(dates), FIRST_OPEN_SEARCH_MONTHS), divi=connections.divi
+            min(dates), _months_after(max(dates), FIRST_OPEN_SEARCH_MONTHS), divi=division_of(connections, settlement)
         )
     except M3TransactionError as exc:
         logger.warning("M3 did not tell its closed periods (%s); posting without the period check", exc)
@@ -245,6 +247,15 @@ def read_period_locks(connections: Connections, settlement: Settlement) -> Perio
     version = connections.state.settlement_version(settlement.settlement_id)
     posted = frozenset(key for key, _ in planned if _is_posted(connections.state, key_at_version(key, version)))
     return PeriodLocks(closed, posted)
+
+
+def division_of(connections: Connections, settlement: Settlement) -> str:
+    """The M3 division the settlement's marketplace posts to ([m3.divisions], else the default).
+    The marketplace is resolved as ``prepare`` resolves it, so periods are read in the division
+    the vouchers go to even before the settlement is prepared."""
+    names = settlement.lines["marketplace_name"]
+    marketplace = resolve_marketplace(names, settlement.currency, configured_marketplaces(connections)).marketplace
+    return connections.division_for(marketplace.code if marketplace is not None else None)
 
 
 def _is_posted(state: StateStore, key: str) -> bool:
@@ -297,7 +308,7 @@ def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataF
     marketplace could not be told is held, and reconciles against its own orders only."""
     m3 = connections.require_m3()
     start = settlement.start.date() - timedelta(days=60)  # orders invoiced before the window settle in it
-    invoices = m3.list_invoices(start, settlement.end.date())
+    invoices = m3.list_invoices(start, settlement.end.date(), divi=division_of(connections, settlement))
     # Which Amazon orders belong to this marketplace: the id map order sync (and the demo) keep.
     marketplace = find_marketplace(settlement.marketplace)
     marketplace_orders = (
@@ -356,9 +367,14 @@ def post_vouchers(
     settlement: Settlement,
     vouchers: Sequence[Voucher],
     audits: Mapping[str, AuditRecord] | None = None,
+    fx_accounts: frozenset[str] = frozenset(),
 ) -> PostingResult:
-    """Post in date order, each exactly once (`post_entry`, with its audit record); the first
-    refusal stops the rest."""
+    """Post in date order, each exactly once (`post_entry`, with its audit record), into the
+    marketplace's division with the configured rate type (and fixed rate); each voucher M3 books
+    is read back and checked in local currency (``fx_accounts``: where M3's rounding may go).
+    The first refusal stops the rest."""
+    division = division_of(connections, settlement)
+    ledger = connections.ledger
     posted_refs: list[PostedVoucherRef] = []
     refused: list[str] = []
     submitted: list[SubmittedVoucherRef] = []
@@ -366,7 +382,9 @@ def post_vouchers(
     for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
         one = post_entry(
             connections,
-            journal_entry(voucher, connections.divi),
+            journal_entry(
+                voucher, division, rate_type=ledger.rate_type, rate=ledger.rate_for(division, voucher.currency)
+            ),
             kind="voucher",
             source=settlement.source,
             content_hash=voucher_hash(voucher),
@@ -379,7 +397,8 @@ def post_vouchers(
         if one.batch is not None:
             submitted.append(SubmittedVoucherRef(voucher.key, one.batch))
             continue
-        posted_refs.append(PostedVoucherRef(voucher.key, one.reference or "", one.already))
+        local = local_voucher(one.booked, fx_accounts) if one.booked is not None else None
+        posted_refs.append(PostedVoucherRef(voucher.key, one.reference or "", one.already, local))
         if one.confirmed is not None:
             confirmed.append(one.confirmed)
     return PostingResult(tuple(posted_refs), tuple(refused), tuple(submitted), tuple(confirmed))
@@ -409,6 +428,16 @@ class EntryPosted:
     batch: str | None = None
     refused: str | None = None
     confirmed: str | None = None
+    booked: PostedVoucher | None = None  # the voucher as M3 read it back (None: not read this run)
+
+
+def local_voucher(booked: PostedVoucher, fx_accounts: frozenset[str]) -> LocalVoucher:
+    """M3's read-back of a voucher in local currency, checked (``reconciliation.local_currency``)."""
+    lines = (
+        LocalLine(line.dimensions, line.amount, line.local_amount, line.rate_type, line.rate, line.added_by_m3)
+        for line in booked.lines
+    )
+    return checked_local_voucher(booked.key, booked.divi, lines, fx_accounts)
 
 
 def post_entry(
@@ -483,7 +512,7 @@ def post_entry(
     if previous == "submitted" and claim.previous is not None:  # booked by M3's batch job since then
         confirmed = f"{key} ({reference}, batch {claim.previous.target_ref})"
     already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
-    return EntryPosted(key, reference=reference, already=already, confirmed=confirmed)
+    return EntryPosted(key, reference=reference, already=already, confirmed=confirmed, booked=posted)
 
 
 # --- the customer ledger (docs/m3-contract.md "Customer ledger") -----------------------------------
@@ -499,32 +528,56 @@ class LedgerChoice:
     receivable_account: str = ""
     clearing_account: str = ""
 
-    def as_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "reason": self.reason, "clearing_account": self.clearing_account or None}
 
 
-def customer_ledger_choice(connections: Connections, mapping: GLMapping) -> LedgerChoice:
-    """``[m3] customer_ledger`` (auto: asked of M3 with harmless reads); logged once per run."""
+@dataclass(frozen=True)
+class LedgerChoices:
+    """The choice per M3 division the run may post to (``[m3] divi`` and each ``[m3.divisions]``
+    target): each division has its own customer ledger, so each is asked on its own."""
+
+    default: str
+    by_division: Mapping[str, LedgerChoice]
+
+    def for_division(self, divi: str) -> LedgerChoice:
+        return self.by_division.get(divi, self.by_division[self.default])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The default division's choice; with routed divisions, every division's as ``divisions``."""
+        document = self.by_division[self.default].as_dict()
+        if len(self.by_division) > 1:
+            document["divisions"] = {divi: c.as_dict() for divi, c in sorted(self.by_division.items())}
+        return document
+
+
+def customer_ledger_choice(connections: Connections, mapping: GLMapping) -> LedgerChoices:
+    """``[m3] customer_ledger`` (auto: asked of M3 with harmless reads, in each division); logged once per run."""
+    divisions = list(dict.fromkeys([connections.divi, *connections.ledger.divisions.values()]))
+    choices = {divi: _division_ledger_choice(connections, mapping, divi) for divi in divisions}
+    for divi, choice in choices.items():
+        run_logger().info("customer ledger of M3 division %s: %s (%s)", divi, choice.mode, choice.reason)
+    return LedgerChoices(connections.divi, choices)
+
+
+def _division_ledger_choice(connections: Connections, mapping: GLMapping, divi: str) -> LedgerChoice:
     m3_settings = load_settings(connections.home).m3 or M3Settings()
     configured, receivable = m3_settings.customer_ledger, m3_settings.receivable_account
     clearing = m3_settings.payment_clearing_account
     if connections.m3 is None:
-        choice = LedgerChoice("gl-clearing", "M3 is not configured (dry run)")
-    elif not any(c.account == receivable for c in mapping.categories.values()):
-        choice = LedgerChoice(
+        return LedgerChoice("gl-clearing", "M3 is not configured (dry run)")
+    if not any(c.account == receivable for c in mapping.categories.values()):
+        return LedgerChoice(
             "gl-clearing",
             f"mapping {mapping.name} books nothing to the receivable {receivable} ([m3] receivable_account)",
         )
-    elif configured != "auto":
-        choice = LedgerChoice(configured, "[m3] customer_ledger", receivable, clearing)
-    else:
-        try:
-            setup: LedgerSetup = detect_setup(connections.m3, divi=connections.divi)
-            choice = LedgerChoice(setup.mode, f"auto: {setup.reason}", receivable, clearing)
-        except M3Error as exc:
-            choice = LedgerChoice("unknown", f"cannot tell M3's customer ledger set-up: {m3_problem(exc)}")
-    run_logger().info("customer ledger: %s (%s)", choice.mode, choice.reason)
-    return choice
+    if configured != "auto":
+        return LedgerChoice(configured, "[m3] customer_ledger", receivable, clearing)
+    try:
+        setup: LedgerSetup = detect_setup(connections.m3, divi=divi)
+    except M3Error as exc:
+        return LedgerChoice("unknown", f"cannot tell M3's customer ledger set-up: {m3_problem(exc)}")
+    return LedgerChoice(setup.mode, f"auto: {setup.reason}", receivable, clearing)
 
 
 def with_customer_ledger(prepared: PreparedSettlement, ledger: LedgerChoice) -> PreparedSettlement:
@@ -544,10 +597,13 @@ def settle_customer_ledger(
     invoices: pd.DataFrame | None,
     posting: PostingResult,
     ledger: LedgerChoice,
+    fx_accounts: frozenset[str] = frozenset(),
 ) -> PostingResult:
     """After the vouchers: the settlement pays its invoices in M3's customer ledger (``allocate``),
-    each payment batch exactly once (``post_entry``). Its references join ``posting``; what no
-    invoice took stays on the clearing account and is said."""
+    each payment batch exactly once (``post_entry``), in the settlement's division at the rate its
+    vouchers were sent with (``[m3.rates.<division>]``, else M3's own); each payment's voucher is
+    read back and checked in local currency like the vouchers. Its references join ``posting``;
+    what no invoice took stays on the clearing account and is said."""
     vouchers = prepared.gates.vouchers
     if not vouchers or posting.refused or posting.submitted or not posting.posted:
         return posting
@@ -564,14 +620,16 @@ def settle_customer_ledger(
     posted, refused = list(posting.posted), list(posting.refused)
     clearing = clearing_string(vouchers, ledger.clearing_account)
     m3 = connections.require_m3()
+    division = division_of(connections, settlement)
     batches = payment_batches(settlement.settlement_id, key_version(vouchers[0].key), allocation.allocations)
     for key, chunk in batches:
         payment = CustomerPayment(
             key=key,
-            divi=connections.divi,
+            divi=division,
             accounting_date=max(v.accounting_date for v in vouchers),
             currency=settlement.currency,
             clearing=clearing,
+            rate=connections.ledger.rate_for(division, settlement.currency),
             lines=tuple(
                 PaymentLine(a.customer, a.invoice, a.year, minor_to_decimal(a.amount_minor, settlement.decimals))
                 for a in chunk
@@ -589,7 +647,8 @@ def settle_customer_ledger(
         if one.refused is not None:
             refused.append(one.refused)
             break
-        posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already))
+        local = local_voucher(one.booked, fx_accounts) if one.booked is not None else None
+        posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already, local))
     paid = [f"{p.key} ({p.m3_ref})" for p in posted[len(posting.posted) :]]
     note = payment_note(allocation, ledger, settlement.currency, paid)
     return dataclasses.replace(posting, posted=tuple(posted), refused=tuple(refused), notes=(*posting.notes, note))
@@ -599,7 +658,9 @@ def payment_detail(settlement_id: str, payment: CustomerPayment) -> dict[str, An
     """What the state store keeps of a payment: enough to reverse it (``reverse_payment``)."""
     return {
         "settlement_id": settlement_id,
+        "divi": payment.divi,
         "currency": payment.currency,
+        "rate": None if payment.rate is None else str(payment.rate),
         "clearing": list(payment.clearing),
         "lines": [[ln.customer, ln.invoice, ln.year, str(ln.amount)] for ln in payment.lines],
     }
@@ -611,15 +672,18 @@ def is_payment_of(key: str, settlement_id: str) -> bool:
 
 
 def reverse_payment(connections: Connections, original: Posting, accounting_date: date) -> EntryPosted:
-    """The customer payment posted under ``original`` paid back, exactly once (``REV-`` + its key):
-    its invoices open again, its GL side reversed (clearing credited, receivable debited)."""
+    """The customer payment posted under ``original`` paid back, exactly once (``REV-`` + its key),
+    in its division at its rate: its invoices open again, its GL side reversed (clearing
+    credited, receivable debited)."""
     detail = original.detail or {}
+    rate = detail.get("rate")
     payment = CustomerPayment(
         key=reversal_key(original.posting_key),
-        divi=connections.divi,
+        divi=str(detail.get("divi") or (original.target_ref or connections.divi).split("/")[0]),
         accounting_date=accounting_date,
         currency=str(detail.get("currency", "")),
         clearing=tuple(detail.get("clearing", ())),
+        rate=None if rate is None else Decimal(str(rate)),
         lines=tuple(PaymentLine(c, i, int(y), -Decimal(a)) for c, i, y, a in detail.get("lines", ())),
     )
     if not payment.lines:
@@ -671,7 +735,9 @@ def at_current_version(state: StateStore, prepared: PreparedSettlement) -> Prepa
     return dataclasses.replace(prepared, gates=dataclasses.replace(prepared.gates, vouchers=vouchers))
 
 
-def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
+def journal_entry(
+    voucher: Voucher, divi: str, *, rate_type: int | None = None, rate: Decimal | None = None
+) -> JournalEntry:
     room = VTXT_LENGTH - len(voucher.key) - 1  # each line's text follows the posting key in VTXT
     lines = tuple(
         JournalLine(
@@ -689,6 +755,8 @@ def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
         currency=voucher.currency,
         text=text,
         lines=lines,
+        rate_type=rate_type,
+        rate=rate,
     )
 
 

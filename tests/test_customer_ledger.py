@@ -359,3 +359,90 @@ def test_thousands_of_invoices_take_several_payment_batches_within_the_voucher_l
     assert [a for _, chunk in batches for a in chunk] == list(allocations)  # every invoice once, in order
     assert payment_batches("123", 2, allocations[:5]) == [("PAY-123-v2", allocations[:5])]
     assert payment_batches("123", 1, ()) == []
+
+
+def test_a_routed_settlement_pays_in_its_division_at_its_rate_and_reverses_there(
+    prefect_api_url: str, live_m3, tmp_path: Path
+) -> None:
+    """Amazon.de routed to division 400 (local currency SEK) at the configured rate 11.4523 (the
+    division's own table says 11). An AMZDE order invoiced in 400 at 100.00 EUR + 19% VAT = 119.00;
+    the settlement: Principal 100.00, Tax 19.00, Commission -15.00 (total 104.00), by hand:
+    the voucher credits clearing 1519/DE 100.00 + 19.00; the payment batch, in division 400 and in
+    EUR (the invoice's currency), debits 1519/DE 119.00 and credits 1510/DE 119.00, each at ARAT
+    11.4523: 119.00 x 11.4523 = 1362.8237 -> 1362.82 on both sides, balanced (no rounding line),
+    so the local check passes. The reversal pays it back in 400 at the same rate."""
+    from flows.connections import open_connections
+    from flows.reversal import reverse_settlement
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    with (home / "config.toml").open("a", encoding="utf-8") as config:
+        config.write('[m3.divisions]\nDE = "400"\n[m3.rates.400]\nEUR = "11.4523"\n')
+    _admin(server.base_url, "POST", "rates", {"divi": "400", "currency": "EUR", "rate": "11"})
+    order = "302-0000000-7000009"
+    with M3Client.from_ionapi(ionapi, divi="400") as client:  # the order (and its invoice) in division 400
+        ops = M3Operations(client, "brief", divi="400")
+        itno = client.execute("MMS080MI", "LstItemBal", {"WHLO": "100"}, maxrecs=1)[0]["ITNO"]
+        line = OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal("100.00"))
+        orno = ops.create_order(OrderRequest(cuno="AMZDE", customer_order_ref=order, order_type="AMZ", lines=(line,)))
+    _admin(server.base_url, "POST", "advance", {"to": "77", "orders": [orno.orno], "date": "20241015"})
+    assert _admin(server.base_url, "GET", "customer-ledger?divi=400")["ledger"] == {"AMZDE": "119.00"}
+
+    sid = "20000000099"
+    rows = [("ItemPrice", "Principal", "100.00"), ("ItemPrice", "Tax", "19.00"), ("ItemFees", "Commission", "-15.00")]
+    tsv = tmp_path / f"{sid}.tsv"
+    tsv.write_text(
+        "\n".join(
+            [
+                HEADER,
+                f"{sid}\t2024-10-09 14:28:38 UTC\t2024-10-23 14:28:39 UTC\t2024-10-25 14:28:39 UTC\t104.00\tEUR"
+                + "\t" * 18,
+                *(
+                    f"{sid}\t\t\t\t\t\tOrder\t{order}\t{order}\t\tSHP\tAmazon.de\t{t}\t{d}\t{a}\t"
+                    "AFN\t2024-10-18\t2024-10-18 02:58:02 UTC\t9000001\t\t\tSKU-1\t1\t"
+                    for t, d, a in rows
+                ),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    result = settlement_reconciliation(files=[str(tsv)], home=str(home))
+    assert result["customer_ledger"]["divisions"]["400"]["mode"] == "allocate", result["customer_ledger"]
+    (entry,) = result["settlements"]
+    assert entry["status"] == "posted", entry["reasons"]
+    assert any(f"(payment PAY-{sid} (400/2024/AZ/" in r for r in entry["reasons"]), entry["reasons"]
+    found = _admin(server.base_url, "GET", "customer-ledger?divi=400")
+    assert found["ledger"] == {"AMZDE": "0.00"}
+    gl = {f"{b['account']}/{b['ait3']}": Decimal(b["balance"]) for b in found["gl"]}
+    assert gl["1510/DE"] == 0 and gl["1519/DE"] == 0
+    assert _admin(server.base_url, "GET", "customer-ledger")["ledger"] == {}  # nothing in the default division
+
+    def payments() -> list[tuple[str, Decimal, Decimal, Decimal | None, bool]]:
+        with M3Client.from_ionapi(ionapi) as client:
+            ops = M3Operations(client, "brief", divi="400")
+            heads = client.execute("GLS200MI", "LstVouchersByDt", {"DIVI": "400", "FDAT": 20241001, "TDAT": 20241031})
+            return sorted(
+                (ln.dimensions[0], ln.amount, ln.local_amount, ln.rate, ln.added_by_m3)
+                for h in heads
+                if h["VTXT"].startswith("Payment batch")
+                for ln in ops.read_voucher("400", int(h["YEA4"]), h["VONO"]).lines
+            )
+
+    rate = Decimal("11.4523")
+    assert payments() == [
+        ("1510", Decimal("-119.00"), Decimal("-1362.82"), rate, False),
+        ("1519", Decimal("119.00"), Decimal("1362.82"), rate, False),
+    ]
+
+    with open_connections(home, sandbox=False) as connections:
+        reversed_ = reverse_settlement(connections, sid, date(2024, 10, 28))
+    assert reversed_.status == "reversed", reversed_.reasons
+    assert payments() == [
+        ("1510", Decimal("-119.00"), Decimal("-1362.82"), rate, False),
+        ("1510", Decimal("119.00"), Decimal("1362.82"), rate, False),
+        ("1519", Decimal("-119.00"), Decimal("-1362.82"), rate, False),
+        ("1519", Decimal("119.00"), Decimal("1362.82"), rate, False),
+    ]
+    assert _admin(server.base_url, "GET", "customer-ledger?divi=400")["ledger"] == {"AMZDE": "119.00"}

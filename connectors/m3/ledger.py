@@ -49,8 +49,10 @@ class PaymentLine:
 
 @dataclass(frozen=True)
 class CustomerPayment:
-    """One ARS040MI batch: the settlement paying its invoices. ``clearing`` is the accounting
-    string (AIT1..AIT7) the payment debits, which the settlement's voucher credits."""
+    """One ARS040MI batch: the settlement paying its invoices, in the invoices' currency.
+    ``clearing`` is the accounting string (AIT1..AIT7) the payment debits, which the settlement's
+    voucher credits; ``rate`` the exchange rate into the division's local currency sent as each
+    line's ARAT (None: M3's own rate for the accounting date; ARS040MI takes no rate type)."""
 
     key: str
     divi: str
@@ -58,6 +60,7 @@ class CustomerPayment:
     currency: str
     clearing: tuple[str, ...]
     lines: tuple[PaymentLine, ...]
+    rate: Decimal | None = None
 
 
 def payment_batch_id(key: str) -> int:
@@ -134,6 +137,7 @@ def _post_batch(m3: M3Operations, payment: CustomerPayment) -> PostedVoucher:
                 "INYR": line.year,
                 "PYAM": line.amount,
                 "CUCD": payment.currency,
+                "ARAT": payment.rate,
                 **{f"AIT{i}": dim for i, dim in enumerate(payment.clearing, start=1) if dim},
             },
         )

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS ar_batches (divi TEXT, pbid TEXT, state TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS ar_batch_lines (divi TEXT, pbid TEXT, trno INTEGER, data TEXT NOT NULL,
                                            PRIMARY KEY (divi, pbid, trno));
 CREATE TABLE IF NOT EXISTS closed_periods (divi TEXT, period TEXT, PRIMARY KEY (divi, period));
+CREATE TABLE IF NOT EXISTS exchange_rates (divi TEXT, cucd TEXT, crtp INTEGER, fdat TEXT, arat TEXT NOT NULL,
+                                           PRIMARY KEY (divi, cucd, crtp, fdat));
 CREATE TABLE IF NOT EXISTS tokens (digest TEXT PRIMARY KEY, kind TEXT NOT NULL, expires REAL NOT NULL,
                                    revoked INTEGER NOT NULL DEFAULT 0);
 """

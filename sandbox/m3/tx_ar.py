@@ -102,7 +102,7 @@ def add_payment_line(call: Call) -> list[Record]:
         raise invalid("CUCD", call.get("CUCD"), f"differs from the invoice's currency {item['CUCD']}")
     if not call.get("AIT1"):
         raise nok("WAIT102", "Accounting dimension 1 must be entered", "AIT1")  # [ours] the debit side
-    line = {k: call.get(k) for k in ("PBID", "TRNO", "CINO", "INYR", "CUNO", "PYAM", *AIT_FIELDS)}
+    line = {k: call.get(k) for k in ("PBID", "TRNO", "CINO", "INYR", "CUNO", "PYAM", "ARAT", *AIT_FIELDS)}
     line["CUCD"] = item["CUCD"]
     call.tx.execute(
         "INSERT INTO ar_batch_lines (divi, pbid, trno, data) VALUES (?, ?, ?, ?)",
@@ -124,17 +124,23 @@ def control_payment_batch(call: Call) -> list[Record]:
     if len({ln["CUCD"] for ln in lines}) > 1:
         raise nok("WCUCD01", "Currency differs between lines of payment batch &1", "CUCD", call.get("PBID"))
     acdt, currency = batch["ACDT"], lines[0]["CUCD"]
-    sums: dict[tuple[str, ...], Decimal] = {}
+    # Summed per (accounting string, rate): the payment's rate (ARAT, else the division's for
+    # ACDT) converts both sides, and M3's rounding line (book_voucher) balances it in local
+    # currency [ours: a real M3 credits the receivable at the invoice's rate and books the
+    # realised exchange difference to its currency gain/loss accounts].
+    sums: dict[tuple[tuple[str, ...], str], Decimal] = {}
     for line in lines:
         item = _item(call.tx, call.divi, line["CUNO"], line["CINO"], line["INYR"])
-        amount = Decimal(line["PYAM"])
+        amount, rate = Decimal(line["PYAM"]), line.get("ARAT", "")
         ledger.pay(call.tx, item, amount, acdt)
         credit = (item["ACCT"], "", item["AIT3"], "", "", "", "")
         debit = tuple(line.get(f, "") for f in AIT_FIELDS)
-        sums[debit] = sums.get(debit, Decimal(0)) + amount
-        sums[credit] = sums.get(credit, Decimal(0)) - amount
+        sums[debit, rate] = sums.get((debit, rate), Decimal(0)) + amount
+        sums[credit, rate] = sums.get((credit, rate), Decimal(0)) - amount
     text = f"{PAYMENT_TEXT} {call.get('PBID')}"
-    voucher_lines = [VoucherLine(aits, amount, currency, acdt, text) for aits, amount in sums.items() if amount != 0]
+    voucher_lines = [
+        VoucherLine(aits, amount, currency, acdt, text, arat=rate) for (aits, rate), amount in sums.items() if amount
+    ]
     booked = book_voucher(call.tx, call.divi, voucher_lines, vdsc="ARS040") if voucher_lines else {}
     batch.update({"VONO": booked.get("VONO", ""), "YEA4": booked.get("YEA4", acdt[:4]), "JRNO": booked.get("JRNO", "")})
     call.tx.execute(
