@@ -22,6 +22,14 @@ marketplaces, eras and V1/V2 (docs/settlement-vocabulary.md §1); dropping the s
 turning them into ``_`` also joins the camel-case and the upper-case spellings. A mapping file
 keeps its readable spelling; two rules with the same normalised keys are an error.
 
+- ``tax_roles`` (optional): which categories the marketplace's tax profile treats as tax collected
+  from buyers (``collected``), withheld by Amazon as facilitator (``withheld``), output tax the
+  settlement books itself (``output``) and Amazon fees that bear VAT (``fee``):
+  ``{fee: [referral_commission, ...], ...}`` (``reconciliation.tax``).
+
+``invoices_in_m3`` (default true) says whether M3 invoices the Amazon orders the settlement
+settles (``invoice-clearing``) or the settlement is the sales journal (``summary``: false).
+
 Top-level keys starting with ``x-`` are ignored (room for YAML anchors).
 """
 
@@ -45,6 +53,7 @@ import yaml
 from reconciliation.audit import sha256_hex
 from reconciliation.m3_fields import AIT_LENGTH
 from reconciliation.marketplaces import MARKETPLACES, find_marketplace
+from reconciliation.tax import TAX_ROLES
 
 KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
 DIMENSION_FIELDS: tuple[str, ...] = ("AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
@@ -97,6 +106,7 @@ class Category:
     account: str
     dimensions: tuple[str, ...]  # AIT2..AIT7 templates, "" where unused
     description: str
+    tax: str = ""  # role for the tax profile (reconciliation.tax.TAX_ROLES), "" none
 
     def resolve(self, marketplace_code: str, currency: str) -> tuple[str, ...]:
         """AIT2..AIT7 with the placeholders filled in."""
@@ -157,6 +167,7 @@ class GLMapping:
     categories: Mapping[str, Category]
     rules: tuple[Rule, ...]
     content_sha256: str = ""  # of the mapping file's bytes (a voucher's audit record names it)
+    invoices_in_m3: bool = True  # False: M3 does not invoice the orders (the settlement is the sales journal)
 
     def account_for(self, category: str, marketplace_code: str, currency: str) -> tuple[str, tuple[str, ...]]:
         """(AIT1, AIT2..AIT7) of a category for one marketplace and currency."""
@@ -337,15 +348,18 @@ def parse_mapping(document: Any, source: str) -> GLMapping:
     """Validate a loaded YAML document; every problem names ``source`` and the key path."""
     if not isinstance(document, dict):
         raise MappingError(source, "", "must be a mapping with 'categories' and 'rules'")
-    allowed = {"name", "description", "categories", "rules"}
+    allowed = {"name", "description", "categories", "rules", "invoices_in_m3", "tax_roles"}
     for key in document:
         if key not in allowed and not str(key).startswith("x-"):
             raise MappingError(source, str(key), f"unknown key (expected {', '.join(sorted(allowed))})")
-    categories = _parse_categories(document.get("categories"), source)
+    categories = _with_tax_roles(_parse_categories(document.get("categories"), source), document.get("tax_roles"), source)
     rules = _parse_rules(document.get("rules"), categories, source)
     name = _optional_text(document, "name", "name", source) or Path(source).stem
     description = _optional_text(document, "description", "description", source)
-    return GLMapping(name, source, description, MappingProxyType(categories), rules)
+    invoices_in_m3 = document.get("invoices_in_m3", True)
+    if not isinstance(invoices_in_m3, bool):
+        raise MappingError(source, "invoices_in_m3", "must be true or false")
+    return GLMapping(name, source, description, MappingProxyType(categories), rules, invoices_in_m3=invoices_in_m3)
 
 
 def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
@@ -378,6 +392,28 @@ def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
                 source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)"
             )
     return categories
+
+
+def _with_tax_roles(categories: dict[str, Category], raw: Any, source: str) -> dict[str, Category]:
+    """``categories`` with the role ``tax_roles`` gives each (at most one per category)."""
+    if raw is None:
+        return categories
+    if not isinstance(raw, dict):
+        raise MappingError(source, "tax_roles", f"must be a mapping of {', '.join(TAX_ROLES)} to category lists")
+    roles: dict[str, str] = {}
+    for role, names in raw.items():
+        path = f"tax_roles.{role}"
+        if role not in TAX_ROLES:
+            raise MappingError(source, path, f"unknown role (expected {', '.join(TAX_ROLES)})")
+        if not isinstance(names, list):
+            raise MappingError(source, path, "must be a list of category names")
+        for name in names:
+            if name not in categories:
+                raise MappingError(source, path, f"{name!r} is not a defined category")
+            if name in roles:
+                raise MappingError(source, path, f"{name!r} already has the role {roles[name]!r}")
+            roles[name] = role
+    return {name: replace(category, tax=roles.get(name, "")) for name, category in categories.items()}
 
 
 def _parse_dimensions(raw: Any, path: str, source: str) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ import pandas as pd
 from reconciliation.m3_fields import AIT_LENGTH, CUAM_LENGTH, MAX_VOUCHER_LINES, VTXT_LENGTH
 from reconciliation.mapping import GLMapping, MappedLines, factorize_text, marketplace_code
 from reconciliation.model import Settlement, currency_decimals, format_minor
+from reconciliation.tax import TaxProfiles, TaxSetupError, apply_tax_profile, tax_profiles, vat_code_for
 
 ROLE_SETTLEMENT = "settlement"
 ROLE_DEPOSIT = "deposit"
@@ -91,6 +92,7 @@ class VoucherLine:
     category: str  # "+"-joined when several categories share the account
     description: str
     role: str = ROLE_SETTLEMENT  # settlement | deposit | carry_over
+    vat_code: str = ""  # M3 VAT code (VTCD) from the marketplace's tax profile; "" none
 
     @property
     def ait(self) -> dict[str, str]:
@@ -210,19 +212,38 @@ def _plan(settlement: Settlement, periods: np.ndarray) -> list[tuple[str, date]]
     return plan
 
 
-def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMapping) -> list[Voucher]:
-    """One voucher per month the settlement touches (see the module docstring for the rule)."""
+def build_vouchers(
+    settlement: Settlement, mapped: MappedLines, mapping: GLMapping, tax: TaxProfiles | None = None
+) -> list[Voucher]:
+    """One voucher per month the settlement touches (see the module docstring for the rule), with
+    the marketplace's tax profile applied (``tax``, the shipped defaults when None;
+    ``reconciliation.tax``)."""
     if not mapped.complete:
         raise UnmappedLinesError(len(mapped.unmapped))
     market = mapped.marketplace_code or marketplace_code(settlement.marketplace)
     currency = mapped.currency or settlement.currency
     decimals = currency_decimals(settlement.currency)
     periods = _line_periods(settlement, mapped.lines)
-    accounts: dict[int, dict[tuple[str, tuple[str, ...]], list[Any]]] = {}  # [amount, categories]
+    profile = (tax or tax_profiles())[market]
+    roles = {name: category.tax for name, category in mapping.categories.items()}
+    try:
+        sums = apply_tax_profile(
+            _sums_by_period_and_category(periods, mapped.lines),
+            profile,
+            roles,
+            mapping.categories,
+            invoices_in_m3=mapping.invoices_in_m3,
+        )
+    except TaxSetupError as exc:
+        raise VoucherError(str(exc)) from None
+    # [amount, categories] per (account, AIT2..AIT7, VAT code)
+    accounts: dict[int, dict[tuple[str, tuple[str, ...], str], list[Any]]] = {}
     period_sums: dict[int, int] = {}
-    for period, category, amount in _sums_by_period_and_category(periods, mapped.lines):
+    for period, category, amount in sums:
         period_sums[period] = period_sums.get(period, 0) + amount
-        slot = accounts.setdefault(period, {}).setdefault(mapping.account_for(category, market, currency), [0, set()])
+        account, dims = mapping.account_for(category, market, currency)
+        vat_code = vat_code_for(category, roles.get(category, ""), profile)
+        slot = accounts.setdefault(period, {}).setdefault((account, dims, vat_code), [0, set()])
         slot[0] += amount
         slot[1].add(category)
 
@@ -236,10 +257,12 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
     for index, (key, accounting_date) in enumerate(plan):
         period = int(key.rsplit("-", 1)[1])
         voucher_lines = []
-        for (account, dims), (amount, categories) in sorted(accounts.get(period, {}).items()):
+        for (account, dims, vat_code), (amount, categories) in sorted(accounts.get(period, {}).items()):
             if amount:
                 joined = "+".join(sorted(categories))
-                voucher_lines.append(VoucherLine(account, dims, -amount, joined, _describe(mapping, joined)))
+                voucher_lines.append(
+                    VoucherLine(account, dims, -amount, joined, _describe(mapping, joined), vat_code=vat_code)
+                )
         is_deposit_part = index == len(plan) - 1
         if not is_deposit_part:
             month_sum = period_sums.get(period, 0)
@@ -325,6 +348,7 @@ def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFram
         "category",
         "description",
         "role",
+        "vat_code",
     ]
     records = [
         (
@@ -340,6 +364,7 @@ def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFram
             line.category,
             line.description,
             line.role,
+            line.vat_code,
         )
         for v in vouchers
         for number, line in enumerate(v.lines, start=1)
@@ -361,6 +386,7 @@ def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFram
                     "category",
                     "description",
                     "role",
+                    "vat_code",
                 )
             },
         }

@@ -1,0 +1,290 @@
+"""Tax per marketplace: who owes the tax on sales, and the VAT/GST on Amazon's fees.
+
+A ``TaxProfile`` per marketplace code (shipped defaults with their sources in
+``reconciliation/tax_profiles.yaml``; ``HOME/config.toml`` overrides them, ``[tax] seller``
+picks a registration other than "established in the marketplace's country") says:
+
+- ``facilitator``: Amazon collects and remits the tax on sales. Unless M3's invoices carry that
+  tax (``m3_invoices = "gross"`` under a mapping whose settlement settles M3 invoices), the
+  collected tax and the withheld tax that takes it back book to ``facilitator_tax_clearing``,
+  which nets to nil; with gross invoices they follow the mapping (the collected tax settles the
+  receivable, the withheld tax reverses the output tax M3 booked);
+- ``fee_vat``: the tax Amazon charges on its fees (``FEE_VAT_TREATMENTS``); it applies to the
+  mapping's categories marked ``tax: fee``;
+- ``output_vat_code``: the M3 VAT code of output-tax lines (categories marked ``tax: output``).
+
+``apply_tax_profile`` works on a voucher's (period, category) sums, before accounts are
+summed, so every figure is per voucher and per category; it keeps each period's total, so the
+month split's carry-over is unchanged. Rounding (``ROUND_HALF_UP`` in the minor unit): included
+tax = gross x rate / (1 + rate), reverse charge = net x rate, as on Amazon's fee invoice, whose
+tax is computed on its total rather than per fee row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from reconciliation.marketplaces import MARKETPLACES
+
+FEE_VAT_TREATMENTS = ("included", "reverse_charge", "separate_rows", "none")
+M3_INVOICES = ("net", "gross")
+# Category roles a GL mapping may give (``tax:`` on a category).
+TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT, TAX_FEE = "collected", "withheld", "output", "fee"
+TAX_ROLES = (TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT, TAX_FEE)
+# Categories the profile books to (by name, in the GL mapping).
+FACILITATOR_CLEARING = "facilitator_tax_clearing"
+INPUT_TAX = "input_tax"
+INPUT_VAT_REVERSE_CHARGE = "input_vat_reverse_charge"
+OUTPUT_VAT_REVERSE_CHARGE = "output_vat_reverse_charge"
+
+PROFILES_FILE = "tax_profiles.yaml"
+_VAT_CODE = re.compile(r"^[0-9]{0,2}$")  # M3's VTCD is N2
+_PROFILE_KEYS = ("facilitator", "m3_invoices", "fee_vat", "output_vat_code", "source")
+_FEE_VAT_KEYS = ("treatment", "rate", "vat_code", "output_vat_code")
+
+
+class TaxProfileError(ValueError):
+    """A tax profile value that cannot be used; the message names where and which key."""
+
+
+class TaxSetupError(ValueError):
+    """The GL mapping lacks a category a marketplace's tax profile books to."""
+
+
+@dataclass(frozen=True)
+class FeeVat:
+    treatment: str = "none"  # FEE_VAT_TREATMENTS
+    rate: Decimal = Decimal(0)
+    vat_code: str = ""  # input-tax lines
+    output_vat_code: str = ""  # the reverse charge's output line; "" = vat_code
+
+    @property
+    def reverse_charge_output_code(self) -> str:
+        return self.output_vat_code or self.vat_code
+
+
+@dataclass(frozen=True)
+class TaxProfile:
+    marketplace: str
+    facilitator: bool = False
+    m3_invoices: str = "gross"  # M3_INVOICES
+    fee_vat: FeeVat = FeeVat()
+    output_vat_code: str = ""
+    source: str = ""
+
+    def clears_facilitator_tax(self, invoices_in_m3: bool) -> bool:
+        """Whether collected and withheld tax net on the clearing account: Amazon owes the tax and
+        no M3 invoice booked it (M3 invoices net, or M3 does not invoice at all)."""
+        return self.facilitator and not (invoices_in_m3 and self.m3_invoices == "gross")
+
+
+NO_TAX_PROFILE = TaxProfile("")  # a marketplace with no profile (unresolved: such a settlement is held)
+
+
+@dataclass(frozen=True)
+class TaxProfiles:
+    by_marketplace: tuple[tuple[str, TaxProfile], ...]
+
+    def __getitem__(self, code: str) -> TaxProfile:
+        return dict(self.by_marketplace).get(code, replace(NO_TAX_PROFILE, marketplace=code))
+
+
+def apply_tax_profile(
+    sums: Iterable[tuple[int, str, int]],
+    profile: TaxProfile,
+    roles: Mapping[str, str],
+    categories: Iterable[str],
+    *,
+    invoices_in_m3: bool = True,
+) -> list[tuple[int, str, int]]:
+    """(period, category, Σ settlement amount) after the profile: facilitator tax moved to the
+    clearing category, fee sums split (included) or joined by the self-assessment pair (reverse
+    charge). ``roles`` is each category's ``tax:`` role; ``categories`` the mapping's categories.
+    Amounts keep the settlement's sign (a fee is negative); each period's total is unchanged."""
+    sums = list(sums)
+    clears = profile.clears_facilitator_tax(invoices_in_m3)
+    treatment = profile.fee_vat.treatment
+    needed = _needed_categories(sums, roles, clears, treatment)
+    missing = [name for name in needed if name not in set(categories)]
+    if missing:
+        raise TaxSetupError(
+            f"the GL mapping has no categor{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}, which the "
+            f"{profile.marketplace} tax profile books to ({_why(clears, treatment)}); add "
+            f"{'them' if len(missing) > 1 else 'it'} to the mapping or change [tax.{profile.marketplace}] in config.toml"
+        )
+    out: list[tuple[int, str, int]] = []
+    rate = profile.fee_vat.rate
+    for period, category, amount in sums:
+        role = roles.get(category, "")
+        if clears and role in (TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT):
+            out.append((period, FACILITATOR_CLEARING, amount))
+        elif role == TAX_FEE and treatment == "included" and amount:
+            tax = _round_half_up(Decimal(amount) * rate / (1 + rate))
+            out += [(period, category, amount - tax), (period, INPUT_TAX, tax)]
+        elif role == TAX_FEE and treatment == "reverse_charge" and amount:
+            tax = _round_half_up(Decimal(amount) * rate)
+            out += [(period, category, amount), (period, INPUT_VAT_REVERSE_CHARGE, tax)]
+            out.append((period, OUTPUT_VAT_REVERSE_CHARGE, -tax))
+        else:
+            out.append((period, category, amount))
+    return out
+
+
+def vat_code_for(category: str, role: str, profile: TaxProfile) -> str:
+    """The M3 VAT code of a voucher line of ``category`` (``role`` its ``tax:`` role)."""
+    if category in (INPUT_TAX, INPUT_VAT_REVERSE_CHARGE):
+        return profile.fee_vat.vat_code
+    if category == OUTPUT_VAT_REVERSE_CHARGE:
+        return profile.fee_vat.reverse_charge_output_code
+    if role == TAX_OUTPUT:
+        return profile.output_vat_code
+    return ""
+
+
+def _needed_categories(sums: list[tuple[int, str, int]], roles: Mapping[str, str], clears: bool, treatment: str) -> list[str]:
+    present = {roles.get(category, "") for _, category, amount in sums if amount}
+    needed = []
+    if clears and present & {TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT}:
+        needed.append(FACILITATOR_CLEARING)
+    if TAX_FEE in present and treatment == "included":
+        needed.append(INPUT_TAX)
+    if TAX_FEE in present and treatment == "reverse_charge":
+        needed += [INPUT_VAT_REVERSE_CHARGE, OUTPUT_VAT_REVERSE_CHARGE]
+    return needed
+
+
+def _why(clears: bool, treatment: str) -> str:
+    reasons = ["Amazon collects the tax on sales (facilitator)"] if clears else []
+    if treatment in ("included", "reverse_charge"):
+        reasons.append(f"fee VAT {treatment.replace('_', ' ')}")
+    return "; ".join(reasons)
+
+
+def _round_half_up(value: Decimal) -> int:
+    """To a whole minor unit, halves away from zero (Decimal's ROUND_HALF_UP is symmetric)."""
+    return int(value.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+# ----------------------------------------------------------------------------------------
+# loading: the shipped file, a seller registration, the user's overrides
+
+
+def tax_profiles(
+    overrides: Mapping[str, Any] | None = None, *, seller: str = "", source: str = "config.toml"
+) -> TaxProfiles:
+    """The shipped profiles, with ``seller``'s registration (``sellers:`` in the shipped file)
+    and then ``overrides`` ({marketplace code: {field: value}}, as ``[tax.XX]`` tables) applied.
+    A bad value raises ``TaxProfileError`` naming ``source`` and the key."""
+    shipped = _shipped()
+    profiles = dict(shipped.profiles)
+    if seller:
+        if seller not in shipped.sellers:
+            raise TaxProfileError(
+                f"{source}: [tax] seller: {seller!r} is not a known registration "
+                f"(known: {', '.join(sorted(shipped.sellers))})"
+            )
+        for code, fields in shipped.sellers[seller].items():
+            profiles[code] = _with_fields(profiles[code], fields, f"{PROFILES_FILE}: sellers.{seller}.{code}")
+    for code, fields in (overrides or {}).items():
+        where = f"{source}: [tax.{code}]"
+        if code not in profiles:
+            raise TaxProfileError(f"{where}: unknown marketplace code (known: {', '.join(profiles)})")
+        if not isinstance(fields, Mapping):
+            raise TaxProfileError(f"{where}: must be a table of {', '.join(_PROFILE_KEYS[:-1])}")
+        profiles[code] = _with_fields(profiles[code], fields, where)
+    return TaxProfiles(tuple(profiles.items()))
+
+
+@dataclass(frozen=True)
+class _Shipped:
+    profiles: Mapping[str, TaxProfile]
+    sellers: Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+
+@cache
+def _shipped() -> _Shipped:
+    text = (resources.files("reconciliation") / PROFILES_FILE).read_text(encoding="utf-8")
+    document = yaml.safe_load(text)
+    profiles = {
+        code: _with_fields(TaxProfile(code), fields, f"{PROFILES_FILE}: marketplaces.{code}")
+        for code, fields in document["marketplaces"].items()
+    }
+    unknown = set(profiles) - {m.code for m in MARKETPLACES}
+    missing = {m.code for m in MARKETPLACES} - set(profiles)
+    if unknown or missing:  # the shipped file is checked by the tests; this guards a bad edit
+        raise TaxProfileError(f"{PROFILES_FILE}: marketplaces unknown {sorted(unknown)}, missing {sorted(missing)}")
+    sellers = {name: spec["marketplaces"] for name, spec in (document.get("sellers") or {}).items()}
+    return _Shipped(profiles, sellers)
+
+
+def _with_fields(profile: TaxProfile, fields: Mapping[str, Any], where: str) -> TaxProfile:
+    """``profile`` with ``fields`` applied (``fee_vat`` merges key by key)."""
+    changes: dict[str, Any] = {}
+    for key, value in fields.items():
+        path = f"{where} {key}"
+        if key == "facilitator":
+            if not isinstance(value, bool):
+                raise TaxProfileError(f"{path}: must be true or false, got {value!r}")
+            changes[key] = value
+        elif key == "m3_invoices":
+            changes[key] = _choice(value, M3_INVOICES, path)
+        elif key == "output_vat_code":
+            changes[key] = _vat_code(value, path)
+        elif key == "source":
+            changes[key] = " ".join(str(value).split())
+        elif key == "fee_vat":
+            if not isinstance(value, Mapping):
+                raise TaxProfileError(f"{path}: must be a table of {', '.join(_FEE_VAT_KEYS)}")
+            changes[key] = _fee_vat(profile.fee_vat, value, path)
+        else:
+            raise TaxProfileError(f"{path}: unknown key (expected {', '.join(_PROFILE_KEYS)})")
+    return replace(profile, **changes)
+
+
+def _fee_vat(base: FeeVat, fields: Mapping[str, Any], where: str) -> FeeVat:
+    changes: dict[str, Any] = {}
+    for key, value in fields.items():
+        path = f"{where}.{key}"
+        if key == "treatment":
+            changes[key] = _choice(value, FEE_VAT_TREATMENTS, path)
+        elif key == "rate":
+            changes[key] = _rate(value, path)
+        elif key in ("vat_code", "output_vat_code"):
+            changes[key] = _vat_code(value, path)
+        else:
+            raise TaxProfileError(f"{path}: unknown key (expected {', '.join(_FEE_VAT_KEYS)})")
+    return replace(base, **changes)
+
+
+def _choice(value: Any, allowed: tuple[str, ...], path: str) -> str:
+    if value not in allowed:
+        raise TaxProfileError(f"{path}: must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _rate(value: Any, path: str) -> Decimal:
+    problem = f'{path}: must be a fraction from 0 to 1 written as a string (e.g. "0.20" for 20 %), got {value!r}'
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TaxProfileError(problem)
+    try:
+        rate = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise TaxProfileError(problem) from None
+    if not rate.is_finite() or not 0 <= rate < 1:
+        raise TaxProfileError(problem)
+    return rate
+
+
+def _vat_code(value: Any, path: str) -> str:
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None or not _VAT_CODE.match(text):
+        raise TaxProfileError(f'{path}: must be an M3 VAT code of up to 2 digits (VTCD), e.g. "21", got {value!r}')
+    return text
