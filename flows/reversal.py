@@ -176,7 +176,10 @@ def reversing_entry(key: str, divi: str, currency: str, accounting_date: date, l
         accounting_date=accounting_date,
         currency=currency,
         text="Reversal" if len(reversal_key(key)) + len(" Reversal") <= VTXT_LENGTH else "",
-        lines=tuple(JournalLine(dimensions=tuple(line.dimensions), amount=-line.amount) for line in lines),
+        lines=tuple(
+            JournalLine(dimensions=tuple(line.dimensions), amount=-line.amount, vat_code=line.vat_code)
+            for line in lines
+        ),
     )
 
 

@@ -478,6 +478,7 @@ def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
             dimensions=(line.account, *line.dimensions),
             amount=minor_to_decimal(line.amount_minor, voucher.decimals),
             text=line.description[:room].rstrip(),
+            vat_code=line.vat_code,
         )
         for line in voucher.lines
     )
@@ -498,7 +499,11 @@ def voucher_hash(voucher: Voucher) -> str:
             voucher.key,
             voucher.accounting_date.isoformat(),
             voucher.currency,
-            *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines),
+            # a VAT code joins the hash only when there is one: hashes of vouchers without any stay as they were
+            *(
+                f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" + (f":{l.vat_code}" if l.vat_code else "")
+                for l in voucher.lines
+            ),
         ]
     )
     return hashlib.sha256(body.encode()).hexdigest()

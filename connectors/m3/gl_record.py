@@ -1,7 +1,8 @@
 """The fixed-width ``I1`` record of GLS840MI/AddBatchLine (interface GLUPLOAD).
 
 Layout (docs/m3-contract.md): ``"I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10
-each) + CUCD(3) + CUAM(17, right-aligned, signed) + ACDT(yyyyMMdd) + VTXT(40)`` = 160 chars.
+each) + CUCD(3) + CUAM(17, right-aligned, signed) + ACDT(yyyyMMdd) + VTXT(40) + VTCD(2)`` = 162 chars
+(VTCD, the line's VAT code, after VTXT is [ours]: docs/m3-contract.md).
 Numbers (RNNO, GRNR) are zero-padded, alpha fields left-aligned and space-padded. Shared wire
 format: the sandbox may decode with :func:`decode_i1` so both sides agree on one definition.
 """
@@ -12,7 +13,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from reconciliation.m3_fields import AIT_COUNT, AIT_LENGTH, CUAM_LENGTH, CUCD_LENGTH, DIVI_LENGTH, VTXT_LENGTH
+from reconciliation.m3_fields import (
+    AIT_COUNT,
+    AIT_LENGTH,
+    CUAM_LENGTH,
+    CUCD_LENGTH,
+    DIVI_LENGTH,
+    VTCD_LENGTH,
+    VTXT_LENGTH,
+)
 
 # (name, width) in record order, after the 2-char record type.
 I1_FIELDS: tuple[tuple[str, int], ...] = (
@@ -24,9 +33,10 @@ I1_FIELDS: tuple[tuple[str, int], ...] = (
     ("CUAM", CUAM_LENGTH),
     ("ACDT", 8),
     ("VTXT", VTXT_LENGTH),
+    ("VTCD", VTCD_LENGTH),
 )
 _WIDTHS = dict(I1_FIELDS)
-I1_LENGTH = 2 + sum(width for _, width in I1_FIELDS)  # 160
+I1_LENGTH = 2 + sum(width for _, width in I1_FIELDS)  # 162
 
 
 class I1RecordError(ValueError):
@@ -43,6 +53,7 @@ class I1Record:
     amount: Decimal  # signed: debit positive, credit negative
     accounting_date: date
     text: str
+    vat_code: str = ""  # VTCD; "" none
 
 
 def _alpha(name: str, value: str, width: int) -> str:
@@ -59,7 +70,7 @@ def _number(name: str, value: int, width: int) -> str:
 
 
 def encode_i1(record: I1Record) -> str:
-    """Build the 160-char PARM string for one voucher line."""
+    """Build the PARM string (``I1_LENGTH`` chars) for one voucher line."""
     if len(record.dimensions) > AIT_COUNT:
         raise I1RecordError(f"I1 record has {len(record.dimensions)} dimensions, at most {AIT_COUNT} (AIT1..AIT7)")
     dims = tuple(record.dimensions) + ("",) * (AIT_COUNT - len(record.dimensions))
@@ -78,6 +89,7 @@ def encode_i1(record: I1Record) -> str:
         amount.rjust(CUAM_LENGTH),
         record.accounting_date.strftime("%Y%m%d"),
         _alpha("VTXT", record.text, VTXT_LENGTH),
+        _alpha("VTCD", record.vat_code, VTCD_LENGTH),
     ]
     return "".join(parts)
 
@@ -114,4 +126,5 @@ def decode_i1(parm: str) -> I1Record:
         amount=amount,
         accounting_date=accounting_date,
         text=values["VTXT"].rstrip(),
+        vat_code=values["VTCD"].strip(),
     )

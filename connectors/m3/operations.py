@@ -413,6 +413,7 @@ class M3Operations:
                 "LINE": number,
                 "NLIN": n,
                 "CUAM": Decimal(line.amount),
+                "VTCD": line.vat_code or None,  # [ours] on GLS200MI/Add; omitted when the line has none
             }
             fields.update({f"AIT{i}": dim for i, dim in enumerate(line.dimensions, start=1) if dim})
             calls.append(("Add", fields))
@@ -455,6 +456,7 @@ class M3Operations:
                             amount=Decimal(line.amount),
                             accounting_date=entry.accounting_date,
                             text=entry.line_text(line),
+                            vat_code=line.vat_code,
                         )
                     ),
                 },

@@ -163,6 +163,7 @@ OOIN N1 Only open invoices
 ACDT D10 Accounting date
 VSER A3 Voucher number series
 VTXT A40 Voucher text
+VTCD N2 VAT code
 LINE N3 Line number
 NLIN N3 Number of lines
 AIT1 A10 Accounting dimension 1
@@ -308,7 +309,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     (
         "GLS200MI",
         "Add",
-        "DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC",
+        "DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC VTCD",
         "VONO YEA4 JRNO",
         True,
     ),
@@ -323,7 +324,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
         "GLS200MI",
         "LstVoucherLines",
         "DIVI* YEA4* VONO* VSER",
-        f"DIVI VONO YEA4 VSER JRNO JSNO {_AITS} CUCD CUAM ACAM DBCR VTXT ACDT",
+        f"DIVI VONO YEA4 VSER JRNO JSNO {_AITS} CUCD CUAM ACAM DBCR VTXT ACDT VTCD",
         False,
     ),
     ("GLS200MI", "LstVouchersByDt", "DIVI* FDAT* TDAT*", "DIVI VONO YEA4 VSER JRNO ACDT VTXT CUCD DSUM CSUM", False),

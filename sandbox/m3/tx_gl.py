@@ -31,6 +31,7 @@ class VoucherLine:
     currency: str
     acdt: str
     vtxt: str
+    vtcd: str = ""  # VAT code [ours on GLS200MI/Add and in the I1 record]
 
 
 def _unbalanced(lines: list[VoucherLine], commit: bool = False) -> Exception | None:
@@ -110,6 +111,7 @@ def book_voucher(tx: Tx, divi: str, lines: list[VoucherLine], vdsc: str = "") ->
             "DBCR": "D" if line.amount >= 0 else "C",
             "VTXT": line.vtxt,
             "ACDT": line.acdt,
+            "VTCD": line.vtcd,
         }
         tx.execute(
             "INSERT INTO voucher_lines (divi, yea4, vono, jsno, data) VALUES (?, ?, ?, ?, ?)",
@@ -141,7 +143,9 @@ def add_voucher_line(call: Call) -> list[Record]:
         return []
     tx.execute("DELETE FROM gl_pending WHERE divi = ? AND vtxt = ?", (divi, vtxt))
     lines = [
-        VoucherLine(tuple(p.get(a, "") for a in AIT_FIELDS), Decimal(p["CUAM"]), p["CUCD"], p["ACDT"], vtxt)
+        VoucherLine(
+            tuple(p.get(a, "") for a in AIT_FIELDS), Decimal(p["CUAM"]), p["CUCD"], p["ACDT"], vtxt, p.get("VTCD", "")
+        )
         for p in pending
     ]
     # On failure the buffer stays cleared (commit=True): nothing of this voucher is booked.
@@ -152,6 +156,7 @@ def add_voucher_line(call: Call) -> list[Record]:
 # ---- GLS840MI: batch head, fixed-width I1 lines, control, update ------------------------
 
 # "I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10 each) + CUCD(3) + CUAM(17) + ACDT(8) + VTXT(40)
+# + VTCD(2) (the VAT code after VTXT is ours: docs/m3-contract.md)
 I1_LAYOUT: tuple[tuple[str, int], ...] = (
     ("RCID", 2),
     ("RNNO", 9),
@@ -162,6 +167,7 @@ I1_LAYOUT: tuple[tuple[str, int], ...] = (
     ("CUAM", 17),
     ("ACDT", 8),
     ("VTXT", 40),
+    ("VTCD", 2),
 )
 I1_LENGTH = sum(width for _, width in I1_LAYOUT)
 
@@ -183,6 +189,8 @@ def parse_i1(parm: str) -> dict[str, str]:
             raise invalid("PARM", parm[:20] + "...", f"is invalid - {name} is blank")
     if number_error(FIELDS["CUAM"], fields["CUAM"]) is not None:  # M3's number grammar, not Python's Decimal
         raise invalid("PARM", fields["CUAM"], "is invalid - CUAM is not a number")
+    if fields["VTCD"] and not fields["VTCD"].isdigit():
+        raise invalid("PARM", fields["VTCD"], "is invalid - VTCD is not a number")
     if not (fields["ACDT"].isdigit() and len(fields["ACDT"]) == 8):
         raise invalid("PARM", fields["ACDT"], "is invalid - ACDT is not yyyyMMdd")
     return fields
@@ -218,7 +226,14 @@ def _batch_groups(tx: Tx, cono: str, key1: str, divi: str) -> dict[str, list[Vou
     groups: dict[str, list[VoucherLine]] = defaultdict(list)
     for r in rows:
         groups[r["GRNR"]].append(
-            VoucherLine(tuple(r[a] for a in AIT_FIELDS), Decimal(r["CUAM"]), r["CUCD"], r["ACDT"], r["VTXT"])
+            VoucherLine(
+                tuple(r[a] for a in AIT_FIELDS),
+                Decimal(r["CUAM"]),
+                r["CUCD"],
+                r["ACDT"],
+                r["VTXT"],
+                r.get("VTCD", ""),
+            )
         )
     for lines in groups.values():
         check_voucher(tx, divi, lines)
