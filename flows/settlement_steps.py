@@ -65,6 +65,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
+from reconciliation.tax import TaxProfiles, tax_profiles
 from reconciliation.vouchers import Voucher, at_version, key_at_version, planned_vouchers
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ def prepare(
     configured_marketplaces: Sequence[str] = (),
     periods: PeriodLocks | None = None,
     first_open_period: bool = False,
+    tax: TaxProfiles | None = None,
 ) -> PreparedSettlement:
     """The pure stages; ``periods`` None (a dry run, or M3 not telling) leaves the period gate open."""
     return prepare_settlement(
@@ -255,6 +257,7 @@ def prepare(
         first_open_period=first_open_period,
         already_posted=periods.already_posted if periods is not None else (),
         configured_marketplaces=configured_marketplaces,
+        tax=tax,
     )
 
 
@@ -318,8 +321,19 @@ def invoices_frame(
 
 
 @task(cache_policy=NO_CACHE)
-def reconcile(settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int) -> Reconciliation:
-    return reconcile_orders(settlement.lines, invoices, tolerance_minor=tolerance_minor)
+def reconcile(
+    settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int, tax: TaxProfiles | None = None
+) -> Reconciliation:
+    """Per order against M3's invoices; where M3 invoices a facilitator marketplace gross, the
+    withheld tax is part of what M3 invoiced (``reconcile_orders``' ``withheld_tax_invoiced``)."""
+    marketplace = find_marketplace(settlement.marketplace)
+    profile = (tax or tax_profiles())[marketplace.code] if marketplace is not None else None
+    return reconcile_orders(
+        settlement.lines,
+        invoices,
+        tolerance_minor=tolerance_minor,
+        withheld_tax_invoiced=profile is not None and profile.invoices_withheld_tax,
+    )
 
 
 # A claim taken over from a process that is gone (or from a claim this old, when its owner is

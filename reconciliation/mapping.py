@@ -352,7 +352,9 @@ def parse_mapping(document: Any, source: str) -> GLMapping:
     for key in document:
         if key not in allowed and not str(key).startswith("x-"):
             raise MappingError(source, str(key), f"unknown key (expected {', '.join(sorted(allowed))})")
-    categories = _with_tax_roles(_parse_categories(document.get("categories"), source), document.get("tax_roles"), source)
+    categories = _with_tax_roles(
+        _parse_categories(document.get("categories"), source), document.get("tax_roles"), source
+    )
     rules = _parse_rules(document.get("rules"), categories, source)
     name = _optional_text(document, "name", "name", source) or Path(source).stem
     description = _optional_text(document, "description", "description", source)

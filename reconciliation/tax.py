@@ -80,6 +80,11 @@ class TaxProfile:
     output_vat_code: str = ""
     source: str = ""
 
+    @property
+    def invoices_withheld_tax(self) -> bool:
+        """M3's invoices carry the tax Amazon withholds as facilitator (facilitator, invoiced gross)."""
+        return self.facilitator and self.m3_invoices == "gross"
+
     def clears_facilitator_tax(self, invoices_in_m3: bool) -> bool:
         """Whether collected and withheld tax net on the clearing account: Amazon owes the tax and
         no M3 invoice booked it (M3 invoices net, or M3 does not invoice at all)."""
@@ -115,10 +120,11 @@ def apply_tax_profile(
     needed = _needed_categories(sums, roles, clears, treatment)
     missing = [name for name in needed if name not in set(categories)]
     if missing:
+        several = len(missing) > 1
         raise TaxSetupError(
-            f"the GL mapping has no categor{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)}, which the "
+            f"the GL mapping has no categor{'ies' if several else 'y'} {', '.join(missing)}, which the "
             f"{profile.marketplace} tax profile books to ({_why(clears, treatment)}); add "
-            f"{'them' if len(missing) > 1 else 'it'} to the mapping or change [tax.{profile.marketplace}] in config.toml"
+            f"{'them' if several else 'it'} to the mapping or change [tax.{profile.marketplace}] in config.toml"
         )
     out: list[tuple[int, str, int]] = []
     rate = profile.fee_vat.rate
@@ -149,7 +155,9 @@ def vat_code_for(category: str, role: str, profile: TaxProfile) -> str:
     return ""
 
 
-def _needed_categories(sums: list[tuple[int, str, int]], roles: Mapping[str, str], clears: bool, treatment: str) -> list[str]:
+def _needed_categories(
+    sums: list[tuple[int, str, int]], roles: Mapping[str, str], clears: bool, treatment: str
+) -> list[str]:
     present = {roles.get(category, "") for _, category, amount in sums if amount}
     needed = []
     if clears and present & {TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT}:
@@ -201,6 +209,17 @@ def tax_profiles(
             raise TaxProfileError(f"{where}: must be a table of {', '.join(_PROFILE_KEYS[:-1])}")
         profiles[code] = _with_fields(profiles[code], fields, where)
     return TaxProfiles(tuple(profiles.items()))
+
+
+def configured_tax_profiles(table: Mapping[str, Any], source: str = "config.toml") -> TaxProfiles:
+    """The profiles as ``[tax]`` in config.toml sets them: ``seller`` and one table per marketplace
+    code (``[tax.DE]``); anything else is refused naming the key."""
+    seller = table.get("seller", "")
+    if not isinstance(seller, str):
+        raise TaxProfileError(f"{source}: [tax] seller: must be text, got {seller!r}")
+    return tax_profiles(
+        {code: fields for code, fields in table.items() if code != "seller"}, seller=seller, source=source
+    )
 
 
 @dataclass(frozen=True)
