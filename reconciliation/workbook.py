@@ -728,6 +728,8 @@ _JOURNAL_AUDIT_COLUMNS: tuple[tuple[str, int, Callable[[AuditRecord], str | int]
     ("Key version", 11, lambda a: a.key_version),
 )
 _JOURNAL_AUDIT = len(_JOURNAL_HEADERS)  # the first audit column
+# The line's M3 VAT code (from the marketplace's tax profile), after the audit record.
+_JOURNAL_VAT_CODE = _JOURNAL_AUDIT + len(_JOURNAL_AUDIT_COLUMNS)
 
 
 def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: Format | None = None) -> None:
@@ -744,8 +746,8 @@ def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: F
 def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
     """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached."""
     header = styles.get(_HEADER)
-    titles = [*_JOURNAL_HEADERS, *(c[0] for c in _JOURNAL_AUDIT_COLUMNS)]
-    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS)]
+    titles = [*_JOURNAL_HEADERS, *(c[0] for c in _JOURNAL_AUDIT_COLUMNS), "VAT code"]
+    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS), 9]
     for index, (title, width) in enumerate(zip(titles, widths)):
         sheet.set_column(index, index, width)
         sheet.write_string(0, index, title, header)
@@ -763,6 +765,8 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             for line in voucher.lines:
                 sheet.write_row(row, 0, head)
                 _write_audit(sheet, row, audit)
+                if line.vat_code:
+                    sheet.write_string(row, _JOURNAL_VAT_CODE, line.vat_code)
                 sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
                 sheet.write_row(
                     row,
