@@ -13,6 +13,12 @@ A mapping (YAML, shipped presets in ``reconciliation/mappings/``; a user's own f
   to a category. ``"*"`` matches any value; when several rules match a line the most specific
   wins (more concrete keys first, then a concrete transaction type, then amount type).
   A rule of three wildcards is refused: it would hide new fee types from the mapping gate.
+- ``tax_roles`` (optional): which categories the marketplace's tax profile treats as tax collected
+  from buyers (``collected``), withheld by Amazon as facilitator (``withheld``), output tax the
+  settlement books itself (``output``) and Amazon fees that bear VAT (``fee``):
+  ``{fee: [referral_commission, ...], ...}`` (``reconciliation.tax``).
+- ``invoices_in_m3`` (optional, default true): whether M3 invoices the Amazon orders the
+  settlement settles (``invoice-clearing``) or the settlement is the sales journal (``summary``).
 
 Rules match on normalised keys: upper-case with every character that is not a letter or digit
 removed, so ``Storage Fee``, ``StorageFee``, ``STORAGE_FEE`` and ``storage-fee`` are one key
@@ -21,14 +27,6 @@ removed, so ``Storage Fee``, ``StorageFee``, ``STORAGE_FEE`` and ``storage-fee``
 marketplaces, eras and V1/V2 (docs/settlement-vocabulary.md §1); dropping the separators rather than
 turning them into ``_`` also joins the camel-case and the upper-case spellings. A mapping file
 keeps its readable spelling; two rules with the same normalised keys are an error.
-
-- ``tax_roles`` (optional): which categories the marketplace's tax profile treats as tax collected
-  from buyers (``collected``), withheld by Amazon as facilitator (``withheld``), output tax the
-  settlement books itself (``output``) and Amazon fees that bear VAT (``fee``):
-  ``{fee: [referral_commission, ...], ...}`` (``reconciliation.tax``).
-
-``invoices_in_m3`` (default true) says whether M3 invoices the Amazon orders the settlement
-settles (``invoice-clearing``) or the settlement is the sales journal (``summary``: false).
 
 Top-level keys starting with ``x-`` are ignored (room for YAML anchors).
 """

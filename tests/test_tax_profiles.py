@@ -7,6 +7,7 @@ the deposit books +total to 1930 (a negative total, credited, to 2450).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -20,7 +21,7 @@ from connectors.m3 import JournalEntry, JournalLine, M3Client, M3Operations
 from connectors.settings import ConfigurationError
 from flows.connections import load_tax_profiles
 from reconciliation.gates import check_gates
-from reconciliation.mapping import load_mapping, parse_mapping
+from reconciliation.mapping import MappingError, load_mapping, parse_mapping
 from reconciliation.marketplaces import MARKETPLACES
 from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
 from reconciliation.tax import TaxProfileError, configured_tax_profiles, tax_profiles
@@ -374,3 +375,30 @@ def test_the_vat_code_reaches_m3_and_reads_back(m3_client: M3Client, profile: st
         ("6110", ""),
         ("1930", ""),
     ]
+
+
+_MINIMAL = {
+    "categories": {
+        "tax": {"account": "2610"},
+        "amazon_clearing": {"account": "1930"},
+        "payable_to_amazon": {"account": "2450"},
+        "carry_over": {"account": "1595"},
+    },
+    "rules": [{"transaction_type": "Order", "amount_type": "ItemPrice", "amount_description": "*", "category": "tax"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"tax_roles": {"sales": ["tax"]}}, "tax_roles.sales: unknown role"),
+        ({"tax_roles": {"fee": ["storage"]}}, "tax_roles.fee: 'storage' is not a defined category"),
+        ({"tax_roles": {"collected": ["tax"], "output": ["tax"]}}, "'tax' already has the role 'collected'"),
+        ({"tax_roles": {"fee": "tax"}}, "tax_roles.fee: must be a list"),
+        ({"invoices_in_m3": "no"}, "invoices_in_m3: must be true or false"),
+    ],
+)
+def test_a_mapping_with_bad_tax_roles_is_refused_naming_the_key(extra, words):
+    with pytest.raises(MappingError, match=re.escape(words)):
+        parse_mapping({**_MINIMAL, **extra}, "mappings/mine.yaml")
+    assert parse_mapping({**_MINIMAL, "tax_roles": {"output": ["tax"]}}, "x").categories["tax"].tax == "output"
