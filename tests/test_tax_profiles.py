@@ -20,6 +20,7 @@ from _settlement_builders import make_settlement
 from connectors.m3 import JournalEntry, JournalLine, M3Client, M3Operations
 from connectors.settings import ConfigurationError
 from flows.connections import load_tax_profiles
+from flows.reversal import reversing_entry
 from reconciliation.gates import check_gates
 from reconciliation.mapping import MappingError, load_mapping, parse_mapping
 from reconciliation.marketplaces import MARKETPLACES
@@ -374,6 +375,12 @@ def test_the_vat_code_reaches_m3_and_reads_back(m3_client: M3Client, profile: st
         ("2641", "31"),
         ("6110", ""),
         ("1930", ""),
+    ]
+    # `m3sync reverse` negates the lines as M3 holds them, VAT codes included.
+    reversal = reversing_entry(entry.key, "AAA", "EUR", date(2024, 11, 1), posted.lines)
+    assert [(line.amount, line.vat_code) for line in reversal.lines[1:3]] == [
+        (Decimal("19.00"), "32"),
+        (Decimal("-19.00"), "31"),
     ]
 
 
