@@ -13,6 +13,14 @@ saying exactly which TOML key or environment variable to set.
     cono = "100"
     divi = "AAA"
     tenant = "ACME_PRD"           # optional, the .ionapi's "ti" otherwise
+    rate_type = 1                 # CRTP sent on every voucher line (optional)
+
+    [m3.divisions]                # marketplace code -> M3 division (others: [m3] divi)
+    US = "100"
+    UK = "200"
+
+    [m3.rates.400]                # optional fixed rates (ARAT) into division 400's local currency
+    EUR = "11.4523"
 
     [amazon]
     refresh_token = "prefect-secret:amazon-refresh-token"   # a Prefect Secret block
@@ -55,6 +63,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -62,6 +71,7 @@ from connectors.amazon.client import DEFAULT_DEADLINE_S
 from connectors.amazon.config import LWA_TOKEN_URL, MARKETPLACE_REGIONS, REGIONS
 from connectors.amazon.documents import DocumentLimits
 from connectors.redact import redact_text, redact_url
+from reconciliation.marketplaces import MARKETPLACES
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "M3SYNC_"
@@ -248,6 +258,31 @@ class AmazonSettings:
 
 
 @dataclass(frozen=True)
+class LedgerSettings:
+    """Where and how vouchers are booked: ``[m3.divisions]`` routes a marketplace (its code: US,
+    UK, DE, ...) to an M3 division, the others go to ``[m3] divi`` (or the M3 user's default);
+    ``[m3] rate_type`` is sent as CRTP on every line; ``[m3.rates.<division>]`` fixes the rate
+    (ARAT) of a currency into that division's local currency, else M3 takes its own rate.
+    ``origins``: where each routed marketplace was configured (for messages)."""
+
+    divisions: Mapping[str, str] = field(default_factory=dict)
+    rate_type: int | None = None
+    rates: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)  # (division, currency) -> rate
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def division_for(self, marketplace_code: str | None, default: str) -> str:
+        """The division a settlement of ``marketplace_code`` posts to."""
+        return self.divisions.get(marketplace_code or "", default)
+
+    def rate_for(self, division: str, currency: str) -> Decimal | None:
+        return self.rates.get((division, currency))
+
+    def routed(self) -> dict[str, str]:
+        """Where each routed division is configured -> the division (for the start-up check)."""
+        return {self.origins.get(code, f"[m3.divisions] {code}"): divi for code, divi in self.divisions.items()}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configured under one home. ``m3``/``amazon`` are None when not configured
     (``problems`` then says why, per section); use `require_m3`/`require_amazon`.
@@ -260,6 +295,7 @@ class Settings:
     problems: Mapping[str, str] = field(default_factory=dict)
     state_url_origin: str = "the state database URL"  # where it was configured, for messages
     tax: Mapping[str, Any] = field(default_factory=dict)  # the [tax] table as written (reconciliation.tax checks it)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
 
     def __repr__(self) -> str:
         return (
@@ -286,7 +322,7 @@ def resolve_home(arg: str | None, env: Mapping[str, str] = os.environ) -> Path:
 
 # -- reading --------------------------------------------------------------------------
 
-_Kind = Literal["str", "secret", "path", "list"]
+_Kind = Literal["str", "secret", "path", "list", "table"]
 _SCHEMA: dict[str, dict[str, _Kind]] = {
     "m3": {
         "ionapi": "path",
@@ -300,6 +336,9 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "timeout_seconds": "str",
         "voucher_wait_seconds": "str",
         "settle_seconds": "str",
+        "rate_type": "str",
+        "divisions": "table",  # [m3.divisions]: marketplace code = "division"
+        "rates": "table",  # [m3.rates.<division>]: currency = "rate"
     },
     "amazon": {
         "refresh_token": "secret",
@@ -632,6 +671,81 @@ def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: 
     return value
 
 
+_MARKETPLACE_CODES = tuple(dict.fromkeys(m.code for m in MARKETPLACES))
+
+
+def _table(raw: _Raw, problems: list[str]) -> dict[str, Any]:
+    """A TOML table, or (from the environment) ``"KEY=VALUE,KEY=VALUE"``."""
+    if isinstance(raw.value, dict):
+        return dict(raw.value)
+    if isinstance(raw.value, str):
+        pairs = [part.split("=", 1) for part in raw.value.split(",") if part.strip()]
+        if all(len(pair) == 2 for pair in pairs):
+            return {key.strip(): value.strip() for key, value in pairs}
+    problems.append(f"{raw.origin} must be a table (or KEY=VALUE,KEY=VALUE), got {raw.value!r}")
+    return {}
+
+
+def _entry_origin(raw: _Raw, table: str, key: str) -> str:
+    """Where one entry of a table was configured: ``[m3.divisions] UK in /home/config.toml``."""
+    if raw.from_file:
+        return f"[{table}] {key} in {raw.origin.split(' in ', 1)[1]}"
+    return f"{raw.origin} ({key})"
+
+
+def _ledger_settings(raw: Mapping[tuple[str, str], _Raw]) -> LedgerSettings:
+    """``[m3.divisions]``, ``[m3] rate_type`` and ``[m3.rates.<division>]``; any problem is a
+    ConfigurationError naming the key (posting to a wrong legal entity is never a default)."""
+    problems: list[str] = []
+    divisions: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    if ("m3", "divisions") in raw:
+        table_raw = raw[("m3", "divisions")]
+        for code, divi in _table(table_raw, problems).items():
+            where = _entry_origin(table_raw, "m3.divisions", code)
+            if code not in _MARKETPLACE_CODES:
+                problems.append(f"{where}: {code!r} is not a marketplace code (known: {', '.join(_MARKETPLACE_CODES)})")
+            elif isinstance(divi, bool) or not isinstance(divi, (str, int)) or not 1 <= len(str(divi)) <= 3:
+                problems.append(f"{where} must be an M3 division (1-3 characters), got {divi!r}")
+            else:
+                divisions[code], origins[code] = str(divi), where
+    rate_type = None
+    if ("m3", "rate_type") in raw:
+        value = raw[("m3", "rate_type")]
+        text = str(value.value).strip() if not isinstance(value.value, bool) else ""
+        if text.isdigit() and 0 < int(text) < 100:
+            rate_type = int(text)
+        else:
+            problems.append(f"{value.origin} must be an M3 exchange rate type 1..99 (CRTP), got {value.value!r}")
+    rates: dict[tuple[str, str], Decimal] = {}
+    if ("m3", "rates") in raw:
+        table_raw = raw[("m3", "rates")]
+        for divi, currencies in _table(table_raw, problems).items():
+            if isinstance(currencies, str):  # environment: "400:EUR=11.4523"
+                divi, _, currency = divi.partition(":")
+                currencies = {currency: currencies}
+            if not isinstance(currencies, dict):
+                problems.append(f'{table_raw.origin}: [m3.rates.{divi}] must be a table of currency = "rate"')
+                continue
+            for currency, rate in currencies.items():
+                where = _entry_origin(table_raw, f"m3.rates.{divi}", currency)
+                try:
+                    # A TOML float is binary: only a string (or an integer) is the exact rate.
+                    fixed: Decimal | None = None if isinstance(rate, (bool, float)) else Decimal(str(rate).strip())
+                except InvalidOperation:
+                    fixed = None
+                if fixed is None or not fixed.is_finite() or fixed <= 0 or len(currency) != 3:
+                    problems.append(
+                        f"{where} must be a currency code = a positive rate written as a "
+                        f'string (e.g. EUR = "11.4523"), got {rate!r}'
+                    )
+                else:
+                    rates[(divi, currency)] = fixed
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return LedgerSettings(divisions=divisions, rate_type=rate_type, rates=rates, origins=origins)
+
+
 def load_settings(
     home: Path,
     env: Mapping[str, str] = os.environ,
@@ -652,6 +766,7 @@ def load_settings(
     raw = _collect(config_path, document, env)
     sections = {name: _Section(name, raw, home, secret_resolver) for name in _SCHEMA}
     m3 = _m3_settings(sections["m3"], home)
+    ledger = _ledger_settings(raw)
     amazon = _amazon_settings(sections, home)
     state_url = sections["state"].text("url")
     state_origin = raw[("state", "url")].origin if state_url is not None else "the default state database"
@@ -669,6 +784,7 @@ def load_settings(
         problems=problems,
         state_url_origin=state_origin,
         tax=document.get(TAX_SECTION, {}),
+        ledger=ledger,
     )
     for name in require:
         (settings.require_m3 if name == "m3" else settings.require_amazon)()

@@ -29,6 +29,7 @@ from flows.connections import Connections, load_gl_mapping, load_tax_profiles, o
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
+from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
 from reconciliation.matching import tolerance_minor
 from reconciliation.model import Settlement
@@ -170,7 +171,9 @@ def _settle(
     elif posting_allowed:
         progress.stage, progress.posting_started = "posting to M3", True
         try:
-            progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers, audits)
+            progress.posting = steps.post_vouchers(
+                connections, settlement, prepared.gates.vouchers, audits, fx_accounts(mapping)
+            )
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
             progress.posting = PostingResult(
                 posted=tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers)),

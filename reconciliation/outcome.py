@@ -21,6 +21,7 @@ import pandas as pd
 
 from reconciliation.audit import AuditRecord
 from reconciliation.gates import GateOutcome
+from reconciliation.local_currency import LocalVoucher
 from reconciliation.mapping import MappedLines
 from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
@@ -64,6 +65,7 @@ class PostedVoucherRef:
     key: str
     m3_ref: str  # e.g. "AAA/2024/AZ/1234" (division/year/series/number)
     already_posted: bool  # found in M3 or the state store instead of written now
+    local: LocalVoucher | None = None  # as M3 booked it in local currency (None: not read back)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,10 @@ def decide_outcome(
         )
     if result.confirmed:
         reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(result.confirmed))
+    local_problems = [problem for p in result.posted if p.local is not None for problem in p.local.problems]
+    if local_problems:  # posted, but not as the books need it: never passed over as posted
+        reasons += local_problems
+        status = "held" if status in ("posted", "duplicate") else status
     return SettlementOutcome(
         settlement=prepared.settlement,
         status=status,

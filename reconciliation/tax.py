@@ -13,11 +13,12 @@ picks a registration other than "established in the marketplace's country") says
   mapping's categories marked ``tax: fee``;
 - ``output_vat_code``: the M3 VAT code of output-tax lines (categories marked ``tax: output``).
 
-``apply_tax_profile`` works on a voucher's (period, category) sums, before accounts are
-summed, so every figure is per voucher and per category; it keeps each period's total, so the
-month split's carry-over is unchanged. Rounding (``ROUND_HALF_UP`` in the minor unit): included
-tax = gross x rate / (1 + rate), reverse charge = net x rate, as on Amazon's fee invoice, whose
-tax is computed on its total rather than per fee row.
+``apply_tax_profile`` works on a voucher's (period, category, channel) sums, before accounts are
+summed, so every figure is per voucher and per category (and per side of a category the mapping
+keeps gross); it keeps each period's total, so the month split's carry-over is unchanged.
+Rounding (``ROUND_HALF_UP`` in the minor unit): included tax = gross x rate / (1 + rate),
+reverse charge = net x rate, as on Amazon's fee invoice, whose tax is computed on its total
+rather than per fee row.
 """
 
 from __future__ import annotations
@@ -102,18 +103,24 @@ class TaxProfiles:
         return dict(self.by_marketplace).get(code, replace(NO_TAX_PROFILE, marketplace=code))
 
 
+# A voucher's sums before accounts: (period, category, channel, Σ positive, Σ negative settlement
+# amounts); a category the voucher nets comes with its net on one side.
+CategorySums = tuple[int, str, str, int, int]
+
+
 def apply_tax_profile(
-    sums: Iterable[tuple[int, str, int]],
+    sums: Iterable[CategorySums],
     profile: TaxProfile,
     roles: Mapping[str, str],
     categories: Iterable[str],
     *,
     invoices_in_m3: bool = True,
-) -> list[tuple[int, str, int]]:
-    """(period, category, Σ settlement amount) after the profile: facilitator tax moved to the
-    clearing category, fee sums split (included) or joined by the self-assessment pair (reverse
-    charge). ``roles`` is each category's ``tax:`` role; ``categories`` the mapping's categories.
-    Amounts keep the settlement's sign (a fee is negative); each period's total is unchanged."""
+) -> list[CategorySums]:
+    """``sums`` after the profile: facilitator tax moved to the clearing category, fee sums split
+    (included) or joined by the self-assessment pair (reverse charge). ``roles`` is each category's
+    ``tax:`` role; ``categories`` the mapping's categories. Each side (positive, negative) is
+    treated on its own, so a category kept gross keeps its sides; amounts keep the settlement's
+    sign (a fee is negative) and each period's total is unchanged."""
     sums = list(sums)
     clears = profile.clears_facilitator_tax(invoices_in_m3)
     treatment = profile.fee_vat.treatment
@@ -126,21 +133,30 @@ def apply_tax_profile(
             f"{profile.marketplace} tax profile books to ({_why(clears, treatment)}); add "
             f"{'them' if several else 'it'} to the mapping or change [tax.{profile.marketplace}] in config.toml"
         )
-    out: list[tuple[int, str, int]] = []
     rate = profile.fee_vat.rate
-    for period, category, amount in sums:
+
+    def after_profile(category: str, amount: int) -> list[tuple[str, int]]:
         role = roles.get(category, "")
         if clears and role in (TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT):
-            out.append((period, FACILITATOR_CLEARING, amount))
-        elif role == TAX_FEE and treatment == "included" and amount:
+            return [(FACILITATOR_CLEARING, amount)]
+        if role == TAX_FEE and treatment == "included":
             tax = _round_half_up(Decimal(amount) * rate / (1 + rate))
-            out += [(period, category, amount - tax), (period, INPUT_TAX, tax)]
-        elif role == TAX_FEE and treatment == "reverse_charge" and amount:
+            return [(category, amount - tax), (INPUT_TAX, tax)]
+        if role == TAX_FEE and treatment == "reverse_charge":
             tax = _round_half_up(Decimal(amount) * rate)
-            out += [(period, category, amount), (period, INPUT_VAT_REVERSE_CHARGE, tax)]
-            out.append((period, OUTPUT_VAT_REVERSE_CHARGE, -tax))
-        else:
-            out.append((period, category, amount))
+            return [(category, amount), (INPUT_VAT_REVERSE_CHARGE, tax), (OUTPUT_VAT_REVERSE_CHARGE, -tax)]
+        return [(category, amount)]
+
+    out: list[CategorySums] = []
+    for period, category, channel, positive, negative in sums:
+        if not (positive or negative):  # nets to nothing: kept, so the category still names its account
+            out.append((period, category, channel, 0, 0))
+        for amount in (positive, negative):
+            if amount:
+                out += [
+                    (period, name, channel, max(value, 0), min(value, 0))
+                    for name, value in after_profile(category, amount)
+                ]
     return out
 
 
@@ -155,10 +171,8 @@ def vat_code_for(category: str, role: str, profile: TaxProfile) -> str:
     return ""
 
 
-def _needed_categories(
-    sums: list[tuple[int, str, int]], roles: Mapping[str, str], clears: bool, treatment: str
-) -> list[str]:
-    present = {roles.get(category, "") for _, category, amount in sums if amount}
+def _needed_categories(sums: list[CategorySums], roles: Mapping[str, str], clears: bool, treatment: str) -> list[str]:
+    present = {roles.get(category, "") for _, category, _, positive, negative in sums if positive or negative}
     needed = []
     if clears and present & {TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT}:
         needed.append(FACILITATOR_CLEARING)

@@ -20,9 +20,20 @@ in the deposit date's month or later belong to the deposit month. One voucher pe
 
 It balances exactly when the lines sum to ``total-amount`` (the gate checks that first).
 
-Lines are aggregated per (account, AIT2..AIT7) within a voucher, never one M3 line per
-report row; accounts that net to zero are left out; deposit and carry-over lines stay
+Lines are aggregated per (account, AIT2..AIT7, VAT code) within a voucher, never one M3 line
+per report row (the marketplace's tax profile, ``reconciliation.tax``, is applied to the
+per-category sums first); accounts that net to zero are left out; deposit and carry-over lines stay
 separate lines. A ``Voucher`` whose lines do not sum to zero cannot be constructed.
+
+Gross lines. When the mapping's ``gross_lines`` is on, a category marked ``gross`` (revenue
+and refunds: principal, shipping, promotions, refunds in the presets) is aggregated per
+(account, AIT2..AIT7, category) with its debits and its credits as two separate lines: a sale
+and its refund in one settlement leave both lines even when they share an account or net to
+zero. That adds at most one line per gross category and dimension set to a voucher.
+
+Multi-channel fulfilment lines (marketplace-name ``Non-Amazon …``) resolve a category's
+``{channel}`` dimension to ``MCF`` instead of ``AMZ``, so their fees book apart from the
+Amazon marketplace's.
 
 Posting key ``AMZ-{settlement_id}-{YYYYMM}`` (YYYYMM = the voucher's accounting month) starts
 the voucher text (VTXT, at most 40 characters); a settlement reversed and posted again takes
@@ -40,9 +51,24 @@ import numpy as np
 import pandas as pd
 
 from reconciliation.m3_fields import AIT_LENGTH, CUAM_LENGTH, MAX_VOUCHER_LINES, VTXT_LENGTH
-from reconciliation.mapping import GLMapping, MappedLines, factorize_text, marketplace_code
+from reconciliation.mapping import (
+    CHANNEL_AMAZON,
+    CHANNEL_MCF,
+    GLMapping,
+    MappedLines,
+    factorize_text,
+    is_multichannel_row,
+    marketplace_code,
+)
 from reconciliation.model import Settlement, currency_decimals, format_minor
-from reconciliation.tax import TaxProfiles, TaxSetupError, apply_tax_profile, tax_profiles, vat_code_for
+from reconciliation.tax import (
+    CategorySums,
+    TaxProfiles,
+    TaxSetupError,
+    apply_tax_profile,
+    tax_profiles,
+    vat_code_for,
+)
 
 ROLE_SETTLEMENT = "settlement"
 ROLE_DEPOSIT = "deposit"
@@ -228,7 +254,7 @@ def build_vouchers(
     roles = {name: category.tax for name, category in mapping.categories.items()}
     try:
         sums = apply_tax_profile(
-            _sums_by_period_and_category(periods, mapped.lines),
+            _sums_by_period_and_category(periods, mapped.lines, mapping),
             profile,
             roles,
             mapping.categories,
@@ -236,16 +262,21 @@ def build_vouchers(
         )
     except TaxSetupError as exc:
         raise VoucherError(str(exc)) from None
-    # [amount, categories] per (account, AIT2..AIT7, VAT code)
-    accounts: dict[int, dict[tuple[str, tuple[str, ...], str], list[Any]]] = {}
+    # (account, dims, gross part, VAT code) -> [amount, categories]; the gross part is ("", 0) for a
+    # netted account, (category, ±1) for the credits (+1: settlement amounts > 0) or debits of a
+    # gross category.
+    accounts: dict[int, dict[tuple[str, tuple[str, ...], tuple[str, int], str], list[Any]]] = {}
     period_sums: dict[int, int] = {}
-    for period, category, amount in sums:
-        period_sums[period] = period_sums.get(period, 0) + amount
-        account, dims = mapping.account_for(category, market, currency)
+    for period, category, channel, positive, negative in sums:
+        period_sums[period] = period_sums.get(period, 0) + positive + negative
+        account, dims = mapping.account_for(category, market, currency, channel)
+        gross = mapping.keeps_gross(category)
         vat_code = vat_code_for(category, roles.get(category, ""), profile)
-        slot = accounts.setdefault(period, {}).setdefault((account, dims, vat_code), [0, set()])
-        slot[0] += amount
-        slot[1].add(category)
+        for side, amount in ((1, positive), (-1, negative)):
+            part = (category, side) if gross else ("", 0)
+            slot = accounts.setdefault(period, {}).setdefault((account, dims, part, vat_code), [0, set()])
+            slot[0] += amount
+            slot[1].add(category)
 
     def account_line(category: str, amount: int, description: str, role: str) -> VoucherLine:
         account, dims = mapping.account_for(category, market, currency)
@@ -257,7 +288,7 @@ def build_vouchers(
     for index, (key, accounting_date) in enumerate(plan):
         period = int(key.rsplit("-", 1)[1])
         voucher_lines = []
-        for (account, dims, vat_code), (amount, categories) in sorted(accounts.get(period, {}).items()):
+        for (account, dims, _, vat_code), (amount, categories) in sorted(accounts.get(period, {}).items()):
             if amount:
                 joined = "+".join(sorted(categories))
                 voucher_lines.append(
@@ -302,27 +333,41 @@ def build_vouchers(
     return vouchers
 
 
-def _sums_by_period_and_category(periods: np.ndarray, lines: pd.DataFrame) -> list[tuple[int, str, int]]:
-    """(period, category, Σ amount_minor) of every (period, category) some line has, sorted.
+def _sums_by_period_and_category(periods: np.ndarray, lines: pd.DataFrame, mapping: GLMapping) -> list[CategorySums]:
+    """(period, category, channel, Σ positive amount_minor, Σ negative amount_minor) of every
+    (period, category, channel) some line has, sorted; a category the voucher nets (not kept gross)
+    carries its net on one side, so the tax profile sees one sum per netted category.
 
-    Summed over all report rows at once; a category fixes the account and dimensions, so the
-    per-account aggregation only sees these sums. On integer codes: converting the category
-    strings for a groupby costs ~0.1 s per million lines.
+    Summed over all report rows at once; a category and channel fix the account and dimensions,
+    so the per-account aggregation only sees these sums (both signs, for gross lines). On integer
+    codes: converting the category strings for a groupby costs ~0.1 s per million lines.
     """
     codes, names = factorize_text(lines["category"])
     has_category = codes >= 0  # no category: unmapped (build_vouchers refuses those before)
-    # Codes follow first appearance; ranked by name, the keys sort by (period, category).
+    # Codes follow first appearance; ranked by name, the keys sort by (period, category, channel).
     by_name = sorted(range(len(names)), key=names.__getitem__)
     rank = np.empty(len(names), dtype=np.int64)
     rank[by_name] = np.arange(len(names))
-    width = max(len(names), 1)
-    groups, group_of_row = np.unique(periods[has_category] * width + rank[codes[has_category]], return_inverse=True)
-    sums = np.zeros(len(groups), dtype=np.int64)
-    np.add.at(sums, group_of_row.reshape(-1), lines["amount_minor"].to_numpy(dtype=np.int64)[has_category])
-    return [
-        (period, str(names[by_name[position]]), amount)
-        for (period, position), amount in zip((divmod(g, width) for g in groups.tolist()), sums.tolist())
-    ]
+    width = max(len(names), 1) * 2
+    mcf = is_multichannel_row(lines)[has_category].astype(np.int64)
+    keys = periods[has_category] * width + rank[codes[has_category]] * 2 + mcf
+    groups, group_of_row = np.unique(keys, return_inverse=True)
+    group_of_row = group_of_row.reshape(-1)
+    amounts = lines["amount_minor"].to_numpy(dtype=np.int64)[has_category]
+    # int64 cannot wrap here: parse refuses files whose sums could (reconciliation/parse.py _summable).
+    positive = np.zeros(len(groups), dtype=np.int64)
+    negative = np.zeros(len(groups), dtype=np.int64)
+    np.add.at(positive, group_of_row, np.where(amounts > 0, amounts, 0))
+    np.add.at(negative, group_of_row, np.where(amounts < 0, amounts, 0))
+    result = []
+    for group, plus, minus in zip(groups.tolist(), positive.tolist(), negative.tolist()):
+        period, rest = divmod(group, width)
+        position, is_mcf = divmod(rest, 2)
+        category = str(names[by_name[position]])
+        if not mapping.keeps_gross(category):
+            plus, minus = max(plus + minus, 0), min(plus + minus, 0)
+        result.append((period, category, CHANNEL_MCF if is_mcf else CHANNEL_AMAZON, plus, minus))
+    return result
 
 
 def _describe(mapping: GLMapping, categories: str) -> str:

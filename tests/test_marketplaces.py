@@ -243,12 +243,12 @@ def test_settlement_without_marketplace_names_takes_it_from_the_currency():
     assert prepared.marketplace.decided_by == "currency"
     assert set(prepared.mapped.lines["ait3"]) == {"CA"}
     [voucher] = prepared.gates.vouchers
-    # 6150 subscription 39.99, 6220 inbound freight 150.00, 6160 storage 98.70 + 33.00 = 131.70;
-    # the seller owes Amazon 321.69: a credit on 2450 payable to Amazon.
+    # 4050 inbound transport (landed cost) 150.00, 6150 subscription 39.99, 6160 storage
+    # 98.70 + 33.00 = 131.70; the seller owes Amazon 321.69: a credit on 2450 payable to Amazon.
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
+        ("4050", "CA", 15000),
         ("6150", "CA", 3999),
         ("6160", "CA", 13170),
-        ("6220", "CA", 15000),
         ("2450", "CA", -32169),
     ]
     assert voucher.text.startswith(f"{voucher.key} Amazon CA CAD")

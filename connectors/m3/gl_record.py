@@ -1,8 +1,11 @@
 """The fixed-width ``I1`` record of GLS840MI/AddBatchLine (interface GLUPLOAD).
 
 Layout (docs/m3-contract.md): ``"I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10
-each) + CUCD(3) + CUAM(17, right-aligned, signed) + ACDT(yyyyMMdd) + VTXT(40) + VTCD(2)`` = 162 chars
-(VTCD, the line's VAT code, after VTXT is [ours]: docs/m3-contract.md).
+each) + CUCD(3) + CUAM(17, right-aligned, signed) + ACDT(yyyyMMdd) + VTXT(40) + VTCD(2) +
+CRTP(2) + ARAT(13, right-aligned)`` = 177 chars. VTCD is the line's VAT code ("" none). CRTP
+(exchange rate type) and ARAT (exchange rate) are blank when not given: M3 then takes the
+division's rate of the default rate type for ACDT. The place of VTCD, CRTP and ARAT after VTXT is
+[ours]: Infor's published layout we have ends at VTXT.
 Numbers (RNNO, GRNR) are zero-padded, alpha fields left-aligned and space-padded. Shared wire
 format: the sandbox may decode with :func:`decode_i1` so both sides agree on one definition.
 """
@@ -16,6 +19,8 @@ from decimal import Decimal, InvalidOperation
 from reconciliation.m3_fields import (
     AIT_COUNT,
     AIT_LENGTH,
+    ARAT_LENGTH,
+    CRTP_LENGTH,
     CUAM_LENGTH,
     CUCD_LENGTH,
     DIVI_LENGTH,
@@ -34,9 +39,11 @@ I1_FIELDS: tuple[tuple[str, int], ...] = (
     ("ACDT", 8),
     ("VTXT", VTXT_LENGTH),
     ("VTCD", VTCD_LENGTH),
+    ("CRTP", CRTP_LENGTH),
+    ("ARAT", ARAT_LENGTH),
 )
 _WIDTHS = dict(I1_FIELDS)
-I1_LENGTH = 2 + sum(width for _, width in I1_FIELDS)  # 162
+I1_LENGTH = 2 + sum(width for _, width in I1_FIELDS)  # 177
 
 
 class I1RecordError(ValueError):
@@ -54,6 +61,8 @@ class I1Record:
     accounting_date: date
     text: str
     vat_code: str = ""  # VTCD; "" none
+    rate_type: int | None = None  # CRTP; None: blank (M3's default rate type)
+    rate: Decimal | None = None  # ARAT; None: blank (M3 takes the division's rate for ACDT)
 
 
 def _alpha(name: str, value: str, width: int) -> str:
@@ -90,8 +99,17 @@ def encode_i1(record: I1Record) -> str:
         record.accounting_date.strftime("%Y%m%d"),
         _alpha("VTXT", record.text, VTXT_LENGTH),
         _alpha("VTCD", record.vat_code, VTCD_LENGTH),
+        "".rjust(CRTP_LENGTH) if record.rate_type is None else _number("CRTP", record.rate_type, CRTP_LENGTH),
+        "".rjust(ARAT_LENGTH) if record.rate is None else _rate(record.rate),
     ]
     return "".join(parts)
+
+
+def _rate(rate: Decimal) -> str:
+    text = format(rate, "f")
+    if not rate > 0 or len(text) > ARAT_LENGTH:
+        raise I1RecordError(f"I1 field ARAT must be a positive rate of at most {ARAT_LENGTH} chars, got {text}")
+    return text.rjust(ARAT_LENGTH)
 
 
 def decode_i1(parm: str) -> I1Record:
@@ -117,6 +135,13 @@ def decode_i1(parm: str) -> I1Record:
     for name in ("RNNO", "GRNR"):
         if not values[name].isdigit():
             raise I1RecordError(f"I1 field {name} is not a number: {values[name]!r}")
+    rate_type, rate = values["CRTP"].strip(), values["ARAT"].strip()
+    if rate_type and not rate_type.isdigit():
+        raise I1RecordError(f"I1 field CRTP is not a number: {values['CRTP']!r}")
+    try:
+        rate_value = Decimal(rate) if rate else None
+    except InvalidOperation:
+        raise I1RecordError(f"I1 field ARAT is not a number: {values['ARAT']!r}") from None
     return I1Record(
         rnno=int(values["RNNO"]),
         grnr=int(values["GRNR"]),
@@ -127,4 +152,6 @@ def decode_i1(parm: str) -> I1Record:
         accounting_date=accounting_date,
         text=values["VTXT"].rstrip(),
         vat_code=values["VTCD"].strip(),
+        rate_type=int(rate_type) if rate_type else None,
+        rate=rate_value,
     )

@@ -515,9 +515,17 @@ class JournalEntry:
     currency: str
     text: str
     lines: tuple[JournalLine, ...]
+    # Sent on every line (CRTP, ARAT): the exchange rate type, and the rate when one is fixed;
+    # None leaves it to M3 (its default type; the division's rate for the accounting date).
+    rate_type: int | None = None
+    rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         where = f"journal entry {self.key!r}"
+        if self.rate_type is not None and not (isinstance(self.rate_type, int) and 0 < self.rate_type < 100):
+            raise M3DataError(f"{where}: rate_type (CRTP N2) must be 1..99, got {self.rate_type!r}")
+        if self.rate is not None and not (isinstance(self.rate, Decimal) and self.rate > 0):
+            raise M3DataError(f"{where}: rate (ARAT) must be a positive Decimal, got {self.rate!r}")
         if not self.key or any(ch.isspace() for ch in self.key):
             raise M3DataError(f"{where}: key must be non-empty and contain no spaces")
         check_length(where, "DIVI", self.divi, DIVI_LENGTH, required=True)
@@ -563,6 +571,13 @@ class PostedVoucherLine:
     text: str
     journal_sequence: int  # JSNO
     vat_code: str = ""  # VTCD
+    rate_type: int | None = None  # CRTP
+    rate: Decimal | None = None  # ARAT
+
+    @property
+    def added_by_m3(self) -> bool:
+        """A line M3 added in local currency only (CUAM 0): its FAM function's rounding difference."""
+        return self.amount == 0 and self.local_amount != 0
 
     @classmethod
     def from_m3(cls, r: Mapping[str, str]) -> PostedVoucherLine:
@@ -576,6 +591,8 @@ class PostedVoucherLine:
             text=m3_text(r, "VTXT"),
             journal_sequence=m3_int(r, "JSNO"),
             vat_code=m3_text(r, "VTCD"),
+            rate_type=m3_int(r, "CRTP") or None,
+            rate=m3_decimal(r, "ARAT") or None,
         )
 
 
