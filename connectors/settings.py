@@ -46,7 +46,8 @@ saying exactly which TOML key or environment variable to set.
     seller = "outside_eu_uk"       # optional: a registration other than "established in each marketplace's country"
     [tax.DE]
     facilitator = true
-    fee_vat = { treatment = "included", rate = "0.19", vat_code = "21" }
+    fee_vat = { treatment = "included", rate = "0.19", vat_code = "21" }   # at every date
+    # or dated treatments: [[tax.DE.fee_vat]] tables, each after the first with from = 2024-08-01
 
 ``[tax]`` is read from the file only (nested tables have no environment variables) and kept as
 written: the domain (``reconciliation.tax``) checks it, naming the key of a bad value.

@@ -10,7 +10,11 @@ picks a registration other than "established in the marketplace's country") says
   which nets to nil; with gross invoices they follow the mapping (the collected tax settles the
   receivable, the withheld tax reverses the output tax M3 booked);
 - ``fee_vat``: the tax Amazon charges on its fees (``FEE_VAT_TREATMENTS``); it applies to the
-  mapping's categories marked ``tax: fee``;
+  mapping's categories marked ``tax: fee``. It may change over time: a list of treatments, each
+  after the first with a ``from`` date; a voucher takes the one in force on its accounting date
+  (``TaxProfile.on``). A fee row whose transaction carries its own row mapped to ``input_tax``
+  (same transaction type, order and month: ``AmazonFees`` ``BASE_FEE`` / ``TAX_ON_FEE``) is
+  taxed by that row: no treatment adds tax to it again (``reconciliation.vouchers``);
 - ``output_vat_code``: the M3 VAT code of output-tax lines (categories marked ``tax: output``).
 
 ``apply_tax_profile`` works on a voucher's (period, category, channel) sums, before accounts are
@@ -26,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
@@ -50,6 +55,7 @@ PROFILES_FILE = "tax_profiles.yaml"
 _VAT_CODE = re.compile(r"^[0-9]{0,2}$")  # M3's VTCD is N2
 _PROFILE_KEYS = ("facilitator", "m3_invoices", "fee_vat", "output_vat_code", "source")
 _FEE_VAT_KEYS = ("treatment", "rate", "vat_code", "output_vat_code")
+FEE_VAT_FROM = "from"  # the date a treatment in a list of fee_vat treatments applies from
 
 
 class TaxProfileError(ValueError):
@@ -77,9 +83,22 @@ class TaxProfile:
     marketplace: str
     facilitator: bool = False
     m3_invoices: str = "gross"  # M3_INVOICES
-    fee_vat: FeeVat = FeeVat()
+    fee_vat: FeeVat = FeeVat()  # in force until the first of fee_vat_from (always, when there is none)
     output_vat_code: str = ""
     source: str = ""
+    fee_vat_from: tuple[tuple[date, FeeVat], ...] = ()  # later treatments, by ascending from-date
+
+    def on(self, day: date) -> TaxProfile:
+        """The profile on ``day``: its fee_vat the treatment in force then."""
+        in_force = self.fee_vat
+        for start, fee_vat in self.fee_vat_from:
+            if start <= day:
+                in_force = fee_vat
+        return replace(self, fee_vat=in_force, fee_vat_from=())
+
+    def with_fee_tax_in_rows(self) -> TaxProfile:
+        """The profile for fee rows that carry their tax in rows of their own: ``separate_rows``."""
+        return replace(self, fee_vat=replace(self.fee_vat, treatment="separate_rows"))
 
     @property
     def invoices_withheld_tax(self) -> bool:
@@ -273,13 +292,56 @@ def _with_fields(profile: TaxProfile, fields: Mapping[str, Any], where: str) -> 
             changes[key] = _vat_code(value, path)
         elif key == "source":
             changes[key] = " ".join(str(value).split())
-        elif key == "fee_vat":
-            if not isinstance(value, Mapping):
-                raise TaxProfileError(f"{path}: must be a table of {', '.join(_FEE_VAT_KEYS)}")
+        elif key == "fee_vat" and isinstance(value, Mapping):  # one table: at every date
             changes[key] = _fee_vat(profile.fee_vat, value, path)
+            changes["fee_vat_from"] = tuple((start, _fee_vat(fv, value, path)) for start, fv in profile.fee_vat_from)
+        elif key == "fee_vat" and isinstance(value, list) and value:  # dated treatments
+            changes["fee_vat"], changes["fee_vat_from"] = _fee_vat_periods(profile, value, path)
+        elif key == "fee_vat":
+            raise TaxProfileError(
+                f"{path}: must be a table of {', '.join(_FEE_VAT_KEYS)}, or a list of such tables "
+                f"each after the first with a {FEE_VAT_FROM} date"
+            )
         else:
             raise TaxProfileError(f"{path}: unknown key (expected {', '.join(_PROFILE_KEYS)})")
     return replace(profile, **changes)
+
+
+def _fee_vat_periods(
+    profile: TaxProfile, periods: list[Any], where: str
+) -> tuple[FeeVat, tuple[tuple[date, FeeVat], ...]]:
+    """(the first treatment, the dated ones) of a list of fee_vat tables; each table's keys apply
+    over the treatment before it (the first over ``profile``'s first), so a key may be left out."""
+    first: FeeVat | None = None
+    later: list[tuple[date, FeeVat]] = []
+    for index, fields in enumerate(periods):
+        path = f"{where}[{index}]"
+        if not isinstance(fields, Mapping):
+            raise TaxProfileError(f"{path}: must be a table of {FEE_VAT_FROM}, {', '.join(_FEE_VAT_KEYS)}")
+        treatment = {key: value for key, value in fields.items() if key != FEE_VAT_FROM}
+        if index == 0:
+            if FEE_VAT_FROM in fields:
+                raise TaxProfileError(f"{path}.{FEE_VAT_FROM}: the first treatment applies from the start: no date")
+            first = _fee_vat(profile.fee_vat, treatment, path)
+            continue
+        start = _from_date(fields.get(FEE_VAT_FROM), f"{path}.{FEE_VAT_FROM}")
+        if later and start <= later[-1][0]:
+            raise TaxProfileError(f"{path}.{FEE_VAT_FROM}: {start} is not after the date before it ({later[-1][0]})")
+        assert first is not None  # set at index 0
+        later.append((start, _fee_vat(later[-1][1] if later else first, treatment, path)))
+    assert first is not None  # the list is not empty (checked by the caller)
+    return first, tuple(later)
+
+
+def _from_date(value: Any, path: str) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):  # YAML and TOML dates
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise TaxProfileError(f"{path}: must be a date written 2024-08-01, got {value!r}")
 
 
 def _fee_vat(base: FeeVat, fields: Mapping[str, Any], where: str) -> FeeVat:

@@ -83,8 +83,8 @@ EXPECTED = {
     # storage BASE_FEE -12,40, DISCOUNT_ON_FEE +1,24, TAX_ON_FEE -2,12; Commingling VAT -0,57;
     # advertising -50,00 and its TaxAmount -9,50. total -280,89 (the seller owes Amazon).
     # 2640 input tax: 38,00 + 2,12 + 0,57 + 9,50 = 50,19; 6160 storage: 12,40 - 1,24 = 11,16.
-    # Amazon charged this seller VAT on its fees (TAX_ON_FEE rows), so its DE profile is
-    # separate_rows (TAX_PROFILES below), not the shipped reverse charge.
+    # Deposited 27.10.2024: the shipped DE profile is separate_rows since 1 August 2024 (Amazon
+    # charges German VAT on its fees, the TAX_ON_FEE rows), so no reverse charge is added.
     "de_v2_input_tax.tsv": (
         "Amazon.de",
         "EUR",
@@ -162,14 +162,11 @@ EXPECTED = {
 }
 
 
-TAX_PROFILES = tax_profiles({"DE": {"fee_vat": {"treatment": "separate_rows"}}})
-
-
 def _prepared(name: str, preset: str = "invoice-clearing"):
     parsed = read_settlement_file(GOLDEN / name)
     assert parsed.errors == []
     [settlement] = parsed.settlements
-    return prepare_settlement(settlement, load_mapping(preset), tax=TAX_PROFILES)
+    return prepare_settlement(settlement, load_mapping(preset))
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

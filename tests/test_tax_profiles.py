@@ -25,13 +25,14 @@ from reconciliation.gates import check_gates
 from reconciliation.mapping import MappingError, load_mapping, parse_mapping
 from reconciliation.marketplaces import MARKETPLACES
 from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
-from reconciliation.tax import TaxProfileError, configured_tax_profiles, tax_profiles
+from reconciliation.tax import FeeVat, TaxProfileError, configured_tax_profiles, tax_profiles
 from reconciliation.vouchers import build_vouchers
 from sandbox.m3.app import create_app
 from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
 from sandbox.server import serve_in_thread
 
 POSTED = "2024-10-18 10:00:00"
+JULY_2024 = {"start": "2024-07-09 10:00:00", "end": "2024-07-23 10:00:00", "deposit": "2024-07-25 10:00:00"}
 
 
 def _bs(code: str) -> tuple[str, ...]:
@@ -140,13 +141,15 @@ def test_uk_fees_include_20_percent_vat_split_per_voucher_and_category_rounded_h
 def test_de_reverse_charge_posts_the_self_assessment_pair_each_with_its_code():
     settlement = make_settlement(
         [
-            ("Order", "ItemPrice", "Principal", 15000, POSTED, "302-1"),
-            ("Order", "ItemFees", "Commission", -10000, POSTED, "302-1"),
+            ("Order", "ItemPrice", "Principal", 15000, "2024-07-18 10:00:00", "302-1"),
+            ("Order", "ItemFees", "Commission", -10000, "2024-07-18 10:00:00", "302-1"),
         ],
         currency="EUR",
         marketplace="Amazon.de",
+        **JULY_2024,
     )
     tax = tax_profiles({"DE": {"fee_vat": {"vat_code": "31", "output_vat_code": "32"}}})
+    # July 2024, before Amazon EU charged German VAT on its fees: reverse charge.
     # Fee 100.00 is net: expense 100.00; 19 % = 19.00 self-assessed: Dr 2641 / Cr 2611.
     # Total 150.00 - 100.00 = 50.00. Debit 19.00 + 100.00 + 50.00 = 169.00 = credit 19.00 + 150.00.
     assert _lines(settlement, tax=tax) == [
@@ -155,6 +158,78 @@ def test_de_reverse_charge_posts_the_self_assessment_pair_each_with_its_code():
         ("2641", _bs("DE"), 1900, "31"),
         ("6110", _pl("DE"), 10000, ""),
         ("1930", _bs("DE"), 5000, ""),
+    ]
+
+
+def test_eu_fee_vat_is_reverse_charge_until_july_2024_and_the_files_tax_rows_from_august():
+    """One DE settlement over the change: each voucher takes the treatment of its accounting date."""
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 10000, "2024-07-30 10:00:00", "302-1"),
+            ("Order", "ItemFees", "Commission", -1500, "2024-07-30 10:00:00", "302-1"),
+            ("Order", "ItemPrice", "Principal", 8000, "2024-08-05 10:00:00", "302-2"),
+            ("Order", "ItemFees", "Commission", -1200, "2024-08-05 10:00:00", "302-2"),
+            ("AmazonFees", "VINE_ENROLLMENT_FEE", "BASE_FEE", -20000, "2024-08-05 10:00:00"),
+            ("AmazonFees", "VINE_ENROLLMENT_FEE", "TAX_ON_FEE", -3800, "2024-08-05 10:00:00"),
+        ],
+        currency="EUR",
+        marketplace="Amazon.de",
+        start="2024-07-25 10:00:00",
+        end="2024-08-08 10:00:00",
+        deposit="2024-08-09 10:00:00",
+    )
+    mapping = load_mapping("invoice-clearing")
+    tax = tax_profiles({"DE": {"fee_vat": {"vat_code": "31", "output_vat_code": "32"}}})  # at every date
+    july, august = build_vouchers(settlement, mapping.map_settlement(settlement), mapping, tax)
+    # July (dated 2024-07-31): reverse charge on the commission, 15.00 x 0.19 = 2.85 on 2641 Dr and
+    # 2611 Cr; month sum 100.00 - 15.00 = 85.00 carried over (1595 Dr).
+    assert july.accounting_date == date(2024, 7, 31)
+    assert [(l.account, l.amount_minor, l.vat_code) for l in july.lines] == [
+        ("1510", -10000, ""),
+        ("2611", -285, "32"),
+        ("2641", 285, "31"),
+        ("6110", 1500, ""),
+        ("1595", 8500, ""),
+    ]
+    # August (dated the deposit, 2024-08-09): separate_rows. The commission 12.00 gets no tax, the
+    # Vine fee 200.00 is promotion fees and its TAX_ON_FEE row 38.00 input tax with code 31.
+    # Total 100.00 - 15.00 + 80.00 - 12.00 - 200.00 - 38.00 = -85.00: payable to Amazon (2450 Cr).
+    # Debit 38.00 + 12.00 + 200.00 = 250.00 = credit 80.00 + 85.00 (carry-over back) + 85.00.
+    assert august.accounting_date == date(2024, 8, 9)
+    assert [(l.account, l.amount_minor, l.vat_code) for l in august.lines] == [
+        ("1510", -8000, ""),
+        ("2640", 3800, "31"),
+        ("6110", 1200, ""),
+        ("6520", 20000, ""),
+        ("1595", -8500, ""),
+        ("2450", -8500, ""),
+    ]
+
+
+def test_a_fee_with_its_own_tax_row_is_not_taxed_again_under_included():
+    """UK, October 2024 (fees include VAT): the Vine fee's TAX_ON_FEE row is its VAT, so only the
+    commission is split; a tax row of another transaction (Commingling VAT) changes nothing."""
+    settlement = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 5000, POSTED, "202-1"),
+            ("Order", "ItemFees", "Commission", -864, POSTED, "202-1"),
+            ("AmazonFees", "VINE_ENROLLMENT_FEE", "BASE_FEE", -10000, POSTED),
+            ("AmazonFees", "VINE_ENROLLMENT_FEE", "TAX_ON_FEE", -2000, POSTED),
+            ("COMMINGLING_VAT", "OTHER_TRANSACTION", "COMMINGLING_VAT", -57, POSTED),
+        ],
+        currency="GBP",
+        marketplace="Amazon.co.uk",
+    )
+    tax = tax_profiles({"UK": {"fee_vat": {"vat_code": "21"}}})
+    # commission 8.64 x 0.20 / 1.20 = 1.44 -> 6110 7.20; the Vine fee stays 100.00 on 6520 (split
+    # too, 16.67 of input VAT would be counted twice); 2640: 1.44 + 20.00 + 0.57 = 22.01.
+    # Total 50.00 - 8.64 - 100.00 - 20.00 - 0.57 = -79.21 (2450 Cr).
+    assert _lines(settlement, tax=tax) == [
+        ("1510", _bs("UK"), -5000, ""),
+        ("2640", _bs("UK"), 2201, "21"),
+        ("6110", _pl("UK"), 720, ""),
+        ("6520", _pl("UK"), 10000, ""),
+        ("2450", _bs("UK"), -7921, ""),
     ]
 
 
@@ -250,8 +325,12 @@ def test_the_shipped_profiles_cover_every_marketplace_each_with_its_source():
         assert len(profile.source) > 40, marketplace.code
         assert profile.m3_invoices == ("net" if profile.facilitator else "gross")
     assert profiles["US"].facilitator and profiles["US"].fee_vat.treatment == "none"
-    assert (profiles["UK"].fee_vat.treatment, profiles["UK"].fee_vat.rate) == ("included", Decimal("0.20"))
+    assert (profiles["UK"].on(date(2024, 8, 1)).fee_vat.treatment, profiles["UK"].fee_vat.rate) == (
+        "included",
+        Decimal("0.20"),
+    )
     rates = {c: profiles[c].fee_vat.rate for c in ("DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE", "IE")}
+    before, since = date(2024, 7, 31), date(2024, 8, 1)
     assert rates == {
         "DE": Decimal("0.19"),
         "FR": Decimal("0.20"),
@@ -263,12 +342,21 @@ def test_the_shipped_profiles_cover_every_marketplace_each_with_its_source():
         "BE": Decimal("0.21"),
         "IE": Decimal("0.23"),
     }
-    assert {profiles[c].fee_vat.treatment for c in rates} == {"reverse_charge"}
+    assert {profiles[c].on(before).fee_vat.treatment for c in rates} == {"reverse_charge"}
+    # Since 1 August 2024 Amazon EU charges local VAT on its fees to sellers established in eight
+    # of them (TAX_ON_FEE rows); Ireland stays reverse charge, the UK's fees include UK VAT.
+    assert {c: profiles[c].on(since).fee_vat.treatment for c in rates} == {
+        **{c: "separate_rows" for c in ("DE", "FR", "IT", "ES", "NL", "SE", "PL", "BE")},
+        "IE": "reverse_charge",
+    }
+    assert {c: profiles[c].on(since).fee_vat.rate for c in rates} == rates
+    assert profiles["UK"].on(before).fee_vat.treatment == "reverse_charge"
     assert profiles["CA"].fee_vat.treatment == "separate_rows"
     # A seller established outside the EU and UK: Amazon is the deemed supplier there.
     outside = tax_profiles(seller="outside_eu_uk")
     assert outside["DE"].facilitator and outside["DE"].m3_invoices == "net"
     assert outside["UK"].fee_vat.treatment == "none" and not outside["JP"].facilitator
+    assert outside["DE"].on(date(2024, 8, 1)).fee_vat.treatment == "none"  # a table applies at every date
 
 
 @pytest.mark.parametrize(
@@ -284,6 +372,18 @@ def test_the_shipped_profiles_cover_every_marketplace_each_with_its_source():
         ({"XX": {"facilitator": True}}, "[tax.XX]: unknown marketplace code"),
         ({"DE": 5}, "[tax.DE]: must be a table"),
         ({"seller": "martian"}, "[tax] seller: 'martian' is not a known registration"),
+        ({"DE": {"fee_vat": []}}, "[tax.DE] fee_vat: must be a table of treatment"),
+        (
+            {"DE": {"fee_vat": [{"from": "2024-01-01", "treatment": "none"}]}},
+            "[tax.DE] fee_vat[0].from: the first treatment applies from the start",
+        ),
+        ({"DE": {"fee_vat": [{}, {"treatment": "none"}]}}, "[tax.DE] fee_vat[1].from: must be a date"),
+        ({"DE": {"fee_vat": [{}, {"from": "1.8.2024"}]}}, "[tax.DE] fee_vat[1].from: must be a date"),
+        (
+            {"DE": {"fee_vat": [{}, {"from": "2024-08-01"}, {"from": "2024-08-01", "treatment": "none"}]}},
+            "[tax.DE] fee_vat[2].from: 2024-08-01 is not after the date before it",
+        ),
+        ({"DE": {"fee_vat": [{}, {"from": "2024-08-01", "rate": 2}]}}, "[tax.DE] fee_vat[1].rate: must be a fraction"),
     ],
 )
 def test_a_bad_tax_setting_is_one_line_naming_the_key(table, words):
@@ -303,6 +403,14 @@ def test_config_toml_tax_tables_reach_the_profiles(tmp_path: Path):
     assert profiles["FR"].facilitator  # the seller registration
     assert (profiles["FR"].fee_vat.rate, profiles["FR"].fee_vat.vat_code) == (Decimal("0.19"), "7")
     assert profiles["UK"].fee_vat.vat_code == "21"
+    # dated treatments as a TOML array of tables: keys left out are as in the treatment before
+    (tmp_path / "config.toml").write_text(
+        '[[tax.IE.fee_vat]]\ntreatment = "reverse_charge"\nrate = "0.23"\nvat_code = "31"\n'
+        '[[tax.IE.fee_vat]]\nfrom = 2025-01-01\ntreatment = "included"\n'
+    )
+    ireland = load_tax_profiles(tmp_path)["IE"]
+    assert ireland.on(date(2024, 12, 31)).fee_vat == FeeVat("reverse_charge", Decimal("0.23"), "31")
+    assert ireland.on(date(2025, 1, 1)).fee_vat == FeeVat("included", Decimal("0.23"), "31")
     (tmp_path / "config.toml").write_text('[tax.DE]\nfee_vat = { rate = 0.19, treatment = "reverse charge" }\n')
     with pytest.raises(ConfigurationError, match=r"config\.toml: \[tax\.DE\] fee_vat\.treatment"):
         load_tax_profiles(tmp_path)
