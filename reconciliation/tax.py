@@ -312,25 +312,26 @@ def _fee_vat_periods(
 ) -> tuple[FeeVat, tuple[tuple[date, FeeVat], ...]]:
     """(the first treatment, the dated ones) of a list of fee_vat tables; each table's keys apply
     over the treatment before it (the first over ``profile``'s first), so a key may be left out."""
-    first: FeeVat | None = None
+    first_fields, *dated = periods
+    first = _fee_vat(profile.fee_vat, _treatment_fields(first_fields, f"{where}[0]"), f"{where}[0]")
+    if FEE_VAT_FROM in first_fields:
+        raise TaxProfileError(f"{where}[0].{FEE_VAT_FROM}: the first treatment applies from the start: no date")
     later: list[tuple[date, FeeVat]] = []
-    for index, fields in enumerate(periods):
+    for index, fields in enumerate(dated, start=1):
         path = f"{where}[{index}]"
-        if not isinstance(fields, Mapping):
-            raise TaxProfileError(f"{path}: must be a table of {FEE_VAT_FROM}, {', '.join(_FEE_VAT_KEYS)}")
-        treatment = {key: value for key, value in fields.items() if key != FEE_VAT_FROM}
-        if index == 0:
-            if FEE_VAT_FROM in fields:
-                raise TaxProfileError(f"{path}.{FEE_VAT_FROM}: the first treatment applies from the start: no date")
-            first = _fee_vat(profile.fee_vat, treatment, path)
-            continue
+        treatment = _treatment_fields(fields, path)
         start = _from_date(fields.get(FEE_VAT_FROM), f"{path}.{FEE_VAT_FROM}")
         if later and start <= later[-1][0]:
             raise TaxProfileError(f"{path}.{FEE_VAT_FROM}: {start} is not after the date before it ({later[-1][0]})")
-        assert first is not None  # set at index 0
         later.append((start, _fee_vat(later[-1][1] if later else first, treatment, path)))
-    assert first is not None  # the list is not empty (checked by the caller)
     return first, tuple(later)
+
+
+def _treatment_fields(fields: Any, path: str) -> dict[str, Any]:
+    """One table of a fee_vat list without its from-date."""
+    if not isinstance(fields, Mapping):
+        raise TaxProfileError(f"{path}: must be a table of {FEE_VAT_FROM}, {', '.join(_FEE_VAT_KEYS)}")
+    return {key: value for key, value in fields.items() if key != FEE_VAT_FROM}
 
 
 def _from_date(value: Any, path: str) -> date:

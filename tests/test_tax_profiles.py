@@ -373,6 +373,7 @@ def test_the_shipped_profiles_cover_every_marketplace_each_with_its_source():
         ({"DE": 5}, "[tax.DE]: must be a table"),
         ({"seller": "martian"}, "[tax] seller: 'martian' is not a known registration"),
         ({"DE": {"fee_vat": []}}, "[tax.DE] fee_vat: must be a table of treatment"),
+        ({"DE": {"fee_vat": [5]}}, "[tax.DE] fee_vat[0]: must be a table of from"),
         (
             {"DE": {"fee_vat": [{"from": "2024-01-01", "treatment": "none"}]}},
             "[tax.DE] fee_vat[0].from: the first treatment applies from the start",
