@@ -42,6 +42,16 @@ saying exactly which TOML key or environment variable to set.
     [state]
     url = "postgresql+psycopg://sync@db/m3sync"   # default: sqlite at HOME/state.sqlite
 
+    [tax]                          # tax per marketplace (reconciliation/tax_profiles.yaml): overrides
+    seller = "outside_eu_uk"       # optional: a registration other than "established in each marketplace's country"
+    [tax.DE]
+    facilitator = true
+    fee_vat = { treatment = "included", rate = "0.19", vat_code = "21" }   # at every date
+    # or dated treatments: [[tax.DE.fee_vat]] tables, each after the first with from = 2024-08-01
+
+``[tax]`` is read from the file only (nested tables have no environment variables) and kept as
+written: the domain (``reconciliation.tax``) checks it, naming the key of a bad value.
+
 Secret values (``[m3] password``, ``[amazon] refresh_token``, ``lwa_client_secret``) are
 `Secret` objects: their repr is ``'***'``; a Prefect Secret block reference is only loaded
 when ``.reveal()`` is called.
@@ -293,6 +303,7 @@ class Settings:
     home: Path
     problems: Mapping[str, str] = field(default_factory=dict)
     state_url_origin: str = "the state database URL"  # where it was configured, for messages
+    tax: Mapping[str, Any] = field(default_factory=dict)  # the [tax] table as written (reconciliation.tax checks it)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
 
     def __repr__(self) -> str:
@@ -360,6 +371,9 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
 }
 
 
+TAX_SECTION = "tax"  # [tax] and [tax.XX]: see the module docstring
+
+
 def env_var(section: str, key: str) -> str:
     """The environment variable for ``[section] key``: ``M3SYNC_M3_IONAPI``, ``M3SYNC_STATE_URL``."""
     return f"{ENV_PREFIX}{section.upper().replace('.', '_')}_{key.upper()}"
@@ -404,9 +418,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _collect(path: Path, document: Mapping[str, Any], env: Mapping[str, str]) -> dict[tuple[str, str], _Raw]:
     found: dict[tuple[str, str], _Raw] = {}
     for section, table in document.items():
+        if section == TAX_SECTION and isinstance(table, dict):
+            continue  # kept as written; load_settings hands it on
         if section not in _SCHEMA or not isinstance(table, dict):
             raise ConfigurationError(
-                f"{path}: unknown section [{section}]; known sections: " + ", ".join(f"[{name}]" for name in _SCHEMA),
+                f"{path}: unknown section [{section}]; known sections: "
+                + ", ".join(f"[{name}]" for name in (*_SCHEMA, TAX_SECTION)),
                 path=path,
             )
         for key, value in table.items():
@@ -771,7 +788,8 @@ def load_settings(
     """
     home = Path(home)
     config_path = home / CONFIG_FILE
-    raw = _collect(config_path, _read_toml(config_path), env)
+    document = _read_toml(config_path)
+    raw = _collect(config_path, document, env)
     sections = {name: _Section(name, raw, home, secret_resolver) for name in _SCHEMA}
     m3 = _m3_settings(sections["m3"], home)
     ledger = _ledger_settings(raw)
@@ -791,6 +809,7 @@ def load_settings(
         home=home,
         problems=problems,
         state_url_origin=state_origin,
+        tax=document.get(TAX_SECTION, {}),
         ledger=ledger,
     )
     for name in require:

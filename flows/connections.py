@@ -18,6 +18,7 @@ from typing import Any
 from connectors.amazon import SellerAccounts
 from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
 from connectors.settings import (
+    CONFIG_FILE,
     SANDBOX_M3_PROFILE,
     ConfigurationError,
     LedgerSettings,
@@ -29,6 +30,7 @@ from connectors.settings import (
 )
 from connectors.state import StateStore
 from reconciliation.mapping import GLMapping, MappingError, load_mapping
+from reconciliation.tax import TaxProfileError, TaxProfiles, configured_tax_profiles
 
 SANDBOX_COMPANY, SANDBOX_DIVISION = "100", "AAA"
 
@@ -256,6 +258,16 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
         connections.amazon = SellerAccounts.from_settings(settings.require_amazon())
         stack.callback(connections.amazon.close)
     return connections
+
+
+def load_tax_profiles(home: Path) -> TaxProfiles:
+    """The tax profiles: the shipped ones with ``[tax]`` of ``HOME/config.toml`` applied; a bad
+    value is a ConfigurationError naming the file and the key."""
+    settings = load_settings(home)
+    try:
+        return configured_tax_profiles(settings.tax, source=str(home / CONFIG_FILE))
+    except TaxProfileError as exc:
+        raise ConfigurationError(str(exc), path=home / CONFIG_FILE) from None
 
 
 def load_gl_mapping(name_or_path: str, home: Path) -> GLMapping:

@@ -203,7 +203,9 @@ def reversing_entry(
         accounting_date=accounting_date,
         currency=currency,
         text="Reversal" if len(reversal_key(key)) + len(" Reversal") <= VTXT_LENGTH else "",
-        lines=tuple(JournalLine(dimensions=tuple(line.dimensions), amount=-line.amount) for line in sent),
+        lines=tuple(
+            JournalLine(dimensions=tuple(line.dimensions), amount=-line.amount, vat_code=line.vat_code) for line in sent
+        ),
         rate_type=rated.rate_type if rated is not None else None,
         rate=rated.rate if rated is not None else None,
     )

@@ -25,7 +25,7 @@ from prefect.futures import PrefectFuture
 from connectors.m3 import M3Error
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.connections import Connections, load_gl_mapping, open_connections
+from flows.connections import Connections, load_gl_mapping, load_tax_profiles, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
@@ -62,10 +62,14 @@ def settlement_reconciliation(
     first_open_period: bool = False,
 ) -> dict:
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
-    options = RunOptions(
-        dry_run=dry_run, strict=strict, tolerance=Decimal(tolerance), first_open_period=first_open_period
-    )
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
+        options = RunOptions(
+            dry_run=dry_run,
+            strict=strict,
+            tolerance=Decimal(tolerance),
+            first_open_period=first_open_period,
+            tax=load_tax_profiles(connections.home),
+        )
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
         gl_mapping = load_gl_mapping(mapping, connections.home)
         ledger = steps.customer_ledger_choice(connections, gl_mapping)  # once per run, before any posting
@@ -155,6 +159,7 @@ def _settle(
                 steps.configured_marketplaces(connections),
                 periods,
                 options.first_open_period,
+                options.tax,
             ),
         ),
         ledger,  # allocate: the vouchers' receivable lines go to the payment clearing account
@@ -168,7 +173,7 @@ def _settle(
         try:
             invoices = steps.fetch_invoices(connections, settlement)
             progress.reconciliation = steps.reconcile(
-                settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals)
+                settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals), options.tax
             )
         except M3Error as exc:
             progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))

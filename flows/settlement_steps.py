@@ -79,6 +79,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
+from reconciliation.tax import TaxProfiles, tax_profiles
 from reconciliation.vouchers import (
     Voucher,
     at_version,
@@ -276,6 +277,7 @@ def prepare(
     configured_marketplaces: Sequence[str] = (),
     periods: PeriodLocks | None = None,
     first_open_period: bool = False,
+    tax: TaxProfiles | None = None,
 ) -> PreparedSettlement:
     """The pure stages; ``periods`` None (a dry run, or M3 not telling) leaves the period gate open."""
     return prepare_settlement(
@@ -285,6 +287,7 @@ def prepare(
         first_open_period=first_open_period,
         already_posted=periods.already_posted if periods is not None else (),
         configured_marketplaces=configured_marketplaces,
+        tax=tax,
     )
 
 
@@ -352,8 +355,19 @@ def invoices_frame(
 
 
 @task(cache_policy=NO_CACHE)
-def reconcile(settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int) -> Reconciliation:
-    return reconcile_orders(settlement.lines, invoices, tolerance_minor=tolerance_minor)
+def reconcile(
+    settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int, tax: TaxProfiles | None = None
+) -> Reconciliation:
+    """Per order against M3's invoices; where M3 invoices a facilitator marketplace gross, the
+    withheld tax is part of what M3 invoiced (``reconcile_orders``' ``withheld_tax_invoiced``)."""
+    marketplace = find_marketplace(settlement.marketplace)
+    profile = (tax or tax_profiles())[marketplace.code] if marketplace is not None else None
+    return reconcile_orders(
+        settlement.lines,
+        invoices,
+        tolerance_minor=tolerance_minor,
+        withheld_tax_invoiced=profile is not None and profile.invoices_withheld_tax,
+    )
 
 
 # A claim taken over from a process that is gone (or from a claim this old, when its owner is
@@ -744,6 +758,7 @@ def journal_entry(
             dimensions=(line.account, *line.dimensions),
             amount=minor_to_decimal(line.amount_minor, voucher.decimals),
             text=line.description[:room].rstrip(),
+            vat_code=line.vat_code,
         )
         for line in voucher.lines
     )
@@ -766,7 +781,11 @@ def voucher_hash(voucher: Voucher) -> str:
             voucher.key,
             voucher.accounting_date.isoformat(),
             voucher.currency,
-            *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines),
+            # a VAT code joins the hash only when there is one: hashes of vouchers without any stay as they were
+            *(
+                f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" + (f":{l.vat_code}" if l.vat_code else "")
+                for l in voucher.lines
+            ),
         ]
     )
     return hashlib.sha256(body.encode()).hexdigest()

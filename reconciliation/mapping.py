@@ -19,6 +19,12 @@ A mapping (YAML, shipped presets in ``reconciliation/mappings/``; a user's own f
   to a category. ``"*"`` matches any value; when several rules match a line the most specific
   wins (more concrete keys first, then a concrete transaction type, then amount type).
   A rule of three wildcards is refused: it would hide new fee types from the mapping gate.
+- ``tax_roles`` (optional): which categories the marketplace's tax profile treats as tax collected
+  from buyers (``collected``), withheld by Amazon as facilitator (``withheld``), output tax the
+  settlement books itself (``output``) and Amazon fees that bear VAT (``fee``):
+  ``{fee: [referral_commission, ...], ...}`` (``reconciliation.tax``).
+- ``invoices_in_m3`` (optional, default true): whether M3 invoices the Amazon orders the
+  settlement settles (``invoice-clearing``) or the settlement is the sales journal (``summary``).
 
 Rules match on normalised keys: upper-case with every character that is not a letter or digit
 removed, so ``Storage Fee``, ``StorageFee``, ``STORAGE_FEE`` and ``storage-fee`` are one key
@@ -51,6 +57,7 @@ import yaml
 from reconciliation.audit import sha256_hex
 from reconciliation.m3_fields import AIT_LENGTH
 from reconciliation.marketplaces import MARKETPLACES, find_marketplace, is_multichannel
+from reconciliation.tax import TAX_ROLES
 
 KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
 DIMENSION_FIELDS: tuple[str, ...] = ("AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
@@ -108,6 +115,7 @@ class Category:
     account: str
     dimensions: tuple[str, ...]  # AIT2..AIT7 templates, "" where unused
     description: str
+    tax: str = ""  # role for the tax profile (reconciliation.tax.TAX_ROLES), "" none
     gross: bool = False  # a revenue or refund category: kept gross when the mapping's gross_lines is on
 
     def resolve(self, marketplace_code: str, currency: str, channel: str = CHANNEL_AMAZON) -> tuple[str, ...]:
@@ -169,6 +177,7 @@ class GLMapping:
     categories: Mapping[str, Category]
     rules: tuple[Rule, ...]
     content_sha256: str = ""  # of the mapping file's bytes (a voucher's audit record names it)
+    invoices_in_m3: bool = True  # False: M3 does not invoice the orders (the settlement is the sales journal)
     gross_lines: bool = False  # keep the ``gross`` categories' debits and credits as separate lines
 
     def account_for(
@@ -374,16 +383,27 @@ def parse_mapping(document: Any, source: str) -> GLMapping:
     """Validate a loaded YAML document; every problem names ``source`` and the key path."""
     if not isinstance(document, dict):
         raise MappingError(source, "", "must be a mapping with 'categories' and 'rules'")
-    allowed = {"name", "description", "categories", "rules", "gross_lines"}
+    allowed = {"name", "description", "categories", "rules", "gross_lines", "invoices_in_m3", "tax_roles"}
     for key in document:
         if key not in allowed and not str(key).startswith("x-"):
             raise MappingError(source, str(key), f"unknown key (expected {', '.join(sorted(allowed))})")
-    categories = _parse_categories(document.get("categories"), source)
+    categories = _with_tax_roles(
+        _parse_categories(document.get("categories"), source), document.get("tax_roles"), source
+    )
     rules = _parse_rules(document.get("rules"), categories, source)
     name = _optional_text(document, "name", "name", source) or Path(source).stem
     description = _optional_text(document, "description", "description", source)
     gross_lines = _optional_flag(document, "gross_lines", "gross_lines", source)
-    return GLMapping(name, source, description, MappingProxyType(categories), rules, gross_lines=gross_lines)
+    invoices_in_m3 = _optional_flag(document, "invoices_in_m3", "invoices_in_m3", source, default=True)
+    return GLMapping(
+        name,
+        source,
+        description,
+        MappingProxyType(categories),
+        rules,
+        invoices_in_m3=invoices_in_m3,
+        gross_lines=gross_lines,
+    )
 
 
 def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
@@ -419,6 +439,28 @@ def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
                 source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)"
             )
     return categories
+
+
+def _with_tax_roles(categories: dict[str, Category], raw: Any, source: str) -> dict[str, Category]:
+    """``categories`` with the role ``tax_roles`` gives each (at most one per category)."""
+    if raw is None:
+        return categories
+    if not isinstance(raw, dict):
+        raise MappingError(source, "tax_roles", f"must be a mapping of {', '.join(TAX_ROLES)} to category lists")
+    roles: dict[str, str] = {}
+    for role, names in raw.items():
+        path = f"tax_roles.{role}"
+        if role not in TAX_ROLES:
+            raise MappingError(source, path, f"unknown role (expected {', '.join(TAX_ROLES)})")
+        if not isinstance(names, list):
+            raise MappingError(source, path, "must be a list of category names")
+        for name in names:
+            if name not in categories:
+                raise MappingError(source, path, f"{name!r} is not a defined category")
+            if name in roles:
+                raise MappingError(source, path, f"{name!r} already has the role {roles[name]!r}")
+            roles[name] = role
+    return {name: replace(category, tax=roles.get(name, "")) for name, category in categories.items()}
 
 
 def _parse_dimensions(raw: Any, path: str, source: str) -> tuple[str, ...]:
@@ -476,10 +518,10 @@ def _optional_text(spec: dict[str, Any], key: str, path: str, source: str) -> st
     return value.strip()
 
 
-def _optional_flag(spec: dict[str, Any], key: str, path: str, source: str) -> bool:
+def _optional_flag(spec: dict[str, Any], key: str, path: str, source: str, default: bool = False) -> bool:
     value = spec.get(key)
     if value is None:
-        return False
+        return default
     if not isinstance(value, bool):
         raise MappingError(source, path, f"must be true or false, got {value!r}")
     return value

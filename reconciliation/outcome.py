@@ -27,6 +27,7 @@ from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
 from reconciliation.pipeline import PreparedSettlement
 from reconciliation.schemas import ValidationReport
+from reconciliation.tax import TaxProfiles
 from reconciliation.vouchers import Voucher
 
 # posted: written to M3 now; dry_run: checked, nothing posted by choice; held: a gate, --strict,
@@ -47,6 +48,7 @@ class RunOptions:
     strict: bool = False  # hold a settlement with any order not matching M3's invoices
     tolerance: Decimal = Decimal("0.01")  # per order, in the settlement's currency
     first_open_period: bool = False  # post a voucher whose period is closed in the first open one
+    tax: TaxProfiles | None = None  # tax per marketplace (config.toml [tax]); None: the shipped profiles
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from reconciliation.mapping import GLMapping, MappedLines
 from reconciliation.marketplaces import MarketplaceResolution, resolve_marketplace
 from reconciliation.model import Settlement
 from reconciliation.schemas import ValidationReport, validate_settlement
+from reconciliation.tax import TaxProfiles
 
 GATE_MARKETPLACE = "marketplace"
 # {marketplace} in the dimensions of a settlement whose marketplace could not be told. It is
@@ -58,10 +59,12 @@ def prepare_settlement(
     first_open_period: bool = False,
     already_posted: Collection[str] = (),
     configured_marketplaces: Sequence[str] = (),
+    tax: TaxProfiles | None = None,
 ) -> PreparedSettlement:
     """Every pure stage; ``configured_marketplaces`` are the seller account's marketplace ids
     (``[amazon] marketplaces``), used only for a settlement whose rows name no marketplace.
-    ``closed_periods``, ``first_open_period`` and ``already_posted``: see ``reconciliation.gates.check_gates``."""
+    ``closed_periods``, ``first_open_period``, ``already_posted`` and ``tax`` (the tax profiles, the
+    shipped ones when None): see ``reconciliation.gates.check_gates``."""
     resolution = resolve_marketplace(settlement.lines["marketplace_name"], settlement.currency, configured_marketplaces)
     if resolution.marketplace is not None and resolution.marketplace.name != settlement.marketplace:
         settlement = replace(settlement, marketplace=resolution.marketplace.name)
@@ -75,6 +78,7 @@ def prepare_settlement(
         closed_periods=closed_periods,
         first_open_period=first_open_period,
         already_posted=already_posted,
+        tax=tax,
     )
     if resolution.held:
         gates = GateOutcome(True, (GateFailure(GATE_MARKETPLACE, resolution.problem), *gates.failures), ())

@@ -739,6 +739,8 @@ _JOURNAL_LOCAL_COLUMNS: tuple[tuple[str, int], ...] = (
 )
 _JOURNAL_LOCAL = _JOURNAL_AUDIT + len(_JOURNAL_AUDIT_COLUMNS)  # the first local-currency column
 _LOCAL_AMOUNT, _RATE = "local_amount", "rate"
+# The line's M3 VAT code (from the marketplace's tax profile), after the local-currency columns.
+_JOURNAL_VAT_CODE = _JOURNAL_LOCAL + len(_JOURNAL_LOCAL_COLUMNS)
 
 
 def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: Format | None = None) -> None:
@@ -774,8 +776,13 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
     A voucher read back from M3 also shows its division, each line's rate and local amounts, and
     the rounding lines M3 added (local currency only) before its total row."""
     header = styles.get(_HEADER)
-    titles = [*_JOURNAL_HEADERS, *(c[0] for c in _JOURNAL_AUDIT_COLUMNS), *(c[0] for c in _JOURNAL_LOCAL_COLUMNS)]
-    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS), *(c[1] for c in _JOURNAL_LOCAL_COLUMNS)]
+    titles = [
+        *_JOURNAL_HEADERS,
+        *(c[0] for c in _JOURNAL_AUDIT_COLUMNS),
+        *(c[0] for c in _JOURNAL_LOCAL_COLUMNS),
+        "VAT code",
+    ]
+    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS), *(c[1] for c in _JOURNAL_LOCAL_COLUMNS), 9]
     for index, (title, width) in enumerate(zip(titles, widths)):
         sheet.set_column(index, index, width)
         sheet.write_string(0, index, title, header)
@@ -801,6 +808,8 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
                 sheet.write_row(row, 0, head)
                 _write_audit(sheet, row, audit)
                 _write_local(sheet, styles, row, division, local_line)
+                if line.vat_code:
+                    sheet.write_string(row, _JOURNAL_VAT_CODE, line.vat_code)
                 sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
                 sheet.write_row(
                     row,

@@ -17,6 +17,9 @@ half-up to 2 decimals on its own:
   22.92 x 11.4523 = 251.9506 + 10.536116 = 262.486716 -> Dr 262.49
   debit 42.95 + 35.16 + 262.49 = 340.60, credit 286.19 + 54.40 = 340.59: M3 books the 0.01 to
   its rounding account 3740 as a credit (CUAM 0, ACAM -0.01), the account the presets name fx_rounding.
+October 2024 is after 1 August 2024: the shipped DE tax profile takes the VAT on Amazon's fees
+from TAX_ON_FEE rows (separate_rows, reconciliation/tax_profiles.yaml), and this file has none,
+so no tax line is added to the fees.
 """
 
 from __future__ import annotations
@@ -94,12 +97,23 @@ def _admin(base_url: str, path: str, body: dict) -> None:
 
 
 def test_i1_record_carries_rate_type_and_rate_after_the_text() -> None:
-    record = I1Record(1, 1, "400", ("1930",), "EUR", Decimal("22.92"), date(2024, 10, 25), "AMZ-1", 1, RATE)
+    record = I1Record(
+        1, 1, "400", ("1930",), "EUR", Decimal("22.92"), date(2024, 10, 25), "AMZ-1", rate_type=1, rate=RATE
+    )
     parm = encode_i1(record)
-    # VTXT ends at char 160; CRTP(2) zero-padded, then ARAT(13) right-aligned, by hand:
-    assert parm[160:] == "01" + "      11.4523"
+    # VTXT ends at char 160; VTCD(2) blank (no VAT code), CRTP(2) zero-padded, ARAT(13) right-aligned, by hand:
+    assert parm[160:] == "  " + "01" + "      11.4523"
     assert decode_i1(parm) == I1Record(
-        1, 1, "400", ("1930", "", "", "", "", "", ""), "EUR", Decimal("22.92"), date(2024, 10, 25), "AMZ-1", 1, RATE
+        1,
+        1,
+        "400",
+        ("1930", "", "", "", "", "", ""),
+        "EUR",
+        Decimal("22.92"),
+        date(2024, 10, 25),
+        "AMZ-1",
+        rate_type=1,
+        rate=RATE,
     )
     blank = decode_i1(encode_i1(I1Record(1, 1, "400", ("1930",), "EUR", Decimal("1"), date(2024, 10, 25), "x")))
     assert (blank.rate_type, blank.rate) == (None, None)  # M3's default type and its own rate

@@ -17,6 +17,7 @@ from _settlement_builders import make_settlement
 from reconciliation.mapping import load_mapping, parse_mapping
 from reconciliation.parse import read_settlement_file
 from reconciliation.pipeline import prepare_settlement
+from reconciliation.tax import tax_profiles
 from reconciliation.vouchers import build_vouchers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,9 @@ def _mcf(code: str) -> tuple[str, ...]:
 #          (account, dimensions, amount in minor units, category))
 EXPECTED = {
     # Order Principal 49.99, Commission -7.50; Liquidations Principal 412.50, brokerage fee -61.88;
-    # retrocharge Tax 3.15 and withheld tax -2.90 (residue 0.25 on 2610); label -8.47; inbound
+    # retrocharge Tax 3.15 and withheld tax -2.90 (residue 0.25 on the facilitator clearing 2615:
+    # Amazon.com is a facilitator marketplace, so tax and withheld tax net there, not on the
+    # output tax 2610 as before issue 11); label -8.47; inbound
     # placement -27.30; coupon -0.60; loan repayment -250.00; seller rewards 5.00; MiscAdjustment 12.34.
     # Liquidation proceeds and seller rewards are both other income: 3990 credit 412.50 + 5.00 = 417.50;
     # inbound placement is inventory landed cost (4050).
@@ -64,7 +67,7 @@ EXPECTED = {
         "USD",
         [
             ("1510", _bs("US"), -4999, "principal"),
-            ("2610", _bs("US"), -25, "marketplace_facilitator_tax+sales_tax_adjustments"),
+            ("2615", _bs("US"), -25, "facilitator_tax_clearing"),
             ("2840", _bs("US"), 25000, "loan_repayment"),
             ("2999", _bs("US"), -1234, "adjustments_review"),
             ("3990", _pl("US"), -41750, "liquidation_proceeds+other_income"),
@@ -80,6 +83,8 @@ EXPECTED = {
     # storage BASE_FEE -12,40, DISCOUNT_ON_FEE +1,24, TAX_ON_FEE -2,12; Commingling VAT -0,57;
     # advertising -50,00 and its TaxAmount -9,50. total -280,89 (the seller owes Amazon).
     # 2640 input tax: 38,00 + 2,12 + 0,57 + 9,50 = 50,19; 6160 storage: 12,40 - 1,24 = 11,16.
+    # Deposited 27.10.2024: the shipped DE profile is separate_rows since 1 August 2024 (Amazon
+    # charges German VAT on its fees, the TAX_ON_FEE rows), so no reverse charge is added.
     "de_v2_input_tax.tsv": (
         "Amazon.de",
         "EUR",
@@ -140,13 +145,17 @@ EXPECTED = {
         ],
     ),
     # Yen have no decimals: Principal 1980, points -20, Commission -198, FBA -318; total 1444.
+    # JP fees include 10 % consumption tax (shipped JP profile: included), per fee category:
+    # 198 x 0.10 / 1.10 = 18 -> 6110 180; 318 x 0.10 / 1.10 = 28.91 -> 29 -> 6120 289;
+    # 2640 input tax 18 + 29 = 47.
     "jp_v2_points_jpy.tsv": (
         "Amazon.co.jp",
         "JPY",
         [
             ("1510", _bs("JP"), -1960, "principal+promotions"),
-            ("6110", _pl("JP"), 198, "referral_commission"),
-            ("6120", _pl("JP"), 318, "fba_fulfilment_fees"),
+            ("2640", _bs("JP"), 47, "input_tax"),
+            ("6110", _pl("JP"), 180, "referral_commission"),
+            ("6120", _pl("JP"), 289, "fba_fulfilment_fees"),
             ("1930", _bs("JP"), 1444, "amazon_clearing"),
         ],
     ),
@@ -175,9 +184,10 @@ def test_golden_us_file_under_summary():
     prepared = _prepared("us_v2_liquidation_freight_lending.tsv", "summary")
     [voucher] = prepared.gates.vouchers
     # As invoice-clearing except the order's principal, which is revenue (3010) here; the
-    # liquidation stays other income (3990), never sales revenue.
+    # liquidation stays other income (3990), never sales revenue; the retrocharge residue is on the
+    # facilitator clearing (2615) under both presets.
     assert [(l.account, l.dimensions, l.amount_minor) for l in voucher.lines] == [
-        ("2610", _bs("US"), -25),
+        ("2615", _bs("US"), -25),
         ("2840", _bs("US"), 25000),
         ("2999", _bs("US"), -1234),
         ("3010", _pl("US"), -4999),
@@ -191,9 +201,25 @@ def test_golden_us_file_under_summary():
     ]
 
 
+# The US file when M3's invoices carry the sales tax ([tax.US] m3_invoices = "gross"): the
+# retrocharge's tax 3.15 and withheld tax -2.90 then book as the mapping says, both on 2610 (the
+# withheld tax reverses the output tax M3 booked): residue -0.25, as before issue 11.
+US_GROSS_TAX_LINE = ("2610", _bs("US"), -25, "marketplace_facilitator_tax+sales_tax_adjustments")
+
+
+def test_golden_us_file_when_m3_invoices_gross():
+    parsed = read_settlement_file(GOLDEN / "us_v2_liquidation_freight_lending.tsv")
+    [settlement] = parsed.settlements
+    tax = tax_profiles({"US": {"m3_invoices": "gross"}})
+    [voucher] = prepare_settlement(settlement, load_mapping("invoice-clearing"), tax=tax).gates.vouchers
+    lines = [(l.account, l.dimensions, l.amount_minor, l.category) for l in voucher.lines]
+    expected = EXPECTED["us_v2_liquidation_freight_lending.tsv"][2]
+    assert lines == [US_GROSS_TAX_LINE if line[0] == "2615" else line for line in expected]
+
+
 def test_every_new_category_has_a_golden_voucher_line():
     booked = {c for _, _, lines in EXPECTED.values() for *_, joined in lines for c in joined.split("+")}
-    assert NEW_CATEGORIES <= booked
+    assert NEW_CATEGORIES <= booked | set(US_GROSS_TAX_LINE[3].split("+"))
 
 
 def test_gross_revenue_and_returns_under_summary():

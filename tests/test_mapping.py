@@ -47,12 +47,14 @@ VOCABULARY = [
     ("Order", "ItemFees", "DigitalServicesFee", "other_selling_fees"),
     ("Order", "ItemFees", "ShippingChargeback", "other_selling_fees"),
     ("Order", "Promotion", "Shipping", "promotions"),
-    ("Order", "Promotion", "TaxDiscount", "promotions"),
+    # tax rows are `tax` wherever they appear (issue 11: on a facilitator marketplace they net with
+    # the withheld tax on the clearing account; promotions and refunds stay on the receivable)
+    ("Order", "Promotion", "TaxDiscount", "tax"),
     ("Order", "Promotion", "Principal", "promotions"),
     ("Refund", "ItemPrice", "Principal", "refunds"),
-    ("Refund", "ItemPrice", "Tax", "refunds"),
+    ("Refund", "ItemPrice", "Tax", "tax"),
     ("Refund", "ItemPrice", "Shipping", "refunds"),
-    ("Refund", "ItemPrice", "ShippingTax", "refunds"),
+    ("Refund", "ItemPrice", "ShippingTax", "tax"),
     ("Refund", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", "marketplace_facilitator_tax"),
     ("Refund", "ItemWithheldTax", "MarketplaceFacilitatorVAT-Shipping", "marketplace_facilitator_tax"),
     ("Refund", "ItemFees", "Commission", "referral_commission"),

@@ -24,7 +24,7 @@ SECTION_3 = [
     ("Liquidations", "ItemPrice", "Principal", "liquidation_proceeds"),
     ("LIQUIDATIONS", "ITEMFEES", "LIQUIDATIONSBROKERAGEFEE", "liquidation_fees"),
     ("Liquidations", "ItemFees", "LiquidationsBrokerageFee", "liquidation_fees"),
-    # LIQUIDATIONS_ADJUSTMENTS: their tax nets with the withheld tax (2610)
+    # LIQUIDATIONS_ADJUSTMENTS: their tax nets with the withheld tax
     ("LIQUIDATIONS_ADJUSTMENTS", "ITEMPRICE", "TAX", "sales_tax_adjustments"),
     ("LIQUIDATIONS_ADJUSTMENTS", "ITEMPRICE", "PRINCIPAL", "liquidation_proceeds"),
     (
@@ -33,11 +33,12 @@ SECTION_3 = [
         "MARKETPLACEFACILITATORTAX_PRINCIPAL",
         "marketplace_facilitator_tax",
     ),
-    # CHARGEBACK_REFUND: as refunds
+    # CHARGEBACK_REFUND: as refunds; their tax is tax (nets with the withheld tax where Amazon is
+    # the facilitator, issue 11)
     ("CHARGEBACK_REFUND", "ITEMPRICE", "PRINCIPAL", "refunds"),
     ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPING", "refunds"),
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "TAX", "refunds"),
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPINGTAX", "refunds"),
+    ("CHARGEBACK_REFUND", "ITEMPRICE", "TAX", "tax"),
+    ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPINGTAX", "tax"),
     ("Chargeback Refund", "ItemPrice", "Principal", "refunds"),
     ("CHARGEBACK_REFUND", "ITEMFEES", "COMMISSION", "referral_commission"),
     ("CHARGEBACK_REFUND", "ITEMFEES", "REFUNDCOMMISSION", "refund_commission"),
@@ -47,7 +48,7 @@ SECTION_3 = [
     ("CHARGEBACK_REFUND", "ITEMWITHHELDTAX", "MARKETPLACEFACILITATORVAT_SHIPPING", "marketplace_facilitator_tax"),
     # A_TO_Z_GUARANTEE_REFUND: as refunds / refund fees / withheld tax
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "PRINCIPAL", "refunds"),
-    ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "TAX", "refunds"),
+    ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "TAX", "tax"),
     ("A-to-z Guarantee Refund", "ItemPrice", "Principal", "refunds"),
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMFEES", "COMMISSION", "referral_commission"),
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMFEES", "REFUNDCOMMISSION", "refund_commission"),
@@ -186,9 +187,6 @@ SECTION_3 = [
 # Where "summary" books differently: it recognises revenue itself, so refunded tax reverses
 # output tax and a promotion correction is a sales deduction.
 SUMMARY_DIFFERS = {
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "TAX"): "tax",
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPINGTAX"): "tax",
-    ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "TAX"): "tax",
     ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "PROMOTION_ADJUSTMENT"): "promotions",
 }
 

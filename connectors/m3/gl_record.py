@@ -1,10 +1,11 @@
 """The fixed-width ``I1`` record of GLS840MI/AddBatchLine (interface GLUPLOAD).
 
 Layout (docs/m3-contract.md): ``"I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10
-each) + CUCD(3) + CUAM(17, right-aligned, signed) + ACDT(yyyyMMdd) + VTXT(40) + CRTP(2) +
-ARAT(13, right-aligned)`` = 175 chars. CRTP (exchange rate type) and ARAT (exchange rate) are
-blank when not given: M3 then takes the division's rate of the default rate type for ACDT
-(their place after VTXT is [ours]: Infor's published layout we have ends at VTXT).
+each) + CUCD(3) + CUAM(17, right-aligned, signed) + ACDT(yyyyMMdd) + VTXT(40) + VTCD(2) +
+CRTP(2) + ARAT(13, right-aligned)`` = 177 chars. VTCD is the line's VAT code ("" none). CRTP
+(exchange rate type) and ARAT (exchange rate) are blank when not given: M3 then takes the
+division's rate of the default rate type for ACDT. The place of VTCD, CRTP and ARAT after VTXT is
+[ours]: Infor's published layout we have ends at VTXT.
 Numbers (RNNO, GRNR) are zero-padded, alpha fields left-aligned and space-padded. Shared wire
 format: the sandbox may decode with :func:`decode_i1` so both sides agree on one definition.
 """
@@ -23,6 +24,7 @@ from reconciliation.m3_fields import (
     CUAM_LENGTH,
     CUCD_LENGTH,
     DIVI_LENGTH,
+    VTCD_LENGTH,
     VTXT_LENGTH,
 )
 
@@ -36,11 +38,12 @@ I1_FIELDS: tuple[tuple[str, int], ...] = (
     ("CUAM", CUAM_LENGTH),
     ("ACDT", 8),
     ("VTXT", VTXT_LENGTH),
+    ("VTCD", VTCD_LENGTH),
     ("CRTP", CRTP_LENGTH),
     ("ARAT", ARAT_LENGTH),
 )
 _WIDTHS = dict(I1_FIELDS)
-I1_LENGTH = 2 + sum(width for _, width in I1_FIELDS)  # 175
+I1_LENGTH = 2 + sum(width for _, width in I1_FIELDS)  # 177
 
 
 class I1RecordError(ValueError):
@@ -57,6 +60,7 @@ class I1Record:
     amount: Decimal  # signed: debit positive, credit negative
     accounting_date: date
     text: str
+    vat_code: str = ""  # VTCD; "" none
     rate_type: int | None = None  # CRTP; None: blank (M3's default rate type)
     rate: Decimal | None = None  # ARAT; None: blank (M3 takes the division's rate for ACDT)
 
@@ -75,7 +79,7 @@ def _number(name: str, value: int, width: int) -> str:
 
 
 def encode_i1(record: I1Record) -> str:
-    """Build the 175-char PARM string for one voucher line."""
+    """Build the PARM string (``I1_LENGTH`` chars) for one voucher line."""
     if len(record.dimensions) > AIT_COUNT:
         raise I1RecordError(f"I1 record has {len(record.dimensions)} dimensions, at most {AIT_COUNT} (AIT1..AIT7)")
     dims = tuple(record.dimensions) + ("",) * (AIT_COUNT - len(record.dimensions))
@@ -94,6 +98,7 @@ def encode_i1(record: I1Record) -> str:
         amount.rjust(CUAM_LENGTH),
         record.accounting_date.strftime("%Y%m%d"),
         _alpha("VTXT", record.text, VTXT_LENGTH),
+        _alpha("VTCD", record.vat_code, VTCD_LENGTH),
         "".rjust(CRTP_LENGTH) if record.rate_type is None else _number("CRTP", record.rate_type, CRTP_LENGTH),
         "".rjust(ARAT_LENGTH) if record.rate is None else _rate(record.rate),
     ]
@@ -146,6 +151,7 @@ def decode_i1(parm: str) -> I1Record:
         amount=amount,
         accounting_date=accounting_date,
         text=values["VTXT"].rstrip(),
+        vat_code=values["VTCD"].strip(),
         rate_type=int(rate_type) if rate_type else None,
         rate=rate_value,
     )

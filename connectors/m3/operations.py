@@ -428,6 +428,7 @@ class M3Operations:
                 "LINE": number,
                 "NLIN": n,
                 "CUAM": Decimal(line.amount),
+                "VTCD": line.vat_code or None,  # [ours] on GLS200MI/Add; omitted when the line has none
                 "CRTP": entry.rate_type,
                 "ARAT": entry.rate,
             }
@@ -472,6 +473,7 @@ class M3Operations:
                             amount=Decimal(line.amount),
                             accounting_date=entry.accounting_date,
                             text=entry.line_text(line),
+                            vat_code=line.vat_code,
                             rate_type=entry.rate_type,
                             rate=entry.rate,
                         )

@@ -7,6 +7,7 @@ value that M3 would refuse is refused here with the field named.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,6 +23,7 @@ from reconciliation.m3_fields import (
     CUCD_LENGTH,
     DIVI_LENGTH,
     MAX_VOUCHER_LINES,
+    VTCD_LENGTH,
     VTXT_LENGTH,
 )
 
@@ -474,6 +476,7 @@ class JournalLine:
     dimensions: tuple[str, ...]  # AIT1..AIT7; AIT1 is the account
     amount: Decimal  # signed: debit positive, credit negative
     text: str = ""  # line text (cloudsuite: in the line's VTXT after the key)
+    vat_code: str = ""  # VTCD, M3's VAT code of the line; "" none
 
     def __post_init__(self) -> None:
         if not isinstance(self.dimensions, tuple) or not 1 <= len(self.dimensions) <= AIT_COUNT:
@@ -488,6 +491,10 @@ class JournalLine:
                 raise M3DataError(f"journal line: AIT{i} must be a string, got {type(dim).__name__}")
             check_length(f"journal line {self.dimensions[0]}", f"AIT{i}", dim, AIT_LENGTH)
         _check_amount(f"journal line {self.dimensions[0]}", "amount", self.amount)
+        if not isinstance(self.vat_code, str) or not re.fullmatch(rf"[0-9]{{0,{VTCD_LENGTH}}}", self.vat_code):
+            raise M3DataError(
+                f"journal line {self.dimensions[0]}: VTCD {self.vat_code!r} must be up to {VTCD_LENGTH} digits"
+            )
         if len(format(Decimal(self.amount), "f")) > CUAM_LENGTH:
             raise M3DataError(
                 f"journal line {self.dimensions[0]}: amount {self.amount} does not fit CUAM N{CUAM_LENGTH}"
@@ -563,6 +570,7 @@ class PostedVoucherLine:
     local_amount: Decimal  # ACAM
     text: str
     journal_sequence: int  # JSNO
+    vat_code: str = ""  # VTCD
     rate_type: int | None = None  # CRTP
     rate: Decimal | None = None  # ARAT
 
@@ -582,6 +590,7 @@ class PostedVoucherLine:
             local_amount=m3_decimal(r, "ACAM"),
             text=m3_text(r, "VTXT"),
             journal_sequence=m3_int(r, "JSNO"),
+            vat_code=m3_text(r, "VTCD"),
             rate_type=m3_int(r, "CRTP") or None,
             rate=m3_decimal(r, "ARAT") or None,
         )

@@ -10,6 +10,7 @@ import random
 import secrets
 from decimal import Decimal
 
+from reconciliation.marketplaces import MARKETPLACES as AMAZON_MARKETPLACES
 from sandbox.catalog import MARKETPLACES, build_catalog
 
 from .money import quantum
@@ -58,7 +59,8 @@ RATES_FROM = "20200101"
 # per unit of the foreign currency [ours: round figures, settable through /sandbox/rates]. AAA
 # books every currency at 1, so the vouchers it has always booked keep their recorded amounts.
 SEED_RATES: dict[str, dict[str, str]] = {
-    DIVI: {"USD": "1", "GBP": "1", "SEK": "1"},
+    # every currency an Amazon marketplace settles in (reconciliation.marketplaces), at 1
+    DIVI: {cucd: "1" for cucd in sorted({m.currency for m in AMAZON_MARKETPLACES} | {"SEK"}) if cucd != "EUR"},
     "100": {"EUR": "1.085", "GBP": "1.27", "SEK": "0.095"},
     "200": {"USD": "0.7874", "EUR": "0.8543", "SEK": "0.0748"},
     "300": {"USD": "0.9217", "GBP": "1.1706", "SEK": "0.0876"},

@@ -31,6 +31,7 @@ class VoucherLine:
     currency: str
     acdt: str
     vtxt: str
+    vtcd: str = ""  # VAT code [ours on GLS200MI/Add and in the I1 record]
     crtp: str = ""  # exchange rate type as given ("" = the default type)
     arat: str = ""  # exchange rate as given ("" = the division's rate for ACDT)
 
@@ -176,6 +177,7 @@ def book_voucher(tx: Tx, divi: str, lines: list[VoucherLine], vdsc: str = "") ->
             "DBCR": "D" if (line.amount or rec.local_amount) >= 0 else "C",
             "VTXT": line.vtxt,
             "ACDT": line.acdt,
+            "VTCD": line.vtcd,
         }
         tx.execute(
             "INSERT INTO voucher_lines (divi, yea4, vono, jsno, data) VALUES (?, ?, ?, ?, ?)",
@@ -213,8 +215,9 @@ def add_voucher_line(call: Call) -> list[Record]:
             p["CUCD"],
             p["ACDT"],
             vtxt,
-            p.get("CRTP", ""),
-            p.get("ARAT", ""),
+            vtcd=p.get("VTCD", ""),
+            crtp=p.get("CRTP", ""),
+            arat=p.get("ARAT", ""),
         )
         for p in pending
     ]
@@ -226,7 +229,7 @@ def add_voucher_line(call: Call) -> list[Record]:
 # ---- GLS840MI: batch head, fixed-width I1 lines, control, update ------------------------
 
 # "I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10 each) + CUCD(3) + CUAM(17) + ACDT(8) + VTXT(40)
-# + CRTP(2) + ARAT(13) (the rate type and rate after VTXT: [ours])
+# + VTCD(2) + CRTP(2) + ARAT(13) (the VAT code, rate type and rate after VTXT: [ours], docs/m3-contract.md)
 I1_LAYOUT: tuple[tuple[str, int], ...] = (
     ("RCID", 2),
     ("RNNO", 9),
@@ -237,6 +240,7 @@ I1_LAYOUT: tuple[tuple[str, int], ...] = (
     ("CUAM", 17),
     ("ACDT", 8),
     ("VTXT", 40),
+    ("VTCD", 2),
     ("CRTP", 2),
     ("ARAT", 13),
 )
@@ -260,6 +264,8 @@ def parse_i1(parm: str) -> dict[str, str]:
             raise invalid("PARM", parm[:20] + "...", f"is invalid - {name} is blank")
     if number_error(FIELDS["CUAM"], fields["CUAM"]) is not None:  # M3's number grammar, not Python's Decimal
         raise invalid("PARM", fields["CUAM"], "is invalid - CUAM is not a number")
+    if fields["VTCD"] and not fields["VTCD"].isdigit():
+        raise invalid("PARM", fields["VTCD"], "is invalid - VTCD is not a number")
     if not (fields["ACDT"].isdigit() and len(fields["ACDT"]) == 8):
         raise invalid("PARM", fields["ACDT"], "is invalid - ACDT is not yyyyMMdd")
     if fields["CRTP"] and number_error(FIELDS["CRTP"], fields["CRTP"]) is not None:
@@ -305,8 +311,9 @@ def _batch_groups(tx: Tx, cono: str, key1: str, divi: str) -> dict[str, list[Vou
                 r["CUCD"],
                 r["ACDT"],
                 r["VTXT"],
-                r.get("CRTP", ""),
-                r.get("ARAT", ""),
+                vtcd=r.get("VTCD", ""),
+                crtp=r.get("CRTP", ""),
+                arat=r.get("ARAT", ""),
             )
         )
     for lines in groups.values():
