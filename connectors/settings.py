@@ -80,6 +80,10 @@ SECRET_BLOCK_PREFIX = "prefect-secret:"
 DEFAULT_TOKEN_URL = LWA_TOKEN_URL
 M3Profile = Literal["brief", "cloudsuite"]
 M3_PROFILES: tuple[M3Profile, ...] = get_args(M3Profile)
+# [m3] customer_ledger: settle the Amazon invoices in M3's customer ledger (ARS040MI payments)
+# or only in the GL (their invoices post to a GL clearing account); auto asks M3 at start-up.
+CustomerLedgerMode = Literal["auto", "allocate", "gl-clearing"]
+CUSTOMER_LEDGER_MODES: tuple[CustomerLedgerMode, ...] = get_args(CustomerLedgerMode)
 # The one definition of which M3 transactions are used when nothing says otherwise. A live M3
 # gets the standard CloudSuite transactions: the brief's names (OIS100MI/AddHead, MMS080MI/LstItemBal,
 # GLS200MI/Add) do not exist in standard M3 and are used only when chosen explicitly. The sandbox
@@ -208,6 +212,10 @@ class M3Settings:
     timeout_seconds: float = 30.0
     voucher_wait_seconds: float = 60.0
     settle_seconds: float = 120.0
+    customer_ledger: CustomerLedgerMode = "auto"
+    receivable_account: str = "1510"  # the account M3's invoices of the Amazon customers debit
+    # allocate: the settlement's receivable lines go here; the customer payment clears it
+    payment_clearing_account: str = "1519"
 
     @property
     def auth_mode(self) -> Literal["ionapi", "basic"]:
@@ -337,6 +345,9 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "timeout_seconds": "str",
         "voucher_wait_seconds": "str",
         "settle_seconds": "str",
+        "customer_ledger": "str",
+        "receivable_account": "str",
+        "payment_clearing_account": "str",
         "rate_type": "str",
         "divisions": "table",  # [m3.divisions]: marketplace code = "division"
         "rates": "table",  # [m3.rates.<division>]: currency = "rate"
@@ -550,9 +561,23 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
         key: section.seconds(key, getattr(M3Settings, key))
         for key in ("timeout_seconds", "voucher_wait_seconds", "settle_seconds")
     }
+    ledger = section.text("customer_ledger") or M3Settings.customer_ledger
+    if ledger not in CUSTOMER_LEDGER_MODES:
+        section.problems.append(
+            f"{section.where('customer_ledger')} must be one of {', '.join(CUSTOMER_LEDGER_MODES)}, got {ledger!r}"
+        )
+    accounts = {
+        key: section.text(key) or getattr(M3Settings, key) for key in ("receivable_account", "payment_clearing_account")
+    }
+    for key, account in accounts.items():
+        if len(account) > 10:
+            section.problems.append(f"{section.where(key)} must be an M3 account (at most 10 characters)")
     if section.problems:
         return None
     return M3Settings(
+        customer_ledger=ledger,  # type: ignore[arg-type]  # checked above
+        receivable_account=accounts["receivable_account"],
+        payment_clearing_account=accounts["payment_clearing_account"],
         ionapi=ionapi,
         base_url=base_url,
         user=user,

@@ -53,7 +53,8 @@ class UnexpectedError:
         return f"unexpected error in m3sync while {self.stage}: {self.error_type}: {self.message}; {where}"
 
 
-def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger (shown on the console and in the UI); m3sync's outside a run."""
     try:
         return get_run_logger()
     except MissingContextError:
@@ -62,7 +63,7 @@ def _run_logger() -> logging.Logger | logging.LoggerAdapter:
 
 def unexpected(stage: str, exc: BaseException) -> UnexpectedError:
     """Log ``exc`` with its traceback at ERROR in the run's log (the console shows one line) and describe it."""
-    _run_logger().error("unexpected error while %s: %s: %s", stage, type(exc).__name__, exc, exc_info=exc)
+    run_logger().error("unexpected error while %s: %s: %s", stage, type(exc).__name__, exc, exc_info=exc)
     return UnexpectedError.of(stage, exc)
 
 

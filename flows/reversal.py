@@ -4,6 +4,8 @@ The vouchers of the settlement's current posting-key version (``AMZ-{id}-{YYYYMM
 ``…-v2`` …) that the state store records as posted are read back from M3, and each is reversed
 by a voucher with the same lines and opposite amounts under its own posting key
 (``REV-`` + the key), posted exactly once like any voucher (``settlement_steps.post_entry``).
+Its customer payments (``PAY-{id}``, the customer ledger's allocate set-up) are paid back first
+by payments of the opposite amounts (``REV-PAY-…``): the invoices open again.
 Once every reversing voucher is in M3 the state store records the reversal: the settlement's
 next ``settle`` posts it under the next version, exactly once again. A version is reversed
 once; asking again is refused (exit 2). See docs/cli-contract.md.
@@ -20,7 +22,7 @@ from connectors.m3 import JournalEntry, JournalLine, PostedVoucherLine
 from connectors.state import AlreadyReversed, Posting
 from flows.connections import Connections
 from flows.exit_codes import EXIT_HELD, EXIT_INVALID, EXIT_OK
-from flows.settlement_steps import post_entry
+from flows.settlement_steps import is_payment_of, post_entry, reverse_payment
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.vouchers import key_version, reversal_key
 
@@ -100,11 +102,24 @@ def current_postings(connections: Connections, settlement_id: str, version: int)
     )
 
 
+def current_payments(connections: Connections, settlement_id: str, version: int) -> list[Posting]:
+    """The state store's customer payments (``PAY-{id}``…) of ``version`` of the settlement, by key."""
+    return sorted(
+        (
+            p
+            for p in connections.state.list_postings(kind="payment")
+            if is_payment_of(p.posting_key, settlement_id) and key_version(p.posting_key) == version
+        ),
+        key=lambda p: p.posting_key,
+    )
+
+
 def reverse_settlement(connections: Connections, settlement_id: str, on: date | None = None) -> ReversalOutcome:
     """Reverse the settlement's current version in M3 and record it (module docstring)."""
     state = connections.state
     version = state.settlement_version(settlement_id)
-    postings = current_postings(connections, settlement_id, version)
+    payments = current_payments(connections, settlement_id, version)
+    postings = current_postings(connections, settlement_id, version) + payments
     posted = [p for p in postings if p.status == "posted"]
     unsettled = [p for p in postings if p.status in ("claimed", "in_doubt", "submitted")]
     if unsettled:
@@ -129,7 +144,12 @@ def reverse_settlement(connections: Connections, settlement_id: str, on: date | 
     accounting_date = reversal_date(on)
     m3 = connections.require_m3()
     done: list[ReversingVoucher] = []
-    for original in posted:
+    for original in (p for p in posted if p.kind == "payment"):  # the customer ledger's payments: paid back
+        one = reverse_payment(connections, original, accounting_date)
+        if one.refused is not None:
+            return ReversalOutcome(settlement_id, "held", version, accounting_date, tuple(done), (one.refused,))
+        done.append(ReversingVoucher(one.key, original.posting_key, original.target_ref or "", one.reference))
+    for original in (p for p in posted if p.kind == "voucher"):
         ref = original.target_ref or ""
         divi, year, _series, vono = ref.split("/")
         voucher = m3.read_voucher(divi, int(year), vono)

@@ -72,6 +72,7 @@ def settlement_reconciliation(
         )
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
         gl_mapping = load_gl_mapping(mapping, connections.home)
+        ledger = steps.customer_ledger_choice(connections, gl_mapping)  # once per run, before any posting
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
         # Anomalies first, oldest settlement first: each is judged against those before it.
         chronological = sorted(sources.settlements, key=lambda s: (s.end, s.settlement_id))
@@ -83,7 +84,7 @@ def settlement_reconciliation(
             for s in chronological
         }
         futures = [
-            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options)
+            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options, ledger)
             for s in sources.settlements
         ]
         outcomes = [
@@ -107,7 +108,7 @@ def settlement_reconciliation(
                 "publishing the run's artifacts",
                 lambda: publish_settlement_artifacts(outcomes, sources.errors, workbook.path, sources.failures),
             )
-        return run_state(settle_document(outcomes, sources, workbook))
+        return run_state({**settle_document(outcomes, sources, workbook), "customer_ledger": ledger.as_dict()})
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")
@@ -117,39 +118,51 @@ def settle_one(
     mapping: GLMapping,
     anomalies: pd.DataFrame | UnexpectedError,
     options: RunOptions,
+    ledger: steps.LedgerChoices,
 ) -> SettlementOutcome:
     """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's."""
     progress = steps.Progress(settlement)
     if isinstance(anomalies, UnexpectedError):
         return steps.failed_outcome(progress, anomalies, connections.state, None, options)
     try:
-        return _settle(connections, progress, mapping, anomalies, options)
+        return _settle(connections, progress, mapping, anomalies, options, ledger)
     except Exception as exc:  # noqa: BLE001 - an unexpected error fails this settlement only
         return steps.failed_outcome(progress, unexpected(progress.stage, exc), connections.state, anomalies, options)
 
 
 def _settle(
-    connections: Connections, progress: steps.Progress, mapping: GLMapping, anomalies: pd.DataFrame, options: RunOptions
+    connections: Connections,
+    progress: steps.Progress,
+    mapping: GLMapping,
+    anomalies: pd.DataFrame,
+    options: RunOptions,
+    ledgers: steps.LedgerChoices,
 ) -> SettlementOutcome:
     """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
-    periods, periods_unread = None, None
+    periods, m3_unread, invoices = None, None, None
+    ledger = ledgers.for_division(steps.division_of(connections, progress.settlement))
+    if ledger.mode == "unknown":  # the customer ledger's set-up could not be read: nothing is posted
+        m3_unread = ledger.reason
     if connections.m3 is not None:  # read before anything is written: every voucher is checked first
         progress.stage = "reading M3's accounting periods"
         try:
             periods = steps.read_period_locks(connections, progress.settlement)
         except M3Error as exc:  # unreachable or rejecting us: nothing is posted unchecked
-            periods_unread = steps.m3_problem(exc)
+            m3_unread = steps.m3_problem(exc)
     progress.stage = "validating and mapping"
-    prepared = progress.prepared = steps.at_current_version(
-        connections.state,
-        steps.prepare(
-            progress.settlement,
-            mapping,
-            steps.configured_marketplaces(connections),
-            periods,
-            options.first_open_period,
-            options.tax,
+    prepared = progress.prepared = steps.with_customer_ledger(
+        steps.at_current_version(
+            connections.state,
+            steps.prepare(
+                progress.settlement,
+                mapping,
+                steps.configured_marketplaces(connections),
+                periods,
+                options.first_open_period,
+                options.tax,
+            ),
         ),
+        ledger,  # allocate: the vouchers' receivable lines go to the payment clearing account
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     audits = progress.audits = steps.audit_records(settlement, mapping, prepared.gates.vouchers)
@@ -165,14 +178,17 @@ def _settle(
         except M3Error as exc:
             progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))
     posting_allowed = may_post(prepared, progress.reconciliation, options)
-    if posting_allowed and periods_unread is not None:  # nothing is posted unchecked
+    if posting_allowed and m3_unread is not None:  # nothing is posted unchecked
         posted = tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers))
-        progress.posting = PostingResult(posted=posted, unreachable=periods_unread)
+        progress.posting = PostingResult(posted=posted, unreachable=m3_unread)
     elif posting_allowed:
         progress.stage, progress.posting_started = "posting to M3", True
         try:
             progress.posting = steps.post_vouchers(
                 connections, settlement, prepared.gates.vouchers, audits, fx_accounts(mapping)
+            )
+            progress.posting = steps.settle_customer_ledger(
+                connections, prepared, invoices, progress.posting, ledger, fx_accounts(mapping)
             )
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
             progress.posting = PostingResult(

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,25 +31,35 @@ from connectors.m3 import (
     JournalLine,
     M3AuthError,
     M3Error,
+    M3Operations,
     M3TransactionError,
     M3Unavailable,
     M3WriteInDoubt,
     PostedVoucher,
     SubmittedVoucher,
 )
+from connectors.m3.ledger import CustomerPayment, LedgerSetup, PaymentLine, detect_setup, pay_invoices
 from connectors.m3.records import CustomerInvoice
-from connectors.settings import ConfigurationError, load_settings
-from connectors.state import StateStore
+from connectors.settings import ConfigurationError, M3Settings, load_settings
+from connectors.state import Posting, StateStore
 from flows.connections import Connections
-from flows.failures import UnexpectedError, contained
+from flows.failures import UnexpectedError, contained, run_logger
 from reconciliation.audit import AuditRecord, tool_version, voucher_audits
 from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
+from reconciliation.ledger import (
+    LEDGER_INVOICE_COLUMNS,
+    PaymentAllocation,
+    allocate_payment,
+    clearing_string,
+    payment_batches,
+    receivable_to_clearing,
+)
 from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local_voucher
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace, resolve_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
-from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
+from reconciliation.model import Settlement, decimal_to_minor, format_amount, minor_to_decimal
 from reconciliation.outcome import (
     PostedVoucherRef,
     PostingResult,
@@ -69,7 +80,14 @@ from reconciliation.parse import (
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement
 from reconciliation.tax import TaxProfiles, tax_profiles
-from reconciliation.vouchers import Voucher, at_version, key_at_version, planned_vouchers
+from reconciliation.vouchers import (
+    Voucher,
+    at_version,
+    key_at_version,
+    key_version,
+    planned_vouchers,
+    reversal_key,
+)
 
 logger = logging.getLogger(__name__)
 SETTLEMENT_REPORTS_WATERMARK = "amazon.settlement_reports.created_since"
@@ -320,6 +338,9 @@ def invoices_frame(
             "net_minor": decimal_to_minor(inv.net, decimals),
             "tax_minor": decimal_to_minor(inv.tax, decimals),
             "gross_minor": decimal_to_minor(inv.gross, decimals),
+            "cuno": inv.cuno,
+            "cino": inv.extended_number or inv.ivno,
+            "year": inv.year,
         }
         for inv in invoices
         if inv.currency == settlement.currency
@@ -329,7 +350,8 @@ def invoices_frame(
             or (inv.cuor in marketplace_orders and inv.ivdt is not None and window_start <= inv.ivdt <= window_end)
         )
     ]
-    return pd.DataFrame(rows, columns=list(INVOICE_COLUMNS)).astype(INVOICE_COLUMNS)
+    columns = {**INVOICE_COLUMNS, **LEDGER_INVOICE_COLUMNS}  # the customer ledger's allocation reads the latter
+    return pd.DataFrame(rows, columns=list(columns)).astype(columns)
 
 
 @task(cache_policy=NO_CACHE)
@@ -441,13 +463,15 @@ def post_entry(
     content_hash: str,
     detail: Any,
     audit: dict[str, Any] | None = None,
+    write: Callable[[datetime | None], PostedVoucher | SubmittedVoucher] | None = None,
 ) -> EntryPosted:
     """Post one journal entry exactly once: its key is claimed in the state store and looked up in M3 first.
 
     A write whose answer never came leaves its claim ``in_doubt`` (never ``failed``) and raises:
     the next attempt waits for M3 to show it, or for the connector's settle time, before writing
     again. A GLS840 batch M3 has not booked yet leaves it ``submitted``: the next run confirms it.
-    Settlement vouchers and their reversals (``flows/reversal.py``) both go through here."""
+    Settlement vouchers, their reversals (``flows/reversal.py``) and customer payments (``write``:
+    what writes the entry, given when an earlier attempt's write went unanswered) all go through here."""
     m3, state, key = connections.require_m3(), connections.state, entry.key
     claim = state.claim_posting(
         key,
@@ -480,7 +504,7 @@ def post_entry(
         else None
     )
     try:
-        posted = m3.post_voucher(entry, in_doubt_since=in_doubt_since)
+        posted = write(in_doubt_since) if write is not None else m3.post_voucher(entry, in_doubt_since=in_doubt_since)
     except M3TransactionError as exc:
         state.mark_failed(key, str(exc))
         return EntryPosted(key, refused=f"M3 refused {key}: {exc.message.strip()} ({exc.code or exc.error_type})")
@@ -503,6 +527,216 @@ def post_entry(
         confirmed = f"{key} ({reference}, batch {claim.previous.target_ref})"
     already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
     return EntryPosted(key, reference=reference, already=already, confirmed=confirmed, booked=posted)
+
+
+# --- the customer ledger (docs/m3-contract.md "Customer ledger") -----------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerChoice:
+    """How this run settles the Amazon invoices: ``allocate`` (customer payments in M3's ledger),
+    ``gl-clearing`` (the GL voucher alone), or ``unknown`` (M3 could not be asked: nothing posts)."""
+
+    mode: str
+    reason: str
+    receivable_account: str = ""
+    clearing_account: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "reason": self.reason, "clearing_account": self.clearing_account or None}
+
+
+@dataclass(frozen=True)
+class LedgerChoices:
+    """The choice per M3 division the run may post to (``[m3] divi`` and each ``[m3.divisions]``
+    target): each division has its own customer ledger, so each is asked on its own."""
+
+    default: str
+    by_division: Mapping[str, LedgerChoice]
+
+    def for_division(self, divi: str) -> LedgerChoice:
+        return self.by_division.get(divi, self.by_division[self.default])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The default division's choice; with routed divisions, every division's as ``divisions``."""
+        document = self.by_division[self.default].as_dict()
+        if len(self.by_division) > 1:
+            document["divisions"] = {divi: c.as_dict() for divi, c in sorted(self.by_division.items())}
+        return document
+
+
+def customer_ledger_choice(connections: Connections, mapping: GLMapping) -> LedgerChoices:
+    """``[m3] customer_ledger`` (auto: asked of M3 with harmless reads, in each division); logged once per run."""
+    divisions = list(dict.fromkeys([connections.divi, *connections.ledger.divisions.values()]))
+    choices = {divi: _division_ledger_choice(connections, mapping, divi) for divi in divisions}
+    for divi, choice in choices.items():
+        run_logger().info("customer ledger of M3 division %s: %s (%s)", divi, choice.mode, choice.reason)
+    return LedgerChoices(connections.divi, choices)
+
+
+def _division_ledger_choice(connections: Connections, mapping: GLMapping, divi: str) -> LedgerChoice:
+    m3_settings = load_settings(connections.home).m3 or M3Settings()
+    configured, receivable = m3_settings.customer_ledger, m3_settings.receivable_account
+    clearing = m3_settings.payment_clearing_account
+    if connections.m3 is None:
+        return LedgerChoice("gl-clearing", "M3 is not configured (dry run)")
+    if not any(c.account == receivable for c in mapping.categories.values()):
+        return LedgerChoice(
+            "gl-clearing",
+            f"mapping {mapping.name} books nothing to the receivable {receivable} ([m3] receivable_account)",
+        )
+    if configured != "auto":
+        return LedgerChoice(configured, "[m3] customer_ledger", receivable, clearing)
+    try:
+        setup: LedgerSetup = detect_setup(connections.m3, divi=divi)
+    except M3Error as exc:
+        return LedgerChoice("unknown", f"cannot tell M3's customer ledger set-up: {m3_problem(exc)}")
+    return LedgerChoice(setup.mode, f"auto: {setup.reason}", receivable, clearing)
+
+
+def with_customer_ledger(prepared: PreparedSettlement, ledger: LedgerChoice) -> PreparedSettlement:
+    """``allocate``: the vouchers' receivable lines on the payment clearing account instead."""
+    if ledger.mode != "allocate" or not prepared.gates.vouchers:
+        return prepared
+    vouchers = tuple(
+        receivable_to_clearing(v, ledger.receivable_account, ledger.clearing_account) for v in prepared.gates.vouchers
+    )
+    return dataclasses.replace(prepared, gates=dataclasses.replace(prepared.gates, vouchers=vouchers))
+
+
+@task(**CONNECTOR_RETRIES)
+def settle_customer_ledger(
+    connections: Connections,
+    prepared: PreparedSettlement,
+    invoices: pd.DataFrame | None,
+    posting: PostingResult,
+    ledger: LedgerChoice,
+    fx_accounts: frozenset[str] = frozenset(),
+) -> PostingResult:
+    """After the vouchers: the settlement pays its invoices in M3's customer ledger (``allocate``),
+    each payment batch exactly once (``post_entry``), in the settlement's division at the rate its
+    vouchers were sent with (``[m3.rates.<division>]``, else M3's own); each payment's voucher is
+    read back and checked in local currency like the vouchers. Its references join ``posting``;
+    what no invoice took stays on the clearing account and is said."""
+    vouchers = prepared.gates.vouchers
+    if not vouchers or posting.refused or posting.submitted or not posting.posted:
+        return posting
+    if ledger.mode != "allocate" or invoices is None:
+        note = (
+            f"customer ledger ({ledger.mode}): {ledger.reason}; the GL voucher alone settles the receivable"
+            if ledger.mode != "allocate"
+            else f"customer ledger (allocate): M3's invoices could not be read; the receivable waits on clearing "
+            f"account {ledger.clearing_account} until the next run pays the invoices"
+        )
+        return dataclasses.replace(posting, notes=(*posting.notes, note))
+    settlement = prepared.settlement
+    allocation = allocate_payment(prepared.mapped.lines, invoices, ledger.receivable_account, settlement.total_minor)
+    posted, refused = list(posting.posted), list(posting.refused)
+    clearing = clearing_string(vouchers, ledger.clearing_account)
+    m3 = connections.require_m3()
+    division = division_of(connections, settlement)
+    batches = payment_batches(settlement.settlement_id, key_version(vouchers[0].key), allocation.allocations)
+    for key, chunk in batches:
+        payment = CustomerPayment(
+            key=key,
+            divi=division,
+            accounting_date=max(v.accounting_date for v in vouchers),
+            currency=settlement.currency,
+            clearing=clearing,
+            rate=connections.ledger.rate_for(division, settlement.currency),
+            lines=tuple(
+                PaymentLine(a.customer, a.invoice, a.year, minor_to_decimal(a.amount_minor, settlement.decimals))
+                for a in chunk
+            ),
+        )
+        one = post_entry(
+            connections,
+            payment,  # type: ignore[arg-type]  # post_entry reads only the key of what ``write`` posts
+            kind="payment",
+            source=settlement.source,
+            content_hash=hashlib.sha256(repr(payment).encode()).hexdigest(),
+            detail=payment_detail(settlement.settlement_id, payment),
+            write=functools.partial(_pay, m3, payment),
+        )
+        if one.refused is not None:
+            refused.append(one.refused)
+            break
+        local = local_voucher(one.booked, fx_accounts) if one.booked is not None else None
+        posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already, local))
+    paid = [f"{p.key} ({p.m3_ref})" for p in posted[len(posting.posted) :]]
+    note = payment_note(allocation, ledger, settlement.currency, paid)
+    return dataclasses.replace(posting, posted=tuple(posted), refused=tuple(refused), notes=(*posting.notes, note))
+
+
+def payment_detail(settlement_id: str, payment: CustomerPayment) -> dict[str, Any]:
+    """What the state store keeps of a payment: enough to reverse it (``reverse_payment``)."""
+    return {
+        "settlement_id": settlement_id,
+        "divi": payment.divi,
+        "currency": payment.currency,
+        "rate": None if payment.rate is None else str(payment.rate),
+        "clearing": list(payment.clearing),
+        "lines": [[ln.customer, ln.invoice, ln.year, str(ln.amount)] for ln in payment.lines],
+    }
+
+
+def is_payment_of(key: str, settlement_id: str) -> bool:
+    """``PAY-{id}``, ``PAY-{id}-P{n}``, at any key version."""
+    return re.fullmatch(rf"PAY-{re.escape(settlement_id)}(-P\d+)?(-v\d+)?", key) is not None
+
+
+def reverse_payment(connections: Connections, original: Posting, accounting_date: date) -> EntryPosted:
+    """The customer payment posted under ``original`` paid back, exactly once (``REV-`` + its key),
+    in its division at its rate: its invoices open again, its GL side reversed (clearing
+    credited, receivable debited)."""
+    detail = original.detail or {}
+    rate = detail.get("rate")
+    payment = CustomerPayment(
+        key=reversal_key(original.posting_key),
+        divi=str(detail.get("divi") or (original.target_ref or connections.divi).split("/")[0]),
+        accounting_date=accounting_date,
+        currency=str(detail.get("currency", "")),
+        clearing=tuple(detail.get("clearing", ())),
+        rate=None if rate is None else Decimal(str(rate)),
+        lines=tuple(PaymentLine(c, i, int(y), -Decimal(a)) for c, i, y, a in detail.get("lines", ())),
+    )
+    if not payment.lines:
+        return EntryPosted(payment.key, refused=f"{original.posting_key}: the state store keeps no lines to reverse")
+    return post_entry(
+        connections,
+        payment,  # type: ignore[arg-type]  # post_entry reads only the key of what ``write`` posts
+        kind="payment_reversal",
+        source=f"reversal of {original.posting_key} ({original.target_ref})",
+        content_hash=hashlib.sha256(repr(payment).encode()).hexdigest(),
+        detail={**payment_detail(str(detail.get("settlement_id", "")), payment), "reverses": original.posting_key},
+        write=functools.partial(_pay, connections.require_m3(), payment),
+    )
+
+
+def _pay(m3: M3Operations, payment: CustomerPayment, _in_doubt_since: datetime | None) -> PostedVoucher:
+    """A payment batch resumes at once after a lost answer: M3 refuses its head and lines twice."""
+    return pay_invoices(m3, payment)
+
+
+def payment_note(allocation: PaymentAllocation, ledger: LedgerChoice, currency: str, paid: Sequence[str] = ()) -> str:
+    """One line for the outcome: what the customer payment settled, deducted, and left over."""
+    invoices = len({(a.customer, a.invoice, a.year) for a in allocation.allocations})
+    text = (
+        f"customer ledger ({ledger.mode}): the settlement pays {invoices} invoice(s) "
+        f"{format_amount(allocation.allocated_minor, currency)} {currency} less Amazon's deductions "
+        f"{format_amount(-allocation.deductions_minor, currency)} {currency}"
+        + (f" (payment {', '.join(paid)})" if paid else "")
+    )
+    if allocation.unallocated_minor:
+        orders = ", ".join(allocation.unallocated_orders[:5]) + (
+            " ..." if len(allocation.unallocated_orders) > 5 else ""
+        )
+        text += (
+            f"; {format_amount(allocation.unallocated_minor, currency)} {currency} of the receivable found no "
+            f"invoice and stays on clearing account {ledger.clearing_account}"
+            + (f" (orders {orders})" if orders else "")
+        )
+    return text
 
 
 def at_current_version(state: StateStore, prepared: PreparedSettlement) -> PreparedSettlement:

@@ -6,7 +6,8 @@ not net to zero; M3 books that rounding difference, in local currency only (CUAM
 account its FAM function names. m3sync reads every voucher back after posting and checks:
 - the recorded amounts net to zero (an unbalanced local voucher is never passed over), and
 - every line M3 added sits on an account the mapping names for it (the ``fx_rounding``
-  category), so the difference is explained on a named account.
+  category; ``fx_realised`` for the exchange gains and losses M3 realises when a customer
+  payment settles an invoice at another rate), so the difference is explained on a named account.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from decimal import Decimal
 from reconciliation.mapping import GLMapping
 
 # Mapping categories naming the accounts M3 books currency differences to.
-FX_CATEGORIES: tuple[str, ...] = ("fx_rounding",)
+FX_CATEGORIES: tuple[str, ...] = ("fx_rounding", "fx_realised")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def checked_local_voucher(
         if line.account not in named_accounts:
             problems.append(
                 f"{key}: M3 booked a local-currency difference of {line.local_amount} to account {line.account} "
-                f"in division {division}, which the mapping does not name as fx_rounding"
+                f"in division {division}, which the mapping does not name as {' or '.join(FX_CATEGORIES)}"
                 + (f" (it names {', '.join(sorted(named_accounts))})" if named_accounts else "")
             )
     return LocalVoucher(key, division, voucher.lines, tuple(problems))

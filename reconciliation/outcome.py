@@ -88,6 +88,7 @@ class PostingResult:
     # M3 could not be reached or rejected m3sync itself (an answer in doubt included): posting
     # stopped, and ``posted`` is what the state store records as posted.
     unreachable: str = ""
+    notes: tuple[str, ...] = ()  # what else posting did (the customer ledger's payment), said as reasons
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def decide_outcome(
         )
     if result.confirmed:
         reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(result.confirmed))
+    reasons += result.notes
     local_problems = [problem for p in result.posted if p.local is not None for problem in p.local.problems]
     if local_problems:  # posted, but not as the books need it: never passed over as posted
         reasons += local_problems

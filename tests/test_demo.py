@@ -42,8 +42,14 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert {"Summary", "Journal", "Reconciliation", "Anomalies"} <= set(book.sheetnames)
     with start_sandbox(home) as env:
         state = httpx.get(f"{env.m3.base_url}/sandbox/state").json()
+        ledger = httpx.get(f"{env.m3.base_url}/sandbox/customer-ledger").json()
         balances = _posted_balances(env.ionapi_path)
     assert state["invoices"] == state["orders"] > 0
+    # The demo's M3 keeps the Amazon invoices open in its customer ledger: the settlements pay
+    # them (ARS040MI), and each marketplace customer's open amount equals GL 1510 of its marketplace.
+    assert state["payment_batches"] >= 1
+    receivable = {f"AMZ{b['ait3']}": Decimal(b["balance"]) for b in ledger["gl"] if b["account"] == "1510"}
+    assert receivable == {cuno: Decimal(amount) for cuno, amount in ledger["ledger"].items()}
     # Amazon.com is a marketplace-facilitator marketplace and the sandbox M3 invoices its orders
     # net: the tax Amazon collected and withheld nets to nil on the facilitator clearing (2615),
     # and nothing reaches the output tax (2610) for US (before issue 11: USD 166.79 on 2610).

@@ -8,6 +8,7 @@ have: only for tenants that expose them through their own mappings. See docs/m3-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -672,6 +673,14 @@ class _KeyLocks:
 
 
 _KEY_LOCKS = _KeyLocks()
+
+
+def held_key_lock(m3: M3Operations, divi: str, key: str) -> contextlib.AbstractContextManager[None]:
+    """The per-posting-key lock ``post_voucher`` takes; other writers keyed the same way share it."""
+    return _KEY_LOCKS.held((m3.client.base_url, m3.cono, divi, key))
+
+
+refused_before_sending = _refused_before_sending  # for the customer ledger's writes (connectors/m3/ledger.py)
 
 
 def _context_problem(key: str, value: str | None, reason: str) -> str:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import ledger
 from .faults import FaultConfig, FaultConfigError, FaultInjector
 from .orders import STATUS_ORDER, SimulationError, advance_order
 from .seed import DEFAULT_RATE_TYPE, DIVI, DIVISION_CURRENCIES
@@ -197,6 +198,9 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
                 "gl_batches_queued": "SELECT count(*) FROM gl_batches WHERE state = 'queued'",
                 "gl_batches_failed": "SELECT count(*) FROM gl_batches WHERE state = 'failed'",
                 "items": "SELECT count(*) FROM items",
+                "ar_items": "SELECT count(*) FROM ar_items",
+                "ar_open_items": "SELECT count(*) FROM ar_items WHERE json_extract(data, '$.RECO') != '9'",
+                "payment_batches": "SELECT count(*) FROM ar_batches",
             }
             with store.transaction() as tx:
                 return {name: tx.one(sql)[0] for name, sql in queries.items()}  # type: ignore[index]  # count(*) always has a row
@@ -231,7 +235,33 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
         """Run every queued batch now, whatever its delay."""
         return JSONResponse({"ran": await run_in_threadpool(lambda: gl_jobs.run_due(everything=True))})
 
+    async def customer_ledger(request: Request) -> Response:
+        """GET: the set-up, open ledger amounts per customer and GL balances per (account, AIT3).
+        POST {"setup": "receivable"|"gl-clearing", "account": "1510"}: the set-up for invoices from now on."""
+        if request.method == "POST":
+            body = await _json_body(request)
+            setup, account = body.get("setup"), body.get("account", ledger.RECEIVABLE_ACCOUNT)
+            if setup not in ledger.SETUPS:
+                raise AdminError(f"setup must be one of {', '.join(ledger.SETUPS)}, got {setup!r}")
+            if not (isinstance(account, str) and 0 < len(account) <= 10):
+                raise AdminError(f"account must be an account number (at most 10 characters), got {account!r}")
+
+            def change() -> None:
+                with store.transaction() as tx:
+                    ledger.set_setup(tx, setup, account)
+
+            await run_in_threadpool(change)
+        divi = request.query_params.get("divi", DIVI)
+
+        def read() -> dict[str, Any]:
+            with store.transaction() as tx:
+                name, account = ledger.setup(tx)
+                return {"setup": name, "account": account, **ledger.balances(tx, divi)}
+
+        return JSONResponse(await run_in_threadpool(read))
+
     return [
+        Route("/sandbox/customer-ledger", guarded(customer_ledger), methods=["GET", "POST"]),
         Route("/sandbox/gl/batch-job", guarded(gl_batch_job), methods=["GET", "POST"]),
         Route("/sandbox/gl/batch-job/run", guarded(gl_batch_job_run), methods=["POST"]),
         Route("/sandbox/orders/{orno}/{action}", guarded(order_action), methods=["POST"]),

@@ -212,6 +212,27 @@ NAME A36 Name
 USTA A2 User status
 TX40 A40 Company name
 CONM A40 Division name
+PBID N10 Payment batch
+BOPE A2 Batch payment type
+BAAN A35 Bank account number
+TRNO N7 Transaction number
+CINO A15 Invoice number
+INYR N4 Invoice year
+PYAM N17.2 Payment amount
+LPDT D10 Payment date
+CKNO A10 Check number
+IRNO A22 Invoice reference number
+RECO N1 Internal reconciliation code
+REDE D10 Internal reconciliation date
+TRCD N2 Transaction code
+TDSC A10 Transaction description
+AAC0 N1 Only open invoices
+FDIV A3 From division
+TDIV A3 To division
+PCUA N17.2 Paid currency amount
+OCUA N17.2 Outstanding currency amount
+MINM A10 Program name
+TRNM A15 Transaction name
 """
 
 
@@ -273,6 +294,7 @@ _ORDER_HEAD_OUT = "ORNO ORTP ORDT STAT ORSL ORST FACI WHLO DIVI CUNO CUOR YREF C
 _LINE_OUT = "ORNO PONR POSX ITNO ITDS ORQT WHLO ORST SAPR DIA1 DIA2 DIA3 DIA4 DIA5 DIA6 NLAM ALQT DLQT IVQT CUOR CUCD"
 _INV_OUT = "ORNO DLIX IVNO IVDT CUNO PYNO AMT1 AMT2 VTAM CUCD YEA4 INPX EXIN DUDT RAFC CUOR DIVI"
 _AITS = "AIT1 AIT2 AIT3 AIT4 AIT5 AIT6 AIT7"
+_AR_OUT = "YEA4 JRNO JSNO CINO TRCD INYR RECO REDE PYNO IVDT DUDT TDSC"
 
 # (program, transaction, inputs, outputs, writes)
 _TABLE: list[tuple[str, str, str, str, bool]] = [
@@ -336,6 +358,21 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("GLS840MI", "AddBatchLine", "CONO* KEY1* LINE*:N7 PARM* DIVI", "", True),
     ("GLS840MI", "CtrlBatch", "CONO* KEY1* DIVI", "", True),
     ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "CONO", True),  # no voucher: a job books it later
+    # Customer ledger (docs/m3-contract.md "Customer ledger"): Infor's names and inputs (m3h5);
+    # the lengths of BOPE, BAAN, TRNO, CKNO, IRNO and what ControlBatch answers are [ours].
+    ("ARS200MI", "LstInvoices", "CUNO* CONO AAC0 IVDT", f"{_AR_OUT} CUNO", False),
+    ("ARS200MI", "LstInvByDivi", "CONO FDIV TDIV PYNO CUNO AAC0 IVDT", f"{_AR_OUT} CUNO", False),
+    ("ARS200MI", "GetInvTotInfo", "PYNO* CINO* INYR* CUNO* DIVI", f"{_AR_OUT} CUNO CUCD CUAM PCUA OCUA", False),
+    ("ARS040MI", "AddBatchHead", "PBID* BOPE* CONO DIVI BAAN VONO ACDT", "PBID", True),
+    (
+        "ARS040MI",
+        "AddBatchLine",
+        f"PBID* TRNO* CINO* INYR* CUNO* PYAM* CONO DIVI PYNO CUCD ARAT LPDT CKNO {_AITS} IRNO",
+        "",
+        True,
+    ),
+    ("ARS040MI", "ControlBatch", "PBID* CONO DIVI", "PBID VONO YEA4 JRNO", True),  # [ours] books the batch
+    ("MRS001MI", "LstTransactions", "MINM*", "MINM TRNM", False),
     ("MNS150MI", "GetUserData", "USID", "USID NAME CONO DIVI LANC DTFM DCFM TIZO FACI WHLO USTA TX40 CONM", False),
     ("MNS150MI", "LstCmpDivi", "USID*", "CONO DIVI TX40 CONM", False),
     ("MWS411MI", "LstDelLnByOrd", "RORC* RIDN* CONO", "CONO DLIX RORC RIDN RIDL ITNO TRQT WHLO", False),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from . import ledger
 from .errors import does_not_exist, invalid, nok
 from .money import fmt_amount, fmt_qty, vat
 from .registry import Call, Record
@@ -285,6 +286,7 @@ def _invoice(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
         "INSERT INTO invoices (divi, yea4, ivno, orno, ivdt, data) VALUES (?, ?, ?, ?, ?, ?)",
         (head["DIVI"], year, ivno, head["ORNO"], day, dumps(invoice)),
     )
+    ledger.open_item(tx, invoice)
     delivery = tx.record("SELECT data FROM deliveries WHERE dlix = ?", (dlix,))
     if delivery is not None:
         delivery.update({"PGRS": "70", "IVNO": ivno})

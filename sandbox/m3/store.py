@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS gl_batches (cono TEXT, key1 TEXT, state TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS gl_batch_lines (cono TEXT, key1 TEXT, line INTEGER, data TEXT NOT NULL,
                                            PRIMARY KEY (cono, key1, line));
 CREATE INDEX IF NOT EXISTS gl_batches_state ON gl_batches (state);
+CREATE TABLE IF NOT EXISTS ar_items (divi TEXT, cuno TEXT, cino TEXT, inyr TEXT, data TEXT NOT NULL,
+                                     PRIMARY KEY (divi, cuno, cino, inyr));
+CREATE TABLE IF NOT EXISTS ar_batches (divi TEXT, pbid TEXT, state TEXT NOT NULL, data TEXT NOT NULL,
+                                       PRIMARY KEY (divi, pbid));
+CREATE TABLE IF NOT EXISTS ar_batch_lines (divi TEXT, pbid TEXT, trno INTEGER, data TEXT NOT NULL,
+                                           PRIMARY KEY (divi, pbid, trno));
 CREATE TABLE IF NOT EXISTS closed_periods (divi TEXT, period TEXT, PRIMARY KEY (divi, period));
 CREATE TABLE IF NOT EXISTS exchange_rates (divi TEXT, cucd TEXT, crtp INTEGER, fdat TEXT, arat TEXT NOT NULL,
                                            PRIMARY KEY (divi, cucd, crtp, fdat));

@@ -108,7 +108,7 @@ def execute(
 
 def _register_all() -> None:
     # Importing the handler modules fills HANDLERS.
-    from . import tx_customers, tx_gl, tx_invoices, tx_orders, tx_stock, tx_users  # noqa: F401 - imported to register
+    from . import tx_ar, tx_customers, tx_gl, tx_invoices, tx_orders, tx_stock, tx_users  # noqa: F401 - imported to register
 
     missing = set(metadata.TRANSACTIONS) - set(HANDLERS)
     if missing:
