@@ -34,6 +34,10 @@ saying exactly which TOML key or environment variable to set.
     [state]
     url = "postgresql+psycopg://sync@db/m3sync"   # default: sqlite at HOME/state.sqlite
 
+    [settlement]                  # what settle does with orders M3 has no document for
+    refunds_without_credit = "hold"   # or "returns": post to sales returns with the VAT reversal
+    missing_invoices = "hold"         # or "suspense": post the sales to a suspense account
+
 Secret values (``[m3] password``, ``[amazon] refresh_token``, ``lwa_client_secret``) are
 `Secret` objects: their repr is ``'***'``; a Prefect Secret block reference is only loaded
 when ``.reveal()`` is called.
@@ -239,6 +243,16 @@ class AmazonSettings:
 
 
 @dataclass(frozen=True)
+class SettlementSettings:
+    """``[settlement]``: the user's choices for orders M3 has no invoice or credit note for, as
+    written (the settlement flow checks the values: ``flows.connections.invoice_policy``)."""
+
+    refunds_without_credit: str | None = None
+    missing_invoices: str | None = None
+    origins: Mapping[str, str] = field(default_factory=dict)  # key -> where it was set, for messages
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configured under one home. ``m3``/``amazon`` are None when not configured
     (``problems`` then says why, per section); use `require_m3`/`require_amazon`.
@@ -250,6 +264,7 @@ class Settings:
     home: Path
     problems: Mapping[str, str] = field(default_factory=dict)
     state_url_origin: str = "the state database URL"  # where it was configured, for messages
+    settlement: SettlementSettings = field(default_factory=SettlementSettings)
 
     def __repr__(self) -> str:
         return (
@@ -307,6 +322,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         for region in AMAZON_REGIONS
     },
     "state": {"url": "str"},
+    "settlement": {"refunds_without_credit": "str", "missing_invoices": "str"},
 }
 
 
@@ -601,6 +617,13 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     )
 
 
+def _settlement_settings(section: _Section, raw: Mapping[tuple[str, str], _Raw]) -> SettlementSettings:
+    keys = ("refunds_without_credit", "missing_invoices")
+    values = {key: section.text(key) for key in keys}
+    origins = {key: raw[("settlement", key)].origin for key in keys if ("settlement", key) in raw}
+    return SettlementSettings(**values, origins=origins)
+
+
 def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: Any) -> Any:
     """A positive number setting (TOML number or numeric string); problems are named."""
     raw = section._raw.get((section.name, key))
@@ -641,11 +664,19 @@ def load_settings(
     if state_url is not None:
         check_state_url(state_url, state_origin, driver=False)  # the driver is checked when a run needs it
     state_url = state_url or f"sqlite:///{(home / 'state.sqlite').absolute()}"
-    if sections["state"].problems:
-        raise ConfigurationError("; ".join(sections["state"].problems))
+    settlement = _settlement_settings(sections["settlement"], raw)
+    for name in ("state", "settlement"):  # every run reads these: a problem is reported now
+        if sections[name].problems:
+            raise ConfigurationError("; ".join(sections[name].problems))
     problems = {name: "; ".join(section.problems) for name, section in sections.items() if section.problems}
     settings = Settings(
-        m3=m3, amazon=amazon, state_url=state_url, home=home, problems=problems, state_url_origin=state_origin
+        m3=m3,
+        amazon=amazon,
+        state_url=state_url,
+        home=home,
+        problems=problems,
+        state_url_origin=state_origin,
+        settlement=settlement,
     )
     for name in require:
         (settings.require_m3 if name == "m3" else settings.require_amazon)()

@@ -67,7 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="GL mapping preset or file (invoice-clearing, summary, or HOME/mappings/NAME.yaml)",
     )
     settle.add_argument("--tolerance", default="0.01", help="reconciliation tolerance per order (default 0.01)")
-    settle.add_argument("--strict", action="store_true", help="hold settlements whose orders do not reconcile")
+    settle.add_argument(
+        "--strict",
+        action="store_true",
+        help="hold settlements with any order not matching M3's invoices (amount mismatches, orders "
+        "not settled, and refunds or missing invoices even when the two options below post them)",
+    )
+    settle.add_argument(
+        "--refunds-without-credit",
+        metavar="hold|returns",
+        help="a refund with no M3 credit note: hold the settlement until M3 has the credit note (default), "
+        "or post it to sales returns with the VAT reversal (returns); "
+        "default: [settlement] refunds_without_credit in config.toml, else hold",
+    )
+    settle.add_argument(
+        "--missing-invoices",
+        metavar="hold|suspense",
+        help="an order with no M3 invoice: hold the settlement until M3 has the invoice (default), "
+        "or post its sales to a suspense account (suspense); "
+        "default: [settlement] missing_invoices in config.toml, else hold",
+    )
     settle.add_argument(
         "--first-open-period",
         action="store_true",
@@ -254,12 +273,13 @@ def _settle(args: argparse.Namespace) -> int:
     from flows.prefect_server import start_ephemeral_server
 
     server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
-    from flows.connections import checked_settings, load_gl_mapping
+    from flows.connections import checked_settings, invoice_policy, load_gl_mapping
     from flows.reports import report_path
 
     # Everything that can be checked is, before Prefect starts and anything is posted (a
     # failure here is one line from main(); the server is stopped at exit).
     settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run, need_amazon=args.from_amazon)
+    invoice_policy(settings, args.refunds_without_credit, args.missing_invoices)
     report_path(settings.home, args.report)
     load_gl_mapping(args.mapping, settings.home)
     try:
@@ -286,6 +306,8 @@ def _settle(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             strict=args.strict,
             first_open_period=args.first_open_period,
+            refunds_without_credit=args.refunds_without_credit,
+            missing_invoices=args.missing_invoices,
             return_state=True,
         )
     try:

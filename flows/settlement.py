@@ -23,18 +23,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from connectors.m3 import M3Error
+from connectors.settings import load_settings
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.connections import Connections, load_gl_mapping, open_connections
+from flows.connections import Connections, invoice_policy, load_gl_mapping, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
 from reconciliation.mapping import GLMapping
-from reconciliation.matching import tolerance_minor
 from reconciliation.model import Settlement
 from reconciliation.outcome import (
     PostingResult,
-    ReconciliationSkipped,
     RunOptions,
     SettlementOutcome,
     decide_outcome,
@@ -59,12 +58,21 @@ def settlement_reconciliation(
     tolerance: str = "0.01",
     strict: bool = False,
     first_open_period: bool = False,
+    refunds_without_credit: str | None = None,
+    missing_invoices: str | None = None,
 ) -> dict:
-    """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
-    options = RunOptions(
-        dry_run=dry_run, strict=strict, tolerance=Decimal(tolerance), first_open_period=first_open_period
-    )
+    """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data;
+    ``refunds_without_credit`` and ``missing_invoices`` (None: config.toml's, else hold) see
+    ``reconciliation.invoice_policy``."""
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
+        policy = invoice_policy(load_settings(connections.home), refunds_without_credit, missing_invoices)
+        options = RunOptions(
+            dry_run=dry_run,
+            strict=strict,
+            tolerance=Decimal(tolerance),
+            first_open_period=first_open_period,
+            invoice_policy=policy,
+        )
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
         gl_mapping = load_gl_mapping(mapping, connections.home)
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
@@ -135,33 +143,22 @@ def _settle(
         except M3Error as exc:  # unreachable or rejecting us: nothing is posted unchecked
             periods_unread = steps.m3_problem(exc)
     progress.stage = "validating and mapping"
+    prepared = progress.prepared = steps.prepare(
+        progress.settlement, mapping, steps.configured_marketplaces(connections), periods, options.first_open_period
+    )
+    progress.stage = "reconciling against M3 invoices"
+    progress.reconciliation = steps.reconcile_with_m3(connections, prepared.settlement, options)
+    # Orders M3 has no invoice or credit note for are held, or posted where the user chose.
     prepared = progress.prepared = steps.at_current_version(
-        connections.state,
-        steps.prepare(
-            progress.settlement,
-            mapping,
-            steps.configured_marketplaces(connections),
-            periods,
-            options.first_open_period,
-        ),
+        connections.state, steps.apply_invoice_policy(prepared, progress.reconciliation, mapping, periods, options)
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     audits = progress.audits = steps.audit_records(settlement, mapping, prepared.gates.vouchers)
-    if connections.m3 is None:
-        progress.reconciliation = ReconciliationSkipped("M3 is not configured (dry run)")
-    else:
-        progress.stage = "reconciling against M3 invoices"
-        try:
-            invoices = steps.fetch_invoices(connections, settlement)
-            progress.reconciliation = steps.reconcile(
-                settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals)
-            )
-        except M3Error as exc:
-            progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))
+    m3_unread = periods_unread or steps.invoices_unread(connections, progress.reconciliation, mapping)
     posting_allowed = may_post(prepared, progress.reconciliation, options)
-    if posting_allowed and periods_unread is not None:  # nothing is posted unchecked
+    if posting_allowed and m3_unread is not None:  # nothing is posted unchecked
         posted = tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers))
-        progress.posting = PostingResult(posted=posted, unreachable=periods_unread)
+        progress.posting = PostingResult(posted=posted, unreachable=m3_unread)
     elif posting_allowed:
         progress.stage, progress.posting_started = "posting to M3", True
         try:

@@ -9,6 +9,10 @@ A mapping (YAML, shipped presets in ``reconciliation/mappings/``; a user's own f
   ``reconciliation.marketplaces``: US, DE, FR, UK, JP, ...) and ``{currency}`` are filled in)
   and a ``description``. ``amazon_clearing``, ``payable_to_amazon`` and
   ``carry_over`` are required: the journal books the deposit and month-split lines to them.
+- ``invoiced_in_m3`` (optional, default true): M3 invoices every Amazon order and credits every
+  refund, so the settlement settles those documents; an order without an M3 invoice or a refund
+  without a credit note is held unless the user chose otherwise
+  (``reconciliation.invoice_policy``). ``false`` when the settlement itself is the sales journal.
 - ``rules``: each maps one (``transaction_type``, ``amount_type``, ``amount_description``)
   to a category. ``"*"`` matches any value; when several rules match a line the most specific
   wins (more concrete keys first, then a concrete transaction type, then amount type).
@@ -157,6 +161,7 @@ class GLMapping:
     categories: Mapping[str, Category]
     rules: tuple[Rule, ...]
     content_sha256: str = ""  # of the mapping file's bytes (a voucher's audit record names it)
+    invoiced_in_m3: bool = True  # M3 invoices the orders: lines without an M3 document are held
 
     def account_for(self, category: str, marketplace_code: str, currency: str) -> tuple[str, tuple[str, ...]]:
         """(AIT1, AIT2..AIT7) of a category for one marketplace and currency."""
@@ -337,7 +342,7 @@ def parse_mapping(document: Any, source: str) -> GLMapping:
     """Validate a loaded YAML document; every problem names ``source`` and the key path."""
     if not isinstance(document, dict):
         raise MappingError(source, "", "must be a mapping with 'categories' and 'rules'")
-    allowed = {"name", "description", "categories", "rules"}
+    allowed = {"name", "description", "categories", "rules", "invoiced_in_m3"}
     for key in document:
         if key not in allowed and not str(key).startswith("x-"):
             raise MappingError(source, str(key), f"unknown key (expected {', '.join(sorted(allowed))})")
@@ -345,7 +350,10 @@ def parse_mapping(document: Any, source: str) -> GLMapping:
     rules = _parse_rules(document.get("rules"), categories, source)
     name = _optional_text(document, "name", "name", source) or Path(source).stem
     description = _optional_text(document, "description", "description", source)
-    return GLMapping(name, source, description, MappingProxyType(categories), rules)
+    invoiced_in_m3 = document.get("invoiced_in_m3", True)
+    if not isinstance(invoiced_in_m3, bool):
+        raise MappingError(source, "invoiced_in_m3", "must be true or false")
+    return GLMapping(name, source, description, MappingProxyType(categories), rules, invoiced_in_m3=invoiced_in_m3)
 
 
 def _parse_categories(raw: Any, source: str) -> dict[str, Category]:

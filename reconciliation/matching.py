@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 # marketplace-facilitator tax nets the tax Amazon collected (US), so the remainder is what
 # the seller invoiced.
 SALES_AMOUNT_TYPES = ("ItemPrice", "Promotion", "ItemWithheldTax")
+REFUND_TRANSACTION_TYPE = "Refund"  # compared with M3's credit notes, not its invoices
 
 INVOICE_COLUMNS: dict[str, str] = {
     "orno": "str",  # M3 customer order number
@@ -71,17 +72,25 @@ def tolerance_minor(tolerance: Decimal, decimals: int) -> int:
     return int(tolerance.scaleb(decimals).to_integral_value(rounding=ROUND_FLOOR))
 
 
-def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1) -> Reconciliation:
-    """Compare settlement ``lines`` (``LINE_COLUMNS``) with M3 ``invoices`` (``INVOICE_COLUMNS``)."""
+def sales_lines(lines: pd.DataFrame) -> np.ndarray:
+    """Which settlement lines make up what the buyer paid for an order (or was refunded): the
+    lines compared with M3's invoices and credit notes. Refunds among them have transaction
+    type ``Refund`` (``REFUND_TRANSACTION_TYPE``)."""
     sales = (
         lines["amount_type"].isin(SALES_AMOUNT_TYPES)
         & (lines["order_id"] != "")
         # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
         & ~lines["marketplace_name"].str.startswith("Non-Amazon", na=False)
-    ).to_numpy(dtype=bool)
+    )
+    return np.asarray(sales, dtype=bool)
+
+
+def reconcile_orders(lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1) -> Reconciliation:
+    """Compare settlement ``lines`` (``LINE_COLUMNS``) with M3 ``invoices`` (``INVOICE_COLUMNS``)."""
+    sales = sales_lines(lines)
     sale_keys = _strings(lines["order_id"]).filter(sales)
     sale_amounts = lines["amount_minor"].to_numpy(dtype=np.int64)[sales]
-    is_refund = pc.equal(_strings(lines["transaction_type"]).filter(sales), "Refund")
+    is_refund = pc.equal(_strings(lines["transaction_type"]).filter(sales), REFUND_TRANSACTION_TYPE)
     invoice_keys = _strings(invoices["cuor"])
     invoice_amounts = invoices["gross_minor"].to_numpy(dtype=np.int64)
     # Rows without a key belong to no order (a groupby leaves them out too).

@@ -21,6 +21,7 @@ import pandas as pd
 
 from reconciliation.audit import AuditRecord
 from reconciliation.gates import GateOutcome
+from reconciliation.invoice_policy import InvoicePolicy
 from reconciliation.mapping import MappedLines
 from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
@@ -46,6 +47,8 @@ class RunOptions:
     strict: bool = False  # hold a settlement with any order not matching M3's invoices
     tolerance: Decimal = Decimal("0.01")  # per order, in the settlement's currency
     first_open_period: bool = False  # post a voucher whose period is closed in the first open one
+    # refunds without an M3 credit note, orders without an M3 invoice: held unless chosen otherwise
+    invoice_policy: InvoicePolicy = field(default_factory=InvoicePolicy)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class SettlementOutcome:
 
 
 def blocked_by_strict(reconciliation: Reconciliation | ReconciliationSkipped | None, options: RunOptions) -> bool:
-    """With ``--strict``, a reconciliation with any order not matching M3's invoices holds the settlement."""
+    """With ``--strict``, a reconciliation with any order not matching M3's invoices holds the settlement
+    (also one whose refunds or missing invoices ``invoice_policy`` would post elsewhere by choice)."""
     return options.strict and isinstance(reconciliation, Reconciliation) and not reconciliation.exceptions.empty
 
 

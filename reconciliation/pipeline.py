@@ -17,8 +17,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from reconciliation.gates import GateFailure, GateOutcome, check_gates
+from reconciliation.invoice_policy import InvoicePolicy, apply_invoice_policy
 from reconciliation.mapping import GLMapping, MappedLines
 from reconciliation.marketplaces import MarketplaceResolution, resolve_marketplace
+from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
 from reconciliation.schemas import ValidationReport, validate_settlement
 
@@ -37,6 +39,7 @@ class PreparedSettlement:
     mapped: MappedLines
     gates: GateOutcome
     marketplace: MarketplaceResolution | None = None
+    notes: tuple[str, ...] = ()  # orders posted elsewhere by the user's choice (``with_invoice_policy``)
 
     @property
     def held(self) -> bool:
@@ -47,7 +50,7 @@ class PreparedSettlement:
         """Gate reasons first (they decide), then validation findings not already said."""
         reasons = list(self.gates.reasons)
         reasons += [r for r in self.validation.reasons if r not in reasons]
-        return tuple(reasons)
+        return (*reasons, *self.notes)
 
 
 def prepare_settlement(
@@ -68,6 +71,53 @@ def prepare_settlement(
     code = resolution.marketplace.code if resolution.marketplace is not None else UNRESOLVED_MARKETPLACE_CODE
     validation = validate_settlement(settlement)
     mapped = mapping.map_lines(settlement.lines, code, currency=settlement.currency)
+    gates = _gates(settlement, mapped, mapping, resolution, (), closed_periods, first_open_period, already_posted)
+    return PreparedSettlement(settlement, validation, mapped, gates, resolution)
+
+
+def with_invoice_policy(
+    prepared: PreparedSettlement,
+    reconciliation: Reconciliation,
+    mapping: GLMapping,
+    policy: InvoicePolicy,
+    *,
+    closed_periods: Callable[[date], bool] | None = None,
+    first_open_period: bool = False,
+    already_posted: Collection[str] = (),
+) -> PreparedSettlement:
+    """``prepared`` after the user's choice for orders M3 has no document for
+    (``reconciliation.invoice_policy``): their lines held by the ``invoices`` gate, or moved to
+    the chosen categories and the gates and vouchers built again (the same arguments as
+    ``prepare_settlement``). Unchanged when every order has its M3 document."""
+    settlement = prepared.settlement
+    result = apply_invoice_policy(prepared.mapped, reconciliation, mapping, policy, decimals=settlement.decimals)
+    if not result.changed:
+        return prepared
+    gates = _gates(
+        settlement,
+        result.mapped,
+        mapping,
+        prepared.marketplace,
+        result.holds,
+        closed_periods,
+        first_open_period,
+        already_posted,
+    )
+    return replace(prepared, mapped=result.mapped, gates=gates, notes=result.notes)
+
+
+def _gates(
+    settlement: Settlement,
+    mapped: MappedLines,
+    mapping: GLMapping,
+    resolution: MarketplaceResolution | None,
+    holds: tuple[GateFailure, ...],
+    closed_periods: Callable[[date], bool] | None,
+    first_open_period: bool,
+    already_posted: Collection[str],
+) -> GateOutcome:
+    """``check_gates``, with the marketplace gate's failure first and ``holds`` (other gates'
+    failures found before) after the others."""
     gates = check_gates(
         settlement,
         mapped,
@@ -76,6 +126,8 @@ def prepare_settlement(
         first_open_period=first_open_period,
         already_posted=already_posted,
     )
-    if resolution.held:
-        gates = GateOutcome(True, (GateFailure(GATE_MARKETPLACE, resolution.problem), *gates.failures), ())
-    return PreparedSettlement(settlement, validation, mapped, gates, resolution)
+    marketplace = (
+        (GateFailure(GATE_MARKETPLACE, resolution.problem),) if resolution is not None and resolution.held else ()
+    )
+    failures = (*marketplace, *gates.failures, *holds)
+    return GateOutcome(True, failures, ()) if failures else gates
