@@ -114,8 +114,6 @@ def test_held_by_default_posted_by_choice_and_released_by_the_credit_note(
     assert _vouchers_in_m3(server.base_url) == 2
 
     # 4. A choice that is not one is one line and exit 2, before anything is read.
-    bad = m3sync(
-        "settle", *files, "--home", str(home), "--refunds-without-credit", "maybe", api_url=prefect_api_url
-    )
+    bad = m3sync("settle", *files, "--home", str(home), "--refunds-without-credit", "maybe", api_url=prefect_api_url)
     assert bad.code == 2
     assert bad.stderr.strip() == "m3sync: --refunds-without-credit: 'maybe' is not one of hold, returns"

@@ -137,7 +137,8 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
                 "batch_orders": "SELECT count(*) FROM orders WHERE kind = 'batch'",
                 "order_lines": "SELECT count(*) FROM order_lines",
                 "deliveries": "SELECT count(*) FROM deliveries",
-                "invoices": "SELECT count(*) FROM invoices",
+                "invoices": "SELECT count(*) FROM invoices",  # credit notes included
+                "credit_notes": "SELECT count(*) FROM invoices WHERE json_extract(data, '$.AMT1') LIKE '-%'",
                 "vouchers": "SELECT count(*) FROM vouchers",
                 "voucher_lines": "SELECT count(*) FROM voucher_lines",
                 "pending_voucher_lines": "SELECT count(*) FROM gl_pending",
