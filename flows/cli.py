@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     settle.add_argument("files", nargs="*", metavar="FILE", help="settlement flat files (V2, or legacy V1)")
     settle.add_argument("--from-amazon", action="store_true", help="settlement reports listed from SP-API")
     settle.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
-    settle.add_argument("--dry-run", action="store_true", help="check, map and reconcile; post nothing")
+    settle.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check, map and reconcile (with M3 configured: reports what would be held); post nothing",
+    )
     settle.add_argument("--report", metavar="PATH", help="workbook path (default HOME/reports/settlements-<time>.xlsx)")
     settle.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     settle.add_argument(
@@ -76,16 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     settle.add_argument(
         "--refunds-without-credit",
         metavar="hold|returns",
-        help="a refund with no M3 credit note: hold the settlement until M3 has the credit note (default), "
-        "or post it to sales returns with the VAT reversal (returns); "
-        "default: [settlement] refunds_without_credit in config.toml, else hold",
+        help="a refund M3 has no credit note for: hold the settlement until M3 has it, or post the refund "
+        "to sales returns with the VAT reversal (default: [settlement] refunds_without_credit in "
+        "config.toml, else hold)",
     )
     settle.add_argument(
         "--missing-invoices",
         metavar="hold|suspense",
-        help="an order with no M3 invoice: hold the settlement until M3 has the invoice (default), "
-        "or post its sales to a suspense account (suspense); "
-        "default: [settlement] missing_invoices in config.toml, else hold",
+        help="an order M3 has no invoice for: hold the settlement until M3 has it, or post the order's "
+        "sales to a suspense account (default: [settlement] missing_invoices in config.toml, else hold)",
     )
     settle.add_argument(
         "--first-open-period",

@@ -2,7 +2,8 @@
 
 check where the workbook goes -> read (files or SP-API since the watermark) -> score
 anomalies, oldest settlement first -> per settlement, concurrently: validate, map, gate ->
-reconcile against M3 invoices -> post balanced vouchers (never twice) -> one workbook for the
+reconcile against M3 invoices -> hold (or post where the user chose) refunds and orders M3 has
+no credit note or invoice for -> post balanced vouchers (never twice) -> one workbook for the
 run -> artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected

@@ -63,6 +63,12 @@ def test_held_by_default_posted_by_choice_and_released_by_the_credit_note(
     assert f"documented.tsv: settlement 10000000001: held: 2 orders ({SOLD}" in held.stderr
     assert entries["documented.tsv"]["journal"]["vouchers"] == []
     assert _vouchers_in_m3(server.base_url) == 0
+    # A dry run reads M3's invoices too (M3 is configured): it reports the same hold.
+    dry = m3sync("settle", str(undocumented), "--dry-run", "--json", "--home", str(home), api_url=prefect_api_url)
+    assert dry.code == 3, dry.stderr
+    (dry_entry,) = dry.document["settlements"]
+    assert dry_entry["status"] == "held" and dry_entry["reconciliation"]["status"] == "done"
+    assert "refunds of 1 order (112-0000000-9001004) without an M3 credit note" in " ".join(dry_entry["reasons"])
 
     # 2. M3 gets the invoices of the documented settlement's orders and the refund's credit note,
     # dated after the settlement's window (2024-10-23) as a late credit note would be.
