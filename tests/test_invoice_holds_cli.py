@@ -11,6 +11,7 @@ orders 111-…-9000001 (principal 68.99, tax 4.14 withheld again) and 114-…-90
 
 from __future__ import annotations
 
+import re
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 from _cli import m3sync
 from _live_m3 import live_m3  # noqa: F401 - the fixture
+from openpyxl import load_workbook
 
 from connectors.m3 import M3Client, M3Operations, OrderLineRequest, OrderRequest
 from sandbox.m3.seed import FREIGHT_ITEM
@@ -32,6 +34,15 @@ def _renumbered(fixture: Path, target: Path) -> Path:
         text = text.replace(order, order[:-4] + "1" + order[-3:])
     target.write_text(text, encoding="utf-8")
     return target
+
+
+def _orders_named_in_exceptions(workbook: str, kind: str, source: str) -> set[str]:
+    """The Amazon order ids the workbook's Exceptions rows of ``kind`` for ``source`` name."""
+    rows = list(load_workbook(workbook, read_only=True)["Exceptions"].iter_rows(values_only=True))
+    header = rows[0]
+    kind_at, file_at, message_at = (header.index(h) for h in ("Kind", "File", "Message"))
+    messages = [str(r[message_at]) for r in rows[1:] if r[kind_at] == kind and Path(str(r[file_at])).name == source]
+    return set(re.findall(r"\d{3}-\d{7}-\d{7}", " ".join(messages)))
 
 
 def _vouchers_in_m3(base_url: str) -> int:
@@ -63,6 +74,8 @@ def test_held_by_default_posted_by_choice_and_released_by_the_credit_note(
     assert f"documented.tsv: settlement 10000000001: held: 2 orders ({SOLD}" in held.stderr
     assert entries["documented.tsv"]["journal"]["vouchers"] == []
     assert _vouchers_in_m3(server.base_url) == 0
+    named = _orders_named_in_exceptions(held.document["report"], "gate failure", "documented.tsv")
+    assert named == {SOLD, SHIPPED, REFUNDED}
     # A dry run reads M3's invoices too (M3 is configured): it reports the same hold.
     dry = m3sync("settle", str(undocumented), "--dry-run", "--json", "--home", str(home), api_url=prefect_api_url)
     assert dry.code == 3, dry.stderr
@@ -117,6 +130,8 @@ def test_held_by_default_posted_by_choice_and_released_by_the_credit_note(
     assert (chosen_voucher["debit"], chosen_voucher["credit"]) == ("142.12", "142.12")
     notes = " | ".join(entries["undocumented.tsv"]["reasons"])
     assert "missing_invoice_suspense 2998" in notes and "sales_returns 3090" in notes
+    named = _orders_named_in_exceptions(posted.document["report"], "posted reason", "undocumented.tsv")
+    assert named == {o[:-4] + "1" + o[-3:] for o in (SOLD, SHIPPED, REFUNDED)}
     assert _vouchers_in_m3(server.base_url) == 2
 
     # 4. A choice that is not one is one line and exit 2, before anything is read.
