@@ -132,7 +132,11 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
             f"{credited} refunds credited"
         )
         home_path = connections.home
-    document = settlement_reconciliation(from_amazon=True, sandbox=True, home=str(home_path))
+    # The demo's M3 has every settled order's invoice and every refund's credit note, so it keeps
+    # the accountant's default: a refund or order without its M3 document would be held.
+    document = settlement_reconciliation(
+        from_amazon=True, sandbox=True, home=str(home_path), refunds_without_credit="hold", missing_invoices="hold"
+    )
     for line in summary_lines(document):
         echo(line)
     # A held settlement is a result worth showing; unreadable reports, an unreachable sandbox
