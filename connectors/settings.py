@@ -13,6 +13,14 @@ saying exactly which TOML key or environment variable to set.
     cono = "100"
     divi = "AAA"
     tenant = "ACME_PRD"           # optional, the .ionapi's "ti" otherwise
+    rate_type = 1                 # CRTP sent on every voucher line (optional)
+
+    [m3.divisions]                # marketplace code -> M3 division (others: [m3] divi)
+    US = "100"
+    UK = "200"
+
+    [m3.rates.400]                # optional fixed rates (ARAT) into division 400's local currency
+    EUR = "11.4523"
 
     [amazon]
     refresh_token = "prefect-secret:amazon-refresh-token"   # a Prefect Secret block
@@ -38,6 +46,16 @@ saying exactly which TOML key or environment variable to set.
     refunds_without_credit = "hold"   # or "returns": post to sales returns with the VAT reversal
     missing_invoices = "hold"         # or "suspense": post the sales to a suspense account
 
+    [tax]                          # tax per marketplace (reconciliation/tax_profiles.yaml): overrides
+    seller = "outside_eu_uk"       # optional: a registration other than "established in each marketplace's country"
+    [tax.DE]
+    facilitator = true
+    fee_vat = { treatment = "included", rate = "0.19", vat_code = "21" }   # at every date
+    # or dated treatments: [[tax.DE.fee_vat]] tables, each after the first with from = 2024-08-01
+
+``[tax]`` is read from the file only (nested tables have no environment variables) and kept as
+written: the domain (``reconciliation.tax``) checks it, naming the key of a bad value.
+
 Secret values (``[m3] password``, ``[amazon] refresh_token``, ``lwa_client_secret``) are
 `Secret` objects: their repr is ``'***'``; a Prefect Secret block reference is only loaded
 when ``.reveal()`` is called.
@@ -50,6 +68,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -57,6 +76,7 @@ from connectors.amazon.client import DEFAULT_DEADLINE_S
 from connectors.amazon.config import LWA_TOKEN_URL, MARKETPLACE_REGIONS, REGIONS
 from connectors.amazon.documents import DocumentLimits
 from connectors.redact import redact_text, redact_url
+from reconciliation.marketplaces import MARKETPLACES
 
 CONFIG_FILE = "config.toml"
 ENV_PREFIX = "M3SYNC_"
@@ -253,6 +273,31 @@ class SettlementSettings:
 
 
 @dataclass(frozen=True)
+class LedgerSettings:
+    """Where and how vouchers are booked: ``[m3.divisions]`` routes a marketplace (its code: US,
+    UK, DE, ...) to an M3 division, the others go to ``[m3] divi`` (or the M3 user's default);
+    ``[m3] rate_type`` is sent as CRTP on every line; ``[m3.rates.<division>]`` fixes the rate
+    (ARAT) of a currency into that division's local currency, else M3 takes its own rate.
+    ``origins``: where each routed marketplace was configured (for messages)."""
+
+    divisions: Mapping[str, str] = field(default_factory=dict)
+    rate_type: int | None = None
+    rates: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)  # (division, currency) -> rate
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def division_for(self, marketplace_code: str | None, default: str) -> str:
+        """The division a settlement of ``marketplace_code`` posts to."""
+        return self.divisions.get(marketplace_code or "", default)
+
+    def rate_for(self, division: str, currency: str) -> Decimal | None:
+        return self.rates.get((division, currency))
+
+    def routed(self) -> dict[str, str]:
+        """Where each routed division is configured -> the division (for the start-up check)."""
+        return {self.origins.get(code, f"[m3.divisions] {code}"): divi for code, divi in self.divisions.items()}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configured under one home. ``m3``/``amazon`` are None when not configured
     (``problems`` then says why, per section); use `require_m3`/`require_amazon`.
@@ -265,6 +310,8 @@ class Settings:
     problems: Mapping[str, str] = field(default_factory=dict)
     state_url_origin: str = "the state database URL"  # where it was configured, for messages
     settlement: SettlementSettings = field(default_factory=SettlementSettings)
+    tax: Mapping[str, Any] = field(default_factory=dict)  # the [tax] table as written (reconciliation.tax checks it)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
 
     def __repr__(self) -> str:
         return (
@@ -291,7 +338,7 @@ def resolve_home(arg: str | None, env: Mapping[str, str] = os.environ) -> Path:
 
 # -- reading --------------------------------------------------------------------------
 
-_Kind = Literal["str", "secret", "path", "list"]
+_Kind = Literal["str", "secret", "path", "list", "table"]
 _SCHEMA: dict[str, dict[str, _Kind]] = {
     "m3": {
         "ionapi": "path",
@@ -305,6 +352,9 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "timeout_seconds": "str",
         "voucher_wait_seconds": "str",
         "settle_seconds": "str",
+        "rate_type": "str",
+        "divisions": "table",  # [m3.divisions]: marketplace code = "division"
+        "rates": "table",  # [m3.rates.<division>]: currency = "rate"
     },
     "amazon": {
         "refresh_token": "secret",
@@ -324,6 +374,9 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     "state": {"url": "str"},
     "settlement": {"refunds_without_credit": "str", "missing_invoices": "str"},
 }
+
+
+TAX_SECTION = "tax"  # [tax] and [tax.XX]: see the module docstring
 
 
 def env_var(section: str, key: str) -> str:
@@ -370,9 +423,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _collect(path: Path, document: Mapping[str, Any], env: Mapping[str, str]) -> dict[tuple[str, str], _Raw]:
     found: dict[tuple[str, str], _Raw] = {}
     for section, table in document.items():
+        if section == TAX_SECTION and isinstance(table, dict):
+            continue  # kept as written; load_settings hands it on
         if section not in _SCHEMA or not isinstance(table, dict):
             raise ConfigurationError(
-                f"{path}: unknown section [{section}]; known sections: " + ", ".join(f"[{name}]" for name in _SCHEMA),
+                f"{path}: unknown section [{section}]; known sections: "
+                + ", ".join(f"[{name}]" for name in (*_SCHEMA, TAX_SECTION)),
                 path=path,
             )
         for key, value in table.items():
@@ -639,6 +695,81 @@ def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: 
     return value
 
 
+_MARKETPLACE_CODES = tuple(dict.fromkeys(m.code for m in MARKETPLACES))
+
+
+def _table(raw: _Raw, problems: list[str]) -> dict[str, Any]:
+    """A TOML table, or (from the environment) ``"KEY=VALUE,KEY=VALUE"``."""
+    if isinstance(raw.value, dict):
+        return dict(raw.value)
+    if isinstance(raw.value, str):
+        pairs = [part.split("=", 1) for part in raw.value.split(",") if part.strip()]
+        if all(len(pair) == 2 for pair in pairs):
+            return {key.strip(): value.strip() for key, value in pairs}
+    problems.append(f"{raw.origin} must be a table (or KEY=VALUE,KEY=VALUE), got {raw.value!r}")
+    return {}
+
+
+def _entry_origin(raw: _Raw, table: str, key: str) -> str:
+    """Where one entry of a table was configured: ``[m3.divisions] UK in /home/config.toml``."""
+    if raw.from_file:
+        return f"[{table}] {key} in {raw.origin.split(' in ', 1)[1]}"
+    return f"{raw.origin} ({key})"
+
+
+def _ledger_settings(raw: Mapping[tuple[str, str], _Raw]) -> LedgerSettings:
+    """``[m3.divisions]``, ``[m3] rate_type`` and ``[m3.rates.<division>]``; any problem is a
+    ConfigurationError naming the key (posting to a wrong legal entity is never a default)."""
+    problems: list[str] = []
+    divisions: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    if ("m3", "divisions") in raw:
+        table_raw = raw[("m3", "divisions")]
+        for code, divi in _table(table_raw, problems).items():
+            where = _entry_origin(table_raw, "m3.divisions", code)
+            if code not in _MARKETPLACE_CODES:
+                problems.append(f"{where}: {code!r} is not a marketplace code (known: {', '.join(_MARKETPLACE_CODES)})")
+            elif isinstance(divi, bool) or not isinstance(divi, (str, int)) or not 1 <= len(str(divi)) <= 3:
+                problems.append(f"{where} must be an M3 division (1-3 characters), got {divi!r}")
+            else:
+                divisions[code], origins[code] = str(divi), where
+    rate_type = None
+    if ("m3", "rate_type") in raw:
+        value = raw[("m3", "rate_type")]
+        text = str(value.value).strip() if not isinstance(value.value, bool) else ""
+        if text.isdigit() and 0 < int(text) < 100:
+            rate_type = int(text)
+        else:
+            problems.append(f"{value.origin} must be an M3 exchange rate type 1..99 (CRTP), got {value.value!r}")
+    rates: dict[tuple[str, str], Decimal] = {}
+    if ("m3", "rates") in raw:
+        table_raw = raw[("m3", "rates")]
+        for divi, currencies in _table(table_raw, problems).items():
+            if isinstance(currencies, str):  # environment: "400:EUR=11.4523"
+                divi, _, currency = divi.partition(":")
+                currencies = {currency: currencies}
+            if not isinstance(currencies, dict):
+                problems.append(f'{table_raw.origin}: [m3.rates.{divi}] must be a table of currency = "rate"')
+                continue
+            for currency, rate in currencies.items():
+                where = _entry_origin(table_raw, f"m3.rates.{divi}", currency)
+                try:
+                    # A TOML float is binary: only a string (or an integer) is the exact rate.
+                    fixed: Decimal | None = None if isinstance(rate, (bool, float)) else Decimal(str(rate).strip())
+                except InvalidOperation:
+                    fixed = None
+                if fixed is None or not fixed.is_finite() or fixed <= 0 or len(currency) != 3:
+                    problems.append(
+                        f"{where} must be a currency code = a positive rate written as a "
+                        f'string (e.g. EUR = "11.4523"), got {rate!r}'
+                    )
+                else:
+                    rates[(divi, currency)] = fixed
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return LedgerSettings(divisions=divisions, rate_type=rate_type, rates=rates, origins=origins)
+
+
 def load_settings(
     home: Path,
     env: Mapping[str, str] = os.environ,
@@ -655,9 +786,11 @@ def load_settings(
     """
     home = Path(home)
     config_path = home / CONFIG_FILE
-    raw = _collect(config_path, _read_toml(config_path), env)
+    document = _read_toml(config_path)
+    raw = _collect(config_path, document, env)
     sections = {name: _Section(name, raw, home, secret_resolver) for name in _SCHEMA}
     m3 = _m3_settings(sections["m3"], home)
+    ledger = _ledger_settings(raw)
     amazon = _amazon_settings(sections, home)
     state_url = sections["state"].text("url")
     state_origin = raw[("state", "url")].origin if state_url is not None else "the default state database"
@@ -677,6 +810,8 @@ def load_settings(
         problems=problems,
         state_url_origin=state_origin,
         settlement=settlement,
+        tax=document.get(TAX_SECTION, {}),
+        ledger=ledger,
     )
     for name in require:
         (settings.require_m3 if name == "m3" else settings.require_amazon)()

@@ -276,7 +276,7 @@ def _settle(args: argparse.Namespace) -> int:
     from flows.prefect_server import start_ephemeral_server
 
     server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
-    from flows.connections import checked_settings, invoice_policy, load_gl_mapping
+    from flows.connections import checked_settings, invoice_policy, load_gl_mapping, load_tax_profiles
     from flows.reports import report_path
 
     # Everything that can be checked is, before Prefect starts and anything is posted (a
@@ -285,6 +285,7 @@ def _settle(args: argparse.Namespace) -> int:
     invoice_policy(settings, args.refunds_without_credit, args.missing_invoices)
     report_path(settings.home, args.report)
     load_gl_mapping(args.mapping, settings.home)
+    load_tax_profiles(settings.home)
     try:
         from flows.arrow_memory import use_jemalloc_for_arrow
 

@@ -18,8 +18,10 @@ from typing import Any
 from connectors.amazon import SellerAccounts
 from connectors.m3 import IonApiCredentials, M3AuthError, M3Client, M3Operations
 from connectors.settings import (
+    CONFIG_FILE,
     SANDBOX_M3_PROFILE,
     ConfigurationError,
+    LedgerSettings,
     Settings,
     check_state_url,
     decode_error_position,
@@ -29,6 +31,7 @@ from connectors.settings import (
 from connectors.state import StateStore
 from reconciliation.invoice_policy import MISSING_INVOICES, REFUNDS_WITHOUT_CREDIT, InvoicePolicy
 from reconciliation.mapping import GLMapping, MappingError, load_mapping
+from reconciliation.tax import TaxProfileError, TaxProfiles, configured_tax_profiles
 
 SANDBOX_COMPANY, SANDBOX_DIVISION = "100", "AAA"
 
@@ -42,7 +45,8 @@ class Connections:
     state: StateStore
     m3: M3Operations | None = None
     m3_profile: str = SANDBOX_M3_PROFILE
-    divi: str = SANDBOX_DIVISION
+    divi: str = SANDBOX_DIVISION  # the default division: marketplaces [m3.divisions] does not route
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)  # divisions, rate type, fixed rates
     amazon: SellerAccounts | None = None  # one connector per SP-API region
     sandbox_env: Any = None  # sandbox.runtime.SandboxEnvironment when sandbox=True
     need_m3: bool = True
@@ -54,6 +58,10 @@ class Connections:
         # arguments: a worker reconnects from the same home (the sandbox's servers keep running
         # in the flow's process; their URLs and keys are in the files under HOME/sandbox).
         return (reconnect, (self.home, self.sandbox, self.need_m3, self.need_amazon))
+
+    def division_for(self, marketplace_code: str | None) -> str:
+        """The M3 division a settlement of this marketplace posts to, and is read from."""
+        return self.ledger.division_for(marketplace_code, self.divi)
 
     def require_m3(self) -> M3Operations:
         if self.m3 is None:
@@ -157,6 +165,8 @@ def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
     state = StateStore(settings.state_url)
     stack.callback(state.close)
     ops = M3Operations(client, profile, cono=SANDBOX_COMPANY, divi=SANDBOX_DIVISION)
+    if settings.ledger.divisions:  # a division the sandbox M3 does not know fails here too, naming the key
+        ops.check_company(settings.ledger.routed())
     return Connections(
         home=home,
         sandbox=True,
@@ -164,6 +174,7 @@ def _sandbox_clients(home: Path, stack: ExitStack) -> Connections:
         m3=ops,
         m3_profile=profile,
         divi=SANDBOX_DIVISION,
+        ledger=settings.ledger,
         amazon=amazon,
         need_amazon=True,
     )
@@ -212,7 +223,9 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
     settings = checked_settings(home, sandbox=False, need_m3=need_m3, need_amazon=need_amazon)
     state = StateStore(settings.state_url)
     stack.callback(state.close)
-    connections = Connections(home=home, sandbox=False, state=state, need_m3=need_m3, need_amazon=need_amazon)
+    connections = Connections(
+        home=home, sandbox=False, state=state, need_m3=need_m3, need_amazon=need_amazon, ledger=settings.ledger
+    )
     if need_m3 or settings.m3 is not None:  # a dry run still reconciles when M3 is configured
         m3 = settings.require_m3()
         if m3.ionapi is not None:
@@ -240,11 +253,22 @@ def _live_connections(home: Path, stack: ExitStack, *, need_m3: bool, need_amazo
             connections.divi = m3.divi
         if need_m3:  # a company or division the M3 user may not use is a configuration error (exit 2);
             # without cono/divi configured, the M3 user's defaults are used (and GLS840MI gets the company)
-            connections.divi = connections.m3.check_company()[1] or connections.divi
+            # nor is a division a marketplace is routed to ([m3.divisions])
+            connections.divi = connections.m3.check_company(settings.ledger.routed())[1] or connections.divi
     if need_amazon:
         connections.amazon = SellerAccounts.from_settings(settings.require_amazon())
         stack.callback(connections.amazon.close)
     return connections
+
+
+def load_tax_profiles(home: Path) -> TaxProfiles:
+    """The tax profiles: the shipped ones with ``[tax]`` of ``HOME/config.toml`` applied; a bad
+    value is a ConfigurationError naming the file and the key."""
+    settings = load_settings(home)
+    try:
+        return configured_tax_profiles(settings.tax, source=str(home / CONFIG_FILE))
+    except TaxProfileError as exc:
+        raise ConfigurationError(str(exc), path=home / CONFIG_FILE) from None
 
 
 def load_gl_mapping(name_or_path: str, home: Path) -> GLMapping:

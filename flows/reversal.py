@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from connectors.m3 import JournalEntry, JournalLine
+from connectors.m3 import JournalEntry, JournalLine, PostedVoucherLine
 from connectors.state import AlreadyReversed, Posting
 from flows.connections import Connections
 from flows.exit_codes import EXIT_HELD, EXIT_INVALID, EXIT_OK
@@ -168,15 +168,26 @@ def reverse_settlement(connections: Connections, settlement_id: str, on: date | 
     return ReversalOutcome(settlement_id, "reversed", version, accounting_date, tuple(done))
 
 
-def reversing_entry(key: str, divi: str, currency: str, accounting_date: date, lines: tuple[Any, ...]) -> JournalEntry:
-    """The voucher reversing the one posted under ``key``: its lines as M3 holds them, amounts negated."""
+def reversing_entry(
+    key: str, divi: str, currency: str, accounting_date: date, lines: tuple[PostedVoucherLine, ...]
+) -> JournalEntry:
+    """The voucher reversing the one posted under ``key`` in its division: its lines as M3 holds
+    them, amounts negated, at the original's rate type and rate so the local amounts mirror it
+    exactly. Lines M3 added itself (its rounding, CUAM 0) are left out: M3 books the mirrored
+    difference again (per-line rounding half-up is symmetric in sign)."""
+    sent = [line for line in lines if not line.added_by_m3]
+    rated = next((line for line in sent if line.rate is not None), None)
     return JournalEntry(
         key=reversal_key(key),
         divi=divi,
         accounting_date=accounting_date,
         currency=currency,
         text="Reversal" if len(reversal_key(key)) + len(" Reversal") <= VTXT_LENGTH else "",
-        lines=tuple(JournalLine(dimensions=tuple(line.dimensions), amount=-line.amount) for line in lines),
+        lines=tuple(
+            JournalLine(dimensions=tuple(line.dimensions), amount=-line.amount, vat_code=line.vat_code) for line in sent
+        ),
+        rate_type=rated.rate_type if rated is not None else None,
+        rate=rated.rate if rated is not None else None,
     )
 
 

@@ -27,10 +27,11 @@ from connectors.m3 import M3Error
 from connectors.settings import load_settings
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.connections import Connections, invoice_policy, load_gl_mapping, open_connections
+from flows.connections import Connections, invoice_policy, load_gl_mapping, load_tax_profiles, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
+from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
 from reconciliation.model import Settlement
 from reconciliation.outcome import (
@@ -72,6 +73,7 @@ def settlement_reconciliation(
             strict=strict,
             tolerance=Decimal(tolerance),
             first_open_period=first_open_period,
+            tax=load_tax_profiles(connections.home),
             invoice_policy=policy,
         )
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
@@ -145,7 +147,12 @@ def _settle(
             periods_unread = steps.m3_problem(exc)
     progress.stage = "validating and mapping"
     prepared = progress.prepared = steps.prepare(
-        progress.settlement, mapping, steps.configured_marketplaces(connections), periods, options.first_open_period
+        progress.settlement,
+        mapping,
+        steps.configured_marketplaces(connections),
+        periods,
+        options.first_open_period,
+        options.tax,
     )
     progress.stage = "reconciling against M3 invoices"
     progress.reconciliation = steps.reconcile_with_m3(connections, prepared.settlement, options)
@@ -163,7 +170,9 @@ def _settle(
     elif posting_allowed:
         progress.stage, progress.posting_started = "posting to M3", True
         try:
-            progress.posting = steps.post_vouchers(connections, settlement, prepared.gates.vouchers, audits)
+            progress.posting = steps.post_vouchers(
+                connections, settlement, prepared.gates.vouchers, audits, fx_accounts(mapping)
+            )
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
             progress.posting = PostingResult(
                 posted=tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers)),

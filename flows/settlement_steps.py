@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from connectors.m3 import (
     M3TransactionError,
     M3Unavailable,
     M3WriteInDoubt,
+    PostedVoucher,
     SubmittedVoucher,
 )
 from connectors.m3.records import CustomerInvoice
@@ -41,9 +43,10 @@ from flows.connections import Connections
 from flows.failures import UnexpectedError, contained
 from reconciliation.audit import AuditRecord, tool_version, voucher_audits
 from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
+from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local_voucher
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
-from reconciliation.marketplaces import find_marketplace
+from reconciliation.marketplaces import find_marketplace, resolve_marketplace
 from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders, tolerance_minor
 from reconciliation.model import Settlement, decimal_to_minor, minor_to_decimal
 from reconciliation.outcome import (
@@ -65,6 +68,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement, with_invoice_policy
+from reconciliation.tax import TaxProfiles, tax_profiles
 from reconciliation.vouchers import Voucher, at_version, key_at_version, planned_vouchers
 
 logger = logging.getLogger(__name__)
@@ -216,7 +220,7 @@ def read_period_locks(connections: Connections, settlement: Settlement) -> Perio
     dates = [accounting_date for _, accounting_date in planned]
     try:
         closed = m3.closed_periods(
-            min(dates), _months_after(max(dates), FIRST_OPEN_SEARCH_MONTHS), divi=connections.divi
+            min(dates), _months_after(max(dates), FIRST_OPEN_SEARCH_MONTHS), divi=division_of(connections, settlement)
         )
     except M3TransactionError as exc:
         logger.warning("M3 did not tell its closed periods (%s); posting without the period check", exc)
@@ -226,6 +230,15 @@ def read_period_locks(connections: Connections, settlement: Settlement) -> Perio
     version = connections.state.settlement_version(settlement.settlement_id)
     posted = frozenset(key for key, _ in planned if _is_posted(connections.state, key_at_version(key, version)))
     return PeriodLocks(closed, posted)
+
+
+def division_of(connections: Connections, settlement: Settlement) -> str:
+    """The M3 division the settlement's marketplace posts to ([m3.divisions], else the default).
+    The marketplace is resolved as ``prepare`` resolves it, so periods are read in the division
+    the vouchers go to even before the settlement is prepared."""
+    names = settlement.lines["marketplace_name"]
+    marketplace = resolve_marketplace(names, settlement.currency, configured_marketplaces(connections)).marketplace
+    return connections.division_for(marketplace.code if marketplace is not None else None)
 
 
 def _is_posted(state: StateStore, key: str) -> bool:
@@ -246,6 +259,7 @@ def prepare(
     configured_marketplaces: Sequence[str] = (),
     periods: PeriodLocks | None = None,
     first_open_period: bool = False,
+    tax: TaxProfiles | None = None,
 ) -> PreparedSettlement:
     """The pure stages; ``periods`` None (a dry run, or M3 not telling) leaves the period gate open."""
     return prepare_settlement(
@@ -255,6 +269,7 @@ def prepare(
         first_open_period=first_open_period,
         already_posted=periods.already_posted if periods is not None else (),
         configured_marketplaces=configured_marketplaces,
+        tax=tax,
     )
 
 
@@ -282,7 +297,7 @@ def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataF
     # clears the hold of a refund (or order) in it (``invoices_frame`` keeps only those orders'
     # documents beyond the window).
     end = max(settlement.end.date(), datetime.now(UTC).date())
-    invoices = m3.list_invoices(start, end)
+    invoices = m3.list_invoices(start, end, divi=division_of(connections, settlement))
     # Which Amazon orders belong to this marketplace: the id map order sync (and the demo) keep.
     marketplace = find_marketplace(settlement.marketplace)
     marketplace_orders = (
@@ -322,8 +337,19 @@ def invoices_frame(
 
 
 @task(cache_policy=NO_CACHE)
-def reconcile(settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int) -> Reconciliation:
-    return reconcile_orders(settlement.lines, invoices, tolerance_minor=tolerance_minor)
+def reconcile(
+    settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int, tax: TaxProfiles | None = None
+) -> Reconciliation:
+    """Per order against M3's invoices; where M3 invoices a facilitator marketplace gross, the
+    withheld tax is part of what M3 invoiced (``reconcile_orders``' ``withheld_tax_invoiced``)."""
+    marketplace = find_marketplace(settlement.marketplace)
+    profile = (tax or tax_profiles())[marketplace.code] if marketplace is not None else None
+    return reconcile_orders(
+        settlement.lines,
+        invoices,
+        tolerance_minor=tolerance_minor,
+        withheld_tax_invoiced=profile is not None and profile.invoices_withheld_tax,
+    )
 
 
 def reconcile_with_m3(
@@ -336,7 +362,7 @@ def reconcile_with_m3(
         return ReconciliationSkipped("M3 is not configured (dry run)")
     try:
         invoices = fetch_invoices(connections, settlement)
-        return reconcile(settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals))
+        return reconcile(settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals), options.tax)
     except M3Error as exc:
         return ReconciliationSkipped(m3_problem(exc))
 
@@ -361,6 +387,7 @@ def apply_invoice_policy(
         closed_periods=periods.is_closed if periods is not None else None,
         first_open_period=options.first_open_period,
         already_posted=periods.already_posted if periods is not None else (),
+        tax=options.tax,
     )
 
 
@@ -370,7 +397,7 @@ def invoices_unread(
     """Why M3's invoices could not be read, when that keeps the settlement from being posted: a
     refund or sale without its M3 document would go unchecked. None when they were read (or M3
     is not configured: a dry run, which posts nothing)."""
-    if connections.m3 is None or not mapping.invoiced_in_m3 or not isinstance(reconciliation, ReconciliationSkipped):
+    if connections.m3 is None or not mapping.invoices_in_m3 or not isinstance(reconciliation, ReconciliationSkipped):
         return None
     return reconciliation.reason
 
@@ -386,9 +413,14 @@ def post_vouchers(
     settlement: Settlement,
     vouchers: Sequence[Voucher],
     audits: Mapping[str, AuditRecord] | None = None,
+    fx_accounts: frozenset[str] = frozenset(),
 ) -> PostingResult:
-    """Post in date order, each exactly once (`post_entry`, with its audit record); the first
-    refusal stops the rest."""
+    """Post in date order, each exactly once (`post_entry`, with its audit record), into the
+    marketplace's division with the configured rate type (and fixed rate); each voucher M3 books
+    is read back and checked in local currency (``fx_accounts``: where M3's rounding may go).
+    The first refusal stops the rest."""
+    division = division_of(connections, settlement)
+    ledger = connections.ledger
     posted_refs: list[PostedVoucherRef] = []
     refused: list[str] = []
     submitted: list[SubmittedVoucherRef] = []
@@ -396,7 +428,9 @@ def post_vouchers(
     for voucher in sorted(vouchers, key=lambda v: v.accounting_date):
         one = post_entry(
             connections,
-            journal_entry(voucher, connections.divi),
+            journal_entry(
+                voucher, division, rate_type=ledger.rate_type, rate=ledger.rate_for(division, voucher.currency)
+            ),
             kind="voucher",
             source=settlement.source,
             content_hash=voucher_hash(voucher),
@@ -409,7 +443,8 @@ def post_vouchers(
         if one.batch is not None:
             submitted.append(SubmittedVoucherRef(voucher.key, one.batch))
             continue
-        posted_refs.append(PostedVoucherRef(voucher.key, one.reference or "", one.already))
+        local = local_voucher(one.booked, fx_accounts) if one.booked is not None else None
+        posted_refs.append(PostedVoucherRef(voucher.key, one.reference or "", one.already, local))
         if one.confirmed is not None:
             confirmed.append(one.confirmed)
     return PostingResult(tuple(posted_refs), tuple(refused), tuple(submitted), tuple(confirmed))
@@ -439,6 +474,16 @@ class EntryPosted:
     batch: str | None = None
     refused: str | None = None
     confirmed: str | None = None
+    booked: PostedVoucher | None = None  # the voucher as M3 read it back (None: not read this run)
+
+
+def local_voucher(booked: PostedVoucher, fx_accounts: frozenset[str]) -> LocalVoucher:
+    """M3's read-back of a voucher in local currency, checked (``reconciliation.local_currency``)."""
+    lines = (
+        LocalLine(line.dimensions, line.amount, line.local_amount, line.rate_type, line.rate, line.added_by_m3)
+        for line in booked.lines
+    )
+    return checked_local_voucher(booked.key, booked.divi, lines, fx_accounts)
 
 
 def post_entry(
@@ -511,7 +556,7 @@ def post_entry(
     if previous == "submitted" and claim.previous is not None:  # booked by M3's batch job since then
         confirmed = f"{key} ({reference}, batch {claim.previous.target_ref})"
     already = posted.already_posted and previous != "submitted"  # a confirmed batch is this run's news
-    return EntryPosted(key, reference=reference, already=already, confirmed=confirmed)
+    return EntryPosted(key, reference=reference, already=already, confirmed=confirmed, booked=posted)
 
 
 def at_current_version(state: StateStore, prepared: PreparedSettlement) -> PreparedSettlement:
@@ -524,13 +569,16 @@ def at_current_version(state: StateStore, prepared: PreparedSettlement) -> Prepa
     return dataclasses.replace(prepared, gates=dataclasses.replace(prepared.gates, vouchers=vouchers))
 
 
-def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
+def journal_entry(
+    voucher: Voucher, divi: str, *, rate_type: int | None = None, rate: Decimal | None = None
+) -> JournalEntry:
     room = VTXT_LENGTH - len(voucher.key) - 1  # each line's text follows the posting key in VTXT
     lines = tuple(
         JournalLine(
             dimensions=(line.account, *line.dimensions),
             amount=minor_to_decimal(line.amount_minor, voucher.decimals),
             text=line.description[:room].rstrip(),
+            vat_code=line.vat_code,
         )
         for line in voucher.lines
     )
@@ -542,6 +590,8 @@ def journal_entry(voucher: Voucher, divi: str) -> JournalEntry:
         currency=voucher.currency,
         text=text,
         lines=lines,
+        rate_type=rate_type,
+        rate=rate,
     )
 
 
@@ -551,7 +601,11 @@ def voucher_hash(voucher: Voucher) -> str:
             voucher.key,
             voucher.accounting_date.isoformat(),
             voucher.currency,
-            *(f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" for l in voucher.lines),
+            # a VAT code joins the hash only when there is one: hashes of vouchers without any stay as they were
+            *(
+                f"{l.account}:{','.join(l.dimensions)}:{l.amount_minor}" + (f":{l.vat_code}" if l.vat_code else "")
+                for l in voucher.lines
+            ),
         ]
     )
     return hashlib.sha256(body.encode()).hexdigest()

@@ -21,6 +21,7 @@ from datetime import date
 from reconciliation.mapping import GLMapping, MappedLines
 from reconciliation.model import Settlement, exact_sum, format_minor
 from reconciliation.schemas import balance_reason
+from reconciliation.tax import TaxProfiles
 from reconciliation.vouchers import Voucher, VoucherError, build_vouchers, planned_vouchers
 
 GATE_SUM = "sum"
@@ -60,6 +61,7 @@ def check_gates(
     closed_periods: Callable[[date], bool] | None = None,
     first_open_period: bool = False,
     already_posted: Collection[str] = (),
+    tax: TaxProfiles | None = None,
 ) -> GateOutcome:
     """Run every gate; vouchers only when all pass. ``closed_periods`` tells whether the
     accounting period of a date is closed; ``first_open_period`` moves a voucher out of a closed
@@ -70,7 +72,7 @@ def check_gates(
     vouchers: list[Voucher] = []
     if not failures:
         try:
-            vouchers = build_vouchers(settlement, mapped, mapping)
+            vouchers = build_vouchers(settlement, mapped, mapping, tax)
         except VoucherError as exc:
             failures.append(GateFailure(GATE_BALANCE, str(exc)))
     period_failures, moved = _period_gate(settlement, closed_periods, first_open_period, already_posted)

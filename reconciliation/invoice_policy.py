@@ -16,7 +16,13 @@ choice to the mapped lines, after reconciliation and before the vouchers are bui
   too: the order was never invoiced, so no credit note can follow) posts to
   ``missing_invoice_suspense`` instead of the receivable, withheld tax again excepted.
 
-A mapping whose ``invoiced_in_m3`` is false (the ``summary`` preset: the settlement is the
+Where the marketplace's tax profile clears facilitator tax (``reconciliation.tax``: Amazon
+collects and remits it and M3 invoices net), the tax lines of those orders (categories whose
+``tax_roles`` role is cleared) keep their category too: the profile books them to
+``facilitator_tax_clearing`` with the withheld tax, so the two still net to nil; only a VAT
+marketplace's refunded tax reverses output tax on ``sales_returns_tax``.
+
+A mapping whose ``invoices_in_m3`` is false (the ``summary`` preset: the settlement is the
 sales journal) has no order waiting for an M3 document: nothing is held or moved.
 Order ids name no buyer; they are shown.
 """
@@ -34,6 +40,7 @@ from reconciliation.gates import GateFailure
 from reconciliation.mapping import MAPPED_COLUMNS, GLMapping, MappedLines, normalise_key
 from reconciliation.matching import REFUND_TRANSACTION_TYPE, Reconciliation, sales_lines
 from reconciliation.model import exact_sum, format_minor
+from reconciliation.tax import CLEARED_ROLES
 
 GATE_INVOICES = "invoices"
 RefundsWithoutCredit = Literal["hold", "returns"]
@@ -77,10 +84,18 @@ class InvoicePolicyResult:
 
 
 def apply_invoice_policy(
-    mapped: MappedLines, reconciliation: Reconciliation, mapping: GLMapping, policy: InvoicePolicy, *, decimals: int
+    mapped: MappedLines,
+    reconciliation: Reconciliation,
+    mapping: GLMapping,
+    policy: InvoicePolicy,
+    *,
+    decimals: int,
+    clears_facilitator_tax: bool = False,
 ) -> InvoicePolicyResult:
-    """Hold, or move to the chosen categories, the lines of orders without an M3 document."""
-    if not mapping.invoiced_in_m3:
+    """Hold, or move to the chosen categories, the lines of orders without an M3 document.
+    ``clears_facilitator_tax``: the marketplace's tax profile books the collected and withheld
+    tax to the facilitator clearing (``TaxProfile.clears_facilitator_tax``); those lines stay."""
+    if not mapping.invoices_in_m3:
         return InvoicePolicyResult(mapped)
     orders = reconciliation.orders
     refunds = orders[orders["category"] == "refund_without_credit"]
@@ -89,6 +104,7 @@ def apply_invoice_policy(
     holds: list[GateFailure] = []
     notes: list[str] = []
     lines = mapped.lines
+    cleared = _cleared_tax_lines(lines, mapping) if clears_facilitator_tax else np.zeros(len(lines), dtype=bool)
     if not missing.empty:
         what = f"{_orders(missing)} without an M3 invoice (sold {money(missing['settled_minor'])})"
         if policy.missing_invoices == "hold":
@@ -98,7 +114,7 @@ def apply_invoice_policy(
             if absent:
                 holds.append(GateFailure(GATE_INVOICES, f"{what}: {absent}"))
             else:
-                receivable = _receivable_lines(lines, missing["order_id"])
+                receivable = _receivable_lines(lines, missing["order_id"]) & ~cleared
                 lines = _moved(lines, receivable, MISSING_INVOICE_SUSPENSE, mapping, mapped)
                 notes.append(f"{what} posted to {_account(mapping, MISSING_INVOICE_SUSPENSE)} by choice (suspense)")
     if not refunds.empty:
@@ -114,11 +130,16 @@ def apply_invoice_policy(
                     lines["transaction_type"] == REFUND_TRANSACTION_TYPE
                 ).to_numpy(dtype=bool)
                 tax = _tax_lines(lines)
-                lines = _moved(lines, refunded & ~tax, SALES_RETURNS, mapping, mapped)
-                lines = _moved(lines, refunded & tax, SALES_RETURNS_TAX, mapping, mapped)
+                lines = _moved(lines, refunded & ~tax & ~cleared, SALES_RETURNS, mapping, mapped)
+                lines = _moved(lines, refunded & tax & ~cleared, SALES_RETURNS_TAX, mapping, mapped)
+                tax_booked = (
+                    "tax on the facilitator clearing"
+                    if clears_facilitator_tax
+                    else f"tax reversed on {_account(mapping, SALES_RETURNS_TAX)}"
+                )
                 notes.append(
-                    f"{what} posted as sales returns ({_account(mapping, SALES_RETURNS)}; tax reversed on "
-                    f"{_account(mapping, SALES_RETURNS_TAX)}) by choice (returns)"
+                    f"{what} posted as sales returns ({_account(mapping, SALES_RETURNS)}; {tax_booked}) "
+                    "by choice (returns)"
                 )
     if lines is mapped.lines and not holds:
         return InvoicePolicyResult(mapped)
@@ -176,6 +197,12 @@ def _receivable_lines(lines: pd.DataFrame, order_ids: pd.Series) -> np.ndarray:
     not_withheld = np.asarray(lines["amount_type"] != _WITHHELD_TAX, dtype=bool)
     receivable: np.ndarray = sales_lines(lines) & of_orders & not_withheld
     return receivable
+
+
+def _cleared_tax_lines(lines: pd.DataFrame, mapping: GLMapping) -> np.ndarray:
+    """Lines of the categories a clearing tax profile books to the facilitator clearing."""
+    cleared = [name for name, category in mapping.categories.items() if category.tax in CLEARED_ROLES]
+    return np.asarray(lines["category"].isin(cleared), dtype=bool)
 
 
 def _tax_lines(lines: pd.DataFrame) -> np.ndarray:

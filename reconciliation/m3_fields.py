@@ -22,3 +22,6 @@ AIT_LENGTH = 10  # each AIT: A10
 VTXT_LENGTH = 40  # voucher text: A40 (the posting key, then the line's text)
 CUAM_LENGTH = 17  # amount: N17, counted as the characters of the formatted amount
 MAX_VOUCHER_LINES = 999  # lines per voucher: NLIN is N3
+VTCD_LENGTH = 2  # VAT code: N2
+CRTP_LENGTH = 2  # exchange rate type: N2
+ARAT_LENGTH = 13  # exchange rate: N13, counted as the characters of the formatted rate

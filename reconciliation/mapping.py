@@ -6,17 +6,27 @@ A mapping (YAML, shipped presets in ``reconciliation/mappings/``; a user's own f
 - ``categories``: per category an ``account`` (M3 AIT1, at most 10 characters, written as a
   quoted string so leading zeros survive), optional ``dimensions`` ``{AIT2: ..., AIT7: ...}``
   (at most 10 characters each once ``{marketplace}`` (the two-letter code of
-  ``reconciliation.marketplaces``: US, DE, FR, UK, JP, ...) and ``{currency}`` are filled in)
-  and a ``description``. ``amazon_clearing``, ``payable_to_amazon`` and
+  ``reconciliation.marketplaces``: US, DE, FR, UK, JP, ...), ``{currency}`` and ``{channel}``
+  (``AMZ`` for a line of an Amazon marketplace, ``MCF`` for a multi-channel fulfilment line,
+  marketplace-name ``Non-Amazon …``) are filled in), a ``description`` and ``gross: true`` for a
+  revenue or refund category (see ``gross_lines``). ``amazon_clearing``, ``payable_to_amazon`` and
   ``carry_over`` are required: the journal books the deposit and month-split lines to them.
-- ``invoiced_in_m3`` (optional, default true): M3 invoices every Amazon order and credits every
-  refund, so the settlement settles those documents; an order without an M3 invoice or a refund
-  without a credit note is held unless the user chose otherwise
-  (``reconciliation.invoice_policy``). ``false`` when the settlement itself is the sales journal.
+- ``gross_lines`` (optional, default false): when true, the categories marked ``gross: true``
+  stay gross within a voucher: their debits and their credits are separate lines per account,
+  dimensions and category, never netted with each other or with another category (a sale and its
+  refund leave two lines, not none). Other categories net per account and dimensions.
 - ``rules``: each maps one (``transaction_type``, ``amount_type``, ``amount_description``)
   to a category. ``"*"`` matches any value; when several rules match a line the most specific
   wins (more concrete keys first, then a concrete transaction type, then amount type).
   A rule of three wildcards is refused: it would hide new fee types from the mapping gate.
+- ``tax_roles`` (optional): which categories the marketplace's tax profile treats as tax collected
+  from buyers (``collected``), withheld by Amazon as facilitator (``withheld``), output tax the
+  settlement books itself (``output``) and Amazon fees that bear VAT (``fee``):
+  ``{fee: [referral_commission, ...], ...}`` (``reconciliation.tax``).
+- ``invoices_in_m3`` (optional, default true): whether M3 invoices the Amazon orders the
+  settlement settles (``invoice-clearing``) or the settlement is the sales journal (``summary``).
+  When true, an order without an M3 invoice or a refund without an M3 credit note is held unless
+  the user chose otherwise (``reconciliation.invoice_policy``).
 
 Rules match on normalised keys: upper-case with every character that is not a letter or digit
 removed, so ``Storage Fee``, ``StorageFee``, ``STORAGE_FEE`` and ``storage-fee`` are one key
@@ -48,7 +58,8 @@ import yaml
 
 from reconciliation.audit import sha256_hex
 from reconciliation.m3_fields import AIT_LENGTH
-from reconciliation.marketplaces import MARKETPLACES, find_marketplace
+from reconciliation.marketplaces import MARKETPLACES, find_marketplace, is_multichannel
+from reconciliation.tax import TAX_ROLES
 
 KEY_COLUMNS: tuple[str, str, str] = ("transaction_type", "amount_type", "amount_description")
 DIMENSION_FIELDS: tuple[str, ...] = ("AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
@@ -57,12 +68,17 @@ MAPPED_COLUMNS: tuple[str, ...] = ("category", "account", "ait2", "ait3", "ait4"
 WILDCARD = "*"
 JOURNAL_CATEGORIES: tuple[str, ...] = ("amazon_clearing", "payable_to_amazon", "carry_over")
 DEFAULT_PRESET = "invoice-clearing"
+# ``{channel}``: multi-channel fulfilment (marketplace-name ``Non-Amazon …``) is fulfilment for
+# the seller's other shops, not a sale on the Amazon marketplace: its fees book under MCF.
+CHANNEL_AMAZON = "AMZ"
+CHANNEL_MCF = "MCF"
 
 # Worst-case substitutions, so a dimension template can be length-checked at load time.
 # Widest value a placeholder can take, from the marketplace table (codes are 2 letters, currencies 3).
 _PLACEHOLDER_WIDTHS = {
     "marketplace": max(len(m.code) for m in MARKETPLACES),
     "currency": max(len(m.currency) for m in MARKETPLACES),
+    "channel": 3,  # CHANNEL_AMAZON / CHANNEL_MCF
 }
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -101,10 +117,12 @@ class Category:
     account: str
     dimensions: tuple[str, ...]  # AIT2..AIT7 templates, "" where unused
     description: str
+    tax: str = ""  # role for the tax profile (reconciliation.tax.TAX_ROLES), "" none
+    gross: bool = False  # a revenue or refund category: kept gross when the mapping's gross_lines is on
 
-    def resolve(self, marketplace_code: str, currency: str) -> tuple[str, ...]:
-        """AIT2..AIT7 with the placeholders filled in."""
-        values = {"marketplace": marketplace_code, "currency": currency}
+    def resolve(self, marketplace_code: str, currency: str, channel: str = CHANNEL_AMAZON) -> tuple[str, ...]:
+        """AIT2..AIT7 with the placeholders filled in (``channel``: CHANNEL_AMAZON or CHANNEL_MCF)."""
+        values = {"marketplace": marketplace_code, "currency": currency, "channel": channel}
         return tuple(_PLACEHOLDER.sub(lambda m: values[m.group(1)], d) for d in self.dimensions)
 
 
@@ -161,12 +179,19 @@ class GLMapping:
     categories: Mapping[str, Category]
     rules: tuple[Rule, ...]
     content_sha256: str = ""  # of the mapping file's bytes (a voucher's audit record names it)
-    invoiced_in_m3: bool = True  # M3 invoices the orders: lines without an M3 document are held
+    invoices_in_m3: bool = True  # False: M3 does not invoice the orders (the settlement is the sales journal)
+    gross_lines: bool = False  # keep the ``gross`` categories' debits and credits as separate lines
 
-    def account_for(self, category: str, marketplace_code: str, currency: str) -> tuple[str, tuple[str, ...]]:
-        """(AIT1, AIT2..AIT7) of a category for one marketplace and currency."""
+    def account_for(
+        self, category: str, marketplace_code: str, currency: str, channel: str = CHANNEL_AMAZON
+    ) -> tuple[str, tuple[str, ...]]:
+        """(AIT1, AIT2..AIT7) of a category for one marketplace, currency and channel."""
         cat = self.categories[category]
-        return cat.account, cat.resolve(marketplace_code, currency)
+        return cat.account, cat.resolve(marketplace_code, currency, channel)
+
+    def keeps_gross(self, category: str) -> bool:
+        """Whether a voucher keeps this category's debits and credits as separate lines."""
+        return self.gross_lines and self.categories[category].gross
 
     def map_settlement(self, settlement: Any) -> MappedLines:
         """``map_lines`` for a ``reconciliation.model.Settlement``."""
@@ -195,11 +220,17 @@ class GLMapping:
         category_index = {name: i for i, name in enumerate(names)}
         combo_to_category = np.array([-1 if c is None else category_index[c] for c in combo_category], dtype=np.int64)
         row_category = combo_to_category[row_combo] if len(combos) else np.empty(0, dtype=np.int64)
+        # One resolution per (category, channel): an MCF row takes the category's next block.
         resolved = [
-            (name, cat.account, *cat.resolve(marketplace_code, currency)) for name, cat in self.categories.items()
+            (name, cat.account, *cat.resolve(marketplace_code, currency, channel))
+            for channel in (CHANNEL_AMAZON, CHANNEL_MCF)
+            for name, cat in self.categories.items()
         ]
+        row_resolved = np.where(
+            (row_category >= 0) & is_multichannel_row(lines), row_category + len(names), row_category
+        )
         mapped_columns = {
-            column: pd.array([r[i] for r in resolved], dtype="str").take(row_category, allow_fill=True)
+            column: pd.array([r[i] for r in resolved], dtype="str").take(row_resolved, allow_fill=True)
             for i, column in enumerate(MAPPED_COLUMNS)
         }
         out = lines.assign(**mapped_columns)
@@ -247,6 +278,18 @@ def _distinct_combinations(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarra
         }
     )
     return combos, row_combo.reshape(-1)
+
+
+def is_multichannel_row(lines: pd.DataFrame) -> np.ndarray:
+    """Per row: whether it is a multi-channel fulfilment line (marketplace-name ``Non-Amazon …``,
+    ``reconciliation.marketplaces.is_multichannel``); all False without a marketplace_name column.
+    Classifies the few distinct names only."""
+    if "marketplace_name" not in lines.columns:
+        return np.zeros(len(lines), dtype=bool)
+    codes, names = factorize_text(lines["marketplace_name"])
+    by_name = np.array([is_multichannel(str(n)) for n in names] + [False], dtype=bool)  # [-1]: missing name
+    rows: np.ndarray = by_name[codes]
+    return rows
 
 
 def factorize_text(column: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -342,18 +385,27 @@ def parse_mapping(document: Any, source: str) -> GLMapping:
     """Validate a loaded YAML document; every problem names ``source`` and the key path."""
     if not isinstance(document, dict):
         raise MappingError(source, "", "must be a mapping with 'categories' and 'rules'")
-    allowed = {"name", "description", "categories", "rules", "invoiced_in_m3"}
+    allowed = {"name", "description", "categories", "rules", "gross_lines", "invoices_in_m3", "tax_roles"}
     for key in document:
         if key not in allowed and not str(key).startswith("x-"):
             raise MappingError(source, str(key), f"unknown key (expected {', '.join(sorted(allowed))})")
-    categories = _parse_categories(document.get("categories"), source)
+    categories = _with_tax_roles(
+        _parse_categories(document.get("categories"), source), document.get("tax_roles"), source
+    )
     rules = _parse_rules(document.get("rules"), categories, source)
     name = _optional_text(document, "name", "name", source) or Path(source).stem
     description = _optional_text(document, "description", "description", source)
-    invoiced_in_m3 = document.get("invoiced_in_m3", True)
-    if not isinstance(invoiced_in_m3, bool):
-        raise MappingError(source, "invoiced_in_m3", "must be true or false")
-    return GLMapping(name, source, description, MappingProxyType(categories), rules, invoiced_in_m3=invoiced_in_m3)
+    gross_lines = _optional_flag(document, "gross_lines", "gross_lines", source)
+    invoices_in_m3 = _optional_flag(document, "invoices_in_m3", "invoices_in_m3", source, default=True)
+    return GLMapping(
+        name,
+        source,
+        description,
+        MappingProxyType(categories),
+        rules,
+        invoices_in_m3=invoices_in_m3,
+        gross_lines=gross_lines,
+    )
 
 
 def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
@@ -369,8 +421,10 @@ def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
         if not isinstance(spec, dict):
             raise MappingError(source, path, "must be a mapping with 'account'")
         for key in spec:
-            if key not in ("account", "dimensions", "description"):
-                raise MappingError(source, f"{path}.{key}", "unknown key (expected account, dimensions, description)")
+            if key not in ("account", "dimensions", "description", "gross"):
+                raise MappingError(
+                    source, f"{path}.{key}", "unknown key (expected account, dimensions, description, gross)"
+                )
         account = _field_value(spec, "account", f"{path}.account", source, required=True)
         if _PLACEHOLDER.search(account):
             raise MappingError(source, f"{path}.account", "placeholders are allowed in dimensions only")
@@ -379,6 +433,7 @@ def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
             account=account,
             dimensions=_parse_dimensions(spec.get("dimensions"), f"{path}.dimensions", source),
             description=_optional_text(spec, "description", f"{path}.description", source) or name,
+            gross=_optional_flag(spec, "gross", f"{path}.gross", source),
         )
     for required in JOURNAL_CATEGORIES:
         if required not in categories:
@@ -386,6 +441,28 @@ def _parse_categories(raw: Any, source: str) -> dict[str, Category]:
                 source, f"categories.{required}", "missing (the journal books the deposit and carry-overs to it)"
             )
     return categories
+
+
+def _with_tax_roles(categories: dict[str, Category], raw: Any, source: str) -> dict[str, Category]:
+    """``categories`` with the role ``tax_roles`` gives each (at most one per category)."""
+    if raw is None:
+        return categories
+    if not isinstance(raw, dict):
+        raise MappingError(source, "tax_roles", f"must be a mapping of {', '.join(TAX_ROLES)} to category lists")
+    roles: dict[str, str] = {}
+    for role, names in raw.items():
+        path = f"tax_roles.{role}"
+        if role not in TAX_ROLES:
+            raise MappingError(source, path, f"unknown role (expected {', '.join(TAX_ROLES)})")
+        if not isinstance(names, list):
+            raise MappingError(source, path, "must be a list of category names")
+        for name in names:
+            if name not in categories:
+                raise MappingError(source, path, f"{name!r} is not a defined category")
+            if name in roles:
+                raise MappingError(source, path, f"{name!r} already has the role {roles[name]!r}")
+            roles[name] = role
+    return {name: replace(category, tax=roles.get(name, "")) for name, category in categories.items()}
 
 
 def _parse_dimensions(raw: Any, path: str, source: str) -> tuple[str, ...]:
@@ -422,7 +499,9 @@ def _field_value(spec: dict[str, Any], key: str, path: str, source: str, *, requ
         placeholder = match.group(1)
         if placeholder not in _PLACEHOLDER_WIDTHS:
             raise MappingError(
-                source, path, f"unknown placeholder {{{placeholder}}} (use {{marketplace}} or {{currency}})"
+                source,
+                path,
+                f"unknown placeholder {{{placeholder}}} (use {{marketplace}}, {{currency}} or {{channel}})",
             )
         width += _PLACEHOLDER_WIDTHS[placeholder] - len(match.group(0))
     if width > AIT_LENGTH:
@@ -439,6 +518,15 @@ def _optional_text(spec: dict[str, Any], key: str, path: str, source: str) -> st
     if not isinstance(value, str):
         raise MappingError(source, path, "must be text")
     return value.strip()
+
+
+def _optional_flag(spec: dict[str, Any], key: str, path: str, source: str, default: bool = False) -> bool:
+    value = spec.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise MappingError(source, path, f"must be true or false, got {value!r}")
+    return value
 
 
 def _parse_rules(raw: Any, categories: Mapping[str, Category], source: str) -> tuple[Rule, ...]:

@@ -22,11 +22,13 @@ import pandas as pd
 from reconciliation.audit import AuditRecord
 from reconciliation.gates import GateOutcome
 from reconciliation.invoice_policy import InvoicePolicy
+from reconciliation.local_currency import LocalVoucher
 from reconciliation.mapping import MappedLines
 from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
 from reconciliation.pipeline import PreparedSettlement
 from reconciliation.schemas import ValidationReport
+from reconciliation.tax import TaxProfiles
 from reconciliation.vouchers import Voucher
 
 # posted: written to M3 now; dry_run: checked, nothing posted by choice; held: a gate, --strict,
@@ -49,6 +51,7 @@ class RunOptions:
     first_open_period: bool = False  # post a voucher whose period is closed in the first open one
     # refunds without an M3 credit note, orders without an M3 invoice: held unless chosen otherwise
     invoice_policy: InvoicePolicy = field(default_factory=InvoicePolicy)
+    tax: TaxProfiles | None = None  # tax per marketplace (config.toml [tax]); None: the shipped profiles
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class PostedVoucherRef:
     key: str
     m3_ref: str  # e.g. "AAA/2024/AZ/1234" (division/year/series/number)
     already_posted: bool  # found in M3 or the state store instead of written now
+    local: LocalVoucher | None = None  # as M3 booked it in local currency (None: not read back)
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,10 @@ def decide_outcome(
         )
     if result.confirmed:
         reasons.append("booked by M3 since an earlier run submitted it: " + ", ".join(result.confirmed))
+    local_problems = [problem for p in result.posted if p.local is not None for problem in p.local.problems]
+    if local_problems:  # posted, but not as the books need it: never passed over as posted
+        reasons += local_problems
+        status = "held" if status in ("posted", "duplicate") else status
     return SettlementOutcome(
         settlement=prepared.settlement,
         status=status,

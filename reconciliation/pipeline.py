@@ -23,6 +23,7 @@ from reconciliation.marketplaces import MarketplaceResolution, resolve_marketpla
 from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
 from reconciliation.schemas import ValidationReport, validate_settlement
+from reconciliation.tax import TaxProfiles, tax_profiles
 
 GATE_MARKETPLACE = "marketplace"
 # {marketplace} in the dimensions of a settlement whose marketplace could not be told. It is
@@ -61,17 +62,19 @@ def prepare_settlement(
     first_open_period: bool = False,
     already_posted: Collection[str] = (),
     configured_marketplaces: Sequence[str] = (),
+    tax: TaxProfiles | None = None,
 ) -> PreparedSettlement:
     """Every pure stage; ``configured_marketplaces`` are the seller account's marketplace ids
     (``[amazon] marketplaces``), used only for a settlement whose rows name no marketplace.
-    ``closed_periods``, ``first_open_period`` and ``already_posted``: see ``reconciliation.gates.check_gates``."""
+    ``closed_periods``, ``first_open_period``, ``already_posted`` and ``tax`` (the tax profiles, the
+    shipped ones when None): see ``reconciliation.gates.check_gates``."""
     resolution = resolve_marketplace(settlement.lines["marketplace_name"], settlement.currency, configured_marketplaces)
     if resolution.marketplace is not None and resolution.marketplace.name != settlement.marketplace:
         settlement = replace(settlement, marketplace=resolution.marketplace.name)
     code = resolution.marketplace.code if resolution.marketplace is not None else UNRESOLVED_MARKETPLACE_CODE
     validation = validate_settlement(settlement)
     mapped = mapping.map_lines(settlement.lines, code, currency=settlement.currency)
-    gates = _gates(settlement, mapped, mapping, resolution, (), closed_periods, first_open_period, already_posted)
+    gates = _gates(settlement, mapped, mapping, resolution, (), closed_periods, first_open_period, already_posted, tax)
     return PreparedSettlement(settlement, validation, mapped, gates, resolution)
 
 
@@ -84,13 +87,22 @@ def with_invoice_policy(
     closed_periods: Callable[[date], bool] | None = None,
     first_open_period: bool = False,
     already_posted: Collection[str] = (),
+    tax: TaxProfiles | None = None,
 ) -> PreparedSettlement:
     """``prepared`` after the user's choice for orders M3 has no document for
     (``reconciliation.invoice_policy``): their lines held by the ``invoices`` gate, or moved to
     the chosen categories and the gates and vouchers built again (the same arguments as
     ``prepare_settlement``). Unchanged when every order has its M3 document."""
     settlement = prepared.settlement
-    result = apply_invoice_policy(prepared.mapped, reconciliation, mapping, policy, decimals=settlement.decimals)
+    profile = (tax or tax_profiles())[prepared.mapped.marketplace_code]
+    result = apply_invoice_policy(
+        prepared.mapped,
+        reconciliation,
+        mapping,
+        policy,
+        decimals=settlement.decimals,
+        clears_facilitator_tax=profile.clears_facilitator_tax(mapping.invoices_in_m3),
+    )
     if not result.changed:
         return prepared
     gates = _gates(
@@ -102,6 +114,7 @@ def with_invoice_policy(
         closed_periods,
         first_open_period,
         already_posted,
+        tax,
     )
     return replace(prepared, mapped=result.mapped, gates=gates, notes=result.notes)
 
@@ -115,6 +128,7 @@ def _gates(
     closed_periods: Callable[[date], bool] | None,
     first_open_period: bool,
     already_posted: Collection[str],
+    tax: TaxProfiles | None,
 ) -> GateOutcome:
     """``check_gates``, with the marketplace gate's failure first and ``holds`` (other gates'
     failures found before) after the others."""
@@ -125,6 +139,7 @@ def _gates(
         closed_periods=closed_periods,
         first_open_period=first_open_period,
         already_posted=already_posted,
+        tax=tax,
     )
     marketplace = (
         (GateFailure(GATE_MARKETPLACE, resolution.problem),) if resolution is not None and resolution.held else ()

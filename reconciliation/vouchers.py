@@ -20,9 +20,22 @@ in the deposit date's month or later belong to the deposit month. One voucher pe
 
 It balances exactly when the lines sum to ``total-amount`` (the gate checks that first).
 
-Lines are aggregated per (account, AIT2..AIT7) within a voucher, never one M3 line per
-report row; accounts that net to zero are left out; deposit and carry-over lines stay
-separate lines. A ``Voucher`` whose lines do not sum to zero cannot be constructed.
+Lines are aggregated per (account, AIT2..AIT7, VAT code) within a voucher, never one M3 line
+per report row (the marketplace's tax profile, ``reconciliation.tax``, is applied to the
+per-category sums first, with the fee VAT treatment in force on the voucher's accounting date:
+the month end for an earlier month, the deposit date for the deposit month); accounts that net
+to zero are left out; deposit and carry-over lines stay separate lines. A ``Voucher`` whose
+lines do not sum to zero cannot be constructed.
+
+Gross lines. When the mapping's ``gross_lines`` is on, a category marked ``gross`` (revenue
+and refunds: principal, shipping, promotions, refunds in the presets) is aggregated per
+(account, AIT2..AIT7, category) with its debits and its credits as two separate lines: a sale
+and its refund in one settlement leave both lines even when they share an account or net to
+zero. That adds at most one line per gross category and dimension set to a voucher.
+
+Multi-channel fulfilment lines (marketplace-name ``Non-Amazon …``) resolve a category's
+``{channel}`` dimension to ``MCF`` instead of ``AMZ``, so their fees book apart from the
+Amazon marketplace's.
 
 Posting key ``AMZ-{settlement_id}-{YYYYMM}`` (YYYYMM = the voucher's accounting month) starts
 the voucher text (VTXT, at most 40 characters); a settlement reversed and posted again takes
@@ -40,8 +53,28 @@ import numpy as np
 import pandas as pd
 
 from reconciliation.m3_fields import AIT_LENGTH, CUAM_LENGTH, MAX_VOUCHER_LINES, VTXT_LENGTH
-from reconciliation.mapping import GLMapping, MappedLines, factorize_text, marketplace_code
+from reconciliation.mapping import (
+    CHANNEL_AMAZON,
+    CHANNEL_MCF,
+    GLMapping,
+    MappedLines,
+    factorize_text,
+    is_multichannel_row,
+    marketplace_code,
+    normalise_key,
+)
 from reconciliation.model import Settlement, currency_decimals, format_minor
+from reconciliation.tax import (
+    INPUT_TAX,
+    TAX_FEE,
+    CategorySums,
+    TaxProfile,
+    TaxProfiles,
+    TaxSetupError,
+    apply_tax_profile,
+    tax_profiles,
+    vat_code_for,
+)
 
 ROLE_SETTLEMENT = "settlement"
 ROLE_DEPOSIT = "deposit"
@@ -91,6 +124,7 @@ class VoucherLine:
     category: str  # "+"-joined when several categories share the account
     description: str
     role: str = ROLE_SETTLEMENT  # settlement | deposit | carry_over
+    vat_code: str = ""  # M3 VAT code (VTCD) from the marketplace's tax profile; "" none
 
     @property
     def ait(self) -> dict[str, str]:
@@ -210,21 +244,42 @@ def _plan(settlement: Settlement, periods: np.ndarray) -> list[tuple[str, date]]
     return plan
 
 
-def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMapping) -> list[Voucher]:
-    """One voucher per month the settlement touches (see the module docstring for the rule)."""
+def build_vouchers(
+    settlement: Settlement, mapped: MappedLines, mapping: GLMapping, tax: TaxProfiles | None = None
+) -> list[Voucher]:
+    """One voucher per month the settlement touches (see the module docstring for the rule), with
+    the marketplace's tax profile applied (``tax``, the shipped defaults when None;
+    ``reconciliation.tax``)."""
     if not mapped.complete:
         raise UnmappedLinesError(len(mapped.unmapped))
     market = mapped.marketplace_code or marketplace_code(settlement.marketplace)
     currency = mapped.currency or settlement.currency
     decimals = currency_decimals(settlement.currency)
     periods = _line_periods(settlement, mapped.lines)
-    accounts: dict[int, dict[tuple[str, tuple[str, ...]], list[Any]]] = {}  # [amount, categories]
+    plan = _plan(settlement, periods)
+    base = (tax or tax_profiles())[market]
+    # the fee VAT treatment in force on each voucher's accounting date
+    profiles = {int(key.rsplit("-", 1)[1]): base.on(accounting_date) for key, accounting_date in plan}
+    roles = {name: category.tax for name, category in mapping.categories.items()}
+    try:
+        sums = _sums_after_tax(periods, mapped.lines, mapping, profiles, roles)
+    except TaxSetupError as exc:
+        raise VoucherError(str(exc)) from None
+    # (account, dims, gross part, VAT code) -> [amount, categories]; the gross part is ("", 0) for a
+    # netted account, (category, ±1) for the credits (+1: settlement amounts > 0) or debits of a
+    # gross category.
+    accounts: dict[int, dict[tuple[str, tuple[str, ...], tuple[str, int], str], list[Any]]] = {}
     period_sums: dict[int, int] = {}
-    for period, category, amount in _sums_by_period_and_category(periods, mapped.lines):
-        period_sums[period] = period_sums.get(period, 0) + amount
-        slot = accounts.setdefault(period, {}).setdefault(mapping.account_for(category, market, currency), [0, set()])
-        slot[0] += amount
-        slot[1].add(category)
+    for period, category, channel, positive, negative in sums:
+        period_sums[period] = period_sums.get(period, 0) + positive + negative
+        account, dims = mapping.account_for(category, market, currency, channel)
+        gross = mapping.keeps_gross(category)
+        vat_code = vat_code_for(category, roles.get(category, ""), profiles[period])
+        for side, amount in ((1, positive), (-1, negative)):
+            part = (category, side) if gross else ("", 0)
+            slot = accounts.setdefault(period, {}).setdefault((account, dims, part, vat_code), [0, set()])
+            slot[0] += amount
+            slot[1].add(category)
 
     def account_line(category: str, amount: int, description: str, role: str) -> VoucherLine:
         account, dims = mapping.account_for(category, market, currency)
@@ -232,14 +287,15 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
 
     vouchers = []
     carried = 0
-    plan = _plan(settlement, periods)
     for index, (key, accounting_date) in enumerate(plan):
         period = int(key.rsplit("-", 1)[1])
         voucher_lines = []
-        for (account, dims), (amount, categories) in sorted(accounts.get(period, {}).items()):
+        for (account, dims, _, vat_code), (amount, categories) in sorted(accounts.get(period, {}).items()):
             if amount:
                 joined = "+".join(sorted(categories))
-                voucher_lines.append(VoucherLine(account, dims, -amount, joined, _describe(mapping, joined)))
+                voucher_lines.append(
+                    VoucherLine(account, dims, -amount, joined, _describe(mapping, joined), vat_code=vat_code)
+                )
         is_deposit_part = index == len(plan) - 1
         if not is_deposit_part:
             month_sum = period_sums.get(period, 0)
@@ -279,27 +335,92 @@ def build_vouchers(settlement: Settlement, mapped: MappedLines, mapping: GLMappi
     return vouchers
 
 
-def _sums_by_period_and_category(periods: np.ndarray, lines: pd.DataFrame) -> list[tuple[int, str, int]]:
-    """(period, category, Σ amount_minor) of every (period, category) some line has, sorted.
+def _sums_after_tax(
+    periods: np.ndarray,
+    lines: pd.DataFrame,
+    mapping: GLMapping,
+    profiles: dict[int, TaxProfile],
+    roles: dict[str, str],
+) -> list[CategorySums]:
+    """The (period, category, channel) sums with each period's tax profile applied; fee rows taxed
+    in rows of their own (``_fee_rows_with_own_tax``) are summed apart and get no fee treatment."""
+    own_tax = _fee_rows_with_own_tax(periods, lines, roles)
+    parts = [(periods, lines, False)]
+    if own_tax is not None:
+        parts = [(periods[~own_tax], lines[~own_tax], False), (periods[own_tax], lines[own_tax], True)]
+    sums: list[CategorySums] = []
+    for part_periods, part_lines, tax_in_rows in parts:
+        by_period: dict[int, list[CategorySums]] = {}
+        for entry in _sums_by_period_and_category(part_periods, part_lines, mapping):
+            by_period.setdefault(entry[0], []).append(entry)
+        for period, entries in by_period.items():
+            profile = profiles[period].with_fee_tax_in_rows() if tax_in_rows else profiles[period]
+            sums += apply_tax_profile(
+                entries, profile, roles, mapping.categories, invoices_in_m3=mapping.invoices_in_m3
+            )
+    return sums
 
-    Summed over all report rows at once; a category fixes the account and dimensions, so the
-    per-account aggregation only sees these sums. On integer codes: converting the category
-    strings for a groupby costs ~0.1 s per million lines.
+
+def _fee_rows_with_own_tax(periods: np.ndarray, lines: pd.DataFrame, roles: dict[str, str]) -> np.ndarray | None:
+    """Which rows are fees (``tax: fee``) whose transaction carries its own row mapped to
+    ``input_tax``: same normalised transaction type, order id and month (``AmazonFees`` /
+    ``VINE_ENROLLMENT_FEE`` ``BASE_FEE`` and ``TAX_ON_FEE``; an order's fee and its tax row). Their
+    tax is that row: splitting or reverse-charging them too would count it twice. None when no row
+    is such a fee (the usual case, checked without touching the text columns)."""
+    categories = lines["category"]
+    is_tax_row = (categories == INPUT_TAX).to_numpy(dtype=bool)
+    is_fee = categories.isin([name for name, role in roles.items() if role == TAX_FEE]).to_numpy(dtype=bool)
+    if not (is_tax_row.any() and is_fee.any()):
+        return None
+    type_codes, type_names = factorize_text(lines["transaction_type"])
+    normalised = pd.factorize(pd.Series([normalise_key(name) for name in type_names], dtype=object))[0]
+    types = np.append(normalised, -1).astype(np.int64)[type_codes]  # code -1 (no type) picks the -1 appended
+    orders, order_names = factorize_text(lines["order_id"])
+    _, months = np.unique(periods, return_inverse=True)
+    # one integer per (month, transaction type, order); far below int64's range for any real file
+    key = (
+        (months.reshape(-1).astype(np.int64) * (len(type_names) + 1) + types + 1) * (len(order_names) + 1) + orders + 1
+    )
+    with_tax = np.isin(key, key[is_tax_row])
+    own: np.ndarray = is_fee & with_tax
+    return own if own.any() else None
+
+
+def _sums_by_period_and_category(periods: np.ndarray, lines: pd.DataFrame, mapping: GLMapping) -> list[CategorySums]:
+    """(period, category, channel, Σ positive amount_minor, Σ negative amount_minor) of every
+    (period, category, channel) some line has, sorted; a category the voucher nets (not kept gross)
+    carries its net on one side, so the tax profile sees one sum per netted category.
+
+    Summed over all report rows at once; a category and channel fix the account and dimensions,
+    so the per-account aggregation only sees these sums (both signs, for gross lines). On integer
+    codes: converting the category strings for a groupby costs ~0.1 s per million lines.
     """
     codes, names = factorize_text(lines["category"])
     has_category = codes >= 0  # no category: unmapped (build_vouchers refuses those before)
-    # Codes follow first appearance; ranked by name, the keys sort by (period, category).
+    # Codes follow first appearance; ranked by name, the keys sort by (period, category, channel).
     by_name = sorted(range(len(names)), key=names.__getitem__)
     rank = np.empty(len(names), dtype=np.int64)
     rank[by_name] = np.arange(len(names))
-    width = max(len(names), 1)
-    groups, group_of_row = np.unique(periods[has_category] * width + rank[codes[has_category]], return_inverse=True)
-    sums = np.zeros(len(groups), dtype=np.int64)
-    np.add.at(sums, group_of_row.reshape(-1), lines["amount_minor"].to_numpy(dtype=np.int64)[has_category])
-    return [
-        (period, str(names[by_name[position]]), amount)
-        for (period, position), amount in zip((divmod(g, width) for g in groups.tolist()), sums.tolist())
-    ]
+    width = max(len(names), 1) * 2
+    mcf = is_multichannel_row(lines)[has_category].astype(np.int64)
+    keys = periods[has_category] * width + rank[codes[has_category]] * 2 + mcf
+    groups, group_of_row = np.unique(keys, return_inverse=True)
+    group_of_row = group_of_row.reshape(-1)
+    amounts = lines["amount_minor"].to_numpy(dtype=np.int64)[has_category]
+    # int64 cannot wrap here: parse refuses files whose sums could (reconciliation/parse.py _summable).
+    positive = np.zeros(len(groups), dtype=np.int64)
+    negative = np.zeros(len(groups), dtype=np.int64)
+    np.add.at(positive, group_of_row, np.where(amounts > 0, amounts, 0))
+    np.add.at(negative, group_of_row, np.where(amounts < 0, amounts, 0))
+    result = []
+    for group, plus, minus in zip(groups.tolist(), positive.tolist(), negative.tolist()):
+        period, rest = divmod(group, width)
+        position, is_mcf = divmod(rest, 2)
+        category = str(names[by_name[position]])
+        if not mapping.keeps_gross(category):
+            plus, minus = max(plus + minus, 0), min(plus + minus, 0)
+        result.append((period, category, CHANNEL_MCF if is_mcf else CHANNEL_AMAZON, plus, minus))
+    return result
 
 
 def _describe(mapping: GLMapping, categories: str) -> str:
@@ -325,6 +446,7 @@ def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFram
         "category",
         "description",
         "role",
+        "vat_code",
     ]
     records = [
         (
@@ -340,6 +462,7 @@ def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFram
             line.category,
             line.description,
             line.role,
+            line.vat_code,
         )
         for v in vouchers
         for number, line in enumerate(v.lines, start=1)
@@ -361,6 +484,7 @@ def vouchers_frame(vouchers: list[Voucher] | tuple[Voucher, ...]) -> pd.DataFram
                     "category",
                     "description",
                     "role",
+                    "vat_code",
                 )
             },
         }

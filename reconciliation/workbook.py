@@ -38,6 +38,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.audit import AuditRecord
+from reconciliation.local_currency import LocalLine
 from reconciliation.matching import CATEGORIES
 from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
@@ -728,6 +729,18 @@ _JOURNAL_AUDIT_COLUMNS: tuple[tuple[str, int, Callable[[AuditRecord], str | int]
     ("Key version", 11, lambda a: a.key_version),
 )
 _JOURNAL_AUDIT = len(_JOURNAL_HEADERS)  # the first audit column
+# What M3 booked in the division's local currency (read back after posting), after the audit record.
+_JOURNAL_LOCAL_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("M3 division", 11),
+    ("Rate type", 9),
+    ("Rate", 12),
+    ("Local debit", 16),
+    ("Local credit", 16),
+)
+_JOURNAL_LOCAL = _JOURNAL_AUDIT + len(_JOURNAL_AUDIT_COLUMNS)  # the first local-currency column
+_LOCAL_AMOUNT, _RATE = "local_amount", "rate"
+# The line's M3 VAT code (from the marketplace's tax profile), after the local-currency columns.
+_JOURNAL_VAT_CODE = _JOURNAL_LOCAL + len(_JOURNAL_LOCAL_COLUMNS)
 
 
 def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: Format | None = None) -> None:
@@ -741,11 +754,35 @@ def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: F
             sheet.write_string(row, _JOURNAL_AUDIT + offset, cell, style)
 
 
+def _write_local(sheet: Worksheet, styles: Styles, row: int, division: str, line: LocalLine | None) -> None:
+    """The division, and the line's rate type, rate and local amount as M3 booked them."""
+    if division:
+        sheet.write_string(row, _JOURNAL_LOCAL, division)
+    if line is None:
+        return
+    if line.rate_type is not None:
+        sheet.write_number(row, _JOURNAL_LOCAL + 1, line.rate_type)
+    if line.rate is not None:
+        sheet.write_number(row, _JOURNAL_LOCAL + 2, line.rate, styles.get(_RATE, {"num_format": "0.000000"}))
+    money = styles.get(_LOCAL_AMOUNT, {"num_format": "#,##0.00"})
+    if line.local_amount > 0:
+        sheet.write_number(row, _JOURNAL_LOCAL + 3, line.local_amount, money)
+    elif line.local_amount < 0:
+        sheet.write_number(row, _JOURNAL_LOCAL + 4, -line.local_amount, money)
+
+
 def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
-    """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached."""
+    """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached.
+    A voucher read back from M3 also shows its division, each line's rate and local amounts, and
+    the rounding lines M3 added (local currency only) before its total row."""
     header = styles.get(_HEADER)
-    titles = [*_JOURNAL_HEADERS, *(c[0] for c in _JOURNAL_AUDIT_COLUMNS)]
-    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS)]
+    titles = [
+        *_JOURNAL_HEADERS,
+        *(c[0] for c in _JOURNAL_AUDIT_COLUMNS),
+        *(c[0] for c in _JOURNAL_LOCAL_COLUMNS),
+        "VAT code",
+    ]
+    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS), *(c[1] for c in _JOURNAL_LOCAL_COLUMNS), 9]
     for index, (title, width) in enumerate(zip(titles, widths)):
         sheet.set_column(index, index, width)
         sheet.write_string(0, index, title, header)
@@ -754,15 +791,25 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
     debit_col, credit_col = _column_letter(_DEBIT), _column_letter(_CREDIT)
     for outcome in outcomes:
         m3_refs = {p.key: p.m3_ref for p in outcome.posted}
+        booked = {p.key: p.local for p in outcome.posted if p.local is not None}
         for voucher in outcome.vouchers:
             money = styles.get(_amount_style(voucher.currency))
             total = styles.get(_total_style(voucher.currency))
             head = [outcome.settlement.settlement_id, voucher.key]
             audit = outcome.audits.get(voucher.key)
+            local = booked.get(voucher.key)
+            # Not read back this run (posted earlier): the division is the first part of M3's reference.
+            division = local.division if local is not None else m3_refs.get(voucher.key, "").split("/")[0]
+            # M3 keeps the lines in the order they were sent; pair them only when it holds them all.
+            sent = local.sent_lines if local is not None else ()
+            paired = sent if len(sent) == len(voucher.lines) else (None,) * len(voucher.lines)
             first = row
-            for line in voucher.lines:
+            for line, local_line in zip(voucher.lines, paired):
                 sheet.write_row(row, 0, head)
                 _write_audit(sheet, row, audit)
+                _write_local(sheet, styles, row, division, local_line)
+                if line.vat_code:
+                    sheet.write_string(row, _JOURNAL_VAT_CODE, line.vat_code)
                 sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
                 sheet.write_row(
                     row,
@@ -782,6 +829,25 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
                 elif line.amount_minor < 0:
                     sheet.write_number(row, _CREDIT, _decimal(-line.amount_minor, voucher.decimals), money)
                 row += 1
+            for added in local.added_lines if local is not None else ():
+                sheet.write_row(row, 0, head)
+                _write_audit(sheet, row, audit)
+                _write_local(sheet, styles, row, division, added)
+                sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
+                sheet.write_row(
+                    row,
+                    3,
+                    [
+                        m3_refs.get(voucher.key, ""),
+                        voucher.currency,
+                        *added.dimensions,
+                        *("",) * (7 - len(added.dimensions)),
+                        "fx_rounding",
+                        "Currency rounding booked by M3 (local currency only)",
+                        "rounding",
+                    ],
+                )
+                row += 1
             last = row - 1
             bold = styles.get(_BOLD)
             sheet.write_row(row, 0, head, bold)
@@ -790,6 +856,12 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             sheet.write_row(row, 3, [m3_refs.get(voucher.key, ""), voucher.currency], bold)
             sheet.write_string(row, 13, f"Total {voucher.key}", bold)
             sheet.write_string(row, 14, "total", bold)
+            if division:
+                sheet.write_string(row, _JOURNAL_LOCAL, division, bold)
+            if local is not None:
+                local_total = styles.get(f"{_LOCAL_AMOUNT}:total", {"num_format": "#,##0.00", "bold": True, "top": 1})
+                sheet.write_number(row, _JOURNAL_LOCAL + 3, local.local_debit, local_total)
+                sheet.write_number(row, _JOURNAL_LOCAL + 4, local.local_credit, local_total)
             debit, credit = voucher.debit_minor, voucher.credit_minor
             sheet.write_formula(
                 row,

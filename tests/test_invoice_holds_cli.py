@@ -120,14 +120,16 @@ def test_held_by_default_posted_by_choice_and_released_by_the_credit_note(
     assert entries["documented.tsv"]["reconciliation"]["refund_without_credit"] == 0
     assert entries["documented.tsv"]["reconciliation"]["missing_in_m3"] == 0
     # Debits: commission 12.42 + FBA 21.79 + digital services 0.49 + refund commission 2.48 +
-    # deposit 31.81 = 68.99; credits: receivable 68.30 + withheld tax 0.69 = 68.99.
+    # deposit 31.81 = 68.99; credits: receivable 68.99 (68.99 + 68.99 + 2.99 - 2.99 - 68.99).
+    # Amazon.com is a facilitator marketplace invoiced net: the tax and the withheld tax net to
+    # nil on the facilitator clearing (4.14 - 4.14 - 4.83 + 4.83), so it has no line.
     (documented_voucher,) = entries["documented.tsv"]["journal"]["vouchers"]
     assert (documented_voucher["debit"], documented_voucher["credit"]) == ("68.99", "68.99")
-    # Re-routed: 2998 Cr 142.12 (68.99 + 4.14 + 68.99 + 2.99 - 2.99); 3090 Dr 68.99 (refunded
-    # principal); 2610 Dr 4.14 (withheld 4.14, then -4.83 withheld given back and +4.83 tax
-    # reversed); fees Dr 12.42 + 21.79 + 0.49 + 2.48; deposit Dr 31.81: 142.12 each side.
+    # Re-routed: 2998 Cr 137.98 (68.99 + 68.99 + 2.99 - 2.99); 3090 Dr 68.99 (refunded
+    # principal); the tax stays on the facilitator clearing, nil as above (no 2610 line: Amazon
+    # remits US sales tax); fees Dr 12.42 + 21.79 + 0.49 + 2.48; deposit Dr 31.81: 137.98 each side.
     (chosen_voucher,) = entries["undocumented.tsv"]["journal"]["vouchers"]
-    assert (chosen_voucher["debit"], chosen_voucher["credit"]) == ("142.12", "142.12")
+    assert (chosen_voucher["debit"], chosen_voucher["credit"]) == ("137.98", "137.98")
     notes = " | ".join(entries["undocumented.tsv"]["reasons"])
     assert "missing_invoice_suspense 2998" in notes and "sales_returns 3090" in notes
     named = _orders_named_in_exceptions(posted.document["report"], "posted reason", "undocumented.tsv")

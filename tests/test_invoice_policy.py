@@ -20,6 +20,7 @@ from reconciliation.invoice_policy import GATE_INVOICES, InvoicePolicy
 from reconciliation.mapping import load_mapping, parse_mapping
 from reconciliation.matching import empty_invoices, reconcile_orders
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement, with_invoice_policy
+from reconciliation.tax import TaxProfiles, tax_profiles
 
 DAY = "2024-10-15"
 # Amazon.de, EUR. O-1 sold and invoiced in M3 (119.00); O-2 refunded, M3 invoiced it in an
@@ -62,14 +63,20 @@ def _invoices(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
 
 
 def _policy_applied(
-    rows: list[tuple], invoices: pd.DataFrame, policy: InvoicePolicy, *, mapping_name: str = "invoice-clearing", **kw
+    rows: list[tuple],
+    invoices: pd.DataFrame,
+    policy: InvoicePolicy,
+    *,
+    mapping_name: str = "invoice-clearing",
+    tax: TaxProfiles | None = None,
+    **kw,
 ) -> tuple[PreparedSettlement, PreparedSettlement]:
     settlement = make_settlement(rows, **kw)
     mapping = load_mapping(mapping_name)
-    prepared = prepare_settlement(settlement, mapping)
+    prepared = prepare_settlement(settlement, mapping, tax=tax)
     assert not prepared.held, prepared.reasons
     reconciliation = reconcile_orders(prepared.settlement.lines, invoices)
-    return prepared, with_invoice_policy(prepared, reconciliation, mapping, policy)
+    return prepared, with_invoice_policy(prepared, reconciliation, mapping, policy, tax=tax)
 
 
 def _accounts(prepared: PreparedSettlement) -> dict[str, int]:
@@ -97,8 +104,11 @@ def test_default_holds_naming_the_orders_and_amounts_and_how_to_release() -> Non
 
 
 def test_returns_and_suspense_post_where_chosen() -> None:
+    # Amazon.de is no facilitator marketplace and M3 invoices it gross: the refunded VAT is output
+    # tax reversed, on 2610 with the output VAT code configured for DE.
+    with_code = tax_profiles({"DE": {"output_vat_code": "11"}})
     before, chosen = _policy_applied(
-        DE_ROWS, _invoices(DE_INVOICES), InvoicePolicy("returns", "suspense"), total_minor=DE_TOTAL, **DE
+        DE_ROWS, _invoices(DE_INVOICES), InvoicePolicy("returns", "suspense"), tax=with_code, total_minor=DE_TOTAL, **DE
     )
     # Before the choice (what was posted until now): refund and missing sale on the receivable 1510.
     assert _accounts(before)["1510"] == -(10000 + 1900 - 2000 - 400 + 6115 + 1162)
@@ -117,6 +127,7 @@ def test_returns_and_suspense_post_where_chosen() -> None:
     assert "O-2" in notes and "sales_returns 3090" in notes and "sales_returns_tax 2610" in notes
     moved = chosen.mapped.lines.set_index(["order_id", "amount_description"])["category"]
     assert moved[("O-2", "Tax")] == "sales_returns_tax"
+    assert {line.account: line.vat_code for line in chosen.gates.vouchers[0].lines}["2610"] == "11"
     assert moved[("O-3", "Commission")] == "referral_commission"  # fees keep their category
 
 
@@ -133,20 +144,33 @@ def test_the_credit_note_releases_the_hold() -> None:
     assert after is prepared  # every order has its document: nothing held, nothing moved
 
 
-def test_facilitator_refund_tax_nets_with_the_withheld_tax() -> None:
-    """US: Amazon withheld the tax; the refund gives back 0.80 of tax and 0.80 of withheld tax."""
+def test_facilitator_tax_stays_on_the_clearing_and_nets_with_the_withheld_tax() -> None:
+    """Amazon.com: Amazon is the facilitator and M3 invoices net (the shipped US tax profile).
+    U-1 was invoiced (10.00 net) and refunded without a credit note: the refund gives back 0.80
+    of tax and 0.80 of withheld tax. U-2 was sold (20.00 + 1.60 tax, 1.60 withheld), never invoiced."""
     rows = [
         ("Refund", "ItemPrice", "Principal", -1000, DAY, "U-1"),
         ("Refund", "ItemPrice", "Tax", -80, DAY, "U-1"),
         ("Refund", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", 80, DAY, "U-1"),
+        ("Order", "ItemPrice", "Principal", 2000, DAY, "U-2"),
+        ("Order", "ItemPrice", "Tax", 160, DAY, "U-2"),
+        ("Order", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", -160, DAY, "U-2"),
     ]
     invoices = _invoices([("U-1", "100000001", 1000)]).assign(currency="USD")
     _, held = _policy_applied(rows, invoices, InvoicePolicy())
-    assert "refunded 10.00 USD" in held.gates.reasons[0]
-    _, chosen = _policy_applied(rows, invoices, InvoicePolicy(refunds_without_credit="returns"))
-    # 3090 Dr 10.00; 2610: Dr 0.80 (tax reversed) + Cr 0.80 (withheld tax) nets to nil and is
-    # left out; deposit -10.00 is owed to Amazon: 2450 Cr 10.00.
-    assert _accounts(chosen) == {"3090": 1000, "2450": -1000}
+    missing, refunds = held.gates.reasons
+    assert "1 order (U-2) without an M3 invoice (sold 20.00 USD)" in missing
+    assert "refunds of 1 order (U-1) without an M3 credit note (refunded 10.00 USD)" in refunds
+    _, chosen = _policy_applied(rows, invoices, InvoicePolicy("returns", "suspense"), total_minor=1000)
+    # U-1's refunded principal: 3090 Dr 10.00. U-2's sale: 2998 Cr 20.00. The tax stays on the
+    # facilitator clearing 2615: Dr 0.80 (U-1 tax refunded) Cr 0.80 (U-1 withheld given back)
+    # Cr 1.60 (U-2 tax) Dr 1.60 (U-2 withheld): nil, so no line; nothing on the output tax 2610.
+    # Deposit -10.00 - 0.80 + 0.80 + 20.00 + 1.60 - 1.60 = 10.00: 1930 Dr 10.00.
+    assert not chosen.held, chosen.reasons
+    assert _accounts(chosen) == {"3090": 1000, "2998": -2000, "1930": 1000}
+    categories = chosen.mapped.lines.set_index(["order_id", "amount_description"])["category"]
+    assert categories[("U-1", "Tax")] == categories[("U-2", "Tax")] == "tax"  # the profile clears it
+    assert "tax on the facilitator clearing" in " | ".join(chosen.reasons)
 
 
 def test_the_summary_preset_waits_for_no_m3_document() -> None:

@@ -142,9 +142,11 @@ def test_i1_record_layout_worked_out_by_hand():
         + "20241025"
         + "AMZ-1 fees"
         + " " * 30
+        + "  "  # VTCD(2): blank, the line has no VAT code
+        + " " * 15  # CRTP(2), ARAT(13): blank, M3's default rate type and rate
     )  # ACDT, VTXT(40)
     assert encode_i1(record) == expected
-    assert len(expected) == 160 == I1_LENGTH
+    assert len(expected) == 177 == I1_LENGTH
     assert expected[95:112] == "          -120.00"  # CUAM sits at chars 96..112
     assert decode_i1(expected) == I1Record(
         1, 1, "AAA", ("3010", "", "US", "", "", "", ""), "USD", Decimal("-120.00"), date(2024, 10, 25), "AMZ-1 fees"

@@ -33,8 +33,10 @@ def test_the_definition_agrees_with_the_sandbox_m3_field_dictionary() -> None:
 
 def test_the_i1_layout_is_the_one_the_sandbox_parses() -> None:
     assert tx_gl.I1_LAYOUT == (("RCID", 2), *I1_FIELDS)
-    # "I1" + RNNO 9 + GRNR 8 + DIVI 3 + 7 x AIT 10 + CUCD 3 + CUAM 17 + ACDT 8 + VTXT 40, by hand:
-    assert I1_LENGTH == tx_gl.I1_LENGTH == 2 + 9 + 8 + 3 + 70 + 3 + 17 + 8 + 40 == 160
+    # "I1" + RNNO 9 + GRNR 8 + DIVI 3 + 7 x AIT 10 + CUCD 3 + CUAM 17 + ACDT 8 + VTXT 40 + VTCD 2 + CRTP 2
+    # + ARAT 13, by hand:
+    assert I1_LENGTH == tx_gl.I1_LENGTH == 2 + 9 + 8 + 3 + 70 + 3 + 17 + 8 + 40 + 2 + 2 + 13 == 177
+    assert FIELDS["VTCD"].length == m3_fields.VTCD_LENGTH
 
 
 def _voucher(text: str, account: str = "3010") -> Voucher:
@@ -61,7 +63,7 @@ def test_a_voucher_at_every_limit_passes_domain_flow_and_connector_and_one_more_
         entry.accounting_date,
         entry.line_text(entry.lines[0]),
     )
-    assert len(encode_i1(record)) == 160
+    assert len(encode_i1(record)) == 177
 
     with pytest.raises(VoucherLimitError, match="VTXT"):
         _voucher(text + "y")

@@ -179,7 +179,8 @@ def test_user_data_and_authorised_divisions(box):
     [user] = box.v2("MNS150MI", "GetUserData").json()["results"][0]["records"]
     assert (user["USID"], user["CONO"], user["DIVI"]) == ("M3SANDBOX", "100", "AAA")
     listed = box.v2("MNS150MI", "LstCmpDivi", USID="M3SANDBOX").json()["results"][0]["records"]
-    assert [(r["CONO"], r["DIVI"]) for r in listed] == [("100", "AAA")]
+    # AAA (the user's default) and one division per legal entity (issue 11: divisions)
+    assert [(r["CONO"], r["DIVI"]) for r in listed] == [("100", d) for d in ("100", "200", "300", "400", "AAA")]
     assert error_of(box.v2("MNS150MI", "LstCmpDivi", USID="SOMEONE"))["errorCode"] == "WUSID03"
 
 

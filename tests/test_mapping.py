@@ -47,12 +47,14 @@ VOCABULARY = [
     ("Order", "ItemFees", "DigitalServicesFee", "other_selling_fees"),
     ("Order", "ItemFees", "ShippingChargeback", "other_selling_fees"),
     ("Order", "Promotion", "Shipping", "promotions"),
-    ("Order", "Promotion", "TaxDiscount", "promotions"),
+    # tax rows are `tax` wherever they appear (issue 11: on a facilitator marketplace they net with
+    # the withheld tax on the clearing account; promotions and refunds stay on the receivable)
+    ("Order", "Promotion", "TaxDiscount", "tax"),
     ("Order", "Promotion", "Principal", "promotions"),
     ("Refund", "ItemPrice", "Principal", "refunds"),
-    ("Refund", "ItemPrice", "Tax", "refunds"),
+    ("Refund", "ItemPrice", "Tax", "tax"),
     ("Refund", "ItemPrice", "Shipping", "refunds"),
-    ("Refund", "ItemPrice", "ShippingTax", "refunds"),
+    ("Refund", "ItemPrice", "ShippingTax", "tax"),
     ("Refund", "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", "marketplace_facilitator_tax"),
     ("Refund", "ItemWithheldTax", "MarketplaceFacilitatorVAT-Shipping", "marketplace_facilitator_tax"),
     ("Refund", "ItemFees", "Commission", "referral_commission"),
@@ -74,7 +76,7 @@ VOCABULARY = [
     ("Subscription Fee", "other-transaction", "Subscription Fee", "subscription"),
     ("Storage Fee", "other-transaction", "Storage Fee", "storage"),
     # inbound transport is landed cost of the inventory, not a fulfilment fee (docs/settlement-vocabulary.md §3)
-    ("Inbound Transportation Fee", "ShipmentFees", "FBA transportation fee", "inbound_freight"),
+    ("Inbound Transportation Fee", "ShipmentFees", "FBA transportation fee", "inbound_landed_cost"),
     ("WAREHOUSE_DAMAGE", "other-transaction", "WAREHOUSE_DAMAGE", "reimbursements"),
     ("REVERSAL_REIMBURSEMENT", "other-transaction", "REVERSAL_REIMBURSEMENT", "reimbursements"),
     ("Payable to Amazon", "other-transaction", "Payable to Amazon", "payable_to_amazon"),
@@ -161,6 +163,14 @@ def test_fixture_lines_map_row_by_row(us_v2_tsv: Path):
         "6130",  # refund
     ]
     assert set(mapped.lines["ait3"]) == {"US"}
+    # AIT2 is the channel on P&L accounts: the MCF order's (Non-Amazon US) FBA fee is MCF, the
+    # Amazon orders' P&L lines AMZ; balance-sheet accounts carry no channel.
+    assert list(mapped.lines["ait2"]) == [
+        *("", "", "", "AMZ", "AMZ", "AMZ"),
+        *("", "", "AMZ", "AMZ", "AMZ", ""),
+        *("", "MCF"),
+        *("", "", "", "AMZ", "AMZ", "AMZ"),
+    ]
     assert len(mapped.lines) == 20 and list(mapped.lines["line_no"]) == list(settlement.lines["line_no"])
 
 
@@ -276,6 +286,21 @@ def _bad(tmp_path: Path, text: str) -> str:
         ),
         ("amount_description: Principal, ", "", "rules[0].amount_description: missing"),
         ("name: custom\n", "name: custom\nextends: summary\n", "mappings/custom.yaml: extends: unknown key"),
+        (
+            "name: custom\n",
+            "name: custom\ngross_lines: yes please\n",
+            "gross_lines: must be true or false, got 'yes please'",
+        ),
+        (
+            'principal: {account: "0100", ',
+            'principal: {gross: 1, account: "0100", ',
+            "principal.gross: must be true or false, got 1",
+        ),
+        (
+            'AIT2: "S{marketplace}"',
+            'AIT2: "SALES{channel}{currency}"',
+            "categories.principal.dimensions.AIT2: 'SALES{channel}{currency}' is longer than 10",
+        ),
         ("categories:\n", "categories:\n  bad: [1, 2\n", "mappings/custom.yaml: line "),
     ],
 )
@@ -292,3 +317,31 @@ def test_unknown_preset_lists_the_presets(tmp_path: Path):
 def test_missing_file_path():
     with pytest.raises(MappingError, match="mapping file not found"):
         load_mapping(Path("/nonexistent/custom.yaml"))
+
+
+def test_channel_placeholder_and_gross_flags(tmp_path: Path):
+    text = CUSTOM.replace('AIT2: "S{marketplace}"', 'AIT2: "{channel}{marketplace}"').replace(
+        'principal: {account: "0100", ', 'principal: {gross: true, account: "0100", '
+    )
+    mapping = load_mapping(_write(tmp_path, "custom.yaml", text + "gross_lines: true\n"))
+    assert mapping.gross_lines and mapping.categories["principal"].gross
+    assert mapping.keeps_gross("principal") and not mapping.keeps_gross("carry_over")
+    assert mapping.account_for("principal", "UK", "GBP") == ("0100", ("AMZUK", "", "GBP", "", "", ""))
+    assert mapping.account_for("principal", "UK", "GBP", "MCF") == ("0100", ("MCFUK", "", "GBP", "", "", ""))
+    frame = lines_frame([("Order", "ItemPrice", "Principal", 0, "2024-10-18")] * 3)
+    frame["marketplace_name"] = ["Amazon.co.uk", "Non-Amazon UK", "SI UK Prod Marketplace"]
+    assert list(mapping.map_lines(frame, "UK", currency="GBP").lines["ait2"]) == ["AMZUK", "MCFUK", "MCFUK"]
+    # without gross_lines the flag alone keeps nothing gross
+    assert not load_mapping(_write(tmp_path, "custom.yaml", text)).keeps_gross("principal")
+
+
+@pytest.mark.parametrize(("preset", "gross_lines"), [("invoice-clearing", False), ("summary", True)])
+def test_presets_mark_revenue_and_refunds_gross(preset, gross_lines):
+    mapping = load_mapping(preset)
+    assert mapping.gross_lines is gross_lines
+    assert {name for name, c in mapping.categories.items() if c.gross} == {
+        "principal",
+        "shipping",
+        "promotions",
+        "refunds",
+    }

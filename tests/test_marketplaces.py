@@ -243,12 +243,12 @@ def test_settlement_without_marketplace_names_takes_it_from_the_currency():
     assert prepared.marketplace.decided_by == "currency"
     assert set(prepared.mapped.lines["ait3"]) == {"CA"}
     [voucher] = prepared.gates.vouchers
-    # 6150 subscription 39.99, 6220 inbound freight 150.00, 6160 storage 98.70 + 33.00 = 131.70;
-    # the seller owes Amazon 321.69: a credit on 2450 payable to Amazon.
+    # 4050 inbound transport (landed cost) 150.00, 6150 subscription 39.99, 6160 storage
+    # 98.70 + 33.00 = 131.70; the seller owes Amazon 321.69: a credit on 2450 payable to Amazon.
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
+        ("4050", "CA", 15000),
         ("6150", "CA", 3999),
         ("6160", "CA", 13170),
-        ("6220", "CA", 15000),
         ("2450", "CA", -32169),
     ]
     assert voucher.text.startswith(f"{voucher.key} Amazon CA CAD")
@@ -297,8 +297,11 @@ def test_multichannel_only_settlement_books_to_its_country():
     assert not prepared.held, prepared.reasons
     assert prepared.settlement.marketplace == "Amazon.co.uk"
     [voucher] = prepared.gates.vouchers
+    # UK fees include 20 % VAT (the shipped UK tax profile): 10.11 x 0.20 / 1.20 = 1.685 -> 1.69
+    # (half up) input VAT on 2640, 8.42 fulfilment expense.
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
-        ("6120", "UK", 1011),
+        ("2640", "UK", 169),
+        ("6120", "UK", 842),
         ("2450", "UK", -1011),
     ]
 
@@ -316,9 +319,12 @@ def test_jpy_settlement_has_no_decimals():
     assert not prepared.held and prepared.settlement.decimals == 0
     [voucher] = prepared.gates.vouchers
     assert voucher.decimals == 0
+    # JP fees include 10 % consumption tax (shipped JP profile), in whole yen:
+    # 198 x 0.10 / 1.10 = 18 input tax (2640), 180 commission.
     assert [(l.account, l.dimensions[1], l.amount_minor) for l in voucher.lines] == [
         ("1510", "JP", -1980),
-        ("6110", "JP", 198),
+        ("2640", "JP", 18),
+        ("6110", "JP", 180),
         ("1930", "JP", 1782),
     ]
 

@@ -78,14 +78,15 @@ def test_fixture_posts_once_with_the_contracted_json(prefect_api_url: str, fixtu
     # None of the fixture's orders are in the fresh sandbox M3 (CHOSEN posts them): debits:
     # commission 12.42 + FBA fees 21.79 (5.84+5.84+10.11) + digital services 0.49
     # (0.37+0.37-0.25) + refund commission 2.48 + refunded principal to sales returns 68.99 +
-    # output tax 4.14 (withheld -4.14, then +4.83 withheld given back and -4.83 tax reversed) +
-    # deposit 31.81 = 142.12. Credits: the two unbilled sales to suspense 142.12 (68.99+4.14 and
-    # 68.99+2.99-2.99); the multi-channel order's 0.00 principal nets to nothing.
+    # deposit 31.81 = 137.98. Credits: the two unbilled sales to suspense 137.98 (68.99 and
+    # 68.99+2.99-2.99). Amazon.com is a facilitator marketplace invoiced net: the tax stays on
+    # the facilitator clearing, nil (+4.14 tax -4.14 withheld, -4.83 tax refunded +4.83 withheld
+    # given back); the multi-channel order's 0.00 principal nets to nothing.
     assert (voucher["key"], voucher["date"], voucher["debit"], voucher["credit"]) == (
         "AMZ-10000000001-202410",
         "2024-10-25",
-        "142.12",
-        "142.12",
+        "137.98",
+        "137.98",
     )
     assert voucher["m3_ref"]
     # None of the fixture's orders are in the fresh sandbox M3: two sales and one refund.

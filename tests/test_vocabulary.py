@@ -24,7 +24,7 @@ SECTION_3 = [
     ("Liquidations", "ItemPrice", "Principal", "liquidation_proceeds"),
     ("LIQUIDATIONS", "ITEMFEES", "LIQUIDATIONSBROKERAGEFEE", "liquidation_fees"),
     ("Liquidations", "ItemFees", "LiquidationsBrokerageFee", "liquidation_fees"),
-    # LIQUIDATIONS_ADJUSTMENTS: their tax nets with the withheld tax (2610)
+    # LIQUIDATIONS_ADJUSTMENTS: their tax nets with the withheld tax
     ("LIQUIDATIONS_ADJUSTMENTS", "ITEMPRICE", "TAX", "sales_tax_adjustments"),
     ("LIQUIDATIONS_ADJUSTMENTS", "ITEMPRICE", "PRINCIPAL", "liquidation_proceeds"),
     (
@@ -33,11 +33,12 @@ SECTION_3 = [
         "MARKETPLACEFACILITATORTAX_PRINCIPAL",
         "marketplace_facilitator_tax",
     ),
-    # CHARGEBACK_REFUND: as refunds
+    # CHARGEBACK_REFUND: as refunds; their tax is tax (nets with the withheld tax where Amazon is
+    # the facilitator, issue 11)
     ("CHARGEBACK_REFUND", "ITEMPRICE", "PRINCIPAL", "refunds"),
     ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPING", "refunds"),
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "TAX", "refunds"),
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPINGTAX", "refunds"),
+    ("CHARGEBACK_REFUND", "ITEMPRICE", "TAX", "tax"),
+    ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPINGTAX", "tax"),
     ("Chargeback Refund", "ItemPrice", "Principal", "refunds"),
     ("CHARGEBACK_REFUND", "ITEMFEES", "COMMISSION", "referral_commission"),
     ("CHARGEBACK_REFUND", "ITEMFEES", "REFUNDCOMMISSION", "refund_commission"),
@@ -47,7 +48,7 @@ SECTION_3 = [
     ("CHARGEBACK_REFUND", "ITEMWITHHELDTAX", "MARKETPLACEFACILITATORVAT_SHIPPING", "marketplace_facilitator_tax"),
     # A_TO_Z_GUARANTEE_REFUND: as refunds / refund fees / withheld tax
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "PRINCIPAL", "refunds"),
-    ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "TAX", "refunds"),
+    ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "TAX", "tax"),
     ("A-to-z Guarantee Refund", "ItemPrice", "Principal", "refunds"),
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMFEES", "COMMISSION", "referral_commission"),
     ("A_TO_Z_GUARANTEE_REFUND", "ITEMFEES", "REFUNDCOMMISSION", "refund_commission"),
@@ -90,10 +91,10 @@ SECTION_3 = [
     ("AMAZONFEES", "HIGH_VOLUME_LISTING_FEE", "BASE_FEE", "other_selling_fees"),  # `e.g.`: any other fee type
     ("AMAZONFEES", "HIGH_VOLUME_LISTING_FEE", "TAX_ON_FEE", "input_tax"),
     # FBAFEES: storage / inbound freight / returns / removal; tax to input tax
-    ("FBAFEES", "AWD_PROCESSING_FEE", "BASE_FEE", "inbound_freight"),
+    ("FBAFEES", "AWD_PROCESSING_FEE", "BASE_FEE", "inbound_landed_cost"),
     ("FBAFEES", "AWD_STORAGE_FEE", "BASE_FEE", "storage"),
-    ("FBAFEES", "AWD_TRANSPORTATION_FEE", "BASE_FEE", "inbound_freight"),
-    ("FBAFEES", "FBA_AMAZON_PARTNERED_CARRIER_SHIPMENT_FEE", "BASE_FEE", "inbound_freight"),
+    ("FBAFEES", "AWD_TRANSPORTATION_FEE", "BASE_FEE", "inbound_landed_cost"),
+    ("FBAFEES", "FBA_AMAZON_PARTNERED_CARRIER_SHIPMENT_FEE", "BASE_FEE", "inbound_landed_cost"),
     ("FBAFEES", "FBA_CUSTOMER_RETURNS_FEE", "BASE_FEE", "fba_fulfilment_fees"),
     ("FBAFEES", "FBA_INVENTORY_STORAGE_FEE", "BASE_FEE", "storage"),
     ("FBAFEES", "FBA_LONG_TERM_STORAGE_FEE", "BASE_FEE", "storage"),
@@ -147,13 +148,13 @@ SECTION_3 = [
     ("OTHER_TRANSACTION", "CAPACITY_RESERVATION_FEE", "TAX", "input_tax"),
     ("OTHER_TRANSACTION", "INBOUND_DEFECT_FEE", "INBOUND_DEFECT_FEE", "fba_fulfilment_fees"),
     ("other-transaction", "Inbound Defect Fee", "Unplanned prep", "fba_fulfilment_fees"),
-    ("OTHER_TRANSACTION", "AMAZON_WAREHOUSING_DISTRIBUTION_AWD", "AWD_PROCESSING_FEE", "inbound_freight"),
+    ("OTHER_TRANSACTION", "AMAZON_WAREHOUSING_DISTRIBUTION_AWD", "AWD_PROCESSING_FEE", "inbound_landed_cost"),
     ("OTHER_TRANSACTION", "AMAZON_WAREHOUSING_DISTRIBUTION_AWD", "AWD_STORAGE_FEE", "storage"),
-    ("OTHER_TRANSACTION", "AMAZON_WAREHOUSING_DISTRIBUTION_AWD", "AWD_TRANSPORTATION_FEE", "inbound_freight"),
-    ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "FBA_INBOUND_PLACEMENT_SERVICE_FEE", "inbound_freight"),
-    ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "FBAINBOUNDTRANSPORTATIONFEE", "inbound_freight"),
-    ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "AGSGLOBALINBOUNDTRANSPORTATION", "inbound_freight"),
-    ("other-transaction", "other-transaction", "FBA Inbound Placement Service Fee", "inbound_freight"),
+    ("OTHER_TRANSACTION", "AMAZON_WAREHOUSING_DISTRIBUTION_AWD", "AWD_TRANSPORTATION_FEE", "inbound_landed_cost"),
+    ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "FBA_INBOUND_PLACEMENT_SERVICE_FEE", "inbound_landed_cost"),
+    ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "FBAINBOUNDTRANSPORTATIONFEE", "inbound_landed_cost"),
+    ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "AGSGLOBALINBOUNDTRANSPORTATION", "inbound_landed_cost"),
+    ("other-transaction", "other-transaction", "FBA Inbound Placement Service Fee", "inbound_landed_cost"),
     ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "FBACUSTOMERRETURNPERORDERFEE", "fba_fulfilment_fees"),
     ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "FBACUSTOMERRETURNPERUNITFEE", "fba_fulfilment_fees"),
     ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "FBACUSTOMERRETURNWEIGHTBASEDFEE", "fba_fulfilment_fees"),
@@ -186,9 +187,6 @@ SECTION_3 = [
 # Where "summary" books differently: it recognises revenue itself, so refunded tax reverses
 # output tax and a promotion correction is a sales deduction.
 SUMMARY_DIFFERS = {
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "TAX"): "tax",
-    ("CHARGEBACK_REFUND", "ITEMPRICE", "SHIPPINGTAX"): "tax",
-    ("A_TO_Z_GUARANTEE_REFUND", "ITEMPRICE", "TAX"): "tax",
     ("OTHER_TRANSACTION", "OTHER_TRANSACTION", "PROMOTION_ADJUSTMENT"): "promotions",
 }
 
@@ -199,7 +197,7 @@ NEW_CATEGORIES = (
     "withholding_tax",
     "sales_tax_adjustments",
     "outbound_freight",
-    "inbound_freight",
+    "inbound_landed_cost",
     "promotion_fees",
     "loan_repayment",
     "adjustments_review",
@@ -277,13 +275,13 @@ def test_new_categories_have_the_same_account_in_both_presets():
         accounts["invoice-clearing"]
         == accounts["summary"]
         == {
-            "liquidation_proceeds": "3070",
+            "liquidation_proceeds": "3990",
             "liquidation_fees": "6180",
             "input_tax": "2640",
             "withholding_tax": "1640",
             "sales_tax_adjustments": "2610",
             "outbound_freight": "6210",
-            "inbound_freight": "6220",
+            "inbound_landed_cost": "4050",
             "promotion_fees": "6520",
             "loan_repayment": "2840",
             "adjustments_review": "2999",
@@ -383,3 +381,18 @@ def test_readme_mapping_table_matches_both_presets():
     }
     presets = [load_mapping(p) for p in PRESETS]
     assert table == {c: tuple(m.categories[c].account for m in presets) for c in presets[0].categories}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_multi_channel_lines_book_under_mcf_never_the_amazon_marketplace(preset):
+    """Every §3 combination on a Non-Amazon (MCF) row: P&L accounts carry AIT2 MCF, the same
+    item on an Amazon.com row AIT2 AMZ; balance-sheet accounts carry no channel."""
+    keys = [row[:3] for row in SECTION_3]
+    amazon = _map(preset, keys).lines
+    frame = lines_frame([(tt, at, ad, -100, "2024-10-18") for tt, at, ad in keys], marketplace_name="Non-Amazon US")
+    mcf = load_mapping(preset).map_lines(frame, "US", currency="USD").lines
+    assert list(mcf["account"]) == list(amazon["account"]) and list(mcf["ait3"]) == list(amazon["ait3"])
+    profit_and_loss = amazon["account"].str[0].isin(list("3456789")).to_numpy()
+    assert profit_and_loss.sum() > 50  # the test saw the fee and income rows it is about
+    assert set(mcf["ait2"][profit_and_loss]) == {"MCF"} and set(amazon["ait2"][profit_and_loss]) == {"AMZ"}
+    assert set(mcf["ait2"][~profit_and_loss]) == set(amazon["ait2"][~profit_and_loss]) == {""}

@@ -24,6 +24,7 @@ from reconciliation.vouchers import (
 
 US_BS = ("", "US", "", "", "", "")  # balance-sheet dimensions in the presets: AIT3 = marketplace
 US_PL = ("AMZ", "US", "", "", "", "")  # P&L dimensions: AIT2 = channel AMZ, AIT3 = marketplace
+US_MCF = ("MCF", "US", "", "", "", "")  # P&L dimensions of a multi-channel (Non-Amazon US) line
 
 
 @pytest.fixture
@@ -43,23 +44,28 @@ def _summary(voucher: Voucher) -> list[tuple[str, tuple[str, ...], int, str]]:
 def test_fixture_voucher_worked_out_by_hand_invoice_clearing(us_fixture):
     [voucher] = _vouchers(us_fixture)
     # Every line of amount a books -a; the deposit books +31.81 to the clearing account.
-    # 1510 customer receivable (principal, shipping, tax, promotions, refunds):
+    # Amazon.com is a marketplace-facilitator marketplace and M3 invoices its orders net (the
+    # shipped US tax profile), so the collected and the withheld tax net on the facilitator
+    # clearing account (2615); before issue 11 the tax went to 1510 and the withheld tax to 2610,
+    # crediting 1510 with tax no M3 invoice carried.
+    # 1510 customer receivable (principal, shipping, promotions, refunds):
     #   Order Principal 68.99 + 68.99 + 0.00 (MCF row) = 137.98
-    #   Order Tax 4.14, Order Shipping 2.99, Promotion Shipping -2.99
-    #   Refund Tax -4.83, Refund Principal -68.99
-    #   137.98 + 4.14 + 2.99 - 2.99 - 4.83 - 68.99 = 68.30  -> credit -68.30
-    # 2610 output tax withheld: Order -4.14 + Refund +4.83 = 0.69       -> credit -0.69
+    #   Order Shipping 2.99, Promotion Shipping -2.99, Refund Principal -68.99
+    #   137.98 + 2.99 - 2.99 - 68.99 = 68.99                              -> credit -68.99
+    # 2615 facilitator tax clearing: Tax 4.14 - withheld 4.14 - refunded tax 4.83
+    #   + withheld back 4.83 = 0                                          -> no line (nil)
     # 6110 commission: -12.42 - 12.42 + 12.42 (refunded) = -12.42        -> debit 12.42
-    # 6120 FBA: -5.84 - 5.84 - 10.11 (MCF) = -21.79                      -> debit 21.79
+    # 6120 FBA: -5.84 - 5.84 = -11.68                                    -> debit 11.68
+    # 6120 FBA of the MCF order (Non-Amazon US): -10.11, under AIT2 MCF   -> debit 10.11
     # 6130 digital services fee: -0.37 - 0.37 + 0.25 = -0.49             -> debit 0.49
     # 6140 refund commission: -2.48                                      -> debit 2.48
     # 1930 deposit: total-amount 31.81                                   -> debit 31.81
-    # debit 12.42 + 21.79 + 0.49 + 2.48 + 31.81 = 68.99 = credit 68.30 + 0.69
+    # debit 12.42 + 11.68 + 10.11 + 0.49 + 2.48 + 31.81 = 68.99 = credit 68.99
     assert _summary(voucher) == [
-        ("1510", US_BS, -6830, "settlement"),
-        ("2610", US_BS, -69, "settlement"),
+        ("1510", US_BS, -6899, "settlement"),
         ("6110", US_PL, 1242, "settlement"),
-        ("6120", US_PL, 2179, "settlement"),
+        ("6120", US_PL, 1168, "settlement"),
+        ("6120", US_MCF, 1011, "settlement"),
         ("6130", US_PL, 49, "settlement"),
         ("6140", US_PL, 248, "settlement"),
         ("1930", US_BS, 3181, "deposit"),
@@ -69,7 +75,7 @@ def test_fixture_voucher_worked_out_by_hand_invoice_clearing(us_fixture):
     assert voucher.accounting_date == date(2024, 10, 25)
     assert (voucher.currency, voucher.decimals, voucher.settlement_id) == ("USD", 2, "10000000001")
     assert voucher.debit_minor == voucher.credit_minor == 6899
-    assert voucher.lines[0].category == "principal+promotions+refunds+shipping+tax"
+    assert voucher.lines[0].category == "principal+promotions+refunds+shipping"
 
 
 def test_fixture_voucher_summary_preset(us_fixture):
@@ -78,15 +84,18 @@ def test_fixture_voucher_summary_preset(us_fixture):
     # 3020 shipping revenue: 2.99                                              -> -2.99
     # 3050 promotions: -2.99                                                   -> +2.99
     # 3090 returns: Refund Principal -68.99                                    -> +68.99
-    # 2610 output tax: 4.14 - 4.14 (withheld) - 4.83 (refunded) + 4.83 = 0     -> no line
-    # fees as in invoice-clearing; deposit 31.81
+    # 2615 facilitator clearing (US: Amazon owes the tax, not output tax on 2610):
+    #   4.14 - 4.14 (withheld) - 4.83 (refunded) + 4.83 = 0                   -> no line
+    # fees as in invoice-clearing (the MCF order's FBA fee under MCF); deposit 31.81
+    # gross_lines is on, but every revenue and returns account has one side only here
     assert _summary(voucher) == [
         ("3010", US_PL, -13798, "settlement"),
         ("3020", US_PL, -299, "settlement"),
         ("3050", US_PL, 299, "settlement"),
         ("3090", US_PL, 6899, "settlement"),
         ("6110", US_PL, 1242, "settlement"),
-        ("6120", US_PL, 2179, "settlement"),
+        ("6120", US_PL, 1168, "settlement"),
+        ("6120", US_MCF, 1011, "settlement"),
         ("6130", US_PL, 49, "settlement"),
         ("6140", US_PL, 248, "settlement"),
         ("1930", US_BS, 3181, "deposit"),
@@ -286,10 +295,12 @@ def test_format_minor_uses_currency_decimals():
 def test_vouchers_frame_has_one_sided_rows_per_line(us_fixture):
     vouchers = _vouchers(us_fixture)
     frame = vouchers_frame(vouchers)
+    # the seven lines worked out in test_fixture_voucher_worked_out_by_hand_invoice_clearing
     assert len(frame) == 7
     assert frame["debit_minor"].sum() == frame["credit_minor"].sum() == 6899
-    assert list(frame.loc[frame["account"] == "1510", ["debit_minor", "credit_minor"]].iloc[0]) == [0, 6830]
+    assert list(frame.loc[frame["account"] == "1510", ["debit_minor", "credit_minor"]].iloc[0]) == [0, 6899]
     assert list(frame["line"]) == [1, 2, 3, 4, 5, 6, 7]
+    assert set(frame["vat_code"]) == {""}  # the US profile has no VAT codes
     assert str(frame["debit_minor"].dtype) == "int64"
     schemas = pytest.importorskip("reconciliation.schemas")
     schemas.VoucherLines.validate(frame)

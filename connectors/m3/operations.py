@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -107,8 +107,10 @@ class M3Operations:
         return f"M3Operations({self.client!r}, profile={self.profile!r})"
 
     # -- company and division -----------------------------------------------------------------
-    def check_company(self) -> tuple[str, str]:
-        """Check at start-up that the M3 user may work in the configured company and division.
+    def check_company(self, routed: Mapping[str, str] | None = None) -> tuple[str, str]:
+        """Check at start-up that the M3 user may work in the configured company and division,
+        and in each division of ``routed`` (where it is configured -> division, e.g.
+        ``"[m3.divisions] UK in HOME/config.toml" -> "200"``).
 
         Reads the user's defaults and authorisations (MNS150MI/GetUserData, LstCmpDivi); where
         MNS150MI is not open to the user, a first read in the company shows the same refusal.
@@ -148,6 +150,13 @@ class M3Operations:
                     f"M3 user {usid} may not use division {divi} of company {cono} (allowed: {_listed(pairs)})",
                 )
             )
+        for where, routed_divi in (routed or {}).items():
+            if pairs and (cono, routed_divi) not in pairs:
+                raise ConfigurationError(
+                    f"M3 refuses the division {where} = {routed_divi!r}: M3 user {usid} may not use division "
+                    f"{routed_divi} of company {cono} (allowed: {_listed(pairs)}); route the marketplace to a "
+                    "division the M3 user may use"
+                )
         self.cono, self.divi = self.cono or cono or None, self.divi or divi or None
         return cono, divi
 
@@ -288,19 +297,22 @@ class M3Operations:
             for r in self.client.execute("OIS350MI", "LstInvHeadByCo", {"ORNO": orno}, maxrecs=0)
         ]
 
-    def list_invoices(self, from_date: date, to_date: date) -> list[CustomerInvoice]:
-        """Customer invoices dated ``from_date``..``to_date`` inclusive (one call per year)."""
+    def list_invoices(self, from_date: date, to_date: date, *, divi: str | None = None) -> list[CustomerInvoice]:
+        """Customer invoices of division ``divi`` (default: the connector's) dated ``from_date``..``to_date``
+        inclusive (one call per year)."""
         if from_date > to_date:
             raise ValueError(f"list_invoices: from_date {from_date} is after to_date {to_date}")
         invoices: list[CustomerInvoice] = []
         for year in range(from_date.year, to_date.year + 1):
-            invoices += self._invoices_between(max(from_date, date(year, 1, 1)), min(to_date, date(year, 12, 31)))
+            invoices += self._invoices_between(
+                max(from_date, date(year, 1, 1)), min(to_date, date(year, 12, 31)), divi or self.divi
+            )
         # The date range is our addition to LstInvHead: filter again in case M3 ignores it.
         return [inv for inv in invoices if inv.ivdt is None or from_date <= inv.ivdt <= to_date]
 
-    def _invoices_between(self, first: date, last: date) -> list[CustomerInvoice]:
+    def _invoices_between(self, first: date, last: date, divi: str | None) -> list[CustomerInvoice]:
         """LstInvHead for dates first..last of one year; halves the range while M3's record limit cuts it."""
-        fields = {"YEA4": first.year, "DIVI": self.divi, "FIVD": first, "TIVD": last}
+        fields = {"YEA4": first.year, "DIVI": divi, "FIVD": first, "TIVD": last}
         try:
             return [
                 CustomerInvoice.from_m3(r) for r in self.client.execute("OIS350MI", "LstInvHead", fields, maxrecs=0)
@@ -309,7 +321,9 @@ class M3Operations:
             if first == last:
                 raise
         middle = first + (last - first) // 2
-        return self._invoices_between(first, middle) + self._invoices_between(middle + timedelta(days=1), last)
+        return self._invoices_between(first, middle, divi) + self._invoices_between(
+            middle + timedelta(days=1), last, divi
+        )
 
     # -- general ledger -----------------------------------------------------------------------
     def post_voucher(
@@ -413,6 +427,9 @@ class M3Operations:
                 "LINE": number,
                 "NLIN": n,
                 "CUAM": Decimal(line.amount),
+                "VTCD": line.vat_code or None,  # [ours] on GLS200MI/Add; omitted when the line has none
+                "CRTP": entry.rate_type,
+                "ARAT": entry.rate,
             }
             fields.update({f"AIT{i}": dim for i, dim in enumerate(line.dimensions, start=1) if dim})
             calls.append(("Add", fields))
@@ -455,6 +472,9 @@ class M3Operations:
                             amount=Decimal(line.amount),
                             accounting_date=entry.accounting_date,
                             text=entry.line_text(line),
+                            vat_code=line.vat_code,
+                            rate_type=entry.rate_type,
+                            rate=entry.rate,
                         )
                     ),
                 },

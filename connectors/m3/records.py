@@ -7,6 +7,7 @@ value that M3 would refuse is refused here with the field named.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,6 +23,7 @@ from reconciliation.m3_fields import (
     CUCD_LENGTH,
     DIVI_LENGTH,
     MAX_VOUCHER_LINES,
+    VTCD_LENGTH,
     VTXT_LENGTH,
 )
 
@@ -474,6 +476,7 @@ class JournalLine:
     dimensions: tuple[str, ...]  # AIT1..AIT7; AIT1 is the account
     amount: Decimal  # signed: debit positive, credit negative
     text: str = ""  # line text (cloudsuite: in the line's VTXT after the key)
+    vat_code: str = ""  # VTCD, M3's VAT code of the line; "" none
 
     def __post_init__(self) -> None:
         if not isinstance(self.dimensions, tuple) or not 1 <= len(self.dimensions) <= AIT_COUNT:
@@ -488,6 +491,10 @@ class JournalLine:
                 raise M3DataError(f"journal line: AIT{i} must be a string, got {type(dim).__name__}")
             check_length(f"journal line {self.dimensions[0]}", f"AIT{i}", dim, AIT_LENGTH)
         _check_amount(f"journal line {self.dimensions[0]}", "amount", self.amount)
+        if not isinstance(self.vat_code, str) or not re.fullmatch(rf"[0-9]{{0,{VTCD_LENGTH}}}", self.vat_code):
+            raise M3DataError(
+                f"journal line {self.dimensions[0]}: VTCD {self.vat_code!r} must be up to {VTCD_LENGTH} digits"
+            )
         if len(format(Decimal(self.amount), "f")) > CUAM_LENGTH:
             raise M3DataError(
                 f"journal line {self.dimensions[0]}: amount {self.amount} does not fit CUAM N{CUAM_LENGTH}"
@@ -508,9 +515,17 @@ class JournalEntry:
     currency: str
     text: str
     lines: tuple[JournalLine, ...]
+    # Sent on every line (CRTP, ARAT): the exchange rate type, and the rate when one is fixed;
+    # None leaves it to M3 (its default type; the division's rate for the accounting date).
+    rate_type: int | None = None
+    rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         where = f"journal entry {self.key!r}"
+        if self.rate_type is not None and not (isinstance(self.rate_type, int) and 0 < self.rate_type < 100):
+            raise M3DataError(f"{where}: rate_type (CRTP N2) must be 1..99, got {self.rate_type!r}")
+        if self.rate is not None and not (isinstance(self.rate, Decimal) and self.rate > 0):
+            raise M3DataError(f"{where}: rate (ARAT) must be a positive Decimal, got {self.rate!r}")
         if not self.key or any(ch.isspace() for ch in self.key):
             raise M3DataError(f"{where}: key must be non-empty and contain no spaces")
         check_length(where, "DIVI", self.divi, DIVI_LENGTH, required=True)
@@ -555,6 +570,14 @@ class PostedVoucherLine:
     local_amount: Decimal  # ACAM
     text: str
     journal_sequence: int  # JSNO
+    vat_code: str = ""  # VTCD
+    rate_type: int | None = None  # CRTP
+    rate: Decimal | None = None  # ARAT
+
+    @property
+    def added_by_m3(self) -> bool:
+        """A line M3 added in local currency only (CUAM 0): its FAM function's rounding difference."""
+        return self.amount == 0 and self.local_amount != 0
 
     @classmethod
     def from_m3(cls, r: Mapping[str, str]) -> PostedVoucherLine:
@@ -567,6 +590,9 @@ class PostedVoucherLine:
             local_amount=m3_decimal(r, "ACAM"),
             text=m3_text(r, "VTXT"),
             journal_sequence=m3_int(r, "JSNO"),
+            vat_code=m3_text(r, "VTCD"),
+            rate_type=m3_int(r, "CRTP") or None,
+            rate=m3_decimal(r, "ARAT") or None,
         )
 
 

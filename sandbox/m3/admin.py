@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from .faults import FaultConfig, FaultConfigError, FaultInjector
 from .orders import STATUS_ORDER, SimulationError, advance_order, credit_order
-from .seed import DIVI
+from .seed import DEFAULT_RATE_TYPE, DIVI, DIVISION_CURRENCIES
 from .store import Store
-from .tx_gl import BatchJobs
+from .tx_gl import BatchJobs, rounding_account
 
 _ACTIONS = {"allocate": "33", "deliver": "66", "invoice": "77"}
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
@@ -129,6 +129,77 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
         await run_in_threadpool(apply)
         return JSONResponse({"divi": divi, "period": period, "closed": closed})
 
+    async def rates(request: Request) -> Response:
+        """GET: every exchange rate (CRS058). POST {"divi", "currency", "rate", "date": yyyyMMdd
+        (valid from; default 20200101), "rate_type" (default 1)}: add or change one."""
+        if request.method == "POST":
+            body = await _json_body(request)
+            divi, currency, rate = body.get("divi"), body.get("currency"), body.get("rate")
+            rate_type, valid_from = body.get("rate_type", DEFAULT_RATE_TYPE), _date(body) or "20200101"
+            if divi not in DIVISION_CURRENCIES:
+                raise AdminError(f"divi must be one of {', '.join(DIVISION_CURRENCIES)}, got {divi!r}")
+            if not (isinstance(currency, str) and re.fullmatch(r"[A-Z]{3}", currency)):
+                raise AdminError(f"currency must be an ISO 4217 code, got {currency!r}")
+            if not (isinstance(rate, str) and re.fullmatch(r"\d{1,6}(\.\d{1,6})?", rate) and Decimal(rate) > 0):
+                raise AdminError(f"rate must be a positive decimal string (N13.6), got {rate!r}")
+            if not (isinstance(rate_type, int) and not isinstance(rate_type, bool) and 0 < rate_type < 100):
+                raise AdminError(f"rate_type must be 1..99, got {rate_type!r}")
+
+            def apply() -> None:
+                with store.transaction() as tx:
+                    tx.execute(
+                        "INSERT OR REPLACE INTO exchange_rates (divi, cucd, crtp, fdat, arat) VALUES (?, ?, ?, ?, ?)",
+                        (divi, currency, rate_type, valid_from, rate),
+                    )
+
+            await run_in_threadpool(apply)
+        rows = await run_in_threadpool(
+            store.snapshot, "SELECT divi, cucd, crtp, fdat, arat FROM exchange_rates ORDER BY divi, cucd, crtp, fdat"
+        )
+        return JSONResponse(
+            {
+                "rates": [
+                    {
+                        "divi": r["divi"],
+                        "currency": r["cucd"],
+                        "rate_type": r["crtp"],
+                        "date": r["fdat"],
+                        "rate": r["arat"],
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    async def divisions(request: Request) -> Response:
+        """GET: each division's local currency and rounding account. POST {"divi", "rounding_account"}
+        sets the account M3 books currency rounding to ("" : none set up, the voucher stays unbalanced)."""
+        if request.method == "POST":
+            body = await _json_body(request)
+            divi, account = body.get("divi"), body.get("rounding_account")
+            if divi not in DIVISION_CURRENCIES:
+                raise AdminError(f"divi must be one of {', '.join(DIVISION_CURRENCIES)}, got {divi!r}")
+            if not (isinstance(account, str) and len(account) <= 10):
+                raise AdminError(f"rounding_account must be an account (at most 10 characters), got {account!r}")
+
+            def apply() -> None:
+                with store.transaction() as tx:
+                    tx.execute(
+                        "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                        (f"rounding_account:{divi}", account),
+                    )
+
+            await run_in_threadpool(apply)
+
+        def listed() -> list[dict[str, str]]:
+            with store.transaction() as tx:
+                return [
+                    {"divi": divi, "local_currency": currency, "rounding_account": rounding_account(tx, divi)}
+                    for divi, currency in DIVISION_CURRENCIES.items()
+                ]
+
+        return JSONResponse({"divisions": await run_in_threadpool(listed)})
+
     async def state(request: Request) -> Response:
         def counts() -> dict[str, int]:
             queries = {
@@ -187,5 +258,7 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
         Route("/sandbox/advance", guarded(advance_all), methods=["POST"]),
         Route("/sandbox/faults", guarded(set_faults), methods=["GET", "POST", "DELETE"]),
         Route("/sandbox/periods", guarded(periods), methods=["POST"]),
+        Route("/sandbox/rates", guarded(rates), methods=["GET", "POST"]),
+        Route("/sandbox/divisions", guarded(divisions), methods=["GET", "POST"]),
         Route("/sandbox/state", guarded(state), methods=["GET"]),
     ]

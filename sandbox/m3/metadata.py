@@ -85,6 +85,8 @@ YRE2 A30 Your reference 2
 MAIL A50 E-mail address
 STAT A2 Status
 CUCD A3 Currency
+CRTP N2 Exchange rate type
+ARAT N13.6 Exchange rate
 LMDT D10 Change date
 RGDT D10 Entry date
 VRNO A16 VAT registration number
@@ -163,6 +165,7 @@ OOIN N1 Only open invoices
 ACDT D10 Accounting date
 VSER A3 Voucher number series
 VTXT A40 Voucher text
+VTCD N2 VAT code
 LINE N3 Line number
 NLIN N3 Number of lines
 AIT1 A10 Accounting dimension 1
@@ -308,7 +311,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     (
         "GLS200MI",
         "Add",
-        "DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC",
+        "DIVI ACDT* VSER VTXT* CUCD* LINE* NLIN* AIT1* AIT2 AIT3 AIT4 AIT5 AIT6 AIT7 CUAM* VDSC VTCD CRTP ARAT",
         "VONO YEA4 JRNO",
         True,
     ),
@@ -323,7 +326,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
         "GLS200MI",
         "LstVoucherLines",
         "DIVI* YEA4* VONO* VSER",
-        f"DIVI VONO YEA4 VSER JRNO JSNO {_AITS} CUCD CUAM ACAM DBCR VTXT ACDT",
+        f"DIVI VONO YEA4 VSER JRNO JSNO {_AITS} CUCD CUAM ACAM CRTP ARAT DBCR VTXT ACDT VTCD",
         False,
     ),
     ("GLS200MI", "LstVouchersByDt", "DIVI* FDAT* TDAT*", "DIVI VONO YEA4 VSER JRNO ACDT VTXT CUCD DSUM CSUM", False),

@@ -39,6 +39,32 @@ _PRICE_MARKETPLACE = {"USD": ("US",), "EUR": ("DE", "FR"), "GBP": ("UK",)}
 
 FREIGHT_ITEM = "FREIGHT"
 
+# Divisions of company 100 and their local (accounting) currency, as MNS100 connects them [ours].
+# AAA is the division every marketplace shared before divisions were routed (the user's default).
+DIVISION_CURRENCIES = {DIVI: "EUR", "100": "USD", "200": "GBP", "300": "EUR", "400": "SEK"}
+DIVISION_NAMES = {
+    DIVI: "Amazon marketplaces",
+    "100": "US entity",
+    "200": "UK entity",
+    "300": "EU entity",
+    "400": "Nordic entity",
+}
+# The account M3's FAM function books a voucher's currency rounding difference to [ours: the
+# number]; the presets' fx_rounding category names the same account.
+ROUNDING_ACCOUNT = "3740"
+DEFAULT_RATE_TYPE = 1  # CRTP M3 uses when a line gives none [ours]
+RATES_FROM = "20200101"
+# Seeded CRS058 rates, rate type 1, valid from RATES_FROM: units of the division's local currency
+# per unit of the foreign currency [ours: round figures, settable through /sandbox/rates]. AAA
+# books every currency at 1, so the vouchers it has always booked keep their recorded amounts.
+SEED_RATES: dict[str, dict[str, str]] = {
+    DIVI: {"USD": "1", "GBP": "1", "SEK": "1"},
+    "100": {"EUR": "1.085", "GBP": "1.27", "SEK": "0.095"},
+    "200": {"USD": "0.7874", "EUR": "0.8543", "SEK": "0.0748"},
+    "300": {"USD": "0.9217", "GBP": "1.1706", "SEK": "0.0876"},
+    "400": {"USD": "10.5263", "EUR": "11.4523", "GBP": "13.369"},
+}
+
 
 def customer_record(cuno: str, name: str, currency: str, country: str, **extra: str) -> dict[str, str]:
     record = {
@@ -79,11 +105,21 @@ def customer_record(cuno: str, name: str, currency: str, country: str, **extra: 
 
 def seed_if_new(store: Store, seed: int) -> None:
     with store.transaction() as tx:
+        _seed_rates(tx)  # also into folders seeded before rates existed; never over a rate set since
         if tx.setting("seeded") is not None:
             return
         _seed_credentials(tx)
         _seed_master_data(tx, seed)
         tx.execute("INSERT INTO settings (key, value) VALUES ('seeded', ?)", (str(seed),))
+
+
+def _seed_rates(tx: Tx) -> None:
+    for divi, rates in SEED_RATES.items():
+        for cucd, arat in rates.items():
+            tx.execute(
+                "INSERT OR IGNORE INTO exchange_rates (divi, cucd, crtp, fdat, arat) VALUES (?, ?, ?, ?, ?)",
+                (divi, cucd, DEFAULT_RATE_TYPE, RATES_FROM, arat),
+            )
 
 
 def _seed_credentials(tx: Tx) -> None:

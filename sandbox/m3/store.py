@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS gl_batch_lines (cono TEXT, key1 TEXT, line INTEGER, d
                                            PRIMARY KEY (cono, key1, line));
 CREATE INDEX IF NOT EXISTS gl_batches_state ON gl_batches (state);
 CREATE TABLE IF NOT EXISTS closed_periods (divi TEXT, period TEXT, PRIMARY KEY (divi, period));
+CREATE TABLE IF NOT EXISTS exchange_rates (divi TEXT, cucd TEXT, crtp INTEGER, fdat TEXT, arat TEXT NOT NULL,
+                                           PRIMARY KEY (divi, cucd, crtp, fdat));
 CREATE TABLE IF NOT EXISTS tokens (digest TEXT PRIMARY KEY, kind TEXT NOT NULL, expires REAL NOT NULL,
                                    revoked INTEGER NOT NULL DEFAULT 0);
 """

@@ -15,9 +15,9 @@ from typing import Any
 
 from .errors import MIError, invalid, nok
 from .metadata import FIELDS, number_error
-from .money import fmt_amount
+from .money import fmt_amount, to_currency
 from .registry import Call, Record, mi
-from .seed import VSER
+from .seed import DEFAULT_RATE_TYPE, DIVI, DIVISION_CURRENCIES, ROUNDING_ACCOUNT, VSER
 from .store import Store, Tx, dumps
 
 AIT_FIELDS = ("AIT1", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
@@ -31,6 +31,59 @@ class VoucherLine:
     currency: str
     acdt: str
     vtxt: str
+    vtcd: str = ""  # VAT code [ours on GLS200MI/Add and in the I1 record]
+    crtp: str = ""  # exchange rate type as given ("" = the default type)
+    arat: str = ""  # exchange rate as given ("" = the division's rate for ACDT)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A line in the division's local currency: CUAM x rate, rounded per line as M3 does."""
+
+    rate_type: int
+    rate: Decimal
+    local_amount: Decimal  # ACAM
+
+
+def local_currency(divi: str) -> str:
+    return DIVISION_CURRENCIES.get(divi, DIVISION_CURRENCIES[DIVI])
+
+
+def rounding_account(tx: Tx, divi: str) -> str:
+    """The account M3's FAM function books currency rounding to ("" = none set up) [ours]."""
+    account = tx.setting(f"rounding_account:{divi}")
+    return ROUNDING_ACCOUNT if account is None else account
+
+
+def exchange_rate(tx: Tx, divi: str, currency: str, rate_type: int, acdt: str) -> Decimal | None:
+    """The division's rate (CRS058) of ``currency`` for ``rate_type`` valid on ``acdt``: the latest from-date."""
+    row = tx.one(
+        "SELECT arat FROM exchange_rates WHERE divi = ? AND cucd = ? AND crtp = ? AND fdat <= ? "
+        "ORDER BY fdat DESC LIMIT 1",
+        (divi, currency, rate_type, acdt),
+    )
+    return Decimal(row["arat"]) if row is not None else None
+
+
+def recorded(tx: Tx, divi: str, line: VoucherLine, commit: bool = False) -> Recorded:
+    """Convert one line into the division's local currency; NOK when no rate is known."""
+    rate_type = int(line.crtp) if line.crtp else DEFAULT_RATE_TYPE
+    local = local_currency(divi)
+    if line.currency == local:
+        rate: Decimal | None = Decimal(1)
+    elif line.arat and Decimal(line.arat) != 0:
+        rate = Decimal(line.arat)  # a rate given on the line wins over the table (a manual rate)
+    else:
+        rate = exchange_rate(tx, divi, line.currency, rate_type, line.acdt)
+    if rate is None:
+        raise nok(
+            "WARAT03",
+            "Exchange rate &1 does not exist",
+            "ARAT",
+            f"{line.currency}/{local} rate type {rate_type} on {line.acdt} in division {divi}",
+            commit=commit,
+        )
+    return Recorded(rate_type, rate, to_currency(line.amount * rate, local))
 
 
 def _unbalanced(lines: list[VoucherLine], commit: bool = False) -> Exception | None:
@@ -66,6 +119,8 @@ def check_voucher(tx: Tx, divi: str, lines: list[VoucherLine], commit: bool = Fa
     error = _unbalanced(lines, commit)
     if error is not None:
         raise error
+    for line in lines:
+        recorded(tx, divi, line, commit)
 
 
 def book_voucher(tx: Tx, divi: str, lines: list[VoucherLine], vdsc: str = "") -> Record:
@@ -94,8 +149,18 @@ def book_voucher(tx: Tx, divi: str, lines: list[VoucherLine], vdsc: str = "") ->
         "INSERT INTO vouchers (divi, yea4, vono, acdt, data) VALUES (?, ?, ?, ?, ?)",
         (divi, year, vono, first.acdt, dumps(head)),
     )
-    for jsno, line in enumerate(lines, start=1):
-        amount = fmt_amount(line.amount, currency)
+    local = local_currency(divi)
+    booked = [(line, recorded(tx, divi, line)) for line in lines]
+    # Each line is converted and rounded on its own, so the recorded amounts may not net to zero:
+    # M3 books the difference to the rounding account of its FAM function, in local currency
+    # only (CUAM 0) [ours: the account; the sandbox books none when the setting is blanked].
+    difference = -sum((rec.local_amount for _, rec in booked), Decimal(0))
+    account = rounding_account(tx, divi)
+    if difference and account:
+        first_rec = booked[0][1]
+        rounding = VoucherLine((account,), Decimal(0), currency, first.acdt, first.vtxt)
+        booked.append((rounding, Recorded(first_rec.rate_type, first_rec.rate, difference)))
+    for jsno, (line, rec) in enumerate(booked, start=1):
         record = {
             "DIVI": divi,
             "VONO": vono,
@@ -105,11 +170,14 @@ def book_voucher(tx: Tx, divi: str, lines: list[VoucherLine], vdsc: str = "") ->
             "JSNO": str(jsno),
             **dict(zip(AIT_FIELDS, line.aits)),
             "CUCD": currency,
-            "CUAM": amount,
-            "ACAM": amount,  # the sandbox books at rate 1: recorded = foreign amount [ours]
-            "DBCR": "D" if line.amount >= 0 else "C",
+            "CUAM": fmt_amount(line.amount, currency),
+            "ACAM": fmt_amount(rec.local_amount, local),
+            "CRTP": str(rec.rate_type),
+            "ARAT": str(rec.rate),
+            "DBCR": "D" if (line.amount or rec.local_amount) >= 0 else "C",
             "VTXT": line.vtxt,
             "ACDT": line.acdt,
+            "VTCD": line.vtcd,
         }
         tx.execute(
             "INSERT INTO voucher_lines (divi, yea4, vono, jsno, data) VALUES (?, ?, ?, ?, ?)",
@@ -141,7 +209,16 @@ def add_voucher_line(call: Call) -> list[Record]:
         return []
     tx.execute("DELETE FROM gl_pending WHERE divi = ? AND vtxt = ?", (divi, vtxt))
     lines = [
-        VoucherLine(tuple(p.get(a, "") for a in AIT_FIELDS), Decimal(p["CUAM"]), p["CUCD"], p["ACDT"], vtxt)
+        VoucherLine(
+            tuple(p.get(a, "") for a in AIT_FIELDS),
+            Decimal(p["CUAM"]),
+            p["CUCD"],
+            p["ACDT"],
+            vtxt,
+            vtcd=p.get("VTCD", ""),
+            crtp=p.get("CRTP", ""),
+            arat=p.get("ARAT", ""),
+        )
         for p in pending
     ]
     # On failure the buffer stays cleared (commit=True): nothing of this voucher is booked.
@@ -152,6 +229,7 @@ def add_voucher_line(call: Call) -> list[Record]:
 # ---- GLS840MI: batch head, fixed-width I1 lines, control, update ------------------------
 
 # "I1" + RNNO(9) + GRNR(8) + DIVI(3) + AIT1..AIT7(10 each) + CUCD(3) + CUAM(17) + ACDT(8) + VTXT(40)
+# + VTCD(2) + CRTP(2) + ARAT(13) (the VAT code, rate type and rate after VTXT: [ours], docs/m3-contract.md)
 I1_LAYOUT: tuple[tuple[str, int], ...] = (
     ("RCID", 2),
     ("RNNO", 9),
@@ -162,6 +240,9 @@ I1_LAYOUT: tuple[tuple[str, int], ...] = (
     ("CUAM", 17),
     ("ACDT", 8),
     ("VTXT", 40),
+    ("VTCD", 2),
+    ("CRTP", 2),
+    ("ARAT", 13),
 )
 I1_LENGTH = sum(width for _, width in I1_LAYOUT)
 
@@ -183,8 +264,14 @@ def parse_i1(parm: str) -> dict[str, str]:
             raise invalid("PARM", parm[:20] + "...", f"is invalid - {name} is blank")
     if number_error(FIELDS["CUAM"], fields["CUAM"]) is not None:  # M3's number grammar, not Python's Decimal
         raise invalid("PARM", fields["CUAM"], "is invalid - CUAM is not a number")
+    if fields["VTCD"] and not fields["VTCD"].isdigit():
+        raise invalid("PARM", fields["VTCD"], "is invalid - VTCD is not a number")
     if not (fields["ACDT"].isdigit() and len(fields["ACDT"]) == 8):
         raise invalid("PARM", fields["ACDT"], "is invalid - ACDT is not yyyyMMdd")
+    if fields["CRTP"] and number_error(FIELDS["CRTP"], fields["CRTP"]) is not None:
+        raise invalid("PARM", fields["CRTP"], "is invalid - CRTP is not a rate type")
+    if fields["ARAT"] and number_error(FIELDS["ARAT"], fields["ARAT"]) is not None:
+        raise invalid("PARM", fields["ARAT"], "is invalid - ARAT is not a rate")
     return fields
 
 
@@ -218,7 +305,16 @@ def _batch_groups(tx: Tx, cono: str, key1: str, divi: str) -> dict[str, list[Vou
     groups: dict[str, list[VoucherLine]] = defaultdict(list)
     for r in rows:
         groups[r["GRNR"]].append(
-            VoucherLine(tuple(r[a] for a in AIT_FIELDS), Decimal(r["CUAM"]), r["CUCD"], r["ACDT"], r["VTXT"])
+            VoucherLine(
+                tuple(r[a] for a in AIT_FIELDS),
+                Decimal(r["CUAM"]),
+                r["CUCD"],
+                r["ACDT"],
+                r["VTXT"],
+                vtcd=r.get("VTCD", ""),
+                crtp=r.get("CRTP", ""),
+                arat=r.get("ARAT", ""),
+            )
         )
     for lines in groups.values():
         check_voucher(tx, divi, lines)

@@ -8,13 +8,13 @@ inputs, else the user's defaults. A context the user may not use is M3's authori
 from __future__ import annotations
 
 from .errors import MIError, nok
-from .seed import CONO, DIVI, FACI
+from .seed import CONO, DIVI, DIVISION_NAMES, FACI
 
 SANDBOX_USER = "M3SANDBOX"
 USER_NAME = "Sandbox integration user"
 COMPANY_NAMES = {CONO: "Sandbox Trading"}
 # (company, division) -> division name: the user's MNS151 authorisations.
-DIVISIONS = {(CONO, DIVI): "Amazon marketplaces"}
+DIVISIONS = {(CONO, divi): name for divi, name in DIVISION_NAMES.items()}
 DEFAULTS = {
     "CONO": CONO,
     "DIVI": DIVI,
