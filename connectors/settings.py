@@ -42,6 +42,10 @@ saying exactly which TOML key or environment variable to set.
     [state]
     url = "postgresql+psycopg://sync@db/m3sync"   # default: sqlite at HOME/state.sqlite
 
+    [settlement]                  # what settle does with orders M3 has no document for
+    refunds_without_credit = "hold"   # or "returns": post to sales returns with the VAT reversal
+    missing_invoices = "hold"         # or "suspense": post the sales to a suspense account
+
     [tax]                          # tax per marketplace (reconciliation/tax_profiles.yaml): overrides
     seller = "outside_eu_uk"       # optional: a registration other than "established in each marketplace's country"
     [tax.DE]
@@ -267,6 +271,16 @@ class AmazonSettings:
 
 
 @dataclass(frozen=True)
+class SettlementSettings:
+    """``[settlement]``: the user's choices for orders M3 has no invoice or credit note for, as
+    written (the settlement flow checks the values: ``flows.connections.invoice_policy``)."""
+
+    refunds_without_credit: str | None = None
+    missing_invoices: str | None = None
+    origins: Mapping[str, str] = field(default_factory=dict)  # key -> where it was set, for messages
+
+
+@dataclass(frozen=True)
 class LedgerSettings:
     """Where and how vouchers are booked: ``[m3.divisions]`` routes a marketplace (its code: US,
     UK, DE, ...) to an M3 division, the others go to ``[m3] divi`` (or the M3 user's default);
@@ -303,6 +317,7 @@ class Settings:
     home: Path
     problems: Mapping[str, str] = field(default_factory=dict)
     state_url_origin: str = "the state database URL"  # where it was configured, for messages
+    settlement: SettlementSettings = field(default_factory=SettlementSettings)
     tax: Mapping[str, Any] = field(default_factory=dict)  # the [tax] table as written (reconciliation.tax checks it)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
 
@@ -368,6 +383,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         for region in AMAZON_REGIONS
     },
     "state": {"url": "str"},
+    "settlement": {"refunds_without_credit": "str", "missing_invoices": "str"},
 }
 
 
@@ -682,6 +698,13 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     )
 
 
+def _settlement_settings(section: _Section, raw: Mapping[tuple[str, str], _Raw]) -> SettlementSettings:
+    keys = ("refunds_without_credit", "missing_invoices")
+    values = {key: section.text(key) for key in keys}
+    origins = {key: raw[("settlement", key)].origin for key in keys if ("settlement", key) in raw}
+    return SettlementSettings(**values, origins=origins)
+
+
 def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: Any) -> Any:
     """A positive number setting (TOML number or numeric string); problems are named."""
     raw = section._raw.get((section.name, key))
@@ -799,8 +822,10 @@ def load_settings(
     if state_url is not None:
         check_state_url(state_url, state_origin, driver=False)  # the driver is checked when a run needs it
     state_url = state_url or f"sqlite:///{(home / 'state.sqlite').absolute()}"
-    if sections["state"].problems:
-        raise ConfigurationError("; ".join(sections["state"].problems))
+    settlement = _settlement_settings(sections["settlement"], raw)
+    for name in ("state", "settlement"):  # every run reads these: a problem is reported now
+        if sections[name].problems:
+            raise ConfigurationError("; ".join(sections[name].problems))
     problems = {name: "; ".join(section.problems) for name, section in sections.items() if section.problems}
     settings = Settings(
         m3=m3,
@@ -809,6 +834,7 @@ def load_settings(
         home=home,
         problems=problems,
         state_url_origin=state_origin,
+        settlement=settlement,
         tax=document.get(TAX_SECTION, {}),
         ledger=ledger,
     )

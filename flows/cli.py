@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     settle.add_argument("files", nargs="*", metavar="FILE", help="settlement flat files (V2, or legacy V1)")
     settle.add_argument("--from-amazon", action="store_true", help="settlement reports listed from SP-API")
     settle.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
-    settle.add_argument("--dry-run", action="store_true", help="check, map and reconcile; post nothing")
+    settle.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check, map and reconcile (with M3 configured: reports what would be held); post nothing",
+    )
     settle.add_argument("--report", metavar="PATH", help="workbook path (default HOME/reports/settlements-<time>.xlsx)")
     settle.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     settle.add_argument(
@@ -67,7 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="GL mapping preset or file (invoice-clearing, summary, or HOME/mappings/NAME.yaml)",
     )
     settle.add_argument("--tolerance", default="0.01", help="reconciliation tolerance per order (default 0.01)")
-    settle.add_argument("--strict", action="store_true", help="hold settlements whose orders do not reconcile")
+    settle.add_argument(
+        "--strict",
+        action="store_true",
+        help="hold settlements with any order not matching M3's invoices (amount mismatches, orders "
+        "not settled, and refunds or missing invoices even when the two options below post them)",
+    )
+    settle.add_argument(
+        "--refunds-without-credit",
+        metavar="hold|returns",
+        help="a refund M3 has no credit note for: hold the settlement until M3 has it, or post the refund "
+        "to sales returns with the VAT reversal (default: [settlement] refunds_without_credit in "
+        "config.toml, else hold)",
+    )
+    settle.add_argument(
+        "--missing-invoices",
+        metavar="hold|suspense",
+        help="an order M3 has no invoice for: hold the settlement until M3 has it, or post the order's "
+        "sales to a suspense account (default: [settlement] missing_invoices in config.toml, else hold)",
+    )
     settle.add_argument(
         "--first-open-period",
         action="store_true",
@@ -254,12 +276,13 @@ def _settle(args: argparse.Namespace) -> int:
     from flows.prefect_server import start_ephemeral_server
 
     server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
-    from flows.connections import checked_settings, load_gl_mapping, load_tax_profiles
+    from flows.connections import checked_settings, invoice_policy, load_gl_mapping, load_tax_profiles
     from flows.reports import report_path
 
     # Everything that can be checked is, before Prefect starts and anything is posted (a
     # failure here is one line from main(); the server is stopped at exit).
     settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run, need_amazon=args.from_amazon)
+    invoice_policy(settings, args.refunds_without_credit, args.missing_invoices)
     report_path(settings.home, args.report)
     load_gl_mapping(args.mapping, settings.home)
     load_tax_profiles(settings.home)
@@ -287,6 +310,8 @@ def _settle(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             strict=args.strict,
             first_open_period=args.first_open_period,
+            refunds_without_credit=args.refunds_without_credit,
+            missing_invoices=args.missing_invoices,
             return_state=True,
         )
     try:

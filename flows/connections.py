@@ -29,6 +29,7 @@ from connectors.settings import (
     resolve_home,
 )
 from connectors.state import StateStore
+from reconciliation.invoice_policy import MISSING_INVOICES, REFUNDS_WITHOUT_CREDIT, InvoicePolicy
 from reconciliation.mapping import GLMapping, MappingError, load_mapping
 from reconciliation.tax import TaxProfileError, TaxProfiles, configured_tax_profiles
 
@@ -279,3 +280,23 @@ def load_gl_mapping(name_or_path: str, home: Path) -> GLMapping:
         raise MappingError(
             str(name_or_path), f"line {line}, column {column}", "not UTF-8 text; save the mapping file as UTF-8"
         ) from None
+
+
+def invoice_policy(
+    settings: Settings, refunds_without_credit: str | None = None, missing_invoices: str | None = None
+) -> InvoicePolicy:
+    """What settle does with orders M3 has no credit note or invoice for: the command line's
+    choice, else ``[settlement]`` in config.toml, else hold. A value that is not a choice is a
+    ConfigurationError (exit 2) naming where it was given."""
+    chosen = []
+    for key, option, given, choices in (
+        ("refunds_without_credit", "--refunds-without-credit", refunds_without_credit, REFUNDS_WITHOUT_CREDIT),
+        ("missing_invoices", "--missing-invoices", missing_invoices, MISSING_INVOICES),
+    ):
+        configured = getattr(settings.settlement, key)
+        value, origin = (given, option) if given is not None else (configured, settings.settlement.origins.get(key))
+        value = (value or "hold").strip()
+        if value not in choices:
+            raise ConfigurationError(f"{origin}: {value!r} is not one of {', '.join(choices)}")
+        chosen.append(value)
+    return InvoicePolicy(*chosen)  # type: ignore[arg-type]  # each checked against its Literal's values above

@@ -1,8 +1,9 @@
 """``m3sync demo``: the whole story against the embedded sandbox, with no configuration.
 
 1. start both emulators under HOME/sandbox with one seeded world;
-2. put the world's shipped Amazon orders into M3 and let sandbox M3 ship and invoice them
-   (the generator's orders, until order sync lands; recorded in the state store's id map);
+2. put the world's shipped Amazon orders into M3 and let sandbox M3 ship and invoice them,
+   and credit its refunds (the generator's orders and returns, until order sync lands;
+   recorded in the state store's id map);
 3. run the settlement flow on every settlement report Amazon lists;
 4. print what happened and where the workbook is.
 """
@@ -92,6 +93,19 @@ def put_orders_in_m3(
     return counts
 
 
+def credit_refunds_in_m3(state: StateStore, world: Any, credit: Callable[[str, Any], str]) -> int:
+    """The credit notes of the world's refunds, as M3 makes them when order sync books a return
+    (until order sync does), so that the demo's refunds are credited in M3 and its settlements
+    post; each once (Amazon's refund id is the credit note's reference). Returns how many."""
+    count = 0
+    for note in world.m3_credit_notes():
+        orno = state.m3_id_for("order", note.amazon_order_id)
+        if orno:  # an order M3 never had has nothing to credit: its settlement holds it
+            credit(orno, note)
+            count += 1
+    return count
+
+
 def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *, orders: int = 400) -> int:
     from flows.settlement import settlement_reconciliation
 
@@ -106,9 +120,23 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
             world,
             lambda orno, day: env.advance_m3_order(orno, "invoice", day),
         )
-        echo(f"M3 orders: {counts['created']} created and invoiced, {counts['already_in_m3']} already there")
+        credited = credit_refunds_in_m3(
+            connections.state,
+            world,
+            lambda orno, note: env.credit_m3_order(
+                orno, note.net, note.tax, note.refunded.date(), reference=note.adjustment_id
+            ),
+        )
+        echo(
+            f"M3 orders: {counts['created']} created and invoiced, {counts['already_in_m3']} already there; "
+            f"{credited} refunds credited"
+        )
         home_path = connections.home
-    document = settlement_reconciliation(from_amazon=True, sandbox=True, home=str(home_path))
+    # The demo's M3 has every settled order's invoice and every refund's credit note, so it keeps
+    # the accountant's default: a refund or order without its M3 document would be held.
+    document = settlement_reconciliation(
+        from_amazon=True, sandbox=True, home=str(home_path), refunds_without_credit="hold", missing_invoices="hold"
+    )
     for line in summary_lines(document):
         echo(line)
     # A held settlement is a result worth showing; unreadable reports, an unreachable sandbox

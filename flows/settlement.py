@@ -2,7 +2,8 @@
 
 check where the workbook goes -> read (files or SP-API since the watermark) -> score
 anomalies, oldest settlement first -> per settlement, concurrently: validate, map, gate ->
-reconcile against M3 invoices -> post balanced vouchers (never twice) -> one workbook for the
+reconcile against M3 invoices -> hold (or post where the user chose) refunds and orders M3 has
+no credit note or invoice for -> post balanced vouchers (never twice) -> one workbook for the
 run -> artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
@@ -23,19 +24,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from connectors.m3 import M3Error
+from connectors.settings import load_settings
 from flows import settlement_steps as steps
 from flows.artifacts import publish_settlement_artifacts
-from flows.connections import Connections, load_gl_mapping, load_tax_profiles, open_connections
+from flows.connections import Connections, invoice_policy, load_gl_mapping, load_tax_profiles, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
 from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
-from reconciliation.matching import tolerance_minor
 from reconciliation.model import Settlement
 from reconciliation.outcome import (
     PostingResult,
-    ReconciliationSkipped,
     RunOptions,
     SettlementOutcome,
     decide_outcome,
@@ -60,15 +60,21 @@ def settlement_reconciliation(
     tolerance: str = "0.01",
     strict: bool = False,
     first_open_period: bool = False,
+    refunds_without_credit: str | None = None,
+    missing_invoices: str | None = None,
 ) -> dict:
-    """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data."""
+    """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data;
+    ``refunds_without_credit`` and ``missing_invoices`` (None: config.toml's, else hold) see
+    ``reconciliation.invoice_policy``."""
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
+        policy = invoice_policy(load_settings(connections.home), refunds_without_credit, missing_invoices)
         options = RunOptions(
             dry_run=dry_run,
             strict=strict,
             tolerance=Decimal(tolerance),
             first_open_period=first_open_period,
             tax=load_tax_profiles(connections.home),
+            invoice_policy=policy,
         )
         workbook_path = report_path(connections.home, report)  # checked before anything is posted
         gl_mapping = load_gl_mapping(mapping, connections.home)
@@ -139,7 +145,7 @@ def _settle(
     ledgers: steps.LedgerChoices,
 ) -> SettlementOutcome:
     """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
-    periods, m3_unread, invoices = None, None, None
+    periods, m3_unread = None, None
     ledger = ledgers.for_division(steps.division_of(connections, progress.settlement))
     if ledger.mode == "unknown":  # the customer ledger's set-up could not be read: nothing is posted
         m3_unread = ledger.reason
@@ -150,33 +156,27 @@ def _settle(
         except M3Error as exc:  # unreachable or rejecting us: nothing is posted unchecked
             m3_unread = steps.m3_problem(exc)
     progress.stage = "validating and mapping"
+    prepared = progress.prepared = steps.prepare(
+        progress.settlement,
+        mapping,
+        steps.configured_marketplaces(connections),
+        periods,
+        options.first_open_period,
+        options.tax,
+    )
+    progress.stage = "reconciling against M3 invoices"
+    invoices, progress.reconciliation = steps.reconcile_with_m3(connections, prepared.settlement, options)
+    # Orders M3 has no invoice or credit note for are held, or posted where the user chose; with a
+    # customer ledger to allocate, the receivable lines go to the payment clearing account.
     prepared = progress.prepared = steps.with_customer_ledger(
         steps.at_current_version(
-            connections.state,
-            steps.prepare(
-                progress.settlement,
-                mapping,
-                steps.configured_marketplaces(connections),
-                periods,
-                options.first_open_period,
-                options.tax,
-            ),
+            connections.state, steps.apply_invoice_policy(prepared, progress.reconciliation, mapping, periods, options)
         ),
-        ledger,  # allocate: the vouchers' receivable lines go to the payment clearing account
+        ledger,
     )
     settlement = prepared.settlement  # its marketplace resolved: what later steps read
     audits = progress.audits = steps.audit_records(settlement, mapping, prepared.gates.vouchers)
-    if connections.m3 is None:
-        progress.reconciliation = ReconciliationSkipped("M3 is not configured (dry run)")
-    else:
-        progress.stage = "reconciling against M3 invoices"
-        try:
-            invoices = steps.fetch_invoices(connections, settlement)
-            progress.reconciliation = steps.reconcile(
-                settlement, invoices, tolerance_minor(options.tolerance, settlement.decimals), options.tax
-            )
-        except M3Error as exc:
-            progress.reconciliation = ReconciliationSkipped(steps.m3_problem(exc))
+    m3_unread = m3_unread or steps.invoices_unread(connections, progress.reconciliation, mapping)
     posting_allowed = may_post(prepared, progress.reconciliation, options)
     if posting_allowed and m3_unread is not None:  # nothing is posted unchecked
         posted = tuple(steps.posted_in_state(connections.state, prepared.gates.vouchers))

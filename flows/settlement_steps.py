@@ -58,7 +58,7 @@ from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace, resolve_marketplace
-from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
+from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders, tolerance_minor
 from reconciliation.model import Settlement, decimal_to_minor, format_amount, minor_to_decimal
 from reconciliation.outcome import (
     PostedVoucherRef,
@@ -78,7 +78,7 @@ from reconciliation.parse import (
     parse_settlement_bytes,
     read_settlement_file,
 )
-from reconciliation.pipeline import PreparedSettlement, prepare_settlement
+from reconciliation.pipeline import PreparedSettlement, prepare_settlement, with_invoice_policy
 from reconciliation.tax import TaxProfiles, tax_profiles
 from reconciliation.vouchers import (
     Voucher,
@@ -311,7 +311,11 @@ def fetch_invoices(connections: Connections, settlement: Settlement) -> pd.DataF
     marketplace could not be told is held, and reconciles against its own orders only."""
     m3 = connections.require_m3()
     start = settlement.start.date() - timedelta(days=60)  # orders invoiced before the window settle in it
-    invoices = m3.list_invoices(start, settlement.end.date(), divi=division_of(connections, settlement))
+    # Until today: a credit note (or invoice) M3 made after the settlement's window still
+    # clears the hold of a refund (or order) in it (``invoices_frame`` keeps only those orders'
+    # documents beyond the window).
+    end = max(settlement.end.date(), datetime.now(UTC).date())
+    invoices = m3.list_invoices(start, end, divi=division_of(connections, settlement))
     # Which Amazon orders belong to this marketplace: the id map order sync (and the demo) keep.
     marketplace = find_marketplace(settlement.marketplace)
     marketplace_orders = (
@@ -368,6 +372,57 @@ def reconcile(
         tolerance_minor=tolerance_minor,
         withheld_tax_invoiced=profile is not None and profile.invoices_withheld_tax,
     )
+
+
+def reconcile_with_m3(
+    connections: Connections, settlement: Settlement, options: RunOptions
+) -> tuple[pd.DataFrame | None, Reconciliation | ReconciliationSkipped]:
+    """M3's invoices and credit notes as read (``None`` when not read), and the settlement's orders
+    against them; skipped, saying why, when M3 is not configured (a dry run) or does not answer. A
+    dry run with M3 configured reads them too (read only): it reports what would be held."""
+    if connections.m3 is None:
+        return None, ReconciliationSkipped("M3 is not configured (dry run)")
+    try:
+        invoices = fetch_invoices(connections, settlement)
+        tolerance = tolerance_minor(options.tolerance, settlement.decimals)
+        return invoices, reconcile(settlement, invoices, tolerance, options.tax)
+    except M3Error as exc:
+        return None, ReconciliationSkipped(m3_problem(exc))
+
+
+@task(cache_policy=NO_CACHE)
+def apply_invoice_policy(
+    prepared: PreparedSettlement,
+    reconciliation: Reconciliation | ReconciliationSkipped,
+    mapping: GLMapping,
+    periods: PeriodLocks | None,
+    options: RunOptions,
+) -> PreparedSettlement:
+    """Orders without an M3 invoice or credit note held, or posted where the user chose
+    (``reconciliation.invoice_policy``); the gates and vouchers built again as ``prepare`` built them."""
+    if not isinstance(reconciliation, Reconciliation):
+        return prepared  # nothing known: ``invoices_unread`` keeps it from being posted
+    return with_invoice_policy(
+        prepared,
+        reconciliation,
+        mapping,
+        options.invoice_policy,
+        closed_periods=periods.is_closed if periods is not None else None,
+        first_open_period=options.first_open_period,
+        already_posted=periods.already_posted if periods is not None else (),
+        tax=options.tax,
+    )
+
+
+def invoices_unread(
+    connections: Connections, reconciliation: Reconciliation | ReconciliationSkipped, mapping: GLMapping
+) -> str | None:
+    """Why M3's invoices could not be read, when that keeps the settlement from being posted: a
+    refund or sale without its M3 document would go unchecked. None when they were read (or M3
+    is not configured: a dry run, which posts nothing)."""
+    if connections.m3 is None or not mapping.invoices_in_m3 or not isinstance(reconciliation, ReconciliationSkipped):
+        return None
+    return reconciliation.reason
 
 
 # A claim taken over from a process that is gone (or from a claim this old, when its owner is

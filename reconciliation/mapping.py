@@ -25,6 +25,8 @@ A mapping (YAML, shipped presets in ``reconciliation/mappings/``; a user's own f
   ``{fee: [referral_commission, ...], ...}`` (``reconciliation.tax``).
 - ``invoices_in_m3`` (optional, default true): whether M3 invoices the Amazon orders the
   settlement settles (``invoice-clearing``) or the settlement is the sales journal (``summary``).
+  When true, an order without an M3 invoice or a refund without an M3 credit note is held unless
+  the user chose otherwise (``reconciliation.invoice_policy``).
 
 Rules match on normalised keys: upper-case with every character that is not a letter or digit
 removed, so ``Storage Fee``, ``StorageFee``, ``STORAGE_FEE`` and ``storage-fee`` are one key

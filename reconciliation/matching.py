@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 # the seller invoiced.
 WITHHELD_TAX = "ItemWithheldTax"
 SALES_AMOUNT_TYPES = ("ItemPrice", "Promotion", WITHHELD_TAX)
+REFUND_TRANSACTION_TYPE = "Refund"  # compared with M3's credit notes, not its invoices
 
 INVOICE_COLUMNS: dict[str, str] = {
     "orno": "str",  # M3 customer order number
@@ -72,6 +73,21 @@ def tolerance_minor(tolerance: Decimal, decimals: int) -> int:
     return int(tolerance.scaleb(decimals).to_integral_value(rounding=ROUND_FLOOR))
 
 
+def sales_lines(lines: pd.DataFrame, *, withheld_tax_invoiced: bool = False) -> np.ndarray:
+    """Which settlement lines make up what the buyer paid for an order (or was refunded): the
+    lines compared with M3's invoices and credit notes (``withheld_tax_invoiced``: see
+    ``reconcile_orders``). Refunds among them have transaction type ``Refund``
+    (``REFUND_TRANSACTION_TYPE``)."""
+    amount_types = [t for t in SALES_AMOUNT_TYPES if not (withheld_tax_invoiced and t == WITHHELD_TAX)]
+    sales = (
+        lines["amount_type"].isin(amount_types)
+        & (lines["order_id"] != "")
+        # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
+        & ~lines["marketplace_name"].str.startswith("Non-Amazon", na=False)
+    )
+    return np.asarray(sales, dtype=bool)
+
+
 def reconcile_orders(
     lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1, withheld_tax_invoiced: bool = False
 ) -> Reconciliation:
@@ -80,16 +96,10 @@ def reconcile_orders(
     ``withheld_tax_invoiced``: M3's invoices carry the tax Amazon withheld as marketplace
     facilitator (the marketplace's tax profile: facilitator, ``m3_invoices = "gross"``), so the
     withheld tax is added back to what was settled: the order is compared gross with gross."""
-    amount_types = [t for t in SALES_AMOUNT_TYPES if not (withheld_tax_invoiced and t == WITHHELD_TAX)]
-    sales = (
-        lines["amount_type"].isin(amount_types)
-        & (lines["order_id"] != "")
-        # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
-        & ~lines["marketplace_name"].str.startswith("Non-Amazon", na=False)
-    ).to_numpy(dtype=bool)
+    sales = sales_lines(lines, withheld_tax_invoiced=withheld_tax_invoiced)
     sale_keys = _strings(lines["order_id"]).filter(sales)
     sale_amounts = lines["amount_minor"].to_numpy(dtype=np.int64)[sales]
-    is_refund = pc.equal(_strings(lines["transaction_type"]).filter(sales), "Refund")
+    is_refund = pc.equal(_strings(lines["transaction_type"]).filter(sales), REFUND_TRANSACTION_TYPE)
     invoice_keys = _strings(invoices["cuor"])
     invoice_amounts = invoices["gross_minor"].to_numpy(dtype=np.int64)
     # Rows without a key belong to no order (a groupby leaves them out too).

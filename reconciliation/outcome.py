@@ -21,6 +21,7 @@ import pandas as pd
 
 from reconciliation.audit import AuditRecord
 from reconciliation.gates import GateOutcome
+from reconciliation.invoice_policy import InvoicePolicy
 from reconciliation.local_currency import LocalVoucher
 from reconciliation.mapping import MappedLines
 from reconciliation.matching import Reconciliation
@@ -48,6 +49,8 @@ class RunOptions:
     strict: bool = False  # hold a settlement with any order not matching M3's invoices
     tolerance: Decimal = Decimal("0.01")  # per order, in the settlement's currency
     first_open_period: bool = False  # post a voucher whose period is closed in the first open one
+    # refunds without an M3 credit note, orders without an M3 invoice: held unless chosen otherwise
+    invoice_policy: InvoicePolicy = field(default_factory=InvoicePolicy)
     tax: TaxProfiles | None = None  # tax per marketplace (config.toml [tax]); None: the shipped profiles
 
 
@@ -131,7 +134,8 @@ class SettlementOutcome:
 
 
 def blocked_by_strict(reconciliation: Reconciliation | ReconciliationSkipped | None, options: RunOptions) -> bool:
-    """With ``--strict``, a reconciliation with any order not matching M3's invoices holds the settlement."""
+    """With ``--strict``, a reconciliation with any order not matching M3's invoices holds the settlement
+    (also one whose refunds or missing invoices ``invoice_policy`` would post elsewhere by choice)."""
     return options.strict and isinstance(reconciliation, Reconciliation) and not reconciliation.exceptions.empty
 
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from reconciliation.gates import GateFailure, GateOutcome, check_gates
+from reconciliation.invoice_policy import InvoicePolicy, apply_invoice_policy
 from reconciliation.mapping import GLMapping, MappedLines
 from reconciliation.marketplaces import MarketplaceResolution, resolve_marketplace
+from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
 from reconciliation.schemas import ValidationReport, validate_settlement
-from reconciliation.tax import TaxProfiles
+from reconciliation.tax import TaxProfiles, tax_profiles
 
 GATE_MARKETPLACE = "marketplace"
 # {marketplace} in the dimensions of a settlement whose marketplace could not be told. It is
@@ -38,6 +40,7 @@ class PreparedSettlement:
     mapped: MappedLines
     gates: GateOutcome
     marketplace: MarketplaceResolution | None = None
+    notes: tuple[str, ...] = ()  # orders posted elsewhere by the user's choice (``with_invoice_policy``)
 
     @property
     def held(self) -> bool:
@@ -48,7 +51,7 @@ class PreparedSettlement:
         """Gate reasons first (they decide), then validation findings not already said."""
         reasons = list(self.gates.reasons)
         reasons += [r for r in self.validation.reasons if r not in reasons]
-        return tuple(reasons)
+        return (*reasons, *self.notes)
 
 
 def prepare_settlement(
@@ -71,6 +74,64 @@ def prepare_settlement(
     code = resolution.marketplace.code if resolution.marketplace is not None else UNRESOLVED_MARKETPLACE_CODE
     validation = validate_settlement(settlement)
     mapped = mapping.map_lines(settlement.lines, code, currency=settlement.currency)
+    gates = _gates(settlement, mapped, mapping, resolution, (), closed_periods, first_open_period, already_posted, tax)
+    return PreparedSettlement(settlement, validation, mapped, gates, resolution)
+
+
+def with_invoice_policy(
+    prepared: PreparedSettlement,
+    reconciliation: Reconciliation,
+    mapping: GLMapping,
+    policy: InvoicePolicy,
+    *,
+    closed_periods: Callable[[date], bool] | None = None,
+    first_open_period: bool = False,
+    already_posted: Collection[str] = (),
+    tax: TaxProfiles | None = None,
+) -> PreparedSettlement:
+    """``prepared`` after the user's choice for orders M3 has no document for
+    (``reconciliation.invoice_policy``): their lines held by the ``invoices`` gate, or moved to
+    the chosen categories and the gates and vouchers built again (the same arguments as
+    ``prepare_settlement``). Unchanged when every order has its M3 document."""
+    settlement = prepared.settlement
+    profile = (tax or tax_profiles())[prepared.mapped.marketplace_code]
+    result = apply_invoice_policy(
+        prepared.mapped,
+        reconciliation,
+        mapping,
+        policy,
+        decimals=settlement.decimals,
+        clears_facilitator_tax=profile.clears_facilitator_tax(mapping.invoices_in_m3),
+    )
+    if not result.changed:
+        return prepared
+    gates = _gates(
+        settlement,
+        result.mapped,
+        mapping,
+        prepared.marketplace,
+        result.holds,
+        closed_periods,
+        first_open_period,
+        already_posted,
+        tax,
+    )
+    return replace(prepared, mapped=result.mapped, gates=gates, notes=result.notes)
+
+
+def _gates(
+    settlement: Settlement,
+    mapped: MappedLines,
+    mapping: GLMapping,
+    resolution: MarketplaceResolution | None,
+    holds: tuple[GateFailure, ...],
+    closed_periods: Callable[[date], bool] | None,
+    first_open_period: bool,
+    already_posted: Collection[str],
+    tax: TaxProfiles | None,
+) -> GateOutcome:
+    """``check_gates``, with the marketplace gate's failure first and ``holds`` (other gates'
+    failures found before) after the others."""
     gates = check_gates(
         settlement,
         mapped,
@@ -80,6 +141,8 @@ def prepare_settlement(
         already_posted=already_posted,
         tax=tax,
     )
-    if resolution.held:
-        gates = GateOutcome(True, (GateFailure(GATE_MARKETPLACE, resolution.problem), *gates.failures), ())
-    return PreparedSettlement(settlement, validation, mapped, gates, resolution)
+    marketplace = (
+        (GateFailure(GATE_MARKETPLACE, resolution.problem),) if resolution is not None and resolution.held else ()
+    )
+    failures = (*marketplace, *gates.failures, *holds)
+    return GateOutcome(True, failures, ()) if failures else gates

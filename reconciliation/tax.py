@@ -45,6 +45,8 @@ M3_INVOICES = ("net", "gross")
 # Category roles a GL mapping may give (``tax:`` on a category).
 TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT, TAX_FEE = "collected", "withheld", "output", "fee"
 TAX_ROLES = (TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT, TAX_FEE)
+# The roles whose amounts book to the facilitator clearing where the profile clears facilitator tax.
+CLEARED_ROLES = frozenset((TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT))
 # Categories the profile books to (by name, in the GL mapping).
 FACILITATOR_CLEARING = "facilitator_tax_clearing"
 INPUT_TAX = "input_tax"
@@ -156,7 +158,7 @@ def apply_tax_profile(
 
     def after_profile(category: str, amount: int) -> list[tuple[str, int]]:
         role = roles.get(category, "")
-        if clears and role in (TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT):
+        if clears and role in CLEARED_ROLES:
             return [(FACILITATOR_CLEARING, amount)]
         if role == TAX_FEE and treatment == "included":
             tax = _round_half_up(Decimal(amount) * rate / (1 + rate))
@@ -193,7 +195,7 @@ def vat_code_for(category: str, role: str, profile: TaxProfile) -> str:
 def _needed_categories(sums: list[CategorySums], roles: Mapping[str, str], clears: bool, treatment: str) -> list[str]:
     present = {roles.get(category, "") for _, category, _, positive, negative in sums if positive or negative}
     needed = []
-    if clears and present & {TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT}:
+    if clears and present & CLEARED_ROLES:
         needed.append(FACILITATOR_CLEARING)
     if TAX_FEE in present and treatment == "included":
         needed.append(INPUT_TAX)

@@ -17,6 +17,7 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from sandbox.catalog import MARKETPLACES
@@ -63,6 +64,20 @@ class SandboxEnvironment:
         answer = httpx.post(f"{self.m3.base_url}/sandbox/orders/{orno}/{step}", json=body, timeout=30)
         answer.raise_for_status()
         return str(answer.json()["status"])
+
+    def credit_m3_order(
+        self, orno: str, net: Decimal, tax: Decimal, day: date | None = None, reference: str = ""
+    ) -> str:
+        """A credit note in M3 for invoiced order ``orno`` (as M3 makes for a return); once per
+        ``reference``. Returns its invoice number."""
+        import httpx
+
+        body = {"net": str(net), "tax": str(tax), "reference": reference}
+        if day:
+            body["date"] = day.strftime("%Y%m%d")
+        answer = httpx.post(f"{self.m3.base_url}/sandbox/orders/{orno}/credit", json=body, timeout=30)
+        answer.raise_for_status()
+        return str(answer.json()["ivno"])
 
     def world(self):  # -> sandbox.generator.World
         """The seeded world this home's sandbox holds (rebuilt deterministically from its marker)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from connectors.state import StateStore
@@ -87,7 +88,9 @@ def test_posted_voucher_audit_in_an_upgraded_store_workbook_and_json(
     expected = _expected(us_v2_tsv)
     workbook = tmp_path / "run.xlsx"
 
-    result = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home), report=str(workbook))
+    result = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home), report=str(workbook)
+    )
 
     (entry,) = result["settlements"]
     assert entry["status"] == "posted", entry["reasons"]
@@ -110,7 +113,9 @@ def test_dry_run_shows_the_audit_of_what_it_would_post(prefect_api_url: str, us_
     workbook = tmp_path / "dry.xlsx"
     expected = _expected(us_v2_tsv)
 
-    result = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home), report=str(workbook), dry_run=True)
+    result = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home), report=str(workbook), dry_run=True
+    )
 
     (entry,) = result["settlements"]
     assert entry["status"] == "dry_run", entry["reasons"]

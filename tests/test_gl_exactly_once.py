@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 
 from connectors.m3 import (
     JournalEntry,
@@ -305,7 +306,7 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(
     fixture = str(us_v2_tsv)
     _admin(server, "POST", "gl/batch-job", {"delay_ms": 3_600_000})  # M3's job queue is an hour behind
 
-    first = settlement_reconciliation(files=[fixture], home=str(home))
+    first = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     [entry] = first["settlements"]
     assert entry["status"] == "submitted", entry["reasons"]
     assert any(f"GL batch {SETTLEMENT_KEY}" in r and "next run confirms it" in r for r in entry["reasons"])
@@ -314,14 +315,14 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(
     assert any(": submitted: " in line for line in problem_lines(first))  # the note on stderr
 
     assert len(_admin(server, "POST", "gl/batch-job/run")["ran"]) == 1  # M3's job runs at last
-    third = settlement_reconciliation(files=[fixture], home=str(home))
+    third = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     [entry] = third["settlements"]
     assert entry["status"] == "posted", entry["reasons"]  # confirmed now: the earlier runs did not post it
     assert entry["journal"]["vouchers"][0]["m3_ref"].startswith("AAA/2024/")
     assert any("booked by M3 since an earlier run submitted it" in r for r in entry["reasons"])
 
     (home / "state.sqlite").unlink()  # a lost state database: M3 itself knows the key
-    fourth = settlement_reconciliation(files=[fixture], home=str(home))
+    fourth = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     assert fourth["settlements"][0]["status"] == "duplicate"
     assert _vouchers_for_settlement(server) == 1
     assert _admin(server, "GET", "state")["gl_batches"] == 1
@@ -338,7 +339,7 @@ def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(
     fixture = str(us_v2_tsv)
     _admin(server, "POST", "gl/batch-job", {"fail_next": 1, "error": "XBA0009 Account 6570 is blocked"})
     for _ in range(2):  # the rerun is held the same way: the failed batch is never re-submitted
-        [entry] = settlement_reconciliation(files=[fixture], home=str(home))["settlements"]
+        [entry] = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))["settlements"]
         assert entry["status"] == "held"
         assert any("Account 6570 is blocked" in r and SETTLEMENT_KEY in r for r in entry["reasons"]), entry["reasons"]
     batches = _admin(server, "GET", "gl/batch-job")["batches"]
@@ -357,8 +358,8 @@ def test_settlement_whose_write_commits_after_the_timeout_posts_once(
     fixture = str(us_v2_tsv)
     _admin(server, "POST", "faults", {"latency_ms": 2000, "transactions": ["GLS200MI/Add"]})
     # The write times out; the claim stays in doubt; the task's retry waits for M3 instead of writing again.
-    first = settlement_reconciliation(files=[fixture], home=str(home))
+    first = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     assert first["settlements"][0]["status"] in ("posted", "duplicate"), first["settlements"][0]["reasons"]
-    second = settlement_reconciliation(files=[fixture], home=str(home))
+    second = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     assert second["settlements"][0]["status"] == "duplicate"
     assert _vouchers_for_settlement(server) == 1

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from connectors.m3 import M3Client, M3Operations, PostedVoucher
@@ -82,7 +83,7 @@ def test_closed_first_month_holds_without_the_flag_and_moves_with_it(
     home = configure("brief")
     _close(server.base_url, "202409")
 
-    held = settlement_reconciliation(files=[str(split_tsv)], home=str(home))
+    held = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home))
     (entry,) = held["settlements"]
     assert entry["status"] == "held"
     (reason,) = [r for r in entry["reasons"] if "2024-09" in r]
@@ -90,7 +91,9 @@ def test_closed_first_month_holds_without_the_flag_and_moves_with_it(
     assert "2024-10" in reason  # the first open period it would go to
     assert _voucher_count(server.base_url) == 0
 
-    moved = settlement_reconciliation(files=[str(split_tsv)], home=str(home), first_open_period=True)
+    moved = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home), first_open_period=True
+    )
     (entry,) = moved["settlements"]
     assert entry["status"] == "posted", entry["reasons"]
     assert _voucher_count(server.base_url) == 2
@@ -108,7 +111,7 @@ def test_every_voucher_is_checked_before_the_first_is_written(prefect_api_url: s
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     _close(server.base_url, "202410")
-    result = settlement_reconciliation(files=[str(split_tsv)], home=str(home))
+    result = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home))
     (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any(OCTOBER_KEY in r and "2024-10 is closed" in r for r in entry["reasons"]), entry["reasons"]
@@ -120,7 +123,9 @@ def test_all_months_open_posts_as_before(prefect_api_url: str, live_m3, split_ts
 
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
-    result = settlement_reconciliation(files=[str(split_tsv)], home=str(home), first_open_period=True)
+    result = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home), first_open_period=True
+    )
     (entry,) = result["settlements"]
     assert entry["status"] == "posted", entry["reasons"]
     assert _voucher_count(server.base_url) == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from connectors.m3 import M3Client, M3Operations, PostedVoucher
@@ -69,7 +70,9 @@ def test_reverse_then_settle_again_posts_version_2_once(
 
     server, configure, ionapi = live_m3
     home = configure(profile)
-    first = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]
+    first = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))[
+        "settlements"
+    ][0]
     assert first["status"] == "posted", first["reasons"]
     assert [v["key"] for v in first["journal"]["vouchers"]] == [KEY_V1]
     (original,) = _vouchers(ionapi, KEY_V1, DEPOSIT)
@@ -90,14 +93,18 @@ def test_reverse_then_settle_again_posts_version_2_once(
     assert "version 1 is already reversed" in again.reasons[0]
     assert len(_vouchers(ionapi, "REV-" + KEY_V1, REVERSED_ON)) == 1
 
-    second = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]
+    second = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))[
+        "settlements"
+    ][0]
     assert second["status"] == "posted", second["reasons"]
     assert [v["key"] for v in second["journal"]["vouchers"]] == [KEY_V2]
     assert second["journal"]["vouchers"][0]["audit"]["key_version"] == 2  # the audit record names the version
     (version_2,) = _vouchers(ionapi, KEY_V2, DEPOSIT)
     assert _lines(version_2) == _lines(original)
 
-    third = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]
+    third = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))[
+        "settlements"
+    ][0]
     assert third["status"] == "duplicate", third["reasons"]
     assert len(_vouchers(ionapi, KEY_V2, DEPOSIT)) == 1
     assert len(_vouchers(ionapi, KEY_V1, DEPOSIT)) == 1
@@ -110,7 +117,12 @@ def test_reversal_timing_out_is_posted_once_on_rerun(prefect_api_url: str, live_
 
     server, configure, ionapi = live_m3
     home = configure("brief")
-    assert settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]["status"] == "posted"
+    assert (
+        settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))["settlements"][
+            0
+        ]["status"]
+        == "posted"
+    )
     # The reversal's write outlives the client's 1 s timeout: the command gives up with the write in
     # doubt while M3 commits it afterwards (as an ION gateway timeout leaves a real M3).
     with (home / "config.toml").open("a") as config:
@@ -140,7 +152,12 @@ def test_reverse_command_json_and_exit_codes(prefect_api_url: str, live_m3, us_v
 
     server, configure, ionapi = live_m3
     home = configure("brief")
-    assert settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]["status"] == "posted"
+    assert (
+        settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))["settlements"][
+            0
+        ]["status"]
+        == "posted"
+    )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "flows.cli", "reverse", SETTLEMENT, "--home", str(home), "--json", *args]
@@ -206,14 +223,23 @@ def test_version_2_into_a_closed_month_moves_to_the_first_open_period(
 
     server, configure, ionapi = live_m3
     home = configure("brief")
-    assert settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]["status"] == "posted"
+    assert (
+        settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))["settlements"][
+            0
+        ]["status"]
+        == "posted"
+    )
     assert _reverse(home).status == "reversed"
     closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
     assert closed.status_code == 200, closed.text
 
-    held = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))["settlements"][0]
+    held = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))[
+        "settlements"
+    ][0]
     assert held["status"] == "held" and "2024-10 is closed" in " ".join(held["reasons"])
-    moved = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home), first_open_period=True)
+    moved = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home), first_open_period=True
+    )
     entry = moved["settlements"][0]
     assert entry["status"] == "posted", entry["reasons"]
     assert [(v["key"], v["date"]) for v in entry["journal"]["vouchers"]] == [(KEY_V2, "2024-11-01")]

@@ -19,6 +19,10 @@ import httpx
 import openpyxl
 import pytest
 from _cli import m3sync
+from _invoice_choices import (
+    POST_WITHOUT_M3_DOCUMENTS,
+    POST_WITHOUT_M3_DOCUMENTS_ARGS,
+)  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from flows import settlement_steps
@@ -169,7 +173,9 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
     files = _batch(tmp_path / "in", (us_v2_tsv).read_text(encoding="utf-8"), edit)
     report = tmp_path / "out" / "run.xlsx"
 
-    state = settlement_reconciliation(files=files, home=str(home), report=str(report), return_state=True)
+    state = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=files, home=str(home), report=str(report), return_state=True
+    )
     document = state.result()
     assert state.is_completed() and state.name == RUN_STATE_NAMES[code]  # never a plain "Completed"
 
@@ -216,7 +222,7 @@ def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_c
     home = configure("brief")
     files = _batch(tmp_path / "in", (us_v2_tsv).read_text(encoding="utf-8"), None)
     document = flows.settlement.settlement_reconciliation(
-        files=files, home=str(home), report=str(tmp_path / "run.xlsx")
+        **POST_WITHOUT_M3_DOCUMENTS, files=files, home=str(home), report=str(tmp_path / "run.xlsx")
     )
     assert [e["status"] for e in document["settlements"]] == ["posted"] * 3
     assert all(e["journal"]["vouchers"][0]["m3_ref"] for e in document["settlements"])
@@ -267,7 +273,9 @@ def test_a_bad_report_path_stops_the_flow_before_anything_is_posted(
     home = configure("brief")
     (tmp_path / "taken.xlsx").mkdir()
     with pytest.raises(WorkbookError, match="is a folder"):
-        settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home), report=str(tmp_path / "taken.xlsx"))
+        settlement_reconciliation(
+            **POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home), report=str(tmp_path / "taken.xlsx")
+        )
     assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 0
 
 
@@ -295,6 +303,7 @@ def test_cli_batch_prints_one_json_document_and_each_problem_on_stderr(
     run = m3sync(
         "settle",
         *files,
+        *POST_WITHOUT_M3_DOCUMENTS_ARGS,
         "--sandbox",
         "--json",
         "--report",

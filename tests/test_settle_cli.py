@@ -13,8 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from _cli import m3sync
+from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS_ARGS
 
 from sandbox.runtime import start_sandbox
+
+# The fixture's orders are in no M3 here: its refund and sales post by choice (sales returns,
+# suspense) instead of being held (tests/test_invoice_holds_cli.py tests the hold).
+CHOSEN = POST_WITHOUT_M3_DOCUMENTS_ARGS
 
 
 def _sandbox_vouchers(home: Path) -> int:
@@ -36,7 +41,9 @@ def fixture_file(us_v2_tsv: Path, tmp_path: Path) -> Path:
 def test_fixture_posts_once_with_the_contracted_json(prefect_api_url: str, fixture_file: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     before = _digest(fixture_file)
-    first = m3sync("settle", str(fixture_file), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
+    first = m3sync(
+        "settle", str(fixture_file), "--sandbox", "--json", "--home", str(home), *CHOSEN, api_url=prefect_api_url
+    )
     assert first.code == 0, first.stderr
     (entry,) = first.document["settlements"]
     assert {
@@ -68,15 +75,18 @@ def test_fixture_posts_once_with_the_contracted_json(prefect_api_url: str, fixtu
         "status": "posted",
     }
     (voucher,) = entry["journal"]["vouchers"]
-    # Debits: commission 12.42 + FBA fees 21.79 (5.84+5.84+10.11) + digital services 0.49
-    # (0.37+0.37-0.25) + refund commission 2.48 + deposit 31.81 = 68.99. Credits: receivable
-    # 68.30 (68.99+68.99+0.00-68.99 principal, +2.99 shipping, -2.99 promotion, +4.14-4.83 tax)
-    # + facilitator tax withheld 0.69 (-4.14+4.83) = 68.99.
+    # None of the fixture's orders are in the fresh sandbox M3 (CHOSEN posts them): debits:
+    # commission 12.42 + FBA fees 21.79 (5.84+5.84+10.11) + digital services 0.49
+    # (0.37+0.37-0.25) + refund commission 2.48 + refunded principal to sales returns 68.99 +
+    # deposit 31.81 = 137.98. Credits: the two unbilled sales to suspense 137.98 (68.99 and
+    # 68.99+2.99-2.99). Amazon.com is a facilitator marketplace invoiced net: the tax stays on
+    # the facilitator clearing, nil (+4.14 tax -4.14 withheld, -4.83 tax refunded +4.83 withheld
+    # given back); the multi-channel order's 0.00 principal nets to nothing.
     assert (voucher["key"], voucher["date"], voucher["debit"], voucher["credit"]) == (
         "AMZ-10000000001-202410",
         "2024-10-25",
-        "68.99",
-        "68.99",
+        "137.98",
+        "137.98",
     )
     assert voucher["m3_ref"]
     # None of the fixture's orders are in the fresh sandbox M3: two sales and one refund.
@@ -86,13 +96,17 @@ def test_fixture_posts_once_with_the_contracted_json(prefect_api_url: str, fixtu
     assert _digest(fixture_file) == before
     assert _sandbox_vouchers(home) == 1
 
-    again = m3sync("settle", str(fixture_file), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
+    again = m3sync(
+        "settle", str(fixture_file), "--sandbox", "--json", "--home", str(home), *CHOSEN, api_url=prefect_api_url
+    )
     assert again.code == 0, again.stderr
     assert again.document["settlements"][0]["status"] == "duplicate"
     assert again.document["settlements"][0]["journal"]["vouchers"][0]["m3_ref"] == voucher["m3_ref"]
 
     (home / "state.sqlite").unlink()  # a lost state database: M3 itself still knows the key
-    lost = m3sync("settle", str(fixture_file), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
+    lost = m3sync(
+        "settle", str(fixture_file), "--sandbox", "--json", "--home", str(home), *CHOSEN, api_url=prefect_api_url
+    )
     assert lost.code == 0, lost.stderr
     assert lost.document["settlements"][0]["status"] == "duplicate"
     assert _sandbox_vouchers(home) == 1

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from connectors.m3 import M3Client, M3Operations
@@ -37,7 +38,7 @@ def test_generated_world_posts_balanced_vouchers_equal_to_each_deposit(
         path = tmp_path / f"{document.settlement_id}.tsv"
         path.write_text(document.text, encoding="utf-8")
         files.append(str(path))
-    result = settlement_reconciliation(files=files, home=str(home))
+    result = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=files, home=str(home))
 
     entries = {e["settlement_id"]: e for e in result["settlements"]}
     assert len(entries) == len(world.settlement_documents())
@@ -79,13 +80,13 @@ def test_drop_after_commit_and_rerun_never_post_twice(prefect_api_url: str, live
     home = configure("brief")
     fixture = str(us_v2_tsv)
     httpx.post(f"{server.base_url}/sandbox/faults", json={"drop_after_commit": 1, "transactions": ["GLS200MI/Add"]})
-    first = settlement_reconciliation(files=[fixture], home=str(home))
+    first = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     assert first["settlements"][0]["status"] in ("posted", "duplicate"), first["settlements"][0]["reasons"]
     httpx.delete(f"{server.base_url}/sandbox/faults")
-    second = settlement_reconciliation(files=[fixture], home=str(home))
+    second = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     assert second["settlements"][0]["status"] == "duplicate"
     (home / "state.sqlite").unlink()
-    third = settlement_reconciliation(files=[fixture], home=str(home))
+    third = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))
     assert third["settlements"][0]["status"] == "duplicate"
     state = httpx.get(f"{server.base_url}/sandbox/state").json()
     assert state["vouchers"] == 1
@@ -105,7 +106,9 @@ def test_run_publishes_summary_and_exception_artifacts(
     text = (us_v2_tsv).read_text()
     held = tmp_path / "held.tsv"
     held.write_text(text.replace("DigitalServicesFee", "BrandNewMysteryFee"))
-    result = settlement_reconciliation(files=[str(held)], home=str(home), report=str(tmp_path / "run.xlsx"))
+    result = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=[str(held)], home=str(home), report=str(tmp_path / "run.xlsx")
+    )
     (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any("BrandNewMysteryFee" in r for r in entry["reasons"])
@@ -131,7 +134,7 @@ def test_same_settlement_twice_in_one_run_posts_once(
     first, second = tmp_path / "download-1.tsv", tmp_path / "download-2.tsv"
     first.write_bytes(text)
     second.write_bytes(text)
-    result = settlement_reconciliation(files=[str(first), str(second)], home=str(home))
+    result = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(first), str(second)], home=str(home))
     statuses = {e["source"]: e["status"] for e in result["settlements"]}
     assert statuses == {"download-1.tsv": "posted", "download-2.tsv": "duplicate"}
     assert httpx.get(f"{server.base_url}/sandbox/state").json()["vouchers"] == 1
@@ -144,7 +147,7 @@ def test_closed_period_holds_the_settlement_and_posts_nothing(prefect_api_url: s
     home = configure("cloudsuite")
     closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
     assert closed.status_code == 200, closed.text
-    result = settlement_reconciliation(files=[str(us_v2_tsv)], home=str(home))
+    result = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))
     (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any("AMZ-10000000001-202410" in r and "closed" in r.lower() for r in entry["reasons"]), entry["reasons"]

@@ -60,6 +60,24 @@ class World:
             for order in self.orders
         ]
 
+    def m3_credit_notes(self) -> list[M3CreditNote]:
+        """Per refund: the credit note M3 makes when order sync books the return, amounts as the
+        settlement refunds them (a duplicated refund is still credited once)."""
+        by_id = {o.order_id: o for o in self.orders}
+        notes = []
+        for refund in self.refunds:
+            order = by_id[refund.order_id]
+            mp = MARKETPLACES[order.market]
+            line = next(li for li in order.lines if li.order_item_id == refund.order_item_id)
+            net = line.principal + line.shipping - line.promotion - line.shipping_promotion
+            tax = 0 if mp.facilitator_tax else line.tax + line.shipping_tax - line.tax_discount
+            notes.append(
+                M3CreditNote(
+                    order.order_id, refund.adjustment_id, mp.currency, _to_decimal(net), _to_decimal(tax), refund.posted
+                )
+            )
+        return notes
+
     def listings(self) -> list[dict]:
         rng = random.Random(f"listings-{self.seed}")
         result = []
@@ -112,6 +130,18 @@ class World:
                     )
                 )
         return lines
+
+
+@dataclass(frozen=True)
+class M3CreditNote:
+    """What M3 would credit for one refund of a settled order (a return order's credit note)."""
+
+    amazon_order_id: str
+    adjustment_id: str  # Amazon's refund id: one credit note per refund
+    currency: str
+    net: Decimal  # refunded principal and shipping less their promotions
+    tax: Decimal  # the VAT refunded; 0 where Amazon collects the tax as marketplace facilitator
+    refunded: datetime
 
 
 def _order_total(order: AmazonOrder) -> int:

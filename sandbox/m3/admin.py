@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from . import ledger
 from .faults import FaultConfig, FaultConfigError, FaultInjector
-from .orders import STATUS_ORDER, SimulationError, advance_order
+from .orders import STATUS_ORDER, SimulationError, advance_order, credit_order
 from .seed import DEFAULT_RATE_TYPE, DIVI, DIVISION_CURRENCIES
 from .store import Store
 from .tx_gl import BatchJobs, rounding_account
@@ -67,11 +67,30 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
                 ornos = [r["orno"] for r in rows if tx.one("SELECT 1 FROM order_lines WHERE orno = ?", (r["orno"],))]
             return [{"orno": orno, "status": advance_order(tx, orno, to, date)} for orno in ornos]
 
+    def credit(orno: str, body: dict[str, Any]) -> dict[str, str]:
+        amounts = []
+        for name in ("net", "tax"):
+            try:
+                amount = Decimal(str(body.get(name, "0")))
+            except InvalidOperation:
+                amount = Decimal("NaN")
+            if not amount.is_finite():
+                raise AdminError(f"{name} must be an amount, got {body.get(name)!r}")
+            amounts.append(amount)
+        reference = body.get("reference", "")
+        if not isinstance(reference, str):
+            raise AdminError("reference must be a string")
+        with store.transaction() as tx:
+            net, tax = amounts
+            return {"orno": orno, "ivno": credit_order(tx, orno, net, tax, _date(body), reference)}
+
     async def order_action(request: Request) -> Response:
         action = request.path_params["action"]
-        if action not in _ACTIONS:
-            raise AdminError(f"unknown action {action!r}; use one of {', '.join(_ACTIONS)}")
         body = await _json_body(request)
+        if action == "credit":  # a credit note {"net", "tax", "date", "reference"}: a return or refund
+            return JSONResponse(await run_in_threadpool(credit, request.path_params["orno"], body))
+        if action not in _ACTIONS:
+            raise AdminError(f"unknown action {action!r}; use one of {', '.join(_ACTIONS)}, credit")
         moved = await run_in_threadpool(advance, [request.path_params["orno"]], _ACTIONS[action], _date(body))
         return JSONResponse(moved[0])
 
@@ -190,7 +209,8 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
                 "batch_orders": "SELECT count(*) FROM orders WHERE kind = 'batch'",
                 "order_lines": "SELECT count(*) FROM order_lines",
                 "deliveries": "SELECT count(*) FROM deliveries",
-                "invoices": "SELECT count(*) FROM invoices",
+                "invoices": "SELECT count(*) FROM invoices",  # credit notes included
+                "credit_notes": "SELECT count(*) FROM invoices WHERE json_extract(data, '$.AMT1') LIKE '-%'",
                 "vouchers": "SELECT count(*) FROM vouchers",
                 "voucher_lines": "SELECT count(*) FROM voucher_lines",
                 "pending_voucher_lines": "SELECT count(*) FROM gl_pending",

@@ -293,3 +293,52 @@ def _invoice(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
         tx.execute("UPDATE deliveries SET data = ? WHERE dlix = ?", (dumps(delivery), dlix))
     for line in lines:
         line["IVQT"] = line["ORQT"]
+
+
+def credit_order(tx: Tx, orno: str, net: Decimal, tax: Decimal, date: str | None = None, reference: str = "") -> str:
+    """A credit note for invoiced order ``orno`` (a return or refund): an invoice of the same
+    series with negative amounts, ``net`` and ``tax`` given positive. ``reference`` (YREF [ours],
+    e.g. Amazon's adjustment id) makes it idempotent: a second request with it returns the first
+    credit note's number. Returns the credit note's IVNO."""
+    head = tx.record("SELECT data FROM orders WHERE orno = ? AND kind = 'order'", (orno,))
+    if head is None:
+        raise SimulationError(f"customer order {orno!r} does not exist")
+    invoices = tx.records("SELECT data FROM invoices WHERE orno = ? ORDER BY yea4, ivno", (orno,))
+    if not any(Decimal(i["AMT1"]) >= 0 for i in invoices):
+        raise SimulationError(f"customer order {orno!r} has no invoice to credit")
+    if net < 0 or tax < 0:
+        raise SimulationError("net and tax of a credit note are given as positive amounts")
+    if reference:
+        for invoice in invoices:
+            if invoice.get("YREF") == reference:
+                return str(invoice["IVNO"])
+    currency, day = head["CUCD"], date or today()
+    year = day[:4]
+    ivno = str(tx.next_number(f"invoice-{head['DIVI']}-{year}", 100000001))
+    gross = -(net + tax)
+    credit = {
+        "CONO": head["CONO"],
+        "DIVI": head["DIVI"],
+        "ORNO": head["ORNO"],
+        "DLIX": "",
+        "IVNO": ivno,
+        "IVDT": day,
+        "CUNO": head["CUNO"],
+        "PYNO": head.get("PYNO") or head["CUNO"],
+        "CUCD": currency,
+        "YEA4": year,
+        "AMT1": fmt_amount(gross, currency),
+        "AMT2": fmt_amount(-net, currency),
+        "VTAM": fmt_amount(-tax, currency),
+        "INPX": "AZ",
+        "EXIN": f"AZ{ivno}",
+        "DUDT": day,
+        "RAFC": fmt_amount(gross, currency),
+        "CUOR": head.get("CUOR", ""),
+        "YREF": reference,
+    }
+    tx.execute(
+        "INSERT INTO invoices (divi, yea4, ivno, orno, ivdt, data) VALUES (?, ?, ?, ?, ?, ?)",
+        (head["DIVI"], year, ivno, head["ORNO"], day, dumps(credit)),
+    )
+    return ivno
