@@ -55,6 +55,7 @@ from reconciliation.ledger import (
     receivable_to_clearing,
 )
 from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local_voucher
+from reconciliation.local_currency import fx_accounts as fx_accounts_of
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace, resolve_marketplace
@@ -79,7 +80,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement, with_invoice_policy
-from reconciliation.tax import TaxProfiles, tax_profiles
+from reconciliation.tax import TaxProfiles, facilitator_cleared_lines, tax_profiles
 from reconciliation.vouchers import (
     Voucher,
     at_version,
@@ -666,7 +667,8 @@ def settle_customer_ledger(
     invoices: pd.DataFrame | None,
     posting: PostingResult,
     ledger: LedgerChoice,
-    fx_accounts: frozenset[str] = frozenset(),
+    mapping: GLMapping,
+    tax: TaxProfiles | None = None,
 ) -> PostingResult:
     """After the vouchers: the settlement pays its invoices in M3's customer ledger (``allocate``),
     each payment batch exactly once (``post_entry``), in the settlement's division at the rate its
@@ -685,7 +687,11 @@ def settle_customer_ledger(
         )
         return dataclasses.replace(posting, notes=(*posting.notes, note))
     settlement = prepared.settlement
-    allocation = allocate_payment(prepared.mapped.lines, invoices, ledger.receivable_account, settlement.total_minor)
+    lines = prepared.mapped.lines
+    # Tax the profile books to the facilitator clearing is not the customer's to pay (M3 invoiced net).
+    profile = (tax or tax_profiles())[prepared.mapped.marketplace_code]
+    lines = lines[~facilitator_cleared_lines(lines, mapping, profile.clears_facilitator_tax(mapping.invoices_in_m3))]
+    allocation = allocate_payment(lines, invoices, ledger.receivable_account, settlement.total_minor)
     posted, refused = list(posting.posted), list(posting.refused)
     clearing = clearing_string(vouchers, ledger.clearing_account)
     m3 = connections.require_m3()
@@ -716,7 +722,7 @@ def settle_customer_ledger(
         if one.refused is not None:
             refused.append(one.refused)
             break
-        local = local_voucher(one.booked, fx_accounts) if one.booked is not None else None
+        local = local_voucher(one.booked, fx_accounts_of(mapping)) if one.booked is not None else None
         posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already, local))
     paid = [f"{p.key} ({p.m3_ref})" for p in posted[len(posting.posted) :]]
     note = payment_note(allocation, ledger, settlement.currency, paid)

@@ -40,7 +40,7 @@ from reconciliation.gates import GateFailure
 from reconciliation.mapping import MAPPED_COLUMNS, GLMapping, MappedLines, normalise_key
 from reconciliation.matching import REFUND_TRANSACTION_TYPE, Reconciliation, sales_lines
 from reconciliation.model import exact_sum, format_minor
-from reconciliation.tax import CLEARED_ROLES
+from reconciliation.tax import facilitator_cleared_lines
 
 GATE_INVOICES = "invoices"
 RefundsWithoutCredit = Literal["hold", "returns"]
@@ -104,7 +104,7 @@ def apply_invoice_policy(
     holds: list[GateFailure] = []
     notes: list[str] = []
     lines = mapped.lines
-    cleared = _cleared_tax_lines(lines, mapping) if clears_facilitator_tax else np.zeros(len(lines), dtype=bool)
+    cleared = facilitator_cleared_lines(lines, mapping, clears_facilitator_tax)
     if not missing.empty:
         what = f"{_orders(missing)} without an M3 invoice (sold {money(missing['settled_minor'])})"
         if policy.missing_invoices == "hold":
@@ -197,12 +197,6 @@ def _receivable_lines(lines: pd.DataFrame, order_ids: pd.Series) -> np.ndarray:
     not_withheld = np.asarray(lines["amount_type"] != _WITHHELD_TAX, dtype=bool)
     receivable: np.ndarray = sales_lines(lines) & of_orders & not_withheld
     return receivable
-
-
-def _cleared_tax_lines(lines: pd.DataFrame, mapping: GLMapping) -> np.ndarray:
-    """Lines of the categories a clearing tax profile books to the facilitator clearing."""
-    cleared = [name for name, category in mapping.categories.items() if category.tax in CLEARED_ROLES]
-    return np.asarray(lines["category"].isin(cleared), dtype=bool)
 
 
 def _tax_lines(lines: pd.DataFrame) -> np.ndarray:

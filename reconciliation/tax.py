@@ -34,11 +34,16 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from reconciliation.marketplaces import MARKETPLACES
+
+if TYPE_CHECKING:  # mapping imports this module's tax roles
+    from reconciliation.mapping import GLMapping
 
 FEE_VAT_TREATMENTS = ("included", "reverse_charge", "separate_rows", "none")
 M3_INVOICES = ("net", "gross")
@@ -386,3 +391,13 @@ def _vat_code(value: Any, path: str) -> str:
     if text is None or not _VAT_CODE.match(text):
         raise TaxProfileError(f'{path}: must be an M3 VAT code of up to 2 digits (VTCD), e.g. "21", got {value!r}')
     return text
+
+
+def facilitator_cleared_lines(lines: pd.DataFrame, mapping: GLMapping, clears: bool) -> np.ndarray:
+    """Per line: whether the tax profile books it to the facilitator clearing (its category has a
+    collected, withheld or output tax role, and ``clears``: ``TaxProfile.clears_facilitator_tax``).
+    Such lines never settle the customer receivable, whatever account their category names."""
+    if not clears:
+        return np.zeros(len(lines), dtype=bool)
+    cleared = [name for name, category in mapping.categories.items() if category.tax in CLEARED_ROLES]
+    return np.asarray(lines["category"].isin(cleared), dtype=bool)

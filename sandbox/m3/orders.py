@@ -341,4 +341,5 @@ def credit_order(tx: Tx, orno: str, net: Decimal, tax: Decimal, date: str | None
         "INSERT INTO invoices (divi, yea4, ivno, orno, ivdt, data) VALUES (?, ?, ?, ?, ?, ?)",
         (head["DIVI"], year, ivno, head["ORNO"], day, dumps(credit)),
     )
+    ledger.open_item(tx, credit)  # a credit note is an open item of the customer ledger too
     return ivno
