@@ -52,6 +52,10 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert state["payment_batches"] >= 1
     receivable = {f"AMZ{b['ait3']}": Decimal(b["balance"]) for b in ledger["gl"] if b["account"] == "1510"}
     assert receivable == {cuno: Decimal(amount) for cuno, amount in ledger["ledger"].items()}
+    # Every receivable line of a settlement was paid to an invoice or credit note: the payment
+    # clearing account ends at nil (US facilitator tax is no invoice's to pay: it stays on 2615).
+    clearing = {b["ait3"]: Decimal(b["balance"]) for b in ledger["gl"] if b["account"] == "1519"}
+    assert clearing and set(clearing.values()) == {Decimal(0)}, clearing
     # Amazon.com is a marketplace-facilitator marketplace and the sandbox M3 invoices its orders
     # net: the tax Amazon collected and withheld nets to nil on the facilitator clearing (2615),
     # and nothing reaches the output tax (2610) for US (before issue 11: USD 166.79 on 2610).
