@@ -134,7 +134,11 @@ def test_held_by_default_posted_by_choice_and_released_by_the_credit_note(
     assert "missing_invoice_suspense 2998" in notes and "sales_returns 3090" in notes
     named = _orders_named_in_exceptions(posted.document["report"], "posted reason", "undocumented.tsv")
     assert named == {o[:-4] + "1" + o[-3:] for o in (SOLD, SHIPPED, REFUNDED)}
-    assert _vouchers_in_m3(server.base_url) == 2
+    # Two settlement vouchers, and one customer payment (ARS040MI) paying documented.tsv's
+    # invoices and credit note in the customer ledger; undocumented.tsv's orders have no invoice
+    # to pay (all re-routed), so it makes no payment.
+    assert _vouchers_in_m3(server.base_url) == 3
+    assert httpx.get(f"{server.base_url}/sandbox/state").json()["payment_batches"] == 1
 
     # 4. A choice that is not one is one line and exit 2, before anything is read.
     bad = m3sync("settle", *files, "--home", str(home), "--refunds-without-credit", "maybe", api_url=prefect_api_url)
