@@ -88,7 +88,7 @@ class SettledOutcomes:
             return False
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.folder / f"{deposit_day(outcome).isoformat()}_{sid}.pickle"
-        temporary = target.with_suffix(".pickle.tmp")
+        temporary = self.folder / f".{target.name}.{os.getpid()}.tmp"  # one per process: runs may overlap
         with temporary.open("wb") as file:
             pickle.dump((RECORD_FORMAT, outcome), file, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temporary, target)  # readers never see a half-written file
