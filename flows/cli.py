@@ -107,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     reverse.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(reverse)
     reverse.set_defaults(handler=_reverse)
+
+    report = commands.add_parser(
+        "report",
+        help="write the settlement workbook for the settlements deposited in a date range (reads HOME only)",
+    )
+    report.add_argument("--from", dest="first", required=True, metavar="DATE", help="first deposit date (YYYY-MM-DD)")
+    report.add_argument("--to", dest="last", required=True, metavar="DATE", help="last deposit date, included")
+    report.add_argument(
+        "--report", metavar="PATH", help="workbook path (default HOME/reports/period-<from>-to-<to>.xlsx)"
+    )
+    report.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    home_option(report)
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -365,6 +378,23 @@ def _reverse(args: argparse.Namespace) -> int:
             f"m3sync: settlement {outcome.settlement_id}: {outcome.status}: {' '.join(reason.split())}", file=sys.stderr
         )
     return outcome.exit_code
+
+
+def _report(args: argparse.Namespace) -> int:
+    from flows.period_report import ReportInputError, parse_period, period_report
+    from reconciliation.settled import SettledRecordError
+
+    try:
+        first, last = parse_period(args.first, args.last)
+        summary = period_report(args.home, first, last, args.report)
+    except (ReportInputError, SettledRecordError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    if args.json:
+        print(json.dumps(summary.document(), indent=2))
+    else:
+        for line in summary.summary_lines():
+            print(line)
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:

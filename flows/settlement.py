@@ -3,8 +3,8 @@
 check where the workbook goes -> read (files or SP-API since the watermark) -> score
 anomalies, oldest settlement first -> per settlement, concurrently: validate, map, gate ->
 reconcile against M3 invoices -> hold (or post where the user chose) refunds and orders M3 has
-no credit note or invoice for -> post balanced vouchers (never twice) -> one workbook for the
-run -> artifacts -> the JSON document ``m3sync settle`` prints.
+no credit note or invoice for -> post balanced vouchers (never twice) -> keep each outcome for
+``m3sync report`` -> one workbook for the run -> artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
 error in m3sync included) becomes its outcome, the others go on, and the JSON document is
@@ -41,6 +41,7 @@ from reconciliation.outcome import (
     decide_outcome,
     may_post,
 )
+from reconciliation.settled import SettledOutcomes
 from reconciliation.workbook import write_workbook
 
 # Statuses after which the next run must see the same reports again (a submitted settlement is
@@ -97,6 +98,12 @@ def settlement_reconciliation(
             _outcome(future, settlement, connections, options)
             for future, settlement in zip(futures, sources.settlements)
         ]
+        # Kept for the period summary (``m3sync report``): the workbook's data per settlement.
+        kept = SettledOutcomes(connections.home)
+        for outcome in outcomes:
+            contained(
+                f"keeping the outcome of {outcome.settlement.settlement_id}", functools.partial(kept.record, outcome)
+            )
         file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
         workbook = contained(
             "writing the workbook", lambda: write_workbook(outcomes, workbook_path, file_errors=file_errors)
