@@ -229,6 +229,17 @@ def _earliest_invoice_date(
     return pd.Series(result, dtype="datetime64[us]")
 
 
+def listed_once(orders: pd.DataFrame) -> pd.DataFrame:
+    """The run's reconciliation rows (``Reconciliation.orders`` of each settlement, one after the
+    other, oldest settlement first) with every "not settled" order listed once: under the first
+    settlement that lists it. Each settlement lists the invoices dated in its window that no
+    settlement settled, so windows that overlap (the day one settlement ends and the next starts)
+    would list the same invoice twice."""
+    not_settled = (orders["category"] == "not_settled").to_numpy(dtype=bool)
+    repeated = not_settled & orders["order_id"].where(not_settled).duplicated().to_numpy(dtype=bool)
+    return orders[~repeated].reset_index(drop=True)
+
+
 # The per-order work runs on integer codes of the order ids (numpy), not on the strings:
 # a groupby or a join on 200,000 string keys costs ~0.1 s each, a hash pass ~0.03 s.
 
