@@ -169,9 +169,7 @@ def test_an_invoice_settled_in_another_settlement_is_not_listed_as_not_settled()
     """Settlement S1 sells 111-A; M3 invoiced 111-A, 111-B and 111-C. 111-B was settled by S2 (the
     run's other settlement), 111-C by nothing: only 111-C is not settled; 111-B belongs to S2."""
     lines = _lines([("111-A", "Order", "ItemPrice", "Amazon.com", 1000)])
-    invoices = _invoices(
-        [("1", "111-A", "901", 1000), ("2", "111-B", "902", 2000), ("3", "111-C", "903", 3000)]
-    )
+    invoices = _invoices([("1", "111-A", "901", 1000), ("2", "111-B", "902", 2000), ("3", "111-C", "903", 3000)])
     elsewhere = pd.DataFrame({"order_id": ["111-B", "111-Z"], "settlement_id": ["S2", "S2"]})
     result = reconcile_orders(lines, invoices, settled_elsewhere=elsewhere, settlement_id="S1")
     by_order = result.orders.set_index("order_id")
