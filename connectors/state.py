@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -180,6 +180,18 @@ reversals = sa.Table(
     sa.Column("accounting_date", sa.String(10), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
 )
+# Which settlement settled (sold) which Amazon order (issue 12): written when a settlement is
+# posted, read when reconciling a later one, so an invoice settled in an earlier run is never
+# reported "not settled". The primary key makes recording a settlement twice harmless.
+settled_orders = sa.Table(
+    "settled_orders",
+    metadata,
+    sa.Column("order_id", sa.String(_KEY), primary_key=True),
+    sa.Column("settlement_id", sa.String(_KEY), primary_key=True),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+)
+# Order ids per IN (...) query: below SQLite's variable limit (32766), a few queries for 200k orders.
+_IDS_PER_QUERY = 10_000
 
 # One *open* letter per entity; replayed/discarded ones are history and may repeat. Partial
 # unique index: SQLite and PostgreSQL (the two backends we support) both have them.
@@ -593,6 +605,55 @@ class StateStore:
             created_at=row["created_at"],
         )
 
+    # -- settled orders ---------------------------------------------------------------
+
+    def record_settled_orders(self, settlement_id: str, order_ids: Iterable[str]) -> int:
+        """Record that ``settlement_id`` settled ``order_ids``, in one transaction; pairs recorded
+        before are left as they are. Returns how many pairs were new."""
+        now = self._clock()
+        wanted = sorted(set(order_ids))
+        new = 0
+        for _ in range(3):
+            try:
+                with self._tx() as conn:
+                    known: set[str] = set()
+                    for chunk in _chunks(wanted):
+                        known.update(
+                            conn.execute(
+                                sa.select(settled_orders.c.order_id).where(
+                                    settled_orders.c.settlement_id == settlement_id,
+                                    settled_orders.c.order_id.in_(chunk),
+                                )
+                            ).scalars()
+                        )
+                    rows = [
+                        {"order_id": o, "settlement_id": settlement_id, "recorded_at": now}
+                        for o in wanted
+                        if o not in known
+                    ]
+                    if rows:
+                        conn.execute(settled_orders.insert(), rows)
+                    new = len(rows)
+                return new
+            except IntegrityError:
+                continue  # another process recorded some of them meanwhile: look again
+        raise StateStoreError(f"could not record the orders of settlement {settlement_id!r}: kept losing races")
+
+    def settlements_of_orders(self, order_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """(order id, settlement id) for every recorded settlement of ``order_ids``, sorted."""
+        found: list[tuple[str, str]] = []
+        with self._tx() as conn:
+            for chunk in _chunks(sorted(set(order_ids))):
+                found.extend(
+                    (row.order_id, row.settlement_id)
+                    for row in conn.execute(
+                        sa.select(settled_orders.c.order_id, settled_orders.c.settlement_id).where(
+                            settled_orders.c.order_id.in_(chunk)
+                        )
+                    )
+                )
+        return sorted(found)
+
     # -- watermarks -------------------------------------------------------------------
 
     def get_watermark(self, name: str) -> str | None:
@@ -762,6 +823,11 @@ class StateStore:
         if not updated:
             raise DeadLetterNotOpen(letter_id, letter.status)
         return letter
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _IDS_PER_QUERY):
+        yield values[start : start + _IDS_PER_QUERY]
 
 
 def _add_missing_columns(conn: Connection) -> None:

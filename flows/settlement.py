@@ -2,9 +2,11 @@
 
 check where the workbook goes -> read (files or SP-API since the watermark) -> score
 anomalies, oldest settlement first -> per settlement, concurrently: validate, map, gate ->
-reconcile against M3 invoices -> hold (or post where the user chose) refunds and orders M3 has
-no credit note or invoice for -> post balanced vouchers (never twice) -> keep each outcome for
-``m3sync report`` -> one workbook for the run -> artifacts -> the JSON document ``m3sync settle`` prints.
+reconcile against M3 invoices (an invoice another settlement of the run, or an earlier run,
+settled is not "not settled") -> hold (or post where the user chose) refunds and orders M3 has
+no credit note or invoice for -> post balanced vouchers (never twice) -> record which orders
+the posted settlements settled, and keep each outcome for ``m3sync report`` -> one workbook for
+the run -> artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
 error in m3sync included) becomes its outcome, the others go on, and the JSON document is
@@ -90,14 +92,17 @@ def settlement_reconciliation(
             )
             for s in chronological
         }
+        in_run = steps.settled_in_run(sources.settlements)  # each settlement's orders, told to the others
         futures = [
-            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options, ledger)
+            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options, ledger, in_run)
             for s in sources.settlements
         ]
         outcomes = [
             _outcome(future, settlement, connections, options)
             for future, settlement in zip(futures, sources.settlements)
         ]
+        if not dry_run:
+            contained("recording the settled orders", lambda: steps.record_settled_orders(connections.state, outcomes))
         # Kept for the period summary (``m3sync report``): the workbook's data per settlement.
         kept = SettledOutcomes(connections.home)
         for outcome in outcomes:
@@ -132,13 +137,15 @@ def settle_one(
     anomalies: pd.DataFrame | UnexpectedError,
     options: RunOptions,
     ledger: steps.LedgerChoices,
+    in_run: pd.DataFrame | None = None,
 ) -> SettlementOutcome:
-    """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's."""
+    """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's.
+    ``in_run``: the orders each settlement of the run settles (``steps.settled_in_run``)."""
     progress = steps.Progress(settlement)
     if isinstance(anomalies, UnexpectedError):
         return steps.failed_outcome(progress, anomalies, connections.state, None, options)
     try:
-        return _settle(connections, progress, mapping, anomalies, options, ledger)
+        return _settle(connections, progress, mapping, anomalies, options, ledger, in_run)
     except Exception as exc:  # noqa: BLE001 - an unexpected error fails this settlement only
         return steps.failed_outcome(progress, unexpected(progress.stage, exc), connections.state, anomalies, options)
 
@@ -150,6 +157,7 @@ def _settle(
     anomalies: pd.DataFrame,
     options: RunOptions,
     ledgers: steps.LedgerChoices,
+    in_run: pd.DataFrame | None,
 ) -> SettlementOutcome:
     """Gather what happened to the settlement; ``decide_outcome`` says what it comes to."""
     periods, m3_unread = None, None
@@ -172,7 +180,7 @@ def _settle(
         options.tax,
     )
     progress.stage = "reconciling against M3 invoices"
-    invoices, progress.reconciliation = steps.reconcile_with_m3(connections, prepared.settlement, options)
+    invoices, progress.reconciliation = steps.reconcile_with_m3(connections, prepared.settlement, options, in_run)
     # Orders M3 has no invoice or credit note for are held, or posted where the user chose; with a
     # customer ledger to allocate, the receivable lines go to the payment clearing account.
     prepared = progress.prepared = steps.with_customer_ledger(

@@ -59,7 +59,14 @@ from reconciliation.local_currency import fx_accounts as fx_accounts_of
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace, resolve_marketplace
-from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders, tolerance_minor
+from reconciliation.matching import (
+    INVOICE_COLUMNS,
+    SETTLED_ORDER_COLUMNS,
+    Reconciliation,
+    reconcile_orders,
+    settled_orders,
+    tolerance_minor,
+)
 from reconciliation.model import Settlement, decimal_to_minor, format_amount, minor_to_decimal
 from reconciliation.outcome import (
     PostedVoucherRef,
@@ -361,10 +368,15 @@ def invoices_frame(
 
 @task(cache_policy=NO_CACHE)
 def reconcile(
-    settlement: Settlement, invoices: pd.DataFrame, tolerance_minor: int, tax: TaxProfiles | None = None
+    settlement: Settlement,
+    invoices: pd.DataFrame,
+    tolerance_minor: int,
+    tax: TaxProfiles | None = None,
+    settled_elsewhere: pd.DataFrame | None = None,
 ) -> Reconciliation:
     """Per order against M3's invoices; where M3 invoices a facilitator marketplace gross, the
-    withheld tax is part of what M3 invoiced (``reconcile_orders``' ``withheld_tax_invoiced``)."""
+    withheld tax is part of what M3 invoiced (``reconcile_orders``' ``withheld_tax_invoiced``).
+    ``settled_elsewhere``: see ``settled_elsewhere``."""
     marketplace = find_marketplace(settlement.marketplace)
     profile = (tax or tax_profiles())[marketplace.code] if marketplace is not None else None
     return reconcile_orders(
@@ -372,21 +384,60 @@ def reconcile(
         invoices,
         tolerance_minor=tolerance_minor,
         withheld_tax_invoiced=profile is not None and profile.invoices_withheld_tax,
+        settled_elsewhere=settled_elsewhere,
+        settlement_id=settlement.settlement_id,
     )
 
 
+def settled_in_run(settlements: Sequence[Settlement]) -> pd.DataFrame:
+    """``SETTLED_ORDER_COLUMNS`` of every settlement of the run: read before any is reconciled, so
+    each knows the orders the others settle (they are reconciled concurrently)."""
+    parts = [settled_orders(s.lines, s.settlement_id) for s in settlements]
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in SETTLED_ORDER_COLUMNS.items()})
+    return pd.concat(parts, ignore_index=True)
+
+
+def settled_elsewhere(
+    state: StateStore, settlement_id: str, invoices: pd.DataFrame, in_run: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The settlements other than ``settlement_id`` that settled the orders of ``invoices``: the
+    run's others (``in_run``, see ``settled_in_run``) and those earlier runs recorded (one query
+    per 10,000 invoiced orders)."""
+    order_ids = invoices["cuor"].dropna().unique()
+    recorded = pd.DataFrame(
+        state.settlements_of_orders(order_ids.tolist()), columns=list(SETTLED_ORDER_COLUMNS)
+    ).astype(SETTLED_ORDER_COLUMNS)
+    known = recorded if in_run is None else pd.concat([in_run[in_run["order_id"].isin(order_ids)], recorded])
+    return known[known["settlement_id"] != settlement_id].drop_duplicates(ignore_index=True)
+
+
+def record_settled_orders(state: StateStore, outcomes: Sequence[SettlementOutcome]) -> None:
+    """The orders of each posted settlement (or one posted before: a store from before this record
+    catches up), for later runs' ``settled_elsewhere``."""
+    for outcome in outcomes:
+        if outcome.status in ("posted", "duplicate"):
+            settlement = outcome.settlement
+            state.record_settled_orders(
+                settlement.settlement_id, settled_orders(settlement.lines, settlement.settlement_id)["order_id"]
+            )
+
+
 def reconcile_with_m3(
-    connections: Connections, settlement: Settlement, options: RunOptions
+    connections: Connections, settlement: Settlement, options: RunOptions, in_run: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame | None, Reconciliation | ReconciliationSkipped]:
     """M3's invoices and credit notes as read (``None`` when not read), and the settlement's orders
     against them; skipped, saying why, when M3 is not configured (a dry run) or does not answer. A
-    dry run with M3 configured reads them too (read only): it reports what would be held."""
+    dry run with M3 configured reads them too (read only): it reports what would be held. An
+    invoice another settlement settled (``in_run``: the run's; or one recorded earlier) is
+    reconciled there, not "not settled" here."""
     if connections.m3 is None:
         return None, ReconciliationSkipped("M3 is not configured (dry run)")
     try:
         invoices = fetch_invoices(connections, settlement)
         tolerance = tolerance_minor(options.tolerance, settlement.decimals)
-        return invoices, reconcile(settlement, invoices, tolerance, options.tax)
+        elsewhere = settled_elsewhere(connections.state, settlement.settlement_id, invoices, in_run)
+        return invoices, reconcile(settlement, invoices, tolerance, options.tax, elsewhere)
     except M3Error as exc:
         return None, ReconciliationSkipped(m3_problem(exc))
 

@@ -11,8 +11,15 @@ Categories (``Reconciliation.orders.category``):
 - ``matched``: settled and invoiced, |difference| within the tolerance;
 - ``amount_mismatch``: settled and invoiced, difference beyond the tolerance;
 - ``missing_in_m3``: settled sales but no M3 invoice;
-- ``not_settled``: invoiced in M3 but absent from the settlement;
+- ``not_settled``: invoiced in M3, and settled neither in this settlement nor in any other
+  settlement known (``settled_elsewhere``: the run's other settlements and those recorded by
+  earlier runs); an invoice settled elsewhere and absent from this settlement is not listed
+  here at all: it is reconciled where it was settled;
 - ``refund_without_credit``: a refund in the settlement and no credit note in M3.
+
+``difference_minor`` compares the sale with the invoice only where the sale is in this
+settlement (or where nothing is: not settled); an order only refunded here (sold in an earlier
+settlement) differs by the refund against its credit notes, counted once.
 
 Reconciliation informs; the flow decides whether it blocks (``strict``).
 """
@@ -46,6 +53,12 @@ INVOICE_COLUMNS: dict[str, str] = {
 }
 
 CATEGORIES = ("matched", "amount_mismatch", "missing_in_m3", "not_settled", "refund_without_credit")
+
+
+SETTLED_ORDER_COLUMNS: dict[str, str] = {
+    "order_id": "str",  # Amazon order id
+    "settlement_id": "str",  # a settlement whose sales lines include the order
+}
 
 
 def empty_invoices() -> pd.DataFrame:
@@ -88,14 +101,33 @@ def sales_lines(lines: pd.DataFrame, *, withheld_tax_invoiced: bool = False) -> 
     return np.asarray(sales, dtype=bool)
 
 
+def settled_orders(lines: pd.DataFrame, settlement_id: str) -> pd.DataFrame:
+    """``SETTLED_ORDER_COLUMNS``: the orders whose sale (not a refund) is in the settlement's ``lines``,
+    each once: what the state store records and what the run's other settlements are told."""
+    sold = sales_lines(lines) & (lines["transaction_type"] != REFUND_TRANSACTION_TYPE).to_numpy(dtype=bool)
+    orders = _strings(lines["order_id"]).filter(pa.array(sold))
+    distinct = pc.unique(orders.filter(orders.is_valid()))
+    return pd.DataFrame({"order_id": _as_str(distinct), "settlement_id": settlement_id}).astype(SETTLED_ORDER_COLUMNS)
+
+
 def reconcile_orders(
-    lines: pd.DataFrame, invoices: pd.DataFrame, *, tolerance_minor: int = 1, withheld_tax_invoiced: bool = False
+    lines: pd.DataFrame,
+    invoices: pd.DataFrame,
+    *,
+    tolerance_minor: int = 1,
+    withheld_tax_invoiced: bool = False,
+    settled_elsewhere: pd.DataFrame | None = None,
+    settlement_id: str | None = None,
 ) -> Reconciliation:
     """Compare settlement ``lines`` (``LINE_COLUMNS``) with M3 ``invoices`` (``INVOICE_COLUMNS``).
 
     ``withheld_tax_invoiced``: M3's invoices carry the tax Amazon withheld as marketplace
     facilitator (the marketplace's tax profile: facilitator, ``m3_invoices = "gross"``), so the
-    withheld tax is added back to what was settled: the order is compared gross with gross."""
+    withheld tax is added back to what was settled: the order is compared gross with gross.
+
+    ``settled_elsewhere`` (``SETTLED_ORDER_COLUMNS``): orders other settlements settled (the
+    run's others, and those the state store recorded). ``settled_in`` names them, with this
+    settlement (``settlement_id``, else the lines' own) where the sale is here."""
     sales = sales_lines(lines, withheld_tax_invoiced=withheld_tax_invoiced)
     sale_keys = _strings(lines["order_id"]).filter(sales)
     sale_amounts = lines["amount_minor"].to_numpy(dtype=np.int64)[sales]
@@ -119,6 +151,13 @@ def reconcile_orders(
     invoiced, has_invoice = _sum_and_presence(invoice_codes[~credit], invoice_amounts[~credit], count)
     credited, has_credit = _sum_and_presence(invoice_codes[credit], invoice_amounts[credit], count)
 
+    elsewhere = settled_elsewhere if settled_elsewhere is not None else pd.DataFrame(columns=["order_id"])
+    elsewhere_codes = pc.index_in(_strings(elsewhere["order_id"]), value_set=order_ids)
+    elsewhere_rows = _valid_rows(elsewhere_codes)
+    elsewhere_codes_np = elsewhere_codes.filter(pa.array(elsewhere_rows)).to_numpy(zero_copy_only=False)
+    settled_before = np.zeros(count, dtype=bool)
+    settled_before[elsewhere_codes_np] = True
+
     sale_off = has_sale & (np.abs(settled - invoiced) > tolerance_minor)
     refund_off = has_refund & (np.abs(refunded - credited) > tolerance_minor)
     # First matching condition wins: a missing document explains a difference better than "mismatch".
@@ -132,21 +171,73 @@ def reconcile_orders(
         CATEGORIES.index(c) for c in ("missing_in_m3", "refund_without_credit", "not_settled", "amount_mismatch")
     ]
     category = np.select(conditions, choices, default=CATEGORIES.index("matched")).astype(np.int64)
+    # An order only refunded here was sold (and compared with its invoice) in another settlement:
+    # here it differs by the refund against its credit notes only.
+    sale_difference = np.where(has_sale | ~has_refund, settled - invoiced, 0)
+    own_id = settlement_id if settlement_id is not None else _first(lines.get("settlement_id"))
+    settled_in = _joined(
+        np.concatenate([elsewhere_codes_np, np.flatnonzero(has_sale)]),
+        pa.concat_arrays(
+            [
+                _strings(elsewhere["settlement_id"]).filter(pa.array(elsewhere_rows))
+                if len(elsewhere)
+                else pa.array([], pa.large_string()),
+                pa.array([own_id] * int(has_sale.sum()), pa.large_string()),
+            ]
+        ),
+        count,
+    )
     orders = pd.DataFrame(
         {
             "order_id": _as_str(order_ids),
             "category": _as_str(pa.array(CATEGORIES, pa.large_string()).take(pa.array(category))),
             "settled_minor": settled,
             "invoiced_minor": invoiced,
-            "difference_minor": settled + refunded - invoiced - credited,
+            "difference_minor": sale_difference + refunded - credited,
             "refunded_minor": refunded,
             "credited_minor": credited,
             "m3_orders": _as_str(_joined(invoice_codes, _strings(invoices["orno"]).filter(invoice_rows), count)),
             "invoices": _as_str(_joined(invoice_codes, _strings(invoices["ivno"]).filter(invoice_rows), count)),
+            "settled_in": _as_str(settled_in),
+            "invoice_date": _earliest_invoice_date(invoices, invoice_rows, invoice_codes, credit, count),
         }
     )
+    # Invoiced orders another settlement settled and this one does not touch belong to that one.
+    elsewhere_only = settled_before & ~has_sale & ~has_refund
+    orders = orders[~elsewhere_only].reset_index(drop=True)
+    category = category[~elsewhere_only]
     counts = dict(zip(CATEGORIES, np.bincount(category, minlength=len(CATEGORIES)).tolist()))
     return Reconciliation(orders=orders, tolerance_minor=tolerance_minor, counts=counts)
+
+
+def _first(column: pd.Series | None) -> str:
+    return str(column.iloc[0]) if column is not None and len(column) else ""
+
+
+def _earliest_invoice_date(
+    invoices: pd.DataFrame, invoice_rows: np.ndarray, invoice_codes: np.ndarray, credit: np.ndarray, count: int
+) -> pd.Series:
+    """Per order, the date of its first invoice (not credit note), NaT when none: how long an
+    invoice has waited to be settled."""
+    dates = invoices["ivdt"].to_numpy(dtype="datetime64[us]")[invoice_rows]
+    known = ~credit & ~np.isnat(dates)
+    never = np.iinfo(np.int64).max
+    earliest = np.full(count, never, dtype=np.int64)
+    np.minimum.at(earliest, invoice_codes[known], dates[known].view(np.int64))
+    result = earliest.view("datetime64[us]").copy()
+    result[earliest == never] = np.datetime64("NaT")
+    return pd.Series(result, dtype="datetime64[us]")
+
+
+def listed_once(orders: pd.DataFrame) -> pd.DataFrame:
+    """The run's reconciliation rows (``Reconciliation.orders`` of each settlement, one after the
+    other, oldest settlement first) with every "not settled" order listed once: under the first
+    settlement that lists it. Each settlement lists the invoices dated in its window that no
+    settlement settled, so windows that overlap (the day one settlement ends and the next starts)
+    would list the same invoice twice."""
+    not_settled = (orders["category"] == "not_settled").to_numpy(dtype=bool)
+    repeated = not_settled & orders["order_id"].where(not_settled).duplicated().to_numpy(dtype=bool)
+    return orders[~repeated].reset_index(drop=True)
 
 
 # The per-order work runs on integer codes of the order ids (numpy), not on the strings:

@@ -39,7 +39,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.audit import AuditRecord
 from reconciliation.local_currency import LocalLine
-from reconciliation.matching import CATEGORIES
+from reconciliation.matching import CATEGORIES, listed_once
 from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
@@ -473,31 +473,28 @@ def _write_reconciliation(
     max_rows: int,
     notes: list[str],
 ) -> PendingRows:
+    """One row per order and settlement; an invoice no settlement settled once per run
+    (``listed_once``), under the oldest settlement whose window holds its date."""
+    chronological = sorted(outcomes, key=lambda o: (o.settlement.end, o.settlement.settlement_id))
     parts = [
         o.reconciliation.orders.assign(
-            settlement_id=o.settlement.settlement_id, currency=o.settlement.currency, decimals=o.settlement.decimals
+            settlement_id=o.settlement.settlement_id,
+            currency=o.settlement.currency,
+            decimals=o.settlement.decimals,
+            tolerance_minor=o.reconciliation.tolerance_minor,
         )
-        for o in outcomes
+        for o in chronological
         if o.reconciliation is not None
     ]
     orders = (
-        pd.concat(parts, ignore_index=True)
+        listed_once(pd.concat(parts, ignore_index=True))
         if parts
         else pd.DataFrame(
-            columns=[
-                "settlement_id",
-                "currency",
-                "decimals",
-                "order_id",
-                "category",
-                "settled_minor",
-                "invoiced_minor",
-                "difference_minor",
-                "refunded_minor",
-                "credited_minor",
-                "m3_orders",
-                "invoices",
-            ]
+            {
+                **{c: pd.Series(dtype="str") for c in _RECONCILIATION_TEXT},
+                **{c: pd.Series(dtype="int64") for c in _RECONCILIATION_NUMBERS},
+                "invoice_date": pd.Series(dtype="datetime64[us]"),
+            }
         )
     )
     orders = _fit(orders, SHEET_RECONCILIATION, max_rows, 0, notes)
@@ -510,19 +507,38 @@ def _write_reconciliation(
         _amount_column("Settled", orders["settled_minor"], decimals, currency),
         _amount_column("Invoiced", orders["invoiced_minor"], decimals, currency),
         _amount_column("Difference", orders["difference_minor"], decimals, currency),
+        # Within it an order is matched; shown beside the difference it is judged by.
+        _amount_column("Tolerance", orders["tolerance_minor"], decimals, currency),
         _amount_column("Refunded", orders["refunded_minor"], decimals, currency),
         _amount_column("Credited", orders["credited_minor"], decimals, currency),
         Column("M3 orders", text_cells(orders["m3_orders"]), width=16),
         Column("M3 invoices", text_cells(orders["invoices"]), width=16),
+        Column("Invoice date", datetime_cells(orders["invoice_date"]), NUMBER, _DATE, 12),
+        # The settlement(s) the order's sale is in: this one, another of the run, or an earlier run's.
+        Column("Settled in", text_cells(orders["settled_in"]), width=16),
     ]
     pending = place_table(workbook, sheet, styles, columns, header_style=_HEADER)
     last = max(len(orders), 1)
-    # Differences and non-matched orders stand out without any filter.
-    sheet.conditional_format(1, 6, last, 6, {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)})
+    # Differences beyond the tolerance and non-matched orders stand out without any filter.
+    sheet.conditional_format(
+        1, 6, last, 6, {"type": "formula", "criteria": "=ABS($G2)>$H2", "format": styles.get(_BAD)}
+    )
     sheet.conditional_format(
         1, 3, last, 3, {"type": "formula", "criteria": '=AND($D2<>"",$D2<>"matched")', "format": styles.get(_WARN)}
     )
     return pending
+
+
+_RECONCILIATION_TEXT = ("settlement_id", "currency", "order_id", "category", "m3_orders", "invoices", "settled_in")
+_RECONCILIATION_NUMBERS = (
+    "decimals",
+    "settled_minor",
+    "invoiced_minor",
+    "difference_minor",
+    "tolerance_minor",
+    "refunded_minor",
+    "credited_minor",
+)
 
 
 # --- exceptions ------------------------------------------------------------------------------

@@ -145,6 +145,8 @@ def test_orders_sorted_by_id_across_both_sides_with_each_document_listed_once() 
         "credited_minor": "int64",
         "m3_orders": "str",
         "invoices": "str",
+        "settled_in": "str",
+        "invoice_date": "datetime64[us]",
     }
 
 
@@ -161,3 +163,68 @@ def test_empty_settlement_and_no_invoices_give_no_orders() -> None:
         "not_settled": 0,
         "refund_without_credit": 0,
     }
+
+
+def test_an_invoice_settled_in_another_settlement_is_not_listed_as_not_settled() -> None:
+    """Settlement S1 sells 111-A; M3 invoiced 111-A, 111-B and 111-C. 111-B was settled by S2 (the
+    run's other settlement), 111-C by nothing: only 111-C is not settled; 111-B belongs to S2."""
+    lines = _lines([("111-A", "Order", "ItemPrice", "Amazon.com", 1000)])
+    invoices = _invoices([("1", "111-A", "901", 1000), ("2", "111-B", "902", 2000), ("3", "111-C", "903", 3000)])
+    elsewhere = pd.DataFrame({"order_id": ["111-B", "111-Z"], "settlement_id": ["S2", "S2"]})
+    result = reconcile_orders(lines, invoices, settled_elsewhere=elsewhere, settlement_id="S1")
+    by_order = result.orders.set_index("order_id")
+
+    assert by_order.index.tolist() == ["111-A", "111-C"]  # 111-Z: settled elsewhere, never invoiced
+    assert by_order.loc["111-A", "category"] == "matched"
+    assert by_order.loc["111-A", "settled_in"] == "S1"
+    assert by_order.loc["111-C", "category"] == "not_settled"
+    assert by_order.loc["111-C", "settled_in"] == ""
+    assert by_order.loc["111-C", "invoice_date"] == pd.Timestamp("2024-10-20")
+    assert result.counts["not_settled"] == 1 and result.counts["matched"] == 1
+
+
+def test_a_refund_of_an_order_sold_elsewhere_differs_by_the_refund_once() -> None:
+    """105.98 sold and invoiced earlier (settlement S0, recorded), refunded in S1, no credit note:
+    the difference is -105.98 (the refund), not -211.96 (refund plus the invoice again)."""
+    lines = _lines([("111-R", "Refund", "ItemPrice", "Amazon.com", -10598)])
+    invoices = _invoices([("1", "111-R", "901", 10598)])
+    elsewhere = pd.DataFrame({"order_id": ["111-R"], "settlement_id": ["S0"]})
+    row = (
+        reconcile_orders(lines, invoices, settled_elsewhere=elsewhere, settlement_id="S1")
+        .orders.set_index("order_id")
+        .loc["111-R"]
+    )
+    assert row["category"] == "refund_without_credit"
+    assert row["difference_minor"] == -10598
+    assert row["invoiced_minor"] == 10598
+    assert row["settled_in"] == "S0"  # where it was sold; S1 only refunded it
+
+    # Without anything recorded the difference is the same: the sale is not in this settlement.
+    alone = reconcile_orders(lines, invoices).orders.set_index("order_id").loc["111-R"]
+    assert alone["difference_minor"] == -10598
+
+
+def test_an_order_sold_and_refunded_in_one_settlement_compares_both() -> None:
+    """Sold 50.00 and refunded 20.00 here; M3 invoiced 50.00 and credited nothing: -20.00."""
+    lines = _lines(
+        [("111-S", "Order", "ItemPrice", "Amazon.com", 5000), ("111-S", "Refund", "ItemPrice", "Amazon.com", -2000)]
+    )
+    row = reconcile_orders(lines, _invoices([("1", "111-S", "901", 5000)])).orders.iloc[0]
+    assert row["category"] == "refund_without_credit"
+    assert row["difference_minor"] == -2000
+
+
+def test_settled_orders_are_the_sold_orders_once() -> None:
+    from reconciliation.matching import settled_orders
+
+    lines = _lines(
+        [
+            ("111-A", "Order", "ItemPrice", "Amazon.com", 1000),
+            ("111-A", "Order", "ItemPrice", "Amazon.com", 100),
+            ("111-R", "Refund", "ItemPrice", "Amazon.com", -500),  # refunded only: sold elsewhere
+            ("111-F", "Order", "ItemFees", "Amazon.com", -150),  # fees only: no sale
+            ("S01-X", "Order", "ItemPrice", "Non-Amazon US", 0),
+        ]
+    )
+    found = settled_orders(lines, "S1")
+    assert found.to_dict("records") == [{"order_id": "111-A", "settlement_id": "S1"}]

@@ -23,7 +23,7 @@ from connectors.state import (
     StateStore,
 )
 
-TABLES = {"postings", "watermarks", "id_maps", "dead_letters"}
+TABLES = {"postings", "watermarks", "id_maps", "dead_letters", "settled_orders"}
 
 
 @pytest.fixture
@@ -328,6 +328,26 @@ def test_reverse_lookup_of_a_shared_m3_id_is_ambiguous(store: StateStore) -> Non
 
 
 # -- dead letters ---------------------------------------------------------------------
+
+
+def test_settled_orders_are_recorded_once_and_found_by_order(store: StateStore) -> None:
+    assert store.record_settled_orders("S1", ["111-A", "111-B", "111-A"]) == 2
+    assert store.record_settled_orders("S1", ["111-B", "111-C"]) == 1  # 111-B was recorded before
+    assert store.record_settled_orders("S2", ["111-B"]) == 1  # one order, two settlements
+    assert store.settlements_of_orders(["111-B", "111-C", "111-Z"]) == [
+        ("111-B", "S1"),
+        ("111-B", "S2"),
+        ("111-C", "S1"),
+    ]
+    assert store.settlements_of_orders([]) == []
+
+
+def test_settled_orders_beyond_one_query_of_ids(store: StateStore) -> None:
+    """25,000 orders: three IN (...) queries of at most 10,000 ids each, every order found once."""
+    orders = [f"111-{n:07d}" for n in range(25_000)]
+    assert store.record_settled_orders("S1", orders) == 25_000
+    found = store.settlements_of_orders(orders[::2] + ["999-0000000"])
+    assert len(found) == 12_500 and found[0] == ("111-0000000", "S1") and found[-1] == ("111-0024998", "S1")
 
 
 def test_dead_letter_payload_and_error_are_redacted(store: StateStore) -> None:

@@ -305,14 +305,58 @@ def test_reconciliation_rows_and_conditional_formatting(book, values) -> None:
     sheet = book["Reconciliation"]
     header = [c.value for c in sheet[1]]
     difference = openpyxl.utils.get_column_letter(header.index("Difference") + 1)
+    tolerance = openpyxl.utils.get_column_letter(header.index("Tolerance") + 1)
     category = openpyxl.utils.get_column_letter(header.index("Category") + 1)
     rules = {str(cf.sqref): cf.rules for cf in sheet.conditional_formatting}
     assert f"{difference}2:{difference}4" in rules
     [rule] = rules[f"{difference}2:{difference}4"]
-    assert (rule.type, rule.operator, rule.formula) == ("cellIs", "notEqual", ["0"])
+    # Red only beyond the tolerance shown beside it (0.01: reconcile_orders' default of 1 cent).
+    assert (rule.type, rule.formula) == ("expression", [f"ABS(${difference}2)>${tolerance}2"])
+    assert [_money(c.value) for c in _cells_by_header(sheet, "Tolerance")] == [Decimal("0.01")] * 3
     [category_rule] = rules[f"{category}2:{category}4"]
     assert category_rule.type == "expression" and '"matched"' in category_rule.formula[0]
     assert _cells_by_header(sheet, "Difference")[0].number_format == USD_FORMAT
+
+
+def _red(sheet, row: int) -> bool:
+    """Whether the Difference cell of ``row`` (1-based) is red: the sheet's one rule on Difference,
+    ``ABS(difference) > tolerance``, worked out on the cells' values."""
+    header = [c.value for c in sheet[1]]
+    letter = {h: openpyxl.utils.get_column_letter(header.index(h) + 1) for h in ("Difference", "Tolerance")}
+    [formula] = [
+        rule.formula
+        for cf in sheet.conditional_formatting
+        for rule in cf.rules
+        if str(cf.sqref).startswith(letter["Difference"])
+    ]
+    assert formula == [f"ABS(${letter['Difference']}2)>${letter['Tolerance']}2"]
+    difference = sheet.cell(row, header.index("Difference") + 1).value
+    tolerance = sheet.cell(row, header.index("Tolerance") + 1).value
+    return abs(_money(difference)) > _money(tolerance)
+
+
+def test_a_difference_within_the_tolerance_is_matched_and_not_red(fixture_settlement, tmp_path: Path) -> None:
+    """9000001 settled 68.99 against an invoice of 68.98: 0.01 within a tolerance of 0.01 (matched,
+    not red); 9000002 settled 68.99 against 68.97: 0.02 beyond it (a mismatch, red)."""
+    invoices = _invoices(
+        [("0000100001", "111-0000000-9000001", "900001", 6898), ("0000100002", "114-0000000-9000002", "900002", 6897)]
+    )
+    path = tmp_path / "tolerance.xlsx"
+    write_workbook([_settle(fixture_settlement, invoices=invoices)], path, generated_at=GENERATED)
+    sheet = openpyxl.load_workbook(path)["Reconciliation"]
+    rows = {r["Order ID"]: (n, r) for n, r in enumerate(_table(sheet), start=2)}
+
+    row_number, within = rows["111-0000000-9000001"]
+    assert (within["Category"], _money(within["Difference"]), _money(within["Tolerance"])) == (
+        "matched",
+        Decimal("0.01"),
+        Decimal("0.01"),
+    )
+    assert not _red(sheet, row_number)
+    row_number, beyond = rows["114-0000000-9000002"]
+    assert (beyond["Category"], _money(beyond["Difference"])) == ("amount_mismatch", Decimal("0.02"))
+    assert _red(sheet, row_number)
+    assert within["Settled in"] == FIXTURE_ID and within["Invoice date"] == datetime(2024, 10, 21)
 
 
 def test_exceptions_list_the_unmapped_combination_gate_failure_and_file_error(values) -> None:
