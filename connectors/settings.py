@@ -220,6 +220,9 @@ class M3Settings:
     receivable_account: str = "1510"  # the account M3's invoices of the Amazon customers debit
     # allocate: the settlement's receivable lines go here; the customer payment clears it
     payment_clearing_account: str = "1519"
+    # allocate: an invoice paid within this of its amount (either way, in the settlement's
+    # currency) is paid in full and the difference written off (payment_differences); 0: never
+    payment_write_off: Decimal = Decimal("0.05")
 
     @property
     def auth_mode(self) -> Literal["ionapi", "basic"]:
@@ -363,6 +366,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "customer_ledger": "str",
         "receivable_account": "str",
         "payment_clearing_account": "str",
+        "payment_write_off": "str",
         "rate_type": "str",
         "divisions": "table",  # [m3.divisions]: marketplace code = "division"
         "rates": "table",  # [m3.rates.<division>]: currency = "rate"
@@ -588,10 +592,12 @@ def _m3_settings(section: _Section, home: Path) -> M3Settings | None:
     for key, account in accounts.items():
         if len(account) > 10:
             section.problems.append(f"{section.where(key)} must be an M3 account (at most 10 characters)")
+    write_off = _write_off_limit(section)
     if section.problems:
         return None
     return M3Settings(
         customer_ledger=ledger,  # type: ignore[arg-type]  # checked above
+        payment_write_off=write_off,
         receivable_account=accounts["receivable_account"],
         payment_clearing_account=accounts["payment_clearing_account"],
         ionapi=ionapi,
@@ -793,6 +799,24 @@ def _ledger_settings(raw: Mapping[tuple[str, str], _Raw]) -> LedgerSettings:
     if problems:
         raise ConfigurationError("; ".join(problems))
     return LedgerSettings(divisions=divisions, rate_type=rate_type, rates=rates, origins=origins)
+
+
+def _write_off_limit(section: _Section) -> Decimal:
+    """``[m3] payment_write_off``: an amount written as a string ("0.05"), exact; "0" disables."""
+    text = section.text("payment_write_off")
+    if text is None:
+        return M3Settings.payment_write_off
+    try:
+        limit = Decimal(text.strip())
+    except InvalidOperation:
+        limit = Decimal(-1)
+    if not limit.is_finite() or limit < 0:
+        section.problems.append(
+            f"{section.where('payment_write_off')} must be an amount of at least 0 written as a string "
+            f'(e.g. "0.05"; "0" writes nothing off), got {text!r}'
+        )
+        return M3Settings.payment_write_off
+    return limit
 
 
 def load_settings(

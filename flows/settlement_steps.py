@@ -48,9 +48,11 @@ from reconciliation.audit import AuditRecord, tool_version, voucher_audits
 from reconciliation.gates import FIRST_OPEN_SEARCH_MONTHS
 from reconciliation.ledger import (
     LEDGER_INVOICE_COLUMNS,
+    WRITE_OFF_CATEGORY,
     PaymentAllocation,
     allocate_payment,
     clearing_string,
+    limit_in_minor_units,
     payment_batches,
     receivable_to_clearing,
 )
@@ -648,6 +650,7 @@ class LedgerChoice:
     reason: str
     receivable_account: str = ""
     clearing_account: str = ""
+    write_off_limit: Decimal = Decimal(0)  # [m3] payment_write_off: per invoice, in the settlement's currency
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "reason": self.reason, "clearing_account": self.clearing_account or None}
@@ -693,12 +696,12 @@ def _division_ledger_choice(connections: Connections, mapping: GLMapping, divi: 
             f"mapping {mapping.name} books nothing to the receivable {receivable} ([m3] receivable_account)",
         )
     if configured != "auto":
-        return LedgerChoice(configured, "[m3] customer_ledger", receivable, clearing)
+        return LedgerChoice(configured, "[m3] customer_ledger", receivable, clearing, m3_settings.payment_write_off)
     try:
         setup: LedgerSetup = detect_setup(connections.m3, divi=divi)
     except M3Error as exc:
         return LedgerChoice("unknown", f"cannot tell M3's customer ledger set-up: {m3_problem(exc)}")
-    return LedgerChoice(setup.mode, f"auto: {setup.reason}", receivable, clearing)
+    return LedgerChoice(setup.mode, f"auto: {setup.reason}", receivable, clearing, m3_settings.payment_write_off)
 
 
 def with_customer_ledger(prepared: PreparedSettlement, ledger: LedgerChoice) -> PreparedSettlement:
@@ -742,7 +745,9 @@ def settle_customer_ledger(
     # Tax the profile books to the facilitator clearing is not the customer's to pay (M3 invoiced net).
     profile = (tax or tax_profiles())[prepared.mapped.marketplace_code]
     lines = lines[~facilitator_cleared_lines(lines, mapping, profile.clears_facilitator_tax(mapping.invoices_in_m3))]
-    allocation = allocate_payment(lines, invoices, ledger.receivable_account, settlement.total_minor)
+    write_off = write_off_target(mapping, ledger, prepared.mapped.marketplace_code, settlement.currency)
+    limit_minor = limit_in_minor_units(ledger.write_off_limit, settlement.decimals) if write_off else 0
+    allocation = allocate_payment(lines, invoices, ledger.receivable_account, settlement.total_minor, limit_minor)
     posted, refused = list(posting.posted), list(posting.refused)
     clearing = clearing_string(vouchers, ledger.clearing_account)
     m3 = connections.require_m3()
@@ -757,9 +762,16 @@ def settle_customer_ledger(
             clearing=clearing,
             rate=connections.ledger.rate_for(division, settlement.currency),
             lines=tuple(
-                PaymentLine(a.customer, a.invoice, a.year, minor_to_decimal(a.amount_minor, settlement.decimals))
+                PaymentLine(
+                    a.customer,
+                    a.invoice,
+                    a.year,
+                    minor_to_decimal(a.amount_minor, settlement.decimals),
+                    minor_to_decimal(a.write_off_minor, settlement.decimals),
+                )
                 for a in chunk
             ),
+            write_off_account=write_off,
         )
         one = post_entry(
             connections,
@@ -776,7 +788,7 @@ def settle_customer_ledger(
         local = local_voucher(one.booked, fx_accounts_of(mapping)) if one.booked is not None else None
         posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already, local))
     paid = [f"{p.key} ({p.m3_ref})" for p in posted[len(posting.posted) :]]
-    note = payment_note(allocation, ledger, settlement.currency, paid)
+    note = payment_note(allocation, ledger, settlement.currency, paid, write_off[:1])
     return dataclasses.replace(posting, posted=tuple(posted), refused=tuple(refused), notes=(*posting.notes, note))
 
 
@@ -788,7 +800,8 @@ def payment_detail(settlement_id: str, payment: CustomerPayment) -> dict[str, An
         "currency": payment.currency,
         "rate": None if payment.rate is None else str(payment.rate),
         "clearing": list(payment.clearing),
-        "lines": [[ln.customer, ln.invoice, ln.year, str(ln.amount)] for ln in payment.lines],
+        "write_off_account": list(payment.write_off_account),
+        "lines": [[ln.customer, ln.invoice, ln.year, str(ln.amount), str(ln.write_off)] for ln in payment.lines],
     }
 
 
@@ -810,7 +823,12 @@ def reverse_payment(connections: Connections, original: Posting, accounting_date
         currency=str(detail.get("currency", "")),
         clearing=tuple(detail.get("clearing", ())),
         rate=None if rate is None else Decimal(str(rate)),
-        lines=tuple(PaymentLine(c, i, int(y), -Decimal(a)) for c, i, y, a in detail.get("lines", ())),
+        # the amounts and write-offs paid back (a payment stored before write-offs has no fifth field)
+        lines=tuple(
+            PaymentLine(c, i, int(y), -Decimal(a), -Decimal(rest[0]) if rest else Decimal(0))
+            for c, i, y, a, *rest in detail.get("lines", ())
+        ),
+        write_off_account=tuple(detail.get("write_off_account", ())),
     )
     if not payment.lines:
         return EntryPosted(payment.key, refused=f"{original.posting_key}: the state store keeps no lines to reverse")
@@ -830,8 +848,23 @@ def _pay(m3: M3Operations, payment: CustomerPayment, _in_doubt_since: datetime |
     return pay_invoices(m3, payment)
 
 
-def payment_note(allocation: PaymentAllocation, ledger: LedgerChoice, currency: str, paid: Sequence[str] = ()) -> str:
-    """One line for the outcome: what the customer payment settled, deducted, and left over."""
+def write_off_target(mapping: GLMapping, ledger: LedgerChoice, marketplace_code: str, currency: str) -> tuple[str, ...]:
+    """AIT1..AIT7 the payment differences are written off to (mapping category
+    ``payment_differences``); empty when the mapping names none or the limit is 0 (nothing is written off)."""
+    if ledger.write_off_limit <= 0 or WRITE_OFF_CATEGORY not in mapping.categories:
+        return ()
+    account, dimensions = mapping.account_for(WRITE_OFF_CATEGORY, marketplace_code, currency)
+    return (account, *dimensions)
+
+
+def payment_note(
+    allocation: PaymentAllocation,
+    ledger: LedgerChoice,
+    currency: str,
+    paid: Sequence[str] = (),
+    write_off_account: Sequence[str] = (),
+) -> str:
+    """One line for the outcome: what the customer payment settled, deducted, wrote off and left over."""
     invoices = len({(a.customer, a.invoice, a.year) for a in allocation.allocations})
     text = (
         f"customer ledger ({ledger.mode}): the settlement pays {invoices} invoice(s) "
@@ -839,6 +872,13 @@ def payment_note(allocation: PaymentAllocation, ledger: LedgerChoice, currency: 
         f"{format_amount(-allocation.deductions_minor, currency)} {currency}"
         + (f" (payment {', '.join(paid)})" if paid else "")
     )
+    if allocation.written_off_minor or allocation.written_off_invoices:
+        account = f" to {write_off_account[0]}" if write_off_account else ""
+        text += (
+            f"; payment differences of {allocation.written_off_invoices} invoice(s) within "
+            f"{ledger.write_off_limit} {currency} each written off{account} "
+            f"(net {format_amount(allocation.written_off_minor, currency)} {currency}; paid short is positive)"
+        )
     if allocation.unallocated_minor:
         orders = ", ".join(allocation.unallocated_orders[:5]) + (
             " ..." if len(allocation.unallocated_orders) > 5 else ""

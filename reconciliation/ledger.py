@@ -6,11 +6,17 @@ customer payment (ARS040MI) credits the receivable invoice by invoice and debits
 account: the GL receivable and the customer ledger move together, once. What no invoice takes
 stays on the clearing account, named. Amazon's fees are the payment's deductions: the
 settlement pays the invoices' amounts less its fees (the deposit), booked by the voucher.
+
+Amazon computes VAT per item, M3 per invoice, so an invoice is often paid a few cents off its
+amount. Within a limit (``[m3] payment_write_off``) the payment pays the invoice in full and
+writes the difference off to the ``payment_differences`` category, as an accountant would when
+entering the payment; a larger difference (a short payment) stays open on the invoice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +28,9 @@ from reconciliation.vouchers import Voucher, key_at_version
 # Invoices per payment batch: its voucher has a line per invoice and the clearing line, and no
 # voucher has more than MAX_VOUCHER_LINES.
 MAX_PAYMENT_LINES = MAX_VOUCHER_LINES - 1
+
+# The mapping category payment differences are written off to (an invoice paid a few cents off).
+WRITE_OFF_CATEGORY = "payment_differences"
 
 # Columns of the reconciliation's invoice frame the ledger needs besides matching's.
 LEDGER_INVOICE_COLUMNS: dict[str, str] = {
@@ -38,6 +47,14 @@ class InvoiceAllocation:
     invoice: str  # CINO
     year: int
     amount_minor: int  # paid on the invoice; negative on a credit note
+    # written off on the invoice: its amount less all this settlement pays on it (0.02 when a
+    # 100.00 invoice is paid 99.98, -0.03 when overpaid 100.03), so the payment closes it
+    write_off_minor: int = 0
+
+    @property
+    def settles_minor(self) -> int:
+        """What the payment line settles on the invoice: the payment and the write-off."""
+        return self.amount_minor + self.write_off_minor
 
 
 @dataclass(frozen=True)
@@ -57,14 +74,29 @@ class PaymentAllocation:
     def allocated_minor(self) -> int:
         return sum(a.amount_minor for a in self.allocations)
 
+    @property
+    def written_off_minor(self) -> int:
+        """The payment differences written off (positive: paid short, a loss)."""
+        return sum(a.write_off_minor for a in self.allocations)
+
+    @property
+    def written_off_invoices(self) -> int:
+        return sum(1 for a in self.allocations if a.write_off_minor)
+
 
 def allocate_payment(
-    mapped_lines: pd.DataFrame, invoices: pd.DataFrame, receivable_account: str, total_minor: int
+    mapped_lines: pd.DataFrame,
+    invoices: pd.DataFrame,
+    receivable_account: str,
+    total_minor: int,
+    write_off_limit_minor: int = 0,
 ) -> PaymentAllocation:
     """Per order, its receivable amounts (principal, shipping, tax, promotions; refunds apart)
     to the order's invoices (credit notes for refunds) oldest first, each up to its amount, the
     last taking the rest. ``mapped_lines`` carries ``order_id``, ``transaction_type``,
-    ``amount_minor`` and ``account``; ``invoices`` matching's columns plus LEDGER_INVOICE_COLUMNS."""
+    ``amount_minor`` and ``account``; ``invoices`` matching's columns plus LEDGER_INVOICE_COLUMNS.
+    An invoice paid within ``write_off_limit_minor`` of its amount (either way; 0: never) is paid
+    in full, the difference written off (``with_write_offs``)."""
     receivable = mapped_lines[mapped_lines["account"] == receivable_account]
     receivable_minor = exact_sum(receivable["amount_minor"].to_numpy(dtype=np.int64))
     groups = (
@@ -92,12 +124,18 @@ def allocate_payment(
         allocations += _spread(str(order_id), amount, candidates)
     allocated = sum(a.amount_minor for a in allocations)
     return PaymentAllocation(
-        allocations=tuple(allocations),
+        allocations=with_write_offs(allocations, targets, write_off_limit_minor),
         receivable_minor=receivable_minor,
         unallocated_minor=receivable_minor - allocated,
         deductions_minor=total_minor - receivable_minor,
         unallocated_orders=tuple(sorted(set(unallocated))),
     )
+
+
+def limit_in_minor_units(limit: Decimal, decimals: int) -> int:
+    """``limit`` in the currency's minor units, exact, rounded down: a limit finer than the
+    currency's smallest unit writes off only whole units within it (JPY: 0.05 -> 0)."""
+    return int(limit.scaleb(decimals).to_integral_value(rounding=ROUND_FLOOR))
 
 
 @dataclass(frozen=True)
@@ -106,6 +144,29 @@ class _Invoice:
     customer: str
     invoice: str
     year: int
+
+
+def with_write_offs(
+    allocations: list[InvoiceAllocation], invoices: dict[str, list[_Invoice]], limit_minor: int
+) -> tuple[InvoiceAllocation, ...]:
+    """``allocations`` with each invoice's payment difference written off on its last allocation
+    where it is non-zero and at most ``limit_minor`` either way: the invoice's amount less all
+    the settlement pays on it (an order's sale and its adjustments may pay one invoice twice)."""
+    if limit_minor <= 0:
+        return tuple(allocations)
+    amounts = {(i.customer, i.invoice, i.year): i.gross_minor for targets in invoices.values() for i in targets}
+    paid: dict[tuple[str, str, int], int] = {}
+    last: dict[tuple[str, str, int], int] = {}
+    for n, a in enumerate(allocations):
+        key = (a.customer, a.invoice, a.year)
+        paid[key] = paid.get(key, 0) + a.amount_minor
+        last[key] = n
+    result = list(allocations)
+    for key, n in last.items():
+        difference = amounts[key] - paid[key]
+        if difference and abs(difference) <= limit_minor:
+            result[n] = replace(result[n], write_off_minor=difference)
+    return tuple(result)
 
 
 def _spread(order_id: str, amount: int, invoices: list[_Invoice]) -> list[InvoiceAllocation]:

@@ -29,7 +29,13 @@ from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from connectors.m3 import M3Client, M3Operations, OrderLineRequest, OrderRequest
 from connectors.m3.ledger import detect_setup
-from reconciliation.ledger import MAX_PAYMENT_LINES, InvoiceAllocation, allocate_payment, payment_batches
+from reconciliation.ledger import (
+    MAX_PAYMENT_LINES,
+    InvoiceAllocation,
+    allocate_payment,
+    limit_in_minor_units,
+    payment_batches,
+)
 
 ORDER_1, ORDER_2 = "111-0000000-7000001", "111-0000000-7000002"
 HEADER = (
@@ -41,7 +47,7 @@ HEADER = (
 _ids = count(1)
 
 
-def _settlement(tmp_path: Path, second_principal: str, total: str) -> Path:
+def _settlement(tmp_path: Path, second_principal: str, total: str, first_principal: str = "100.00") -> Path:
     sid = f"2000000000{next(_ids)}"
     first = (
         f"{sid}\t2024-10-09 14:28:38 UTC\t2024-10-23 14:28:39 UTC\t2024-10-25 14:28:39 UTC\t{total}\tUSD" + "\t" * 18
@@ -54,7 +60,7 @@ def _settlement(tmp_path: Path, second_principal: str, total: str) -> Path:
         )
 
     rows = [
-        row(ORDER_1, "ItemPrice", "Principal", "100.00"),
+        row(ORDER_1, "ItemPrice", "Principal", first_principal),
         row(ORDER_1, "ItemFees", "Commission", "-15.00"),
         row(ORDER_2, "ItemPrice", "Principal", second_principal),
         row(ORDER_2, "ItemFees", "Commission", "-7.50"),
@@ -446,3 +452,165 @@ def test_a_routed_settlement_pays_in_its_division_at_its_rate_and_reverses_there
         ("1519", Decimal("119.00"), Decimal("1362.82"), rate, False),
     ]
     assert _admin(server.base_url, "GET", "customer-ledger?divi=400")["ledger"] == {"AMZDE": "119.00"}
+
+
+# --- payment differences written off ([m3] payment_write_off, category payment_differences) ---
+
+
+@pytest.mark.parametrize(
+    ("first_principal", "total", "open_after", "written_off", "note"),
+    [
+        # paid 99.98 on 100.00: closed, 0.02 debited to 3741; total 99.98 - 15 + 50 - 7.50
+        ("99.98", "127.48", "0.00", Decimal("0.02"), "net 0.02 USD"),
+        # paid 99.90: 0.10 is beyond the 0.05 limit, a short payment: stays open, nothing written off
+        ("99.90", "127.40", "0.10", None, None),
+        # overpaid 100.03: closed, 0.03 credited to 3741
+        ("100.03", "127.53", "0.00", Decimal("-0.03"), "net -0.03 USD"),
+    ],
+)
+def test_a_few_cents_off_are_written_off_and_a_short_payment_stays_open(
+    prefect_api_url: str,
+    live_m3,
+    tmp_path: Path,
+    first_principal: str,
+    total: str,
+    open_after: str,
+    written_off: Decimal | None,
+    note: str | None,
+) -> None:
+    """Invoices 100.00 and 50.00 (AMZUS); order 1 is paid ``first_principal``, order 2 50.00.
+    Within the default limit 0.05 the payment pays invoice 1 in full: Dr 1519 what Amazon paid,
+    Dr/Cr 3741 the difference, Cr 1510 150.00; the ledger and GL 1510 end at nil. Beyond it the
+    difference stays open on the invoice, on both sides."""
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    _invoice_orders(server.base_url, ionapi)
+    paid = Decimal(first_principal) + Decimal("50.00")
+    result = settlement_reconciliation(
+        files=[str(_settlement(tmp_path, "50.00", total, first_principal))], home=str(home)
+    )
+    (entry,) = result["settlements"]
+    assert entry["status"] == "posted", entry["reasons"]
+    ledger, gl = _ledger(server.base_url)
+    assert ledger == Decimal(open_after) and gl["1510/US"] == ledger  # the ledger and the GL agree
+    assert gl["1519/US"] == 0
+    (reason,) = [r for r in entry["reasons"] if r.startswith("customer ledger")]
+    if written_off is None:
+        assert "3741/US" not in gl and "written off" not in reason, reason
+        assert sorted(_open_items(ionapi).values()) == ["0", "9"]
+        assert sorted(_payment_lines(server.base_url, ionapi)) == [("1510/US", -paid), ("1519/US", paid)]
+    else:
+        assert gl["3741/US"] == written_off
+        assert set(_open_items(ionapi).values()) == {"9"}  # both invoices closed
+        assert f"payment differences of 1 invoice(s) within 0.05 USD each written off to 3741 ({note}" in reason
+        assert sorted(_payment_lines(server.base_url, ionapi)) == sorted(
+            [("1510/US", Decimal("-150.00")), ("1519/US", paid), ("3741/US", written_off)]
+        )
+
+
+def test_a_lost_answer_writes_off_once_and_reversal_pays_the_write_off_back(
+    prefect_api_url: str, live_m3, tmp_path: Path
+) -> None:
+    """Order 1 paid 99.98 (0.02 written off). The charge's answer is lost and then the control's:
+    the batch resumes, M3 refuses the charge (and later the lines) again, so 3741 carries 0.02
+    once. ``m3sync reverse`` pays the batch back with its write-off: invoices open at 150.00
+    again, 3741 and 1519 back to nil."""
+    from flows.connections import open_connections
+    from flows.reversal import reverse_settlement
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    _invoice_orders(server.base_url, ionapi)
+    _admin(
+        server.base_url,
+        "POST",
+        "faults",
+        {"drop_after_commit": 2, "transactions": ["ARS040MI/AddBatchCharge", "ARS040MI/ControlBatch"]},
+    )
+    settlement = _settlement(tmp_path, "50.00", "127.48", "99.98")
+    result = settlement_reconciliation(files=[str(settlement)], home=str(home))
+    (entry,) = result["settlements"]
+    assert entry["status"] == "posted", entry["reasons"]
+    assert _admin(server.base_url, "GET", "faults")["drops_left"] == 0  # every lost answer happened
+    _admin(server.base_url, "DELETE", "faults")
+    ledger, gl = _ledger(server.base_url)
+    assert ledger == 0 and gl["1510/US"] == 0 and gl["1519/US"] == 0
+    assert gl["3741/US"] == Decimal("0.02")  # once, not 0.04
+    assert _admin(server.base_url, "GET", "state")["payment_batches"] == 1
+
+    with open_connections(home, sandbox=False) as connections:
+        reversed_ = reverse_settlement(connections, settlement.stem, date(2024, 10, 28))
+    assert reversed_.status == "reversed", reversed_.reasons
+    ledger, gl = _ledger(server.base_url)
+    assert ledger == Decimal("150.00") and gl["1510/US"] == Decimal("150.00")
+    assert gl["3741/US"] == 0 and gl["1519/US"] == 0
+
+
+def test_write_offs_are_computed_per_invoice_within_the_limit() -> None:
+    """Limit 0.05 (5 cents). Order A: invoice AZ1 100.00 paid 99.98 by its sale plus nothing
+    else -> 0.02 written off. Order B: invoice AZ2 100.00 paid 99.90 -> 0.10 beyond the limit,
+    nothing. Order C: invoice AZ3 100.00 paid 60.00 by its sale and 40.03 by an adjustment ->
+    overpaid 0.03 (the total on the invoice counts), written off on its last allocation, -0.03.
+    Order D: credit note AZ4 -50.00 refunded -49.96 -> -0.04 written off. Order E: invoice AZ5
+    100.00 paid exactly: nothing."""
+    lines = pd.DataFrame(
+        {
+            "order_id": ["A", "B", "C", "C", "D", "E"],
+            "transaction_type": ["Order", "Order", "Order", "Adjustment", "Refund", "Order"],
+            "amount_minor": [9998, 9990, 6000, 4003, -4996, 10000],
+            "account": ["1510"] * 6,
+        }
+    )
+    invoices = pd.DataFrame(
+        {
+            "cuor": ["A", "B", "C", "D", "E"],
+            "ivdt": pd.to_datetime(["2024-10-01"] * 5),
+            "gross_minor": [10000, 10000, 10000, -5000, 10000],
+            "cuno": ["AMZDE"] * 5,
+            "cino": ["AZ1", "AZ2", "AZ3", "AZ4", "AZ5"],
+            "year": [2024] * 5,
+        }
+    )
+    total = 9998 + 9990 + 6000 + 4003 - 4996 + 10000
+    result = allocate_payment(lines, invoices, "1510", total_minor=total, write_off_limit_minor=5)
+    assert [(a.invoice, a.amount_minor, a.write_off_minor) for a in result.allocations] == [
+        ("AZ1", 9998, 2),
+        ("AZ2", 9990, 0),
+        ("AZ3", 4003, 0),  # the adjustment comes first (sorted by transaction type), the sale last
+        ("AZ3", 6000, -3),
+        ("AZ4", -4996, -4),
+        ("AZ5", 10000, 0),
+    ]
+    assert (result.written_off_minor, result.written_off_invoices) == (2 - 3 - 4, 3)
+    assert [a.settles_minor for a in result.allocations if a.invoice == "AZ4"] == [-5000]
+    assert result.allocated_minor == total and result.unallocated_minor == 0  # Amazon's amounts unchanged
+    nothing = allocate_payment(lines, invoices, "1510", total_minor=total)  # limit 0: never
+    assert nothing.written_off_minor == 0 and nothing.written_off_invoices == 0
+
+
+def test_write_off_limit_in_minor_units() -> None:
+    assert limit_in_minor_units(Decimal("0.05"), 2) == 5
+    assert limit_in_minor_units(Decimal("0.059"), 2) == 5  # rounded down: never more than the limit
+    assert limit_in_minor_units(Decimal("0.05"), 0) == 0  # JPY: no write-off finer than one yen
+    assert limit_in_minor_units(Decimal("3"), 0) == 3
+    assert limit_in_minor_units(Decimal("0"), 2) == 0
+
+
+def test_payment_write_off_setting(tmp_path: Path) -> None:
+    from connectors.settings import ConfigurationError, load_settings
+
+    config = tmp_path / "config.toml"
+    base = '[m3]\nbase_url = "http://m3.example"\nuser = "u"\npassword = "p"\n'
+    config.write_text(base)
+    assert load_settings(tmp_path).require_m3().payment_write_off == Decimal("0.05")
+    for given, expected in (('"0.10"', Decimal("0.10")), ('"0"', Decimal(0)), ("0", Decimal(0))):
+        config.write_text(base + f"payment_write_off = {given}\n")
+        assert load_settings(tmp_path).require_m3().payment_write_off == expected
+    for bad in ("0.05", '"a few cents"', '"-0.01"', '"NaN"'):  # a TOML float is binary: not exact
+        config.write_text(base + f"payment_write_off = {bad}\n")
+        with pytest.raises(ConfigurationError, match="payment_write_off") as caught:
+            load_settings(tmp_path).require_m3()
+        assert "\n" not in str(caught.value)

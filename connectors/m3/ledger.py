@@ -2,7 +2,8 @@
 
 Transactions (docs/m3-contract.md "Customer ledger"): ``MRS001MI/LstTransactions`` (does the
 tenant offer ``ARS040MI``), ``ARS200MI/LstInvByDivi`` (the customer ledger's items),
-``ARS040MI/AddBatchHead``, ``AddBatchLine``, ``ControlBatch`` (one payment batch per posting key).
+``ARS040MI/AddBatchHead``, ``AddBatchLine``, ``AddBatchCharge`` (the payment differences written
+off), ``ControlBatch`` (one payment batch per posting key).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 LedgerMode = Literal["allocate", "gl-clearing"]
 PAYMENT_TRANSACTIONS = frozenset({"AddBatchHead", "AddBatchLine", "ControlBatch"})
 BATCH_PAYMENT_TYPE = "1"  # ARS040MI BOPE [ours: the sandbox accepts any; a tenant's own payment type]
+# ARS040MI CHRI of the batch's payment-difference charge [ours: a tenant names its own charge];
+# one charge per batch, so M3 refuses a second one and a resumed batch never writes off twice
+WRITE_OFF_CHARGE = "PAYDIFF"
 SETTLED = "9"  # ARS200MI RECO "9=payed"
 LEDGER_SAMPLE = 500  # ledger items read to tell the set-up: the most recent invoices say it
 NOT_FOUND = "TransactionNotFound"
@@ -45,6 +49,7 @@ class PaymentLine:
     invoice: str  # CINO, the ledger's invoice number (M3's extended invoice number)
     year: int  # INYR
     amount: Decimal  # paid on the invoice; negative for a credit note
+    write_off: Decimal = Decimal(0)  # the invoice's payment difference written off (the line settles both)
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,10 @@ class CustomerPayment:
     """One ARS040MI batch: the settlement paying its invoices, in the invoices' currency.
     ``clearing`` is the accounting string (AIT1..AIT7) the payment debits, which the settlement's
     voucher credits; ``rate`` the exchange rate into the division's local currency sent as each
-    line's ARAT (None: M3's own rate for the accounting date; ARS040MI takes no rate type)."""
+    line's ARAT (None: M3's own rate for the accounting date; ARS040MI takes no rate type).
+    ``write_off_account`` is the accounting string the lines' write-offs are booked to (the
+    batch's charge): the payment's debit is what Amazon paid, the receivable credit each
+    invoice in full."""
 
     key: str
     divi: str
@@ -61,6 +69,11 @@ class CustomerPayment:
     clearing: tuple[str, ...]
     lines: tuple[PaymentLine, ...]
     rate: Decimal | None = None
+    write_off_account: tuple[str, ...] = ()
+
+    @property
+    def written_off(self) -> Decimal:
+        return sum((line.write_off for line in self.lines), Decimal(0))
 
 
 def payment_batch_id(key: str) -> int:
@@ -135,7 +148,7 @@ def _post_batch(m3: M3Operations, payment: CustomerPayment) -> PostedVoucher:
                 "CUNO": line.customer,
                 "CINO": line.invoice,
                 "INYR": line.year,
-                "PYAM": line.amount,
+                "PYAM": line.amount + line.write_off,  # the invoice in full where a difference is written off
                 "CUCD": payment.currency,
                 "ARAT": payment.rate,
                 **{f"AIT{i}": dim for i, dim in enumerate(payment.clearing, start=1) if dim},
@@ -150,9 +163,35 @@ def _post_batch(m3: M3Operations, payment: CustomerPayment) -> PostedVoucher:
         if result.error.code != "XRE0104":
             raise result.error
         booked_before = booked_before or result.error.field == "PBID"  # the batch is updated already
+    if payment.written_off and not booked_before:
+        _add_write_off(m3, payment, base)
     records = m3.client.execute("ARS040MI", "ControlBatch", base, idempotent=True)
     head = records[0] if records else {}
     if not m3_text(head, "VONO"):
         raise M3Error(f"ARS040MI/ControlBatch: payment batch {base['PBID']} booked no voucher")
     voucher = m3.read_voucher(payment.divi, m3_int(head, "YEA4"), m3_text(head, "VONO"))
     return replace(voucher, key=payment.key, already_posted=booked_before)
+
+
+def _add_write_off(m3: M3Operations, payment: CustomerPayment, base: dict[str, FieldValue | None]) -> None:
+    """The batch's payment differences as one charge on ``payment.write_off_account`` (positive:
+    paid short, a debit): M3 refuses a second charge of the batch, so a resumed batch skips it."""
+    if not payment.write_off_account:
+        raise M3Error(f"payment {payment.key}: a write-off needs an account (mapping category payment_differences)")
+    try:
+        m3.client.execute(
+            "ARS040MI",
+            "AddBatchCharge",
+            {
+                **base,
+                "CHRI": WRITE_OFF_CHARGE,
+                "CHAM": payment.written_off,
+                "CUCD": payment.currency,
+                "ARAT": payment.rate,
+                **{f"AIT{i}": dim for i, dim in enumerate(payment.write_off_account, start=1) if dim},
+            },
+        )
+    except M3TransactionError as exc:
+        if exc.code != "XRE0104":
+            raise
+        log.info("payment batch %s already has its write-off (an earlier attempt added it)", base["PBID"])

@@ -222,6 +222,9 @@ PYAM N17.2 Payment amount
 LPDT D10 Payment date
 CKNO A10 Check number
 IRNO A22 Invoice reference number
+CHAM N17.2 Charge amount
+CHRI A10 Charge
+BVTM N17.2 VAT calculation amount
 RECO N1 Internal reconciliation code
 REDE D10 Internal reconciliation date
 TRCD N2 Transaction code
@@ -359,7 +362,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("GLS840MI", "CtrlBatch", "CONO* KEY1* DIVI", "", True),
     ("GLS840MI", "UpdBatch", "CONO* KEY1* DIVI", "CONO", True),  # no voucher: a job books it later
     # Customer ledger (docs/m3-contract.md "Customer ledger"): Infor's names and inputs (m3h5);
-    # the lengths of BOPE, BAAN, TRNO, CKNO, IRNO and what ControlBatch answers are [ours].
+    # the lengths of BOPE, BAAN, TRNO, CKNO, IRNO, CHRI, CHAM, BVTM and what ControlBatch answers are [ours].
     ("ARS200MI", "LstInvoices", "CUNO* CONO AAC0 IVDT", f"{_AR_OUT} CUNO", False),
     ("ARS200MI", "LstInvByDivi", "CONO FDIV TDIV PYNO CUNO AAC0 IVDT", f"{_AR_OUT} CUNO", False),
     ("ARS200MI", "GetInvTotInfo", "PYNO* CINO* INYR* CUNO* DIVI", f"{_AR_OUT} CUNO CUCD CUAM PCUA OCUA", False),
@@ -371,6 +374,9 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
         "",
         True,
     ),
+    # [ours] AIT1..AIT7 on AddBatchCharge: the charge's accounting string (a real tenant takes it
+    # from the accounting rules of charge CHRI)
+    ("ARS040MI", "AddBatchCharge", f"PBID* CHAM* CONO DIVI CHRI CUCD ARAT VTCD VTAM BVTM {_AITS}", "", True),
     ("ARS040MI", "ControlBatch", "PBID* CONO DIVI", "PBID VONO YEA4 JRNO", True),  # [ours] books the batch
     ("MRS001MI", "LstTransactions", "MINM*", "MINM TRNM", False),
     ("MNS150MI", "GetUserData", "USID", "USID NAME CONO DIVI LANC DTFM DCFM TIZO FACI WHLO USTA TX40 CONM", False),

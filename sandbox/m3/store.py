@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS ar_batches (divi TEXT, pbid TEXT, state TEXT NOT NULL
                                        PRIMARY KEY (divi, pbid));
 CREATE TABLE IF NOT EXISTS ar_batch_lines (divi TEXT, pbid TEXT, trno INTEGER, data TEXT NOT NULL,
                                            PRIMARY KEY (divi, pbid, trno));
+CREATE TABLE IF NOT EXISTS ar_batch_charges (divi TEXT, pbid TEXT, chri TEXT, data TEXT NOT NULL,
+                                             PRIMARY KEY (divi, pbid, chri));
 CREATE TABLE IF NOT EXISTS closed_periods (divi TEXT, period TEXT, PRIMARY KEY (divi, period));
 CREATE TABLE IF NOT EXISTS exchange_rates (divi TEXT, cucd TEXT, crtp INTEGER, fdat TEXT, arat TEXT NOT NULL,
                                            PRIMARY KEY (divi, cucd, crtp, fdat));

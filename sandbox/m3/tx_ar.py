@@ -3,8 +3,9 @@ batches (Infor's "Customer payment interface"); docs/m3-contract.md "Customer le
 
 Program, transaction and field names are Infor's (m3h5 metadata); what a batch does when it is
 controlled is ours: ``ControlBatch`` books it (pays each line's item and books one voucher:
-receivable credited, the line's accounting string debited) and answers its voucher; asked again
-it answers the same voucher, never pays twice.
+receivable credited, the line's accounting string debited, each charge debited to its own
+accounting string and deducted from the first line's) and answers its voucher; asked again it
+answers the same voucher, never pays twice.
 """
 
 from __future__ import annotations
@@ -111,6 +112,27 @@ def add_payment_line(call: Call) -> list[Record]:
     return []
 
 
+@mi("ARS040MI", "AddBatchCharge")
+def add_payment_charge(call: Call) -> list[Record]:
+    """A charge on the payment (bank charges, payment differences written off): CHAM is debited to
+    the charge's accounting string and deducted from what the payment debits [ours: one charge per
+    CHRI and batch, so a second is refused; AIT1..AIT7 name the charge's account, required]."""
+    batch = _batch(call)
+    pbid, chri = call.get("PBID"), call.get("CHRI")
+    if batch.get("VONO"):
+        raise nok("XRE0104", "Record already exists: payment batch &1 is already updated", "PBID", pbid)
+    if call.tx.one("SELECT 1 FROM ar_batch_charges WHERE divi = ? AND pbid = ? AND chri = ?", (call.divi, pbid, chri)):
+        raise nok("XRE0104", "Record already exists: charge &1", "CHRI", chri)
+    if not call.get("AIT1"):
+        raise nok("WAIT102", "Accounting dimension 1 must be entered", "AIT1")
+    charge = {k: call.get(k) for k in ("CHRI", "CHAM", "CUCD", "ARAT", *AIT_FIELDS)}
+    call.tx.execute(
+        "INSERT INTO ar_batch_charges (divi, pbid, chri, data) VALUES (?, ?, ?, ?)",
+        (call.divi, pbid, chri, dumps(charge)),
+    )
+    return []
+
+
 @mi("ARS040MI", "ControlBatch")
 def control_payment_batch(call: Call) -> list[Record]:
     batch = _batch(call)
@@ -137,6 +159,18 @@ def control_payment_batch(call: Call) -> list[Record]:
         debit = tuple(line.get(f, "") for f in AIT_FIELDS)
         sums[debit, rate] = sums.get((debit, rate), Decimal(0)) + amount
         sums[credit, rate] = sums.get((credit, rate), Decimal(0)) - amount
+    # Charges: debited to their own string, deducted from the first line's (what was received).
+    first = tuple(lines[0].get(f, "") for f in AIT_FIELDS)
+    charges = call.tx.records(
+        "SELECT data FROM ar_batch_charges WHERE divi = ? AND pbid = ? ORDER BY chri", (call.divi, call.get("PBID"))
+    )
+    for charge in charges:
+        if charge.get("CUCD") and charge["CUCD"] != currency:
+            raise nok("WCUCD01", "Currency differs between lines of payment batch &1", "CUCD", call.get("PBID"))
+        amount, rate = Decimal(charge["CHAM"]), charge.get("ARAT", "")
+        aits = tuple(charge.get(f, "") for f in AIT_FIELDS)
+        sums[aits, rate] = sums.get((aits, rate), Decimal(0)) + amount
+        sums[first, rate] = sums.get((first, rate), Decimal(0)) - amount
     text = f"{PAYMENT_TEXT} {call.get('PBID')}"
     voucher_lines = [
         VoucherLine(aits, amount, currency, acdt, text, arat=rate) for (aits, rate), amount in sums.items() if amount
