@@ -410,7 +410,7 @@ def book_facilitator_tax(mapped: MappedLines, mapping: GLMapping, profile: TaxPr
     """``mapped`` with the tax of the orders Amazon is the facilitator for booked to
     ``facilitator_tax_clearing``, where the profile clears it (``clears_facilitator_tax``): the
     lines of categories with a collected, withheld or output tax role, of every order
-    (``facilitator = true``) or of the orders with a withheld-tax line (``auto``). Lines without an
+    (``facilitator = true``) or of the orders with a withheld-tax line of a non-zero amount (``auto``). Lines without an
     order id count as one order per transaction type. Run once right after mapping (and again,
     finding nothing new, after any stage that re-books lines): every later stage reads the
     category and account from the lines. Unchanged when the mapping has no clearing category
@@ -422,10 +422,15 @@ def book_facilitator_tax(mapped: MappedLines, mapping: GLMapping, profile: TaxPr
     categories = lines["category"]
     cleared = np.asarray(categories.isin([name for name, role in roles.items() if role in CLEARED_ROLES]), dtype=bool)
     if profile.facilitator == FACILITATOR_AUTO and cleared.any():
-        # an order is the facilitator's when it has withheld tax (on the clearing already, on a rerun)
-        withheld = [name for name, role in roles.items() if role == TAX_WITHHELD] + [FACILITATOR_CLEARING]
+        # An order is the facilitator's when Amazon withheld tax on it (a line on the clearing
+        # already, on a rerun). A zero withheld-tax row withholds nothing: EU files carry
+        # MarketplaceFacilitatorVAT-Principal 0.00 on orders whose VAT is the seller's.
+        withheld_categories = [name for name, role in roles.items() if role == TAX_WITHHELD] + [FACILITATOR_CLEARING]
+        withheld = np.asarray(categories.isin(withheld_categories), dtype=bool) & (
+            lines["amount_minor"].to_numpy(dtype=np.int64) != 0
+        )
         orders = _order_keys(lines)
-        cleared = cleared & np.isin(orders, orders[np.asarray(categories.isin(withheld), dtype=bool)])
+        cleared = cleared & np.isin(orders, orders[withheld])
     return mapping.rebooked(mapped, cleared, FACILITATOR_CLEARING)
 
 

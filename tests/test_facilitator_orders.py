@@ -7,7 +7,8 @@ shipped default there) tells them apart by the file's own rows.
 The FR settlement below, worked by hand (EUR; amounts in cents; voucher amounts debit +):
 
     order D-1 (deemed supplier): Principal 60.65, Tax 12.13, MarketplaceFacilitatorVAT -12.13
-    order N-1 (the seller's VAT): Principal 50.00, Tax 10.00               total 120.65
+    order N-1 (the seller's VAT): Principal 50.00, Tax 10.00, MarketplaceFacilitatorVAT 0.00
+                                                                           total 120.65
 
     1510 receivable: 60.65 (D-1, what M3 invoiced net) + 50.00 + 10.00 (N-1, gross) = Cr 120.65
     2615 facilitator clearing: D-1's tax 12.13 - withheld 12.13 = nil      -> no line
@@ -39,6 +40,8 @@ MIXED = [
     ("Order", "ItemWithheldTax", "MarketplaceFacilitatorVAT-Principal", -1213, POSTED, DEEMED),
     ("Order", "ItemPrice", "Principal", 5000, POSTED, OWN),
     ("Order", "ItemPrice", "Tax", 1000, POSTED, OWN),
+    # EU files carry a zero facilitator-VAT row on such orders too: it withholds nothing
+    ("Order", "ItemWithheldTax", "MarketplaceFacilitatorVAT-Principal", 0, POSTED, OWN),
 ]
 
 
