@@ -49,7 +49,7 @@ saying exactly which TOML key or environment variable to set.
     [tax]                          # tax per marketplace (reconciliation/tax_profiles.yaml): overrides
     seller = "outside_eu_uk"       # optional: a registration other than "established in each marketplace's country"
     [tax.DE]
-    facilitator = true
+    facilitator = true             # every order; "auto" (shipped): orders with withheld tax; false: none
     fee_vat = { treatment = "included", rate = "0.19", vat_code = "21" }   # at every date
     # or dated treatments: [[tax.DE.fee_vat]] tables, each after the first with from = 2024-08-01
 

@@ -203,7 +203,7 @@ def _settle(
                 connections, settlement, prepared.gates.vouchers, audits, fx_accounts(mapping)
             )
             progress.posting = steps.settle_customer_ledger(
-                connections, prepared, invoices, progress.posting, ledger, mapping, options.tax
+                connections, prepared, invoices, progress.posting, ledger, mapping
             )
         except M3Error as exc:  # unreachable or rejecting us; M3's refusals of a voucher are answers, not errors
             progress.posting = PostingResult(

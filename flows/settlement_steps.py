@@ -89,7 +89,7 @@ from reconciliation.parse import (
     read_settlement_file,
 )
 from reconciliation.pipeline import PreparedSettlement, prepare_settlement, with_invoice_policy
-from reconciliation.tax import TaxProfiles, facilitator_cleared_lines, tax_profiles
+from reconciliation.tax import TaxProfiles, tax_profiles
 from reconciliation.vouchers import (
     Voucher,
     at_version,
@@ -722,7 +722,6 @@ def settle_customer_ledger(
     posting: PostingResult,
     ledger: LedgerChoice,
     mapping: GLMapping,
-    tax: TaxProfiles | None = None,
 ) -> PostingResult:
     """After the vouchers: the settlement pays its invoices in M3's customer ledger (``allocate``),
     each payment batch exactly once (``post_entry``), in the settlement's division at the rate its
@@ -741,13 +740,13 @@ def settle_customer_ledger(
         )
         return dataclasses.replace(posting, notes=(*posting.notes, note))
     settlement = prepared.settlement
-    lines = prepared.mapped.lines
-    # Tax the profile books to the facilitator clearing is not the customer's to pay (M3 invoiced net).
-    profile = (tax or tax_profiles())[prepared.mapped.marketplace_code]
-    lines = lines[~facilitator_cleared_lines(lines, mapping, profile.clears_facilitator_tax(mapping.invoices_in_m3))]
+    # Lines by their account: tax the profile booked to the facilitator clearing is not the
+    # customer's to pay (M3 invoiced those orders net); other orders' tax is (gross invoices).
     write_off = write_off_target(mapping, ledger, prepared.mapped.marketplace_code, settlement.currency)
     limit_minor = limit_in_minor_units(ledger.write_off_limit, settlement.decimals) if write_off else 0
-    allocation = allocate_payment(lines, invoices, ledger.receivable_account, settlement.total_minor, limit_minor)
+    allocation = allocate_payment(
+        prepared.mapped.lines, invoices, ledger.receivable_account, settlement.total_minor, limit_minor
+    )
     posted, refused = list(posting.posted), list(posting.refused)
     clearing = clearing_string(vouchers, ledger.clearing_account)
     m3 = connections.require_m3()

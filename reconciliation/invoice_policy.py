@@ -16,11 +16,11 @@ choice to the mapped lines, after reconciliation and before the vouchers are bui
   too: the order was never invoiced, so no credit note can follow) posts to
   ``missing_invoice_suspense`` instead of the receivable, withheld tax again excepted.
 
-Where the marketplace's tax profile clears facilitator tax (``reconciliation.tax``: Amazon
-collects and remits it and M3 invoices net), the tax lines of those orders (categories whose
-``tax_roles`` role is cleared) keep their category too: the profile books them to
-``facilitator_tax_clearing`` with the withheld tax, so the two still net to nil; only a VAT
-marketplace's refunded tax reverses output tax on ``sales_returns_tax``.
+Tax lines the marketplace's tax profile booked to ``facilitator_tax_clearing`` before this stage
+(``reconciliation.tax.book_facilitator_tax``: the orders Amazon collects and remits the tax for,
+where M3 invoices them net) stay there with the withheld tax, so the two still net to nil; only
+the refunded tax of an order the seller charged the tax on reverses output tax on
+``sales_returns_tax``.
 
 A mapping whose ``invoices_in_m3`` is false (the ``summary`` preset: the settlement is the
 sales journal) has no order waiting for an M3 document: nothing is held or moved.
@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 
 from reconciliation.gates import GateFailure
-from reconciliation.mapping import MAPPED_COLUMNS, GLMapping, MappedLines, normalise_key
+from reconciliation.mapping import GLMapping, MappedLines, normalise_key
 from reconciliation.matching import REFUND_TRANSACTION_TYPE, Reconciliation, sales_lines
 from reconciliation.model import exact_sum, format_minor
-from reconciliation.tax import facilitator_cleared_lines
+from reconciliation.tax import FACILITATOR_CLEARING
 
 GATE_INVOICES = "invoices"
 RefundsWithoutCredit = Literal["hold", "returns"]
@@ -90,11 +90,9 @@ def apply_invoice_policy(
     policy: InvoicePolicy,
     *,
     decimals: int,
-    clears_facilitator_tax: bool = False,
 ) -> InvoicePolicyResult:
-    """Hold, or move to the chosen categories, the lines of orders without an M3 document.
-    ``clears_facilitator_tax``: the marketplace's tax profile books the collected and withheld
-    tax to the facilitator clearing (``TaxProfile.clears_facilitator_tax``); those lines stay."""
+    """Hold, or move to the chosen categories, the lines of orders without an M3 document (never
+    the lines the tax profile booked to the facilitator clearing: those stay)."""
     if not mapping.invoices_in_m3:
         return InvoicePolicyResult(mapped)
     orders = reconciliation.orders
@@ -103,8 +101,7 @@ def apply_invoice_policy(
     money = _Money(decimals, mapped.currency)
     holds: list[GateFailure] = []
     notes: list[str] = []
-    lines = mapped.lines
-    cleared = facilitator_cleared_lines(lines, mapping, clears_facilitator_tax)
+    moved = mapped
     if not missing.empty:
         what = f"{_orders(missing)} without an M3 invoice (sold {money(missing['settled_minor'])})"
         if policy.missing_invoices == "hold":
@@ -114,8 +111,8 @@ def apply_invoice_policy(
             if absent:
                 holds.append(GateFailure(GATE_INVOICES, f"{what}: {absent}"))
             else:
-                receivable = _receivable_lines(lines, missing["order_id"]) & ~cleared
-                lines = _moved(lines, receivable, MISSING_INVOICE_SUSPENSE, mapping, mapped)
+                receivable = _receivable_lines(moved.lines, missing["order_id"])
+                moved = mapping.rebooked(moved, receivable, MISSING_INVOICE_SUSPENSE)
                 notes.append(f"{what} posted to {_account(mapping, MISSING_INVOICE_SUSPENSE)} by choice (suspense)")
     if not refunds.empty:
         what = f"refunds of {_orders(refunds)} without an M3 credit note (refunded {money(-refunds['refunded_minor'])})"
@@ -126,24 +123,23 @@ def apply_invoice_policy(
             if absent:
                 holds.append(GateFailure(GATE_INVOICES, f"{what}: {absent}"))
             else:
+                lines = moved.lines
                 refunded = _receivable_lines(lines, refunds["order_id"]) & (
                     lines["transaction_type"] == REFUND_TRANSACTION_TYPE
                 ).to_numpy(dtype=bool)
                 tax = _tax_lines(lines)
-                lines = _moved(lines, refunded & ~tax & ~cleared, SALES_RETURNS, mapping, mapped)
-                lines = _moved(lines, refunded & tax & ~cleared, SALES_RETURNS_TAX, mapping, mapped)
-                tax_booked = (
-                    "tax on the facilitator clearing"
-                    if clears_facilitator_tax
-                    else f"tax reversed on {_account(mapping, SALES_RETURNS_TAX)}"
-                )
+                moved = mapping.rebooked(moved, refunded & ~tax, SALES_RETURNS)
+                moved = mapping.rebooked(moved, refunded & tax, SALES_RETURNS_TAX)
+                facilitator_tax = _receivable_lines(lines, refunds["order_id"], cleared=True).any()
+                booked = [f"tax reversed on {_account(mapping, SALES_RETURNS_TAX)}"] if (refunded & tax).any() else []
+                booked += ["facilitator tax on the facilitator clearing"] if facilitator_tax else []
+                tax_booked = " and ".join(booked) or "no tax"
                 notes.append(
                     f"{what} posted as sales returns ({_account(mapping, SALES_RETURNS)}; {tax_booked}) "
                     "by choice (returns)"
                 )
-    if lines is mapped.lines and not holds:
+    if moved is mapped and not holds:
         return InvoicePolicyResult(mapped)
-    moved = MappedLines(lines, mapped.unmapped, mapped.marketplace_code, mapped.currency)
     return InvoicePolicyResult(moved, tuple(holds), tuple(notes))
 
 
@@ -191,11 +187,13 @@ def _account(mapping: GLMapping, category: str) -> str:
     return f"{category} {mapping.categories[category].account}"
 
 
-def _receivable_lines(lines: pd.DataFrame, order_ids: pd.Series) -> np.ndarray:
-    """The sales lines of these orders that an M3 document would carry: not the withheld tax."""
+def _receivable_lines(lines: pd.DataFrame, order_ids: pd.Series, *, cleared: bool = False) -> np.ndarray:
+    """The sales lines of these orders that an M3 document would carry: not the withheld tax, nor
+    the tax the profile booked to the facilitator clearing (``cleared``: those instead)."""
     of_orders = np.asarray(lines["order_id"].isin(order_ids), dtype=bool)
     not_withheld = np.asarray(lines["amount_type"] != _WITHHELD_TAX, dtype=bool)
-    receivable: np.ndarray = sales_lines(lines) & of_orders & not_withheld
+    on_clearing = np.asarray(lines["category"] == FACILITATOR_CLEARING, dtype=bool)
+    receivable: np.ndarray = sales_lines(lines) & of_orders & not_withheld & (on_clearing if cleared else ~on_clearing)
     return receivable
 
 
@@ -206,14 +204,3 @@ def _tax_lines(lines: pd.DataFrame) -> np.ndarray:
     distinct = descriptions.unique()
     taxed = {d for d in distinct if "TAX" in normalise_key(d)}
     return np.asarray(descriptions.isin(taxed), dtype=bool)
-
-
-def _moved(
-    lines: pd.DataFrame, rows: np.ndarray, category: str, mapping: GLMapping, mapped: MappedLines
-) -> pd.DataFrame:
-    """``lines`` with ``rows`` booked to ``category`` (its account and dimensions)."""
-    if not rows.any():
-        return lines
-    account, dimensions = mapping.account_for(category, mapped.marketplace_code, mapped.currency)
-    values = dict(zip(MAPPED_COLUMNS, (category, account, *dimensions)))
-    return lines.assign(**{column: lines[column].mask(rows, value) for column, value in values.items()})

@@ -189,6 +189,20 @@ class GLMapping:
         cat = self.categories[category]
         return cat.account, cat.resolve(marketplace_code, currency, channel)
 
+    def rebooked(self, mapped: MappedLines, rows: np.ndarray, category: str) -> MappedLines:
+        """``mapped`` with the lines ``rows`` selects booked to ``category``: its account and
+        dimensions in the ``MAPPED_COLUMNS``, as a rule mapping them there would have set them. Later
+        stages re-book lines this way (the tax profile's facilitator orders, the accountant's choice
+        for orders without an M3 document), so every stage after them sees one truth."""
+        if not rows.any():
+            return mapped
+        lines = mapped.lines
+        account, dimensions = self.account_for(category, mapped.marketplace_code, mapped.currency)
+        values = dict(zip(MAPPED_COLUMNS, (category, account, *dimensions)))
+        return replace(
+            mapped, lines=lines.assign(**{column: lines[column].mask(rows, value) for column, value in values.items()})
+        )
+
     def keeps_gross(self, category: str) -> bool:
         """Whether a voucher keeps this category's debits and credits as separate lines."""
         return self.gross_lines and self.categories[category].gross

@@ -1,7 +1,8 @@
 """The pure stages of settling one settlement, before anything talks to M3.
 
-marketplace -> validate (pandera) -> map to GL -> gates (sum, mapping, voucher balance,
-period) -> vouchers. Each stage's result is kept for the workbook; errors are data, not
+marketplace -> validate (pandera) -> map to GL -> facilitator tax (the orders Amazon collects
+the tax for, booked to the clearing: ``reconciliation.tax.book_facilitator_tax``) -> gates (sum,
+mapping, voucher balance, period) -> vouchers. Each stage's result is kept for the workbook; errors are data, not
 exceptions.
 
 The marketplace stage decides which marketplace the settlement books to (its rows, else the
@@ -18,12 +19,12 @@ from datetime import date
 
 from reconciliation.gates import GateFailure, GateOutcome, check_gates
 from reconciliation.invoice_policy import InvoicePolicy, apply_invoice_policy
-from reconciliation.mapping import GLMapping, MappedLines
+from reconciliation.mapping import GLMapping, MappedLines, marketplace_code
 from reconciliation.marketplaces import MarketplaceResolution, resolve_marketplace
 from reconciliation.matching import Reconciliation
 from reconciliation.model import Settlement
 from reconciliation.schemas import ValidationReport, validate_settlement
-from reconciliation.tax import TaxProfiles, tax_profiles
+from reconciliation.tax import TaxProfiles, book_facilitator_tax, tax_profiles
 
 GATE_MARKETPLACE = "marketplace"
 # {marketplace} in the dimensions of a settlement whose marketplace could not be told. It is
@@ -73,9 +74,20 @@ def prepare_settlement(
         settlement = replace(settlement, marketplace=resolution.marketplace.name)
     code = resolution.marketplace.code if resolution.marketplace is not None else UNRESOLVED_MARKETPLACE_CODE
     validation = validate_settlement(settlement)
-    mapped = mapping.map_lines(settlement.lines, code, currency=settlement.currency)
+    mapped = map_settlement_lines(settlement, mapping, tax, code)
     gates = _gates(settlement, mapped, mapping, resolution, (), closed_periods, first_open_period, already_posted, tax)
     return PreparedSettlement(settlement, validation, mapped, gates, resolution)
+
+
+def map_settlement_lines(
+    settlement: Settlement, mapping: GLMapping, tax: TaxProfiles | None = None, code: str | None = None
+) -> MappedLines:
+    """The settlement's lines mapped to GL categories for marketplace ``code`` (the settlement's
+    own when None), with the facilitator orders' tax booked to the clearing as the marketplace's
+    tax profile says (``tax``, the shipped profiles when None): what vouchers are built from."""
+    code = marketplace_code(settlement.marketplace) if code is None else code
+    mapped = mapping.map_lines(settlement.lines, code, currency=settlement.currency)
+    return book_facilitator_tax(mapped, mapping, (tax or tax_profiles())[code])
 
 
 def with_invoice_policy(
@@ -94,20 +106,15 @@ def with_invoice_policy(
     the chosen categories and the gates and vouchers built again (the same arguments as
     ``prepare_settlement``). Unchanged when every order has its M3 document."""
     settlement = prepared.settlement
-    profile = (tax or tax_profiles())[prepared.mapped.marketplace_code]
-    result = apply_invoice_policy(
-        prepared.mapped,
-        reconciliation,
-        mapping,
-        policy,
-        decimals=settlement.decimals,
-        clears_facilitator_tax=profile.clears_facilitator_tax(mapping.invoices_in_m3),
-    )
+    result = apply_invoice_policy(prepared.mapped, reconciliation, mapping, policy, decimals=settlement.decimals)
     if not result.changed:
         return prepared
+    # the lines re-booked (a refund's tax reversal has the output role) go through the profile again
+    profile = (tax or tax_profiles())[prepared.mapped.marketplace_code]
+    mapped = book_facilitator_tax(result.mapped, mapping, profile)
     gates = _gates(
         settlement,
-        result.mapped,
+        mapped,
         mapping,
         prepared.marketplace,
         result.holds,
@@ -116,7 +123,7 @@ def with_invoice_policy(
         already_posted,
         tax,
     )
-    return replace(prepared, mapped=result.mapped, gates=gates, notes=result.notes)
+    return replace(prepared, mapped=mapped, gates=gates, notes=result.notes)
 
 
 def _gates(

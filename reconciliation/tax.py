@@ -4,11 +4,16 @@ A ``TaxProfile`` per marketplace code (shipped defaults with their sources in
 ``reconciliation/tax_profiles.yaml``; ``HOME/config.toml`` overrides them, ``[tax] seller``
 picks a registration other than "established in the marketplace's country") says:
 
-- ``facilitator``: Amazon collects and remits the tax on sales. Unless M3's invoices carry that
-  tax (``m3_invoices = "gross"`` under a mapping whose settlement settles M3 invoices), the
-  collected tax and the withheld tax that takes it back book to ``facilitator_tax_clearing``,
-  which nets to nil; with gross invoices they follow the mapping (the collected tax settles the
-  receivable, the withheld tax reverses the output tax M3 booked);
+- ``facilitator``: whether Amazon collects and remits the tax on sales: ``true`` for every order
+  (US), ``false`` for none, ``auto`` per order, from the file: an order with a withheld-tax line
+  (a category with the ``withheld`` role: ItemWithheldTax, MarketplaceFacilitatorTax-*/VAT-*) is
+  one Amazon is the facilitator or deemed supplier for (EU/UK sellers' mixed files: non-established
+  sellers' and low-value import orders), its refunds too (matched by order id). Unless M3's
+  invoices carry that tax (``m3_invoices = "gross"`` under a mapping whose settlement settles M3
+  invoices), the collected and the withheld tax lines of those orders are booked to
+  ``facilitator_tax_clearing``, which nets to nil (``book_facilitator_tax``, a stage on the mapped
+  lines, so vouchers, the invoice policy and the customer ledger see the same lines); other
+  orders' tax follows the mapping (it settles the receivable of M3's gross invoice);
 - ``fee_vat``: the tax Amazon charges on its fees (``FEE_VAT_TREATMENTS``); it applies to the
   mapping's categories marked ``tax: fee``. It may change over time: a list of treatments, each
   after the first with a ``from`` date; a voucher takes the one in force on its accounting date
@@ -17,9 +22,9 @@ picks a registration other than "established in the marketplace's country") says
   taxed by that row: no treatment adds tax to it again (``reconciliation.vouchers``);
 - ``output_vat_code``: the M3 VAT code of output-tax lines (categories marked ``tax: output``).
 
-``apply_tax_profile`` works on a voucher's (period, category, channel) sums, before accounts are
-summed, so every figure is per voucher and per category (and per side of a category the mapping
-keeps gross); it keeps each period's total, so the month split's carry-over is unchanged.
+``apply_tax_profile`` applies the fee VAT to a voucher's (period, category, channel) sums, before
+accounts are summed, so every figure is per voucher and per category (and per side of a category
+the mapping keeps gross); it keeps each period's total, so the month split's carry-over is unchanged.
 Rounding (``ROUND_HALF_UP`` in the minor unit): included tax = gross x rate / (1 + rate),
 reverse charge = net x rate, as on Amazon's fee invoice, whose tax is computed on its total
 rather than per fee row.
@@ -34,7 +39,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,9 +48,12 @@ import yaml
 from reconciliation.marketplaces import MARKETPLACES
 
 if TYPE_CHECKING:  # mapping imports this module's tax roles
-    from reconciliation.mapping import GLMapping
+    from reconciliation.mapping import GLMapping, MappedLines
 
 FEE_VAT_TREATMENTS = ("included", "reverse_charge", "separate_rows", "none")
+# facilitator: per order, from the file (an order with withheld tax is a facilitator order)
+FACILITATOR_AUTO = "auto"
+Facilitator = bool | Literal["auto"]
 M3_INVOICES = ("net", "gross")
 # Category roles a GL mapping may give (``tax:`` on a category).
 TAX_COLLECTED, TAX_WITHHELD, TAX_OUTPUT, TAX_FEE = "collected", "withheld", "output", "fee"
@@ -88,7 +96,7 @@ class FeeVat:
 @dataclass(frozen=True)
 class TaxProfile:
     marketplace: str
-    facilitator: bool = False
+    facilitator: Facilitator = False
     m3_invoices: str = "gross"  # M3_INVOICES
     fee_vat: FeeVat = FeeVat()  # in force until the first of fee_vat_from (always, when there is none)
     output_vat_code: str = ""
@@ -110,12 +118,13 @@ class TaxProfile:
     @property
     def invoices_withheld_tax(self) -> bool:
         """M3's invoices carry the tax Amazon withholds as facilitator (facilitator, invoiced gross)."""
-        return self.facilitator and self.m3_invoices == "gross"
+        return self.facilitator is not False and self.m3_invoices == "gross"
 
     def clears_facilitator_tax(self, invoices_in_m3: bool) -> bool:
-        """Whether collected and withheld tax net on the clearing account: Amazon owes the tax and
-        no M3 invoice booked it (M3 invoices net, or M3 does not invoice at all)."""
-        return self.facilitator and not (invoices_in_m3 and self.m3_invoices == "gross")
+        """Whether the facilitator orders' collected and withheld tax net on the clearing account:
+        Amazon owes the tax and no M3 invoice booked it (M3 invoices them net, or M3 does not
+        invoice at all). Which orders those are: ``facilitator``."""
+        return self.facilitator is not False and not (invoices_in_m3 and self.m3_invoices == "gross")
 
 
 NO_TAX_PROFILE = TaxProfile("")  # a marketplace with no profile (unresolved: such a settlement is held)
@@ -142,29 +151,31 @@ def apply_tax_profile(
     *,
     invoices_in_m3: bool = True,
 ) -> list[CategorySums]:
-    """``sums`` after the profile: facilitator tax moved to the clearing category, fee sums split
-    (included) or joined by the self-assessment pair (reverse charge). ``roles`` is each category's
-    ``tax:`` role; ``categories`` the mapping's categories. Each side (positive, negative) is
-    treated on its own, so a category kept gross keeps its sides; amounts keep the settlement's
-    sign (a fee is negative) and each period's total is unchanged."""
+    """``sums`` after the profile's fee VAT: fee sums split (included) or joined by the
+    self-assessment pair (reverse charge). ``roles`` is each category's ``tax:`` role;
+    ``categories`` the mapping's categories. Each side (positive, negative) is treated on its own,
+    so a category kept gross keeps its sides; amounts keep the settlement's sign (a fee is
+    negative) and each period's total is unchanged. Facilitator tax is on the clearing already
+    (``book_facilitator_tax``); tax that should be there and is not, because the mapping has no
+    clearing category, is refused here (``TaxSetupError``), naming the category."""
     sums = list(sums)
     clears = profile.clears_facilitator_tax(invoices_in_m3)
     treatment = profile.fee_vat.treatment
-    needed = _needed_categories(sums, roles, clears, treatment)
+    # true: every order's tax is the facilitator's; auto: an order's withheld tax makes it so
+    facilitator_roles = CLEARED_ROLES if profile.facilitator is True else frozenset((TAX_WITHHELD,))
+    needed = _needed_categories(sums, roles, facilitator_roles if clears else frozenset(), treatment)
     missing = [name for name in needed if name not in set(categories)]
     if missing:
         several = len(missing) > 1
         raise TaxSetupError(
             f"the GL mapping has no categor{'ies' if several else 'y'} {', '.join(missing)}, which the "
-            f"{profile.marketplace} tax profile books to ({_why(clears, treatment)}); add "
+            f"{profile.marketplace} tax profile books to ({_why(FACILITATOR_CLEARING in needed, treatment)}); add "
             f"{'them' if several else 'it'} to the mapping or change [tax.{profile.marketplace}] in config.toml"
         )
     rate = profile.fee_vat.rate
 
     def after_profile(category: str, amount: int) -> list[tuple[str, int]]:
         role = roles.get(category, "")
-        if clears and role in CLEARED_ROLES:
-            return [(FACILITATOR_CLEARING, amount)]
         if role == TAX_FEE and treatment == "included":
             tax = _round_half_up(Decimal(amount) * rate / (1 + rate))
             return [(category, amount - tax), (INPUT_TAX, tax)]
@@ -197,10 +208,12 @@ def vat_code_for(category: str, role: str, profile: TaxProfile) -> str:
     return ""
 
 
-def _needed_categories(sums: list[CategorySums], roles: Mapping[str, str], clears: bool, treatment: str) -> list[str]:
+def _needed_categories(
+    sums: list[CategorySums], roles: Mapping[str, str], facilitator_roles: frozenset[str], treatment: str
+) -> list[str]:
     present = {roles.get(category, "") for _, category, _, positive, negative in sums if positive or negative}
     needed = []
-    if clears and present & CLEARED_ROLES:
+    if present & facilitator_roles:
         needed.append(FACILITATOR_CLEARING)
     if TAX_FEE in present and treatment == "included":
         needed.append(INPUT_TAX)
@@ -290,8 +303,8 @@ def _with_fields(profile: TaxProfile, fields: Mapping[str, Any], where: str) -> 
     for key, value in fields.items():
         path = f"{where} {key}"
         if key == "facilitator":
-            if not isinstance(value, bool):
-                raise TaxProfileError(f"{path}: must be true or false, got {value!r}")
+            if not (isinstance(value, bool) or value == FACILITATOR_AUTO):
+                raise TaxProfileError(f'{path}: must be true, false or "{FACILITATOR_AUTO}", got {value!r}')
             changes[key] = value
         elif key == "m3_invoices":
             changes[key] = _choice(value, M3_INVOICES, path)
@@ -393,11 +406,43 @@ def _vat_code(value: Any, path: str) -> str:
     return text
 
 
-def facilitator_cleared_lines(lines: pd.DataFrame, mapping: GLMapping, clears: bool) -> np.ndarray:
-    """Per line: whether the tax profile books it to the facilitator clearing (its category has a
-    collected, withheld or output tax role, and ``clears``: ``TaxProfile.clears_facilitator_tax``).
-    Such lines never settle the customer receivable, whatever account their category names."""
-    if not clears:
-        return np.zeros(len(lines), dtype=bool)
-    cleared = [name for name, category in mapping.categories.items() if category.tax in CLEARED_ROLES]
-    return np.asarray(lines["category"].isin(cleared), dtype=bool)
+def book_facilitator_tax(mapped: MappedLines, mapping: GLMapping, profile: TaxProfile) -> MappedLines:
+    """``mapped`` with the tax of the orders Amazon is the facilitator for booked to
+    ``facilitator_tax_clearing``, where the profile clears it (``clears_facilitator_tax``): the
+    lines of categories with a collected, withheld or output tax role, of every order
+    (``facilitator = true``) or of the orders with a withheld-tax line of a non-zero amount (``auto``). Lines without an
+    order id count as one order per transaction type. Run once right after mapping (and again,
+    finding nothing new, after any stage that re-books lines): every later stage reads the
+    category and account from the lines. Unchanged when the mapping has no clearing category
+    (``apply_tax_profile`` then refuses the vouchers, naming it)."""
+    if not profile.clears_facilitator_tax(mapping.invoices_in_m3) or FACILITATOR_CLEARING not in mapping.categories:
+        return mapped
+    lines = mapped.lines
+    roles = {name: category.tax for name, category in mapping.categories.items()}
+    categories = lines["category"]
+    cleared = np.asarray(categories.isin([name for name, role in roles.items() if role in CLEARED_ROLES]), dtype=bool)
+    if profile.facilitator == FACILITATOR_AUTO and cleared.any():
+        # An order is the facilitator's when Amazon withheld tax on it (a line on the clearing
+        # already, on a rerun). A zero withheld-tax row withholds nothing: EU files carry
+        # MarketplaceFacilitatorVAT-Principal 0.00 on orders whose VAT is the seller's.
+        withheld_categories = [name for name, role in roles.items() if role == TAX_WITHHELD] + [FACILITATOR_CLEARING]
+        withheld = np.asarray(categories.isin(withheld_categories), dtype=bool) & (
+            lines["amount_minor"].to_numpy(dtype=np.int64) != 0
+        )
+        orders = _order_keys(lines)
+        cleared = cleared & np.isin(orders, orders[withheld])
+    return mapping.rebooked(mapped, cleared, FACILITATOR_CLEARING)
+
+
+def _order_keys(lines: pd.DataFrame) -> np.ndarray:
+    """One integer per line naming its order: the order id's code (>= 0), or, for a line without
+    an order id, one negative code per transaction type."""
+    from reconciliation.mapping import factorize_text  # here: mapping imports this module
+
+    orders, ids = factorize_text(lines["order_id"])
+    without_id = orders < 0
+    if "" in ids:
+        without_id |= orders == ids.index("")
+    types, _ = factorize_text(lines["transaction_type"])
+    keys: np.ndarray = np.where(without_id, -2 - types, orders)
+    return keys

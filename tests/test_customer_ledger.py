@@ -48,6 +48,17 @@ _ids = count(1)
 
 
 def _settlement(tmp_path: Path, second_principal: str, total: str, first_principal: str = "100.00") -> Path:
+    rows = [
+        (ORDER_1, "ItemPrice", "Principal", first_principal),
+        (ORDER_1, "ItemFees", "Commission", "-15.00"),
+        (ORDER_2, "ItemPrice", "Principal", second_principal),
+        (ORDER_2, "ItemFees", "Commission", "-7.50"),
+    ]
+    return _settlement_of(tmp_path, rows, total)
+
+
+def _settlement_of(tmp_path: Path, orders: list[tuple[str, str, str, str]], total: str) -> Path:
+    """An Amazon.com settlement file of Order rows (order id, amount type, description, amount)."""
     sid = f"2000000000{next(_ids)}"
     first = (
         f"{sid}\t2024-10-09 14:28:38 UTC\t2024-10-23 14:28:39 UTC\t2024-10-25 14:28:39 UTC\t{total}\tUSD" + "\t" * 18
@@ -59,12 +70,7 @@ def _settlement(tmp_path: Path, second_principal: str, total: str, first_princip
             f"AFN\t2024-10-18\t2024-10-18 02:58:02 UTC\t9000001\t\t\tSKU-1\t1\t"
         )
 
-    rows = [
-        row(ORDER_1, "ItemPrice", "Principal", first_principal),
-        row(ORDER_1, "ItemFees", "Commission", "-15.00"),
-        row(ORDER_2, "ItemPrice", "Principal", second_principal),
-        row(ORDER_2, "ItemFees", "Commission", "-7.50"),
-    ]
+    rows = [row(*order) for order in orders]
     path = tmp_path / f"{sid}.tsv"
     path.write_text("\n".join([HEADER, first, *rows]) + "\n", encoding="utf-8")
     return path
@@ -76,8 +82,8 @@ def _admin(base_url: str, method: str, path: str, body: dict | None = None) -> d
     return answer.json()
 
 
-def _invoice_orders(base_url: str, ionapi: Path) -> None:
-    """AMZUS orders ORDER_1 at 100.00 and ORDER_2 at 50.00, invoiced on 2024-10-15."""
+def _invoice_orders(base_url: str, ionapi: Path, prices: tuple[str, str] = ("100.00", "50.00")) -> None:
+    """AMZUS orders ORDER_1 and ORDER_2 at ``prices`` (100.00 and 50.00), invoiced on 2024-10-15."""
     with M3Client.from_ionapi(ionapi) as client:
         ops = M3Operations(client, "brief", divi="AAA")
         itno = client.execute("MMS080MI", "LstItemBal", {"WHLO": "100"}, maxrecs=1)[0]["ITNO"]
@@ -90,7 +96,7 @@ def _invoice_orders(base_url: str, ionapi: Path) -> None:
                     lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal(price)),),
                 )
             ).orno
-            for cuor, price in ((ORDER_1, "100.00"), (ORDER_2, "50.00"))
+            for cuor, price in zip((ORDER_1, ORDER_2), prices)
         ]
     _admin(base_url, "POST", "advance", {"to": "77", "orders": ornos, "date": "20241015"})
 
@@ -152,6 +158,46 @@ def test_settlement_pays_both_invoices_and_ledger_agrees_with_gl(
         ("1519/US", Decimal("150.00")),
     ]
     assert _admin(server.base_url, "GET", "state")["payment_batches"] == 1
+
+
+def test_a_mixed_settlement_pays_the_facilitator_order_net_and_the_other_gross(
+    prefect_api_url: str, live_m3, tmp_path: Path
+) -> None:
+    """``[tax.US] facilitator = "auto"``: Amazon is the facilitator only for the order with withheld
+    tax, as on the EU marketplaces (the sandbox's US orders carry no VAT, so M3's invoices are what
+    the test sets). ORDER_1 (facilitator): Principal 60.65, Tax 12.13, withheld -12.13; M3 invoiced
+    it net, 60.65. ORDER_2 (the seller's tax): Principal 50.00, Tax 10.00; M3 invoiced 60.00 with
+    the tax. Total 120.65. The voucher credits the payment clearing 1519 with 60.65 + 60.00 =
+    120.65 and debits 1930 with 120.65; the facilitator clearing 2615 takes 12.13 - 12.13 = nil.
+    The payment pays 60.65 and 60.00 to the two invoices (with ORDER_1's tax it would overpay it
+    by 12.13 and leave 12.13 on 1519): ledger AMZUS 0.00 = GL 1510/US."""
+    from flows.settlement import settlement_reconciliation
+
+    server, configure, ionapi = live_m3
+    home = configure("brief")
+    with (home / "config.toml").open("a", encoding="utf-8") as config:
+        config.write('[tax.US]\nfacilitator = "auto"\n')
+    _invoice_orders(server.base_url, ionapi, ("60.65", "60.00"))
+    rows = [
+        (ORDER_1, "ItemPrice", "Principal", "60.65"),
+        (ORDER_1, "ItemPrice", "Tax", "12.13"),
+        (ORDER_1, "ItemWithheldTax", "MarketplaceFacilitatorTax-Principal", "-12.13"),
+        (ORDER_2, "ItemPrice", "Principal", "50.00"),
+        (ORDER_2, "ItemPrice", "Tax", "10.00"),
+    ]
+    result = settlement_reconciliation(files=[str(_settlement_of(tmp_path, rows, "120.65"))], home=str(home))
+    (entry,) = result["settlements"]
+    assert entry["status"] == "posted", entry["reasons"]
+    assert set(_open_items(ionapi).values()) == {"9"}  # both invoices paid in full
+    ledger, gl = _ledger(server.base_url)
+    assert ledger == Decimal("0.00") and gl["1510/US"] == ledger
+    assert gl["1519/US"] == 0 and gl["1930/US"] == Decimal("120.65")
+    assert gl.get("2615/US", Decimal(0)) == 0 and "2610/US" not in gl
+    # both invoices closed by one payment of 120.65 = 60.65 + 60.00: each took exactly its amount
+    assert sorted(_payment_lines(server.base_url, ionapi)) == [
+        ("1510/US", Decimal("-120.65")),
+        ("1519/US", Decimal("120.65")),
+    ]
 
 
 def test_partial_payment_leaves_the_residue_open_on_both_sides(prefect_api_url: str, live_m3, tmp_path: Path) -> None:

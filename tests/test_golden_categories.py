@@ -16,7 +16,7 @@ from _settlement_builders import make_settlement
 
 from reconciliation.mapping import load_mapping, parse_mapping
 from reconciliation.parse import read_settlement_file
-from reconciliation.pipeline import prepare_settlement
+from reconciliation.pipeline import map_settlement_lines, prepare_settlement
 from reconciliation.tax import tax_profiles
 from reconciliation.vouchers import build_vouchers
 
@@ -271,7 +271,7 @@ def _sale_and_refund():
 
 
 def _lines(settlement, mapping):
-    [voucher] = build_vouchers(settlement, mapping.map_settlement(settlement), mapping)
+    [voucher] = build_vouchers(settlement, map_settlement_lines(settlement, mapping), mapping)
     return [(l.account, l.amount_minor, l.category) for l in voucher.lines]
 
 

@@ -168,8 +168,9 @@ def test_facilitator_tax_stays_on_the_clearing_and_nets_with_the_withheld_tax() 
     # Deposit -10.00 - 0.80 + 0.80 + 20.00 + 1.60 - 1.60 = 10.00: 1930 Dr 10.00.
     assert not chosen.held, chosen.reasons
     assert _accounts(chosen) == {"3090": 1000, "2998": -2000, "1930": 1000}
-    categories = chosen.mapped.lines.set_index(["order_id", "amount_description"])["category"]
-    assert categories[("U-1", "Tax")] == categories[("U-2", "Tax")] == "tax"  # the profile clears it
+    booked = chosen.mapped.lines.set_index(["order_id", "amount_description"])[["category", "account"]]
+    for order in ("U-1", "U-2"):  # the profile booked the tax to the clearing; the policy left it there
+        assert tuple(booked.loc[(order, "Tax")]) == ("facilitator_tax_clearing", "2615")
     assert "tax on the facilitator clearing" in " | ".join(chosen.reasons)
 
 

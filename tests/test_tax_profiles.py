@@ -25,6 +25,7 @@ from reconciliation.gates import check_gates
 from reconciliation.mapping import MappingError, load_mapping, parse_mapping
 from reconciliation.marketplaces import MARKETPLACES
 from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
+from reconciliation.pipeline import map_settlement_lines
 from reconciliation.tax import FeeVat, TaxProfileError, configured_tax_profiles, tax_profiles
 from reconciliation.vouchers import build_vouchers
 from sandbox.m3.app import create_app
@@ -45,7 +46,7 @@ def _pl(code: str) -> tuple[str, ...]:
 
 def _lines(settlement, preset="invoice-clearing", tax=None):
     mapping = load_mapping(preset)
-    [voucher] = build_vouchers(settlement, mapping.map_settlement(settlement), mapping, tax)
+    [voucher] = build_vouchers(settlement, map_settlement_lines(settlement, mapping, tax), mapping, tax)
     assert voucher.debit_minor == voucher.credit_minor
     return [(line.account, line.dimensions, line.amount_minor, line.vat_code) for line in voucher.lines]
 
@@ -94,7 +95,7 @@ def test_us_clearing_nets_across_the_vouchers_of_a_month_split():
         start="2024-09-25 00:00:00",
     )
     mapping = load_mapping("invoice-clearing")
-    september, october = build_vouchers(settlement, mapping.map_settlement(settlement), mapping)
+    september, october = build_vouchers(settlement, map_settlement_lines(settlement, mapping), mapping)
     clearing = [line.amount_minor for v in (september, october) for line in v.lines if line.account == "2615"]
     assert clearing == [-1398, 1398]
 
@@ -180,7 +181,7 @@ def test_eu_fee_vat_is_reverse_charge_until_july_2024_and_the_files_tax_rows_fro
     )
     mapping = load_mapping("invoice-clearing")
     tax = tax_profiles({"DE": {"fee_vat": {"vat_code": "31", "output_vat_code": "32"}}})  # at every date
-    july, august = build_vouchers(settlement, mapping.map_settlement(settlement), mapping, tax)
+    july, august = build_vouchers(settlement, map_settlement_lines(settlement, mapping, tax), mapping, tax)
     # July (dated 2024-07-31): reverse charge on the commission, 15.00 x 0.19 = 2.85 on 2641 Dr and
     # 2611 Cr; month sum 100.00 - 15.00 = 85.00 carried over (1595 Dr).
     assert july.accounting_date == date(2024, 7, 31)
@@ -366,7 +367,7 @@ def test_the_shipped_profiles_cover_every_marketplace_each_with_its_source():
         ({"DE": {"fee_vat": {"rate": True}}}, "[tax.DE] fee_vat.rate"),
         ({"DE": {"fee_vat": {"treatment": "charged"}}}, "[tax.DE] fee_vat.treatment: must be one of included"),
         ({"DE": {"fee_vat": {"vat_code": "ABC"}}}, "[tax.DE] fee_vat.vat_code: must be an M3 VAT code"),
-        ({"DE": {"facilitator": "yes"}}, "[tax.DE] facilitator: must be true or false"),
+        ({"DE": {"facilitator": "yes"}}, '[tax.DE] facilitator: must be true, false or "auto"'),
         ({"DE": {"m3_invoices": "half"}}, "[tax.DE] m3_invoices: must be one of net, gross"),
         ({"DE": {"vat": 1}}, "[tax.DE] vat: unknown key"),
         ({"XX": {"facilitator": True}}, "[tax.XX]: unknown marketplace code"),

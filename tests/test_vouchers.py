@@ -9,6 +9,7 @@ import pytest
 from _settlement_builders import make_settlement, settlement_from_tsv
 
 from reconciliation.mapping import load_mapping
+from reconciliation.pipeline import map_settlement_lines
 from reconciliation.vouchers import (
     ROLE_CARRY_OVER,
     ROLE_DEPOSIT,
@@ -34,7 +35,7 @@ def us_fixture(us_v2_tsv: Path):
 
 def _vouchers(settlement, preset="invoice-clearing"):
     mapping = load_mapping(preset)
-    return build_vouchers(settlement, mapping.map_settlement(settlement), mapping)
+    return build_vouchers(settlement, map_settlement_lines(settlement, mapping), mapping)
 
 
 def _summary(voucher: Voucher) -> list[tuple[str, tuple[str, ...], int, str]]:
