@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -39,6 +39,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.audit import AuditRecord
 from reconciliation.local_currency import LocalLine
+from reconciliation.mapping import GLMapping
 from reconciliation.matching import CATEGORIES, listed_once
 from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
@@ -137,8 +138,12 @@ def write_workbook(
     generated_at: datetime | None = None,
     max_rows: int = EXCEL_MAX_ROWS,
     lines_on_sheet: int = LINES_ON_SHEET,
+    mapping: GLMapping | None = None,
 ) -> WorkbookInfo:
     """Write the run's workbook to ``path`` (.xlsx); ``max_rows`` is the sheet row limit incl. header.
+
+    ``mapping`` (the run's GL mapping) gives the Summary its categories' descriptions; without it
+    they come from the vouchers' lines, or are made from the category names.
 
     A run of more than ``lines_on_sheet`` lines (or more than fit below the header) gets its
     lines summed on the Lines sheet and every raw line in ``<stem>-lines.csv`` beside it.
@@ -184,8 +189,18 @@ def write_workbook(
         _write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
     ]
     _write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
+    descriptions = {name: c.description for name, c in mapping.categories.items()} if mapping is not None else {}
     _write_summary(
-        sheets[SHEET_SUMMARY], styles, outcomes, placements, file_errors, generated, notes, lines_file, len(all_lines)
+        sheets[SHEET_SUMMARY],
+        styles,
+        outcomes,
+        placements,
+        file_errors,
+        generated,
+        notes,
+        lines_file,
+        len(all_lines),
+        descriptions,
     )
     workbook.close()
 
@@ -942,9 +957,16 @@ _SUMMARY_COLUMNS = [
     ("Lines written to", 40),
 ]
 SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
-_DIFFERENCE_COLUMNS = [
-    SUMMARY_HEADERS.index(n) for n in ("Sum of lines - total", "Debits - credits", "Deposit line - total")
-]
+# Each difference column is a formula: the first column minus the second.
+_DIFFERENCES = {
+    "Sum of lines - total": ("Sum of lines", "Total (deposit)"),
+    "Debits - credits": ("Voucher debits", "Voucher credits"),
+    "Deposit line - total": ("Deposit line", "Total (deposit)"),
+}
+_DIFFERENCE_COLUMNS = [SUMMARY_HEADERS.index(n) for n in _DIFFERENCES]
+_DIFFERENCE_FORMULAS = {
+    SUMMARY_HEADERS.index(n): (SUMMARY_HEADERS.index(a), SUMMARY_HEADERS.index(b)) for n, (a, b) in _DIFFERENCES.items()
+}
 
 
 @dataclass(frozen=True)
@@ -994,6 +1016,7 @@ def _write_summary(
     notes: Sequence[str],
     lines_file: Path | None,
     line_count: int,
+    descriptions: Mapping[str, str],
 ) -> None:
     sheet.write_string(0, 0, "Amazon settlement run", styles.get(_TITLE))
     sheet.write_string(1, 0, "Generated (UTC)")
@@ -1051,7 +1074,7 @@ def _write_summary(
     row += 1
     first_block = row
     for outcome in outcomes:
-        row = _write_settlement_block(sheet, styles, row, outcome) + 1
+        row = _write_settlement_block(sheet, styles, row, outcome, descriptions) + 1
     if outcomes:
         _write_currency_totals(sheet, styles, row, CurrencyTotals.of(outcomes), (first_block, row - 1))
 
@@ -1115,6 +1138,9 @@ def _write_summary_row(
             continue
         if isinstance(value, datetime):
             sheet.write_datetime(row, column, value, when)
+        elif isinstance(value, Decimal) and column in _DIFFERENCE_FORMULAS:
+            first, second = _DIFFERENCE_FORMULAS[column]
+            sheet.write_formula(row, column, f"={_cell(row, first)}-{_cell(row, second)}", money, value)
         elif isinstance(value, Decimal):
             sheet.write_number(row, column, value, money)
         elif isinstance(value, int):
@@ -1221,18 +1247,19 @@ class SummaryItem:
     line_count: int
 
 
-def summary_items(outcome: SettlementOutcome) -> list[SummaryItem]:
+def summary_items(outcome: SettlementOutcome, descriptions: Mapping[str, str]) -> list[SummaryItem]:
     """The settlement's lines summed exactly per GL category and account, in the block's item order.
 
-    Descriptions are the GL mapping's (as the vouchers carry them); a category no voucher line
-    names (a held settlement has no vouchers) is described in words made from its name."""
+    Descriptions are the GL mapping's: ``descriptions`` (category -> description), else as the
+    vouchers' lines carry them; a category neither names is described in words made from its name."""
     settlement = outcome.settlement
     mapped = outcome.mapped
     if mapped is None or len(mapped.lines) != len(settlement.lines):
         amounts = settlement.lines["amount_minor"].to_numpy(dtype=np.int64)
         return [SummaryItem(_ITEM_OTHER, _NOT_MAPPED, "", exact_sum(amounts), len(amounts))] if len(amounts) else []
     described = {
-        line.category: line.description for v in outcome.vouchers for line in v.lines if "+" not in line.category
+        **{line.category: line.description for v in outcome.vouchers for line in v.lines if "+" not in line.category},
+        **descriptions,
     }
     lines = pd.DataFrame(
         {
@@ -1285,7 +1312,9 @@ def _write_check(
     )
 
 
-def _write_settlement_block(sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome) -> int:
+def _write_settlement_block(
+    sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome, descriptions: Mapping[str, str]
+) -> int:
     """One settlement's items summing (a formula) to Amazon's total and to the vouchers' deposit
     line, with a check cell for each; returns the row after the block."""
     settlement = outcome.settlement
@@ -1303,7 +1332,7 @@ def _write_settlement_block(sheet: Worksheet, styles: Styles, row: int, outcome:
     )
     _write_block_header(sheet, styles, row + 1)
     row += 2
-    items = summary_items(outcome)
+    items = summary_items(outcome, descriptions)
     first = row
     for item in items:
         sheet.write_string(row, _ITEM, item.item)
@@ -1382,7 +1411,7 @@ class CurrencyTotals:
             currency = outcome.settlement.currency
             known = found.get(currency, cls({name: 0 for name, _ in _ITEMS}, 0, 0))
             items = dict(known.items)
-            for item in summary_items(outcome):
+            for item in summary_items(outcome, {}):
                 items[item.item] += item.amount_minor
             deposit = sum(v.deposit_minor for v in outcome.vouchers)
             found[currency] = cls(
