@@ -29,9 +29,9 @@ from reconciliation.parse import SettlementFileError, parse_settlement_bytes, re
 from reconciliation.schemas import validate_settlement
 from reconciliation.workbook import (
     SHEET_NAMES,
+    STATUS_WORDS,
     SUMMARY_HEADER_ROW,
     SUMMARY_HEADERS,
-    STATUS_WORDS,
     WorkbookError,
     currency_number_format,
     write_workbook,
@@ -238,7 +238,12 @@ def _summary(values) -> dict[str, dict[str, object]]:
 
 def test_summary_figures_of_the_fixture(values) -> None:
     row = _summary(values)[FIXTURE_ID]
-    assert (row["Marketplace"], row["Currency"], row["Lines"], row["Status"]) == ("Amazon.com", "USD", 20, "Posted to M3")
+    assert (row["Marketplace"], row["Currency"], row["Lines"], row["Status"]) == (
+        "Amazon.com",
+        "USD",
+        20,
+        "Posted to M3",
+    )
     assert row["Start (UTC)"] == datetime(2024, 10, 9, 14, 28, 38)
     assert row["End (UTC)"] == datetime(2024, 10, 23, 14, 28, 39)
     assert row["Deposit date (UTC)"] == datetime(2024, 10, 25, 14, 28, 39)
