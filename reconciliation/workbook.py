@@ -1,7 +1,9 @@
 """The accountants' Excel workbook for one settlement run.
 
 One workbook explains every number of the run: ``Summary`` (one row per settlement with its
-check figures), ``Journal`` (the GL vouchers, visibly balanced), ``Fees`` (every amount by
+check figures; below, one block per settlement whose items by M3 account sum, in formulas, to
+Amazon's total and the vouchers' deposit line, and the run's totals per currency),
+``Journal`` (the GL vouchers, visibly balanced), ``Fees`` (every amount by
 transaction type / amount type / description), ``Reconciliation`` (per order against M3),
 ``Exceptions`` (held reasons, gate failures, unmapped combinations, file errors),
 ``Validation`` (pandera failure cases), ``Anomalies`` and ``Lines``: every settlement line

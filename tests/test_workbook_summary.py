@@ -143,6 +143,16 @@ def test_cached_values_are_exact_for_readers_that_do_not_calculate(tmp_path: Pat
     total_row = _row_of(sheet, "Total of the items")
     assert _money(sheet.cell(total_row, 4).value) == Decimal("31.81")
     assert [sheet.cell(r, 4).value for r in (total_row + 3, total_row + 4)] == ["OK", "OK"]
+    usd = _row_of(sheet, "All settlements in USD") + 2  # the per-currency totals' cached values, by hand
+    figures = {sheet.cell(r, 1).value: sheet.cell(r, 4).value for r in range(usd, usd + len(ITEMS) + 5)}
+    assert {k: _money(v) for k, v in figures.items() if k in ("Sales", "Tax", "Amazon fees", "Reserves")} == {
+        "Sales": Decimal("137.98"),
+        "Tax": Decimal("0.00"),  # -0.69 + 0.69
+        "Amazon fees": Decimal("-37.18"),  # -12.42 - 21.79 - 0.49 - 2.48
+        "Reserves": Decimal("0"),
+    }
+    assert _money(figures["Total of the items"]) == _money(figures["Total Amazon reported"]) == Decimal("31.81")
+    assert (figures["Check: items - Amazon's total"], figures["Not in vouchers"]) == ("OK", 0)
 
 
 def test_per_currency_totals_are_formulas_over_the_blocks(summary) -> None:
