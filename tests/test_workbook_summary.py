@@ -93,10 +93,6 @@ def _row_of(sheet, text: str, start: int = 1) -> int:
     raise AssertionError(f"no row starting {text!r}")
 
 
-def _labelled(sheet, label: str, start: int) -> int:
-    return _row_of(sheet, label, start)
-
-
 def _block_rows(sheet, first: int, count: int) -> list[tuple]:
     return [tuple(sheet.cell(row, column).value for column in (1, 2, 3, 4, 6)) for row in range(first, first + count)]
 
