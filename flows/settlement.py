@@ -111,7 +111,8 @@ def settlement_reconciliation(
             )
         file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
         workbook = contained(
-            "writing the workbook", lambda: write_workbook(outcomes, workbook_path, file_errors=file_errors)
+            "writing the workbook",
+            lambda: write_workbook(outcomes, workbook_path, file_errors=file_errors, mapping=gl_mapping),
         )
         if (
             from_amazon

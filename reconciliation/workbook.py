@@ -1,7 +1,9 @@
 """The accountants' Excel workbook for one settlement run.
 
 One workbook explains every number of the run: ``Summary`` (one row per settlement with its
-check figures), ``Journal`` (the GL vouchers, visibly balanced), ``Fees`` (every amount by
+check figures; below, one block per settlement whose items by M3 account sum, in formulas, to
+Amazon's total and the vouchers' deposit line, and the run's totals per currency),
+``Journal`` (the GL vouchers, visibly balanced), ``Fees`` (every amount by
 transaction type / amount type / description), ``Reconciliation`` (per order against M3),
 ``Exceptions`` (held reasons, gate failures, unmapped combinations, file errors),
 ``Validation`` (pandera failure cases), ``Anomalies`` and ``Lines``: every settlement line
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -39,10 +41,12 @@ from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.audit import AuditRecord
 from reconciliation.local_currency import LocalLine
+from reconciliation.mapping import GLMapping
 from reconciliation.matching import CATEGORIES, listed_once
 from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
+from reconciliation.vouchers import ROLE_DEPOSIT
 from reconciliation.xlsx_tables import (
     EXCEL_MAX_ROWS,
     EXCEL_MAX_STRING,
@@ -136,8 +140,12 @@ def write_workbook(
     generated_at: datetime | None = None,
     max_rows: int = EXCEL_MAX_ROWS,
     lines_on_sheet: int = LINES_ON_SHEET,
+    mapping: GLMapping | None = None,
 ) -> WorkbookInfo:
     """Write the run's workbook to ``path`` (.xlsx); ``max_rows`` is the sheet row limit incl. header.
+
+    ``mapping`` (the run's GL mapping) gives the Summary its categories' descriptions; without it
+    they come from the vouchers' lines, or are made from the category names.
 
     A run of more than ``lines_on_sheet`` lines (or more than fit below the header) gets its
     lines summed on the Lines sheet and every raw line in ``<stem>-lines.csv`` beside it.
@@ -183,8 +191,18 @@ def write_workbook(
         _write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
     ]
     _write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
+    descriptions = {name: c.description for name, c in mapping.categories.items()} if mapping is not None else {}
     _write_summary(
-        sheets[SHEET_SUMMARY], styles, outcomes, placements, file_errors, generated, notes, lines_file, len(all_lines)
+        sheets[SHEET_SUMMARY],
+        styles,
+        outcomes,
+        placements,
+        file_errors,
+        generated,
+        notes,
+        lines_file,
+        len(all_lines),
+        descriptions,
     )
     workbook.close()
 
@@ -941,9 +959,16 @@ _SUMMARY_COLUMNS = [
     ("Lines written to", 40),
 ]
 SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
-_DIFFERENCE_COLUMNS = [
-    SUMMARY_HEADERS.index(n) for n in ("Sum of lines - total", "Debits - credits", "Deposit line - total")
-]
+# Each difference column is a formula: the first column minus the second.
+_DIFFERENCES = {
+    "Sum of lines - total": ("Sum of lines", "Total (deposit)"),
+    "Debits - credits": ("Voucher debits", "Voucher credits"),
+    "Deposit line - total": ("Deposit line", "Total (deposit)"),
+}
+_DIFFERENCE_COLUMNS = [SUMMARY_HEADERS.index(n) for n in _DIFFERENCES]
+_DIFFERENCE_FORMULAS = {
+    SUMMARY_HEADERS.index(n): (SUMMARY_HEADERS.index(a), SUMMARY_HEADERS.index(b)) for n, (a, b) in _DIFFERENCES.items()
+}
 
 
 @dataclass(frozen=True)
@@ -993,18 +1018,21 @@ def _write_summary(
     notes: Sequence[str],
     lines_file: Path | None,
     line_count: int,
+    descriptions: Mapping[str, str],
 ) -> None:
     sheet.write_string(0, 0, "Amazon settlement run", styles.get(_TITLE))
     sheet.write_string(1, 0, "Generated (UTC)")
     sheet.write_datetime(1, 1, generated, styles.get(_DATETIME))
-    counts = pd.Series([o.status for o in outcomes], dtype="str").value_counts()
+    counts = pd.Series([STATUS_WORDS.get(o.status, o.status) for o in outcomes], dtype="str").value_counts()
     status_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
     sheet.write_string(
         2, 0, f"{len(outcomes)} settlement(s): {status_text}; {len(file_errors)} file error(s) (see {SHEET_EXCEPTIONS})"
     )
     header = styles.get(_HEADER)
+    block_widths = [c.width for c in BLOCK_COLUMNS]
     for index, (title, width) in enumerate(_SUMMARY_COLUMNS):
-        sheet.set_column(index, index, width)
+        # the settlement blocks below share the first columns: wide enough for both
+        sheet.set_column(index, index, max([width, *block_widths[index : index + 1]]))
         sheet.write_string(SUMMARY_HEADER_ROW, index, title, header)
     sheet.freeze_panes(SUMMARY_HEADER_ROW + 1, 1)
     row = SUMMARY_HEADER_ROW + 1
@@ -1045,6 +1073,12 @@ def _write_summary(
     for note in notes:
         sheet.write_string(row, 0, _cell_text(note))
         row += 1
+    row += 1
+    first_block = row
+    for outcome in outcomes:
+        row = _write_settlement_block(sheet, styles, row, outcome, descriptions) + 1
+    if outcomes:
+        _write_currency_totals(sheet, styles, row, CurrencyTotals.of(outcomes), (first_block, row - 1))
 
 
 def _link_lines_file(sheet: Worksheet, row: int, column: int, lines_file: Path, text: str) -> None:
@@ -1080,7 +1114,7 @@ def _write_summary_row(
         _naive_utc(settlement.deposit_date),
         amount(settlement.total_minor),
         settlement.line_count,
-        outcome.status,
+        STATUS_WORDS.get(outcome.status, outcome.status),
         _cell_text("\n".join(outcome.reasons)),
         "\n".join(v.key for v in outcome.vouchers),
         "\n".join(
@@ -1106,12 +1140,349 @@ def _write_summary_row(
             continue
         if isinstance(value, datetime):
             sheet.write_datetime(row, column, value, when)
+        elif isinstance(value, Decimal) and column in _DIFFERENCE_FORMULAS:
+            first, second = _DIFFERENCE_FORMULAS[column]
+            sheet.write_formula(row, column, f"={_cell(row, first)}-{_cell(row, second)}", money, value)
         elif isinstance(value, Decimal):
             sheet.write_number(row, column, value, money)
         elif isinstance(value, int):
             sheet.write_number(row, column, value)
         else:
             sheet.write_string(row, column, str(value), styles.get(_WRAP) if "\n" in str(value) else None)
+
+
+# --- summary: one block per settlement that ties to its deposit, totals per currency ---------
+
+# A settlement's status as the Summary says it.
+STATUS_WORDS: dict[str, str] = {
+    "posted": "Posted to M3",
+    "dry_run": "Checked, not posted (dry run)",
+    "held": "Held: not posted",
+    "duplicate": "Already in M3",
+    "submitted": "Submitted to M3, not booked yet",
+    "invalid": "File cannot be read",
+    "failed": "Failed: see the log",
+}
+
+# The items of a settlement block, in this order; a category not named here is "Other".
+_ITEM_SALES, _ITEM_OTHER = "Sales", "Other"
+_ITEMS: tuple[tuple[str, frozenset[str]], ...] = (
+    (_ITEM_SALES, frozenset({"principal"})),
+    ("Shipping", frozenset({"shipping"})),
+    (
+        "Tax",
+        frozenset(
+            {
+                "tax",
+                "marketplace_facilitator_tax",
+                "sales_tax_adjustments",
+                "facilitator_tax_clearing",
+                "input_tax",
+                "withholding_tax",
+                "sales_returns_tax",
+            }
+        ),
+    ),
+    ("Promotions", frozenset({"promotions"})),
+    ("Refunds", frozenset({"refunds", "sales_returns"})),
+    (
+        "Amazon fees",
+        frozenset(
+            {
+                "referral_commission",
+                "fba_fulfilment_fees",
+                "other_selling_fees",
+                "refund_commission",
+                "advertising",
+                "subscription",
+                "storage",
+                "removal",
+                "liquidation_fees",
+                "promotion_fees",
+                "outbound_freight",
+            }
+        ),
+    ),
+    ("Reserves", frozenset({"reserves"})),
+    ("Reimbursements", frozenset({"reimbursements"})),
+    (_ITEM_OTHER, frozenset()),
+)
+_ITEM_ORDER = {name: index for index, (name, _) in enumerate(_ITEMS)}
+_ITEM_OF = {category: name for name, categories in _ITEMS for category in categories}
+_NOT_MAPPED = "Not mapped to an account yet (see Exceptions)"
+
+_TOTAL_OF_ITEMS = "Total of the items"
+_AMAZON_TOTAL = "Total Amazon reported"
+_DEPOSIT_LINE = "Deposit line of the vouchers"
+_CHECK_TOTAL = "Check: items - Amazon's total"
+_CHECK_DEPOSIT = "Check: items - deposit line"
+
+
+@dataclass(frozen=True)
+class SummaryColumn:
+    """One column of the Summary's settlement blocks and currency totals."""
+
+    header: str
+    width: float
+
+
+BLOCK_COLUMNS = (
+    SummaryColumn("Item", 16),
+    SummaryColumn("Description", 40),
+    SummaryColumn("M3 account", 11),
+    SummaryColumn("Amount", 17),
+    SummaryColumn("Currency", 9),
+    SummaryColumn("Lines", 8),
+)
+BLOCK_HEADERS = [c.header for c in BLOCK_COLUMNS]
+_ITEM, _DESCRIPTION, _ACCOUNT, _AMOUNT, _CURRENCY, _LINE_COUNT = range(len(BLOCK_COLUMNS))
+
+
+@dataclass(frozen=True)
+class SummaryItem:
+    """One row of a settlement block: the settlement's lines of one GL category and account."""
+
+    item: str
+    description: str
+    account: str
+    amount_minor: int
+    line_count: int
+
+
+def summary_items(outcome: SettlementOutcome, descriptions: Mapping[str, str]) -> list[SummaryItem]:
+    """The settlement's lines summed exactly per GL category and account, in the block's item order.
+
+    Descriptions are the GL mapping's: ``descriptions`` (category -> description), else as the
+    vouchers' lines carry them; a category neither names is described in words made from its name."""
+    settlement = outcome.settlement
+    mapped = outcome.mapped
+    if mapped is None or len(mapped.lines) != len(settlement.lines):
+        amounts = settlement.lines["amount_minor"].to_numpy(dtype=np.int64)
+        return [SummaryItem(_ITEM_OTHER, _NOT_MAPPED, "", exact_sum(amounts), len(amounts))] if len(amounts) else []
+    described = {
+        **{line.category: line.description for v in outcome.vouchers for line in v.lines if "+" not in line.category},
+        **descriptions,
+    }
+    lines = pd.DataFrame(
+        {
+            "category": mapped.lines["category"].astype("str").fillna("").to_numpy(),
+            "account": mapped.lines["account"].astype("str").fillna("").to_numpy(),
+            "amount_minor": settlement.lines["amount_minor"].to_numpy(dtype=np.int64),
+        }
+    )
+    items = []
+    for (category, account), group in lines.groupby(["category", "account"], sort=True):
+        amounts = group["amount_minor"].to_numpy(dtype=np.int64)
+        description = (
+            _NOT_MAPPED
+            if not category
+            else described.get(str(category)) or str(category).replace("_", " ").capitalize()
+        )
+        item = _ITEM_OF.get(str(category), _ITEM_OTHER)
+        items.append(SummaryItem(item, description, str(account), exact_sum(amounts), len(amounts)))
+    return sorted(items, key=lambda i: (_ITEM_ORDER[i.item], i.description == _NOT_MAPPED, i.account))
+
+
+def _write_block_header(sheet: Worksheet, styles: Styles, row: int) -> None:
+    for column, spec in enumerate(BLOCK_COLUMNS):
+        sheet.write_string(row, column, spec.header, styles.get(_HEADER))
+
+
+def _cell(row: int, column: int) -> str:
+    """A1 reference of a 0-based cell."""
+    return f"{_column_letter(column)}{row + 1}"
+
+
+def _write_check(
+    sheet: Worksheet,
+    styles: Styles,
+    row: int,
+    label: str,
+    a: str,
+    b: str,
+    difference: int,
+    decimals: int,
+    currency: str,
+) -> None:
+    """A check row: OK when cells ``a`` and ``b`` agree (to the currency's decimals), else the difference."""
+    sheet.write_string(row, _ITEM, label, styles.get(_BOLD))
+    rounded = f"ROUND({a}-{b},{decimals})"
+    cached: str | Decimal = "OK" if not difference else _decimal(difference, decimals)
+    sheet.write_formula(row, _AMOUNT, f'=IF({rounded}=0,"OK",{rounded})', styles.get(_amount_style(currency)), cached)
+    sheet.conditional_format(
+        row, _AMOUNT, row, _AMOUNT, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_BAD)}
+    )
+
+
+def _write_settlement_block(
+    sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome, descriptions: Mapping[str, str]
+) -> int:
+    """One settlement's items summing (a formula) to Amazon's total and to the vouchers' deposit
+    line, with a check cell for each; returns the row after the block."""
+    settlement = outcome.settlement
+    currency, decimals = settlement.currency, settlement.decimals
+    money = styles.get(_amount_style(currency))
+    total_money = styles.get(_total_style(currency))
+    start, end = (_naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
+    sheet.write_string(
+        row,
+        _ITEM,
+        f"Settlement {settlement.settlement_id}: {settlement.marketplace}, {currency}, {start} to {end} (UTC), "
+        f"deposit {_naive_utc(settlement.deposit_date).strftime('%Y-%m-%d')}; "
+        f"{STATUS_WORDS.get(outcome.status, outcome.status)}",
+        styles.get(_BOLD),
+    )
+    _write_block_header(sheet, styles, row + 1)
+    row += 2
+    items = summary_items(outcome, descriptions)
+    first = row
+    for item in items:
+        sheet.write_string(row, _ITEM, item.item)
+        sheet.write_string(row, _DESCRIPTION, _cell_text(item.description))
+        if item.account:
+            sheet.write_string(row, _ACCOUNT, item.account)
+        sheet.write_number(row, _AMOUNT, _decimal(item.amount_minor, decimals), money)
+        sheet.write_string(row, _CURRENCY, currency)
+        sheet.write_number(row, _LINE_COUNT, item.line_count)
+        row += 1
+    items_minor = sum(i.amount_minor for i in items)
+    sum_cell, total_cell, deposit_cell = _cell(row, _AMOUNT), _cell(row + 1, _AMOUNT), _cell(row + 2, _AMOUNT)
+    bold = styles.get(_BOLD)
+    sheet.write_string(row, _ITEM, _TOTAL_OF_ITEMS, bold)
+    formula = f"=SUM({_cell(first, _AMOUNT)}:{_cell(row - 1, _AMOUNT)})" if items else "=0"
+    sheet.write_formula(row, _AMOUNT, formula, total_money, _decimal(items_minor, decimals))
+    sheet.write_string(row + 1, _ITEM, _AMAZON_TOTAL, bold)
+    sheet.write_string(row + 1, _DESCRIPTION, "The settlement's total amount in Amazon's file")
+    sheet.write_number(row + 1, _AMOUNT, _decimal(settlement.total_minor, decimals), money)
+    sheet.write_string(row + 1, _CURRENCY, currency)
+    sheet.write_string(row + 2, _ITEM, _DEPOSIT_LINE, bold)
+    sheet.write_string(row + 4, _ITEM, _CHECK_DEPOSIT, bold)
+    _write_check(
+        sheet,
+        styles,
+        row + 3,
+        _CHECK_TOTAL,
+        sum_cell,
+        total_cell,
+        items_minor - settlement.total_minor,
+        decimals,
+        currency,
+    )
+    if outcome.vouchers:
+        deposit_lines = [line for v in outcome.vouchers for line in v.lines if line.role == ROLE_DEPOSIT]
+        deposit_minor = sum(line.amount_minor for line in deposit_lines)
+        sheet.write_string(
+            row + 2,
+            _DESCRIPTION,
+            _cell_text(
+                "; ".join(dict.fromkeys(line.description for line in deposit_lines)) or "No deposit (nil total)"
+            ),
+        )
+        sheet.write_string(row + 2, _ACCOUNT, ", ".join(dict.fromkeys(line.account for line in deposit_lines)))
+        sheet.write_number(row + 2, _AMOUNT, _decimal(deposit_minor, decimals), money)
+        sheet.write_string(row + 2, _CURRENCY, currency)
+        _write_check(
+            sheet,
+            styles,
+            row + 4,
+            _CHECK_DEPOSIT,
+            sum_cell,
+            deposit_cell,
+            items_minor - deposit_minor,
+            decimals,
+            currency,
+        )
+    else:
+        sheet.write_string(row + 2, _DESCRIPTION, "No vouchers: nothing to post (see Status and Reasons)")
+        sheet.write_string(row + 4, _AMOUNT, "No vouchers")
+    return row + 5
+
+
+@dataclass(frozen=True)
+class CurrencyTotals:
+    """A currency's exact sums over the run (minor units): the cached values of the totals' formulas."""
+
+    items: dict[str, int]
+    amazon_total_minor: int
+    deposit_minor: int
+
+    @classmethod
+    def of(cls, outcomes: Sequence[SettlementOutcome]) -> dict[str, CurrencyTotals]:
+        found: dict[str, CurrencyTotals] = {}
+        for outcome in outcomes:
+            currency = outcome.settlement.currency
+            known = found.get(currency, cls({name: 0 for name, _ in _ITEMS}, 0, 0))
+            items = dict(known.items)
+            for item in summary_items(outcome, {}):
+                items[item.item] += item.amount_minor
+            deposit = sum(v.deposit_minor for v in outcome.vouchers)
+            found[currency] = cls(
+                items, known.amazon_total_minor + outcome.settlement.total_minor, known.deposit_minor + deposit
+            )
+        return dict(sorted(found.items()))
+
+
+def _write_currency_totals(
+    sheet: Worksheet, styles: Styles, row: int, totals: dict[str, CurrencyTotals], blocks: tuple[int, int]
+) -> int:
+    """Per currency, the run's items, Amazon's totals and the deposit lines: SUMIFS over the
+    settlement blocks' rows ``blocks`` (0-based, inclusive); returns the row after them."""
+    sheet.write_string(row, _ITEM, "Totals of the run per currency", styles.get(_TITLE))
+    row += 1
+
+    def column(index: int) -> str:
+        letter = _column_letter(index)
+        return f"${letter}${blocks[0] + 1}:${letter}${blocks[1] + 1}"
+
+    def sumifs(label: str, currency: str) -> str:
+        return f'=SUMIFS({column(_AMOUNT)},{column(_ITEM)},"{label}",{column(_CURRENCY)},"{currency}")'
+
+    bold = styles.get(_BOLD)
+    for currency, figures in totals.items():
+        money, total_money = styles.get(_amount_style(currency)), styles.get(_total_style(currency))
+        decimals = currency_decimals(currency)
+        sheet.write_string(row, _ITEM, f"All settlements in {currency}", bold)
+        _write_block_header(sheet, styles, row + 1)
+        row += 2
+        first = row
+        for name, _ in _ITEMS:
+            sheet.write_string(row, _ITEM, name)
+            sheet.write_formula(row, _AMOUNT, sumifs(name, currency), money, _decimal(figures.items[name], decimals))
+            sheet.write_string(row, _CURRENCY, currency)
+            row += 1
+        items_minor = sum(figures.items.values())
+        sheet.write_string(row, _ITEM, _TOTAL_OF_ITEMS, bold)
+        sum_formula = f"=SUM({_cell(first, _AMOUNT)}:{_cell(row - 1, _AMOUNT)})"
+        sheet.write_formula(row, _AMOUNT, sum_formula, total_money, _decimal(items_minor, decimals))
+        sheet.write_string(row + 1, _ITEM, _AMAZON_TOTAL, bold)
+        amazon = _decimal(figures.amazon_total_minor, decimals)
+        sheet.write_formula(row + 1, _AMOUNT, sumifs(_AMAZON_TOTAL, currency), money, amazon)
+        difference = items_minor - figures.amazon_total_minor
+        _write_check(
+            sheet,
+            styles,
+            row + 2,
+            _CHECK_TOTAL,
+            _cell(row, _AMOUNT),
+            _cell(row + 1, _AMOUNT),
+            difference,
+            decimals,
+            currency,
+        )
+        sheet.write_string(row + 3, _ITEM, _DEPOSIT_LINE, bold)
+        deposit = _decimal(figures.deposit_minor, decimals)
+        sheet.write_formula(row + 3, _AMOUNT, sumifs(_DEPOSIT_LINE, currency), money, deposit)
+        sheet.write_string(row + 4, _ITEM, "Not in vouchers", bold)
+        sheet.write_string(row + 4, _DESCRIPTION, "Amazon's total of settlements held or not prepared")
+        sheet.write_formula(
+            row + 4,
+            _AMOUNT,
+            f"={_cell(row + 1, _AMOUNT)}-{_cell(row + 3, _AMOUNT)}",
+            money,
+            _decimal(figures.amazon_total_minor - figures.deposit_minor, decimals),
+        )
+        row += 6
+    return row
 
 
 # --- shared helpers --------------------------------------------------------------------------

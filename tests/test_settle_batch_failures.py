@@ -29,7 +29,14 @@ from flows import settlement_steps
 from flows.connections import load_gl_mapping
 from flows.contract import RUN_STATE_NAMES, exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
-from reconciliation.workbook import SHEET_EXCEPTIONS, SHEET_SUMMARY, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, WorkbookError
+from reconciliation.workbook import (
+    SHEET_EXCEPTIONS,
+    SHEET_SUMMARY,
+    STATUS_WORDS,
+    SUMMARY_HEADER_ROW,
+    SUMMARY_HEADERS,
+    WorkbookError,
+)
 
 FIXTURE_ID = "10000000001"
 FIRST, SECOND, THIRD = "10000000011", "10000000012", "10000000013"
@@ -202,9 +209,9 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
     assert document["report"] == str(report) and report.is_file()
     book = openpyxl.load_workbook(report, read_only=True)
     statuses = _summary_statuses(book)
-    assert statuses[FIRST] == statuses[THIRD] == "posted"
+    assert statuses[FIRST] == statuses[THIRD] == STATUS_WORDS["posted"]  # the Summary says statuses in words
     if second["settlement_id"] is not None:
-        assert statuses[SECOND] == status
+        assert statuses[SECOND] == STATUS_WORDS[status]
     messages = _exception_messages(book, "second.tsv")
     assert messages and (status == "invalid" or any(fragment in message for message in messages)), messages
 
