@@ -293,3 +293,16 @@ def test_the_sheet_shows_the_rows(run, tmp_path: Path) -> None:
     assert "/srv/m3sync/mappings/invoice-clearing.yaml" in unmapped["Next step"]
     [not_settled] = [r for r in table if r["Kind"] == KIND_NOT_SETTLED]  # 31 days before the day it was written
     assert not_settled["Order, fee type or file"] == OLD_INVOICE and not_settled["Settlement ID"] == HELD_ID
+
+
+def test_the_settle_option_takes_whole_days_of_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["settle", "a.tsv", "--not-settled-after", "45"]).not_settled_after == 45
+    assert parser.parse_args(["settle", "a.tsv"]).not_settled_after is None  # config.toml's, else 30
+    for bad in ("0", "-1", "2.5", "soon"):
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args(["settle", "a.tsv", "--not-settled-after", bad])
+        assert exited.value.code == 2
+        assert f"must be a whole number of days, at least 1, got '{bad}'" in capsys.readouterr().err
