@@ -45,6 +45,7 @@ saying exactly which TOML key or environment variable to set.
     [settlement]                  # what settle does with orders M3 has no document for
     refunds_without_credit = "hold"   # or "returns": post to sales returns with the VAT reversal
     missing_invoices = "hold"         # or "suspense": post the sales to a suspense account
+    not_settled_after_days = 30       # the workbook's Exceptions list M3 invoices no settlement paid after this
 
     [tax]                          # tax per marketplace (reconciliation/tax_profiles.yaml): overrides
     seller = "outside_eu_uk"       # optional: a registration other than "established in each marketplace's country"
@@ -280,6 +281,8 @@ class SettlementSettings:
 
     refunds_without_credit: str | None = None
     missing_invoices: str | None = None
+    # Days after its date an M3 invoice no settlement paid is an exception (None: the workbook's default).
+    not_settled_after_days: int | None = None
     origins: Mapping[str, str] = field(default_factory=dict)  # key -> where it was set, for messages
 
 
@@ -387,7 +390,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         for region in AMAZON_REGIONS
     },
     "state": {"url": "str"},
-    "settlement": {"refunds_without_credit": "str", "missing_invoices": "str"},
+    "settlement": {"refunds_without_credit": "str", "missing_invoices": "str", "not_settled_after_days": "str"},
 }
 
 
@@ -708,7 +711,8 @@ def _settlement_settings(section: _Section, raw: Mapping[tuple[str, str], _Raw])
     keys = ("refunds_without_credit", "missing_invoices")
     values = {key: section.text(key) for key in keys}
     origins = {key: raw[("settlement", key)].origin for key in keys if ("settlement", key) in raw}
-    return SettlementSettings(**values, origins=origins)
+    days = _positive(section, "not_settled_after_days", int, None)
+    return SettlementSettings(**values, not_settled_after_days=days, origins=origins)
 
 
 def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: Any) -> Any:

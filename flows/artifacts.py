@@ -50,7 +50,7 @@ def exceptions_artifact_rows(
     outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError], failures: Sequence[FileFailure] = ()
 ) -> list[dict]:
     """One row per reason of the run's problems, for the ``settlement-exceptions`` table artifact
-    (the workbook's Exceptions sheet, ``reconciliation.workbook.exception_rows``, has the detail)."""
+    (the workbook's Exceptions sheet, ``reconciliation.exceptions.exceptions``, has the detail)."""
     rows = [
         {"settlement": o.settlement.settlement_id, "status": o.status, "reason": reason}
         for o in outcomes

@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sales to a suspense account (default: [settlement] missing_invoices in config.toml, else hold)",
     )
     settle.add_argument(
+        "--not-settled-after",
+        metavar="DAYS",
+        type=_days,
+        help="list an M3 invoice no settlement has paid this many days after its date as an exception "
+        "(default: [settlement] not_settled_after_days in config.toml, else 30)",
+    )
+    settle.add_argument(
         "--first-open-period",
         action="store_true",
         help="post a voucher whose accounting period is closed in M3 in the first open period (default: hold)",
@@ -130,6 +137,17 @@ PREFECT_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
 }
+
+
+def _days(text: str) -> int:
+    """A whole number of days, at least 1 (argparse: a bad value is one line and exit 2)."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, at least 1, got {text!r}")
+    return days
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -325,6 +343,7 @@ def _settle(args: argparse.Namespace) -> int:
             first_open_period=args.first_open_period,
             refunds_without_credit=args.refunds_without_credit,
             missing_invoices=args.missing_invoices,
+            not_settled_after_days=args.not_settled_after,
             return_state=True,
         )
     try:

@@ -17,9 +17,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from connectors.settings import resolve_home
+from connectors.settings import load_settings, resolve_home
 from flows.contract import settlement_entry
 from flows.reports import report_path
+from reconciliation.exceptions import DEFAULT_NOT_SETTLED_AFTER_DAYS
 from reconciliation.model import format_amount
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.settled import SettledOutcomes
@@ -104,4 +105,6 @@ def period_report(home_arg: str | None, first: date, last: date, report: str | N
         )
     path = report_path(home, report or str(Path(home) / "reports" / f"period-{first}-to-{last}.xlsx"))
     outcomes = tuple(kept.load(chosen))
-    return PeriodReport(first, last, outcomes, write_workbook(outcomes, path))
+    # Invoices not settled: the same age as settle lists them ([settlement] not_settled_after_days).
+    after_days = load_settings(home).settlement.not_settled_after_days or DEFAULT_NOT_SETTLED_AFTER_DAYS
+    return PeriodReport(first, last, outcomes, write_workbook(outcomes, path, not_settled_after_days=after_days))

@@ -33,6 +33,7 @@ from flows.connections import Connections, invoice_policy, load_gl_mapping, load
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
+from reconciliation.exceptions import DEFAULT_NOT_SETTLED_AFTER_DAYS, mapping_file_in_home
 from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
 from reconciliation.model import Settlement
@@ -65,12 +66,18 @@ def settlement_reconciliation(
     first_open_period: bool = False,
     refunds_without_credit: str | None = None,
     missing_invoices: str | None = None,
+    not_settled_after_days: int | None = None,
 ) -> dict:
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data;
     ``refunds_without_credit`` and ``missing_invoices`` (None: config.toml's, else hold) see
-    ``reconciliation.invoice_policy``."""
+    ``reconciliation.invoice_policy``; ``not_settled_after_days`` (None: config.toml's, else 30)
+    when the workbook lists an M3 invoice no settlement paid as an exception."""
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
-        policy = invoice_policy(load_settings(connections.home), refunds_without_credit, missing_invoices)
+        settings = load_settings(connections.home)
+        policy = invoice_policy(settings, refunds_without_credit, missing_invoices)
+        after_days = (
+            not_settled_after_days or settings.settlement.not_settled_after_days or DEFAULT_NOT_SETTLED_AFTER_DAYS
+        )
         options = RunOptions(
             dry_run=dry_run,
             strict=strict,
@@ -112,7 +119,14 @@ def settlement_reconciliation(
         file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
         workbook = contained(
             "writing the workbook",
-            lambda: write_workbook(outcomes, workbook_path, file_errors=file_errors, mapping=gl_mapping),
+            lambda: write_workbook(
+                outcomes,
+                workbook_path,
+                file_errors=file_errors,
+                mapping_file=mapping_file_in_home(connections.home, gl_mapping),
+                not_settled_after_days=after_days,
+                mapping=gl_mapping,
+            ),
         )
         if (
             from_amazon

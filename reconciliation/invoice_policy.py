@@ -50,6 +50,9 @@ MISSING_INVOICES: tuple[MissingInvoices, ...] = get_args(MissingInvoices)
 SALES_RETURNS = "sales_returns"
 SALES_RETURNS_TAX = "sales_returns_tax"
 MISSING_INVOICE_SUSPENSE = "missing_invoice_suspense"
+# How the reasons end when the orders were posted elsewhere by choice (the Exceptions sheet reads them).
+RETURNS_CHOSEN = "by choice (returns)"
+SUSPENSE_CHOSEN = "by choice (suspense)"
 SHOWN_ORDERS = 5  # order ids named in a reason; the count says how many more
 _WITHHELD_TAX = "ItemWithheldTax"
 
@@ -113,7 +116,7 @@ def apply_invoice_policy(
             else:
                 receivable = _receivable_lines(moved.lines, missing["order_id"])
                 moved = mapping.rebooked(moved, receivable, MISSING_INVOICE_SUSPENSE)
-                notes.append(f"{what} posted to {_account(mapping, MISSING_INVOICE_SUSPENSE)} by choice (suspense)")
+                notes.append(f"{what} posted to {_account(mapping, MISSING_INVOICE_SUSPENSE)} {SUSPENSE_CHOSEN}")
     if not refunds.empty:
         what = f"refunds of {_orders(refunds)} without an M3 credit note (refunded {money(-refunds['refunded_minor'])})"
         if policy.refunds_without_credit == "hold":
@@ -136,7 +139,7 @@ def apply_invoice_policy(
                 tax_booked = " and ".join(booked) or "no tax"
                 notes.append(
                     f"{what} posted as sales returns ({_account(mapping, SALES_RETURNS)}; {tax_booked}) "
-                    "by choice (returns)"
+                    f"{RETURNS_CHOSEN}"
                 )
     if moved is mapped and not holds:
         return InvoicePolicyResult(mapped)

@@ -5,7 +5,7 @@ check figures; below, one block per settlement whose items by M3 account sum, in
 Amazon's total and the vouchers' deposit line, and the run's totals per currency),
 ``Journal`` (the GL vouchers, visibly balanced), ``Fees`` (every amount by
 transaction type / amount type / description), ``Reconciliation`` (per order against M3),
-``Exceptions`` (held reasons, gate failures, unmapped combinations, file errors),
+``Exceptions`` (one row per thing that needs a person, with the next step: ``reconciliation.exceptions``),
 ``Validation`` (pandera failure cases), ``Anomalies`` and ``Lines``: every settlement line
 when the run has at most ``LINES_ON_SHEET`` lines; above that, the Lines sheet sums them per
 settlement, posted day, transaction type, amount type, description, marketplace and GL account,
@@ -40,9 +40,10 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.audit import AuditRecord
+from reconciliation.exceptions import DEFAULT_NOT_SETTLED_AFTER_DAYS, exceptions, run_orders
 from reconciliation.local_currency import LocalLine
 from reconciliation.mapping import GLMapping
-from reconciliation.matching import CATEGORIES, listed_once
+from reconciliation.matching import CATEGORIES
 from reconciliation.model import LINE_COLUMNS, currency_decimals, format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
@@ -141,11 +142,16 @@ def write_workbook(
     max_rows: int = EXCEL_MAX_ROWS,
     lines_on_sheet: int = LINES_ON_SHEET,
     mapping: GLMapping | None = None,
+    mapping_file: str = "",
+    not_settled_after_days: int = DEFAULT_NOT_SETTLED_AFTER_DAYS,
 ) -> WorkbookInfo:
     """Write the run's workbook to ``path`` (.xlsx); ``max_rows`` is the sheet row limit incl. header.
 
     ``mapping`` (the run's GL mapping) gives the Summary its categories' descriptions; without it
-    they come from the vouchers' lines, or are made from the category names.
+    they come from the vouchers' lines, or are made from the category names. Exceptions name
+    ``mapping_file`` as where rules for unmapped fee types go
+    (``reconciliation.exceptions.mapping_file_in_home``) and list invoices not settled more than
+    ``not_settled_after_days`` days before the day the workbook is generated.
 
     A run of more than ``lines_on_sheet`` lines (or more than fit below the header) gets its
     lines summed on the Lines sheet and every raw line in ``<stem>-lines.csv`` beside it.
@@ -186,7 +192,20 @@ def write_workbook(
         ),
         _write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes),
         _write_reconciliation(workbook, sheets[SHEET_RECONCILIATION], styles, outcomes, max_rows, notes),
-        _write_exceptions(workbook, sheets[SHEET_EXCEPTIONS], styles, outcomes, file_errors, max_rows, notes),
+        _write_exceptions(
+            workbook,
+            sheets[SHEET_EXCEPTIONS],
+            styles,
+            exceptions(
+                outcomes,
+                today=generated.date(),
+                mapping_file=mapping_file,
+                not_settled_after_days=not_settled_after_days,
+                file_errors=file_errors,
+            ),
+            max_rows,
+            notes,
+        ),
         _write_validation(workbook, sheets[SHEET_VALIDATION], styles, outcomes, max_rows, notes),
         _write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
     ]
@@ -493,28 +512,15 @@ def _write_reconciliation(
 ) -> PendingRows:
     """One row per order and settlement; an invoice no settlement settled once per run
     (``listed_once``), under the oldest settlement whose window holds its date."""
-    chronological = sorted(outcomes, key=lambda o: (o.settlement.end, o.settlement.settlement_id))
-    parts = [
-        o.reconciliation.orders.assign(
-            settlement_id=o.settlement.settlement_id,
-            currency=o.settlement.currency,
-            decimals=o.settlement.decimals,
-            tolerance_minor=o.reconciliation.tolerance_minor,
-        )
-        for o in chronological
-        if o.reconciliation is not None
-    ]
-    orders = (
-        listed_once(pd.concat(parts, ignore_index=True))
-        if parts
-        else pd.DataFrame(
+    orders = run_orders(outcomes)
+    if orders is None:
+        orders = pd.DataFrame(
             {
                 **{c: pd.Series(dtype="str") for c in _RECONCILIATION_TEXT},
                 **{c: pd.Series(dtype="int64") for c in _RECONCILIATION_NUMBERS},
                 "invoice_date": pd.Series(dtype="datetime64[us]"),
             }
         )
-    )
     orders = _fit(orders, SHEET_RECONCILIATION, max_rows, 0, notes)
     decimals, currency = orders["decimals"], orders["currency"]
     columns = [
@@ -561,99 +567,27 @@ _RECONCILIATION_NUMBERS = (
 
 # --- exceptions ------------------------------------------------------------------------------
 
-_EXCEPTION_COLUMNS = [
-    "kind",
-    "settlement_id",
-    "source",
-    "line",
-    "column",
-    "gate",
-    "transaction_type",
-    "amount_type",
-    "amount_description",
-    "line_count",
-    "total_minor",
-    "currency",
-    "message",
-]
-
-
-def exception_rows(
-    outcomes: Sequence[SettlementOutcome], file_errors: Sequence[SettlementFileError] = ()
-) -> pd.DataFrame:
-    """Held reasons, gate failures, unmapped combinations and file errors as one table."""
-    rows: list[dict[str, object]] = []
-    for outcome in outcomes:
-        settlement = outcome.settlement
-        base = {"settlement_id": settlement.settlement_id, "source": settlement.source, "currency": settlement.currency}
-        failures = outcome.gates.failures if outcome.gates is not None else ()
-        gate_texts = {f.reason for f in failures} | {str(f) for f in failures}
-        for reason in outcome.reasons:
-            if reason not in gate_texts:
-                rows.append({**base, "kind": f"{outcome.status} reason", "message": reason})
-        for failure in failures:
-            rows.append({**base, "kind": "gate failure", "gate": failure.gate, "message": failure.reason})
-        for combination in outcome.mapped.unmapped if outcome.mapped is not None else ():
-            rows.append(
-                {
-                    **base,
-                    "kind": "unmapped combination",
-                    "gate": "mapping",
-                    "transaction_type": combination.transaction_type,
-                    "amount_type": combination.amount_type,
-                    "amount_description": combination.amount_description,
-                    "line_count": combination.line_count,
-                    "total_minor": combination.total_minor,
-                    "message": "no GL mapping rule matches this combination",
-                }
-            )
-        if outcome.reconciliation_skipped_reason:
-            rows.append({**base, "kind": "reconciliation skipped", "message": outcome.reconciliation_skipped_reason})
-    for error in file_errors:
-        column = error.column_name or ""
-        if error.column is not None:
-            column = f"{error.column} ({error.column_name})" if error.column_name else str(error.column)
-        rows.append(
-            {
-                "kind": "file error",
-                "source": error.source,
-                "line": error.line,
-                "column": column,
-                "message": error.message,
-            }
-        )
-    frame = pd.DataFrame(rows, columns=_EXCEPTION_COLUMNS)
-    for name in ("line", "line_count", "total_minor"):
-        frame[name] = pd.array(frame[name], dtype="Int64")
-    return frame
-
 
 def _write_exceptions(
     workbook: Workbook,
     sheet: Worksheet,
     styles: Styles,
-    outcomes: Sequence[SettlementOutcome],
-    file_errors: Sequence[SettlementFileError],
+    rows: pd.DataFrame,
     max_rows: int,
     notes: list[str],
 ) -> PendingRows:
-    rows = _fit(exception_rows(outcomes, file_errors), SHEET_EXCEPTIONS, max_rows, 0, notes)
-    currency = rows["currency"].fillna("")
+    """``rows``: ``reconciliation.exceptions.exceptions`` (one row per thing that needs a person)."""
+    rows = _fit(rows, SHEET_EXCEPTIONS, max_rows, 0, notes)
+    currency = rows["currency"]
     decimals = currency.map(lambda c: currency_decimals(c) if c else 2).astype("int64")
     columns = [
-        Column("Kind", text_cells(rows["kind"]), width=22),
         Column("Settlement ID", text_cells(rows["settlement_id"]), width=14),
-        Column("File", text_cells(rows["source"]), width=24),
-        Column("Line", integer_cells(rows["line"]), NUMBER, width=8),
-        Column("Column", text_cells(rows["column"]), width=18),
-        Column("Gate", text_cells(rows["gate"]), width=10),
-        Column("Transaction type", text_cells(rows["transaction_type"]), width=18),
-        Column("Amount type", text_cells(rows["amount_type"]), width=18),
-        Column("Amount description", text_cells(rows["amount_description"]), width=28),
-        Column("Lines", integer_cells(rows["line_count"]), NUMBER, width=8),
-        _optional_amount_column("Total", rows["total_minor"], decimals, currency),
+        Column("Kind", text_cells(rows["kind"]), width=30),
+        Column("Order, fee type or file", text_cells(rows["reference"]), width=30),
+        Column("What", text_cells(rows["what"]), style=_WRAP, width=70),
+        _optional_amount_column("Amount", rows["amount_minor"], decimals, currency),
         Column("Currency", text_cells(currency), width=9),
-        Column("Message", text_cells(rows["message"]), width=80),
+        Column("Next step", text_cells(rows["next_step"]), style=_WRAP, width=80),
     ]
     return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
 

@@ -350,6 +350,21 @@ def test_unknown_keys_and_sections_are_rejected(tmp_path: Path) -> None:
         load_settings(tmp_path, env={})
 
 
+def test_not_settled_after_days_from_the_settlement_section(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, env={}).settlement.not_settled_after_days is None  # the workbook's 30
+    write_config(tmp_path, "[settlement]\nnot_settled_after_days = 45\n")
+    assert load_settings(tmp_path, env={}).settlement.not_settled_after_days == 45
+    env = {"M3SYNC_SETTLEMENT_NOT_SETTLED_AFTER_DAYS": "60"}
+    assert load_settings(tmp_path, env=env).settlement.not_settled_after_days == 60
+    for bad in ("0", "-3", "30.5", '"soon"'):
+        write_config(tmp_path, f"[settlement]\nnot_settled_after_days = {bad}\n")
+        with pytest.raises(
+            ConfigurationError,
+            match=r"\[settlement\] not_settled_after_days in .*config.toml must be a positive number",
+        ):
+            load_settings(tmp_path, env={})
+
+
 def test_resolve_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert resolve_home("/srv/sync", env={"M3SYNC_HOME": "/env/home"}) == Path("/srv/sync")

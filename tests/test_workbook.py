@@ -367,30 +367,29 @@ def test_a_difference_within_the_tolerance_is_matched_and_not_red(fixture_settle
     assert within["Settled in"] == FIXTURE_ID and within["Invoice date"] == datetime(2024, 10, 21)
 
 
-def test_exceptions_list_the_unmapped_combination_gate_failure_and_file_error(values) -> None:
+def test_exceptions_list_the_unmapped_fee_type_the_held_settlement_and_the_file_error(values) -> None:
     rows = _table(values["Exceptions"])
-    [unmapped] = [r for r in rows if r["Kind"] == "unmapped combination"]
+    [unmapped] = [r for r in rows if r["Kind"] == "Fee type without a GL rule"]
     assert (
         unmapped["Settlement ID"],
-        unmapped["Transaction type"],
-        unmapped["Amount type"],
-        unmapped["Amount description"],
-        unmapped["Lines"],
-        _money(unmapped["Total"]),
+        unmapped["Order, fee type or file"],
+        unmapped["What"],
+        _money(unmapped["Amount"]),
         unmapped["Currency"],
-    ) == (HELD_ID, "Order", "ItemFees", "MysteryFee", 1, Decimal("-0.37"), "USD")
-    gates = [r for r in rows if r["Kind"] == "gate failure"]
-    assert [(r["Settlement ID"], r["Gate"]) for r in gates] == [(HELD_ID, "mapping")]
-    assert "MysteryFee" in gates[0]["Message"]
-    [file_error] = [r for r in rows if r["Kind"] == "file error"]
-    assert (file_error["File"], file_error["Line"], file_error["Column"], file_error["Message"]) == (
+    ) == (HELD_ID, "Order / ItemFees / MysteryFee", "1 line(s), total -0.37 USD", Decimal("-0.37"), "USD")
+    held = [r for r in rows if r["Kind"] == "Settlement held"]
+    assert [(r["Settlement ID"], r["Order, fee type or file"]) for r in held] == [
+        (HELD_ID, "held: fee types without a GL rule")
+    ]
+    assert "MysteryFee" in held[0]["What"] and "HOME/mappings/" in held[0]["Next step"]
+    [file_error] = [r for r in rows if r["Kind"] == "File could not be read"]
+    assert (file_error["Order, fee type or file"], file_error["What"]) == (
         "broken.tsv",
-        7,
-        "15 (amount)",
-        "amount 'abc' is not a number",
+        "line 7, column 15 (amount): amount 'abc' is not a number",
     )
-    # The held reason repeats the gate failure, so it is not listed twice.
-    assert not [r for r in rows if r["Kind"] == "held reason"]
+    # The fixture's order beyond the tolerance is a row too.
+    [mismatch] = [r for r in rows if r["Kind"] == "Amount differs from the M3 invoice"]
+    assert (mismatch["Settlement ID"], mismatch["Order, fee type or file"]) == (FIXTURE_ID, "114-0000000-9000002")
 
 
 def test_validation_lists_the_pandera_failure_case(values) -> None:
@@ -673,7 +672,7 @@ def test_an_empty_run_still_writes_every_sheet(tmp_path: Path) -> None:
     info = write_workbook([], tmp_path / "empty.xlsx", file_errors=[FILE_ERROR])
     book = openpyxl.load_workbook(info.path)
     assert book.sheetnames == list(SHEET_NAMES)
-    assert _table(book["Exceptions"])[0]["File"] == "broken.tsv"
+    assert _table(book["Exceptions"])[0]["Order, fee type or file"] == "broken.tsv"
 
 
 def test_a_settlement_across_month_end_has_two_balanced_vouchers(tmp_path: Path) -> None:
@@ -763,7 +762,7 @@ def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -
     expected_places = {
         "Lines": [*texts.values(), "-2+3"],
         "Fees": ["-2+3"],
-        "Exceptions": ["-2+3"],
+        "Exceptions": ["Order / ItemFees / -2+3"],
         "Reconciliation": [order],
         "Summary": [source],
     }
