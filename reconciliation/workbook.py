@@ -1128,7 +1128,6 @@ def _write_summary_row(
 # --- read me ---------------------------------------------------------------------------------
 
 _README_TOPIC_WIDTH, _README_TEXT_WIDTH = 24, 110
-_README_CHARACTERS_PER_LINE = 120  # of the text column, to size its wrapped rows
 
 
 def read_me_rows(outcomes: Sequence[SettlementOutcome]) -> list[tuple[str, str]]:
@@ -1163,7 +1162,7 @@ def read_me_rows(outcomes: Sequence[SettlementOutcome]) -> list[tuple[str, str]]
         ("", "What each sheet holds"),
         (
             SHEET_SUMMARY,
-            "One block per settlement: what Amazon reported, how it was booked, and the checks that tie "
+            "Per settlement: what Amazon reported, how it was booked, and the checks that tie "
             "it to the deposit Amazon paid out.",
         ),
         (
@@ -1181,7 +1180,7 @@ def read_me_rows(outcomes: Sequence[SettlementOutcome]) -> list[tuple[str, str]]
             "Each Amazon order against its M3 invoice and credit note: matched, a difference, "
             "missing in M3, not settled yet, or refunded without a credit note, and in which settlement it was paid.",
         ),
-        (SHEET_EXCEPTIONS, "Everything that needs a person before the month can be closed, with what to do next."),
+        (SHEET_EXCEPTIONS, "Everything that needs a person before the month can be closed, and why."),
         (SHEET_VALIDATION, "Lines of the settlement files that failed a check: file, line, column and value."),
         (SHEET_ANOMALIES, "Orders whose Amazon fees look unusual, the highest score first, with the reasons."),
         (
@@ -1260,20 +1259,18 @@ def _write_read_me(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
     sheet.set_column(0, 0, _README_TOPIC_WIDTH)
     sheet.set_column(1, 1, _README_TEXT_WIDTH)
     sheet.write_string(0, 0, "Read me: how to read this workbook", styles.get(_TITLE))
-    wrap, bold = styles.get(_WRAP), styles.get(_BOLD)
+    wrap = styles.get(_WRAP)
     heading = styles.get(_README_HEADING, {"bold": True, "bottom": 1, "valign": "top"})
     topic = styles.get(_README_TOPIC, {"bold": True, "text_wrap": True, "valign": "top"})
-    row = 2
+    row = 1
     for name, text in read_me_rows(outcomes):
-        if not name:
-            row += 1 if row > 2 else 0
+        if not name:  # a section: a blank row, then its heading across both columns
+            row += 1
             sheet.write_string(row, 0, text, heading)
             sheet.write_blank(row, 1, None, heading)
         else:
-            sheet.write_string(row, 0, name, topic if name not in SHEET_NAMES else bold)
-            sheet.write_string(row, 1, text, wrap)
-            # Row height set here: not every reader sizes wrapped rows when opening the file.
-            sheet.set_row(row, 15 * -(-len(text) // _README_CHARACTERS_PER_LINE))
+            sheet.write_string(row, 0, name, topic)
+            sheet.write_string(row, 1, text, wrap)  # no row height: Excel and LibreOffice fit it to the text
         row += 1
 
 

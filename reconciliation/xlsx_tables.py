@@ -11,6 +11,9 @@ are inline strings (as xlsxwriter's own constant-memory mode writes them), XML-e
 Cells are written as inline strings and plain numbers; the number text is produced here
 (exact decimal strings for money), so no float arithmetic touches an amount. Text from files is
 never a formula: "=...", "+...", "-...", "@..." are inline strings, shown as typed.
+
+A text column is as wide as its longest text up to ``MAX_TEXT_WIDTH`` and wraps beyond it, so
+no text runs over its neighbours; ``set_print_layout`` is the print set-up every sheet gets.
 """
 
 from __future__ import annotations
