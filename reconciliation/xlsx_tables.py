@@ -11,6 +11,9 @@ are inline strings (as xlsxwriter's own constant-memory mode writes them), XML-e
 Cells are written as inline strings and plain numbers; the number text is produced here
 (exact decimal strings for money), so no float arithmetic touches an amount. Text from files is
 never a formula: "=...", "+...", "-...", "@..." are inline strings, shown as typed.
+
+A text column is as wide as its longest text up to ``MAX_TEXT_WIDTH`` and wraps beyond it, so
+no text runs over its neighbours; ``set_print_layout`` is the print set-up every sheet gets.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import io
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,14 @@ EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_STRING = 32_767
 TEXT = "text"
 NUMBER = "number"
+
+# Print set-up of every sheet: A4 landscape, one page wide, sheet name and page in the footer.
+PAPER_A4 = 9  # Excel's paper size code
+PRINT_FOOTER = "&L&A&RPage &P of &N"  # left: sheet name; right: "Page 3 of 12"
+# A text column widens to its longest text up to this many characters; longer text wraps in it,
+# so no cell's text runs over its neighbours on screen or on paper.
+MAX_TEXT_WIDTH = 60
+WRAPPED_TEXT = "table:wrapped"  # style of a text column whose longest text is wider than it
 
 # Characters XML 1.0 forbids; Amazon data should not have them, but one would corrupt the file.
 _XML_ILLEGAL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"  # RE2 syntax (pyarrow)
@@ -169,6 +180,7 @@ def place_table(
     if header_row + 1 + row_count > EXCEL_MAX_ROWS:
         raise TableError(f"sheet {sheet.get_name()!r}: {row_count} rows do not fit below row {header_row + 1}")
     header_format = styles.get(header_style)
+    columns = [fitted_column(column, styles) for column in columns]
     for index, column in enumerate(columns):
         sheet.set_column(index, index, column.width)
         sheet.write_string(header_row, index, column.header, header_format)
@@ -181,6 +193,34 @@ def place_table(
         column_count=len(columns),
         xml=render_rows(columns, header_row + 1, styles),
     )
+
+
+def fitted_column(column: Column, styles: Styles) -> Column:
+    """A text column as wide as its longest text (at most ``MAX_TEXT_WIDTH``, never narrower
+    than asked); wrapped when its longest text is wider still and it has no style of its own."""
+    if column.kind != TEXT or len(column.cells) == 0:
+        return column
+    longest = pc.max(pc.utf8_length(_arrow_text(column.cells))).as_py() or 0
+    needed = longest + 1  # a character's room so the text does not touch the next column
+    width = max(column.width, min(needed, MAX_TEXT_WIDTH))
+    style = column.style
+    if needed > width and style is None:
+        styles.get(WRAPPED_TEXT, {"text_wrap": True, "valign": "top"})
+        style = WRAPPED_TEXT
+    return replace(column, width=width, style=style)
+
+
+def set_print_layout(sheet: Worksheet, header_row: int | None) -> None:
+    """The sheet's print set-up: A4 landscape, fit to one page wide (as many pages tall as it
+    takes), ``header_row`` (0-based; None: no table) repeated on every page, and a footer with
+    the sheet's name and "Page n of m"."""
+    sheet.set_landscape()
+    sheet.set_paper(PAPER_A4)
+    sheet.fit_to_pages(1, 0)
+    sheet.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
+    sheet.set_footer(PRINT_FOOTER)
+    if header_row is not None:
+        sheet.repeat_rows(header_row)
 
 
 def render_rows(columns: Sequence[Column], first_row: int, styles: Styles) -> bytes:

@@ -1,0 +1,169 @@
+"""The workbook prints and reads: every sheet's print set-up (A4 landscape, one page wide, header
+row on every page, sheet name and page in the footer), text columns that fit or wrap, and a first
+"Read me" sheet explaining the sheets and how a settlement is booked, with this run's accounts.
+
+Expected values come from the inputs: the split settlement below posts in September and October
+(carry-over on 1595 in the shipped invoice-clearing mapping), the fixture file is one US
+settlement of October with no reserve lines; the split settlement is reconciled with a
+tolerance of 5 cents.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+from _settlement_builders import make_settlement
+
+from reconciliation.audit import AuditRecord
+from reconciliation.gates import check_gates
+from reconciliation.mapping import load_mapping
+from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_orders
+from reconciliation.outcome import SettlementOutcome
+from reconciliation.parse import read_settlement_file
+from reconciliation.workbook import SHEET_NAMES, SUMMARY_HEADER_ROW, write_workbook
+from reconciliation.xlsx_tables import MAX_TEXT_WIDTH
+
+SPLIT_ID = "10000000004"
+LONG_SKU = "A-VERY-LONG-SELLER-SKU-LONGER-THAN-ANY-COLUMN-IS-WIDE-" * 2
+
+
+def _settle(settlement, reconciliation: Reconciliation | None = None) -> SettlementOutcome:
+    mapping = load_mapping("invoice-clearing")
+    mapped = mapping.map_settlement(settlement)
+    gates = check_gates(settlement, mapped, mapping)
+    audit = AuditRecord("0" * 64, "invoice-clearing", "1" * 64, "test")
+    return SettlementOutcome(
+        settlement=settlement,
+        status="dry_run",
+        mapped=mapped,
+        gates=gates,
+        vouchers=gates.vouchers,
+        audits={v.key: audit for v in gates.vouchers},
+        reconciliation=reconciliation,
+    )
+
+
+@pytest.fixture(scope="module")
+def workbook_path(tmp_path_factory, us_v2_tsv: Path) -> Path:
+    [fixture] = read_settlement_file(us_v2_tsv).settlements
+    split = make_settlement(
+        [
+            ("Order", "ItemPrice", "Principal", 5000, "2024-09-28 10:00:00", "111-0000000-0000001"),
+            ("Order", "ItemFees", "Commission", -750, "2024-10-02 10:00:00", "111-0000000-0000001"),
+            # US sales tax Amazon collects and does not withhold here: it stays on the facilitator clearing.
+            ("Order", "ItemPrice", "Tax", 400, "2024-10-02 10:00:00", "111-0000000-0000001"),
+            {
+                "transaction_type": "Order",
+                "amount_type": "ItemFees",
+                "amount_description": "FBAPerUnitFulfillmentFee",
+                "amount_minor": -100,
+                "posted_date": "2024-10-02 10:00:00",
+                "order_id": "111-0000000-0000001",
+                "sku": LONG_SKU,
+            },
+        ],
+        settlement_id=SPLIT_ID,
+        start="2024-09-25 00:00:00",
+        end="2024-10-03 00:00:00",
+        deposit="2024-10-05 00:00:00",
+    )
+    path = tmp_path_factory.mktemp("print") / "run.xlsx"
+    no_invoices = pd.DataFrame({c: pd.Series(dtype=t) for c, t in INVOICE_COLUMNS.items()})
+    # Reconciled with a tolerance of 5 cents, shown on the Read me as "0.05 USD".
+    reconciliation = reconcile_orders(split.lines, no_invoices, tolerance_minor=5)
+    write_workbook([_settle(fixture), _settle(split, reconciliation)], path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def book(workbook_path: Path) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(workbook_path)
+
+
+def test_every_sheet_prints_landscape_a4_one_page_wide_with_header_and_footer(book) -> None:
+    assert book.sheetnames == list(SHEET_NAMES)
+    for sheet in book.worksheets:
+        setup = sheet.page_setup
+        assert setup.orientation == "landscape", sheet.title
+        assert str(setup.paperSize) == "9", sheet.title  # A4
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
+        # 1 is the file format's default width, which xlsxwriter leaves out (openpyxl reads None).
+        assert setup.fitToWidth in (None, 1) and setup.fitToHeight == 0, sheet.title
+        footer = sheet.oddFooter
+        assert footer.left.text == "&A" and "&P" in footer.right.text and "&N" in footer.right.text, sheet.title
+
+
+def test_each_table_repeats_its_own_header_row_on_every_page(book) -> None:
+    assert book["Read me"].print_title_rows is None  # no table to repeat
+    summary_header = SUMMARY_HEADER_ROW + 1  # 1-based
+    assert book["Summary"].print_title_rows == f"${summary_header}:${summary_header}"
+    assert book["Summary"].cell(summary_header, 1).value == "Settlement ID"
+    for name in SHEET_NAMES[2:]:
+        assert book[name].print_title_rows == "$1:$1", name
+        assert book[name]["A1"].value, name  # the header row is row 1
+
+
+def test_long_text_widens_its_column_up_to_a_limit_then_wraps(book) -> None:
+    lines = book["Lines"]
+    headers = [c.value for c in lines[1]]
+    sku = headers.index("sku") + 1
+    assert lines.column_dimensions[openpyxl.utils.get_column_letter(sku)].width == pytest.approx(MAX_TEXT_WIDTH, abs=1)
+    long_cells = [row[sku - 1] for row in lines.iter_rows(min_row=2) if row[sku - 1].value == LONG_SKU]
+    assert len(long_cells) == 1 and long_cells[0].alignment.wrap_text
+    # The order id column (21 characters wide asked; "111-0000000-0000001" is 19) stays as asked, unwrapped.
+    order = headers.index("order_id") + 1
+    assert lines.column_dimensions[openpyxl.utils.get_column_letter(order)].width == pytest.approx(21, abs=1)
+    assert not lines.cell(2, order).alignment.wrap_text
+
+
+def test_read_me_is_first_and_explains_the_booking_with_this_runs_accounts(book) -> None:
+    assert book.sheetnames[0] == "Read me"
+    rows = {r[0]: r[1] for r in book["Read me"].iter_rows(min_row=2, values_only=True) if r[0]}
+    month_end = rows["Month-end split"]
+    assert "one voucher per month" in month_end and "carry-over account 1595" in month_end
+    assert "taken back" in month_end or "takes the carry-over back" in month_end
+    assert "account 1930" in rows["Deposit line"] and "2450" not in rows["Deposit line"]  # no negative total in the run
+    assert "account 2615" in rows["Facilitator tax"]  # the split settlement's 4.00 US sales tax
+    assert "1519" in rows["Payment clearing"] and "account 1510" in rows["Payment clearing"]
+    # Neither settlement has a reserve line: the account is not guessed.
+    assert "see the Journal sheet" in rows["Reserves"]
+    assert "at most 0.05 USD is matched" in rows["Tolerance"]
+    assert "HOME/mappings/invoice-clearing.yaml" in rows["GL mapping"]
+    assert set(SHEET_NAMES[1:]) <= set(rows)  # every sheet is described
+
+
+def test_summary_prints_on_few_pages_in_libreoffice(workbook_path: Path, tmp_path: Path) -> None:
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.skip("LibreOffice (soffice) is not installed: the PDF page count cannot be checked here")
+    book = openpyxl.load_workbook(workbook_path)
+    for name in book.sheetnames:  # print the Summary alone
+        if name != "Summary":
+            del book[name]
+    summary_only = tmp_path / "summary.xlsx"
+    book.save(summary_only)
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",  # its own profile: runs beside others
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            str(summary_only),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    # LibreOffice writes each page as an uncompressed "/Type /Page" object (the tree is "/Pages").
+    pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", (tmp_path / "summary.pdf").read_bytes()))
+    # Two settlements, printed one page wide: one landscape page, two if their blocks are long.
+    assert 1 <= pages <= 2
