@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install bench summary-png clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The README's picture of the Summary sheet: the demo in a scratch home, then LibreOffice headless
+# -> PDF -> PNG (needs soffice and pdftoppm: apt-get install libreoffice-calc-nogui poppler-utils).
+summary-png: $(STAMP)
+	rm -rf .summary-home
+	$(BIN)/m3sync demo --home .summary-home > /dev/null
+	$(BIN)/python scripts/render_summary.py $$(ls .summary-home/reports/settlements-*.xlsx | head -1) docs/summary.png
+	rm -rf .summary-home
 
 clean:
 	rm -rf $(VENV) .pytest_cache .m3sync .mypy_cache .ruff_cache .import_linter_cache
