@@ -158,10 +158,17 @@ def _summary_statuses(book) -> dict[str, str]:
     return {row[0]: row[status] for row in rows if row[0] and str(row[0]).isdigit()}
 
 
-def _exception_messages(book, source: str) -> list[str]:
+def _exception_messages(book, source: str, settlement_id: str | None) -> list[str]:
+    """The "What" of the Exceptions rows of one file: its settlement's rows, or (a file that could
+    not be read) the rows naming the file."""
     rows = list(book[SHEET_EXCEPTIONS].iter_rows(values_only=True))
     header = rows[0]
-    return [row[header.index("Message")] for row in rows[1:] if row[header.index("File")] == source]
+    settlement, reference, what = (header.index(h) for h in ("Settlement ID", "Order, fee type or file", "What"))
+    return [
+        row[what]
+        for row in rows[1:]
+        if (settlement_id is not None and row[settlement] == settlement_id) or source in str(row[reference] or "")
+    ]
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -212,7 +219,7 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
     assert statuses[FIRST] == statuses[THIRD] == STATUS_WORDS["posted"]  # the Summary says statuses in words
     if second["settlement_id"] is not None:
         assert statuses[SECOND] == STATUS_WORDS[status]
-    messages = _exception_messages(book, "second.tsv")
+    messages = _exception_messages(book, "second.tsv", second["settlement_id"])
     assert messages and (status == "invalid" or any(fragment in message for message in messages)), messages
 
 
