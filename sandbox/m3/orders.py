@@ -257,16 +257,28 @@ def _deliver(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
 def _invoice(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
     currency = head["CUCD"]
     totals = order_totals(lines, currency, _customer_country(tx, head))
-    year = day[:4]
-    ivno = str(tx.next_number(f"invoice-{head['DIVI']}-{year}", 100000001))
     due = (dt.datetime.strptime(day, "%Y%m%d") + dt.timedelta(days=30)).strftime("%Y%m%d")
     dlix = lines[0].get("DLIX", "")
-    gross = totals["NTAM"] + totals["VTAM"]
+    ivno = _book_invoice(tx, head, day, due, totals["NTAM"], totals["VTAM"], DLIX=dlix)
+    delivery = tx.record("SELECT data FROM deliveries WHERE dlix = ?", (dlix,))
+    if delivery is not None:
+        delivery.update({"PGRS": "70", "IVNO": ivno})
+        tx.execute("UPDATE deliveries SET data = ? WHERE dlix = ?", (dumps(delivery), dlix))
+    for line in lines:
+        line["IVQT"] = line["ORQT"]
+
+
+def _book_invoice(tx: Tx, head: Record, day: str, due: str, net: Decimal, tax: Decimal, **extra: str) -> str:
+    """An invoice (a credit note: negative ``net`` and ``tax``) of order ``head`` in its
+    division's series, stored and opened in the customer ledger; returns its IVNO."""
+    currency, year = head["CUCD"], day[:4]
+    ivno = str(tx.next_number(f"invoice-{head['DIVI']}-{year}", 100000001))
+    gross = net + tax
     invoice = {
         "CONO": head["CONO"],
         "DIVI": head["DIVI"],
         "ORNO": head["ORNO"],
-        "DLIX": dlix,
+        "DLIX": "",
         "IVNO": ivno,
         "IVDT": day,
         "CUNO": head["CUNO"],
@@ -274,25 +286,21 @@ def _invoice(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
         "CUCD": currency,
         "YEA4": year,
         "AMT1": fmt_amount(gross, currency),
-        "AMT2": fmt_amount(totals["NTAM"], currency),
-        "VTAM": fmt_amount(totals["VTAM"], currency),
+        "AMT2": fmt_amount(net, currency),
+        "VTAM": fmt_amount(tax, currency),
         "INPX": "AZ",
         "EXIN": f"AZ{ivno}",
         "DUDT": due,
         "RAFC": fmt_amount(gross, currency),
         "CUOR": head.get("CUOR", ""),
+        **extra,
     }
     tx.execute(
         "INSERT INTO invoices (divi, yea4, ivno, orno, ivdt, data) VALUES (?, ?, ?, ?, ?, ?)",
         (head["DIVI"], year, ivno, head["ORNO"], day, dumps(invoice)),
     )
-    ledger.open_item(tx, invoice)
-    delivery = tx.record("SELECT data FROM deliveries WHERE dlix = ?", (dlix,))
-    if delivery is not None:
-        delivery.update({"PGRS": "70", "IVNO": ivno})
-        tx.execute("UPDATE deliveries SET data = ? WHERE dlix = ?", (dumps(delivery), dlix))
-    for line in lines:
-        line["IVQT"] = line["ORQT"]
+    ledger.open_item(tx, invoice)  # a credit note is an open item of the customer ledger too
+    return ivno
 
 
 def credit_order(tx: Tx, orno: str, net: Decimal, tax: Decimal, date: str | None = None, reference: str = "") -> str:
@@ -312,34 +320,5 @@ def credit_order(tx: Tx, orno: str, net: Decimal, tax: Decimal, date: str | None
         for invoice in invoices:
             if invoice.get("YREF") == reference:
                 return str(invoice["IVNO"])
-    currency, day = head["CUCD"], date or today()
-    year = day[:4]
-    ivno = str(tx.next_number(f"invoice-{head['DIVI']}-{year}", 100000001))
-    gross = -(net + tax)
-    credit = {
-        "CONO": head["CONO"],
-        "DIVI": head["DIVI"],
-        "ORNO": head["ORNO"],
-        "DLIX": "",
-        "IVNO": ivno,
-        "IVDT": day,
-        "CUNO": head["CUNO"],
-        "PYNO": head.get("PYNO") or head["CUNO"],
-        "CUCD": currency,
-        "YEA4": year,
-        "AMT1": fmt_amount(gross, currency),
-        "AMT2": fmt_amount(-net, currency),
-        "VTAM": fmt_amount(-tax, currency),
-        "INPX": "AZ",
-        "EXIN": f"AZ{ivno}",
-        "DUDT": day,
-        "RAFC": fmt_amount(gross, currency),
-        "CUOR": head.get("CUOR", ""),
-        "YREF": reference,
-    }
-    tx.execute(
-        "INSERT INTO invoices (divi, yea4, ivno, orno, ivdt, data) VALUES (?, ?, ?, ?, ?, ?)",
-        (head["DIVI"], year, ivno, head["ORNO"], day, dumps(credit)),
-    )
-    ledger.open_item(tx, credit)  # a credit note is an open item of the customer ledger too
-    return ivno
+    day = date or today()
+    return _book_invoice(tx, head, day, day, -net, -tax, YREF=reference)
