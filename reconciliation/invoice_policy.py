@@ -38,7 +38,7 @@ import pandas as pd
 
 from reconciliation.gates import GateFailure
 from reconciliation.mapping import GLMapping, MappedLines, normalise_key
-from reconciliation.matching import REFUND_TRANSACTION_TYPE, Reconciliation, sales_lines
+from reconciliation.matching import REFUND_TRANSACTION_TYPE, Reconciliation, sales_lines, withheld_tax_lines
 from reconciliation.model import exact_sum, format_minor
 from reconciliation.tax import FACILITATOR_CLEARING
 
@@ -54,7 +54,6 @@ MISSING_INVOICE_SUSPENSE = "missing_invoice_suspense"
 RETURNS_CHOSEN = "by choice (returns)"
 SUSPENSE_CHOSEN = "by choice (suspense)"
 SHOWN_ORDERS = 5  # order ids named in a reason; the count says how many more
-_WITHHELD_TAX = "ItemWithheldTax"
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ def _receivable_lines(lines: pd.DataFrame, order_ids: pd.Series, *, cleared: boo
     """The sales lines of these orders that an M3 document would carry: not the withheld tax, nor
     the tax the profile booked to the facilitator clearing (``cleared``: those instead)."""
     of_orders = np.asarray(lines["order_id"].isin(order_ids), dtype=bool)
-    not_withheld = np.asarray(lines["amount_type"] != _WITHHELD_TAX, dtype=bool)
+    not_withheld = ~withheld_tax_lines(lines)
     on_clearing = np.asarray(lines["category"] == FACILITATOR_CLEARING, dtype=bool)
     receivable: np.ndarray = sales_lines(lines) & of_orders & not_withheld & (on_clearing if cleared else ~on_clearing)
     return receivable

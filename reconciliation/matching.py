@@ -34,11 +34,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reconciliation.mapping import normalise_key
+
 # Amount types that make up what the buyer paid for an order (real V2 files). Withheld
 # marketplace-facilitator tax nets the tax Amazon collected (US), so the remainder is what
 # the seller invoiced.
 WITHHELD_TAX = "ItemWithheldTax"
 SALES_AMOUNT_TYPES = ("ItemPrice", "Promotion", WITHHELD_TAX)
+# Legacy V1 files carry the withheld tax as item fees (MarketplaceFacilitatorTax-Principal, ...).
+_V1_WITHHELD_AMOUNT_TYPE = "ItemFees"
+_V1_WITHHELD_PREFIX = "MARKETPLACEFACILITATOR"
 REFUND_TRANSACTION_TYPE = "Refund"  # compared with M3's credit notes, not its invoices
 
 INVOICE_COLUMNS: dict[str, str] = {
@@ -91,14 +96,24 @@ def sales_lines(lines: pd.DataFrame, *, withheld_tax_invoiced: bool = False) -> 
     lines compared with M3's invoices and credit notes (``withheld_tax_invoiced``: see
     ``reconcile_orders``). Refunds among them have transaction type ``Refund``
     (``REFUND_TRANSACTION_TYPE``)."""
-    amount_types = [t for t in SALES_AMOUNT_TYPES if not (withheld_tax_invoiced and t == WITHHELD_TAX)]
+    withheld = withheld_tax_lines(lines)
+    paid = np.asarray(lines["amount_type"].isin([t for t in SALES_AMOUNT_TYPES if t != WITHHELD_TAX]), dtype=bool)
     sales = (
-        lines["amount_type"].isin(amount_types)
+        pd.Series(paid | (withheld & (not withheld_tax_invoiced)), index=lines.index)
         & (lines["order_id"] != "")
         # Multi-channel (Non-Amazon) orders carry no sale to invoice: they are fulfilment only.
         & ~lines["marketplace_name"].str.startswith("Non-Amazon", na=False)
     )
     return np.asarray(sales, dtype=bool)
+
+
+def withheld_tax_lines(lines: pd.DataFrame) -> np.ndarray:
+    """The tax Amazon withheld as marketplace facilitator: ``ItemWithheldTax`` rows (V2), and the
+    ``MarketplaceFacilitatorTax-*`` / ``MarketplaceFacilitatorVAT-*`` item fees of legacy V1 files."""
+    descriptions = lines["amount_description"].astype(str)
+    facilitator = {d for d in descriptions.unique() if normalise_key(d).startswith(_V1_WITHHELD_PREFIX)}
+    v1 = (lines["amount_type"] == _V1_WITHHELD_AMOUNT_TYPE) & descriptions.isin(facilitator)
+    return np.asarray((lines["amount_type"] == WITHHELD_TAX) | v1, dtype=bool)
 
 
 def settled_orders(lines: pd.DataFrame, settlement_id: str) -> pd.DataFrame:

@@ -8,9 +8,10 @@ from reconciliation.matching import reconcile_orders
 
 
 def _lines(rows: list[tuple[str, str, str, str, int]]) -> pd.DataFrame:
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         rows, columns=["order_id", "transaction_type", "amount_type", "marketplace_name", "amount_minor"]
     )
+    return frame.assign(amount_description="")
 
 
 def _invoices(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
@@ -228,3 +229,21 @@ def test_settled_orders_are_the_sold_orders_once() -> None:
     )
     found = settled_orders(lines, "S1")
     assert found.to_dict("records") == [{"order_id": "111-A", "settlement_id": "S1"}]
+
+
+def test_legacy_v1_withheld_tax_item_fees_net_the_tax_like_item_withheld_tax() -> None:
+    """A V1 facilitator order: principal 20.00 + tax 1.60, and the withheld tax as the item fee
+    MarketplaceFacilitatorTax-Principal -1.60: the buyer paid M3's net invoice of 20.00 (matched);
+    a fee (commission -3.00) is never a sale."""
+    lines = pd.DataFrame(
+        [
+            ("111-V", "Order", "ItemPrice", "Principal", 2000),
+            ("111-V", "Order", "ItemPrice", "Tax", 160),
+            ("111-V", "Order", "ItemFees", "MarketplaceFacilitatorTax-Principal", -160),
+            ("111-V", "Order", "ItemFees", "Commission", -300),
+        ],
+        columns=["order_id", "transaction_type", "amount_type", "amount_description", "amount_minor"],
+    ).assign(marketplace_name="Amazon.com")
+    result = reconcile_orders(lines, _invoices([("M-V", "111-V", "1", 2000)]))
+    (order,) = result.orders.to_dict("records")
+    assert (order["category"], order["settled_minor"], order["difference_minor"]) == ("matched", 2000, 0)
