@@ -105,7 +105,7 @@ def test_each_table_repeats_its_own_header_row_on_every_page(book) -> None:
     summary_header = SUMMARY_HEADER_ROW + 1  # 1-based
     assert book["Summary"].print_title_rows == f"${summary_header}:${summary_header}"
     assert book["Summary"].cell(summary_header, 1).value == "Settlement ID"
-    for name in SHEET_NAMES[2:]:
+    for name in SHEET_NAMES[2:]:  # Checks and the other tables
         assert book[name].print_title_rows == "$1:$1", name
         assert book[name]["A1"].value, name  # the header row is row 1
 
