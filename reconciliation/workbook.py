@@ -890,7 +890,7 @@ _SUMMARY_COLUMNS = [
     ("M3 voucher numbers", 14),
     ("Checks", 14),
     ("Reconciliation", 15),
-    ("Reasons", 34),
+    ("Reasons", 30),
 ]
 SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
 _LINE_POINTS = 15.0  # the height of one line of 11-point text
@@ -901,10 +901,12 @@ def _row_height(cells: Sequence[tuple[str, float]]) -> float:
     not grow a row to its wrapped text when it opens an .xlsx, so the rows would overlap."""
 
     def lines(text: str, width: float) -> int:
-        per_line = max(int(width), 1)  # text is narrower than the "0" a width counts, words wrap early
+        per_line = max(int(width * 1.15), 1)  # text is narrower than the "0" a width counts
         return sum(max(1, math.ceil(len(part) / per_line)) for part in text.split("\n"))
 
     return _LINE_POINTS * max([1, *(lines(text, width) for text, width in cells)])
+
+
 # The Checks sheet: per settlement, the figures behind the Summary's "Checks" (the differences are
 # formulas), the reconciliation counts, the file it came from and where its lines are.
 _CHECKS_COLUMNS = [
@@ -939,6 +941,7 @@ _DIFFERENCE_COLUMNS = [CHECKS_HEADERS.index(n) for n in _DIFFERENCES]
 _DIFFERENCE_FORMULAS = {
     CHECKS_HEADERS.index(n): (CHECKS_HEADERS.index(a), CHECKS_HEADERS.index(b)) for n, (a, b) in _DIFFERENCES.items()
 }
+
 
 @dataclass(frozen=True)
 class CheckFigures:
@@ -1041,7 +1044,7 @@ def _warn_unless_ok(sheet: Worksheet, styles: Styles, first: int, last: int, col
 
 
 def _check_words(outcome: SettlementOutcome) -> str:
-    """"OK", or what failed, in words: the Summary's and the Checks sheet's "Checks"."""
+    """ "OK", or what failed, in words: the Summary's and the Checks sheet's "Checks"."""
     problems = CheckFigures.of(outcome).problems(outcome.settlement.total_minor, outcome.settlement.decimals)
     return "OK" if not problems else "; ".join(problems)
 
@@ -1051,7 +1054,8 @@ def _reconciliation_words(outcome: SettlementOutcome) -> str:
     if outcome.reconciliation is None:
         return "Skipped: " + (outcome.reconciliation_skipped_reason or "not reconciled")
     counts = outcome.reconciliation.counts
-    words = [f"{counts[c]} {_CATEGORY_LABELS.get(c, c).lower()}" for c in CATEGORIES if counts.get(c)]
+    labels = {c: _CATEGORY_LABELS.get(c, c) for c in CATEGORIES}
+    words = [f"{counts[c]} {labels[c][:1].lower()}{labels[c][1:]}" for c in CATEGORIES if counts.get(c)]
     return ", ".join(words) or "No orders to reconcile"
 
 
@@ -1079,7 +1083,9 @@ def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: Sett
     sheet.set_row(row, _row_height([(text, _SUMMARY_WIDTHS[SUMMARY_HEADERS.index(n)]) for n, text in texts.items()]))
     # at the top of the row, beside the first line of the wrapped texts
     top_date = styles.get(f"{_DATE}:top", {"num_format": "yyyy-mm-dd", "valign": "top"})
-    sheet.write_datetime(row, SUMMARY_HEADERS.index("Deposit date (UTC)"), _naive_utc(settlement.deposit_date), top_date)
+    sheet.write_datetime(
+        row, SUMMARY_HEADERS.index("Deposit date (UTC)"), _naive_utc(settlement.deposit_date), top_date
+    )
     currency = settlement.currency
     top_money = styles.get(
         f"{_amount_style(currency)}:top", {"num_format": currency_number_format(currency), "valign": "top"}
@@ -1253,7 +1259,7 @@ class SummaryColumn:
 
 BLOCK_COLUMNS = (
     SummaryColumn("Item", 28),  # "Deposit line of the vouchers" in bold
-    SummaryColumn("Description", 32),  # wrapped
+    SummaryColumn("Description", 38),  # wrapped beyond
     SummaryColumn("M3 account", 11),
     SummaryColumn("Amount", 15),
     SummaryColumn("Currency", 9),
@@ -1271,6 +1277,8 @@ def _write_description(sheet: Worksheet, styles: Styles, row: int, text: str) ->
     """A block row's description, wrapped, and the row as tall as it."""
     sheet.write_string(row, _DESCRIPTION, _cell_text(text), styles.get(_WRAP))
     sheet.set_row(row, _row_height([(text, _SUMMARY_WIDTHS[_DESCRIPTION])]))
+
+
 _ITEM, _DESCRIPTION, _ACCOUNT, _AMOUNT, _CURRENCY, _LINE_COUNT = range(len(BLOCK_COLUMNS))
 
 
