@@ -30,6 +30,8 @@ from flows.connections import load_gl_mapping
 from flows.contract import RUN_STATE_NAMES, exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
 from reconciliation.workbook import (
+    CHECKS_HEADERS,
+    SHEET_CHECKS,
     SHEET_EXCEPTIONS,
     SHEET_SUMMARY,
     STATUS_WORDS,
@@ -159,9 +161,14 @@ def _summary_statuses(book) -> dict[str, str]:
 
 
 def _exception_messages(book, source: str) -> list[str]:
+    """What the Exceptions sheet says about the file: its settlements (found by file on the Checks
+    sheet) or, when it could not be read, the file itself."""
+    checks = list(book[SHEET_CHECKS].iter_rows(min_row=2, values_only=True))
+    ids = {row[CHECKS_HEADERS.index("Settlement ID")] for row in checks if row[CHECKS_HEADERS.index("File")] == source}
     rows = list(book[SHEET_EXCEPTIONS].iter_rows(values_only=True))
     header = rows[0]
-    return [row[header.index("Message")] for row in rows[1:] if row[header.index("File")] == source]
+    settlement, reference, what = (header.index(h) for h in ("Settlement ID", "Order, fee type or file", "What"))
+    return [row[what] for row in rows[1:] if row[reference] == source or (row[settlement] and row[settlement] in ids)]
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
