@@ -1180,6 +1180,9 @@ def _write_checks_row(
             sheet.write_number(row, column, value)
         else:
             sheet.write_string(row, column, str(value), styles.get(_WRAP) if "\n" in str(value) else None)
+    wrapped = [(v, float(_CHECKS_COLUMNS[i][1])) for i, v in enumerate(values) if isinstance(v, str) and "\n" in v]
+    if wrapped:  # one line per voucher key: the row as tall as them
+        sheet.set_row(row, _row_height(wrapped))
 
 
 # --- summary: one block per settlement that ties to its deposit, totals per currency ---------

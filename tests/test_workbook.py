@@ -722,6 +722,9 @@ def test_a_settlement_across_month_end_has_two_balanced_vouchers(tmp_path: Path)
         "OK",
     )
     assert row["Voucher keys"] == "AMZ-10000000004-202409\nAMZ-10000000004-202410"
+    sheet = book["Checks"]
+    [row_number] = [c.row for c in sheet["A"] if c.value == "10000000004"]
+    assert sheet.row_dimensions[row_number].height >= 30  # two voucher keys: two lines, no overlap
 
 
 def test_amount_cells_are_exact_decimal_literals() -> None:
