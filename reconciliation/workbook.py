@@ -1108,6 +1108,7 @@ def _write_checks(
     for index, (title, width) in enumerate(_CHECKS_COLUMNS):
         sheet.set_column(index, index, width)
         sheet.write_string(0, index, title, header)
+    sheet.set_row(0, _row_height([(title, float(width)) for title, width in _CHECKS_COLUMNS]))
     sheet.freeze_panes(1, 1)
     row = 1
     for outcome, placement in zip(outcomes, placements):
