@@ -23,6 +23,7 @@ is added here.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ from reconciliation.xlsx_tables import (
 
 SHEET_README = "Read me"
 SHEET_SUMMARY = "Summary"
+SHEET_CHECKS = "Checks"
 SHEET_JOURNAL = "Journal"
 SHEET_FEES = "Fees"
 SHEET_RECONCILIATION = "Reconciliation"
@@ -77,6 +79,7 @@ SHEET_LINES = "Lines"
 SHEET_NAMES = (
     SHEET_README,  # first: what each sheet holds and how a settlement is booked
     SHEET_SUMMARY,
+    SHEET_CHECKS,  # the figures behind the Summary's checks
     SHEET_JOURNAL,
     SHEET_FEES,
     SHEET_RECONCILIATION,
@@ -219,7 +222,6 @@ def write_workbook(
         sheets[SHEET_SUMMARY],
         styles,
         outcomes,
-        placements,
         file_errors,
         generated,
         notes,
@@ -227,6 +229,7 @@ def write_workbook(
         len(all_lines),
         descriptions,
     )
+    _write_checks(sheets[SHEET_CHECKS], styles, outcomes, placements, lines_file)
     _write_read_me(sheets[SHEET_README], styles, outcomes)
     for name, sheet in sheets.items():
         set_print_layout(sheet, _PRINT_HEADER_ROWS.get(name, 0))
@@ -876,21 +879,45 @@ _CATEGORY_LABELS = {
     "not_settled": "Not settled (M3 only)",
     "refund_without_credit": "Refund without credit",
 }
+# The Summary's table: what an accountant scans first, narrow enough to print on a landscape
+# page together with the settlement blocks below it (which share its first columns).
 _SUMMARY_COLUMNS = [
+    ("Settlement ID", 14),
+    ("Marketplace and period (UTC)", 28),
+    ("Deposit date (UTC)", 12),
+    ("Total (deposit)", 15),
+    ("Status", 13),
+    ("M3 voucher numbers", 14),
+    ("Checks", 14),
+    ("Reconciliation", 15),
+    ("Reasons", 30),
+]
+SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
+_LINE_POINTS = 15.0  # the height of one line of 11-point text
+
+
+def _row_height(cells: Sequence[tuple[str, float]]) -> float:
+    """Points for a row whose wrapped cells (text, column width) show every line: LibreOffice does
+    not grow a row to its wrapped text when it opens an .xlsx, so the rows would overlap."""
+
+    def lines(text: str, width: float) -> int:
+        per_line = max(int(width * 1.15), 1)  # text is narrower than the "0" a width counts
+        return sum(max(1, math.ceil(len(part) / per_line)) for part in text.split("\n"))
+
+    return _LINE_POINTS * max([1, *(lines(text, width) for text, width in cells)])
+
+
+# The Checks sheet: per settlement, the figures behind the Summary's "Checks" (the differences are
+# formulas), the reconciliation counts, the file it came from and where its lines are.
+_CHECKS_COLUMNS = [
     ("Settlement ID", 14),
     ("File", 22),
     ("Format", 7),
-    ("Marketplace", 13),
     ("Currency", 9),
     ("Start (UTC)", 19),
     ("End (UTC)", 19),
-    ("Deposit date (UTC)", 19),
     ("Total (deposit)", 15),
     ("Lines", 8),
-    ("Status", 9),
-    ("Reasons", 60),
-    ("Voucher keys", 26),
-    ("M3 voucher numbers", 22),
     ("Sum of lines", 15),
     ("Sum of lines - total", 15),
     ("Voucher debits", 15),
@@ -899,20 +926,20 @@ _SUMMARY_COLUMNS = [
     ("Deposit line", 15),
     ("Deposit line - total", 15),
     ("Checks", 30),
+    ("Voucher keys", 26),
     *[(_CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES],
-    ("Reconciliation", 30),
     ("Lines written to", 40),
 ]
-SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
+CHECKS_HEADERS = [name for name, _ in _CHECKS_COLUMNS]
 # Each difference column is a formula: the first column minus the second.
 _DIFFERENCES = {
     "Sum of lines - total": ("Sum of lines", "Total (deposit)"),
     "Debits - credits": ("Voucher debits", "Voucher credits"),
     "Deposit line - total": ("Deposit line", "Total (deposit)"),
 }
-_DIFFERENCE_COLUMNS = [SUMMARY_HEADERS.index(n) for n in _DIFFERENCES]
+_DIFFERENCE_COLUMNS = [CHECKS_HEADERS.index(n) for n in _DIFFERENCES]
 _DIFFERENCE_FORMULAS = {
-    SUMMARY_HEADERS.index(n): (SUMMARY_HEADERS.index(a), SUMMARY_HEADERS.index(b)) for n, (a, b) in _DIFFERENCES.items()
+    CHECKS_HEADERS.index(n): (CHECKS_HEADERS.index(a), CHECKS_HEADERS.index(b)) for n, (a, b) in _DIFFERENCES.items()
 }
 
 
@@ -957,7 +984,6 @@ def _write_summary(
     sheet: Worksheet,
     styles: Styles,
     outcomes: Sequence[SettlementOutcome],
-    placements: Sequence[LinesPlacement],
     file_errors: Sequence[SettlementFileError],
     generated: datetime,
     notes: Sequence[str],
@@ -971,39 +997,24 @@ def _write_summary(
     counts = pd.Series([STATUS_WORDS.get(o.status, o.status) for o in outcomes], dtype="str").value_counts()
     status_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
     sheet.write_string(
-        2, 0, f"{len(outcomes)} settlement(s): {status_text}; {len(file_errors)} file error(s) (see {SHEET_EXCEPTIONS})"
+        2,
+        0,
+        f"{len(outcomes)} settlement(s): {status_text}; {len(file_errors)} file error(s) (see {SHEET_EXCEPTIONS}); "
+        f"the figures behind each check are on the {SHEET_CHECKS} sheet",
     )
     header = styles.get(_HEADER)
-    block_widths = [c.width for c in BLOCK_COLUMNS]
-    for index, (title, width) in enumerate(_SUMMARY_COLUMNS):
-        # the settlement blocks below share the first columns: wide enough for both
-        sheet.set_column(index, index, max([width, *block_widths[index : index + 1]]))
+    for index, title in enumerate(SUMMARY_HEADERS):
+        sheet.set_column(index, index, _SUMMARY_WIDTHS[index])
         sheet.write_string(SUMMARY_HEADER_ROW, index, title, header)
+    sheet.set_row(SUMMARY_HEADER_ROW, _row_height(list(zip(SUMMARY_HEADERS, _SUMMARY_WIDTHS))))
     sheet.freeze_panes(SUMMARY_HEADER_ROW + 1, 1)
     row = SUMMARY_HEADER_ROW + 1
-    for outcome, placement in zip(outcomes, placements):
-        _write_summary_row(sheet, styles, row, outcome, placement)
-        if lines_file is not None and placement.line_count:
-            _link_lines_file(sheet, row, SUMMARY_HEADERS.index("Lines written to"), lines_file, placement.describe())
+    for outcome in outcomes:
+        _write_summary_row(sheet, styles, row, outcome)
         row += 1
     last = max(row - 1, SUMMARY_HEADER_ROW + 1)
     sheet.autofilter(SUMMARY_HEADER_ROW, 0, last, len(_SUMMARY_COLUMNS) - 1)
-    for column in _DIFFERENCE_COLUMNS:
-        sheet.conditional_format(
-            SUMMARY_HEADER_ROW + 1,
-            column,
-            last,
-            column,
-            {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)},
-        )
-    checks = SUMMARY_HEADERS.index("Checks")
-    sheet.conditional_format(
-        SUMMARY_HEADER_ROW + 1,
-        checks,
-        last,
-        checks,
-        {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_WARN)},
-    )
+    _warn_unless_ok(sheet, styles, SUMMARY_HEADER_ROW + 1, last, SUMMARY_HEADERS.index("Checks"))
     row = last + 2
     if lines_file is not None:
         _link_lines_file(
@@ -1026,12 +1037,100 @@ def _write_summary(
         _write_currency_totals(sheet, styles, row, CurrencyTotals.of(outcomes), (first_block, row - 1))
 
 
+def _warn_unless_ok(sheet: Worksheet, styles: Styles, first: int, last: int, column: int) -> None:
+    sheet.conditional_format(
+        first, column, last, column, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_WARN)}
+    )
+
+
+def _check_words(outcome: SettlementOutcome) -> str:
+    """ "OK", or what failed, in words: the Summary's and the Checks sheet's "Checks"."""
+    problems = CheckFigures.of(outcome).problems(outcome.settlement.total_minor, outcome.settlement.decimals)
+    return "OK" if not problems else "; ".join(problems)
+
+
+def _reconciliation_words(outcome: SettlementOutcome) -> str:
+    """The reconciliation's counts in words ("3 matched, 1 amount mismatch"), or why it was skipped."""
+    if outcome.reconciliation is None:
+        return "Skipped: " + (outcome.reconciliation_skipped_reason or "not reconciled")
+    counts = outcome.reconciliation.counts
+    labels = {c: _CATEGORY_LABELS.get(c, c) for c in CATEGORIES}
+    words = [f"{counts[c]} {labels[c][:1].lower()}{labels[c][1:]}" for c in CATEGORIES if counts.get(c)]
+    return ", ".join(words) or "No orders to reconcile"
+
+
+def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome) -> None:
+    settlement = outcome.settlement
+    wrap = styles.get(_WRAP)
+    start, end = (_naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
+    texts = {
+        "Settlement ID": settlement.settlement_id,
+        "Marketplace and period (UTC)": f"{settlement.marketplace}, {settlement.currency}\n{start} to {end}",
+        "Status": STATUS_WORDS.get(outcome.status, outcome.status),
+        "M3 voucher numbers": "\n".join(
+            [
+                *(f"{p.m3_ref}{' (already posted)' if p.already_posted else ''}" for p in outcome.posted),
+                *(f"batch {b.batch} (submitted, not booked yet)" for b in outcome.submitted),
+            ]
+        ),
+        "Checks": _check_words(outcome),
+        "Reconciliation": _reconciliation_words(outcome),
+        "Reasons": _cell_text("\n".join(outcome.reasons)),
+    }
+    for name, text in texts.items():
+        if text:
+            sheet.write_string(row, SUMMARY_HEADERS.index(name), text, wrap)
+    sheet.set_row(row, _row_height([(text, _SUMMARY_WIDTHS[SUMMARY_HEADERS.index(n)]) for n, text in texts.items()]))
+    # at the top of the row, beside the first line of the wrapped texts
+    top_date = styles.get(f"{_DATE}:top", {"num_format": "yyyy-mm-dd", "valign": "top"})
+    sheet.write_datetime(
+        row, SUMMARY_HEADERS.index("Deposit date (UTC)"), _naive_utc(settlement.deposit_date), top_date
+    )
+    currency = settlement.currency
+    top_money = styles.get(
+        f"{_amount_style(currency)}:top", {"num_format": currency_number_format(currency), "valign": "top"}
+    )
+    total = _decimal(settlement.total_minor, settlement.decimals)
+    sheet.write_number(row, SUMMARY_HEADERS.index("Total (deposit)"), total, top_money)
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def _write_checks(
+    sheet: Worksheet,
+    styles: Styles,
+    outcomes: Sequence[SettlementOutcome],
+    placements: Sequence[LinesPlacement],
+    lines_file: Path | None,
+) -> None:
+    header = styles.get(_HEADER)
+    for index, (title, width) in enumerate(_CHECKS_COLUMNS):
+        sheet.set_column(index, index, width)
+        sheet.write_string(0, index, title, header)
+    sheet.set_row(0, _row_height([(title, float(width)) for title, width in _CHECKS_COLUMNS]))
+    sheet.freeze_panes(1, 1)
+    row = 1
+    for outcome, placement in zip(outcomes, placements):
+        _write_checks_row(sheet, styles, row, outcome, placement)
+        if lines_file is not None and placement.line_count:
+            _link_lines_file(sheet, row, CHECKS_HEADERS.index("Lines written to"), lines_file, placement.describe())
+        row += 1
+    last = max(row - 1, 1)
+    sheet.autofilter(0, 0, last, len(_CHECKS_COLUMNS) - 1)
+    for column in _DIFFERENCE_COLUMNS:
+        sheet.conditional_format(
+            1, column, last, column, {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)}
+        )
+    _warn_unless_ok(sheet, styles, 1, last, CHECKS_HEADERS.index("Checks"))
+
+
 def _link_lines_file(sheet: Worksheet, row: int, column: int, lines_file: Path, text: str) -> None:
     """A relative link to the lines file: it works wherever the two files are moved together."""
     sheet.write_url(row, column, f"external:{lines_file.name}", string=_cell_text(text))
 
 
-def _write_summary_row(
+def _write_checks_row(
     sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome, placement: LinesPlacement
 ) -> None:
     settlement = outcome.settlement
@@ -1039,7 +1138,6 @@ def _write_summary_row(
     money = styles.get(_amount_style(settlement.currency))
     when = styles.get(_DATETIME)
     figures = CheckFigures.of(outcome)
-    problems = figures.problems(settlement.total_minor, decimals)
     counts = outcome.reconciliation.counts if outcome.reconciliation is not None else {}
 
     def amount(minor: int | None) -> Decimal | None:
@@ -1052,22 +1150,11 @@ def _write_summary_row(
         settlement.settlement_id,
         settlement.source,
         settlement.format,
-        settlement.marketplace,
         settlement.currency,
         _naive_utc(settlement.start),
         _naive_utc(settlement.end),
-        _naive_utc(settlement.deposit_date),
         amount(settlement.total_minor),
         settlement.line_count,
-        STATUS_WORDS.get(outcome.status, outcome.status),
-        _cell_text("\n".join(outcome.reasons)),
-        "\n".join(v.key for v in outcome.vouchers),
-        "\n".join(
-            [
-                *(f"{p.m3_ref}{' (already posted)' if p.already_posted else ''}" for p in outcome.posted),
-                *(f"batch {b.batch} (submitted, not booked yet)" for b in outcome.submitted),
-            ]
-        ),
         amount(figures.lines_minor),
         amount(figures.lines_minor - settlement.total_minor),
         amount(figures.debit_minor),
@@ -1075,9 +1162,9 @@ def _write_summary_row(
         amount(minus(figures.debit_minor, figures.credit_minor)),
         amount(figures.deposit_line_minor),
         amount(minus(figures.deposit_line_minor, settlement.total_minor)),
-        "OK" if not problems else "; ".join(problems),
+        _check_words(outcome),
+        "\n".join(v.key for v in outcome.vouchers),
         *[counts.get(c) if outcome.reconciliation is not None else None for c in CATEGORIES],
-        "done" if outcome.reconciliation is not None else (outcome.reconciliation_skipped_reason or "skipped"),
         placement.describe(),
     ]
     for column, value in enumerate(values):
@@ -1094,6 +1181,9 @@ def _write_summary_row(
             sheet.write_number(row, column, value)
         else:
             sheet.write_string(row, column, str(value), styles.get(_WRAP) if "\n" in str(value) else None)
+    wrapped = [(v, float(_CHECKS_COLUMNS[i][1])) for i, v in enumerate(values) if isinstance(v, str) and "\n" in v]
+    if wrapped:  # one line per voucher key: the row as tall as them
+        sheet.set_row(row, _row_height(wrapped))
 
 
 # --- summary: one block per settlement that ties to its deposit, totals per currency ---------
@@ -1172,14 +1262,27 @@ class SummaryColumn:
 
 
 BLOCK_COLUMNS = (
-    SummaryColumn("Item", 16),
-    SummaryColumn("Description", 40),
+    SummaryColumn("Item", 28),  # "Deposit line of the vouchers" in bold
+    SummaryColumn("Description", 38),  # wrapped beyond
     SummaryColumn("M3 account", 11),
-    SummaryColumn("Amount", 17),
+    SummaryColumn("Amount", 15),
     SummaryColumn("Currency", 9),
     SummaryColumn("Lines", 8),
 )
 BLOCK_HEADERS = [c.header for c in BLOCK_COLUMNS]
+# The Summary's columns: its table and the blocks below share the first ones, wide enough for both.
+_SUMMARY_WIDTHS = [
+    max([width, *(c.width for c in BLOCK_COLUMNS[index : index + 1])])
+    for index, (_, width) in enumerate(_SUMMARY_COLUMNS)
+]
+
+
+def _write_description(sheet: Worksheet, styles: Styles, row: int, text: str) -> None:
+    """A block row's description, wrapped, and the row as tall as it."""
+    sheet.write_string(row, _DESCRIPTION, _cell_text(text), styles.get(_WRAP))
+    sheet.set_row(row, _row_height([(text, _SUMMARY_WIDTHS[_DESCRIPTION])]))
+
+
 _ITEM, _DESCRIPTION, _ACCOUNT, _AMOUNT, _CURRENCY, _LINE_COUNT = range(len(BLOCK_COLUMNS))
 
 
@@ -1283,7 +1386,7 @@ def _write_settlement_block(
     first = row
     for item in items:
         sheet.write_string(row, _ITEM, item.item)
-        sheet.write_string(row, _DESCRIPTION, _cell_text(item.description))
+        _write_description(sheet, styles, row, item.description)
         if item.account:
             sheet.write_string(row, _ACCOUNT, item.account)
         sheet.write_number(row, _AMOUNT, _decimal(item.amount_minor, decimals), money)
@@ -1297,7 +1400,7 @@ def _write_settlement_block(
     formula = f"=SUM({_cell(first, _AMOUNT)}:{_cell(row - 1, _AMOUNT)})" if items else "=0"
     sheet.write_formula(row, _AMOUNT, formula, total_money, _decimal(items_minor, decimals))
     sheet.write_string(row + 1, _ITEM, _AMAZON_TOTAL, bold)
-    sheet.write_string(row + 1, _DESCRIPTION, "The settlement's total amount in Amazon's file")
+    _write_description(sheet, styles, row + 1, "The settlement's total amount in Amazon's file")
     sheet.write_number(row + 1, _AMOUNT, _decimal(settlement.total_minor, decimals), money)
     sheet.write_string(row + 1, _CURRENCY, currency)
     sheet.write_string(row + 2, _ITEM, _DEPOSIT_LINE, bold)
@@ -1316,12 +1419,11 @@ def _write_settlement_block(
     if outcome.vouchers:
         deposit_lines = [line for v in outcome.vouchers for line in v.lines if line.role == ROLE_DEPOSIT]
         deposit_minor = sum(line.amount_minor for line in deposit_lines)
-        sheet.write_string(
+        _write_description(
+            sheet,
+            styles,
             row + 2,
-            _DESCRIPTION,
-            _cell_text(
-                "; ".join(dict.fromkeys(line.description for line in deposit_lines)) or "No deposit (nil total)"
-            ),
+            "; ".join(dict.fromkeys(line.description for line in deposit_lines)) or "No deposit (nil total)",
         )
         sheet.write_string(row + 2, _ACCOUNT, ", ".join(dict.fromkeys(line.account for line in deposit_lines)))
         sheet.write_number(row + 2, _AMOUNT, _decimal(deposit_minor, decimals), money)
@@ -1338,7 +1440,7 @@ def _write_settlement_block(
             currency,
         )
     else:
-        sheet.write_string(row + 2, _DESCRIPTION, "No vouchers: nothing to post (see Status and Reasons)")
+        _write_description(sheet, styles, row + 2, "No vouchers: nothing to post (see Status and Reasons)")
         sheet.write_string(row + 4, _AMOUNT, "No vouchers")
     return row + 5
 
@@ -1418,7 +1520,7 @@ def _write_currency_totals(
         deposit = _decimal(figures.deposit_minor, decimals)
         sheet.write_formula(row + 3, _AMOUNT, sumifs(_DEPOSIT_LINE, currency), money, deposit)
         sheet.write_string(row + 4, _ITEM, "Not in vouchers", bold)
-        sheet.write_string(row + 4, _DESCRIPTION, "Amazon's total of settlements held or not prepared")
+        _write_description(sheet, styles, row + 4, "Amazon's total of settlements held or not prepared")
         sheet.write_formula(
             row + 4,
             _AMOUNT,
@@ -1469,6 +1571,12 @@ def read_me_rows(outcomes: Sequence[SettlementOutcome]) -> list[tuple[str, str]]
             SHEET_SUMMARY,
             "Per settlement: what Amazon reported, how it was booked, and the checks that tie "
             "it to the deposit Amazon paid out.",
+        ),
+        (
+            SHEET_CHECKS,
+            "Per settlement, the figures behind the Summary's checks: the sum of its lines, the vouchers' "
+            "debits, credits and deposit line, each difference a formula (0 when they agree); its voucher keys, "
+            "the reconciliation's counts, the file it came from and where its lines are.",
         ),
         (
             SHEET_JOURNAL,

@@ -28,6 +28,7 @@ from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError, parse_settlement_bytes, read_settlement_file
 from reconciliation.schemas import validate_settlement
 from reconciliation.workbook import (
+    CHECKS_HEADERS,
     SHEET_NAMES,
     STATUS_WORDS,
     SUMMARY_HEADER_ROW,
@@ -181,6 +182,7 @@ def test_sheet_names_in_order(book) -> None:
     assert book.sheetnames == [
         "Read me",
         "Summary",
+        "Checks",
         "Journal",
         "Fees",
         "Reconciliation",
@@ -237,17 +239,26 @@ def _summary(values) -> dict[str, dict[str, object]]:
     return {r["Settlement ID"]: r for r in rows if str(r["Settlement ID"]).isdigit()}
 
 
-def test_summary_figures_of_the_fixture(values) -> None:
+def _checks(values) -> dict[str, dict[str, object]]:
+    return {r["Settlement ID"]: r for r in _table(values["Checks"])}
+
+
+def test_summary_of_the_fixture_in_words(values) -> None:
     row = _summary(values)[FIXTURE_ID]
-    assert (row["Marketplace"], row["Currency"], row["Lines"], row["Status"]) == (
-        "Amazon.com",
-        "USD",
-        20,
-        "Posted to M3",
-    )
+    assert set(row) == set(SUMMARY_HEADERS)
+    assert row["Marketplace and period (UTC)"] == "Amazon.com, USD\n2024-10-09 to 2024-10-23"
+    assert row["Deposit date (UTC)"] == datetime(2024, 10, 25, 14, 28, 39)
+    assert (row["Status"], _money(row["Total (deposit)"]), row["Checks"]) == ("Posted to M3", Decimal("31.81"), "OK")
+    assert row["M3 voucher numbers"] == "AAA/2024/AZ/1"
+    # 1 matched, 1 amount mismatch, 1 refund without credit (the counts on the Checks sheet below)
+    assert row["Reconciliation"] == "1 matched, 1 amount mismatch, 1 refund without credit"
+
+
+def test_checks_figures_of_the_fixture(values) -> None:
+    row = _checks(values)[FIXTURE_ID]
+    assert (row["Format"], row["Currency"], row["Lines"]) == ("v2", "USD", 20)
     assert row["Start (UTC)"] == datetime(2024, 10, 9, 14, 28, 38)
     assert row["End (UTC)"] == datetime(2024, 10, 23, 14, 28, 39)
-    assert row["Deposit date (UTC)"] == datetime(2024, 10, 25, 14, 28, 39)
     money = {
         k: _money(row[k])
         for k in (
@@ -272,7 +283,7 @@ def test_summary_figures_of_the_fixture(values) -> None:
         "Deposit line - total": 0,
     }
     assert row["Checks"] == "OK"
-    assert (row["Voucher keys"], row["M3 voucher numbers"]) == (VOUCHER_KEY, "AAA/2024/AZ/1")
+    assert row["Voucher keys"] == VOUCHER_KEY
     assert (
         row["Matched"],
         row["Amount mismatch"],
@@ -287,9 +298,11 @@ def test_summary_of_a_held_settlement_names_why(values) -> None:
     row = _summary(values)[HELD_ID]
     assert row["Status"] == "Held: not posted"
     assert "MysteryFee" in row["Reasons"]
-    assert row["Voucher debits"] is None and row["Voucher keys"] is None
-    assert "no vouchers" in row["Checks"]
-    assert row["Lines written to"] == "Lines rows 22-41"
+    assert "no vouchers" in row["Checks"] and row["M3 voucher numbers"] is None
+    checks = _checks(values)[HELD_ID]
+    assert checks["Voucher debits"] is None and checks["Voucher keys"] is None
+    assert "no vouchers" in checks["Checks"]
+    assert checks["Lines written to"] == "Lines rows 22-41"
     sheet = values["Summary"]
     assert sheet["B2"].value == datetime(2026, 11, 26, 12, 30)  # generated_at, naive UTC
     assert "3 settlement(s)" in sheet["A3"].value and "1 file error(s)" in sheet["A3"].value
@@ -552,11 +565,11 @@ def test_a_large_run_sums_the_lines_on_the_sheet_and_writes_every_line_beside_it
     ) == (datetime(2024, 10, 18), 2, Decimal("-24.84"), 7, 12)
     assert _cells_by_header(book["Lines"], "amount")[0].number_format == USD_FORMAT
 
-    summary = _summary(book)
+    summary = _checks(book)
     assert summary[FIXTURE_ID]["Lines written to"] == "20 lines in small-lines.csv; summed in Lines rows 2-17"
     assert summary[HELD_ID]["Lines written to"].startswith("20 lines in small-lines.csv; summed in Lines rows 18-")
-    column = SUMMARY_HEADERS.index("Lines written to") + 1
-    links = [book["Summary"].cell(SUMMARY_HEADER_ROW + 2 + n, column).hyperlink for n in range(2)]
+    column = CHECKS_HEADERS.index("Lines written to") + 1
+    links = [book["Checks"].cell(2 + n, column).hyperlink for n in range(2)]
     assert [link.target for link in links] == ["small-lines.csv", "small-lines.csv"]  # relative: moves with the book
     [note] = [c for c in book["Summary"]["A"] if c.value and "beside this workbook" in str(c.value)]
     assert "All 40 lines" in note.value and note.hyperlink.target == "small-lines.csv"
@@ -577,10 +590,10 @@ def test_summed_lines_are_exact_beyond_int64(tmp_path: Path) -> None:
     book = openpyxl.load_workbook(info.path)
     [row] = _table(book["Lines"])
     assert row["lines"] == 3
-    # the Summary's check sum is a formula whose cached value is exact too
+    # the Checks sheet's check sum is a formula (Sum of lines in I minus Total in G) whose cached value is exact too
     cached = openpyxl.load_workbook(info.path, data_only=True)
-    assert _money(_summary(cached)[JPY_ID]["Sum of lines - total"]) == 0
-    assert _summary(book)[JPY_ID]["Sum of lines - total"] == f"=O{SUMMARY_HEADER_ROW + 2}-I{SUMMARY_HEADER_ROW + 2}"
+    assert _money(_checks(cached)[JPY_ID]["Sum of lines - total"]) == 0
+    assert _checks(book)[JPY_ID]["Sum of lines - total"] == "=I2-G2"
     with zipfile.ZipFile(info.path) as archive:
         assert b"<v>27000000000000000000</v>" in archive.read(
             f"xl/worksheets/sheet{SHEET_NAMES.index('Lines') + 1}.xml"
@@ -641,15 +654,15 @@ def test_generated_settlements_each_check_out(tmp_path: Path) -> None:
         outcomes.append(_settle(settlement, status="dry_run"))
     write_workbook(outcomes, tmp_path / "world.xlsx")
     book = openpyxl.load_workbook(tmp_path / "world.xlsx", data_only=True)
-    summary = _summary(book)
-    assert set(summary) == {d.settlement_id for d in documents}
+    summary, checks = _summary(book), _checks(book)
+    assert set(summary) == set(checks) == {d.settlement_id for d in documents}
     for outcome in outcomes:
-        row = summary[outcome.settlement.settlement_id]
+        row, figures = summary[outcome.settlement.settlement_id], checks[outcome.settlement.settlement_id]
         assert _money(row["Total (deposit)"]) == Decimal(outcome.settlement.total_minor).scaleb(-2)
-        assert row["Sum of lines - total"] == 0
+        assert figures["Sum of lines - total"] == 0
         if row["Status"] != STATUS_WORDS["held"]:
-            assert row["Checks"] == "OK"
-            assert _money(row["Voucher debits"]) == _money(row["Voucher credits"])
+            assert row["Checks"] == figures["Checks"] == "OK"
+            assert _money(figures["Voucher debits"]) == _money(figures["Voucher credits"])
     currencies = {
         s.value: a.number_format
         for s, a in zip(_cells_by_header(book["Lines"], "currency"), _cells_by_header(book["Lines"], "amount"))
@@ -702,13 +715,16 @@ def test_a_settlement_across_month_end_has_two_balanced_vouchers(tmp_path: Path)
         ("AMZ-10000000004-202409", datetime(2024, 9, 30), Decimal("50.00"), Decimal("50.00")),
         ("AMZ-10000000004-202410", datetime(2024, 10, 5), Decimal("50.00"), Decimal("50.00")),
     ]
-    row = _summary(book)["10000000004"]
+    row = _checks(book)["10000000004"]
     assert (_money(row["Voucher debits"]), _money(row["Deposit line"]), row["Checks"]) == (
         Decimal("100.00"),
         Decimal("42.50"),
         "OK",
     )
     assert row["Voucher keys"] == "AMZ-10000000004-202409\nAMZ-10000000004-202410"
+    sheet = book["Checks"]
+    [row_number] = [c.row for c in sheet["A"] if c.value == "10000000004"]
+    assert sheet.row_dimensions[row_number].height >= 30  # two voucher keys: two lines, no overlap
 
 
 def test_amount_cells_are_exact_decimal_literals() -> None:
@@ -767,7 +783,7 @@ def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -
         "Fees": ["-2+3"],
         "Exceptions": ["Order / ItemFees / -2+3"],
         "Reconciliation": [order],
-        "Summary": [source],
+        "Checks": [source],
     }
     for sheet, values in expected_places.items():
         for value in values:
@@ -775,8 +791,8 @@ def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -
             assert found, (sheet, value)
             assert all(c.data_type == "s" for c in found), (sheet, value)
     formulas = [c for ws in book.worksheets for row in ws.iter_rows() for c in row if c.data_type == "f"]
-    # only the Summary's own sums and checks are formulas, none made from the file's text
-    assert formulas and {c.parent.title for c in formulas} == {"Summary"}
+    # only the Summary's and Checks' own sums and checks are formulas, none made from the file's text
+    assert formulas and {c.parent.title for c in formulas} == {"Summary", "Checks"}
     assert not [c.value for c in formulas if "1+2" in c.value or "2+3" in c.value]
     amounts = {
         row["amount_description"]: cell

@@ -27,7 +27,7 @@ from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_o
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import read_settlement_file
 from reconciliation.pipeline import map_settlement_lines
-from reconciliation.workbook import SHEET_NAMES, SUMMARY_HEADER_ROW, write_workbook
+from reconciliation.workbook import SHEET_NAMES, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, write_workbook
 from reconciliation.xlsx_tables import MAX_TEXT_WIDTH
 
 SPLIT_ID = "10000000004"
@@ -105,7 +105,7 @@ def test_each_table_repeats_its_own_header_row_on_every_page(book) -> None:
     summary_header = SUMMARY_HEADER_ROW + 1  # 1-based
     assert book["Summary"].print_title_rows == f"${summary_header}:${summary_header}"
     assert book["Summary"].cell(summary_header, 1).value == "Settlement ID"
-    for name in SHEET_NAMES[2:]:
+    for name in SHEET_NAMES[2:]:  # Checks and the other tables
         assert book[name].print_title_rows == "$1:$1", name
         assert book[name]["A1"].value, name  # the header row is row 1
 
@@ -139,6 +139,27 @@ def test_read_me_is_first_and_explains_the_booking_with_this_runs_accounts(book)
     assert set(SHEET_NAMES[1:]) <= set(rows)  # every sheet is described
 
 
+def test_summary_is_narrow_enough_to_read_printed_and_its_wrapped_rows_do_not_overlap(book) -> None:
+    summary = book["Summary"]
+    header_row = SUMMARY_HEADER_ROW + 1
+    assert [c.value for c in summary[header_row]] == SUMMARY_HEADERS
+    # Nothing right of the table; fitted one landscape A4 page wide (about 150 characters at 100%),
+    # 190 characters still print at 80%: readable, unlike the 600 characters of the old table.
+    assert summary.max_column == len(SUMMARY_HEADERS)
+    widths = [
+        summary.column_dimensions[openpyxl.utils.get_column_letter(i + 1)].width for i in range(summary.max_column)
+    ]
+    assert sum(widths) <= 190
+    # the blocks' Item column holds "Deposit line of the vouchers" (28 characters) without spilling
+    assert widths[0] >= len("Deposit line of the vouchers")
+    # LibreOffice keeps an .xlsx row's height: a two-line cell needs a row of at least two lines
+    period = SUMMARY_HEADERS.index("Marketplace and period (UTC)") + 1
+    [split_row] = [r for r in range(header_row + 1, header_row + 3) if summary.cell(r, 1).value == SPLIT_ID]
+    cell = summary.cell(split_row, period)
+    assert cell.value == "Amazon.com, USD\n2024-09-25 to 2024-10-03" and cell.alignment.wrap_text
+    assert summary.row_dimensions[split_row].height >= 30
+
+
 def test_summary_prints_on_few_pages_in_libreoffice(workbook_path: Path, tmp_path: Path) -> None:
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
@@ -166,5 +187,6 @@ def test_summary_prints_on_few_pages_in_libreoffice(workbook_path: Path, tmp_pat
     )
     # LibreOffice writes each page as an uncompressed "/Type /Page" object (the tree is "/Pages").
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", (tmp_path / "summary.pdf").read_bytes()))
-    # Two settlements, printed one page wide: one landscape page, two if their blocks are long.
-    assert 1 <= pages <= 2
+    # Two settlements, printed one page wide at a readable size: the table and the first block on
+    # page 1, the second block and the currency totals (about 60 rows in all) on page 2.
+    assert pages == 2
