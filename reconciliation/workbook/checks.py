@@ -1,0 +1,200 @@
+"""The Checks sheet: per settlement, the figures behind the Summary's checks (each difference a
+formula), the reconciliation's counts, the file it came from and where its lines are."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from xlsxwriter.worksheet import Worksheet
+
+from reconciliation.matching import CATEGORIES
+from reconciliation.model import format_minor
+from reconciliation.outcome import SettlementOutcome
+from reconciliation.workbook.common import (
+    _BAD,
+    _CATEGORY_LABELS,
+    _DATETIME,
+    _HEADER,
+    _WRAP,
+    _amount_style,
+    _cell,
+    _decimal,
+    _link_lines_file,
+    _naive_utc,
+    _row_height,
+    _warn_unless_ok,
+)
+from reconciliation.workbook.lines import LinesPlacement, exact_sum
+from reconciliation.xlsx_tables import (
+    Styles,
+)
+
+# The Checks sheet: per settlement, the figures behind the Summary's "Checks" (the differences are
+# formulas), the reconciliation counts, the file it came from and where its lines are.
+_CHECKS_COLUMNS = [
+    ("Settlement ID", 14),
+    ("File", 22),
+    ("Format", 7),
+    ("Currency", 9),
+    ("Start (UTC)", 19),
+    ("End (UTC)", 19),
+    ("Total (deposit)", 15),
+    ("Lines", 8),
+    ("Sum of lines", 15),
+    ("Sum of lines - total", 15),
+    ("Voucher debits", 15),
+    ("Voucher credits", 15),
+    ("Debits - credits", 15),
+    ("Deposit line", 15),
+    ("Deposit line - total", 15),
+    ("Checks", 30),
+    ("Voucher keys", 26),
+    *[(_CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES],
+    ("Lines written to", 40),
+]
+CHECKS_HEADERS = [name for name, _ in _CHECKS_COLUMNS]
+# Each difference column is a formula: the first column minus the second.
+_DIFFERENCES = {
+    "Sum of lines - total": ("Sum of lines", "Total (deposit)"),
+    "Debits - credits": ("Voucher debits", "Voucher credits"),
+    "Deposit line - total": ("Deposit line", "Total (deposit)"),
+}
+_DIFFERENCE_COLUMNS = [CHECKS_HEADERS.index(n) for n in _DIFFERENCES]
+_DIFFERENCE_FORMULAS = {
+    CHECKS_HEADERS.index(n): (CHECKS_HEADERS.index(a), CHECKS_HEADERS.index(b)) for n, (a, b) in _DIFFERENCES.items()
+}
+
+
+@dataclass(frozen=True)
+class CheckFigures:
+    """The Summary's check figures of one settlement, in minor units (None: no vouchers)."""
+
+    lines_minor: int
+    debit_minor: int | None
+    credit_minor: int | None
+    deposit_line_minor: int | None
+
+    @classmethod
+    def of(cls, outcome: SettlementOutcome) -> CheckFigures:
+        lines = exact_sum(outcome.settlement.lines["amount_minor"].to_numpy(dtype=np.int64))
+        if not outcome.vouchers:
+            return cls(lines, None, None, None)
+        return cls(
+            lines,
+            sum(v.debit_minor for v in outcome.vouchers),
+            sum(v.credit_minor for v in outcome.vouchers),
+            sum(v.deposit_minor for v in outcome.vouchers),
+        )
+
+    def problems(self, total_minor: int, decimals: int) -> list[str]:
+        found = []
+        if self.lines_minor != total_minor:
+            found.append(f"lines differ from total by {format_minor(self.lines_minor - total_minor, decimals)}")
+        if self.debit_minor is None or self.credit_minor is None or self.deposit_line_minor is None:
+            return found + ["no vouchers"]  # all three are None together
+        if self.debit_minor != self.credit_minor:
+            difference = format_minor(self.debit_minor - self.credit_minor, decimals)
+            found.append(f"debits differ from credits by {difference}")
+        if self.deposit_line_minor != total_minor:
+            found.append(
+                f"deposit line differs from total by {format_minor(self.deposit_line_minor - total_minor, decimals)}"
+            )
+        return found
+
+
+def _check_words(outcome: SettlementOutcome) -> str:
+    """ "OK", or what failed, in words: the Summary's and the Checks sheet's "Checks"."""
+    problems = CheckFigures.of(outcome).problems(outcome.settlement.total_minor, outcome.settlement.decimals)
+    return "OK" if not problems else "; ".join(problems)
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def _write_checks(
+    sheet: Worksheet,
+    styles: Styles,
+    outcomes: Sequence[SettlementOutcome],
+    placements: Sequence[LinesPlacement],
+    lines_file: Path | None,
+) -> None:
+    header = styles.get(_HEADER)
+    for index, (title, width) in enumerate(_CHECKS_COLUMNS):
+        sheet.set_column(index, index, width)
+        sheet.write_string(0, index, title, header)
+    sheet.set_row(0, _row_height([(title, float(width)) for title, width in _CHECKS_COLUMNS]))
+    sheet.freeze_panes(1, 1)
+    row = 1
+    for outcome, placement in zip(outcomes, placements):
+        _write_checks_row(sheet, styles, row, outcome, placement)
+        if lines_file is not None and placement.line_count:
+            _link_lines_file(sheet, row, CHECKS_HEADERS.index("Lines written to"), lines_file, placement.describe())
+        row += 1
+    last = max(row - 1, 1)
+    sheet.autofilter(0, 0, last, len(_CHECKS_COLUMNS) - 1)
+    for column in _DIFFERENCE_COLUMNS:
+        sheet.conditional_format(
+            1, column, last, column, {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)}
+        )
+    _warn_unless_ok(sheet, styles, 1, last, CHECKS_HEADERS.index("Checks"))
+
+
+def _write_checks_row(
+    sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome, placement: LinesPlacement
+) -> None:
+    settlement = outcome.settlement
+    decimals = settlement.decimals
+    money = styles.get(_amount_style(settlement.currency))
+    when = styles.get(_DATETIME)
+    figures = CheckFigures.of(outcome)
+    counts = outcome.reconciliation.counts if outcome.reconciliation is not None else {}
+
+    def amount(minor: int | None) -> Decimal | None:
+        return None if minor is None else _decimal(minor, decimals)
+
+    def minus(a: int | None, b: int | None) -> int | None:
+        return None if a is None or b is None else a - b
+
+    values: list[object] = [
+        settlement.settlement_id,
+        settlement.source,
+        settlement.format,
+        settlement.currency,
+        _naive_utc(settlement.start),
+        _naive_utc(settlement.end),
+        amount(settlement.total_minor),
+        settlement.line_count,
+        amount(figures.lines_minor),
+        amount(figures.lines_minor - settlement.total_minor),
+        amount(figures.debit_minor),
+        amount(figures.credit_minor),
+        amount(minus(figures.debit_minor, figures.credit_minor)),
+        amount(figures.deposit_line_minor),
+        amount(minus(figures.deposit_line_minor, settlement.total_minor)),
+        _check_words(outcome),
+        "\n".join(v.key for v in outcome.vouchers),
+        *[counts.get(c) if outcome.reconciliation is not None else None for c in CATEGORIES],
+        placement.describe(),
+    ]
+    for column, value in enumerate(values):
+        if value is None or value == "":
+            continue
+        if isinstance(value, datetime):
+            sheet.write_datetime(row, column, value, when)
+        elif isinstance(value, Decimal) and column in _DIFFERENCE_FORMULAS:
+            first, second = _DIFFERENCE_FORMULAS[column]
+            sheet.write_formula(row, column, f"={_cell(row, first)}-{_cell(row, second)}", money, value)
+        elif isinstance(value, Decimal):
+            sheet.write_number(row, column, value, money)
+        elif isinstance(value, int):
+            sheet.write_number(row, column, value)
+        else:
+            sheet.write_string(row, column, str(value), styles.get(_WRAP) if "\n" in str(value) else None)
+    wrapped = [(v, float(_CHECKS_COLUMNS[i][1])) for i, v in enumerate(values) if isinstance(v, str) and "\n" in v]
+    if wrapped:  # one line per voucher key: the row as tall as them
+        sheet.set_row(row, _row_height(wrapped))
