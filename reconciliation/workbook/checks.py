@@ -19,8 +19,8 @@ from reconciliation.workbook.common import (
     _BAD,
     _CATEGORY_LABELS,
     _DATETIME,
-    _HEADER,
     _WRAP,
+    SheetColumn,
     _amount_style,
     _cell,
     _decimal,
@@ -28,6 +28,8 @@ from reconciliation.workbook.common import (
     _naive_utc,
     _row_height,
     _warn_unless_ok,
+    column_positions,
+    write_header_row,
 )
 from reconciliation.workbook.lines import LinesPlacement, exact_sum
 from reconciliation.xlsx_tables import (
@@ -36,37 +38,34 @@ from reconciliation.xlsx_tables import (
 
 # The Checks sheet: per settlement, the figures behind the Summary's "Checks" (the differences are
 # formulas), the reconciliation counts, the file it came from and where its lines are.
-_CHECKS_COLUMNS = [
-    ("Settlement ID", 14),
-    ("File", 22),
-    ("Format", 7),
-    ("Currency", 9),
-    ("Start (UTC)", 19),
-    ("End (UTC)", 19),
-    ("Total (deposit)", 15),
-    ("Lines", 8),
-    ("Sum of lines", 15),
-    ("Sum of lines - total", 15),
-    ("Voucher debits", 15),
-    ("Voucher credits", 15),
-    ("Debits - credits", 15),
-    ("Deposit line", 15),
-    ("Deposit line - total", 15),
-    ("Checks", 30),
-    ("Voucher keys", 26),
-    *[(_CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES],
-    ("Lines written to", 40),
-]
-CHECKS_HEADERS = [name for name, _ in _CHECKS_COLUMNS]
+CHECKS_COLUMNS = (
+    SheetColumn("Settlement ID", 14),
+    SheetColumn("File", 22),
+    SheetColumn("Format", 7),
+    SheetColumn("Currency", 9),
+    SheetColumn("Start (UTC)", 19),
+    SheetColumn("End (UTC)", 19),
+    SheetColumn("Total (deposit)", 15),
+    SheetColumn("Lines", 8),
+    SheetColumn("Sum of lines", 15),
+    SheetColumn("Sum of lines - total", 15),
+    SheetColumn("Voucher debits", 15),
+    SheetColumn("Voucher credits", 15),
+    SheetColumn("Debits - credits", 15),
+    SheetColumn("Deposit line", 15),
+    SheetColumn("Deposit line - total", 15),
+    SheetColumn("Checks", 30),
+    SheetColumn("Voucher keys", 26),
+    *(SheetColumn(_CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES),
+    SheetColumn("Lines written to", 40),
+)
+CHECKS_HEADERS = [c.header for c in CHECKS_COLUMNS]
+_AT = column_positions(CHECKS_COLUMNS)
 # Each difference column is a formula: the first column minus the second.
 _DIFFERENCES = {
     "Sum of lines - total": ("Sum of lines", "Total (deposit)"),
     "Debits - credits": ("Voucher debits", "Voucher credits"),
     "Deposit line - total": ("Deposit line", "Total (deposit)"),
-}
-_DIFFERENCE_COLUMNS = [CHECKS_HEADERS.index(n) for n in _DIFFERENCES]
-_DIFFERENCE_FORMULAS = {
-    CHECKS_HEADERS.index(n): (CHECKS_HEADERS.index(a), CHECKS_HEADERS.index(b)) for n, (a, b) in _DIFFERENCES.items()
 }
 
 
@@ -123,25 +122,22 @@ def _write_checks(
     placements: Sequence[LinesPlacement],
     lines_file: Path | None,
 ) -> None:
-    header = styles.get(_HEADER)
-    for index, (title, width) in enumerate(_CHECKS_COLUMNS):
-        sheet.set_column(index, index, width)
-        sheet.write_string(0, index, title, header)
-    sheet.set_row(0, _row_height([(title, float(width)) for title, width in _CHECKS_COLUMNS]))
+    write_header_row(sheet, styles, CHECKS_COLUMNS, 0)
+    sheet.set_row(0, _row_height([(c.header, c.width) for c in CHECKS_COLUMNS]))
     sheet.freeze_panes(1, 1)
     row = 1
     for outcome, placement in zip(outcomes, placements):
         _write_checks_row(sheet, styles, row, outcome, placement)
         if lines_file is not None and placement.line_count:
-            _link_lines_file(sheet, row, CHECKS_HEADERS.index("Lines written to"), lines_file, placement.describe())
+            _link_lines_file(sheet, row, _AT["Lines written to"], lines_file, placement.describe())
         row += 1
     last = max(row - 1, 1)
-    sheet.autofilter(0, 0, last, len(_CHECKS_COLUMNS) - 1)
-    for column in _DIFFERENCE_COLUMNS:
+    sheet.autofilter(0, 0, last, len(CHECKS_COLUMNS) - 1)
+    for column in (_AT[name] for name in _DIFFERENCES):
         sheet.conditional_format(
             1, column, last, column, {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)}
         )
-    _warn_unless_ok(sheet, styles, 1, last, CHECKS_HEADERS.index("Checks"))
+    _warn_unless_ok(sheet, styles, 1, last, _AT["Checks"])
 
 
 def _write_checks_row(
@@ -160,34 +156,38 @@ def _write_checks_row(
     def minus(a: int | None, b: int | None) -> int | None:
         return None if a is None or b is None else a - b
 
-    values: list[object] = [
-        settlement.settlement_id,
-        settlement.source,
-        settlement.format,
-        settlement.currency,
-        _naive_utc(settlement.start),
-        _naive_utc(settlement.end),
-        amount(settlement.total_minor),
-        settlement.line_count,
-        amount(figures.lines_minor),
-        amount(figures.lines_minor - settlement.total_minor),
-        amount(figures.debit_minor),
-        amount(figures.credit_minor),
-        amount(minus(figures.debit_minor, figures.credit_minor)),
-        amount(figures.deposit_line_minor),
-        amount(minus(figures.deposit_line_minor, settlement.total_minor)),
-        _check_words(outcome),
-        "\n".join(v.key for v in outcome.vouchers),
-        *[counts.get(c) if outcome.reconciliation is not None else None for c in CATEGORIES],
-        placement.describe(),
-    ]
-    for column, value in enumerate(values):
+    values: dict[str, object] = {
+        "Settlement ID": settlement.settlement_id,
+        "File": settlement.source,
+        "Format": settlement.format,
+        "Currency": settlement.currency,
+        "Start (UTC)": _naive_utc(settlement.start),
+        "End (UTC)": _naive_utc(settlement.end),
+        "Total (deposit)": amount(settlement.total_minor),
+        "Lines": settlement.line_count,
+        "Sum of lines": amount(figures.lines_minor),
+        "Sum of lines - total": amount(figures.lines_minor - settlement.total_minor),
+        "Voucher debits": amount(figures.debit_minor),
+        "Voucher credits": amount(figures.credit_minor),
+        "Debits - credits": amount(minus(figures.debit_minor, figures.credit_minor)),
+        "Deposit line": amount(figures.deposit_line_minor),
+        "Deposit line - total": amount(minus(figures.deposit_line_minor, settlement.total_minor)),
+        "Checks": _check_words(outcome),
+        "Voucher keys": "\n".join(v.key for v in outcome.vouchers),
+        **{
+            _CATEGORY_LABELS.get(c, c): counts.get(c) if outcome.reconciliation is not None else None
+            for c in CATEGORIES
+        },
+        "Lines written to": placement.describe(),
+    }
+    for header, value in values.items():
+        column = _AT[header]
         if value is None or value == "":
             continue
         if isinstance(value, datetime):
             sheet.write_datetime(row, column, value, when)
-        elif isinstance(value, Decimal) and column in _DIFFERENCE_FORMULAS:
-            first, second = _DIFFERENCE_FORMULAS[column]
+        elif isinstance(value, Decimal) and header in _DIFFERENCES:
+            first, second = (_AT[name] for name in _DIFFERENCES[header])
             sheet.write_formula(row, column, f"={_cell(row, first)}-{_cell(row, second)}", money, value)
         elif isinstance(value, Decimal):
             sheet.write_number(row, column, value, money)
@@ -195,6 +195,6 @@ def _write_checks_row(
             sheet.write_number(row, column, value)
         else:
             sheet.write_string(row, column, str(value), styles.get(_WRAP) if "\n" in str(value) else None)
-    wrapped = [(v, float(_CHECKS_COLUMNS[i][1])) for i, v in enumerate(values) if isinstance(v, str) and "\n" in v]
+    wrapped = [(v, CHECKS_COLUMNS[_AT[h]].width) for h, v in values.items() if isinstance(v, str) and "\n" in v]
     if wrapped:  # one line per voucher key: the row as tall as them
         sheet.set_row(row, _row_height(wrapped))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +62,33 @@ _CATEGORY_LABELS = {
     "not_settled": "Not settled (M3 only)",
     "refund_without_credit": "Refund without credit",
 }
-# The Summary's table: what an accountant scans first, narrow enough to print on a landscape
+
+
+@dataclass(frozen=True)
+class SheetColumn:
+    """One column of a sheet written cell by cell (formula rows, total rows, blocks), where
+    ``xlsx_tables.place_table`` does not fit: its header and width, defined once; cells are
+    placed by header (``column_positions``), never by a column number kept in step by hand."""
+
+    header: str
+    width: float
+
+
+def column_positions(columns: Sequence[SheetColumn]) -> dict[str, int]:
+    """Header -> 0-based column of ``columns``."""
+    positions = {column.header: index for index, column in enumerate(columns)}
+    if len(positions) != len(columns):
+        raise ValueError(f"duplicate column headers in {[c.header for c in columns]}")
+    return positions
+
+
+def write_header_row(sheet: Worksheet, styles: Styles, columns: Sequence[SheetColumn], row: int) -> None:
+    """Each column's width, and its header in ``row`` (0-based)."""
+    header = styles.get(_HEADER)
+    for index, column in enumerate(columns):
+        sheet.set_column(index, index, column.width)
+        sheet.write_string(row, index, column.header, header)
+
 
 _LINE_POINTS = 15.0  # the height of one line of 11-point text
 

@@ -3,7 +3,7 @@ each voucher's audit record, and what M3 booked in the division's local currency
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
@@ -14,119 +14,117 @@ from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook.common import (
     _BOLD,
     _DATE,
-    _HEADER,
+    SheetColumn,
     _amount_style,
     _as_datetime,
     _cell_text,
     _column_letter,
     _decimal,
     _total_style,
+    column_positions,
+    write_header_row,
 )
 from reconciliation.xlsx_tables import (
     Styles,
 )
 
-# --- journal ---------------------------------------------------------------------------------
-
-_JOURNAL_HEADERS = [
-    "Settlement ID",
-    "Voucher key",
-    "Accounting date",
-    "M3 voucher",
-    "Currency",
-    "Account (AIT1)",
-    "AIT2",
-    "AIT3",
-    "AIT4",
-    "AIT5",
-    "AIT6",
-    "AIT7",
-    "Category",
-    "Description",
-    "Role",
-    "Debit",
-    "Credit",
-    "Debit - credit",
-]
-_JOURNAL_WIDTHS = [14, 24, 14, 18, 9, 14, 8, 8, 8, 8, 8, 8, 30, 40, 11, 14, 14, 14]
-_DEBIT = _JOURNAL_HEADERS.index("Debit")
-_CREDIT = _JOURNAL_HEADERS.index("Credit")
-# The voucher's audit record on each of its rows, after the amounts: (header, width, value).
-_JOURNAL_AUDIT_COLUMNS: tuple[tuple[str, int, Callable[[AuditRecord], str | int]], ...] = (
-    ("File SHA-256", 66, lambda a: a.source_sha256),
-    ("Mapping", 18, lambda a: a.mapping_name),
-    ("Mapping SHA-256", 66, lambda a: a.mapping_sha256),
-    ("Tool version", 12, lambda a: a.tool_version),
-    ("Key version", 11, lambda a: a.key_version),
+# The Journal's columns, once: the voucher line, its amounts, the voucher's audit record, what M3
+# booked in the division's local currency (read back after posting), and the line's M3 VAT code.
+_AIT = ("Account (AIT1)", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
+_AUDIT_VALUES: dict[str, Callable[[AuditRecord], str | int]] = {
+    "File SHA-256": lambda a: a.source_sha256,
+    "Mapping": lambda a: a.mapping_name,
+    "Mapping SHA-256": lambda a: a.mapping_sha256,
+    "Tool version": lambda a: a.tool_version,
+    "Key version": lambda a: a.key_version,
+}
+JOURNAL_COLUMNS = (
+    SheetColumn("Settlement ID", 14),
+    SheetColumn("Voucher key", 24),
+    SheetColumn("Accounting date", 14),
+    SheetColumn("M3 voucher", 18),
+    SheetColumn("Currency", 9),
+    SheetColumn(_AIT[0], 14),
+    *(SheetColumn(name, 8) for name in _AIT[1:]),
+    SheetColumn("Category", 30),
+    SheetColumn("Description", 40),
+    SheetColumn("Role", 11),
+    SheetColumn("Debit", 14),
+    SheetColumn("Credit", 14),
+    SheetColumn("Debit - credit", 14),
+    SheetColumn("File SHA-256", 66),
+    SheetColumn("Mapping", 18),
+    SheetColumn("Mapping SHA-256", 66),
+    SheetColumn("Tool version", 12),
+    SheetColumn("Key version", 11),
+    SheetColumn("M3 division", 11),
+    SheetColumn("Rate type", 9),
+    SheetColumn("Rate", 12),
+    SheetColumn("Local debit", 16),
+    SheetColumn("Local credit", 16),
+    SheetColumn("VAT code", 9),
 )
-_JOURNAL_AUDIT = len(_JOURNAL_HEADERS)  # the first audit column
-# What M3 booked in the division's local currency (read back after posting), after the audit record.
-_JOURNAL_LOCAL_COLUMNS: tuple[tuple[str, int], ...] = (
-    ("M3 division", 11),
-    ("Rate type", 9),
-    ("Rate", 12),
-    ("Local debit", 16),
-    ("Local credit", 16),
-)
-_JOURNAL_LOCAL = _JOURNAL_AUDIT + len(_JOURNAL_AUDIT_COLUMNS)  # the first local-currency column
+JOURNAL_HEADERS = [c.header for c in JOURNAL_COLUMNS]
+_AT = column_positions(JOURNAL_COLUMNS)
 _LOCAL_AMOUNT, _RATE = "local_amount", "rate"
-# The line's M3 VAT code (from the marketplace's tax profile), after the local-currency columns.
-_JOURNAL_VAT_CODE = _JOURNAL_LOCAL + len(_JOURNAL_LOCAL_COLUMNS)
+
+
+def _write_cells(sheet: Worksheet, row: int, cells: Mapping[str, object], style: Format | None = None) -> None:
+    """``cells`` (header -> value) into ``row``, each in its column; "" without a style: no cell."""
+    for header, value in cells.items():
+        sheet.write(row, _AT[header], value, style)
 
 
 def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: Format | None = None) -> None:
     if audit is None:  # a voucher made before its audit record could be (a failure): cells left empty
         return
-    for offset, (_header, _width, value) in enumerate(_JOURNAL_AUDIT_COLUMNS):
+    for header, value in _AUDIT_VALUES.items():
         cell = value(audit)
         if isinstance(cell, int):
-            sheet.write_number(row, _JOURNAL_AUDIT + offset, cell, style)
+            sheet.write_number(row, _AT[header], cell, style)
         else:
-            sheet.write_string(row, _JOURNAL_AUDIT + offset, cell, style)
+            sheet.write_string(row, _AT[header], cell, style)
 
 
 def _write_local(sheet: Worksheet, styles: Styles, row: int, division: str, line: LocalLine | None) -> None:
     """The division, and the line's rate type, rate and local amount as M3 booked them."""
     if division:
-        sheet.write_string(row, _JOURNAL_LOCAL, division)
+        sheet.write_string(row, _AT["M3 division"], division)
     if line is None:
         return
     if line.rate_type is not None:
-        sheet.write_number(row, _JOURNAL_LOCAL + 1, line.rate_type)
+        sheet.write_number(row, _AT["Rate type"], line.rate_type)
     if line.rate is not None:
-        sheet.write_number(row, _JOURNAL_LOCAL + 2, line.rate, styles.get(_RATE, {"num_format": "0.000000"}))
+        sheet.write_number(row, _AT["Rate"], line.rate, styles.get(_RATE, {"num_format": "0.000000"}))
     money = styles.get(_LOCAL_AMOUNT, {"num_format": "#,##0.00"})
     if line.local_amount > 0:
-        sheet.write_number(row, _JOURNAL_LOCAL + 3, line.local_amount, money)
+        sheet.write_number(row, _AT["Local debit"], line.local_amount, money)
     elif line.local_amount < 0:
-        sheet.write_number(row, _JOURNAL_LOCAL + 4, -line.local_amount, money)
+        sheet.write_number(row, _AT["Local credit"], -line.local_amount, money)
 
 
 def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
     """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached.
     A voucher read back from M3 also shows its division, each line's rate and local amounts, and
     the rounding lines M3 added (local currency only) before its total row."""
-    header = styles.get(_HEADER)
-    titles = [
-        *_JOURNAL_HEADERS,
-        *(c[0] for c in _JOURNAL_AUDIT_COLUMNS),
-        *(c[0] for c in _JOURNAL_LOCAL_COLUMNS),
-        "VAT code",
-    ]
-    widths = [*_JOURNAL_WIDTHS, *(c[1] for c in _JOURNAL_AUDIT_COLUMNS), *(c[1] for c in _JOURNAL_LOCAL_COLUMNS), 9]
-    for index, (title, width) in enumerate(zip(titles, widths)):
-        sheet.set_column(index, index, width)
-        sheet.write_string(0, index, title, header)
+    write_header_row(sheet, styles, JOURNAL_COLUMNS, 0)
     sheet.freeze_panes(1, 0)
     row = 1
-    debit_col, credit_col = _column_letter(_DEBIT), _column_letter(_CREDIT)
+    debit_col, credit_col = _column_letter(_AT["Debit"]), _column_letter(_AT["Credit"])
+    when = styles.get(_DATE)
     for outcome in outcomes:
         m3_refs = {p.key: p.m3_ref for p in outcome.posted}
         booked = {p.key: p.local for p in outcome.posted if p.local is not None}
         for voucher in outcome.vouchers:
             money = styles.get(_amount_style(voucher.currency))
             total = styles.get(_total_style(voucher.currency))
-            head = [outcome.settlement.settlement_id, voucher.key]
+            voucher_cells = {
+                "Settlement ID": outcome.settlement.settlement_id,
+                "Voucher key": voucher.key,
+                "M3 voucher": m3_refs.get(voucher.key, ""),
+                "Currency": voucher.currency,
+            }
+            accounting_date = _as_datetime(voucher.accounting_date)
             audit = outcome.audits.get(voucher.key)
             local = booked.get(voucher.key)
             # Not read back this run (posted earlier): the division is the first part of M3's reference.
@@ -136,84 +134,76 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
             paired = sent if len(sent) == len(voucher.lines) else (None,) * len(voucher.lines)
             first = row
             for line, local_line in zip(voucher.lines, paired):
-                sheet.write_row(row, 0, head)
+                _write_cells(
+                    sheet,
+                    row,
+                    {
+                        **voucher_cells,
+                        **dict(zip(_AIT, (line.account, *line.dimensions), strict=True)),
+                        "Category": line.category,
+                        "Description": _cell_text(line.description),
+                        "Role": line.role,
+                    },
+                )
+                sheet.write_datetime(row, _AT["Accounting date"], accounting_date, when)
                 _write_audit(sheet, row, audit)
                 _write_local(sheet, styles, row, division, local_line)
                 if line.vat_code:
-                    sheet.write_string(row, _JOURNAL_VAT_CODE, line.vat_code)
-                sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
-                sheet.write_row(
-                    row,
-                    3,
-                    [
-                        m3_refs.get(voucher.key, ""),
-                        voucher.currency,
-                        line.account,
-                        *line.dimensions,
-                        line.category,
-                        _cell_text(line.description),
-                        line.role,
-                    ],
-                )
+                    sheet.write_string(row, _AT["VAT code"], line.vat_code)
                 if line.amount_minor > 0:
-                    sheet.write_number(row, _DEBIT, _decimal(line.amount_minor, voucher.decimals), money)
+                    sheet.write_number(row, _AT["Debit"], _decimal(line.amount_minor, voucher.decimals), money)
                 elif line.amount_minor < 0:
-                    sheet.write_number(row, _CREDIT, _decimal(-line.amount_minor, voucher.decimals), money)
+                    sheet.write_number(row, _AT["Credit"], _decimal(-line.amount_minor, voucher.decimals), money)
                 row += 1
             for added in local.added_lines if local is not None else ():
-                sheet.write_row(row, 0, head)
+                _write_cells(
+                    sheet,
+                    row,
+                    {
+                        **voucher_cells,
+                        **dict(zip(_AIT, (*added.dimensions, *("",) * (len(_AIT) - len(added.dimensions))))),
+                        "Category": "fx_rounding",
+                        "Description": "Currency rounding booked by M3 (local currency only)",
+                        "Role": "rounding",
+                    },
+                )
+                sheet.write_datetime(row, _AT["Accounting date"], accounting_date, when)
                 _write_audit(sheet, row, audit)
                 _write_local(sheet, styles, row, division, added)
-                sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
-                sheet.write_row(
-                    row,
-                    3,
-                    [
-                        m3_refs.get(voucher.key, ""),
-                        voucher.currency,
-                        *added.dimensions,
-                        *("",) * (7 - len(added.dimensions)),
-                        "fx_rounding",
-                        "Currency rounding booked by M3 (local currency only)",
-                        "rounding",
-                    ],
-                )
                 row += 1
             last = row - 1
             bold = styles.get(_BOLD)
-            sheet.write_row(row, 0, head, bold)
+            _write_cells(sheet, row, voucher_cells, bold)
+            sheet.write_datetime(row, _AT["Accounting date"], accounting_date, when)
+            _write_cells(sheet, row, {"Description": f"Total {voucher.key}", "Role": "total"}, bold)
             _write_audit(sheet, row, audit, bold)
-            sheet.write_datetime(row, 2, _as_datetime(voucher.accounting_date), styles.get(_DATE))
-            sheet.write_row(row, 3, [m3_refs.get(voucher.key, ""), voucher.currency], bold)
-            sheet.write_string(row, 13, f"Total {voucher.key}", bold)
-            sheet.write_string(row, 14, "total", bold)
             if division:
-                sheet.write_string(row, _JOURNAL_LOCAL, division, bold)
+                sheet.write_string(row, _AT["M3 division"], division, bold)
             if local is not None:
                 local_total = styles.get(f"{_LOCAL_AMOUNT}:total", {"num_format": "#,##0.00", "bold": True, "top": 1})
-                sheet.write_number(row, _JOURNAL_LOCAL + 3, local.local_debit, local_total)
-                sheet.write_number(row, _JOURNAL_LOCAL + 4, local.local_credit, local_total)
+                sheet.write_number(row, _AT["Local debit"], local.local_debit, local_total)
+                sheet.write_number(row, _AT["Local credit"], local.local_credit, local_total)
             debit, credit = voucher.debit_minor, voucher.credit_minor
             sheet.write_formula(
                 row,
-                _DEBIT,
+                _AT["Debit"],
                 f"=SUBTOTAL(9,{debit_col}{first + 1}:{debit_col}{last + 1})",
                 total,
                 _decimal(debit, voucher.decimals),
             )
             sheet.write_formula(
                 row,
-                _CREDIT,
+                _AT["Credit"],
                 f"=SUBTOTAL(9,{credit_col}{first + 1}:{credit_col}{last + 1})",
                 total,
                 _decimal(credit, voucher.decimals),
             )
             sheet.write_formula(
                 row,
-                _CREDIT + 1,
+                _AT["Debit - credit"],
                 f"={debit_col}{row + 1}-{credit_col}{row + 1}",
                 total,
                 _decimal(debit - credit, voucher.decimals),
             )
             row += 1
-    sheet.autofilter(0, 0, max(row - 1, 1), len(titles) - 1)
+    sheet.autofilter(0, 0, max(row - 1, 1), len(JOURNAL_COLUMNS) - 1)

@@ -22,6 +22,8 @@ from reconciliation.workbook.common import (
     SHEET_RECONCILIATION,
     SHEET_SUMMARY,
     SHEET_VALIDATION,
+    SheetColumn,
+    column_positions,
 )
 from reconciliation.xlsx_tables import (
     Styles,
@@ -29,7 +31,9 @@ from reconciliation.xlsx_tables import (
 
 # --- read me ---------------------------------------------------------------------------------
 
-_README_TOPIC_WIDTH, _README_TEXT_WIDTH = 24, 110
+# Two columns and no header row: a topic, and its explanation (a section heading spans both).
+READ_ME_COLUMNS = (SheetColumn("Topic", 24), SheetColumn("Explanation", 110))
+_TOPIC, _TEXT = (column_positions(READ_ME_COLUMNS)[name] for name in ("Topic", "Explanation"))
 
 
 def read_me_rows(outcomes: Sequence[SettlementOutcome]) -> list[tuple[str, str]]:
@@ -164,9 +168,9 @@ def accounts_in_use(outcomes: Sequence[SettlementOutcome]) -> dict[str, list[str
 
 
 def _write_read_me(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
-    sheet.set_column(0, 0, _README_TOPIC_WIDTH)
-    sheet.set_column(1, 1, _README_TEXT_WIDTH)
-    sheet.write_string(0, 0, "Read me: how to read this workbook", styles.get(_TITLE))
+    for index, column in enumerate(READ_ME_COLUMNS):
+        sheet.set_column(index, index, column.width)
+    sheet.write_string(0, _TOPIC, "Read me: how to read this workbook", styles.get(_TITLE))
     wrap = styles.get(_WRAP)
     heading = styles.get(_README_HEADING, {"bold": True, "bottom": 1, "valign": "top"})
     topic = styles.get(_README_TOPIC, {"bold": True, "text_wrap": True, "valign": "top"})
@@ -174,9 +178,9 @@ def _write_read_me(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
     for name, text in read_me_rows(outcomes):
         if not name:  # a section: a blank row, then its heading across both columns
             row += 1
-            sheet.write_string(row, 0, text, heading)
-            sheet.write_blank(row, 1, None, heading)
+            sheet.write_string(row, _TOPIC, text, heading)
+            sheet.write_blank(row, _TEXT, None, heading)
         else:
-            sheet.write_string(row, 0, name, topic)
-            sheet.write_string(row, 1, text, wrap)  # no row height: Excel and LibreOffice fit it to the text
+            sheet.write_string(row, _TOPIC, name, topic)
+            sheet.write_string(row, _TEXT, text, wrap)  # no row height: Excel and LibreOffice fit it to the text
         row += 1

@@ -32,6 +32,7 @@ from reconciliation.workbook.common import (
     SHEET_CHECKS,
     SHEET_EXCEPTIONS,
     SHEET_LINES,
+    SheetColumn,
     _amount_style,
     _cell,
     _cell_text,
@@ -42,7 +43,9 @@ from reconciliation.workbook.common import (
     _row_height,
     _total_style,
     _warn_unless_ok,
+    column_positions,
     currency_number_format,
+    write_header_row,
 )
 from reconciliation.workbook.lines import exact_sum
 from reconciliation.xlsx_tables import (
@@ -51,19 +54,41 @@ from reconciliation.xlsx_tables import (
 
 SUMMARY_HEADER_ROW = 3  # 0-based: title, generated-at and counts rows come first
 
-# page together with the settlement blocks below it (which share its first columns).
-_SUMMARY_COLUMNS = [
-    ("Settlement ID", 14),
-    ("Marketplace and period (UTC)", 28),
-    ("Deposit date (UTC)", 12),
-    ("Total (deposit)", 15),
-    ("Status", 13),
-    ("M3 voucher numbers", 14),
-    ("Checks", 14),
-    ("Reconciliation", 15),
-    ("Reasons", 30),
-]
-SUMMARY_HEADERS = [name for name, _ in _SUMMARY_COLUMNS]
+# The settlement blocks' and currency totals' columns (formula layouts, written cell by cell).
+BLOCK_COLUMNS = (
+    SheetColumn("Item", 28),  # "Deposit line of the vouchers" in bold
+    SheetColumn("Description", 38),  # wrapped beyond
+    SheetColumn("M3 account", 11),
+    SheetColumn("Amount", 15),
+    SheetColumn("Currency", 9),
+    SheetColumn("Lines", 8),
+)
+BLOCK_HEADERS = [c.header for c in BLOCK_COLUMNS]
+_BLOCK_AT = column_positions(BLOCK_COLUMNS)
+_ITEM, _DESCRIPTION, _ACCOUNT = _BLOCK_AT["Item"], _BLOCK_AT["Description"], _BLOCK_AT["M3 account"]
+_AMOUNT, _CURRENCY, _LINE_COUNT = _BLOCK_AT["Amount"], _BLOCK_AT["Currency"], _BLOCK_AT["Lines"]
+SummaryColumn = SheetColumn  # the name this module's columns had before SheetColumn served every sheet
+
+# The Summary's table: what an accountant scans first, narrow enough to print on a landscape
+# page together with the settlement blocks below it (which share its first columns, so each
+# column is as wide as the wider of the two).
+_TABLE_COLUMNS = (
+    SheetColumn("Settlement ID", 14),
+    SheetColumn("Marketplace and period (UTC)", 28),
+    SheetColumn("Deposit date (UTC)", 12),
+    SheetColumn("Total (deposit)", 15),
+    SheetColumn("Status", 13),
+    SheetColumn("M3 voucher numbers", 14),
+    SheetColumn("Checks", 14),
+    SheetColumn("Reconciliation", 15),
+    SheetColumn("Reasons", 30),
+)
+SUMMARY_COLUMNS = tuple(
+    SheetColumn(c.header, max([c.width, *(b.width for b in BLOCK_COLUMNS[index : index + 1])]))
+    for index, c in enumerate(_TABLE_COLUMNS)
+)
+SUMMARY_HEADERS = [c.header for c in SUMMARY_COLUMNS]
+_AT = column_positions(SUMMARY_COLUMNS)
 
 
 def _write_summary(
@@ -88,19 +113,16 @@ def _write_summary(
         f"{len(outcomes)} settlement(s): {status_text}; {len(file_errors)} file error(s) (see {SHEET_EXCEPTIONS}); "
         f"the figures behind each check are on the {SHEET_CHECKS} sheet",
     )
-    header = styles.get(_HEADER)
-    for index, title in enumerate(SUMMARY_HEADERS):
-        sheet.set_column(index, index, _SUMMARY_WIDTHS[index])
-        sheet.write_string(SUMMARY_HEADER_ROW, index, title, header)
-    sheet.set_row(SUMMARY_HEADER_ROW, _row_height(list(zip(SUMMARY_HEADERS, _SUMMARY_WIDTHS))))
+    write_header_row(sheet, styles, SUMMARY_COLUMNS, SUMMARY_HEADER_ROW)
+    sheet.set_row(SUMMARY_HEADER_ROW, _row_height([(c.header, c.width) for c in SUMMARY_COLUMNS]))
     sheet.freeze_panes(SUMMARY_HEADER_ROW + 1, 1)
     row = SUMMARY_HEADER_ROW + 1
     for outcome in outcomes:
         _write_summary_row(sheet, styles, row, outcome)
         row += 1
     last = max(row - 1, SUMMARY_HEADER_ROW + 1)
-    sheet.autofilter(SUMMARY_HEADER_ROW, 0, last, len(_SUMMARY_COLUMNS) - 1)
-    _warn_unless_ok(sheet, styles, SUMMARY_HEADER_ROW + 1, last, SUMMARY_HEADERS.index("Checks"))
+    sheet.autofilter(SUMMARY_HEADER_ROW, 0, last, len(SUMMARY_COLUMNS) - 1)
+    _warn_unless_ok(sheet, styles, SUMMARY_HEADER_ROW + 1, last, _AT["Checks"])
     row = last + 2
     if lines_file is not None:
         _link_lines_file(
@@ -153,19 +175,17 @@ def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: Sett
     }
     for name, text in texts.items():
         if text:
-            sheet.write_string(row, SUMMARY_HEADERS.index(name), text, wrap)
-    sheet.set_row(row, _row_height([(text, _SUMMARY_WIDTHS[SUMMARY_HEADERS.index(n)]) for n, text in texts.items()]))
+            sheet.write_string(row, _AT[name], text, wrap)
+    sheet.set_row(row, _row_height([(text, SUMMARY_COLUMNS[_AT[n]].width) for n, text in texts.items()]))
     # at the top of the row, beside the first line of the wrapped texts
     top_date = styles.get(f"{_DATE}:top", {"num_format": "yyyy-mm-dd", "valign": "top"})
-    sheet.write_datetime(
-        row, SUMMARY_HEADERS.index("Deposit date (UTC)"), _naive_utc(settlement.deposit_date), top_date
-    )
+    sheet.write_datetime(row, _AT["Deposit date (UTC)"], _naive_utc(settlement.deposit_date), top_date)
     currency = settlement.currency
     top_money = styles.get(
         f"{_amount_style(currency)}:top", {"num_format": currency_number_format(currency), "valign": "top"}
     )
     total = _decimal(settlement.total_minor, settlement.decimals)
-    sheet.write_number(row, SUMMARY_HEADERS.index("Total (deposit)"), total, top_money)
+    sheet.write_number(row, _AT["Total (deposit)"], total, top_money)
 
 
 # --- summary: one block per settlement that ties to its deposit, totals per currency ---------
@@ -235,37 +255,10 @@ _CHECK_TOTAL = "Check: items - Amazon's total"
 _CHECK_DEPOSIT = "Check: items - deposit line"
 
 
-@dataclass(frozen=True)
-class SummaryColumn:
-    """One column of the Summary's settlement blocks and currency totals."""
-
-    header: str
-    width: float
-
-
-BLOCK_COLUMNS = (
-    SummaryColumn("Item", 28),  # "Deposit line of the vouchers" in bold
-    SummaryColumn("Description", 38),  # wrapped beyond
-    SummaryColumn("M3 account", 11),
-    SummaryColumn("Amount", 15),
-    SummaryColumn("Currency", 9),
-    SummaryColumn("Lines", 8),
-)
-BLOCK_HEADERS = [c.header for c in BLOCK_COLUMNS]
-# The Summary's columns: its table and the blocks below share the first ones, wide enough for both.
-_SUMMARY_WIDTHS = [
-    max([width, *(c.width for c in BLOCK_COLUMNS[index : index + 1])])
-    for index, (_, width) in enumerate(_SUMMARY_COLUMNS)
-]
-
-
 def _write_description(sheet: Worksheet, styles: Styles, row: int, text: str) -> None:
     """A block row's description, wrapped, and the row as tall as it."""
     sheet.write_string(row, _DESCRIPTION, _cell_text(text), styles.get(_WRAP))
-    sheet.set_row(row, _row_height([(text, _SUMMARY_WIDTHS[_DESCRIPTION])]))
-
-
-_ITEM, _DESCRIPTION, _ACCOUNT, _AMOUNT, _CURRENCY, _LINE_COUNT = range(len(BLOCK_COLUMNS))
+    sheet.set_row(row, _row_height([(text, SUMMARY_COLUMNS[_DESCRIPTION].width)]))
 
 
 @dataclass(frozen=True)
