@@ -10,7 +10,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.outcome import SettlementOutcome
-from reconciliation.workbook.common import _HEADER, _SCORE, SHEET_ANOMALIES, _fit
+from reconciliation.workbook.common import HEADER, SCORE, SHEET_ANOMALIES, fit_rows
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -22,7 +22,7 @@ from reconciliation.xlsx_tables import (
 )
 
 
-def _write_anomalies(
+def write_anomalies(
     workbook: Workbook,
     sheet: Worksheet,
     styles: Styles,
@@ -42,16 +42,16 @@ def _write_anomalies(
     )
     anomalies = anomalies.assign(score=pd.to_numeric(anomalies["score"], errors="coerce").astype("float64"))
     anomalies = anomalies.sort_values("score", ascending=False, na_position="last", kind="stable")
-    anomalies = _fit(anomalies, SHEET_ANOMALIES, max_rows, 0, notes)
+    anomalies = fit_rows(anomalies, SHEET_ANOMALIES, max_rows, 0, notes)
     columns = [
-        Column("Score", float_cells(anomalies["score"]), NUMBER, _SCORE, 8),
+        Column("Score", float_cells(anomalies["score"]), NUMBER, SCORE, 8),
         Column("Settlement ID", text_cells(anomalies["settlement_id"]), width=14),
         Column("Order ID", text_cells(anomalies["order_id"]), width=22),
         Column("SKU", text_cells(anomalies["sku"]), width=18),
         Column("Kind", text_cells(anomalies["kind"]), width=20),
         Column("Reasons", text_cells(anomalies["reasons"].map(_reason_text)), width=90),
     ]
-    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+    return place_table(workbook, sheet, styles, columns, header_style=HEADER)
 
 
 def _reason_text(reasons: object) -> str:

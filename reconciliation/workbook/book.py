@@ -15,8 +15,8 @@ from reconciliation.mapping import GLMapping
 from reconciliation.model import LINE_COLUMNS
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
-from reconciliation.workbook.anomalies import _write_anomalies
-from reconciliation.workbook.checks import _write_checks
+from reconciliation.workbook.anomalies import write_anomalies
+from reconciliation.workbook.checks import write_checks
 from reconciliation.workbook.common import (
     SHEET_ANOMALIES,
     SHEET_CHECKS,
@@ -29,26 +29,26 @@ from reconciliation.workbook.common import (
     SHEET_RECONCILIATION,
     SHEET_SUMMARY,
     SHEET_VALIDATION,
-    _fit,
-    _naive_utc,
-    _styles,
+    fit_rows,
+    make_styles,
+    naive_utc,
 )
-from reconciliation.workbook.exceptions import _write_exceptions
-from reconciliation.workbook.fees import _write_fees
-from reconciliation.workbook.journal import _write_journal
+from reconciliation.workbook.exceptions import write_exceptions
+from reconciliation.workbook.fees import write_fees
+from reconciliation.workbook.journal import write_journal
 from reconciliation.workbook.lines import (
     LINES_ON_SHEET,
-    _lines_frame,
-    _write_lines,
-    _write_summed_lines,
+    lines_frame,
     plan_lines,
     summed_lines,
+    write_lines,
     write_lines_csv,
+    write_summed_lines,
 )
-from reconciliation.workbook.read_me import _write_read_me
-from reconciliation.workbook.reconciliation import _write_reconciliation
-from reconciliation.workbook.summary import SUMMARY_HEADER_ROW, _write_summary
-from reconciliation.workbook.validation import _write_validation
+from reconciliation.workbook.read_me import write_read_me
+from reconciliation.workbook.reconciliation import write_reconciliation
+from reconciliation.workbook.summary import SUMMARY_HEADER_ROW, write_summary
+from reconciliation.workbook.validation import write_validation
 from reconciliation.xlsx_tables import (
     EXCEL_MAX_ROWS,
     set_print_layout,
@@ -105,13 +105,15 @@ def write_workbook(
     if not 2 <= max_rows <= EXCEL_MAX_ROWS:
         raise WorkbookError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, got {max_rows}")
     _check_lines(outcomes)
-    generated = _naive_utc(generated_at or datetime.now(UTC))  # a naive generated_at is taken as UTC
-    all_lines = _lines_frame(outcomes)
+    generated = naive_utc(generated_at or datetime.now(UTC))  # a naive generated_at is taken as UTC
+    all_lines = lines_frame(outcomes)
     lines_file = (
         path.with_name(f"{path.stem}-lines.csv") if len(all_lines) > min(lines_on_sheet, max_rows - 1) else None
     )
     notes: list[str] = []
-    sheet_lines = all_lines if lines_file is None else _fit(summed_lines(all_lines), SHEET_LINES, max_rows, 0, notes)
+    sheet_lines = (
+        all_lines if lines_file is None else fit_rows(summed_lines(all_lines), SHEET_LINES, max_rows, 0, notes)
+    )
     placements = plan_lines(outcomes, sheet_lines["_outcome"].to_numpy(), lines_file)
 
     buffer = io.BytesIO()
@@ -123,17 +125,17 @@ def write_workbook(
             "comments": "Times are UTC; amounts in each settlement's currency.",
         }
     )
-    styles = _styles(workbook, [o.settlement.currency for o in outcomes])
+    styles = make_styles(workbook, [o.settlement.currency for o in outcomes])
     sheets = {name: workbook.add_worksheet(name) for name in SHEET_NAMES}
     pending = [
         (
-            _write_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
+            write_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
             if lines_file is None
-            else _write_summed_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
+            else write_summed_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
         ),
-        _write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes),
-        _write_reconciliation(workbook, sheets[SHEET_RECONCILIATION], styles, outcomes, max_rows, notes),
-        _write_exceptions(
+        write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes),
+        write_reconciliation(workbook, sheets[SHEET_RECONCILIATION], styles, outcomes, max_rows, notes),
+        write_exceptions(
             workbook,
             sheets[SHEET_EXCEPTIONS],
             styles,
@@ -147,12 +149,12 @@ def write_workbook(
             max_rows,
             notes,
         ),
-        _write_validation(workbook, sheets[SHEET_VALIDATION], styles, outcomes, max_rows, notes),
-        _write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
+        write_validation(workbook, sheets[SHEET_VALIDATION], styles, outcomes, max_rows, notes),
+        write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
     ]
-    _write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
+    write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
     descriptions = {name: c.description for name, c in mapping.categories.items()} if mapping is not None else {}
-    _write_summary(
+    write_summary(
         sheets[SHEET_SUMMARY],
         styles,
         outcomes,
@@ -163,8 +165,8 @@ def write_workbook(
         len(all_lines),
         descriptions,
     )
-    _write_checks(sheets[SHEET_CHECKS], styles, outcomes, placements, lines_file)
-    _write_read_me(sheets[SHEET_README], styles, outcomes)
+    write_checks(sheets[SHEET_CHECKS], styles, outcomes, placements, lines_file)
+    write_read_me(sheets[SHEET_README], styles, outcomes)
     for name, sheet in sheets.items():
         set_print_layout(sheet, _PRINT_HEADER_ROWS.get(name, 0))
     workbook.close()

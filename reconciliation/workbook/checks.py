@@ -16,25 +16,23 @@ from reconciliation.matching import CATEGORIES
 from reconciliation.model import format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook.common import (
-    _BAD,
-    _CATEGORY_LABELS,
-    _DATETIME,
-    _WRAP,
+    BAD,
+    CATEGORY_LABELS,
+    DATETIME,
+    WRAP,
     SheetColumn,
-    _amount_style,
-    _cell,
-    _decimal,
-    _link_lines_file,
-    _naive_utc,
-    _row_height,
-    _warn_unless_ok,
+    amount_style,
+    cell_ref,
     column_positions,
+    link_lines_file,
+    naive_utc,
+    row_height,
+    to_decimal,
+    warn_unless_ok,
     write_header_row,
 )
 from reconciliation.workbook.lines import LinesPlacement, exact_sum
-from reconciliation.xlsx_tables import (
-    Styles,
-)
+from reconciliation.xlsx_tables import Styles
 
 # The Checks sheet: per settlement, the figures behind the Summary's "Checks" (the differences are
 # formulas), the reconciliation counts, the file it came from and where its lines are.
@@ -56,7 +54,7 @@ CHECKS_COLUMNS = (
     SheetColumn("Deposit line - total", 15),
     SheetColumn("Checks", 30),
     SheetColumn("Voucher keys", 26),
-    *(SheetColumn(_CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES),
+    *(SheetColumn(CATEGORY_LABELS.get(c, c), 11) for c in CATEGORIES),
     SheetColumn("Lines written to", 40),
 )
 CHECKS_HEADERS = [c.header for c in CHECKS_COLUMNS]
@@ -106,16 +104,13 @@ class CheckFigures:
         return found
 
 
-def _check_words(outcome: SettlementOutcome) -> str:
+def check_words(outcome: SettlementOutcome) -> str:
     """ "OK", or what failed, in words: the Summary's and the Checks sheet's "Checks"."""
     problems = CheckFigures.of(outcome).problems(outcome.settlement.total_minor, outcome.settlement.decimals)
     return "OK" if not problems else "; ".join(problems)
 
 
-# --- checks ----------------------------------------------------------------------------------
-
-
-def _write_checks(
+def write_checks(
     sheet: Worksheet,
     styles: Styles,
     outcomes: Sequence[SettlementOutcome],
@@ -123,21 +118,21 @@ def _write_checks(
     lines_file: Path | None,
 ) -> None:
     write_header_row(sheet, styles, CHECKS_COLUMNS, 0)
-    sheet.set_row(0, _row_height([(c.header, c.width) for c in CHECKS_COLUMNS]))
+    sheet.set_row(0, row_height([(c.header, c.width) for c in CHECKS_COLUMNS]))
     sheet.freeze_panes(1, 1)
     row = 1
     for outcome, placement in zip(outcomes, placements):
         _write_checks_row(sheet, styles, row, outcome, placement)
         if lines_file is not None and placement.line_count:
-            _link_lines_file(sheet, row, _AT["Lines written to"], lines_file, placement.describe())
+            link_lines_file(sheet, row, _AT["Lines written to"], lines_file, placement.describe())
         row += 1
     last = max(row - 1, 1)
     sheet.autofilter(0, 0, last, len(CHECKS_COLUMNS) - 1)
     for column in (_AT[name] for name in _DIFFERENCES):
         sheet.conditional_format(
-            1, column, last, column, {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(_BAD)}
+            1, column, last, column, {"type": "cell", "criteria": "!=", "value": 0, "format": styles.get(BAD)}
         )
-    _warn_unless_ok(sheet, styles, 1, last, _AT["Checks"])
+    warn_unless_ok(sheet, styles, 1, last, _AT["Checks"])
 
 
 def _write_checks_row(
@@ -145,13 +140,13 @@ def _write_checks_row(
 ) -> None:
     settlement = outcome.settlement
     decimals = settlement.decimals
-    money = styles.get(_amount_style(settlement.currency))
-    when = styles.get(_DATETIME)
+    money = styles.get(amount_style(settlement.currency))
+    when = styles.get(DATETIME)
     figures = CheckFigures.of(outcome)
     counts = outcome.reconciliation.counts if outcome.reconciliation is not None else {}
 
     def amount(minor: int | None) -> Decimal | None:
-        return None if minor is None else _decimal(minor, decimals)
+        return None if minor is None else to_decimal(minor, decimals)
 
     def minus(a: int | None, b: int | None) -> int | None:
         return None if a is None or b is None else a - b
@@ -161,8 +156,8 @@ def _write_checks_row(
         "File": settlement.source,
         "Format": settlement.format,
         "Currency": settlement.currency,
-        "Start (UTC)": _naive_utc(settlement.start),
-        "End (UTC)": _naive_utc(settlement.end),
+        "Start (UTC)": naive_utc(settlement.start),
+        "End (UTC)": naive_utc(settlement.end),
         "Total (deposit)": amount(settlement.total_minor),
         "Lines": settlement.line_count,
         "Sum of lines": amount(figures.lines_minor),
@@ -172,11 +167,10 @@ def _write_checks_row(
         "Debits - credits": amount(minus(figures.debit_minor, figures.credit_minor)),
         "Deposit line": amount(figures.deposit_line_minor),
         "Deposit line - total": amount(minus(figures.deposit_line_minor, settlement.total_minor)),
-        "Checks": _check_words(outcome),
+        "Checks": check_words(outcome),
         "Voucher keys": "\n".join(v.key for v in outcome.vouchers),
         **{
-            _CATEGORY_LABELS.get(c, c): counts.get(c) if outcome.reconciliation is not None else None
-            for c in CATEGORIES
+            CATEGORY_LABELS.get(c, c): counts.get(c) if outcome.reconciliation is not None else None for c in CATEGORIES
         },
         "Lines written to": placement.describe(),
     }
@@ -188,13 +182,13 @@ def _write_checks_row(
             sheet.write_datetime(row, column, value, when)
         elif isinstance(value, Decimal) and header in _DIFFERENCES:
             first, second = (_AT[name] for name in _DIFFERENCES[header])
-            sheet.write_formula(row, column, f"={_cell(row, first)}-{_cell(row, second)}", money, value)
+            sheet.write_formula(row, column, f"={cell_ref(row, first)}-{cell_ref(row, second)}", money, value)
         elif isinstance(value, Decimal):
             sheet.write_number(row, column, value, money)
         elif isinstance(value, int):
             sheet.write_number(row, column, value)
         else:
-            sheet.write_string(row, column, str(value), styles.get(_WRAP) if "\n" in str(value) else None)
+            sheet.write_string(row, column, str(value), styles.get(WRAP) if "\n" in str(value) else None)
     wrapped = [(v, CHECKS_COLUMNS[_AT[h]].width) for h, v in values.items() if isinstance(v, str) and "\n" in v]
     if wrapped:  # one line per voucher key: the row as tall as them
-        sheet.set_row(row, _row_height(wrapped))
+        sheet.set_row(row, row_height(wrapped))

@@ -50,12 +50,12 @@ SHEET_NAMES = (
 
 
 # Styles (names in ``Styles``).
-_HEADER, _TITLE, _BOLD, _WRAP = "header", "title", "bold", "wrap"
-_DATETIME, _DATE, _SCORE = "datetime", "date", "score"
-_BAD, _WARN = "bad", "warn"  # conditional formats
-_README_HEADING, _README_TOPIC = "readme:heading", "readme:topic"
+HEADER, TITLE, BOLD, WRAP = "header", "title", "bold", "wrap"
+DATETIME, DATE, SCORE = "datetime", "date", "score"
+BAD, WARN = "bad", "warn"  # conditional formats
+README_HEADING, README_TOPIC = "readme:heading", "readme:topic"
 
-_CATEGORY_LABELS = {
+CATEGORY_LABELS = {
     "matched": "Matched",
     "amount_mismatch": "Amount mismatch",
     "missing_in_m3": "Missing in M3",
@@ -84,7 +84,7 @@ def column_positions(columns: Sequence[SheetColumn]) -> dict[str, int]:
 
 def write_header_row(sheet: Worksheet, styles: Styles, columns: Sequence[SheetColumn], row: int) -> None:
     """Each column's width, and its header in ``row`` (0-based)."""
-    header = styles.get(_HEADER)
+    header = styles.get(HEADER)
     for index, column in enumerate(columns):
         sheet.set_column(index, index, column.width)
         sheet.write_string(row, index, column.header, header)
@@ -93,7 +93,7 @@ def write_header_row(sheet: Worksheet, styles: Styles, columns: Sequence[SheetCo
 _LINE_POINTS = 15.0  # the height of one line of 11-point text
 
 
-def _row_height(cells: Sequence[tuple[str, float]]) -> float:
+def row_height(cells: Sequence[tuple[str, float]]) -> float:
     """Points for a row whose wrapped cells (text, column width) show every line: LibreOffice does
     not grow a row to its wrapped text when it opens an .xlsx, so the rows would overlap."""
 
@@ -104,39 +104,39 @@ def _row_height(cells: Sequence[tuple[str, float]]) -> float:
     return _LINE_POINTS * max([1, *(lines(text, width) for text, width in cells)])
 
 
-def _warn_unless_ok(sheet: Worksheet, styles: Styles, first: int, last: int, column: int) -> None:
+def warn_unless_ok(sheet: Worksheet, styles: Styles, first: int, last: int, column: int) -> None:
     sheet.conditional_format(
-        first, column, last, column, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_WARN)}
+        first, column, last, column, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(WARN)}
     )
 
 
-def _link_lines_file(sheet: Worksheet, row: int, column: int, lines_file: Path, text: str) -> None:
+def link_lines_file(sheet: Worksheet, row: int, column: int, lines_file: Path, text: str) -> None:
     """A relative link to the lines file: it works wherever the two files are moved together."""
-    sheet.write_url(row, column, f"external:{lines_file.name}", string=_cell_text(text))
+    sheet.write_url(row, column, f"external:{lines_file.name}", string=cell_text(text))
 
 
-def _cell(row: int, column: int) -> str:
+def cell_ref(row: int, column: int) -> str:
     """A1 reference of a 0-based cell."""
-    return f"{_column_letter(column)}{row + 1}"
+    return f"{column_letter(column)}{row + 1}"
 
 
 # --- shared helpers --------------------------------------------------------------------------
 
 
-def _styles(workbook: Workbook, currencies: Sequence[str]) -> Styles:
+def make_styles(workbook: Workbook, currencies: Sequence[str]) -> Styles:
     styles = Styles(workbook)
-    styles.get(_HEADER, {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": True, "valign": "top"})
-    styles.get(_TITLE, {"bold": True, "font_size": 14})
-    styles.get(_BOLD, {"bold": True})
-    styles.get(_WRAP, {"text_wrap": True, "valign": "top"})
-    styles.get(_DATETIME, {"num_format": "yyyy-mm-dd hh:mm:ss"})
-    styles.get(_DATE, {"num_format": "yyyy-mm-dd"})
-    styles.get(_SCORE, {"num_format": "0.000"})
-    styles.get(_BAD, {"bg_color": "#FFC7CE", "font_color": "#9C0006"})
-    styles.get(_WARN, {"bg_color": "#FFEB9C", "font_color": "#9C5700"})
+    styles.get(HEADER, {"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": True, "valign": "top"})
+    styles.get(TITLE, {"bold": True, "font_size": 14})
+    styles.get(BOLD, {"bold": True})
+    styles.get(WRAP, {"text_wrap": True, "valign": "top"})
+    styles.get(DATETIME, {"num_format": "yyyy-mm-dd hh:mm:ss"})
+    styles.get(DATE, {"num_format": "yyyy-mm-dd"})
+    styles.get(SCORE, {"num_format": "0.000"})
+    styles.get(BAD, {"bg_color": "#FFC7CE", "font_color": "#9C0006"})
+    styles.get(WARN, {"bg_color": "#FFEB9C", "font_color": "#9C5700"})
     for currency in {*currencies, "USD"}:  # USD: empty tables still reference one amount style
-        styles.get(_amount_style(currency), {"num_format": currency_number_format(currency)})
-        styles.get(_total_style(currency), {"num_format": currency_number_format(currency), "bold": True, "top": 1})
+        styles.get(amount_style(currency), {"num_format": currency_number_format(currency)})
+        styles.get(total_style(currency), {"num_format": currency_number_format(currency), "bold": True, "top": 1})
     return styles
 
 
@@ -147,33 +147,33 @@ def currency_number_format(currency: str) -> str:
     return "#,##0" + ("." + "0" * decimals if decimals else "") + f' "{code}"'
 
 
-def _amount_style(currency: str) -> str:
+def amount_style(currency: str) -> str:
     return f"amount:{currency}"
 
 
-def _total_style(currency: str) -> str:
+def total_style(currency: str) -> str:
     return f"total:{currency}"
 
 
-def _amount_column(header: str, minor: pd.Series, decimals: pd.Series, currency: pd.Series) -> Column:
-    return Column(header, amount_cells(minor, decimals), NUMBER, _amount_style_series(currency), 15)
+def amount_column(header: str, minor: pd.Series, decimals: pd.Series, currency: pd.Series) -> Column:
+    return Column(header, amount_cells(minor, decimals), NUMBER, amount_style_series(currency), 15)
 
 
-def _optional_amount_column(header: str, minor: pd.Series, decimals: pd.Series, currency: pd.Series) -> Column:
+def optional_amount_column(header: str, minor: pd.Series, decimals: pd.Series, currency: pd.Series) -> Column:
     """An amount column where missing values stay empty (exceptions without an amount)."""
     present = minor.notna().to_numpy()
     cells = pd.Series("", index=minor.index, dtype="str")
     if present.any():
         cells[present] = amount_cells(minor[present].astype("int64"), decimals[present]).to_numpy()
-    return Column(header, cells, NUMBER, _amount_style_series(currency.replace("", "USD")), 15)
+    return Column(header, cells, NUMBER, amount_style_series(currency.replace("", "USD")), 15)
 
 
-def _amount_style_series(currency: pd.Series) -> pd.Series:
-    """Per-row amount style names (vectorised ``_amount_style``)."""
-    return _amount_style("") + currency.astype("str").fillna("")
+def amount_style_series(currency: pd.Series) -> pd.Series:
+    """Per-row amount style names (vectorised ``amount_style``)."""
+    return amount_style("") + currency.astype("str").fillna("")
 
 
-def _fit(frame: pd.DataFrame, sheet_name: str, max_rows: int, header_row: int, notes: list[str]) -> pd.DataFrame:
+def fit_rows(frame: pd.DataFrame, sheet_name: str, max_rows: int, header_row: int, notes: list[str]) -> pd.DataFrame:
     """The rows that fit below the header; a note in the Summary for what was cut."""
     capacity = max_rows - header_row - 1
     if len(frame) <= capacity:
@@ -182,11 +182,11 @@ def _fit(frame: pd.DataFrame, sheet_name: str, max_rows: int, header_row: int, n
     return frame.iloc[:capacity]
 
 
-def _decimal(minor: int, decimals: int) -> Decimal:
+def to_decimal(minor: int, decimals: int) -> Decimal:
     return Decimal(int(minor)).scaleb(-decimals)
 
 
-def _naive_utc(moment: datetime | pd.Timestamp) -> datetime:
+def naive_utc(moment: datetime | pd.Timestamp) -> datetime:
     stamp = pd.Timestamp(moment)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
@@ -194,19 +194,19 @@ def _naive_utc(moment: datetime | pd.Timestamp) -> datetime:
     return naive
 
 
-def _as_datetime(day: date) -> datetime:
+def as_datetime(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
 
 
-def _cell_text(text: str) -> str:
+def cell_text(text: str) -> str:
     return text[:EXCEL_MAX_STRING]
 
 
-def _column_letter(index: int) -> str:
+def column_letter(index: int) -> str:
     return str(xl_col_to_name(index))
 
 
-def _width(header: str) -> float:
+def default_width(header: str) -> float:
     return {
         "settlement_id": 13,
         "order_id": 21,

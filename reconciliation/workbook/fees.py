@@ -6,7 +6,7 @@ import pandas as pd
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from reconciliation.workbook.common import _HEADER, SHEET_FEES, _amount_column, _fit
+from reconciliation.workbook.common import HEADER, SHEET_FEES, amount_column, fit_rows
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -16,8 +16,6 @@ from reconciliation.xlsx_tables import (
     place_table,
     text_cells,
 )
-
-# --- fees ------------------------------------------------------------------------------------
 
 _FEE_KEYS = [
     "currency",
@@ -29,7 +27,7 @@ _FEE_KEYS = [
 ]
 
 
-def _write_fees(
+def write_fees(
     workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame, max_rows: int, notes: list[str]
 ) -> PendingRows:
     grouped = (
@@ -38,7 +36,7 @@ def _write_fees(
         .agg(total_minor=("amount_minor", "sum"), count=("amount_minor", "size"), decimals=("_decimals", "first"))
         .reset_index()
     )
-    grouped = _fit(grouped, SHEET_FEES, max_rows, 0, notes)
+    grouped = fit_rows(grouped, SHEET_FEES, max_rows, 0, notes)
     columns = [
         Column("Marketplace", text_cells(grouped["_settlement_marketplace"]), width=16),
         Column("Currency", text_cells(grouped["currency"]), width=9),
@@ -46,7 +44,7 @@ def _write_fees(
         Column("Amount type", text_cells(grouped["amount_type"]), width=20),
         Column("Amount description", text_cells(grouped["amount_description"]), width=34),
         Column("GL category", text_cells(grouped["gl_category"]), width=24),
-        _amount_column("Sum", grouped["total_minor"], grouped["decimals"], grouped["currency"]),
+        amount_column("Sum", grouped["total_minor"], grouped["decimals"], grouped["currency"]),
         Column("Count", integer_cells(grouped["count"]), NUMBER, width=9),
     ]
-    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+    return place_table(workbook, sheet, styles, columns, header_style=HEADER)

@@ -12,21 +12,19 @@ from reconciliation.audit import AuditRecord
 from reconciliation.local_currency import LocalLine
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook.common import (
-    _BOLD,
-    _DATE,
+    BOLD,
+    DATE,
     SheetColumn,
-    _amount_style,
-    _as_datetime,
-    _cell_text,
-    _column_letter,
-    _decimal,
-    _total_style,
+    amount_style,
+    as_datetime,
+    cell_text,
+    column_letter,
     column_positions,
+    to_decimal,
+    total_style,
     write_header_row,
 )
-from reconciliation.xlsx_tables import (
-    Styles,
-)
+from reconciliation.xlsx_tables import Styles
 
 # The Journal's columns, once: the voucher line, its amounts, the voucher's audit record, what M3
 # booked in the division's local currency (read back after posting), and the line's M3 VAT code.
@@ -103,28 +101,28 @@ def _write_local(sheet: Worksheet, styles: Styles, row: int, division: str, line
         sheet.write_number(row, _AT["Local credit"], -line.local_amount, money)
 
 
-def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
+def write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
     """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached.
     A voucher read back from M3 also shows its division, each line's rate and local amounts, and
     the rounding lines M3 added (local currency only) before its total row."""
     write_header_row(sheet, styles, JOURNAL_COLUMNS, 0)
     sheet.freeze_panes(1, 0)
     row = 1
-    debit_col, credit_col = _column_letter(_AT["Debit"]), _column_letter(_AT["Credit"])
-    when = styles.get(_DATE)
+    debit_col, credit_col = column_letter(_AT["Debit"]), column_letter(_AT["Credit"])
+    when = styles.get(DATE)
     for outcome in outcomes:
         m3_refs = {p.key: p.m3_ref for p in outcome.posted}
         booked = {p.key: p.local for p in outcome.posted if p.local is not None}
         for voucher in outcome.vouchers:
-            money = styles.get(_amount_style(voucher.currency))
-            total = styles.get(_total_style(voucher.currency))
+            money = styles.get(amount_style(voucher.currency))
+            total = styles.get(total_style(voucher.currency))
             voucher_cells = {
                 "Settlement ID": outcome.settlement.settlement_id,
                 "Voucher key": voucher.key,
                 "M3 voucher": m3_refs.get(voucher.key, ""),
                 "Currency": voucher.currency,
             }
-            accounting_date = _as_datetime(voucher.accounting_date)
+            accounting_date = as_datetime(voucher.accounting_date)
             audit = outcome.audits.get(voucher.key)
             local = booked.get(voucher.key)
             # Not read back this run (posted earlier): the division is the first part of M3's reference.
@@ -141,7 +139,7 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
                         **voucher_cells,
                         **dict(zip(_AIT, (line.account, *line.dimensions), strict=True)),
                         "Category": line.category,
-                        "Description": _cell_text(line.description),
+                        "Description": cell_text(line.description),
                         "Role": line.role,
                     },
                 )
@@ -151,9 +149,9 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
                 if line.vat_code:
                     sheet.write_string(row, _AT["VAT code"], line.vat_code)
                 if line.amount_minor > 0:
-                    sheet.write_number(row, _AT["Debit"], _decimal(line.amount_minor, voucher.decimals), money)
+                    sheet.write_number(row, _AT["Debit"], to_decimal(line.amount_minor, voucher.decimals), money)
                 elif line.amount_minor < 0:
-                    sheet.write_number(row, _AT["Credit"], _decimal(-line.amount_minor, voucher.decimals), money)
+                    sheet.write_number(row, _AT["Credit"], to_decimal(-line.amount_minor, voucher.decimals), money)
                 row += 1
             for added in local.added_lines if local is not None else ():
                 _write_cells(
@@ -172,7 +170,7 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
                 _write_local(sheet, styles, row, division, added)
                 row += 1
             last = row - 1
-            bold = styles.get(_BOLD)
+            bold = styles.get(BOLD)
             _write_cells(sheet, row, voucher_cells, bold)
             sheet.write_datetime(row, _AT["Accounting date"], accounting_date, when)
             _write_cells(sheet, row, {"Description": f"Total {voucher.key}", "Role": "total"}, bold)
@@ -189,21 +187,21 @@ def _write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settleme
                 _AT["Debit"],
                 f"=SUBTOTAL(9,{debit_col}{first + 1}:{debit_col}{last + 1})",
                 total,
-                _decimal(debit, voucher.decimals),
+                to_decimal(debit, voucher.decimals),
             )
             sheet.write_formula(
                 row,
                 _AT["Credit"],
                 f"=SUBTOTAL(9,{credit_col}{first + 1}:{credit_col}{last + 1})",
                 total,
-                _decimal(credit, voucher.decimals),
+                to_decimal(credit, voucher.decimals),
             )
             sheet.write_formula(
                 row,
                 _AT["Debit - credit"],
                 f"={debit_col}{row + 1}-{credit_col}{row + 1}",
                 total,
-                _decimal(debit - credit, voucher.decimals),
+                to_decimal(debit - credit, voucher.decimals),
             )
             row += 1
     sheet.autofilter(0, 0, max(row - 1, 1), len(JOURNAL_COLUMNS) - 1)

@@ -17,13 +17,13 @@ from xlsxwriter.worksheet import Worksheet
 from reconciliation.model import LINE_COLUMNS
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook.common import (
-    _DATE,
-    _DATETIME,
-    _HEADER,
+    DATE,
+    DATETIME,
+    HEADER,
     SHEET_LINES,
-    _amount_column,
-    _amount_style_series,
-    _width,
+    amount_column,
+    amount_style_series,
+    default_width,
 )
 from reconciliation.xlsx_tables import (
     NUMBER,
@@ -90,7 +90,7 @@ def plan_lines(
 # --- the lines of every settlement ---------------------------------------------------------
 
 
-def _lines_frame(outcomes: Sequence[SettlementOutcome]) -> pd.DataFrame:
+def lines_frame(outcomes: Sequence[SettlementOutcome]) -> pd.DataFrame:
     """Every outcome's lines with currency, decimals, marketplace, GL category/account and placement."""
     parts: list[pd.DataFrame] = []
     for outcome in outcomes:
@@ -140,18 +140,18 @@ def _line_sheet_columns() -> tuple[tuple[str, str], ...]:
 LINE_SHEET_COLUMNS = _line_sheet_columns()
 
 
-def _write_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame) -> PendingRows:
+def write_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame) -> PendingRows:
     columns = []
     for header, kind in LINE_SHEET_COLUMNS:
         if kind == "amount":
-            columns.append(_amount_column(header, lines["amount_minor"], lines["_decimals"], lines["currency"]))
+            columns.append(amount_column(header, lines["amount_minor"], lines["_decimals"], lines["currency"]))
         elif kind == "datetime":
-            columns.append(Column(header, datetime_cells(lines["posted_date"]), NUMBER, _DATETIME, 20))
+            columns.append(Column(header, datetime_cells(lines["posted_date"]), NUMBER, DATETIME, 20))
         elif kind == "integer":
             columns.append(Column(header, integer_cells(lines[header]), NUMBER, None, 9))
         else:
-            columns.append(Column(header, text_cells(lines[header]), width=_width(header)))
-    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+            columns.append(Column(header, text_cells(lines[header]), width=default_width(header)))
+    return place_table(workbook, sheet, styles, columns, header_style=HEADER)
 
 
 def write_lines_csv(lines: pd.DataFrame, path: Path) -> None:
@@ -239,14 +239,16 @@ def _exact_amount_cells(amount_minor: pd.Series, decimals: pd.Series) -> pd.Seri
     return pd.Series([text(m, int(d)) for m, d in zip(amount_minor, decimals)], index=amount_minor.index, dtype="str")
 
 
-def _write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, summed: pd.DataFrame) -> PendingRows:
+def write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, summed: pd.DataFrame) -> PendingRows:
     columns = [
-        Column("settlement_id", text_cells(summed["settlement_id"]), width=_width("settlement_id")),
-        Column("posted day (UTC)", datetime_cells(summed["_day"]), NUMBER, _DATE, 12),
+        Column("settlement_id", text_cells(summed["settlement_id"]), width=default_width("settlement_id")),
+        Column("posted day (UTC)", datetime_cells(summed["_day"]), NUMBER, DATE, 12),
         Column("transaction_type", text_cells(summed["transaction_type"]), width=20),
         Column("amount_type", text_cells(summed["amount_type"]), width=20),
-        Column("amount_description", text_cells(summed["amount_description"]), width=_width("amount_description")),
-        Column("marketplace_name", text_cells(summed["marketplace_name"]), width=_width("marketplace_name")),
+        Column(
+            "amount_description", text_cells(summed["amount_description"]), width=default_width("amount_description")
+        ),
+        Column("marketplace_name", text_cells(summed["marketplace_name"]), width=default_width("marketplace_name")),
         Column("gl_category", text_cells(summed["gl_category"]), width=24),
         Column("gl_account", text_cells(summed["gl_account"]), width=12),
         Column("lines", integer_cells(summed["count"]), NUMBER, None, 9),
@@ -254,11 +256,11 @@ def _write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, su
             "amount",
             _exact_amount_cells(summed["amount_minor"], summed["_decimals"]),
             NUMBER,
-            _amount_style_series(summed["currency"]),
+            amount_style_series(summed["currency"]),
             15,
         ),
         Column("currency", text_cells(summed["currency"]), width=9),
         Column("first line_no", integer_cells(summed["first_line"]), NUMBER, None, 11),
         Column("last line_no", integer_cells(summed["last_line"]), NUMBER, None, 11),
     ]
-    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+    return place_table(workbook, sheet, styles, columns, header_style=HEADER)

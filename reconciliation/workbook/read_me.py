@@ -9,10 +9,8 @@ from xlsxwriter.worksheet import Worksheet
 from reconciliation.model import format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook.common import (
-    _README_HEADING,
-    _README_TOPIC,
-    _TITLE,
-    _WRAP,
+    README_HEADING,
+    README_TOPIC,
     SHEET_ANOMALIES,
     SHEET_CHECKS,
     SHEET_EXCEPTIONS,
@@ -22,14 +20,12 @@ from reconciliation.workbook.common import (
     SHEET_RECONCILIATION,
     SHEET_SUMMARY,
     SHEET_VALIDATION,
+    TITLE,
+    WRAP,
     SheetColumn,
     column_positions,
 )
-from reconciliation.xlsx_tables import (
-    Styles,
-)
-
-# --- read me ---------------------------------------------------------------------------------
+from reconciliation.xlsx_tables import Styles
 
 # Two columns and no header row: a topic, and its explanation (a section heading spans both).
 READ_ME_COLUMNS = (SheetColumn("Topic", 24), SheetColumn("Explanation", 110))
@@ -167,13 +163,13 @@ def accounts_in_use(outcomes: Sequence[SettlementOutcome]) -> dict[str, list[str
     return {category: sorted(accounts) for category, accounts in found.items()}
 
 
-def _write_read_me(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
+def write_read_me(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
     for index, column in enumerate(READ_ME_COLUMNS):
         sheet.set_column(index, index, column.width)
-    sheet.write_string(0, _TOPIC, "Read me: how to read this workbook", styles.get(_TITLE))
-    wrap = styles.get(_WRAP)
-    heading = styles.get(_README_HEADING, {"bold": True, "bottom": 1, "valign": "top"})
-    topic = styles.get(_README_TOPIC, {"bold": True, "text_wrap": True, "valign": "top"})
+    sheet.write_string(0, _TOPIC, "Read me: how to read this workbook", styles.get(TITLE))
+    wrap = styles.get(WRAP)
+    heading = styles.get(README_HEADING, {"bold": True, "bottom": 1, "valign": "top"})
+    topic = styles.get(README_TOPIC, {"bold": True, "text_wrap": True, "valign": "top"})
     row = 1
     for name, text in read_me_rows(outcomes):
         if not name:  # a section: a blank row, then its heading across both columns

@@ -10,7 +10,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.exceptions import run_orders
 from reconciliation.outcome import SettlementOutcome
-from reconciliation.workbook.common import _BAD, _DATE, _HEADER, _WARN, SHEET_RECONCILIATION, _amount_column, _fit
+from reconciliation.workbook.common import BAD, DATE, HEADER, SHEET_RECONCILIATION, WARN, amount_column, fit_rows
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -21,10 +21,8 @@ from reconciliation.xlsx_tables import (
     text_cells,
 )
 
-# --- reconciliation --------------------------------------------------------------------------
 
-
-def _write_reconciliation(
+def write_reconciliation(
     workbook: Workbook,
     sheet: Worksheet,
     styles: Styles,
@@ -43,34 +41,32 @@ def _write_reconciliation(
                 "invoice_date": pd.Series(dtype="datetime64[us]"),
             }
         )
-    orders = _fit(orders, SHEET_RECONCILIATION, max_rows, 0, notes)
+    orders = fit_rows(orders, SHEET_RECONCILIATION, max_rows, 0, notes)
     decimals, currency = orders["decimals"], orders["currency"]
     columns = [
         Column("Settlement ID", text_cells(orders["settlement_id"]), width=14),
         Column("Currency", text_cells(currency), width=9),
         Column("Order ID", text_cells(orders["order_id"]), width=22),
         Column("Category", text_cells(orders["category"]), width=22),
-        _amount_column("Settled", orders["settled_minor"], decimals, currency),
-        _amount_column("Invoiced", orders["invoiced_minor"], decimals, currency),
-        _amount_column("Difference", orders["difference_minor"], decimals, currency),
+        amount_column("Settled", orders["settled_minor"], decimals, currency),
+        amount_column("Invoiced", orders["invoiced_minor"], decimals, currency),
+        amount_column("Difference", orders["difference_minor"], decimals, currency),
         # Within it an order is matched; shown beside the difference it is judged by.
-        _amount_column("Tolerance", orders["tolerance_minor"], decimals, currency),
-        _amount_column("Refunded", orders["refunded_minor"], decimals, currency),
-        _amount_column("Credited", orders["credited_minor"], decimals, currency),
+        amount_column("Tolerance", orders["tolerance_minor"], decimals, currency),
+        amount_column("Refunded", orders["refunded_minor"], decimals, currency),
+        amount_column("Credited", orders["credited_minor"], decimals, currency),
         Column("M3 orders", text_cells(orders["m3_orders"]), width=16),
         Column("M3 invoices", text_cells(orders["invoices"]), width=16),
-        Column("Invoice date", datetime_cells(orders["invoice_date"]), NUMBER, _DATE, 12),
+        Column("Invoice date", datetime_cells(orders["invoice_date"]), NUMBER, DATE, 12),
         # The settlement(s) the order's sale is in: this one, another of the run, or an earlier run's.
         Column("Settled in", text_cells(orders["settled_in"]), width=16),
     ]
-    pending = place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+    pending = place_table(workbook, sheet, styles, columns, header_style=HEADER)
     last = max(len(orders), 1)
     # Differences beyond the tolerance and non-matched orders stand out without any filter.
+    sheet.conditional_format(1, 6, last, 6, {"type": "formula", "criteria": "=ABS($G2)>$H2", "format": styles.get(BAD)})
     sheet.conditional_format(
-        1, 6, last, 6, {"type": "formula", "criteria": "=ABS($G2)>$H2", "format": styles.get(_BAD)}
-    )
-    sheet.conditional_format(
-        1, 3, last, 3, {"type": "formula", "criteria": '=AND($D2<>"",$D2<>"matched")', "format": styles.get(_WARN)}
+        1, 3, last, 3, {"type": "formula", "criteria": '=AND($D2<>"",$D2<>"matched")', "format": styles.get(WARN)}
     )
     return pending
 

@@ -19,38 +19,36 @@ from reconciliation.model import currency_decimals
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
 from reconciliation.vouchers import ROLE_DEPOSIT
-from reconciliation.workbook.checks import _check_words
+from reconciliation.workbook.checks import check_words
 from reconciliation.workbook.common import (
-    _BAD,
-    _BOLD,
-    _CATEGORY_LABELS,
-    _DATE,
-    _DATETIME,
-    _HEADER,
-    _TITLE,
-    _WRAP,
+    BAD,
+    BOLD,
+    CATEGORY_LABELS,
+    DATE,
+    DATETIME,
+    HEADER,
     SHEET_CHECKS,
     SHEET_EXCEPTIONS,
     SHEET_LINES,
+    TITLE,
+    WRAP,
     SheetColumn,
-    _amount_style,
-    _cell,
-    _cell_text,
-    _column_letter,
-    _decimal,
-    _link_lines_file,
-    _naive_utc,
-    _row_height,
-    _total_style,
-    _warn_unless_ok,
+    amount_style,
+    cell_ref,
+    cell_text,
+    column_letter,
     column_positions,
     currency_number_format,
+    link_lines_file,
+    naive_utc,
+    row_height,
+    to_decimal,
+    total_style,
+    warn_unless_ok,
     write_header_row,
 )
 from reconciliation.workbook.lines import exact_sum
-from reconciliation.xlsx_tables import (
-    Styles,
-)
+from reconciliation.xlsx_tables import Styles
 
 SUMMARY_HEADER_ROW = 3  # 0-based: title, generated-at and counts rows come first
 
@@ -91,7 +89,7 @@ SUMMARY_HEADERS = [c.header for c in SUMMARY_COLUMNS]
 _AT = column_positions(SUMMARY_COLUMNS)
 
 
-def _write_summary(
+def write_summary(
     sheet: Worksheet,
     styles: Styles,
     outcomes: Sequence[SettlementOutcome],
@@ -102,9 +100,9 @@ def _write_summary(
     line_count: int,
     descriptions: Mapping[str, str],
 ) -> None:
-    sheet.write_string(0, 0, "Amazon settlement run", styles.get(_TITLE))
+    sheet.write_string(0, 0, "Amazon settlement run", styles.get(TITLE))
     sheet.write_string(1, 0, "Generated (UTC)")
-    sheet.write_datetime(1, 1, generated, styles.get(_DATETIME))
+    sheet.write_datetime(1, 1, generated, styles.get(DATETIME))
     counts = pd.Series([STATUS_WORDS.get(o.status, o.status) for o in outcomes], dtype="str").value_counts()
     status_text = ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"
     sheet.write_string(
@@ -114,7 +112,7 @@ def _write_summary(
         f"the figures behind each check are on the {SHEET_CHECKS} sheet",
     )
     write_header_row(sheet, styles, SUMMARY_COLUMNS, SUMMARY_HEADER_ROW)
-    sheet.set_row(SUMMARY_HEADER_ROW, _row_height([(c.header, c.width) for c in SUMMARY_COLUMNS]))
+    sheet.set_row(SUMMARY_HEADER_ROW, row_height([(c.header, c.width) for c in SUMMARY_COLUMNS]))
     sheet.freeze_panes(SUMMARY_HEADER_ROW + 1, 1)
     row = SUMMARY_HEADER_ROW + 1
     for outcome in outcomes:
@@ -122,10 +120,10 @@ def _write_summary(
         row += 1
     last = max(row - 1, SUMMARY_HEADER_ROW + 1)
     sheet.autofilter(SUMMARY_HEADER_ROW, 0, last, len(SUMMARY_COLUMNS) - 1)
-    _warn_unless_ok(sheet, styles, SUMMARY_HEADER_ROW + 1, last, _AT["Checks"])
+    warn_unless_ok(sheet, styles, SUMMARY_HEADER_ROW + 1, last, _AT["Checks"])
     row = last + 2
     if lines_file is not None:
-        _link_lines_file(
+        link_lines_file(
             sheet,
             row,
             0,
@@ -135,7 +133,7 @@ def _write_summary(
         )
         row += 1
     for note in notes:
-        sheet.write_string(row, 0, _cell_text(note))
+        sheet.write_string(row, 0, cell_text(note))
         row += 1
     row += 1
     first_block = row
@@ -150,15 +148,15 @@ def _reconciliation_words(outcome: SettlementOutcome) -> str:
     if outcome.reconciliation is None:
         return "Skipped: " + (outcome.reconciliation_skipped_reason or "not reconciled")
     counts = outcome.reconciliation.counts
-    labels = {c: _CATEGORY_LABELS.get(c, c) for c in CATEGORIES}
+    labels = {c: CATEGORY_LABELS.get(c, c) for c in CATEGORIES}
     words = [f"{counts[c]} {labels[c][:1].lower()}{labels[c][1:]}" for c in CATEGORIES if counts.get(c)]
     return ", ".join(words) or "No orders to reconcile"
 
 
 def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome) -> None:
     settlement = outcome.settlement
-    wrap = styles.get(_WRAP)
-    start, end = (_naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
+    wrap = styles.get(WRAP)
+    start, end = (naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
     texts = {
         "Settlement ID": settlement.settlement_id,
         "Marketplace and period (UTC)": f"{settlement.marketplace}, {settlement.currency}\n{start} to {end}",
@@ -169,22 +167,22 @@ def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: Sett
                 *(f"batch {b.batch} (submitted, not booked yet)" for b in outcome.submitted),
             ]
         ),
-        "Checks": _check_words(outcome),
+        "Checks": check_words(outcome),
         "Reconciliation": _reconciliation_words(outcome),
-        "Reasons": _cell_text("\n".join(outcome.reasons)),
+        "Reasons": cell_text("\n".join(outcome.reasons)),
     }
     for name, text in texts.items():
         if text:
             sheet.write_string(row, _AT[name], text, wrap)
-    sheet.set_row(row, _row_height([(text, SUMMARY_COLUMNS[_AT[n]].width) for n, text in texts.items()]))
+    sheet.set_row(row, row_height([(text, SUMMARY_COLUMNS[_AT[n]].width) for n, text in texts.items()]))
     # at the top of the row, beside the first line of the wrapped texts
-    top_date = styles.get(f"{_DATE}:top", {"num_format": "yyyy-mm-dd", "valign": "top"})
-    sheet.write_datetime(row, _AT["Deposit date (UTC)"], _naive_utc(settlement.deposit_date), top_date)
+    top_date = styles.get(f"{DATE}:top", {"num_format": "yyyy-mm-dd", "valign": "top"})
+    sheet.write_datetime(row, _AT["Deposit date (UTC)"], naive_utc(settlement.deposit_date), top_date)
     currency = settlement.currency
     top_money = styles.get(
-        f"{_amount_style(currency)}:top", {"num_format": currency_number_format(currency), "valign": "top"}
+        f"{amount_style(currency)}:top", {"num_format": currency_number_format(currency), "valign": "top"}
     )
-    total = _decimal(settlement.total_minor, settlement.decimals)
+    total = to_decimal(settlement.total_minor, settlement.decimals)
     sheet.write_number(row, _AT["Total (deposit)"], total, top_money)
 
 
@@ -257,8 +255,8 @@ _CHECK_DEPOSIT = "Check: items - deposit line"
 
 def _write_description(sheet: Worksheet, styles: Styles, row: int, text: str) -> None:
     """A block row's description, wrapped, and the row as tall as it."""
-    sheet.write_string(row, _DESCRIPTION, _cell_text(text), styles.get(_WRAP))
-    sheet.set_row(row, _row_height([(text, SUMMARY_COLUMNS[_DESCRIPTION].width)]))
+    sheet.write_string(row, _DESCRIPTION, cell_text(text), styles.get(WRAP))
+    sheet.set_row(row, row_height([(text, SUMMARY_COLUMNS[_DESCRIPTION].width)]))
 
 
 @dataclass(frozen=True)
@@ -308,7 +306,7 @@ def summary_items(outcome: SettlementOutcome, descriptions: Mapping[str, str]) -
 
 def _write_block_header(sheet: Worksheet, styles: Styles, row: int) -> None:
     for column, spec in enumerate(BLOCK_COLUMNS):
-        sheet.write_string(row, column, spec.header, styles.get(_HEADER))
+        sheet.write_string(row, column, spec.header, styles.get(HEADER))
 
 
 def _write_check(
@@ -323,12 +321,12 @@ def _write_check(
     currency: str,
 ) -> None:
     """A check row: OK when cells ``a`` and ``b`` agree (to the currency's decimals), else the difference."""
-    sheet.write_string(row, _ITEM, label, styles.get(_BOLD))
+    sheet.write_string(row, _ITEM, label, styles.get(BOLD))
     rounded = f"ROUND({a}-{b},{decimals})"
-    cached: str | Decimal = "OK" if not difference else _decimal(difference, decimals)
-    sheet.write_formula(row, _AMOUNT, f'=IF({rounded}=0,"OK",{rounded})', styles.get(_amount_style(currency)), cached)
+    cached: str | Decimal = "OK" if not difference else to_decimal(difference, decimals)
+    sheet.write_formula(row, _AMOUNT, f'=IF({rounded}=0,"OK",{rounded})', styles.get(amount_style(currency)), cached)
     sheet.conditional_format(
-        row, _AMOUNT, row, _AMOUNT, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(_BAD)}
+        row, _AMOUNT, row, _AMOUNT, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(BAD)}
     )
 
 
@@ -339,16 +337,16 @@ def _write_settlement_block(
     line, with a check cell for each; returns the row after the block."""
     settlement = outcome.settlement
     currency, decimals = settlement.currency, settlement.decimals
-    money = styles.get(_amount_style(currency))
-    total_money = styles.get(_total_style(currency))
-    start, end = (_naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
+    money = styles.get(amount_style(currency))
+    total_money = styles.get(total_style(currency))
+    start, end = (naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
     sheet.write_string(
         row,
         _ITEM,
         f"Settlement {settlement.settlement_id}: {settlement.marketplace}, {currency}, {start} to {end} (UTC), "
-        f"deposit {_naive_utc(settlement.deposit_date).strftime('%Y-%m-%d')}; "
+        f"deposit {naive_utc(settlement.deposit_date).strftime('%Y-%m-%d')}; "
         f"{STATUS_WORDS.get(outcome.status, outcome.status)}",
-        styles.get(_BOLD),
+        styles.get(BOLD),
     )
     _write_block_header(sheet, styles, row + 1)
     row += 2
@@ -359,19 +357,19 @@ def _write_settlement_block(
         _write_description(sheet, styles, row, item.description)
         if item.account:
             sheet.write_string(row, _ACCOUNT, item.account)
-        sheet.write_number(row, _AMOUNT, _decimal(item.amount_minor, decimals), money)
+        sheet.write_number(row, _AMOUNT, to_decimal(item.amount_minor, decimals), money)
         sheet.write_string(row, _CURRENCY, currency)
         sheet.write_number(row, _LINE_COUNT, item.line_count)
         row += 1
     items_minor = sum(i.amount_minor for i in items)
-    sum_cell, total_cell, deposit_cell = _cell(row, _AMOUNT), _cell(row + 1, _AMOUNT), _cell(row + 2, _AMOUNT)
-    bold = styles.get(_BOLD)
+    sum_cell, total_cell, deposit_cell = cell_ref(row, _AMOUNT), cell_ref(row + 1, _AMOUNT), cell_ref(row + 2, _AMOUNT)
+    bold = styles.get(BOLD)
     sheet.write_string(row, _ITEM, _TOTAL_OF_ITEMS, bold)
-    formula = f"=SUM({_cell(first, _AMOUNT)}:{_cell(row - 1, _AMOUNT)})" if items else "=0"
-    sheet.write_formula(row, _AMOUNT, formula, total_money, _decimal(items_minor, decimals))
+    formula = f"=SUM({cell_ref(first, _AMOUNT)}:{cell_ref(row - 1, _AMOUNT)})" if items else "=0"
+    sheet.write_formula(row, _AMOUNT, formula, total_money, to_decimal(items_minor, decimals))
     sheet.write_string(row + 1, _ITEM, _AMAZON_TOTAL, bold)
     _write_description(sheet, styles, row + 1, "The settlement's total amount in Amazon's file")
-    sheet.write_number(row + 1, _AMOUNT, _decimal(settlement.total_minor, decimals), money)
+    sheet.write_number(row + 1, _AMOUNT, to_decimal(settlement.total_minor, decimals), money)
     sheet.write_string(row + 1, _CURRENCY, currency)
     sheet.write_string(row + 2, _ITEM, _DEPOSIT_LINE, bold)
     sheet.write_string(row + 4, _ITEM, _CHECK_DEPOSIT, bold)
@@ -396,7 +394,7 @@ def _write_settlement_block(
             "; ".join(dict.fromkeys(line.description for line in deposit_lines)) or "No deposit (nil total)",
         )
         sheet.write_string(row + 2, _ACCOUNT, ", ".join(dict.fromkeys(line.account for line in deposit_lines)))
-        sheet.write_number(row + 2, _AMOUNT, _decimal(deposit_minor, decimals), money)
+        sheet.write_number(row + 2, _AMOUNT, to_decimal(deposit_minor, decimals), money)
         sheet.write_string(row + 2, _CURRENCY, currency)
         _write_check(
             sheet,
@@ -444,19 +442,19 @@ def _write_currency_totals(
 ) -> int:
     """Per currency, the run's items, Amazon's totals and the deposit lines: SUMIFS over the
     settlement blocks' rows ``blocks`` (0-based, inclusive); returns the row after them."""
-    sheet.write_string(row, _ITEM, "Totals of the run per currency", styles.get(_TITLE))
+    sheet.write_string(row, _ITEM, "Totals of the run per currency", styles.get(TITLE))
     row += 1
 
     def column(index: int) -> str:
-        letter = _column_letter(index)
+        letter = column_letter(index)
         return f"${letter}${blocks[0] + 1}:${letter}${blocks[1] + 1}"
 
     def sumifs(label: str, currency: str) -> str:
         return f'=SUMIFS({column(_AMOUNT)},{column(_ITEM)},"{label}",{column(_CURRENCY)},"{currency}")'
 
-    bold = styles.get(_BOLD)
+    bold = styles.get(BOLD)
     for currency, figures in totals.items():
-        money, total_money = styles.get(_amount_style(currency)), styles.get(_total_style(currency))
+        money, total_money = styles.get(amount_style(currency)), styles.get(total_style(currency))
         decimals = currency_decimals(currency)
         sheet.write_string(row, _ITEM, f"All settlements in {currency}", bold)
         _write_block_header(sheet, styles, row + 1)
@@ -464,15 +462,15 @@ def _write_currency_totals(
         first = row
         for name, _ in _ITEMS:
             sheet.write_string(row, _ITEM, name)
-            sheet.write_formula(row, _AMOUNT, sumifs(name, currency), money, _decimal(figures.items[name], decimals))
+            sheet.write_formula(row, _AMOUNT, sumifs(name, currency), money, to_decimal(figures.items[name], decimals))
             sheet.write_string(row, _CURRENCY, currency)
             row += 1
         items_minor = sum(figures.items.values())
         sheet.write_string(row, _ITEM, _TOTAL_OF_ITEMS, bold)
-        sum_formula = f"=SUM({_cell(first, _AMOUNT)}:{_cell(row - 1, _AMOUNT)})"
-        sheet.write_formula(row, _AMOUNT, sum_formula, total_money, _decimal(items_minor, decimals))
+        sum_formula = f"=SUM({cell_ref(first, _AMOUNT)}:{cell_ref(row - 1, _AMOUNT)})"
+        sheet.write_formula(row, _AMOUNT, sum_formula, total_money, to_decimal(items_minor, decimals))
         sheet.write_string(row + 1, _ITEM, _AMAZON_TOTAL, bold)
-        amazon = _decimal(figures.amazon_total_minor, decimals)
+        amazon = to_decimal(figures.amazon_total_minor, decimals)
         sheet.write_formula(row + 1, _AMOUNT, sumifs(_AMAZON_TOTAL, currency), money, amazon)
         difference = items_minor - figures.amazon_total_minor
         _write_check(
@@ -480,23 +478,23 @@ def _write_currency_totals(
             styles,
             row + 2,
             _CHECK_TOTAL,
-            _cell(row, _AMOUNT),
-            _cell(row + 1, _AMOUNT),
+            cell_ref(row, _AMOUNT),
+            cell_ref(row + 1, _AMOUNT),
             difference,
             decimals,
             currency,
         )
         sheet.write_string(row + 3, _ITEM, _DEPOSIT_LINE, bold)
-        deposit = _decimal(figures.deposit_minor, decimals)
+        deposit = to_decimal(figures.deposit_minor, decimals)
         sheet.write_formula(row + 3, _AMOUNT, sumifs(_DEPOSIT_LINE, currency), money, deposit)
         sheet.write_string(row + 4, _ITEM, "Not in vouchers", bold)
         _write_description(sheet, styles, row + 4, "Amazon's total of settlements held or not prepared")
         sheet.write_formula(
             row + 4,
             _AMOUNT,
-            f"={_cell(row + 1, _AMOUNT)}-{_cell(row + 3, _AMOUNT)}",
+            f"={cell_ref(row + 1, _AMOUNT)}-{cell_ref(row + 3, _AMOUNT)}",
             money,
-            _decimal(figures.amazon_total_minor - figures.deposit_minor, decimals),
+            to_decimal(figures.amazon_total_minor - figures.deposit_minor, decimals),
         )
         row += 6
     return row

@@ -9,7 +9,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.outcome import SettlementOutcome
-from reconciliation.workbook.common import _HEADER, SHEET_VALIDATION, _fit
+from reconciliation.workbook.common import HEADER, SHEET_VALIDATION, fit_rows
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -21,7 +21,7 @@ from reconciliation.xlsx_tables import (
 )
 
 
-def _write_validation(
+def write_validation(
     workbook: Workbook,
     sheet: Worksheet,
     styles: Styles,
@@ -39,7 +39,7 @@ def _write_validation(
         if parts
         else pd.DataFrame(columns=["settlement_id", "source", "line", "column", "check", "value"])
     )
-    cases = _fit(cases, SHEET_VALIDATION, max_rows, 0, notes)
+    cases = fit_rows(cases, SHEET_VALIDATION, max_rows, 0, notes)
     columns = [
         Column("Settlement ID", text_cells(cases["settlement_id"]), width=14),
         Column("File", text_cells(cases["source"]), width=24),
@@ -48,4 +48,4 @@ def _write_validation(
         Column("Check", text_cells(cases["check"]), width=40),
         Column("Value", text_cells(cases["value"]), width=30),
     ]
-    return place_table(workbook, sheet, styles, columns, header_style=_HEADER)
+    return place_table(workbook, sheet, styles, columns, header_style=HEADER)
