@@ -53,8 +53,8 @@ SHEET_NAMES = (
 HEADER, TITLE, BOLD, WRAP = "header", "title", "bold", "wrap"
 DATETIME, DATE, SCORE = "datetime", "date", "score"
 BAD, WARN = "bad", "warn"  # conditional formats
-README_HEADING, README_TOPIC = "readme:heading", "readme:topic"
 
+# The reconciliation's categories in words (the Summary's and the Checks sheet's).
 CATEGORY_LABELS = {
     "matched": "Matched",
     "amount_mismatch": "Amount mismatch",
@@ -204,16 +204,3 @@ def cell_text(text: str) -> str:
 
 def column_letter(index: int) -> str:
     return str(xl_col_to_name(index))
-
-
-def default_width(header: str) -> float:
-    return {
-        "settlement_id": 13,
-        "order_id": 21,
-        "merchant_order_id": 21,
-        "amount_description": 30,
-        "marketplace_name": 14,
-        "adjustment_id": 24,
-        "sku": 16,
-        "promotion_id": 24,
-    }.get(header, 14)

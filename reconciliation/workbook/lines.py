@@ -23,7 +23,6 @@ from reconciliation.workbook.common import (
     SHEET_LINES,
     amount_column,
     amount_style_series,
-    default_width,
 )
 from reconciliation.xlsx_tables import (
     NUMBER,
@@ -150,7 +149,7 @@ def write_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.
         elif kind == "integer":
             columns.append(Column(header, integer_cells(lines[header]), NUMBER, None, 9))
         else:
-            columns.append(Column(header, text_cells(lines[header]), width=default_width(header)))
+            columns.append(Column(header, text_cells(lines[header]), width=_width(header)))
     return place_table(workbook, sheet, styles, columns, header_style=HEADER)
 
 
@@ -241,14 +240,12 @@ def _exact_amount_cells(amount_minor: pd.Series, decimals: pd.Series) -> pd.Seri
 
 def write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, summed: pd.DataFrame) -> PendingRows:
     columns = [
-        Column("settlement_id", text_cells(summed["settlement_id"]), width=default_width("settlement_id")),
+        Column("settlement_id", text_cells(summed["settlement_id"]), width=_width("settlement_id")),
         Column("posted day (UTC)", datetime_cells(summed["_day"]), NUMBER, DATE, 12),
         Column("transaction_type", text_cells(summed["transaction_type"]), width=20),
         Column("amount_type", text_cells(summed["amount_type"]), width=20),
-        Column(
-            "amount_description", text_cells(summed["amount_description"]), width=default_width("amount_description")
-        ),
-        Column("marketplace_name", text_cells(summed["marketplace_name"]), width=default_width("marketplace_name")),
+        Column("amount_description", text_cells(summed["amount_description"]), width=_width("amount_description")),
+        Column("marketplace_name", text_cells(summed["marketplace_name"]), width=_width("marketplace_name")),
         Column("gl_category", text_cells(summed["gl_category"]), width=24),
         Column("gl_account", text_cells(summed["gl_account"]), width=12),
         Column("lines", integer_cells(summed["count"]), NUMBER, None, 9),
@@ -264,3 +261,16 @@ def write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, sum
         Column("last line_no", integer_cells(summed["last_line"]), NUMBER, None, 11),
     ]
     return place_table(workbook, sheet, styles, columns, header_style=HEADER)
+
+
+def _width(header: str) -> float:
+    return {
+        "settlement_id": 13,
+        "order_id": 21,
+        "merchant_order_id": 21,
+        "amount_description": 30,
+        "marketplace_name": 14,
+        "adjustment_id": 24,
+        "sku": 16,
+        "promotion_id": 24,
+    }.get(header, 14)

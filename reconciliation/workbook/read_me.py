@@ -9,8 +9,6 @@ from xlsxwriter.worksheet import Worksheet
 from reconciliation.model import format_minor
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.workbook.common import (
-    README_HEADING,
-    README_TOPIC,
     SHEET_ANOMALIES,
     SHEET_CHECKS,
     SHEET_EXCEPTIONS,
@@ -27,6 +25,7 @@ from reconciliation.workbook.common import (
 )
 from reconciliation.xlsx_tables import Styles
 
+_HEADING, _TOPIC_STYLE = "readme:heading", "readme:topic"  # styles of this sheet only
 # Two columns and no header row: a topic, and its explanation (a section heading spans both).
 READ_ME_COLUMNS = (SheetColumn("Topic", 24), SheetColumn("Explanation", 110))
 _TOPIC, _TEXT = (column_positions(READ_ME_COLUMNS)[name] for name in ("Topic", "Explanation"))
@@ -168,8 +167,8 @@ def write_read_me(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settlemen
         sheet.set_column(index, index, column.width)
     sheet.write_string(0, _TOPIC, "Read me: how to read this workbook", styles.get(TITLE))
     wrap = styles.get(WRAP)
-    heading = styles.get(README_HEADING, {"bold": True, "bottom": 1, "valign": "top"})
-    topic = styles.get(README_TOPIC, {"bold": True, "text_wrap": True, "valign": "top"})
+    heading = styles.get(_HEADING, {"bold": True, "bottom": 1, "valign": "top"})
+    topic = styles.get(_TOPIC_STYLE, {"bold": True, "text_wrap": True, "valign": "top"})
     row = 1
     for name, text in read_me_rows(outcomes):
         if not name:  # a section: a blank row, then its heading across both columns
