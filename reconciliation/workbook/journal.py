@@ -29,13 +29,14 @@ from reconciliation.xlsx_tables import Styles
 # The Journal's columns, once: the voucher line, its amounts, the voucher's audit record, what M3
 # booked in the division's local currency (read back after posting), and the line's M3 VAT code.
 _AIT = ("Account (AIT1)", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
-_AUDIT_VALUES: dict[str, Callable[[AuditRecord], str | int]] = {
-    "File SHA-256": lambda a: a.source_sha256,
-    "Mapping": lambda a: a.mapping_name,
-    "Mapping SHA-256": lambda a: a.mapping_sha256,
-    "Tool version": lambda a: a.tool_version,
-    "Key version": lambda a: a.key_version,
-}
+# The voucher's audit record on each of its rows: the column and the record's value in it.
+_AUDIT_COLUMNS: tuple[tuple[SheetColumn, Callable[[AuditRecord], str | int]], ...] = (
+    (SheetColumn("File SHA-256", 66), lambda a: a.source_sha256),
+    (SheetColumn("Mapping", 18), lambda a: a.mapping_name),
+    (SheetColumn("Mapping SHA-256", 66), lambda a: a.mapping_sha256),
+    (SheetColumn("Tool version", 12), lambda a: a.tool_version),
+    (SheetColumn("Key version", 11), lambda a: a.key_version),
+)
 JOURNAL_COLUMNS = (
     SheetColumn("Settlement ID", 14),
     SheetColumn("Voucher key", 24),
@@ -50,11 +51,7 @@ JOURNAL_COLUMNS = (
     SheetColumn("Debit", 14),
     SheetColumn("Credit", 14),
     SheetColumn("Debit - credit", 14),
-    SheetColumn("File SHA-256", 66),
-    SheetColumn("Mapping", 18),
-    SheetColumn("Mapping SHA-256", 66),
-    SheetColumn("Tool version", 12),
-    SheetColumn("Key version", 11),
+    *(column for column, _ in _AUDIT_COLUMNS),
     SheetColumn("M3 division", 11),
     SheetColumn("Rate type", 9),
     SheetColumn("Rate", 12),
@@ -76,12 +73,12 @@ def _write_cells(sheet: Worksheet, row: int, cells: Mapping[str, object], style:
 def _write_audit(sheet: Worksheet, row: int, audit: AuditRecord | None, style: Format | None = None) -> None:
     if audit is None:  # a voucher made before its audit record could be (a failure): cells left empty
         return
-    for header, value in _AUDIT_VALUES.items():
+    for column, value in _AUDIT_COLUMNS:
         cell = value(audit)
         if isinstance(cell, int):
-            sheet.write_number(row, _AT[header], cell, style)
+            sheet.write_number(row, _AT[column.header], cell, style)
         else:
-            sheet.write_string(row, _AT[header], cell, style)
+            sheet.write_string(row, _AT[column.header], cell, style)
 
 
 def _write_local(sheet: Worksheet, styles: Styles, row: int, division: str, line: LocalLine | None) -> None:
