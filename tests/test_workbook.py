@@ -37,6 +37,7 @@ from reconciliation.workbook import (
     currency_number_format,
     write_workbook,
 )
+from reconciliation.workbook.common import SheetColumn, column_positions
 
 FIXTURE_ID = "10000000001"
 HELD_ID = "10000000002"
@@ -800,3 +801,11 @@ def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -
     }
     assert amounts["-2+3"].data_type == "n" and _money(amounts["-2+3"].value) == Decimal("-4.14")  # still a number
     assert amounts["Principal"].data_type == "n" and _money(amounts["Principal"].value) == Decimal("10.00")
+
+
+def test_cells_written_one_by_one_are_placed_by_their_column_header() -> None:
+    columns = (SheetColumn("Debit", 14), SheetColumn("Credit", 14), SheetColumn("Debit - credit", 14))
+    assert column_positions(columns) == {"Debit": 0, "Credit": 1, "Debit - credit": 2}
+    # two columns of one name could not be told apart: refused, not the first silently used
+    with pytest.raises(ValueError, match="duplicate column headers"):
+        column_positions((*columns, SheetColumn("Credit", 9)))
