@@ -151,7 +151,7 @@ def write_lines(
     (the GL mapping's). The CSV (``write_lines_csv``) keeps the column names, for programs."""
     columns = []
     for key, kind in LINE_SHEET_COLUMNS:
-        header = _header_words(key)
+        header = line_header(key)
         if kind == "amount":
             columns.append(amount_column(header, lines["amount_minor"], lines["_decimals"], lines["currency"]))
         elif kind == "datetime":
@@ -168,6 +168,8 @@ def write_lines(
 # Headers of the Lines sheet that words made from the column's name would not say well.
 _HEADER_WORDS = {
     "line_no": "Line number",
+    "amount_minor": "Amount",
+    "posted_date": "Posted (UTC)",
     "sku": "SKU",
     "posted_date (UTC)": "Posted (UTC)",
     "gl_category": "GL category",
@@ -175,8 +177,9 @@ _HEADER_WORDS = {
 }
 
 
-def _header_words(key: str) -> str:
-    """A Lines column's header in words ("merchant_order_id" -> "Merchant order ID")."""
+def line_header(key: str) -> str:
+    """A line column's header on the Lines sheet, in words ("merchant_order_id" -> "Merchant order ID");
+    the Validation sheet names a line's column by it too."""
     return _HEADER_WORDS.get(key) or re.sub(r"\bid\b", "ID", name_words(key))
 
 
@@ -275,7 +278,7 @@ def write_summed_lines(
     """The summed lines, headed in words; the GL category as ``descriptions`` (the GL mapping's) has it."""
 
     def text(key: str, width: float) -> Column:
-        return Column(_header_words(key), text_cells(summed[key]), width=width)
+        return Column(line_header(key), text_cells(summed[key]), width=width)
 
     columns = [
         text("settlement_id", _width("settlement_id")),
@@ -285,7 +288,7 @@ def write_summed_lines(
         text("amount_description", _width("amount_description")),
         text("marketplace_name", _width("marketplace_name")),
         Column(
-            _header_words("gl_category"), text_cells(_category_cells(summed["gl_category"], descriptions)), width=30
+            line_header("gl_category"), text_cells(_category_cells(summed["gl_category"], descriptions)), width=30
         ),
         text("gl_account", 12),
         Column("Lines", integer_cells(summed["count"]), NUMBER, None, 9),
