@@ -854,12 +854,17 @@ def test_no_internal_names_in_any_sheet(tmp_path: Path, fixture_outcome, held_ou
     receivable = [r["Category"] for r in journal if r["Account (AIT1)"] == "1510"]
     assert receivable and all(
         set(text.split(", "))
-        <= {f"Customer receivable Amazon ({part})" for part in ("principal", "shipping", "tax/VAT", "promotions", "refunds")}
+        <= {
+            f"Customer receivable Amazon ({part})"
+            for part in ("principal", "shipping", "tax/VAT", "promotions", "refunds")
+        }
         for text in receivable
     ), receivable
     assert any(", " in text for text in receivable)  # lines of several categories booked together
     fees = {r["Amount description"]: r["GL category"] for r in _table(book["Fees"])}
-    assert fees["FBAPerUnitFulfillmentFee"] == "FBA fulfilment fees" and fees["Commission"] == "Amazon referral commission"
+    assert (
+        fees["FBAPerUnitFulfillmentFee"] == "FBA fulfilment fees" and fees["Commission"] == "Amazon referral commission"
+    )
     assert {r["Kind"] for r in _table(book["Anomalies"])} == set(ANOMALY_KIND_WORDS.values())
     reconciliation = {r["Order ID"]: r["Category"] for r in _table(book["Reconciliation"])}
     assert reconciliation["111-0000000-9000001"] == "Matched"

@@ -10,7 +10,15 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.outcome import SettlementOutcome
-from reconciliation.workbook.common import ANOMALY_KIND_WORDS, HEADER, SCORE, SHEET_ANOMALIES, fit_rows, name_words, words_of
+from reconciliation.workbook.common import (
+    ANOMALY_KIND_WORDS,
+    HEADER,
+    SCORE,
+    SHEET_ANOMALIES,
+    fit_rows,
+    name_words,
+    words_of,
+)
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,

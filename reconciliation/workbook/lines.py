@@ -3,11 +3,10 @@ fee type with every raw line in a CSV beside the workbook; where each settlement
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import re
 
 import numpy as np
 import pandas as pd
@@ -287,9 +286,7 @@ def write_summed_lines(
         text("amount_type", 20),
         text("amount_description", _width("amount_description")),
         text("marketplace_name", _width("marketplace_name")),
-        Column(
-            line_header("gl_category"), text_cells(_category_cells(summed["gl_category"], descriptions)), width=30
-        ),
+        Column(line_header("gl_category"), text_cells(_category_cells(summed["gl_category"], descriptions)), width=30),
         text("gl_account", 12),
         Column("Lines", integer_cells(summed["count"]), NUMBER, None, 9),
         Column(
