@@ -94,7 +94,7 @@ def category_words(category: str, descriptions: Mapping[str, str]) -> str:
 
 def words_of(values: pd.Series, words: Callable[[str], str]) -> pd.Series:
     """``values`` in words, each distinct value translated once (a sheet's column of a few categories)."""
-    text = values.astype("str").fillna("")
+    text = values.fillna("").astype("str")
     return text.map({value: words(value) if value else "" for value in text.unique()})
 
 

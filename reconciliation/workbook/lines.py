@@ -183,7 +183,7 @@ def line_header(key: str) -> str:
 
 
 def _category_cells(categories: pd.Series, descriptions: Mapping[str, str]) -> pd.Series:
-    return words_of(categories.fillna(""), lambda c: category_words(c, descriptions))
+    return words_of(categories, lambda c: category_words(c, descriptions))
 
 
 def write_lines_csv(lines: pd.DataFrame, path: Path) -> None:
