@@ -113,9 +113,14 @@ def test_orders_settled_in_another_settlement_or_an_earlier_run_are_not_not_sett
         for row in rows[1:]
     ]
     assert listed == [
-        {"Settlement ID": SETTLEMENT_1, "Order ID": ORDER_SOLD_1, "Category": "matched", "Settled in": SETTLEMENT_1},
-        {"Settlement ID": SETTLEMENT_1, "Order ID": ORDER_OPEN, "Category": "not_settled", "Settled in": None},
-        {"Settlement ID": SETTLEMENT_2, "Order ID": ORDER_SOLD_2, "Category": "matched", "Settled in": SETTLEMENT_2},
+        {"Settlement ID": SETTLEMENT_1, "Order ID": ORDER_SOLD_1, "Category": "Matched", "Settled in": SETTLEMENT_1},
+        {
+            "Settlement ID": SETTLEMENT_1,
+            "Order ID": ORDER_OPEN,
+            "Category": "Not settled (M3 only)",
+            "Settled in": None,
+        },
+        {"Settlement ID": SETTLEMENT_2, "Order ID": ORDER_SOLD_2, "Category": "Matched", "Settled in": SETTLEMENT_2},
     ]
     [open_row] = [dict(zip(header, row)) for row in rows[1:] if row[header.index("Order ID")] == ORDER_OPEN]
     assert open_row["Invoice date"] == datetime(2024, 10, 18)

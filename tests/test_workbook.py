@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import re
 import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ import pytest
 from _settlement_builders import make_settlement
 
 from anomaly import ANOMALY_COLUMNS
+from anomaly.rules import ITEM_RULES
 from reconciliation.gates import check_gates
 from reconciliation.mapping import load_mapping
 from reconciliation.matching import INVOICE_COLUMNS, reconcile_orders
@@ -37,7 +39,7 @@ from reconciliation.workbook import (
     currency_number_format,
     write_workbook,
 )
-from reconciliation.workbook.common import SheetColumn, column_positions
+from reconciliation.workbook.common import ANOMALY_KIND_WORDS, SheetColumn, column_positions
 
 FIXTURE_ID = "10000000001"
 HELD_ID = "10000000002"
@@ -314,7 +316,7 @@ def test_summary_of_a_held_settlement_names_why(values) -> None:
 
 def test_reconciliation_rows_and_conditional_formatting(book, values) -> None:
     rows = {r["Order ID"]: r for r in _table(values["Reconciliation"])}
-    assert rows["111-0000000-9000001"]["Category"] == "matched"
+    assert rows["111-0000000-9000001"]["Category"] == "Matched"
     assert _money(rows["111-0000000-9000001"]["Difference"]) == 0
     mismatch = rows["114-0000000-9000002"]
     assert (
@@ -322,8 +324,8 @@ def test_reconciliation_rows_and_conditional_formatting(book, values) -> None:
         _money(mismatch["Settled"]),
         _money(mismatch["Invoiced"]),
         _money(mismatch["Difference"]),
-    ) == ("amount_mismatch", Decimal("68.99"), Decimal("70.00"), Decimal("-1.01"))
-    assert rows["112-0000000-9000004"]["Category"] == "refund_without_credit"
+    ) == ("Amount mismatch", Decimal("68.99"), Decimal("70.00"), Decimal("-1.01"))
+    assert rows["112-0000000-9000004"]["Category"] == "Refund without credit"
 
     sheet = book["Reconciliation"]
     header = [c.value for c in sheet[1]]
@@ -337,7 +339,7 @@ def test_reconciliation_rows_and_conditional_formatting(book, values) -> None:
     assert (rule.type, rule.formula) == ("expression", [f"ABS(${difference}2)>${tolerance}2"])
     assert [_money(c.value) for c in _cells_by_header(sheet, "Tolerance")] == [Decimal("0.01")] * 3
     [category_rule] = rules[f"{category}2:{category}4"]
-    assert category_rule.type == "expression" and '"matched"' in category_rule.formula[0]
+    assert category_rule.type == "expression" and '"Matched"' in category_rule.formula[0]
     assert _cells_by_header(sheet, "Difference")[0].number_format == USD_FORMAT
 
 
@@ -371,13 +373,13 @@ def test_a_difference_within_the_tolerance_is_matched_and_not_red(fixture_settle
 
     row_number, within = rows["111-0000000-9000001"]
     assert (within["Category"], _money(within["Difference"]), _money(within["Tolerance"])) == (
-        "matched",
+        "Matched",
         Decimal("0.01"),
         Decimal("0.01"),
     )
     assert not _red(sheet, row_number)
     row_number, beyond = rows["114-0000000-9000002"]
-    assert (beyond["Category"], _money(beyond["Difference"])) == ("amount_mismatch", Decimal("0.02"))
+    assert (beyond["Category"], _money(beyond["Difference"])) == ("Amount mismatch", Decimal("0.02"))
     assert _red(sheet, row_number)
     assert within["Settled in"] == FIXTURE_ID and within["Invoice date"] == datetime(2024, 10, 21)
 
@@ -409,7 +411,7 @@ def test_exceptions_list_the_unmapped_fee_type_the_held_settlement_and_the_file_
 
 def test_validation_lists_the_pandera_failure_case(values) -> None:
     rows = _table(values["Validation"])
-    [case] = [r for r in rows if r["Column"] == "fulfillment_id"]
+    [case] = [r for r in rows if r["Column"] == "Fulfillment ID"]
     assert (case["Settlement ID"], case["File"], case["Line"], case["Value"]) == (HELD_ID, "held.tsv", 3, "XYZ")
     assert "isin" in case["Check"]
 
@@ -445,7 +447,7 @@ def test_fees_break_down_amounts_per_marketplace_and_currency(values) -> None:
     assert (_money(mystery["Sum"]), mystery["Count"], mystery["GL category"]) == (Decimal("-0.37"), 1, None)
     # Fixture and held copy: FBA fee -5.84, -5.84, -10.11 each -> 6 lines, -43.58.
     fba = rows[("Amazon.com", "USD", "Order", "ItemFees", "FBAPerUnitFulfillmentFee")]
-    assert (_money(fba["Sum"]), fba["Count"], fba["GL category"]) == (Decimal("-43.58"), 6, "fba_fulfilment_fees")
+    assert (_money(fba["Sum"]), fba["Count"], fba["GL category"]) == (Decimal("-43.58"), 6, "Fba fulfilment fees")
     yen = rows[("Amazon.co.jp", "JPY", "Order", "ItemPrice", "Principal")]
     assert (yen["Sum"], yen["Count"]) == (1200, 1)
 
@@ -456,25 +458,25 @@ def test_fees_break_down_amounts_per_marketplace_and_currency(values) -> None:
 def test_lines_match_the_file_exactly(values, fixture_file: Path) -> None:
     with open(fixture_file, newline="", encoding="utf-8") as handle:
         body = list(csv.DictReader(handle, delimiter="\t"))[1:]
-    rows = [r for r in _table(values["Lines"]) if r["settlement_id"] == FIXTURE_ID]
-    assert [(_money(r["amount"]), r["amount_description"], r["order_id"]) for r in rows] == [
+    rows = [r for r in _table(values["Lines"]) if r["Settlement ID"] == FIXTURE_ID]
+    assert [(_money(r["Amount"]), r["Amount description"], r["Order ID"]) for r in rows] == [
         (Decimal(b["amount"]), b["amount-description"], b["order-id"]) for b in body
     ]
-    assert sum(_money(r["amount"]) for r in rows) == Decimal("31.81")
-    assert rows[0]["gl_category"] == "principal" and rows[0]["gl_account"] == "1510"
-    assert rows[0]["line_no"] == 3 and rows[0]["quantity"] == 1 and rows[-1]["quantity"] is None
+    assert sum(_money(r["Amount"]) for r in rows) == Decimal("31.81")
+    assert rows[0]["GL category"] == "Principal" and rows[0]["GL account"] == "1510"
+    assert rows[0]["Line number"] == 3 and rows[0]["Quantity"] == 1 and rows[-1]["Quantity"] is None
 
 
 def test_number_formats_carry_the_currency(book) -> None:
     lines = book["Lines"]
     formats = {
         (s.value, a.number_format)
-        for s, a in zip(_cells_by_header(lines, "settlement_id"), _cells_by_header(lines, "amount"))
+        for s, a in zip(_cells_by_header(lines, "Settlement ID"), _cells_by_header(lines, "Amount"))
     }
     assert formats == {(FIXTURE_ID, USD_FORMAT), (HELD_ID, USD_FORMAT), (JPY_ID, JPY_FORMAT)}
     yen = [
         a.value
-        for s, a in zip(_cells_by_header(lines, "settlement_id"), _cells_by_header(lines, "amount"))
+        for s, a in zip(_cells_by_header(lines, "Settlement ID"), _cells_by_header(lines, "Amount"))
         if s.value == JPY_ID
     ]
     assert yen == [1200, -180]
@@ -494,7 +496,7 @@ def test_number_formats_carry_the_currency(book) -> None:
 
 def test_dates_are_naive_excel_dates_in_utc(book) -> None:
     lines = book["Lines"]
-    assert lines["N1"].value == "posted_date (UTC)"
+    assert lines["N1"].value == "Posted (UTC)"
     first = lines["N2"]
     # Line 3 of the file: posted-date-time 2024-10-18 02:58:02 UTC.
     assert first.is_date and first.value == datetime(2024, 10, 18, 2, 58, 2) and first.value.tzinfo is None
@@ -548,23 +550,23 @@ def test_a_large_run_sums_the_lines_on_the_sheet_and_writes_every_line_beside_it
 
     book = openpyxl.load_workbook(info.path)
     summed = _table(book["Lines"])
-    fixture_rows = [r for r in summed if r["settlement_id"] == FIXTURE_ID]
+    fixture_rows = [r for r in summed if r["Settlement ID"] == FIXTURE_ID]
     # By hand: 18 Oct 8 groups (principal, tax, withheld tax, FBA, commission, digital services, shipping,
     # shipping promotion), 19 Oct 2 (the MCF order's principal and FBA fee), 20 Oct the refund's 6.
     assert len(fixture_rows) == 16
-    assert sum(r["lines"] for r in fixture_rows) == 20
-    assert sum(_money(r["amount"]) for r in fixture_rows) == Decimal("31.81")
+    assert sum(r["Lines"] for r in fixture_rows) == 20
+    assert sum(_money(r["Amount"]) for r in fixture_rows) == Decimal("31.81")
     [commission] = [
-        r for r in fixture_rows if r["amount_description"] == "Commission" and r["transaction_type"] == "Order"
+        r for r in fixture_rows if r["Amount description"] == "Commission" and r["Transaction type"] == "Order"
     ]
     assert (
-        commission["posted day (UTC)"],
-        commission["lines"],
-        _money(commission["amount"]),
-        commission["first line_no"],
-        commission["last line_no"],
+        commission["Posted day (UTC)"],
+        commission["Lines"],
+        _money(commission["Amount"]),
+        commission["First line number"],
+        commission["Last line number"],
     ) == (datetime(2024, 10, 18), 2, Decimal("-24.84"), 7, 12)
-    assert _cells_by_header(book["Lines"], "amount")[0].number_format == USD_FORMAT
+    assert _cells_by_header(book["Lines"], "Amount")[0].number_format == USD_FORMAT
 
     summary = _checks(book)
     assert summary[FIXTURE_ID]["Lines written to"] == "20 lines in small-lines.csv; summed in Lines rows 2-17"
@@ -590,7 +592,7 @@ def test_summed_lines_are_exact_beyond_int64(tmp_path: Path) -> None:
     info = write_workbook([outcome], tmp_path / "big.xlsx", lines_on_sheet=2)
     book = openpyxl.load_workbook(info.path)
     [row] = _table(book["Lines"])
-    assert row["lines"] == 3
+    assert row["Lines"] == 3
     # the Checks sheet's check sum is a formula (Sum of lines in I minus Total in G) whose cached value is exact too
     cached = openpyxl.load_workbook(info.path, data_only=True)
     assert _money(_checks(cached)[JPY_ID]["Sum of lines - total"]) == 0
@@ -638,9 +640,9 @@ def test_text_stays_text_and_long_text_is_cut(tmp_path: Path) -> None:
     # Not a formula, markup kept literally, the control character replaced. "_x0041_" would read as
     # "A" in Excel, so its underscore is escaped as "_x005F_" (Excel and LibreOffice show "_x0041_";
     # openpyxl does not decode the escape).
-    assert row["sku"] == '=HYPERLINK("http://x")&<b>_x005F_x0041_\ufffd'
+    assert row["SKU"] == '=HYPERLINK("http://x")&<b>_x005F_x0041_\ufffd'
     assert book["Lines"]["R2"].data_type == "s"
-    assert row["order_id"] == "0012"  # identifiers stay strings
+    assert row["Order ID"] == "0012"  # identifiers stay strings
     reason = _summary(book)[settlement.settlement_id]["Reasons"]
     assert len(reason) == 32_767
 
@@ -666,7 +668,7 @@ def test_generated_settlements_each_check_out(tmp_path: Path) -> None:
             assert _money(figures["Voucher debits"]) == _money(figures["Voucher credits"])
     currencies = {
         s.value: a.number_format
-        for s, a in zip(_cells_by_header(book["Lines"], "currency"), _cells_by_header(book["Lines"], "amount"))
+        for s, a in zip(_cells_by_header(book["Lines"], "Currency"), _cells_by_header(book["Lines"], "Amount"))
     }
     assert currencies == {c: currency_number_format(c) for c in {o.settlement.currency for o in outcomes}}
     assert len(currencies) >= 2
@@ -796,8 +798,8 @@ def test_cells_from_file_data_that_look_like_formulas_are_text(tmp_path: Path) -
     assert formulas and {c.parent.title for c in formulas} == {"Summary", "Checks"}
     assert not [c.value for c in formulas if "1+2" in c.value or "2+3" in c.value]
     amounts = {
-        row["amount_description"]: cell
-        for row, cell in zip(_table(book["Lines"]), _cells_by_header(book["Lines"], "amount"))
+        row["Amount description"]: cell
+        for row, cell in zip(_table(book["Lines"]), _cells_by_header(book["Lines"], "Amount"))
     }
     assert amounts["-2+3"].data_type == "n" and _money(amounts["-2+3"].value) == Decimal("-4.14")  # still a number
     assert amounts["Principal"].data_type == "n" and _money(amounts["Principal"].value) == Decimal("10.00")
@@ -809,3 +811,68 @@ def test_cells_written_one_by_one_are_placed_by_their_column_header() -> None:
     # two columns of one name could not be told apart: refused, not the first silently used
     with pytest.raises(ValueError, match="duplicate column headers"):
         column_positions((*columns, SheetColumn("Credit", 9)))
+
+
+# --- no internal names ---------------------------------------------------------------------
+
+_INTERNAL_NAME = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+# The configuration keys the Read me names, as they are typed in the config file (read_me.py, by hand).
+READ_ME_CONFIG_KEYS = {"payment_clearing_account", "facilitator_tax_clearing", "not_settled_after_days"}
+
+
+def test_no_internal_names_in_any_sheet(tmp_path: Path, fixture_outcome, held_outcome, jpy_outcome) -> None:
+    """Every sheet's cells are words: GL categories as the mapping describes them, reconciliation
+    categories and anomaly kinds in words, Lines headed in words. Only the Read me's configuration
+    keys and the Exceptions' rule to paste into the mapping file are snake_case, as typed in YAML."""
+    mapping = load_mapping("invoice-clearing")
+    # Every kind the anomaly package reports, on one order each.
+    kinds = [rule.kind for rule in ITEM_RULES] + ["unusual", "fee_share_high", "reserve_high", "missing_reimbursement"]
+    anomalies = pd.DataFrame(
+        [("111-0000000-9000001", "DEMO-SKU-A", kind, 0.5, ["a reason"]) for kind in kinds],
+        columns=list(ANOMALY_COLUMNS),
+    )
+    outcomes = [dataclasses.replace(fixture_outcome, anomalies=anomalies), held_outcome, jpy_outcome]
+    path = write_workbook(outcomes, tmp_path / "words.xlsx", mapping=mapping, generated_at=GENERATED).path
+    book = openpyxl.load_workbook(path)
+
+    found: dict[str, set[str]] = {}
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    found.setdefault(sheet.title, set()).update(_INTERNAL_NAME.findall(cell.value))
+    read_me, exceptions = found.pop("Read me", set()), found.pop("Exceptions", set())
+    assert {name: names for name, names in found.items() if names} == {}
+    # Read me: configuration keys, typed as they are in the config file.
+    assert read_me and all(name in READ_ME_CONFIG_KEYS for name in read_me), read_me
+    # Exceptions: only a YAML rule to paste into the mapping file (its keys and the mapping's categories).
+    assert exceptions <= {"transaction_type", "amount_type", "amount_description", *mapping.categories}, exceptions
+
+    # By hand from the mapping file: the categories are its descriptions, a "+"-joined one each part's.
+    journal = _table(book["Journal"])
+    assert {r["Category"] for r in journal if r["Account (AIT1)"] == "6110"} == {"Amazon referral commission"}
+    receivable = [r["Category"] for r in journal if r["Account (AIT1)"] == "1510"]
+    assert receivable and all(
+        set(text.split(", "))
+        <= {
+            f"Customer receivable Amazon ({part})"
+            for part in ("principal", "shipping", "tax/VAT", "promotions", "refunds")
+        }
+        for text in receivable
+    ), receivable
+    assert any(", " in text for text in receivable)  # lines of several categories booked together
+    fees = {r["Amount description"]: r["GL category"] for r in _table(book["Fees"])}
+    assert (
+        fees["FBAPerUnitFulfillmentFee"] == "FBA fulfilment fees" and fees["Commission"] == "Amazon referral commission"
+    )
+    assert {r["Kind"] for r in _table(book["Anomalies"])} == set(ANOMALY_KIND_WORDS.values())
+    reconciliation = {r["Order ID"]: r["Category"] for r in _table(book["Reconciliation"])}
+    assert reconciliation["111-0000000-9000001"] == "Matched"
+    assert reconciliation["114-0000000-9000002"] == "Amount mismatch"
+    lines = _table(book["Lines"])
+    assert lines[0]["Settlement ID"] == FIXTURE_ID and lines[0]["Line number"] == 3
+    assert lines[0]["GL category"] == "Customer receivable Amazon (principal)"
+
+
+def test_every_anomaly_kind_has_words() -> None:
+    assert {rule.kind for rule in ITEM_RULES} <= set(ANOMALY_KIND_WORDS)

@@ -115,12 +115,12 @@ def test_each_table_repeats_its_own_header_row_on_every_page(book) -> None:
 def test_long_text_widens_its_column_up_to_a_limit_then_wraps(book) -> None:
     lines = book["Lines"]
     headers = [c.value for c in lines[1]]
-    sku = headers.index("sku") + 1
+    sku = headers.index("SKU") + 1
     assert lines.column_dimensions[openpyxl.utils.get_column_letter(sku)].width == pytest.approx(MAX_TEXT_WIDTH, abs=1)
     long_cells = [row[sku - 1] for row in lines.iter_rows(min_row=2) if row[sku - 1].value == LONG_SKU]
     assert len(long_cells) == 1 and long_cells[0].alignment.wrap_text
     # The order id column (21 characters wide asked; "111-0000000-0000001" is 19) stays as asked, unwrapped.
-    order = headers.index("order_id") + 1
+    order = headers.index("Order ID") + 1
     assert lines.column_dimensions[openpyxl.utils.get_column_letter(order)].width == pytest.approx(21, abs=1)
     assert not lines.cell(2, order).alignment.wrap_text
 

@@ -10,7 +10,15 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.outcome import SettlementOutcome
-from reconciliation.workbook.common import HEADER, SCORE, SHEET_ANOMALIES, fit_rows
+from reconciliation.workbook.common import (
+    ANOMALY_KIND_WORDS,
+    HEADER,
+    SCORE,
+    SHEET_ANOMALIES,
+    fit_rows,
+    name_words,
+    words_of,
+)
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -48,7 +56,7 @@ def write_anomalies(
         Column("Settlement ID", text_cells(anomalies["settlement_id"]), width=14),
         Column("Order ID", text_cells(anomalies["order_id"]), width=22),
         Column("SKU", text_cells(anomalies["sku"]), width=18),
-        Column("Kind", text_cells(anomalies["kind"]), width=20),
+        Column("Kind", text_cells(words_of(anomalies["kind"], _kind_words)), width=26),
         Column("Reasons", text_cells(anomalies["reasons"].map(_reason_text)), width=90),
     ]
     return place_table(workbook, sheet, styles, columns, header_style=HEADER)
@@ -58,3 +66,7 @@ def _reason_text(reasons: object) -> str:
     if isinstance(reasons, (list, tuple, np.ndarray)):
         return "; ".join(str(r) for r in reasons)
     return "" if reasons is None or (isinstance(reasons, float) and np.isnan(reasons)) else str(reasons)
+
+
+def _kind_words(kind: str) -> str:
+    return ANOMALY_KIND_WORDS.get(kind) or name_words(kind)

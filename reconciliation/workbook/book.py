@@ -116,6 +116,8 @@ def write_workbook(
     )
     placements = plan_lines(outcomes, sheet_lines["_outcome"].to_numpy(), lines_file)
 
+    # GL categories are shown as the mapping's descriptions (words made from the name without one).
+    descriptions = {name: c.description for name, c in mapping.categories.items()} if mapping is not None else {}
     buffer = io.BytesIO()
     workbook = Workbook(buffer, _XLSX_OPTIONS)
     workbook.set_properties(
@@ -129,11 +131,11 @@ def write_workbook(
     sheets = {name: workbook.add_worksheet(name) for name in SHEET_NAMES}
     pending = [
         (
-            write_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
+            write_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines, descriptions)
             if lines_file is None
-            else write_summed_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines)
+            else write_summed_lines(workbook, sheets[SHEET_LINES], styles, sheet_lines, descriptions)
         ),
-        write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes),
+        write_fees(workbook, sheets[SHEET_FEES], styles, all_lines, max_rows, notes, descriptions),
         write_reconciliation(workbook, sheets[SHEET_RECONCILIATION], styles, outcomes, max_rows, notes),
         write_exceptions(
             workbook,
@@ -152,8 +154,7 @@ def write_workbook(
         write_validation(workbook, sheets[SHEET_VALIDATION], styles, outcomes, max_rows, notes),
         write_anomalies(workbook, sheets[SHEET_ANOMALIES], styles, outcomes, max_rows, notes),
     ]
-    write_journal(sheets[SHEET_JOURNAL], styles, outcomes)
-    descriptions = {name: c.description for name, c in mapping.categories.items()} if mapping is not None else {}
+    write_journal(sheets[SHEET_JOURNAL], styles, outcomes, descriptions)
     write_summary(
         sheets[SHEET_SUMMARY],
         styles,

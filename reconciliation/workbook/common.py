@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -62,6 +62,40 @@ CATEGORY_LABELS = {
     "not_settled": "Not settled (M3 only)",
     "refund_without_credit": "Refund without credit",
 }
+
+# The anomaly kinds (``anomaly.rules.ITEM_RULES`` and ``anomaly.scoring``) in words.
+ANOMALY_KIND_WORDS = {
+    "fee_overcharge_fba": "FBA fee above usual",
+    "fee_overcharge_commission": "Commission above usual",
+    "price_error": "Unit price far from usual",
+    "duplicate_refund": "Refunded more than once",
+    "refund_exceeds_sale": "Refund above the sale",
+    "chargeback_exceeds_shipping": "Chargeback above shipping",
+    "refund_commission_high": "Refund fee above usual",
+    "unusual": "Unusual fees",
+    "fee_share_high": "Fees a high share of sales",
+    "reserve_high": "Reserve above usual",
+    "missing_reimbursement": "Reimbursement missing",
+}
+
+
+def name_words(name: str) -> str:
+    """Words made from an internal name ("referral_commission" -> "Referral commission")."""
+    return name.replace("_", " ").capitalize()
+
+
+def category_words(category: str, descriptions: Mapping[str, str]) -> str:
+    """A GL category in words: its description in ``descriptions`` (the GL mapping's), else words
+    made from its name; a "+"-joined category (lines booked together) is each part's, joined by ", "."""
+    if not category:
+        return ""
+    return ", ".join(descriptions.get(part) or name_words(part) for part in category.split("+"))
+
+
+def words_of(values: pd.Series, words: Callable[[str], str]) -> pd.Series:
+    """``values`` in words, each distinct value translated once (a sheet's column of a few categories)."""
+    text = values.fillna("").astype("str")
+    return text.map({value: words(value) if value else "" for value in text.unique()})
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from reconciliation.workbook.common import HEADER, SHEET_FEES, amount_column, fit_rows
+from reconciliation.workbook.common import HEADER, SHEET_FEES, amount_column, category_words, fit_rows, words_of
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -28,8 +30,15 @@ _FEE_KEYS = [
 
 
 def write_fees(
-    workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame, max_rows: int, notes: list[str]
+    workbook: Workbook,
+    sheet: Worksheet,
+    styles: Styles,
+    lines: pd.DataFrame,
+    max_rows: int,
+    notes: list[str],
+    descriptions: Mapping[str, str],
 ) -> PendingRows:
+    """``descriptions``: the GL mapping's, category -> description (the GL category column in words)."""
     grouped = (
         lines.assign(gl_category=lines["gl_category"].fillna(""))
         .groupby(_FEE_KEYS, sort=True, dropna=False)
@@ -43,7 +52,11 @@ def write_fees(
         Column("Transaction type", text_cells(grouped["transaction_type"]), width=20),
         Column("Amount type", text_cells(grouped["amount_type"]), width=20),
         Column("Amount description", text_cells(grouped["amount_description"]), width=34),
-        Column("GL category", text_cells(grouped["gl_category"]), width=24),
+        Column(
+            "GL category",
+            text_cells(words_of(grouped["gl_category"], lambda c: category_words(c, descriptions))),
+            width=30,
+        ),
         amount_column("Sum", grouped["total_minor"], grouped["decimals"], grouped["currency"]),
         Column("Count", integer_cells(grouped["count"]), NUMBER, width=9),
     ]

@@ -17,6 +17,7 @@ from reconciliation.workbook.common import (
     SheetColumn,
     amount_style,
     as_datetime,
+    category_words,
     cell_text,
     column_letter,
     column_positions,
@@ -98,10 +99,13 @@ def _write_local(sheet: Worksheet, styles: Styles, row: int, division: str, line
         sheet.write_number(row, _AT["Local credit"], -line.local_amount, money)
 
 
-def write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome]) -> None:
+def write_journal(
+    sheet: Worksheet, styles: Styles, outcomes: Sequence[SettlementOutcome], descriptions: Mapping[str, str]
+) -> None:
     """Every voucher line, then a total row per voucher: SUBTOTAL formulas with their values cached.
     A voucher read back from M3 also shows its division, each line's rate and local amounts, and
-    the rounding lines M3 added (local currency only) before its total row."""
+    the rounding lines M3 added (local currency only) before its total row. A line's category is in
+    words: ``descriptions`` (the GL mapping's, category -> description)."""
     write_header_row(sheet, styles, JOURNAL_COLUMNS, 0)
     sheet.freeze_panes(1, 0)
     row = 1
@@ -135,7 +139,7 @@ def write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settlemen
                     {
                         **voucher_cells,
                         **dict(zip(_AIT, (line.account, *line.dimensions), strict=True)),
-                        "Category": line.category,
+                        "Category": category_words(line.category, descriptions),
                         "Description": cell_text(line.description),
                         "Role": line.role,
                     },
@@ -157,7 +161,7 @@ def write_journal(sheet: Worksheet, styles: Styles, outcomes: Sequence[Settlemen
                     {
                         **voucher_cells,
                         **dict(zip(_AIT, (*added.dimensions, *("",) * (len(_AIT) - len(added.dimensions))))),
-                        "Category": "fx_rounding",
+                        "Category": category_words("fx_rounding", descriptions),
                         "Description": "Currency rounding booked by M3 (local currency only)",
                         "Role": "rounding",
                     },

@@ -3,7 +3,8 @@ fee type with every raw line in a CSV beside the workbook; where each settlement
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from reconciliation.workbook.common import (
     SHEET_LINES,
     amount_column,
     amount_style_series,
+    category_words,
+    name_words,
+    words_of,
 )
 from reconciliation.xlsx_tables import (
     NUMBER,
@@ -139,18 +143,47 @@ def _line_sheet_columns() -> tuple[tuple[str, str], ...]:
 LINE_SHEET_COLUMNS = _line_sheet_columns()
 
 
-def write_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame) -> PendingRows:
+def write_lines(
+    workbook: Workbook, sheet: Worksheet, styles: Styles, lines: pd.DataFrame, descriptions: Mapping[str, str]
+) -> PendingRows:
+    """Every line in LINE_SHEET_COLUMNS, headed in words; the GL category as ``descriptions`` has it
+    (the GL mapping's). The CSV (``write_lines_csv``) keeps the column names, for programs."""
     columns = []
-    for header, kind in LINE_SHEET_COLUMNS:
+    for key, kind in LINE_SHEET_COLUMNS:
+        header = line_header(key)
         if kind == "amount":
             columns.append(amount_column(header, lines["amount_minor"], lines["_decimals"], lines["currency"]))
         elif kind == "datetime":
             columns.append(Column(header, datetime_cells(lines["posted_date"]), NUMBER, DATETIME, 20))
         elif kind == "integer":
-            columns.append(Column(header, integer_cells(lines[header]), NUMBER, None, 9))
+            columns.append(Column(header, integer_cells(lines[key]), NUMBER, None, 9))
+        elif key == "gl_category":
+            columns.append(Column(header, text_cells(_category_cells(lines[key], descriptions)), width=30))
         else:
-            columns.append(Column(header, text_cells(lines[header]), width=_width(header)))
+            columns.append(Column(header, text_cells(lines[key]), width=_width(key)))
     return place_table(workbook, sheet, styles, columns, header_style=HEADER)
+
+
+# Headers of the Lines sheet that words made from the column's name would not say well.
+_HEADER_WORDS = {
+    "line_no": "Line number",
+    "amount_minor": "Amount",
+    "posted_date": "Posted (UTC)",
+    "sku": "SKU",
+    "posted_date (UTC)": "Posted (UTC)",
+    "gl_category": "GL category",
+    "gl_account": "GL account",
+}
+
+
+def line_header(key: str) -> str:
+    """A line column's header on the Lines sheet, in words ("merchant_order_id" -> "Merchant order ID");
+    the Validation sheet names a line's column by it too."""
+    return _HEADER_WORDS.get(key) or re.sub(r"\bid\b", "ID", name_words(key))
+
+
+def _category_cells(categories: pd.Series, descriptions: Mapping[str, str]) -> pd.Series:
+    return words_of(categories, lambda c: category_words(c, descriptions))
 
 
 def write_lines_csv(lines: pd.DataFrame, path: Path) -> None:
@@ -238,27 +271,34 @@ def _exact_amount_cells(amount_minor: pd.Series, decimals: pd.Series) -> pd.Seri
     return pd.Series([text(m, int(d)) for m, d in zip(amount_minor, decimals)], index=amount_minor.index, dtype="str")
 
 
-def write_summed_lines(workbook: Workbook, sheet: Worksheet, styles: Styles, summed: pd.DataFrame) -> PendingRows:
+def write_summed_lines(
+    workbook: Workbook, sheet: Worksheet, styles: Styles, summed: pd.DataFrame, descriptions: Mapping[str, str]
+) -> PendingRows:
+    """The summed lines, headed in words; the GL category as ``descriptions`` (the GL mapping's) has it."""
+
+    def text(key: str, width: float) -> Column:
+        return Column(line_header(key), text_cells(summed[key]), width=width)
+
     columns = [
-        Column("settlement_id", text_cells(summed["settlement_id"]), width=_width("settlement_id")),
-        Column("posted day (UTC)", datetime_cells(summed["_day"]), NUMBER, DATE, 12),
-        Column("transaction_type", text_cells(summed["transaction_type"]), width=20),
-        Column("amount_type", text_cells(summed["amount_type"]), width=20),
-        Column("amount_description", text_cells(summed["amount_description"]), width=_width("amount_description")),
-        Column("marketplace_name", text_cells(summed["marketplace_name"]), width=_width("marketplace_name")),
-        Column("gl_category", text_cells(summed["gl_category"]), width=24),
-        Column("gl_account", text_cells(summed["gl_account"]), width=12),
-        Column("lines", integer_cells(summed["count"]), NUMBER, None, 9),
+        text("settlement_id", _width("settlement_id")),
+        Column("Posted day (UTC)", datetime_cells(summed["_day"]), NUMBER, DATE, 12),
+        text("transaction_type", 20),
+        text("amount_type", 20),
+        text("amount_description", _width("amount_description")),
+        text("marketplace_name", _width("marketplace_name")),
+        Column(line_header("gl_category"), text_cells(_category_cells(summed["gl_category"], descriptions)), width=30),
+        text("gl_account", 12),
+        Column("Lines", integer_cells(summed["count"]), NUMBER, None, 9),
         Column(
-            "amount",
+            "Amount",
             _exact_amount_cells(summed["amount_minor"], summed["_decimals"]),
             NUMBER,
             amount_style_series(summed["currency"]),
             15,
         ),
-        Column("currency", text_cells(summed["currency"]), width=9),
-        Column("first line_no", integer_cells(summed["first_line"]), NUMBER, None, 11),
-        Column("last line_no", integer_cells(summed["last_line"]), NUMBER, None, 11),
+        text("currency", 9),
+        Column("First line number", integer_cells(summed["first_line"]), NUMBER, None, 11),
+        Column("Last line number", integer_cells(summed["last_line"]), NUMBER, None, 11),
     ]
     return place_table(workbook, sheet, styles, columns, header_style=HEADER)
 

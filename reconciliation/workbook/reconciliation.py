@@ -10,7 +10,17 @@ from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.exceptions import run_orders
 from reconciliation.outcome import SettlementOutcome
-from reconciliation.workbook.common import BAD, DATE, HEADER, SHEET_RECONCILIATION, WARN, amount_column, fit_rows
+from reconciliation.workbook.common import (
+    BAD,
+    CATEGORY_LABELS,
+    DATE,
+    HEADER,
+    SHEET_RECONCILIATION,
+    WARN,
+    amount_column,
+    fit_rows,
+    words_of,
+)
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -47,7 +57,7 @@ def write_reconciliation(
         Column("Settlement ID", text_cells(orders["settlement_id"]), width=14),
         Column("Currency", text_cells(currency), width=9),
         Column("Order ID", text_cells(orders["order_id"]), width=22),
-        Column("Category", text_cells(orders["category"]), width=22),
+        Column("Category", text_cells(words_of(orders["category"], lambda c: CATEGORY_LABELS.get(c, c))), width=22),
         amount_column("Settled", orders["settled_minor"], decimals, currency),
         amount_column("Invoiced", orders["invoiced_minor"], decimals, currency),
         amount_column("Difference", orders["difference_minor"], decimals, currency),
@@ -66,11 +76,12 @@ def write_reconciliation(
     # Differences beyond the tolerance and non-matched orders stand out without any filter.
     sheet.conditional_format(1, 6, last, 6, {"type": "formula", "criteria": "=ABS($G2)>$H2", "format": styles.get(BAD)})
     sheet.conditional_format(
-        1, 3, last, 3, {"type": "formula", "criteria": '=AND($D2<>"",$D2<>"matched")', "format": styles.get(WARN)}
+        1, 3, last, 3, {"type": "formula", "criteria": f'=AND($D2<>"",$D2<>"{_MATCHED}")', "format": styles.get(WARN)}
     )
     return pending
 
 
+_MATCHED = CATEGORY_LABELS["matched"]  # the Category cell of a matched order, which is not highlighted
 _RECONCILIATION_TEXT = ("settlement_id", "currency", "order_id", "category", "m3_orders", "invoices", "settled_in")
 _RECONCILIATION_NUMBERS = (
     "decimals",

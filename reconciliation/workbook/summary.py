@@ -34,6 +34,7 @@ from reconciliation.workbook.common import (
     WRAP,
     SheetColumn,
     amount_style,
+    category_words,
     cell_ref,
     cell_text,
     column_letter,
@@ -294,11 +295,7 @@ def summary_items(outcome: SettlementOutcome, descriptions: Mapping[str, str]) -
     items = []
     for (category, account), group in lines.groupby(["category", "account"], sort=True):
         amounts = group["amount_minor"].to_numpy(dtype=np.int64)
-        description = (
-            _NOT_MAPPED
-            if not category
-            else described.get(str(category)) or str(category).replace("_", " ").capitalize()
-        )
+        description = _NOT_MAPPED if not category else category_words(str(category), described)
         item = _ITEM_OF.get(str(category), _ITEM_OTHER)
         items.append(SummaryItem(item, description, str(account), exact_sum(amounts), len(amounts)))
     return sorted(items, key=lambda i: (_ITEM_ORDER[i.item], i.description == _NOT_MAPPED, i.account))

@@ -9,7 +9,8 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.outcome import SettlementOutcome
-from reconciliation.workbook.common import HEADER, SHEET_VALIDATION, fit_rows
+from reconciliation.workbook.common import HEADER, SHEET_VALIDATION, fit_rows, words_of
+from reconciliation.workbook.lines import line_header
 from reconciliation.xlsx_tables import (
     NUMBER,
     Column,
@@ -44,7 +45,8 @@ def write_validation(
         Column("Settlement ID", text_cells(cases["settlement_id"]), width=14),
         Column("File", text_cells(cases["source"]), width=24),
         Column("Line", integer_cells(cases["line"]), NUMBER, width=8),
-        Column("Column", text_cells(cases["column"]), width=22),
+        # Named as the Lines sheet heads it.
+        Column("Column", text_cells(words_of(cases["column"], line_header)), width=22),
         Column("Check", text_cells(cases["check"]), width=40),
         Column("Value", text_cells(cases["value"]), width=30),
     ]
