@@ -27,6 +27,9 @@ from reconciliation.workbook.common import (
 )
 from reconciliation.xlsx_tables import Styles
 
+# A voucher line's role as the sheet says it (``reconciliation.vouchers`` ROLE_*).
+_ROLE_WORDS = {"settlement": "settlement", "deposit": "deposit", "carry_over": "carry-over"}
+
 # The Journal's columns, once: the voucher line, its amounts, the voucher's audit record, what M3
 # booked in the division's local currency (read back after posting), and the line's M3 VAT code.
 _AIT = ("Account (AIT1)", "AIT2", "AIT3", "AIT4", "AIT5", "AIT6", "AIT7")
@@ -141,7 +144,7 @@ def write_journal(
                         **dict(zip(_AIT, (line.account, *line.dimensions), strict=True)),
                         "Category": category_words(line.category, descriptions),
                         "Description": cell_text(line.description),
-                        "Role": line.role,
+                        "Role": _ROLE_WORDS.get(line.role, line.role),
                     },
                 )
                 sheet.write_datetime(row, _AT["Accounting date"], accounting_date, when)
