@@ -56,8 +56,7 @@ from reconciliation.ledger import (
     payment_batches,
     receivable_to_clearing,
 )
-from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local_voucher
-from reconciliation.local_currency import fx_accounts as fx_accounts_of
+from reconciliation.local_currency import LocalLine, LocalVoucher, checked_local_voucher, fx_accounts
 from reconciliation.m3_fields import VTXT_LENGTH
 from reconciliation.mapping import GLMapping
 from reconciliation.marketplaces import find_marketplace, resolve_marketplace
@@ -740,10 +739,10 @@ def settle_customer_ledger(
         )
         return dataclasses.replace(posting, notes=(*posting.notes, note))
     settlement = prepared.settlement
-    # Lines by their account: tax the profile booked to the facilitator clearing is not the
-    # customer's to pay (M3 invoiced those orders net); other orders' tax is (gross invoices).
     write_off = write_off_target(mapping, ledger, prepared.mapped.marketplace_code, settlement.currency)
     limit_minor = limit_in_minor_units(ledger.write_off_limit, settlement.decimals) if write_off else 0
+    # Lines by their account: tax the profile booked to the facilitator clearing is not the
+    # customer's to pay (M3 invoiced those orders net); other orders' tax is (gross invoices).
     allocation = allocate_payment(
         prepared.mapped.lines, invoices, ledger.receivable_account, settlement.total_minor, limit_minor
     )
@@ -751,12 +750,14 @@ def settle_customer_ledger(
     clearing = clearing_string(vouchers, ledger.clearing_account)
     m3 = connections.require_m3()
     division = division_of(connections, settlement)
+    accounting_date = max(v.accounting_date for v in vouchers)
+    rounding_accounts = fx_accounts(mapping)
     batches = payment_batches(settlement.settlement_id, key_version(vouchers[0].key), allocation.allocations)
     for key, chunk in batches:
         payment = CustomerPayment(
             key=key,
             divi=division,
-            accounting_date=max(v.accounting_date for v in vouchers),
+            accounting_date=accounting_date,
             currency=settlement.currency,
             clearing=clearing,
             rate=connections.ledger.rate_for(division, settlement.currency),
@@ -784,7 +785,7 @@ def settle_customer_ledger(
         if one.refused is not None:
             refused.append(one.refused)
             break
-        local = local_voucher(one.booked, fx_accounts_of(mapping)) if one.booked is not None else None
+        local = local_voucher(one.booked, rounding_accounts) if one.booked is not None else None
         posted.append(PostedVoucherRef(payment.key, one.reference or "", one.already, local))
     paid = [f"{p.key} ({p.m3_ref})" for p in posted[len(posting.posted) :]]
     note = payment_note(allocation, ledger, settlement.currency, paid, write_off[:1])
