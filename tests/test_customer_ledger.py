@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from _live_m3 import live_m3  # noqa: F401 - a fixture
+from _live_m3 import invoice_amzus_orders, live_m3  # noqa: F401 - a fixture
 
 from connectors.m3 import M3Client, M3Operations, OrderLineRequest, OrderRequest
 from connectors.m3.ledger import detect_setup
@@ -84,21 +84,9 @@ def _admin(base_url: str, method: str, path: str, body: dict | None = None) -> d
 
 def _invoice_orders(base_url: str, ionapi: Path, prices: tuple[str, str] = ("100.00", "50.00")) -> None:
     """AMZUS orders ORDER_1 and ORDER_2 at ``prices`` (100.00 and 50.00), invoiced on 2024-10-15."""
-    with M3Client.from_ionapi(ionapi) as client:
-        ops = M3Operations(client, "brief", divi="AAA")
-        itno = client.execute("MMS080MI", "LstItemBal", {"WHLO": "100"}, maxrecs=1)[0]["ITNO"]
-        ornos = [
-            ops.create_order(
-                OrderRequest(
-                    cuno="AMZUS",
-                    customer_order_ref=cuor,
-                    order_type="AMZ",
-                    lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal(price)),),
-                )
-            ).orno
-            for cuor, price in zip((ORDER_1, ORDER_2), prices)
-        ]
-    _admin(base_url, "POST", "advance", {"to": "77", "orders": ornos, "date": "20241015"})
+    invoice_amzus_orders(
+        base_url, ionapi, [(cuor, price, "20241015") for cuor, price in zip((ORDER_1, ORDER_2), prices)]
+    )
 
 
 def _ledger(base_url: str) -> tuple[Decimal, dict[str, Decimal]]:

@@ -22,11 +22,9 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import openpyxl
-from _live_m3 import live_m3  # noqa: F401 - a fixture
+from _live_m3 import invoice_amzus_orders, live_m3  # noqa: F401 - a fixture
 
-from connectors.m3 import M3Client, M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
 
 ORDER_SOLD_1, ORDER_SOLD_2 = "111-0000000-7100001", "111-0000000-7100002"
@@ -66,20 +64,9 @@ def _invoice(base_url: str, ionapi: Path, home: Path) -> None:
         (ORDER_EARLIER, "30.00", "20241017"),
         (ORDER_OPEN, "20.00", "20241018"),
     )
-    with M3Client.from_ionapi(ionapi) as client, StateStore.for_home(home) as state:
-        ops = M3Operations(client, "brief", divi="AAA")
-        itno = client.execute("MMS080MI", "LstItemBal", {"WHLO": "100"}, maxrecs=1)[0]["ITNO"]
-        for cuor, price, day in orders:
-            orno = ops.create_order(
-                OrderRequest(
-                    cuno="AMZUS",
-                    customer_order_ref=cuor,
-                    order_type="AMZ",
-                    lines=(OrderLineRequest(itno=itno, quantity=1, unit_price=Decimal(price)),),
-                )
-            ).orno
-            answer = httpx.post(f"{base_url}/sandbox/advance", json={"to": "77", "orders": [orno], "date": day})
-            assert answer.status_code == 200, answer.text
+    ornos = invoice_amzus_orders(base_url, ionapi, orders)
+    with StateStore.for_home(home) as state:
+        for cuor, orno in ornos.items():
             state.map_id("order", cuor, orno, marketplace="US")
         state.record_settled_orders(EARLIER, [ORDER_EARLIER])  # what a run before this one recorded
 
