@@ -11,6 +11,7 @@ from xlsxwriter.worksheet import Worksheet
 from reconciliation.audit import AuditRecord
 from reconciliation.local_currency import LocalLine
 from reconciliation.outcome import SettlementOutcome
+from reconciliation.vouchers import ROLE_CARRY_OVER, ROLE_DEPOSIT, ROLE_SETTLEMENT
 from reconciliation.workbook.common import (
     BOLD,
     DATE,
@@ -27,8 +28,8 @@ from reconciliation.workbook.common import (
 )
 from reconciliation.xlsx_tables import Styles
 
-# A voucher line's role as the sheet says it (``reconciliation.vouchers`` ROLE_*).
-_ROLE_WORDS = {"settlement": "settlement", "deposit": "deposit", "carry_over": "carry-over"}
+# A voucher line's role as the sheet says it.
+_ROLE_WORDS = {ROLE_SETTLEMENT: "settlement", ROLE_DEPOSIT: "deposit", ROLE_CARRY_OVER: "carry-over"}
 
 # The Journal's columns, once: the voucher line, its amounts, the voucher's audit record, what M3
 # booked in the division's local currency (read back after posting), and the line's M3 VAT code.
