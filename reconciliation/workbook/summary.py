@@ -54,12 +54,12 @@ from reconciliation.xlsx_tables import Styles
 
 SUMMARY_HEADER_ROW = 3  # 0-based: title, generated-at and counts rows come first
 
-# The Summary prints one landscape page wide at about 80% (some 185 characters): the table's
+# The Summary prints one landscape page wide at about 80% (under 190 characters): the table's
 # columns and the settlement columns below share the sheet's columns, so each is as wide as
 # both need. Up to SETTLEMENTS_ACROSS settlements stand side by side; more of one currency
 # continue in the next group of columns below.
-SETTLEMENTS_ACROSS = 9
-SETTLEMENT_WIDTH = 12.5  # "-1,234,567.89"; the currency is in the group's heading, not in each cell
+SETTLEMENTS_ACROSS = 8
+SETTLEMENT_WIDTH = 12.5  # "-1,234,567.89": the currency is in the group's heading, not in each cell
 
 # The settlement groups' first columns (then one column per settlement): the rows' labels and
 # the group's sum per row.
@@ -77,17 +77,18 @@ _FIRST_SETTLEMENT = len(BLOCK_COLUMNS)
 SummaryColumn = SheetColumn  # the name this module's columns had before SheetColumn served every sheet
 
 # The Summary's table: what an accountant scans first. Reasons (often a few hundred characters)
-# are merged across the settlement columns right of their own, so a row is at most ~4 lines.
+# are merged across the settlement columns right of their own, so a row is about 5 lines at most.
+_REASONS_COLUMN_WIDTH = 13.5  # Reasons' own column and the ones it is merged with
 _TABLE_COLUMNS = (
     SheetColumn("Settlement ID", 15),
     SheetColumn("Marketplace and period (UTC)", 24),
     SheetColumn("Deposit date (UTC)", 11),
     SheetColumn("Total (deposit)", 14),
     SheetColumn("Status", SETTLEMENT_WIDTH),
-    SheetColumn("M3 voucher numbers", SETTLEMENT_WIDTH),
+    SheetColumn("M3 voucher numbers", 14),  # "AAA/2026/AZ/38": LibreOffice would break it at a slash
     SheetColumn("Checks", SETTLEMENT_WIDTH),
-    SheetColumn("Reconciliation", SETTLEMENT_WIDTH),
-    SheetColumn("Reasons", SETTLEMENT_WIDTH),
+    SheetColumn("Reconciliation", 13),
+    SheetColumn("Reasons", _REASONS_COLUMN_WIDTH),
 )
 SUMMARY_COLUMNS = tuple(
     SheetColumn(c.header, max([c.width, *(b.width for b in BLOCK_COLUMNS[index : index + 1])]))
@@ -95,9 +96,13 @@ SUMMARY_COLUMNS = tuple(
 )
 SUMMARY_HEADERS = [c.header for c in SUMMARY_COLUMNS]
 _AT = column_positions(SUMMARY_COLUMNS)
-# The sheet's columns: the settlement groups' reach past the table's last column.
+# The sheet's columns: the settlement groups reach past the table's last column.
 _LAST_COLUMN = _FIRST_SETTLEMENT + SETTLEMENTS_ACROSS - 1
-_REASONS_WIDTH = SUMMARY_COLUMNS[_AT["Reasons"]].width + SETTLEMENT_WIDTH * (_LAST_COLUMN - _AT["Reasons"])
+_WIDTHS = (
+    *(c.width for c in SUMMARY_COLUMNS),
+    *(_REASONS_COLUMN_WIDTH for _ in range(len(SUMMARY_COLUMNS), _LAST_COLUMN + 1)),
+)
+_REASONS_WIDTH = sum(_WIDTHS[_AT["Reasons"] :])
 
 
 def write_summary(
@@ -123,7 +128,7 @@ def write_summary(
         f"the figures behind each check are on the {SHEET_CHECKS} sheet",
     )
     write_header_row(sheet, styles, SUMMARY_COLUMNS, SUMMARY_HEADER_ROW)
-    sheet.set_column(len(SUMMARY_COLUMNS), _LAST_COLUMN, SETTLEMENT_WIDTH)
+    sheet.set_column(len(SUMMARY_COLUMNS), _LAST_COLUMN, _REASONS_COLUMN_WIDTH)
     _merge_reasons(sheet, SUMMARY_HEADER_ROW, "Reasons", styles.get(HEADER))
     sheet.set_row(SUMMARY_HEADER_ROW, row_height([(c.header, c.width) for c in SUMMARY_COLUMNS]))
     sheet.freeze_panes(SUMMARY_HEADER_ROW + 1, 1)
@@ -339,9 +344,9 @@ def _number_format(decimals: int) -> str:
 
 
 def _number_styles(styles: Styles, decimals: int) -> tuple[Format, Format]:
-    """Amounts and their bold total (``_number_format``)."""
+    """Amounts and their bold total (``_number_format``); at the top of a row whose description wraps."""
     number_format = _number_format(decimals)
-    plain = styles.get(f"plain:{decimals}", {"num_format": number_format})
+    plain = styles.get(f"plain:{decimals}", {"num_format": number_format, "valign": "top"})
     total = styles.get(f"plain-total:{decimals}", {"num_format": number_format, "bold": True, "top": 1})
     return plain, total
 
@@ -352,9 +357,8 @@ def _write_check(
     """A check cell: OK when cells ``a`` and ``b`` agree (to the currency's decimals), else the difference."""
     rounded = f"ROUND({a}-{b},{decimals})"
     cached: str | Decimal = "OK" if not difference else to_decimal(difference, decimals)
-    check = styles.get(
-        f"check:{decimals}", {"num_format": _number_format(decimals), "align": "right"}
-    )  # "OK" under the amounts
+    # "OK" right-aligned, under the amounts it checks
+    check = styles.get(f"check:{decimals}", {"num_format": _number_format(decimals), "align": "right"})
     sheet.write_formula(row, column, f'=IF({rounded}=0,"OK",{rounded})', check, cached)
     sheet.conditional_format(
         row, column, row, column, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(BAD)}
@@ -391,7 +395,7 @@ def _write_settlement_group(
         sheet.write_string(row + 1, column, spec.header, header)
     for column, heading in zip(columns, headings):
         sheet.write_string(row + 1, column, heading, header)
-    sheet.set_row(row + 1, row_height([(h, SETTLEMENT_WIDTH) for h in headings]))
+    sheet.set_row(row + 1, row_height([(h, _WIDTHS[c]) for c, h in zip(columns, headings)]))
     row += 2
 
     def across(at: int) -> str:  # the group's sum of a row
@@ -402,11 +406,11 @@ def _write_settlement_group(
     first = row
     for key in keys:
         item, description, account = key
-        sheet.write_string(row, _ITEM, item)
+        sheet.write_string(row, _ITEM, item, styles.get(WRAP))
         sheet.write_string(row, _DESCRIPTION, cell_text(description), styles.get(WRAP))
         sheet.set_row(row, row_height([(description, BLOCK_COLUMNS[_DESCRIPTION].width)]))
         if account:
-            sheet.write_string(row, _ACCOUNT, account)
+            sheet.write_string(row, _ACCOUNT, account, styles.get(WRAP))
         for column, found in zip(columns, amounts):
             if key in found:
                 sheet.write_number(row, column, to_decimal(found[key], decimals), money)
