@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -203,8 +204,13 @@ def _summary_pages(workbook_path: Path, tmp_path: Path) -> int:
         timeout=300,
         env={**os.environ, "HOME": str(tmp_path)},  # LibreOffice's own profile: runs beside others
     )
-    assert png.read_bytes().startswith(b"\x89PNG")
-    return int(re.search(r"Summary: (\d+) page", done.stdout).group(1))
+    picture = png.read_bytes()
+    assert picture.startswith(b"\x89PNG")
+    pages = int(re.search(r"Summary: (\d+) page", done.stdout).group(1))
+    # the first two pages one under the other (each landscape: wider than tall)
+    width, height = struct.unpack(">II", picture[16:24])
+    assert (height > width) == (pages >= 2)
+    return pages
 
 
 def test_summary_of_two_settlements_prints_on_one_page(workbook_path: Path, tmp_path: Path) -> None:
