@@ -237,9 +237,14 @@ def test_journal_totals_are_subtotal_formulas_over_the_voucher_lines(book) -> No
 
 
 def _summary(values) -> dict[str, dict[str, object]]:
-    # the settlement table's rows (the settlement blocks and currency totals follow below it)
+    # the settlement table's rows (the settlement columns and currency totals follow below it, and
+    # reach right of the table: their cells have no header of the table)
     rows = _table(values["Summary"], SUMMARY_HEADER_ROW + 1)
-    return {r["Settlement ID"]: r for r in rows if str(r["Settlement ID"]).isdigit()}
+    return {
+        r["Settlement ID"]: {h: v for h, v in r.items() if h is not None}
+        for r in rows
+        if str(r["Settlement ID"]).isdigit()
+    }
 
 
 def _checks(values) -> dict[str, dict[str, object]]:

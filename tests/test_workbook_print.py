@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -29,14 +30,24 @@ from reconciliation.matching import INVOICE_COLUMNS, Reconciliation, reconcile_o
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import read_settlement_file
 from reconciliation.pipeline import map_settlement_lines
-from reconciliation.workbook import SHEET_NAMES, SUMMARY_HEADER_ROW, SUMMARY_HEADERS, write_workbook
+from reconciliation.workbook import (
+    BLOCK_HEADERS,
+    SETTLEMENTS_ACROSS,
+    SHEET_NAMES,
+    SUMMARY_HEADER_ROW,
+    SUMMARY_HEADERS,
+    write_workbook,
+)
 from reconciliation.xlsx_tables import MAX_TEXT_WIDTH
+from sandbox.generator import build_world
 
 SPLIT_ID = "10000000004"
 LONG_SKU = "A-VERY-LONG-SELLER-SKU-LONGER-THAN-ANY-COLUMN-IS-WIDE-" * 2
 
 
-def _settle(settlement, reconciliation: Reconciliation | None = None) -> SettlementOutcome:
+def _settle(
+    settlement, reconciliation: Reconciliation | None = None, reasons: tuple[str, ...] = ()
+) -> SettlementOutcome:
     mapping = load_mapping("invoice-clearing")
     mapped = map_settlement_lines(settlement, mapping)  # facilitator tax booked as the flow books it
     gates = check_gates(settlement, mapped, mapping)
@@ -44,6 +55,7 @@ def _settle(settlement, reconciliation: Reconciliation | None = None) -> Settlem
     return SettlementOutcome(
         settlement=settlement,
         status="dry_run",
+        reasons=reasons,
         mapped=mapped,
         gates=gates,
         vouchers=gates.vouchers,
@@ -144,27 +156,42 @@ def test_read_me_is_first_and_explains_the_booking_with_this_runs_accounts(book)
 def test_summary_is_narrow_enough_to_read_printed_and_its_wrapped_rows_do_not_overlap(book) -> None:
     summary = book["Summary"]
     header_row = SUMMARY_HEADER_ROW + 1
-    assert [c.value for c in summary[header_row]] == SUMMARY_HEADERS
-    # Nothing right of the table; fitted one landscape A4 page wide (about 150 characters at 100%),
-    # 190 characters still print at 80%: readable, unlike the 600 characters of the old table.
-    assert summary.max_column == len(SUMMARY_HEADERS)
-    widths = [
-        summary.column_dimensions[openpyxl.utils.get_column_letter(i + 1)].width for i in range(summary.max_column)
-    ]
+    headers = [c.value for c in summary[header_row]]
+    assert headers == [*SUMMARY_HEADERS, *[None] * (len(headers) - len(SUMMARY_HEADERS))]
+    # The table's Reasons are merged across the settlement columns right of it (a few hundred
+    # characters in 4 lines), and nothing is right of the settlement columns.
+    reasons = openpyxl.utils.get_column_letter(SUMMARY_HEADERS.index("Reasons") + 1)
+    last = openpyxl.utils.get_column_letter(len(BLOCK_HEADERS) + SETTLEMENTS_ACROSS)
+    assert f"{reasons}{header_row}:{last}{header_row}" in {str(r) for r in summary.merged_cells.ranges}
+    assert summary.max_column == len(BLOCK_HEADERS) + SETTLEMENTS_ACROSS
+    # Fitted one landscape A4 page wide (about 150 characters at 100%), 190 characters still
+    # print at 80%: readable, unlike the 600 characters of the first table.
+    # (openpyxl reads columns of one width as one range: E:L)
+    widths = [d.width for d in summary.column_dimensions.values() for _ in range(d.min, d.max + 1)]
+    assert len(widths) == summary.max_column
     assert sum(widths) <= 190
-    # the blocks' Item column holds "Deposit line of the vouchers" (28 characters) without spilling
-    assert widths[0] >= len("Deposit line of the vouchers")
+    # the settlement columns' Item column holds "Reimbursements" and "Not in vouchers" unclipped
+    assert widths[0] >= len("Not in vouchers")
     # LibreOffice keeps an .xlsx row's height: a two-line cell needs a row of at least two lines
     period = SUMMARY_HEADERS.index("Marketplace and period (UTC)") + 1
     [split_row] = [r for r in range(header_row + 1, header_row + 3) if summary.cell(r, 1).value == SPLIT_ID]
     cell = summary.cell(split_row, period)
     assert cell.value == "Amazon.com, USD\n2024-09-25 to 2024-10-03" and cell.alignment.wrap_text
     assert summary.row_dimensions[split_row].height >= 30
+    # a settlement column's heading: ID, marketplace and period on four lines, the row four lines tall
+    title = next(
+        r
+        for r in range(1, summary.max_row + 1)
+        if summary.cell(r, 1).value == "Settlements in USD: items by M3 account (amounts in USD)"
+    )
+    headings = {summary.cell(title + 1, c).value for c in range(len(BLOCK_HEADERS) + 1, len(BLOCK_HEADERS) + 3)}
+    assert f"{SPLIT_ID}\nAmazon.com\n2024-09-25 to\n2024-10-03" in headings
+    assert summary.row_dimensions[title + 1].height >= 60
 
 
-def test_summary_prints_on_few_pages_in_libreoffice(workbook_path: Path, tmp_path: Path) -> None:
-    """Rendered as the README's picture is (``scripts/render_summary.py``: LibreOffice headless ->
-    PDF -> PNG), where LibreOffice and poppler are installed."""
+def _summary_pages(workbook_path: Path, tmp_path: Path) -> int:
+    """The Summary's printed pages, rendered as the README's picture is (``scripts/render_summary.py``:
+    LibreOffice headless -> PDF -> PNG), where LibreOffice and poppler are installed."""
     if (shutil.which("soffice") or shutil.which("libreoffice")) is None or shutil.which("pdftoppm") is None:
         pytest.skip("LibreOffice (soffice) or pdftoppm is not installed: the Summary cannot be rendered here")
     png = tmp_path / "summary.png"
@@ -177,8 +204,48 @@ def test_summary_prints_on_few_pages_in_libreoffice(workbook_path: Path, tmp_pat
         timeout=300,
         env={**os.environ, "HOME": str(tmp_path)},  # LibreOffice's own profile: runs beside others
     )
+    picture = png.read_bytes()
+    assert picture.startswith(b"\x89PNG")
     pages = int(re.search(r"Summary: (\d+) page", done.stdout).group(1))
-    assert png.read_bytes().startswith(b"\x89PNG")
-    # Two settlements, printed one page wide at a readable size: the table and the first block on
-    # page 1, the second block and the currency totals (about 60 rows in all) on page 2.
-    assert pages == 2
+    # the first two pages one under the other (each landscape: wider than tall)
+    width, height = struct.unpack(">II", picture[16:24])
+    assert (height > width) == (pages >= 2)
+    return pages
+
+
+def test_summary_of_two_settlements_prints_on_one_page(workbook_path: Path, tmp_path: Path) -> None:
+    # The table (2 rows), the two settlements side by side (about 20 rows) and the run's totals
+    # (about 15 rows) fit one page printed one page wide.
+    assert _summary_pages(workbook_path, tmp_path) == 1
+
+
+# As long as the demo's customer-ledger notes (270 characters), the longest reasons it gives a posted settlement.
+DEMO_REASON = (
+    "customer ledger (allocate): the settlement pays 20 invoice(s) 1966.57 EUR less Amazon's deductions "
+    "565.05 EUR (payment PAY-23502471822 (AAA/2026/AZ/34)); payment differences of 5 invoice(s) within "
+    "0.05 EUR each written off to 3741 (net -0.04 EUR; paid short is positive)"
+)
+
+
+@pytest.fixture(scope="module")
+def demo_sized_workbook(tmp_path_factory) -> Path:
+    """The demo's 16 settlements (the sandbox world of seed 0: DE and FR in EUR, UK in GBP, US in
+    USD, four periods), each with a reason as long as the demo's."""
+    folder = tmp_path_factory.mktemp("demo-sized")
+    outcomes = []
+    for document in build_world(0).settlement_documents():
+        source = folder / f"{document.settlement_id}.tsv"
+        source.write_text(document.text, encoding="utf-8")
+        [settlement] = read_settlement_file(source).settlements
+        outcomes.append(_settle(settlement, reasons=(DEMO_REASON,)))
+    assert len(outcomes) == 16 and {o.settlement.currency for o in outcomes} == {"EUR", "GBP", "USD"}
+    path = folder / "run.xlsx"
+    write_workbook(outcomes, path)
+    return path
+
+
+def test_demo_sized_summary_prints_on_a_handful_of_landscape_pages(demo_sized_workbook: Path, tmp_path: Path) -> None:
+    # 16 table rows of 4 lines (the reasons), then the settlements side by side in three groups
+    # (EUR 8, GBP 4, USD 4; about 25 rows each) and the run's totals: 3 pages at about 80%.
+    # The first table printed one settlement block under another took 10.
+    assert _summary_pages(demo_sized_workbook, tmp_path) <= 4

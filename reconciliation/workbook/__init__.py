@@ -49,6 +49,7 @@ from reconciliation.workbook.read_me import accounts_in_use, read_me_rows
 from reconciliation.workbook.summary import (
     BLOCK_COLUMNS,
     BLOCK_HEADERS,
+    SETTLEMENTS_ACROSS,
     STATUS_WORDS,
     SUMMARY_HEADER_ROW,
     SUMMARY_HEADERS,
@@ -74,6 +75,7 @@ __all__ = [
     "SHEET_README",
     "SHEET_RECONCILIATION",
     "SHEET_SUMMARY",
+    "SETTLEMENTS_ACROSS",
     "SHEET_VALIDATION",
     "STATUS_WORDS",
     "SUMMARY_HEADERS",

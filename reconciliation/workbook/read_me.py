@@ -63,8 +63,12 @@ def read_me_rows(outcomes: Sequence[SettlementOutcome]) -> list[tuple[str, str]]
         ("", "What each sheet holds"),
         (
             SHEET_SUMMARY,
-            "Per settlement: what Amazon reported, how it was booked, and the checks that tie "
-            "it to the deposit Amazon paid out.",
+            "One row per settlement: status, M3 voucher numbers, checks, reconciliation and reasons. Below, "
+            "the settlements side by side, one column each (grouped by currency), with a row per item and M3 "
+            "account: sales, shipping, tax, promotions, refunds, Amazon fees by kind, reserves, reimbursements "
+            "and other items. Each column adds up, as a formula, to the total Amazon reported and to the "
+            "vouchers' deposit line, with a check cell under each (OK, or the difference in red). Last, the "
+            "run's totals per currency.",
         ),
         (
             SHEET_CHECKS,

@@ -1,6 +1,7 @@
-"""The Summary sheet: one row per settlement with its status and checks; below, one block per
-settlement whose items by M3 account sum, in formulas, to Amazon's total and the vouchers'
-deposit line, and the run's totals per currency."""
+"""The Summary sheet: one row per settlement with its status and checks; below, the run's
+settlements side by side, one column per settlement and one row per item and M3 account, each
+column summing, in formulas, to Amazon's total and the vouchers' deposit line with a check cell
+under each; last, the run's totals per currency (SUMIFS over the settlements' rows)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from reconciliation.matching import CATEGORIES
@@ -44,7 +46,6 @@ from reconciliation.workbook.common import (
     naive_utc,
     row_height,
     to_decimal,
-    total_style,
     warn_unless_ok,
     write_header_row,
 )
@@ -53,34 +54,41 @@ from reconciliation.xlsx_tables import Styles
 
 SUMMARY_HEADER_ROW = 3  # 0-based: title, generated-at and counts rows come first
 
-# The settlement blocks' and currency totals' columns (formula layouts, written cell by cell).
+# The Summary prints one landscape page wide at about 80% (under 190 characters): the table's
+# columns and the settlement columns below share the sheet's columns, so each is as wide as
+# both need. Up to SETTLEMENTS_ACROSS settlements stand side by side; more of one currency
+# continue in the next group of columns below.
+SETTLEMENTS_ACROSS = 8
+SETTLEMENT_WIDTH = 12.5  # "-1,234,567.89": the currency is in the group's heading, not in each cell
+
+# The settlement groups' first columns (then one column per settlement): the rows' labels and
+# the group's sum per row.
 BLOCK_COLUMNS = (
-    SheetColumn("Item", 28),  # "Deposit line of the vouchers" in bold
-    SheetColumn("Description", 38),  # wrapped beyond
+    SheetColumn("Item", 15),  # longer labels ("Deposit line of the vouchers") run on into the empty Description
+    SheetColumn("Description", 34),  # the GL mapping's, up to ~39 characters on one line
     SheetColumn("M3 account", 11),
-    SheetColumn("Amount", 15),
-    SheetColumn("Currency", 9),
-    SheetColumn("Lines", 8),
+    SheetColumn("Sum of the settlements", 14),
 )
 BLOCK_HEADERS = [c.header for c in BLOCK_COLUMNS]
 _BLOCK_AT = column_positions(BLOCK_COLUMNS)
 _ITEM, _DESCRIPTION, _ACCOUNT = _BLOCK_AT["Item"], _BLOCK_AT["Description"], _BLOCK_AT["M3 account"]
-_AMOUNT, _CURRENCY, _LINE_COUNT = _BLOCK_AT["Amount"], _BLOCK_AT["Currency"], _BLOCK_AT["Lines"]
+_SUM = _BLOCK_AT["Sum of the settlements"]
+_FIRST_SETTLEMENT = len(BLOCK_COLUMNS)
 SummaryColumn = SheetColumn  # the name this module's columns had before SheetColumn served every sheet
 
-# The Summary's table: what an accountant scans first, narrow enough to print on a landscape
-# page together with the settlement blocks below it (which share its first columns, so each
-# column is as wide as the wider of the two).
+# The Summary's table: what an accountant scans first. Reasons (often a few hundred characters)
+# are merged across the settlement columns right of their own, so a row is about 5 lines at most.
+_REASONS_COLUMN_WIDTH = 13.5  # Reasons' own column and the ones it is merged with
 _TABLE_COLUMNS = (
-    SheetColumn("Settlement ID", 14),
-    SheetColumn("Marketplace and period (UTC)", 28),
-    SheetColumn("Deposit date (UTC)", 12),
-    SheetColumn("Total (deposit)", 15),
-    SheetColumn("Status", 13),
-    SheetColumn("M3 voucher numbers", 14),
-    SheetColumn("Checks", 14),
-    SheetColumn("Reconciliation", 15),
-    SheetColumn("Reasons", 30),
+    SheetColumn("Settlement ID", 15),
+    SheetColumn("Marketplace and period (UTC)", 24),
+    SheetColumn("Deposit date (UTC)", 11),
+    SheetColumn("Total (deposit)", 14),
+    SheetColumn("Status", SETTLEMENT_WIDTH),
+    SheetColumn("M3 voucher numbers", 14),  # "AAA/2026/AZ/38": LibreOffice would break it at a slash
+    SheetColumn("Checks", SETTLEMENT_WIDTH),
+    SheetColumn("Reconciliation", 13),
+    SheetColumn("Reasons", _REASONS_COLUMN_WIDTH),
 )
 SUMMARY_COLUMNS = tuple(
     SheetColumn(c.header, max([c.width, *(b.width for b in BLOCK_COLUMNS[index : index + 1])]))
@@ -88,6 +96,13 @@ SUMMARY_COLUMNS = tuple(
 )
 SUMMARY_HEADERS = [c.header for c in SUMMARY_COLUMNS]
 _AT = column_positions(SUMMARY_COLUMNS)
+# The sheet's columns: the settlement groups reach past the table's last column.
+_LAST_COLUMN = _FIRST_SETTLEMENT + SETTLEMENTS_ACROSS - 1
+_WIDTHS = (
+    *(c.width for c in SUMMARY_COLUMNS),
+    *(_REASONS_COLUMN_WIDTH for _ in range(len(SUMMARY_COLUMNS), _LAST_COLUMN + 1)),
+)
+_REASONS_WIDTH = sum(_WIDTHS[_AT["Reasons"] :])
 
 
 def write_summary(
@@ -113,6 +128,8 @@ def write_summary(
         f"the figures behind each check are on the {SHEET_CHECKS} sheet",
     )
     write_header_row(sheet, styles, SUMMARY_COLUMNS, SUMMARY_HEADER_ROW)
+    sheet.set_column(len(SUMMARY_COLUMNS), _LAST_COLUMN, _REASONS_COLUMN_WIDTH)
+    _merge_reasons(sheet, SUMMARY_HEADER_ROW, "Reasons", styles.get(HEADER))
     sheet.set_row(SUMMARY_HEADER_ROW, row_height([(c.header, c.width) for c in SUMMARY_COLUMNS]))
     sheet.freeze_panes(SUMMARY_HEADER_ROW + 1, 1)
     row = SUMMARY_HEADER_ROW + 1
@@ -137,11 +154,23 @@ def write_summary(
         sheet.write_string(row, 0, cell_text(note))
         row += 1
     row += 1
-    first_block = row
+    if not outcomes:
+        return
+    by_currency: dict[str, list[SettlementOutcome]] = {}
     for outcome in outcomes:
-        row = _write_settlement_block(sheet, styles, row, outcome, descriptions) + 1
-    if outcomes:
-        _write_currency_totals(sheet, styles, row, CurrencyTotals.of(outcomes), (first_block, row - 1))
+        by_currency.setdefault(outcome.settlement.currency, []).append(outcome)
+    ranges: dict[str, tuple[int, int]] = {}
+    for currency, group in sorted(by_currency.items()):
+        first = row
+        for start in range(0, len(group), SETTLEMENTS_ACROSS):
+            row = _write_settlement_group(sheet, styles, row, group[start : start + SETTLEMENTS_ACROSS], descriptions)
+        ranges[currency] = (first, row - 2)  # the blank row after the last group is not in the range
+    _write_currency_totals(sheet, styles, row, CurrencyTotals.of(outcomes), ranges)
+
+
+def _merge_reasons(sheet: Worksheet, row: int, text: str, style: Format) -> None:
+    """The Reasons cell of ``row``, merged with the settlement columns right of it."""
+    sheet.merge_range(row, _AT["Reasons"], row, _LAST_COLUMN, cell_text(text), style)
 
 
 def _reconciliation_words(outcome: SettlementOutcome) -> str:
@@ -170,12 +199,15 @@ def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: Sett
         ),
         "Checks": check_words(outcome),
         "Reconciliation": _reconciliation_words(outcome),
-        "Reasons": cell_text("\n".join(outcome.reasons)),
     }
     for name, text in texts.items():
         if text:
             sheet.write_string(row, _AT[name], text, wrap)
-    sheet.set_row(row, row_height([(text, SUMMARY_COLUMNS[_AT[n]].width) for n, text in texts.items()]))
+    reasons = "\n".join(outcome.reasons)
+    if reasons:
+        _merge_reasons(sheet, row, reasons, wrap)
+    widths = [(text, SUMMARY_COLUMNS[_AT[n]].width) for n, text in texts.items()]
+    sheet.set_row(row, row_height([*widths, (reasons, _REASONS_WIDTH)]))
     # at the top of the row, beside the first line of the wrapped texts
     top_date = styles.get(f"{DATE}:top", {"num_format": "yyyy-mm-dd", "valign": "top"})
     sheet.write_datetime(row, _AT["Deposit date (UTC)"], naive_utc(settlement.deposit_date), top_date)
@@ -187,7 +219,7 @@ def _write_summary_row(sheet: Worksheet, styles: Styles, row: int, outcome: Sett
     sheet.write_number(row, _AT["Total (deposit)"], total, top_money)
 
 
-# --- summary: one block per settlement that ties to its deposit, totals per currency ---------
+# --- the settlements side by side, and the run's totals per currency --------------------------
 
 # A settlement's status as the Summary says it.
 STATUS_WORDS: dict[str, str] = {
@@ -252,27 +284,32 @@ _AMAZON_TOTAL = "Total Amazon reported"
 _DEPOSIT_LINE = "Deposit line of the vouchers"
 _CHECK_TOTAL = "Check: items - Amazon's total"
 _CHECK_DEPOSIT = "Check: items - deposit line"
-
-
-def _write_description(sheet: Worksheet, styles: Styles, row: int, text: str) -> None:
-    """A block row's description, wrapped, and the row as tall as it."""
-    sheet.write_string(row, _DESCRIPTION, cell_text(text), styles.get(WRAP))
-    sheet.set_row(row, row_height([(text, SUMMARY_COLUMNS[_DESCRIPTION].width)]))
+_NO_VOUCHERS = "No vouchers"
 
 
 @dataclass(frozen=True)
 class SummaryItem:
-    """One row of a settlement block: the settlement's lines of one GL category and account."""
+    """One row of the settlement columns: a settlement's lines of one GL category and account."""
 
     item: str
     description: str
     account: str
     amount_minor: int
-    line_count: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The row it is summed in: item, description and account."""
+        return self.item, self.description, self.account
+
+
+def _row_order(key: tuple[str, str, str]) -> tuple[int, bool, str, str]:
+    item, description, account = key
+    return _ITEM_ORDER[item], description == _NOT_MAPPED, account, description
 
 
 def summary_items(outcome: SettlementOutcome, descriptions: Mapping[str, str]) -> list[SummaryItem]:
-    """The settlement's lines summed exactly per GL category and account, in the block's item order.
+    """The settlement's lines summed exactly per GL category and account, in the Summary's item
+    order.
 
     Descriptions are the GL mapping's: ``descriptions`` (category -> description), else as the
     vouchers' lines carry them; a category neither names is described in words made from its name."""
@@ -280,7 +317,7 @@ def summary_items(outcome: SettlementOutcome, descriptions: Mapping[str, str]) -
     mapped = outcome.mapped
     if mapped is None or len(mapped.lines) != len(settlement.lines):
         amounts = settlement.lines["amount_minor"].to_numpy(dtype=np.int64)
-        return [SummaryItem(_ITEM_OTHER, _NOT_MAPPED, "", exact_sum(amounts), len(amounts))] if len(amounts) else []
+        return [SummaryItem(_ITEM_OTHER, _NOT_MAPPED, "", exact_sum(amounts))] if len(amounts) else []
     described = {
         **{line.category: line.description for v in outcome.vouchers for line in v.lines if "+" not in line.category},
         **descriptions,
@@ -294,125 +331,145 @@ def summary_items(outcome: SettlementOutcome, descriptions: Mapping[str, str]) -
     )
     items = []
     for (category, account), group in lines.groupby(["category", "account"], sort=True):
-        amounts = group["amount_minor"].to_numpy(dtype=np.int64)
+        amount = exact_sum(group["amount_minor"].to_numpy(dtype=np.int64))
         description = _NOT_MAPPED if not category else category_words(str(category), described)
-        item = _ITEM_OF.get(str(category), _ITEM_OTHER)
-        items.append(SummaryItem(item, description, str(account), exact_sum(amounts), len(amounts)))
-    return sorted(items, key=lambda i: (_ITEM_ORDER[i.item], i.description == _NOT_MAPPED, i.account))
+        items.append(SummaryItem(_ITEM_OF.get(str(category), _ITEM_OTHER), description, str(account), amount))
+    return sorted(items, key=lambda i: _row_order(i.key))
 
 
-def _write_block_header(sheet: Worksheet, styles: Styles, row: int) -> None:
-    for column, spec in enumerate(BLOCK_COLUMNS):
-        sheet.write_string(row, column, spec.header, styles.get(HEADER))
+def _number_format(decimals: int) -> str:
+    """Plain amounts to the currency's decimals: the currency is in the heading, which keeps a
+    settlement's column narrow enough for nine side by side."""
+    return "#,##0" + ("." + "0" * decimals if decimals else "")
+
+
+def _number_styles(styles: Styles, decimals: int) -> tuple[Format, Format]:
+    """Amounts and their bold total (``_number_format``); at the top of a row whose description wraps."""
+    number_format = _number_format(decimals)
+    plain = styles.get(f"plain:{decimals}", {"num_format": number_format, "valign": "top"})
+    total = styles.get(f"plain-total:{decimals}", {"num_format": number_format, "bold": True, "top": 1})
+    return plain, total
 
 
 def _write_check(
+    sheet: Worksheet, styles: Styles, row: int, column: int, a: str, b: str, difference: int, decimals: int
+) -> None:
+    """A check cell: OK when cells ``a`` and ``b`` agree (to the currency's decimals), else the difference."""
+    rounded = f"ROUND({a}-{b},{decimals})"
+    cached: str | Decimal = "OK" if not difference else to_decimal(difference, decimals)
+    # "OK" right-aligned, under the amounts it checks
+    check = styles.get(f"check:{decimals}", {"num_format": _number_format(decimals), "align": "right"})
+    sheet.write_formula(row, column, f'=IF({rounded}=0,"OK",{rounded})', check, cached)
+    sheet.conditional_format(
+        row, column, row, column, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(BAD)}
+    )
+
+
+def _settlement_heading(outcome: SettlementOutcome) -> str:
+    """A settlement column's heading: its ID, marketplace and period (UTC)."""
+    settlement = outcome.settlement
+    start, end = (naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
+    return f"{settlement.settlement_id}\n{settlement.marketplace}\n{start} to\n{end}"
+
+
+def _write_settlement_group(
     sheet: Worksheet,
     styles: Styles,
     row: int,
-    label: str,
-    a: str,
-    b: str,
-    difference: int,
-    decimals: int,
-    currency: str,
-) -> None:
-    """A check row: OK when cells ``a`` and ``b`` agree (to the currency's decimals), else the difference."""
-    sheet.write_string(row, _ITEM, label, styles.get(BOLD))
-    rounded = f"ROUND({a}-{b},{decimals})"
-    cached: str | Decimal = "OK" if not difference else to_decimal(difference, decimals)
-    sheet.write_formula(row, _AMOUNT, f'=IF({rounded}=0,"OK",{rounded})', styles.get(amount_style(currency)), cached)
-    sheet.conditional_format(
-        row, _AMOUNT, row, _AMOUNT, {"type": "cell", "criteria": "!=", "value": '"OK"', "format": styles.get(BAD)}
-    )
-
-
-def _write_settlement_block(
-    sheet: Worksheet, styles: Styles, row: int, outcome: SettlementOutcome, descriptions: Mapping[str, str]
+    outcomes: Sequence[SettlementOutcome],
+    descriptions: Mapping[str, str],
 ) -> int:
-    """One settlement's items summing (a formula) to Amazon's total and to the vouchers' deposit
-    line, with a check cell for each; returns the row after the block."""
-    settlement = outcome.settlement
-    currency, decimals = settlement.currency, settlement.decimals
-    money = styles.get(amount_style(currency))
-    total_money = styles.get(total_style(currency))
-    start, end = (naive_utc(t).strftime("%Y-%m-%d") for t in (settlement.start, settlement.end))
-    sheet.write_string(
-        row,
-        _ITEM,
-        f"Settlement {settlement.settlement_id}: {settlement.marketplace}, {currency}, {start} to {end} (UTC), "
-        f"deposit {naive_utc(settlement.deposit_date).strftime('%Y-%m-%d')}; "
-        f"{STATUS_WORDS.get(outcome.status, outcome.status)}",
-        styles.get(BOLD),
-    )
-    _write_block_header(sheet, styles, row + 1)
+    """Settlements of one currency side by side, one column each: their items by M3 account
+    (a row per item, description and account; the group's sum beside the labels), each column
+    summing (a formula) to Amazon's total and to the vouchers' deposit line with a check cell
+    under each. Returns the row after the group and the blank row closing it."""
+    currency = outcomes[0].settlement.currency
+    decimals = currency_decimals(currency)
+    money, total_money = _number_styles(styles, decimals)
+    bold, header = styles.get(BOLD), styles.get(HEADER)
+    columns = range(_FIRST_SETTLEMENT, _FIRST_SETTLEMENT + len(outcomes))
+    first_column, last_column = columns[0], columns[-1]
+    sheet.write_string(row, _ITEM, f"Settlements in {currency}: items by M3 account (amounts in {currency})", bold)
+    headings = [_settlement_heading(o) for o in outcomes]
+    for column, spec in enumerate(BLOCK_COLUMNS):
+        sheet.write_string(row + 1, column, spec.header, header)
+    for column, heading in zip(columns, headings):
+        sheet.write_string(row + 1, column, heading, header)
+    sheet.set_row(row + 1, row_height([(h, _WIDTHS[c]) for c, h in zip(columns, headings)]))
     row += 2
-    items = summary_items(outcome, descriptions)
+
+    def across(at: int) -> str:  # the group's sum of a row
+        return f"=SUM({cell_ref(at, first_column)}:{cell_ref(at, last_column)})"
+
+    amounts = [{i.key: i.amount_minor for i in summary_items(o, descriptions)} for o in outcomes]
+    keys = sorted({key for found in amounts for key in found}, key=_row_order)
     first = row
-    for item in items:
-        sheet.write_string(row, _ITEM, item.item)
-        _write_description(sheet, styles, row, item.description)
-        if item.account:
-            sheet.write_string(row, _ACCOUNT, item.account)
-        sheet.write_number(row, _AMOUNT, to_decimal(item.amount_minor, decimals), money)
-        sheet.write_string(row, _CURRENCY, currency)
-        sheet.write_number(row, _LINE_COUNT, item.line_count)
+    for key in keys:
+        item, description, account = key
+        sheet.write_string(row, _ITEM, item, styles.get(WRAP))
+        sheet.write_string(row, _DESCRIPTION, cell_text(description), styles.get(WRAP))
+        sheet.set_row(row, row_height([(description, BLOCK_COLUMNS[_DESCRIPTION].width)]))
+        if account:
+            sheet.write_string(row, _ACCOUNT, account, styles.get(WRAP))
+        for column, found in zip(columns, amounts):
+            if key in found:
+                sheet.write_number(row, column, to_decimal(found[key], decimals), money)
+        row_minor = sum(found.get(key, 0) for found in amounts)
+        sheet.write_formula(row, _SUM, across(row), money, to_decimal(row_minor, decimals))
         row += 1
-    items_minor = sum(i.amount_minor for i in items)
-    sum_cell, total_cell, deposit_cell = cell_ref(row, _AMOUNT), cell_ref(row + 1, _AMOUNT), cell_ref(row + 2, _AMOUNT)
-    bold = styles.get(BOLD)
-    sheet.write_string(row, _ITEM, _TOTAL_OF_ITEMS, bold)
-    formula = f"=SUM({cell_ref(first, _AMOUNT)}:{cell_ref(row - 1, _AMOUNT)})" if items else "=0"
-    sheet.write_formula(row, _AMOUNT, formula, total_money, to_decimal(items_minor, decimals))
-    sheet.write_string(row + 1, _ITEM, _AMAZON_TOTAL, bold)
-    _write_description(sheet, styles, row + 1, "The settlement's total amount in Amazon's file")
-    sheet.write_number(row + 1, _AMOUNT, to_decimal(settlement.total_minor, decimals), money)
-    sheet.write_string(row + 1, _CURRENCY, currency)
-    sheet.write_string(row + 2, _ITEM, _DEPOSIT_LINE, bold)
-    sheet.write_string(row + 4, _ITEM, _CHECK_DEPOSIT, bold)
+
+    items_minor = [sum(found.values()) for found in amounts]
+    totals_minor = [o.settlement.total_minor for o in outcomes]
+    deposit_lines = [[line for v in o.vouchers for line in v.lines if line.role == ROLE_DEPOSIT] for o in outcomes]
+    deposits_minor = [sum(line.amount_minor for line in lines) for lines in deposit_lines]
+    total_row, amazon_row, amazon_check, deposit_row, deposit_check = range(row, row + 5)
+    for at, label in (
+        (total_row, _TOTAL_OF_ITEMS),
+        (amazon_row, _AMAZON_TOTAL),
+        (amazon_check, _CHECK_TOTAL),
+        (deposit_row, _DEPOSIT_LINE),
+        (deposit_check, _CHECK_DEPOSIT),
+    ):
+        sheet.write_string(at, _ITEM, label, bold)  # runs on into the empty Description
+    accounts = ", ".join(dict.fromkeys(line.account for lines in deposit_lines for line in lines))
+    if accounts:
+        sheet.write_string(deposit_row, _ACCOUNT, accounts)
+    for column, outcome, items, amazon, deposit in zip(columns, outcomes, items_minor, totals_minor, deposits_minor):
+        items_sum = f"=SUM({cell_ref(first, column)}:{cell_ref(total_row - 1, column)})" if keys else "=0"
+        sheet.write_formula(total_row, column, items_sum, total_money, to_decimal(items, decimals))
+        sheet.write_number(amazon_row, column, to_decimal(amazon, decimals), money)
+        sum_cell = cell_ref(total_row, column)
+        _write_check(
+            sheet, styles, amazon_check, column, sum_cell, cell_ref(amazon_row, column), items - amazon, decimals
+        )
+        if outcome.vouchers:
+            sheet.write_number(deposit_row, column, to_decimal(deposit, decimals), money)
+            deposit_cell = cell_ref(deposit_row, column)
+            _write_check(sheet, styles, deposit_check, column, sum_cell, deposit_cell, items - deposit, decimals)
+        else:
+            sheet.write_string(deposit_row, column, _NO_VOUCHERS)
+            sheet.write_string(deposit_check, column, _NO_VOUCHERS)
+    # The group's sums; the deposit check is per settlement only (a held settlement has no deposit line).
+    group_sums = ((total_row, total_money, items_minor), (amazon_row, money, totals_minor))
+    for at, style, figures in (*group_sums, (deposit_row, money, deposits_minor)):
+        sheet.write_formula(at, _SUM, across(at), style, to_decimal(sum(figures), decimals))
     _write_check(
         sheet,
         styles,
-        row + 3,
-        _CHECK_TOTAL,
-        sum_cell,
-        total_cell,
-        items_minor - settlement.total_minor,
+        amazon_check,
+        _SUM,
+        cell_ref(total_row, _SUM),
+        cell_ref(amazon_row, _SUM),
+        sum(items_minor) - sum(totals_minor),
         decimals,
-        currency,
     )
-    if outcome.vouchers:
-        deposit_lines = [line for v in outcome.vouchers for line in v.lines if line.role == ROLE_DEPOSIT]
-        deposit_minor = sum(line.amount_minor for line in deposit_lines)
-        _write_description(
-            sheet,
-            styles,
-            row + 2,
-            "; ".join(dict.fromkeys(line.description for line in deposit_lines)) or "No deposit (nil total)",
-        )
-        sheet.write_string(row + 2, _ACCOUNT, ", ".join(dict.fromkeys(line.account for line in deposit_lines)))
-        sheet.write_number(row + 2, _AMOUNT, to_decimal(deposit_minor, decimals), money)
-        sheet.write_string(row + 2, _CURRENCY, currency)
-        _write_check(
-            sheet,
-            styles,
-            row + 4,
-            _CHECK_DEPOSIT,
-            sum_cell,
-            deposit_cell,
-            items_minor - deposit_minor,
-            decimals,
-            currency,
-        )
-    else:
-        _write_description(sheet, styles, row + 2, "No vouchers: nothing to post (see Status and Reasons)")
-        sheet.write_string(row + 4, _AMOUNT, "No vouchers")
-    return row + 5
+    return row + 6
 
 
 @dataclass(frozen=True)
 class CurrencyTotals:
-    """A currency's exact sums over the run (minor units): the cached values of the totals' formulas."""
+    """A currency's exact sums over the run (minor units): the cached values of the totals' formulas;
+    ``items`` has the items its settlements have (by item name)."""
 
     items: dict[str, int]
     amazon_total_minor: int
@@ -423,10 +480,10 @@ class CurrencyTotals:
         found: dict[str, CurrencyTotals] = {}
         for outcome in outcomes:
             currency = outcome.settlement.currency
-            known = found.get(currency, cls({name: 0 for name, _ in _ITEMS}, 0, 0))
+            known = found.get(currency, cls({}, 0, 0))
             items = dict(known.items)
             for item in summary_items(outcome, {}):
-                items[item.item] += item.amount_minor
+                items[item.item] = items.get(item.item, 0) + item.amount_minor
             deposit = sum(v.deposit_minor for v in outcome.vouchers)
             found[currency] = cls(
                 items, known.amazon_total_minor + outcome.settlement.total_minor, known.deposit_minor + deposit
@@ -435,63 +492,64 @@ class CurrencyTotals:
 
 
 def _write_currency_totals(
-    sheet: Worksheet, styles: Styles, row: int, totals: dict[str, CurrencyTotals], blocks: tuple[int, int]
+    sheet: Worksheet, styles: Styles, row: int, totals: dict[str, CurrencyTotals], ranges: dict[str, tuple[int, int]]
 ) -> int:
-    """Per currency, the run's items, Amazon's totals and the deposit lines: SUMIFS over the
-    settlement blocks' rows ``blocks`` (0-based, inclusive); returns the row after them."""
+    """The run's items, Amazon's totals and the deposit lines, one column per currency: SUMIFS
+    over the groups' sums (the currency's rows ``ranges``, 0-based, inclusive) by label; items
+    no settlement has are left out. Returns the row after them."""
     sheet.write_string(row, _ITEM, "Totals of the run per currency", styles.get(TITLE))
     row += 1
-
-    def column(index: int) -> str:
-        letter = column_letter(index)
-        return f"${letter}${blocks[0] + 1}:${letter}${blocks[1] + 1}"
-
-    def sumifs(label: str, currency: str) -> str:
-        return f'=SUMIFS({column(_AMOUNT)},{column(_ITEM)},"{label}",{column(_CURRENCY)},"{currency}")'
-
-    bold = styles.get(BOLD)
-    for currency, figures in totals.items():
-        money, total_money = styles.get(amount_style(currency)), styles.get(total_style(currency))
-        decimals = currency_decimals(currency)
-        sheet.write_string(row, _ITEM, f"All settlements in {currency}", bold)
-        _write_block_header(sheet, styles, row + 1)
-        row += 2
+    names = [name for name, _ in _ITEMS if any(name in t.items for t in totals.values())]
+    currencies = list(totals)
+    across = SETTLEMENTS_ACROSS + _FIRST_SETTLEMENT - _SUM  # currency columns from the groups' sums on
+    bold, header = styles.get(BOLD), styles.get(HEADER)
+    for start in range(0, len(currencies), across):
+        shown = currencies[start : start + across]
+        sheet.write_string(row, _ITEM, "Item", header)
+        sheet.write_string(row, _DESCRIPTION, "", header)
+        sheet.write_string(row, _ACCOUNT, "", header)
+        for offset, currency in enumerate(shown):
+            sheet.write_string(row, _SUM + offset, f"All in {currency}", header)
+        row += 1
         first = row
-        for name, _ in _ITEMS:
-            sheet.write_string(row, _ITEM, name)
-            sheet.write_formula(row, _AMOUNT, sumifs(name, currency), money, to_decimal(figures.items[name], decimals))
-            sheet.write_string(row, _CURRENCY, currency)
-            row += 1
-        items_minor = sum(figures.items.values())
-        sheet.write_string(row, _ITEM, _TOTAL_OF_ITEMS, bold)
-        sum_formula = f"=SUM({cell_ref(first, _AMOUNT)}:{cell_ref(row - 1, _AMOUNT)})"
-        sheet.write_formula(row, _AMOUNT, sum_formula, total_money, to_decimal(items_minor, decimals))
-        sheet.write_string(row + 1, _ITEM, _AMAZON_TOTAL, bold)
-        amazon = to_decimal(figures.amazon_total_minor, decimals)
-        sheet.write_formula(row + 1, _AMOUNT, sumifs(_AMAZON_TOTAL, currency), money, amazon)
-        difference = items_minor - figures.amazon_total_minor
-        _write_check(
-            sheet,
-            styles,
-            row + 2,
-            _CHECK_TOTAL,
-            cell_ref(row, _AMOUNT),
-            cell_ref(row + 1, _AMOUNT),
-            difference,
-            decimals,
-            currency,
-        )
-        sheet.write_string(row + 3, _ITEM, _DEPOSIT_LINE, bold)
-        deposit = to_decimal(figures.deposit_minor, decimals)
-        sheet.write_formula(row + 3, _AMOUNT, sumifs(_DEPOSIT_LINE, currency), money, deposit)
-        sheet.write_string(row + 4, _ITEM, "Not in vouchers", bold)
-        _write_description(sheet, styles, row + 4, "Amazon's total of settlements held or not prepared")
-        sheet.write_formula(
-            row + 4,
-            _AMOUNT,
-            f"={cell_ref(row + 1, _AMOUNT)}-{cell_ref(row + 3, _AMOUNT)}",
-            money,
-            to_decimal(figures.amazon_total_minor - figures.deposit_minor, decimals),
-        )
-        row += 6
+        labels = [*names, _TOTAL_OF_ITEMS, _AMAZON_TOTAL, _CHECK_TOTAL, _DEPOSIT_LINE, "Not in vouchers"]
+        for at, label in enumerate(labels, start=row):
+            sheet.write_string(at, _ITEM, label, bold if at >= row + len(names) else None)
+        not_in_vouchers = row + len(labels) - 1
+        sheet.write_string(not_in_vouchers, _DESCRIPTION, "Amazon's total of settlements held or not prepared")
+        total_row = row + len(names)
+        for offset, currency in enumerate(shown):
+            column, figures = _SUM + offset, totals[currency]
+            decimals = currency_decimals(currency)
+            money, total_money = _number_styles(styles, decimals)
+            low, high = ranges[currency]
+            ranged = ",".join(f"${column_letter(c)}${low + 1}:${column_letter(c)}${high + 1}" for c in (_SUM, _ITEM))
+            for at, name in enumerate(names, start=first):
+                cached = to_decimal(figures.items.get(name, 0), decimals)
+                sheet.write_formula(at, column, f'=SUMIFS({ranged},"{name}")', money, cached)
+            items_minor = sum(figures.items.values())
+            items_sum = f"=SUM({cell_ref(first, column)}:{cell_ref(total_row - 1, column)})" if names else "=0"
+            sheet.write_formula(total_row, column, items_sum, total_money, to_decimal(items_minor, decimals))
+            amazon = to_decimal(figures.amazon_total_minor, decimals)
+            sheet.write_formula(total_row + 1, column, f'=SUMIFS({ranged},"{_AMAZON_TOTAL}")', money, amazon)
+            _write_check(
+                sheet,
+                styles,
+                total_row + 2,
+                column,
+                cell_ref(total_row, column),
+                cell_ref(total_row + 1, column),
+                items_minor - figures.amazon_total_minor,
+                decimals,
+            )
+            deposit = to_decimal(figures.deposit_minor, decimals)
+            sheet.write_formula(total_row + 3, column, f'=SUMIFS({ranged},"{_DEPOSIT_LINE}")', money, deposit)
+            sheet.write_formula(
+                not_in_vouchers,
+                column,
+                f"={cell_ref(total_row + 1, column)}-{cell_ref(total_row + 3, column)}",
+                money,
+                to_decimal(figures.amazon_total_minor - figures.deposit_minor, decimals),
+            )
+        row = not_in_vouchers + 2
     return row
