@@ -174,11 +174,14 @@ def _local_folder(location: str, home: Path) -> Path | None:
 
 
 def _check_url(destination: UrlDestination) -> None:
-    """The URL's protocol is known and its package installed (nothing is sent anywhere yet)."""
-    from fsspec.core import url_to_fs
+    """The URL's protocols are known and their packages installed; nothing is connected to yet
+    (an FTP or SFTP file system would connect as it is made)."""
+    from fsspec import get_filesystem_class
+    from fsspec.core import split_protocol
 
     try:
-        url_to_fs(destination.url)
+        for protocol in (split_protocol(destination.url)[0] or "").split("::"):  # "simplecache::s3://…"
+            get_filesystem_class(protocol)
     except ImportError as exc:  # fsspec names the package: "Install s3fs to access S3"
         raise ConfigurationError(
             f"{destination.origin}: {destination.shown()} needs a package that is not installed ({exc})"

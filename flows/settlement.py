@@ -6,7 +6,8 @@ reconcile against M3 invoices (an invoice another settlement of the run, or an e
 settled is not "not settled") -> hold (or post where the user chose) refunds and orders M3 has
 no credit note or invoice for -> post balanced vouchers (never twice) -> record which orders
 the posted settlements settled, and keep each outcome for ``m3sync report`` -> one workbook for
-the run -> artifacts -> the JSON document ``m3sync settle`` prints.
+the run (to HOME/reports or ``[reports] location``; none when nothing new came from Amazon) ->
+artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
 error in m3sync included) becomes its outcome, the others go on, and the JSON document is

@@ -17,6 +17,7 @@ gate and one per order.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import uuid
@@ -246,6 +247,9 @@ def test_report_locations_are_checked_before_anything_is_posted(tmp_path: Path) 
     assert target("memory://bucket/prefix", str(tmp_path / "mine.xlsx")).path == tmp_path / "mine.xlsx"  # --report
     with pytest.raises(ConfigurationError, match=r"\[reports\] location in .*nope://x is not a location fsspec"):
         target("nope://x")
+    if importlib.util.find_spec("s3fs") is None:  # S3 needs s3fs (or prefect-aws's block): said before posting
+        with pytest.raises(ConfigurationError, match=r"s3://bucket/prefix needs a package .*Install s3fs"):
+            target("s3://bucket/prefix")
     with pytest.raises(ConfigurationError, match="must name a Prefect block as block:<block type>/<name>"):
         target("block:just-a-name")
     (tmp_path / "a-file").write_text("")
