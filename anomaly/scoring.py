@@ -105,8 +105,9 @@ def score_items(
     """Score every item; fits (and saves under ``HOME/history/models``) a model unless one is given."""
     sid = settlement.settlement_id
     current = extract_items(settlement)
-    past = history.items()
-    past = past[past["settlement_id"] != sid]  # re-scoring a recorded settlement must not count it twice
+    # A settlement scored again is judged against what it was judged against the first time:
+    # neither itself nor the settlements recorded after it (scoring twice flags nothing new).
+    past = history.items(before=sid)
     everything = (
         pd.concat([past, current.items], ignore_index=True) if len(past) else current.items.reset_index(drop=True)
     )
@@ -123,9 +124,9 @@ def score_items(
     scored = _combine(
         items, item_features_now, matrix.iloc[start:].reset_index(drop=True), isolation, settlement.decimals
     )
-    extra = [_settlement_rows(current.summary, history.settlements(), sid, settlement.decimals)]
+    extra = [_settlement_rows(current.summary, history.settlements(before=sid), sid, settlement.decimals)]
     if inventory_events is not None:
-        seen = pd.concat([history.reimbursements()["adjustment_id"], current.reimbursements["adjustment_id"]])
+        seen = pd.concat([history.reimbursements(before=sid)["adjustment_id"], current.reimbursements["adjustment_id"]])
         extra.append(_missing_reimbursements(inventory_events, set(seen), sid))
     frames = [f for f in [scored, *extra] if len(f)]
     result = pd.concat(frames, ignore_index=True) if frames else scored

@@ -47,6 +47,14 @@ saying exactly which TOML key or environment variable to set.
     missing_invoices = "hold"         # or "suspense": post the sales to a suspense account
     not_settled_after_days = 30       # the workbook's Exceptions list M3 invoices no settlement paid after this
 
+    [reports]                     # where settle's workbooks go (--report PATH wins)
+    location = "s3://bucket/m3sync"   # default HOME/reports; a folder, any fsspec URL, or
+                                      # "block:remote-file-system/my-reports" (a Prefect filesystem block)
+
+    [m3sync]
+    environment = "production"    # names this home's Prefect artifacts (settlement-summary-production);
+                                  # default "live", and "sandbox" for --sandbox runs
+
     [tax]                          # tax per marketplace (reconciliation/tax_profiles.yaml): overrides
     seller = "outside_eu_uk"       # optional: a registration other than "established in each marketplace's country"
     [tax.DE]
@@ -287,6 +295,14 @@ class SettlementSettings:
 
 
 @dataclass(frozen=True)
+class ReportsSettings:
+    """``[reports] location`` as written (``flows.reports`` checks it) and where it was set, for messages."""
+
+    location: str | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class LedgerSettings:
     """Where and how vouchers are booked: ``[m3.divisions]`` routes a marketplace (its code: US,
     UK, DE, ...) to an M3 division, the others go to ``[m3] divi`` (or the M3 user's default);
@@ -326,6 +342,8 @@ class Settings:
     settlement: SettlementSettings = field(default_factory=SettlementSettings)
     tax: Mapping[str, Any] = field(default_factory=dict)  # the [tax] table as written (reconciliation.tax checks it)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    reports: ReportsSettings = field(default_factory=ReportsSettings)
+    environment: str | None = None  # [m3sync] environment, lowercase-dashed (artifact keys); None: not set
 
     def __repr__(self) -> str:
         return (
@@ -351,6 +369,10 @@ def resolve_home(arg: str | None, env: Mapping[str, str] = os.environ) -> Path:
 
 
 # -- reading --------------------------------------------------------------------------
+
+# The tool's own section: its keys' variables are M3SYNC_<KEY> (M3SYNC_ENVIRONMENT).
+OWN_SECTION = "m3sync"
+
 
 _Kind = Literal["str", "secret", "path", "list", "table"]
 _SCHEMA: dict[str, dict[str, _Kind]] = {
@@ -391,6 +413,8 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
     },
     "state": {"url": "str"},
     "settlement": {"refunds_without_credit": "str", "missing_invoices": "str", "not_settled_after_days": "str"},
+    "reports": {"location": "str"},
+    OWN_SECTION: {"environment": "str"},
 }
 
 
@@ -398,7 +422,10 @@ TAX_SECTION = "tax"  # [tax] and [tax.XX]: see the module docstring
 
 
 def env_var(section: str, key: str) -> str:
-    """The environment variable for ``[section] key``: ``M3SYNC_M3_IONAPI``, ``M3SYNC_STATE_URL``."""
+    """The environment variable for ``[section] key``: ``M3SYNC_M3_IONAPI``, ``M3SYNC_STATE_URL``,
+    ``M3SYNC_ENVIRONMENT`` for ``[m3sync] environment``."""
+    if section == OWN_SECTION:
+        return f"{ENV_PREFIX}{key.upper()}"
     return f"{ENV_PREFIX}{section.upper().replace('.', '_')}_{key.upper()}"
 
 
@@ -715,6 +742,32 @@ def _settlement_settings(section: _Section, raw: Mapping[tuple[str, str], _Raw])
     return SettlementSettings(**values, not_settled_after_days=days, origins=origins)
 
 
+def _reports_settings(section: _Section, raw: Mapping[tuple[str, str], _Raw]) -> ReportsSettings:
+    location = section.text("location")
+    if location is not None and not location.strip():
+        section.problems.append(f"{raw[('reports', 'location')].origin} is empty: leave it out for HOME/reports")
+        location = None
+    origin = raw[("reports", "location")].origin if location is not None else ""
+    return ReportsSettings(location.strip() if location is not None else None, origin)
+
+
+def environment_name(text: str) -> str:
+    """``text`` as Prefect artifact keys take it: lowercase letters, digits and single dashes
+    (``"Production EU"`` -> ``"production-eu"``); empty when nothing of it is left."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _environment(section: _Section) -> str | None:
+    text = section.text("environment")
+    if text is None:
+        return None
+    name = environment_name(text)
+    if not name:
+        section.problems.append(f"{section.where('environment')} must contain letters or digits, got {text!r}")
+        return None
+    return name
+
+
 def _positive(section: _Section, key: str, kind: Callable[[str], Any], default: Any) -> Any:
     """A positive number setting (TOML number or numeric string); problems are named."""
     raw = section._raw.get((section.name, key))
@@ -851,7 +904,9 @@ def load_settings(
         check_state_url(state_url, state_origin, driver=False)  # the driver is checked when a run needs it
     state_url = state_url or f"sqlite:///{(home / 'state.sqlite').absolute()}"
     settlement = _settlement_settings(sections["settlement"], raw)
-    for name in ("state", "settlement"):  # every run reads these: a problem is reported now
+    reports = _reports_settings(sections["reports"], raw)
+    environment = _environment(sections[OWN_SECTION])
+    for name in ("state", "settlement", "reports", OWN_SECTION):  # every run reads these: a problem is reported now
         if sections[name].problems:
             raise ConfigurationError("; ".join(sections[name].problems))
     problems = {name: "; ".join(section.problems) for name, section in sections.items() if section.problems}
@@ -865,6 +920,8 @@ def load_settings(
         settlement=settlement,
         tax=document.get(TAX_SECTION, {}),
         ledger=ledger,
+        reports=reports,
+        environment=environment,
     )
     for name in require:
         (settings.require_m3 if name == "m3" else settings.require_amazon)()

@@ -1,13 +1,23 @@
-"""Prefect artifacts of a settlement run: a markdown summary, a table of exceptions, the workbook path."""
+"""Prefect artifacts of a settlement run: a markdown summary, a table of exceptions, a table of
+anomalies and a link to the workbook; when a run from Amazon found nothing new, one markdown
+artifact saying since when.
+
+Keys end in the home's environment (``[m3sync] environment``, default ``live``; sandbox runs
+``sandbox``): ``settlement-summary-production``, so sandbox and live runs never share a key and
+each key's history in the UI is one environment's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+import pandas as pd
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from connectors.settings import ConfigurationError, Settings, environment_name
+from flows.failures import UnexpectedError
+from flows.reports import NothingNew, PublishedWorkbook, RunReport
 from reconciliation.model import format_amount
 from reconciliation.outcome import SettlementOutcome
 from reconciliation.parse import SettlementFileError
@@ -15,11 +25,40 @@ from reconciliation.parse import SettlementFileError
 if TYPE_CHECKING:
     from flows.settlement_steps import FileFailure
 
+LIVE_ENVIRONMENT, SANDBOX_ENVIRONMENT = "live", "sandbox"
+# The exceptions artifact lists this many rows; the rest are counted (the workbook has them all).
+EXCEPTION_ROWS_SHOWN = 200
+SUMMARY, EXCEPTIONS, ANOMALIES, WORKBOOK = (
+    "settlement-summary",
+    "settlement-exceptions",
+    "settlement-anomalies",
+    "settlement-workbook",
+)
+
+
+def artifact_environment(settings: Settings, sandbox: bool) -> str:
+    """The environment this run's artifact keys end in: ``[m3sync] environment`` (default
+    ``live``); a sandbox run's is ``sandbox``, or ``<environment>-sandbox``. Raises
+    ConfigurationError for a live home naming itself like a sandbox (their keys would mix)."""
+    configured = settings.environment
+    if sandbox:
+        return SANDBOX_ENVIRONMENT if configured is None else environment_name(f"{configured}-{SANDBOX_ENVIRONMENT}")
+    if configured is not None and configured.split("-")[-1] == SANDBOX_ENVIRONMENT:
+        raise ConfigurationError(
+            f"[m3sync] environment {configured!r} (M3SYNC_ENVIRONMENT) is kept for sandbox runs' artifacts: "
+            "choose another name for a home that posts to a live M3"
+        )
+    return configured or LIVE_ENVIRONMENT
+
+
+def artifact_key(kind: str, environment: str) -> str:
+    return f"{kind}-{environment}"
+
 
 def summary_markdown(
     outcomes: Sequence[SettlementOutcome],
     errors: Sequence[SettlementFileError],
-    workbook: Path,
+    workbook: PublishedWorkbook | UnexpectedError | None,
     failures: Sequence[FileFailure] = (),
 ) -> str:
     rows = [
@@ -43,50 +82,49 @@ def summary_markdown(
         rows.append(f"\n{len(errors)} input problem(s); see the Exceptions sheet.")
     if failures:
         rows.append(f"\n{len(failures)} file(s) failed with an unexpected error; see the Exceptions sheet.")
-    return "# Amazon settlements\n\n" + "\n".join(rows) + f"\n\nWorkbook: `{workbook}`\n"
+    if isinstance(workbook, PublishedWorkbook):
+        where = f"Workbook: [{workbook.name}]({workbook.link})"
+        if workbook.upload_error:
+            where += f" ({workbook.upload_error})"
+    elif isinstance(workbook, UnexpectedError):
+        where = f"Workbook not written: {workbook.reason()}"
+    else:
+        where = "No workbook."
+    return "# Amazon settlements\n\n" + "\n".join(rows) + f"\n\n{where}\n"
 
 
-def exceptions_artifact_rows(
-    outcomes: Sequence[SettlementOutcome], errors: Sequence[SettlementFileError], failures: Sequence[FileFailure] = ()
-) -> list[dict]:
-    """One row per reason of the run's problems, for the ``settlement-exceptions`` table artifact
-    (the workbook's Exceptions sheet, ``reconciliation.exceptions.exceptions``, has the detail)."""
+def nothing_new_markdown(quiet: NothingNew) -> str:
+    return (
+        f"# Amazon settlements\n\nNothing new since {quiet.since_text}: Amazon listed no new settlement "
+        "report. Nothing was processed and no workbook was written.\n"
+    )
+
+
+def exceptions_artifact_rows(frame: pd.DataFrame, shown: int = EXCEPTION_ROWS_SHOWN) -> list[dict[str, str]]:
+    """The workbook's Exceptions rows (``RunReport.exceptions``) for the table artifact, at most
+    ``shown`` of them and then one row counting the others: each names the settlement, the
+    order (or fee type or file) and the amount (for an order differing from its M3 invoice,
+    the difference) in the settlement's currency."""
     rows = [
-        {"settlement": o.settlement.settlement_id, "status": o.status, "reason": reason}
-        for o in outcomes
-        for reason in o.reasons
-        if o.status in ("held", "duplicate", "submitted", "failed")
+        {
+            "settlement": row.settlement_id,
+            "kind": row.kind,
+            "order, fee type or file": row.reference,
+            "amount": ""
+            if pd.isna(row.amount_minor)
+            else f"{format_amount(int(row.amount_minor), row.currency)} {row.currency}",
+            "what": row.what,
+            "next step": row.next_step,
+        }
+        for row in frame.head(shown).itertuples(index=False)
     ]
-    rows += [{"settlement": "", "status": "invalid", "reason": str(e)} for e in errors]
-    rows += [{"settlement": "", "status": "failed", "reason": f"{f.source}: {f.error.reason()}"} for f in failures]
+    if len(frame) > shown:
+        more = {key: "" for key in rows[0]}
+        rows.append({**more, "kind": f"and {len(frame) - shown} more in the workbook (Exceptions sheet)"})
     return rows
 
 
-def publish_settlement_artifacts(
-    outcomes: Sequence[SettlementOutcome],
-    errors: Sequence[SettlementFileError],
-    workbook: Path,
-    failures: Sequence[FileFailure] = (),
-) -> None:
-    create_markdown_artifact(
-        summary_markdown(outcomes, errors, workbook, failures),
-        key="settlement-summary",
-        description="Settlements processed in this run",
-    )
-    create_table_artifact(
-        exceptions_artifact_rows(outcomes, errors, failures) or [{"settlement": "", "status": "", "reason": "none"}],
-        key="settlement-exceptions",
-        description="Held, duplicate, failed and invalid settlements",
-    )
-    create_table_artifact(
-        anomaly_rows(outcomes)
-        or [{"settlement": "", "order_id": "", "sku": "", "kind": "", "score": "", "reasons": "none flagged"}],
-        key="settlement-anomalies",
-        description="Items flagged by the anomaly model and rules",
-    )
-
-
-def anomaly_rows(outcomes: Sequence[SettlementOutcome]) -> list[dict]:
+def anomaly_rows(outcomes: Sequence[SettlementOutcome]) -> list[dict[str, Any]]:
     rows = []
     for o in outcomes:
         if o.anomalies is None:
@@ -103,3 +141,44 @@ def anomaly_rows(outcomes: Sequence[SettlementOutcome]) -> list[dict]:
                 }
             )
     return sorted(rows, key=lambda r: -r["score"])
+
+
+def publish_settlement_artifacts(
+    environment: str,
+    report: RunReport,
+    errors: Sequence[SettlementFileError],
+    failures: Sequence[FileFailure],
+    workbook: PublishedWorkbook | UnexpectedError | None,
+    quiet: NothingNew | None = None,
+) -> None:
+    """The run's artifacts (module docstring); ``quiet``: nothing new arrived, one markdown artifact."""
+    if quiet is not None:
+        create_markdown_artifact(
+            nothing_new_markdown(quiet),
+            key=artifact_key(SUMMARY, environment),
+            description="Nothing new from Amazon in this run",
+        )
+        return
+    create_markdown_artifact(
+        summary_markdown(report.outcomes, errors, workbook, failures),
+        key=artifact_key(SUMMARY, environment),
+        description="Settlements processed in this run",
+    )
+    create_table_artifact(
+        exceptions_artifact_rows(report.exceptions()),
+        key=artifact_key(EXCEPTIONS, environment),
+        description="What needs a person: the workbook's Exceptions sheet",
+    )
+    create_table_artifact(
+        anomaly_rows(report.outcomes)
+        or [{"settlement": "", "order_id": "", "sku": "", "kind": "", "score": "", "reasons": "none flagged"}],
+        key=artifact_key(ANOMALIES, environment),
+        description="Items flagged by the anomaly model and rules",
+    )
+    if isinstance(workbook, PublishedWorkbook):
+        create_link_artifact(
+            workbook.link,
+            link_text=workbook.name,
+            key=artifact_key(WORKBOOK, environment),
+            description="The run's workbook" + (" (kept locally: its upload failed)" if workbook.upload_error else ""),
+        )

@@ -308,13 +308,13 @@ def _settle(args: argparse.Namespace) -> int:
 
     server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
     from flows.connections import checked_settings, invoice_policy, load_gl_mapping, load_tax_profiles
-    from flows.reports import report_path
+    from flows.reports import report_target
 
     # Everything that can be checked is, before Prefect starts and anything is posted (a
     # failure here is one line from main(); the server is stopped at exit).
     settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=not args.dry_run, need_amazon=args.from_amazon)
     invoice_policy(settings, args.refunds_without_credit, args.missing_invoices)
-    report_path(settings.home, args.report)
+    report_target(settings.home, args.report, settings, load_block=False)  # a block is loaded by the flow
     load_gl_mapping(args.mapping, settings.home)
     load_tax_profiles(settings.home)
     try:

@@ -6,7 +6,8 @@ reconcile against M3 invoices (an invoice another settlement of the run, or an e
 settled is not "not settled") -> hold (or post where the user chose) refunds and orders M3 has
 no credit note or invoice for -> post balanced vouchers (never twice) -> record which orders
 the posted settlements settled, and keep each outcome for ``m3sync report`` -> one workbook for
-the run -> artifacts -> the JSON document ``m3sync settle`` prints.
+the run (to HOME/reports or ``[reports] location``; none when nothing new came from Amazon) ->
+artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
 error in m3sync included) becomes its outcome, the others go on, and the JSON document is
@@ -28,11 +29,11 @@ from prefect.futures import PrefectFuture
 from connectors.m3 import M3Error
 from connectors.settings import load_settings
 from flows import settlement_steps as steps
-from flows.artifacts import publish_settlement_artifacts
+from flows.artifacts import artifact_environment, publish_settlement_artifacts
 from flows.connections import Connections, invoice_policy, load_gl_mapping, load_tax_profiles, open_connections
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
-from flows.reports import report_path
+from flows.reports import RunReport, nothing_new, report_keys, report_target, write_report
 from reconciliation.exceptions import DEFAULT_NOT_SETTLED_AFTER_DAYS, mapping_file_in_home
 from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
@@ -45,7 +46,6 @@ from reconciliation.outcome import (
     may_post,
 )
 from reconciliation.settled import SettledOutcomes
-from reconciliation.workbook import write_workbook
 
 # Statuses after which the next run must see the same reports again (a submitted settlement is
 # confirmed by the run that sees it next).
@@ -86,7 +86,8 @@ def settlement_reconciliation(
             tax=load_tax_profiles(connections.home),
             invoice_policy=policy,
         )
-        workbook_path = report_path(connections.home, report)  # checked before anything is posted
+        target = report_target(connections.home, report, settings)  # checked before anything is posted
+        environment = artifact_environment(settings, sandbox)  # the artifacts' keys end in it
         gl_mapping = load_gl_mapping(mapping, connections.home)
         ledger = steps.customer_ledger_choice(connections, gl_mapping)  # once per run, before any posting
         sources = steps.fetch_from_amazon(connections) if from_amazon else steps.read_files(files or [])
@@ -117,17 +118,11 @@ def settlement_reconciliation(
                 f"keeping the outcome of {outcome.settlement.settlement_id}", functools.partial(kept.record, outcome)
             )
         file_errors = [*sources.errors, *(f.as_file_error() for f in sources.failures)]
-        workbook = contained(
-            "writing the workbook",
-            lambda: write_workbook(
-                outcomes,
-                workbook_path,
-                file_errors=file_errors,
-                mapping_file=mapping_file_in_home(connections.home, gl_mapping),
-                not_settled_after_days=after_days,
-                mapping=gl_mapping,
-            ),
+        run_report = RunReport(
+            outcomes, file_errors, gl_mapping, mapping_file_in_home(connections.home, gl_mapping), after_days
         )
+        quiet = nothing_new(connections.state, from_amazon, sources)  # the daily case: no workbook then
+        workbook = None if quiet else contained("writing the workbook", lambda: write_report(target, run_report.write))
         if (
             from_amazon
             and sources.watermark
@@ -136,12 +131,14 @@ def settlement_reconciliation(
             and all(o.status not in _RETRY_STATUSES for o in outcomes)
         ):
             connections.state.set_watermark(steps.SETTLEMENT_REPORTS_WATERMARK, sources.watermark)
-        if not isinstance(workbook, UnexpectedError):
-            contained(
-                "publishing the run's artifacts",
-                lambda: publish_settlement_artifacts(outcomes, sources.errors, workbook.path, sources.failures),
-            )
-        return run_state({**settle_document(outcomes, sources, workbook), "customer_ledger": ledger.as_dict()})
+        contained(
+            "publishing the run's artifacts",
+            lambda: publish_settlement_artifacts(
+                environment, run_report, sources.errors, sources.failures, workbook, quiet
+            ),
+        )
+        document = {**settle_document(outcomes, sources, workbook), **report_keys(workbook, quiet)}
+        return run_state({**document, "customer_ledger": ledger.as_dict()})
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")

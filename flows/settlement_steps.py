@@ -1005,7 +1005,9 @@ def posted_before_error(progress: Progress, state: StateStore) -> PostingResult 
 
 @task(cache_policy=NO_CACHE, task_run_name="anomalies-{settlement.settlement_id}")
 def score_anomalies(connections: Connections, settlement: Settlement, dry_run: bool) -> pd.DataFrame:
-    """Scores against the home's history (call oldest first); a dry run saves no model and no history."""
+    """Scores against the home's history (call oldest first); a dry run saves no model and no history.
+    A settlement scored again (held, then rerun) is judged as the first time and recorded once
+    (``anomaly.history``)."""
     history = AnomalyHistory(connections.home)
     scored = score_items(settlement, history, persist_model=not dry_run)
     if not dry_run:

@@ -226,12 +226,13 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
 def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_code(
     prefect_api_url: str, live_m3, us_v2_tsv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import flows.reports
     import flows.settlement
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(flows.settlement, "write_workbook", disk_full)
+    monkeypatch.setattr(flows.reports, "write_workbook", disk_full)  # the flow writes it through flows.reports
     server, configure, _ = live_m3
     home = configure("brief")
     files = _batch(tmp_path / "in", (us_v2_tsv).read_text(encoding="utf-8"), None)

@@ -114,12 +114,16 @@ def test_run_publishes_summary_and_exception_artifacts(
     assert any("BrandNewMysteryFee" in r for r in entry["reasons"])
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["settlement-summary", "settlement-exceptions"]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["settlement-summary-live", "settlement-exceptions-live"])
+            )
         )
     # Other tests' runs share the session's Prefect server: this run's artifacts name its workbook.
-    (summary,) = [a for a in artifacts if a.key == "settlement-summary" and str(tmp_path / "run.xlsx") in a.data]
+    (summary,) = [a for a in artifacts if a.key == "settlement-summary-live" and str(tmp_path / "run.xlsx") in a.data]
     assert "10000000001" in summary.data and "held" in summary.data
-    (exceptions,) = [a for a in artifacts if a.key == "settlement-exceptions" and a.flow_run_id == summary.flow_run_id]
+    (exceptions,) = [
+        a for a in artifacts if a.key == "settlement-exceptions-live" and a.flow_run_id == summary.flow_run_id
+    ]
     assert "BrandNewMysteryFee" in json.dumps(exceptions.data)
 
 
