@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
+from flows.ops import add_ops_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(report)
     report.set_defaults(handler=_report)
+    add_ops_command(commands)
     return parser
 
 
