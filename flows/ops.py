@@ -349,11 +349,10 @@ def _automation(client: SyncPrefectClient, wanted: AutomationCore) -> Step:
     for copy in copies:
         client.delete_automation(copy.id)
     current = AutomationCore.model_validate(first.model_dump(exclude={"id"}))
-    if _comparable(current) == _comparable(wanted) and not copies:
-        return Step(subject, "unchanged")
-    if _comparable(current) != _comparable(wanted):
+    same = _comparable(current) == _comparable(wanted)
+    if not same:
         client.update_automation(first.id, wanted)
-    return Step(subject, "updated")
+    return Step(subject, "unchanged" if same and not copies else "updated")
 
 
 def _comparable(automation: AutomationCore) -> Any:

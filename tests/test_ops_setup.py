@@ -291,3 +291,37 @@ def _pool(name: str, pool_type: str) -> Any:
     from prefect.client.schemas.actions import WorkPoolCreate
 
     return WorkPoolCreate(name=name, type=pool_type)
+
+
+@pytest.mark.slow
+def test_another_block_updates_the_automations_in_place_and_a_copy_made_by_hand_goes(
+    prefect_server: PrefectServer,
+) -> None:
+    from prefect.automations import AutomationCore
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    server = prefect_server
+
+    def setup(block: str) -> list[str]:
+        steps = setup_operations(
+            server.api_url, notify_block=block, pool=POOL, pool_type="process", prefect_yaml=REPO / "prefect.yaml"
+        )
+        return [step.line() for step in steps if step.subject.startswith("automation")]
+
+    with _client(server) as client:
+        first = CustomWebhookNotificationBlock(name="a", url="http://127.0.0.1:9/a").save("ops-test-a", overwrite=True)
+        second = CustomWebhookNotificationBlock(name="b", url="http://127.0.0.1:9/b").save("ops-test-b", overwrite=True)
+        setup("custom-webhook/ops-test-a")
+        [before] = client.read_automations_by_name(FAILED_AUTOMATION)
+        assert [a.block_document_id for a in before.actions] == [first]
+        # The same automation once more, as if made by hand.
+        copy = client.create_automation(AutomationCore.model_validate(before.model_dump(exclude={"id"})))
+
+        assert setup("custom-webhook/ops-test-b") == [
+            f"automation '{FAILED_AUTOMATION}': updated",
+            f"automation '{STALE_AUTOMATION}': updated",
+        ]
+        automations = [client.read_automations_by_name(n) for n in (FAILED_AUTOMATION, STALE_AUTOMATION)]
+    assert [len(found) for found in automations] == [1, 1]
+    assert [a.block_document_id for found in automations for a in found[0].actions] == [second, second]
+    assert automations[0][0].id in (before.id, copy)  # one of the two updated in place, not made anew
