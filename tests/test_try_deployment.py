@@ -29,7 +29,7 @@ def test_from_an_empty_home_to_a_scheduled_deployment_and_a_green_run(
         M3SYNC_HOME=str(home),
         VENV=str(Path(sys.executable).parents[1]),  # the project's environment (make install's .venv)
         PYTHONPATH=str(REPO),
-        DEMO_ORDERS="60",  # a smaller world than the demo's 400 orders: the same commands, faster
+        DEMO_ORDERS="30",  # a smaller world than the demo's 400 orders: the same commands, faster
     )
     del environment["PREFECT_HOME"]  # the script keeps Prefect's files under HOME/prefect
     script = subprocess.Popen(
@@ -42,7 +42,7 @@ def test_from_an_empty_home_to_a_scheduled_deployment_and_a_green_run(
         start_new_session=True,
     )
     try:
-        output, _ = script.communicate(timeout=300)
+        output, _ = script.communicate(timeout=420)
     finally:
         with contextlib.suppress(ProcessLookupError):  # the worker, if the script did not stop it
             os.killpg(script.pid, signal.SIGKILL)
@@ -70,7 +70,7 @@ def test_from_an_empty_home_to_a_scheduled_deployment_and_a_green_run(
     assert settled, "the deployment's run found nothing new to settle"
     store = StateStore.for_home(home)
     try:
-        posted = {p.key.split("-")[1] for p in store.list_postings(status="posted")}
+        posted = {p.posting_key.split("-")[1] for p in store.list_postings(kind="voucher", status="posted")}
     finally:
         store.close()
     assert set(settled) <= posted
