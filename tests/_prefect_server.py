@@ -5,7 +5,8 @@ prefect_server  # noqa: F401 - a fixture``).
 
 The server listens on a free 127.0.0.1 port with its own PREFECT_HOME in a temporary folder
 (so it never touches ``~/.prefect``), serves no UI (the API is what tests use; it starts
-faster), and is stopped with its whole process group when the session ends.
+faster), and is stopped with its whole process group when the session ends. Test modules
+import the fixture; they all get the same server.
 """
 
 from __future__ import annotations
@@ -108,8 +109,17 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+_session_server: PrefectServer | None = None
+
+
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """One ``prefect server start`` for every test of the session that asks for it."""
-    with running_prefect_server(tmp_path_factory.mktemp("prefect-server")) as server:
-        yield server
+def prefect_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> PrefectServer:
+    """One ``prefect server start`` for every test of the session that asks for it, whichever
+    modules import this fixture (each import is a fixture of its own to pytest: the server is
+    this module's, started by the first, stopped when the session ends)."""
+    global _session_server
+    if _session_server is None:
+        stack = contextlib.ExitStack()
+        _session_server = stack.enter_context(running_prefect_server(tmp_path_factory.mktemp("prefect-server")))
+        request.config.add_cleanup(stack.close)
+    return _session_server
