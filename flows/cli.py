@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
+from flows.ops import add_ops_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="SP-API North America port; Europe and Far East take the next two (default: free ones)",
     )
     sandbox.add_argument("--seed", type=int, default=0, help="seed of the sandbox world (first run of a home)")
+    sandbox.add_argument(
+        "--advance",
+        type=_advance_days,
+        metavar="DAYS",
+        help="move the sandbox world on by DAYS (14d, 2w or 14): new orders, their M3 invoices and the "
+        "settlement reports Amazon creates in that time; then exit",
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     settle = commands.add_parser("settle", help="settle Amazon settlement reports in M3's general ledger")
@@ -127,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(report)
     report.set_defaults(handler=_report)
+    add_ops_command(commands)
     return parser
 
 
@@ -150,10 +159,26 @@ def _days(text: str) -> int:
     return days
 
 
+def _advance_days(text: str) -> int:
+    """``14d``, ``2w`` or ``14``: whole days, at least 1."""
+    number, unit = (text[:-1], text[-1].lower()) if text[-1:].lower() in ("d", "w") else (text, "d")
+    try:
+        return _days(str(int(number) * (7 if unit == "w" else 1)))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(
+            f"must be days (14d, 14) or weeks (2w), at least 1 day, got {text!r}"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if args.command in ("demo", "sandbox"):
+        from connectors.settings import resolve_home
+        from flows.prefect_server import keep_prefect_home_in
+
+        keep_prefect_home_in(resolve_home(args.home))
     from connectors.redact import install_redaction
 
     install_redaction()
@@ -435,8 +460,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _sandbox(args: argparse.Namespace) -> int:
     from connectors.settings import resolve_home
-    from sandbox.runtime import start_sandbox
+    from sandbox.runtime import SandboxClockError, start_sandbox
 
+    if args.advance is not None:
+        from flows.demo import run_advance
+
+        try:
+            return run_advance(args.home, args.advance)
+        except SandboxClockError as exc:
+            return _fail(str(exc), EXIT_INVALID)
     home = resolve_home(args.home)
     try:
         env = start_sandbox(home, seed=args.seed, m3_port=args.m3_port, spapi_port=args.spapi_port)

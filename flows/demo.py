@@ -18,10 +18,12 @@ from typing import Any
 
 from connectors.m3 import M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
-from flows.connections import open_connections
+from flows.connections import Connections, open_connections
 from flows.contract import exit_code
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
 from sandbox.m3.seed import FREIGHT_ITEM  # the sandbox M3's non-stock item for shipping charged to buyers
+
+NEXT_STEP = "next: m3sync sandbox --advance 14d, then run the deployment"
 
 
 def order_requests(world: Any) -> list[tuple[OrderRequest, Any]]:
@@ -106,6 +108,26 @@ def credit_refunds_in_m3(state: StateStore, world: Any, credit: Callable[[str, A
     return count
 
 
+def enter_world_in_m3(connections: Connections, world: Any) -> tuple[dict[str, int], int]:
+    """The world's shipped orders entered and invoiced in the sandbox M3, its refunds credited
+    (each once): what order sync will do. Returns the order counts and the refunds credited."""
+    env = connections.sandbox_env
+    counts = put_orders_in_m3(
+        connections.require_m3(),
+        connections.state,
+        world,
+        lambda orno, day: env.advance_m3_order(orno, "invoice", day),
+    )
+    credited = credit_refunds_in_m3(
+        connections.state,
+        world,
+        lambda orno, note: env.credit_m3_order(
+            orno, note.net, note.tax, note.refunded.date(), reference=note.adjustment_id
+        ),
+    )
+    return counts, credited
+
+
 def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *, orders: int = 400) -> int:
     from flows.settlement import settlement_reconciliation
 
@@ -113,20 +135,7 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
         env = connections.sandbox_env
         hosts = ", ".join(f"{region.upper()} {server.base_url}" for region, server in env.spapi.items())
         echo(f"Sandbox up: M3 {env.m3.base_url}, SP-API {hosts} (world seed {env.seed}, home {connections.home})")
-        world = env.world()
-        counts = put_orders_in_m3(
-            connections.require_m3(),
-            connections.state,
-            world,
-            lambda orno, day: env.advance_m3_order(orno, "invoice", day),
-        )
-        credited = credit_refunds_in_m3(
-            connections.state,
-            world,
-            lambda orno, note: env.credit_m3_order(
-                orno, note.net, note.tax, note.refunded.date(), reference=note.adjustment_id
-            ),
-        )
+        counts, credited = enter_world_in_m3(connections, env.world())
         echo(
             f"M3 orders: {counts['created']} created and invoiced, {counts['already_in_m3']} already there; "
             f"{credited} refunds credited"
@@ -139,6 +148,7 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
     )
     for line in summary_lines(document):
         echo(line)
+    echo(NEXT_STEP)
     # A held settlement is a result worth showing; unreadable reports, an unreachable sandbox
     # or an unexpected error are failures of the demo itself.
     code = exit_code(document)
@@ -193,3 +203,25 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     if document.get("lines_file"):
         lines.append(f"Every line: {document['lines_file']}")
     return lines
+
+
+def run_advance(home: str | None, days: int, echo: Callable[[str], None] = print) -> int:
+    """``m3sync sandbox --advance``: the sandbox world ``days`` on. M3 gets the new orders
+    (entered and invoiced) and credit notes first, then Amazon's SP-API sandbox the new orders
+    and the settlement reports its marketplaces' 14-day cycles create in those days, so that a
+    settlement run finds every settled order's invoice. One line per marketplace; servers stop."""
+    from sandbox.runtime import marketplace_lines
+
+    with open_connections(home, sandbox=True) as connections:
+        env = connections.sandbox_env
+        before = env.world()
+        after = env.advanced_world(days)
+        counts, credited = enter_world_in_m3(connections, after.since(before))
+        env.publish(after, days)
+    for line in marketplace_lines(before, after):
+        echo(line)
+    echo(
+        f"World clock {before.clock} -> {after.clock}; M3: {counts['created']} orders entered and invoiced, "
+        f"{credited} refunds credited"
+    )
+    return 0

@@ -211,6 +211,18 @@ def _launch(port: int) -> subprocess.Popen[bytes]:
     )
 
 
+def keep_prefect_home_in(home: Path) -> None:
+    """Prefect's files (its temporary server's database, results, logs) under ``HOME/prefect``
+    unless ``PREFECT_HOME`` is set; before Prefect is imported, which reads it once. The user's
+    Prefect profiles (``~/.prefect/profiles.toml``: a configured server) still count."""
+    if "PREFECT_HOME" in os.environ:
+        return
+    profiles = Path("~/.prefect/profiles.toml").expanduser()
+    if "PREFECT_PROFILES_PATH" not in os.environ and profiles.is_file():
+        os.environ["PREFECT_PROFILES_PATH"] = str(profiles)
+    os.environ["PREFECT_HOME"] = str(home / "prefect")
+
+
 def start_ephemeral_server() -> EphemeralServer:
     """Start the ephemeral server now if a flow run would start one; see the module docstring."""
     return EphemeralServer().start()

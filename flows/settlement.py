@@ -71,7 +71,36 @@ def settlement_reconciliation(
     """Settle Amazon settlement reports in M3. Parameters are paths and flags, never data;
     ``refunds_without_credit`` and ``missing_invoices`` (None: config.toml's, else hold) see
     ``reconciliation.invoice_policy``; ``not_settled_after_days`` (None: config.toml's, else 30)
-    when the workbook lists an M3 invoice no settlement paid as an exception."""
+    when the workbook lists an M3 invoice no settlement paid as an exception.
+
+    Args:
+        files: Settlement flat files to settle (V2, or legacy V1), as paths on the worker; leave
+            empty with from_amazon.
+        from_amazon: Settle the settlement reports Amazon created since the last run (SP-API
+            reports of every configured region).
+        sandbox: Use the embedded M3 and SP-API emulators under HOME/sandbox instead of the
+            configured systems.
+        dry_run: Check, map and reconcile (with M3 configured: report what would be held); post
+            nothing.
+        report: Workbook path (default HOME/reports/settlements-<time>.xlsx).
+        home: The m3sync home folder: config.toml, state, sandbox and reports (default
+            $M3SYNC_HOME, else ./.m3sync in the worker's directory).
+        mapping: GL mapping: a preset (invoice-clearing, summary) or HOME/mappings/NAME.yaml.
+        tolerance: Reconciliation tolerance per order, in the settlement's currency (default 0.01).
+        strict: Hold settlements with any order not matching M3's invoices (amount mismatches,
+            orders not settled, refunds without credit notes, orders without invoices).
+        first_open_period: Post a voucher whose accounting period is closed in M3 in the first
+            open period (default: hold the settlement).
+        refunds_without_credit: A refund M3 has no credit note for: "hold" the settlement until
+            M3 has it, or post it to sales "returns" (empty: config.toml's, else hold).
+        missing_invoices: An order M3 has no invoice for: "hold" the settlement until M3 has it,
+            or post its sales to "suspense" (empty: config.toml's, else hold).
+        not_settled_after_days: List an M3 invoice no settlement paid this many days after its
+            date as an exception (empty: config.toml's, else 30).
+
+    Returns:
+        The run's JSON document (docs/cli-contract.md): one entry per settlement.
+    """
     with open_connections(home, sandbox=sandbox, need_m3=not dry_run, need_amazon=from_amazon) as connections:
         settings = load_settings(connections.home)
         policy = invoice_policy(settings, refunds_without_credit, missing_invoices)

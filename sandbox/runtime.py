@@ -16,12 +16,16 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sandbox.catalog import MARKETPLACES
 from sandbox.server import RunningServer, serve_in_thread
+
+if TYPE_CHECKING:  # for the annotations only: serving the sandbox does not load the generator
+    from sandbox.generator import World
 
 # The sandbox's quotas are Amazon's (time scale 1): per region, the world's settlements fit in
 # getReportDocument's burst of 15 (EU has 3 marketplaces x 4 fortnights = 12). The connector is
@@ -32,10 +36,16 @@ SANDBOX_TIME_SCALE = 1.0
 SANDBOX_GL_BATCH_DELAY = 0.1
 TENANT = "SANDBOX_TST"
 WORLD_MARKER = "world.json"
-# The world's eight weeks end a week before the first start, so every settlement is already
-# "created" and stays within getReports' 90-day retention for a good while.
+# The world's eight weeks end 30 days before the first start: every settlement is already
+# "created" and within getReports' 90-day retention (the first for about two more weeks), and
+# `m3sync sandbox --advance` can move the world on by two fortnights before it reaches today
+# (the flows list reports created until now, so the world never runs ahead of the clock).
 WORLD_DAYS = 56
-WORLD_ENDS_DAYS_AGO = 7
+WORLD_ENDS_DAYS_AGO = 30
+
+
+class SandboxClockError(ValueError):
+    """The world cannot move on that far: it would pass today."""
 
 
 @dataclass
@@ -79,18 +89,50 @@ class SandboxEnvironment:
         answer.raise_for_status()
         return str(answer.json()["ivno"])
 
-    def world(self):  # -> sandbox.generator.World
-        """The seeded world this home's sandbox holds (rebuilt deterministically from its marker)."""
-        from sandbox.generator import build_world
+    def world(self) -> World:
+        """The seeded world this home's sandbox holds (rebuilt deterministically from its marker:
+        the first eight weeks, then each advance in turn)."""
+        from sandbox.generator import advance_world, build_world
 
-        marker = json.loads((self.folder / WORLD_MARKER).read_text(encoding="utf-8"))
-        return build_world(
+        marker = self._marker()
+        world = build_world(
             marker["seed"],
             orders=marker["orders"],
             start=date.fromisoformat(marker["start"]),
             days=marker["days"],
             anomalies=True,
         )
+        for days in marker.get("advances", []):
+            world = advance_world(world, days, _orders_in(marker, days))
+        return world
+
+    def advanced_world(self, days: int, today: date | None = None) -> World:
+        """The world ``days`` further on (not yet published): raises ``SandboxClockError`` if that
+        passes ``today`` (UTC)."""
+        from sandbox.generator import advance_world
+
+        world = self.world()
+        today = today or datetime.now(UTC).date()
+        if world.clock + timedelta(days=days) > today:
+            room = (today - world.clock).days
+            raise SandboxClockError(
+                f"the sandbox world's clock is at {world.clock}: {days} days on would pass today ({today}); "
+                + (f"advance at most {room} days" if room > 0 else "wait for the calendar to catch up")
+            )
+        return advance_world(world, days, _orders_in(self._marker(), days))
+
+    def publish(self, world: World, days: int) -> None:
+        """Make ``world`` (``advanced_world(days)``) the home's: Amazon's new orders and settlement
+        reports in the SP-API sandbox, then the advance in the marker."""
+        from sandbox.spapi import seed_world
+
+        seed_world(self.folder / "spapi", world)
+        marker = self._marker()
+        marker["advances"] = [*marker.get("advances", []), days]
+        _write_marker(self.folder / WORLD_MARKER, marker)
+
+    def _marker(self) -> dict[str, Any]:
+        return dict(json.loads((self.folder / WORLD_MARKER).read_text(encoding="utf-8")))
 
     def stop(self) -> None:
         if not self._stopped:
@@ -106,6 +148,34 @@ class SandboxEnvironment:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def marketplace_lines(before: World, after: World) -> list[str]:
+    """Per marketplace: the settlements ``after`` added to ``before`` and the orders placed."""
+    news = after.since(before)
+    known = {o.order_id for o in before.orders}
+    lines = []
+    for code, marketplace in MARKETPLACES.items():
+        settlements = [d.settlement_id for d in news.documents if d.marketplace_id == marketplace.marketplace_id]
+        placed = sum(1 for o in news.orders if o.market == code and o.order_id not in known)
+        listed = f" ({', '.join(settlements)})" if settlements else ""
+        lines.append(
+            f"{code} {marketplace.name}: {len(settlements)} settlement{'' if len(settlements) == 1 else 's'} "
+            f"created{listed}, {placed} orders"
+        )
+    return lines
+
+
+def _orders_in(marker: dict[str, Any], days: int) -> int:
+    """Amazon orders in ``days`` of the world: its first weeks' rate."""
+    return round(int(marker["orders"]) * days / int(marker["days"]))
+
+
+def _write_marker(path: Path, marker: dict[str, Any]) -> None:
+    # Written whole, then renamed: a marker is never half-written.
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(marker), encoding="utf-8")
+    partial.replace(path)
 
 
 def start_sandbox(
@@ -131,17 +201,15 @@ def start_sandbox(
         start = date.today() - timedelta(days=WORLD_DAYS + WORLD_ENDS_DAYS_AGO)
         world = build_world(seed, orders=orders, start=start, days=WORLD_DAYS, anomalies=True)
         seed_world(folder / "spapi", world)
-        marker.write_text(
-            json.dumps(
-                {
-                    "seed": seed,
-                    "orders": orders,
-                    "start": start.isoformat(),
-                    "days": WORLD_DAYS,
-                    "seller_id": world.seller_id,
-                }
-            ),
-            encoding="utf-8",
+        _write_marker(
+            marker,
+            {
+                "seed": seed,
+                "orders": orders,
+                "start": start.isoformat(),
+                "days": WORLD_DAYS,
+                "seller_id": world.seller_id,
+            },
         )
         seeded_now = True
     seller_id = json.loads(marker.read_text(encoding="utf-8"))["seller_id"]

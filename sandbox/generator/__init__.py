@@ -8,7 +8,7 @@ vocabulary of real sellers' files: ``real_world_variants(seed) -> [(name, bytes)
 from .formats import V1_COLUMNS, V2_COLUMNS, write_settlement_v1
 from .records import InjectedAnomaly, M3OrderLine, SettlementDocument, SettlementRow
 from .variants import VARIANTS, real_world_variants, variant_settlement
-from .world import SELLER_ID, World, build_world
+from .world import SELLER_ID, World, advance_world, build_world
 
 __all__ = [
     "SELLER_ID",
@@ -20,6 +20,7 @@ __all__ = [
     "SettlementRow",
     "VARIANTS",
     "World",
+    "advance_world",
     "build_world",
     "real_world_variants",
     "variant_settlement",

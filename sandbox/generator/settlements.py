@@ -21,6 +21,7 @@ from .orders import AmazonOrder, OrderLine, ratio, split_gross
 from .records import InjectedAnomaly, SettlementDocument, SettlementRow
 
 SETTLEMENT_DAYS = 14
+CURRENT_RESERVE = "Current Reserve Amount"  # the row holding back part of the window's sales
 # Digital services tax charged on Amazon's fees, basis points (FR 3 %, UK 2 %).
 DST_BP: dict[str, int] = {"FR": 300, "UK": 200}
 MIN_COMMISSION_PER_UNIT = 30  # minor units
@@ -254,9 +255,13 @@ class SettlementBuilder:
         self._negative = negative
         self.anomalies: list[InjectedAnomaly] = []
 
-    def build(self, settlement_ids: dict[tuple[str, int], str]) -> list[SettlementDocument]:
+    def build(
+        self, settlement_ids: dict[tuple[str, int], str], reserves: dict[str, int] | None = None
+    ) -> list[SettlementDocument]:
+        """The windows' settlements; ``reserves``: per marketplace, the reserve its previous
+        settlement held back (a world that moves on carries it into its next window)."""
         documents: list[SettlementDocument] = []
-        previous_reserve: dict[str, int] = {}
+        previous_reserve: dict[str, int] = dict(reserves or {})
         for window in sorted(self._windows, key=lambda w: (w.period, w.market)):
             sid = settlement_ids[(window.market, window.period)]
             doc, reserve = self._settle(window, sid, previous_reserve.get(window.market, 0))
@@ -492,7 +497,7 @@ class SettlementBuilder:
                     window.end - timedelta(seconds=1),
                     "other-transaction",
                     "other-transaction",
-                    "Current Reserve Amount",
+                    CURRENT_RESERVE,
                     -reserve,
                 )
             )

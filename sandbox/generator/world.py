@@ -6,8 +6,9 @@ byte-identical settlement files and identical order JSON.
 
 from __future__ import annotations
 
+import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from sandbox.catalog import MARKETPLACES, CatalogItem, build_catalog
 from .formats import format_amount
 from .orders import AmazonOrder, OrderLine, generate_orders
 from .records import InjectedAnomaly, M3OrderLine, SettlementDocument
-from .settlements import SETTLEMENT_DAYS, AnomalyPlan, Refund, SettlementBuilder, Window
+from .settlements import CURRENT_RESERVE, SETTLEMENT_DAYS, AnomalyPlan, Refund, SettlementBuilder, Window
 
 SELLER_ID = "A2SANDBOXSELLER"
 # Time of day each marketplace account closes its settlements (real files show fixed clocks).
@@ -49,8 +50,27 @@ class World:
     anomalies: list[InjectedAnomaly] = field(default_factory=list)
     seller_id: str = SELLER_ID
 
+    @property
+    def clock(self) -> date:
+        """Where the world's time stands: the day after its last day (midnight UTC)."""
+        return self.start + timedelta(days=self.days)
+
     def settlement_documents(self) -> list[SettlementDocument]:
         return list(self.documents)
+
+    def since(self, earlier: World) -> World:
+        """What this world (``earlier`` moved on) added: its new settlements and refunds, and the
+        orders that are new or settled or refunded in them."""
+        known_documents = {d.settlement_id for d in earlier.documents}
+        documents = tuple(d for d in self.documents if d.settlement_id not in known_documents)
+        known_refunds = {r.adjustment_id for r in earlier.refunds}
+        refunds = tuple(r for r in self.refunds if r.adjustment_id not in known_refunds)
+        known_orders = {o.order_id for o in earlier.orders}
+        in_news = {r.order_id for r in refunds} | {
+            row.order_id for d in documents for row in d.rows if row.transaction_type == "Order"
+        }
+        orders = tuple(o for o in self.orders if o.order_id not in known_orders or o.order_id in in_news)
+        return replace(self, orders=orders, refunds=refunds, documents=documents, anomalies=[])
 
     def orders_v0(self) -> list[tuple[dict, list[dict]]]:
         """Every Amazon order as (Orders v0 ``Order``, [``OrderItem``, ...])."""
@@ -237,16 +257,17 @@ def _item_json(order: AmazonOrder, line: OrderLine, item: CatalogItem) -> dict:
     return body
 
 
+def _window(start: date, market: str, period: int) -> Window:
+    """A marketplace's ``period``-th 14-day window; the first opens the day before ``start``."""
+    opening = datetime.combine(start - timedelta(days=1), _SETTLEMENT_CLOCK[market], tzinfo=UTC)
+    begin = opening + timedelta(days=SETTLEMENT_DAYS * period, seconds=period)
+    return Window(market, period, begin, begin + timedelta(days=SETTLEMENT_DAYS, seconds=1))
+
+
 def _windows(start: date, days: int) -> list[Window]:
     """Per marketplace, back-to-back 14-day windows; the first opens the day before ``start``."""
     periods = max(1, days // SETTLEMENT_DAYS)
-    windows = []
-    for market, clock in _SETTLEMENT_CLOCK.items():
-        opening = datetime.combine(start - timedelta(days=1), clock, tzinfo=UTC)
-        for period in range(periods):
-            begin = opening + timedelta(days=SETTLEMENT_DAYS * period, seconds=period)
-            windows.append(Window(market, period, begin, begin + timedelta(days=SETTLEMENT_DAYS, seconds=1)))
-    return windows
+    return [_window(start, market, period) for market in _SETTLEMENT_CLOCK for period in range(periods)]
 
 
 def _settled(order: AmazonOrder, windows: list[Window]) -> bool:
@@ -291,9 +312,12 @@ def _anomaly_plan(
     )
 
 
-def _settlement_ids(seed: int, windows: list[Window]) -> dict[tuple[str, int], str]:
+def _settlement_ids(seed: int, windows: list[Window], after: int | None = None) -> dict[tuple[str, int], str]:
+    """Increasing ids in the order the windows close; ``after``: the last id already given."""
     rng = random.Random(f"settlement-ids-{seed}")
     next_id = rng.randrange(10**10, 5 * 10**10)
+    if after is not None:
+        next_id = after
     ids = {}
     for window in sorted(windows, key=lambda w: (w.end, w.market)):
         next_id += rng.randrange(1000, 50000)
@@ -326,4 +350,46 @@ def build_world(
         refunds=tuple(refunds),
         documents=tuple(documents),
         anomalies=list(builder.anomalies),
+    )
+
+
+def advance_world(world: World, days: int, orders: int) -> World:
+    """``world`` moved ``days`` on: ``orders`` more Amazon orders purchased in those days, and the
+    settlement of every marketplace window that closes by the new end (its 14-day cycle goes on:
+    orders shipped and refunds posted in the window, the previous reserve carried over, ids
+    increasing). What ``world`` holds stays as it was; the new part is a pure function of the
+    world and the arguments, with no injected anomalies."""
+    if orders < 0 or days < 1:
+        raise ValueError(f"advance_world: orders must be >= 0 and days >= 1 (got orders={orders}, days={days})")
+    first = world.clock
+    # One random stream per stretch of time: the same advances of the same world give the same world.
+    stretch_seed = int(hashlib.sha256(f"{world.seed}/{first.isoformat()}/{days}".encode()).hexdigest()[:15], 16)
+    catalog = list(world.catalog)
+    known = {o.order_id for o in world.orders}
+    new_orders, _ = generate_orders(stretch_seed, catalog, orders, first, days)
+    all_orders = [*world.orders, *(o for o in new_orders if o.order_id not in known)]
+    end = datetime.combine(first + timedelta(days=days), time(0), tzinfo=UTC)
+    windows: list[Window] = []
+    reserves: dict[str, int] = {}
+    for market in _SETTLEMENT_CLOCK:
+        settled = sorted(
+            (d for d in world.documents if d.marketplace_id == MARKETPLACES[market].marketplace_id),
+            key=lambda d: d.end,
+        )
+        period = len(settled)
+        while (window := _window(world.start, market, period)).end <= end:
+            windows.append(window)
+            period += 1
+        if settled:
+            reserves[market] = -sum(r.amount for r in settled[-1].rows if r.amount_description == CURRENT_RESERVE)
+    refunds = _refunds(stretch_seed, all_orders, windows)
+    builder = SettlementBuilder(stretch_seed, catalog, all_orders, refunds, windows, AnomalyPlan(), None)
+    last_id = max((int(d.settlement_id) for d in world.documents), default=None)
+    documents = builder.build(_settlement_ids(stretch_seed, windows, after=last_id), reserves) if windows else []
+    return replace(
+        world,
+        days=world.days + days,
+        orders=tuple(all_orders),
+        refunds=(*world.refunds, *refunds),
+        documents=(*world.documents, *documents),
     )
