@@ -372,15 +372,44 @@ def _is_sqlite_memory(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+def _connect_args(parsed: sa.URL) -> dict[str, Any]:
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    return {}
+
+
+def _reason(exc: DBAPIError) -> str:
+    """The driver's message in one line, without secrets."""
+    return redact_text(" ".join(str(exc.orig).split()))
+
+
+def connection_problem(url: str) -> str | None:
+    """Why a connection to the database server at ``url`` cannot be made (down, wrong host,
+    role or database), in one line; None when it can. Nothing is created or changed."""
+    from sqlalchemy.pool import NullPool
+
+    parsed = make_url(url)
+    engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=_connect_args(parsed))
+    try:
+        with engine.connect():
+            return None
+    except DBAPIError as exc:
+        return _reason(exc)
+    finally:
+        engine.dispose()
+
+
 def _make_engine(url: str) -> Engine:
     from connectors.settings import check_state_url
 
-    check_state_url(url)  # a missing driver is a one-line ConfigurationError, not an ImportError
+    # A missing driver is a one-line ConfigurationError, not an ImportError; the store connects itself next.
+    check_state_url(url, reachable=False)
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
         # READ COMMITTED whatever the server's default: the module docstring says why it suffices.
-        return sa.create_engine(parsed, pool_pre_ping=True, isolation_level="READ COMMITTED", connect_args=connect_args)
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, isolation_level="READ COMMITTED", connect_args=_connect_args(parsed)
+        )
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     if _is_sqlite_memory(parsed):
@@ -428,8 +457,7 @@ class StateStore:
             self.create_schema()
         except DBAPIError as exc:
             self._engine.dispose()
-            reason = redact_text(" ".join(str(exc.orig).split()))
-            raise StateStoreUnavailable(f"cannot open the state database {self._shown_url}: {reason}") from None
+            raise StateStoreUnavailable(f"cannot open the state database {self._shown_url}: {_reason(exc)}") from None
         except StateStoreUnavailable:
             self._engine.dispose()
             raise
