@@ -223,6 +223,9 @@ sa.Index(
     postgresql_where=_open_letter_where,
 )
 
+# The tables holding the store's rows (what `StateStore.copy_to` copies), parents of none.
+DATA_TABLES = (postings, watermarks, id_maps, dead_letters, reversals, settled_orders)
+
 # The schema's version: one row per migration step applied, the highest is the store's version.
 schema_versions = sa.Table(
     "m3sync_schema",
@@ -532,6 +535,41 @@ class StateStore:
                 f"m3sync's {SCHEMA_VERSION}: upgrade m3-amazon-sync before using it"
             )
         return version
+
+    def copy_to(self, target: StateStore, *, rows_per_batch: int = 5_000) -> dict[str, int]:
+        """Copy every row of this store into ``target``, which must hold none (`StateStoreError`
+        otherwise), in one transaction on the target: all or nothing. Returns the rows copied per
+        table. This store is read in one transaction (SQLite: holding the write lock; PostgreSQL:
+        one snapshot), but flows writing to it should be stopped first: what they write after
+        the copy is not in the target."""
+        if make_url(self.url) == make_url(target.url):
+            raise StateStoreError(f"the state database {target._shown_url} cannot be copied into itself")
+        copied: dict[str, int] = {}
+        with target._tx() as out:
+            if out.dialect.name == "postgresql":  # a second copy into the same target waits, then finds rows
+                out.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+            taken = [t.name for t in DATA_TABLES if out.execute(sa.select(sa.func.count()).select_from(t)).scalar()]
+            if taken:
+                raise StateStoreError(
+                    f"the state database {target._shown_url} already holds rows ({', '.join(taken)}): "
+                    "copy only into a new, empty database"
+                )
+            source = self._engine.connect()
+            if source.dialect.name == "postgresql":
+                source = source.execution_options(isolation_level="REPEATABLE READ")
+            with source, source.begin():
+                for table in DATA_TABLES:
+                    copied[table.name] = 0
+                    rows = source.execute(sa.select(table)).mappings()
+                    for batch in rows.partitions(rows_per_batch):
+                        out.execute(table.insert(), [dict(row) for row in batch])
+                        copied[table.name] += len(batch)
+            if out.dialect.name == "postgresql":  # dead letters were copied with their ids: new ones follow them
+                out.exec_driver_sql(
+                    "SELECT setval(pg_get_serial_sequence('dead_letters', 'id'), COALESCE(MAX(id), 1), "
+                    "MAX(id) IS NOT NULL) FROM dead_letters"
+                )
+        return copied
 
     # -- postings ---------------------------------------------------------------------
 

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(report)
     report.set_defaults(handler=_report)
+    from flows.state_command import add_state_command  # `m3sync state migrate --to URL`
+
+    add_state_command(commands)
     return parser
 
 

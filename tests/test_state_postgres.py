@@ -94,3 +94,66 @@ def test_settlement_flow_posts_once_with_its_state_on_postgresql(
         posting = store.get_posting("AMZ-10000000001-202410")
         assert posting is not None and posting.status == "posted" and posting.attempts == 1
         assert posting.target_ref == voucher["m3_ref"]
+
+
+def _everything(store: StateStore) -> tuple:
+    """What the store answers about the rows the migration test writes."""
+    return (
+        store.list_postings(),
+        store.get_watermark("orders:ATVPDKIKX0DER"),
+        store.all_ids("order"),
+        store.list_dead_letters(status=None),
+        store.get_reversal("S1", 1),
+        store.settlements_of_orders(["111-A", "111-B"]),
+    )
+
+
+def test_state_migrate_copies_a_sqlite_store_into_postgresql_once(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from _state_fixtures import FakeClock
+
+    from flows.cli import build_parser
+
+    home, clock = tmp_path / "home", FakeClock()
+    with StateStore.for_home(home, clock=clock) as old:
+        old.claim_posting("AMZ-1-202410", kind="voucher", source="us.tsv", content_hash="h1", audit={"sha256": "ab"})
+        clock.advance(minutes=1)
+        old.mark_posted("AMZ-1-202410", "AAA/2024/AZ/1", detail={"lines": 9})
+        old.claim_posting("AMZ-2-202410", kind="voucher", source="us.tsv", content_hash="h2", source_hash="s2")
+        old.mark_in_doubt("AMZ-2-202410", "GLS200MI/Add timed out")
+        old.set_watermark("orders:ATVPDKIKX0DER", "2024-10-01T00:00:00Z")
+        old.map_id("order", "112-0000001-0000001", "1000001", marketplace="ATVPDKIKX0DER")
+        replayed = old.add_dead_letter("orders", "order", "A1", {"n": 1}, "timeout")
+        old.resolve_dead_letter(replayed.id, "replayed")
+        old.add_dead_letter("orders", "order", "A1", {"n": 2}, "HTTP 500")
+        old.record_reversal("S1", 1, {"AMZ-S1-202410": "V1"}, {"AMZ-S1-202410-R1": "V2"}, "2024-11-01")
+        old.record_settled_orders("S1", ["111-A", "111-B"])
+        before = _everything(old)
+    assert len(before[0]) == 2 and len(before[3]) == 2  # what is compared below is there
+
+    args = build_parser().parse_args(["state", "migrate", "--to", postgres_url, "--home", str(home)])
+    assert args.handler(args) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(
+        "copied 2 postings, 1 watermarks, 1 id_maps, 2 dead_letters, 1 reversals, 2 settled_orders "
+        f"from sqlite:///{home / 'state.sqlite'} to postgresql+psycopg://***@/m3sync_test_"
+    )
+    with StateStore(postgres_url) as new:
+        assert _everything(new) == before
+        assert new.settlement_version("S1") == 2
+        # The copied letters kept their ids 1 and 2; PostgreSQL numbers the next one after them.
+        assert new.add_dead_letter("shipments", "order", "A2", {}, "no tracking").id == 3
+        in_doubt = new.claim_posting("AMZ-2-202410", kind="voucher", source="us.tsv", content_hash="h2")
+        assert in_doubt.won and in_doubt.previous is not None and in_doubt.previous.status == "in_doubt"
+
+    assert args.handler(args) == 2  # a second copy finds the rows of the first
+    (refused,) = capsys.readouterr().err.splitlines()
+    assert refused.startswith("m3sync: the state database postgresql+psycopg://***@/m3sync_test_")
+    assert refused.endswith(
+        "already holds rows (postings, watermarks, id_maps, dead_letters, reversals, settled_orders): "
+        "copy only into a new, empty database"
+    )
+    missing = build_parser().parse_args(["state", "migrate", "--to", postgres_url, "--home", str(tmp_path / "none")])
+    assert missing.handler(missing) == 2
+    assert "no state database to copy: " in capsys.readouterr().err
