@@ -7,7 +7,7 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 # What each racing process does, given its index; it reports the value to the parent.
-RACE_ACTIONS = ("claim", "watermark", "dead_letter", "settled_orders")
+RACE_ACTIONS = ("claim", "watermark", "dead_letter", "settled_orders", "reversal")
 
 
 def race_in_fresh_process(url: str, action: str, index: int, barrier: Barrier, results: Any) -> None:
@@ -45,6 +45,14 @@ def _act(store: Any, action: str, index: int) -> Any:
     if action == "settled_orders":
         # Process i settles orders i .. i+9: neighbours overlap, so they race for the same rows.
         return store.record_settled_orders("S1", [f"111-{n:02d}" for n in range(index, index + 10)])
+    if action == "reversal":
+        from connectors.state import AlreadyReversed
+
+        try:
+            store.record_reversal("S9", 1, {"AMZ-S9-202410": "V1"}, {"AMZ-S9-202410-R1": f"R{index}"}, "2024-11-01")
+        except AlreadyReversed:
+            return False
+        return True
     raise ValueError(f"unknown race action {action!r}; one of {RACE_ACTIONS}")
 
 

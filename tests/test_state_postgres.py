@@ -42,6 +42,29 @@ def test_a_database_missing_on_a_running_server_is_named(postgres_server: str) -
         StateStore(url)
 
 
+def test_times_are_utc_whatever_the_servers_time_zone(postgres_url: str) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    database = sa.make_url(postgres_url).database
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:  # the server answers in New York time on new connections
+        conn.exec_driver_sql(f"ALTER DATABASE {database} SET timezone TO 'America/New_York'")
+    engine.dispose()
+    stockholm = timezone(timedelta(hours=2))
+    with StateStore(postgres_url, clock=lambda: datetime(2024, 10, 25, 14, 0, tzinfo=stockholm)) as store:
+        store.claim_posting("K", kind="voucher", source="us.tsv", content_hash="h")
+        posting = store.get_posting("K")
+        assert posting is not None and posting.created_at == datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
+        assert posting.created_at.tzinfo is UTC
+        # The compare-and-set of a reclaim matches the stored time to the microsecond.
+        store.mark_failed("K", "refused")
+        assert store.claim_posting("K", kind="voucher", source="us.tsv", content_hash="h").won
+    naive = StateStore(postgres_url, clock=lambda: datetime(2024, 10, 25, 12, 0))
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        naive.set_watermark("w", "1")
+    naive.close()
+
+
 def test_command_line_says_in_one_line_when_the_server_is_down_or_its_driver_missing(
     prefect_api_url: str, tmp_path: Path, us_v2_tsv: Path
 ) -> None:

@@ -18,6 +18,7 @@ from _state_fixtures import FakeClock, RaceError, race_in_fresh_process
 
 from connectors.state import (
     SCHEMA_VERSION,
+    AlreadyReversed,
     AmbiguousIdMap,
     DeadLetterNotFound,
     DeadLetterNotOpen,
@@ -399,6 +400,31 @@ def test_processes_recording_overlapping_settled_orders_record_each_once(state_u
     # Processes 0-3 record orders 0-9, 1-10, 2-11, 3-12: 13 orders in all.
     assert sum(race(state_url, "settled_orders")) == 13
     assert raw_rows(state_url, "SELECT COUNT(*), COUNT(DISTINCT order_id) FROM settled_orders") == [(13, 13)]
+
+
+def test_processes_reversing_one_version_record_it_once(state_url: str) -> None:
+    assert sorted(race(state_url, "reversal")) == [False, False, False, True]
+    with StateStore(state_url) as store:
+        assert store.settlement_version("S9") == 2
+
+
+# -- reversals ------------------------------------------------------------------------
+
+
+def test_a_settlement_version_is_reversed_once(store: StateStore, clock: FakeClock) -> None:
+    assert store.settlement_version("S1") == 1
+    assert store.get_reversal("S1", 1) is None
+    recorded = store.record_reversal("S1", 1, {"AMZ-S1-202410": "V1"}, {"AMZ-S1-202410-R1": "V9"}, "2024-11-01")
+    assert (recorded.settlement_id, recorded.version, recorded.accounting_date) == ("S1", 1, "2024-11-01")
+    assert (recorded.reversed, recorded.reversal) == ({"AMZ-S1-202410": "V1"}, {"AMZ-S1-202410-R1": "V9"})
+    assert recorded.created_at == datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
+    assert store.settlement_version("S1") == 2 and store.settlement_version("S2") == 1
+    with pytest.raises(AlreadyReversed, match="settlement S1 version 1 is already reversed"):
+        store.record_reversal("S1", 1, {}, {}, "2024-11-02")
+    assert store.get_reversal("S1", 1) == recorded
+    clock.advance(days=1)
+    store.record_reversal("S1", 2, {"AMZ-S1-202410-v2": "V3"}, {"AMZ-S1-202410-v2-R1": "V4"}, "2024-11-02")
+    assert store.settlement_version("S1") == 3
 
 
 # -- watermarks -----------------------------------------------------------------------
