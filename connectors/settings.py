@@ -937,9 +937,12 @@ _DRIVER_PACKAGES = {
 }
 
 
-def check_state_url(url: str, origin: str = "the state database URL", *, driver: bool = True) -> None:
+def check_state_url(
+    url: str, origin: str = "the state database URL", *, driver: bool = True, reachable: bool = True
+) -> None:
     """Raise ConfigurationError (one line, userinfo masked) unless ``url`` is a SQLAlchemy URL whose
-    database driver is installed (``driver=False``: the URL only); ``origin`` says where it was configured."""
+    database driver is installed (``driver=False``: the URL only) and, for a database server
+    (not SQLite) with ``reachable``, a connection to it can be made; ``origin`` says where it was configured."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -960,7 +963,15 @@ def check_state_url(url: str, origin: str = "the state database URL", *, driver:
         dialect.import_dbapi()
     except ImportError as exc:
         module = (exc.name or parsed.get_driver_name()).split(".")[0]
+        # A bare postgresql:// means SQLAlchemy's psycopg2 dialect; the project's extra brings psycopg 3.
+        psycopg3 = " (or write postgresql+psycopg:// to use psycopg 3)" if module == "psycopg2" else ""
         raise ConfigurationError(
             f"{origin} {shown} needs the {module} database driver, which is not installed: "
-            f"pip install '{_DRIVER_PACKAGES.get(module, module)}'"
+            f"pip install '{_DRIVER_PACKAGES.get(module, module)}'{psycopg3}"
         ) from None
+    if reachable and parsed.get_backend_name() != "sqlite":
+        from connectors.state import connection_problem
+
+        problem = connection_problem(url)
+        if problem is not None:
+            raise ConfigurationError(f"{origin} {shown}: cannot connect to the database ({problem})")

@@ -1,14 +1,23 @@
 """The state store: what was posted where, how far each feed has been read, which Amazon id
 is which M3 id, and what failed (dead letters).
 
-SQLAlchemy Core, portable SQL: SQLite under ``--home`` by default, PostgreSQL (or any
-SQLAlchemy URL) when several workers share one store. Every write is its own short
-transaction; races between processes are settled by the database's unique constraints, never
-by a read-then-write in Python.
+SQLAlchemy Core, portable SQL: SQLite under ``--home`` by default, PostgreSQL
+(``postgresql+psycopg://``) when several workers share one store. Every write is its own short
+transaction; races between processes are settled by the database's unique constraints and by
+compare-and-set updates, never by a read-then-write in Python.
 
 SQLite specifics: WAL journal (readers never block the writer), a busy timeout, and
 ``BEGIN IMMEDIATE`` for every transaction so two processes queue on the write lock instead of
 failing with "database is locked" when a read transaction tries to upgrade.
+
+PostgreSQL specifics: READ COMMITTED, pinned per connection whatever the server's default. Two
+writers of one row queue on its row lock, and the second re-evaluates its WHERE against the
+committed row, so a compare-and-set update has one winner and an insert of a taken key fails
+with a unique violation: no serialization failures to retry. Schema creation and migrations
+hold a transaction-scoped advisory lock, so processes opening an empty database at once queue.
+
+The schema carries its version (table ``m3sync_schema``, one row per step applied); opening a
+store brings an older one to `SCHEMA_VERSION` through `MIGRATIONS` and refuses a newer one.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from connectors.redact import redact, redact_text
+from connectors.redact import redact, redact_text, redact_url
 
 # claimed: a writer is on it; posted: in the target; failed: the target refused it, or nothing
 # was sent (may be claimed again at once); in_doubt: a write was sent and its answer never came
@@ -40,11 +49,19 @@ RECLAIMABLE_STATUSES = ("failed", "in_doubt", "submitted")
 DeadLetterStatus = Literal["open", "replayed", "discarded"]
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# How long a PostgreSQL connection attempt may take (libpq's default is to wait forever on a
+# host that drops packets); a URL's own ``connect_timeout`` wins.
+POSTGRES_CONNECT_TIMEOUT_S = 10
 _KEY = 255  # identifier columns: posting keys, names, ids
 
 
 class StateStoreError(Exception):
     """Base class of the state store's errors."""
+
+
+class StateStoreUnavailable(StateStoreError):
+    """The state database cannot be opened (server down, wrong host or credentials, no such
+    database) or is at a newer schema version than this code: one line, exit 2 on the command line."""
 
 
 class PostingNotFound(StateStoreError, KeyError):
@@ -206,6 +223,66 @@ sa.Index(
     postgresql_where=_open_letter_where,
 )
 
+# The tables holding the store's rows (what `StateStore.copy_to` copies), parents of none.
+DATA_TABLES = (postings, watermarks, id_maps, dead_letters, reversals, settled_orders)
+
+# The schema's version: one row per migration step applied, the highest is the store's version.
+schema_versions = sa.Table(
+    "m3sync_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(_KEY), nullable=False),
+    sa.Column("applied_at", UtcDateTime, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: ``apply`` brings a store at ``version - 1`` to ``version``. Steps
+    look before they change anything, so a store from before schema versions (which may hold
+    any prefix of them) runs them all from the first."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _create_tables(*tables: sa.Table) -> Callable[[Connection], None]:
+    def apply(conn: Connection) -> None:
+        metadata.create_all(conn, tables=list(tables), checkfirst=True)
+
+    return apply
+
+
+def _add_column(table: sa.Table, name: str) -> Callable[[Connection], None]:
+    column = table.c[name]
+    assert column.nullable  # existing rows get NULL
+
+    def apply(conn: Connection) -> None:
+        if name in {found["name"] for found in sa.inspect(conn).get_columns(table.name)}:
+            return
+        quote = conn.dialect.identifier_preparer.quote
+        type_sql = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(name)} {type_sql}")
+
+    return apply
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1, "postings, watermarks, id_maps, dead_letters", _create_tables(postings, watermarks, id_maps, dead_letters)
+    ),
+    Migration(2, "postings.owner: the process holding a claim", _add_column(postings, "owner")),
+    Migration(3, "postings.audit: what a write was made from", _add_column(postings, "audit")),
+    Migration(4, "reversals: the reversed versions of a settlement's vouchers", _create_tables(reversals)),
+    Migration(5, "settled_orders: which settlement settled which order", _create_tables(settled_orders)),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+
+# pg_advisory_xact_lock's key for schema changes ("m3sync" in ASCII); PostgreSQL scopes it to the database.
+_SCHEMA_LOCK_KEY = int.from_bytes(b"m3sync", "big")
+
 
 @dataclass(frozen=True)
 class Posting:
@@ -298,11 +375,44 @@ def _is_sqlite_memory(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+def _connect_args(parsed: sa.URL) -> dict[str, Any]:
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    return {}
+
+
+def _reason(exc: DBAPIError) -> str:
+    """The driver's message in one line, without secrets."""
+    return redact_text(" ".join(str(exc.orig).split()))
+
+
+def connection_problem(url: str) -> str | None:
+    """Why a connection to the database server at ``url`` cannot be made (down, wrong host,
+    role or database), in one line; None when it can. Nothing is created or changed."""
+    from sqlalchemy.pool import NullPool
+
+    parsed = make_url(url)
+    engine = sa.create_engine(parsed, poolclass=NullPool, connect_args=_connect_args(parsed))
+    try:
+        with engine.connect():
+            return None
+    except DBAPIError as exc:
+        return _reason(exc)
+    finally:
+        engine.dispose()
+
+
 def _make_engine(url: str) -> Engine:
     from connectors.settings import check_state_url
 
-    check_state_url(url)  # a missing driver is a one-line ConfigurationError, not an ImportError
+    # A missing driver is a one-line ConfigurationError, not an ImportError; the store connects itself next.
+    check_state_url(url, reachable=False)
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        # READ COMMITTED whatever the server's default: the module docstring says why it suffices.
+        return sa.create_engine(
+            parsed, pool_pre_ping=True, isolation_level="READ COMMITTED", connect_args=_connect_args(parsed)
+        )
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
     if _is_sqlite_memory(parsed):
@@ -342,8 +452,18 @@ class StateStore:
     def __init__(self, url: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self.url = url
         self._clock = clock
+        self._shown_url = redact_url(url)
         self._engine = _make_engine(url)
-        self.create_schema()
+        try:
+            with self._engine.connect():
+                pass  # a server that is down, a wrong host, role or database: said here in one line
+            self.create_schema()
+        except DBAPIError as exc:
+            self._engine.dispose()
+            raise StateStoreUnavailable(f"cannot open the state database {self._shown_url}: {_reason(exc)}") from None
+        except StateStoreUnavailable:
+            self._engine.dispose()
+            raise
 
     @classmethod
     def for_home(cls, home: Path, **kwargs: Any) -> StateStore:
@@ -371,18 +491,85 @@ class StateStore:
             yield conn
 
     def create_schema(self) -> None:
-        """Create missing tables and indexes. Idempotent, and safe when several processes
-        race: on SQLite the check and the CREATEs share one IMMEDIATE transaction; elsewhere a
-        loser's "already exists" error is answered by checking again."""
+        """Create the schema, or bring an older one to `SCHEMA_VERSION`. Idempotent, and safe
+        when several processes open an empty or older database at once: they queue on SQLite's
+        write lock (BEGIN IMMEDIATE) or PostgreSQL's advisory lock, and each looks again under
+        it. A store at a newer version raises `StateStoreUnavailable` (an older m3sync must not
+        write to it)."""
+        if self._checked_version() == SCHEMA_VERSION:
+            return  # the usual case, without queueing on the lock
         for attempt in range(3):
             try:
                 with self._tx() as conn:
-                    metadata.create_all(conn, checkfirst=True)
-                    _add_missing_columns(conn)
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+                    version = self._checked_version(conn)
+                    for migration in MIGRATIONS[version:]:
+                        if migration.version == 1:
+                            schema_versions.create(conn, checkfirst=True)
+                        migration.apply(conn)
+                        conn.execute(
+                            schema_versions.insert().values(
+                                version=migration.version, description=migration.description, applied_at=_utcnow()
+                            )
+                        )
                 return
             except DBAPIError:
-                if attempt == 2:
+                # Backends without a lock for DDL: a loser's "already exists" is answered by looking again.
+                if attempt == 2 or self._engine.dialect.name in ("sqlite", "postgresql"):
                     raise
+
+    def schema_version(self) -> int:
+        """The store's schema version: the last migration step applied (0: no schema)."""
+        with self._tx() as conn:
+            return _schema_version(conn)
+
+    def _checked_version(self, conn: Connection | None = None) -> int:
+        if conn is None:
+            with self._tx() as own:
+                return self._checked_version(own)
+        version = _schema_version(conn)
+        if version > SCHEMA_VERSION:
+            raise StateStoreUnavailable(
+                f"the state database {self._shown_url} is at schema version {version}, newer than this "
+                f"m3sync's {SCHEMA_VERSION}: upgrade m3-amazon-sync before using it"
+            )
+        return version
+
+    def copy_to(self, target: StateStore, *, rows_per_batch: int = 5_000) -> dict[str, int]:
+        """Copy every row of this store into ``target``, which must hold none (`StateStoreError`
+        otherwise), in one transaction on the target: all or nothing. Returns the rows copied per
+        table. This store is read in one transaction (SQLite: holding the write lock; PostgreSQL:
+        one snapshot), but flows writing to it should be stopped first: what they write after
+        the copy is not in the target."""
+        if make_url(self.url) == make_url(target.url):
+            raise StateStoreError(f"the state database {target._shown_url} cannot be copied into itself")
+        copied: dict[str, int] = {}
+        with target._tx() as out:
+            if out.dialect.name == "postgresql":  # a second copy into the same target waits, then finds rows
+                out.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+            taken = [t.name for t in DATA_TABLES if out.execute(sa.select(sa.func.count()).select_from(t)).scalar()]
+            if taken:
+                raise StateStoreError(
+                    f"the state database {target._shown_url} already holds rows ({', '.join(taken)}): "
+                    "copy only into a new, empty database"
+                )
+            source = self._engine.connect()
+            if source.dialect.name == "postgresql":
+                source = source.execution_options(isolation_level="REPEATABLE READ")
+            with source, source.begin():
+                for table in DATA_TABLES:
+                    copied[table.name] = 0
+                    rows = source.execute(sa.select(table)).mappings()
+                    for batch in rows.partitions(rows_per_batch):
+                        out.execute(table.insert(), [dict(row) for row in batch])
+                        copied[table.name] += len(batch)
+            if out.dialect.name == "postgresql":  # dead letters were copied with their ids: new ones follow them
+                out.exec_driver_sql(
+                    "SELECT setval(pg_get_serial_sequence('dead_letters', 'id'), COALESCE(MAX(id), 1), "
+                    "MAX(id) IS NOT NULL) FROM dead_letters"
+                )
+        return copied
 
     # -- postings ---------------------------------------------------------------------
 
@@ -830,13 +1017,12 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
         yield values[start : start + _IDS_PER_QUERY]
 
 
-def _add_missing_columns(conn: Connection) -> None:
-    """Columns added after a store was first created (``postings.owner``, ``postings.audit``): ALTER TABLE ADD."""
-    present = {column["name"] for column in sa.inspect(conn).get_columns("postings")}
-    for column in postings.columns:
-        if column.name not in present and column.nullable:
-            type_sql = column.type.compile(dialect=conn.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE postings ADD COLUMN {column.name} {type_sql}")
+def _schema_version(conn: Connection) -> int:
+    """The highest step recorded in ``m3sync_schema``; 0 without that table (an empty database,
+    or a store from before schema versions: its steps look for what is there)."""
+    if not sa.inspect(conn).has_table(schema_versions.name):
+        return 0
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(schema_versions.c.version), 0))).scalar_one())
 
 
 def _process_start(pid: int) -> str:

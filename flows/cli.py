@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     home_option(report)
     report.set_defaults(handler=_report)
     add_ops_command(commands)
+    from flows.state_command import add_state_command  # `m3sync state migrate --to URL`
+
+    add_state_command(commands)
     return parser
 
 
@@ -237,10 +240,11 @@ def _known_failure(exc: BaseException) -> int | None:
     from connectors.amazon.config import AmazonConfigError
     from connectors.m3 import M3AuthError, M3Error, M3Unavailable
     from connectors.settings import ConfigurationError
+    from connectors.state import StateStoreUnavailable
     from reconciliation.mapping import MappingError
     from reconciliation.workbook import WorkbookError
 
-    if isinstance(exc, (ConfigurationError, MappingError, AmazonConfigError, WorkbookError)):
+    if isinstance(exc, (ConfigurationError, StateStoreUnavailable, MappingError, AmazonConfigError, WorkbookError)):
         return EXIT_INVALID
     if isinstance(exc, (M3Unavailable, M3AuthError, AmazonUnavailable, AmazonError, M3Error)):
         return EXIT_UNREACHABLE

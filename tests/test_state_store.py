@@ -1,5 +1,6 @@
-"""The state store on real SQLite files: schema, claims under concurrency, watermarks, id
-maps and dead letters."""
+"""The state store on real SQLite files and a real PostgreSQL (each test on both, unless it is
+about one backend): schema and its versions, claims under concurrency, watermarks, id maps,
+settled orders and dead letters."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from _state_fixtures import FakeClock, claim_in_fresh_process
+from _postgres import postgres_server, postgres_url, state_url  # noqa: F401 - fixtures
+from _state_fixtures import FakeClock, RaceError, race_in_fresh_process
 
 from connectors.state import (
+    SCHEMA_VERSION,
+    AlreadyReversed,
     AmbiguousIdMap,
     DeadLetterNotFound,
     DeadLetterNotOpen,
     IdMapConflict,
     PostingNotFound,
     StateStore,
+    StateStoreUnavailable,
 )
 
-TABLES = {"postings", "watermarks", "id_maps", "dead_letters", "settled_orders"}
+TABLES = {"postings", "watermarks", "id_maps", "dead_letters", "reversals", "settled_orders", "m3sync_schema"}
 
 
 @pytest.fixture
@@ -32,9 +37,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[StateStore]:
-    with StateStore.for_home(tmp_path / "home", clock=clock) as opened:
+def store(state_url: str, clock: FakeClock) -> Iterator[StateStore]:
+    with StateStore(state_url, clock=clock) as opened:
         yield opened
+
+
+def raw_rows(url: str, sql: str) -> list[tuple]:
+    """Rows of ``sql`` read past the store, as the database holds them."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
 
 
 def claim(store: StateStore, key: str = "AMZ-1-202410", content_hash: str = "h1", **kwargs: object):
@@ -55,14 +70,25 @@ def test_for_home_creates_folder_and_wal_sqlite_file(tmp_path: Path) -> None:
     assert TABLES <= names
 
 
-def test_schema_is_idempotent_and_shared_by_two_stores(tmp_path: Path) -> None:
-    first = StateStore.for_home(tmp_path)
+def test_schema_is_idempotent_and_shared_by_two_stores(state_url: str) -> None:
+    first = StateStore(state_url)
     first.create_schema()
     first.create_schema()
-    second = StateStore.for_home(tmp_path)  # creates the schema again on the same file
+    second = StateStore(state_url)  # creates the schema again on the same database
     first.set_watermark("orders", "2024-10-01T00:00:00Z")
     assert second.get_watermark("orders") == "2024-10-01T00:00:00Z"
-    assert TABLES <= set(sa.inspect(sa.create_engine(f"sqlite:///{tmp_path / 'state.sqlite'}")).get_table_names())
+    engine = sa.create_engine(state_url)
+    assert TABLES <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()
+    # Five steps, each recorded once however often the store was opened.
+    assert [row[0] for row in raw_rows(state_url, "SELECT version FROM m3sync_schema ORDER BY version")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert first.schema_version() == second.schema_version() == SCHEMA_VERSION == 5
     first.close()
     second.close()
 
@@ -153,18 +179,17 @@ def test_in_doubt_and_submitted_claims_are_taken_over_with_what_came_before(
     assert claim(store).previous is None
 
 
-def test_claim_of_a_process_that_is_gone_is_taken_over_at_once(tmp_path: Path) -> None:
+def test_claim_of_a_process_that_is_gone_is_taken_over_at_once(state_url: str) -> None:
     import subprocess
     import sys
 
-    home = tmp_path / "home"
     script = (
-        "import sys; from pathlib import Path; from connectors.state import StateStore; "
-        "s = StateStore.for_home(Path(sys.argv[1])); "
+        "import sys; from connectors.state import StateStore; "
+        "s = StateStore(sys.argv[1]); "
         "s.claim_posting('AMZ-9-202410', kind='voucher', source='x.tsv', content_hash='h'); s.close()"
     )
-    subprocess.run([sys.executable, "-c", script, str(home)], check=True, timeout=60)  # claims, then exits
-    with StateStore.for_home(home) as store:
+    subprocess.run([sys.executable, "-c", script, state_url], check=True, timeout=60)  # claims, then exits
+    with StateStore(state_url) as store:
         dead = store.get_posting("AMZ-9-202410")
         assert dead is not None and dead.status == "claimed" and dead.owner
         taken = store.claim_posting(
@@ -195,23 +220,84 @@ def test_owner_liveness() -> None:
     assert not owner_is_gone("another-host:1:1") and not owner_is_gone(None)  # elsewhere: ages out instead
 
 
-def test_an_older_store_gains_the_owner_column(tmp_path: Path) -> None:
-    database = tmp_path / "state.sqlite"
-    with sqlite3.connect(database) as raw:  # the postings table as it was before claims had owners
-        raw.execute(
+def test_a_store_from_before_schema_versions_is_migrated_on_open(state_url: str) -> None:
+    """The first release's postings table (no owner, no audit), no reversals, settled orders or
+    version table: opening it runs every step, keeps its rows, and records version 5."""
+    engine = sa.create_engine(state_url)
+    timestamp, stamp = (
+        ("DATETIME", "'2024-10-25 12:00:00.000000'")
+        if engine.dialect.name == "sqlite"
+        else ("TIMESTAMP WITH TIME ZONE", "'2024-10-25 12:00:00+00'")
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
             "CREATE TABLE postings (posting_key VARCHAR(255) PRIMARY KEY, kind VARCHAR(40) NOT NULL, "
             "source VARCHAR(1000) NOT NULL, status VARCHAR(16) NOT NULL, target_ref VARCHAR(255), "
             "content_hash VARCHAR(128) NOT NULL, source_hash VARCHAR(128), detail TEXT, error TEXT, "
-            "attempts INTEGER NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)"
+            f"attempts INTEGER NOT NULL, created_at {timestamp} NOT NULL, updated_at {timestamp} NOT NULL)"
         )
-        raw.execute(
+        conn.exec_driver_sql(
             "INSERT INTO postings VALUES ('OLD', 'voucher', 'a.tsv', 'posted', 'AAA/2024/AZ/1', 'h', NULL, "
-            "NULL, NULL, 1, '2024-10-25 12:00:00.000000', '2024-10-25 12:00:00.000000')"
+            f"NULL, NULL, 1, {stamp}, {stamp})"
         )
-    with StateStore.for_home(tmp_path) as store:
+        conn.exec_driver_sql(
+            "CREATE TABLE watermarks (name VARCHAR(255) PRIMARY KEY, value TEXT NOT NULL, "
+            f"updated_at {timestamp} NOT NULL)"
+        )
+        conn.exec_driver_sql(f"INSERT INTO watermarks VALUES ('orders', '2024-10-01T00:00:00Z', {stamp})")
+    engine.dispose()
+
+    with StateStore(state_url) as store:
+        assert store.schema_version() == 5
         old = store.get_posting("OLD")
-        assert old is not None and old.status == "posted" and old.owner is None
-        assert claim(store, "NEW").posting.owner is not None
+        assert old is not None and (old.status, old.target_ref, old.owner, old.audit) == (
+            "posted",
+            "AAA/2024/AZ/1",
+            None,
+            None,
+        )
+        assert old.created_at == datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
+        assert store.get_watermark("orders") == "2024-10-01T00:00:00Z"
+        new = claim(store, "NEW", audit={"file_sha256": "ab"}).posting
+        assert new.owner is not None and new.audit == {"file_sha256": "ab"}
+        assert store.record_settled_orders("S1", ["111-A"]) == 1  # tables of later steps exist
+        assert store.settlement_version("S1") == 1
+    versions = raw_rows(state_url, "SELECT version, description FROM m3sync_schema ORDER BY version")
+    assert [v for v, _ in versions] == [1, 2, 3, 4, 5]
+    assert versions[1][1].startswith("postings.owner") and versions[4][1].startswith("settled_orders")
+
+
+def test_a_store_at_an_older_version_runs_only_the_later_steps(state_url: str) -> None:
+    StateStore(state_url).close()
+    applied = raw_rows(state_url, "SELECT version, applied_at FROM m3sync_schema ORDER BY version")
+    engine = sa.create_engine(state_url)
+    with engine.begin() as conn:  # back to version 3: before reversals and settled orders
+        conn.exec_driver_sql("DROP TABLE settled_orders")
+        conn.exec_driver_sql("DROP TABLE reversals")
+        conn.exec_driver_sql("DELETE FROM m3sync_schema WHERE version > 3")
+    engine.dispose()
+    with StateStore(state_url) as store:
+        assert store.schema_version() == 5
+        assert store.record_settled_orders("S1", ["111-A"]) == 1
+    again = raw_rows(state_url, "SELECT version, applied_at FROM m3sync_schema ORDER BY version")
+    assert again[:3] == applied[:3]  # steps 1-3 were not applied again
+    assert [v for v, _ in again[3:]] == [4, 5]
+
+
+def test_a_store_at_a_newer_version_is_refused_in_one_line(state_url: str) -> None:
+    StateStore(state_url).close()
+    engine = sa.create_engine(state_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO m3sync_schema (version, description, applied_at) "
+            "VALUES (6, 'from a later m3sync', '2026-01-01 00:00:00')"
+        )
+    engine.dispose()
+    with pytest.raises(StateStoreUnavailable) as refused:
+        StateStore(state_url)
+    message = str(refused.value)
+    assert "schema version 6, newer than this m3sync's 5: upgrade m3-amazon-sync" in message
+    assert "\n" not in message
 
 
 def test_marking_an_unknown_posting_raises(store: StateStore) -> None:
@@ -261,28 +347,84 @@ def test_threads_racing_for_one_key_have_exactly_one_winner(store: StateStore) -
     assert store.get_posting("RACE").content_hash == winners[0]
 
 
-def test_processes_racing_for_one_key_have_exactly_one_winner(tmp_path: Path) -> None:
-    # Fresh file: the processes also race to create the schema. "fork" starts in
-    # milliseconds (no re-import); each child opens its own store after the fork.
+def race(url: str, action: str, workers: int = 4) -> list:
+    """``workers`` processes opening a fresh database at once (so they also race to create the
+    schema) and doing ``action`` together; what each reported. "fork" starts in milliseconds
+    (no re-import); each child opens its own store after the fork."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    workers = 4
     barrier = context.Barrier(workers)
     results = context.Queue()
     processes = [
-        context.Process(target=claim_in_fresh_process, args=(str(tmp_path), "RACE", f"p{i}", barrier, results))
-        for i in range(workers)
+        context.Process(target=race_in_fresh_process, args=(url, action, i, barrier, results)) for i in range(workers)
     ]
     for process in processes:
         process.start()
-    outcomes = [results.get(timeout=120) for _ in range(workers)]
+    reported = [results.get(timeout=120) for _ in range(workers)]
     for process in processes:
         process.join(30)
-        assert process.exitcode == 0
+    failures = [value for _, value in reported if isinstance(value, RaceError)]
+    assert not failures, failures
+    assert [process.exitcode for process in processes] == [0] * workers
+    return [value for _, value in sorted(reported)]
+
+
+def test_processes_racing_for_one_key_have_exactly_one_winner(state_url: str) -> None:
+    outcomes = race(state_url, "claim")
     winners = [content for content, won, _ in outcomes if won]
     assert len(winners) == 1
     # every process saw the winner's row
     assert {row_hash for _, _, row_hash in outcomes} == {winners[0]}
+    with StateStore(state_url) as store:
+        assert store.get_posting("RACE").attempts == 1
+
+
+def test_processes_racing_for_one_watermark_leave_one_of_their_values(state_url: str) -> None:
+    indexes = race(state_url, "watermark")
+    assert sorted(indexes) == [0, 1, 2, 3]  # none failed
+    with StateStore(state_url) as store:
+        assert store.get_watermark("orders:ATVPDKIKX0DER") in {f"2024-10-0{i + 1}T00:00:00Z" for i in range(4)}
+    assert raw_rows(state_url, "SELECT COUNT(*) FROM watermarks") == [(1,)]
+
+
+def test_processes_dead_lettering_one_entity_open_one_letter_with_every_attempt(state_url: str) -> None:
+    letter_ids = race(state_url, "dead_letter")
+    assert len(set(letter_ids)) == 1
+    with StateStore(state_url) as store:
+        (letter,) = store.list_dead_letters(status=None)
+    assert letter.id == letter_ids[0] and letter.attempts == 4 and letter.status == "open"
+    assert letter.payload in [{"try": i} for i in range(4)]
+
+
+def test_processes_recording_overlapping_settled_orders_record_each_once(state_url: str) -> None:
+    # Processes 0-3 record orders 0-9, 1-10, 2-11, 3-12: 13 orders in all.
+    assert sum(race(state_url, "settled_orders")) == 13
+    assert raw_rows(state_url, "SELECT COUNT(*), COUNT(DISTINCT order_id) FROM settled_orders") == [(13, 13)]
+
+
+def test_processes_reversing_one_version_record_it_once(state_url: str) -> None:
+    assert sorted(race(state_url, "reversal")) == [False, False, False, True]
+    with StateStore(state_url) as store:
+        assert store.settlement_version("S9") == 2
+
+
+# -- reversals ------------------------------------------------------------------------
+
+
+def test_a_settlement_version_is_reversed_once(store: StateStore, clock: FakeClock) -> None:
+    assert store.settlement_version("S1") == 1
+    assert store.get_reversal("S1", 1) is None
+    recorded = store.record_reversal("S1", 1, {"AMZ-S1-202410": "V1"}, {"AMZ-S1-202410-R1": "V9"}, "2024-11-01")
+    assert (recorded.settlement_id, recorded.version, recorded.accounting_date) == ("S1", 1, "2024-11-01")
+    assert (recorded.reversed, recorded.reversal) == ({"AMZ-S1-202410": "V1"}, {"AMZ-S1-202410-R1": "V9"})
+    assert recorded.created_at == datetime(2024, 10, 25, 12, 0, tzinfo=UTC)
+    assert store.settlement_version("S1") == 2 and store.settlement_version("S2") == 1
+    with pytest.raises(AlreadyReversed, match="settlement S1 version 1 is already reversed"):
+        store.record_reversal("S1", 1, {}, {}, "2024-11-02")
+    assert store.get_reversal("S1", 1) == recorded
+    clock.advance(days=1)
+    store.record_reversal("S1", 2, {"AMZ-S1-202410-v2": "V3"}, {"AMZ-S1-202410-v2-R1": "V4"}, "2024-11-02")
+    assert store.settlement_version("S1") == 3
 
 
 # -- watermarks -----------------------------------------------------------------------
@@ -369,8 +511,7 @@ def test_dead_letter_payload_and_error_are_redacted(store: StateStore) -> None:
         "note": "mail ***",
     }
     assert letter.error == "rejected with refresh_token=***"
-    with sqlite3.connect(Path(store.url.removeprefix("sqlite:///"))) as raw:
-        stored_payload, stored_error = raw.execute("SELECT payload, error FROM dead_letters").fetchone()
+    ((stored_payload, stored_error),) = raw_rows(store.url, "SELECT payload, error FROM dead_letters")
     assert "jane" not in stored_payload.lower() and "IwEB" not in stored_payload
     assert "leaked" not in stored_error
 
