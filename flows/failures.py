@@ -165,8 +165,9 @@ _FINAL_MARK = "_m3sync_final_state"
 
 
 def is_final_state_error(exc: BaseException | None) -> bool:
-    """Whether ``exc`` is the data of a final state the boundary returned (already logged once)."""
-    return exc is not None and getattr(exc, _FINAL_MARK, False) is True
+    """Whether ``exc`` is the data of a final state a flow returned (the run said it already):
+    the boundary's, or a `RunFailed` (never raised, only ever a Failed state's data)."""
+    return isinstance(exc, RunFailed) or (exc is not None and getattr(exc, _FINAL_MARK, False) is True)
 
 
 def failed_state(exc: BaseException) -> Any:

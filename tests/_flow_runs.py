@@ -23,7 +23,7 @@ def run_logs(flow_run_id: Any) -> list[Any]:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
 
-    APILogHandler.flush()  # the handler sends in batches: what the run logged is in the API after this
+    APILogHandler().flush()  # the handler sends in batches: what the run logged is in the API after this
     with get_client(sync_client=True) as client:
         return client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
 
