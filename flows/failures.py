@@ -147,11 +147,10 @@ def failure_message(exc: BaseException) -> str:
         return exc.message
     if isinstance(exc, AmazonUnreachable):
         return Endpoint("Amazon", origin(exc.url), exc.attempts).unreachable(str(exc))
-    if isinstance(exc, AmazonUnavailable):
-        return one_line(f"Amazon unreachable after {exc.attempts} attempts: {exc}")
-    if isinstance(exc, M3Unavailable):  # the connector names M3's scheme://host:port in what it says
+    if isinstance(exc, (AmazonUnavailable, M3Unavailable)):  # the connectors name the scheme://host:port they met
+        system = "Amazon" if isinstance(exc, AmazonUnavailable) else "M3"
         found = _ORIGIN.search(str(exc))
-        return one_line(f"M3 at {found.group(0)} unreachable: {exc}" if found else f"M3 unreachable: {exc}")
+        return one_line(f"{system} at {found.group(0)} unreachable: {exc}" if found else f"{system} unreachable: {exc}")
     return one_line(str(exc))
 
 

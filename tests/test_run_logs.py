@@ -77,7 +77,9 @@ def test_held_then_posted_settlement_lines_without_tracebacks(
     _no_traceback(logs)
     assert not [log for log in logs if log.level >= logging.ERROR]  # a hold is an outcome, not an error
 
-    posted = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=home, return_state=True)
+    posted = settlement_reconciliation(
+        **POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=home, return_state=True
+    )
     logs = run_logs(posted.state_details.flow_run_id)
     (line,) = [log.message for log in logs if log.name == "flows.settlement"]
     # One voucher (the whole settlement is in October), no M3 invoice to match an order against.
@@ -161,3 +163,31 @@ def test_deployment_runs_say_a_hold_without_traceback_and_an_unexpected_error_on
     assert isinstance(raised, ValueError)
     tracebacks = [m for m in _messages(run_logs(flow_run.id)) if "Traceback" in m]
     assert len(tracebacks) == 1 and "something m3sync did not expect" in tracebacks[0]
+
+
+def test_settlement_lines_name_figures_and_reasons() -> None:
+    from flows.run_logging import REASONS_LOGGED, settlement_line
+
+    posted = {
+        "settlement_id": "1234567",
+        "source": "a.tsv",
+        "marketplace": "Amazon.co.uk",
+        "currency": "GBP",
+        "total_amount": "12345.67",
+        "status": "posted",
+        "reasons": [],
+        "journal": {"vouchers": [{}, {}, {}]},
+        "reconciliation": {"status": "done", "matched": 212, "amount_mismatch": 2, "missing_in_m3": 0},
+    }
+    assert settlement_line(posted) == (
+        "settlement 1234567 (UK, GBP) posted: 3 vouchers, deposit 12,345.67 GBP, 212 orders matched, 2 amount mismatch"
+    )
+    reasons = [f"reason {n};  said\non two lines" for n in range(REASONS_LOGGED + 2)]
+    held = {**posted, "status": "held", "journal": {"vouchers": []}, "reasons": reasons}
+    held["reconciliation"] = {"status": "skipped", "matched": 0}
+    assert settlement_line(held) == (
+        "settlement 1234567 (UK, GBP) held: 0 vouchers, deposit 12,345.67 GBP - "
+        "reason 0; said on two lines; reason 1; said on two lines; reason 2; said on two lines (and 2 more)"
+    )
+    invalid = {"settlement_id": None, "source": "x.tsv", "status": "invalid", "reasons": ["x.tsv:4:12: not a number"]}
+    assert settlement_line(invalid) == "file x.tsv invalid - x.tsv:4:12: not a number"
