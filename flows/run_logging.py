@@ -81,7 +81,8 @@ def install_run_logging() -> None:
             project = logging.getLogger(name)
             if project.level == logging.NOTSET:  # a level the user set stays
                 project.setLevel(level)
-            if not any(isinstance(h, RunLogHandler) for h in project.handlers):
+            # PREFECT_LOGGING_EXTRA_LOGGERS may have given it Prefect's handler already: never two.
+            if not any(isinstance(h, APILogHandler) for h in project.handlers):
                 project.addHandler(RunLogHandler())
         for name in PREFECT_RUN_LOGGERS:
             run = logging.getLogger(name)
