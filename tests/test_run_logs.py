@@ -145,9 +145,10 @@ def _deployment_run(probe: Any, parameters: dict[str, Any]) -> Any:
     return flow_run, raised.value
 
 
-def test_deployment_runs_say_a_hold_without_traceback_and_an_unexpected_error_once(
-    prefect_api_url: str, live_m3, us_v2_tsv: Path, bare_logging: None
+def test_deployment_runs_say_a_hold_or_missing_configuration_without_traceback_and_an_unexpected_error_once(
+    prefect_api_url: str, live_m3, us_v2_tsv: Path, tmp_path: Path, bare_logging: None
 ) -> None:
+    from connectors.settings import ConfigurationError
     from flows.settlement import settlement_reconciliation
 
     _, configure, _ = live_m3
@@ -158,6 +159,16 @@ def test_deployment_runs_say_a_hold_without_traceback_and_an_unexpected_error_on
     logs = run_logs(flow_run.id)
     _no_traceback(logs)
     assert not [m for m in _messages(logs) if "Engine execution exited" in m]
+
+    # The case: a home without config.toml used to log two 30-line tracebacks.
+    flow_run, raised = _deployment_run(
+        settlement_reconciliation, {"files": [str(us_v2_tsv)], "home": str(tmp_path / "no-config")}
+    )
+    assert isinstance(raised, ConfigurationError)
+    logs = run_logs(flow_run.id)
+    (error,) = [log.message for log in logs if log.level >= logging.ERROR]
+    assert "ionapi" in error
+    _no_traceback(logs)
 
     flow_run, raised = _deployment_run(_probe, {"fail": True})
     assert isinstance(raised, ValueError)
@@ -191,3 +202,28 @@ def test_settlement_lines_name_figures_and_reasons() -> None:
     )
     invalid = {"settlement_id": None, "source": "x.tsv", "status": "invalid", "reasons": ["x.tsv:4:12: not a number"]}
     assert settlement_line(invalid) == "file x.tsv invalid - x.tsv:4:12: not a number"
+
+
+def test_expected_failures_lose_their_traceback_and_a_runs_final_error_is_not_logged_again() -> None:
+    from connectors.m3 import M3Unavailable
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException as raised:  # noqa: BLE001 - a record as Prefect's task engine makes it
+            return logging.LogRecord(
+                "prefect.task_runs",
+                logging.ERROR,
+                __file__,
+                1,
+                "Task run failed with exception: %r - Retries are exhausted",
+                (raised,),
+                (type(raised), raised, raised.__traceback__),
+            )
+
+    expected = ExpectedFailures()
+    down = record(M3Unavailable("CRS750MI/LstPeriods", "connection to https://m3.example.com:443 failed"))
+    assert expected.filter(down) and down.exc_info is None and down.exc_text is None  # one line: it names the host
+    surprise = record(ValueError("a bug"))
+    assert expected.filter(surprise) and surprise.exc_info is not None  # an unexpected error keeps its traceback
+    assert not expected.filter(record(RunFailed("1 of 1 held: 1 (closed)", {"settlements": []}, 3)))
