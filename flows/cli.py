@@ -236,19 +236,9 @@ def _fail(message: str, code: int) -> int:
 
 def _known_failure(exc: BaseException) -> int | None:
     """Exit code for failures we explain in one line (no traceback), else None."""
-    from connectors.amazon import AmazonError, AmazonUnavailable
-    from connectors.amazon.config import AmazonConfigError
-    from connectors.m3 import M3AuthError, M3Error, M3Unavailable
-    from connectors.settings import ConfigurationError
-    from connectors.state import StateStoreUnavailable
-    from reconciliation.mapping import MappingError
-    from reconciliation.workbook import WorkbookError
+    from flows.failures import known_failure
 
-    if isinstance(exc, (ConfigurationError, StateStoreUnavailable, MappingError, AmazonConfigError, WorkbookError)):
-        return EXIT_INVALID
-    if isinstance(exc, (M3Unavailable, M3AuthError, AmazonUnavailable, AmazonError, M3Error)):
-        return EXIT_UNREACHABLE
-    return None
+    return known_failure(exc)
 
 
 def _failure(exc: BaseException, flow_run_id: Any = None) -> int:
@@ -350,7 +340,7 @@ def _settle(args: argparse.Namespace) -> int:
         from flows.arrow_memory import use_jemalloc_for_arrow
 
         use_jemalloc_for_arrow()
-        from flows.contract import exit_code
+        from flows.contract import exit_code, run_document
         from flows.settlement import settlement_reconciliation
 
         concise_console_logs()
@@ -376,7 +366,7 @@ def _settle(args: argparse.Namespace) -> int:
             return_state=True,
         )
     try:
-        document = state.result()
+        document = run_document(state)  # Completed, or Failed because of its settlements
     except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
         return _failure(exc, state.state_details.flow_run_id)
     if args.json:

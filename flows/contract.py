@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
-from flows.failures import UnexpectedError, contained
+from flows.failures import Endpoint, RunFailed, UnexpectedError, contained, one_line
 from reconciliation.model import format_amount
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError
@@ -204,28 +204,82 @@ def exit_code(document: dict[str, Any]) -> int:
     return EXIT_OK
 
 
-# The flow run's state name when the run has a problem (docs/cli-contract.md: a run with a held, invalid
-# or failed item, or an unreachable system, never ends as a plain Completed).
-RUN_STATE_NAMES = {
-    EXIT_UNREACHABLE: "Unreachable",
-    EXIT_FAILED: "Failed items",
-    EXIT_INVALID: "Invalid input",
-    EXIT_HELD: "Held",
-}
+# Settlements named per status in a Failed run's message; the rest are counted ("and 3 more").
+MESSAGE_NAMES = 3
+REASON_LENGTH = 60  # characters of an entry's first reason in the run's message
 
 
-def run_state(document: dict[str, Any]) -> Any:
-    """The flow's return value: the document, inside a Completed state named after the run's
-    worst problem (with the statuses counted in its message) when it has one."""
-    from prefect.states import Completed
+def _short(text: str) -> str:
+    """The first clause of a reason, on one line, at most ``REASON_LENGTH`` characters."""
+    clause = " ".join(text.split()).split("; ")[0]
+    return clause if len(clause) <= REASON_LENGTH else clause[: REASON_LENGTH - 1].rstrip() + "…"
 
-    name = RUN_STATE_NAMES.get(exit_code(document))
-    if name is None:
-        return document
-    counts: dict[str, int] = {}
-    for entry in document["settlements"]:
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    message = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+def _named(entry: dict[str, Any]) -> str:
+    """An entry in the run's message: the settlement and why; a file that could not be read by its
+    first error (``file:line:column: message``)."""
+    reason = _short(entry["reasons"][0]) if entry["reasons"] else entry["status"]
+    return reason if entry["settlement_id"] is None else f"{entry['settlement_id']} ({reason})"
+
+
+def _out_of_reach(entries: list[dict[str, Any]], m3: Endpoint | None) -> str:
+    """M3 out of reach (or rejecting m3sync), by its host: the first such reason of a held settlement
+    (``flows.settlement_steps.m3_problem`` wrote it)."""
+    reason = next(
+        (
+            r
+            for e in entries
+            if e["status"] == "held"
+            for r in e["reasons"]
+            if "M3 unreachable" in r or "M3 rejected" in r
+        ),
+        "M3 unreachable",
+    )
+    if m3 is None:
+        return one_line(reason)
+    if "M3 rejected" in reason:
+        return one_line(f"M3 at {m3.origin} {reason[reason.index('M3 rejected') + 3 :]}")
+    return m3.unreachable(reason[reason.index("M3 unreachable") :].removeprefix("M3 unreachable").lstrip(": "))
+
+
+def run_message(document: dict[str, Any], m3: Endpoint | None = None) -> str:
+    """One line an operator reads in the run list: what kept the run from being a plain success,
+    e.g. ``2 of 16 held: 1234567 (amount mismatch …), 7654321 (accounting period 2024-10 is
+    closed …); 1 invalid: x.tsv:4:3: …``; M3 out of reach first, by its host. "" when nothing did."""
+    entries = document["settlements"]
+    parts = []
+    if document.get("unreachable"):
+        parts.append(_out_of_reach(entries, m3))
+    for status in ("held", "invalid", "failed"):
+        chosen = [e for e in entries if e["status"] == status]
+        if chosen:
+            named = ", ".join(_named(e) for e in chosen[:MESSAGE_NAMES])
+            more = f" and {len(chosen) - MESSAGE_NAMES} more" if len(chosen) > MESSAGE_NAMES else ""
+            parts.append(f"{len(chosen)} of {len(entries)} {status}: {named}{more}")
     if document.get("report_error"):
-        message += "; workbook not written"
-    return Completed(name=name, message=message, data=document)
+        parts.append(document["report_error"])
+    return one_line("; ".join(parts), limit=1000)
+
+
+def run_state(document: dict[str, Any], m3: Endpoint | None = None) -> Any:
+    """The flow's return value: the document when every settlement was posted, dry run, duplicate
+    or submitted (Completed); else a Failed state whose message says why (``run_message``) and
+    whose data carries the document (``RunFailed``; ``run_document`` reads it back)."""
+    from prefect.states import Failed
+
+    code = exit_code(document)
+    if code == EXIT_OK:
+        return document
+    message = run_message(document, m3)
+    return Failed(message=message, data=RunFailed(message, document, code))
+
+
+def run_document(state: Any) -> dict[str, Any]:
+    """The document of a finished run (``flow(..., return_state=True)``), Completed or Failed
+    because of its settlements; the exception that ended any other Failed run is raised."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, RunFailed):
+        return result.document
+    if isinstance(result, BaseException):
+        raise result
+    return result  # a Completed settlement run's data is its document

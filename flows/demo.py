@@ -19,7 +19,7 @@ from typing import Any
 from connectors.m3 import M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
 from flows.connections import Connections, open_connections
-from flows.contract import exit_code
+from flows.contract import exit_code, run_document
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
 from sandbox.m3.seed import FREIGHT_ITEM  # the sandbox M3's non-stock item for shipping charged to buyers
 
@@ -143,8 +143,15 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
         home_path = connections.home
     # The demo's M3 has every settled order's invoice and every refund's credit note, so it keeps
     # the accountant's default: a refund or order without its M3 document would be held.
-    document = settlement_reconciliation(
-        from_amazon=True, sandbox=True, home=str(home_path), refunds_without_credit="hold", missing_invoices="hold"
+    document = run_document(
+        settlement_reconciliation(
+            from_amazon=True,
+            sandbox=True,
+            home=str(home_path),
+            refunds_without_credit="hold",
+            missing_invoices="hold",
+            return_state=True,
+        )
     )
     for line in summary_lines(document):
         echo(line)

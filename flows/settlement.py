@@ -11,9 +11,10 @@ artifacts -> the JSON document ``m3sync settle`` prints.
 
 One run is never half-done: whatever goes wrong with one file or settlement (an unexpected
 error in m3sync included) becomes its outcome, the others go on, and the JSON document is
-returned even when the workbook cannot be written. A run with a problem ends in a Completed
-state named after the worst one ("Held", "Invalid input", "Failed items", "Unreachable"), never
-a plain Completed.
+returned even when the workbook cannot be written. A run with a held, invalid or failed
+settlement, or M3 out of reach, ends Failed with a one-line message naming them (the document
+inside: ``flows.contract.run_state``); configuration, Amazon out of reach or anything unexpected
+ends it Failed too, said once (``flows.failures.flow_boundary``). One log line per settlement.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from flows import settlement_steps as steps
 from flows.artifacts import artifact_environment, publish_settlement_artifacts
 from flows.connections import Connections, invoice_policy, load_gl_mapping, load_tax_profiles, open_connections
 from flows.contract import run_state, settle_document
-from flows.failures import UnexpectedError, contained, unexpected
+from flows.failures import UnexpectedError, contained, flow_boundary, m3_endpoint, unexpected
 from flows.reports import RunReport, nothing_new, report_keys, report_target, write_report
+from flows.run_logging import log_settlements
 from reconciliation.exceptions import DEFAULT_NOT_SETTLED_AFTER_DAYS, mapping_file_in_home
 from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
@@ -53,6 +55,7 @@ _RETRY_STATUSES = ("held", "failed", "submitted")
 
 
 @flow(name="settlement-reconciliation")
+@flow_boundary
 def settlement_reconciliation(
     files: list[str] | None = None,
     from_amazon: bool = False,
@@ -166,8 +169,13 @@ def settlement_reconciliation(
                 environment, run_report, sources.errors, sources.failures, workbook, quiet
             ),
         )
-        document = {**settle_document(outcomes, sources, workbook), **report_keys(workbook, quiet)}
-        return run_state({**document, "customer_ledger": ledger.as_dict()})
+        document = {
+            **settle_document(outcomes, sources, workbook),
+            **report_keys(workbook, quiet),
+            "customer_ledger": ledger.as_dict(),
+        }
+        log_settlements(document)
+        return run_state(document, m3_endpoint(connections))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _flow_runs import settle  # a Failed run's document (a held settlement fails the run)
 from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 
 from connectors.m3 import (
@@ -331,7 +332,6 @@ def test_settlement_submitted_then_confirmed_and_found_again_without_state(
 def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(
     prefect_api_url: str, live_m3, us_v2_tsv: Path
 ) -> None:
-    from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
@@ -339,7 +339,7 @@ def test_settlement_whose_batch_job_fails_is_held_with_m3s_errors(
     fixture = str(us_v2_tsv)
     _admin(server, "POST", "gl/batch-job", {"fail_next": 1, "error": "XBA0009 Account 6570 is blocked"})
     for _ in range(2):  # the rerun is held the same way: the failed batch is never re-submitted
-        [entry] = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))["settlements"]
+        [entry] = settle(**POST_WITHOUT_M3_DOCUMENTS, files=[fixture], home=str(home))["settlements"]
         assert entry["status"] == "held"
         assert any("Account 6570 is blocked" in r and SETTLEMENT_KEY in r for r in entry["reasons"]), entry["reasons"]
     batches = _admin(server, "GET", "gl/batch-job")["batches"]

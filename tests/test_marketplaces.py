@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _flow_runs import settle  # a Failed run's document (a held settlement fails the run)
 from _settlement_builders import make_settlement
 
 from connectors.amazon.config import MARKETPLACE_REGIONS
@@ -336,7 +337,6 @@ def test_flow_places_settlements_by_currency_and_configuration_and_holds_the_res
     its currency; the same rows in EUR book to Amazon.fr because config.toml lists Amazon.co.uk
     and Amazon.fr, one EUR marketplace; in CHF they are held with the reason, and the run goes on."""
     from flows.contract import exit_code
-    from flows.settlement import settlement_reconciliation
 
     home = tmp_path / "home"
     home.mkdir()
@@ -353,7 +353,7 @@ def test_flow_places_settlements_by_currency_and_configuration_and_holds_the_res
             ca.replace("\tCAD\t", f"\t{currency}\t").replace("40000000004", settlement_id), encoding="utf-8"
         )
         files.append(str(path))
-    document = settlement_reconciliation(files=files, dry_run=True, home=str(home), report=str(tmp_path / "r.xlsx"))
+    document = settle(files=files, dry_run=True, home=str(home), report=str(tmp_path / "r.xlsx"))
 
     entries = {e["settlement_id"]: e for e in document["settlements"]}
     assert {k: (e["currency"], e["marketplace"], e["status"]) for k, e in entries.items()} == {

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _flow_runs import settle  # a Failed run's document (a held settlement fails the run)
 from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
@@ -83,7 +84,7 @@ def test_closed_first_month_holds_without_the_flag_and_moves_with_it(
     home = configure("brief")
     _close(server.base_url, "202409")
 
-    held = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home))
+    held = settle(**POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home))
     (entry,) = held["settlements"]
     assert entry["status"] == "held"
     (reason,) = [r for r in entry["reasons"] if "2024-09" in r]
@@ -106,12 +107,11 @@ def test_closed_first_month_holds_without_the_flag_and_moves_with_it(
 
 def test_every_voucher_is_checked_before_the_first_is_written(prefect_api_url: str, live_m3, split_tsv: Path) -> None:
     """Closing the SECOND month holds the whole settlement: September's voucher is not written either."""
-    from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     _close(server.base_url, "202410")
-    result = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home))
+    result = settle(**POST_WITHOUT_M3_DOCUMENTS, files=[str(split_tsv)], home=str(home))
     (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any(OCTOBER_KEY in r and "2024-10 is closed" in r for r in entry["reasons"]), entry["reasons"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _flow_runs import settle  # a Failed run's document (a held settlement fails the run)
 from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
@@ -233,9 +234,7 @@ def test_version_2_into_a_closed_month_moves_to_the_first_open_period(
     closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
     assert closed.status_code == 200, closed.text
 
-    held = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))[
-        "settlements"
-    ][0]
+    held = settle(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))["settlements"][0]
     assert held["status"] == "held" and "2024-10 is closed" in " ".join(held["reasons"])
     moved = settlement_reconciliation(
         **POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home), first_open_period=True

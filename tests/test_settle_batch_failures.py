@@ -27,7 +27,7 @@ from _live_m3 import live_m3  # noqa: F401 - a fixture
 
 from flows import settlement_steps
 from flows.connections import load_gl_mapping
-from flows.contract import RUN_STATE_NAMES, exit_code
+from flows.contract import exit_code, run_document
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK
 from reconciliation.workbook import (
     SHEET_EXCEPTIONS,
@@ -190,8 +190,9 @@ def test_second_file_fails_and_the_first_and_third_are_posted_and_reported(
     state = settlement_reconciliation(
         **POST_WITHOUT_M3_DOCUMENTS, files=files, home=str(home), report=str(report), return_state=True
     )
-    document = state.result()
-    assert state.is_completed() and state.name == RUN_STATE_NAMES[code]  # never a plain "Completed"
+    document = run_document(state)
+    assert state.is_failed() and state.result(raise_on_failure=False).exit_code == code  # never a plain Completed
+    assert f"1 of 3 {status}: " in state.message  # the run list names what went wrong
 
     by_source = {entry["source"]: entry for entry in document["settlements"]}
     assert set(by_source) == {"first.tsv", "second.tsv", "third.tsv"}
@@ -236,8 +237,14 @@ def test_workbook_that_fails_after_posting_still_gives_the_json_and_a_non_zero_c
     server, configure, _ = live_m3
     home = configure("brief")
     files = _batch(tmp_path / "in", (us_v2_tsv).read_text(encoding="utf-8"), None)
-    document = flows.settlement.settlement_reconciliation(
-        **POST_WITHOUT_M3_DOCUMENTS, files=files, home=str(home), report=str(tmp_path / "run.xlsx")
+    document = run_document(
+        flows.settlement.settlement_reconciliation(
+            **POST_WITHOUT_M3_DOCUMENTS,
+            files=files,
+            home=str(home),
+            report=str(tmp_path / "run.xlsx"),
+            return_state=True,
+        )
     )
     assert [e["status"] for e in document["settlements"]] == ["posted"] * 3
     assert all(e["journal"]["vouchers"][0]["m3_ref"] for e in document["settlements"])

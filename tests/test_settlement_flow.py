@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from _flow_runs import settle  # a Failed run's document (a held settlement fails the run)
 from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
 
@@ -99,16 +100,12 @@ def test_run_publishes_summary_and_exception_artifacts(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from flows.settlement import settlement_reconciliation
-
     server, configure, ionapi = live_m3
     home = configure("brief")
     text = (us_v2_tsv).read_text()
     held = tmp_path / "held.tsv"
     held.write_text(text.replace("DigitalServicesFee", "BrandNewMysteryFee"))
-    result = settlement_reconciliation(
-        **POST_WITHOUT_M3_DOCUMENTS, files=[str(held)], home=str(home), report=str(tmp_path / "run.xlsx")
-    )
+    result = settle(**POST_WITHOUT_M3_DOCUMENTS, files=[str(held)], home=str(home), report=str(tmp_path / "run.xlsx"))
     (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any("BrandNewMysteryFee" in r for r in entry["reasons"])
@@ -145,13 +142,12 @@ def test_same_settlement_twice_in_one_run_posts_once(
 
 
 def test_closed_period_holds_the_settlement_and_posts_nothing(prefect_api_url: str, live_m3, us_v2_tsv: Path) -> None:
-    from flows.settlement import settlement_reconciliation
 
     server, configure, ionapi = live_m3
     home = configure("cloudsuite")
     closed = httpx.post(f"{server.base_url}/sandbox/periods", json={"divi": "AAA", "period": "202410", "closed": True})
     assert closed.status_code == 200, closed.text
-    result = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))
+    result = settle(**POST_WITHOUT_M3_DOCUMENTS, files=[str(us_v2_tsv)], home=str(home))
     (entry,) = result["settlements"]
     assert entry["status"] == "held"
     assert any("AMZ-10000000001-202410" in r and "closed" in r.lower() for r in entry["reasons"]), entry["reasons"]
