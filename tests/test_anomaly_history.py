@@ -196,16 +196,16 @@ def test_a_different_settlement_still_adds_and_a_new_version_replaces_its_rows(t
 
 
 def test_held_then_rerun_flow_adds_to_the_history_once(prefect_api_url: str, live_m3, tmp_path: Path) -> None:
-    from flows.settlement import settlement_reconciliation
+    from tests._flow_runs import settle
 
     server, configure, _ = live_m3
     home = configure("brief")
     files = [str(p) for p in _files(tmp_path)]
     # M3 has no invoice for any of these orders: every settlement is held (the default), twice.
-    first = settlement_reconciliation(files=files, home=str(home), report=str(tmp_path / "first.xlsx"))
+    first = settle(files=files, home=str(home), report=str(tmp_path / "first.xlsx"))
     history = AnomalyHistory(home)
     recorded = _tables(history)
-    second = settlement_reconciliation(files=files, home=str(home), report=str(tmp_path / "second.xlsx"))
+    second = settle(files=files, home=str(home), report=str(tmp_path / "second.xlsx"))
 
     assert {e["status"] for e in first["settlements"] + second["settlements"]} == {"held"}
     assert [e["anomalies"] for e in second["settlements"]] == [e["anomalies"] for e in first["settlements"]]

@@ -68,10 +68,11 @@ def _configure(home: Path, extra: str) -> None:
 
 def _run(**parameters: Any) -> tuple[dict, Any]:
     """The flow's document and its flow run id."""
+    from flows.contract import run_document
     from flows.settlement import settlement_reconciliation
 
     state = settlement_reconciliation(**parameters, return_state=True)
-    return state.result(), state.state_details.flow_run_id
+    return run_document(state), state.state_details.flow_run_id
 
 
 def _artifacts(flow_run_id: Any) -> dict[str, Any]:
