@@ -15,7 +15,7 @@ what this module says:
 
 Everything is found by name and compared first: a second run changes nothing and says so.
 Runs are matched by state *type* (FAILED, CRASHED, COMPLETED), not by state name, so a
-Failed state with a name of its own ("Held") alerts as well.
+Failed state with a name of its own alerts as well.
 """
 
 from __future__ import annotations
