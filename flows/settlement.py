@@ -41,7 +41,7 @@ from flows.connections import (
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, unexpected
 from flows.reports import report_path
-from flows.task_runners import settlement_task_runner, submit
+from flows.task_runners import settlement_task_runner, shared, submit
 from reconciliation.exceptions import DEFAULT_NOT_SETTLED_AFTER_DAYS, mapping_file_in_home
 from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
@@ -108,8 +108,9 @@ def settlement_reconciliation(
             )
             for s in chronological
         }
-        in_run = steps.settled_in_run(sources.settlements)  # each settlement's orders, told to the others
         with settlement_task_runner(settings.runner) as runner:  # [runner]: the flow's threads, or Dask workers
+            # Each settlement's orders, told to the others (and sent to each Dask worker once).
+            in_run = shared(runner, steps.settled_in_run(sources.settlements))
             futures = [
                 submit(
                     runner, settle_one, connections, s, gl_mapping, anomalies[s.settlement_id], options, ledger, in_run

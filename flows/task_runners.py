@@ -14,6 +14,7 @@ Tasks sent to Dask workers are pickled: `flows.connections.Connections` travel a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -70,6 +71,22 @@ def _connect(started: Any, runner: RunnerSettings) -> None:
         ) from None
 
 
+def shared(runner: TaskRunner, value: Any) -> Any:
+    """``value`` for many tasks on ``runner``: on Dask, sent to every worker once (the tasks get a
+    future each worker resolves to its copy) instead of pickled into every task; else itself."""
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        return value
+    if not isinstance(runner, DaskTaskRunner):
+        return value
+    return runner.client.scatter(value, broadcast=True)
+
+
 def submit(runner: TaskRunner, task: Task[..., Any], *args: Any, **kwargs: Any) -> PrefectFuture[Any]:
     """``task.submit(*args, **kwargs)`` on ``runner`` instead of the flow's own task runner."""
-    return runner.submit(task, get_call_parameters(task.fn, args, kwargs))
+    with warnings.catch_warnings():
+        # A settlement's lines travel to the worker that settles it by design (tens of MB for
+        # 100,000 lines): Dask's advice to load them on the cluster instead does not apply.
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return runner.submit(task, get_call_parameters(task.fn, args, kwargs))

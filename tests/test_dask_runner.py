@@ -13,6 +13,7 @@ import csv
 import io
 import os
 import pickle
+import time
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from _invoice_choices import POST_WITHOUT_M3_DOCUMENTS  # their files name orders their M3 never invoiced
 from _live_m3 import live_m3  # noqa: F401 - a fixture
+from distributed import Client, LocalCluster
 
 from connectors.m3 import M3Client
 from connectors.settings import ConfigurationError, RunnerSettings, load_settings
@@ -29,11 +31,15 @@ from sandbox.generator import build_world
 
 @pytest.fixture
 def dask_cluster():
-    """An existing Dask cluster: two single-threaded worker processes."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster:
-        yield cluster
+    """An existing Dask cluster of two single-threaded worker processes, and a client of it that
+    records which tasks it ran. Not the process's default client: prefect-dask's runner would
+    take that one's cluster instead of the configured address."""
+    with (
+        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        client.get_task_stream()  # starts the scheduler's record of computed tasks
+        yield cluster, client
 
 
 def _expected_voucher_keys(text: str, deposit: datetime) -> set[str]:
@@ -73,8 +79,9 @@ def test_settlements_post_exactly_once_from_several_dask_worker_processes(
     from flows.settlement import settlement_reconciliation
 
     _server, configure, ionapi = live_m3
+    cluster, client = dask_cluster
     home = configure("brief")
-    _set_runner(home, f'dask_address = "{dask_cluster.scheduler_address}"')
+    _set_runner(home, f'dask_address = "{cluster.scheduler_address}"')
     documents = build_world(5, orders=160).settlement_documents()[:4]
     files, expected = [], {}
     for document in documents:
@@ -85,6 +92,7 @@ def test_settlements_post_exactly_once_from_several_dask_worker_processes(
     all_keys = set().union(*expected.values())
     assert len(all_keys) >= 4
 
+    started = time.time()
     first = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=files, home=str(home))
 
     entries = {e["settlement_id"]: e for e in first["settlements"]}
@@ -98,12 +106,15 @@ def test_settlements_post_exactly_once_from_several_dask_worker_processes(
     assert {(p.status, p.attempts) for p in postings.values()} == {("posted", 1)}
     # Claimed and posted by the cluster's worker processes, more than one of them, not by this one.
     claimers = {int(str(p.owner).split(":")[1]) for p in postings.values()}
-    workers = set(dask_cluster.get_client().run(os.getpid).values())
+    workers = set(client.run(os.getpid).values())
     assert len(claimers) > 1 and claimers <= workers and os.getpid() not in claimers
 
     # Again, on a local cluster the run starts itself: everything is a duplicate, nothing is posted.
+    assert len(client.get_task_stream(start=started)) == len(expected)  # one task per settlement
     _set_runner(home, "dask_workers = 2")
+    started = time.time()
     second = settlement_reconciliation(**POST_WITHOUT_M3_DOCUMENTS, files=files, home=str(home))
+    assert client.get_task_stream(start=started) == ()  # not on the existing cluster: on the run's own
 
     assert {e["settlement_id"]: e["status"] for e in second["settlements"]} == dict.fromkeys(expected, "duplicate")
     assert _voucher_keys_in_m3(ionapi) == Counter(all_keys)
@@ -137,6 +148,28 @@ def test_connections_travel_as_their_spec_and_refuse_another_configuration(live_
         assert reopened.require_m3().get_customer("AMZUS").currency == "USD"
     finally:
         reopened.close()
+
+
+def test_an_unreachable_scheduler_stops_the_run_with_one_line_naming_it() -> None:
+    """Before any settlement is handed over: one line, no traceback, nothing posted."""
+    import socket
+
+    import dask
+
+    from flows.task_runners import settlement_task_runner
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    runner = RunnerSettings(dask_address=address, origin="[runner] dask_address in /srv/m3sync/config.toml")
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(ConfigurationError) as raised:
+        with settlement_task_runner(runner):
+            pytest.fail("the runner started without a scheduler")
+    message = str(raised.value)
+    assert message.startswith(
+        f"[runner] dask_address in /srv/m3sync/config.toml: the Dask scheduler at {address} could not be used ("
+    )
+    assert "\n" not in message and raised.value.__cause__ is None
 
 
 @pytest.mark.parametrize(
