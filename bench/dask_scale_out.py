@@ -56,6 +56,7 @@ class RunTimes:
     workers: int
     seconds: float  # the whole flow run, wall time
     settle_seconds: float  # first settlement task's start on a worker to the last one's end
+    compute_seconds: float  # the settlement tasks' compute time on the workers, summed
     workers_used: int  # worker processes that ran settlement tasks
 
 
@@ -96,9 +97,10 @@ def dask_cluster(workers: int) -> Iterator[Any]:
         yield client
 
 
-def settle_phase(stream: Sequence[dict[str, Any]], expected: int) -> tuple[float, int]:
+def settle_phase(stream: Sequence[dict[str, Any]], expected: int) -> tuple[float, float, int]:
     """From Dask's task stream of the run: seconds from the first settlement task's start to the
-    last one's end on the workers, and how many worker processes ran them."""
+    last one's end on the workers, the seconds the workers spent computing them (summed), and how
+    many worker processes ran them."""
     computes = [
         (part["start"], part["stop"], record["worker"])
         for record in stream
@@ -107,7 +109,8 @@ def settle_phase(stream: Sequence[dict[str, Any]], expected: int) -> tuple[float
     ]
     if len(computes) != expected:
         raise BenchmarkError(f"the cluster computed {len(computes)} tasks for {expected} settlements")
-    return max(c[1] for c in computes) - min(c[0] for c in computes), len({c[2] for c in computes})
+    span = max(c[1] for c in computes) - min(c[0] for c in computes)
+    return span, sum(c[1] - c[0] for c in computes), len({c[2] for c in computes})
 
 
 def run_once(home: Path, m3_config: str, files: Sequence[Path], client: Any, workers: int) -> RunTimes:
@@ -137,8 +140,7 @@ def run_once(home: Path, m3_config: str, files: Sequence[Path], client: Any, wor
     if len(entries) != len(files) or statuses != ["dry_run"]:
         reasons = sorted({r for e in entries for r in e["reasons"]})[:3]
         raise BenchmarkError(f"{len(entries)} of {len(files)} settlements, statuses {statuses}: {reasons}")
-    settle_seconds, used = settle_phase(stream.data, len(files))
-    return RunTimes(workers, seconds, settle_seconds, used)
+    return RunTimes(workers, seconds, *settle_phase(stream.data, len(files)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,8 +230,8 @@ def _measure(
                 results.append(result)
                 print(
                     f"round {round_number + 1}, {workers} worker process(es): run {result.seconds:.1f} s, "
-                    f"settle phase {result.settle_seconds:.1f} s on {result.workers_used} worker(s) "
-                    f"(load average {_load()})",
+                    f"settle phase {result.settle_seconds:.1f} s on {result.workers_used} worker(s), "
+                    f"tasks computing {result.compute_seconds:.1f} s in all (load average {_load()})",
                     flush=True,
                 )
     return results
