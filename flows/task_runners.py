@@ -41,8 +41,10 @@ def dask_task_runner(runner: RunnerSettings) -> TaskRunner:
     if runner.dask_address is not None:
         return DaskTaskRunner(address=runner.dask_address)
     # One thread per process: the settlement steps are CPU-bound pandas, and a process per
-    # settlement is what scales past the GIL.
-    return DaskTaskRunner(cluster_kwargs={"n_workers": runner.dask_workers, "processes": True, "threads_per_worker": 1})
+    # settlement is what scales past the GIL. The dashboard on any free port (Prefect logs it):
+    # two runs on one machine would otherwise compete for 8787.
+    cluster = {"n_workers": runner.dask_workers, "processes": True, "threads_per_worker": 1, "dashboard_address": ":0"}
+    return DaskTaskRunner(cluster_kwargs=cluster)
 
 
 @contextmanager
@@ -51,7 +53,7 @@ def settlement_task_runner(runner: RunnerSettings) -> Iterator[TaskRunner]:
     if not runner.uses_dask:
         context = FlowRunContext.get()
         if context is None or context.task_runner is None:
-            raise RuntimeError("settlement_task_runner is used inside a flow run")
+            raise RuntimeError("settlement_task_runner needs a flow run (the flow's task runner)")
         yield context.task_runner  # already started by the flow run
         return
     with dask_task_runner(runner) as started:
