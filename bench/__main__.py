@@ -16,6 +16,7 @@ BENCHMARKS = (
     ("bench.settlement_pipeline", "settlement pipeline vs read_csv, peak memory, workbook"),
     ("bench.anomaly_eval", "anomaly detection precision/recall and scoring speed"),
     ("bench.settle_command", "the whole m3sync settle command vs a fresh read_csv process, peak RSS"),
+    ("bench.dask_scale_out", "the settlement flow on 1 vs 2 Dask worker processes, 32 settlements x 50,000 lines"),
 )
 
 

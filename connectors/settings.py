@@ -42,6 +42,10 @@ saying exactly which TOML key or environment variable to set.
     [state]
     url = "postgresql+psycopg://sync@db/m3sync"   # default: sqlite at HOME/state.sqlite
 
+    [runner]                      # where the settlement flow's per-settlement tasks run (default: threads)
+    dask_address = "tcp://scheduler:8786"   # an existing Dask cluster (pip install 'm3-amazon-sync[dask]')
+    # or: dask_workers = 2                  # a local cluster of that many worker processes, for the run
+
     [settlement]                  # what settle does with orders M3 has no document for
     refunds_without_credit = "hold"   # or "returns": post to sales returns with the VAT reversal
     missing_invoices = "hold"         # or "suspense": post the sales to a suspense account
@@ -283,6 +287,22 @@ class AmazonSettings:
 
 
 @dataclass(frozen=True)
+class RunnerSettings:
+    """``[runner]``: where the settlement flow runs its per-settlement tasks. Neither key: the
+    flow's own thread pool; ``dask_address``: an existing Dask scheduler (``tcp://host:8786``);
+    ``dask_workers``: a local Dask cluster of that many single-threaded worker processes,
+    started for the run and stopped after it. ``origin``: where the choice was configured."""
+
+    dask_address: str | None = None
+    dask_workers: int | None = None
+    origin: str = ""
+
+    @property
+    def uses_dask(self) -> bool:
+        return self.dask_address is not None or self.dask_workers is not None
+
+
+@dataclass(frozen=True)
 class SettlementSettings:
     """``[settlement]``: the user's choices for orders M3 has no invoice or credit note for, as
     written (the settlement flow checks the values: ``flows.connections.invoice_policy``)."""
@@ -339,6 +359,7 @@ class Settings:
     home: Path
     problems: Mapping[str, str] = field(default_factory=dict)
     state_url_origin: str = "the state database URL"  # where it was configured, for messages
+    runner: RunnerSettings = field(default_factory=RunnerSettings)  # [runner]: where settlement tasks run
     settlement: SettlementSettings = field(default_factory=SettlementSettings)
     tax: Mapping[str, Any] = field(default_factory=dict)  # the [tax] table as written (reconciliation.tax checks it)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
@@ -411,6 +432,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         f"amazon.{region}": {"refresh_token": "secret", "endpoint": "str", "marketplaces": "list"}
         for region in AMAZON_REGIONS
     },
+    "runner": {"dask_address": "str", "dask_workers": "str"},
     "state": {"url": "str"},
     "settlement": {"refunds_without_credit": "str", "missing_invoices": "str", "not_settled_after_days": "str"},
     "reports": {"location": "str"},
@@ -734,6 +756,24 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     )
 
 
+def _runner_settings(section: _Section, raw: Mapping[tuple[str, str], _Raw]) -> RunnerSettings:
+    address = section.text("dask_address")
+    workers = _positive(section, "dask_workers", int, None)
+    if address is not None and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", address.strip()):
+        section.problems.append(
+            f"{raw[('runner', 'dask_address')].origin} must be a Dask scheduler address such as "
+            f"tcp://scheduler:8786, got {redact_url(address)!r}"
+        )
+        address = None
+    if address is not None and workers is not None:
+        section.problems.append(
+            f"{raw[('runner', 'dask_address')].origin} and {raw[('runner', 'dask_workers')].origin}: "
+            "choose one, an existing Dask cluster or a local one"
+        )
+    given = [raw[("runner", key)].origin for key in ("dask_address", "dask_workers") if ("runner", key) in raw]
+    return RunnerSettings(dask_address=address and address.strip(), dask_workers=workers, origin=", ".join(given))
+
+
 def _settlement_settings(section: _Section, raw: Mapping[tuple[str, str], _Raw]) -> SettlementSettings:
     keys = ("refunds_without_credit", "missing_invoices")
     values = {key: section.text(key) for key in keys}
@@ -903,10 +943,12 @@ def load_settings(
     if state_url is not None:
         check_state_url(state_url, state_origin, driver=False)  # the driver is checked when a run needs it
     state_url = state_url or f"sqlite:///{(home / 'state.sqlite').absolute()}"
+    runner = _runner_settings(sections["runner"], raw)
     settlement = _settlement_settings(sections["settlement"], raw)
     reports = _reports_settings(sections["reports"], raw)
     environment = _environment(sections[OWN_SECTION])
-    for name in ("state", "settlement", "reports", OWN_SECTION):  # every run reads these: a problem is reported now
+    # Every run reads these: a problem is reported now.
+    for name in ("state", "settlement", "runner", "reports", OWN_SECTION):
         if sections[name].problems:
             raise ConfigurationError("; ".join(sections[name].problems))
     problems = {name: "; ".join(section.problems) for name, section in sections.items() if section.problems}
@@ -917,6 +959,7 @@ def load_settings(
         home=home,
         problems=problems,
         state_url_origin=state_origin,
+        runner=runner,
         settlement=settlement,
         tax=document.get(TAX_SECTION, {}),
         ledger=ledger,

@@ -4,11 +4,22 @@ Flows get everything they talk to from here, so the same flow runs against the e
 sandbox or a live M3 and seller account with configuration only. Nothing silently falls back
 to the sandbox: without ``--sandbox``, a missing setting raises ``ConfigurationError`` naming
 what to configure.
+
+Open connections (httpx clients, the state store's engine, the sandbox's servers) cannot be
+sent to another process. What travels to a task in a Dask worker is a `ConnectionSpec` (the
+home, the sandbox flag, which systems the run needs and a fingerprint of the configuration):
+a pickled `Connections` unpickles as its spec, and a task calls `connected`, which opens that
+worker process's own connections once, reuses them for every later task, and closes them when
+the process exits.
+The sandbox's emulators keep running in the flow's process; workers reach them over HTTP
+through the files the sandbox wrote under ``HOME/sandbox``. The state store is shared through
+its URL, and its claims keep every posting exactly once across processes.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -51,13 +62,20 @@ class Connections:
     sandbox_env: Any = None  # sandbox.runtime.SandboxEnvironment when sandbox=True
     need_m3: bool = True
     need_amazon: bool = False
+    configuration: str = ""  # fingerprint of what they were opened from (configuration_fingerprint)
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
 
+    @property
+    def spec(self) -> ConnectionSpec:
+        """What another process needs to open the same connections."""
+        return ConnectionSpec(self.home, self.sandbox, self.need_m3, self.need_amazon, self.configuration)
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Task runners that ship tasks to other processes (Dask, process pools) pickle their
-        # arguments: a worker reconnects from the same home (the sandbox's servers keep running
-        # in the flow's process; their URLs and keys are in the files under HOME/sandbox).
-        return (reconnect, (self.home, self.sandbox, self.need_m3, self.need_amazon))
+        # Task runners that ship tasks to other processes (Dask) pickle their arguments: only the
+        # spec travels. It is not connected on unpickling, since a Dask scheduler unpickles tasks
+        # too: the task calls ``connected`` where it runs.
+        spec = self.spec
+        return (ConnectionSpec, (spec.home, spec.sandbox, spec.need_m3, spec.need_amazon, spec.configuration))
 
     def division_for(self, marketplace_code: str | None) -> str:
         """The M3 division a settlement of this marketplace posts to, and is read from."""
@@ -117,27 +135,91 @@ def open_connections(
         stack.close()
         raise
     connections._stack = stack
+    connections.configuration = configuration_fingerprint(home_path, sandbox=sandbox)
     return connections
 
 
-_REOPENED: dict[tuple[Path, bool, bool, bool], Connections] = {}
-_REOPEN_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """The picklable description of a run's connections, sent to tasks in other processes.
 
+    ``configuration`` is `configuration_fingerprint` as the flow's process saw it: a worker that
+    sees another configuration under ``home`` (another config.toml, other ``M3SYNC_*``
+    variables, a sandbox started since) opens nothing and says so, rather than posting to
+    another M3. It holds no secret: secrets enter it as "configured", never as values."""
 
-def reconnect(home: Path, sandbox: bool, need_m3: bool, need_amazon: bool) -> Connections:
-    """Connections of a worker process for a flow run's home (opened once per process)."""
-    key = (Path(home), sandbox, need_m3, need_amazon)
-    with _REOPEN_LOCK:
-        if key not in _REOPENED:
+    home: Path
+    sandbox: bool
+    need_m3: bool = True
+    need_amazon: bool = False
+    configuration: str = ""
+
+    def connections(self) -> Connections:
+        """This process's connections for the spec: opened at the first task, reused by the next
+        ones, closed when the process exits (or replaced once the configuration changed)."""
+        identity = (self.home, self.sandbox, self.need_m3, self.need_amazon)
+        with _WORKER_LOCK:
+            cached = _WORKER_CONNECTIONS.get(identity)
+            if cached is not None and cached.configuration == self.configuration:
+                return cached
+            seen_here = configuration_fingerprint(self.home, sandbox=self.sandbox)
+            if seen_here != self.configuration:
+                raise ConfigurationError(
+                    f"this worker process sees another configuration under {self.home} than the flow run "
+                    "(config.toml, M3SYNC_* variables or the sandbox's files): give every worker the same "
+                    "home and environment"
+                )
+            if cached is not None:  # the configuration changed since: the old clients are stale
+                _WORKER_CONNECTIONS.pop(identity).close()
             stack = ExitStack()
-            if sandbox:
-                connections = _sandbox_clients(Path(home), stack)
-            else:
-                connections = _live_connections(Path(home), stack, need_m3=need_m3, need_amazon=need_amazon)
+            try:
+                if self.sandbox:
+                    connections = _sandbox_clients(self.home, stack)
+                else:
+                    connections = _live_connections(
+                        self.home, stack, need_m3=self.need_m3, need_amazon=self.need_amazon
+                    )
+            except BaseException:
+                stack.close()
+                raise
             connections._stack = stack
-            _REOPENED[key] = connections
-            atexit.register(connections.close)
-        return _REOPENED[key]
+            connections.need_m3, connections.need_amazon = self.need_m3, self.need_amazon
+            connections.configuration = self.configuration
+            _WORKER_CONNECTIONS[identity] = connections
+            return connections
+
+
+def connected(connections: Connections | ConnectionSpec) -> Connections:
+    """The open connections a task uses: the flow's own when it runs in the flow's process, else
+    (a pickled `Connections` arrives as its spec) this process's, opened once from the spec."""
+    return connections if isinstance(connections, Connections) else connections.connections()
+
+
+# Connections opened from a spec in this process (a Dask worker), one set per home and need.
+_WORKER_CONNECTIONS: dict[tuple[Path, bool, bool, bool], Connections] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_worker_connections() -> None:
+    with _WORKER_LOCK:
+        while _WORKER_CONNECTIONS:
+            _WORKER_CONNECTIONS.popitem()[1].close()
+
+
+def configuration_fingerprint(home: Path, *, sandbox: bool) -> str:
+    """A digest of everything the connections under ``home`` are opened from: the settings (as
+    their repr shows them, secrets masked: a secret's value never enters the digest) and, for
+    the sandbox, when its start last rewrote its .ionapi and credentials files (new ports)."""
+    settings = load_settings(home)
+    parts = [repr(settings), repr(settings.ledger)]
+    if sandbox:
+        for name in ("m3.ionapi", "spapi-credentials.json"):
+            try:
+                parts.append(f"{name}:{(home / 'sandbox' / name).stat().st_mtime_ns}")
+            except OSError:
+                parts.append(f"{name}:missing")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def _sandbox_connections(home: Path, stack: ExitStack, *, seed: int, orders: int) -> Connections:

@@ -31,11 +31,20 @@ from connectors.m3 import M3Error
 from connectors.settings import load_settings
 from flows import settlement_steps as steps
 from flows.artifacts import artifact_environment, publish_settlement_artifacts
-from flows.connections import Connections, invoice_policy, load_gl_mapping, load_tax_profiles, open_connections
+from flows.connections import (
+    Connections,
+    ConnectionSpec,
+    connected,
+    invoice_policy,
+    load_gl_mapping,
+    load_tax_profiles,
+    open_connections,
+)
 from flows.contract import run_state, settle_document
 from flows.failures import UnexpectedError, contained, flow_boundary, m3_endpoint, unexpected
 from flows.reports import RunReport, nothing_new, report_keys, report_target, write_report
 from flows.run_logging import log_settlements
+from flows.task_runners import settlement_task_runner, shared, submit
 from reconciliation.exceptions import DEFAULT_NOT_SETTLED_AFTER_DAYS, mapping_file_in_home
 from reconciliation.local_currency import fx_accounts
 from reconciliation.mapping import GLMapping
@@ -132,15 +141,19 @@ def settlement_reconciliation(
             )
             for s in chronological
         }
-        in_run = steps.settled_in_run(sources.settlements)  # each settlement's orders, told to the others
-        futures = [
-            settle_one.submit(connections, s, gl_mapping, anomalies[s.settlement_id], options, ledger, in_run)
-            for s in sources.settlements
-        ]
-        outcomes = [
-            _outcome(future, settlement, connections, options)
-            for future, settlement in zip(futures, sources.settlements)
-        ]
+        with settlement_task_runner(settings.runner) as runner:  # [runner]: the flow's threads, or Dask workers
+            # Each settlement's orders, told to the others (and sent to each Dask worker once).
+            in_run = shared(runner, steps.settled_in_run(sources.settlements))
+            futures = [
+                submit(
+                    runner, settle_one, connections, s, gl_mapping, anomalies[s.settlement_id], options, ledger, in_run
+                )
+                for s in sources.settlements
+            ]
+            outcomes = [
+                _outcome(future, settlement, connections, options)
+                for future, settlement in zip(futures, sources.settlements)
+            ]
         if not dry_run:
             contained("recording the settled orders", lambda: steps.record_settled_orders(connections.state, outcomes))
         # Kept for the period summary (``m3sync report``): the workbook's data per settlement.
@@ -180,7 +193,7 @@ def settlement_reconciliation(
 
 @task(cache_policy=NO_CACHE, task_run_name="settle-{settlement.settlement_id}")
 def settle_one(
-    connections: Connections,
+    connections: Connections | ConnectionSpec,
     settlement: Settlement,
     mapping: GLMapping,
     anomalies: pd.DataFrame | UnexpectedError,
@@ -189,7 +202,9 @@ def settle_one(
     in_run: pd.DataFrame | None = None,
 ) -> SettlementOutcome:
     """One settlement from its checks to M3. Any failure is this settlement's outcome, never the run's.
-    ``in_run``: the orders each settlement of the run settles (``steps.settled_in_run``)."""
+    ``in_run``: the orders each settlement of the run settles (``steps.settled_in_run``); on a
+    Dask worker, ``connections`` arrives as its spec and the worker's own are used."""
+    connections = connected(connections)
     progress = steps.Progress(settlement)
     if isinstance(anomalies, UnexpectedError):
         return steps.failed_outcome(progress, anomalies, connections.state, None, options)

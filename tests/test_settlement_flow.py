@@ -187,7 +187,8 @@ def test_connections_survive_pickling_for_task_runners_in_other_processes(live_m
     assert b"sask" not in payload and b"password" not in payload  # only the home travels, no secrets
     worker = (
         "import pickle, sys\n"
-        "connections = pickle.loads(sys.stdin.buffer.read())\n"
+        "from flows.connections import connected\n"
+        "connections = connected(pickle.loads(sys.stdin.buffer.read()))\n"
         "print(connections.require_m3().get_customer('AMZUS').currency)\n"
     )
     done = subprocess.run(
