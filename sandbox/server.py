@@ -57,7 +57,12 @@ def serve_in_thread(app_factory: Callable[[str], Any], host: str = "127.0.0.1", 
     actual_port = sock.getsockname()[1]
     base_url = f"http://{host}:{actual_port}"
     app = app_factory(base_url)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+    # log_config=None: uvicorn's default dictConfig takes the logging lock and flushes every handler,
+    # Prefect's API log handler included, which waits on a lock Prefect's heartbeat thread holds
+    # while it waits for the logging lock: a run starting the sandbox could hang.
+    config = uvicorn.Config(
+        app, log_config=None, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
 
     def run() -> None:
