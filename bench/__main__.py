@@ -16,6 +16,7 @@ BENCHMARKS = (
     ("bench.settlement_pipeline", "settlement pipeline vs read_csv, peak memory, workbook"),
     ("bench.anomaly_eval", "anomaly detection precision/recall and scoring speed"),
     ("bench.settle_command", "the whole m3sync settle command vs a fresh read_csv process, peak RSS"),
+    ("bench.settle_small", "the fixed cost of a command: m3sync settle of a 20-line file, cold and warm"),
 )
 
 

@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def home_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--home", metavar="DIR", help="state, sandbox and reports (default $M3SYNC_HOME, else ./.m3sync)"
+            "--home",
+            metavar="DIR",
+            help="state, sandbox, reports and Prefect's files (HOME/prefect unless PREFECT_HOME is set; "
+            "default $M3SYNC_HOME, else ./.m3sync)",
         )
 
     demo = commands.add_parser("demo", help="run the whole story against the embedded sandbox")
@@ -172,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if args.command in ("demo", "sandbox"):
+    if hasattr(args, "home"):  # before Prefect is imported
         from connectors.settings import resolve_home
         from flows.prefect_server import keep_prefect_home_in
 
@@ -348,6 +351,8 @@ def _settle(args: argparse.Namespace) -> int:
         from flows.settlement import settlement_reconciliation
 
         concise_console_logs()
+        import sklearn.ensemble  # noqa: F401 - the flow fits the anomaly model: imported while the server boots
+
         # What is imported now lives until exit: no garbage collection needs to walk it again (~0.5 s).
         gc.freeze()
     finally:
