@@ -276,7 +276,10 @@ def keep_prefect_home_in(home: Path) -> None:
     profiles = Path("~/.prefect/profiles.toml").expanduser()
     if "PREFECT_PROFILES_PATH" not in os.environ and profiles.is_file():
         os.environ["PREFECT_PROFILES_PATH"] = str(profiles)
-    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    folder = home / "prefect"
+    with contextlib.suppress(OSError):  # Prefect creates no parents, and says so if it cannot create it
+        folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(folder)
 
 
 def start_ephemeral_server() -> EphemeralServer:
