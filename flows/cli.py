@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--home",
             metavar="DIR",
-            help="state, sandbox, reports and Prefect's files (HOME/prefect unless PREFECT_HOME is set; "
-            "default $M3SYNC_HOME, else ./.m3sync)",
+            help="state, sandbox and reports, and Prefect's files for demo, sandbox and settle (HOME/prefect "
+            "unless PREFECT_HOME is set; default $M3SYNC_HOME, else ./.m3sync)",
         )
 
     demo = commands.add_parser("demo", help="run the whole story against the embedded sandbox")
@@ -175,11 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if hasattr(args, "home"):  # before Prefect is imported
+    if args.command in ("demo", "sandbox", "settle"):  # the commands running Prefect; before it is imported
         from connectors.settings import resolve_home
         from flows.prefect_server import keep_prefect_home_in
 
-        keep_prefect_home_in(resolve_home(args.home))
+        keep_prefect_home_in(resolve_home(args.home), create=args.command != "settle")
     from connectors.redact import install_redaction
 
     install_redaction()

@@ -267,18 +267,21 @@ def _launch(port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def keep_prefect_home_in(home: Path) -> None:
+def keep_prefect_home_in(home: Path, *, create: bool = False) -> None:
     """Prefect's files (its temporary server's database, results, logs) under ``HOME/prefect``
     unless ``PREFECT_HOME`` is set; before Prefect is imported, which reads it once. The user's
-    Prefect profiles (``~/.prefect/profiles.toml``: a configured server) still count."""
+    Prefect profiles (``~/.prefect/profiles.toml``: a configured server) still count. The folder
+    is made now if ``home`` exists or ``create`` says the command makes it anyway (Prefect
+    makes no parents); a command that only reads a home never creates one."""
     if "PREFECT_HOME" in os.environ:
         return
     profiles = Path("~/.prefect/profiles.toml").expanduser()
     if "PREFECT_PROFILES_PATH" not in os.environ and profiles.is_file():
         os.environ["PREFECT_PROFILES_PATH"] = str(profiles)
     folder = home / "prefect"
-    with contextlib.suppress(OSError):  # Prefect creates no parents, and says so if it cannot create it
-        folder.mkdir(parents=True, exist_ok=True)
+    if create or home.is_dir():
+        with contextlib.suppress(OSError):  # Prefect then says it could not create it
+            folder.mkdir(parents=True, exist_ok=True)
     os.environ["PREFECT_HOME"] = str(folder)
 
 
