@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     if args.command in ("demo", "sandbox", "settle"):  # the commands running Prefect; before it is imported
-        from connectors.settings import resolve_home
+        from connectors.home import resolve_home
         from flows.prefect_server import keep_prefect_home_in
 
         keep_prefect_home_in(resolve_home(args.home), create=args.command != "settle")
