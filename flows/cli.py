@@ -160,6 +160,15 @@ def _days(text: str) -> int:
     return days
 
 
+def _prefect_files_in_home(args: argparse.Namespace) -> None:
+    """Prefect's files under HOME/prefect (unless PREFECT_HOME is set), before Prefect is imported;
+    for the commands that run it (demo, sandbox, settle), which make the home anyway."""
+    from connectors.home import resolve_home
+    from flows.prefect_server import keep_prefect_home_in
+
+    keep_prefect_home_in(resolve_home(args.home), create=True)
+
+
 def _advance_days(text: str) -> int:
     """``14d``, ``2w`` or ``14``: whole days, at least 1."""
     number, unit = (text[:-1], text[-1].lower()) if text[-1:].lower() in ("d", "w") else (text, "d")
@@ -175,11 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if args.command in ("demo", "sandbox", "settle"):  # the commands running Prefect; before it is imported
-        from connectors.home import resolve_home
-        from flows.prefect_server import keep_prefect_home_in
-
-        keep_prefect_home_in(resolve_home(args.home), create=args.command != "settle")
+    if args.command in ("demo", "sandbox"):  # settle: once its arguments are checked
+        _prefect_files_in_home(args)
     from connectors.redact import install_redaction
 
     install_redaction()
@@ -332,6 +338,7 @@ def _settle(args: argparse.Namespace) -> int:
 
     from flows.prefect_server import start_ephemeral_server
 
+    _prefect_files_in_home(args)
     server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
     from flows.connections import checked_settings, invoice_policy, load_gl_mapping, load_tax_profiles
     from flows.reports import report_path

@@ -272,7 +272,7 @@ def keep_prefect_home_in(home: Path, *, create: bool = False) -> None:
     unless ``PREFECT_HOME`` is set; before Prefect is imported, which reads it once. The user's
     Prefect profiles (``~/.prefect/profiles.toml``: a configured server) still count. The folder
     is made now if ``home`` exists or ``create`` says the command makes it anyway (Prefect
-    makes no parents); a command that only reads a home never creates one."""
+    makes no parents, and warns)."""
     if "PREFECT_HOME" in os.environ:
         return
     profiles = Path("~/.prefect/profiles.toml").expanduser()

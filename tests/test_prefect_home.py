@@ -98,9 +98,9 @@ def test_prefect_home_is_the_users_when_set(tmp_path: Path, monkeypatch: pytest.
     keep_prefect_home_in(tmp_path / "home")
     assert os.environ["PREFECT_HOME"] == str(tmp_path / "home" / "prefect")
     assert "PREFECT_PROFILES_PATH" not in os.environ
-    assert not (tmp_path / "home").exists()  # a command that only reads a home does not make one
+    assert not (tmp_path / "home").exists()  # not made unless asked
     monkeypatch.delenv("PREFECT_HOME")
-    keep_prefect_home_in(tmp_path / "home", create=True)  # demo and sandbox make it anyway
+    keep_prefect_home_in(tmp_path / "home", create=True)  # demo, sandbox and settle make it anyway
     assert (tmp_path / "home" / "prefect").is_dir()
 
     # A user's Prefect profiles (which may name their server) still count.
