@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import joblib
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
+
+if TYPE_CHECKING:  # scikit-learn and joblib are imported where a model is fitted, saved or loaded
+    from sklearn.ensemble import IsolationForest
 
 MODEL_VERSION = 1
 MODEL_FEATURES: tuple[str, ...] = (
@@ -88,6 +90,8 @@ class AnomalyModel:
             values = values[np.sort(rows)]
         if len(values) == 0:
             values = np.zeros((1, len(MODEL_FEATURES)))
+        from sklearn.ensemble import IsolationForest  # ~1 s of imports (SciPy): only when fitting
+
         estimator = IsolationForest(n_estimators=TREES, random_state=seed, n_jobs=1).fit(values)
         return cls(estimator, MODEL_FEATURES, MODEL_VERSION, seed)
 
@@ -113,6 +117,8 @@ class AnomalyModel:
 
     def save(self, path: Path | str) -> Path:
         target = Path(path)
+        import joblib
+
         target.parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(
             {"version": self.version, "features": list(self.features), "seed": self.seed, "estimator": self.estimator},
@@ -125,6 +131,8 @@ class AnomalyModel:
         source = Path(path)
         if not source.is_file():
             raise ModelFileError(source, "model file not found")
+        import joblib
+
         try:
             saved = joblib.load(source)
         except Exception as exc:  # joblib/pickle raise many types for a damaged file

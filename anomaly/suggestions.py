@@ -38,7 +38,6 @@ from operator import attrgetter
 
 import numpy as np
 import yaml
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from reconciliation.mapping import WILDCARD, GLMapping, UnmappedCombination, normalise_key
 
@@ -233,6 +232,8 @@ def suggest_categories(
     known = [(_describe(rule.keys), rule.category, " / ".join(rule.keys)) for rule in mapping.rules]
     names = _defined_entries(load_vocabulary() if vocabulary is None else vocabulary, mapping)
     known += [(_words(name), category, name) for name, category in names]
+    from sklearn.feature_extraction.text import TfidfVectorizer  # only when something is unmapped
+
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
     corpus = vectorizer.fit_transform([text for text, _, _ in known])
     queries = vectorizer.transform([_describe(keys) for keys in combinations])

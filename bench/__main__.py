@@ -17,6 +17,7 @@ BENCHMARKS = (
     ("bench.anomaly_eval", "anomaly detection precision/recall and scoring speed"),
     ("bench.settle_command", "the whole m3sync settle command vs a fresh read_csv process, peak RSS"),
     ("bench.dask_scale_out", "the settlement flow on 1 vs 2 Dask worker processes, 32 settlements x 50,000 lines"),
+    ("bench.settle_small", "the fixed cost of a command: m3sync settle of a 20-line file, cold and warm"),
 )
 
 

@@ -88,6 +88,7 @@ from typing import Any, Literal, get_args
 from connectors.amazon.client import DEFAULT_DEADLINE_S
 from connectors.amazon.config import LWA_TOKEN_URL, MARKETPLACE_REGIONS, REGIONS
 from connectors.amazon.documents import DocumentLimits
+from connectors.home import resolve_home as resolve_home  # defined where the command line reads it cheaply
 from connectors.redact import redact_text, redact_url
 from reconciliation.marketplaces import MARKETPLACES
 
@@ -381,12 +382,6 @@ class Settings:
         if self.amazon is None:
             raise ConfigurationError(self.problems.get("amazon", "Amazon is not configured"))
         return self.amazon
-
-
-def resolve_home(arg: str | None, env: Mapping[str, str] = os.environ) -> Path:
-    """``--home`` if given, else ``$M3SYNC_HOME``, else ``./.m3sync`` (absolute)."""
-    chosen = arg or env.get(f"{ENV_PREFIX}HOME") or ".m3sync"
-    return Path(chosen).expanduser().absolute()
 
 
 # -- reading --------------------------------------------------------------------------

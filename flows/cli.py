@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def home_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--home", metavar="DIR", help="state, sandbox and reports (default $M3SYNC_HOME, else ./.m3sync)"
+            "--home",
+            metavar="DIR",
+            help="state, sandbox and reports, and Prefect's files for demo, sandbox and settle (HOME/prefect "
+            "unless PREFECT_HOME is set; default $M3SYNC_HOME, else ./.m3sync)",
         )
 
     demo = commands.add_parser("demo", help="run the whole story against the embedded sandbox")
@@ -162,6 +165,15 @@ def _days(text: str) -> int:
     return days
 
 
+def _prefect_files_in_home(args: argparse.Namespace) -> None:
+    """Prefect's files under HOME/prefect (unless PREFECT_HOME is set), before Prefect is imported;
+    for the commands that run it (demo, sandbox, settle), which make the home anyway."""
+    from connectors.home import resolve_home
+    from flows.prefect_server import keep_prefect_home_in
+
+    keep_prefect_home_in(resolve_home(args.home), create=True)
+
+
 def _advance_days(text: str) -> int:
     """``14d``, ``2w`` or ``14``: whole days, at least 1."""
     number, unit = (text[:-1], text[-1].lower()) if text[-1:].lower() in ("d", "w") else (text, "d")
@@ -177,11 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if args.command in ("demo", "sandbox"):
-        from connectors.settings import resolve_home
-        from flows.prefect_server import keep_prefect_home_in
-
-        keep_prefect_home_in(resolve_home(args.home))
+    if args.command in ("demo", "sandbox"):  # settle: once its arguments are checked
+        _prefect_files_in_home(args)
     from connectors.redact import install_redaction
 
     install_redaction()
@@ -325,6 +334,7 @@ def _settle(args: argparse.Namespace) -> int:
 
     from flows.prefect_server import start_ephemeral_server
 
+    _prefect_files_in_home(args)
     server = start_ephemeral_server()  # first: it boots in its own process while the rest imports
     from flows.connections import checked_settings, invoice_policy, load_gl_mapping, load_tax_profiles
     from flows.reports import report_target
@@ -344,6 +354,8 @@ def _settle(args: argparse.Namespace) -> int:
         from flows.settlement import settlement_reconciliation
 
         concise_console_logs()
+        import sklearn.ensemble  # noqa: F401 - the flow fits the anomaly model: imported while the server boots
+
         # What is imported now lives until exit: no garbage collection needs to walk it again (~0.5 s).
         gc.freeze()
     finally:

@@ -213,9 +213,9 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
 
 
 def run_advance(home: str | None, days: int, echo: Callable[[str], None] = print) -> int:
-    """``m3sync sandbox --advance``: the sandbox world ``days`` on. M3 gets the new orders
-    (entered and invoiced) and credit notes first, then Amazon's SP-API sandbox the new orders
-    and the settlement reports its marketplaces' 14-day cycles create in those days, so that a
+    """``m3sync sandbox --advance``: the sandbox world ``days`` on. M3 gets the orders (entered
+    and invoiced) and credit notes first, then Amazon's SP-API sandbox the new orders and the
+    settlement reports its marketplaces' 14-day cycles create in those days, so that a
     settlement run finds every settled order's invoice. One line per marketplace; servers stop."""
     from sandbox.runtime import marketplace_lines
 
@@ -223,12 +223,14 @@ def run_advance(home: str | None, days: int, echo: Callable[[str], None] = print
         env = connections.sandbox_env
         before = env.world()
         after = env.advanced_world(days)
-        counts, credited = enter_world_in_m3(connections, after.since(before))
+        # The whole world, not only what is new: M3 skips what it has, and a home the demo never
+        # filled gets every invoice its settlements need.
+        counts, credited = enter_world_in_m3(connections, after)
         env.publish(after, days)
     for line in marketplace_lines(before, after):
         echo(line)
     echo(
-        f"World clock {before.clock} -> {after.clock}; M3: {counts['created']} orders entered and invoiced, "
-        f"{credited} refunds credited"
+        f"World clock {before.clock} -> {after.clock}; M3: {counts['created']} orders entered and invoiced "
+        f"({counts['already_in_m3']} already there), credit notes for {credited} refunds"
     )
     return 0

@@ -16,6 +16,12 @@ Prefect settings file may configure one, Prefect's settings are loaded before de
 otherwise the server is started before Prefect is even imported, and stopped again if
 Prefect's settings then say it is not needed. If the early start fails, the flow run starts
 Prefect's own server and reports any error itself.
+
+The command line keeps Prefect's files (this server's SQLite database among them) under
+``HOME/prefect`` unless ``PREFECT_HOME`` is set (``keep_prefect_home_in``), so the database
+outlives the command and is migrated once: Prefect runs Alembic's upgrade at every start, which
+costs about a second of CPU even when there is nothing to do, so the server is started with
+migrations off when the database is already at the installed Prefect's newest migration.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import atexit
 import contextlib
 import importlib.util
 import os
+import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -136,13 +144,9 @@ class EphemeralServer:
 def _server_maybe_configured() -> bool:
     """Whether the environment or a Prefect settings file may set an API URL or turn ephemeral
     mode off (a cheap look, no Prefect import; when in doubt Prefect's own settings decide)."""
-    if any(
-        name in os.environ
-        for name in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")
-    ):
+    if any(name in os.environ for name in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_ENABLED", "PREFECT_PROFILE")):
         return True
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
-    for settings_file in (home / "profiles.toml", Path("prefect.toml"), Path(".env"), Path("pyproject.toml")):
+    for settings_file in (_profiles_path(), Path("prefect.toml"), Path(".env"), Path("pyproject.toml")):
         try:
             text = settings_file.read_text(encoding="utf-8", errors="replace").lower()
         except OSError:
@@ -150,6 +154,15 @@ def _server_maybe_configured() -> bool:
         if any(key in text for key in _SETTING_KEYS):
             return True
     return False
+
+
+def _prefect_home() -> Path:
+    return Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+
+
+def _profiles_path() -> Path:
+    """Prefect's profiles file (``PREFECT_PROFILES_PATH``, else in ``PREFECT_HOME``)."""
+    return Path(os.environ.get("PREFECT_PROFILES_PATH", str(_prefect_home() / "profiles.toml"))).expanduser()
 
 
 def _ephemeral_server_needed() -> bool:
@@ -165,6 +178,45 @@ def _startup_timeout() -> float:
         return float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "20"))
     except ValueError:
         return 20.0
+
+
+def prefect_database_is_current(prefect_package: Path) -> bool:
+    """Whether the temporary server's database is Prefect's default one (``PREFECT_HOME/prefect.db``,
+    nothing configures another) and already at the newest of the installed Prefect's migrations.
+    When in doubt, False: Prefect then migrates as always."""
+    if any(name.startswith(("PREFECT_SERVER_DATABASE_", "PREFECT_API_DATABASE_")) for name in os.environ):
+        return False
+    for settings_file in (_profiles_path(), Path("prefect.toml"), Path(".env"), Path("pyproject.toml")):
+        try:
+            if "database" in settings_file.read_text(encoding="utf-8", errors="replace").lower():
+                return False
+        except OSError:
+            continue
+    database = _prefect_home() / "prefect.db"
+    if not database.is_file():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as connection:
+            versions = {row[0] for row in connection.execute("SELECT version_num FROM alembic_version")}
+    except sqlite3.Error:
+        return False
+    head = _migration_heads(prefect_package / "server" / "database" / "_migrations" / "versions" / "sqlite")
+    return bool(head) and versions == head
+
+
+def _migration_heads(folder: Path) -> set[str]:
+    """The Alembic revisions in ``folder`` no other revision follows (read as text: no Alembic import)."""
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for script in folder.glob("*.py"):
+        text = script.read_text(encoding="utf-8", errors="replace")
+        revision = re.search(r"^revision\s*=\s*['\"](\w+)['\"]", text, re.MULTILINE)
+        down = re.search(r"^down_revision\s*=\s*(.+)$", text, re.MULTILINE)
+        if revision:
+            revisions.add(revision.group(1))
+        if down:
+            followed.update(re.findall(r"['\"](\w+)['\"]", down.group(1)))
+    return revisions - followed
 
 
 def _free_port() -> int:
@@ -189,6 +241,10 @@ def _launch(port: int) -> subprocess.Popen[bytes]:
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
     }
+    if prefect_database_is_current(app_dir / "prefect"):
+        # Prefect runs Alembic's upgrade at every start (~1 s of CPU loading every migration
+        # script, for nothing once the database is at the installed Prefect's head).
+        environment["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
     return subprocess.Popen(
         [
             sys.executable,
@@ -211,16 +267,22 @@ def _launch(port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def keep_prefect_home_in(home: Path) -> None:
+def keep_prefect_home_in(home: Path, *, create: bool = False) -> None:
     """Prefect's files (its temporary server's database, results, logs) under ``HOME/prefect``
     unless ``PREFECT_HOME`` is set; before Prefect is imported, which reads it once. The user's
-    Prefect profiles (``~/.prefect/profiles.toml``: a configured server) still count."""
+    Prefect profiles (``~/.prefect/profiles.toml``: a configured server) still count. The folder
+    is made now if ``home`` exists or ``create`` says the command makes it anyway (Prefect
+    makes no parents, and warns)."""
     if "PREFECT_HOME" in os.environ:
         return
     profiles = Path("~/.prefect/profiles.toml").expanduser()
     if "PREFECT_PROFILES_PATH" not in os.environ and profiles.is_file():
         os.environ["PREFECT_PROFILES_PATH"] = str(profiles)
-    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    folder = home / "prefect"
+    if create or home.is_dir():
+        with contextlib.suppress(OSError):  # Prefect then says it could not create it
+            folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(folder)
 
 
 def start_ephemeral_server() -> EphemeralServer:

@@ -5,6 +5,10 @@ threads). Two starts on the same home see the same M3 and the same Amazon: the s
 SQLite under ``HOME/sandbox/m3`` and ``HOME/sandbox/spapi``; only the ports change, so the
 ``.ionapi`` file and the SP-API credentials file are rewritten at every start.
 
+The world is its seed's first eight weeks, then each ``m3sync sandbox --advance`` in turn (the
+marker lists them; ``advance_world`` rebuilds each stretch the same way), so that rebuilding it
+gives what the emulators hold.
+
 Amazon has one host per region (na, eu, fe) and one refresh token per region, so the SP-API
 sandbox runs one server per region on its own port, all over the same data folder. The
 credentials file holds the shared LWA app and seller, and per region its endpoint, refresh

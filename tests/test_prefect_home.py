@@ -4,15 +4,18 @@ PREFECT_HOME is set), not in the user's ~/.prefect; the sandbox world then moves
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+import prefect
 import pytest
 
 from flows.demo import NEXT_STEP
-from flows.prefect_server import keep_prefect_home_in
+from flows.prefect_server import keep_prefect_home_in, prefect_database_is_current
 from sandbox.runtime import WORLD_ENDS_DAYS_AGO
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +44,7 @@ def test_demo_keeps_prefect_under_home_and_the_world_moves_on(tmp_path: Path) ->
     assert demo.stdout.splitlines()[-1] == NEXT_STEP
     assert (home / "prefect" / "prefect.db").is_file()  # the temporary server's database
     assert list(user_home.iterdir()) == []  # nothing in ~ (no ~/.prefect)
+    _next_start_skips_the_migrations_of(home / "prefect", tmp_path)
 
     # Two weeks on: each of the four marketplaces closes one more 14-day window.
     advance = _m3sync("sandbox", "--advance", "2w", "--home", str(home), user_home=user_home)
@@ -59,6 +63,30 @@ def test_demo_keeps_prefect_under_home_and_the_world_moves_on(tmp_path: Path) ->
     assert list(user_home.iterdir()) == []
 
 
+def _next_start_skips_the_migrations_of(prefect_home: Path, tmp_path: Path) -> None:
+    """The database Prefect itself just migrated counts as current (our reading of its migration
+    scripts finds the head Alembic wrote); anything else leaves the migrations to Prefect."""
+    package = Path(prefect.__file__).parent
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("PREFECT_")]:
+            patch.delenv(name)
+        patch.chdir(tmp_path)  # no prefect.toml, .env or pyproject.toml configuring a database
+        patch.setenv("PREFECT_HOME", str(prefect_home))
+        assert prefect_database_is_current(package)
+        patch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", f"sqlite+aiosqlite:///{tmp_path}/other.db")
+        assert not prefect_database_is_current(package)  # another database: Prefect checks it
+        patch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+        older = tmp_path / "older"
+        older.mkdir()
+        shutil.copy(prefect_home / "prefect.db", older / "prefect.db")
+        with sqlite3.connect(older / "prefect.db") as connection:
+            connection.execute("UPDATE alembic_version SET version_num = '9725c1cbee35'")  # the first migration
+        patch.setenv("PREFECT_HOME", str(older))
+        assert not prefect_database_is_current(package)
+        patch.setenv("PREFECT_HOME", str(tmp_path / "none"))
+        assert not prefect_database_is_current(package)  # no database yet: Prefect creates it
+
+
 def test_prefect_home_is_the_users_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
@@ -70,6 +98,10 @@ def test_prefect_home_is_the_users_when_set(tmp_path: Path, monkeypatch: pytest.
     keep_prefect_home_in(tmp_path / "home")
     assert os.environ["PREFECT_HOME"] == str(tmp_path / "home" / "prefect")
     assert "PREFECT_PROFILES_PATH" not in os.environ
+    assert not (tmp_path / "home").exists()  # not made unless asked
+    monkeypatch.delenv("PREFECT_HOME")
+    keep_prefect_home_in(tmp_path / "home", create=True)  # demo, sandbox and settle make it anyway
+    assert (tmp_path / "home" / "prefect").is_dir()
 
     # A user's Prefect profiles (which may name their server) still count.
     profiles = tmp_path / "user" / ".prefect" / "profiles.toml"
