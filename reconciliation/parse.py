@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -166,6 +167,26 @@ def amount_pattern(decimal_comma: bool) -> str:
 # --- results ---------------------------------------------------------------------------
 
 
+# What raising and unpickling set on any exception (tblib's pickling, which Dask installs, sets them
+# with setattr after unpickling): a frozen record must still take them.
+_E = TypeVar("_E", bound=BaseException)
+_EXCEPTION_STATE = frozenset({"__cause__", "__context__", "__traceback__", "__suppress_context__", "__notes__"})
+
+
+def _takes_exception_state(cls: type[_E]) -> type[_E]:
+    frozen_setattr = cls.__setattr__
+
+    def __setattr__(self: BaseException, name: str, value: object) -> None:
+        if name in _EXCEPTION_STATE:
+            BaseException.__setattr__(self, name, value)
+        else:
+            frozen_setattr(self, name, value)
+
+    cls.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]  # only the exception's own state
+    return cls
+
+
+@_takes_exception_state
 @dataclass(frozen=True)
 class SettlementFileError(Exception):
     """One problem in a settlement file; data first, but can be raised.

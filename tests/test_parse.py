@@ -488,3 +488,9 @@ def test_error_is_a_raisable_frozen_record() -> None:
     # Results cross process boundaries (Prefect, Dask): errors must survive pickling.
     copy = pickle.loads(pickle.dumps(error))
     assert copy == error and str(copy) == str(error) and copy.args == (str(error),)
+    # Dask installs tblib's exception pickling process-wide: it sets __cause__ and friends after unpickling.
+    from tblib import pickling_support
+
+    pickling_support.install(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert copy == error and str(copy) == str(error) and copy.__cause__ is None
