@@ -431,7 +431,7 @@ def _make_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         if not _is_sqlite_memory(parsed):
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
         cursor.close()
 
@@ -1010,6 +1010,24 @@ class StateStore:
         if not updated:
             raise DeadLetterNotOpen(letter_id, letter.status)
         return letter
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """WAL mode (kept in the file). Switching needs the database to itself and SQLite answers
+    "database is locked" at once, without its busy timeout, while another process opens it too
+    (several workers starting on a new store): wait as the busy timeout would."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _chunks(values: list[str]) -> Iterator[list[str]]:
