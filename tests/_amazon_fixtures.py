@@ -16,6 +16,7 @@ from connectors.retry import Backoff
 from sandbox.generator.records import SettlementDocument
 from sandbox.server import RunningServer, serve_in_thread
 from sandbox.spapi import SpApiStore, create_app, credentials
+from tests._settlement_builders import V2_HEADER as HEADER
 
 DE = "A1PA6795UKMFR9"
 FR = "A13V1IB3VIYZZH"
@@ -27,13 +28,6 @@ WINDOW_END = datetime(2026, 1, 2, 12, tzinfo=UTC)  # 36 h: orders 0..24 (hourly)
 SHIP_MFN = "302-9000001-9000001"  # MFN, Unshipped, 12 items (two item pages of 10)
 SHIP_AFN = "302-9000002-9000002"  # AFN: confirmShipment must be refused
 
-HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\t"
-    "amount-type\tamount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\t"
-    "order-item-code\tmerchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\t"
-    "promotion-id"
-)
 # Non-ASCII that cp1252 can carry: é, è, ö, ß, en dash (0x96), euro sign (0x80).
 SPECIAL = "Entgelt für Café-Crème – Größe 5 €"
 # (charset served, compression) for each seeded settlement: every variant the sandbox serves.

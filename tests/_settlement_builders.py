@@ -122,3 +122,13 @@ def settlement_from_tsv(path: Path) -> Settlement:
         end=summary["settlement-end-date"].removesuffix(" UTC"),
         deposit=summary["deposit-date"].removesuffix(" UTC"),
     )
+
+
+# The header row of a V2 settlement flat file (Amazon's "Flat File V2" settlement report), as typed
+# here from Amazon's documentation, not taken from the parser.
+V2_HEADER = (
+    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
+    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\tamount-type\t"
+    "amount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\torder-item-code\t"
+    "merchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\tpromotion-id"
+)

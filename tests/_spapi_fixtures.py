@@ -12,18 +12,12 @@ from sp_api.api import ListingsItems, Orders, Reports, Tokens
 from sp_api.auth import AccessTokenClient
 
 from sandbox.generator.records import SettlementDocument
+from tests._settlement_builders import V2_HEADER
 
 US, DE = "ATVPDKIKX0DER", "A1PA6795UKMFR9"
 SELLER = "A2SANDBOXSELLER"
 NOW = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)  # the sandbox clock in these tests
 SETTLEMENT_V2 = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
-V2_HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\t"
-    "amount-type\tamount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\t"
-    "order-item-code\tmerchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\t"
-    "promotion-id"
-)
 
 
 def money(currency: str, amount: str) -> dict:

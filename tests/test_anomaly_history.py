@@ -29,13 +29,8 @@ from _live_m3 import live_m3  # noqa: F401 - a fixture
 from anomaly import AnomalyHistory, score_items
 from reconciliation.model import Settlement
 from reconciliation.parse import parse_settlement_bytes
+from tests._settlement_builders import V2_HEADER as HEADER
 
-HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\tamount-type\t"
-    "amount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\torder-item-code\t"
-    "merchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\tpromotion-id"
-)
 ORDER_HIGH, ORDER_PRICE = "111-0000000-8300302", "111-0000000-8300303"
 PRICE_X = Decimal("25.00")
 

@@ -35,15 +35,10 @@ from _live_m3 import invoice_amzus_orders, live_m3  # noqa: F401 - a fixture
 from connectors.settings import ConfigurationError, load_settings
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from reconciliation.workbook import WorkbookError
+from tests._settlement_builders import V2_HEADER as HEADER
 
 ORDER_OFF, ORDER_OK = "111-0000000-8100001", "111-0000000-8100002"
 CAP_ORDERS = 205  # above the artifact's 200 rows
-HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\tamount-type\t"
-    "amount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\torder-item-code\t"
-    "merchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\tpromotion-id"
-)
 _ids = count(1)
 
 

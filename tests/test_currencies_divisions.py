@@ -37,13 +37,8 @@ from _live_m3 import live_m3  # noqa: F401 - a fixture
 from connectors.m3 import M3Client, M3Operations, PostedVoucher
 from connectors.m3.gl_record import I1Record, decode_i1, encode_i1
 from connectors.settings import ConfigurationError
+from tests._settlement_builders import V2_HEADER as HEADER
 
-HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\tamount-type\t"
-    "amount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\torder-item-code\t"
-    "merchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\tpromotion-id"
-)
 DE_KEY = "AMZ-20000000001-202410"
 RATE = Decimal("11.4523")
 

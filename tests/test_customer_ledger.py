@@ -36,14 +36,9 @@ from reconciliation.ledger import (
     limit_in_minor_units,
     payment_batches,
 )
+from tests._settlement_builders import V2_HEADER as HEADER
 
 ORDER_1, ORDER_2 = "111-0000000-7000001", "111-0000000-7000002"
-HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\tamount-type\t"
-    "amount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\torder-item-code\t"
-    "merchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\tpromotion-id"
-)
 _ids = count(1)
 
 

@@ -26,16 +26,11 @@ import openpyxl
 from _live_m3 import invoice_amzus_orders, live_m3  # noqa: F401 - a fixture
 
 from connectors.state import StateStore
+from tests._settlement_builders import V2_HEADER as HEADER
 
 ORDER_SOLD_1, ORDER_SOLD_2 = "111-0000000-7100001", "111-0000000-7100002"
 ORDER_EARLIER, ORDER_OPEN = "111-0000000-7100003", "111-0000000-7100004"
 SETTLEMENT_1, SETTLEMENT_2, EARLIER = "21000000001", "21000000002", "19999999999"
-HEADER = (
-    "settlement-id\tsettlement-start-date\tsettlement-end-date\tdeposit-date\ttotal-amount\tcurrency\t"
-    "transaction-type\torder-id\tmerchant-order-id\tadjustment-id\tshipment-id\tmarketplace-name\tamount-type\t"
-    "amount-description\tamount\tfulfillment-id\tposted-date\tposted-date-time\torder-item-code\t"
-    "merchant-order-item-id\tmerchant-adjustment-item-id\tsku\tquantity-purchased\tpromotion-id"
-)
 
 
 def _settlement(folder: Path, sid: str, start: str, end: str, order: str, principal: str, commission: str) -> Path:
