@@ -160,7 +160,9 @@ def _ops_setup(server: PrefectServer, *args: str) -> subprocess.CompletedProcess
 
 
 @pytest.mark.slow
-def test_setup_twice_then_a_failed_run_notifies(prefect_server: PrefectServer, receiver: Receiver) -> None:
+def test_setup_twice_then_a_held_settlement_notifies(
+    prefect_server: PrefectServer, receiver: Receiver, us_v2_tsv: Path, tmp_path: Path
+) -> None:
     server = prefect_server
     block_id = _a_clean_slate(server, receiver.url)
     args = ("--notify-block", f"custom-webhook/{BLOCK}", "--pool", POOL)
@@ -210,41 +212,31 @@ def test_setup_twice_then_a_failed_run_notifies(prefect_server: PrefectServer, r
     ]
     assert [a.block_document_id for a in stale.actions] == [block_id]
 
-    # A run of the settlement flow (a stand-in of that name: its real Failed states are item 1's
-    # work) that ends Failed: the automation sends flow, run, state message and the run's link.
+    # The real settlement flow against this server: a file whose summary row says 31.80 while its
+    # lines add up to 31.81 is held (checked before anything is posted), so the run ends Failed and
+    # the automation sends flow, run, the state's one-line message and the run's link.
+    lines = us_v2_tsv.read_text(encoding="utf-8").split("\n")
+    settlement_id = lines[1].split("\t")[0]
+    held = tmp_path / "unbalanced.tsv"
+    held.write_text("\n".join([lines[0], lines[1].replace("\t31.81\t", "\t31.80\t"), *lines[2:]]), encoding="utf-8")
     run = subprocess.run(
-        [sys.executable, "-c", FAILING_RUN],
+        [sys.executable, "-m", "flows.cli", "settle", str(held), "--dry-run", "--home", str(tmp_path / "home")],
         env=server.environment(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
-    assert run.returncode == 0, run.stderr
-    run_id, run_name = run.stdout.split()
-    notification = receiver.wait_for(run_name, timeout=30)
-    assert notification["subject"] == f"m3sync: settlement-reconciliation run {run_name} ended Failed"
+    assert run.returncode == 3, run.stderr  # held
+    with _client(server) as client:
+        [flow_run] = client.read_flow_runs(limit=1, sort="EXPECTED_START_TIME_DESC")
+    assert flow_run.state is not None and flow_run.state.type.value == "FAILED"
+    notification = receiver.wait_for(flow_run.name, timeout=30)
+    assert notification["subject"] == f"m3sync: settlement-reconciliation run {flow_run.name} ended Failed"
     ui = server.api_url.removesuffix("/api")
-    assert notification["body"] == (
-        f"Flow: settlement-reconciliation\nRun: {run_name}\n"
-        f"State: Failed: 2 of 16 held: settlement 1001 holds 3 orders M3 has no invoice for\n"
-        f"{ui}/runs/flow-run/{run_id}"
-    )
-
-
-FAILING_RUN = """
-from prefect import flow
-from prefect.states import Failed
-
-@flow(name="settlement-reconciliation")
-def stand_in():
-    return Failed(message="2 of 16 held: settlement 1001 holds 3 orders M3 has no invoice for")
-
-state = stand_in(return_state=True)
-from prefect.client.orchestration import get_client
-with get_client(sync_client=True) as client:
-    run = client.read_flow_run(state.state_details.flow_run_id)
-print(run.id, run.name)
-"""
+    body = notification["body"].split("\n")
+    assert body[:2] == ["Flow: settlement-reconciliation", f"Run: {flow_run.name}"]
+    assert body[2].startswith(f"State: Failed: 1 of 1 held: {settlement_id} (") and "31.8" in body[2], body[2]
+    assert body[3:] == [f"{ui}/runs/flow-run/{flow_run.id}"]
 
 
 @pytest.mark.slow
