@@ -286,7 +286,9 @@ def _money(
         amount = Decimal(str(raw.get("Amount")))
     except InvalidOperation:
         amount = Decimal("NaN")
-    if not amount.is_finite() or amount < 0:
+    decimals = route.marketplace.decimals
+    if not amount.is_finite() or amount < 0 or -int(amount.as_tuple().exponent) > max(decimals, 0):
+        # Negative, or finer than the currency's minor unit: not an amount Amazon charged.
         problems.append(OrderProblem(BAD_VALUE, f"{where} {name} amount {raw.get('Amount')!r}"))
         return Decimal(0)
     return amount
@@ -329,6 +331,9 @@ def _lines(
             continue
         assert isinstance(quantity, int)
         price, rounding = unit_price(line_total, quantity, decimals)
+        if promotion > line_total:
+            problems.append(OrderProblem(BAD_VALUE, f"{where}: PromotionDiscount exceeds ItemPrice"))
+            continue
         discount = promotion + rounding
         lines.append(MappedLine(itno=itno, quantity=quantity, unit_price=price, discount=discount or None))
     if shipping > 0:
@@ -350,13 +355,17 @@ def fit_lines(texts: Sequence[str], width: int = ADDRESS_LINE_LENGTH) -> tuple[s
     return tuple(lines)
 
 
+_STREET_KEYS = ("AddressLine1", "AddressLine2", "AddressLine3")
+
+
 def _address(raw: object, problems: list[OrderProblem]) -> MappedAddress | None:
-    if not isinstance(raw, Mapping) or not raw.get("Name") or not raw.get("AddressLine1"):
+    street_lines = [str(raw[k]) for k in _STREET_KEYS if raw.get(k)] if isinstance(raw, Mapping) else []
+    if not isinstance(raw, Mapping) or not raw.get("Name") or not street_lines:
         # Amazon withholds the address without a Restricted Data Token; the connector must fetch it with one.
-        problems.append(OrderProblem(MISSING_FIELD, "ShippingAddress (Name and AddressLine1)"))
+        problems.append(OrderProblem(MISSING_FIELD, "ShippingAddress (Name and an AddressLine)"))
         return None
     name = fit_lines([str(raw["Name"])])
-    street = fit_lines([str(raw[k]) for k in ("AddressLine1", "AddressLine2", "AddressLine3") if raw.get(k)])
+    street = fit_lines(street_lines)
     if name is None or len(name) > ADDRESS_LINES - 1:  # the name needs CUNM and leaves CUA1 for the street
         problems.append(
             OrderProblem(

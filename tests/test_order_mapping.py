@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.m3 import OrderLineRequest, OrderRequest
+from connectors.m3.client import format_value
 from connectors.m3.records import OrderAddress
 from sync.order_mapping import (
     ADDRESS_TOO_LONG,
@@ -242,6 +243,12 @@ def test_brief_profile_request_has_no_address() -> None:
     ]
 
 
+def test_order_date_reaches_m3_as_yyyymmdd() -> None:
+    # 23:30 UTC on 1 March is 00:30 on 2 March in Berlin: M3 gets ORDT 20260302.
+    order = mapped(map_order(amazon_order(PurchaseDate="2026-03-01T23:30:00Z"), [item()], SETTINGS, "brief"))
+    assert format_value(connector_request(order).head_to_m3()["ORDT"]) == "20260302"
+
+
 def test_cloudsuite_profile_request_carries_the_delivery_address() -> None:
     order = mapped(map_order(amazon_order(), [item()], SETTINGS, "cloudsuite"))
     request = connector_request(order)
@@ -331,6 +338,13 @@ def test_name_and_address_together_too_long_is_an_error() -> None:
     # Name 2 lines + 3 address lines = 5 > CUNM, CUA1-CUA3.
     result = map_order(amazon_order(ShippingAddress=address), [item()], SETTINGS, "cloudsuite")
     assert problem_kinds(result) == [ADDRESS_TOO_LONG]
+
+
+def test_address_without_line1_uses_the_lines_given() -> None:
+    address = {"Name": "E M", "AddressLine1": "", "AddressLine2": "c/o Firma GmbH", "AddressLine3": "Weg 2"}
+    order = mapped(map_order(amazon_order(ShippingAddress=address), [item()], SETTINGS, "cloudsuite"))
+    assert order.delivery_address is not None
+    assert (order.delivery_address.address1, order.delivery_address.address2) == ("c/o Firma GmbH", "Weg 2")
 
 
 def test_town_longer_than_m3_allows_is_an_error() -> None:
@@ -438,6 +452,8 @@ def test_several_problems_in_one_record() -> None:
         ({}, [item(price="abc")], BAD_VALUE),
         ({}, [item(price="-1.00")], BAD_VALUE),
         ({}, [item(quantity=-1)], BAD_VALUE),
+        ({}, [item(price="10.005")], BAD_VALUE),  # finer than the cent
+        ({}, [item(price="5.00", PromotionDiscount=eur("6.00"))], BAD_VALUE),  # promotion above the line total
     ],
 )
 def test_bad_input_is_an_error_record(order_changes: dict[str, Any], items: list[Any] | None, kind: str) -> None:
