@@ -2,9 +2,10 @@
 
 Orders v0 (``getOrders``/``getOrderItems``) is deprecated in Amazon's models and due for
 removal on 2027-03-27; its successor is Orders 2026-01-01 (``searchOrders``). The connector
-talks to an ``OrdersSource`` chosen by ``AmazonAccount.orders_api_version`` so the switch is a
-configuration change plus one new class, not a rewrite. ``confirmShipment`` stays on v0
-(it is not deprecated).
+talks to an ``OrdersSource`` chosen by ``AmazonAccount.orders_api_version`` (``[amazon]
+orders_api``; default 2026-01-01, "v0" keeps the old API). Both sources yield the same v0-shaped
+records, so callers do not care which runs. ``confirmShipment`` stays on v0 (it is not
+deprecated).
 """
 
 from __future__ import annotations
