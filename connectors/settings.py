@@ -29,6 +29,7 @@ saying exactly which TOML key or environment variable to set.
     marketplaces = ["ATVPDKIKX0DER"]
     seller_id = "A1SELLER"
     # endpoint: derived from the marketplaces' region unless set; token_url: Amazon's LWA
+    # orders_api = "v0"           # Orders API version read; default "2026-01-01" (v0 is deprecated)
 
     # Selling in several regions: Amazon issues one refresh token per region, so give each
     # region its own table (and leave refresh_token/marketplaces/endpoint out of [amazon]):
@@ -86,7 +87,13 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from connectors.amazon.client import DEFAULT_DEADLINE_S
-from connectors.amazon.config import LWA_TOKEN_URL, MARKETPLACE_REGIONS, REGIONS
+from connectors.amazon.config import (
+    DEFAULT_ORDERS_API_VERSION,
+    LWA_TOKEN_URL,
+    MARKETPLACE_REGIONS,
+    ORDERS_API_VERSIONS,
+    REGIONS,
+)
 from connectors.amazon.documents import DocumentLimits
 from connectors.home import resolve_home as resolve_home  # defined where the command line reads it cheaply
 from connectors.redact import redact_text, redact_url
@@ -265,6 +272,7 @@ class AmazonSettings:
     seller_id: str | None = None
     deadline_seconds: float = DEFAULT_DEADLINE_S  # an unreachable Amazon fails an operation after this
     max_document_bytes: int = DocumentLimits.max_download_bytes  # report documents: download and inflate bound
+    orders_api_version: str = DEFAULT_ORDERS_API_VERSION  # [amazon] orders_api (confirmShipment stays on v0)
 
     @property
     def marketplaces(self) -> tuple[str, ...]:
@@ -422,6 +430,7 @@ _SCHEMA: dict[str, dict[str, _Kind]] = {
         "marketplaces": "list",
         "deadline_seconds": "str",
         "max_document_bytes": "str",
+        "orders_api": "str",
     },
     **{
         f"amazon.{region}": {"refresh_token": "secret", "endpoint": "str", "marketplaces": "list"}
@@ -738,6 +747,11 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
     lwa_app_id, seller_id = section.text("lwa_app_id"), section.text("seller_id")
     deadline = _positive(section, "deadline_seconds", float, AmazonSettings.deadline_seconds)
     max_document_bytes = _positive(section, "max_document_bytes", int, AmazonSettings.max_document_bytes)
+    orders_api = section.text("orders_api") or DEFAULT_ORDERS_API_VERSION
+    if orders_api not in ORDERS_API_VERSIONS:
+        section.problems.append(
+            f"{section.where('orders_api')} must be one of {', '.join(ORDERS_API_VERSIONS)}, got {orders_api!r}"
+        )
     if section.problems or client_secret is None or lwa_app_id is None or None in accounts:
         return None
     return AmazonSettings(
@@ -748,6 +762,7 @@ def _amazon_settings(sections: Mapping[str, _Section], home: Path) -> AmazonSett
         seller_id=seller_id,
         deadline_seconds=deadline,
         max_document_bytes=max_document_bytes,
+        orders_api_version=orders_api,
     )
 
 

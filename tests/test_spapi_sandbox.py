@@ -717,6 +717,7 @@ def test_generated_world_loads(tmp_path: Path) -> None:
 def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> list[tuple[str, str, str, dict]]:
     """(operation, method, url, kwargs) pairs: a success and an error for each operation."""
     o, r, l = f"{base}/orders/v0/orders", f"{base}/reports/2021-06-30", f"{base}/listings/2021-08-01/items/{seller}"
+    o26 = f"{base}/orders/2026-01-01/orders"
     good_package = _package(BAD_SHIP[1][0]["OrderItemId"])
     return [
         (
@@ -742,6 +743,11 @@ def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> l
         ("getOrderBuyerInfo", "GET", f"{o}/111-0000000-0000000/buyerInfo", {}),
         ("getOrderBuyerInfo", "GET", f"{o}/999-9999999-9999999/buyerInfo", {}),
         ("getOrderItems", "GET", f"{o}/111-0000003-0000001/orderItems", {"params": {"NextToken": "garbage"}}),
+        # Orders 2026-01-01 (tests/test_orders_api_2026.py validates every shape it serves)
+        ("searchOrders", "GET", f"{o26}", {"params": {"marketplaceIds": US, "createdAfter": "2026-09-01T00:00:00Z"}}),
+        ("searchOrders", "GET", f"{o26}", {"params": {"marketplaceIds": US}}),
+        ("getOrder2026", "GET", f"{o26}/111-0000000-0000000", {"params": {"includedData": "FULFILLMENT"}}),
+        ("getOrder2026", "GET", f"{o26}/999-9999999-9999999", {}),
         (
             "confirmShipment",
             "POST",

@@ -19,7 +19,7 @@ from connectors.amazon.errors import (
     AmazonUnavailable,
     AmazonUnreachable,
 )
-from connectors.amazon.orders import Orders20260101Source, OrdersApiNotImplemented, OrdersSource, OrdersV0Source
+from connectors.amazon.orders import Orders20260101Source, OrdersSource, OrdersV0Source
 from connectors.amazon.ratelimit import PUBLISHED_LIMITS, RateLimit, RateLimiter
 from connectors.amazon.records import ListingIssue, ListingSubmission, PackageDetail, ReportInfo, ShipmentItem
 
@@ -41,7 +41,6 @@ __all__ = [
     "ListingSubmission",
     "MARKETPLACE_REGIONS",
     "Orders20260101Source",
-    "OrdersApiNotImplemented",
     "OrdersSource",
     "OrdersV0Source",
     "PUBLISHED_LIMITS",

@@ -67,6 +67,7 @@ class SellerAccounts:
                 refresh_token=regional.refresh_token.reveal(),
                 lwa_app_id=settings.lwa_app_id,
                 lwa_client_secret=settings.lwa_client_secret.reveal(),
+                orders_api_version=settings.orders_api_version,
             )
             for regional in settings.accounts
         ]

@@ -52,12 +52,11 @@ from connectors.amazon.errors import (
     AmazonUnreachable,
 )
 from connectors.amazon.orders import (
-    Orders20260101Source,
-    OrdersApiNotImplemented,
     OrdersQuery,
     OrdersSource,
-    OrdersV0Source,
     iso_utc,
+    orders_library_client,
+    orders_source,
     statuses_tuple,
 )
 from connectors.amazon.ratelimit import RateLimiter
@@ -218,12 +217,21 @@ class AmazonConnector:
         self._tokens = make(Tokens)
         self._orders_rdt = make(OrdersV0)  # carries a restricted data token, one call at a time
         self._orders_rdt_lock = threading.Lock()
-        self._lib_clients = (self._reports, self._orders_v0, self._listings, self._tokens, self._orders_rdt)
-        self.orders_source: OrdersSource = (
-            OrdersV0Source(self._orders_v0, self._call)
-            if account.orders_api_version == "v0"
-            else Orders20260101Source()
+        # Orders are read through the configured version; confirmShipment stays on v0.
+        version = account.orders_api_version
+        self._orders_search = make(orders_library_client(version))
+        self._orders_search_rdt = make(orders_library_client(version))  # one call at a time, as _orders_rdt
+        self._orders_search_rdt_lock = threading.Lock()
+        self._lib_clients = (
+            self._reports,
+            self._orders_v0,
+            self._listings,
+            self._tokens,
+            self._orders_rdt,
+            self._orders_search,
+            self._orders_search_rdt,
         )
+        self.orders_source: OrdersSource = orders_source(version, self._orders_search, self._call)
 
     def __repr__(self) -> str:
         return f"AmazonConnector({self.account!r})"
@@ -460,10 +468,9 @@ class AmazonConnector:
         iso_utc(last_updated_after, "last_updated_after")  # fail before the first request
         source = self.orders_source
         if pii:
-            if not isinstance(source, OrdersV0Source):
-                raise OrdersApiNotImplemented("getOrders", "buyer data is implemented for Orders API v0 only")
-            token = self._restricted_data_token("/orders/v0/orders", PII_ELEMENTS)
-            source = OrdersV0Source(_WithRestrictedToken(self._orders_rdt, token, self._orders_rdt_lock), self._call)
+            token = self._restricted_data_token(source.search_path, PII_ELEMENTS)
+            client = _WithRestrictedToken(self._orders_search_rdt, token, self._orders_search_rdt_lock)
+            source = orders_source(source.api_version, client, self._call)
         next_token: str | None = None
         while True:
             page = source.orders_page(query, next_token)

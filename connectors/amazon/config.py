@@ -53,6 +53,8 @@ if not set(MARKETPLACE_REGIONS.values()) <= REGIONS.keys():  # a region added to
     raise ValueError(f"regions without an SP-API host: {sorted(set(MARKETPLACE_REGIONS.values()) - REGIONS.keys())}")
 
 ORDERS_API_VERSIONS = ("v0", "2026-01-01")
+# Orders v0 getOrders is deprecated (removal 2027-03-27): its successor is the default, v0 a setting.
+DEFAULT_ORDERS_API_VERSION = "2026-01-01"
 
 
 class AmazonConfigError(ValueError):
@@ -89,7 +91,7 @@ class AmazonAccount:
     lwa_app_id: str
     lwa_client_secret: str = field(repr=False)
     token_url: str = LWA_TOKEN_URL
-    orders_api_version: str = "v0"
+    orders_api_version: str = DEFAULT_ORDERS_API_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "endpoint", self.endpoint.rstrip("/"))
@@ -125,7 +127,7 @@ class AmazonAccount:
         refresh_token: str,
         lwa_app_id: str,
         lwa_client_secret: str,
-        orders_api_version: str = "v0",
+        orders_api_version: str = DEFAULT_ORDERS_API_VERSION,
     ) -> AmazonAccount:
         """A production account: the endpoint follows from the marketplaces' (single) region."""
         regions = {region_for_marketplace(m).code for m in marketplace_ids}
@@ -163,7 +165,7 @@ class AmazonAccount:
             lwa_app_id=str(values["lwa_app_id"]),
             lwa_client_secret=str(values["lwa_client_secret"]),
             token_url=str(values.get("token_url") or LWA_TOKEN_URL),
-            orders_api_version=str(values.get("orders_api_version") or "v0"),
+            orders_api_version=str(values.get("orders_api_version") or DEFAULT_ORDERS_API_VERSION),
         )
 
     @property

@@ -2,9 +2,10 @@
 
 Orders v0 (``getOrders``/``getOrderItems``) is deprecated in Amazon's models and due for
 removal on 2027-03-27; its successor is Orders 2026-01-01 (``searchOrders``). The connector
-talks to an ``OrdersSource`` chosen by ``AmazonAccount.orders_api_version`` so the switch is a
-configuration change plus one new class, not a rewrite. ``confirmShipment`` stays on v0
-(it is not deprecated).
+talks to an ``OrdersSource`` chosen by ``AmazonAccount.orders_api_version`` (``[amazon]
+orders_api``; default 2026-01-01, "v0" keeps the old API). Both sources yield the same v0-shaped
+records, so callers do not care which runs. ``confirmShipment`` stays on v0 (it is not
+deprecated).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
+from sp_api.api import Orders
 from sp_api.base import ApiResponse
-
-from connectors.amazon.errors import AmazonError
 
 # call(operation, thunk): rate-limits, retries and maps errors around one library call.
 Caller = Callable[[str, Callable[[], ApiResponse]], ApiResponse]
@@ -46,6 +47,7 @@ def iso_utc(moment: datetime, what: str) -> str:
 
 class OrdersSource(Protocol):
     api_version: str
+    search_path: str  # the search operation's path (a restricted data token names it)
 
     def orders_page(self, query: OrdersQuery, next_token: str | None) -> Page: ...
 
@@ -58,6 +60,7 @@ class OrdersV0Source:
     """Orders API v0 through python-amazon-sp-api's ``OrdersV0``."""
 
     api_version = "v0"
+    search_path = "/orders/v0/orders"
 
     def __init__(self, client: Any, call: Caller) -> None:
         self._client = client
@@ -87,37 +90,158 @@ class OrdersV0Source:
         return dict(response.payload or {})
 
 
-class OrdersApiNotImplemented(AmazonError):
-    """The configured Orders API version has no implementation yet."""
+# 2026-01-01 FulfillmentStatus <-> v0 OrderStatus (the records keep v0's names).
+ORDER_STATUS_V0 = {
+    "PENDING": "Pending",
+    "UNSHIPPED": "Unshipped",
+    "PARTIALLY_SHIPPED": "PartiallyShipped",
+    "SHIPPED": "Shipped",
+    "CANCELLED": "Canceled",
+    "UNFULFILLABLE": "Unfulfillable",
+    "PENDING_AVAILABILITY": "PendingAvailability",
+}
+FULFILLMENT_STATUS_2026 = {v0: status for status, v0 in ORDER_STATUS_V0.items()}
+FULFILLMENT_CHANNEL_V0 = {"AMAZON": "AFN", "MERCHANT": "MFN"}
+# The datasets the records are built from (the rest of an order is not asked for).
+INCLUDED_DATA = ("BUYER", "RECIPIENT", "PROCEEDS", "PROMOTION", "FULFILLMENT")
+# 2026 CustomerAddress -> v0 Address
+ADDRESS_V0 = {
+    "name": "Name",
+    "companyName": "CompanyName",
+    "addressLine1": "AddressLine1",
+    "addressLine2": "AddressLine2",
+    "addressLine3": "AddressLine3",
+    "city": "City",
+    "districtOrCounty": "County",
+    "stateOrRegion": "StateOrRegion",
+    "municipality": "Municipality",
+    "postalCode": "PostalCode",
+    "countryCode": "CountryCode",
+    "phone": "Phone",
+}
+# 2026 ItemProceedsBreakdown type -> v0 OrderItem money field
+ITEM_MONEY_V0 = {"ITEM": "ItemPrice", "SHIPPING": "ShippingPrice", "TAX": "ItemTax", "DISCOUNT": "PromotionDiscount"}
+
+
+def _money_v0(money: dict[str, Any]) -> dict[str, str]:
+    return {"CurrencyCode": money["currencyCode"], "Amount": money["amount"]}
+
+
+def order_record(order: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-01-01 ``Order`` as the v0 ``Order`` record the v0 source yields (its v0 field names).
+
+    Only fields with a 2026 counterpart are filled; ``NumberOfItems*`` are summed from the
+    embedded items' fulfillment quantities.
+    """
+    channel = order.get("salesChannel") or {}
+    record: dict[str, Any] = {
+        "AmazonOrderId": order["orderId"],
+        "PurchaseDate": order["createdTime"],
+        "LastUpdateDate": order["lastUpdatedTime"],
+        "MarketplaceId": channel.get("marketplaceId"),
+    }
+    if channel.get("marketplaceName"):
+        record["SalesChannel"] = channel["marketplaceName"]
+    fulfillment = order.get("fulfillment")
+    if fulfillment:
+        record["OrderStatus"] = ORDER_STATUS_V0[fulfillment["fulfillmentStatus"]]
+        if fulfillment.get("fulfilledBy") in FULFILLMENT_CHANNEL_V0:
+            record["FulfillmentChannel"] = FULFILLMENT_CHANNEL_V0[fulfillment["fulfilledBy"]]
+    grand_total = (order.get("proceeds") or {}).get("grandTotal")
+    if grand_total:
+        record["OrderTotal"] = _money_v0(grand_total)
+    quantities = [item["fulfillment"] for item in order.get("orderItems") or [] if item.get("fulfillment")]
+    if quantities:
+        record["NumberOfItemsShipped"] = sum(int(q.get("quantityFulfilled") or 0) for q in quantities)
+        record["NumberOfItemsUnshipped"] = sum(int(q.get("quantityUnfulfilled") or 0) for q in quantities)
+    programs = order.get("programs") or []
+    record["IsBusinessOrder"] = "AMAZON_BUSINESS" in programs
+    record["IsPrime"] = "PRIME" in programs
+    address = (order.get("recipient") or {}).get("deliveryAddress")
+    if address is not None:
+        record["ShippingAddress"] = {ADDRESS_V0[k]: v for k, v in address.items() if k in ADDRESS_V0}
+    buyer = order.get("buyer")
+    if buyer is not None:
+        names = (("buyerEmail", "BuyerEmail"), ("buyerName", "BuyerName"))
+        record["BuyerInfo"] = {old: buyer[new] for new, old in names if new in buyer}
+    return record
+
+
+def item_record(item: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-01-01 ``OrderItem`` as the v0 ``OrderItem`` record (its v0 field names)."""
+    product = item.get("product") or {}
+    record: dict[str, Any] = {"OrderItemId": item["orderItemId"], "QuantityOrdered": int(item["quantityOrdered"])}
+    for new, old in (("asin", "ASIN"), ("sellerSku", "SellerSKU"), ("title", "Title")):
+        if new in product:
+            record[old] = product[new]
+    fulfillment = item.get("fulfillment")
+    if fulfillment:
+        record["QuantityShipped"] = int(fulfillment.get("quantityFulfilled") or 0)
+    for breakdown in (item.get("proceeds") or {}).get("breakdowns") or []:
+        if breakdown["type"] in ITEM_MONEY_V0:
+            record[ITEM_MONEY_V0[breakdown["type"]]] = _money_v0(breakdown["subtotal"])
+    promotion = item.get("promotion")
+    if promotion is not None:
+        record["PromotionIds"] = [p["promotionId"] for p in promotion.get("breakdowns") or [] if "promotionId" in p]
+    return record
 
 
 class Orders20260101Source:
-    """Orders API 2026-01-01 (``searchOrders``, rate 0.0056/20): not implemented yet.
+    """Orders API 2026-01-01 through python-amazon-sp-api's ``Orders(version="2026-01-01")``.
 
-    To implement: ``OrdersV20260101`` from the library, map ``searchOrders`` results to the
-    v0 ``Order``/``OrderItem`` dict shape the sync code reads (or move the sync mapping to a
-    neutral record), and keep paging by ``nextToken``.
+    ``searchOrders`` pages by ``paginationToken``; the items come embedded in each order, so
+    ``order_items_page`` reads them from ``getOrder`` (one page, no token). Records are mapped
+    to the v0 shape (``order_record``/``item_record``) so callers do not care which API runs.
     """
 
     api_version = "2026-01-01"
+    search_path = "/orders/2026-01-01/orders"
 
-    def __init__(self, client: Any = None, call: Caller | None = None) -> None:
+    def __init__(self, client: Any, call: Caller) -> None:
         self._client = client
         self._call = call
 
-    def _refuse(self, operation: str) -> AmazonError:
-        return OrdersApiNotImplemented(
-            operation, "Orders API 2026-01-01 is not implemented yet; set orders_api_version='v0'"
-        )
-
     def orders_page(self, query: OrdersQuery, next_token: str | None) -> Page:
-        raise self._refuse("searchOrders")
+        params: dict[str, Any] = {
+            "marketplaceIds": list(query.marketplace_ids),
+            "maxResultsPerPage": query.page_size,
+            "includedData": list(INCLUDED_DATA),
+            "lastUpdatedAfter": iso_utc(query.last_updated_after, "last_updated_after"),
+        }
+        if next_token:
+            params["paginationToken"] = next_token
+        if query.last_updated_before is not None:
+            params["lastUpdatedBefore"] = iso_utc(query.last_updated_before, "last_updated_before")
+        if query.statuses:
+            unknown = [s for s in query.statuses if s not in FULFILLMENT_STATUS_2026]
+            if unknown:  # e.g. InvoiceUnconfirmed: no 2026 FulfillmentStatus to ask for
+                raise ValueError(f"order statuses {', '.join(unknown)} have no Orders API 2026-01-01 equivalent")
+            params["fulfillmentStatuses"] = list(dict.fromkeys(FULFILLMENT_STATUS_2026[s] for s in query.statuses))
+        response = self._call("searchOrders", lambda: self._client.search_orders(**params))
+        payload = response.payload or {}
+        # The library lifts ``pagination`` out of the body into ``next_token``.
+        return Page([order_record(order) for order in payload.get("orders") or []], response.next_token or None)
+
+    def _get_order(self, order_id: str) -> dict[str, Any]:
+        response = self._call("getOrder", lambda: self._client.get_order(order_id, includedData=list(INCLUDED_DATA)))
+        return dict((response.payload or {}).get("order") or {})
 
     def order_items_page(self, order_id: str, next_token: str | None) -> Page:
-        raise self._refuse("getOrder")
+        order = self._get_order(order_id)
+        return Page([item_record(item) for item in order.get("orderItems") or []], None)
 
     def order(self, order_id: str) -> dict[str, Any]:
-        raise self._refuse("getOrder")
+        return order_record(self._get_order(order_id))
+
+
+def orders_library_client(version: str) -> Callable[..., Any]:
+    """The python-amazon-sp-api client class for an Orders API version (``Orders(version=...)``)."""
+    return partial(Orders, version=version)
+
+
+def orders_source(version: str, client: Any, call: Caller) -> OrdersSource:
+    """The source for ``AmazonAccount.orders_api_version`` over a client of ``orders_library_client``."""
+    return OrdersV0Source(client, call) if version == "v0" else Orders20260101Source(client, call)
 
 
 def statuses_tuple(statuses: Sequence[str] | None) -> tuple[str, ...] | None:

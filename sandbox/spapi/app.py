@@ -1,4 +1,4 @@
-"""The SP-API sandbox as a Starlette app: LWA, Orders v0, Reports 2021-06-30, Listings 2021-08-01.
+"""The SP-API sandbox as a Starlette app: LWA, Orders v0 and 2026-01-01, Reports 2021-06-30, Listings 2021-08-01.
 
 Every API call goes through the same gate, in Amazon's order: access token (403), injected
 fault, usage plan (429), then the operation. Errors always carry an ``errors`` body (the
@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from connectors.amazon.config import LWA_TOKEN_URL  # shared wire format: the token endpoint's path
 
-from . import admin, listings, orders, reports, tokens
+from . import admin, listings, orders, orders_2026, reports, tokens
 from .context import Reply, Sandbox
 from .errors import INTERNAL_FAILURE, QUOTA_EXCEEDED, UNAUTHORIZED, ApiError, LwaError
 from .ratelimit import USAGE_PLANS, RateLimiter
@@ -160,6 +160,7 @@ def create_app(
         region=region,
     )
     orders_base, reports_base = "/orders/v0/orders", "/reports/2021-06-30"
+    orders_2026_base = "/orders/2026-01-01/orders"
     listing_path = "/listings/2021-08-01/items/{seller_id}/{sku:path}"
 
     def api(path: str, name: str, handler: Handler, method: str) -> Route:
@@ -176,6 +177,8 @@ def create_app(
         api(orders_base + "/{order_id}/address", "getOrderAddress", orders.get_order_address, "GET"),
         api(orders_base + "/{order_id}/buyerInfo", "getOrderBuyerInfo", orders.get_order_buyer_info, "GET"),
         api(orders_base + "/{order_id}/shipmentConfirmation", "confirmShipment", orders.confirm_shipment, "POST"),
+        api(orders_2026_base, "searchOrders", orders_2026.search_orders, "GET"),
+        api(orders_2026_base + "/{order_id}", "getOrder2026", orders_2026.get_order, "GET"),
         api(
             "/tokens/2021-03-01/restrictedDataToken",
             "createRestrictedDataToken",

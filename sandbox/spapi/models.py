@@ -17,6 +17,7 @@ from pathlib import Path
 
 ORDERS, REPORTS, LISTINGS = "ordersV0.json", "reports_2021-06-30.json", "listingsItems_2021-08-01.json"
 TOKENS = "tokens_2021-03-01.json"
+ORDERS_2026 = "orders_2026-01-01.json"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ OPERATION_SCHEMAS: dict[str, OperationSchemas] = {
     "getOrderAddress": OperationSchemas(ORDERS, "GetOrderAddressResponse", "GetOrderAddressResponse"),
     "getOrderBuyerInfo": OperationSchemas(ORDERS, "GetOrderBuyerInfoResponse", "GetOrderBuyerInfoResponse"),
     "confirmShipment": OperationSchemas(ORDERS, "", "ConfirmShipmentErrorResponse"),
+    "searchOrders": OperationSchemas(ORDERS_2026, "SearchOrdersResponse", "ErrorList"),
+    "getOrder2026": OperationSchemas(ORDERS_2026, "GetOrderResponse", "ErrorList"),
     "getReports": OperationSchemas(REPORTS, "GetReportsResponse", "ErrorList"),
     "getReport": OperationSchemas(REPORTS, "Report", "ErrorList"),
     "createReport": OperationSchemas(REPORTS, "CreateReportResponse", "ErrorList"),

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from starlette.requests import Request
+
+from reconciliation.marketplaces import MARKETPLACES
 
 from .context import (
     Reply,
@@ -54,93 +58,139 @@ _PRICE_FIELDS = (
 _MIN_AGE = timedelta(minutes=2)  # *Before must be at least two minutes in the past
 
 
+@dataclass(frozen=True)
+class FilterNames:
+    """One Orders version's names for the order-search filters and their values.
+
+    ``statuses``/``channels`` map each value the version accepts to the stored (v0) values it selects.
+    """
+
+    marketplaces_required: bool
+    created_after: str
+    created_before: str
+    updated_after: str
+    updated_before: str
+    status_param: str
+    statuses: Mapping[str, tuple[str, ...]]
+    channel_param: str
+    channels: Mapping[str, tuple[str, ...]]
+    order_ids_param: str | None
+    page_size_param: str
+
+
+V0_FILTERS = FilterNames(
+    marketplaces_required=True,
+    created_after="CreatedAfter",
+    created_before="CreatedBefore",
+    updated_after="LastUpdatedAfter",
+    updated_before="LastUpdatedBefore",
+    status_param="OrderStatuses",
+    statuses={s: (s,) for s in ORDER_STATUSES},
+    channel_param="FulfillmentChannels",
+    channels={c: (c,) for c in FULFILLMENT_CHANNELS},
+    order_ids_param="AmazonOrderIds",
+    page_size_param="MaxResultsPerPage",
+)
+
+
+def query_token(kind: str, query: OrderQuery, offset: int, page_size: int) -> str:
+    """The next page's token; it carries the filters ("NextToken doesn't affect any filters")."""
+    return encode_token(
+        {
+            "kind": kind,
+            "m": list(query.marketplace_ids),
+            "c": query.date_column,
+            "a": query.after,
+            "b": query.before,
+            "s": list(query.statuses),
+            "f": list(query.channels),
+            "i": list(query.order_ids),
+            "o": offset,
+            "p": page_size,
+        }
+    )
+
+
+def query_from_token(token: str, kind: str) -> tuple[OrderQuery, int, int]:
+    """(query, offset, page size) from a token of ``query_token``."""
+    state = decode_token(token, kind)
+    query = OrderQuery(
+        tuple(state["m"]), state["c"], state["a"], state["b"], tuple(state["s"]), tuple(state["f"]), tuple(state["i"])
+    )
+    return query, state["o"], state["p"]
+
+
 async def get_orders(request: Request, sb: Sandbox) -> Reply:
     token = request.query_params.get("NextToken")
-    if token:  # "NextToken doesn't affect any filters": the token carries them
-        state = decode_token(token, "orders")
-        query = OrderQuery(
-            tuple(state["m"]),
-            state["c"],
-            state["a"],
-            state["b"],
-            tuple(state["s"]),
-            tuple(state["f"]),
-            tuple(state["i"]),
-        )
-        offset, page_size = state["o"], state["p"]
+    if token:
+        query, offset, page_size = query_from_token(token, "orders")
     else:
-        query, page_size = _order_query(request, sb)
+        query, page_size = order_query(request, sb, V0_FILTERS)
         offset = 0
     page = sb.store.query_orders(query, offset, page_size + 1)
     elements = granted_elements(request, sb)
     payload: dict = {"Orders": [visible_order(o, elements) for o in page[:page_size]]}
     if len(page) > page_size:
-        payload["NextToken"] = encode_token(
-            {
-                "kind": "orders",
-                "m": list(query.marketplace_ids),
-                "c": query.date_column,
-                "a": query.after,
-                "b": query.before,
-                "s": list(query.statuses),
-                "f": list(query.channels),
-                "i": list(query.order_ids),
-                "o": offset + page_size,
-                "p": page_size,
-            }
-        )
+        payload["NextToken"] = query_token("orders", query, offset + page_size, page_size)
     payload["CreatedBefore" if query.date_column == "purchase_date" else "LastUpdatedBefore"] = query.before
     return Reply(200, {"payload": payload})
 
 
-def _order_query(request: Request, sb: Sandbox) -> tuple[OrderQuery, int]:
+def _allowed(request: Request, param: str, allowed: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The stored values selected by the filter ``param`` (an unknown value is refused)."""
+    given = values(request, param)
+    bad = [v for v in given if v not in allowed]
+    if bad:
+        raise invalid_input(f"Invalid {param}: {', '.join(bad)}.", f"Allowed: {', '.join(sorted(allowed))}")
+    return tuple(dict.fromkeys(stored for v in given for stored in allowed[v]))
+
+
+def order_query(request: Request, sb: Sandbox, names: FilterNames) -> tuple[OrderQuery, int]:
+    """The validated filters of getOrders (v0) or searchOrders (2026-01-01), and the page size."""
     markets = marketplace_ids(request)
-    if not markets:
+    if not markets and names.marketplaces_required:
         raise invalid_input("Missing required parameter MarketplaceIds.")
     if len(markets) > 50:
         raise invalid_input("MarketplaceIds accepts at most 50 values.")
     sb.check_served(markets)
-    created_after, created_before = date_param(request, "CreatedAfter"), date_param(request, "CreatedBefore")
-    updated_after, updated_before = date_param(request, "LastUpdatedAfter"), date_param(request, "LastUpdatedBefore")
+    # searchOrders without marketplaceIds: every marketplace this host serves.
+    markets = markets or list(sb.served_marketplaces() or (m.marketplace_id for m in MARKETPLACES))
+    created_after, created_before = date_param(request, names.created_after), date_param(request, names.created_before)
+    updated_after = date_param(request, names.updated_after)
+    updated_before = date_param(request, names.updated_before)
     if created_after is None and updated_after is None:
-        raise invalid_input("Either CreatedAfter or LastUpdatedAfter must be specified.")
+        raise invalid_input(f"Either {names.created_after} or {names.updated_after} must be specified.")
     if created_after is not None and (updated_after is not None or updated_before is not None):
-        raise invalid_input("LastUpdatedAfter and LastUpdatedBefore cannot be set when CreatedAfter is set.")
+        raise invalid_input(
+            f"{names.updated_after} and {names.updated_before} cannot be set when {names.created_after} is set."
+        )
     if updated_after is not None and created_before is not None:
-        raise invalid_input("CreatedBefore cannot be set when LastUpdatedAfter is set.")
-    column, names = (
-        ("purchase_date", ("CreatedAfter", "CreatedBefore"))
+        raise invalid_input(f"{names.created_before} cannot be set when {names.updated_after} is set.")
+    column, bounds = (
+        ("purchase_date", (names.created_after, names.created_before))
         if created_after
-        else ("last_update_date", ("LastUpdatedAfter", "LastUpdatedBefore"))
+        else ("last_update_date", (names.updated_after, names.updated_before))
     )
     after = created_after or updated_after
     assert after is not None  # one of the two is required above
     latest = sb.now() - _MIN_AGE
     before = (created_before if created_after else updated_before) or latest
     if before > latest:
-        raise invalid_input(f"{names[1]} must be a date at least two minutes before the current time.")
+        raise invalid_input(f"{bounds[1]} must be a date at least two minutes before the current time.")
     if after >= before:
-        raise invalid_input(f"{names[0]} must be earlier than {names[1]}.")
-    statuses = values(request, "OrderStatuses")
-    bad = [s for s in statuses if s not in ORDER_STATUSES]
-    if bad:
-        raise invalid_input(
-            f"Invalid OrderStatuses: {', '.join(bad)}.", f"Allowed: {', '.join(sorted(ORDER_STATUSES))}"
-        )
-    channels = values(request, "FulfillmentChannels")
-    bad = [c for c in channels if c not in FULFILLMENT_CHANNELS]
-    if bad:
-        raise invalid_input(f"Invalid FulfillmentChannels: {', '.join(bad)}.", "Allowed: AFN, MFN")
-    order_ids = values(request, "AmazonOrderIds")
+        raise invalid_input(f"{bounds[0]} must be earlier than {bounds[1]}.")
+    statuses = _allowed(request, names.status_param, names.statuses)
+    channels = _allowed(request, names.channel_param, names.channels)
+    order_ids = values(request, names.order_ids_param) if names.order_ids_param else []
     if len(order_ids) > 50:
-        raise invalid_input("AmazonOrderIds accepts at most 50 values.")
-    page_size = int_param(request, "MaxResultsPerPage", 100, 1, 100)
+        raise invalid_input(f"{names.order_ids_param} accepts at most 50 values.")
+    page_size = int_param(request, names.page_size_param, 100, 1, 100)
     return OrderQuery(
-        tuple(markets), column, sortable(after), sortable(before), tuple(statuses), tuple(channels), tuple(order_ids)
+        tuple(markets), column, sortable(after), sortable(before), statuses, channels, tuple(order_ids)
     ), page_size
 
 
-def _find_order(sb: Sandbox, order_id: str) -> tuple[dict, list[dict]]:
+def find_order(sb: Sandbox, order_id: str) -> tuple[dict, list[dict]]:
     found = sb.store.get_order(order_id)
     if found is None or not sb.serves(found[0]["MarketplaceId"]):  # another region's host knows nothing of it
         raise not_found(f"Order {order_id} was not found.")
@@ -148,13 +198,13 @@ def _find_order(sb: Sandbox, order_id: str) -> tuple[dict, list[dict]]:
 
 
 async def get_order(request: Request, sb: Sandbox) -> Reply:
-    order, _ = _find_order(sb, request.path_params["order_id"])
+    order, _ = find_order(sb, request.path_params["order_id"])
     return Reply(200, {"payload": visible_order(order, granted_elements(request, sb))})
 
 
 async def get_order_address(request: Request, sb: Sandbox) -> Reply:
     order_id = request.path_params["order_id"]
-    order, _ = _find_order(sb, order_id)
+    order, _ = find_order(sb, order_id)
     shown = visible_order(order, granted_elements(request, sb))
     payload: dict = {"AmazonOrderId": order_id}
     if isinstance(shown.get("ShippingAddress"), dict):
@@ -164,7 +214,7 @@ async def get_order_address(request: Request, sb: Sandbox) -> Reply:
 
 async def get_order_buyer_info(request: Request, sb: Sandbox) -> Reply:
     order_id = request.path_params["order_id"]
-    order, _ = _find_order(sb, order_id)
+    order, _ = find_order(sb, order_id)
     buyer_info = order.get("BuyerInfo")
     info = buyer_info if isinstance(buyer_info, dict) else {}
     return Reply(
@@ -174,7 +224,7 @@ async def get_order_buyer_info(request: Request, sb: Sandbox) -> Reply:
 
 async def get_order_items(request: Request, sb: Sandbox) -> Reply:
     order_id = request.path_params["order_id"]
-    order, items = _find_order(sb, order_id)
+    order, items = find_order(sb, order_id)
     token = request.query_params.get("NextToken")
     offset = 0
     if token:
@@ -184,8 +234,7 @@ async def get_order_items(request: Request, sb: Sandbox) -> Reply:
         offset = state["o"]
     size = sb.order_items_page_size
     page = items[offset : offset + size]
-    if order["OrderStatus"] == "Pending":
-        page = [{k: v for k, v in item.items() if k not in _PRICE_FIELDS} for item in page]
+    page = priced_items(order, page)
     elements = granted_elements(request, sb)
     payload: dict = {"AmazonOrderId": order_id, "OrderItems": [visible_item(i, elements) for i in page]}
     if offset + size < len(items):
@@ -193,9 +242,16 @@ async def get_order_items(request: Request, sb: Sandbox) -> Reply:
     return Reply(200, {"payload": payload})
 
 
+def priced_items(order: dict, items: list[dict]) -> list[dict]:
+    """Items as Amazon shows them: without pricing while the order is Pending."""
+    if order["OrderStatus"] != "Pending":
+        return items
+    return [{k: v for k, v in item.items() if k not in _PRICE_FIELDS} for item in items]
+
+
 async def confirm_shipment(request: Request, sb: Sandbox) -> Reply:
     order_id = request.path_params["order_id"]
-    order, items = _find_order(sb, order_id)
+    order, items = find_order(sb, order_id)
     body = await json_body(request)
     package = _validate_confirmation(body, order)
     if order["OrderStatus"] not in SHIPPABLE:

@@ -28,6 +28,8 @@ USAGE_PLANS: dict[str, UsagePlan] = {
     "getOrderAddress": UsagePlan(0.5, 30),
     "getOrderBuyerInfo": UsagePlan(0.5, 30),
     "confirmShipment": UsagePlan(2.0, 10),
+    "searchOrders": UsagePlan(0.0056, 20),  # Orders 2026-01-01
+    "getOrder2026": UsagePlan(0.5, 30),  # Orders 2026-01-01 getOrder (its own bucket beside v0's)
     "getReports": UsagePlan(0.0222, 10),
     "getReport": UsagePlan(2.0, 15),
     "createReport": UsagePlan(0.0167, 15),

@@ -1,7 +1,7 @@
 """Tokens API 2021-03-01 (createRestrictedDataToken) and the PII rules it unlocks.
 
 Without a restricted data token Amazon leaves buyer names, e-mail, phone and street address
-out of Orders v0 answers (restricted data tokens:
+out of Orders v0 and 2026-01-01 answers (restricted data tokens:
 https://developer-docs.amazon.com/sp-api/docs/tokens-api-use-case-guide); the sandbox does the same (PII
 restriction is on unless turned off). An RDT is issued for operation paths that handle
 restricted data only, as ``tokens_2021-03-01.json`` describes, and unlocks exactly the
@@ -29,6 +29,8 @@ _RESTRICTED_PATHS: tuple[tuple[re.Pattern[str], frozenset[str] | None], ...] = (
     (re.compile(rf"/orders/v0/orders/{_ID}/orderItems"), None),
     (re.compile(rf"/orders/v0/orders/{_ID}/address"), frozenset({"shippingAddress"})),
     (re.compile(rf"/orders/v0/orders/{_ID}/buyerInfo"), frozenset({"buyerInfo"})),
+    (re.compile(r"/orders/2026-01-01/orders"), None),
+    (re.compile(rf"/orders/2026-01-01/orders/{_ID}"), None),
 )
 # What remains of an address without the shippingAddress data element.
 _PUBLIC_ADDRESS_FIELDS = frozenset({"City", "StateOrRegion", "PostalCode", "CountryCode"})
