@@ -144,3 +144,23 @@ def test_cli_exit_codes_and_json(prefect_api_url: str, home: Path, tmp_path: Pat
     assert "orders dead-lettered" in run.stderr and "Jane Doe" not in run.stdout + run.stderr
     bad = m3sync("orders", "--sandbox", "--since", "yesterday", "--home", str(tmp_path), api_url=prefect_api_url)
     assert bad.code == 2 and "--since 'yesterday'" in bad.stderr
+
+
+def test_cloudsuite_profile_reads_the_address_and_creates_the_order(prefect_api_url: str, tmp_path: Path):
+    """cloudsuite: orders read with buyer data (a restricted data token), the batch order with its address."""
+    from flows.orders import order_sync
+
+    with open_connections(tmp_path, sandbox=True, orders=20):
+        pass
+    ionapi = tmp_path / "sandbox" / "m3.ionapi"
+    (tmp_path / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\nprofile = "cloudsuite"\n', encoding="utf-8")
+    _seed(tmp_path, _order(UNSHIPPED))
+    document = order_sync(sandbox=True, home=str(tmp_path))
+    assert _ids(document, "created") == {UNSHIPPED} and document["counts"]["dead_lettered"] == 0
+    with open_connections(tmp_path, sandbox=True) as connections:
+        assert connections.m3 is not None and connections.m3_profile == "cloudsuite"
+        orno = connections.m3.find_order_by_reference("AMZUS", UNSHIPPED)
+        assert orno == document["created"][0]["m3_order"]
+        lines = sorted((line.itno, line.quantity) for line in connections.m3.list_order_lines(orno))
+        assert lines == [(ITNO, Decimal(2)), ("A10002", Decimal(3))]
+    assert "Jane Doe" not in json.dumps(document)
