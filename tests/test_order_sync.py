@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from _cli import m3sync
 from _spapi_fixtures import order
@@ -164,3 +165,31 @@ def test_cloudsuite_profile_reads_the_address_and_creates_the_order(prefect_api_
         lines = sorted((line.itno, line.quantity) for line in connections.m3.list_order_lines(orno))
         assert lines == [(ITNO, Decimal(2)), ("A10002", Decimal(3))]
     assert "Jane Doe" not in json.dumps(document)
+
+
+def test_answer_lost_after_m3_created_the_order_is_recorded_not_created_again(tmp_path: Path):
+    """M3 commits the order's lines and the connection drops: the run stops (M3 unavailable), the
+    order is not recorded; the next look finds it in M3 by its CUOR and records it, one order in M3."""
+    from connectors.m3 import M3Unavailable
+    from flows.orders_steps import AmazonOrder, M3Lookups, sync_order
+    from sync.routing import load_routing
+
+    head, items = _order(UNSHIPPED)
+    amazon = AmazonOrder(head, tuple(items))
+    routing = load_routing(None)
+    with open_connections(tmp_path, sandbox=True, orders=20) as connections:
+        admin = f"{connections.sandbox_env.m3.base_url}/sandbox/faults"
+        drop = {"drop_after_commit": 1, "transactions": ["OIS100MI/AddLine"]}
+        assert httpx.post(admin, json=drop, timeout=20).status_code == 200
+        with pytest.raises(M3Unavailable):
+            sync_order(connections, routing, M3Lookups(connections), amazon)
+        httpx.delete(admin, timeout=20)
+        assert connections.state.m3_id_for(ORDER_ID_KIND, UNSHIPPED) is None
+        assert connections.m3 is not None
+        orno = connections.m3.find_order_by_reference("AMZUS", UNSHIPPED)
+        assert orno is not None and len(connections.m3.list_order_lines(orno)) == 2  # M3 did create it
+        result = sync_order(connections, routing, M3Lookups(connections), amazon)
+        assert (result.outcome, result.orno) == ("already_in_m3", orno)
+        assert connections.state.m3_id_for(ORDER_ID_KIND, UNSHIPPED) == orno
+        heads = connections.m3.client.execute("OIS100MI", "LstHead", {"CUNO": "AMZUS"}, maxrecs=0)
+        assert [h["CUOR"] for h in heads] == [UNSHIPPED]  # one M3 order, not two
