@@ -193,3 +193,18 @@ def test_answer_lost_after_m3_created_the_order_is_recorded_not_created_again(tm
         assert connections.state.m3_id_for(ORDER_ID_KIND, UNSHIPPED) == orno
         heads = connections.m3.client.execute("OIS100MI", "LstHead", {"CUNO": "AMZUS"}, maxrecs=0)
         assert [h["CUOR"] for h in heads] == [UNSHIPPED]  # one M3 order, not two
+
+
+def test_read_window_and_watermark_rules() -> None:
+    from flows.orders_steps import OrderResult, next_watermark, read_since
+
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert read_since(None, None, now) == datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # first run: a week back
+    assert read_since("2026-11-29T10:00:00+00:00", None, now) == datetime(2026, 11, 29, 9, 50, tzinfo=UTC)
+    given = datetime(2026, 1, 1, tzinfo=UTC)
+    assert read_since("2026-11-29T10:00:00+00:00", given, now) == given
+    waiting_at = datetime(2026, 11, 29, 8, 30, tzinfo=UTC)
+    done = [OrderResult("1", "created", last_update=now), OrderResult("2", "dead_lettered", last_update=waiting_at)]
+    assert next_watermark(done, now) == "2026-11-29T12:00:00+00:00"
+    held = [*done, OrderResult("3", "waiting", last_update=waiting_at + timedelta(hours=1))]
+    assert next_watermark(held, now) == "2026-11-29T09:30:00+00:00"
