@@ -247,3 +247,68 @@ def test_each_package_is_confirmed_once_waiting_and_unknown_agents_are_kept_apar
         after = _shipments(connections.sandbox_env)
         [letter_again] = connections.state.list_dead_letters(flow="shipment-sync")
     assert len(after) == 1 and letter_again.attempts == 2
+
+
+def _m3_delivery_change(home: Path, dlix: str, change: dict) -> None:
+    with sqlite3.connect(home / "sandbox" / "m3" / "m3.sqlite") as database:
+        ((data,),) = database.execute("SELECT data FROM deliveries WHERE dlix = ?", (dlix,))
+        database.execute(
+            "UPDATE deliveries SET data = ? WHERE dlix = ?", (json.dumps({**json.loads(data), **change}), dlix)
+        )
+    database.close()
+
+
+def test_a_package_in_doubt_is_found_on_amazon_and_never_confirmed_twice(prefect_api_url: str, tmp_path: Path) -> None:
+    from flows.shipments import package_key, shipment_sync
+
+    home = tmp_path / "home"
+    facts = _enter_and_deliver(home)
+    orno, first = facts[CONFIRMED]["orno"], facts[CONFIRMED]["delivery"]
+    item_one, item_two = facts[CONFIRMED]["items"]
+    # M3 splits the order: its second line leaves later, in a delivery of its own not packed yet.
+    second = str(int(first["DLIX"]) + 100)
+    with sqlite3.connect(home / "sandbox" / "m3" / "m3.sqlite") as database:
+        database.execute(
+            "INSERT INTO deliveries (dlix, orno, data) VALUES (?, ?, ?)",
+            (second, orno, json.dumps({**first, "DLIX": second, "ETRN": ""})),
+        )
+        ((ponr, data),) = database.execute("SELECT ponr, data FROM order_lines WHERE orno = ? AND ponr = 2", (orno,))
+        database.execute(
+            "UPDATE order_lines SET data = ? WHERE orno = ? AND ponr = ?",
+            (json.dumps({**json.loads(data), "DLIX": second}), orno, ponr),
+        )
+    database.close()
+
+    def run() -> dict:
+        return run_document(shipment_sync(sandbox=True, home=str(home), return_state=True))
+
+    one = run()
+    assert [(c["order"], c["package"], c["items"]) for c in one["confirmed"]] == [
+        (
+            CONFIRMED,
+            first["DLIX"],
+            [{"order_item_id": item_one["OrderItemId"], "quantity": item_one["QuantityOrdered"]}],
+        )
+    ]
+    assert {"order": CONFIRMED, "delivery": second} in one["waiting"]
+    # The answer to that confirmation never came (as far as the state store knows).
+    with open_connections(home, sandbox=True) as connections:
+        connections.state.mark_in_doubt(package_key(CONFIRMED, first["DLIX"]), "read timeout")
+    two = run()
+    assert [(c["package"], c.get("found_on_amazon")) for c in two["confirmed"]] == [(first["DLIX"], True)]
+    _m3_delivery_change(home, second, {"ETRN": "JJD-LATER-1"})
+    three = run()
+    assert [(c["package"], c["tracking"], c["items"]) for c in three["confirmed"]] == [
+        (second, "JJD-LATER-1", [{"order_item_id": item_two["OrderItemId"], "quantity": item_two["QuantityOrdered"]}])
+    ]
+    with open_connections(home, sandbox=True) as connections:
+        shipments = _shipments(connections.sandbox_env)
+        status = connections.require_amazon().for_marketplace(facts[CONFIRMED]["marketplace_id"]).get_order(CONFIRMED)
+        postings = [connections.state.get_posting(package_key(CONFIRMED, d)) for d in (first["DLIX"], second)]
+    # Two packages at Amazon, each once; both postings posted.
+    assert [(s["amazonOrderId"], s["packageDetail"]["packageReferenceId"]) for s in shipments] == [
+        (CONFIRMED, first["DLIX"]),
+        (CONFIRMED, second),
+    ]
+    assert status["OrderStatus"] == "Shipped"
+    assert [p.status if p else None for p in postings] == ["posted", "posted"]
