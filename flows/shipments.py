@@ -21,6 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -41,9 +42,10 @@ from flows.exit_codes import EXIT_HELD, EXIT_OK, EXIT_UNREACHABLE
 from flows.failures import RunFailed, flow_boundary, one_line, run_logger
 from flows.settlement_steps import CONNECTOR_RETRIES, RECLAIM_CLAIMED_AFTER
 from reconciliation.marketplaces import MARKETPLACES
-from sync.routing import RoutingSettingsError, load_routing
+from sync.routing import RoutingSettings, RoutingSettingsError, load_routing
 from sync.shipments import (
     AmazonItem,
+    CarrierMapping,
     CarrierSettingsError,
     PlannedPackage,
     ShipmentPlan,
@@ -97,11 +99,7 @@ def shipment_sync(sandbox: bool = False, home: str | None = None) -> dict:
         deliveries waiting for a tracking number, dead-lettered orders.
     """
     with open_connections(home, sandbox=sandbox, need_m3=True, need_amazon=True) as connections:
-        try:
-            carriers = load_carriers(connections.home)
-            routing = load_routing(connections.home)
-        except (CarrierSettingsError, RoutingSettingsError) as exc:
-            raise ConfigurationError(str(exc)) from None
+        carriers, routing = check_mappings(connections.home)
         connections.require_m3()
         accounts = connections.require_amazon()
         document: dict[str, Any] = {
@@ -158,16 +156,27 @@ def shipment_sync(sandbox: bool = False, home: str | None = None) -> dict:
                 document["dead_lettered"].append(dead_letter(connections.state, order, str(exc)))
             except Exception as exc:  # noqa: BLE001 - one bad order is a dead letter, the others go on
                 document["dead_lettered"].append(dead_letter(connections.state, order, f"{type(exc).__name__}: {exc}"))
-        log.info(
-            "Shipments: %d orders checked, %d packages confirmed (%d already), %d deliveries waiting, "
-            "%d orders dead-lettered",
-            document["orders"],
-            len(document["confirmed"]),
-            document["already_confirmed"],
-            len(document["waiting"]),
-            len(document["dead_lettered"]),
-        )
+        log.info("%s", shipment_summary(document))
         return shipment_run_state(document)
+
+
+def check_mappings(home: Path) -> tuple[CarrierMapping, RoutingSettings]:
+    """The carrier mapping and the order routing (SKU -> item number, the shipping item) of
+    ``home``; a bad file is a ConfigurationError naming it (exit 2)."""
+    try:
+        return load_carriers(home), load_routing(home)
+    except (CarrierSettingsError, RoutingSettingsError) as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def shipment_summary(document: Mapping[str, Any]) -> str:
+    """The one line ``m3sync shipments`` prints without --json."""
+    line = (
+        f"Shipments: {document['orders']} orders checked, {len(document['confirmed'])} packages confirmed "
+        f"({document['already_confirmed']} confirmed before), {len(document['waiting'])} deliveries waiting "
+        f"for a tracking number, {len(document['dead_lettered'])} orders dead-lettered"
+    )
+    return line + (f"; stopped: {document['unreachable']}" if document.get("unreachable") else "")
 
 
 class ShipmentRefused(Exception):

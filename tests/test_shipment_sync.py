@@ -312,3 +312,26 @@ def test_a_package_in_doubt_is_found_on_amazon_and_never_confirmed_twice(prefect
     ]
     assert status["OrderStatus"] == "Shipped"
     assert [p.status if p else None for p in postings] == ["posted", "posted"]
+
+
+def test_cli_exit_codes_json_and_one_line_errors(prefect_api_url: str, tmp_path: Path) -> None:
+    from _cli import m3sync
+
+    home = tmp_path / "home"
+    facts = _enter_and_deliver(home)
+    run = m3sync("shipments", "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
+    assert run.code == 3, run.stderr  # an order was dead-lettered
+    document = run.document
+    assert [c["order"] for c in document["confirmed"]] == [CONFIRMED]
+    assert [w["order"] for w in document["waiting"]] == [NO_TRACKING]
+    assert [line for line in run.stderr.splitlines() if line.startswith("order ")] == [
+        f"order {UNKNOWN_AGENT}: dead letter 1: {document['dead_lettered'][0]['error']}"
+    ]
+    assert facts[UNKNOWN_AGENT]["delivery"]["DLIX"] in document["dead_lettered"][0]["error"]
+
+    (home / "carriers.yaml").write_text("carriers:\n  PIGEON: {code: Other}\n", encoding="utf-8")
+    bad = m3sync("shipments", "--sandbox", "--home", str(home), api_url=prefect_api_url)
+    assert bad.code == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"m3sync: {home / 'carriers.yaml'}: carriers.PIGEON: code Other needs the carrier's name"
+    ]
