@@ -28,8 +28,8 @@ from prefect import flow, task
 
 from connectors.amazon import (
     AmazonConnector,
+    AmazonError,
     AmazonRequestError,
-    AmazonUnavailable,
     AmazonUnreachable,
     PackageDetail,
     ShipmentItem,
@@ -146,15 +146,13 @@ def shipment_sync(sandbox: bool = False, home: str | None = None) -> dict:
                         document["confirmed"].append(confirmed)
                 if not plan.waiting and _all_items_confirmed(plan, items):
                     mark_order_done(connections.state, order.amazon_order_id, "Shipped")
-            except (AmazonUnavailable, AmazonUnreachable) as exc:
-                document["unreachable"] = one_line(str(exc))
-                break  # out of reach: the next run goes on from here
-            except M3Error as exc:
-                if not isinstance(exc, M3TransactionError):
-                    document["unreachable"] = one_line(str(exc))
-                    break
+            except (ShipmentRefused, AmazonRequestError, M3TransactionError) as exc:  # this order's
                 document["dead_lettered"].append(dead_letter(connections.state, order, str(exc)))
+            except (AmazonError, M3Error) as exc:  # out of reach or refusing us: the next run goes on from here
+                document["unreachable"] = one_line(str(exc))
+                break
             except Exception as exc:  # noqa: BLE001 - one bad order is a dead letter, the others go on
+                log.exception("Unexpected error on the shipments of order %s", order.amazon_order_id)
                 document["dead_lettered"].append(dead_letter(connections.state, order, f"{type(exc).__name__}: {exc}"))
         log.info("%s", shipment_summary(document))
         return shipment_run_state(document)
