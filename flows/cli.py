@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(report)
     report.set_defaults(handler=_report)
+
+    shipments = commands.add_parser(
+        "shipments", help="confirm to Amazon the packages M3 delivered with a tracking number, each once"
+    )
+    shipments.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
+    shipments.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    home_option(shipments)
+    shipments.set_defaults(handler=_shipments)
     add_ops_command(commands)
     from flows.state_command import add_state_command  # `m3sync state migrate --to URL`
 
@@ -444,6 +452,36 @@ def _orders(args: argparse.Namespace) -> int:
 def _orders_summary(document: dict[str, Any]) -> str:
     counts = document["counts"]
     return ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in counts.items())
+
+
+def _shipments(args: argparse.Namespace) -> int:
+    """``m3sync shipments``: the shipment-sync flow; exit 0, 3 when an order was dead-lettered,
+    2 bad configuration, 4 M3 or Amazon out of reach."""
+    from flows.prefect_server import start_ephemeral_server
+
+    _prefect_files_in_home(args)
+    server = start_ephemeral_server()
+    try:
+        from flows.connections import checked_settings
+        from flows.contract import run_document
+        from flows.shipments import check_mappings, shipment_exit_code, shipment_summary, shipment_sync
+
+        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
+        check_mappings(settings.home)  # before Prefect runs anything: one line and exit 2
+        concise_console_logs()
+    finally:
+        server.wait()
+    with server.in_use():
+        state = shipment_sync(sandbox=args.sandbox, home=args.home, return_state=True)
+    try:
+        document = run_document(state)
+    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
+        return _failure(exc, state.state_details.flow_run_id)
+    print(json.dumps(document, indent=2) if args.json else shipment_summary(document))
+    sys.stdout.flush()
+    for letter in document["dead_lettered"]:
+        print(f"order {letter['order']}: dead letter {letter['dead_letter']}: {letter['error']}", file=sys.stderr)
+    return shipment_exit_code(document)
 
 
 def _reverse(args: argparse.Namespace) -> int:
