@@ -15,9 +15,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from reconciliation.marketplaces import MARKETPLACES, Marketplace
+from sync.yaml_file import read_yaml_file
 
 ROUTING_FILE_NAME = "order_routing.yaml"
 SHIPPED_ROUTING = Path(__file__).with_name(ROUTING_FILE_NAME)
@@ -78,14 +77,7 @@ def load_routing(home: Path | None = None) -> RoutingSettings:
 
 
 def read_routing(path: Path) -> RoutingSettings:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RoutingSettingsError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise RoutingSettingsError(f"{path}:{where} not valid YAML") from None
+    raw = read_yaml_file(path, RoutingSettingsError)
     return parse_routing(raw, str(path))
 
 

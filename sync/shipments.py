@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
-import yaml
+from sync.yaml_file import read_yaml_file
 
 CARRIERS_FILE_NAME = "carriers.yaml"
 SHIPPED_CARRIERS = Path(__file__).with_name(CARRIERS_FILE_NAME)
@@ -235,14 +235,7 @@ def load_carriers(home: Path | None = None) -> CarrierMapping:
 
 
 def read_carriers(path: Path) -> CarrierMapping:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CarrierSettingsError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        raise CarrierSettingsError(f"{path}:{where} not valid YAML") from None
+    raw = read_yaml_file(path, CarrierSettingsError)
     return parse_carriers(raw, str(path))
 
 
