@@ -263,7 +263,7 @@ def _state_of(home: str | None) -> StateStore:
 
 
 def _replay_command(args: argparse.Namespace) -> int:
-    from flows.cli import _prefect_files_in_home, concise_console_logs
+    from flows.cli import _failure, _prefect_files_in_home, concise_console_logs
     from flows.connections import checked_settings
     from flows.contract import run_document
     from flows.prefect_server import start_ephemeral_server
@@ -271,8 +271,8 @@ def _replay_command(args: argparse.Namespace) -> int:
     if (args.letter_id is None) == (not args.all):
         raise ReplayRefused("replay needs a dead letter ID or --all, not both")
     letter_ids = None if args.all else [args.letter_id]
-    with _state_of(args.home) as state:
-        letters_to_replay(state, letter_ids)  # an unknown or resolved letter is one line before Prefect starts
+    with _state_of(args.home) as store:
+        letters_to_replay(store, letter_ids)  # an unknown or resolved letter is one line before Prefect starts
     _prefect_files_in_home(args)
     server = start_ephemeral_server()
     try:
@@ -281,8 +281,11 @@ def _replay_command(args: argparse.Namespace) -> int:
     finally:
         server.wait()
     with server.in_use():
-        state = dead_letter_replay(letter_ids=letter_ids, sandbox=args.sandbox, home=args.home, return_state=True)
-    document = run_document(state)  # a failure that is not a replay's is one line from flows.cli.main
+        run = dead_letter_replay(letter_ids=letter_ids, sandbox=args.sandbox, home=args.home, return_state=True)
+    try:
+        document = run_document(run)
+    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
+        return _failure(exc, run.state_details.flow_run_id)
     entries = document["replays"]
     if args.json:
         print(json.dumps(document, indent=2))
@@ -296,6 +299,5 @@ def _replay_command(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     code = replay_exit_code(entries)
     if code != EXIT_OK:
-        failed = state.result(raise_on_failure=False)
-        print(f"m3sync: {failed.message}", file=sys.stderr)
+        print(f"m3sync: {run.message}", file=sys.stderr)
     return code

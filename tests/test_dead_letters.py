@@ -103,12 +103,14 @@ def test_dead_letter_lifecycle(prefect_api_url: str, home: Path, capsys: pytest.
     again = _letters(home)[STILL_BAD]
     assert (again.status, again.attempts, again.id) == ("open", 2, bad.id) and BAD_SKU in again.error
 
-    # As a user runs it: the fixed order is created in M3 once and its letter resolved.
-    run = m3sync(
-        "deadletters", "replay", str(fixed.id), "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url
-    )
-    assert run.code == EXIT_OK, run.stderr
-    assert [(e["id"], e["status"]) for e in run.document["replays"]] == [(fixed.id, "replayed")]
+    # As a user runs it, every open letter: the fixed order is created in M3 once and its letter
+    # resolved; the other fails a third time (exit 3, one line naming it).
+    run = m3sync("deadletters", "replay", "--all", "--sandbox", "--json", "--home", str(home), api_url=prefect_api_url)
+    assert run.code == EXIT_HELD, run.stderr
+    assert [(e["id"], e["status"]) for e in run.document["replays"]] == [(fixed.id, "replayed"), (bad.id, "failed")]
+    assert run.stderr.startswith(f"m3sync: 1 dead letter(s) not replayed: {bad.id} ({STILL_BAD}): failed: ")
+    assert run.stderr.count("\n") == 1 and BAD_SKU in run.stderr
+    assert _letters(home)[STILL_BAD].attempts == 3
     with open_connections(home, sandbox=True) as connections:
         assert connections.m3 is not None
         orno = connections.m3.orders_by_reference("AMZUS")[FIXED]
