@@ -140,9 +140,10 @@ def dead_letter_replay(letter_ids: list[int] | None = None, sandbox: bool = Fals
 
 
 def letters_to_replay(state: StateStore, letter_ids: list[int] | None) -> list[DeadLetter]:
-    """The open letters asked for (every open one when ``letter_ids`` is None), checked before any is replayed."""
+    """The open letters asked for, checked before any is replayed; ``letter_ids`` None: every open
+    letter of a flow with a replay (the others wait for ``discard`` or a person)."""
     if letter_ids is None:
-        return state.list_dead_letters(status="open")
+        return [letter for letter in state.list_dead_letters(status="open") if letter.flow in REPLAYERS]
     letters = []
     for letter_id in letter_ids:
         letter = state.get_dead_letter(letter_id)
@@ -163,12 +164,8 @@ def replay_letters(connections: Connections, letters: list[DeadLetter]) -> list[
     """Replay each letter in turn; out of reach stops (that letter stays as it was)."""
     done: list[Replayed] = []
     for letter in letters:
-        replay = REPLAYERS.get(letter.flow)
-        if replay is None:  # --all: a letter of a flow without a replay is left for a person
-            done.append(Replayed(letter.id, letter.flow, letter.entity_key, "failed", "no replay for this flow"))
-            continue
         try:
-            succeeded, detail = replay(connections, letter)
+            succeeded, detail = REPLAYERS[letter.flow](connections, letter)
         except (_Unreachable, AmazonError, M3Error) as exc:
             done.append(Replayed(letter.id, letter.flow, letter.entity_key, "unreachable", one_line(str(exc))))
             break

@@ -144,6 +144,37 @@ def test_a_flow_without_a_replay_is_refused_in_one_line(tmp_path: Path):
         letter = state.add_dead_letter("invoices", "invoice", "INV-1", {"invoice": "INV-1"}, "refused")
         with pytest.raises(ReplayRefused) as refused:
             letters_to_replay(state, [letter.id])
+        assert letters_to_replay(state, None) == []  # --all: left for discard or a person
     assert str(refused.value) == (
         f"dead letter {letter.id}: flow 'invoices' has no replay (known: orders, shipment-sync)"
     )
+
+
+def test_a_shipment_letter_replays_that_order_only_once_its_carrier_is_mapped(prefect_api_url: str, tmp_path: Path):
+    from test_shipment_sync import UNKNOWN_AGENT, _enter_and_deliver, _shipments
+
+    from flows.dead_letters import dead_letter_replay
+    from flows.shipments import shipment_sync
+
+    home = tmp_path / "home"
+    facts = _enter_and_deliver(home)  # one order's delivery has forwarding agent PIGEON, unknown
+    assert shipment_sync(sandbox=True, home=str(home), return_state=True).is_failed()
+    with StateStore.for_home(home) as state:
+        [letter] = state.list_dead_letters("shipment-sync")
+    assert letter.entity_key == UNKNOWN_AGENT and letter.payload["orno"] == facts[UNKNOWN_AGENT]["orno"]
+
+    (home / "carriers.yaml").write_text("carriers:\n  PIGEON: {code: Other, name: Pigeon Post}\n", encoding="utf-8")
+    state = dead_letter_replay(letter_ids=[letter.id], sandbox=True, home=str(home), return_state=True)
+    assert state.is_completed()
+    assert [(e["id"], e["status"], e["detail"]) for e in run_document(state)["replays"]] == [
+        (letter.id, "replayed", "1 package(s) confirmed, 0 waiting")
+    ]
+    with open_connections(home, sandbox=True) as connections:
+        shipments = _shipments(connections.sandbox_env)
+        assert connections.state.get_dead_letter(letter.id).status == "replayed"
+    delivery = facts[UNKNOWN_AGENT]["delivery"]
+    pigeon = [s["packageDetail"] for s in shipments if s["amazonOrderId"] == UNKNOWN_AGENT]
+    assert [(p["carrierCode"], p["carrierName"], p["trackingNumber"]) for p in pigeon] == [
+        ("Other", "Pigeon Post", delivery["ETRN"])
+    ]
+    assert len(shipments) == 2  # the order confirmed by the run, and this one: nothing else was touched
