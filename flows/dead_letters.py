@@ -237,7 +237,10 @@ def deadletters_command(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"dead_letters": [letter_document(x, payload=False) for x in letters]}, indent=2))
             else:
-                print("\n".join(list_line(letter) for letter in letters) or "no open dead letters")
+                print(
+                    "\n".join(list_line(letter) for letter in letters)
+                    or ("no dead letters" if args.all else "no open dead letters")
+                )
             return EXIT_OK
         if args.deadletters_command == "show":
             letter = state.get_dead_letter(args.letter_id)
