@@ -157,6 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
     shipments.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(shipments)
     shipments.set_defaults(handler=_shipments)
+    letters = commands.add_parser("deadletters", help="list, show, replay or discard what a flow could not process")
+    actions = letters.add_subparsers(dest="deadletters_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the open dead letters (reads HOME only)")
+    listing.add_argument("--all", action="store_true", help="also the replayed and discarded ones")
+    listing.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    show = actions.add_parser("show", help="one letter with its payload (reads HOME only)")
+    show.add_argument("letter_id", type=int, metavar="ID")
+    show.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    replay = actions.add_parser("replay", help="run the flow's code for the letter's entity again")
+    replay.add_argument("letter_id", type=int, nargs="?", metavar="ID")
+    replay.add_argument("--all", action="store_true", help="every open letter")
+    replay.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
+    replay.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    discard_parser = actions.add_parser("discard", help="close a letter without replaying it")
+    discard_parser.add_argument("letter_id", type=int, metavar="ID")
+    discard_parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    for action in (listing, show, replay, discard_parser):
+        home_option(action)
+        action.set_defaults(handler=_deadletters)
     add_ops_command(commands)
     from flows.state_command import add_state_command  # `m3sync state migrate --to URL`
 
@@ -482,6 +501,13 @@ def _shipments(args: argparse.Namespace) -> int:
     for letter in document["dead_lettered"]:
         print(f"order {letter['order']}: dead letter {letter['dead_letter']}: {letter['error']}", file=sys.stderr)
     return shipment_exit_code(document)
+
+
+def _deadletters(args: argparse.Namespace) -> int:
+    """``m3sync deadletters list|show ID|replay ID|--all|discard ID`` (flows/dead_letters.py)."""
+    from flows.dead_letters import deadletters_command
+
+    return deadletters_command(args)
 
 
 def _reverse(args: argparse.Namespace) -> int:

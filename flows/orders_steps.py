@@ -94,6 +94,18 @@ def fetch_orders(connections: Connections, since: datetime, profile: Profile) ->
     return fetched
 
 
+@task(**CONNECTOR_RETRIES, task_run_name="fetch-{order_id}")
+def fetch_order(connections: Connections, marketplace_id: str, order_id: str) -> AmazonOrder:
+    """One order by id with its items, as ``fetch_orders`` reads it (the dead-letter replay's way
+    back to an order: its letter holds no buyer data). The cloudsuite profile adds the address."""
+    connector = connections.require_amazon().for_marketplace(marketplace_id)
+    head = connector.get_order(order_id)
+    if profile_of(connections) == "cloudsuite":
+        address = connector.get_order_address(order_id).get("ShippingAddress")
+        head = {**head, "ShippingAddress": address} if address else head
+    return AmazonOrder(head, tuple(connector.get_order_items(order_id)))
+
+
 class M3Lookups:
     """What a run asks M3 once and remembers: CUOR -> ORNO per customer (one LstHead each, kept
     current as the run creates orders), which item numbers exist, and the orders with an open

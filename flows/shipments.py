@@ -110,52 +110,67 @@ def shipment_sync(sandbox: bool = False, home: str | None = None) -> dict:
             "dead_lettered": [],
             "unreachable": None,
         }
-        log = run_logger()
         for order in orders_to_ship(connections.state, accounts.marketplace_ids):
             document["orders"] += 1
-            try:
-                read = read_order(connections, order)
-                if read.channel == "AFN" or read.status in DONE_STATUSES:
-                    mark_order_done(connections.state, order.amazon_order_id, read.status or read.channel)
-                    continue
-                items = tuple(
-                    AmazonItem(
-                        str(i["OrderItemId"]),
-                        routing.item_number(str(i.get("SellerSKU") or "")),
-                        int(i.get("QuantityOrdered") or 0),
-                    )
-                    for i in read.items
-                )
-                plan = plan_shipments(
-                    order.amazon_order_id,
-                    read.deliveries,
-                    items,
-                    carriers,
-                    now=datetime.now(UTC),
-                    ignored_items={routing.shipping_item},
-                )
-                document["waiting"] += [{"order": order.amazon_order_id, "delivery": d} for d in plan.waiting]
-                if plan.problems:
-                    raise ShipmentRefused(plan.message)
-                connector = accounts.for_marketplace(order.marketplace_id)
-                for package in plan.packages:
-                    confirmed = confirm_once(connections.state, connector, order, package)
-                    if confirmed is None:
-                        document["already_confirmed"] += 1
-                    else:
-                        document["confirmed"].append(confirmed)
-                if not plan.waiting and _all_items_confirmed(plan, items):
-                    mark_order_done(connections.state, order.amazon_order_id, "Shipped")
-            except (ShipmentRefused, AmazonRequestError, M3TransactionError) as exc:  # this order's
-                document["dead_lettered"].append(dead_letter(connections.state, order, str(exc)))
-            except (AmazonError, M3Error) as exc:  # out of reach or refusing us: the next run goes on from here
-                document["unreachable"] = one_line(str(exc))
+            if not ship_order(connections, carriers, routing, order, document):
                 break
-            except Exception as exc:  # noqa: BLE001 - one bad order is a dead letter, the others go on
-                log.exception("Unexpected error on the shipments of order %s", order.amazon_order_id)
-                document["dead_lettered"].append(dead_letter(connections.state, order, f"{type(exc).__name__}: {exc}"))
-        log.info("%s", shipment_summary(document))
+        run_logger().info("%s", shipment_summary(document))
         return shipment_run_state(document)
+
+
+def ship_order(
+    connections: Connections,
+    carriers: CarrierMapping,
+    routing: RoutingSettings,
+    order: OrderToShip,
+    document: dict[str, Any],
+) -> bool:
+    """One order's packages confirmed, each once, into ``document``; a bad order is a dead letter
+    there. False when M3 or Amazon is out of reach (``document["unreachable"]``): stop the run.
+    The flow's per-order path, and the dead-letter replay's (flows/dead_letters.py)."""
+    accounts = connections.require_amazon()
+    try:
+        read = read_order(connections, order)
+        if read.channel == "AFN" or read.status in DONE_STATUSES:
+            mark_order_done(connections.state, order.amazon_order_id, read.status or read.channel)
+            return True
+        items = tuple(
+            AmazonItem(
+                str(i["OrderItemId"]),
+                routing.item_number(str(i.get("SellerSKU") or "")),
+                int(i.get("QuantityOrdered") or 0),
+            )
+            for i in read.items
+        )
+        plan = plan_shipments(
+            order.amazon_order_id,
+            read.deliveries,
+            items,
+            carriers,
+            now=datetime.now(UTC),
+            ignored_items={routing.shipping_item},
+        )
+        document["waiting"] += [{"order": order.amazon_order_id, "delivery": d} for d in plan.waiting]
+        if plan.problems:
+            raise ShipmentRefused(plan.message)
+        connector = accounts.for_marketplace(order.marketplace_id)
+        for package in plan.packages:
+            confirmed = confirm_once(connections.state, connector, order, package)
+            if confirmed is None:
+                document["already_confirmed"] += 1
+            else:
+                document["confirmed"].append(confirmed)
+        if not plan.waiting and _all_items_confirmed(plan, items):
+            mark_order_done(connections.state, order.amazon_order_id, "Shipped")
+    except (ShipmentRefused, AmazonRequestError, M3TransactionError) as exc:  # this order's
+        document["dead_lettered"].append(dead_letter(connections.state, order, str(exc)))
+    except (AmazonError, M3Error) as exc:  # out of reach or refusing us: the next run goes on from here
+        document["unreachable"] = one_line(str(exc))
+        return False
+    except Exception as exc:  # noqa: BLE001 - one bad order is a dead letter, the others go on
+        run_logger().exception("Unexpected error on the shipments of order %s", order.amazon_order_id)
+        document["dead_lettered"].append(dead_letter(connections.state, order, f"{type(exc).__name__}: {exc}"))
+    return True
 
 
 def check_mappings(home: Path) -> tuple[CarrierMapping, RoutingSettings]:
