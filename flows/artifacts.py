@@ -1,6 +1,8 @@
 """Prefect artifacts of a settlement run: a markdown summary, a table of exceptions, a table of
 anomalies and a link to the workbook; when a run from Amazon found nothing new, one markdown
-artifact saying since when.
+artifact saying since when. Of an order-sync or shipment-sync run: a markdown summary of its
+counts and a table of its dead letters (order id and reason: no buyer data, as in the run's
+document).
 
 Keys end in the home's environment (``[m3sync] environment``, default ``live``; sandbox runs
 ``sandbox``): ``settlement-summary-production``, so sandbox and live runs never share a key and
@@ -9,7 +11,7 @@ each key's history in the UI is one environment's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -33,6 +35,17 @@ SUMMARY, EXCEPTIONS, ANOMALIES, WORKBOOK = (
     "settlement-exceptions",
     "settlement-anomalies",
     "settlement-workbook",
+)
+
+ORDER_SUMMARY, ORDER_DEAD_LETTERS = "order-sync-summary", "order-sync-dead-letters"
+SHIPMENT_SUMMARY, SHIPMENT_DEAD_LETTERS = "shipment-sync-summary", "shipment-sync-dead-letters"
+# The order-sync document's outcomes (flows/orders_steps.py OUTCOMES) as the summary words them.
+ORDER_COUNTS = (
+    ("created", "created in M3"),
+    ("already_in_m3", "already in M3"),
+    ("skipped", "skipped"),
+    ("waiting", "waiting (not confirmed by Amazon yet)"),
+    ("dead_lettered", "dead-lettered"),
 )
 
 
@@ -182,3 +195,57 @@ def publish_settlement_artifacts(
             key=artifact_key(WORKBOOK, environment),
             description="The run's workbook" + (" (kept locally: its upload failed)" if workbook.upload_error else ""),
         )
+
+
+def counts_markdown(title: str, counts: Sequence[tuple[str, int]], note: str | None = None) -> str:
+    """A markdown summary: a table of what happened how often, then ``note`` (why the run stopped)."""
+    rows = ["| | count |", "|---|---|", *(f"| {what} | {count} |" for what, count in counts)]
+    return f"# {title}\n\n" + "\n".join(rows) + (f"\n\n{note}" if note else "") + "\n"
+
+
+def dead_letter_rows(letters: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """The run's dead letters (order id, reason) as table rows; one row saying none when empty
+    (an empty table artifact shows nothing at all)."""
+    return [{"order": order, "reason": reason} for order, reason in letters] or [
+        {"order": "", "reason": "no order was dead-lettered"}
+    ]
+
+
+def publish_order_artifacts(environment: str, document: Mapping[str, Any]) -> None:
+    """The order-sync run's summary and dead letters, from its document (``orders_document``)."""
+    counts = [(label, len(document[outcome])) for outcome, label in ORDER_COUNTS]
+    letters = [(entry["amazon_order_id"], entry["reason"]) for entry in document["dead_lettered"]]
+    _publish_sync_artifacts(
+        environment, (ORDER_SUMMARY, ORDER_DEAD_LETTERS), counts_markdown("Amazon orders into M3", counts), letters
+    )
+
+
+def publish_shipment_artifacts(environment: str, document: Mapping[str, Any]) -> None:
+    """The shipment-sync run's summary and dead letters, from its document (``shipment_sync``)."""
+    counts = [
+        ("orders checked", document["orders"]),
+        ("packages confirmed", len(document["confirmed"])),
+        ("packages confirmed before", document["already_confirmed"]),
+        ("deliveries waiting for a tracking number", len(document["waiting"])),
+        ("orders dead-lettered", len(document["dead_lettered"])),
+    ]
+    note = f"Stopped: {document['unreachable']}" if document.get("unreachable") else None
+    letters = [(entry["order"], entry["error"]) for entry in document["dead_lettered"]]
+    _publish_sync_artifacts(
+        environment,
+        (SHIPMENT_SUMMARY, SHIPMENT_DEAD_LETTERS),
+        counts_markdown("Shipment confirmations to Amazon", counts, note),
+        letters,
+    )
+
+
+def _publish_sync_artifacts(
+    environment: str, kinds: tuple[str, str], summary: str, letters: Sequence[tuple[str, str]]
+) -> None:
+    summary_kind, letters_kind = kinds
+    create_markdown_artifact(summary, key=artifact_key(summary_kind, environment), description="What this run did")
+    create_table_artifact(
+        dead_letter_rows(letters),
+        key=artifact_key(letters_kind, environment),
+        description="Orders dead-lettered in this run (the state store keeps every open one)",
+    )

@@ -445,7 +445,7 @@ def _orders(args: argparse.Namespace) -> int:
     settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
     parse_since(args.since)  # a bad moment is one line before anything runs
     try:
-        load_routing(settings.home)
+        load_routing(settings.home, sandbox=args.sandbox)
     except RoutingSettingsError as exc:
         return _fail(str(exc), EXIT_INVALID)
     server.wait()
@@ -486,7 +486,7 @@ def _shipments(args: argparse.Namespace) -> int:
         from flows.shipments import check_mappings, shipment_exit_code, shipment_summary, shipment_sync
 
         settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
-        check_mappings(settings.home)  # before Prefect runs anything: one line and exit 2
+        check_mappings(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
         concise_console_logs()
     finally:
         server.wait()

@@ -70,7 +70,8 @@ def replay_order(connections: Connections, letter: DeadLetter) -> tuple[bool, st
     from sync.routing import load_routing
 
     order = steps.fetch_order(connections, str(letter.payload["marketplace_id"]), letter.entity_key)
-    result = steps.sync_order(connections, load_routing(connections.home), steps.M3Lookups(connections), order)
+    routing = load_routing(connections.home, sandbox=connections.sandbox)
+    result = steps.sync_order(connections, routing, steps.M3Lookups(connections), order)
     if result.outcome == "dead_lettered":  # sync_order recorded the new attempt
         return False, result.reason
     if result.outcome == "waiting":  # Amazon has not confirmed it yet: still not in M3
@@ -83,7 +84,7 @@ def replay_shipment(connections: Connections, letter: DeadLetter) -> tuple[bool,
     """Shipment sync for the letter's order: ``ship_order``, the flow's per-order path."""
     from flows.shipments import OrderToShip, check_mappings, ship_order
 
-    carriers, routing = check_mappings(connections.home)
+    carriers, routing = check_mappings(connections.home, sandbox=connections.sandbox)
     payload = letter.payload
     order = OrderToShip(letter.entity_key, str(payload["orno"]), str(payload["marketplace_id"]))
     document: dict[str, Any] = {"confirmed": [], "already_confirmed": 0, "waiting": [], "dead_lettered": []}

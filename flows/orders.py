@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 
 from prefect import flow
 
-from connectors.settings import ConfigurationError
+from connectors.settings import ConfigurationError, load_settings
 from flows import orders_steps as steps
+from flows.artifacts import artifact_environment, publish_order_artifacts
 from flows.connections import open_connections
 from flows.exit_codes import EXIT_HELD
-from flows.failures import RunFailed, flow_boundary
+from flows.failures import RunFailed, contained, flow_boundary
 from sync.routing import RoutingSettingsError, load_routing
 
 
@@ -45,9 +46,10 @@ def order_sync(since: str | None = None, sandbox: bool = False, home: str | None
     start = parse_since(since)
     with open_connections(home, sandbox=sandbox, need_amazon=True) as connections:
         try:
-            routing = load_routing(connections.home)
+            routing = load_routing(connections.home, sandbox=sandbox)
         except RoutingSettingsError as exc:
             raise ConfigurationError(str(exc)) from None
+        environment = artifact_environment(load_settings(connections.home), sandbox)  # the artifacts' keys end in it
         now = datetime.now(UTC)
         read_from = steps.read_since(connections.state.get_watermark(steps.ORDERS_WATERMARK), start, now)
         orders = steps.fetch_orders(connections, read_from, steps.profile_of(connections))
@@ -56,6 +58,7 @@ def order_sync(since: str | None = None, sandbox: bool = False, home: str | None
         watermark = steps.next_watermark(results, now)
         connections.state.set_watermark(steps.ORDERS_WATERMARK, watermark)
         document = steps.orders_document(results, read_from, watermark)
+        contained("publishing the run's artifacts", lambda: publish_order_artifacts(environment, document))
         message = steps.orders_message(document)
         if message is None:
             return document

@@ -3,7 +3,10 @@
 Used by ``m3sync sandbox`` (foreground), ``m3sync demo`` and ``--sandbox`` runs (in-process
 threads). Two starts on the same home see the same M3 and the same Amazon: the state is in
 SQLite under ``HOME/sandbox/m3`` and ``HOME/sandbox/spapi``; only the ports change, so the
-``.ionapi`` file and the SP-API credentials file are rewritten at every start.
+``.ionapi`` file and the SP-API credentials file are rewritten at every start. So is
+``HOME/sandbox/order_routing.yaml``, the order routing sandbox runs read (``sync.routing``): the
+shipped defaults with the catalog's SKU -> item number map (the world sells HOM-10001, its M3
+stocks A10001), kept apart from a user's HOME/order_routing.yaml, which it never touches.
 
 The world is its seed's first eight weeks, then each ``m3sync sandbox --advance`` in turn (the
 marker lists them; ``advance_world`` rebuilds each stretch the same way), so that rebuilding it
@@ -25,7 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox.catalog import MARKETPLACES
+import yaml
+
+from sandbox.catalog import MARKETPLACES, build_catalog
 from sandbox.server import RunningServer, serve_in_thread
 
 if TYPE_CHECKING:  # for the annotations only: serving the sandbox does not load the generator
@@ -170,6 +175,26 @@ def marketplace_lines(before: World, after: World) -> list[str]:
     return lines
 
 
+def write_sandbox_routing(home: Path, seed: int) -> Path:
+    """Write the routing sandbox runs read, once: the shipped defaults (whose customers, warehouses
+    and order types are the sandbox M3's) with ``items`` mapping each catalog SKU to its item
+    number. Kept when it exists, so routing changes can be tried against the sandbox."""
+    from sync.routing import SHIPPED_ROUTING, routing_path
+
+    path = routing_path(home, sandbox=True)
+    if path.is_file():
+        return path
+    routing = yaml.safe_load(SHIPPED_ROUTING.read_text(encoding="utf-8"))
+    routing["items"] = {item.sku: item.itno for item in build_catalog(seed)}
+    path.write_text(
+        "# Written by the sandbox when it was seeded (sandbox/runtime.py); edit it to try routing\n"
+        "# changes against the sandbox. Sandbox runs read this file, never HOME/order_routing.yaml.\n"
+        + yaml.safe_dump(routing, sort_keys=False),
+        encoding="utf-8",
+    )
+    return path
+
+
 def _orders_in(marker: dict[str, Any], days: int) -> int:
     """Amazon orders in ``days`` of the world: its first weeks' rate."""
     return round(int(marker["orders"]) * days / int(marker["days"]))
@@ -250,6 +275,7 @@ def start_sandbox(
             for region, server in spapi.items()
         },
     }
+    write_sandbox_routing(home, seed)
     credentials_path = folder / "spapi-credentials.json"
     credentials_path.write_text(json.dumps(account, indent=2), encoding="utf-8")
     credentials_path.chmod(0o600)

@@ -2,7 +2,10 @@
 order type an Amazon order gets, per marketplace and fulfilment channel.
 
 ``sync/order_routing.yaml`` ships the defaults; ``HOME/order_routing.yaml`` replaces it as a whole
-(a partial merge would make it unclear which file a value came from). Loading validates everything
+(a partial merge would make it unclear which file a value came from). Sandbox runs read
+``HOME/sandbox/order_routing.yaml`` instead, which the sandbox writes from its catalog (its SKUs
+differ from its item numbers) at every start: a user's own routing is never overwritten, nor
+used against the sandbox M3. Loading validates everything
 and raises :class:`RoutingSettingsError` with one line naming the file and the key.
 """
 
@@ -19,6 +22,7 @@ from reconciliation.marketplaces import MARKETPLACES, Marketplace
 from sync.yaml_file import read_yaml_file
 
 ROUTING_FILE_NAME = "order_routing.yaml"
+SANDBOX_FOLDER = "sandbox"  # HOME/sandbox, where the emulators keep their data and files
 SHIPPED_ROUTING = Path(__file__).with_name(ROUTING_FILE_NAME)
 
 # M3 field lengths (m3-api.md section 4.1, OIS100MI AddBatchHead / AddBatchLine).
@@ -68,12 +72,20 @@ class RoutingSettings:
         return self.marketplaces.get(marketplace_id)
 
 
-def load_routing(home: Path | None = None) -> RoutingSettings:
-    """The routing settings: ``home/order_routing.yaml`` if it exists, else the shipped defaults."""
+def load_routing(home: Path | None = None, *, sandbox: bool = False) -> RoutingSettings:
+    """The routing settings: ``home/order_routing.yaml`` (``home/sandbox/order_routing.yaml`` for
+    a sandbox run) if it exists, else the shipped defaults."""
     path = SHIPPED_ROUTING
-    if home is not None and (home / ROUTING_FILE_NAME).is_file():
-        path = home / ROUTING_FILE_NAME
+    if home is not None:
+        override = routing_path(home, sandbox=sandbox)
+        if override.is_file():
+            path = override
     return read_routing(path)
+
+
+def routing_path(home: Path, *, sandbox: bool = False) -> Path:
+    """Where ``home``'s routing override is: the user's, or the one the sandbox writes."""
+    return (home / SANDBOX_FOLDER if sandbox else home) / ROUTING_FILE_NAME
 
 
 def read_routing(path: Path) -> RoutingSettings:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from _cli import m3sync
 from _spapi_fixtures import order
 
@@ -23,7 +24,7 @@ from flows.dead_letters import ReplayRefused, letters_to_replay
 from flows.exit_codes import EXIT_HELD, EXIT_INVALID, EXIT_OK
 from flows.orders_steps import ORDER_ID_KIND
 from sandbox.spapi import SpApiStore
-from sync.routing import ROUTING_FILE_NAME
+from sync.routing import routing_path
 
 ITNO = "A10001"  # an item of the sandbox M3's catalog (seed 0)
 PURCHASED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -91,9 +92,11 @@ def test_dead_letter_lifecycle(prefect_api_url: str, home: Path, capsys: pytest.
     assert shown["payload"]["marketplace_id"] == "ATVPDKIKX0DER" and shown["flow"] == "orders"
     assert not any(text in out for text in BUYER_DATA)
 
-    # Fix the cause of one: the routing file maps its SKU to a catalog item.
-    shipped = (Path(__file__).resolve().parents[1] / "sync" / ROUTING_FILE_NAME).read_text(encoding="utf-8")
-    (home / ROUTING_FILE_NAME).write_text(shipped.replace("items: {}", f"items: {{{FIXED_SKU}: {ITNO}}}"))
+    # Fix the cause of one: the routing sandbox runs read maps its SKU to a catalog item.
+    routing_file = routing_path(home, sandbox=True)
+    routing = yaml.safe_load(routing_file.read_text(encoding="utf-8"))
+    routing["items"][FIXED_SKU] = ITNO
+    routing_file.write_text(yaml.safe_dump(routing, sort_keys=False), encoding="utf-8")
 
     # The other fails again: still open, one more attempt, its new error.
     state = dead_letter_replay(letter_ids=[bad.id], sandbox=True, home=str(home), return_state=True)

@@ -32,6 +32,8 @@ from flows.ops import (
 
 REPO = Path(__file__).resolve().parents[1]
 SETTLEMENT = "settlement-reconciliation/settlement-reconciliation"
+ORDERS, SHIPMENTS = "order-sync/order-sync", "shipment-sync/shipment-sync"
+DEPLOYMENTS = (SETTLEMENT, ORDERS, SHIPMENTS)  # prefect.yaml's, in its order
 STALE_AUTOMATION = f"m3sync: {SETTLEMENT} not run for 26 h"
 POOL = "m3sync-ops-test"  # not the production name: the try-deployment test shares the server
 BLOCK = "ops-test-alerts"
@@ -41,22 +43,27 @@ BLOCK = "ops-test-alerts"
 
 
 def test_the_deployments_of_prefect_yaml_and_their_flows() -> None:
-    # prefect.yaml declares one deployment; flows/settlement.py names its flow with @flow(name=...).
+    # prefect.yaml declares three deployments; flows/settlement.py and flows/orders.py name their
+    # flows with @flow(name="..."), flows/shipments.py's is named after its function shipment_sync.
     assert deployments_in(REPO / "prefect.yaml") == [
-        DeploymentSpec(flow="settlement-reconciliation", name="settlement-reconciliation")
+        DeploymentSpec(flow="settlement-reconciliation", name="settlement-reconciliation"),
+        DeploymentSpec(flow="order-sync", name="order-sync"),
+        DeploymentSpec(flow="shipment-sync", name="shipment-sync"),
     ]
-    assert project_flows() == ["settlement-reconciliation"]
+    assert project_flows() == ["dead-letter-replay", "order-sync", "settlement-reconciliation", "shipment-sync"]
 
 
 def test_prefect_yaml_limits_each_deployment_to_one_run_and_reads_the_checkout_from_the_environment() -> None:
     import yaml
 
     document = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    assert [d["concurrency_limit"] for d in document["deployments"]] == [1]
+    assert [d["concurrency_limit"] for d in document["deployments"]] == [1, 1, 1]
     assert document["pull"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $M3SYNC_CHECKOUT }}"}}
     ]
-    assert document["deployments"][0]["work_pool"]["name"] == "m3sync-process"
+    assert [d["work_pool"]["name"] for d in document["deployments"]] == ["m3sync-process"] * 3
+    # Orders every 5 minutes, shipments every 10 (in seconds).
+    assert [d.get("schedules", [{}])[0].get("interval") for d in document["deployments"]] == [None, 300, 600]
 
 
 def test_a_flow_without_a_name_is_named_after_its_function(tmp_path: Path) -> None:
@@ -127,7 +134,7 @@ def _client(server: PrefectServer) -> Iterator[Any]:
 
 def _a_clean_slate(server: PrefectServer, hook_url: str) -> Any:
     """The server as a new installation has it, whatever other tests of the session did: no
-    automations of ours, the settlement deployment without a concurrency limit (as deployed by
+    automations of ours, prefect.yaml's deployments without a concurrency limit (as deployed by
     an older prefect.yaml), the notification block pointing at this test's webhook."""
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.exceptions import ObjectNotFound
@@ -136,12 +143,13 @@ def _a_clean_slate(server: PrefectServer, hook_url: str) -> Any:
         for name in (FAILED_AUTOMATION, STALE_AUTOMATION):
             for automation in client.read_automations_by_name(name):
                 client.delete_automation(automation.id)
-        try:
-            client.delete_deployment(client.read_deployment_by_name(SETTLEMENT).id)
-        except ObjectNotFound:
-            pass
-        flow_id = client.create_flow_from_name("settlement-reconciliation")
-        client.create_deployment(flow_id=flow_id, name="settlement-reconciliation", entrypoint="flows/settlement.py:x")
+        for full_name in DEPLOYMENTS:
+            try:
+                client.delete_deployment(client.read_deployment_by_name(full_name).id)
+            except ObjectNotFound:
+                pass
+            flow, name = full_name.split("/")
+            client.create_deployment(flow_id=client.create_flow_from_name(flow), name=name, entrypoint="flows/x.py:x")
         block = CustomWebhookNotificationBlock(
             name="ops test", url=hook_url, json_data={"subject": "{{subject}}", "body": "{{body}}"}
         )
@@ -171,16 +179,16 @@ def test_setup_twice_then_a_held_settlement_notifies(
     assert (first.returncode, first.stderr) == (0, "")
     assert first.stdout.splitlines() == [
         f"work pool {POOL} (process): created",
-        f"deployment {SETTLEMENT}: concurrency limit 1: updated",
+        *(f"deployment {d}: concurrency limit 1: updated" for d in DEPLOYMENTS),
         f"automation '{FAILED_AUTOMATION}': created",
         f"automation '{STALE_AUTOMATION}': created",
-        "4 changed",
+        "6 changed",
     ]
     second = _ops_setup(server, *args)
     assert (second.returncode, second.stderr) == (0, "")
     assert second.stdout.splitlines() == [
         f"work pool {POOL} (process): unchanged",
-        f"deployment {SETTLEMENT}: concurrency limit 1: unchanged",
+        *(f"deployment {d}: concurrency limit 1: unchanged" for d in DEPLOYMENTS),
         f"automation '{FAILED_AUTOMATION}': unchanged",
         f"automation '{STALE_AUTOMATION}': unchanged",
         "nothing changed: everything was already set up",
@@ -190,8 +198,8 @@ def test_setup_twice_then_a_held_settlement_notifies(
         pool = client.read_work_pool(POOL)
         assert pool.type == "process"
         assert "command" in pool.base_job_template["variables"]["properties"]  # the process worker's template
-        limit = client.read_deployment_by_name(SETTLEMENT).global_concurrency_limit
-        assert limit is not None and limit.limit == 1
+        limits = [client.read_deployment_by_name(d).global_concurrency_limit for d in DEPLOYMENTS]
+        assert [limit.limit if limit else None for limit in limits] == [1, 1, 1]
         [failed] = client.read_automations_by_name(FAILED_AUTOMATION)
         [stale] = client.read_automations_by_name(STALE_AUTOMATION)
     assert failed.trigger.posture == "Reactive"
@@ -199,7 +207,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
     assert failed.trigger.match.root["prefect.state-type"] == ["FAILED", "CRASHED"]
     assert failed.trigger.match_related.root == {
         "prefect.resource.role": "flow",
-        "prefect.resource.name": ["settlement-reconciliation"],
+        "prefect.resource.name": ["dead-letter-replay", "order-sync", "settlement-reconciliation", "shipment-sync"],
     }
     assert [a.block_document_id for a in failed.actions] == [block_id]
     assert stale.trigger.posture == "Proactive"
