@@ -109,14 +109,18 @@ def fetch_orders(
 
 
 @task(**CONNECTOR_RETRIES, task_run_name="fetch-{order_id}")
-def fetch_order(connections: Connections, marketplace_id: str, order_id: str) -> AmazonOrder:
+def fetch_order(connections: Connections, marketplace_id: str, order_id: str, *, buyers: bool = False) -> AmazonOrder:
     """One order by id with its items, as ``fetch_orders`` reads it (the dead-letter replay's way
-    back to an order: its letter holds no buyer data). The cloudsuite profile adds the address."""
+    back to an order: its letter holds no buyer data). The cloudsuite profile adds the address,
+    ``buyers`` (customers: buyer) the address and the buyer's e-mail."""
     connector = connections.require_amazon().for_marketplace(marketplace_id)
     head = connector.get_order(order_id)
-    if profile_of(connections) == "cloudsuite":
+    if profile_of(connections) == "cloudsuite" or buyers:
         address = connector.get_order_address(order_id).get("ShippingAddress")
         head = {**head, "ShippingAddress": address} if address else head
+    if buyers:
+        info = connector.get_order_buyer_info(order_id)
+        head = {**head, "BuyerInfo": {k: v for k, v in info.items() if k != "AmazonOrderId"}}
     return AmazonOrder(head, tuple(connector.get_order_items(order_id)))
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _spapi_fixtures import order
+from _spapi_fixtures import US, order
 
 from flows.connections import open_connections
+from flows.orders_steps import fetch_order
 from sandbox.spapi import SpApiStore
-from sync.customers import CUSTOMER_ID_KIND, buyer_key
-from sync.routing import SHIPPED_ROUTING, RoutingSettingsError, parse_routing
+from sync.customers import CUSTOMER_ID_KIND, buyer_customer_for, buyer_key
+from sync.routing import SHIPPED_ROUTING, RoutingSettingsError, load_routing, parse_routing
 
 ITNO = "A10001"  # an item of the sandbox M3's catalog (seed 0)
 PURCHASED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -81,6 +82,13 @@ def test_buyer_mode_creates_one_customer_per_buyer_once_and_uses_it(prefect_api_
         assert len(salt) == 64  # 32 random bytes, hex
         assert connections.state.m3_id_for(CUSTOMER_ID_KIND, buyer_key(RELAY, salt)) == owner[FIRST]
         assert connections.state.m3_id_for(CUSTOMER_ID_KIND, buyer_key("q1@x.io", salt)) == owner[OTHER_BUYER]
+        # a dead letter's replay reads the order by id: with buyers, it finds the same buyer key
+        replayed = fetch_order.fn(connections, US, SECOND, buyers=True)
+        route = load_routing(home).route(US)
+        assert route is not None
+        found = buyer_customer_for(replayed.order, route, salt)
+        assert isinstance(found, tuple) and found[0] == buyer_key(RELAY, salt)
+        assert (found[1].name, found[1].template) == ("Jane Doe", "AMZTMPL")
     assert "Jane Doe" not in json.dumps(document) and RELAY not in json.dumps(document)
 
     rerun = order_sync(sandbox=True, home=str(home), since=PURCHASED.isoformat())
