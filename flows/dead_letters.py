@@ -69,8 +69,9 @@ def replay_order(connections: Connections, letter: DeadLetter) -> tuple[bool, st
     from flows import orders_steps as steps
     from sync.routing import load_routing
 
-    order = steps.fetch_order(connections, str(letter.payload["marketplace_id"]), letter.entity_key)
     routing = load_routing(connections.home, sandbox=connections.sandbox)
+    marketplace_id = str(letter.payload["marketplace_id"])
+    order = steps.fetch_order(connections, marketplace_id, letter.entity_key, buyers=routing.customers == "buyer")
     result = steps.sync_order(connections, routing, steps.M3Lookups(connections), order)
     if result.outcome == "dead_lettered":  # sync_order recorded the new attempt
         return False, result.reason

@@ -52,7 +52,9 @@ def order_sync(since: str | None = None, sandbox: bool = False, home: str | None
         environment = artifact_environment(load_settings(connections.home), sandbox)  # the artifacts' keys end in it
         now = datetime.now(UTC)
         read_from = steps.read_since(connections.state.get_watermark(steps.ORDERS_WATERMARK), start, now)
-        orders = steps.fetch_orders(connections, read_from, steps.profile_of(connections))
+        orders = steps.fetch_orders(
+            connections, read_from, steps.profile_of(connections), buyers=routing.customers == "buyer"
+        )
         m3 = steps.M3Lookups(connections)
         results = [steps.sync_order(connections, routing, m3, order) for order in orders]
         watermark = steps.next_watermark(results, now)

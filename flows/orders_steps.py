@@ -7,17 +7,27 @@ our record of it, finds the order instead of creating it again.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from prefect import task
 
-from connectors.m3 import M3DataError, M3OrderIncomplete, M3TransactionError, OrderLineRequest, OrderRequest
+from connectors.m3 import (
+    CustomerRequest,
+    M3DataError,
+    M3OrderIncomplete,
+    M3TransactionError,
+    OrderLineRequest,
+    OrderRequest,
+)
 from connectors.m3.records import OrderAddress
 from flows.connections import Connections
 from flows.settlement_steps import CONNECTOR_RETRIES
+from sync.customers import CUSTOMER_ID_KIND, BuyerCustomer, buyer_customer_for
 from sync.order_mapping import (
     M3OrderState,
     MappedOrder,
@@ -28,13 +38,14 @@ from sync.order_mapping import (
     decide_status,
     map_order,
 )
-from sync.routing import RoutingSettings
+from sync.routing import MarketplaceRoute, RoutingSettings
 
 ORDERS_WATERMARK = "orders.last_updated"
 ORDER_ID_KIND = "order"  # the id map's kind: Amazon order id -> M3 ORNO
 FLOW = "orders"  # the dead letters' flow
 OVERLAP = timedelta(minutes=10)  # read again before the watermark: Amazon's LastUpdateDate may lag
 FIRST_RUN_LOOK_BACK = timedelta(days=7)
+BUYER_KEY_SALT_FILE = "buyer_key.salt"  # in HOME: the per-install salt of buyer keys (sync/customers.py)
 
 Outcome = Literal["created", "already_in_m3", "skipped", "waiting", "dead_lettered"]
 OUTCOMES: tuple[Outcome, ...] = ("created", "already_in_m3", "skipped", "waiting", "dead_lettered")
@@ -84,25 +95,32 @@ def read_since(stored: str | None, since: datetime | None, now: datetime) -> dat
 
 
 @task(**CONNECTOR_RETRIES)
-def fetch_orders(connections: Connections, since: datetime, profile: Profile) -> list[AmazonOrder]:
+def fetch_orders(
+    connections: Connections, since: datetime, profile: Profile, *, buyers: bool = False
+) -> list[AmazonOrder]:
     """Orders updated since ``since`` in every region's account, all pages, with their items.
-    The cloudsuite profile sends the delivery address to M3: those orders are read with buyer data."""
+    The cloudsuite profile sends the delivery address to M3 and ``buyers`` (customers: buyer) creates
+    customers from the buyer: those orders are read with buyer data (a restricted data token)."""
     fetched: list[AmazonOrder] = []
     for connector in connections.require_amazon():
-        for order in connector.get_orders(since, pii=profile == "cloudsuite"):
+        for order in connector.get_orders(since, pii=profile == "cloudsuite" or buyers):
             fetched.append(AmazonOrder(order, tuple(connector.get_order_items(str(order["AmazonOrderId"])))))
     return fetched
 
 
 @task(**CONNECTOR_RETRIES, task_run_name="fetch-{order_id}")
-def fetch_order(connections: Connections, marketplace_id: str, order_id: str) -> AmazonOrder:
+def fetch_order(connections: Connections, marketplace_id: str, order_id: str, *, buyers: bool = False) -> AmazonOrder:
     """One order by id with its items, as ``fetch_orders`` reads it (the dead-letter replay's way
-    back to an order: its letter holds no buyer data). The cloudsuite profile adds the address."""
+    back to an order: its letter holds no buyer data). The cloudsuite profile adds the address,
+    ``buyers`` (customers: buyer) the address and the buyer's e-mail."""
     connector = connections.require_amazon().for_marketplace(marketplace_id)
     head = connector.get_order(order_id)
-    if profile_of(connections) == "cloudsuite":
+    if profile_of(connections) == "cloudsuite" or buyers:
         address = connector.get_order_address(order_id).get("ShippingAddress")
         head = {**head, "ShippingAddress": address} if address else head
+    if buyers:
+        info = connector.get_order_buyer_info(order_id)
+        head = {**head, "BuyerInfo": {k: v for k, v in info.items() if k != "AmazonOrderId"}}
     return AmazonOrder(head, tuple(connector.get_order_items(order_id)))
 
 
@@ -148,9 +166,13 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
     if decision.action is OrderAction.WAIT:
         return result("waiting", decision.reason)
     route = routing.route(str(amazon.order.get("MarketplaceId") or ""))
+    buyer = None
+    if routing.customers == "buyer" and route is not None:
+        buyer = buyer_customer_for(amazon.order, route, buyer_key_salt(connections.home))
+    buyer_cuno = connections.state.m3_id_for(CUSTOMER_ID_KIND, buyer[0]) if isinstance(buyer, tuple) else None
     orno = connections.state.m3_id_for(ORDER_ID_KIND, order_id)
     if orno is None and route is not None and order_id:
-        orno = m3.orno(route.customer, order_id)
+        orno = m3.orno(buyer_cuno or route.customer, order_id)
         if orno is not None and order_id in m3.open_letters:  # left incomplete in M3 by an earlier run
             return dead_letter(connections, amazon, m3.open_letters[order_id])
         if orno is not None:  # in M3 but not in our records: a crash after M3 answered, or another tool
@@ -167,6 +189,13 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
         return result("skipped", mapped.reason)
     if isinstance(mapped, OrderMappingError):
         return dead_letter(connections, amazon, mapped.message)
+    if isinstance(buyer, OrderMappingError):
+        return dead_letter(connections, amazon, buyer.message)
+    if buyer is not None and route is not None:
+        try:
+            mapped = replace(mapped, cuno=buyer_cuno or create_buyer_customer(connections, route, *buyer))
+        except (M3TransactionError, M3DataError) as exc:  # M3 refused the customer: this order only
+            return dead_letter(connections, amazon, f"order {order_id}: M3 refused the buyer's customer: {exc}")
     try:
         created = connections.require_m3().create_order(connector_request(mapped))
     except (M3TransactionError, M3OrderIncomplete, M3DataError) as exc:  # M3 refused it: this order only
@@ -174,6 +203,22 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
     m3.add(mapped.cuno, order_id, created.orno)
     connections.state.map_id(ORDER_ID_KIND, order_id, created.orno, route.marketplace.code if route else None)
     return result("created", decision.reason, created.orno)
+
+
+def buyer_key_salt(home: Path) -> str:
+    """The install's salt of buyer keys, made on first use. Losing it re-keys every buyer (new customers)."""
+    path = home / BUYER_KEY_SALT_FILE
+    if not path.is_file():
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def create_buyer_customer(connections: Connections, route: MarketplaceRoute, key: str, buyer: BuyerCustomer) -> str:
+    """The buyer's new M3 customer (CRS610MI/Add from the template), recorded under the buyer key."""
+    cuno = connections.require_m3().create_customer(CustomerRequest(**vars(buyer)))
+    connections.state.map_id(CUSTOMER_ID_KIND, key, cuno, route.marketplace.code)
+    return cuno
 
 
 def profile_of(connections: Connections) -> Profile:

@@ -412,3 +412,11 @@ def _address(raw: object, problems: list[OrderProblem]) -> MappedAddress | None:
         state=state if 0 < len(state) <= STATE_LENGTH else None,
         phone=short["Phone"],
     )
+
+
+def fit_address(raw: object) -> tuple[MappedAddress | None, tuple[OrderProblem, ...]]:
+    """An Amazon ShippingAddress fitted to M3's address fields, or the problems (no buyer data in them);
+    the order's delivery address and a buyer's customer (sync/customers.py) share it."""
+    problems: list[OrderProblem] = []
+    address = _address(raw, problems)
+    return address, tuple(problems)

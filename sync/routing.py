@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reconciliation.marketplaces import MARKETPLACES, Marketplace
@@ -34,6 +34,10 @@ ORTP_LENGTH = 3
 ITNO_LENGTH = 15
 
 _MARKETPLACES_BY_CODE = {m.code: m for m in MARKETPLACES}
+
+# marketplace: every order to the marketplace's customer; buyer: one M3 customer per Amazon buyer (sync/customers.py).
+CustomerMode = Literal["marketplace", "buyer"]
+CUSTOMER_MODES: tuple[CustomerMode, ...] = get_args(CustomerMode)
 
 
 class RoutingSettingsError(ValueError):
@@ -54,6 +58,7 @@ class MarketplaceRoute:
     facility: str  # FACI
     mfn: ChannelRoute  # merchant-fulfilled: the picking warehouse
     afn: ChannelRoute | None  # fulfilled by Amazon: the FBA virtual warehouse; None = skip AFN orders
+    customer_template: str | None = None  # CUTM: the template of buyer customers (customers: buyer)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class RoutingSettings:
     items: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # SellerSKU -> ITNO
     marketplaces: Mapping[str, MarketplaceRoute] = field(default_factory=lambda: MappingProxyType({}))  # by id
     source: str = ""  # the file the settings came from (for messages)
+    customers: CustomerMode = "marketplace"
 
     def item_number(self, sku: str) -> str:
         """The M3 item number of an Amazon SKU: the mapping's, else the SKU itself."""
@@ -96,7 +102,8 @@ def read_routing(path: Path) -> RoutingSettings:
 def parse_routing(raw: object, source: str) -> RoutingSettings:
     """Validate an already-loaded YAML document (``source`` names it in messages)."""
     top = _mapping(raw, source, "(top level)")
-    _no_unknown_keys(top, {"company_time_zone", "shipping_item", "items", "marketplaces"}, source, "")
+    _no_unknown_keys(top, {"company_time_zone", "shipping_item", "items", "marketplaces", "customers"}, source, "")
+    customers = _customer_mode(top.get("customers", "marketplace"), source)
     zone_name = _text(top, "company_time_zone", source, "", limit=None)
     try:
         zone = ZoneInfo(zone_name)
@@ -119,6 +126,11 @@ def parse_routing(raw: object, source: str) -> RoutingSettings:
     routes: dict[str, MarketplaceRoute] = {}
     for code, entry in marketplaces_raw.items():
         route = _marketplace_route(str(code), entry, source)
+        if customers == "buyer" and route.customer_template is None:
+            raise RoutingSettingsError(
+                f"{source}: marketplaces.{code}.customer_template: missing (customers: buyer creates each "
+                "buyer's customer from it)"
+            )
         routes[route.marketplace.marketplace_id] = route
     return RoutingSettings(
         company_time_zone=zone,
@@ -126,7 +138,15 @@ def parse_routing(raw: object, source: str) -> RoutingSettings:
         items=MappingProxyType(items),
         marketplaces=MappingProxyType(routes),
         source=source,
+        customers=customers,
     )
+
+
+def _customer_mode(raw: object, source: str) -> CustomerMode:
+    for mode in CUSTOMER_MODES:
+        if raw == mode:
+            return mode
+    raise RoutingSettingsError(f"{source}: customers: {raw!r} is not one of {', '.join(CUSTOMER_MODES)}")
 
 
 def _marketplace_route(code: str, entry: object, source: str) -> MarketplaceRoute:
@@ -136,8 +156,11 @@ def _marketplace_route(code: str, entry: object, source: str) -> MarketplaceRout
         known = ", ".join(sorted(_MARKETPLACES_BY_CODE))
         raise RoutingSettingsError(f"{source}: {key}: unknown marketplace code (known: {known})")
     body = _mapping(entry, source, key)
-    _no_unknown_keys(body, {"customer", "currency", "facility", "mfn", "afn"}, source, key)
+    _no_unknown_keys(body, {"customer", "currency", "facility", "mfn", "afn", "customer_template"}, source, key)
     afn_raw = body.get("afn")
+    template = None
+    if body.get("customer_template") is not None:
+        template = _text(body, "customer_template", source, key, limit=CUNO_LENGTH)
     return MarketplaceRoute(
         marketplace=marketplace,
         customer=_text(body, "customer", source, key, limit=CUNO_LENGTH),
@@ -145,6 +168,7 @@ def _marketplace_route(code: str, entry: object, source: str) -> MarketplaceRout
         facility=_text(body, "facility", source, key, limit=FACI_LENGTH),
         mfn=_channel_route(body.get("mfn"), source, f"{key}.mfn"),
         afn=None if afn_raw == "skip" else _channel_route(afn_raw, source, f"{key}.afn", may_skip=True),
+        customer_template=template,
     )
 
 
