@@ -17,7 +17,7 @@ from flows.connections import open_connections
 from flows.orders_steps import fetch_order
 from sandbox.spapi import SpApiStore
 from sync.customers import CUSTOMER_ID_KIND, buyer_customer_for, buyer_key
-from sync.routing import SHIPPED_ROUTING, RoutingSettingsError, load_routing, parse_routing
+from sync.routing import SHIPPED_ROUTING, RoutingSettingsError, load_routing, parse_routing, routing_path
 
 ITNO = "A10001"  # an item of the sandbox M3's catalog (seed 0)
 PURCHASED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -34,12 +34,13 @@ def _order(order_id: str, email: str, hours: int) -> tuple[dict, list[dict]]:
 
 def _home(tmp_path: Path, customers: str) -> Path:
     """A sandbox home with three orders: two of one buyer (the e-mail differing in case and spaces),
-    one of another; its routing file sets ``customers``."""
+    one of another; the sandbox's routing file sets ``customers``."""
     with open_connections(tmp_path, sandbox=True, orders=20):
         pass
-    routing = yaml.safe_load(SHIPPED_ROUTING.read_text(encoding="utf-8"))
+    routing_file = routing_path(tmp_path, sandbox=True)  # what sandbox runs read (written at seeding)
+    routing = yaml.safe_load(routing_file.read_text(encoding="utf-8"))
     routing["customers"] = customers
-    (tmp_path / "order_routing.yaml").write_text(yaml.safe_dump(routing), encoding="utf-8")
+    routing_file.write_text(yaml.safe_dump(routing), encoding="utf-8")
     seller = json.loads((tmp_path / "sandbox" / "world.json").read_text(encoding="utf-8"))["seller_id"]
     store = SpApiStore(tmp_path / "sandbox" / "spapi")
     try:
@@ -84,7 +85,7 @@ def test_buyer_mode_creates_one_customer_per_buyer_once_and_uses_it(prefect_api_
         assert connections.state.m3_id_for(CUSTOMER_ID_KIND, buyer_key("q1@x.io", salt)) == owner[OTHER_BUYER]
         # a dead letter's replay reads the order by id: with buyers, it finds the same buyer key
         replayed = fetch_order.fn(connections, US, SECOND, buyers=True)
-        route = load_routing(home).route(US)
+        route = load_routing(home, sandbox=True).route(US)
         assert route is not None
         found = buyer_customer_for(replayed.order, route, salt)
         assert isinstance(found, tuple) and found[0] == buyer_key(RELAY, salt)
