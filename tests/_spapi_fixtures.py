@@ -24,6 +24,18 @@ def money(currency: str, amount: str) -> dict:
     return {"CurrencyCode": currency, "Amount": amount}
 
 
+# Every order's delivery address (buyer data: served only with a restricted data token).
+SHIPPING_ADDRESS = {
+    "Name": "Jane Doe",
+    "AddressLine1": "1 Main St",
+    "City": "Seattle",
+    "StateOrRegion": "WA",
+    "PostalCode": "98101",
+    "CountryCode": "US",
+    "Phone": "+1 206 555 0100",
+}
+
+
 def order(
     order_id: str,
     purchased: datetime,
@@ -67,15 +79,7 @@ def order(
         "OrderType": "StandardOrder",
         "IsBusinessOrder": False,
         "IsPrime": False,
-        "ShippingAddress": {
-            "Name": "Jane Doe",
-            "AddressLine1": "1 Main St",
-            "City": "Seattle",
-            "StateOrRegion": "WA",
-            "PostalCode": "98101",
-            "CountryCode": "US",
-            "Phone": "+1 206 555 0100",
-        },
+        "ShippingAddress": dict(SHIPPING_ADDRESS),
         "BuyerInfo": {"BuyerEmail": "abc123@marketplace.amazon.com", "BuyerName": "Jane Doe"},
     }
     return head, line_items
@@ -186,3 +190,18 @@ def clients(
         "restricted_data_token": restricted_data_token,
     }
     return SpApiClients(Orders(**kwargs), Reports(**kwargs), ListingsItems(**kwargs), Tokens(**kwargs))
+
+
+def access_token(base_url: str, creds: dict) -> str:
+    """An LWA access token from the sandbox for the credentials it wrote."""
+    answer = HTTP.post(
+        f"{base_url}/auth/o2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": creds["refresh_token"],
+            "client_id": creds["lwa_app_id"],
+            "client_secret": creds["lwa_client_secret"],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])

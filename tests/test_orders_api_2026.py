@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from _amazon_fixtures import FAST_BACKOFF
-from _spapi_fixtures import DE, NOW, SELLER, US, money, order
+from _spapi_fixtures import DE, NOW, SELLER, SHIPPING_ADDRESS, US, access_token, money, order
 
 from connectors.amazon import AmazonAccount, AmazonConnector
 from connectors.amazon.accounts import SellerAccounts
@@ -34,15 +34,7 @@ F = "302-1000006-0000001"  # Germany: outside the account's marketplaces
 G = "111-1000007-0000001"  # Canceled
 H = "111-1000008-0000001"  # outside the window: the one the shipment test confirms
 IN_WINDOW = [A, B, C, D, E, G]  # by last update (purchase + 1 h)
-FULL_ADDRESS = {
-    "Name": "Jane Doe",
-    "AddressLine1": "1 Main St",
-    "City": "Seattle",
-    "StateOrRegion": "WA",
-    "PostalCode": "98101",
-    "CountryCode": "US",
-    "Phone": "+1 206 555 0100",
-}
+FULL_ADDRESS = SHIPPING_ADDRESS  # what an order's address is with a restricted data token
 PUBLIC_ADDRESS = {"City": "Seattle", "StateOrRegion": "WA", "PostalCode": "98101", "CountryCode": "US"}
 ORDER_FIELDS = {
     "AmazonOrderId",
@@ -116,21 +108,6 @@ def connector(server: RunningServer, data_dir: Path, **overrides: Any) -> Amazon
     return AmazonConnector(account(server, data_dir, **overrides), time_scale=1000.0, backoff=FAST_BACKOFF)
 
 
-def access_token(base_url: str, data_dir: Path) -> str:
-    creds = credentials(data_dir)
-    answer = httpx.post(
-        f"{base_url}/auth/o2/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": creds["refresh_token"],
-            "client_id": creds["lwa_app_id"],
-            "client_secret": creds["lwa_client_secret"],
-        },
-    )
-    answer.raise_for_status()
-    return str(answer.json()["access_token"])
-
-
 def restricted_token(http: httpx.Client, base_url: str, path: str) -> str:
     answer = http.post(
         f"{base_url}/tokens/2021-03-01/restrictedDataToken",
@@ -146,7 +123,7 @@ def restricted_token(http: httpx.Client, base_url: str, path: str) -> str:
 
 @pytest.fixture(scope="module")
 def http(server: RunningServer, data_dir: Path) -> Iterator[httpx.Client]:
-    with httpx.Client(headers={"x-amz-access-token": access_token(server.base_url, data_dir)}) as client:
+    with httpx.Client(headers={"x-amz-access-token": access_token(server.base_url, credentials(data_dir))}) as client:
         yield client
 
 
@@ -372,7 +349,7 @@ def test_every_2026_answer_matches_the_model(
     check(httpx.get(f"{base}/orders/2026-01-01/orders", params=window_params()), "ErrorList", 403)
     # Amazon's pace (time_scale 1): the 21st searchOrders of a burst of 20 is throttled.
     with serve_in_thread(lambda url: create_app(data_dir, url, now=lambda: NOW)) as slow:
-        slow_http = httpx.Client(headers={"x-amz-access-token": access_token(slow.base_url, data_dir)})
+        slow_http = httpx.Client(headers={"x-amz-access-token": access_token(slow.base_url, credentials(data_dir))})
         statuses = [search(slow_http, slow.base_url, **window_params()).status_code for _ in range(21)]
         assert statuses == [200] * 20 + [429]
         check(search(slow_http, slow.base_url, **window_params()), "ErrorList", 429)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _spapi_fixtures import DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, clients, listing, order, settlement
+from _spapi_fixtures import DE, HTTP, NOW, SELLER, SETTLEMENT_V2, US, access_token, clients, listing, order, settlement
 from sp_api.auth.exceptions import AuthorizationError
 from sp_api.base.exceptions import (
     SellingApiBadRequestException,
@@ -70,20 +70,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def api(sandbox):
     return clients(sandbox.base_url, credentials(sandbox.data_dir))
-
-
-def access_token(base_url: str, creds: dict) -> str:
-    answer = HTTP.post(
-        f"{base_url}/auth/o2/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": creds["refresh_token"],
-            "client_id": creds["lwa_app_id"],
-            "client_secret": creds["lwa_client_secret"],
-        },
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["access_token"]
 
 
 # ---- LWA and access tokens ----------------------------------------------------------------
