@@ -103,8 +103,8 @@ def fetch_orders(
     customers from the buyer: those orders are read with buyer data (a restricted data token)."""
     fetched: list[AmazonOrder] = []
     for connector in connections.require_amazon():
-        for order in connector.get_orders(since, pii=profile == "cloudsuite" or buyers):
-            fetched.append(AmazonOrder(order, tuple(connector.get_order_items(str(order["AmazonOrderId"])))))
+        for order, items in connector.get_orders_with_items(since, pii=profile == "cloudsuite" or buyers):
+            fetched.append(AmazonOrder(order, tuple(items)))
     return fetched
 
 

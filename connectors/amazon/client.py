@@ -456,6 +456,37 @@ class AmazonConnector:
     ) -> Iterator[dict[str, Any]]:
         """Orders updated in the window, page after page (lazy: stop iterating to stop fetching).
         ``pii``: with buyer name and whole shipping address (a restricted data token is obtained)."""
+        for order, _ in self._order_pages(
+            last_updated_after, last_updated_before, marketplace_ids, statuses, page_size, pii
+        ):
+            yield order
+
+    def get_orders_with_items(
+        self,
+        last_updated_after: datetime,
+        *,
+        last_updated_before: datetime | None = None,
+        marketplace_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        page_size: int = 100,
+        pii: bool = False,
+    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """``get_orders`` with each order's items: from the search itself where the API embeds
+        them (Orders 2026-01-01: no call per order), else one ``getOrderItems`` per order (v0)."""
+        for order, items in self._order_pages(
+            last_updated_after, last_updated_before, marketplace_ids, statuses, page_size, pii
+        ):
+            yield order, items if items is not None else self.get_order_items(str(order["AmazonOrderId"]))
+
+    def _order_pages(
+        self,
+        last_updated_after: datetime,
+        last_updated_before: datetime | None,
+        marketplace_ids: Sequence[str] | None,
+        statuses: Sequence[str] | None,
+        page_size: int,
+        pii: bool,
+    ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]] | None]]:
         if not 1 <= page_size <= 100:
             raise ValueError(f"page_size must be 1..100 (Amazon's limit), got {page_size}")
         query = OrdersQuery(
@@ -474,7 +505,10 @@ class AmazonConnector:
         next_token: str | None = None
         while True:
             page = source.orders_page(query, next_token)
-            yield from page.items
+            embedded: list[list[dict[str, Any]] | None] = (
+                list(page.order_items) if page.order_items is not None else [None] * len(page.items)
+            )
+            yield from zip(page.items, embedded, strict=True)
             next_token = page.next_token
             if not next_token:
                 return
