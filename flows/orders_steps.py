@@ -36,6 +36,7 @@ from sync.order_mapping import (
     Profile,
     SkippedOrder,
     decide_status,
+    m3_order_state,
     map_order,
 )
 from sync.routing import MarketplaceRoute, RoutingSettings
@@ -47,9 +48,9 @@ OVERLAP = timedelta(minutes=10)  # read again before the watermark: Amazon's Las
 FIRST_RUN_LOOK_BACK = timedelta(days=7)
 BUYER_KEY_SALT_FILE = "buyer_key.salt"  # in HOME: the per-install salt of buyer keys (sync/customers.py)
 
-Outcome = Literal["created", "already_in_m3", "skipped", "waiting", "dead_lettered"]
-OUTCOMES: tuple[Outcome, ...] = ("created", "already_in_m3", "skipped", "waiting", "dead_lettered")
-_DONE: frozenset[Outcome] = frozenset({"created", "already_in_m3", "skipped", "dead_lettered"})
+Outcome = Literal["created", "already_in_m3", "cancelled", "skipped", "waiting", "dead_lettered"]
+OUTCOMES: tuple[Outcome, ...] = ("created", "already_in_m3", "cancelled", "skipped", "waiting", "dead_lettered")
+_DONE: frozenset[Outcome] = frozenset({"created", "already_in_m3", "cancelled", "skipped", "dead_lettered"})
 
 
 @dataclass(frozen=True)
@@ -177,11 +178,17 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
             return dead_letter(connections, amazon, m3.open_letters[order_id])
         if orno is not None:  # in M3 but not in our records: a crash after M3 answered, or another tool
             connections.state.map_id(ORDER_ID_KIND, order_id, orno, route.marketplace.code)
-    decision = decide_status(status, M3OrderState.ABSENT if orno is None else M3OrderState.OPEN)
+    m3_state = M3OrderState.ABSENT if orno is None else M3OrderState.OPEN
+    if orno is not None and status == "Canceled":  # only a cancellation needs M3's progress (one GetHead)
+        m3_state = m3_order_state(connections.require_m3().order_progress(orno))
+    decision = decide_status(status, m3_state)
     if decision.action is OrderAction.NOTHING:
         return result("skipped" if orno is None else "already_in_m3", decision.reason, orno)
-    if decision.action is not OrderAction.CREATE:  # cancelling and exceptions need a person for now
-        return dead_letter(connections, amazon, decision.reason)
+    if decision.action is OrderAction.CANCEL and orno is not None:
+        return cancel_in_m3(connections, amazon, orno, decision.reason)
+    if decision.action is not OrderAction.CREATE:  # exceptions need a person
+        reason = decision.reason if orno is None else f"order {order_id}: {decision.reason} (M3 order {orno})"
+        return dead_letter(connections, amazon, reason)
     itnos = [routing.item_number(str(item.get("SellerSKU") or "")) for item in amazon.items]
     known = m3.known_items([*itnos, routing.shipping_item])
     mapped = map_order(amazon.order, amazon.items, routing, profile_of(connections), known_items=known)
@@ -203,6 +210,16 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
     m3.add(mapped.cuno, order_id, created.orno)
     connections.state.map_id(ORDER_ID_KIND, order_id, created.orno, route.marketplace.code if route else None)
     return result("created", decision.reason, created.orno)
+
+
+def cancel_in_m3(connections: Connections, amazon: AmazonOrder, orno: str, reason: str) -> OrderResult:
+    """Delete M3 order ``orno`` of an order Amazon cancelled; M3 refusing (a line picked meanwhile)
+    makes it a dead letter with M3's answer."""
+    try:
+        deleted = connections.require_m3().cancel_order(orno)
+    except M3TransactionError as exc:
+        return dead_letter(connections, amazon, f"order {amazon.order_id}: M3 refused to delete order {orno}: {exc}")
+    return OrderResult(amazon.order_id, "cancelled", f"{reason} ({deleted} lines)", orno, amazon.last_update)
 
 
 def buyer_key_salt(home: Path) -> str:
