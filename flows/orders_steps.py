@@ -170,7 +170,7 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
     buyer = None
     if routing.customers == "buyer" and route is not None:
         buyer = buyer_customer_for(amazon.order, route, buyer_key_salt(connections.home))
-    buyer_cuno = connections.state.m3_id_for(CUSTOMER_ID_KIND, buyer[0]) if isinstance(buyer, tuple) else None
+    buyer_cuno = buyer_customer_in_m3(connections, route, *buyer) if isinstance(buyer, tuple) and route else None
     orno = connections.state.m3_id_for(ORDER_ID_KIND, order_id)
     if orno is None and route is not None and order_id:
         orno = m3.orno(buyer_cuno or route.customer, order_id)
@@ -231,9 +231,23 @@ def buyer_key_salt(home: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def buyer_customer_in_m3(
+    connections: Connections, route: MarketplaceRoute, key: str, buyer: BuyerCustomer
+) -> str | None:
+    """The buyer's M3 customer: recorded under the buyer key, else found in M3 by the key's prefix in
+    YREF (a run that stopped between CRS610MI/Add's answer and its record) and recorded; None if none."""
+    cuno = connections.state.m3_id_for(CUSTOMER_ID_KIND, key)
+    if cuno is None and buyer.reference:
+        found = connections.require_m3().customers_by_reference(buyer.reference)
+        cuno = found[0] if found else None  # the first one M3 numbered, should a person have added another
+        if cuno is not None:
+            connections.state.map_id(CUSTOMER_ID_KIND, key, cuno, route.marketplace.code)
+    return cuno
+
+
 def create_buyer_customer(connections: Connections, route: MarketplaceRoute, key: str, buyer: BuyerCustomer) -> str:
     """The buyer's new M3 customer (CRS610MI/Add from the template), recorded under the buyer key."""
-    cuno = connections.require_m3().create_customer(CustomerRequest(**vars(buyer)))
+    cuno = connections.require_m3().create_customer(CustomerRequest(**buyer.request_fields()))
     connections.state.map_id(CUSTOMER_ID_KIND, key, cuno, route.marketplace.code)
     return cuno
 

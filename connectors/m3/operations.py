@@ -181,6 +181,13 @@ class M3Operations:
             for r in self.client.execute("CRS610MI", "SearchCustomer", {"SQRY": query}, maxrecs=maxrecs)
         ]
 
+    def customers_by_reference(self, reference: str) -> list[str]:
+        """The CUNOs of the customers whose YREF is ``reference`` (CRS610MI/SearchCustomer on YREF);
+        ``reference`` is taken literally: a value with blanks or M3's wildcards is refused."""
+        if not reference or any(c in reference for c in " *?:"):
+            raise ValueError(f"not a literal customer reference: {reference!r}")  # a caller's bug
+        return [c.cuno for c in self.search_customers(f"YREF:{reference}", maxrecs=0) if c.cuno]
+
     # -- orders -------------------------------------------------------------------------------
     def create_order(self, order: OrderRequest) -> CreatedOrder:
         """Create a customer order. Not idempotent by itself: callers check
