@@ -21,8 +21,8 @@ from connectors.settings import ConfigurationError, load_settings
 from flows import orders_steps as steps
 from flows.artifacts import artifact_environment, publish_order_artifacts
 from flows.connections import open_connections
-from flows.exit_codes import EXIT_HELD
-from flows.failures import RunFailed, contained, flow_boundary
+from flows.exit_codes import EXIT_HELD, EXIT_OK
+from flows.failures import contained, end_run, flow_boundary
 from sync.routing import RoutingSettingsError, load_routing
 
 
@@ -62,11 +62,9 @@ def order_sync(since: str | None = None, sandbox: bool = False, home: str | None
         document = steps.orders_document(results, read_from, watermark)
         contained("publishing the run's artifacts", lambda: publish_order_artifacts(environment, document))
         message = steps.orders_message(document)
-        if message is None:
-            return document
-        from prefect.states import Failed
-
-        return Failed(message=message, data=RunFailed(message, document, EXIT_HELD))  # type: ignore[return-value]  # a flow may return its final state
+        return end_run(
+            document, EXIT_OK if message is None else EXIT_HELD, message or ""
+        )  # a flow may return its final state
 
 
 def parse_since(since: str | None) -> datetime | None:

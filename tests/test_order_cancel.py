@@ -123,7 +123,9 @@ def test_sandbox_m3_refuses_to_delete_a_delivered_line(tmp_path: Path):
         m3 = connections.m3
         assert m3 is not None
         line_request = OrderLineRequest(itno=ITNO, quantity=1, unit_price=Decimal("12.99"))
-        orno = m3.create_order(OrderRequest(cuno="AMZUS", customer_order_ref=OPEN, order_type="AMZ", lines=(line_request,))).orno
+        orno = m3.create_order(
+            OrderRequest(cuno="AMZUS", customer_order_ref=OPEN, order_type="AMZ", lines=(line_request,))
+        ).orno
         deliver = f"{connections.sandbox_env.m3.base_url}/sandbox/orders/{orno}/deliver"
         assert httpx.post(deliver, timeout=20).status_code == 200
         [line] = m3.list_order_lines(orno)

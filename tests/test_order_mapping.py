@@ -32,8 +32,8 @@ from sync.order_mapping import (
     OrderMappingError,
     SkippedOrder,
     decide_status,
-    m3_order_state,
     fit_lines,
+    m3_order_state,
     map_order,
     unit_price,
 )
@@ -422,9 +422,7 @@ def test_status_decision(status: str, m3_state: M3OrderState, action: OrderActio
         (("90", "99"), M3OrderState.CANCELLED),
     ],
 )
-def test_m3_order_state_from_the_heads_line_statuses(
-    progress: tuple[str, str] | None, state: M3OrderState
-) -> None:
+def test_m3_order_state_from_the_heads_line_statuses(progress: tuple[str, str] | None, state: M3OrderState) -> None:
     assert m3_order_state(progress) is state
 
 

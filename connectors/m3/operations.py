@@ -289,7 +289,9 @@ class M3Operations:
         Returns the number of lines deleted; raises M3's first refusal (the lines it accepted are gone,
         the head stays). Rerunnable: what a lost answer deleted is not listed again."""
         lines = self.list_order_lines(orno)
-        deletes = [("DelLine", {"ORNO": orno, "PONR": line.line_number, "POSX": line.suffix}) for line in lines]
+        deletes: list[tuple[str, Mapping[str, FieldValue | None]]] = [
+            ("DelLine", {"ORNO": orno, "PONR": line.line_number, "POSX": line.suffix}) for line in lines
+        ]
         results = self.client.execute_bulk("OIS100MI", deletes) if deletes else []
         refused = [r.error for r in results if r.error is not None]
         if refused:
