@@ -2,7 +2,8 @@
 
 An Amazon order reaches M3 at most once: before creating, the state store's id map and M3 itself
 (the order's CUOR is the Amazon order id) are asked, so a rerun, or a crash between M3's answer and
-our record of it, finds the order instead of creating it again.
+our record of it, finds the order instead of creating it again. A buyer's customer (customers:
+buyer) likewise: M3 is searched for the buyer key's prefix (YREF) before CRS610MI/Add.
 """
 
 from __future__ import annotations

@@ -118,9 +118,7 @@ def shipment_sync(sandbox: bool = False, home: str | None = None) -> dict:
                 break
         run_logger().info("%s", shipment_summary(document))
         contained("publishing the run's artifacts", lambda: publish_shipment_artifacts(environment, document))
-        return end_run(
-            document, shipment_exit_code(document), shipment_message(document)
-        )  # a flow may return its final state
+        return end_run(document, shipment_exit_code(document), shipment_message(document))
 
 
 def ship_order(
