@@ -43,6 +43,7 @@ SHIPMENT_SUMMARY, SHIPMENT_DEAD_LETTERS = "shipment-sync-summary", "shipment-syn
 ORDER_COUNTS = (
     ("created", "created in M3"),
     ("already_in_m3", "already in M3"),
+    ("cancelled", "cancelled in M3"),
     ("skipped", "skipped"),
     ("waiting", "waiting (not confirmed by Amazon yet)"),
     ("dead_lettered", "dead-lettered"),

@@ -388,7 +388,7 @@ def _settle(args: argparse.Namespace) -> int:
         from flows.arrow_memory import use_jemalloc_for_arrow
 
         use_jemalloc_for_arrow()
-        from flows.contract import exit_code, run_document
+        from flows.contract import run_document, run_exit_code
         from flows.settlement import settlement_reconciliation
 
         concise_console_logs()
@@ -429,7 +429,7 @@ def _settle(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     for line in problem_lines(document):
         print(line, file=sys.stderr)
-    return exit_code(document)
+    return run_exit_code(state)
 
 
 def _orders(args: argparse.Namespace) -> int:
@@ -449,8 +449,7 @@ def _orders(args: argparse.Namespace) -> int:
     except RoutingSettingsError as exc:
         return _fail(str(exc), EXIT_INVALID)
     server.wait()
-    from flows.contract import run_document
-    from flows.failures import RunFailed
+    from flows.contract import run_document, run_exit_code
     from flows.orders import order_sync
 
     concise_console_logs()
@@ -462,10 +461,8 @@ def _orders(args: argparse.Namespace) -> int:
         return _failure(exc, state.state_details.flow_run_id)
     print(json.dumps(document, indent=2) if args.json else _orders_summary(document))
     sys.stdout.flush()
-    failed = state.result(raise_on_failure=False)
-    if isinstance(failed, RunFailed):
-        return _fail(failed.message, failed.exit_code)
-    return EXIT_OK
+    code = run_exit_code(state)
+    return code if code == EXIT_OK else _fail(state.message or "", code)
 
 
 def _orders_summary(document: dict[str, Any]) -> str:
@@ -482,8 +479,8 @@ def _shipments(args: argparse.Namespace) -> int:
     server = start_ephemeral_server()
     try:
         from flows.connections import checked_settings
-        from flows.contract import run_document
-        from flows.shipments import check_mappings, shipment_exit_code, shipment_summary, shipment_sync
+        from flows.contract import run_document, run_exit_code
+        from flows.shipments import check_mappings, shipment_summary, shipment_sync
 
         settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
         check_mappings(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
@@ -500,7 +497,7 @@ def _shipments(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     for letter in document["dead_lettered"]:
         print(f"order {letter['order']}: dead letter {letter['dead_letter']}: {letter['error']}", file=sys.stderr)
-    return shipment_exit_code(document)
+    return run_exit_code(state)
 
 
 def _deadletters(args: argparse.Namespace) -> int:

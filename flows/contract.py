@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from flows.exit_codes import EXIT_FAILED, EXIT_HELD, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
-from flows.failures import Endpoint, RunFailed, UnexpectedError, contained, one_line
+from flows.failures import Endpoint, RunFailed, UnexpectedError, contained, end_run, one_line
 from reconciliation.model import format_amount
 from reconciliation.outcome import PostedVoucherRef, SettlementOutcome
 from reconciliation.parse import SettlementFileError
@@ -262,16 +262,10 @@ def run_message(document: dict[str, Any], m3: Endpoint | None = None) -> str:
 
 
 def run_state(document: dict[str, Any], m3: Endpoint | None = None) -> Any:
-    """The flow's return value: the document when every settlement was posted, dry run, duplicate
-    or submitted (Completed); else a Failed state whose message says why (``run_message``) and
-    whose data carries the document (``RunFailed``; ``run_document`` reads it back)."""
-    from prefect.states import Failed
-
+    """The settlement run's end (``end_run``): the document when every settlement was posted, dry
+    run, duplicate or submitted (Completed); else Failed with ``run_message``."""
     code = exit_code(document)
-    if code == EXIT_OK:
-        return document
-    message = run_message(document, m3)
-    return Failed(message=message, data=RunFailed(message, document, code))
+    return end_run(document, code, run_message(document, m3) if code != EXIT_OK else "")
 
 
 def run_document(state: Any) -> dict[str, Any]:
@@ -283,3 +277,10 @@ def run_document(state: Any) -> dict[str, Any]:
     if isinstance(result, BaseException):
         raise result
     return result  # a Completed settlement run's data is its document
+
+
+def run_exit_code(state: Any) -> int:
+    """``m3sync``'s exit code for a finished run of any flow whose document ``run_document`` read:
+    the one its Failed state carries (`RunFailed`), else 0."""
+    result = state.result(raise_on_failure=False)
+    return result.exit_code if isinstance(result, RunFailed) else EXIT_OK

@@ -31,7 +31,7 @@ from connectors.settings import ConfigurationError
 from connectors.state import DeadLetter, DeadLetterNotFound, DeadLetterNotOpen, StateStore
 from flows.connections import Connections, open_connections
 from flows.exit_codes import EXIT_HELD, EXIT_OK, EXIT_UNREACHABLE
-from flows.failures import RunFailed, flow_boundary, one_line
+from flows.failures import end_run, flow_boundary, one_line
 
 ReplayStatus = Literal["replayed", "failed", "unreachable"]
 
@@ -129,16 +129,17 @@ def dead_letter_replay(letter_ids: list[int] | None = None, sandbox: bool = Fals
     with open_connections(home, sandbox=sandbox, need_m3=True, need_amazon=True) as connections:
         letters = letters_to_replay(connections.state, letter_ids)
         document = {"replays": [entry.document() for entry in replay_letters(connections, letters)]}
-    code = replay_exit_code(document["replays"])
-    if code == EXIT_OK:
-        return document
-    from prefect.states import Failed
+    return end_run(document, replay_exit_code(document["replays"]), replay_message(document["replays"]))
 
-    failed = [e for e in document["replays"] if e["status"] != "replayed"]
-    message = f"{len(failed)} dead letter(s) not replayed: " + "; ".join(
+
+def replay_message(entries: list[dict[str, Any]]) -> str:
+    """The one-line reason a replay run fails: the letters not replayed; "" when every one was."""
+    failed = [e for e in entries if e["status"] != "replayed"]
+    if not failed:
+        return ""
+    return f"{len(failed)} dead letter(s) not replayed: " + "; ".join(
         f"{e['id']} ({e['entity_key']}): {e['status']}: {e['detail']}" for e in failed[:3]
     )
-    return Failed(message=message, data=RunFailed(message, document, code))  # type: ignore[return-value]  # a flow may return its final state
 
 
 def letters_to_replay(state: StateStore, letter_ids: list[int] | None) -> list[DeadLetter]:
@@ -267,7 +268,7 @@ def _state_of(home: str | None) -> StateStore:
 def _replay_command(args: argparse.Namespace) -> int:
     from flows.cli import _failure, _prefect_files_in_home, concise_console_logs
     from flows.connections import checked_settings
-    from flows.contract import run_document
+    from flows.contract import run_document, run_exit_code
     from flows.prefect_server import start_ephemeral_server
 
     if (args.letter_id is None) == (not args.all):
@@ -299,7 +300,7 @@ def _replay_command(args: argparse.Namespace) -> int:
             or "no open dead letters"
         )
     sys.stdout.flush()
-    code = replay_exit_code(entries)
+    code = run_exit_code(run)
     if code != EXIT_OK:
         print(f"m3sync: {run.message}", file=sys.stderr)
     return code

@@ -97,6 +97,20 @@ class RunFailed(Exception):
         return (type(self), (self.message, self.document, self.exit_code))
 
 
+def end_run(document: dict[str, Any], exit_code: int, message: str) -> Any:
+    """How every flow's run ends (what the flow returns): its document, Completed, when ``exit_code``
+    is 0; else a Failed state with ``message``, the one line an operator reads in the run list,
+    whose data carries the document and the exit code (`RunFailed`; ``flows.contract.run_document``
+    and ``run_exit_code`` read them back)."""
+    from flows.exit_codes import EXIT_OK
+
+    if exit_code == EXIT_OK:
+        return document
+    from prefect.states import Failed
+
+    return Failed(message=message, data=RunFailed(message, document, exit_code))
+
+
 def known_failure(exc: BaseException) -> int | None:
     """The exit code of a failure m3sync expects and says in one line (configuration, input that
     cannot be used, M3 or Amazon unreachable or rejecting), else None: an unexpected error."""

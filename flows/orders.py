@@ -6,6 +6,7 @@ it in our records or in M3 (its CUOR is the Amazon order id), else map and creat
 Amazon id -> M3 order number -> move the watermark past the orders that are done -> the JSON
 document ``m3sync orders`` prints.
 
+An order Amazon cancelled is deleted from M3 while nothing of it is picked (``cancel_in_m3``).
 An order that cannot be mapped, or that M3 refuses, becomes a dead letter and the others go on;
 the run then ends Failed naming it. M3 or Amazon out of reach stops the run (``flow_boundary``):
 the watermark stays, and the next run finds what this one created.
@@ -21,8 +22,8 @@ from connectors.settings import ConfigurationError, load_settings
 from flows import orders_steps as steps
 from flows.artifacts import artifact_environment, publish_order_artifacts
 from flows.connections import open_connections
-from flows.exit_codes import EXIT_HELD
-from flows.failures import RunFailed, contained, flow_boundary
+from flows.exit_codes import EXIT_HELD, EXIT_OK
+from flows.failures import contained, end_run, flow_boundary
 from sync.routing import RoutingSettingsError, load_routing
 
 
@@ -62,11 +63,7 @@ def order_sync(since: str | None = None, sandbox: bool = False, home: str | None
         document = steps.orders_document(results, read_from, watermark)
         contained("publishing the run's artifacts", lambda: publish_order_artifacts(environment, document))
         message = steps.orders_message(document)
-        if message is None:
-            return document
-        from prefect.states import Failed
-
-        return Failed(message=message, data=RunFailed(message, document, EXIT_HELD))  # type: ignore[return-value]  # a flow may return its final state
+        return end_run(document, EXIT_OK if message is None else EXIT_HELD, message or "")
 
 
 def parse_since(since: str | None) -> datetime | None:

@@ -2,7 +2,8 @@
 
 An Amazon order reaches M3 at most once: before creating, the state store's id map and M3 itself
 (the order's CUOR is the Amazon order id) are asked, so a rerun, or a crash between M3's answer and
-our record of it, finds the order instead of creating it again.
+our record of it, finds the order instead of creating it again. A buyer's customer (customers:
+buyer) likewise: M3 is searched for the buyer key's prefix (YREF) before CRS610MI/Add.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sync.order_mapping import (
     Profile,
     SkippedOrder,
     decide_status,
+    m3_order_state,
     map_order,
 )
 from sync.routing import MarketplaceRoute, RoutingSettings
@@ -47,9 +49,9 @@ OVERLAP = timedelta(minutes=10)  # read again before the watermark: Amazon's Las
 FIRST_RUN_LOOK_BACK = timedelta(days=7)
 BUYER_KEY_SALT_FILE = "buyer_key.salt"  # in HOME: the per-install salt of buyer keys (sync/customers.py)
 
-Outcome = Literal["created", "already_in_m3", "skipped", "waiting", "dead_lettered"]
-OUTCOMES: tuple[Outcome, ...] = ("created", "already_in_m3", "skipped", "waiting", "dead_lettered")
-_DONE: frozenset[Outcome] = frozenset({"created", "already_in_m3", "skipped", "dead_lettered"})
+Outcome = Literal["created", "already_in_m3", "cancelled", "skipped", "waiting", "dead_lettered"]
+OUTCOMES: tuple[Outcome, ...] = ("created", "already_in_m3", "cancelled", "skipped", "waiting", "dead_lettered")
+_DONE: frozenset[Outcome] = frozenset({"created", "already_in_m3", "cancelled", "skipped", "dead_lettered"})
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
     buyer = None
     if routing.customers == "buyer" and route is not None:
         buyer = buyer_customer_for(amazon.order, route, buyer_key_salt(connections.home))
-    buyer_cuno = connections.state.m3_id_for(CUSTOMER_ID_KIND, buyer[0]) if isinstance(buyer, tuple) else None
+    buyer_cuno = buyer_customer_in_m3(connections, route, *buyer) if isinstance(buyer, tuple) and route else None
     orno = connections.state.m3_id_for(ORDER_ID_KIND, order_id)
     if orno is None and route is not None and order_id:
         orno = m3.orno(buyer_cuno or route.customer, order_id)
@@ -177,11 +179,17 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
             return dead_letter(connections, amazon, m3.open_letters[order_id])
         if orno is not None:  # in M3 but not in our records: a crash after M3 answered, or another tool
             connections.state.map_id(ORDER_ID_KIND, order_id, orno, route.marketplace.code)
-    decision = decide_status(status, M3OrderState.ABSENT if orno is None else M3OrderState.OPEN)
+    m3_state = M3OrderState.ABSENT if orno is None else M3OrderState.OPEN
+    if orno is not None and status == "Canceled":  # only a cancellation needs M3's progress (one GetHead)
+        m3_state = m3_order_state(connections.require_m3().order_progress(orno))
+    decision = decide_status(status, m3_state)
     if decision.action is OrderAction.NOTHING:
         return result("skipped" if orno is None else "already_in_m3", decision.reason, orno)
-    if decision.action is not OrderAction.CREATE:  # cancelling and exceptions need a person for now
-        return dead_letter(connections, amazon, decision.reason)
+    if decision.action is OrderAction.CANCEL and orno is not None:
+        return cancel_in_m3(connections, amazon, orno, decision.reason)
+    if decision.action is not OrderAction.CREATE:  # exceptions need a person
+        reason = decision.reason if orno is None else f"order {order_id}: {decision.reason} (M3 order {orno})"
+        return dead_letter(connections, amazon, reason)
     itnos = [routing.item_number(str(item.get("SellerSKU") or "")) for item in amazon.items]
     known = m3.known_items([*itnos, routing.shipping_item])
     mapped = map_order(amazon.order, amazon.items, routing, profile_of(connections), known_items=known)
@@ -205,6 +213,16 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
     return result("created", decision.reason, created.orno)
 
 
+def cancel_in_m3(connections: Connections, amazon: AmazonOrder, orno: str, reason: str) -> OrderResult:
+    """Delete M3 order ``orno`` of an order Amazon cancelled; M3 refusing (a line picked meanwhile)
+    makes it a dead letter with M3's answer."""
+    try:
+        deleted = connections.require_m3().cancel_order(orno)
+    except M3TransactionError as exc:
+        return dead_letter(connections, amazon, f"order {amazon.order_id}: M3 refused to delete order {orno}: {exc}")
+    return OrderResult(amazon.order_id, "cancelled", f"{reason} ({deleted} lines)", orno, amazon.last_update)
+
+
 def buyer_key_salt(home: Path) -> str:
     """The install's salt of buyer keys, made on first use. Losing it re-keys every buyer (new customers)."""
     path = home / BUYER_KEY_SALT_FILE
@@ -214,9 +232,23 @@ def buyer_key_salt(home: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def buyer_customer_in_m3(
+    connections: Connections, route: MarketplaceRoute, key: str, buyer: BuyerCustomer
+) -> str | None:
+    """The buyer's M3 customer: recorded under the buyer key, else found in M3 by the key's prefix in
+    YREF (a run that stopped between CRS610MI/Add's answer and its record) and recorded; None if none."""
+    cuno = connections.state.m3_id_for(CUSTOMER_ID_KIND, key)
+    if cuno is None and buyer.reference:
+        found = connections.require_m3().customers_by_reference(buyer.reference)
+        cuno = found[0] if found else None  # the first one M3 numbered, should a person have added another
+        if cuno is not None:
+            connections.state.map_id(CUSTOMER_ID_KIND, key, cuno, route.marketplace.code)
+    return cuno
+
+
 def create_buyer_customer(connections: Connections, route: MarketplaceRoute, key: str, buyer: BuyerCustomer) -> str:
     """The buyer's new M3 customer (CRS610MI/Add from the template), recorded under the buyer key."""
-    cuno = connections.require_m3().create_customer(CustomerRequest(**vars(buyer)))
+    cuno = connections.require_m3().create_customer(CustomerRequest(**buyer.request_fields()))
     connections.state.map_id(CUSTOMER_ID_KIND, key, cuno, route.marketplace.code)
     return cuno
 

@@ -40,7 +40,7 @@ from connectors.state import StateStore
 from flows.artifacts import artifact_environment, publish_shipment_artifacts
 from flows.connections import Connections, open_connections
 from flows.exit_codes import EXIT_HELD, EXIT_OK, EXIT_UNREACHABLE
-from flows.failures import RunFailed, contained, flow_boundary, one_line, run_logger
+from flows.failures import contained, end_run, flow_boundary, one_line, run_logger
 from flows.settlement_steps import CONNECTOR_RETRIES, RECLAIM_CLAIMED_AFTER
 from reconciliation.marketplaces import MARKETPLACES
 from sync.routing import RoutingSettings, RoutingSettingsError, load_routing
@@ -118,7 +118,7 @@ def shipment_sync(sandbox: bool = False, home: str | None = None) -> dict:
                 break
         run_logger().info("%s", shipment_summary(document))
         contained("publishing the run's artifacts", lambda: publish_shipment_artifacts(environment, document))
-        return shipment_run_state(document)
+        return end_run(document, shipment_exit_code(document), shipment_message(document))
 
 
 def ship_order(
@@ -343,19 +343,14 @@ def shipment_exit_code(document: Mapping[str, Any]) -> int:
     return EXIT_HELD if document["dead_lettered"] else EXIT_OK
 
 
-def shipment_run_state(document: dict[str, Any]) -> Any:
-    """The document (Completed), or a Failed state carrying it with a one-line message."""
-    from prefect.states import Failed
-
-    code = shipment_exit_code(document)
-    if code == EXIT_OK:
-        return document
-    if code == EXIT_UNREACHABLE:
-        message = f"shipment sync stopped: {document['unreachable']}"
-    else:
-        letters = document["dead_lettered"]
-        names = ", ".join(entry["order"] for entry in letters[:3]) + (
-            f" and {len(letters) - 3} more" if len(letters) > 3 else ""
-        )
-        message = f"{len(letters)} order(s) dead-lettered: {names}"
-    return Failed(message=message, data=RunFailed(message, document, code))
+def shipment_message(document: Mapping[str, Any]) -> str:
+    """The one-line reason a shipment run fails: out of reach, or the orders dead-lettered; "" when none."""
+    if document.get("unreachable"):
+        return f"shipment sync stopped: {document['unreachable']}"
+    letters = document["dead_lettered"]
+    if not letters:
+        return ""
+    names = ", ".join(entry["order"] for entry in letters[:3]) + (
+        f" and {len(letters) - 3} more" if len(letters) > 3 else ""
+    )
+    return f"{len(letters)} order(s) dead-lettered: {names}"

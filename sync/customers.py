@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sync.order_mapping import MISSING_FIELD, MappedAddress, OrderMappingError, OrderProblem, fit_address
@@ -40,39 +40,22 @@ def buyer_key(buyer_email: str, salt: str) -> str:
 
 @dataclass(frozen=True)
 class BuyerCustomer:
-    """A new M3 customer for a buyer, as ``connectors.m3.CustomerRequest`` takes it. Buyer data: no repr."""
+    """A new M3 customer for a buyer: the order's delivery address, already fitted to M3's fields by
+    the order mapping (``sync.order_mapping``), so customer and order carry the same lines."""
 
     template: str  # CUTM: the marketplace's template customer
-    name: str = field(repr=False)
-    address1: str = field(repr=False)
-    address2: str | None = field(default=None, repr=False)
-    address3: str | None = field(default=None, repr=False)
-    postal_code: str | None = field(default=None, repr=False)
-    town: str | None = field(default=None, repr=False)
-    country: str | None = None
-    state: str | None = None
-    phone: str | None = field(default=None, repr=False)
+    address: MappedAddress  # buyer data: MappedAddress shows none in its repr
     currency: str | None = None
-    reference: str | None = None  # YREF: the buyer key's prefix (no buyer data)
+    reference: str | None = None  # YREF: the buyer key's prefix (no buyer data), how M3 finds the customer
+
+    def request_fields(self) -> dict[str, Any]:
+        """Keyword arguments of ``connectors.m3.CustomerRequest``, field for field."""
+        return {"template": self.template, **vars(self.address), "currency": self.currency, "reference": self.reference}
 
 
-def buyer_customer(address: MappedAddress, template: str, currency: str, key: str) -> BuyerCustomer:
-    """The customer of a buyer from the order's delivery address, already fitted to M3's fields by
-    the order mapping (``sync.order_mapping``), so customer and order carry the same lines."""
-    return BuyerCustomer(
-        template=template,
-        name=address.name,
-        address1=address.address1,
-        address2=address.address2,
-        address3=address.address3,
-        postal_code=address.postal_code,
-        town=address.town,
-        country=address.country,
-        state=address.state,
-        phone=address.phone,
-        currency=currency,
-        reference=key[:REFERENCE_LENGTH],
-    )
+def buyer_reference(key: str) -> str:
+    """What the buyer's M3 customer carries in YREF: the key's first 30 hex digits (no buyer data)."""
+    return key[:REFERENCE_LENGTH]
 
 
 def buyer_customer_for(
@@ -91,4 +74,4 @@ def buyer_customer_for(
     if address is None:
         return OrderMappingError(order_id, problems)
     key = buyer_key(email, salt)
-    return key, buyer_customer(address, route.customer_template, route.currency, key)
+    return key, BuyerCustomer(route.customer_template, address, route.currency, buyer_reference(key))

@@ -133,15 +133,39 @@ OrderMapping = MappedOrder | SkippedOrder | OrderMappingError
 # -- status handling --------------------------------------------------------------------------------
 class M3OrderState(Enum):
     ABSENT = "absent"  # no M3 order carries the Amazon order id (CUOR)
-    OPEN = "open"  # in M3, not delivered yet
-    DELIVERED = "delivered"  # in M3 and delivered (or invoiced)
+    OPEN = "open"  # in M3, no line beyond allocated (status 22-33, or no lines left): M3 deletes it
+    PICKING = "picking"  # a line on a picking list (44): the warehouse has it in hand
+    DELIVERED = "delivered"  # a line delivered (66) or invoiced (77)
+    CANCELLED = "cancelled"  # deleted in M3: the order we recorded is gone, or its lines are (9x)
+
+
+# Line statuses (OIS100MI ORSL/ORST, m3-api.md 4.1): first digit 2 to allocate, 3 allocated,
+# 4 on a picking list, 6 delivered, 7 invoiced, 9 deleted.
+_PICKING_FROM, _DELIVERED_FROM, _DELETED_FROM = "44", "66", "90"
+
+
+def m3_order_state(progress: tuple[str, str] | None) -> M3OrderState:
+    """The state of an M3 order from its head's lowest and highest line status (GetHead ORSL, ORST);
+    ``None``: M3 has no such order (deleted). A head without lines ("", "") is open: nothing shipped."""
+    if progress is None:
+        return M3OrderState.CANCELLED
+    lowest, highest = progress
+    if lowest >= _DELETED_FROM:  # every line deleted but kept as history
+        return M3OrderState.CANCELLED
+    if highest >= _DELETED_FROM:  # some lines deleted (9x): the others decide
+        highest = lowest
+    if highest >= _DELIVERED_FROM:
+        return M3OrderState.DELIVERED
+    if highest >= _PICKING_FROM:
+        return M3OrderState.PICKING
+    return M3OrderState.OPEN
 
 
 class OrderAction(Enum):
     WAIT = "wait"  # look again on a later run
     CREATE = "create"
     NOTHING = "nothing"  # M3 already has it, or there is nothing to undo
-    CANCEL = "cancel"  # delete or cancel the M3 order's lines
+    CANCEL = "cancel"  # delete the M3 order's lines and head
     EXCEPTION = "exception"  # needs a person: report it
 
 
@@ -164,13 +188,23 @@ def decide_status(order_status: str, m3_state: M3OrderState) -> StatusDecision:
             return StatusDecision(OrderAction.CREATE, f"{order_status}: not in M3 yet")
         return StatusDecision(OrderAction.NOTHING, f"{order_status}: already in M3")
     if order_status == "Canceled":
-        if m3_state is M3OrderState.ABSENT:
-            return StatusDecision(OrderAction.NOTHING, "Canceled before it reached M3")
-        if m3_state is M3OrderState.OPEN:
-            return StatusDecision(OrderAction.CANCEL, "Canceled before delivery: cancel the M3 order lines")
-        return StatusDecision(OrderAction.EXCEPTION, "Canceled after M3 delivered it")
+        return _cancel_decision(m3_state)
     # Unfulfillable and statuses Amazon may add: a person looks, nothing happens silently.
     return StatusDecision(OrderAction.EXCEPTION, f"order status {order_status!r} is not handled automatically")
+
+
+def _cancel_decision(m3_state: M3OrderState) -> StatusDecision:
+    if m3_state is M3OrderState.ABSENT:
+        return StatusDecision(OrderAction.NOTHING, "Canceled before it reached M3")
+    if m3_state is M3OrderState.CANCELLED:
+        return StatusDecision(OrderAction.NOTHING, "Canceled: the M3 order is already deleted")
+    if m3_state is M3OrderState.OPEN:
+        return StatusDecision(OrderAction.CANCEL, "Canceled before delivery: the M3 order is deleted")
+    if m3_state is M3OrderState.PICKING:
+        return StatusDecision(
+            OrderAction.EXCEPTION, "Canceled while M3 picks it (status 44): stop the picking list, then delete"
+        )
+    return StatusDecision(OrderAction.EXCEPTION, "Canceled after M3 delivered it: a return, not a cancellation")
 
 
 # -- mapping ----------------------------------------------------------------------------------------

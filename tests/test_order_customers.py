@@ -89,12 +89,46 @@ def test_buyer_mode_creates_one_customer_per_buyer_once_and_uses_it(prefect_api_
         assert route is not None
         found = buyer_customer_for(replayed.order, route, salt)
         assert isinstance(found, tuple) and found[0] == buyer_key(RELAY, salt)
-        assert (found[1].name, found[1].template) == ("Jane Doe", "AMZTMPL")
+        assert (found[1].address.name, found[1].template) == ("Jane Doe", "AMZTMPL")
     assert "Jane Doe" not in json.dumps(document) and RELAY not in json.dumps(document)
 
     rerun = order_sync(sandbox=True, home=str(home), since=PURCHASED.isoformat())
     assert rerun["counts"]["created"] == 0 and rerun["counts"]["already_in_m3"] == 3
     assert _customer_numbers(home) - before == new  # the rerun created none
+
+
+def test_buyer_customer_created_but_not_recorded_is_found_in_m3_not_created_again(tmp_path: Path):
+    """CRS610MI/Add commits and the connection drops before our record: the run stops (M3 unavailable);
+    the next look finds the customer in M3 by the buyer key's prefix (YREF), records it and creates
+    the order for it: one customer for the buyer, not two."""
+    import httpx
+
+    from connectors.m3 import M3Unavailable
+    from flows.orders_steps import AmazonOrder, M3Lookups, buyer_key_salt, sync_order
+
+    home = _home(tmp_path, "buyer")
+    routing = load_routing(home, sandbox=True)
+    before = _customer_numbers(home)
+    head, items = _order(FIRST, RELAY, 0)
+    amazon = AmazonOrder(head, tuple(items))
+    with open_connections(home, sandbox=True) as connections:
+        assert connections.m3 is not None
+        faults = f"{connections.sandbox_env.m3.base_url}/sandbox/faults"
+        drop = {"drop_after_commit": 1, "transactions": ["CRS610MI/Add"]}
+        assert httpx.post(faults, json=drop, timeout=20).status_code == 200
+        with pytest.raises(M3Unavailable):
+            sync_order(connections, routing, M3Lookups(connections), amazon)
+        httpx.delete(faults, timeout=20)
+        key = buyer_key(RELAY, buyer_key_salt(home))
+        assert connections.state.m3_id_for(CUSTOMER_ID_KIND, key) is None  # not recorded
+        [cuno] = _customer_numbers(home) - before  # but M3 made it, with the key's prefix in YREF
+        assert connections.m3.client.execute("CRS610MI", "GetBasicData", {"CUNO": cuno})[0]["YREF"] == key[:30]
+
+        result = sync_order(connections, routing, M3Lookups(connections), amazon)
+        assert result.outcome == "created"
+        assert connections.state.m3_id_for(CUSTOMER_ID_KIND, key) == cuno
+        assert connections.m3.find_order_by_reference(cuno, FIRST) == result.orno
+    assert _customer_numbers(home) - before == {cuno}  # one customer for the buyer
 
 
 def test_marketplace_mode_creates_no_customer(prefect_api_url: str, tmp_path: Path):

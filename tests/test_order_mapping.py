@@ -33,6 +33,7 @@ from sync.order_mapping import (
     SkippedOrder,
     decide_status,
     fit_lines,
+    m3_order_state,
     map_order,
     unit_price,
 )
@@ -394,12 +395,41 @@ def test_fba_order_skipped_by_configuration() -> None:
         ("Canceled", M3OrderState.ABSENT, OrderAction.NOTHING),
         ("Canceled", M3OrderState.OPEN, OrderAction.CANCEL),
         ("Canceled", M3OrderState.DELIVERED, OrderAction.EXCEPTION),
+        ("Canceled", M3OrderState.PICKING, OrderAction.EXCEPTION),
+        ("Canceled", M3OrderState.CANCELLED, OrderAction.NOTHING),
         ("Unfulfillable", M3OrderState.ABSENT, OrderAction.EXCEPTION),
         ("SomethingNew", M3OrderState.ABSENT, OrderAction.EXCEPTION),
     ],
 )
 def test_status_decision(status: str, m3_state: M3OrderState, action: OrderAction) -> None:
     assert decide_status(status, m3_state).action is action
+
+
+@pytest.mark.parametrize(
+    ("progress", "state"),
+    [
+        (None, M3OrderState.CANCELLED),  # GetHead: no such order (deleted)
+        (("", ""), M3OrderState.OPEN),  # a head whose lines are gone: nothing shipped, the head goes too
+        (("22", "22"), M3OrderState.OPEN),
+        (("22", "33"), M3OrderState.OPEN),
+        (("33", "33"), M3OrderState.OPEN),
+        (("33", "44"), M3OrderState.PICKING),
+        (("44", "44"), M3OrderState.PICKING),
+        (("22", "66"), M3OrderState.DELIVERED),  # one line delivered is enough
+        (("66", "66"), M3OrderState.DELIVERED),
+        (("77", "77"), M3OrderState.DELIVERED),
+        (("22", "99"), M3OrderState.OPEN),  # the lines left decide
+        (("90", "99"), M3OrderState.CANCELLED),
+    ],
+)
+def test_m3_order_state_from_the_heads_line_statuses(progress: tuple[str, str] | None, state: M3OrderState) -> None:
+    assert m3_order_state(progress) is state
+
+
+def test_cancel_reasons_say_what_a_person_does() -> None:
+    assert "picking list" in decide_status("Canceled", M3OrderState.PICKING).reason
+    assert "delivered" in decide_status("Canceled", M3OrderState.DELIVERED).reason
+    assert "already deleted" in decide_status("Canceled", M3OrderState.CANCELLED).reason
 
 
 # -- bad input: errors as data ---------------------------------------------------------------------

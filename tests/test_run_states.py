@@ -154,3 +154,20 @@ def test_missing_configuration_fails_the_run_in_one_line(prefect_api_url: str, u
     assert "ionapi" in state.message and "\n" not in state.message
     with pytest.raises(ConfigurationError):  # m3sync gives it exit code 2, as before
         run_document(state)
+
+
+def test_every_flow_ends_the_same_way_and_the_cli_reads_the_exit_code_from_the_state() -> None:
+    """``end_run`` (orders, shipments, replay, settlement): the document itself at exit 0; else Failed
+    with the message, its data the document and the code, which ``run_exit_code`` gives back."""
+    from flows.contract import run_exit_code
+    from flows.failures import end_run
+
+    document = {"dead_lettered": [{"order": "111-1"}]}
+    assert end_run(document, EXIT_OK, "") is document
+    state = end_run(document, EXIT_HELD, "1 order(s) dead-lettered: 111-1")
+    assert state.is_failed() and state.message == "1 order(s) dead-lettered: 111-1"
+    assert run_document(state) == document and run_exit_code(state) == EXIT_HELD
+    assert run_exit_code(end_run(document, EXIT_UNREACHABLE, "stopped")) == EXIT_UNREACHABLE
+    from prefect.states import Completed
+
+    assert run_exit_code(Completed(data=document)) == EXIT_OK  # what Prefect makes of a returned document

@@ -95,7 +95,7 @@ def test_sandbox_runs_create_the_worlds_orders_and_leave_their_artifacts(prefect
     assert set(artifacts) == {"order-sync-summary-sandbox", "order-sync-dead-letters-sandbox"}
     assert artifacts["order-sync-summary-sandbox"] == (
         "# Amazon orders into M3\n\n| | count |\n|---|---|\n"
-        f"| created in M3 | {len(expected)} |\n| already in M3 | 0 |\n| skipped | 0 |\n"
+        f"| created in M3 | {len(expected)} |\n| already in M3 | 0 |\n| cancelled in M3 | 0 |\n| skipped | 0 |\n"
         "| waiting (not confirmed by Amazon yet) | 0 |\n| dead-lettered | 1 |\n"
     )
     assert artifacts["order-sync-dead-letters-sandbox"] == [{"order": UNKNOWN_SKU_ORDER, "reason": letter["reason"]}]

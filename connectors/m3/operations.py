@@ -65,6 +65,7 @@ AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field C
 
 GL_INTERFACE = "GLUPLOAD"  # GLS840MI interface whose PARM layout is the I1 record
 RORC_CUSTOMER_ORDER = 3  # MWS411MI reference order category of a customer order
+ORDER_DOES_NOT_EXIST = "WOR0303"  # OIS100MI: customer order number &1 does not exist
 ADRT_DELIVERY = 1  # OIS100MI/AddBatchAddress address type: delivery address
 # Defaults of [m3] voucher_wait_seconds and settle_seconds, defined once in M3Settings:
 VOUCHER_WAIT_SECONDS = M3Settings.voucher_wait_seconds  # how long post_voucher polls for a GLS840 batch's voucher
@@ -180,6 +181,13 @@ class M3Operations:
             for r in self.client.execute("CRS610MI", "SearchCustomer", {"SQRY": query}, maxrecs=maxrecs)
         ]
 
+    def customers_by_reference(self, reference: str) -> list[str]:
+        """The CUNOs of the customers whose YREF is ``reference`` (CRS610MI/SearchCustomer on YREF);
+        ``reference`` is taken literally: a value with blanks or M3's wildcards is refused."""
+        if not reference or any(c in reference for c in " *?:"):
+            raise ValueError(f"not a literal customer reference: {reference!r}")  # a caller's bug
+        return [c.cuno for c in self.search_customers(f"YREF:{reference}", maxrecs=0) if c.cuno]
+
     # -- orders -------------------------------------------------------------------------------
     def create_order(self, order: OrderRequest) -> CreatedOrder:
         """Create a customer order. Not idempotent by itself: callers check
@@ -263,6 +271,33 @@ class M3Operations:
 
     def list_order_lines(self, orno: str) -> list[OrderLine]:
         return [OrderLine.from_m3(r) for r in self.client.execute("OIS100MI", "LstLine", {"ORNO": orno}, maxrecs=0)]
+
+    def order_progress(self, orno: str) -> tuple[str, str] | None:
+        """The order's lowest and highest line status (GetHead ORSL, ORST; "" without lines), or
+        None when M3 has no such order (deleted)."""
+        try:
+            head = self._one("OIS100MI", "GetHead", {"ORNO": orno})
+        except M3TransactionError as exc:
+            if exc.code == ORDER_DOES_NOT_EXIST:
+                return None
+            raise
+        return m3_text(head, "ORSL"), m3_text(head, "ORST")
+
+    def cancel_order(self, orno: str) -> int:
+        """Delete a customer order that is not yet picked: DelLine for each line (one bulk; M3 refuses a
+        line on a picking list or delivered and releases the allocation of the others), then DelHead.
+        Returns the number of lines deleted; raises M3's first refusal (the lines it accepted are gone,
+        the head stays). Rerunnable: what a lost answer deleted is not listed again."""
+        lines = self.list_order_lines(orno)
+        deletes: list[tuple[str, Mapping[str, FieldValue | None]]] = [
+            ("DelLine", {"ORNO": orno, "PONR": line.line_number, "POSX": line.suffix}) for line in lines
+        ]
+        results = self.client.execute_bulk("OIS100MI", deletes) if deletes else []
+        refused = [r.error for r in results if r.error is not None]
+        if refused:
+            raise refused[0]
+        self.client.execute("OIS100MI", "DelHead", {"ORNO": orno})
+        return len(lines)
 
     # -- items and stock ----------------------------------------------------------------------
     def get_item(self, itno: str) -> Item:

@@ -318,6 +318,8 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("OIS100MI", "AddBatchLine", f"ORNO* {_LINE_IN}", "PONR POSX ATNR", True),
     ("OIS100MI", "AddBatchAddress", f"ORNO* ADRT* CUNM {_ADDR} PHN2 VRNO YREF MODL TEDL", "", True),
     ("OIS100MI", "Confirm", "ORNO* CONO CTYP", "ORNO STAT", True),
+    ("OIS100MI", "DelLine", "ORNO* PONR* POSX CONO", "", True),
+    ("OIS100MI", "DelHead", "ORNO* CONO", "", True),
     ("OIS100MI", "GetHead", "ORNO* CONO", _ORDER_HEAD_OUT, False),
     ("OIS100MI", "LstHead", "CUNO* CONO ORSL ORST", "ORNO ORTP RLDT STAT CUOR ORDT ORSL ORST CUCD", False),
     ("OIS100MI", "LstLine", "ORNO* CONO ORST ITNO", _LINE_OUT, False),

@@ -51,6 +51,18 @@ def confirm(call: Call) -> list[Record]:
     return [{"ORNO": head["ORNO"], "STAT": "90"}]
 
 
+@mi("OIS100MI", "DelLine")
+def delete_line(call: Call) -> list[Record]:
+    orders.delete_line(call.tx, call.get("ORNO"), call.get("PONR"), call.get("POSX") or "0")
+    return []
+
+
+@mi("OIS100MI", "DelHead")
+def delete_head(call: Call) -> list[Record]:
+    orders.delete_head(call.tx, call.get("ORNO"))
+    return []
+
+
 @mi("OIS100MI", "GetHead")
 def get_head(call: Call) -> list[Record]:
     return [orders.get_order(call.tx, call.get("ORNO"))]

@@ -459,6 +459,17 @@ class SpApiStore:
             ).fetchone()
         return (json.loads(row["order_json"]), json.loads(row["items_json"])) if row else None
 
+    def set_order_status(self, order_id: str, status: str, updated: datetime) -> None:
+        """Move an order to ``status`` (a buyer or Amazon cancelling it: ``Canceled``) as of ``updated``,
+        its LastUpdateDate, so a sync reading from before then sees it again."""
+        found = self.get_order(order_id)
+        if found is None:
+            raise KeyError(f"no order {order_id!r}")
+        order, items = found
+        order = {**order, "OrderStatus": status, "LastUpdateDate": updated.isoformat().replace("+00:00", "Z")}
+        with self._lock:
+            self._insert_order(order, items, where=order_id, replace=True)
+
     def record_shipment(self, order: dict, items: list[dict], package: dict, now: datetime) -> None:
         """Save the updated order and the confirmed package atomically."""
         with self._lock:
