@@ -88,9 +88,10 @@ def _transaction_meta(program: str, transaction: str) -> metadata.TransactionMet
         return None
 
 
-# [ours] per bulk request, as gateways limit them (80 transactions / 32 KB seen; docs/m3-contract.md)
-BULK_MAX_TRANSACTIONS = 100
-BULK_MAX_BYTES = 64 * 1024  # [ours] bulk request body
+# Per bulk request, as a vendor's gateway documents them: "default batch of 80 transactions",
+# "maximum size per message is 32 KB" (docs/m3-contract.md, "Limits")
+BULK_MAX_TRANSACTIONS = 80
+BULK_MAX_BYTES = 32 * 1024  # bulk request body
 
 
 def create_app(
