@@ -152,11 +152,11 @@ def instrumented(time_scale: float) -> Iterator[RunLog]:
         return results
 
     runtime.SANDBOX_TIME_SCALE = time_scale
-    steps.order_pages, steps.sync_orders = order_pages, sync_orders  # type: ignore[assignment]  # timing wrappers
+    steps.order_pages, steps.sync_orders = order_pages, sync_orders
     try:
         yield log
     finally:
-        runtime.SANDBOX_TIME_SCALE, steps.order_pages, steps.sync_orders = saved  # type: ignore[assignment]  # restored
+        runtime.SANDBOX_TIME_SCALE, steps.order_pages, steps.sync_orders = saved
 
 
 def measure(home: Path, orders: int, since: datetime, *, time_scale: float, profile: str) -> OrderSyncFigures:

@@ -382,6 +382,12 @@ def check_found(
                     connections, found.amazon, f"order {order_id}: in M3 as {orno} with missing lines M3 refused: {exc}"
                 )
                 continue
+            except M3Unavailable as exc:  # the lines may be in: the next run checks the order again
+                reason = (
+                    f"M3's answer to {orno}'s missing lines never came ({exc.reason}); the next run checks it again"
+                )
+                results[order_id] = _result(found.amazon, "waiting", reason)
+                continue
             outcome = "created"
             reason = f"{reason}; completed: M3 had {len(have)} of its {len(want)} lines, the missing ones added"
         m3.add(found.mapped.cuno, order_id, orno)

@@ -47,12 +47,14 @@ def load_orders(
         amazon_id = order_id(n, marketplace)
         purchased = first + step * n
         picked = rng.sample(catalog, rng.randint(1, MAX_LINES))
-        items = []
+        items: list[dict] = []
         total = 0
+        units = 0
         for line, item in enumerate(picked):
             quantity = rng.randint(1, 3)
             amount = item.price(marketplace) * quantity
             total += amount
+            units += quantity
             items.append(
                 {
                     "ASIN": item.asin,
@@ -79,7 +81,7 @@ def load_orders(
                 "SalesChannel": market.name,
                 "OrderTotal": _money(market.currency, total),
                 "NumberOfItemsShipped": 0,
-                "NumberOfItemsUnshipped": sum(int(i["QuantityOrdered"]) for i in items),
+                "NumberOfItemsUnshipped": units,
                 "MarketplaceId": market.marketplace_id,
                 "OrderType": "StandardOrder",
                 "IsBusinessOrder": False,
