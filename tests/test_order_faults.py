@@ -137,3 +137,42 @@ def test_storms_timeouts_and_lost_answers_leave_every_order_once_in_m3(
             assert have == want, order_id
             assert connections.state.m3_id_for(ORDER_ID_KIND, order_id) == ornos[order_id]
         assert connections.state.list_dead_letters("orders") == []
+
+
+def test_an_order_found_in_m3_is_checked_against_its_lines(tmp_path: Path):
+    """Found in M3 by its CUOR but not in our records: a bare head (a line failed after AddHead)
+    is completed with the missing lines; an order whose lines differ is a dead letter, not
+    "already in M3"; a complete one is recorded as already in M3."""
+    from connectors.m3 import OrderLineRequest, OrderRequest
+    from flows.orders_steps import AmazonOrder, M3Lookups, sync_order
+    from sync.routing import load_routing
+
+    bare, wrong, complete = load_orders(3, until=datetime.now(UTC))
+    with open_connections(tmp_path, sandbox=True, orders=20) as connections:
+        m3 = connections.m3
+        assert m3 is not None and connections.m3_profile == "brief"
+        routing = load_routing(tmp_path, sandbox=True)
+
+        def lines_of(items: list[dict], extra: int = 0) -> tuple[OrderLineRequest, ...]:
+            return tuple(
+                OrderLineRequest(itno=routing.item_number(i["SellerSKU"]), quantity=int(i["QuantityOrdered"]) + extra)
+                for i in items
+            )
+
+        m3.client.execute("OIS100MI", "AddHead", {"CUNO": "AMZUS", "ORTP": "AMZ", "CUOR": bare[0]["AmazonOrderId"]})
+        for head, items, extra in ((wrong, wrong[1], 1), (complete, complete[1], 0)):
+            m3.create_order(OrderRequest("AMZUS", head[0]["AmazonOrderId"], "AMZ", lines_of(items, extra)))
+        results = {
+            order[0]["AmazonOrderId"]: sync_order(connections, routing, M3Lookups(connections), AmazonOrder(*order))
+            for order in (bare, wrong, complete)
+        }
+        done = results[bare[0]["AmazonOrderId"]]
+        assert done.outcome == "created" and f"0 of its {len(bare[1])} lines" in done.reason
+        got = [(line.itno, int(line.quantity)) for line in m3.list_order_lines(done.orno or "")]
+        assert got == [(line.itno, int(line.quantity)) for line in lines_of(bare[1])]
+        refused = results[wrong[0]["AmazonOrderId"]]
+        assert refused.outcome == "dead_lettered" and "are not Amazon's" in refused.reason
+        assert results[complete[0]["AmazonOrderId"]].outcome == "already_in_m3"
+        for order_id, result in results.items():
+            mapped = connections.state.m3_id_for(ORDER_ID_KIND, order_id)
+            assert mapped == (None if result.outcome == "dead_lettered" else result.orno)
