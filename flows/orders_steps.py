@@ -135,7 +135,7 @@ def order_pages(
             if page and not put(page):
                 return
             put(None)
-        except BaseException as exc:  # handed to the reading thread, which raises it
+        except BaseException as exc:  # handed to the caller's thread, which raises it
             put(exc)
 
     reader = threading.Thread(target=read, name="amazon-order-pages", daemon=True)
@@ -151,7 +151,7 @@ def order_pages(
 
 @task(**CONNECTOR_RETRIES, task_run_name="fetch-{order_id}")
 def fetch_order(connections: Connections, marketplace_id: str, order_id: str, *, buyers: bool = False) -> AmazonOrder:
-    """One order by id with its items, as ``fetch_orders`` reads it (the dead-letter replay's way
+    """One order by id with its items, as ``order_pages`` reads it (the dead-letter replay's way
     back to an order: its letter holds no buyer data). The cloudsuite profile adds the address,
     ``buyers`` (customers: buyer) the address and the buyer's e-mail."""
     connector = connections.require_amazon().for_marketplace(marketplace_id)
@@ -274,11 +274,13 @@ def decide_order(
         if isinstance(mapped, MappedOrder):
             mapped = replace(mapped, cuno=buyer_cuno) if buyer_cuno else mapped
             return FoundOrder(amazon, mapped, marketplace, found_in_m3, decision.reason)
-        why = mapped.reason if isinstance(mapped, SkippedOrder) else mapped.message
+        if isinstance(mapped, SkippedOrder):  # one we never create (afn: skip): another tool's, complete or not
+            connections.state.map_id(ORDER_ID_KIND, order_id, found_in_m3, marketplace)
+            return _result(amazon, "already_in_m3", decision.reason, found_in_m3)
         return dead_letter(
             connections,
             amazon,
-            f"order {order_id}: in M3 as {found_in_m3} by its CUOR; its lines cannot be checked: {why}",
+            f"order {order_id}: in M3 as {found_in_m3} by its CUOR; its lines cannot be checked: {mapped.message}",
         )
     if isinstance(mapped, SkippedOrder):
         return _result(amazon, "skipped", mapped.reason)
@@ -359,7 +361,7 @@ def check_found(
                 connections,
                 found.amazon,
                 f"order {order_id}: in M3 as {orno} by its CUOR, but its lines {_lines_text(have)} are not "
-                f"Amazon's {_lines_text(want)}; correct or delete {orno} in M3, then replay",
+                f"Amazon's {_lines_text(want)}; correct or delete {orno} in M3",
             )
             continue
         outcome: Outcome = "created" if created else "already_in_m3"
@@ -370,7 +372,7 @@ def check_found(
                     connections,
                     found.amazon,
                     f"order {order_id}: in M3 as {orno} by its CUOR with {len(have)} of its {len(want)} lines; "
-                    f"add the missing lines to {orno} in M3 (or delete it), then replay",
+                    f"add the missing lines to {orno} in M3 (or delete it)",
                 )
                 continue
             try:
