@@ -18,6 +18,7 @@ BENCHMARKS = (
     ("bench.settle_command", "the whole m3sync settle command vs a fresh read_csv process, peak RSS"),
     ("bench.dask_scale_out", "the settlement flow on 1 vs 2 Dask worker processes, 32 settlements x 50,000 lines"),
     ("bench.settle_small", "the fixed cost of a command: m3sync settle of a 20-line file, cold and warm"),
+    ("bench.order_sync", "10,000 orders through order sync at Amazon's time-scaled quota, M3 requests per order"),
 )
 
 

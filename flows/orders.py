@@ -1,10 +1,12 @@
 """Amazon orders into M3 customer orders (issue #14, item 4): the whole story on one screen.
 
 read the orders Amazon updated since the watermark (less an overlap; a first run looks back a
-week), every page, with their items -> per order: wait while Amazon has not confirmed it, find
-it in our records or in M3 (its CUOR is the Amazon order id), else map and create it and record
-Amazon id -> M3 order number -> move the watermark past the orders that are done -> the JSON
-document ``m3sync orders`` prints.
+week) with their items, page by page as Amazon answers (the next page is read meanwhile) -> per
+order: wait while Amazon has not confirmed it, find it in our records or in M3 (its CUOR is the
+Amazon order id; found there, its lines are checked), else map it -> create the page's new
+orders in a few M3 bulk requests and record Amazon id -> M3 order number as each answer comes
+(a lost answer: look in M3 again before writing again) -> move the watermark past the orders
+that are done -> the JSON document ``m3sync orders`` prints.
 
 An order Amazon cancelled is deleted from M3 while nothing of it is picked (``cancel_in_m3``).
 An order that cannot be mapped, or that M3 refuses, becomes a dead letter and the others go on;
@@ -53,11 +55,11 @@ def order_sync(since: str | None = None, sandbox: bool = False, home: str | None
         environment = artifact_environment(load_settings(connections.home), sandbox)  # the artifacts' keys end in it
         now = datetime.now(UTC)
         read_from = steps.read_since(connections.state.get_watermark(steps.ORDERS_WATERMARK), start, now)
-        orders = steps.fetch_orders(
+        pages = steps.order_pages(
             connections, read_from, steps.profile_of(connections), buyers=routing.customers == "buyer"
         )
         m3 = steps.M3Lookups(connections)
-        results = [steps.sync_order(connections, routing, m3, order) for order in orders]
+        results = [result for page in pages for result in steps.sync_orders(connections, routing, m3, page)]
         watermark = steps.next_watermark(results, now)
         connections.state.set_watermark(steps.ORDERS_WATERMARK, watermark)
         document = steps.orders_document(results, read_from, watermark)

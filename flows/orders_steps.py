@@ -8,10 +8,13 @@ buyer) likewise: M3 is searched for the buyer key's prefix (YREF) before CRS610M
 
 from __future__ import annotations
 
+import queue
 import secrets
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +25,7 @@ from connectors.m3 import (
     M3DataError,
     M3OrderIncomplete,
     M3TransactionError,
+    M3Unavailable,
     OrderLineRequest,
     OrderRequest,
 )
@@ -47,6 +51,9 @@ ORDER_ID_KIND = "order"  # the id map's kind: Amazon order id -> M3 ORNO
 FLOW = "orders"  # the dead letters' flow
 OVERLAP = timedelta(minutes=10)  # read again before the watermark: Amazon's LastUpdateDate may lag
 FIRST_RUN_LOOK_BACK = timedelta(days=7)
+PAGE_SIZE = 100  # orders per searchOrders page: Amazon's most
+READ_AHEAD = 32  # pages read ahead of M3: more than searchOrders' burst (20), so the burst is never wasted
+IN_DOUBT_ATTEMPTS = 3  # writes of an order whose answers were lost, each after M3 was read again
 BUYER_KEY_SALT_FILE = "buyer_key.salt"  # in HOME: the per-install salt of buyer keys (sync/customers.py)
 
 Outcome = Literal["created", "already_in_m3", "cancelled", "skipped", "waiting", "dead_lettered"]
@@ -96,23 +103,57 @@ def read_since(stored: str | None, since: datetime | None, now: datetime) -> dat
     return now - FIRST_RUN_LOOK_BACK
 
 
-@task(**CONNECTOR_RETRIES)
-def fetch_orders(
-    connections: Connections, since: datetime, profile: Profile, *, buyers: bool = False
-) -> list[AmazonOrder]:
-    """Orders updated since ``since`` in every region's account, all pages, with their items.
-    The cloudsuite profile sends the delivery address to M3 and ``buyers`` (customers: buyer) creates
-    customers from the buyer: those orders are read with buyer data (a restricted data token)."""
-    fetched: list[AmazonOrder] = []
-    for connector in connections.require_amazon():
-        for order, items in connector.get_orders_with_items(since, pii=profile == "cloudsuite" or buyers):
-            fetched.append(AmazonOrder(order, tuple(items)))
-    return fetched
+def order_pages(
+    connections: Connections, since: datetime, profile: Profile, *, buyers: bool = False, page_size: int = PAGE_SIZE
+) -> Iterator[list[AmazonOrder]]:
+    """Orders updated since ``since`` in every region's account with their items, a page at a time.
+
+    A thread reads ahead (at most ``READ_AHEAD`` pages) while the caller writes the last page
+    to M3: Amazon's searchOrders quota, not M3, sets the pace. The connector retries Amazon's
+    429s and outages with backoff; what it gives up on is raised here. The cloudsuite profile
+    sends the delivery address to M3 and ``buyers`` (customers: buyer) creates customers from
+    the buyer: those orders are read with buyer data (a restricted data token)."""
+    pages: queue.Queue[list[AmazonOrder] | BaseException | None] = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: list[AmazonOrder] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            page: list[AmazonOrder] = []
+            for connector in connections.require_amazon():
+                for order, items in connector.get_orders_with_items(since, pii=profile == "cloudsuite" or buyers):
+                    page.append(AmazonOrder(order, tuple(items)))
+                    if len(page) == page_size and not put(page):
+                        return
+                    page = [] if len(page) == page_size else page
+            if page and not put(page):
+                return
+            put(None)
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            put(exc)
+
+    reader = threading.Thread(target=read, name="amazon-order-pages", daemon=True)
+    reader.start()
+    try:
+        while (item := pages.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the reader stops at its next page (one it waits for on Amazon is not awaited)
 
 
 @task(**CONNECTOR_RETRIES, task_run_name="fetch-{order_id}")
 def fetch_order(connections: Connections, marketplace_id: str, order_id: str, *, buyers: bool = False) -> AmazonOrder:
-    """One order by id with its items, as ``fetch_orders`` reads it (the dead-letter replay's way
+    """One order by id with its items, as ``order_pages`` reads it (the dead-letter replay's way
     back to an order: its letter holds no buyer data). The cloudsuite profile adds the address,
     ``buyers`` (customers: buyer) the address and the buyer's e-mail."""
     connector = connections.require_amazon().for_marketplace(marketplace_id)
@@ -145,6 +186,10 @@ class M3Lookups:
     def add(self, cuno: str, cuor: str, orno: str) -> None:
         self._by_customer.setdefault(cuno, {})[cuor] = orno
 
+    def forget(self, cuno: str) -> None:
+        """Read the customer's orders from M3 again at the next look (after a lost answer)."""
+        self._by_customer.pop(cuno, None)
+
     def known_items(self, itnos: Iterable[str]) -> set[str]:
         """Which of ``itnos`` M3 has: an unknown SKU is a mapping error, never a half-created order."""
         for itno in itnos:
@@ -157,44 +202,96 @@ class M3Lookups:
         return {itno for itno, known in self._items.items() if known}
 
 
+@dataclass(frozen=True)
+class NewOrder:
+    """An order to create in M3 (mapped, its customer known); created with its page's others."""
+
+    amazon: AmazonOrder
+    mapped: MappedOrder
+    marketplace: str | None  # the id map's marketplace code
+    reason: str
+
+
+@dataclass(frozen=True)
+class FoundOrder:
+    """An order M3 holds under its CUOR that our records do not: it counts once its lines are checked."""
+
+    amazon: AmazonOrder
+    mapped: MappedOrder
+    marketplace: str | None
+    orno: str
+    reason: str
+
+
 def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups, amazon: AmazonOrder) -> OrderResult:
-    """One order into M3 (or why not). M3 out of reach raises: the run stops and the order is not done."""
+    """One order into M3 (or why not): a page of one (the dead-letter replay's way)."""
+    return sync_orders(connections, routing, m3, [amazon])[0]
+
+
+def sync_orders(
+    connections: Connections, routing: RoutingSettings, m3: M3Lookups, page: Sequence[AmazonOrder]
+) -> list[OrderResult]:
+    """A page of orders into M3, in order: each decided alone (``decide_order``), the new ones
+    created together in a few bulk requests, each recorded in the id map as soon as M3 answered.
+    M3 out of reach raises: the run stops and the page's unrecorded orders are not done."""
+    decided = [decide_order(connections, routing, m3, amazon) for amazon in page]
+    found = check_found(connections, m3, [d for d in decided if isinstance(d, FoundOrder)])
+    created = create_new(connections, m3, [d for d in decided if isinstance(d, NewOrder)])
+    done = {**found, **created}
+    return [d if isinstance(d, OrderResult) else done[d.amazon.order_id] for d in decided]
+
+
+def decide_order(
+    connections: Connections, routing: RoutingSettings, m3: M3Lookups, amazon: AmazonOrder
+) -> OrderResult | NewOrder | FoundOrder:
+    """What to do with one order: its result when no M3 write is needed, else the order to
+    create (or, found in M3 by its CUOR, to check)."""
     order_id, status = amazon.order_id, str(amazon.order.get("OrderStatus") or "")
-
-    def result(outcome: Outcome, reason: str, orno: str | None = None) -> OrderResult:
-        return OrderResult(order_id, outcome, reason, orno, amazon.last_update)
-
     decision = decide_status(status, M3OrderState.ABSENT)
     if decision.action is OrderAction.WAIT:
-        return result("waiting", decision.reason)
+        return _result(amazon, "waiting", decision.reason)
     route = routing.route(str(amazon.order.get("MarketplaceId") or ""))
+    marketplace = route.marketplace.code if route else None
     buyer = None
     if routing.customers == "buyer" and route is not None:
         buyer = buyer_customer_for(amazon.order, route, buyer_key_salt(connections.home))
     buyer_cuno = buyer_customer_in_m3(connections, route, *buyer) if isinstance(buyer, tuple) and route else None
     orno = connections.state.m3_id_for(ORDER_ID_KIND, order_id)
+    found_in_m3 = None
     if orno is None and route is not None and order_id:
-        orno = m3.orno(buyer_cuno or route.customer, order_id)
+        found_in_m3 = orno = m3.orno(buyer_cuno or route.customer, order_id)
         if orno is not None and order_id in m3.open_letters:  # left incomplete in M3 by an earlier run
             return dead_letter(connections, amazon, m3.open_letters[order_id])
-        if orno is not None:  # in M3 but not in our records: a crash after M3 answered, or another tool
-            connections.state.map_id(ORDER_ID_KIND, order_id, orno, route.marketplace.code)
     m3_state = M3OrderState.ABSENT if orno is None else M3OrderState.OPEN
     if orno is not None and status == "Canceled":  # only a cancellation needs M3's progress (one GetHead)
         m3_state = m3_order_state(connections.require_m3().order_progress(orno))
     decision = decide_status(status, m3_state)
-    if decision.action is OrderAction.NOTHING:
-        return result("skipped" if orno is None else "already_in_m3", decision.reason, orno)
+    if found_in_m3 is not None and decision.action is not OrderAction.NOTHING:
+        connections.state.map_id(ORDER_ID_KIND, order_id, found_in_m3, marketplace)
+    if decision.action is OrderAction.NOTHING and (found_in_m3 is None or status == "Canceled"):
+        return _result(amazon, "skipped" if orno is None else "already_in_m3", decision.reason, orno)
     if decision.action is OrderAction.CANCEL and orno is not None:
         return cancel_in_m3(connections, amazon, orno, decision.reason)
-    if decision.action is not OrderAction.CREATE:  # exceptions need a person
+    if decision.action not in (OrderAction.CREATE, OrderAction.NOTHING):  # exceptions need a person
         reason = decision.reason if orno is None else f"order {order_id}: {decision.reason} (M3 order {orno})"
         return dead_letter(connections, amazon, reason)
     itnos = [routing.item_number(str(item.get("SellerSKU") or "")) for item in amazon.items]
     known = m3.known_items([*itnos, routing.shipping_item])
     mapped = map_order(amazon.order, amazon.items, routing, profile_of(connections), known_items=known)
+    if found_in_m3 is not None:  # its lines are checked against the mapping before it counts
+        if isinstance(mapped, MappedOrder):
+            mapped = replace(mapped, cuno=buyer_cuno) if buyer_cuno else mapped
+            return FoundOrder(amazon, mapped, marketplace, found_in_m3, decision.reason)
+        if isinstance(mapped, SkippedOrder):  # one we never create (afn: skip): another tool's, complete or not
+            connections.state.map_id(ORDER_ID_KIND, order_id, found_in_m3, marketplace)
+            return _result(amazon, "already_in_m3", decision.reason, found_in_m3)
+        return dead_letter(
+            connections,
+            amazon,
+            f"order {order_id}: in M3 as {found_in_m3} by its CUOR; its lines cannot be checked: {mapped.message}",
+        )
     if isinstance(mapped, SkippedOrder):
-        return result("skipped", mapped.reason)
+        return _result(amazon, "skipped", mapped.reason)
     if isinstance(mapped, OrderMappingError):
         return dead_letter(connections, amazon, mapped.message)
     if isinstance(buyer, OrderMappingError):
@@ -204,13 +301,117 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
             mapped = replace(mapped, cuno=buyer_cuno or create_buyer_customer(connections, route, *buyer))
         except (M3TransactionError, M3DataError) as exc:  # M3 refused the customer: this order only
             return dead_letter(connections, amazon, f"order {order_id}: M3 refused the buyer's customer: {exc}")
-    try:
-        created = connections.require_m3().create_order(connector_request(mapped))
-    except (M3TransactionError, M3OrderIncomplete, M3DataError) as exc:  # M3 refused it: this order only
-        return dead_letter(connections, amazon, f"order {order_id}: M3 refused it: {exc}")
-    m3.add(mapped.cuno, order_id, created.orno)
-    connections.state.map_id(ORDER_ID_KIND, order_id, created.orno, route.marketplace.code if route else None)
-    return result("created", decision.reason, created.orno)
+    return NewOrder(amazon, mapped, marketplace, decision.reason)
+
+
+def create_new(connections: Connections, m3: M3Lookups, orders: Sequence[NewOrder]) -> dict[str, OrderResult]:
+    """Create ``orders`` in M3 in bulk; each one's result by Amazon order id.
+
+    An order whose answer never came is in doubt: M3 is read again by its CUOR first; found, it
+    is checked like any order found there (``check_found``), absent, it is written again (at most
+    ``IN_DOUBT_ATTEMPTS`` writes in all). Still in doubt then, it waits for the next run, which
+    starts by looking it up. So an order is never created twice."""
+    results: dict[str, OrderResult] = {}
+    todo = list(orders)
+    for attempt in range(1, IN_DOUBT_ATTEMPTS + 1):
+        if not todo:
+            break
+        writes = connections.require_m3().create_orders([connector_request(new.mapped) for new in todo])
+        in_doubt: list[tuple[NewOrder, M3Unavailable]] = []
+        for new, written in zip(todo, writes, strict=True):
+            order_id = new.amazon.order_id
+            if written.created is not None:
+                m3.add(new.mapped.cuno, order_id, written.created.orno)
+                connections.state.map_id(ORDER_ID_KIND, order_id, written.created.orno, new.marketplace)
+                results[order_id] = _result(new.amazon, "created", new.reason, written.created.orno)
+            elif written.refused is not None:  # M3 refused it: this order only
+                results[order_id] = dead_letter(
+                    connections, new.amazon, f"order {order_id}: M3 refused it: {written.refused}"
+                )
+            elif written.in_doubt is not None:
+                in_doubt.append((new, written.in_doubt))
+        for cuno in {new.mapped.cuno for new, _ in in_doubt}:
+            m3.forget(cuno)  # read M3 again: the lost answers' orders may be there
+        found, todo = [], []
+        for new, lost in in_doubt:
+            orno = m3.orno(new.mapped.cuno, new.amazon.order_id)
+            if orno is not None:
+                reason = f"{new.reason}; M3's answer was lost, the order found in M3 by its CUOR"
+                found.append(FoundOrder(new.amazon, new.mapped, new.marketplace, orno, reason))
+            elif attempt < IN_DOUBT_ATTEMPTS:
+                todo.append(new)
+            else:
+                reason = f"M3's answer never came ({lost.reason}); the next run looks the order up in M3 first"
+                results[new.amazon.order_id] = _result(new.amazon, "waiting", reason)
+        results.update(check_found(connections, m3, found, created=True))
+    return results
+
+
+def check_found(
+    connections: Connections, m3: M3Lookups, orders: Sequence[FoundOrder], *, created: bool = False
+) -> dict[str, OrderResult]:
+    """Orders M3 holds under their CUOR, checked against their mapping (one bulk read of their
+    lines): complete, they are recorded (already in M3, or ``created`` when this run's lost write
+    made them); with only the first of their lines (a head whose lines an earlier attempt did not
+    all add), the missing lines are added (brief profile) or the order is dead-lettered; lines
+    that differ from the mapping are dead-lettered for a person."""
+    if not orders:
+        return {}
+    operations = connections.require_m3()
+    lines = operations.lines_of_orders([found.orno for found in orders])
+    results: dict[str, OrderResult] = {}
+    for found in orders:
+        order_id, orno = found.amazon.order_id, found.orno
+        have = [(line.itno, Decimal(line.quantity)) for line in sorted(lines[orno], key=lambda line: line.line_number)]
+        want = [(line.itno, Decimal(line.quantity)) for line in found.mapped.lines]
+        if have != want[: len(have)]:
+            results[order_id] = dead_letter(
+                connections,
+                found.amazon,
+                f"order {order_id}: in M3 as {orno} by its CUOR, but its lines {_lines_text(have)} are not "
+                f"Amazon's {_lines_text(want)}; correct or delete {orno} in M3",
+            )
+            continue
+        outcome: Outcome = "created" if created else "already_in_m3"
+        reason = found.reason
+        if len(have) < len(want):
+            if operations.profile != "brief":
+                results[order_id] = dead_letter(
+                    connections,
+                    found.amazon,
+                    f"order {order_id}: in M3 as {orno} by its CUOR with {len(have)} of its {len(want)} lines; "
+                    f"add the missing lines to {orno} in M3 (or delete it)",
+                )
+                continue
+            try:
+                operations.add_order_lines(
+                    orno, [OrderLineRequest(**vars(line)) for line in found.mapped.lines[len(have) :]]
+                )
+            except (M3TransactionError, M3OrderIncomplete, M3DataError) as exc:
+                results[order_id] = dead_letter(
+                    connections, found.amazon, f"order {order_id}: in M3 as {orno} with missing lines M3 refused: {exc}"
+                )
+                continue
+            except M3Unavailable as exc:  # the lines may be in: the next run checks the order again
+                reason = (
+                    f"M3's answer to {orno}'s missing lines never came ({exc.reason}); the next run checks it again"
+                )
+                results[order_id] = _result(found.amazon, "waiting", reason)
+                continue
+            outcome = "created"
+            reason = f"{reason}; completed: M3 had {len(have)} of its {len(want)} lines, the missing ones added"
+        m3.add(found.mapped.cuno, order_id, orno)
+        connections.state.map_id(ORDER_ID_KIND, order_id, orno, found.marketplace)
+        results[order_id] = _result(found.amazon, outcome, reason, orno)
+    return results
+
+
+def _lines_text(lines: list[tuple[str, Decimal]]) -> str:
+    return "[" + ", ".join(f"{itno} x {quantity.normalize():f}" for itno, quantity in lines) + "]"
+
+
+def _result(amazon: AmazonOrder, outcome: Outcome, reason: str, orno: str | None = None) -> OrderResult:
+    return OrderResult(amazon.order_id, outcome, reason, orno, amazon.last_update)
 
 
 def cancel_in_m3(connections: Connections, amazon: AmazonOrder, orno: str, reason: str) -> OrderResult:

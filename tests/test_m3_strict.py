@@ -351,20 +351,20 @@ def _reads(n: int, cuno: str = "AMZUS") -> dict:
 
 
 def test_gateway_refuses_bulk_requests_above_its_default_limits(box):
-    assert box.bulk(_reads(100)).json()["nrOfSuccessfullTransactions"] == 100
-    too_many = box.bulk(_reads(101))
+    assert box.bulk(_reads(80)).json()["nrOfSuccessfullTransactions"] == 80
+    too_many = box.bulk(_reads(81))
     assert too_many.status_code == 413
     assert too_many.json()["wasTerminated"] and too_many.json()["terminationErrorType"] == "RequestTooLarge"
-    assert "101 transactions, the limit is 100" in too_many.json()["terminationReason"]
-    # 64 KB: 60 transactions whose CUNO is padded with blanks to a kilobyte each
-    too_big = box.bulk(_reads(60, "AMZUS" + " " * 1100))
-    assert too_big.status_code == 413 and "limit of 65536 bytes" in too_big.json()["terminationReason"]
+    assert "81 transactions, the limit is 80" in too_many.json()["terminationReason"]
+    # 32 KB: 30 transactions whose CUNO is padded with blanks to a kilobyte each
+    too_big = box.bulk(_reads(30, "AMZUS" + " " * 1100))
+    assert too_big.status_code == 413 and "limit of 32768 bytes" in too_big.json()["terminationReason"]
     # nothing of a refused bulk runs
     customers = box.state()["customers"]
     adds = {
         "program": "CRS610MI",
         "transactions": [
-            {"transaction": "Add", "record": {"CUTM": "AMZTMPL", "CUNM": f"Bulk {n}", "CUA1": "x"}} for n in range(101)
+            {"transaction": "Add", "record": {"CUTM": "AMZTMPL", "CUNM": f"Bulk {n}", "CUA1": "x"}} for n in range(81)
         ],
     }
     assert box.bulk(adds).status_code == 413

@@ -11,7 +11,7 @@ from connectors.m3.errors import (
     M3Unavailable,
     M3WriteInDoubt,
 )
-from connectors.m3.operations import M3Operations
+from connectors.m3.operations import M3Operations, OrderWrite
 from connectors.m3.records import (
     CreatedOrder,
     Customer,
@@ -61,6 +61,7 @@ __all__ = [
     "OrderLine",
     "OrderLineRequest",
     "OrderRequest",
+    "OrderWrite",
     "PostedVoucher",
     "PostedVoucherLine",
     "StockBalance",

@@ -41,8 +41,8 @@ _TRANSACTION = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _READ_PREFIXES = ("Get", "Lst", "Search", "Sel")
 # M3's answers for a record another job holds or changed meanwhile (docs/m3-contract.md): worth a retry.
 LOCKED_CODES = frozenset({"XUP0001", "XO_1130"})
-BULK_MAX_TRANSACTIONS = 100  # what the gateway takes in one bulk request (the sandbox's default limits)
-BULK_MAX_BYTES = 64 * 1024
+BULK_MAX_TRANSACTIONS = 80  # what the gateway takes in one bulk request (a vendor's documented limits)
+BULK_MAX_BYTES = 32 * 1024
 MAX_RECORDS = 10_000  # the most records M3 returns for one list call (maxrecs=0)
 
 

@@ -13,9 +13,9 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -40,8 +40,10 @@ from connectors.m3.records import (
     Item,
     JournalEntry,
     M3DataError,
+    OrderAddress,
     OrderHead,
     OrderLine,
+    OrderLineRequest,
     OrderRequest,
     PostedVoucher,
     PostedVoucherLine,
@@ -71,6 +73,19 @@ ADRT_DELIVERY = 1  # OIS100MI/AddBatchAddress address type: delivery address
 VOUCHER_WAIT_SECONDS = M3Settings.voucher_wait_seconds  # how long post_voucher polls for a GLS840 batch's voucher
 SETTLE_SECONDS = M3Settings.settle_seconds  # how long after an unanswered write M3 may still commit it
 POLL_FIRST, POLL_MAX = 0.1, 2.0  # seconds between looks for a voucher: doubling up to the cap
+
+
+@dataclass(frozen=True)
+class OrderWrite:
+    """What became of one order of :meth:`M3Operations.create_orders`: exactly one of ``created``
+    (M3's numbers), ``refused`` (M3's answer: ``M3TransactionError``, or ``M3OrderIncomplete``
+    naming the head or batch order it left) or ``in_doubt`` (the answer never came: M3 may hold
+    the order; look it up by its CUOR before writing again)."""
+
+    customer_order_ref: str
+    created: CreatedOrder | None = None
+    refused: M3Error | None = None
+    in_doubt: M3Unavailable | None = None
 
 
 class M3Operations:
@@ -190,64 +205,128 @@ class M3Operations:
 
     # -- orders -------------------------------------------------------------------------------
     def create_order(self, order: OrderRequest) -> CreatedOrder:
-        """Create a customer order. Not idempotent by itself: callers check
-        :meth:`find_order_by_reference` first (the CUOR is the Amazon order id)."""
-        if self.profile == "brief":
-            return self._create_order_brief(order)
-        return self._create_order_batch(order)
+        """Create a customer order (a bulk of one, :meth:`create_orders`). Not idempotent by itself:
+        callers check :meth:`find_order_by_reference` first (the CUOR is the Amazon order id).
+        M3's refusal raises it (``M3TransactionError``, ``M3OrderIncomplete``); a lost answer
+        raises the ``M3Unavailable`` (the order is in doubt)."""
+        (written,) = self.create_orders([order])
+        if written.created is not None:
+            return written.created
+        raise written.refused or written.in_doubt or M3Error("order creation ended without an answer")
 
-    def _create_order_brief(self, order: OrderRequest) -> CreatedOrder:
-        head = _first(self.client.execute("OIS100MI", "AddHead", order.head_to_m3()))
-        orno = m3_text(head, "ORNO")
-        if not orno:
-            raise M3Error("OIS100MI/AddHead answered OK without an order number (ORNO)")
-        line_numbers = self._add_lines(orno, "AddLine", order)
-        status = m3_text(self._one("OIS100MI", "GetHead", {"ORNO": orno}), "STAT")
-        return CreatedOrder(orno=orno, status=status, line_numbers=line_numbers)
+    def create_orders(self, orders: Sequence[OrderRequest]) -> list[OrderWrite]:
+        """Create many customer orders in few MI bulk requests; one :class:`OrderWrite` per order, in order.
 
-    def _create_order_batch(self, order: OrderRequest) -> CreatedOrder:
-        head = _first(self.client.execute("OIS100MI", "AddBatchHead", order.head_to_m3()))
-        batch_orno = m3_text(head, "ORNO")
-        if not batch_orno:
-            raise M3Error("OIS100MI/AddBatchHead answered OK without a batch order number (ORNO)")
-        line_numbers = self._add_lines(batch_orno, "AddBatchLine", order)
-        address = order.delivery_address
-        if address is not None:
+        Orders go in groups of at most ``bulk_max_transactions`` (one gateway request of heads),
+        each group stage by stage, one bulk per stage (docs/m3-contract.md, "Bulk order creation"):
+        brief: AddHead, AddLine (all lines), GetHead (the status); cloudsuite: AddBatchHead,
+        AddBatchLine, AddBatchAddress, Confirm. Each transaction of a bulk stands alone, so one
+        order's refusal leaves the others alone. A stage whose answer never came (timeout, dropped
+        connection, 5xx) leaves the group's unfinished orders *in doubt*: M3 may hold them (look
+        them up by CUOR before writing again). Not idempotent by itself, as ``create_order``."""
+        written: list[OrderWrite | None] = [None] * len(orders)
+        group = self.client.bulk_max_transactions
+        for first in range(0, len(orders), group):
+            indexes = list(range(first, min(first + group, len(orders))))
             try:
-                self.client.execute(
-                    "OIS100MI",
-                    "AddBatchAddress",
-                    {
-                        "ORNO": batch_orno,
-                        "ADRT": ADRT_DELIVERY,
-                        "CUNM": address.name,
-                        "CUA1": address.address1,
-                        "CUA2": address.address2,
-                        "CUA3": address.address3,
-                        "PONO": address.postal_code,
-                        "TOWN": address.town,
-                        "CSCD": address.country,
-                        "ECAR": address.state,
-                        "PHNO": address.phone,
-                    },
-                    idempotent=True,
-                )  # one address per type on the batch order: a repeat adds nothing
-            except M3TransactionError as exc:
-                raise M3OrderIncomplete(batch_orno, (exc,)) from exc
-        try:
-            confirmed = _first(self.client.execute("OIS100MI", "Confirm", {"ORNO": batch_orno}))
-        except M3TransactionError as exc:
-            raise M3OrderIncomplete(batch_orno, (exc,)) from exc
-        orno = m3_text(confirmed, "ORNO") or batch_orno
-        return CreatedOrder(
-            orno=orno, status=m3_text(confirmed, "STAT"), line_numbers=line_numbers, batch_orno=batch_orno
-        )
+                self._create_group([orders[i] for i in indexes], indexes, written)
+            except M3Unavailable as exc:
+                for i in indexes:
+                    if written[i] is None:
+                        written[i] = OrderWrite(orders[i].customer_order_ref, in_doubt=exc)
+        return [w if w is not None else OrderWrite("", refused=M3Error("no answer")) for w in written]
 
-    def _add_lines(self, orno: str, transaction: str, order: OrderRequest) -> tuple[int, ...]:
-        # One bulk for all lines: one round trip, and every line's answer comes back.
-        results = self.client.execute_bulk(
-            "OIS100MI", [(transaction, {"ORNO": orno, **line.to_m3()}) for line in order.lines]
+    def _create_group(self, orders: list[OrderRequest], indexes: list[int], written: list[OrderWrite | None]) -> None:
+        """One group through every stage; ``written[i]`` is set as each order's fate is known."""
+        brief = self.profile == "brief"
+
+        def refuse(n: int, error: M3Error) -> None:
+            written[indexes[n]] = OrderWrite(orders[n].customer_order_ref, refused=error)
+
+        heads = self.client.execute_bulk(
+            "OIS100MI", [("AddHead" if brief else "AddBatchHead", order.head_to_m3()) for order in orders]
         )
+        ornos: dict[int, str] = {}  # group position -> (batch) order number
+        for n, result in enumerate(heads):
+            orno = m3_text(result.records[0], "ORNO") if result.records else ""
+            if result.error is not None:
+                refuse(n, result.error)
+            elif not orno:
+                refuse(n, M3Error(f"OIS100MI/{result.transaction} answered OK without an order number (ORNO)"))
+            else:
+                ornos[n] = orno
+        line_numbers = self._add_lines_bulk("AddLine" if brief else "AddBatchLine", orders, ornos, refuse)
+        if not brief:
+            self._add_addresses_bulk(orders, ornos, refuse)
+        alive = [n for n in ornos if n in line_numbers]
+        if not alive:
+            return
+        if brief:  # the head's status, read back in one bulk (a read: retried)
+            answers = self.client.execute_bulk("OIS100MI", [("GetHead", {"ORNO": ornos[n]}) for n in alive])
+            for n, result in zip(alive, answers, strict=True):
+                status = m3_text(result.records[0], "STAT") if result.records else ""
+                created = CreatedOrder(orno=ornos[n], status=status, line_numbers=line_numbers[n])
+                written[indexes[n]] = OrderWrite(orders[n].customer_order_ref, created=created)
+            return
+        confirms = self.client.execute_bulk("OIS100MI", [("Confirm", {"ORNO": ornos[n]}) for n in alive])
+        for n, result in zip(alive, confirms, strict=True):
+            if result.error is not None:
+                refuse(n, M3OrderIncomplete(ornos[n], (result.error,)))
+                continue
+            record = result.records[0] if result.records else {}
+            created = CreatedOrder(
+                orno=m3_text(record, "ORNO") or ornos[n],
+                status=m3_text(record, "STAT"),
+                line_numbers=line_numbers[n],
+                batch_orno=ornos[n],
+            )
+            written[indexes[n]] = OrderWrite(orders[n].customer_order_ref, created=created)
+
+    def _add_lines_bulk(
+        self,
+        transaction: str,
+        orders: list[OrderRequest],
+        ornos: dict[int, str],
+        refuse: Callable[[int, M3Error], None],
+    ) -> dict[int, tuple[int, ...]]:
+        """Every line of the headed orders in one bulk (split by the client to the gateway's
+        limits); the line numbers of the orders whose lines all went in. An order with a refused
+        line is refused as incomplete (its head stays in M3: M3OrderIncomplete names it)."""
+        calls = [(n, line) for n in ornos for line in orders[n].lines]
+        results = self.client.execute_bulk(
+            "OIS100MI", [(transaction, {"ORNO": ornos[n], **line.to_m3()}) for n, line in calls]
+        )
+        numbers: dict[int, list[int]] = {n: [] for n in ornos}
+        errors: dict[int, list[M3TransactionError]] = {}
+        for (n, _), result in zip(calls, results, strict=True):
+            if result.error is not None:
+                errors.setdefault(n, []).append(result.error)
+            else:
+                numbers[n].append(m3_int(result.records[0], "PONR") if result.records else 0)
+        for n, failed in errors.items():
+            refuse(n, M3OrderIncomplete(ornos[n], tuple(failed)))
+        return {n: tuple(found) for n, found in numbers.items() if n not in errors}
+
+    def _add_addresses_bulk(
+        self, orders: list[OrderRequest], ornos: dict[int, str], refuse: Callable[[int, M3Error], None]
+    ) -> None:
+        """cloudsuite: the delivery addresses of the batch orders still alive, in one bulk. One
+        address per type on a batch order: a repeat adds nothing, so the bulk is idempotent."""
+        addresses = {n: order.delivery_address for n, order in enumerate(orders) if n in ornos}
+        with_address = [(n, address) for n, address in addresses.items() if address is not None]
+        calls = [("AddBatchAddress", _address_fields(ornos[n], address)) for n, address in with_address]
+        answers = self.client.execute_bulk("OIS100MI", calls, idempotent=True)
+        for (n, _), result in zip(with_address, answers, strict=True):
+            if result.error is not None:
+                refuse(n, M3OrderIncomplete(ornos[n], (result.error,)))
+                del ornos[n]
+
+    def add_order_lines(self, orno: str, lines: Sequence[OrderLineRequest]) -> tuple[int, ...]:
+        """Add ``lines`` to existing order ``orno`` in one bulk (brief: AddLine; finishing an order
+        whose lines an earlier attempt did not all add). M3OrderIncomplete names what M3 refused."""
+        if self.profile != "brief":
+            raise M3Error("adding lines to an existing order needs the brief profile's OIS100MI/AddLine")
+        results = self.client.execute_bulk("OIS100MI", [("AddLine", {"ORNO": orno, **line.to_m3()}) for line in lines])
         errors = tuple(r.error for r in results if r.error is not None)
         if errors:
             raise M3OrderIncomplete(orno, errors)
@@ -298,6 +377,16 @@ class M3Operations:
             raise refused[0]
         self.client.execute("OIS100MI", "DelHead", {"ORNO": orno})
         return len(lines)
+
+    def lines_of_orders(self, ornos: Sequence[str]) -> dict[str, list[OrderLine]]:
+        """Each order's lines, all read in one bulk of LstLine (split to the gateway's limits)."""
+        results = self.client.execute_bulk("OIS100MI", [("LstLine", {"ORNO": orno}) for orno in ornos], maxrecs=0)
+        found: dict[str, list[OrderLine]] = {}
+        for orno, result in zip(ornos, results, strict=True):
+            if result.error is not None:
+                raise result.error
+            found[orno] = [OrderLine.from_m3(r) for r in result.records]
+        return found
 
     # -- items and stock ----------------------------------------------------------------------
     def get_item(self, itno: str) -> Item:
@@ -732,6 +821,23 @@ def _company(cono: str) -> str:
 
 def _listed(pairs: set[tuple[str, str]]) -> str:
     return ", ".join(f"{c}/{d}" if d else c for c, d in sorted(pairs))
+
+
+def _address_fields(orno: str, address: OrderAddress) -> dict[str, FieldValue | None]:
+    """OIS100MI/AddBatchAddress's input for the batch order's delivery address."""
+    return {
+        "ORNO": orno,
+        "ADRT": ADRT_DELIVERY,
+        "CUNM": address.name,
+        "CUA1": address.address1,
+        "CUA2": address.address2,
+        "CUA3": address.address3,
+        "PONO": address.postal_code,
+        "TOWN": address.town,
+        "CSCD": address.country,
+        "ECAR": address.state,
+        "PHNO": address.phone,
+    }
 
 
 def _first(records: list[dict[str, str]]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +55,34 @@ class DroppedResponse(Response):
         raise ConnectionDropped("fault injection: connection dropped after commit")
 
 
+class RequestCount:
+    """MI requests this app answered (single GETs, bulk POSTs): what an integration costs the gateway."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.single = 0
+        self.bulk = 0
+        self.transactions = 0  # single requests plus every transaction of the bulk requests
+
+    def request(self, *, bulk: bool) -> None:
+        """One request arrived (counted before anything is checked: a refused one costs a request too)."""
+        with self._lock:
+            if bulk:
+                self.bulk += 1
+            else:
+                self.single += 1
+                self.transactions += 1
+
+    def ran(self, transactions: int) -> None:
+        """A bulk request's transactions were accepted to run."""
+        with self._lock:
+            self.transactions += transactions
+
+    @property
+    def requests(self) -> int:
+        return self.single + self.bulk
+
+
 def _split_matrix(segment: str) -> tuple[str, dict[str, str]]:
     name, *params = segment.split(";")
     matrix: dict[str, str] = {}
@@ -88,9 +117,10 @@ def _transaction_meta(program: str, transaction: str) -> metadata.TransactionMet
         return None
 
 
-# [ours] per bulk request, as gateways limit them (80 transactions / 32 KB seen; docs/m3-contract.md)
-BULK_MAX_TRANSACTIONS = 100
-BULK_MAX_BYTES = 64 * 1024  # [ours] bulk request body
+# Per bulk request, as a vendor's gateway documents them: "default batch of 80 transactions",
+# "maximum size per message is 32 KB" (docs/m3-contract.md, "Limits")
+BULK_MAX_TRANSACTIONS = 80
+BULK_MAX_BYTES = 32 * 1024  # bulk request body
 
 
 def create_app(
@@ -128,6 +158,7 @@ def create_app(
     authenticator = Authenticator(store, token_lifetime)
     faults = FaultInjector()
     gl_jobs = BatchJobs(store, gl_batch_delay)
+    counted = RequestCount()
 
     def unauthorized() -> Response:
         if auth == "oauth":
@@ -179,6 +210,7 @@ def create_app(
             return _transaction_meta(program, transaction), error
 
     async def single(request: Request, *, v1: bool) -> Response:
+        counted.request(bulk=False)
         if not await authorized(request):
             return unauthorized()
         parsed = _fields_and_params(request, request.path_params["rest"])
@@ -212,6 +244,7 @@ def create_app(
         return await single(request, v1=False)
 
     async def bulk(request: Request) -> Response:
+        counted.request(bulk=True)
         if not await authorized(request):
             return unauthorized()
         raw = await request.body()
@@ -240,6 +273,7 @@ def create_app(
                 ),
                 status_code=413,
             )
+        counted.ran(len(items))
         metas = [_transaction_meta(program, trn) for trn, _, _ in items]
 
         async def run() -> Response:
@@ -301,6 +335,7 @@ def create_app(
     app.state.tenant = tenant
     app.state.faults = faults
     app.state.gl_jobs = gl_jobs
+    app.state.mi_requests = counted
     return app
 
 
