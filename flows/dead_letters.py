@@ -72,7 +72,11 @@ def replay_order(connections: Connections, letter: DeadLetter) -> tuple[bool, st
     routing = load_routing(connections.home, sandbox=connections.sandbox)
     marketplace_id = str(letter.payload["marketplace_id"])
     order = steps.fetch_order(connections, marketplace_id, letter.entity_key, buyers=routing.customers == "buyer")
-    result = steps.sync_order(connections, routing, steps.M3Lookups(connections), order)
+    lookups = steps.M3Lookups(connections)
+    # The letter being replayed no longer holds its order back: a person says it is fixed, and an
+    # order M3 holds half-made is checked against its lines (completed or lettered with why).
+    lookups.open_letters.pop(letter.entity_key, None)
+    result = steps.sync_order(connections, routing, lookups, order)
     if result.outcome == "dead_lettered":  # sync_order recorded the new attempt
         return False, result.reason
     if result.outcome == "waiting":  # Amazon has not confirmed it yet: still not in M3

@@ -176,3 +176,40 @@ def test_an_order_found_in_m3_is_checked_against_its_lines(tmp_path: Path):
         for order_id, result in results.items():
             mapped = connections.state.m3_id_for(ORDER_ID_KIND, order_id)
             assert mapped == (None if result.outcome == "dead_lettered" else result.orno)
+
+
+def test_a_replayed_letter_completes_the_half_made_order_it_held_back(prefect_api_url: str, tmp_path: Path):
+    """A bare head in M3 (lines refused after AddHead) with its open dead letter: a run leaves it
+    lettered (no second head); the replay, a person saying it is fixed, adds Amazon's lines to
+    that head and closes the letter. M3 then holds one order for the Amazon id, with its lines."""
+    from flows.dead_letters import replay_order
+    from flows.orders_steps import FLOW, AmazonOrder, M3Lookups, sync_order
+    from sync.routing import load_routing
+
+    with open_connections(tmp_path, sandbox=True, orders=20):
+        pass
+    [(head, lines)] = load_orders(1, until=datetime.now(UTC) - timedelta(hours=1))
+    order_id = head["AmazonOrderId"]
+    seller = json.loads((tmp_path / "sandbox" / "world.json").read_text(encoding="utf-8"))["seller_id"]
+    store = SpApiStore(tmp_path / "sandbox" / "spapi")
+    try:
+        store.seed([(head, lines)], [], [], seller)
+    finally:
+        store.close()
+    with open_connections(tmp_path, sandbox=True) as connections:
+        m3, state = connections.m3, connections.state
+        assert m3 is not None
+        routing = load_routing(tmp_path, sandbox=True)
+        m3.client.execute("OIS100MI", "AddHead", {"CUNO": "AMZUS", "ORTP": "AMZ", "CUOR": order_id})
+        payload = {"amazon_order_id": order_id, "marketplace_id": head["MarketplaceId"]}
+        state.add_dead_letter(FLOW, ORDER_ID_KIND, order_id, payload, "M3 refused a line")
+        held = sync_order(connections, routing, M3Lookups(connections), AmazonOrder(head, tuple(lines)))
+        assert held.outcome == "dead_lettered" and held.reason == "M3 refused a line"
+        [letter] = state.list_dead_letters(FLOW)
+        ok, what = replay_order(connections, letter)
+        assert ok, what
+        ornos = [orno for cuor, orno in m3.orders_by_reference("AMZUS").items() if cuor == order_id]
+        assert len(ornos) == 1
+        got = sorted((line.itno, int(line.quantity)) for line in m3.list_order_lines(ornos[0]))
+        expected = sorted((routing.item_number(i["SellerSKU"]), int(i["QuantityOrdered"])) for i in lines)
+        assert got == expected
