@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from connectors.m3.client import FieldValue, M3Client
+from connectors.m3.client import BulkResult, FieldValue, M3Client
 from connectors.m3.errors import (
     M3BatchFailed,
     M3Error,
@@ -269,7 +269,19 @@ class M3Operations:
                 written[indexes[n]] = OrderWrite(orders[n].customer_order_ref, created=created)
             return
         confirms = self.client.execute_bulk("OIS100MI", [("Confirm", {"ORNO": ornos[n]}) for n in alive])
+        # Confirm answers OK even when M3's check leaves the order in OIS275 below status 90: those
+        # are not created; their messages (LstErrMsgOrder, one bulk) say why.
+        rejected = [
+            n
+            for n, result in zip(alive, confirms, strict=True)
+            if result.error is None and m3_text(result.records[0] if result.records else {}, "STAT") not in ("", "90")
+        ]
+        messages = self.client.execute_bulk("OIS100MI", [("LstErrMsgOrder", {"ORNO": ornos[n]}) for n in rejected])
+        for n, answer in zip(rejected, messages, strict=True):
+            refuse(n, M3OrderIncomplete(ornos[n], _confirm_errors(answer)))
         for n, result in zip(alive, confirms, strict=True):
+            if n in rejected:
+                continue
             if result.error is not None:
                 refuse(n, M3OrderIncomplete(ornos[n], (result.error,)))
                 continue
@@ -735,6 +747,27 @@ class M3Operations:
         if not records:
             raise M3Error(f"{program}/{transaction} answered OK without a record")
         return records[0]
+
+
+def _confirm_errors(answer: BulkResult) -> tuple[M3TransactionError, ...]:
+    """A rejected batch order's messages (LEVL, MDTA, MSID, TX60) as M3's refusals of its Confirm."""
+    if answer.error is not None:
+        return (answer.error,)
+    return tuple(
+        M3TransactionError(
+            "OIS100MI",
+            "Confirm",
+            "ServerReturnedNOK",
+            m3_text(r, "MSID"),
+            None,
+            f"{m3_text(r, 'TX60')} ({m3_text(r, 'MDTA')})" if m3_text(r, "MDTA") else m3_text(r, "TX60"),
+        )
+        for r in answer.records
+    ) or (
+        M3TransactionError(
+            "OIS100MI", "Confirm", "ServerReturnedNOK", None, None, "left below status 90 without a message"
+        ),
+    )
 
 
 def key_of(voucher_text: str) -> str:

@@ -149,6 +149,10 @@ NLAM N16.2 Net line amount
 DLQT N16.6 Delivered quantity
 IVQT N16.6 Invoiced quantity
 CTYP A1 Confirmation type
+LEVL A2 Error level
+MDTA A132 Message data
+TX60 A60 Message text
+MSID A7 Message ID
 IVNO N9 Invoice number
 IVDT D10 Invoice date
 FIVD D10 From invoice date
@@ -318,6 +322,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
     ("OIS100MI", "AddBatchLine", f"ORNO* {_LINE_IN}", "PONR POSX ATNR", True),
     ("OIS100MI", "AddBatchAddress", f"ORNO* ADRT* CUNM {_ADDR} PHN2 VRNO YREF MODL TEDL", "", True),
     ("OIS100MI", "Confirm", "ORNO* CONO CTYP", "ORNO STAT", True),
+    ("OIS100MI", "LstErrMsgOrder", "ORNO* CONO", "LEVL MDTA TX60 MSID", False),
     ("OIS100MI", "DelLine", "ORNO* PONR* POSX CONO", "", True),
     ("OIS100MI", "DelHead", "ORNO* CONO", "", True),
     ("OIS100MI", "GetHead", "ORNO* CONO", _ORDER_HEAD_OUT, False),

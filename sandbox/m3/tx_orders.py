@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from . import orders
 from .errors import nok
 from .registry import Call, Record, mi
@@ -47,8 +49,18 @@ def add_batch_address(call: Call) -> list[Record]:
 @mi("OIS100MI", "Confirm")
 def confirm(call: Call) -> list[Record]:
     head = orders.confirm_batch(call.tx, call.get("ORNO"))
-    # STAT is the batch order's status: 90 = "Customer Order Created" (OIS100MI batch orders).
-    return [{"ORNO": head["ORNO"], "STAT": "90"}]
+    # STAT is the batch order's status: 90 = "Customer Order Created"; below 90 the order stays in
+    # OIS275 under its batch number with error messages (LstErrMsgOrder).
+    if "ERRORS" in head:
+        return [{"ORNO": head["ORNO"], "STAT": head["STAT"]}]
+    return [{"ORNO": head["ORNO"], "STAT": orders.BATCH_CREATED}]
+
+
+@mi("OIS100MI", "LstErrMsgOrder")
+def list_order_errors(call: Call) -> list[Record]:
+    """The error messages of a batch order Confirm left below 90 (none for one it created)."""
+    head = orders.get_order(call.tx, call.get("ORNO"), "batch")
+    return list(json.loads(head.get("ERRORS") or "[]"))
 
 
 @mi("OIS100MI", "DelLine")
