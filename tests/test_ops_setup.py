@@ -191,7 +191,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
         *(f"deployment {d}: concurrency limit 1: updated" for d in DEPLOYMENTS),
         f"automation '{FAILED_AUTOMATION}': created",
         f"automation '{STALE_AUTOMATION}': created",
-        "6 changed",
+        "7 changed",
     ]
     second = _ops_setup(server, *args)
     assert (second.returncode, second.stderr) == (0, "")
