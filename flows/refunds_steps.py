@@ -51,9 +51,9 @@ class RefundResult:
 
 
 def refunds_in(sources: Sources) -> list[AmazonRefund]:
-    """Every settlement's refunds, each credit key once, oldest first."""
+    """Every settlement's refunds, each credit key once, oldest first (the same day: as posted)."""
     found = [r for s in sources.settlements for r in refunds_of(s.lines, s.currency, s.settlement_id)]
-    return sorted(unique_refunds(found), key=lambda r: (r.posted, r.order_id, r.key))
+    return sorted(unique_refunds(found), key=lambda r: r.posted)  # stable: keeps each settlement's posting order
 
 
 def credit_refund(connections: Connections, routing: RoutingSettings, refund: AmazonRefund) -> RefundResult:

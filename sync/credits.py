@@ -194,12 +194,14 @@ class CreditRefused:
 
 
 def refunds_of(lines: pd.DataFrame, currency: str, settlement_id: str = "") -> tuple[AmazonRefund, ...]:
-    """The refunds in a settlement's ``lines`` (``LINE_COLUMNS``), one per credit key, in posted order."""
-    rows = lines[
-        (lines["transaction_type"] == REFUND)
-        & (lines["order_id"] != "")
-        & lines["amount_type"].isin([ITEM_PRICE, PROMOTION])
-        & lines["amount_description"].isin([PRINCIPAL, SHIPPING])
+    """The refunds in a settlement's ``lines`` (``LINE_COLUMNS``), one per credit key, in posting order."""
+    # In posting order: of a refund Amazon repeated, the first is credited and the later is the duplicate.
+    rows = lines.sort_values("posted_date", kind="stable")
+    rows = rows[
+        (rows["transaction_type"] == REFUND)
+        & (rows["order_id"] != "")
+        & rows["amount_type"].isin([ITEM_PRICE, PROMOTION])
+        & rows["amount_description"].isin([PRINCIPAL, SHIPPING])
     ]
     decimals = currency_decimals(currency)
     grouped: dict[str, dict[str, Any]] = {}
@@ -235,7 +237,7 @@ def refunds_of(lines: pd.DataFrame, currency: str, settlement_id: str = "") -> t
         )
         for key, group in grouped.items()
     ]
-    return tuple(sorted(refunds, key=lambda r: (r.posted, r.order_id, r.key)))
+    return tuple(refunds)  # dicts keep insertion order: the order of each refund's first row
 
 
 _AMOUNT_FIELDS = {

@@ -106,13 +106,15 @@ def test_a_sku_the_order_lacks_and_more_refunded_than_invoiced_are_reasons() -> 
 
 
 def test_a_duplicated_refund_row_counts_once_and_a_refund_without_adjustment_id_is_keyed_by_order_date_sku() -> None:
-    def row(amount_type: str, description: str, amount: int, adjustment: str, sku: str = "A10001") -> dict:
+    def row(
+        amount_type: str, description: str, amount: int, adjustment: str, sku: str = "A10001", hour: int = 10
+    ) -> dict:
         return {
             "transaction_type": "Refund",
             "amount_type": amount_type,
             "amount_description": description,
             "amount_minor": amount,
-            "posted_date": "2026-11-20 10:00:00",
+            "posted_date": f"2026-11-20 {hour}:00:00",
             "order_id": "O1",
             "adjustment_id": adjustment,
             "sku": sku,
@@ -121,6 +123,7 @@ def test_a_duplicated_refund_row_counts_once_and_a_refund_without_adjustment_id_
 
     lines = lines_frame(
         [
+            row("ItemPrice", "Principal", -2000, "AAA-TWIN", hour=12),  # Amazon repeating ADJ1 later
             row("ItemPrice", "Principal", -2000, "ADJ1"),
             row("ItemPrice", "Principal", -2000, "ADJ1"),  # the same row again
             row("Promotion", "Principal", 200, "ADJ1"),
@@ -134,6 +137,7 @@ def test_a_duplicated_refund_row_counts_once_and_a_refund_without_adjustment_id_
     assert [(r.key, r.items) for r in refunds] == [
         ("ADJ1", (RefundedItem("A10001", D("20.00"), D("2.00")),)),
         ("O1-20261120-A10002", (RefundedItem("A10002", D("5.00"), shipping=D("4.99")),)),
+        ("AAA-TWIN", (RefundedItem("A10001", D("20.00")),)),  # posted last: the one found a duplicate
     ]
     assert refunds[0].total == D("18.00") and refunds[1].total == D("9.99")
     assert AmazonRefund.from_json(refunds[0].to_json()) == refunds[0]  # the dead letter's payload replays it
@@ -357,3 +361,48 @@ def test_m3sync_refunds_dead_letters_a_refund_it_cannot_credit_and_replays_it(pr
         assert (replayed.status, replayed.detail) == ("failed", letter_entry["reason"])
         [again] = connections.state.list_dead_letters("refunds")
         assert again.attempts == 2
+
+
+def test_the_worlds_refunds_of_synced_orders_are_credited_as_the_generator_credits_them(
+    prefect_api_url: str, tmp_path: Path
+) -> None:
+    """What the demo will run: order sync, M3 invoices, refund credit from Amazon's settlement
+    reports, M3 invoices the return orders, and the settlements then find no refund without
+    credit. Expected: the generator's own credit notes (``World.m3_credit_notes``: one per refund,
+    net = principal + shipping - promotions) and its injected duplicated refunds."""
+    import json
+
+    from flows.contract import run_document
+
+    ORDERS = 24  # enough for a few refunds and both of the world's duplicated refunds
+    from flows.orders import order_sync
+    from flows.refunds import refund_credit
+    from flows.settlement import settlement_reconciliation
+
+    def invoice_every_order() -> None:  # the sandbox M3's admin "advance" to 77 (invoiced)
+        with open_connections(tmp_path, sandbox=True) as connections:
+            advance = f"{connections.sandbox_env.m3.base_url}/sandbox/advance"
+            assert httpx.post(advance, json={"to": "77"}, timeout=120).is_success
+
+    with open_connections(tmp_path, sandbox=True, orders=ORDERS) as connections:
+        world = connections.sandbox_env.world()
+    start = json.loads((tmp_path / "sandbox" / "world.json").read_text(encoding="utf-8"))["start"]
+    assert order_sync(since=f"{start}T00:00:00Z", sandbox=True, home=str(tmp_path))["counts"]["created"] == ORDERS
+    invoice_every_order()  # the sales orders
+
+    document = refund_credit(sandbox=True, home=str(tmp_path), from_amazon=True)
+    notes = world.m3_credit_notes()
+    assert notes, "the world has no refund"
+    assert {e["credit_key"]: (e["amount"], e["currency"]) for e in document["credited"]} == {
+        n.adjustment_id: (str(n.net), n.currency) for n in notes
+    }
+    duplicated = {a.order_id for a in world.anomalies if a.kind == "duplicate_refund"}
+    assert duplicated and {e["amazon_order_id"] for e in document["duplicate"]} == duplicated
+    assert document["counts"]["dead_lettered"] == document["counts"]["not_synced"] == 0
+
+    invoice_every_order()  # the return orders: the credit notes
+    state = settlement_reconciliation(
+        from_amazon=True, sandbox=True, home=str(tmp_path), dry_run=True, return_state=True
+    )
+    settled = run_document(state)["settlements"]
+    assert settled and all(s["reconciliation"]["refund_without_credit"] == 0 for s in settled)
