@@ -143,6 +143,27 @@ def test_a_duplicated_refund_row_counts_once_and_a_refund_without_adjustment_id_
     assert AmazonRefund.from_json(refunds[0].to_json()) == refunds[0]  # the dead letter's payload replays it
 
 
+def test_the_routing_names_each_marketplaces_return_order_type_default_ret() -> None:
+    from sync.routing import RoutingSettingsError, parse_routing
+
+    def routing(**us: object) -> dict:
+        body = {
+            "customer": "AMZUS",
+            "currency": "USD",
+            "facility": "100",
+            "mfn": {"warehouse": "100", "order_type": "AMZ"},
+            "afn": "skip",
+        }
+        return {"company_time_zone": "UTC", "shipping_item": "FREIGHT", "marketplaces": {"US": {**body, **us}}}
+
+    us = "ATVPDKIKX0DER"
+    assert parse_routing(routing(), "r.yaml").marketplaces[us].return_order_type == "RET"
+    assert parse_routing(routing(return_order_type="RTN"), "r.yaml").marketplaces[us].return_order_type == "RTN"
+    with pytest.raises(RoutingSettingsError, match=r"^r\.yaml: marketplaces\.US\.return_order_type: 'RETURN' is 6"):
+        parse_routing(routing(return_order_type="RETURN"), "r.yaml")
+    assert ROUTING.route(us) is not None and ROUTING.route(us).return_order_type == "RET"  # the shipped file
+
+
 # ---- end to end against the sandbox M3 -----------------------------------------------------------
 
 
@@ -326,6 +347,9 @@ def test_m3sync_refunds_dead_letters_a_refund_it_cannot_credit_and_replays_it(pr
     """The command: a refund of an SKU the M3 order lacks is a dead letter (exit 3, no buyer data),
     the other is credited; ``deadletters replay`` runs the same code and fails again the same way."""
     from flows.dead_letters import replay_letters
+    from flows.exit_codes import EXIT_INVALID
+    from flows.failures import RunFailed
+    from flows.refunds import refund_credit
 
     with open_connections(tmp_path, sandbox=True, orders=20) as connections:
         _sales_order(connections, PARTLY, OrderLineRequest(itno="A10002", quantity=1, unit_price=D("30.00")))
@@ -354,6 +378,17 @@ def test_m3sync_refunds_dead_letters_a_refund_it_cannot_credit_and_replays_it(pr
     assert run.stderr.strip() == (
         f"m3sync: 1 of 2 refunds dead-lettered: {BAD_SKU} (SKU not on the M3 order: A10001 (item A10001))"
     )
+    # An unreadable file: one line naming file, line and column, exit 2; nothing of it credited.
+    bad = tmp_path / "bad.txt"
+    bad.write_text(settlement.read_text(encoding="utf-8").replace("-10.00", "-ten"), encoding="utf-8")
+    state = refund_credit(files=[str(bad)], sandbox=True, home=str(tmp_path), return_state=True)
+    failed = state.result(raise_on_failure=False)
+    assert isinstance(failed, RunFailed) and failed.exit_code == EXIT_INVALID
+    assert state.message == (  # line 8, column 15 (amount): the BAD_SKU refund's row
+        "1 settlement file(s) unreadable: bad.txt:8:15: amount '-ten' is not a number (this file uses decimal dot, "
+        "e.g. 1234.56)"
+    )
+    assert failed.document["counts"]["unreadable"] == 1 and failed.document["counts"]["credited"] == 0
     with open_connections(tmp_path, sandbox=True) as connections:
         [letter] = connections.state.list_dead_letters("refunds")
         assert (letter.entity, letter.entity_key, letter.payload["amazon_order_id"]) == ("credit", "ADJ-BAD", BAD_SKU)
