@@ -16,6 +16,8 @@ Rules:
   ordered, the credit line returns those units at the original SAPR, and its discount (DIA1) is
   what makes the line equal the refund: the original discount in proportion. Otherwise (a partial
   refund) it is one line of quantity -1 at the refunded amount.
+- A restocking fee the seller keeps makes the returned units' credit smaller (on the discount,
+  as a promotion taken back); goodwill paid on top is one more line of quantity -1 at its amount.
 - Refunded shipping (less the shipping promotion taken back) is one line of quantity -1 of the
   routing's shipping item.
 - A SKU the M3 order does not have, or more refunded than M3 invoiced less what was credited
@@ -42,6 +44,7 @@ from sync.routing import RoutingSettings
 REFUND = "Refund"  # settlement transaction type
 ITEM_PRICE, PROMOTION = "ItemPrice", "Promotion"  # amount types of a refund's money
 PRINCIPAL, SHIPPING = "Principal", "Shipping"  # amount descriptions
+RESTOCKING_FEE, GOODWILL = "RestockingFee", "Goodwill"  # ItemPrice of a refund: kept by the seller, paid extra
 YREF_LENGTH = 30  # OIS100MI YREF: A30
 CREDIT_ID_KIND = "credit"  # the id map's kind: credit key -> M3 return order number
 
@@ -61,10 +64,12 @@ class RefundedItem:
     promotion: Decimal = Decimal(0)  # Promotion/Principal taken back (makes the refund smaller)
     shipping: Decimal = Decimal(0)  # ItemPrice/Shipping refunded
     shipping_promotion: Decimal = Decimal(0)  # Promotion/Shipping taken back
+    restocking_fee: Decimal = Decimal(0)  # ItemPrice/RestockingFee the seller keeps (makes the refund smaller)
+    goodwill: Decimal = Decimal(0)  # ItemPrice/Goodwill paid to the buyer on top (no goods come back)
 
     @property
     def item_net(self) -> Decimal:
-        return self.principal - self.promotion
+        return self.principal - self.promotion - self.restocking_fee + self.goodwill
 
     @property
     def shipping_net(self) -> Decimal:
@@ -116,6 +121,8 @@ class AmazonRefund:
                     "promotion": str(i.promotion),
                     "shipping": str(i.shipping),
                     "shipping_promotion": str(i.shipping_promotion),
+                    "restocking_fee": str(i.restocking_fee),
+                    "goodwill": str(i.goodwill),
                 }
                 for i in self.items
             ],
@@ -138,6 +145,8 @@ class AmazonRefund:
                     promotion=Decimal(str(i["promotion"])),
                     shipping=Decimal(str(i["shipping"])),
                     shipping_promotion=Decimal(str(i["shipping_promotion"])),
+                    restocking_fee=Decimal(str(i.get("restocking_fee", "0"))),
+                    goodwill=Decimal(str(i.get("goodwill", "0"))),
                 )
                 for i in payload["items"]
             ),
@@ -200,8 +209,11 @@ def refunds_of(lines: pd.DataFrame, currency: str, settlement_id: str = "") -> t
     rows = rows[
         (rows["transaction_type"] == REFUND)
         & (rows["order_id"] != "")
-        & rows["amount_type"].isin([ITEM_PRICE, PROMOTION])
-        & rows["amount_description"].isin([PRINCIPAL, SHIPPING])
+        & pd.Series(
+            [key in _AMOUNT_FIELDS for key in zip(rows["amount_type"], rows["amount_description"], strict=True)],
+            index=rows.index,
+            dtype=bool,
+        )
     ]
     decimals = currency_decimals(currency)
     grouped: dict[str, dict[str, Any]] = {}
@@ -218,8 +230,8 @@ def refunds_of(lines: pd.DataFrame, currency: str, settlement_id: str = "") -> t
         refund["seen"].add(identity)
         field = _AMOUNT_FIELDS[(str(row.amount_type), str(row.amount_description))]
         per_sku = refund["amounts"].setdefault(str(row.sku), {})
-        # Refunded money is negative on the settlement, promotions taken back positive: both as positive amounts.
-        sign = -1 if row.amount_type == ITEM_PRICE else 1
+        # Refunded money is negative on the settlement, what is taken back or kept positive: all as positive amounts.
+        sign = -1 if field in _PAID else 1
         per_sku[field] = per_sku.get(field, 0) + sign * int(row.amount_minor)
     refunds = [
         AmazonRefund(
@@ -240,7 +252,10 @@ def refunds_of(lines: pd.DataFrame, currency: str, settlement_id: str = "") -> t
     return tuple(refunds)  # dicts keep insertion order: the order of each refund's first row
 
 
+_PAID = frozenset({"principal", "shipping", "goodwill"})
 _AMOUNT_FIELDS = {
+    (ITEM_PRICE, RESTOCKING_FEE): "restocking_fee",
+    (ITEM_PRICE, GOODWILL): "goodwill",
     (ITEM_PRICE, PRINCIPAL): "principal",
     (PROMOTION, PRINCIPAL): "promotion",
     (ITEM_PRICE, SHIPPING): "shipping",
@@ -301,25 +316,28 @@ def plan_credit(
     for item in refund.items:
         shipping += item.shipping
         shipping_promotion += item.shipping_promotion
-        if not (item.principal or item.promotion):
+        if not (item.principal or item.promotion or item.restocking_fee or item.goodwill):
             continue
         itno = routing.item_number(item.sku)
         originals = [line for line in order_lines if line.itno == itno and line.quantity > 0]
         if not originals:
             problems.append(f"{UNKNOWN_SKU}: {item.sku} (item {itno})")
             continue
-        if item.item_net <= 0:
+        goods = item.item_net - item.goodwill  # for what comes back: less promotion and restocking fee
+        if item.item_net <= 0 or goods < 0 or item.goodwill < 0:
             problems.append(f"{NOTHING_TO_CREDIT}: SKU {item.sku} refunds {item.item_net}")
             continue
         check_left(itno, f"SKU {item.sku}", item.item_net)
         original = originals[0]
         ordered = sum((line.quantity for line in originals), Decimal(0))
         units = whole_units(item.principal, original.unit_price, ordered, minor)
-        if units is None:  # a partial refund: the refunded amount as one returned piece
-            lines.append(CreditLine(itno, Decimal(-1), item.item_net))
-        else:
-            discount = units * original.unit_price - item.item_net
+        if goods and units is None:  # a partial refund: the refunded amount as one returned piece
+            lines.append(CreditLine(itno, Decimal(-1), goods))
+        elif goods and units is not None:
+            discount = units * original.unit_price - goods
             lines.append(CreditLine(itno, -units, original.unit_price, discount or None))
+        if item.goodwill:  # money only: one piece at the goodwill amount
+            lines.append(CreditLine(itno, Decimal(-1), item.goodwill))
     shipping_net = shipping - shipping_promotion
     if shipping_net < 0:
         problems.append(f"{NOTHING_TO_CREDIT}: shipping refunds {shipping_net}")

@@ -88,6 +88,22 @@ def test_refunded_shipping_is_a_negative_line_of_the_shipping_item_less_its_prom
     assert plan.total == D("16.98")  # 12.99 + 4.99 - 1.00
 
 
+def test_a_restocking_fee_makes_the_returned_units_credit_smaller_and_goodwill_is_one_more_piece() -> None:
+    # 2 × 12.99 ordered (25.98): both units back, 2.60 restocking fee kept -> 25.98 - 2.60 = 23.38
+    # (discount 2.60); then a goodwill of 2.60 alone on the same order: one piece at 2.60.
+    lines = [M3OrderLine("A10001", D(2), D("12.99"), D("25.98"))]
+    refund = _refund(RefundedItem("A10001", D("25.98"), restocking_fee=D("2.60")))
+    plan = plan_credit(refund, lines, [], ROUTING)
+    assert isinstance(plan, PlannedCredit) and plan.lines == (CreditLine("A10001", D(-2), D("12.99"), D("2.60")),)
+    assert plan.total == refund.total == D("23.38")
+    goodwill = plan_credit(_refund(RefundedItem("A10001", goodwill=D("2.60")), key="K2"), lines, [plan.lines], ROUTING)
+    assert isinstance(goodwill, PlannedCredit) and goodwill.lines == (CreditLine("A10001", D(-1), D("2.60")),)
+    # 23.38 + 2.60 = 25.98 credited of 25.98: a further 0.01 is more than invoiced.
+    rest = [plan.lines, goodwill.lines]
+    over = plan_credit(_refund(RefundedItem("A10001", goodwill=D("0.01")), key="K3"), lines, rest, ROUTING)
+    assert isinstance(over, CreditRefused) and "more refunded than invoiced" in over.reason
+
+
 def test_a_sku_the_order_lacks_and_more_refunded_than_invoiced_are_reasons() -> None:
     lines = [M3OrderLine("A10001", D(2), D("12.99"), D("25.98"))]
     unknown = plan_credit(_refund(RefundedItem("NO-SUCH-SKU", D("5.00"))), lines, [], ROUTING)
@@ -131,15 +147,20 @@ def test_a_duplicated_refund_row_counts_once_and_a_refund_without_adjustment_id_
             row("ItemFees", "Commission", 300, "ADJ1"),  # fees are not the buyer's money
             row("ItemPrice", "Principal", -500, "", sku="A10002"),
             row("ItemPrice", "Shipping", -499, "", sku="A10002"),
+            row("ItemPrice", "RestockingFee", 100, "", sku="A10002"),
+            row("ItemPrice", "Goodwill", -250, "", sku="A10002"),
         ]
     )
     refunds = refunds_of(lines, "USD", "S1")
     assert [(r.key, r.items) for r in refunds] == [
         ("ADJ1", (RefundedItem("A10001", D("20.00"), D("2.00")),)),
-        ("O1-20261120-A10002", (RefundedItem("A10002", D("5.00"), shipping=D("4.99")),)),
+        (
+            "O1-20261120-A10002",
+            (RefundedItem("A10002", D("5.00"), shipping=D("4.99"), restocking_fee=D("1.00"), goodwill=D("2.50")),),
+        ),
         ("AAA-TWIN", (RefundedItem("A10001", D("20.00")),)),  # posted last: the one found a duplicate
     ]
-    assert refunds[0].total == D("18.00") and refunds[1].total == D("9.99")
+    assert refunds[0].total == D("18.00") and refunds[1].total == D("11.49")  # 5.00 - 1.00 + 2.50 + 4.99
     assert AmazonRefund.from_json(refunds[0].to_json()) == refunds[0]  # the dead letter's payload replays it
 
 
