@@ -58,7 +58,8 @@ def refund_credit(
             sources = settlement_steps.fetch_from_amazon(connections, watermark_name=steps.REFUNDS_WATERMARK)
         else:
             sources = settlement_steps.read_files(files or [])
-        results = [steps.credit_refund(connections, routing, refund) for refund in steps.refunds_in(sources)]
+        lookups = steps.ReturnOrderLookups(connections)
+        results = [steps.credit_refund(connections, routing, r, lookups) for r in steps.refunds_in(sources)]
         if sources.watermark:
             connections.state.set_watermark(steps.REFUNDS_WATERMARK, sources.watermark)
         document = steps.refunds_document(results, sources)

@@ -56,9 +56,32 @@ def refunds_in(sources: Sources) -> list[AmazonRefund]:
     return sorted(unique_refunds(found), key=lambda r: r.posted)  # stable: keeps each settlement's posting order
 
 
-def credit_refund(connections: Connections, routing: RoutingSettings, refund: AmazonRefund) -> RefundResult:
+class ReturnOrderLookups:
+    """What a run asks M3 once per customer and return order type: CUOR -> return order numbers
+    (one LstHead each, kept current as the run creates return orders)."""
+
+    def __init__(self, connections: Connections) -> None:
+        self._m3 = connections.require_m3()
+        self._listed: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+    def credits(self, cuno: str, order_type: str, cuor: str) -> list[CreditOrder]:
+        """The return orders crediting Amazon order ``cuor``, with their YREF and lines."""
+        if (cuno, order_type) not in self._listed:
+            self._listed[cuno, order_type] = self._m3.return_orders_by_reference(cuno, order_type)
+        return [self._m3.get_credit_order(orno) for orno in self._listed[cuno, order_type].get(cuor, [])]
+
+    def add(self, cuno: str, order_type: str, cuor: str, orno: str) -> None:
+        self._listed.setdefault((cuno, order_type), {}).setdefault(cuor, []).append(orno)
+
+
+def credit_refund(
+    connections: Connections,
+    routing: RoutingSettings,
+    refund: AmazonRefund,
+    lookups: ReturnOrderLookups | None = None,
+) -> RefundResult:
     """One refund into an M3 return order (or why not). M3 out of reach raises: the run stops and
-    the refund is not done."""
+    the refund is not done. ``lookups``: the run's (a replay asks M3 afresh)."""
     state = connections.state
 
     def result(outcome: Outcome, reason: str = "", orno: str | None = None) -> RefundResult:
@@ -77,12 +100,20 @@ def credit_refund(connections: Connections, routing: RoutingSettings, refund: Am
         )
     m3 = connections.require_m3()
     head = m3.get_order(order_orno)
-    credits = m3.credit_orders(head.cuno, refund.order_id, route.return_order_type)
+    lookups = lookups or ReturnOrderLookups(connections)
+    credits = lookups.credits(head.cuno, route.return_order_type, refund.order_id)
     found = next((c for c in credits if c.head.your_reference == refund.reference), None)
     if found is not None:
         letter = open_letter(connections, refund.key)
         if letter is not None:  # left incomplete in M3 by an earlier attempt: a person finishes it
             return dead_letter(connections, refund, letter)
+        if not found.lines:  # an earlier attempt stopped after the head: crediting nothing is no credit
+            return dead_letter(
+                connections,
+                refund,
+                f"refund {refund.key}: return order {found.head.orno} in M3 has no lines (an earlier attempt "
+                "stopped after its head): add them in M3, or delete it and replay",
+            )
         state.map_id(CREDIT_ID_KIND, refund.key, found.head.orno, route.marketplace.code)
         return result("already_in_m3", "found in M3", found.head.orno)
     lines = [
@@ -117,6 +148,7 @@ def credit_refund(connections: Connections, routing: RoutingSettings, refund: Am
         created = m3.create_credit_order(request)
     except (M3TransactionError, M3OrderIncomplete, M3DataError) as exc:  # M3 refused it: this refund only
         return dead_letter(connections, refund, f"refund {refund.key}: M3 refused the return order: {exc}")
+    lookups.add(head.cuno, route.return_order_type, refund.order_id, created.orno)
     state.map_id(CREDIT_ID_KIND, refund.key, created.orno, route.marketplace.code)
     return result("credited", f"{plan.total} {refund.currency} credited", created.orno)
 

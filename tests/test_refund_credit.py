@@ -418,6 +418,29 @@ def test_m3sync_refunds_dead_letters_a_refund_it_cannot_credit_and_replays_it(pr
         [again] = connections.state.list_dead_letters("refunds")
         assert again.attempts == 2
 
+        # brief: M3 commits the return order's head and the answer is lost; the next attempt finds a
+        # head without lines and keeps the refund for a person instead of calling it credited.
+        from flows.refunds_steps import credit_refund
+
+        refund = AmazonRefund(
+            BAD_SKU, "ADJ-HEAD", date(2026, 11, 21), "Amazon.com", "USD", (RefundedItem("A10002", D("1.00")),)
+        )
+        faults = f"{connections.sandbox_env.m3.base_url}/sandbox/faults"
+        assert httpx.post(
+            faults, json={"drop_after_commit": 1, "transactions": ["OIS100MI/AddHead"]}, timeout=20
+        ).is_success
+        with pytest.raises(M3Unavailable):
+            credit_refund(connections, ROUTING, refund)
+        httpx.delete(faults, timeout=20)
+        [head] = [h for h in _return_orders(connections) if h["CUOR"] == BAD_SKU]  # created, without lines
+        result = credit_refund(connections, ROUTING, refund)
+        assert (result.outcome, result.reason) == (
+            "dead_lettered",
+            f"refund ADJ-HEAD: return order {head['ORNO']} in M3 has no lines (an earlier attempt stopped after its "
+            "head): add them in M3, or delete it and replay",
+        )
+        assert connections.state.m3_id_for(CREDIT_ID_KIND, "ADJ-HEAD") is None
+
 
 def test_the_worlds_refunds_of_synced_orders_are_credited_as_the_generator_credits_them(
     prefect_api_url: str, tmp_path: Path

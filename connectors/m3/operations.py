@@ -264,21 +264,24 @@ class M3Operations:
         return found
 
     # -- credit (return) orders ---------------------------------------------------------------
-    def credit_orders(self, cuno: str, cuor: str, order_type: str) -> list[CreditOrder]:
-        """The customer's return orders of type ``order_type`` for Amazon order ``cuor``, with
-        their YREF (the credit key, GetHead) and lines: what was credited before, and whether a
-        credit is in M3 already (a rerun, or a crash between M3's answer and our record)."""
-        credits = []
+    def return_orders_by_reference(self, cuno: str, order_type: str) -> dict[str, list[str]]:
+        """CUOR -> ORNOs of the customer's return orders of type ``order_type`` (one LstHead): the
+        credits M3 has for each Amazon order (a rerun, or a crash between M3's answer and our record)."""
+        found: dict[str, list[str]] = {}
         for record in self.client.execute("OIS100MI", "LstHead", {"CUNO": cuno}, maxrecs=0):
-            if m3_text(record, "CUOR") == cuor and m3_text(record, "ORTP") == order_type:
-                orno = m3_text(record, "ORNO")
-                credits.append(CreditOrder(self.get_order(orno), tuple(self.list_order_lines(orno))))
-        return credits
+            cuor = m3_text(record, "CUOR")
+            if cuor and m3_text(record, "ORTP") == order_type:
+                found.setdefault(cuor, []).append(m3_text(record, "ORNO"))
+        return found
+
+    def get_credit_order(self, orno: str) -> CreditOrder:
+        """A return order with its YREF (the credit key, GetHead) and lines (LstLine)."""
+        return CreditOrder(self.get_order(orno), tuple(self.list_order_lines(orno)))
 
     def create_credit_order(self, order: OrderRequest) -> CreatedOrder:
         """Create a return order (every line ``returned``: negative ORQT) by the profile, as
         :meth:`create_order`: invoicing it in M3 books the credit note. Not idempotent by itself:
-        callers look in :meth:`credit_orders` first (CUOR, order type and YREF, the credit key)."""
+        callers look in :meth:`return_orders_by_reference` first (CUOR, order type; then YREF, the credit key)."""
         if not all(line.returned for line in order.lines):
             raise M3DataError(f"credit order {order.customer_order_ref}: every line must be a returned line")
         return self.create_order(order)
