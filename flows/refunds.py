@@ -47,8 +47,8 @@ def refund_credit(
         The run's JSON document (docs/cli-contract.md): the refunds credited, already in M3,
         duplicated, not synced and dead-lettered, and the files that could not be read.
     """
-    if not files and not from_amazon:
-        raise ConfigurationError("refund-credit needs settlement files, or from_amazon to read Amazon's reports")
+    if bool(files) == from_amazon:
+        raise ConfigurationError("refund-credit needs settlement files or from_amazon (Amazon's reports), not both")
     with open_connections(home, sandbox=sandbox, need_amazon=from_amazon) as connections:
         try:
             routing = load_routing(connections.home, sandbox=sandbox)

@@ -367,6 +367,7 @@ def test_refunds_become_credit_notes_once_even_when_m3_answer_is_lost(
 def test_m3sync_refunds_dead_letters_a_refund_it_cannot_credit_and_replays_it(prefect_api_url: str, tmp_path: Path):
     """The command: a refund of an SKU the M3 order lacks is a dead letter (exit 3, no buyer data),
     the other is credited; ``deadletters replay`` runs the same code and fails again the same way."""
+    from connectors.settings import ConfigurationError
     from flows.dead_letters import replay_letters
     from flows.exit_codes import EXIT_INVALID
     from flows.failures import RunFailed
@@ -399,6 +400,9 @@ def test_m3sync_refunds_dead_letters_a_refund_it_cannot_credit_and_replays_it(pr
     assert run.stderr.strip() == (
         f"m3sync: 1 of 2 refunds dead-lettered: {BAD_SKU} (SKU not on the M3 order: A10001 (item A10001))"
     )
+    for files, from_amazon in (([], False), ([str(settlement)], True)):
+        with pytest.raises(ConfigurationError, match="needs settlement files or from_amazon"):
+            refund_credit(files=files, from_amazon=from_amazon, sandbox=True, home=str(tmp_path))
     # An unreadable file: one line naming file, line and column, exit 2; nothing of it credited.
     bad = tmp_path / "bad.txt"
     bad.write_text(settlement.read_text(encoding="utf-8").replace("-10.00", "-ten"), encoding="utf-8")
