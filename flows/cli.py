@@ -157,6 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     shipments.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(shipments)
     shipments.set_defaults(handler=_shipments)
+
+    refunds = commands.add_parser(
+        "refunds", help="credit in M3 (a return order) each refund of an order order sync created, once"
+    )
+    refunds.add_argument(
+        "--file",
+        dest="files",
+        nargs="+",
+        action="extend",
+        metavar="PATH",
+        help="settlement files whose Refund rows to credit (default: the reports Amazon created since the last run)",
+    )
+    refunds.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
+    refunds.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    home_option(refunds)
+    refunds.set_defaults(handler=_refunds)
     letters = commands.add_parser("deadletters", help="list, show, replay or discard what a flow could not process")
     actions = letters.add_subparsers(dest="deadletters_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the open dead letters (reads HOME only)")
@@ -468,6 +484,44 @@ def _orders(args: argparse.Namespace) -> int:
 def _orders_summary(document: dict[str, Any]) -> str:
     counts = document["counts"]
     return ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in counts.items())
+
+
+def _refunds(args: argparse.Namespace) -> int:
+    """``m3sync refunds``: exit 0 when every refund is done, 3 when one was dead-lettered, 2 bad
+    configuration or an unreadable file, 4 M3 or Amazon out of reach."""
+    from flows.prefect_server import start_ephemeral_server
+
+    _prefect_files_in_home(args)
+    server = start_ephemeral_server()
+    from flows.connections import checked_settings
+    from sync.routing import RoutingSettingsError, load_routing
+
+    from_amazon = not args.files
+    settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=from_amazon)
+    try:
+        load_routing(settings.home, sandbox=args.sandbox)
+    except RoutingSettingsError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    server.wait()
+    from flows.contract import run_document
+    from flows.failures import RunFailed
+    from flows.refunds import refund_credit
+
+    concise_console_logs()
+    with server.in_use():
+        state = refund_credit(
+            files=args.files, from_amazon=from_amazon, sandbox=args.sandbox, home=args.home, return_state=True
+        )
+    try:
+        document = run_document(state)
+    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
+        return _failure(exc, state.state_details.flow_run_id)
+    print(json.dumps(document, indent=2) if args.json else _orders_summary(document))
+    sys.stdout.flush()
+    failed = state.result(raise_on_failure=False)
+    if isinstance(failed, RunFailed):
+        return _fail(failed.message, failed.exit_code)
+    return EXIT_OK
 
 
 def _shipments(args: argparse.Namespace) -> int:

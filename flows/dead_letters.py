@@ -100,9 +100,23 @@ def replay_shipment(connections: Connections, letter: DeadLetter) -> tuple[bool,
     return True, f"{len(document['confirmed'])} package(s) confirmed, {len(document['waiting'])} waiting"
 
 
+def replay_refund(connections: Connections, letter: DeadLetter) -> tuple[bool, str]:
+    """Refund credit for the letter's refund (its payload is the refund): ``credit_refund``."""
+    from flows.refunds_steps import credit_refund
+    from sync.credits import AmazonRefund
+    from sync.routing import load_routing
+
+    routing = load_routing(connections.home, sandbox=connections.sandbox)
+    result = credit_refund(connections, routing, AmazonRefund.from_json(letter.payload))
+    if result.outcome == "dead_lettered":  # credit_refund recorded the new attempt
+        return False, result.reason
+    return True, result.outcome.replace("_", " ") + (f" {result.orno}" if result.orno else "")
+
+
 REPLAYERS: Mapping[str, Callable[[Connections, DeadLetter], tuple[bool, str]]] = {
     "orders": replay_order,
     "shipment-sync": replay_shipment,
+    "refunds": replay_refund,
 }
 
 

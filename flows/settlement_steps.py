@@ -160,11 +160,12 @@ def read_files(paths: Sequence[str]) -> Sources:
 
 
 @task(**CONNECTOR_RETRIES)
-def fetch_from_amazon(connections: Connections) -> Sources:
-    """Settlement reports created since the watermark (Amazon keeps 90 days), from every region's account."""
+def fetch_from_amazon(connections: Connections, watermark_name: str = SETTLEMENT_REPORTS_WATERMARK) -> Sources:
+    """Settlement reports created since the watermark (Amazon keeps 90 days), from every region's
+    account; ``watermark_name`` names it (another flow reading the same reports keeps its own)."""
     amazon = connections.require_amazon()
     now = datetime.now(UTC)
-    since_text = connections.state.get_watermark(SETTLEMENT_REPORTS_WATERMARK)
+    since_text = connections.state.get_watermark(watermark_name)
     since = datetime.fromisoformat(since_text) if since_text else now - timedelta(days=RETENTION_DAYS - 1)
     documents, created, accepted = [], [], {}
     for connector in amazon:

@@ -32,6 +32,7 @@ FACI_LENGTH = 3
 WHLO_LENGTH = 3
 ORTP_LENGTH = 3
 ITNO_LENGTH = 15
+DEFAULT_RETURN_ORDER_TYPE = "RET"  # the return order type refunds are credited with (sync/credits.py)
 
 _MARKETPLACES_BY_CODE = {m.code: m for m in MARKETPLACES}
 
@@ -59,6 +60,7 @@ class MarketplaceRoute:
     mfn: ChannelRoute  # merchant-fulfilled: the picking warehouse
     afn: ChannelRoute | None  # fulfilled by Amazon: the FBA virtual warehouse; None = skip AFN orders
     customer_template: str | None = None  # CUTM: the template of buyer customers (customers: buyer)
+    return_order_type: str = DEFAULT_RETURN_ORDER_TYPE  # ORTP of the return orders crediting refunds
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,12 @@ def _marketplace_route(code: str, entry: object, source: str) -> MarketplaceRout
         known = ", ".join(sorted(_MARKETPLACES_BY_CODE))
         raise RoutingSettingsError(f"{source}: {key}: unknown marketplace code (known: {known})")
     body = _mapping(entry, source, key)
-    _no_unknown_keys(body, {"customer", "currency", "facility", "mfn", "afn", "customer_template"}, source, key)
+    _no_unknown_keys(
+        body,
+        {"customer", "currency", "facility", "mfn", "afn", "customer_template", "return_order_type"},
+        source,
+        key,
+    )
     afn_raw = body.get("afn")
     template = None
     if body.get("customer_template") is not None:
@@ -169,6 +176,11 @@ def _marketplace_route(code: str, entry: object, source: str) -> MarketplaceRout
         mfn=_channel_route(body.get("mfn"), source, f"{key}.mfn"),
         afn=None if afn_raw == "skip" else _channel_route(afn_raw, source, f"{key}.afn", may_skip=True),
         customer_template=template,
+        return_order_type=(
+            _text(body, "return_order_type", source, key, limit=ORTP_LENGTH)
+            if "return_order_type" in body
+            else DEFAULT_RETURN_ORDER_TYPE
+        ),
     )
 
 

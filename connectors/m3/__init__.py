@@ -14,6 +14,7 @@ from connectors.m3.errors import (
 from connectors.m3.operations import M3Operations, OrderWrite
 from connectors.m3.records import (
     CreatedOrder,
+    CreditOrder,
     Customer,
     CustomerInvoice,
     CustomerRequest,
@@ -57,6 +58,7 @@ __all__ = [
     "M3TransactionError",
     "M3Unavailable",
     "OrderAddress",
+    "CreditOrder",
     "OrderHead",
     "OrderLine",
     "OrderLineRequest",

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +32,7 @@ from connectors.m3.errors import (
 from connectors.m3.gl_record import I1Record, encode_i1
 from connectors.m3.records import (
     CreatedOrder,
+    CreditOrder,
     Customer,
     CustomerInvoice,
     CustomerRequest,
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field CONO; DIVI for a division)
 
 GL_INTERFACE = "GLUPLOAD"  # GLS840MI interface whose PARM layout is the I1 record
+DEFAULT_RETURN_ORDER_TYPE = "RET"  # ORTP of return orders unless the routing names another (sync/routing.py)
 RORC_CUSTOMER_ORDER = 3  # MWS411MI reference order category of a customer order
 ORDER_DOES_NOT_EXIST = "WOR0303"  # OIS100MI: customer order number &1 does not exist
 ADRT_DELIVERY = 1  # OIS100MI/AddBatchAddress address type: delivery address
@@ -348,14 +350,40 @@ class M3Operations:
         """The ORNO of the customer's order whose CUOR is ``cuor`` (the Amazon order id), if any."""
         return self.orders_by_reference(cuno).get(cuor)
 
-    def orders_by_reference(self, cuno: str) -> dict[str, str]:
-        """CUOR -> ORNO for every order of the customer (one LstHead; the first order wins)."""
+    def orders_by_reference(
+        self, cuno: str, *, return_order_types: Collection[str] = (DEFAULT_RETURN_ORDER_TYPE,)
+    ) -> dict[str, str]:
+        """CUOR -> ORNO for every order of the customer (one LstHead; the first order wins). Return
+        orders (``return_order_types``) carry their Amazon order's CUOR too: they are left out."""
         found: dict[str, str] = {}
         for record in self.client.execute("OIS100MI", "LstHead", {"CUNO": cuno}, maxrecs=0):
             cuor = m3_text(record, "CUOR")
-            if cuor:
+            if cuor and m3_text(record, "ORTP") not in return_order_types:
                 found.setdefault(cuor, m3_text(record, "ORNO"))
         return found
+
+    # -- credit (return) orders ---------------------------------------------------------------
+    def return_orders_by_reference(self, cuno: str, order_type: str) -> dict[str, list[str]]:
+        """CUOR -> ORNOs of the customer's return orders of type ``order_type`` (one LstHead): the
+        credits M3 has for each Amazon order (a rerun, or a crash between M3's answer and our record)."""
+        found: dict[str, list[str]] = {}
+        for record in self.client.execute("OIS100MI", "LstHead", {"CUNO": cuno}, maxrecs=0):
+            cuor = m3_text(record, "CUOR")
+            if cuor and m3_text(record, "ORTP") == order_type:
+                found.setdefault(cuor, []).append(m3_text(record, "ORNO"))
+        return found
+
+    def get_credit_order(self, orno: str) -> CreditOrder:
+        """A return order with its YREF (the credit key, GetHead) and lines (LstLine)."""
+        return CreditOrder(self.get_order(orno), tuple(self.list_order_lines(orno)))
+
+    def create_credit_order(self, order: OrderRequest) -> CreatedOrder:
+        """Create a return order (every line ``returned``: negative ORQT) by the profile, as
+        :meth:`create_order`: invoicing it in M3 books the credit note. Not idempotent by itself:
+        callers look in :meth:`return_orders_by_reference` first (CUOR, order type; then YREF, the credit key)."""
+        if not all(line.returned for line in order.lines):
+            raise M3DataError(f"credit order {order.customer_order_ref}: every line must be a returned line")
+        return self.create_order(order)
 
     def get_order(self, orno: str) -> OrderHead:
         return OrderHead.from_m3(self._one("OIS100MI", "GetHead", {"ORNO": orno}))

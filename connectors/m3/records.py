@@ -216,11 +216,12 @@ class OrderAddress:
 @dataclass(frozen=True)
 class OrderLineRequest:
     itno: str  # ITNO A15
-    quantity: Decimal | int  # ORQT, > 0
+    quantity: Decimal | int  # ORQT, > 0 (< 0 on a return order's line)
     unit_price: Decimal | None = None  # SAPR; None = M3's price list
     discount: Decimal | None = None  # DIA1 (amount)
     warehouse: str | None = None  # WHLO; None = the head's
     requested_delivery_date: date | None = None  # DWDT
+    returned: bool = False  # a return order's line (M3Operations.create_credit_order): goods coming back, ORQT < 0
 
     def __post_init__(self) -> None:
         check_length("order line", "ITNO", self.itno, 15, required=True)
@@ -228,7 +229,9 @@ class OrderLineRequest:
         _check_amount("order line", "ORQT", self.quantity)
         _check_amount("order line", "SAPR", self.unit_price, allow_none=True)
         _check_amount("order line", "DIA1", self.discount, allow_none=True)
-        if self.quantity <= 0:
+        if self.returned and self.quantity >= 0:
+            raise M3DataError(f"return order line {self.itno}: ORQT must be negative, got {self.quantity}")
+        if not self.returned and self.quantity <= 0:
             raise M3DataError(f"order line {self.itno}: ORQT must be positive, got {self.quantity}")
 
     def to_m3(self) -> dict[str, str | int | Decimal | date | None]:
@@ -309,6 +312,7 @@ class OrderHead:
     net_amount: Decimal
     vat_amount: Decimal
     total_amount: Decimal
+    your_reference: str = ""  # YREF (GetHead): a credit order's credit key
 
     @classmethod
     def from_m3(cls, r: Mapping[str, str]) -> OrderHead:
@@ -328,6 +332,7 @@ class OrderHead:
             net_amount=m3_decimal(r, "NTAM"),
             vat_amount=m3_decimal(r, "VTAM"),
             total_amount=m3_decimal(r, "TOPY"),
+            your_reference=m3_text(r, "YREF"),
         )
 
 
@@ -368,6 +373,14 @@ class OrderLine:
             invoiced=m3_decimal(r, "IVQT"),
             currency=m3_text(r, "CUCD"),
         )
+
+
+@dataclass(frozen=True)
+class CreditOrder:
+    """A return order M3 has for an Amazon order (its CUOR): the head (YREF: the credit key) and lines."""
+
+    head: OrderHead
+    lines: tuple[OrderLine, ...]
 
 
 # -- items and stock -----------------------------------------------------------------------------

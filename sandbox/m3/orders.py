@@ -4,6 +4,8 @@ Shared by the OIS100MI handlers (both profiles) and the admin API, so the brief'
 AddHead/AddLine and CloudSuite's batch flow build identical orders.
 
 Amounts [ours]: ``SAPR`` is the net sales price per unit; a line's ``NLAM`` = ORQT × SAPR − DIA1..DIA6;
+a return order's line (order type in ``RETURN_ORDER_TYPES``) has a negative ORQT and its discounts
+reduce the credit: NLAM = ORQT × SAPR + DIA1..DIA6, so the invoice of a return order is a credit note;
 the order's ``BRAM`` = Σ ORQT × SAPR, ``NTAM`` = Σ NLAM, ``VTAM`` = Σ VAT per line at the rate of
 the customer's country (``money.vat_rate_pct``), ``TOPY`` = NTAM + VTAM. Invoices use the same figures.
 """
@@ -18,7 +20,7 @@ from . import ledger
 from .errors import does_not_exist, invalid, nok
 from .money import fmt_amount, fmt_qty, vat
 from .registry import Call, Record
-from .seed import DIVI, FACI
+from .seed import DIVI, FACI, RETURN_ORDER_TYPES
 from .store import Tx, dumps
 from .tx_customers import get_customer
 from .tx_stock import check_warehouse, get_item
@@ -102,7 +104,10 @@ def add_line(call: Call, kind: str) -> Record:
     if item["STAT"] != "20" and kind != "batch":  # a batch line is checked when the order is confirmed
         raise nok("XIT0107", "Item number is not permitted - status is &1", "ITNO", item["STAT"])
     quantity = call.decimal("ORQT")
-    if quantity <= 0:
+    returned = head["ORTP"] in RETURN_ORDER_TYPES
+    if returned and quantity >= 0:
+        raise invalid("ORQT", call.get("ORQT"), "is invalid - a return order's quantity must be less than zero")
+    if not returned and quantity <= 0:
         raise invalid("ORQT", call.get("ORQT"), "is invalid - ordered quantity must be greater than zero")
     whlo = call.get("WHLO") or head["WHLO"]
     check_warehouse(tx, whlo)
@@ -123,7 +128,8 @@ def add_line(call: Call, kind: str) -> Record:
         raise nok("XNU0003", "Negative value is not permitted", next(f for f, d in discounts.items() if d < 0))
     lines = order_lines(tx, head["ORNO"])
     ponr = (max((int(line["PONR"]) for line in lines), default=0)) + 1
-    net = quantity * price - sum(discounts.values(), Decimal(0))
+    # Discounts are given positive and always make the line's amount smaller: a credit less.
+    net = quantity * price - (-1 if returned else 1) * sum(discounts.values(), Decimal(0))
     line = {
         "CONO": head["CONO"],
         "DIVI": head["DIVI"],
@@ -300,6 +306,8 @@ def advance_order(tx: Tx, orno: str, to: str, date: str | None = None) -> str:
 
 
 def _allocate(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
+    if head["ORTP"] in RETURN_ORDER_TYPES:
+        return  # goods coming back are received, not allocated
     for line in lines:
         qty = int(Decimal(line["ORQT"]))
         tx.execute("UPDATE balances SET alqt = alqt + ? WHERE whlo = ? AND itno = ?", (qty, line["WHLO"], line["ITNO"]))
@@ -307,8 +315,10 @@ def _allocate(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
 
 
 def _deliver(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
+    """Ship the order's lines, or for a return order receive them back: a receipt, no carrier nor tracking."""
     dlix = str(tx.next_number("delivery", 10000000001))
-    carrier = "UPS" if head["CUCD"] == "USD" else "DHL"
+    returned = head["ORTP"] in RETURN_ORDER_TYPES
+    carrier = "" if returned else "UPS" if head["CUCD"] == "USD" else "DHL"
     delivery = {
         "CONO": head["CONO"],
         "DIVI": head["DIVI"],
@@ -316,7 +326,7 @@ def _deliver(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
         "RORC": "3",
         "RIDN": head["ORNO"],
         "WHLO": head["WHLO"],
-        "ETRN": f"{'1Z' if carrier == 'UPS' else 'JJD'}{dlix}{head['ORNO'][-4:]}",
+        "ETRN": "" if returned else f"{'1Z' if carrier == 'UPS' else 'JJD'}{dlix}{head['ORNO'][-4:]}",
         "NBOL": "",
         "FWNO": carrier,
         "CONN": str(tx.next_number("shipment", 1000001)),
@@ -327,10 +337,10 @@ def _deliver(tx: Tx, head: Record, lines: list[Record], day: str) -> None:
     }
     tx.execute("INSERT INTO deliveries (dlix, orno, data) VALUES (?, ?, ?)", (dlix, head["ORNO"], dumps(delivery)))
     for line in lines:
-        qty = int(Decimal(line["ORQT"]))
+        qty = int(Decimal(line["ORQT"]))  # negative on a return: the stock grows
         tx.execute(
             "UPDATE balances SET stqt = stqt - ?, alqt = max(alqt - ?, 0) WHERE whlo = ? AND itno = ?",
-            (qty, qty, line["WHLO"], line["ITNO"]),
+            (qty, max(qty, 0), line["WHLO"], line["ITNO"]),
         )
         line.update({"ALQT": "0", "DLQT": line["ORQT"], "DLIX": dlix})
 

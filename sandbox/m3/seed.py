@@ -24,7 +24,14 @@ TEMPLATE_CUSTOMER = "AMZTMPL"
 SEED_DATE = "20240101"
 
 WAREHOUSES = {"100": "Main warehouse", "FBA": "Amazon FBA virtual warehouse"}
-ORDER_TYPES = {"AMZ": ("100", "Amazon merchant-fulfilled"), "AFN": ("FBA", "Amazon fulfilled")}
+ORDER_TYPES = {
+    "AMZ": ("100", "Amazon merchant-fulfilled"),
+    "AFN": ("FBA", "Amazon fulfilled"),
+    "RET": ("100", "Amazon returns"),
+}
+# Return order types [ours]: their lines take a negative ORQT (returned goods), delivering one puts
+# the stock back, invoicing it books a credit note.
+RETURN_ORDER_TYPES = frozenset({"RET"})
 
 # Marketplace customer -> (currency, country, name).
 MARKETPLACE_CUSTOMERS = {
@@ -108,6 +115,7 @@ def customer_record(cuno: str, name: str, currency: str, country: str, **extra: 
 def seed_if_new(store: Store, seed: int) -> None:
     with store.transaction() as tx:
         _seed_rates(tx)  # also into folders seeded before rates existed; never over a rate set since
+        _seed_order_types(tx)  # also into folders seeded before the return order type existed
         if tx.setting("seeded") is not None:
             return
         _seed_credentials(tx)
@@ -122,6 +130,11 @@ def _seed_rates(tx: Tx) -> None:
                 "INSERT OR IGNORE INTO exchange_rates (divi, cucd, crtp, fdat, arat) VALUES (?, ?, ?, ?, ?)",
                 (divi, cucd, DEFAULT_RATE_TYPE, RATES_FROM, arat),
             )
+
+
+def _seed_order_types(tx: Tx) -> None:
+    for ortp, (whlo, name) in ORDER_TYPES.items():
+        tx.execute("INSERT OR IGNORE INTO order_types (ortp, whlo, name) VALUES (?, ?, ?)", (ortp, whlo, name))
 
 
 def _seed_credentials(tx: Tx) -> None:
@@ -140,8 +153,6 @@ def _seed_credentials(tx: Tx) -> None:
 def _seed_master_data(tx: Tx, seed: int) -> None:
     for whlo, name in WAREHOUSES.items():
         tx.execute("INSERT INTO warehouses (whlo, faci, name) VALUES (?, ?, ?)", (whlo, FACI, name))
-    for ortp, (whlo, name) in ORDER_TYPES.items():
-        tx.execute("INSERT INTO order_types (ortp, whlo, name) VALUES (?, ?, ?)", (ortp, whlo, name))
     customers = {TEMPLATE_CUSTOMER: customer_record(TEMPLATE_CUSTOMER, "Amazon customer template", "EUR", "")}
     for cuno, (currency, country, name) in MARKETPLACE_CUSTOMERS.items():
         customers[cuno] = customer_record(cuno, name, currency, country)
