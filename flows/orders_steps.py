@@ -27,6 +27,7 @@ from connectors.m3 import (
 from connectors.m3.records import OrderAddress
 from flows.connections import Connections
 from flows.settlement_steps import CONNECTOR_RETRIES
+from flows.shipments import nothing_to_confirm  # shipment sync need not read what order sync saw done
 from sync.customers import CUSTOMER_ID_KIND, BuyerCustomer, buyer_customer_for
 from sync.order_mapping import (
     M3OrderState,
@@ -179,6 +180,8 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
             connections.state.map_id(ORDER_ID_KIND, order_id, orno, route.marketplace.code)
     decision = decide_status(status, M3OrderState.ABSENT if orno is None else M3OrderState.OPEN)
     if decision.action is OrderAction.NOTHING:
+        if orno is not None:
+            nothing_to_confirm(connections.state, order_id, status, str(amazon.order.get("FulfillmentChannel") or ""))
         return result("skipped" if orno is None else "already_in_m3", decision.reason, orno)
     if decision.action is not OrderAction.CREATE:  # cancelling and exceptions need a person for now
         return dead_letter(connections, amazon, decision.reason)
@@ -202,6 +205,7 @@ def sync_order(connections: Connections, routing: RoutingSettings, m3: M3Lookups
         return dead_letter(connections, amazon, f"order {order_id}: M3 refused it: {exc}")
     m3.add(mapped.cuno, order_id, created.orno)
     connections.state.map_id(ORDER_ID_KIND, order_id, created.orno, route.marketplace.code if route else None)
+    nothing_to_confirm(connections.state, order_id, status, str(amazon.order.get("FulfillmentChannel") or ""))
     return result("created", decision.reason, created.orno)
 
 
