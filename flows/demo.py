@@ -124,6 +124,8 @@ def world_through_the_flows(home: Path, world: Any) -> WorldInM3:
 
 def story_lines(done: WorldInM3) -> list[str]:
     """One line per step, and every dead letter: an order the product refused is shown, not hidden."""
+    from flows.shipments import shipment_summary
+
     counts = done.orders["counts"]
     shipments = done.shipments
     lines = [
@@ -134,10 +136,7 @@ def story_lines(done: WorldInM3) -> list[str]:
             for letter in done.orders["dead_lettered"]
         ),
         f"M3 warehouse: {done.delivered} orders delivered",
-        f"Shipment sync: {len(shipments['confirmed'])} packages confirmed to Amazon "
-        f"({shipments['already_confirmed']} before), {len(shipments['waiting'])} waiting for a tracking number, "
-        f"{len(shipments['dead_lettered'])} orders dead-lettered"
-        + (f"; stopped: {shipments['unreachable']}" if shipments.get("unreachable") else ""),
+        shipment_summary(shipments),
         *(f"  dead-lettered: {letter['order']}: {letter['error']}" for letter in shipments["dead_lettered"]),
         f"M3 invoices: {done.invoiced} orders invoiced",
         f"Refunds credited: {done.credited}",
