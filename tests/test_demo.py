@@ -3,6 +3,7 @@ to Amazon and invoiced, settlements posted, workbook written."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def _order_heads(ionapi: Path, customers: set[str]) -> dict[str, dict[str, str]]
 
 def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_url: str, tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
+    started = datetime.now(UTC)
     # Seed 1's 60 orders: 55 shipped, 3 canceled, one merchant-fulfilled (MFN) and one FBA order
     # Amazon has not shipped yet (sandbox/generator/orders.py draws them; checked below from the world).
     run = m3sync("demo", "--home", str(home), "--orders", "60", "--seed", "1", api_url=prefect_api_url)
@@ -72,6 +74,7 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
         env = connections.sandbox_env
         world = env.world()
         id_map = connections.state.all_ids("order")
+        watermark = datetime.fromisoformat(connections.state.get_watermark("orders.last_updated") or "")
         shipping_done = {p.source for p in connections.state.list_postings(kind="shipment-order", status="posted")}
         heads = _order_heads(env.ionapi_path, {f"AMZ{order.market}" for order in world.orders})
         confirmed = httpx.get(f"{env.spapi['na'].base_url}/sandbox/state").json()["shipments"]
@@ -83,6 +86,9 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     # sets (YREF = CUOR = the Amazon order id); the canceled orders never reached M3.
     assert "Order sync: 57 created, 0 already in m3, 3 skipped, 0 waiting, 0 dead lettered" in out, out
     assert set(id_map) == created and sorted(id_map.values()) == sorted(heads)
+    # It read the world from its first purchase, weeks back; no order waits, so the deployment's
+    # next order sync reads on from the demo's run, not from the world's past again.
+    assert started <= watermark <= datetime.now(UTC)
     assert {orno: (h["CUOR"], h["YREF"]) for orno, h in heads.items()} == {o: (a, a) for a, o in id_map.items()}
     # The warehouse delivered all but the FBA order Amazon has not shipped; shipment sync confirmed
     # the one merchant-fulfilled order Amazon was waiting for, once, with M3's tracking number.
