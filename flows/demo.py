@@ -113,13 +113,16 @@ def world_through_the_flows(home: Path, world: Any) -> WorldInM3:
         env = connections.sandbox_env
         invoiced = sum(len(env.advance_m3_orders("invoice", day, sorted(batch))) for day, batch in days.items())
     credited = credit_world_refunds(home, world)
-    # Whatever M3 holds that is not invoiced yet (the return orders of the refunds) but the
-    # orders Amazon has not shipped, delivered and invoiced on the world's last day.
-    waiting = set(ornos.values()) - {orno for batch in days.values() for orno in batch}
-    with open_connections(home, sandbox=True) as connections:
-        env = connections.sandbox_env
-        invoiced += len(env.advance_m3_orders("invoice", world.clock - timedelta(days=1), leave=waiting))
+    not_shipped = set(ornos.values()) - {orno for batch in days.values() for orno in batch}
+    invoiced += deliver_and_invoice_the_rest(home, world.clock - timedelta(days=1), leave=not_shipped)
     return WorldInM3(orders, delivered, shipments, invoiced, credited)
+
+
+def deliver_and_invoice_the_rest(home: Path, day: date, *, leave: set[str]) -> int:
+    """Every M3 order not invoiced yet but those in ``leave`` (orders Amazon has not shipped),
+    delivered and invoiced on ``day``: the return orders a refund credit creates. Returns how many."""
+    with open_connections(home, sandbox=True) as connections:
+        return len(connections.sandbox_env.advance_m3_orders("invoice", day, leave=leave))
 
 
 def story_lines(done: WorldInM3) -> list[str]:
