@@ -636,10 +636,18 @@ def _sandbox(args: argparse.Namespace) -> int:
     from sandbox.runtime import SandboxClockError, start_sandbox
 
     if args.advance is not None:
-        from flows.demo import run_advance
+        from flows.prefect_server import start_ephemeral_server
 
+        prefect = start_ephemeral_server()  # order and shipment sync run in it
         try:
-            return run_advance(args.home, args.advance)
+            from flows.demo import run_advance
+
+            concise_console_logs()
+        finally:
+            prefect.wait()
+        try:
+            with prefect.in_use():
+                return run_advance(args.home, args.advance)
         except SandboxClockError as exc:
             return _fail(str(exc), EXIT_INVALID)
     home = resolve_home(args.home)

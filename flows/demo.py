@@ -1,104 +1,78 @@
 """``m3sync demo``: the whole story against the embedded sandbox, with no configuration.
 
 1. start both emulators under HOME/sandbox with one seeded world;
-2. put the world's shipped Amazon orders into M3 and let sandbox M3 ship and invoice them,
-   and credit its refunds (the generator's orders and returns, until order sync lands;
-   recorded in the state store's id map);
-3. run the settlement flow on every settlement report Amazon lists;
-4. print what happened and where the workbook is.
+2. ORDER SYNC (``flows/orders.py``) creates the world's Amazon orders in M3, reading from the
+   world's first purchase (it lies weeks back, beyond a first run's look-back);
+3. the sandbox plays M3's warehouse: it delivers each order order sync created (DLIX and a
+   tracking number) on Amazon's ship date, a merchant-fulfilled order Amazon has not shipped yet
+   on the world's last day;
+4. SHIPMENT SYNC (``flows/shipments.py``) confirms those merchant-fulfilled shipments to Amazon;
+5. the sandbox invoices the delivered orders on their delivery days;
+6. the world's refunds are credited in M3 (``credit_world_refunds``), then the sandbox delivers and
+   invoices every M3 order not invoiced yet but the orders Amazon has not shipped (return orders);
+7. the settlement flow runs on every settlement report Amazon lists;
+8. each step's counts, what was dead-lettered, and where the workbook is.
+
+``m3sync sandbox --advance`` moves the world on and runs steps 2 to 6 on it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from connectors.m3 import M3Operations, OrderLineRequest, OrderRequest
 from connectors.state import StateStore
-from flows.connections import Connections, open_connections
+from flows.connections import open_connections
 from flows.contract import exit_code, run_document
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
-from sandbox.m3.seed import FREIGHT_ITEM  # the sandbox M3's non-stock item for shipping charged to buyers
 
 NEXT_STEP = "next: m3sync sandbox --advance 14d, then run the deployment"
+# Order sync reads from the world's first purchase less this: every order of the world is read.
+BEFORE_FIRST_PURCHASE = timedelta(minutes=1)
 
 
-def order_requests(world: Any) -> list[tuple[OrderRequest, Any]]:
-    """One M3 order per shipped Amazon order: items, freight (less the shipping promotion)."""
-    by_order: dict[str, list[Any]] = defaultdict(list)
-    for line in world.m3_order_lines():
-        by_order[line.amazon_order_id].append(line)
-    shipped = {o.order_id: o for o in world.orders}
-    requests = []
-    for order_id, lines in by_order.items():
-        order = shipped[order_id]
-        market = order.market
-        request_lines = [
-            OrderLineRequest(
-                itno=l.itno, quantity=l.quantity, unit_price=l.unit_price, discount=l.item_promotion or None
-            )
-            for l in lines
-        ]
-        shipping = sum((l.shipping for l in lines), Decimal(0))
-        shipping_promotion = sum((l.shipping_promotion for l in lines), Decimal(0))
-        if shipping > 0:
-            request_lines.append(
-                OrderLineRequest(
-                    itno=FREIGHT_ITEM, quantity=1, unit_price=shipping, discount=shipping_promotion or None
-                )
-            )
-        requests.append(
-            (
-                OrderRequest(
-                    cuno=f"AMZ{market}",
-                    customer_order_ref=order_id,
-                    order_type="AFN" if order.channel == "AFN" else "AMZ",
-                    lines=tuple(request_lines),
-                    order_date=order.purchased.date(),
-                    currency=lines[0].currency,
-                ),
-                order,
-            )
-        )
-    return requests
+@dataclass(frozen=True)
+class WorldInM3:
+    """What the product's flows and the sandbox's warehouse did with one world."""
+
+    orders: dict[str, Any]  # order sync's document (docs/cli-contract.md, "m3sync orders")
+    delivered: int  # orders the sandbox's warehouse delivered
+    shipments: dict[str, Any]  # shipment sync's document
+    invoiced: int  # orders the sandbox invoiced (return orders included)
+    credited: int  # refunds credited
 
 
-def put_orders_in_m3(
-    m3: M3Operations, state: StateStore, world: Any, invoice: Callable[[str, Any], str], workers: int = 4
-) -> dict[str, int]:
-    """Create and invoice the world's shipped orders in M3 once (id map + CUOR make it idempotent)."""
-    counts = {"created": 0, "already_in_m3": 0}
-    requests = order_requests(world)
-    in_m3: dict[str, str] = {}
-    for cuno in sorted({request.cuno for request, _ in requests}):
-        in_m3.update(m3.orders_by_reference(cuno))  # M3 itself, not only our id map, decides
+def order_sync_since(world: Any) -> str:
+    """Order sync's ``since`` for ``world``: its first purchase less a minute (ISO 8601, UTC)."""
+    first = min(order.purchased for order in world.orders)
+    return (first - BEFORE_FIRST_PURCHASE).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
-    def one(item: tuple[OrderRequest, Any]) -> str:
-        request, order = item
-        if state.m3_id_for("order", request.customer_order_ref):
-            return "already_in_m3"
-        orno = in_m3.get(request.customer_order_ref)
-        outcome = "already_in_m3"
-        if orno is None:
-            orno = m3.create_order(request).orno
-            outcome = "created"
-        invoice(orno, order.shipped.date())
-        state.map_id("order", request.customer_order_ref, orno, marketplace=order.market)
-        return outcome
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for outcome in pool.map(one, requests):
-            counts[outcome] += 1
-    return counts
+def delivery_days(world: Any, ornos: Mapping[str, str]) -> dict[date, list[str]]:
+    """The day M3's warehouse delivers each order in M3 (``ornos``: Amazon id -> ORNO): the day
+    Amazon shipped it; a merchant-fulfilled order Amazon has not shipped yet ships on the world's
+    last day (shipment sync tells Amazon); an order Amazon fulfils and has not shipped waits."""
+    days: dict[date, list[str]] = defaultdict(list)
+    for order in world.orders:
+        orno = ornos.get(order.order_id)
+        if orno is None:  # order sync did not create it: Pending, Canceled, skipped or dead-lettered
+            continue
+        if order.shipped is not None:
+            days[order.shipped.date()].append(orno)
+        elif order.channel == "MFN" and order.status in ("Unshipped", "PartiallyShipped"):
+            days[world.clock - timedelta(days=1)].append(orno)
+    return dict(days)
 
 
 def credit_refunds_in_m3(state: StateStore, world: Any, credit: Callable[[str, Any], str]) -> int:
-    """The credit notes of the world's refunds, as M3 makes them when order sync books a return
-    (until order sync does), so that the demo's refunds are credited in M3 and its settlements
-    post; each once (Amazon's refund id is the credit note's reference). Returns how many."""
+    """The credit notes of the world's refunds, as M3 makes them when a return is booked, so
+    that the demo's refunds are credited in M3 and its settlements post; each once (Amazon's
+    refund id is the credit note's reference). Returns how many."""
     count = 0
     for note in world.m3_credit_notes():
         orno = state.m3_id_for("order", note.amazon_order_id)
@@ -108,24 +82,69 @@ def credit_refunds_in_m3(state: StateStore, world: Any, credit: Callable[[str, A
     return count
 
 
-def enter_world_in_m3(connections: Connections, world: Any) -> tuple[dict[str, int], int]:
-    """The world's shipped orders entered and invoiced in the sandbox M3, its refunds credited
-    (each once): what order sync will do. Returns the order counts and the refunds credited."""
-    env = connections.sandbox_env
-    counts = put_orders_in_m3(
-        connections.require_m3(),
-        connections.state,
-        world,
-        lambda orno, day: env.advance_m3_order(orno, "invoice", day),
-    )
-    credited = credit_refunds_in_m3(
-        connections.state,
-        world,
-        lambda orno, note: env.credit_m3_order(
-            orno, note.net, note.tax, note.refunded.date(), reference=note.adjustment_id
+def credit_world_refunds(home: Path, world: Any) -> int:
+    """Credit the world's refunds in M3 (the one place to call the refund-credit flow from once
+    it lands; until then the sandbox's admin credit note). Returns how many."""
+    with open_connections(home, sandbox=True) as connections:
+        env = connections.sandbox_env
+        return credit_refunds_in_m3(
+            connections.state,
+            world,
+            lambda orno, note: env.credit_m3_order(
+                orno, note.net, note.tax, note.refunded.date(), reference=note.adjustment_id
+            ),
+        )
+
+
+def world_through_the_flows(home: Path, world: Any) -> WorldInM3:
+    """Steps 2 to 6 of the module docstring on ``world`` (its orders already at Amazon's). Each
+    step is idempotent: a second run finds everything done."""
+    from flows.orders import order_sync
+    from flows.shipments import shipment_sync
+
+    orders = run_document(order_sync(since=order_sync_since(world), sandbox=True, home=str(home), return_state=True))
+    with open_connections(home, sandbox=True) as connections:
+        ornos = connections.state.all_ids("order")
+        days = delivery_days(world, ornos)
+        env = connections.sandbox_env
+        delivered = sum(len(env.advance_m3_orders("deliver", day, sorted(batch))) for day, batch in days.items())
+    shipments = run_document(shipment_sync(sandbox=True, home=str(home), return_state=True))
+    with open_connections(home, sandbox=True) as connections:
+        env = connections.sandbox_env
+        invoiced = sum(len(env.advance_m3_orders("invoice", day, sorted(batch))) for day, batch in days.items())
+    credited = credit_world_refunds(home, world)
+    not_shipped = set(ornos.values()) - {orno for batch in days.values() for orno in batch}
+    invoiced += deliver_and_invoice_the_rest(home, world.clock - timedelta(days=1), leave=not_shipped)
+    return WorldInM3(orders, delivered, shipments, invoiced, credited)
+
+
+def deliver_and_invoice_the_rest(home: Path, day: date, *, leave: set[str]) -> int:
+    """Every M3 order not invoiced yet but those in ``leave`` (orders Amazon has not shipped),
+    delivered and invoiced on ``day``: the return orders a refund credit creates. Returns how many."""
+    with open_connections(home, sandbox=True) as connections:
+        return len(connections.sandbox_env.advance_m3_orders("invoice", day, leave=leave))
+
+
+def story_lines(done: WorldInM3) -> list[str]:
+    """One line per step, and every dead letter: an order the product refused is shown, not hidden."""
+    from flows.shipments import shipment_summary
+
+    counts = done.orders["counts"]
+    shipments = done.shipments
+    lines = [
+        "Order sync: " + ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in counts.items()),
+        *(
+            f"  dead-lettered: {letter['amazon_order_id']}: "
+            + letter["reason"].removeprefix(f"order {letter['amazon_order_id']}: ")
+            for letter in done.orders["dead_lettered"]
         ),
-    )
-    return counts, credited
+        f"M3 warehouse: {done.delivered} orders delivered",
+        shipment_summary(shipments),
+        *(f"  dead-lettered: {letter['order']}: {letter['error']}" for letter in shipments["dead_lettered"]),
+        f"M3 invoices: {done.invoiced} orders invoiced",
+        f"Refunds credited: {done.credited}",
+    ]
+    return lines
 
 
 def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *, orders: int = 400) -> int:
@@ -135,12 +154,10 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
         env = connections.sandbox_env
         hosts = ", ".join(f"{region.upper()} {server.base_url}" for region, server in env.spapi.items())
         echo(f"Sandbox up: M3 {env.m3.base_url}, SP-API {hosts} (world seed {env.seed}, home {connections.home})")
-        counts, credited = enter_world_in_m3(connections, env.world())
-        echo(
-            f"M3 orders: {counts['created']} created and invoiced, {counts['already_in_m3']} already there; "
-            f"{credited} refunds credited"
-        )
+        world = env.world()
         home_path = connections.home
+    for line in story_lines(world_through_the_flows(home_path, world)):
+        echo(line)
     # The demo's M3 has every settled order's invoice and every refund's credit note, so it keeps
     # the accountant's default: a refund or order without its M3 document would be held.
     document = run_document(
@@ -213,24 +230,23 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
 
 
 def run_advance(home: str | None, days: int, echo: Callable[[str], None] = print) -> int:
-    """``m3sync sandbox --advance``: the sandbox world ``days`` on. M3 gets the orders (entered
-    and invoiced) and credit notes first, then Amazon's SP-API sandbox the new orders and the
-    settlement reports its marketplaces' 14-day cycles create in those days, so that a
-    settlement run finds every settled order's invoice. One line per marketplace; servers stop."""
+    """``m3sync sandbox --advance``: the sandbox world ``days`` on. Amazon's SP-API sandbox gets
+    the new orders and the settlement reports its marketplaces' 14-day cycles create in those
+    days; then the product's flows and the sandbox's warehouse bring the whole world into M3 as
+    the demo does (what M3 has is found, not made again), so that a settlement run finds every
+    settled order's invoice. One line per marketplace, then each step's counts; servers stop."""
     from sandbox.runtime import marketplace_lines
 
     with open_connections(home, sandbox=True) as connections:
         env = connections.sandbox_env
         before = env.world()
         after = env.advanced_world(days)
-        # The whole world, not only what is new: M3 skips what it has, and a home the demo never
-        # filled gets every invoice its settlements need.
-        counts, credited = enter_world_in_m3(connections, after)
         env.publish(after, days)
+        home_path = connections.home
+    done = world_through_the_flows(home_path, after)
     for line in marketplace_lines(before, after):
         echo(line)
-    echo(
-        f"World clock {before.clock} -> {after.clock}; M3: {counts['created']} orders entered and invoiced "
-        f"({counts['already_in_m3']} already there), credit notes for {credited} refunds"
-    )
+    for line in story_lines(done):
+        echo(line)
+    echo(f"World clock {before.clock} -> {after.clock}")
     return 0

@@ -32,6 +32,7 @@ from connectors.m3 import (
 from connectors.m3.records import OrderAddress
 from flows.connections import Connections
 from flows.settlement_steps import CONNECTOR_RETRIES
+from flows.shipments import nothing_to_confirm  # shipment sync need not read what order sync saw done
 from sync.customers import CUSTOMER_ID_KIND, BuyerCustomer, buyer_customer_for
 from sync.order_mapping import (
     M3OrderState,
@@ -267,8 +268,10 @@ def decide_order(
         m3_state = m3_order_state(connections.require_m3().order_progress(orno))
     decision = decide_status(status, m3_state)
     if found_in_m3 is not None and decision.action is not OrderAction.NOTHING:
-        connections.state.map_id(ORDER_ID_KIND, order_id, found_in_m3, marketplace)
+        record_order(connections, amazon, found_in_m3, marketplace)
     if decision.action is OrderAction.NOTHING and (found_in_m3 is None or status == "Canceled"):
+        if orno is not None:
+            nothing_to_confirm(connections.state, order_id, status, str(amazon.order.get("FulfillmentChannel") or ""))
         return _result(amazon, "skipped" if orno is None else "already_in_m3", decision.reason, orno)
     if decision.action is OrderAction.CANCEL and orno is not None:
         return cancel_in_m3(connections, amazon, orno, decision.reason)
@@ -283,7 +286,7 @@ def decide_order(
             mapped = replace(mapped, cuno=buyer_cuno) if buyer_cuno else mapped
             return FoundOrder(amazon, mapped, marketplace, found_in_m3, decision.reason)
         if isinstance(mapped, SkippedOrder):  # one we never create (afn: skip): another tool's, complete or not
-            connections.state.map_id(ORDER_ID_KIND, order_id, found_in_m3, marketplace)
+            record_order(connections, amazon, found_in_m3, marketplace)
             return _result(amazon, "already_in_m3", decision.reason, found_in_m3)
         return dead_letter(
             connections,
@@ -322,7 +325,7 @@ def create_new(connections: Connections, m3: M3Lookups, orders: Sequence[NewOrde
             order_id = new.amazon.order_id
             if written.created is not None:
                 m3.add(new.mapped.cuno, order_id, written.created.orno)
-                connections.state.map_id(ORDER_ID_KIND, order_id, written.created.orno, new.marketplace)
+                record_order(connections, new.amazon, written.created.orno, new.marketplace)
                 results[order_id] = _result(new.amazon, "created", new.reason, written.created.orno)
             elif written.refused is not None:  # M3 refused it: this order only
                 results[order_id] = dead_letter(
@@ -401,9 +404,17 @@ def check_found(
             outcome = "created"
             reason = f"{reason}; completed: M3 had {len(have)} of its {len(want)} lines, the missing ones added"
         m3.add(found.mapped.cuno, order_id, orno)
-        connections.state.map_id(ORDER_ID_KIND, order_id, orno, found.marketplace)
+        record_order(connections, found.amazon, orno, found.marketplace)
         results[order_id] = _result(found.amazon, outcome, reason, orno)
     return results
+
+
+def record_order(connections: Connections, amazon: AmazonOrder, orno: str, marketplace: str | None) -> None:
+    """Amazon id -> M3 ORNO in the id map; an order order sync has just seen fulfilled by Amazon,
+    Shipped or Canceled is done for shipment sync too (it spends no getOrder, 0.5/s, on it)."""
+    connections.state.map_id(ORDER_ID_KIND, amazon.order_id, orno, marketplace)
+    status, channel = str(amazon.order.get("OrderStatus") or ""), str(amazon.order.get("FulfillmentChannel") or "")
+    nothing_to_confirm(connections.state, amazon.order_id, status, channel)
 
 
 def _lines_text(lines: list[tuple[str, Decimal]]) -> str:

@@ -1,7 +1,9 @@
-"""``m3sync demo`` end to end on a small world: orders into M3, settlements posted, workbook written."""
+"""``m3sync demo`` end to end on a small world: orders into M3 through order sync, shipped, confirmed
+to Amazon and invoiced, settlements posted, workbook written."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +12,11 @@ from _cli import m3sync
 from openpyxl import load_workbook
 
 from connectors.m3 import M3Client
+from flows.connections import open_connections
+from flows.demo import WorldInM3, story_lines
 from sandbox.runtime import start_sandbox
+
+CREATED_STATUSES = ("Unshipped", "PartiallyShipped", "Shipped")  # what order sync creates (Pending waits)
 
 
 def _posted_balances(ionapi: Path) -> dict[tuple[str, str], Decimal]:
@@ -44,15 +50,61 @@ def _open_amounts(ionapi: Path) -> dict[tuple[str, str], Decimal]:
         }
 
 
+def _order_heads(ionapi: Path, customers: set[str]) -> dict[str, dict[str, str]]:
+    """Every M3 customer order head of the Amazon customers, by ORNO, read back from M3."""
+    with M3Client.from_ionapi(ionapi) as client:
+        ornos = [
+            row["ORNO"]
+            for cuno in sorted(customers)
+            for row in client.execute("OIS100MI", "LstHead", {"CUNO": cuno}, maxrecs=0)
+        ]
+        return {orno: client.execute("OIS100MI", "GetHead", {"ORNO": orno})[0] for orno in ornos}
+
+
 def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_url: str, tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
-    run = m3sync("demo", "--home", str(home), "--orders", "60", "--seed", "2", api_url=prefect_api_url)
+    started = datetime.now(UTC)
+    # Seed 1's 60 orders: 55 shipped, 3 canceled, one merchant-fulfilled (MFN) and one FBA order
+    # Amazon has not shipped yet (sandbox/generator/orders.py draws them; checked below from the world).
+    run = m3sync("demo", "--home", str(home), "--orders", "60", "--seed", "1", api_url=prefect_api_url)
     assert run.code == 0, (run.stdout[-2000:], run.stderr[-2000:])
     assert "Traceback" not in run.stderr
     out = run.stdout
+    with open_connections(home, sandbox=True) as connections:
+        env = connections.sandbox_env
+        world = env.world()
+        id_map = connections.state.all_ids("order")
+        watermark = datetime.fromisoformat(connections.state.get_watermark("orders.last_updated") or "")
+        shipping_done = {p.source for p in connections.state.list_postings(kind="shipment-order", status="posted")}
+        heads = _order_heads(env.ionapi_path, {f"AMZ{order.market}" for order in world.orders})
+        confirmed = httpx.get(f"{env.spapi['na'].base_url}/sandbox/state").json()["shipments"]
+    created = {o.order_id for o in world.orders if o.status in CREATED_STATUSES}
+    unshipped_mfn = {o.order_id for o in world.orders if o.channel == "MFN" and o.status == "Unshipped"}
+    unshipped_afn = {o.order_id for o in world.orders if o.channel == "AFN" and o.status == "Unshipped"}
+    assert (len(world.orders), len(created), len(unshipped_mfn), len(unshipped_afn)) == (60, 57, 1, 1)
+    # Order sync made every M3 order: its id map holds each, and each head carries what its mapping
+    # sets (YREF = CUOR = the Amazon order id); the canceled orders never reached M3.
+    assert "Order sync: 57 created, 0 already in m3, 3 skipped, 0 waiting, 0 dead lettered" in out, out
+    assert set(id_map) == created and sorted(id_map.values()) == sorted(heads)
+    # It read the world from its first purchase, weeks back; no order waits, so the deployment's
+    # next order sync reads on from the demo's run, not from the world's past again.
+    assert started <= watermark <= datetime.now(UTC)
+    assert {orno: (h["CUOR"], h["YREF"]) for orno, h in heads.items()} == {o: (a, a) for a, o in id_map.items()}
+    # The warehouse delivered all but the FBA order Amazon has not shipped; shipment sync confirmed
+    # the one merchant-fulfilled order Amazon was waiting for, once, with M3's tracking number.
+    # Shipment sync read that one order only: order sync had recorded the FBA orders and those
+    # Amazon showed Shipped as done (no getOrder each at 0.5/s).
+    assert "M3 warehouse: 56 orders delivered" in out, out
+    assert "Shipments: 1 orders checked, 1 packages confirmed (0 confirmed before)" in out, out
+    assert [s["amazonOrderId"] for s in confirmed] == sorted(unshipped_mfn)
+    assert confirmed[0]["packageDetail"]["trackingNumber"].endswith(id_map[min(unshipped_mfn)][-4:])
+    assert heads[id_map[min(unshipped_afn)]]["ORST"] < "66"  # not delivered, so not invoiced
+    assert shipping_done == created  # nothing is left to confirm
+    assert "M3 invoices: 56 orders invoiced" in out, out
     # Every refund is credited in M3 (as M3 does when order sync books the return), so no
     # settlement is held for want of a credit note.
-    assert "M3 orders:" in out and "Settlements: 16 processed: 16 posted" in out, out
+    assert "Settlements: 16 processed: 16 posted" in out, out
+    assert ", 0 refund without credit" in out and " 0 missing in m3" in out, out
     assert "invalid" not in out, out
     workbooks = list((home / "reports").glob("settlements-*.xlsx"))
     assert len(workbooks) == 1
@@ -63,7 +115,8 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
         ledger = httpx.get(f"{env.m3.base_url}/sandbox/customer-ledger").json()
         balances = _posted_balances(env.ionapi_path)
         open_amounts = _open_amounts(env.ionapi_path)
-    assert state["invoices"] == state["orders"] + state["credit_notes"] and state["credit_notes"] > 0
+    # Every order but the FBA one Amazon has not shipped is invoiced, every refund credited.
+    assert state["invoices"] == state["orders"] - 1 + state["credit_notes"] and state["credit_notes"] > 0
     # The demo's M3 keeps the Amazon invoices open in its customer ledger: the settlements pay
     # them (ARS040MI), and each marketplace customer's open amount equals GL 1510 of its marketplace.
     assert state["payment_batches"] >= 1
@@ -89,11 +142,32 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     posted = out.count(" posted ")
     assert posted >= 1 and state["vouchers"] >= posted
 
-    # A second run: every order is already in M3 and no settlement report is new since the
-    # watermark the first run stored, so nothing is created or posted again.
+    # A second run: every order is already in M3, its shipment confirmed, and no settlement report
+    # is new since the watermark the first run stored, so nothing is created, confirmed or posted again.
     again = m3sync("demo", "--home", str(home), api_url=prefect_api_url)
     assert again.code == 0, again.stderr[-2000:]
-    assert "0 created" in again.stdout and "Settlements: 0 processed" in again.stdout, again.stdout
+    # (The confirmed order changed on Amazon seconds ago: searchOrders shows it on a later run.)
+    assert "Order sync: 0 created, " in again.stdout and "0 dead lettered" in again.stdout, again.stdout
+    assert "Shipments: 0 orders checked, 0 packages confirmed" in again.stdout, again.stdout
+    assert "M3 invoices: 0 orders invoiced" in again.stdout and "Settlements: 0 processed" in again.stdout
     with start_sandbox(home) as env:
         again_state = httpx.get(f"{env.m3.base_url}/sandbox/state").json()
-    assert (again_state["vouchers"], again_state["credit_notes"]) == (state["vouchers"], state["credit_notes"])
+        assert len(httpx.get(f"{env.spapi['na'].base_url}/sandbox/state").json()["shipments"]) == 1
+    assert {k: again_state[k] for k in ("orders", "invoices", "vouchers", "credit_notes")} == {
+        k: state[k] for k in ("orders", "invoices", "vouchers", "credit_notes")
+    }
+
+
+def test_the_demo_says_which_orders_order_sync_refused() -> None:
+    """An order of the world order sync dead-letters is named with its reason, not hidden."""
+    refused = {"amazon_order_id": "111-0000000-0000001", "reason": "order 111-0000000-0000001: unknown SKU X-1"}
+    orders = {
+        "counts": {"created": 2, "already_in_m3": 0, "skipped": 1, "waiting": 0, "dead_lettered": 1},
+        "dead_lettered": [refused],
+    }
+    shipments = {"orders": 0, "confirmed": [], "already_confirmed": 0, "waiting": [], "dead_lettered": []}
+    lines = story_lines(WorldInM3(orders, delivered=2, shipments=shipments, invoiced=2, credited=0))
+    assert lines[:2] == [
+        "Order sync: 2 created, 0 already in m3, 1 skipped, 0 waiting, 1 dead lettered",
+        "  dead-lettered: 111-0000000-0000001: unknown SKU X-1",
+    ]

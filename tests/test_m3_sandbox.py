@@ -332,6 +332,10 @@ def test_brief_order_to_invoice(m3: M3) -> None:
 
     moved = m3.admin("advance", {"to": "77", "orders": [orno], "date": "20241025"})
     assert moved.status_code == 200 and moved.json()["orders"] == [{"orno": orno, "status": "77"}]
+    assert moved.json()["moved"] == [orno]
+    # An invoiced order does not move again; 'except' goes with every order, not with a list.
+    assert m3.admin("advance", {"to": "77", "orders": [orno]}).json()["moved"] == []
+    assert m3.admin("advance", {"to": "77", "orders": [orno], "except": [orno]}).status_code == 400
     lines = m3.ok("OIS100MI", "LstLine", ORNO=orno)
     assert [(ln["PONR"], ln["ORST"], ln["NLAM"], ln["IVQT"]) for ln in lines] == [
         ("1", "77", "45.00", "2"),

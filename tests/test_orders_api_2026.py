@@ -62,7 +62,12 @@ def world() -> list[tuple[dict, list[dict]]]:
     shipped_items[0]["QuantityShipped"] = 2
     shipped_head.update(NumberOfItemsShipped=2, NumberOfItemsUnshipped=0)
     partial_head, partial_items = order(E, T0 + timedelta(hours=4), status="PartiallyShipped", items=2)
-    partial_items[0].update(QuantityShipped=1, PromotionIds=["PROMO-1"], PromotionDiscount=money("USD", "1.00"))
+    partial_items[0].update(
+        QuantityShipped=1,
+        PromotionIds=["PROMO-1"],
+        PromotionDiscount=money("USD", "1.00"),
+        ShippingDiscount=money("USD", "0.50"),  # 2026: one DISCOUNT breakdown of 1.50, told apart in its details
+    )
     partial_head.update(NumberOfItemsShipped=1, NumberOfItemsUnshipped=3, IsBusinessOrder=True, IsPrime=True)
     return [
         order(A, T0, items=2),
@@ -154,8 +159,9 @@ def test_default_is_2026_and_yields_the_v0_records(server: RunningServer, data_d
     assert single_new == {k: single_old[k] for k in ORDER_FIELDS}
     for order_id in IN_WINDOW:
         expected_fields = UNPRICED_ITEM_FIELDS if order_id == C else ITEM_FIELDS
-        assert [set(i) for i in new_items[order_id]] == [expected_fields] * len(old_items[order_id])
-        assert new_items[order_id] == [{k: i[k] for k in expected_fields} for i in old_items[order_id]]
+        expected = [expected_fields | ({"ShippingDiscount"} & set(i)) for i in old_items[order_id]]
+        assert [set(i) for i in new_items[order_id]] == expected
+        assert new_items[order_id] == [{k: i[k] for k in fields} for i, fields in zip(old_items[order_id], expected)]
     # Worked out from the seed: 2 lines of 2 units at 25.98 a line, nothing shipped, PII withheld.
     assert new_orders[0] == {
         "AmazonOrderId": A,
@@ -182,6 +188,7 @@ def test_default_is_2026_and_yields_the_v0_records(server: RunningServer, data_d
     assert (single_new["NumberOfItemsShipped"], single_new["NumberOfItemsUnshipped"]) == (1, 3)
     assert new_items[E][0]["PromotionIds"] == ["PROMO-1"]
     assert new_items[E][0]["PromotionDiscount"] == {"CurrencyCode": "USD", "Amount": "1.00"}
+    assert new_items[E][0]["ShippingDiscount"] == {"CurrencyCode": "USD", "Amount": "0.50"}
     assert (new_orders[1]["OrderStatus"], new_orders[1]["FulfillmentChannel"]) == ("Shipped", "AFN")
     assert new_items[B][0]["QuantityShipped"] == 2
 
@@ -297,6 +304,26 @@ def test_search_orders_filters(server: RunningServer, http: httpx.Client) -> Non
         answer = search(http, server.base_url, **params)
         assert answer.status_code == 400
         assert message in answer.json()["errors"][0]["message"]
+
+
+def test_one_discount_breakdown_tells_the_item_and_the_shipping_promotion_apart(
+    server: RunningServer, http: httpx.Client
+) -> None:
+    """2026-01-01 has one DISCOUNT proceeds type; its detailedBreakdowns (subtypes ITEM, SHIPPING)
+    carry what v0 calls PromotionDiscount and ShippingDiscount (the seed's 1.00 and 0.50 on E)."""
+    answer = search(http, server.base_url, **window_params(marketplaceIds=US, includedData="PROCEEDS"))
+    order = next(o for o in answer.json()["orders"] if o["orderId"] == E)
+    breakdowns = order["orderItems"][0]["proceeds"]["breakdowns"]
+    assert [b for b in breakdowns if b["type"] == "DISCOUNT"] == [
+        {
+            "type": "DISCOUNT",
+            "subtotal": {"amount": "1.50", "currencyCode": "USD"},
+            "detailedBreakdowns": [
+                {"subtype": "ITEM", "value": {"amount": "1.00", "currencyCode": "USD"}},
+                {"subtype": "SHIPPING", "value": {"amount": "0.50", "currencyCode": "USD"}},
+            ],
+        }
+    ]
 
 
 def test_buyer_data_is_withheld_as_on_v0(server: RunningServer, http: httpx.Client) -> None:

@@ -124,6 +124,9 @@ ADDRESS_V0 = {
 }
 # 2026 ItemProceedsBreakdown type -> v0 OrderItem money field
 ITEM_MONEY_V0 = {"ITEM": "ItemPrice", "SHIPPING": "ShippingPrice", "TAX": "ItemTax", "DISCOUNT": "PromotionDiscount"}
+# The DISCOUNT breakdown's subtotal is the item's and the shipping's promotions together; its
+# detailedBreakdowns tell them apart (subtype -> v0 OrderItem field). Without them it is the item's.
+DISCOUNT_SUBTYPES_V0 = {"ITEM": "PromotionDiscount", "SHIPPING": "ShippingDiscount"}
 
 
 def _money_v0(money: dict[str, Any]) -> dict[str, str]:
@@ -181,7 +184,12 @@ def item_record(item: dict[str, Any]) -> dict[str, Any]:
     if fulfillment:
         record["QuantityShipped"] = int(fulfillment.get("quantityFulfilled") or 0)
     for breakdown in (item.get("proceeds") or {}).get("breakdowns") or []:
-        if breakdown["type"] in ITEM_MONEY_V0:
+        details = breakdown.get("detailedBreakdowns") or []
+        if breakdown["type"] == "DISCOUNT" and details:
+            for detail in details:
+                if detail.get("subtype") in DISCOUNT_SUBTYPES_V0:
+                    record[DISCOUNT_SUBTYPES_V0[detail["subtype"]]] = _money_v0(detail["value"])
+        elif breakdown["type"] in ITEM_MONEY_V0:
             record[ITEM_MONEY_V0[breakdown["type"]]] = _money_v0(breakdown["subtotal"])
     promotion = item.get("promotion")
     if promotion is not None:

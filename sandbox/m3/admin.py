@@ -60,12 +60,25 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
 
         return endpoint
 
-    def advance(ornos: list[str] | None, to: str, date: str | None) -> list[dict[str, str]]:
+    def advance(
+        ornos: list[str] | None, to: str, date: str | None, leave: frozenset[str] = frozenset()
+    ) -> tuple[list[dict[str, str]], list[str]]:
+        """Each order's status after moving it, and the orders that moved (the rest were that far)."""
         with store.transaction() as tx:
             if ornos is None:
                 rows = tx.all("SELECT orno FROM orders WHERE kind = 'order' ORDER BY orno")
-                ornos = [r["orno"] for r in rows if tx.one("SELECT 1 FROM order_lines WHERE orno = ?", (r["orno"],))]
-            return [{"orno": orno, "status": advance_order(tx, orno, to, date)} for orno in ornos]
+                ornos = [
+                    r["orno"]
+                    for r in rows
+                    if r["orno"] not in leave and tx.one("SELECT 1 FROM order_lines WHERE orno = ?", (r["orno"],))
+                ]
+            statuses, moved = [], []
+            for orno in ornos:
+                head = tx.record("SELECT data FROM orders WHERE orno = ? AND kind = 'order'", (orno,))
+                statuses.append({"orno": orno, "status": advance_order(tx, orno, to, date)})
+                if head is not None and str(head["ORSL"]) < to:
+                    moved.append(orno)
+            return statuses, moved
 
     def credit(orno: str, body: dict[str, Any]) -> dict[str, str]:
         amounts = []
@@ -91,19 +104,22 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
             return JSONResponse(await run_in_threadpool(credit, request.path_params["orno"], body))
         if action not in _ACTIONS:
             raise AdminError(f"unknown action {action!r}; use one of {', '.join(_ACTIONS)}, credit")
-        moved = await run_in_threadpool(advance, [request.path_params["orno"]], _ACTIONS[action], _date(body))
-        return JSONResponse(moved[0])
+        statuses, _ = await run_in_threadpool(advance, [request.path_params["orno"]], _ACTIONS[action], _date(body))
+        return JSONResponse(statuses[0])
 
     async def advance_all(request: Request) -> Response:
         body = await _json_body(request)
         to = str(body.get("to", ""))
         if to not in STATUS_ORDER[1:]:
             raise AdminError(f"'to' must be one of 33, 66, 77, got {body.get('to')!r}")
-        ornos = body.get("orders")
-        if ornos is not None and not (isinstance(ornos, list) and all(isinstance(o, str) for o in ornos)):
-            raise AdminError("'orders' must be a list of order numbers (strings)")
-        moved = await run_in_threadpool(advance, ornos, to, _date(body))
-        return JSONResponse({"orders": moved})
+        ornos, leave = body.get("orders"), body.get("except", [])
+        for name, value in (("orders", ornos), ("except", leave)):
+            if value is not None and not (isinstance(value, list) and all(isinstance(o, str) for o in value)):
+                raise AdminError(f"'{name}' must be a list of order numbers (strings)")
+        if ornos is not None and leave:
+            raise AdminError("'except' goes with every order (no 'orders' list)")
+        statuses, moved = await run_in_threadpool(advance, ornos, to, _date(body), frozenset(leave or ()))
+        return JSONResponse({"orders": statuses, "moved": moved})
 
     async def set_faults(request: Request) -> Response:
         if request.method == "DELETE":

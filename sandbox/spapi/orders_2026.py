@@ -8,6 +8,8 @@ for the path grants ``buyerInfo``/``shippingAddress``.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from starlette.requests import Request
 
 from .context import Reply, Sandbox, values
@@ -76,7 +78,10 @@ _ADDRESS_FIELDS = {
     "Phone": "phone",
 }
 # v0 OrderItem money field -> 2026 ItemProceedsBreakdown type
-_PROCEEDS_TYPES = {"ItemPrice": "ITEM", "ShippingPrice": "SHIPPING", "ItemTax": "TAX", "PromotionDiscount": "DISCOUNT"}
+_PROCEEDS_TYPES = {"ItemPrice": "ITEM", "ShippingPrice": "SHIPPING", "ItemTax": "TAX"}
+# v0 OrderItem discount -> the subtype of the 2026 DISCOUNT breakdown's detailedBreakdowns: its subtotal is
+# the item's promotion and the shipping's together, told apart there (as TAX's are)
+_DISCOUNT_SUBTYPES = {"PromotionDiscount": "ITEM", "ShippingDiscount": "SHIPPING"}
 
 
 def _money(v0_money: dict) -> dict:
@@ -141,6 +146,20 @@ def _item_2026(item: dict, included: frozenset[str]) -> dict:
             for field, kind in _PROCEEDS_TYPES.items()
             if isinstance(item.get(field), dict)
         ]
+        discounts = [
+            (subtype, item[field]) for field, subtype in _DISCOUNT_SUBTYPES.items() if isinstance(item.get(field), dict)
+        ]
+        if discounts:
+            total = sum((Decimal(money["Amount"]) for _, money in discounts), Decimal(0))
+            breakdowns.append(
+                {
+                    "type": "DISCOUNT",
+                    "subtotal": {"amount": str(total), "currencyCode": discounts[0][1]["CurrencyCode"]},
+                    "detailedBreakdowns": [
+                        {"subtype": subtype, "value": _money(money)} for subtype, money in discounts
+                    ],
+                }
+            )
         if breakdowns:  # Pending orders carry no pricing yet
             result["proceeds"] = {"breakdowns": breakdowns}
     if "PROMOTION" in included and "PromotionIds" in item:
