@@ -8,8 +8,10 @@
    on the world's last day;
 4. SHIPMENT SYNC (``flows/shipments.py``) confirms those merchant-fulfilled shipments to Amazon;
 5. the sandbox invoices the delivered orders on their delivery days;
-6. the world's refunds are credited in M3 (``credit_world_refunds``), then the sandbox delivers and
-   invoices every M3 order not invoiced yet but the orders Amazon has not shipped (return orders);
+6. REFUND CREDIT (``flows/refunds.py``) makes an M3 return order of each refund in Amazon's
+   settlement reports of an order order sync created, then the sandbox delivers and invoices every
+   M3 order not invoiced yet but the orders Amazon has not shipped (the return orders: their
+   invoices are the credit notes the settlement reconciliation looks for);
 7. the settlement flow runs on every settlement report Amazon lists;
 8. each step's counts, what was dead-lettered, and where the workbook is.
 
@@ -26,7 +28,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from connectors.state import StateStore
 from flows.connections import open_connections
 from flows.contract import exit_code, run_document
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
@@ -44,7 +45,7 @@ class WorldInM3:
     delivered: int  # orders the sandbox's warehouse delivered
     shipments: dict[str, Any]  # shipment sync's document
     invoiced: int  # orders the sandbox invoiced (return orders included)
-    credited: int  # refunds credited
+    refunds: dict[str, Any]  # refund credit's document (docs/cli-contract.md, "m3sync refunds")
 
 
 def order_sync_since(world: Any) -> str:
@@ -69,37 +70,11 @@ def delivery_days(world: Any, ornos: Mapping[str, str]) -> dict[date, list[str]]
     return dict(days)
 
 
-def credit_refunds_in_m3(state: StateStore, world: Any, credit: Callable[[str, Any], str]) -> int:
-    """The credit notes of the world's refunds, as M3 makes them when a return is booked, so
-    that the demo's refunds are credited in M3 and its settlements post; each once (Amazon's
-    refund id is the credit note's reference). Returns how many."""
-    count = 0
-    for note in world.m3_credit_notes():
-        orno = state.m3_id_for("order", note.amazon_order_id)
-        if orno:  # an order M3 never had has nothing to credit: its settlement holds it
-            credit(orno, note)
-            count += 1
-    return count
-
-
-def credit_world_refunds(home: Path, world: Any) -> int:
-    """Credit the world's refunds in M3 (the one place to call the refund-credit flow from once
-    it lands; until then the sandbox's admin credit note). Returns how many."""
-    with open_connections(home, sandbox=True) as connections:
-        env = connections.sandbox_env
-        return credit_refunds_in_m3(
-            connections.state,
-            world,
-            lambda orno, note: env.credit_m3_order(
-                orno, note.net, note.tax, note.refunded.date(), reference=note.adjustment_id
-            ),
-        )
-
-
 def world_through_the_flows(home: Path, world: Any) -> WorldInM3:
     """Steps 2 to 6 of the module docstring on ``world`` (its orders already at Amazon's). Each
     step is idempotent: a second run finds everything done."""
     from flows.orders import order_sync
+    from flows.refunds import refund_credit
     from flows.shipments import shipment_sync
 
     orders = run_document(order_sync(since=order_sync_since(world), sandbox=True, home=str(home), return_state=True))
@@ -112,10 +87,10 @@ def world_through_the_flows(home: Path, world: Any) -> WorldInM3:
     with open_connections(home, sandbox=True) as connections:
         env = connections.sandbox_env
         invoiced = sum(len(env.advance_m3_orders("invoice", day, sorted(batch))) for day, batch in days.items())
-    credited = credit_world_refunds(home, world)
+    refunds = run_document(refund_credit(from_amazon=True, sandbox=True, home=str(home), return_state=True))
     not_shipped = set(ornos.values()) - {orno for batch in days.values() for orno in batch}
     invoiced += deliver_and_invoice_the_rest(home, world.clock - timedelta(days=1), leave=not_shipped)
-    return WorldInM3(orders, delivered, shipments, invoiced, credited)
+    return WorldInM3(orders, delivered, shipments, invoiced, refunds)
 
 
 def deliver_and_invoice_the_rest(home: Path, day: date, *, leave: set[str]) -> int:
@@ -142,7 +117,16 @@ def story_lines(done: WorldInM3) -> list[str]:
         shipment_summary(shipments),
         *(f"  dead-lettered: {letter['order']}: {letter['error']}" for letter in shipments["dead_lettered"]),
         f"M3 invoices: {done.invoiced} orders invoiced",
-        f"Refunds credited: {done.credited}",
+        "Refunds (settlement reports): "
+        + ", ".join(
+            f"{n} {outcome.replace('_', ' ')}"
+            for outcome, n in done.refunds["counts"].items()
+            if n or outcome != "unreadable"
+        ),
+        *(
+            f"  dead-lettered: {letter['amazon_order_id']}: {letter['reason']}"
+            for letter in done.refunds["dead_lettered"]
+        ),
     ]
     return lines
 

@@ -50,13 +50,15 @@ def _open_amounts(ionapi: Path) -> dict[tuple[str, str], Decimal]:
         }
 
 
-def _order_heads(ionapi: Path, customers: set[str]) -> dict[str, dict[str, str]]:
-    """Every M3 customer order head of the Amazon customers, by ORNO, read back from M3."""
+def _order_heads(ionapi: Path, customers: set[str], order_type: str = "") -> dict[str, dict[str, str]]:
+    """The M3 customer order heads of the Amazon customers (of ``order_type``: else every sales
+    order, return orders left out), by ORNO, read back from M3."""
     with M3Client.from_ionapi(ionapi) as client:
         ornos = [
             row["ORNO"]
             for cuno in sorted(customers)
             for row in client.execute("OIS100MI", "LstHead", {"CUNO": cuno}, maxrecs=0)
+            if (row["ORTP"] == order_type if order_type else row["ORTP"] != "RET")
         ]
         return {orno: client.execute("OIS100MI", "GetHead", {"ORNO": orno})[0] for orno in ornos}
 
@@ -76,7 +78,9 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
         id_map = connections.state.all_ids("order")
         watermark = datetime.fromisoformat(connections.state.get_watermark("orders.last_updated") or "")
         shipping_done = {p.source for p in connections.state.list_postings(kind="shipment-order", status="posted")}
-        heads = _order_heads(env.ionapi_path, {f"AMZ{order.market}" for order in world.orders})
+        customers = {f"AMZ{order.market}" for order in world.orders}
+        heads = _order_heads(env.ionapi_path, customers)
+        returns = _order_heads(env.ionapi_path, customers, "RET")
         confirmed = httpx.get(f"{env.spapi['na'].base_url}/sandbox/state").json()["shipments"]
     created = {o.order_id for o in world.orders if o.status in CREATED_STATUSES}
     unshipped_mfn = {o.order_id for o in world.orders if o.channel == "MFN" and o.status == "Unshipped"}
@@ -84,7 +88,7 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert (len(world.orders), len(created), len(unshipped_mfn), len(unshipped_afn)) == (60, 57, 1, 1)
     # Order sync made every M3 order: its id map holds each, and each head carries what its mapping
     # sets (YREF = CUOR = the Amazon order id); the canceled orders never reached M3.
-    assert "Order sync: 57 created, 0 already in m3, 3 skipped, 0 waiting, 0 dead lettered" in out, out
+    assert "Order sync: 57 created, 0 already in m3, 0 cancelled, 3 skipped, 0 waiting, 0 dead lettered" in out, out
     assert set(id_map) == created and sorted(id_map.values()) == sorted(heads)
     # It read the world from its first purchase, weeks back; no order waits, so the deployment's
     # next order sync reads on from the demo's run, not from the world's past again.
@@ -100,9 +104,16 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert confirmed[0]["packageDetail"]["trackingNumber"].endswith(id_map[min(unshipped_mfn)][-4:])
     assert heads[id_map[min(unshipped_afn)]]["ORST"] < "66"  # not delivered, so not invoiced
     assert shipping_done == created  # nothing is left to confirm
-    assert "M3 invoices: 56 orders invoiced" in out, out
-    # Every refund is credited in M3 (as M3 does when order sync books the return), so no
-    # settlement is held for want of a credit note.
+    # Refund credit made one M3 return order of each of the world's refunds (all of orders order
+    # sync created; a refund Amazon repeated under a new id is a duplicate, credited once), and the
+    # warehouse invoiced them with the 56 delivered orders: their invoices are the credit notes.
+    refunds = len(world.m3_credit_notes())
+    assert refunds > 0 and f"Refunds (settlement reports): {refunds} credited, 0 already in m3, " in out, out
+    assert ", 0 not synced, 0 dead lettered" in out, out
+    assert f"M3 invoices: {56 + refunds} orders invoiced" in out, out
+    notes = {(n.amazon_order_id, n.adjustment_id[:30]) for n in world.m3_credit_notes()}
+    assert sorted((h["CUOR"], h["YREF"]) for h in returns.values()) == sorted(notes)
+    # So no settlement is held for want of a credit note.
     assert "Settlements: 16 processed: 16 posted" in out, out
     assert ", 0 refund without credit" in out and " 0 missing in m3" in out, out
     assert "invalid" not in out, out
@@ -116,7 +127,8 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
         balances = _posted_balances(env.ionapi_path)
         open_amounts = _open_amounts(env.ionapi_path)
     # Every order but the FBA one Amazon has not shipped is invoiced, every refund credited.
-    assert state["invoices"] == state["orders"] - 1 + state["credit_notes"] and state["credit_notes"] > 0
+    # Every order but the FBA one Amazon has not shipped is invoiced, every return order credited.
+    assert state["credit_notes"] == len(returns) > 0 and state["invoices"] == state["orders"] - 1
     # The demo's M3 keeps the Amazon invoices open in its customer ledger: the settlements pay
     # them (ARS040MI), and each marketplace customer's open amount equals GL 1510 of its marketplace.
     assert state["payment_batches"] >= 1
@@ -150,6 +162,7 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert "Order sync: 0 created, " in again.stdout and "0 dead lettered" in again.stdout, again.stdout
     assert "Shipments: 0 orders checked, 0 packages confirmed" in again.stdout, again.stdout
     assert "M3 invoices: 0 orders invoiced" in again.stdout and "Settlements: 0 processed" in again.stdout
+    assert "Refunds (settlement reports): 0 credited, 0 already in m3, 0 duplicate, 0 not synced" in again.stdout
     with start_sandbox(home) as env:
         again_state = httpx.get(f"{env.m3.base_url}/sandbox/state").json()
         assert len(httpx.get(f"{env.spapi['na'].base_url}/sandbox/state").json()["shipments"]) == 1
@@ -166,7 +179,8 @@ def test_the_demo_says_which_orders_order_sync_refused() -> None:
         "dead_lettered": [refused],
     }
     shipments = {"orders": 0, "confirmed": [], "already_confirmed": 0, "waiting": [], "dead_lettered": []}
-    lines = story_lines(WorldInM3(orders, delivered=2, shipments=shipments, invoiced=2, credited=0))
+    refunds = {"counts": {"credited": 0, "dead_lettered": 0, "unreadable": 0}, "dead_lettered": []}
+    lines = story_lines(WorldInM3(orders, delivered=2, shipments=shipments, invoiced=2, refunds=refunds))
     assert lines[:2] == [
         "Order sync: 2 created, 0 already in m3, 1 skipped, 0 waiting, 1 dead lettered",
         "  dead-lettered: 111-0000000-0000001: unknown SKU X-1",
