@@ -67,9 +67,7 @@ class SchemaCache:
         self._schemas: dict[tuple[str, str], ProductTypeSchema] = {}
         self.reads = 0  # how many definitions were read from Amazon (observability, tests)
 
-    def get(
-        self, product_type: str, marketplace_id: str, read: Callable[[], ProductTypeSchema]
-    ) -> ProductTypeSchema:
+    def get(self, product_type: str, marketplace_id: str, read: Callable[[], ProductTypeSchema]) -> ProductTypeSchema:
         key = (product_type, marketplace_id)
         with self._lock:
             cached = self._schemas.get(key)

@@ -11,7 +11,8 @@ with their limits, each element carrying its ``language_tag`` (the marketplace's
 shapes come from amzn/selling-partner-api-models ``definitionsProductTypes_2020-09-01.json``.
 
 ``patchListingsItem`` checks the attributes it is sent against the same schema
-(``attribute_issues``), so a pre-check against the served schema and the sandbox agree.
+(``attribute_issues``) with the integration's own rule checker (``sync.catalog``): the pre-check
+against the served schema and the sandbox agree by construction.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import hashlib
 import json
 from functools import cache
 
-from jsonschema import Draft201909Validator
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.catalog import CATEGORIES, MARKETPLACE_BY_ID
+from sync.catalog import schema_violations
 
 from .context import Reply, Sandbox, marketplace_ids
 from .errors import invalid_input
@@ -211,25 +212,20 @@ async def download_schema(request: Request, sb: Sandbox) -> Response:
 
 def attribute_issues(product_type: str, marketplace_id: str, attributes: dict) -> list[dict]:
     """Amazon's issues for the attributes a patch sets, checked against the product type's schema
-    without the required attributes (a patch carries a few attributes, not a whole listing).
-    Attributes the schema does not describe (offers, availability) are checked elsewhere."""
+    without the required attributes (a patch carries a few attributes, not a whole listing), by
+    the rules the integration's pre-check uses (``sync.catalog.schema_violations``)."""
     if product_type not in PRODUCT_TYPES or marketplace_id not in LANGUAGES:
         return []
     schema = product_type_schema(product_type, marketplace_id, enforced=False)
-    known = {name: value for name, value in attributes.items() if name in schema["properties"]}
-    issues = []
-    for error in sorted(Draft201909Validator(schema).iter_errors(known), key=lambda e: list(e.absolute_path)):
-        path = list(error.absolute_path)
-        attribute = str(path[0]) if path else "(attributes)"
-        issues.append(
-            {
-                "code": "90220" if error.validator == "required" else "4000001",
-                "message": f"The provided value for '{attribute}' is invalid: {error.message} "
-                f"({error.validator} at /{'/'.join(str(p) for p in path)}).",
-                "severity": "ERROR",
-                "attributeNames": [attribute],
-                "categories": ["INVALID_ATTRIBUTE"],
-                "marketplaceIds": [marketplace_id],
-            }
-        )
-    return issues
+    return [
+        {
+            "code": "90220" if violation.rule.startswith("required") else "4000001",
+            "message": f"The provided value for '{violation.attribute}' is invalid: {violation.rule} "
+            f"({violation.detail} at {violation.path}).",
+            "severity": "ERROR",
+            "attributeNames": [violation.attribute],
+            "categories": ["INVALID_ATTRIBUTE"],
+            "marketplaceIds": [marketplace_id],
+        }
+        for violation in schema_violations(schema, attributes)
+    ]
