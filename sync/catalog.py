@@ -139,7 +139,9 @@ def _strings(raw: object, source: str, key: str) -> list[str]:
     return [str(v) for v in raw]
 
 
-def listing_attributes(settings: CatalogSettings, item: Mapping[str, str], marketplace_id: str) -> dict[str, list[dict[str, str]]]:
+def listing_attributes(
+    settings: CatalogSettings, item: Mapping[str, str], marketplace_id: str
+) -> dict[str, list[dict[str, str]]]:
     """The listing attributes of ``item`` (its fields by name, ``ITEM_FIELDS``) in ``marketplace_id``.
     Values are stripped; an empty one is left out, and an attribute with no value is not sent
     (Amazon keeps what it has)."""
