@@ -142,7 +142,8 @@ def test_a_sync_makes_the_listings_the_item_master_then_sends_only_what_m3_chang
 
 
 def test_an_over_long_name_is_held_before_sending_as_amazon_would_refuse_it(prefect_api_url: str, tmp_path: Path):
-    """A title composed of several fields breaks the product type's 200 characters: held, not sent."""
+    """A title composed of several fields breaks the product type's 200 characters: held, not sent.
+    So is a SKU without an M3 item; an item M3 no longer sells (status 90) is skipped."""
     from flows.catalog import catalog_sync
 
     long_description = "Resistance band set with door anchor, handles and a carry bag"[:60]
@@ -150,19 +151,28 @@ def test_an_over_long_name_is_held_before_sending_as_amazon_would_refuse_it(pref
     assert len(name) > 200  # the input breaks Amazon's limit
     home = _home(
         tmp_path,
-        _mapping(["KIT-10002", "SPO-10003"], "{US: en_US}", "{name} | {description} | {description} | {description}"),
+        _mapping(
+            ["KIT-10002", "SPO-10003", "HOM-10001", "NO-SUCH-SKU"],
+            "{US: en_US}",
+            "{name} | {description} | {description} | {description}",
+        ),
     )
     _m3_item(home, "A10003", FUDS=long_description)
+    _m3_item(home, "A10001", STAT="90")
     state = catalog_sync(sandbox=True, home=str(home), return_state=True)
     assert state.is_failed()
     document = run_document(state)["catalog"]
-    assert (document["sent"], document["held"]) == (1, 1)
-    [held] = [i for i in document["items"] if i["outcome"] == "held"]
+    assert (document["sent"], document["held"], document["skipped"]) == (1, 2, 1)
+    held, no_item = [i for i in document["items"] if i["outcome"] == "held"]
     assert held["sku"] == "SPO-10003" and held["attributes"] == list(TEXT_ATTRIBUTES)
+    assert no_item["reason"].startswith("SKU NO-SUCH-SKU: no M3 item NO-SUCH-SKU: ") and no_item["attributes"] == []
+    [skipped] = [i for i in document["items"] if i["outcome"] == "skipped"]
+    assert (skipped["sku"], skipped["reason"]) == ("HOM-10001", "M3 item A10001 has status '90', not kept in step")
     assert held["reason"] == (
         f"SKU SPO-10003 in {US}: item_name: maxLength 200 ({len(name)} characters at /item_name/0/value)"
     )
-    assert state.message.startswith(f"1 of 2 listings held, 0 rejected: SPO-10003 in {US} (SKU SPO-10003 in ")
+    assert state.message.startswith(f"2 of 4 listings held, 0 rejected: SPO-10003 in {US} (SKU SPO-10003 in ")
+    assert state.message.endswith(") and 1 more")
     assert _listings(home, "SPO-10003")[US][1]["item_name"] == [
         {"value": ITEMS["SPO-10003"].name, "marketplace_id": US}
     ]
@@ -187,12 +197,13 @@ def test_an_over_long_name_is_held_before_sending_as_amazon_would_refuse_it(pref
         )
     artifacts = {a.key: json.loads(a.data) if a.type == "table" else a.data for a in found}
     assert (
-        "| held (breaks the product type's schema, or no M3 item): not sent | 1 |"
+        "| held (breaks the product type's schema, or no M3 item): not sent | 2 |"
         in (artifacts["catalog-sync-summary-sandbox"])
     )
     assert [(r["sku"], r["outcome"]) for r in artifacts["catalog-sync-listings-sandbox"]] == [
         ("KIT-10002", "sent"),
         ("SPO-10003", "held"),
+        ("NO-SUCH-SKU", "held"),
     ]
 
 
