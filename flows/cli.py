@@ -522,7 +522,7 @@ def _catalog(args: argparse.Namespace) -> int:
     server = start_ephemeral_server()
     try:
         from flows.catalog import catalog_sync
-        from flows.catalog_steps import load_settings_of
+        from flows.catalog_steps import OUTCOMES, load_settings_of
         from flows.connections import checked_settings
         from flows.contract import run_document
         from flows.failures import RunFailed
@@ -539,7 +539,7 @@ def _catalog(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
         return _failure(exc, state.state_details.flow_run_id)
     catalog = document["catalog"]
-    summary = ", ".join(f"{catalog[o]} {o}" for o in ("sent", "unchanged", "held", "rejected", "skipped"))
+    summary = ", ".join(f"{catalog[outcome]} {outcome}" for outcome in OUTCOMES)
     print(json.dumps(document, indent=2) if args.json else summary)
     sys.stdout.flush()
     failed = state.result(raise_on_failure=False)

@@ -257,6 +257,8 @@ def test_the_command_with_the_cloudsuite_profile_and_a_bad_mapping(prefect_api_u
     assert {m: a for m, (_, a) in _listings(home, "TOY-10004").items() if m in (US, UK)} == {
         m: _attributes(toy.name, toy.category, m) for m in (US, UK)
     }
+    again = m3sync("catalog", "--sandbox", "--home", str(home), api_url=prefect_api_url)
+    assert (again.code, again.stdout.strip()) == (0, "0 sent, 2 unchanged, 0 held, 0 rejected, 0 skipped")
 
     bad = tmp_path / "bad"
     bad.mkdir()
