@@ -207,6 +207,17 @@ settled_orders = sa.Table(
     sa.Column("settlement_id", sa.String(_KEY), primary_key=True),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
 )
+# Catalog sync (issue 15): per SKU and marketplace, the listing's product type and a hash of each
+# attribute's value as Amazon last accepted it (JSON {attribute: hash}), so only changes are sent.
+catalog_listings = sa.Table(
+    "catalog_listings",
+    metadata,
+    sa.Column("sku", sa.String(_KEY), primary_key=True),
+    sa.Column("marketplace_id", sa.String(40), primary_key=True),
+    sa.Column("product_type", sa.String(100), nullable=False),
+    sa.Column("accepted", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
 # Order ids per IN (...) query: below SQLite's variable limit (32766), a few queries for 200k orders.
 _IDS_PER_QUERY = 10_000
 
@@ -224,7 +235,7 @@ sa.Index(
 )
 
 # The tables holding the store's rows (what `StateStore.copy_to` copies), parents of none.
-DATA_TABLES = (postings, watermarks, id_maps, dead_letters, reversals, settled_orders)
+DATA_TABLES = (postings, watermarks, id_maps, dead_letters, reversals, settled_orders, catalog_listings)
 
 # The schema's version: one row per migration step applied, the highest is the store's version.
 schema_versions = sa.Table(
@@ -276,6 +287,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "postings.audit: what a write was made from", _add_column(postings, "audit")),
     Migration(4, "reversals: the reversed versions of a settlement's vouchers", _create_tables(reversals)),
     Migration(5, "settled_orders: which settlement settled which order", _create_tables(settled_orders)),
+    Migration(
+        6,
+        "catalog_listings: the listing attributes Amazon last accepted, per SKU and marketplace",
+        _create_tables(catalog_listings),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
@@ -331,6 +347,18 @@ class Claim:
         """True when the existing row was claimed or posted with different content: the same
         key now describes something else (e.g. a corrected settlement file)."""
         return self.claimed_content_hash != self.posting.content_hash
+
+
+@dataclass(frozen=True)
+class CatalogListing:
+    """A listing the catalog sync keeps in step: its product type and, per attribute, the hash of
+    the value Amazon last accepted (``sync.catalog.attribute_hash``)."""
+
+    sku: str
+    marketplace_id: str
+    product_type: str
+    accepted: dict[str, str]
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -841,6 +869,63 @@ class StateStore:
                 )
         return sorted(found)
 
+    # -- catalog listings --------------------------------------------------------------
+
+    def catalog_listings(self) -> dict[tuple[str, str], CatalogListing]:
+        """Every listing the catalog sync knows, by (SKU, marketplace id)."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(catalog_listings)).mappings().all()
+        return {(row["sku"], row["marketplace_id"]): _catalog_listing(row) for row in rows}
+
+    def catalog_listing(self, sku: str, marketplace_id: str) -> CatalogListing | None:
+        with self._tx() as conn:
+            row = (
+                conn.execute(
+                    sa.select(catalog_listings).where(
+                        catalog_listings.c.sku == sku, catalog_listings.c.marketplace_id == marketplace_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _catalog_listing(row)
+
+    def record_catalog_listing(
+        self, sku: str, marketplace_id: str, product_type: str, accepted: dict[str, str] | None = None
+    ) -> CatalogListing:
+        """Record the listing's product type and merge ``accepted`` (attribute -> hash of the value
+        Amazon just accepted) into what it accepted before. The row is locked while merging
+        (PostgreSQL: FOR UPDATE; SQLite: the write lock of BEGIN IMMEDIATE), so two writers never
+        lose each other's attributes."""
+        where = sa.and_(catalog_listings.c.sku == sku, catalog_listings.c.marketplace_id == marketplace_id)
+        for _ in range(3):
+            now = self._clock()
+            with self._tx() as conn:
+                row = conn.execute(sa.select(catalog_listings).where(where).with_for_update()).mappings().first()
+                if row is not None:
+                    merged = {**json.loads(row["accepted"]), **(accepted or {})}
+                    conn.execute(
+                        catalog_listings.update()
+                        .where(where)
+                        .values(product_type=product_type, accepted=json.dumps(merged, sort_keys=True), updated_at=now)
+                    )
+                    return CatalogListing(sku, marketplace_id, product_type, merged, now)
+            try:
+                with self._tx() as conn:
+                    conn.execute(
+                        catalog_listings.insert().values(
+                            sku=sku,
+                            marketplace_id=marketplace_id,
+                            product_type=product_type,
+                            accepted=json.dumps(dict(accepted or {}), sort_keys=True),
+                            updated_at=now,
+                        )
+                    )
+                return CatalogListing(sku, marketplace_id, product_type, dict(accepted or {}), now)
+            except IntegrityError:
+                continue  # another writer inserted it first: merge into that row
+        raise StateStoreError(f"could not record catalog listing {sku} in {marketplace_id}: kept losing races")
+
     # -- watermarks -------------------------------------------------------------------
 
     def get_watermark(self, name: str) -> str | None:
@@ -1109,6 +1194,16 @@ def _posting(row: sa.RowMapping) -> Posting:
         updated_at=row["updated_at"],
         owner=row.get("owner"),
         audit=None if row.get("audit") is None else json.loads(row["audit"]),
+    )
+
+
+def _catalog_listing(row: sa.RowMapping) -> CatalogListing:
+    return CatalogListing(
+        sku=row["sku"],
+        marketplace_id=row["marketplace_id"],
+        product_type=row["product_type"],
+        accepted=json.loads(row["accepted"]),
+        updated_at=row["updated_at"],
     )
 
 

@@ -2,7 +2,8 @@
 anomalies and a link to the workbook; when a run from Amazon found nothing new, one markdown
 artifact saying since when. Of an order-sync or shipment-sync run: a markdown summary of its
 counts and a table of its dead letters (order id and reason: no buyer data, as in the run's
-document).
+document). Of a catalog-sync run: a markdown summary (patches sent, skipped as unchanged, held,
+rejected) and a table of the listings patched, held or rejected.
 
 Keys end in the home's environment (``[m3sync] environment``, default ``live``; sandbox runs
 ``sandbox``): ``settlement-summary-production``, so sandbox and live runs never share a key and
@@ -39,6 +40,15 @@ SUMMARY, EXCEPTIONS, ANOMALIES, WORKBOOK = (
 
 ORDER_SUMMARY, ORDER_DEAD_LETTERS = "order-sync-summary", "order-sync-dead-letters"
 SHIPMENT_SUMMARY, SHIPMENT_DEAD_LETTERS = "shipment-sync-summary", "shipment-sync-dead-letters"
+CATALOG_SUMMARY, CATALOG_LISTINGS = "catalog-sync-summary", "catalog-sync-listings"
+# The catalog-sync document's outcomes (flows/catalog_steps.py OUTCOMES) as the summary words them.
+CATALOG_COUNTS = (
+    ("sent", "patches sent (accepted by Amazon)"),
+    ("unchanged", "skipped as unchanged"),
+    ("held", "held (breaks the product type's schema, or no M3 item): not sent"),
+    ("rejected", "rejected by Amazon (dead-lettered)"),
+    ("skipped", "skipped (not listed there, or an M3 item status not kept in step)"),
+)
 # The order-sync document's outcomes (flows/orders_steps.py OUTCOMES) as the summary words them.
 ORDER_COUNTS = (
     ("created", "created in M3"),
@@ -249,4 +259,33 @@ def _publish_sync_artifacts(
         dead_letter_rows(letters),
         key=artifact_key(letters_kind, environment),
         description="Orders dead-lettered in this run (the state store keeps every open one)",
+    )
+
+
+def publish_catalog_artifacts(environment: str, document: Mapping[str, Any]) -> None:
+    """The catalog-sync run's summary and its listings patched, held or rejected (``catalog_document``)."""
+    catalog = document["catalog"]
+    counts = [(label, catalog[outcome]) for outcome, label in CATALOG_COUNTS]
+    title = "M3 item master to Amazon listings" + (" (full resync)" if catalog["full"] else "")
+    create_markdown_artifact(
+        counts_markdown(title, counts), key=artifact_key(CATALOG_SUMMARY, environment), description="What this run did"
+    )
+    rows = [
+        {
+            "sku": item["sku"],
+            "marketplace": item["marketplace"],
+            "outcome": item["outcome"],
+            "attributes": ", ".join(item["attributes"]),
+            "reason": item["reason"],
+        }
+        for item in catalog["items"]
+        if item["outcome"] in ("sent", "held", "rejected")
+    ]
+    create_table_artifact(
+        rows
+        or [
+            {"sku": "", "marketplace": "", "outcome": "", "attributes": "", "reason": "nothing sent, held or rejected"}
+        ],
+        key=artifact_key(CATALOG_LISTINGS, environment),
+        description="Listings patched, held or rejected in this run (rejected ones are dead letters)",
     )

@@ -173,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     refunds.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(refunds)
     refunds.set_defaults(handler=_refunds)
+
+    catalog = commands.add_parser(
+        "catalog", help="patch Amazon's listing attributes where M3's item master changed (catalog.yaml's mapping)"
+    )
+    catalog.add_argument(
+        "--full", action="store_true", help="send every mapped attribute, changed or not (a full resync)"
+    )
+    catalog.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
+    catalog.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    home_option(catalog)
+    catalog.set_defaults(handler=_catalog)
     letters = commands.add_parser("deadletters", help="list, show, replay or discard what a flow could not process")
     actions = letters.add_subparsers(dest="deadletters_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the open dead letters (reads HOME only)")
@@ -552,6 +563,41 @@ def _shipments(args: argparse.Namespace) -> int:
     for letter in document["dead_lettered"]:
         print(f"order {letter['order']}: dead letter {letter['dead_letter']}: {letter['error']}", file=sys.stderr)
     return run_exit_code(state)
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    """``m3sync catalog``: the catalog-sync flow; exit 0, 3 when a listing was held or rejected,
+    2 bad configuration (config.toml, catalog.yaml, order_routing.yaml), 4 M3 or Amazon out of reach."""
+    from flows.prefect_server import start_ephemeral_server
+
+    _prefect_files_in_home(args)
+    server = start_ephemeral_server()
+    try:
+        from flows.catalog import catalog_sync
+        from flows.catalog_steps import OUTCOMES, load_settings_of
+        from flows.connections import checked_settings
+        from flows.contract import run_document
+        from flows.failures import RunFailed
+
+        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
+        load_settings_of(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
+        concise_console_logs()
+    finally:
+        server.wait()
+    with server.in_use():
+        state = catalog_sync(full=args.full, sandbox=args.sandbox, home=args.home, return_state=True)
+    try:
+        document = run_document(state)
+    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
+        return _failure(exc, state.state_details.flow_run_id)
+    catalog = document["catalog"]
+    summary = ", ".join(f"{catalog[outcome]} {outcome}" for outcome in OUTCOMES)
+    print(json.dumps(document, indent=2) if args.json else summary)
+    sys.stdout.flush()
+    failed = state.result(raise_on_failure=False)
+    if isinstance(failed, RunFailed):
+        return _fail(failed.message, failed.exit_code)
+    return EXIT_OK
 
 
 def _deadletters(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 ``list`` and ``show`` read the state store; ``discard`` closes a letter without retrying it;
 ``replay`` runs the flow's own per-entity code for the letter's entity once more (order sync:
 the order re-fetched from Amazon by id and ``orders_steps.sync_order``; shipment sync:
-``shipments.ship_order``). A letter is resolved as replayed only when that succeeds; a replay
+``shipments.ship_order``; catalog sync: ``catalog_steps.sync_listing`` with the listing's product
+type read from Amazon again). A letter is resolved as replayed only when that succeeds; a replay
 that fails again leaves it open with one more attempt and the new error (the flow's code
 records it, as in a run).
 
@@ -113,10 +114,32 @@ def replay_refund(connections: Connections, letter: DeadLetter) -> tuple[bool, s
     return True, result.outcome.replace("_", " ") + (f" {result.orno}" if result.orno else "")
 
 
+def replay_listing(connections: Connections, letter: DeadLetter) -> tuple[bool, str]:
+    """Catalog sync for the letter's listing: M3's item read again, the product type asked of
+    Amazon again (a listing Amazon moved to another product type is refused as INVALID), then
+    ``sync_listing``, which sends the attributes Amazon has not accepted yet."""
+    from flows import catalog_steps as steps
+
+    _, catalog = steps.load_settings_of(connections.home, sandbox=connections.sandbox)
+    payload = letter.payload
+    key = steps.ListingKey(str(payload["sku"]), str(payload["itno"]), str(payload["marketplace_id"]))
+    if key.marketplace_id not in catalog.languages:
+        return False, f"marketplace {key.marketplace_id} has no language in catalog.yaml any more"
+    item = steps.read_items(connections, [key.itno])[key.itno]
+    known = connections.state.catalog_listing(key.sku, key.marketplace_id)
+    result = steps.sync_listing(connections, catalog, key, item, known, reread_product_type=True)
+    if result.outcome in ("rejected", "held"):  # a rejection recorded the new attempt itself
+        if result.outcome == "held":
+            connections.state.add_dead_letter(letter.flow, letter.entity, letter.entity_key, payload, result.reason)
+        return False, result.reason
+    return True, f"{result.outcome} {', '.join(result.attributes)}".strip()
+
+
 REPLAYERS: Mapping[str, Callable[[Connections, DeadLetter], tuple[bool, str]]] = {
     "orders": replay_order,
     "shipment-sync": replay_shipment,
     "refunds": replay_refund,
+    "catalog": replay_listing,
 }
 
 

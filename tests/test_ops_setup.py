@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 SETTLEMENT = "settlement-reconciliation/settlement-reconciliation"
 ORDERS, SHIPMENTS = "order-sync/order-sync", "shipment-sync/shipment-sync"
 REFUNDS = "refund-credit/refund-credit"
-DEPLOYMENTS = (SETTLEMENT, ORDERS, SHIPMENTS, REFUNDS)  # prefect.yaml's, in its order
+CATALOG = "catalog-sync/catalog-sync"
+DEPLOYMENTS = (SETTLEMENT, ORDERS, SHIPMENTS, REFUNDS, CATALOG)  # prefect.yaml's, in its order
 STALE_AUTOMATION = f"m3sync: {SETTLEMENT} not run for 26 h"
 POOL = "m3sync-ops-test"  # not the production name: the try-deployment test shares the server
 BLOCK = "ops-test-alerts"
@@ -44,15 +45,17 @@ BLOCK = "ops-test-alerts"
 
 
 def test_the_deployments_of_prefect_yaml_and_their_flows() -> None:
-    # prefect.yaml declares four deployments; flows/settlement.py, flows/orders.py and flows/refunds.py
-    # name their flows with @flow(name="..."), flows/shipments.py's is named after its function shipment_sync.
+    # prefect.yaml declares five deployments; flows/settlement.py, flows/orders.py, flows/refunds.py and
+    # flows/catalog.py name their flows with @flow(name="..."), flows/shipments.py's after its function.
     assert deployments_in(REPO / "prefect.yaml") == [
         DeploymentSpec(flow="settlement-reconciliation", name="settlement-reconciliation"),
         DeploymentSpec(flow="order-sync", name="order-sync"),
         DeploymentSpec(flow="shipment-sync", name="shipment-sync"),
         DeploymentSpec(flow="refund-credit", name="refund-credit"),
+        DeploymentSpec(flow="catalog-sync", name="catalog-sync"),
     ]
     assert project_flows() == [
+        "catalog-sync",
         "dead-letter-replay",
         "order-sync",
         "refund-credit",
@@ -70,9 +73,21 @@ def test_prefect_yaml_limits_each_deployment_to_one_run_and_reads_the_checkout_f
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $M3SYNC_CHECKOUT }}"}}
     ]
     assert [d["work_pool"]["name"] for d in document["deployments"]] == ["m3sync-process"] * 4
-    # Orders every 5 minutes, shipments every 10 (in seconds); settlements and refunds daily, refunds first.
-    assert [d.get("schedules", [{}])[0].get("interval") for d in document["deployments"]] == [None, 300, 600, None]
-    assert [d["schedules"][0].get("cron") for d in document["deployments"]] == ["30 6 * * *", None, None, "0 6 * * *"]
+    # Orders every 5 minutes, shipments every 10 (in seconds); settlements, refunds and the catalog daily.
+    assert [d.get("schedules", [{}])[0].get("interval") for d in document["deployments"]] == [
+        None,
+        300,
+        600,
+        None,
+        None,
+    ]
+    assert [d["schedules"][0].get("cron") for d in document["deployments"]] == [
+        "30 6 * * *",
+        None,
+        None,
+        "0 6 * * *",
+        "0 5 * * *",
+    ]
 
 
 def test_a_flow_without_a_name_is_named_after_its_function(tmp_path: Path) -> None:
@@ -191,7 +206,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
         *(f"deployment {d}: concurrency limit 1: updated" for d in DEPLOYMENTS),
         f"automation '{FAILED_AUTOMATION}': created",
         f"automation '{STALE_AUTOMATION}': created",
-        "7 changed",
+        "8 changed",  # the pool, five deployments, two automations
     ]
     second = _ops_setup(server, *args)
     assert (second.returncode, second.stderr) == (0, "")
@@ -217,6 +232,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
     assert failed.trigger.match_related.root == {
         "prefect.resource.role": "flow",
         "prefect.resource.name": [
+            "catalog-sync",
             "dead-letter-replay",
             "order-sync",
             "refund-credit",

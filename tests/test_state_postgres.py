@@ -128,6 +128,7 @@ def _everything(store: StateStore) -> tuple:
         store.list_dead_letters(status=None),
         store.get_reversal("S1", 1),
         store.settlements_of_orders(["111-A", "111-B"]),
+        store.catalog_listings(),
     )
 
 
@@ -152,6 +153,7 @@ def test_state_migrate_copies_a_sqlite_store_into_postgresql_once(
         old.add_dead_letter("orders", "order", "A1", {"n": 2}, "HTTP 500")
         old.record_reversal("S1", 1, {"AMZ-S1-202410": "V1"}, {"AMZ-S1-202410-R1": "V2"}, "2024-11-01")
         old.record_settled_orders("S1", ["111-A", "111-B"])
+        old.record_catalog_listing("HOM-10001", "ATVPDKIKX0DER", "HOME", {"item_name": "h1"})
         before = _everything(old)
     assert len(before[0]) == 2 and len(before[3]) == 2  # what is compared below is there
 
@@ -159,7 +161,8 @@ def test_state_migrate_copies_a_sqlite_store_into_postgresql_once(
     assert args.handler(args) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith(
-        "copied 2 postings, 1 watermarks, 1 id_maps, 2 dead_letters, 1 reversals, 2 settled_orders "
+        "copied 2 postings, 1 watermarks, 1 id_maps, 2 dead_letters, 1 reversals, 2 settled_orders, "
+        "1 catalog_listings "
         f"from sqlite:///{home / 'state.sqlite'} to postgresql+psycopg://***@/m3sync_test_"
     )
     with StateStore(postgres_url) as new:
@@ -174,7 +177,8 @@ def test_state_migrate_copies_a_sqlite_store_into_postgresql_once(
     (refused,) = capsys.readouterr().err.splitlines()
     assert refused.startswith("m3sync: the state database postgresql+psycopg://***@/m3sync_test_")
     assert refused.endswith(
-        "already holds rows (postings, watermarks, id_maps, dead_letters, reversals, settled_orders): "
+        "already holds rows (postings, watermarks, id_maps, dead_letters, reversals, settled_orders, "
+        "catalog_listings): "
         "copy only into a new, empty database"
     )
     missing = build_parser().parse_args(["state", "migrate", "--to", postgres_url, "--home", str(tmp_path / "none")])

@@ -10,6 +10,7 @@ from connectors.amazon.config import (
     AmazonConfigError,
     region_for_marketplace,
 )
+from connectors.amazon.definitions import ProductTypeSchema
 from connectors.amazon.documents import DocumentLimits, DownloadedDocument
 from connectors.amazon.errors import (
     AmazonAuthError,
@@ -45,6 +46,7 @@ __all__ = [
     "OrdersV0Source",
     "PUBLISHED_LIMITS",
     "PackageDetail",
+    "ProductTypeSchema",
     "REGIONS",
     "RateLimit",
     "RateLimiter",

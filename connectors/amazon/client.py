@@ -28,13 +28,14 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
-from sp_api.api import OrdersV0, Reports, Tokens
+from sp_api.api import OrdersV0, ProductTypeDefinitions, Reports, Tokens
 from sp_api.api.listings_items.listings_items_2021_08_01 import ListingsItemsV20210801
 from sp_api.auth.exceptions import AuthorizationError
 from sp_api.base import ApiResponse
 from sp_api.base.exceptions import SellingApiException
 
 from connectors.amazon.config import AmazonAccount, AmazonConfigError
+from connectors.amazon.definitions import ProductTypeSchema, SchemaCache, parse_schema, schema_link
 from connectors.amazon.documents import (
     DocumentLimits,
     DocumentRefused,
@@ -215,6 +216,8 @@ class AmazonConnector:
         self._orders_v0 = make(OrdersV0)
         self._listings = make(ListingsItemsV20210801)
         self._tokens = make(Tokens)
+        self._definitions = make(ProductTypeDefinitions)
+        self.schemas = SchemaCache()
         self._orders_rdt = make(OrdersV0)  # carries a restricted data token, one call at a time
         self._orders_rdt_lock = threading.Lock()
         # Orders are read through the configured version; confirmShipment stays on v0.
@@ -227,6 +230,7 @@ class AmazonConnector:
             self._orders_v0,
             self._listings,
             self._tokens,
+            self._definitions,
             self._orders_rdt,
             self._orders_search,
             self._orders_search_rdt,
@@ -621,3 +625,31 @@ class AmazonConnector:
             ),
         )
         return dict(response.payload or {})
+
+    # ---- product type definitions -------------------------------------------------------------
+    def product_type_schema(self, product_type: str, marketplace_id: str) -> ProductTypeSchema:
+        """The JSON Schema of ``product_type`` in ``marketplace_id`` for partial updates
+        (getDefinitionsProductType, requirements not enforced), read once and kept."""
+        return self.schemas.get(product_type, marketplace_id, lambda: self._read_schema(product_type, marketplace_id))
+
+    def _read_schema(self, product_type: str, marketplace_id: str) -> ProductTypeSchema:
+        response = self._call(
+            "getDefinitionsProductType",
+            lambda: self._definitions.get_definitions_product_type(
+                product_type,
+                marketplaceIds=[marketplace_id],
+                requirements="LISTING",
+                requirementsEnforced="NOT_ENFORCED",
+                locale="DEFAULT",
+            ),
+        )
+        definition = dict(response.payload or {})
+        url, checksum = schema_link(definition, product_type)
+        what = f"schema of product type {product_type} in {marketplace_id}"
+        try:
+            check_document_url(url, self.account.endpoint)
+        except DocumentRefused as exc:
+            raise AmazonError("getDefinitionsProductType", f"{what}: {exc}") from None
+        raw, _ = self._fetch_document(what, url)
+        version = str((definition.get("productTypeVersion") or {}).get("version") or "")
+        return ProductTypeSchema(product_type, marketplace_id, version, checksum, parse_schema(raw, checksum, what))

@@ -16,11 +16,14 @@ from . import ledger
 from .faults import FaultConfig, FaultConfigError, FaultInjector
 from .orders import STATUS_ORDER, SimulationError, advance_order, credit_order
 from .seed import DEFAULT_RATE_TYPE, DIVI, DIVISION_CURRENCIES
-from .store import Store
+from .store import Store, dumps
 from .tx_gl import BatchJobs, rounding_account
 
 _ACTIONS = {"allocate": "33", "deliver": "66", "invoice": "77"}
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+# Item master fields the admin may change, with their MMS200MI lengths (m3-api.md 4.3): what a
+# user changes in MMS001, for the catalog and stock flows to pick up.
+_ITEM_FIELDS = {"ITDS": 30, "FUDS": 60, "STAT": 2, "UNMS": 3}
 
 
 class AdminError(ValueError):
@@ -217,6 +220,27 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
 
         return JSONResponse({"divisions": await run_in_threadpool(listed)})
 
+    async def item(request: Request) -> Response:
+        """Change an item's master data: body {"ITDS"?, "FUDS"?, "STAT"?, "UNMS"?} (M3's field lengths)."""
+        itno, body = request.path_params["itno"], await _json_body(request)
+        unknown = sorted(set(body) - set(_ITEM_FIELDS))
+        if unknown or not body:
+            raise AdminError(f"give some of {', '.join(_ITEM_FIELDS)}; unknown: {', '.join(unknown) or '-'}")
+        for name, value in body.items():
+            if not isinstance(value, str) or len(value) > _ITEM_FIELDS[name]:
+                raise AdminError(f"{name} must be text of at most {_ITEM_FIELDS[name]} characters")
+
+        def change() -> dict[str, str]:
+            with store.transaction() as tx:
+                record = tx.record("SELECT data FROM items WHERE itno = ?", (itno,))
+                if record is None:
+                    raise AdminError(f"no item {itno}")
+                record.update(body)
+                tx.execute("UPDATE items SET data = ? WHERE itno = ?", (dumps(record), itno))
+                return record
+
+        return JSONResponse(await run_in_threadpool(change))
+
     async def state(request: Request) -> Response:
         def counts() -> dict[str, int]:
             queries = {
@@ -307,4 +331,5 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
         Route("/sandbox/rates", guarded(rates), methods=["GET", "POST"]),
         Route("/sandbox/divisions", guarded(divisions), methods=["GET", "POST"]),
         Route("/sandbox/state", guarded(state), methods=["GET"]),
+        Route("/sandbox/items/{itno}", guarded(item), methods=["POST"]),
     ]

@@ -1,4 +1,5 @@
-"""The SP-API sandbox as a Starlette app: LWA, Orders v0 and 2026-01-01, Reports 2021-06-30, Listings 2021-08-01.
+"""The SP-API sandbox as a Starlette app: LWA, Orders v0 and 2026-01-01, Reports 2021-06-30, Listings 2021-08-01,
+Product Type Definitions 2020-09-01.
 
 Every API call goes through the same gate, in Amazon's order: access token (403), injected
 fault, usage plan (429), then the operation. Errors always carry an ``errors`` body (the
@@ -24,7 +25,7 @@ from starlette.routing import Route
 
 from connectors.amazon.config import LWA_TOKEN_URL  # shared wire format: the token endpoint's path
 
-from . import admin, listings, orders, orders_2026, reports, tokens
+from . import admin, definitions, listings, orders, orders_2026, reports, tokens
 from .context import Reply, Sandbox
 from .errors import INTERNAL_FAILURE, QUOTA_EXCEEDED, UNAUTHORIZED, ApiError, LwaError
 from .ratelimit import USAGE_PLANS, RateLimiter
@@ -191,6 +192,13 @@ def create_app(
         api(reports_base + "/documents/{document_id}", "getReportDocument", reports.get_report_document, "GET"),
         api(listing_path, "getListingsItem", listings.get_listings_item, "GET"),
         api(listing_path, "patchListingsItem", listings.patch_listings_item, "PATCH"),
+        api(
+            "/definitions/2020-09-01/productTypes/{product_type}",
+            "getDefinitionsProductType",
+            definitions.get_definitions_product_type,
+            "GET",
+        ),
+        plain(definitions.SCHEMA_PREFIX + "/{path:path}", definitions.download_schema, "GET"),
         plain(reports.DOWNLOAD_PREFIX + "/{document_id}", reports.download_document, "GET"),
         plain("/sandbox/faults", admin.arm_faults, "POST"),
         plain("/sandbox/faults", admin.clear_faults, "DELETE"),

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from starlette.requests import Request
 
 from .context import Reply, Sandbox, json_body, marketplace_ids, values
+from .definitions import attribute_issues
 from .errors import ApiError
 from .store import ListingRecord
 from .timeutil import amazon_time
@@ -124,6 +125,12 @@ async def patch_listings_item(request: Request, sb: Sandbox) -> Reply:
         except _Invalid as invalid:
             issues.append(dict(invalid.issue, marketplaceIds=[marketplace_id]))
             continue
+        # What the patch set, against the product type's schema (getDefinitionsProductType serves it).
+        patched = {name: attributes[name] for name in _patched_names(patches) if name in attributes}
+        schema_issues = attribute_issues(product_type, marketplace_id, patched)
+        if schema_issues:
+            issues.extend(schema_issues)
+            continue
         results.append((listing, attributes, quantity, price))
     if issues:
         submission["status"] = "INVALID"
@@ -180,6 +187,10 @@ def _apply(attributes: dict, patches: list[dict]) -> dict:
         else:  # add and replace both set the whole attribute
             result[name] = copy.deepcopy(patch["value"])
     return result
+
+
+def _patched_names(patches: list[dict]) -> list[str]:
+    return list(dict.fromkeys(_PATH.fullmatch(p["path"]).group(1) for p in patches if p["op"] != "delete"))  # type: ignore[union-attr]  # validated in _validate_patch_request
 
 
 def _merge(existing: list[dict], incoming: list[dict], selector: str, name: str) -> list[dict]:
