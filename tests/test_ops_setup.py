@@ -68,11 +68,11 @@ def test_prefect_yaml_limits_each_deployment_to_one_run_and_reads_the_checkout_f
     import yaml
 
     document = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    assert [d["concurrency_limit"] for d in document["deployments"]] == [1, 1, 1, 1]
+    assert [d["concurrency_limit"] for d in document["deployments"]] == [1] * len(DEPLOYMENTS)
     assert document["pull"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $M3SYNC_CHECKOUT }}"}}
     ]
-    assert [d["work_pool"]["name"] for d in document["deployments"]] == ["m3sync-process"] * 4
+    assert [d["work_pool"]["name"] for d in document["deployments"]] == ["m3sync-process"] * len(DEPLOYMENTS)
     # Orders every 5 minutes, shipments every 10 (in seconds); settlements, refunds and the catalog daily.
     assert [d.get("schedules", [{}])[0].get("interval") for d in document["deployments"]] == [
         None,
@@ -223,7 +223,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
         assert pool.type == "process"
         assert "command" in pool.base_job_template["variables"]["properties"]  # the process worker's template
         limits = [client.read_deployment_by_name(d).global_concurrency_limit for d in DEPLOYMENTS]
-        assert [limit.limit if limit else None for limit in limits] == [1, 1, 1, 1]
+        assert [limit.limit if limit else None for limit in limits] == [1] * len(DEPLOYMENTS)
         [failed] = client.read_automations_by_name(FAILED_AUTOMATION)
         [stale] = client.read_automations_by_name(STALE_AUTOMATION)
     assert failed.trigger.posture == "Reactive"
