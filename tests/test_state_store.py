@@ -28,7 +28,16 @@ from connectors.state import (
     StateStoreUnavailable,
 )
 
-TABLES = {"postings", "watermarks", "id_maps", "dead_letters", "reversals", "settled_orders", "m3sync_schema"}
+TABLES = {
+    "postings",
+    "watermarks",
+    "id_maps",
+    "dead_letters",
+    "reversals",
+    "settled_orders",
+    "listing_states",
+    "m3sync_schema",
+}
 
 
 @pytest.fixture
@@ -80,15 +89,16 @@ def test_schema_is_idempotent_and_shared_by_two_stores(state_url: str) -> None:
     engine = sa.create_engine(state_url)
     assert TABLES <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
-    # Five steps, each recorded once however often the store was opened.
+    # Six steps, each recorded once however often the store was opened.
     assert [row[0] for row in raw_rows(state_url, "SELECT version FROM m3sync_schema ORDER BY version")] == [
         1,
         2,
         3,
         4,
         5,
+        6,
     ]
-    assert first.schema_version() == second.schema_version() == SCHEMA_VERSION == 5
+    assert first.schema_version() == second.schema_version() == SCHEMA_VERSION == 6
     first.close()
     second.close()
 
@@ -222,7 +232,7 @@ def test_owner_liveness() -> None:
 
 def test_a_store_from_before_schema_versions_is_migrated_on_open(state_url: str) -> None:
     """The first release's postings table (no owner, no audit), no reversals, settled orders or
-    version table: opening it runs every step, keeps its rows, and records version 5."""
+    version table: opening it runs every step, keeps its rows, and records version 6."""
     engine = sa.create_engine(state_url)
     timestamp, stamp = (
         ("DATETIME", "'2024-10-25 12:00:00.000000'")
@@ -248,7 +258,7 @@ def test_a_store_from_before_schema_versions_is_migrated_on_open(state_url: str)
     engine.dispose()
 
     with StateStore(state_url) as store:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         old = store.get_posting("OLD")
         assert old is not None and (old.status, old.target_ref, old.owner, old.audit) == (
             "posted",
@@ -263,7 +273,7 @@ def test_a_store_from_before_schema_versions_is_migrated_on_open(state_url: str)
         assert store.record_settled_orders("S1", ["111-A"]) == 1  # tables of later steps exist
         assert store.settlement_version("S1") == 1
     versions = raw_rows(state_url, "SELECT version, description FROM m3sync_schema ORDER BY version")
-    assert [v for v, _ in versions] == [1, 2, 3, 4, 5]
+    assert [v for v, _ in versions] == [1, 2, 3, 4, 5, 6]
     assert versions[1][1].startswith("postings.owner") and versions[4][1].startswith("settled_orders")
 
 
@@ -272,16 +282,17 @@ def test_a_store_at_an_older_version_runs_only_the_later_steps(state_url: str) -
     applied = raw_rows(state_url, "SELECT version, applied_at FROM m3sync_schema ORDER BY version")
     engine = sa.create_engine(state_url)
     with engine.begin() as conn:  # back to version 3: before reversals and settled orders
+        conn.exec_driver_sql("DROP TABLE listing_states")
         conn.exec_driver_sql("DROP TABLE settled_orders")
         conn.exec_driver_sql("DROP TABLE reversals")
         conn.exec_driver_sql("DELETE FROM m3sync_schema WHERE version > 3")
     engine.dispose()
     with StateStore(state_url) as store:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         assert store.record_settled_orders("S1", ["111-A"]) == 1
     again = raw_rows(state_url, "SELECT version, applied_at FROM m3sync_schema ORDER BY version")
     assert again[:3] == applied[:3]  # steps 1-3 were not applied again
-    assert [v for v, _ in again[3:]] == [4, 5]
+    assert [v for v, _ in again[3:]] == [4, 5, 6]
 
 
 def test_a_store_at_a_newer_version_is_refused_in_one_line(state_url: str) -> None:
@@ -290,13 +301,13 @@ def test_a_store_at_a_newer_version_is_refused_in_one_line(state_url: str) -> No
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO m3sync_schema (version, description, applied_at) "
-            "VALUES (6, 'from a later m3sync', '2026-01-01 00:00:00')"
+            "VALUES (7, 'from a later m3sync', '2026-01-01 00:00:00')"
         )
     engine.dispose()
     with pytest.raises(StateStoreUnavailable) as refused:
         StateStore(state_url)
     message = str(refused.value)
-    assert "schema version 6, newer than this m3sync's 5: upgrade m3-amazon-sync" in message
+    assert "schema version 7, newer than this m3sync's 6: upgrade m3-amazon-sync" in message
     assert "\n" not in message
 
 
