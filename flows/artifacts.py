@@ -40,6 +40,7 @@ SUMMARY, EXCEPTIONS, ANOMALIES, WORKBOOK = (
 ORDER_SUMMARY, ORDER_DEAD_LETTERS = "order-sync-summary", "order-sync-dead-letters"
 SHIPMENT_SUMMARY, SHIPMENT_DEAD_LETTERS = "shipment-sync-summary", "shipment-sync-dead-letters"
 INVENTORY_SUMMARY, INVENTORY_LISTINGS = "inventory-sync-summary", "inventory-sync-listings"
+NO_LISTINGS = "no listing was patched, held or rejected"
 # The order-sync document's outcomes (flows/orders_steps.py OUTCOMES) as the summary words them.
 ORDER_COUNTS = (
     ("created", "created in M3"),
@@ -272,7 +273,7 @@ def publish_inventory_artifacts(environment: str, document: Mapping[str, Any]) -
             "reason": e["reason"],
         }
         for e in body["items"][:EXCEPTION_ROWS_SHOWN]
-    ]
+    ] or [dict.fromkeys(("outcome", "sku", "marketplace", "quantity", "price", "sent"), "") | {"reason": NO_LISTINGS}]
     create_table_artifact(
         rows,
         key=artifact_key(INVENTORY_LISTINGS, environment),

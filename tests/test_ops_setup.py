@@ -33,7 +33,8 @@ from flows.ops import (
 REPO = Path(__file__).resolve().parents[1]
 SETTLEMENT = "settlement-reconciliation/settlement-reconciliation"
 ORDERS, SHIPMENTS = "order-sync/order-sync", "shipment-sync/shipment-sync"
-DEPLOYMENTS = (SETTLEMENT, ORDERS, SHIPMENTS)  # prefect.yaml's, in its order
+INVENTORY = "inventory-sync/inventory-sync"
+DEPLOYMENTS = (SETTLEMENT, ORDERS, SHIPMENTS, INVENTORY)  # prefect.yaml's, in its order
 STALE_AUTOMATION = f"m3sync: {SETTLEMENT} not run for 26 h"
 POOL = "m3sync-ops-test"  # not the production name: the try-deployment test shares the server
 BLOCK = "ops-test-alerts"
@@ -43,27 +44,34 @@ BLOCK = "ops-test-alerts"
 
 
 def test_the_deployments_of_prefect_yaml_and_their_flows() -> None:
-    # prefect.yaml declares three deployments; flows/settlement.py and flows/orders.py name their
+    # prefect.yaml declares four deployments; flows/settlement.py and flows/orders.py name their
     # flows with @flow(name="..."), flows/shipments.py's is named after its function shipment_sync.
     assert deployments_in(REPO / "prefect.yaml") == [
         DeploymentSpec(flow="settlement-reconciliation", name="settlement-reconciliation"),
         DeploymentSpec(flow="order-sync", name="order-sync"),
         DeploymentSpec(flow="shipment-sync", name="shipment-sync"),
+        DeploymentSpec(flow="inventory-sync", name="inventory-sync"),
     ]
-    assert project_flows() == ["dead-letter-replay", "order-sync", "settlement-reconciliation", "shipment-sync"]
+    assert project_flows() == [
+        "dead-letter-replay",
+        "inventory-sync",
+        "order-sync",
+        "settlement-reconciliation",
+        "shipment-sync",
+    ]
 
 
 def test_prefect_yaml_limits_each_deployment_to_one_run_and_reads_the_checkout_from_the_environment() -> None:
     import yaml
 
     document = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    assert [d["concurrency_limit"] for d in document["deployments"]] == [1, 1, 1]
+    assert [d["concurrency_limit"] for d in document["deployments"]] == [1, 1, 1, 1]
     assert document["pull"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $M3SYNC_CHECKOUT }}"}}
     ]
-    assert [d["work_pool"]["name"] for d in document["deployments"]] == ["m3sync-process"] * 3
-    # Orders every 5 minutes, shipments every 10 (in seconds).
-    assert [d.get("schedules", [{}])[0].get("interval") for d in document["deployments"]] == [None, 300, 600]
+    assert [d["work_pool"]["name"] for d in document["deployments"]] == ["m3sync-process"] * 4
+    # Orders every 5 minutes, shipments every 10, inventory every 15 (in seconds).
+    assert [d.get("schedules", [{}])[0].get("interval") for d in document["deployments"]] == [None, 300, 600, 900]
 
 
 def test_a_flow_without_a_name_is_named_after_its_function(tmp_path: Path) -> None:
@@ -182,7 +190,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
         *(f"deployment {d}: concurrency limit 1: updated" for d in DEPLOYMENTS),
         f"automation '{FAILED_AUTOMATION}': created",
         f"automation '{STALE_AUTOMATION}': created",
-        "6 changed",
+        "7 changed",
     ]
     second = _ops_setup(server, *args)
     assert (second.returncode, second.stderr) == (0, "")
@@ -199,7 +207,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
         assert pool.type == "process"
         assert "command" in pool.base_job_template["variables"]["properties"]  # the process worker's template
         limits = [client.read_deployment_by_name(d).global_concurrency_limit for d in DEPLOYMENTS]
-        assert [limit.limit if limit else None for limit in limits] == [1, 1, 1]
+        assert [limit.limit if limit else None for limit in limits] == [1, 1, 1, 1]
         [failed] = client.read_automations_by_name(FAILED_AUTOMATION)
         [stale] = client.read_automations_by_name(STALE_AUTOMATION)
     assert failed.trigger.posture == "Reactive"
@@ -207,7 +215,13 @@ def test_setup_twice_then_a_held_settlement_notifies(
     assert failed.trigger.match.root["prefect.state-type"] == ["FAILED", "CRASHED"]
     assert failed.trigger.match_related.root == {
         "prefect.resource.role": "flow",
-        "prefect.resource.name": ["dead-letter-replay", "order-sync", "settlement-reconciliation", "shipment-sync"],
+        "prefect.resource.name": [
+            "dead-letter-replay",
+            "inventory-sync",
+            "order-sync",
+            "settlement-reconciliation",
+            "shipment-sync",
+        ],
     }
     assert [a.block_document_id for a in failed.actions] == [block_id]
     assert stale.trigger.posture == "Proactive"
