@@ -255,11 +255,18 @@ def send(
     pair's open letter (``resolve_letters``); Amazon out of reach stops the sending
     (``run.unreachable``)."""
     accounts = connections.require_amazon()
+    open_letters = {
+        letter.entity_key: letter.id
+        for letter in (connections.state.list_dead_letters(flow=DEAD_LETTER_FLOW) if resolve_letters else [])
+    }
     for plan in plans:
         for note in plan.notes:
             _exception(run, plan.sku, plan.marketplace_id, note)
         for reason in plan.held:
             run.held.append(_entry(plan, "held", reason))
+        letter_id = open_letters.get(letter_key(plan.sku, plan.marketplace_id))
+        if plan.outcome in ("fba", "unchanged") and letter_id is not None:  # read again: Amazon agrees now
+            connections.state.resolve_dead_letter(letter_id, "replayed")
         if plan.outcome == "fba":
             run.fba += 1
             continue
@@ -283,8 +290,8 @@ def send(
             continue
         record_accepted(connections.state, plan, known[(plan.sku, plan.marketplace_id)], answer)
         run.sent.append(_entry(plan, "sent", ""))
-        if resolve_letters:
-            resolve_letter(connections.state, plan)
+        if letter_id is not None:  # a later run got it accepted
+            connections.state.resolve_dead_letter(letter_id, "replayed")
 
 
 def record_accepted(state: StateStore, plan: ListingPlan, before: ListingState, answer: ListingSubmission) -> None:
@@ -306,14 +313,6 @@ def dead_lettered_pairs(state: StateStore) -> set[Pair]:
         (str(letter.payload["sku"]), str(letter.payload["marketplace_id"]))
         for letter in state.list_dead_letters(flow=DEAD_LETTER_FLOW)
     }
-
-
-def resolve_letter(state: StateStore, plan: ListingPlan) -> None:
-    """An open letter of the pair is replayed once a run gets it accepted."""
-    key = letter_key(plan.sku, plan.marketplace_id)
-    for letter in state.list_dead_letters(flow=DEAD_LETTER_FLOW):
-        if letter.entity_key == key:
-            state.resolve_dead_letter(letter.id, "replayed")
 
 
 def _reject(state: StateStore, plan: ListingPlan, run: Run, error: str) -> None:

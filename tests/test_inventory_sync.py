@@ -5,6 +5,7 @@ hold; INVALID -> dead letter -> replay; read back; the oversell walk; the comman
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,6 @@ import pytest
 import yaml
 from _cli import m3sync
 
-from connectors.state import ListingState
 from flows.connections import Connections, open_connections
 from flows.dead_letters import REPLAYERS
 from flows.inventory import check_settings, sync_listings
@@ -181,26 +181,27 @@ def test_deltas_price_hold_read_back_and_dead_letter(prefect_api_url: str, tmp_p
         assert amazon_listings(connections)[(SPO, UK)] == (19, old_price)
         assert amazon_listings(connections)[(KIT, DE)][0] == 27
 
-        # Amazon answers INVALID (its product type is not the one recorded): a dead letter; the replay reads
-        # the listing again and sends it.
-        wrong = connections.state.listing_states()[(ELE, DE)]
-        connections.state.record_listing_state(ListingState(ELE, DE, "WRONG_TYPE", "MFN", 5, wrong.price, "EUR"))
-        rejected = sync_only_rejects(connections)
-        (letter,) = connections.state.list_dead_letters(flow=DEAD_LETTER_FLOW)
-        assert (letter.entity, letter.entity_key) == ("listing", f"{ELE}@{DE}")
-        assert "90244" in rejected.rejected[0]["reason"] and "WRONG_TYPE" in letter.error
+        # Amazon answers INVALID (the product type recorded is not the listing's): dead letters. The replay
+        # reads the listing again and sends it; a plain run reads the other again, and Amazon already
+        # shows what M3 says: resolved without a patch.
+        for marketplace_id in (DE, UK):
+            seen = connections.state.listing_states()[(ELE, marketplace_id)]
+            connections.state.record_listing_state(replace(seen, product_type="WRONG_TYPE", quantity=5))
+        rejected = sync(connections)
+        assert {(e["sku"], e["marketplace_id"]) for e in rejected.rejected} == {(ELE, DE), (ELE, UK)}
+        assert "90244" in rejected.rejected[0]["reason"]
+        letters = {letter.entity_key: letter for letter in connections.state.list_dead_letters(flow=DEAD_LETTER_FLOW)}
+        assert set(letters) == {f"{ELE}@{DE}", f"{ELE}@{UK}"} and "WRONG_TYPE" in letters[f"{ELE}@{DE}"].error
+        assert {letter.entity for letter in letters.values()} == {"listing"}
         assert amazon_listings(connections)[(ELE, DE)][0] == 0
-        succeeded, detail = REPLAYERS["inventory"](connections, letter)
+        succeeded, detail = REPLAYERS["inventory"](connections, letters[f"{ELE}@{DE}"])
         assert succeeded and detail.startswith("sent quantity and price: quantity 0"), detail
         assert connections.state.listing_states()[(ELE, DE)].product_type == "CONSUMER_ELECTRONICS"
-
-
-def sync_only_rejects(connections: Connections) -> Run:
-    """A run in which the one listing with a wrong recorded product type is refused by Amazon
-    (open letters are read again by the next run, so this is the first)."""
-    run = sync(connections)
-    assert [(e["sku"], e["marketplace_id"]) for e in run.rejected] == [(ELE, DE)]
-    return run
+        connections.state.resolve_dead_letter(letters[f"{ELE}@{DE}"].id, "replayed")  # as the replay command does
+        after = sync(connections)
+        assert (after.sent, after.rejected) == ([], [])
+        assert connections.state.list_dead_letters(flow=DEAD_LETTER_FLOW) == []
+        assert connections.state.listing_states()[(ELE, UK)].product_type == "CONSUMER_ELECTRONICS"
 
 
 def _submission(connections: Connections, sku: str, marketplace_id: str) -> str | None:
