@@ -88,7 +88,7 @@ def read_m3_stock(connections: Connections, settings: InventorySettings, routing
         for balance in m3.read_balances(whlo):
             per_item = allocatable.setdefault(balance.itno, {})
             per_item[whlo] = per_item.get(whlo, Decimal(0)) + balance.allocatable
-    skus = skus_to_sync(settings, routing.items, sorted(allocatable))
+    skus = skus_to_sync(settings, routing, sorted(allocatable))
     itnos = sorted(set(skus.values()))
     items = {
         itno: None if item is None else ItemFacts(item.itno, item.status, item.item_group)

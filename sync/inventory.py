@@ -19,7 +19,7 @@ was held and why. Errors are data (``held``, ``notes``), never exceptions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from reconciliation.marketplaces import MARKETPLACES, Marketplace
+from sync.routing import RoutingSettings
 from sync.yaml_file import read_yaml_file
 
 INVENTORY_FILE_NAME = "inventory.yaml"
@@ -272,19 +273,17 @@ def plan_listing(
 
 
 def skus_to_sync(
-    settings: InventorySettings, sku_to_item: Mapping[str, str], items_with_balance: Sequence[str]
+    settings: InventorySettings, routing: RoutingSettings, items_with_balance: Iterable[str]
 ) -> dict[str, str]:
-    """SKU -> M3 item number of every SKU to sync: the settings' list when given, else every SKU
-    of the item mapping (sync/routing.py), plus every item M3 holds a balance of that no SKU maps
-    to (its SKU is its item number, as order sync assumes)."""
-    if settings.skus:
-        return {sku: sku_to_item.get(sku, sku) for sku in settings.skus}
-    mapped = dict(sku_to_item)
-    targets = set(mapped.values())
-    for itno in items_with_balance:
-        if itno not in targets:
-            mapped[itno] = itno
-    return dict(sorted(mapped.items()))
+    """SKU -> M3 item number of every SKU to sync, mapped as order sync maps them
+    (``RoutingSettings.item_number``): the settings' list when given, else every SKU of the
+    routing's item map, plus every item M3 holds a balance of that no SKU maps to (its SKU is its
+    item number)."""
+    skus = list(settings.skus) if settings.skus else list(routing.items)
+    if not settings.skus:
+        mapped = set(routing.items.values())
+        skus += [itno for itno in items_with_balance if itno not in mapped]
+    return {sku: routing.item_number(sku) for sku in sorted(set(skus))}
 
 
 # -- the settings file -----------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 import yaml
@@ -20,6 +22,7 @@ from sync.inventory import (
     plan_listing,
     skus_to_sync,
 )
+from sync.routing import load_routing
 
 US, DE, UK = "ATVPDKIKX0DER", "A1PA6795UKMFR9", "A1F83G8C2ARO7P"
 
@@ -175,11 +178,12 @@ def test_patches_are_amazons_json_patch_shape() -> None:
     )
 
 
-def test_skus_to_sync_reuse_the_order_mapping() -> None:
-    mapping = {"HOM-1": "A1", "TOY-2": "A2"}
-    assert skus_to_sync(SETTINGS, mapping, ["A1", "A2", "A3"]) == {"A3": "A3", "HOM-1": "A1", "TOY-2": "A2"}
-    only = parse_inventory_settings({"skus": ["TOY-2"], "marketplaces": {"US": {"warehouses": ["100"]}}}, "t")
-    assert skus_to_sync(only, mapping, ["A1"]) == {"TOY-2": "A2"}
+def test_skus_to_sync_map_as_order_sync_does() -> None:
+    routing = replace(load_routing(None), items=MappingProxyType({"HOM-1": "A1", "TOY-2": "A2"}))
+    # Every mapped SKU, and A3 (a balance no SKU maps to) as its own SKU; A1 is HOM-1's.
+    assert skus_to_sync(SETTINGS, routing, ["A1", "A2", "A3"]) == {"A3": "A3", "HOM-1": "A1", "TOY-2": "A2"}
+    only = parse_inventory_settings({"skus": ["TOY-2", "A9"], "marketplaces": {"US": {"warehouses": ["100"]}}}, "t")
+    assert skus_to_sync(only, routing, ["A1"]) == {"A9": "A9", "TOY-2": "A2"}
 
 
 def test_home_file_replaces_the_shipped_one(tmp_path: Path) -> None:

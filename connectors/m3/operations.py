@@ -284,14 +284,14 @@ class M3Operations:
         return _sum_balance_ids(whlo, self.client.execute("MMS060MI", "LstBalID", {"WHLO": whlo}, maxrecs=0))
 
     def get_items(self, itnos: Iterable[str]) -> dict[str, Item | None]:
-        """MMS200MI/GetItmBasic for many items in bulk requests; None for an item M3 does not know."""
+        """MMS200MI/GetItmBasic for many items in bulk requests; None for an item M3 refuses (does not know)."""
         wanted = list(dict.fromkeys(itnos))
         results = self.client.execute_bulk("MMS200MI", [("GetItmBasic", {"ITNO": i}) for i in wanted])
-        return {itno: _found(result, Item.from_m3, ITEM_MISSING) for itno, result in zip(wanted, results, strict=True)}
+        return {itno: _found(result, Item.from_m3) for itno, result in zip(wanted, results, strict=True)}
 
     def base_prices(self, itnos: Iterable[str], price_list: str, currency: str) -> dict[str, Decimal | None]:
         """Each item's sales price in M3 price list ``price_list`` and ``currency``
-        (OIS017MI/GetBasePrice, both profiles), in bulk requests; None where the list has none."""
+        (OIS017MI/GetBasePrice, both profiles), in bulk requests; None where M3 has none (refuses the read)."""
         wanted = list(dict.fromkeys(itnos))
         fields = [("GetBasePrice", {"PRRF": price_list, "CUCD": currency, "ITNO": i}) for i in wanted]
         results = self.client.execute_bulk("OIS017MI", fields)
@@ -299,7 +299,7 @@ class M3Operations:
         def price(record: dict[str, str]) -> Decimal | None:
             return m3_decimal(record, "SAPR") if m3_text(record, "SAPR") else None
 
-        return {itno: _found(result, price, PRICE_MISSING) for itno, result in zip(wanted, results, strict=True)}
+        return {itno: _found(result, price) for itno, result in zip(wanted, results, strict=True)}
 
     def _bulk_read(self, program: str, transaction: str, inputs: list[dict[str, str]]) -> list[dict[str, str]]:
         if not inputs:
@@ -719,14 +719,14 @@ def _listed(pairs: set[tuple[str, str]]) -> str:
     return ", ".join(f"{c}/{d}" if d else c for c, d in sorted(pairs))
 
 
-ITEM_MISSING = frozenset({"WIT0103"})  # Item number &1 does not exist
-PRICE_MISSING = frozenset({"XRE0103", "WIT0103"})  # no price in the list, or no such item
+NOK = "ServerReturnedNOK"  # M3's business refusal (no such item, no price), not a malformed call
 
 
-def _found(result: BulkResult, read: Callable[[dict[str, str]], T], missing: frozenset[str]) -> T | None:
-    """The record a bulk read found, read by ``read``; None when M3 answered one of ``missing``."""
+def _found(result: BulkResult, read: Callable[[dict[str, str]], T]) -> T | None:
+    """The record a bulk read found, read by ``read``; None when M3 refused it as a business
+    matter (WIT0103 no such item, no price in the list, ...): one item's answer, not the run's."""
     if result.error is not None:
-        if result.error.code in missing:
+        if result.error.error_type == NOK:
             return None
         raise result.error
     return read(result.records[0]) if result.records else None
