@@ -157,6 +157,8 @@ def test_deltas_price_hold_read_back_and_dead_letter(prefect_api_url: str, tmp_p
         # SPO's GBP price +50%: held, Amazon keeps the old price; its quantity change is still sent.
         old_price = seeded_price(SPO, "UK")
         set_stock(connections, "A10003", currency="GBP", price=str(old_price * Decimal("1.5")))
+        new_price = (old_price * Decimal("1.5")).quantize(Decimal("0.01"), ROUND_HALF_UP)  # in GBP's decimals
+        set_stock(connections, "A10004", currency="GBP", price="0.00")  # TOY: a price of zero is held too
         set_stock(connections, "A10003", whlo="100", on_hand=25, allocated=3)  # 22 - max(2, 2.2 -> 3) = 19
         held = sync(connections)
         assert held.exceptions == [
@@ -174,10 +176,15 @@ def test_deltas_price_hold_read_back_and_dead_letter(prefect_api_url: str, tmp_p
         ]
         document = inventory_document(held, full=False)
         assert inventory_exit_code(document) == 3
-        assert [(e["sku"], e["marketplace"]) for e in document["inventory"]["items"] if e["outcome"] == "held"] == [
-            (SPO, "UK")
+        assert [(e["sku"], e["marketplace"], e["reason"]) for e in held.held] == [
+            (
+                SPO,
+                "UK",
+                f"price {old_price} -> {new_price} GBP changes 50.0% (more than 20%): held for review",
+            ),
+            (TOY, "UK", "price 0.00 GBP in M3 price list AMZGBP is not positive"),
         ]
-        assert "changes 50.0% (more than 20%): held for review" in held.held[0]["reason"]
+        assert document["inventory"]["held"] == 2
         assert amazon_listings(connections)[(SPO, UK)] == (19, old_price)
         assert amazon_listings(connections)[(KIT, DE)][0] == 27
 
@@ -210,12 +217,18 @@ def _submission(connections: Connections, sku: str, marketplace_id: str) -> str 
 
 def test_oversell_walk_amazon_never_shows_more_than_available_minus_buffer(prefect_api_url: str, tmp_path: Path):
     """SPO-10003 (15 on hand) is allocated step by step to orders until nothing is left; after each
-    sync Amazon shows exactly available minus buffer in every marketplace, never more."""
+    sync Amazon shows exactly available minus buffer in every marketplace, never more, through a
+    429 storm too. Then stock comes back while Amazon is out of reach: nothing is recorded as sent,
+    and the next run sends it."""
     prepare(tmp_path)
     walk = [(3, 10), (6, 7), (10, 3), (13, 0), (15, 0)]  # allocated -> 15 - allocated - max(2, 10% up)
     with open_connections(tmp_path, sandbox=True) as connections:
-        for allocated, expected in walk:
+        faults = f"{connections.sandbox_env.spapi['eu'].base_url}/sandbox/faults"
+        for step, (allocated, expected) in enumerate(walk):
             set_stock(connections, "A10003", whlo="100", on_hand=15, allocated=allocated)
+            if step == 1:  # a 429 storm on the patches: retried within the connector's limits
+                storm = {"status": 429, "count": 3, "operations": ["patchListingsItem"]}
+                assert httpx.post(faults, json=storm, timeout=30).status_code == 200
             run = sync(connections)
             assert run.unreachable is None and run.rejected == []
             shown = amazon_listings(connections)
@@ -223,6 +236,17 @@ def test_oversell_walk_amazon_never_shows_more_than_available_minus_buffer(prefe
             for marketplace_id in (DE, FR, UK):
                 quantity = shown[(SPO, marketplace_id)][0]
                 assert quantity == expected and quantity <= max(available - 2, 0)
+
+        set_stock(connections, "A10003", whlo="100", on_hand=15, allocated=0)  # 15 - max(2, 2) = 13
+        down = {"status": 503, "count": 5, "operations": ["patchListingsItem"]}  # every attempt of the first patch
+        assert httpx.post(faults, json=down, timeout=30).status_code == 200
+        stopped = sync(connections)
+        assert stopped.unreachable is not None and "patchListingsItem" in stopped.unreachable
+        assert inventory_exit_code(inventory_document(stopped, full=False)) == 4
+        assert stopped.sent == [] and {amazon_listings(connections)[(SPO, m)][0] for m in (DE, FR, UK)} == {0}
+        resumed = sync(connections)
+        assert sorted(e["marketplace"] for e in resumed.sent) == ["DE", "FR", "UK"]
+        assert {amazon_listings(connections)[(SPO, m)][0] for m in (DE, FR, UK)} == {13}
 
 
 def test_command_json_full_and_bad_settings(prefect_api_url: str, tmp_path: Path) -> None:
