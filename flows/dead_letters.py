@@ -108,8 +108,10 @@ def replay_listing(connections: Connections, letter: DeadLetter) -> tuple[bool, 
         raise _Unreachable(run.unreachable)
     if run.rejected:  # send recorded the new attempt
         return False, str(run.rejected[0]["reason"])
-    if run.exceptions and not run.sent:
-        return False, str(run.exceptions[0]["reason"])
+    if run.exceptions and not run.sent:  # e.g. Amazon refused the read: one more attempt, as a run records
+        reason = str(run.exceptions[0]["reason"])
+        connections.state.add_dead_letter(letter.flow, letter.entity, letter.entity_key, letter.payload, reason)
+        return False, reason
     sent = [entry for entry in run.sent if (entry["sku"], entry["marketplace_id"]) == pair]
     if sent:
         return True, f"sent {' and '.join(sent[0]['sent'])}: quantity {sent[0]['quantity']}, price {sent[0]['price']}"
