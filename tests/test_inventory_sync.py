@@ -270,3 +270,19 @@ def test_command_json_full_and_bad_settings(prefect_api_url: str, tmp_path: Path
         "inventory.yaml: marketplaces.XX: unknown marketplace code (known: "
         "AE, AU, BE, BR, CA, DE, EG, ES, FR, IE, IN, IT, JP, MX, NL, PL, SA, SE, SG, TR, UK, US, ZA)"
     )
+
+
+def test_the_deployment_runs_the_flow_every_15_minutes_one_at_a_time() -> None:
+    import inspect
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    repo = Path(__file__).resolve().parents[1]
+    document = yaml.safe_load((repo / "prefect.yaml").read_text(encoding="utf-8"))
+    (deployment,) = [d for d in document["deployments"] if d["name"] == "inventory-sync"]
+    entry_file, _, function = deployment["entrypoint"].partition(":")
+    flow = load_flow_from_entrypoint(str(repo / entry_file) + ":" + function)
+    assert flow.name == "inventory-sync"
+    assert set(deployment["parameters"]) <= set(inspect.signature(flow.fn).parameters)
+    assert deployment["parameters"] == {"full": False, "sandbox": False}
+    assert (deployment["concurrency_limit"], deployment["schedules"][0]["interval"]) == (1, 900)
