@@ -27,8 +27,9 @@ import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -218,6 +219,24 @@ catalog_listings = sa.Table(
     sa.Column("accepted", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+# What Amazon last accepted per SKU and marketplace (issue 15): the inventory sync sends only
+# what differs from it. A row is first written from the listing as Amazon shows it (no
+# submission); ``readback_due`` is set when a patch is accepted and cleared once it is read back.
+listing_states = sa.Table(
+    "listing_states",
+    metadata,
+    sa.Column("sku", sa.String(_KEY), primary_key=True),
+    sa.Column("marketplace_id", sa.String(40), primary_key=True),
+    sa.Column("product_type", sa.String(100), nullable=False),
+    sa.Column("fulfillment", sa.String(8), nullable=False),  # MFN, AFN (Amazon's stock) or ABSENT (not listed)
+    sa.Column("quantity", sa.Integer),
+    sa.Column("price", sa.String(40)),  # Decimal text, exact
+    sa.Column("currency", sa.String(3)),
+    sa.Column("accepted_at", UtcDateTime),  # when Amazon accepted the last patch (None: as read from Amazon)
+    sa.Column("submission_id", sa.String(_KEY)),
+    sa.Column("readback_due", sa.Boolean, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
 # Order ids per IN (...) query: below SQLite's variable limit (32766), a few queries for 200k orders.
 _IDS_PER_QUERY = 10_000
 
@@ -235,7 +254,16 @@ sa.Index(
 )
 
 # The tables holding the store's rows (what `StateStore.copy_to` copies), parents of none.
-DATA_TABLES = (postings, watermarks, id_maps, dead_letters, reversals, settled_orders, catalog_listings)
+DATA_TABLES = (
+    postings,
+    watermarks,
+    id_maps,
+    dead_letters,
+    reversals,
+    settled_orders,
+    catalog_listings,
+    listing_states,
+)
 
 # The schema's version: one row per migration step applied, the highest is the store's version.
 schema_versions = sa.Table(
@@ -292,6 +320,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "catalog_listings: the listing attributes Amazon last accepted, per SKU and marketplace",
         _create_tables(catalog_listings),
     ),
+    Migration(7, "listing_states: what Amazon last accepted per SKU and marketplace", _create_tables(listing_states)),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
@@ -389,6 +418,26 @@ class DeadLetter:
     first_seen: datetime
     last_seen: datetime
     status: DeadLetterStatus
+
+
+@dataclass(frozen=True)
+class ListingState:
+    """What Amazon last accepted for one SKU in one marketplace (or showed when first read):
+    ``fulfillment`` MFN, AFN or ABSENT; ``price`` exact; ``submission_id`` and ``accepted_at``
+    of the last accepted patch (None when the row was read from Amazon); ``readback_due`` while
+    an accepted patch has not been read back."""
+
+    sku: str
+    marketplace_id: str
+    product_type: str
+    fulfillment: str
+    quantity: int | None
+    price: Decimal | None
+    currency: str | None
+    accepted_at: datetime | None = None
+    submission_id: str | None = None
+    readback_due: bool = False
+    updated_at: datetime | None = None
 
 
 def _utcnow() -> datetime:
@@ -1006,6 +1055,47 @@ class StateStore:
         with self._tx() as conn:
             return {amazon_id: m3_id for amazon_id, m3_id in conn.execute(query)}
 
+    # -- listing states ---------------------------------------------------------------
+
+    def listing_states(self, marketplace_id: str | None = None) -> dict[tuple[str, str], ListingState]:
+        """Every recorded listing (of one marketplace, when given) by (SKU, marketplace id)."""
+        query = sa.select(listing_states)
+        if marketplace_id is not None:
+            query = query.where(listing_states.c.marketplace_id == marketplace_id)
+        with self._tx() as conn:
+            found = [_listing_state(row) for row in conn.execute(query).mappings()]
+        return {(s.sku, s.marketplace_id): s for s in found}
+
+    def record_listing_state(self, state: ListingState) -> ListingState:
+        """Insert or overwrite the row of (``state.sku``, ``state.marketplace_id``); returns it
+        as stored (``updated_at`` set)."""
+        now = self._clock()
+        values = {
+            "product_type": state.product_type,
+            "fulfillment": state.fulfillment,
+            "quantity": state.quantity,
+            "price": None if state.price is None else str(state.price),
+            "currency": state.currency,
+            "accepted_at": state.accepted_at,
+            "submission_id": state.submission_id,
+            "readback_due": state.readback_due,
+            "updated_at": now,
+        }
+        key = (listing_states.c.sku == state.sku, listing_states.c.marketplace_id == state.marketplace_id)
+        for _ in range(3):
+            with self._tx() as conn:
+                if conn.execute(listing_states.update().where(*key).values(**values)).rowcount == 1:
+                    return replace(state, updated_at=now)
+            try:
+                with self._tx() as conn:
+                    conn.execute(
+                        listing_states.insert().values(sku=state.sku, marketplace_id=state.marketplace_id, **values)
+                    )
+                return replace(state, updated_at=now)
+            except IntegrityError:
+                continue  # another writer inserted it first: update it
+        raise StateStoreError(f"could not record listing {state.sku!r} in {state.marketplace_id}: kept losing races")
+
     # -- dead letters -----------------------------------------------------------------
 
     def add_dead_letter(
@@ -1219,4 +1309,20 @@ def _dead_letter(row: sa.RowMapping) -> DeadLetter:
         first_seen=row["first_seen"],
         last_seen=row["last_seen"],
         status=row["status"],
+    )
+
+
+def _listing_state(row: sa.RowMapping) -> ListingState:
+    return ListingState(
+        sku=row["sku"],
+        marketplace_id=row["marketplace_id"],
+        product_type=row["product_type"],
+        fulfillment=row["fulfillment"],
+        quantity=row["quantity"],
+        price=None if row["price"] is None else Decimal(row["price"]),
+        currency=row["currency"],
+        accepted_at=row["accepted_at"],
+        submission_id=row["submission_id"],
+        readback_due=bool(row["readback_due"]),
+        updated_at=row["updated_at"],
     )

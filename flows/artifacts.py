@@ -49,6 +49,8 @@ CATALOG_COUNTS = (
     ("rejected", "rejected by Amazon (dead-lettered)"),
     ("skipped", "skipped (not listed there, or an M3 item status not kept in step)"),
 )
+INVENTORY_SUMMARY, INVENTORY_LISTINGS = "inventory-sync-summary", "inventory-sync-listings"
+NO_LISTINGS = "no listing was patched, held or rejected"
 # The order-sync document's outcomes (flows/orders_steps.py OUTCOMES) as the summary words them.
 ORDER_COUNTS = (
     ("created", "created in M3"),
@@ -247,6 +249,46 @@ def publish_shipment_artifacts(environment: str, document: Mapping[str, Any]) ->
         (SHIPMENT_SUMMARY, SHIPMENT_DEAD_LETTERS),
         counts_markdown("Shipment confirmations to Amazon", counts, note),
         letters,
+    )
+
+
+def publish_inventory_artifacts(environment: str, document: Mapping[str, Any]) -> None:
+    """The inventory-sync run's summary (counts, exceptions) and its listings: patches sent,
+    held and rejected, one row each (unchanged ones are counted only)."""
+    body = document["inventory"]
+    counts = [
+        ("listings patched", body["sent"]),
+        ("skipped as unchanged", body["unchanged"]),
+        ("held", body["held"]),
+        ("rejected (dead-lettered)", body["rejected"]),
+        ("fulfilled by Amazon (never patched)", body["fba"]),
+        ("read back", body["read_back"]),
+        ("exceptions", len(body["exceptions"])),
+    ]
+    note = f"Stopped: {body['unreachable']}" if body.get("unreachable") else None
+    summary = counts_markdown("Stock and prices to Amazon listings", counts, note)
+    shown = body["exceptions"][:EXCEPTION_ROWS_SHOWN]
+    if shown:
+        summary += "\n\n## Exceptions\n\n" + "\n".join(
+            f"- {e['sku']} ({e['marketplace']}): {e['reason']}" for e in shown
+        )
+    create_markdown_artifact(summary, key=artifact_key(INVENTORY_SUMMARY, environment), description="What this run did")
+    rows = [
+        {
+            "outcome": e["outcome"],
+            "sku": e["sku"],
+            "marketplace": e["marketplace"],
+            "quantity": str(e["quantity"]),
+            "price": f"{e['price']} {e['currency']}" if e["price"] is not None else "",
+            "sent": ", ".join(e["sent"]),
+            "reason": e["reason"],
+        }
+        for e in body["items"][:EXCEPTION_ROWS_SHOWN]
+    ] or [dict.fromkeys(("outcome", "sku", "marketplace", "quantity", "price", "sent"), "") | {"reason": NO_LISTINGS}]
+    create_table_artifact(
+        rows,
+        key=artifact_key(INVENTORY_LISTINGS, environment),
+        description="Listings patched, held and rejected in this run (unchanged ones are counted in the summary)",
     )
 
 

@@ -184,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     home_option(catalog)
     catalog.set_defaults(handler=_catalog)
+
+    inventory = commands.add_parser(
+        "inventory", help="publish M3's available-to-sell quantities and prices to Amazon listings (changes only)"
+    )
+    inventory.add_argument("--full", action="store_true", help="send every listing's quantity and price")
+    inventory.add_argument("--sandbox", action="store_true", help="use the embedded emulators under HOME/sandbox")
+    inventory.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    home_option(inventory)
+    inventory.set_defaults(handler=_inventory)
     letters = commands.add_parser("deadletters", help="list, show, replay or discard what a flow could not process")
     actions = letters.add_subparsers(dest="deadletters_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the open dead letters (reads HOME only)")
@@ -598,6 +607,41 @@ def _catalog(args: argparse.Namespace) -> int:
     if isinstance(failed, RunFailed):
         return _fail(failed.message, failed.exit_code)
     return EXIT_OK
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    """``m3sync inventory``: the inventory-sync flow; exit 0, 3 when a listing was held, rejected
+    (dead-lettered) or is an exception, 2 bad configuration, 4 M3 or Amazon out of reach."""
+    from flows.prefect_server import start_ephemeral_server
+
+    _prefect_files_in_home(args)
+    server = start_ephemeral_server()
+    try:
+        from flows.connections import checked_settings
+        from flows.contract import run_document
+        from flows.inventory import check_settings, inventory_sync
+        from flows.inventory_steps import inventory_exit_code, inventory_summary
+
+        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
+        check_settings(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
+        concise_console_logs()
+    finally:
+        server.wait()
+    with server.in_use():
+        state = inventory_sync(full=args.full, sandbox=args.sandbox, home=args.home, return_state=True)
+    try:
+        document = run_document(state)
+    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
+        return _failure(exc, state.state_details.flow_run_id)
+    print(json.dumps(document, indent=2) if args.json else inventory_summary(document))
+    sys.stdout.flush()
+    body = document["inventory"]
+    for entry in body["items"]:
+        if entry["outcome"] != "sent":
+            print(f"{entry['sku']} ({entry['marketplace']}): {entry['outcome']}: {entry['reason']}", file=sys.stderr)
+    for entry in body["exceptions"]:
+        print(f"{entry['sku']} ({entry['marketplace']}): {entry['reason']}", file=sys.stderr)
+    return inventory_exit_code(document)
 
 
 def _deadletters(args: argparse.Namespace) -> int:

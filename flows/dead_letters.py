@@ -135,11 +135,34 @@ def replay_listing(connections: Connections, letter: DeadLetter) -> tuple[bool, 
     return True, f"{result.outcome} {', '.join(result.attributes)}".strip()
 
 
+def replay_inventory(connections: Connections, letter: DeadLetter) -> tuple[bool, str]:
+    """Inventory sync for the letter's SKU and marketplace: read from Amazon again, then its
+    quantity and price sent (``inventory.sync_listings``, the flow's path)."""
+    from flows.inventory import check_settings, sync_listings
+
+    settings, routing = check_settings(connections.home, sandbox=connections.sandbox)
+    pair = (str(letter.payload["sku"]), str(letter.payload["marketplace_id"]))
+    run = sync_listings(connections, settings, routing, full=True, only=pair)
+    if run.unreachable:
+        raise _Unreachable(run.unreachable)
+    if run.rejected:  # send recorded the new attempt
+        return False, str(run.rejected[0]["reason"])
+    if run.exceptions and not run.sent:  # e.g. Amazon refused the read: one more attempt, as a run records
+        reason = str(run.exceptions[0]["reason"])
+        connections.state.add_dead_letter(letter.flow, letter.entity, letter.entity_key, letter.payload, reason)
+        return False, reason
+    sent = [entry for entry in run.sent if (entry["sku"], entry["marketplace_id"]) == pair]
+    if sent:
+        return True, f"sent {' and '.join(sent[0]['sent'])}: quantity {sent[0]['quantity']}, price {sent[0]['price']}"
+    return True, "nothing to send (fulfilled by Amazon, or no longer listed there)"
+
+
 REPLAYERS: Mapping[str, Callable[[Connections, DeadLetter], tuple[bool, str]]] = {
     "orders": replay_order,
     "shipment-sync": replay_shipment,
     "refunds": replay_refund,
     "catalog": replay_listing,
+    "inventory": replay_inventory,
 }
 
 

@@ -40,10 +40,11 @@ def test_a_store_of_version_5_gets_the_catalog_table_and_keeps_its_rows(state_ur
     engine = sa.create_engine(state_url)
     with engine.begin() as conn:  # back to version 5: before the catalog
         conn.exec_driver_sql("DROP TABLE catalog_listings")
+        conn.exec_driver_sql("DROP TABLE listing_states")
         conn.exec_driver_sql("DELETE FROM m3sync_schema WHERE version > 5")
     engine.dispose()
     with StateStore(state_url) as store:
-        assert store.schema_version() == 6
+        assert store.schema_version() == 7
         assert store.get_watermark("orders.last_updated") == "2026-11-01T00:00:00+00:00"
         assert store.record_catalog_listing("KIT-10002", DE, "KITCHEN", {"item_name": "k"}).accepted == {
             "item_name": "k"

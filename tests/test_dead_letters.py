@@ -149,7 +149,8 @@ def test_a_flow_without_a_replay_is_refused_in_one_line(tmp_path: Path):
             letters_to_replay(state, [letter.id])
         assert letters_to_replay(state, None) == []  # --all: left for discard or a person
     assert str(refused.value) == (
-        f"dead letter {letter.id}: flow 'invoices' has no replay (known: orders, shipment-sync, refunds, catalog)"
+        f"dead letter {letter.id}: flow 'invoices' has no replay "
+        "(known: orders, shipment-sync, refunds, catalog, inventory)"
     )
 
 

@@ -35,7 +35,8 @@ SETTLEMENT = "settlement-reconciliation/settlement-reconciliation"
 ORDERS, SHIPMENTS = "order-sync/order-sync", "shipment-sync/shipment-sync"
 REFUNDS = "refund-credit/refund-credit"
 CATALOG = "catalog-sync/catalog-sync"
-DEPLOYMENTS = (SETTLEMENT, ORDERS, SHIPMENTS, REFUNDS, CATALOG)  # prefect.yaml's, in its order
+INVENTORY = "inventory-sync/inventory-sync"
+DEPLOYMENTS = (SETTLEMENT, ORDERS, SHIPMENTS, REFUNDS, CATALOG, INVENTORY)  # prefect.yaml's, in its order
 STALE_AUTOMATION = f"m3sync: {SETTLEMENT} not run for 26 h"
 POOL = "m3sync-ops-test"  # not the production name: the try-deployment test shares the server
 BLOCK = "ops-test-alerts"
@@ -45,18 +46,21 @@ BLOCK = "ops-test-alerts"
 
 
 def test_the_deployments_of_prefect_yaml_and_their_flows() -> None:
-    # prefect.yaml declares five deployments; flows/settlement.py, flows/orders.py, flows/refunds.py and
-    # flows/catalog.py name their flows with @flow(name="..."), flows/shipments.py's after its function.
+    # prefect.yaml declares six deployments; flows/settlement.py, flows/orders.py, flows/refunds.py,
+    # flows/catalog.py and flows/inventory.py name their flows with @flow(name="..."), flows/shipments.py's
+    # after its function.
     assert deployments_in(REPO / "prefect.yaml") == [
         DeploymentSpec(flow="settlement-reconciliation", name="settlement-reconciliation"),
         DeploymentSpec(flow="order-sync", name="order-sync"),
         DeploymentSpec(flow="shipment-sync", name="shipment-sync"),
         DeploymentSpec(flow="refund-credit", name="refund-credit"),
         DeploymentSpec(flow="catalog-sync", name="catalog-sync"),
+        DeploymentSpec(flow="inventory-sync", name="inventory-sync"),
     ]
     assert project_flows() == [
         "catalog-sync",
         "dead-letter-replay",
+        "inventory-sync",
         "order-sync",
         "refund-credit",
         "settlement-reconciliation",
@@ -73,13 +77,15 @@ def test_prefect_yaml_limits_each_deployment_to_one_run_and_reads_the_checkout_f
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $M3SYNC_CHECKOUT }}"}}
     ]
     assert [d["work_pool"]["name"] for d in document["deployments"]] == ["m3sync-process"] * len(DEPLOYMENTS)
-    # Orders every 5 minutes, shipments every 10 (in seconds); settlements, refunds and the catalog daily.
+    # Orders every 5 minutes, shipments every 10, inventory every 15 (in seconds); settlements, refunds
+    # and the catalog daily.
     assert [d.get("schedules", [{}])[0].get("interval") for d in document["deployments"]] == [
         None,
         300,
         600,
         None,
         None,
+        900,
     ]
     assert [d["schedules"][0].get("cron") for d in document["deployments"]] == [
         "30 6 * * *",
@@ -87,6 +93,7 @@ def test_prefect_yaml_limits_each_deployment_to_one_run_and_reads_the_checkout_f
         None,
         "0 6 * * *",
         "0 5 * * *",
+        None,
     ]
 
 
@@ -206,7 +213,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
         *(f"deployment {d}: concurrency limit 1: updated" for d in DEPLOYMENTS),
         f"automation '{FAILED_AUTOMATION}': created",
         f"automation '{STALE_AUTOMATION}': created",
-        "8 changed",  # the pool, five deployments, two automations
+        "9 changed",  # the pool, six deployments, two automations
     ]
     second = _ops_setup(server, *args)
     assert (second.returncode, second.stderr) == (0, "")
@@ -234,6 +241,7 @@ def test_setup_twice_then_a_held_settlement_notifies(
         "prefect.resource.name": [
             "catalog-sync",
             "dead-letter-replay",
+            "inventory-sync",
             "order-sync",
             "refund-credit",
             "settlement-reconciliation",

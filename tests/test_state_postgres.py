@@ -4,6 +4,7 @@ posting with ``[state] url`` on PostgreSQL, exactly once across runs."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ from _live_m3 import live_m3  # noqa: F401 - a fixture
 from _postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 from connectors.settings import ConfigurationError, check_state_url
-from connectors.state import StateStore, StateStoreUnavailable
+from connectors.state import ListingState, StateStore, StateStoreUnavailable
 
 # Port 1 on the loopback: nothing listens there, so the connection is refused at once.
 UNREACHABLE = "postgresql+psycopg://sync:S3cret-pw@127.0.0.1:1/m3sync"
@@ -154,6 +155,7 @@ def test_state_migrate_copies_a_sqlite_store_into_postgresql_once(
         old.record_reversal("S1", 1, {"AMZ-S1-202410": "V1"}, {"AMZ-S1-202410-R1": "V2"}, "2024-11-01")
         old.record_settled_orders("S1", ["111-A", "111-B"])
         old.record_catalog_listing("HOM-10001", "ATVPDKIKX0DER", "HOME", {"item_name": "h1"})
+        old.record_listing_state(ListingState("HOM-1", "ATVPDKIKX0DER", "HOME", "MFN", 5, Decimal("9.99"), "USD"))
         before = _everything(old)
     assert len(before[0]) == 2 and len(before[3]) == 2  # what is compared below is there
 
@@ -162,12 +164,13 @@ def test_state_migrate_copies_a_sqlite_store_into_postgresql_once(
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith(
         "copied 2 postings, 1 watermarks, 1 id_maps, 2 dead_letters, 1 reversals, 2 settled_orders, "
-        "1 catalog_listings "
+        "1 catalog_listings, 1 listing_states "
         f"from sqlite:///{home / 'state.sqlite'} to postgresql+psycopg://***@/m3sync_test_"
     )
     with StateStore(postgres_url) as new:
         assert _everything(new) == before
         assert new.settlement_version("S1") == 2
+        assert new.listing_states()[("HOM-1", "ATVPDKIKX0DER")].price == Decimal("9.99")
         # The copied letters kept their ids 1 and 2; PostgreSQL numbers the next one after them.
         assert new.add_dead_letter("shipments", "order", "A2", {}, "no tracking").id == 3
         in_doubt = new.claim_posting("AMZ-2-202410", kind="voucher", source="us.tsv", content_hash="h2")
@@ -178,7 +181,7 @@ def test_state_migrate_copies_a_sqlite_store_into_postgresql_once(
     assert refused.startswith("m3sync: the state database postgresql+psycopg://***@/m3sync_test_")
     assert refused.endswith(
         "already holds rows (postings, watermarks, id_maps, dead_letters, reversals, settled_orders, "
-        "catalog_listings): "
+        "catalog_listings, listing_states): "
         "copy only into a new, empty database"
     )
     missing = build_parser().parse_args(["state", "migrate", "--to", postgres_url, "--home", str(tmp_path / "none")])

@@ -36,6 +36,7 @@ TABLES = {
     "reversals",
     "settled_orders",
     "catalog_listings",
+    "listing_states",
     "m3sync_schema",
 }
 
@@ -98,7 +99,7 @@ def test_schema_is_idempotent_and_shared_by_two_stores(state_url: str) -> None:
         5,
         6,
     ]
-    assert first.schema_version() == second.schema_version() == SCHEMA_VERSION == 6
+    assert first.schema_version() == second.schema_version() == SCHEMA_VERSION == 7
     first.close()
     second.close()
 
@@ -258,7 +259,7 @@ def test_a_store_from_before_schema_versions_is_migrated_on_open(state_url: str)
     engine.dispose()
 
     with StateStore(state_url) as store:
-        assert store.schema_version() == 6
+        assert store.schema_version() == 7
         old = store.get_posting("OLD")
         assert old is not None and (old.status, old.target_ref, old.owner, old.audit) == (
             "posted",
@@ -273,7 +274,7 @@ def test_a_store_from_before_schema_versions_is_migrated_on_open(state_url: str)
         assert store.record_settled_orders("S1", ["111-A"]) == 1  # tables of later steps exist
         assert store.settlement_version("S1") == 1
     versions = raw_rows(state_url, "SELECT version, description FROM m3sync_schema ORDER BY version")
-    assert [v for v, _ in versions] == [1, 2, 3, 4, 5, 6]
+    assert [v for v, _ in versions] == [1, 2, 3, 4, 5, 6, 7]
     assert versions[1][1].startswith("postings.owner") and versions[4][1].startswith("settled_orders")
 
 
@@ -282,12 +283,14 @@ def test_a_store_at_an_older_version_runs_only_the_later_steps(state_url: str) -
     applied = raw_rows(state_url, "SELECT version, applied_at FROM m3sync_schema ORDER BY version")
     engine = sa.create_engine(state_url)
     with engine.begin() as conn:  # back to version 3: before reversals and settled orders
+        conn.exec_driver_sql("DROP TABLE listing_states")
+        conn.exec_driver_sql("DROP TABLE catalog_listings")
         conn.exec_driver_sql("DROP TABLE settled_orders")
         conn.exec_driver_sql("DROP TABLE reversals")
         conn.exec_driver_sql("DELETE FROM m3sync_schema WHERE version > 3")
     engine.dispose()
     with StateStore(state_url) as store:
-        assert store.schema_version() == 6
+        assert store.schema_version() == 7
         assert store.record_settled_orders("S1", ["111-A"]) == 1
     again = raw_rows(state_url, "SELECT version, applied_at FROM m3sync_schema ORDER BY version")
     assert again[:3] == applied[:3]  # steps 1-3 were not applied again

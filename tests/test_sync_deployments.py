@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sandbox.spapi import SpApiStore
 from sync.routing import SHIPPED_ROUTING
 
 UNKNOWN_SKU_ORDER = "111-4100000-0000001"
+US = "ATVPDKIKX0DER"
 USER_ROUTING = "items: [a user's file, half edited\n"  # not even YAML: a run reading it would fail
 CREATED_STATUSES = ("Unshipped", "Shipped")  # what order sync creates in M3 (Pending waits)
 
@@ -114,3 +116,40 @@ def test_sandbox_runs_create_the_worlds_orders_and_leave_their_artifacts(prefect
         ),
         "shipment-sync-dead-letters-sandbox": [{"order": "", "reason": "no order was dead-lettered"}],
     }
+
+
+def test_an_inventory_run_leaves_its_artifacts(prefect_api_url: str, home: Path) -> None:
+    """One SKU in one marketplace, no buffer: Amazon gets M3's allocatable quantity (read from the
+    sandbox M3 here) when it differs from the listing's; the price list holds the listing's price."""
+    from flows.inventory import inventory_sync
+
+    settings = {
+        "skus": ["HOM-10001"],
+        "buffers": {"default": {"units": 0}},
+        "marketplaces": {"US": {"warehouses": ["100"], "price_list": "AMZUSD"}},
+    }
+    (home / "inventory.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    with open_connections(home, sandbox=True) as connections:
+        assert connections.m3 is not None
+        (balance,) = connections.m3.read_balances("100", ["A10001"])
+        listing = connections.require_amazon().for_marketplace(US).get_listing("HOM-10001", US)
+    allocatable = int(balance.allocatable)
+    shown = listing["fulfillmentAvailability"][0]["quantity"]
+    price = str(Decimal(build_catalog(0)[0].prices["US"]) / 100)
+    state = inventory_sync(sandbox=True, home=str(home), return_state=True)
+    body = run_document(state)["inventory"]
+    sent = int(shown != allocatable)
+    assert (body["sent"], body["unchanged"], body["held"], body["rejected"]) == (sent, 1 - sent, 0, 0)
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    assert artifacts["inventory-sync-summary-sandbox"] == (
+        "# Stock and prices to Amazon listings\n\n| | count |\n|---|---|\n"
+        f"| listings patched | {sent} |\n| skipped as unchanged | {1 - sent} |\n| held | 0 |\n"
+        "| rejected (dead-lettered) | 0 |\n| fulfilled by Amazon (never patched) | 0 |\n| read back | 0 |\n"
+        "| exceptions | 0 |\n"
+    )
+    row = {"outcome": "sent", "sku": "HOM-10001", "marketplace": "US", "quantity": str(allocatable)}
+    row |= {"price": f"{price} USD", "sent": "quantity", "reason": ""}
+    empty = {"outcome": "", "sku": "", "marketplace": "", "quantity": "", "price": "", "sent": ""}
+    assert artifacts["inventory-sync-listings-sandbox"] == (
+        [row] if sent else [empty | {"reason": "no listing was patched, held or rejected"}]
+    )

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from connectors.m3.client import BulkResult, FieldValue, M3Client
 from connectors.m3.errors import (
@@ -63,6 +64,7 @@ from connectors.settings import DEFAULT_M3_PROFILE, M3_PROFILES, ConfigurationEr
 PERIOD_CLOSED = "90"
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 AUTHORISATION_ERROR = "XAU0008"  # M3's "Not authorized for company &1" (field CONO; DIVI for a division)
 
@@ -444,6 +446,24 @@ class M3Operations:
             records = self._bulk_read("MMS200MI", "GetItmWhsBal", [{"WHLO": whlo, "ITNO": i} for i in items])
             return [_balance(whlo, r) for r in records]
         return _sum_balance_ids(whlo, self.client.execute("MMS060MI", "LstBalID", {"WHLO": whlo}, maxrecs=0))
+
+    def get_items(self, itnos: Iterable[str]) -> dict[str, Item | None]:
+        """MMS200MI/GetItmBasic for many items in bulk requests; None for an item M3 refuses (does not know)."""
+        wanted = list(dict.fromkeys(itnos))
+        results = self.client.execute_bulk("MMS200MI", [("GetItmBasic", {"ITNO": i}) for i in wanted])
+        return {itno: _found(result, Item.from_m3) for itno, result in zip(wanted, results, strict=True)}
+
+    def base_prices(self, itnos: Iterable[str], price_list: str, currency: str) -> dict[str, Decimal | None]:
+        """Each item's sales price in M3 price list ``price_list`` and ``currency``
+        (OIS017MI/GetBasePrice, both profiles), in bulk requests; None where M3 has none (refuses the read)."""
+        wanted = list(dict.fromkeys(itnos))
+        fields = [("GetBasePrice", {"PRRF": price_list, "CUCD": currency, "ITNO": i}) for i in wanted]
+        results = self.client.execute_bulk("OIS017MI", fields)
+
+        def price(record: dict[str, str]) -> Decimal | None:
+            return m3_decimal(record, "SAPR") if m3_text(record, "SAPR") else None
+
+        return {itno: _found(result, price) for itno, result in zip(wanted, results, strict=True)}
 
     def _bulk_read(self, program: str, transaction: str, inputs: list[dict[str, str]]) -> list[dict[str, str]]:
         if not inputs:
@@ -899,6 +919,19 @@ def _address_fields(orno: str, address: OrderAddress) -> dict[str, FieldValue | 
         "ECAR": address.state,
         "PHNO": address.phone,
     }
+
+
+NOK = "ServerReturnedNOK"  # M3's business refusal (no such item, no price), not a malformed call
+
+
+def _found(result: BulkResult, read: Callable[[dict[str, str]], T]) -> T | None:
+    """The record a bulk read found, read by ``read``; None when M3 refused it as a business
+    matter (WIT0103 no such item, no price in the list, ...): one item's answer, not the run's."""
+    if result.error is not None:
+        if result.error.error_type == NOK:
+            return None
+        raise result.error
+    return read(result.records[0]) if result.records else None
 
 
 def _first(records: list[dict[str, str]]) -> dict[str, str]:

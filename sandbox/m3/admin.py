@@ -191,6 +191,52 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
             }
         )
 
+    async def stock(request: Request) -> Response:
+        """POST {"whlo", "itno", "on_hand" (whole units >= 0), "allocated" (default 0)}: set an
+        item's balance in a warehouse; {"itno", "currency", "price"}: its base price in that
+        currency's price list; {"itno", "status"}: its item status (MMS200 STAT). Any combination."""
+        body = await _json_body(request)
+        itno = body.get("itno")
+
+        def apply() -> dict[str, Any]:
+            with store.transaction() as tx:
+                item = tx.one("SELECT data FROM items WHERE itno = ?", (itno,))
+                if item is None:
+                    raise AdminError(f"no item {itno!r}")
+                data = json.loads(item["data"])
+                if "on_hand" in body:
+                    whlo, on_hand, allocated = body.get("whlo"), body["on_hand"], body.get("allocated", 0)
+                    if tx.one("SELECT 1 FROM warehouses WHERE whlo = ?", (whlo,)) is None:
+                        raise AdminError(f"no warehouse {whlo!r}")
+                    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (on_hand, allocated)):
+                        raise AdminError("on_hand and allocated must be whole numbers of 0 or more")
+                    tx.execute(
+                        "INSERT OR REPLACE INTO balances (whlo, itno, stqt, alqt) VALUES (?, ?, ?, ?)",
+                        (whlo, itno, on_hand, allocated),
+                    )
+                if "price" in body:
+                    currency, price = body.get("currency"), body["price"]
+                    if not (isinstance(price, str) and re.fullmatch(r"\d{1,12}(\.\d{1,6})?", price)):
+                        raise AdminError(f"price must be a decimal string of 0 or more, got {price!r}")
+                    if not (isinstance(currency, str) and re.fullmatch(r"[A-Z]{3}", currency)):
+                        raise AdminError(f"currency must be an ISO 4217 code, got {currency!r}")
+                    tx.execute(
+                        "INSERT OR REPLACE INTO prices (itno, cucd, sapr) VALUES (?, ?, ?)", (itno, currency, price)
+                    )
+                if "status" in body:
+                    if not (isinstance(body["status"], str) and re.fullmatch(r"\d{2}", body["status"])):
+                        raise AdminError(f"status must be two digits, got {body['status']!r}")
+                    data["STAT"] = body["status"]
+                    tx.execute("UPDATE items SET data = ? WHERE itno = ?", (dumps(data), itno))
+                balances = tx.all("SELECT whlo, stqt, alqt FROM balances WHERE itno = ? ORDER BY whlo", (itno,))
+                return {
+                    "itno": itno,
+                    "status": data["STAT"],
+                    "balances": [{"whlo": r["whlo"], "on_hand": r["stqt"], "allocated": r["alqt"]} for r in balances],
+                }
+
+        return JSONResponse(await run_in_threadpool(apply))
+
     async def divisions(request: Request) -> Response:
         """GET: each division's local currency and rounding account. POST {"divi", "rounding_account"}
         sets the account M3 books currency rounding to ("" : none set up, the voucher stays unbalanced)."""
@@ -332,4 +378,5 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
         Route("/sandbox/divisions", guarded(divisions), methods=["GET", "POST"]),
         Route("/sandbox/state", guarded(state), methods=["GET"]),
         Route("/sandbox/items/{itno}", guarded(item), methods=["POST"]),
+        Route("/sandbox/stock", guarded(stock), methods=["POST"]),
     ]

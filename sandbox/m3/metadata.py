@@ -138,6 +138,8 @@ POSX N3 Line suffix
 ATNR N17 Attribute number
 ORQT N16.6 Ordered quantity - basic U/M
 SAPR N18.6 Sales price
+PRRF A10 Price list
+FVDT D10 From date
 DWDT D10 Requested delivery date
 DIA1 N16.2 Discount amount 1
 DIA2 N16.2 Discount amount 2
@@ -337,6 +339,7 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
         False,
     ),
     ("MMS080MI", "LstItemBal", "WHLO* ITNO CONO", "WHLO ITNO ITDS STQT ALQT AVAL", False),
+    ("OIS017MI", "GetBasePrice", "PRRF* CUCD* ITNO* CONO CUNO FVDT", "PRRF CUCD CUNO ITNO FVDT SAPR", False),
     ("MMS060MI", "LstBalID", "WHLO* ITNO WHSL BANO CONO", "WHLO ITNO WHSL BANO STAS STQT ALQT ALOC MVB1", False),
     ("OIS350MI", "LstInvHeadByCo", "ORNO* CONO WHLO DLIX OOIN", _INV_OUT, False),
     ("OIS350MI", "LstInvHead", "YEA4* CONO DIVI FIVD TIVD", _INV_OUT, False),

@@ -43,6 +43,9 @@ MARKETPLACE_CUSTOMERS = {
 
 # Sales price per currency: taken from the first marketplace listing the item in that currency.
 _PRICE_MARKETPLACE = {"USD": ("US",), "EUR": ("DE", "FR"), "GBP": ("UK",)}
+# Sales price lists (OIS017MI PRRF) -> their currency [ours]: one base price per item in each,
+# the prices above (sandbox/m3/tx_stock.py GetBasePrice).
+PRICE_LISTS = {"AMZUSD": "USD", "AMZEUR": "EUR", "AMZGBP": "GBP"}
 
 
 FREIGHT_ITEM = "FREIGHT"

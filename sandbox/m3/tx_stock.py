@@ -1,13 +1,13 @@
-"""MMS200MI / MMS080MI / MMS060MI — items and warehouse balances."""
+"""MMS200MI / MMS080MI / MMS060MI — items and warehouse balances; OIS017MI — sales price lists."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 
-from .errors import does_not_exist
+from .errors import does_not_exist, nok
 from .registry import Call, Record, mi
-from .seed import FACI
+from .seed import FACI, PRICE_LISTS, SEED_DATE
 from .store import Tx
 
 
@@ -97,4 +97,20 @@ def list_balance_ids(call: Call) -> list[Record]:
             "MVB1": str(r["stqt"] - r["alqt"]),
         }
         for r in _balances(call)
+    ]
+
+
+@mi("OIS017MI", "GetBasePrice")
+def get_base_price(call: Call) -> list[Record]:
+    """The item's base price in a price list (the sandbox's lists hold one price per item, valid
+    from the seed date; a customer or from date given is accepted and does not change it)."""
+    prrf, cucd, itno = call.get("PRRF"), call.get("CUCD"), call.get("ITNO")
+    if PRICE_LISTS.get(prrf) != cucd:
+        raise does_not_exist("WPRR003", "Price list", "PRRF", f"{prrf}/{cucd}")
+    get_item(call.tx, itno)
+    row = call.tx.one("SELECT sapr FROM prices WHERE itno = ? AND cucd = ?", (itno, cucd))
+    if row is None:
+        raise nok("XRE0103", "Record does not exist", "ITNO", itno)
+    return [
+        {"PRRF": prrf, "CUCD": cucd, "CUNO": call.get("CUNO"), "ITNO": itno, "FVDT": SEED_DATE, "SAPR": row["sapr"]}
     ]

@@ -1,0 +1,288 @@
+"""Inventory sync (flows/inventory.py) against both sandboxes over HTTP: the listings the SP-API
+sandbox stores after a sync hold the quantities and prices worked out by hand from the balances
+set in the sandbox M3 (its admin API) and the buffer rules below; deltas only; price review
+hold; INVALID -> dead letter -> replay; read back; the oversell walk; the command."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from _cli import m3sync
+
+from flows.connections import Connections, open_connections
+from flows.dead_letters import REPLAYERS
+from flows.inventory import check_settings, sync_listings
+from flows.inventory_steps import DEAD_LETTER_FLOW, Run, inventory_document, inventory_exit_code
+from sandbox.catalog import build_catalog
+
+DE, FR, UK = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P"
+HOM, KIT, SPO, TOY, ELE = "HOM-10001", "KIT-10002", "SPO-10003", "TOY-10004", "ELE-10005"
+SETTINGS = {
+    "review_percent": 20,
+    "readback_after_seconds": 0,  # read back at the next run
+    "skus": [HOM, KIT, SPO, TOY, ELE],
+    "buffers": {"default": {"units": 2, "percent": 10}, "item_groups": {"HOME": {"percent": 25}}},
+    "marketplaces": {
+        "DE": {"warehouses": ["100"], "price_list": "AMZEUR"},
+        "FR": {"warehouses": ["100"], "price_list": "AMZEUR", "rounding": {"nearest": "0.05"}},
+        "UK": {"warehouses": ["100"], "price_list": "AMZGBP"},
+    },
+}
+# Warehouse 100 (item number: on hand, allocated) and what each SKU publishes, by hand:
+BALANCES = {"A10001": (100, 0), "A10002": (40, 0), "A10003": (15, 3), "A10004": (1, 0), "A10005": (0, 0)}
+EXPECTED_QUANTITY = {
+    HOM: 75,  # HOME group: 100 - 25% of 100
+    KIT: 36,  # 40 - max(2, 4)
+    SPO: 10,  # 15 - 3 allocated = 12 - max(2, 1.2 -> 2)
+    TOY: 0,  # 1 - 2, floored
+    ELE: 0,
+}
+CATALOG = {item.sku: item for item in build_catalog(0)}  # the seeded world's prices (minor units)
+
+
+def listed(sku: str) -> list[str]:
+    """HOM-10001 is not listed in FR (the catalog lists every fifth item in US, DE and UK only)."""
+    return [DE, UK] if sku == HOM else [DE, FR, UK]
+
+
+def seeded_price(sku: str, code: str) -> Decimal:
+    return Decimal(CATALOG[sku].prices[code]) / 100
+
+
+def expected_price(sku: str, marketplace_id: str) -> Decimal:
+    """DE and UK: M3's price lists hold the listings' own prices (unchanged); FR: the EUR list
+    (DE's price) rounded to the nearest 0.05."""
+    if marketplace_id == FR:
+        return (seeded_price(sku, "DE") / Decimal("0.05")).quantize(Decimal(1), ROUND_HALF_UP) * Decimal("0.05")
+    return seeded_price(sku, "DE" if marketplace_id == DE else "UK")
+
+
+def set_stock(connections: Connections, itno: str, **body: Any) -> None:
+    answer = httpx.post(f"{connections.sandbox_env.m3.base_url}/sandbox/stock", json={"itno": itno, **body}, timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
+def amazon_listings(connections: Connections) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    """The SP-API sandbox's stored listings: (SKU, marketplace id) -> (quantity, price)."""
+    state = httpx.get(f"{connections.sandbox_env.spapi['eu'].base_url}/sandbox/state", timeout=30).json()
+    return {(r["sku"], r["marketplaceId"]): (r["quantity"], Decimal(r["price"])) for r in state["listings"]}
+
+
+def prepare(home: Path, profile: str = "brief") -> None:
+    """A sandbox home with the settings above (and the cloudsuite profile when asked)."""
+    with open_connections(home, sandbox=True, orders=20) as connections:
+        for itno, (on_hand, allocated) in BALANCES.items():
+            set_stock(connections, itno, whlo="100", on_hand=on_hand, allocated=allocated)
+    (home / "inventory.yaml").write_text(yaml.safe_dump(SETTINGS), encoding="utf-8")
+    if profile == "cloudsuite":
+        ionapi = home / "sandbox" / "m3.ionapi"
+        (home / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\nprofile = "cloudsuite"\n', encoding="utf-8")
+
+
+def sync(connections: Connections, *, full: bool = False) -> Run:
+    settings, routing = check_settings(connections.home, sandbox=True)
+    return sync_listings(connections, settings, routing, full=full)
+
+
+@pytest.mark.parametrize("profile", ["brief", "cloudsuite"])
+def test_first_sync_publishes_allocatable_minus_buffer_and_the_price_lists(
+    prefect_api_url: str, tmp_path: Path, profile: str
+) -> None:
+    prepare(tmp_path, profile)
+    with open_connections(tmp_path, sandbox=True) as connections:
+        assert connections.m3_profile == profile
+        # TOY-10004 in UK is fulfilled by Amazon: its channel is AMAZON_EU. Never patched.
+        before = connections.require_amazon().for_marketplace(UK)
+        fba_patch = {
+            "op": "replace",
+            "path": "/attributes/fulfillment_availability",
+            "value": [{"fulfillment_channel_code": "AMAZON_EU", "quantity": 0}],
+        }
+        assert before.patch_listing(TOY, UK, "TOY", [fba_patch]).accepted
+        untouched = amazon_listings(connections)
+
+        first = sync(connections)
+        assert first.unreachable is None and first.exceptions == [] and first.held == [] and first.rejected == []
+        assert first.fba == 1
+        shown = amazon_listings(connections)
+        for sku, quantity in EXPECTED_QUANTITY.items():
+            for marketplace_id in listed(sku):
+                if (sku, marketplace_id) == (TOY, UK):
+                    assert shown[(sku, marketplace_id)] == untouched[(sku, marketplace_id)]
+                    continue
+                assert shown[(sku, marketplace_id)] == (quantity, expected_price(sku, marketplace_id)), (
+                    sku,
+                    marketplace_id,
+                )
+        assert (HOM, FR) not in shown
+        prices_sent = {(e["sku"], e["marketplace_id"]) for e in first.sent if "price" in e["sent"]}
+        assert prices_sent == {(sku, FR) for sku in (KIT, SPO, TOY, ELE)}  # DE and UK already had M3's prices
+        for other in (s for s in shown if s[0] not in EXPECTED_QUANTITY):
+            assert shown[other] == untouched[other]  # SKUs not configured are left alone
+
+        second = sync(connections)
+        assert (len(second.sent), second.unchanged, second.read_back) == (0, 13, len(first.sent))
+        assert second.exceptions == [] and amazon_listings(connections) == shown
+
+
+def test_deltas_price_hold_read_back_and_dead_letter(prefect_api_url: str, tmp_path: Path) -> None:
+    prepare(tmp_path)
+    with open_connections(tmp_path, sandbox=True) as connections:
+        sync(connections)
+
+        # A changed balance: KIT 40 -> 30 on hand publishes 30 - max(2, 3) = 27, in its three marketplaces.
+        set_stock(connections, "A10002", whlo="100", on_hand=30)
+        changed = sync(connections)
+        assert sorted((e["sku"], e["marketplace_id"], e["quantity"], tuple(e["sent"])) for e in changed.sent) == [
+            (KIT, mp, 27, ("quantity",)) for mp in sorted([DE, FR, UK])
+        ]
+        assert changed.unchanged == 11  # 14 listings, 3 sent
+
+        # Amazon changed a quantity after accepting it: the next run's read back says so, and it sends it again.
+        amazon = connections.require_amazon().for_marketplace(DE)
+        quantity_patch = {
+            "op": "replace",
+            "path": "/attributes/fulfillment_availability",
+            "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 99}],
+        }
+        assert amazon.patch_listing(KIT, DE, "KITCHEN", [quantity_patch]).accepted
+        submission = _submission(connections, KIT, DE)
+
+        # SPO's GBP price +50%: held, Amazon keeps the old price; its quantity change is still sent.
+        old_price = seeded_price(SPO, "UK")
+        set_stock(connections, "A10003", currency="GBP", price=str(old_price * Decimal("1.5")))
+        new_price = (old_price * Decimal("1.5")).quantize(Decimal("0.01"), ROUND_HALF_UP)  # in GBP's decimals
+        set_stock(connections, "A10004", currency="GBP", price="0.00")  # TOY: a price of zero is held too
+        set_stock(connections, "A10003", whlo="100", on_hand=25, allocated=3)  # 22 - max(2, 2.2 -> 3) = 19
+        held = sync(connections)
+        assert held.exceptions == [
+            {
+                "sku": KIT,
+                "marketplace": "DE",
+                "reason": f"read back (submission {submission}): Amazon shows quantity 99, 27 was sent",
+            }
+        ]
+        assert sorted((e["sku"], e["marketplace"], e["quantity"], tuple(e["sent"])) for e in held.sent) == [
+            (KIT, "DE", 27, ("quantity",)),
+            (SPO, "DE", 19, ("quantity",)),
+            (SPO, "FR", 19, ("quantity",)),
+            (SPO, "UK", 19, ("quantity",)),
+        ]
+        document = inventory_document(held, full=False)
+        assert inventory_exit_code(document) == 3
+        assert [(e["sku"], e["marketplace"], e["reason"]) for e in held.held] == [
+            (
+                SPO,
+                "UK",
+                f"price {old_price} -> {new_price} GBP changes 50.0% (more than 20%): held for review",
+            ),
+            (TOY, "UK", "price 0.00 GBP in M3 price list AMZGBP is not positive"),
+        ]
+        assert document["inventory"]["held"] == 2
+        assert amazon_listings(connections)[(SPO, UK)] == (19, old_price)
+        assert amazon_listings(connections)[(KIT, DE)][0] == 27
+
+        # Amazon answers INVALID (the product type recorded is not the listing's): dead letters. The replay
+        # reads the listing again and sends it; a plain run reads the other again, and Amazon already
+        # shows what M3 says: resolved without a patch.
+        for marketplace_id in (DE, UK):
+            seen = connections.state.listing_states()[(ELE, marketplace_id)]
+            connections.state.record_listing_state(replace(seen, product_type="WRONG_TYPE", quantity=5))
+        rejected = sync(connections)
+        assert {(e["sku"], e["marketplace_id"]) for e in rejected.rejected} == {(ELE, DE), (ELE, UK)}
+        assert "90244" in rejected.rejected[0]["reason"]
+        letters = {letter.entity_key: letter for letter in connections.state.list_dead_letters(flow=DEAD_LETTER_FLOW)}
+        assert set(letters) == {f"{ELE}@{DE}", f"{ELE}@{UK}"} and "WRONG_TYPE" in letters[f"{ELE}@{DE}"].error
+        assert {letter.entity for letter in letters.values()} == {"listing"}
+        assert amazon_listings(connections)[(ELE, DE)][0] == 0
+        succeeded, detail = REPLAYERS["inventory"](connections, letters[f"{ELE}@{DE}"])
+        assert succeeded and detail.startswith("sent quantity and price: quantity 0"), detail
+        assert connections.state.listing_states()[(ELE, DE)].product_type == "CONSUMER_ELECTRONICS"
+        connections.state.resolve_dead_letter(letters[f"{ELE}@{DE}"].id, "replayed")  # as the replay command does
+        after = sync(connections)
+        assert (after.sent, after.rejected) == ([], [])
+        assert connections.state.list_dead_letters(flow=DEAD_LETTER_FLOW) == []
+        assert connections.state.listing_states()[(ELE, UK)].product_type == "CONSUMER_ELECTRONICS"
+
+
+def _submission(connections: Connections, sku: str, marketplace_id: str) -> str | None:
+    return connections.state.listing_states()[(sku, marketplace_id)].submission_id
+
+
+def test_oversell_walk_amazon_never_shows_more_than_available_minus_buffer(prefect_api_url: str, tmp_path: Path):
+    """SPO-10003 (15 on hand) is allocated step by step to orders until nothing is left; after each
+    sync Amazon shows exactly available minus buffer in every marketplace, never more, through a
+    429 storm too. Then stock comes back while Amazon is out of reach: nothing is recorded as sent,
+    and the next run sends it."""
+    prepare(tmp_path)
+    walk = [(3, 10), (6, 7), (10, 3), (13, 0), (15, 0)]  # allocated -> 15 - allocated - max(2, 10% up)
+    with open_connections(tmp_path, sandbox=True) as connections:
+        faults = f"{connections.sandbox_env.spapi['eu'].base_url}/sandbox/faults"
+        for step, (allocated, expected) in enumerate(walk):
+            set_stock(connections, "A10003", whlo="100", on_hand=15, allocated=allocated)
+            if step == 1:  # a 429 storm on the patches: retried within the connector's limits
+                storm = {"status": 429, "count": 3, "operations": ["patchListingsItem"]}
+                assert httpx.post(faults, json=storm, timeout=30).status_code == 200
+            run = sync(connections)
+            assert run.unreachable is None and run.rejected == []
+            shown = amazon_listings(connections)
+            available = 15 - allocated
+            for marketplace_id in (DE, FR, UK):
+                quantity = shown[(SPO, marketplace_id)][0]
+                assert quantity == expected and quantity <= max(available - 2, 0)
+
+        set_stock(connections, "A10003", whlo="100", on_hand=15, allocated=0)  # 15 - max(2, 2) = 13
+        down = {"status": 503, "count": 5, "operations": ["patchListingsItem"]}  # every attempt of the first patch
+        assert httpx.post(faults, json=down, timeout=30).status_code == 200
+        stopped = sync(connections)
+        assert stopped.unreachable is not None and "patchListingsItem" in stopped.unreachable
+        assert inventory_exit_code(inventory_document(stopped, full=False)) == 4
+        assert stopped.sent == [] and {amazon_listings(connections)[(SPO, m)][0] for m in (DE, FR, UK)} == {0}
+        resumed = sync(connections)
+        assert sorted(e["marketplace"] for e in resumed.sent) == ["DE", "FR", "UK"]
+        assert {amazon_listings(connections)[(SPO, m)][0] for m in (DE, FR, UK)} == {13}
+
+
+def test_command_json_full_and_bad_settings(prefect_api_url: str, tmp_path: Path) -> None:
+    prepare(tmp_path)
+    first = m3sync("inventory", "--sandbox", "--json", "--home", str(tmp_path), api_url=prefect_api_url)
+    assert first.code == 0, first.stderr
+    body = first.document["inventory"]
+    assert (body["held"], body["rejected"], body["exceptions"], body["unreachable"]) == (0, 0, [], None)
+    assert body["sent"] + body["unchanged"] == 14 and body["sent"] == len(body["items"])
+    kit = next(e for e in body["items"] if (e["sku"], e["marketplace"]) == (KIT, "FR"))
+    assert (kit["quantity"], kit["price"], kit["currency"]) == (36, str(expected_price(KIT, FR)), "EUR")
+
+    full = m3sync("inventory", "--sandbox", "--full", "--home", str(tmp_path), api_url=prefect_api_url)
+    assert full.code == 0, full.stderr
+    assert full.stdout.startswith("Inventory: 14 listings patched, 0 unchanged, 0 held")
+
+    (tmp_path / "inventory.yaml").write_text("marketplaces:\n  XX: {warehouses: ['100']}\n", encoding="utf-8")
+    bad = m3sync("inventory", "--sandbox", "--home", str(tmp_path), api_url=prefect_api_url)
+    assert bad.code == 2 and bad.stdout == ""
+    assert bad.stderr.strip().endswith(
+        "inventory.yaml: marketplaces.XX: unknown marketplace code (known: "
+        "AE, AU, BE, BR, CA, DE, EG, ES, FR, IE, IN, IT, JP, MX, NL, PL, SA, SE, SG, TR, UK, US, ZA)"
+    )
+
+
+def test_the_deployment_runs_the_flow_every_15_minutes_one_at_a_time() -> None:
+    import inspect
+
+    from prefect.flows import load_flow_from_entrypoint
+
+    repo = Path(__file__).resolve().parents[1]
+    document = yaml.safe_load((repo / "prefect.yaml").read_text(encoding="utf-8"))
+    (deployment,) = [d for d in document["deployments"] if d["name"] == "inventory-sync"]
+    entry_file, _, function = deployment["entrypoint"].partition(":")
+    flow = load_flow_from_entrypoint(str(repo / entry_file) + ":" + function)
+    assert flow.name == "inventory-sync"
+    assert set(deployment["parameters"]) <= set(inspect.signature(flow.fn).parameters)
+    assert deployment["parameters"] == {"full": False, "sandbox": False}
+    assert (deployment["concurrency_limit"], deployment["schedules"][0]["interval"]) == (1, 900)
