@@ -132,4 +132,4 @@ def test_prefect_yaml_alternative_pools_pass_variables_their_workers_accept(pool
 def test_the_deployment_uses_the_process_pool_by_default() -> None:
     document = yaml.safe_load((REPO / "prefect.yaml").read_text())
     process = document["definitions"]["work_pools"]["process"]
-    assert [d["work_pool"] for d in document["deployments"]] == [process] * 4
+    assert [d["work_pool"] for d in document["deployments"]] == [process] * len(document["deployments"])

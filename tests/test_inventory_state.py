@@ -1,6 +1,6 @@
 """What Amazon last accepted per SKU and marketplace (connectors/state.py ``listing_states``), on
 SQLite and PostgreSQL: recorded, overwritten, read back exactly; copied with the store; a store
-at schema version 5 gains the table on open."""
+at schema version 6 gains the table on open."""
 
 from __future__ import annotations
 

@@ -90,15 +90,9 @@ def test_schema_is_idempotent_and_shared_by_two_stores(state_url: str) -> None:
     engine = sa.create_engine(state_url)
     assert TABLES <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
-    # Six steps, each recorded once however often the store was opened.
-    assert [row[0] for row in raw_rows(state_url, "SELECT version FROM m3sync_schema ORDER BY version")] == [
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-    ]
+    # Seven steps, each recorded once however often the store was opened.
+    versions = [row[0] for row in raw_rows(state_url, "SELECT version FROM m3sync_schema ORDER BY version")]
+    assert versions == [1, 2, 3, 4, 5, 6, 7]
     assert first.schema_version() == second.schema_version() == SCHEMA_VERSION == 7
     first.close()
     second.close()
@@ -233,7 +227,7 @@ def test_owner_liveness() -> None:
 
 def test_a_store_from_before_schema_versions_is_migrated_on_open(state_url: str) -> None:
     """The first release's postings table (no owner, no audit), no reversals, settled orders or
-    version table: opening it runs every step, keeps its rows, and records version 6."""
+    version table: opening it runs every step, keeps its rows, and records version 7."""
     engine = sa.create_engine(state_url)
     timestamp, stamp = (
         ("DATETIME", "'2024-10-25 12:00:00.000000'")
@@ -294,7 +288,7 @@ def test_a_store_at_an_older_version_runs_only_the_later_steps(state_url: str) -
         assert store.record_settled_orders("S1", ["111-A"]) == 1
     again = raw_rows(state_url, "SELECT version, applied_at FROM m3sync_schema ORDER BY version")
     assert again[:3] == applied[:3]  # steps 1-3 were not applied again
-    assert [v for v, _ in again[3:]] == [4, 5, 6]
+    assert [v for v, _ in again[3:]] == [4, 5, 6, 7]
 
 
 def test_a_store_at_a_newer_version_is_refused_in_one_line(state_url: str) -> None:
@@ -303,13 +297,13 @@ def test_a_store_at_a_newer_version_is_refused_in_one_line(state_url: str) -> No
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO m3sync_schema (version, description, applied_at) "
-            "VALUES (7, 'from a later m3sync', '2026-01-01 00:00:00')"
+            "VALUES (8, 'from a later m3sync', '2026-01-01 00:00:00')"
         )
     engine.dispose()
     with pytest.raises(StateStoreUnavailable) as refused:
         StateStore(state_url)
     message = str(refused.value)
-    assert "schema version 7, newer than this m3sync's 6: upgrade m3-amazon-sync" in message
+    assert "schema version 8, newer than this m3sync's 7: upgrade m3-amazon-sync" in message
     assert "\n" not in message
 
 
