@@ -73,7 +73,7 @@ def replay_order(connections: Connections, letter: DeadLetter) -> tuple[bool, st
     routing = load_routing(connections.home, sandbox=connections.sandbox)
     marketplace_id = str(letter.payload["marketplace_id"])
     order = steps.fetch_order(connections, marketplace_id, letter.entity_key, buyers=routing.customers == "buyer")
-    lookups = steps.M3Lookups(connections)
+    lookups = steps.M3Lookups(connections, routing)
     # The letter being replayed no longer holds its order back: a person says it is fixed, and an
     # order M3 holds half-made is checked against its lines (completed or lettered with why).
     lookups.open_letters.pop(letter.entity_key, None)

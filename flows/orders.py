@@ -58,7 +58,7 @@ def order_sync(since: str | None = None, sandbox: bool = False, home: str | None
         pages = steps.order_pages(
             connections, read_from, steps.profile_of(connections), buyers=routing.customers == "buyer"
         )
-        m3 = steps.M3Lookups(connections)
+        m3 = steps.M3Lookups(connections, routing)
         results = [result for page in pages for result in steps.sync_orders(connections, routing, m3, page)]
         watermark = steps.next_watermark(results, now)
         connections.state.set_watermark(steps.ORDERS_WATERMARK, watermark)

@@ -45,7 +45,7 @@ from sync.order_mapping import (
     m3_order_state,
     map_order,
 )
-from sync.routing import MarketplaceRoute, RoutingSettings
+from sync.routing import DEFAULT_RETURN_ORDER_TYPE, MarketplaceRoute, RoutingSettings
 
 ORDERS_WATERMARK = "orders.last_updated"
 ORDER_ID_KIND = "order"  # the id map's kind: Amazon order id -> M3 ORNO
@@ -173,15 +173,18 @@ class M3Lookups:
     current as the run creates orders), which item numbers exist, and the orders with an open
     dead letter (the state store's)."""
 
-    def __init__(self, connections: Connections) -> None:
+    def __init__(self, connections: Connections, routing: RoutingSettings | None = None) -> None:
         self._m3 = connections.require_m3()
+        # Return orders carry their Amazon order's CUOR too: the routing names their types.
+        default = frozenset({DEFAULT_RETURN_ORDER_TYPE})
+        self._return_types = routing.return_order_types if routing is not None else default
         self._by_customer: dict[str, dict[str, str]] = {}
         self._items: dict[str, bool] = {}
         self.open_letters = {letter.entity_key: letter.error for letter in connections.state.list_dead_letters(FLOW)}
 
     def orno(self, cuno: str, cuor: str) -> str | None:
         if cuno not in self._by_customer:
-            self._by_customer[cuno] = self._m3.orders_by_reference(cuno)
+            self._by_customer[cuno] = self._m3.orders_by_reference(cuno, return_order_types=self._return_types)
         return self._by_customer[cuno].get(cuor)
 
     def add(self, cuno: str, cuor: str, orno: str) -> None:

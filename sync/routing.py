@@ -79,6 +79,12 @@ class RoutingSettings:
     def route(self, marketplace_id: str) -> MarketplaceRoute | None:
         return self.marketplaces.get(marketplace_id)
 
+    @property
+    def return_order_types(self) -> frozenset[str]:
+        """The order types of every marketplace's return orders: an M3 order of one of them with an
+        Amazon order id as CUOR credits that order, it is not the order itself."""
+        return frozenset({DEFAULT_RETURN_ORDER_TYPE} | {r.return_order_type for r in self.marketplaces.values()})
+
 
 def load_routing(home: Path | None = None, *, sandbox: bool = False) -> RoutingSettings:
     """The routing settings: ``home/order_routing.yaml`` (``home/sandbox/order_routing.yaml`` for

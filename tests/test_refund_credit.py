@@ -180,6 +180,8 @@ def test_the_routing_names_each_marketplaces_return_order_type_default_ret() -> 
     us = "ATVPDKIKX0DER"
     assert parse_routing(routing(), "r.yaml").marketplaces[us].return_order_type == "RET"
     assert parse_routing(routing(return_order_type="RTN"), "r.yaml").marketplaces[us].return_order_type == "RTN"
+    # Order sync leaves every marketplace's return orders out when it looks an order up by CUOR.
+    assert parse_routing(routing(return_order_type="RTN"), "r.yaml").return_order_types == {"RTN", "RET"}
     with pytest.raises(RoutingSettingsError, match=r"^r\.yaml: marketplaces\.US\.return_order_type: 'RETURN' is 6"):
         parse_routing(routing(return_order_type="RETURN"), "r.yaml")
     assert ROUTING.route(us) is not None and ROUTING.route(us).return_order_type == "RET"  # the shipped file
