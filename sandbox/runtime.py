@@ -119,6 +119,18 @@ class SandboxEnvironment:
         answer.raise_for_status()
         return str(answer.json()["ivno"])
 
+    def amazon_listings(self) -> list[dict[str, Any]]:
+        """Every listing Amazon's sandbox stores, in every region (``/sandbox/state``): SKU,
+        marketplaceId, quantity, price, currency, fulfillmentChannels."""
+        import httpx
+
+        listings: list[dict[str, Any]] = []
+        for server in self.spapi.values():
+            answer = httpx.get(f"{server.base_url}/sandbox/state", timeout=30)
+            answer.raise_for_status()
+            listings += answer.json()["listings"]
+        return listings
+
     def world(self) -> World:
         """The seeded world this home's sandbox holds (rebuilt deterministically from its marker:
         the first eight weeks, then each advance in turn)."""
