@@ -120,16 +120,17 @@ class SandboxEnvironment:
         return str(answer.json()["ivno"])
 
     def amazon_listings(self) -> list[dict[str, Any]]:
-        """Every listing Amazon's sandbox stores, in every region (``/sandbox/state``): SKU,
-        marketplaceId, quantity, price, currency, fulfillmentChannels."""
+        """Every listing Amazon's sandbox stores (``/sandbox/state``), once each: SKU,
+        marketplaceId, quantity, price, currency, fulfillmentChannels. (The regions' hosts may
+        share one store: a listing they all show is one listing.)"""
         import httpx
 
-        listings: list[dict[str, Any]] = []
+        listings: dict[tuple[str, str], dict[str, Any]] = {}
         for server in self.spapi.values():
             answer = httpx.get(f"{server.base_url}/sandbox/state", timeout=30)
             answer.raise_for_status()
-            listings += answer.json()["listings"]
-        return listings
+            listings.update(((r["sku"], r["marketplaceId"]), r) for r in answer.json()["listings"])
+        return [listings[key] for key in sorted(listings)]
 
     def world(self) -> World:
         """The seeded world this home's sandbox holds (rebuilt deterministically from its marker:
