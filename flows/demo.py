@@ -25,8 +25,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 import math
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -176,9 +176,7 @@ def inventory_lines(document: dict[str, Any], check: ListingCheck) -> list[str]:
     from flows.inventory_steps import inventory_summary
 
     body = document["inventory"]
-    shown = (
-        "all" if not check.differences else f"{check.checked - len(check.differences)} of"
-    )
+    shown = "all" if not check.differences else f"{check.checked - len(check.differences)} of"
     return [
         inventory_summary(document),
         *(

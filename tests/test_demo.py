@@ -13,9 +13,9 @@ from _cli import m3sync
 from openpyxl import load_workbook
 
 from connectors.m3 import M3Client
-from reconciliation.marketplaces import MARKETPLACES
 from flows.connections import open_connections
 from flows.demo import WorldInM3, check_amazon_quantities, story_lines
+from reconciliation.marketplaces import MARKETPLACES
 from sandbox.runtime import start_sandbox
 
 CREATED_STATUSES = ("Unshipped", "PartiallyShipped", "Shipped")  # what order sync creates (Pending waits)
