@@ -34,7 +34,7 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
-from flows.connections import open_connections
+from flows.connections import Connections, open_connections
 from flows.contract import exit_code, run_document
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
 
@@ -125,7 +125,7 @@ def inventory_through_the_flow(home: Path) -> tuple[dict[str, Any], ListingCheck
         return document, check_amazon_quantities(connections)
 
 
-def check_amazon_quantities(connections: Any) -> ListingCheck:
+def check_amazon_quantities(connections: Connections) -> ListingCheck:
     """Every merchant-fulfilled listing Amazon's sandbox stores in a marketplace inventory.yaml
     configures, its quantity against M3's allocatable stock (MMS080MI/LstItemBal or MMS060MI)
     over the marketplace's warehouses less the buffer (the SKU's rule, else its item group's,
@@ -150,15 +150,12 @@ def check_amazon_quantities(connections: Any) -> ListingCheck:
     differences = []
     for listing in merchant:
         sku, marketplace = listing["sku"], settings.marketplaces[listing["marketplaceId"]]
-        item = items.get(routing.item_number(sku))
-        total = sum(
-            (allocatable.get((routing.item_number(sku), w), Decimal(0)) for w in marketplace.warehouses), Decimal(0)
-        )
+        itno = routing.item_number(sku)
+        item = items.get(itno)
+        total = sum((allocatable.get((itno, w), Decimal(0)) for w in marketplace.warehouses), Decimal(0))
         whole = int(total.to_integral_value(ROUND_FLOOR))
-        rule = settings.sku_buffers.get(sku) or (
-            settings.group_buffers.get(item.item_group) if item is not None else None
-        )
-        rule = rule or settings.default_buffer
+        group_rule = settings.group_buffers.get(item.item_group) if item is not None else None
+        rule = settings.sku_buffers.get(sku) or group_rule or settings.default_buffer
         buffer = max(rule.units, math.ceil(Decimal(max(whole, 0)) * rule.percent / 100))
         sellable = item is not None and item.status == "20"
         expected = max(whole - buffer, 0) if sellable else 0
