@@ -1,8 +1,8 @@
 """Prefect artifacts of a settlement run: a markdown summary, a table of exceptions, a table of
 anomalies and a link to the workbook; when a run from Amazon found nothing new, one markdown
-artifact saying since when. Of an order-sync or shipment-sync run: a markdown summary of its
-counts and a table of its dead letters (order id and reason: no buyer data, as in the run's
-document). Of a catalog-sync run: a markdown summary (patches sent, skipped as unchanged, held,
+artifact saying since when. Of an order-sync, shipment-sync or refund-credit run: a markdown
+summary of its counts and a table of its dead letters (Amazon order id and reason: no buyer data,
+as in the run's document). Of a catalog-sync run: a markdown summary (patches sent, skipped as unchanged, held,
 rejected) and a table of the listings patched, held or rejected.
 
 Keys end in the home's environment (``[m3sync] environment``, default ``live``; sandbox runs
@@ -48,6 +48,16 @@ CATALOG_COUNTS = (
     ("held", "held (breaks the product type's schema, or no M3 item): not sent"),
     ("rejected", "rejected by Amazon (dead-lettered)"),
     ("skipped", "skipped (not listed there, or an M3 item status not kept in step)"),
+)
+REFUND_SUMMARY, REFUND_DEAD_LETTERS = "refund-credit-summary", "refund-credit-dead-letters"
+# The refund-credit document's counts (flows/refunds_steps.py OUTCOMES, then unreadable files).
+REFUND_COUNTS = (
+    ("credited", "credited (return order made in M3)"),
+    ("already_in_m3", "already in M3"),
+    ("duplicate", "duplicate (a refund Amazon repeated)"),
+    ("not_synced", "not synced (order not created by order sync)"),
+    ("dead_lettered", "dead-lettered"),
+    ("unreadable", "settlement files unreadable"),
 )
 INVENTORY_SUMMARY, INVENTORY_LISTINGS = "inventory-sync-summary", "inventory-sync-listings"
 NO_LISTINGS = "no listing was patched, held or rejected"
@@ -216,11 +226,11 @@ def counts_markdown(title: str, counts: Sequence[tuple[str, int]], note: str | N
     return f"# {title}\n\n" + "\n".join(rows) + (f"\n\n{note}" if note else "") + "\n"
 
 
-def dead_letter_rows(letters: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
-    """The run's dead letters (order id, reason) as table rows; one row saying none when empty
-    (an empty table artifact shows nothing at all)."""
+def dead_letter_rows(letters: Sequence[tuple[str, str]], what: str = "order") -> list[dict[str, str]]:
+    """The run's dead letters (Amazon order id, reason) as table rows; one row saying no ``what``
+    was when empty (an empty table artifact shows nothing at all)."""
     return [{"order": order, "reason": reason} for order, reason in letters] or [
-        {"order": "", "reason": "no order was dead-lettered"}
+        {"order": "", "reason": f"no {what} was dead-lettered"}
     ]
 
 
@@ -249,6 +259,20 @@ def publish_shipment_artifacts(environment: str, document: Mapping[str, Any]) ->
         (SHIPMENT_SUMMARY, SHIPMENT_DEAD_LETTERS),
         counts_markdown("Shipment confirmations to Amazon", counts, note),
         letters,
+    )
+
+
+def publish_refund_artifacts(environment: str, document: Mapping[str, Any]) -> None:
+    """The refund-credit run's summary and dead letters, from its document (``refunds_document``);
+    a dead letter's reason names the refund (its credit key)."""
+    counts = [(label, document["counts"][outcome]) for outcome, label in REFUND_COUNTS]
+    letters = [(entry["amazon_order_id"], entry["reason"]) for entry in document["dead_lettered"]]
+    _publish_sync_artifacts(
+        environment,
+        (REFUND_SUMMARY, REFUND_DEAD_LETTERS),
+        counts_markdown("Amazon refunds into M3 credit notes", counts),
+        letters,
+        what="refund",
     )
 
 
@@ -293,14 +317,19 @@ def publish_inventory_artifacts(environment: str, document: Mapping[str, Any]) -
 
 
 def _publish_sync_artifacts(
-    environment: str, kinds: tuple[str, str], summary: str, letters: Sequence[tuple[str, str]]
+    environment: str,
+    kinds: tuple[str, str],
+    summary: str,
+    letters: Sequence[tuple[str, str]],
+    *,
+    what: str = "order",
 ) -> None:
     summary_kind, letters_kind = kinds
     create_markdown_artifact(summary, key=artifact_key(summary_kind, environment), description="What this run did")
     create_table_artifact(
-        dead_letter_rows(letters),
+        dead_letter_rows(letters, what),
         key=artifact_key(letters_kind, environment),
-        description="Orders dead-lettered in this run (the state store keeps every open one)",
+        description=f"{what.capitalize()}s dead-lettered in this run (the state store keeps every open one)",
     )
 
 

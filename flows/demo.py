@@ -12,26 +12,33 @@
    settlement reports of an order order sync created, then the sandbox delivers and invoices every
    M3 order not invoiced yet but the orders Amazon has not shipped (the return orders: their
    invoices are the credit notes the settlement reconciliation looks for);
-7. the settlement flow runs on every settlement report Amazon lists;
-8. each step's counts, what was dead-lettered, and where the workbook is.
+7. INVENTORY SYNC (``flows/inventory.py``) publishes M3's available-to-sell to Amazon's listings
+   once the orders have moved M3's stock (allocated, delivered, returned); the demo then reads
+   back every merchant-fulfilled listing Amazon holds and checks its quantity against M3's
+   allocatable stock over the marketplace's warehouses minus the buffer of inventory.yaml,
+   worked out here on its own (not by the sync's rules), and names every listing that differs;
+8. the settlement flow runs on every settlement report Amazon lists;
+9. each step's counts, what was dead-lettered, and where the workbook is.
 
 ``m3sync sandbox --advance`` moves the world on and runs steps 2 to 6 on it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
-from flows.connections import open_connections
+from flows.connections import Connections, open_connections
 from flows.contract import exit_code, run_document
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE
 
+MERCHANT_CHANNEL = "DEFAULT"  # fulfillment_channel_code of a listing the seller fulfils (MFN)
 NEXT_STEP = "next: m3sync sandbox --advance 14d, then run the deployment"
 # Order sync reads from the world's first purchase less this: every order of the world is read.
 BEFORE_FIRST_PURCHASE = timedelta(minutes=1)
@@ -100,6 +107,88 @@ def deliver_and_invoice_the_rest(home: Path, day: date, *, leave: set[str]) -> i
         return len(connections.sandbox_env.advance_m3_orders("invoice", day, leave=leave))
 
 
+@dataclass(frozen=True)
+class ListingCheck:
+    """Amazon's merchant-fulfilled listings read back against M3's available-to-sell."""
+
+    checked: int  # merchant-fulfilled listings of the synced marketplaces Amazon holds
+    amazon_fulfilled: int  # listings Amazon fulfils (its stock, not M3's): not checked
+    differences: tuple[str, ...]  # one line per listing whose quantity is not M3's
+
+
+def inventory_through_the_flow(home: Path) -> tuple[dict[str, Any], ListingCheck]:
+    """Step 7: inventory sync on the demo's M3 and Amazon, then Amazon's listings checked."""
+    from flows.inventory import inventory_sync
+
+    document = run_document(inventory_sync(sandbox=True, home=str(home), return_state=True))
+    with open_connections(home, sandbox=True) as connections:
+        return document, check_amazon_quantities(connections)
+
+
+def check_amazon_quantities(connections: Connections) -> ListingCheck:
+    """Every merchant-fulfilled listing Amazon's sandbox stores in a marketplace inventory.yaml
+    configures, its quantity against M3's allocatable stock (MMS080MI/LstItemBal or MMS060MI)
+    over the marketplace's warehouses less the buffer (the SKU's rule, else its item group's,
+    else the default: fixed units or the percentage of the allocatable rounded up, whichever is
+    larger), floored at zero; an item M3 does not know or has not released (status 20) shows 0.
+    Worked out here from the settings' numbers, independently of sync/inventory.py's rules."""
+    from flows.inventory import check_settings
+
+    settings, routing = check_settings(connections.home, sandbox=True)
+    m3 = connections.require_m3()
+    allocatable: dict[tuple[str, str], Decimal] = defaultdict(Decimal)  # (item, warehouse)
+    for whlo in settings.warehouses:
+        for balance in m3.read_balances(whlo):
+            allocatable[(balance.itno, whlo)] += balance.allocatable
+    listings = [
+        listing
+        for listing in connections.sandbox_env.amazon_listings()
+        if listing["marketplaceId"] in settings.marketplaces and (not settings.skus or listing["sku"] in settings.skus)
+    ]
+    merchant = [listing for listing in listings if set(listing["fulfillmentChannels"]) <= {MERCHANT_CHANNEL}]
+    items = m3.get_items(sorted({routing.item_number(listing["sku"]) for listing in merchant}))
+    differences = []
+    for listing in merchant:
+        sku, marketplace = listing["sku"], settings.marketplaces[listing["marketplaceId"]]
+        itno = routing.item_number(sku)
+        item = items.get(itno)
+        total = sum((allocatable.get((itno, w), Decimal(0)) for w in marketplace.warehouses), Decimal(0))
+        whole = int(total.to_integral_value(ROUND_FLOOR))
+        group_rule = settings.group_buffers.get(item.item_group) if item is not None else None
+        rule = settings.sku_buffers.get(sku) or group_rule or settings.default_buffer
+        buffer = max(rule.units, math.ceil(Decimal(max(whole, 0)) * rule.percent / 100))
+        sellable = item is not None and item.status == "20"
+        expected = max(whole - buffer, 0) if sellable else 0
+        if listing["quantity"] != expected:
+            why = f"{whole} allocatable minus buffer {buffer}" if sellable else "item not released in M3"
+            differences.append(
+                f"  DIFFERS: {sku} in {marketplace.marketplace.code}: Amazon shows {listing['quantity']}, "
+                f"M3 can promise {expected} ({why})"
+            )
+    return ListingCheck(len(merchant), len(listings) - len(merchant), tuple(differences))
+
+
+def inventory_lines(document: dict[str, Any], check: ListingCheck) -> list[str]:
+    """The sync's counts, what it held, Amazon rejected or noted, and the check of Amazon's quantities."""
+    from flows.inventory_steps import inventory_summary
+
+    body = document["inventory"]
+    shown = "all" if not check.differences else f"{check.checked - len(check.differences)} of"
+    return [
+        inventory_summary(document),
+        *(
+            f"  {entry['outcome']}: {entry['sku']} in {entry['marketplace']}: {entry['reason']}"
+            for entry in body["items"]
+            if entry["outcome"] in ("held", "rejected")
+        ),
+        *(f"  exception: {e['sku']} in {e['marketplace']}: {e['reason']}" for e in body["exceptions"]),
+        f"Amazon listings: {shown} {check.checked} merchant-fulfilled listings show M3's available-to-sell "
+        f"(allocatable minus buffer)"
+        + (f"; {check.amazon_fulfilled} fulfilled by Amazon left alone" if check.amazon_fulfilled else ""),
+        *check.differences,
+    ]
+
+
 def story_lines(done: WorldInM3) -> list[str]:
     """One line per step, and every dead letter: an order the product refused is shown, not hidden."""
     from flows.shipments import shipment_summary
@@ -141,6 +230,8 @@ def run_demo(home: str | None, seed: int, echo: Callable[[str], None] = print, *
         world = env.world()
         home_path = connections.home
     for line in story_lines(world_through_the_flows(home_path, world)):
+        echo(line)
+    for line in inventory_lines(*inventory_through_the_flow(home_path)):
         echo(line)
     # The demo's M3 has every settled order's invoice and every refund's credit note, so it keeps
     # the accountant's default: a refund or order without its M3 document would be held.

@@ -55,12 +55,14 @@ def letter_key(sku: str, marketplace_id: str) -> str:
 @dataclass(frozen=True)
 class M3Stock:
     """What M3 says, for the SKUs to sync: SKU -> item number, the items, the allocatable
-    quantity per item and warehouse, the prices per (item, price list, currency)."""
+    quantity per item and warehouse, the prices per (item, price list, currency), and the items'
+    own sales prices (item -> (price, currency); read when a marketplace's price source is "item")."""
 
     skus: Mapping[str, str]
     items: Mapping[str, ItemFacts | None]
     allocatable: Mapping[str, Mapping[str, Decimal]]
     prices: Mapping[tuple[str, str, str], Decimal | None]
+    item_prices: Mapping[str, tuple[Decimal | None, str] | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,7 +83,8 @@ class Run:
 def read_m3_stock(connections: Connections, settings: InventorySettings, routing: RoutingSettings) -> M3Stock:
     """M3's balances in every configured warehouse (read_balances: MMS080MI/LstItemBal on the
     brief profile, MMS060MI/LstBalID on cloudsuite), the items (MMS200MI/GetItmBasic) and prices
-    (OIS017MI/GetBasePrice) of the SKUs to sync."""
+    (OIS017MI/GetBasePrice; MMS200MI/GetItmPrice where the price source is the item's) of the SKUs
+    to sync."""
     m3 = connections.require_m3()
     allocatable: dict[str, dict[str, Decimal]] = {}
     for whlo in settings.warehouses:
@@ -99,7 +102,11 @@ def read_m3_stock(connections: Connections, settings: InventorySettings, routing
     for price_list, currency in sorted(lists):
         for itno, price in m3.base_prices(itnos, price_list, currency).items():
             prices[(itno, price_list, currency)] = price
-    return M3Stock(skus, items, allocatable, prices)
+    item_prices: dict[str, tuple[Decimal | None, str] | None] = {}
+    if any(s.price_source == "item" for s in settings.marketplaces.values()):
+        for itno, sales in m3.item_sales_prices(itnos).items():
+            item_prices[itno] = None if sales is None else (sales.price, sales.currency)
+    return M3Stock(skus, items, allocatable, prices, item_prices)
 
 
 def marketplaces_to_sync(settings: InventorySettings, served: Iterable[str]) -> list[str]:
@@ -219,11 +226,11 @@ def plan_all(
             continue
         itno = stock.skus[sku]
         stock_settings = settings.marketplaces[marketplace_id]
-        price = (
-            stock.prices.get((itno, stock_settings.price_list, stock_settings.currency))
-            if stock_settings.price_list is not None
-            else None
-        )
+        price, price_currency = None, None
+        if stock_settings.price_source == "item":
+            price, price_currency = stock.item_prices.get(itno) or (None, None)
+        elif stock_settings.price_list is not None:
+            price = stock.prices.get((itno, stock_settings.price_list, stock_settings.currency))
         plans.append(
             plan_listing(
                 settings,
@@ -237,6 +244,7 @@ def plan_all(
                     state.product_type, "AFN" if state.fulfillment == "AFN" else "MFN", state.quantity, state.price
                 ),
                 full=full,
+                price_currency=price_currency,
             )
         )
     return plans

@@ -5,7 +5,8 @@ watermark, or the files given, read as the settlement flow reads them) -> per re
 key: Amazon's adjustment id) of an order order sync created: find it in our records or in M3 (a
 return order with the Amazon order id as CUOR and the key as YREF), else plan the return order
 (``sync.credits``) and create it, and record key -> M3 order number -> the JSON document
-``m3sync refunds`` prints. M3 books the credit note when it invoices the return order.
+``m3sync refunds`` prints, and the run's artifacts (its counts, its dead letters). M3 books the
+credit note when it invoices the return order.
 
 Refunds of orders order sync did not create are counted (the settlement reports them as
 before). A refund that cannot be planned, or that M3 refuses, becomes a dead letter and the
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 from prefect import flow
 
-from connectors.settings import ConfigurationError
+from connectors.settings import ConfigurationError, load_settings
 from flows import refunds_steps as steps
 from flows import settlement_steps
+from flows.artifacts import artifact_environment, publish_refund_artifacts
 from flows.connections import open_connections
 from flows.exit_codes import EXIT_HELD, EXIT_INVALID
-from flows.failures import RunFailed, flow_boundary
+from flows.failures import RunFailed, contained, flow_boundary
 from sync.routing import RoutingSettingsError, load_routing
 
 
@@ -54,6 +56,7 @@ def refund_credit(
             routing = load_routing(connections.home, sandbox=sandbox)
         except RoutingSettingsError as exc:
             raise ConfigurationError(str(exc)) from None
+        environment = artifact_environment(load_settings(connections.home), sandbox)  # the artifacts' keys end in it
         if from_amazon:
             sources = settlement_steps.fetch_from_amazon(connections, watermark_name=steps.REFUNDS_WATERMARK)
         else:
@@ -63,6 +66,7 @@ def refund_credit(
         if sources.watermark:
             connections.state.set_watermark(steps.REFUNDS_WATERMARK, sources.watermark)
         document = steps.refunds_document(results, sources)
+        contained("publishing the run's artifacts", lambda: publish_refund_artifacts(environment, document))
         message = steps.refunds_message(document)
         if message is None:
             return document

@@ -119,6 +119,19 @@ class SandboxEnvironment:
         answer.raise_for_status()
         return str(answer.json()["ivno"])
 
+    def amazon_listings(self) -> list[dict[str, Any]]:
+        """Every listing Amazon's sandbox stores (``/sandbox/state``), once each: SKU,
+        marketplaceId, quantity, price, currency, fulfillmentChannels. (The regions' hosts may
+        share one store: a listing they all show is one listing.)"""
+        import httpx
+
+        listings: dict[tuple[str, str], dict[str, Any]] = {}
+        for server in self.spapi.values():
+            answer = httpx.get(f"{server.base_url}/sandbox/state", timeout=30)
+            answer.raise_for_status()
+            listings.update(((r["sku"], r["marketplaceId"]), r) for r in answer.json()["listings"])
+        return [listings[key] for key in sorted(listings)]
+
     def world(self) -> World:
         """The seeded world this home's sandbox holds (rebuilt deterministically from its marker:
         the first eight weeks, then each advance in turn)."""

@@ -3,8 +3,11 @@
 Per marketplace: the allocatable quantity of the item over the marketplace's warehouses, less a
 buffer (per SKU, else per item group, else the default: fixed units, a percentage of the
 allocatable quantity rounded up, or both, whichever is larger), floored at zero; an item whose
-M3 status is not 20 (released) publishes zero. The price comes from the marketplace's M3 price
-list in the marketplace's currency, optionally rounded (``ends_in: "0.99"``: up to the next
+M3 status is not 20 (released) publishes zero. The price comes from M3, per marketplace from
+one of two sources (``price_source``): the marketplace's sales price list in its currency
+(OIS017MI/GetBasePrice, the default when ``price_list`` is given) or the item's own basic sales
+price (``item``: MMS200MI/GetItmPrice SAPR per SACD units, in its currency CUCS; held where
+that is not the marketplace's currency), optionally rounded (``ends_in: "0.99"``: up to the next
 price ending in .99; ``nearest: "0.05"``: to the nearest multiple, halves up); a change larger
 than ``review_percent`` against the last price Amazon accepted is held, and a missing or zero
 price is held too. FBA listings are Amazon's stock: never patched.
@@ -41,6 +44,8 @@ ITGR_LENGTH = 8
 _MARKETPLACES_BY_CODE = {m.code: m for m in MARKETPLACES}
 Fulfillment = Literal["MFN", "AFN"]
 Outcome = Literal["sent", "unchanged", "held", "fba"]
+PriceSource = Literal["price_list", "item"]
+PRICE_SOURCES: tuple[PriceSource, ...] = ("price_list", "item")
 
 
 class InventorySettingsError(ValueError):
@@ -81,12 +86,27 @@ class Rounding:
 class MarketplaceStock:
     marketplace: Marketplace
     warehouses: tuple[str, ...]  # WHLO whose allocatable quantity counts for this marketplace
-    price_list: str | None = None  # OIS017MI PRRF; None: prices are not synced here
+    price_list: str | None = None  # OIS017MI PRRF of price_source "price_list"
     rounding: Rounding = field(default_factory=Rounding)
+    item_price: bool = False  # price_source "item": the item's sales price, not a price list
 
     @property
     def currency(self) -> str:
         return self.marketplace.currency
+
+    @property
+    def price_source(self) -> PriceSource | None:
+        """Where prices come from; None: the marketplace's prices are left alone."""
+        if self.item_price:
+            return "item"
+        return "price_list" if self.price_list is not None else None
+
+    @property
+    def price_origin(self) -> str:
+        """Where the price comes from, as messages name it."""
+        if self.price_source == "item":
+            return "the M3 item's sales price (MMS200MI)"
+        return f"M3 price list {self.price_list}"
 
 
 @dataclass(frozen=True)
@@ -211,18 +231,28 @@ def available_to_sell(
 
 
 def listing_price(
-    stock: MarketplaceStock, m3_price: Decimal | None, last_accepted: Decimal | None, review_percent: Decimal
+    stock: MarketplaceStock,
+    m3_price: Decimal | None,
+    last_accepted: Decimal | None,
+    review_percent: Decimal,
+    price_currency: str | None = None,
 ) -> tuple[Decimal | None, str | None]:
     """The price to publish (currency decimals, rounded by the marketplace's rule) and why it is
-    held (None: publish it). Without a price list the marketplace's prices are left alone."""
-    if stock.price_list is None:
+    held (None: publish it). ``price_currency``: the currency M3 holds the price in (the item's
+    sales price has one; a price list's is the marketplace's). Without a price source the
+    marketplace's prices are left alone."""
+    if stock.price_source is None:
         return None, None
+    if price_currency is not None and price_currency != stock.currency:
+        return None, f"{stock.price_origin} is in {price_currency}, not {stock.currency}"
     if m3_price is None:
-        return None, f"no price for {stock.currency} in M3 price list {stock.price_list}"
+        return None, f"no price for {stock.currency} in {stock.price_origin}"
     quantum = Decimal(1).scaleb(-stock.marketplace.decimals)
-    price = stock.rounding.apply(m3_price.quantize(quantum, ROUND_HALF_UP)).quantize(quantum, ROUND_HALF_UP)
-    if price <= 0:
-        return price, f"price {price} {stock.currency} in M3 price list {stock.price_list} is not positive"
+    in_m3 = m3_price.quantize(quantum, ROUND_HALF_UP)
+    price = stock.rounding.apply(in_m3).quantize(quantum, ROUND_HALF_UP)
+    if in_m3 <= 0 or price <= 0:  # judged before rounding too: ends_in would make 0.00 a 0.99
+        price = min(in_m3, price)
+        return price, f"price {price} {stock.currency} in {stock.price_origin} is not positive"
     if last_accepted is not None and last_accepted > 0:
         change = abs(price - last_accepted) / last_accepted * 100
         if change > review_percent:
@@ -244,13 +274,15 @@ def plan_listing(
     known: KnownListing,
     *,
     full: bool = False,
+    price_currency: str | None = None,
 ) -> ListingPlan:
     """What to send for ``sku`` in the marketplace given what Amazon last accepted (``known``):
-    the quantity when it changed, the price when it changed and is not held; ``full`` sends both."""
+    the quantity when it changed, the price when it changed and is not held; ``full`` sends both.
+    ``price_currency``: the currency of ``m3_price`` when it is the item's sales price."""
     stock = settings.marketplaces[marketplace_id]
     rule = settings.buffer_rule(sku, item.item_group if item is not None else None)
     quantity, notes = available_to_sell(stock, rule, item, allocatable)
-    price, price_held = listing_price(stock, m3_price, known.price, settings.review_percent)
+    price, price_held = listing_price(stock, m3_price, known.price, settings.review_percent, price_currency)
     base = ListingPlan(
         sku=sku,
         marketplace_id=marketplace_id,
@@ -336,7 +368,7 @@ def _marketplace_stock(code: str, raw: object, source: str) -> MarketplaceStock:
             f"{source}: {key}: unknown marketplace code (known: {', '.join(sorted(_MARKETPLACES_BY_CODE))})"
         )
     body = _mapping(raw, source, key)
-    _no_unknown_keys(body, {"warehouses", "price_list", "rounding"}, source, key)
+    _no_unknown_keys(body, {"warehouses", "price_list", "price_source", "rounding"}, source, key)
     warehouses = body.get("warehouses")
     if (
         not isinstance(warehouses, list)
@@ -351,11 +383,20 @@ def _marketplace_stock(code: str, raw: object, source: str) -> MarketplaceStock:
         raise InventorySettingsError(
             f"{source}: {key}.price_list: must be a price list code in quotes, 1 to {PRRF_LENGTH} characters"
         )
+    price_source = body.get("price_source", "price_list" if price_list is not None else None)
+    if price_source is not None and price_source not in PRICE_SOURCES:
+        raise InventorySettingsError(f"{source}: {key}.price_source: must be one of {', '.join(PRICE_SOURCES)}")
+    if (price_source == "price_list") != (price_list is not None):
+        raise InventorySettingsError(
+            f"{source}: {key}.price_list: give a price list with price_source: price_list (the default), "
+            "and none with price_source: item"
+        )
     return MarketplaceStock(
         marketplace=marketplace,
         warehouses=tuple(warehouses),
         price_list=price_list,
         rounding=_rounding(body.get("rounding"), source, f"{key}.rounding"),
+        item_price=price_source == "item",
     )
 
 

@@ -1,8 +1,9 @@
 """``m3sync demo`` end to end on a small world: orders into M3 through order sync, shipped, confirmed
-to Amazon and invoiced, settlements posted, workbook written."""
+to Amazon and invoiced, stock and prices to Amazon's listings, settlements posted, workbook written."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,8 @@ from openpyxl import load_workbook
 
 from connectors.m3 import M3Client
 from flows.connections import open_connections
-from flows.demo import WorldInM3, story_lines
+from flows.demo import WorldInM3, check_amazon_quantities, story_lines
+from reconciliation.marketplaces import MARKETPLACES
 from sandbox.runtime import start_sandbox
 
 CREATED_STATUSES = ("Unshipped", "PartiallyShipped", "Shipped")  # what order sync creates (Pending waits)
@@ -63,6 +65,31 @@ def _order_heads(ionapi: Path, customers: set[str], order_type: str = "") -> dic
         return {orno: client.execute("OIS100MI", "GetHead", {"ORNO": orno})[0] for orno in ornos}
 
 
+PRICE_LISTS = {"US": "AMZUSD", "DE": "AMZEUR", "FR": "AMZEUR", "UK": "AMZGBP"}  # sync/inventory.yaml
+CURRENCIES = {"AMZUSD": "USD", "AMZEUR": "EUR", "AMZGBP": "GBP"}
+
+
+def _m3_after(ionapi: Path, itnos: set[str]) -> tuple[dict[str, int], dict[tuple[str, str], Decimal]]:
+    """M3's allocatable quantity per item in warehouse 100 (every marketplace's, as the shipped
+    inventory.yaml says) and each item's price in each price list, read from M3."""
+    with M3Client.from_ionapi(ionapi) as client:
+        balances = client.execute("MMS080MI", "LstItemBal", {"WHLO": "100"}, maxrecs=0)
+        allocatable = {b["ITNO"]: int(Decimal(b["STQT"]) - Decimal(b["ALQT"])) for b in balances}
+        prices = {
+            (itno, prrf): Decimal(
+                client.execute("OIS017MI", "GetBasePrice", {"PRRF": prrf, "CUCD": cucd, "ITNO": itno})[0]["SAPR"]
+            )
+            for itno in sorted(itnos)
+            for prrf, cucd in CURRENCIES.items()
+        }
+    return allocatable, prices
+
+
+def _available_to_sell(allocatable: int) -> int:
+    """The shipped buffer, by hand: 2 units or 10% rounded up, whichever is larger; floored at 0."""
+    return max(allocatable - max(2, math.ceil(allocatable / 10)), 0)
+
+
 def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_url: str, tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
     started = datetime.now(UTC)
@@ -82,6 +109,10 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
         heads = _order_heads(env.ionapi_path, customers)
         returns = _order_heads(env.ionapi_path, customers, "RET")
         confirmed = httpx.get(f"{env.spapi['na'].base_url}/sandbox/state").json()["shipments"]
+        amazon = {(row["sku"], row["marketplaceId"]): row for row in env.amazon_listings()}
+        assert all(row["fulfillmentChannels"] == ["DEFAULT"] for row in amazon.values())
+        itnos = {item.sku: item.itno for item in world.catalog}
+        allocatable, prices = _m3_after(env.ionapi_path, set(itnos.values()))
     created = {o.order_id for o in world.orders if o.status in CREATED_STATUSES}
     unshipped_mfn = {o.order_id for o in world.orders if o.channel == "MFN" and o.status == "Unshipped"}
     unshipped_afn = {o.order_id for o in world.orders if o.channel == "AFN" and o.status == "Unshipped"}
@@ -113,6 +144,29 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert f"M3 invoices: {56 + refunds} orders invoiced" in out, out
     notes = {(n.amazon_order_id, n.adjustment_id[:30]) for n in world.m3_credit_notes()}
     assert sorted((h["CUOR"], h["YREF"]) for h in returns.values()) == sorted(notes)
+    # Inventory sync published M3's stock after all that (the seeded items are all released, status
+    # 20): every listing of the world is merchant-fulfilled, and each one whose seeded quantity or
+    # price differs from M3's available-to-sell or price list was patched once; Amazon now shows
+    # M3's allocatable in warehouse 100 minus the default buffer for every one.
+    listings = {(row["sku"], row["marketplace_id"]): row for row in world.listings()}
+    codes = {m.marketplace_id: m.code for m in MARKETPLACES}
+    expected = {key: _available_to_sell(allocatable[itnos[key[0]]]) for key in listings}
+    expected_price = {key: prices[(itnos[key[0]], PRICE_LISTS[codes[key[1]]])] for key in listings}
+    patched = sum(
+        1
+        for key, row in listings.items()
+        if row["quantity"] != expected[key] or Decimal(row["price"]) != expected_price[key]
+    )
+    assert 0 < patched <= len(listings) == len(amazon)
+    assert (
+        f"Inventory: {patched} listings patched, {len(listings) - patched} unchanged, 0 held, 0 rejected "
+        "(dead-lettered), 0 exceptions, 0 fulfilled by Amazon (left alone), 0 read back"
+    ) in out, out
+    assert f"Amazon listings: all {len(listings)} merchant-fulfilled listings show M3's available-to-sell" in out
+    assert "DIFFERS" not in out, out
+    assert {key: (row["quantity"], Decimal(row["price"])) for key, row in amazon.items()} == {
+        key: (expected[key], expected_price[key]) for key in listings
+    }
     # So no settlement is held for want of a credit note.
     assert "Settlements: 16 processed: 16 posted" in out, out
     assert ", 0 refund without credit" in out and " 0 missing in m3" in out, out
@@ -163,12 +217,35 @@ def test_demo_posts_every_seeded_settlement_and_writes_the_workbook(prefect_api_
     assert "Shipments: 0 orders checked, 0 packages confirmed" in again.stdout, again.stdout
     assert "M3 invoices: 0 orders invoiced" in again.stdout and "Settlements: 0 processed" in again.stdout
     assert "Refunds (settlement reports): 0 credited, 0 already in m3, 0 duplicate, 0 not synced" in again.stdout
+    # Nothing moved M3's stock or prices since: inventory sync sends no patch.
+    assert f"Inventory: 0 listings patched, {len(listings)} unchanged, 0 held" in again.stdout, again.stdout
+    assert f"Amazon listings: all {len(listings)} merchant-fulfilled listings show" in again.stdout
     with start_sandbox(home) as env:
         again_state = httpx.get(f"{env.m3.base_url}/sandbox/state").json()
         assert len(httpx.get(f"{env.spapi['na'].base_url}/sandbox/state").json()["shipments"]) == 1
     assert {k: again_state[k] for k in ("orders", "invoices", "vouchers", "credit_notes")} == {
         k: state[k] for k in ("orders", "invoices", "vouchers", "credit_notes")
     }
+
+    # A listing Amazon shows with more than M3 can promise is named, not hidden: one DE listing
+    # patched behind the product's back to one more than its available-to-sell.
+    sku, marketplace_id = key = min(k for k in listings if codes[k[1]] == "DE")
+    with open_connections(home, sandbox=True, need_amazon=True) as connections:
+        more = {
+            "op": "replace",
+            "path": "/attributes/fulfillment_availability",
+            "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": expected[key] + 1}],
+        }
+        product_type = next(i.product_type for i in world.catalog if i.sku == sku)
+        amazon_side = connections.require_amazon().for_marketplace(marketplace_id)
+        assert amazon_side.patch_listing(sku, marketplace_id, product_type, [more]).accepted
+        check = check_amazon_quantities(connections)
+    whole = allocatable[itnos[sku]]
+    assert (check.checked, check.amazon_fulfilled) == (len(listings), 0)
+    assert check.differences == (
+        f"  DIFFERS: {sku} in DE: Amazon shows {expected[key] + 1}, M3 can promise {expected[key]} "
+        f"({whole} allocatable minus buffer {whole - expected[key]})",
+    )
 
 
 def test_the_demo_says_which_orders_order_sync_refused() -> None:

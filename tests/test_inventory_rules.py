@@ -142,6 +142,44 @@ def test_price_review_hold_zero_and_missing_prices() -> None:
     assert not missing.send_price and missing.held == ("no price for USD in M3 price list AMZUSD",)
 
 
+ITEM_PRICED = parse_inventory_settings(
+    {
+        "marketplaces": {
+            "DE": {"warehouses": ["100"], "price_source": "item", "rounding": {"ends_in": "0.99"}},
+            "UK": {"warehouses": ["100"], "price_source": "item"},
+            "US": {"warehouses": ["100"], "price_source": "price_list", "price_list": "AMZUSD"},
+        },
+    },
+    "test",
+)
+
+
+def item_priced(marketplace: str, price: Decimal | None, currency: str | None):  # type: ignore[no-untyped-def]  # test helper
+    return plan_listing(
+        ITEM_PRICED, "SKU-1", marketplace, RELEASED, "A1", {"100": Decimal(40)}, price, MFN, price_currency=currency
+    )
+
+
+def test_the_price_source_is_a_price_list_or_the_items_sales_price() -> None:
+    assert [m.price_source for m in ITEM_PRICED.marketplaces.values()] == ["item", "item", "price_list"]
+    assert [m.price_source for m in SETTINGS.marketplaces.values()] == ["price_list", "price_list", None]
+    # The item's sales price in EUR (24.10) sells in DE, rounded up to .99: 24.99.
+    de = item_priced(DE, Decimal("24.10"), "EUR")
+    assert (de.price, de.send_price, de.held) == (Decimal("24.99"), True, ())
+    # UK sells in GBP: a EUR sales price is not published there (no conversion), it is held.
+    uk = item_priced(UK, Decimal("24.10"), "EUR")
+    assert (uk.price, uk.send_price, uk.outcome) == (None, False, "sent")  # the quantity 40 - 4 still goes
+    assert uk.held == ("the M3 item's sales price (MMS200MI) is in EUR, not GBP",)
+    # An item without a sales price, or with a zero one, holds the price as a price list's would.
+    assert item_priced(DE, None, "EUR").held == ("no price for EUR in the M3 item's sales price (MMS200MI)",)
+    zero = item_priced(DE, Decimal(0), "EUR")  # not rounded up into 0.99 by ends_in
+    assert (zero.price, zero.send_price) == (None, False)
+    assert zero.held == ("price 0.00 EUR in the M3 item's sales price (MMS200MI) is not positive",)
+    # A price list's marketplace ignores the item's price: the list's price, in its currency.
+    us = item_priced(US, Decimal("12.00"), None)
+    assert (us.price, us.send_price) == (Decimal("12.00"), True)
+
+
 def test_deltas_only_full_sends_everything_and_fba_never() -> None:
     same = KnownListing("HOME", "MFN", quantity=36, price=Decimal("10.99"))
     unchanged = plan(known=same)
@@ -204,6 +242,18 @@ def test_home_file_replaces_the_shipped_one(tmp_path: Path) -> None:
         ({"marketplaces": {"US": {"warehouses": ["100"]}}, "buffers": {"default": {"units": -1}}}, "units: must be"),
         ({"marketplaces": {"US": {"warehouses": ["100"]}}, "review_percent": 0}, "review_percent: must be more than 0"),
         ({"marketplaces": {"US": {"warehouses": ["100"]}}, "colour": 1}, "test: colour: unknown key"),
+        (
+            {"marketplaces": {"US": {"warehouses": ["100"], "price_source": "list"}}},
+            "test: marketplaces.US.price_source: must be one of price_list, item",
+        ),
+        (
+            {"marketplaces": {"US": {"warehouses": ["100"], "price_source": "item", "price_list": "AMZUSD"}}},
+            "test: marketplaces.US.price_list: give a price list with price_source: price_list",
+        ),
+        (
+            {"marketplaces": {"US": {"warehouses": ["100"], "price_source": "price_list"}}},
+            "test: marketplaces.US.price_list: give a price list with price_source: price_list",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_key(document: dict, message: str) -> None:

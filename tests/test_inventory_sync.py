@@ -131,6 +131,44 @@ def test_first_sync_publishes_allocatable_minus_buffer_and_the_price_lists(
         assert second.exceptions == [] and amazon_listings(connections) == shown
 
 
+def test_the_items_own_sales_price_as_the_price_source(prefect_api_url: str, tmp_path: Path) -> None:
+    """DE and UK take the item's sales price (MMS200MI/GetItmPrice: EUR, the sandbox company's
+    currency), FR keeps its price list: both sources in one run."""
+    prepare(tmp_path)
+    marketplaces = {
+        "DE": {"warehouses": ["100"], "price_source": "item"},
+        "FR": SETTINGS["marketplaces"]["FR"],  # type: ignore[index]  # the module's settings: a dict
+        "UK": {"warehouses": ["100"], "price_source": "item"},
+    }
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump({**SETTINGS, "marketplaces": marketplaces}))
+    # KIT-10002's sales price in M3 becomes 10% above its DE price (within the 20% review), quoted
+    # for 2 pieces (SACD 2): the listing's price is half of SAPR.
+    unit = (seeded_price(KIT, "DE") * Decimal("1.1")).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    with open_connections(tmp_path, sandbox=True) as connections:
+        changed = httpx.post(
+            f"{connections.sandbox_env.m3.base_url}/sandbox/items/A10002",
+            json={"SAPR": str(unit * 2), "SACD": "2"},
+            timeout=30,
+        )
+        assert changed.status_code == 200, changed.text
+        run = sync(connections)
+        shown = amazon_listings(connections)
+    assert run.unreachable is None and run.exceptions == [] and run.rejected == []
+    assert shown[(KIT, DE)] == (EXPECTED_QUANTITY[KIT], unit)
+    for sku in (HOM, SPO, TOY, ELE):  # the other items' sales prices are their DE prices: unchanged
+        assert shown[(sku, DE)] == (EXPECTED_QUANTITY[sku], seeded_price(sku, "DE")), sku
+    # UK sells in GBP: the EUR sales price is held for every SKU, the quantities still go out.
+    assert {(e["sku"], e["marketplace"]): e["reason"] for e in run.held} == {
+        (sku, "UK"): "the M3 item's sales price (MMS200MI) is in EUR, not GBP" for sku in EXPECTED_QUANTITY
+    }
+    for sku, quantity in EXPECTED_QUANTITY.items():
+        assert shown[(sku, UK)] == (quantity, seeded_price(sku, "UK")), sku
+        if FR in listed(sku):
+            assert shown[(sku, FR)] == (quantity, expected_price(sku, FR)), sku
+    prices_sent = {(e["sku"], e["marketplace_id"]) for e in run.sent if "price" in e["sent"]}
+    assert prices_sent == {(KIT, DE)} | {(sku, FR) for sku in (KIT, SPO, TOY, ELE)}
+
+
 def test_deltas_price_hold_read_back_and_dead_letter(prefect_api_url: str, tmp_path: Path) -> None:
     prepare(tmp_path)
     with open_connections(tmp_path, sandbox=True) as connections:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _cli import m3sync
+from _flow_artifacts import flow_run_artifacts
 from _settlement_builders import V2_HEADER, lines_frame
 
 from connectors.m3 import M3TransactionError, M3Unavailable, OrderLineRequest, OrderRequest
@@ -446,6 +447,31 @@ def test_m3sync_refunds_dead_letters_a_refund_it_cannot_credit_and_replays_it(pr
             "head): add them in M3, or delete it and replay",
         )
         assert connections.state.m3_id_for(CREDIT_ID_KIND, "ADJ-HEAD") is None
+
+    # Each run leaves its artifacts (keys end in the sandbox environment): the bad file's run
+    # counts the unreadable file and dead-lettered nothing; the settlement read again finds the
+    # credited refund in M3 and dead-letters the other once more, named in the table.
+    unreadable = flow_run_artifacts(state.state_details.flow_run_id)
+    assert unreadable["refund-credit-summary-sandbox"] == _refund_summary(unreadable=1)
+    assert unreadable["refund-credit-dead-letters-sandbox"] == [{"order": "", "reason": "no refund was dead-lettered"}]
+    again_state = refund_credit(files=[str(settlement)], sandbox=True, home=str(tmp_path), return_state=True)
+    artifacts = flow_run_artifacts(again_state.state_details.flow_run_id)
+    assert artifacts == {
+        "refund-credit-summary-sandbox": _refund_summary(already_in_m3=1, dead_lettered=1),
+        "refund-credit-dead-letters-sandbox": [{"order": BAD_SKU, "reason": letter_entry["reason"]}],
+    }
+
+
+def _refund_summary(*, already_in_m3: int = 0, dead_lettered: int = 0, unreadable: int = 0) -> str:
+    return (
+        "# Amazon refunds into M3 credit notes\n\n| | count |\n|---|---|\n"
+        "| credited (return order made in M3) | 0 |\n"
+        f"| already in M3 | {already_in_m3} |\n"
+        "| duplicate (a refund Amazon repeated) | 0 |\n"
+        "| not synced (order not created by order sync) | 0 |\n"
+        f"| dead-lettered | {dead_lettered} |\n"
+        f"| settlement files unreadable | {unreadable} |\n"
+    )
 
 
 def test_the_worlds_refunds_of_synced_orders_are_credited_as_the_generator_credits_them(

@@ -13,10 +13,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from _flow_artifacts import flow_run_artifacts
 from _spapi_fixtures import order
 
 from flows.connections import open_connections
@@ -56,18 +56,6 @@ def _world_orders(home: Path) -> dict[str, str]:
     return {head["AmazonOrderId"]: head["OrderStatus"] for head, _ in world.orders_v0()}
 
 
-def _artifacts(flow_run_id: Any) -> dict[str, Any]:
-    """The flow run's artifacts by key (a table's data as rows)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return {a.key: json.loads(a.data) if a.type == "table" else a.data for a in found}
-
-
 def test_the_sandbox_writes_its_own_routing_from_the_catalog_and_leaves_the_users_alone(home: Path) -> None:
     written = yaml.safe_load((home / "sandbox" / "order_routing.yaml").read_text(encoding="utf-8"))
     shipped = yaml.safe_load(SHIPPED_ROUTING.read_text(encoding="utf-8"))
@@ -93,7 +81,7 @@ def test_sandbox_runs_create_the_worlds_orders_and_leave_their_artifacts(prefect
     [letter] = document["dead_lettered"]  # only the order no routing maps
     assert letter["amazon_order_id"] == UNKNOWN_SKU_ORDER and "NO-SUCH-SKU" in letter["reason"]
 
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = flow_run_artifacts(state.state_details.flow_run_id)
     assert set(artifacts) == {"order-sync-summary-sandbox", "order-sync-dead-letters-sandbox"}
     assert artifacts["order-sync-summary-sandbox"] == (
         "# Amazon orders into M3\n\n| | count |\n|---|---|\n"
@@ -107,7 +95,7 @@ def test_sandbox_runs_create_the_worlds_orders_and_leave_their_artifacts(prefect
     assert {world[o] for o in expected} == {"Shipped"}
     state = shipment_sync(sandbox=True, home=str(home), return_state=True)
     assert run_document(state)["dead_lettered"] == []
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = flow_run_artifacts(state.state_details.flow_run_id)
     assert artifacts == {
         "shipment-sync-summary-sandbox": (
             "# Shipment confirmations to Amazon\n\n| | count |\n|---|---|\n"
@@ -140,7 +128,7 @@ def test_an_inventory_run_leaves_its_artifacts(prefect_api_url: str, home: Path)
     body = run_document(state)["inventory"]
     sent = int(shown != allocatable)
     assert (body["sent"], body["unchanged"], body["held"], body["rejected"]) == (sent, 1 - sent, 0, 0)
-    artifacts = _artifacts(state.state_details.flow_run_id)
+    artifacts = flow_run_artifacts(state.state_details.flow_run_id)
     assert artifacts["inventory-sync-summary-sandbox"] == (
         "# Stock and prices to Amazon listings\n\n| | count |\n|---|---|\n"
         f"| listings patched | {sent} |\n| skipped as unchanged | {1 - sent} |\n| held | 0 |\n"

@@ -40,6 +40,7 @@ from connectors.m3.records import (
     Delivery,
     DeliveryLine,
     Item,
+    ItemSalesPrice,
     JournalEntry,
     M3DataError,
     OrderAddress,
@@ -464,6 +465,13 @@ class M3Operations:
             return m3_decimal(record, "SAPR") if m3_text(record, "SAPR") else None
 
         return {itno: _found(result, price) for itno, result in zip(wanted, results, strict=True)}
+
+    def item_sales_prices(self, itnos: Iterable[str]) -> dict[str, ItemSalesPrice | None]:
+        """Each item's basic sales price and its currency (MMS200MI/GetItmPrice, both profiles),
+        in bulk requests; None for an item M3 refuses (does not know)."""
+        wanted = list(dict.fromkeys(itnos))
+        results = self.client.execute_bulk("MMS200MI", [("GetItmPrice", {"ITNO": i}) for i in wanted])
+        return {itno: _found(result, ItemSalesPrice.from_m3) for itno, result in zip(wanted, results, strict=True)}
 
     def _bulk_read(self, program: str, transaction: str, inputs: list[dict[str, str]]) -> list[dict[str, str]]:
         if not inputs:

@@ -408,6 +408,19 @@ class Item:
 
 
 @dataclass(frozen=True)
+class ItemSalesPrice:
+    """An item's basic sales price (MMS200MI/GetItmPrice): per unit of the sales price U/M."""
+
+    price: Decimal | None  # SAPR / SACD (the price is for SACD units); None when M3 holds none (SAPR blank)
+    currency: str  # CUCS: the sales price's currency
+
+    @classmethod
+    def from_m3(cls, r: Mapping[str, str]) -> ItemSalesPrice:
+        per = m3_decimal(r, "SACD") or Decimal(1)  # 0 or blank: the price is per unit
+        return cls(m3_decimal(r, "SAPR") / per if m3_text(r, "SAPR") else None, m3_text(r, "CUCS"))
+
+
+@dataclass(frozen=True)
 class StockBalance:
     whlo: str
     itno: str

@@ -23,7 +23,9 @@ _ACTIONS = {"allocate": "33", "deliver": "66", "invoice": "77"}
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 # Item master fields the admin may change, with their MMS200MI lengths (m3-api.md 4.3): what a
 # user changes in MMS001, for the catalog and stock flows to pick up.
-_ITEM_FIELDS = {"ITDS": 30, "FUDS": 60, "STAT": 2, "UNMS": 3}
+# Master data; SAPR (sales price, N19 with its '.'), SACD (per how many units) and CUCS (its currency)
+# are the item's basic sales price MMS200MI/GetItmPrice returns.
+_ITEM_FIELDS = {"ITDS": 30, "FUDS": 60, "STAT": 2, "UNMS": 3, "SAPR": 20, "SACD": 5, "CUCS": 3}
 
 
 class AdminError(ValueError):
@@ -267,7 +269,8 @@ def admin_routes(store: Store, faults: FaultInjector, gl_jobs: BatchJobs) -> lis
         return JSONResponse({"divisions": await run_in_threadpool(listed)})
 
     async def item(request: Request) -> Response:
-        """Change an item's master data: body {"ITDS"?, "FUDS"?, "STAT"?, "UNMS"?} (M3's field lengths)."""
+        """Change an item's master data: body {"ITDS"?, "FUDS"?, "STAT"?, "UNMS"?, "SAPR"?, "SACD"?,
+        "CUCS"?} (M3's field lengths)."""
         itno, body = request.path_params["itno"], await _json_body(request)
         unknown = sorted(set(body) - set(_ITEM_FIELDS))
         if unknown or not body:

@@ -138,6 +138,12 @@ POSX N3 Line suffix
 ATNR N17 Attribute number
 ORQT N16.6 Ordered quantity - basic U/M
 SAPR N18.6 Sales price
+SACD N5 Sales price quantity
+CUCS A3 Currency - sales price
+SPUN A3 Sales price unit of measure
+SAPB N19.6 Sales price - basic U/M
+PDCC N1 Number of price decimal places
+SPDT D10 Sales price date
 PRRF A10 Price list
 FVDT D10 From date
 DWDT D10 Requested delivery date
@@ -338,6 +344,8 @@ _TABLE: list[tuple[str, str, str, str, bool]] = [
         "WHLO ITNO FACI STQT QUQT RJQT ALQT AV01 AVAL REQT PLQT ORQT AV02",
         False,
     ),
+    # The item's basic sales price (MMS001/MMS025's SAPR per SACD units), N19 here (OIS has N18).
+    ("MMS200MI", "GetItmPrice", "ITNO* CONO LNCD", "SAPR:N19.6 SACD CUCS SPUN SAPB PDCC SPDT LMDT", False),
     ("MMS080MI", "LstItemBal", "WHLO* ITNO CONO", "WHLO ITNO ITDS STQT ALQT AVAL", False),
     ("OIS017MI", "GetBasePrice", "PRRF* CUCD* ITNO* CONO CUNO FVDT", "PRRF CUCD CUNO ITNO FVDT SAPR", False),
     ("MMS060MI", "LstBalID", "WHLO* ITNO WHSL BANO CONO", "WHLO ITNO WHSL BANO STAS STQT ALQT ALOC MVB1", False),

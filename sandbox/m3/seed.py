@@ -11,7 +11,7 @@ import secrets
 from decimal import Decimal
 
 from reconciliation.marketplaces import MARKETPLACES as AMAZON_MARKETPLACES
-from sandbox.catalog import MARKETPLACES, build_catalog
+from sandbox.catalog import MARKETPLACES, CatalogItem, build_catalog
 
 from .money import quantum
 from .store import Store, Tx, dumps
@@ -46,6 +46,7 @@ _PRICE_MARKETPLACE = {"USD": ("US",), "EUR": ("DE", "FR"), "GBP": ("UK",)}
 # Sales price lists (OIS017MI PRRF) -> their currency [ours]: one base price per item in each,
 # the prices above (sandbox/m3/tx_stock.py GetBasePrice).
 PRICE_LISTS = {"AMZUSD": "USD", "AMZEUR": "EUR", "AMZGBP": "GBP"}
+ITEM_PRICE_CURRENCY = "EUR"  # the items' own sales price (MITMAS SAPR) is in the company's currency
 
 
 FREIGHT_ITEM = "FREIGHT"
@@ -153,6 +154,16 @@ def _seed_credentials(tx: Tx) -> None:
     tx.conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?)", list(values.items()))
 
 
+def _item_sales_price(item: CatalogItem) -> dict[str, str]:
+    """The item master's basic sales price (MMS200MI/GetItmPrice): per piece in the company's
+    currency (EUR, division AAA), the EUR price list's; none for an item not sold in EUR."""
+    listed = [m for m in _PRICE_MARKETPLACE[ITEM_PRICE_CURRENCY] if m in item.prices]
+    if not listed:
+        return {}
+    price = Decimal(item.prices[listed[0]]) * quantum(ITEM_PRICE_CURRENCY)
+    return {"SAPR": str(price), "SACD": "1", "CUCS": ITEM_PRICE_CURRENCY, "SPUN": "PCS"}
+
+
 def _seed_master_data(tx: Tx, seed: int) -> None:
     for whlo, name in WAREHOUSES.items():
         tx.execute("INSERT INTO warehouses (whlo, faci, name) VALUES (?, ?, ?)", (whlo, FACI, name))
@@ -176,6 +187,7 @@ def _seed_master_data(tx: Tx, seed: int) -> None:
             "ITTY": "FG",
             "LMDT": SEED_DATE,
             "RGDT": SEED_DATE,
+            **_item_sales_price(item),
         }
         tx.execute("INSERT INTO items (itno, data) VALUES (?, ?)", (item.itno, dumps(record)))
         for currency, markets in _PRICE_MARKETPLACE.items():

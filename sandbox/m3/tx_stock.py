@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from decimal import Decimal
 
 from .errors import does_not_exist, nok
 from .registry import Call, Record, mi
@@ -37,6 +38,28 @@ def _balances(call: Call) -> list[sqlite3.Row]:
 @mi("MMS200MI", "GetItmBasic")
 def get_item_basic(call: Call) -> list[Record]:
     return [get_item(call.tx, call.get("ITNO"))]
+
+
+@mi("MMS200MI", "GetItmPrice")
+def get_item_price(call: Call) -> list[Record]:
+    """The item's basic sales price: SAPR for SACD units of SPUN, in currency CUCS (the seed's
+    item master holds them; the admin API's /sandbox/items changes them)."""
+    item = get_item(call.tx, call.get("ITNO"))
+    per = item.get("SACD") or "1"
+    sales_price = item.get("SAPR", "")
+    basic = str((Decimal(sales_price) / Decimal(per)).quantize(Decimal("0.000001"))) if sales_price else ""
+    return [
+        {
+            "SAPR": sales_price,
+            "SACD": per,
+            "CUCS": item.get("CUCS", ""),
+            "SPUN": item.get("SPUN") or item["UNMS"],
+            "SAPB": basic,
+            "PDCC": "2",
+            "SPDT": item.get("LMDT", SEED_DATE),
+            "LMDT": item.get("LMDT", SEED_DATE),
+        }
+    ]
 
 
 @mi("MMS200MI", "GetItmWhsBal")

@@ -619,6 +619,11 @@ class SpApiStore:
                     "quantity": r["quantity"],
                     "price": r["price"],
                     "currency": r["currency"],
+                    # DEFAULT is the seller's (MFN); AMAZON_NA, AMAZON_EU, ... are Amazon's (FBA)
+                    "fulfillmentChannels": [
+                        a.get("fulfillment_channel_code")
+                        for a in json.loads(r["attributes_json"]).get("fulfillment_availability") or []
+                    ],
                 }
                 for r in self._db.execute("SELECT * FROM listings ORDER BY sku, marketplace_id")
             ]
