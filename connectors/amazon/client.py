@@ -639,19 +639,17 @@ class AmazonConnector:
         found: dict[str, dict[str, Any]] = {}
         token: str | None = None
         while True:
-            payload = self._search_page(wanted, marketplace_id, included_data, token)
-            for item in payload.get("items") or []:
+            response = self._search_page(wanted, marketplace_id, included_data, token)
+            for item in (response.payload or {}).get("items") or []:
                 if item.get("sku") in wanted:
                     found[str(item["sku"])] = dict(item)
-            token = (payload.get("pagination") or {}).get("nextToken")
+            token = response.next_token  # the client takes ``pagination`` out of the payload
             if not token:
                 return found
 
-    def _search_page(
-        self, skus: list[str], marketplace_id: str, included_data: str, token: str | None
-    ) -> dict[str, Any]:
+    def _search_page(self, skus: list[str], marketplace_id: str, included_data: str, token: str | None) -> ApiResponse:
         paging = {"pageToken": token} if token else {}
-        response = self._call(
+        return self._call(
             "searchListingsItems",
             lambda: self._listings.search_listings_items(
                 self.account.seller_id,
@@ -663,7 +661,6 @@ class AmazonConnector:
                 **paging,
             ),
         )
-        return dict(response.payload or {})
 
     # ---- product type definitions -------------------------------------------------------------
     def product_type_schema(self, product_type: str, marketplace_id: str) -> ProductTypeSchema:
