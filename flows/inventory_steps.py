@@ -84,14 +84,18 @@ class Run:
 def read_m3_stock(connections: Connections, settings: InventorySettings, routing: RoutingSettings) -> M3Stock:
     """M3's balances in every configured warehouse (read_balances: MMS080MI/LstItemBal on the
     brief profile, MMS060MI/LstBalID on cloudsuite), the items (MMS200MI/GetItmBasic) and prices
-    (OIS017MI/GetBasePrice) of the SKUs to sync."""
+    (OIS017MI/GetBasePrice) of the SKUs to sync. When the settings name the SKUs, their items'
+    balances are read item by item in bulk requests (LstItemBal / MMS200MI GetItmWhsBal): an M3
+    list stops at its most records (10,000), a warehouse may hold more items."""
     m3 = connections.require_m3()
+    named = skus_to_sync(settings, routing, []) if settings.skus else None
+    wanted = sorted(set(named.values())) if named is not None else None
     allocatable: dict[str, dict[str, Decimal]] = {}
     for whlo in settings.warehouses:
-        for balance in m3.read_balances(whlo):
+        for balance in m3.read_balances(whlo, wanted):
             per_item = allocatable.setdefault(balance.itno, {})
             per_item[whlo] = per_item.get(whlo, Decimal(0)) + balance.allocatable
-    skus = skus_to_sync(settings, routing, sorted(allocatable))
+    skus = named if named is not None else skus_to_sync(settings, routing, sorted(allocatable))
     itnos = sorted(set(skus.values()))
     items = {
         itno: None if item is None else ItemFacts(item.itno, item.status, item.item_group)
