@@ -1,6 +1,6 @@
 """Inventory sync at Amazon's pace: N SKUs x 3 marketplaces, 2% changing (issue #15, "Benchmark").
 
-    python -m bench.inventory_sync [--skus 50000] [--change 0.02] [--time-scale 20] [--full]
+    python -m bench.inventory_sync [--skus 50000] [--change 0.02] [--time-scale 5] [--full]
                                    [--seed 0] [--out DIR]
 
 1. A sandbox home (a small world) seeded, untimed and deterministically from ``--seed``, with
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.inventory_sync", description=__doc__.split("\n")[0])
     parser.add_argument("--skus", type=int, default=50_000)
     parser.add_argument("--change", type=float, default=0.02, help="share of SKUs changed in M3 (default 0.02)")
-    parser.add_argument("--time-scale", type=float, default=20.0, help="SP-API quota speed-up (default 20)")
+    parser.add_argument("--time-scale", type=float, default=5.0, help="SP-API quota speed-up (default 5)")
     parser.add_argument("--full", action="store_true", help="make the first run a full resync (sends every pair)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="keep the sandbox home here (default: a temporary folder)")
