@@ -19,6 +19,10 @@ BENCHMARKS = (
     ("bench.dask_scale_out", "the settlement flow on 1 vs 2 Dask worker processes, 32 settlements x 50,000 lines"),
     ("bench.settle_small", "the fixed cost of a command: m3sync settle of a 20-line file, cold and warm"),
     ("bench.order_sync", "10,000 orders through order sync at Amazon's time-scaled quota, M3 requests per order"),
+    (
+        "bench.inventory_sync",
+        "50,000 SKUs x 3 marketplaces through inventory sync at Amazon's scaled quota: full, no change, 2% changed",
+    ),
 )
 
 

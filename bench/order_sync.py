@@ -8,7 +8,8 @@
    (``sandbox.generator.order_load``, deterministic; not timed).
 2. The ``order-sync`` flow, in this process (Prefect's ephemeral API unless PREFECT_API_URL is
    set), against the embedded sandboxes with Amazon's real usage plans time-scaled by
-   ``--time-scale`` on both sides (the SP-API sandbox's buckets and the connector's limiter).
+   ``--time-scale`` on both sides (the SP-API sandbox's buckets and the connector's limiter:
+   ``open_connections(home, sandbox=True, time_scale=...)`` makes it the home's).
 3. Figures:
    - **actual**: from the flow asking for the first Amazon page to the last page's orders
      recorded (the flow's start-up and Prefect's are not in it);
@@ -124,14 +125,13 @@ def prepare_home(home: Path, orders: int, *, seed: int = 0, profile: str = "brie
 
 
 @contextmanager
-def instrumented(time_scale: float) -> Iterator[RunLog]:
-    """Amazon's plans scaled by ``time_scale`` in the sandboxes the flow starts, and the flow's
-    page loop timed and its M3 requests counted (module attributes replaced while inside)."""
-    import sandbox.runtime as runtime
+def instrumented() -> Iterator[RunLog]:
+    """The flow's page loop timed and its M3 requests counted (module attributes replaced while
+    inside)."""
     from flows import orders_steps as steps
 
     log = RunLog()
-    saved = (runtime.SANDBOX_TIME_SCALE, steps.order_pages, steps.sync_orders)
+    saved = (steps.order_pages, steps.sync_orders)
     original_pages: Callable[..., Iterator[Any]] = steps.order_pages
     original_sync: Callable[..., list[Any]] = steps.sync_orders
 
@@ -151,21 +151,23 @@ def instrumented(time_scale: float) -> Iterator[RunLog]:
         log.results.extend(results)
         return results
 
-    runtime.SANDBOX_TIME_SCALE = time_scale
     steps.order_pages, steps.sync_orders = order_pages, sync_orders
     try:
         yield log
     finally:
-        runtime.SANDBOX_TIME_SCALE, steps.order_pages, steps.sync_orders = saved
+        steps.order_pages, steps.sync_orders = saved
 
 
 def measure(home: Path, orders: int, since: datetime, *, time_scale: float, profile: str) -> OrderSyncFigures:
     """Run the order-sync flow once over the seeded home and read its figures."""
+    from flows.connections import open_connections
     from flows.contract import run_document
     from flows.orders import order_sync
 
+    with open_connections(home, sandbox=True, time_scale=time_scale):
+        pass  # Amazon's plans scaled by time_scale in the sandbox the flow starts (the home's from now on)
     _reset_peak_rss()
-    with instrumented(time_scale) as log:
+    with instrumented() as log:
         state = order_sync(since=since.isoformat(), sandbox=True, home=str(home), return_state=True)
     document = run_document(state)
     counter = log.counter

@@ -115,8 +115,11 @@ def open_connections(
     need_amazon: bool = False,
     seed: int = 0,
     orders: int = 400,
+    time_scale: float | None = None,
 ) -> Connections:
-    """Connect to the sandbox under ``home`` or to the configured live systems."""
+    """Connect to the sandbox under ``home`` or to the configured live systems. ``time_scale``
+    (sandbox only) speeds Amazon's usage plans up on both sides and becomes the home's
+    (``sandbox.runtime.start_sandbox``)."""
     home_path = resolve_home(str(home) if home is not None else None)
     try:
         home_path.mkdir(parents=True, exist_ok=True)
@@ -128,7 +131,7 @@ def open_connections(
     stack = ExitStack()
     try:
         if sandbox:
-            connections = _sandbox_connections(home_path, stack, seed=seed, orders=orders)
+            connections = _sandbox_connections(home_path, stack, seed=seed, orders=orders, time_scale=time_scale)
         else:
             connections = _live_connections(home_path, stack, need_m3=need_m3, need_amazon=need_amazon)
     except BaseException:
@@ -222,10 +225,12 @@ def configuration_fingerprint(home: Path, *, sandbox: bool) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def _sandbox_connections(home: Path, stack: ExitStack, *, seed: int, orders: int) -> Connections:
+def _sandbox_connections(
+    home: Path, stack: ExitStack, *, seed: int, orders: int, time_scale: float | None
+) -> Connections:
     from sandbox.runtime import start_sandbox
 
-    env = start_sandbox(home, seed=seed, orders=orders)
+    env = start_sandbox(home, seed=seed, orders=orders, time_scale=time_scale)
     stack.callback(env.stop)
     connections = _sandbox_clients(home, stack)
     connections.sandbox_env = env

@@ -2,17 +2,19 @@
 plans (sync/inventory.py), the patches sent and recorded, the run's document.
 
 The state store's ``listing_states`` hold, per SKU and marketplace, what Amazon last accepted:
-a pair never seen is first read from Amazon (getListingsItem: its product type, whether it is
-merchant- or Amazon-fulfilled, its quantity and price), so that a first run sends only real
-differences. A patch Amazon accepts is recorded with its submission id and read back by a
-later run once ``readback_after_seconds`` have passed: Amazon's quantity or price differing
-from what was sent, or issues on the listing, are exceptions of that run (and Amazon's values
-become the known ones, so the next run sends the right values again).
+a pair never seen is first read from Amazon (searchListingsItems, 20 SKUs of one marketplace a
+call: its product type, whether it is merchant- or Amazon-fulfilled, its quantity and price), so
+that a first run sends only real differences. A patch Amazon accepts is recorded with its
+submission id and read back (searchListingsItems too) by a later run once
+``readback_after_seconds`` have passed: Amazon's quantity or price differing from what was sent,
+or issues on the listing (Amazon processes an accepted patch later and may find some), are
+exceptions of that run (and Amazon's values become the known ones, so the next run sends the
+right values again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,6 +23,7 @@ from typing import Any
 from prefect import task
 
 from connectors.amazon import AmazonError, AmazonRequestError
+from connectors.amazon.client import SEARCH_SKUS
 from connectors.amazon.records import ListingSubmission
 from connectors.state import ListingState, StateStore
 from flows.connections import Connections
@@ -84,14 +87,18 @@ def read_m3_stock(connections: Connections, settings: InventorySettings, routing
     """M3's balances in every configured warehouse (read_balances: MMS080MI/LstItemBal on the
     brief profile, MMS060MI/LstBalID on cloudsuite), the items (MMS200MI/GetItmBasic) and prices
     (OIS017MI/GetBasePrice; MMS200MI/GetItmPrice where the price source is the item's) of the SKUs
-    to sync."""
+    to sync. When the settings name the SKUs, their items' balances are read item by item in bulk
+    requests (LstItemBal / MMS200MI GetItmWhsBal): an M3 list stops at its most records (10,000), a
+    warehouse may hold more items."""
     m3 = connections.require_m3()
+    named = skus_to_sync(settings, routing, []) if settings.skus else None
+    wanted = sorted(set(named.values())) if named is not None else None
     allocatable: dict[str, dict[str, Decimal]] = {}
     for whlo in settings.warehouses:
-        for balance in m3.read_balances(whlo):
+        for balance in m3.read_balances(whlo, wanted):
             per_item = allocatable.setdefault(balance.itno, {})
             per_item[whlo] = per_item.get(whlo, Decimal(0)) + balance.allocatable
-    skus = skus_to_sync(settings, routing, sorted(allocatable))
+    skus = named if named is not None else skus_to_sync(settings, routing, sorted(allocatable))
     itnos = sorted(set(skus.values()))
     items = {
         itno: None if item is None else ItemFacts(item.itno, item.status, item.item_group)
@@ -115,24 +122,48 @@ def marketplaces_to_sync(settings: InventorySettings, served: Iterable[str]) -> 
     return [m for m in settings.marketplaces if m in served_ids]
 
 
+def read_listings(connections: Connections, pairs: Sequence[Pair]) -> dict[Pair, dict[str, Any] | str | None]:
+    """Amazon's listing of each pair, read with searchListingsItems, 20 SKUs of one marketplace a
+    call: the Item, None when the SKU is not listed there, or the one-line reason Amazon refused
+    the read (its pairs' exception). Amazon out of reach raises AmazonError."""
+    accounts = connections.require_amazon()
+    by_marketplace: dict[str, list[str]] = {}
+    for sku, marketplace_id in pairs:
+        by_marketplace.setdefault(marketplace_id, []).append(sku)
+    answers: dict[Pair, dict[str, Any] | str | None] = {}
+    for marketplace_id, skus in by_marketplace.items():
+        connector = accounts.for_marketplace(marketplace_id)
+        for start in range(0, len(skus), SEARCH_SKUS):
+            chunk = skus[start : start + SEARCH_SKUS]
+            try:
+                found: Mapping[str, dict[str, Any]] = connector.search_listings(chunk, marketplace_id, READ_DATA)
+            except AmazonRequestError as exc:  # refused (400, 403): these pairs' exception
+                answers.update(((sku, marketplace_id), one_line(str(exc))) for sku in chunk)
+                continue
+            answers.update(((sku, marketplace_id), found.get(sku)) for sku in chunk)
+    return answers
+
+
 def read_back(connections: Connections, settings: InventorySettings, run: Run, now: datetime) -> None:
-    """Read back the listings patched by earlier runs (readback due, old enough): Amazon's
-    quantity or price differing from what was sent, or issues, are exceptions; Amazon's values
-    become the known ones."""
+    """Read back the listings patched by earlier runs (readback due, old enough; 20 a call):
+    Amazon's quantity or price differing from what was sent, or issues, are exceptions; Amazon's
+    values become the known ones."""
     state = connections.state
     due_before = now - timedelta(seconds=settings.readback_after_seconds)
-    accounts = connections.require_amazon()
-    for known in state.listing_states().values():
-        if not known.readback_due or known.accepted_at is None or known.accepted_at > due_before:
-            continue
-        if known.marketplace_id not in settings.marketplaces:
-            continue
-        try:
-            listing = accounts.for_marketplace(known.marketplace_id).get_listing(
-                known.sku, known.marketplace_id, READ_DATA
-            )
-        except AmazonRequestError as exc:  # gone, or refused: this listing's exception
-            _exception(run, known.sku, known.marketplace_id, f"read back: {one_line(str(exc))}")
+    due = [
+        known
+        for known in state.listing_states().values()
+        if known.readback_due
+        and known.accepted_at is not None
+        and known.accepted_at <= due_before
+        and known.marketplace_id in settings.marketplaces
+    ]
+    answers = read_listings(connections, [(known.sku, known.marketplace_id) for known in due])
+    for known in due:
+        listing = answers[(known.sku, known.marketplace_id)]
+        if not isinstance(listing, dict):  # gone, or refused: this listing's exception
+            reason = listing or "the listing is no longer on Amazon"
+            _exception(run, known.sku, known.marketplace_id, f"read back: {reason}")
             state.record_listing_state(replace(known, readback_due=False))
             continue
         run.read_back += 1
@@ -142,7 +173,11 @@ def read_back(connections: Connections, settings: InventorySettings, run: Run, n
             problems.append(f"Amazon shows quantity {shown.quantity}, {known.quantity} was sent")
         if known.price is not None and shown.price != known.price:
             problems.append(f"Amazon shows price {shown.price}, {known.price} was sent")
-        problems += [f"issue {i.get('code', '')}: {i.get('message', '')}" for i in listing.get("issues") or []]
+        problems += [
+            f"issue {i.get('code', '')}: {i.get('message', '')}"
+            for i in listing.get("issues") or []
+            if known.marketplace_id in (i.get("marketplaceIds") or [known.marketplace_id])
+        ]
         for problem in problems:
             _exception(run, known.sku, known.marketplace_id, f"read back (submission {known.submission_id}): {problem}")
         state.record_listing_state(
@@ -156,22 +191,24 @@ def discover(
     connections: Connections, pairs: Iterable[Pair], known: Mapping[Pair, ListingState], run: Run, *, full: bool
 ) -> dict[Pair, ListingState]:
     """The known state of every pair: recorded, or read from Amazon once (a pair recorded
-    absent is looked at again on a full run). A read Amazon refuses (but 404: not listed there)
-    is the pair's exception, and the pair waits for the next run."""
-    accounts = connections.require_amazon()
+    absent is looked at again on a full run). A read Amazon refuses is the pair's exception,
+    and the pair waits for the next run; a SKU Amazon does not list there is recorded absent."""
     result: dict[Pair, ListingState] = {}
-    for sku, marketplace_id in pairs:
-        recorded = known.get((sku, marketplace_id))
+    to_read: list[Pair] = []
+    for pair in pairs:
+        recorded = known.get(pair)
         if recorded is not None and not (full and recorded.fulfillment == ABSENT):
-            result[(sku, marketplace_id)] = recorded
+            result[pair] = recorded
+        else:
+            to_read.append(pair)
+    answers = read_listings(connections, to_read)
+    for sku, marketplace_id in to_read:
+        listing = answers[(sku, marketplace_id)]
+        if isinstance(listing, str):
+            _exception(run, sku, marketplace_id, f"cannot read the listing: {listing}")
             continue
         currency = next(m.currency for m in MARKETPLACES if m.marketplace_id == marketplace_id)
-        try:
-            listing = accounts.for_marketplace(marketplace_id).get_listing(sku, marketplace_id, READ_DATA)
-        except AmazonRequestError as exc:
-            if exc.status != 404:
-                _exception(run, sku, marketplace_id, f"cannot read the listing: {one_line(str(exc))}")
-                continue
+        if listing is None:
             seen = ListingState(sku, marketplace_id, "", ABSENT, None, None, currency)
         else:
             shown = _shown(listing, marketplace_id)

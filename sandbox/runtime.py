@@ -37,10 +37,11 @@ from sandbox.server import RunningServer, serve_in_thread
 if TYPE_CHECKING:  # for the annotations only: serving the sandbox does not load the generator
     from sandbox.generator import World
 
-# The sandbox's quotas are Amazon's (time scale 1): per region, the world's settlements fit in
-# getReportDocument's burst of 15 (EU has 3 marketplaces x 4 fortnights = 12). The connector is
-# told the same scale so its own limiter stays in step with the server's.
-SANDBOX_TIME_SCALE = 1.0
+# The sandbox's quotas are Amazon's unless a time scale is given (start_sandbox's time_scale): per
+# region, the world's settlements fit in getReportDocument's burst of 15 (EU has 3 marketplaces x
+# 4 fortnights = 12). The connector is told the same scale so its own limiter stays in step with
+# the server's.
+DEFAULT_TIME_SCALE = 1.0
 # Seconds between GLS840MI/UpdBatch and the sandbox's batch job booking the voucher: short, so
 # the demo and --sandbox runs confirm each voucher at once (the connector polls for it).
 SANDBOX_GL_BATCH_DELAY = 0.1
@@ -242,10 +243,24 @@ def _write_marker(path: Path, marker: dict[str, Any]) -> None:
 
 
 def start_sandbox(
-    home: Path, *, seed: int = 0, m3_port: int = 0, spapi_port: int = 0, orders: int = 400
+    home: Path,
+    *,
+    seed: int = 0,
+    m3_port: int = 0,
+    spapi_port: int = 0,
+    orders: int = 400,
+    time_scale: float | None = None,
 ) -> SandboxEnvironment:
     """Start the M3 and SP-API emulators for ``home`` (seeding the world on first use).
-    ``spapi_port`` (0: free ports) is North America's; Europe and Far East take the next two."""
+    ``spapi_port`` (0: free ports) is North America's; Europe and Far East take the next two.
+
+    ``time_scale`` speeds Amazon's usage plans up by that factor, in the SP-API sandbox's buckets
+    and in the connector's limiter alike (the credentials file carries it): 250 = 250 times
+    Amazon's rates. Given, it becomes the home's (kept in the world marker, as the seed), so later
+    starts without one, such as the flows' ``--sandbox`` runs, keep it; None: the home's, else 1
+    (Amazon's pace)."""
+    if time_scale is not None and not time_scale > 0:
+        raise ValueError(f"time_scale must be positive, got {time_scale}")
     from sandbox.generator import build_world
     from sandbox.m3.app import create_app as create_m3_app
     from sandbox.m3.ionapi import sandbox_credentials, write_ionapi
@@ -275,7 +290,11 @@ def start_sandbox(
             },
         )
         seeded_now = True
-    seller_id = json.loads(marker.read_text(encoding="utf-8"))["seller_id"]
+    recorded = json.loads(marker.read_text(encoding="utf-8"))
+    seller_id = recorded["seller_id"]
+    if time_scale is not None and recorded.get("time_scale") != time_scale:
+        _write_marker(marker, dict(recorded, time_scale=time_scale))
+    scale = float(time_scale if time_scale is not None else recorded.get("time_scale", DEFAULT_TIME_SCALE))
 
     m3 = serve_in_thread(
         lambda url: create_m3_app(folder / "m3", url, tenant=TENANT, seed=seed, gl_batch_delay=SANDBOX_GL_BATCH_DELAY),
@@ -285,7 +304,7 @@ def start_sandbox(
     try:
         for n, region in enumerate(REGIONS):
             spapi[region] = serve_in_thread(
-                functools.partial(create_spapi_app, folder / "spapi", region=region, time_scale=SANDBOX_TIME_SCALE),
+                functools.partial(create_spapi_app, folder / "spapi", region=region, time_scale=scale),
                 port=spapi_port + n if spapi_port else 0,
             )
     except BaseException:
@@ -299,7 +318,7 @@ def start_sandbox(
         "seller_id": seller_id,
         "lwa_app_id": app["lwa_app_id"],
         "lwa_client_secret": app["lwa_client_secret"],
-        "time_scale": SANDBOX_TIME_SCALE,
+        "time_scale": scale,
         "regions": {
             region: {
                 "endpoint": server.base_url,

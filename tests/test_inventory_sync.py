@@ -249,6 +249,70 @@ def test_deltas_price_hold_read_back_and_dead_letter(prefect_api_url: str, tmp_p
         assert connections.state.listing_states()[(ELE, UK)].product_type == "CONSUMER_ELECTRONICS"
 
 
+def listings_calls(connections: Connections) -> dict[str, int]:
+    """The Listings calls the EU SP-API sandbox answered since it started, per operation."""
+    state = httpx.get(f"{connections.sandbox_env.spapi['eu'].base_url}/sandbox/state", timeout=30).json()
+    return {name: n for name, n in state["requests"]["answered"].items() if "Listings" in name}
+
+
+def test_issues_amazon_finds_after_accepting_are_exceptions_and_reads_go_20_skus_a_call(
+    prefect_api_url: str, tmp_path: Path
+) -> None:
+    """Amazon accepts a price above KIT-10002's maximum seller-allowed price in DE and a quantity
+    on SPO-10003's suppressed UK listing, and finds the problems later: the read back of the run
+    after turns them into exceptions. Listings reads are searchListingsItems, one per marketplace
+    for these 5 SKUs; patches one per changed pair."""
+    prepare(tmp_path)
+    with open_connections(tmp_path, sandbox=True) as connections:
+        first = sync(connections)
+        assert first.exceptions == []
+        # 5 SKUs in DE, FR and UK: one search per marketplace finds them (HOM-10001 is not in FR).
+        assert listings_calls(connections) == {"searchListingsItems": 3, "patchListingsItem": len(first.sent)}
+
+        eu = connections.sandbox_env.spapi["eu"].base_url
+        old = seeded_price(KIT, "DE")
+        checks = {"sku": KIT, "marketplace_id": DE, "max_price": str(old)}
+        assert httpx.post(f"{eu}/sandbox/listings", json=checks, timeout=30).status_code == 200
+        checks = {"sku": SPO, "marketplace_id": UK, "suppressed": True}
+        assert httpx.post(f"{eu}/sandbox/listings", json=checks, timeout=30).status_code == 200
+        raised = (old * Decimal("1.10")).quantize(Decimal("0.01"), ROUND_HALF_UP)  # within the 20% review
+        set_stock(connections, "A10002", currency="EUR", price=str(raised))
+        set_stock(connections, "A10003", whlo="100", on_hand=25, allocated=3)  # 22 - max(2, 2.2 -> 3) = 19
+        second = sync(connections)
+        assert second.exceptions == [] and second.rejected == []  # accepted: Amazon has not processed them yet
+        assert sorted((e["sku"], e["marketplace"], tuple(e["sent"])) for e in second.sent) == [
+            (KIT, "DE", ("price",)),
+            (KIT, "FR", ("price",)),
+            (SPO, "DE", ("quantity",)),
+            (SPO, "FR", ("quantity",)),
+            (SPO, "UK", ("quantity",)),
+        ]
+        submissions = {m: _submission(connections, sku, m) for sku, m in ((KIT, DE), (SPO, UK))}
+
+        before = listings_calls(connections)
+        third = sync(connections)
+        assert third.read_back == 5 and third.sent == []
+        reasons = {(e["sku"], e["marketplace"]): e["reason"] for e in third.exceptions}
+        assert set(reasons) == {(KIT, "DE"), (SPO, "UK")}
+        assert reasons[(KIT, "DE")].startswith(
+            f"read back (submission {submissions[DE]}): issue PRICE_OUTSIDE_SELLER_ALLOWED_RANGE: The price "
+        )
+        assert f"is outside the seller-allowed range - to {old}" in reasons[(KIT, "DE")]
+        assert reasons[(SPO, "UK")] == (
+            f"read back (submission {submissions[UK]}): issue LISTING_SUPPRESSED: "
+            "The listing is suppressed: the quantity 19 is not offered to buyers."
+        )
+        assert inventory_exit_code(inventory_document(third, full=False)) == 3
+        # The read back of 5 pairs in 3 marketplaces: 3 searches; nothing to patch.
+        after = listings_calls(connections)
+        assert {name: after[name] - before.get(name, 0) for name in after} == {
+            "searchListingsItems": 3,
+            "patchListingsItem": 0,
+        }
+        fourth = sync(connections)  # read back once: the issues are not reported again
+        assert fourth.exceptions == [] and fourth.read_back == 0
+
+
 def _submission(connections: Connections, sku: str, marketplace_id: str) -> str | None:
     return connections.state.listing_states()[(sku, marketplace_id)].submission_id
 

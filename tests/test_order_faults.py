@@ -36,8 +36,8 @@ RERUNS = 5  # an operator's patience: the first run meets the faults, the reruns
 
 def _home(path: Path, profile: str) -> dict[str, list[tuple[str, int]]]:
     """A sandbox home with ORDERS load orders; Amazon order id -> its (item, quantity) lines."""
-    with open_connections(path, sandbox=True, orders=20):
-        pass
+    with open_connections(path, sandbox=True, orders=20, time_scale=TIME_SCALE):
+        pass  # the home's time scale from now on: the flows' sandboxes start with it
     if profile == "cloudsuite":
         ionapi = path / "sandbox" / "m3.ionapi"
         (path / "config.toml").write_text(f'[m3]\nionapi = "{ionapi}"\nprofile = "cloudsuite"\n', encoding="utf-8")
@@ -62,10 +62,8 @@ def _home(path: Path, profile: str) -> dict[str, list[tuple[str, int]]]:
 def faults_at_start(monkeypatch: pytest.MonkeyPatch):
     """Arm M3 and SP-API faults on the sandboxes each flow run starts; what was left of them at
     the end of each run's reading is recorded."""
-    import sandbox.runtime as runtime
     from flows import orders_steps as steps
 
-    monkeypatch.setattr(runtime, "SANDBOX_TIME_SCALE", TIME_SCALE)
     original = steps.order_pages
     armed: dict[str, Any] = {}
     seen: list[dict[str, Any]] = []

@@ -766,6 +766,20 @@ def _schema_cases(base: str, seller: str, report_id: str, document_id: str) -> l
         ),
         ("getListingsItem", "GET", f"{l}/NOPE", {"params": {"marketplaceIds": US}}),
         (
+            "searchListingsItems",
+            "GET",
+            l,
+            {
+                "params": {
+                    "marketplaceIds": US,
+                    "identifiers": "SKU-A,NOPE",
+                    "identifiersType": "SKU",
+                    "includedData": "summaries,attributes,issues,offers,fulfillmentAvailability,productTypes",
+                }
+            },
+        ),
+        ("searchListingsItems", "GET", l, {"params": {"marketplaceIds": US, "identifiers": "SKU-A"}}),
+        (
             "patchListingsItem",
             "PATCH",
             f"{l}/SKU-A",

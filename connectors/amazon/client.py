@@ -84,6 +84,7 @@ _T = TypeVar("_T")
 
 SETTLEMENT_REPORT_TYPE = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 LISTING_DATA_SETS = "summaries,attributes,issues,offers,fulfillmentAvailability"
+SEARCH_SKUS = 20  # searchListingsItems: at most 20 identifiers, at most 20 items a page
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 DEFAULT_DEADLINE_S = 60.0  # an unreachable Amazon fails within this (issue: it took ~8 minutes)
 _CONNECT_TIMEOUT_S = 10.0
@@ -625,6 +626,41 @@ class AmazonConnector:
             ),
         )
         return dict(response.payload or {})
+
+    def search_listings(
+        self, skus: Sequence[str], marketplace_id: str, included_data: str = LISTING_DATA_SETS
+    ) -> dict[str, dict[str, Any]]:
+        """searchListingsItems by SKU in one marketplace: SKU -> its Item, as getListingsItem
+        answers it (a SKU not listed there is absent). At most ``SEARCH_SKUS`` (20) SKUs: one
+        call at Amazon's largest page."""
+        wanted = list(dict.fromkeys(skus))
+        if not wanted or len(wanted) > SEARCH_SKUS:
+            raise ValueError(f"search_listings: 1 to {SEARCH_SKUS} SKUs, got {len(wanted)}")
+        found: dict[str, dict[str, Any]] = {}
+        token: str | None = None
+        while True:
+            response = self._search_page(wanted, marketplace_id, included_data, token)
+            for item in (response.payload or {}).get("items") or []:
+                if item.get("sku") in wanted:
+                    found[str(item["sku"])] = dict(item)
+            token = response.next_token  # the client takes ``pagination`` out of the payload
+            if not token:
+                return found
+
+    def _search_page(self, skus: list[str], marketplace_id: str, included_data: str, token: str | None) -> ApiResponse:
+        paging = {"pageToken": token} if token else {}
+        return self._call(
+            "searchListingsItems",
+            lambda: self._listings.search_listings_items(
+                self.account.seller_id,
+                marketplaceIds=[marketplace_id],
+                identifiers=",".join(skus),
+                identifiersType="SKU",
+                includedData=included_data,
+                pageSize=SEARCH_SKUS,
+                **paging,
+            ),
+        )
 
     # ---- product type definitions -------------------------------------------------------------
     def product_type_schema(self, product_type: str, marketplace_id: str) -> ProductTypeSchema:

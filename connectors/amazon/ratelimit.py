@@ -39,6 +39,7 @@ PUBLISHED_LIMITS: Mapping[str, RateLimit] = {
     "getReportDocument": RateLimit(0.0167, 15),
     "patchListingsItem": RateLimit(5.0, 5),
     "getListingsItem": RateLimit(5.0, 10),
+    "searchListingsItems": RateLimit(5.0, 5),
     "getDefinitionsProductType": RateLimit(5.0, 10),
     "searchOrders": RateLimit(0.0056, 20),
 }

@@ -26,13 +26,11 @@ def check_warehouse(tx: Tx, whlo: str) -> None:
 
 def _balances(call: Call) -> list[sqlite3.Row]:
     check_warehouse(call.tx, call.get("WHLO"))
-    if "ITNO" in call.inputs:
+    select = "SELECT b.whlo, b.itno, b.stqt, b.alqt, i.data FROM balances b JOIN items i ON i.itno = b.itno "
+    if "ITNO" in call.inputs:  # one item: its own query, so SQLite looks it up by key (an OR scans the warehouse)
         get_item(call.tx, call.get("ITNO"))
-    return call.tx.all(
-        "SELECT b.whlo, b.itno, b.stqt, b.alqt, i.data FROM balances b JOIN items i ON i.itno = b.itno "
-        "WHERE b.whlo = ? AND (? = '' OR b.itno = ?) ORDER BY b.itno",
-        (call.get("WHLO"), call.get("ITNO"), call.get("ITNO")),
-    )
+        return call.tx.all(select + "WHERE b.whlo = ? AND b.itno = ?", (call.get("WHLO"), call.get("ITNO")))
+    return call.tx.all(select + "WHERE b.whlo = ? ORDER BY b.itno", (call.get("WHLO"),))
 
 
 @mi("MMS200MI", "GetItmBasic")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -128,7 +129,44 @@ async def expire_tokens(request: Request, sb: Sandbox) -> Response:
 
 
 async def state(request: Request, sb: Sandbox) -> Response:
-    return JSONResponse(dict(sb.store.state(), faults=sb.faults.describe()))
+    return JSONResponse(dict(sb.store.state(), faults=sb.faults.describe(), requests=sb.requests.describe()))
+
+
+async def set_listing_checks(request: Request, sb: Sandbox) -> Response:
+    """Body {"sku", "marketplace_id", "min_price"?, "max_price"? (decimal strings or null),
+    "suppressed"? (default false)}: what Amazon checks on that listing after accepting a patch
+    (sandbox/spapi/listings.py); the issues appear on later reads."""
+    try:
+        spec = await _body(request)
+    except SeedError as exc:
+        return _bad(str(exc))
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("sku"), str)
+        or not isinstance(spec.get("marketplace_id"), str)
+    ):
+        return _bad("body must be a JSON object with 'sku' and 'marketplace_id'")
+    bounds: dict[str, Decimal | None] = {}
+    for key in ("min_price", "max_price"):
+        raw = spec.get(key)
+        try:
+            bounds[key] = None if raw is None else Decimal(str(raw))
+        except ArithmeticError:
+            return _bad(f"{key} must be a decimal string or null, got {raw!r}")
+    suppressed = spec.get("suppressed", False)
+    if not isinstance(suppressed, bool):
+        return _bad(f"suppressed must be true or false, got {suppressed!r}")
+    found = sb.store.set_listing_checks(
+        sb.store.seller_id,
+        spec["sku"],
+        spec["marketplace_id"],
+        min_price=bounds["min_price"],
+        max_price=bounds["max_price"],
+        suppressed=suppressed,
+    )
+    if not found:
+        return _bad(f"no listing {spec['sku']!r} in marketplace {spec['marketplace_id']}", 404)
+    return JSONResponse({"sku": spec["sku"], "marketplace_id": spec["marketplace_id"], "checks": "set"})
 
 
 async def set_document_url(request: Request, sb: Sandbox) -> Response:

@@ -1,6 +1,9 @@
 """The SP-API sandbox as a Starlette app: LWA, Orders v0 and 2026-01-01, Reports 2021-06-30, Listings 2021-08-01,
 Product Type Definitions 2020-09-01.
 
+The app counts the calls it answered and throttled per operation (``app.state.sandbox.requests``,
+also in ``GET /sandbox/state``): benchmarks and tests count Amazon calls with it.
+
 Every API call goes through the same gate, in Amazon's order: access token (403), injected
 fault, usage plan (429), then the operation. Errors always carry an ``errors`` body (the
 python client treats a bodiless 4xx/5xx as success,
@@ -66,7 +69,9 @@ def api_operation(name: str, handler: Handler, sb: Sandbox) -> Callable[[Request
                 return Response(b"", status_code=fault.status, headers=headers)
             return _json(fault.error.body(), fault.status, headers)
         if not sb.limiter.allow(name, caller.client_id):
+            sb.requests.throttled[name] += 1
             return _json(QUOTA_EXCEEDED.body(), 429, headers)
+        sb.requests.answered[name] += 1
         try:
             reply = await handler(request, sb)
         except ApiError as error:
@@ -192,6 +197,7 @@ def create_app(
         api(reports_base + "/documents/{document_id}", "getReportDocument", reports.get_report_document, "GET"),
         api(listing_path, "getListingsItem", listings.get_listings_item, "GET"),
         api(listing_path, "patchListingsItem", listings.patch_listings_item, "PATCH"),
+        api("/listings/2021-08-01/items/{seller_id}", "searchListingsItems", listings.search_listings_items, "GET"),
         api(
             "/definitions/2020-09-01/productTypes/{product_type}",
             "getDefinitionsProductType",
@@ -206,6 +212,7 @@ def create_app(
         plain("/sandbox/tokens/expire", admin.expire_tokens, "POST"),
         plain("/sandbox/document-url", admin.set_document_url, "POST"),
         plain("/sandbox/state", admin.state, "GET"),
+        plain("/sandbox/listings", admin.set_listing_checks, "POST"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error, Exception: _internal_error})
     app.state.sandbox = sb

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,18 @@ MARKETPLACE_PARAM_NAMES = ("MarketplaceIds", "MarketplaceId", "marketplace_ids",
 
 
 @dataclass
+class RequestCount:
+    """API calls per operation since the app started: answered (past the usage plan) and
+    throttled (answered 429). Injected faults and refused tokens are in neither."""
+
+    answered: Counter[str] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)
+
+    def describe(self) -> dict[str, dict[str, int]]:
+        return {"answered": dict(self.answered), "throttled": dict(self.throttled)}
+
+
+@dataclass
 class Sandbox:
     store: SpApiStore
     base_url: str
@@ -36,6 +49,7 @@ class Sandbox:
     restrict_pii: bool = True  # buyer PII only with a restricted data token, as Amazon
     region: str | None = None  # na / eu / fe: this host serves that region's marketplaces only
     document_url_base: str | None = None  # admin override of where document URLs point (tests)
+    requests: RequestCount = field(default_factory=RequestCount)
 
     def serves(self, marketplace_id: str) -> bool:
         """Whether this host answers for ``marketplace_id`` (every one when region-less)."""

@@ -43,6 +43,7 @@ OPERATION_SCHEMAS: dict[str, OperationSchemas] = {
     "getReportDocument": OperationSchemas(REPORTS, "ReportDocument", "ErrorList"),
     "patchListingsItem": OperationSchemas(LISTINGS, "ListingsItemSubmissionResponse", "ErrorList"),
     "getListingsItem": OperationSchemas(LISTINGS, "Item", "ErrorList"),
+    "searchListingsItems": OperationSchemas(LISTINGS, "ItemSearchResults", "ErrorList"),
     "createRestrictedDataToken": OperationSchemas(TOKENS, "CreateRestrictedDataTokenResponse", "ErrorList"),
 }
 

@@ -36,6 +36,7 @@ USAGE_PLANS: dict[str, UsagePlan] = {
     "getReportDocument": UsagePlan(0.0167, 15),
     "patchListingsItem": UsagePlan(5.0, 5),
     "getListingsItem": UsagePlan(5.0, 10),
+    "searchListingsItems": UsagePlan(5.0, 5),
     "getDefinitionsProductType": UsagePlan(5.0, 10),  # Product Type Definitions 2020-09-01
     "createRestrictedDataToken": UsagePlan(1.0, 10),
 }

@@ -70,6 +70,13 @@ CREATE TABLE IF NOT EXISTS listings (
     product_type TEXT NOT NULL, asin TEXT, title TEXT, quantity INTEGER NOT NULL DEFAULT 0,
     price TEXT, currency TEXT, attributes_json TEXT NOT NULL, created TEXT NOT NULL,
     updated TEXT NOT NULL, PRIMARY KEY (seller_id, sku, marketplace_id));
+CREATE INDEX IF NOT EXISTS listings_updated ON listings (seller_id, marketplace_id, updated);
+-- What Amazon checks after accepting a patch (set through POST /sandbox/listings), and the
+-- issues that processing found, shown on later reads (sandbox/spapi/listings.py).
+CREATE TABLE IF NOT EXISTS listing_checks (
+    seller_id TEXT NOT NULL, sku TEXT NOT NULL, marketplace_id TEXT NOT NULL,
+    min_price TEXT, max_price TEXT, suppressed INTEGER NOT NULL DEFAULT 0,
+    issues_json TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (seller_id, sku, marketplace_id));
 """
 
 
@@ -123,6 +130,27 @@ class ReportDocumentRecord:
     compression: str
 
 
+_LISTING_SELECT = (
+    "SELECT l.*, c.min_price, c.max_price, COALESCE(c.suppressed, 0) AS suppressed, c.issues_json"
+    " FROM listings l LEFT JOIN listing_checks c"
+    " ON c.seller_id = l.seller_id AND c.sku = l.sku AND c.marketplace_id = l.marketplace_id"
+)
+
+
+@dataclass(frozen=True)
+class ListingSearch:
+    """searchListingsItems' filters the store applies: the SKUs (None: all), creation and
+    last-update windows, the order."""
+
+    skus: list[str] | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    sort_by: str = "lastUpdatedDate"
+    ascending: bool = False
+
+
 @dataclass(frozen=True)
 class ListingRecord:
     seller_id: str
@@ -137,6 +165,11 @@ class ListingRecord:
     attributes: dict
     created: datetime
     updated: datetime
+    # Amazon's checks after acceptance (listing_checks) and the issues they found.
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    suppressed: bool = False
+    issues: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -569,27 +602,91 @@ class SpApiStore:
     def get_listing(self, seller_id: str, sku: str, marketplace_id: str) -> ListingRecord | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM listings WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
+                f"{_LISTING_SELECT} WHERE l.seller_id = ? AND l.sku = ? AND l.marketplace_id = ?",
                 (seller_id, sku, marketplace_id),
             ).fetchone()
         return _listing(row) if row else None
 
-    def save_listing_attributes(
-        self, listing: ListingRecord, attributes: dict, quantity: int, price: Decimal | None
-    ) -> None:
+    def search_listings(self, seller_id: str, marketplace_id: str, search: ListingSearch) -> list[ListingRecord]:
+        """The listings of ``marketplace_id`` that ``search`` selects, in its order (searchListingsItems)."""
+        where, parameters = ["l.seller_id = ?", "l.marketplace_id = ?"], [seller_id, marketplace_id]
+        if search.skus is not None:
+            where.append(f"l.sku IN ({','.join('?' * len(search.skus))})")
+            parameters += search.skus
+        for column, operator, moment in (
+            ("created", ">=", search.created_after),
+            ("created", "<=", search.created_before),
+            ("updated", ">=", search.updated_after),
+            ("updated", "<=", search.updated_before),
+        ):
+            if moment is not None:  # stored as SQLite's datetime('now'): UTC "YYYY-MM-DD HH:MM:SS"
+                where.append(f"l.{column} {operator} ?")
+                parameters.append(as_utc(moment).strftime("%Y-%m-%d %H:%M:%S"))
+        order = {"sku": "l.sku", "createdDate": "l.created", "lastUpdatedDate": "l.updated"}[search.sort_by]
+        direction = "ASC" if search.ascending else "DESC"
+        sql = f"{_LISTING_SELECT} WHERE {' AND '.join(where)} ORDER BY {order} {direction}, l.sku {direction}"
         with self._lock:
+            rows = self._db.execute(sql, parameters).fetchall()
+        return [_listing(row) for row in rows]
+
+    def save_listing_attributes(
+        self,
+        listing: ListingRecord,
+        attributes: dict,
+        quantity: int,
+        price: Decimal | None,
+        issues: Sequence[dict] = (),
+    ) -> None:
+        """An accepted patch's result, with the issues Amazon's processing found (shown on later reads)."""
+        key = (listing.seller_id, listing.sku, listing.marketplace_id)
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "UPDATE listings SET attributes_json = ?, quantity = ?, price = ?, updated = datetime('now')"
+                    " WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
+                    (dump_attributes(attributes), quantity, None if price is None else str(price), *key),
+                )
+                if issues or listing.issues:
+                    self._db.execute(
+                        "INSERT INTO listing_checks (seller_id, sku, marketplace_id, issues_json)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT (seller_id, sku, marketplace_id)"
+                        " DO UPDATE SET issues_json = excluded.issues_json",
+                        (*key, json.dumps(list(issues))),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def set_listing_checks(
+        self,
+        seller_id: str,
+        sku: str,
+        marketplace_id: str,
+        *,
+        min_price: Decimal | None,
+        max_price: Decimal | None,
+        suppressed: bool,
+    ) -> bool:
+        """What Amazon checks on this listing after accepting a patch; False when there is no such listing."""
+        with self._lock:
+            if self.get_listing(seller_id, sku, marketplace_id) is None:
+                return False
             self._db.execute(
-                "UPDATE listings SET attributes_json = ?, quantity = ?, price = ?, updated = datetime('now')"
-                " WHERE seller_id = ? AND sku = ? AND marketplace_id = ?",
+                "INSERT INTO listing_checks (seller_id, sku, marketplace_id, min_price, max_price, suppressed)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (seller_id, sku, marketplace_id) DO UPDATE SET"
+                " min_price = excluded.min_price, max_price = excluded.max_price, suppressed = excluded.suppressed",
                 (
-                    dump_attributes(attributes),
-                    quantity,
-                    None if price is None else str(price),
-                    listing.seller_id,
-                    listing.sku,
-                    listing.marketplace_id,
+                    seller_id,
+                    sku,
+                    marketplace_id,
+                    None if min_price is None else str(min_price),
+                    None if max_price is None else str(max_price),
+                    int(suppressed),
                 ),
             )
+        return True
 
     # ---- admin view ---------------------------------------------------------------------
     def state(self) -> dict:
@@ -719,4 +816,8 @@ def _listing(row: sqlite3.Row) -> ListingRecord:
         json.loads(row["attributes_json"]),
         parse_iso(row["created"].replace(" ", "T")),
         parse_iso(row["updated"].replace(" ", "T")),
+        None if row["min_price"] is None else Decimal(row["min_price"]),
+        None if row["max_price"] is None else Decimal(row["max_price"]),
+        bool(row["suppressed"]),
+        tuple(json.loads(row["issues_json"] or "[]")),
     )
