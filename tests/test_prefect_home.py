@@ -16,7 +16,7 @@ import pytest
 
 from flows.demo import NEXT_STEP
 from flows.prefect_server import keep_prefect_home_in, prefect_database_is_current
-from sandbox.runtime import WORLD_ENDS_DAYS_AGO
+from sandbox.runtime import WORLD_ENDS_DAYS_AGO, start_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,8 @@ def _m3sync(*args: str, user_home: Path) -> subprocess.CompletedProcess[str]:
 def test_demo_keeps_prefect_under_home_and_the_world_moves_on(tmp_path: Path) -> None:
     user_home, home = tmp_path / "user", tmp_path / "m3sync-home"
     user_home.mkdir()
+    with start_sandbox(home, seed=1, orders=20, time_scale=10.0):  # Amazon's usage plans x10, kept in the home
+        pass
     demo = _m3sync("demo", "--home", str(home), "--orders", "20", "--seed", "1", user_home=user_home)
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert demo.stdout.splitlines()[-1] == NEXT_STEP

@@ -100,6 +100,8 @@ def test_a_settlement_run_posts_what_each_advance_created(prefect_api_url: str, 
     from flows.settlement import settlement_reconciliation
 
     home = tmp_path / "home"
+    with start_sandbox(home, seed=3, orders=40, time_scale=10.0):  # Amazon's usage plans x10, kept in the home
+        pass
     assert run_demo(str(home), 3, echo=lambda line: None, orders=40) == 0
 
     def settle() -> list[dict]:
