@@ -180,12 +180,15 @@ class ListingPlan:
         return "held" if self.held else "unchanged"
 
     def patches(self) -> tuple[dict[str, Any], ...]:
-        """The JSON patches of patchListingsItem for what is to be sent (Amazon's shape, sp-api.md 4)."""
+        """The JSON patches of patchListingsItem for what is to be sent (Amazon's shape, sp-api.md 4).
+        ``merge`` by the element's selector (channel code, marketplace), not ``replace``: a replace
+        would drop what the seller keeps on Amazon beside the quantity and price (an FBA channel's
+        element, restock date, handling time, minimum and maximum seller-allowed prices)."""
         patches: list[dict[str, Any]] = []
         if self.send_quantity:
             patches.append(
                 {
-                    "op": "replace",
+                    "op": "merge",
                     "path": "/attributes/fulfillment_availability",
                     "value": [{"fulfillment_channel_code": DEFAULT_CHANNEL, "quantity": self.quantity}],
                 }
@@ -193,7 +196,7 @@ class ListingPlan:
         if self.send_price and self.price is not None:
             patches.append(
                 {
-                    "op": "replace",
+                    "op": "merge",
                     "path": "/attributes/purchasable_offer",
                     "value": [
                         {

@@ -198,12 +198,12 @@ def test_patches_are_amazons_json_patch_shape() -> None:
     assert changed.product_type == "TOY"
     assert changed.patches() == (
         {
-            "op": "replace",
+            "op": "merge",
             "path": "/attributes/fulfillment_availability",
             "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 36}],
         },
         {
-            "op": "replace",
+            "op": "merge",
             "path": "/attributes/purchasable_offer",
             "value": [
                 {

@@ -388,3 +388,40 @@ def test_the_deployment_runs_the_flow_every_15_minutes_one_at_a_time() -> None:
     assert set(deployment["parameters"]) <= set(inspect.signature(flow.fn).parameters)
     assert deployment["parameters"] == {"full": False, "sandbox": False}
     assert (deployment["concurrency_limit"], deployment["schedules"][0]["interval"]) == (1, 900)
+
+
+def test_a_sync_keeps_what_the_seller_set_beside_quantity_and_price(prefect_api_url: str, tmp_path: Path) -> None:
+    """KIT-10002 in DE carries a handling time and seller-allowed prices set on Amazon; the sync
+    merges its quantity (36) and price (the EUR list's) into them instead of replacing them."""
+    prepare(tmp_path)
+    price = expected_price(KIT, DE)
+    with open_connections(tmp_path, sandbox=True) as connections:
+        amazon = connections.require_amazon().for_marketplace(DE)
+        seller_set = [
+            {
+                "op": "replace",
+                "path": "/attributes/fulfillment_availability",
+                "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 5, "lead_time_to_ship_max_days": 3}],
+            },
+            {
+                "op": "replace",
+                "path": "/attributes/purchasable_offer",
+                "value": [
+                    {
+                        "marketplace_id": DE,
+                        "currency": "EUR",
+                        "our_price": [{"schedule": [{"value_with_tax": price + 1}]}],
+                        "minimum_seller_allowed_price": [{"schedule": [{"value_with_tax": 1}]}],
+                    }
+                ],
+            },
+        ]
+        assert amazon.patch_listing(KIT, DE, "KITCHEN", seller_set).accepted
+        run = sync(connections)
+        assert [e["sent"] for e in run.sent if (e["sku"], e["marketplace_id"]) == (KIT, DE)] == [["quantity", "price"]]
+        attributes = amazon.get_listing(KIT, DE)["attributes"]
+        [availability] = attributes["fulfillment_availability"]
+        assert (availability["quantity"], availability["lead_time_to_ship_max_days"]) == (36, 3)
+        [offer] = attributes["purchasable_offer"]
+        assert Decimal(str(offer["our_price"][0]["schedule"][0]["value_with_tax"])) == price
+        assert offer["minimum_seller_allowed_price"] == [{"schedule": [{"value_with_tax": 1}]}]
