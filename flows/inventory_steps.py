@@ -37,6 +37,7 @@ from sync.inventory import (
     ItemFacts,
     KnownListing,
     ListingPlan,
+    checked_against,
     plan_listing,
     skus_to_sync,
 )
@@ -305,6 +306,11 @@ def send(
         for letter in (connections.state.list_dead_letters(flow=DEAD_LETTER_FLOW) if resolve_letters else [])
     }
     for plan in plans:
+        if plan.outcome == "sent" and run.unreachable is None:
+            try:
+                plan = schema_checked(accounts.for_marketplace(plan.marketplace_id), plan)
+            except AmazonError as exc:  # out of reach: stop sending (nothing was recorded)
+                run.unreachable = one_line(str(exc))
         for note in plan.notes:
             _exception(run, plan.sku, plan.marketplace_id, note)
         for reason in plan.held:
@@ -337,6 +343,19 @@ def send(
         run.sent.append(_entry(plan, "sent", ""))
         if letter_id is not None:  # a later run got it accepted
             connections.state.resolve_dead_letter(letter_id, "replayed")
+
+
+def schema_checked(connector: Any, plan: ListingPlan) -> ListingPlan:
+    """``plan`` checked against its product type's schema (read once per product type and
+    marketplace): a patch that breaks it is held. A schema Amazon will not give (a product type it
+    does not know) leaves the plan as it is, with a note: Amazon checks the patch itself, and a
+    quantity must not wait for a pre-check."""
+    try:
+        schema = connector.product_type_schema(plan.product_type, plan.marketplace_id).schema
+    except AmazonRequestError as exc:
+        note = f"sent without the schema check: product type {plan.product_type!r}'s schema: {one_line(str(exc))}"
+        return replace(plan, notes=(*plan.notes, note))
+    return checked_against(plan, schema)
 
 
 def record_accepted(state: StateStore, plan: ListingPlan, before: ListingState, answer: ListingSubmission) -> None:

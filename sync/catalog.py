@@ -244,6 +244,8 @@ def _detail(error: Any) -> str:
         return f"{len(instance)} characters"
     if error.validator in ("maxItems", "minItems", "maxUniqueItems") and isinstance(instance, list):
         return f"{len(instance)} values"
+    if error.validator in ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum"):
+        return f"value {instance}"
     if error.validator == "enum":
         return f"{instance!r} is not one of {', '.join(map(str, error.validator_value))}"
     return " ".join(str(error.message).split())[:160]

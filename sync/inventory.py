@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from reconciliation.marketplaces import MARKETPLACES, Marketplace
+from sync.catalog import schema_violations  # the catalog's check: one set of schema rules
 from sync.routing import RoutingSettings
 from sync.yaml_file import read_yaml_file
 
@@ -208,6 +209,33 @@ class ListingPlan:
                 }
             )
         return tuple(patches)
+
+
+# The attribute each kind of patch sets, and what the plan stops sending when it breaks the schema.
+_QUANTITY_ATTRIBUTE, _PRICE_ATTRIBUTE = "fulfillment_availability", "purchasable_offer"
+
+
+def checked_against(plan: ListingPlan, schema: Mapping[str, Any]) -> ListingPlan:
+    """``plan`` with each patch that breaks the product type's JSON Schema held (not sent), the
+    reason naming the attribute and the rule: Amazon would refuse it the same way. A quantity
+    patch and a price patch stand alone (a price held never holds the quantity back)."""
+    patches = {str(p["path"]).rsplit("/", 1)[-1]: p["value"] for p in plan.patches()}
+    broken: dict[str, list[str]] = {}
+    for violation in schema_violations(schema, patches):
+        broken.setdefault(violation.attribute, []).append(f"{violation.rule} ({violation.detail} at {violation.path})")
+    if not broken:
+        return plan
+    held = tuple(
+        f"{plan.sku} in {plan.marketplace_id}: {name} breaks product type {plan.product_type}'s schema: "
+        + "; ".join(rules)
+        for name, rules in broken.items()
+    )
+    return replace(
+        plan,
+        send_quantity=plan.send_quantity and _QUANTITY_ATTRIBUTE not in broken,
+        send_price=plan.send_price and _PRICE_ATTRIBUTE not in broken,
+        held=plan.held + held,
+    )
 
 
 # -- the rules -------------------------------------------------------------------------------------

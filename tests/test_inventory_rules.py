@@ -17,6 +17,7 @@ from sync.inventory import (
     ItemFacts,
     KnownListing,
     Rounding,
+    checked_against,
     load_inventory_settings,
     parse_inventory_settings,
     plan_listing,
@@ -266,3 +267,23 @@ def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
     (tmp_path / "inventory.yaml").write_text("marketplaces:\n  US: [\n")
     with pytest.raises(InventorySettingsError, match=r"inventory.yaml: line \d+, column \d+: not valid YAML"):
         load_inventory_settings(tmp_path)
+
+
+def test_a_patch_breaking_the_product_types_schema_is_held_and_the_other_still_goes() -> None:
+    """The SP-API sandbox's HOME schema for Amazon.com (sandbox/spapi/definitions.py: prices up to
+    100,000; the same schema the sandbox's patchListingsItem checks): 150,000.00 -> 150,000.99 after
+    the .99 rounding breaks it, so the price is held; the quantity (40 - 4 = 36) is sent anyway."""
+    from sandbox.spapi.definitions import product_type_schema
+
+    schema = product_type_schema("HOME", US, enforced=False)
+    fine = plan(price=Decimal("10.00"))
+    assert checked_against(fine, schema) == fine
+    dear = plan(price=Decimal("150000.00"))
+    assert (dear.send_quantity, dear.send_price, dear.price) == (True, True, Decimal("150000.99"))
+    checked = checked_against(dear, schema)
+    assert (checked.send_quantity, checked.send_price, checked.quantity) == (True, False, 36)
+    assert checked.held == (
+        "SKU-1 in ATVPDKIKX0DER: purchasable_offer breaks product type HOME's schema: maximum 100000 "
+        "(value 150000.99 at /purchasable_offer/0/our_price/0/schedule/0/value_with_tax)",
+    )
+    assert [p["path"] for p in checked.patches()] == ["/attributes/fulfillment_availability"]

@@ -425,3 +425,34 @@ def test_a_sync_keeps_what_the_seller_set_beside_quantity_and_price(prefect_api_
         [offer] = attributes["purchasable_offer"]
         assert Decimal(str(offer["our_price"][0]["schedule"][0]["value_with_tax"])) == price
         assert offer["minimum_seller_allowed_price"] == [{"schedule": [{"value_with_tax": 1}]}]
+
+
+def test_a_price_the_product_types_schema_refuses_is_held_before_sending(prefect_api_url: str, tmp_path: Path) -> None:
+    """KIT-10002's GBP list price set to 150,000.00 (the sandbox's KITCHEN schema allows up to
+    100,000; no review limit here): UK's price is held, naming the rule, and never sent, while its
+    quantity is; the sandbox's patchListingsItem refuses that price the same way."""
+    prepare(tmp_path)
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump({**SETTINGS, "review_percent": 10**9}), encoding="utf-8")
+    with open_connections(tmp_path, sandbox=True) as connections:
+        assert sync(connections).held == []
+        set_stock(connections, "A10002", currency="GBP", price="150000.00")
+        set_stock(connections, "A10002", whlo="100", on_hand=30)  # 30 - max(2, 3) = 27
+        run = sync(connections)
+        [held] = [e for e in run.held if e["sku"] == KIT]
+        assert held["marketplace_id"] == UK and held["reason"] == (
+            f"{KIT} in {UK}: purchasable_offer breaks product type KITCHEN's schema: maximum 100000 "
+            "(value 150000.00 at /purchasable_offer/0/our_price/0/schedule/0/value_with_tax)"
+        )
+        assert [
+            (e["marketplace_id"], e["sent"]) for e in run.sent if e["sku"] == KIT and e["marketplace_id"] == UK
+        ] == [(UK, ["quantity"])]
+        assert amazon_listings(connections)[(KIT, UK)] == (27, seeded_price(KIT, "UK"))
+        dear = {
+            "op": "merge",
+            "path": "/attributes/purchasable_offer",
+            "value": [
+                {"marketplace_id": UK, "currency": "GBP", "our_price": [{"schedule": [{"value_with_tax": 150000}]}]}
+            ],
+        }
+        answer = connections.require_amazon().for_marketplace(UK).patch_listing(KIT, UK, "KITCHEN", [dear])
+        assert answer.status == "INVALID" and answer.issues[0].attribute_names == ("purchasable_offer",)

@@ -53,6 +53,73 @@ TEXT_ATTRIBUTES = {
     "product_description": ("Product Description", 1, 2000),
 }
 REQUIRED = ("item_name", "brand")  # with requirementsEnforced=ENFORCED, for a whole listing
+CURRENCIES = {"ATVPDKIKX0DER": "USD", "A1PA6795UKMFR9": "EUR", "A13V1IB3VIYZZH": "EUR", "A1F83G8C2ARO7P": "GBP"}
+# The highest price a listing may have ([ours]: Amazon caps prices per marketplace and category;
+# the figure is the sandbox's, one for all): a price above it is refused, and our pre-check agrees.
+MAX_PRICE = 100_000
+
+
+def _price() -> dict:
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["schedule"],
+            "properties": {
+                "schedule": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["value_with_tax"],
+                        "properties": {
+                            "value_with_tax": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PRICE},
+                            "start_at": {"type": "object"},
+                            "end_at": {"type": "object"},
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
+def _offer_attributes(marketplace_id: str) -> dict:
+    """The offer attributes inventory sync patches, as Amazon's schemas shape them (selectors;
+    other fields the seller keeps there are allowed)."""
+    return {
+        "fulfillment_availability": {
+            "title": "Fulfillment Availability",
+            "type": "array",
+            "selectors": ["fulfillment_channel_code"],
+            "items": {
+                "type": "object",
+                "required": ["fulfillment_channel_code"],
+                "properties": {
+                    "fulfillment_channel_code": {"type": "string", "minLength": 1},
+                    "quantity": {"type": "integer", "minimum": 0},
+                    "lead_time_to_ship_max_days": {"type": "integer", "minimum": 0, "maximum": 30},
+                    "restock_date": {"type": "string"},
+                },
+            },
+        },
+        "purchasable_offer": {
+            "title": "Purchasable Offer",
+            "type": "array",
+            "selectors": ["marketplace_id", "audience"],
+            "items": {
+                "type": "object",
+                "required": ["marketplace_id", "currency"],
+                "properties": {
+                    "marketplace_id": {"$ref": "#/$defs/marketplace_id"},
+                    "currency": {"type": "string", "enum": [CURRENCIES[marketplace_id]]},
+                    "our_price": _price(),
+                    "minimum_seller_allowed_price": _price(),
+                    "maximum_seller_allowed_price": _price(),
+                },
+            },
+        },
+    }
 
 
 def _text_attribute(title: str, max_items: int, max_length: int) -> dict:
@@ -102,7 +169,10 @@ def product_type_schema(product_type: str, marketplace_id: str, enforced: bool =
             },
         },
         "type": "object",
-        "properties": {name: _text_attribute(*limits) for name, limits in TEXT_ATTRIBUTES.items()},
+        "properties": {
+            **{name: _text_attribute(*limits) for name, limits in TEXT_ATTRIBUTES.items()},
+            **_offer_attributes(marketplace_id),
+        },
     }
     if enforced:
         schema["required"] = list(REQUIRED)
