@@ -21,8 +21,8 @@ from connectors.settings import load_settings
 from flows import catalog_steps as steps
 from flows.artifacts import artifact_environment, publish_catalog_artifacts
 from flows.connections import open_connections
-from flows.exit_codes import EXIT_HELD
-from flows.failures import RunFailed, contained, flow_boundary
+from flows.exit_codes import EXIT_HELD, EXIT_OK
+from flows.failures import contained, end_run, flow_boundary
 
 
 @flow(name="catalog-sync")
@@ -62,8 +62,4 @@ def catalog_sync(full: bool = False, sandbox: bool = False, home: str | None = N
         document = steps.catalog_document(results, full)
         contained("publishing the run's artifacts", lambda: publish_catalog_artifacts(environment, document))
     message = steps.catalog_message(document)
-    if message is None:
-        return document
-    from prefect.states import Failed
-
-    return Failed(message=message, data=RunFailed(message, document, EXIT_HELD))  # type: ignore[return-value]  # a flow may return its final state
+    return end_run(document, EXIT_OK if message is None else EXIT_HELD, message or "")

@@ -485,7 +485,7 @@ def _orders(args: argparse.Namespace) -> int:
     except RoutingSettingsError as exc:
         return _fail(str(exc), EXIT_INVALID)
     server.wait()
-    from flows.contract import run_document, run_exit_code
+    from flows.contract import run_document
     from flows.orders import order_sync
 
     concise_console_logs()
@@ -497,6 +497,13 @@ def _orders(args: argparse.Namespace) -> int:
         return _failure(exc, state.state_details.flow_run_id)
     print(json.dumps(document, indent=2) if args.json else _orders_summary(document))
     sys.stdout.flush()
+    return _exit_with_message(state)
+
+
+def _exit_with_message(state: Any) -> int:
+    """The run's exit code (``run_exit_code``); a failed run's one-line message on stderr."""
+    from flows.contract import run_exit_code
+
     code = run_exit_code(state)
     return code if code == EXIT_OK else _fail(state.message or "", code)
 
@@ -524,7 +531,6 @@ def _refunds(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_INVALID)
     server.wait()
     from flows.contract import run_document
-    from flows.failures import RunFailed
     from flows.refunds import refund_credit
 
     concise_console_logs()
@@ -538,10 +544,7 @@ def _refunds(args: argparse.Namespace) -> int:
         return _failure(exc, state.state_details.flow_run_id)
     print(json.dumps(document, indent=2) if args.json else _orders_summary(document))
     sys.stdout.flush()
-    failed = state.result(raise_on_failure=False)
-    if isinstance(failed, RunFailed):
-        return _fail(failed.message, failed.exit_code)
-    return EXIT_OK
+    return _exit_with_message(state)
 
 
 def _shipments(args: argparse.Namespace) -> int:
@@ -586,7 +589,6 @@ def _catalog(args: argparse.Namespace) -> int:
         from flows.catalog_steps import OUTCOMES, load_settings_of
         from flows.connections import checked_settings
         from flows.contract import run_document
-        from flows.failures import RunFailed
 
         settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
         load_settings_of(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
@@ -603,10 +605,7 @@ def _catalog(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{catalog[outcome]} {outcome}" for outcome in OUTCOMES)
     print(json.dumps(document, indent=2) if args.json else summary)
     sys.stdout.flush()
-    failed = state.result(raise_on_failure=False)
-    if isinstance(failed, RunFailed):
-        return _fail(failed.message, failed.exit_code)
-    return EXIT_OK
+    return _exit_with_message(state)
 
 
 def _inventory(args: argparse.Namespace) -> int:

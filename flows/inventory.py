@@ -25,7 +25,7 @@ from flows import inventory_steps as steps
 from flows.artifacts import artifact_environment, publish_inventory_artifacts
 from flows.connections import Connections, open_connections
 from flows.exit_codes import EXIT_OK
-from flows.failures import RunFailed, contained, flow_boundary, one_line, run_logger
+from flows.failures import contained, end_run, flow_boundary, one_line, run_logger
 from sync.inventory import InventorySettings, InventorySettingsError, load_inventory_settings
 from sync.routing import RoutingSettings, RoutingSettingsError, load_routing
 
@@ -101,10 +101,5 @@ def check_settings(home: Path, *, sandbox: bool = False) -> tuple[InventorySetti
 
 def inventory_run_state(document: dict[str, Any]) -> Any:
     """The document (Completed), or a Failed state carrying it with a one-line message."""
-    from prefect.states import Failed
-
     code = steps.inventory_exit_code(document)
-    if code == EXIT_OK:
-        return document
-    message = steps.inventory_message(document)
-    return Failed(message=message, data=RunFailed(message, document, code))
+    return end_run(document, code, "" if code == EXIT_OK else steps.inventory_message(document))

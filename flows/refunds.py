@@ -23,8 +23,8 @@ from flows import refunds_steps as steps
 from flows import settlement_steps
 from flows.artifacts import artifact_environment, publish_refund_artifacts
 from flows.connections import open_connections
-from flows.exit_codes import EXIT_HELD, EXIT_INVALID
-from flows.failures import RunFailed, contained, flow_boundary
+from flows.exit_codes import EXIT_HELD, EXIT_INVALID, EXIT_OK
+from flows.failures import contained, end_run, flow_boundary
 from sync.routing import RoutingSettingsError, load_routing
 
 
@@ -68,9 +68,5 @@ def refund_credit(
         document = steps.refunds_document(results, sources)
         contained("publishing the run's artifacts", lambda: publish_refund_artifacts(environment, document))
         message = steps.refunds_message(document)
-        if message is None:
-            return document
-        from prefect.states import Failed
-
-        code = EXIT_INVALID if document["unreadable"] else EXIT_HELD
-        return Failed(message=message, data=RunFailed(message, document, code))  # type: ignore[return-value]  # a flow may return its final state
+        code = EXIT_OK if message is None else EXIT_INVALID if document["unreadable"] else EXIT_HELD
+        return end_run(document, code, message or "")
