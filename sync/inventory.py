@@ -32,7 +32,7 @@ from typing import Any, Literal
 from reconciliation.marketplaces import MARKETPLACES, Marketplace
 from sync.catalog import schema_violations  # the catalog's check: one set of schema rules
 from sync.routing import RoutingSettings
-from sync.yaml_file import read_yaml_file
+from sync.yaml_file import read_yaml_file, refuse_unknown_keys, yaml_mapping
 
 INVENTORY_FILE_NAME = "inventory.yaml"
 SHIPPED_INVENTORY = Path(__file__).with_name(INVENTORY_FILE_NAME)
@@ -478,13 +478,8 @@ def _group_buffer(group: str, raw: object, source: str) -> BufferRule:
 
 
 def _mapping(raw: object, source: str, key: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise InventorySettingsError(f"{source}: {key}: must be a mapping, got {type(raw).__name__}")
-    return {str(k): v for k, v in raw.items()}
+    return yaml_mapping(raw, source, key, InventorySettingsError)
 
 
 def _no_unknown_keys(body: Mapping[str, Any], allowed: set[str], source: str, key: str) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        where = f"{key}.{unknown[0]}" if key else unknown[0]
-        raise InventorySettingsError(f"{source}: {where}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    refuse_unknown_keys(body, allowed, source, key, InventorySettingsError)

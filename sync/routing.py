@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reconciliation.marketplaces import MARKETPLACES, Marketplace
-from sync.yaml_file import read_yaml_file
+from sync.yaml_file import read_yaml_file, refuse_unknown_keys, yaml_mapping
 
 ROUTING_FILE_NAME = "order_routing.yaml"
 SANDBOX_FOLDER = "sandbox"  # HOME/sandbox, where the emulators keep their data and files
@@ -203,16 +203,11 @@ def _channel_route(raw: object, source: str, key: str, *, may_skip: bool = False
 
 
 def _mapping(raw: object, source: str, key: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise RoutingSettingsError(f"{source}: {key}: must be a mapping, got {type(raw).__name__}")
-    return {str(k): v for k, v in raw.items()}
+    return yaml_mapping(raw, source, key, RoutingSettingsError)
 
 
 def _no_unknown_keys(body: Mapping[str, Any], allowed: set[str], source: str, key: str) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        where = f"{key}.{unknown[0]}" if key else unknown[0]
-        raise RoutingSettingsError(f"{source}: {where}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    refuse_unknown_keys(body, allowed, source, key, RoutingSettingsError)
 
 
 def _text(body: Mapping[str, Any], name: str, source: str, key: str, *, limit: int | None) -> str:
