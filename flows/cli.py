@@ -20,7 +20,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from flows.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE
@@ -468,88 +469,20 @@ def _settle(args: argparse.Namespace) -> int:
     return run_exit_code(state)
 
 
-def _orders(args: argparse.Namespace) -> int:
-    """``m3sync orders``: exit 0 when every order is done, 3 when one was dead-lettered."""
-    from flows.prefect_server import start_ephemeral_server
-
-    _prefect_files_in_home(args)
-    server = start_ephemeral_server()
-    from flows.connections import checked_settings
-    from flows.orders import parse_since
-    from sync.routing import RoutingSettingsError, load_routing
-
-    settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
-    parse_since(args.since)  # a bad moment is one line before anything runs
-    try:
-        load_routing(settings.home, sandbox=args.sandbox)
-    except RoutingSettingsError as exc:
-        return _fail(str(exc), EXIT_INVALID)
-    server.wait()
-    from flows.contract import run_document
-    from flows.orders import order_sync
-
-    concise_console_logs()
-    with server.in_use():
-        state = order_sync(since=args.since, sandbox=args.sandbox, home=args.home, return_state=True)
-    try:
-        document = run_document(state)
-    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
-        return _failure(exc, state.state_details.flow_run_id)
-    print(json.dumps(document, indent=2) if args.json else _orders_summary(document))
-    sys.stdout.flush()
-    return _exit_with_message(state)
-
-
-def _exit_with_message(state: Any) -> int:
-    """The run's exit code (``run_exit_code``); a failed run's one-line message on stderr."""
-    from flows.contract import run_exit_code
-
-    code = run_exit_code(state)
-    return code if code == EXIT_OK else _fail(state.message or "", code)
-
-
-def _orders_summary(document: dict[str, Any]) -> str:
-    counts = document["counts"]
-    return ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in counts.items())
-
-
-def _refunds(args: argparse.Namespace) -> int:
-    """``m3sync refunds``: exit 0 when every refund is done, 3 when one was dead-lettered, 2 bad
-    configuration or an unreadable file, 4 M3 or Amazon out of reach."""
-    from flows.prefect_server import start_ephemeral_server
-
-    _prefect_files_in_home(args)
-    server = start_ephemeral_server()
-    from flows.connections import checked_settings
-    from sync.routing import RoutingSettingsError, load_routing
-
-    from_amazon = not args.files
-    settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=from_amazon)
-    try:
-        load_routing(settings.home, sandbox=args.sandbox)
-    except RoutingSettingsError as exc:
-        return _fail(str(exc), EXIT_INVALID)
-    server.wait()
-    from flows.contract import run_document
-    from flows.refunds import refund_credit
-
-    concise_console_logs()
-    with server.in_use():
-        state = refund_credit(
-            files=args.files, from_amazon=from_amazon, sandbox=args.sandbox, home=args.home, return_state=True
-        )
-    try:
-        document = run_document(state)
-    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
-        return _failure(exc, state.state_details.flow_run_id)
-    print(json.dumps(document, indent=2) if args.json else _orders_summary(document))
-    sys.stdout.flush()
-    return _exit_with_message(state)
-
-
-def _shipments(args: argparse.Namespace) -> int:
-    """``m3sync shipments``: the shipment-sync flow; exit 0, 3 when an order was dead-lettered,
-    2 bad configuration, 4 M3 or Amazon out of reach."""
+def _sync_command(
+    args: argparse.Namespace,
+    *,
+    check: Callable[[Path], object],
+    run: Callable[[], Any],
+    summary: Callable[[dict[str, Any]], str],
+    problems: Callable[[dict[str, Any]], list[str]] | None = None,
+    need_amazon: bool = True,
+) -> int:
+    """A sync command's whole life: Prefect's temporary server boots while the settings and
+    ``check`` (the command's own files: one line and exit 2 before anything runs) are read; the
+    flow (``run``) runs in it; its document is printed (``--json``) or ``summary``; then each of
+    ``problems`` on stderr and the run's exit code, or, without ``problems``, the failed run's
+    one-line message and its exit code."""
     from flows.prefect_server import start_ephemeral_server
 
     _prefect_files_in_home(args)
@@ -557,90 +490,167 @@ def _shipments(args: argparse.Namespace) -> int:
     try:
         from flows.connections import checked_settings
         from flows.contract import run_document, run_exit_code
-        from flows.shipments import check_mappings, shipment_summary, shipment_sync
 
-        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
-        check_mappings(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
+        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=need_amazon)
+        check(settings.home)
         concise_console_logs()
     finally:
         server.wait()
     with server.in_use():
-        state = shipment_sync(sandbox=args.sandbox, home=args.home, return_state=True)
+        state = run()
     try:
         document = run_document(state)
     except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
         return _failure(exc, state.state_details.flow_run_id)
-    print(json.dumps(document, indent=2) if args.json else shipment_summary(document))
+    print(json.dumps(document, indent=2) if args.json else summary(document))
     sys.stdout.flush()
-    for letter in document["dead_lettered"]:
-        print(f"order {letter['order']}: dead letter {letter['dead_letter']}: {letter['error']}", file=sys.stderr)
-    return run_exit_code(state)
+    code = run_exit_code(state)
+    if problems is not None:
+        for line in problems(document):
+            print(line, file=sys.stderr)
+        return code
+    return code if code == EXIT_OK else _fail(state.message or "", code)
+
+
+def _orders(args: argparse.Namespace) -> int:
+    """``m3sync orders``: exit 0 when every order is done, 3 when one was dead-lettered."""
+
+    # The flows are imported once the temporary Prefect server is booting (in _sync_command).
+    def check(home: Path) -> None:
+        from flows.orders import parse_since
+
+        parse_since(args.since)  # a bad moment is one line before anything runs
+        _routing_checked(home, args.sandbox)
+
+    def run() -> Any:
+        from flows.orders import order_sync
+
+        return order_sync(since=args.since, sandbox=args.sandbox, home=args.home, return_state=True)
+
+    return _sync_command(args, check=check, run=run, summary=_counts_summary)
+
+
+def _routing_checked(home: Path, sandbox: bool) -> None:
+    """``order_routing.yaml`` read once before anything runs: a bad one is one line and exit 2."""
+    from connectors.settings import ConfigurationError
+    from sync.routing import RoutingSettingsError, load_routing
+
+    try:
+        load_routing(home, sandbox=sandbox)
+    except RoutingSettingsError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _counts_summary(document: dict[str, Any]) -> str:
+    counts = document["counts"]
+    return ", ".join(f"{count} {outcome.replace('_', ' ')}" for outcome, count in counts.items())
+
+
+def _refunds(args: argparse.Namespace) -> int:
+    """``m3sync refunds``: exit 0 when every refund is done, 3 when one was dead-lettered, 2 bad
+    configuration or an unreadable file, 4 M3 or Amazon out of reach."""
+    from_amazon = not args.files
+
+    def run() -> Any:
+        from flows.refunds import refund_credit
+
+        return refund_credit(
+            files=args.files, from_amazon=from_amazon, sandbox=args.sandbox, home=args.home, return_state=True
+        )
+
+    return _sync_command(
+        args,
+        check=lambda home: _routing_checked(home, args.sandbox),
+        run=run,
+        summary=_counts_summary,
+        need_amazon=from_amazon,
+    )
+
+
+def _shipments(args: argparse.Namespace) -> int:
+    """``m3sync shipments``: the shipment-sync flow; exit 0, 3 when an order was dead-lettered,
+    2 bad configuration, 4 M3 or Amazon out of reach."""
+
+    def check(home: Path) -> None:
+        from flows.shipments import check_mappings
+
+        check_mappings(home, sandbox=args.sandbox)
+
+    def run() -> Any:
+        from flows.shipments import shipment_sync
+
+        return shipment_sync(sandbox=args.sandbox, home=args.home, return_state=True)
+
+    def summary(document: dict[str, Any]) -> str:
+        from flows.shipments import shipment_summary
+
+        return shipment_summary(document)
+
+    return _sync_command(
+        args,
+        check=check,
+        run=run,
+        summary=summary,
+        problems=lambda document: [
+            f"order {letter['order']}: dead letter {letter['dead_letter']}: {letter['error']}"
+            for letter in document["dead_lettered"]
+        ],
+    )
 
 
 def _catalog(args: argparse.Namespace) -> int:
     """``m3sync catalog``: the catalog-sync flow; exit 0, 3 when a listing was held or rejected,
     2 bad configuration (config.toml, catalog.yaml, order_routing.yaml), 4 M3 or Amazon out of reach."""
-    from flows.prefect_server import start_ephemeral_server
 
-    _prefect_files_in_home(args)
-    server = start_ephemeral_server()
-    try:
+    def check(home: Path) -> None:
+        from flows.catalog_steps import load_settings_of
+
+        load_settings_of(home, sandbox=args.sandbox)
+
+    def run() -> Any:
         from flows.catalog import catalog_sync
-        from flows.catalog_steps import OUTCOMES, load_settings_of
-        from flows.connections import checked_settings
-        from flows.contract import run_document
 
-        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
-        load_settings_of(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
-        concise_console_logs()
-    finally:
-        server.wait()
-    with server.in_use():
-        state = catalog_sync(full=args.full, sandbox=args.sandbox, home=args.home, return_state=True)
-    try:
-        document = run_document(state)
-    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
-        return _failure(exc, state.state_details.flow_run_id)
-    catalog = document["catalog"]
-    summary = ", ".join(f"{catalog[outcome]} {outcome}" for outcome in OUTCOMES)
-    print(json.dumps(document, indent=2) if args.json else summary)
-    sys.stdout.flush()
-    return _exit_with_message(state)
+        return catalog_sync(full=args.full, sandbox=args.sandbox, home=args.home, return_state=True)
+
+    def summary(document: dict[str, Any]) -> str:
+        from flows.catalog_steps import OUTCOMES
+
+        return ", ".join(f"{document['catalog'][outcome]} {outcome}" for outcome in OUTCOMES)
+
+    return _sync_command(args, check=check, run=run, summary=summary)
 
 
 def _inventory(args: argparse.Namespace) -> int:
     """``m3sync inventory``: the inventory-sync flow; exit 0, 3 when a listing was held, rejected
     (dead-lettered) or is an exception, 2 bad configuration, 4 M3 or Amazon out of reach."""
-    from flows.prefect_server import start_ephemeral_server
 
-    _prefect_files_in_home(args)
-    server = start_ephemeral_server()
-    try:
-        from flows.connections import checked_settings
-        from flows.contract import run_document
-        from flows.inventory import check_settings, inventory_sync
-        from flows.inventory_steps import inventory_exit_code, inventory_summary
+    def check(home: Path) -> None:
+        from flows.inventory import check_settings
 
-        settings = checked_settings(args.home, sandbox=args.sandbox, need_m3=True, need_amazon=True)
-        check_settings(settings.home, sandbox=args.sandbox)  # before Prefect runs anything: one line and exit 2
-        concise_console_logs()
-    finally:
-        server.wait()
-    with server.in_use():
-        state = inventory_sync(full=args.full, sandbox=args.sandbox, home=args.home, return_state=True)
-    try:
-        document = run_document(state)
-    except Exception as exc:  # noqa: BLE001 - known failures become one line and an exit code
-        return _failure(exc, state.state_details.flow_run_id)
-    print(json.dumps(document, indent=2) if args.json else inventory_summary(document))
-    sys.stdout.flush()
-    body = document["inventory"]
-    for entry in body["items"]:
-        if entry["outcome"] != "sent":
-            print(f"{entry['sku']} ({entry['marketplace']}): {entry['outcome']}: {entry['reason']}", file=sys.stderr)
-    for entry in body["exceptions"]:
-        print(f"{entry['sku']} ({entry['marketplace']}): {entry['reason']}", file=sys.stderr)
-    return inventory_exit_code(document)
+        check_settings(home, sandbox=args.sandbox)
+
+    def run() -> Any:
+        from flows.inventory import inventory_sync
+
+        return inventory_sync(full=args.full, sandbox=args.sandbox, home=args.home, return_state=True)
+
+    def summary(document: dict[str, Any]) -> str:
+        from flows.inventory_steps import inventory_summary
+
+        return inventory_summary(document)
+
+    def problems(document: dict[str, Any]) -> list[str]:
+        body = document["inventory"]
+        return [
+            *(
+                f"{entry['sku']} ({entry['marketplace']}): {entry['outcome']}: {entry['reason']}"
+                for entry in body["items"]
+                if entry["outcome"] != "sent"
+            ),
+            *(f"{entry['sku']} ({entry['marketplace']}): {entry['reason']}" for entry in body["exceptions"]),
+        ]
+
+    return _sync_command(args, check=check, run=run, summary=summary, problems=problems)
 
 
 def _deadletters(args: argparse.Namespace) -> int:
